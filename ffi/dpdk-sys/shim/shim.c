@@ -1,0 +1,80 @@
+#include "shim.h"
+
+int rvs_errno(void) { return rte_errno; }
+unsigned rvs_lcore_id(void) { return rte_lcore_id(); }
+
+uint16_t rvs_eth_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	return rte_eth_rx_burst(port, queue, pkts, n);
+}
+
+uint16_t rvs_eth_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	return rte_eth_tx_burst(port, queue, pkts, n);
+}
+
+struct rte_mbuf *rvs_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_alloc(mp); }
+
+int rvs_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned count)
+{
+	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
+}
+
+void rvs_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+uint8_t *rvs_pktmbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, uint8_t *); }
+uint16_t rvs_pktmbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
+uint32_t rvs_pktmbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
+uint16_t rvs_pktmbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
+uint16_t rvs_pktmbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
+uint16_t rvs_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
+uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m) { return m->port; }
+uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
+uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
+
+uint8_t *rvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
+{
+	return (uint8_t *)rte_pktmbuf_prepend(m, len);
+}
+
+uint8_t *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
+{
+	return (uint8_t *)rte_pktmbuf_append(m, len);
+}
+
+uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len)
+{
+	return (uint8_t *)rte_pktmbuf_adj(m, len);
+}
+
+int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
+
+unsigned rvs_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n)
+{
+	return rte_ring_enqueue_burst(r, objs, n, NULL);
+}
+
+unsigned rvs_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n)
+{
+	return rte_ring_dequeue_burst(r, objs, n, NULL);
+}
+
+unsigned rvs_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
+
+uint64_t rvs_rdtsc(void) { return rte_rdtsc(); }
+uint64_t rvs_tsc_hz(void) { return rte_get_tsc_hz(); }
+
+size_t rvs_sizeof(enum rvs_layout_type t)
+{
+	switch (t) {
+	case RVS_LAYOUT_MBUF: return sizeof(struct rte_mbuf);
+	case RVS_LAYOUT_ETH_CONF: return sizeof(struct rte_eth_conf);
+	case RVS_LAYOUT_ETH_DEV_INFO: return sizeof(struct rte_eth_dev_info);
+	case RVS_LAYOUT_ETH_STATS: return sizeof(struct rte_eth_stats);
+	case RVS_LAYOUT_ETH_LINK: return sizeof(struct rte_eth_link);
+	case RVS_LAYOUT_ETH_XSTAT: return sizeof(struct rte_eth_xstat);
+	case RVS_LAYOUT_ETH_RXCONF: return sizeof(struct rte_eth_rxconf);
+	case RVS_LAYOUT_ETH_TXCONF: return sizeof(struct rte_eth_txconf);
+	case RVS_LAYOUT_ETH_RSS_CONF: return sizeof(struct rte_eth_rss_conf);
+	}
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* Out-of-line wrappers for the DPDK static inline functions and macros rvs needs. */
+#ifndef RVS_DPDK_SHIM_H
+#define RVS_DPDK_SHIM_H
+
+#include <stdint.h>
+#include <rte_config.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_launch.h>
+#include <rte_log.h>
+#include <rte_dev.h>
+#include <rte_mempool.h>
+#include <rte_mbuf.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+#include <rte_cycles.h>
+
+int rvs_errno(void);
+unsigned rvs_lcore_id(void);
+
+uint16_t rvs_eth_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+uint16_t rvs_eth_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+
+struct rte_mbuf *rvs_pktmbuf_alloc(struct rte_mempool *mp);
+int rvs_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned count);
+void rvs_pktmbuf_free(struct rte_mbuf *m);
+uint8_t *rvs_pktmbuf_data(struct rte_mbuf *m);
+uint16_t rvs_pktmbuf_data_len(const struct rte_mbuf *m);
+uint32_t rvs_pktmbuf_pkt_len(const struct rte_mbuf *m);
+uint16_t rvs_pktmbuf_nb_segs(const struct rte_mbuf *m);
+uint16_t rvs_pktmbuf_headroom(const struct rte_mbuf *m);
+uint16_t rvs_pktmbuf_tailroom(const struct rte_mbuf *m);
+uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m);
+uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m);
+uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m);
+uint8_t *rvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
+uint8_t *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
+uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
+int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+
+unsigned rvs_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n);
+unsigned rvs_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n);
+unsigned rvs_ring_count(const struct rte_ring *r);
+
+uint64_t rvs_rdtsc(void);
+uint64_t rvs_tsc_hz(void);
+
+
+
+/* sizeof as gcc sees it, for the layout tests of the bindgen types. */
+enum rvs_layout_type {
+	RVS_LAYOUT_MBUF, RVS_LAYOUT_ETH_CONF, RVS_LAYOUT_ETH_DEV_INFO, RVS_LAYOUT_ETH_STATS,
+	RVS_LAYOUT_ETH_LINK, RVS_LAYOUT_ETH_XSTAT, RVS_LAYOUT_ETH_RXCONF, RVS_LAYOUT_ETH_TXCONF,
+	RVS_LAYOUT_ETH_RSS_CONF
+};
+size_t rvs_sizeof(enum rvs_layout_type t);
+#endif
