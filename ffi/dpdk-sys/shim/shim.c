@@ -1,3 +1,5 @@
+#define _GNU_SOURCE
+#include <stdio.h>
 #include "shim.h"
 
 int rvs_errno(void) { return rte_errno; }
@@ -77,4 +79,31 @@ size_t rvs_sizeof(enum rvs_layout_type t)
 	case RVS_LAYOUT_ETH_RSS_CONF: return sizeof(struct rte_eth_rss_conf);
 	}
 	return 0;
+}
+
+uint64_t rvs_rss_bits(enum rvs_rss_set s)
+{
+	switch (s) {
+	case RVS_RSS_IP: return RTE_ETH_RSS_IP;
+	case RVS_RSS_TCP: return RTE_ETH_RSS_TCP;
+	case RVS_RSS_UDP: return RTE_ETH_RSS_UDP;
+	case RVS_RSS_SCTP: return RTE_ETH_RSS_SCTP;
+	case RVS_RSS_L3_SRC_ONLY: return RTE_ETH_RSS_L3_SRC_ONLY;
+	case RVS_RSS_L3_DST_ONLY: return RTE_ETH_RSS_L3_DST_ONLY;
+	case RVS_RSS_L4_SRC_ONLY: return RTE_ETH_RSS_L4_SRC_ONLY;
+	case RVS_RSS_L4_DST_ONLY: return RTE_ETH_RSS_L4_DST_ONLY;
+	}
+	return 0;
+}
+
+static ssize_t rvs_cookie_write(void *cookie, const char *buf, size_t size)
+{
+	rvs_log_write_fn write = (rvs_log_write_fn)cookie;
+	return write(buf, size);
+}
+
+FILE *rvs_log_stream(rvs_log_write_fn write)
+{
+	cookie_io_functions_t funcs = { .write = rvs_cookie_write };
+	return fopencookie((void *)write, "w", funcs);
 }

@@ -55,4 +55,13 @@ enum rvs_layout_type {
 	RVS_LAYOUT_ETH_RSS_CONF
 };
 size_t rvs_sizeof(enum rvs_layout_type t);
+
+/* RSS hash-field sets are RTE_BIT64() macros bindgen cannot evaluate. */
+enum rvs_rss_set { RVS_RSS_IP, RVS_RSS_TCP, RVS_RSS_UDP, RVS_RSS_SCTP, RVS_RSS_L3_SRC_ONLY,
+	RVS_RSS_L3_DST_ONLY, RVS_RSS_L4_SRC_ONLY, RVS_RSS_L4_DST_ONLY };
+uint64_t rvs_rss_bits(enum rvs_rss_set s);
+
+/* A stdio stream whose writes go to `write` (fopencookie), for rte_openlog_stream. */
+typedef long (*rvs_log_write_fn)(const char *buf, size_t size);
+FILE *rvs_log_stream(rvs_log_write_fn write);
 #endif

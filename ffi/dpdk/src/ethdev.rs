@@ -1,0 +1,657 @@
+use crate::error::{check, Error, Result};
+use crate::mbuf::MbufBurst;
+use crate::mempool::Mempool;
+use crate::Eal;
+use std::ffi::CStr;
+use std::fmt;
+use std::sync::Arc;
+
+/// An ethdev port number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+
+impl fmt::Display for PortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Fields the NIC's RSS hash covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssField {
+    Ip,
+    Tcp,
+    Udp,
+    Sctp,
+    /// Hash only the source address (modifier).
+    L3SrcOnly,
+    L3DstOnly,
+    /// Hash only the source port (modifier).
+    L4SrcOnly,
+    L4DstOnly,
+}
+
+impl RssField {
+    pub const ALL: [RssField; 8] = [
+        RssField::Ip,
+        RssField::Tcp,
+        RssField::Udp,
+        RssField::Sctp,
+        RssField::L3SrcOnly,
+        RssField::L3DstOnly,
+        RssField::L4SrcOnly,
+        RssField::L4DstOnly,
+    ];
+
+    /// The name used in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            RssField::Ip => "ip",
+            RssField::Tcp => "tcp",
+            RssField::Udp => "udp",
+            RssField::Sctp => "sctp",
+            RssField::L3SrcOnly => "l3-src-only",
+            RssField::L3DstOnly => "l3-dst-only",
+            RssField::L4SrcOnly => "l4-src-only",
+            RssField::L4DstOnly => "l4-dst-only",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<RssField> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// `RTE_ETH_RSS_*` bits.
+    pub fn bits(self) -> u64 {
+        use dpdk_sys::rvs_rss_set as S;
+        let set = match self {
+            RssField::Ip => S::RVS_RSS_IP,
+            RssField::Tcp => S::RVS_RSS_TCP,
+            RssField::Udp => S::RVS_RSS_UDP,
+            RssField::Sctp => S::RVS_RSS_SCTP,
+            RssField::L3SrcOnly => S::RVS_RSS_L3_SRC_ONLY,
+            RssField::L3DstOnly => S::RVS_RSS_L3_DST_ONLY,
+            RssField::L4SrcOnly => S::RVS_RSS_L4_SRC_ONLY,
+            RssField::L4DstOnly => S::RVS_RSS_L4_DST_ONLY,
+        };
+        // SAFETY: a pure lookup of compile-time constants.
+        unsafe { dpdk_sys::rvs_rss_bits(set) }
+    }
+}
+
+/// Receive-side scaling request; what the device cannot hash is left out (see
+/// [`Port::rss_hash_fields`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RssConf {
+    pub fields: Vec<RssField>,
+    /// Hash key; its length must be the device's `hash_key_size`. None keeps the PMD's.
+    pub key: Option<Vec<u8>>,
+}
+
+impl Default for RssConf {
+    fn default() -> Self {
+        RssConf {
+            fields: vec![RssField::Ip, RssField::Tcp, RssField::Udp],
+            key: None,
+        }
+    }
+}
+
+/// How to set a port up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConf {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// None keeps the device's MTU.
+    pub mtu: Option<u16>,
+    pub promiscuous: bool,
+    /// Used when the port has more than one rx queue and the device hashes.
+    pub rss: RssConf,
+}
+
+impl Default for PortConf {
+    fn default() -> Self {
+        PortConf {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mtu: None,
+            promiscuous: true,
+            rss: RssConf::default(),
+        }
+    }
+}
+
+/// What a device says it can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevInfo {
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub rss_offloads: u64,
+    pub hash_key_size: u8,
+    pub reta_size: u16,
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+    pub rx_offload_capa: u64,
+    pub tx_offload_capa: u64,
+    pub socket: i32,
+}
+
+/// Basic counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+    pub q_ipackets: Vec<u64>,
+    pub q_opackets: Vec<u64>,
+}
+
+/// One extended counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XStat {
+    pub name: String,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+    pub autoneg: bool,
+    /// DPDK's own wording (`rte_eth_link_to_str`).
+    pub text: String,
+}
+
+/// Keeps track of the queue handles handed out, so a port is never stopped or closed while
+/// a worker may still poll it.
+#[derive(Debug)]
+struct QueueToken;
+
+/// A configured ethdev port. Stopped and closed on drop when no queue handle is left.
+#[derive(Debug)]
+pub struct Port {
+    id: PortId,
+    info: DevInfo,
+    rss_hash_fields: u64,
+    token: Arc<QueueToken>,
+    queues: Option<(Vec<RxQueue>, Vec<TxQueue>)>,
+    started: bool,
+    closed: bool,
+}
+
+impl Port {
+    /// Reads a port's capabilities.
+    pub fn info_of(_eal: &Eal, id: PortId) -> Result<DevInfo> {
+        let mut raw = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: raw is a writable rte_eth_dev_info; EAL is initialised.
+        check(
+            unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut raw) },
+            || format!("port {id}: device info"),
+        )?;
+        let driver = if raw.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name is a static NUL-terminated string owned by the PMD.
+            unsafe { CStr::from_ptr(raw.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: plain query of a valid port.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id.0) };
+        Ok(DevInfo {
+            driver,
+            max_rx_queues: raw.max_rx_queues,
+            max_tx_queues: raw.max_tx_queues,
+            rss_offloads: raw.flow_type_rss_offloads,
+            hash_key_size: raw.hash_key_size,
+            reta_size: raw.reta_size,
+            min_mtu: raw.min_mtu,
+            max_mtu: raw.max_mtu,
+            rx_offload_capa: raw.rx_offload_capa,
+            tx_offload_capa: raw.tx_offload_capa,
+            socket,
+        })
+    }
+
+    /// Configures the port and its queues (rx buffers from `pool`) without starting it.
+    pub fn configure(eal: &Eal, id: PortId, conf: &PortConf, pool: Mempool) -> Result<Port> {
+        let info = Port::info_of(eal, id)?;
+        let ctx = |what: &str| format!("port {id} ({}): {what}", info.driver);
+        if conf.rx_queues == 0 || conf.rx_queues > info.max_rx_queues {
+            return Err(Error::new(
+                ctx(&format!(
+                    "{} rx queues requested, the device has 1..={}",
+                    conf.rx_queues, info.max_rx_queues
+                )),
+                libc::EINVAL,
+            ));
+        }
+        if conf.tx_queues == 0 || conf.tx_queues > info.max_tx_queues {
+            return Err(Error::new(
+                ctx(&format!(
+                    "{} tx queues requested, the device has 1..={}",
+                    conf.tx_queues, info.max_tx_queues
+                )),
+                libc::EINVAL,
+            ));
+        }
+        let mut raw = dpdk_sys::rte_eth_conf::default();
+        if let Some(mtu) = conf.mtu {
+            if mtu < info.min_mtu || mtu > info.max_mtu {
+                return Err(Error::new(
+                    ctx(&format!(
+                        "MTU {mtu} outside the device's {}..={}",
+                        info.min_mtu, info.max_mtu
+                    )),
+                    libc::EINVAL,
+                ));
+            }
+            raw.rxmode.mtu = u32::from(mtu);
+        }
+        let requested: u64 = conf
+            .rss
+            .fields
+            .iter()
+            .map(|f| f.bits())
+            .fold(0, |a, b| a | b);
+        let rss_hash_fields = if conf.rx_queues > 1 {
+            requested & info.rss_offloads
+        } else {
+            0
+        };
+        let mut key = conf.rss.key.clone();
+        if rss_hash_fields != 0 {
+            raw.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            raw.rx_adv_conf.rss_conf.rss_hf = rss_hash_fields;
+            if let Some(k) = key.as_mut() {
+                if info.hash_key_size != 0 && k.len() != usize::from(info.hash_key_size) {
+                    return Err(Error::new(
+                        ctx(&format!(
+                            "RSS key of {} bytes, the device takes {}",
+                            k.len(),
+                            info.hash_key_size
+                        )),
+                        libc::EINVAL,
+                    ));
+                }
+                raw.rx_adv_conf.rss_conf.rss_key = k.as_mut_ptr();
+                raw.rx_adv_conf.rss_conf.rss_key_len = k.len() as u8;
+            }
+        }
+        // SAFETY: raw is a fully initialised rte_eth_conf; the RSS key (if any) outlives the
+        // call, during which the PMD copies it.
+        check(
+            unsafe { dpdk_sys::rte_eth_dev_configure(id.0, conf.rx_queues, conf.tx_queues, &raw) },
+            || ctx("configure"),
+        )?;
+        let (mut rx_desc, mut tx_desc) = (conf.rx_desc, conf.tx_desc);
+        // SAFETY: both pointers are valid u16s; the port is configured.
+        check(
+            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id.0, &mut rx_desc, &mut tx_desc) },
+            || ctx("descriptor counts"),
+        )?;
+        let socket = if info.socket < 0 {
+            0
+        } else {
+            info.socket as u32
+        };
+        for q in 0..conf.rx_queues {
+            // SAFETY: configured port, q < rx_queues, null rxconf = PMD defaults, pool valid
+            // for the process lifetime.
+            check(
+                unsafe {
+                    dpdk_sys::rte_eth_rx_queue_setup(
+                        id.0,
+                        q,
+                        rx_desc,
+                        socket,
+                        std::ptr::null(),
+                        pool.as_ptr(),
+                    )
+                },
+                || ctx(&format!("rx queue {q} setup")),
+            )?;
+        }
+        for q in 0..conf.tx_queues {
+            // SAFETY: configured port, q < tx_queues, null txconf = PMD defaults.
+            check(
+                unsafe {
+                    dpdk_sys::rte_eth_tx_queue_setup(id.0, q, tx_desc, socket, std::ptr::null())
+                },
+                || ctx(&format!("tx queue {q} setup")),
+            )?;
+        }
+        let token = Arc::new(QueueToken);
+        let rx = (0..conf.rx_queues)
+            .map(|queue| RxQueue {
+                port: id.0,
+                queue,
+                _token: token.clone(),
+            })
+            .collect();
+        let tx = (0..conf.tx_queues)
+            .map(|queue| TxQueue {
+                port: id.0,
+                queue,
+                _token: token.clone(),
+            })
+            .collect();
+        let port = Port {
+            id,
+            info,
+            rss_hash_fields,
+            token,
+            queues: Some((rx, tx)),
+            started: false,
+            closed: false,
+        };
+        if conf.promiscuous {
+            port.set_promiscuous(true)?;
+        }
+        Ok(port)
+    }
+
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    pub fn info(&self) -> &DevInfo {
+        &self.info
+    }
+
+    /// The RSS hash fields in force (0 when the port does not hash).
+    pub fn rss_hash_fields(&self) -> u64 {
+        self.rss_hash_fields
+    }
+
+    /// The queue handles, once. Each goes to the one thread that polls it.
+    pub fn take_queues(&mut self) -> Option<(Vec<RxQueue>, Vec<TxQueue>)> {
+        self.queues.take()
+    }
+
+    fn queues_outstanding(&self) -> bool {
+        let held = self
+            .queues
+            .as_ref()
+            .map(|(rx, tx)| rx.len() + tx.len())
+            .unwrap_or(0);
+        Arc::strong_count(&self.token) > 1 + held
+    }
+
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: the port is configured with all its queues set up.
+        check(unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) }, || {
+            format!("port {}: start", self.id)
+        })?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Stops the port; refused while a queue handle is out (a worker may still poll it).
+    pub fn stop(&mut self) -> Result<()> {
+        if self.queues_outstanding() {
+            return Err(Error::new(
+                format!("port {}: stop while its queues are in use", self.id),
+                libc::EBUSY,
+            ));
+        }
+        if self.started {
+            // SAFETY: no other thread holds a queue of this port (checked above).
+            check(unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) }, || {
+                format!("port {}: stop", self.id)
+            })?;
+            self.started = false;
+        }
+        Ok(())
+    }
+
+    /// Stops and closes the port, releasing its queues (and flushing pcap files).
+    pub fn close(mut self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.stop()?;
+        self.queues = None;
+        // SAFETY: the port is stopped and no queue handle exists any more.
+        check(unsafe { dpdk_sys::rte_eth_dev_close(self.id.0) }, || {
+            format!("port {}: close", self.id)
+        })?;
+        self.closed = true;
+        Ok(())
+    }
+
+    pub fn set_promiscuous(&self, on: bool) -> Result<()> {
+        // SAFETY: plain control call on a valid port.
+        let ret = unsafe {
+            if on {
+                dpdk_sys::rte_eth_promiscuous_enable(self.id.0)
+            } else {
+                dpdk_sys::rte_eth_promiscuous_disable(self.id.0)
+            }
+        };
+        check(ret, || format!("port {}: promiscuous mode", self.id)).map(|_| ())
+    }
+
+    pub fn promiscuous(&self) -> bool {
+        // SAFETY: plain query of a valid port.
+        unsafe { dpdk_sys::rte_eth_promiscuous_get(self.id.0) == 1 }
+    }
+
+    pub fn mtu(&self) -> Result<u16> {
+        let mut mtu = 0u16;
+        // SAFETY: mtu is a valid out-pointer.
+        check(
+            unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.id.0, &mut mtu) },
+            || format!("port {}: get MTU", self.id),
+        )?;
+        Ok(mtu)
+    }
+
+    pub fn set_mtu(&self, mtu: u16) -> Result<()> {
+        // SAFETY: plain control call on a valid port.
+        check(
+            unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.id.0, mtu) },
+            || format!("port {}: set MTU {mtu}", self.id),
+        )
+        .map(|_| ())
+    }
+
+    pub fn mac_addr(&self) -> Result<[u8; 6]> {
+        let mut mac = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: mac is a valid out-pointer.
+        check(
+            unsafe { dpdk_sys::rte_eth_macaddr_get(self.id.0, &mut mac) },
+            || format!("port {}: MAC address", self.id),
+        )?;
+        Ok(mac.addr_bytes)
+    }
+
+    pub fn link(&self) -> Result<LinkStatus> {
+        link_of(self.id)
+    }
+
+    pub fn stats(&self) -> Result<PortStats> {
+        stats_of(self.id)
+    }
+
+    pub fn reset_stats(&self) -> Result<()> {
+        // SAFETY: plain control call on a valid port.
+        check(unsafe { dpdk_sys::rte_eth_stats_reset(self.id.0) }, || {
+            format!("port {}: reset stats", self.id)
+        })?;
+        // SAFETY: as above. Not every PMD has extended stats; that is not an error.
+        let _ = unsafe { dpdk_sys::rte_eth_xstats_reset(self.id.0) };
+        Ok(())
+    }
+
+    pub fn xstats(&self) -> Result<Vec<XStat>> {
+        xstats_of(self.id)
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // With queues still out (a worker not joined) the port is left as it is.
+        let _ = self.close_inner();
+    }
+}
+
+fn link_of(id: PortId) -> Result<LinkStatus> {
+    let mut link = dpdk_sys::rte_eth_link::default();
+    // SAFETY: link is a valid out-pointer.
+    check(
+        unsafe { dpdk_sys::rte_eth_link_get_nowait(id.0, &mut link) },
+        || format!("port {id}: link status"),
+    )?;
+    let mut buf = [0 as std::os::raw::c_char; 128];
+    // SAFETY: buf is writable for its length and rte_eth_link_to_str NUL-terminates.
+    let text = unsafe {
+        dpdk_sys::rte_eth_link_to_str(buf.as_mut_ptr(), buf.len(), &link);
+        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    };
+    Ok(LinkStatus {
+        up: link.link_status() != 0,
+        speed_mbps: link.link_speed,
+        full_duplex: link.link_duplex() != 0,
+        autoneg: link.link_autoneg() != 0,
+        text,
+    })
+}
+
+fn stats_of(id: PortId) -> Result<PortStats> {
+    let mut s = dpdk_sys::rte_eth_stats::default();
+    // SAFETY: s is a valid out-pointer.
+    check(unsafe { dpdk_sys::rte_eth_stats_get(id.0, &mut s) }, || {
+        format!("port {id}: stats")
+    })?;
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+        q_ipackets: s.q_ipackets.to_vec(),
+        q_opackets: s.q_opackets.to_vec(),
+    })
+}
+
+fn xstats_of(id: PortId) -> Result<Vec<XStat>> {
+    // SAFETY: a null array with size 0 asks for the count only.
+    let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(id.0, std::ptr::null_mut(), 0) };
+    let n = check(n, || format!("port {id}: xstats names"))? as usize;
+    let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n];
+    let mut values = vec![dpdk_sys::rte_eth_xstat::default(); n];
+    // SAFETY: both arrays hold n writable elements.
+    let got = unsafe { dpdk_sys::rte_eth_xstats_get_names(id.0, names.as_mut_ptr(), n as u32) };
+    let got_names = check(got, || format!("port {id}: xstats names"))? as usize;
+    // SAFETY: as above.
+    let got = unsafe { dpdk_sys::rte_eth_xstats_get(id.0, values.as_mut_ptr(), n as u32) };
+    let got_values = check(got, || format!("port {id}: xstats"))? as usize;
+    let count = got_names.min(got_values).min(n);
+    Ok(values[..count]
+        .iter()
+        .filter_map(|v| {
+            let name = names.get(v.id as usize)?;
+            // SAFETY: DPDK NUL-terminates names within RTE_ETH_XSTATS_NAME_SIZE.
+            let name = unsafe { CStr::from_ptr(name.name.as_ptr()) };
+            Some(XStat {
+                name: name.to_string_lossy().into_owned(),
+                value: v.value,
+            })
+        })
+        .collect())
+}
+
+/// The receive side of one (port, queue); one owner polls it.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+    _token: Arc<QueueToken>,
+}
+
+impl RxQueue {
+    pub fn port(&self) -> PortId {
+        PortId(self.port)
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the burst's free slots; returns how many arrived.
+    #[inline]
+    pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+        let spare = burst.spare();
+        if spare == 0 {
+            return 0;
+        }
+        // SAFETY: this handle is the only poller of the queue (it is not Clone and rx_burst
+        // takes &mut self); DPDK writes at most `spare` owned mbuf pointers into the free
+        // slots, which then become part of the burst.
+        unsafe {
+            let n =
+                dpdk_sys::rvs_eth_rx_burst(self.port, self.queue, burst.spare_ptr(), spare as u16)
+                    as usize;
+            burst.set_len(burst.len() + n);
+            n
+        }
+    }
+}
+
+/// The transmit side of one (port, queue); one owner sends on it.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+    _token: Arc<QueueToken>,
+}
+
+impl TxQueue {
+    pub fn port(&self) -> PortId {
+        PortId(self.port)
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Sends from the front of the burst; what the queue did not take stays in the burst
+    /// (at its front) for a retry or to be freed.
+    #[inline]
+    pub fn tx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+        if burst.is_empty() {
+            return 0;
+        }
+        // SAFETY: this handle is the only sender on the queue; the first len slots hold
+        // owned mbufs, of which DPDK takes the first n it returns.
+        let n = unsafe {
+            dpdk_sys::rvs_eth_tx_burst(
+                self.port,
+                self.queue,
+                burst.as_mut_ptr(),
+                burst.len() as u16,
+            )
+        } as usize;
+        burst.consumed_front(n);
+        n
+    }
+}

@@ -1,0 +1,30 @@
+//! A thin safe layer over `dpdk-sys`.
+//!
+//! * [`Eal`]: EAL initialisation (once per process), device probing, lcore launch.
+//! * [`Mempool`], [`Mbuf`], [`MbufBurst`]: packet buffers, freed on drop, bulk alloc/free.
+//! * [`Port`], [`RxQueue`], [`TxQueue`]: ethdev configuration, statistics and bursts.
+//!   Each queue handle has one owner, so DPDK's "one thread per queue" rule holds by type.
+//! * [`mbuf_ring`]: single-producer/single-consumer `rte_ring` of mbufs for hand-offs.
+//! * [`log`]: EAL's log lines routed to a Rust sink.
+//!
+//! This crate and `dpdk-sys` are the only places in rvs that call C.
+
+mod eal;
+mod error;
+mod ethdev;
+mod lcore;
+pub mod log;
+mod mbuf;
+mod mempool;
+mod ring;
+
+pub use eal::{tsc_hz, tsc_now, Eal};
+pub use error::{Error, Result};
+pub use ethdev::{
+    DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, RssConf, RssField, RxQueue, TxQueue,
+    XStat,
+};
+pub use lcore::{current_lcore, register_thread, LcoreHandle, LcorePanic, ThreadRegistration};
+pub use mbuf::{Mbuf, MbufBurst, BURST};
+pub use mempool::Mempool;
+pub use ring::{mbuf_ring, RingConsumer, RingProducer};
