@@ -251,6 +251,25 @@ impl<const N: usize> MbufBurst<N> {
         self.len = keep;
     }
 
+    /// Keeps the mbufs for which `keep` returns true, in order, and frees the others;
+    /// returns how many were freed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&mut Mbuf) -> bool) -> usize {
+        let mut kept = 0;
+        for i in 0..self.len {
+            // SAFETY: slot i < len holds an owned mbuf; it is either moved to slot kept
+            // (kept <= i) or freed, so each mbuf stays owned exactly once.
+            let mut m = Mbuf(unsafe { NonNull::new_unchecked(self.ptrs[i]) });
+            if keep(&mut m) {
+                self.ptrs[kept] = m.0.as_ptr();
+                std::mem::forget(m);
+                kept += 1;
+            }
+        }
+        let freed = self.len - kept;
+        self.len = kept;
+        freed
+    }
+
     /// Frees every mbuf in the burst.
     #[inline]
     pub fn clear(&mut self) {

@@ -108,6 +108,12 @@ fn bulk_and_burst(eal: &Eal) {
         burst.push(extra).is_err(),
         "a full burst gives the mbuf back"
     );
+    let mut seen = 0;
+    let freed = burst.retain(|_| {
+        seen += 1;
+        seen % 2 == 0
+    });
+    assert_eq!((freed, burst.len(), pool.in_use()), (16, 16, 16));
     burst.truncate(10);
     assert_eq!(pool.in_use(), 10);
     drop(burst);

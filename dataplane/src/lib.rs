@@ -1,0 +1,14 @@
+//! The rvs packet path.
+//!
+//! * [`forward`]: pure per-frame decisions over byte buffers (testable without EAL).
+//! * [`worker`]: the poll-mode loop of one lcore, the I/O adapter between DPDK queues and
+//!   the pure core.
+//! * [`stats`]: per-worker counters, written by their worker, read by the control side.
+
+pub mod forward;
+pub mod stats;
+pub mod worker;
+
+pub use forward::ForwardMode;
+pub use stats::{WorkerCounters, WorkerStats};
+pub use worker::{RxAssignment, WorkerPlan};
