@@ -41,6 +41,11 @@ impl<R> LcoreHandle<R> {
         self.lcore
     }
 
+    /// True once the closure has returned or panicked.
+    pub fn is_finished(&self) -> bool {
+        self.slot.lock().is_some()
+    }
+
     /// Waits for the closure to return (`rte_eal_wait_lcore`).
     pub fn join(self) -> std::result::Result<R, LcorePanic> {
         // SAFETY: the lcore was launched by us; waiting is always allowed from the main lcore.

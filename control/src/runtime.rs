@@ -1,0 +1,452 @@
+//! The daemon's life: EAL, ports, workers, then waiting for SIGINT/SIGTERM, then a clean
+//! stop with final statistics.
+
+use crate::config::{Config, ConfigError, Hugepages};
+use crate::report;
+use dpdk::log::Level;
+use dpdk::{Eal, LcoreHandle, Mempool, Port, PortConf, RssConf, BURST};
+use rvs_dataplane::worker::{self, RxAssignment, WorkerPlan};
+use rvs_dataplane::{WorkerCounters, WorkerStats};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Why the daemon stopped with an error. Each prints as one line.
+#[derive(Debug)]
+pub enum RunError {
+    Config(ConfigError),
+    Dpdk(String),
+    Worker(String),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Config(e) => e.fmt(f),
+            RunError::Dpdk(m) | RunError::Worker(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<ConfigError> for RunError {
+    fn from(e: ConfigError) -> Self {
+        RunError::Config(e)
+    }
+}
+
+/// EAL's log: printed to stderr, or held back while an operation whose failure we report
+/// ourselves (in one line) is running.
+struct EalLog {
+    held: Mutex<Option<Vec<String>>>,
+}
+
+impl EalLog {
+    fn install() -> Arc<EalLog> {
+        let log = Arc::new(EalLog {
+            held: Mutex::new(None),
+        });
+        let sink = log.clone();
+        dpdk::log::set_sink(Box::new(move |_level: Level, line: &str| {
+            let mut held = sink.held.lock().unwrap_or_else(|e| e.into_inner());
+            match held.as_mut() {
+                Some(lines) => lines.push(line.to_owned()),
+                None => eprintln!("{line}"),
+            }
+        }));
+        log
+    }
+
+    /// Runs `f` with EAL's lines held; they are printed if `f` succeeds and dropped if it
+    /// fails (its error carries the last of them).
+    fn quietly<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+        let result = f();
+        let lines = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        if result.is_ok() {
+            for l in lines {
+                eprintln!("{l}");
+            }
+        }
+        result
+    }
+}
+
+fn free_hugepages() -> bool {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let free = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mounted = std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"));
+    free > 0 && mounted
+}
+
+/// The EAL command line for a config; `hugepages` says whether to use them.
+pub fn eal_args(cfg: &Config, hugepages: bool) -> Vec<String> {
+    let lcores: Vec<String> = cfg.eal.lcores.iter().map(u32::to_string).collect();
+    let mut args = vec![
+        "-l".to_string(),
+        lcores.join(","),
+        "--file-prefix".into(),
+        cfg.eal.file_prefix.clone(),
+        "--log-level".into(),
+        cfg.eal.log_level.name().into(),
+    ];
+    if hugepages {
+        args.push("--huge-unlink".into());
+        if let Some(mb) = cfg.eal.memory_mb {
+            args.extend(["-m".into(), mb.to_string()]);
+        }
+    } else {
+        let mb = cfg.eal.memory_mb.unwrap_or(512);
+        args.extend([
+            "--no-huge".into(),
+            "-m".into(),
+            mb.to_string(),
+            "--no-shconf".into(),
+        ]);
+    }
+    let pci: Vec<&str> = cfg
+        .ports
+        .iter()
+        .filter(|p| p.is_pci())
+        .map(|p| p.device.as_str())
+        .collect();
+    if pci.is_empty() {
+        args.push("--no-pci".into());
+    }
+    for dev in pci {
+        args.extend(["-a".into(), dev.to_string()]);
+    }
+    args.extend(cfg.eal.extra_args.iter().cloned());
+    args
+}
+
+/// Mbufs needed: every rx and tx descriptor, the workers' bursts and the lcore caches.
+fn pool_size(cfg: &Config) -> u32 {
+    if let Some(n) = cfg.mbufs {
+        return n;
+    }
+    let workers = cfg.workers.len() as u32;
+    let descriptors: u32 = cfg
+        .ports
+        .iter()
+        .map(|p| u32::from(p.rx_queues) * u32::from(p.rx_desc) + workers * u32::from(p.tx_desc))
+        .sum();
+    let want = descriptors
+        + workers * BURST as u32 * 2
+        + cfg.eal.lcores.len() as u32 * cfg.mbuf_cache
+        + 2048;
+    want.next_power_of_two() - 1
+}
+
+/// Room for a whole frame of the largest MTU in one segment, plus headroom.
+fn data_room(cfg: &Config) -> u16 {
+    let mtu = cfg.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(1500);
+    let frame = u32::from(mtu) + 14 + 8 + 4; // Ethernet, two VLAN tags, FCS
+    let room = frame.max(2048) + dpdk_headroom();
+    room.min(u32::from(u16::MAX)) as u16
+}
+
+fn dpdk_headroom() -> u32 {
+    128
+}
+
+fn field_of(message: &str) -> &'static str {
+    if message.contains("MTU") {
+        "mtu"
+    } else if message.contains("rx queues") {
+        "rx_queues"
+    } else if message.contains("RSS key") {
+        "rss_key"
+    } else {
+        "device"
+    }
+}
+
+/// Runs the daemon until SIGINT/SIGTERM (or `stop` is set) and prints final statistics.
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
+    let log = EalLog::install();
+    let use_huge = match cfg.eal.hugepages {
+        Hugepages::On => true,
+        Hugepages::Off => false,
+        Hugepages::Auto => {
+            let free = free_hugepages();
+            if !free {
+                eprintln!("rvs: notice: no free hugepages mounted; running with --no-huge (run scripts/setup to reserve them)");
+            }
+            free
+        }
+    };
+    let args = eal_args(cfg, use_huge);
+    let eal = log
+        .quietly(|| Eal::init(&args))
+        .map_err(|e| RunError::Dpdk(format!("EAL (args: {}): {e}", args.join(" "))))?;
+
+    let mut ids = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let found = log
+            .quietly(|| eal.attach(&p.device))
+            .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
+        if found.len() > 1 {
+            eprintln!(
+                "rvs: notice: device {:?} has {} ports; port {:?} uses the first",
+                p.device,
+                found.len(),
+                p.name
+            );
+        }
+        ids.push(found[0]);
+    }
+
+    let n_workers = cfg.workers.len();
+    let main_socket = eal.lcore_socket(eal.main_lcore()) as i32;
+    let mut pools: Vec<(i32, Mempool)> = Vec::new();
+    let mut ports = Vec::new();
+    for (i, (p, &id)) in cfg.ports.iter().zip(&ids).enumerate() {
+        let info =
+            Port::info_of(&eal, id).map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
+        let socket = if info.socket < 0 {
+            main_socket
+        } else {
+            info.socket
+        };
+        let pool = match pools.iter().find(|(s, _)| *s == socket) {
+            Some((_, pool)) => *pool,
+            None => {
+                let pool = Mempool::new(
+                    &eal,
+                    &format!("rvs_mbufs_s{socket}"),
+                    pool_size(cfg),
+                    cfg.mbuf_cache,
+                    data_room(cfg),
+                    socket,
+                )
+                .map_err(|e| {
+                    RunError::Dpdk(format!(
+                        "{e} (raise eal.memory_mb or lower dataplane.mbufs)"
+                    ))
+                })?;
+                pools.push((socket, pool));
+                pool
+            }
+        };
+        let conf = PortConf {
+            rx_queues: p.rx_queues,
+            tx_queues: n_workers as u16,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            mtu: p.mtu,
+            promiscuous: p.promiscuous,
+            rss: RssConf {
+                fields: p.rss_hash.clone(),
+                key: p.rss_key.clone(),
+            },
+        };
+        let mut port = log
+            .quietly(|| Port::configure(&eal, id, &conf, pool))
+            .map_err(|e| {
+                let m = e.to_string();
+                cfg.port_error(i, field_of(&m), m)
+            })?;
+        if p.rx_queues > 1 {
+            let requested = p.rss_hash.iter().fold(0u64, |a, f| a | f.bits());
+            if port.rss_hash_fields() == 0 {
+                eprintln!("rvs: notice: port {:?} ({}) has no RSS; each rx queue gets what the device puts on it", p.name, info.driver);
+            } else if port.rss_hash_fields() != requested {
+                eprintln!(
+                    "rvs: notice: port {:?} hashes {:#x} of the requested {requested:#x}",
+                    p.name,
+                    port.rss_hash_fields()
+                );
+            }
+        }
+        log.quietly(|| port.start())
+            .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
+        let mac = port.mac_addr().unwrap_or_default();
+        let link = port
+            .link()
+            .map(|l| l.text)
+            .unwrap_or_else(|e| e.to_string());
+        println!(
+            "rvs: port {} {:?} = {} ({}), MAC {}, {} rx queue(s), {} tx queue(s), {}",
+            id,
+            p.name,
+            p.device,
+            info.driver,
+            mac.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            p.rx_queues,
+            n_workers,
+            link
+        );
+        ports.push(port);
+    }
+
+    // Each worker: its rx queues, and its own tx queue (index = worker) on every port.
+    let mut rx_queues: Vec<Vec<Option<dpdk::RxQueue>>> = Vec::new();
+    let mut tx_queues: Vec<Vec<Option<dpdk::TxQueue>>> = Vec::new();
+    for port in ports.iter_mut() {
+        let (rx, tx) = port.take_queues().expect("queues are taken once");
+        rx_queues.push(rx.into_iter().map(Some).collect());
+        tx_queues.push(tx.into_iter().map(Some).collect());
+    }
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let mut running: Vec<(usize, u32, Arc<WorkerStats>, LcoreHandle<WorkerCounters>)> = Vec::new();
+    let mut launch_error = None;
+    for (w, wc) in cfg.workers.iter().enumerate() {
+        let rx = wc
+            .rx
+            .iter()
+            .map(|&(p, q)| RxAssignment {
+                rx: rx_queues[p][usize::from(q)]
+                    .take()
+                    .expect("each rx queue has one worker"),
+                out_port: cfg.ports[p].peer,
+            })
+            .collect();
+        let tx = tx_queues
+            .iter_mut()
+            .map(|queues| queues[w].take().expect("one tx queue per worker"))
+            .collect();
+        let plan = WorkerPlan {
+            worker: w,
+            mode: cfg.forward,
+            rx,
+            tx,
+        };
+        let desc: Vec<String> = wc
+            .rx
+            .iter()
+            .map(|&(p, q)| {
+                format!(
+                    "{}:{q} -> {}",
+                    cfg.ports[p].name, cfg.ports[cfg.ports[p].peer].name
+                )
+            })
+            .collect();
+        let stats = Arc::new(WorkerStats::default());
+        let (s, st) = (worker_stop.clone(), stats.clone());
+        match eal.launch(wc.lcore, move || worker::run(plan, &s, &st)) {
+            Ok(handle) => {
+                println!(
+                    "rvs: worker {w} on lcore {}: forward {} {}",
+                    wc.lcore,
+                    cfg.forward,
+                    desc.join(", ")
+                );
+                running.push((w, wc.lcore, stats, handle));
+            }
+            Err(e) => {
+                launch_error = Some(RunError::Dpdk(format!("worker {w}: {e}")));
+                break;
+            }
+        }
+    }
+    drop((rx_queues, tx_queues));
+
+    if launch_error.is_none() {
+        println!("rvs: forwarding; press Ctrl-C (or send SIGTERM) to stop");
+    }
+    let mut failure = launch_error;
+    while failure.is_none() && !stop.load(Ordering::Relaxed) {
+        if let Some((w, lcore, ..)) = running.iter().find(|r| r.3.is_finished()) {
+            failure = Some(RunError::Worker(format!(
+                "worker {w} on lcore {lcore} stopped unexpectedly"
+            )));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    worker_stop.store(true, Ordering::Relaxed);
+    let mut finals = Vec::new();
+    for (w, lcore, stats, handle) in running {
+        match handle.join() {
+            Ok(c) => finals.push((w, lcore, c)),
+            Err(panic) => {
+                finals.push((w, lcore, stats.read()));
+                failure = Some(RunError::Worker(format!("worker {w}: {panic}")));
+            }
+        }
+    }
+
+    println!("\nrvs: stopping; final statistics");
+    for (p, port) in cfg.ports.iter().zip(&ports) {
+        match port.stats() {
+            Ok(s) => print!("{}", report::port_stats(port.id().0, &p.name, &s)),
+            Err(e) => eprintln!("rvs: port {:?}: {e}", p.name),
+        }
+    }
+    for (w, lcore, c) in &finals {
+        print!("{}", report::worker_stats(*w, *lcore, c));
+    }
+    for (p, port) in cfg.ports.iter().zip(ports) {
+        if let Err(e) = port.close() {
+            eprintln!("rvs: port {:?}: {e}", p.name);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            println!("rvs: bye");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Source;
+
+    fn cfg(text: &str) -> Config {
+        Config::parse(Source {
+            file: "t.toml".into(),
+            text: text.into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn eal_args_for_vdevs_without_hugepages() {
+        let c = cfg("[eal]\nlcores = \"0,1\"\nmemory_mb = 300\nfile_prefix = \"x\"\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n");
+        assert_eq!(
+            eal_args(&c, false).join(" "),
+            "-l 0,1 --file-prefix x --log-level notice --no-huge -m 300 --no-shconf --no-pci"
+        );
+        assert_eq!(
+            eal_args(&c, true).join(" "),
+            "-l 0,1 --file-prefix x --log-level notice --huge-unlink -m 300 --no-pci"
+        );
+    }
+
+    #[test]
+    fn pci_ports_are_allowlisted() {
+        let c = cfg("[[port]]\nname = \"a\"\ndevice = \"0000:03:00.0\"\n[[port]]\nname = \"b\"\ndevice = \"net_tap0,iface=x\"\n");
+        let args = eal_args(&c, true).join(" ");
+        assert!(args.contains("-a 0000:03:00.0"), "{args}");
+        assert!(!args.contains("--no-pci"), "{args}");
+    }
+
+    #[test]
+    fn pool_covers_descriptors_and_room_covers_the_mtu() {
+        let c = cfg("[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\nrx_queues = 1\nmtu = 9000\n[[port]]\nname = \"b\"\ndevice = \"net_ring1\"\n");
+        let n = pool_size(&c);
+        assert!(n >= 4 * 1024 + 2048, "{n}");
+        assert!((n + 1).is_power_of_two());
+        assert_eq!(data_room(&c), 9000 + 26 + 128);
+    }
+}
