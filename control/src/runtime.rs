@@ -101,6 +101,7 @@ pub fn eal_args(cfg: &Config, hugepages: bool) -> Vec<String> {
         cfg.eal.file_prefix.clone(),
         "--log-level".into(),
         cfg.eal.log_level.name().into(),
+        "--no-telemetry".into(),
     ];
     if hugepages {
         args.push("--huge-unlink".into());
@@ -425,11 +426,11 @@ mod tests {
         let c = cfg("[eal]\nlcores = \"0,1\"\nmemory_mb = 300\nfile_prefix = \"x\"\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n");
         assert_eq!(
             eal_args(&c, false).join(" "),
-            "-l 0,1 --file-prefix x --log-level notice --no-huge -m 300 --no-shconf --no-pci"
+            "-l 0,1 --file-prefix x --log-level notice --no-telemetry --no-huge -m 300 --no-shconf --no-pci"
         );
         assert_eq!(
             eal_args(&c, true).join(" "),
-            "-l 0,1 --file-prefix x --log-level notice --huge-unlink -m 300 --no-pci"
+            "-l 0,1 --file-prefix x --log-level notice --no-telemetry --huge-unlink -m 300 --no-pci"
         );
     }
 

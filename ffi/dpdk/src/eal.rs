@@ -99,11 +99,14 @@ impl Eal {
         // SAFETY: c is a valid NUL-terminated string for the call's duration.
         let ret = unsafe { dpdk_sys::rte_dev_probe(c.as_ptr()) };
         if ret < 0 {
-            let context = match log::take_last_error() {
-                Some(line) => format!("device {devargs:?} rejected ({line})"),
-                None => format!("device {devargs:?} rejected"),
-            };
-            return Err(Error::new(context, -ret));
+            // Drivers often fail with a bare -1 (EPERM); their log line says more.
+            return Err(match log::take_last_error() {
+                Some(line) if ret == -libc::EPERM => {
+                    Error::new(format!("device {devargs:?} rejected: {line}"), 0)
+                }
+                Some(line) => Error::new(format!("device {devargs:?} rejected ({line})"), -ret),
+                None => Error::new(format!("device {devargs:?} rejected"), -ret),
+            });
         }
         let ports = self.ports_matching(devargs)?;
         if ports.is_empty() {

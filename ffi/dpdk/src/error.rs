@@ -1,7 +1,8 @@
 use std::ffi::CStr;
 use std::fmt;
 
-/// A failed DPDK call: what was being done and the errno DPDK gave.
+/// A failed DPDK call: what was being done and the errno DPDK gave (0 when DPDK gave only
+/// a generic failure and the context already says why).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub context: String,
@@ -31,7 +32,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.context, self.reason())
+        if self.errno == 0 {
+            f.write_str(&self.context)
+        } else {
+            write!(f, "{}: {}", self.context, self.reason())
+        }
     }
 }
 

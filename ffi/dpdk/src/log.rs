@@ -82,12 +82,13 @@ pub fn set_sink(sink: Sink) {
     install_stream();
 }
 
-/// The most recent line logged at `Err` or worse, taken (so each is reported once).
+/// The first line logged at `Err` or worse since [`clear_last_error`] (usually the root
+/// cause; later lines tend to repeat it in general terms), taken so it is reported once.
 pub fn take_last_error() -> Option<String> {
     LAST_ERROR.lock().take()
 }
 
-/// Forgets an earlier error line, before an operation whose own errors are wanted.
+/// Forgets earlier error lines, before an operation whose own errors are wanted.
 pub fn clear_last_error() {
     LAST_ERROR.lock().take();
 }
@@ -134,7 +135,7 @@ fn emit(level: Level, line: &str) {
         return;
     }
     if level <= Level::Err {
-        *LAST_ERROR.lock() = Some(line.to_owned());
+        LAST_ERROR.lock().get_or_insert_with(|| line.to_owned());
     }
     if let Some(sink) = SINK.read().as_ref() {
         sink(level, line);

@@ -1,0 +1,276 @@
+//! The `rvs` binary end to end: configuration errors, and packets through `net_pcap` files.
+
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn rvs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rvs"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rvs-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs rvs on a config that must fail to start; killed after 30 s if it does start.
+fn run_config(dir: &Path, text: &str) -> Output {
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = rvs()
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("rvs started although it should have refused {text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A failed start: non-zero exit, one line on stderr, no panic or backtrace.
+fn assert_one_line_error(out: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    assert_eq!(stderr.lines().count(), 1, "one line expected:\n{stderr}");
+    assert!(stderr.starts_with("rvs: error: "), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{stderr:?} lacks {n:?}");
+    }
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!stderr.contains(bad), "{stderr}");
+    }
+    stderr
+}
+
+const BASE: &str =
+    "[eal]\nlcores = \"0,1\"\nhugepages = false\nmemory_mb = 256\n\n[[port]]\nname = \"wire\"\n";
+
+#[test]
+fn missing_config_file() {
+    let out = rvs()
+        .args(["--config", "/nonexistent/rvs.toml"])
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &out,
+        &["/nonexistent/rvs.toml", "cannot read the config file"],
+    );
+}
+
+#[test]
+fn unknown_field() {
+    let dir = scratch("unknown");
+    let out = run_config(
+        &dir,
+        &format!("{BASE}device = \"net_ring0\"\nspeed = 100\n"),
+    );
+    let path = dir.join("rvs.toml").display().to_string();
+    assert_one_line_error(
+        &out,
+        &[&format!("{path}:9: port[0].speed: unknown field `speed`")],
+    );
+}
+
+#[test]
+fn bad_value() {
+    let dir = scratch("badvalue");
+    let out = run_config(
+        &dir,
+        &format!("{BASE}device = \"net_ring0\"\nrx_queues = -1\n"),
+    );
+    let path = dir.join("rvs.toml").display().to_string();
+    assert_one_line_error(&out, &[&format!("{path}:9: port[0].rx_queues:")]);
+    let out = run_config(
+        &dir,
+        &BASE
+            .replace("\"0,1\"", "\"0,0\"")
+            .replace("[[port]]", "[[port]]\ndevice = \"net_ring0\""),
+    );
+    assert_one_line_error(
+        &out,
+        &[&format!("{path}:2: eal.lcores: an lcore is listed twice")],
+    );
+}
+
+#[test]
+fn device_dpdk_rejects() {
+    let dir = scratch("baddev");
+    let out = run_config(&dir, &format!("{BASE}device = \"net_nosuchdriver0,x=1\"\n"));
+    let path = dir.join("rvs.toml").display().to_string();
+    assert_one_line_error(
+        &out,
+        &[&format!("{path}:7: port[0].device:"), "net_nosuchdriver0"],
+    );
+    // A real driver that cannot open what it is given.
+    let out = run_config(
+        &dir,
+        &format!("{BASE}device = \"net_pcap0,rx_pcap=/nonexistent/in.pcap,tx_pcap=/tmp/x.pcap\"\n"),
+    );
+    assert_one_line_error(
+        &out,
+        &[
+            &format!("{path}:7: port[0].device:"),
+            "net_pcap0",
+            "/nonexistent/in.pcap",
+        ],
+    );
+}
+
+#[test]
+fn check_mode_validates_without_starting() {
+    let dir = scratch("check");
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, format!("{BASE}device = \"net_ring0\"\n")).unwrap();
+    let out = rvs()
+        .arg("--config")
+        .arg(&path)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("configuration OK (1 port(s), 1 worker(s), forward io)"));
+}
+
+/// Frames of many sizes with distinct contents.
+fn frames(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let len = 60 + (i * 37) % 1455;
+            let mut f: Vec<u8> = (0..len).map(|j| (i * 13 + j) as u8).collect();
+            f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+            f[12..14].copy_from_slice(&[0x88, 0xb5]);
+            f
+        })
+        .collect()
+}
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write_packet(&PcapPacket::new(
+            Duration::from_micros(i as u64),
+            f.len() as u32,
+            f,
+        ))
+        .unwrap();
+    }
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let Ok(mut r) = PcapReader::new(file) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Some(Ok(p)) = r.next_packet() {
+        out.push(p.data.into_owned());
+    }
+    out
+}
+
+/// Runs rvs over a net_pcap port until `expected` packets are in the output file (or 30 s
+/// passed), stops it with SIGINT and returns (output packets, stdout).
+fn pcap_run(
+    name: &str,
+    forward: &str,
+    input: &[Vec<u8>],
+    expected: usize,
+) -> (Vec<Vec<u8>>, String) {
+    let dir = scratch(name);
+    let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    write_pcap(&rx, input);
+    let config = format!(
+        "{BASE}device = \"net_pcap0,rx_pcap={},tx_pcap={}\"\n\n[dataplane]\nforward = \"{forward}\"\n",
+        rx.display(),
+        tx.display()
+    );
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = rvs()
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_pcap(&tx).len() < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "rvs failed: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    (read_pcap(&tx), stdout)
+}
+
+#[test]
+fn io_forwarding_copies_a_pcap_packet_for_packet() {
+    let input = frames(500);
+    let (output, stdout) = pcap_run("pcap-io", "io", &input, input.len());
+    assert_eq!(output.len(), input.len());
+    for (i, (a, b)) in input.iter().zip(&output).enumerate() {
+        assert_eq!(a, b, "packet {i} differs");
+    }
+    let bytes: usize = input.iter().map(Vec::len).sum();
+    assert!(
+        stdout.contains(&format!(
+            "RX-packets: {:<10} RX-missed: 0          RX-bytes:  {bytes}",
+            500
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "TX-packets: {:<10} TX-errors: 0          TX-bytes:  {bytes}",
+            500
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("TX-dropped: 0"), "{stdout}");
+    assert!(stdout.contains("rvs: bye"), "{stdout}");
+}
+
+#[test]
+fn macswap_forwarding_swaps_addresses_and_drops_runts() {
+    let mut input = frames(200);
+    input.insert(50, vec![1, 2, 3, 4, 5]); // shorter than an Ethernet header
+    let expected: Vec<Vec<u8>> = input
+        .iter()
+        .filter(|f| f.len() >= 14)
+        .map(|f| {
+            let mut g = f.clone();
+            g[..6].copy_from_slice(&f[6..12]);
+            g[6..12].copy_from_slice(&f[..6]);
+            g
+        })
+        .collect();
+    let (output, stdout) = pcap_run("pcap-macswap", "macswap", &input, expected.len());
+    assert_eq!(output, expected);
+    assert!(stdout.contains("Malformed: 1 "), "{stdout}");
+}
