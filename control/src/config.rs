@@ -478,7 +478,7 @@ fn validate_eal(source: &Source, raw: RawEal) -> Result<EalConfig, ConfigError> 
 
 fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let s: String = s.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -4,6 +4,8 @@
 //! * [`runtime`]: EAL start-up, ports, worker launch, shutdown and final statistics.
 //! * [`report`]: testpmd-style statistics text.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod report;
 pub mod runtime;

@@ -1,4 +1,5 @@
 //! `rvs`: the load-balancer daemon.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use rvs_control::config::Config;

@@ -194,8 +194,8 @@ impl Port {
     /// Reads a port's capabilities.
     pub fn info_of(_eal: &Eal, id: PortId) -> Result<DevInfo> {
         let mut raw = dpdk_sys::rte_eth_dev_info::default();
-        // SAFETY: raw is a writable rte_eth_dev_info; EAL is initialised.
         check(
+            // SAFETY: raw is a writable rte_eth_dev_info; EAL is initialised.
             unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut raw) },
             || format!("port {id}: device info"),
         )?;
@@ -291,13 +291,12 @@ impl Port {
         }
         // SAFETY: raw is a fully initialised rte_eth_conf; the RSS key (if any) outlives the
         // call, during which the PMD copies it.
-        check(
-            unsafe { dpdk_sys::rte_eth_dev_configure(id.0, conf.rx_queues, conf.tx_queues, &raw) },
-            || ctx("configure"),
-        )?;
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_configure(id.0, conf.rx_queues, conf.tx_queues, &raw) };
+        check(ret, || ctx("configure"))?;
         let (mut rx_desc, mut tx_desc) = (conf.rx_desc, conf.tx_desc);
-        // SAFETY: both pointers are valid u16s; the port is configured.
         check(
+            // SAFETY: both pointers are valid u16s; the port is configured.
             unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id.0, &mut rx_desc, &mut tx_desc) },
             || ctx("descriptor counts"),
         )?;
@@ -307,9 +306,9 @@ impl Port {
             info.socket as u32
         };
         for q in 0..conf.rx_queues {
-            // SAFETY: configured port, q < rx_queues, null rxconf = PMD defaults, pool valid
-            // for the process lifetime.
             check(
+                // SAFETY: configured port, q < rx_queues, null rxconf = PMD defaults, pool
+                // valid for the process lifetime.
                 unsafe {
                     dpdk_sys::rte_eth_rx_queue_setup(
                         id.0,
@@ -324,8 +323,8 @@ impl Port {
             )?;
         }
         for q in 0..conf.tx_queues {
-            // SAFETY: configured port, q < tx_queues, null txconf = PMD defaults.
             check(
+                // SAFETY: configured port, q < tx_queues, null txconf = PMD defaults.
                 unsafe {
                     dpdk_sys::rte_eth_tx_queue_setup(id.0, q, tx_desc, socket, std::ptr::null())
                 },
@@ -391,9 +390,8 @@ impl Port {
 
     pub fn start(&mut self) -> Result<()> {
         // SAFETY: the port is configured with all its queues set up.
-        check(unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) }, || {
-            format!("port {}: start", self.id)
-        })?;
+        let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) };
+        check(ret, || format!("port {}: start", self.id))?;
         self.started = true;
         Ok(())
     }
@@ -408,9 +406,8 @@ impl Port {
         }
         if self.started {
             // SAFETY: no other thread holds a queue of this port (checked above).
-            check(unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) }, || {
-                format!("port {}: stop", self.id)
-            })?;
+            let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) };
+            check(ret, || format!("port {}: stop", self.id))?;
             self.started = false;
         }
         Ok(())
@@ -428,9 +425,8 @@ impl Port {
         self.stop()?;
         self.queues = None;
         // SAFETY: the port is stopped and no queue handle exists any more.
-        check(unsafe { dpdk_sys::rte_eth_dev_close(self.id.0) }, || {
-            format!("port {}: close", self.id)
-        })?;
+        let ret = unsafe { dpdk_sys::rte_eth_dev_close(self.id.0) };
+        check(ret, || format!("port {}: close", self.id))?;
         self.closed = true;
         Ok(())
     }
@@ -454,8 +450,8 @@ impl Port {
 
     pub fn mtu(&self) -> Result<u16> {
         let mut mtu = 0u16;
-        // SAFETY: mtu is a valid out-pointer.
         check(
+            // SAFETY: mtu is a valid out-pointer.
             unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.id.0, &mut mtu) },
             || format!("port {}: get MTU", self.id),
         )?;
@@ -463,8 +459,8 @@ impl Port {
     }
 
     pub fn set_mtu(&self, mtu: u16) -> Result<()> {
-        // SAFETY: plain control call on a valid port.
         check(
+            // SAFETY: plain control call on a valid port.
             unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.id.0, mtu) },
             || format!("port {}: set MTU {mtu}", self.id),
         )
@@ -473,8 +469,8 @@ impl Port {
 
     pub fn mac_addr(&self) -> Result<[u8; 6]> {
         let mut mac = dpdk_sys::rte_ether_addr::default();
-        // SAFETY: mac is a valid out-pointer.
         check(
+            // SAFETY: mac is a valid out-pointer.
             unsafe { dpdk_sys::rte_eth_macaddr_get(self.id.0, &mut mac) },
             || format!("port {}: MAC address", self.id),
         )?;
@@ -491,9 +487,8 @@ impl Port {
 
     pub fn reset_stats(&self) -> Result<()> {
         // SAFETY: plain control call on a valid port.
-        check(unsafe { dpdk_sys::rte_eth_stats_reset(self.id.0) }, || {
-            format!("port {}: reset stats", self.id)
-        })?;
+        let ret = unsafe { dpdk_sys::rte_eth_stats_reset(self.id.0) };
+        check(ret, || format!("port {}: reset stats", self.id))?;
         // SAFETY: as above. Not every PMD has extended stats; that is not an error.
         let _ = unsafe { dpdk_sys::rte_eth_xstats_reset(self.id.0) };
         Ok(())
@@ -513,8 +508,8 @@ impl Drop for Port {
 
 fn link_of(id: PortId) -> Result<LinkStatus> {
     let mut link = dpdk_sys::rte_eth_link::default();
-    // SAFETY: link is a valid out-pointer.
     check(
+        // SAFETY: link is a valid out-pointer.
         unsafe { dpdk_sys::rte_eth_link_get_nowait(id.0, &mut link) },
         || format!("port {id}: link status"),
     )?;
@@ -536,9 +531,8 @@ fn link_of(id: PortId) -> Result<LinkStatus> {
 fn stats_of(id: PortId) -> Result<PortStats> {
     let mut s = dpdk_sys::rte_eth_stats::default();
     // SAFETY: s is a valid out-pointer.
-    check(unsafe { dpdk_sys::rte_eth_stats_get(id.0, &mut s) }, || {
-        format!("port {id}: stats")
-    })?;
+    let ret = unsafe { dpdk_sys::rte_eth_stats_get(id.0, &mut s) };
+    check(ret, || format!("port {id}: stats"))?;
     Ok(PortStats {
         ipackets: s.ipackets,
         opackets: s.opackets,

@@ -9,6 +9,8 @@
 //!
 //! This crate and `dpdk-sys` are the only places in rvs that call C.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod eal;
 mod error;
 mod ethdev;
