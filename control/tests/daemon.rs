@@ -184,12 +184,13 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 }
 
 /// Runs rvs over a net_pcap port until `expected` packets are in the output file (or 30 s
-/// passed), stops it with SIGINT and returns (output packets, stdout).
+/// passed), stops it with `signal` and returns (output packets, stdout).
 fn pcap_run(
     name: &str,
     forward: &str,
     input: &[Vec<u8>],
     expected: usize,
+    signal: &str,
 ) -> (Vec<Vec<u8>>, String) {
     let dir = scratch(name);
     let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
@@ -214,7 +215,7 @@ fn pcap_run(
         std::thread::sleep(Duration::from_millis(100));
     }
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -232,7 +233,7 @@ fn pcap_run(
 #[test]
 fn io_forwarding_copies_a_pcap_packet_for_packet() {
     let input = frames(500);
-    let (output, stdout) = pcap_run("pcap-io", "io", &input, input.len());
+    let (output, stdout) = pcap_run("pcap-io", "io", &input, input.len(), "-INT");
     assert_eq!(output.len(), input.len());
     for (i, (a, b)) in input.iter().zip(&output).enumerate() {
         assert_eq!(a, b, "packet {i} differs");
@@ -270,7 +271,7 @@ fn macswap_forwarding_swaps_addresses_and_drops_runts() {
             g
         })
         .collect();
-    let (output, stdout) = pcap_run("pcap-macswap", "macswap", &input, expected.len());
+    let (output, stdout) = pcap_run("pcap-macswap", "macswap", &input, expected.len(), "-TERM");
     assert_eq!(output, expected);
     assert!(stdout.contains("Malformed: 1 "), "{stdout}");
 }
