@@ -10,6 +10,7 @@
 
 pub mod forward;
 pub mod stats;
+pub mod wire;
 pub mod worker;
 
 pub use forward::ForwardMode;

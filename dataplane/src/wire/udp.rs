@@ -1,0 +1,128 @@
+//! UDP headers (RFC 768). A zero checksum over IPv4 means "none" and stays zero.
+
+use super::checksum;
+use super::{get_u16, set_u16, WireError};
+
+pub const HEADER_LEN: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+pub struct UdpPacket<T> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    /// `buf` is the UDP datagram; its length field must fit the buffer.
+    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+        let b = buf.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        let len = usize::from(get_u16(b, 4));
+        if len < HEADER_LEN {
+            return Err(WireError::Malformed);
+        }
+        if b.len() < len {
+            return Err(WireError::Truncated);
+        }
+        Ok(UdpPacket { buf })
+    }
+
+    pub fn src_port(&self) -> u16 {
+        get_u16(self.buf.as_ref(), 0)
+    }
+
+    pub fn dst_port(&self) -> u16 {
+        get_u16(self.buf.as_ref(), 2)
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(get_u16(self.buf.as_ref(), 4))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == HEADER_LEN
+    }
+
+    pub fn checksum(&self) -> u16 {
+        get_u16(self.buf.as_ref(), 6)
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        self.buf.as_ref().get(HEADER_LEN..self.len()).unwrap_or(&[])
+    }
+
+    /// Verifies the checksum (a zero checksum passes: none was sent).
+    pub fn verify_checksum(&self, pseudo: u32) -> bool {
+        let d = self.buf.as_ref().get(..self.len()).unwrap_or(&[]);
+        self.checksum() == 0 || checksum::fold(checksum::accumulate(pseudo, d)) == 0xffff
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    pub fn set_src_port(&mut self, port: u16) {
+        let old = self.src_port();
+        set_u16(self.buf.as_mut(), 0, port);
+        self.adjust_checksum(&old.to_be_bytes(), &port.to_be_bytes());
+    }
+
+    pub fn set_dst_port(&mut self, port: u16) {
+        let old = self.dst_port();
+        set_u16(self.buf.as_mut(), 2, port);
+        self.adjust_checksum(&old.to_be_bytes(), &port.to_be_bytes());
+    }
+
+    /// Accounts for a pseudo-header change; a zero ("none") checksum is left alone and a
+    /// result of zero is sent as 0xffff.
+    pub fn adjust_checksum(&mut self, old: &[u8], new: &[u8]) {
+        if self.checksum() == 0 {
+            return;
+        }
+        let c = match checksum::update_bytes(self.checksum(), old, new) {
+            0 => 0xffff,
+            c => c,
+        };
+        set_u16(self.buf.as_mut(), 6, c);
+    }
+
+    pub fn fill_checksum(&mut self, pseudo: u32) {
+        set_u16(self.buf.as_mut(), 6, 0);
+        let len = self.len();
+        let d = self.buf.as_ref().get(..len).unwrap_or(&[]);
+        let c = match checksum::finish(checksum::accumulate(pseudo, d)) {
+            0 => 0xffff,
+            c => c,
+        };
+        set_u16(self.buf.as_mut(), 6, c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_none_stays_none() {
+        let mut d = [0u8, 53, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4];
+        let mut u = UdpPacket::new_checked(&mut d[..]).unwrap();
+        u.set_dst_port(5353);
+        assert_eq!(u.checksum(), 0);
+        let pseudo = checksum::pseudo_v4([1, 1, 1, 1], [2, 2, 2, 2], 17, 12);
+        u.fill_checksum(pseudo);
+        assert!(u.verify_checksum(pseudo));
+        u.set_src_port(1000);
+        assert!(u.verify_checksum(pseudo));
+        assert_eq!(u.payload(), &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn refuses_bad_lengths() {
+        assert_eq!(
+            UdpPacket::new_checked(&[0u8, 1, 0, 2, 0, 7, 0, 0][..]).unwrap_err(),
+            WireError::Malformed
+        );
+        assert_eq!(
+            UdpPacket::new_checked(&[0u8, 1, 0, 2, 0, 9, 0, 0][..]).unwrap_err(),
+            WireError::Truncated
+        );
+    }
+}
