@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod forward;
+pub mod sched;
 pub mod stats;
 pub mod wire;
 pub mod worker;

@@ -1,0 +1,188 @@
+//! lblc (locality-based least-connection): a per-destination-address cache. A hit is used
+//! unless that server is unavailable, weight 0, or overloaded in lblc's sense (active >
+//! weight while some server has active * 2 < weight); otherwise wlc picks and the cache is
+//! updated. Entries idle 24 h are reaped; over the maximum, those idle 6 min go first.
+//!
+//! rvs keeps one cache per worker, sized at creation; when it is full a new destination is
+//! served without being cached (IPVS grows the table until its next sweep).
+
+use super::{wlc, View};
+use hashbrown::HashMap;
+use std::net::IpAddr;
+
+pub const MAX_ENTRIES: usize = 16384;
+pub const EXPIRATION_S: u64 = 24 * 3600;
+pub const IDLE_WHEN_FULL_S: u64 = 6 * 60;
+pub const CHECK_INTERVAL_S: u64 = 60;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Stable server id.
+    dest: usize,
+    last_use: u64,
+}
+
+#[derive(Debug)]
+pub struct LblcCache {
+    map: HashMap<IpAddr, Entry>,
+    next_check: u64,
+}
+
+impl Default for LblcCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LblcCache {
+    pub fn new() -> LblcCache {
+        LblcCache {
+            map: HashMap::with_capacity(MAX_ENTRIES),
+            next_check: CHECK_INTERVAL_S,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The periodic sweep (at most once a minute).
+    fn reap(&mut self, now: u64) {
+        if now < self.next_check {
+            return;
+        }
+        self.next_check = now + CHECK_INTERVAL_S;
+        self.map
+            .retain(|_, e| now.saturating_sub(e.last_use) < EXPIRATION_S);
+        if self.map.len() >= MAX_ENTRIES {
+            self.map
+                .retain(|_, e| now.saturating_sub(e.last_use) < IDLE_WHEN_FULL_S);
+        }
+    }
+
+    fn insert(&mut self, dst: IpAddr, dest: usize, now: u64) {
+        if self.map.len() < MAX_ENTRIES || self.map.contains_key(&dst) {
+            self.map.insert(
+                dst,
+                Entry {
+                    dest,
+                    last_use: now,
+                },
+            );
+        }
+    }
+}
+
+/// lblc's overload test.
+pub(crate) fn lb_overloaded(v: &View, i: usize) -> bool {
+    v.active(i) > v.weight(i) && (0..v.len()).any(|d| v.active(d) * 2 < v.weight(d))
+}
+
+pub(crate) fn index_of(v: &View, id: usize) -> Option<usize> {
+    v.dests.iter().position(|d| d.id == id)
+}
+
+pub(crate) fn pick(v: &View, cache: &mut LblcCache, dst: IpAddr, now: u64) -> Option<usize> {
+    cache.reap(now);
+    if let Some(e) = cache.map.get_mut(&dst) {
+        e.last_use = now;
+        if let Some(i) = index_of(v, e.dest) {
+            if v.weight(i) > 0 && !v.overloaded(i) && !lb_overloaded(v, i) {
+                return Some(i);
+            }
+        }
+    }
+    let i = wlc::pick(v)?;
+    cache.insert(dst, v.dests[i].id, now);
+    Some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::*;
+    use std::net::IpAddr;
+
+    fn r(dst: [u8; 4], now: u64) -> Request {
+        Request {
+            client: IpAddr::from([1, 1, 1, 1]),
+            client_port: 1,
+            dst: IpAddr::from(dst),
+            now,
+        }
+    }
+
+    #[test]
+    fn reuses_the_cached_server_until_overloaded() {
+        let kind = SchedKind::Lblc;
+        let d = dests(&[2, 2]);
+        let l = loads(2);
+        let t = build_table(&kind, &d);
+        let mut s = SchedState::new(&kind, &t);
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 0)),
+            Some(0)
+        );
+        l[0].set_counts(2, 0); // wlc would now pick B, the cache keeps A
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 1)),
+            Some(0)
+        );
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([9, 9, 9, 9], 1)),
+            Some(1),
+            "new dst: wlc"
+        );
+        // A: 3 active > weight 2 while B has 0 * 2 < 2: lblc-overloaded -> B, cached.
+        l[0].set_counts(3, 0);
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 2)),
+            Some(1)
+        );
+        l[0].set_counts(0, 0);
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 3)),
+            Some(1),
+            "cache updated"
+        );
+    }
+
+    #[test]
+    fn weight_zero_or_flagged_hit_reschedules_and_idle_entries_expire() {
+        let kind = SchedKind::Lblc;
+        let mut d = dests(&[1, 1]);
+        let l = loads(2);
+        let t = build_table(&kind, &d);
+        let mut s = SchedState::new(&kind, &t);
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 0)),
+            Some(0)
+        );
+        l[0].set_overloaded(true);
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 1)),
+            Some(1)
+        );
+        l[0].set_overloaded(false);
+        d[1].weight = 0;
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 2)),
+            Some(0)
+        );
+        assert_eq!(s.lblc.as_ref().unwrap().len(), 1);
+        let later = 2 + super::EXPIRATION_S + super::CHECK_INTERVAL_S;
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([9, 9, 9, 9], later)),
+            Some(0)
+        );
+        assert_eq!(
+            s.lblc.as_ref().unwrap().len(),
+            1,
+            "the 24 h idle entry was reaped"
+        );
+    }
+}

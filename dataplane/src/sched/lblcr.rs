@@ -1,0 +1,224 @@
+//! lblcr (lblc with replication): each destination address maps to a set of servers. Pick
+//! the least loaded member (wlc rule); when it is overloaded (lblc's sense) or none is
+//! usable, add wlc's choice over the whole service to the set and use it. A set unchanged
+//! for 24 h sheds its most loaded member.
+//!
+//! Sets hold up to 16 servers here (IPVS: unbounded); the cache is per worker, as lblc's.
+
+use super::lblc::{index_of, lb_overloaded};
+use super::{wlc, View};
+use hashbrown::HashMap;
+use std::net::IpAddr;
+
+pub const MAX_ENTRIES: usize = 16384;
+pub const SET_EXPIRATION_S: u64 = 24 * 3600;
+const MAX_SET: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct DestSet {
+    /// Stable server ids, newest first.
+    ids: [usize; MAX_SET],
+    len: usize,
+    last_mod: u64,
+    last_use: u64,
+}
+
+impl DestSet {
+    fn new(id: usize, now: u64) -> DestSet {
+        let mut ids = [0; MAX_SET];
+        ids[0] = id;
+        DestSet {
+            ids,
+            len: 1,
+            last_mod: now,
+            last_use: now,
+        }
+    }
+
+    fn members(&self) -> &[usize] {
+        &self.ids[..self.len]
+    }
+
+    fn insert(&mut self, id: usize, now: u64) {
+        if self.members().contains(&id) || self.len == MAX_SET {
+            return;
+        }
+        self.ids.copy_within(0..self.len, 1);
+        self.ids[0] = id;
+        self.len += 1;
+        self.last_mod = now;
+    }
+
+    fn erase(&mut self, id: usize, now: u64) {
+        if let Some(p) = self.members().iter().position(|&m| m == id) {
+            self.ids.copy_within(p + 1..self.len, p);
+            self.len -= 1;
+            self.last_mod = now;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct LblcrCache {
+    map: HashMap<IpAddr, DestSet>,
+    next_check: u64,
+}
+
+impl Default for LblcrCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LblcrCache {
+    pub fn new() -> LblcrCache {
+        LblcrCache {
+            map: HashMap::with_capacity(MAX_ENTRIES),
+            next_check: super::lblc::CHECK_INTERVAL_S,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Members of the set for `dst` (tests, console).
+    pub fn members(&self, dst: IpAddr) -> Vec<usize> {
+        self.map
+            .get(&dst)
+            .map(|s| s.members().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn reap(&mut self, now: u64) {
+        if now < self.next_check {
+            return;
+        }
+        self.next_check = now + super::lblc::CHECK_INTERVAL_S;
+        self.map
+            .retain(|_, s| now.saturating_sub(s.last_use) < super::lblc::EXPIRATION_S);
+        if self.map.len() >= MAX_ENTRIES {
+            self.map
+                .retain(|_, s| now.saturating_sub(s.last_use) < super::lblc::IDLE_WHEN_FULL_S);
+        }
+    }
+}
+
+/// The least loaded usable member (first with weight > 0, then strictly better per weight).
+fn set_min(v: &View, set: &DestSet) -> Option<usize> {
+    let mut least: Option<(usize, i64)> = None;
+    for &id in set.members() {
+        let Some(i) = index_of(v, id) else { continue };
+        if v.overloaded(i) {
+            continue;
+        }
+        match least {
+            None if v.weight(i) > 0 => least = Some((i, v.overhead(i))),
+            None => {}
+            Some((l, loh)) => {
+                let doh = v.overhead(i);
+                if loh * v.weight(i) > doh * v.weight(l) {
+                    least = Some((i, doh));
+                }
+            }
+        }
+    }
+    least.map(|(i, _)| i)
+}
+
+/// The most loaded member with weight > 0.
+fn set_max(v: &View, set: &DestSet) -> Option<usize> {
+    let mut most: Option<(usize, i64)> = None;
+    for &id in set.members() {
+        let Some(i) = index_of(v, id) else { continue };
+        if v.weight(i) <= 0 {
+            continue;
+        }
+        let doh = v.overhead(i);
+        match most {
+            None => most = Some((i, doh)),
+            Some((m, moh)) => {
+                if moh * v.weight(i) < doh * v.weight(m) {
+                    most = Some((i, doh));
+                }
+            }
+        }
+    }
+    most.map(|(i, _)| i)
+}
+
+pub(crate) fn pick(v: &View, cache: &mut LblcrCache, dst: IpAddr, now: u64) -> Option<usize> {
+    cache.reap(now);
+    if let Some(set) = cache.map.get_mut(&dst) {
+        set.last_use = now;
+        let chosen = set_min(v, set);
+        if set.len > 1 && now.saturating_sub(set.last_mod) > SET_EXPIRATION_S {
+            if let Some(m) = set_max(v, set) {
+                set.erase(v.dests[m].id, now);
+            }
+        }
+        if let Some(i) = chosen {
+            if !lb_overloaded(v, i) {
+                return Some(i);
+            }
+        }
+        let i = wlc::pick(v)?;
+        set.insert(v.dests[i].id, now);
+        return Some(i);
+    }
+    let i = wlc::pick(v)?;
+    if cache.map.len() < MAX_ENTRIES {
+        cache.map.insert(dst, DestSet::new(v.dests[i].id, now));
+    }
+    Some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::*;
+    use std::net::IpAddr;
+
+    fn r(now: u64) -> Request {
+        Request {
+            client: IpAddr::from([1, 1, 1, 1]),
+            client_port: 1,
+            dst: IpAddr::from([8, 8, 8, 8]),
+            now,
+        }
+    }
+
+    #[test]
+    fn grows_the_set_under_overload_and_sheds_after_a_day() {
+        let kind = SchedKind::Lblcr;
+        let d = dests(&[2, 2, 2]);
+        let l = loads(3);
+        let t = build_table(&kind, &d);
+        let mut s = SchedState::new(&kind, &t);
+        assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(0)), Some(0));
+        // A overloaded in lblc's sense: B joins the set.
+        l[0].set_counts(3, 0);
+        assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(1)), Some(1));
+        let dst = IpAddr::from([8, 8, 8, 8]);
+        assert_eq!(s.lblcr.as_ref().unwrap().members(dst), vec![1, 0]);
+        // The least loaded member is used while it is fine.
+        l[1].set_counts(1, 0);
+        assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(2)), Some(1));
+        // A day later, the most loaded member (A) leaves.
+        // Keep C busy so B stays the best choice (and the cache entry fresh).
+        l[2].set_counts(5, 0);
+        let later = 2 + super::SET_EXPIRATION_S + 1;
+        assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(later - 60)), Some(1));
+        assert_eq!(
+            s.lblcr.as_ref().unwrap().members(dst),
+            vec![1, 0],
+            "not yet a day"
+        );
+        assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(later)), Some(1));
+        assert_eq!(s.lblcr.as_ref().unwrap().members(dst), vec![1]);
+    }
+}

@@ -1,0 +1,186 @@
+//! Per-real-server connection counters shared by all workers, and the overload flag
+//! driven by the upper/lower thresholds (ipvsadm `-x` / `-y`).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+
+/// Upper and lower connection thresholds; 0 = none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Thresholds {
+    pub upper: u32,
+    pub lower: u32,
+}
+
+/// Live counters of one real server, indexed by its stable id.
+#[derive(Debug, Default)]
+pub struct DestLoad {
+    active: AtomicU32,
+    inactive: AtomicU32,
+    persistent: AtomicU32,
+    overloaded: AtomicBool,
+    upper: AtomicU32,
+    lower: AtomicU32,
+}
+
+impl DestLoad {
+    pub fn active(&self) -> u32 {
+        self.active.load(Relaxed)
+    }
+
+    pub fn inactive(&self) -> u32 {
+        self.inactive.load(Relaxed)
+    }
+
+    pub fn persistent(&self) -> u32 {
+        self.persistent.load(Relaxed)
+    }
+
+    pub fn overloaded(&self) -> bool {
+        self.overloaded.load(Relaxed)
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            upper: self.upper.load(Relaxed),
+            lower: self.lower.load(Relaxed),
+        }
+    }
+
+    /// Sets the thresholds (control side); the flag is re-evaluated at the next bind or
+    /// unbind, as in IPVS.
+    pub fn set_thresholds(&self, t: Thresholds) {
+        self.upper.store(t.upper, Relaxed);
+        self.lower.store(t.lower, Relaxed);
+    }
+
+    fn total(&self) -> u32 {
+        self.active().saturating_add(self.inactive())
+    }
+
+    /// A new connection binds: counted inactive; the flag is set when the total reaches
+    /// the upper threshold.
+    pub fn bind(&self) {
+        self.inactive.fetch_add(1, Relaxed);
+        let upper = self.upper.load(Relaxed);
+        if upper != 0 && self.total() >= upper {
+            self.overloaded.store(true, Relaxed);
+        }
+    }
+
+    /// A connection goes away, counted active or not. The flag clears when the total drops
+    /// below the lower threshold, or (without one) below 3/4 of the upper, or (without
+    /// thresholds) at once.
+    pub fn unbind(&self, was_active: bool) {
+        let counter = if was_active {
+            &self.active
+        } else {
+            &self.inactive
+        };
+        let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+        let (upper, lower) = (self.upper.load(Relaxed), self.lower.load(Relaxed));
+        let total = u64::from(self.total());
+        let clear = if lower != 0 {
+            total < u64::from(lower)
+        } else if upper != 0 {
+            total * 4 < u64::from(upper) * 3
+        } else {
+            true
+        };
+        if clear {
+            self.overloaded.store(false, Relaxed);
+        }
+    }
+
+    /// A TCP connection entered (true) or left (false) an active state.
+    pub fn set_active(&self, active: bool) {
+        let (from, to) = if active {
+            (&self.inactive, &self.active)
+        } else {
+            (&self.active, &self.inactive)
+        };
+        if from
+            .fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1))
+            .is_ok()
+        {
+            to.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn add_persistent(&self) {
+        self.persistent.fetch_add(1, Relaxed);
+    }
+
+    pub fn remove_persistent(&self) {
+        let _ = self
+            .persistent
+            .fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+    }
+
+    /// Forces counters (tests, previews).
+    pub fn set_counts(&self, active: u32, inactive: u32) {
+        self.active.store(active, Relaxed);
+        self.inactive.store(inactive, Relaxed);
+    }
+
+    pub fn set_overloaded(&self, on: bool) {
+        self.overloaded.store(on, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_threshold_sets_and_lower_clears() {
+        let d = DestLoad::default();
+        d.set_thresholds(Thresholds { upper: 3, lower: 1 });
+        d.bind();
+        d.bind();
+        assert!(!d.overloaded());
+        d.bind();
+        assert!(d.overloaded(), "3 >= upper 3");
+        d.unbind(false);
+        assert!(d.overloaded(), "2 is not below lower 1");
+        d.unbind(false);
+        assert!(d.overloaded(), "1 is not below lower 1");
+        d.unbind(false);
+        assert!(!d.overloaded(), "0 < lower 1");
+    }
+
+    #[test]
+    fn without_lower_clears_below_three_quarters_of_upper() {
+        let d = DestLoad::default();
+        d.set_thresholds(Thresholds { upper: 8, lower: 0 });
+        for _ in 0..8 {
+            d.bind();
+        }
+        assert!(d.overloaded());
+        d.unbind(false); // 7: 28 < 24? no
+        d.unbind(false); // 6: 24 < 24? no
+        assert!(d.overloaded());
+        d.unbind(false); // 5: 20 < 24
+        assert!(!d.overloaded());
+    }
+
+    #[test]
+    fn without_thresholds_any_unbind_clears() {
+        let d = DestLoad::default();
+        d.bind();
+        d.set_overloaded(true);
+        d.unbind(false);
+        assert!(!d.overloaded());
+    }
+
+    #[test]
+    fn active_transitions_move_counts() {
+        let d = DestLoad::default();
+        d.bind();
+        d.set_active(true);
+        assert_eq!((d.active(), d.inactive()), (1, 0));
+        d.set_active(false);
+        assert_eq!((d.active(), d.inactive()), (0, 1));
+        d.unbind(false);
+        d.unbind(false); // never below zero
+        assert_eq!((d.active(), d.inactive()), (0, 0));
+    }
+}

@@ -1,0 +1,43 @@
+//! ovf (weighted overflow): the highest weight among servers whose active connections do
+//! not exceed their weight; the first wins ties.
+
+use super::View;
+
+pub(crate) fn pick(v: &View) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for i in 0..v.len() {
+        if v.unavailable(i) || v.active(i) > v.weight(i) {
+            continue;
+        }
+        if best.is_none_or(|b| v.weight(i) > v.weight(b)) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::*;
+    use super::pick;
+
+    #[test]
+    fn overflows_to_the_next_heaviest() {
+        let d = dests(&[2, 3, 3]);
+        let l = loads(3);
+        let v = View {
+            dests: &d,
+            loads: &l,
+        };
+        assert_eq!(pick(&v), Some(1));
+        l[1].set_counts(3, 0); // 3 <= 3: still a candidate
+        assert_eq!(pick(&v), Some(1));
+        l[1].set_counts(4, 0);
+        assert_eq!(pick(&v), Some(2));
+        l[2].set_counts(4, 0);
+        assert_eq!(pick(&v), Some(0));
+        l[0].set_counts(3, 0);
+        assert_eq!(pick(&v), None);
+    }
+}
