@@ -7,5 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod ipvsadm;
+pub mod preview;
 pub mod report;
 pub mod runtime;

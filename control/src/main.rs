@@ -1,10 +1,10 @@
 //! `rvs`: the load-balancer daemon.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use rvs_control::config::Config;
 use rvs_control::runtime::{self, RunError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -15,16 +15,62 @@ use std::sync::Arc;
 struct Args {
     /// The configuration file (TOML); see configs/.
     #[arg(short, long, value_name = "FILE")]
-    config: PathBuf,
+    config: Option<PathBuf>,
 
     /// Check the configuration and exit without starting the data plane.
     #[arg(long)]
     check: bool,
+
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print the real server each client would get, in order, from ipvsadm-style rules
+    /// (`ipvsadm -S` output), without packets or a running daemon.
+    Preview {
+        /// Rules in ipvsadm syntax (-A / -a lines); "-" reads standard input.
+        #[arg(long, value_name = "FILE")]
+        rules: PathBuf,
+        /// One client a line: CLIENT[:PORT] VIP:PORT|fwmark:N [tcp|udp]; "-" reads stdin.
+        #[arg(long, value_name = "FILE")]
+        clients: PathBuf,
+    },
+}
+
+fn read_input(path: &Path) -> Result<String, String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("standard input: {e}"))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cfg = match Config::load(&args.config) {
+    if let Some(Cmd::Preview { rules, clients }) = &args.command {
+        let result = read_input(rules)
+            .and_then(|r| read_input(clients).map(|c| (r, c)))
+            .and_then(|(r, c)| rvs_control::preview::preview(&r, &c));
+        return match result {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rvs: error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let Some(config) = args.config else {
+        eprintln!("rvs: error: --config FILE is required (see rvs --help)");
+        return ExitCode::from(2);
+    };
+    let cfg = match Config::load(&config) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("rvs: error: {e}");
@@ -34,7 +80,7 @@ fn main() -> ExitCode {
     if args.check {
         println!(
             "rvs: {}: configuration OK ({} port(s), {} worker(s), forward {})",
-            args.config.display(),
+            config.display(),
             cfg.ports.len(),
             cfg.workers.len(),
             cfg.forward

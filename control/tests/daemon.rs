@@ -305,3 +305,64 @@ fn shipped_example_configs_are_valid() {
         dir.display()
     );
 }
+
+#[test]
+fn preview_prints_the_server_each_client_gets() {
+    let dir = scratch("preview");
+    let rules = dir.join("rules");
+    std::fs::write(
+        &rules,
+        "-A -t 10.1.1.254:80 -s wrr\n-a -t 10.1.1.254:80 -r 10.1.1.2 -g -w 2\n-a -t 10.1.1.254:80 -r 10.1.1.3 -g -w 1\n",
+    )
+    .unwrap();
+    let clients = dir.join("clients");
+    let lines: String = (1..=6)
+        .map(|i| format!("192.0.2.{i}:4000 10.1.1.254:80\n"))
+        .collect();
+    std::fs::write(&clients, lines).unwrap();
+    let out = rvs()
+        .arg("preview")
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--clients")
+        .arg(&clients)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let picks: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit("=> ").next().unwrap())
+        .collect();
+    // Newest first (.3, .2), filled one at a time: one round, then the 2:1 cycle.
+    assert_eq!(
+        picks,
+        vec![
+            "10.1.1.3:80 (Route)",
+            "10.1.1.2:80 (Route)",
+            "10.1.1.2:80 (Route)",
+            "10.1.1.3:80 (Route)",
+            "10.1.1.2:80 (Route)",
+            "10.1.1.2:80 (Route)"
+        ]
+    );
+    std::fs::write(&rules, "-A -t 10.1.1.254:80 -s nosuch\n").unwrap();
+    let out = rvs()
+        .arg("preview")
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--clients")
+        .arg(&clients)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("rvs: error: rules line 1: unknown scheduler"),
+        "{err}"
+    );
+}
