@@ -8,6 +8,7 @@
 // Only the I/O adapter may opt out, block by block, each with a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
+pub mod conn;
 pub mod forward;
 pub mod sched;
 pub mod stats;

@@ -1,0 +1,7 @@
+//! Per-worker connection tracking: the IPVS TCP state machine and the connection table.
+
+pub mod state;
+pub mod table;
+
+pub use state::{transition, Direction, TcpEvent, TcpState, Timeouts};
+pub use table::{addr16, ip_of, Addr16, Conn, ConnId, ConnTable, InKey, OutKey, TableFull};

@@ -1,0 +1,691 @@
+//! A worker's connection table: a fixed-capacity slab of [`Conn`] entries indexed by two
+//! hash tables of slab indices (the client-side key, and for NAT the reply-side key), and a
+//! timer wheel for expiry. Nothing grows after creation: a full table refuses new entries.
+//!
+//! Expiry: each entry sits in the wheel slot of its deadline (1 s ticks, 1024 slots). A
+//! packet only moves the deadline forward; when the slot comes round, an entry whose
+//! deadline moved is relinked, others expire. [`ConnTable::expire`] works through due slots
+//! with a budget, so there is never a full-table scan.
+
+use hashbrown::hash_table::HashTable;
+use hashbrown::DefaultHashBuilder;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+
+const WHEEL_SLOTS: usize = 1024;
+const NIL: u32 = u32::MAX;
+const UNLINKED: u16 = u16::MAX;
+
+/// Flags of an entry.
+pub mod flags {
+    /// A persistence template, not a connection.
+    pub const TEMPLATE: u8 = 0x01;
+    /// Also indexed by its reply-side key (NAT).
+    pub const REPLY_INDEXED: u8 = 0x02;
+    /// Counted active on its server.
+    pub const ACTIVE: u8 = 0x04;
+}
+
+/// Addresses are stored as 16 bytes; IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
+pub type Addr16 = [u8; 16];
+
+pub fn addr16(a: IpAddr) -> Addr16 {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+pub fn ip_of(a: &Addr16) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(*a);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// The client-side key: protocol, client endpoint, virtual endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InKey {
+    pub proto: u8,
+    pub caddr: Addr16,
+    pub cport: u16,
+    pub vaddr: Addr16,
+    pub vport: u16,
+}
+
+/// The reply-side key (NAT): protocol, real-server endpoint, client endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutKey {
+    pub proto: u8,
+    pub daddr: Addr16,
+    pub dport: u16,
+    pub caddr: Addr16,
+    pub cport: u16,
+}
+
+/// One connection (or persistence template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conn {
+    pub caddr: Addr16,
+    pub vaddr: Addr16,
+    pub daddr: Addr16,
+    pub cport: u16,
+    pub vport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub state: u8,
+    pub flags: u8,
+    /// Forwarding method, as the engine encodes it.
+    pub method: u8,
+    pub service: u16,
+    /// Stable real-server id.
+    pub dest: u32,
+    /// Deadline in seconds.
+    pub expires: u32,
+    /// Slab index of the persistence template controlling this connection, or NIL.
+    pub template: u32,
+    /// Templates: connections they control.
+    pub controls: u32,
+    wheel_next: u32,
+    wheel_prev: u32,
+    wheel_slot: u16,
+}
+
+impl Conn {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: InKey,
+        daddr: Addr16,
+        dport: u16,
+        service: u16,
+        dest: u32,
+        method: u8,
+        flags: u8,
+    ) -> Conn {
+        Conn {
+            caddr: key.caddr,
+            vaddr: key.vaddr,
+            daddr,
+            cport: key.cport,
+            vport: key.vport,
+            dport,
+            proto: key.proto,
+            state: 0,
+            flags,
+            method,
+            service,
+            dest,
+            expires: 0,
+            template: NIL,
+            controls: 0,
+            wheel_next: NIL,
+            wheel_prev: NIL,
+            wheel_slot: UNLINKED,
+        }
+    }
+
+    pub fn in_key(&self) -> InKey {
+        InKey {
+            proto: self.proto,
+            caddr: self.caddr,
+            cport: self.cport,
+            vaddr: self.vaddr,
+            vport: self.vport,
+        }
+    }
+
+    pub fn out_key(&self) -> OutKey {
+        OutKey {
+            proto: self.proto,
+            daddr: self.daddr,
+            dport: self.dport,
+            caddr: self.caddr,
+            cport: self.cport,
+        }
+    }
+
+    pub fn is_template(&self) -> bool {
+        self.flags & flags::TEMPLATE != 0
+    }
+
+    pub fn template_id(&self) -> Option<ConnId> {
+        (self.template != NIL).then_some(ConnId(self.template))
+    }
+}
+
+/// A slab index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u32);
+
+/// The table is at capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Used(Conn),
+    Free { next: u32 },
+}
+
+pub struct ConnTable {
+    slots: Vec<Slot>,
+    free_head: u32,
+    len: usize,
+    by_in: HashTable<u32>,
+    by_out: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    wheel: Vec<u32>,
+    /// The next second whose slot has not been detached for sweeping.
+    wheel_now: u32,
+    /// The rest of a detached slot list still to sweep.
+    sweep: u32,
+}
+
+impl std::fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConnTable({}/{})", self.len, self.slots.len())
+    }
+}
+
+impl ConnTable {
+    /// A table for `capacity` entries (connections and templates), allocated now.
+    pub fn new(capacity: usize, now: u32) -> ConnTable {
+        let capacity = capacity.clamp(1, NIL as usize - 1);
+        let slots = (0..capacity)
+            .map(|i| Slot::Free {
+                next: if i + 1 < capacity { i as u32 + 1 } else { NIL },
+            })
+            .collect();
+        ConnTable {
+            slots,
+            free_head: 0,
+            len: 0,
+            by_in: HashTable::with_capacity(capacity),
+            by_out: HashTable::with_capacity(capacity),
+            hasher: DefaultHashBuilder::default(),
+            wheel: vec![NIL; WHEEL_SLOTS],
+            wheel_now: now,
+            sweep: NIL,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes the table holds per entry of capacity: the slab entry plus both index tables.
+    pub fn bytes_per_entry(&self) -> f64 {
+        let slab = std::mem::size_of::<Slot>() * self.slots.len();
+        // hashbrown: a u32 and a control byte per bucket; buckets = capacity * 8/7, rounded
+        // up to a power of two.
+        let index = |t: &HashTable<u32>| (t.capacity() * 8 / 7).next_power_of_two() * 5;
+        let total = slab + index(&self.by_in) + index(&self.by_out) + self.wheel.len() * 4;
+        total as f64 / self.slots.len() as f64
+    }
+
+    fn hash<K: Hash>(&self, k: &K) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        k.hash(&mut h);
+        h.finish()
+    }
+
+    fn conn_at(slots: &[Slot], i: u32) -> Option<&Conn> {
+        match slots.get(i as usize) {
+            Some(Slot::Used(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        Self::conn_at(&self.slots, id.0)
+    }
+
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        match self.slots.get_mut(id.0 as usize) {
+            Some(Slot::Used(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn lookup_in(&self, key: &InKey) -> Option<ConnId> {
+        let h = self.hash(key);
+        let slots = &self.slots;
+        self.by_in
+            .find(h, |&i| {
+                Self::conn_at(slots, i).is_some_and(|c| c.in_key() == *key)
+            })
+            .map(|&i| ConnId(i))
+    }
+
+    pub fn lookup_out(&self, key: &OutKey) -> Option<ConnId> {
+        let h = self.hash(key);
+        let slots = &self.slots;
+        self.by_out
+            .find(h, |&i| {
+                Self::conn_at(slots, i).is_some_and(|c| c.out_key() == *key)
+            })
+            .map(|&i| ConnId(i))
+    }
+
+    /// Inserts an entry expiring at `expires`. Refused when the table is full or the key
+    /// (either of them) is already present.
+    pub fn insert(&mut self, mut conn: Conn, expires: u32) -> Result<ConnId, TableFull> {
+        if self.free_head == NIL {
+            return Err(TableFull);
+        }
+        let id = self.free_head;
+        let in_hash = self.hash(&conn.in_key());
+        let out_hash = self.hash(&conn.out_key());
+        let slots = &self.slots;
+        let in_key = conn.in_key();
+        if self
+            .by_in
+            .find(in_hash, |&i| {
+                Self::conn_at(slots, i).is_some_and(|c| c.in_key() == in_key)
+            })
+            .is_some()
+        {
+            return Err(TableFull);
+        }
+        let indexed_out = conn.flags & flags::REPLY_INDEXED != 0;
+        let out_key = conn.out_key();
+        if indexed_out
+            && self
+                .by_out
+                .find(out_hash, |&i| {
+                    Self::conn_at(slots, i).is_some_and(|c| c.out_key() == out_key)
+                })
+                .is_some()
+        {
+            return Err(TableFull);
+        }
+        let Slot::Free { next } = self.slots[id as usize] else {
+            return Err(TableFull);
+        };
+        self.free_head = next;
+        conn.expires = expires.max(self.wheel_now);
+        conn.wheel_next = NIL;
+        conn.wheel_prev = NIL;
+        conn.wheel_slot = UNLINKED;
+        self.slots[id as usize] = Slot::Used(conn);
+        let hasher = &self.hasher;
+        let slots = &self.slots;
+        self.by_in.insert_unique(in_hash, id, |&i| {
+            Self::conn_at(slots, i).map_or(0, |c| hasher.hash_one(c.in_key()))
+        });
+        if indexed_out {
+            self.by_out.insert_unique(out_hash, id, |&i| {
+                Self::conn_at(slots, i).map_or(0, |c| hasher.hash_one(c.out_key()))
+            });
+        }
+        self.wheel_link(id);
+        self.len += 1;
+        Ok(ConnId(id))
+    }
+
+    /// Removes an entry and returns it.
+    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        let conn = *self.get(id)?;
+        self.wheel_unlink(id.0);
+        let in_hash = self.hash(&conn.in_key());
+        if let Ok(e) = self.by_in.find_entry(in_hash, |&i| i == id.0) {
+            e.remove();
+        }
+        if conn.flags & flags::REPLY_INDEXED != 0 {
+            let out_hash = self.hash(&conn.out_key());
+            if let Ok(e) = self.by_out.find_entry(out_hash, |&i| i == id.0) {
+                e.remove();
+            }
+        }
+        self.slots[id.0 as usize] = Slot::Free {
+            next: self.free_head,
+        };
+        self.free_head = id.0;
+        self.len -= 1;
+        Some(conn)
+    }
+
+    /// Moves an entry's deadline. A later deadline is applied lazily (the entry stays in its
+    /// slot and is relinked when the slot comes round); an earlier one relinks now.
+    pub fn set_expires(&mut self, id: ConnId, expires: u32) {
+        let now = self.wheel_now;
+        let Some(c) = self.get_mut(id) else { return };
+        let earlier = expires < c.expires;
+        c.expires = expires.max(now);
+        if earlier {
+            self.wheel_unlink(id.0);
+            self.wheel_link(id.0);
+        }
+    }
+
+    fn wheel_link(&mut self, id: u32) {
+        let Some(Slot::Used(c)) = self.slots.get(id as usize) else {
+            return;
+        };
+        let slot = c.expires as usize % WHEEL_SLOTS;
+        let head = self.wheel[slot];
+        if let Some(Slot::Used(h)) = self.slots.get_mut(head as usize) {
+            h.wheel_prev = id;
+        }
+        if let Some(Slot::Used(c)) = self.slots.get_mut(id as usize) {
+            c.wheel_next = head;
+            c.wheel_prev = NIL;
+            c.wheel_slot = slot as u16;
+        }
+        self.wheel[slot] = id;
+    }
+
+    /// Takes an entry out of its slot list, or out of the chain being swept.
+    fn wheel_unlink(&mut self, id: u32) {
+        let Some(Slot::Used(c)) = self.slots.get(id as usize) else {
+            return;
+        };
+        if c.wheel_slot == UNLINKED {
+            return;
+        }
+        let (next, prev, slot) = (c.wheel_next, c.wheel_prev, usize::from(c.wheel_slot));
+        if prev != NIL {
+            if let Some(Slot::Used(p)) = self.slots.get_mut(prev as usize) {
+                p.wheel_next = next;
+            }
+        } else if self.wheel.get(slot) == Some(&id) {
+            self.wheel[slot] = next;
+        } else if self.sweep == id {
+            self.sweep = next;
+        }
+        if let Some(Slot::Used(n)) = self.slots.get_mut(next as usize) {
+            n.wheel_prev = prev;
+        }
+        if let Some(Slot::Used(c)) = self.slots.get_mut(id as usize) {
+            c.wheel_next = NIL;
+            c.wheel_prev = NIL;
+            c.wheel_slot = UNLINKED;
+        }
+    }
+
+    /// Expires what is due up to `now`, visiting at most `budget` entries. Each due entry
+    /// goes to `on_expire`, which may return a later deadline to keep it (a template that
+    /// still controls connections); otherwise it is removed. Entries whose deadline moved
+    /// on are relinked. Returns how many entries were visited.
+    pub fn expire(
+        &mut self,
+        now: u32,
+        mut budget: usize,
+        mut on_expire: impl FnMut(ConnId, &Conn) -> Option<u32>,
+    ) -> usize {
+        let mut visited = 0;
+        loop {
+            if self.sweep == NIL {
+                if self.wheel_now > now {
+                    break;
+                }
+                // Detach the slot of this second; it is swept across calls if need be.
+                let slot = self.wheel_now as usize % WHEEL_SLOTS;
+                self.sweep = std::mem::replace(&mut self.wheel[slot], NIL);
+                self.wheel_now += 1;
+                continue;
+            }
+            if budget == 0 {
+                break;
+            }
+            let id = self.sweep;
+            self.wheel_unlink(id);
+            budget -= 1;
+            visited += 1;
+            let Some(conn) = self.get(ConnId(id)).copied() else {
+                continue;
+            };
+            if conn.expires > now {
+                self.wheel_link(id);
+                continue;
+            }
+            match on_expire(ConnId(id), &conn) {
+                Some(later) if later > now => {
+                    if let Some(c) = self.get_mut(ConnId(id)) {
+                        c.expires = later;
+                    }
+                    self.wheel_link(id);
+                }
+                _ => {
+                    self.remove(ConnId(id));
+                }
+            }
+        }
+        visited
+    }
+
+    /// All entries (console, tests): not for the data path.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
+            Slot::Used(c) => Some((ConnId(i as u32), c)),
+            Slot::Free { .. } => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn key(client: u32, port: u16) -> InKey {
+        InKey {
+            proto: 6,
+            caddr: addr16(IpAddr::from(client.to_be_bytes())),
+            cport: port,
+            vaddr: addr16(IpAddr::from([192, 168, 1, 100])),
+            vport: 80,
+        }
+    }
+
+    fn nat(k: InKey, rip: u8) -> Conn {
+        Conn::new(
+            k,
+            addr16(IpAddr::from([10, 0, 0, rip])),
+            8080,
+            0,
+            u32::from(rip),
+            0,
+            flags::REPLY_INDEXED,
+        )
+    }
+
+    #[test]
+    fn insert_lookup_both_ways_and_remove() {
+        let mut t = ConnTable::new(4, 0);
+        let k = key(0x0a00_0001, 1234);
+        let id = t.insert(nat(k, 7), 60).unwrap();
+        assert_eq!(t.lookup_in(&k), Some(id));
+        let out = t.get(id).unwrap().out_key();
+        assert_eq!(out.dport, 8080);
+        assert_eq!(t.lookup_out(&out), Some(id));
+        assert_eq!(
+            ip_of(&t.get(id).unwrap().daddr),
+            IpAddr::from([10, 0, 0, 7])
+        );
+        assert_eq!(
+            t.insert(nat(k, 8), 60),
+            Err(TableFull),
+            "duplicate key refused"
+        );
+        let removed = t.remove(id).unwrap();
+        assert_eq!(removed.dest, 7);
+        assert_eq!(
+            (t.lookup_in(&k), t.lookup_out(&out), t.len()),
+            (None, None, 0)
+        );
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_entries_and_keeps_old_ones() {
+        let mut t = ConnTable::new(3, 0);
+        let ids: Vec<_> = (0..3)
+            .map(|i| t.insert(nat(key(i, 1), 1), 100).unwrap())
+            .collect();
+        assert_eq!(t.insert(nat(key(9, 1), 1), 100), Err(TableFull));
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(t.lookup_in(&key(i as u32, 1)), Some(*id));
+        }
+        t.remove(ids[1]);
+        assert!(
+            t.insert(nat(key(9, 1), 1), 100).is_ok(),
+            "a freed slot is reused"
+        );
+    }
+
+    #[test]
+    fn expiry_follows_deadlines_moved_lazily() {
+        let mut t = ConnTable::new(16, 0);
+        let a = t.insert(nat(key(1, 1), 1), 10).unwrap();
+        let b = t.insert(nat(key(2, 1), 1), 10).unwrap();
+        t.set_expires(a, 2000); // beyond one wheel turn
+        let mut gone = Vec::new();
+        t.expire(10, 100, |id, _| {
+            gone.push(id);
+            None
+        });
+        assert_eq!(gone, vec![b]);
+        assert!(t.get(a).is_some());
+        t.expire(1999, 100, |id, _| {
+            gone.push(id);
+            None
+        });
+        assert_eq!(gone.len(), 1, "a is not due before 2000");
+        t.expire(2000, 100, |id, _| {
+            gone.push(id);
+            None
+        });
+        assert_eq!(gone, vec![b, a]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn budget_bounds_the_work_and_the_sweep_resumes() {
+        let mut t = ConnTable::new(1000, 0);
+        for i in 0..1000 {
+            t.insert(nat(key(i, 1), 1), 5).unwrap();
+        }
+        let mut expired = 0;
+        let mut calls = 0;
+        while !t.is_empty() {
+            let v = t.expire(5, 64, |_, _| {
+                expired += 1;
+                None
+            });
+            assert!(v <= 64);
+            calls += 1;
+            assert!(calls < 100);
+        }
+        assert_eq!(expired, 1000);
+        assert!(calls >= 1000 / 64);
+    }
+
+    #[test]
+    fn a_kept_entry_gets_its_new_deadline_and_earlier_deadlines_relink() {
+        let mut t = ConnTable::new(4, 0);
+        let tpl = t.insert(nat(key(1, 0), 1), 30).unwrap();
+        let mut seen = 0;
+        t.expire(30, 10, |_, _| {
+            seen += 1;
+            Some(90)
+        });
+        assert_eq!((seen, t.get(tpl).unwrap().expires), (1, 90));
+        t.set_expires(tpl, 40);
+        t.expire(40, 10, |_, _| None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn memory_per_connection_is_within_128_bytes() {
+        let t = ConnTable::new(1 << 20, 0);
+        let per = t.bytes_per_entry();
+        println!(
+            "conn table: {} bytes per Conn, {per:.1} bytes per entry of capacity",
+            std::mem::size_of::<Conn>()
+        );
+        assert!(per <= 128.0, "{per} bytes per connection");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u32),
+        Remove(u8),
+        Touch(u8, u32),
+        Expire(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u8>(), 1u32..3000).prop_map(|(k, t)| Op::Insert(k, t)),
+            any::<u8>().prop_map(Op::Remove),
+            (any::<u8>(), 1u32..3000).prop_map(|(k, t)| Op::Touch(k, t)),
+            (1u32..400).prop_map(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        /// The table agrees with a plain model under any mix of operations: lookups find
+        /// exactly the live entries, both indexes agree, and an entry expires exactly
+        /// when its deadline has passed.
+        #[test]
+        fn table_matches_a_model(ops in proptest::collection::vec(op(), 1..300)) {
+            let mut t = ConnTable::new(64, 0);
+            let mut model: HashMap<u8, (ConnId, u32)> = HashMap::new();
+            let mut now = 0u32;
+            for op in ops {
+                match op {
+                    Op::Insert(k, ttl) => {
+                        let r = t.insert(nat(key(u32::from(k), 1), k), now + ttl);
+                        match (model.contains_key(&k), model.len() >= 64, r) {
+                            (true, _, Err(_)) | (false, true, Err(_)) => {}
+                            (false, false, Ok(id)) => { model.insert(k, (id, now + ttl)); }
+                            other => prop_assert!(false, "insert {k}: {other:?}"),
+                        }
+                    }
+                    Op::Remove(k) => {
+                        if let Some((id, _)) = model.remove(&k) {
+                            prop_assert!(t.remove(id).is_some());
+                        }
+                    }
+                    Op::Touch(k, ttl) => {
+                        if let Some((id, deadline)) = model.get_mut(&k) {
+                            t.set_expires(*id, now + ttl);
+                            *deadline = now + ttl;
+                        }
+                    }
+                    Op::Expire(dt) => {
+                        now += dt;
+                        let mut gone = Vec::new();
+                        t.expire(now, usize::MAX, |id, c| { gone.push((id, c.expires)); None });
+                        for (id, deadline) in gone {
+                            prop_assert!(deadline <= now);
+                            let k = model.iter().find(|(_, (i, _))| *i == id).map(|(k, _)| *k);
+                            prop_assert!(k.is_some(), "expired an unknown entry");
+                            model.remove(&k.unwrap());
+                        }
+                        for (_, deadline) in model.values() {
+                            prop_assert!(*deadline > now, "an entry past its deadline survived");
+                        }
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+                for (k, (id, _)) in &model {
+                    let ik = key(u32::from(*k), 1);
+                    prop_assert_eq!(t.lookup_in(&ik), Some(*id));
+                    let ok = t.get(*id).unwrap().out_key();
+                    prop_assert_eq!(t.lookup_out(&ok), Some(*id));
+                }
+            }
+        }
+    }
+}
