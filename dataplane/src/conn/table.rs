@@ -9,7 +9,7 @@
 
 use hashbrown::hash_table::HashTable;
 use hashbrown::DefaultHashBuilder;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
 const WHEEL_SLOTS: usize = 1024;
@@ -233,9 +233,7 @@ impl ConnTable {
     }
 
     fn hash<K: Hash>(&self, k: &K) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        k.hash(&mut h);
-        h.finish()
+        self.hasher.hash_one(k)
     }
 
     fn conn_at(slots: &[Slot], i: u32) -> Option<&Conn> {
