@@ -148,6 +148,14 @@ pub fn transition(dir: Direction, state: TcpState, flags: u8) -> TcpState {
     table[row][state as usize]
 }
 
+/// Applies a state change to the server's active/inactive counters: entering ESTABLISHED,
+/// SYN_SENT, SYN_RECV or SYNACK counts the connection active, leaving them inactive.
+pub fn account_transition(load: &crate::sched::DestLoad, from: TcpState, to: TcpState) {
+    if from.is_active() != to.is_active() {
+        load.set_active(to.is_active());
+    }
+}
+
 /// Per-state timeouts in seconds (`ipvsadm --set tcp tcpfin udp` sets ESTABLISHED,
 /// FIN_WAIT and UDP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +281,29 @@ mod tests {
             transition(Direction::Output, TcpState::TimeWait, RST),
             TcpState::TimeWait
         );
+    }
+
+    #[test]
+    fn the_state_machine_drives_active_and_inactive_counts() {
+        let load = crate::sched::DestLoad::default();
+        load.bind(); // a new connection counts inactive
+        let mut s = TcpState::None;
+        let mut seen = Vec::new();
+        for (dir, flags) in [
+            (Direction::Input, SYN),
+            (Direction::Input, ACK),
+            (Direction::Input, FIN | ACK),
+            (Direction::Output, FIN | ACK),
+        ] {
+            let next = transition(dir, s, flags);
+            account_transition(&load, s, next);
+            s = next;
+            seen.push((load.active(), load.inactive()));
+        }
+        // SYN_RECV active, ESTABLISHED active, CLOSE_WAIT inactive, TIME_WAIT inactive.
+        assert_eq!(seen, vec![(1, 0), (1, 0), (0, 1), (0, 1)]);
+        load.unbind(s.is_active());
+        assert_eq!((load.active(), load.inactive()), (0, 0));
     }
 
     #[test]
