@@ -55,6 +55,10 @@ impl Service {
     }
 }
 
+fn find(services: &mut [Service], key: ServiceKey) -> Option<&mut Service> {
+    services.iter_mut().find(|s| s.spec.key == key)
+}
+
 fn mask(addr: IpAddr, prefix: Option<u8>) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
@@ -97,9 +101,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
                 });
             }
             Command::AddServer(server) => {
-                let svc = services
-                    .iter_mut()
-                    .find(|s| s.spec.key == server.service)
+                let svc = find(&mut services, server.service)
                     .ok_or_else(|| at("service not defined".into()))?;
                 if svc
                     .servers
@@ -112,10 +114,8 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
                 svc.rebuild(&mut loads, &mut ids);
             }
             Command::EditService(spec) => {
-                let svc = services
-                    .iter_mut()
-                    .find(|s| s.spec.key == spec.key)
-                    .ok_or_else(|| at("no such service".into()))?;
+                let svc =
+                    find(&mut services, spec.key).ok_or_else(|| at("no such service".into()))?;
                 // A scheduler bound to a complete list starts afresh (wrr at cw = mw).
                 svc.spec = spec;
                 svc.table = build_table(&svc.spec.scheduler, &svc.dests);
@@ -130,9 +130,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
                 }
             }
             Command::EditServer(server) => {
-                let svc = services
-                    .iter_mut()
-                    .find(|s| s.spec.key == server.service)
+                let svc = find(&mut services, server.service)
                     .ok_or_else(|| at("no such service".into()))?;
                 let slot = svc
                     .servers
@@ -147,10 +145,8 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
                 addr,
                 port,
             } => {
-                let svc = services
-                    .iter_mut()
-                    .find(|s| s.spec.key == service)
-                    .ok_or_else(|| at("no such service".into()))?;
+                let svc =
+                    find(&mut services, service).ok_or_else(|| at("no such service".into()))?;
                 let before = svc.servers.len();
                 svc.servers.retain(|r| !(r.addr == addr && r.port == port));
                 if svc.servers.len() == before {

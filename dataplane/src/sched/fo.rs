@@ -4,9 +4,15 @@
 use super::View;
 
 pub(crate) fn pick(v: &View) -> Option<usize> {
+    highest_weight(v, |_| true)
+}
+
+/// The first server of the highest weight among those not skipped that pass `eligible`
+/// (shared with ovf).
+pub(crate) fn highest_weight(v: &View, eligible: impl Fn(usize) -> bool) -> Option<usize> {
     let mut best: Option<usize> = None;
     for i in 0..v.len() {
-        if v.unavailable(i) {
+        if v.unavailable(i) || !eligible(i) {
             continue;
         }
         if best.is_none_or(|b| v.weight(i) > v.weight(b)) {

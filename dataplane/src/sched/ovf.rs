@@ -1,19 +1,11 @@
 //! ovf (weighted overflow): the highest weight among servers whose active connections do
 //! not exceed their weight; the first wins ties.
 
+use super::fo::highest_weight;
 use super::View;
 
 pub(crate) fn pick(v: &View) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for i in 0..v.len() {
-        if v.unavailable(i) || v.active(i) > v.weight(i) {
-            continue;
-        }
-        if best.is_none_or(|b| v.weight(i) > v.weight(b)) {
-            best = Some(i);
-        }
-    }
-    best
+    highest_weight(v, |i| v.active(i) <= v.weight(i))
 }
 
 #[cfg(test)]
