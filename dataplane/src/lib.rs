@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod conn;
+pub mod engine;
 pub mod forward;
 pub mod sched;
 pub mod stats;

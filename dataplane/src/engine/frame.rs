@@ -1,0 +1,74 @@
+//! The buffer the engine works on: a DPDK mbuf in the workers, a plain vector in tests.
+
+/// A frame with room to grow at the front (tunnel headers) and to shrink.
+pub trait Frame {
+    fn bytes(&self) -> &[u8];
+    fn bytes_mut(&mut self) -> &mut [u8];
+    /// Grows the frame by `n` bytes at the front; false (unchanged) without headroom.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Cuts the frame to `len` bytes.
+    fn truncate(&mut self, len: usize);
+}
+
+/// A frame over a vector with fixed headroom, for tests and tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VecFrame {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl VecFrame {
+    pub const HEADROOM: usize = 128;
+
+    pub fn new(bytes: &[u8]) -> VecFrame {
+        let mut buf = vec![0u8; Self::HEADROOM];
+        buf.extend_from_slice(bytes);
+        VecFrame {
+            buf,
+            start: Self::HEADROOM,
+        }
+    }
+}
+
+impl Frame for VecFrame {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.buf.truncate(self.start + len);
+    }
+}
+
+impl Frame for dpdk::Mbuf {
+    fn bytes(&self) -> &[u8] {
+        self.data()
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        u16::try_from(n).is_ok_and(|n| dpdk::Mbuf::prepend(self, n).is_some())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        let cut = self.len().saturating_sub(len);
+        if let Ok(cut) = u16::try_from(cut) {
+            self.trim(cut);
+        }
+    }
+}

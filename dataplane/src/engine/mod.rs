@@ -1,0 +1,880 @@
+//! The forwarding core of a worker: `(snapshot, now, port, frame) -> verdict`, no I/O.
+//!
+//! Client packets to a VIP find (or create) their connection and go to the real server by
+//! NAT (destination rewritten, TTL decremented), DR (MAC rewrite only) or TUN (IP-in-IP /
+//! IPv6-in-IPv6 with the port's own address as the outer source). NAT replies are found by
+//! the reply-side key and get the VIP back as their source. ARP for VIPs and the
+//! appliance's addresses is answered; ICMP echo to a VIP is answered. Anything else for the
+//! appliance goes to the host; traffic for neither is dropped and counted.
+
+pub mod frame;
+pub mod snapshot;
+
+pub use frame::{Frame, VecFrame};
+pub use snapshot::{Method, PortInfo, RealServer, Route, Service, Snapshot};
+
+use crate::conn::table::flags;
+use crate::conn::{account_transition, addr16, ip_of, transition, Conn, ConnTable, Direction, InKey, OutKey, TcpState, Timeouts};
+use crate::sched::{self, DestLoad, Request, SchedState};
+use crate::wire::{arp, checksum, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
+use crate::wire::{ArpPacket, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use hashbrown::HashMap;
+use std::net::IpAddr;
+
+/// Why a packet was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    Malformed = 0,
+    NoService,
+    NoServer,
+    TableFull,
+    NoRoute,
+    NoNeighbour,
+    Ttl,
+    /// Neither for a VIP nor for the appliance: never relayed.
+    NotOurs,
+    /// A non-SYN segment (or a reply) of no known connection.
+    NoConnection,
+    /// Too big for the tunnel without DF (IPVS would fragment; rvs does not yet).
+    TooBig,
+    Unsupported,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 11;
+    pub const ALL: [DropReason; 11] = [
+        DropReason::Malformed,
+        DropReason::NoService,
+        DropReason::NoServer,
+        DropReason::TableFull,
+        DropReason::NoRoute,
+        DropReason::NoNeighbour,
+        DropReason::Ttl,
+        DropReason::NotOurs,
+        DropReason::NoConnection,
+        DropReason::TooBig,
+        DropReason::Unsupported,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NoService => "no service",
+            DropReason::NoServer => "no server",
+            DropReason::TableFull => "table full",
+            DropReason::NoRoute => "no route",
+            DropReason::NoNeighbour => "no neighbour",
+            DropReason::Ttl => "TTL",
+            DropReason::NotOurs => "not ours",
+            DropReason::NoConnection => "no connection",
+            DropReason::TooBig => "too big",
+            DropReason::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// What to do with the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the (rewritten) frame out of this port.
+    Forward { port: u16 },
+    /// For the host kernel (exception path).
+    ToHost,
+    Drop(DropReason),
+}
+
+/// Per-worker counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub new_conns: u64,
+    pub drops: [u64; DropReason::COUNT],
+    /// Per service id: packets and bytes in (client side) and out (NAT replies).
+    pub svc_in: Vec<(u64, u64)>,
+    pub svc_out: Vec<(u64, u64)>,
+    /// Per real-server id.
+    pub dest_in: Vec<(u64, u64)>,
+    pub dest_out: Vec<(u64, u64)>,
+    pub arp_replies: u64,
+    pub icmp_replies: u64,
+    pub icmp_errors_sent: u64,
+}
+
+impl Counters {
+    fn bump(v: &mut [(u64, u64)], i: usize, bytes: usize) {
+        if let Some(c) = v.get_mut(i) {
+            c.0 += 1;
+            c.1 += bytes as u64;
+        }
+    }
+}
+
+/// Sizes fixed at start.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    pub conn_capacity: usize,
+    pub max_services: usize,
+    pub max_dests: usize,
+    pub neighbour_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            conn_capacity: 1 << 16,
+            max_services: 1024,
+            max_dests: 8192,
+            neighbour_capacity: 4096,
+        }
+    }
+}
+
+/// A parsed packet's addressing.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    v6: bool,
+    l3: usize,
+    l4: usize,
+    /// End of the IP datagram in the frame.
+    end: usize,
+    proto: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    tcp_flags: u8,
+    ttl: u8,
+    df: bool,
+}
+
+pub struct Engine {
+    pub table: ConnTable,
+    pub timeouts: Timeouts,
+    states: Vec<SchedState>,
+    learned: HashMap<IpAddr, [u8; 6]>,
+    neighbour_capacity: usize,
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine({:?})", self.table)
+    }
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, now: u32) -> Engine {
+        Engine {
+            table: ConnTable::new(cfg.conn_capacity, now),
+            timeouts: Timeouts::default(),
+            states: (0..cfg.max_services).map(|_| SchedState::default()).collect(),
+            learned: HashMap::with_capacity(cfg.neighbour_capacity),
+            neighbour_capacity: cfg.neighbour_capacity,
+            counters: Counters {
+                svc_in: vec![(0, 0); cfg.max_services],
+                svc_out: vec![(0, 0); cfg.max_services],
+                dest_in: vec![(0, 0); cfg.max_dests],
+                dest_out: vec![(0, 0); cfg.max_dests],
+                ..Counters::default()
+            },
+        }
+    }
+
+    /// Takes a new snapshot into use (at a burst boundary): scheduler states are rebuilt
+    /// for the new server lists.
+    pub fn adopt(&mut self, snap: &Snapshot) {
+        for svc in &snap.services {
+            if let Some(st) = self.states.get_mut(usize::from(svc.id)) {
+                *st = SchedState::new(&svc.sched, &svc.table);
+            }
+        }
+    }
+
+    fn drop(&mut self, r: DropReason) -> Verdict {
+        self.counters.drops[r as usize] += 1;
+        Verdict::Drop(r)
+    }
+
+    /// Runs the connection timers, visiting at most `budget` (<= 256) entries. Expired
+    /// connections leave their server's counters and their template's count; a template
+    /// lives on while it still controls connections.
+    pub fn expire(&mut self, now: u32, budget: usize, loads: &[DestLoad]) -> usize {
+        let mut released = [0u32; 256];
+        let mut n = 0;
+        let visited = self.table.expire(now, budget.min(released.len()), |_, c| {
+            if c.is_template() {
+                if c.controls > 0 {
+                    return Some(now + 60);
+                }
+                if let Some(l) = loads.get(c.dest as usize) {
+                    l.remove_persistent();
+                }
+                return None;
+            }
+            if let Some(l) = loads.get(c.dest as usize) {
+                l.unbind(c.flags & flags::ACTIVE != 0);
+            }
+            if let Some(t) = c.template_id() {
+                released[n] = t.0;
+                n += 1;
+            }
+            None
+        });
+        for &t in &released[..n] {
+            if let Some(t) = self.table.get_mut(crate::conn::ConnId(t)) {
+                t.controls = t.controls.saturating_sub(1);
+            }
+        }
+        visited
+    }
+
+    fn neighbour(&self, snap: &Snapshot, ip: IpAddr) -> Option<[u8; 6]> {
+        snap.neighbours.get(&ip).or_else(|| self.learned.get(&ip)).copied()
+    }
+
+    fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        if self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip) {
+            self.learned.insert(ip, mac);
+        }
+    }
+
+    /// Processes one frame received on `port`.
+    pub fn process<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        port: u16,
+        frame: &mut F,
+    ) -> Verdict {
+        let (ethertype, l3) = match EthernetFrame::new_checked(frame.bytes()) {
+            Ok(e) => (e.ethertype(), e.header_len()),
+            Err(_) => return self.drop(DropReason::Malformed),
+        };
+        match ethertype {
+            EtherType::ARP => self.arp(snap, port, l3, frame),
+            EtherType::IPV4 | EtherType::IPV6 => {
+                let flow = match parse_flow(frame.bytes(), l3, ethertype == EtherType::IPV6) {
+                    Ok(f) => f,
+                    Err(r) => return self.drop(r),
+                };
+                self.ip(snap, loads, now, port, flow, frame)
+            }
+            _ => Verdict::ToHost,
+        }
+    }
+
+    fn arp<F: Frame>(&mut self, snap: &Snapshot, port: u16, l3: usize, frame: &mut F) -> Verdict {
+        let Some(p) = frame.bytes().get(l3..).and_then(|b| ArpPacket::new_checked(b).ok()) else {
+            return self.drop(DropReason::Malformed);
+        };
+        let (op, sha, spa, tpa) = (p.op(), p.sender_mac(), p.sender_ip(), p.target_ip());
+        self.learn(IpAddr::from(spa), sha);
+        let target = IpAddr::from(tpa);
+        if op != arp::OP_REQUEST || !(snap.is_vip(target) || snap.is_local(target)) {
+            return Verdict::ToHost;
+        }
+        let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let b = frame.bytes_mut();
+        ethernet::emit_header(b, sha, mac, EtherType::ARP);
+        if let Some(body) = b.get_mut(l3..) {
+            arp::emit(body, arp::OP_REPLY, mac, tpa, sha, spa);
+        }
+        self.counters.arp_replies += 1;
+        Verdict::Forward { port }
+    }
+
+    fn ip<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        port: u16,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        let tcp_or_udp = flow.proto == proto::TCP || flow.proto == proto::UDP;
+        if snap.is_vip(flow.dst) {
+            if tcp_or_udp {
+                return self.to_server(snap, loads, now, flow, frame);
+            }
+            if is_echo_request(frame.bytes(), &flow) {
+                return self.echo_reply(snap, port, flow, frame);
+            }
+            return self.drop(DropReason::Unsupported);
+        }
+        if tcp_or_udp {
+            let key = OutKey {
+                proto: flow.proto,
+                daddr: addr16(flow.src),
+                dport: flow.sport,
+                caddr: addr16(flow.dst),
+                cport: flow.dport,
+            };
+            if let Some(id) = self.table.lookup_out(&key) {
+                return self.to_client(snap, loads, now, id, flow, frame);
+            }
+        }
+        if snap.is_local(flow.dst) {
+            return Verdict::ToHost;
+        }
+        self.drop(DropReason::NotOurs)
+    }
+
+    /// Client -> real server.
+    fn to_server<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        let key = InKey {
+            proto: flow.proto,
+            caddr: addr16(flow.src),
+            cport: flow.sport,
+            vaddr: addr16(flow.dst),
+            vport: flow.dport,
+        };
+        let mut found = self.table.lookup_in(&key);
+        // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection starts a new one.
+        if let (Some(id), true) = (found, flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN) {
+            let st = self.table.get(id).map(|c| TcpState::from_u8(c.state));
+            if matches!(st, Some(TcpState::TimeWait | TcpState::Close)) {
+                self.release(id, loads);
+                found = None;
+            }
+        }
+        let id = match found {
+            Some(id) => id,
+            None => match self.new_conn(snap, loads, now, key, &flow) {
+                Ok(id) => id,
+                Err(r) => return self.drop(r),
+            },
+        };
+        let Some(conn) = self.table.get(id).copied() else {
+            return self.drop(DropReason::NoConnection);
+        };
+        let method = Method::from_u8(conn.method);
+        let dir = if method == Method::Nat { Direction::Input } else { Direction::InputOnly };
+        self.track(id, &conn, dir, &flow, now, loads);
+        let bytes = flow.end - flow.l3;
+        Counters::bump(&mut self.counters.svc_in, usize::from(conn.service), bytes);
+        Counters::bump(&mut self.counters.dest_in, conn.dest as usize, bytes);
+        let daddr = ip_of(&conn.daddr);
+        let Some((out_port, hop)) = snap.route(daddr) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(hop_mac) = self.neighbour(snap, hop) else {
+            return self.drop(DropReason::NoNeighbour);
+        };
+        let Some(port_info) = snap.ports.get(usize::from(out_port)) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let port_mac = port_info.mac;
+        match method {
+            Method::Nat => {
+                if flow.ttl <= 1 {
+                    return self.drop(DropReason::Ttl);
+                }
+                rewrite(frame.bytes_mut(), &flow, Side::Dst, daddr, conn.dport);
+                set_macs(frame.bytes_mut(), hop_mac, port_mac);
+                Verdict::Forward { port: out_port }
+            }
+            Method::Dr => {
+                set_macs(frame.bytes_mut(), hop_mac, port_mac);
+                Verdict::Forward { port: out_port }
+            }
+            Method::Tun => {
+                let Some(src) = snap.local_addr(out_port, daddr) else {
+                    return self.drop(DropReason::NoRoute);
+                };
+                let outer = if flow.v6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+                let inner_len = flow.end - flow.l3;
+                if inner_len + outer > usize::from(port_info.mtu) {
+                    if flow.v6 || flow.df {
+                        return self.too_big(snap, flow, usize::from(port_info.mtu) - outer, frame);
+                    }
+                    return self.drop(DropReason::TooBig);
+                }
+                if !encapsulate(frame, &flow, src, daddr, hop_mac, port_mac) {
+                    return self.drop(DropReason::Unsupported);
+                }
+                Verdict::Forward { port: out_port }
+            }
+        }
+    }
+
+    /// Real server -> client (NAT).
+    fn to_client<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        id: crate::conn::ConnId,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        let Some(conn) = self.table.get(id).copied() else {
+            return self.drop(DropReason::NoConnection);
+        };
+        self.track(id, &conn, Direction::Output, &flow, now, loads);
+        let bytes = flow.end - flow.l3;
+        Counters::bump(&mut self.counters.svc_out, usize::from(conn.service), bytes);
+        Counters::bump(&mut self.counters.dest_out, conn.dest as usize, bytes);
+        if flow.ttl <= 1 {
+            return self.drop(DropReason::Ttl);
+        }
+        let Some((out_port, hop)) = snap.route(flow.dst) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(hop_mac) = self.neighbour(snap, hop) else {
+            return self.drop(DropReason::NoNeighbour);
+        };
+        let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        rewrite(frame.bytes_mut(), &flow, Side::Src, ip_of(&conn.vaddr), conn.vport);
+        set_macs(frame.bytes_mut(), hop_mac, port_mac);
+        Verdict::Forward { port: out_port }
+    }
+
+    /// TCP state and timer upkeep for a packet of a connection.
+    fn track(&mut self, id: crate::conn::ConnId, conn: &Conn, dir: Direction, flow: &Flow, now: u32, loads: &[DestLoad]) {
+        let timeout = if flow.proto == proto::TCP {
+            let from = TcpState::from_u8(conn.state);
+            let to = transition(dir, from, flow.tcp_flags);
+            if to != from {
+                if let Some(l) = loads.get(conn.dest as usize) {
+                    account_transition(l, from, to);
+                }
+                if let Some(c) = self.table.get_mut(id) {
+                    c.state = to as u8;
+                    c.flags = if to.is_active() { c.flags | flags::ACTIVE } else { c.flags & !flags::ACTIVE };
+                }
+            }
+            self.timeouts.tcp_state(to)
+        } else {
+            self.timeouts.udp
+        };
+        self.table.set_expires(id, now + timeout);
+    }
+
+    /// A connection ends before its timer (rescheduled SYN): counters and template.
+    fn release(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
+        if let Some(c) = self.table.remove(id) {
+            if let Some(l) = loads.get(c.dest as usize) {
+                l.unbind(c.flags & flags::ACTIVE != 0);
+            }
+            if let Some(t) = c.template_id().and_then(|t| self.table.get_mut(t)) {
+                t.controls = t.controls.saturating_sub(1);
+            }
+        }
+    }
+
+    fn new_conn(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        key: InKey,
+        flow: &Flow,
+    ) -> Result<crate::conn::ConnId, DropReason> {
+        let Some(svc) = snap.service_for(flow.proto, flow.dst, flow.dport) else {
+            return Err(DropReason::NoService);
+        };
+        if flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) != tcp::SYN {
+            return Err(DropReason::NoConnection);
+        }
+        // Persistence: a template per (masked client, service or group).
+        let mut template = None;
+        let mut chosen = None;
+        if let Some((timeout, mask)) = svc.persistence {
+            let tkey = InKey {
+                proto: flow.proto,
+                caddr: addr16(masked(flow.src, mask)),
+                cport: 0,
+                vaddr: match svc.group {
+                    Some(mark) => group_addr(mark),
+                    None => addr16(svc.vaddr),
+                },
+                vport: if svc.group.is_some() { 0 } else { svc.vport },
+            };
+            if let Some(tid) = self.table.lookup_in(&tkey) {
+                let dest = self.table.get(tid).map(|t| t.dest as usize);
+                let i = match dest.and_then(|d| svc.servers.iter().position(|s| s.id == d)) {
+                    Some(i) => i,
+                    None => {
+                        // Its server was deleted: reschedule and rebind the template (it
+                        // stays in place for the connections it already controls).
+                        let i = self.schedule(svc, loads, flow, now).ok_or(DropReason::NoServer)?;
+                        let s = &svc.servers[i];
+                        if let Some(t) = self.table.get_mut(tid) {
+                            t.dest = s.id as u32;
+                            t.daddr = addr16(s.addr);
+                            t.dport = s.port;
+                            t.method = s.method as u8;
+                        }
+                        if let Some(l) = loads.get(s.id) {
+                            l.add_persistent();
+                        }
+                        i
+                    }
+                };
+                template = Some(tid);
+                chosen = Some(i);
+                self.table.set_expires(tid, now + timeout);
+            }
+            if chosen.is_none() {
+                let i = self.schedule(svc, loads, flow, now).ok_or(DropReason::NoServer)?;
+                let s = &svc.servers[i];
+                let t = Conn::new(tkey, addr16(s.addr), s.port, svc.id, s.id as u32, s.method as u8, flags::TEMPLATE);
+                let tid = self.table.insert(t, now + timeout).map_err(|_| DropReason::TableFull)?;
+                if let Some(l) = loads.get(s.id) {
+                    l.add_persistent();
+                }
+                template = Some(tid);
+                chosen = Some(i);
+            }
+        }
+        let i = match chosen {
+            Some(i) => i,
+            None => self.schedule(svc, loads, flow, now).ok_or(DropReason::NoServer)?,
+        };
+        let s = &svc.servers[i];
+        let dport = if s.port == 0 { flow.dport } else { s.port };
+        let f = if s.method == Method::Nat { flags::REPLY_INDEXED } else { 0 };
+        let mut c = Conn::new(key, addr16(s.addr), dport, svc.id, s.id as u32, s.method as u8, f);
+        if let Some(t) = template {
+            c.template = t.0;
+        }
+        let id = self.table.insert(c, now + self.timeouts.tcp_state(TcpState::None)).map_err(|_| DropReason::TableFull)?;
+        if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
+            t.controls += 1;
+        }
+        if let Some(l) = loads.get(s.id) {
+            l.bind();
+        }
+        self.counters.new_conns += 1;
+        Ok(id)
+    }
+
+    fn schedule(&mut self, svc: &Service, loads: &[DestLoad], flow: &Flow, now: u32) -> Option<usize> {
+        let state = self.states.get_mut(usize::from(svc.id))?;
+        let req = Request {
+            client: flow.src,
+            client_port: flow.sport,
+            dst: flow.dst,
+            now: u64::from(now),
+        };
+        sched::pick(&svc.sched, &svc.table, state, &svc.dests, loads, &req)
+    }
+
+    fn echo_reply<F: Frame>(&mut self, snap: &Snapshot, port: u16, flow: Flow, frame: &mut F) -> Verdict {
+        let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let b = frame.bytes_mut();
+        let src_mac: [u8; 6] = b.get(6..12).and_then(|s| s.try_into().ok()).unwrap_or([0; 6]);
+        set_macs(b, src_mac, mac);
+        if flow.v6 {
+            if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3..flow.end]) {
+                ip.set_src(addr_bytes16(flow.dst));
+                ip.set_dst(addr_bytes16(flow.src));
+            }
+            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[flow.l4..flow.end]) {
+                m.set_type(icmpv6::ECHO_REPLY); // the pseudo-header sum is symmetric
+            }
+        } else {
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3..flow.end]) {
+                ip.set_src(addr_bytes4(flow.dst));
+                ip.set_dst(addr_bytes4(flow.src));
+            }
+            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[flow.l4..flow.end]) {
+                m.set_type(icmp::ECHO_REPLY);
+            }
+        }
+        self.counters.icmp_replies += 1;
+        Verdict::Forward { port }
+    }
+
+    /// Turns the frame into an ICMP "fragmentation needed" / ICMPv6 "packet too big" for the
+    /// client, carrying the start of the offending datagram.
+    fn too_big<F: Frame>(&mut self, snap: &Snapshot, flow: Flow, mtu: usize, frame: &mut F) -> Verdict {
+        let Some((out_port, hop)) = snap.route(flow.src) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(hop_mac) = self.neighbour(snap, hop) else {
+            return self.drop(DropReason::NoNeighbour);
+        };
+        let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let me = snap.local_addr(out_port, flow.src).unwrap_or(flow.dst);
+        // The quoted part: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
+        let quote_len = if flow.v6 {
+            (flow.end - flow.l3).min(1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN)
+        } else {
+            (flow.l4 - flow.l3 + 8).min(flow.end - flow.l3)
+        };
+        let mut quote = [0u8; 1232];
+        quote[..quote_len].copy_from_slice(&frame.bytes()[flow.l3..flow.l3 + quote_len]);
+        let ip_len = if flow.v6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+        let total = ethernet::HEADER_LEN + ip_len + 8 + quote_len;
+        if frame.bytes().len() < total {
+            return self.drop(DropReason::Unsupported);
+        }
+        frame.truncate(total);
+        let b = frame.bytes_mut();
+        let et = if flow.v6 { EtherType::IPV6 } else { EtherType::IPV4 };
+        ethernet::emit_header(b, hop_mac, port_mac, et);
+        let l3 = ethernet::HEADER_LEN;
+        let l4 = l3 + ip_len;
+        let icmp_len = 8 + quote_len;
+        if flow.v6 {
+            ipv6::Ipv6Repr {
+                src: addr_bytes16(me),
+                dst: addr_bytes16(flow.src),
+                next_header: proto::ICMPV6,
+                payload_len: icmp_len as u16,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            }
+            .emit(&mut b[l3..]);
+            icmp::emit_header(&mut b[l4..], icmpv6::PACKET_TOO_BIG, 0, (mtu as u32).to_be_bytes());
+            b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
+            let pseudo = checksum::pseudo_v6(addr_bytes16(me), addr_bytes16(flow.src), proto::ICMPV6, icmp_len as u32);
+            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[l4..l4 + icmp_len]) {
+                m.fill_checksum(pseudo);
+            }
+        } else {
+            ipv4::Ipv4Repr {
+                src: addr_bytes4(me),
+                dst: addr_bytes4(flow.src),
+                protocol: proto::ICMP,
+                payload_len: icmp_len as u16,
+                ttl: 64,
+                ident: 0,
+                dont_fragment: false,
+                dscp_ecn: 0,
+            }
+            .emit(&mut b[l3..]);
+            let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
+            icmp::emit_header(&mut b[l4..], icmp::DEST_UNREACHABLE, icmp::CODE_FRAG_NEEDED, rest);
+            b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
+            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[l4..l4 + icmp_len]) {
+                m.fill_checksum();
+            }
+        }
+        self.counters.icmp_errors_sent += 1;
+        Verdict::Forward { port: out_port }
+    }
+}
+
+/// The address a group (firewall mark) persists under: ::ffff:0:0 plus the mark, which no
+/// real client or VIP uses.
+fn group_addr(mark: u32) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[0] = 0xfd;
+    a[12..].copy_from_slice(&mark.to_be_bytes());
+    a
+}
+
+fn masked(a: IpAddr, prefix: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => {
+            let p = u32::from(prefix.min(32));
+            let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            IpAddr::V4((u32::from(v) & m).into())
+        }
+        IpAddr::V6(v) => {
+            let p = u32::from(prefix.min(128));
+            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            IpAddr::V6((u128::from(v) & m).into())
+        }
+    }
+}
+
+fn addr_bytes4(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(v) => v.octets(),
+        IpAddr::V6(_) => [0; 4],
+    }
+}
+
+fn addr_bytes16(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V6(v) => v.octets(),
+        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+    }
+}
+
+fn set_macs(b: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
+    if let Ok(mut e) = EthernetFrame::new_checked(b) {
+        e.set_dst(dst);
+        e.set_src(src);
+    }
+}
+
+fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
+    let Some(l4) = b.get(flow.l4..flow.end) else { return false };
+    match (flow.v6, flow.proto) {
+        (false, proto::ICMP) => IcmpPacket::new_checked(l4).is_ok_and(|m| m.msg_type() == icmp::ECHO_REQUEST),
+        (true, proto::ICMPV6) => Icmpv6Packet::new_checked(l4).is_ok_and(|m| m.msg_type() == icmpv6::ECHO_REQUEST),
+        _ => false,
+    }
+}
+
+fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
+    let bytes = b.get(l3..).ok_or(DropReason::Malformed)?;
+    let (proto_num, src, dst, l4, end, ttl, df) = if v6 {
+        let ip = Ipv6Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
+        let loc = ip.l4().map_err(|_| DropReason::Unsupported)?;
+        if loc.fragment {
+            return Err(DropReason::Unsupported);
+        }
+        (loc.protocol, IpAddr::from(ip.src()), IpAddr::from(ip.dst()), l3 + loc.offset, l3 + ip.total_len(), ip.hop_limit(), true)
+    } else {
+        let ip = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Malformed);
+        }
+        if ip.is_fragment() {
+            return Err(DropReason::Unsupported);
+        }
+        (ip.protocol(), IpAddr::from(ip.src()), IpAddr::from(ip.dst()), l3 + ip.header_len(), l3 + ip.total_len(), ip.ttl(), ip.dont_fragment())
+    };
+    let l4b = b.get(l4..end).ok_or(DropReason::Malformed)?;
+    let (sport, dport, tcp_flags) = match proto_num {
+        proto::TCP => {
+            let t = TcpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            (t.src_port(), t.dst_port(), t.flags())
+        }
+        proto::UDP => {
+            let u = UdpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            (u.src_port(), u.dst_port(), 0)
+        }
+        _ => (0, 0, 0),
+    };
+    Ok(Flow {
+        v6,
+        l3,
+        l4,
+        end,
+        proto: proto_num,
+        src,
+        dst,
+        sport,
+        dport,
+        tcp_flags,
+        ttl,
+        df,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Src,
+    Dst,
+}
+
+/// NAT rewrite of one side's address and port, TTL / hop limit decremented, every checksum
+/// updated incrementally.
+fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
+    let old_addr = if side == Side::Dst { flow.dst } else { flow.src };
+    let (old16, new16) = (addr_bytes16(old_addr), addr_bytes16(addr));
+    let (old4, new4) = (addr_bytes4(old_addr), addr_bytes4(addr));
+    let (old, new): (&[u8], &[u8]) = if flow.v6 { (&old16, &new16) } else { (&old4, &new4) };
+    let Some(ipb) = b.get_mut(flow.l3..flow.end) else { return };
+    if flow.v6 {
+        if let Ok(mut ip) = Ipv6Packet::new_checked(&mut *ipb) {
+            match side {
+                Side::Dst => ip.set_dst(new16),
+                Side::Src => ip.set_src(new16),
+            }
+            ip.set_hop_limit(flow.ttl.saturating_sub(1));
+        }
+    } else if let Ok(mut ip) = Ipv4Packet::new_checked(&mut *ipb) {
+        match side {
+            Side::Dst => ip.set_dst(new4),
+            Side::Src => ip.set_src(new4),
+        }
+        ip.set_ttl(flow.ttl.saturating_sub(1));
+    }
+    let Some(l4b) = b.get_mut(flow.l4..flow.end) else { return };
+    match flow.proto {
+        proto::TCP => {
+            if let Ok(mut t) = TcpPacket::new_checked(l4b) {
+                t.adjust_checksum(old, new);
+                match side {
+                    Side::Dst => t.set_dst_port(port),
+                    Side::Src => t.set_src_port(port),
+                }
+            }
+        }
+        proto::UDP => {
+            if let Ok(mut u) = UdpPacket::new_checked(l4b) {
+                u.adjust_checksum(old, new);
+                match side {
+                    Side::Dst => u.set_dst_port(port),
+                    Side::Src => u.set_src_port(port),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Wraps the IP datagram in an outer header (IPIP or IPv6-in-IPv6) after a fresh Ethernet
+/// header. Any VLAN tag of the frame is not kept.
+fn encapsulate<F: Frame>(frame: &mut F, flow: &Flow, src: IpAddr, dst: IpAddr, hop_mac: [u8; 6], port_mac: [u8; 6]) -> bool {
+    let outer = if flow.v6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+    let inner_len = flow.end - flow.l3;
+    // Drop Ethernet padding and tags: the inner datagram starts right after the new header.
+    frame.truncate(flow.end);
+    let grow = (ethernet::HEADER_LEN + outer).saturating_sub(flow.l3);
+    let shrink = flow.l3.saturating_sub(ethernet::HEADER_LEN + outer);
+    if grow > 0 && !frame.prepend(grow) {
+        return false;
+    }
+    let b = frame.bytes_mut();
+    if shrink > 0 {
+        // More link header than needed (two VLAN tags on IPv4): move the datagram down.
+        b.copy_within(flow.l3..flow.l3 + inner_len, ethernet::HEADER_LEN + outer);
+    }
+    let et = if flow.v6 { EtherType::IPV6 } else { EtherType::IPV4 };
+    ethernet::emit_header(b, hop_mac, port_mac, et);
+    let l3 = ethernet::HEADER_LEN;
+    if flow.v6 {
+        ipv6::Ipv6Repr {
+            src: addr_bytes16(src),
+            dst: addr_bytes16(dst),
+            next_header: proto::IPV6,
+            payload_len: inner_len as u16,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut b[l3..]);
+    } else {
+        ipv4::Ipv4Repr {
+            src: addr_bytes4(src),
+            dst: addr_bytes4(dst),
+            protocol: proto::IPIP,
+            payload_len: inner_len as u16,
+            ttl: 64,
+            ident: 0,
+            dont_fragment: flow.df,
+            dscp_ecn: 0,
+        }
+        .emit(&mut b[l3..]);
+    }
+    if shrink > 0 {
+        frame.truncate(ethernet::HEADER_LEN + outer + inner_len);
+    }
+    true
+}

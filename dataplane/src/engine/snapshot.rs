@@ -1,0 +1,199 @@
+//! What the control side publishes for the workers: services with their real servers and
+//! scheduler tables, the appliance's ports and addresses, routes and static neighbours.
+//! Immutable once built; workers switch to a new one at a burst boundary.
+
+use crate::sched::{build_table, Dest, SchedKind, SchedTable};
+use hashbrown::HashMap;
+use std::net::IpAddr;
+
+/// How packets reach a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Method {
+    Nat = 0,
+    Dr = 1,
+    Tun = 2,
+}
+
+impl Method {
+    pub fn from_u8(v: u8) -> Method {
+        match v {
+            1 => Method::Dr,
+            2 => Method::Tun,
+            _ => Method::Nat,
+        }
+    }
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    /// Stable id: index into the shared load counters.
+    pub id: usize,
+    pub addr: IpAddr,
+    /// 0 = the client's destination port (DR/TUN, or NAT without port mapping).
+    pub port: u16,
+    pub weight: u32,
+    pub method: Method,
+}
+
+/// A virtual service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: u16,
+    pub proto: u8,
+    pub vaddr: IpAddr,
+    /// 0 = all ports.
+    pub vport: u16,
+    /// Services sharing a group (a firewall mark) share persistence.
+    pub group: Option<u32>,
+    pub sched: SchedKind,
+    /// Persistence timeout (s) and netmask (prefix length).
+    pub persistence: Option<(u32, u8)>,
+    /// Real servers in IPVS list order (newest first).
+    pub servers: Vec<RealServer>,
+    pub dests: Vec<Dest>,
+    pub table: SchedTable,
+}
+
+impl Service {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u16,
+        proto: u8,
+        vaddr: IpAddr,
+        vport: u16,
+        group: Option<u32>,
+        sched: SchedKind,
+        persistence: Option<(u32, u8)>,
+        servers: Vec<RealServer>,
+    ) -> Service {
+        let dests: Vec<Dest> = servers
+            .iter()
+            .map(|s| Dest {
+                id: s.id,
+                addr: s.addr,
+                port: s.port,
+                weight: s.weight,
+                last_weight: s.weight,
+            })
+            .collect();
+        let table = build_table(&sched, &dests);
+        Service {
+            id,
+            proto,
+            vaddr,
+            vport,
+            group,
+            sched,
+            persistence,
+            servers,
+            dests,
+            table,
+        }
+    }
+}
+
+/// A data port as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    pub mac: [u8; 6],
+    /// The appliance's own addresses on this port (tunnel sources, ARP, the host path).
+    pub addrs: Vec<IpAddr>,
+    pub mtu: u16,
+}
+
+/// A static route: prefix/len via gateway (None = on-link) out of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub prefix: IpAddr,
+    pub len: u8,
+    pub gateway: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl Route {
+    fn contains(&self, a: IpAddr) -> bool {
+        match (self.prefix, a) {
+            (IpAddr::V4(p), IpAddr::V4(a)) => {
+                let m = if self.len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.len.min(32))) };
+                u32::from(p) & m == u32::from(a) & m
+            }
+            (IpAddr::V6(p), IpAddr::V6(a)) => {
+                let m = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len.min(128))) };
+                u128::from(p) & m == u128::from(a) & m
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub services: Vec<Service>,
+    by_key: HashMap<(u8, IpAddr, u16), usize>,
+    vips: HashMap<IpAddr, ()>,
+    pub ports: Vec<PortInfo>,
+    /// Longest prefix first.
+    pub routes: Vec<Route>,
+    pub neighbours: HashMap<IpAddr, [u8; 6]>,
+}
+
+impl Snapshot {
+    pub fn new(
+        services: Vec<Service>,
+        ports: Vec<PortInfo>,
+        mut routes: Vec<Route>,
+        neighbours: HashMap<IpAddr, [u8; 6]>,
+    ) -> Snapshot {
+        let by_key = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.proto, s.vaddr, s.vport), i))
+            .collect();
+        let vips = services.iter().map(|s| (s.vaddr, ())).collect();
+        routes.sort_by(|a, b| b.len.cmp(&a.len));
+        Snapshot {
+            services,
+            by_key,
+            vips,
+            ports,
+            routes,
+            neighbours,
+        }
+    }
+
+    /// The service for a destination: exact port first, then the all-ports service.
+    pub fn service_for(&self, proto: u8, vaddr: IpAddr, vport: u16) -> Option<&Service> {
+        self.by_key
+            .get(&(proto, vaddr, vport))
+            .or_else(|| self.by_key.get(&(proto, vaddr, 0)))
+            .and_then(|&i| self.services.get(i))
+    }
+
+    pub fn is_vip(&self, a: IpAddr) -> bool {
+        self.vips.contains_key(&a)
+    }
+
+    pub fn is_local(&self, a: IpAddr) -> bool {
+        self.ports.iter().any(|p| p.addrs.contains(&a))
+    }
+
+    /// Out port and next-hop address for a destination.
+    pub fn route(&self, dst: IpAddr) -> Option<(u16, IpAddr)> {
+        self.routes
+            .iter()
+            .find(|r| r.contains(dst))
+            .map(|r| (r.port, r.gateway.unwrap_or(dst)))
+    }
+
+    /// The port's own address of the family of `like`.
+    pub fn local_addr(&self, port: u16, like: IpAddr) -> Option<IpAddr> {
+        self.ports
+            .get(usize::from(port))?
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == like.is_ipv4())
+    }
+}
