@@ -14,10 +14,16 @@ pub use frame::{Frame, VecFrame};
 pub use snapshot::{Method, PortInfo, RealServer, Route, Service, Snapshot};
 
 use crate::conn::table::flags;
-use crate::conn::{account_transition, addr16, ip_of, transition, Conn, ConnTable, Direction, InKey, OutKey, TcpState, Timeouts};
+use crate::conn::{
+    account_transition, addr16, ip_of, transition, Conn, ConnTable, Direction, InKey, OutKey,
+    TcpState, Timeouts,
+};
 use crate::sched::{self, DestLoad, Request, SchedState};
 use crate::wire::{arp, checksum, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
-use crate::wire::{ArpPacket, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use crate::wire::{
+    ArpPacket, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
+    TcpPacket, UdpPacket,
+};
 use hashbrown::HashMap;
 use std::net::IpAddr;
 
@@ -78,7 +84,9 @@ impl DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Send the (rewritten) frame out of this port.
-    Forward { port: u16 },
+    Forward {
+        port: u16,
+    },
     /// For the host kernel (exception path).
     ToHost,
     Drop(DropReason),
@@ -167,7 +175,9 @@ impl Engine {
         Engine {
             table: ConnTable::new(cfg.conn_capacity, now),
             timeouts: Timeouts::default(),
-            states: (0..cfg.max_services).map(|_| SchedState::default()).collect(),
+            states: (0..cfg.max_services)
+                .map(|_| SchedState::default())
+                .collect(),
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
             counters: Counters {
@@ -229,7 +239,10 @@ impl Engine {
     }
 
     fn neighbour(&self, snap: &Snapshot, ip: IpAddr) -> Option<[u8; 6]> {
-        snap.neighbours.get(&ip).or_else(|| self.learned.get(&ip)).copied()
+        snap.neighbours
+            .get(&ip)
+            .or_else(|| self.learned.get(&ip))
+            .copied()
     }
 
     fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
@@ -265,7 +278,11 @@ impl Engine {
     }
 
     fn arp<F: Frame>(&mut self, snap: &Snapshot, port: u16, l3: usize, frame: &mut F) -> Verdict {
-        let Some(p) = frame.bytes().get(l3..).and_then(|b| ArpPacket::new_checked(b).ok()) else {
+        let Some(p) = frame
+            .bytes()
+            .get(l3..)
+            .and_then(|b| ArpPacket::new_checked(b).ok())
+        else {
             return self.drop(DropReason::Malformed);
         };
         let (op, sha, spa, tpa) = (p.op(), p.sender_mac(), p.sender_ip(), p.target_ip());
@@ -298,7 +315,7 @@ impl Engine {
         let tcp_or_udp = flow.proto == proto::TCP || flow.proto == proto::UDP;
         if snap.is_vip(flow.dst) {
             if tcp_or_udp {
-                return self.to_server(snap, loads, now, flow, frame);
+                return self.forward_to_server(snap, loads, now, flow, frame);
             }
             if is_echo_request(frame.bytes(), &flow) {
                 return self.echo_reply(snap, port, flow, frame);
@@ -314,7 +331,7 @@ impl Engine {
                 cport: flow.dport,
             };
             if let Some(id) = self.table.lookup_out(&key) {
-                return self.to_client(snap, loads, now, id, flow, frame);
+                return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
         }
         if snap.is_local(flow.dst) {
@@ -324,7 +341,7 @@ impl Engine {
     }
 
     /// Client -> real server.
-    fn to_server<F: Frame>(
+    fn forward_to_server<F: Frame>(
         &mut self,
         snap: &Snapshot,
         loads: &[DestLoad],
@@ -341,7 +358,10 @@ impl Engine {
         };
         let mut found = self.table.lookup_in(&key);
         // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection starts a new one.
-        if let (Some(id), true) = (found, flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN) {
+        if let (Some(id), true) = (
+            found,
+            flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN,
+        ) {
             let st = self.table.get(id).map(|c| TcpState::from_u8(c.state));
             if matches!(st, Some(TcpState::TimeWait | TcpState::Close)) {
                 self.release(id, loads);
@@ -359,7 +379,11 @@ impl Engine {
             return self.drop(DropReason::NoConnection);
         };
         let method = Method::from_u8(conn.method);
-        let dir = if method == Method::Nat { Direction::Input } else { Direction::InputOnly };
+        let dir = if method == Method::Nat {
+            Direction::Input
+        } else {
+            Direction::InputOnly
+        };
         self.track(id, &conn, dir, &flow, now, loads);
         let bytes = flow.end - flow.l3;
         Counters::bump(&mut self.counters.svc_in, usize::from(conn.service), bytes);
@@ -392,7 +416,11 @@ impl Engine {
                 let Some(src) = snap.local_addr(out_port, daddr) else {
                     return self.drop(DropReason::NoRoute);
                 };
-                let outer = if flow.v6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+                let outer = if flow.v6 {
+                    ipv6::HEADER_LEN
+                } else {
+                    ipv4::MIN_HEADER_LEN
+                };
                 let inner_len = flow.end - flow.l3;
                 if inner_len + outer > usize::from(port_info.mtu) {
                     if flow.v6 || flow.df {
@@ -409,7 +437,7 @@ impl Engine {
     }
 
     /// Real server -> client (NAT).
-    fn to_client<F: Frame>(
+    fn forward_to_client<F: Frame>(
         &mut self,
         snap: &Snapshot,
         loads: &[DestLoad],
@@ -437,13 +465,27 @@ impl Engine {
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return self.drop(DropReason::NoRoute);
         };
-        rewrite(frame.bytes_mut(), &flow, Side::Src, ip_of(&conn.vaddr), conn.vport);
+        rewrite(
+            frame.bytes_mut(),
+            &flow,
+            Side::Src,
+            ip_of(&conn.vaddr),
+            conn.vport,
+        );
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         Verdict::Forward { port: out_port }
     }
 
     /// TCP state and timer upkeep for a packet of a connection.
-    fn track(&mut self, id: crate::conn::ConnId, conn: &Conn, dir: Direction, flow: &Flow, now: u32, loads: &[DestLoad]) {
+    fn track(
+        &mut self,
+        id: crate::conn::ConnId,
+        conn: &Conn,
+        dir: Direction,
+        flow: &Flow,
+        now: u32,
+        loads: &[DestLoad],
+    ) {
         let timeout = if flow.proto == proto::TCP {
             let from = TcpState::from_u8(conn.state);
             let to = transition(dir, from, flow.tcp_flags);
@@ -453,7 +495,11 @@ impl Engine {
                 }
                 if let Some(c) = self.table.get_mut(id) {
                     c.state = to as u8;
-                    c.flags = if to.is_active() { c.flags | flags::ACTIVE } else { c.flags & !flags::ACTIVE };
+                    c.flags = if to.is_active() {
+                        c.flags | flags::ACTIVE
+                    } else {
+                        c.flags & !flags::ACTIVE
+                    };
                 }
             }
             self.timeouts.tcp_state(to)
@@ -510,7 +556,9 @@ impl Engine {
                     None => {
                         // Its server was deleted: reschedule and rebind the template (it
                         // stays in place for the connections it already controls).
-                        let i = self.schedule(svc, loads, flow, now).ok_or(DropReason::NoServer)?;
+                        let i = self
+                            .schedule(svc, loads, flow, now)
+                            .ok_or(DropReason::NoServer)?;
                         let s = &svc.servers[i];
                         if let Some(t) = self.table.get_mut(tid) {
                             t.dest = s.id as u32;
@@ -529,10 +577,23 @@ impl Engine {
                 self.table.set_expires(tid, now + timeout);
             }
             if chosen.is_none() {
-                let i = self.schedule(svc, loads, flow, now).ok_or(DropReason::NoServer)?;
+                let i = self
+                    .schedule(svc, loads, flow, now)
+                    .ok_or(DropReason::NoServer)?;
                 let s = &svc.servers[i];
-                let t = Conn::new(tkey, addr16(s.addr), s.port, svc.id, s.id as u32, s.method as u8, flags::TEMPLATE);
-                let tid = self.table.insert(t, now + timeout).map_err(|_| DropReason::TableFull)?;
+                let t = Conn::new(
+                    tkey,
+                    addr16(s.addr),
+                    s.port,
+                    svc.id,
+                    s.id as u32,
+                    s.method as u8,
+                    flags::TEMPLATE,
+                );
+                let tid = self
+                    .table
+                    .insert(t, now + timeout)
+                    .map_err(|_| DropReason::TableFull)?;
                 if let Some(l) = loads.get(s.id) {
                     l.add_persistent();
                 }
@@ -542,16 +603,33 @@ impl Engine {
         }
         let i = match chosen {
             Some(i) => i,
-            None => self.schedule(svc, loads, flow, now).ok_or(DropReason::NoServer)?,
+            None => self
+                .schedule(svc, loads, flow, now)
+                .ok_or(DropReason::NoServer)?,
         };
         let s = &svc.servers[i];
         let dport = if s.port == 0 { flow.dport } else { s.port };
-        let f = if s.method == Method::Nat { flags::REPLY_INDEXED } else { 0 };
-        let mut c = Conn::new(key, addr16(s.addr), dport, svc.id, s.id as u32, s.method as u8, f);
+        let f = if s.method == Method::Nat {
+            flags::REPLY_INDEXED
+        } else {
+            0
+        };
+        let mut c = Conn::new(
+            key,
+            addr16(s.addr),
+            dport,
+            svc.id,
+            s.id as u32,
+            s.method as u8,
+            f,
+        );
         if let Some(t) = template {
             c.template = t.0;
         }
-        let id = self.table.insert(c, now + self.timeouts.tcp_state(TcpState::None)).map_err(|_| DropReason::TableFull)?;
+        let id = self
+            .table
+            .insert(c, now + self.timeouts.tcp_state(TcpState::None))
+            .map_err(|_| DropReason::TableFull)?;
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
         }
@@ -562,7 +640,13 @@ impl Engine {
         Ok(id)
     }
 
-    fn schedule(&mut self, svc: &Service, loads: &[DestLoad], flow: &Flow, now: u32) -> Option<usize> {
+    fn schedule(
+        &mut self,
+        svc: &Service,
+        loads: &[DestLoad],
+        flow: &Flow,
+        now: u32,
+    ) -> Option<usize> {
         let state = self.states.get_mut(usize::from(svc.id))?;
         let req = Request {
             client: flow.src,
@@ -573,12 +657,21 @@ impl Engine {
         sched::pick(&svc.sched, &svc.table, state, &svc.dests, loads, &req)
     }
 
-    fn echo_reply<F: Frame>(&mut self, snap: &Snapshot, port: u16, flow: Flow, frame: &mut F) -> Verdict {
+    fn echo_reply<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        port: u16,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
         let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
             return self.drop(DropReason::NoRoute);
         };
         let b = frame.bytes_mut();
-        let src_mac: [u8; 6] = b.get(6..12).and_then(|s| s.try_into().ok()).unwrap_or([0; 6]);
+        let src_mac: [u8; 6] = b
+            .get(6..12)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 6]);
         set_macs(b, src_mac, mac);
         if flow.v6 {
             if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3..flow.end]) {
@@ -603,7 +696,13 @@ impl Engine {
 
     /// Turns the frame into an ICMP "fragmentation needed" / ICMPv6 "packet too big" for the
     /// client, carrying the start of the offending datagram.
-    fn too_big<F: Frame>(&mut self, snap: &Snapshot, flow: Flow, mtu: usize, frame: &mut F) -> Verdict {
+    fn too_big<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        flow: Flow,
+        mtu: usize,
+        frame: &mut F,
+    ) -> Verdict {
         let Some((out_port, hop)) = snap.route(flow.src) else {
             return self.drop(DropReason::NoRoute);
         };
@@ -622,14 +721,22 @@ impl Engine {
         };
         let mut quote = [0u8; 1232];
         quote[..quote_len].copy_from_slice(&frame.bytes()[flow.l3..flow.l3 + quote_len]);
-        let ip_len = if flow.v6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+        let ip_len = if flow.v6 {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::MIN_HEADER_LEN
+        };
         let total = ethernet::HEADER_LEN + ip_len + 8 + quote_len;
         if frame.bytes().len() < total {
             return self.drop(DropReason::Unsupported);
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        let et = if flow.v6 { EtherType::IPV6 } else { EtherType::IPV4 };
+        let et = if flow.v6 {
+            EtherType::IPV6
+        } else {
+            EtherType::IPV4
+        };
         ethernet::emit_header(b, hop_mac, port_mac, et);
         let l3 = ethernet::HEADER_LEN;
         let l4 = l3 + ip_len;
@@ -645,9 +752,19 @@ impl Engine {
                 flow_label: 0,
             }
             .emit(&mut b[l3..]);
-            icmp::emit_header(&mut b[l4..], icmpv6::PACKET_TOO_BIG, 0, (mtu as u32).to_be_bytes());
+            icmp::emit_header(
+                &mut b[l4..],
+                icmpv6::PACKET_TOO_BIG,
+                0,
+                (mtu as u32).to_be_bytes(),
+            );
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
-            let pseudo = checksum::pseudo_v6(addr_bytes16(me), addr_bytes16(flow.src), proto::ICMPV6, icmp_len as u32);
+            let pseudo = checksum::pseudo_v6(
+                addr_bytes16(me),
+                addr_bytes16(flow.src),
+                proto::ICMPV6,
+                icmp_len as u32,
+            );
             if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[l4..l4 + icmp_len]) {
                 m.fill_checksum(pseudo);
             }
@@ -664,7 +781,12 @@ impl Engine {
             }
             .emit(&mut b[l3..]);
             let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
-            icmp::emit_header(&mut b[l4..], icmp::DEST_UNREACHABLE, icmp::CODE_FRAG_NEEDED, rest);
+            icmp::emit_header(
+                &mut b[l4..],
+                icmp::DEST_UNREACHABLE,
+                icmp::CODE_FRAG_NEEDED,
+                rest,
+            );
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
             if let Ok(mut m) = IcmpPacket::new_checked(&mut b[l4..l4 + icmp_len]) {
                 m.fill_checksum();
@@ -721,10 +843,16 @@ fn set_macs(b: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
 }
 
 fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
-    let Some(l4) = b.get(flow.l4..flow.end) else { return false };
+    let Some(l4) = b.get(flow.l4..flow.end) else {
+        return false;
+    };
     match (flow.v6, flow.proto) {
-        (false, proto::ICMP) => IcmpPacket::new_checked(l4).is_ok_and(|m| m.msg_type() == icmp::ECHO_REQUEST),
-        (true, proto::ICMPV6) => Icmpv6Packet::new_checked(l4).is_ok_and(|m| m.msg_type() == icmpv6::ECHO_REQUEST),
+        (false, proto::ICMP) => {
+            IcmpPacket::new_checked(l4).is_ok_and(|m| m.msg_type() == icmp::ECHO_REQUEST)
+        }
+        (true, proto::ICMPV6) => {
+            Icmpv6Packet::new_checked(l4).is_ok_and(|m| m.msg_type() == icmpv6::ECHO_REQUEST)
+        }
         _ => false,
     }
 }
@@ -737,7 +865,15 @@ fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
         if loc.fragment {
             return Err(DropReason::Unsupported);
         }
-        (loc.protocol, IpAddr::from(ip.src()), IpAddr::from(ip.dst()), l3 + loc.offset, l3 + ip.total_len(), ip.hop_limit(), true)
+        (
+            loc.protocol,
+            IpAddr::from(ip.src()),
+            IpAddr::from(ip.dst()),
+            l3 + loc.offset,
+            l3 + ip.total_len(),
+            ip.hop_limit(),
+            true,
+        )
     } else {
         let ip = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
         if !ip.verify_checksum() {
@@ -746,7 +882,15 @@ fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
         if ip.is_fragment() {
             return Err(DropReason::Unsupported);
         }
-        (ip.protocol(), IpAddr::from(ip.src()), IpAddr::from(ip.dst()), l3 + ip.header_len(), l3 + ip.total_len(), ip.ttl(), ip.dont_fragment())
+        (
+            ip.protocol(),
+            IpAddr::from(ip.src()),
+            IpAddr::from(ip.dst()),
+            l3 + ip.header_len(),
+            l3 + ip.total_len(),
+            ip.ttl(),
+            ip.dont_fragment(),
+        )
     };
     let l4b = b.get(l4..end).ok_or(DropReason::Malformed)?;
     let (sport, dport, tcp_flags) = match proto_num {
@@ -785,11 +929,21 @@ enum Side {
 /// NAT rewrite of one side's address and port, TTL / hop limit decremented, every checksum
 /// updated incrementally.
 fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
-    let old_addr = if side == Side::Dst { flow.dst } else { flow.src };
+    let old_addr = if side == Side::Dst {
+        flow.dst
+    } else {
+        flow.src
+    };
     let (old16, new16) = (addr_bytes16(old_addr), addr_bytes16(addr));
     let (old4, new4) = (addr_bytes4(old_addr), addr_bytes4(addr));
-    let (old, new): (&[u8], &[u8]) = if flow.v6 { (&old16, &new16) } else { (&old4, &new4) };
-    let Some(ipb) = b.get_mut(flow.l3..flow.end) else { return };
+    let (old, new): (&[u8], &[u8]) = if flow.v6 {
+        (&old16, &new16)
+    } else {
+        (&old4, &new4)
+    };
+    let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
+        return;
+    };
     if flow.v6 {
         if let Ok(mut ip) = Ipv6Packet::new_checked(&mut *ipb) {
             match side {
@@ -805,7 +959,9 @@ fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
         }
         ip.set_ttl(flow.ttl.saturating_sub(1));
     }
-    let Some(l4b) = b.get_mut(flow.l4..flow.end) else { return };
+    let Some(l4b) = b.get_mut(flow.l4..flow.end) else {
+        return;
+    };
     match flow.proto {
         proto::TCP => {
             if let Ok(mut t) = TcpPacket::new_checked(l4b) {
@@ -831,8 +987,19 @@ fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
 
 /// Wraps the IP datagram in an outer header (IPIP or IPv6-in-IPv6) after a fresh Ethernet
 /// header. Any VLAN tag of the frame is not kept.
-fn encapsulate<F: Frame>(frame: &mut F, flow: &Flow, src: IpAddr, dst: IpAddr, hop_mac: [u8; 6], port_mac: [u8; 6]) -> bool {
-    let outer = if flow.v6 { ipv6::HEADER_LEN } else { ipv4::MIN_HEADER_LEN };
+fn encapsulate<F: Frame>(
+    frame: &mut F,
+    flow: &Flow,
+    src: IpAddr,
+    dst: IpAddr,
+    hop_mac: [u8; 6],
+    port_mac: [u8; 6],
+) -> bool {
+    let outer = if flow.v6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::MIN_HEADER_LEN
+    };
     let inner_len = flow.end - flow.l3;
     // Drop Ethernet padding and tags: the inner datagram starts right after the new header.
     frame.truncate(flow.end);
@@ -846,7 +1013,11 @@ fn encapsulate<F: Frame>(frame: &mut F, flow: &Flow, src: IpAddr, dst: IpAddr, h
         // More link header than needed (two VLAN tags on IPv4): move the datagram down.
         b.copy_within(flow.l3..flow.l3 + inner_len, ethernet::HEADER_LEN + outer);
     }
-    let et = if flow.v6 { EtherType::IPV6 } else { EtherType::IPV4 };
+    let et = if flow.v6 {
+        EtherType::IPV6
+    } else {
+        EtherType::IPV4
+    };
     ethernet::emit_header(b, hop_mac, port_mac, et);
     let l3 = ethernet::HEADER_LEN;
     if flow.v6 {

@@ -116,11 +116,19 @@ impl Route {
     fn contains(&self, a: IpAddr) -> bool {
         match (self.prefix, a) {
             (IpAddr::V4(p), IpAddr::V4(a)) => {
-                let m = if self.len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.len.min(32))) };
+                let m = if self.len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.len.min(32)))
+                };
                 u32::from(p) & m == u32::from(a) & m
             }
             (IpAddr::V6(p), IpAddr::V6(a)) => {
-                let m = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len.min(128))) };
+                let m = if self.len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.len.min(128)))
+                };
                 u128::from(p) & m == u128::from(a) & m
             }
             _ => false,
@@ -152,7 +160,7 @@ impl Snapshot {
             .map(|(i, s)| ((s.proto, s.vaddr, s.vport), i))
             .collect();
         let vips = services.iter().map(|s| (s.vaddr, ())).collect();
-        routes.sort_by(|a, b| b.len.cmp(&a.len));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.len));
         Snapshot {
             services,
             by_key,
