@@ -2,6 +2,8 @@
 //! frame and the verdict. Inputs and expected outputs are built with etherparse (an
 //! independent implementation, with its own checksums), never by the code under test.
 
+#![allow(clippy::too_many_arguments)]
+
 use etherparse::{IpNumber, PacketBuilder};
 use hashbrown::HashMap;
 use rvs_dataplane::engine::{
