@@ -109,6 +109,19 @@ fn snapshot() -> Snapshot {
             ],
         ),
     ];
+    let mut quiesced = rs(7, [10, 0, 0, 3], 0, Method::Dr);
+    quiesced.weight = 0;
+    let mut services = services;
+    services.push(Service::new(
+        6,
+        6,
+        ip([192, 168, 1, 104]),
+        80,
+        None,
+        SchedKind::Wlc,
+        None,
+        vec![quiesced],
+    ));
     let ports = vec![
         PortInfo {
             mac: PORT0_MAC,
@@ -381,7 +394,7 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     let quote = input[14..14 + 28].to_vec();
     let mut expected = Vec::new();
     PacketBuilder::ethernet2(PORT0_MAC, GW_MAC)
-        .ipv4([192, 168, 1, 1], CLIENT, 64)
+        .ipv4([192, 168, 1, 102], CLIENT, 64)
         .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
             etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1480 },
         ))
@@ -400,7 +413,8 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     };
     assert_eq!(
         (ip4.source, ip4.destination, ip4.header_checksum),
-        ([192, 168, 1, 1], CLIENT, ip4.calc_header_checksum())
+        ([192, 168, 1, 102], CLIENT, ip4.calc_header_checksum()),
+        "from the VIP the client addressed"
     );
     assert_eq!(lab.engine.counters.icmp_errors_sent, 1);
 }
@@ -621,4 +635,47 @@ fn every_truncation_is_dropped_without_panic() {
             );
         }
     }
+}
+
+#[test]
+fn no_server_available_gets_port_unreachable() {
+    let mut lab = Lab::new();
+    let input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 104],
+        64,
+        40010,
+        80,
+        true,
+        false,
+        b"payload",
+    );
+    let (v, out) = lab.run(0, &input);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let h = etherparse::PacketHeaders::from_ethernet_slice(&out).unwrap();
+    let Some(etherparse::TransportHeader::Icmpv4(icmp)) = h.transport else {
+        panic!("{h:?}")
+    };
+    assert_eq!(
+        icmp.icmp_type,
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port
+        )
+    );
+    assert_eq!(
+        icmp.checksum,
+        icmp.icmp_type.calc_checksum(h.payload.slice())
+    );
+    assert_eq!(
+        h.payload.slice(),
+        &input[14..14 + 28],
+        "IPv4 header + 8 bytes quoted"
+    );
+    let etherparse::NetHeaders::Ipv4(ip4, _) = h.net.unwrap() else {
+        panic!()
+    };
+    assert_eq!((ip4.source, ip4.destination), ([192, 168, 1, 104], CLIENT));
+    assert_eq!(lab.engine.counters.drops[DropReason::NoServer as usize], 1);
 }

@@ -8,6 +8,8 @@ pub trait Frame {
     fn prepend(&mut self, n: usize) -> bool;
     /// Cuts the frame to `len` bytes.
     fn truncate(&mut self, len: usize);
+    /// Grows the frame by `n` bytes at the end; false (unchanged) without tailroom.
+    fn append(&mut self, n: usize) -> bool;
 }
 
 /// A frame over a vector with fixed headroom, for tests and tools.
@@ -50,6 +52,11 @@ impl Frame for VecFrame {
     fn truncate(&mut self, len: usize) {
         self.buf.truncate(self.start + len);
     }
+
+    fn append(&mut self, n: usize) -> bool {
+        self.buf.resize(self.buf.len() + n, 0);
+        true
+    }
 }
 
 impl Frame for dpdk::Mbuf {
@@ -70,5 +77,9 @@ impl Frame for dpdk::Mbuf {
         if let Ok(cut) = u16::try_from(cut) {
             self.trim(cut);
         }
+    }
+
+    fn append(&mut self, n: usize) -> bool {
+        u16::try_from(n).is_ok_and(|n| dpdk::Mbuf::append(self, n).is_some())
     }
 }

@@ -80,6 +80,14 @@ impl DropReason {
     }
 }
 
+/// ICMP errors the engine sends to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IcmpError {
+    /// Fragmentation needed (IPv4) / packet too big (IPv6), with the MTU to use.
+    TooBig(usize),
+    PortUnreachable,
+}
+
 /// What to do with the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -372,6 +380,11 @@ impl Engine {
             Some(id) => id,
             None => match self.new_conn(snap, loads, now, key, &flow) {
                 Ok(id) => id,
+                Err(DropReason::NoServer) => {
+                    // No server available: drop, and tell the client (port unreachable).
+                    self.counters.drops[DropReason::NoServer as usize] += 1;
+                    return self.icmp_error(snap, flow, IcmpError::PortUnreachable, frame);
+                }
                 Err(r) => return self.drop(r),
             },
         };
@@ -424,7 +437,8 @@ impl Engine {
                 let inner_len = flow.end - flow.l3;
                 if inner_len + outer > usize::from(port_info.mtu) {
                     if flow.v6 || flow.df {
-                        return self.too_big(snap, flow, usize::from(port_info.mtu) - outer, frame);
+                        let mtu = usize::from(port_info.mtu) - outer;
+                        return self.icmp_error(snap, flow, IcmpError::TooBig(mtu), frame);
                     }
                     return self.drop(DropReason::TooBig);
                 }
@@ -694,13 +708,13 @@ impl Engine {
         Verdict::Forward { port }
     }
 
-    /// Turns the frame into an ICMP "fragmentation needed" / ICMPv6 "packet too big" for the
-    /// client, carrying the start of the offending datagram.
-    fn too_big<F: Frame>(
+    /// Turns the frame into an ICMP error for the client, from the VIP it addressed (as the
+    /// kernel's icmp_send does for a local destination), quoting the start of the datagram.
+    fn icmp_error<F: Frame>(
         &mut self,
         snap: &Snapshot,
         flow: Flow,
-        mtu: usize,
+        kind: IcmpError,
         frame: &mut F,
     ) -> Verdict {
         let Some((out_port, hop)) = snap.route(flow.src) else {
@@ -712,7 +726,7 @@ impl Engine {
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return self.drop(DropReason::NoRoute);
         };
-        let me = snap.local_addr(out_port, flow.src).unwrap_or(flow.dst);
+        let me = flow.dst;
         // The quoted part: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
         let quote_len = if flow.v6 {
             (flow.end - flow.l3).min(1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN)
@@ -727,7 +741,8 @@ impl Engine {
             ipv4::MIN_HEADER_LEN
         };
         let total = ethernet::HEADER_LEN + ip_len + 8 + quote_len;
-        if frame.bytes().len() < total {
+        let have = frame.bytes().len();
+        if have < total && !frame.append(total - have) {
             return self.drop(DropReason::Unsupported);
         }
         frame.truncate(total);
@@ -752,12 +767,15 @@ impl Engine {
                 flow_label: 0,
             }
             .emit(&mut b[l3..]);
-            icmp::emit_header(
-                &mut b[l4..],
-                icmpv6::PACKET_TOO_BIG,
-                0,
-                (mtu as u32).to_be_bytes(),
-            );
+            let (t, code, rest) = match kind {
+                IcmpError::TooBig(mtu) => (icmpv6::PACKET_TOO_BIG, 0, (mtu as u32).to_be_bytes()),
+                IcmpError::PortUnreachable => (
+                    icmpv6::DEST_UNREACHABLE,
+                    icmpv6::CODE_PORT_UNREACHABLE,
+                    [0; 4],
+                ),
+            };
+            icmp::emit_header(&mut b[l4..], t, code, rest);
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
             let pseudo = checksum::pseudo_v6(
                 addr_bytes16(me),
@@ -780,13 +798,13 @@ impl Engine {
                 dscp_ecn: 0,
             }
             .emit(&mut b[l3..]);
-            let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
-            icmp::emit_header(
-                &mut b[l4..],
-                icmp::DEST_UNREACHABLE,
-                icmp::CODE_FRAG_NEEDED,
-                rest,
-            );
+            let (code, rest) = match kind {
+                IcmpError::TooBig(mtu) => {
+                    (icmp::CODE_FRAG_NEEDED, [0, 0, (mtu >> 8) as u8, mtu as u8])
+                }
+                IcmpError::PortUnreachable => (icmp::CODE_PORT_UNREACHABLE, [0; 4]),
+            };
+            icmp::emit_header(&mut b[l4..], icmp::DEST_UNREACHABLE, code, rest);
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
             if let Ok(mut m) = IcmpPacket::new_checked(&mut b[l4..l4 + icmp_len]) {
                 m.fill_checksum();
