@@ -32,6 +32,16 @@ impl VecFrame {
     }
 }
 
+impl VecFrame {
+    /// Refills the frame with `bytes`, reusing the buffer (benchmarks).
+    pub fn reset(&mut self, bytes: &[u8]) {
+        self.buf.truncate(Self::HEADROOM);
+        self.buf.resize(Self::HEADROOM, 0);
+        self.buf.extend_from_slice(bytes);
+        self.start = Self::HEADROOM;
+    }
+}
+
 impl Frame for VecFrame {
     fn bytes(&self) -> &[u8] {
         &self.buf[self.start..]
