@@ -6,6 +6,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use etherparse::PacketBuilder;
 use hashbrown::HashMap;
+use rvs_dataplane::engine::Frame;
 use rvs_dataplane::engine::{
     Engine, EngineConfig, Method, PortInfo, RealServer, Route, Service, Snapshot, VecFrame, Verdict,
 };
