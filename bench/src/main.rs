@@ -91,6 +91,7 @@ fn ring_io(seconds: f64, size: u16, mode: ForwardMode) -> Result<(), dpdk::Error
         rx: vec![RxAssignment {
             rx: a_rx.remove(0),
             out_port: 1,
+            in_port: 0,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
     };

@@ -144,6 +144,12 @@ struct RawConfig {
     ports: Vec<RawPort>,
     #[serde(default, rename = "worker")]
     workers: Vec<RawWorker>,
+    #[serde(default, rename = "service")]
+    services: Vec<crate::lbconfig::RawService>,
+    #[serde(default, rename = "route")]
+    routes: Vec<crate::lbconfig::RawRoute>,
+    #[serde(default, rename = "neighbour")]
+    neighbours: Vec<crate::lbconfig::RawNeighbour>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +197,9 @@ struct RawDataplane {
     mbufs: Option<Spanned<u32>>,
     #[serde(default = "default_mbuf_cache")]
     mbuf_cache: u32,
+    /// Connection-table entries per worker (connections and persistence templates).
+    #[serde(default)]
+    connections: Option<Spanned<u32>>,
 }
 
 impl Default for RawDataplane {
@@ -199,6 +208,7 @@ impl Default for RawDataplane {
             forward: default_forward(),
             mbufs: None,
             mbuf_cache: default_mbuf_cache(),
+            connections: None,
         }
     }
 }
@@ -228,6 +238,9 @@ struct RawPort {
     peer: Option<Spanned<String>>,
     rss_hash: Option<Spanned<Vec<String>>>,
     rss_key: Option<Spanned<String>>,
+    /// The appliance's own addresses on this port.
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
 }
 
 fn one() -> Spanned<u16> {
@@ -276,6 +289,7 @@ pub struct PortConfig {
     pub peer: usize,
     pub rss_hash: Vec<RssField>,
     pub rss_key: Option<Vec<u8>>,
+    pub addresses: Vec<std::net::IpAddr>,
     /// Where the port is defined, for errors found at run time.
     pub line: usize,
 }
@@ -316,6 +330,10 @@ pub struct Config {
     pub mbuf_cache: u32,
     pub ports: Vec<PortConfig>,
     pub workers: Vec<WorkerConfig>,
+    /// Services, routes and neighbours (forward = "lb").
+    pub lb: crate::lbconfig::LbConfig,
+    /// Connection-table entries per worker.
+    pub connections: usize,
 }
 
 impl Config {
@@ -347,12 +365,16 @@ impl Config {
 
     fn from_raw(source: Source, raw: RawConfig) -> Result<Config, ConfigError> {
         let eal = validate_eal(&source, raw.eal)?;
-        let forward = raw
-            .dataplane
-            .forward
-            .get_ref()
-            .parse::<ForwardMode>()
-            .map_err(|m| source.error(raw.dataplane.forward.span(), "dataplane.forward", m))?;
+        let forward_given = raw.dataplane.forward.span() != (0..0);
+        let forward = if !forward_given && !raw.services.is_empty() {
+            ForwardMode::Lb
+        } else {
+            raw.dataplane
+                .forward
+                .get_ref()
+                .parse::<ForwardMode>()
+                .map_err(|m| source.error(raw.dataplane.forward.span(), "dataplane.forward", m))?
+        };
         if let Some(m) = &raw.dataplane.mbufs {
             if *m.get_ref() < 1024 {
                 return Err(source.error(m.span(), "dataplane.mbufs", "at least 1024 mbufs"));
@@ -368,7 +390,32 @@ impl Config {
         }
         let ports = validate_ports(&source, &raw.ports)?;
         let workers = validate_workers(&source, &eal, &ports, &raw.ports, raw.workers)?;
+        let names: Vec<String> = ports.iter().map(|p| p.name.clone()).collect();
+        let lb = crate::lbconfig::LbConfig::validate(
+            &source,
+            &raw.services,
+            &raw.routes,
+            &raw.neighbours,
+            &names,
+        )?;
+        if forward == ForwardMode::Lb && workers.len() != 1 {
+            let span = raw.dataplane.forward.span();
+            return Err(source.error(
+                span,
+                "dataplane.forward",
+                format!("forward = \"lb\" runs on one worker until flow hand-off between workers lands ({} configured)", workers.len()),
+            ));
+        }
+        let connections = match &raw.dataplane.connections {
+            Some(c) if *c.get_ref() < 16 => {
+                return Err(source.error(c.span(), "dataplane.connections", "at least 16"));
+            }
+            Some(c) => *c.get_ref() as usize,
+            None => 1 << 20,
+        };
         Ok(Config {
+            lb,
+            connections,
             eal,
             forward,
             mbufs: raw.dataplane.mbufs.map(|m| m.into_inner()),
@@ -572,6 +619,16 @@ fn validate_ports(source: &Source, raw: &[RawPort]) -> Result<Vec<PortConfig>, C
             ),
             None => None,
         };
+        let mut addresses = Vec::new();
+        for a in &p.addresses {
+            addresses.push(a.get_ref().parse().map_err(|_| {
+                source.error(
+                    a.span(),
+                    format!("port[{i}].addresses"),
+                    format!("{:?} is not an IP address", a.get_ref()),
+                )
+            })?);
+        }
         if let Some(mtu) = &p.mtu {
             if *mtu.get_ref() < 68 {
                 return Err(source.error(
@@ -592,6 +649,7 @@ fn validate_ports(source: &Source, raw: &[RawPort]) -> Result<Vec<PortConfig>, C
             peer,
             rss_hash,
             rss_key,
+            addresses,
             line: source.line_of(p.name.span().start),
         });
     }
@@ -878,9 +936,9 @@ device = "net_ring1"
                 "at least 68",
             ),
             (
-                format!("{TWO_PORTS}[dataplane]\nforward = \"lb\"\n"),
+                format!("{TWO_PORTS}[dataplane]\nforward = \"fast\"\n"),
                 "dataplane.forward",
-                "io, macswap",
+                "lb, io, macswap",
             ),
         ];
         for (text, field, needle) in cases {

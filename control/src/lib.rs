@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod ipvsadm;
+pub mod lbconfig;
 pub mod preview;
 pub mod report;
 pub mod runtime;

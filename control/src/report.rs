@@ -51,6 +51,35 @@ pub fn worker_stats(worker: usize, lcore: u32, c: &WorkerCounters) -> String {
     out
 }
 
+/// The load-balancing engine's counters of one worker: new connections, replies it made,
+/// drops by reason (only the reasons that occurred).
+pub fn engine_stats(c: &rvs_dataplane::engine::Counters) -> String {
+    use rvs_dataplane::engine::DropReason;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  New-conns: {:<14} ARP-replies: {:<13} ICMP-replies: {:<12} ICMP-errors: {}",
+        c.new_conns, c.arp_replies, c.icmp_replies, c.icmp_errors_sent
+    );
+    let drops: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|r| c.drops[**r as usize] > 0)
+        .map(|r| format!("{}: {}", r.name(), c.drops[*r as usize]))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  Drops: {}   To-host (dropped, no exception path yet): {}",
+        if drops.is_empty() {
+            "0".to_string()
+        } else {
+            drops.join(", ")
+        },
+        c.to_host
+    );
+    let _ = writeln!(out, "  {}", "-".repeat(76));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

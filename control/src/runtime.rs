@@ -5,7 +5,10 @@ use crate::config::{Config, ConfigError, Hugepages};
 use crate::report;
 use dpdk::log::Level;
 use dpdk::{Eal, LcoreHandle, Mempool, Port, PortConf, RssConf, BURST};
-use rvs_dataplane::worker::{self, RxAssignment, WorkerPlan};
+use rvs_dataplane::engine::{self, Engine, EngineConfig, PortInfo};
+use rvs_dataplane::sched::DestLoad;
+use rvs_dataplane::worker::{self, LbContext, RxAssignment, WorkerPlan};
+use rvs_dataplane::ForwardMode;
 use rvs_dataplane::{WorkerCounters, WorkerStats};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -214,6 +217,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     let main_socket = eal.lcore_socket(eal.main_lcore()) as i32;
     let mut pools: Vec<(i32, Mempool)> = Vec::new();
     let mut ports = Vec::new();
+    let mut port_macs: Vec<[u8; 6]> = Vec::new();
     for (i, (p, &id)) in cfg.ports.iter().zip(&ids).enumerate() {
         let info =
             Port::info_of(&eal, id).map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
@@ -275,6 +279,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         log.quietly(|| port.start())
             .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
         let mac = port.mac_addr().unwrap_or_default();
+        port_macs.push(mac);
         let link = port
             .link()
             .map(|l| l.text)
@@ -305,7 +310,33 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         tx_queues.push(tx.into_iter().map(Some).collect());
     }
     let worker_stop = Arc::new(AtomicBool::new(false));
-    let mut running: Vec<(usize, u32, Arc<WorkerStats>, LcoreHandle<WorkerCounters>)> = Vec::new();
+    type Outcome = (WorkerCounters, Option<engine::Counters>);
+    let mut running: Vec<(usize, u32, Arc<WorkerStats>, LcoreHandle<Outcome>)> = Vec::new();
+    let lb_shared = (cfg.forward == ForwardMode::Lb).then(|| {
+        let infos = cfg
+            .ports
+            .iter()
+            .zip(&port_macs)
+            .map(|(p, mac)| PortInfo {
+                mac: *mac,
+                addrs: p.addresses.clone(),
+                mtu: p.mtu.unwrap_or(1500),
+            })
+            .collect();
+        let snapshot = Arc::new(cfg.lb.snapshot(infos));
+        let loads: Arc<Vec<DestLoad>> = Arc::new(
+            (0..cfg.lb.server_count().max(1))
+                .map(|_| DestLoad::default())
+                .collect(),
+        );
+        println!(
+            "rvs: load balancing {} service(s), {} real server(s), {} connections per worker",
+            cfg.lb.services.len(),
+            cfg.lb.server_count(),
+            cfg.connections
+        );
+        (snapshot, loads)
+    });
     let mut launch_error = None;
     for (w, wc) in cfg.workers.iter().enumerate() {
         let rx = wc
@@ -316,6 +347,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
                     .take()
                     .expect("each rx queue has one worker"),
                 out_port: cfg.ports[p].peer,
+                in_port: p as u16,
             })
             .collect();
         let tx = tx_queues
@@ -338,9 +370,33 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
                 )
             })
             .collect();
+        let lb = lb_shared.as_ref().map(|(snapshot, loads)| {
+            let mut engine = Engine::new(
+                EngineConfig {
+                    conn_capacity: cfg.connections,
+                    max_services: cfg.lb.services.len().max(1),
+                    max_dests: loads.len(),
+                    neighbour_capacity: 4096,
+                },
+                1,
+            );
+            engine.adopt(snapshot);
+            LbContext {
+                engine,
+                snapshot: snapshot.clone(),
+                loads: loads.clone(),
+            }
+        });
         let stats = Arc::new(WorkerStats::default());
         let (s, st) = (worker_stop.clone(), stats.clone());
-        match eal.launch(wc.lcore, move || worker::run(plan, &s, &st)) {
+        let job = move || match lb {
+            Some(ctx) => {
+                let (c, e) = worker::run_lb(plan, ctx, &s, &st);
+                (c, Some(e))
+            }
+            None => (worker::run(plan, &s, &st), None),
+        };
+        match eal.launch(wc.lcore, job) {
             Ok(handle) => {
                 println!(
                     "rvs: worker {w} on lcore {}: forward {} {}",
@@ -376,9 +432,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     let mut finals = Vec::new();
     for (w, lcore, stats, handle) in running {
         match handle.join() {
-            Ok(c) => finals.push((w, lcore, c)),
+            Ok((c, e)) => finals.push((w, lcore, c, e)),
             Err(panic) => {
-                finals.push((w, lcore, stats.read()));
+                finals.push((w, lcore, stats.read(), None));
                 failure = Some(RunError::Worker(format!("worker {w}: {panic}")));
             }
         }
@@ -391,8 +447,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             Err(e) => eprintln!("rvs: port {:?}: {e}", p.name),
         }
     }
-    for (w, lcore, c) in &finals {
+    for (w, lcore, c, e) in &finals {
         print!("{}", report::worker_stats(*w, *lcore, c));
+        if let Some(e) = e {
+            print!("{}", report::engine_stats(e));
+        }
     }
     for (p, port) in cfg.ports.iter().zip(ports) {
         if let Err(e) = port.close() {

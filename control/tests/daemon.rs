@@ -366,3 +366,180 @@ fn preview_prints_the_server_each_client_gets() {
         "{err}"
     );
 }
+
+/// The load balancer end to end through the binary: golden inputs in a pcap, golden
+/// outputs (built with etherparse) out of it.
+#[test]
+fn lb_mode_turns_golden_inputs_into_golden_outputs() {
+    use etherparse::PacketBuilder;
+    let client_mac = [2, 0xcc, 0, 0, 0, 1];
+    let rs_mac = [2, 0xaa, 0, 0, 0, 2];
+    let gw_mac = [2, 0xbb, 0, 0, 0, 1];
+    let client = [198, 51, 100, 7];
+    let tcp4 = |smac, dmac, src: [u8; 4], dst: [u8; 4], ttl, sport, dport, synack: bool| {
+        let b = PacketBuilder::ethernet2(smac, dmac)
+            .ipv4(src, dst, ttl)
+            .tcp(sport, dport, 7, 1000)
+            .syn();
+        let b = if synack { b.ack(8) } else { b };
+        let mut v = Vec::new();
+        b.write(&mut v, b"").unwrap();
+        v
+    };
+    let port_mac = [2, 0x70, 0x63, 0x61, 0x70, 0x00]; // net_pcap0's MAC, checked below
+    let mut arp = Vec::new();
+    arp.extend_from_slice(&[0xff; 6]);
+    arp.extend_from_slice(&client_mac);
+    arp.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&client_mac);
+    arp.extend_from_slice(&client);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[192, 168, 1, 100]);
+    let mut arp_reply = Vec::new();
+    arp_reply.extend_from_slice(&client_mac);
+    arp_reply.extend_from_slice(&port_mac);
+    arp_reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    arp_reply.extend_from_slice(&port_mac);
+    arp_reply.extend_from_slice(&[192, 168, 1, 100]);
+    arp_reply.extend_from_slice(&client_mac);
+    arp_reply.extend_from_slice(&client);
+
+    let input = vec![
+        arp,
+        tcp4(
+            client_mac,
+            port_mac,
+            client,
+            [192, 168, 1, 100],
+            64,
+            40000,
+            80,
+            false,
+        ),
+        tcp4(
+            rs_mac,
+            port_mac,
+            [10, 0, 0, 2],
+            client,
+            64,
+            8080,
+            40000,
+            true,
+        ),
+        tcp4(
+            client_mac,
+            port_mac,
+            client,
+            [8, 8, 8, 8],
+            64,
+            40000,
+            80,
+            false,
+        ), // not ours
+    ];
+    let expected = vec![
+        arp_reply,
+        tcp4(
+            port_mac,
+            rs_mac,
+            client,
+            [10, 0, 0, 2],
+            63,
+            40000,
+            8080,
+            false,
+        ),
+        tcp4(
+            port_mac,
+            gw_mac,
+            [192, 168, 1, 100],
+            client,
+            63,
+            80,
+            40000,
+            true,
+        ),
+    ];
+    let dir = scratch("pcap-lb");
+    let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    write_pcap(&rx, &input);
+    let config = format!(
+        r#"[eal]
+lcores = "0,1"
+hugepages = false
+memory_mb = 256
+
+[dataplane]
+connections = 1024
+
+[[port]]
+name = "wire"
+device = "net_pcap0,rx_pcap={},tx_pcap={}"
+addresses = ["192.168.1.1", "10.0.0.1"]
+
+[[route]]
+prefix = "10.0.0.0/24"
+port = "wire"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.168.1.254"
+port = "wire"
+
+[[neighbour]]
+address = "10.0.0.2"
+mac = "02:aa:00:00:00:02"
+
+[[neighbour]]
+address = "192.168.1.254"
+mac = "02:bb:00:00:00:01"
+
+[[service]]
+protocol = "tcp"
+address = "192.168.1.100"
+port = 80
+scheduler = "rr"
+
+[[service.server]]
+address = "10.0.0.2"
+port = 8080
+method = "nat"
+"#,
+        rx.display(),
+        tx.display()
+    );
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = rvs()
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_pcap(&tx).len() < expected.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("MAC 02:70:63:61:70:00"), "{stdout}");
+    let output = read_pcap(&tx);
+    assert_eq!(output.len(), expected.len(), "{stdout}");
+    for (i, (got, want)) in output.iter().zip(&expected).enumerate() {
+        assert_eq!(got, want, "packet {i}");
+    }
+    assert!(stdout.contains("New-conns: 1 "), "{stdout}");
+    assert!(stdout.contains("not ours: 1"), "{stdout}");
+}

@@ -6,20 +6,22 @@ use std::str::FromStr;
 /// Ethernet header length (destination, source, ethertype).
 pub const ETHER_HDR_LEN: usize = 14;
 
-/// What a worker does with each frame. `Io` and `MacSwap` are testpmd's diagnostic modes:
-/// frames received on a port go out of its peer port unchanged, or with the Ethernet
-/// addresses swapped.
+/// What a worker does with each frame. `Lb` is the load balancer (the engine); `Io` and
+/// `MacSwap` are testpmd's diagnostic modes: frames received on a port go out of its peer
+/// port unchanged, or with the Ethernet addresses swapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardMode {
+    Lb,
     Io,
     MacSwap,
 }
 
 impl ForwardMode {
-    pub const ALL: [ForwardMode; 2] = [ForwardMode::Io, ForwardMode::MacSwap];
+    pub const ALL: [ForwardMode; 3] = [ForwardMode::Lb, ForwardMode::Io, ForwardMode::MacSwap];
 
     pub fn name(self) -> &'static str {
         match self {
+            ForwardMode::Lb => "lb",
             ForwardMode::Io => "io",
             ForwardMode::MacSwap => "macswap",
         }
@@ -61,7 +63,7 @@ pub enum Verdict {
 #[inline]
 pub fn apply(mode: ForwardMode, frame: &mut [u8]) -> Verdict {
     match mode {
-        ForwardMode::Io => Verdict::Forward,
+        ForwardMode::Io | ForwardMode::Lb => Verdict::Forward,
         ForwardMode::MacSwap => macswap(frame),
     }
 }
@@ -107,9 +109,9 @@ mod tests {
         for m in ForwardMode::ALL {
             assert_eq!(m.name().parse::<ForwardMode>(), Ok(m));
         }
-        assert!("lb"
+        assert!("fast"
             .parse::<ForwardMode>()
             .unwrap_err()
-            .contains("io, macswap"));
+            .contains("lb, io, macswap"));
     }
 }

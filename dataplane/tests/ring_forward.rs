@@ -81,6 +81,7 @@ fn hundred_thousand_packets_arrive_byte_identical() {
         rx: vec![RxAssignment {
             rx: a_rx.remove(0),
             out_port: 1,
+            in_port: 0,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
     };

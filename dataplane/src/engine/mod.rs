@@ -114,6 +114,8 @@ pub struct Counters {
     pub arp_replies: u64,
     pub icmp_replies: u64,
     pub icmp_errors_sent: u64,
+    /// Frames for the host kernel (dropped while there is no exception path).
+    pub to_host: u64,
 }
 
 impl Counters {

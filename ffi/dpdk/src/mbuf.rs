@@ -270,6 +270,16 @@ impl<const N: usize> MbufBurst<N> {
         freed
     }
 
+    /// Hands every mbuf, in order, to `f` and leaves the burst empty.
+    pub fn drain_each(&mut self, mut f: impl FnMut(Mbuf)) {
+        let n = std::mem::replace(&mut self.len, 0);
+        for &p in &self.ptrs[..n] {
+            // SAFETY: slots ..n held owned, non-null mbufs; the length is already 0, so
+            // each is handed out exactly once (a panic in f leaks the rest, never frees twice).
+            f(Mbuf(unsafe { NonNull::new_unchecked(p) }));
+        }
+    }
+
     /// Frees every mbuf in the burst.
     #[inline]
     pub fn clear(&mut self) {
