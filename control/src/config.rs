@@ -267,6 +267,8 @@ struct RawWorker {
 pub struct EalConfig {
     /// The lcores in use; the first is the main (control) lcore.
     pub lcores: Vec<u32>,
+    /// The `--lcores` form (`0@0,1@1,2@1`) when lcores are placed on CPUs explicitly.
+    pub placement: Option<String>,
     pub hugepages: Hugepages,
     pub memory_mb: Option<u32>,
     pub file_prefix: String,
@@ -398,14 +400,6 @@ impl Config {
             &raw.neighbours,
             &names,
         )?;
-        if forward == ForwardMode::Lb && workers.len() != 1 {
-            let span = raw.dataplane.forward.span();
-            return Err(source.error(
-                span,
-                "dataplane.forward",
-                format!("forward = \"lb\" runs on one worker until flow hand-off between workers lands ({} configured)", workers.len()),
-            ));
-        }
         let connections = match &raw.dataplane.connections {
             Some(c) if *c.get_ref() < 16 => {
                 return Err(source.error(c.span(), "dataplane.connections", "at least 16"));
@@ -441,10 +435,20 @@ impl Config {
     }
 }
 
-/// Parses an EAL core list: `0-3`, `0,2,4`, `0-1,6`.
+/// Parses an EAL core list: `0-3`, `0,2,4`, `0-1,6`, or with CPU placement as EAL's
+/// `--lcores` takes it: `0@0,1@1,2@1` (lcore 2 runs on CPU 1).
 pub fn parse_lcore_list(s: &str) -> Result<Vec<u32>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
+        let part = match part.split_once('@') {
+            Some((lcore, cpu)) => {
+                cpu.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("{cpu:?} is not a CPU number"))?;
+                lcore
+            }
+            None => part,
+        };
         let num = |t: &str| {
             t.trim()
                 .parse::<u32>()
@@ -513,8 +517,14 @@ fn validate_eal(source: &Source, raw: RawEal) -> Result<EalConfig, ConfigError> 
             return Err(source.error(m.span(), "eal.memory_mb", "at least 64 MB"));
         }
     }
+    let placement = raw
+        .lcores
+        .as_ref()
+        .map(|l| l.get_ref().replace(' ', ""))
+        .filter(|l| l.contains('@'));
     Ok(EalConfig {
         lcores,
+        placement,
         hugepages: raw.hugepages,
         memory_mb: raw.memory_mb.map(|m| m.into_inner()),
         file_prefix: prefix.clone(),

@@ -47,6 +47,13 @@ pub fn worker_stats(worker: usize, lcore: u32, c: &WorkerCounters) -> String {
         c.polls,
         c.busy_share() * 100.0
     );
+    if c.handoffs + c.handoff_drops > 0 {
+        let _ = writeln!(
+            out,
+            "  Hand-offs: {:<15} Hand-offs lost: {}",
+            c.handoffs, c.handoff_drops
+        );
+    }
     let _ = writeln!(out, "  {}", "-".repeat(76));
     out
 }
@@ -111,10 +118,13 @@ mod tests {
             tx_packets: 9,
             tx_dropped: 1,
             malformed: 0,
+            handoffs: 3,
+            handoff_drops: 0,
         };
         let text = worker_stats(0, 1, &c);
         assert!(text.contains("Forward statistics for worker 0 (lcore 1)"));
         assert!(text.contains("TX-dropped: 1"));
         assert!(text.contains("Busy: 25.0%"));
+        assert!(text.contains("Hand-offs: 3 "));
     }
 }

@@ -98,8 +98,16 @@ fn free_hugepages() -> bool {
 pub fn eal_args(cfg: &Config, hugepages: bool) -> Vec<String> {
     let lcores: Vec<String> = cfg.eal.lcores.iter().map(u32::to_string).collect();
     let mut args = vec![
-        "-l".to_string(),
-        lcores.join(","),
+        if cfg.eal.placement.is_some() {
+            "--lcores"
+        } else {
+            "-l"
+        }
+        .to_string(),
+        cfg.eal
+            .placement
+            .clone()
+            .unwrap_or_else(|| lcores.join(",")),
         "--file-prefix".into(),
         cfg.eal.file_prefix.clone(),
         "--log-level".into(),
@@ -338,7 +346,29 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         (snapshot, loads)
     });
     let mut launch_error = None;
+    // Hand-off rings for lb: one per ordered pair of workers.
+    let n_workers = cfg.workers.len();
+    let mut handoffs: Vec<worker::Handoff> = (0..n_workers)
+        .map(|me| worker::Handoff {
+            me,
+            workers: n_workers,
+            to: (0..n_workers).map(|_| None).collect(),
+            from: Vec::new(),
+        })
+        .collect();
+    if cfg.forward == ForwardMode::Lb {
+        for a in 0..n_workers {
+            for b in (0..n_workers).filter(|&b| b != a) {
+                let (p, c) = dpdk::mbuf_ring(&eal, &format!("rvs_ho_{a}_{b}"), 1024, main_socket)
+                    .map_err(|e| RunError::Dpdk(format!("hand-off ring: {e}")))?;
+                handoffs[a].to[b] = Some(p);
+                handoffs[b].from.push(c);
+            }
+        }
+    }
+    let mut handoffs = handoffs.into_iter();
     for (w, wc) in cfg.workers.iter().enumerate() {
+        let handoff = handoffs.next().unwrap_or_default();
         let rx = wc
             .rx
             .iter()
@@ -385,6 +415,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
                 engine,
                 snapshot: snapshot.clone(),
                 loads: loads.clone(),
+                handoff,
             }
         });
         let stats = Arc::new(WorkerStats::default());

@@ -543,3 +543,179 @@ method = "nat"
     assert!(stdout.contains("New-conns: 1 "), "{stdout}");
     assert!(stdout.contains("not ours: 1"), "{stdout}");
 }
+
+/// Two workers: every frame arrives at worker 0's queue; flows whose client hashes to worker
+/// 1 are handed over and must still be balanced and NAT'd both ways.
+#[test]
+fn lb_mode_with_two_workers_hands_flows_to_their_owner() {
+    use etherparse::PacketBuilder;
+    use rvs_dataplane::sched::{fold_addr, hash_32};
+    let owner = |c: [u8; 4], port: u16| {
+        hash_32(fold_addr(c.into()) ^ u32::from(port).rotate_left(16), 16) % 2
+    };
+    let (client_mac, rs_mac, gw_mac) = (
+        [2, 0xcc, 0, 0, 0, 1],
+        [2, 0xaa, 0, 0, 0, 2],
+        [2, 0xbb, 0, 0, 0, 1],
+    );
+    let port_mac = [2, 0x70, 0x63, 0x61, 0x70, 0x00];
+    let tcp4 = |smac, dmac, src: [u8; 4], dst: [u8; 4], ttl, sport, dport, synack: bool| {
+        let b = PacketBuilder::ethernet2(smac, dmac)
+            .ipv4(src, dst, ttl)
+            .tcp(sport, dport, 7, 1000)
+            .syn();
+        let b = if synack { b.ack(8) } else { b };
+        let mut v = Vec::new();
+        b.write(&mut v, b"").unwrap();
+        v
+    };
+    // One client owned by each worker.
+    let client = [198, 51, 100, 7];
+    let p0 = (1000..2000).find(|&p| owner(client, p) == 0).unwrap();
+    let p1 = (1000..2000).find(|&p| owner(client, p) == 1).unwrap();
+    let mut input = Vec::new();
+    let mut expected = Vec::new();
+    for p in [p0, p1] {
+        input.push(tcp4(
+            client_mac,
+            port_mac,
+            client,
+            [192, 168, 1, 100],
+            64,
+            p,
+            80,
+            false,
+        ));
+        input.push(tcp4(
+            rs_mac,
+            port_mac,
+            [10, 0, 0, 2],
+            client,
+            64,
+            8080,
+            p,
+            true,
+        ));
+        expected.push(tcp4(
+            port_mac,
+            rs_mac,
+            client,
+            [10, 0, 0, 2],
+            63,
+            p,
+            8080,
+            false,
+        ));
+        expected.push(tcp4(
+            port_mac,
+            gw_mac,
+            [192, 168, 1, 100],
+            client,
+            63,
+            80,
+            p,
+            true,
+        ));
+    }
+    let dir = scratch("pcap-lb2");
+    let (rx0, rx1, tx0, tx1) = (
+        dir.join("in0.pcap"),
+        dir.join("in1.pcap"),
+        dir.join("out0.pcap"),
+        dir.join("out1.pcap"),
+    );
+    write_pcap(&rx0, &input);
+    write_pcap(&rx1, &[]);
+    let config = format!(
+        r#"[eal]
+lcores = "0@0,1@1,2@1"
+hugepages = false
+memory_mb = 256
+
+[dataplane]
+connections = 1024
+
+[[port]]
+name = "wire"
+device = "net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}"
+rx_queues = 2
+addresses = ["192.168.1.1", "10.0.0.1"]
+
+[[worker]]
+lcore = 1
+rx = ["wire:0"]
+
+[[worker]]
+lcore = 2
+rx = ["wire:1"]
+
+[[route]]
+prefix = "10.0.0.0/24"
+port = "wire"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.168.1.254"
+port = "wire"
+
+[[neighbour]]
+address = "10.0.0.2"
+mac = "02:aa:00:00:00:02"
+
+[[neighbour]]
+address = "192.168.1.254"
+mac = "02:bb:00:00:00:01"
+
+[[service]]
+address = "192.168.1.100"
+port = 80
+scheduler = "rr"
+
+[[service.server]]
+address = "10.0.0.2"
+port = 8080
+"#,
+        rx0.display(),
+        rx1.display(),
+        tx0.display(),
+        tx1.display()
+    );
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = rvs()
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outputs = || {
+        let mut all = read_pcap(&tx0);
+        all.extend(read_pcap(&tx1));
+        all
+    };
+    while outputs().len() < expected.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = outputs();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "{stdout}");
+    // Worker 1 transmitted the flow it owns, handed over by worker 0.
+    assert_eq!(read_pcap(&tx1).len(), 2, "{stdout}");
+    assert!(stdout.contains("Hand-offs: 2 "), "{stdout}");
+}

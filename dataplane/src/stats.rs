@@ -12,6 +12,8 @@ pub struct WorkerStats {
     tx_packets: AtomicU64,
     tx_dropped: AtomicU64,
     malformed: AtomicU64,
+    handoffs: AtomicU64,
+    handoff_drops: AtomicU64,
 }
 
 /// A plain copy of a worker's counters.
@@ -27,6 +29,10 @@ pub struct WorkerCounters {
     pub tx_dropped: u64,
     /// Frames dropped as malformed.
     pub malformed: u64,
+    /// Frames handed to the worker owning their flow.
+    pub handoffs: u64,
+    /// Hand-offs lost to a full ring.
+    pub handoff_drops: u64,
 }
 
 impl WorkerCounters {
@@ -50,6 +56,8 @@ impl WorkerStats {
         self.tx_packets.store(c.tx_packets, Relaxed);
         self.tx_dropped.store(c.tx_dropped, Relaxed);
         self.malformed.store(c.malformed, Relaxed);
+        self.handoffs.store(c.handoffs, Relaxed);
+        self.handoff_drops.store(c.handoff_drops, Relaxed);
     }
 
     pub fn read(&self) -> WorkerCounters {
@@ -60,6 +68,8 @@ impl WorkerStats {
             tx_packets: self.tx_packets.load(Relaxed),
             tx_dropped: self.tx_dropped.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
+            handoffs: self.handoffs.load(Relaxed),
+            handoff_drops: self.handoff_drops.load(Relaxed),
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::engine::{self, Counters, Engine, Snapshot};
 use crate::forward::{self, ForwardMode, Verdict};
 use crate::sched::DestLoad;
 use crate::stats::{WorkerCounters, WorkerStats};
-use dpdk::{MbufBurst, RxQueue, TxQueue, BURST};
+use dpdk::{MbufBurst, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -25,6 +25,57 @@ pub struct LbContext {
     pub engine: Engine,
     pub snapshot: Arc<Snapshot>,
     pub loads: Arc<Vec<DestLoad>>,
+    pub handoff: Handoff,
+}
+
+/// This worker's ends of the hand-off rings: one producer towards every other worker, one
+/// consumer from every other worker (single producer, single consumer each).
+#[derive(Default)]
+pub struct Handoff {
+    pub me: usize,
+    pub workers: usize,
+    /// Indexed by the receiving worker; None for this worker itself.
+    pub to: Vec<Option<RingProducer>>,
+    pub from: Vec<RingConsumer>,
+}
+
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Handoff(worker {} of {})", self.me, self.workers)
+    }
+}
+
+/// Runs each frame of `burst` through the engine and queues it on its out port's burst.
+/// `in_port` gives each frame's receiving port (configuration index).
+fn process_burst(
+    burst: &mut MbufBurst<BURST>,
+    lb: &mut LbContext,
+    in_port: impl Fn(&dpdk::Mbuf) -> u16,
+    now: u32,
+    tx: &mut [TxQueue],
+    out: &mut [MbufBurst<BURST>],
+    counters: &mut WorkerCounters,
+) {
+    let (engine, snap, loads) = (&mut lb.engine, &*lb.snapshot, &lb.loads[..]);
+    burst.drain_each(
+        |mut m| match engine.process(snap, loads, now, in_port(&m), &mut m) {
+            engine::Verdict::Forward { port } => {
+                let p = usize::from(port);
+                let Some(queued) = out.get_mut(p) else { return };
+                if queued.is_full() {
+                    if let Some(q) = tx.get_mut(p) {
+                        counters.tx_packets += q.tx_burst(queued) as u64;
+                    }
+                    counters.tx_dropped += queued.len() as u64;
+                    queued.clear();
+                }
+                let _ = queued.push(m);
+            }
+            // No exception path yet: frames for the host are dropped and counted.
+            engine::Verdict::ToHost => engine.counters.to_host += 1,
+            engine::Verdict::Drop(_) => {}
+        },
+    );
 }
 
 /// Everything a worker owns.
@@ -72,9 +123,10 @@ pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> Work
     counters
 }
 
-/// The load-balancing loop: each frame goes through the engine and leaves by the port its
-/// verdict names; expiry runs with a small budget on every pass. Returns the worker's and
-/// the engine's counters.
+/// The load-balancing loop: frames whose flow another worker owns are handed to it over a
+/// ring; the others (and those handed to this worker) go through the engine and leave by
+/// the port their verdict names. Expiry runs with a small budget on every pass. Returns
+/// the worker's and the engine's counters.
 pub fn run_lb(
     mut plan: WorkerPlan,
     mut lb: LbContext,
@@ -83,7 +135,11 @@ pub fn run_lb(
 ) -> (WorkerCounters, Counters) {
     let mut counters = WorkerCounters::default();
     let mut rx: MbufBurst<BURST> = MbufBurst::new();
+    let mut mine: MbufBurst<BURST> = MbufBurst::new();
     let mut out: Vec<MbufBurst<BURST>> = plan.tx.iter().map(|_| MbufBurst::new()).collect();
+    let mut away: Vec<MbufBurst<BURST>> =
+        (0..lb.handoff.workers).map(|_| MbufBurst::new()).collect();
+    let (me, workers) = (lb.handoff.me, lb.handoff.workers);
     let hz = dpdk::tsc_hz().max(1);
     let start = dpdk::tsc_now();
     while !stop.load(Ordering::Relaxed) {
@@ -96,27 +152,56 @@ pub fn run_lb(
             }
             busy = true;
             counters.rx_packets += n as u64;
+            let snap = &*lb.snapshot;
             let in_port = assignment.in_port;
-            let (engine, snap, loads) = (&mut lb.engine, &*lb.snapshot, &lb.loads[..]);
-            let (tx, out) = (&mut plan.tx, &mut out);
-            rx.drain_each(
-                |mut m| match engine.process(snap, loads, now, in_port, &mut m) {
-                    engine::Verdict::Forward { port } => {
-                        let p = usize::from(port);
-                        let Some(burst) = out.get_mut(p) else { return };
-                        if burst.is_full() {
-                            if let Some(q) = tx.get_mut(p) {
-                                counters.tx_packets += q.tx_burst(burst) as u64;
-                            }
-                            counters.tx_dropped += burst.len() as u64;
-                            burst.clear();
+            rx.drain_each(|mut m| {
+                match engine::flow_owner(snap, m.data(), workers) {
+                    Some(o) if o != me => {
+                        // The owner learns the receiving port from the mbuf.
+                        m.set_in_port(in_port);
+                        if let Some(b) = away.get_mut(o) {
+                            let _ = b.push(m);
                         }
-                        let _ = burst.push(m);
                     }
-                    // No exception path yet: frames for the host are dropped and counted.
-                    engine::Verdict::ToHost => engine.counters.to_host += 1,
-                    engine::Verdict::Drop(_) => {}
-                },
+                    _ => {
+                        let _ = mine.push(m);
+                    }
+                }
+            });
+            process_burst(
+                &mut mine,
+                &mut lb,
+                |_| in_port,
+                now,
+                &mut plan.tx,
+                &mut out,
+                &mut counters,
+            );
+            for (o, b) in away.iter_mut().enumerate() {
+                if b.is_empty() {
+                    continue;
+                }
+                if let Some(Some(ring)) = lb.handoff.to.get_mut(o) {
+                    counters.handoffs += ring.enqueue_burst(b) as u64;
+                }
+                counters.handoff_drops += b.len() as u64;
+                b.clear();
+            }
+        }
+        // Frames other workers handed over (their in_port is in the mbuf).
+        for i in 0..lb.handoff.from.len() {
+            if lb.handoff.from[i].dequeue_burst(&mut rx) == 0 {
+                continue;
+            }
+            busy = true;
+            process_burst(
+                &mut rx,
+                &mut lb,
+                |m| m.in_port(),
+                now,
+                &mut plan.tx,
+                &mut out,
+                &mut counters,
             );
         }
         for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {

@@ -438,3 +438,49 @@ fn no_server_available_gets_port_unreachable() {
     assert_eq!((ip4.source, ip4.destination), ([192, 168, 1, 104], CLIENT));
     assert_eq!(lab.engine.counters.drops[DropReason::NoServer as usize], 1);
 }
+
+#[test]
+fn both_directions_of_a_nat_flow_have_the_same_owner() {
+    use rvs_dataplane::engine::flow_owner;
+    let lab = Lab::new();
+    for n in [2usize, 3, 4, 8] {
+        let mut owners = std::collections::HashSet::new();
+        for client_last in 1..=50u8 {
+            let client = [198, 51, 100, client_last];
+            let syn = tcp4(
+                CLIENT_MAC,
+                PORT0_MAC,
+                client,
+                [192, 168, 1, 100],
+                64,
+                40000 + u16::from(client_last),
+                80,
+                true,
+                false,
+                b"",
+            );
+            let reply = tcp4(
+                RS2_MAC,
+                PORT1_MAC,
+                [10, 0, 0, 2],
+                client,
+                64,
+                8080,
+                40000 + u16::from(client_last),
+                true,
+                true,
+                b"",
+            );
+            let a = flow_owner(&lab.snap, &syn, n).unwrap();
+            assert_eq!(Some(a), flow_owner(&lab.snap, &reply, n));
+            assert!(a < n);
+            owners.insert(a);
+        }
+        assert_eq!(owners.len(), n, "50 clients reach every one of {n} workers");
+    }
+    assert_eq!(
+        flow_owner(&lab.snap, &[0u8; 10], 4),
+        None,
+        "malformed: the receiving worker"
+    );
+}

@@ -1069,3 +1069,32 @@ fn encapsulate<F: Frame>(
     }
     true
 }
+
+/// The worker that owns a frame's flow: a hash of the client endpoint (client address and
+/// port), the one part of the tuple that is the same in both directions of NAT, DR and TUN.
+/// Frames without one (ARP, ICMP, non-IP) belong to the worker that received them (None).
+pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize> {
+    if workers <= 1 {
+        return None;
+    }
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = eth.header_len();
+    let flow = match eth.ethertype() {
+        EtherType::IPV4 => parse_flow(frame, l3, false).ok()?,
+        EtherType::IPV6 => parse_flow(frame, l3, true).ok()?,
+        _ => return None,
+    };
+    if flow.proto != proto::TCP && flow.proto != proto::UDP {
+        return None;
+    }
+    let (client, port) = if snap.is_vip(flow.dst) {
+        (flow.src, flow.sport)
+    } else {
+        (flow.dst, flow.dport)
+    };
+    let h = sched::hash_32(
+        sched::fold_addr(client) ^ u32::from(port).rotate_left(16),
+        16,
+    );
+    Some(h as usize % workers)
+}

@@ -32,6 +32,7 @@ uint16_t rvs_pktmbuf_nb_segs(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_tailroom(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m);
+void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port);
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m);
 uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m);
 uint8_t *rvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);

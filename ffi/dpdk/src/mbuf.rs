@@ -94,6 +94,13 @@ impl Mbuf {
         unsafe { dpdk_sys::rvs_pktmbuf_port(self.raw()) }
     }
 
+    /// Overwrites the input-port field (a worker stamps frames it hands to another).
+    #[inline]
+    pub fn set_in_port(&mut self, port: u16) {
+        // SAFETY: writes a plain field of an mbuf this handle owns exclusively.
+        unsafe { dpdk_sys::rvs_pktmbuf_set_port(self.raw(), port) }
+    }
+
     /// RSS hash from the NIC (valid when the port hashes).
     #[inline]
     pub fn rss_hash(&self) -> u32 {
