@@ -484,3 +484,45 @@ fn both_directions_of_a_nat_flow_have_the_same_owner() {
         "malformed: the receiving worker"
     );
 }
+
+#[test]
+fn neighbour_solicitation_for_a_vip_is_answered() {
+    use etherparse::Icmpv6Type;
+    let mut lab = Lab::new();
+    let requester: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc];
+    let solicited: [u8; 16] = [
+        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, VIP6[13], VIP6[14], VIP6[15],
+    ];
+    let mut ns_body = VIP6.to_vec();
+    ns_body.extend_from_slice(&[1, 1]);
+    ns_body.extend_from_slice(&CLIENT_MAC);
+    let mut ns = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, [0x33, 0x33, 0xff, 0, 1, 0])
+        .ipv6(requester, solicited, 255)
+        .icmpv6(Icmpv6Type::Unknown {
+            type_u8: 135,
+            code_u8: 0,
+            bytes5to8: [0; 4],
+        })
+        .write(&mut ns, &ns_body)
+        .unwrap();
+    let mut na_body = VIP6.to_vec();
+    na_body.extend_from_slice(&[2, 1]);
+    na_body.extend_from_slice(&PORT0_MAC);
+    let mut na = Vec::new();
+    PacketBuilder::ethernet2(PORT0_MAC, CLIENT_MAC)
+        .ipv6(VIP6, requester, 255)
+        .icmpv6(Icmpv6Type::Unknown {
+            type_u8: 136,
+            code_u8: 0,
+            bytes5to8: [0x60, 0, 0, 0],
+        })
+        .write(&mut na, &na_body)
+        .unwrap();
+    assert_eq!(lab.run(0, &ns), (Verdict::Forward { port: 0 }, na));
+    // A solicitation for an address that is not ours goes to the host.
+    let mut other = ns.clone();
+    other[14 + 40 + 8 + 10] ^= 1; // another address (VIP6 ^ ::100 is a VIP too)
+    let (v, _) = lab.run(0, &other);
+    assert_eq!(v, Verdict::ToHost);
+}

@@ -111,6 +111,7 @@ pub struct Counters {
     /// Per real-server id.
     pub dest_in: Vec<(u64, u64)>,
     pub dest_out: Vec<(u64, u64)>,
+    /// ARP replies and IPv6 neighbour advertisements sent.
     pub arp_replies: u64,
     pub icmp_replies: u64,
     pub icmp_errors_sent: u64,
@@ -323,6 +324,11 @@ impl Engine {
         frame: &mut F,
     ) -> Verdict {
         let tcp_or_udp = flow.proto == proto::TCP || flow.proto == proto::UDP;
+        if flow.v6 && flow.proto == proto::ICMPV6 {
+            if let Some(v) = self.neighbour_discovery(snap, port, &flow, frame) {
+                return v;
+            }
+        }
         if snap.is_vip(flow.dst) {
             if tcp_or_udp {
                 return self.forward_to_server(snap, loads, now, flow, frame);
@@ -671,6 +677,89 @@ impl Engine {
             now: u64::from(now),
         };
         sched::pick(&svc.sched, &svc.table, state, &svc.dests, loads, &req)
+    }
+
+    /// Neighbour discovery: learns from solicitations and advertisements, and answers a
+    /// solicitation for a VIP or an own address with an advertisement. None when the frame
+    /// is not ND (it then follows the normal path).
+    fn neighbour_discovery<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        port: u16,
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        let l4 = frame.bytes().get(flow.l4..flow.end)?;
+        let m = Icmpv6Packet::new_checked(l4).ok()?;
+        let (kind, target) = (m.msg_type(), m.nd_target());
+        match kind {
+            icmpv6::NEIGHBOR_ADVERT => {
+                if let Some(mac) = m.nd_lladdr(icmpv6::OPT_TARGET_LL) {
+                    self.learn(IpAddr::from(target), mac);
+                }
+                return Some(Verdict::ToHost);
+            }
+            icmpv6::NEIGHBOR_SOLICIT => {}
+            _ => return None,
+        }
+        let requester_mac = m.nd_lladdr(icmpv6::OPT_SOURCE_LL);
+        let unspecified = flow.src == IpAddr::from([0u8; 16]);
+        if let (Some(mac), false) = (requester_mac, unspecified) {
+            self.learn(flow.src, mac);
+        }
+        let target_ip = IpAddr::from(target);
+        if !(snap.is_vip(target_ip) || snap.is_local(target_ip)) {
+            return Some(Verdict::ToHost);
+        }
+        let Some(port_mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return Some(self.drop(DropReason::NoRoute));
+        };
+        let frame_src: [u8; 6] = frame
+            .bytes()
+            .get(6..12)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 6]);
+        // To the requester, or to all nodes for a duplicate-address probe.
+        let (dst_ip, dst_mac, flags) = if unspecified {
+            (
+                [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x33, 0x33, 0, 0, 0, 1],
+                icmpv6::NA_OVERRIDE,
+            )
+        } else {
+            (
+                addr_bytes16(flow.src),
+                requester_mac.unwrap_or(frame_src),
+                icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE,
+            )
+        };
+        let total = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32;
+        let have = frame.bytes().len();
+        if have < total && !frame.append(total - have) {
+            return Some(self.drop(DropReason::Unsupported));
+        }
+        frame.truncate(total);
+        let b = frame.bytes_mut();
+        ethernet::emit_header(b, dst_mac, port_mac, EtherType::IPV6);
+        let l3 = ethernet::HEADER_LEN;
+        ipv6::Ipv6Repr {
+            src: target,
+            dst: dst_ip,
+            next_header: proto::ICMPV6,
+            payload_len: 32,
+            hop_limit: 255,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut b[l3..]);
+        let l4 = l3 + ipv6::HEADER_LEN;
+        icmpv6::emit_neighbor_advert(&mut b[l4..], target, port_mac, flags);
+        let pseudo = checksum::pseudo_v6(target, dst_ip, proto::ICMPV6, 32);
+        if let Ok(mut na) = Icmpv6Packet::new_checked(&mut b[l4..l4 + 32]) {
+            na.fill_checksum(pseudo);
+        }
+        self.counters.arp_replies += 1;
+        Some(Verdict::Forward { port })
     }
 
     fn echo_reply<F: Frame>(
