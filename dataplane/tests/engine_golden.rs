@@ -526,3 +526,157 @@ fn neighbour_solicitation_for_a_vip_is_answered() {
     let (v, _) = lab.run(0, &other);
     assert_eq!(v, Verdict::ToHost);
 }
+
+#[test]
+fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
+    use etherparse::{icmpv4::DestUnreachableHeader, Icmpv4Type};
+    use rvs_dataplane::engine::flow_owner;
+    let mut lab = Lab::new();
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let icmp = |smac, dmac, src: [u8; 4], dst: [u8; 4], ttl, t: Icmpv4Type, quote: &[u8]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(smac, dmac)
+            .ipv4(src, dst, ttl)
+            .icmpv4(t)
+            .write(&mut v, quote)
+            .unwrap();
+        v
+    };
+    // The server answers the SYN (client -> RIP:8080, TTL 63) with port unreachable.
+    let seen_by_server = tcp4(
+        PORT1_MAC,
+        RS2_MAC,
+        CLIENT,
+        [10, 0, 0, 2],
+        63,
+        40000,
+        8080,
+        true,
+        false,
+        b"",
+    );
+    let as_sent = tcp4(
+        PORT1_MAC,
+        RS2_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        63,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let unreach = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
+    let input = icmp(
+        RS2_MAC,
+        PORT1_MAC,
+        [10, 0, 0, 2],
+        CLIENT,
+        64,
+        unreach.clone(),
+        &seen_by_server[14..42],
+    );
+    let expected = icmp(
+        PORT0_MAC,
+        GW_MAC,
+        [192, 168, 1, 100],
+        CLIENT,
+        63,
+        unreach,
+        &as_sent[14..42],
+    );
+    assert_eq!(
+        flow_owner(&lab.snap, &input, 4),
+        flow_owner(&lab.snap, &syn, 4),
+        "owned with its connection"
+    );
+    assert_eq!(lab.run(1, &input), (Verdict::Forward { port: 0 }, expected));
+
+    // A router on the client side reports the reply (VIP:80 -> client) as timed out.
+    let reply_sent = tcp4(
+        PORT0_MAC,
+        GW_MAC,
+        [192, 168, 1, 100],
+        CLIENT,
+        63,
+        80,
+        40000,
+        true,
+        true,
+        b"",
+    );
+    let reply_from_server = tcp4(
+        PORT0_MAC,
+        GW_MAC,
+        [10, 0, 0, 2],
+        CLIENT,
+        63,
+        8080,
+        40000,
+        true,
+        true,
+        b"",
+    );
+    let exceeded =
+        Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit);
+    let input = icmp(
+        GW_MAC,
+        PORT0_MAC,
+        [203, 0, 113, 1],
+        [192, 168, 1, 100],
+        64,
+        exceeded.clone(),
+        &reply_sent[14..42],
+    );
+    let expected = icmp(
+        PORT1_MAC,
+        RS2_MAC,
+        [203, 0, 113, 1],
+        [10, 0, 0, 2],
+        63,
+        exceeded,
+        &reply_from_server[14..42],
+    );
+    assert_eq!(
+        flow_owner(&lab.snap, &input, 4),
+        flow_owner(&lab.snap, &syn, 4)
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+
+    // An error about no known connection is not forwarded.
+    let stray = tcp4(
+        PORT1_MAC,
+        RS2_MAC,
+        [198, 51, 100, 8],
+        [10, 0, 0, 2],
+        63,
+        1,
+        8080,
+        true,
+        false,
+        b"",
+    );
+    let input = icmp(
+        RS2_MAC,
+        PORT1_MAC,
+        [10, 0, 0, 2],
+        [198, 51, 100, 8],
+        64,
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port),
+        &stray[14..42],
+    );
+    assert_eq!(lab.run(1, &input).0, Verdict::Drop(DropReason::NotOurs));
+}

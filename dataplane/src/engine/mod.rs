@@ -329,6 +329,9 @@ impl Engine {
                 return v;
             }
         }
+        if let Some(v) = self.icmp_error_about_conn(snap, &flow, frame) {
+            return v;
+        }
         if snap.is_vip(flow.dst) {
             if tcp_or_udp {
                 return self.forward_to_server(snap, loads, now, flow, frame);
@@ -677,6 +680,115 @@ impl Engine {
             now: u64::from(now),
         };
         sched::pick(&svc.sched, &svc.table, state, &svc.dests, loads, &req)
+    }
+
+    /// An ICMP error about a packet of a known connection is forwarded to the other side
+    /// with the embedded header rewritten (as IPVS's ip_vs_nat_icmp does): from the client
+    /// side (about VIP -> client) towards the real server, or for NAT from the server side
+    /// (about client -> server) towards the client with the VIP put back. None when the
+    /// frame is not such an error.
+    fn icmp_error_about_conn<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        let emb = embedded(frame.bytes(), flow)?;
+        let (id, towards_server) = if snap.is_vip(emb.src) {
+            let key = InKey {
+                proto: emb.proto,
+                caddr: addr16(emb.dst),
+                cport: emb.dport,
+                vaddr: addr16(emb.src),
+                vport: emb.sport,
+            };
+            (self.table.lookup_in(&key)?, true)
+        } else {
+            let key = OutKey {
+                proto: emb.proto,
+                daddr: addr16(emb.dst),
+                dport: emb.dport,
+                caddr: addr16(emb.src),
+                cport: emb.sport,
+            };
+            (self.table.lookup_out(&key)?, false)
+        };
+        let conn = *self.table.get(id)?;
+        if flow.ttl <= 1 {
+            return Some(self.drop(DropReason::Ttl));
+        }
+        let method = Method::from_u8(conn.method);
+        let (outer_new, emb_addr, emb_port, next) = if towards_server {
+            (
+                ip_of(&conn.daddr),
+                ip_of(&conn.daddr),
+                conn.dport,
+                ip_of(&conn.daddr),
+            )
+        } else {
+            (ip_of(&conn.vaddr), ip_of(&conn.vaddr), conn.vport, flow.dst)
+        };
+        let Some((out_port, hop)) = snap.route(next) else {
+            return Some(self.drop(DropReason::NoRoute));
+        };
+        let Some(hop_mac) = self.neighbour(snap, hop) else {
+            return Some(self.drop(DropReason::NoNeighbour));
+        };
+        let port_mac = snap.ports.get(usize::from(out_port))?.mac;
+        if towards_server && method != Method::Nat {
+            // DR/TUN: the real server owns the VIP too; deliver the error unchanged.
+            if method == Method::Tun {
+                let src = snap.local_addr(out_port, next)?;
+                if !encapsulate(frame, flow, src, next, hop_mac, port_mac) {
+                    return Some(self.drop(DropReason::Unsupported));
+                }
+            } else {
+                set_macs(frame.bytes_mut(), hop_mac, port_mac);
+            }
+            return Some(Verdict::Forward { port: out_port });
+        }
+        if !towards_server && method != Method::Nat {
+            return None;
+        }
+        let b = frame.bytes_mut();
+        // Outer header: the real server's address (towards it) or the VIP (towards the client).
+        let side = if towards_server { Side::Dst } else { Side::Src };
+        rewrite_ip_only(b, flow, side, outer_new);
+        // Embedded header: its source (towards the server) or destination (towards the client).
+        let e = flow.l4 + 8;
+        if flow.v6 {
+            let at = if towards_server { e + 8 } else { e + 24 };
+            if let Some(dst) = b.get_mut(at..at + 16) {
+                dst.copy_from_slice(&addr_bytes16(emb_addr));
+            }
+        } else if let Some(h) = b.get_mut(e..e + emb.ihl) {
+            let at = if towards_server { 12 } else { 16 };
+            h[at..at + 4].copy_from_slice(&addr_bytes4(emb_addr));
+            h[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::checksum(h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        let port_at = e + emb.ihl + if towards_server { 0 } else { 2 };
+        if let Some(p) = b.get_mut(port_at..port_at + 2) {
+            p.copy_from_slice(&emb_port.to_be_bytes());
+        }
+        // The ICMP checksum, recomputed over the whole message.
+        if let Some(m) = b.get_mut(flow.l4..flow.end) {
+            if flow.v6 {
+                let (src, dst) = match side {
+                    Side::Dst => (addr_bytes16(flow.src), addr_bytes16(outer_new)),
+                    Side::Src => (addr_bytes16(outer_new), addr_bytes16(flow.dst)),
+                };
+                let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, m.len() as u32);
+                if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
+                    p.fill_checksum(pseudo);
+                }
+            } else if let Ok(mut p) = IcmpPacket::new_checked(m) {
+                p.fill_checksum();
+            }
+        }
+        set_macs(b, hop_mac, port_mac);
+        Some(Verdict::Forward { port: out_port })
     }
 
     /// Neighbour discovery: learns from solicitations and advertisements, and answers a
@@ -1094,6 +1206,84 @@ fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
     }
 }
 
+/// The header of the datagram an ICMP error quotes.
+struct Embedded {
+    ihl: usize,
+    proto: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+}
+
+/// Reads the quoted datagram of an ICMP / ICMPv6 error (it is usually truncated, so no
+/// length checks beyond the header and the first 8 bytes of its L4 header).
+fn embedded(b: &[u8], flow: &Flow) -> Option<Embedded> {
+    let msg = b.get(flow.l4..flow.end)?;
+    let is_error = match (flow.v6, flow.proto) {
+        (false, proto::ICMP) => IcmpPacket::new_checked(msg).ok()?.is_error(),
+        (true, proto::ICMPV6) => Icmpv6Packet::new_checked(msg).ok()?.is_error(),
+        _ => false,
+    };
+    if !is_error {
+        return None;
+    }
+    let q = msg.get(8..)?;
+    let (ihl, proto_num, src, dst) = if flow.v6 {
+        let h: &[u8; 40] = q.get(..40)?.try_into().ok()?;
+        if h[0] >> 4 != 6 {
+            return None;
+        }
+        let src: [u8; 16] = h[8..24].try_into().ok()?;
+        let dst: [u8; 16] = h[24..40].try_into().ok()?;
+        (40, h[6], IpAddr::from(src), IpAddr::from(dst))
+    } else {
+        let v = *q.first()?;
+        let ihl = usize::from(v & 0x0f) * 4;
+        if v >> 4 != 4 || ihl < 20 || q.len() < ihl {
+            return None;
+        }
+        let src: [u8; 4] = q[12..16].try_into().ok()?;
+        let dst: [u8; 4] = q[16..20].try_into().ok()?;
+        (ihl, q[9], IpAddr::from(src), IpAddr::from(dst))
+    };
+    if proto_num != proto::TCP && proto_num != proto::UDP {
+        return None;
+    }
+    let ports = q.get(ihl..ihl + 4)?;
+    Some(Embedded {
+        ihl,
+        proto: proto_num,
+        src,
+        dst,
+        sport: u16::from_be_bytes([ports[0], ports[1]]),
+        dport: u16::from_be_bytes([ports[2], ports[3]]),
+    })
+}
+
+/// Rewrites one address of the outer IP header (header checksum kept) and decrements the
+/// TTL / hop limit; the L4 checksum is the caller's.
+fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr) {
+    let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
+        return;
+    };
+    if flow.v6 {
+        if let Ok(mut ip) = Ipv6Packet::new_checked(&mut *ipb) {
+            match side {
+                Side::Dst => ip.set_dst(addr_bytes16(addr)),
+                Side::Src => ip.set_src(addr_bytes16(addr)),
+            }
+            ip.set_hop_limit(flow.ttl.saturating_sub(1));
+        }
+    } else if let Ok(mut ip) = Ipv4Packet::new_checked(&mut *ipb) {
+        match side {
+            Side::Dst => ip.set_dst(addr_bytes4(addr)),
+            Side::Src => ip.set_src(addr_bytes4(addr)),
+        }
+        ip.set_ttl(flow.ttl.saturating_sub(1));
+    }
+}
+
 /// Wraps the IP datagram in an outer header (IPIP or IPv6-in-IPv6) after a fresh Ethernet
 /// header. Any VLAN tag of the frame is not kept.
 fn encapsulate<F: Frame>(
@@ -1173,13 +1363,20 @@ pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize
         EtherType::IPV6 => parse_flow(frame, l3, true).ok()?,
         _ => return None,
     };
-    if flow.proto != proto::TCP && flow.proto != proto::UDP {
-        return None;
-    }
-    let (client, port) = if snap.is_vip(flow.dst) {
-        (flow.src, flow.sport)
+    let (client, port) = if flow.proto == proto::TCP || flow.proto == proto::UDP {
+        if snap.is_vip(flow.dst) {
+            (flow.src, flow.sport)
+        } else {
+            (flow.dst, flow.dport)
+        }
     } else {
-        (flow.dst, flow.dport)
+        // An ICMP error belongs with the connection it quotes.
+        let e = embedded(frame, &flow)?;
+        if snap.is_vip(e.src) {
+            (e.dst, e.dport)
+        } else {
+            (e.src, e.sport)
+        }
     };
     let h = sched::hash_32(
         sched::fold_addr(client) ^ u32::from(port).rotate_left(16),
