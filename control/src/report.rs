@@ -65,9 +65,10 @@ pub fn engine_stats(c: &rvs_dataplane::engine::Counters) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  New-conns: {:<14} ARP-replies: {:<13} ICMP-replies: {:<12} ICMP-errors: {}",
+        "  New-conns: {:<14} ARP/ND-replies: {:<10} ICMP-replies: {:<12} ICMP-errors: {}",
         c.new_conns, c.arp_replies, c.icmp_replies, c.icmp_errors_sent
     );
+    let _ = writeln!(out, "  ARP/ND-requests: {}", c.neighbour_requests);
     let drops: Vec<String> = DropReason::ALL
         .iter()
         .filter(|r| c.drops[**r as usize] > 0)

@@ -680,3 +680,64 @@ fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
     );
     assert_eq!(lab.run(1, &input).0, Verdict::Drop(DropReason::NotOurs));
 }
+
+#[test]
+fn an_unknown_next_hop_is_resolved_by_arp() {
+    let mut lab = Lab::new();
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 105],
+        64,
+        40020,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let (v, out) = lab.run(0, &syn);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let mut who_has = Vec::new();
+    who_has.extend_from_slice(&[0xff; 6]);
+    who_has.extend_from_slice(&PORT1_MAC);
+    who_has.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    who_has.extend_from_slice(&PORT1_MAC);
+    who_has.extend_from_slice(&[10, 0, 0, 1]);
+    who_has.extend_from_slice(&[0; 6]);
+    who_has.extend_from_slice(&[10, 0, 0, 9]);
+    assert_eq!(out, who_has, "the SYN became an ARP request");
+    assert_eq!(
+        lab.run(0, &syn).0,
+        Verdict::Drop(DropReason::NoNeighbour),
+        "at most one request a second"
+    );
+    assert_eq!(
+        lab.engine.counters.drops[DropReason::NoNeighbour as usize],
+        2
+    );
+    // The reply is learned; the client's retransmitted SYN goes through.
+    let rs9_mac = [2, 0xaa, 0, 0, 0, 9];
+    let mut is_at = Vec::new();
+    is_at.extend_from_slice(&PORT1_MAC);
+    is_at.extend_from_slice(&rs9_mac);
+    is_at.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    is_at.extend_from_slice(&rs9_mac);
+    is_at.extend_from_slice(&[10, 0, 0, 9]);
+    is_at.extend_from_slice(&PORT1_MAC);
+    is_at.extend_from_slice(&[10, 0, 0, 1]);
+    assert_eq!(lab.run(1, &is_at).0, Verdict::ToHost);
+    let expected = tcp4(
+        PORT1_MAC,
+        rs9_mac,
+        CLIENT,
+        [10, 0, 0, 9],
+        63,
+        40020,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 1 }, expected));
+}

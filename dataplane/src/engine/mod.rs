@@ -117,6 +117,8 @@ pub struct Counters {
     pub icmp_errors_sent: u64,
     /// Frames for the host kernel (dropped while there is no exception path).
     pub to_host: u64,
+    /// ARP requests and neighbour solicitations sent to resolve next hops.
+    pub neighbour_requests: u64,
 }
 
 impl Counters {
@@ -171,6 +173,8 @@ pub struct Engine {
     pub timeouts: Timeouts,
     states: Vec<SchedState>,
     learned: HashMap<IpAddr, [u8; 6]>,
+    /// When an ARP / neighbour solicitation was last sent for an address (seconds).
+    requested: HashMap<IpAddr, u32>,
     neighbour_capacity: usize,
     pub counters: Counters,
 }
@@ -190,6 +194,7 @@ impl Engine {
                 .map(|_| SchedState::default())
                 .collect(),
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
+            requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
             counters: Counters {
                 svc_in: vec![(0, 0); cfg.max_services],
@@ -417,7 +422,7 @@ impl Engine {
             return self.drop(DropReason::NoRoute);
         };
         let Some(hop_mac) = self.neighbour(snap, hop) else {
-            return self.drop(DropReason::NoNeighbour);
+            return self.resolve(snap, now, out_port, hop, frame);
         };
         let Some(port_info) = snap.ports.get(usize::from(out_port)) else {
             return self.drop(DropReason::NoRoute);
@@ -485,7 +490,7 @@ impl Engine {
             return self.drop(DropReason::NoRoute);
         };
         let Some(hop_mac) = self.neighbour(snap, hop) else {
-            return self.drop(DropReason::NoNeighbour);
+            return self.resolve(snap, now, out_port, hop, frame);
         };
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return self.drop(DropReason::NoRoute);
@@ -680,6 +685,81 @@ impl Engine {
             now: u64::from(now),
         };
         sched::pick(&svc.sched, &svc.table, state, &svc.dests, loads, &req)
+    }
+
+    /// The next hop's MAC is unknown: the packet is dropped (counted) and, at most once a
+    /// second per address, the frame becomes an ARP request / neighbour solicitation for it.
+    fn resolve<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        port: u16,
+        hop: IpAddr,
+        frame: &mut F,
+    ) -> Verdict {
+        self.counters.drops[DropReason::NoNeighbour as usize] += 1;
+        let due = match self.requested.get(&hop) {
+            Some(&t) => now > t,
+            None => self.requested.len() < self.neighbour_capacity,
+        };
+        let (Some(port_mac), Some(me)) = (
+            snap.ports.get(usize::from(port)).map(|p| p.mac),
+            snap.local_addr(port, hop),
+        ) else {
+            return Verdict::Drop(DropReason::NoNeighbour);
+        };
+        if !due {
+            return Verdict::Drop(DropReason::NoNeighbour);
+        }
+        let total = match hop {
+            IpAddr::V4(_) => ethernet::HEADER_LEN + arp::LEN,
+            IpAddr::V6(_) => ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32,
+        };
+        let have = frame.bytes().len();
+        if have < total && !frame.append(total - have) {
+            return Verdict::Drop(DropReason::NoNeighbour);
+        }
+        frame.truncate(total);
+        self.requested.insert(hop, now);
+        let b = frame.bytes_mut();
+        let l3 = ethernet::HEADER_LEN;
+        match (hop, me) {
+            (IpAddr::V4(h), IpAddr::V4(m)) => {
+                ethernet::emit_header(b, [0xff; 6], port_mac, EtherType::ARP);
+                arp::emit(
+                    &mut b[l3..],
+                    arp::OP_REQUEST,
+                    port_mac,
+                    m.octets(),
+                    [0; 6],
+                    h.octets(),
+                );
+            }
+            _ => {
+                let (target, src) = (addr_bytes16(hop), addr_bytes16(me));
+                let group = icmpv6::solicited_node(target);
+                let mac = [0x33, 0x33, group[12], group[13], group[14], group[15]];
+                ethernet::emit_header(b, mac, port_mac, EtherType::IPV6);
+                ipv6::Ipv6Repr {
+                    src,
+                    dst: group,
+                    next_header: proto::ICMPV6,
+                    payload_len: 32,
+                    hop_limit: 255,
+                    traffic_class: 0,
+                    flow_label: 0,
+                }
+                .emit(&mut b[l3..]);
+                let l4 = l3 + ipv6::HEADER_LEN;
+                icmpv6::emit_neighbor_solicit(&mut b[l4..], target, port_mac);
+                let pseudo = checksum::pseudo_v6(src, group, proto::ICMPV6, 32);
+                if let Ok(mut ns) = Icmpv6Packet::new_checked(&mut b[l4..l4 + 32]) {
+                    ns.fill_checksum(pseudo);
+                }
+            }
+        }
+        self.counters.neighbour_requests += 1;
+        Verdict::Forward { port }
     }
 
     /// An ICMP error about a packet of a known connection is forwarded to the other side

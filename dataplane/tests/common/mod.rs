@@ -120,6 +120,16 @@ pub fn snapshot() -> Snapshot {
         None,
         vec![quiesced],
     ));
+    services.push(Service::new(
+        7,
+        6,
+        ip([192, 168, 1, 105]),
+        80,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(8, [10, 0, 0, 9], 0, Method::Nat)],
+    ));
     let ports = vec![
         PortInfo {
             mac: PORT0_MAC,
@@ -189,7 +199,7 @@ impl Lab {
         engine.adopt(&snap);
         Lab {
             snap,
-            loads: (0..8).map(|_| DestLoad::default()).collect(),
+            loads: (0..16).map(|_| DestLoad::default()).collect(),
             engine,
         }
     }
