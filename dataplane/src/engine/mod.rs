@@ -739,23 +739,9 @@ impl Engine {
                 let (target, src) = (addr_bytes16(hop), addr_bytes16(me));
                 let group = icmpv6::solicited_node(target);
                 let mac = [0x33, 0x33, group[12], group[13], group[14], group[15]];
-                ethernet::emit_header(b, mac, port_mac, EtherType::IPV6);
-                ipv6::Ipv6Repr {
-                    src,
-                    dst: group,
-                    next_header: proto::ICMPV6,
-                    payload_len: 32,
-                    hop_limit: 255,
-                    traffic_class: 0,
-                    flow_label: 0,
-                }
-                .emit(&mut b[l3..]);
-                let l4 = l3 + ipv6::HEADER_LEN;
-                icmpv6::emit_neighbor_solicit(&mut b[l4..], target, port_mac);
-                let pseudo = checksum::pseudo_v6(src, group, proto::ICMPV6, 32);
-                if let Ok(mut ns) = Icmpv6Packet::new_checked(&mut b[l4..l4 + 32]) {
-                    ns.fill_checksum(pseudo);
-                }
+                emit_nd(b, mac, port_mac, src, group, |m| {
+                    icmpv6::emit_neighbor_solicit(m, target, port_mac)
+                });
             }
         }
         self.counters.neighbour_requests += 1;
@@ -932,24 +918,9 @@ impl Engine {
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        ethernet::emit_header(b, dst_mac, port_mac, EtherType::IPV6);
-        let l3 = ethernet::HEADER_LEN;
-        ipv6::Ipv6Repr {
-            src: target,
-            dst: dst_ip,
-            next_header: proto::ICMPV6,
-            payload_len: 32,
-            hop_limit: 255,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut b[l3..]);
-        let l4 = l3 + ipv6::HEADER_LEN;
-        icmpv6::emit_neighbor_advert(&mut b[l4..], target, port_mac, flags);
-        let pseudo = checksum::pseudo_v6(target, dst_ip, proto::ICMPV6, 32);
-        if let Ok(mut na) = Icmpv6Packet::new_checked(&mut b[l4..l4 + 32]) {
-            na.fill_checksum(pseudo);
-        }
+        emit_nd(b, dst_mac, port_mac, target, dst_ip, |m| {
+            icmpv6::emit_neighbor_advert(m, target, port_mac, flags)
+        });
         self.counters.arp_replies += 1;
         Some(Verdict::Forward { port })
     }
@@ -1283,6 +1254,40 @@ fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
             }
         }
         _ => {}
+    }
+}
+
+/// Writes a 32-byte neighbour-discovery message (filled by `body`) in Ethernet and IPv6
+/// (hop limit 255), with its checksum.
+fn emit_nd(
+    b: &mut [u8],
+    eth_dst: [u8; 6],
+    eth_src: [u8; 6],
+    src: [u8; 16],
+    dst: [u8; 16],
+    body: impl FnOnce(&mut [u8]),
+) {
+    ethernet::emit_header(b, eth_dst, eth_src, EtherType::IPV6);
+    let l3 = ethernet::HEADER_LEN;
+    let l4 = l3 + ipv6::HEADER_LEN;
+    let Some(ip) = b.get_mut(l3..l4) else { return };
+    ipv6::Ipv6Repr {
+        src,
+        dst,
+        next_header: proto::ICMPV6,
+        payload_len: 32,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(ip);
+    let Some(m) = b.get_mut(l4..l4 + 32) else {
+        return;
+    };
+    body(m);
+    let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, 32);
+    if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
+        p.fill_checksum(pseudo);
     }
 }
 
