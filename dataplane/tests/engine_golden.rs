@@ -741,3 +741,64 @@ fn an_unknown_next_hop_is_resolved_by_arp() {
     );
     assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 1 }, expected));
 }
+
+#[test]
+fn dr_ipv6_and_the_nat_ipv6_reply() {
+    let mut lab = Lab::new();
+    let input = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6_DR, 64, 50002, 80, b"");
+    let expected = tcp6(PORT1_MAC, RS6_MAC, CLIENT6, VIP6_DR, 64, 50002, 80, b"");
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+
+    let syn = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6, 64, 50003, 80, b"");
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2(RS6_MAC, PORT1_MAC)
+        .ipv6(RS6, CLIENT6, 64)
+        .tcp(8080, 50003, 9, 1000)
+        .syn()
+        .ack(1001)
+        .write(&mut reply, b"hi")
+        .unwrap();
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT0_MAC, GW6_MAC)
+        .ipv6(VIP6, CLIENT6, 63)
+        .tcp(80, 50003, 9, 1000)
+        .syn()
+        .ack(1001)
+        .write(&mut expected, b"hi")
+        .unwrap();
+    assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, expected));
+}
+
+#[test]
+fn a_group_of_services_shares_persistence() {
+    let mut lab = Lab::new();
+    let dst = |f: &[u8]| [f[30], f[31], f[32], f[33]];
+    let to = |client: [u8; 4], sport, port| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            client,
+            [192, 168, 1, 106],
+            64,
+            sport,
+            port,
+            true,
+            false,
+            b"",
+        )
+    };
+    let (_, a) = lab.run(0, &to(CLIENT, 1000, 80));
+    let (_, b) = lab.run(0, &to(CLIENT, 1001, 443));
+    assert_eq!(
+        dst(&a),
+        dst(&b),
+        "the :443 service follows the template made through :80"
+    );
+    let (_, c) = lab.run(0, &to([203, 0, 113, 5], 1000, 443));
+    assert_ne!(
+        dst(&a),
+        dst(&c),
+        "another client: the group's one rr moves on"
+    );
+}

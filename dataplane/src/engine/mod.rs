@@ -559,9 +559,11 @@ impl Engine {
         key: InKey,
         flow: &Flow,
     ) -> Result<crate::conn::ConnId, DropReason> {
-        let Some(svc) = snap.service_for(flow.proto, flow.dst, flow.dport) else {
+        let Some(entry) = snap.service_for(flow.proto, flow.dst, flow.dport) else {
             return Err(DropReason::NoService);
         };
+        let entry_id = entry.id;
+        let svc = snap.scheduling_service(entry);
         if flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) != tcp::SYN {
             return Err(DropReason::NoConnection);
         }
@@ -580,8 +582,12 @@ impl Engine {
                 vport: if svc.group.is_some() { 0 } else { svc.vport },
             };
             if let Some(tid) = self.table.lookup_in(&tkey) {
-                let dest = self.table.get(tid).map(|t| t.dest as usize);
-                let i = match dest.and_then(|d| svc.servers.iter().position(|s| s.id == d)) {
+                // By address and port: services of one group list the same servers.
+                let dest = self.table.get(tid).map(|t| (t.daddr, t.dport));
+                let same = |s: &&RealServer, (a, p): (crate::conn::Addr16, u16)| {
+                    addr16(s.addr) == a && s.port == p
+                };
+                let i = match dest.and_then(|d| svc.servers.iter().position(|s| same(&s, d))) {
                     Some(i) => i,
                     None => {
                         // Its server was deleted: reschedule and rebind the template (it
@@ -615,7 +621,7 @@ impl Engine {
                     tkey,
                     addr16(s.addr),
                     s.port,
-                    svc.id,
+                    entry_id,
                     s.id as u32,
                     s.method as u8,
                     flags::TEMPLATE,
@@ -648,7 +654,7 @@ impl Engine {
             key,
             addr16(s.addr),
             dport,
-            svc.id,
+            entry_id,
             s.id as u32,
             s.method as u8,
             f,

@@ -54,6 +54,8 @@ pub struct Service {
     pub servers: Vec<RealServer>,
     pub dests: Vec<Dest>,
     pub table: SchedTable,
+    /// Index of the first service of its group in the snapshot (set by [`Snapshot::new`]).
+    pub leader: usize,
 }
 
 impl Service {
@@ -90,6 +92,7 @@ impl Service {
             servers,
             dests,
             table,
+            leader: 0,
         }
     }
 }
@@ -160,6 +163,21 @@ impl Snapshot {
             .map(|(i, s)| ((s.proto, s.vaddr, s.vport), i))
             .collect();
         let vips = services.iter().map(|s| (s.vaddr, ())).collect();
+        let leaders: Vec<usize> = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s.group {
+                Some(g) => services
+                    .iter()
+                    .position(|o| o.group == Some(g))
+                    .unwrap_or(i),
+                None => i,
+            })
+            .collect();
+        let mut services = services;
+        for (s, l) in services.iter_mut().zip(leaders) {
+            s.leader = l;
+        }
         routes.sort_by_key(|r| std::cmp::Reverse(r.len));
         Snapshot {
             services,
@@ -177,6 +195,12 @@ impl Snapshot {
             .get(&(proto, vaddr, vport))
             .or_else(|| self.by_key.get(&(proto, vaddr, 0)))
             .and_then(|&i| self.services.get(i))
+    }
+
+    /// The service whose server list and scheduler a service uses: the first of its group,
+    /// so a group behaves as one IPVS firewall-mark service.
+    pub fn scheduling_service<'a>(&'a self, svc: &'a Service) -> &'a Service {
+        self.services.get(svc.leader).unwrap_or(svc)
     }
 
     pub fn is_vip(&self, a: IpAddr) -> bool {

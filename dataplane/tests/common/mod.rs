@@ -25,6 +25,7 @@ pub const CLIENT6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
 pub const RS6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 pub const VIP6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
 pub const VIP6_TUN: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+pub const VIP6_DR: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2];
 pub const DIP6_IN: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
 pub fn ip(a: impl Into<IpAddr>) -> IpAddr {
@@ -130,6 +131,33 @@ pub fn snapshot() -> Snapshot {
         None,
         vec![rs(8, [10, 0, 0, 9], 0, Method::Nat)],
     ));
+    services.push(Service::new(
+        8,
+        6,
+        ip(VIP6_DR),
+        80,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(9, RS6, 0, Method::Dr)],
+    ));
+    // A group (firewall mark 10): two ports of one VIP that persist together.
+    for (id, port) in [(9u16, 80u16), (10, 443)] {
+        let base = 10 + 2 * usize::from(id - 9);
+        services.push(Service::new(
+            id,
+            6,
+            ip([192, 168, 1, 106]),
+            port,
+            Some(10),
+            SchedKind::Rr,
+            Some((360, 32)),
+            vec![
+                rs(base, [10, 0, 0, 3], 0, Method::Nat),
+                rs(base + 1, [10, 0, 0, 2], 0, Method::Nat),
+            ],
+        ));
+    }
     let ports = vec![
         PortInfo {
             mac: PORT0_MAC,
