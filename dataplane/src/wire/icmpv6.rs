@@ -148,7 +148,7 @@ pub fn emit_neighbor_solicit(buf: &mut [u8], target: [u8; 16], mac: [u8; 6]) {
     set_bytes(buf, ND_LEN + 2, &mac);
 }
 
-/// The solicited-node multicast address of `addr` (ff02::1:ffXX:XXXX).
+/// The solicited-node multicast address of `addr`: ff02::1:ff00:0/104 plus its last 24 bits.
 pub fn solicited_node(addr: [u8; 16]) -> [u8; 16] {
     let mut out = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0];
     out[13..].copy_from_slice(&addr[13..]);
