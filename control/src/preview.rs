@@ -60,18 +60,8 @@ fn find(services: &mut [Service], key: ServiceKey) -> Option<&mut Service> {
 }
 
 fn mask(addr: IpAddr, prefix: Option<u8>) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let p = u32::from(prefix.unwrap_or(32).min(32));
-            let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(a) & m))
-        }
-        IpAddr::V6(a) => {
-            let p = u32::from(prefix.unwrap_or(128).min(128));
-            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) & m))
-        }
-    }
+    let full = if addr.is_ipv4() { 32 } else { 128 };
+    rvs_dataplane::engine::masked(addr, prefix.unwrap_or(full))
 }
 
 /// Runs the preview; errors name the input and line.

@@ -166,13 +166,12 @@ fn pool_size(cfg: &Config) -> u32 {
 fn data_room(cfg: &Config) -> u16 {
     let mtu = cfg.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(1500);
     let frame = u32::from(mtu) + 14 + 8 + 4; // Ethernet, two VLAN tags, FCS
-    let room = frame.max(2048) + dpdk_headroom();
+    let room = frame.max(2048) + PKTMBUF_HEADROOM;
     room.min(u32::from(u16::MAX)) as u16
 }
 
-fn dpdk_headroom() -> u32 {
-    128
-}
+/// DPDK's RTE_PKTMBUF_HEADROOM.
+const PKTMBUF_HEADROOM: u32 = 128;
 
 fn field_of(message: &str) -> &'static str {
     if message.contains("MTU") {

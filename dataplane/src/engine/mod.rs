@@ -1007,11 +1007,7 @@ impl Engine {
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        let et = if flow.v6 {
-            EtherType::IPV6
-        } else {
-            EtherType::IPV4
-        };
+        let et = ip_ethertype(flow.v6);
         ethernet::emit_header(b, hop_mac, port_mac, et);
         let l3 = ethernet::HEADER_LEN;
         let l4 = l3 + ip_len;
@@ -1084,7 +1080,8 @@ fn group_addr(mark: u32) -> [u8; 16] {
     a
 }
 
-fn masked(a: IpAddr, prefix: u8) -> IpAddr {
+/// `a` with all but its first `prefix` bits cleared (persistence netmasks, route prefixes).
+pub fn masked(a: IpAddr, prefix: u8) -> IpAddr {
     match a {
         IpAddr::V4(v) => {
             let p = u32::from(prefix.min(32));
@@ -1096,6 +1093,14 @@ fn masked(a: IpAddr, prefix: u8) -> IpAddr {
             let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
             IpAddr::V6((u128::from(v) & m).into())
         }
+    }
+}
+
+fn ip_ethertype(v6: bool) -> u16 {
+    if v6 {
+        EtherType::IPV6
+    } else {
+        EtherType::IPV4
     }
 }
 
@@ -1219,24 +1224,7 @@ fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
     } else {
         (&old4, &new4)
     };
-    let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
-        return;
-    };
-    if flow.v6 {
-        if let Ok(mut ip) = Ipv6Packet::new_checked(&mut *ipb) {
-            match side {
-                Side::Dst => ip.set_dst(new16),
-                Side::Src => ip.set_src(new16),
-            }
-            ip.set_hop_limit(flow.ttl.saturating_sub(1));
-        }
-    } else if let Ok(mut ip) = Ipv4Packet::new_checked(&mut *ipb) {
-        match side {
-            Side::Dst => ip.set_dst(new4),
-            Side::Src => ip.set_src(new4),
-        }
-        ip.set_ttl(flow.ttl.saturating_sub(1));
-    }
+    rewrite_ip_only(b, flow, side, addr);
     let Some(l4b) = b.get_mut(flow.l4..flow.end) else {
         return;
     };
@@ -1403,11 +1391,7 @@ fn encapsulate<F: Frame>(
         // More link header than needed (two VLAN tags on IPv4): move the datagram down.
         b.copy_within(flow.l3..flow.l3 + inner_len, ethernet::HEADER_LEN + outer);
     }
-    let et = if flow.v6 {
-        EtherType::IPV6
-    } else {
-        EtherType::IPV4
-    };
+    let et = ip_ethertype(flow.v6);
     ethernet::emit_header(b, hop_mac, port_mac, et);
     let l3 = ethernet::HEADER_LEN;
     if flow.v6 {

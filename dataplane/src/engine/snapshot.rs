@@ -117,25 +117,8 @@ pub struct Route {
 
 impl Route {
     fn contains(&self, a: IpAddr) -> bool {
-        match (self.prefix, a) {
-            (IpAddr::V4(p), IpAddr::V4(a)) => {
-                let m = if self.len == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.len.min(32)))
-                };
-                u32::from(p) & m == u32::from(a) & m
-            }
-            (IpAddr::V6(p), IpAddr::V6(a)) => {
-                let m = if self.len == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.len.min(128)))
-                };
-                u128::from(p) & m == u128::from(a) & m
-            }
-            _ => false,
-        }
+        self.prefix.is_ipv4() == a.is_ipv4()
+            && super::masked(self.prefix, self.len) == super::masked(a, self.len)
     }
 }
 
