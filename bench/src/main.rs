@@ -94,6 +94,7 @@ fn ring_io(seconds: f64, size: u16, mode: ForwardMode) -> Result<(), dpdk::Error
             in_port: 0,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
+        forwarding: Arc::new(AtomicBool::new(true)),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(WorkerStats::default());

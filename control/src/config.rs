@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// A configuration error: where, which field, what.
@@ -150,6 +150,31 @@ struct RawConfig {
     routes: Vec<crate::lbconfig::RawRoute>,
     #[serde(default, rename = "neighbour")]
     neighbours: Vec<crate::lbconfig::RawNeighbour>,
+    #[serde(default, rename = "fwmark")]
+    fwmarks: Vec<crate::lbconfig::RawFwmark>,
+    #[serde(default)]
+    control: RawControl,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: Option<String>,
+    rules: Option<Spanned<String>>,
+}
+
+/// `ipvsadm --set tcp tcpfin udp`; 0 or absent keeps the default.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    #[serde(default)]
+    tcp: u32,
+    #[serde(default)]
+    tcpfin: u32,
+    #[serde(default)]
+    udp: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +225,11 @@ struct RawDataplane {
     /// Connection-table entries per worker (connections and persistence templates).
     #[serde(default)]
     connections: Option<Spanned<u32>>,
+    /// Most VIP:port entries and real servers the running daemon can hold.
+    #[serde(default)]
+    services: Option<Spanned<u32>>,
+    #[serde(default)]
+    servers: Option<Spanned<u32>>,
 }
 
 impl Default for RawDataplane {
@@ -209,6 +239,8 @@ impl Default for RawDataplane {
             mbufs: None,
             mbuf_cache: default_mbuf_cache(),
             connections: None,
+            services: None,
+            servers: None,
         }
     }
 }
@@ -336,7 +368,18 @@ pub struct Config {
     pub lb: crate::lbconfig::LbConfig,
     /// Connection-table entries per worker.
     pub connections: usize,
+    /// Capacity of the live configuration: VIP:port entries and real servers.
+    pub limits: crate::director::Limits,
+    /// The control socket's path: `[control] socket`, else `RVS_SOCKET`, else the default.
+    pub socket: PathBuf,
+    /// An ipvsadm rules file (`rvsadm -S` output) applied after the TOML's services.
+    pub rules: Option<(PathBuf, String)>,
+    /// `ipvsadm --set` values (0 = default).
+    pub timeouts: (u32, u32, u32),
 }
+
+/// Where `rvs` and `rvsadm` meet unless told otherwise (`[control] socket`, `RVS_SOCKET`).
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
 
 impl Config {
     /// Reads and validates a config file.
@@ -368,7 +411,11 @@ impl Config {
     fn from_raw(source: Source, raw: RawConfig) -> Result<Config, ConfigError> {
         let eal = validate_eal(&source, raw.eal)?;
         let forward_given = raw.dataplane.forward.span() != (0..0);
-        let forward = if !forward_given && !raw.services.is_empty() {
+        let wants_lb = !raw.services.is_empty()
+            || !raw.fwmarks.is_empty()
+            || raw.control.rules.is_some()
+            || raw.ports.iter().any(|p| !p.addresses.is_empty());
+        let forward = if !forward_given && wants_lb {
             ForwardMode::Lb
         } else {
             raw.dataplane
@@ -398,8 +445,79 @@ impl Config {
             &raw.services,
             &raw.routes,
             &raw.neighbours,
+            &raw.fwmarks,
             &names,
         )?;
+        let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {
+            Some(c) if *c.get_ref() == 0 || *c.get_ref() > max => {
+                Err(source.error(c.span(), field, format!("between 1 and {max}")))
+            }
+            Some(c) => Ok(*c.get_ref() as usize),
+            None => Ok(default as usize),
+        };
+        let limits = crate::director::Limits {
+            entries: capacity(&raw.dataplane.services, "dataplane.services", 256, 65535)?,
+            dests: capacity(&raw.dataplane.servers, "dataplane.servers", 4096, 1 << 20)?,
+        };
+        if lb.services.len() > limits.entries {
+            return Err(source.error(
+                raw.dataplane
+                    .services
+                    .as_ref()
+                    .map(|s| s.span())
+                    .unwrap_or(0..0),
+                "dataplane.services",
+                format!("{} services are configured", lb.services.len()),
+            ));
+        }
+        if lb.server_count() > limits.dests {
+            return Err(source.error(
+                raw.dataplane
+                    .servers
+                    .as_ref()
+                    .map(|s| s.span())
+                    .unwrap_or(0..0),
+                "dataplane.servers",
+                format!("{} real servers are configured", lb.server_count()),
+            ));
+        }
+        let base = Path::new(&source.file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let rules = match &raw.control.rules {
+            Some(r) => {
+                let path = base.join(r.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    source.error(
+                        r.span(),
+                        "control.rules",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                for (n, line) in text.lines().enumerate() {
+                    match crate::ipvsadm::parse_line(line) {
+                        Ok(Some(c)) if !c.is_rule() => {
+                            return Err(source.error(
+                                r.span(),
+                                "control.rules",
+                                format!("{}:{}: not a rule", path.display(), n + 1),
+                            ))
+                        }
+                        Err(m) => {
+                            return Err(source.error(
+                                r.span(),
+                                "control.rules",
+                                format!("{}:{}: {m}", path.display(), n + 1),
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+                Some((path, text))
+            }
+            None => None,
+        };
         let connections = match &raw.dataplane.connections {
             Some(c) if *c.get_ref() < 16 => {
                 return Err(source.error(c.span(), "dataplane.connections", "at least 16"));
@@ -410,6 +528,14 @@ impl Config {
         Ok(Config {
             lb,
             connections,
+            limits,
+            socket: raw
+                .control
+                .socket
+                .map(PathBuf::from)
+                .unwrap_or_else(crate::socket::client_path),
+            rules,
+            timeouts: (raw.timeouts.tcp, raw.timeouts.tcpfin, raw.timeouts.udp),
             eal,
             forward,
             mbufs: raw.dataplane.mbufs.map(|m| m.into_inner()),

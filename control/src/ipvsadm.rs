@@ -100,6 +100,61 @@ pub enum Command {
         port: u16,
     },
     Clear,
+    /// -L / -l (with -c: connections; with --timeout: the timeouts).
+    List(ListOptions),
+    /// -Z [service].
+    Zero(Option<ServiceKey>),
+    /// -S [-n].
+    Save,
+    /// -R: rules from stdin.
+    Restore,
+    /// --set tcp tcpfin udp.
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
+    /// -v / --version.
+    Version,
+}
+
+/// What `-L` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListFormat {
+    #[default]
+    Default,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    pub service: Option<ServiceKey>,
+    pub format: ListFormat,
+    /// -c: the connection entries instead of the services.
+    pub connections: bool,
+    /// --timeout: the timeouts instead of the services.
+    pub timeout: bool,
+    pub exact: bool,
+    pub sort: bool,
+}
+
+impl Command {
+    /// True for the commands an `ipvsadm -R` rules file may hold.
+    pub fn is_rule(&self) -> bool {
+        matches!(
+            self,
+            Command::AddService(_)
+                | Command::EditService(_)
+                | Command::DeleteService(_)
+                | Command::AddServer(_)
+                | Command::EditServer(_)
+                | Command::DeleteServer { .. }
+                | Command::Clear
+        )
+    }
 }
 
 pub const DEFAULT_PERSISTENCE: u32 = 360;
@@ -152,11 +207,47 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     if words.is_empty() || words[0].starts_with('#') {
         return Ok(None);
     }
-    let words = if words[0] == "ipvsadm" || words[0] == "rvsadm" {
-        &words[1..]
-    } else {
-        &words[..]
-    };
+    parse_args(&words).map(Some)
+}
+
+/// Short options that take no argument and may be bundled (`-Ln`, `-lnc`).
+const BUNDLEABLE: &str = "LlncZSRCgimo6";
+
+/// Parses ipvsadm's arguments (the program name may lead); no arguments lists, as
+/// `ipvsadm` alone does.
+pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
+    let mut words: Vec<&str> = Vec::with_capacity(args.len());
+    for (n, a) in args.iter().map(|a| a.as_ref()).enumerate() {
+        if n == 0 && (a == "ipvsadm" || a == "rvsadm") {
+            continue;
+        }
+        let bundle = a.strip_prefix('-').filter(|b| {
+            b.len() > 1 && !b.starts_with('-') && b.chars().all(|c| BUNDLEABLE.contains(c))
+        });
+        match bundle {
+            Some(b) => {
+                for i in 0..b.len() {
+                    words.push(&a[i + 1..i + 2]);
+                }
+            }
+            None => words.push(a),
+        }
+    }
+    // Bundled flags were split into bare letters: give them their dash back.
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| {
+            if w.len() == 1 && BUNDLEABLE.contains(*w) {
+                format!("-{w}")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if words.is_empty() {
+        return Ok(Command::List(ListOptions::default()));
+    }
     let mut cmd: Option<&str> = None;
     let mut service: Option<ServiceKey> = None;
     let mut ipv6 = false;
@@ -169,6 +260,8 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     let mut method: Option<Method> = None;
     let mut weight: Option<u32> = None;
     let (mut upper, mut lower) = (0u32, 0u32);
+    let mut list = ListOptions::default();
+    let mut timeouts: Option<(u32, u32, u32)> = None;
     let mut i = 0;
     let value = |i: &mut usize, what: &str| -> Result<String, String> {
         *i += 1;
@@ -182,7 +275,8 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
         match w {
             "-A" | "--add-service" | "-E" | "--edit-service" | "-D" | "--delete-service" | "-a"
             | "--add-server" | "-e" | "--edit-server" | "-d" | "--delete-server" | "-C"
-            | "--clear" => {
+            | "--clear" | "-L" | "-l" | "--list" | "-Z" | "--zero" | "-S" | "--save" | "-R"
+            | "--restore" | "--set" | "-v" | "--version" => {
                 if cmd.is_some() {
                     return Err("multiple commands specified".into());
                 }
@@ -194,9 +288,32 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
                     "--edit-server" => "-e",
                     "--delete-server" => "-d",
                     "--clear" => "-C",
+                    "-l" | "--list" => "-L",
+                    "--zero" => "-Z",
+                    "--save" => "-S",
+                    "--restore" => "-R",
+                    "--version" => "-v",
                     other => other,
                 });
+                if w == "--set" {
+                    let mut t = [0u32; 3];
+                    for v in t.iter_mut() {
+                        *v = value(&mut i, w)?
+                            .parse()
+                            .map_err(|_| "illegal timeout value specified")?;
+                    }
+                    timeouts = Some((t[0], t[1], t[2]));
+                }
             }
+            "-n" | "--numeric" => {}
+            "-c" | "--connection" => list.connections = true,
+            "--timeout" => list.timeout = true,
+            "--stats" => list.format = ListFormat::Stats,
+            "--rate" => list.format = ListFormat::Rate,
+            "--thresholds" => list.format = ListFormat::Thresholds,
+            "--persistent-conn" => list.format = ListFormat::PersistentConn,
+            "--exact" | "-X" => list.exact = true,
+            "--sort" => list.sort = true,
             "-t" | "--tcp-service" | "-u" | "--udp-service" => {
                 let v = value(&mut i, w)?;
                 let (addr, port) =
@@ -279,8 +396,21 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     let Some(cmd) = cmd else {
         return Err("no command specified".into());
     };
-    if cmd == "-C" {
-        return Ok(Some(Command::Clear));
+    match cmd {
+        "-C" => return Ok(Command::Clear),
+        "-L" => {
+            list.service = service;
+            return Ok(Command::List(list));
+        }
+        "-Z" => return Ok(Command::Zero(service)),
+        "-S" => return Ok(Command::Save),
+        "-R" => return Ok(Command::Restore),
+        "-v" => return Ok(Command::Version),
+        "--set" => {
+            let (tcp, tcpfin, udp) = timeouts.unwrap_or_default();
+            return Ok(Command::SetTimeouts { tcp, tcpfin, udp });
+        }
+        _ => {}
     }
     let key = service.ok_or("service address not specified")?;
     let need_service = || -> Result<ServiceSpec, String> {
@@ -313,7 +443,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
             lower,
         })
     };
-    Ok(Some(match cmd {
+    Ok(match cmd {
         "-A" => Command::AddService(need_service()?),
         "-E" => Command::EditService(need_service()?),
         "-D" => Command::DeleteService(key),
@@ -327,7 +457,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
                 port: s.port,
             }
         }
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -413,5 +543,46 @@ mod tests {
         assert_eq!(e("-t 1.2.3.4:80"), "no command specified");
         assert!(e("-A -t 1.2.3.4:80 --bogus").contains("invalid option"));
         assert_eq!(parse_line("# comment").unwrap(), None);
+    }
+
+    #[test]
+    fn listing_options_bundle_as_ipvsadm_allows() {
+        let l = |a: &[&str]| parse_args(a).unwrap();
+        assert_eq!(l(&[]), Command::List(ListOptions::default()));
+        assert_eq!(l(&["-Ln"]), Command::List(ListOptions::default()));
+        let Command::List(o) = l(&["ipvsadm", "-lnc"]) else {
+            panic!()
+        };
+        assert!(o.connections);
+        let Command::List(o) = l(&["-L", "-n", "--stats", "--exact", "--sort"]) else {
+            panic!()
+        };
+        assert_eq!((o.format, o.exact, o.sort), (ListFormat::Stats, true, true));
+        let Command::List(o) = l(&["-L", "-t", "1.2.3.4:80", "--rate"]) else {
+            panic!()
+        };
+        assert_eq!(o.format, ListFormat::Rate);
+        assert!(o.service.is_some());
+        assert_eq!(
+            l(&["--set", "900", "120", "300"]),
+            Command::SetTimeouts {
+                tcp: 900,
+                tcpfin: 120,
+                udp: 300
+            }
+        );
+        assert_eq!(l(&["-Sn"]), Command::Save);
+        assert_eq!(
+            l(&["-Z", "-u", "1.2.3.4:53"]),
+            Command::Zero(Some(ServiceKey::Addr(
+                Protocol::Udp,
+                "1.2.3.4:53".parse().unwrap()
+            )))
+        );
+        assert_eq!(
+            parse_args(&["--set", "1", "x", "3"]).unwrap_err(),
+            "illegal timeout value specified"
+        );
+        assert!(!l(&["-R"]).is_rule());
     }
 }

@@ -3,10 +3,14 @@
 //! errors), turned into the engine's [`Snapshot`] by [`LbConfig::snapshot`].
 
 use crate::config::{ConfigError, Source};
-use rvs_dataplane::engine::{self, Method, PortInfo, RealServer, Route, Service, Snapshot};
-use rvs_dataplane::sched::SchedKind;
+use crate::director::{Director, FwmarkRule, Limits};
+use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
+use rvs_dataplane::engine::{self, Method, PortInfo, Route, Snapshot};
+use rvs_dataplane::sched::{DestLoad, SchedKind};
 use serde::Deserialize;
 use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -24,6 +28,9 @@ pub(crate) struct RawService {
     persistence: Option<u32>,
     netmask: Option<Spanned<u8>>,
     group: Option<u32>,
+    /// One-packet scheduling (UDP): each datagram scheduled on its own.
+    #[serde(default)]
+    one_packet: bool,
     #[serde(default, rename = "server")]
     servers: Vec<RawServer>,
 }
@@ -46,6 +53,22 @@ pub(crate) struct RawServer {
     weight: u32,
     #[serde(default = "nat")]
     method: Spanned<String>,
+    /// Overload thresholds (ipvsadm -x / -y); 0 = none.
+    #[serde(default)]
+    upper: u32,
+    #[serde(default)]
+    lower: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFwmark {
+    mark: Spanned<u32>,
+    #[serde(default = "tcp")]
+    protocol: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default)]
+    port: u16,
 }
 
 fn one() -> u32 {
@@ -77,6 +100,8 @@ pub struct ServerConfig {
     pub port: u16,
     pub weight: u32,
     pub method: Method,
+    pub upper: u32,
+    pub lower: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +112,7 @@ pub struct ServiceConfig {
     pub sched: SchedKind,
     pub persistence: Option<(u32, u8)>,
     pub group: Option<u32>,
+    pub one_packet: bool,
     /// In configuration order; the engine's list is newest first, as after `ipvsadm -R`.
     pub servers: Vec<ServerConfig>,
 }
@@ -95,6 +121,7 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LbConfig {
     pub services: Vec<ServiceConfig>,
+    pub fwmarks: Vec<FwmarkRule>,
     pub routes: Vec<Route>,
     pub neighbours: Vec<(IpAddr, [u8; 6])>,
 }
@@ -123,9 +150,33 @@ impl LbConfig {
         services: &[RawService],
         routes: &[RawRoute],
         neighbours: &[RawNeighbour],
+        fwmarks: &[RawFwmark],
         port_names: &[String],
     ) -> Result<LbConfig, ConfigError> {
         let mut out = LbConfig::default();
+        for (i, m) in fwmarks.iter().enumerate() {
+            let f = |name: &str| format!("fwmark[{i}].{name}");
+            let proto = match m.protocol.get_ref().as_str() {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                p => {
+                    return Err(source.error(
+                        m.protocol.span(),
+                        f("protocol"),
+                        format!("{p:?}: tcp or udp"),
+                    ))
+                }
+            };
+            if *m.mark.get_ref() == 0 {
+                return Err(source.error(m.mark.span(), f("mark"), "a mark above 0"));
+            }
+            out.fwmarks.push(FwmarkRule {
+                mark: *m.mark.get_ref(),
+                proto,
+                addr: parse_ip(source, &m.address, &f("address"))?,
+                port: m.port,
+            });
+        }
         for (i, s) in services.iter().enumerate() {
             let f = |name: &str| format!("service[{i}].{name}");
             let proto = match s.protocol.get_ref().as_str() {
@@ -211,6 +262,8 @@ impl LbConfig {
                     port: r.port,
                     weight: r.weight,
                     method,
+                    upper: r.upper,
+                    lower: r.lower,
                 });
             }
             out.services.push(ServiceConfig {
@@ -220,6 +273,7 @@ impl LbConfig {
                 sched,
                 persistence: s.persistence.map(|t| (t, netmask)),
                 group: s.group,
+                one_packet: s.one_packet,
                 servers,
             });
         }
@@ -280,44 +334,98 @@ impl LbConfig {
         Ok(out)
     }
 
-    /// The engine's snapshot, given each port's MAC, own addresses and MTU.
+    /// The services as the ipvsadm commands that create them, in order: a service of a
+    /// group becomes (part of) firewall-mark service `group`, its VIP:port a mark rule.
+    pub fn commands(&self) -> (Vec<Command>, Vec<FwmarkRule>) {
+        let mut cmds = Vec::new();
+        let mut marks = self.fwmarks.clone();
+        let mut declared: Vec<ServiceKey> = Vec::new();
+        for s in &self.services {
+            let proto = if s.proto == 17 {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            let key = match s.group {
+                Some(mark) => {
+                    marks.push(FwmarkRule {
+                        mark,
+                        proto,
+                        addr: s.addr,
+                        port: s.port,
+                    });
+                    ServiceKey::Fwmark {
+                        mark,
+                        ipv6: s.addr.is_ipv6(),
+                    }
+                }
+                None => ServiceKey::Addr(proto, SocketAddr::new(s.addr, s.port)),
+            };
+            if !declared.contains(&key) {
+                declared.push(key);
+                cmds.push(Command::AddService(ServiceSpec {
+                    key,
+                    scheduler: s.sched,
+                    persistent: s.persistence.map(|p| p.0),
+                    netmask: s.persistence.map(|p| p.1),
+                    one_packet: s.one_packet,
+                }));
+            }
+            for r in &s.servers {
+                let exists = cmds.iter().any(|c| {
+                    matches!(c, Command::AddServer(o)
+                        if o.service == key && o.addr == r.addr && o.port == r.port)
+                });
+                if exists {
+                    continue;
+                }
+                cmds.push(Command::AddServer(ServerSpec {
+                    service: key,
+                    addr: r.addr,
+                    port: r.port,
+                    method: match r.method {
+                        Method::Nat => crate::ipvsadm::Method::Masq,
+                        Method::Dr => crate::ipvsadm::Method::Route,
+                        Method::Tun => crate::ipvsadm::Method::Tunnel,
+                    },
+                    weight: r.weight,
+                    upper: r.upper,
+                    lower: r.lower,
+                }));
+            }
+        }
+        (cmds, marks)
+    }
+
+    /// A director holding these services, routes and neighbours, for ports `ports`.
+    pub fn director(
+        &self,
+        limits: Limits,
+        loads: Arc<Vec<DestLoad>>,
+        ports: Vec<PortInfo>,
+    ) -> Result<Director, String> {
+        let mut d = Director::new(limits, loads);
+        let (cmds, marks) = self.commands();
+        d.marks = marks;
+        d.ports = ports;
+        d.routes = self.routes.clone();
+        d.neighbours = self.neighbours.clone();
+        for c in &cmds {
+            d.apply(c)?;
+        }
+        Ok(d)
+    }
+
+    /// The engine's snapshot for ports `ports` (sized for exactly these services).
     pub fn snapshot(&self, ports: Vec<PortInfo>) -> Snapshot {
-        let mut next_id = 0usize;
-        let services = self
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                // Newest first, as `ipvsadm -R` leaves the list.
-                let servers = s
-                    .servers
-                    .iter()
-                    .rev()
-                    .map(|r| {
-                        next_id += 1;
-                        RealServer {
-                            id: next_id - 1,
-                            addr: r.addr,
-                            port: r.port,
-                            weight: r.weight,
-                            method: r.method,
-                        }
-                    })
-                    .collect();
-                Service::new(
-                    i as u16,
-                    s.proto,
-                    s.addr,
-                    s.port,
-                    s.group,
-                    s.sched,
-                    s.persistence,
-                    servers,
-                )
-            })
-            .collect();
-        let neighbours = self.neighbours.iter().copied().collect();
-        Snapshot::new(services, ports, self.routes.clone(), neighbours)
+        let limits = Limits {
+            entries: self.services.len().max(1),
+            dests: self.server_count().max(1),
+        };
+        let loads = Arc::new((0..limits.dests).map(|_| DestLoad::default()).collect());
+        self.director(limits, loads, ports)
+            .map(|d| d.snapshot())
+            .unwrap_or_default()
     }
 
     /// Real servers in all services (the size of the shared load array).

@@ -1,14 +1,22 @@
 //! The rvs control plane: everything that is not per packet.
 //!
 //! * [`config`]: the TOML model, parsed and validated with file/line/field errors.
+//! * [`appliance`]: the command layer shared by the console and the control [`socket`].
 //! * [`runtime`]: EAL start-up, ports, worker launch, shutdown and final statistics.
+//! * [`director`]: the live model of services and real servers; builds snapshots.
+//! * [`ipvsadm`]: ipvsadm's command syntax; [`listing`]: its output formats.
 //! * [`report`]: testpmd-style statistics text.
 
 #![forbid(unsafe_code)]
 
+pub mod appliance;
 pub mod config;
+pub mod console;
+pub mod director;
 pub mod ipvsadm;
 pub mod lbconfig;
+pub mod listing;
 pub mod preview;
 pub mod report;
 pub mod runtime;
+pub mod socket;

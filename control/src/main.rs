@@ -21,6 +21,10 @@ struct Args {
     #[arg(long)]
     check: bool,
 
+    /// Interactive: an `rvs> ` console on this terminal (testpmd style).
+    #[arg(short, long)]
+    interactive: bool,
+
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -94,7 +98,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match runtime::run(&cfg, stop) {
+    match runtime::run(&cfg, stop, args.interactive) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ RunError::Config(_)) => {
             eprintln!("rvs: error: {e}");

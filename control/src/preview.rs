@@ -145,6 +145,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
                 svc.rebuild(&mut loads, &mut ids);
             }
             Command::Clear => services.clear(),
+            _ => return Err(at("not a rule (only -A -E -D -a -e -d -C)".into())),
         }
     }
     let mut out = String::new();

@@ -1,11 +1,14 @@
 //! The daemon's life: EAL, ports, workers, then waiting for SIGINT/SIGTERM, then a clean
 //! stop with final statistics.
 
+use crate::appliance::{Appliance, PortView, WorkerView};
 use crate::config::{Config, ConfigError, Hugepages};
-use crate::report;
+use crate::director::Director;
+use crate::{console, report, socket};
 use dpdk::log::Level;
 use dpdk::{Eal, LcoreHandle, Mempool, Port, PortConf, RssConf, BURST};
 use rvs_dataplane::engine::{self, Engine, EngineConfig, PortInfo};
+use rvs_dataplane::publish::{SnapshotCell, SnapshotReader};
 use rvs_dataplane::sched::DestLoad;
 use rvs_dataplane::worker::{self, LbContext, RxAssignment, WorkerPlan};
 use rvs_dataplane::ForwardMode;
@@ -13,7 +16,7 @@ use rvs_dataplane::{WorkerCounters, WorkerStats};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why the daemon stopped with an error. Each prints as one line.
 #[derive(Debug)]
@@ -185,8 +188,44 @@ fn field_of(message: &str) -> &'static str {
     }
 }
 
-/// Runs the daemon until SIGINT/SIGTERM (or `stop` is set) and prints final statistics.
-pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
+/// How often the rate estimator runs (IPVS: 2 s).
+const ESTIMATOR_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The starting model: the TOML's services, then its ipvsadm rules file, and timeouts.
+fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, RunError> {
+    let loads: Arc<Vec<DestLoad>> =
+        Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
+    let config_error = |field: &str, message: String| {
+        RunError::Config(ConfigError {
+            file: cfg.source.file.clone(),
+            line: None,
+            field: field.into(),
+            message,
+        })
+    };
+    let mut d = cfg
+        .lb
+        .director(cfg.limits, loads, ports)
+        .map_err(|m| config_error("service", m))?;
+    let (tcp, tcpfin, udp) = cfg.timeouts;
+    d.timeouts.set(tcp, tcpfin, udp);
+    if let Some((path, text)) = &cfg.rules {
+        let mut cmds = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if let Ok(Some(c)) = crate::ipvsadm::parse_line(line) {
+                cmds.push((n + 1, c));
+            }
+        }
+        d.apply_all(&cmds)
+            .map_err(|m| config_error("control.rules", format!("{}: {m}", path.display())))?;
+    }
+    Ok(d)
+}
+
+/// Runs the daemon until SIGINT/SIGTERM, the console's `quit` (with `interactive`, an
+/// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics.
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(), RunError> {
+    let mut director = build_director(cfg, Vec::new())?;
     let log = EalLog::install();
     let use_huge = match cfg.eal.hugepages {
         Hugepages::On => true,
@@ -317,33 +356,32 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         tx_queues.push(tx.into_iter().map(Some).collect());
     }
     let worker_stop = Arc::new(AtomicBool::new(false));
+    let forwarding = Arc::new(AtomicBool::new(true));
     type Outcome = (WorkerCounters, Option<engine::Counters>);
     let mut running: Vec<(usize, u32, Arc<WorkerStats>, LcoreHandle<Outcome>)> = Vec::new();
-    let lb_shared = (cfg.forward == ForwardMode::Lb).then(|| {
-        let infos = cfg
-            .ports
-            .iter()
-            .zip(&port_macs)
-            .map(|(p, mac)| PortInfo {
-                mac: *mac,
-                addrs: p.addresses.clone(),
-                mtu: p.mtu.unwrap_or(1500),
-            })
-            .collect();
-        let snapshot = Arc::new(cfg.lb.snapshot(infos));
-        let loads: Arc<Vec<DestLoad>> = Arc::new(
-            (0..cfg.lb.server_count().max(1))
-                .map(|_| DestLoad::default())
-                .collect(),
-        );
+    let infos: Vec<PortInfo> = cfg
+        .ports
+        .iter()
+        .zip(&port_macs)
+        .map(|(p, mac)| PortInfo {
+            mac: *mac,
+            addrs: p.addresses.clone(),
+            mtu: p.mtu.unwrap_or(1500),
+        })
+        .collect();
+    director.ports = infos;
+    let cell = Arc::new(SnapshotCell::new(director.snapshot()));
+    let loads = director.loads().clone();
+    if cfg.forward == ForwardMode::Lb {
         println!(
-            "rvs: load balancing {} service(s), {} real server(s), {} connections per worker",
-            cfg.lb.services.len(),
-            cfg.lb.server_count(),
+            "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker",
+            director.services.len(),
+            director.dest_count(),
+            cfg.limits.entries,
+            cfg.limits.dests,
             cfg.connections
         );
-        (snapshot, loads)
-    });
+    }
     let mut launch_error = None;
     // Hand-off rings for lb: one per ordered pair of workers.
     let n_workers = cfg.workers.len();
@@ -388,6 +426,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             mode: cfg.forward,
             rx,
             tx,
+            forwarding: forwarding.clone(),
         };
         let desc: Vec<String> = wc
             .rx
@@ -399,20 +438,21 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
                 )
             })
             .collect();
-        let lb = lb_shared.as_ref().map(|(snapshot, loads)| {
+        let lb = (cfg.forward == ForwardMode::Lb).then(|| {
             let mut engine = Engine::new(
                 EngineConfig {
                     conn_capacity: cfg.connections,
-                    max_services: cfg.lb.services.len().max(1),
-                    max_dests: loads.len(),
+                    max_services: cfg.limits.entries,
+                    max_dests: cfg.limits.dests,
                     neighbour_capacity: 4096,
                 },
                 1,
             );
-            engine.adopt(snapshot);
+            let snapshot = SnapshotReader::new(cell.clone());
+            engine.adopt(snapshot.get());
             LbContext {
                 engine,
-                snapshot: snapshot.clone(),
+                snapshot,
                 loads: loads.clone(),
                 handoff,
             }
@@ -444,19 +484,80 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     }
     drop((rx_queues, tx_queues));
 
-    if launch_error.is_none() {
-        println!("rvs: forwarding; press Ctrl-C (or send SIGTERM) to stop");
-    }
+    let views = running
+        .iter()
+        .map(|(w, lcore, stats, _)| WorkerView {
+            index: *w,
+            lcore: *lcore,
+            stats: stats.clone(),
+        })
+        .collect();
+    let port_views = cfg
+        .ports
+        .iter()
+        .zip(ports)
+        .map(|(p, port)| PortView {
+            name: p.name.clone(),
+            port,
+        })
+        .collect();
+    let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);
+    appliance.forwarding = forwarding;
+    let appliance = Arc::new(appliance);
+    let control_stop = Arc::new(AtomicBool::new(false));
     let mut failure = launch_error;
-    while failure.is_none() && !stop.load(Ordering::Relaxed) {
+    let control = if failure.is_none() {
+        match socket::serve(&cfg.socket, appliance.clone(), control_stop.clone()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                failure = Some(RunError::Config(ConfigError {
+                    file: cfg.source.file.clone(),
+                    line: None,
+                    field: "control.socket".into(),
+                    message: format!("{}: {e}", cfg.socket.display()),
+                }));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if failure.is_none() {
+        println!(
+            "rvs: forwarding; control socket {} (rvsadm); press Ctrl-C (or send SIGTERM) to stop",
+            cfg.socket.display()
+        );
+    }
+    let console = (failure.is_none() && interactive).then(|| {
+        let (a, s) = (appliance.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("rvs-console".into())
+            .spawn(move || console::run(&a, &s))
+    });
+    let mut last_estimate = Instant::now();
+    while failure.is_none()
+        && !stop.load(Ordering::Relaxed)
+        && !appliance.quit.load(Ordering::Relaxed)
+    {
         if let Some((w, lcore, ..)) = running.iter().find(|r| r.3.is_finished()) {
             failure = Some(RunError::Worker(format!(
                 "worker {w} on lcore {lcore} stopped unexpectedly"
             )));
             break;
         }
+        if last_estimate.elapsed() >= ESTIMATOR_INTERVAL {
+            last_estimate = Instant::now();
+            appliance.estimate();
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    control_stop.store(true, Ordering::Relaxed);
+    if let Some(h) = control {
+        let _ = h.join();
+    }
+    // The console thread may sit in a blocking read of the terminal; it is not joined.
+    drop(console);
+    let ports: Vec<Port> = appliance.take_ports().into_iter().map(|p| p.port).collect();
 
     worker_stop.store(true, Ordering::Relaxed);
     let mut finals = Vec::new();

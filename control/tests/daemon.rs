@@ -5,8 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The daemon, with a control socket of its own so tests can run side by side.
 fn rvs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rvs"))
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rvs"));
+    c.env(
+        "RVS_SOCKET",
+        std::env::temp_dir().join(format!("rvs-test-{}-{n}.sock", std::process::id())),
+    );
+    c
 }
 
 fn scratch(name: &str) -> PathBuf {

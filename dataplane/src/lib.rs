@@ -3,6 +3,7 @@
 //! * [`forward`]: pure per-frame decisions over byte buffers (testable without EAL).
 //! * [`worker`]: the poll-mode loop of one lcore, the I/O adapter between DPDK queues and
 //!   the pure core.
+//! * [`publish`]: RCU-style snapshot publication from the control thread to the workers.
 //! * [`stats`]: per-worker counters, written by their worker, read by the control side.
 
 // Only the I/O adapter may opt out, block by block, each with a `// SAFETY:` comment.
@@ -11,6 +12,7 @@
 pub mod conn;
 pub mod engine;
 pub mod forward;
+pub mod publish;
 pub mod sched;
 pub mod stats;
 pub mod wire;

@@ -1,7 +1,11 @@
 //! Per-worker counters. Each worker owns one cache-line-aligned block and is its only
 //! writer (plain relaxed stores, published once per poll); readers take relaxed loads.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::conn::Conn;
+use crate::engine::Counters;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -14,6 +18,12 @@ pub struct WorkerStats {
     malformed: AtomicU64,
     handoffs: AtomicU64,
     handoff_drops: AtomicU64,
+    /// Load balancing: the engine's counters, connections in the table, and the
+    /// connection listing handed over on request.
+    engine: Mutex<Counters>,
+    connections: AtomicU64,
+    dump_requested: AtomicBool,
+    dump: Mutex<(u32, Vec<Conn>)>,
 }
 
 /// A plain copy of a worker's counters.
@@ -58,6 +68,56 @@ impl WorkerStats {
         self.malformed.store(c.malformed, Relaxed);
         self.handoffs.store(c.handoffs, Relaxed);
         self.handoff_drops.store(c.handoff_drops, Relaxed);
+    }
+
+    /// Publishes the engine's counters (owning worker; a few times a second). Never waits:
+    /// while a reader holds the slot this publication is skipped.
+    pub fn publish_engine(&self, c: &Counters, connections: usize) {
+        self.connections.store(connections as u64, Relaxed);
+        if let Some(mut slot) = self.engine.try_lock() {
+            slot.clone_from(c);
+        }
+    }
+
+    pub fn read_engine(&self) -> Counters {
+        self.engine.lock().clone()
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Relaxed)
+    }
+
+    /// Worker side, once per pass: is a connection listing wanted?
+    #[inline]
+    pub fn dump_wanted(&self) -> bool {
+        self.dump_requested.load(Relaxed)
+    }
+
+    /// Worker side: hands over up to `limit` entries with the worker's clock `now`
+    /// (off the packet path: it may allocate).
+    pub fn hand_over<'a>(&self, entries: impl Iterator<Item = &'a Conn>, limit: usize, now: u32) {
+        if let Some(mut out) = self.dump.try_lock() {
+            out.0 = now;
+            out.1.clear();
+            out.1.extend(entries.take(limit));
+            self.dump_requested.store(false, Ordering::Release);
+        }
+    }
+
+    /// Control side: asks the worker for its connections and waits up to `timeout`;
+    /// gives the worker's clock and the entries (None when the worker did not answer).
+    pub fn request_connections(&self, timeout: Duration) -> Option<(u32, Vec<Conn>)> {
+        self.dump.lock().1.clear();
+        self.dump_requested.store(true, Ordering::Release);
+        let deadline = Instant::now() + timeout;
+        while self.dump_requested.load(Ordering::Acquire) {
+            if Instant::now() >= deadline {
+                self.dump_requested.store(false, Ordering::Release);
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Some(std::mem::take(&mut *self.dump.lock()))
     }
 
     pub fn read(&self) -> WorkerCounters {

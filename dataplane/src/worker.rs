@@ -1,8 +1,9 @@
 //! The poll-mode loop of one worker lcore: the I/O adapter between DPDK queues and the
 //! pure forwarding core. Per packet it neither allocates, locks, logs nor makes syscalls.
 
-use crate::engine::{self, Counters, Engine, Snapshot};
+use crate::engine::{self, Counters, Engine};
 use crate::forward::{self, ForwardMode, Verdict};
+use crate::publish::SnapshotReader;
 use crate::sched::DestLoad;
 use crate::stats::{WorkerCounters, WorkerStats};
 use dpdk::{MbufBurst, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
@@ -23,7 +24,7 @@ pub struct RxAssignment {
 #[derive(Debug)]
 pub struct LbContext {
     pub engine: Engine,
-    pub snapshot: Arc<Snapshot>,
+    pub snapshot: SnapshotReader,
     pub loads: Arc<Vec<DestLoad>>,
     pub handoff: Handoff,
 }
@@ -56,7 +57,7 @@ fn process_burst(
     out: &mut [MbufBurst<BURST>],
     counters: &mut WorkerCounters,
 ) {
-    let (engine, snap, loads) = (&mut lb.engine, &*lb.snapshot, &lb.loads[..]);
+    let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
     burst.drain_each(
         |mut m| match engine.process(snap, loads, now, in_port(&m), &mut m) {
             engine::Verdict::Forward { port } => {
@@ -78,6 +79,9 @@ fn process_burst(
     );
 }
 
+/// Most connections one worker lists for `rvsadm -L -c`.
+pub const CONN_LISTING_LIMIT: usize = 1 << 20;
+
 /// Everything a worker owns.
 #[derive(Debug)]
 pub struct WorkerPlan {
@@ -86,6 +90,8 @@ pub struct WorkerPlan {
     pub rx: Vec<RxAssignment>,
     /// This worker's own tx queue on every port, by port index.
     pub tx: Vec<TxQueue>,
+    /// Cleared by the console's `stop`: the worker leaves its rx queues alone.
+    pub forwarding: Arc<AtomicBool>,
 }
 
 /// Polls until `stop` is set; returns the final counters (also published to `stats`).
@@ -94,7 +100,8 @@ pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> Work
     let mut burst: MbufBurst<BURST> = MbufBurst::new();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
-        for assignment in plan.rx.iter_mut() {
+        let polling = plan.forwarding.load(Ordering::Relaxed);
+        for assignment in plan.rx.iter_mut().filter(|_| polling) {
             let n = assignment.rx.rx_burst(&mut burst);
             if n == 0 {
                 continue;
@@ -125,8 +132,9 @@ pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> Work
 
 /// The load-balancing loop: frames whose flow another worker owns are handed to it over a
 /// ring; the others (and those handed to this worker) go through the engine and leave by
-/// the port their verdict names. Expiry runs with a small budget on every pass. Returns
-/// the worker's and the engine's counters.
+/// the port their verdict names. At the top of every pass the worker takes the newest
+/// published snapshot; expiry runs with a small budget on every pass; the engine's counters
+/// are published every 50 ms. Returns the worker's and the engine's counters.
 pub fn run_lb(
     mut plan: WorkerPlan,
     mut lb: LbContext,
@@ -142,17 +150,25 @@ pub fn run_lb(
     let (me, workers) = (lb.handoff.me, lb.handoff.workers);
     let hz = dpdk::tsc_hz().max(1);
     let start = dpdk::tsc_now();
+    let publish_every = hz / 20;
+    let mut published = start;
+    stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
     while !stop.load(Ordering::Relaxed) {
-        let now = ((dpdk::tsc_now() - start) / hz) as u32 + 1;
+        let tsc = dpdk::tsc_now();
+        let now = ((tsc - start) / hz) as u32 + 1;
+        if lb.snapshot.refresh() {
+            lb.engine.adopt(lb.snapshot.get());
+        }
         let mut busy = false;
-        for assignment in plan.rx.iter_mut() {
+        let polling = plan.forwarding.load(Ordering::Relaxed);
+        for assignment in plan.rx.iter_mut().filter(|_| polling) {
             let n = assignment.rx.rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
             busy = true;
             counters.rx_packets += n as u64;
-            let snap = &*lb.snapshot;
+            let snap = &**lb.snapshot.get();
             let in_port = assignment.in_port;
             rx.drain_each(|mut m| {
                 match engine::flow_owner(snap, m.data(), workers) {
@@ -215,7 +231,19 @@ pub fn run_lb(
         counters.polls += 1;
         counters.busy_polls += u64::from(busy);
         stats.publish(&counters);
+        if tsc - published >= publish_every {
+            published = tsc;
+            stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
+        }
+        if stats.dump_wanted() {
+            stats.hand_over(
+                lb.engine.table.iter().map(|(_, c)| c),
+                CONN_LISTING_LIMIT,
+                now,
+            );
+        }
     }
     stats.publish(&counters);
+    stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
     (counters, lb.engine.counters)
 }

@@ -84,6 +84,7 @@ fn hundred_thousand_packets_arrive_byte_identical() {
             in_port: 0,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
+        forwarding: Arc::new(AtomicBool::new(true)),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(WorkerStats::default());

@@ -108,6 +108,9 @@ pub struct Counters {
     /// Per service id: packets and bytes in (client side) and out (NAT replies).
     pub svc_in: Vec<(u64, u64)>,
     pub svc_out: Vec<(u64, u64)>,
+    /// New connections per service id and per real-server id.
+    pub svc_conns: Vec<u64>,
+    pub dest_conns: Vec<u64>,
     /// Per real-server id.
     pub dest_in: Vec<(u64, u64)>,
     pub dest_out: Vec<(u64, u64)>,
@@ -172,6 +175,8 @@ pub struct Engine {
     pub table: ConnTable,
     pub timeouts: Timeouts,
     states: Vec<SchedState>,
+    /// The service version each scheduler state was built for.
+    state_versions: Vec<u64>,
     learned: HashMap<IpAddr, [u8; 6]>,
     /// When an ARP / neighbour solicitation was last sent for an address (seconds).
     requested: HashMap<IpAddr, u32>,
@@ -193,6 +198,7 @@ impl Engine {
             states: (0..cfg.max_services)
                 .map(|_| SchedState::default())
                 .collect(),
+            state_versions: vec![u64::MAX; cfg.max_services],
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
@@ -201,19 +207,26 @@ impl Engine {
                 svc_out: vec![(0, 0); cfg.max_services],
                 dest_in: vec![(0, 0); cfg.max_dests],
                 dest_out: vec![(0, 0); cfg.max_dests],
+                svc_conns: vec![0; cfg.max_services],
+                dest_conns: vec![0; cfg.max_dests],
                 ..Counters::default()
             },
         }
     }
 
     /// Takes a new snapshot into use (at a burst boundary): scheduler states are rebuilt
-    /// for the new server lists.
+    /// for services whose version changed; the timeouts are taken over.
     pub fn adopt(&mut self, snap: &Snapshot) {
         for svc in &snap.services {
-            if let Some(st) = self.states.get_mut(usize::from(svc.id)) {
-                *st = SchedState::new(&svc.sched, &svc.table);
+            let i = usize::from(svc.id);
+            if let (Some(st), Some(v)) = (self.states.get_mut(i), self.state_versions.get_mut(i)) {
+                if *v != svc.version {
+                    *st = SchedState::new(&svc.sched, &svc.table);
+                    *v = svc.version;
+                }
             }
         }
+        self.timeouts = snap.timeouts;
     }
 
     fn drop(&mut self, r: DropReason) -> Verdict {
@@ -673,6 +686,12 @@ impl Engine {
             l.bind();
         }
         self.counters.new_conns += 1;
+        if let Some(n) = self.counters.svc_conns.get_mut(usize::from(entry_id)) {
+            *n += 1;
+        }
+        if let Some(n) = self.counters.dest_conns.get_mut(s.id) {
+            *n += 1;
+        }
         Ok(id)
     }
 

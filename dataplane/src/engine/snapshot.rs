@@ -2,6 +2,7 @@
 //! scheduler tables, the appliance's ports and addresses, routes and static neighbours.
 //! Immutable once built; workers switch to a new one at a burst boundary.
 
+use crate::conn::Timeouts;
 use crate::sched::{build_table, Dest, SchedKind, SchedTable};
 use hashbrown::HashMap;
 use std::net::IpAddr;
@@ -56,6 +57,9 @@ pub struct Service {
     pub table: SchedTable,
     /// Index of the first service of its group in the snapshot (set by [`Snapshot::new`]).
     pub leader: usize,
+    /// Changes whenever the server list, a weight or the scheduler changes (unique across
+    /// services): a worker rebuilds its scheduler state only for services whose version moved.
+    pub version: u64,
 }
 
 impl Service {
@@ -93,6 +97,7 @@ impl Service {
             dests,
             table,
             leader: 0,
+            version: 0,
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct Snapshot {
     /// Longest prefix first.
     pub routes: Vec<Route>,
     pub neighbours: HashMap<IpAddr, [u8; 6]>,
+    /// Connection timeouts (`ipvsadm --set`).
+    pub timeouts: Timeouts,
 }
 
 impl Snapshot {
@@ -169,6 +176,7 @@ impl Snapshot {
             ports,
             routes,
             neighbours,
+            timeouts: Timeouts::default(),
         }
     }
 

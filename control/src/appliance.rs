@@ -1,0 +1,837 @@
+//! The running appliance as the control side sees it, and the one command layer the
+//! console and the control socket share: ipvsadm command lines (from `rvsadm` or typed at
+//! the prompt) and testpmd-style console verbs.
+//!
+//! Every change is applied to a copy of the [`Director`], so a failing command changes
+//! nothing; a successful one becomes a new snapshot published to the workers.
+
+use crate::director::Director;
+use crate::ipvsadm::{self, Command, ListOptions, ServiceKey};
+use crate::listing::{self, Figures, Stats};
+use crate::report;
+use dpdk::{Port, PortStats};
+use parking_lot::Mutex;
+use rvs_dataplane::engine::Counters;
+use rvs_dataplane::publish::SnapshotCell;
+use rvs_dataplane::WorkerStats;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A worker as the control side sees it.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    pub index: usize,
+    pub lcore: u32,
+    pub stats: Arc<WorkerStats>,
+}
+
+#[derive(Debug)]
+pub struct PortView {
+    pub name: String,
+    pub port: Port,
+}
+
+/// The answer to one command: what goes to stdout and stderr, and the exit status
+/// (ipvsadm's: 0 ok, 1 refused by the data plane's rules, 2 bad syntax).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub status: i32,
+    pub out: String,
+    pub err: String,
+}
+
+impl Reply {
+    pub fn ok(out: impl Into<String>) -> Reply {
+        Reply {
+            status: 0,
+            out: out.into(),
+            err: String::new(),
+        }
+    }
+
+    pub fn fail(status: i32, err: impl Into<String>) -> Reply {
+        let mut err = err.into();
+        if !err.ends_with('\n') {
+            err.push('\n');
+        }
+        Reply {
+            status,
+            out: String::new(),
+            err,
+        }
+    }
+}
+
+/// The 2-second rate estimator of IPVS: rate = delta / elapsed, avg += (rate - avg) / 4.
+#[derive(Debug, Default)]
+struct Estimator {
+    last: Option<(Instant, Figures)>,
+    entries: Vec<[f64; 5]>,
+    dests: Vec<[f64; 5]>,
+}
+
+impl Estimator {
+    fn update(avg: &mut Vec<[f64; 5]>, now: &[Stats], before: &[Stats], secs: f64) {
+        avg.resize(now.len(), [0.0; 5]);
+        for (i, a) in avg.iter_mut().enumerate() {
+            let n = now[i].fields();
+            let b = before.get(i).copied().unwrap_or_default().fields();
+            for k in 0..5 {
+                let rate = n[k].saturating_sub(b[k]) as f64 / secs;
+                a[k] += (rate - a[k]) / 4.0;
+            }
+        }
+    }
+
+    fn tick(&mut self, at: Instant, raw: Figures) {
+        if let Some((t, before)) = &self.last {
+            let secs = at.duration_since(*t).as_secs_f64().max(0.001);
+            Self::update(&mut self.entries, &raw.entries, &before.entries, secs);
+            Self::update(&mut self.dests, &raw.dests, &before.dests, secs);
+        }
+        self.last = Some((at, raw));
+    }
+
+    fn rates(v: &[[f64; 5]]) -> Vec<Stats> {
+        v.iter()
+            .map(|a| Stats::from_fields(a.map(|x| x.round() as u64)))
+            .collect()
+    }
+}
+
+pub struct Appliance {
+    director: Mutex<Director>,
+    cell: Arc<SnapshotCell>,
+    workers: Vec<WorkerView>,
+    ports: Mutex<Vec<PortView>>,
+    last_port_show: Mutex<HashMap<usize, (Instant, PortStats)>>,
+    /// Raw counters at the last `-Z` (or when an id was taken into use).
+    baseline: Mutex<Figures>,
+    estimator: Mutex<Estimator>,
+    conn_capacity: usize,
+    /// Cleared by the console's `stop`: workers leave their queues alone.
+    pub forwarding: Arc<AtomicBool>,
+    verbose: AtomicU32,
+    /// Set by the console's `quit`.
+    pub quit: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Appliance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Appliance({} workers)", self.workers.len())
+    }
+}
+
+fn sum_into(v: &mut Vec<Stats>, i: usize, add: Stats) {
+    if v.len() <= i {
+        v.resize(i + 1, Stats::default());
+    }
+    v[i] = v[i].plus(&add);
+}
+
+fn engine_figures(c: &Counters, into: &mut Figures) {
+    for (i, ((conns, inc), out)) in c
+        .svc_conns
+        .iter()
+        .zip(&c.svc_in)
+        .zip(&c.svc_out)
+        .enumerate()
+    {
+        let s = Stats {
+            conns: *conns,
+            inpkts: inc.0,
+            inbytes: inc.1,
+            outpkts: out.0,
+            outbytes: out.1,
+        };
+        sum_into(&mut into.entries, i, s);
+    }
+    for (i, ((conns, inc), out)) in c
+        .dest_conns
+        .iter()
+        .zip(&c.dest_in)
+        .zip(&c.dest_out)
+        .enumerate()
+    {
+        let s = Stats {
+            conns: *conns,
+            inpkts: inc.0,
+            inbytes: inc.1,
+            outpkts: out.0,
+            outbytes: out.1,
+        };
+        sum_into(&mut into.dests, i, s);
+    }
+}
+
+const HELP: &str = "\
+Console commands (testpmd style):
+  show port info|stats|xstats all|N   port details, counters, extended counters
+  clear port stats all|N              zero port counters
+  show fwd stats                      forwarding counters per worker and in total
+  show worker                         workers: lcore, polls, busy share, hand-offs, drops
+  show service                        services and real servers (ipvsadm -L -n)
+  show conn [ADDR]                    connection entries, optionally those involving ADDR
+  show neighbour                      static neighbours of the running snapshot
+  show route                          static routes of the running snapshot
+  start | stop                        resume / pause forwarding (stop prints statistics)
+  set verbose N                       0 quiet, 1 log every snapshot publication
+  load FILE                           run the commands in FILE, one per line
+  help | quit
+Any ipvsadm command line works too: ipvsadm -L -n, -A -t VIP:80 -s rr, -a ..., --set ...
+";
+
+impl Appliance {
+    pub fn new(
+        director: Director,
+        cell: Arc<SnapshotCell>,
+        workers: Vec<WorkerView>,
+        ports: Vec<PortView>,
+        conn_capacity: usize,
+    ) -> Appliance {
+        Appliance {
+            director: Mutex::new(director),
+            cell,
+            workers,
+            ports: Mutex::new(ports),
+            last_port_show: Mutex::new(HashMap::new()),
+            baseline: Mutex::new(Figures::default()),
+            estimator: Mutex::new(Estimator::default()),
+            conn_capacity,
+            forwarding: Arc::new(AtomicBool::new(true)),
+            verbose: AtomicU32::new(0),
+            quit: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Hands the ports back (at shutdown).
+    pub fn take_ports(&self) -> Vec<PortView> {
+        std::mem::take(&mut *self.ports.lock())
+    }
+
+    pub fn cell(&self) -> &Arc<SnapshotCell> {
+        &self.cell
+    }
+
+    /// A copy of the current model (tests, the estimator).
+    pub fn director(&self) -> Director {
+        self.director.lock().clone()
+    }
+
+    /// Counters summed over the workers, as the workers last published them.
+    fn raw_figures(&self) -> Figures {
+        let mut f = Figures::default();
+        for w in &self.workers {
+            engine_figures(&w.stats.read_engine(), &mut f);
+        }
+        f
+    }
+
+    /// Counters since the last zeroing, with the estimator's rates.
+    pub fn figures(&self) -> Figures {
+        let raw = self.raw_figures();
+        let base = self.baseline.lock();
+        let minus = |now: &[Stats], base: &[Stats]| -> Vec<Stats> {
+            now.iter()
+                .enumerate()
+                .map(|(i, s)| s.minus(&base.get(i).copied().unwrap_or_default()))
+                .collect()
+        };
+        let est = self.estimator.lock();
+        Figures {
+            entries: minus(&raw.entries, &base.entries),
+            dests: minus(&raw.dests, &base.dests),
+            entry_rates: Estimator::rates(&est.entries),
+            dest_rates: Estimator::rates(&est.dests),
+        }
+    }
+
+    /// One estimator step; the runtime calls it every 2 seconds.
+    pub fn estimate(&self) {
+        let raw = self.raw_figures();
+        self.estimator.lock().tick(Instant::now(), raw);
+        self.cell.reclaim();
+    }
+
+    /// Zeroes the counters of entries and real servers (all when `None`).
+    fn zero(&self, entries: Option<&[u16]>, dests: Option<&[usize]>) {
+        let raw = self.raw_figures();
+        let mut base = self.baseline.lock();
+        let set = |v: &mut Vec<Stats>, from: &[Stats], i: usize| {
+            if v.len() <= i {
+                v.resize(i + 1, Stats::default());
+            }
+            v[i] = from.get(i).copied().unwrap_or_default();
+        };
+        match entries {
+            Some(ids) => ids
+                .iter()
+                .for_each(|&i| set(&mut base.entries, &raw.entries, usize::from(i))),
+            None => base.entries = raw.entries.clone(),
+        }
+        match dests {
+            Some(ids) => ids
+                .iter()
+                .for_each(|&i| set(&mut base.dests, &raw.dests, i)),
+            None => base.dests = raw.dests.clone(),
+        }
+    }
+
+    /// Publishes a changed model; ids newly taken into use start from zero counters.
+    fn commit(&self, current: &mut Director, next: Director) {
+        let used = |d: &Director| -> (Vec<u16>, Vec<usize>) {
+            (
+                d.services
+                    .iter()
+                    .flat_map(|s| s.entries.iter().map(|e| e.id))
+                    .collect(),
+                d.services
+                    .iter()
+                    .flat_map(|s| s.dests.iter().map(|d| d.id))
+                    .collect(),
+            )
+        };
+        let (old_e, old_d) = used(current);
+        let (new_e, new_d) = used(&next);
+        let fresh_e: Vec<u16> = new_e.into_iter().filter(|i| !old_e.contains(i)).collect();
+        let fresh_d: Vec<usize> = new_d.into_iter().filter(|i| !old_d.contains(i)).collect();
+        if !fresh_e.is_empty() || !fresh_d.is_empty() {
+            self.zero(Some(&fresh_e), Some(&fresh_d));
+        }
+        let generation = self.cell.publish(next.snapshot());
+        *current = next;
+        if self.verbose.load(Ordering::Relaxed) > 0 {
+            println!(
+                "rvs: snapshot {generation} published: {} service(s), {} real server(s)",
+                current.services.len(),
+                current.dest_count()
+            );
+        }
+    }
+
+    /// Applies rule commands all or nothing and publishes the result.
+    fn change(&self, cmds: &[(usize, Command)]) -> Result<(), String> {
+        let mut d = self.director.lock();
+        let mut next = d.clone();
+        if cmds.len() == 1 {
+            next.apply(&cmds[0].1)?;
+        } else {
+            next.apply_all(cmds)?;
+        }
+        self.commit(&mut d, next);
+        Ok(())
+    }
+
+    /// Connection entries of all workers, each with its seconds left.
+    fn connections(&self) -> Vec<(rvs_dataplane::conn::Conn, u32)> {
+        let mut all = Vec::new();
+        for w in &self.workers {
+            if let Some((now, conns)) = w.stats.request_connections(Duration::from_secs(1)) {
+                all.extend(
+                    conns
+                        .into_iter()
+                        .map(|c| (c, c.expires.saturating_sub(now))),
+                );
+            }
+        }
+        all
+    }
+
+    /// An ipvsadm command line (arguments without the program name; stdin for -R).
+    pub fn ipvsadm<S: AsRef<str>>(&self, args: &[S], stdin: &str) -> Reply {
+        let cmd = match ipvsadm::parse_args(args) {
+            Ok(c) => c,
+            Err(e) => return Reply::fail(2, e),
+        };
+        match cmd {
+            Command::List(opts) => self.list(&opts),
+            Command::Zero(key) => self.zero_service(key),
+            Command::Save => Reply::ok(listing::save(&self.director.lock())),
+            Command::Version => Reply::ok(format!(
+                "rvsadm {} (ipvsadm-compatible; IP Virtual Server version 1.2.1)\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            Command::Restore => {
+                let mut cmds = Vec::new();
+                for (n, line) in stdin.lines().enumerate() {
+                    match ipvsadm::parse_line(line) {
+                        Ok(Some(c)) if c.is_rule() => cmds.push((n + 1, c)),
+                        Ok(Some(_)) => {
+                            return Reply::fail(2, format!("line {}: not a rule", n + 1))
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Reply::fail(2, format!("line {}: {e}", n + 1)),
+                    }
+                }
+                if cmds.is_empty() {
+                    return Reply::ok("");
+                }
+                match self.change(&cmds) {
+                    Ok(()) => Reply::ok(""),
+                    Err(e) => Reply::fail(1, e),
+                }
+            }
+            c => match self.change(&[(1, c)]) {
+                Ok(()) => Reply::ok(""),
+                Err(e) => Reply::fail(1, e),
+            },
+        }
+    }
+
+    fn list(&self, opts: &ListOptions) -> Reply {
+        if opts.timeout {
+            return Reply::ok(listing::timeouts(&self.director.lock().timeouts));
+        }
+        if opts.connections {
+            return Reply::ok(listing::connections(&self.connections()));
+        }
+        let fig = self.figures();
+        let d = self.director.lock();
+        let size = self.conn_capacity * self.workers.len().max(1);
+        match listing::list(&d, opts, &fig, d.loads(), size) {
+            Ok(t) => Reply::ok(t),
+            Err(e) => Reply::fail(1, e),
+        }
+    }
+
+    fn zero_service(&self, key: Option<ServiceKey>) -> Reply {
+        match key {
+            None => self.zero(None, None),
+            Some(k) => {
+                let d = self.director.lock();
+                let Some(vs) = d.find(k) else {
+                    return Reply::fail(1, "No such service");
+                };
+                let e: Vec<u16> = vs.entries.iter().map(|e| e.id).collect();
+                let ds: Vec<usize> = vs.dests.iter().map(|d| d.id).collect();
+                drop(d);
+                self.zero(Some(&e), Some(&ds));
+            }
+        }
+        Reply::ok("")
+    }
+
+    /// One console line: a console verb or an ipvsadm command line.
+    pub fn console(&self, line: &str) -> Reply {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => Reply::ok(""),
+            [w, ..] if w.starts_with('#') => Reply::ok(""),
+            ["ipvsadm" | "rvsadm", rest @ ..] => self.ipvsadm(rest, ""),
+            [w, ..] if w.starts_with('-') => self.ipvsadm(&words, ""),
+            ["help"] | ["?"] => Reply::ok(HELP),
+            ["quit"] | ["exit"] => {
+                self.quit.store(true, Ordering::Relaxed);
+                Reply::ok("")
+            }
+            ["start"] => {
+                self.forwarding.store(true, Ordering::Relaxed);
+                Reply::ok("Forwarding started\n")
+            }
+            ["stop"] => {
+                self.forwarding.store(false, Ordering::Relaxed);
+                let mut out = self.fwd_stats();
+                out.push_str("Forwarding stopped\n");
+                Reply::ok(out)
+            }
+            ["set", "verbose", n] => match n.parse::<u32>() {
+                Ok(v) => {
+                    let old = self.verbose.swap(v, Ordering::Relaxed);
+                    Reply::ok(format!("Change verbose level from {old} to {v}\n"))
+                }
+                Err(_) => Reply::fail(2, format!("bad verbose level {n:?}")),
+            },
+            ["load", file] => self.load(file),
+            ["show", "port", what, which] => self.show_port(what, which),
+            ["clear", "port", "stats", which] => self.clear_port_stats(which),
+            ["show", "fwd", "stats"] | ["show", "fwd", "stats", "all"] => {
+                Reply::ok(self.fwd_stats())
+            }
+            ["show", "worker"] | ["show", "workers"] => Reply::ok(self.show_workers()),
+            ["show", "service"] | ["show", "services"] => self.ipvsadm(&["-L", "-n"], ""),
+            ["show", "conn", rest @ ..] => self.show_conn(rest),
+            ["show", "neighbour" | "neighbor"] => Reply::ok(self.show_neighbours()),
+            ["show", "route"] => Reply::ok(self.show_routes()),
+            _ => Reply::fail(
+                2,
+                format!("Bad arguments: {line:?} (type \"help\" for the commands)"),
+            ),
+        }
+    }
+
+    fn load(&self, file: &str) -> Reply {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => return Reply::fail(1, format!("cannot read {file}: {e}")),
+        };
+        let mut out = String::new();
+        for (n, line) in text.lines().enumerate() {
+            let r = self.console(line);
+            out.push_str(&r.out);
+            if r.status != 0 {
+                let mut r = Reply::fail(r.status, format!("{file}:{}: {}", n + 1, r.err.trim()));
+                r.out = out;
+                return r;
+            }
+        }
+        out.push_str(&format!(
+            "Read {} line(s) from {file}\n",
+            text.lines().count()
+        ));
+        Reply::ok(out)
+    }
+
+    fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
+        let n = self.ports.lock().len();
+        if which == "all" {
+            return Ok((0..n).collect());
+        }
+        match which.parse::<usize>() {
+            Ok(i) if i < n => Ok(vec![i]),
+            _ => Err(format!(
+                "Invalid port {which} (ports: 0..{})",
+                n.saturating_sub(1)
+            )),
+        }
+    }
+
+    fn show_port(&self, what: &str, which: &str) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let mut out = String::new();
+        for i in ids {
+            let p = &ports[i];
+            match what {
+                "info" => {
+                    let info = p.port.info();
+                    let mac = p
+                        .port
+                        .mac_addr()
+                        .map(|m| {
+                            m.iter()
+                                .map(|b| format!("{b:02X}"))
+                                .collect::<Vec<_>>()
+                                .join(":")
+                        })
+                        .unwrap_or_default();
+                    let link = p.port.link().map(|l| l.text).unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "\n********************* Infos for port {i}  *********************\nMAC address: {mac}\nDevice name: {}\nDriver name: {}\nLink: {link}\nMax possible RX queues: {}\nMax possible TX queues: {}\nMin/max MTU: {}/{}",
+                        p.name, info.driver, info.max_rx_queues, info.max_tx_queues, info.min_mtu, info.max_mtu
+                    );
+                }
+                "stats" => match p.port.stats() {
+                    Ok(s) => {
+                        out.push_str(&report::port_stats(i as u16, &p.name, &s));
+                        let now = Instant::now();
+                        let mut last = self.last_port_show.lock();
+                        let (pps, bps) = match last.get(&i) {
+                            Some((t, before)) => {
+                                let secs = now.duration_since(*t).as_secs_f64().max(0.001);
+                                let r = |a: u64, b: u64| (a.saturating_sub(b) as f64 / secs) as u64;
+                                (
+                                    (
+                                        r(s.ipackets, before.ipackets),
+                                        r(s.opackets, before.opackets),
+                                    ),
+                                    (
+                                        r(s.ibytes, before.ibytes) * 8,
+                                        r(s.obytes, before.obytes) * 8,
+                                    ),
+                                )
+                            }
+                            None => ((0, 0), (0, 0)),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "  Throughput (since last show)\n  Rx-pps: {:>12}          Rx-bps: {:>12}\n  Tx-pps: {:>12}          Tx-bps: {:>12}",
+                            pps.0, bps.0, pps.1, bps.1
+                        );
+                        last.insert(i, (now, s));
+                    }
+                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
+                },
+                "xstats" => match p.port.xstats() {
+                    Ok(v) => {
+                        let _ = writeln!(out, "###### NIC extended statistics for port {i} ");
+                        for x in v {
+                            let _ = writeln!(out, "{}: {}", x.name, x.value);
+                        }
+                    }
+                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
+                },
+                other => {
+                    return Reply::fail(2, format!("show port {other}: info, stats or xstats"))
+                }
+            }
+        }
+        Reply::ok(out)
+    }
+
+    fn clear_port_stats(&self, which: &str) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let mut out = String::new();
+        for i in ids {
+            if let Err(e) = ports[i].port.reset_stats() {
+                return Reply::fail(1, format!("port {i}: {e}"));
+            }
+            self.last_port_show.lock().remove(&i);
+            let _ = writeln!(out, "\n  NIC statistics for port {i} cleared");
+        }
+        Reply::ok(out)
+    }
+
+    fn fwd_stats(&self) -> String {
+        let mut out = String::new();
+        let mut total = rvs_dataplane::WorkerCounters::default();
+        for w in &self.workers {
+            let c = w.stats.read();
+            out.push_str(&report::worker_stats(w.index, w.lcore, &c));
+            out.push_str(&report::engine_stats(&w.stats.read_engine()));
+            total.rx_packets += c.rx_packets;
+            total.tx_packets += c.tx_packets;
+            total.tx_dropped += c.tx_dropped;
+        }
+        let _ = writeln!(
+            out,
+            "\n  {:+^76}\n  RX-packets: {:<14} TX-packets: {:<14} TX-dropped: {:<14}\n  {}",
+            " Accumulated forward statistics for all workers ",
+            total.rx_packets,
+            total.tx_packets,
+            total.tx_dropped,
+            "+".repeat(76)
+        );
+        out
+    }
+
+    fn show_workers(&self) -> String {
+        let mut out = format!(
+            "{:<7}{:<7}{:>14}{:>8}{:>14}{:>14}{:>10}{:>12}  drops\n",
+            "worker", "lcore", "polls", "busy", "rx", "tx", "hand-offs", "conns"
+        );
+        for w in &self.workers {
+            let c = w.stats.read();
+            let e = w.stats.read_engine();
+            let drops: u64 = e.drops.iter().sum();
+            let _ = writeln!(
+                out,
+                "{:<7}{:<7}{:>14}{:>7.1}%{:>14}{:>14}{:>10}{:>12}  {}",
+                w.index,
+                w.lcore,
+                c.polls,
+                c.busy_share() * 100.0,
+                c.rx_packets,
+                c.tx_packets,
+                c.handoffs,
+                w.stats.connections(),
+                drops + c.malformed
+            );
+        }
+        out
+    }
+
+    fn show_conn(&self, filter: &[&str]) -> Reply {
+        let mut conns = self.connections();
+        if let Some(f) = filter.first() {
+            let Ok(addr) = f.parse::<std::net::IpAddr>() else {
+                return Reply::fail(2, format!("show conn: {f:?} is not an address"));
+            };
+            let a = rvs_dataplane::conn::addr16(addr);
+            conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
+        }
+        Reply::ok(listing::connections(&conns))
+    }
+
+    fn show_neighbours(&self) -> String {
+        let d = self.director.lock();
+        let mut out =
+            String::from("Address                                  HWaddress          Source\n");
+        for (a, m) in &d.neighbours {
+            let mac = m
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let _ = writeln!(out, "{:<40} {mac}  static", a.to_string());
+        }
+        out.push_str("(addresses learned from ARP / neighbour discovery live in each worker)\n");
+        out
+    }
+
+    fn show_routes(&self) -> String {
+        let d = self.director.lock();
+        let names: Vec<String> = self.ports.lock().iter().map(|p| p.name.clone()).collect();
+        let mut out = String::from(
+            "Destination                              Gateway                  Port\n",
+        );
+        let snap = d.snapshot();
+        for r in &snap.routes {
+            let port = names
+                .get(usize::from(r.port))
+                .cloned()
+                .unwrap_or_else(|| r.port.to_string());
+            let _ = writeln!(
+                out,
+                "{:<40} {:<24} {port}",
+                format!("{}/{}", r.prefix, r.len),
+                r.gateway
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "on-link".into())
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::director::Limits;
+    use rvs_dataplane::sched::DestLoad;
+
+    fn appliance() -> Appliance {
+        let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
+        let d = Director::new(
+            Limits {
+                entries: 8,
+                dests: 8,
+            },
+            loads,
+        );
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        let workers = vec![WorkerView {
+            index: 0,
+            lcore: 1,
+            stats: Arc::new(WorkerStats::default()),
+        }];
+        Appliance::new(d, cell, workers, Vec::new(), 1024)
+    }
+
+    #[test]
+    fn changes_publish_snapshots_and_failures_publish_nothing() {
+        let a = appliance();
+        let g0 = a.cell().generation();
+        assert_eq!(
+            a.ipvsadm(&["-A", "-t", "10.0.0.1:80", "-s", "rr"], "")
+                .status,
+            0
+        );
+        assert_eq!(
+            a.ipvsadm(&["-a", "-t", "10.0.0.1:80", "-r", "10.1.0.1", "-m"], "")
+                .status,
+            0
+        );
+        assert_eq!(a.cell().generation(), g0 + 2);
+        let r = a.ipvsadm(&["-a", "-t", "10.0.0.9:80", "-r", "10.1.0.1"], "");
+        assert_eq!((r.status, r.err.as_str()), (1, "Service not defined\n"));
+        let r = a.ipvsadm(
+            &["-a", "-t", "10.0.0.1:80", "-r", "10.1.0.1", "-w", "x"],
+            "",
+        );
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (2, "illegal weight specified\n")
+        );
+        assert_eq!(a.cell().generation(), g0 + 2);
+        let snap = a.cell().load();
+        assert_eq!(snap.services[0].servers.len(), 1);
+        assert_eq!(snap.services[0].sched.name(), "rr");
+    }
+
+    #[test]
+    fn save_restore_round_trips_and_restore_is_all_or_nothing() {
+        let a = appliance();
+        let rules = "-A -t 10.0.0.1:80 -s wrr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n";
+        assert_eq!(a.ipvsadm(&["-R"], rules).status, 0);
+        let saved = a.ipvsadm(&["-S", "-n"], "").out;
+        let b = appliance();
+        assert_eq!(b.ipvsadm(&["-R"], &saved).status, 0);
+        assert_eq!(b.ipvsadm(&["-S", "-n"], "").out, saved);
+        let g = b.cell().generation();
+        let r = b.ipvsadm(
+            &["-R"],
+            "-A -t 10.0.0.2:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n",
+        );
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (1, "line 2: Service not defined\n")
+        );
+        assert_eq!(b.cell().generation(), g);
+        assert_eq!(b.ipvsadm(&["-S"], "").out, saved);
+    }
+
+    #[test]
+    fn console_verbs_and_ipvsadm_lines_share_the_layer() {
+        let a = appliance();
+        assert_eq!(a.console("ipvsadm -A -u 10.0.0.1:53 -s rr").status, 0);
+        assert_eq!(a.console("-a -u 10.0.0.1:53 -r 10.1.0.5 -m -w 2").status, 0);
+        let out = a.console("show service").out;
+        assert!(out.contains("UDP  10.0.0.1:53 rr"), "{out}");
+        assert!(
+            out.contains("  -> 10.1.0.5:53                  Masq    2"),
+            "{out}"
+        );
+        assert!(a.console("help").out.contains("show port info"));
+        let r = a.console("frobnicate");
+        assert_eq!(r.status, 2);
+        assert!(r.err.contains("help"));
+        assert_eq!(a.console("show port stats 3").status, 2);
+        assert!(a.console("stop").out.contains("Forwarding stopped"));
+        assert!(!a.forwarding.load(Ordering::Relaxed));
+        a.console("start");
+        assert!(a.forwarding.load(Ordering::Relaxed));
+        assert!(a.console("show worker").out.contains("lcore"));
+        assert_eq!(a.console("ipvsadm --set 100 10 20").status, 0);
+        assert_eq!(
+            a.console("ipvsadm -L --timeout").out,
+            "Timeout (tcp tcpfin udp): 100 10 20\n"
+        );
+        assert_eq!(a.cell().load().timeouts.udp, 20);
+        a.console("quit");
+        assert!(a.quit.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn load_runs_a_file_and_stops_at_the_first_error() {
+        let a = appliance();
+        let dir = std::env::temp_dir().join(format!("rvs-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("cmds");
+        std::fs::write(&f, "# setup\nipvsadm -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1 -m\nshow nothing\n-A -t 10.0.0.2:80\n").unwrap();
+        let r = a.console(&format!("load {}", f.display()));
+        assert_eq!(r.status, 2);
+        assert!(r.err.contains(":4: Bad arguments"), "{}", r.err);
+        assert_eq!(a.director().services.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn estimator_follows_ipvs_smoothing() {
+        let mut e = Estimator::default();
+        let t0 = Instant::now();
+        let f = |n: u64| Figures {
+            entries: vec![Stats {
+                conns: n,
+                ..Stats::default()
+            }],
+            ..Figures::default()
+        };
+        e.tick(t0, f(0));
+        e.tick(t0 + Duration::from_secs(2), f(200));
+        // rate 100/s, avg = 0 + (100 - 0) / 4
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 25);
+        e.tick(t0 + Duration::from_secs(4), f(400));
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 44);
+    }
+}

@@ -1,0 +1,144 @@
+//! `rvs -i`: a testpmd-style `rvs> ` prompt on the daemon's terminal, with line editing,
+//! history and tab completion. Every line goes through [`Appliance::console`], the same
+//! layer the control socket uses.
+
+use crate::appliance::Appliance;
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const PROMPT: &str = "rvs> ";
+
+/// Command phrases offered by tab completion.
+const PHRASES: &[&str] = &[
+    "show port info all",
+    "show port stats all",
+    "show port xstats all",
+    "show fwd stats all",
+    "show worker",
+    "show service",
+    "show conn",
+    "show neighbour",
+    "show route",
+    "clear port stats all",
+    "start",
+    "stop",
+    "set verbose 1",
+    "load ",
+    "help",
+    "quit",
+    "ipvsadm -L -n",
+    "ipvsadm -L -n --stats",
+    "ipvsadm -L -n --rate",
+    "ipvsadm -L -c -n",
+    "ipvsadm -L --timeout",
+    "ipvsadm -S -n",
+    "ipvsadm -Z",
+    "ipvsadm -A -t ",
+    "ipvsadm -a -t ",
+    "ipvsadm -E -t ",
+    "ipvsadm -e -t ",
+    "ipvsadm -D -t ",
+    "ipvsadm -d -t ",
+    "ipvsadm --set ",
+];
+
+/// Completes the word under the cursor from the phrases that match what was typed.
+pub fn complete(line: &str) -> (usize, Vec<String>) {
+    let start = line.rfind(' ').map(|i| i + 1).unwrap_or(0);
+    let typed_words = line[..start].split_whitespace().count();
+    let mut words: Vec<String> = PHRASES
+        .iter()
+        .filter(|p| p.starts_with(line))
+        .filter_map(|p| p.split_whitespace().nth(typed_words))
+        .map(str::to_string)
+        .collect();
+    words.dedup();
+    (start, words)
+}
+
+struct ConsoleHelper;
+
+impl Completer for ConsoleHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, words) = complete(&line[..pos]);
+        Ok((
+            start,
+            words
+                .into_iter()
+                .map(|w| Pair {
+                    display: w.clone(),
+                    replacement: w,
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl Hinter for ConsoleHelper {
+    type Hint = String;
+}
+impl Highlighter for ConsoleHelper {}
+impl Validator for ConsoleHelper {}
+impl Helper for ConsoleHelper {}
+
+/// Runs the prompt until `quit`, end of input (Ctrl-D) or Ctrl-C; then sets `stop`.
+pub fn run(appliance: &Appliance, stop: &AtomicBool) {
+    let mut editor: Editor<ConsoleHelper, DefaultHistory> = match Editor::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("rvs: console unavailable: {e}");
+            return;
+        }
+    };
+    editor.set_helper(Some(ConsoleHelper));
+    println!("rvs: interactive console; \"help\" lists the commands, \"quit\" stops rvs");
+    while !stop.load(Ordering::Relaxed) && !appliance.quit.load(Ordering::Relaxed) {
+        match editor.readline(PROMPT) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                let reply = appliance.console(&line);
+                print!("{}", reply.out);
+                eprint!("{}", reply.err);
+                let _ = std::io::stdout().flush();
+            }
+            Err(ReadlineError::Interrupted) | Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("rvs: console: {e}");
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_offers_the_next_word() {
+        assert_eq!(complete("sh").1, vec!["show"]);
+        let (start, words) = complete("show port ");
+        assert_eq!(start, 10);
+        assert_eq!(words, vec!["info", "stats", "xstats"]);
+        assert_eq!(complete("show port st").1, vec!["stats"]);
+        assert_eq!(complete("ipvsadm -L -n --s").1, vec!["--stats"]);
+        assert!(complete("nothing").1.is_empty());
+    }
+}
