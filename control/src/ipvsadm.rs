@@ -216,7 +216,7 @@ const BUNDLEABLE: &str = "LlncZSRCgimo6";
 /// Parses ipvsadm's arguments (the program name may lead); no arguments lists, as
 /// `ipvsadm` alone does.
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
-    let mut words: Vec<&str> = Vec::with_capacity(args.len());
+    let mut words: Vec<String> = Vec::with_capacity(args.len());
     for (n, a) in args.iter().map(|a| a.as_ref()).enumerate() {
         if n == 0 && (a == "ipvsadm" || a == "rvsadm") {
             continue;
@@ -225,25 +225,10 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             b.len() > 1 && !b.starts_with('-') && b.chars().all(|c| BUNDLEABLE.contains(c))
         });
         match bundle {
-            Some(b) => {
-                for i in 0..b.len() {
-                    words.push(&a[i + 1..i + 2]);
-                }
-            }
-            None => words.push(a),
+            Some(b) => words.extend(b.chars().map(|c| format!("-{c}"))),
+            None => words.push(a.to_string()),
         }
     }
-    // Bundled flags were split into bare letters: give them their dash back.
-    let words: Vec<String> = words
-        .iter()
-        .map(|w| {
-            if w.len() == 1 && BUNDLEABLE.contains(*w) {
-                format!("-{w}")
-            } else {
-                w.to_string()
-            }
-        })
-        .collect();
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     if words.is_empty() {
         return Ok(Command::List(ListOptions::default()));
@@ -584,5 +569,10 @@ mod tests {
             "illegal timeout value specified"
         );
         assert!(!l(&["-R"]).is_rule());
+        let Command::EditServer(e) = l(&["-e", "-t", "1.2.3.4:80", "-r", "10.0.0.1", "-w", "6"])
+        else {
+            panic!()
+        };
+        assert_eq!(e.weight, 6);
     }
 }
