@@ -252,7 +252,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             let frame = if long_started < LONG_FLOWS {
                 long_started += 1;
                 tcp_frame(a_mac, [172, 16, 0, 1], 10_000 + long_started - 1, true, 0)
-            } else if step % 16 == 0 {
+            } else if step.is_multiple_of(16) {
                 new_flows += 1;
                 let n = new_flows;
                 tcp_frame(
