@@ -816,6 +816,103 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The command sequences of the seed lvs-cluster-howto (NAT rr -> wrr 3:1, DR wlc 2:1,
+    /// PPC -p 600 and 3600, PCC port 0, PNMPP firewall mark 10), typed as the howto types
+    /// them, on one director; listings as ipvsadm prints them.
+    #[test]
+    fn lvs_howto_sequences_run_unchanged() {
+        let a = appliance_with_marks(&[(10, 80), (10, 23)]);
+        let run = |lines: &str| {
+            for l in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                let r = a.console(l.trim_start_matches("# "));
+                assert_eq!(r.status, 0, "{l}: {}", r.err);
+            }
+        };
+        let list = |key: &str| {
+            let args: Vec<&str> = ["-L", "-n"].into_iter().chain(key.split(' ')).collect();
+            let out = a.ipvsadm(&args, "").out;
+            out.lines().skip(2).collect::<Vec<_>>().join("\n")
+        };
+        run("# ipvsadm -A -t 10.1.1.1:80 -s rr
+             # ipvsadm -a -t 10.1.1.1:80 -r 192.168.1.2 -m
+             # ipvsadm -a -t 10.1.1.1:80 -r 192.168.1.3 -m");
+        assert_eq!(
+            list("-t 10.1.1.1:80"),
+            "TCP  10.1.1.1:80 rr\n  -> 192.168.1.2:80               Masq    1      0          0         \n  -> 192.168.1.3:80               Masq    1      0          0         "
+        );
+        run("# ipvsadm -E -t 10.1.1.1:80 -s wrr
+             # ipvsadm -e -t 10.1.1.1:80 -r 192.168.1.2 -m -w 3
+             # ipvsadm -e -t 10.1.1.1:80 -r 192.168.1.3 -m -w 1
+             # ipvsadm -Z -t 10.1.1.1:80");
+        assert!(list("-t 10.1.1.1:80")
+            .starts_with("TCP  10.1.1.1:80 wrr\n  -> 192.168.1.2:80               Masq    3"));
+        run("# ipvsadm -A -t 10.1.1.254:80 -s wrr
+             # ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.3 -g -w 1
+             ipvsadm -C
+             ipvsadm -A -t 10.1.1.254:80 -s wlc
+             ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.2 -g -w 2
+             ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.3 -g -w 1
+             # ipvsadm -E -t 10.1.1.254:80 -s rr
+             # ipvsadm -E -t 10.1.1.254:80 -s rr -p 600");
+        assert_eq!(
+            list("-t 10.1.1.254:80"),
+            "TCP  10.1.1.254:80 rr persistent 600\n  -> 10.1.1.2:80                  Route   2      0          0         \n  -> 10.1.1.3:80                  Route   1      0          0         "
+        );
+        run("# ipvsadm -A -t 10.1.1.254:23 -s rr -p 3600
+             # ipvsadm -a -t 10.1.1.254:23 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -t 10.1.1.254:23 -r 10.1.1.3 -g -w 2
+             # ipvsadm -A -t 10.1.1.254:0 -s rr -p 600
+             # ipvsadm -a -t 10.1.1.254:0 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -t 10.1.1.254:0 -r 10.1.1.3 -g -w 2
+             # ipvsadm -A -f 10 -s rr
+             # ipvsadm -a -f 10 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -f 10 -r 10.1.1.3 -g -w 1
+             # ipvsadm -E -f 10 -p 600");
+        // -E without -s falls back to wlc, as the howto's listing shows.
+        assert_eq!(
+            list("-f 10"),
+            "FWM  10 wlc persistent 600\n  -> 10.1.1.2:0                   Route   2      0          0         \n  -> 10.1.1.3:0                   Route   1      0          0         "
+        );
+        let snap = a.cell().load();
+        let at = |port| {
+            snap.service_for(6, "10.1.1.254".parse().unwrap(), port)
+                .unwrap()
+        };
+        assert_eq!(at(80).group, Some(10), "the mark wins over 10.1.1.254:80");
+        assert_eq!(at(23).group, Some(10));
+        assert_eq!(
+            (at(22).vport, at(22).persistence),
+            (0, Some((600, 32))),
+            "PCC"
+        );
+        let saved = a.ipvsadm(&["-S", "-n"], "").out;
+        let b = appliance_with_marks(&[(10, 80), (10, 23)]);
+        assert_eq!(b.ipvsadm(&["-R"], &saved).status, 0);
+        assert_eq!(b.ipvsadm(&["-S", "-n"], "").out, saved);
+    }
+
+    fn appliance_with_marks(marks: &[(u32, u16)]) -> Appliance {
+        let loads = Arc::new((0..16).map(|_| DestLoad::default()).collect());
+        let mut d = Director::new(
+            Limits {
+                entries: 16,
+                dests: 16,
+            },
+            loads,
+        );
+        for &(mark, port) in marks {
+            d.marks.push(crate::director::FwmarkRule {
+                mark,
+                proto: crate::ipvsadm::Protocol::Tcp,
+                addr: "10.1.1.254".parse().unwrap(),
+                port,
+            });
+        }
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        Appliance::new(d, cell, Vec::new(), Vec::new(), 4096)
+    }
+
     #[test]
     fn estimator_follows_ipvs_smoothing() {
         let mut e = Estimator::default();

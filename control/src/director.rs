@@ -249,9 +249,13 @@ impl Director {
         let wanted = self.entries_for(spec.key);
         let mut entries = Vec::with_capacity(wanted.len());
         for (proto, addr, port) in wanted {
+            // A marked VIP:port may also have a service of its own (the mark wins); two
+            // mark services cannot share one.
             let taken = self
                 .services
                 .iter()
+                .filter(|s| matches!(s.spec.key, ServiceKey::Fwmark { .. }))
+                .filter(|_| matches!(spec.key, ServiceKey::Fwmark { .. }))
                 .flat_map(|s| &s.entries)
                 .any(|e| (e.proto, e.addr, e.port) == (proto, addr, port));
             if taken {
@@ -345,7 +349,13 @@ impl Director {
     /// The immutable snapshot for the workers.
     pub fn snapshot(&self) -> Snapshot {
         let mut services = Vec::new();
-        for vs in &self.services {
+        // Firewall-mark services come last: their VIP:port entries take precedence over a
+        // service of the same address, as a marked packet goes to the mark's service in IPVS.
+        let (marked, plain): (Vec<&VirtualService>, Vec<&VirtualService>) = self
+            .services
+            .iter()
+            .partition(|s| matches!(s.spec.key, ServiceKey::Fwmark { .. }));
+        for vs in plain.into_iter().chain(marked) {
             let full = if vs.is_ipv6() { 128 } else { 32 };
             let group = match vs.spec.key {
                 ServiceKey::Fwmark { mark, .. } => Some(mark),
@@ -380,6 +390,7 @@ impl Director {
                     servers.clone(),
                 );
                 s.version = vs.version;
+                s.one_packet = vs.spec.one_packet;
                 services.push(s);
             }
         }
@@ -549,8 +560,21 @@ mod tests {
             && s.version == snap.services[0].version));
         let ports: Vec<u16> = snap.services.iter().map(|s| s.vport).collect();
         assert_eq!(ports, vec![80, 23]);
-        // A service of its own on a marked VIP:port is refused.
-        assert!(run(&mut d, "-A -t 10.1.1.254:80")
+        // A service of its own on a marked VIP:port coexists; the mark takes precedence.
+        run(&mut d, "-A -t 10.1.1.254:80 -s wlc").unwrap();
+        let snap = d.snapshot();
+        let s = snap
+            .service_for(6, "10.1.1.254".parse().unwrap(), 80)
+            .unwrap();
+        assert_eq!(s.group, Some(10));
+        // Two mark services cannot share a VIP:port.
+        d.marks.push(FwmarkRule {
+            mark: 11,
+            proto: Protocol::Tcp,
+            addr: "10.1.1.254".parse().unwrap(),
+            port: 80,
+        });
+        assert!(run(&mut d, "-A -f 11")
             .unwrap_err()
             .contains("another service"));
     }

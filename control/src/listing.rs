@@ -137,11 +137,10 @@ fn ordered(d: &Director, sort: bool) -> Vec<&VirtualService> {
     v
 }
 
-fn dests_of(vs: &VirtualService, sort: bool) -> Vec<&Dest> {
+/// Real servers sorted by (address, port), as ipvsadm always shows and saves them.
+fn dests_of(vs: &VirtualService) -> Vec<&Dest> {
     let mut v: Vec<&Dest> = vs.dests.iter().collect();
-    if sort {
-        v.sort_by_key(|d| (d.addr, d.port));
-    }
+    v.sort_by_key(|d| (d.addr, d.port));
     v
 }
 
@@ -166,7 +165,7 @@ pub fn save(d: &Director) -> String {
             let _ = write!(out, " -b {}", flags.join(","));
         }
         out.push('\n');
-        for dest in dests_of(vs, true) {
+        for dest in dests_of(vs) {
             let _ = writeln!(
                 out,
                 "-a {name} -r {} {} -w {}",
@@ -252,7 +251,7 @@ pub fn list(
             }
         }
         out.push('\n');
-        for dest in dests_of(vs, opts.sort) {
+        for dest in dests_of(vs) {
             let dname = endpoint(dest.addr, dest.port);
             let (a, i, p) = load(dest)
                 .map(|l| (l.active(), l.inactive(), l.persistent()))
@@ -412,8 +411,8 @@ mod tests {
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
 TCP  192.168.1.100:80 wrr
-  -> 10.0.0.2:80                  Masq    1      0          0         
   -> 10.0.0.1:80                  Masq    3      0          1         
+  -> 10.0.0.2:80                  Masq    1      0          0         
 UDP  [2001:db8::1]:53 sh (sh-fallback) persistent 600 mask 64
   -> [2001:db8::10]:53            Route   2      0          0         
 TCP  10.1.1.254:0 wlc persistent 3600 mask 255.255.255.0

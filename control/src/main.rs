@@ -82,6 +82,11 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
+        // Services, the rules file and timeouts are applied as at start-up.
+        if let Err(e) = runtime::build_director(&cfg, Vec::new()) {
+            eprintln!("rvs: error: {e}");
+            return ExitCode::from(2);
+        }
         println!(
             "rvs: {}: configuration OK ({} port(s), {} worker(s), forward {})",
             config.display(),

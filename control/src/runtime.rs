@@ -192,7 +192,7 @@ fn field_of(message: &str) -> &'static str {
 const ESTIMATOR_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The starting model: the TOML's services, then its ipvsadm rules file, and timeouts.
-fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, RunError> {
+pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, RunError> {
     let loads: Arc<Vec<DestLoad>> =
         Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
     let config_error = |field: &str, message: String| {

@@ -34,7 +34,7 @@ fn syn(client: [u8; 4], cport: u16) -> Vec<u8> {
     v
 }
 
-fn lab(name: &str, frames: &[Vec<u8>]) -> Lab {
+fn lab(name: &str, frames: &[Vec<u8>], rules: Option<&str>) -> Lab {
     let dir = std::env::temp_dir().join(format!("rvs-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -45,6 +45,13 @@ fn lab(name: &str, frames: &[Vec<u8>]) -> Lab {
             .unwrap();
     }
     let socket = dir.join("ctl").join("rvs.sock");
+    let control_rules = match rules {
+        Some(text) => {
+            std::fs::write(dir.join("rules"), text).unwrap();
+            "rules = \"rules\"\n"
+        }
+        None => "",
+    };
     let config = dir.join("rvs.toml");
     std::fs::write(
         &config,
@@ -60,7 +67,7 @@ connections = 1024
 
 [control]
 socket = "{socket}"
-
+{control_rules}
 [[port]]
 name = "wire"
 device = "net_pcap0,rx_pcap={rx},tx_pcap={out}"
@@ -159,8 +166,35 @@ fn stop(child: Child) -> String {
 }
 
 #[test]
+fn check_applies_the_rules_file() {
+    let bad = lab("rules-bad", &[], Some("-a -t 1.2.3.4:80 -r 10.0.0.2\n"));
+    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["--check", "--config"])
+        .arg(&bad.config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("control.rules") && err.contains("line 1: Service not defined"),
+        "{err}"
+    );
+    let good = lab(
+        "rules-good",
+        &[],
+        Some("-A -t 1.2.3.4:80 -s rr\n-a -t 1.2.3.4:80 -r 10.0.0.2 -m\n"),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["--check", "--config"])
+        .arg(&good.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
-    let lab = lab("rvsadm", &[syn([198, 51, 100, 7], 40000)]);
+    let lab = lab("rvsadm", &[syn([198, 51, 100, 7], 40000)], None);
     let child = Command::new(env!("CARGO_BIN_EXE_rvs"))
         .arg("--config")
         .arg(&lab.config)
@@ -302,7 +336,12 @@ fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
 /// completion, an ipvsadm line, a bad command, then `quit` stops the daemon cleanly.
 #[test]
 fn console_on_a_pseudo_terminal() {
-    let lab = lab("console", &[syn([198, 51, 100, 8], 40001)]);
+    // Services also come from an ipvsadm rules file (`rvsadm -S` output) at start-up.
+    let lab = lab(
+        "console",
+        &[syn([198, 51, 100, 8], 40001)],
+        Some("-A -u 192.168.1.100:53 -s rr\n-a -u 192.168.1.100:53 -r 10.0.0.2:53 -m -w 1\n"),
+    );
     let script = r#"
 import os, pty, select, sys, time
 rvs, cfg = sys.argv[1], sys.argv[2]
@@ -370,6 +409,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert!(out.contains("show worker"), "{out}");
     assert!(out.contains("worker lcore"), "{out}");
     assert!(out.contains("TCP  192.168.1.100:81 sh"), "{out}");
+    assert!(out.contains("UDP  192.168.1.100:53 rr"), "{out}");
     assert!(out.contains("Bad arguments"), "{out}");
     assert!(out.contains("rvs: bye"), "{out}");
 }

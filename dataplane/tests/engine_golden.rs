@@ -802,3 +802,53 @@ fn a_group_of_services_shares_persistence() {
         "another client: the group's one rr moves on"
     );
 }
+
+/// ipvsadm -o: every datagram of one UDP flow is scheduled on its own (rr alternates) and
+/// leaves no connection behind.
+#[test]
+fn one_packet_scheduling_schedules_every_datagram() {
+    use rvs_dataplane::engine::{Method, Service, Snapshot};
+    use rvs_dataplane::sched::SchedKind;
+    let mut lab = Lab::new();
+    let mut ops = Service::new(
+        11,
+        17,
+        ip([192, 168, 1, 107]),
+        53,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![
+            rs(14, [10, 0, 0, 3], 0, Method::Dr),
+            rs(15, [10, 0, 0, 2], 0, Method::Dr),
+        ],
+    );
+    ops.one_packet = true;
+    let mut services = lab.snap.services.clone();
+    services.push(ops);
+    lab.snap = Snapshot::new(
+        services,
+        lab.snap.ports.clone(),
+        lab.snap.routes.clone(),
+        lab.snap.neighbours.clone(),
+    );
+    lab.engine.adopt(&lab.snap);
+    let before = lab.engine.table.len();
+    let mut q = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 107], 64)
+        .udp(5353, 53)
+        .write(&mut q, b"query")
+        .unwrap();
+    let macs: Vec<[u8; 6]> = (0..4)
+        .map(|_| {
+            let (v, out) = lab.run(0, &q);
+            assert_eq!(v, Verdict::Forward { port: 1 });
+            out[..6].try_into().unwrap()
+        })
+        .collect();
+    assert_eq!(macs, vec![RS3_MAC, RS2_MAC, RS3_MAC, RS2_MAC]);
+    assert_eq!(lab.engine.table.len(), before, "no connection kept");
+    assert_eq!((lab.loads[14].inactive(), lab.loads[15].inactive()), (0, 0));
+    assert_eq!(lab.engine.counters.dest_conns[14], 2);
+}

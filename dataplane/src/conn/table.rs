@@ -24,6 +24,8 @@ pub mod flags {
     pub const REPLY_INDEXED: u8 = 0x02;
     /// Counted active on its server.
     pub const ACTIVE: u8 = 0x04;
+    /// One-packet scheduling (UDP): released right after its packet is forwarded.
+    pub const ONE_PACKET: u8 = 0x08;
 }
 
 /// Addresses are stored as 16 bytes; IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).

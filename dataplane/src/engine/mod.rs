@@ -427,6 +427,9 @@ impl Engine {
             Direction::InputOnly
         };
         self.track(id, &conn, dir, &flow, now, loads);
+        if conn.flags & flags::ONE_PACKET != 0 {
+            self.release(id, loads);
+        }
         let bytes = flow.end - flow.l3;
         Counters::bump(&mut self.counters.svc_in, usize::from(conn.service), bytes);
         Counters::bump(&mut self.counters.dest_in, conn.dest as usize, bytes);
@@ -658,7 +661,9 @@ impl Engine {
         };
         let s = &svc.servers[i];
         let dport = if s.port == 0 { flow.dport } else { s.port };
-        let f = if s.method == Method::Nat {
+        let f = if svc.one_packet && flow.proto == proto::UDP {
+            flags::ONE_PACKET
+        } else if s.method == Method::Nat {
             flags::REPLY_INDEXED
         } else {
             0

@@ -51,6 +51,8 @@ pub struct Service {
     pub sched: SchedKind,
     /// Persistence timeout (s) and netmask (prefix length).
     pub persistence: Option<(u32, u8)>,
+    /// One-packet scheduling (ipvsadm -o): every UDP datagram is scheduled on its own.
+    pub one_packet: bool,
     /// Real servers in IPVS list order (newest first).
     pub servers: Vec<RealServer>,
     pub dests: Vec<Dest>,
@@ -93,6 +95,7 @@ impl Service {
             group,
             sched,
             persistence,
+            one_packet: false,
             servers,
             dests,
             table,
