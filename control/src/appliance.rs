@@ -115,6 +115,8 @@ pub struct Appliance {
     /// Cleared by the console's `stop`: workers leave their queues alone.
     pub forwarding: Arc<AtomicBool>,
     verbose: AtomicU32,
+    /// Nesting of `load` (a file that loads itself stops here).
+    load_depth: AtomicU32,
     /// Set by the console's `quit`.
     pub quit: Arc<AtomicBool>,
 }
@@ -203,6 +205,7 @@ impl Appliance {
             conn_capacity,
             forwarding: Arc::new(AtomicBool::new(true)),
             verbose: AtomicU32::new(0),
+            load_depth: AtomicU32::new(0),
             quit: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -444,7 +447,15 @@ impl Appliance {
                 }
                 Err(_) => Reply::fail(2, format!("bad verbose level {n:?}")),
             },
-            ["load", file] => self.load(file),
+            ["load", file] => {
+                if self.load_depth.fetch_add(1, Ordering::Relaxed) >= 8 {
+                    self.load_depth.fetch_sub(1, Ordering::Relaxed);
+                    return Reply::fail(1, "load: nested more than 8 deep");
+                }
+                let r = self.load(file);
+                self.load_depth.fetch_sub(1, Ordering::Relaxed);
+                r
+            }
             ["show", "port", what, which] => self.show_port(what, which),
             ["clear", "port", "stats", which] => self.clear_port_stats(which),
             ["show", "fwd", "stats"] | ["show", "fwd", "stats", "all"] => {
@@ -462,26 +473,68 @@ impl Appliance {
         }
     }
 
+    /// Runs a file of console lines. A file of ipvsadm rules only is applied all or
+    /// nothing, like `-R`; otherwise every line's syntax is checked first and the lines run
+    /// in order, stopping at the first that fails.
     fn load(&self, file: &str) -> Reply {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => return Reply::fail(1, format!("cannot read {file}: {e}")),
         };
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(n, l)| (n + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let mut rules = Vec::new();
+        for &(n, line) in &lines {
+            match Self::syntax(line) {
+                Err(e) => return Reply::fail(2, format!("{file}:{n}: {e}")),
+                Ok(Some(c)) if c.is_rule() => rules.push((n, c)),
+                Ok(_) => {}
+            }
+        }
+        if !rules.is_empty() && rules.len() == lines.len() {
+            return match self.change(&rules) {
+                Ok(()) => Reply::ok(format!("Applied {} rule(s) from {file}\n", rules.len())),
+                Err(e) => Reply::fail(1, format!("{file}: {e} (nothing applied)")),
+            };
+        }
         let mut out = String::new();
-        for (n, line) in text.lines().enumerate() {
+        for &(n, line) in &lines {
             let r = self.console(line);
             out.push_str(&r.out);
             if r.status != 0 {
-                let mut r = Reply::fail(r.status, format!("{file}:{}: {}", n + 1, r.err.trim()));
+                let mut r = Reply::fail(r.status, format!("{file}:{n}: {}", r.err.trim()));
                 r.out = out;
                 return r;
             }
         }
-        out.push_str(&format!(
-            "Read {} line(s) from {file}\n",
-            text.lines().count()
-        ));
+        out.push_str(&format!("Read {} command(s) from {file}\n", lines.len()));
         Reply::ok(out)
+    }
+
+    /// Checks a console line's syntax without running it; gives the ipvsadm command of an
+    /// ipvsadm line.
+    fn syntax(line: &str) -> Result<Option<Command>, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let args = match words.as_slice() {
+            ["ipvsadm" | "rvsadm", rest @ ..] => rest,
+            [w, ..] if w.starts_with('-') => &words[..],
+            [first, ..] => {
+                const VERBS: &[&str] = &[
+                    "help", "?", "quit", "exit", "start", "stop", "set", "load", "show", "clear",
+                ];
+                return if VERBS.contains(first) {
+                    Ok(None)
+                } else {
+                    Err(format!("Bad arguments: {line:?}"))
+                };
+            }
+            [] => return Ok(None),
+        };
+        ipvsadm::parse_args(args).map(Some)
     }
 
     fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
@@ -530,6 +583,14 @@ impl Appliance {
                 "stats" => match p.port.stats() {
                     Ok(s) => {
                         out.push_str(&report::port_stats(i as u16, &p.name, &s));
+                        for (q, (rx, tx)) in s.q_ipackets.iter().zip(&s.q_opackets).enumerate() {
+                            if *rx + *tx > 0 {
+                                let _ = writeln!(
+                                    out,
+                                    "  Queue {q:<2} RX-packets: {rx:<14} TX-packets: {tx}"
+                                );
+                            }
+                        }
                         let now = Instant::now();
                         let mut last = self.last_port_show.lock();
                         let (pps, bps) = match last.get(&i) {
@@ -808,10 +869,42 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rvs-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("cmds");
-        std::fs::write(&f, "# setup\nipvsadm -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1 -m\nshow nothing\n-A -t 10.0.0.2:80\n").unwrap();
+        // Rules only: all or nothing.
+        std::fs::write(
+            &f,
+            "# setup\nipvsadm -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.9:80 -r 10.1.0.1 -m\n",
+        )
+        .unwrap();
         let r = a.console(&format!("load {}", f.display()));
-        assert_eq!(r.status, 2);
-        assert!(r.err.contains(":4: Bad arguments"), "{}", r.err);
+        assert_eq!(r.status, 1);
+        assert!(
+            r.err
+                .contains("line 3: Service not defined (nothing applied)"),
+            "{}",
+            r.err
+        );
+        assert_eq!(a.director().services.len(), 0);
+        // A syntax error anywhere: nothing runs.
+        std::fs::write(&f, "ipvsadm -A -t 10.0.0.1:80 -s rr\nbogus\n").unwrap();
+        let r = a.console(&format!("load {}", f.display()));
+        assert!(r.err.contains(":2: Bad arguments"), "{}", r.err);
+        assert_eq!(a.director().services.len(), 0);
+        // A file that loads itself ends.
+        std::fs::write(&f, format!("load {}\n", f.display())).unwrap();
+        assert!(a
+            .console(&format!("load {}", f.display()))
+            .err
+            .contains("nested"));
+        // Mixed: in order, stopping at the first failure.
+        std::fs::write(
+            &f,
+            "ipvsadm -A -t 10.0.0.1:80 -s rr\nshow service\n-D -t 10.0.0.7:80\n-A -t 10.0.0.2:80\n",
+        )
+        .unwrap();
+        let r = a.console(&format!("load {}", f.display()));
+        assert_eq!(r.status, 1);
+        assert!(r.err.contains(":3: No such service"), "{}", r.err);
+        assert!(r.out.contains("TCP  10.0.0.1:80 rr"), "{}", r.out);
         assert_eq!(a.director().services.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
