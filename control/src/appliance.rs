@@ -119,6 +119,8 @@ pub struct Appliance {
     load_depth: AtomicU32,
     /// Set by the console's `quit`.
     pub quit: Arc<AtomicBool>,
+    /// False in the diagnostic forwarding modes: changes would reach no worker.
+    pub balancing: bool,
 }
 
 impl std::fmt::Debug for Appliance {
@@ -207,6 +209,7 @@ impl Appliance {
             verbose: AtomicU32::new(0),
             load_depth: AtomicU32::new(0),
             quit: Arc::new(AtomicBool::new(false)),
+            balancing: true,
         }
     }
 
@@ -317,6 +320,12 @@ impl Appliance {
 
     /// Applies rule commands all or nothing and publishes the result.
     fn change(&self, cmds: &[(usize, Command)]) -> Result<(), String> {
+        if !self.balancing {
+            return Err(
+                "rvs runs a diagnostic forwarding mode (dataplane.forward): no load balancing to change"
+                    .into(),
+            );
+        }
         let mut d = self.director.lock();
         let mut next = d.clone();
         if cmds.len() == 1 {

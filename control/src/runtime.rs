@@ -503,6 +503,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(),
         .collect();
     let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);
     appliance.forwarding = forwarding;
+    appliance.balancing = cfg.forward == ForwardMode::Lb;
     let appliance = Arc::new(appliance);
     let control_stop = Arc::new(AtomicBool::new(false));
     let mut failure = launch_error;
