@@ -264,6 +264,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(),
     let mut pools: Vec<(i32, Mempool)> = Vec::new();
     let mut ports = Vec::new();
     let mut port_macs: Vec<[u8; 6]> = Vec::new();
+    let mut offloads: Vec<bool> = Vec::new();
     for (i, (p, &id)) in cfg.ports.iter().zip(&ids).enumerate() {
         let info =
             Port::info_of(&eal, id).map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
@@ -303,6 +304,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(),
                 fields: p.rss_hash.clone(),
                 key: p.rss_key.clone(),
             },
+            tx_ipv4_checksum: true,
         };
         let mut port = log
             .quietly(|| Port::configure(&eal, id, &conf, pool))
@@ -326,6 +328,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(),
             .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
         let mac = port.mac_addr().unwrap_or_default();
         port_macs.push(mac);
+        offloads.push(port.tx_ipv4_checksum());
         let link = port
             .link()
             .map(|l| l.text)
@@ -362,11 +365,12 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(),
     let infos: Vec<PortInfo> = cfg
         .ports
         .iter()
-        .zip(&port_macs)
-        .map(|(p, mac)| PortInfo {
+        .zip(port_macs.iter().zip(&offloads))
+        .map(|(p, (mac, offload))| PortInfo {
             mac: *mac,
             addrs: p.addresses.clone(),
             mtu: p.mtu.unwrap_or(1500),
+            ip_checksum_offload: *offload,
         })
         .collect();
     director.ports = infos;

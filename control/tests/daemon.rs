@@ -727,3 +727,110 @@ port = 8080
     assert_eq!(read_pcap(&tx1).len(), 2, "{stdout}");
     assert!(stdout.contains("Hand-offs: 2 "), "{stdout}");
 }
+
+/// IPv6 end to end through the binary: a client's SYN is NAT'd to the IPv6 real server (hop
+/// limit down by one), the server's SYN-ACK goes back from the VIP through the default
+/// gateway; outputs compared with etherparse-built goldens.
+#[test]
+fn lb_mode_ipv6_nat_end_to_end() {
+    use etherparse::PacketBuilder;
+    let client_mac = [2, 0xcc, 0, 0, 0, 6];
+    let rs_mac = [2, 0xaa, 0, 0, 0, 6];
+    let gw_mac = [2, 0xbb, 0, 0, 0, 6];
+    let port_mac = [2, 0x70, 0x63, 0x61, 0x70, 0x00];
+    let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let (client, vip, rs) = (
+        v6("2001:db8:ff::7"),
+        v6("2001:db8:1::100"),
+        v6("2001:db8:2::2"),
+    );
+    let tcp6 = |smac, dmac, src, dst, hops, sport, dport, synack: bool| {
+        let b = PacketBuilder::ethernet2(smac, dmac)
+            .ipv6(src, dst, hops)
+            .tcp(sport, dport, 7, 1000)
+            .syn();
+        let b = if synack { b.ack(8) } else { b };
+        let mut v = Vec::new();
+        b.write(&mut v, b"").unwrap();
+        v
+    };
+    let input = vec![
+        tcp6(client_mac, port_mac, client, vip, 64, 40000, 80, false),
+        tcp6(rs_mac, port_mac, rs, client, 64, 8080, 40000, true),
+    ];
+    let expected = vec![
+        tcp6(port_mac, rs_mac, client, rs, 63, 40000, 8080, false),
+        tcp6(port_mac, gw_mac, vip, client, 63, 80, 40000, true),
+    ];
+    let dir = scratch("pcap-lb6");
+    let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    write_pcap(&rx, &input);
+    let config = format!(
+        r#"[eal]
+lcores = "0,1"
+hugepages = false
+memory_mb = 256
+
+[[port]]
+name = "wire"
+device = "net_pcap0,rx_pcap={},tx_pcap={}"
+addresses = ["2001:db8:1::1", "2001:db8:2::1"]
+
+[[route]]
+prefix = "2001:db8:2::/64"
+port = "wire"
+
+[[route]]
+prefix = "::/0"
+via = "fe80::1"
+port = "wire"
+
+[[neighbour]]
+address = "2001:db8:2::2"
+mac = "02:aa:00:00:00:06"
+
+[[neighbour]]
+address = "fe80::1"
+mac = "02:bb:00:00:00:06"
+
+[[service]]
+address = "2001:db8:1::100"
+port = 80
+scheduler = "rr"
+
+[[service.server]]
+address = "2001:db8:2::2"
+port = 8080
+"#,
+        rx.display(),
+        tx.display()
+    );
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = rvs()
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_pcap(&tx).len() < expected.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_pcap(&tx), expected, "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -110,11 +110,13 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             mac: a_mac,
             addrs: vec![IpAddr::from([192, 168, 1, 1])],
             mtu: 1500,
+            ip_checksum_offload: false,
         },
         PortInfo {
             mac: b.mac_addr().unwrap(),
             addrs: vec![IpAddr::from([10, 0, 0, 1])],
             mtu: 1500,
+            ip_checksum_offload: false,
         },
     ];
     director.routes = vec![Route {

@@ -51,11 +51,13 @@ fn snapshot() -> Snapshot {
             mac: PORT0,
             addrs: vec![IpAddr::from([192, 168, 1, 1])],
             mtu: 1500,
+            ip_checksum_offload: false,
         },
         PortInfo {
             mac: PORT1,
             addrs: vec![IpAddr::from([10, 0, 0, 1])],
             mtu: 1500,
+            ip_checksum_offload: false,
         },
     ];
     let routes = vec![

@@ -109,6 +109,7 @@ mod tests {
                 mac: [0; 6],
                 addrs: Vec::new(),
                 mtu: 1500,
+                ip_checksum_offload: false,
             })
             .collect();
         Snapshot::new(Vec::new(), ports, Vec::new(), Default::default())

@@ -10,6 +10,11 @@ pub trait Frame {
     fn truncate(&mut self, len: usize);
     /// Grows the frame by `n` bytes at the end; false (unchanged) without tailroom.
     fn append(&mut self, n: usize) -> bool;
+    /// Asks the port to compute the IPv4 header checksum on transmit; false when the
+    /// buffer cannot carry the request (the caller then computes it).
+    fn offload_ipv4_checksum(&mut self, _l2_len: usize, _l3_len: usize) -> bool {
+        false
+    }
 }
 
 /// A frame over a vector with fixed headroom, for tests and tools.
@@ -17,6 +22,8 @@ pub trait Frame {
 pub struct VecFrame {
     buf: Vec<u8>,
     start: usize,
+    /// The IPv4 checksum offload requested (l2 and l3 lengths), as a NIC would see it.
+    pub ipv4_checksum_offload: Option<(usize, usize)>,
 }
 
 impl VecFrame {
@@ -28,6 +35,7 @@ impl VecFrame {
         VecFrame {
             buf,
             start: Self::HEADROOM,
+            ipv4_checksum_offload: None,
         }
     }
 }
@@ -39,6 +47,7 @@ impl VecFrame {
         self.buf.resize(Self::HEADROOM, 0);
         self.buf.extend_from_slice(bytes);
         self.start = Self::HEADROOM;
+        self.ipv4_checksum_offload = None;
     }
 }
 
@@ -67,6 +76,11 @@ impl Frame for VecFrame {
         self.buf.resize(self.buf.len() + n, 0);
         true
     }
+
+    fn offload_ipv4_checksum(&mut self, l2_len: usize, l3_len: usize) -> bool {
+        self.ipv4_checksum_offload = Some((l2_len, l3_len));
+        true
+    }
 }
 
 impl Frame for dpdk::Mbuf {
@@ -91,5 +105,15 @@ impl Frame for dpdk::Mbuf {
 
     fn append(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| dpdk::Mbuf::append(self, n).is_some())
+    }
+
+    fn offload_ipv4_checksum(&mut self, l2_len: usize, l3_len: usize) -> bool {
+        match (u16::try_from(l2_len), u16::try_from(l3_len)) {
+            (Ok(l2), Ok(l3)) => {
+                dpdk::Mbuf::offload_ipv4_checksum(self, l2, l3);
+                true
+            }
+            _ => false,
+        }
     }
 }

@@ -474,7 +474,13 @@ impl Engine {
                     }
                     return self.drop(DropReason::TooBig);
                 }
-                if !encapsulate(frame, &flow, src, daddr, hop_mac, port_mac) {
+                if !encapsulate(
+                    frame,
+                    &flow,
+                    (src, daddr),
+                    (hop_mac, port_mac),
+                    port_info.ip_checksum_offload,
+                ) {
                     return self.drop(DropReason::Unsupported);
                 }
                 Verdict::Forward { port: out_port }
@@ -835,7 +841,7 @@ impl Engine {
             // DR/TUN: the real server owns the VIP too; deliver the error unchanged.
             if method == Method::Tun {
                 let src = snap.local_addr(out_port, next)?;
-                if !encapsulate(frame, flow, src, next, hop_mac, port_mac) {
+                if !encapsulate(frame, flow, (src, next), (hop_mac, port_mac), false) {
                     return Some(self.drop(DropReason::Unsupported));
                 }
             } else {
@@ -1388,14 +1394,14 @@ fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr) {
 }
 
 /// Wraps the IP datagram in an outer header (IPIP or IPv6-in-IPv6) after a fresh Ethernet
-/// header. Any VLAN tag of the frame is not kept.
+/// header. Any VLAN tag of the frame is not kept. With `offload`, the port fills in the
+/// outer IPv4 checksum.
 fn encapsulate<F: Frame>(
     frame: &mut F,
     flow: &Flow,
-    src: IpAddr,
-    dst: IpAddr,
-    hop_mac: [u8; 6],
-    port_mac: [u8; 6],
+    (src, dst): (IpAddr, IpAddr),
+    (hop_mac, port_mac): ([u8; 6], [u8; 6]),
+    offload: bool,
 ) -> bool {
     let outer = if flow.v6 {
         ipv6::HEADER_LEN
@@ -1444,6 +1450,11 @@ fn encapsulate<F: Frame>(
     }
     if shrink > 0 {
         frame.truncate(ethernet::HEADER_LEN + outer + inner_len);
+    }
+    if !flow.v6 && offload && frame.offload_ipv4_checksum(l3, outer) {
+        if let Some(c) = frame.bytes_mut().get_mut(l3 + 10..l3 + 12) {
+            c.fill(0);
+        }
     }
     true
 }

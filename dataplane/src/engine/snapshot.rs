@@ -112,6 +112,8 @@ pub struct PortInfo {
     /// The appliance's own addresses on this port (tunnel sources, ARP, the host path).
     pub addrs: Vec<IpAddr>,
     pub mtu: u16,
+    /// The port computes IPv4 header checksums on transmit (used for tunnel headers).
+    pub ip_checksum_offload: bool,
 }
 
 /// A static route: prefix/len via gateway (None = on-link) out of a port.

@@ -163,11 +163,13 @@ pub fn snapshot() -> Snapshot {
             mac: PORT0_MAC,
             addrs: vec![ip([192, 168, 1, 1])],
             mtu: 1500,
+            ip_checksum_offload: false,
         },
         PortInfo {
             mac: PORT1_MAC,
             addrs: vec![ip([10, 0, 0, 1]), ip(DIP6_IN)],
             mtu: 1500,
+            ip_checksum_offload: false,
         },
     ];
     let routes = vec![

@@ -34,6 +34,15 @@ void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port) { m->port = port; }
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
 uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
 
+void rvs_pktmbuf_tx_ipv4_cksum(struct rte_mbuf *m, uint16_t l2_len, uint16_t l3_len)
+{
+	m->l2_len = l2_len;
+	m->l3_len = l3_len;
+	m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+}
+
+uint64_t rvs_tx_offload_ipv4_cksum(void) { return RTE_ETH_TX_OFFLOAD_IPV4_CKSUM; }
+
 uint8_t *rvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
 {
 	return (uint8_t *)rte_pktmbuf_prepend(m, len);

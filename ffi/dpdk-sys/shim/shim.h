@@ -35,6 +35,10 @@ uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m);
 void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port);
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m);
 uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m);
+/* Asks the port to compute the IPv4 header checksum of an mbuf on transmit. */
+void rvs_pktmbuf_tx_ipv4_cksum(struct rte_mbuf *m, uint16_t l2_len, uint16_t l3_len);
+/* RTE_ETH_TX_OFFLOAD_IPV4_CKSUM (an RTE_BIT64 macro bindgen cannot evaluate). */
+uint64_t rvs_tx_offload_ipv4_cksum(void);
 uint8_t *rvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 uint8_t *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);

@@ -109,6 +109,8 @@ pub struct PortConf {
     pub promiscuous: bool,
     /// Used when the port has more than one rx queue and the device hashes.
     pub rss: RssConf,
+    /// Enable IPv4 header checksum offload on transmit where the device has it.
+    pub tx_ipv4_checksum: bool,
 }
 
 impl Default for PortConf {
@@ -121,6 +123,7 @@ impl Default for PortConf {
             mtu: None,
             promiscuous: true,
             rss: RssConf::default(),
+            tx_ipv4_checksum: true,
         }
     }
 }
@@ -184,6 +187,7 @@ pub struct Port {
     id: PortId,
     info: DevInfo,
     rss_hash_fields: u64,
+    tx_ipv4_checksum: bool,
     token: Arc<QueueToken>,
     queues: Option<(Vec<RxQueue>, Vec<TxQueue>)>,
     started: bool,
@@ -270,6 +274,12 @@ impl Port {
         } else {
             0
         };
+        // SAFETY: returns a constant.
+        let ipv4_cksum = unsafe { dpdk_sys::rvs_tx_offload_ipv4_cksum() };
+        let tx_ipv4_checksum = conf.tx_ipv4_checksum && info.tx_offload_capa & ipv4_cksum != 0;
+        if tx_ipv4_checksum {
+            raw.txmode.offloads |= ipv4_cksum;
+        }
         let mut key = conf.rss.key.clone();
         if rss_hash_fields != 0 {
             raw.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
@@ -350,6 +360,7 @@ impl Port {
             id,
             info,
             rss_hash_fields,
+            tx_ipv4_checksum,
             token,
             queues: Some((rx, tx)),
             started: false,
@@ -370,6 +381,12 @@ impl Port {
     }
 
     /// The RSS hash fields in force (0 when the port does not hash).
+    /// True when the port computes IPv4 header checksums of mbufs that ask for it
+    /// ([`crate::Mbuf::offload_ipv4_checksum`]).
+    pub fn tx_ipv4_checksum(&self) -> bool {
+        self.tx_ipv4_checksum
+    }
+
     pub fn rss_hash_fields(&self) -> u64 {
         self.rss_hash_fields
     }

@@ -101,6 +101,14 @@ impl Mbuf {
         unsafe { dpdk_sys::rvs_pktmbuf_set_port(self.raw(), port) }
     }
 
+    /// Asks the port to fill in the IPv4 header checksum on transmit (the port must have
+    /// been configured with the offload; see [`crate::Port::tx_ipv4_checksum`]).
+    #[inline]
+    pub fn offload_ipv4_checksum(&mut self, l2_len: u16, l3_len: u16) {
+        // SAFETY: writes plain fields of an mbuf this handle owns exclusively.
+        unsafe { dpdk_sys::rvs_pktmbuf_tx_ipv4_cksum(self.raw(), l2_len, l3_len) }
+    }
+
     /// RSS hash from the NIC (valid when the port hashes).
     #[inline]
     pub fn rss_hash(&self) -> u32 {
