@@ -190,7 +190,7 @@ pub fn parse_endpoint(s: &str) -> Option<(IpAddr, Option<u16>)> {
     Some((IpAddr::V4(addr), Some(parse_port(port)?)))
 }
 
-fn netmask_prefix(s: &str) -> Option<u8> {
+pub fn netmask_prefix(s: &str) -> Option<u8> {
     if let Ok(n) = s.parse::<u8>() {
         return (n <= 128).then_some(n);
     }

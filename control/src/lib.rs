@@ -14,6 +14,7 @@ pub mod config;
 pub mod console;
 pub mod director;
 pub mod ipvsadm;
+pub mod keepalived;
 pub mod lbconfig;
 pub mod listing;
 pub mod preview;
