@@ -6,7 +6,9 @@
 //! nothing; a successful one becomes a new snapshot published to the workers.
 
 use crate::director::Director;
+use crate::health::monitor::{HealthRow, Monitor};
 use crate::ipvsadm::{self, Command, ListOptions, ServiceKey};
+use crate::keepalived::KeepalivedConf;
 use crate::listing::{self, Figures, Stats};
 use crate::report;
 use dpdk::{Port, PortStats};
@@ -121,6 +123,13 @@ pub struct Appliance {
     pub quit: Arc<AtomicBool>,
     /// False in the diagnostic forwarding modes: changes would reach no worker.
     pub balancing: bool,
+    /// Health checkers' states for `show health`.
+    health: Mutex<Vec<HealthRow>>,
+    /// The running keepalived.conf: its services and its monitor.
+    keepalived: Mutex<Option<(Vec<ServiceKey>, Monitor)>>,
+    /// Set once the appliance is shared, so `load` can start a monitor.
+    me: std::sync::OnceLock<std::sync::Weak<Appliance>>,
+    health_changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Appliance {
@@ -183,7 +192,9 @@ Console commands (testpmd style):
   show route                          static routes of the running snapshot
   start | stop                        resume / pause forwarding (stop prints statistics)
   set verbose N                       0 quiet, 1 log every snapshot publication
-  load FILE                           run the commands in FILE, one per line
+  load FILE                           run the commands in FILE, one per line; or take a
+                                      keepalived.conf into use (services and checkers)
+  show health                         every checker: server, probe, state, flips, last error
   help | quit
 Any ipvsadm command line works too: ipvsadm -L -n, -A -t VIP:80 -s rr, -a ..., --set ...
 ";
@@ -210,7 +221,98 @@ impl Appliance {
             load_depth: AtomicU32::new(0),
             quit: Arc::new(AtomicBool::new(false)),
             balancing: true,
+            health: Mutex::new(Vec::new()),
+            keepalived: Mutex::new(None),
+            me: std::sync::OnceLock::new(),
+            health_changes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Shares the appliance: keeps a weak reference to itself for monitors started later.
+    pub fn shared(self) -> Arc<Appliance> {
+        let a = Arc::new(self);
+        let _ = a.me.set(Arc::downgrade(&a));
+        a
+    }
+
+    /// Reads the model.
+    pub fn with_director<R>(&self, f: impl FnOnce(&Director) -> R) -> R {
+        f(&self.director.lock())
+    }
+
+    /// A health checker's change: applied all or nothing, published, counted.
+    pub fn apply_health(&self, cmds: &[Command]) -> Result<(), String> {
+        let numbered: Vec<(usize, Command)> = cmds.iter().cloned().enumerate().collect();
+        self.change(&numbered)?;
+        self.health_changes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn set_health(&self, rows: Vec<HealthRow>) {
+        *self.health.lock() = rows;
+    }
+
+    /// Takes a keepalived.conf into use: its services replace those of the previous one
+    /// (all or nothing), and its checkers start. Returns the warnings.
+    pub fn load_keepalived(&self, conf: &KeepalivedConf) -> Result<Vec<String>, String> {
+        let me = self
+            .me
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or("health checks need the running daemon")?;
+        let mut slot = self.keepalived.lock();
+        // Stop the old checkers before their services go.
+        let old = slot.take();
+        let old_keys = old.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
+        drop(old);
+        let mut cmds: Vec<(usize, Command)> = old_keys
+            .iter()
+            .map(|k| (0, Command::DeleteService(*k)))
+            .collect();
+        cmds.extend(conf.commands().into_iter().map(|c| (0, c)));
+        if let Err(e) = self.change(&cmds) {
+            return Err(format!("{e} (nothing applied)"));
+        }
+        let keys = conf
+            .virtual_servers
+            .iter()
+            .flat_map(|v| v.keys.iter().copied())
+            .collect();
+        let monitor = Monitor::start(conf, me).map_err(|e| format!("health monitor: {e}"))?;
+        *slot = Some((keys, monitor));
+        Ok(conf.warnings.clone())
+    }
+
+    /// Stops the health checkers (at shutdown).
+    pub fn stop_health(&self) {
+        drop(self.keepalived.lock().take());
+    }
+
+    fn show_health(&self) -> String {
+        let rows = self.health.lock();
+        let mut out = format!(
+            "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  last error\n",
+            "service", "server", "checker", "probe", "state", "flips"
+        );
+        for r in rows.iter() {
+            let _ = writeln!(
+                out,
+                "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  {}",
+                r.service,
+                r.server,
+                r.checker,
+                r.target,
+                if r.up { "UP" } else { "DOWN" },
+                r.transitions,
+                r.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{} change(s) applied by the checkers",
+            self.health_changes.load(Ordering::Relaxed)
+        );
+        out
     }
 
     /// Hands the ports back (at shutdown).
@@ -475,6 +577,7 @@ impl Appliance {
             ["show", "conn", rest @ ..] => self.show_conn(rest),
             ["show", "neighbour" | "neighbor"] => Reply::ok(self.show_neighbours()),
             ["show", "route"] => Reply::ok(self.show_routes()),
+            ["show", "health"] => Reply::ok(self.show_health()),
             _ => Reply::fail(
                 2,
                 format!("Bad arguments: {line:?} (type \"help\" for the commands)"),
@@ -490,6 +593,23 @@ impl Appliance {
             Ok(t) => t,
             Err(e) => return Reply::fail(1, format!("cannot read {file}: {e}")),
         };
+        if looks_like_keepalived(&text) {
+            let conf = match KeepalivedConf::load(std::path::Path::new(file)) {
+                Ok(c) => c,
+                Err(e) => return Reply::fail(2, format!("{e} (nothing applied)")),
+            };
+            return match self.load_keepalived(&conf) {
+                Ok(warnings) => {
+                    let mut r = Reply::ok(format!(
+                        "Loaded {file}: {} virtual server(s), health checks running\n",
+                        conf.virtual_servers.len()
+                    ));
+                    r.err = warnings.iter().map(|w| format!("warning: {w}\n")).collect();
+                    r
+                }
+                Err(e) => Reply::fail(1, e),
+            };
+        }
         let lines: Vec<(usize, &str)> = text
             .lines()
             .enumerate()
@@ -762,6 +882,20 @@ impl Appliance {
         }
         out
     }
+}
+
+/// True when a file's first statement is one of keepalived.conf's sections.
+fn looks_like_keepalived(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .and_then(|l| l.split_whitespace().next())
+        .is_some_and(|w| {
+            matches!(
+                w,
+                "global_defs" | "virtual_server" | "virtual_server_group" | "include"
+            ) || w.starts_with("vrrp_")
+        })
 }
 
 #[cfg(test)]

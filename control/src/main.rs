@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use rvs_control::config::Config;
+use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::runtime::{self, RunError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +25,11 @@ struct Args {
     /// Interactive: an `rvs> ` console on this terminal (testpmd style).
     #[arg(short, long)]
     interactive: bool,
+
+    /// A keepalived.conf: its virtual servers join the configuration and its health
+    /// checkers run (vrrp sections are read and kept).
+    #[arg(long, value_name = "FILE")]
+    keepalived_conf: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -81,9 +87,34 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let keepalived = match &args.keepalived_conf {
+        Some(path) => match KeepalivedConf::load(path) {
+            Ok(k) => {
+                for w in &k.warnings {
+                    eprintln!("rvs: warning: {w}");
+                }
+                Some(k)
+            }
+            Err(e) => {
+                eprintln!("rvs: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     if args.check {
-        // Services, the rules file and timeouts are applied as at start-up.
-        if let Err(e) = runtime::build_director(&cfg, Vec::new()) {
+        // Services, the rules file, timeouts and keepalived.conf are applied as at start-up.
+        let checked = runtime::build_director(&cfg, Vec::new()).and_then(|mut d| {
+            let cmds: Vec<(usize, _)> = keepalived
+                .iter()
+                .flat_map(|k| k.commands())
+                .enumerate()
+                .map(|(i, c)| (i + 1, c))
+                .collect();
+            d.apply_all(&cmds)
+                .map_err(|e| runtime::RunError::Dpdk(format!("keepalived.conf: {e}")))
+        });
+        if let Err(e) = checked {
             eprintln!("rvs: error: {e}");
             return ExitCode::from(2);
         }
@@ -103,7 +134,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match runtime::run(&cfg, stop, args.interactive) {
+    match runtime::run(&cfg, stop, args.interactive, keepalived.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ RunError::Config(_)) => {
             eprintln!("rvs: error: {e}");

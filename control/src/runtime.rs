@@ -4,6 +4,7 @@
 use crate::appliance::{Appliance, PortView, WorkerView};
 use crate::config::{Config, ConfigError, Hugepages};
 use crate::director::Director;
+use crate::keepalived::KeepalivedConf;
 use crate::{console, report, socket};
 use dpdk::log::Level;
 use dpdk::{Eal, LcoreHandle, Mempool, Port, PortConf, RssConf, BURST};
@@ -224,7 +225,12 @@ pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, Ru
 
 /// Runs the daemon until SIGINT/SIGTERM, the console's `quit` (with `interactive`, an
 /// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics.
-pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(), RunError> {
+pub fn run(
+    cfg: &Config,
+    stop: Arc<AtomicBool>,
+    interactive: bool,
+    keepalived: Option<&KeepalivedConf>,
+) -> Result<(), RunError> {
     let mut director = build_director(cfg, Vec::new())?;
     let log = EalLog::install();
     let use_huge = match cfg.eal.hugepages {
@@ -508,9 +514,18 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(),
     let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);
     appliance.forwarding = forwarding;
     appliance.balancing = cfg.forward == ForwardMode::Lb;
-    let appliance = Arc::new(appliance);
-    let control_stop = Arc::new(AtomicBool::new(false));
+    let appliance = appliance.shared();
     let mut failure = launch_error;
+    if let (None, Some(conf)) = (&failure, keepalived) {
+        match appliance.load_keepalived(conf) {
+            Ok(_) => println!(
+                "rvs: keepalived.conf: {} virtual server(s), health checks running",
+                conf.virtual_servers.len()
+            ),
+            Err(e) => failure = Some(RunError::Worker(format!("keepalived.conf: {e}"))),
+        }
+    }
+    let control_stop = Arc::new(AtomicBool::new(false));
     let control = if failure.is_none() {
         match socket::serve(&cfg.socket, appliance.clone(), control_stop.clone()) {
             Ok(h) => Some(h),
@@ -556,6 +571,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, interactive: bool) -> Result<(),
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    appliance.stop_health();
     control_stop.store(true, Ordering::Relaxed);
     if let Some(h) = control {
         let _ = h.join();

@@ -90,6 +90,8 @@ pub struct RealServer {
 pub struct VirtualServer {
     /// One key per service (a group gives several).
     pub keys: Vec<ServiceKey>,
+    /// lvs_method: the real servers' default, and the sorry server's.
+    pub method: Method,
     pub sched: SchedKind,
     pub persistence: Option<u32>,
     pub granularity: Option<u8>,
@@ -284,6 +286,7 @@ impl KeepalivedConf {
         let mut default_method = Method::Masq;
         let mut vs = VirtualServer {
             keys: Vec::new(),
+            method: Method::Masq,
             sched,
             persistence: None,
             granularity: None,
@@ -349,6 +352,7 @@ impl KeepalivedConf {
             }
         }
         vs.sched = sched;
+        vs.method = default_method;
         vs.keys = match s.args.first().map(String::as_str) {
             Some("fwmark") => vec![ServiceKey::Fwmark {
                 mark: num(
@@ -604,7 +608,8 @@ pub fn server_spec(key: ServiceKey, rs: &RealServer, weight: u32) -> ServerSpec 
 
 /// `payload` / `require_reply` values: hex digits, else the text itself.
 fn hex_or_text(s: &str) -> Vec<u8> {
-    let hex = s.len().is_multiple_of(2) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex =
+        s.len().is_multiple_of(2) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
     if hex {
         (0..s.len())
             .step_by(2)

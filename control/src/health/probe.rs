@@ -1,0 +1,360 @@
+//! One probe of each checker kind, async (tokio), bounded by the checker's connect_timeout
+//! (MISC_CHECK: misc_timeout, else delay_loop).
+
+use super::state::Outcome;
+use crate::keepalived::{CheckKind, Checker, UrlCheck};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+fn down(what: impl Into<String>) -> Outcome {
+    Outcome::Down(what.into())
+}
+
+async fn connect(c: &Checker) -> io::Result<TcpStream> {
+    let sock = if c.target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(b) = c.bindto {
+        sock.bind(SocketAddr::new(b, 0))?;
+    }
+    sock.connect(c.target).await
+}
+
+async fn udp(c: &Checker) -> io::Result<UdpSocket> {
+    let local = match (c.bindto, c.target) {
+        (Some(b), _) => SocketAddr::new(b, 0),
+        (None, SocketAddr::V4(_)) => "0.0.0.0:0".parse().map_err(io::Error::other)?,
+        (None, SocketAddr::V6(_)) => "[::]:0".parse().map_err(io::Error::other)?,
+    };
+    let s = UdpSocket::bind(local).await?;
+    s.connect(c.target).await?;
+    Ok(s)
+}
+
+/// Runs one probe.
+pub async fn probe(c: &Checker) -> Outcome {
+    let limit = match &c.kind {
+        CheckKind::Misc { timeout: t, .. } => t.unwrap_or(c.delay_loop),
+        _ => c.connect_timeout,
+    };
+    match timeout(limit, run(c)).await {
+        Ok(o) => o,
+        Err(_) => down(format!("timed out after {limit:?}")),
+    }
+}
+
+async fn run(c: &Checker) -> Outcome {
+    let r = match &c.kind {
+        CheckKind::Tcp => connect(c).await.map(|_| Outcome::Up),
+        CheckKind::Http {
+            ssl,
+            urls,
+            virtualhost,
+        } => {
+            if *ssl {
+                return down("SSL_GET: TLS probes are not built into rvs yet");
+            }
+            http(c, urls, virtualhost.as_deref()).await
+        }
+        CheckKind::Dns { qtype, name } => dns(c, qtype, name).await,
+        CheckKind::Udp {
+            payload,
+            require_reply,
+        } => udp_probe(c, payload, require_reply.as_deref()).await,
+        CheckKind::Smtp { helo_name } => smtp(c, helo_name).await,
+        CheckKind::Sip { tcp } => sip(c, *tcp).await,
+        CheckKind::Misc { path, dynamic, .. } => misc(path, *dynamic).await,
+        CheckKind::Ping => ping(c).await,
+    };
+    r.unwrap_or_else(|e| down(e.to_string()))
+}
+
+async fn http(c: &Checker, urls: &[UrlCheck], vhost: Option<&str>) -> io::Result<Outcome> {
+    for u in urls {
+        let mut s = connect(c).await?;
+        let host = vhost
+            .map(str::to_string)
+            .unwrap_or_else(|| c.target.ip().to_string());
+        let req = format!(
+            "GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: rvs-checker\r\nConnection: close\r\n\r\n",
+            u.path
+        );
+        s.write_all(req.as_bytes()).await?;
+        let mut resp = Vec::new();
+        s.take(4 << 20).read_to_end(&mut resp).await?;
+        let head_end = resp
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| io::Error::other("no HTTP header"))?;
+        let head = String::from_utf8_lossy(&resp[..head_end]);
+        let code: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| io::Error::other("no HTTP status"))?;
+        let ok = if u.status_codes.is_empty() {
+            (200..300).contains(&code)
+        } else {
+            u.status_codes.contains(&code)
+        };
+        if !ok {
+            return Ok(down(format!("GET {}: status {code}", u.path)));
+        }
+        if let Some(want) = &u.digest {
+            use md5::Digest;
+            let got: String = md5::Md5::digest(&resp[head_end + 4..])
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if &got != want {
+                return Ok(down(format!("GET {}: digest {got}", u.path)));
+            }
+        }
+    }
+    Ok(Outcome::Up)
+}
+
+fn qtype_code(t: &str) -> u16 {
+    match t {
+        "A" => 1,
+        "NS" => 2,
+        "CNAME" => 5,
+        "SOA" => 6,
+        "PTR" => 12,
+        "MX" => 15,
+        "TXT" => 16,
+        "AAAA" => 28,
+        "SRV" => 33,
+        other => other.parse().unwrap_or(6),
+    }
+}
+
+/// A DNS query for (name, type), class IN, recursion desired.
+pub fn dns_query(id: u16, name: &str, qtype: &str) -> Vec<u8> {
+    let mut q = Vec::with_capacity(32 + name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        q.push(label.len().min(63) as u8);
+        q.extend_from_slice(&label.as_bytes()[..label.len().min(63)]);
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype_code(qtype).to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q
+}
+
+async fn dns(c: &Checker, qtype: &str, name: &str) -> io::Result<Outcome> {
+    let s = udp(c).await?;
+    let id: u16 = rand::random();
+    s.send(&dns_query(id, name, qtype)).await?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let n = s.recv(&mut buf).await?;
+        if n < 12 || buf[..2] != id.to_be_bytes() || buf[2] & 0x80 == 0 {
+            continue;
+        }
+        let rcode = buf[3] & 0x0f;
+        return Ok(if rcode == 0 {
+            Outcome::Up
+        } else {
+            down(format!("DNS rcode {rcode}"))
+        });
+    }
+}
+
+async fn udp_probe(c: &Checker, payload: &[u8], reply: Option<&[u8]>) -> io::Result<Outcome> {
+    let s = udp(c).await?;
+    s.send(payload).await?;
+    let mut buf = [0u8; 1500];
+    match reply {
+        Some(want) => {
+            let n = s.recv(&mut buf).await?;
+            if buf[..n].starts_with(want) {
+                Ok(Outcome::Up)
+            } else {
+                Ok(down("UDP reply does not match"))
+            }
+        }
+        None => {
+            // Up unless an ICMP unreachable comes back within a moment.
+            match timeout(
+                c.connect_timeout.min(Duration::from_millis(500)),
+                s.recv(&mut buf),
+            )
+            .await
+            {
+                Ok(Err(e)) => Err(e),
+                _ => Ok(Outcome::Up),
+            }
+        }
+    }
+}
+
+/// Reads one (possibly multi-line) SMTP reply; gives its code.
+async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> io::Result<u16> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Err(io::Error::other("SMTP: connection closed"));
+        }
+        if line.len() >= 4 && line.as_bytes()[3] == b'-' {
+            continue;
+        }
+        return line
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("SMTP: bad reply {:?}", line.trim())));
+    }
+}
+
+async fn smtp(c: &Checker, helo: &str) -> io::Result<Outcome> {
+    let s = connect(c).await?;
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let banner = smtp_reply(&mut r).await?;
+    if banner != 220 {
+        return Ok(down(format!("SMTP banner {banner}")));
+    }
+    w.write_all(format!("HELO {helo}\r\n").as_bytes()).await?;
+    let code = smtp_reply(&mut r).await?;
+    let _ = w.write_all(b"QUIT\r\n").await;
+    Ok(if code == 250 {
+        Outcome::Up
+    } else {
+        down(format!("SMTP HELO answered {code}"))
+    })
+}
+
+/// An OPTIONS request to the server itself, with a Route header so a SIP farm member
+/// answers for itself (CommuniGate Pro's advice).
+pub fn sip_options(target: SocketAddr, local: SocketAddr, tcp: bool) -> String {
+    let tag: u32 = rand::random();
+    let t = if tcp { "TCP" } else { "UDP" };
+    let host = match target {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    };
+    format!(
+        "OPTIONS sip:{host} SIP/2.0\r\n\
+         Via: SIP/2.0/{t} {local};branch=z9hG4bK{tag:08x}\r\n\
+         Max-Forwards: 70\r\n\
+         Route: <sip:{host};lr>\r\n\
+         From: <sip:rvs@{}>;tag={tag:08x}\r\n\
+         To: <sip:{host}>\r\n\
+         Call-ID: {tag:08x}@rvs\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Accept: application/sdp\r\n\
+         Content-Length: 0\r\n\r\n",
+        local.ip()
+    )
+}
+
+fn sip_status(reply: &[u8]) -> Option<u16> {
+    let text = String::from_utf8_lossy(reply);
+    let mut words = text.split_whitespace();
+    (words.next()? == "SIP/2.0").then_some(())?;
+    words.next()?.parse().ok()
+}
+
+async fn sip(c: &Checker, tcp: bool) -> io::Result<Outcome> {
+    let mut buf = [0u8; 4096];
+    let n = if tcp {
+        let mut s = connect(c).await?;
+        let local = s.local_addr()?;
+        s.write_all(sip_options(c.target, local, true).as_bytes())
+            .await?;
+        s.read(&mut buf).await?
+    } else {
+        let s = udp(c).await?;
+        let local = s.local_addr()?;
+        s.send(sip_options(c.target, local, false).as_bytes())
+            .await?;
+        s.recv(&mut buf).await?
+    };
+    Ok(match sip_status(&buf[..n]) {
+        Some(code) if (200..300).contains(&code) => Outcome::Up,
+        Some(code) => down(format!("SIP OPTIONS answered {code}")),
+        None => down("no SIP answer"),
+    })
+}
+
+async fn misc(path: &str, dynamic: bool) -> io::Result<Outcome> {
+    let status = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await?;
+    Ok(match status.code() {
+        Some(0) => Outcome::Up,
+        Some(code @ 2..=255) if dynamic => Outcome::UpWithWeight(code as u32 - 2),
+        Some(code) => down(format!("script exited {code}")),
+        None => down("script killed by a signal"),
+    })
+}
+
+async fn ping(c: &Checker) -> io::Result<Outcome> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let v6 = c.target.is_ipv6();
+    let sock = if v6 {
+        Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?
+    } else {
+        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?
+    };
+    sock.set_nonblocking(true)?;
+    let id: u16 = rand::random();
+    let mut msg = vec![if v6 { 128 } else { 8 }, 0, 0, 0];
+    msg.extend_from_slice(&id.to_be_bytes());
+    msg.extend_from_slice(&1u16.to_be_bytes());
+    msg.extend_from_slice(b"rvs-health-check");
+    if !v6 {
+        let sum = !checksum(&msg);
+        msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    // Connected: the kernel only passes ICMP from the target. A datagram socket as far
+    // as send/recv go, so tokio's UDP wrapper drives it.
+    sock.connect(&socket2::SockAddr::from(SocketAddr::new(c.target.ip(), 0)))?;
+    let s = UdpSocket::from_std(std::net::UdpSocket::from(sock))?;
+    s.send(&msg).await?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let n = s.recv(&mut buf).await?;
+        // IPv4 raw sockets deliver the IP header too.
+        let icmp = if v6 {
+            &buf[..n]
+        } else {
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            buf.get(ihl..n).unwrap_or(&[])
+        };
+        let reply = if v6 { 129 } else { 0 };
+        if icmp.len() >= 8 && icmp[0] == reply && icmp[4..6] == id.to_be_bytes() {
+            return Ok(Outcome::Up);
+        }
+    }
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in b.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        sum += u32::from(w);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
