@@ -138,46 +138,26 @@ impl std::fmt::Debug for Appliance {
     }
 }
 
-fn sum_into(v: &mut Vec<Stats>, i: usize, add: Stats) {
-    if v.len() <= i {
-        v.resize(i + 1, Stats::default());
+/// Adds one worker's per-id counters (new connections, in and out packets/bytes) to `into`.
+fn add_counters(into: &mut Vec<Stats>, conns: &[u64], inc: &[(u64, u64)], out: &[(u64, u64)]) {
+    if into.len() < conns.len() {
+        into.resize(conns.len(), Stats::default());
     }
-    v[i] = v[i].plus(&add);
+    for (i, ((c, i_), o)) in conns.iter().zip(inc).zip(out).enumerate() {
+        let s = Stats {
+            conns: *c,
+            inpkts: i_.0,
+            inbytes: i_.1,
+            outpkts: o.0,
+            outbytes: o.1,
+        };
+        into[i] = into[i].plus(&s);
+    }
 }
 
 fn engine_figures(c: &Counters, into: &mut Figures) {
-    for (i, ((conns, inc), out)) in c
-        .svc_conns
-        .iter()
-        .zip(&c.svc_in)
-        .zip(&c.svc_out)
-        .enumerate()
-    {
-        let s = Stats {
-            conns: *conns,
-            inpkts: inc.0,
-            inbytes: inc.1,
-            outpkts: out.0,
-            outbytes: out.1,
-        };
-        sum_into(&mut into.entries, i, s);
-    }
-    for (i, ((conns, inc), out)) in c
-        .dest_conns
-        .iter()
-        .zip(&c.dest_in)
-        .zip(&c.dest_out)
-        .enumerate()
-    {
-        let s = Stats {
-            conns: *conns,
-            inpkts: inc.0,
-            inbytes: inc.1,
-            outpkts: out.0,
-            outbytes: out.1,
-        };
-        sum_into(&mut into.dests, i, s);
-    }
+    add_counters(&mut into.entries, &c.svc_conns, &c.svc_in, &c.svc_out);
+    add_counters(&mut into.dests, &c.dest_conns, &c.dest_in, &c.dest_out);
 }
 
 const HELP: &str = "\

@@ -17,6 +17,36 @@ fn rvs() -> Command {
     c
 }
 
+/// Runs rvs on `config` until `done()` holds (at most 30 s), stops it with SIGINT and gives
+/// its standard output; the run must end successfully.
+fn run_until(config: &Path, done: impl Fn() -> bool) -> String {
+    let child = rvs()
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rvs-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -518,30 +548,7 @@ method = "nat"
     );
     let path = dir.join("rvs.toml");
     std::fs::write(&path, config).unwrap();
-    let child = rvs()
-        .arg("--config")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while read_pcap(&tx).len() < expected.len() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_until(&path, || read_pcap(&tx).len() >= expected.len());
     assert!(stdout.contains("MAC 02:70:63:61:70:00"), "{stdout}");
     let output = read_pcap(&tx);
     assert_eq!(output.len(), expected.len(), "{stdout}");
@@ -690,35 +697,12 @@ port = 8080
     );
     let path = dir.join("rvs.toml");
     std::fs::write(&path, config).unwrap();
-    let child = rvs()
-        .arg("--config")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
     let outputs = || {
         let mut all = read_pcap(&tx0);
         all.extend(read_pcap(&tx1));
         all
     };
-    while outputs().len() < expected.len() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_until(&path, || outputs().len() >= expected.len());
     let mut got = outputs();
     got.sort();
     expected.sort();
@@ -807,30 +791,7 @@ port = 8080
     );
     let path = dir.join("rvs.toml");
     std::fs::write(&path, config).unwrap();
-    let child = rvs()
-        .arg("--config")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while read_pcap(&tx).len() < expected.len() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_until(&path, || read_pcap(&tx).len() >= expected.len());
     assert_eq!(read_pcap(&tx), expected, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
