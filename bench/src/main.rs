@@ -92,9 +92,11 @@ fn ring_io(seconds: f64, size: u16, mode: ForwardMode) -> Result<(), dpdk::Error
             rx: a_rx.remove(0),
             out_port: 1,
             in_port: 0,
+            from_host: false,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
         forwarding: Arc::new(AtomicBool::new(true)),
+        host: Vec::new(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(WorkerStats::default());

@@ -270,9 +270,11 @@ struct RawPort {
     peer: Option<Spanned<String>>,
     rss_hash: Option<Spanned<Vec<String>>>,
     rss_key: Option<Spanned<String>>,
-    /// The appliance's own addresses on this port.
+    /// The appliance's own addresses on this port (`IP` or `IP/LEN`).
     #[serde(default)]
     addresses: Vec<Spanned<String>>,
+    /// The kernel interface of this port's TAP twin (the host exception path).
+    host_tap: Option<Spanned<String>>,
 }
 
 fn one() -> Spanned<u16> {
@@ -324,6 +326,10 @@ pub struct PortConfig {
     pub rss_hash: Vec<RssField>,
     pub rss_key: Option<Vec<u8>>,
     pub addresses: Vec<std::net::IpAddr>,
+    /// Prefix length of each address (the host twin's subnets); full when not given.
+    pub prefix_lens: Vec<u8>,
+    /// The host TAP twin's interface name, if the port has one.
+    pub host_tap: Option<String>,
     /// Where the port is defined, for errors found at run time.
     pub line: usize,
 }
@@ -756,15 +762,44 @@ fn validate_ports(source: &Source, raw: &[RawPort]) -> Result<Vec<PortConfig>, C
             None => None,
         };
         let mut addresses = Vec::new();
+        let mut prefix_lens = Vec::new();
         for a in &p.addresses {
-            addresses.push(a.get_ref().parse().map_err(|_| {
+            let bad = || {
                 source.error(
                     a.span(),
                     format!("port[{i}].addresses"),
-                    format!("{:?} is not an IP address", a.get_ref()),
+                    format!("{:?} is not an IP address (IP or IP/LEN)", a.get_ref()),
                 )
-            })?);
+            };
+            let (ip, len) = a.get_ref().split_once('/').unwrap_or((a.get_ref(), ""));
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+            let full = if ip.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                "" => full,
+                l => l.parse().ok().filter(|&l| l <= full).ok_or_else(bad)?,
+            };
+            addresses.push(ip);
+            prefix_lens.push(len);
         }
+        let host_tap = match &p.host_tap {
+            Some(t) => {
+                let name = t.get_ref();
+                let ok = !name.is_empty()
+                    && name.len() <= 15
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                if !ok {
+                    return Err(source.error(
+                        t.span(),
+                        format!("port[{i}].host_tap"),
+                        "an interface name of 1 to 15 letters, digits, '-', '_' or '.'",
+                    ));
+                }
+                Some(name.clone())
+            }
+            None => None,
+        };
         if let Some(mtu) = &p.mtu {
             if *mtu.get_ref() < 68 {
                 return Err(source.error(
@@ -786,6 +821,8 @@ fn validate_ports(source: &Source, raw: &[RawPort]) -> Result<Vec<PortConfig>, C
             rss_hash,
             rss_key,
             addresses,
+            prefix_lens,
+            host_tap,
             line: source.line_of(p.name.span().start),
         });
     }

@@ -76,7 +76,7 @@ pub fn engine_stats(c: &rvs_dataplane::engine::Counters) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "  Drops: {}   To-host (dropped, no exception path yet): {}",
+        "  Drops: {}   To-host: {} (to the port's host twin; dropped where it has none)",
         if drops.is_empty() {
             "0".to_string()
         } else {

@@ -189,6 +189,82 @@ fn field_of(message: &str) -> &'static str {
     }
 }
 
+fn ip_cmd(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Creates port `i`'s host TAP twin: a net_tap port whose kernel interface `name` has the
+/// data port's MAC, addresses and routes, so the kernel owns the appliance's addresses.
+#[allow(clippy::too_many_arguments)]
+fn host_twin(
+    eal: &Eal,
+    log: &EalLog,
+    cfg: &Config,
+    i: usize,
+    name: &str,
+    mac: [u8; 6],
+    pool: Mempool,
+) -> Result<Port, RunError> {
+    let p = &cfg.ports[i];
+    let err = |m: String| cfg.port_error(i, "host_tap", m);
+    let mac_text = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let devargs = format!("net_tap_rvshost{i},iface={name},mac={mac_text}");
+    let id = log
+        .quietly(|| eal.attach(&devargs))
+        .map_err(|e| err(e.to_string()))?[0];
+    let conf = PortConf {
+        rx_queues: 1,
+        tx_queues: cfg.workers.len() as u16,
+        mtu: p.mtu,
+        promiscuous: false,
+        ..PortConf::default()
+    };
+    let mut twin = log
+        .quietly(|| Port::configure(eal, id, &conf, pool))
+        .map_err(|e| err(e.to_string()))?;
+    log.quietly(|| twin.start())
+        .map_err(|e| err(e.to_string()))?;
+    ip_cmd(&["link", "set", "dev", name, "up"]).map_err(err)?;
+    for (a, len) in p.addresses.iter().zip(&p.prefix_lens) {
+        ip_cmd(&["addr", "replace", &format!("{a}/{len}"), "dev", name]).map_err(err)?;
+    }
+    for r in cfg.lb.routes.iter().filter(|r| usize::from(r.port) == i) {
+        if r.len == 0 {
+            // The host keeps its own default route (management access).
+            println!(
+                "rvs: notice: default route via port {:?} not installed on {name}; the host keeps its own",
+                p.name
+            );
+            continue;
+        }
+        let prefix = format!("{}/{}", r.prefix, r.len);
+        let via = r.gateway.map(|g| g.to_string());
+        let mut args = vec!["route", "replace", prefix.as_str()];
+        if let Some(v) = &via {
+            args.extend(["via", v.as_str()]);
+        }
+        args.extend(["dev", name]);
+        ip_cmd(&args).map_err(err)?;
+    }
+    Ok(twin)
+}
+
 /// How often the rate estimator runs (IPVS: 2 s).
 const ESTIMATOR_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -357,6 +433,29 @@ pub fn run(
     }
 
     // Each worker: its rx queues, and its own tx queue (index = worker) on every port.
+    // Host TAP twins (the exception path), one per data port that asks for one.
+    let mut twins: Vec<(String, Port)> = Vec::new();
+    let mut twin_rx: Vec<(usize, dpdk::RxQueue)> = Vec::new();
+    let mut twin_tx: Vec<Vec<Option<dpdk::TxQueue>>> = (0..n_workers)
+        .map(|_| (0..cfg.ports.len()).map(|_| None).collect())
+        .collect();
+    if cfg.forward == ForwardMode::Lb {
+        for (i, p) in cfg.ports.iter().enumerate() {
+            let Some(name) = &p.host_tap else { continue };
+            let pool = pools[0].1;
+            let mut twin = host_twin(&eal, &log, cfg, i, name, port_macs[i], pool)?;
+            let (mut rx, tx) = twin.take_queues().expect("queues are taken once");
+            twin_rx.push((i, rx.remove(0)));
+            for (w, q) in tx.into_iter().enumerate() {
+                twin_tx[w][i] = Some(q);
+            }
+            println!(
+                "rvs: port {:?} has host twin {name} (the kernel's share of its traffic)",
+                p.name
+            );
+            twins.push((name.clone(), twin));
+        }
+    }
     let mut rx_queues: Vec<Vec<Option<dpdk::RxQueue>>> = Vec::new();
     let mut tx_queues: Vec<Vec<Option<dpdk::TxQueue>>> = Vec::new();
     for port in ports.iter_mut() {
@@ -414,9 +513,11 @@ pub fn run(
         }
     }
     let mut handoffs = handoffs.into_iter();
+    let mut twin_tx = twin_tx.into_iter();
     for (w, wc) in cfg.workers.iter().enumerate() {
         let handoff = handoffs.next().unwrap_or_default();
-        let rx = wc
+        let host = twin_tx.next().unwrap_or_default();
+        let mut rx: Vec<RxAssignment> = wc
             .rx
             .iter()
             .map(|&(p, q)| RxAssignment {
@@ -425,8 +526,18 @@ pub fn run(
                     .expect("each rx queue has one worker"),
                 out_port: cfg.ports[p].peer,
                 in_port: p as u16,
+                from_host: false,
             })
             .collect();
+        // The first worker also carries what the kernel sends out of the twins.
+        if w == 0 {
+            rx.extend(twin_rx.drain(..).map(|(p, q)| RxAssignment {
+                rx: q,
+                out_port: p,
+                in_port: p as u16,
+                from_host: true,
+            }));
+        }
         let tx = tx_queues
             .iter_mut()
             .map(|queues| queues[w].take().expect("one tx queue per worker"))
@@ -437,6 +548,7 @@ pub fn run(
             rx,
             tx,
             forwarding: forwarding.clone(),
+            host,
         };
         let desc: Vec<String> = wc
             .rx
@@ -579,6 +691,11 @@ pub fn run(
     // The console thread may sit in a blocking read of the terminal; it is not joined.
     drop(console);
     let ports: Vec<Port> = appliance.take_ports().into_iter().map(|p| p.port).collect();
+    for (name, twin) in twins {
+        if let Err(e) = twin.close() {
+            eprintln!("rvs: host twin {name}: {e}");
+        }
+    }
 
     worker_stop.store(true, Ordering::Relaxed);
     let mut finals = Vec::new();

@@ -171,9 +171,11 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             rx: a_rx.remove(0),
             out_port: 1,
             in_port: 0,
+            from_host: false,
         }],
         tx: vec![a_tx.remove(1), b_tx.remove(0)],
         forwarding: Arc::new(AtomicBool::new(true)),
+        host: Vec::new(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let handle = {

@@ -18,6 +18,8 @@ pub struct RxAssignment {
     pub out_port: usize,
     /// The receiving port's index in the configuration and snapshot.
     pub in_port: u16,
+    /// A host TAP twin's queue: what the kernel sends leaves by `out_port` untouched.
+    pub from_host: bool,
 }
 
 /// What a load-balancing worker owns besides its queues.
@@ -48,35 +50,62 @@ impl std::fmt::Debug for Handoff {
 
 /// Runs each frame of `burst` through the engine and queues it on its out port's burst.
 /// `in_port` gives each frame's receiving port (configuration index).
+/// Queues `m` on `queued`, first sending the burst out of `q` if it is full.
+fn enqueue(
+    queued: &mut MbufBurst<BURST>,
+    q: Option<&mut TxQueue>,
+    m: dpdk::Mbuf,
+    counters: &mut WorkerCounters,
+) {
+    if queued.is_full() {
+        if let Some(q) = q {
+            counters.tx_packets += q.tx_burst(queued) as u64;
+        }
+        counters.tx_dropped += queued.len() as u64;
+        queued.clear();
+    }
+    let _ = queued.push(m);
+}
+
+/// Where a worker's frames go: per port, its tx queue and the burst being filled; per data
+/// port, the same towards the host TAP twin.
+struct Outputs<'a> {
+    tx: &'a mut [TxQueue],
+    out: &'a mut [MbufBurst<BURST>],
+    host: &'a mut [Option<TxQueue>],
+    host_out: &'a mut [MbufBurst<BURST>],
+}
+
 fn process_burst(
     burst: &mut MbufBurst<BURST>,
     lb: &mut LbContext,
     in_port: impl Fn(&dpdk::Mbuf) -> u16,
     now: u32,
-    tx: &mut [TxQueue],
-    out: &mut [MbufBurst<BURST>],
+    o: &mut Outputs,
     counters: &mut WorkerCounters,
 ) {
     let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
-    burst.drain_each(
-        |mut m| match engine.process(snap, loads, now, in_port(&m), &mut m) {
+    burst.drain_each(|mut m| {
+        let from = in_port(&m);
+        match engine.process(snap, loads, now, from, &mut m) {
             engine::Verdict::Forward { port } => {
                 let p = usize::from(port);
-                let Some(queued) = out.get_mut(p) else { return };
-                if queued.is_full() {
-                    if let Some(q) = tx.get_mut(p) {
-                        counters.tx_packets += q.tx_burst(queued) as u64;
-                    }
-                    counters.tx_dropped += queued.len() as u64;
-                    queued.clear();
+                if let Some(queued) = o.out.get_mut(p) {
+                    enqueue(queued, o.tx.get_mut(p), m, counters);
                 }
-                let _ = queued.push(m);
             }
-            // No exception path yet: frames for the host are dropped and counted.
-            engine::Verdict::ToHost => engine.counters.to_host += 1,
+            // The host's share leaves by the receiving port's twin, if it has one;
+            // otherwise it is dropped (counted as to-host all the same).
+            engine::Verdict::ToHost => {
+                engine.counters.to_host += 1;
+                let p = usize::from(from);
+                if let (Some(Some(q)), Some(queued)) = (o.host.get_mut(p), o.host_out.get_mut(p)) {
+                    enqueue(queued, Some(q), m, counters);
+                }
+            }
             engine::Verdict::Drop(_) => {}
-        },
-    );
+        }
+    });
 }
 
 /// Most connections one worker lists for `rvsadm -L -c`.
@@ -92,6 +121,9 @@ pub struct WorkerPlan {
     pub tx: Vec<TxQueue>,
     /// Cleared by the console's `stop`: the worker leaves its rx queues alone.
     pub forwarding: Arc<AtomicBool>,
+    /// By data port: this worker's tx queue on the port's host TAP twin (the exception
+    /// path), if it has one.
+    pub host: Vec<Option<TxQueue>>,
 }
 
 /// Polls until `stop` is set; returns the final counters (also published to `stats`).
@@ -145,6 +177,7 @@ pub fn run_lb(
     let mut rx: MbufBurst<BURST> = MbufBurst::new();
     let mut mine: MbufBurst<BURST> = MbufBurst::new();
     let mut out: Vec<MbufBurst<BURST>> = plan.tx.iter().map(|_| MbufBurst::new()).collect();
+    let mut host_out: Vec<MbufBurst<BURST>> = plan.host.iter().map(|_| MbufBurst::new()).collect();
     let mut away: Vec<MbufBurst<BURST>> =
         (0..lb.handoff.workers).map(|_| MbufBurst::new()).collect();
     let (me, workers) = (lb.handoff.me, lb.handoff.workers);
@@ -168,6 +201,16 @@ pub fn run_lb(
             }
             busy = true;
             counters.rx_packets += n as u64;
+            if assignment.from_host {
+                // The kernel's frames go out unchanged.
+                let p = assignment.out_port;
+                rx.drain_each(|m| {
+                    if let Some(queued) = out.get_mut(p) {
+                        enqueue(queued, plan.tx.get_mut(p), m, &mut counters);
+                    }
+                });
+                continue;
+            }
             let snap = &**lb.snapshot.get();
             let in_port = assignment.in_port;
             rx.drain_each(|mut m| {
@@ -184,15 +227,13 @@ pub fn run_lb(
                     }
                 }
             });
-            process_burst(
-                &mut mine,
-                &mut lb,
-                |_| in_port,
-                now,
-                &mut plan.tx,
-                &mut out,
-                &mut counters,
-            );
+            let mut o = Outputs {
+                tx: &mut plan.tx,
+                out: &mut out,
+                host: &mut plan.host,
+                host_out: &mut host_out,
+            };
+            process_burst(&mut mine, &mut lb, |_| in_port, now, &mut o, &mut counters);
             for (o, b) in away.iter_mut().enumerate() {
                 if b.is_empty() {
                     continue;
@@ -210,18 +251,30 @@ pub fn run_lb(
                 continue;
             }
             busy = true;
+            let mut o = Outputs {
+                tx: &mut plan.tx,
+                out: &mut out,
+                host: &mut plan.host,
+                host_out: &mut host_out,
+            };
             process_burst(
                 &mut rx,
                 &mut lb,
                 |m| m.in_port(),
                 now,
-                &mut plan.tx,
-                &mut out,
+                &mut o,
                 &mut counters,
             );
         }
         for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {
             if !burst.is_empty() {
+                counters.tx_packets += q.tx_burst(burst) as u64;
+                counters.tx_dropped += burst.len() as u64;
+                burst.clear();
+            }
+        }
+        for (q, burst) in plan.host.iter_mut().zip(host_out.iter_mut()) {
+            if let (Some(q), false) = (q, burst.is_empty()) {
                 counters.tx_packets += q.tx_burst(burst) as u64;
                 counters.tx_dropped += burst.len() as u64;
                 burst.clear();

@@ -82,9 +82,11 @@ fn hundred_thousand_packets_arrive_byte_identical() {
             rx: a_rx.remove(0),
             out_port: 1,
             in_port: 0,
+            from_host: false,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
         forwarding: Arc::new(AtomicBool::new(true)),
+        host: Vec::new(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(WorkerStats::default());
