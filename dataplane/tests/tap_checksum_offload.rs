@@ -35,10 +35,23 @@ fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Removes the TAP interface even when the test fails half-way.
+struct IfaceGuard(String);
+
+impl Drop for IfaceGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 #[test]
 fn tap_port_fills_in_ipv4_checksums_on_request() {
     let pid = std::process::id();
     let iface = format!("rvsck{}", pid % 100_000);
+    let _guard = IfaceGuard(iface.clone());
     let prefix = format!("rvs-test-offload-{pid}");
     let eal = Eal::init(&[
         "-l",
