@@ -134,6 +134,15 @@ socketserver.TCPServer.allow_reuse_address = True
 socketserver.TCPServer(("0.0.0.0", 2525), H).serve_forever()
 '"#;
 
+const HTTPS: &str = r#"python3 -c '
+import http.server, ssl
+httpd = http.server.HTTPServer(("0.0.0.0", 8443), http.server.SimpleHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("cert.pem", "key.pem")
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+httpd.serve_forever()
+'"#;
+
 const SIP: &str = r#"python3 -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -170,6 +179,11 @@ fn checkers_follow_real_servers_with_keepalived_semantics() {
     let mut lab = Lab::new();
     std::fs::write(lab.dir.join("index.html"), "hello from srv\n").unwrap();
     lab.start("http", "python3 -m http.server 8080 --bind 0.0.0.0");
+    assert!(sh(&format!(
+        "cd {} && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=srv.test 2>/dev/null",
+        lab.dir.display()
+    )));
+    lab.start("https", HTTPS);
     lab.start(
         "dns",
         &format!("dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --port=5353 --listen-address={SRV} --bind-interfaces --txt-record=health.load.balance,server-1"),
@@ -183,6 +197,7 @@ fn checkers_follow_real_servers_with_keepalived_semantics() {
     lab.start("echo", "socat UDP-LISTEN:7777,fork,reuseaddr PIPE");
     lab.wait_port("udp", 7777);
     lab.wait_port("tcp", 8080);
+    lab.wait_port("tcp", 8443);
     lab.wait_port("udp", 5353);
     lab.wait_port("tcp", 9000);
     lab.wait_port("tcp", 2525);
@@ -217,6 +232,14 @@ virtual_server 192.0.2.10 80 {{
             url {{
                 path /index.html
                 digest {digest}
+            }}
+        }}
+    }}
+    real_server {SRV} 8443 {{
+        SSL_GET {{
+            url {{
+                path /index.html
+                status_code 200
             }}
         }}
     }}
@@ -302,6 +325,7 @@ virtual_server 192.0.2.12 80 {{
 -a -t 192.0.2.10:80 -r {SRV}:25 -m -w 1
 -a -t 192.0.2.10:80 -r {SRV}:2525 -m -w 1
 -a -t 192.0.2.10:80 -r {SRV}:8080 -m -w 1
+-a -t 192.0.2.10:80 -r {SRV}:8443 -m -w 1
 -a -t 192.0.2.10:80 -r {SRV}:9000 -m -w 2
 -A -t 192.0.2.11:80 -s wlc
 -a -t 192.0.2.11:80 -r {SRV}:9999 -m -w 1
