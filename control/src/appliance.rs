@@ -130,6 +130,9 @@ pub struct Appliance {
     /// Set once the appliance is shared, so `load` can start a monitor.
     me: std::sync::OnceLock<std::sync::Weak<Appliance>>,
     health_changes: std::sync::atomic::AtomicU64,
+    /// The host TAP twins' interface names, and the VIPs put on them for local servers.
+    pub twins: Vec<String>,
+    host_vips: Mutex<Vec<std::net::IpAddr>>,
 }
 
 impl std::fmt::Debug for Appliance {
@@ -205,6 +208,8 @@ impl Appliance {
             keepalived: Mutex::new(None),
             me: std::sync::OnceLock::new(),
             health_changes: std::sync::atomic::AtomicU64::new(0),
+            twins: Vec::new(),
+            host_vips: Mutex::new(Vec::new()),
         }
     }
 
@@ -389,6 +394,7 @@ impl Appliance {
         if !fresh_e.is_empty() || !fresh_d.is_empty() {
             self.zero(Some(&fresh_e), Some(&fresh_d));
         }
+        self.sync_host_vips(&next);
         let generation = self.cell.publish(next.snapshot());
         *current = next;
         if self.verbose.load(Ordering::Relaxed) > 0 {
@@ -398,6 +404,40 @@ impl Appliance {
                 current.dest_count()
             );
         }
+    }
+
+    /// Puts the VIPs of services with a local server on the host twins (and takes away
+    /// those no longer needed), so the host's stack accepts their traffic.
+    fn sync_host_vips(&self, d: &Director) {
+        if self.twins.is_empty() {
+            return;
+        }
+        let want = d.local_vips();
+        let mut have = self.host_vips.lock();
+        let ip = |verb: &str, vip: &std::net::IpAddr, twin: &str| {
+            let len = if vip.is_ipv4() { 32 } else { 128 };
+            let ok = std::process::Command::new("ip")
+                .args(["addr", verb, &format!("{vip}/{len}"), "dev", twin])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok && verb == "add" {
+                eprintln!("rvs: cannot put {vip} on host twin {twin}");
+            }
+        };
+        for vip in want.iter().filter(|v| !have.contains(v)) {
+            self.twins.iter().for_each(|t| ip("add", vip, t));
+        }
+        for vip in have.iter().filter(|v| !want.contains(v)) {
+            self.twins.iter().for_each(|t| ip("del", vip, t));
+        }
+        *have = want;
+    }
+
+    /// Puts the start-up configuration's local-server VIPs on the host twins.
+    pub fn refresh_host_vips(&self) {
+        let d = self.director.lock();
+        self.sync_host_vips(&d);
     }
 
     /// Applies rule commands all or nothing and publishes the result.

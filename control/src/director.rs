@@ -404,6 +404,25 @@ impl Director {
         snap
     }
 
+    /// A server on the appliance itself (IPVS's "Local" forwarding): one of the ports'
+    /// addresses or a loopback address.
+    pub fn is_local(&self, a: IpAddr) -> bool {
+        a.is_loopback() || self.ports.iter().any(|p| p.addrs.contains(&a))
+    }
+
+    /// VIPs served by a local server: the host's stack must own them.
+    pub fn local_vips(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .services
+            .iter()
+            .filter(|s| s.dests.iter().any(|d| self.is_local(d.addr)))
+            .flat_map(|s| s.entries.iter().map(|e| e.addr))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Real servers in use.
     pub fn dest_count(&self) -> usize {
         self.services.iter().map(|s| s.dests.len()).sum()

@@ -280,10 +280,14 @@ pub fn list(
                     );
                 }
                 ListFormat::Default => {
+                    let word = if d.is_local(dest.addr) {
+                        "Local"
+                    } else {
+                        dest.method.word()
+                    };
                     let _ = writeln!(
                         out,
-                        "  -> {dname:<28} {:<7} {:<6} {a:<10} {i:<10}",
-                        dest.method.word(),
+                        "  -> {dname:<28} {word:<7} {:<6} {a:<10} {i:<10}",
                         dest.weight
                     );
                 }

@@ -626,7 +626,9 @@ pub fn run(
     let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);
     appliance.forwarding = forwarding;
     appliance.balancing = cfg.forward == ForwardMode::Lb;
+    appliance.twins = twins.iter().map(|(name, _)| name.clone()).collect();
     let appliance = appliance.shared();
+    appliance.refresh_host_vips();
     let mut failure = launch_error;
     if let (None, Some(conf)) = (&failure, keepalived) {
         match appliance.load_keepalived(conf) {

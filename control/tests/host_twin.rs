@@ -190,6 +190,56 @@ host_tap = "{twin}"
             .contains("-a -t 192.0.2.50:80 -r 10.214.0.2:7000 -m -w 1")
     });
 
+    // A local real server (the fall-back-to-this-box of the seeds): the VIP goes to the
+    // host's stack through the twin, which answers from the VIP.
+    let rvsadm = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+            .args(args)
+            .env("RVS_SOCKET", &socket)
+            .output()
+            .unwrap()
+    };
+    assert!(rvsadm(&["-A", "-t", "192.0.2.60:7080", "-s", "rr"])
+        .status
+        .success());
+    assert!(
+        rvsadm(&["-a", "-t", "192.0.2.60:7080", "-r", "10.214.0.1:7080", "-m"])
+            .status
+            .success()
+    );
+    let listing = String::from_utf8_lossy(&rvsadm(&["-L", "-n", "-t", "192.0.2.60:7080"]).stdout)
+        .into_owned();
+    assert!(
+        listing.contains("  -> 10.214.0.1:7080              Local   1"),
+        "{listing}"
+    );
+    wait("the VIP on the twin", 10, || {
+        String::from_utf8_lossy(&run(&format!("ip -o addr show dev {twin}")).stdout)
+            .contains("192.0.2.60/32")
+    });
+    lab.helpers.push(
+        Command::new("socat")
+            .args([
+                "TCP-LISTEN:7080,bind=192.0.2.60,fork,reuseaddr",
+                "SYSTEM:echo local-ok",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        run(&format!("ip -n {ns} route add 192.0.2.0/24 via 10.214.0.1"))
+            .status
+            .success()
+    );
+    wait("an answer from the local server", 15, || {
+        let o = run(&format!(
+            "ip netns exec {ns} socat -T 2 - TCP:192.0.2.60:7080,connect-timeout=2 </dev/null"
+        ));
+        String::from_utf8_lossy(&o.stdout).contains("local-ok")
+    });
+
     let mut rvs = lab.rvs.take().unwrap();
     Command::new("kill")
         .args(["-INT", &rvs.id().to_string()])

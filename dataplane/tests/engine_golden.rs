@@ -866,3 +866,45 @@ fn one_packet_scheduling_schedules_every_datagram() {
     assert_eq!((lab.loads[14].inactive(), lab.loads[15].inactive()), (0, 0));
     assert_eq!(lab.engine.counters.dest_conns[14], 2);
 }
+
+/// A real server that is the appliance itself (IPVS's "Local"): the packet goes to the
+/// host stack unchanged.
+#[test]
+fn a_local_real_server_hands_the_packet_to_the_host() {
+    use rvs_dataplane::engine::{Method, Service, Snapshot};
+    use rvs_dataplane::sched::SchedKind;
+    let mut lab = Lab::new();
+    let local = Service::new(
+        11,
+        6,
+        ip([192, 168, 1, 108]),
+        80,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(14, [10, 0, 0, 1], 80, Method::Nat)],
+    );
+    let mut services = lab.snap.services.clone();
+    services.push(local);
+    lab.snap = Snapshot::new(
+        services,
+        lab.snap.ports.clone(),
+        lab.snap.routes.clone(),
+        lab.snap.neighbours.clone(),
+    );
+    lab.engine.adopt(&lab.snap);
+    let input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 108],
+        64,
+        40100,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
+    assert_eq!(lab.engine.counters.dest_conns[14], 1);
+}

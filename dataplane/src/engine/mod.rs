@@ -434,6 +434,11 @@ impl Engine {
         Counters::bump(&mut self.counters.svc_in, usize::from(conn.service), bytes);
         Counters::bump(&mut self.counters.dest_in, conn.dest as usize, bytes);
         let daddr = ip_of(&conn.daddr);
+        // A server on the appliance itself (IPVS's "Local"): the host's stack, which holds
+        // the VIP on the port's twin, gets the packet unchanged.
+        if snap.is_local(daddr) || daddr.is_loopback() {
+            return Verdict::ToHost;
+        }
         let Some((out_port, hop)) = snap.route(daddr) else {
             return self.drop(DropReason::NoRoute);
         };
