@@ -465,3 +465,33 @@ fn malformed_keepalived_conf_is_refused_and_changes_nothing() {
     let _ = KeepalivedConf::parse("x", "");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// omega: on shutdown, live servers' notify_down and the quorum_down script run.
+#[test]
+fn omega_runs_the_down_scripts_at_shutdown() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("rvs-omega-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (down, quorum) = (dir.join("down"), dir.join("quorum"));
+    let conf = KeepalivedConf::parse(
+        "omega.conf",
+        &format!(
+            "virtual_server 192.0.2.70 80 {{\n omega\n delay_loop 1\n warmup 0\n quorum_down \"touch {}\"\n real_server 127.0.0.1 {port} {{\n  notify_down \"touch {}\"\n  TCP_CHECK {{ }}\n }}\n}}\n",
+            quorum.display(),
+            down.display()
+        ),
+    )
+    .unwrap();
+    let a = appliance();
+    a.load_keepalived(&conf).unwrap();
+    wait("a first check", 10, || {
+        a.console("show health").out.contains("UP")
+    });
+    assert!(!down.exists());
+    a.stop_health();
+    wait("the omega scripts", 10, || down.exists() && quorum.exists());
+    drop(listener);
+    let _ = std::fs::remove_dir_all(&dir);
+}

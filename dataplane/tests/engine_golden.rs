@@ -908,3 +908,16 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
     assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
     assert_eq!(lab.engine.counters.dest_conns[14], 1);
 }
+
+/// Link-level multicast (routing protocols, VRRP, mDNS) is the host's, never forwarded.
+#[test]
+fn multicast_goes_to_the_host() {
+    let mut lab = Lab::new();
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, [0x01, 0x00, 0x5e, 0, 0, 0xfb])
+        .ipv4(CLIENT, [224, 0, 0, 251], 255)
+        .udp(5353, 5353)
+        .write(&mut input, b"mdns")
+        .unwrap();
+    assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
+}

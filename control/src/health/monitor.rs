@@ -270,7 +270,10 @@ async fn coordinate(vss: Vec<VirtualServer>, appliance: Arc<Appliance>, stop: Ar
         let report = tokio::select! {
             r = rx.recv() => r,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if stop.load(Ordering::Relaxed) { return; }
+                if stop.load(Ordering::Relaxed) {
+                    omega(&vss, &alive);
+                    return;
+                }
                 continue;
             }
         };
@@ -314,6 +317,21 @@ async fn coordinate(vss: Vec<VirtualServer>, appliance: Arc<Appliance>, stop: Ar
                 }
             }
             apply(vs, &alive[v], &states[v], &mut quorum[v], &appliance);
+        }
+    }
+}
+
+/// On shutdown, virtual servers with `omega` run their live servers' notify_down and
+/// their quorum_down scripts, as keepalived does.
+fn omega(vss: &[VirtualServer], alive: &[Vec<bool>]) {
+    for (vs, alive) in vss.iter().zip(alive).filter(|(vs, _)| vs.omega) {
+        for (rs, _) in vs.real_servers.iter().zip(alive).filter(|(_, a)| **a) {
+            if let Some(s) = &rs.notify_down {
+                run_script(s);
+            }
+        }
+        if let Some(s) = &vs.quorum_down {
+            run_script(s);
         }
     }
 }

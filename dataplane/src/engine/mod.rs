@@ -371,7 +371,9 @@ impl Engine {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
         }
-        if snap.is_local(flow.dst) {
+        // The appliance's own traffic, and link-level multicast and broadcast (routing
+        // protocols, VRRP) are the host's.
+        if snap.is_local(flow.dst) || is_group_address(flow.dst) {
             return Verdict::ToHost;
         }
         self.drop(DropReason::NotOurs)
@@ -1150,6 +1152,14 @@ fn addr_bytes16(a: IpAddr) -> [u8; 16] {
     match a {
         IpAddr::V6(v) => v.octets(),
         IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+    }
+}
+
+/// Multicast or limited broadcast: never forwarded, possibly of interest to the host.
+fn is_group_address(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_multicast() || v.is_broadcast(),
+        IpAddr::V6(v) => v.is_multicast(),
     }
 }
 
