@@ -372,9 +372,15 @@ impl LbConfig {
                 }));
             }
             for r in &s.servers {
+                // As ipvsadm: a server without a port takes its service's (a firewall-mark
+                // service's servers keep the client's).
+                let port = match (s.group, r.port) {
+                    (None, 0) => s.port,
+                    _ => r.port,
+                };
                 let exists = cmds.iter().any(|c| {
                     matches!(c, Command::AddServer(o)
-                        if o.service == key && o.addr == r.addr && o.port == r.port)
+                        if o.service == key && o.addr == r.addr && o.port == port)
                 });
                 if exists {
                     continue;
@@ -382,7 +388,7 @@ impl LbConfig {
                 cmds.push(Command::AddServer(ServerSpec {
                     service: key,
                     addr: r.addr,
-                    port: r.port,
+                    port,
                     method: match r.method {
                         Method::Nat => crate::ipvsadm::Method::Masq,
                         Method::Dr => crate::ipvsadm::Method::Route,
