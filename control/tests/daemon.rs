@@ -795,3 +795,57 @@ port = 8080
     assert_eq!(read_pcap(&tx), expected, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The seed scenarios' configurations: each TOML with its keepalived.conf passes `--check`
+/// (services, servers and checkers applied as at start-up) without warnings.
+#[test]
+fn seed_scenario_configs_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (toml, conf, services) in [
+        (
+            "configs/dns-cluster.toml",
+            "configs/keepalived/dns-cluster-level2.conf",
+            2,
+        ),
+        (
+            "configs/dns-cluster.toml",
+            "configs/keepalived/dns-cluster-level3.conf",
+            2,
+        ),
+        (
+            "configs/communigate.toml",
+            "configs/keepalived/communigate-frontends.conf",
+            6,
+        ),
+    ] {
+        let out = rvs()
+            .arg("--check")
+            .arg("--config")
+            .arg(root.join(toml))
+            .arg("--keepalived-conf")
+            .arg(root.join(conf))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{toml} + {conf}: {stderr}");
+        assert!(stderr.is_empty(), "{conf}: {stderr}");
+        let k = rvs_control::keepalived::KeepalivedConf::load(&root.join(conf)).unwrap();
+        assert_eq!(k.virtual_servers.len(), services, "{conf}");
+    }
+    use rvs_control::keepalived::{CheckKind, KeepalivedConf};
+    let k =
+        KeepalivedConf::load(&root.join("configs/keepalived/communigate-frontends.conf")).unwrap();
+    let kinds: Vec<&CheckKind> = k
+        .virtual_servers
+        .iter()
+        .map(|v| &v.real_servers[0].checkers[0].kind)
+        .collect();
+    assert_eq!(kinds[0], &CheckKind::Tcp);
+    assert!(matches!(kinds[2], CheckKind::Smtp { .. }));
+    assert_eq!(kinds[3], &CheckKind::Sip { tcp: false });
+    assert_eq!(kinds[4], &CheckKind::Sip { tcp: true });
+    let CheckKind::Http { urls, .. } = kinds[5] else {
+        panic!("{:?}", kinds[5])
+    };
+    assert_eq!(urls[0].status_codes, vec![200, 301, 302]);
+}
