@@ -26,6 +26,8 @@ pub mod flags {
     pub const ACTIVE: u8 = 0x04;
     /// One-packet scheduling (UDP): released right after its packet is forwarded.
     pub const ONE_PACKET: u8 = 0x08;
+    /// Its server is the appliance itself (IPVS's "Local"): packets go to the host.
+    pub const LOCAL: u8 = 0x10;
 }
 
 /// Addresses are stored as 16 bytes; IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).

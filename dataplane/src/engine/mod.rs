@@ -435,12 +435,12 @@ impl Engine {
         let bytes = flow.end - flow.l3;
         Counters::bump(&mut self.counters.svc_in, usize::from(conn.service), bytes);
         Counters::bump(&mut self.counters.dest_in, conn.dest as usize, bytes);
-        let daddr = ip_of(&conn.daddr);
         // A server on the appliance itself (IPVS's "Local"): the host's stack, which holds
         // the VIP on the port's twin, gets the packet unchanged.
-        if snap.is_local(daddr) || daddr.is_loopback() {
+        if conn.flags & flags::LOCAL != 0 {
             return Verdict::ToHost;
         }
+        let daddr = ip_of(&conn.daddr);
         let Some((out_port, hop)) = snap.route(daddr) else {
             return self.drop(DropReason::NoRoute);
         };
@@ -674,13 +674,17 @@ impl Engine {
         };
         let s = &svc.servers[i];
         let dport = if s.port == 0 { flow.dport } else { s.port };
-        let f = if svc.one_packet && flow.proto == proto::UDP {
+        let mut f = if svc.one_packet && flow.proto == proto::UDP {
             flags::ONE_PACKET
         } else if s.method == Method::Nat {
             flags::REPLY_INDEXED
         } else {
             0
         };
+        // Decided once per connection, not per packet.
+        if snap.is_local(s.addr) || s.addr.is_loopback() {
+            f |= flags::LOCAL;
+        }
         let mut c = Conn::new(
             key,
             addr16(s.addr),
