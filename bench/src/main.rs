@@ -1,163 +1,337 @@
-//! `rvs-bench`: measures the rvs data plane over DPDK virtual devices and prints the
-//! figures as text and as one JSON line.
-//!
-//! `ring-io`: the main lcore generates frames of a fixed size into `net_ring0`, one rvs
-//! worker forwards them (io mode) to `net_ring1`, and the main lcore drains and frees them.
-//! The figure is the worker's forwarding rate with the generator on the other core, so it
-//! is bounded by whichever of the two is slower; compare runs on the same machine only.
+//! `rvs-bench`: a pktgen-style traffic generator measuring the rvs data plane over DPDK
+//! virtual devices, with rvs's own io forwarding on the same devices and cores as the
+//! yardstick. Prints a table, writes JSON and an SVG plot under `bench/results/`.
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
-use dpdk::{Eal, MbufBurst, Mempool, Port, PortConf};
-use rvs_dataplane::worker::{self, RxAssignment, WorkerPlan};
-use rvs_dataplane::{ForwardMode, WorkerStats};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod gen;
+mod report;
+mod run;
+
+use clap::{Parser, ValueEnum};
+use gen::Kind;
+use run::{Bench, Method, Outcome, Scenario};
+use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(about = "pktgen-style measurements of the rvs data plane")]
+#[command(about = "pktgen-style measurements of the rvs data plane over net_ring devices")]
 struct Args {
-    #[command(subcommand)]
-    bench: Bench,
+    /// Which scenarios: the short set (about 25 s) or the full set.
+    #[arg(long, value_enum, default_value_t = Set::Short)]
+    set: Set,
+    /// Only scenarios whose name contains this (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Seconds each scenario measures (overrides the set's).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// The generator's lcore and the worker's, e.g. 0,1.
+    #[arg(long, default_value = "0,1", value_parser = parse_lcores)]
+    lcores: (u32, u32),
+    /// Where JSON and SVG go (created if missing).
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// EAL memory in MB (no hugepages needed).
+    #[arg(long, default_value_t = 1024)]
+    memory_mb: u32,
 }
 
-#[derive(Subcommand)]
-enum Bench {
-    /// Worker io forwarding between two net_ring ports.
-    RingIo {
-        /// Seconds to measure.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
-        /// Frame size in bytes (60..=1514).
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(60..=1514))]
-        size: u16,
-        /// Worker forwarding mode.
-        #[arg(long, default_value = "io")]
-        mode: ForwardMode,
-    },
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Set {
+    Short,
+    Full,
 }
 
-fn main() -> std::process::ExitCode {
-    match Args::parse().bench {
-        Bench::RingIo {
-            seconds,
-            size,
-            mode,
-        } => match ring_io(seconds, size, mode) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rvs-bench: error: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        },
+fn parse_lcores(s: &str) -> Result<(u32, u32), String> {
+    let (a, b) = s.split_once(',').ok_or("two lcores: GENERATOR,WORKER")?;
+    let a: u32 = a.trim().parse().map_err(|_| format!("bad lcore {a:?}"))?;
+    let b: u32 = b.trim().parse().map_err(|_| format!("bad lcore {b:?}"))?;
+    if a == b {
+        return Err("the generator and the worker need different lcores".into());
+    }
+    Ok((a, b))
+}
+
+fn label(flows: u32) -> String {
+    match flows {
+        1_000_000 => "1M".into(),
+        10_000 => "10k".into(),
+        f => f.to_string(),
     }
 }
 
-fn ring_io(seconds: f64, size: u16, mode: ForwardMode) -> Result<(), dpdk::Error> {
-    let prefix = format!("rvs-bench-{}", std::process::id());
-    let eal = Eal::init(&[
-        "-l",
-        "0,1",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-shconf",
-        "--no-pci",
-        "--no-telemetry",
-        "--log-level",
-        "error",
-        "--file-prefix",
-        &prefix,
-    ])?;
-    let pool = Mempool::new(&eal, "bench_pool", 16383, 256, 2048 + 128, 0)?;
-    let a_id = eal.attach("net_ring0")?[0];
-    let b_id = eal.attach("net_ring1")?[0];
-    let two_tx = PortConf {
-        tx_queues: 2,
-        ..PortConf::default()
-    };
-    let mut a = Port::configure(&eal, a_id, &two_tx, pool)?;
-    let mut b = Port::configure(&eal, b_id, &PortConf::default(), pool)?;
-    let (mut a_rx, mut a_tx) = a.take_queues().expect("fresh port");
-    let (mut b_rx, mut b_tx) = b.take_queues().expect("fresh port");
-    a.start()?;
-    b.start()?;
-    let mut gen_tx = a_tx.remove(0);
-    let mut sink_rx = b_rx.remove(0);
-    let plan = WorkerPlan {
-        worker: 0,
-        mode,
-        rx: vec![RxAssignment {
-            rx: a_rx.remove(0),
-            out_port: 1,
-            in_port: 0,
-            from_host: false,
-        }],
-        tx: vec![a_tx.remove(0), b_tx.remove(0)],
-        forwarding: Arc::new(AtomicBool::new(true)),
-        host: Vec::new(),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(WorkerStats::default());
-    let handle = {
-        let (stop, stats) = (stop.clone(), stats.clone());
-        eal.launch(1, move || worker::run(plan, &stop, &stats))?
-    };
+/// A rate given as a share of an earlier run's forwarded rate (resolved when it runs), so
+/// "below saturation" holds on any machine.
+struct Planned {
+    scenario: Scenario,
+    rate_share: Option<(String, f64)>,
+}
 
-    let mut out: MbufBurst = MbufBurst::new();
-    let mut back: MbufBurst = MbufBurst::new();
-    let warmup = Duration::from_millis(300);
-    let duration = Duration::from_secs_f64(seconds.clamp(0.1, 600.0));
-    let start = Instant::now();
-    let mut measured_from: Option<(Instant, u64)> = None;
-    loop {
-        let now = Instant::now();
-        if measured_from.is_none() && now - start >= warmup {
-            measured_from = Some((now, stats.read().tx_packets));
-        }
-        if let Some((t0, _)) = measured_from {
-            if now - t0 >= duration {
-                break;
-            }
-        }
-        if out.is_empty() && pool.alloc_bulk(&mut out, dpdk::BURST) {
-            for m in out.as_mut_slice() {
-                if let Some(frame) = m.append(size) {
-                    frame[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
-                    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+fn established(method: Method, kind: Kind, size: u16, flows: u32, seconds: f64) -> Scenario {
+    let name = format!(
+        "{}-{}-{}-{}",
+        method.name(),
+        kind.name(),
+        size.max(60) + 4,
+        label(flows)
+    );
+    let yardstick = (method != Method::Io).then(|| {
+        format!(
+            "{}-{}-{}-{}",
+            Method::Io.name(),
+            kind.name(),
+            size.max(60) + 4,
+            label(flows)
+        )
+    });
+    Scenario {
+        name,
+        method,
+        kind,
+        flows,
+        size,
+        seconds,
+        rate: None,
+        conn_capacity: (flows as usize * 2).max(1 << 16),
+        churn: 0,
+        yardstick,
+    }
+}
+
+fn plan(set: Set, seconds: Option<f64>) -> Vec<Planned> {
+    let full = set == Set::Full;
+    let secs = seconds.unwrap_or(if full { 2.0 } else { 1.5 });
+    let mut v: Vec<Planned> = Vec::new();
+    let mut add = |scenario: Scenario, rate_share: Option<(&str, f64)>| {
+        v.push(Planned {
+            scenario,
+            rate_share: rate_share.map(|(n, f)| (n.to_string(), f)),
+        })
+    };
+    let methods = [Method::Io, Method::Nat, Method::Dr, Method::Tun];
+    if full {
+        for size in [60, 508] {
+            for flows in [1, 10_000, 1_000_000] {
+                for m in methods {
+                    add(established(m, Kind::Tcp, size, flows, secs), None);
                 }
             }
         }
-        gen_tx.tx_burst(&mut out);
-        sink_rx.rx_burst(&mut back);
-        back.clear();
+        for m in [Method::Io, Method::Nat] {
+            add(established(m, Kind::Udp, 60, 10_000, secs), None);
+        }
+    } else {
+        for m in methods {
+            add(established(m, Kind::Tcp, 60, 10_000, secs), None);
+        }
     }
-    let (t0, tx0) = measured_from.expect("measured");
-    let elapsed = t0.elapsed().as_secs_f64();
-    let forwarded = stats.read().tx_packets - tx0;
-    stop.store(true, Ordering::Relaxed);
-    let counters = handle
-        .join()
-        .map_err(|p| dpdk::Error::new(p.to_string(), 0))?;
-    drop((out, back, gen_tx, sink_rx, a_rx, a_tx, b_rx, b_tx));
-    a.close()?;
-    b.close()?;
+    // Latency below saturation: all methods at half the slowest one's rate.
+    for m in methods {
+        let mut s = established(m, Kind::Tcp, 60, 10_000, secs.min(1.0));
+        s.name = format!("{}-latency", m.name());
+        s.yardstick = None;
+        add(s, Some(("tun-tcp-64-10k", 0.5)));
+    }
+    // A SYN flood of distinct clients into a table that fills.
+    let capacity = if full { 4 << 20 } else { 1 << 20 };
+    add(
+        Scenario {
+            name: "nat-synflood".into(),
+            method: Method::Nat,
+            kind: Kind::Syn,
+            flows: 0,
+            size: 60,
+            seconds: if full { 3.0 } else { 2.0 },
+            rate: None,
+            conn_capacity: capacity,
+            churn: 0,
+            yardstick: Some("io-syn".into()),
+        },
+        None,
+    );
+    add(
+        Scenario {
+            name: "io-syn".into(),
+            method: Method::Io,
+            kind: Kind::Syn,
+            flows: 0,
+            size: 60,
+            seconds: secs.min(1.0),
+            rate: None,
+            conn_capacity: 0,
+            churn: 0,
+            yardstick: None,
+        },
+        None,
+    );
+    if full {
+        // Memory: ten million concurrent connections.
+        add(
+            Scenario {
+                name: "nat-table-10M".into(),
+                method: Method::Nat,
+                kind: Kind::Syn,
+                flows: 0,
+                size: 60,
+                seconds: 8.0,
+                rate: None,
+                conn_capacity: 10_000_000,
+                churn: 0,
+                yardstick: None,
+            },
+            None,
+        );
+    }
+    // Config churn: 1000 snapshot publications while established flows run below
+    // saturation; nothing may be lost.
+    let mut churn = established(
+        Method::Nat,
+        Kind::Tcp,
+        60,
+        10_000,
+        if full { 5.0 } else { 2.0 },
+    );
+    churn.name = "nat-churn".into();
+    churn.churn = 1000;
+    churn.yardstick = None;
+    add(churn, Some(("nat-tcp-64-10k", 0.5)));
+    v
+}
 
-    let mpps = forwarded as f64 / elapsed / 1e6;
-    let gbps = mpps * f64::from(size + 20) * 8.0 / 1e3;
-    println!("ring-io: {size} B frames, mode {mode}, {elapsed:.2} s measured");
-    println!("  forwarded {forwarded} packets: {mpps:.2} Mpps ({gbps:.2} Gbit/s on the wire)");
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores available")
+}
+
+/// Failures that mean rvs is broken (never speed): nothing forwarded, or packets lost
+/// below saturation.
+fn verdicts(outcomes: &[Outcome]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for o in outcomes {
+        if o.received == 0 || o.forwarded_mpps <= 0.0 {
+            bad.push(format!("{}: rvs forwarded nothing", o.name));
+        }
+        let below_saturation = o.rate_limit_pps.is_some() && o.bottleneck != "rvs";
+        let lost_in_rvs = o.lost.saturating_sub(o.sink_overflow);
+        if below_saturation && lost_in_rvs > 0 {
+            bad.push(format!(
+                "{}: {lost_in_rvs} of {} packets lost below saturation ({:?})",
+                o.name, o.sent, o.drops
+            ));
+        }
+        if o.publications > 0 && o.publications < 1000 {
+            bad.push(format!("{}: only {} publications", o.name, o.publications));
+        }
+    }
+    bad
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    // Before EAL pins this thread to its lcore.
+    let machine = machine();
+    let mut planned = plan(args.set, args.seconds);
+    if !args.only.is_empty() {
+        // Keep what a kept run needs for its rate.
+        let wanted: Vec<String> = planned
+            .iter()
+            .filter(|p| {
+                args.only
+                    .iter()
+                    .any(|o| p.scenario.name.contains(o.as_str()))
+            })
+            .flat_map(|p| {
+                std::iter::once(p.scenario.name.clone())
+                    .chain(p.rate_share.as_ref().map(|(n, _)| n.clone()))
+            })
+            .collect();
+        planned.retain(|p| wanted.contains(&p.scenario.name));
+    }
+    let mut bench = match Bench::new(args.lcores, args.memory_mb) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("rvs-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let set = match args.set {
+        Set::Short => "short",
+        Set::Full => "full",
+    };
     println!(
-        "  worker: rx {} tx {} dropped {} busy {:.1}%",
-        counters.rx_packets,
-        counters.tx_packets,
-        counters.tx_dropped,
-        counters.busy_share() * 100.0
+        "rvs-bench: {} scenarios ({set} set), generator lcore {}, worker lcore {}, {}",
+        planned.len(),
+        args.lcores.0,
+        args.lcores.1,
+        machine
     );
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for p in planned {
+        let mut s = p.scenario;
+        if let Some((base, share)) = &p.rate_share {
+            let Some(b) = outcomes.iter().find(|o| &o.name == base) else {
+                eprintln!("rvs-bench: {}: needs {base} first", s.name);
+                return std::process::ExitCode::FAILURE;
+            };
+            s.rate = Some((b.forwarded_mpps * 1e6 * share).max(10_000.0));
+        }
+        match bench.run(&s) {
+            Ok(o) => {
+                println!(
+                    "  {:<22} {:>7.2} Mpps forwarded ({:.2} offered), lost {}, limit {}",
+                    o.name, o.forwarded_mpps, o.offered_mpps, o.lost, o.bottleneck
+                );
+                outcomes.push(o);
+            }
+            Err(e) => {
+                eprintln!("rvs-bench: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    report::add_ratios(&mut outcomes);
+    println!();
+    print!("{}", report::table(&outcomes));
+
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("rvs-bench: {}: {e}", args.out.display());
+        return std::process::ExitCode::FAILURE;
+    }
+    let json_path = args.out.join(format!("{set}-{stamp}.json"));
+    let svg_path = args.out.join(format!("{set}-{stamp}.svg"));
+    let title = format!("rvs-bench {set} set: {machine}");
+    for (path, body) in [
+        (&json_path, report::json(set, &machine, &outcomes)),
+        (&svg_path, report::svg(&title, &outcomes)),
+    ] {
+        if let Err(e) = std::fs::write(path, body) {
+            eprintln!("rvs-bench: {}: {e}", path.display());
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     println!(
-        "{{\"bench\":\"ring-io\",\"mode\":\"{mode}\",\"frame_bytes\":{size},\"seconds\":{elapsed:.3},\"packets\":{forwarded},\"mpps\":{mpps:.3},\"worker_tx_dropped\":{}}}",
-        counters.tx_dropped
+        "results: {} and {}",
+        json_path.display(),
+        svg_path.display()
     );
-    Ok(())
+    let bad = verdicts(&outcomes);
+    for b in &bad {
+        eprintln!("rvs-bench: FAIL: {b}");
+    }
+    if bad.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }

@@ -1,0 +1,466 @@
+//! The traffic generator's packets: built once from a template per kind, then per packet
+//! stamped with the flow's client address and port, a per-flow sequence number and the TSC,
+//! with both checksums updated incrementally (no per-packet allocation, no full checksum).
+//!
+//! Where the stamp lives: TCP carries the sequence number in its sequence number field and
+//! the TSC's low 32 bits in its acknowledgement number (rvs rewrites neither, so a 60-byte
+//! frame can carry it); UDP carries both in the first 8 payload bytes.
+
+use serde::Serialize;
+
+/// Clients are taken from 100.64.0.0/10, `PORTS_PER_CLIENT` source ports each.
+pub const CLIENT_BASE: u32 = u32::from_be_bytes([100, 64, 0, 0]);
+pub const PORT_BASE: u16 = 1024;
+pub const PORTS_PER_CLIENT: u32 = 60_000;
+/// Distinct (client, port) pairs available: 2^22 addresses x 60,000 ports.
+pub const MAX_FLOWS: u64 = (1 << 22) * PORTS_PER_CLIENT as u64;
+
+const ETH: usize = 14;
+const IP: usize = 20;
+const TCP: usize = 20;
+const UDP: usize = 8;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Established TCP: one SYN per flow first, then ACK segments with payload.
+    Tcp,
+    /// UDP datagrams (the first of a flow makes its connection).
+    Udp,
+    /// A SYN flood: every packet a new client (address, port).
+    Syn,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Udp => "udp",
+            Kind::Syn => "syn",
+        }
+    }
+}
+
+/// What to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Traffic {
+    pub kind: Kind,
+    /// Concurrent flows cycled through (ignored by `Syn`, where every packet is a new flow).
+    pub flows: u32,
+    /// Frame size without the FCS (60 = a 64-byte frame on the wire).
+    pub size: u16,
+    pub vip: [u8; 4],
+    pub vport: u16,
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+}
+
+impl Traffic {
+    pub fn min_size(kind: Kind) -> u16 {
+        match kind {
+            Kind::Tcp | Kind::Syn => (ETH + IP + TCP) as u16,
+            Kind::Udp => (ETH + IP + UDP + 8) as u16,
+        }
+        .max(60)
+    }
+}
+
+/// The client address and source port of flow `f`.
+pub fn flow_addr(f: u64) -> (u32, u16) {
+    let ip = CLIENT_BASE.wrapping_add((f / u64::from(PORTS_PER_CLIENT)) as u32);
+    let port = PORT_BASE + (f % u64::from(PORTS_PER_CLIENT)) as u16;
+    (ip, port)
+}
+
+/// The flow of a client address and source port, if it is one of the generator's.
+pub fn flow_of(ip: u32, port: u16) -> Option<u64> {
+    let host = ip.wrapping_sub(CLIENT_BASE);
+    let p = port.checked_sub(PORT_BASE)?;
+    (host < (1 << 22) && u32::from(p) < PORTS_PER_CLIENT)
+        .then(|| u64::from(host) * u64::from(PORTS_PER_CLIENT) + u64::from(p))
+}
+
+/// Ones' complement sum of big-endian 16-bit words (odd tail padded with zero).
+fn sum16(bytes: &[u8]) -> u64 {
+    let mut s = 0u64;
+    let mut chunks = bytes.chunks_exact(2);
+    for c in &mut chunks {
+        s += u64::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        s += u64::from(*last) << 8;
+    }
+    s
+}
+
+#[inline]
+fn fold(mut s: u64) -> u16 {
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s as u16
+}
+
+#[inline]
+fn words32(v: u32) -> u64 {
+    u64::from(v >> 16) + u64::from(v & 0xffff)
+}
+
+/// One frame template with its checksum sums taken over the stamped fields as zero.
+#[derive(Clone)]
+struct Template {
+    bytes: Vec<u8>,
+    ip_sum: u64,
+    l4_sum: u64,
+}
+
+/// Builds frames of a [`Traffic`]; `next` stamps the next packet of the cycle into a buffer.
+pub struct Generator {
+    traffic: Traffic,
+    /// Established TCP: the SYN template (first round) and the data template.
+    first: Template,
+    data: Template,
+    l4: usize,
+    /// Packets built so far.
+    pub built: u64,
+}
+
+impl Generator {
+    pub fn new(traffic: Traffic) -> Generator {
+        let size = usize::from(traffic.size.max(Traffic::min_size(traffic.kind)));
+        let build = |flags: u8| -> Template {
+            let mut f = vec![0u8; size];
+            f[0..6].copy_from_slice(&traffic.dst_mac);
+            f[6..12].copy_from_slice(&traffic.src_mac);
+            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            let ip = &mut f[ETH..ETH + IP];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((size - ETH) as u16).to_be_bytes());
+            ip[6] = 0x40; // DF
+            ip[8] = 64;
+            ip[9] = if traffic.kind == Kind::Udp { 17 } else { 6 };
+            ip[16..20].copy_from_slice(&traffic.vip);
+            let ip_sum = sum16(&f[ETH..ETH + IP]);
+            let l4 = ETH + IP;
+            let l4_len = size - l4;
+            if traffic.kind == Kind::Udp {
+                f[l4 + 2..l4 + 4].copy_from_slice(&traffic.vport.to_be_bytes());
+                f[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            } else {
+                f[l4 + 2..l4 + 4].copy_from_slice(&traffic.vport.to_be_bytes());
+                f[l4 + 12] = 0x50;
+                f[l4 + 13] = flags;
+                f[l4 + 14..l4 + 16].copy_from_slice(&65535u16.to_be_bytes());
+            }
+            for (i, b) in f[l4
+                + if traffic.kind == Kind::Udp {
+                    UDP + 8
+                } else {
+                    TCP
+                }..]
+                .iter_mut()
+                .enumerate()
+            {
+                *b = i as u8;
+            }
+            // Pseudo header (source address zero) + the L4 header and payload.
+            let proto = u64::from(f[ETH + 9]);
+            let l4_sum = sum16(&traffic.vip) + proto + l4_len as u64 + sum16(&f[l4..]);
+            Template {
+                bytes: f,
+                ip_sum,
+                l4_sum,
+            }
+        };
+        let (first, data) = match traffic.kind {
+            Kind::Tcp => (build(TCP_SYN), build(TCP_ACK)),
+            Kind::Syn => (build(TCP_SYN), build(TCP_SYN)),
+            Kind::Udp => (build(0), build(0)),
+        };
+        Generator {
+            traffic,
+            first,
+            data,
+            l4: ETH + IP,
+            built: 0,
+        }
+    }
+
+    pub fn frame_len(&self) -> usize {
+        self.data.bytes.len()
+    }
+
+    /// The flow and sequence number of packet `n` of the cycle.
+    #[inline]
+    fn position(&self, n: u64) -> (u64, u32) {
+        match self.traffic.kind {
+            Kind::Syn => (n % MAX_FLOWS, 0),
+            _ => {
+                let flows = u64::from(self.traffic.flows.max(1));
+                (n % flows, (n / flows) as u32)
+            }
+        }
+    }
+
+    /// Writes the next packet into `out` (at least `frame_len` bytes), stamped with `tsc`.
+    #[inline]
+    pub fn next(&mut self, out: &mut [u8], tsc: u64) {
+        let n = self.built;
+        self.built += 1;
+        let (flow, seq) = self.position(n);
+        let t = if seq == 0 { &self.first } else { &self.data };
+        let out = &mut out[..t.bytes.len()];
+        out.copy_from_slice(&t.bytes);
+        let (ip, port) = flow_addr(flow);
+        let ts = tsc as u32;
+        let l4 = self.l4;
+        out[ETH + 12..ETH + 16].copy_from_slice(&ip.to_be_bytes());
+        let ip_csum = !fold(t.ip_sum + words32(ip));
+        out[ETH + 10..ETH + 12].copy_from_slice(&ip_csum.to_be_bytes());
+        out[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
+        let stamped = t.l4_sum + words32(ip) + u64::from(port) + words32(seq) + words32(ts);
+        let csum = !fold(stamped);
+        if self.traffic.kind == Kind::Udp {
+            out[l4 + UDP..l4 + UDP + 4].copy_from_slice(&seq.to_be_bytes());
+            out[l4 + UDP + 4..l4 + UDP + 8].copy_from_slice(&ts.to_be_bytes());
+            let csum = if csum == 0 { 0xffff } else { csum };
+            out[l4 + 6..l4 + 8].copy_from_slice(&csum.to_be_bytes());
+        } else {
+            out[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+            out[l4 + 8..l4 + 12].copy_from_slice(&ts.to_be_bytes());
+            out[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
+        }
+    }
+}
+
+/// What the receiver reads back from a forwarded frame (NAT, DR, IPIP or unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub flow: u64,
+    pub seq: u32,
+    pub ts: u32,
+}
+
+impl Stamp {
+    /// Parses Ethernet / IPv4 [/ IPv4 in IPv4] / TCP or UDP; None for anything else.
+    #[inline]
+    pub fn read(frame: &[u8]) -> Option<Stamp> {
+        if frame.get(12..14)? != [0x08, 0x00] {
+            return None;
+        }
+        let mut l3 = ETH;
+        let mut ihl = usize::from(frame.get(l3)? & 0x0f) * 4;
+        let mut proto = *frame.get(l3 + 9)?;
+        if proto == 4 {
+            l3 += ihl;
+            ihl = usize::from(frame.get(l3)? & 0x0f) * 4;
+            proto = *frame.get(l3 + 9)?;
+        }
+        let src = u32::from_be_bytes(frame.get(l3 + 12..l3 + 16)?.try_into().ok()?);
+        let l4 = l3 + ihl;
+        let sport = u16::from_be_bytes(frame.get(l4..l4 + 2)?.try_into().ok()?);
+        let at = match proto {
+            6 => l4 + 4,
+            17 => l4 + UDP,
+            _ => return None,
+        };
+        let seq = u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?);
+        let ts = u32::from_be_bytes(frame.get(at + 4..at + 8)?.try_into().ok()?);
+        Some(Stamp {
+            flow: flow_of(src, sport)?,
+            seq,
+            ts,
+        })
+    }
+}
+
+/// Latency histogram: exact below 16 ns, then 8 buckets per power of two (12.5% steps).
+#[derive(Clone)]
+pub struct Histogram {
+    buckets: Vec<u64>,
+    pub count: u64,
+    pub sum: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: vec![0; 16 + 60 * 8],
+            count: 0,
+            sum: 0,
+            min: u64::MAX,
+            max: 0,
+        }
+    }
+}
+
+impl Histogram {
+    #[inline]
+    fn bucket(v: u64) -> usize {
+        if v < 16 {
+            return v as usize;
+        }
+        let e = 63 - v.leading_zeros() as usize;
+        16 + (e - 4) * 8 + ((v >> (e - 3)) & 7) as usize
+    }
+
+    fn lower_bound(i: usize) -> u64 {
+        if i < 16 {
+            return i as u64;
+        }
+        let e = (i - 16) / 8 + 4;
+        let m = ((i - 16) % 8) as u64 + 8;
+        m << (e - 3)
+    }
+
+    #[inline]
+    pub fn record(&mut self, v: u64) {
+        let i = Self::bucket(v).min(self.buckets.len() - 1);
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    /// The value below which `q` (0..=1) of the samples lie (bucket lower bound).
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let target = ((self.count as f64 * q).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, &c) in self.buckets.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Self::lower_bound(i).clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+
+    pub fn mean(&self) -> u64 {
+        self.sum.checked_div(self.count).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn checksum_ok(frame: &[u8]) -> bool {
+        let ip = &frame[ETH..ETH + IP];
+        if fold(sum16(ip)) != 0xffff {
+            return false;
+        }
+        let l4 = &frame[ETH + IP..];
+        let pseudo = sum16(&ip[12..20]) + u64::from(ip[9]) + l4.len() as u64;
+        fold(pseudo + sum16(l4)) == 0xffff
+    }
+
+    fn traffic(kind: Kind, flows: u32, size: u16) -> Traffic {
+        Traffic {
+            kind,
+            flows,
+            size,
+            vip: [192, 0, 2, 10],
+            vport: 80,
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+        }
+    }
+
+    #[test]
+    fn stamped_frames_have_valid_checksums_and_read_back() {
+        for (kind, size) in [
+            (Kind::Tcp, 60),
+            (Kind::Tcp, 512),
+            (Kind::Udp, 60),
+            (Kind::Udp, 77),
+            (Kind::Syn, 60),
+        ] {
+            let mut g = Generator::new(traffic(kind, 3, size));
+            let mut buf = vec![0u8; 2048];
+            for n in 0..200_000u64 {
+                let tsc = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                g.next(&mut buf, tsc);
+                let f = &buf[..g.frame_len()];
+                assert!(checksum_ok(f), "{kind:?} {size} packet {n}");
+                let s = Stamp::read(f).unwrap();
+                let flow = if kind == Kind::Syn { n } else { n % 3 };
+                let seq = if kind == Kind::Syn { 0 } else { (n / 3) as u32 };
+                assert_eq!(
+                    s,
+                    Stamp {
+                        flow,
+                        seq,
+                        ts: tsc as u32
+                    }
+                );
+                let flags = f[ETH + IP + 13];
+                match kind {
+                    Kind::Tcp => assert_eq!(flags, if n < 3 { TCP_SYN } else { TCP_ACK }),
+                    Kind::Syn => assert_eq!(flags, TCP_SYN),
+                    Kind::Udp => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flows_map_to_distinct_clients_and_back() {
+        for f in [0, 1, 59_999, 60_000, 1_000_000, MAX_FLOWS - 1] {
+            let (ip, port) = flow_addr(f);
+            assert_eq!(flow_of(ip, port), Some(f));
+            assert!(Ipv4Addr::from(ip).octets()[0] == 100);
+        }
+        assert_eq!(flow_of(CLIENT_BASE, 80), None);
+        assert_eq!(flow_of(0x0a00_0001, 2000), None);
+    }
+
+    #[test]
+    fn ipip_frames_are_read_through_the_tunnel() {
+        let mut g = Generator::new(traffic(Kind::Tcp, 10, 60));
+        let mut buf = vec![0u8; 128];
+        g.built = 25;
+        g.next(&mut buf, 77);
+        let inner = buf[..60].to_vec();
+        let mut tun = inner[..ETH].to_vec();
+        tun.extend_from_slice(&[
+            0x45, 0, 0, 80, 0, 0, 0x40, 0, 63, 4, 0, 0, 10, 1, 0, 1, 10, 2, 0, 1,
+        ]);
+        tun.extend_from_slice(&inner[ETH..]);
+        assert_eq!(
+            Stamp::read(&tun),
+            Some(Stamp {
+                flow: 5,
+                seq: 2,
+                ts: 77
+            })
+        );
+    }
+
+    #[test]
+    fn histogram_quantiles_are_within_a_bucket() {
+        let mut h = Histogram::default();
+        for v in 1..=10_000u64 {
+            h.record(v);
+        }
+        for (q, exact) in [(0.5, 5_000u64), (0.99, 9_900), (1.0, 10_000)] {
+            let got = h.quantile(q);
+            assert!(
+                got <= exact && got as f64 >= exact as f64 * 0.875,
+                "{q}: {got}"
+            );
+        }
+        assert_eq!((h.min, h.max, h.mean()), (1, 10_000, 5_000));
+        for i in 0..h.buckets.len() {
+            assert_eq!(Histogram::bucket(Histogram::lower_bound(i)), i);
+        }
+    }
+}

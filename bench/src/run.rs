@@ -1,0 +1,668 @@
+//! One measurement in the one-process ring wiring: the generator on the main lcore sends
+//! into `net_ring` port A, one worker lcore forwards (rvs's load balancing, or io mode as
+//! the yardstick) to port B, and the generator drains B and reads every stamp back.
+//!
+//! ```text
+//!   generator (main lcore) --A tx0--> [ring] --A rx0--> worker --B tx0--> [ring] --B rx0--> generator
+//! ```
+
+use crate::gen::{Generator, Histogram, Kind, Stamp, Traffic};
+use dpdk::{Eal, MbufBurst, Mempool, Port, PortConf, BURST};
+use rvs_control::appliance::{Appliance, WorkerView};
+use rvs_control::director::{Director, Limits};
+use rvs_dataplane::engine::{DropReason, Engine, EngineConfig, PortInfo, Route};
+use rvs_dataplane::publish::{SnapshotCell, SnapshotReader};
+use rvs_dataplane::sched::DestLoad;
+use rvs_dataplane::worker::{self, Handoff, LbContext, RxAssignment, WorkerPlan};
+use rvs_dataplane::{ForwardMode, WorkerStats};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const VIP: [u8; 4] = [192, 0, 2, 10];
+const SERVERS: usize = 4;
+const GEN_MAC: [u8; 6] = [2, 0xbe, 0, 0, 0, 1];
+const ROUTER_MAC: [u8; 6] = [2, 0xbe, 0, 0, 0, 0xfe];
+const SERVER_MAC: [u8; 6] = [2, 0x5e, 0, 0, 0, 0];
+
+/// How the worker forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// The yardstick: rvs's io diagnostic mode (frames forwarded untouched).
+    Io,
+    Nat,
+    Dr,
+    Tun,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Io => "io",
+            Method::Nat => "nat",
+            Method::Dr => "dr",
+            Method::Tun => "tun",
+        }
+    }
+
+    fn ipvsadm_flag(self) -> &'static str {
+        match self {
+            Method::Nat | Method::Io => "-m",
+            Method::Dr => "-g",
+            Method::Tun => "-i",
+        }
+    }
+}
+
+/// One measurement to make.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub method: Method,
+    pub kind: Kind,
+    pub flows: u32,
+    pub size: u16,
+    pub seconds: f64,
+    /// Offered packets per second; None = as fast as the generator can.
+    pub rate: Option<f64>,
+    /// Connection table size of the worker.
+    pub conn_capacity: usize,
+    /// Snapshot publications (weight edits, servers added and removed) during the run.
+    pub churn: usize,
+    /// The yardstick run this one is compared with.
+    pub yardstick: Option<String>,
+}
+
+/// What one measurement found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub method: String,
+    pub traffic: String,
+    pub flows: u32,
+    pub frame_bytes: u16,
+    pub rate_limit_pps: Option<f64>,
+    pub seconds: f64,
+    /// Packets the generator put into rvs's rx ring per second (measured window).
+    pub offered_mpps: f64,
+    /// Packets that came out of rvs per second (measured window).
+    pub forwarded_mpps: f64,
+    pub forwarded_gbps: f64,
+    /// Whole run, after draining.
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// Of those, frames the generator did not drain in time from the one-process wiring's
+    /// 1024-entry output ring (the receiver lagging, not rvs dropping).
+    pub sink_overflow: u64,
+    pub reordered: u64,
+    /// Offers (tx attempts, retries included) in the window, and those that found rvs's rx
+    /// ring full.
+    pub offers: u64,
+    pub ring_full: u64,
+    pub worker_busy: f64,
+    /// Who limited the rate: "rvs", "generator" or "rate limit".
+    pub bottleneck: String,
+    pub drops: Vec<(String, u64)>,
+    pub new_conns: u64,
+    pub conns_per_sec: f64,
+    pub connections: u64,
+    pub conn_capacity: usize,
+    /// SYN flood: seconds until the table was full (None: it did not fill).
+    pub table_full_after: Option<f64>,
+    pub table_bytes_per_conn: f64,
+    /// Resident memory the process gained from before the worker's set-up to the end of
+    /// the measured window (MiB).
+    pub rss_growth_mib: f64,
+    pub publications: u64,
+    pub latency_ns: Latency,
+    pub yardstick: Option<String>,
+    /// Forwarded rate / the yardstick's.
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    pub min: u64,
+    pub avg: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub samples: u64,
+}
+
+/// The process's EAL, packet pool and cores, shared by every run.
+pub struct Bench {
+    pub eal: Eal,
+    pool: Mempool,
+    worker_lcore: u32,
+    runs: u32,
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+impl Bench {
+    /// `lcores`: the generator's (main) lcore, then the worker's.
+    pub fn new(lcores: (u32, u32), memory_mb: u32) -> Result<Bench, dpdk::Error> {
+        let prefix = format!("rvs-bench-{}", std::process::id());
+        let list = format!("{},{}", lcores.0, lcores.1);
+        let mem = memory_mb.to_string();
+        let eal = Eal::init(&[
+            "-l",
+            &list,
+            "--main-lcore",
+            &lcores.0.to_string(),
+            "--no-huge",
+            "-m",
+            &mem,
+            "--no-shconf",
+            "--no-pci",
+            "--no-telemetry",
+            "--log-level",
+            "error",
+            "--file-prefix",
+            &prefix,
+        ])?;
+        let pool = Mempool::new(&eal, "bench_pool", 32767, 256, 2048 + 128, 0)?;
+        Ok(Bench {
+            eal,
+            pool,
+            worker_lcore: lcores.1,
+            runs: 0,
+        })
+    }
+
+    pub fn run(&mut self, s: &Scenario) -> Result<Outcome, String> {
+        let err = |e: dpdk::Error| format!("{}: {e}", s.name);
+        let n = self.runs;
+        self.runs += 1;
+        let a_id = self
+            .eal
+            .attach(&format!("net_ring{}", 2 * n))
+            .map_err(err)?[0];
+        let b_id = self
+            .eal
+            .attach(&format!("net_ring{}", 2 * n + 1))
+            .map_err(err)?[0];
+        let two_tx = PortConf {
+            tx_queues: 2,
+            ..PortConf::default()
+        };
+        let mut a = Port::configure(&self.eal, a_id, &two_tx, self.pool).map_err(err)?;
+        let mut b =
+            Port::configure(&self.eal, b_id, &PortConf::default(), self.pool).map_err(err)?;
+        let (mut a_rx, mut a_tx) = a.take_queues().ok_or("port A queues")?;
+        let (mut b_rx, mut b_tx) = b.take_queues().ok_or("port B queues")?;
+        a.start().map_err(err)?;
+        b.start().map_err(err)?;
+        let a_mac = a.mac_addr().map_err(err)?;
+        let b_mac = b.mac_addr().map_err(err)?;
+
+        let rss_before = rss_kib();
+        let plan = WorkerPlan {
+            worker: 0,
+            mode: if s.method == Method::Io {
+                ForwardMode::Io
+            } else {
+                ForwardMode::Lb
+            },
+            rx: vec![RxAssignment {
+                rx: a_rx.remove(0),
+                out_port: 1,
+                in_port: 0,
+                from_host: false,
+            }],
+            tx: vec![a_tx.remove(1), b_tx.remove(0)],
+            forwarding: Arc::new(AtomicBool::new(true)),
+            host: Vec::new(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(WorkerStats::default());
+        let mut control = None;
+        let handle = if s.method == Method::Io {
+            let (stop, stats) = (stop.clone(), stats.clone());
+            self.eal
+                .launch(self.worker_lcore, move || {
+                    (worker::run(plan, &stop, &stats), None)
+                })
+                .map_err(err)?
+        } else {
+            let (appliance, cell, lb) = lb_setup(s, [a_mac, b_mac], &stats, self.worker_lcore)?;
+            control = Some((appliance, cell));
+            let (stop, stats) = (stop.clone(), stats.clone());
+            self.eal
+                .launch(self.worker_lcore, move || {
+                    let (c, e, bytes) = {
+                        let bytes = lb.engine.table.bytes_per_entry();
+                        let (c, e) = worker::run_lb(plan, lb, &stop, &stats);
+                        (c, e, bytes)
+                    };
+                    (c, Some((e, bytes)))
+                })
+                .map_err(err)?
+        };
+
+        let churn = match (&control, s.churn) {
+            (Some((appliance, _)), n) if n > 0 => Some(spawn_churn(
+                appliance.clone(),
+                s.method,
+                n,
+                Duration::from_secs_f64(s.seconds),
+            )),
+            _ => None,
+        };
+        let generation0 = control.as_ref().map_or(0, |(_, c)| c.generation());
+
+        let traffic = Traffic {
+            kind: s.kind,
+            flows: s.flows,
+            size: s.size,
+            vip: VIP,
+            vport: 80,
+            src_mac: GEN_MAC,
+            dst_mac: a_mac,
+        };
+        let mut out = Outcome {
+            name: s.name.clone(),
+            method: s.method.name().into(),
+            traffic: s.kind.name().into(),
+            flows: s.flows,
+            frame_bytes: s.size,
+            rate_limit_pps: s.rate,
+            conn_capacity: s.conn_capacity,
+            yardstick: s.yardstick.clone(),
+            ..Outcome::default()
+        };
+        let ports = GenPorts {
+            pool: &self.pool,
+            tx: &mut a_tx[0],
+            rx: &mut b_rx[0],
+        };
+        let gen_result = generate(ports, traffic, s, Some(&stats), rss_before, &mut out);
+
+        stop.store(true, Ordering::Relaxed);
+        let (counters, engine) = handle
+            .join()
+            .map_err(|p| format!("{}: worker: {p}", s.name))?;
+        if let Some(churn) = churn {
+            churn
+                .join()
+                .map_err(|_| format!("{}: churn thread panicked", s.name))??;
+        }
+        gen_result?;
+        out.worker_busy = counters.busy_share();
+        out.lost = out.sent.saturating_sub(out.received);
+        if let Some((engine, bytes)) = engine {
+            out.new_conns = engine.new_conns;
+            out.drops = DropReason::ALL
+                .iter()
+                .filter(|r| engine.drops[**r as usize] > 0)
+                .map(|r| (r.name().to_string(), engine.drops[*r as usize]))
+                .collect();
+            out.table_bytes_per_conn = bytes;
+        }
+        if counters.tx_dropped > 0 {
+            out.drops
+                .push(("sink ring full".into(), counters.tx_dropped));
+        }
+        out.sink_overflow = counters.tx_dropped;
+        if let Some((_, cell)) = &control {
+            out.publications = cell.generation() - generation0;
+        }
+        drop((a_rx, a_tx, b_rx, b_tx));
+        a.close().map_err(err)?;
+        b.close().map_err(err)?;
+        Ok(out)
+    }
+}
+
+/// The appliance of a scenario: clients behind a router on port 0, four real servers on
+/// port 1 (TUN: behind a router on port 1), one service on the VIP, configured through
+/// the same ipvsadm command layer rvsadm uses.
+fn lb_setup(
+    s: &Scenario,
+    macs: [[u8; 6]; 2],
+    stats: &Arc<WorkerStats>,
+    lcore: u32,
+) -> Result<(Arc<Appliance>, Arc<SnapshotCell>, LbContext), String> {
+    let limits = Limits {
+        entries: 16,
+        dests: 64,
+    };
+    let loads: Arc<Vec<DestLoad>> =
+        Arc::new((0..limits.dests).map(|_| DestLoad::default()).collect());
+    let mut director = Director::new(limits, loads.clone());
+    let port = |mac, addr: [u8; 4]| PortInfo {
+        mac,
+        addrs: vec![IpAddr::from(addr)],
+        mtu: 1500,
+        ip_checksum_offload: false,
+    };
+    director.ports = vec![
+        port(macs[0], [192, 0, 2, 1]),
+        port(macs[1], [10, 1, 0, 254]),
+    ];
+    director.routes = vec![
+        Route {
+            prefix: IpAddr::from([10, 1, 0, 0]),
+            len: 24,
+            gateway: None,
+            port: 1,
+        },
+        Route {
+            prefix: IpAddr::from([10, 2, 0, 0]),
+            len: 16,
+            gateway: Some(IpAddr::from([10, 1, 0, 253])),
+            port: 1,
+        },
+        Route {
+            prefix: IpAddr::from([0, 0, 0, 0]),
+            len: 0,
+            gateway: Some(IpAddr::from([192, 0, 2, 254])),
+            port: 0,
+        },
+    ];
+    director.neighbours = vec![
+        (IpAddr::from([192, 0, 2, 254]), ROUTER_MAC),
+        (IpAddr::from([10, 1, 0, 253]), ROUTER_MAC),
+    ];
+    for i in 1..=SERVERS as u8 + 1 {
+        let mut mac = SERVER_MAC;
+        mac[5] = i;
+        director.neighbours.push((IpAddr::from([10, 1, 0, i]), mac));
+    }
+    let cell = Arc::new(SnapshotCell::new(director.snapshot()));
+    let appliance = Arc::new(Appliance::new(
+        director,
+        cell.clone(),
+        vec![WorkerView {
+            index: 0,
+            lcore,
+            stats: stats.clone(),
+        }],
+        Vec::new(),
+        s.conn_capacity,
+    ));
+    let proto = if s.kind == Kind::Udp { "-u" } else { "-t" };
+    let vip = format!("{}.{}.{}.{}:80", VIP[0], VIP[1], VIP[2], VIP[3]);
+    let mut rules = format!("-A {proto} {vip} -s rr\n");
+    for i in 1..=SERVERS {
+        rules += &format!(
+            "-a {proto} {vip} -r {} {} -w 1\n",
+            server_addr(s.method, i),
+            s.method.ipvsadm_flag()
+        );
+    }
+    let r = appliance.ipvsadm(&["-R"], &rules);
+    if r.status != 0 {
+        return Err(format!("{}: rules: {}", s.name, r.err));
+    }
+    let mut engine = Engine::new(
+        EngineConfig {
+            conn_capacity: s.conn_capacity,
+            max_services: limits.entries,
+            max_dests: limits.dests,
+            neighbour_capacity: 64,
+        },
+        1,
+    );
+    let reader = SnapshotReader::new(cell.clone());
+    engine.adopt(reader.get());
+    let lb = LbContext {
+        engine,
+        snapshot: reader,
+        loads,
+        handoff: Handoff {
+            me: 0,
+            workers: 1,
+            to: vec![None],
+            from: Vec::new(),
+        },
+    };
+    Ok((appliance, cell, lb))
+}
+
+fn server_addr(method: Method, i: usize) -> String {
+    match method {
+        Method::Tun => format!("10.2.0.{i}:80"),
+        _ => format!("10.1.0.{i}:80"),
+    }
+}
+
+/// Publishes `n` configuration changes spread over `over`: weight edits, and every tenth
+/// change a fifth server added or removed again.
+fn spawn_churn(
+    appliance: Arc<Appliance>,
+    method: Method,
+    n: usize,
+    over: Duration,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    std::thread::spawn(move || {
+        let gap = over.mul_f64(0.9) / n as u32;
+        let start = Instant::now();
+        let vip = format!("{}.{}.{}.{}:80", VIP[0], VIP[1], VIP[2], VIP[3]);
+        let flag = method.ipvsadm_flag();
+        let mut fifth = false;
+        for i in 0..n {
+            let line = if i % 10 == 9 {
+                fifth = !fifth;
+                let s = server_addr(method, SERVERS + 1);
+                if fifth {
+                    format!("-a -t {vip} -r {s} {flag} -w 1")
+                } else {
+                    format!("-d -t {vip} -r {s}")
+                }
+            } else {
+                let s = server_addr(method, 1 + i % SERVERS);
+                format!("-e -t {vip} -r {s} {flag} -w {}", 1 + i % 5)
+            };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let r = appliance.ipvsadm(&words, "");
+            if r.status != 0 {
+                return Err(format!("churn: {line}: {}", r.err));
+            }
+            let due = gap * (i as u32 + 1);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The generator's loop on the main lcore: warm-up (established TCP: the flows' SYNs),
+/// then the measured window, then a drain until nothing more arrives.
+/// The generator's ends of the wiring.
+pub struct GenPorts<'a> {
+    pub pool: &'a Mempool,
+    pub tx: &'a mut dpdk::TxQueue,
+    pub rx: &'a mut dpdk::RxQueue,
+}
+
+/// `worker`: the worker's statistics when it runs in this process.
+pub fn generate(
+    ports: GenPorts<'_>,
+    traffic: Traffic,
+    s: &Scenario,
+    worker: Option<&WorkerStats>,
+    rss_before: u64,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let GenPorts { pool, tx, rx } = ports;
+    let connections = || worker.map_or(0, |w| w.connections());
+    let mut gen = Generator::new(traffic);
+    let frame_len = gen.frame_len() as u16;
+    let hz = dpdk::tsc_hz().max(1);
+    let ns_per_cycle = 1e9 / hz as f64;
+    let secs = |cycles: u64| cycles as f64 / hz as f64;
+    let tracked = if s.kind == Kind::Syn {
+        0
+    } else {
+        s.flows as usize
+    };
+    let mut last_seq: Vec<u32> = vec![u32::MAX; tracked];
+    let mut hist = Histogram::default();
+    let mut burst: MbufBurst<BURST> = MbufBurst::new();
+    let mut back: MbufBurst<BURST> = MbufBurst::new();
+    let (mut sent, mut received, mut reordered) = (0u64, 0u64, 0u64);
+    let (mut offers, mut ring_full) = (0u64, 0u64);
+
+    // Established flows need their SYNs through first; then a short warm-up.
+    let first_round = if s.kind == Kind::Syn {
+        0
+    } else {
+        u64::from(s.flows)
+    };
+    let warmup = (hz as f64 * 0.2) as u64;
+    let window = (hz as f64 * s.seconds) as u64;
+    let start = dpdk::tsc_now();
+    let give_up = start + window * 4 + hz * 30;
+    let mut window_start: Option<(u64, u64, u64)> = None;
+    let mut window_end: Option<(u64, u64, u64)> = None;
+    let mut full_at: Option<(u64, u64)> = None;
+    let mut measuring = false;
+    let mut rate_from = (start, 0u64);
+    let mut last_arrival = start;
+
+    loop {
+        let now = dpdk::tsc_now();
+        if now > give_up {
+            return Err(format!(
+                "{}: no progress (sent {sent}, received {received})",
+                s.name
+            ));
+        }
+        // Receive everything waiting.
+        loop {
+            let n = rx.rx_burst(&mut back);
+            if n == 0 {
+                break;
+            }
+            last_arrival = dpdk::tsc_now();
+            let t32 = last_arrival as u32;
+            for m in back.as_slice() {
+                let Some(st) = Stamp::read(m.data()) else {
+                    continue;
+                };
+                received += 1;
+                if measuring {
+                    hist.record((f64::from(t32.wrapping_sub(st.ts)) * ns_per_cycle) as u64);
+                }
+                if let Some(last) = last_seq.get_mut(st.flow as usize) {
+                    if *last != u32::MAX && st.seq <= *last {
+                        reordered += 1;
+                    } else {
+                        *last = st.seq;
+                    }
+                }
+            }
+            back.clear();
+        }
+        if s.kind == Kind::Syn
+            && full_at.is_none()
+            && (received >= s.conn_capacity as u64 || connections() >= s.conn_capacity as u64)
+        {
+            full_at = Some((now, received));
+        }
+        match (window_start, window_end) {
+            (None, _) if sent >= first_round && now - start >= warmup => {
+                window_start = Some((now, sent, received));
+                measuring = true;
+                hist = Histogram::default();
+                if s.rate.is_some() {
+                    rate_from = (now, sent);
+                }
+            }
+            (Some((t0, _, _)), None) if now - t0 >= window => {
+                window_end = Some((now, sent, received));
+                measuring = false;
+                // While the worker still holds its table.
+                out.rss_growth_mib = rss_kib().saturating_sub(rss_before) as f64 / 1024.0;
+            }
+            _ => {}
+        }
+        if let Some((t1, _, _)) = window_end {
+            // Drain: until everything arrived, nothing arrived for 20 ms, or 1 s passed.
+            if received >= sent || now.saturating_sub(last_arrival) > hz / 50 || now - t1 > hz {
+                break;
+            }
+            continue;
+        }
+        // Offer one burst (rate-limited runs only as many as are due).
+        let mut want = BURST;
+        if let Some(rate) = s.rate {
+            let due = (secs(now - rate_from.0) * rate) as u64 + rate_from.1;
+            want = want.min(due.saturating_sub(sent) as usize);
+        }
+        if burst.is_empty() && want > 0 && pool.alloc_bulk(&mut burst, want) {
+            let tsc = dpdk::tsc_now();
+            for m in burst.as_mut_slice() {
+                if let Some(frame) = m.append(frame_len) {
+                    gen.next(frame, tsc);
+                }
+            }
+        }
+        if !burst.is_empty() {
+            let before = burst.len();
+            let n = tx.tx_burst(&mut burst);
+            sent += n as u64;
+            if measuring {
+                offers += 1;
+                ring_full += u64::from(n < before);
+            }
+        }
+    }
+    let (t0, s0, r0) = window_start.ok_or("no window")?;
+    let (t1, s1, r1) = window_end.ok_or("no window end")?;
+    let elapsed = secs(t1 - t0);
+    out.seconds = elapsed;
+    out.sent = sent;
+    out.received = received;
+    out.reordered = reordered;
+    out.ring_full = ring_full;
+    out.offers = offers;
+    // rvs limits when most offers found its rx ring full.
+    out.bottleneck = if ring_full * 10 > offers {
+        "rvs"
+    } else if s.rate.is_some() {
+        "rate limit"
+    } else {
+        "generator"
+    }
+    .into();
+    out.offered_mpps = (s1 - s0) as f64 / elapsed / 1e6;
+    out.forwarded_mpps = (r1 - r0) as f64 / elapsed / 1e6;
+    out.forwarded_gbps = out.forwarded_mpps * f64::from(s.size.max(60) + 24) * 8.0 / 1e3;
+    out.connections = connections();
+    out.latency_ns = Latency {
+        min: if hist.count == 0 { 0 } else { hist.min },
+        avg: hist.mean(),
+        p50: hist.quantile(0.5),
+        p99: hist.quantile(0.99),
+        max: hist.max,
+        samples: hist.count,
+    };
+    if s.kind == Kind::Syn {
+        out.table_full_after = full_at.map(|(t, _)| secs(t - start));
+        // While the table fills every forwarded SYN is a new connection.
+        out.conns_per_sec = match full_at {
+            Some((t, n)) => n as f64 / secs(t - start),
+            None => (r1 - r0) as f64 / elapsed,
+        };
+    }
+    // Dropped bursts left over from the last offer are not counted as sent.
+    burst.clear();
+    Ok(())
+}
