@@ -7,6 +7,7 @@
 //! ```
 
 use crate::gen::{Generator, Histogram, Kind, Stamp, Traffic};
+use crate::memif::{self, Dut};
 use dpdk::{Eal, MbufBurst, Mempool, Port, PortConf, BURST};
 use rvs_control::appliance::{Appliance, WorkerView};
 use rvs_control::director::{Director, Limits};
@@ -17,13 +18,14 @@ use rvs_dataplane::worker::{self, Handoff, LbContext, RxAssignment, WorkerPlan};
 use rvs_dataplane::{ForwardMode, WorkerStats};
 use serde::Serialize;
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const VIP: [u8; 4] = [192, 0, 2, 10];
 const SERVERS: usize = 4;
-const GEN_MAC: [u8; 6] = [2, 0xbe, 0, 0, 0, 1];
+pub const GEN_MAC: [u8; 6] = [2, 0xbe, 0, 0, 0, 1];
 const ROUTER_MAC: [u8; 6] = [2, 0xbe, 0, 0, 0, 0xfe];
 const SERVER_MAC: [u8; 6] = [2, 0x5e, 0, 0, 0, 0];
 
@@ -74,6 +76,16 @@ pub struct Scenario {
     pub churn: usize,
     /// The yardstick run this one is compared with.
     pub yardstick: Option<String>,
+    pub wiring: Wiring,
+}
+
+/// How generator and device under test are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wiring {
+    /// One process, `net_ring` pairs, the worker on its own lcore.
+    Ring,
+    /// Two processes over `net_memif`.
+    Memif(Dut),
 }
 
 /// What one measurement found.
@@ -82,6 +94,8 @@ pub struct Outcome {
     pub name: String,
     pub method: String,
     pub traffic: String,
+    /// "ring" (one process) or "memif" (two processes).
+    pub wiring: String,
     pub flows: u32,
     pub frame_bytes: u16,
     pub rate_limit_pps: Option<f64>,
@@ -104,7 +118,7 @@ pub struct Outcome {
     pub offers: u64,
     pub ring_full: u64,
     pub worker_busy: f64,
-    /// Who limited the rate: "rvs", "generator" or "rate limit".
+    /// Who limited the rate: "rvs" (or "testpmd"), "generator" or "rate limit".
     pub bottleneck: String,
     pub drops: Vec<(String, u64)>,
     pub new_conns: u64,
@@ -184,7 +198,12 @@ impl Bench {
         })
     }
 
-    pub fn run(&mut self, s: &Scenario) -> Result<Outcome, String> {
+    pub fn run(&mut self, s: &Scenario, rvs_bin: &Path) -> Result<Outcome, String> {
+        if let Wiring::Memif(dut) = s.wiring {
+            let n = self.runs;
+            self.runs += 1;
+            return memif::run(&self.eal, self.pool, n, s, dut, self.worker_lcore, rvs_bin);
+        }
         let err = |e: dpdk::Error| format!("{}: {e}", s.name);
         let n = self.runs;
         self.runs += 1;
@@ -278,6 +297,7 @@ impl Bench {
             name: s.name.clone(),
             method: s.method.name().into(),
             traffic: s.kind.name().into(),
+            wiring: "ring".into(),
             flows: s.flows,
             frame_bytes: s.size,
             rate_limit_pps: s.rate,
@@ -634,8 +654,13 @@ pub fn generate(
     out.ring_full = ring_full;
     out.offers = offers;
     // rvs limits when most offers found its rx ring full.
-    out.bottleneck = if ring_full * 10 > offers {
+    let dut = if s.wiring == Wiring::Memif(Dut::Testpmd) {
+        "testpmd"
+    } else {
         "rvs"
+    };
+    out.bottleneck = if ring_full * 10 > offers {
+        dut
     } else if s.rate.is_some() {
         "rate limit"
     } else {

@@ -1,0 +1,299 @@
+//! The two-process wiring: the generator (this process, memif server) and the device under
+//! test in its own process (memif client) on its own core: `dpdk-testpmd` in io mode as
+//! the yardstick, or the `rvs` daemon itself on a configuration written for the run.
+//!
+//! ```text
+//!   generator --memif id 0--> DUT (testpmd io | rvs) --memif id 1--> generator
+//! ```
+
+use crate::gen::{Kind, Traffic};
+use crate::run::{generate, GenPorts, Method, Outcome, Scenario, GEN_MAC, VIP};
+use dpdk::{Eal, Mempool, Port, PortConf};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The DUT's port MACs (set through the memif devargs).
+const DUT_MAC: [&str; 2] = ["02:00:00:00:00:a0", "02:00:00:00:00:a1"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dut {
+    Testpmd,
+    Rvs,
+}
+
+fn rvs_config(s: &Scenario, socket: &Path, prefix: &str, lcore: u32) -> String {
+    let proto = if s.kind == Kind::Udp { "udp" } else { "tcp" };
+    let method = match s.method {
+        Method::Dr => "dr",
+        Method::Tun => "tun",
+        _ => "nat",
+    };
+    let sock = socket.display();
+    let mut c = format!(
+        r#"# Written by rvs-bench for one memif run.
+[eal]
+lcores = "0,{lcore}"
+hugepages = false
+memory_mb = 1024
+file_prefix = "{prefix}"
+log_level = "error"
+
+[dataplane]
+forward = "lb"
+connections = {conns}
+
+[[port]]
+name = "clients"
+device = "net_memif0,role=client,id=0,socket={sock},mac={m0}"
+addresses = ["192.0.2.1/24"]
+
+[[port]]
+name = "servers"
+device = "net_memif1,role=client,id=1,socket={sock},mac={m1}"
+addresses = ["10.1.0.254/24"]
+
+[control]
+socket = "{control}"
+
+[[route]]
+prefix = "10.1.0.0/24"
+port = "servers"
+
+[[route]]
+prefix = "10.2.0.0/16"
+port = "servers"
+via = "10.1.0.253"
+
+[[route]]
+prefix = "0.0.0.0/0"
+port = "clients"
+via = "192.0.2.254"
+
+[[neighbour]]
+address = "10.1.0.253"
+mac = "02:be:00:00:00:fe"
+
+[[neighbour]]
+address = "192.0.2.254"
+mac = "02:be:00:00:00:fe"
+
+[[service]]
+protocol = "{proto}"
+address = "{}.{}.{}.{}"
+port = 80
+scheduler = "rr"
+"#,
+        VIP[0],
+        VIP[1],
+        VIP[2],
+        VIP[3],
+        conns = s.conn_capacity,
+        control = socket.with_file_name("rvs.sock").display(),
+        m0 = DUT_MAC[0],
+        m1 = DUT_MAC[1],
+    );
+    for i in 1..=4 {
+        c += &format!("\n[[neighbour]]\naddress = \"10.1.0.{i}\"\nmac = \"02:5e:00:00:00:0{i}\"\n");
+        let addr = if s.method == Method::Tun {
+            format!("10.2.0.{i}")
+        } else {
+            format!("10.1.0.{i}")
+        };
+        c += &format!(
+            "\n[[service.server]]\naddress = \"{addr}\"\nport = 80\nweight = 1\nmethod = \"{method}\"\n"
+        );
+    }
+    c
+}
+
+fn wait_link(ports: &[&Port], child: &mut Child, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    loop {
+        if ports
+            .iter()
+            .all(|p| p.link().map(|l| l.up).unwrap_or(false))
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the device under test exited ({status})"));
+        }
+        if Instant::now() > deadline {
+            return Err("memif links did not come up".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stop(mut child: Child, dut: Dut) {
+    match dut {
+        // testpmd leaves at a line on stdin (or its end).
+        Dut::Testpmd => {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(b"\n");
+            }
+        }
+        Dut::Rvs => {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// One run against a DUT process on `dut_lcore` (its main thread shares the generator's
+/// CPU but only waits).
+pub fn run(
+    eal: &Eal,
+    pool: Mempool,
+    n: u32,
+    s: &Scenario,
+    dut: Dut,
+    dut_lcore: u32,
+    rvs_bin: &Path,
+) -> Result<Outcome, String> {
+    let dir = PathBuf::from(format!("/tmp/rvs-bench-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let socket = dir.join("memif.sock");
+    let log_path = dir.join("dut.log");
+    let result = (|| {
+        let err = |e: dpdk::Error| format!("{}: {e}", s.name);
+        let sock = socket.display();
+        let a_id = eal
+            .attach(&format!(
+                "net_memif{},role=server,id=0,socket={sock}",
+                2 * n
+            ))
+            .map_err(err)?[0];
+        let b_id = eal
+            .attach(&format!(
+                "net_memif{},role=server,id=1,socket={sock}",
+                2 * n + 1
+            ))
+            .map_err(err)?[0];
+        let mut a = Port::configure(eal, a_id, &PortConf::default(), pool).map_err(err)?;
+        let mut b = Port::configure(eal, b_id, &PortConf::default(), pool).map_err(err)?;
+        let (_a_rx, mut a_tx) = a.take_queues().ok_or("port A queues")?;
+        let (mut b_rx, _b_tx) = b.take_queues().ok_or("port B queues")?;
+        a.start().map_err(err)?;
+        b.start().map_err(err)?;
+
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let prefix = format!("rvs-bench-dut-{}-{n}", std::process::id());
+        let mut cmd = match dut {
+            Dut::Testpmd => {
+                let mut c = Command::new("dpdk-testpmd");
+                c.args([
+                    "-l",
+                    &format!("0,{dut_lcore}"),
+                    "--no-huge",
+                    "-m",
+                    "1024",
+                    "--no-pci",
+                    "--file-prefix",
+                    &prefix,
+                    "--log-level",
+                    "error",
+                    "--vdev",
+                    &format!(
+                        "net_memif0,role=client,id=0,socket={sock},mac={}",
+                        DUT_MAC[0]
+                    ),
+                    "--vdev",
+                    &format!(
+                        "net_memif1,role=client,id=1,socket={sock},mac={}",
+                        DUT_MAC[1]
+                    ),
+                    "--",
+                    "--forward-mode=io",
+                    "--auto-start",
+                    "--nb-cores=1",
+                    "--rxq=1",
+                    "--txq=1",
+                    "--total-num-mbufs=32768",
+                ]);
+                c
+            }
+            Dut::Rvs => {
+                let conf = dir.join("rvs.toml");
+                std::fs::write(&conf, rvs_config(s, &socket, &prefix, dut_lcore))
+                    .map_err(|e| e.to_string())?;
+                let mut c = Command::new(rvs_bin);
+                c.arg("--config").arg(&conf);
+                c
+            }
+        };
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("{}: cannot start the device under test: {e}", s.name))?;
+        if let Err(e) = wait_link(&[&a, &b], &mut child, Duration::from_secs(30)) {
+            stop(child, dut);
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(format!("{}: {e}\n{log}", s.name));
+        }
+        // rvs starts its workers after its ports; give it a moment.
+        std::thread::sleep(Duration::from_millis(300));
+
+        let traffic = Traffic {
+            kind: s.kind,
+            flows: s.flows,
+            size: s.size,
+            vip: VIP,
+            vport: 80,
+            src_mac: GEN_MAC,
+            dst_mac: parse_mac(DUT_MAC[0]),
+        };
+        let mut out = Outcome {
+            name: s.name.clone(),
+            method: s.method.name().into(),
+            traffic: s.kind.name().into(),
+            wiring: "memif".into(),
+            flows: s.flows,
+            frame_bytes: s.size,
+            rate_limit_pps: s.rate,
+            conn_capacity: s.conn_capacity,
+            yardstick: s.yardstick.clone(),
+            ..Outcome::default()
+        };
+        let ports = GenPorts {
+            pool: &pool,
+            tx: &mut a_tx[0],
+            rx: &mut b_rx[0],
+        };
+        let generated = generate(ports, traffic, s, None, 0, &mut out);
+        stop(child, dut);
+        generated?;
+        if std::env::var_os("RVS_BENCH_DUT_LOG").is_some() {
+            eprint!("{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        }
+        out.lost = out.sent.saturating_sub(out.received);
+        drop((_a_rx, a_tx, b_rx, _b_tx));
+        a.close().map_err(err)?;
+        b.close().map_err(err)?;
+        Ok(out)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (b, part) in m.iter_mut().zip(s.split(':')) {
+        *b = u8::from_str_radix(part, 16).unwrap_or(0);
+    }
+    m
+}
