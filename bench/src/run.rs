@@ -605,7 +605,10 @@ pub fn generate(
                     rate_from = (now, sent);
                 }
             }
-            (Some((t0, _, _)), None) if now - t0 >= window => {
+            // A SYN flood ends half a second after its table filled.
+            (Some((t0, _, _)), None)
+                if now - t0 >= window || full_at.is_some_and(|(t, _)| now - t > hz / 2) =>
+            {
                 window_end = Some((now, sent, received));
                 measuring = false;
                 // While the worker still holds its table.
@@ -623,6 +626,13 @@ pub fn generate(
         // Offer one burst (rate-limited runs only as many as are due).
         let mut want = BURST;
         if let Some(rate) = s.rate {
+            let due = (secs(now - rate_from.0) * rate) as u64 + rate_from.1;
+            // After a stall of the generator's core, catch up by at most two bursts: the
+            // rest is skipped, so latency shows rvs's queueing, not the generator's.
+            if due > sent + 2 * BURST as u64 {
+                let excess = (due - sent - 2 * BURST as u64) as f64;
+                rate_from.0 += (excess / rate * hz as f64) as u64;
+            }
             let due = (secs(now - rate_from.0) * rate) as u64 + rate_from.1;
             want = want.min(due.saturating_sub(sent) as usize);
         }
