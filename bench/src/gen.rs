@@ -6,6 +6,8 @@
 //! the TSC's low 32 bits in its acknowledgement number (rvs rewrites neither, so a 60-byte
 //! frame can carry it); UDP carries both in the first 8 payload bytes.
 
+use rvs_dataplane::wire::checksum::{accumulate, finish, pseudo_v4};
+use rvs_dataplane::wire::{proto, EthernetFrame, Ipv4Packet, TcpPacket, UdpPacket};
 use serde::Serialize;
 
 /// Clients are taken from 100.64.0.0/10, `PORTS_PER_CLIENT` source ports each.
@@ -17,6 +19,8 @@ pub const MAX_FLOWS: u64 = (1 << 22) * PORTS_PER_CLIENT as u64;
 
 const ETH: usize = 14;
 const IP: usize = 20;
+/// The generator's frames carry no VLAN tag nor IP options.
+const L4: usize = ETH + IP;
 const TCP: usize = 20;
 const UDP: usize = 8;
 const TCP_SYN: u8 = 0x02;
@@ -82,38 +86,17 @@ pub fn flow_of(ip: u32, port: u16) -> Option<u64> {
         .then(|| u64::from(host) * u64::from(PORTS_PER_CLIENT) + u64::from(p))
 }
 
-/// Ones' complement sum of big-endian 16-bit words (odd tail padded with zero).
-fn sum16(bytes: &[u8]) -> u64 {
-    let mut s = 0u64;
-    let mut chunks = bytes.chunks_exact(2);
-    for c in &mut chunks {
-        s += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        s += u64::from(*last) << 8;
-    }
-    s
-}
-
 #[inline]
-fn fold(mut s: u64) -> u16 {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s as u16
-}
-
-#[inline]
-fn words32(v: u32) -> u64 {
-    u64::from(v >> 16) + u64::from(v & 0xffff)
+fn words32(v: u32) -> u32 {
+    (v >> 16) + (v & 0xffff)
 }
 
 /// One frame template with its checksum sums taken over the stamped fields as zero.
 #[derive(Clone)]
 struct Template {
     bytes: Vec<u8>,
-    ip_sum: u64,
-    l4_sum: u64,
+    ip_sum: u32,
+    l4_sum: u32,
 }
 
 /// Builds frames of a [`Traffic`]; `next` stamps the next packet of the cycle into a buffer.
@@ -122,7 +105,6 @@ pub struct Generator {
     /// Established TCP: the SYN template (first round) and the data template.
     first: Template,
     data: Template,
-    l4: usize,
     /// Packets built so far.
     pub built: u64,
 }
@@ -140,10 +122,15 @@ impl Generator {
             ip[2..4].copy_from_slice(&((size - ETH) as u16).to_be_bytes());
             ip[6] = 0x40; // DF
             ip[8] = 64;
-            ip[9] = if traffic.kind == Kind::Udp { 17 } else { 6 };
+            let protocol = if traffic.kind == Kind::Udp {
+                proto::UDP
+            } else {
+                proto::TCP
+            };
+            ip[9] = protocol;
             ip[16..20].copy_from_slice(&traffic.vip);
-            let ip_sum = sum16(&f[ETH..ETH + IP]);
-            let l4 = ETH + IP;
+            let ip_sum = accumulate(0, &f[ETH..L4]);
+            let l4 = L4;
             let l4_len = size - l4;
             if traffic.kind == Kind::Udp {
                 f[l4 + 2..l4 + 4].copy_from_slice(&traffic.vport.to_be_bytes());
@@ -166,8 +153,8 @@ impl Generator {
                 *b = i as u8;
             }
             // Pseudo header (source address zero) + the L4 header and payload.
-            let proto = u64::from(f[ETH + 9]);
-            let l4_sum = sum16(&traffic.vip) + proto + l4_len as u64 + sum16(&f[l4..]);
+            let pseudo = pseudo_v4([0; 4], traffic.vip, protocol, l4_len as u16);
+            let l4_sum = accumulate(pseudo, &f[l4..]);
             Template {
                 bytes: f,
                 ip_sum,
@@ -183,7 +170,6 @@ impl Generator {
             traffic,
             first,
             data,
-            l4: ETH + IP,
             built: 0,
         }
     }
@@ -215,13 +201,13 @@ impl Generator {
         out.copy_from_slice(&t.bytes);
         let (ip, port) = flow_addr(flow);
         let ts = tsc as u32;
-        let l4 = self.l4;
+        let l4 = L4;
         out[ETH + 12..ETH + 16].copy_from_slice(&ip.to_be_bytes());
-        let ip_csum = !fold(t.ip_sum + words32(ip));
+        let ip_csum = finish(t.ip_sum + words32(ip));
         out[ETH + 10..ETH + 12].copy_from_slice(&ip_csum.to_be_bytes());
         out[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
-        let stamped = t.l4_sum + words32(ip) + u64::from(port) + words32(seq) + words32(ts);
-        let csum = !fold(stamped);
+        let stamped = t.l4_sum + words32(ip) + u32::from(port) + words32(seq) + words32(ts);
+        let csum = finish(stamped);
         if self.traffic.kind == Kind::Udp {
             out[l4 + UDP..l4 + UDP + 4].copy_from_slice(&seq.to_be_bytes());
             out[l4 + UDP + 4..l4 + UDP + 8].copy_from_slice(&ts.to_be_bytes());
@@ -247,29 +233,31 @@ impl Stamp {
     /// Parses Ethernet / IPv4 [/ IPv4 in IPv4] / TCP or UDP; None for anything else.
     #[inline]
     pub fn read(frame: &[u8]) -> Option<Stamp> {
-        if frame.get(12..14)? != [0x08, 0x00] {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != 0x0800 {
             return None;
         }
-        let mut l3 = ETH;
-        let mut ihl = usize::from(frame.get(l3)? & 0x0f) * 4;
-        let mut proto = *frame.get(l3 + 9)?;
-        if proto == 4 {
-            l3 += ihl;
-            ihl = usize::from(frame.get(l3)? & 0x0f) * 4;
-            proto = *frame.get(l3 + 9)?;
-        }
-        let src = u32::from_be_bytes(frame.get(l3 + 12..l3 + 16)?.try_into().ok()?);
-        let l4 = l3 + ihl;
-        let sport = u16::from_be_bytes(frame.get(l4..l4 + 2)?.try_into().ok()?);
-        let at = match proto {
-            6 => l4 + 4,
-            17 => l4 + UDP,
+        let outer = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        let ip = if outer.protocol() == proto::IPIP {
+            Ipv4Packet::new_checked(outer.payload()).ok()?
+        } else {
+            outer
+        };
+        let (sport, seq, ts) = match ip.protocol() {
+            proto::TCP => {
+                let t = TcpPacket::new_checked(ip.payload()).ok()?;
+                (t.src_port(), t.seq(), t.ack_number())
+            }
+            proto::UDP => {
+                let u = UdpPacket::new_checked(ip.payload()).ok()?;
+                let p = u.payload().get(..8)?;
+                let word = |at: usize| u32::from_be_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
+                (u.src_port(), word(0), word(4))
+            }
             _ => return None,
         };
-        let seq = u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?);
-        let ts = u32::from_be_bytes(frame.get(at + 4..at + 8)?.try_into().ok()?);
         Some(Stamp {
-            flow: flow_of(src, sport)?,
+            flow: flow_of(u32::from_be_bytes(ip.src()), sport)?,
             seq,
             ts,
         })
@@ -354,13 +342,14 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn checksum_ok(frame: &[u8]) -> bool {
-        let ip = &frame[ETH..ETH + IP];
-        if fold(sum16(ip)) != 0xffff {
+        let ip = &frame[ETH..L4];
+        if finish(accumulate(0, ip)) != 0 {
             return false;
         }
-        let l4 = &frame[ETH + IP..];
-        let pseudo = sum16(&ip[12..20]) + u64::from(ip[9]) + l4.len() as u64;
-        fold(pseudo + sum16(l4)) == 0xffff
+        let l4 = &frame[L4..];
+        let src = ip[12..16].try_into().unwrap();
+        let dst = ip[16..20].try_into().unwrap();
+        finish(accumulate(pseudo_v4(src, dst, ip[9], l4.len() as u16), l4)) == 0
     }
 
     fn traffic(kind: Kind, flows: u32, size: u16) -> Traffic {
@@ -432,7 +421,7 @@ mod tests {
         let inner = buf[..60].to_vec();
         let mut tun = inner[..ETH].to_vec();
         tun.extend_from_slice(&[
-            0x45, 0, 0, 80, 0, 0, 0x40, 0, 63, 4, 0, 0, 10, 1, 0, 1, 10, 2, 0, 1,
+            0x45, 0, 0, 66, 0, 0, 0x40, 0, 63, 4, 0, 0, 10, 1, 0, 1, 10, 2, 0, 1,
         ]);
         tun.extend_from_slice(&inner[ETH..]);
         assert_eq!(

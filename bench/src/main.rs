@@ -56,14 +56,6 @@ fn parse_lcores(s: &str) -> Result<(u32, u32), String> {
     Ok((a, b))
 }
 
-fn label(flows: u32) -> String {
-    match flows {
-        1_000_000 => "1M".into(),
-        10_000 => "10k".into(),
-        f => f.to_string(),
-    }
-}
-
 /// A rate given as a share of an earlier run's forwarded rate (resolved when it runs), so
 /// "below saturation" holds on any machine.
 struct Planned {
@@ -77,7 +69,7 @@ fn established(method: Method, kind: Kind, size: u16, flows: u32, seconds: f64) 
         method.name(),
         kind.name(),
         size.max(60) + 4,
-        label(flows)
+        report::flows_label(flows)
     );
     let yardstick = (method != Method::Io).then(|| {
         format!(
@@ -85,7 +77,7 @@ fn established(method: Method, kind: Kind, size: u16, flows: u32, seconds: f64) 
             Method::Io.name(),
             kind.name(),
             size.max(60) + 4,
-            label(flows)
+            report::flows_label(flows)
         )
     });
     Scenario {
@@ -99,6 +91,23 @@ fn established(method: Method, kind: Kind, size: u16, flows: u32, seconds: f64) 
         conn_capacity: (flows as usize * 2).max(1 << 16),
         churn: 0,
         yardstick,
+        wiring: Wiring::Ring,
+    }
+}
+
+/// Every packet a new client; the run ends half a second after a table of `capacity` fills.
+fn syn_flood(method: Method, name: &str, seconds: f64, capacity: usize) -> Scenario {
+    Scenario {
+        name: name.into(),
+        method,
+        kind: Kind::Syn,
+        flows: 0,
+        size: 60,
+        seconds,
+        rate: None,
+        conn_capacity: capacity,
+        churn: 0,
+        yardstick: None,
         wiring: Wiring::Ring,
     }
 }
@@ -139,54 +148,19 @@ fn plan(set: Set, seconds: Option<f64>) -> Vec<Planned> {
     }
     // A SYN flood of distinct clients into a table that fills.
     let capacity = if full { 4 << 20 } else { 1 << 20 };
-    add(
-        Scenario {
-            name: "nat-synflood".into(),
-            method: Method::Nat,
-            kind: Kind::Syn,
-            flows: 0,
-            size: 60,
-            seconds: if full { 8.0 } else { 3.0 },
-            rate: None,
-            conn_capacity: capacity,
-            churn: 0,
-            yardstick: Some("io-syn".into()),
-            wiring: Wiring::Ring,
-        },
-        None,
+    let mut flood = syn_flood(
+        Method::Nat,
+        "nat-synflood",
+        if full { 8.0 } else { 3.0 },
+        capacity,
     );
-    add(
-        Scenario {
-            name: "io-syn".into(),
-            method: Method::Io,
-            kind: Kind::Syn,
-            flows: 0,
-            size: 60,
-            seconds: secs.min(1.0),
-            rate: None,
-            conn_capacity: 0,
-            churn: 0,
-            yardstick: None,
-            wiring: Wiring::Ring,
-        },
-        None,
-    );
+    flood.yardstick = Some("io-syn".into());
+    add(flood, None);
+    add(syn_flood(Method::Io, "io-syn", secs.min(1.0), 0), None);
     if full {
         // Memory: ten million concurrent connections.
         add(
-            Scenario {
-                name: "nat-table-10M".into(),
-                method: Method::Nat,
-                kind: Kind::Syn,
-                flows: 0,
-                size: 60,
-                seconds: 20.0,
-                rate: None,
-                conn_capacity: 10_000_000,
-                churn: 0,
-                yardstick: None,
-                wiring: Wiring::Ring,
-            },
+            syn_flood(Method::Nat, "nat-table-10M", 20.0, 10_000_000),
             None,
         );
     }

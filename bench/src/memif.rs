@@ -257,18 +257,7 @@ pub fn run(
             src_mac: GEN_MAC,
             dst_mac: parse_mac(DUT_MAC[0]),
         };
-        let mut out = Outcome {
-            name: s.name.clone(),
-            method: s.method.name().into(),
-            traffic: s.kind.name().into(),
-            wiring: "memif".into(),
-            flows: s.flows,
-            frame_bytes: s.size,
-            rate_limit_pps: s.rate,
-            conn_capacity: s.conn_capacity,
-            yardstick: s.yardstick.clone(),
-            ..Outcome::default()
-        };
+        let mut out = Outcome::for_scenario(s, "memif");
         let ports = GenPorts {
             pool: &pool,
             tx: &mut a_tx[0],
@@ -280,7 +269,6 @@ pub fn run(
         if std::env::var_os("RVS_BENCH_DUT_LOG").is_some() {
             eprint!("{}", std::fs::read_to_string(&log_path).unwrap_or_default());
         }
-        out.lost = out.sent.saturating_sub(out.received);
         drop((_a_rx, a_tx, b_rx, _b_tx));
         a.close().map_err(err)?;
         b.close().map_err(err)?;

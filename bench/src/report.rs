@@ -3,7 +3,7 @@
 use crate::run::Outcome;
 use std::fmt::Write as _;
 
-fn flows_label(f: u32) -> String {
+pub fn flows_label(f: u32) -> String {
     match f {
         f if f >= 1_000_000 && f % 1_000_000 == 0 => format!("{}M", f / 1_000_000),
         f if f >= 1000 && f % 1000 == 0 => format!("{}k", f / 1000),

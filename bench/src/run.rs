@@ -138,6 +138,24 @@ pub struct Outcome {
     pub ratio: Option<f64>,
 }
 
+impl Outcome {
+    /// An outcome of `s` over `wiring` with nothing measured yet.
+    pub fn for_scenario(s: &Scenario, wiring: &str) -> Outcome {
+        Outcome {
+            name: s.name.clone(),
+            method: s.method.name().into(),
+            traffic: s.kind.name().into(),
+            wiring: wiring.into(),
+            flows: s.flows,
+            frame_bytes: s.size,
+            rate_limit_pps: s.rate,
+            conn_capacity: s.conn_capacity,
+            yardstick: s.yardstick.clone(),
+            ..Outcome::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Latency {
     pub min: u64,
@@ -263,11 +281,8 @@ impl Bench {
             let (stop, stats) = (stop.clone(), stats.clone());
             self.eal
                 .launch(self.worker_lcore, move || {
-                    let (c, e, bytes) = {
-                        let bytes = lb.engine.table.bytes_per_entry();
-                        let (c, e) = worker::run_lb(plan, lb, &stop, &stats);
-                        (c, e, bytes)
-                    };
+                    let bytes = lb.engine.table.bytes_per_entry();
+                    let (c, e) = worker::run_lb(plan, lb, &stop, &stats);
                     (c, Some((e, bytes)))
                 })
                 .map_err(err)?
@@ -293,18 +308,7 @@ impl Bench {
             src_mac: GEN_MAC,
             dst_mac: a_mac,
         };
-        let mut out = Outcome {
-            name: s.name.clone(),
-            method: s.method.name().into(),
-            traffic: s.kind.name().into(),
-            wiring: "ring".into(),
-            flows: s.flows,
-            frame_bytes: s.size,
-            rate_limit_pps: s.rate,
-            conn_capacity: s.conn_capacity,
-            yardstick: s.yardstick.clone(),
-            ..Outcome::default()
-        };
+        let mut out = Outcome::for_scenario(s, "ring");
         let ports = GenPorts {
             pool: &self.pool,
             tx: &mut a_tx[0],
@@ -323,7 +327,6 @@ impl Bench {
         }
         gen_result?;
         out.worker_busy = counters.busy_share();
-        out.lost = out.sent.saturating_sub(out.received);
         if let Some((engine, bytes)) = engine {
             out.new_conns = engine.new_conns;
             out.drops = DropReason::ALL
@@ -660,6 +663,7 @@ pub fn generate(
     out.seconds = elapsed;
     out.sent = sent;
     out.received = received;
+    out.lost = sent.saturating_sub(received);
     out.reordered = reordered;
     out.ring_full = ring_full;
     out.offers = offers;
