@@ -452,7 +452,9 @@ fn lb_setup(
             workers: 1,
             to: vec![None],
             from: Vec::new(),
+            neighbours: Vec::new(),
         },
+        solicit_pool: None,
     };
     Ok((appliance, cell, lb))
 }

@@ -494,12 +494,14 @@ pub fn run(
     let mut launch_error = None;
     // Hand-off rings for lb: one per ordered pair of workers.
     let n_workers = cfg.workers.len();
+    let inboxes = worker::Handoff::neighbour_inboxes(n_workers);
     let mut handoffs: Vec<worker::Handoff> = (0..n_workers)
         .map(|me| worker::Handoff {
             me,
             workers: n_workers,
             to: (0..n_workers).map(|_| None).collect(),
             from: Vec::new(),
+            neighbours: inboxes.clone(),
         })
         .collect();
     if cfg.forward == ForwardMode::Lb {
@@ -577,6 +579,7 @@ pub fn run(
                 snapshot,
                 loads: loads.clone(),
                 handoff,
+                solicit_pool: (w == 0).then_some(pools[0].1),
             }
         });
         let stats = Arc::new(WorkerStats::default());

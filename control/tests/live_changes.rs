@@ -162,7 +162,9 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             workers: 1,
             to: vec![None],
             from: Vec::new(),
+            neighbours: Vec::new(),
         },
+        solicit_pool: None,
     };
     let plan = WorkerPlan {
         worker: 0,

@@ -6,7 +6,9 @@ use crate::forward::{self, ForwardMode, Verdict};
 use crate::publish::SnapshotReader;
 use crate::sched::DestLoad;
 use crate::stats::{WorkerCounters, WorkerStats};
-use dpdk::{MbufBurst, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
+use crossbeam::queue::ArrayQueue;
+use dpdk::{MbufBurst, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -29,7 +31,16 @@ pub struct LbContext {
     pub snapshot: SnapshotReader,
     pub loads: Arc<Vec<DestLoad>>,
     pub handoff: Handoff,
+    /// Where worker 0 takes the buffers of the ARP requests / neighbour solicitations it
+    /// sends ahead of traffic for real servers and gateways (None: only on demand).
+    pub solicit_pool: Option<Mempool>,
 }
+
+/// A neighbour one worker learned, for the others.
+pub type NeighbourNews = (IpAddr, [u8; 6]);
+
+/// Most requests sent ahead of traffic per second.
+const SOLICIT_PER_SECOND: usize = 32;
 
 /// This worker's ends of the hand-off rings: one producer towards every other worker, one
 /// consumer from every other worker (single producer, single consumer each).
@@ -40,6 +51,18 @@ pub struct Handoff {
     /// Indexed by the receiving worker; None for this worker itself.
     pub to: Vec<Option<RingProducer>>,
     pub from: Vec<RingConsumer>,
+    /// Every worker's inbox of neighbour news, by worker (empty: nothing shared). An
+    /// answer to ARP reaches one queue; its worker tells the others through these.
+    pub neighbours: Vec<Arc<ArrayQueue<NeighbourNews>>>,
+}
+
+impl Handoff {
+    /// Inboxes for `workers` workers' neighbour news.
+    pub fn neighbour_inboxes(workers: usize) -> Vec<Arc<ArrayQueue<NeighbourNews>>> {
+        (0..workers)
+            .map(|_| Arc::new(ArrayQueue::new(256)))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Handoff {
@@ -106,6 +129,33 @@ fn process_burst(
             engine::Verdict::Drop(_) => {}
         }
     });
+}
+
+/// Sends ARP requests / neighbour solicitations for the real servers and gateways whose
+/// MAC no worker knows yet, so that the first packets towards them are not lost.
+fn solicit_ahead(
+    lb: &mut LbContext,
+    pool: Mempool,
+    now: u32,
+    hops: &mut Vec<(u16, IpAddr)>,
+    out: &mut [MbufBurst<BURST>],
+    tx: &mut [TxQueue],
+    counters: &mut WorkerCounters,
+) {
+    let snap = &**lb.snapshot.get();
+    lb.engine
+        .unresolved_hops(snap, now, SOLICIT_PER_SECOND, hops);
+    for &(port, hop) in hops.iter() {
+        let Some(mut m) = pool.alloc() else {
+            return;
+        };
+        let p = usize::from(port);
+        if lb.engine.solicit(snap, now, port, hop, &mut m) {
+            if let Some(queued) = out.get_mut(p) {
+                enqueue(queued, tx.get_mut(p), m, counters);
+            }
+        }
+    }
 }
 
 /// Most connections one worker lists for `rvsadm -L -c`.
@@ -185,12 +235,33 @@ pub fn run_lb(
     let start = dpdk::tsc_now();
     let publish_every = hz / 20;
     let mut published = start;
+    let mut hops: Vec<(u16, IpAddr)> = Vec::with_capacity(SOLICIT_PER_SECOND);
+    let mut solicited_at = 0;
     stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
     while !stop.load(Ordering::Relaxed) {
         let tsc = dpdk::tsc_now();
         let now = ((tsc - start) / hz) as u32 + 1;
+        let mut changed = false;
         if lb.snapshot.refresh() {
             lb.engine.adopt(lb.snapshot.get());
+            changed = true;
+        }
+        if let Some(inbox) = lb.handoff.neighbours.get(me) {
+            while let Some((ip, mac)) = inbox.pop() {
+                lb.engine.learn_from_peer(ip, mac);
+            }
+        }
+        if let (Some(pool), true) = (lb.solicit_pool, changed || now != solicited_at) {
+            solicited_at = now;
+            solicit_ahead(
+                &mut lb,
+                pool,
+                now,
+                &mut hops,
+                &mut out,
+                &mut plan.tx,
+                &mut counters,
+            );
         }
         let mut busy = false;
         let polling = plan.forwarding.load(Ordering::Relaxed);
@@ -280,6 +351,14 @@ pub fn run_lb(
                 burst.clear();
             }
         }
+        let (engine, peers) = (&mut lb.engine, &lb.handoff.neighbours);
+        engine.take_news(|ip, mac| {
+            for (w, inbox) in peers.iter().enumerate() {
+                if w != me {
+                    let _ = inbox.push((ip, mac));
+                }
+            }
+        });
         lb.engine.expire(now, 64, &lb.loads);
         counters.polls += 1;
         counters.busy_polls += u64::from(busy);

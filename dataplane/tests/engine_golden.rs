@@ -8,7 +8,8 @@ mod common;
 
 use common::*;
 use etherparse::{IpNumber, PacketBuilder};
-use rvs_dataplane::engine::{DropReason, Verdict};
+use rvs_dataplane::engine::{DropReason, Frame, VecFrame, Verdict};
+use std::net::IpAddr;
 
 #[test]
 fn nat_ipv4_both_directions() {
@@ -712,15 +713,7 @@ fn an_unknown_next_hop_is_resolved_by_arp() {
     );
     let (v, out) = lab.run(0, &syn);
     assert_eq!(v, Verdict::Forward { port: 1 });
-    let mut who_has = Vec::new();
-    who_has.extend_from_slice(&[0xff; 6]);
-    who_has.extend_from_slice(&PORT1_MAC);
-    who_has.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
-    who_has.extend_from_slice(&PORT1_MAC);
-    who_has.extend_from_slice(&[10, 0, 0, 1]);
-    who_has.extend_from_slice(&[0; 6]);
-    who_has.extend_from_slice(&[10, 0, 0, 9]);
-    assert_eq!(out, who_has, "the SYN became an ARP request");
+    assert_eq!(out, who_has_rs9(), "the SYN became an ARP request");
     assert_eq!(
         lab.run(0, &syn).0,
         Verdict::Drop(DropReason::NoNeighbour),
@@ -731,29 +724,91 @@ fn an_unknown_next_hop_is_resolved_by_arp() {
         2
     );
     // The reply is learned; the client's retransmitted SYN goes through.
-    let rs9_mac = [2, 0xaa, 0, 0, 0, 9];
-    let mut is_at = Vec::new();
-    is_at.extend_from_slice(&PORT1_MAC);
-    is_at.extend_from_slice(&rs9_mac);
-    is_at.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-    is_at.extend_from_slice(&rs9_mac);
-    is_at.extend_from_slice(&[10, 0, 0, 9]);
-    is_at.extend_from_slice(&PORT1_MAC);
-    is_at.extend_from_slice(&[10, 0, 0, 1]);
-    assert_eq!(lab.run(1, &is_at).0, Verdict::ToHost);
-    let expected = tcp4(
-        PORT1_MAC,
-        rs9_mac,
-        CLIENT,
-        [10, 0, 0, 9],
-        63,
-        40020,
-        80,
-        true,
-        false,
-        b"",
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    assert_eq!(
+        lab.run(0, &syn),
+        (Verdict::Forward { port: 1 }, syn_to_rs9(PORT1_MAC, RS9_MAC))
     );
-    assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 1 }, expected));
+}
+
+const RS9_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 9];
+
+/// The client's SYN for 192.168.1.105:80 (rr to 10.0.0.9), with Ethernet `src` -> `dst`.
+fn syn_to_rs9(src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
+    let (addr, ttl) = if dst == PORT0_MAC {
+        ([192, 168, 1, 105], 64)
+    } else {
+        ([10, 0, 0, 9], 63)
+    };
+    tcp4(src, dst, CLIENT, addr, ttl, 40020, 80, true, false, b"")
+}
+
+/// rvs's ARP request for 10.0.0.9 out of port 1.
+fn who_has_rs9() -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 9]);
+    f
+}
+
+/// 10.0.0.9's answer to it.
+fn rs9_is_at() -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&RS9_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    f.extend_from_slice(&RS9_MAC);
+    f.extend_from_slice(&[10, 0, 0, 9]);
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f
+}
+
+#[test]
+fn real_servers_are_resolved_ahead_and_neighbours_shared_between_workers() {
+    let rs9 = IpAddr::from([10, 0, 0, 9]);
+    let mut lab = Lab::new();
+    let mut hops = Vec::new();
+    lab.engine.unresolved_hops(&lab.snap, 1, 32, &mut hops);
+    assert!(hops.contains(&(1, rs9)), "{hops:?}");
+    assert!(
+        !hops.iter().any(|&(_, h)| h == IpAddr::from([10, 0, 0, 2])),
+        "configured neighbours are known: {hops:?}"
+    );
+    // Worker 0 sends the request in a buffer of its own, once a second.
+    let mut request = VecFrame::new(&[]);
+    assert!(lab.engine.solicit(&lab.snap, 1, 1, rs9, &mut request));
+    assert_eq!(request.bytes(), who_has_rs9());
+    lab.engine.unresolved_hops(&lab.snap, 1, 32, &mut hops);
+    assert!(!hops.contains(&(1, rs9)), "asked this second already");
+    lab.engine.unresolved_hops(&lab.snap, 3, 32, &mut hops);
+    assert!(hops.contains(&(1, rs9)), "asked again while unanswered");
+
+    // The answer reaches one worker's queue: it learns, and has news for the others once.
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    let mut news = Vec::new();
+    lab.engine.take_news(|ip, mac| news.push((ip, mac)));
+    assert_eq!(news, [(rs9, RS9_MAC)]);
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    lab.engine.take_news(|ip, mac| news.push((ip, mac)));
+    assert_eq!(news.len(), 1, "nothing new the second time");
+
+    // Another worker that never saw the answer forwards the client's first SYN.
+    let mut other = Lab::new();
+    other.engine.learn_from_peer(rs9, RS9_MAC);
+    assert_eq!(
+        other.run(0, &syn_to_rs9(CLIENT_MAC, PORT0_MAC)),
+        (Verdict::Forward { port: 1 }, syn_to_rs9(PORT1_MAC, RS9_MAC))
+    );
+    other.engine.unresolved_hops(&other.snap, 5, 32, &mut hops);
+    assert!(!hops.contains(&(1, rs9)));
+    other.engine.take_news(|ip, mac| news.push((ip, mac)));
+    assert_eq!(news.len(), 1, "what peers tell is not news again");
 }
 
 #[test]

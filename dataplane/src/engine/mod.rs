@@ -181,8 +181,13 @@ pub struct Engine {
     /// When an ARP / neighbour solicitation was last sent for an address (seconds).
     requested: HashMap<IpAddr, u32>,
     neighbour_capacity: usize,
+    /// Neighbours learned (or changed) since the worker last took them, for its peers.
+    news: Vec<(IpAddr, [u8; 6])>,
     pub counters: Counters,
 }
+
+/// Most neighbour news an engine keeps between two passes of its worker.
+const NEWS_CAPACITY: usize = 64;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -202,6 +207,7 @@ impl Engine {
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
+            news: Vec::with_capacity(NEWS_CAPACITY),
             counters: Counters {
                 svc_in: vec![(0, 0); cfg.max_services],
                 svc_out: vec![(0, 0); cfg.max_services],
@@ -275,8 +281,61 @@ impl Engine {
     }
 
     fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        if self.learned.get(&ip) == Some(&mac) {
+            return;
+        }
         if self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip) {
             self.learned.insert(ip, mac);
+            if self.news.len() < NEWS_CAPACITY {
+                self.news.push((ip, mac));
+            }
+        }
+    }
+
+    /// A neighbour another worker learned (ARP and neighbour discovery answers reach only
+    /// the worker whose queue received them).
+    pub fn learn_from_peer(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        if self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip) {
+            self.learned.insert(ip, mac);
+        }
+    }
+
+    /// Neighbours this engine learned since the last call, for the other workers.
+    pub fn take_news(&mut self, mut each: impl FnMut(IpAddr, [u8; 6])) {
+        for (ip, mac) in self.news.drain(..) {
+            each(ip, mac);
+        }
+    }
+
+    /// The next hops the snapshot's real servers and gateways need whose MAC is unknown and
+    /// for which no request went out this second, with their ports (at most `limit`).
+    pub fn unresolved_hops(
+        &self,
+        snap: &Snapshot,
+        now: u32,
+        limit: usize,
+        out: &mut Vec<(u16, IpAddr)>,
+    ) {
+        out.clear();
+        let servers = snap
+            .services
+            .iter()
+            .flat_map(|s| s.servers.iter())
+            .map(|r| r.addr)
+            .filter(|a| !snap.is_local(*a))
+            .filter_map(|a| snap.route(a));
+        let gateways = snap
+            .routes
+            .iter()
+            .filter_map(|r| r.gateway.map(|g| (r.port, g)));
+        for (port, hop) in servers.chain(gateways) {
+            if out.len() >= limit {
+                break;
+            }
+            let due = self.requested.get(&hop).is_none_or(|&t| now > t);
+            if due && self.neighbour(snap, hop).is_none() && !out.contains(&(port, hop)) {
+                out.push((port, hop));
+            }
         }
     }
 
@@ -745,6 +804,23 @@ impl Engine {
         frame: &mut F,
     ) -> Verdict {
         self.counters.drops[DropReason::NoNeighbour as usize] += 1;
+        if self.solicit(snap, now, port, hop, frame) {
+            Verdict::Forward { port }
+        } else {
+            Verdict::Drop(DropReason::NoNeighbour)
+        }
+    }
+
+    /// Makes `frame` an ARP request / neighbour solicitation for `hop` out of `port`, unless
+    /// one went out this second (or the table is full); true when it did.
+    pub fn solicit<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        port: u16,
+        hop: IpAddr,
+        frame: &mut F,
+    ) -> bool {
         let due = match self.requested.get(&hop) {
             Some(&t) => now > t,
             None => self.requested.len() < self.neighbour_capacity,
@@ -753,10 +829,10 @@ impl Engine {
             snap.ports.get(usize::from(port)).map(|p| p.mac),
             snap.local_addr(port, hop),
         ) else {
-            return Verdict::Drop(DropReason::NoNeighbour);
+            return false;
         };
         if !due {
-            return Verdict::Drop(DropReason::NoNeighbour);
+            return false;
         }
         let total = match hop {
             IpAddr::V4(_) => ethernet::HEADER_LEN + arp::LEN,
@@ -764,7 +840,7 @@ impl Engine {
         };
         let have = frame.bytes().len();
         if have < total && !frame.append(total - have) {
-            return Verdict::Drop(DropReason::NoNeighbour);
+            return false;
         }
         frame.truncate(total);
         self.requested.insert(hop, now);
@@ -792,7 +868,7 @@ impl Engine {
             }
         }
         self.counters.neighbour_requests += 1;
-        Verdict::Forward { port }
+        true
     }
 
     /// An ICMP error about a packet of a known connection is forwarded to the other side
