@@ -342,6 +342,43 @@ fn persistence_keeps_a_client_on_its_server_across_ports() {
 }
 
 #[test]
+fn a_template_outliving_its_timeout_is_rearmed_for_the_persistence_timeout() {
+    let mut lab = Lab::new();
+    lab.engine.timeouts.tcp[3] = 1000; // SYN_RECV outlives the 360 s template
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 103],
+        64,
+        1000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let template = |lab: &Lab| {
+        lab.engine
+            .table
+            .iter()
+            .find(|(_, c)| c.is_template())
+            .map(|(_, c)| c.expires)
+    };
+    assert_eq!(template(&lab), Some(361));
+    lab.engine.expire(362, 256, &lab.loads);
+    assert_eq!(
+        template(&lab),
+        Some(362 + 360),
+        "re-armed for -p 360, as IPVS"
+    );
+    lab.engine.expire(1002, 256, &lab.loads);
+    lab.engine.expire(1002 + 360, 256, &lab.loads);
+    assert_eq!(template(&lab), None, "gone once it controls nothing");
+    assert_eq!(lab.engine.table.len(), 0);
+}
+
+#[test]
 fn arp_and_ping_for_a_vip_are_answered() {
     let mut lab = Lab::new();
     let mut req = Vec::new();

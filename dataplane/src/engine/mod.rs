@@ -177,6 +177,9 @@ pub struct Engine {
     states: Vec<SchedState>,
     /// The service version each scheduler state was built for.
     state_versions: Vec<u64>,
+    /// Each service's persistence timeout (seconds): a template that still controls
+    /// connections when it runs out is re-armed for that long, as IPVS does.
+    persistence: Vec<u32>,
     learned: HashMap<IpAddr, [u8; 6]>,
     /// When an ARP / neighbour solicitation was last sent for an address (seconds).
     requested: HashMap<IpAddr, u32>,
@@ -185,6 +188,9 @@ pub struct Engine {
     news: Vec<(IpAddr, [u8; 6])>,
     pub counters: Counters,
 }
+
+/// How long a template of a service no longer known lives on while it controls connections.
+const TEMPLATE_REARM: u32 = 60;
 
 /// Most neighbour news an engine keeps between two passes of its worker.
 const NEWS_CAPACITY: usize = 64;
@@ -204,6 +210,7 @@ impl Engine {
                 .map(|_| SchedState::default())
                 .collect(),
             state_versions: vec![u64::MAX; cfg.max_services],
+            persistence: vec![TEMPLATE_REARM; cfg.max_services],
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
@@ -231,6 +238,9 @@ impl Engine {
                     *v = svc.version;
                 }
             }
+            if let Some(p) = self.persistence.get_mut(i) {
+                *p = svc.persistence.map_or(TEMPLATE_REARM, |(t, _)| t.max(1));
+            }
         }
         self.timeouts = snap.timeouts;
     }
@@ -246,10 +256,12 @@ impl Engine {
     pub fn expire(&mut self, now: u32, budget: usize, loads: &[DestLoad]) -> usize {
         let mut released = [0u32; 256];
         let mut n = 0;
+        let persistence = &self.persistence;
         let visited = self.table.expire(now, budget.min(released.len()), |_, c| {
             if c.is_template() {
                 if c.controls > 0 {
-                    return Some(now + 60);
+                    let rearm = persistence.get(usize::from(c.service));
+                    return Some(now + rearm.copied().unwrap_or(TEMPLATE_REARM));
                 }
                 if let Some(l) = loads.get(c.dest as usize) {
                     l.remove_persistent();
