@@ -38,6 +38,65 @@ struct Args {
     /// EAL memory in MB (no hugepages needed).
     #[arg(long, default_value_t = 1024)]
     memory_mb: u32,
+    /// An ad-hoc scenario instead of a set: this method (with io on the same flows as its
+    /// yardstick, unless it is io).
+    #[arg(long, value_enum)]
+    method: Option<Method>,
+    /// The ad-hoc scenario's traffic.
+    #[arg(long, value_enum, default_value_t = Kind::Tcp, requires = "method")]
+    traffic: Kind,
+    /// The ad-hoc scenario's flows (clients x ports); for syn, the connection table's size.
+    #[arg(long, default_value_t = 10_000, requires = "method",
+          value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    flows: u32,
+    /// The ad-hoc scenario's frame size in bytes, CRC included (64 to 1518).
+    #[arg(long, default_value_t = 64, requires = "method",
+          value_parser = clap::value_parser!(u16).range(64..=1518))]
+    size: u16,
+    /// The ad-hoc scenario's offered rate in packets per second (default: full speed).
+    #[arg(long, requires = "method", value_parser = parse_rate)]
+    rate: Option<f64>,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 1000.0 => Ok(r),
+        _ => Err(format!("{s:?}: packets per second, at least 1000")),
+    }
+}
+
+/// The ad-hoc scenario of `--method`, after its yardstick.
+fn custom(a: &Args, method: Method) -> Vec<Planned> {
+    let secs = a.seconds.unwrap_or(2.0);
+    let size = a.size - 4;
+    let mut v = Vec::new();
+    if a.traffic == Kind::Syn {
+        let mut s = syn_flood(
+            method,
+            &format!("{}-synflood", method.name()),
+            secs,
+            a.flows as usize,
+        );
+        if method != Method::Io {
+            v.push(syn_flood(Method::Io, "io-syn", secs.min(1.0), 0));
+            s.yardstick = Some("io-syn".into());
+        }
+        s.rate = a.rate;
+        v.push(s);
+    } else {
+        if method != Method::Io {
+            v.push(established(Method::Io, a.traffic, size, a.flows, secs));
+        }
+        let mut s = established(method, a.traffic, size, a.flows, secs);
+        s.rate = a.rate;
+        v.push(s);
+    }
+    v.into_iter()
+        .map(|scenario| Planned {
+            scenario,
+            rate_share: None,
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -242,7 +301,10 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // Before EAL pins this thread to its lcore.
     let machine = machine();
-    let mut planned = plan(args.set, args.seconds);
+    let mut planned = match args.method {
+        Some(m) => custom(&args, m),
+        None => plan(args.set, args.seconds),
+    };
     if !args.only.is_empty() {
         // Keep what a kept run needs for its rate.
         let wanted: Vec<String> = planned
@@ -266,9 +328,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let set = match args.set {
-        Set::Short => "short",
-        Set::Full => "full",
+    let set = match (args.method, args.set) {
+        (Some(_), _) => "custom",
+        (None, Set::Short) => "short",
+        (None, Set::Full) => "full",
     };
     println!(
         "rvs-bench: {} scenarios ({set} set), generator lcore {}, worker lcore {}, {}",
@@ -343,5 +406,57 @@ fn main() -> std::process::ExitCode {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("rvs-bench").chain(a.iter().copied()))
+    }
+
+    #[test]
+    fn an_ad_hoc_scenario_runs_after_its_yardstick() {
+        let a = args(&[
+            "--method", "dr", "--flows", "500", "--size", "128", "--rate", "2e6",
+        ])
+        .unwrap();
+        let names: Vec<(String, Option<f64>, Option<String>)> = custom(&a, Method::Dr)
+            .into_iter()
+            .map(|p| (p.scenario.name, p.scenario.rate, p.scenario.yardstick))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("io-tcp-128-500".to_string(), None, None),
+                (
+                    "dr-tcp-128-500".to_string(),
+                    Some(2e6),
+                    Some("io-tcp-128-500".to_string())
+                )
+            ]
+        );
+        let a = args(&["--method", "nat", "--traffic", "syn", "--flows", "100000"]).unwrap();
+        let p = custom(&a, Method::Nat);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].scenario.conn_capacity, 100_000);
+        assert_eq!(p[1].scenario.yardstick.as_deref(), Some("io-syn"));
+        assert_eq!(
+            custom(&args(&["--method", "io"]).unwrap(), Method::Io).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn ad_hoc_options_are_checked() {
+        assert!(args(&["--flows", "5"]).is_err(), "needs --method");
+        assert!(args(&["--method", "nat", "--size", "63"]).is_err());
+        assert!(args(&["--method", "nat", "--size", "1519"]).is_err());
+        assert!(args(&["--method", "nat", "--rate", "10"]).is_err());
+        assert!(args(&["--method", "nat", "--rate", "fast"]).is_err());
+        assert!(args(&["--method", "maglev"]).is_err());
+        assert!(args(&["--method", "tun", "--traffic", "udp", "--size", "1518"]).is_ok());
     }
 }

@@ -30,7 +30,7 @@ const ROUTER_MAC: [u8; 6] = [2, 0xbe, 0, 0, 0, 0xfe];
 const SERVER_MAC: [u8; 6] = [2, 0x5e, 0, 0, 0, 0];
 
 /// How the worker forwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// The yardstick: rvs's io diagnostic mode (frames forwarded untouched).
