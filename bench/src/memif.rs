@@ -266,9 +266,16 @@ pub fn run(
         let generated = generate(ports, traffic, s, None, 0, &mut out);
         stop(child, dut);
         generated?;
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         if std::env::var_os("RVS_BENCH_DUT_LOG").is_some() {
-            eprint!("{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+            eprint!("{log}");
         }
+        let (drops, tx_dropped) = dut_drops(&log);
+        out.drops = drops;
+        if tx_dropped > 0 {
+            out.drops.push(("DUT tx full".into(), tx_dropped));
+        }
+        out.sink_overflow = tx_dropped;
         drop((_a_rx, a_tx, b_rx, _b_tx));
         a.close().map_err(err)?;
         b.close().map_err(err)?;
@@ -278,10 +285,76 @@ pub fn run(
     result
 }
 
+/// The drops the device under test reported when it stopped: rvs's by reason ("Drops: no
+/// route: 3, table full: 2   To-host: ..." per worker), and the last (accumulated)
+/// "TX-dropped: N" of rvs or testpmd, given apart (its transmit ring towards the generator
+/// was full). testpmd's "RX-dropped" counts as "DUT rx dropped".
+fn dut_drops(log: &str) -> (Vec<(String, u64)>, u64) {
+    let mut drops: Vec<(String, u64)> = Vec::new();
+    let mut add = |name: &str, n: u64| match drops.iter_mut().find(|(r, _)| r == name) {
+        Some((_, t)) => *t += n,
+        None => drops.push((name.to_string(), n)),
+    };
+    let last = |key: &str| {
+        log.lines()
+            .rev()
+            .find_map(|l| {
+                let rest = &l[l.find(key)? + key.len()..];
+                rest.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .unwrap_or(0)
+    };
+    for line in log.lines() {
+        let Some(at) = line.find("Drops: ") else {
+            continue;
+        };
+        let list = &line[at + 7..];
+        let list = list.split("   ").next().unwrap_or("");
+        for item in list.split(", ") {
+            if let Some((name, n)) = item.rsplit_once(": ") {
+                if let Ok(n) = n.trim().parse::<u64>() {
+                    add(name.trim(), n);
+                }
+            }
+        }
+    }
+    let rx_dropped = last("RX-dropped: ");
+    if rx_dropped > 0 {
+        add("DUT rx dropped", rx_dropped);
+    }
+    (drops, last("TX-dropped: "))
+}
+
 fn parse_mac(s: &str) -> [u8; 6] {
     let mut m = [0u8; 6];
     for (b, part) in m.iter_mut().zip(s.split(':')) {
         *b = u8::from_str_radix(part, 16).unwrap_or(0);
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_duts_drops_are_read_from_its_exit_statistics() {
+        let rvs = "  RX-packets: 9             TX-packets: 5             TX-dropped: 1\n\
+                   \x20 Drops: no route: 3, table full: 2   To-host: 0 (to the port's host twin)\n\
+                   \x20 Drops: 0   To-host: 4 (to the port's host twin)\n\
+                   \x20 Drops: table full: 5   To-host: 0 (x)\n\
+                   \x20 RX-packets: 20            TX-packets: 11            TX-dropped: 2\n";
+        let (drops, tx) = dut_drops(rvs);
+        assert_eq!(
+            drops,
+            [("no route".to_string(), 3), ("table full".to_string(), 7)]
+        );
+        assert_eq!(tx, 2, "the accumulated (last) figure");
+        let testpmd = "  RX-packets: 100  RX-dropped: 4  RX-total: 104\n  TX-packets: 90  TX-dropped: 10  TX-total: 100\n";
+        assert_eq!(
+            dut_drops(testpmd),
+            (vec![("DUT rx dropped".to_string(), 4)], 10)
+        );
+        assert_eq!(dut_drops(""), (vec![], 0));
+    }
 }

@@ -66,9 +66,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.latency_ns.p50 as f64 / 1e3,
             o.latency_ns.p99 as f64 / 1e3,
             o.bottleneck,
-            if o.wiring == "memif" {
-                "in the DUT's own statistics".into()
-            } else if drops.is_empty() {
+            if drops.is_empty() {
                 "none".into()
             } else {
                 drops.join(", ")
