@@ -283,10 +283,9 @@ fn drops_are_counted_by_reason() {
     );
 }
 
-#[test]
-fn persistence_keeps_a_client_on_its_server_across_ports() {
-    let mut lab = Lab::new();
-    let a = tcp4(
+/// The client's SYN for 192.168.1.103:80 (persistent, all ports, NAT).
+fn syn_to_persistent_service() -> Vec<u8> {
+    tcp4(
         CLIENT_MAC,
         PORT0_MAC,
         CLIENT,
@@ -297,7 +296,13 @@ fn persistence_keeps_a_client_on_its_server_across_ports() {
         true,
         false,
         b"",
-    );
+    )
+}
+
+#[test]
+fn persistence_keeps_a_client_on_its_server_across_ports() {
+    let mut lab = Lab::new();
+    let a = syn_to_persistent_service();
     let b = tcp4(
         CLIENT_MAC,
         PORT0_MAC,
@@ -345,18 +350,7 @@ fn persistence_keeps_a_client_on_its_server_across_ports() {
 fn a_template_outliving_its_timeout_is_rearmed_for_the_persistence_timeout() {
     let mut lab = Lab::new();
     lab.engine.timeouts.tcp[3] = 1000; // SYN_RECV outlives the 360 s template
-    let syn = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [192, 168, 1, 103],
-        64,
-        1000,
-        80,
-        true,
-        false,
-        b"",
-    );
+    let syn = syn_to_persistent_service();
     assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
     let template = |lab: &Lab| {
         lab.engine
