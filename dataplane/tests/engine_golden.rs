@@ -789,11 +789,16 @@ fn who_has_rs9() -> Vec<u8> {
 
 /// 10.0.0.9's answer to it.
 fn rs9_is_at() -> Vec<u8> {
+    rs9_answers_from(RS9_MAC)
+}
+
+/// 10.0.0.9's ARP answer, from `mac`.
+fn rs9_answers_from(mac: [u8; 6]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&PORT1_MAC);
-    f.extend_from_slice(&RS9_MAC);
+    f.extend_from_slice(&mac);
     f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-    f.extend_from_slice(&RS9_MAC);
+    f.extend_from_slice(&mac);
     f.extend_from_slice(&[10, 0, 0, 9]);
     f.extend_from_slice(&PORT1_MAC);
     f.extend_from_slice(&[10, 0, 0, 1]);
@@ -840,6 +845,66 @@ fn real_servers_are_resolved_ahead_and_neighbours_shared_between_workers() {
     assert!(!hops.contains(&(1, rs9)));
     other.engine.take_news(|ip, mac| news.push((ip, mac)));
     assert_eq!(news.len(), 1, "what peers tell is not news again");
+}
+
+#[test]
+fn an_established_connection_follows_its_next_hops_when_they_change() {
+    let (moved, told, gw2) = (
+        [2, 0xaa, 0, 0, 0, 0x99],
+        [2, 0xaa, 0, 0, 0, 0x77],
+        [2, 0xbb, 0, 0, 0, 2],
+    );
+    let to_rs9 = |syn: bool, dst_mac: [u8; 6]| {
+        let (src_mac, addr, ttl) = if dst_mac == PORT0_MAC {
+            (CLIENT_MAC, [192, 168, 1, 105], 64)
+        } else {
+            (PORT1_MAC, [10, 0, 0, 9], 63)
+        };
+        tcp4(
+            src_mac, dst_mac, CLIENT, addr, ttl, 40020, 80, syn, !syn, b"",
+        )
+    };
+    let reply = |dst_mac: [u8; 6]| {
+        let (src_mac, addr, ttl) = if dst_mac == PORT1_MAC {
+            (RS9_MAC, [10, 0, 0, 9], 64)
+        } else {
+            (PORT0_MAC, [192, 168, 1, 105], 63)
+        };
+        tcp4(
+            src_mac, dst_mac, addr, CLIENT, ttl, 80, 40020, true, true, b"",
+        )
+    };
+    let mut lab = Lab::new();
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    let check = |lab: &mut Lab, port: u16, input: Vec<u8>, expected: Vec<u8>| {
+        let out_port = 1 - port;
+        assert_eq!(
+            lab.run(port, &input),
+            (Verdict::Forward { port: out_port }, expected)
+        );
+    };
+    check(&mut lab, 0, to_rs9(true, PORT0_MAC), to_rs9(true, RS9_MAC));
+    check(&mut lab, 1, reply(PORT1_MAC), reply(GW_MAC));
+    check(
+        &mut lab,
+        0,
+        to_rs9(false, PORT0_MAC),
+        to_rs9(false, RS9_MAC),
+    );
+    // The server moves to another MAC (its ARP answer says so): the connection follows.
+    assert_eq!(lab.run(1, &rs9_answers_from(moved)).0, Verdict::ToHost);
+    check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, moved));
+    // Another worker heard of a newer one.
+    lab.engine
+        .learn_from_peer(IpAddr::from([10, 0, 0, 9]), told);
+    check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, told));
+    // A new snapshot configures the gateway's new MAC: the replies follow it.
+    lab.snap
+        .neighbours
+        .insert(IpAddr::from([192, 168, 1, 254]), gw2);
+    lab.engine.adopt(&lab.snap);
+    check(&mut lab, 1, reply(PORT1_MAC), reply(gw2));
+    check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, told));
 }
 
 #[test]

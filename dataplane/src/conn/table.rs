@@ -49,7 +49,7 @@ pub fn ip_of(a: &Addr16) -> IpAddr {
 }
 
 /// The client-side key: protocol, client endpoint, virtual endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InKey {
     pub proto: u8,
     pub caddr: Addr16,
@@ -59,7 +59,7 @@ pub struct InKey {
 }
 
 /// The reply-side key (NAT): protocol, real-server endpoint, client endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutKey {
     pub proto: u8,
     pub daddr: Addr16,
@@ -67,6 +67,31 @@ pub struct OutKey {
     pub caddr: Addr16,
     pub cport: u16,
 }
+
+// Keys hash as three words (two addresses, protocol and ports) rather than field by field
+// with slice length prefixes: the lookup is on every packet's path.
+impl Hash for InKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from_ne_bytes(self.caddr));
+        h.write_u128(u128::from_ne_bytes(self.vaddr));
+        h.write_u64(ports_word(self.proto, self.cport, self.vport));
+    }
+}
+
+impl Hash for OutKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from_ne_bytes(self.daddr));
+        h.write_u128(u128::from_ne_bytes(self.caddr));
+        h.write_u64(ports_word(self.proto, self.dport, self.cport));
+    }
+}
+
+fn ports_word(proto: u8, a: u16, b: u16) -> u64 {
+    u64::from(proto) << 32 | u64::from(a) << 16 | u64::from(b)
+}
+
+/// No next hop cached.
+pub const NO_HOP: u16 = u16::MAX;
 
 /// One connection (or persistence template).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +116,12 @@ pub struct Conn {
     pub template: u32,
     /// Templates: connections they control.
     pub controls: u32,
+    /// The engine's next-hop cache epoch the two hop indexes below belong to.
+    pub hop_epoch: u32,
+    /// Index of the cached next hop towards the real server, or [`NO_HOP`].
+    pub hop_to_server: u16,
+    /// Index of the cached next hop towards the client (NAT replies), or [`NO_HOP`].
+    pub hop_to_client: u16,
     wheel_next: u32,
     wheel_prev: u32,
     wheel_slot: u16,
@@ -123,6 +154,9 @@ impl Conn {
             expires: 0,
             template: NIL,
             controls: 0,
+            hop_epoch: 0,
+            hop_to_server: NO_HOP,
+            hop_to_client: NO_HOP,
             wheel_next: NIL,
             wheel_prev: NIL,
             wheel_slot: UNLINKED,

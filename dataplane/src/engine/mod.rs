@@ -13,7 +13,7 @@ pub mod snapshot;
 pub use frame::{Frame, VecFrame};
 pub use snapshot::{Method, PortInfo, RealServer, Route, Service, Snapshot};
 
-use crate::conn::table::flags;
+use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
     account_transition, addr16, ip_of, transition, Conn, ConnTable, Direction, InKey, OutKey,
     TcpState, Timeouts,
@@ -186,7 +186,25 @@ pub struct Engine {
     neighbour_capacity: usize,
     /// Neighbours learned (or changed) since the worker last took them, for its peers.
     news: Vec<(IpAddr, [u8; 6])>,
+    /// Next hops (port and MAC) connections cached an index of; valid for one epoch, which
+    /// ends when a snapshot is adopted or a neighbour's MAC changes.
+    hops: Vec<NextHop>,
+    hop_ids: HashMap<(u16, IpAddr), u16>,
+    hop_epoch: u32,
     pub counters: Counters,
+}
+
+/// Where a packet leaves: the port and the next hop's MAC.
+#[derive(Debug, Clone, Copy)]
+struct NextHop {
+    port: u16,
+    mac: [u8; 6],
+}
+
+/// Why no next hop: no route, or the next hop's MAC is still unknown.
+enum HopMiss {
+    NoRoute,
+    Unresolved { port: u16, hop: IpAddr },
 }
 
 /// How long a template of a service no longer known lives on while it controls connections.
@@ -215,6 +233,9 @@ impl Engine {
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
             news: Vec::with_capacity(NEWS_CAPACITY),
+            hops: Vec::with_capacity(cfg.neighbour_capacity),
+            hop_ids: HashMap::with_capacity(cfg.neighbour_capacity),
+            hop_epoch: 1,
             counters: Counters {
                 svc_in: vec![(0, 0); cfg.max_services],
                 svc_out: vec![(0, 0); cfg.max_services],
@@ -243,6 +264,65 @@ impl Engine {
             }
         }
         self.timeouts = snap.timeouts;
+        self.new_hop_epoch();
+    }
+
+    /// Forgets every cached next hop (routes, ports or neighbours changed).
+    fn new_hop_epoch(&mut self) {
+        self.hop_epoch = self.hop_epoch.wrapping_add(1).max(1);
+        self.hops.clear();
+        self.hop_ids.clear();
+    }
+
+    /// The port and next-hop MAC towards `dst` for connection `id`, from the connection's
+    /// cache while its epoch is current; otherwise by route and neighbour lookup, cached.
+    fn next_hop(
+        &mut self,
+        snap: &Snapshot,
+        id: crate::conn::ConnId,
+        dst: IpAddr,
+        to_server: bool,
+    ) -> Result<NextHop, HopMiss> {
+        let cached = self.table.get(id).and_then(|c| {
+            let i = if to_server {
+                c.hop_to_server
+            } else {
+                c.hop_to_client
+            };
+            (c.hop_epoch == self.hop_epoch).then_some(i)
+        });
+        if let Some(hop) = cached.and_then(|i| self.hops.get(usize::from(i))) {
+            return Ok(*hop);
+        }
+        let (port, hop) = snap.route(dst).ok_or(HopMiss::NoRoute)?;
+        let mac = self
+            .neighbour(snap, hop)
+            .ok_or(HopMiss::Unresolved { port, hop })?;
+        let next = NextHop { port, mac };
+        let index = match self.hop_ids.get(&(port, hop)) {
+            Some(&i) => i,
+            None if self.hops.len() < self.hops.capacity().min(usize::from(NO_HOP)) => {
+                let i = self.hops.len() as u16;
+                self.hops.push(next);
+                self.hop_ids.insert((port, hop), i);
+                i
+            }
+            None => return Ok(next),
+        };
+        let epoch = self.hop_epoch;
+        if let Some(c) = self.table.get_mut(id) {
+            if c.hop_epoch != epoch {
+                c.hop_epoch = epoch;
+                c.hop_to_server = NO_HOP;
+                c.hop_to_client = NO_HOP;
+            }
+            if to_server {
+                c.hop_to_server = index;
+            } else {
+                c.hop_to_client = index;
+            }
+        }
+        Ok(next)
     }
 
     fn drop(&mut self, r: DropReason) -> Verdict {
@@ -297,7 +377,9 @@ impl Engine {
             return;
         }
         if self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip) {
-            self.learned.insert(ip, mac);
+            if self.learned.insert(ip, mac).is_some() {
+                self.new_hop_epoch();
+            }
             if self.news.len() < NEWS_CAPACITY {
                 self.news.push((ip, mac));
             }
@@ -307,8 +389,9 @@ impl Engine {
     /// A neighbour another worker learned (ARP and neighbour discovery answers reach only
     /// the worker whose queue received them).
     pub fn learn_from_peer(&mut self, ip: IpAddr, mac: [u8; 6]) {
-        if self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip) {
-            self.learned.insert(ip, mac);
+        let room = self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip);
+        if room && self.learned.insert(ip, mac).is_some_and(|old| old != mac) {
+            self.new_hop_epoch();
         }
     }
 
@@ -512,11 +595,12 @@ impl Engine {
             return Verdict::ToHost;
         }
         let daddr = ip_of(&conn.daddr);
-        let Some((out_port, hop)) = snap.route(daddr) else {
-            return self.drop(DropReason::NoRoute);
-        };
-        let Some(hop_mac) = self.neighbour(snap, hop) else {
-            return self.resolve(snap, now, out_port, hop, frame);
+        let (out_port, hop_mac) = match self.next_hop(snap, id, daddr, true) {
+            Ok(h) => (h.port, h.mac),
+            Err(HopMiss::NoRoute) => return self.drop(DropReason::NoRoute),
+            Err(HopMiss::Unresolved { port, hop }) => {
+                return self.resolve(snap, now, port, hop, frame)
+            }
         };
         let Some(port_info) = snap.ports.get(usize::from(out_port)) else {
             return self.drop(DropReason::NoRoute);
@@ -586,11 +670,12 @@ impl Engine {
         if flow.ttl <= 1 {
             return self.drop(DropReason::Ttl);
         }
-        let Some((out_port, hop)) = snap.route(flow.dst) else {
-            return self.drop(DropReason::NoRoute);
-        };
-        let Some(hop_mac) = self.neighbour(snap, hop) else {
-            return self.resolve(snap, now, out_port, hop, frame);
+        let (out_port, hop_mac) = match self.next_hop(snap, id, flow.dst, false) {
+            Ok(h) => (h.port, h.mac),
+            Err(HopMiss::NoRoute) => return self.drop(DropReason::NoRoute),
+            Err(HopMiss::Unresolved { port, hop }) => {
+                return self.resolve(snap, now, port, hop, frame)
+            }
         };
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return self.drop(DropReason::NoRoute);

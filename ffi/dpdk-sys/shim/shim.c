@@ -23,14 +23,10 @@ int rvs_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsi
 }
 
 void rvs_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
-uint8_t *rvs_pktmbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, uint8_t *); }
-uint16_t rvs_pktmbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 uint32_t rvs_pktmbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t rvs_pktmbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
 uint16_t rvs_pktmbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
 uint16_t rvs_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
-uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m) { return m->port; }
-void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port) { m->port = port; }
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
 uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
 

@@ -25,14 +25,10 @@ uint16_t rvs_eth_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
 struct rte_mbuf *rvs_pktmbuf_alloc(struct rte_mempool *mp);
 int rvs_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned count);
 void rvs_pktmbuf_free(struct rte_mbuf *m);
-uint8_t *rvs_pktmbuf_data(struct rte_mbuf *m);
-uint16_t rvs_pktmbuf_data_len(const struct rte_mbuf *m);
 uint32_t rvs_pktmbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_nb_segs(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_tailroom(const struct rte_mbuf *m);
-uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m);
-void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port);
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m);
 uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m);
 /* Asks the port to compute the IPv4 header checksum of an mbuf on transmit. */

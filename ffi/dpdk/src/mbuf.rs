@@ -24,36 +24,38 @@ impl Mbuf {
         self.0.as_ptr()
     }
 
+    /// Start of the packet bytes: `rte_pktmbuf_mtod`, read from the fields here rather than
+    /// through the C shim, as the engine takes this view several times per packet.
+    #[inline]
+    fn mtod(&self) -> *mut u8 {
+        // SAFETY: buf_addr and data_off are plain fields of a valid mbuf; data_off is within
+        // the buffer by DPDK's invariant, so the offset pointer stays inside it.
+        unsafe {
+            let m = &*self.raw();
+            (m.buf_addr as *mut u8).add(usize::from(m.data_off))
+        }
+    }
+
     /// The packet bytes of the first segment.
     #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: mtod points at data_len initialised bytes owned by this mbuf; the borrow
         // of self keeps it alive and unmodified.
-        unsafe {
-            std::slice::from_raw_parts(
-                dpdk_sys::rvs_pktmbuf_data(self.raw()),
-                dpdk_sys::rvs_pktmbuf_data_len(self.raw()) as usize,
-            )
-        }
+        unsafe { std::slice::from_raw_parts(self.mtod(), self.len()) }
     }
 
     /// The packet bytes of the first segment, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in data(); the exclusive borrow of self makes the view unique.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                dpdk_sys::rvs_pktmbuf_data(self.raw()),
-                dpdk_sys::rvs_pktmbuf_data_len(self.raw()) as usize,
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.mtod(), self.len()) }
     }
 
     /// Bytes in the first segment.
     #[inline]
     pub fn len(&self) -> usize {
-        // SAFETY: reads a field of a valid mbuf.
-        unsafe { dpdk_sys::rvs_pktmbuf_data_len(self.raw()) as usize }
+        // SAFETY: reads a plain field of a valid mbuf.
+        unsafe { usize::from((*self.raw()).data_len) }
     }
 
     #[inline]
@@ -90,15 +92,15 @@ impl Mbuf {
     /// Port the packet was received on.
     #[inline]
     pub fn in_port(&self) -> u16 {
-        // SAFETY: reads a field of a valid mbuf.
-        unsafe { dpdk_sys::rvs_pktmbuf_port(self.raw()) }
+        // SAFETY: reads a plain field of a valid mbuf.
+        unsafe { (*self.raw()).port }
     }
 
     /// Overwrites the input-port field (a worker stamps frames it hands to another).
     #[inline]
     pub fn set_in_port(&mut self, port: u16) {
         // SAFETY: writes a plain field of an mbuf this handle owns exclusively.
-        unsafe { dpdk_sys::rvs_pktmbuf_set_port(self.raw(), port) }
+        unsafe { (*self.raw()).port = port }
     }
 
     /// Asks the port to fill in the IPv4 header checksum on transmit (the port must have
