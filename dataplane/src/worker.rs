@@ -108,6 +108,10 @@ fn process_burst(
     counters: &mut WorkerCounters,
 ) {
     let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
+    burst.prefetch();
+    for m in burst.as_slice() {
+        engine.prefetch(snap, m.data());
+    }
     burst.drain_each(|mut m| {
         let from = in_port(&m);
         match engine.process(snap, loads, now, from, &mut m) {
@@ -284,6 +288,12 @@ pub fn run_lb(
             }
             let snap = &**lb.snapshot.get();
             let in_port = assignment.in_port;
+            // Alone, every frame is mine; otherwise each goes to its flow's owner.
+            if workers <= 1 {
+                std::mem::swap(&mut rx, &mut mine);
+            } else {
+                rx.prefetch();
+            }
             rx.drain_each(|mut m| {
                 match engine::flow_owner(snap, m.data(), workers) {
                     Some(o) if o != me => {

@@ -1,5 +1,6 @@
 //! Per-worker connection tracking: the IPVS TCP state machine and the connection table.
 
+pub mod index;
 pub mod state;
 pub mod table;
 

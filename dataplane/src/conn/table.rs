@@ -7,7 +7,7 @@
 //! deadline moved is relinked, others expire. [`ConnTable::expire`] works through due slots
 //! with a budget, so there is never a full-table scan.
 
-use hashbrown::hash_table::HashTable;
+use super::index::FlowIndex;
 use hashbrown::DefaultHashBuilder;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
@@ -33,6 +33,7 @@ pub mod flags {
 /// Addresses are stored as 16 bytes; IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
 pub type Addr16 = [u8; 16];
 
+#[inline]
 pub fn addr16(a: IpAddr) -> Addr16 {
     match a {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
@@ -40,6 +41,7 @@ pub fn addr16(a: IpAddr) -> Addr16 {
     }
 }
 
+#[inline]
 pub fn ip_of(a: &Addr16) -> IpAddr {
     let v6 = std::net::Ipv6Addr::from(*a);
     match v6.to_ipv4_mapped() {
@@ -200,18 +202,30 @@ pub struct ConnId(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableFull;
 
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Used(Conn),
-    Free { next: u32 },
+/// A free slab entry: its `wheel_slot` says so, its `wheel_next` links the free list.
+const FREE: u16 = u16::MAX - 1;
+
+fn free_entry(next: u32) -> Conn {
+    let key = InKey {
+        proto: 0,
+        caddr: [0; 16],
+        cport: 0,
+        vaddr: [0; 16],
+        vport: 0,
+    };
+    Conn {
+        wheel_next: next,
+        wheel_slot: FREE,
+        ..Conn::new(key, [0; 16], 0, 0, 0, 0, 0)
+    }
 }
 
 pub struct ConnTable {
-    slots: Vec<Slot>,
+    slots: Vec<Conn>,
     free_head: u32,
     len: usize,
-    by_in: HashTable<u32>,
-    by_out: HashTable<u32>,
+    by_in: FlowIndex,
+    by_out: FlowIndex,
     hasher: DefaultHashBuilder,
     wheel: Vec<u32>,
     /// The next second whose slot has not been detached for sweeping.
@@ -231,16 +245,14 @@ impl ConnTable {
     pub fn new(capacity: usize, now: u32) -> ConnTable {
         let capacity = capacity.clamp(1, NIL as usize - 1);
         let slots = (0..capacity)
-            .map(|i| Slot::Free {
-                next: if i + 1 < capacity { i as u32 + 1 } else { NIL },
-            })
+            .map(|i| free_entry(if i + 1 < capacity { i as u32 + 1 } else { NIL }))
             .collect();
         ConnTable {
             slots,
             free_head: 0,
             len: 0,
-            by_in: HashTable::with_capacity(capacity),
-            by_out: HashTable::with_capacity(capacity),
+            by_in: FlowIndex::new(capacity),
+            by_out: FlowIndex::new(capacity),
             hasher: DefaultHashBuilder::default(),
             wheel: vec![NIL; WHEEL_SLOTS],
             wheel_now: now,
@@ -262,11 +274,8 @@ impl ConnTable {
 
     /// Bytes the table holds per entry of capacity: the slab entry plus both index tables.
     pub fn bytes_per_entry(&self) -> f64 {
-        let slab = std::mem::size_of::<Slot>() * self.slots.len();
-        // hashbrown: a u32 and a control byte per bucket; buckets = capacity * 8/7, rounded
-        // up to a power of two.
-        let index = |t: &HashTable<u32>| (t.capacity() * 8 / 7).next_power_of_two() * 5;
-        let total = slab + index(&self.by_in) + index(&self.by_out) + self.wheel.len() * 4;
+        let slab = std::mem::size_of::<Conn>() * self.slots.len();
+        let total = slab + self.by_in.bytes() + self.by_out.bytes() + self.wheel.len() * 4;
         total as f64 / self.slots.len() as f64
     }
 
@@ -274,42 +283,56 @@ impl ConnTable {
         self.hasher.hash_one(k)
     }
 
-    fn conn_at(slots: &[Slot], i: u32) -> Option<&Conn> {
-        match slots.get(i as usize) {
-            Some(Slot::Used(c)) => Some(c),
-            _ => None,
-        }
+    #[inline]
+    fn conn_at(slots: &[Conn], i: u32) -> Option<&Conn> {
+        slots.get(i as usize).filter(|c| c.wheel_slot != FREE)
     }
 
+    #[inline]
     pub fn get(&self, id: ConnId) -> Option<&Conn> {
         Self::conn_at(&self.slots, id.0)
     }
 
+    #[inline]
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        match self.slots.get_mut(id.0 as usize) {
-            Some(Slot::Used(c)) => Some(c),
-            _ => None,
-        }
+        self.slots
+            .get_mut(id.0 as usize)
+            .filter(|c| c.wheel_slot != FREE)
     }
 
+    #[inline]
     pub fn lookup_in(&self, key: &InKey) -> Option<ConnId> {
         let h = self.hash(key);
         let slots = &self.slots;
         self.by_in
-            .find(h, |&i| {
+            .find(h, |i| {
                 Self::conn_at(slots, i).is_some_and(|c| c.in_key() == *key)
             })
-            .map(|&i| ConnId(i))
+            .map(ConnId)
     }
 
+    #[inline]
     pub fn lookup_out(&self, key: &OutKey) -> Option<ConnId> {
         let h = self.hash(key);
         let slots = &self.slots;
         self.by_out
-            .find(h, |&i| {
+            .find(h, |i| {
                 Self::conn_at(slots, i).is_some_and(|c| c.out_key() == *key)
             })
-            .map(|&i| ConnId(i))
+            .map(ConnId)
+    }
+
+    /// Brings the index line a client-side lookup will read into cache (a burst asks for
+    /// all its packets' lines before it looks any up).
+    #[inline]
+    pub fn prefetch_in(&self, key: &InKey) {
+        self.by_in.prefetch(self.hash(key));
+    }
+
+    /// As [`ConnTable::prefetch_in`], for the reply side.
+    #[inline]
+    pub fn prefetch_out(&self, key: &OutKey) {
+        self.by_out.prefetch(self.hash(key));
     }
 
     /// Inserts an entry expiring at `expires`. Refused when the table is full or the key
@@ -321,48 +344,29 @@ impl ConnTable {
         let id = self.free_head;
         let in_hash = self.hash(&conn.in_key());
         let out_hash = self.hash(&conn.out_key());
-        let slots = &self.slots;
-        let in_key = conn.in_key();
-        if self
-            .by_in
-            .find(in_hash, |&i| {
-                Self::conn_at(slots, i).is_some_and(|c| c.in_key() == in_key)
-            })
-            .is_some()
-        {
-            return Err(TableFull);
-        }
         let indexed_out = conn.flags & flags::REPLY_INDEXED != 0;
-        let out_key = conn.out_key();
-        if indexed_out
-            && self
-                .by_out
-                .find(out_hash, |&i| {
-                    Self::conn_at(slots, i).is_some_and(|c| c.out_key() == out_key)
-                })
-                .is_some()
+        if self.lookup_in(&conn.in_key()).is_some()
+            || (indexed_out && self.lookup_out(&conn.out_key()).is_some())
         {
             return Err(TableFull);
         }
-        let Slot::Free { next } = self.slots[id as usize] else {
-            return Err(TableFull);
+        let next = match self.slots.get(id as usize) {
+            Some(c) if c.wheel_slot == FREE => c.wheel_next,
+            _ => return Err(TableFull),
         };
+        if self.by_in.insert(in_hash, id).is_err() {
+            return Err(TableFull);
+        }
+        if indexed_out && self.by_out.insert(out_hash, id).is_err() {
+            self.by_in.remove(in_hash, id);
+            return Err(TableFull);
+        }
         self.free_head = next;
         conn.expires = expires.max(self.wheel_now);
         conn.wheel_next = NIL;
         conn.wheel_prev = NIL;
         conn.wheel_slot = UNLINKED;
-        self.slots[id as usize] = Slot::Used(conn);
-        let hasher = &self.hasher;
-        let slots = &self.slots;
-        self.by_in.insert_unique(in_hash, id, |&i| {
-            Self::conn_at(slots, i).map_or(0, |c| hasher.hash_one(c.in_key()))
-        });
-        if indexed_out {
-            self.by_out.insert_unique(out_hash, id, |&i| {
-                Self::conn_at(slots, i).map_or(0, |c| hasher.hash_one(c.out_key()))
-            });
-        }
+        self.slots[id as usize] = conn;
         self.wheel_link(id);
         self.len += 1;
         Ok(ConnId(id))
@@ -372,19 +376,11 @@ impl ConnTable {
     pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
         let conn = *self.get(id)?;
         self.wheel_unlink(id.0);
-        let in_hash = self.hash(&conn.in_key());
-        if let Ok(e) = self.by_in.find_entry(in_hash, |&i| i == id.0) {
-            e.remove();
-        }
+        self.by_in.remove(self.hash(&conn.in_key()), id.0);
         if conn.flags & flags::REPLY_INDEXED != 0 {
-            let out_hash = self.hash(&conn.out_key());
-            if let Ok(e) = self.by_out.find_entry(out_hash, |&i| i == id.0) {
-                e.remove();
-            }
+            self.by_out.remove(self.hash(&conn.out_key()), id.0);
         }
-        self.slots[id.0 as usize] = Slot::Free {
-            next: self.free_head,
-        };
+        self.slots[id.0 as usize] = free_entry(self.free_head);
         self.free_head = id.0;
         self.len -= 1;
         Some(conn)
@@ -404,15 +400,15 @@ impl ConnTable {
     }
 
     fn wheel_link(&mut self, id: u32) {
-        let Some(Slot::Used(c)) = self.slots.get(id as usize) else {
+        let Some(c) = self.get(ConnId(id)) else {
             return;
         };
         let slot = c.expires as usize % WHEEL_SLOTS;
         let head = self.wheel[slot];
-        if let Some(Slot::Used(h)) = self.slots.get_mut(head as usize) {
+        if let Some(h) = self.get_mut(ConnId(head)) {
             h.wheel_prev = id;
         }
-        if let Some(Slot::Used(c)) = self.slots.get_mut(id as usize) {
+        if let Some(c) = self.get_mut(ConnId(id)) {
             c.wheel_next = head;
             c.wheel_prev = NIL;
             c.wheel_slot = slot as u16;
@@ -422,7 +418,7 @@ impl ConnTable {
 
     /// Takes an entry out of its slot list, or out of the chain being swept.
     fn wheel_unlink(&mut self, id: u32) {
-        let Some(Slot::Used(c)) = self.slots.get(id as usize) else {
+        let Some(c) = self.get(ConnId(id)) else {
             return;
         };
         if c.wheel_slot == UNLINKED {
@@ -430,7 +426,7 @@ impl ConnTable {
         }
         let (next, prev, slot) = (c.wheel_next, c.wheel_prev, usize::from(c.wheel_slot));
         if prev != NIL {
-            if let Some(Slot::Used(p)) = self.slots.get_mut(prev as usize) {
+            if let Some(p) = self.get_mut(ConnId(prev)) {
                 p.wheel_next = next;
             }
         } else if self.wheel.get(slot) == Some(&id) {
@@ -438,10 +434,10 @@ impl ConnTable {
         } else if self.sweep == id {
             self.sweep = next;
         }
-        if let Some(Slot::Used(n)) = self.slots.get_mut(next as usize) {
+        if let Some(n) = self.get_mut(ConnId(next)) {
             n.wheel_prev = prev;
         }
-        if let Some(Slot::Used(c)) = self.slots.get_mut(id as usize) {
+        if let Some(c) = self.get_mut(ConnId(id)) {
             c.wheel_next = NIL;
             c.wheel_prev = NIL;
             c.wheel_slot = UNLINKED;
@@ -501,10 +497,11 @@ impl ConnTable {
 
     /// All entries (console, tests): not for the data path.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
-            Slot::Used(c) => Some((ConnId(i as u32), c)),
-            Slot::Free { .. } => None,
-        })
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.wheel_slot != FREE)
+            .map(|(i, c)| (ConnId(i as u32), c))
     }
 }
 

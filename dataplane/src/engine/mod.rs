@@ -191,6 +191,7 @@ pub struct Engine {
     hops: Vec<NextHop>,
     hop_ids: HashMap<(u16, IpAddr), u16>,
     hop_epoch: u32,
+    released: Vec<u32>,
     pub counters: Counters,
 }
 
@@ -201,11 +202,42 @@ struct NextHop {
     mac: [u8; 6],
 }
 
+/// What forwarding needs of a connection, copied out of its entry (not all of it: the
+/// packet path reads a few fields), with the address and port it rewrites to.
+#[derive(Debug, Clone, Copy)]
+struct Binding {
+    method: u8,
+    flags: u8,
+    state: u8,
+    service: u16,
+    dest: u32,
+    addr: crate::conn::Addr16,
+    port: u16,
+}
+
+impl Binding {
+    #[inline]
+    fn of(c: &Conn, addr: crate::conn::Addr16, port: u16) -> Binding {
+        Binding {
+            method: c.method,
+            flags: c.flags,
+            state: c.state,
+            service: c.service,
+            dest: c.dest,
+            addr,
+            port,
+        }
+    }
+}
+
 /// Why no next hop: no route, or the next hop's MAC is still unknown.
 enum HopMiss {
     NoRoute,
     Unresolved { port: u16, hop: IpAddr },
 }
+
+/// Most entries one [`Engine::expire`] call visits.
+pub const EXPIRE_BUDGET_MAX: usize = 256;
 
 /// How long a template of a service no longer known lives on while it controls connections.
 const TEMPLATE_REARM: u32 = 60;
@@ -236,6 +268,7 @@ impl Engine {
             hops: Vec::with_capacity(cfg.neighbour_capacity),
             hop_ids: HashMap::with_capacity(cfg.neighbour_capacity),
             hop_epoch: 1,
+            released: Vec::with_capacity(EXPIRE_BUDGET_MAX),
             counters: Counters {
                 svc_in: vec![(0, 0); cfg.max_services],
                 svc_out: vec![(0, 0); cfg.max_services],
@@ -330,34 +363,36 @@ impl Engine {
         Verdict::Drop(r)
     }
 
-    /// Runs the connection timers, visiting at most `budget` (<= 256) entries. Expired
+    /// Runs the connection timers, visiting at most `budget` (<= [`EXPIRE_BUDGET_MAX`]) entries. Expired
     /// connections leave their server's counters and their template's count; a template
     /// lives on while it still controls connections.
     pub fn expire(&mut self, now: u32, budget: usize, loads: &[DestLoad]) -> usize {
-        let mut released = [0u32; 256];
-        let mut n = 0;
+        // Templates that lost a connection (kept across calls: no per-poll zeroing).
+        let released = &mut self.released;
+        released.clear();
         let persistence = &self.persistence;
-        let visited = self.table.expire(now, budget.min(released.len()), |_, c| {
-            if c.is_template() {
-                if c.controls > 0 {
-                    let rearm = persistence.get(usize::from(c.service));
-                    return Some(now + rearm.copied().unwrap_or(TEMPLATE_REARM));
+        let visited = self
+            .table
+            .expire(now, budget.min(released.capacity()), |_, c| {
+                if c.is_template() {
+                    if c.controls > 0 {
+                        let rearm = persistence.get(usize::from(c.service));
+                        return Some(now + rearm.copied().unwrap_or(TEMPLATE_REARM));
+                    }
+                    if let Some(l) = loads.get(c.dest as usize) {
+                        l.remove_persistent();
+                    }
+                    return None;
                 }
                 if let Some(l) = loads.get(c.dest as usize) {
-                    l.remove_persistent();
+                    l.unbind(c.flags & flags::ACTIVE != 0);
                 }
-                return None;
-            }
-            if let Some(l) = loads.get(c.dest as usize) {
-                l.unbind(c.flags & flags::ACTIVE != 0);
-            }
-            if let Some(t) = c.template_id() {
-                released[n] = t.0;
-                n += 1;
-            }
-            None
-        });
-        for &t in &released[..n] {
+                if let Some(t) = c.template_id() {
+                    released.push(t.0);
+                }
+                None
+            });
+        for &t in &self.released {
             if let Some(t) = self.table.get_mut(crate::conn::ConnId(t)) {
                 t.controls = t.controls.saturating_sub(1);
             }
@@ -431,6 +466,32 @@ impl Engine {
             if due && self.neighbour(snap, hop).is_none() && !out.contains(&(port, hop)) {
                 out.push((port, hop));
             }
+        }
+    }
+
+    /// Brings the connection-index line `process` will read for this frame into cache: a
+    /// worker calls it for a whole burst first, so that the burst's index misses overlap
+    /// instead of stalling one packet after another.
+    #[inline]
+    pub fn prefetch(&self, snap: &Snapshot, frame: &[u8]) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        let v6 = match eth.ethertype() {
+            EtherType::IPV4 => false,
+            EtherType::IPV6 => true,
+            _ => return,
+        };
+        let Ok(flow) = parse_flow(frame, eth.header_len(), v6) else {
+            return;
+        };
+        if flow.proto != proto::TCP && flow.proto != proto::UDP {
+            return;
+        }
+        if snap.is_vip(flow.dst) {
+            self.table.prefetch_in(&in_key(&flow));
+        } else {
+            self.table.prefetch_out(&out_key(&flow));
         }
     }
 
@@ -514,14 +575,7 @@ impl Engine {
             return self.drop(DropReason::Unsupported);
         }
         if tcp_or_udp {
-            let key = OutKey {
-                proto: flow.proto,
-                daddr: addr16(flow.src),
-                dport: flow.sport,
-                caddr: addr16(flow.dst),
-                cport: flow.dport,
-            };
-            if let Some(id) = self.table.lookup_out(&key) {
+            if let Some(id) = self.table.lookup_out(&out_key(&flow)) {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
         }
@@ -542,13 +596,7 @@ impl Engine {
         flow: Flow,
         frame: &mut F,
     ) -> Verdict {
-        let key = InKey {
-            proto: flow.proto,
-            caddr: addr16(flow.src),
-            cport: flow.sport,
-            vaddr: addr16(flow.dst),
-            vport: flow.dport,
-        };
+        let key = in_key(&flow);
         let mut found = self.table.lookup_in(&key);
         // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection starts a new one.
         if let (Some(id), true) = (
@@ -573,7 +621,7 @@ impl Engine {
                 Err(r) => return self.drop(r),
             },
         };
-        let Some(conn) = self.table.get(id).copied() else {
+        let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.daddr, c.dport)) else {
             return self.drop(DropReason::NoConnection);
         };
         let method = Method::from_u8(conn.method);
@@ -594,7 +642,7 @@ impl Engine {
         if conn.flags & flags::LOCAL != 0 {
             return Verdict::ToHost;
         }
-        let daddr = ip_of(&conn.daddr);
+        let daddr = ip_of(&conn.addr);
         let (out_port, hop_mac) = match self.next_hop(snap, id, daddr, true) {
             Ok(h) => (h.port, h.mac),
             Err(HopMiss::NoRoute) => return self.drop(DropReason::NoRoute),
@@ -611,7 +659,7 @@ impl Engine {
                 if flow.ttl <= 1 {
                     return self.drop(DropReason::Ttl);
                 }
-                rewrite(frame.bytes_mut(), &flow, Side::Dst, daddr, conn.dport);
+                rewrite(frame.bytes_mut(), &flow, Side::Dst, daddr, conn.port);
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
                 Verdict::Forward { port: out_port }
             }
@@ -660,7 +708,7 @@ impl Engine {
         flow: Flow,
         frame: &mut F,
     ) -> Verdict {
-        let Some(conn) = self.table.get(id).copied() else {
+        let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.vaddr, c.vport)) else {
             return self.drop(DropReason::NoConnection);
         };
         self.track(id, &conn, Direction::Output, &flow, now, loads);
@@ -684,8 +732,8 @@ impl Engine {
             frame.bytes_mut(),
             &flow,
             Side::Src,
-            ip_of(&conn.vaddr),
-            conn.vport,
+            ip_of(&conn.addr),
+            conn.port,
         );
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         Verdict::Forward { port: out_port }
@@ -695,7 +743,7 @@ impl Engine {
     fn track(
         &mut self,
         id: crate::conn::ConnId,
-        conn: &Conn,
+        conn: &Binding,
         dir: Direction,
         flow: &Flow,
         now: u32,
@@ -1362,6 +1410,7 @@ fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
     }
 }
 
+#[inline]
 fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
     let bytes = b.get(l3..).ok_or(DropReason::Malformed)?;
     let (proto_num, src, dst, l4, end, ttl, df) = if v6 {
@@ -1423,6 +1472,30 @@ fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
         ttl,
         df,
     })
+}
+
+/// A packet's client-side key (client -> VIP).
+#[inline]
+fn in_key(flow: &Flow) -> InKey {
+    InKey {
+        proto: flow.proto,
+        caddr: addr16(flow.src),
+        cport: flow.sport,
+        vaddr: addr16(flow.dst),
+        vport: flow.dport,
+    }
+}
+
+/// A packet's reply-side key (real server -> client, NAT).
+#[inline]
+fn out_key(flow: &Flow) -> OutKey {
+    OutKey {
+        proto: flow.proto,
+        daddr: addr16(flow.src),
+        dport: flow.sport,
+        caddr: addr16(flow.dst),
+        cport: flow.dport,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

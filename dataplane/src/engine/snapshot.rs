@@ -136,7 +136,9 @@ impl Route {
 pub struct Snapshot {
     pub services: Vec<Service>,
     by_key: HashMap<(u8, IpAddr, u16), usize>,
-    vips: HashMap<IpAddr, ()>,
+    /// VIPs as 16-byte addresses (IPv4 mapped): hashing a u128 is cheaper than an IpAddr,
+    /// and every packet asks.
+    vips: HashMap<u128, ()>,
     pub ports: Vec<PortInfo>,
     /// Longest prefix first.
     pub routes: Vec<Route>,
@@ -157,7 +159,10 @@ impl Snapshot {
             .enumerate()
             .map(|(i, s)| ((s.proto, s.vaddr, s.vport), i))
             .collect();
-        let vips = services.iter().map(|s| (s.vaddr, ())).collect();
+        let vips = services
+            .iter()
+            .map(|s| (u128::from_be_bytes(crate::conn::addr16(s.vaddr)), ()))
+            .collect();
         let leaders: Vec<usize> = services
             .iter()
             .enumerate()
@@ -199,8 +204,10 @@ impl Snapshot {
         self.services.get(svc.leader).unwrap_or(svc)
     }
 
+    #[inline]
     pub fn is_vip(&self, a: IpAddr) -> bool {
-        self.vips.contains_key(&a)
+        self.vips
+            .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
     }
 
     pub fn is_local(&self, a: IpAddr) -> bool {

@@ -175,6 +175,27 @@ pub fn tsc_now() -> u64 {
     }
 }
 
+/// Asks the CPU to bring the cache line holding `p` into all cache levels (`rte_prefetch0`);
+/// a hint with no effect on behaviour.
+#[inline]
+pub fn prefetch<T>(p: &T) {
+    prefetch_addr((p as *const T).cast());
+}
+
+/// As [`prefetch`], for any address (a prefetch never dereferences in the language's sense
+/// and never faults, whatever the address).
+#[inline]
+pub(crate) fn prefetch_addr(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 only hints the cache; it reads nothing and never faults.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// TSC ticks per second as EAL measured them (0 before EAL init).
 pub fn tsc_hz() -> u64 {
     // SAFETY: returns a value EAL computed at init.

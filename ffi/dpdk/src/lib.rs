@@ -20,7 +20,7 @@ mod mbuf;
 mod mempool;
 mod ring;
 
-pub use eal::{tsc_hz, tsc_now, Eal};
+pub use eal::{prefetch, tsc_hz, tsc_now, Eal};
 pub use error::{Error, Result};
 pub use ethdev::{
     DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, RssConf, RssField, RxQueue, TxQueue,
