@@ -55,7 +55,9 @@ pub struct Traffic {
     pub flows: u32,
     /// Frame size without the FCS (60 = a 64-byte frame on the wire).
     pub size: u16,
+    /// The first VIP; flow `f` goes to VIP number `f % vips` from it.
     pub vip: [u8; 4],
+    pub vips: u32,
     pub vport: u16,
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
@@ -128,7 +130,7 @@ impl Generator {
                 proto::TCP
             };
             ip[9] = protocol;
-            ip[16..20].copy_from_slice(&traffic.vip);
+            // Both addresses are stamped per packet (the sums below take them as zero).
             let ip_sum = accumulate(0, &f[ETH..L4]);
             let l4 = L4;
             let l4_len = size - l4;
@@ -152,8 +154,8 @@ impl Generator {
             {
                 *b = i as u8;
             }
-            // Pseudo header (source address zero) + the L4 header and payload.
-            let pseudo = pseudo_v4([0; 4], traffic.vip, protocol, l4_len as u16);
+            // Pseudo header (addresses zero) + the L4 header and payload.
+            let pseudo = pseudo_v4([0; 4], [0; 4], protocol, l4_len as u16);
             let l4_sum = accumulate(pseudo, &f[l4..]);
             Template {
                 bytes: f,
@@ -190,6 +192,19 @@ impl Generator {
         }
     }
 
+    /// The flow the next packet belongs to.
+    #[inline]
+    pub fn next_flow(&self) -> u64 {
+        self.position(self.built).0
+    }
+
+    /// The VIP of flow `flow`.
+    #[inline]
+    pub fn vip_of(&self, flow: u64) -> u32 {
+        let vips = u64::from(self.traffic.vips.max(1));
+        u32::from_be_bytes(self.traffic.vip).wrapping_add((flow % vips) as u32)
+    }
+
     /// Writes the next packet into `out` (at least `frame_len` bytes), stamped with `tsc`.
     #[inline]
     pub fn next(&mut self, out: &mut [u8], tsc: u64) {
@@ -200,13 +215,16 @@ impl Generator {
         let out = &mut out[..t.bytes.len()];
         out.copy_from_slice(&t.bytes);
         let (ip, port) = flow_addr(flow);
+        let vip = self.vip_of(flow);
         let ts = tsc as u32;
         let l4 = L4;
         out[ETH + 12..ETH + 16].copy_from_slice(&ip.to_be_bytes());
-        let ip_csum = finish(t.ip_sum + words32(ip));
+        out[ETH + 16..ETH + 20].copy_from_slice(&vip.to_be_bytes());
+        let addrs = words32(ip) + words32(vip);
+        let ip_csum = finish(t.ip_sum + addrs);
         out[ETH + 10..ETH + 12].copy_from_slice(&ip_csum.to_be_bytes());
         out[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
-        let stamped = t.l4_sum + words32(ip) + u32::from(port) + words32(seq) + words32(ts);
+        let stamped = t.l4_sum + addrs + u32::from(port) + words32(seq) + words32(ts);
         let csum = finish(stamped);
         if self.traffic.kind == Kind::Udp {
             out[l4 + UDP..l4 + UDP + 4].copy_from_slice(&seq.to_be_bytes());
@@ -358,6 +376,7 @@ mod tests {
             flows,
             size,
             vip: [192, 0, 2, 10],
+            vips: 2,
             vport: 80,
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
@@ -391,6 +410,8 @@ mod tests {
                         ts: tsc as u32
                     }
                 );
+                let vip = [192, 0, 2, 10 + (flow % 2) as u8];
+                assert_eq!(f[ETH + 16..ETH + 20], vip, "flows alternate over two VIPs");
                 let flags = f[ETH + IP + 13];
                 match kind {
                     Kind::Tcp => assert_eq!(flags, if n < 3 { TCP_SYN } else { TCP_ACK }),

@@ -26,9 +26,12 @@ struct Args {
     /// Seconds each scenario measures (overrides the set's).
     #[arg(long)]
     seconds: Option<f64>,
-    /// The generator's lcore and the worker's, e.g. 0,1.
+    /// The generator's lcore, then the workers' (one or more, each with its own queue pair
+    /// in the one-process wiring; the two-process wiring uses the first), e.g. 0,1 or
+    /// 0,1,2,3. Lcores beyond the machine's CPUs share them (the run works; its per-core
+    /// figures do not hold).
     #[arg(long, default_value = "0,1", value_parser = parse_lcores)]
-    lcores: (u32, u32),
+    lcores: Lcores,
     /// Where JSON and SVG go (created if missing).
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -56,6 +59,18 @@ struct Args {
     /// The ad-hoc scenario's offered rate in packets per second (default: full speed).
     #[arg(long, requires = "method", value_parser = parse_rate)]
     rate: Option<f64>,
+    /// The ad-hoc scenario's VIPs: consecutive addresses from 192.0.2.10, one service each
+    /// (four real servers, rr); flow f goes to VIP f mod N.
+    #[arg(long, default_value_t = 1, requires = "method",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    vips: u32,
+}
+
+/// The generator's lcore and the workers'.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Lcores {
+    generator: u32,
+    workers: Vec<u32>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -92,9 +107,18 @@ fn custom(a: &Args, method: Method) -> Vec<Planned> {
         v.push(s);
     }
     v.into_iter()
-        .map(|scenario| Planned {
-            scenario,
-            rate_share: None,
+        .map(|mut scenario| {
+            scenario.vips = a.vips;
+            if a.vips > 1 {
+                scenario.name += &format!("-{}vips", a.vips);
+                if let Some(y) = scenario.yardstick.as_mut() {
+                    *y += &format!("-{}vips", a.vips);
+                }
+            }
+            Planned {
+                scenario,
+                rate_share: None,
+            }
         })
         .collect()
 }
@@ -105,14 +129,34 @@ enum Set {
     Full,
 }
 
-fn parse_lcores(s: &str) -> Result<(u32, u32), String> {
-    let (a, b) = s.split_once(',').ok_or("two lcores: GENERATOR,WORKER")?;
-    let a: u32 = a.trim().parse().map_err(|_| format!("bad lcore {a:?}"))?;
-    let b: u32 = b.trim().parse().map_err(|_| format!("bad lcore {b:?}"))?;
-    if a == b {
-        return Err("the generator and the worker need different lcores".into());
+fn parse_lcores(s: &str) -> Result<Lcores, String> {
+    let ids = s
+        .split(',')
+        .map(|l| {
+            l.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&l| l < 128)
+                .ok_or(format!("bad lcore {l:?} (0-127)"))
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+    let (&generator, workers) = ids
+        .split_first()
+        .filter(|(_, w)| !w.is_empty())
+        .ok_or("GENERATOR,WORKER[,WORKER...]: at least two lcores")?;
+    if workers.len() > run::MAX_WORKERS {
+        return Err(format!("at most {} workers", run::MAX_WORKERS));
     }
-    Ok((a, b))
+    let mut seen = ids.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != ids.len() {
+        return Err("each lcore once: the generator and every worker need their own".into());
+    }
+    Ok(Lcores {
+        generator,
+        workers: workers.to_vec(),
+    })
 }
 
 /// A rate given as a share of an earlier run's forwarded rate (resolved when it runs), so
@@ -151,6 +195,7 @@ fn established(method: Method, kind: Kind, size: u16, flows: u32, seconds: f64) 
         churn: 0,
         yardstick,
         wiring: Wiring::Ring,
+        vips: 1,
     }
 }
 
@@ -168,6 +213,7 @@ fn syn_flood(method: Method, name: &str, seconds: f64, capacity: usize) -> Scena
         churn: 0,
         yardstick: None,
         wiring: Wiring::Ring,
+        vips: 1,
     }
 }
 
@@ -323,7 +369,7 @@ fn main() -> std::process::ExitCode {
             .collect();
         planned.retain(|p| wanted.contains(&p.scenario.name));
     }
-    let mut bench = match Bench::new(args.lcores, args.memory_mb) {
+    let mut bench = match Bench::new(args.lcores.generator, &args.lcores.workers, args.memory_mb) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("rvs-bench: {e}");
@@ -336,10 +382,10 @@ fn main() -> std::process::ExitCode {
         (None, Set::Full) => "full",
     };
     println!(
-        "rvs-bench: {} scenarios ({set} set), generator lcore {}, worker lcore {}, {}",
+        "rvs-bench: {} scenarios ({set} set), generator lcore {}, worker lcores {:?}, {}",
         planned.len(),
-        args.lcores.0,
-        args.lcores.1,
+        args.lcores.generator,
+        args.lcores.workers,
         machine
     );
     let rvs_bin = args.rvs.clone().unwrap_or_else(|| {
@@ -449,6 +495,38 @@ mod tests {
             custom(&args(&["--method", "io"]).unwrap(), Method::Io).len(),
             1
         );
+    }
+
+    #[test]
+    fn lcores_name_the_generator_then_the_workers() {
+        let l = parse_lcores("0,1,2,3").unwrap();
+        assert_eq!((l.generator, l.workers), (0, vec![1, 2, 3]));
+        assert!(parse_lcores("0").is_err(), "a worker is needed");
+        assert!(parse_lcores("0,1,1").is_err(), "one lcore each");
+        assert!(parse_lcores("0,x").is_err());
+        assert!(
+            parse_lcores("0,1,2,3,4,5,6,7,8,9").is_err(),
+            "too many workers"
+        );
+        // On two CPUs, extra workers share the one the generator does not use.
+        assert_eq!(
+            run::cpu_map(0, &[1, 2, 3], 2),
+            vec![(0, 0), (1, 1), (2, 1), (3, 1)]
+        );
+        assert_eq!(run::cpu_map(0, &[1, 2], 4), vec![(0, 0), (1, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn vips_spread_an_ad_hoc_scenario_and_its_yardstick() {
+        let a = args(&["--method", "nat", "--vips", "16"]).unwrap();
+        let p = custom(&a, Method::Nat);
+        assert!(p.iter().all(|p| p.scenario.vips == 16));
+        assert_eq!(p[1].scenario.name, "nat-tcp-64-10k-16vips");
+        assert_eq!(
+            p[1].scenario.yardstick.as_deref(),
+            Some("io-tcp-64-10k-16vips")
+        );
+        assert!(args(&["--method", "nat", "--vips", "0"]).is_err());
     }
 
     #[test]

@@ -78,17 +78,7 @@ mac = "02:be:00:00:00:fe"
 [[neighbour]]
 address = "192.0.2.254"
 mac = "02:be:00:00:00:fe"
-
-[[service]]
-protocol = "{proto}"
-address = "{}.{}.{}.{}"
-port = 80
-scheduler = "rr"
 "#,
-        VIP[0],
-        VIP[1],
-        VIP[2],
-        VIP[3],
         conns = s.conn_capacity,
         control = socket.with_file_name("rvs.sock").display(),
         m0 = DUT_MAC[0],
@@ -96,14 +86,22 @@ scheduler = "rr"
     );
     for i in 1..=4 {
         c += &format!("\n[[neighbour]]\naddress = \"10.1.0.{i}\"\nmac = \"02:5e:00:00:00:0{i}\"\n");
-        let addr = if s.method == Method::Tun {
-            format!("10.2.0.{i}")
-        } else {
-            format!("10.1.0.{i}")
-        };
+    }
+    for v in 0..s.vips {
+        let vip = std::net::Ipv4Addr::from(u32::from_be_bytes(VIP).wrapping_add(v));
         c += &format!(
-            "\n[[service.server]]\naddress = \"{addr}\"\nport = 80\nweight = 1\nmethod = \"{method}\"\n"
+            "\n[[service]]\nprotocol = \"{proto}\"\naddress = \"{vip}\"\nport = 80\nscheduler = \"rr\"\n"
         );
+        for i in 1..=4 {
+            let addr = if s.method == Method::Tun {
+                format!("10.2.0.{i}")
+            } else {
+                format!("10.1.0.{i}")
+            };
+            c += &format!(
+                "\n[[service.server]]\naddress = \"{addr}\"\nport = 80\nweight = 1\nmethod = \"{method}\"\n"
+            );
+        }
     }
     c
 }
@@ -253,6 +251,7 @@ pub fn run(
             flows: s.flows,
             size: s.size,
             vip: VIP,
+            vips: s.vips,
             vport: 80,
             src_mac: GEN_MAC,
             dst_mac: parse_mac(DUT_MAC[0]),
@@ -260,10 +259,10 @@ pub fn run(
         let mut out = Outcome::for_scenario(s, "memif");
         let ports = GenPorts {
             pool: &pool,
-            tx: &mut a_tx[0],
-            rx: &mut b_rx[0],
+            tx: &mut a_tx[..1],
+            rx: &mut b_rx[..1],
         };
-        let generated = generate(ports, traffic, s, None, 0, &mut out);
+        let generated = generate(ports, traffic, s, &[], 0, &mut out);
         stop(child, dut);
         generated?;
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -336,6 +335,36 @@ fn parse_mac(s: &str) -> [u8; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_duts_configuration_has_a_service_per_vip() {
+        let mut s = crate::run::Scenario {
+            name: "nat-tcp-64-1".into(),
+            method: Method::Nat,
+            kind: Kind::Tcp,
+            flows: 1,
+            vips: 3,
+            size: 60,
+            seconds: 1.0,
+            rate: None,
+            conn_capacity: 1 << 16,
+            churn: 0,
+            yardstick: None,
+            wiring: crate::run::Wiring::Memif(Dut::Rvs),
+        };
+        let text = rvs_config(&s, Path::new("/tmp/x.sock"), "p", 1);
+        let source = rvs_control::config::Source {
+            file: "bench.toml".into(),
+            text,
+        };
+        let c = rvs_control::config::Config::parse(source).unwrap();
+        let vips: Vec<String> = c.lb.services.iter().map(|v| v.addr.to_string()).collect();
+        assert_eq!(vips, ["192.0.2.10", "192.0.2.11", "192.0.2.12"]);
+        assert!(c.lb.services.iter().all(|v| v.servers.len() == 4));
+        s.vips = 1;
+        let one = rvs_config(&s, Path::new("/tmp/x.sock"), "p", 1);
+        assert_eq!(one.matches("[[service]]").count(), 1);
+    }
 
     #[test]
     fn the_duts_drops_are_read_from_its_exit_statistics() {

@@ -1,9 +1,12 @@
 //! One measurement in the one-process ring wiring: the generator on the main lcore sends
-//! into `net_ring` port A, one worker lcore forwards (rvs's load balancing, or io mode as
-//! the yardstick) to port B, and the generator drains B and reads every stamp back.
+//! into `net_ring` port A, worker lcores forward (rvs's load balancing, or io mode as the
+//! yardstick) to port B, and the generator drains B and reads every stamp back. With N
+//! workers, port A and B have a queue pair per worker and the generator puts each flow on
+//! its owner's queue (as an RSS set-up steering by client would); the workers hand over
+//! what is not theirs through rvs's own hand-off rings.
 //!
 //! ```text
-//!   generator (main lcore) --A tx0--> [ring] --A rx0--> worker --B tx0--> [ring] --B rx0--> generator
+//!   generator (main lcore) --A tx i--> [ring] --A rx i--> worker i --B tx i--> [ring] --B rx i--> generator
 //! ```
 
 use crate::gen::{Generator, Histogram, Kind, Stamp, Traffic};
@@ -11,11 +14,11 @@ use crate::memif::{self, Dut};
 use dpdk::{Eal, MbufBurst, Mempool, Port, PortConf, BURST};
 use rvs_control::appliance::{Appliance, WorkerView};
 use rvs_control::director::{Director, Limits};
-use rvs_dataplane::engine::{DropReason, Engine, EngineConfig, PortInfo, Route};
+use rvs_dataplane::engine::{owner_of, DropReason, Engine, EngineConfig, PortInfo, Route};
 use rvs_dataplane::publish::{SnapshotCell, SnapshotReader};
 use rvs_dataplane::sched::DestLoad;
 use rvs_dataplane::worker::{self, Handoff, LbContext, RxAssignment, WorkerPlan};
-use rvs_dataplane::{ForwardMode, WorkerStats};
+use rvs_dataplane::{ForwardMode, WorkerCounters, WorkerStats};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::path::Path;
@@ -66,6 +69,8 @@ pub struct Scenario {
     pub method: Method,
     pub kind: Kind,
     pub flows: u32,
+    /// VIPs (consecutive from [`VIP`], one service each); flows spread over them.
+    pub vips: u32,
     pub size: u16,
     pub seconds: f64,
     /// Offered packets per second; None = as fast as the generator can.
@@ -96,7 +101,9 @@ pub struct Outcome {
     pub traffic: String,
     /// "ring" (one process) or "memif" (two processes).
     pub wiring: String,
+    pub workers: usize,
     pub flows: u32,
+    pub vips: u32,
     pub frame_bytes: u16,
     pub rate_limit_pps: Option<f64>,
     pub seconds: f64,
@@ -117,6 +124,8 @@ pub struct Outcome {
     /// ring full.
     pub offers: u64,
     pub ring_full: u64,
+    /// Share of the workers' time (mean over workers) in passes that found packets, over
+    /// the measured window.
     pub worker_busy: f64,
     /// Who limited the rate: "rvs" (or "testpmd"), "generator" or "rate limit".
     pub bottleneck: String,
@@ -132,6 +141,8 @@ pub struct Outcome {
     /// the measured window (MiB).
     pub rss_growth_mib: f64,
     pub publications: u64,
+    /// Frames a worker handed to the flow's owner (none when the generator steers right).
+    pub handoffs: u64,
     pub latency_ns: Latency,
     pub yardstick: Option<String>,
     /// Forwarded rate / the yardstick's.
@@ -146,7 +157,9 @@ impl Outcome {
             method: s.method.name().into(),
             traffic: s.kind.name().into(),
             wiring: wiring.into(),
+            workers: 1,
             flows: s.flows,
+            vips: s.vips,
             frame_bytes: s.size,
             rate_limit_pps: s.rate,
             conn_capacity: s.conn_capacity,
@@ -170,8 +183,32 @@ pub struct Latency {
 pub struct Bench {
     pub eal: Eal,
     pool: Mempool,
-    worker_lcore: u32,
+    worker_lcores: Vec<u32>,
     runs: u32,
+}
+
+/// Most workers the ring wiring takes (net_ring has 16 queues a port; port A needs two per
+/// worker).
+pub const MAX_WORKERS: usize = 8;
+
+/// Lcore to CPU: its own number while there are CPUs enough; past them a worker shares
+/// one of the CPUs the generator does not use, so that the generator keeps its core (the
+/// run then works, but its figures are not per core).
+pub fn cpu_map(generator: u32, workers: &[u32], cpus: u32) -> Vec<(u32, u32)> {
+    let gen_cpu = if generator < cpus { generator } else { 0 };
+    let others: Vec<u32> = (0..cpus).filter(|&c| c != gen_cpu).collect();
+    std::iter::once((generator, gen_cpu))
+        .chain(workers.iter().map(|&l| {
+            let cpu = if l < cpus && l != gen_cpu {
+                l
+            } else if others.is_empty() {
+                gen_cpu
+            } else {
+                others[l as usize % others.len()]
+            };
+            (l, cpu)
+        }))
+        .collect()
 }
 
 fn rss_kib() -> u64 {
@@ -186,16 +223,22 @@ fn rss_kib() -> u64 {
 }
 
 impl Bench {
-    /// `lcores`: the generator's (main) lcore, then the worker's.
-    pub fn new(lcores: (u32, u32), memory_mb: u32) -> Result<Bench, dpdk::Error> {
+    /// The generator's (main) lcore and the workers'. Each lcore runs on the CPU of its
+    /// number; see [`cpu_map`] when there are fewer CPUs.
+    pub fn new(generator: u32, workers: &[u32], memory_mb: u32) -> Result<Bench, dpdk::Error> {
         let prefix = format!("rvs-bench-{}", std::process::id());
-        let list = format!("{},{}", lcores.0, lcores.1);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let list = cpu_map(generator, workers, cpus)
+            .iter()
+            .map(|(l, c)| format!("{l}@{c}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let mem = memory_mb.to_string();
         let eal = Eal::init(&[
-            "-l",
+            "--lcores",
             &list,
             "--main-lcore",
-            &lcores.0.to_string(),
+            &generator.to_string(),
             "--no-huge",
             "-m",
             &mem,
@@ -211,20 +254,21 @@ impl Bench {
         Ok(Bench {
             eal,
             pool,
-            worker_lcore: lcores.1,
+            worker_lcores: workers.to_vec(),
             runs: 0,
         })
     }
 
     pub fn run(&mut self, s: &Scenario, rvs_bin: &Path) -> Result<Outcome, String> {
-        if let Wiring::Memif(dut) = s.wiring {
-            let n = self.runs;
-            self.runs += 1;
-            return memif::run(&self.eal, self.pool, n, s, dut, self.worker_lcore, rvs_bin);
-        }
-        let err = |e: dpdk::Error| format!("{}: {e}", s.name);
         let n = self.runs;
         self.runs += 1;
+        if let Wiring::Memif(dut) = s.wiring {
+            let lcore = self.worker_lcores[0];
+            return memif::run(&self.eal, self.pool, n, s, dut, lcore, rvs_bin);
+        }
+        let err = |e: dpdk::Error| format!("{}: {e}", s.name);
+        let workers = self.worker_lcores.len();
+        let queues = workers as u16;
         let a_id = self
             .eal
             .attach(&format!("net_ring{}", 2 * n))
@@ -233,60 +277,89 @@ impl Bench {
             .eal
             .attach(&format!("net_ring{}", 2 * n + 1))
             .map_err(err)?[0];
-        let two_tx = PortConf {
-            tx_queues: 2,
+        // Port A: the generator's tx queues 0..N feed the workers' rx queues; the workers'
+        // own tx queues on A are N..2N. Port B: worker i sends on tx i, read back on rx i.
+        let a_conf = PortConf {
+            rx_queues: queues,
+            tx_queues: 2 * queues,
             ..PortConf::default()
         };
-        let mut a = Port::configure(&self.eal, a_id, &two_tx, self.pool).map_err(err)?;
-        let mut b =
-            Port::configure(&self.eal, b_id, &PortConf::default(), self.pool).map_err(err)?;
-        let (mut a_rx, mut a_tx) = a.take_queues().ok_or("port A queues")?;
-        let (mut b_rx, mut b_tx) = b.take_queues().ok_or("port B queues")?;
+        let b_conf = PortConf {
+            rx_queues: queues,
+            tx_queues: queues,
+            ..PortConf::default()
+        };
+        let mut a = Port::configure(&self.eal, a_id, &a_conf, self.pool).map_err(err)?;
+        let mut b = Port::configure(&self.eal, b_id, &b_conf, self.pool).map_err(err)?;
+        let (a_rx, mut gen_tx) = a.take_queues().ok_or("port A queues")?;
+        let (mut gen_rx, b_tx) = b.take_queues().ok_or("port B queues")?;
+        let worker_a_tx = gen_tx.split_off(workers);
         a.start().map_err(err)?;
         b.start().map_err(err)?;
         let a_mac = a.mac_addr().map_err(err)?;
         let b_mac = b.mac_addr().map_err(err)?;
 
         let rss_before = rss_kib();
-        let plan = WorkerPlan {
-            worker: 0,
-            mode: if s.method == Method::Io {
-                ForwardMode::Io
-            } else {
-                ForwardMode::Lb
-            },
-            rx: vec![RxAssignment {
-                rx: a_rx.remove(0),
-                out_port: 1,
-                in_port: 0,
-                from_host: false,
-            }],
-            tx: vec![a_tx.remove(1), b_tx.remove(0)],
-            forwarding: Arc::new(AtomicBool::new(true)),
-            host: Vec::new(),
-        };
+        let forwarding = Arc::new(AtomicBool::new(true));
+        let plans: Vec<WorkerPlan> = a_rx
+            .into_iter()
+            .zip(worker_a_tx.into_iter().zip(b_tx))
+            .enumerate()
+            .map(|(i, (rx, (to_a, to_b)))| WorkerPlan {
+                worker: i,
+                mode: if s.method == Method::Io {
+                    ForwardMode::Io
+                } else {
+                    ForwardMode::Lb
+                },
+                rx: vec![RxAssignment {
+                    rx,
+                    out_port: 1,
+                    in_port: 0,
+                    from_host: false,
+                }],
+                tx: vec![to_a, to_b],
+                forwarding: forwarding.clone(),
+                host: Vec::new(),
+            })
+            .collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(WorkerStats::default());
+        let stats: Vec<Arc<WorkerStats>> = (0..workers)
+            .map(|_| Arc::new(WorkerStats::default()))
+            .collect();
         let mut control = None;
-        let handle = if s.method == Method::Io {
-            let (stop, stats) = (stop.clone(), stats.clone());
-            self.eal
-                .launch(self.worker_lcore, move || {
-                    (worker::run(plan, &stop, &stats), None)
-                })
-                .map_err(err)?
+        let mut handles = Vec::with_capacity(workers);
+        if s.method == Method::Io {
+            for ((plan, st), &lcore) in plans.into_iter().zip(&stats).zip(&self.worker_lcores) {
+                let (stop, st) = (stop.clone(), st.clone());
+                let h = self
+                    .eal
+                    .launch(lcore, move || (worker::run(plan, &stop, &st), None))
+                    .map_err(err)?;
+                handles.push(h);
+            }
         } else {
-            let (appliance, cell, lb) = lb_setup(s, [a_mac, b_mac], &stats, self.worker_lcore)?;
+            let (appliance, cell, lbs) =
+                lb_setup(&self.eal, n, s, [a_mac, b_mac], &stats, &self.worker_lcores)?;
             control = Some((appliance, cell));
-            let (stop, stats) = (stop.clone(), stats.clone());
-            self.eal
-                .launch(self.worker_lcore, move || {
-                    let bytes = lb.engine.table.bytes_per_entry();
-                    let (c, e) = worker::run_lb(plan, lb, &stop, &stats);
-                    (c, Some((e, bytes)))
-                })
-                .map_err(err)?
-        };
+            for (((plan, lb), st), &lcore) in plans
+                .into_iter()
+                .zip(lbs)
+                .zip(&stats)
+                .zip(&self.worker_lcores)
+            {
+                let (stop, st) = (stop.clone(), st.clone());
+                let h = self
+                    .eal
+                    .launch(lcore, move || {
+                        let bytes = lb.engine.table.bytes_per_entry();
+                        let (c, e) = worker::run_lb(plan, lb, &stop, &st);
+                        (c, Some((e, bytes)))
+                    })
+                    .map_err(err)?;
+                handles.push(h);
+            }
+        }
 
         let churn = match (&control, s.churn) {
             (Some((appliance, _)), n) if n > 0 => Some(spawn_churn(
@@ -304,65 +377,79 @@ impl Bench {
             flows: s.flows,
             size: s.size,
             vip: VIP,
+            vips: s.vips,
             vport: 80,
             src_mac: GEN_MAC,
             dst_mac: a_mac,
         };
         let mut out = Outcome::for_scenario(s, "ring");
+        out.workers = workers;
         let ports = GenPorts {
             pool: &self.pool,
-            tx: &mut a_tx[0],
-            rx: &mut b_rx[0],
+            tx: &mut gen_tx,
+            rx: &mut gen_rx,
         };
-        let gen_result = generate(ports, traffic, s, Some(&stats), rss_before, &mut out);
+        let gen_result = generate(ports, traffic, s, &stats, rss_before, &mut out);
 
         stop.store(true, Ordering::Relaxed);
-        let (counters, engine) = handle
-            .join()
-            .map_err(|p| format!("{}: worker: {p}", s.name))?;
+        let mut joined = Vec::with_capacity(workers);
+        for h in handles {
+            joined.push(h.join().map_err(|p| format!("{}: worker: {p}", s.name))?);
+        }
         if let Some(churn) = churn {
             churn
                 .join()
                 .map_err(|_| format!("{}: churn thread panicked", s.name))??;
         }
         gen_result?;
-        out.worker_busy = counters.busy_share();
-        if let Some((engine, bytes)) = engine {
-            out.new_conns = engine.new_conns;
-            out.drops = DropReason::ALL
-                .iter()
-                .filter(|r| engine.drops[**r as usize] > 0)
-                .map(|r| (r.name().to_string(), engine.drops[*r as usize]))
-                .collect();
-            out.table_bytes_per_conn = bytes;
+        let mut drops = [0u64; DropReason::ALL.len()];
+        for (counters, engine) in &joined {
+            out.sink_overflow += counters.tx_dropped;
+            out.handoffs += counters.handoffs;
+            if let Some((engine, bytes)) = engine {
+                out.new_conns += engine.new_conns;
+                for r in DropReason::ALL {
+                    drops[r as usize] += engine.drops[r as usize];
+                }
+                out.table_bytes_per_conn = *bytes;
+            }
         }
-        if counters.tx_dropped > 0 {
-            out.drops
-                .push(("sink ring full".into(), counters.tx_dropped));
+        out.drops = DropReason::ALL
+            .iter()
+            .filter(|r| drops[**r as usize] > 0)
+            .map(|r| (r.name().to_string(), drops[*r as usize]))
+            .collect();
+        if out.sink_overflow > 0 {
+            out.drops.push(("sink ring full".into(), out.sink_overflow));
         }
-        out.sink_overflow = counters.tx_dropped;
         if let Some((_, cell)) = &control {
             out.publications = cell.generation() - generation0;
         }
-        drop((a_rx, a_tx, b_rx, b_tx));
+        drop((gen_tx, gen_rx));
         a.close().map_err(err)?;
         b.close().map_err(err)?;
         Ok(out)
     }
 }
 
+/// The control side (appliance, snapshot cell) and a context per worker.
+type LbSetup = (Arc<Appliance>, Arc<SnapshotCell>, Vec<LbContext>);
+
 /// The appliance of a scenario: clients behind a router on port 0, four real servers on
-/// port 1 (TUN: behind a router on port 1), one service on the VIP, configured through
-/// the same ipvsadm command layer rvsadm uses.
+/// port 1 (TUN: behind a router on port 1), one service on each VIP, configured through
+/// the same ipvsadm command layer rvsadm uses; a load-balancing context per worker, with
+/// hand-off rings between every two workers (run `run` names them apart).
 fn lb_setup(
+    eal: &Eal,
+    run: u32,
     s: &Scenario,
     macs: [[u8; 6]; 2],
-    stats: &Arc<WorkerStats>,
-    lcore: u32,
-) -> Result<(Arc<Appliance>, Arc<SnapshotCell>, LbContext), String> {
+    stats: &[Arc<WorkerStats>],
+    lcores: &[u32],
+) -> Result<LbSetup, String> {
     let limits = Limits {
-        entries: 16,
-        dests: 64,
+        entries: s.vips as usize + 1,
+        dests: (s.vips as usize + 1) * (SERVERS + 1) + 8,
     };
     let loads: Arc<Vec<DestLoad>> =
         Arc::new((0..limits.dests).map(|_| DestLoad::default()).collect());
@@ -407,56 +494,89 @@ fn lb_setup(
         director.neighbours.push((IpAddr::from([10, 1, 0, i]), mac));
     }
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));
+    let views = stats
+        .iter()
+        .zip(lcores)
+        .enumerate()
+        .map(|(index, (stats, &lcore))| WorkerView {
+            index,
+            lcore,
+            stats: stats.clone(),
+        })
+        .collect();
     let appliance = Arc::new(Appliance::new(
         director,
         cell.clone(),
-        vec![WorkerView {
-            index: 0,
-            lcore,
-            stats: stats.clone(),
-        }],
+        views,
         Vec::new(),
         s.conn_capacity,
     ));
     let proto = if s.kind == Kind::Udp { "-u" } else { "-t" };
-    let vip = format!("{}.{}.{}.{}:80", VIP[0], VIP[1], VIP[2], VIP[3]);
-    let mut rules = format!("-A {proto} {vip} -s rr\n");
-    for i in 1..=SERVERS {
-        rules += &format!(
-            "-a {proto} {vip} -r {} {} -w 1\n",
-            server_addr(s.method, i),
-            s.method.ipvsadm_flag()
-        );
+    let mut rules = String::new();
+    for v in 0..s.vips {
+        let vip = vip_name(v);
+        rules += &format!("-A {proto} {vip} -s rr\n");
+        for i in 1..=SERVERS {
+            rules += &format!(
+                "-a {proto} {vip} -r {} {} -w 1\n",
+                server_addr(s.method, i),
+                s.method.ipvsadm_flag()
+            );
+        }
     }
     let r = appliance.ipvsadm(&["-R"], &rules);
     if r.status != 0 {
         return Err(format!("{}: rules: {}", s.name, r.err));
     }
-    let mut engine = Engine::new(
-        EngineConfig {
-            conn_capacity: s.conn_capacity,
-            max_services: limits.entries,
-            max_dests: limits.dests,
-            neighbour_capacity: 64,
-        },
-        1,
-    );
-    let reader = SnapshotReader::new(cell.clone());
-    engine.adopt(reader.get());
-    let lb = LbContext {
-        engine,
-        snapshot: reader,
-        loads,
-        handoff: Handoff {
-            me: 0,
-            workers: 1,
-            to: vec![None],
+    let workers = stats.len();
+    let inboxes = Handoff::neighbour_inboxes(workers);
+    let mut handoffs: Vec<Handoff> = (0..workers)
+        .map(|me| Handoff {
+            me,
+            workers,
+            to: (0..workers).map(|_| None).collect(),
             from: Vec::new(),
-            neighbours: Vec::new(),
-        },
-        solicit_pool: None,
-    };
-    Ok((appliance, cell, lb))
+            neighbours: inboxes.clone(),
+        })
+        .collect();
+    for a in 0..workers {
+        for b in (0..workers).filter(|&b| b != a) {
+            let (p, c) = dpdk::mbuf_ring(eal, &format!("bench_ho_{run}_{a}_{b}"), 1024, -1)
+                .map_err(|e| format!("{}: hand-off ring: {e}", s.name))?;
+            handoffs[a].to[b] = Some(p);
+            handoffs[b].from.push(c);
+        }
+    }
+    let lbs = handoffs
+        .into_iter()
+        .map(|handoff| {
+            let mut engine = Engine::new(
+                EngineConfig {
+                    conn_capacity: s.conn_capacity,
+                    max_services: limits.entries,
+                    max_dests: limits.dests,
+                    neighbour_capacity: 64,
+                },
+                1,
+            );
+            let reader = SnapshotReader::new(cell.clone());
+            engine.adopt(reader.get());
+            LbContext {
+                engine,
+                snapshot: reader,
+                loads: loads.clone(),
+                handoff,
+                solicit_pool: None,
+            }
+        })
+        .collect();
+    Ok((appliance, cell, lbs))
+}
+
+/// VIP number `v` (consecutive from [`VIP`]) with the service port.
+fn vip_name(v: u32) -> String {
+    let a = std::net::Ipv4Addr::from(u32::from_be_bytes(VIP).wrapping_add(v));
+    format!("{a}:80")
 }
 
 fn server_addr(method: Method, i: usize) -> String {
@@ -477,7 +597,7 @@ fn spawn_churn(
     std::thread::spawn(move || {
         let gap = over.mul_f64(0.9) / n as u32;
         let start = Instant::now();
-        let vip = format!("{}.{}.{}.{}:80", VIP[0], VIP[1], VIP[2], VIP[3]);
+        let vip = vip_name(0);
         let flag = method.ipvsadm_flag();
         let mut fifth = false;
         for i in 0..n {
@@ -509,24 +629,53 @@ fn spawn_churn(
 
 /// The generator's loop on the main lcore: warm-up (established TCP: the flows' SYNs),
 /// then the measured window, then a drain until nothing more arrives.
-/// The generator's ends of the wiring.
+/// The generator's ends of the wiring: a tx queue towards each worker (flows go to their
+/// owner's), and the rx queues it drains.
 pub struct GenPorts<'a> {
     pub pool: &'a Mempool,
-    pub tx: &'a mut dpdk::TxQueue,
-    pub rx: &'a mut dpdk::RxQueue,
+    pub tx: &'a mut [dpdk::TxQueue],
+    pub rx: &'a mut [dpdk::RxQueue],
 }
 
-/// `worker`: the worker's statistics when it runs in this process.
+/// Mean share of busy time over the workers between two readings of their counters.
+fn busy_between(before: &[WorkerCounters], after: &[WorkerCounters]) -> f64 {
+    let shares: Vec<f64> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            let cycles = a.cycles.saturating_sub(b.cycles);
+            let busy = a.busy_cycles.saturating_sub(b.busy_cycles);
+            if cycles == 0 {
+                0.0
+            } else {
+                busy as f64 / cycles as f64
+            }
+        })
+        .collect();
+    if shares.is_empty() {
+        0.0
+    } else {
+        shares.iter().sum::<f64>() / shares.len() as f64
+    }
+}
+
+/// `workers`: the workers' statistics when they run in this process (empty otherwise).
 pub fn generate(
     ports: GenPorts<'_>,
     traffic: Traffic,
     s: &Scenario,
-    worker: Option<&WorkerStats>,
+    workers: &[Arc<WorkerStats>],
     rss_before: u64,
     out: &mut Outcome,
 ) -> Result<(), String> {
     let GenPorts { pool, tx, rx } = ports;
-    let connections = || worker.map_or(0, |w| w.connections());
+    let connections = || workers.iter().map(|w| w.connections()).sum::<u64>();
+    let read_workers = || workers.iter().map(|w| w.read()).collect::<Vec<_>>();
+    let mut busy_from = Vec::new();
+    // Table capacity is per worker.
+    let capacity = (s.conn_capacity * workers.len().max(1)) as u64;
+    let queues = tx.len().max(1);
+    let mut queued: Vec<MbufBurst<BURST>> = (0..queues).map(|_| MbufBurst::new()).collect();
     let mut gen = Generator::new(traffic);
     let frame_len = gen.frame_len() as u16;
     let hz = dpdk::tsc_hz().max(1);
@@ -570,10 +719,10 @@ pub fn generate(
             ));
         }
         // Receive everything waiting.
-        loop {
-            let n = rx.rx_burst(&mut back);
+        for q in rx.iter_mut() {
+            let n = q.rx_burst(&mut back);
             if n == 0 {
-                break;
+                continue;
             }
             last_arrival = dpdk::tsc_now();
             let t32 = last_arrival as u32;
@@ -597,13 +746,14 @@ pub fn generate(
         }
         if s.kind == Kind::Syn
             && full_at.is_none()
-            && (received >= s.conn_capacity as u64 || connections() >= s.conn_capacity as u64)
+            && (received >= capacity || connections() >= capacity)
         {
             full_at = Some((now, received));
         }
         match (window_start, window_end) {
             (None, _) if sent >= first_round && now - start >= warmup => {
                 window_start = Some((now, sent, received));
+                busy_from = read_workers();
                 measuring = true;
                 hist = Histogram::default();
                 if s.rate.is_some() {
@@ -615,6 +765,7 @@ pub fn generate(
                 if now - t0 >= window || full_at.is_some_and(|(t, _)| now - t > hz / 2) =>
             {
                 window_end = Some((now, sent, received));
+                out.worker_busy = busy_between(&busy_from, &read_workers());
                 measuring = false;
                 // While the worker still holds its table.
                 out.rss_growth_mib = rss_kib().saturating_sub(rss_before) as f64 / 1024.0;
@@ -641,17 +792,29 @@ pub fn generate(
             let due = (secs(now - rate_from.0) * rate) as u64 + rate_from.1;
             want = want.min(due.saturating_sub(sent) as usize);
         }
-        if burst.is_empty() && want > 0 && pool.alloc_bulk(&mut burst, want) {
+        // A new burst once the last one is all out; each frame to its flow's owner.
+        if queued.iter().all(|q| q.is_empty()) && want > 0 && pool.alloc_bulk(&mut burst, want) {
             let tsc = dpdk::tsc_now();
-            for m in burst.as_mut_slice() {
+            burst.drain_each(|mut m| {
+                let flow = gen.next_flow();
                 if let Some(frame) = m.append(frame_len) {
                     gen.next(frame, tsc);
                 }
-            }
+                let q = if queues > 1 {
+                    let (ip, port) = crate::gen::flow_addr(flow);
+                    owner_of(IpAddr::from(ip.to_be_bytes()), port, queues)
+                } else {
+                    0
+                };
+                let _ = queued[q].push(m);
+            });
         }
-        if !burst.is_empty() {
-            let before = burst.len();
-            let n = tx.tx_burst(&mut burst);
+        for (q, b) in tx.iter_mut().zip(queued.iter_mut()) {
+            if b.is_empty() {
+                continue;
+            }
+            let before = b.len();
+            let n = q.tx_burst(b);
             sent += n as u64;
             if measuring {
                 offers += 1;
@@ -705,5 +868,6 @@ pub fn generate(
     }
     // Dropped bursts left over from the last offer are not counted as sent.
     burst.clear();
+    queued.iter_mut().for_each(|q| q.clear());
     Ok(())
 }

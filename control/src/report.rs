@@ -121,6 +121,7 @@ mod tests {
             malformed: 0,
             handoffs: 3,
             handoff_drops: 0,
+            ..WorkerCounters::default()
         };
         let text = worker_stats(0, 1, &c);
         assert!(text.contains("Forward statistics for worker 0 (lcore 1)"));

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct WorkerStats {
     polls: AtomicU64,
     busy_polls: AtomicU64,
+    cycles: AtomicU64,
+    busy_cycles: AtomicU64,
     rx_packets: AtomicU64,
     tx_packets: AtomicU64,
     tx_dropped: AtomicU64,
@@ -33,6 +35,10 @@ pub struct WorkerCounters {
     pub polls: u64,
     /// Passes that received at least one packet.
     pub busy_polls: u64,
+    /// TSC cycles over all passes, and over those that received packets: a pass with a
+    /// full burst lasts a hundred times an empty one, so time, not passes, tells load.
+    pub cycles: u64,
+    pub busy_cycles: u64,
     pub rx_packets: u64,
     pub tx_packets: u64,
     /// Packets the tx queue did not take (queue full), freed.
@@ -46,12 +52,26 @@ pub struct WorkerCounters {
 }
 
 impl WorkerCounters {
-    /// Share of polls that found work, 0..=1.
+    /// Share of the worker's time spent in passes that found work, 0..=1 (of its passes,
+    /// when it measured no time).
     pub fn busy_share(&self) -> f64 {
-        if self.polls == 0 {
-            0.0
-        } else {
+        if self.cycles > 0 {
+            self.busy_cycles as f64 / self.cycles as f64
+        } else if self.polls > 0 {
             self.busy_polls as f64 / self.polls as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// Counts one pass that took `cycles` and found work or not.
+    #[inline]
+    pub fn count_pass(&mut self, busy: bool, cycles: u64) {
+        self.polls += 1;
+        self.busy_polls += u64::from(busy);
+        self.cycles += cycles;
+        if busy {
+            self.busy_cycles += cycles;
         }
     }
 }
@@ -62,6 +82,8 @@ impl WorkerStats {
     pub fn publish(&self, c: &WorkerCounters) {
         self.polls.store(c.polls, Relaxed);
         self.busy_polls.store(c.busy_polls, Relaxed);
+        self.cycles.store(c.cycles, Relaxed);
+        self.busy_cycles.store(c.busy_cycles, Relaxed);
         self.rx_packets.store(c.rx_packets, Relaxed);
         self.tx_packets.store(c.tx_packets, Relaxed);
         self.tx_dropped.store(c.tx_dropped, Relaxed);
@@ -124,6 +146,8 @@ impl WorkerStats {
         WorkerCounters {
             polls: self.polls.load(Relaxed),
             busy_polls: self.busy_polls.load(Relaxed),
+            cycles: self.cycles.load(Relaxed),
+            busy_cycles: self.busy_cycles.load(Relaxed),
             rx_packets: self.rx_packets.load(Relaxed),
             tx_packets: self.tx_packets.load(Relaxed),
             tx_dropped: self.tx_dropped.load(Relaxed),
@@ -131,5 +155,27 @@ impl WorkerStats {
             handoffs: self.handoffs.load(Relaxed),
             handoff_drops: self.handoff_drops.load(Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerCounters;
+
+    #[test]
+    fn busy_share_weighs_passes_by_their_time() {
+        let mut c = WorkerCounters::default();
+        // Saturated: every other pass finds the ring empty, but full passes are long.
+        for _ in 0..100 {
+            c.count_pass(true, 5_000);
+            c.count_pass(false, 50);
+        }
+        assert_eq!((c.polls, c.busy_polls), (200, 100));
+        assert!((c.busy_share() - 0.990).abs() < 0.001, "{}", c.busy_share());
+        // Idle: short empty passes only.
+        let mut idle = WorkerCounters::default();
+        idle.count_pass(false, 60);
+        idle.count_pass(false, 60);
+        assert_eq!(idle.busy_share(), 0.0);
     }
 }

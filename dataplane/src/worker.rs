@@ -184,6 +184,7 @@ pub struct WorkerPlan {
 pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> WorkerCounters {
     let mut counters = WorkerCounters::default();
     let mut burst: MbufBurst<BURST> = MbufBurst::new();
+    let mut pass_start = dpdk::tsc_now();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         let polling = plan.forwarding.load(Ordering::Relaxed);
@@ -208,8 +209,9 @@ pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> Work
             counters.tx_dropped += burst.len() as u64;
             burst.clear();
         }
-        counters.polls += 1;
-        counters.busy_polls += u64::from(busy);
+        let end = dpdk::tsc_now();
+        counters.count_pass(busy, end.wrapping_sub(pass_start));
+        pass_start = end;
         stats.publish(&counters);
     }
     stats.publish(&counters);
@@ -241,9 +243,15 @@ pub fn run_lb(
     let mut published = start;
     let mut hops: Vec<(u16, IpAddr)> = Vec::with_capacity(SOLICIT_PER_SECOND);
     let mut solicited_at = 0;
+    // A pass is counted when the next one starts (its TSC read ends the last one's time).
+    let (mut pass_start, mut last_busy) = (start, None);
     stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
     while !stop.load(Ordering::Relaxed) {
         let tsc = dpdk::tsc_now();
+        if let Some(busy) = last_busy.take() {
+            counters.count_pass(busy, tsc.wrapping_sub(pass_start));
+        }
+        pass_start = tsc;
         let now = ((tsc - start) / hz) as u32 + 1;
         let mut changed = false;
         if lb.snapshot.refresh() {
@@ -370,8 +378,7 @@ pub fn run_lb(
             }
         });
         lb.engine.expire(now, 64, &lb.loads);
-        counters.polls += 1;
-        counters.busy_polls += u64::from(busy);
+        last_busy = Some(busy);
         stats.publish(&counters);
         if tsc - published >= publish_every {
             published = tsc;

@@ -1753,9 +1753,16 @@ pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize
             (e.src, e.sport)
         }
     };
+    Some(owner_of(client, port, workers))
+}
+
+/// The worker that owns the flows of a client endpoint (see [`flow_owner`]); what a
+/// generator or an RSS set-up steering flows to their owners computes.
+#[inline]
+pub fn owner_of(client: IpAddr, port: u16, workers: usize) -> usize {
     let h = sched::hash_32(
         sched::fold_addr(client) ^ u32::from(port).rotate_left(16),
         16,
     );
-    Some(h as usize % workers)
+    h as usize % workers.max(1)
 }
