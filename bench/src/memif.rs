@@ -6,8 +6,8 @@
 //!   generator --memif id 0--> DUT (testpmd io | rvs) --memif id 1--> generator
 //! ```
 
-use crate::gen::{Kind, Traffic};
-use crate::run::{generate, GenPorts, Method, Outcome, Scenario, GEN_MAC, VIP};
+use crate::gen::Kind;
+use crate::run::{generate, GenPorts, Method, Outcome, Scenario, VIP};
 use dpdk::{Eal, Mempool, Port, PortConf};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -246,16 +246,7 @@ pub fn run(
         // rvs starts its workers after its ports; give it a moment.
         std::thread::sleep(Duration::from_millis(300));
 
-        let traffic = Traffic {
-            kind: s.kind,
-            flows: s.flows,
-            size: s.size,
-            vip: VIP,
-            vips: s.vips,
-            vport: 80,
-            src_mac: GEN_MAC,
-            dst_mac: parse_mac(DUT_MAC[0]),
-        };
+        let traffic = s.traffic(parse_mac(DUT_MAC[0]));
         let mut out = Outcome::for_scenario(s, "memif");
         let ports = GenPorts {
             pool: &pool,

@@ -84,6 +84,22 @@ pub struct Scenario {
     pub wiring: Wiring,
 }
 
+impl Scenario {
+    /// The generator's traffic for this scenario, towards the device's MAC.
+    pub fn traffic(&self, dst_mac: [u8; 6]) -> Traffic {
+        Traffic {
+            kind: self.kind,
+            flows: self.flows,
+            size: self.size,
+            vip: VIP,
+            vips: self.vips,
+            vport: 80,
+            src_mac: GEN_MAC,
+            dst_mac,
+        }
+    }
+}
+
 /// How generator and device under test are connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wiring {
@@ -372,16 +388,7 @@ impl Bench {
         };
         let generation0 = control.as_ref().map_or(0, |(_, c)| c.generation());
 
-        let traffic = Traffic {
-            kind: s.kind,
-            flows: s.flows,
-            size: s.size,
-            vip: VIP,
-            vips: s.vips,
-            vport: 80,
-            src_mac: GEN_MAC,
-            dst_mac: a_mac,
-        };
+        let traffic = s.traffic(a_mac);
         let mut out = Outcome::for_scenario(s, "ring");
         out.workers = workers;
         let ports = GenPorts {
