@@ -192,12 +192,6 @@ impl Generator {
         }
     }
 
-    /// The flow the next packet belongs to.
-    #[inline]
-    pub fn next_flow(&self) -> u64 {
-        self.position(self.built).0
-    }
-
     /// The VIP of flow `flow`.
     #[inline]
     pub fn vip_of(&self, flow: u64) -> u32 {
@@ -205,9 +199,10 @@ impl Generator {
         u32::from_be_bytes(self.traffic.vip).wrapping_add((flow % vips) as u32)
     }
 
-    /// Writes the next packet into `out` (at least `frame_len` bytes), stamped with `tsc`.
+    /// Writes the next packet into `out` (at least `frame_len` bytes), stamped with `tsc`;
+    /// returns its flow.
     #[inline]
-    pub fn next(&mut self, out: &mut [u8], tsc: u64) {
+    pub fn next(&mut self, out: &mut [u8], tsc: u64) -> u64 {
         let n = self.built;
         self.built += 1;
         let (flow, seq) = self.position(n);
@@ -236,6 +231,7 @@ impl Generator {
             out[l4 + 8..l4 + 12].copy_from_slice(&ts.to_be_bytes());
             out[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
         }
+        flow
     }
 }
 

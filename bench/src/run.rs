@@ -535,25 +535,8 @@ fn lb_setup(
     if r.status != 0 {
         return Err(format!("{}: rules: {}", s.name, r.err));
     }
-    let workers = stats.len();
-    let inboxes = Handoff::neighbour_inboxes(workers);
-    let mut handoffs: Vec<Handoff> = (0..workers)
-        .map(|me| Handoff {
-            me,
-            workers,
-            to: (0..workers).map(|_| None).collect(),
-            from: Vec::new(),
-            neighbours: inboxes.clone(),
-        })
-        .collect();
-    for a in 0..workers {
-        for b in (0..workers).filter(|&b| b != a) {
-            let (p, c) = dpdk::mbuf_ring(eal, &format!("bench_ho_{run}_{a}_{b}"), 1024, -1)
-                .map_err(|e| format!("{}: hand-off ring: {e}", s.name))?;
-            handoffs[a].to[b] = Some(p);
-            handoffs[b].from.push(c);
-        }
-    }
+    let handoffs = Handoff::mesh(eal, stats.len(), true, &format!("bench_ho_{run}"), -1)
+        .map_err(|e| format!("{}: hand-off ring: {e}", s.name))?;
     let lbs = handoffs
         .into_iter()
         .map(|handoff| {
@@ -803,15 +786,13 @@ pub fn generate(
         if queued.iter().all(|q| q.is_empty()) && want > 0 && pool.alloc_bulk(&mut burst, want) {
             let tsc = dpdk::tsc_now();
             burst.drain_each(|mut m| {
-                let flow = gen.next_flow();
-                if let Some(frame) = m.append(frame_len) {
-                    gen.next(frame, tsc);
-                }
-                let q = if queues > 1 {
-                    let (ip, port) = crate::gen::flow_addr(flow);
-                    owner_of(IpAddr::from(ip.to_be_bytes()), port, queues)
-                } else {
-                    0
+                let flow = m.append(frame_len).map(|frame| gen.next(frame, tsc));
+                let q = match flow {
+                    Some(flow) if queues > 1 => {
+                        let (ip, port) = crate::gen::flow_addr(flow);
+                        owner_of(IpAddr::from(ip.to_be_bytes()), port, queues)
+                    }
+                    _ => 0,
                 };
                 let _ = queued[q].push(m);
             });

@@ -494,26 +494,9 @@ pub fn run(
     let mut launch_error = None;
     // Hand-off rings for lb: one per ordered pair of workers.
     let n_workers = cfg.workers.len();
-    let inboxes = worker::Handoff::neighbour_inboxes(n_workers);
-    let mut handoffs: Vec<worker::Handoff> = (0..n_workers)
-        .map(|me| worker::Handoff {
-            me,
-            workers: n_workers,
-            to: (0..n_workers).map(|_| None).collect(),
-            from: Vec::new(),
-            neighbours: inboxes.clone(),
-        })
-        .collect();
-    if cfg.forward == ForwardMode::Lb {
-        for a in 0..n_workers {
-            for b in (0..n_workers).filter(|&b| b != a) {
-                let (p, c) = dpdk::mbuf_ring(&eal, &format!("rvs_ho_{a}_{b}"), 1024, main_socket)
-                    .map_err(|e| RunError::Dpdk(format!("hand-off ring: {e}")))?;
-                handoffs[a].to[b] = Some(p);
-                handoffs[b].from.push(c);
-            }
-        }
-    }
+    let lb = cfg.forward == ForwardMode::Lb;
+    let handoffs = worker::Handoff::mesh(&eal, n_workers, lb, "rvs_ho", main_socket)
+        .map_err(|e| RunError::Dpdk(format!("hand-off ring: {e}")))?;
     let mut handoffs = handoffs.into_iter();
     let mut twin_tx = twin_tx.into_iter();
     for (w, wc) in cfg.workers.iter().enumerate() {

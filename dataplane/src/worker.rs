@@ -56,7 +56,41 @@ pub struct Handoff {
     pub neighbours: Vec<Arc<ArrayQueue<NeighbourNews>>>,
 }
 
+/// Frames one hand-off ring holds.
+const HANDOFF_RING: u32 = 1024;
+
 impl Handoff {
+    /// The hand-off ends of `workers` workers, sharing neighbour inboxes; with `rings`
+    /// (load balancing), a ring for each ordered pair of workers, named `{prefix}_{a}_{b}`
+    /// on `socket`.
+    pub fn mesh(
+        eal: &dpdk::Eal,
+        workers: usize,
+        rings: bool,
+        prefix: &str,
+        socket: i32,
+    ) -> Result<Vec<Handoff>, dpdk::Error> {
+        let inboxes = Handoff::neighbour_inboxes(workers);
+        let mut mesh: Vec<Handoff> = (0..workers)
+            .map(|me| Handoff {
+                me,
+                workers,
+                to: (0..workers).map(|_| None).collect(),
+                from: Vec::new(),
+                neighbours: inboxes.clone(),
+            })
+            .collect();
+        for a in (0..workers).filter(|_| rings) {
+            for b in (0..workers).filter(|&b| b != a) {
+                let name = format!("{prefix}_{a}_{b}");
+                let (p, c) = dpdk::mbuf_ring(eal, &name, HANDOFF_RING, socket)?;
+                mesh[a].to[b] = Some(p);
+                mesh[b].from.push(c);
+            }
+        }
+        Ok(mesh)
+    }
+
     /// Inboxes for `workers` workers' neighbour news.
     pub fn neighbour_inboxes(workers: usize) -> Vec<Arc<ArrayQueue<NeighbourNews>>> {
         (0..workers)

@@ -230,12 +230,6 @@ impl Binding {
     }
 }
 
-/// Why no next hop: no route, or the next hop's MAC is still unknown.
-enum HopMiss {
-    NoRoute,
-    Unresolved { port: u16, hop: IpAddr },
-}
-
 /// Most entries one [`Engine::expire`] call visits.
 pub const EXPIRE_BUDGET_MAX: usize = 256;
 
@@ -309,13 +303,17 @@ impl Engine {
 
     /// The port and next-hop MAC towards `dst` for connection `id`, from the connection's
     /// cache while its epoch is current; otherwise by route and neighbour lookup, cached.
-    fn next_hop(
+    /// Without one, the packet's verdict: dropped for no route, or (next hop unresolved)
+    /// turned into an ARP request / neighbour solicitation (see [`Engine::resolve`]).
+    fn next_hop<F: Frame>(
         &mut self,
         snap: &Snapshot,
         id: crate::conn::ConnId,
         dst: IpAddr,
         to_server: bool,
-    ) -> Result<NextHop, HopMiss> {
+        now: u32,
+        frame: &mut F,
+    ) -> Result<NextHop, Verdict> {
         let cached = self.table.get(id).and_then(|c| {
             let i = if to_server {
                 c.hop_to_server
@@ -327,14 +325,16 @@ impl Engine {
         if let Some(hop) = cached.and_then(|i| self.hops.get(usize::from(i))) {
             return Ok(*hop);
         }
-        let (port, hop) = snap.route(dst).ok_or(HopMiss::NoRoute)?;
-        let mac = self
-            .neighbour(snap, hop)
-            .ok_or(HopMiss::Unresolved { port, hop })?;
+        let Some((port, hop)) = snap.route(dst) else {
+            return Err(self.drop(DropReason::NoRoute));
+        };
+        let Some(mac) = self.neighbour(snap, hop) else {
+            return Err(self.resolve(snap, now, port, hop, frame));
+        };
         let next = NextHop { port, mac };
         let index = match self.hop_ids.get(&(port, hop)) {
             Some(&i) => i,
-            None if self.hops.len() < self.hops.capacity().min(usize::from(NO_HOP)) => {
+            None if self.hops.len() < self.neighbour_capacity.min(usize::from(NO_HOP)) => {
                 let i = self.hops.len() as u16;
                 self.hops.push(next);
                 self.hop_ids.insert((port, hop), i);
@@ -643,12 +643,9 @@ impl Engine {
             return Verdict::ToHost;
         }
         let daddr = ip_of(&conn.addr);
-        let (out_port, hop_mac) = match self.next_hop(snap, id, daddr, true) {
+        let (out_port, hop_mac) = match self.next_hop(snap, id, daddr, true, now, frame) {
             Ok(h) => (h.port, h.mac),
-            Err(HopMiss::NoRoute) => return self.drop(DropReason::NoRoute),
-            Err(HopMiss::Unresolved { port, hop }) => {
-                return self.resolve(snap, now, port, hop, frame)
-            }
+            Err(verdict) => return verdict,
         };
         let Some(port_info) = snap.ports.get(usize::from(out_port)) else {
             return self.drop(DropReason::NoRoute);
@@ -718,12 +715,9 @@ impl Engine {
         if flow.ttl <= 1 {
             return self.drop(DropReason::Ttl);
         }
-        let (out_port, hop_mac) = match self.next_hop(snap, id, flow.dst, false) {
+        let (out_port, hop_mac) = match self.next_hop(snap, id, flow.dst, false, now, frame) {
             Ok(h) => (h.port, h.mac),
-            Err(HopMiss::NoRoute) => return self.drop(DropReason::NoRoute),
-            Err(HopMiss::Unresolved { port, hop }) => {
-                return self.resolve(snap, now, port, hop, frame)
-            }
+            Err(verdict) => return verdict,
         };
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return self.drop(DropReason::NoRoute);
