@@ -6,8 +6,8 @@
 //! the TSC's low 32 bits in its acknowledgement number (rvs rewrites neither, so a 60-byte
 //! frame can carry it); UDP carries both in the first 8 payload bytes.
 
-use rvs_dataplane::wire::checksum::{accumulate, finish, pseudo_v4};
-use rvs_dataplane::wire::{proto, EthernetFrame, Ipv4Packet, TcpPacket, UdpPacket};
+use rvs_wire::checksum::{accumulate, finish, pseudo_v4};
+use rvs_wire::{proto, EthernetFrame, Ipv4Packet, TcpPacket, UdpPacket};
 use serde::Serialize;
 
 /// Clients are taken from 100.64.0.0/10, `PORTS_PER_CLIENT` source ports each.

@@ -14,11 +14,11 @@ use crate::memif::{self, Dut};
 use dpdk::{Eal, MbufBurst, Mempool, Port, PortConf, BURST};
 use rvs_control::appliance::{Appliance, WorkerView};
 use rvs_control::director::{Director, Limits};
-use rvs_dataplane::engine::{owner_of, DropReason, Engine, EngineConfig, PortInfo, Route};
-use rvs_dataplane::publish::{SnapshotCell, SnapshotReader};
-use rvs_dataplane::sched::DestLoad;
-use rvs_dataplane::worker::{self, Handoff, LbContext, RxAssignment, WorkerPlan};
-use rvs_dataplane::{ForwardMode, WorkerCounters, WorkerStats};
+use rvs_core::engine::{owner_of, DropReason, Engine, EngineConfig, PortInfo, Route};
+use rvs_core::publish::{SnapshotCell, SnapshotReader};
+use rvs_core::sched::DestLoad;
+use rvs_core::{ForwardMode, WorkerCounters, WorkerStats};
+use rvs_worker::{Handoff, LbContext, RxAssignment, WorkerPlan};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::path::Path;
@@ -350,7 +350,7 @@ impl Bench {
                 let (stop, st) = (stop.clone(), st.clone());
                 let h = self
                     .eal
-                    .launch(lcore, move || (worker::run(plan, &stop, &st), None))
+                    .launch(lcore, move || (rvs_worker::run(plan, &stop, &st), None))
                     .map_err(err)?;
                 handles.push(h);
             }
@@ -369,7 +369,7 @@ impl Bench {
                     .eal
                     .launch(lcore, move || {
                         let bytes = lb.engine.table.bytes_per_entry();
-                        let (c, e) = worker::run_lb(plan, lb, &stop, &st);
+                        let (c, e) = rvs_worker::run_lb(plan, lb, &stop, &st);
                         (c, Some((e, bytes)))
                     })
                     .map_err(err)?;

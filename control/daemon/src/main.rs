@@ -1,0 +1,151 @@
+//! `rvs`: the load-balancer daemon.
+#![forbid(unsafe_code)]
+
+mod data_port;
+mod runtime;
+
+use clap::{Parser, Subcommand};
+use runtime::RunError;
+use rvs_control::config::Config;
+use rvs_control::keepalived::KeepalivedConf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// rvs: an L4 load balancer (LVS-style NAT, DR and TUN) on a DPDK data plane.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The configuration file (TOML); see configs/.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Check the configuration and exit without starting the data plane.
+    #[arg(long)]
+    check: bool,
+
+    /// Interactive: an `rvs> ` console on this terminal (testpmd style).
+    #[arg(short, long)]
+    interactive: bool,
+
+    /// A keepalived.conf: its virtual servers join the configuration and its health
+    /// checkers run (vrrp sections are read and kept).
+    #[arg(long, value_name = "FILE")]
+    keepalived_conf: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print the real server each client would get, in order, from ipvsadm-style rules
+    /// (`ipvsadm -S` output), without packets or a running daemon.
+    Preview {
+        /// Rules in ipvsadm syntax (-A / -a lines); "-" reads standard input.
+        #[arg(long, value_name = "FILE")]
+        rules: PathBuf,
+        /// One client a line: CLIENT[:PORT] VIP:PORT|fwmark:N [tcp|udp]; "-" reads stdin.
+        #[arg(long, value_name = "FILE")]
+        clients: PathBuf,
+    },
+}
+
+fn read_input(path: &Path) -> Result<String, String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("standard input: {e}"))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Cmd::Preview { rules, clients }) = &args.command {
+        let result = read_input(rules)
+            .and_then(|r| read_input(clients).map(|c| (r, c)))
+            .and_then(|(r, c)| rvs_control::preview::preview(&r, &c));
+        return match result {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rvs: error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let Some(config) = args.config else {
+        eprintln!("rvs: error: --config FILE is required (see rvs --help)");
+        return ExitCode::from(2);
+    };
+    let cfg = match Config::load(&config) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("rvs: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let keepalived = match &args.keepalived_conf {
+        Some(path) => match KeepalivedConf::load(path) {
+            Ok(k) => {
+                for w in &k.warnings {
+                    eprintln!("rvs: warning: {w}");
+                }
+                Some(k)
+            }
+            Err(e) => {
+                eprintln!("rvs: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    if args.check {
+        // Services, the rules file, timeouts and keepalived.conf are applied as at start-up.
+        let checked = runtime::build_director(&cfg, Vec::new()).and_then(|mut d| {
+            let cmds: Vec<(usize, _)> = keepalived
+                .iter()
+                .flat_map(|k| k.commands())
+                .enumerate()
+                .map(|(i, c)| (i + 1, c))
+                .collect();
+            d.apply_all(&cmds)
+                .map_err(|e| runtime::RunError::Dpdk(format!("keepalived.conf: {e}")))
+        });
+        if let Err(e) = checked {
+            eprintln!("rvs: error: {e}");
+            return ExitCode::from(2);
+        }
+        println!(
+            "rvs: {}: configuration OK ({} port(s), {} worker(s), forward {})",
+            config.display(),
+            cfg.ports.len(),
+            cfg.workers.len(),
+            cfg.forward
+        );
+        return ExitCode::SUCCESS;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("rvs: error: cannot handle signal {sig}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match runtime::run(&cfg, stop, args.interactive, keepalived.as_ref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ RunError::Config(_)) => {
+            eprintln!("rvs: error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("rvs: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The host exception path: a data port (net_tap whose kernel side is moved into a
+//! namespace, the "wire") with a host TAP twin. The host kernel owns the appliance's
+//! address through the twin: it pings and opens TCP connections to a machine on the wire,
+//! the machine pings the appliance's address, and a keepalived TCP_CHECK run by rvs reaches
+//! a real server over the data port. Needs root; every wait is bounded.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Lab {
+    ns: String,
+    dir: PathBuf,
+    rvs: Option<Child>,
+    helpers: Vec<Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in self.helpers.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(mut c) = self.rvs.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_host_kernel_reaches_the_wire_through_its_twin() {
+    let pid = std::process::id();
+    let (wire, twin) = (
+        format!("rvsw{}", pid % 100_000),
+        format!("rvsh{}", pid % 100_000),
+    );
+    let ns = format!("rvstwin{pid}");
+    let dir = std::env::temp_dir().join(format!("rvs-twin-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lab = Lab {
+        ns: ns.clone(),
+        dir: dir.clone(),
+        rvs: None,
+        helpers: Vec::new(),
+    };
+    assert!(run(&format!("ip netns add {ns}")).status.success());
+    let keepalived = dir.join("keepalived.conf");
+    std::fs::write(
+        &keepalived,
+        "virtual_server 192.0.2.50 80 {\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {\n    TCP_CHECK { }\n  }\n}\n",
+    )
+    .unwrap();
+    let config = dir.join("rvs.toml");
+    let socket = dir.join("rvs.sock");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[eal]
+lcores = "0,1"
+hugepages = false
+memory_mb = 256
+file_prefix = "rvs-twin-{pid}"
+
+[control]
+socket = "{}"
+
+[[port]]
+name = "wire"
+device = "net_tap{},iface={wire}"
+addresses = ["10.214.0.1/24"]
+host_tap = "{twin}"
+"#,
+            socket.display(),
+            pid % 1000
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("rvs.log")).unwrap();
+    lab.rvs = Some(
+        Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--keepalived-conf")
+            .arg(&keepalived)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let log_text = || std::fs::read_to_string(dir.join("rvs.log")).unwrap_or_default();
+    wait("rvs to forward", 30, || log_text().contains("forwarding;"));
+    assert!(
+        log_text().contains(&format!("host twin {twin}")),
+        "{}",
+        log_text()
+    );
+    // The wire's kernel side goes into the namespace, with a MAC of its own.
+    for c in [
+        format!("ip link set {wire} netns {ns}"),
+        format!("ip -n {ns} link set {wire} address 02:de:00:00:ee:02"),
+        format!("ip -n {ns} addr add 10.214.0.2/24 dev {wire}"),
+        format!("ip -n {ns} link set {wire} up"),
+        format!("ip -n {ns} link set lo up"),
+    ] {
+        let o = run(&c);
+        assert!(
+            o.status.success(),
+            "{c}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The twin carries the appliance's address on the host.
+    let addr = run(&format!("ip -o addr show dev {twin}"));
+    assert!(
+        String::from_utf8_lossy(&addr.stdout).contains("10.214.0.1/24"),
+        "{}",
+        String::from_utf8_lossy(&addr.stdout)
+    );
+
+    // Host -> wire: ping, then a TCP exchange.
+    let ping = run("ping -c 3 -i 0.3 -W 2 10.214.0.2");
+    assert!(
+        ping.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&ping.stdout),
+        log_text()
+    );
+    lab.helpers.push(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "socat",
+                "TCP-LISTEN:7000,fork,reuseaddr",
+                "SYSTEM:echo twin-ok",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut answer = String::new();
+    wait("a TCP answer through the twin", 15, || {
+        let o = run("socat -T 2 - TCP:10.214.0.2:7000,connect-timeout=2 </dev/null");
+        answer = String::from_utf8_lossy(&o.stdout).into_owned();
+        answer.contains("twin-ok")
+    });
+    // Wire -> host: the machine pings the appliance's address; the kernel answers.
+    let back = run(&format!(
+        "ip netns exec {ns} ping -c 2 -i 0.3 -W 2 10.214.0.1"
+    ));
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stdout)
+    );
+
+    // rvs's own health check goes the same way: the alpha service gets its server once
+    // the TCP_CHECK over the data port succeeds.
+    wait("the health-checked server", 20, || {
+        let o = Command::new(rvs_testkit::bins::sibling(
+            env!("CARGO_BIN_EXE_rvs"),
+            "rvsadm",
+        ))
+        .args(["-S", "-n"])
+        .env("RVS_SOCKET", &socket)
+        .output()
+        .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .contains("-a -t 192.0.2.50:80 -r 10.214.0.2:7000 -m -w 1")
+    });
+
+    // A local real server (the fall-back-to-this-box of the seeds): the VIP goes to the
+    // host's stack through the twin, which answers from the VIP.
+    let rvsadm = |args: &[&str]| {
+        Command::new(rvs_testkit::bins::sibling(
+            env!("CARGO_BIN_EXE_rvs"),
+            "rvsadm",
+        ))
+        .args(args)
+        .env("RVS_SOCKET", &socket)
+        .output()
+        .unwrap()
+    };
+    assert!(rvsadm(&["-A", "-t", "192.0.2.60:7080", "-s", "rr"])
+        .status
+        .success());
+    assert!(
+        rvsadm(&["-a", "-t", "192.0.2.60:7080", "-r", "10.214.0.1:7080", "-m"])
+            .status
+            .success()
+    );
+    let listing = String::from_utf8_lossy(&rvsadm(&["-L", "-n", "-t", "192.0.2.60:7080"]).stdout)
+        .into_owned();
+    assert!(
+        listing.contains("  -> 10.214.0.1:7080              Local   1"),
+        "{listing}"
+    );
+    wait("the VIP on the twin", 10, || {
+        String::from_utf8_lossy(&run(&format!("ip -o addr show dev {twin}")).stdout)
+            .contains("192.0.2.60/32")
+    });
+    lab.helpers.push(
+        Command::new("socat")
+            .args([
+                "TCP-LISTEN:7080,bind=192.0.2.60,fork,reuseaddr",
+                "SYSTEM:echo local-ok",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        run(&format!("ip -n {ns} route add 192.0.2.0/24 via 10.214.0.1"))
+            .status
+            .success()
+    );
+    wait("an answer from the local server", 15, || {
+        let o = run(&format!(
+            "ip netns exec {ns} socat -T 2 - TCP:192.0.2.60:7080,connect-timeout=2 </dev/null"
+        ));
+        String::from_utf8_lossy(&o.stdout).contains("local-ok")
+    });
+
+    let mut rvs = lab.rvs.take().unwrap();
+    Command::new("kill")
+        .args(["-INT", &rvs.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rvs.wait().unwrap().success(), "{}", log_text());
+    assert!(log_text().contains("To-host"), "{}", log_text());
+}

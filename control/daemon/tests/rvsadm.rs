@@ -1,0 +1,418 @@
+//! `rvsadm` and the console against a running daemon: ipvsadm's listings, counters of real
+//! traffic (a pcap replayed through a `net_pcap` port), live changes, save/restore, errors,
+//! and `rvs -i` driven through a pseudo-terminal.
+
+use etherparse::PacketBuilder;
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT_MAC: [u8; 6] = [2, 0x70, 0x63, 0x61, 0x70, 0x00]; // net_pcap0's MAC
+const CLIENT_MAC: [u8; 6] = [2, 0xcc, 0, 0, 0, 1];
+
+struct Lab {
+    dir: PathBuf,
+    config: PathBuf,
+    socket: PathBuf,
+    out: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn syn(client: [u8; 4], cport: u16) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, PORT_MAC)
+        .ipv4(client, [192, 168, 1, 100], 64)
+        .tcp(cport, 80, 7, 1000)
+        .syn();
+    let mut v = Vec::new();
+    b.write(&mut v, b"").unwrap();
+    v
+}
+
+fn lab(name: &str, frames: &[Vec<u8>], rules: Option<&str>) -> Lab {
+    let dir = std::env::temp_dir().join(format!("rvs-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rx, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    let mut w = PcapWriter::new(std::fs::File::create(&rx).unwrap()).unwrap();
+    for f in frames {
+        w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, f))
+            .unwrap();
+    }
+    let socket = dir.join("ctl").join("rvs.sock");
+    let control_rules = match rules {
+        Some(text) => {
+            std::fs::write(dir.join("rules"), text).unwrap();
+            "rules = \"rules\"\n"
+        }
+        None => "",
+    };
+    let config = dir.join("rvs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[eal]
+lcores = "0,1"
+hugepages = false
+memory_mb = 256
+file_prefix = "rvs-{name}-{pid}"
+
+[dataplane]
+connections = 1024
+
+[control]
+socket = "{socket}"
+{control_rules}
+[[port]]
+name = "wire"
+device = "net_pcap0,rx_pcap={rx},tx_pcap={out}"
+addresses = ["192.168.1.1", "10.0.0.1"]
+
+[[route]]
+prefix = "10.0.0.0/24"
+port = "wire"
+
+[[neighbour]]
+address = "10.0.0.2"
+mac = "02:aa:00:00:00:02"
+
+[[service]]
+address = "192.168.1.100"
+port = 80
+scheduler = "rr"
+
+[[service.server]]
+address = "10.0.0.2"
+port = 8080
+"#,
+            pid = std::process::id(),
+            socket = socket.display(),
+            rx = rx.display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    Lab {
+        dir,
+        config,
+        socket,
+        out,
+    }
+}
+
+fn frames_out(path: &Path) -> usize {
+    let Ok(f) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let Ok(mut r) = PcapReader::new(f) else {
+        return 0;
+    };
+    let mut n = 0;
+    while let Some(Ok(_)) = r.next_packet() {
+        n += 1;
+    }
+    n
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rvsadm(lab: &Lab, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(rvs_testkit::bins::sibling(
+        env!("CARGO_BIN_EXE_rvs"),
+        "rvsadm",
+    ))
+    .args(args)
+    .env("RVS_SOCKET", &lab.socket)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stop(child: Child) -> String {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn check_applies_the_rules_file() {
+    let bad = lab("rules-bad", &[], Some("-a -t 1.2.3.4:80 -r 10.0.0.2\n"));
+    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["--check", "--config"])
+        .arg(&bad.config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("control.rules") && err.contains("line 1: Service not defined"),
+        "{err}"
+    );
+    let good = lab(
+        "rules-good",
+        &[],
+        Some("-A -t 1.2.3.4:80 -s rr\n-a -t 1.2.3.4:80 -r 10.0.0.2 -m\n"),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["--check", "--config"])
+        .arg(&good.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
+    let lab = lab("rvsadm", &[syn([198, 51, 100, 7], 40000)], None);
+    let child = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("--config")
+        .arg(&lab.config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the SYN to be forwarded", || frames_out(&lab.out) == 1);
+    wait_for("the control socket", || lab.socket.exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&lab.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+
+    let l = rvsadm(&lab, &["-L", "-n"], "");
+    assert!(l.status.success());
+    assert_eq!(
+        text(&l),
+        "IP Virtual Server version 1.2.1 (size=1024)\n\
+         Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  192.168.1.100:80 rr\n  \
+         -> 10.0.0.2:8080                Masq    1      1          0         \n"
+    );
+    // The workers publish their counters every 50 ms.
+    let mut stats = String::new();
+    wait_for("per-service counters", || {
+        stats = text(&rvsadm(&lab, &["-Ln", "--stats", "--exact"], ""));
+        stats.contains(
+            "TCP  192.168.1.100:80                    1        1        0       40        0",
+        )
+    });
+    assert!(
+        stats.contains(
+            "  -> 10.0.0.2:8080                       1        1        0       40        0"
+        ),
+        "{stats}"
+    );
+    let conns = text(&rvsadm(&lab, &["-lnc"], ""));
+    assert!(
+        (conns.contains("TCP 00:5") || conns.contains("TCP 01:00"))
+            && conns.contains("SYN_RECV    198.51.100.7:40000 192.168.1.100:80   10.0.0.2:8080"),
+        "{conns:?}"
+    );
+
+    // Live changes, then save, clear and restore.
+    for args in [
+        &["-A", "-u", "192.168.1.100:53", "-s", "wrr"][..],
+        &[
+            "-a",
+            "-u",
+            "192.168.1.100:53",
+            "-r",
+            "10.0.0.2",
+            "-m",
+            "-w",
+            "3",
+        ],
+        &["-a", "-u", "192.168.1.100:53", "-r", "10.0.0.3", "-m"],
+        &["-E", "-t", "192.168.1.100:80", "-s", "wlc", "-p", "600"],
+    ] {
+        let o = rvsadm(&lab, args, "");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let saved = text(&rvsadm(&lab, &["-S", "-n"], ""));
+    assert_eq!(
+        saved,
+        "-A -t 192.168.1.100:80 -s wlc -p 600\n\
+         -a -t 192.168.1.100:80 -r 10.0.0.2:8080 -m -w 1\n\
+         -A -u 192.168.1.100:53 -s wrr\n\
+         -a -u 192.168.1.100:53 -r 10.0.0.2:53 -m -w 3\n\
+         -a -u 192.168.1.100:53 -r 10.0.0.3:53 -m -w 1\n"
+    );
+    assert!(rvsadm(&lab, &["-C"], "").status.success());
+    assert_eq!(text(&rvsadm(&lab, &["-S", "-n"], "")), "");
+    assert!(rvsadm(&lab, &["-R"], &saved).status.success());
+    assert_eq!(text(&rvsadm(&lab, &["-S", "-n"], "")), saved);
+
+    // Errors: ipvsadm's wording and exit status; nothing changes.
+    let e = rvsadm(
+        &lab,
+        &["-d", "-u", "192.168.1.100:53", "-r", "10.0.0.9"],
+        "",
+    );
+    assert_eq!(e.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&e.stderr), "No such destination\n");
+    let e = rvsadm(
+        &lab,
+        &["-a", "-t", "192.168.1.100:80", "-r", "10.0.0.5", "-w", "-1"],
+        "",
+    );
+    assert_eq!(e.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&e.stderr),
+        "illegal weight specified\n"
+    );
+    let e = rvsadm(
+        &lab,
+        &["-R"],
+        "-A -t 1.1.1.1:80\n-a -t 9.9.9.9:80 -r 10.0.0.2\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&e.stderr),
+        "line 2: Service not defined\n"
+    );
+    assert_eq!(text(&rvsadm(&lab, &["-S", "-n"], "")), saved);
+
+    assert!(rvsadm(&lab, &["--set", "100", "20", "30"], "")
+        .status
+        .success());
+    assert_eq!(
+        text(&rvsadm(&lab, &["-L", "--timeout"], "")),
+        "Timeout (tcp tcpfin udp): 100 20 30\n"
+    );
+    assert!(rvsadm(&lab, &["-Z"], "").status.success());
+    let zeroed = text(&rvsadm(
+        &lab,
+        &["-L", "-n", "--stats", "-t", "192.168.1.100:80"],
+        "",
+    ));
+    assert!(
+        zeroed.contains(
+            "TCP  192.168.1.100:80                    0        0        0        0        0"
+        ),
+        "{zeroed}"
+    );
+    stop(child);
+    assert!(!lab.socket.exists(), "the socket is removed at exit");
+    let e = rvsadm(&lab, &["-L", "-n"], "");
+    assert_eq!(e.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("Is the rvs daemon running"));
+}
+
+/// `rvs -i` on a pseudo-terminal (python3's pty module): the prompt, a console verb, tab
+/// completion, an ipvsadm line, a bad command, then `quit` stops the daemon cleanly.
+#[test]
+fn console_on_a_pseudo_terminal() {
+    // Services also come from an ipvsadm rules file (`rvsadm -S` output) at start-up.
+    let lab = lab(
+        "console",
+        &[syn([198, 51, 100, 8], 40001)],
+        Some("-A -u 192.168.1.100:53 -s rr\n-a -u 192.168.1.100:53 -r 10.0.0.2:53 -m -w 1\n"),
+    );
+    let script = r#"
+import os, pty, select, sys, time
+rvs, cfg = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(rvs, [rvs, "-i", "--config", cfg])
+out = b""
+def until(token, secs=30):
+    global out
+    end = time.time() + secs
+    while token not in out:
+        if time.time() > end:
+            sys.stdout.write(out.decode(errors="replace")); sys.exit("timed out waiting for %r" % token)
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+until(b"rvs> ")
+steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
+         (b"ipvsadm -A -t 192.168.1.100:81 -s sh\r", None),
+         (b"ipvsadm -L -n\r", b"192.168.1.100:81 sh"), (b"bogus\r", b"Bad arguments")]
+for line, token in steps:
+    mark = len(out)
+    os.write(fd, line)
+    if token is None:
+        time.sleep(0.5)
+        continue
+    end = time.time() + 30
+    while token not in out[mark:] and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r: out += os.read(fd, 4096)
+os.write(fd, b"quit\r")
+end = time.time() + 30
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk: break
+        out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .arg(&lab.config)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("rvs> "), "{out}");
+    assert!(out.contains("TCP  192.168.1.100:80 rr"), "{out}");
+    // Tab completed "wor" to "worker".
+    assert!(out.contains("show worker"), "{out}");
+    assert!(out.contains("worker lcore"), "{out}");
+    assert!(out.contains("TCP  192.168.1.100:81 sh"), "{out}");
+    assert!(out.contains("UDP  192.168.1.100:53 rr"), "{out}");
+    assert!(out.contains("Bad arguments"), "{out}");
+    assert!(out.contains("rvs: bye"), "{out}");
+}

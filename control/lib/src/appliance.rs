@@ -1,0 +1,1189 @@
+//! The running appliance as the control side sees it, and the one command layer the
+//! console and the control socket share: ipvsadm command lines (from `rvsadm` or typed at
+//! the prompt) and testpmd-style console verbs.
+//!
+//! Every change is applied to a copy of the [`Director`], so a failing command changes
+//! nothing; a successful one becomes a new snapshot published to the workers.
+
+use crate::director::Director;
+use crate::health::monitor::{HealthRow, Monitor};
+use crate::ipvsadm::{self, Command, ListOptions, ServiceKey};
+use crate::keepalived::KeepalivedConf;
+use crate::listing::{self, Figures, Stats};
+use crate::ports::{PortCounters, PortDevice};
+use crate::report;
+use parking_lot::Mutex;
+use rvs_core::engine::Counters;
+use rvs_core::publish::SnapshotCell;
+use rvs_core::WorkerStats;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A worker as the control side sees it.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    pub index: usize,
+    pub lcore: u32,
+    pub stats: Arc<WorkerStats>,
+}
+
+#[derive(Debug)]
+pub struct PortView {
+    pub name: String,
+    pub port: Arc<dyn PortDevice>,
+}
+
+/// The answer to one command: what goes to stdout and stderr, and the exit status
+/// (ipvsadm's: 0 ok, 1 refused by the data plane's rules, 2 bad syntax).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub status: i32,
+    pub out: String,
+    pub err: String,
+}
+
+impl Reply {
+    pub fn ok(out: impl Into<String>) -> Reply {
+        Reply {
+            status: 0,
+            out: out.into(),
+            err: String::new(),
+        }
+    }
+
+    pub fn fail(status: i32, err: impl Into<String>) -> Reply {
+        let mut err = err.into();
+        if !err.ends_with('\n') {
+            err.push('\n');
+        }
+        Reply {
+            status,
+            out: String::new(),
+            err,
+        }
+    }
+}
+
+/// The 2-second rate estimator of IPVS: rate = delta / elapsed, avg += (rate - avg) / 4.
+#[derive(Debug, Default)]
+struct Estimator {
+    last: Option<(Instant, Figures)>,
+    entries: Vec<[f64; 5]>,
+    dests: Vec<[f64; 5]>,
+}
+
+impl Estimator {
+    fn update(avg: &mut Vec<[f64; 5]>, now: &[Stats], before: &[Stats], secs: f64) {
+        avg.resize(now.len(), [0.0; 5]);
+        for (i, a) in avg.iter_mut().enumerate() {
+            let n = now[i].fields();
+            let b = before.get(i).copied().unwrap_or_default().fields();
+            for k in 0..5 {
+                let rate = n[k].saturating_sub(b[k]) as f64 / secs;
+                a[k] += (rate - a[k]) / 4.0;
+            }
+        }
+    }
+
+    fn tick(&mut self, at: Instant, raw: Figures) {
+        if let Some((t, before)) = &self.last {
+            let secs = at.duration_since(*t).as_secs_f64().max(0.001);
+            Self::update(&mut self.entries, &raw.entries, &before.entries, secs);
+            Self::update(&mut self.dests, &raw.dests, &before.dests, secs);
+        }
+        self.last = Some((at, raw));
+    }
+
+    fn rates(v: &[[f64; 5]]) -> Vec<Stats> {
+        v.iter()
+            .map(|a| Stats::from_fields(a.map(|x| x.round() as u64)))
+            .collect()
+    }
+}
+
+pub struct Appliance {
+    director: Mutex<Director>,
+    cell: Arc<SnapshotCell>,
+    workers: Vec<WorkerView>,
+    ports: Mutex<Vec<PortView>>,
+    last_port_show: Mutex<HashMap<usize, (Instant, PortCounters)>>,
+    /// Raw counters at the last `-Z` (or when an id was taken into use).
+    baseline: Mutex<Figures>,
+    estimator: Mutex<Estimator>,
+    conn_capacity: usize,
+    /// Cleared by the console's `stop`: workers leave their queues alone.
+    pub forwarding: Arc<AtomicBool>,
+    verbose: AtomicU32,
+    /// Nesting of `load` (a file that loads itself stops here).
+    load_depth: AtomicU32,
+    /// Set by the console's `quit`.
+    pub quit: Arc<AtomicBool>,
+    /// False in the diagnostic forwarding modes: changes would reach no worker.
+    pub balancing: bool,
+    /// Health checkers' states for `show health`.
+    health: Mutex<Vec<HealthRow>>,
+    /// The running keepalived.conf: its services and its monitor.
+    keepalived: Mutex<Option<(Vec<ServiceKey>, Monitor)>>,
+    /// Set once the appliance is shared, so `load` can start a monitor.
+    me: std::sync::OnceLock<std::sync::Weak<Appliance>>,
+    health_changes: std::sync::atomic::AtomicU64,
+    /// The host TAP twins' interface names, and the VIPs put on them for local servers.
+    pub twins: Vec<String>,
+    host_vips: Mutex<Vec<std::net::IpAddr>>,
+}
+
+impl std::fmt::Debug for Appliance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Appliance({} workers)", self.workers.len())
+    }
+}
+
+/// Adds one worker's per-id counters (new connections, in and out packets/bytes) to `into`.
+fn add_counters(into: &mut Vec<Stats>, conns: &[u64], inc: &[(u64, u64)], out: &[(u64, u64)]) {
+    if into.len() < conns.len() {
+        into.resize(conns.len(), Stats::default());
+    }
+    for (i, ((c, i_), o)) in conns.iter().zip(inc).zip(out).enumerate() {
+        let s = Stats {
+            conns: *c,
+            inpkts: i_.0,
+            inbytes: i_.1,
+            outpkts: o.0,
+            outbytes: o.1,
+        };
+        into[i] = into[i].plus(&s);
+    }
+}
+
+fn engine_figures(c: &Counters, into: &mut Figures) {
+    add_counters(&mut into.entries, &c.svc_conns, &c.svc_in, &c.svc_out);
+    add_counters(&mut into.dests, &c.dest_conns, &c.dest_in, &c.dest_out);
+}
+
+const HELP: &str = "\
+Console commands (testpmd style):
+  show port info|stats|xstats all|N   port details, counters, extended counters
+  clear port stats all|N              zero port counters
+  show fwd stats                      forwarding counters per worker and in total
+  show worker                         workers: lcore, polls, busy share, hand-offs, drops
+  show service                        services and real servers (ipvsadm -L -n)
+  show conn [ADDR]                    connection entries, optionally those involving ADDR
+  show neighbour                      static neighbours of the running snapshot
+  show route                          static routes of the running snapshot
+  start | stop                        resume / pause forwarding (stop prints statistics)
+  set verbose N                       0 quiet, 1 log every snapshot publication
+  load FILE                           run the commands in FILE, one per line; or take a
+                                      keepalived.conf into use (services and checkers)
+  show health                         every checker: server, probe, state, flips, last error
+  help | quit
+Any ipvsadm command line works too: ipvsadm -L -n, -A -t VIP:80 -s rr, -a ..., --set ...
+";
+
+impl Appliance {
+    pub fn new(
+        director: Director,
+        cell: Arc<SnapshotCell>,
+        workers: Vec<WorkerView>,
+        ports: Vec<PortView>,
+        conn_capacity: usize,
+    ) -> Appliance {
+        Appliance {
+            director: Mutex::new(director),
+            cell,
+            workers,
+            ports: Mutex::new(ports),
+            last_port_show: Mutex::new(HashMap::new()),
+            baseline: Mutex::new(Figures::default()),
+            estimator: Mutex::new(Estimator::default()),
+            conn_capacity,
+            forwarding: Arc::new(AtomicBool::new(true)),
+            verbose: AtomicU32::new(0),
+            load_depth: AtomicU32::new(0),
+            quit: Arc::new(AtomicBool::new(false)),
+            balancing: true,
+            health: Mutex::new(Vec::new()),
+            keepalived: Mutex::new(None),
+            me: std::sync::OnceLock::new(),
+            health_changes: std::sync::atomic::AtomicU64::new(0),
+            twins: Vec::new(),
+            host_vips: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Shares the appliance: keeps a weak reference to itself for monitors started later.
+    pub fn shared(self) -> Arc<Appliance> {
+        let a = Arc::new(self);
+        let _ = a.me.set(Arc::downgrade(&a));
+        a
+    }
+
+    /// Reads the model.
+    pub fn with_director<R>(&self, f: impl FnOnce(&Director) -> R) -> R {
+        f(&self.director.lock())
+    }
+
+    /// A health checker's change: applied all or nothing, published, counted.
+    pub fn apply_health(&self, cmds: &[Command]) -> Result<(), String> {
+        let numbered: Vec<(usize, Command)> = cmds.iter().cloned().enumerate().collect();
+        self.change(&numbered)?;
+        self.health_changes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn set_health(&self, rows: Vec<HealthRow>) {
+        *self.health.lock() = rows;
+    }
+
+    /// Takes a keepalived.conf into use: its services replace those of the previous one
+    /// (all or nothing), and its checkers start. Returns the warnings.
+    pub fn load_keepalived(&self, conf: &KeepalivedConf) -> Result<Vec<String>, String> {
+        let me = self
+            .me
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or("health checks need the running daemon")?;
+        let mut slot = self.keepalived.lock();
+        // Stop the old checkers before their services go.
+        let old = slot.take();
+        let old_keys = old.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
+        drop(old);
+        let mut cmds: Vec<(usize, Command)> = old_keys
+            .iter()
+            .map(|k| (0, Command::DeleteService(*k)))
+            .collect();
+        cmds.extend(conf.commands().into_iter().map(|c| (0, c)));
+        if let Err(e) = self.change(&cmds) {
+            return Err(format!("{e} (nothing applied)"));
+        }
+        let keys = conf
+            .virtual_servers
+            .iter()
+            .flat_map(|v| v.keys.iter().copied())
+            .collect();
+        let monitor = Monitor::start(conf, me).map_err(|e| format!("health monitor: {e}"))?;
+        *slot = Some((keys, monitor));
+        Ok(conf.warnings.clone())
+    }
+
+    /// Stops the health checkers (at shutdown).
+    pub fn stop_health(&self) {
+        drop(self.keepalived.lock().take());
+    }
+
+    fn show_health(&self) -> String {
+        let rows = self.health.lock();
+        let mut out = format!(
+            "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  last error\n",
+            "service", "server", "checker", "probe", "state", "flips"
+        );
+        for r in rows.iter() {
+            let _ = writeln!(
+                out,
+                "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  {}",
+                r.service,
+                r.server,
+                r.checker,
+                r.target,
+                if r.up { "UP" } else { "DOWN" },
+                r.transitions,
+                r.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{} change(s) applied by the checkers",
+            self.health_changes.load(Ordering::Relaxed)
+        );
+        out
+    }
+
+    /// Hands the ports back (at shutdown).
+    pub fn take_ports(&self) -> Vec<PortView> {
+        std::mem::take(&mut *self.ports.lock())
+    }
+
+    pub fn cell(&self) -> &Arc<SnapshotCell> {
+        &self.cell
+    }
+
+    /// A copy of the current model (tests, the estimator).
+    pub fn director(&self) -> Director {
+        self.director.lock().clone()
+    }
+
+    /// Counters summed over the workers, as the workers last published them.
+    fn raw_figures(&self) -> Figures {
+        let mut f = Figures::default();
+        for w in &self.workers {
+            engine_figures(&w.stats.read_engine(), &mut f);
+        }
+        f
+    }
+
+    /// Counters since the last zeroing, with the estimator's rates.
+    pub fn figures(&self) -> Figures {
+        let raw = self.raw_figures();
+        let base = self.baseline.lock();
+        let minus = |now: &[Stats], base: &[Stats]| -> Vec<Stats> {
+            now.iter()
+                .enumerate()
+                .map(|(i, s)| s.minus(&base.get(i).copied().unwrap_or_default()))
+                .collect()
+        };
+        let est = self.estimator.lock();
+        Figures {
+            entries: minus(&raw.entries, &base.entries),
+            dests: minus(&raw.dests, &base.dests),
+            entry_rates: Estimator::rates(&est.entries),
+            dest_rates: Estimator::rates(&est.dests),
+        }
+    }
+
+    /// One estimator step; the runtime calls it every 2 seconds.
+    pub fn estimate(&self) {
+        let raw = self.raw_figures();
+        self.estimator.lock().tick(Instant::now(), raw);
+        self.cell.reclaim();
+    }
+
+    /// Zeroes the counters of entries and real servers (all when `None`).
+    fn zero(&self, entries: Option<&[u16]>, dests: Option<&[usize]>) {
+        let raw = self.raw_figures();
+        let mut base = self.baseline.lock();
+        let set = |v: &mut Vec<Stats>, from: &[Stats], i: usize| {
+            if v.len() <= i {
+                v.resize(i + 1, Stats::default());
+            }
+            v[i] = from.get(i).copied().unwrap_or_default();
+        };
+        match entries {
+            Some(ids) => ids
+                .iter()
+                .for_each(|&i| set(&mut base.entries, &raw.entries, usize::from(i))),
+            None => base.entries = raw.entries.clone(),
+        }
+        match dests {
+            Some(ids) => ids
+                .iter()
+                .for_each(|&i| set(&mut base.dests, &raw.dests, i)),
+            None => base.dests = raw.dests.clone(),
+        }
+    }
+
+    /// Publishes a changed model; ids newly taken into use start from zero counters.
+    fn commit(&self, current: &mut Director, next: Director) {
+        let used = |d: &Director| -> (Vec<u16>, Vec<usize>) {
+            (
+                d.services
+                    .iter()
+                    .flat_map(|s| s.entries.iter().map(|e| e.id))
+                    .collect(),
+                d.services
+                    .iter()
+                    .flat_map(|s| s.dests.iter().map(|d| d.id))
+                    .collect(),
+            )
+        };
+        let (old_e, old_d) = used(current);
+        let (new_e, new_d) = used(&next);
+        let fresh_e: Vec<u16> = new_e.into_iter().filter(|i| !old_e.contains(i)).collect();
+        let fresh_d: Vec<usize> = new_d.into_iter().filter(|i| !old_d.contains(i)).collect();
+        if !fresh_e.is_empty() || !fresh_d.is_empty() {
+            self.zero(Some(&fresh_e), Some(&fresh_d));
+        }
+        self.sync_host_vips(&next);
+        let generation = self.cell.publish(next.snapshot());
+        *current = next;
+        if self.verbose.load(Ordering::Relaxed) > 0 {
+            println!(
+                "rvs: snapshot {generation} published: {} service(s), {} real server(s)",
+                current.services.len(),
+                current.dest_count()
+            );
+        }
+    }
+
+    /// Puts the VIPs of services with a local server on the host twins (and takes away
+    /// those no longer needed), so the host's stack accepts their traffic.
+    fn sync_host_vips(&self, d: &Director) {
+        if self.twins.is_empty() {
+            return;
+        }
+        let want = d.local_vips();
+        let mut have = self.host_vips.lock();
+        let ip = |verb: &str, vip: &std::net::IpAddr, twin: &str| {
+            let len = if vip.is_ipv4() { 32 } else { 128 };
+            let ok = std::process::Command::new("ip")
+                .args(["addr", verb, &format!("{vip}/{len}"), "dev", twin])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok && verb == "add" {
+                eprintln!("rvs: cannot put {vip} on host twin {twin}");
+            }
+        };
+        for vip in want.iter().filter(|v| !have.contains(v)) {
+            self.twins.iter().for_each(|t| ip("add", vip, t));
+        }
+        for vip in have.iter().filter(|v| !want.contains(v)) {
+            self.twins.iter().for_each(|t| ip("del", vip, t));
+        }
+        *have = want;
+    }
+
+    /// Puts the start-up configuration's local-server VIPs on the host twins.
+    pub fn refresh_host_vips(&self) {
+        let d = self.director.lock();
+        self.sync_host_vips(&d);
+    }
+
+    /// Applies rule commands all or nothing and publishes the result.
+    fn change(&self, cmds: &[(usize, Command)]) -> Result<(), String> {
+        if !self.balancing {
+            return Err(
+                "rvs runs a diagnostic forwarding mode (dataplane.forward): no load balancing to change"
+                    .into(),
+            );
+        }
+        let mut d = self.director.lock();
+        let mut next = d.clone();
+        if cmds.len() == 1 {
+            next.apply(&cmds[0].1)?;
+        } else {
+            next.apply_all(cmds)?;
+        }
+        self.commit(&mut d, next);
+        Ok(())
+    }
+
+    /// Connection entries of all workers, each with its seconds left.
+    fn connections(&self) -> Vec<(rvs_core::conn::Conn, u32)> {
+        let mut all = Vec::new();
+        for w in &self.workers {
+            if let Some((now, conns)) = w.stats.request_connections(Duration::from_secs(1)) {
+                all.extend(
+                    conns
+                        .into_iter()
+                        .map(|c| (c, c.expires.saturating_sub(now))),
+                );
+            }
+        }
+        all
+    }
+
+    /// An ipvsadm command line (arguments without the program name; stdin for -R).
+    pub fn ipvsadm<S: AsRef<str>>(&self, args: &[S], stdin: &str) -> Reply {
+        let cmd = match ipvsadm::parse_args(args) {
+            Ok(c) => c,
+            Err(e) => return Reply::fail(2, e),
+        };
+        match cmd {
+            Command::List(opts) => self.list(&opts),
+            Command::Zero(key) => self.zero_service(key),
+            Command::Save => Reply::ok(listing::save(&self.director.lock())),
+            Command::Version => Reply::ok(format!(
+                "rvsadm {} (ipvsadm-compatible; IP Virtual Server version 1.2.1)\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            Command::Restore => {
+                let mut cmds = Vec::new();
+                for (n, line) in stdin.lines().enumerate() {
+                    match ipvsadm::parse_line(line) {
+                        Ok(Some(c)) if c.is_rule() => cmds.push((n + 1, c)),
+                        Ok(Some(_)) => {
+                            return Reply::fail(2, format!("line {}: not a rule", n + 1))
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Reply::fail(2, format!("line {}: {e}", n + 1)),
+                    }
+                }
+                if cmds.is_empty() {
+                    return Reply::ok("");
+                }
+                match self.change(&cmds) {
+                    Ok(()) => Reply::ok(""),
+                    Err(e) => Reply::fail(1, e),
+                }
+            }
+            c => match self.change(&[(1, c)]) {
+                Ok(()) => Reply::ok(""),
+                Err(e) => Reply::fail(1, e),
+            },
+        }
+    }
+
+    fn list(&self, opts: &ListOptions) -> Reply {
+        if opts.timeout {
+            return Reply::ok(listing::timeouts(&self.director.lock().timeouts));
+        }
+        if opts.connections {
+            return Reply::ok(listing::connections(&self.connections()));
+        }
+        let fig = self.figures();
+        let d = self.director.lock();
+        let size = self.conn_capacity * self.workers.len().max(1);
+        match listing::list(&d, opts, &fig, d.loads(), size) {
+            Ok(t) => Reply::ok(t),
+            Err(e) => Reply::fail(1, e),
+        }
+    }
+
+    fn zero_service(&self, key: Option<ServiceKey>) -> Reply {
+        match key {
+            None => self.zero(None, None),
+            Some(k) => {
+                let d = self.director.lock();
+                let Some(vs) = d.find(k) else {
+                    return Reply::fail(1, "No such service");
+                };
+                let e: Vec<u16> = vs.entries.iter().map(|e| e.id).collect();
+                let ds: Vec<usize> = vs.dests.iter().map(|d| d.id).collect();
+                drop(d);
+                self.zero(Some(&e), Some(&ds));
+            }
+        }
+        Reply::ok("")
+    }
+
+    /// One console line: a console verb or an ipvsadm command line.
+    pub fn console(&self, line: &str) -> Reply {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => Reply::ok(""),
+            [w, ..] if w.starts_with('#') => Reply::ok(""),
+            ["ipvsadm" | "rvsadm", rest @ ..] => self.ipvsadm(rest, ""),
+            [w, ..] if w.starts_with('-') => self.ipvsadm(&words, ""),
+            ["help"] | ["?"] => Reply::ok(HELP),
+            ["quit"] | ["exit"] => {
+                self.quit.store(true, Ordering::Relaxed);
+                Reply::ok("")
+            }
+            ["start"] => {
+                self.forwarding.store(true, Ordering::Relaxed);
+                Reply::ok("Forwarding started\n")
+            }
+            ["stop"] => {
+                self.forwarding.store(false, Ordering::Relaxed);
+                let mut out = self.fwd_stats();
+                out.push_str("Forwarding stopped\n");
+                Reply::ok(out)
+            }
+            ["set", "verbose", n] => match n.parse::<u32>() {
+                Ok(v) => {
+                    let old = self.verbose.swap(v, Ordering::Relaxed);
+                    Reply::ok(format!("Change verbose level from {old} to {v}\n"))
+                }
+                Err(_) => Reply::fail(2, format!("bad verbose level {n:?}")),
+            },
+            ["load", file] => {
+                if self.load_depth.fetch_add(1, Ordering::Relaxed) >= 8 {
+                    self.load_depth.fetch_sub(1, Ordering::Relaxed);
+                    return Reply::fail(1, "load: nested more than 8 deep");
+                }
+                let r = self.load(file);
+                self.load_depth.fetch_sub(1, Ordering::Relaxed);
+                r
+            }
+            ["show", "port", what, which] => self.show_port(what, which),
+            ["clear", "port", "stats", which] => self.clear_port_stats(which),
+            ["show", "fwd", "stats"] | ["show", "fwd", "stats", "all"] => {
+                Reply::ok(self.fwd_stats())
+            }
+            ["show", "worker"] | ["show", "workers"] => Reply::ok(self.show_workers()),
+            ["show", "service"] | ["show", "services"] => self.ipvsadm(&["-L", "-n"], ""),
+            ["show", "conn", rest @ ..] => self.show_conn(rest),
+            ["show", "neighbour" | "neighbor"] => Reply::ok(self.show_neighbours()),
+            ["show", "route"] => Reply::ok(self.show_routes()),
+            ["show", "health"] => Reply::ok(self.show_health()),
+            _ => Reply::fail(
+                2,
+                format!("Bad arguments: {line:?} (type \"help\" for the commands)"),
+            ),
+        }
+    }
+
+    /// Runs a file of console lines. A file of ipvsadm rules only is applied all or
+    /// nothing, like `-R`; otherwise every line's syntax is checked first and the lines run
+    /// in order, stopping at the first that fails.
+    fn load(&self, file: &str) -> Reply {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => return Reply::fail(1, format!("cannot read {file}: {e}")),
+        };
+        if looks_like_keepalived(&text) {
+            let conf = match KeepalivedConf::load(std::path::Path::new(file)) {
+                Ok(c) => c,
+                Err(e) => return Reply::fail(2, format!("{e} (nothing applied)")),
+            };
+            return match self.load_keepalived(&conf) {
+                Ok(warnings) => {
+                    let mut r = Reply::ok(format!(
+                        "Loaded {file}: {} virtual server(s), health checks running\n",
+                        conf.virtual_servers.len()
+                    ));
+                    r.err = warnings.iter().map(|w| format!("warning: {w}\n")).collect();
+                    r
+                }
+                Err(e) => Reply::fail(1, e),
+            };
+        }
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(n, l)| (n + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let mut rules = Vec::new();
+        for &(n, line) in &lines {
+            match Self::syntax(line) {
+                Err(e) => return Reply::fail(2, format!("{file}:{n}: {e}")),
+                Ok(Some(c)) if c.is_rule() => rules.push((n, c)),
+                Ok(_) => {}
+            }
+        }
+        if !rules.is_empty() && rules.len() == lines.len() {
+            return match self.change(&rules) {
+                Ok(()) => Reply::ok(format!("Applied {} rule(s) from {file}\n", rules.len())),
+                Err(e) => Reply::fail(1, format!("{file}: {e} (nothing applied)")),
+            };
+        }
+        let mut out = String::new();
+        for &(n, line) in &lines {
+            let r = self.console(line);
+            out.push_str(&r.out);
+            if r.status != 0 {
+                let mut r = Reply::fail(r.status, format!("{file}:{n}: {}", r.err.trim()));
+                r.out = out;
+                return r;
+            }
+        }
+        out.push_str(&format!("Read {} command(s) from {file}\n", lines.len()));
+        Reply::ok(out)
+    }
+
+    /// Checks a console line's syntax without running it; gives the ipvsadm command of an
+    /// ipvsadm line.
+    fn syntax(line: &str) -> Result<Option<Command>, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let args = match words.as_slice() {
+            ["ipvsadm" | "rvsadm", rest @ ..] => rest,
+            [w, ..] if w.starts_with('-') => &words[..],
+            [first, ..] => {
+                const VERBS: &[&str] = &[
+                    "help", "?", "quit", "exit", "start", "stop", "set", "load", "show", "clear",
+                ];
+                return if VERBS.contains(first) {
+                    Ok(None)
+                } else {
+                    Err(format!("Bad arguments: {line:?}"))
+                };
+            }
+            [] => return Ok(None),
+        };
+        ipvsadm::parse_args(args).map(Some)
+    }
+
+    fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
+        let n = self.ports.lock().len();
+        if which == "all" {
+            return Ok((0..n).collect());
+        }
+        match which.parse::<usize>() {
+            Ok(i) if i < n => Ok(vec![i]),
+            _ => Err(format!(
+                "Invalid port {which} (ports: 0..{})",
+                n.saturating_sub(1)
+            )),
+        }
+    }
+
+    fn show_port(&self, what: &str, which: &str) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let mut out = String::new();
+        for i in ids {
+            let p = &ports[i];
+            match what {
+                "info" => {
+                    let info = p.port.describe();
+                    let mac = info
+                        .mac
+                        .map(|m| {
+                            m.iter()
+                                .map(|b| format!("{b:02X}"))
+                                .collect::<Vec<_>>()
+                                .join(":")
+                        })
+                        .unwrap_or_default();
+                    let link = &info.link;
+                    let _ = writeln!(
+                        out,
+                        "\n********************* Infos for port {i}  *********************\nMAC address: {mac}\nDevice name: {}\nDriver name: {}\nLink: {link}\nMax possible RX queues: {}\nMax possible TX queues: {}\nMin/max MTU: {}/{}",
+                        p.name, info.driver, info.max_rx_queues, info.max_tx_queues, info.min_mtu, info.max_mtu
+                    );
+                }
+                "stats" => match p.port.counters() {
+                    Ok(s) => {
+                        out.push_str(&report::port_stats(i as u16, &p.name, &s));
+                        for (q, (rx, tx)) in s.q_ipackets.iter().zip(&s.q_opackets).enumerate() {
+                            if *rx + *tx > 0 {
+                                let _ = writeln!(
+                                    out,
+                                    "  Queue {q:<2} RX-packets: {rx:<14} TX-packets: {tx}"
+                                );
+                            }
+                        }
+                        let now = Instant::now();
+                        let mut last = self.last_port_show.lock();
+                        let (pps, bps) = match last.get(&i) {
+                            Some((t, before)) => {
+                                let secs = now.duration_since(*t).as_secs_f64().max(0.001);
+                                let r = |a: u64, b: u64| (a.saturating_sub(b) as f64 / secs) as u64;
+                                (
+                                    (
+                                        r(s.ipackets, before.ipackets),
+                                        r(s.opackets, before.opackets),
+                                    ),
+                                    (
+                                        r(s.ibytes, before.ibytes) * 8,
+                                        r(s.obytes, before.obytes) * 8,
+                                    ),
+                                )
+                            }
+                            None => ((0, 0), (0, 0)),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "  Throughput (since last show)\n  Rx-pps: {:>12}          Rx-bps: {:>12}\n  Tx-pps: {:>12}          Tx-bps: {:>12}",
+                            pps.0, bps.0, pps.1, bps.1
+                        );
+                        last.insert(i, (now, s));
+                    }
+                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
+                },
+                "xstats" => match p.port.extended_counters() {
+                    Ok(v) => {
+                        let _ = writeln!(out, "###### NIC extended statistics for port {i} ");
+                        for (name, value) in v {
+                            let _ = writeln!(out, "{name}: {value}");
+                        }
+                    }
+                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
+                },
+                other => {
+                    return Reply::fail(2, format!("show port {other}: info, stats or xstats"))
+                }
+            }
+        }
+        Reply::ok(out)
+    }
+
+    fn clear_port_stats(&self, which: &str) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let mut out = String::new();
+        for i in ids {
+            if let Err(e) = ports[i].port.reset_counters() {
+                return Reply::fail(1, format!("port {i}: {e}"));
+            }
+            self.last_port_show.lock().remove(&i);
+            let _ = writeln!(out, "\n  NIC statistics for port {i} cleared");
+        }
+        Reply::ok(out)
+    }
+
+    fn fwd_stats(&self) -> String {
+        let mut out = String::new();
+        let mut total = rvs_core::WorkerCounters::default();
+        for w in &self.workers {
+            let c = w.stats.read();
+            out.push_str(&report::worker_stats(w.index, w.lcore, &c));
+            out.push_str(&report::engine_stats(&w.stats.read_engine()));
+            total.rx_packets += c.rx_packets;
+            total.tx_packets += c.tx_packets;
+            total.tx_dropped += c.tx_dropped;
+        }
+        let _ = writeln!(
+            out,
+            "\n  {:+^76}\n  RX-packets: {:<14} TX-packets: {:<14} TX-dropped: {:<14}\n  {}",
+            " Accumulated forward statistics for all workers ",
+            total.rx_packets,
+            total.tx_packets,
+            total.tx_dropped,
+            "+".repeat(76)
+        );
+        out
+    }
+
+    fn show_workers(&self) -> String {
+        let mut out = format!(
+            "{:<7}{:<7}{:>14}{:>8}{:>14}{:>14}{:>10}{:>12}  drops\n",
+            "worker", "lcore", "polls", "busy", "rx", "tx", "hand-offs", "conns"
+        );
+        for w in &self.workers {
+            let c = w.stats.read();
+            let e = w.stats.read_engine();
+            let drops: u64 = e.drops.iter().sum();
+            let _ = writeln!(
+                out,
+                "{:<7}{:<7}{:>14}{:>7.1}%{:>14}{:>14}{:>10}{:>12}  {}",
+                w.index,
+                w.lcore,
+                c.polls,
+                c.busy_share() * 100.0,
+                c.rx_packets,
+                c.tx_packets,
+                c.handoffs,
+                w.stats.connections(),
+                drops + c.malformed
+            );
+        }
+        out
+    }
+
+    fn show_conn(&self, filter: &[&str]) -> Reply {
+        let mut conns = self.connections();
+        if let Some(f) = filter.first() {
+            let Ok(addr) = f.parse::<std::net::IpAddr>() else {
+                return Reply::fail(2, format!("show conn: {f:?} is not an address"));
+            };
+            let a = rvs_core::conn::addr16(addr);
+            conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
+        }
+        Reply::ok(listing::connections(&conns))
+    }
+
+    fn show_neighbours(&self) -> String {
+        let d = self.director.lock();
+        let mut out =
+            String::from("Address                                  HWaddress          Source\n");
+        for (a, m) in &d.neighbours {
+            let mac = m
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let _ = writeln!(out, "{:<40} {mac}  static", a.to_string());
+        }
+        out.push_str("(addresses learned from ARP / neighbour discovery live in each worker)\n");
+        out
+    }
+
+    fn show_routes(&self) -> String {
+        let d = self.director.lock();
+        let names: Vec<String> = self.ports.lock().iter().map(|p| p.name.clone()).collect();
+        let mut out = String::from(
+            "Destination                              Gateway                  Port\n",
+        );
+        let snap = d.snapshot();
+        for r in &snap.routes {
+            let port = names
+                .get(usize::from(r.port))
+                .cloned()
+                .unwrap_or_else(|| r.port.to_string());
+            let _ = writeln!(
+                out,
+                "{:<40} {:<24} {port}",
+                format!("{}/{}", r.prefix, r.len),
+                r.gateway
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "on-link".into())
+            );
+        }
+        out
+    }
+}
+
+/// True when a file's first statement is one of keepalived.conf's sections.
+fn looks_like_keepalived(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .and_then(|l| l.split_whitespace().next())
+        .is_some_and(|w| {
+            matches!(
+                w,
+                "global_defs" | "virtual_server" | "virtual_server_group" | "include"
+            ) || w.starts_with("vrrp_")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::director::Limits;
+    use rvs_core::sched::DestLoad;
+
+    fn appliance() -> Appliance {
+        let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
+        let d = Director::new(
+            Limits {
+                entries: 8,
+                dests: 8,
+            },
+            loads,
+        );
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        let workers = vec![WorkerView {
+            index: 0,
+            lcore: 1,
+            stats: Arc::new(WorkerStats::default()),
+        }];
+        Appliance::new(d, cell, workers, Vec::new(), 1024)
+    }
+
+    #[test]
+    fn changes_publish_snapshots_and_failures_publish_nothing() {
+        let a = appliance();
+        let g0 = a.cell().generation();
+        assert_eq!(
+            a.ipvsadm(&["-A", "-t", "10.0.0.1:80", "-s", "rr"], "")
+                .status,
+            0
+        );
+        assert_eq!(
+            a.ipvsadm(&["-a", "-t", "10.0.0.1:80", "-r", "10.1.0.1", "-m"], "")
+                .status,
+            0
+        );
+        assert_eq!(a.cell().generation(), g0 + 2);
+        let r = a.ipvsadm(&["-a", "-t", "10.0.0.9:80", "-r", "10.1.0.1"], "");
+        assert_eq!((r.status, r.err.as_str()), (1, "Service not defined\n"));
+        let r = a.ipvsadm(
+            &["-a", "-t", "10.0.0.1:80", "-r", "10.1.0.1", "-w", "x"],
+            "",
+        );
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (2, "illegal weight specified\n")
+        );
+        assert_eq!(a.cell().generation(), g0 + 2);
+        let snap = a.cell().load();
+        assert_eq!(snap.services[0].servers.len(), 1);
+        assert_eq!(snap.services[0].sched.name(), "rr");
+    }
+
+    #[test]
+    fn save_restore_round_trips_and_restore_is_all_or_nothing() {
+        let a = appliance();
+        let rules = "-A -t 10.0.0.1:80 -s wrr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n";
+        assert_eq!(a.ipvsadm(&["-R"], rules).status, 0);
+        let saved = a.ipvsadm(&["-S", "-n"], "").out;
+        let b = appliance();
+        assert_eq!(b.ipvsadm(&["-R"], &saved).status, 0);
+        assert_eq!(b.ipvsadm(&["-S", "-n"], "").out, saved);
+        let g = b.cell().generation();
+        let r = b.ipvsadm(
+            &["-R"],
+            "-A -t 10.0.0.2:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n",
+        );
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (1, "line 2: Service not defined\n")
+        );
+        assert_eq!(b.cell().generation(), g);
+        assert_eq!(b.ipvsadm(&["-S"], "").out, saved);
+    }
+
+    #[test]
+    fn console_verbs_and_ipvsadm_lines_share_the_layer() {
+        let a = appliance();
+        assert_eq!(a.console("ipvsadm -A -u 10.0.0.1:53 -s rr").status, 0);
+        assert_eq!(a.console("-a -u 10.0.0.1:53 -r 10.1.0.5 -m -w 2").status, 0);
+        let out = a.console("show service").out;
+        assert!(out.contains("UDP  10.0.0.1:53 rr"), "{out}");
+        assert!(
+            out.contains("  -> 10.1.0.5:53                  Masq    2"),
+            "{out}"
+        );
+        assert!(a.console("help").out.contains("show port info"));
+        let r = a.console("frobnicate");
+        assert_eq!(r.status, 2);
+        assert!(r.err.contains("help"));
+        assert_eq!(a.console("show port stats 3").status, 2);
+        assert!(a.console("stop").out.contains("Forwarding stopped"));
+        assert!(!a.forwarding.load(Ordering::Relaxed));
+        a.console("start");
+        assert!(a.forwarding.load(Ordering::Relaxed));
+        assert!(a.console("show worker").out.contains("lcore"));
+        assert_eq!(a.console("ipvsadm --set 100 10 20").status, 0);
+        assert_eq!(
+            a.console("ipvsadm -L --timeout").out,
+            "Timeout (tcp tcpfin udp): 100 10 20\n"
+        );
+        assert_eq!(a.cell().load().timeouts.udp, 20);
+        a.console("quit");
+        assert!(a.quit.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn load_runs_a_file_and_stops_at_the_first_error() {
+        let a = appliance();
+        let dir = std::env::temp_dir().join(format!("rvs-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("cmds");
+        // Rules only: all or nothing.
+        std::fs::write(
+            &f,
+            "# setup\nipvsadm -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.9:80 -r 10.1.0.1 -m\n",
+        )
+        .unwrap();
+        let r = a.console(&format!("load {}", f.display()));
+        assert_eq!(r.status, 1);
+        assert!(
+            r.err
+                .contains("line 3: Service not defined (nothing applied)"),
+            "{}",
+            r.err
+        );
+        assert_eq!(a.director().services.len(), 0);
+        // A syntax error anywhere: nothing runs.
+        std::fs::write(&f, "ipvsadm -A -t 10.0.0.1:80 -s rr\nbogus\n").unwrap();
+        let r = a.console(&format!("load {}", f.display()));
+        assert!(r.err.contains(":2: Bad arguments"), "{}", r.err);
+        assert_eq!(a.director().services.len(), 0);
+        // A file that loads itself ends.
+        std::fs::write(&f, format!("load {}\n", f.display())).unwrap();
+        assert!(a
+            .console(&format!("load {}", f.display()))
+            .err
+            .contains("nested"));
+        // Mixed: in order, stopping at the first failure.
+        std::fs::write(
+            &f,
+            "ipvsadm -A -t 10.0.0.1:80 -s rr\nshow service\n-D -t 10.0.0.7:80\n-A -t 10.0.0.2:80\n",
+        )
+        .unwrap();
+        let r = a.console(&format!("load {}", f.display()));
+        assert_eq!(r.status, 1);
+        assert!(r.err.contains(":3: No such service"), "{}", r.err);
+        assert!(r.out.contains("TCP  10.0.0.1:80 rr"), "{}", r.out);
+        assert_eq!(a.director().services.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The command sequences of the seed lvs-cluster-howto (NAT rr -> wrr 3:1, DR wlc 2:1,
+    /// PPC -p 600 and 3600, PCC port 0, PNMPP firewall mark 10), typed as the howto types
+    /// them, on one director; listings as ipvsadm prints them.
+    #[test]
+    fn lvs_howto_sequences_run_unchanged() {
+        let a = appliance_with_marks(&[(10, 80), (10, 23)]);
+        let run = |lines: &str| {
+            for l in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                let r = a.console(l.trim_start_matches("# "));
+                assert_eq!(r.status, 0, "{l}: {}", r.err);
+            }
+        };
+        let list = |key: &str| {
+            let args: Vec<&str> = ["-L", "-n"].into_iter().chain(key.split(' ')).collect();
+            let out = a.ipvsadm(&args, "").out;
+            out.lines().skip(2).collect::<Vec<_>>().join("\n")
+        };
+        run("# ipvsadm -A -t 10.1.1.1:80 -s rr
+             # ipvsadm -a -t 10.1.1.1:80 -r 192.168.1.2 -m
+             # ipvsadm -a -t 10.1.1.1:80 -r 192.168.1.3 -m");
+        assert_eq!(
+            list("-t 10.1.1.1:80"),
+            "TCP  10.1.1.1:80 rr\n  -> 192.168.1.2:80               Masq    1      0          0         \n  -> 192.168.1.3:80               Masq    1      0          0         "
+        );
+        run("# ipvsadm -E -t 10.1.1.1:80 -s wrr
+             # ipvsadm -e -t 10.1.1.1:80 -r 192.168.1.2 -m -w 3
+             # ipvsadm -e -t 10.1.1.1:80 -r 192.168.1.3 -m -w 1
+             # ipvsadm -Z -t 10.1.1.1:80");
+        assert!(list("-t 10.1.1.1:80")
+            .starts_with("TCP  10.1.1.1:80 wrr\n  -> 192.168.1.2:80               Masq    3"));
+        run("# ipvsadm -A -t 10.1.1.254:80 -s wrr
+             # ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.3 -g -w 1
+             ipvsadm -C
+             ipvsadm -A -t 10.1.1.254:80 -s wlc
+             ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.2 -g -w 2
+             ipvsadm -a -t 10.1.1.254:80 -r 10.1.1.3 -g -w 1
+             # ipvsadm -E -t 10.1.1.254:80 -s rr
+             # ipvsadm -E -t 10.1.1.254:80 -s rr -p 600");
+        assert_eq!(
+            list("-t 10.1.1.254:80"),
+            "TCP  10.1.1.254:80 rr persistent 600\n  -> 10.1.1.2:80                  Route   2      0          0         \n  -> 10.1.1.3:80                  Route   1      0          0         "
+        );
+        run("# ipvsadm -A -t 10.1.1.254:23 -s rr -p 3600
+             # ipvsadm -a -t 10.1.1.254:23 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -t 10.1.1.254:23 -r 10.1.1.3 -g -w 2
+             # ipvsadm -A -t 10.1.1.254:0 -s rr -p 600
+             # ipvsadm -a -t 10.1.1.254:0 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -t 10.1.1.254:0 -r 10.1.1.3 -g -w 2
+             # ipvsadm -A -f 10 -s rr
+             # ipvsadm -a -f 10 -r 10.1.1.2 -g -w 2
+             # ipvsadm -a -f 10 -r 10.1.1.3 -g -w 1
+             # ipvsadm -E -f 10 -p 600");
+        // -E without -s falls back to wlc, as the howto's listing shows.
+        assert_eq!(
+            list("-f 10"),
+            "FWM  10 wlc persistent 600\n  -> 10.1.1.2:0                   Route   2      0          0         \n  -> 10.1.1.3:0                   Route   1      0          0         "
+        );
+        let snap = a.cell().load();
+        let at = |port| {
+            snap.service_for(6, "10.1.1.254".parse().unwrap(), port)
+                .unwrap()
+        };
+        assert_eq!(at(80).group, Some(10), "the mark wins over 10.1.1.254:80");
+        assert_eq!(at(23).group, Some(10));
+        assert_eq!(
+            (at(22).vport, at(22).persistence),
+            (0, Some((600, 32))),
+            "PCC"
+        );
+        let saved = a.ipvsadm(&["-S", "-n"], "").out;
+        let b = appliance_with_marks(&[(10, 80), (10, 23)]);
+        assert_eq!(b.ipvsadm(&["-R"], &saved).status, 0);
+        assert_eq!(b.ipvsadm(&["-S", "-n"], "").out, saved);
+    }
+
+    fn appliance_with_marks(marks: &[(u32, u16)]) -> Appliance {
+        let loads = Arc::new((0..16).map(|_| DestLoad::default()).collect());
+        let mut d = Director::new(
+            Limits {
+                entries: 16,
+                dests: 16,
+            },
+            loads,
+        );
+        for &(mark, port) in marks {
+            d.marks.push(crate::director::FwmarkRule {
+                mark,
+                proto: crate::ipvsadm::Protocol::Tcp,
+                addr: "10.1.1.254".parse().unwrap(),
+                port,
+            });
+        }
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        Appliance::new(d, cell, Vec::new(), Vec::new(), 4096)
+    }
+
+    #[test]
+    fn estimator_follows_ipvs_smoothing() {
+        let mut e = Estimator::default();
+        let t0 = Instant::now();
+        let f = |n: u64| Figures {
+            entries: vec![Stats {
+                conns: n,
+                ..Stats::default()
+            }],
+            ..Figures::default()
+        };
+        e.tick(t0, f(0));
+        e.tick(t0 + Duration::from_secs(2), f(200));
+        // rate 100/s, avg = 0 + (100 - 0) / 4
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 25);
+        e.tick(t0 + Duration::from_secs(4), f(400));
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 44);
+    }
+}

@@ -1,0 +1,612 @@
+//! The live load-balancing model the control thread owns: virtual services and their real
+//! servers as ipvsadm sees them, plus the static parts (ports, routes, neighbours, firewall
+//! marks). Every change goes through [`Director::apply`]; [`Director::snapshot`] turns the
+//! model into the immutable snapshot the workers use.
+//!
+//! Ids are stable: a virtual service's entries (one per VIP:port; several for a firewall
+//! mark) index the workers' per-service state and counters, a real server's id indexes the
+//! shared load counters. A removed server's id is reused only once no connection or
+//! template refers to it any more.
+
+use crate::ipvsadm::{Command, Method, Protocol, ServerSpec, ServiceKey, ServiceSpec};
+use rvs_core::conn::Timeouts;
+use rvs_core::engine::{self, PortInfo, RealServer, Route, Service, Snapshot};
+use rvs_core::sched::{DestLoad, Thresholds};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A real server of a virtual service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub method: Method,
+    pub weight: u32,
+    pub upper: u32,
+    pub lower: u32,
+    pub id: usize,
+}
+
+/// One VIP:port the data plane matches for a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u16,
+    pub proto: Protocol,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualService {
+    pub spec: ServiceSpec,
+    /// Newest first, as IPVS lists them.
+    pub dests: Vec<Dest>,
+    pub entries: Vec<Entry>,
+    pub version: u64,
+}
+
+impl VirtualService {
+    pub fn is_ipv6(&self) -> bool {
+        match self.spec.key {
+            ServiceKey::Addr(_, a) => a.is_ipv6(),
+            ServiceKey::Fwmark { ipv6, .. } => ipv6,
+        }
+    }
+}
+
+/// The equivalent of `iptables -t mangle ... -j MARK --set-mark N`: traffic for
+/// proto/addr/port belongs to the firewall-mark service N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FwmarkRule {
+    pub mark: u32,
+    pub proto: Protocol,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+/// Fixed sizes: service entries and real servers the data plane was started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub entries: usize,
+    pub dests: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Director {
+    pub services: Vec<VirtualService>,
+    pub marks: Vec<FwmarkRule>,
+    pub ports: Vec<PortInfo>,
+    pub routes: Vec<Route>,
+    pub neighbours: Vec<(IpAddr, [u8; 6])>,
+    pub timeouts: Timeouts,
+    loads: Arc<Vec<DestLoad>>,
+    entry_used: Vec<bool>,
+    dest_used: Vec<bool>,
+    next_version: u64,
+}
+
+fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+    }
+}
+
+impl Director {
+    pub fn new(limits: Limits, loads: Arc<Vec<DestLoad>>) -> Director {
+        Director {
+            services: Vec::new(),
+            marks: Vec::new(),
+            ports: Vec::new(),
+            routes: Vec::new(),
+            neighbours: Vec::new(),
+            timeouts: Timeouts::default(),
+            entry_used: vec![false; limits.entries.min(usize::from(u16::MAX))],
+            dest_used: vec![false; limits.dests.min(loads.len())],
+            loads,
+            next_version: 1,
+        }
+    }
+
+    pub fn loads(&self) -> &Arc<Vec<DestLoad>> {
+        &self.loads
+    }
+
+    pub fn find(&self, key: ServiceKey) -> Option<&VirtualService> {
+        self.services.iter().find(|s| s.spec.key == key)
+    }
+
+    fn find_mut(&mut self, key: ServiceKey) -> Option<&mut VirtualService> {
+        self.services.iter_mut().find(|s| s.spec.key == key)
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    fn alloc_entry(&mut self) -> Result<u16, String> {
+        let i = self
+            .entry_used
+            .iter()
+            .position(|u| !u)
+            .ok_or("Memory allocation problem (all service entries in use)")?;
+        self.entry_used[i] = true;
+        Ok(i as u16)
+    }
+
+    /// A free real-server id no connection still refers to.
+    fn alloc_dest(&mut self) -> Result<usize, String> {
+        let loads = &self.loads;
+        let i = self
+            .dest_used
+            .iter()
+            .enumerate()
+            .position(|(i, &u)| {
+                !u && loads
+                    .get(i)
+                    .is_some_and(|l| l.active() + l.inactive() + l.persistent() == 0)
+            })
+            .ok_or("Memory allocation problem (all real-server slots in use)")?;
+        self.dest_used[i] = true;
+        Ok(i)
+    }
+
+    /// The VIP:port entries of a service key.
+    fn entries_for(&self, key: ServiceKey) -> Vec<(Protocol, IpAddr, u16)> {
+        match key {
+            ServiceKey::Addr(p, a) => vec![(p, a.ip(), a.port())],
+            ServiceKey::Fwmark { mark, ipv6 } => self
+                .marks
+                .iter()
+                .filter(|m| m.mark == mark && m.addr.is_ipv6() == ipv6)
+                .map(|m| (m.proto, m.addr, m.port))
+                .collect(),
+        }
+    }
+
+    /// Applies one rule command; on error nothing changes. (Listing, zeroing and restore
+    /// are the caller's.)
+    pub fn apply(&mut self, cmd: &Command) -> Result<(), String> {
+        match cmd {
+            Command::AddService(spec) => self.add_service(spec),
+            Command::EditService(spec) => {
+                let version = self.bump();
+                let svc = self.find_mut(spec.key).ok_or("No such service")?;
+                svc.spec = spec.clone();
+                svc.version = version;
+                Ok(())
+            }
+            Command::DeleteService(key) => {
+                let i = self
+                    .services
+                    .iter()
+                    .position(|s| s.spec.key == *key)
+                    .ok_or("No such service")?;
+                self.remove_at(i);
+                Ok(())
+            }
+            Command::AddServer(spec) => self.add_server(spec),
+            Command::EditServer(spec) => {
+                let version = self.bump();
+                let svc = self.find_mut(spec.service).ok_or("Service not defined")?;
+                let d = svc
+                    .dests
+                    .iter_mut()
+                    .find(|d| d.addr == spec.addr && d.port == spec.port)
+                    .ok_or("No such destination")?;
+                d.method = spec.method;
+                d.weight = spec.weight;
+                d.upper = spec.upper;
+                d.lower = spec.lower;
+                let (id, t) = (d.id, thresholds(spec));
+                svc.version = version;
+                if let Some(l) = self.loads.get(id) {
+                    l.set_thresholds(t);
+                }
+                Ok(())
+            }
+            Command::DeleteServer {
+                service,
+                addr,
+                port,
+            } => {
+                let version = self.bump();
+                let svc = self.find_mut(*service).ok_or("Service not defined")?;
+                let i = svc
+                    .dests
+                    .iter()
+                    .position(|d| d.addr == *addr && d.port == *port)
+                    .ok_or("No such destination")?;
+                let d = svc.dests.remove(i);
+                svc.version = version;
+                self.dest_used[d.id] = false;
+                Ok(())
+            }
+            Command::Clear => {
+                while !self.services.is_empty() {
+                    self.remove_at(self.services.len() - 1);
+                }
+                Ok(())
+            }
+            Command::SetTimeouts { tcp, tcpfin, udp } => {
+                self.timeouts.set(*tcp, *tcpfin, *udp);
+                Ok(())
+            }
+            other => Err(format!("not a change: {other:?}")),
+        }
+    }
+
+    fn add_service(&mut self, spec: &ServiceSpec) -> Result<(), String> {
+        if self.find(spec.key).is_some() {
+            return Err("Service already exists".into());
+        }
+        if let (Some(m), ServiceKey::Addr(_, a)) = (spec.netmask, spec.key) {
+            if a.is_ipv4() && m > 32 {
+                return Err("illegal virtual server persistent mask specified".into());
+            }
+        }
+        let wanted = self.entries_for(spec.key);
+        let mut entries = Vec::with_capacity(wanted.len());
+        for (proto, addr, port) in wanted {
+            // A marked VIP:port may also have a service of its own (the mark wins); two
+            // mark services cannot share one.
+            let taken = self
+                .services
+                .iter()
+                .filter(|s| matches!(s.spec.key, ServiceKey::Fwmark { .. }))
+                .filter(|_| matches!(spec.key, ServiceKey::Fwmark { .. }))
+                .flat_map(|s| &s.entries)
+                .any(|e| (e.proto, e.addr, e.port) == (proto, addr, port));
+            if taken {
+                self.release_entries(&entries);
+                return Err(format!(
+                    "{} {addr} port {port} already belongs to another service",
+                    proto_name(proto)
+                ));
+            }
+            match self.alloc_entry() {
+                Ok(id) => entries.push(Entry {
+                    id,
+                    proto,
+                    addr,
+                    port,
+                }),
+                Err(e) => {
+                    self.release_entries(&entries);
+                    return Err(e);
+                }
+            }
+        }
+        let version = self.bump();
+        self.services.push(VirtualService {
+            spec: spec.clone(),
+            dests: Vec::new(),
+            entries,
+            version,
+        });
+        Ok(())
+    }
+
+    fn release_entries(&mut self, entries: &[Entry]) {
+        for e in entries {
+            self.entry_used[usize::from(e.id)] = false;
+        }
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let svc = self.services.remove(i);
+        self.release_entries(&svc.entries);
+        for d in &svc.dests {
+            self.dest_used[d.id] = false;
+        }
+    }
+
+    fn add_server(&mut self, spec: &ServerSpec) -> Result<(), String> {
+        let svc = self.find(spec.service).ok_or("Service not defined")?;
+        if spec.addr.is_ipv6() != svc.is_ipv6() {
+            return Err("the real server's address family differs from the service's".into());
+        }
+        if svc
+            .dests
+            .iter()
+            .any(|d| d.addr == spec.addr && d.port == spec.port)
+        {
+            return Err("Destination already exists".into());
+        }
+        let id = self.alloc_dest()?;
+        if let Some(l) = self.loads.get(id) {
+            l.set_thresholds(thresholds(spec));
+        }
+        let version = self.bump();
+        let svc = self.find_mut(spec.service).ok_or("Service not defined")?;
+        svc.dests.insert(
+            0,
+            Dest {
+                addr: spec.addr,
+                port: spec.port,
+                method: spec.method,
+                weight: spec.weight,
+                upper: spec.upper,
+                lower: spec.lower,
+                id,
+            },
+        );
+        svc.version = version;
+        Ok(())
+    }
+
+    /// Applies every command or none: the first error names its line.
+    pub fn apply_all(&mut self, cmds: &[(usize, Command)]) -> Result<(), String> {
+        let mut next = self.clone();
+        for (line, c) in cmds {
+            next.apply(c).map_err(|e| format!("line {line}: {e}"))?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The immutable snapshot for the workers.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut services = Vec::new();
+        // Firewall-mark services come last: their VIP:port entries take precedence over a
+        // service of the same address, as a marked packet goes to the mark's service in IPVS.
+        let (marked, plain): (Vec<&VirtualService>, Vec<&VirtualService>) = self
+            .services
+            .iter()
+            .partition(|s| matches!(s.spec.key, ServiceKey::Fwmark { .. }));
+        for vs in plain.into_iter().chain(marked) {
+            let full = if vs.is_ipv6() { 128 } else { 32 };
+            let group = match vs.spec.key {
+                ServiceKey::Fwmark { mark, .. } => Some(mark),
+                ServiceKey::Addr(..) => None,
+            };
+            let servers: Vec<RealServer> = vs
+                .dests
+                .iter()
+                .map(|d| RealServer {
+                    id: d.id,
+                    addr: d.addr,
+                    port: d.port,
+                    weight: d.weight,
+                    method: match d.method {
+                        Method::Masq => engine::Method::Nat,
+                        Method::Route => engine::Method::Dr,
+                        Method::Tunnel => engine::Method::Tun,
+                    },
+                })
+                .collect();
+            for e in &vs.entries {
+                let mut s = Service::new(
+                    e.id,
+                    proto_number(e.proto),
+                    e.addr,
+                    e.port,
+                    group,
+                    vs.spec.scheduler,
+                    vs.spec
+                        .persistent
+                        .map(|t| (t, vs.spec.netmask.unwrap_or(full))),
+                    servers.clone(),
+                );
+                s.version = vs.version;
+                s.one_packet = vs.spec.one_packet;
+                services.push(s);
+            }
+        }
+        let mut snap = Snapshot::new(
+            services,
+            self.ports.clone(),
+            self.routes.clone(),
+            self.neighbours.iter().copied().collect(),
+        );
+        snap.timeouts = self.timeouts;
+        snap
+    }
+
+    /// A server on the appliance itself (IPVS's "Local" forwarding): one of the ports'
+    /// addresses or a loopback address.
+    pub fn is_local(&self, a: IpAddr) -> bool {
+        a.is_loopback() || self.ports.iter().any(|p| p.addrs.contains(&a))
+    }
+
+    /// VIPs served by a local server: the host's stack must own them.
+    pub fn local_vips(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .services
+            .iter()
+            .filter(|s| s.dests.iter().any(|d| self.is_local(d.addr)))
+            .flat_map(|s| s.entries.iter().map(|e| e.addr))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Real servers in use.
+    pub fn dest_count(&self) -> usize {
+        self.services.iter().map(|s| s.dests.len()).sum()
+    }
+}
+
+pub fn proto_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+    }
+}
+
+fn thresholds(spec: &ServerSpec) -> Thresholds {
+    Thresholds {
+        upper: spec.upper,
+        lower: spec.lower,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvsadm::parse_line;
+
+    pub(crate) fn director(dests: usize) -> Director {
+        let loads = Arc::new((0..dests).map(|_| DestLoad::default()).collect());
+        Director::new(Limits { entries: 16, dests }, loads)
+    }
+
+    fn run(d: &mut Director, lines: &str) -> Result<(), String> {
+        for l in lines.lines() {
+            if let Some(c) = parse_line(l)? {
+                d.apply(&c)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn howto_nat_sequence_builds_the_snapshot() {
+        let mut d = director(8);
+        run(
+            &mut d,
+            "ipvsadm -A -t 192.168.1.100:80 -s rr
+             ipvsadm -a -t 192.168.1.100:80 -r 10.0.0.1:80 -m
+             ipvsadm -a -t 192.168.1.100:80 -r 10.0.0.2:80 -m
+             ipvsadm -E -t 192.168.1.100:80 -s wrr
+             ipvsadm -e -t 192.168.1.100:80 -r 10.0.0.1:80 -m -w 3",
+        )
+        .unwrap();
+        let snap = d.snapshot();
+        assert_eq!(snap.services.len(), 1);
+        let s = &snap.services[0];
+        let servers: Vec<(String, u32)> = s
+            .servers
+            .iter()
+            .map(|r| (r.addr.to_string(), r.weight))
+            .collect();
+        assert_eq!(
+            servers,
+            vec![("10.0.0.2".into(), 1), ("10.0.0.1".into(), 3)]
+        );
+        assert_eq!(s.sched.name(), "wrr");
+        assert!(s.servers.iter().all(|r| r.method == engine::Method::Nat));
+    }
+
+    #[test]
+    fn errors_use_ipvsadm_wording_and_change_nothing() {
+        let mut d = director(2);
+        run(&mut d, "-A -t 1.1.1.1:80\n-a -t 1.1.1.1:80 -r 10.0.0.1").unwrap();
+        let before = d.services.clone();
+        let e = |d: &mut Director, l: &str| run(d, l).unwrap_err();
+        assert_eq!(e(&mut d, "-A -t 1.1.1.1:80"), "Service already exists");
+        assert_eq!(e(&mut d, "-E -t 1.1.1.2:80"), "No such service");
+        assert_eq!(e(&mut d, "-D -t 1.1.1.2:80"), "No such service");
+        assert_eq!(
+            e(&mut d, "-a -t 1.1.1.2:80 -r 10.0.0.1"),
+            "Service not defined"
+        );
+        assert_eq!(
+            e(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.1"),
+            "Destination already exists"
+        );
+        assert_eq!(
+            e(&mut d, "-e -t 1.1.1.1:80 -r 10.0.0.9"),
+            "No such destination"
+        );
+        assert_eq!(
+            e(&mut d, "-d -t 1.1.1.1:80 -r 10.0.0.9"),
+            "No such destination"
+        );
+        run(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.2").unwrap();
+        assert!(e(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.3").contains("Memory allocation"));
+        assert!(e(&mut d, "-a -t 1.1.1.1:80 -r 2001:db8::1").contains("family"));
+        assert_eq!(d.services[0].dests.len(), 2);
+        assert_ne!(d.services, before);
+        // All or nothing.
+        let cmds: Vec<(usize, Command)> = ["-A -t 2.2.2.2:80", "-a -t 9.9.9.9:80 -r 10.0.0.1"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i + 1, parse_line(l).unwrap().unwrap()))
+            .collect();
+        let keep = d.services.clone();
+        assert_eq!(
+            d.apply_all(&cmds).unwrap_err(),
+            "line 2: Service not defined"
+        );
+        assert_eq!(d.services, keep);
+    }
+
+    #[test]
+    fn removed_server_ids_wait_for_their_connections() {
+        let mut d = director(2);
+        run(
+            &mut d,
+            "-A -t 1.1.1.1:80\n-a -t 1.1.1.1:80 -r 10.0.0.1\n-a -t 1.1.1.1:80 -r 10.0.0.2",
+        )
+        .unwrap();
+        let id = d.services[0].dests[1].id;
+        d.loads()[id].bind();
+        run(&mut d, "-d -t 1.1.1.1:80 -r 10.0.0.1").unwrap();
+        // Its connection still counts against id: no slot is free.
+        assert!(run(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.3").is_err());
+        d.loads()[id].unbind(false);
+        run(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.3").unwrap();
+        assert_eq!(d.services[0].dests[0].id, id);
+    }
+
+    #[test]
+    fn fwmark_services_cover_their_marked_entries_and_share_a_version() {
+        let mut d = director(4);
+        for port in [80, 23] {
+            d.marks.push(FwmarkRule {
+                mark: 10,
+                proto: Protocol::Tcp,
+                addr: "10.1.1.254".parse().unwrap(),
+                port,
+            });
+        }
+        run(
+            &mut d,
+            "ipvsadm -A -f 10 -s rr
+             ipvsadm -a -f 10 -r 10.1.1.2 -g -w 2
+             ipvsadm -a -f 10 -r 10.1.1.3 -g -w 1
+             ipvsadm -E -f 10 -p 600",
+        )
+        .unwrap();
+        let snap = d.snapshot();
+        assert_eq!(snap.services.len(), 2);
+        assert!(snap.services.iter().all(|s| s.group == Some(10)
+            && s.persistence == Some((600, 32))
+            && s.servers.len() == 2
+            && s.version == snap.services[0].version));
+        let ports: Vec<u16> = snap.services.iter().map(|s| s.vport).collect();
+        assert_eq!(ports, vec![80, 23]);
+        // A service of its own on a marked VIP:port coexists; the mark takes precedence.
+        run(&mut d, "-A -t 10.1.1.254:80 -s wlc").unwrap();
+        let snap = d.snapshot();
+        let s = snap
+            .service_for(6, "10.1.1.254".parse().unwrap(), 80)
+            .unwrap();
+        assert_eq!(s.group, Some(10));
+        // Two mark services cannot share a VIP:port.
+        d.marks.push(FwmarkRule {
+            mark: 11,
+            proto: Protocol::Tcp,
+            addr: "10.1.1.254".parse().unwrap(),
+            port: 80,
+        });
+        assert!(run(&mut d, "-A -f 11")
+            .unwrap_err()
+            .contains("another service"));
+    }
+
+    #[test]
+    fn versions_move_only_for_the_changed_service() {
+        let mut d = director(4);
+        run(&mut d, "-A -t 1.1.1.1:80\n-A -u 1.1.1.1:53").unwrap();
+        let v: Vec<u64> = d.services.iter().map(|s| s.version).collect();
+        run(&mut d, "-a -u 1.1.1.1:53 -r 10.0.0.1").unwrap();
+        assert_eq!(d.services[0].version, v[0]);
+        assert_ne!(d.services[1].version, v[1]);
+        run(&mut d, "--set 100 20 30").unwrap();
+        assert_eq!(d.snapshot().timeouts.udp, 30);
+    }
+}

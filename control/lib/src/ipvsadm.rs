@@ -1,0 +1,578 @@
+//! ipvsadm's rule syntax: the lines `ipvsadm -S` writes and `ipvsadm -R` reads, parsed into
+//! typed commands. Errors use ipvsadm's wording where it has one.
+
+use rvs_core::sched::SchedKind;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// A virtual service: protocol + address + port (port 0 = all ports), or a firewall mark
+/// (a group of VIP:port entries sharing persistence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceKey {
+    Addr(Protocol, SocketAddr),
+    Fwmark { mark: u32, ipv6: bool },
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceKey::Addr(Protocol::Tcp, a) => write!(f, "-t {a}"),
+            ServiceKey::Addr(Protocol::Udp, a) => write!(f, "-u {a}"),
+            ServiceKey::Fwmark { mark, ipv6 } => {
+                write!(f, "-f {mark}")?;
+                if *ipv6 {
+                    f.write_str(" -6")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How packets reach a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// -m: NAT.
+    Masq,
+    /// -g: direct routing.
+    Route,
+    /// -i: IP-in-IP.
+    Tunnel,
+}
+
+impl Method {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Method::Masq => "-m",
+            Method::Route => "-g",
+            Method::Tunnel => "-i",
+        }
+    }
+
+    /// The word `ipvsadm -L` prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Method::Masq => "Masq",
+            Method::Route => "Route",
+            Method::Tunnel => "Tunnel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub key: ServiceKey,
+    pub scheduler: SchedKind,
+    /// Persistence timeout in seconds.
+    pub persistent: Option<u32>,
+    /// Persistence netmask (prefix length).
+    pub netmask: Option<u8>,
+    pub one_packet: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub service: ServiceKey,
+    pub addr: IpAddr,
+    pub port: u16,
+    pub method: Method,
+    pub weight: u32,
+    pub upper: u32,
+    pub lower: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    AddService(ServiceSpec),
+    EditService(ServiceSpec),
+    DeleteService(ServiceKey),
+    AddServer(ServerSpec),
+    EditServer(ServerSpec),
+    DeleteServer {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    },
+    Clear,
+    /// -L / -l (with -c: connections; with --timeout: the timeouts).
+    List(ListOptions),
+    /// -Z [service].
+    Zero(Option<ServiceKey>),
+    /// -S [-n].
+    Save,
+    /// -R: rules from stdin.
+    Restore,
+    /// --set tcp tcpfin udp.
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
+    /// -v / --version.
+    Version,
+}
+
+/// What `-L` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListFormat {
+    #[default]
+    Default,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    pub service: Option<ServiceKey>,
+    pub format: ListFormat,
+    /// -c: the connection entries instead of the services.
+    pub connections: bool,
+    /// --timeout: the timeouts instead of the services.
+    pub timeout: bool,
+    pub exact: bool,
+    pub sort: bool,
+}
+
+impl Command {
+    /// True for the commands an `ipvsadm -R` rules file may hold.
+    pub fn is_rule(&self) -> bool {
+        matches!(
+            self,
+            Command::AddService(_)
+                | Command::EditService(_)
+                | Command::DeleteService(_)
+                | Command::AddServer(_)
+                | Command::EditServer(_)
+                | Command::DeleteServer { .. }
+                | Command::Clear
+        )
+    }
+}
+
+pub const DEFAULT_PERSISTENCE: u32 = 360;
+
+fn parse_port(s: &str) -> Option<u16> {
+    match s {
+        "http" | "www" => Some(80),
+        "https" => Some(443),
+        "domain" => Some(53),
+        "smtp" => Some(25),
+        "ftp" => Some(21),
+        "sip" => Some(5060),
+        _ => s.parse().ok(),
+    }
+}
+
+/// `ADDR[:PORT]` or `[V6ADDR][:PORT]`; the port is None when omitted.
+pub fn parse_endpoint(s: &str) -> Option<(IpAddr, Option<u16>)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        let addr: IpAddr = addr.parse().ok()?;
+        return match after.strip_prefix(':') {
+            Some(p) => Some((addr, Some(parse_port(p)?))),
+            None if after.is_empty() => Some((addr, None)),
+            None => None,
+        };
+    }
+    if let Ok(addr) = s.parse::<IpAddr>() {
+        return Some((addr, None));
+    }
+    let (addr, port) = s.rsplit_once(':')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    Some((IpAddr::V4(addr), Some(parse_port(port)?)))
+}
+
+pub fn netmask_prefix(s: &str) -> Option<u8> {
+    if let Ok(n) = s.parse::<u8>() {
+        return (n <= 128).then_some(n);
+    }
+    let m: std::net::Ipv4Addr = s.parse().ok()?;
+    let bits = u32::from(m);
+    let ones = bits.leading_ones();
+    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
+/// Parses one ipvsadm command line (without the program name). Blank lines and `#`
+/// comments give Ok(None).
+pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.is_empty() || words[0].starts_with('#') {
+        return Ok(None);
+    }
+    parse_args(&words).map(Some)
+}
+
+/// Short options that take no argument and may be bundled (`-Ln`, `-lnc`).
+const BUNDLEABLE: &str = "LlncZSRCgimo6";
+
+/// Parses ipvsadm's arguments (the program name may lead); no arguments lists, as
+/// `ipvsadm` alone does.
+pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
+    let mut words: Vec<String> = Vec::with_capacity(args.len());
+    for (n, a) in args.iter().map(|a| a.as_ref()).enumerate() {
+        if n == 0 && (a == "ipvsadm" || a == "rvsadm") {
+            continue;
+        }
+        let bundle = a.strip_prefix('-').filter(|b| {
+            b.len() > 1 && !b.starts_with('-') && b.chars().all(|c| BUNDLEABLE.contains(c))
+        });
+        match bundle {
+            Some(b) => words.extend(b.chars().map(|c| format!("-{c}"))),
+            None => words.push(a.to_string()),
+        }
+    }
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if words.is_empty() {
+        return Ok(Command::List(ListOptions::default()));
+    }
+    let mut cmd: Option<&str> = None;
+    let mut service: Option<ServiceKey> = None;
+    let mut ipv6 = false;
+    let mut scheduler: Option<String> = None;
+    let mut flags: Option<String> = None;
+    let mut persistent: Option<u32> = None;
+    let mut netmask: Option<u8> = None;
+    let mut one_packet = false;
+    let mut server: Option<(IpAddr, Option<u16>)> = None;
+    let mut method: Option<Method> = None;
+    let mut weight: Option<u32> = None;
+    let (mut upper, mut lower) = (0u32, 0u32);
+    let mut list = ListOptions::default();
+    let mut timeouts: Option<(u32, u32, u32)> = None;
+    let mut i = 0;
+    let value = |i: &mut usize, what: &str| -> Result<String, String> {
+        *i += 1;
+        words
+            .get(*i)
+            .map(|s| s.to_string())
+            .ok_or_else(|| format!("option {what} requires an argument"))
+    };
+    while i < words.len() {
+        let w = words[i];
+        match w {
+            "-A" | "--add-service" | "-E" | "--edit-service" | "-D" | "--delete-service" | "-a"
+            | "--add-server" | "-e" | "--edit-server" | "-d" | "--delete-server" | "-C"
+            | "--clear" | "-L" | "-l" | "--list" | "-Z" | "--zero" | "-S" | "--save" | "-R"
+            | "--restore" | "--set" | "-v" | "--version" => {
+                if cmd.is_some() {
+                    return Err("multiple commands specified".into());
+                }
+                cmd = Some(match w {
+                    "--add-service" => "-A",
+                    "--edit-service" => "-E",
+                    "--delete-service" => "-D",
+                    "--add-server" => "-a",
+                    "--edit-server" => "-e",
+                    "--delete-server" => "-d",
+                    "--clear" => "-C",
+                    "-l" | "--list" => "-L",
+                    "--zero" => "-Z",
+                    "--save" => "-S",
+                    "--restore" => "-R",
+                    "--version" => "-v",
+                    other => other,
+                });
+                if w == "--set" {
+                    let mut t = [0u32; 3];
+                    for v in t.iter_mut() {
+                        *v = value(&mut i, w)?
+                            .parse()
+                            .map_err(|_| "illegal timeout value specified")?;
+                    }
+                    timeouts = Some((t[0], t[1], t[2]));
+                }
+            }
+            "-n" | "--numeric" => {}
+            "-c" | "--connection" => list.connections = true,
+            "--timeout" => list.timeout = true,
+            "--stats" => list.format = ListFormat::Stats,
+            "--rate" => list.format = ListFormat::Rate,
+            "--thresholds" => list.format = ListFormat::Thresholds,
+            "--persistent-conn" => list.format = ListFormat::PersistentConn,
+            "--exact" | "-X" => list.exact = true,
+            "--sort" => list.sort = true,
+            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
+                let v = value(&mut i, w)?;
+                let (addr, port) =
+                    parse_endpoint(&v).ok_or("illegal virtual server address[:port] specified")?;
+                let proto = if w == "-t" || w == "--tcp-service" {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                service = Some(ServiceKey::Addr(
+                    proto,
+                    SocketAddr::new(addr, port.unwrap_or(0)),
+                ));
+            }
+            "-f" | "--fwmark-service" => {
+                let v = value(&mut i, w)?;
+                let mark: u32 = v
+                    .parse()
+                    .ok()
+                    .filter(|&m| m > 0)
+                    .ok_or("illegal virtual server fwmark specified")?;
+                service = Some(ServiceKey::Fwmark { mark, ipv6: false });
+            }
+            "-6" | "--ipv6" => ipv6 = true,
+            "-s" | "--scheduler" => scheduler = Some(value(&mut i, w)?),
+            "-b" | "--sched-flags" => flags = Some(value(&mut i, w)?),
+            "-p" | "--persistent" => {
+                persistent = Some(DEFAULT_PERSISTENCE);
+                if let Some(next) = words.get(i + 1).filter(|n| !n.starts_with('-')) {
+                    let t: u32 = next
+                        .parse()
+                        .ok()
+                        .filter(|&t| t > 0)
+                        .ok_or("illegal timeout value specified")?;
+                    persistent = Some(t);
+                    i += 1;
+                }
+            }
+            "-M" | "--netmask" => {
+                let v = value(&mut i, w)?;
+                netmask = Some(
+                    netmask_prefix(&v).ok_or("illegal virtual server persistent mask specified")?,
+                );
+            }
+            "-o" | "--ops" => one_packet = true,
+            "-r" | "--real-server" => {
+                let v = value(&mut i, w)?;
+                server =
+                    Some(parse_endpoint(&v).ok_or("illegal real server address[:port] specified")?);
+            }
+            "-g" | "--gatewaying" => method = Some(Method::Route),
+            "-i" | "--ipip" => method = Some(Method::Tunnel),
+            "-m" | "--masquerading" => method = Some(Method::Masq),
+            "-w" | "--weight" => {
+                let v = value(&mut i, w)?;
+                weight = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&w: &u32| w <= 65535)
+                        .ok_or("illegal weight specified")?,
+                );
+            }
+            "-x" | "--u-threshold" => {
+                upper = value(&mut i, w)?
+                    .parse()
+                    .map_err(|_| "illegal upper threshold specified")?;
+            }
+            "-y" | "--l-threshold" => {
+                lower = value(&mut i, w)?
+                    .parse()
+                    .map_err(|_| "illegal lower threshold specified")?;
+            }
+            other => return Err(format!("invalid option {other:?}")),
+        }
+        i += 1;
+    }
+    if let Some(ServiceKey::Fwmark { mark, .. }) = service {
+        service = Some(ServiceKey::Fwmark { mark, ipv6 });
+    }
+    let Some(cmd) = cmd else {
+        return Err("no command specified".into());
+    };
+    match cmd {
+        "-C" => return Ok(Command::Clear),
+        "-L" => {
+            list.service = service;
+            return Ok(Command::List(list));
+        }
+        "-Z" => return Ok(Command::Zero(service)),
+        "-S" => return Ok(Command::Save),
+        "-R" => return Ok(Command::Restore),
+        "-v" => return Ok(Command::Version),
+        "--set" => {
+            let (tcp, tcpfin, udp) = timeouts.unwrap_or_default();
+            return Ok(Command::SetTimeouts { tcp, tcpfin, udp });
+        }
+        _ => {}
+    }
+    let key = service.ok_or("service address not specified")?;
+    let need_service = || -> Result<ServiceSpec, String> {
+        let name = scheduler.as_deref().unwrap_or("wlc");
+        let mut sched: SchedKind = name.parse()?;
+        if let Some(f) = &flags {
+            sched = sched.with_flags(f)?;
+        }
+        Ok(ServiceSpec {
+            key,
+            scheduler: sched,
+            persistent,
+            netmask,
+            one_packet,
+        })
+    };
+    let need_server = || -> Result<ServerSpec, String> {
+        let (addr, port) = server.ok_or("real server address not specified")?;
+        let service_port = match key {
+            ServiceKey::Addr(_, a) => a.port(),
+            ServiceKey::Fwmark { .. } => 0,
+        };
+        Ok(ServerSpec {
+            service: key,
+            addr,
+            port: port.unwrap_or(service_port),
+            method: method.unwrap_or(Method::Route),
+            weight: weight.unwrap_or(1),
+            upper,
+            lower,
+        })
+    };
+    Ok(match cmd {
+        "-A" => Command::AddService(need_service()?),
+        "-E" => Command::EditService(need_service()?),
+        "-D" => Command::DeleteService(key),
+        "-a" => Command::AddServer(need_server()?),
+        "-e" => Command::EditServer(need_server()?),
+        _ => {
+            let s = need_server()?;
+            Command::DeleteServer {
+                service: key,
+                addr: s.addr,
+                port: s.port,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_and_servers_from_the_howto() {
+        let c = parse_line("ipvsadm -A -t 192.168.1.100:80 -s wrr")
+            .unwrap()
+            .unwrap();
+        let Command::AddService(s) = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            s.key,
+            ServiceKey::Addr(Protocol::Tcp, "192.168.1.100:80".parse().unwrap())
+        );
+        assert_eq!(s.scheduler, SchedKind::Wrr);
+        let c = parse_line("-a -t 192.168.1.100:80 -r 10.0.0.1:80 -m -w 3")
+            .unwrap()
+            .unwrap();
+        let Command::AddServer(r) = c else { panic!() };
+        assert_eq!((r.method, r.weight, r.port), (Method::Masq, 3, 80));
+        let c = parse_line("-A -t 192.168.1.100:0 -s wlc -p 600")
+            .unwrap()
+            .unwrap();
+        let Command::AddService(s) = c else { panic!() };
+        assert_eq!(s.persistent, Some(600));
+        let c = parse_line("-A -f 10 -s rr -p").unwrap().unwrap();
+        let Command::AddService(s) = c else { panic!() };
+        assert_eq!(
+            (s.key, s.persistent),
+            (
+                ServiceKey::Fwmark {
+                    mark: 10,
+                    ipv6: false
+                },
+                Some(360)
+            )
+        );
+        let c = parse_line("-a -f 10 -r 10.0.0.2 -g").unwrap().unwrap();
+        let Command::AddServer(r) = c else { panic!() };
+        assert_eq!((r.port, r.method, r.weight), (0, Method::Route, 1));
+    }
+
+    #[test]
+    fn ipv6_flags_and_masks() {
+        let c = parse_line("-A -u [2001:db8::1]:53 -s mh -b mh-fallback,mh-port -p 30 -M 64 -o")
+            .unwrap()
+            .unwrap();
+        let Command::AddService(s) = c else { panic!() };
+        assert_eq!(
+            s.key,
+            ServiceKey::Addr(Protocol::Udp, "[2001:db8::1]:53".parse().unwrap())
+        );
+        assert_eq!(s.scheduler.flags(), vec!["mh-fallback", "mh-port"]);
+        assert_eq!((s.netmask, s.one_packet), (Some(64), true));
+        let c = parse_line("-A -t 1.2.3.4:80 -p 100 -M 255.255.255.0")
+            .unwrap()
+            .unwrap();
+        let Command::AddService(s) = c else { panic!() };
+        assert_eq!((s.netmask, s.scheduler), (Some(24), SchedKind::Wlc));
+    }
+
+    #[test]
+    fn errors_use_ipvsadm_wording() {
+        let e = |l: &str| parse_line(l).unwrap_err();
+        assert_eq!(
+            e("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 70000"),
+            "illegal weight specified"
+        );
+        assert_eq!(
+            e("-A -t 1.2.3.4:x"),
+            "illegal virtual server address[:port] specified"
+        );
+        assert_eq!(
+            e("-a -t 1.2.3.4:80 -r nothing"),
+            "illegal real server address[:port] specified"
+        );
+        assert!(e("-A -t 1.2.3.4:80 -s fast").contains("unknown scheduler"));
+        assert_eq!(e("-A -a -t 1.2.3.4:80"), "multiple commands specified");
+        assert_eq!(e("-t 1.2.3.4:80"), "no command specified");
+        assert!(e("-A -t 1.2.3.4:80 --bogus").contains("invalid option"));
+        assert_eq!(parse_line("# comment").unwrap(), None);
+    }
+
+    #[test]
+    fn listing_options_bundle_as_ipvsadm_allows() {
+        let l = |a: &[&str]| parse_args(a).unwrap();
+        assert_eq!(l(&[]), Command::List(ListOptions::default()));
+        assert_eq!(l(&["-Ln"]), Command::List(ListOptions::default()));
+        let Command::List(o) = l(&["ipvsadm", "-lnc"]) else {
+            panic!()
+        };
+        assert!(o.connections);
+        let Command::List(o) = l(&["-L", "-n", "--stats", "--exact", "--sort"]) else {
+            panic!()
+        };
+        assert_eq!((o.format, o.exact, o.sort), (ListFormat::Stats, true, true));
+        let Command::List(o) = l(&["-L", "-t", "1.2.3.4:80", "--rate"]) else {
+            panic!()
+        };
+        assert_eq!(o.format, ListFormat::Rate);
+        assert!(o.service.is_some());
+        assert_eq!(
+            l(&["--set", "900", "120", "300"]),
+            Command::SetTimeouts {
+                tcp: 900,
+                tcpfin: 120,
+                udp: 300
+            }
+        );
+        assert_eq!(l(&["-Sn"]), Command::Save);
+        assert_eq!(
+            l(&["-Z", "-u", "1.2.3.4:53"]),
+            Command::Zero(Some(ServiceKey::Addr(
+                Protocol::Udp,
+                "1.2.3.4:53".parse().unwrap()
+            )))
+        );
+        assert_eq!(
+            parse_args(&["--set", "1", "x", "3"]).unwrap_err(),
+            "illegal timeout value specified"
+        );
+        assert!(!l(&["-R"]).is_rule());
+        let Command::EditServer(e) = l(&["-e", "-t", "1.2.3.4:80", "-r", "10.0.0.1", "-w", "6"])
+        else {
+            panic!()
+        };
+        assert_eq!(e.weight, 6);
+    }
+}

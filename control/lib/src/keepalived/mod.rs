@@ -1,0 +1,841 @@
+//! keepalived.conf for rvs: `global_defs`, `virtual_server` (address/port, `fwmark`, or
+//! `group`) with `real_server`s and their checkers, `virtual_server_group`; `vrrp_*`
+//! sections are parsed and kept for the high-availability work. Unknown keywords give a
+//! warning naming the file and line; malformed values are errors (nothing is applied).
+//!
+//! Settings inherit virtual server -> real server -> checker, with keepalived's defaults.
+
+pub mod syntax;
+
+use crate::ipvsadm::{Command, Method, Protocol, ServerSpec, ServiceKey, ServiceSpec};
+use rvs_core::sched::SchedKind;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+use syntax::Statement;
+
+/// What a checker probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A TCP connection opens.
+    Tcp,
+    /// GET each url; `ssl` for SSL_GET.
+    Http {
+        ssl: bool,
+        urls: Vec<UrlCheck>,
+        virtualhost: Option<String>,
+    },
+    /// A query (type, name) answered with rcode 0.
+    Dns { qtype: String, name: String },
+    /// A datagram; with `require_reply` an answer must come (optionally matching).
+    Udp {
+        payload: Vec<u8>,
+        require_reply: Option<Vec<u8>>,
+    },
+    /// 220 banner, HELO, 250, QUIT.
+    Smtp { helo_name: String },
+    /// SIP OPTIONS with a Route header to the server itself (rvs's own checker).
+    Sip { tcp: bool },
+    /// A script: exit 0 up, 1 down; with `dynamic`, 2..=255 set weight = code - 2.
+    Misc {
+        path: String,
+        timeout: Option<Duration>,
+        dynamic: bool,
+    },
+    /// ICMP echo.
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlCheck {
+    pub path: String,
+    /// Expected MD5 of the body, lower-case hex.
+    pub digest: Option<String>,
+    /// Accepted status codes; empty = 200..=299.
+    pub status_codes: Vec<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checker {
+    pub kind: CheckKind,
+    /// Where the probe goes (connect_ip / connect_port; default the real server).
+    pub target: SocketAddr,
+    pub bindto: Option<IpAddr>,
+    pub connect_timeout: Duration,
+    pub delay_loop: Duration,
+    /// Failures after the first before a live server goes down.
+    pub retry: u32,
+    pub delay_before_retry: Duration,
+    /// Random delay up to this before the first check (keepalived: up to delay_loop).
+    pub warmup: Duration,
+    pub line: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    pub method: Method,
+    pub inhibit_on_failure: bool,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    pub upper: u32,
+    pub lower: u32,
+    pub checkers: Vec<Checker>,
+    pub line: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServer {
+    /// One key per service (a group gives several).
+    pub keys: Vec<ServiceKey>,
+    /// lvs_method: the real servers' default, and the sorry server's.
+    pub method: Method,
+    pub sched: SchedKind,
+    pub persistence: Option<u32>,
+    pub granularity: Option<u8>,
+    pub one_packet: bool,
+    pub sorry_server: Option<(IpAddr, u16)>,
+    pub sorry_server_inhibit: bool,
+    pub quorum: u32,
+    pub hysteresis: u32,
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    pub alpha: bool,
+    pub omega: bool,
+    pub real_servers: Vec<RealServer>,
+    pub line: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeepalivedConf {
+    pub global_defs: Vec<Statement>,
+    pub virtual_servers: Vec<VirtualServer>,
+    /// vrrp_instance, vrrp_sync_group, vrrp_script, ...: kept as parsed.
+    pub vrrp: Vec<Statement>,
+    pub warnings: Vec<String>,
+}
+
+fn num<T: std::str::FromStr>(s: &Statement, what: &str) -> Result<T, String> {
+    s.arg(0)?.parse().map_err(|_| {
+        format!(
+            "{}: {}: {what} expected, got {:?}",
+            s.at(),
+            s.keyword,
+            s.args[0]
+        )
+    })
+}
+
+fn secs(s: &Statement) -> Result<Duration, String> {
+    let v: f64 = num(s, "seconds")?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{}: {}: out of range", s.at(), s.keyword));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn ip(s: &Statement, i: usize) -> Result<IpAddr, String> {
+    let a = s.arg(i)?;
+    a.parse()
+        .map_err(|_| format!("{}: {}: {a:?} is not an IP address", s.at(), s.keyword))
+}
+
+fn port(s: &Statement, i: usize) -> Result<u16, String> {
+    let p = s.arg(i)?;
+    p.parse()
+        .map_err(|_| format!("{}: {}: {p:?} is not a port", s.at(), s.keyword))
+}
+
+fn method(s: &Statement) -> Result<Method, String> {
+    match s.arg(0)?.to_ascii_uppercase().as_str() {
+        "NAT" => Ok(Method::Masq),
+        "DR" => Ok(Method::Route),
+        "TUN" => Ok(Method::Tunnel),
+        m => Err(format!("{}: {}: {m:?}: NAT, DR or TUN", s.at(), s.keyword)),
+    }
+}
+
+/// Checker settings as inherited down the tree.
+#[derive(Debug, Clone, Copy)]
+struct Inherited {
+    delay_loop: Duration,
+    connect_timeout: Duration,
+    retry: Option<u32>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+    inhibit_on_failure: bool,
+}
+
+impl Inherited {
+    /// Applies a setting statement; false if it is not one.
+    fn take(&mut self, s: &Statement) -> Result<bool, String> {
+        match s.keyword.as_str() {
+            "delay_loop" => self.delay_loop = secs(s)?,
+            "connect_timeout" => self.connect_timeout = secs(s)?,
+            "retry" | "nb_get_retry" => self.retry = Some(num(s, "a count")?),
+            "delay_before_retry" => self.delay_before_retry = Some(secs(s)?),
+            "warmup" => self.warmup = Some(secs(s)?),
+            "inhibit_on_failure" => {
+                self.inhibit_on_failure = s.args.first().is_none_or(|a| a != "false")
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl KeepalivedConf {
+    pub fn load(path: &Path) -> Result<KeepalivedConf, String> {
+        Self::from_statements(syntax::parse_file(path)?)
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<KeepalivedConf, String> {
+        Self::from_statements(syntax::parse_text(file, text)?)
+    }
+
+    fn from_statements(top: Vec<Statement>) -> Result<KeepalivedConf, String> {
+        let mut conf = KeepalivedConf::default();
+        let groups: Vec<&Statement> = top
+            .iter()
+            .filter(|s| s.keyword == "virtual_server_group")
+            .collect();
+        for s in &top {
+            match s.keyword.as_str() {
+                "global_defs" => conf.global_defs.extend(s.children().iter().cloned()),
+                "virtual_server" => {
+                    let vs = conf.virtual_server(s, &groups)?;
+                    conf.virtual_servers.push(vs);
+                }
+                "virtual_server_group" => {}
+                k if k.starts_with("vrrp_") || k == "static_ipaddress" || k == "static_routes" => {
+                    conf.vrrp.push(s.clone())
+                }
+                k => conf
+                    .warnings
+                    .push(format!("{}: unknown keyword {k:?} ignored", s.at())),
+            }
+        }
+        Ok(conf)
+    }
+
+    fn warn(&mut self, s: &Statement) {
+        self.warnings.push(format!(
+            "{}: unknown keyword {:?} ignored",
+            s.at(),
+            s.keyword
+        ));
+    }
+
+    fn group_keys(
+        s: &Statement,
+        name: &str,
+        proto: Protocol,
+        groups: &[&Statement],
+    ) -> Result<Vec<ServiceKey>, String> {
+        let g = groups
+            .iter()
+            .find(|g| g.args.first().map(String::as_str) == Some(name))
+            .ok_or_else(|| format!("{}: no virtual_server_group {name:?}", s.at()))?;
+        let mut keys = Vec::new();
+        for e in g.children() {
+            if e.keyword == "fwmark" {
+                let mark: u32 = num(e, "a mark")?;
+                keys.push(ServiceKey::Fwmark { mark, ipv6: false });
+                continue;
+            }
+            // `ADDR PORT` or `ADDR-LAST PORT` (a range in the last byte / group).
+            let (first, last) = match e.keyword.split_once('-') {
+                Some((a, l)) => (a, Some(l)),
+                None => (e.keyword.as_str(), None),
+            };
+            let addr: IpAddr = first
+                .parse()
+                .map_err(|_| format!("{}: {first:?} is not an IP address", e.at()))?;
+            let p: u16 = e
+                .args
+                .first()
+                .map(|p| p.parse())
+                .transpose()
+                .map_err(|_| format!("{}: bad port", e.at()))?
+                .unwrap_or(0);
+            match (addr, last) {
+                (IpAddr::V4(a), Some(l)) => {
+                    let l: u8 = l.parse().map_err(|_| format!("{}: bad range", e.at()))?;
+                    let o = a.octets();
+                    for b in o[3]..=l {
+                        let ip = IpAddr::from([o[0], o[1], o[2], b]);
+                        keys.push(ServiceKey::Addr(proto, SocketAddr::new(ip, p)));
+                    }
+                }
+                (_, Some(_)) => return Err(format!("{}: ranges are for IPv4", e.at())),
+                (a, None) => keys.push(ServiceKey::Addr(proto, SocketAddr::new(a, p))),
+            }
+        }
+        Ok(keys)
+    }
+
+    fn virtual_server(
+        &mut self,
+        s: &Statement,
+        groups: &[&Statement],
+    ) -> Result<VirtualServer, String> {
+        let mut proto = Protocol::Tcp;
+        let mut sched = SchedKind::Wlc;
+        let mut default_method = Method::Masq;
+        let mut vs = VirtualServer {
+            keys: Vec::new(),
+            method: Method::Masq,
+            sched,
+            persistence: None,
+            granularity: None,
+            one_packet: false,
+            sorry_server: None,
+            sorry_server_inhibit: false,
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            alpha: false,
+            omega: false,
+            real_servers: Vec::new(),
+            line: s.at(),
+        };
+        let mut inh = Inherited {
+            delay_loop: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            retry: None,
+            delay_before_retry: None,
+            warmup: None,
+            inhibit_on_failure: false,
+        };
+        // Settings first (they may follow the real servers in the file).
+        for c in s.children() {
+            if inh.take(c)? {
+                continue;
+            }
+            match c.keyword.as_str() {
+                "protocol" => {
+                    proto = match c.arg(0)?.to_ascii_uppercase().as_str() {
+                        "TCP" => Protocol::Tcp,
+                        "UDP" => Protocol::Udp,
+                        p => return Err(format!("{}: protocol {p:?}: TCP or UDP", c.at())),
+                    }
+                }
+                "lvs_sched" | "lb_algo" => {
+                    sched = c
+                        .arg(0)?
+                        .parse()
+                        .map_err(|e| format!("{}: {}: {e}", c.at(), c.keyword))?
+                }
+                "lvs_method" | "lb_kind" => default_method = method(c)?,
+                "persistence_timeout" => vs.persistence = Some(num(c, "seconds")?),
+                "persistence_granularity" => {
+                    let g = c.arg(0)?;
+                    vs.granularity = Some(
+                        crate::ipvsadm::netmask_prefix(g)
+                            .ok_or_else(|| format!("{}: bad granularity {g:?}", c.at()))?,
+                    )
+                }
+                "ops" => vs.one_packet = true,
+                "sorry_server" => vs.sorry_server = Some((ip(c, 0)?, port(c, 1)?)),
+                "sorry_server_inhibit" => vs.sorry_server_inhibit = true,
+                "quorum" => vs.quorum = num(c, "a weight")?,
+                "hysteresis" => vs.hysteresis = num(c, "a weight")?,
+                "quorum_up" => vs.quorum_up = Some(c.args.join(" ")),
+                "quorum_down" => vs.quorum_down = Some(c.args.join(" ")),
+                "alpha" => vs.alpha = true,
+                "omega" => vs.omega = true,
+                "real_server" | "virtualhost" | "ha_suspend" => {}
+                _ => self.warn(c),
+            }
+        }
+        vs.sched = sched;
+        vs.method = default_method;
+        vs.keys = match s.args.first().map(String::as_str) {
+            Some("fwmark") => vec![ServiceKey::Fwmark {
+                mark: num(
+                    &Statement {
+                        args: s.args[1..].to_vec(),
+                        ..s.clone()
+                    },
+                    "a mark",
+                )?,
+                ipv6: false,
+            }],
+            Some("group") => Self::group_keys(s, s.arg(1)?, proto, groups)?,
+            Some(_) => vec![ServiceKey::Addr(
+                proto,
+                SocketAddr::new(ip(s, 0)?, port(s, 1)?),
+            )],
+            None => {
+                return Err(format!(
+                    "{}: virtual_server: address and port expected",
+                    s.at()
+                ))
+            }
+        };
+        let virtualhost = s
+            .children()
+            .iter()
+            .find(|c| c.keyword == "virtualhost")
+            .and_then(|c| c.args.first().cloned());
+        for c in s.children().iter().filter(|c| c.keyword == "real_server") {
+            let rs = self.real_server(c, inh, default_method, virtualhost.clone())?;
+            vs.real_servers.push(rs);
+        }
+        Ok(vs)
+    }
+
+    fn real_server(
+        &mut self,
+        s: &Statement,
+        mut inh: Inherited,
+        default_method: Method,
+        virtualhost: Option<String>,
+    ) -> Result<RealServer, String> {
+        let addr = ip(s, 0)?;
+        let rport = port(s, 1)?;
+        let mut rs = RealServer {
+            addr,
+            port: rport,
+            weight: 1,
+            method: default_method,
+            inhibit_on_failure: false,
+            notify_up: None,
+            notify_down: None,
+            upper: 0,
+            lower: 0,
+            checkers: Vec::new(),
+            line: s.at(),
+        };
+        for c in s.children() {
+            if inh.take(c)? {
+                continue;
+            }
+            match c.keyword.as_str() {
+                "weight" => {
+                    rs.weight = num(c, "a weight")?;
+                    if rs.weight > 65535 {
+                        return Err(format!("{}: weight above 65535", c.at()));
+                    }
+                }
+                "lvs_method" | "lb_kind" => rs.method = method(c)?,
+                "notify_up" => rs.notify_up = Some(c.args.join(" ")),
+                "notify_down" => rs.notify_down = Some(c.args.join(" ")),
+                "uthreshold" => rs.upper = num(c, "a count")?,
+                "lthreshold" => rs.lower = num(c, "a count")?,
+                k if k.ends_with("_CHECK") || k == "HTTP_GET" || k == "SSL_GET" => {}
+                _ => self.warn(c),
+            }
+        }
+        rs.inhibit_on_failure = inh.inhibit_on_failure;
+        for c in s.children() {
+            let kind = match c.keyword.as_str() {
+                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "DNS_CHECK" | "UDP_CHECK" | "SMTP_CHECK"
+                | "SIP_CHECK" | "MISC_CHECK" | "PING_CHECK" => c.keyword.as_str(),
+                _ => continue,
+            };
+            let ck = self.checker(c, kind, inh, addr, rport, virtualhost.clone())?;
+            rs.checkers.push(ck);
+        }
+        Ok(rs)
+    }
+
+    fn checker(
+        &mut self,
+        s: &Statement,
+        kind: &str,
+        mut inh: Inherited,
+        addr: IpAddr,
+        rport: u16,
+        virtualhost: Option<String>,
+    ) -> Result<Checker, String> {
+        let mut target = SocketAddr::new(addr, rport);
+        let mut bindto = None;
+        let mut urls = Vec::new();
+        let (mut qtype, mut qname) = ("SOA".to_string(), ".".to_string());
+        let mut payload = Vec::new();
+        let mut require_reply = None;
+        let mut helo = "rvs".to_string();
+        let (mut misc_path, mut misc_timeout, mut misc_dynamic) = (None, None, false);
+        let mut sip_tcp = false;
+        for c in s.children() {
+            if inh.take(c)? {
+                continue;
+            }
+            match c.keyword.as_str() {
+                "connect_ip" => target.set_ip(ip(c, 0)?),
+                "connect_port" => target.set_port(port(c, 0)?),
+                "bindto" => bindto = Some(ip(c, 0)?),
+                "bind_port" | "fwmark" | "user" => {}
+                "url" => {
+                    let mut u = UrlCheck {
+                        path: "/".into(),
+                        digest: None,
+                        status_codes: Vec::new(),
+                    };
+                    for k in c.children() {
+                        match k.keyword.as_str() {
+                            "path" => u.path = k.arg(0)?.to_string(),
+                            "digest" => u.digest = Some(k.arg(0)?.to_ascii_lowercase()),
+                            "status_code" => {
+                                for a in &k.args {
+                                    u.status_codes.push(
+                                        a.parse().map_err(|_| {
+                                            format!("{}: status_code {a:?}", k.at())
+                                        })?,
+                                    );
+                                }
+                            }
+                            _ => self.warn(k),
+                        }
+                    }
+                    urls.push(u);
+                }
+                "type" => qtype = c.arg(0)?.to_ascii_uppercase(),
+                "name" => qname = c.arg(0)?.to_string(),
+                "payload" => payload = hex_or_text(c.arg(0)?),
+                "require_reply" => {
+                    require_reply = Some(c.args.first().map(|a| hex_or_text(a)).unwrap_or_default())
+                }
+                "helo_name" => helo = c.arg(0)?.to_string(),
+                "misc_path" => misc_path = Some(c.args.join(" ")),
+                "misc_timeout" => misc_timeout = Some(secs(c)?),
+                "misc_dynamic" => misc_dynamic = true,
+                "transport" => sip_tcp = c.arg(0)?.eq_ignore_ascii_case("tcp"),
+                _ => self.warn(c),
+            }
+        }
+        let (kind, retry, dbr) = match kind {
+            "TCP_CHECK" => (CheckKind::Tcp, 1, Duration::from_secs(1)),
+            "HTTP_GET" | "SSL_GET" => {
+                if urls.is_empty() {
+                    urls.push(UrlCheck {
+                        path: "/".into(),
+                        digest: None,
+                        status_codes: Vec::new(),
+                    });
+                }
+                (
+                    CheckKind::Http {
+                        ssl: kind == "SSL_GET",
+                        urls,
+                        virtualhost,
+                    },
+                    1,
+                    Duration::from_secs(3),
+                )
+            }
+            "DNS_CHECK" => (CheckKind::Dns { qtype, name: qname }, 3, inh.delay_loop),
+            "UDP_CHECK" => (
+                CheckKind::Udp {
+                    payload,
+                    require_reply,
+                },
+                1,
+                Duration::from_secs(1),
+            ),
+            "SMTP_CHECK" => (
+                CheckKind::Smtp { helo_name: helo },
+                1,
+                Duration::from_secs(1),
+            ),
+            "SIP_CHECK" => (CheckKind::Sip { tcp: sip_tcp }, 1, Duration::from_secs(1)),
+            "MISC_CHECK" => (
+                CheckKind::Misc {
+                    path: misc_path
+                        .ok_or_else(|| format!("{}: MISC_CHECK without misc_path", s.at()))?,
+                    timeout: misc_timeout,
+                    dynamic: misc_dynamic,
+                },
+                0,
+                Duration::from_secs(1),
+            ),
+            _ => (CheckKind::Ping, 1, Duration::from_secs(1)),
+        };
+        Ok(Checker {
+            kind,
+            target,
+            bindto,
+            connect_timeout: inh.connect_timeout,
+            delay_loop: inh.delay_loop,
+            retry: inh.retry.unwrap_or(retry),
+            delay_before_retry: inh.delay_before_retry.unwrap_or(dbr),
+            warmup: inh.warmup.unwrap_or(inh.delay_loop),
+            line: s.at(),
+        })
+    }
+
+    /// The ipvsadm commands that set the services up (all servers assumed up unless
+    /// `alpha`, which starts them down).
+    pub fn commands(&self) -> Vec<Command> {
+        let mut out = Vec::new();
+        for vs in &self.virtual_servers {
+            for key in &vs.keys {
+                out.push(Command::AddService(ServiceSpec {
+                    key: *key,
+                    scheduler: vs.sched,
+                    persistent: vs.persistence,
+                    netmask: vs.granularity,
+                    one_packet: vs.one_packet,
+                }));
+                if vs.alpha {
+                    continue;
+                }
+                for rs in &vs.real_servers {
+                    out.push(Command::AddServer(server_spec(*key, rs, rs.weight)));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The ipvsadm server spec of a real server of service `key` at `weight`.
+pub fn server_spec(key: ServiceKey, rs: &RealServer, weight: u32) -> ServerSpec {
+    ServerSpec {
+        service: key,
+        addr: rs.addr,
+        port: rs.port,
+        method: rs.method,
+        weight,
+        upper: rs.upper,
+        lower: rs.lower,
+    }
+}
+
+/// `payload` / `require_reply` values: hex digits, else the text itself.
+fn hex_or_text(s: &str) -> Vec<u8> {
+    let hex =
+        s.len().is_multiple_of(2) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex {
+        (0..s.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+            .collect()
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str) -> KeepalivedConf {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs/keepalived")
+            .join(name);
+        KeepalivedConf::load(&path).unwrap()
+    }
+
+    #[test]
+    fn seed_dns_cluster_level2_loads_unchanged() {
+        let k = load("dns-cluster-level2.conf");
+        assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+        assert_eq!(k.vrrp.len(), 1);
+        assert_eq!(k.vrrp[0].keyword, "vrrp_instance");
+        assert_eq!(k.virtual_servers.len(), 2);
+        let udp = &k.virtual_servers[0];
+        assert_eq!(
+            udp.keys,
+            vec![ServiceKey::Addr(
+                Protocol::Udp,
+                "10.2.1.5:53".parse().unwrap()
+            )]
+        );
+        assert_eq!(udp.sched, SchedKind::Rr);
+        let rs = &udp.real_servers[0];
+        assert_eq!(
+            (rs.addr.to_string(), rs.port, rs.method),
+            ("10.2.1.2".into(), 53, Method::Masq)
+        );
+        let c = &rs.checkers[0];
+        assert_eq!(
+            c.kind,
+            CheckKind::Dns {
+                qtype: "TXT".into(),
+                name: "health.load.balance.".into()
+            }
+        );
+        assert_eq!(
+            (
+                c.delay_loop,
+                c.retry,
+                c.delay_before_retry,
+                c.connect_timeout
+            ),
+            (
+                Duration::from_secs(10),
+                3,
+                Duration::from_secs(10),
+                Duration::from_secs(5)
+            )
+        );
+        let tcp = &k.virtual_servers[1].real_servers[1].checkers[0];
+        assert_eq!(tcp.kind, CheckKind::Tcp);
+        assert_eq!(tcp.connect_timeout, Duration::from_secs(3));
+        assert_eq!(tcp.target, "10.2.1.3:53".parse().unwrap());
+        let cmds = k.commands();
+        assert_eq!(cmds.len(), 6);
+    }
+
+    #[test]
+    fn seed_dns_cluster_level3_checks_other_addresses() {
+        let k = load("dns-cluster-level3.conf");
+        assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+        let rs = &k.virtual_servers[0].real_servers[0];
+        assert_eq!(rs.addr.to_string(), "10.2.1.6");
+        assert_eq!(rs.checkers[0].target, "10.2.1.2:53".parse().unwrap());
+        let rs = &k.virtual_servers[1].real_servers[1];
+        assert_eq!(rs.checkers[0].target, "10.2.1.3:53".parse().unwrap());
+    }
+
+    #[test]
+    fn inheritance_defaults_and_every_checker() {
+        let k = KeepalivedConf::parse(
+            "t.conf",
+            r#"
+virtual_server_group web { 192.168.1.10-11 80 }
+virtual_server group web {
+    lb_algo wrr
+    lb_kind DR
+    persistence_timeout 600
+    persistence_granularity 255.255.255.0
+    delay_loop 6
+    retry 2
+    sorry_server 10.0.0.99 80
+    quorum 3
+    hysteresis 1
+    alpha
+    real_server 10.0.0.1 80 {
+        weight 3
+        inhibit_on_failure
+        notify_down "/usr/local/bin/down 1"
+        HTTP_GET {
+            url {
+                path /health
+                digest 9e107d9d372bb6826bd81d3542a419d6
+                status_code 200 204
+            }
+            connect_timeout 2
+        }
+        SMTP_CHECK { connect_port 25 helo_name lb.example }
+    }
+    real_server 10.0.0.2 80 {
+        UDP_CHECK {
+            connect_port 5060
+            payload 4f5054
+            require_reply
+        }
+        SIP_CHECK { connect_port 5060 }
+        MISC_CHECK {
+            misc_path "/bin/check 10.0.0.2"
+            misc_timeout 4
+            misc_dynamic
+        }
+        PING_CHECK { }
+        bogus_setting 1
+    }
+}
+vrrp_sync_group G { group { VI_1 } }
+mystery { }
+"#,
+        )
+        .unwrap();
+        assert_eq!(k.warnings.len(), 2, "{:?}", k.warnings);
+        assert!(
+            k.warnings[0].starts_with("t.conf:41: unknown keyword \"bogus_setting\""),
+            "{:?}",
+            k.warnings
+        );
+        assert!(k.warnings[1].starts_with("t.conf:45:"), "{:?}", k.warnings);
+        let vs = &k.virtual_servers[0];
+        assert_eq!(vs.keys.len(), 2);
+        assert_eq!(
+            (
+                vs.persistence,
+                vs.granularity,
+                vs.quorum,
+                vs.hysteresis,
+                vs.alpha
+            ),
+            (Some(600), Some(24), 3, 1, true)
+        );
+        let a = &vs.real_servers[0];
+        assert!(a.inhibit_on_failure);
+        assert_eq!(a.method, Method::Route);
+        assert_eq!(a.notify_down.as_deref(), Some("/usr/local/bin/down 1"));
+        let http = &a.checkers[0];
+        assert_eq!(
+            (
+                http.retry,
+                http.delay_before_retry,
+                http.connect_timeout,
+                http.delay_loop
+            ),
+            (
+                2,
+                Duration::from_secs(3),
+                Duration::from_secs(2),
+                Duration::from_secs(6)
+            )
+        );
+        let CheckKind::Http {
+            urls, ssl: false, ..
+        } = &http.kind
+        else {
+            panic!()
+        };
+        assert_eq!(urls[0].status_codes, vec![200, 204]);
+        assert_eq!(a.checkers[1].target.port(), 25);
+        let b = &vs.real_servers[1];
+        assert_eq!(
+            b.checkers[0].kind,
+            CheckKind::Udp {
+                payload: b"OPT".to_vec(),
+                require_reply: Some(Vec::new())
+            }
+        );
+        assert_eq!(b.checkers[1].kind, CheckKind::Sip { tcp: false });
+        assert_eq!(
+            b.checkers[2].retry, 2,
+            "retry inherited from the virtual server"
+        );
+        assert_eq!(
+            b.checkers[2].kind,
+            CheckKind::Misc {
+                path: "/bin/check 10.0.0.2".into(),
+                timeout: Some(Duration::from_secs(4)),
+                dynamic: true
+            }
+        );
+        assert_eq!(b.checkers[3].kind, CheckKind::Ping);
+        // alpha: services without servers until checks pass.
+        assert_eq!(k.commands().len(), 2);
+        assert_eq!(k.vrrp.len(), 1);
+    }
+
+    #[test]
+    fn malformed_files_name_the_line() {
+        let e = |t: &str| KeepalivedConf::parse("bad.conf", t).unwrap_err();
+        assert_eq!(
+            e("virtual_server 10.0.0.1 80 {\n lvs_sched nope\n}\n")
+                .split(':')
+                .take(2)
+                .collect::<Vec<_>>(),
+            vec!["bad.conf", "2"]
+        );
+        assert!(
+            e("virtual_server 10.0.0.1 80 {\n real_server 10.0.0.x 80 {\n }\n}\n")
+                .starts_with("bad.conf:2:")
+        );
+        assert!(
+            e("virtual_server 10.0.0.1 80 {\n delay_loop soon\n}\n").contains("seconds expected")
+        );
+        assert!(e("virtual_server 10.0.0.1 80 {\n").contains("missing closing brace"));
+        assert!(e("virtual_server group nope {\n}\n").contains("no virtual_server_group"));
+    }
+}

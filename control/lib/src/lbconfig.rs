@@ -1,0 +1,444 @@
+//! The load-balancing part of the configuration: services and their real servers, the
+//! appliance's addresses, routes and static neighbours. Validated here (file/line/field
+//! errors), turned into the engine's [`Snapshot`] by [`LbConfig::snapshot`].
+
+use crate::config::{ConfigError, Source};
+use crate::director::{Director, FwmarkRule, Limits};
+use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
+use rvs_core::engine::{self, Method, PortInfo, Route, Snapshot};
+use rvs_core::sched::{DestLoad, SchedKind};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawService {
+    #[serde(default = "tcp")]
+    protocol: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default)]
+    port: u16,
+    #[serde(default = "wlc")]
+    scheduler: Spanned<String>,
+    #[serde(default)]
+    flags: Vec<String>,
+    persistence: Option<u32>,
+    netmask: Option<Spanned<u8>>,
+    group: Option<u32>,
+    /// One-packet scheduling (UDP): each datagram scheduled on its own.
+    #[serde(default)]
+    one_packet: bool,
+    #[serde(default, rename = "server")]
+    servers: Vec<RawServer>,
+}
+
+fn tcp() -> Spanned<String> {
+    Spanned::new(0..0, "tcp".into())
+}
+
+fn wlc() -> Spanned<String> {
+    Spanned::new(0..0, "wlc".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    address: Spanned<String>,
+    #[serde(default)]
+    port: u16,
+    #[serde(default = "one")]
+    weight: u32,
+    #[serde(default = "nat")]
+    method: Spanned<String>,
+    /// Overload thresholds (ipvsadm -x / -y); 0 = none.
+    #[serde(default)]
+    upper: u32,
+    #[serde(default)]
+    lower: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFwmark {
+    mark: Spanned<u32>,
+    #[serde(default = "tcp")]
+    protocol: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default)]
+    port: u16,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn nat() -> Spanned<String> {
+    Spanned::new(0..0, "nat".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    prefix: Spanned<String>,
+    via: Option<Spanned<String>>,
+    port: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNeighbour {
+    address: Spanned<String>,
+    mac: Spanned<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    pub method: Method,
+    pub upper: u32,
+    pub lower: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub proto: u8,
+    pub addr: IpAddr,
+    pub port: u16,
+    pub sched: SchedKind,
+    pub persistence: Option<(u32, u8)>,
+    pub group: Option<u32>,
+    pub one_packet: bool,
+    /// In configuration order; the engine's list is newest first, as after `ipvsadm -R`.
+    pub servers: Vec<ServerConfig>,
+}
+
+/// Validated services, routes and neighbours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LbConfig {
+    pub services: Vec<ServiceConfig>,
+    pub fwmarks: Vec<FwmarkRule>,
+    pub routes: Vec<Route>,
+    pub neighbours: Vec<(IpAddr, [u8; 6])>,
+}
+
+fn parse_ip(source: &Source, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
+    s.get_ref().parse().map_err(|_| {
+        source.error(
+            s.span(),
+            field,
+            format!("{:?} is not an IP address", s.get_ref()),
+        )
+    })
+}
+
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<u8> = s
+        .split([':', '-'])
+        .map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2))
+        .collect::<Option<_>>()?;
+    parts.try_into().ok()
+}
+
+impl LbConfig {
+    pub(crate) fn validate(
+        source: &Source,
+        services: &[RawService],
+        routes: &[RawRoute],
+        neighbours: &[RawNeighbour],
+        fwmarks: &[RawFwmark],
+        port_names: &[String],
+    ) -> Result<LbConfig, ConfigError> {
+        let mut out = LbConfig::default();
+        for (i, m) in fwmarks.iter().enumerate() {
+            let f = |name: &str| format!("fwmark[{i}].{name}");
+            let proto = match m.protocol.get_ref().as_str() {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                p => {
+                    return Err(source.error(
+                        m.protocol.span(),
+                        f("protocol"),
+                        format!("{p:?}: tcp or udp"),
+                    ))
+                }
+            };
+            if *m.mark.get_ref() == 0 {
+                return Err(source.error(m.mark.span(), f("mark"), "a mark above 0"));
+            }
+            out.fwmarks.push(FwmarkRule {
+                mark: *m.mark.get_ref(),
+                proto,
+                addr: parse_ip(source, &m.address, &f("address"))?,
+                port: m.port,
+            });
+        }
+        for (i, s) in services.iter().enumerate() {
+            let f = |name: &str| format!("service[{i}].{name}");
+            let proto = match s.protocol.get_ref().as_str() {
+                "tcp" => 6,
+                "udp" => 17,
+                p => {
+                    return Err(source.error(
+                        s.protocol.span(),
+                        f("protocol"),
+                        format!("{p:?}: tcp or udp"),
+                    ))
+                }
+            };
+            let addr = parse_ip(source, &s.address, &f("address"))?;
+            let mut sched: SchedKind = s
+                .scheduler
+                .get_ref()
+                .parse()
+                .map_err(|m| source.error(s.scheduler.span(), f("scheduler"), m))?;
+            if !s.flags.is_empty() {
+                sched = sched
+                    .with_flags(&s.flags.join(","))
+                    .map_err(|m| source.error(s.scheduler.span(), f("flags"), m))?;
+            }
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            let netmask = match &s.netmask {
+                Some(m) if *m.get_ref() > full => {
+                    return Err(source.error(
+                        m.span(),
+                        f("netmask"),
+                        format!("a prefix length up to {full}"),
+                    ))
+                }
+                Some(m) => *m.get_ref(),
+                None => full,
+            };
+            if out
+                .services
+                .iter()
+                .any(|o| (o.proto, o.addr, o.port) == (proto, addr, s.port))
+            {
+                return Err(source.error(s.address.span(), f("address"), "service already exists"));
+            }
+            let mut servers: Vec<ServerConfig> = Vec::new();
+            for (j, r) in s.servers.iter().enumerate() {
+                let g = |name: &str| format!("service[{i}].server[{j}].{name}");
+                let raddr = parse_ip(source, &r.address, &g("address"))?;
+                if raddr.is_ipv4() != addr.is_ipv4() {
+                    return Err(source.error(
+                        r.address.span(),
+                        g("address"),
+                        "the server's family differs from the service's",
+                    ));
+                }
+                let method = match r.method.get_ref().as_str() {
+                    "nat" | "masq" => Method::Nat,
+                    "dr" | "route" | "gatewaying" => Method::Dr,
+                    "tun" | "ipip" | "tunnel" => Method::Tun,
+                    m => {
+                        return Err(source.error(
+                            r.method.span(),
+                            g("method"),
+                            format!("{m:?}: nat, dr or tun"),
+                        ))
+                    }
+                };
+                if r.weight > 65535 {
+                    return Err(source.error(
+                        r.address.span(),
+                        g("weight"),
+                        "illegal weight specified",
+                    ));
+                }
+                if servers.iter().any(|o| o.addr == raddr && o.port == r.port) {
+                    return Err(source.error(
+                        r.address.span(),
+                        g("address"),
+                        "destination already exists",
+                    ));
+                }
+                servers.push(ServerConfig {
+                    addr: raddr,
+                    port: r.port,
+                    weight: r.weight,
+                    method,
+                    upper: r.upper,
+                    lower: r.lower,
+                });
+            }
+            out.services.push(ServiceConfig {
+                proto,
+                addr,
+                port: s.port,
+                sched,
+                persistence: s.persistence.map(|t| (t, netmask)),
+                group: s.group,
+                one_packet: s.one_packet,
+                servers,
+            });
+        }
+        for (i, r) in routes.iter().enumerate() {
+            let f = |name: &str| format!("route[{i}].{name}");
+            let text = r.prefix.get_ref();
+            let (net, len) = text.split_once('/').unwrap_or((text, ""));
+            let prefix: IpAddr = net.parse().map_err(|_| {
+                source.error(
+                    r.prefix.span(),
+                    f("prefix"),
+                    format!("{text:?}: expected ADDRESS/LENGTH"),
+                )
+            })?;
+            let full = if prefix.is_ipv4() { 32 } else { 128 };
+            let len: u8 = match len {
+                "" => full,
+                l => l.parse().ok().filter(|&l| l <= full).ok_or_else(|| {
+                    source.error(
+                        r.prefix.span(),
+                        f("prefix"),
+                        format!("prefix length up to {full}"),
+                    )
+                })?,
+            };
+            let gateway = match &r.via {
+                Some(v) => Some(parse_ip(source, v, &f("via"))?),
+                None => None,
+            };
+            let port = port_names
+                .iter()
+                .position(|n| n == r.port.get_ref())
+                .ok_or_else(|| {
+                    source.error(
+                        r.port.span(),
+                        f("port"),
+                        format!("no port named {:?}", r.port.get_ref()),
+                    )
+                })?;
+            out.routes.push(Route {
+                prefix,
+                len,
+                gateway,
+                port: port as u16,
+            });
+        }
+        for (i, n) in neighbours.iter().enumerate() {
+            let addr = parse_ip(source, &n.address, &format!("neighbour[{i}].address"))?;
+            let mac = parse_mac(n.mac.get_ref()).ok_or_else(|| {
+                source.error(
+                    n.mac.span(),
+                    format!("neighbour[{i}].mac"),
+                    "expected a MAC address such as 02:00:00:00:00:01",
+                )
+            })?;
+            out.neighbours.push((addr, mac));
+        }
+        Ok(out)
+    }
+
+    /// The services as the ipvsadm commands that create them, in order: a service of a
+    /// group becomes (part of) firewall-mark service `group`, its VIP:port a mark rule.
+    pub fn commands(&self) -> (Vec<Command>, Vec<FwmarkRule>) {
+        let mut cmds = Vec::new();
+        let mut marks = self.fwmarks.clone();
+        let mut declared: Vec<ServiceKey> = Vec::new();
+        for s in &self.services {
+            let proto = if s.proto == 17 {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            let key = match s.group {
+                Some(mark) => {
+                    marks.push(FwmarkRule {
+                        mark,
+                        proto,
+                        addr: s.addr,
+                        port: s.port,
+                    });
+                    ServiceKey::Fwmark {
+                        mark,
+                        ipv6: s.addr.is_ipv6(),
+                    }
+                }
+                None => ServiceKey::Addr(proto, SocketAddr::new(s.addr, s.port)),
+            };
+            if !declared.contains(&key) {
+                declared.push(key);
+                cmds.push(Command::AddService(ServiceSpec {
+                    key,
+                    scheduler: s.sched,
+                    persistent: s.persistence.map(|p| p.0),
+                    netmask: s.persistence.map(|p| p.1),
+                    one_packet: s.one_packet,
+                }));
+            }
+            for r in &s.servers {
+                // As ipvsadm: a server without a port takes its service's (a firewall-mark
+                // service's servers keep the client's).
+                let port = match (s.group, r.port) {
+                    (None, 0) => s.port,
+                    _ => r.port,
+                };
+                let exists = cmds.iter().any(|c| {
+                    matches!(c, Command::AddServer(o)
+                        if o.service == key && o.addr == r.addr && o.port == port)
+                });
+                if exists {
+                    continue;
+                }
+                cmds.push(Command::AddServer(ServerSpec {
+                    service: key,
+                    addr: r.addr,
+                    port,
+                    method: match r.method {
+                        Method::Nat => crate::ipvsadm::Method::Masq,
+                        Method::Dr => crate::ipvsadm::Method::Route,
+                        Method::Tun => crate::ipvsadm::Method::Tunnel,
+                    },
+                    weight: r.weight,
+                    upper: r.upper,
+                    lower: r.lower,
+                }));
+            }
+        }
+        (cmds, marks)
+    }
+
+    /// A director holding these services, routes and neighbours, for ports `ports`.
+    pub fn director(
+        &self,
+        limits: Limits,
+        loads: Arc<Vec<DestLoad>>,
+        ports: Vec<PortInfo>,
+    ) -> Result<Director, String> {
+        let mut d = Director::new(limits, loads);
+        let (cmds, marks) = self.commands();
+        d.marks = marks;
+        d.ports = ports;
+        d.routes = self.routes.clone();
+        d.neighbours = self.neighbours.clone();
+        for c in &cmds {
+            d.apply(c)?;
+        }
+        Ok(d)
+    }
+
+    /// The engine's snapshot for ports `ports` (sized for exactly these services).
+    pub fn snapshot(&self, ports: Vec<PortInfo>) -> Snapshot {
+        let limits = Limits {
+            entries: self.services.len().max(1),
+            dests: self.server_count().max(1),
+        };
+        let loads = Arc::new((0..limits.dests).map(|_| DestLoad::default()).collect());
+        self.director(limits, loads, ports)
+            .map(|d| d.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Real servers in all services (the size of the shared load array).
+    pub fn server_count(&self) -> usize {
+        self.services.iter().map(|s| s.servers.len()).sum()
+    }
+}
+
+/// Keeps the engine's types reachable for the runtime.
+pub use engine::EngineConfig;

@@ -1,0 +1,38 @@
+//! What the control side may ask of a data port, so commands and renderers need no DPDK:
+//! the daemon implements [`PortDevice`] over its DPDK ports.
+
+/// A port's counters, as `rte_eth_stats` has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+    pub q_ipackets: Vec<u64>,
+    pub q_opackets: Vec<u64>,
+}
+
+/// What `show port info` prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortDescription {
+    pub mac: Option<[u8; 6]>,
+    pub driver: String,
+    pub link: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+}
+
+/// A data port as commands see it; errors are the device's own words.
+pub trait PortDevice: Send + Sync + std::fmt::Debug {
+    fn describe(&self) -> PortDescription;
+    fn counters(&self) -> Result<PortCounters, String>;
+    /// The driver's extended counters, by name.
+    fn extended_counters(&self) -> Result<Vec<(String, u64)>, String>;
+    fn reset_counters(&self) -> Result<(), String>;
+}

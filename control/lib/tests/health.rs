@@ -1,0 +1,497 @@
+//! Health checks against real server processes in a network namespace: python's
+//! http.server, dnsmasq, socat TCP listeners, an SMTP banner and a SIP OPTIONS responder
+//! written for the test, a script, ping. The checkers run from the host side of a veth
+//! pair through the keepalived.conf path (`Appliance::load_keepalived`); what they decide
+//! shows up in the live configuration (`rvsadm -S` text) and in `show health`.
+//! Needs root (namespaces); every wait is bounded.
+
+use rvs_control::appliance::{Appliance, WorkerView};
+use rvs_control::director::{Director, Limits};
+use rvs_control::keepalived::KeepalivedConf;
+use rvs_core::publish::SnapshotCell;
+use rvs_core::sched::DestLoad;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const HOST: &str = "10.213.0.1";
+const SRV: &str = "10.213.0.2";
+
+struct Lab {
+    ns: String,
+    host_if: String,
+    dir: std::path::PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+fn sh(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let pid = std::process::id();
+        let ns = format!("rvshc{pid}");
+        let host_if = format!("rvshc{}", pid % 100_000);
+        let dir = std::env::temp_dir().join(format!("rvs-health-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let lab = Lab {
+            ns,
+            host_if,
+            dir,
+            children: Vec::new(),
+        };
+        for c in [
+            format!("ip netns add {}", lab.ns),
+            format!(
+                "ip link add {} type veth peer name eth0 netns {}",
+                lab.host_if, lab.ns
+            ),
+            format!("ip addr add {HOST}/24 dev {}", lab.host_if),
+            format!("ip link set {} up", lab.host_if),
+            format!("ip -n {} addr add {SRV}/24 dev eth0", lab.ns),
+            format!("ip -n {} link set eth0 up", lab.ns),
+            format!("ip -n {} link set lo up", lab.ns),
+        ] {
+            assert!(sh(&c), "{c}");
+        }
+        lab
+    }
+
+    /// Starts `cmd` inside the namespace under `name`.
+    fn start(&mut self, name: &str, cmd: &str) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "sh", "-c"])
+            .arg(format!("exec {cmd}"))
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push((name.to_string(), child));
+    }
+
+    fn stop(&mut self, name: &str) {
+        if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
+            let (_, mut c) = self.children.remove(i);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn wait_port(&self, proto: &str, port: u16) {
+        let flag = if proto == "udp" { "-uln" } else { "-tln" };
+        wait(&format!("{proto} port {port} listening"), 10, || {
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns, "ss", flag])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(":{port} ")))
+                .unwrap_or(false)
+        });
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in self.children.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = sh(&format!("ip link del {} 2>/dev/null", self.host_if));
+        let _ = sh(&format!("ip netns del {} 2>/dev/null", self.ns));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+const SMTP: &str = r#"python3 -c '
+import socketserver
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"220-smtp.test ESMTP\r\n220 ready\r\n")
+        if self.rfile.readline().upper().startswith(b"HELO"):
+            self.wfile.write(b"250 smtp.test\r\n")
+        self.rfile.readline()
+        self.wfile.write(b"221 bye\r\n")
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer(("0.0.0.0", 2525), H).serve_forever()
+'"#;
+
+const HTTPS: &str = r#"python3 -c '
+import http.server, ssl
+httpd = http.server.HTTPServer(("0.0.0.0", 8443), http.server.SimpleHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("cert.pem", "key.pem")
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+httpd.serve_forever()
+'"#;
+
+const SIP: &str = r#"python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5060))
+while True:
+    data, peer = s.recvfrom(4096)
+    lines = data.decode(errors="replace").split("\r\n")
+    if not lines[0].startswith("OPTIONS ") or not any(l.startswith("Route:") for l in lines):
+        continue
+    keep = [l for l in lines if l.split(":")[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
+    s.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode(), peer)
+'"#;
+
+fn appliance() -> Arc<Appliance> {
+    let loads = Arc::new((0..64).map(|_| DestLoad::default()).collect());
+    let d = Director::new(
+        Limits {
+            entries: 32,
+            dests: 64,
+        },
+        loads,
+    );
+    let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+    let workers: Vec<WorkerView> = Vec::new();
+    Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
+}
+
+fn saved(a: &Appliance) -> String {
+    a.ipvsadm(&["-S", "-n"], "").out
+}
+
+#[test]
+fn checkers_follow_real_servers_with_keepalived_semantics() {
+    let mut lab = Lab::new();
+    std::fs::write(lab.dir.join("index.html"), "hello from srv\n").unwrap();
+    lab.start("http", "python3 -m http.server 8080 --bind 0.0.0.0");
+    assert!(sh(&format!(
+        "cd {} && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=srv.test 2>/dev/null",
+        lab.dir.display()
+    )));
+    lab.start("https", HTTPS);
+    lab.start(
+        "dns",
+        &format!("dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --port=5353 --listen-address={SRV} --bind-interfaces --txt-record=health.load.balance,server-1"),
+    );
+    lab.start(
+        "tcp9000",
+        "socat TCP-LISTEN:9000,fork,reuseaddr SYSTEM:true",
+    );
+    lab.start("smtp", SMTP);
+    lab.start("sip", SIP);
+    lab.start("echo", "socat UDP-LISTEN:7777,fork,reuseaddr PIPE");
+    lab.wait_port("udp", 7777);
+    lab.wait_port("tcp", 8080);
+    lab.wait_port("tcp", 8443);
+    lab.wait_port("udp", 5353);
+    lab.wait_port("tcp", 9000);
+    lab.wait_port("tcp", 2525);
+    lab.wait_port("udp", 5060);
+    let flag = lab.dir.join("misc-ok");
+    std::fs::write(&flag, "").unwrap();
+    // md5("hello from srv\n")
+    let digest = {
+        let out = Command::new("md5sum")
+            .arg(lab.dir.join("index.html"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let flag_path = flag.display();
+    let conf = format!(
+        r#"
+virtual_server 192.0.2.10 80 {{
+    lvs_sched rr
+    lvs_method NAT
+    delay_loop 1
+    retry 2
+    delay_before_retry 1
+    connect_timeout 1
+    warmup 0
+    real_server {SRV} 8080 {{
+        HTTP_GET {{
+            url {{
+                path /index.html
+                digest {digest}
+            }}
+        }}
+    }}
+    real_server {SRV} 8443 {{
+        SSL_GET {{
+            url {{
+                path /index.html
+                status_code 200
+            }}
+        }}
+    }}
+    real_server {SRV} 9000 {{
+        weight 2
+        inhibit_on_failure
+        TCP_CHECK {{ }}
+    }}
+    real_server {SRV} 2525 {{
+        SMTP_CHECK {{ }}
+    }}
+    real_server {SRV} 25 {{
+        MISC_CHECK {{
+            misc_path "test -e {flag_path}"
+        }}
+    }}
+}}
+virtual_server 192.0.2.10 53 {{
+    protocol UDP
+    lvs_sched rr
+    delay_loop 1
+    connect_timeout 1
+    retry 0
+    warmup 0
+    real_server {SRV} 53 {{
+        DNS_CHECK {{
+            connect_port 5353
+            type TXT
+            name health.load.balance.
+        }}
+    }}
+    real_server {SRV} 5060 {{
+        SIP_CHECK {{ }}
+        UDP_CHECK {{
+            connect_port 7777
+            payload 72767321
+            require_reply 72767321
+        }}
+        PING_CHECK {{ }}
+    }}
+}}
+virtual_server 192.0.2.11 80 {{
+    delay_loop 1
+    connect_timeout 1
+    retry 0
+    warmup 0
+    quorum 3
+    sorry_server {SRV} 9999
+    real_server {SRV} 9000 {{
+        weight 2
+        TCP_CHECK {{ }}
+    }}
+    real_server {SRV} 9001 {{
+        TCP_CHECK {{ }}
+    }}
+}}
+virtual_server 192.0.2.12 80 {{
+    alpha
+    delay_loop 1
+    connect_timeout 1
+    warmup 0
+    real_server 10.213.0.99 80 {{
+        PING_CHECK {{ }}
+    }}
+    real_server {SRV} 9000 {{
+        TCP_CHECK {{ }}
+    }}
+}}
+"#
+    );
+    let path = lab.dir.join("keepalived.conf");
+    std::fs::write(&path, conf).unwrap();
+    let a = appliance();
+    // Through the console's `load`, as an operator would.
+    let r = a.console(&format!("load {}", path.display()));
+    assert_eq!(r.status, 0, "{}", r.err);
+    assert!(r.err.is_empty(), "no warnings: {}", r.err);
+
+    // All up: every server listed; quorum 3 not met by 9000 (2) alone -> the sorry server;
+    // alpha: only what passed its check.
+    let want_up = format!(
+        "-A -t 192.0.2.10:80 -s rr
+-a -t 192.0.2.10:80 -r {SRV}:25 -m -w 1
+-a -t 192.0.2.10:80 -r {SRV}:2525 -m -w 1
+-a -t 192.0.2.10:80 -r {SRV}:8080 -m -w 1
+-a -t 192.0.2.10:80 -r {SRV}:8443 -m -w 1
+-a -t 192.0.2.10:80 -r {SRV}:9000 -m -w 2
+-A -t 192.0.2.11:80 -s wlc
+-a -t 192.0.2.11:80 -r {SRV}:9999 -m -w 1
+-A -t 192.0.2.12:80 -s wlc
+-a -t 192.0.2.12:80 -r {SRV}:9000 -m -w 1
+-A -u 192.0.2.10:53 -s rr
+-a -u 192.0.2.10:53 -r {SRV}:53 -m -w 1
+-a -u 192.0.2.10:53 -r {SRV}:5060 -m -w 1
+"
+    );
+    let mut last = String::new();
+    wait("the first verdicts", 20, || {
+        last = saved(&a);
+        last == want_up
+    });
+    let health = a.console("show health").out;
+    for k in [
+        "HTTP_GET",
+        "TCP_CHECK",
+        "SMTP_CHECK",
+        "MISC_CHECK",
+        "DNS_CHECK",
+        "SIP_CHECK",
+        "UDP_CHECK",
+        "PING_CHECK",
+    ] {
+        assert!(health.contains(k), "{health}");
+    }
+    assert!(
+        health.contains("10.213.0.99:80") && health.contains("DOWN"),
+        "{health}"
+    );
+
+    // HTTP server stops: retry 2 with delay_before_retry 1 -> down after 3 failures,
+    // no sooner than 2 s.
+    lab.stop("http");
+    let took = wait("the HTTP server to leave", 15, || {
+        !saved(&a).contains(":8080 ")
+    });
+    assert!(
+        took >= Duration::from_millis(1900),
+        "went down after {took:?}: too early"
+    );
+    // The TCP listener stops: inhibit_on_failure keeps it at weight 0; the quorum service
+    // loses it too but already serves the sorry server.
+    lab.stop("tcp9000");
+    wait("weight 0 for 9000", 15, || {
+        saved(&a).contains(&format!("-a -t 192.0.2.10:80 -r {SRV}:9000 -m -w 0"))
+    });
+    // The script fails; the SMTP banner goes; DNS stops (no answer in time); the UDP echo
+    // stops (its reply never comes).
+    std::fs::remove_file(&flag).unwrap();
+    lab.stop("smtp");
+    lab.stop("dns");
+    lab.stop("echo");
+    let gone = |s: &str| {
+        [25, 2525, 53, 5060]
+            .iter()
+            .all(|p| !s.contains(&format!("-r {SRV}:{p} ")))
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gone(&saved(&a)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        gone(&saved(&a)),
+        "{}\n{}",
+        saved(&a),
+        a.console("show health").out
+    );
+
+    // Everything back, plus a second listener for the quorum service: 2 + 1 = 3 reaches
+    // quorum, the sorry server leaves.
+    std::fs::write(&flag, "").unwrap();
+    lab.start("http", "python3 -m http.server 8080 --bind 0.0.0.0");
+    lab.start(
+        "tcp9000",
+        "socat TCP-LISTEN:9000,fork,reuseaddr SYSTEM:true",
+    );
+    lab.start(
+        "tcp9001",
+        "socat TCP-LISTEN:9001,fork,reuseaddr SYSTEM:true",
+    );
+    lab.start("smtp", SMTP);
+    lab.start("echo", "socat UDP-LISTEN:7777,fork,reuseaddr PIPE");
+    lab.start(
+        "dns",
+        &format!("dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --port=5353 --listen-address={SRV} --bind-interfaces --txt-record=health.load.balance,server-1"),
+    );
+    let want_back = want_up.replace(
+        &format!("-a -t 192.0.2.11:80 -r {SRV}:9999 -m -w 1\n"),
+        &format!("-a -t 192.0.2.11:80 -r {SRV}:9000 -m -w 2\n-a -t 192.0.2.11:80 -r {SRV}:9001 -m -w 1\n"),
+    );
+    wait("every server back and the quorum met", 20, || {
+        last = saved(&a);
+        last == want_back
+    });
+    let health = a.console("show health").out;
+    assert!(
+        health.contains("change(s) applied by the checkers"),
+        "{health}"
+    );
+    a.stop_health();
+}
+
+#[test]
+fn malformed_keepalived_conf_is_refused_and_changes_nothing() {
+    let a = appliance();
+    assert_eq!(a.ipvsadm(&["-A", "-t", "192.0.2.1:80"], "").status, 0);
+    let before = saved(&a);
+    let dir = std::env::temp_dir().join(format!("rvs-health-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.conf");
+    std::fs::write(
+        &path,
+        "virtual_server 192.0.2.9 80 {\n    lvs_sched rr\n    real_server 10.0.0.300 80 {\n    }\n}\n",
+    )
+    .unwrap();
+    let r = a.console(&format!("load {}", path.display()));
+    assert_eq!(r.status, 2);
+    assert!(
+        r.err.contains("bad.conf:3:") && r.err.contains("nothing applied"),
+        "{}",
+        r.err
+    );
+    assert_eq!(saved(&a), before);
+    // Valid syntax, but a service that already exists: refused as a whole.
+    std::fs::write(
+        &path,
+        "virtual_server 192.0.2.1 80 {\n    real_server 10.0.0.3 80 {\n    }\n}\n",
+    )
+    .unwrap();
+    let r = a.console(&format!("load {}", path.display()));
+    assert_eq!(r.status, 1);
+    assert!(r.err.contains("Service already exists"), "{}", r.err);
+    assert_eq!(saved(&a), before);
+    let _ = KeepalivedConf::parse("x", "");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// omega: on shutdown, live servers' notify_down and the quorum_down script run.
+#[test]
+fn omega_runs_the_down_scripts_at_shutdown() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("rvs-omega-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (down, quorum) = (dir.join("down"), dir.join("quorum"));
+    let conf = KeepalivedConf::parse(
+        "omega.conf",
+        &format!(
+            "virtual_server 192.0.2.70 80 {{\n omega\n delay_loop 1\n warmup 0\n quorum_down \"touch {}\"\n real_server 127.0.0.1 {port} {{\n  notify_down \"touch {}\"\n  TCP_CHECK {{ }}\n }}\n}}\n",
+            quorum.display(),
+            down.display()
+        ),
+    )
+    .unwrap();
+    let a = appliance();
+    a.load_keepalived(&conf).unwrap();
+    wait("a first check", 10, || {
+        a.console("show health").out.contains("UP")
+    });
+    assert!(!down.exists());
+    a.stop_health();
+    wait("the omega scripts", 10, || down.exists() && quorum.exists());
+    drop(listener);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,65 @@
+//! ns per pick for every scheduler at 10 and 1000 servers, and the Maglev table build
+//! time at 1000 servers. `cargo bench -p rvs-dataplane --bench sched`.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use rvs_core::sched::{build_table, pick, Dest, DestLoad, Request, SchedKind, SchedState};
+use std::net::IpAddr;
+
+fn dests(n: usize) -> Vec<Dest> {
+    (0..n)
+        .map(|i| Dest {
+            id: i,
+            addr: IpAddr::from([10, 1, (i >> 8) as u8, i as u8]),
+            port: 80,
+            weight: 1 + (i % 7) as u32,
+            last_weight: 1 + (i % 7) as u32,
+        })
+        .collect()
+}
+
+fn picks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pick");
+    for n in [10usize, 1000] {
+        let d = dests(n);
+        let loads: Vec<DestLoad> = (0..n).map(|_| DestLoad::default()).collect();
+        for (i, l) in loads.iter().enumerate() {
+            l.set_counts((i % 13) as u32, (i % 29) as u32);
+        }
+        for name in SchedKind::NAMES {
+            let kind = SchedKind::by_name(name).unwrap();
+            let table = build_table(&kind, &d);
+            let mut state = SchedState::new(&kind, &table);
+            let mut x: u32 = 0x9e37_79b9;
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let req = Request {
+                        client: IpAddr::from(x.to_be_bytes()),
+                        client_port: x as u16,
+                        dst: IpAddr::from([192, 168, (x >> 24) as u8, (x >> 16) as u8]),
+                        now: 0,
+                    };
+                    black_box(pick(&kind, &table, &mut state, &d, &loads, &req))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn maglev_build(c: &mut Criterion) {
+    let d = dests(1000);
+    for size in [4093u32, 65521] {
+        let kind = SchedKind::Mh {
+            fallback: false,
+            port: false,
+            size,
+        };
+        c.bench_function(&format!("mh_build_1000_servers_M{size}"), |b| {
+            b.iter(|| black_box(build_table(&kind, &d)))
+        });
+    }
+}
+
+criterion_group!(benches, picks, maglev_build);
+criterion_main!(benches);

@@ -1,0 +1,213 @@
+//! A hash index of slab ids for the connection table: buckets of eight (tag, id) pairs, one
+//! cache line each, and two candidate buckets per key (partial-key cuckoo hashing: a key's
+//! second bucket is a function of its first and its tag alone, so an entry can be moved
+//! without its key). A lookup reads at most two lines, nearly always one, and the bucket a key
+//! starts in is known from its hash alone, so a burst can prefetch its buckets before it
+//! is processed. Fixed size: it never grows after creation.
+
+/// Entries per bucket (one 64-byte line: eight u32 tags, eight u32 ids).
+const WAYS: usize = 8;
+/// Most moves one insertion makes before it gives up (and undoes them).
+const MAX_MOVES: usize = 96;
+/// An empty way.
+const EMPTY: u32 = 0;
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    tags: [u32; WAYS],
+    ids: [u32; WAYS],
+}
+
+/// The index is too full to place an entry (practically never at its sizing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexFull;
+
+pub struct FlowIndex {
+    buckets: Vec<Bucket>,
+}
+
+fn tag_of(hash: u64) -> u32 {
+    // Never EMPTY.
+    (hash >> 32) as u32 | 1
+}
+
+impl FlowIndex {
+    /// An index for `capacity` entries, at most 85% full when they are all in.
+    pub fn new(capacity: usize) -> FlowIndex {
+        let buckets = (capacity * 20 / 17)
+            .div_ceil(WAYS)
+            .clamp(2, u32::MAX as usize);
+        FlowIndex {
+            buckets: vec![Bucket::default(); buckets],
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.buckets.len() * std::mem::size_of::<Bucket>()
+    }
+
+    /// `x` scaled into 0..buckets (a multiply, not a division).
+    fn scale(&self, x: u32) -> usize {
+        ((u64::from(x) * self.buckets.len() as u64) >> 32) as usize
+    }
+
+    fn first(&self, hash: u64) -> usize {
+        self.scale(hash as u32)
+    }
+
+    /// The other bucket of an entry in `bucket`: (f(tag) - bucket) mod n, its own inverse.
+    fn other(&self, bucket: usize, tag: u32) -> usize {
+        let n = self.buckets.len();
+        let s = self.scale(tag.wrapping_mul(0x9e37_79b1)) + n - bucket;
+        if s >= n {
+            s - n
+        } else {
+            s
+        }
+    }
+
+    /// Asks the CPU to bring a key's first bucket into cache ahead of its lookup.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(b) = self.buckets.get(self.first(hash)) {
+            rvs_cpu::prefetch(b);
+        }
+    }
+
+    /// The id under `hash` for which `is_key` holds.
+    #[inline]
+    pub fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = tag_of(hash);
+        let first = self.first(hash);
+        for b in [first, self.other(first, tag)] {
+            let bucket = &self.buckets[b];
+            for w in 0..WAYS {
+                if bucket.tags[w] == tag && is_key(bucket.ids[w]) {
+                    return Some(bucket.ids[w]);
+                }
+            }
+        }
+        None
+    }
+
+    /// Places `id` under `hash` (the caller has checked that its key is absent).
+    pub fn insert(&mut self, hash: u64, id: u32) -> Result<(), IndexFull> {
+        let tag = tag_of(hash);
+        let first = self.first(hash);
+        let second = self.other(first, tag);
+        if self.place(first, tag, id) || self.place(second, tag, id) {
+            return Ok(());
+        }
+        // Both full: move entries to their other buckets along a path, undone if too long.
+        let mut path = [(0usize, 0u8); MAX_MOVES];
+        let (mut tag, mut id, mut b) = (tag, id, first);
+        for (step, way) in path.iter_mut().enumerate() {
+            let w = (tag as usize ^ step) % WAYS;
+            let bucket = &mut self.buckets[b];
+            std::mem::swap(&mut tag, &mut bucket.tags[w]);
+            std::mem::swap(&mut id, &mut bucket.ids[w]);
+            *way = (b, w as u8);
+            b = self.other(b, tag);
+            if self.place(b, tag, id) {
+                return Ok(());
+            }
+        }
+        for &(b, w) in path.iter().rev() {
+            let bucket = &mut self.buckets[b];
+            std::mem::swap(&mut tag, &mut bucket.tags[usize::from(w)]);
+            std::mem::swap(&mut id, &mut bucket.ids[usize::from(w)]);
+        }
+        Err(IndexFull)
+    }
+
+    fn place(&mut self, b: usize, tag: u32, id: u32) -> bool {
+        let bucket = &mut self.buckets[b];
+        match bucket.tags.iter().position(|&t| t == EMPTY) {
+            Some(w) => {
+                bucket.tags[w] = tag;
+                bucket.ids[w] = id;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `id` filed under `hash`; false when it was not there.
+    pub fn remove(&mut self, hash: u64, id: u32) -> bool {
+        let tag = tag_of(hash);
+        let first = self.first(hash);
+        for b in [first, self.other(first, tag)] {
+            let bucket = &mut self.buckets[b];
+            for w in 0..WAYS {
+                if bucket.tags[w] == tag && bucket.ids[w] == id {
+                    bucket.tags[w] = EMPTY;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn fills_to_capacity_and_finds_everything() {
+        let cap = 100_000;
+        let mut index = FlowIndex::new(cap);
+        let hash = |i: u32| {
+            (u64::from(i))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(17)
+        };
+        for i in 0..cap as u32 {
+            index.insert(hash(i), i).unwrap();
+        }
+        for i in 0..cap as u32 {
+            assert_eq!(index.find(hash(i), |id| id == i), Some(i));
+        }
+        assert!(index.remove(hash(7), 7));
+        assert!(!index.remove(hash(7), 7));
+        assert_eq!(index.find(hash(7), |id| id == 7), None);
+    }
+
+    #[test]
+    fn colliding_hashes_are_told_apart_by_the_key() {
+        let mut index = FlowIndex::new(64);
+        // Same hash, different ids: up to two buckets' worth.
+        for id in 0..16 {
+            index.insert(42, id).unwrap();
+        }
+        assert_eq!(index.insert(42, 16), Err(IndexFull), "no third bucket");
+        for id in 0..16 {
+            assert_eq!(index.find(42, |i| i == id), Some(id));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_map(ops in proptest::collection::vec((any::<bool>(), 0u32..400), 1..2000)) {
+            let mut index = FlowIndex::new(400);
+            let mut model: HashMap<u32, u64> = HashMap::new();
+            // Few distinct hashes so buckets fill and entries move.
+            let hash = |k: u32| u64::from(k % 97).wrapping_mul(0xff51_afd7_ed55_8ccd) ^ u64::from(k % 5) << 40;
+            for (add, k) in ops {
+                if add && !model.contains_key(&k) {
+                    if index.insert(hash(k), k).is_ok() {
+                        model.insert(k, hash(k));
+                    }
+                } else if !add {
+                    prop_assert_eq!(index.remove(hash(k), k), model.remove(&k).is_some());
+                }
+                for (&k, &h) in &model {
+                    prop_assert_eq!(index.find(h, |i| i == k), Some(k));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The IPVS TCP state machine: three transition tables (input, output, input-only), flag
+//! precedence RST > SYN > FIN > ACK, and the per-state timeouts.
+
+/// TCP connection states as IPVS names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TcpState {
+    None = 0,
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    SynAck,
+}
+
+impl TcpState {
+    pub const ALL: [TcpState; 11] = [
+        TcpState::None,
+        TcpState::Established,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::FinWait,
+        TcpState::TimeWait,
+        TcpState::Close,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::Listen,
+        TcpState::SynAck,
+    ];
+
+    pub fn from_u8(v: u8) -> TcpState {
+        Self::ALL
+            .get(usize::from(v))
+            .copied()
+            .unwrap_or(TcpState::None)
+    }
+
+    /// The name `ipvsadm -L -c` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "NONE",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::SynAck => "SYNACK",
+        }
+    }
+
+    /// States in which the connection counts as active for the schedulers.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            TcpState::Established | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck
+        )
+    }
+}
+
+/// Which table a packet is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to server through a NAT service.
+    Input,
+    /// Server to client (NAT replies).
+    Output,
+    /// Client to server for DR and TUN, which never see replies.
+    InputOnly,
+}
+
+/// The TCP flag that drives a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpEvent {
+    Syn,
+    Fin,
+    Ack,
+    Rst,
+}
+
+impl TcpEvent {
+    /// RST > SYN > FIN > ACK; None for a segment with none of them (state unchanged).
+    pub fn from_flags(flags: u8) -> Option<TcpEvent> {
+        use rvs_wire::tcp::{ACK, FIN, RST, SYN};
+        if flags & RST != 0 {
+            Some(TcpEvent::Rst)
+        } else if flags & SYN != 0 {
+            Some(TcpEvent::Syn)
+        } else if flags & FIN != 0 {
+            Some(TcpEvent::Fin)
+        } else if flags & ACK != 0 {
+            Some(TcpEvent::Ack)
+        } else {
+            None
+        }
+    }
+}
+
+use TcpState::{
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
+};
+
+/// Rows syn, fin, ack, rst; columns by current state NO ES SS SR FW TW CL CW LA LI SA.
+const INPUT: [[TcpState; 11]; 4] = [
+    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
+    [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+];
+const OUTPUT: [[TcpState; 11]; 4] = [
+    [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR],
+    [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+    [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+    [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+];
+const INPUT_ONLY: [[TcpState; 11]; 4] = [
+    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+    [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+];
+
+/// The state after a segment with `flags` seen in `dir`.
+pub fn transition(dir: Direction, state: TcpState, flags: u8) -> TcpState {
+    let Some(event) = TcpEvent::from_flags(flags) else {
+        return state;
+    };
+    let row = match event {
+        TcpEvent::Syn => 0,
+        TcpEvent::Fin => 1,
+        TcpEvent::Ack => 2,
+        TcpEvent::Rst => 3,
+    };
+    let table = match dir {
+        Direction::Input => &INPUT,
+        Direction::Output => &OUTPUT,
+        Direction::InputOnly => &INPUT_ONLY,
+    };
+    table[row][state as usize]
+}
+
+/// Applies a state change to the server's active/inactive counters: entering ESTABLISHED,
+/// SYN_SENT, SYN_RECV or SYNACK counts the connection active, leaving them inactive.
+pub fn account_transition(load: &crate::sched::DestLoad, from: TcpState, to: TcpState) {
+    if from.is_active() != to.is_active() {
+        load.set_active(to.is_active());
+    }
+}
+
+/// Per-state timeouts in seconds (`ipvsadm --set tcp tcpfin udp` sets ESTABLISHED,
+/// FIN_WAIT and UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: [u32; 11],
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            //   NO  ES   SS   SR  FW   TW   CL  CW  LA  LI   SA
+            tcp: [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120],
+            udp: 300,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn tcp_state(&self, s: TcpState) -> u32 {
+        self.tcp[s as usize]
+    }
+
+    /// `ipvsadm --set tcp tcpfin udp`; 0 leaves a value unchanged, as ipvsadm does.
+    pub fn set(&mut self, tcp: u32, tcpfin: u32, udp: u32) {
+        if tcp != 0 {
+            self.tcp[TcpState::Established as usize] = tcp;
+        }
+        if tcpfin != 0 {
+            self.tcp[TcpState::FinWait as usize] = tcpfin;
+        }
+        if udp != 0 {
+            self.udp = udp;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_wire::tcp::{ACK, FIN, PSH, RST, SYN};
+
+    #[test]
+    fn a_nat_connection_from_syn_to_time_wait() {
+        let mut s = TcpState::None;
+        let steps = [
+            (Direction::Input, SYN, TcpState::SynRecv),
+            (Direction::Output, SYN | ACK, TcpState::SynRecv),
+            (Direction::Input, ACK, TcpState::Established),
+            (Direction::Input, PSH | ACK, TcpState::Established),
+            (Direction::Input, FIN | ACK, TcpState::CloseWait),
+            (Direction::Output, FIN | ACK, TcpState::TimeWait),
+            (Direction::Input, ACK, TcpState::TimeWait),
+        ];
+        for (dir, flags, want) in steps {
+            s = transition(dir, s, flags);
+            assert_eq!(s, want, "{dir:?} {flags:#x}");
+        }
+    }
+
+    #[test]
+    fn dr_sees_only_the_client_side() {
+        let mut s = TcpState::None;
+        for (flags, want) in [
+            (SYN, TcpState::SynRecv),
+            (ACK, TcpState::Established),
+            (FIN | ACK, TcpState::FinWait),
+            (ACK, TcpState::FinWait),
+            (RST, TcpState::Close),
+        ] {
+            s = transition(Direction::InputOnly, s, flags);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn precedence_and_flagless_segments() {
+        assert_eq!(
+            TcpEvent::from_flags(RST | SYN | FIN | ACK),
+            Some(TcpEvent::Rst)
+        );
+        assert_eq!(TcpEvent::from_flags(SYN | FIN | ACK), Some(TcpEvent::Syn));
+        assert_eq!(TcpEvent::from_flags(FIN | ACK), Some(TcpEvent::Fin));
+        assert_eq!(TcpEvent::from_flags(PSH), None);
+        assert_eq!(
+            transition(Direction::Input, TcpState::Established, PSH),
+            TcpState::Established
+        );
+    }
+
+    #[test]
+    fn the_three_tables_match_the_reference_row_by_row() {
+        // Spot checks where the tables differ.
+        assert_eq!(
+            transition(Direction::Input, TcpState::Established, FIN),
+            TcpState::CloseWait
+        );
+        assert_eq!(
+            transition(Direction::InputOnly, TcpState::Established, FIN),
+            TcpState::FinWait
+        );
+        assert_eq!(
+            transition(Direction::Output, TcpState::Established, FIN),
+            TcpState::FinWait
+        );
+        assert_eq!(
+            transition(Direction::Input, TcpState::SynAck, RST),
+            TcpState::SynRecv
+        );
+        assert_eq!(
+            transition(Direction::InputOnly, TcpState::SynAck, RST),
+            TcpState::Close
+        );
+        assert_eq!(
+            transition(Direction::Output, TcpState::Listen, ACK),
+            TcpState::Established
+        );
+        assert_eq!(
+            transition(Direction::Output, TcpState::None, SYN),
+            TcpState::SynSent
+        );
+        assert_eq!(
+            transition(Direction::Output, TcpState::TimeWait, RST),
+            TcpState::TimeWait
+        );
+    }
+
+    #[test]
+    fn the_state_machine_drives_active_and_inactive_counts() {
+        let load = crate::sched::DestLoad::default();
+        load.bind(); // a new connection counts inactive
+        let mut s = TcpState::None;
+        let mut seen = Vec::new();
+        for (dir, flags) in [
+            (Direction::Input, SYN),
+            (Direction::Input, ACK),
+            (Direction::Input, FIN | ACK),
+            (Direction::Output, FIN | ACK),
+        ] {
+            let next = transition(dir, s, flags);
+            account_transition(&load, s, next);
+            s = next;
+            seen.push((load.active(), load.inactive()));
+        }
+        // SYN_RECV active, ESTABLISHED active, CLOSE_WAIT inactive, TIME_WAIT inactive.
+        assert_eq!(seen, vec![(1, 0), (1, 0), (0, 1), (0, 1)]);
+        load.unbind(s.is_active());
+        assert_eq!((load.active(), load.inactive()), (0, 0));
+    }
+
+    #[test]
+    fn timeouts_and_active_states() {
+        let mut t = Timeouts::default();
+        assert_eq!(t.tcp_state(TcpState::Established), 900);
+        t.set(3600, 0, 60);
+        assert_eq!(
+            (
+                t.tcp_state(TcpState::Established),
+                t.tcp_state(TcpState::FinWait),
+                t.udp
+            ),
+            (3600, 120, 60)
+        );
+        let active: Vec<_> = TcpState::ALL
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(
+            active,
+            vec!["ESTABLISHED", "SYN_SENT", "SYN_RECV", "SYNACK"]
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! The rvs forwarding core, pure and DPDK-free: `(snapshot, now, port, frame) -> verdict`.
+//!
+//! * [`engine`]: the load balancer's per-frame decisions, split by concern.
+//! * [`conn`]: per-worker connection tables and the IPVS TCP state machine.
+//! * [`sched`]: the IPVS schedulers over a snapshot's real servers.
+//! * [`forward`]: testpmd's diagnostic forwarding modes over byte buffers.
+//! * [`publish`]: RCU-style snapshot publication from the control thread to the workers.
+//! * [`stats`]: per-worker counters, written by their worker, read by the control side.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod conn;
+pub mod engine;
+pub mod forward;
+pub mod publish;
+pub mod sched;
+pub mod stats;
+
+pub use forward::ForwardMode;
+pub use stats::{WorkerCounters, WorkerStats};

@@ -1,0 +1,1072 @@
+//! Golden packets for the forwarding core: each case is an input frame, the expected output
+//! frame and the verdict. Inputs and expected outputs are built with etherparse (an
+//! independent implementation, with its own checksums), never by the code under test.
+
+#![allow(clippy::too_many_arguments)]
+
+use etherparse::{IpNumber, PacketBuilder};
+use rvs_core::engine::{DropReason, Frame, VecFrame, Verdict};
+use rvs_testkit::*;
+use std::net::IpAddr;
+
+#[test]
+fn nat_ipv4_both_directions() {
+    let mut lab = Lab::new();
+    let input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let expected = tcp4(
+        PORT1_MAC,
+        RS2_MAC,
+        CLIENT,
+        [10, 0, 0, 2],
+        63,
+        40000,
+        8080,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+
+    let reply = tcp4(
+        RS2_MAC,
+        PORT1_MAC,
+        [10, 0, 0, 2],
+        CLIENT,
+        64,
+        8080,
+        40000,
+        true,
+        true,
+        b"hello",
+    );
+    let expected = tcp4(
+        PORT0_MAC,
+        GW_MAC,
+        [192, 168, 1, 100],
+        CLIENT,
+        63,
+        80,
+        40000,
+        true,
+        true,
+        b"hello",
+    );
+    assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, expected));
+    assert_eq!(lab.engine.counters.new_conns, 1);
+    assert_eq!(lab.engine.counters.svc_in[0], (1, 40));
+    assert_eq!(lab.engine.counters.svc_out[0], (1, 45));
+    assert_eq!(
+        (lab.loads[0].active(), lab.loads[0].inactive()),
+        (1, 0),
+        "SYN_RECV counts active"
+    );
+}
+
+#[test]
+fn dr_ipv4_rewrites_macs_only() {
+    let mut lab = Lab::new();
+    let input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 101],
+        64,
+        40001,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let expected = tcp4(
+        PORT1_MAC,
+        RS3_MAC,
+        CLIENT,
+        [192, 168, 1, 101],
+        64,
+        40001,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+}
+
+#[test]
+fn tun_ipv4_wraps_in_ipip() {
+    let mut lab = Lab::new();
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 102], 64)
+        .udp(5353, 53)
+        .write(&mut input, b"query")
+        .unwrap();
+    let inner = input[14..].to_vec();
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT1_MAC, RS2_MAC)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .write(&mut expected, IpNumber(4), &inner)
+        .unwrap();
+    assert_eq!(
+        lab.run(0, &input),
+        (Verdict::Forward { port: 1 }, expected.clone())
+    );
+
+    // A port with IPv4 checksum offload: the outer checksum is left to it (zero in the
+    // frame, the offload requested for 14 + 20 bytes of headers); the rest is identical.
+    lab.snap.ports[1].ip_checksum_offload = true;
+    let mut f = rvs_core::engine::VecFrame::new(&input);
+    let v = lab.engine.process(&lab.snap, &lab.loads, 1, 0, &mut f);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(f.ipv4_checksum_offload, Some((14, 20)));
+    let mut want = expected;
+    want[24..26].fill(0);
+    assert_eq!(rvs_core::engine::Frame::bytes(&f), &want[..]);
+}
+
+#[test]
+fn nat_and_tun_ipv6() {
+    let mut lab = Lab::new();
+    let input = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6, 64, 50000, 80, b"x");
+    let expected = tcp6(PORT1_MAC, RS6_MAC, CLIENT6, RS6, 63, 50000, 8080, b"x");
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+
+    let input = tcp6(
+        CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6_TUN, 64, 50001, 80, b"y",
+    );
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT1_MAC, RS6_MAC)
+        .ipv6(DIP6_IN, RS6, 64)
+        .write(&mut expected, IpNumber(41), &input[14..])
+        .unwrap();
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+}
+
+#[test]
+fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
+    let mut lab = Lab::new();
+    let mut input = Vec::new();
+    let payload = vec![7u8; 1472]; // 20 + 8 + 1472 = 1500; +20 outer > 1500
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 102], 64)
+        .udp(5353, 53)
+        .write(&mut input, &payload)
+        .unwrap();
+    let quote = input[14..14 + 28].to_vec();
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT0_MAC, GW_MAC)
+        .ipv4([192, 168, 1, 102], CLIENT, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1480 },
+        ))
+        .write(&mut expected, &quote)
+        .unwrap();
+    // etherparse sets DF on the ICMP's own header; rvs does not: compare all but that.
+    let (v, out) = lab.run(0, &input);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let h = etherparse::PacketHeaders::from_ethernet_slice(&out).unwrap();
+    let e = etherparse::PacketHeaders::from_ethernet_slice(&expected).unwrap();
+    assert_eq!(h.link, e.link);
+    assert_eq!(h.transport, e.transport, "ICMP type, MTU and checksum");
+    assert_eq!(h.payload.slice(), &quote[..]);
+    let etherparse::NetHeaders::Ipv4(ip4, _) = h.net.unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (ip4.source, ip4.destination, ip4.header_checksum),
+        ([192, 168, 1, 102], CLIENT, ip4.calc_header_checksum()),
+        "from the VIP the client addressed"
+    );
+    assert_eq!(lab.engine.counters.icmp_errors_sent, 1);
+}
+
+#[test]
+fn drops_are_counted_by_reason() {
+    let mut lab = Lab::new();
+    let ack = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40002,
+        80,
+        false,
+        true,
+        b"",
+    );
+    assert_eq!(lab.run(0, &ack).0, Verdict::Drop(DropReason::NoConnection));
+    let other_port = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40002,
+        81,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(
+        lab.run(0, &other_port).0,
+        Verdict::Drop(DropReason::NoService)
+    );
+    let transit = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [8, 8, 8, 8],
+        64,
+        40002,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(
+        lab.run(0, &transit).0,
+        Verdict::Drop(DropReason::NotOurs),
+        "never an open relay"
+    );
+    let to_me = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 1],
+        64,
+        40002,
+        22,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &to_me).0, Verdict::ToHost);
+    let mut ttl1 = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        1,
+        40003,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &ttl1).0, Verdict::Drop(DropReason::Ttl));
+    ttl1[20] ^= 0xff; // corrupt the IPv4 header checksum area
+    assert_eq!(lab.run(0, &ttl1).0, Verdict::Drop(DropReason::Malformed));
+    let c = &lab.engine.counters.drops;
+    assert_eq!(
+        (
+            c[DropReason::NoConnection as usize],
+            c[DropReason::NoService as usize],
+            c[DropReason::NotOurs as usize],
+            c[DropReason::Ttl as usize],
+            c[DropReason::Malformed as usize]
+        ),
+        (1, 1, 1, 1, 1)
+    );
+}
+
+/// The client's SYN for 192.168.1.103:80 (persistent, all ports, NAT).
+fn syn_to_persistent_service() -> Vec<u8> {
+    tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 103],
+        64,
+        1000,
+        80,
+        true,
+        false,
+        b"",
+    )
+}
+
+#[test]
+fn persistence_keeps_a_client_on_its_server_across_ports() {
+    let mut lab = Lab::new();
+    let a = syn_to_persistent_service();
+    let b = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 103],
+        64,
+        1001,
+        443,
+        true,
+        false,
+        b"",
+    );
+    let other = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        [203, 0, 113, 9],
+        [192, 168, 1, 103],
+        64,
+        1000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let dst_ip = |f: &[u8]| [f[30], f[31], f[32], f[33]];
+    let (_, out_a) = lab.run(0, &a);
+    let (_, out_b) = lab.run(0, &b);
+    let (_, out_o) = lab.run(0, &other);
+    assert_eq!(dst_ip(&out_a), [10, 0, 0, 3], "rr: first in list");
+    assert_eq!(
+        dst_ip(&out_b),
+        [10, 0, 0, 3],
+        "same client, other port: the template"
+    );
+    assert_eq!(dst_ip(&out_o), [10, 0, 0, 2], "another client: rr moves on");
+    assert_eq!(
+        u16::from_be_bytes([out_b[36], out_b[37]]),
+        443,
+        "all-ports service keeps the port"
+    );
+    assert_eq!(lab.loads[6].persistent(), 1);
+}
+
+#[test]
+fn a_template_outliving_its_timeout_is_rearmed_for_the_persistence_timeout() {
+    let mut lab = Lab::new();
+    lab.engine.timeouts.tcp[3] = 1000; // SYN_RECV outlives the 360 s template
+    let syn = syn_to_persistent_service();
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let template = |lab: &Lab| {
+        lab.engine
+            .table
+            .iter()
+            .find(|(_, c)| c.is_template())
+            .map(|(_, c)| c.expires)
+    };
+    assert_eq!(template(&lab), Some(361));
+    lab.engine.expire(362, 256, &lab.loads);
+    assert_eq!(
+        template(&lab),
+        Some(362 + 360),
+        "re-armed for -p 360, as IPVS"
+    );
+    lab.engine.expire(1002, 256, &lab.loads);
+    lab.engine.expire(1002 + 360, 256, &lab.loads);
+    assert_eq!(template(&lab), None, "gone once it controls nothing");
+    assert_eq!(lab.engine.table.len(), 0);
+}
+
+#[test]
+fn arp_and_ping_for_a_vip_are_answered() {
+    let mut lab = Lab::new();
+    let mut req = Vec::new();
+    etherparse::Ethernet2Header {
+        source: CLIENT_MAC,
+        destination: [0xff; 6],
+        ether_type: etherparse::EtherType::ARP,
+    }
+    .write(&mut req)
+    .unwrap();
+    req.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    req.extend_from_slice(&CLIENT_MAC);
+    req.extend_from_slice(&CLIENT);
+    req.extend_from_slice(&[0; 6]);
+    req.extend_from_slice(&[192, 168, 1, 100]);
+    let (v, out) = lab.run(0, &req);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[..12], &[CLIENT_MAC, PORT0_MAC].concat()[..]);
+    assert_eq!(&out[20..22], &[0, 2], "reply");
+    assert_eq!(
+        &out[22..32],
+        &[&PORT0_MAC[..], &[192, 168, 1, 100]].concat()[..]
+    );
+    assert_eq!(&out[32..42], &[&CLIENT_MAC[..], &CLIENT[..]].concat()[..]);
+
+    let mut ping = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 100], 64)
+        .icmpv4_echo_request(7, 1)
+        .write(&mut ping, b"abc")
+        .unwrap();
+    let mut pong = Vec::new();
+    PacketBuilder::ethernet2(PORT0_MAC, CLIENT_MAC)
+        .ipv4([192, 168, 1, 100], CLIENT, 64)
+        .icmpv4_echo_reply(7, 1)
+        .write(&mut pong, b"abc")
+        .unwrap();
+    assert_eq!(lab.run(0, &ping), (Verdict::Forward { port: 0 }, pong));
+}
+
+#[test]
+fn every_truncation_is_dropped_without_panic() {
+    let mut lab = Lab::new();
+    let frames = [
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            CLIENT,
+            [192, 168, 1, 100],
+            64,
+            40000,
+            80,
+            true,
+            false,
+            b"data",
+        ),
+        tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6, 64, 50000, 80, b"data"),
+    ];
+    for f in frames {
+        for cut in 0..f.len() {
+            let (v, _) = lab.run(0, &f[..cut]);
+            assert!(
+                matches!(v, Verdict::Drop(_) | Verdict::ToHost),
+                "cut {cut}: {v:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_server_available_gets_port_unreachable() {
+    let mut lab = Lab::new();
+    let input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 104],
+        64,
+        40010,
+        80,
+        true,
+        false,
+        b"payload",
+    );
+    let (v, out) = lab.run(0, &input);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let h = etherparse::PacketHeaders::from_ethernet_slice(&out).unwrap();
+    let Some(etherparse::TransportHeader::Icmpv4(icmp)) = h.transport else {
+        panic!("{h:?}")
+    };
+    assert_eq!(
+        icmp.icmp_type,
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port
+        )
+    );
+    assert_eq!(
+        icmp.checksum,
+        icmp.icmp_type.calc_checksum(h.payload.slice())
+    );
+    assert_eq!(
+        h.payload.slice(),
+        &input[14..14 + 28],
+        "IPv4 header + 8 bytes quoted"
+    );
+    let etherparse::NetHeaders::Ipv4(ip4, _) = h.net.unwrap() else {
+        panic!()
+    };
+    assert_eq!((ip4.source, ip4.destination), ([192, 168, 1, 104], CLIENT));
+    assert_eq!(lab.engine.counters.drops[DropReason::NoServer as usize], 1);
+}
+
+#[test]
+fn both_directions_of_a_nat_flow_have_the_same_owner() {
+    use rvs_core::engine::flow_owner;
+    let lab = Lab::new();
+    for n in [2usize, 3, 4, 8] {
+        let mut owners = std::collections::HashSet::new();
+        for client_last in 1..=50u8 {
+            let client = [198, 51, 100, client_last];
+            let syn = tcp4(
+                CLIENT_MAC,
+                PORT0_MAC,
+                client,
+                [192, 168, 1, 100],
+                64,
+                40000 + u16::from(client_last),
+                80,
+                true,
+                false,
+                b"",
+            );
+            let reply = tcp4(
+                RS2_MAC,
+                PORT1_MAC,
+                [10, 0, 0, 2],
+                client,
+                64,
+                8080,
+                40000 + u16::from(client_last),
+                true,
+                true,
+                b"",
+            );
+            let a = flow_owner(&lab.snap, &syn, n).unwrap();
+            assert_eq!(Some(a), flow_owner(&lab.snap, &reply, n));
+            assert!(a < n);
+            owners.insert(a);
+        }
+        assert_eq!(owners.len(), n, "50 clients reach every one of {n} workers");
+    }
+    assert_eq!(
+        flow_owner(&lab.snap, &[0u8; 10], 4),
+        None,
+        "malformed: the receiving worker"
+    );
+}
+
+#[test]
+fn neighbour_solicitation_for_a_vip_is_answered() {
+    use etherparse::Icmpv6Type;
+    let mut lab = Lab::new();
+    let requester: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc];
+    let solicited: [u8; 16] = [
+        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, VIP6[13], VIP6[14], VIP6[15],
+    ];
+    let mut ns_body = VIP6.to_vec();
+    ns_body.extend_from_slice(&[1, 1]);
+    ns_body.extend_from_slice(&CLIENT_MAC);
+    let mut ns = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, [0x33, 0x33, 0xff, 0, 1, 0])
+        .ipv6(requester, solicited, 255)
+        .icmpv6(Icmpv6Type::Unknown {
+            type_u8: 135,
+            code_u8: 0,
+            bytes5to8: [0; 4],
+        })
+        .write(&mut ns, &ns_body)
+        .unwrap();
+    let mut na_body = VIP6.to_vec();
+    na_body.extend_from_slice(&[2, 1]);
+    na_body.extend_from_slice(&PORT0_MAC);
+    let mut na = Vec::new();
+    PacketBuilder::ethernet2(PORT0_MAC, CLIENT_MAC)
+        .ipv6(VIP6, requester, 255)
+        .icmpv6(Icmpv6Type::Unknown {
+            type_u8: 136,
+            code_u8: 0,
+            bytes5to8: [0x60, 0, 0, 0],
+        })
+        .write(&mut na, &na_body)
+        .unwrap();
+    assert_eq!(lab.run(0, &ns), (Verdict::Forward { port: 0 }, na));
+    // A solicitation for an address that is not ours goes to the host.
+    let mut other = ns.clone();
+    other[14 + 40 + 8 + 10] ^= 1; // another address (VIP6 ^ ::100 is a VIP too)
+    let (v, _) = lab.run(0, &other);
+    assert_eq!(v, Verdict::ToHost);
+}
+
+#[test]
+fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
+    use etherparse::{icmpv4::DestUnreachableHeader, Icmpv4Type};
+    use rvs_core::engine::flow_owner;
+    let mut lab = Lab::new();
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let icmp = |smac, dmac, src: [u8; 4], dst: [u8; 4], ttl, t: Icmpv4Type, quote: &[u8]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(smac, dmac)
+            .ipv4(src, dst, ttl)
+            .icmpv4(t)
+            .write(&mut v, quote)
+            .unwrap();
+        v
+    };
+    // The server answers the SYN (client -> RIP:8080, TTL 63) with port unreachable.
+    let seen_by_server = tcp4(
+        PORT1_MAC,
+        RS2_MAC,
+        CLIENT,
+        [10, 0, 0, 2],
+        63,
+        40000,
+        8080,
+        true,
+        false,
+        b"",
+    );
+    let as_sent = tcp4(
+        PORT1_MAC,
+        RS2_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        63,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let unreach = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
+    let input = icmp(
+        RS2_MAC,
+        PORT1_MAC,
+        [10, 0, 0, 2],
+        CLIENT,
+        64,
+        unreach.clone(),
+        &seen_by_server[14..42],
+    );
+    let expected = icmp(
+        PORT0_MAC,
+        GW_MAC,
+        [192, 168, 1, 100],
+        CLIENT,
+        63,
+        unreach,
+        &as_sent[14..42],
+    );
+    assert_eq!(
+        flow_owner(&lab.snap, &input, 4),
+        flow_owner(&lab.snap, &syn, 4),
+        "owned with its connection"
+    );
+    assert_eq!(lab.run(1, &input), (Verdict::Forward { port: 0 }, expected));
+
+    // A router on the client side reports the reply (VIP:80 -> client) as timed out.
+    let reply_sent = tcp4(
+        PORT0_MAC,
+        GW_MAC,
+        [192, 168, 1, 100],
+        CLIENT,
+        63,
+        80,
+        40000,
+        true,
+        true,
+        b"",
+    );
+    let reply_from_server = tcp4(
+        PORT0_MAC,
+        GW_MAC,
+        [10, 0, 0, 2],
+        CLIENT,
+        63,
+        8080,
+        40000,
+        true,
+        true,
+        b"",
+    );
+    let exceeded =
+        Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit);
+    let input = icmp(
+        GW_MAC,
+        PORT0_MAC,
+        [203, 0, 113, 1],
+        [192, 168, 1, 100],
+        64,
+        exceeded.clone(),
+        &reply_sent[14..42],
+    );
+    let expected = icmp(
+        PORT1_MAC,
+        RS2_MAC,
+        [203, 0, 113, 1],
+        [10, 0, 0, 2],
+        63,
+        exceeded,
+        &reply_from_server[14..42],
+    );
+    assert_eq!(
+        flow_owner(&lab.snap, &input, 4),
+        flow_owner(&lab.snap, &syn, 4)
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+
+    // An error about no known connection is not forwarded.
+    let stray = tcp4(
+        PORT1_MAC,
+        RS2_MAC,
+        [198, 51, 100, 8],
+        [10, 0, 0, 2],
+        63,
+        1,
+        8080,
+        true,
+        false,
+        b"",
+    );
+    let input = icmp(
+        RS2_MAC,
+        PORT1_MAC,
+        [10, 0, 0, 2],
+        [198, 51, 100, 8],
+        64,
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port),
+        &stray[14..42],
+    );
+    assert_eq!(lab.run(1, &input).0, Verdict::Drop(DropReason::NotOurs));
+}
+
+#[test]
+fn an_unknown_next_hop_is_resolved_by_arp() {
+    let mut lab = Lab::new();
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 105],
+        64,
+        40020,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let (v, out) = lab.run(0, &syn);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(out, who_has_rs9(), "the SYN became an ARP request");
+    assert_eq!(
+        lab.run(0, &syn).0,
+        Verdict::Drop(DropReason::NoNeighbour),
+        "at most one request a second"
+    );
+    assert_eq!(
+        lab.engine.counters.drops[DropReason::NoNeighbour as usize],
+        2
+    );
+    // The reply is learned; the client's retransmitted SYN goes through.
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    assert_eq!(
+        lab.run(0, &syn),
+        (Verdict::Forward { port: 1 }, syn_to_rs9(PORT1_MAC, RS9_MAC))
+    );
+}
+
+const RS9_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 9];
+
+/// The client's SYN for 192.168.1.105:80 (rr to 10.0.0.9), with Ethernet `src` -> `dst`.
+fn syn_to_rs9(src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
+    let (addr, ttl) = if dst == PORT0_MAC {
+        ([192, 168, 1, 105], 64)
+    } else {
+        ([10, 0, 0, 9], 63)
+    };
+    tcp4(src, dst, CLIENT, addr, ttl, 40020, 80, true, false, b"")
+}
+
+/// rvs's ARP request for 10.0.0.9 out of port 1.
+fn who_has_rs9() -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 9]);
+    f
+}
+
+/// 10.0.0.9's answer to it.
+fn rs9_is_at() -> Vec<u8> {
+    rs9_answers_from(RS9_MAC)
+}
+
+/// 10.0.0.9's ARP answer, from `mac`.
+fn rs9_answers_from(mac: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[10, 0, 0, 9]);
+    f.extend_from_slice(&PORT1_MAC);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f
+}
+
+#[test]
+fn real_servers_are_resolved_ahead_and_neighbours_shared_between_workers() {
+    let rs9 = IpAddr::from([10, 0, 0, 9]);
+    let mut lab = Lab::new();
+    let mut hops = Vec::new();
+    lab.engine.unresolved_hops(&lab.snap, 1, 32, &mut hops);
+    assert!(hops.contains(&(1, rs9)), "{hops:?}");
+    assert!(
+        !hops.iter().any(|&(_, h)| h == IpAddr::from([10, 0, 0, 2])),
+        "configured neighbours are known: {hops:?}"
+    );
+    // Worker 0 sends the request in a buffer of its own, once a second.
+    let mut request = VecFrame::new(&[]);
+    assert!(lab.engine.solicit(&lab.snap, 1, 1, rs9, &mut request));
+    assert_eq!(request.bytes(), who_has_rs9());
+    lab.engine.unresolved_hops(&lab.snap, 1, 32, &mut hops);
+    assert!(!hops.contains(&(1, rs9)), "asked this second already");
+    lab.engine.unresolved_hops(&lab.snap, 3, 32, &mut hops);
+    assert!(hops.contains(&(1, rs9)), "asked again while unanswered");
+
+    // The answer reaches one worker's queue: it learns, and has news for the others once.
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    let mut news = Vec::new();
+    lab.engine.take_news(|ip, mac| news.push((ip, mac)));
+    assert_eq!(news, [(rs9, RS9_MAC)]);
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    lab.engine.take_news(|ip, mac| news.push((ip, mac)));
+    assert_eq!(news.len(), 1, "nothing new the second time");
+
+    // Another worker that never saw the answer forwards the client's first SYN.
+    let mut other = Lab::new();
+    other.engine.learn_from_peer(rs9, RS9_MAC);
+    assert_eq!(
+        other.run(0, &syn_to_rs9(CLIENT_MAC, PORT0_MAC)),
+        (Verdict::Forward { port: 1 }, syn_to_rs9(PORT1_MAC, RS9_MAC))
+    );
+    other.engine.unresolved_hops(&other.snap, 5, 32, &mut hops);
+    assert!(!hops.contains(&(1, rs9)));
+    other.engine.take_news(|ip, mac| news.push((ip, mac)));
+    assert_eq!(news.len(), 1, "what peers tell is not news again");
+}
+
+#[test]
+fn an_established_connection_follows_its_next_hops_when_they_change() {
+    let (moved, told, gw2) = (
+        [2, 0xaa, 0, 0, 0, 0x99],
+        [2, 0xaa, 0, 0, 0, 0x77],
+        [2, 0xbb, 0, 0, 0, 2],
+    );
+    let to_rs9 = |syn: bool, dst_mac: [u8; 6]| {
+        let (src_mac, addr, ttl) = if dst_mac == PORT0_MAC {
+            (CLIENT_MAC, [192, 168, 1, 105], 64)
+        } else {
+            (PORT1_MAC, [10, 0, 0, 9], 63)
+        };
+        tcp4(
+            src_mac, dst_mac, CLIENT, addr, ttl, 40020, 80, syn, !syn, b"",
+        )
+    };
+    let reply = |dst_mac: [u8; 6]| {
+        let (src_mac, addr, ttl) = if dst_mac == PORT1_MAC {
+            (RS9_MAC, [10, 0, 0, 9], 64)
+        } else {
+            (PORT0_MAC, [192, 168, 1, 105], 63)
+        };
+        tcp4(
+            src_mac, dst_mac, addr, CLIENT, ttl, 80, 40020, true, true, b"",
+        )
+    };
+    let mut lab = Lab::new();
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    let check = |lab: &mut Lab, port: u16, input: Vec<u8>, expected: Vec<u8>| {
+        let out_port = 1 - port;
+        assert_eq!(
+            lab.run(port, &input),
+            (Verdict::Forward { port: out_port }, expected)
+        );
+    };
+    check(&mut lab, 0, to_rs9(true, PORT0_MAC), to_rs9(true, RS9_MAC));
+    check(&mut lab, 1, reply(PORT1_MAC), reply(GW_MAC));
+    check(
+        &mut lab,
+        0,
+        to_rs9(false, PORT0_MAC),
+        to_rs9(false, RS9_MAC),
+    );
+    // The server moves to another MAC (its ARP answer says so): the connection follows.
+    assert_eq!(lab.run(1, &rs9_answers_from(moved)).0, Verdict::ToHost);
+    check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, moved));
+    // Another worker heard of a newer one.
+    lab.engine
+        .learn_from_peer(IpAddr::from([10, 0, 0, 9]), told);
+    check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, told));
+    // A new snapshot configures the gateway's new MAC: the replies follow it.
+    lab.snap
+        .neighbours
+        .insert(IpAddr::from([192, 168, 1, 254]), gw2);
+    lab.engine.adopt(&lab.snap);
+    check(&mut lab, 1, reply(PORT1_MAC), reply(gw2));
+    check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, told));
+}
+
+#[test]
+fn dr_ipv6_and_the_nat_ipv6_reply() {
+    let mut lab = Lab::new();
+    let input = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6_DR, 64, 50002, 80, b"");
+    let expected = tcp6(PORT1_MAC, RS6_MAC, CLIENT6, VIP6_DR, 64, 50002, 80, b"");
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+
+    let syn = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6, 64, 50003, 80, b"");
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2(RS6_MAC, PORT1_MAC)
+        .ipv6(RS6, CLIENT6, 64)
+        .tcp(8080, 50003, 9, 1000)
+        .syn()
+        .ack(1001)
+        .write(&mut reply, b"hi")
+        .unwrap();
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT0_MAC, GW6_MAC)
+        .ipv6(VIP6, CLIENT6, 63)
+        .tcp(80, 50003, 9, 1000)
+        .syn()
+        .ack(1001)
+        .write(&mut expected, b"hi")
+        .unwrap();
+    assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, expected));
+}
+
+#[test]
+fn a_group_of_services_shares_persistence() {
+    let mut lab = Lab::new();
+    let dst = |f: &[u8]| [f[30], f[31], f[32], f[33]];
+    let to = |client: [u8; 4], sport, port| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            client,
+            [192, 168, 1, 106],
+            64,
+            sport,
+            port,
+            true,
+            false,
+            b"",
+        )
+    };
+    let (_, a) = lab.run(0, &to(CLIENT, 1000, 80));
+    let (_, b) = lab.run(0, &to(CLIENT, 1001, 443));
+    assert_eq!(
+        dst(&a),
+        dst(&b),
+        "the :443 service follows the template made through :80"
+    );
+    let (_, c) = lab.run(0, &to([203, 0, 113, 5], 1000, 443));
+    assert_ne!(
+        dst(&a),
+        dst(&c),
+        "another client: the group's one rr moves on"
+    );
+}
+
+/// ipvsadm -o: every datagram of one UDP flow is scheduled on its own (rr alternates) and
+/// leaves no connection behind.
+#[test]
+fn one_packet_scheduling_schedules_every_datagram() {
+    use rvs_core::engine::{Method, Service, Snapshot};
+    use rvs_core::sched::SchedKind;
+    let mut lab = Lab::new();
+    let mut ops = Service::new(
+        11,
+        17,
+        ip([192, 168, 1, 107]),
+        53,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![
+            rs(14, [10, 0, 0, 3], 0, Method::Dr),
+            rs(15, [10, 0, 0, 2], 0, Method::Dr),
+        ],
+    );
+    ops.one_packet = true;
+    let mut services = lab.snap.services.clone();
+    services.push(ops);
+    lab.snap = Snapshot::new(
+        services,
+        lab.snap.ports.clone(),
+        lab.snap.routes.clone(),
+        lab.snap.neighbours.clone(),
+    );
+    lab.engine.adopt(&lab.snap);
+    let before = lab.engine.table.len();
+    let mut q = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 107], 64)
+        .udp(5353, 53)
+        .write(&mut q, b"query")
+        .unwrap();
+    let macs: Vec<[u8; 6]> = (0..4)
+        .map(|_| {
+            let (v, out) = lab.run(0, &q);
+            assert_eq!(v, Verdict::Forward { port: 1 });
+            out[..6].try_into().unwrap()
+        })
+        .collect();
+    assert_eq!(macs, vec![RS3_MAC, RS2_MAC, RS3_MAC, RS2_MAC]);
+    assert_eq!(lab.engine.table.len(), before, "no connection kept");
+    assert_eq!((lab.loads[14].inactive(), lab.loads[15].inactive()), (0, 0));
+    assert_eq!(lab.engine.counters.dest_conns[14], 2);
+}
+
+/// A real server that is the appliance itself (IPVS's "Local"): the packet goes to the
+/// host stack unchanged.
+#[test]
+fn a_local_real_server_hands_the_packet_to_the_host() {
+    use rvs_core::engine::{Method, Service, Snapshot};
+    use rvs_core::sched::SchedKind;
+    let mut lab = Lab::new();
+    let local = Service::new(
+        11,
+        6,
+        ip([192, 168, 1, 108]),
+        80,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(14, [10, 0, 0, 1], 80, Method::Nat)],
+    );
+    let mut services = lab.snap.services.clone();
+    services.push(local);
+    lab.snap = Snapshot::new(
+        services,
+        lab.snap.ports.clone(),
+        lab.snap.routes.clone(),
+        lab.snap.neighbours.clone(),
+    );
+    lab.engine.adopt(&lab.snap);
+    let input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 108],
+        64,
+        40100,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
+    assert_eq!(lab.engine.counters.dest_conns[14], 1);
+}
+
+/// Link-level multicast (routing protocols, VRRP, mDNS) is the host's, never forwarded.
+#[test]
+fn multicast_goes_to_the_host() {
+    let mut lab = Lab::new();
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, [0x01, 0x00, 0x5e, 0, 0, 0xfb])
+        .ipv4(CLIENT, [224, 0, 0, 251], 255)
+        .udp(5353, 5353)
+        .write(&mut input, b"mdns")
+        .unwrap();
+    assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
+}

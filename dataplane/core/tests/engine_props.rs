@@ -1,0 +1,132 @@
+//! Property tests of the forwarding core: every packet it forwards keeps valid checksums
+//! (checked by etherparse), and the TCP state machine keeps the connection table and the
+//! servers' active/inactive counters consistent.
+
+use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+use proptest::prelude::*;
+use rvs_core::engine::Verdict;
+use rvs_testkit::*;
+
+/// Recomputes every checksum of an Ethernet frame (and of an IP-in-IP inner datagram).
+fn checksums_ok(frame: &[u8]) -> Result<(), String> {
+    let h = PacketHeaders::from_ethernet_slice(frame).map_err(|e| e.to_string())?;
+    let payload = h.payload.slice();
+    match (&h.net, &h.transport) {
+        (Some(NetHeaders::Ipv4(ip, _)), t) => {
+            if ip.header_checksum != ip.calc_header_checksum() {
+                return Err("ipv4 header".into());
+            }
+            match t {
+                Some(TransportHeader::Tcp(tcp))
+                    if tcp.checksum != tcp.calc_checksum_ipv4(ip, payload).unwrap() =>
+                {
+                    Err("tcp4".into())
+                }
+                Some(TransportHeader::Udp(u))
+                    if u.checksum != 0
+                        && u.checksum != u.calc_checksum_ipv4(ip, payload).unwrap() =>
+                {
+                    Err("udp4".into())
+                }
+                None if ip.protocol.0 == 4 => inner(payload, false),
+                _ => Ok(()),
+            }
+        }
+        (Some(NetHeaders::Ipv6(ip, _)), t) => match t {
+            Some(TransportHeader::Tcp(tcp))
+                if tcp.checksum != tcp.calc_checksum_ipv6(ip, payload).unwrap() =>
+            {
+                Err("tcp6".into())
+            }
+            Some(TransportHeader::Udp(u))
+                if u.checksum != u.calc_checksum_ipv6(ip, payload).unwrap() =>
+            {
+                Err("udp6".into())
+            }
+            None if ip.next_header.0 == 41 => inner(payload, true),
+            _ => Ok(()),
+        },
+        other => Err(format!("{other:?}")),
+    }
+}
+
+fn inner(datagram: &[u8], v6: bool) -> Result<(), String> {
+    // Re-frame the inner datagram to reuse the checks.
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    f.extend_from_slice(datagram);
+    checksums_ok(&f)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn forwarded_packets_keep_valid_checksums(
+        client in any::<[u8; 4]>(), client6 in any::<[u8; 16]>(), sport in 1u16..,
+        which in 0usize..5, payload in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let mut lab = Lab::new();
+        let mut input = Vec::new();
+        let b = PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC);
+        match which {
+            0 => b.ipv4(client, [192, 168, 1, 100], 64).tcp(sport, 80, 1, 100).syn().write(&mut input, &payload),
+            1 => b.ipv4(client, [192, 168, 1, 101], 64).tcp(sport, 80, 1, 100).syn().write(&mut input, &payload),
+            2 => b.ipv4(client, [192, 168, 1, 102], 64).udp(sport, 53).write(&mut input, &payload),
+            3 => b.ipv6(client6, VIP6, 64).tcp(sport, 80, 1, 100).syn().write(&mut input, &payload),
+            _ => b.ipv6(client6, VIP6_TUN, 64).tcp(sport, 80, 1, 100).syn().write(&mut input, &payload),
+        }.unwrap();
+        let (v, out) = lab.run(0, &input);
+        prop_assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+        if let Err(e) = checksums_ok(&out) {
+            return Err(TestCaseError::fail(e));
+        }
+        if which == 0 {
+            // The server's reply back through NAT.
+            let mut reply = Vec::new();
+            PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC).ipv4([10, 0, 0, 2], client, 64)
+                .tcp(8080, sport, 9, 100).syn().ack(2).write(&mut reply, &payload).unwrap();
+            let (v, out) = lab.run(1, &reply);
+            prop_assert_eq!(v, Verdict::Forward { port: 0 });
+            if let Err(e) = checksums_ok(&out) {
+                return Err(TestCaseError::fail(e));
+            }
+        }
+    }
+
+    #[test]
+    fn counters_follow_the_state_machine(
+        steps in proptest::collection::vec((0u8..6, 0usize..4, any::<bool>(), 0u32..30), 1..120),
+    ) {
+        let mut lab = Lab::new();
+        let mut now = 1u32;
+        for (client, flags, reply, dt) in steps {
+            let c = [198, 51, 100, client];
+            let (syn, ack, fin, rst) = match flags {
+                0 => (true, false, false, false),
+                1 => (false, true, false, false),
+                2 => (false, true, true, false),
+                _ => (false, false, false, true),
+            };
+            let mut frame = Vec::new();
+            let b = if reply {
+                PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC).ipv4([10, 0, 0, 2], c, 64).tcp(8080, 1000, 1, 100)
+            } else {
+                PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC).ipv4(c, [192, 168, 1, 100], 64).tcp(1000, 80, 1, 100)
+            };
+            let b = if syn { b.syn() } else { b };
+            let b = if ack { b.ack(1) } else { b };
+            let b = if fin { b.fin() } else { b };
+            let b = if rst { b.rst() } else { b };
+            b.write(&mut frame, &[]).unwrap();
+            let mut f = rvs_core::engine::VecFrame::new(&frame);
+            lab.engine.process(&lab.snap, &lab.loads, now, if reply { 1 } else { 0 }, &mut f);
+            now += dt;
+            lab.engine.expire(now, 256, &lab.loads);
+            let conns: Vec<_> = lab.engine.table.iter().filter(|(_, c)| !c.is_template() && c.dest == 0).map(|(_, c)| *c).collect();
+            let active = conns.iter().filter(|c| rvs_core::conn::TcpState::from_u8(c.state).is_active()).count() as u32;
+            prop_assert_eq!(lab.loads[0].active(), active, "active");
+            prop_assert_eq!(lab.loads[0].active() + lab.loads[0].inactive(), conns.len() as u32, "active + inactive");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+use etherparse::PacketBuilder;
+use hashbrown::HashMap;
+use rvs_core::engine::{
+    Engine, EngineConfig, Frame, Method, PortInfo, RealServer, Route, Service, Snapshot, VecFrame,
+    Verdict,
+};
+use rvs_core::sched::{DestLoad, SchedKind};
+use std::net::IpAddr;
+
+pub const PORT0_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+pub const PORT1_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+pub const CLIENT_MAC: [u8; 6] = [2, 0xcc, 0, 0, 0, 1];
+pub const GW_MAC: [u8; 6] = [2, 0xbb, 0, 0, 0, 1];
+pub const RS2_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 2];
+pub const RS3_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 3];
+pub const RS6_MAC: [u8; 6] = [2, 0xaa, 0, 0, 6, 2];
+pub const GW6_MAC: [u8; 6] = [2, 0xbb, 0, 0, 6, 1];
+
+pub const CLIENT: [u8; 4] = [198, 51, 100, 7];
+pub const CLIENT6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+pub const RS6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+pub const VIP6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+pub const VIP6_TUN: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+pub const VIP6_DR: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2];
+pub const DIP6_IN: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+pub fn ip(a: impl Into<IpAddr>) -> IpAddr {
+    a.into()
+}
+
+pub fn rs(id: usize, addr: impl Into<IpAddr>, port: u16, method: Method) -> RealServer {
+    RealServer {
+        id,
+        addr: addr.into(),
+        port,
+        weight: 1,
+        method,
+    }
+}
+
+pub fn snapshot() -> Snapshot {
+    let services = vec![
+        Service::new(
+            0,
+            6,
+            ip([192, 168, 1, 100]),
+            80,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(0, [10, 0, 0, 2], 8080, Method::Nat)],
+        ),
+        Service::new(
+            1,
+            6,
+            ip([192, 168, 1, 101]),
+            80,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(1, [10, 0, 0, 3], 0, Method::Dr)],
+        ),
+        Service::new(
+            2,
+            17,
+            ip([192, 168, 1, 102]),
+            53,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(2, [10, 0, 0, 2], 0, Method::Tun)],
+        ),
+        Service::new(
+            3,
+            6,
+            ip(VIP6),
+            80,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(3, RS6, 8080, Method::Nat)],
+        ),
+        Service::new(
+            4,
+            6,
+            ip(VIP6_TUN),
+            80,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(4, RS6, 0, Method::Tun)],
+        ),
+        Service::new(
+            5,
+            6,
+            ip([192, 168, 1, 103]),
+            0,
+            None,
+            SchedKind::Rr,
+            Some((360, 32)),
+            vec![
+                rs(6, [10, 0, 0, 3], 0, Method::Nat),
+                rs(5, [10, 0, 0, 2], 0, Method::Nat),
+            ],
+        ),
+    ];
+    let mut quiesced = rs(7, [10, 0, 0, 3], 0, Method::Dr);
+    quiesced.weight = 0;
+    let mut services = services;
+    services.push(Service::new(
+        6,
+        6,
+        ip([192, 168, 1, 104]),
+        80,
+        None,
+        SchedKind::Wlc,
+        None,
+        vec![quiesced],
+    ));
+    services.push(Service::new(
+        7,
+        6,
+        ip([192, 168, 1, 105]),
+        80,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(8, [10, 0, 0, 9], 0, Method::Nat)],
+    ));
+    services.push(Service::new(
+        8,
+        6,
+        ip(VIP6_DR),
+        80,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(9, RS6, 0, Method::Dr)],
+    ));
+    // A group (firewall mark 10): two ports of one VIP that persist together.
+    for (id, port) in [(9u16, 80u16), (10, 443)] {
+        let base = 10 + 2 * usize::from(id - 9);
+        services.push(Service::new(
+            id,
+            6,
+            ip([192, 168, 1, 106]),
+            port,
+            Some(10),
+            SchedKind::Rr,
+            Some((360, 32)),
+            vec![
+                rs(base, [10, 0, 0, 3], 0, Method::Nat),
+                rs(base + 1, [10, 0, 0, 2], 0, Method::Nat),
+            ],
+        ));
+    }
+    let ports = vec![
+        PortInfo {
+            mac: PORT0_MAC,
+            addrs: vec![ip([192, 168, 1, 1])],
+            mtu: 1500,
+            ip_checksum_offload: false,
+        },
+        PortInfo {
+            mac: PORT1_MAC,
+            addrs: vec![ip([10, 0, 0, 1]), ip(DIP6_IN)],
+            mtu: 1500,
+            ip_checksum_offload: false,
+        },
+    ];
+    let routes = vec![
+        Route {
+            prefix: ip([10, 0, 0, 0]),
+            len: 24,
+            gateway: None,
+            port: 1,
+        },
+        Route {
+            prefix: ip([0, 0, 0, 0]),
+            len: 0,
+            gateway: Some(ip([192, 168, 1, 254])),
+            port: 0,
+        },
+        Route {
+            prefix: ip(RS6),
+            len: 64,
+            gateway: None,
+            port: 1,
+        },
+        Route {
+            prefix: ip([0u8; 16]),
+            len: 0,
+            gateway: Some(ip([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])),
+            port: 0,
+        },
+    ];
+    let mut neighbours = HashMap::new();
+    neighbours.insert(ip([10, 0, 0, 2]), RS2_MAC);
+    neighbours.insert(ip([10, 0, 0, 3]), RS3_MAC);
+    neighbours.insert(ip([192, 168, 1, 254]), GW_MAC);
+    neighbours.insert(ip(RS6), RS6_MAC);
+    neighbours.insert(
+        ip([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        GW6_MAC,
+    );
+    Snapshot::new(services, ports, routes, neighbours)
+}
+
+pub struct Lab {
+    pub snap: Snapshot,
+    pub loads: Vec<DestLoad>,
+    pub engine: Engine,
+}
+
+impl Default for Lab {
+    fn default() -> Lab {
+        Lab::new()
+    }
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let snap = snapshot();
+        let mut engine = Engine::new(
+            EngineConfig {
+                conn_capacity: 1024,
+                ..EngineConfig::default()
+            },
+            0,
+        );
+        engine.adopt(&snap);
+        Lab {
+            snap,
+            loads: (0..16).map(|_| DestLoad::default()).collect(),
+            engine,
+        }
+    }
+
+    pub fn run(&mut self, port: u16, input: &[u8]) -> (Verdict, Vec<u8>) {
+        let mut f = VecFrame::new(input);
+        let v = self
+            .engine
+            .process(&self.snap, &self.loads, 1, port, &mut f);
+        (v, f.bytes().to_vec())
+    }
+}
+
+pub fn tcp4(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    syn: bool,
+    ack: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, ttl)
+        .tcp(sport, dport, 1000, 64000);
+    if syn {
+        b = b.syn();
+    }
+    if ack {
+        b = b.ack(5000);
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+pub fn tcp6(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 16],
+    dst: [u8; 16],
+    hops: u8,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv6(src, dst, hops)
+        .tcp(sport, dport, 1000, 64000)
+        .syn()
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}

@@ -1,0 +1,11 @@
+//! The rvs test kit, shared by every crate's tests and the benchmark's correctness check.
+//!
+//! * [`lab`]: the engine's two-port appliance (services for every method and family,
+//!   routes, neighbours) and frame builders.
+//! * [`bins`]: the workspace's binaries for tests of another crate.
+#![allow(clippy::too_many_arguments)]
+
+pub mod bins;
+pub mod lab;
+
+pub use lab::*;

@@ -1,0 +1,113 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+
+/// Adds `data` as big-endian 16-bit words to a 32-bit ones'-complement accumulator.
+#[inline]
+pub fn accumulate(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.as_chunks::<2>();
+    for c in chunks.0 {
+        sum = sum.wrapping_add(u32::from(u16::from_be_bytes(*c)));
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    if let [last] = &mut chunks.1 {
+        sum = sum.wrapping_add(u32::from(*last) << 8);
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
+
+/// Folds an accumulator to 16 bits.
+#[inline]
+pub fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The checksum to store for `data` plus an initial accumulator (a pseudo-header).
+#[inline]
+pub fn finish(sum: u32) -> u16 {
+    !fold(sum)
+}
+
+/// Checksum of a byte range (checksum field included as zero by the caller).
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    finish(accumulate(0, data))
+}
+
+/// IPv4 pseudo-header accumulator (RFC 793/768).
+#[inline]
+pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: u16) -> u32 {
+    let sum = accumulate(accumulate(0, &src), &dst);
+    accumulate(sum, &[0, proto]) + u32::from(len)
+}
+
+/// IPv6 pseudo-header accumulator (RFC 8200 8.1).
+#[inline]
+pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], proto: u8, len: u32) -> u32 {
+    let sum = accumulate(accumulate(0, &src), &dst);
+    let sum = accumulate(sum, &len.to_be_bytes());
+    accumulate(sum, &[0, 0, 0, proto])
+}
+
+/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for one 16-bit word changing from `old` to `new`.
+#[inline]
+pub fn update16(check: u16, old: u16, new: u16) -> u16 {
+    let sum = u32::from(!check) + u32::from(!old) + u32::from(new);
+    !fold(sum)
+}
+
+/// Incremental update for a field of any even length (an address) changing.
+#[inline]
+pub fn update_bytes(check: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut sum = u32::from(!check);
+    for (o, n) in old.as_chunks::<2>().0.iter().zip(new.as_chunks::<2>().0) {
+        sum += u32::from(!u16::from_be_bytes(*o));
+        sum += u32::from(u16::from_be_bytes(*n));
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !fold(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3: the sum of these words is 0xddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(accumulate(0, &data)), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(
+            checksum(&[0x12, 0x34, 0x56]),
+            checksum(&[0x12, 0x34, 0x56, 0x00])
+        );
+    }
+
+    #[test]
+    fn incremental_equals_recomputed() {
+        let mut data: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37)).collect();
+        let check = checksum(&data);
+        let (old, new) = ([data[12], data[13], data[14], data[15]], [10, 0, 0, 7]);
+        data[12..16].copy_from_slice(&new);
+        assert_eq!(update_bytes(check, &old, &new), checksum(&data));
+        let old16 = u16::from_be_bytes([data[2], data[3]]);
+        data[2..4].copy_from_slice(&0xbeefu16.to_be_bytes());
+        let c2 = update16(
+            checksum(&{
+                let mut d = data.clone();
+                d[2..4].copy_from_slice(&old16.to_be_bytes());
+                d
+            }),
+            old16,
+            0xbeef,
+        );
+        assert_eq!(c2, checksum(&data));
+    }
+}

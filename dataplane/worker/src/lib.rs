@@ -1,0 +1,439 @@
+//! The poll-mode loop of one worker lcore: the I/O adapter between DPDK queues and the
+//! pure forwarding core. Per packet it neither allocates, locks, logs nor makes syscalls.
+//! The only crate that sees both DPDK and the core.
+
+mod mbuf_frame;
+
+use crossbeam::queue::ArrayQueue;
+use dpdk::{MbufBurst, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
+pub use mbuf_frame::MbufFrame;
+use rvs_core::engine::{self, Counters, Engine};
+use rvs_core::forward::{self, ForwardMode, Verdict};
+use rvs_core::publish::SnapshotReader;
+use rvs_core::sched::DestLoad;
+use rvs_core::stats::{WorkerCounters, WorkerStats};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One rx queue the worker polls and the port its frames leave by.
+#[derive(Debug)]
+pub struct RxAssignment {
+    pub rx: RxQueue,
+    /// Index into [`WorkerPlan::tx`] (diagnostic modes).
+    pub out_port: usize,
+    /// The receiving port's index in the configuration and snapshot.
+    pub in_port: u16,
+    /// A host TAP twin's queue: what the kernel sends leaves by `out_port` untouched.
+    pub from_host: bool,
+}
+
+/// What a load-balancing worker owns besides its queues.
+#[derive(Debug)]
+pub struct LbContext {
+    pub engine: Engine,
+    pub snapshot: SnapshotReader,
+    pub loads: Arc<Vec<DestLoad>>,
+    pub handoff: Handoff,
+    /// Where worker 0 takes the buffers of the ARP requests / neighbour solicitations it
+    /// sends ahead of traffic for real servers and gateways (None: only on demand).
+    pub solicit_pool: Option<Mempool>,
+}
+
+/// A neighbour one worker learned, for the others.
+pub type NeighbourNews = (IpAddr, [u8; 6]);
+
+/// Most requests sent ahead of traffic per second.
+const SOLICIT_PER_SECOND: usize = 32;
+
+/// This worker's ends of the hand-off rings: one producer towards every other worker, one
+/// consumer from every other worker (single producer, single consumer each).
+#[derive(Default)]
+pub struct Handoff {
+    pub me: usize,
+    pub workers: usize,
+    /// Indexed by the receiving worker; None for this worker itself.
+    pub to: Vec<Option<RingProducer>>,
+    pub from: Vec<RingConsumer>,
+    /// Every worker's inbox of neighbour news, by worker (empty: nothing shared). An
+    /// answer to ARP reaches one queue; its worker tells the others through these.
+    pub neighbours: Vec<Arc<ArrayQueue<NeighbourNews>>>,
+}
+
+/// Frames one hand-off ring holds.
+const HANDOFF_RING: u32 = 1024;
+
+impl Handoff {
+    /// The hand-off ends of `workers` workers, sharing neighbour inboxes; with `rings`
+    /// (load balancing), a ring for each ordered pair of workers, named `{prefix}_{a}_{b}`
+    /// on `socket`.
+    pub fn mesh(
+        eal: &dpdk::Eal,
+        workers: usize,
+        rings: bool,
+        prefix: &str,
+        socket: i32,
+    ) -> Result<Vec<Handoff>, dpdk::Error> {
+        let inboxes = Handoff::neighbour_inboxes(workers);
+        let mut mesh: Vec<Handoff> = (0..workers)
+            .map(|me| Handoff {
+                me,
+                workers,
+                to: (0..workers).map(|_| None).collect(),
+                from: Vec::new(),
+                neighbours: inboxes.clone(),
+            })
+            .collect();
+        for a in (0..workers).filter(|_| rings) {
+            for b in (0..workers).filter(|&b| b != a) {
+                let name = format!("{prefix}_{a}_{b}");
+                let (p, c) = dpdk::mbuf_ring(eal, &name, HANDOFF_RING, socket)?;
+                mesh[a].to[b] = Some(p);
+                mesh[b].from.push(c);
+            }
+        }
+        Ok(mesh)
+    }
+
+    /// Inboxes for `workers` workers' neighbour news.
+    pub fn neighbour_inboxes(workers: usize) -> Vec<Arc<ArrayQueue<NeighbourNews>>> {
+        (0..workers)
+            .map(|_| Arc::new(ArrayQueue::new(256)))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Handoff(worker {} of {})", self.me, self.workers)
+    }
+}
+
+/// Runs each frame of `burst` through the engine and queues it on its out port's burst.
+/// `in_port` gives each frame's receiving port (configuration index).
+/// Queues `m` on `queued`, first sending the burst out of `q` if it is full.
+fn enqueue(
+    queued: &mut MbufBurst<BURST>,
+    q: Option<&mut TxQueue>,
+    m: dpdk::Mbuf,
+    counters: &mut WorkerCounters,
+) {
+    if queued.is_full() {
+        if let Some(q) = q {
+            counters.tx_packets += q.tx_burst(queued) as u64;
+        }
+        counters.tx_dropped += queued.len() as u64;
+        queued.clear();
+    }
+    let _ = queued.push(m);
+}
+
+/// Where a worker's frames go: per port, its tx queue and the burst being filled; per data
+/// port, the same towards the host TAP twin.
+struct Outputs<'a> {
+    tx: &'a mut [TxQueue],
+    out: &'a mut [MbufBurst<BURST>],
+    host: &'a mut [Option<TxQueue>],
+    host_out: &'a mut [MbufBurst<BURST>],
+}
+
+fn process_burst(
+    burst: &mut MbufBurst<BURST>,
+    lb: &mut LbContext,
+    in_port: impl Fn(&dpdk::Mbuf) -> u16,
+    now: u32,
+    o: &mut Outputs,
+    counters: &mut WorkerCounters,
+) {
+    let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
+    burst.prefetch();
+    for m in burst.as_slice() {
+        engine.prefetch(snap, m.data());
+    }
+    burst.drain_each(|mut m| {
+        let from = in_port(&m);
+        match engine.process(snap, loads, now, from, &mut MbufFrame(&mut m)) {
+            engine::Verdict::Forward { port } => {
+                let p = usize::from(port);
+                if let Some(queued) = o.out.get_mut(p) {
+                    enqueue(queued, o.tx.get_mut(p), m, counters);
+                }
+            }
+            // The host's share leaves by the receiving port's twin, if it has one;
+            // otherwise it is dropped (counted as to-host all the same).
+            engine::Verdict::ToHost => {
+                engine.counters.to_host += 1;
+                let p = usize::from(from);
+                if let (Some(Some(q)), Some(queued)) = (o.host.get_mut(p), o.host_out.get_mut(p)) {
+                    enqueue(queued, Some(q), m, counters);
+                }
+            }
+            engine::Verdict::Drop(_) => {}
+        }
+    });
+}
+
+/// Sends ARP requests / neighbour solicitations for the real servers and gateways whose
+/// MAC no worker knows yet, so that the first packets towards them are not lost.
+fn solicit_ahead(
+    lb: &mut LbContext,
+    pool: Mempool,
+    now: u32,
+    hops: &mut Vec<(u16, IpAddr)>,
+    out: &mut [MbufBurst<BURST>],
+    tx: &mut [TxQueue],
+    counters: &mut WorkerCounters,
+) {
+    let snap = &**lb.snapshot.get();
+    lb.engine
+        .unresolved_hops(snap, now, SOLICIT_PER_SECOND, hops);
+    for &(port, hop) in hops.iter() {
+        let Some(mut m) = pool.alloc() else {
+            return;
+        };
+        let p = usize::from(port);
+        if lb
+            .engine
+            .solicit(snap, now, port, hop, &mut MbufFrame(&mut m))
+        {
+            if let Some(queued) = out.get_mut(p) {
+                enqueue(queued, tx.get_mut(p), m, counters);
+            }
+        }
+    }
+}
+
+/// Most connections one worker lists for `rvsadm -L -c`.
+pub const CONN_LISTING_LIMIT: usize = 1 << 20;
+
+/// Everything a worker owns.
+#[derive(Debug)]
+pub struct WorkerPlan {
+    pub worker: usize,
+    pub mode: ForwardMode,
+    pub rx: Vec<RxAssignment>,
+    /// This worker's own tx queue on every port, by port index.
+    pub tx: Vec<TxQueue>,
+    /// Cleared by the console's `stop`: the worker leaves its rx queues alone.
+    pub forwarding: Arc<AtomicBool>,
+    /// By data port: this worker's tx queue on the port's host TAP twin (the exception
+    /// path), if it has one.
+    pub host: Vec<Option<TxQueue>>,
+}
+
+/// Polls until `stop` is set; returns the final counters (also published to `stats`).
+pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> WorkerCounters {
+    let mut counters = WorkerCounters::default();
+    let mut burst: MbufBurst<BURST> = MbufBurst::new();
+    let mut pass_start = dpdk::tsc_now();
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        let polling = plan.forwarding.load(Ordering::Relaxed);
+        for assignment in plan.rx.iter_mut().filter(|_| polling) {
+            let n = assignment.rx.rx_burst(&mut burst);
+            if n == 0 {
+                continue;
+            }
+            busy = true;
+            counters.rx_packets += n as u64;
+            if plan.mode != ForwardMode::Io {
+                let mode = plan.mode;
+                counters.malformed +=
+                    burst.retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward) as u64;
+            }
+            let Some(tx) = plan.tx.get_mut(assignment.out_port) else {
+                counters.tx_dropped += burst.len() as u64;
+                burst.clear();
+                continue;
+            };
+            counters.tx_packets += tx.tx_burst(&mut burst) as u64;
+            counters.tx_dropped += burst.len() as u64;
+            burst.clear();
+        }
+        let end = dpdk::tsc_now();
+        counters.count_pass(busy, end.wrapping_sub(pass_start));
+        pass_start = end;
+        stats.publish(&counters);
+    }
+    stats.publish(&counters);
+    counters
+}
+
+/// The load-balancing loop: frames whose flow another worker owns are handed to it over a
+/// ring; the others (and those handed to this worker) go through the engine and leave by
+/// the port their verdict names. At the top of every pass the worker takes the newest
+/// published snapshot; expiry runs with a small budget on every pass; the engine's counters
+/// are published every 50 ms. Returns the worker's and the engine's counters.
+pub fn run_lb(
+    mut plan: WorkerPlan,
+    mut lb: LbContext,
+    stop: &AtomicBool,
+    stats: &WorkerStats,
+) -> (WorkerCounters, Counters) {
+    let mut counters = WorkerCounters::default();
+    let mut rx: MbufBurst<BURST> = MbufBurst::new();
+    let mut mine: MbufBurst<BURST> = MbufBurst::new();
+    let mut out: Vec<MbufBurst<BURST>> = plan.tx.iter().map(|_| MbufBurst::new()).collect();
+    let mut host_out: Vec<MbufBurst<BURST>> = plan.host.iter().map(|_| MbufBurst::new()).collect();
+    let mut away: Vec<MbufBurst<BURST>> =
+        (0..lb.handoff.workers).map(|_| MbufBurst::new()).collect();
+    let (me, workers) = (lb.handoff.me, lb.handoff.workers);
+    let hz = dpdk::tsc_hz().max(1);
+    let start = dpdk::tsc_now();
+    let publish_every = hz / 20;
+    let mut published = start;
+    let mut hops: Vec<(u16, IpAddr)> = Vec::with_capacity(SOLICIT_PER_SECOND);
+    let mut solicited_at = 0;
+    // A pass is counted when the next one starts (its TSC read ends the last one's time).
+    let (mut pass_start, mut last_busy) = (start, None);
+    stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
+    while !stop.load(Ordering::Relaxed) {
+        let tsc = dpdk::tsc_now();
+        if let Some(busy) = last_busy.take() {
+            counters.count_pass(busy, tsc.wrapping_sub(pass_start));
+        }
+        pass_start = tsc;
+        let now = ((tsc - start) / hz) as u32 + 1;
+        let mut changed = false;
+        if lb.snapshot.refresh() {
+            lb.engine.adopt(lb.snapshot.get());
+            changed = true;
+        }
+        if let Some(inbox) = lb.handoff.neighbours.get(me) {
+            while let Some((ip, mac)) = inbox.pop() {
+                lb.engine.learn_from_peer(ip, mac);
+            }
+        }
+        if let (Some(pool), true) = (lb.solicit_pool, changed || now != solicited_at) {
+            solicited_at = now;
+            solicit_ahead(
+                &mut lb,
+                pool,
+                now,
+                &mut hops,
+                &mut out,
+                &mut plan.tx,
+                &mut counters,
+            );
+        }
+        let mut busy = false;
+        let polling = plan.forwarding.load(Ordering::Relaxed);
+        for assignment in plan.rx.iter_mut().filter(|_| polling) {
+            let n = assignment.rx.rx_burst(&mut rx);
+            if n == 0 {
+                continue;
+            }
+            busy = true;
+            counters.rx_packets += n as u64;
+            if assignment.from_host {
+                // The kernel's frames go out unchanged.
+                let p = assignment.out_port;
+                rx.drain_each(|m| {
+                    if let Some(queued) = out.get_mut(p) {
+                        enqueue(queued, plan.tx.get_mut(p), m, &mut counters);
+                    }
+                });
+                continue;
+            }
+            let snap = &**lb.snapshot.get();
+            let in_port = assignment.in_port;
+            // Alone, every frame is mine; otherwise each goes to its flow's owner.
+            if workers <= 1 {
+                std::mem::swap(&mut rx, &mut mine);
+            } else {
+                rx.prefetch();
+            }
+            rx.drain_each(|mut m| {
+                match engine::flow_owner(snap, m.data(), workers) {
+                    Some(o) if o != me => {
+                        // The owner learns the receiving port from the mbuf.
+                        m.set_in_port(in_port);
+                        if let Some(b) = away.get_mut(o) {
+                            let _ = b.push(m);
+                        }
+                    }
+                    _ => {
+                        let _ = mine.push(m);
+                    }
+                }
+            });
+            let mut o = Outputs {
+                tx: &mut plan.tx,
+                out: &mut out,
+                host: &mut plan.host,
+                host_out: &mut host_out,
+            };
+            process_burst(&mut mine, &mut lb, |_| in_port, now, &mut o, &mut counters);
+            for (o, b) in away.iter_mut().enumerate() {
+                if b.is_empty() {
+                    continue;
+                }
+                if let Some(Some(ring)) = lb.handoff.to.get_mut(o) {
+                    counters.handoffs += ring.enqueue_burst(b) as u64;
+                }
+                counters.handoff_drops += b.len() as u64;
+                b.clear();
+            }
+        }
+        // Frames other workers handed over (their in_port is in the mbuf).
+        for i in 0..lb.handoff.from.len() {
+            if lb.handoff.from[i].dequeue_burst(&mut rx) == 0 {
+                continue;
+            }
+            busy = true;
+            let mut o = Outputs {
+                tx: &mut plan.tx,
+                out: &mut out,
+                host: &mut plan.host,
+                host_out: &mut host_out,
+            };
+            process_burst(
+                &mut rx,
+                &mut lb,
+                |m| m.in_port(),
+                now,
+                &mut o,
+                &mut counters,
+            );
+        }
+        for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {
+            if !burst.is_empty() {
+                counters.tx_packets += q.tx_burst(burst) as u64;
+                counters.tx_dropped += burst.len() as u64;
+                burst.clear();
+            }
+        }
+        for (q, burst) in plan.host.iter_mut().zip(host_out.iter_mut()) {
+            if let (Some(q), false) = (q, burst.is_empty()) {
+                counters.tx_packets += q.tx_burst(burst) as u64;
+                counters.tx_dropped += burst.len() as u64;
+                burst.clear();
+            }
+        }
+        let (engine, peers) = (&mut lb.engine, &lb.handoff.neighbours);
+        engine.take_news(|ip, mac| {
+            for (w, inbox) in peers.iter().enumerate() {
+                if w != me {
+                    let _ = inbox.push((ip, mac));
+                }
+            }
+        });
+        lb.engine.expire(now, 64, &lb.loads);
+        last_busy = Some(busy);
+        stats.publish(&counters);
+        if tsc - published >= publish_every {
+            published = tsc;
+            stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
+        }
+        if stats.dump_wanted() {
+            stats.hand_over(
+                lb.engine.table.iter().map(|(_, c)| c),
+                CONN_LISTING_LIMIT,
+                now,
+            );
+        }
+    }
+    stats.publish(&counters);
+    stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
+    (counters, lb.engine.counters)
+}
