@@ -1,0 +1,220 @@
+//! Classification: a frame parsed once into its [`Flow`], the connection keys it looks up,
+//! the prefetch ahead of a burst, and which worker owns a flow.
+
+use super::*;
+
+/// A parsed packet's addressing.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Flow {
+    pub(super) v6: bool,
+    pub(super) l3: usize,
+    pub(super) l4: usize,
+    /// End of the IP datagram in the frame.
+    pub(super) end: usize,
+    pub(super) proto: u8,
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+    pub(super) sport: u16,
+    pub(super) dport: u16,
+    pub(super) tcp_flags: u8,
+    pub(super) ttl: u8,
+    pub(super) df: bool,
+}
+
+pub(super) fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
+    let Some(l4) = b.get(flow.l4..flow.end) else {
+        return false;
+    };
+    match (flow.v6, flow.proto) {
+        (false, proto::ICMP) => {
+            IcmpPacket::new_checked(l4).is_ok_and(|m| m.msg_type() == icmp::ECHO_REQUEST)
+        }
+        (true, proto::ICMPV6) => {
+            Icmpv6Packet::new_checked(l4).is_ok_and(|m| m.msg_type() == icmpv6::ECHO_REQUEST)
+        }
+        _ => false,
+    }
+}
+
+#[inline]
+pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
+    let bytes = b.get(l3..).ok_or(DropReason::Malformed)?;
+    let (proto_num, src, dst, l4, end, ttl, df) = if v6 {
+        let ip = Ipv6Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
+        let loc = ip.l4().map_err(|_| DropReason::Unsupported)?;
+        if loc.fragment {
+            return Err(DropReason::Unsupported);
+        }
+        (
+            loc.protocol,
+            IpAddr::from(ip.src()),
+            IpAddr::from(ip.dst()),
+            l3 + loc.offset,
+            l3 + ip.total_len(),
+            ip.hop_limit(),
+            true,
+        )
+    } else {
+        let ip = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Malformed);
+        }
+        if ip.is_fragment() {
+            return Err(DropReason::Unsupported);
+        }
+        (
+            ip.protocol(),
+            IpAddr::from(ip.src()),
+            IpAddr::from(ip.dst()),
+            l3 + ip.header_len(),
+            l3 + ip.total_len(),
+            ip.ttl(),
+            ip.dont_fragment(),
+        )
+    };
+    let l4b = b.get(l4..end).ok_or(DropReason::Malformed)?;
+    let (sport, dport, tcp_flags) = match proto_num {
+        proto::TCP => {
+            let t = TcpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            (t.src_port(), t.dst_port(), t.flags())
+        }
+        proto::UDP => {
+            let u = UdpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            (u.src_port(), u.dst_port(), 0)
+        }
+        _ => (0, 0, 0),
+    };
+    Ok(Flow {
+        v6,
+        l3,
+        l4,
+        end,
+        proto: proto_num,
+        src,
+        dst,
+        sport,
+        dport,
+        tcp_flags,
+        ttl,
+        df,
+    })
+}
+
+/// A packet's client-side key (client -> VIP).
+#[inline]
+pub(super) fn in_key(flow: &Flow) -> InKey {
+    InKey {
+        proto: flow.proto,
+        caddr: addr16(flow.src),
+        cport: flow.sport,
+        vaddr: addr16(flow.dst),
+        vport: flow.dport,
+    }
+}
+
+/// A packet's reply-side key (real server -> client, NAT).
+#[inline]
+pub(super) fn out_key(flow: &Flow) -> OutKey {
+    OutKey {
+        proto: flow.proto,
+        daddr: addr16(flow.src),
+        dport: flow.sport,
+        caddr: addr16(flow.dst),
+        cport: flow.dport,
+    }
+}
+
+/// `a` with all but its first `prefix` bits cleared (persistence netmasks, route prefixes).
+pub fn masked(a: IpAddr, prefix: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => {
+            let p = u32::from(prefix.min(32));
+            let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            IpAddr::V4((u32::from(v) & m).into())
+        }
+        IpAddr::V6(v) => {
+            let p = u32::from(prefix.min(128));
+            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            IpAddr::V6((u128::from(v) & m).into())
+        }
+    }
+}
+
+/// Multicast or limited broadcast: never forwarded, possibly of interest to the host.
+pub(super) fn is_group_address(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_multicast() || v.is_broadcast(),
+        IpAddr::V6(v) => v.is_multicast(),
+    }
+}
+
+/// The worker that owns a frame's flow: a hash of the client endpoint (client address and
+/// port), the one part of the tuple that is the same in both directions of NAT, DR and TUN.
+/// Frames without one (ARP, ICMP, non-IP) belong to the worker that received them (None).
+pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize> {
+    if workers <= 1 {
+        return None;
+    }
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = eth.header_len();
+    let flow = match eth.ethertype() {
+        EtherType::IPV4 => parse_flow(frame, l3, false).ok()?,
+        EtherType::IPV6 => parse_flow(frame, l3, true).ok()?,
+        _ => return None,
+    };
+    let (client, port) = if flow.proto == proto::TCP || flow.proto == proto::UDP {
+        if snap.is_vip(flow.dst) {
+            (flow.src, flow.sport)
+        } else {
+            (flow.dst, flow.dport)
+        }
+    } else {
+        // An ICMP error belongs with the connection it quotes.
+        let e = embedded(frame, &flow)?;
+        if snap.is_vip(e.src) {
+            (e.dst, e.dport)
+        } else {
+            (e.src, e.sport)
+        }
+    };
+    Some(owner_of(client, port, workers))
+}
+
+/// The worker that owns the flows of a client endpoint (see [`flow_owner`]); what a
+/// generator or an RSS set-up steering flows to their owners computes.
+#[inline]
+pub fn owner_of(client: IpAddr, port: u16, workers: usize) -> usize {
+    let h = sched::hash_32(
+        sched::fold_addr(client) ^ u32::from(port).rotate_left(16),
+        16,
+    );
+    h as usize % workers.max(1)
+}
+
+impl Engine {
+    /// Brings the connection-index line `process` will read for this frame into cache: a
+    /// worker calls it for a whole burst first, so that the burst's index misses overlap
+    /// instead of stalling one packet after another.
+    #[inline]
+    pub fn prefetch(&self, snap: &Snapshot, frame: &[u8]) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        let v6 = match eth.ethertype() {
+            EtherType::IPV4 => false,
+            EtherType::IPV6 => true,
+            _ => return,
+        };
+        let Ok(flow) = parse_flow(frame, eth.header_len(), v6) else {
+            return;
+        };
+        if flow.proto != proto::TCP && flow.proto != proto::UDP {
+            return;
+        }
+        if snap.is_vip(flow.dst) {
+            self.table.prefetch_in(&in_key(&flow));
+        } else {
+            self.table.prefetch_out(&out_key(&flow));
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! ICMP errors: those about a connection relayed to its other side (translated for NAT),
+//! and those rvs sends itself (fragmentation needed / too big, port unreachable).
+
+use super::*;
+
+/// ICMP errors the engine sends to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IcmpError {
+    /// Fragmentation needed (IPv4) / packet too big (IPv6), with the MTU to use.
+    TooBig(usize),
+    PortUnreachable,
+}
+
+/// The header of the datagram an ICMP error quotes.
+pub(super) struct Embedded {
+    pub(super) ihl: usize,
+    pub(super) proto: u8,
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+    pub(super) sport: u16,
+    pub(super) dport: u16,
+}
+
+/// Reads the quoted datagram of an ICMP / ICMPv6 error (it is usually truncated, so no
+/// length checks beyond the header and the first 8 bytes of its L4 header).
+pub(super) fn embedded(b: &[u8], flow: &Flow) -> Option<Embedded> {
+    let msg = b.get(flow.l4..flow.end)?;
+    let is_error = match (flow.v6, flow.proto) {
+        (false, proto::ICMP) => IcmpPacket::new_checked(msg).ok()?.is_error(),
+        (true, proto::ICMPV6) => Icmpv6Packet::new_checked(msg).ok()?.is_error(),
+        _ => false,
+    };
+    if !is_error {
+        return None;
+    }
+    let q = msg.get(8..)?;
+    let (ihl, proto_num, src, dst) = if flow.v6 {
+        let h: &[u8; 40] = q.get(..40)?.try_into().ok()?;
+        if h[0] >> 4 != 6 {
+            return None;
+        }
+        let src: [u8; 16] = h[8..24].try_into().ok()?;
+        let dst: [u8; 16] = h[24..40].try_into().ok()?;
+        (40, h[6], IpAddr::from(src), IpAddr::from(dst))
+    } else {
+        let v = *q.first()?;
+        let ihl = usize::from(v & 0x0f) * 4;
+        if v >> 4 != 4 || ihl < 20 || q.len() < ihl {
+            return None;
+        }
+        let src: [u8; 4] = q[12..16].try_into().ok()?;
+        let dst: [u8; 4] = q[16..20].try_into().ok()?;
+        (ihl, q[9], IpAddr::from(src), IpAddr::from(dst))
+    };
+    if proto_num != proto::TCP && proto_num != proto::UDP {
+        return None;
+    }
+    let ports = q.get(ihl..ihl + 4)?;
+    Some(Embedded {
+        ihl,
+        proto: proto_num,
+        src,
+        dst,
+        sport: u16::from_be_bytes([ports[0], ports[1]]),
+        dport: u16::from_be_bytes([ports[2], ports[3]]),
+    })
+}
+
+impl Engine {
+    /// An ICMP error about a packet of a known connection is forwarded to the other side
+    /// with the embedded header rewritten (as IPVS's ip_vs_nat_icmp does): from the client
+    /// side (about VIP -> client) towards the real server, or for NAT from the server side
+    /// (about client -> server) towards the client with the VIP put back. None when the
+    /// frame is not such an error.
+    pub(super) fn icmp_error_about_conn<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        let emb = embedded(frame.bytes(), flow)?;
+        let (id, towards_server) = if snap.is_vip(emb.src) {
+            let key = InKey {
+                proto: emb.proto,
+                caddr: addr16(emb.dst),
+                cport: emb.dport,
+                vaddr: addr16(emb.src),
+                vport: emb.sport,
+            };
+            (self.table.lookup_in(&key)?, true)
+        } else {
+            let key = OutKey {
+                proto: emb.proto,
+                daddr: addr16(emb.dst),
+                dport: emb.dport,
+                caddr: addr16(emb.src),
+                cport: emb.sport,
+            };
+            (self.table.lookup_out(&key)?, false)
+        };
+        let conn = *self.table.get(id)?;
+        if flow.ttl <= 1 {
+            return Some(self.drop(DropReason::Ttl));
+        }
+        let method = Method::from_u8(conn.method);
+        let (outer_new, emb_addr, emb_port, next) = if towards_server {
+            (
+                ip_of(&conn.daddr),
+                ip_of(&conn.daddr),
+                conn.dport,
+                ip_of(&conn.daddr),
+            )
+        } else {
+            (ip_of(&conn.vaddr), ip_of(&conn.vaddr), conn.vport, flow.dst)
+        };
+        let Some((out_port, hop)) = snap.route(next) else {
+            return Some(self.drop(DropReason::NoRoute));
+        };
+        let Some(hop_mac) = self.neighbour(snap, hop) else {
+            return Some(self.drop(DropReason::NoNeighbour));
+        };
+        let port_mac = snap.ports.get(usize::from(out_port))?.mac;
+        if towards_server && method != Method::Nat {
+            // DR/TUN: the real server owns the VIP too; deliver the error unchanged.
+            if method == Method::Tun {
+                let src = snap.local_addr(out_port, next)?;
+                if !encapsulate(frame, flow, (src, next), (hop_mac, port_mac), false) {
+                    return Some(self.drop(DropReason::Unsupported));
+                }
+            } else {
+                set_macs(frame.bytes_mut(), hop_mac, port_mac);
+            }
+            return Some(Verdict::Forward { port: out_port });
+        }
+        if !towards_server && method != Method::Nat {
+            return None;
+        }
+        let b = frame.bytes_mut();
+        // Outer header: the real server's address (towards it) or the VIP (towards the client).
+        let side = if towards_server { Side::Dst } else { Side::Src };
+        rewrite_ip_only(b, flow, side, outer_new);
+        // Embedded header: its source (towards the server) or destination (towards the client).
+        let e = flow.l4 + 8;
+        if flow.v6 {
+            let at = if towards_server { e + 8 } else { e + 24 };
+            if let Some(dst) = b.get_mut(at..at + 16) {
+                dst.copy_from_slice(&addr_bytes16(emb_addr));
+            }
+        } else if let Some(h) = b.get_mut(e..e + emb.ihl) {
+            let at = if towards_server { 12 } else { 16 };
+            h[at..at + 4].copy_from_slice(&addr_bytes4(emb_addr));
+            h[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::checksum(h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        let port_at = e + emb.ihl + if towards_server { 0 } else { 2 };
+        if let Some(p) = b.get_mut(port_at..port_at + 2) {
+            p.copy_from_slice(&emb_port.to_be_bytes());
+        }
+        // The ICMP checksum, recomputed over the whole message.
+        if let Some(m) = b.get_mut(flow.l4..flow.end) {
+            if flow.v6 {
+                let (src, dst) = match side {
+                    Side::Dst => (addr_bytes16(flow.src), addr_bytes16(outer_new)),
+                    Side::Src => (addr_bytes16(outer_new), addr_bytes16(flow.dst)),
+                };
+                let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, m.len() as u32);
+                if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
+                    p.fill_checksum(pseudo);
+                }
+            } else if let Ok(mut p) = IcmpPacket::new_checked(m) {
+                p.fill_checksum();
+            }
+        }
+        set_macs(b, hop_mac, port_mac);
+        Some(Verdict::Forward { port: out_port })
+    }
+
+    /// Turns the frame into an ICMP error for the client, from the VIP it addressed (as the
+    /// kernel's icmp_send does for a local destination), quoting the start of the datagram.
+    pub(super) fn icmp_error<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        flow: Flow,
+        kind: IcmpError,
+        frame: &mut F,
+    ) -> Verdict {
+        let Some((out_port, hop)) = snap.route(flow.src) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some(hop_mac) = self.neighbour(snap, hop) else {
+            return self.drop(DropReason::NoNeighbour);
+        };
+        let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let me = flow.dst;
+        // The quoted part: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
+        let quote_len = if flow.v6 {
+            (flow.end - flow.l3).min(1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN)
+        } else {
+            (flow.l4 - flow.l3 + 8).min(flow.end - flow.l3)
+        };
+        let mut quote = [0u8; 1232];
+        quote[..quote_len].copy_from_slice(&frame.bytes()[flow.l3..flow.l3 + quote_len]);
+        let ip_len = if flow.v6 {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::MIN_HEADER_LEN
+        };
+        let total = ethernet::HEADER_LEN + ip_len + 8 + quote_len;
+        let have = frame.bytes().len();
+        if have < total && !frame.append(total - have) {
+            return self.drop(DropReason::Unsupported);
+        }
+        frame.truncate(total);
+        let b = frame.bytes_mut();
+        let et = ip_ethertype(flow.v6);
+        ethernet::emit_header(b, hop_mac, port_mac, et);
+        let l3 = ethernet::HEADER_LEN;
+        let l4 = l3 + ip_len;
+        let icmp_len = 8 + quote_len;
+        if flow.v6 {
+            ipv6::Ipv6Repr {
+                src: addr_bytes16(me),
+                dst: addr_bytes16(flow.src),
+                next_header: proto::ICMPV6,
+                payload_len: icmp_len as u16,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            }
+            .emit(&mut b[l3..]);
+            let (t, code, rest) = match kind {
+                IcmpError::TooBig(mtu) => (icmpv6::PACKET_TOO_BIG, 0, (mtu as u32).to_be_bytes()),
+                IcmpError::PortUnreachable => (
+                    icmpv6::DEST_UNREACHABLE,
+                    icmpv6::CODE_PORT_UNREACHABLE,
+                    [0; 4],
+                ),
+            };
+            icmp::emit_header(&mut b[l4..], t, code, rest);
+            b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
+            let pseudo = checksum::pseudo_v6(
+                addr_bytes16(me),
+                addr_bytes16(flow.src),
+                proto::ICMPV6,
+                icmp_len as u32,
+            );
+            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[l4..l4 + icmp_len]) {
+                m.fill_checksum(pseudo);
+            }
+        } else {
+            ipv4::Ipv4Repr {
+                src: addr_bytes4(me),
+                dst: addr_bytes4(flow.src),
+                protocol: proto::ICMP,
+                payload_len: icmp_len as u16,
+                ttl: 64,
+                ident: 0,
+                dont_fragment: false,
+                dscp_ecn: 0,
+            }
+            .emit(&mut b[l3..]);
+            let (code, rest) = match kind {
+                IcmpError::TooBig(mtu) => {
+                    (icmp::CODE_FRAG_NEEDED, [0, 0, (mtu >> 8) as u8, mtu as u8])
+                }
+                IcmpError::PortUnreachable => (icmp::CODE_PORT_UNREACHABLE, [0; 4]),
+            };
+            icmp::emit_header(&mut b[l4..], icmp::DEST_UNREACHABLE, code, rest);
+            b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
+            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[l4..l4 + icmp_len]) {
+                m.fill_checksum();
+            }
+        }
+        self.counters.icmp_errors_sent += 1;
+        Verdict::Forward { port: out_port }
+    }
+}

@@ -1,0 +1,143 @@
+//! Local answers: ARP and IPv6 neighbour discovery for the appliance's addresses and VIPs,
+//! and ICMP echo to a VIP.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn arp<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        port: u16,
+        l3: usize,
+        frame: &mut F,
+    ) -> Verdict {
+        let Some(p) = frame
+            .bytes()
+            .get(l3..)
+            .and_then(|b| ArpPacket::new_checked(b).ok())
+        else {
+            return self.drop(DropReason::Malformed);
+        };
+        let (op, sha, spa, tpa) = (p.op(), p.sender_mac(), p.sender_ip(), p.target_ip());
+        self.learn(IpAddr::from(spa), sha);
+        let target = IpAddr::from(tpa);
+        if op != arp::OP_REQUEST || !(snap.is_vip(target) || snap.is_local(target)) {
+            return Verdict::ToHost;
+        }
+        let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let b = frame.bytes_mut();
+        ethernet::emit_header(b, sha, mac, EtherType::ARP);
+        if let Some(body) = b.get_mut(l3..) {
+            arp::emit(body, arp::OP_REPLY, mac, tpa, sha, spa);
+        }
+        self.counters.arp_replies += 1;
+        Verdict::Forward { port }
+    }
+
+    /// Neighbour discovery: learns from solicitations and advertisements, and answers a
+    /// solicitation for a VIP or an own address with an advertisement. None when the frame
+    /// is not ND (it then follows the normal path).
+    pub(super) fn neighbour_discovery<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        port: u16,
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        let l4 = frame.bytes().get(flow.l4..flow.end)?;
+        let m = Icmpv6Packet::new_checked(l4).ok()?;
+        let (kind, target) = (m.msg_type(), m.nd_target());
+        match kind {
+            icmpv6::NEIGHBOR_ADVERT => {
+                if let Some(mac) = m.nd_lladdr(icmpv6::OPT_TARGET_LL) {
+                    self.learn(IpAddr::from(target), mac);
+                }
+                return Some(Verdict::ToHost);
+            }
+            icmpv6::NEIGHBOR_SOLICIT => {}
+            _ => return None,
+        }
+        let requester_mac = m.nd_lladdr(icmpv6::OPT_SOURCE_LL);
+        let unspecified = flow.src == IpAddr::from([0u8; 16]);
+        if let (Some(mac), false) = (requester_mac, unspecified) {
+            self.learn(flow.src, mac);
+        }
+        let target_ip = IpAddr::from(target);
+        if !(snap.is_vip(target_ip) || snap.is_local(target_ip)) {
+            return Some(Verdict::ToHost);
+        }
+        let Some(port_mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return Some(self.drop(DropReason::NoRoute));
+        };
+        let frame_src: [u8; 6] = frame
+            .bytes()
+            .get(6..12)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 6]);
+        // To the requester, or to all nodes for a duplicate-address probe.
+        let (dst_ip, dst_mac, flags) = if unspecified {
+            (
+                [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x33, 0x33, 0, 0, 0, 1],
+                icmpv6::NA_OVERRIDE,
+            )
+        } else {
+            (
+                addr_bytes16(flow.src),
+                requester_mac.unwrap_or(frame_src),
+                icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE,
+            )
+        };
+        let total = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32;
+        let have = frame.bytes().len();
+        if have < total && !frame.append(total - have) {
+            return Some(self.drop(DropReason::Unsupported));
+        }
+        frame.truncate(total);
+        let b = frame.bytes_mut();
+        emit_nd(b, dst_mac, port_mac, target, dst_ip, |m| {
+            icmpv6::emit_neighbor_advert(m, target, port_mac, flags)
+        });
+        self.counters.arp_replies += 1;
+        Some(Verdict::Forward { port })
+    }
+
+    pub(super) fn echo_reply<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        port: u16,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let b = frame.bytes_mut();
+        let src_mac: [u8; 6] = b
+            .get(6..12)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 6]);
+        set_macs(b, src_mac, mac);
+        if flow.v6 {
+            if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3..flow.end]) {
+                ip.set_src(addr_bytes16(flow.dst));
+                ip.set_dst(addr_bytes16(flow.src));
+            }
+            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[flow.l4..flow.end]) {
+                m.set_type(icmpv6::ECHO_REPLY); // the pseudo-header sum is symmetric
+            }
+        } else {
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3..flow.end]) {
+                ip.set_src(addr_bytes4(flow.dst));
+                ip.set_dst(addr_bytes4(flow.src));
+            }
+            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[flow.l4..flow.end]) {
+                m.set_type(icmp::ECHO_REPLY);
+            }
+        }
+        self.counters.icmp_replies += 1;
+        Verdict::Forward { port }
+    }
+}

@@ -1,0 +1,318 @@
+//! The forwarding methods: NAT (rewrite both ways), DR (MAC only) and TUN (IP-in-IP), and
+//! the header rewrites and encapsulation they share.
+
+use super::*;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Src,
+    Dst,
+}
+
+/// NAT rewrite of one side's address and port, TTL / hop limit decremented, every checksum
+/// updated incrementally.
+pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
+    let old_addr = if side == Side::Dst {
+        flow.dst
+    } else {
+        flow.src
+    };
+    let (old16, new16) = (addr_bytes16(old_addr), addr_bytes16(addr));
+    let (old4, new4) = (addr_bytes4(old_addr), addr_bytes4(addr));
+    let (old, new): (&[u8], &[u8]) = if flow.v6 {
+        (&old16, &new16)
+    } else {
+        (&old4, &new4)
+    };
+    rewrite_ip_only(b, flow, side, addr);
+    let Some(l4b) = b.get_mut(flow.l4..flow.end) else {
+        return;
+    };
+    match flow.proto {
+        proto::TCP => {
+            if let Ok(mut t) = TcpPacket::new_checked(l4b) {
+                t.adjust_checksum(old, new);
+                match side {
+                    Side::Dst => t.set_dst_port(port),
+                    Side::Src => t.set_src_port(port),
+                }
+            }
+        }
+        proto::UDP => {
+            if let Ok(mut u) = UdpPacket::new_checked(l4b) {
+                u.adjust_checksum(old, new);
+                match side {
+                    Side::Dst => u.set_dst_port(port),
+                    Side::Src => u.set_src_port(port),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Rewrites one address of the outer IP header (header checksum kept) and decrements the
+/// TTL / hop limit; the L4 checksum is the caller's.
+pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr) {
+    let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
+        return;
+    };
+    if flow.v6 {
+        if let Ok(mut ip) = Ipv6Packet::new_checked(&mut *ipb) {
+            match side {
+                Side::Dst => ip.set_dst(addr_bytes16(addr)),
+                Side::Src => ip.set_src(addr_bytes16(addr)),
+            }
+            ip.set_hop_limit(flow.ttl.saturating_sub(1));
+        }
+    } else if let Ok(mut ip) = Ipv4Packet::new_checked(&mut *ipb) {
+        match side {
+            Side::Dst => ip.set_dst(addr_bytes4(addr)),
+            Side::Src => ip.set_src(addr_bytes4(addr)),
+        }
+        ip.set_ttl(flow.ttl.saturating_sub(1));
+    }
+}
+
+/// Wraps the IP datagram in an outer header (IPIP or IPv6-in-IPv6) after a fresh Ethernet
+/// header. Any VLAN tag of the frame is not kept. With `offload`, the port fills in the
+/// outer IPv4 checksum.
+pub(super) fn encapsulate<F: Frame>(
+    frame: &mut F,
+    flow: &Flow,
+    (src, dst): (IpAddr, IpAddr),
+    (hop_mac, port_mac): ([u8; 6], [u8; 6]),
+    offload: bool,
+) -> bool {
+    let outer = if flow.v6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::MIN_HEADER_LEN
+    };
+    let inner_len = flow.end - flow.l3;
+    // Drop Ethernet padding and tags: the inner datagram starts right after the new header.
+    frame.truncate(flow.end);
+    let grow = (ethernet::HEADER_LEN + outer).saturating_sub(flow.l3);
+    let shrink = flow.l3.saturating_sub(ethernet::HEADER_LEN + outer);
+    if grow > 0 && !frame.prepend(grow) {
+        return false;
+    }
+    let b = frame.bytes_mut();
+    if shrink > 0 {
+        // More link header than needed (two VLAN tags on IPv4): move the datagram down.
+        b.copy_within(flow.l3..flow.l3 + inner_len, ethernet::HEADER_LEN + outer);
+    }
+    let et = ip_ethertype(flow.v6);
+    ethernet::emit_header(b, hop_mac, port_mac, et);
+    let l3 = ethernet::HEADER_LEN;
+    if flow.v6 {
+        ipv6::Ipv6Repr {
+            src: addr_bytes16(src),
+            dst: addr_bytes16(dst),
+            next_header: proto::IPV6,
+            payload_len: inner_len as u16,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut b[l3..]);
+    } else {
+        ipv4::Ipv4Repr {
+            src: addr_bytes4(src),
+            dst: addr_bytes4(dst),
+            protocol: proto::IPIP,
+            payload_len: inner_len as u16,
+            ttl: 64,
+            ident: 0,
+            dont_fragment: flow.df,
+            dscp_ecn: 0,
+        }
+        .emit(&mut b[l3..]);
+    }
+    if shrink > 0 {
+        frame.truncate(ethernet::HEADER_LEN + outer + inner_len);
+    }
+    if !flow.v6 && offload && frame.offload_ipv4_checksum(l3, outer) {
+        if let Some(c) = frame.bytes_mut().get_mut(l3 + 10..l3 + 12) {
+            c.fill(0);
+        }
+    }
+    true
+}
+
+pub(super) fn set_macs(b: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
+    if let Ok(mut e) = EthernetFrame::new_checked(b) {
+        e.set_dst(dst);
+        e.set_src(src);
+    }
+}
+
+pub(super) fn ip_ethertype(v6: bool) -> u16 {
+    if v6 {
+        EtherType::IPV6
+    } else {
+        EtherType::IPV4
+    }
+}
+
+pub(super) fn addr_bytes4(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(v) => v.octets(),
+        IpAddr::V6(_) => [0; 4],
+    }
+}
+
+pub(super) fn addr_bytes16(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V6(v) => v.octets(),
+        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+    }
+}
+
+impl Engine {
+    /// Client -> real server.
+    pub(super) fn forward_to_server<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        let key = in_key(&flow);
+        let mut found = self.table.lookup_in(&key);
+        // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection starts a new one.
+        if let (Some(id), true) = (
+            found,
+            flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN,
+        ) {
+            let st = self.table.get(id).map(|c| TcpState::from_u8(c.state));
+            if matches!(st, Some(TcpState::TimeWait | TcpState::Close)) {
+                self.release(id, loads);
+                found = None;
+            }
+        }
+        let id = match found {
+            Some(id) => id,
+            None => match self.new_conn(snap, loads, now, key, &flow) {
+                Ok(id) => id,
+                Err(DropReason::NoServer) => {
+                    // No server available: drop, and tell the client (port unreachable).
+                    self.counters.drops[DropReason::NoServer as usize] += 1;
+                    return self.icmp_error(snap, flow, IcmpError::PortUnreachable, frame);
+                }
+                Err(r) => return self.drop(r),
+            },
+        };
+        let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.daddr, c.dport)) else {
+            return self.drop(DropReason::NoConnection);
+        };
+        let method = Method::from_u8(conn.method);
+        let dir = if method == Method::Nat {
+            Direction::Input
+        } else {
+            Direction::InputOnly
+        };
+        self.track(id, &conn, dir, &flow, now, loads);
+        if conn.flags & flags::ONE_PACKET != 0 {
+            self.release(id, loads);
+        }
+        let bytes = flow.end - flow.l3;
+        Counters::bump(&mut self.counters.svc_in, usize::from(conn.service), bytes);
+        Counters::bump(&mut self.counters.dest_in, conn.dest as usize, bytes);
+        // A server on the appliance itself (IPVS's "Local"): the host's stack, which holds
+        // the VIP on the port's twin, gets the packet unchanged.
+        if conn.flags & flags::LOCAL != 0 {
+            return Verdict::ToHost;
+        }
+        let daddr = ip_of(&conn.addr);
+        let (out_port, hop_mac) = match self.next_hop(snap, id, daddr, true, now, frame) {
+            Ok(h) => (h.port, h.mac),
+            Err(verdict) => return verdict,
+        };
+        let Some(port_info) = snap.ports.get(usize::from(out_port)) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let port_mac = port_info.mac;
+        match method {
+            Method::Nat => {
+                if flow.ttl <= 1 {
+                    return self.drop(DropReason::Ttl);
+                }
+                rewrite(frame.bytes_mut(), &flow, Side::Dst, daddr, conn.port);
+                set_macs(frame.bytes_mut(), hop_mac, port_mac);
+                Verdict::Forward { port: out_port }
+            }
+            Method::Dr => {
+                set_macs(frame.bytes_mut(), hop_mac, port_mac);
+                Verdict::Forward { port: out_port }
+            }
+            Method::Tun => {
+                let Some(src) = snap.local_addr(out_port, daddr) else {
+                    return self.drop(DropReason::NoRoute);
+                };
+                let outer = if flow.v6 {
+                    ipv6::HEADER_LEN
+                } else {
+                    ipv4::MIN_HEADER_LEN
+                };
+                let inner_len = flow.end - flow.l3;
+                if inner_len + outer > usize::from(port_info.mtu) {
+                    if flow.v6 || flow.df {
+                        let mtu = usize::from(port_info.mtu) - outer;
+                        return self.icmp_error(snap, flow, IcmpError::TooBig(mtu), frame);
+                    }
+                    return self.drop(DropReason::TooBig);
+                }
+                if !encapsulate(
+                    frame,
+                    &flow,
+                    (src, daddr),
+                    (hop_mac, port_mac),
+                    port_info.ip_checksum_offload,
+                ) {
+                    return self.drop(DropReason::Unsupported);
+                }
+                Verdict::Forward { port: out_port }
+            }
+        }
+    }
+
+    /// Real server -> client (NAT).
+    pub(super) fn forward_to_client<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        id: crate::conn::ConnId,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.vaddr, c.vport)) else {
+            return self.drop(DropReason::NoConnection);
+        };
+        self.track(id, &conn, Direction::Output, &flow, now, loads);
+        let bytes = flow.end - flow.l3;
+        Counters::bump(&mut self.counters.svc_out, usize::from(conn.service), bytes);
+        Counters::bump(&mut self.counters.dest_out, conn.dest as usize, bytes);
+        if flow.ttl <= 1 {
+            return self.drop(DropReason::Ttl);
+        }
+        let (out_port, hop_mac) = match self.next_hop(snap, id, flow.dst, false, now, frame) {
+            Ok(h) => (h.port, h.mac),
+            Err(verdict) => return verdict,
+        };
+        let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        rewrite(
+            frame.bytes_mut(),
+            &flow,
+            Side::Src,
+            ip_of(&conn.addr),
+            conn.port,
+        );
+        set_macs(frame.bytes_mut(), hop_mac, port_mac);
+        Verdict::Forward { port: out_port }
+    }
+}

@@ -1,0 +1,261 @@
+//! Neighbours: next hops cached per connection (an epoch invalidates them), MACs learned
+//! and shared with the other workers, and requests sent ahead of traffic.
+
+use super::*;
+
+/// Where a packet leaves: the port and the next hop's MAC.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NextHop {
+    pub(super) port: u16,
+    pub(super) mac: [u8; 6],
+}
+
+/// Most neighbour news an engine keeps between two passes of its worker.
+pub(super) const NEWS_CAPACITY: usize = 64;
+
+/// Writes a 32-byte neighbour-discovery message (filled by `body`) in Ethernet and IPv6
+/// (hop limit 255), with its checksum.
+pub(super) fn emit_nd(
+    b: &mut [u8],
+    eth_dst: [u8; 6],
+    eth_src: [u8; 6],
+    src: [u8; 16],
+    dst: [u8; 16],
+    body: impl FnOnce(&mut [u8]),
+) {
+    ethernet::emit_header(b, eth_dst, eth_src, EtherType::IPV6);
+    let l3 = ethernet::HEADER_LEN;
+    let l4 = l3 + ipv6::HEADER_LEN;
+    let Some(ip) = b.get_mut(l3..l4) else { return };
+    ipv6::Ipv6Repr {
+        src,
+        dst,
+        next_header: proto::ICMPV6,
+        payload_len: 32,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(ip);
+    let Some(m) = b.get_mut(l4..l4 + 32) else {
+        return;
+    };
+    body(m);
+    let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, 32);
+    if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
+        p.fill_checksum(pseudo);
+    }
+}
+
+impl Engine {
+    /// Forgets every cached next hop (routes, ports or neighbours changed).
+    pub(super) fn new_hop_epoch(&mut self) {
+        self.hop_epoch = self.hop_epoch.wrapping_add(1).max(1);
+        self.hops.clear();
+        self.hop_ids.clear();
+    }
+
+    /// The port and next-hop MAC towards `dst` for connection `id`, from the connection's
+    /// cache while its epoch is current; otherwise by route and neighbour lookup, cached.
+    /// Without one, the packet's verdict: dropped for no route, or (next hop unresolved)
+    /// turned into an ARP request / neighbour solicitation (see [`Engine::resolve`]).
+    pub(super) fn next_hop<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        id: crate::conn::ConnId,
+        dst: IpAddr,
+        to_server: bool,
+        now: u32,
+        frame: &mut F,
+    ) -> Result<NextHop, Verdict> {
+        let cached = self.table.get(id).and_then(|c| {
+            let i = if to_server {
+                c.hop_to_server
+            } else {
+                c.hop_to_client
+            };
+            (c.hop_epoch == self.hop_epoch).then_some(i)
+        });
+        if let Some(hop) = cached.and_then(|i| self.hops.get(usize::from(i))) {
+            return Ok(*hop);
+        }
+        let Some((port, hop)) = snap.route(dst) else {
+            return Err(self.drop(DropReason::NoRoute));
+        };
+        let Some(mac) = self.neighbour(snap, hop) else {
+            return Err(self.resolve(snap, now, port, hop, frame));
+        };
+        let next = NextHop { port, mac };
+        let index = match self.hop_ids.get(&(port, hop)) {
+            Some(&i) => i,
+            None if self.hops.len() < self.neighbour_capacity.min(usize::from(NO_HOP)) => {
+                let i = self.hops.len() as u16;
+                self.hops.push(next);
+                self.hop_ids.insert((port, hop), i);
+                i
+            }
+            None => return Ok(next),
+        };
+        let epoch = self.hop_epoch;
+        if let Some(c) = self.table.get_mut(id) {
+            if c.hop_epoch != epoch {
+                c.hop_epoch = epoch;
+                c.hop_to_server = NO_HOP;
+                c.hop_to_client = NO_HOP;
+            }
+            if to_server {
+                c.hop_to_server = index;
+            } else {
+                c.hop_to_client = index;
+            }
+        }
+        Ok(next)
+    }
+
+    pub(super) fn neighbour(&self, snap: &Snapshot, ip: IpAddr) -> Option<[u8; 6]> {
+        snap.neighbours
+            .get(&ip)
+            .or_else(|| self.learned.get(&ip))
+            .copied()
+    }
+
+    pub(super) fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        if self.learned.get(&ip) == Some(&mac) {
+            return;
+        }
+        if self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip) {
+            if self.learned.insert(ip, mac).is_some() {
+                self.new_hop_epoch();
+            }
+            if self.news.len() < NEWS_CAPACITY {
+                self.news.push((ip, mac));
+            }
+        }
+    }
+
+    /// A neighbour another worker learned (ARP and neighbour discovery answers reach only
+    /// the worker whose queue received them).
+    pub fn learn_from_peer(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        let room = self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip);
+        if room && self.learned.insert(ip, mac).is_some_and(|old| old != mac) {
+            self.new_hop_epoch();
+        }
+    }
+
+    /// Neighbours this engine learned since the last call, for the other workers.
+    pub fn take_news(&mut self, mut each: impl FnMut(IpAddr, [u8; 6])) {
+        for (ip, mac) in self.news.drain(..) {
+            each(ip, mac);
+        }
+    }
+
+    /// The next hops the snapshot's real servers and gateways need whose MAC is unknown and
+    /// for which no request went out this second, with their ports (at most `limit`).
+    pub fn unresolved_hops(
+        &self,
+        snap: &Snapshot,
+        now: u32,
+        limit: usize,
+        out: &mut Vec<(u16, IpAddr)>,
+    ) {
+        out.clear();
+        let servers = snap
+            .services
+            .iter()
+            .flat_map(|s| s.servers.iter())
+            .map(|r| r.addr)
+            .filter(|a| !snap.is_local(*a))
+            .filter_map(|a| snap.route(a));
+        let gateways = snap
+            .routes
+            .iter()
+            .filter_map(|r| r.gateway.map(|g| (r.port, g)));
+        for (port, hop) in servers.chain(gateways) {
+            if out.len() >= limit {
+                break;
+            }
+            let due = self.requested.get(&hop).is_none_or(|&t| now > t);
+            if due && self.neighbour(snap, hop).is_none() && !out.contains(&(port, hop)) {
+                out.push((port, hop));
+            }
+        }
+    }
+
+    /// The next hop's MAC is unknown: the packet is dropped (counted) and, at most once a
+    /// second per address, the frame becomes an ARP request / neighbour solicitation for it.
+    pub(super) fn resolve<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        port: u16,
+        hop: IpAddr,
+        frame: &mut F,
+    ) -> Verdict {
+        self.counters.drops[DropReason::NoNeighbour as usize] += 1;
+        if self.solicit(snap, now, port, hop, frame) {
+            Verdict::Forward { port }
+        } else {
+            Verdict::Drop(DropReason::NoNeighbour)
+        }
+    }
+
+    /// Makes `frame` an ARP request / neighbour solicitation for `hop` out of `port`, unless
+    /// one went out this second (or the table is full); true when it did.
+    pub fn solicit<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        port: u16,
+        hop: IpAddr,
+        frame: &mut F,
+    ) -> bool {
+        let due = match self.requested.get(&hop) {
+            Some(&t) => now > t,
+            None => self.requested.len() < self.neighbour_capacity,
+        };
+        let (Some(port_mac), Some(me)) = (
+            snap.ports.get(usize::from(port)).map(|p| p.mac),
+            snap.local_addr(port, hop),
+        ) else {
+            return false;
+        };
+        if !due {
+            return false;
+        }
+        let total = match hop {
+            IpAddr::V4(_) => ethernet::HEADER_LEN + arp::LEN,
+            IpAddr::V6(_) => ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32,
+        };
+        let have = frame.bytes().len();
+        if have < total && !frame.append(total - have) {
+            return false;
+        }
+        frame.truncate(total);
+        self.requested.insert(hop, now);
+        let b = frame.bytes_mut();
+        let l3 = ethernet::HEADER_LEN;
+        match (hop, me) {
+            (IpAddr::V4(h), IpAddr::V4(m)) => {
+                ethernet::emit_header(b, [0xff; 6], port_mac, EtherType::ARP);
+                arp::emit(
+                    &mut b[l3..],
+                    arp::OP_REQUEST,
+                    port_mac,
+                    m.octets(),
+                    [0; 6],
+                    h.octets(),
+                );
+            }
+            _ => {
+                let (target, src) = (addr_bytes16(hop), addr_bytes16(me));
+                let group = icmpv6::solicited_node(target);
+                let mac = [0x33, 0x33, group[12], group[13], group[14], group[15]];
+                emit_nd(b, mac, port_mac, src, group, |m| {
+                    icmpv6::emit_neighbor_solicit(m, target, port_mac)
+                });
+            }
+        }
+        self.counters.neighbour_requests += 1;
+        true
+    }
+}

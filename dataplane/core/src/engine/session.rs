@@ -1,0 +1,285 @@
+//! Sessions: new connections through the scheduler (with persistence templates), the TCP
+//! state tracked per packet, release of a server's load, and incremental expiry.
+
+use super::*;
+
+/// What forwarding needs of a connection, copied out of its entry (not all of it: the
+/// packet path reads a few fields), with the address and port it rewrites to.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Binding {
+    pub(super) method: u8,
+    pub(super) flags: u8,
+    pub(super) state: u8,
+    pub(super) service: u16,
+    pub(super) dest: u32,
+    pub(super) addr: crate::conn::Addr16,
+    pub(super) port: u16,
+}
+
+impl Binding {
+    #[inline]
+    pub(super) fn of(c: &Conn, addr: crate::conn::Addr16, port: u16) -> Binding {
+        Binding {
+            method: c.method,
+            flags: c.flags,
+            state: c.state,
+            service: c.service,
+            dest: c.dest,
+            addr,
+            port,
+        }
+    }
+}
+
+/// Most entries one [`Engine::expire`] call visits.
+pub const EXPIRE_BUDGET_MAX: usize = 256;
+
+/// How long a template of a service no longer known lives on while it controls connections.
+pub(super) const TEMPLATE_REARM: u32 = 60;
+
+/// The address a group (firewall mark) persists under: ::ffff:0:0 plus the mark, which no
+/// real client or VIP uses.
+pub(super) fn group_addr(mark: u32) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[0] = 0xfd;
+    a[12..].copy_from_slice(&mark.to_be_bytes());
+    a
+}
+
+impl Engine {
+    /// Runs the connection timers, visiting at most `budget` (<= [`EXPIRE_BUDGET_MAX`]) entries. Expired
+    /// connections leave their server's counters and their template's count; a template
+    /// lives on while it still controls connections.
+    pub fn expire(&mut self, now: u32, budget: usize, loads: &[DestLoad]) -> usize {
+        // Templates that lost a connection (kept across calls: no per-poll zeroing).
+        let released = &mut self.released;
+        released.clear();
+        let persistence = &self.persistence;
+        let visited = self
+            .table
+            .expire(now, budget.min(released.capacity()), |_, c| {
+                if c.is_template() {
+                    if c.controls > 0 {
+                        let rearm = persistence.get(usize::from(c.service));
+                        return Some(now + rearm.copied().unwrap_or(TEMPLATE_REARM));
+                    }
+                    if let Some(l) = loads.get(c.dest as usize) {
+                        l.remove_persistent();
+                    }
+                    return None;
+                }
+                if let Some(l) = loads.get(c.dest as usize) {
+                    l.unbind(c.flags & flags::ACTIVE != 0);
+                }
+                if let Some(t) = c.template_id() {
+                    released.push(t.0);
+                }
+                None
+            });
+        for &t in &self.released {
+            if let Some(t) = self.table.get_mut(crate::conn::ConnId(t)) {
+                t.controls = t.controls.saturating_sub(1);
+            }
+        }
+        visited
+    }
+
+    /// TCP state and timer upkeep for a packet of a connection.
+    pub(super) fn track(
+        &mut self,
+        id: crate::conn::ConnId,
+        conn: &Binding,
+        dir: Direction,
+        flow: &Flow,
+        now: u32,
+        loads: &[DestLoad],
+    ) {
+        let timeout = if flow.proto == proto::TCP {
+            let from = TcpState::from_u8(conn.state);
+            let to = transition(dir, from, flow.tcp_flags);
+            if to != from {
+                if let Some(l) = loads.get(conn.dest as usize) {
+                    account_transition(l, from, to);
+                }
+                if let Some(c) = self.table.get_mut(id) {
+                    c.state = to as u8;
+                    c.flags = if to.is_active() {
+                        c.flags | flags::ACTIVE
+                    } else {
+                        c.flags & !flags::ACTIVE
+                    };
+                }
+            }
+            self.timeouts.tcp_state(to)
+        } else {
+            self.timeouts.udp
+        };
+        self.table.set_expires(id, now + timeout);
+    }
+
+    /// A connection ends before its timer (rescheduled SYN): counters and template.
+    pub(super) fn release(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
+        if let Some(c) = self.table.remove(id) {
+            if let Some(l) = loads.get(c.dest as usize) {
+                l.unbind(c.flags & flags::ACTIVE != 0);
+            }
+            if let Some(t) = c.template_id().and_then(|t| self.table.get_mut(t)) {
+                t.controls = t.controls.saturating_sub(1);
+            }
+        }
+    }
+
+    pub(super) fn new_conn(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        key: InKey,
+        flow: &Flow,
+    ) -> Result<crate::conn::ConnId, DropReason> {
+        let Some(entry) = snap.service_for(flow.proto, flow.dst, flow.dport) else {
+            return Err(DropReason::NoService);
+        };
+        let entry_id = entry.id;
+        let svc = snap.scheduling_service(entry);
+        if flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) != tcp::SYN {
+            return Err(DropReason::NoConnection);
+        }
+        // Persistence: a template per (masked client, service or group).
+        let mut template = None;
+        let mut chosen = None;
+        if let Some((timeout, mask)) = svc.persistence {
+            let tkey = InKey {
+                proto: flow.proto,
+                caddr: addr16(masked(flow.src, mask)),
+                cport: 0,
+                vaddr: match svc.group {
+                    Some(mark) => group_addr(mark),
+                    None => addr16(svc.vaddr),
+                },
+                vport: if svc.group.is_some() { 0 } else { svc.vport },
+            };
+            if let Some(tid) = self.table.lookup_in(&tkey) {
+                // By address and port: services of one group list the same servers.
+                let dest = self.table.get(tid).map(|t| (t.daddr, t.dport));
+                let same = |s: &&RealServer, (a, p): (crate::conn::Addr16, u16)| {
+                    addr16(s.addr) == a && s.port == p
+                };
+                let i = match dest.and_then(|d| svc.servers.iter().position(|s| same(&s, d))) {
+                    Some(i) => i,
+                    None => {
+                        // Its server was deleted: reschedule and rebind the template (it
+                        // stays in place for the connections it already controls).
+                        let i = self
+                            .schedule(svc, loads, flow, now)
+                            .ok_or(DropReason::NoServer)?;
+                        let s = &svc.servers[i];
+                        if let Some(t) = self.table.get_mut(tid) {
+                            t.dest = s.id as u32;
+                            t.daddr = addr16(s.addr);
+                            t.dport = s.port;
+                            t.method = s.method as u8;
+                        }
+                        if let Some(l) = loads.get(s.id) {
+                            l.add_persistent();
+                        }
+                        i
+                    }
+                };
+                template = Some(tid);
+                chosen = Some(i);
+                self.table.set_expires(tid, now + timeout);
+            }
+            if chosen.is_none() {
+                let i = self
+                    .schedule(svc, loads, flow, now)
+                    .ok_or(DropReason::NoServer)?;
+                let s = &svc.servers[i];
+                let t = Conn::new(
+                    tkey,
+                    addr16(s.addr),
+                    s.port,
+                    entry_id,
+                    s.id as u32,
+                    s.method as u8,
+                    flags::TEMPLATE,
+                );
+                let tid = self
+                    .table
+                    .insert(t, now + timeout)
+                    .map_err(|_| DropReason::TableFull)?;
+                if let Some(l) = loads.get(s.id) {
+                    l.add_persistent();
+                }
+                template = Some(tid);
+                chosen = Some(i);
+            }
+        }
+        let i = match chosen {
+            Some(i) => i,
+            None => self
+                .schedule(svc, loads, flow, now)
+                .ok_or(DropReason::NoServer)?,
+        };
+        let s = &svc.servers[i];
+        let dport = if s.port == 0 { flow.dport } else { s.port };
+        let mut f = if svc.one_packet && flow.proto == proto::UDP {
+            flags::ONE_PACKET
+        } else if s.method == Method::Nat {
+            flags::REPLY_INDEXED
+        } else {
+            0
+        };
+        // Decided once per connection, not per packet.
+        if snap.is_local(s.addr) || s.addr.is_loopback() {
+            f |= flags::LOCAL;
+        }
+        let mut c = Conn::new(
+            key,
+            addr16(s.addr),
+            dport,
+            entry_id,
+            s.id as u32,
+            s.method as u8,
+            f,
+        );
+        if let Some(t) = template {
+            c.template = t.0;
+        }
+        let id = self
+            .table
+            .insert(c, now + self.timeouts.tcp_state(TcpState::None))
+            .map_err(|_| DropReason::TableFull)?;
+        if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
+            t.controls += 1;
+        }
+        if let Some(l) = loads.get(s.id) {
+            l.bind();
+        }
+        self.counters.new_conns += 1;
+        if let Some(n) = self.counters.svc_conns.get_mut(usize::from(entry_id)) {
+            *n += 1;
+        }
+        if let Some(n) = self.counters.dest_conns.get_mut(s.id) {
+            *n += 1;
+        }
+        Ok(id)
+    }
+
+    pub(super) fn schedule(
+        &mut self,
+        svc: &Service,
+        loads: &[DestLoad],
+        flow: &Flow,
+        now: u32,
+    ) -> Option<usize> {
+        let state = self.states.get_mut(usize::from(svc.id))?;
+        let req = Request {
+            client: flow.src,
+            client_port: flow.sport,
+            dst: flow.dst,
+            now: u64::from(now),
+        };
+        sched::pick(&svc.sched, &svc.table, state, &svc.dests, loads, &req)
+    }
+}
