@@ -8,7 +8,7 @@
 
 use crate::gen::Kind;
 use crate::run::{generate, GenPorts, Method, Outcome, Scenario, VIP};
-use dpdk::{Eal, Mempool, Port, PortConf};
+use dpdk::{Eal, EalArgs, Mempool, Port, PortConf};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -192,27 +192,19 @@ pub fn run(
         let mut cmd = match dut {
             Dut::Testpmd => {
                 let mut c = Command::new("dpdk-testpmd");
+                let mut eal = EalArgs::new(format!("0,{dut_lcore}"), prefix.clone());
+                eal.log_level = "error".into();
+                eal.memory_mb = Some(1024);
+                eal.vdevs = (0..2)
+                    .map(|i| {
+                        format!(
+                            "net_memif{i},role=client,id={i},socket={sock},mac={}",
+                            DUT_MAC[i]
+                        )
+                    })
+                    .collect();
+                c.args(eal.to_vec());
                 c.args([
-                    "-l",
-                    &format!("0,{dut_lcore}"),
-                    "--no-huge",
-                    "-m",
-                    "1024",
-                    "--no-pci",
-                    "--file-prefix",
-                    &prefix,
-                    "--log-level",
-                    "error",
-                    "--vdev",
-                    &format!(
-                        "net_memif0,role=client,id=0,socket={sock},mac={}",
-                        DUT_MAC[0]
-                    ),
-                    "--vdev",
-                    &format!(
-                        "net_memif1,role=client,id=1,socket={sock},mac={}",
-                        DUT_MAC[1]
-                    ),
                     "--",
                     "--forward-mode=io",
                     "--auto-start",

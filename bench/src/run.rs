@@ -11,18 +11,17 @@
 
 use crate::gen::{Generator, Histogram, Kind, Stamp, Traffic};
 use crate::memif::{self, Dut};
-use dpdk::{Eal, MbufBurst, Mempool, Port, PortConf, BURST};
+use dpdk::{Eal, EalArgs, MbufBurst, Mempool, Port, PortConf, BURST};
 use rvs_control::appliance::{Appliance, WorkerView};
 use rvs_control::director::{Director, Limits};
-use rvs_core::engine::{owner_of, DropReason, Engine, EngineConfig, PortInfo, Route};
-use rvs_core::publish::{SnapshotCell, SnapshotReader};
+use rvs_core::engine::{owner_of, DropReason, EngineConfig, PortInfo, Route};
+use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
 use rvs_core::{ForwardMode, WorkerCounters, WorkerStats};
-use rvs_worker::{Handoff, LbContext, RxAssignment, WorkerPlan};
+use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -242,30 +241,16 @@ impl Bench {
     /// The generator's (main) lcore and the workers'. Each lcore runs on the CPU of its
     /// number; see [`cpu_map`] when there are fewer CPUs.
     pub fn new(generator: u32, workers: &[u32], memory_mb: u32) -> Result<Bench, dpdk::Error> {
-        let prefix = format!("rvs-bench-{}", std::process::id());
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let list = cpu_map(generator, workers, cpus)
             .iter()
             .map(|(l, c)| format!("{l}@{c}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mem = memory_mb.to_string();
-        let eal = Eal::init(&[
-            "--lcores",
-            &list,
-            "--main-lcore",
-            &generator.to_string(),
-            "--no-huge",
-            "-m",
-            &mem,
-            "--no-shconf",
-            "--no-pci",
-            "--no-telemetry",
-            "--log-level",
-            "error",
-            "--file-prefix",
-            &prefix,
-        ])?;
+        let mut args = EalArgs::scratch(&list, "bench", memory_mb);
+        args.placed = true;
+        args.main_lcore = Some(generator);
+        let eal = Eal::init(&args.to_vec())?;
         let pool = Mempool::new(&eal, "bench_pool", 32767, 256, 2048 + 128, 0)?;
         Ok(Bench {
             eal,
@@ -316,18 +301,12 @@ impl Bench {
         let b_mac = b.mac_addr().map_err(err)?;
 
         let rss_before = rss_kib();
-        let forwarding = Arc::new(AtomicBool::new(true));
-        let plans: Vec<WorkerPlan> = a_rx
+        let queues: Vec<WorkerQueues> = a_rx
             .into_iter()
             .zip(worker_a_tx.into_iter().zip(b_tx))
-            .enumerate()
-            .map(|(i, (rx, (to_a, to_b)))| WorkerPlan {
-                worker: i,
-                mode: if s.method == Method::Io {
-                    ForwardMode::Io
-                } else {
-                    ForwardMode::Lb
-                },
+            .zip(&self.worker_lcores)
+            .map(|((rx, (to_a, to_b)), &lcore)| WorkerQueues {
+                lcore,
                 rx: vec![RxAssignment {
                     rx,
                     out_port: 1,
@@ -335,47 +314,35 @@ impl Bench {
                     from_host: false,
                 }],
                 tx: vec![to_a, to_b],
-                forwarding: forwarding.clone(),
                 host: Vec::new(),
             })
             .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats: Vec<Arc<WorkerStats>> = (0..workers)
-            .map(|_| Arc::new(WorkerStats::default()))
-            .collect();
-        let mut control = None;
-        let mut handles = Vec::with_capacity(workers);
-        if s.method == Method::Io {
-            for ((plan, st), &lcore) in plans.into_iter().zip(&stats).zip(&self.worker_lcores) {
-                let (stop, st) = (stop.clone(), st.clone());
-                let h = self
-                    .eal
-                    .launch(lcore, move || (rvs_worker::run(plan, &stop, &st), None))
-                    .map_err(err)?;
-                handles.push(h);
-            }
+        let (mode, lb) = if s.method == Method::Io {
+            (ForwardMode::Io, None)
         } else {
-            let (appliance, cell, lbs) =
-                lb_setup(&self.eal, n, s, [a_mac, b_mac], &stats, &self.worker_lcores)?;
-            control = Some((appliance, cell));
-            for (((plan, lb), st), &lcore) in plans
-                .into_iter()
-                .zip(lbs)
-                .zip(&stats)
-                .zip(&self.worker_lcores)
-            {
-                let (stop, st) = (stop.clone(), st.clone());
-                let h = self
-                    .eal
-                    .launch(lcore, move || {
-                        let bytes = lb.engine.table.bytes_per_entry();
-                        let (c, e) = rvs_worker::run_lb(plan, lb, &stop, &st);
-                        (c, Some((e, bytes)))
-                    })
-                    .map_err(err)?;
-                handles.push(h);
+            (ForwardMode::Lb, Some(lb_setup(n, s, [a_mac, b_mac])))
+        };
+        let (set, launched) = WorkerSet::launch(
+            &self.eal,
+            mode,
+            queues,
+            lb.as_ref().map(|(_, shared)| shared),
+        );
+        let control = match (launched, lb) {
+            (Err(e), _) => {
+                set.stop_and_join();
+                return Err(format!("{}: {e}", s.name));
             }
-        }
+            (Ok(()), Some((director, shared))) => match lb_rules(s, director, shared.cell, &set) {
+                Ok(control) => Some(control),
+                Err(e) => {
+                    set.stop_and_join();
+                    return Err(e);
+                }
+            },
+            (Ok(()), None) => None,
+        };
+        let stats: Vec<Arc<WorkerStats>> = set.workers.iter().map(|w| w.stats.clone()).collect();
 
         let churn = match (&control, s.churn) {
             (Some((appliance, _)), n) if n > 0 => Some(spawn_churn(
@@ -398,11 +365,7 @@ impl Bench {
         };
         let gen_result = generate(ports, traffic, s, &stats, rss_before, &mut out);
 
-        stop.store(true, Ordering::Relaxed);
-        let mut joined = Vec::with_capacity(workers);
-        for h in handles {
-            joined.push(h.join().map_err(|p| format!("{}: worker: {p}", s.name))?);
-        }
+        let joined = set.stop_and_join();
         if let Some(churn) = churn {
             churn
                 .join()
@@ -410,10 +373,13 @@ impl Bench {
         }
         gen_result?;
         let mut drops = [0u64; DropReason::ALL.len()];
-        for (counters, engine) in &joined {
-            out.sink_overflow += counters.tx_dropped;
-            out.handoffs += counters.handoffs;
-            if let Some((engine, bytes)) = engine {
+        for w in &joined {
+            if let Some(f) = &w.failure {
+                return Err(format!("{}: worker {}: {f}", s.name, w.index));
+            }
+            out.sink_overflow += w.counters.tx_dropped;
+            out.handoffs += w.counters.handoffs;
+            if let (Some(engine), Some(bytes)) = (&w.engine, &w.bytes_per_entry) {
                 out.new_conns += engine.new_conns;
                 for r in DropReason::ALL {
                     drops[r as usize] += engine.drops[r as usize];
@@ -439,21 +405,10 @@ impl Bench {
     }
 }
 
-/// The control side (appliance, snapshot cell) and a context per worker.
-type LbSetup = (Arc<Appliance>, Arc<SnapshotCell>, Vec<LbContext>);
-
 /// The appliance of a scenario: clients behind a router on port 0, four real servers on
-/// port 1 (TUN: behind a router on port 1), one service on each VIP, configured through
-/// the same ipvsadm command layer rvsadm uses; a load-balancing context per worker, with
-/// hand-off rings between every two workers (run `run` names them apart).
-fn lb_setup(
-    eal: &Eal,
-    run: u32,
-    s: &Scenario,
-    macs: [[u8; 6]; 2],
-    stats: &[Arc<WorkerStats>],
-    lcores: &[u32],
-) -> Result<LbSetup, String> {
+/// port 1 (TUN: behind a router on port 1), and what its workers share (hand-off rings
+/// named apart per run `run`). The services come from [`lb_rules`] once workers run.
+fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> (Director, LbShared) {
     let limits = Limits {
         entries: s.vips as usize + 1,
         dests: (s.vips as usize + 1) * (SERVERS + 1) + 8,
@@ -501,14 +456,37 @@ fn lb_setup(
         director.neighbours.push((IpAddr::from([10, 1, 0, i]), mac));
     }
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));
-    let views = stats
+    let shared = LbShared {
+        cell,
+        loads,
+        engine: EngineConfig {
+            conn_capacity: s.conn_capacity,
+            max_services: limits.entries,
+            max_dests: limits.dests,
+            neighbour_capacity: 64,
+        },
+        solicit_pool: None,
+        ring_prefix: format!("bench_ho_{run}"),
+        socket: -1,
+    };
+    (director, shared)
+}
+
+/// The scenario's services (one on each VIP), configured through the same ipvsadm
+/// command layer rvsadm uses; the workers adopt them before the generator starts.
+fn lb_rules(
+    s: &Scenario,
+    director: Director,
+    cell: Arc<SnapshotCell>,
+    workers: &WorkerSet,
+) -> Result<(Arc<Appliance>, Arc<SnapshotCell>), String> {
+    let views = workers
+        .workers
         .iter()
-        .zip(lcores)
-        .enumerate()
-        .map(|(index, (stats, &lcore))| WorkerView {
-            index,
-            lcore,
-            stats: stats.clone(),
+        .map(|w| WorkerView {
+            index: w.index,
+            lcore: w.lcore,
+            stats: w.stats.clone(),
         })
         .collect();
     let appliance = Arc::new(Appliance::new(
@@ -535,32 +513,7 @@ fn lb_setup(
     if r.status != 0 {
         return Err(format!("{}: rules: {}", s.name, r.err));
     }
-    let handoffs = Handoff::mesh(eal, stats.len(), true, &format!("bench_ho_{run}"), -1)
-        .map_err(|e| format!("{}: hand-off ring: {e}", s.name))?;
-    let lbs = handoffs
-        .into_iter()
-        .map(|handoff| {
-            let mut engine = Engine::new(
-                EngineConfig {
-                    conn_capacity: s.conn_capacity,
-                    max_services: limits.entries,
-                    max_dests: limits.dests,
-                    neighbour_capacity: 64,
-                },
-                1,
-            );
-            let reader = SnapshotReader::new(cell.clone());
-            engine.adopt(reader.get());
-            LbContext {
-                engine,
-                snapshot: reader,
-                loads: loads.clone(),
-                handoff,
-                solicit_pool: None,
-            }
-        })
-        .collect();
-    Ok((appliance, cell, lbs))
+    Ok((appliance, cell))
 }
 
 /// VIP number `v` (consecutive from [`VIP`]) with the service port.

@@ -3,18 +3,17 @@
 
 use crate::data_port::{self, DataPort};
 use dpdk::log::Level;
-use dpdk::{Eal, LcoreHandle, Mempool, Port, PortConf, RssConf, BURST};
+use dpdk::{Eal, EalArgs, Mempool, Port, PortConf, RssConf, BURST};
 use rvs_control::appliance::{Appliance, PortView, WorkerView};
 use rvs_control::config::{Config, ConfigError, Hugepages};
 use rvs_control::director::Director;
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::{console, report, socket};
-use rvs_core::engine::{self, Engine, EngineConfig, PortInfo};
-use rvs_core::publish::{SnapshotCell, SnapshotReader};
+use rvs_core::engine::{EngineConfig, PortInfo};
+use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
 use rvs_core::ForwardMode;
-use rvs_core::{WorkerCounters, WorkerStats};
-use rvs_worker::{LbContext, RxAssignment, WorkerPlan};
+use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,51 +101,25 @@ fn free_hugepages() -> bool {
 /// The EAL command line for a config; `hugepages` says whether to use them.
 pub fn eal_args(cfg: &Config, hugepages: bool) -> Vec<String> {
     let lcores: Vec<String> = cfg.eal.lcores.iter().map(u32::to_string).collect();
-    let mut args = vec![
-        if cfg.eal.placement.is_some() {
-            "--lcores"
-        } else {
-            "-l"
-        }
-        .to_string(),
+    let mut args = EalArgs::new(
         cfg.eal
             .placement
             .clone()
             .unwrap_or_else(|| lcores.join(",")),
-        "--file-prefix".into(),
         cfg.eal.file_prefix.clone(),
-        "--log-level".into(),
-        data_port::log_level(&cfg.eal.log_level).name().into(),
-        "--no-telemetry".into(),
-    ];
-    if hugepages {
-        args.push("--huge-unlink".into());
-        if let Some(mb) = cfg.eal.memory_mb {
-            args.extend(["-m".into(), mb.to_string()]);
-        }
-    } else {
-        let mb = cfg.eal.memory_mb.unwrap_or(512);
-        args.extend([
-            "--no-huge".into(),
-            "-m".into(),
-            mb.to_string(),
-            "--no-shconf".into(),
-        ]);
-    }
-    let pci: Vec<&str> = cfg
+    );
+    args.placed = cfg.eal.placement.is_some();
+    args.log_level = data_port::log_level(&cfg.eal.log_level).name().into();
+    args.hugepages = hugepages;
+    args.memory_mb = cfg.eal.memory_mb;
+    args.pci = cfg
         .ports
         .iter()
         .filter(|p| p.is_pci())
-        .map(|p| p.device.as_str())
+        .map(|p| p.device.clone())
         .collect();
-    if pci.is_empty() {
-        args.push("--no-pci".into());
-    }
-    for dev in pci {
-        args.extend(["-a".into(), dev.to_string()]);
-    }
-    args.extend(cfg.eal.extra_args.iter().cloned());
-    args
+    args.extra = cfg.eal.extra_args.clone();
+    args.to_vec()
 }
 
 /// Mbufs needed: every rx and tx descriptor, the workers' bursts and the lcore caches.
@@ -301,7 +274,8 @@ pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, Ru
 }
 
 /// Runs the daemon until SIGINT/SIGTERM, the console's `quit` (with `interactive`, an
-/// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics.
+/// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics. Each step
+/// below is one function: EAL, ports, host twins, workers, the control side, shutdown.
 pub fn run(
     cfg: &Config,
     stop: Arc<AtomicBool>,
@@ -310,6 +284,61 @@ pub fn run(
 ) -> Result<(), RunError> {
     let mut director = build_director(cfg, Vec::new())?;
     let log = EalLog::install();
+    let eal = start_eal(cfg, &log)?;
+    let mut ports = open_ports(&eal, &log, cfg)?;
+    let twins = open_twins(&eal, &log, cfg, &ports)?;
+    director.ports = ports.infos(cfg);
+    let cell = Arc::new(SnapshotCell::new(director.snapshot()));
+    let loads = director.loads().clone();
+    let lb = (cfg.forward == ForwardMode::Lb).then(|| {
+        println!(
+            "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker",
+            director.services.len(),
+            director.dest_count(),
+            cfg.limits.entries,
+            cfg.limits.dests,
+            cfg.connections
+        );
+        LbShared {
+            cell: cell.clone(),
+            loads,
+            engine: EngineConfig {
+                conn_capacity: cfg.connections,
+                max_services: cfg.limits.entries,
+                max_dests: cfg.limits.dests,
+                neighbour_capacity: 4096,
+            },
+            solicit_pool: Some(ports.pools[0].1),
+            ring_prefix: "rvs_ho".into(),
+            socket: ports.main_socket,
+        }
+    });
+    let queues = assign_queues(cfg, &mut ports, twins.queues)?;
+    let (workers, launched) = WorkerSet::launch(&eal, cfg.forward, queues, lb.as_ref());
+    for w in &workers.workers {
+        println!(
+            "rvs: worker {} on lcore {}: forward {} {}",
+            w.index,
+            w.lcore,
+            cfg.forward,
+            describe_rx(cfg, w.index)
+        );
+    }
+    let shared: Vec<Arc<DataPort>> = ports
+        .ports
+        .drain(..)
+        .map(|p| Arc::new(DataPort(p)))
+        .collect();
+    let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
+    let failure = match launched {
+        Err(e) => Some(RunError::Dpdk(e)),
+        Ok(()) => serve(cfg, &appliance, &workers, &stop, interactive, keepalived),
+    };
+    shutdown(cfg, &appliance, workers, shared, twins.ports, failure)
+}
+
+/// The EAL, with hugepages when asked for (or, with "auto", when some are free).
+fn start_eal(cfg: &Config, log: &EalLog) -> Result<Eal, RunError> {
     let use_huge = match cfg.eal.hugepages {
         Hugepages::On => true,
         Hugepages::Off => false,
@@ -322,11 +351,52 @@ pub fn run(
         }
     };
     let args = eal_args(cfg, use_huge);
-    let eal = log
-        .quietly(|| Eal::init(&args))
-        .map_err(|e| RunError::Dpdk(format!("EAL (args: {}): {e}", args.join(" "))))?;
+    log.quietly(|| Eal::init(&args))
+        .map_err(|e| RunError::Dpdk(format!("EAL (args: {}): {e}", args.join(" "))))
+}
 
-    let mut ids = Vec::new();
+/// The data ports, configured and started, with their mbuf pools (one per NUMA socket).
+struct DataPorts {
+    ports: Vec<Port>,
+    macs: Vec<[u8; 6]>,
+    offloads: Vec<bool>,
+    pools: Vec<(i32, Mempool)>,
+    main_socket: i32,
+}
+
+impl DataPorts {
+    /// What the engine knows of each port.
+    fn infos(&self, cfg: &Config) -> Vec<PortInfo> {
+        cfg.ports
+            .iter()
+            .zip(self.macs.iter().zip(&self.offloads))
+            .map(|(p, (mac, offload))| PortInfo {
+                mac: *mac,
+                addrs: p.addresses.clone(),
+                mtu: p.mtu.unwrap_or(1500),
+                ip_checksum_offload: *offload,
+            })
+            .collect()
+    }
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunError> {
+    let n_workers = cfg.workers.len();
+    let main_socket = eal.lcore_socket(eal.main_lcore()) as i32;
+    let mut dp = DataPorts {
+        ports: Vec::new(),
+        macs: Vec::new(),
+        offloads: Vec::new(),
+        pools: Vec::new(),
+        main_socket,
+    };
     for (i, p) in cfg.ports.iter().enumerate() {
         let found = log
             .quietly(|| eal.attach(&p.device))
@@ -339,28 +409,19 @@ pub fn run(
                 p.name
             );
         }
-        ids.push(found[0]);
-    }
-
-    let n_workers = cfg.workers.len();
-    let main_socket = eal.lcore_socket(eal.main_lcore()) as i32;
-    let mut pools: Vec<(i32, Mempool)> = Vec::new();
-    let mut ports = Vec::new();
-    let mut port_macs: Vec<[u8; 6]> = Vec::new();
-    let mut offloads: Vec<bool> = Vec::new();
-    for (i, (p, &id)) in cfg.ports.iter().zip(&ids).enumerate() {
+        let id = found[0];
         let info =
-            Port::info_of(&eal, id).map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
+            Port::info_of(eal, id).map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
         let socket = if info.socket < 0 {
             main_socket
         } else {
             info.socket
         };
-        let pool = match pools.iter().find(|(s, _)| *s == socket) {
+        let pool = match dp.pools.iter().find(|(s, _)| *s == socket) {
             Some((_, pool)) => *pool,
             None => {
                 let pool = Mempool::new(
-                    &eal,
+                    eal,
                     &format!("rvs_mbufs_s{socket}"),
                     pool_size(cfg),
                     cfg.mbuf_cache,
@@ -372,7 +433,7 @@ pub fn run(
                         "{e} (raise eal.memory_mb or lower dataplane.mbufs)"
                     ))
                 })?;
-                pools.push((socket, pool));
+                dp.pools.push((socket, pool));
                 pool
             }
         };
@@ -390,7 +451,7 @@ pub fn run(
             tx_ipv4_checksum: true,
         };
         let mut port = log
-            .quietly(|| Port::configure(&eal, id, &conf, pool))
+            .quietly(|| Port::configure(eal, id, &conf, pool))
             .map_err(|e| {
                 let m = e.to_string();
                 cfg.port_error(i, field_of(&m), m)
@@ -412,8 +473,8 @@ pub fn run(
         log.quietly(|| port.start())
             .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
         let mac = port.mac_addr().unwrap_or_default();
-        port_macs.push(mac);
-        offloads.push(port.tx_ipv4_checksum());
+        dp.macs.push(mac);
+        dp.offloads.push(port.tx_ipv4_checksum());
         let link = port
             .link()
             .map(|l| l.text)
@@ -424,100 +485,103 @@ pub fn run(
             p.name,
             p.device,
             info.driver,
-            mac.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
+            mac_text(&mac),
             p.rx_queues,
             n_workers,
             link
         );
-        ports.push(port);
+        dp.ports.push(port);
     }
+    Ok(dp)
+}
 
-    // Each worker: its rx queues, and its own tx queue (index = worker) on every port.
-    // Host TAP twins (the exception path), one per data port that asks for one.
-    let mut twins: Vec<(String, Port)> = Vec::new();
-    let mut twin_rx: Vec<(usize, dpdk::RxQueue)> = Vec::new();
-    let mut twin_tx: Vec<Vec<Option<dpdk::TxQueue>>> = (0..n_workers)
-        .map(|_| (0..cfg.ports.len()).map(|_| None).collect())
-        .collect();
-    if cfg.forward == ForwardMode::Lb {
-        for (i, p) in cfg.ports.iter().enumerate() {
-            let Some(name) = &p.host_tap else { continue };
-            let pool = pools[0].1;
-            let mut twin = host_twin(&eal, &log, cfg, i, name, port_macs[i], pool)?;
-            let (mut rx, tx) = twin.take_queues().expect("queues are taken once");
-            twin_rx.push((i, rx.remove(0)));
-            for (w, q) in tx.into_iter().enumerate() {
-                twin_tx[w][i] = Some(q);
-            }
-            println!(
-                "rvs: port {:?} has host twin {name} (the kernel's share of its traffic)",
-                p.name
-            );
-            twins.push((name.clone(), twin));
-        }
+/// The host TAP twins (the exception path), one per data port that asks for one, with
+/// the queues the workers use on them.
+struct Twins {
+    ports: Vec<(String, Port)>,
+    queues: TwinQueues,
+}
+
+struct TwinQueues {
+    /// (data port, the twin's rx queue): what the kernel sends, carried by worker 0.
+    rx: Vec<(usize, dpdk::RxQueue)>,
+    /// By worker, by data port: the worker's tx queue on that port's twin.
+    tx: Vec<Vec<Option<dpdk::TxQueue>>>,
+}
+
+fn open_twins(eal: &Eal, log: &EalLog, cfg: &Config, ports: &DataPorts) -> Result<Twins, RunError> {
+    let mut twins = Twins {
+        ports: Vec::new(),
+        queues: TwinQueues {
+            rx: Vec::new(),
+            tx: (0..cfg.workers.len())
+                .map(|_| (0..cfg.ports.len()).map(|_| None).collect())
+                .collect(),
+        },
+    };
+    if cfg.forward != ForwardMode::Lb {
+        return Ok(twins);
     }
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let Some(name) = &p.host_tap else { continue };
+        let mut twin = host_twin(eal, log, cfg, i, name, ports.macs[i], ports.pools[0].1)?;
+        let (mut rx, tx) = twin
+            .take_queues()
+            .ok_or_else(|| cfg.port_error(i, "host_tap", "the twin's queues are gone"))?;
+        if !rx.is_empty() {
+            twins.queues.rx.push((i, rx.remove(0)));
+        }
+        for (w, q) in tx.into_iter().enumerate() {
+            if let Some(slot) = twins.queues.tx.get_mut(w) {
+                slot[i] = Some(q);
+            }
+        }
+        println!(
+            "rvs: port {:?} has host twin {name} (the kernel's share of its traffic)",
+            p.name
+        );
+        twins.ports.push((name.clone(), twin));
+    }
+    Ok(twins)
+}
+
+/// Each worker's queues: the rx queues the configuration gives it, its own tx queue
+/// (index = worker) on every port and twin; worker 0 also carries what the kernel sends.
+fn assign_queues(
+    cfg: &Config,
+    ports: &mut DataPorts,
+    twins: TwinQueues,
+) -> Result<Vec<WorkerQueues>, RunError> {
+    let gone = |what: &str| {
+        RunError::Dpdk(format!(
+            "{what} taken twice (configuration check missed it)"
+        ))
+    };
     let mut rx_queues: Vec<Vec<Option<dpdk::RxQueue>>> = Vec::new();
     let mut tx_queues: Vec<Vec<Option<dpdk::TxQueue>>> = Vec::new();
-    for port in ports.iter_mut() {
-        let (rx, tx) = port.take_queues().expect("queues are taken once");
+    for port in ports.ports.iter_mut() {
+        let (rx, tx) = port.take_queues().ok_or_else(|| gone("port queues"))?;
         rx_queues.push(rx.into_iter().map(Some).collect());
         tx_queues.push(tx.into_iter().map(Some).collect());
     }
-    let worker_stop = Arc::new(AtomicBool::new(false));
-    let forwarding = Arc::new(AtomicBool::new(true));
-    type Outcome = (WorkerCounters, Option<engine::Counters>);
-    let mut running: Vec<(usize, u32, Arc<WorkerStats>, LcoreHandle<Outcome>)> = Vec::new();
-    let infos: Vec<PortInfo> = cfg
-        .ports
-        .iter()
-        .zip(port_macs.iter().zip(&offloads))
-        .map(|(p, (mac, offload))| PortInfo {
-            mac: *mac,
-            addrs: p.addresses.clone(),
-            mtu: p.mtu.unwrap_or(1500),
-            ip_checksum_offload: *offload,
-        })
-        .collect();
-    director.ports = infos;
-    let cell = Arc::new(SnapshotCell::new(director.snapshot()));
-    let loads = director.loads().clone();
-    if cfg.forward == ForwardMode::Lb {
-        println!(
-            "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker",
-            director.services.len(),
-            director.dest_count(),
-            cfg.limits.entries,
-            cfg.limits.dests,
-            cfg.connections
-        );
-    }
-    let mut launch_error = None;
-    // Hand-off rings for lb: one per ordered pair of workers.
-    let n_workers = cfg.workers.len();
-    let lb = cfg.forward == ForwardMode::Lb;
-    let handoffs = rvs_worker::Handoff::mesh(&eal, n_workers, lb, "rvs_ho", main_socket)
-        .map_err(|e| RunError::Dpdk(format!("hand-off ring: {e}")))?;
-    let mut handoffs = handoffs.into_iter();
-    let mut twin_tx = twin_tx.into_iter();
+    let mut twin_rx = twins.rx;
+    let mut twin_tx = twins.tx.into_iter();
+    let mut out = Vec::with_capacity(cfg.workers.len());
     for (w, wc) in cfg.workers.iter().enumerate() {
-        let handoff = handoffs.next().unwrap_or_default();
-        let host = twin_tx.next().unwrap_or_default();
-        let mut rx: Vec<RxAssignment> = wc
-            .rx
-            .iter()
-            .map(|&(p, q)| RxAssignment {
-                rx: rx_queues[p][usize::from(q)]
-                    .take()
-                    .expect("each rx queue has one worker"),
+        let mut rx = Vec::with_capacity(wc.rx.len());
+        for &(p, q) in &wc.rx {
+            let queue = rx_queues
+                .get_mut(p)
+                .and_then(|qs| qs.get_mut(usize::from(q)))
+                .and_then(Option::take)
+                .ok_or_else(|| gone("an rx queue"))?;
+            rx.push(RxAssignment {
+                rx: queue,
                 out_port: cfg.ports[p].peer,
                 in_port: p as u16,
                 from_host: false,
-            })
-            .collect();
-        // The first worker also carries what the kernel sends out of the twins.
+            });
+        }
         if w == 0 {
             rx.extend(twin_rx.drain(..).map(|(p, q)| RxAssignment {
                 rx: q,
@@ -526,146 +590,129 @@ pub fn run(
                 from_host: true,
             }));
         }
-        let tx = tx_queues
-            .iter_mut()
-            .map(|queues| queues[w].take().expect("one tx queue per worker"))
-            .collect();
-        let plan = WorkerPlan {
-            worker: w,
-            mode: cfg.forward,
+        let mut tx = Vec::with_capacity(tx_queues.len());
+        for queues in tx_queues.iter_mut() {
+            tx.push(
+                queues
+                    .get_mut(w)
+                    .and_then(Option::take)
+                    .ok_or_else(|| gone("a tx queue"))?,
+            );
+        }
+        out.push(WorkerQueues {
+            lcore: wc.lcore,
             rx,
             tx,
-            forwarding: forwarding.clone(),
-            host,
-        };
-        let desc: Vec<String> = wc
-            .rx
-            .iter()
-            .map(|&(p, q)| {
-                format!(
-                    "{}:{q} -> {}",
-                    cfg.ports[p].name, cfg.ports[cfg.ports[p].peer].name
-                )
-            })
-            .collect();
-        let lb = (cfg.forward == ForwardMode::Lb).then(|| {
-            let mut engine = Engine::new(
-                EngineConfig {
-                    conn_capacity: cfg.connections,
-                    max_services: cfg.limits.entries,
-                    max_dests: cfg.limits.dests,
-                    neighbour_capacity: 4096,
-                },
-                1,
-            );
-            let snapshot = SnapshotReader::new(cell.clone());
-            engine.adopt(snapshot.get());
-            LbContext {
-                engine,
-                snapshot,
-                loads: loads.clone(),
-                handoff,
-                solicit_pool: (w == 0).then_some(pools[0].1),
-            }
+            host: twin_tx.next().unwrap_or_default(),
         });
-        let stats = Arc::new(WorkerStats::default());
-        let (s, st) = (worker_stop.clone(), stats.clone());
-        let job = move || match lb {
-            Some(ctx) => {
-                let (c, e) = rvs_worker::run_lb(plan, ctx, &s, &st);
-                (c, Some(e))
-            }
-            None => (rvs_worker::run(plan, &s, &st), None),
-        };
-        match eal.launch(wc.lcore, job) {
-            Ok(handle) => {
-                println!(
-                    "rvs: worker {w} on lcore {}: forward {} {}",
-                    wc.lcore,
-                    cfg.forward,
-                    desc.join(", ")
-                );
-                running.push((w, wc.lcore, stats, handle));
-            }
-            Err(e) => {
-                launch_error = Some(RunError::Dpdk(format!("worker {w}: {e}")));
-                break;
-            }
-        }
     }
-    drop((rx_queues, tx_queues));
+    Ok(out)
+}
 
-    let views = running
+/// "in:q -> out" for each rx queue of worker `w`.
+fn describe_rx(cfg: &Config, w: usize) -> String {
+    cfg.workers
+        .get(w)
+        .map(|wc| {
+            wc.rx
+                .iter()
+                .map(|&(p, q)| {
+                    format!(
+                        "{}:{q} -> {}",
+                        cfg.ports[p].name, cfg.ports[cfg.ports[p].peer].name
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// The command layer over the running workers and ports.
+fn control_side(
+    cfg: &Config,
+    director: Director,
+    cell: Arc<SnapshotCell>,
+    workers: &WorkerSet,
+    ports: &[Arc<DataPort>],
+    twins: &[(String, Port)],
+) -> Arc<Appliance> {
+    let views = workers
+        .workers
         .iter()
-        .map(|(w, lcore, stats, _)| WorkerView {
-            index: *w,
-            lcore: *lcore,
-            stats: stats.clone(),
+        .map(|w| WorkerView {
+            index: w.index,
+            lcore: w.lcore,
+            stats: w.stats.clone(),
         })
         .collect();
-    let ports: Vec<Arc<DataPort>> = ports.into_iter().map(|p| Arc::new(DataPort(p))).collect();
     let port_views = cfg
         .ports
         .iter()
-        .zip(&ports)
+        .zip(ports)
         .map(|(p, port)| PortView {
             name: p.name.clone(),
             port: port.clone(),
         })
         .collect();
     let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);
-    appliance.forwarding = forwarding;
+    appliance.forwarding = workers.forwarding.clone();
     appliance.balancing = cfg.forward == ForwardMode::Lb;
     appliance.twins = twins.iter().map(|(name, _)| name.clone()).collect();
     let appliance = appliance.shared();
     appliance.refresh_host_vips();
-    let mut failure = launch_error;
-    if let (None, Some(conf)) = (&failure, keepalived) {
+    appliance
+}
+
+/// Health checks, the control socket and the console, then the wait for a stop; returns
+/// what ended it if that was a failure.
+fn serve(
+    cfg: &Config,
+    appliance: &Arc<Appliance>,
+    workers: &WorkerSet,
+    stop: &Arc<AtomicBool>,
+    interactive: bool,
+    keepalived: Option<&KeepalivedConf>,
+) -> Option<RunError> {
+    if let Some(conf) = keepalived {
         match appliance.load_keepalived(conf) {
             Ok(_) => println!(
                 "rvs: keepalived.conf: {} virtual server(s), health checks running",
                 conf.virtual_servers.len()
             ),
-            Err(e) => failure = Some(RunError::Worker(format!("keepalived.conf: {e}"))),
+            Err(e) => return Some(RunError::Worker(format!("keepalived.conf: {e}"))),
         }
     }
     let control_stop = Arc::new(AtomicBool::new(false));
-    let control = if failure.is_none() {
-        match socket::serve(&cfg.socket, appliance.clone(), control_stop.clone()) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                failure = Some(RunError::Config(ConfigError {
-                    file: cfg.source.file.clone(),
-                    line: None,
-                    field: "control.socket".into(),
-                    message: format!("{}: {e}", cfg.socket.display()),
-                }));
-                None
-            }
+    let control = match socket::serve(&cfg.socket, appliance.clone(), control_stop.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            appliance.stop_health();
+            return Some(RunError::Config(ConfigError {
+                file: cfg.source.file.clone(),
+                line: None,
+                field: "control.socket".into(),
+                message: format!("{}: {e}", cfg.socket.display()),
+            }));
         }
-    } else {
-        None
     };
-    if failure.is_none() {
-        println!(
-            "rvs: forwarding; control socket {} (rvsadm); press Ctrl-C (or send SIGTERM) to stop",
-            cfg.socket.display()
-        );
-    }
-    let console = (failure.is_none() && interactive).then(|| {
+    println!(
+        "rvs: forwarding; control socket {} (rvsadm); press Ctrl-C (or send SIGTERM) to stop",
+        cfg.socket.display()
+    );
+    let console = interactive.then(|| {
         let (a, s) = (appliance.clone(), stop.clone());
         std::thread::Builder::new()
             .name("rvs-console".into())
             .spawn(move || console::run(&a, &s))
     });
+    let mut failure = None;
     let mut last_estimate = Instant::now();
-    while failure.is_none()
-        && !stop.load(Ordering::Relaxed)
-        && !appliance.quit.load(Ordering::Relaxed)
-    {
-        if let Some((w, lcore, ..)) = running.iter().find(|r| r.3.is_finished()) {
+    while !stop.load(Ordering::Relaxed) && !appliance.quit.load(Ordering::Relaxed) {
+        if let Some(w) = workers.stopped_early() {
             failure = Some(RunError::Worker(format!(
-                "worker {w} on lcore {lcore} stopped unexpectedly"
+                "worker {} on lcore {} stopped unexpectedly",
+                w.index, w.lcore
             )));
             break;
         }
@@ -677,30 +724,29 @@ pub fn run(
     }
     appliance.stop_health();
     control_stop.store(true, Ordering::Relaxed);
-    if let Some(h) = control {
-        let _ = h.join();
-    }
+    let _ = control.join();
     // The console thread may sit in a blocking read of the terminal; it is not joined.
     drop(console);
+    failure
+}
+
+/// Stops the workers, prints the final statistics and closes the twins and ports.
+fn shutdown(
+    cfg: &Config,
+    appliance: &Appliance,
+    workers: WorkerSet,
+    ports: Vec<Arc<DataPort>>,
+    twins: Vec<(String, Port)>,
+    mut failure: Option<RunError>,
+) -> Result<(), RunError> {
+    appliance.stop_health();
     drop(appliance.take_ports());
     for (name, twin) in twins {
         if let Err(e) = twin.close() {
             eprintln!("rvs: host twin {name}: {e}");
         }
     }
-
-    worker_stop.store(true, Ordering::Relaxed);
-    let mut finals = Vec::new();
-    for (w, lcore, stats, handle) in running {
-        match handle.join() {
-            Ok((c, e)) => finals.push((w, lcore, c, e)),
-            Err(panic) => {
-                finals.push((w, lcore, stats.read(), None));
-                failure = Some(RunError::Worker(format!("worker {w}: {panic}")));
-            }
-        }
-    }
-
+    let finals = workers.stop_and_join();
     println!("\nrvs: stopping; final statistics");
     for (p, port) in cfg.ports.iter().zip(&ports) {
         match port.0.stats() {
@@ -711,10 +757,13 @@ pub fn run(
             Err(e) => eprintln!("rvs: port {:?}: {e}", p.name),
         }
     }
-    for (w, lcore, c, e) in &finals {
-        print!("{}", report::worker_stats(*w, *lcore, c));
-        if let Some(e) = e {
+    for w in &finals {
+        print!("{}", report::worker_stats(w.index, w.lcore, &w.counters));
+        if let Some(e) = &w.engine {
             print!("{}", report::engine_stats(e));
+        }
+        if let (Some(f), None) = (&w.failure, &failure) {
+            failure = Some(RunError::Worker(format!("worker {}: {f}", w.index)));
         }
     }
     for (p, port) in cfg.ports.iter().zip(ports) {

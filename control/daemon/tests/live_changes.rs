@@ -5,18 +5,17 @@
 //! real server of the service (none misrouted), and every connection stays on the server
 //! it was scheduled to (IPVS keeps even a removed server's connections on it).
 
-use dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, PortConf};
+use dpdk::{Eal, EalArgs, Mbuf, MbufBurst, Mempool, Port, PortConf};
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use rvs_control::appliance::{Appliance, WorkerView};
 use rvs_control::director::{Director, Limits};
-use rvs_core::engine::{Engine, EngineConfig, PortInfo, Route};
-use rvs_core::publish::{SnapshotCell, SnapshotReader};
+use rvs_core::engine::{EngineConfig, PortInfo, Route};
+use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
-use rvs_core::{ForwardMode, WorkerStats};
-use rvs_worker::{Handoff, LbContext, RxAssignment, WorkerPlan};
+use rvs_core::ForwardMode;
+use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,21 +66,7 @@ fn decode(frame: &[u8]) -> Option<((Ipv4Addr, u16), Ipv4Addr)> {
 
 #[test]
 fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
-    let prefix = format!("rvs-test-live-{}", std::process::id());
-    let eal = Eal::init(&[
-        "-l",
-        "0,1",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-shconf",
-        "--no-pci",
-        "--log-level",
-        "error",
-        "--file-prefix",
-        &prefix,
-    ])
-    .expect("EAL init");
+    let eal = Eal::init(&EalArgs::scratch("0,1", "test-live", 512).to_vec()).expect("EAL init");
     let pool = Mempool::new(&eal, "live_pool", 16383, 256, 2048 + 128, 0).unwrap();
     let a_id = eal.attach("net_ring0").unwrap()[0];
     let b_id = eal.attach("net_ring1").unwrap()[0];
@@ -127,7 +112,33 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
     }];
     director.neighbours = vec![(IpAddr::from(GW), GW_MAC)];
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));
-    let stats = Arc::new(WorkerStats::default());
+    let shared = LbShared {
+        cell: cell.clone(),
+        loads,
+        engine: EngineConfig {
+            conn_capacity: 1 << 18,
+            max_services: limits.entries,
+            max_dests: limits.dests,
+            neighbour_capacity: 64,
+        },
+        solicit_pool: None,
+        ring_prefix: "live_ho".into(),
+        socket: -1,
+    };
+    let queues = vec![WorkerQueues {
+        lcore: 1,
+        rx: vec![RxAssignment {
+            rx: a_rx.remove(0),
+            out_port: 1,
+            in_port: 0,
+            from_host: false,
+        }],
+        tx: vec![a_tx.remove(1), b_tx.remove(0)],
+        host: Vec::new(),
+    }];
+    let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Lb, queues, Some(&shared));
+    launched.unwrap();
+    let stats = workers.workers[0].stats.clone();
     let appliance = Arc::new(Appliance::new(
         director,
         cell.clone(),
@@ -141,50 +152,6 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
     ));
     let setup = "-A -t 192.168.1.100:80 -s wrr\n-a -t 192.168.1.100:80 -r 10.0.0.2:80 -m -w 3\n-a -t 192.168.1.100:80 -r 10.0.0.3:80 -m -w 1\n";
     assert_eq!(appliance.ipvsadm(&["-R"], setup).status, 0);
-
-    let mut engine = Engine::new(
-        EngineConfig {
-            conn_capacity: 1 << 18,
-            max_services: limits.entries,
-            max_dests: limits.dests,
-            neighbour_capacity: 64,
-        },
-        1,
-    );
-    let reader = SnapshotReader::new(cell.clone());
-    engine.adopt(reader.get());
-    let lb = LbContext {
-        engine,
-        snapshot: reader,
-        loads,
-        handoff: Handoff {
-            me: 0,
-            workers: 1,
-            to: vec![None],
-            from: Vec::new(),
-            neighbours: Vec::new(),
-        },
-        solicit_pool: None,
-    };
-    let plan = WorkerPlan {
-        worker: 0,
-        mode: ForwardMode::Lb,
-        rx: vec![RxAssignment {
-            rx: a_rx.remove(0),
-            out_port: 1,
-            in_port: 0,
-            from_host: false,
-        }],
-        tx: vec![a_tx.remove(1), b_tx.remove(0)],
-        forwarding: Arc::new(AtomicBool::new(true)),
-        host: Vec::new(),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = {
-        let (stop, stats) = (stop.clone(), stats.clone());
-        eal.launch(1, move || rvs_worker::run_lb(plan, lb, &stop, &stats))
-            .unwrap()
-    };
 
     // The control thread: 10,000 changes through the ipvsadm command layer.
     let changer = {
@@ -296,8 +263,9 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
     }
     let (servers_ever, change_time) = changer.join().expect("every change accepted");
     std::thread::sleep(Duration::from_millis(100));
-    stop.store(true, Ordering::Relaxed);
-    let (counters, engine) = handle.join().expect("worker ran without panicking");
+    let outcome = workers.stop_and_join().remove(0);
+    assert_eq!(outcome.failure, None, "worker ran without panicking");
+    let (counters, engine) = (outcome.counters, outcome.engine.expect("a load balancer"));
 
     assert!(
         cell.generation() > CHANGES as u64,

@@ -3,6 +3,9 @@
 //! The only crate that sees both DPDK and the core.
 
 mod mbuf_frame;
+mod set;
+
+pub use set::{LbShared, RunningWorker, WorkerOutcome, WorkerQueues, WorkerSet};
 
 use crossbeam::queue::ArrayQueue;
 use dpdk::{MbufBurst, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
@@ -30,7 +33,7 @@ pub struct RxAssignment {
 
 /// What a load-balancing worker owns besides its queues.
 #[derive(Debug)]
-pub struct LbContext {
+pub(crate) struct LbContext {
     pub engine: Engine,
     pub snapshot: SnapshotReader,
     pub loads: Arc<Vec<DestLoad>>,
@@ -49,7 +52,7 @@ const SOLICIT_PER_SECOND: usize = 32;
 /// This worker's ends of the hand-off rings: one producer towards every other worker, one
 /// consumer from every other worker (single producer, single consumer each).
 #[derive(Default)]
-pub struct Handoff {
+pub(crate) struct Handoff {
     pub me: usize,
     pub workers: usize,
     /// Indexed by the receiving worker; None for this worker itself.
@@ -208,8 +211,7 @@ pub const CONN_LISTING_LIMIT: usize = 1 << 20;
 
 /// Everything a worker owns.
 #[derive(Debug)]
-pub struct WorkerPlan {
-    pub worker: usize,
+pub(crate) struct WorkerPlan {
     pub mode: ForwardMode,
     pub rx: Vec<RxAssignment>,
     /// This worker's own tx queue on every port, by port index.
@@ -222,7 +224,7 @@ pub struct WorkerPlan {
 }
 
 /// Polls until `stop` is set; returns the final counters (also published to `stats`).
-pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> WorkerCounters {
+pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> WorkerCounters {
     let mut counters = WorkerCounters::default();
     let mut burst: MbufBurst<BURST> = MbufBurst::new();
     let mut pass_start = dpdk::tsc_now();
@@ -264,7 +266,7 @@ pub fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> Work
 /// the port their verdict names. At the top of every pass the worker takes the newest
 /// published snapshot; expiry runs with a small budget on every pass; the engine's counters
 /// are published every 50 ms. Returns the worker's and the engine's counters.
-pub fn run_lb(
+pub(crate) fn run_lb(
     mut plan: WorkerPlan,
     mut lb: LbContext,
     stop: &AtomicBool,

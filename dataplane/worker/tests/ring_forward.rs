@@ -5,11 +5,9 @@
 //! sends on port A's tx queue 0, the worker polls A's rx queue 0 and sends on its own tx
 //! queue 0 of port B, and the test thread reads B's rx queue 0.
 
-use dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, PortConf};
-use rvs_core::{ForwardMode, WorkerStats};
-use rvs_worker::{RxAssignment, WorkerPlan};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use dpdk::{Eal, EalArgs, Mbuf, MbufBurst, Mempool, Port, PortConf};
+use rvs_core::ForwardMode;
+use rvs_worker::{RxAssignment, WorkerQueues, WorkerSet};
 use std::time::{Duration, Instant};
 
 const PACKETS: u64 = 100_000;
@@ -39,21 +37,7 @@ fn mbuf_of(pool: &Mempool, bytes: &[u8]) -> Mbuf {
 
 #[test]
 fn hundred_thousand_packets_arrive_byte_identical() {
-    let prefix = format!("rvs-test-ringfwd-{}", std::process::id());
-    let eal = Eal::init(&[
-        "-l",
-        "0,1",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-pci",
-        "--log-level",
-        "error",
-        "--file-prefix",
-        &prefix,
-    ])
-    .expect("EAL init");
+    let eal = Eal::init(&EalArgs::scratch("0,1", "test-ringfwd", 256).to_vec()).expect("EAL init");
     let pool = Mempool::new(&eal, "fwd_pool", 8191, 256, 2048 + 128, 0).unwrap();
     let a_id = eal.attach("net_ring0").unwrap()[0];
     let b_id = eal.attach("net_ring1").unwrap()[0];
@@ -75,9 +59,8 @@ fn hundred_thousand_packets_arrive_byte_identical() {
 
     let mut test_tx = a_tx.remove(0);
     let mut test_rx = b_rx.remove(0);
-    let plan = WorkerPlan {
-        worker: 0,
-        mode: ForwardMode::Io,
+    let queues = vec![WorkerQueues {
+        lcore: 1,
         rx: vec![RxAssignment {
             rx: a_rx.remove(0),
             out_port: 1,
@@ -85,16 +68,11 @@ fn hundred_thousand_packets_arrive_byte_identical() {
             from_host: false,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
-        forwarding: Arc::new(AtomicBool::new(true)),
         host: Vec::new(),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(WorkerStats::default());
-    let handle = {
-        let (stop, stats) = (stop.clone(), stats.clone());
-        eal.launch(1, move || rvs_worker::run(plan, &stop, &stats))
-            .unwrap()
-    };
+    }];
+    let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Io, queues, None);
+    launched.unwrap();
+    let stats = workers.workers[0].stats.clone();
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut sent, mut received) = (0u64, 0u64);
@@ -127,8 +105,9 @@ fn hundred_thousand_packets_arrive_byte_identical() {
     back.clear();
     assert_eq!(test_rx.rx_burst(&mut back), 0, "no extra packets");
 
-    stop.store(true, Ordering::Relaxed);
-    let counters = handle.join().expect("worker ran without panicking");
+    let outcome = workers.stop_and_join().remove(0);
+    assert_eq!(outcome.failure, None, "worker ran without panicking");
+    let counters = outcome.counters;
     assert_eq!(counters.rx_packets, PACKETS);
     assert_eq!(counters.tx_packets, PACKETS);
     assert_eq!(counters.tx_dropped + counters.malformed, 0);

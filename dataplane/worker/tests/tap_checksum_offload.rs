@@ -2,7 +2,7 @@
 //! offload fills in the header checksum of an mbuf that asks for it (the frame is captured
 //! on the kernel side with tcpdump), and leaves alone one that does not ask.
 
-use dpdk::{Eal, MbufBurst, Mempool, Port, PortConf};
+use dpdk::{Eal, EalArgs, MbufBurst, Mempool, Port, PortConf};
 use etherparse::{Ipv4Header, PacketBuilder};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,21 +52,7 @@ fn tap_port_fills_in_ipv4_checksums_on_request() {
     let pid = std::process::id();
     let iface = format!("rvsck{}", pid % 100_000);
     let _guard = IfaceGuard(iface.clone());
-    let prefix = format!("rvs-test-offload-{pid}");
-    let eal = Eal::init(&[
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-pci",
-        "--log-level",
-        "error",
-        "--file-prefix",
-        &prefix,
-    ])
-    .expect("EAL init");
+    let eal = Eal::init(&EalArgs::scratch("0", "test-offload", 256).to_vec()).expect("EAL init");
     let pool = Mempool::new(&eal, "offload_pool", 4095, 32, 2048 + 128, 0).unwrap();
     let id = eal
         .attach(&format!("net_tap{},iface={iface}", pid % 1000))

@@ -1,6 +1,7 @@
 //! A thin safe layer over `dpdk-sys`.
 //!
-//! * [`Eal`]: EAL initialisation (once per process), device probing, lcore launch.
+//! * [`Eal`]: EAL initialisation (once per process), device probing, lcore launch;
+//!   [`EalArgs`]: every EAL command line rvs builds.
 //! * [`Mempool`], [`Mbuf`], [`MbufBurst`]: packet buffers, freed on drop, bulk alloc/free.
 //! * [`Port`], [`RxQueue`], [`TxQueue`]: ethdev configuration, statistics and bursts.
 //!   Each queue handle has one owner, so DPDK's "one thread per queue" rule holds by type.
@@ -12,6 +13,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod eal;
+mod eal_args;
 mod error;
 mod ethdev;
 mod lcore;
@@ -21,6 +23,7 @@ mod mempool;
 mod ring;
 
 pub use eal::{prefetch, tsc_hz, tsc_now, Eal};
+pub use eal_args::EalArgs;
 pub use error::{Error, Result};
 pub use ethdev::{
     DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, RssConf, RssField, RxQueue, TxQueue,

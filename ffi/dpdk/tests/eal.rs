@@ -1,25 +1,10 @@
 //! The safe layer against a real EAL (`--no-huge`, virtual devices only). EAL initialises
 //! once per process, so this file is one test run in steps.
 
-use dpdk::{mbuf_ring, Eal, Mbuf, MbufBurst, Mempool, Port, PortConf};
+use dpdk::{mbuf_ring, Eal, EalArgs, Mbuf, MbufBurst, Mempool, Port, PortConf};
 
 fn eal_args() -> Vec<String> {
-    let prefix = format!("rvs-test-eal-{}", std::process::id());
-    [
-        "-l",
-        "0,1",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-pci",
-        "--log-level",
-        "error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(["--file-prefix".to_string(), prefix])
-    .collect()
+    EalArgs::scratch("0,1", "test-eal", 256).to_vec()
 }
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {

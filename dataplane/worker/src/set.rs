@@ -1,0 +1,172 @@
+//! The one way to assemble and launch workers, used by the daemon, the benchmark and the
+//! tests: each worker's queues in, running lcores out; hand-off rings, engines, snapshot
+//! readers and statistics blocks are made here and nowhere else.
+
+use crate::{run, run_lb, Handoff, LbContext, RxAssignment, WorkerPlan};
+use dpdk::{Eal, LcoreHandle, Mempool, TxQueue};
+use rvs_core::engine::{Counters, Engine, EngineConfig};
+use rvs_core::publish::{SnapshotCell, SnapshotReader};
+use rvs_core::sched::DestLoad;
+use rvs_core::{ForwardMode, WorkerCounters, WorkerStats};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One worker's queues: what it polls and where its frames leave.
+#[derive(Debug)]
+pub struct WorkerQueues {
+    pub lcore: u32,
+    pub rx: Vec<RxAssignment>,
+    /// Its own tx queue on every port, by port index.
+    pub tx: Vec<TxQueue>,
+    /// By data port: its tx queue on the port's host TAP twin, if any.
+    pub host: Vec<Option<TxQueue>>,
+}
+
+/// What load-balancing workers share.
+#[derive(Debug, Clone)]
+pub struct LbShared {
+    pub cell: Arc<SnapshotCell>,
+    pub loads: Arc<Vec<DestLoad>>,
+    pub engine: EngineConfig,
+    /// Worker 0 sends ARP requests / solicitations ahead of traffic from this pool.
+    pub solicit_pool: Option<Mempool>,
+    /// Hand-off rings are named `{ring_prefix}_{from}_{to}` (unique per EAL).
+    pub ring_prefix: String,
+    pub socket: i32,
+}
+
+type Outcome = (WorkerCounters, Option<Counters>);
+
+/// A launched worker.
+pub struct RunningWorker {
+    pub index: usize,
+    pub lcore: u32,
+    pub stats: Arc<WorkerStats>,
+    /// Bytes one connection of capacity costs (load balancing).
+    pub bytes_per_entry: Option<f64>,
+    handle: LcoreHandle<Outcome>,
+}
+
+impl std::fmt::Debug for RunningWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "worker {} on lcore {}", self.index, self.lcore)
+    }
+}
+
+/// What a worker left when it stopped.
+#[derive(Debug, Clone)]
+pub struct WorkerOutcome {
+    pub index: usize,
+    pub lcore: u32,
+    pub counters: WorkerCounters,
+    pub engine: Option<Counters>,
+    pub bytes_per_entry: Option<f64>,
+    /// The worker panicked: its last published counters stand in.
+    pub failure: Option<String>,
+}
+
+/// The running workers and their shared switches.
+#[derive(Debug)]
+pub struct WorkerSet {
+    pub workers: Vec<RunningWorker>,
+    /// Cleared by the console's `stop`: workers leave their rx queues alone.
+    pub forwarding: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl WorkerSet {
+    /// Launches one worker per entry of `queues` (worker `i` on `queues[i].lcore`). With
+    /// `lb`, each gets an engine over the shared snapshot and its ends of the hand-off mesh.
+    /// A failed launch stops there: the set holds the workers already running, and the
+    /// error says which one failed.
+    pub fn launch(
+        eal: &Eal,
+        mode: ForwardMode,
+        queues: Vec<WorkerQueues>,
+        lb: Option<&LbShared>,
+    ) -> (WorkerSet, Result<(), String>) {
+        let mut set = WorkerSet {
+            workers: Vec::with_capacity(queues.len()),
+            forwarding: Arc::new(AtomicBool::new(true)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let n = queues.len();
+        let mesh = match lb {
+            Some(lb) => match Handoff::mesh(eal, n, n > 1, &lb.ring_prefix, lb.socket) {
+                Ok(m) => m,
+                Err(e) => return (set, Err(format!("hand-off ring: {e}"))),
+            },
+            None => Vec::new(),
+        };
+        let mut mesh = mesh.into_iter();
+        for (index, q) in queues.into_iter().enumerate() {
+            let plan = WorkerPlan {
+                mode,
+                rx: q.rx,
+                tx: q.tx,
+                forwarding: set.forwarding.clone(),
+                host: q.host,
+            };
+            let context = lb.map(|lb| {
+                let mut engine = Engine::new(lb.engine, 1);
+                let snapshot = SnapshotReader::new(lb.cell.clone());
+                engine.adopt(snapshot.get());
+                LbContext {
+                    engine,
+                    snapshot,
+                    loads: lb.loads.clone(),
+                    handoff: mesh.next().unwrap_or_default(),
+                    solicit_pool: lb.solicit_pool.filter(|_| index == 0),
+                }
+            });
+            let bytes_per_entry = context.as_ref().map(|c| c.engine.table.bytes_per_entry());
+            let stats = Arc::new(WorkerStats::default());
+            let (stop, st) = (set.stop.clone(), stats.clone());
+            let job = move || match context {
+                Some(ctx) => {
+                    let (c, e) = run_lb(plan, ctx, &stop, &st);
+                    (c, Some(e))
+                }
+                None => (run(plan, &stop, &st), None),
+            };
+            match eal.launch(q.lcore, job) {
+                Ok(handle) => set.workers.push(RunningWorker {
+                    index,
+                    lcore: q.lcore,
+                    stats,
+                    bytes_per_entry,
+                    handle,
+                }),
+                Err(e) => return (set, Err(format!("worker {index}: {e}"))),
+            }
+        }
+        (set, Ok(()))
+    }
+
+    /// The first worker that stopped on its own (a panic), if any.
+    pub fn stopped_early(&self) -> Option<&RunningWorker> {
+        self.workers.iter().find(|w| w.handle.is_finished())
+    }
+
+    /// Stops every worker and waits for them.
+    pub fn stop_and_join(self) -> Vec<WorkerOutcome> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.workers
+            .into_iter()
+            .map(|w| {
+                let (counters, engine, failure) = match w.handle.join() {
+                    Ok((c, e)) => (c, e, None),
+                    Err(panic) => (w.stats.read(), None, Some(panic.to_string())),
+                };
+                WorkerOutcome {
+                    index: w.index,
+                    lcore: w.lcore,
+                    counters,
+                    engine,
+                    bytes_per_entry: w.bytes_per_entry,
+                    failure,
+                }
+            })
+            .collect()
+    }
+}
