@@ -3,6 +3,7 @@
 //! yardstick. Prints a table, writes JSON and an SVG plot under `bench/results/`.
 #![forbid(unsafe_code)]
 
+mod fixtures;
 mod gen;
 mod memif;
 mod report;
@@ -388,6 +389,15 @@ fn main() -> std::process::ExitCode {
         args.lcores.workers,
         machine
     );
+    match bench.check_fixtures() {
+        Ok(steps) => println!(
+            "rvs-bench: the fixture table ({steps} steps) through a worker over net_ring: as expected"
+        ),
+        Err(e) => {
+            eprintln!("rvs-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     let rvs_bin = args.rvs.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .ok()

@@ -260,6 +260,13 @@ impl Bench {
         })
     }
 
+    /// The fixture table through a worker on the first worker lcore (see
+    /// [`crate::fixtures`]); the number of steps checked.
+    pub fn check_fixtures(&self) -> Result<usize, String> {
+        let lcore = *self.worker_lcores.first().ok_or("no worker lcore")?;
+        crate::fixtures::check(&self.eal, self.pool, lcore)
+    }
+
     pub fn run(&mut self, s: &Scenario, rvs_bin: &Path) -> Result<Outcome, String> {
         let n = self.runs;
         self.runs += 1;

@@ -6,63 +6,48 @@
 
 use etherparse::{IpNumber, PacketBuilder};
 use rvs_core::engine::{DropReason, Frame, VecFrame, Verdict};
+use rvs_testkit::fixtures::{cases, Net};
 use rvs_testkit::*;
 use std::net::IpAddr;
 
+/// Every case of the fixture table on a fresh engine: the verdict and the frame that leaves
+/// for each step, and one drop counter per drop.
 #[test]
-fn nat_ipv4_both_directions() {
-    let mut lab = Lab::new();
-    let input = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [192, 168, 1, 100],
-        64,
-        40000,
-        80,
-        true,
-        false,
-        b"",
-    );
-    let expected = tcp4(
-        PORT1_MAC,
-        RS2_MAC,
-        CLIENT,
-        [10, 0, 0, 2],
-        63,
-        40000,
-        8080,
-        true,
-        false,
-        b"",
-    );
-    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+fn the_fixture_table_on_the_engine() {
+    let net = Net::two_ports();
+    let table = cases(&net);
+    assert!(table.len() >= 10, "{} cases", table.len());
+    for case in &table {
+        let mut lab = Lab::new();
+        for (i, step) in case.steps.iter().enumerate() {
+            let (verdict, out) = lab.run(step.port, &step.input);
+            assert_eq!(verdict, step.verdict, "{}: step {i}", case.name);
+            if let Some(want) = &step.output {
+                assert_eq!(&out, want, "{}: step {i}", case.name);
+            }
+        }
+        for r in DropReason::ALL {
+            let want = case
+                .steps
+                .iter()
+                .filter(|s| s.verdict == Verdict::Drop(r))
+                .count() as u64;
+            assert_eq!(
+                lab.engine.counters.drops[r as usize], want,
+                "{}: {r:?}",
+                case.name
+            );
+        }
+    }
+}
 
-    let reply = tcp4(
-        RS2_MAC,
-        PORT1_MAC,
-        [10, 0, 0, 2],
-        CLIENT,
-        64,
-        8080,
-        40000,
-        true,
-        true,
-        b"hello",
-    );
-    let expected = tcp4(
-        PORT0_MAC,
-        GW_MAC,
-        [192, 168, 1, 100],
-        CLIENT,
-        63,
-        80,
-        40000,
-        true,
-        true,
-        b"hello",
-    );
-    assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, expected));
+#[test]
+fn nat_ipv4_counts_per_service_and_server() {
+    let mut lab = Lab::new();
+    let nat = &cases(&Net::two_ports())[0];
+    for step in &nat.steps {
+        lab.run(step.port, &step.input);
+    }
     assert_eq!(lab.engine.counters.new_conns, 1);
     assert_eq!(lab.engine.counters.svc_in[0], (1, 40));
     assert_eq!(lab.engine.counters.svc_out[0], (1, 45));
@@ -71,36 +56,6 @@ fn nat_ipv4_both_directions() {
         (1, 0),
         "SYN_RECV counts active"
     );
-}
-
-#[test]
-fn dr_ipv4_rewrites_macs_only() {
-    let mut lab = Lab::new();
-    let input = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [192, 168, 1, 101],
-        64,
-        40001,
-        80,
-        true,
-        false,
-        b"",
-    );
-    let expected = tcp4(
-        PORT1_MAC,
-        RS3_MAC,
-        CLIENT,
-        [192, 168, 1, 101],
-        64,
-        40001,
-        80,
-        true,
-        false,
-        b"",
-    );
-    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
 }
 
 #[test]
@@ -133,24 +88,6 @@ fn tun_ipv4_wraps_in_ipip() {
     let mut want = expected;
     want[24..26].fill(0);
     assert_eq!(rvs_core::engine::Frame::bytes(&f), &want[..]);
-}
-
-#[test]
-fn nat_and_tun_ipv6() {
-    let mut lab = Lab::new();
-    let input = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6, 64, 50000, 80, b"x");
-    let expected = tcp6(PORT1_MAC, RS6_MAC, CLIENT6, RS6, 63, 50000, 8080, b"x");
-    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
-
-    let input = tcp6(
-        CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6_TUN, 64, 50001, 80, b"y",
-    );
-    let mut expected = Vec::new();
-    PacketBuilder::ethernet2(PORT1_MAC, RS6_MAC)
-        .ipv6(DIP6_IN, RS6, 64)
-        .write(&mut expected, IpNumber(41), &input[14..])
-        .unwrap();
-    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
 }
 
 #[test]
@@ -189,96 +126,6 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
         "from the VIP the client addressed"
     );
     assert_eq!(lab.engine.counters.icmp_errors_sent, 1);
-}
-
-#[test]
-fn drops_are_counted_by_reason() {
-    let mut lab = Lab::new();
-    let ack = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [192, 168, 1, 100],
-        64,
-        40002,
-        80,
-        false,
-        true,
-        b"",
-    );
-    assert_eq!(lab.run(0, &ack).0, Verdict::Drop(DropReason::NoConnection));
-    let other_port = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [192, 168, 1, 100],
-        64,
-        40002,
-        81,
-        true,
-        false,
-        b"",
-    );
-    assert_eq!(
-        lab.run(0, &other_port).0,
-        Verdict::Drop(DropReason::NoService)
-    );
-    let transit = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [8, 8, 8, 8],
-        64,
-        40002,
-        80,
-        true,
-        false,
-        b"",
-    );
-    assert_eq!(
-        lab.run(0, &transit).0,
-        Verdict::Drop(DropReason::NotOurs),
-        "never an open relay"
-    );
-    let to_me = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [192, 168, 1, 1],
-        64,
-        40002,
-        22,
-        true,
-        false,
-        b"",
-    );
-    assert_eq!(lab.run(0, &to_me).0, Verdict::ToHost);
-    let mut ttl1 = tcp4(
-        CLIENT_MAC,
-        PORT0_MAC,
-        CLIENT,
-        [192, 168, 1, 100],
-        1,
-        40003,
-        80,
-        true,
-        false,
-        b"",
-    );
-    assert_eq!(lab.run(0, &ttl1).0, Verdict::Drop(DropReason::Ttl));
-    ttl1[20] ^= 0xff; // corrupt the IPv4 header checksum area
-    assert_eq!(lab.run(0, &ttl1).0, Verdict::Drop(DropReason::Malformed));
-    let c = &lab.engine.counters.drops;
-    assert_eq!(
-        (
-            c[DropReason::NoConnection as usize],
-            c[DropReason::NoService as usize],
-            c[DropReason::NotOurs as usize],
-            c[DropReason::Ttl as usize],
-            c[DropReason::Malformed as usize]
-        ),
-        (1, 1, 1, 1, 1)
-    );
 }
 
 /// The client's SYN for 192.168.1.103:80 (persistent, all ports, NAT).
@@ -368,47 +215,6 @@ fn a_template_outliving_its_timeout_is_rearmed_for_the_persistence_timeout() {
     lab.engine.expire(1002 + 360, 256, &lab.loads);
     assert_eq!(template(&lab), None, "gone once it controls nothing");
     assert_eq!(lab.engine.table.len(), 0);
-}
-
-#[test]
-fn arp_and_ping_for_a_vip_are_answered() {
-    let mut lab = Lab::new();
-    let mut req = Vec::new();
-    etherparse::Ethernet2Header {
-        source: CLIENT_MAC,
-        destination: [0xff; 6],
-        ether_type: etherparse::EtherType::ARP,
-    }
-    .write(&mut req)
-    .unwrap();
-    req.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-    req.extend_from_slice(&CLIENT_MAC);
-    req.extend_from_slice(&CLIENT);
-    req.extend_from_slice(&[0; 6]);
-    req.extend_from_slice(&[192, 168, 1, 100]);
-    let (v, out) = lab.run(0, &req);
-    assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(&out[..12], &[CLIENT_MAC, PORT0_MAC].concat()[..]);
-    assert_eq!(&out[20..22], &[0, 2], "reply");
-    assert_eq!(
-        &out[22..32],
-        &[&PORT0_MAC[..], &[192, 168, 1, 100]].concat()[..]
-    );
-    assert_eq!(&out[32..42], &[&CLIENT_MAC[..], &CLIENT[..]].concat()[..]);
-
-    let mut ping = Vec::new();
-    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
-        .ipv4(CLIENT, [192, 168, 1, 100], 64)
-        .icmpv4_echo_request(7, 1)
-        .write(&mut ping, b"abc")
-        .unwrap();
-    let mut pong = Vec::new();
-    PacketBuilder::ethernet2(PORT0_MAC, CLIENT_MAC)
-        .ipv4([192, 168, 1, 100], CLIENT, 64)
-        .icmpv4_echo_reply(7, 1)
-        .write(&mut pong, b"abc")
-        .unwrap();
-    assert_eq!(lab.run(0, &ping), (Verdict::Forward { port: 0 }, pong));
 }
 
 #[test]
@@ -906,34 +712,6 @@ fn an_established_connection_follows_its_next_hops_when_they_change() {
 }
 
 #[test]
-fn dr_ipv6_and_the_nat_ipv6_reply() {
-    let mut lab = Lab::new();
-    let input = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6_DR, 64, 50002, 80, b"");
-    let expected = tcp6(PORT1_MAC, RS6_MAC, CLIENT6, VIP6_DR, 64, 50002, 80, b"");
-    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
-
-    let syn = tcp6(CLIENT_MAC, PORT0_MAC, CLIENT6, VIP6, 64, 50003, 80, b"");
-    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
-    let mut reply = Vec::new();
-    PacketBuilder::ethernet2(RS6_MAC, PORT1_MAC)
-        .ipv6(RS6, CLIENT6, 64)
-        .tcp(8080, 50003, 9, 1000)
-        .syn()
-        .ack(1001)
-        .write(&mut reply, b"hi")
-        .unwrap();
-    let mut expected = Vec::new();
-    PacketBuilder::ethernet2(PORT0_MAC, GW6_MAC)
-        .ipv6(VIP6, CLIENT6, 63)
-        .tcp(80, 50003, 9, 1000)
-        .syn()
-        .ack(1001)
-        .write(&mut expected, b"hi")
-        .unwrap();
-    assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, expected));
-}
-
-#[test]
 fn a_group_of_services_shares_persistence() {
     let mut lab = Lab::new();
     let dst = |f: &[u8]| [f[30], f[31], f[32], f[33]];
@@ -1056,17 +834,4 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
     );
     assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
     assert_eq!(lab.engine.counters.dest_conns[14], 1);
-}
-
-/// Link-level multicast (routing protocols, VRRP, mDNS) is the host's, never forwarded.
-#[test]
-fn multicast_goes_to_the_host() {
-    let mut lab = Lab::new();
-    let mut input = Vec::new();
-    PacketBuilder::ethernet2(CLIENT_MAC, [0x01, 0x00, 0x5e, 0, 0, 0xfb])
-        .ipv4(CLIENT, [224, 0, 0, 251], 255)
-        .udp(5353, 5353)
-        .write(&mut input, b"mdns")
-        .unwrap();
-    assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
 }

@@ -1,11 +1,13 @@
 //! The rvs test kit, shared by every crate's tests and the benchmark's correctness check.
 //!
+//! * [`fixtures`]: the one table of cases (input, verdict, output) every layer runs.
 //! * [`lab`]: the engine's two-port appliance (services for every method and family,
 //!   routes, neighbours) and frame builders.
 //! * [`bins`]: the workspace's binaries for tests of another crate.
 #![allow(clippy::too_many_arguments)]
 
 pub mod bins;
+pub mod fixtures;
 pub mod lab;
 
 pub use lab::*;
