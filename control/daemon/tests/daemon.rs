@@ -1,7 +1,8 @@
 //! The `rvs` binary end to end: configuration errors, and packets through `net_pcap` files.
 
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use std::path::{Path, PathBuf};
+use rvs_testkit::pcap::{read_pcap, write_pcap};
+use rvs_testkit::proc::{interrupt, scratch_dir};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,25 +34,7 @@ fn run_until(config: &Path, done: impl Fn() -> bool) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(200));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rvs-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    interrupt(child)
 }
 
 /// Runs rvs on a config that must fail to start; killed after 30 s if it does start.
@@ -109,7 +92,7 @@ fn missing_config_file() {
 
 #[test]
 fn unknown_field() {
-    let dir = scratch("unknown");
+    let dir = scratch_dir("unknown");
     let out = run_config(
         &dir,
         &format!("{BASE}device = \"net_ring0\"\nspeed = 100\n"),
@@ -123,7 +106,7 @@ fn unknown_field() {
 
 #[test]
 fn bad_value() {
-    let dir = scratch("badvalue");
+    let dir = scratch_dir("badvalue");
     let out = run_config(
         &dir,
         &format!("{BASE}device = \"net_ring0\"\nrx_queues = -1\n"),
@@ -144,7 +127,7 @@ fn bad_value() {
 
 #[test]
 fn device_dpdk_rejects() {
-    let dir = scratch("baddev");
+    let dir = scratch_dir("baddev");
     let out = run_config(&dir, &format!("{BASE}device = \"net_nosuchdriver0,x=1\"\n"));
     let path = dir.join("rvs.toml").display().to_string();
     assert_one_line_error(
@@ -168,7 +151,7 @@ fn device_dpdk_rejects() {
 
 #[test]
 fn check_mode_validates_without_starting() {
-    let dir = scratch("check");
+    let dir = scratch_dir("check");
     let path = dir.join("rvs.toml");
     std::fs::write(&path, format!("{BASE}device = \"net_ring0\"\n")).unwrap();
     let out = rvs()
@@ -195,32 +178,6 @@ fn frames(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write_packet(&PcapPacket::new(
-            Duration::from_micros(i as u64),
-            f.len() as u32,
-            f,
-        ))
-        .unwrap();
-    }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let Ok(mut r) = PcapReader::new(file) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    while let Some(Ok(p)) = r.next_packet() {
-        out.push(p.data.into_owned());
-    }
-    out
-}
-
 /// Runs rvs over a net_pcap port until `expected` packets are in the output file (or 30 s
 /// passed), stops it with `signal` and returns (output packets, stdout).
 fn pcap_run(
@@ -230,7 +187,7 @@ fn pcap_run(
     expected: usize,
     signal: &str,
 ) -> (Vec<Vec<u8>>, String) {
-    let dir = scratch(name);
+    let dir = scratch_dir(name);
     let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
     write_pcap(&rx, input);
     let config = format!(
@@ -346,7 +303,7 @@ fn shipped_example_configs_are_valid() {
 
 #[test]
 fn preview_prints_the_server_each_client_gets() {
-    let dir = scratch("preview");
+    let dir = scratch_dir("preview");
     let rules = dir.join("rules");
     std::fs::write(
         &rules,
@@ -417,7 +374,7 @@ fn lb_mode_runs_the_fixture_table_through_the_binary() {
     let steps: Vec<_> = table.iter().flat_map(|c| &c.steps).collect();
     let input: Vec<Vec<u8>> = steps.iter().map(|s| s.input.clone()).collect();
     let expected: Vec<Vec<u8>> = steps.iter().filter_map(|s| s.output.clone()).collect();
-    let dir = scratch("pcap-lb");
+    let dir = scratch_dir("pcap-lb");
     let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
     write_pcap(&rx, &input);
     let path = dir.join("rvs.toml");
@@ -528,7 +485,7 @@ fn lb_mode_with_two_workers_hands_flows_to_their_owner() {
             true,
         ));
     }
-    let dir = scratch("pcap-lb2");
+    let dir = scratch_dir("pcap-lb2");
     let (rx0, rx1, tx0, tx1) = (
         dir.join("in0.pcap"),
         dir.join("in1.pcap"),
@@ -642,7 +599,7 @@ fn lb_mode_ipv6_nat_end_to_end() {
         tcp6(port_mac, rs_mac, client, rs, 63, 40000, 8080, false),
         tcp6(port_mac, gw_mac, vip, client, 63, 80, 40000, true),
     ];
-    let dir = scratch("pcap-lb6");
+    let dir = scratch_dir("pcap-lb6");
     let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
     write_pcap(&rx, &input);
     let config = format!(

@@ -4,13 +4,13 @@
 //! the machine pings the appliance's address, and a keepalived TCP_CHECK run by rvs reaches
 //! a real server over the data port. Needs root; every wait is bounded.
 
-use std::path::PathBuf;
+use rvs_testkit::netns::Netns;
+use rvs_testkit::wait::wait_for;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Lab {
-    ns: String,
-    dir: PathBuf,
+    netns: Netns,
     rvs: Option<Child>,
     helpers: Vec<Child>,
 }
@@ -27,24 +27,11 @@ impl Drop for Lab {
                 .status();
             let _ = c.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn run(cmd: &str) -> Output {
     Command::new("sh").arg("-c").arg(cmd).output().unwrap()
-}
-
-fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -54,17 +41,13 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
         format!("rvsw{}", pid % 100_000),
         format!("rvsh{}", pid % 100_000),
     );
-    let ns = format!("rvstwin{pid}");
-    let dir = std::env::temp_dir().join(format!("rvs-twin-{pid}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let netns = Netns::new("rvstwin");
+    let (ns, dir) = (netns.ns.clone(), netns.dir.clone());
     let mut lab = Lab {
-        ns: ns.clone(),
-        dir: dir.clone(),
+        netns,
         rvs: None,
         helpers: Vec::new(),
     };
-    assert!(run(&format!("ip netns add {ns}")).status.success());
     let keepalived = dir.join("keepalived.conf");
     std::fs::write(
         &keepalived,
@@ -110,7 +93,9 @@ host_tap = "{twin}"
             .unwrap(),
     );
     let log_text = || std::fs::read_to_string(dir.join("rvs.log")).unwrap_or_default();
-    wait("rvs to forward", 30, || log_text().contains("forwarding;"));
+    wait_for("rvs to forward", Duration::from_secs(30), || {
+        log_text().contains("forwarding;")
+    });
     assert!(
         log_text().contains(&format!("host twin {twin}")),
         "{}",
@@ -147,27 +132,20 @@ host_tap = "{twin}"
         String::from_utf8_lossy(&ping.stdout),
         log_text()
     );
-    lab.helpers.push(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns,
-                "socat",
-                "TCP-LISTEN:7000,fork,reuseaddr",
-                "SYSTEM:echo twin-ok",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    lab.netns.start(
+        "echo",
+        "socat TCP-LISTEN:7000,fork,reuseaddr 'SYSTEM:echo twin-ok'",
     );
     let mut answer = String::new();
-    wait("a TCP answer through the twin", 15, || {
-        let o = run("socat -T 2 - TCP:10.214.0.2:7000,connect-timeout=2 </dev/null");
-        answer = String::from_utf8_lossy(&o.stdout).into_owned();
-        answer.contains("twin-ok")
-    });
+    wait_for(
+        "a TCP answer through the twin",
+        Duration::from_secs(15),
+        || {
+            let o = run("socat -T 2 - TCP:10.214.0.2:7000,connect-timeout=2 </dev/null");
+            answer = String::from_utf8_lossy(&o.stdout).into_owned();
+            answer.contains("twin-ok")
+        },
+    );
     // Wire -> host: the machine pings the appliance's address; the kernel answers.
     let back = run(&format!(
         "ip netns exec {ns} ping -c 2 -i 0.3 -W 2 10.214.0.1"
@@ -180,7 +158,7 @@ host_tap = "{twin}"
 
     // rvs's own health check goes the same way: the alpha service gets its server once
     // the TCP_CHECK over the data port succeeds.
-    wait("the health-checked server", 20, || {
+    wait_for("the health-checked server", Duration::from_secs(20), || {
         let o = Command::new(rvs_testkit::bins::sibling(
             env!("CARGO_BIN_EXE_rvs"),
             "rvsadm",
@@ -219,7 +197,7 @@ host_tap = "{twin}"
         listing.contains("  -> 10.214.0.1:7080              Local   1"),
         "{listing}"
     );
-    wait("the VIP on the twin", 10, || {
+    wait_for("the VIP on the twin", Duration::from_secs(10), || {
         String::from_utf8_lossy(&run(&format!("ip -o addr show dev {twin}")).stdout)
             .contains("192.0.2.60/32")
     });
@@ -239,12 +217,16 @@ host_tap = "{twin}"
             .status
             .success()
     );
-    wait("an answer from the local server", 15, || {
-        let o = run(&format!(
-            "ip netns exec {ns} socat -T 2 - TCP:192.0.2.60:7080,connect-timeout=2 </dev/null"
-        ));
-        String::from_utf8_lossy(&o.stdout).contains("local-ok")
-    });
+    wait_for(
+        "an answer from the local server",
+        Duration::from_secs(15),
+        || {
+            let o = run(&format!(
+                "ip netns exec {ns} socat -T 2 - TCP:192.0.2.60:7080,connect-timeout=2 </dev/null"
+            ));
+            String::from_utf8_lossy(&o.stdout).contains("local-ok")
+        },
+    );
 
     let mut rvs = lab.rvs.take().unwrap();
     Command::new("kill")

@@ -3,11 +3,14 @@
 //! and `rvs -i` driven through a pseudo-terminal.
 
 use etherparse::PacketBuilder;
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use rvs_testkit::pcap::{read_pcap, write_pcap};
+use rvs_testkit::proc::{interrupt, scratch_dir};
+use rvs_testkit::wait::wait_for;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
+const SECS30: Duration = Duration::from_secs(30);
 const PORT_MAC: [u8; 6] = [2, 0x70, 0x63, 0x61, 0x70, 0x00]; // net_pcap0's MAC
 const CLIENT_MAC: [u8; 6] = [2, 0xcc, 0, 0, 0, 1];
 
@@ -35,15 +38,9 @@ fn syn(client: [u8; 4], cport: u16) -> Vec<u8> {
 }
 
 fn lab(name: &str, frames: &[Vec<u8>], rules: Option<&str>) -> Lab {
-    let dir = std::env::temp_dir().join(format!("rvs-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(name);
     let (rx, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
-    let mut w = PcapWriter::new(std::fs::File::create(&rx).unwrap()).unwrap();
-    for f in frames {
-        w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, f))
-            .unwrap();
-    }
+    write_pcap(&rx, frames);
     let socket = dir.join("ctl").join("rvs.sock");
     let control_rules = match rules {
         Some(text) => {
@@ -106,25 +103,7 @@ port = 8080
 }
 
 fn frames_out(path: &Path) -> usize {
-    let Ok(f) = std::fs::File::open(path) else {
-        return 0;
-    };
-    let Ok(mut r) = PcapReader::new(f) else {
-        return 0;
-    };
-    let mut n = 0;
-    while let Some(Ok(_)) = r.next_packet() {
-        n += 1;
-    }
-    n
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    read_pcap(path).len()
 }
 
 fn rvsadm(lab: &Lab, args: &[&str], stdin: &str) -> Output {
@@ -151,21 +130,6 @@ fn rvsadm(lab: &Lab, args: &[&str], stdin: &str) -> Output {
 
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stop(child: Child) -> String {
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 #[test]
@@ -206,8 +170,10 @@ fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the SYN to be forwarded", || frames_out(&lab.out) == 1);
-    wait_for("the control socket", || lab.socket.exists());
+    wait_for("the SYN to be forwarded", SECS30, || {
+        frames_out(&lab.out) == 1
+    });
+    wait_for("the control socket", SECS30, || lab.socket.exists());
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&lab.socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
@@ -224,7 +190,7 @@ fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
     );
     // The workers publish their counters every 50 ms.
     let mut stats = String::new();
-    wait_for("per-service counters", || {
+    wait_for("per-service counters", SECS30, || {
         stats = text(&rvsadm(&lab, &["-Ln", "--stats", "--exact"], ""));
         stats.contains(
             "TCP  192.168.1.100:80                    1        1        0       40        0",
@@ -328,7 +294,7 @@ fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
         ),
         "{zeroed}"
     );
-    stop(child);
+    interrupt(child);
     assert!(!lab.socket.exists(), "the socket is removed at exit");
     let e = rvsadm(&lab, &["-L", "-n"], "");
     assert_eq!(e.status.code(), Some(1));

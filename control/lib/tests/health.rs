@@ -10,115 +10,19 @@ use rvs_control::director::{Director, Limits};
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
-use std::process::{Child, Command, Stdio};
+use rvs_testkit::netns::Netns;
+use rvs_testkit::proc::sh;
+use rvs_testkit::wait::wait_for;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "10.213.0.1";
 const SRV: &str = "10.213.0.2";
 
-struct Lab {
-    ns: String,
-    host_if: String,
-    dir: std::path::PathBuf,
-    children: Vec<(String, Child)>,
-}
-
-fn sh(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let pid = std::process::id();
-        let ns = format!("rvshc{pid}");
-        let host_if = format!("rvshc{}", pid % 100_000);
-        let dir = std::env::temp_dir().join(format!("rvs-health-{pid}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let lab = Lab {
-            ns,
-            host_if,
-            dir,
-            children: Vec::new(),
-        };
-        for c in [
-            format!("ip netns add {}", lab.ns),
-            format!(
-                "ip link add {} type veth peer name eth0 netns {}",
-                lab.host_if, lab.ns
-            ),
-            format!("ip addr add {HOST}/24 dev {}", lab.host_if),
-            format!("ip link set {} up", lab.host_if),
-            format!("ip -n {} addr add {SRV}/24 dev eth0", lab.ns),
-            format!("ip -n {} link set eth0 up", lab.ns),
-            format!("ip -n {} link set lo up", lab.ns),
-        ] {
-            assert!(sh(&c), "{c}");
-        }
-        lab
-    }
-
-    /// Starts `cmd` inside the namespace under `name`.
-    fn start(&mut self, name: &str, cmd: &str) {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "sh", "-c"])
-            .arg(format!("exec {cmd}"))
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.children.push((name.to_string(), child));
-    }
-
-    fn stop(&mut self, name: &str) {
-        if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
-            let (_, mut c) = self.children.remove(i);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn wait_port(&self, proto: &str, port: u16) {
-        let flag = if proto == "udp" { "-uln" } else { "-tln" };
-        wait(&format!("{proto} port {port} listening"), 10, || {
-            Command::new("ip")
-                .args(["netns", "exec", &self.ns, "ss", flag])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(":{port} ")))
-                .unwrap_or(false)
-        });
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (_, c) in self.children.iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = sh(&format!("ip link del {} 2>/dev/null", self.host_if));
-        let _ = sh(&format!("ip netns del {} 2>/dev/null", self.ns));
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
+fn lab() -> Netns {
+    let host_if = format!("rvshc{}", std::process::id() % 100_000);
+    Netns::new("rvshc").veth(&host_if, &format!("{HOST}/24"), &format!("{SRV}/24"))
 }
 
 const SMTP: &str = r#"python3 -c '
@@ -176,7 +80,7 @@ fn saved(a: &Appliance) -> String {
 
 #[test]
 fn checkers_follow_real_servers_with_keepalived_semantics() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     std::fs::write(lab.dir.join("index.html"), "hello from srv\n").unwrap();
     lab.start("http", "python3 -m http.server 8080 --bind 0.0.0.0");
     assert!(sh(&format!(
@@ -337,7 +241,7 @@ virtual_server 192.0.2.12 80 {{
 "
     );
     let mut last = String::new();
-    wait("the first verdicts", 20, || {
+    wait_for("the first verdicts", Duration::from_secs(20), || {
         last = saved(&a);
         last == want_up
     });
@@ -362,7 +266,7 @@ virtual_server 192.0.2.12 80 {{
     // HTTP server stops: retry 2 with delay_before_retry 1 -> down after 3 failures,
     // no sooner than 2 s.
     lab.stop("http");
-    let took = wait("the HTTP server to leave", 15, || {
+    let took = wait_for("the HTTP server to leave", Duration::from_secs(15), || {
         !saved(&a).contains(":8080 ")
     });
     assert!(
@@ -372,7 +276,7 @@ virtual_server 192.0.2.12 80 {{
     // The TCP listener stops: inhibit_on_failure keeps it at weight 0; the quorum service
     // loses it too but already serves the sorry server.
     lab.stop("tcp9000");
-    wait("weight 0 for 9000", 15, || {
+    wait_for("weight 0 for 9000", Duration::from_secs(15), || {
         saved(&a).contains(&format!("-a -t 192.0.2.10:80 -r {SRV}:9000 -m -w 0"))
     });
     // The script fails; the SMTP banner goes; DNS stops (no answer in time); the UDP echo
@@ -419,10 +323,14 @@ virtual_server 192.0.2.12 80 {{
         &format!("-a -t 192.0.2.11:80 -r {SRV}:9999 -m -w 1\n"),
         &format!("-a -t 192.0.2.11:80 -r {SRV}:9000 -m -w 2\n-a -t 192.0.2.11:80 -r {SRV}:9001 -m -w 1\n"),
     );
-    wait("every server back and the quorum met", 20, || {
-        last = saved(&a);
-        last == want_back
-    });
+    wait_for(
+        "every server back and the quorum met",
+        Duration::from_secs(20),
+        || {
+            last = saved(&a);
+            last == want_back
+        },
+    );
     let health = a.console("show health").out;
     assert!(
         health.contains("change(s) applied by the checkers"),
@@ -486,12 +394,14 @@ fn omega_runs_the_down_scripts_at_shutdown() {
     .unwrap();
     let a = appliance();
     a.load_keepalived(&conf).unwrap();
-    wait("a first check", 10, || {
+    wait_for("a first check", Duration::from_secs(10), || {
         a.console("show health").out.contains("UP")
     });
     assert!(!down.exists());
     a.stop_health();
-    wait("the omega scripts", 10, || down.exists() && quorum.exists());
+    wait_for("the omega scripts", Duration::from_secs(10), || {
+        down.exists() && quorum.exists()
+    });
     drop(listener);
     let _ = std::fs::remove_dir_all(&dir);
 }

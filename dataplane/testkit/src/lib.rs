@@ -4,10 +4,16 @@
 //! * [`lab`]: the engine's two-port appliance (services for every method and family,
 //!   routes, neighbours) and frame builders.
 //! * [`bins`]: the workspace's binaries for tests of another crate.
+//! * [`netns`]: namespace labs; [`proc`]: programs and scratch space; [`pcap`]: capture
+//!   files; [`wait`]: bounded waits.
 #![allow(clippy::too_many_arguments)]
 
 pub mod bins;
 pub mod fixtures;
 pub mod lab;
+pub mod netns;
+pub mod pcap;
+pub mod proc;
+pub mod wait;
 
 pub use lab::*;

@@ -4,6 +4,8 @@
 
 use dpdk::{Eal, EalArgs, MbufBurst, Mempool, Port, PortConf};
 use etherparse::{Ipv4Header, PacketBuilder};
+use rvs_testkit::netns::LinkGuard;
+use rvs_testkit::pcap::read_pcap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,39 +21,11 @@ fn ipv4_frame(ident: u16) -> Vec<u8> {
     f
 }
 
-/// The frames of a pcap file (classic format, as tcpdump -w writes).
-fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
-        at += 16;
-        if at + len > bytes.len() {
-            break;
-        }
-        out.push(bytes[at..at + len].to_vec());
-        at += len;
-    }
-    out
-}
-
-/// Removes the TAP interface even when the test fails half-way.
-struct IfaceGuard(String);
-
-impl Drop for IfaceGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 #[test]
 fn tap_port_fills_in_ipv4_checksums_on_request() {
     let pid = std::process::id();
     let iface = format!("rvsck{}", pid % 100_000);
-    let _guard = IfaceGuard(iface.clone());
+    let _guard = LinkGuard(iface.clone());
     let eal = Eal::init(&EalArgs::scratch("0", "test-offload", 256).to_vec()).expect("EAL init");
     let pool = Mempool::new(&eal, "offload_pool", 4095, 32, 2048 + 128, 0).unwrap();
     let id = eal
@@ -104,7 +78,7 @@ fn tap_port_fills_in_ipv4_checksums_on_request() {
     }
     let _ = dump.kill();
     let _ = dump.wait();
-    let frames = pcap_frames(&std::fs::read(&pcap).unwrap_or_default());
+    let frames = read_pcap(&pcap);
     let _ = std::fs::remove_file(&pcap);
     assert_eq!(frames.len(), 2, "captured both frames");
     for f in &frames {
