@@ -8,24 +8,12 @@
 //! shared load counters. A removed server's id is reused only once no connection or
 //! template refers to it any more.
 
-use crate::ipvsadm::{Command, Method, Protocol, ServerSpec, ServiceKey, ServiceSpec};
+use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::conn::Timeouts;
-use rvs_core::engine::{self, PortInfo, RealServer, Route, Service, Snapshot};
-use rvs_core::sched::{DestLoad, Thresholds};
+use rvs_core::engine::{PortInfo, RealServer, Route, Service, Snapshot};
+use rvs_core::sched::{CachePool, DestLoad, ListChange, SchedEvent, Thresholds, WrrConsts};
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// A real server of a virtual service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dest {
-    pub addr: IpAddr,
-    pub port: u16,
-    pub method: Method,
-    pub weight: u32,
-    pub upper: u32,
-    pub lower: u32,
-    pub id: usize,
-}
 
 /// One VIP:port the data plane matches for a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +28,45 @@ pub struct Entry {
 pub struct VirtualService {
     pub spec: ServiceSpec,
     /// Newest first, as IPVS lists them.
-    pub dests: Vec<Dest>,
+    pub dests: Vec<RealServer>,
     pub entries: Vec<Entry>,
     pub version: u64,
+    /// Changes of the server list and scheduler for the workers' scheduler states.
+    pub sched_log: Vec<SchedEvent>,
+}
+
+/// Most scheduler events a service keeps (a worker further behind binds afresh).
+const SCHED_LOG_MAX: usize = 256;
+
+impl VirtualService {
+    /// Records a change of the list or scheduler. A bind replaces the log; a change made
+    /// while no worker has seen the bind yet (`published`) folds into it, as the state it
+    /// leaves is known.
+    fn log(&mut self, version: u64, change: ListChange, published: u64) {
+        let wrr = WrrConsts::new(&self.dests);
+        let after = self.sched_log.last().map_or(0, |e| e.version);
+        if let ListChange::Bind { .. } = change {
+            self.sched_log.clear();
+        } else if let [only] = &mut self.sched_log[..] {
+            if let (ListChange::Bind { cw }, true) = (only.change, only.version > published) {
+                only.change = ListChange::Bind {
+                    cw: wrr.adjusted_cw(cw),
+                };
+                only.version = version;
+                only.wrr = wrr;
+                return;
+            }
+        }
+        if self.sched_log.len() >= SCHED_LOG_MAX {
+            self.sched_log.remove(0);
+        }
+        self.sched_log.push(SchedEvent {
+            version,
+            after,
+            change,
+            wrr,
+        });
+    }
 }
 
 impl VirtualService {
@@ -83,6 +107,10 @@ pub struct Director {
     entry_used: Vec<bool>,
     dest_used: Vec<bool>,
     next_version: u64,
+    /// The version the last snapshot was built at.
+    published: std::cell::Cell<u64>,
+    /// Workers the snapshots are for (caches for lblc/lblcr binds are made for each).
+    pub workers: usize,
 }
 
 fn proto_number(p: Protocol) -> u8 {
@@ -105,6 +133,8 @@ impl Director {
             dest_used: vec![false; limits.dests.min(loads.len())],
             loads,
             next_version: 1,
+            published: std::cell::Cell::new(0),
+            workers: 1,
         }
     }
 
@@ -171,10 +201,15 @@ impl Director {
         match cmd {
             Command::AddService(spec) => self.add_service(spec),
             Command::EditService(spec) => {
-                let version = self.bump();
+                let (version, published) = (self.bump(), self.published.get());
                 let svc = self.find_mut(spec.key).ok_or("No such service")?;
+                let rebind = svc.spec.scheduler != spec.scheduler;
                 svc.spec = spec.clone();
                 svc.version = version;
+                if rebind {
+                    let cw = WrrConsts::new(&svc.dests).mw;
+                    svc.log(version, ListChange::Bind { cw }, published);
+                }
                 Ok(())
             }
             Command::DeleteService(key) => {
@@ -188,7 +223,7 @@ impl Director {
             }
             Command::AddServer(spec) => self.add_server(spec),
             Command::EditServer(spec) => {
-                let version = self.bump();
+                let (version, published) = (self.bump(), self.published.get());
                 let svc = self.find_mut(spec.service).ok_or("Service not defined")?;
                 let d = svc
                     .dests
@@ -197,10 +232,15 @@ impl Director {
                     .ok_or("No such destination")?;
                 d.method = spec.method;
                 d.weight = spec.weight;
+                // Maglev keeps a quiesced server's slots with its last non-zero weight.
+                if spec.weight > 0 {
+                    d.last_weight = spec.weight;
+                }
                 d.upper = spec.upper;
                 d.lower = spec.lower;
                 let (id, t) = (d.id, thresholds(spec));
                 svc.version = version;
+                svc.log(version, ListChange::Edited, published);
                 if let Some(l) = self.loads.get(id) {
                     l.set_thresholds(t);
                 }
@@ -211,7 +251,7 @@ impl Director {
                 addr,
                 port,
             } => {
-                let version = self.bump();
+                let (version, published) = (self.bump(), self.published.get());
                 let svc = self.find_mut(*service).ok_or("Service not defined")?;
                 let i = svc
                     .dests
@@ -220,6 +260,7 @@ impl Director {
                     .ok_or("No such destination")?;
                 let d = svc.dests.remove(i);
                 svc.version = version;
+                svc.log(version, ListChange::Removed(i), published);
                 self.dest_used[d.id] = false;
                 Ok(())
             }
@@ -279,12 +320,15 @@ impl Director {
             }
         }
         let version = self.bump();
-        self.services.push(VirtualService {
+        let mut vs = VirtualService {
             spec: spec.clone(),
             dests: Vec::new(),
             entries,
             version,
-        });
+            sched_log: Vec::new(),
+        };
+        vs.log(version, ListChange::Bind { cw: 0 }, self.published.get());
+        self.services.push(vs);
         Ok(())
     }
 
@@ -318,21 +362,23 @@ impl Director {
         if let Some(l) = self.loads.get(id) {
             l.set_thresholds(thresholds(spec));
         }
-        let version = self.bump();
+        let (version, published) = (self.bump(), self.published.get());
         let svc = self.find_mut(spec.service).ok_or("Service not defined")?;
         svc.dests.insert(
             0,
-            Dest {
+            RealServer {
                 addr: spec.addr,
                 port: spec.port,
                 method: spec.method,
                 weight: spec.weight,
+                last_weight: spec.weight,
                 upper: spec.upper,
                 lower: spec.lower,
                 id,
             },
         );
         svc.version = version;
+        svc.log(version, ListChange::Added, published);
         Ok(())
     }
 
@@ -361,21 +407,21 @@ impl Director {
                 ServiceKey::Fwmark { mark, .. } => Some(mark),
                 ServiceKey::Addr(..) => None,
             };
-            let servers: Vec<RealServer> = vs
-                .dests
-                .iter()
-                .map(|d| RealServer {
-                    id: d.id,
-                    addr: d.addr,
-                    port: d.port,
-                    weight: d.weight,
-                    method: match d.method {
-                        Method::Masq => engine::Method::Nat,
-                        Method::Route => engine::Method::Dr,
-                        Method::Tunnel => engine::Method::Tun,
-                    },
-                })
-                .collect();
+            let servers = vs.dests.clone();
+            let sched_log: Arc<[SchedEvent]> = Arc::from(vs.sched_log.as_slice());
+            // A bind no worker has seen: caches made here, so workers allocate none.
+            let caches = match vs.sched_log.first() {
+                Some(e)
+                    if matches!(e.change, ListChange::Bind { .. })
+                        && e.version > self.published.get() =>
+                {
+                    Some(Arc::new(CachePool::for_workers(
+                        &vs.spec.scheduler,
+                        self.workers * vs.entries.len(),
+                    )))
+                }
+                _ => None,
+            };
             for e in &vs.entries {
                 let mut s = Service::new(
                     e.id,
@@ -390,6 +436,8 @@ impl Director {
                     servers.clone(),
                 );
                 s.version = vs.version;
+                s.sched_log = sched_log.clone();
+                s.caches = caches.clone();
                 s.one_packet = vs.spec.one_packet;
                 services.push(s);
             }
@@ -401,6 +449,7 @@ impl Director {
             self.neighbours.iter().copied().collect(),
         );
         snap.timeouts = self.timeouts;
+        self.published.set(self.next_version);
         snap
     }
 
@@ -487,7 +536,10 @@ mod tests {
             vec![("10.0.0.2".into(), 1), ("10.0.0.1".into(), 3)]
         );
         assert_eq!(s.sched.name(), "wrr");
-        assert!(s.servers.iter().all(|r| r.method == engine::Method::Nat));
+        assert!(s
+            .servers
+            .iter()
+            .all(|r| r.method == rvs_core::ForwardMethod::Nat));
     }
 
     #[test]

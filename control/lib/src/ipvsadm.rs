@@ -2,6 +2,7 @@
 //! typed commands. Errors use ipvsadm's wording where it has one.
 
 use rvs_core::sched::SchedKind;
+pub use rvs_core::ForwardMethod;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -36,35 +37,6 @@ impl fmt::Display for ServiceKey {
 }
 
 /// How packets reach a real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// -m: NAT.
-    Masq,
-    /// -g: direct routing.
-    Route,
-    /// -i: IP-in-IP.
-    Tunnel,
-}
-
-impl Method {
-    pub fn flag(self) -> &'static str {
-        match self {
-            Method::Masq => "-m",
-            Method::Route => "-g",
-            Method::Tunnel => "-i",
-        }
-    }
-
-    /// The word `ipvsadm -L` prints.
-    pub fn word(self) -> &'static str {
-        match self {
-            Method::Masq => "Masq",
-            Method::Route => "Route",
-            Method::Tunnel => "Tunnel",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
     pub key: ServiceKey,
@@ -81,7 +53,7 @@ pub struct ServerSpec {
     pub service: ServiceKey,
     pub addr: IpAddr,
     pub port: u16,
-    pub method: Method,
+    pub method: ForwardMethod,
     pub weight: u32,
     pub upper: u32,
     pub lower: u32,
@@ -242,7 +214,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let mut netmask: Option<u8> = None;
     let mut one_packet = false;
     let mut server: Option<(IpAddr, Option<u16>)> = None;
-    let mut method: Option<Method> = None;
+    let mut method: Option<ForwardMethod> = None;
     let mut weight: Option<u32> = None;
     let (mut upper, mut lower) = (0u32, 0u32);
     let mut list = ListOptions::default();
@@ -349,9 +321,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 server =
                     Some(parse_endpoint(&v).ok_or("illegal real server address[:port] specified")?);
             }
-            "-g" | "--gatewaying" => method = Some(Method::Route),
-            "-i" | "--ipip" => method = Some(Method::Tunnel),
-            "-m" | "--masquerading" => method = Some(Method::Masq),
+            "-g" | "--gatewaying" => method = Some(ForwardMethod::Dr),
+            "-i" | "--ipip" => method = Some(ForwardMethod::Tun),
+            "-m" | "--masquerading" => method = Some(ForwardMethod::Nat),
             "-w" | "--weight" => {
                 let v = value(&mut i, w)?;
                 weight = Some(
@@ -422,7 +394,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             service: key,
             addr,
             port: port.unwrap_or(service_port),
-            method: method.unwrap_or(Method::Route),
+            method: method.unwrap_or(ForwardMethod::Dr),
             weight: weight.unwrap_or(1),
             upper,
             lower,
@@ -466,7 +438,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let Command::AddServer(r) = c else { panic!() };
-        assert_eq!((r.method, r.weight, r.port), (Method::Masq, 3, 80));
+        assert_eq!((r.method, r.weight, r.port), (ForwardMethod::Nat, 3, 80));
         let c = parse_line("-A -t 192.168.1.100:0 -s wlc -p 600")
             .unwrap()
             .unwrap();
@@ -486,7 +458,7 @@ mod tests {
         );
         let c = parse_line("-a -f 10 -r 10.0.0.2 -g").unwrap().unwrap();
         let Command::AddServer(r) = c else { panic!() };
-        assert_eq!((r.port, r.method, r.weight), (0, Method::Route, 1));
+        assert_eq!((r.port, r.method, r.weight), (0, ForwardMethod::Dr, 1));
     }
 
     #[test]

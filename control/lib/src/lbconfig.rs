@@ -5,7 +5,7 @@
 use crate::config::{ConfigError, Source};
 use crate::director::{Director, FwmarkRule, Limits};
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
-use rvs_core::engine::{self, Method, PortInfo, Route, Snapshot};
+use rvs_core::engine::{self, ForwardMethod, PortInfo, Route, Snapshot};
 use rvs_core::sched::{DestLoad, SchedKind};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -99,7 +99,7 @@ pub struct ServerConfig {
     pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
-    pub method: Method,
+    pub method: ForwardMethod,
     pub upper: u32,
     pub lower: u32,
 }
@@ -232,9 +232,9 @@ impl LbConfig {
                     ));
                 }
                 let method = match r.method.get_ref().as_str() {
-                    "nat" | "masq" => Method::Nat,
-                    "dr" | "route" | "gatewaying" => Method::Dr,
-                    "tun" | "ipip" | "tunnel" => Method::Tun,
+                    "nat" | "masq" => ForwardMethod::Nat,
+                    "dr" | "route" | "gatewaying" => ForwardMethod::Dr,
+                    "tun" | "ipip" | "tunnel" => ForwardMethod::Tun,
                     m => {
                         return Err(source.error(
                             r.method.span(),
@@ -390,9 +390,9 @@ impl LbConfig {
                     addr: r.addr,
                     port,
                     method: match r.method {
-                        Method::Nat => crate::ipvsadm::Method::Masq,
-                        Method::Dr => crate::ipvsadm::Method::Route,
-                        Method::Tun => crate::ipvsadm::Method::Tunnel,
+                        ForwardMethod::Nat => crate::ipvsadm::ForwardMethod::Nat,
+                        ForwardMethod::Dr => crate::ipvsadm::ForwardMethod::Dr,
+                        ForwardMethod::Tun => crate::ipvsadm::ForwardMethod::Tun,
                     },
                     weight: r.weight,
                     upper: r.upper,

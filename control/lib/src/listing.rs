@@ -2,10 +2,11 @@
 //! `--stats`, `--rate`, `--thresholds`, `--persistent-conn`, `--exact`, `--sort`), `-S -n`,
 //! `-L --timeout` and `-L -c`.
 
-use crate::director::{proto_name, Dest, Director, VirtualService};
+use crate::director::{proto_name, Director, VirtualService};
 use crate::ipvsadm::{ListFormat, ListOptions, ServiceKey};
 use rvs_core::conn::{ip_of, Conn, TcpState, Timeouts};
 use rvs_core::sched::DestLoad;
+use rvs_core::RealServer;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
@@ -73,7 +74,7 @@ impl Figures {
         })
     }
 
-    fn dest(&self, d: &Dest, rates: bool) -> Stats {
+    fn dest(&self, d: &RealServer, rates: bool) -> Stats {
         let v = if rates { &self.dest_rates } else { &self.dests };
         v.get(d.id).copied().unwrap_or_default()
     }
@@ -138,8 +139,8 @@ fn ordered(d: &Director, sort: bool) -> Vec<&VirtualService> {
 }
 
 /// Real servers sorted by (address, port), as ipvsadm always shows and saves them.
-fn dests_of(vs: &VirtualService) -> Vec<&Dest> {
-    let mut v: Vec<&Dest> = vs.dests.iter().collect();
+fn dests_of(vs: &VirtualService) -> Vec<&RealServer> {
+    let mut v: Vec<&RealServer> = vs.dests.iter().collect();
     v.sort_by_key(|d| (d.addr, d.port));
     v
 }
@@ -170,7 +171,7 @@ pub fn save(d: &Director) -> String {
                 out,
                 "-a {name} -r {} {} -w {}",
                 endpoint(dest.addr, dest.port),
-                dest.method.flag(),
+                dest.method.ipvsadm_flag(),
                 dest.weight
             );
         }
@@ -219,7 +220,7 @@ pub fn list(
             "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"
         ),
     };
-    let load = |d: &Dest| loads.get(d.id);
+    let load = |d: &RealServer| loads.get(d.id);
     for vs in services {
         let mut name = service_name(vs.spec.key, false);
         if !vs.is_ipv6() {
@@ -283,7 +284,7 @@ pub fn list(
                     let word = if d.is_local(dest.addr) {
                         "Local"
                     } else {
-                        dest.method.word()
+                        dest.method.ipvsadm_word()
                     };
                     let _ = writeln!(
                         out,
@@ -330,7 +331,7 @@ pub fn connections(conns: &[(Conn, u32)]) -> String {
         let state = if c.is_template() {
             "NONE"
         } else if c.proto == 6 {
-            TcpState::from_u8(c.state).name()
+            c.state.name()
         } else {
             "UDP"
         };
@@ -494,10 +495,10 @@ FWM  10 rr persistent 600
             80,
             0,
             0,
-            0,
+            rvs_core::ForwardMethod::Nat,
             0,
         );
-        c.state = TcpState::Established as u8;
+        c.state = TcpState::Established;
         let text = connections(&[(c, 899)]);
         assert_eq!(
             text.lines().nth(2).unwrap(),

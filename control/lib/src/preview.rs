@@ -1,235 +1,240 @@
 //! `rvs preview`: the server each client would get, in order, from rules in ipvsadm's
-//! syntax — no packets, no daemon. Services are built as `ipvsadm -R` builds them (created
-//! empty, then one server at a time, so the list runs newest first). Each client opens a
-//! connection that stays open: a TCP one counts as active (it is assumed to complete its
-//! handshake), a UDP one as inactive. Persistence templates (-p, -M) are honoured.
+//! syntax — no daemon, no NIC, but the workers' own path: the rules go through the live
+//! model ([`Director`], one snapshot after each rule as the daemon publishes them), and each
+//! client's first packet (a TCP SYN, or a UDP datagram) goes through an [`Engine`] that
+//! adopted those snapshots, so scheduler state, persistence templates and connection
+//! accounting are the data plane's. Each client's connection stays open: a TCP one counts
+//! as active, a UDP one as inactive. A client without a port gets one of its own
+//! (1024 + its line number).
 
-use crate::ipvsadm::{
-    parse_endpoint, parse_line, Command, Protocol, ServerSpec, ServiceKey, ServiceSpec,
-};
-use rvs_core::sched::{self, build_table, Dest, DestLoad, Request, SchedState, SchedTable};
-use std::collections::HashMap;
+use crate::director::{Director, FwmarkRule, Limits};
+use crate::ipvsadm::{parse_endpoint, parse_line, Command, Protocol};
+use rvs_core::conn::{addr16, InKey};
+use rvs_core::engine::{Engine, EngineConfig, PortInfo, Route, Verdict};
+use rvs_core::sched::DestLoad;
+use rvs_wire::emit::opening_frame;
+use rvs_wire::{proto, VecFrame};
 use std::fmt::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-struct Service {
-    spec: ServiceSpec,
-    /// Newest first.
-    servers: Vec<ServerSpec>,
-    dests: Vec<Dest>,
-    table: SchedTable,
-    state: SchedState,
-    templates: HashMap<IpAddr, usize>,
-}
+/// The preview appliance's one port and the MAC its synthetic neighbours have.
+const PORT_MAC: [u8; 6] = [2, 0x70, 0x72, 0x65, 0x76, 0x00];
+const NEIGHBOUR_MAC: [u8; 6] = [2, 0x70, 0x72, 0x65, 0x76, 0x01];
+const CLIENT_MAC: [u8; 6] = [2, 0x70, 0x72, 0x65, 0x76, 0x02];
 
-impl Service {
-    fn rebuild(
-        &mut self,
-        loads: &mut Vec<DestLoad>,
-        ids: &mut HashMap<(ServiceKey, IpAddr, u16), usize>,
-    ) {
-        self.dests = self
-            .servers
-            .iter()
-            .map(|s| {
-                let next = ids.len();
-                let id = *ids.entry((self.spec.key, s.addr, s.port)).or_insert(next);
-                if id >= loads.len() {
-                    loads.push(DestLoad::default());
-                }
-                loads[id].set_thresholds(sched::Thresholds {
-                    upper: s.upper,
-                    lower: s.lower,
-                });
-                Dest {
-                    id,
-                    addr: s.addr,
-                    port: s.port,
-                    weight: s.weight,
-                    last_weight: s.weight,
-                }
-            })
-            .collect();
-        self.table = build_table(&self.spec.scheduler, &self.dests);
-        self.state.list_changed(&self.table);
+/// Where a `fwmark:N` client line sends its packet: an address of the reserved range
+/// (240/4, and fd00::/8 for IPv6) marked N for the preview.
+fn mark_address(mark: u32, ipv6: bool) -> IpAddr {
+    if ipv6 {
+        IpAddr::V6(Ipv6Addr::new(
+            0xfd00,
+            0x5e,
+            0,
+            0,
+            0,
+            0,
+            (mark >> 16) as u16,
+            mark as u16,
+        ))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(0xf000_0000 | (mark & 0x0fff_ffff)))
     }
 }
+const MARK_PORT: u16 = 1;
 
-fn find(services: &mut [Service], key: ServiceKey) -> Option<&mut Service> {
-    services.iter_mut().find(|s| s.spec.key == key)
+struct Client {
+    line: usize,
+    text: String,
+    addr: IpAddr,
+    port: u16,
+    proto: Protocol,
+    dest: Dest,
 }
 
-fn mask(addr: IpAddr, prefix: Option<u8>) -> IpAddr {
-    let full = if addr.is_ipv4() { 32 } else { 128 };
-    rvs_core::engine::masked(addr, prefix.unwrap_or(full))
+enum Dest {
+    Addr(IpAddr, u16),
+    Mark(u32),
 }
 
-/// Runs the preview; errors name the input and line.
-pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
-    let mut services: Vec<Service> = Vec::new();
-    let mut loads: Vec<DestLoad> = Vec::new();
-    let mut ids: HashMap<(ServiceKey, IpAddr, u16), usize> = HashMap::new();
-    for (n, line) in rules.lines().enumerate() {
-        let at = |m: String| format!("rules line {}: {m}", n + 1);
-        let Some(cmd) = parse_line(line).map_err(at)? else {
-            continue;
-        };
-        match cmd {
-            Command::AddService(spec) => {
-                if services.iter().any(|s| s.spec.key == spec.key) {
-                    return Err(at("service already exists".into()));
-                }
-                let table = build_table(&spec.scheduler, &[]);
-                let state = SchedState::new(&spec.scheduler, &table);
-                services.push(Service {
-                    spec,
-                    servers: Vec::new(),
-                    dests: Vec::new(),
-                    table,
-                    state,
-                    templates: HashMap::new(),
-                });
-            }
-            Command::AddServer(server) => {
-                let svc = find(&mut services, server.service)
-                    .ok_or_else(|| at("service not defined".into()))?;
-                if svc
-                    .servers
-                    .iter()
-                    .any(|r| r.addr == server.addr && r.port == server.port)
-                {
-                    return Err(at("destination already exists".into()));
-                }
-                svc.servers.insert(0, server);
-                svc.rebuild(&mut loads, &mut ids);
-            }
-            Command::EditService(spec) => {
-                let svc =
-                    find(&mut services, spec.key).ok_or_else(|| at("no such service".into()))?;
-                // A scheduler bound to a complete list starts afresh (wrr at cw = mw).
-                svc.spec = spec;
-                svc.table = build_table(&svc.spec.scheduler, &svc.dests);
-                svc.state = SchedState::new(&svc.spec.scheduler, &svc.table);
-                svc.templates.clear();
-            }
-            Command::DeleteService(key) => {
-                let before = services.len();
-                services.retain(|s| s.spec.key != key);
-                if services.len() == before {
-                    return Err(at("no such service".into()));
-                }
-            }
-            Command::EditServer(server) => {
-                let svc = find(&mut services, server.service)
-                    .ok_or_else(|| at("no such service".into()))?;
-                let slot = svc
-                    .servers
-                    .iter_mut()
-                    .find(|r| r.addr == server.addr && r.port == server.port)
-                    .ok_or_else(|| at("no such destination".into()))?;
-                *slot = server;
-                svc.rebuild(&mut loads, &mut ids);
-            }
-            Command::DeleteServer {
-                service,
-                addr,
-                port,
-            } => {
-                let svc =
-                    find(&mut services, service).ok_or_else(|| at("no such service".into()))?;
-                let before = svc.servers.len();
-                svc.servers.retain(|r| !(r.addr == addr && r.port == port));
-                if svc.servers.len() == before {
-                    return Err(at("no such destination".into()));
-                }
-                svc.rebuild(&mut loads, &mut ids);
-            }
-            Command::Clear => services.clear(),
-            _ => return Err(at("not a rule (only -A -E -D -a -e -d -C)".into())),
-        }
-    }
-    let mut out = String::new();
+fn parse_clients(clients: &str) -> Result<Vec<Client>, String> {
+    let mut out = Vec::new();
     for (n, line) in clients.lines().enumerate() {
         let at = |m: &str| format!("clients line {}: {m}", n + 1);
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.is_empty() || words[0].starts_with('#') {
             continue;
         }
-        let [client, dest, rest @ ..] = words.as_slice() else {
+        let [client, target, rest @ ..] = words.as_slice() else {
             return Err(at("expected CLIENT[:PORT] DESTINATION [tcp|udp]"));
         };
-        let (caddr, cport) =
+        let (addr, port) =
             parse_endpoint(client).ok_or_else(|| at("illegal client address[:port]"))?;
         let proto = match rest.first().copied() {
             None | Some("tcp") => Protocol::Tcp,
             Some("udp") => Protocol::Udp,
             Some(p) => return Err(at(&format!("unknown protocol {p:?}"))),
         };
-        let (svc_index, dst_addr) = if let Some(mark) = dest.strip_prefix("fwmark:") {
-            let mark: u32 = mark.parse().map_err(|_| at("illegal fwmark"))?;
-            let i = services.iter().position(
-                |s| matches!(s.spec.key, ServiceKey::Fwmark { mark: m, .. } if m == mark),
-            );
-            (i, caddr)
-        } else {
-            let (daddr, dport) =
-                parse_endpoint(dest).ok_or_else(|| at("illegal destination address[:port]"))?;
-            let exact = ServiceKey::Addr(proto, SocketAddr::new(daddr, dport.unwrap_or(0)));
-            let all_ports = ServiceKey::Addr(proto, SocketAddr::new(daddr, 0));
-            let i = services
-                .iter()
-                .position(|s| s.spec.key == exact)
-                .or_else(|| services.iter().position(|s| s.spec.key == all_ports));
-            (i, daddr)
+        let dest = match target.strip_prefix("fwmark:") {
+            Some(mark) => Dest::Mark(mark.parse().map_err(|_| at("illegal fwmark"))?),
+            None => {
+                let (a, p) = parse_endpoint(target)
+                    .ok_or_else(|| at("illegal destination address[:port]"))?;
+                Dest::Addr(a, p.unwrap_or(0))
+            }
         };
-        let _ = write!(out, "{client} -> {dest}");
-        let Some(si) = svc_index else {
-            let _ = writeln!(out, " => no service");
+        out.push(Client {
+            line: n + 1,
+            text: format!("{client} -> {target}"),
+            addr,
+            port: port.unwrap_or(1024u16.saturating_add(n as u16)),
+            proto,
+            dest,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the preview; errors name the input and line.
+pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
+    let clients = parse_clients(clients)?;
+    let limits = Limits {
+        entries: 1024,
+        dests: 8192,
+    };
+    let loads: Arc<Vec<DestLoad>> =
+        Arc::new((0..limits.dests).map(|_| DestLoad::default()).collect());
+    let mut director = Director::new(limits, loads.clone());
+    director.ports = vec![PortInfo {
+        mac: PORT_MAC,
+        addrs: vec![
+            IpAddr::from([198, 18, 255, 254]),
+            IpAddr::from([0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0xfffe]),
+        ],
+        mtu: 9000,
+        ip_checksum_offload: false,
+    }];
+    director.routes = [IpAddr::from([0u8; 4]), IpAddr::from([0u8; 16])]
+        .into_iter()
+        .map(|prefix| Route {
+            prefix,
+            len: 0,
+            gateway: None,
+            port: 0,
+        })
+        .collect();
+    // Marks the clients use, for both families and protocols.
+    for c in &clients {
+        if let Dest::Mark(mark) = c.dest {
+            for ipv6 in [false, true] {
+                for proto in [Protocol::Tcp, Protocol::Udp] {
+                    let rule = FwmarkRule {
+                        mark,
+                        proto,
+                        addr: mark_address(mark, ipv6),
+                        port: MARK_PORT,
+                    };
+                    if !director.marks.contains(&rule) {
+                        director.marks.push(rule);
+                    }
+                }
+            }
+        }
+    }
+    let mut engine = Engine::new(
+        EngineConfig {
+            conn_capacity: (clients.len() * 2 + 64).next_power_of_two(),
+            max_services: limits.entries,
+            max_dests: limits.dests,
+            neighbour_capacity: 64,
+        },
+        1,
+    );
+    for (n, line) in rules.lines().enumerate() {
+        let at = |m: String| format!("rules line {}: {m}", n + 1);
+        let Some(cmd) = parse_line(line).map_err(at)? else {
             continue;
         };
-        let svc = &mut services[si];
-        let masked = mask(caddr, svc.spec.netmask);
-        let templated = svc
-            .spec
-            .persistent
-            .and_then(|_| svc.templates.get(&masked).copied())
-            .and_then(|id| svc.dests.iter().position(|d| d.id == id));
-        let chosen = templated.or_else(|| {
-            let req = Request {
-                client: caddr,
-                client_port: cport.unwrap_or(0),
-                dst: dst_addr,
-                now: 0,
+        if !matches!(
+            cmd,
+            Command::AddService(_)
+                | Command::EditService(_)
+                | Command::DeleteService(_)
+                | Command::AddServer(_)
+                | Command::EditServer(_)
+                | Command::DeleteServer { .. }
+                | Command::Clear
+        ) {
+            return Err(at("not a rule (only -A -E -D -a -e -d -C)".into()));
+        }
+        director.apply(&cmd).map_err(at)?;
+        // Every server answers on the link.
+        director.neighbours = director
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter().map(|d| (d.addr, NEIGHBOUR_MAC)))
+            .collect();
+        engine.adopt(&director.snapshot());
+    }
+    let snap = director.snapshot();
+    engine.adopt(&snap);
+
+    let mut out = String::new();
+    for c in &clients {
+        let at = |m: &str| format!("clients line {}: {m}", c.line);
+        let (daddr, dport) = match c.dest {
+            Dest::Addr(a, p) => (a, p),
+            Dest::Mark(mark) => (mark_address(mark, c.addr.is_ipv6()), MARK_PORT),
+        };
+        let l4 = match c.proto {
+            Protocol::Tcp => proto::TCP,
+            Protocol::Udp => proto::UDP,
+        };
+        let frame = opening_frame((CLIENT_MAC, PORT_MAC), c.addr, daddr, l4, (c.port, dport))
+            .ok_or_else(|| at("the client and destination are of different families"))?;
+        let before = engine.table.len();
+        let verdict = engine.process(&snap, &loads, 1, 0, &mut VecFrame::new(&frame));
+        let key = InKey {
+            proto: l4,
+            caddr: addr16(c.addr),
+            cport: c.port,
+            vaddr: addr16(daddr),
+            vport: dport,
+        };
+        let conn = engine
+            .table
+            .lookup_in(&key)
+            .and_then(|id| engine.table.get(id));
+        let _ = write!(out, "{}", c.text);
+        let Some(conn) = conn else {
+            let why = match verdict {
+                Verdict::Drop(rvs_core::engine::DropReason::NoService)
+                | Verdict::Drop(rvs_core::engine::DropReason::NotOurs) => "no service",
+                _ if snap.is_vip(daddr) => "no server available",
+                _ => "no service",
             };
-            sched::pick(
-                &svc.spec.scheduler,
-                &svc.table,
-                &mut svc.state,
-                &svc.dests,
-                &loads,
-                &req,
-            )
-        });
-        match chosen {
-            Some(i) => {
-                let d = &svc.dests[i];
-                let load = &loads[d.id];
-                load.bind();
-                if proto == Protocol::Tcp {
-                    load.set_active(true);
-                }
-                if svc.spec.persistent.is_some() && templated.is_none() {
-                    svc.templates.insert(masked, d.id);
-                    load.add_persistent();
-                }
-                let server = SocketAddr::new(d.addr, d.port);
-                let how = svc.servers[i].method.word();
-                let note = if templated.is_some() {
-                    ", persistent"
-                } else {
-                    ""
-                };
-                let _ = writeln!(out, " => {server} ({how}{note})");
+            let _ = writeln!(out, " => {why}");
+            continue;
+        };
+        let server = director
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .find(|d| d.id == conn.dest as usize);
+        // A reused template adds the connection alone; a new one adds itself too.
+        let note = if conn.template_id().is_some() && engine.table.len() == before + 1 {
+            ", persistent"
+        } else {
+            ""
+        };
+        match server {
+            Some(d) => {
+                let _ = writeln!(
+                    out,
+                    " => {} ({}{note})",
+                    std::net::SocketAddr::new(d.addr, d.port),
+                    d.method.ipvsadm_word()
+                );
             }
             None => {
                 let _ = writeln!(out, " => no server available");
@@ -297,7 +302,7 @@ mod tests {
         assert_eq!(twos, 6, "3:1 over 8 connections: {picks:?}");
         assert!(preview("-d -t 1.1.1.1:80 -r 2.2.2.2\n", "")
             .unwrap_err()
-            .contains("no such service"));
+            .contains("rules line 1: Service not defined"));
     }
 
     #[test]

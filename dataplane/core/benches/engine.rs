@@ -8,7 +8,8 @@ use etherparse::PacketBuilder;
 use hashbrown::HashMap;
 use rvs_core::engine::Frame;
 use rvs_core::engine::{
-    Engine, EngineConfig, Method, PortInfo, RealServer, Route, Service, Snapshot, VecFrame, Verdict,
+    Engine, EngineConfig, ForwardMethod, PortInfo, RealServer, Route, Service, Snapshot, VecFrame,
+    Verdict,
 };
 use rvs_core::sched::{DestLoad, SchedKind};
 use rvs_wire::Ipv4Packet;
@@ -20,14 +21,17 @@ const PORT1: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const CLIENT_MAC: [u8; 6] = [2, 0xcc, 0, 0, 0, 1];
 
 fn snapshot() -> Snapshot {
-    let svc = |id: u16, last: u8, method: Method| {
+    let svc = |id: u16, last: u8, method: ForwardMethod| {
         let servers = (0..10u8)
             .map(|i| RealServer {
                 id: usize::from(id) * 10 + usize::from(i),
                 addr: IpAddr::from([10, 0, 0, 10 + i]),
                 port: 0,
                 weight: 1,
+                last_weight: 1,
                 method,
+                upper: 0,
+                lower: 0,
             })
             .collect();
         Service::new(
@@ -42,9 +46,9 @@ fn snapshot() -> Snapshot {
         )
     };
     let services = vec![
-        svc(0, 100, Method::Nat),
-        svc(1, 101, Method::Dr),
-        svc(2, 102, Method::Tun),
+        svc(0, 100, ForwardMethod::Nat),
+        svc(1, 101, ForwardMethod::Dr),
+        svc(2, 102, ForwardMethod::Tun),
     ];
     let ports = vec![
         PortInfo {

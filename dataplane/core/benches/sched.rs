@@ -2,17 +2,21 @@
 //! time at 1000 servers. `cargo bench -p rvs-dataplane --bench sched`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use rvs_core::sched::{build_table, pick, Dest, DestLoad, Request, SchedKind, SchedState};
+use rvs_core::model::{ForwardMethod, RealServer};
+use rvs_core::sched::{build_table, pick, DestLoad, Request, SchedKind, SchedState};
 use std::net::IpAddr;
 
-fn dests(n: usize) -> Vec<Dest> {
+fn dests(n: usize) -> Vec<RealServer> {
     (0..n)
-        .map(|i| Dest {
+        .map(|i| RealServer {
             id: i,
             addr: IpAddr::from([10, 1, (i >> 8) as u8, i as u8]),
             port: 80,
             weight: 1 + (i % 7) as u32,
             last_weight: 1 + (i % 7) as u32,
+            method: ForwardMethod::Nat,
+            upper: 0,
+            lower: 0,
         })
         .collect()
 }

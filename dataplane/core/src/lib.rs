@@ -1,5 +1,6 @@
 //! The rvs forwarding core, pure and DPDK-free: `(snapshot, now, port, frame) -> verdict`.
 //!
+//! * [`model`]: a real server and its forwarding method, as every layer names them.
 //! * [`engine`]: the load balancer's per-frame decisions, split by concern.
 //! * [`conn`]: per-worker connection tables and the IPVS TCP state machine.
 //! * [`sched`]: the IPVS schedulers over a snapshot's real servers.
@@ -15,9 +16,11 @@
 pub mod conn;
 pub mod engine;
 pub mod forward;
+pub mod model;
 pub mod publish;
 pub mod sched;
 pub mod stats;
 
 pub use forward::ForwardMode;
+pub use model::{ForwardMethod, RealServer};
 pub use stats::{WorkerCounters, WorkerStats};

@@ -748,7 +748,7 @@ fn a_group_of_services_shares_persistence() {
 /// leaves no connection behind.
 #[test]
 fn one_packet_scheduling_schedules_every_datagram() {
-    use rvs_core::engine::{Method, Service, Snapshot};
+    use rvs_core::engine::{ForwardMethod, Service, Snapshot};
     use rvs_core::sched::SchedKind;
     let mut lab = Lab::new();
     let mut ops = Service::new(
@@ -760,8 +760,8 @@ fn one_packet_scheduling_schedules_every_datagram() {
         SchedKind::Rr,
         None,
         vec![
-            rs(14, [10, 0, 0, 3], 0, Method::Dr),
-            rs(15, [10, 0, 0, 2], 0, Method::Dr),
+            rs(14, [10, 0, 0, 3], 0, ForwardMethod::Dr),
+            rs(15, [10, 0, 0, 2], 0, ForwardMethod::Dr),
         ],
     );
     ops.one_packet = true;
@@ -798,7 +798,7 @@ fn one_packet_scheduling_schedules_every_datagram() {
 /// host stack unchanged.
 #[test]
 fn a_local_real_server_hands_the_packet_to_the_host() {
-    use rvs_core::engine::{Method, Service, Snapshot};
+    use rvs_core::engine::{ForwardMethod, Service, Snapshot};
     use rvs_core::sched::SchedKind;
     let mut lab = Lab::new();
     let local = Service::new(
@@ -809,7 +809,7 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
         None,
         SchedKind::Rr,
         None,
-        vec![rs(14, [10, 0, 0, 1], 80, Method::Nat)],
+        vec![rs(14, [10, 0, 0, 1], 80, ForwardMethod::Nat)],
     );
     let mut services = lab.snap.services.clone();
     services.push(local);

@@ -1,8 +1,8 @@
 use etherparse::PacketBuilder;
 use hashbrown::HashMap;
 use rvs_core::engine::{
-    Engine, EngineConfig, Frame, Method, PortInfo, RealServer, Route, Service, Snapshot, VecFrame,
-    Verdict,
+    Engine, EngineConfig, ForwardMethod, Frame, PortInfo, RealServer, Route, Service, Snapshot,
+    VecFrame, Verdict,
 };
 use rvs_core::sched::{DestLoad, SchedKind};
 use std::net::IpAddr;
@@ -28,13 +28,16 @@ pub fn ip(a: impl Into<IpAddr>) -> IpAddr {
     a.into()
 }
 
-pub fn rs(id: usize, addr: impl Into<IpAddr>, port: u16, method: Method) -> RealServer {
+pub fn rs(id: usize, addr: impl Into<IpAddr>, port: u16, method: ForwardMethod) -> RealServer {
     RealServer {
         id,
         addr: addr.into(),
         port,
         weight: 1,
+        last_weight: 1,
         method,
+        upper: 0,
+        lower: 0,
     }
 }
 
@@ -48,7 +51,7 @@ pub fn snapshot() -> Snapshot {
             None,
             SchedKind::Rr,
             None,
-            vec![rs(0, [10, 0, 0, 2], 8080, Method::Nat)],
+            vec![rs(0, [10, 0, 0, 2], 8080, ForwardMethod::Nat)],
         ),
         Service::new(
             1,
@@ -58,7 +61,7 @@ pub fn snapshot() -> Snapshot {
             None,
             SchedKind::Rr,
             None,
-            vec![rs(1, [10, 0, 0, 3], 0, Method::Dr)],
+            vec![rs(1, [10, 0, 0, 3], 0, ForwardMethod::Dr)],
         ),
         Service::new(
             2,
@@ -68,7 +71,7 @@ pub fn snapshot() -> Snapshot {
             None,
             SchedKind::Rr,
             None,
-            vec![rs(2, [10, 0, 0, 2], 0, Method::Tun)],
+            vec![rs(2, [10, 0, 0, 2], 0, ForwardMethod::Tun)],
         ),
         Service::new(
             3,
@@ -78,7 +81,7 @@ pub fn snapshot() -> Snapshot {
             None,
             SchedKind::Rr,
             None,
-            vec![rs(3, RS6, 8080, Method::Nat)],
+            vec![rs(3, RS6, 8080, ForwardMethod::Nat)],
         ),
         Service::new(
             4,
@@ -88,7 +91,7 @@ pub fn snapshot() -> Snapshot {
             None,
             SchedKind::Rr,
             None,
-            vec![rs(4, RS6, 0, Method::Tun)],
+            vec![rs(4, RS6, 0, ForwardMethod::Tun)],
         ),
         Service::new(
             5,
@@ -99,12 +102,12 @@ pub fn snapshot() -> Snapshot {
             SchedKind::Rr,
             Some((360, 32)),
             vec![
-                rs(6, [10, 0, 0, 3], 0, Method::Nat),
-                rs(5, [10, 0, 0, 2], 0, Method::Nat),
+                rs(6, [10, 0, 0, 3], 0, ForwardMethod::Nat),
+                rs(5, [10, 0, 0, 2], 0, ForwardMethod::Nat),
             ],
         ),
     ];
-    let mut quiesced = rs(7, [10, 0, 0, 3], 0, Method::Dr);
+    let mut quiesced = rs(7, [10, 0, 0, 3], 0, ForwardMethod::Dr);
     quiesced.weight = 0;
     let mut services = services;
     services.push(Service::new(
@@ -125,7 +128,7 @@ pub fn snapshot() -> Snapshot {
         None,
         SchedKind::Rr,
         None,
-        vec![rs(8, [10, 0, 0, 9], 0, Method::Nat)],
+        vec![rs(8, [10, 0, 0, 9], 0, ForwardMethod::Nat)],
     ));
     services.push(Service::new(
         8,
@@ -135,7 +138,7 @@ pub fn snapshot() -> Snapshot {
         None,
         SchedKind::Rr,
         None,
-        vec![rs(9, RS6, 0, Method::Dr)],
+        vec![rs(9, RS6, 0, ForwardMethod::Dr)],
     ));
     // A group (firewall mark 10): two ports of one VIP that persist together.
     for (id, port) in [(9u16, 80u16), (10, 443)] {
@@ -149,8 +152,8 @@ pub fn snapshot() -> Snapshot {
             SchedKind::Rr,
             Some((360, 32)),
             vec![
-                rs(base, [10, 0, 0, 3], 0, Method::Nat),
-                rs(base + 1, [10, 0, 0, 2], 0, Method::Nat),
+                rs(base, [10, 0, 0, 3], 0, ForwardMethod::Nat),
+                rs(base + 1, [10, 0, 0, 2], 0, ForwardMethod::Nat),
             ],
         ));
     }

@@ -17,6 +17,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod emit;
 pub mod ethernet;
 pub mod frame;
 pub mod icmp;

@@ -7,7 +7,7 @@
 
 pub mod syntax;
 
-use crate::ipvsadm::{Command, Method, Protocol, ServerSpec, ServiceKey, ServiceSpec};
+use crate::ipvsadm::{Command, ForwardMethod, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::sched::SchedKind;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -76,7 +76,7 @@ pub struct RealServer {
     pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
-    pub method: Method,
+    pub method: ForwardMethod,
     pub inhibit_on_failure: bool,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
@@ -91,7 +91,7 @@ pub struct VirtualServer {
     /// One key per service (a group gives several).
     pub keys: Vec<ServiceKey>,
     /// lvs_method: the real servers' default, and the sorry server's.
-    pub method: Method,
+    pub method: ForwardMethod,
     pub sched: SchedKind,
     pub persistence: Option<u32>,
     pub granularity: Option<u8>,
@@ -148,11 +148,11 @@ fn port(s: &Statement, i: usize) -> Result<u16, String> {
         .map_err(|_| format!("{}: {}: {p:?} is not a port", s.at(), s.keyword))
 }
 
-fn method(s: &Statement) -> Result<Method, String> {
+fn method(s: &Statement) -> Result<ForwardMethod, String> {
     match s.arg(0)?.to_ascii_uppercase().as_str() {
-        "NAT" => Ok(Method::Masq),
-        "DR" => Ok(Method::Route),
-        "TUN" => Ok(Method::Tunnel),
+        "NAT" => Ok(ForwardMethod::Nat),
+        "DR" => Ok(ForwardMethod::Dr),
+        "TUN" => Ok(ForwardMethod::Tun),
         m => Err(format!("{}: {}: {m:?}: NAT, DR or TUN", s.at(), s.keyword)),
     }
 }
@@ -283,10 +283,10 @@ impl KeepalivedConf {
     ) -> Result<VirtualServer, String> {
         let mut proto = Protocol::Tcp;
         let mut sched = SchedKind::Wlc;
-        let mut default_method = Method::Masq;
+        let mut default_method = ForwardMethod::Nat;
         let mut vs = VirtualServer {
             keys: Vec::new(),
-            method: Method::Masq,
+            method: ForwardMethod::Nat,
             sched,
             persistence: None,
             granularity: None,
@@ -392,7 +392,7 @@ impl KeepalivedConf {
         &mut self,
         s: &Statement,
         mut inh: Inherited,
-        default_method: Method,
+        default_method: ForwardMethod,
         virtualhost: Option<String>,
     ) -> Result<RealServer, String> {
         let addr = ip(s, 0)?;
@@ -650,7 +650,7 @@ mod tests {
         let rs = &udp.real_servers[0];
         assert_eq!(
             (rs.addr.to_string(), rs.port, rs.method),
-            ("10.2.1.2".into(), 53, Method::Masq)
+            ("10.2.1.2".into(), 53, ForwardMethod::Nat)
         );
         let c = &rs.checkers[0];
         assert_eq!(
@@ -766,7 +766,7 @@ mystery { }
         );
         let a = &vs.real_servers[0];
         assert!(a.inhibit_on_failure);
-        assert_eq!(a.method, Method::Route);
+        assert_eq!(a.method, ForwardMethod::Dr);
         assert_eq!(a.notify_down.as_deref(), Some("/usr/local/bin/down 1"));
         let http = &a.checkers[0];
         assert_eq!(

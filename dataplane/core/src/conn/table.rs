@@ -8,6 +8,8 @@
 //! with a budget, so there is never a full-table scan.
 
 use super::index::FlowIndex;
+use super::state::TcpState;
+use crate::model::ForwardMethod;
 use hashbrown::DefaultHashBuilder;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
@@ -105,10 +107,10 @@ pub struct Conn {
     pub vport: u16,
     pub dport: u16,
     pub proto: u8,
-    pub state: u8,
+    pub state: TcpState,
+    /// [`flags`] bits.
     pub flags: u8,
-    /// Forwarding method, as the engine encodes it.
-    pub method: u8,
+    pub method: ForwardMethod,
     pub service: u16,
     /// Stable real-server id.
     pub dest: u32,
@@ -137,7 +139,7 @@ impl Conn {
         dport: u16,
         service: u16,
         dest: u32,
-        method: u8,
+        method: ForwardMethod,
         flags: u8,
     ) -> Conn {
         Conn {
@@ -148,7 +150,7 @@ impl Conn {
             vport: key.vport,
             dport,
             proto: key.proto,
-            state: 0,
+            state: TcpState::None,
             flags,
             method,
             service,
@@ -216,7 +218,7 @@ fn free_entry(next: u32) -> Conn {
     Conn {
         wheel_next: next,
         wheel_slot: FREE,
-        ..Conn::new(key, [0; 16], 0, 0, 0, 0, 0)
+        ..Conn::new(key, [0; 16], 0, 0, 0, ForwardMethod::Nat, 0)
     }
 }
 
@@ -528,7 +530,7 @@ mod tests {
             8080,
             0,
             u32::from(rip),
-            0,
+            ForwardMethod::Nat,
             flags::REPLY_INDEXED,
         )
     }

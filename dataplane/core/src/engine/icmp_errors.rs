@@ -102,7 +102,7 @@ impl Engine {
         if flow.ttl <= 1 {
             return Some(self.drop(DropReason::Ttl));
         }
-        let method = Method::from_u8(conn.method);
+        let method = conn.method;
         let (outer_new, emb_addr, emb_port, next) = if towards_server {
             (
                 ip_of(&conn.daddr),
@@ -120,9 +120,9 @@ impl Engine {
             return Some(self.drop(DropReason::NoNeighbour));
         };
         let port_mac = snap.ports.get(usize::from(out_port))?.mac;
-        if towards_server && method != Method::Nat {
+        if towards_server && method != ForwardMethod::Nat {
             // DR/TUN: the real server owns the VIP too; deliver the error unchanged.
-            if method == Method::Tun {
+            if method == ForwardMethod::Tun {
                 let src = snap.local_addr(out_port, next)?;
                 if !encapsulate(frame, flow, (src, next), (hop_mac, port_mac), false) {
                     return Some(self.drop(DropReason::Unsupported));
@@ -132,7 +132,7 @@ impl Engine {
             }
             return Some(Verdict::Forward { port: out_port });
         }
-        if !towards_server && method != Method::Nat {
+        if !towards_server && method != ForwardMethod::Nat {
             return None;
         }
         let b = frame.bytes_mut();

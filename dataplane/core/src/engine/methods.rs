@@ -186,7 +186,7 @@ impl Engine {
             found,
             flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN,
         ) {
-            let st = self.table.get(id).map(|c| TcpState::from_u8(c.state));
+            let st = self.table.get(id).map(|c| c.state);
             if matches!(st, Some(TcpState::TimeWait | TcpState::Close)) {
                 self.release(id, loads);
                 found = None;
@@ -207,8 +207,8 @@ impl Engine {
         let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.daddr, c.dport)) else {
             return self.drop(DropReason::NoConnection);
         };
-        let method = Method::from_u8(conn.method);
-        let dir = if method == Method::Nat {
+        let method = conn.method;
+        let dir = if method == ForwardMethod::Nat {
             Direction::Input
         } else {
             Direction::InputOnly
@@ -235,7 +235,7 @@ impl Engine {
         };
         let port_mac = port_info.mac;
         match method {
-            Method::Nat => {
+            ForwardMethod::Nat => {
                 if flow.ttl <= 1 {
                     return self.drop(DropReason::Ttl);
                 }
@@ -243,11 +243,11 @@ impl Engine {
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
                 Verdict::Forward { port: out_port }
             }
-            Method::Dr => {
+            ForwardMethod::Dr => {
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
                 Verdict::Forward { port: out_port }
             }
-            Method::Tun => {
+            ForwardMethod::Tun => {
                 let Some(src) = snap.local_addr(out_port, daddr) else {
                     return self.drop(DropReason::NoRoute);
                 };

@@ -20,11 +20,12 @@ mod neighbour;
 mod session;
 pub mod snapshot;
 
+pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of};
 pub use counters::{Counters, DropReason};
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::EXPIRE_BUDGET_MAX;
-pub use snapshot::{Method, PortInfo, RealServer, Route, Service, Snapshot};
+pub use snapshot::{PortInfo, Route, Service, Snapshot};
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
@@ -82,7 +83,7 @@ pub struct Engine {
     pub table: ConnTable,
     pub timeouts: Timeouts,
     states: Vec<SchedState>,
-    /// The service version each scheduler state was built for.
+    /// The version of the last scheduler event each state applied.
     state_versions: Vec<u64>,
     /// Each service's persistence timeout (seconds): a template that still controls
     /// connections when it runs out is re-armed for that long, as IPVS does.
@@ -116,7 +117,7 @@ impl Engine {
             states: (0..cfg.max_services)
                 .map(|_| SchedState::default())
                 .collect(),
-            state_versions: vec![u64::MAX; cfg.max_services],
+            state_versions: vec![0; cfg.max_services],
             persistence: vec![TEMPLATE_REARM; cfg.max_services],
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
@@ -138,15 +139,39 @@ impl Engine {
         }
     }
 
-    /// Takes a new snapshot into use (at a burst boundary): scheduler states are rebuilt
-    /// for services whose version changed; the timeouts are taken over.
+    /// Takes a new snapshot into use (at a burst boundary): each service's scheduler state
+    /// applies the changes it has not seen (as IPVS's scheduler callbacks would; a worker
+    /// that missed some binds afresh); the timeouts are taken over. Allocates nothing.
     pub fn adopt(&mut self, snap: &Snapshot) {
         for svc in &snap.services {
             let i = usize::from(svc.id);
-            if let (Some(st), Some(v)) = (self.states.get_mut(i), self.state_versions.get_mut(i)) {
-                if *v != svc.version {
-                    *st = SchedState::new(&svc.sched, &svc.table);
-                    *v = svc.version;
+            if let (Some(st), Some(seen)) = (self.states.get_mut(i), self.state_versions.get_mut(i))
+            {
+                let log = &svc.sched_log[..];
+                let newest = log.last().map_or(0, |e| e.version);
+                if *seen != newest {
+                    let caches = svc.caches.as_deref();
+                    // From the change after the last one applied, or from a bind, which
+                    // makes the state whatever came before.
+                    let from = log
+                        .iter()
+                        .position(|e| e.after == *seen)
+                        .or(match log.first() {
+                            Some(e) if matches!(e.change, sched::ListChange::Bind { .. }) => {
+                                Some(0)
+                            }
+                            _ => None,
+                        });
+                    match from {
+                        Some(from) => log[from..]
+                            .iter()
+                            .for_each(|e| st.apply(&svc.sched, e, caches)),
+                        None => {
+                            let fresh = sched::SchedEvent::bind(newest, &svc.servers);
+                            st.apply(&svc.sched, &fresh, caches);
+                        }
+                    }
+                    *seen = newest;
                 }
             }
             if let Some(p) = self.persistence.get_mut(i) {

@@ -7,9 +7,9 @@ use super::*;
 /// packet path reads a few fields), with the address and port it rewrites to.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Binding {
-    pub(super) method: u8,
+    pub(super) method: ForwardMethod,
     pub(super) flags: u8,
-    pub(super) state: u8,
+    pub(super) state: TcpState,
     pub(super) service: u16,
     pub(super) dest: u32,
     pub(super) addr: crate::conn::Addr16,
@@ -95,14 +95,14 @@ impl Engine {
         loads: &[DestLoad],
     ) {
         let timeout = if flow.proto == proto::TCP {
-            let from = TcpState::from_u8(conn.state);
+            let from = conn.state;
             let to = transition(dir, from, flow.tcp_flags);
             if to != from {
                 if let Some(l) = loads.get(conn.dest as usize) {
                     account_transition(l, from, to);
                 }
                 if let Some(c) = self.table.get_mut(id) {
-                    c.state = to as u8;
+                    c.state = to;
                     c.flags = if to.is_active() {
                         c.flags | flags::ACTIVE
                     } else {
@@ -178,7 +178,7 @@ impl Engine {
                             t.dest = s.id as u32;
                             t.daddr = addr16(s.addr);
                             t.dport = s.port;
-                            t.method = s.method as u8;
+                            t.method = s.method;
                         }
                         if let Some(l) = loads.get(s.id) {
                             l.add_persistent();
@@ -201,7 +201,7 @@ impl Engine {
                     s.port,
                     entry_id,
                     s.id as u32,
-                    s.method as u8,
+                    s.method,
                     flags::TEMPLATE,
                 );
                 let tid = self
@@ -225,7 +225,7 @@ impl Engine {
         let dport = if s.port == 0 { flow.dport } else { s.port };
         let mut f = if svc.one_packet && flow.proto == proto::UDP {
             flags::ONE_PACKET
-        } else if s.method == Method::Nat {
+        } else if s.method == ForwardMethod::Nat {
             flags::REPLY_INDEXED
         } else {
             0
@@ -240,7 +240,7 @@ impl Engine {
             dport,
             entry_id,
             s.id as u32,
-            s.method as u8,
+            s.method,
             f,
         );
         if let Some(t) = template {
@@ -280,6 +280,6 @@ impl Engine {
             dst: flow.dst,
             now: u64::from(now),
         };
-        sched::pick(&svc.sched, &svc.table, state, &svc.dests, loads, &req)
+        sched::pick(&svc.sched, &svc.table, state, &svc.servers, loads, &req)
     }
 }

@@ -3,40 +3,11 @@
 //! Immutable once built; workers switch to a new one at a burst boundary.
 
 use crate::conn::Timeouts;
-use crate::sched::{build_table, Dest, SchedKind, SchedTable};
+use crate::model::RealServer;
+use crate::sched::{build_table, CachePool, SchedEvent, SchedKind, SchedTable};
 use hashbrown::HashMap;
 use std::net::IpAddr;
-
-/// How packets reach a real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Method {
-    Nat = 0,
-    Dr = 1,
-    Tun = 2,
-}
-
-impl Method {
-    pub fn from_u8(v: u8) -> Method {
-        match v {
-            1 => Method::Dr,
-            2 => Method::Tun,
-            _ => Method::Nat,
-        }
-    }
-}
-
-/// A real server of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RealServer {
-    /// Stable id: index into the shared load counters.
-    pub id: usize,
-    pub addr: IpAddr,
-    /// 0 = the client's destination port (DR/TUN, or NAT without port mapping).
-    pub port: u16,
-    pub weight: u32,
-    pub method: Method,
-}
+use std::sync::Arc;
 
 /// A virtual service.
 #[derive(Debug, Clone)]
@@ -55,13 +26,16 @@ pub struct Service {
     pub one_packet: bool,
     /// Real servers in IPVS list order (newest first).
     pub servers: Vec<RealServer>,
-    pub dests: Vec<Dest>,
     pub table: SchedTable,
     /// Index of the first service of its group in the snapshot (set by [`Snapshot::new`]).
     pub leader: usize,
-    /// Changes whenever the server list, a weight or the scheduler changes (unique across
-    /// services): a worker rebuilds its scheduler state only for services whose version moved.
+    /// Changes with any change of the service (unique across services).
     pub version: u64,
+    /// The recent changes of the server list and scheduler, oldest first: a worker applies
+    /// those after the last it applied (see [`crate::sched::SchedState::apply`]).
+    pub sched_log: Arc<[SchedEvent]>,
+    /// Caches for workers binding lblc/lblcr anew, made on the control side.
+    pub caches: Option<Arc<CachePool>>,
 }
 
 impl Service {
@@ -76,17 +50,8 @@ impl Service {
         persistence: Option<(u32, u8)>,
         servers: Vec<RealServer>,
     ) -> Service {
-        let dests: Vec<Dest> = servers
-            .iter()
-            .map(|s| Dest {
-                id: s.id,
-                addr: s.addr,
-                port: s.port,
-                weight: s.weight,
-                last_weight: s.weight,
-            })
-            .collect();
-        let table = build_table(&sched, &dests);
+        let table = build_table(&sched, &servers);
+        let sched_log = Arc::from([SchedEvent::bind(1, &servers)]);
         Service {
             id,
             proto,
@@ -97,10 +62,11 @@ impl Service {
             persistence,
             one_packet: false,
             servers,
-            dests,
             table,
             leader: 0,
             version: 0,
+            sched_log,
+            caches: None,
         }
     }
 }

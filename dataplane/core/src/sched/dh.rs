@@ -1,10 +1,10 @@
 //! dh (destination hashing): 2^bits buckets, bucket i = the (i mod n)-th server; key
 //! hash_32(destination address). A skipped server yields none.
 
-use super::{fold_addr, hash_32, Dest, View};
+use super::{fold_addr, hash_32, RealServer, View};
 use std::net::IpAddr;
 
-pub(crate) fn build(dests: &[Dest], bits: u8) -> Vec<Option<u32>> {
+pub(crate) fn build(dests: &[RealServer], bits: u8) -> Vec<Option<u32>> {
     let size = 1usize << bits;
     (0..size)
         .map(|i| (!dests.is_empty()).then(|| (i % dests.len()) as u32))

@@ -46,6 +46,12 @@ impl LblcCache {
         self.map.len()
     }
 
+    /// Empties the cache, keeping its room (a scheduler bound anew).
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.next_check = CHECK_INTERVAL_S;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

@@ -78,6 +78,12 @@ impl LblcrCache {
         }
     }
 
+    /// Empties the cache, keeping its room (a scheduler bound anew).
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.next_check = super::lblc::CHECK_INTERVAL_S;
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -9,7 +9,7 @@
 //! h is hsiphash as on 64-bit Linux (SipHash-1-3) with fixed keys over the u32
 //! offset + port + address.
 
-use super::{fold_addr, gcd_weight, Dest, View};
+use super::{fold_addr, gcd_weight, RealServer, View};
 use std::net::IpAddr;
 
 /// Table sizes IPVS allows.
@@ -72,7 +72,7 @@ fn fls(x: u32) -> i32 {
     (32 - x.leading_zeros()) as i32
 }
 
-pub(crate) fn build(dests: &[Dest], size: u32) -> Vec<Option<u32>> {
+pub(crate) fn build(dests: &[RealServer], size: u32) -> Vec<Option<u32>> {
     let m = size as usize;
     let mut table = vec![None; m];
     if dests.is_empty() || size < 2 {
@@ -171,14 +171,17 @@ mod tests {
     use super::super::*;
     use super::*;
 
-    fn servers(n: usize) -> Vec<Dest> {
+    fn servers(n: usize) -> Vec<RealServer> {
         (0..n)
-            .map(|i| Dest {
+            .map(|i| RealServer {
                 id: i,
                 addr: IpAddr::from([10, 1, (i >> 8) as u8, i as u8]),
                 port: 80,
                 weight: 1,
                 last_weight: 1,
+                method: crate::model::ForwardMethod::Nat,
+                upper: 0,
+                lower: 0,
             })
             .collect()
     }
@@ -220,7 +223,7 @@ mod tests {
         let mut fewer = d.clone();
         let removed = fewer.remove(37);
         let after = build(&fewer, 65521);
-        let name = |list: &[Dest], s: Option<u32>| s.map(|i| list[i as usize].addr);
+        let name = |list: &[RealServer], s: Option<u32>| s.map(|i| list[i as usize].addr);
         let (mut kept_owner, mut moved) = (0u32, 0u32);
         for (b, a) in before.iter().zip(&after) {
             let (was, now) = (name(&d, *b), name(&fewer, *a));
@@ -287,7 +290,7 @@ mod tests {
         k: &SchedKind,
         t: &SchedTable,
         s: &mut SchedState,
-        d: &[Dest],
+        d: &[RealServer],
         l: &[DestLoad],
         r: &Request,
     ) -> Option<usize> {

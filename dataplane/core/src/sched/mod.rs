@@ -31,22 +31,12 @@ pub use lblc::LblcCache;
 pub use lblcr::LblcrCache;
 pub use load::{DestLoad, Thresholds};
 pub use mh::{hsiphash_u32, MH_PRIMES};
+pub use wrr::WrrConsts;
 
+pub use crate::model::RealServer;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-
-/// A real server as the scheduler sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dest {
-    /// Stable id: index into the shared [`DestLoad`] array.
-    pub id: usize,
-    pub addr: IpAddr,
-    pub port: u16,
-    pub weight: u32,
-    /// The last non-zero weight (Maglev keeps a quiesced server's slots with it).
-    pub last_weight: u32,
-}
 
 /// Which scheduler, with its flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +185,7 @@ pub enum SchedTable {
 }
 
 /// Builds the table for `kind` over `dests` (in list order).
-pub fn build_table(kind: &SchedKind, dests: &[Dest]) -> SchedTable {
+pub fn build_table(kind: &SchedKind, dests: &[RealServer]) -> SchedTable {
     match *kind {
         SchedKind::Wrr => SchedTable::Wrr(wrr::WrrConsts::new(dests)),
         SchedKind::Sh { bits, .. } => SchedTable::Buckets(sh::build(dests, bits)),
@@ -232,12 +222,158 @@ impl SchedState {
         s
     }
 
-    /// The server list changed (add, delete, edit): IPVS resets the cursor to the head and
-    /// adjusts wrr's current weight.
-    pub fn list_changed(&mut self, table: &SchedTable) {
-        self.cursor = None;
-        if let SchedTable::Wrr(c) = table {
-            self.cw = c.adjusted_cw(self.cw);
+    /// Applies one change of the service's list or scheduler as IPVS's scheduler callbacks
+    /// do: a bind starts afresh (lblc/lblcr caches emptied, taken from `caches` when there
+    /// is none yet, so a worker allocates nothing); rr keeps its place across adds and
+    /// deletes; wrr goes back to the head with its current weight adjusted; lblc/lblcr keep
+    /// their caches.
+    pub fn apply(&mut self, kind: &SchedKind, ev: &SchedEvent, caches: Option<&CachePool>) {
+        match ev.change {
+            ListChange::Bind { cw } => {
+                self.cursor = None;
+                self.cw = if *kind == SchedKind::Wrr { cw } else { 0 };
+                let (old_lblc, old_lblcr) = (self.lblc.take(), self.lblcr.take());
+                match kind {
+                    SchedKind::Lblc => {
+                        let mut c = old_lblc
+                            .or_else(|| caches.and_then(CachePool::take_lblc))
+                            .unwrap_or_default();
+                        c.clear();
+                        self.lblc = Some(c);
+                        if let (Some(old), Some(pool)) = (old_lblcr, caches) {
+                            pool.retire_lblcr(old);
+                        }
+                    }
+                    SchedKind::Lblcr => {
+                        let mut c = old_lblcr
+                            .or_else(|| caches.and_then(CachePool::take_lblcr))
+                            .unwrap_or_default();
+                        c.clear();
+                        self.lblcr = Some(c);
+                        if let (Some(old), Some(pool)) = (old_lblc, caches) {
+                            pool.retire_lblc(old);
+                        }
+                    }
+                    _ => {
+                        if let Some(pool) = caches {
+                            if let Some(c) = old_lblc {
+                                pool.retire_lblc(c);
+                            }
+                            if let Some(c) = old_lblcr {
+                                pool.retire_lblcr(c);
+                            }
+                        }
+                    }
+                }
+            }
+            ListChange::Added if *kind == SchedKind::Rr => {
+                self.cursor = self.cursor.map(|c| c + 1);
+            }
+            ListChange::Removed(at) if *kind == SchedKind::Rr => {
+                // IPVS moves a cursor on the removed server to the one before it.
+                self.cursor = match self.cursor {
+                    Some(c) if c == at => at.checked_sub(1),
+                    Some(c) if c > at => Some(c - 1),
+                    other => other,
+                };
+            }
+            ListChange::Added | ListChange::Removed(_) | ListChange::Edited => {
+                if *kind == SchedKind::Wrr {
+                    self.cursor = None;
+                    self.cw = ev.wrr.adjusted_cw(self.cw);
+                }
+            }
+        }
+    }
+}
+
+/// A change of a service's server list or scheduler (IPVS's init_service, add_dest,
+/// del_dest and upd_dest callbacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListChange {
+    /// The scheduler bound to the list: a new service, or `-E` with another scheduler
+    /// (wrr starts at `cw`; changes folded in before any worker saw the bind adjust it).
+    Bind { cw: i64 },
+    /// A server added at the head of the list.
+    Added,
+    /// The server at this list position removed.
+    Removed(usize),
+    /// A server's weight, method or thresholds changed.
+    Edited,
+}
+
+/// One entry of a service's change log, which the snapshot carries so that every worker
+/// brings its own scheduler state up to date whatever snapshots it skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedEvent {
+    /// The control side's version of this change (unique, rising).
+    pub version: u64,
+    /// The version of the service's previous event (0 for its first).
+    pub after: u64,
+    pub change: ListChange,
+    /// wrr's constants for the list the change left.
+    pub wrr: wrr::WrrConsts,
+}
+
+impl SchedEvent {
+    /// The first event of a service bound to `servers` (hand-built snapshots, tests).
+    pub fn bind(version: u64, servers: &[RealServer]) -> SchedEvent {
+        let wrr = wrr::WrrConsts::new(servers);
+        SchedEvent {
+            version,
+            after: 0,
+            change: ListChange::Bind { cw: wrr.mw },
+            wrr,
+        }
+    }
+}
+
+/// lblc/lblcr caches made on the control side for the workers that bind those schedulers,
+/// and the caches workers let go of, freed when the snapshot carrying the pool is.
+#[derive(Debug, Default)]
+pub struct CachePool {
+    lblc: parking_lot::Mutex<Vec<LblcCache>>,
+    lblcr: parking_lot::Mutex<Vec<LblcrCache>>,
+}
+
+impl CachePool {
+    /// A pool with `n` fresh caches for `kind` (none for other schedulers).
+    pub fn for_workers(kind: &SchedKind, n: usize) -> CachePool {
+        let pool = CachePool {
+            lblc: parking_lot::Mutex::new(Vec::with_capacity(n)),
+            lblcr: parking_lot::Mutex::new(Vec::with_capacity(n)),
+        };
+        match kind {
+            SchedKind::Lblc => pool.lblc.lock().extend((0..n).map(|_| LblcCache::new())),
+            SchedKind::Lblcr => pool.lblcr.lock().extend((0..n).map(|_| LblcrCache::new())),
+            _ => {}
+        }
+        pool
+    }
+
+    fn take_lblc(&self) -> Option<LblcCache> {
+        self.lblc.try_lock()?.pop()
+    }
+
+    fn take_lblcr(&self) -> Option<LblcrCache> {
+        self.lblcr.try_lock()?.pop()
+    }
+
+    /// Keeps `c` for the control side to free (within the room reserved for the workers;
+    /// beyond it, the worker frees it).
+    fn retire_lblc(&self, c: LblcCache) {
+        if let Some(mut v) = self.lblc.try_lock() {
+            if v.len() < v.capacity() {
+                v.push(c);
+            }
+        }
+    }
+
+    fn retire_lblcr(&self, c: LblcrCache) {
+        if let Some(mut v) = self.lblcr.try_lock() {
+            if v.len() < v.capacity() {
+                v.push(c);
+            }
         }
     }
 }
@@ -259,7 +395,7 @@ pub fn pick(
     kind: &SchedKind,
     table: &SchedTable,
     state: &mut SchedState,
-    dests: &[Dest],
+    dests: &[RealServer],
     loads: &[DestLoad],
     req: &Request,
 ) -> Option<usize> {
@@ -313,7 +449,7 @@ pub fn pick(
 
 /// The server list with its live counters.
 pub(crate) struct View<'a> {
-    pub dests: &'a [Dest],
+    pub dests: &'a [RealServer],
     pub loads: &'a [DestLoad],
 }
 
@@ -389,16 +525,19 @@ pub(crate) mod testutil {
     use super::*;
 
     /// Servers A, B, C... (10.0.0.1, .2, ...) with the given weights, in list order.
-    pub fn dests(weights: &[u32]) -> Vec<Dest> {
+    pub fn dests(weights: &[u32]) -> Vec<RealServer> {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| Dest {
+            .map(|(i, &w)| RealServer {
                 id: i,
                 addr: IpAddr::from([10, 0, ((i + 1) >> 8) as u8, (i + 1) as u8]),
                 port: 80,
                 weight: w,
                 last_weight: w,
+                method: crate::model::ForwardMethod::Nat,
+                upper: 0,
+                lower: 0,
             })
             .collect()
     }
@@ -427,6 +566,119 @@ pub(crate) mod testutil {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(change: ListChange, servers: &[RealServer]) -> SchedEvent {
+        SchedEvent {
+            version: 0,
+            after: 0,
+            change,
+            wrr: WrrConsts::new(servers),
+        }
+    }
+
+    #[test]
+    fn rr_keeps_its_place_across_adds_and_deletes() {
+        // B of A,B,C chosen last.
+        let mut s = SchedState {
+            cursor: Some(1),
+            ..SchedState::default()
+        };
+        // A server added at the head: B is now at 2.
+        s.apply(
+            &SchedKind::Rr,
+            &event(ListChange::Added, &testutil::dests(&[1; 4])),
+            None,
+        );
+        assert_eq!(s.cursor, Some(2));
+        // B removed: IPVS moves the cursor to the one before it.
+        s.apply(
+            &SchedKind::Rr,
+            &event(ListChange::Removed(2), &testutil::dests(&[1; 3])),
+            None,
+        );
+        assert_eq!(s.cursor, Some(1));
+        s.apply(
+            &SchedKind::Rr,
+            &event(ListChange::Removed(0), &testutil::dests(&[1; 2])),
+            None,
+        );
+        assert_eq!(s.cursor, Some(0));
+        s.apply(
+            &SchedKind::Rr,
+            &event(ListChange::Removed(0), &testutil::dests(&[1])),
+            None,
+        );
+        assert_eq!(s.cursor, None, "the head");
+        s.apply(
+            &SchedKind::Rr,
+            &event(ListChange::Edited, &testutil::dests(&[1])),
+            None,
+        );
+        assert_eq!(s.cursor, None);
+    }
+
+    #[test]
+    fn wrr_goes_back_to_the_head_with_its_weight_adjusted() {
+        let mut s = SchedState::default();
+        let d = testutil::dests(&[4, 2]);
+        s.apply(
+            &SchedKind::Wrr,
+            &event(ListChange::Bind { cw: 4 }, &d),
+            None,
+        );
+        assert_eq!((s.cursor, s.cw), (None, 4));
+        s.cursor = Some(1);
+        s.cw = 3;
+        // di = 2: cw = (3 / 2) * 2 + 1.
+        s.apply(&SchedKind::Wrr, &event(ListChange::Edited, &d), None);
+        assert_eq!((s.cursor, s.cw), (None, 3));
+        s.cw = 9;
+        s.apply(
+            &SchedKind::Wrr,
+            &event(ListChange::Added, &testutil::dests(&[4, 2, 2])),
+            None,
+        );
+        assert_eq!(s.cw, 3, "cw > mw becomes mw");
+    }
+
+    #[test]
+    fn lblc_keeps_its_cache_across_list_changes_and_binds_from_the_pool() {
+        let d = testutil::dests(&[1, 1]);
+        let pool = CachePool::for_workers(&SchedKind::Lblc, 1);
+        let mut s = SchedState::default();
+        s.apply(
+            &SchedKind::Lblc,
+            &event(ListChange::Bind { cw: 0 }, &d),
+            Some(&pool),
+        );
+        assert!(s.lblc.is_some());
+        assert!(
+            pool.take_lblc().is_none(),
+            "the worker took the pool's cache"
+        );
+        let l = testutil::loads(2);
+        let t = build_table(&SchedKind::Lblc, &d);
+        let r = testutil::req([1, 1, 1, 1], 1);
+        let first = pick(&SchedKind::Lblc, &t, &mut s, &d, &l, &r);
+        assert_eq!(s.lblc.as_ref().map(LblcCache::len), Some(1));
+        s.apply(&SchedKind::Lblc, &event(ListChange::Edited, &d), None);
+        assert_eq!(s.lblc.as_ref().map(LblcCache::len), Some(1), "kept");
+        assert_eq!(pick(&SchedKind::Lblc, &t, &mut s, &d, &l, &r), first);
+        // Bound anew: emptied in place; to another scheduler: handed back to the pool.
+        s.apply(
+            &SchedKind::Lblc,
+            &event(ListChange::Bind { cw: 0 }, &d),
+            None,
+        );
+        assert_eq!(s.lblc.as_ref().map(LblcCache::len), Some(0));
+        s.apply(
+            &SchedKind::Rr,
+            &event(ListChange::Bind { cw: 0 }, &d),
+            Some(&pool),
+        );
+        assert!(s.lblc.is_none());
+        assert!(pool.take_lblc().is_some(), "the control side frees it");
+    }
 
     #[test]
     fn hash_32_matches_the_reference_vectors() {

@@ -3,10 +3,10 @@
 //! hash_32(client address (+ client port with sh-port)). A skipped server yields none,
 //! unless sh-fallback probes buckets (2 * key + i) mod size for i = 0, 1, ...
 
-use super::{fold_addr, hash_32, Dest, View};
+use super::{fold_addr, hash_32, RealServer, View};
 use std::net::IpAddr;
 
-pub(crate) fn build(dests: &[Dest], bits: u8) -> Vec<Option<u32>> {
+pub(crate) fn build(dests: &[RealServer], bits: u8) -> Vec<Option<u32>> {
     let size = 1usize << bits;
     if dests.is_empty() {
         return vec![None; size];

@@ -2,7 +2,7 @@
 //! to the first non-overloaded server with weight >= cw; at the end of the list cw -= di,
 //! and when cw <= 0 it restarts at mw.
 
-use super::{gcd_weight, Dest, View};
+use super::{gcd_weight, RealServer, View};
 
 /// The constants the control side computes for a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub struct WrrConsts {
 }
 
 impl WrrConsts {
-    pub fn new(dests: &[Dest]) -> WrrConsts {
+    pub fn new(dests: &[RealServer]) -> WrrConsts {
         let di = i64::from(gcd_weight(dests.iter().map(|d| d.weight)));
         let max = dests.iter().map(|d| i64::from(d.weight)).max().unwrap_or(0);
         WrrConsts {
