@@ -194,6 +194,7 @@ fn established(method: Method, kind: Kind, size: u16, flows: u32, seconds: f64) 
         rate: None,
         conn_capacity: (flows as usize * 2).max(1 << 16),
         churn: 0,
+        listing: false,
         yardstick,
         wiring: Wiring::Ring,
         vips: 1,
@@ -212,6 +213,7 @@ fn syn_flood(method: Method, name: &str, seconds: f64, capacity: usize) -> Scena
         rate: None,
         conn_capacity: capacity,
         churn: 0,
+        listing: false,
         yardstick: None,
         wiring: Wiring::Ring,
         vips: 1,
@@ -301,6 +303,14 @@ fn plan(set: Set, seconds: Option<f64>) -> Vec<Planned> {
     churn.churn = 1000;
     churn.yardstick = None;
     add(churn, Some(("nat-tcp-64-10k", 0.5)));
+    // Connection listings of a 100k-entry table back to back while established flows run
+    // below saturation: nothing may be lost, every listing complete; the worker's longest
+    // listing slice is the figure (its longest pass includes the VM's preemptions).
+    let mut listing = established(Method::Nat, Kind::Tcp, 60, 100_000, 2.0);
+    listing.name = "nat-listing".into();
+    listing.listing = true;
+    listing.yardstick = None;
+    add(listing, Some(("nat-tcp-64-10k", 0.5)));
     v
 }
 
@@ -337,6 +347,12 @@ fn verdicts(outcomes: &[Outcome]) -> Vec<String> {
             bad.push(format!(
                 "{}: {lost_in_rvs} of {} packets lost in rvs ({:?})",
                 o.name, o.sent, o.drops
+            ));
+        }
+        if o.name == "nat-listing" && (o.listings == 0 || o.listed_max < u64::from(o.flows)) {
+            bad.push(format!(
+                "{}: {} listings, at most {} of {} connections listed",
+                o.name, o.listings, o.listed_max, o.flows
             ));
         }
         if o.publications > 0 && o.publications < 1000 {

@@ -78,6 +78,9 @@ pub struct Scenario {
     pub conn_capacity: usize,
     /// Snapshot publications (weight edits, servers added and removed) during the run.
     pub churn: usize,
+    /// Connection listings (`-L -n -c`) back to back during the run, from a control
+    /// thread on the generator's CPU.
+    pub listing: bool,
     /// The yardstick run this one is compared with.
     pub yardstick: Option<String>,
     pub wiring: Wiring,
@@ -156,6 +159,14 @@ pub struct Outcome {
     /// the measured window (MiB).
     pub rss_growth_mib: f64,
     pub publications: u64,
+    /// Listing scenarios: listings completed, the most connections one listed.
+    pub listings: u64,
+    pub listed_max: u64,
+    /// The workers' longest pass over the run, and the longest slice of a connection
+    /// listing one copied (microseconds).
+    pub max_pass_us: f64,
+    pub max_listing_us: f64,
+    pub mean_listing_us: f64,
     /// Frames a worker handed to the flow's owner (none when the generator steers right).
     pub handoffs: u64,
     pub latency_ns: Latency,
@@ -199,6 +210,8 @@ pub struct Bench {
     pub eal: Eal,
     pool: Mempool,
     worker_lcores: Vec<u32>,
+    /// The CPU the generator (main lcore) runs on: control threads of a run go there.
+    gen_cpu: u32,
     runs: u32,
 }
 
@@ -242,7 +255,9 @@ impl Bench {
     /// number; see [`cpu_map`] when there are fewer CPUs.
     pub fn new(generator: u32, workers: &[u32], memory_mb: u32) -> Result<Bench, dpdk::Error> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        let list = cpu_map(generator, workers, cpus)
+        let map = cpu_map(generator, workers, cpus);
+        let gen_cpu = map.first().map_or(0, |&(_, cpu)| cpu);
+        let list = map
             .iter()
             .map(|(l, c)| format!("{l}@{c}"))
             .collect::<Vec<_>>()
@@ -256,6 +271,7 @@ impl Bench {
             eal,
             pool,
             worker_lcores: workers.to_vec(),
+            gen_cpu,
             runs: 0,
         })
     }
@@ -361,6 +377,15 @@ impl Bench {
             _ => None,
         };
         let generation0 = control.as_ref().map_or(0, |(_, c)| c.generation());
+        let listing_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listing = match (&control, s.listing) {
+            (Some((appliance, _)), true) => Some(spawn_listing(
+                appliance.clone(),
+                self.gen_cpu,
+                listing_stop.clone(),
+            )),
+            _ => None,
+        };
 
         let traffic = s.traffic(a_mac);
         let mut out = Outcome::for_scenario(s, "ring");
@@ -371,6 +396,12 @@ impl Bench {
             rx: &mut gen_rx,
         };
         let gen_result = generate(ports, traffic, s, &stats, rss_before, &mut out);
+        listing_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = listing {
+            (out.listings, out.listed_max) = h
+                .join()
+                .map_err(|_| format!("{}: listing thread panicked", s.name))?;
+        }
 
         let joined = set.stop_and_join();
         if let Some(churn) = churn {
@@ -385,6 +416,16 @@ impl Bench {
                 return Err(format!("{}: worker {}: {f}", s.name, w.index));
             }
             out.sink_overflow += w.counters.tx_dropped;
+            let us = |cycles: u64| cycles as f64 * 1e6 / dpdk::tsc_hz().max(1) as f64;
+            out.max_pass_us = out.max_pass_us.max(us(w.counters.max_pass_cycles));
+            out.max_listing_us = out.max_listing_us.max(us(w.counters.max_listing_cycles));
+            if let Some(mean) = w
+                .counters
+                .listing_cycles
+                .checked_div(w.counters.listing_slices)
+            {
+                out.mean_listing_us = out.mean_listing_us.max(us(mean));
+            }
             out.handoffs += w.counters.handoffs;
             if let (Some(engine), Some(bytes)) = (&w.engine, &w.bytes_per_entry) {
                 out.new_conns += engine.new_conns;
@@ -534,6 +575,26 @@ fn server_addr(method: Method, i: usize) -> String {
         Method::Tun => format!("10.2.0.{i}:80"),
         _ => format!("10.1.0.{i}:80"),
     }
+}
+
+/// Lists every connection (`-L -n -c` through the command layer) back to back until
+/// `stop`, from the generator's CPU; gives the listings made and the most lines one had.
+fn spawn_listing(
+    appliance: Arc<Appliance>,
+    cpu: u32,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u64, u64)> {
+    std::thread::spawn(move || {
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu as usize });
+        let (mut n, mut most) = (0u64, 0u64);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let r = appliance.ipvsadm(&["-L", "-n", "-c"], "");
+            // Two heading lines, then a connection a line.
+            most = most.max(r.out.lines().count().saturating_sub(2) as u64);
+            n += 1;
+        }
+        (n, most)
+    })
 }
 
 /// Publishes `n` configuration changes spread over `over`: weight edits, and every tenth

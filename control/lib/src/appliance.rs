@@ -104,6 +104,11 @@ impl Estimator {
     }
 }
 
+/// Most connections one worker lists for `-L -c` / `show conn`.
+pub const CONN_LISTING_LIMIT: usize = 1 << 20;
+/// Entries a worker hands over at a time (its buffer, lent by the control side).
+const CONN_LISTING_CHUNK: usize = 4096;
+
 pub struct Appliance {
     director: Mutex<Director>,
     cell: Arc<SnapshotCell>,
@@ -459,11 +464,17 @@ impl Appliance {
         Ok(())
     }
 
-    /// Connection entries of all workers, each with its seconds left.
+    /// Connection entries of all workers (at most [`CONN_LISTING_LIMIT`] each), each with
+    /// its seconds left. Workers hand them over a slice of their table per pass.
     fn connections(&self) -> Vec<(rvs_core::conn::Conn, u32)> {
         let mut all = Vec::new();
         for w in &self.workers {
-            if let Some((now, conns)) = w.stats.request_connections(Duration::from_secs(1)) {
+            let listed = w.stats.request_connections(
+                CONN_LISTING_CHUNK,
+                CONN_LISTING_LIMIT,
+                Duration::from_secs(1),
+            );
+            if let Some((now, conns)) = listed {
                 all.extend(
                     conns
                         .into_iter()

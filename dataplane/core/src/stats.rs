@@ -1,11 +1,16 @@
 //! Per-worker counters. Each worker owns one cache-line-aligned block and is its only
 //! writer (plain relaxed stores, published once per poll); readers take relaxed loads.
 
-use crate::conn::Conn;
-use crate::engine::Counters;
+use crate::conn::{Conn, ConnTable};
+use crate::engine::{CounterSlots, Counters};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Table slots a worker walks per pass for a connection listing: a few microseconds of
+/// copying at most, whatever the table's size.
+pub const LISTING_SLOTS_PER_PASS: usize = 256;
 
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -20,12 +25,25 @@ pub struct WorkerStats {
     malformed: AtomicU64,
     handoffs: AtomicU64,
     handoff_drops: AtomicU64,
-    /// Load balancing: the engine's counters, connections in the table, and the
-    /// connection listing handed over on request.
-    engine: Mutex<Counters>,
-    connections: AtomicU64,
-    dump_requested: AtomicBool,
-    dump: Mutex<(u32, Vec<Conn>)>,
+    max_pass_cycles: AtomicU64,
+    listing_slices: AtomicU64,
+    listing_cycles: AtomicU64,
+    max_listing_cycles: AtomicU64,
+    /// Load balancing: the engine's counters (its own slots, read in place) and the
+    /// connection listing handed over a slice per pass on request.
+    engine: OnceLock<Arc<CounterSlots>>,
+    listing_wanted: AtomicBool,
+    listing: Mutex<Listing>,
+}
+
+/// A connection listing in progress: the control side lends the buffer, the worker fills
+/// it from `cursor` on, a slice of the table per pass, never beyond its capacity.
+#[derive(Debug, Default)]
+struct Listing {
+    cursor: usize,
+    buf: Vec<Conn>,
+    now: u32,
+    done: bool,
 }
 
 /// A plain copy of a worker's counters.
@@ -49,6 +67,13 @@ pub struct WorkerCounters {
     pub handoffs: u64,
     /// Hand-offs lost to a full ring.
     pub handoff_drops: u64,
+    /// The longest pass, in TSC cycles: what a queue waited at worst between two polls.
+    pub max_pass_cycles: u64,
+    /// Connection listing slices the worker copied (one a pass at most), their cycles in
+    /// all and the longest one's.
+    pub listing_slices: u64,
+    pub listing_cycles: u64,
+    pub max_listing_cycles: u64,
 }
 
 impl WorkerCounters {
@@ -70,6 +95,7 @@ impl WorkerCounters {
         self.polls += 1;
         self.busy_polls += u64::from(busy);
         self.cycles += cycles;
+        self.max_pass_cycles = self.max_pass_cycles.max(cycles);
         if busy {
             self.busy_cycles += cycles;
         }
@@ -90,56 +116,79 @@ impl WorkerStats {
         self.malformed.store(c.malformed, Relaxed);
         self.handoffs.store(c.handoffs, Relaxed);
         self.handoff_drops.store(c.handoff_drops, Relaxed);
+        self.max_pass_cycles.store(c.max_pass_cycles, Relaxed);
+        self.listing_slices.store(c.listing_slices, Relaxed);
+        self.listing_cycles.store(c.listing_cycles, Relaxed);
+        self.max_listing_cycles.store(c.max_listing_cycles, Relaxed);
     }
 
-    /// Publishes the engine's counters (owning worker; a few times a second). Never waits:
-    /// while a reader holds the slot this publication is skipped.
-    pub fn publish_engine(&self, c: &Counters, connections: usize) {
-        self.connections.store(connections as u64, Relaxed);
-        if let Some(mut slot) = self.engine.try_lock() {
-            slot.clone_from(c);
-        }
+    /// Shares the engine's counters (once, before the worker starts).
+    pub fn attach_engine(&self, counters: Arc<CounterSlots>) {
+        let _ = self.engine.set(counters);
     }
 
+    /// The engine's counters as they are now (zero without an engine).
     pub fn read_engine(&self) -> Counters {
-        self.engine.lock().clone()
+        self.engine.get().map(|c| c.read()).unwrap_or_default()
     }
 
     pub fn connections(&self) -> u64 {
-        self.connections.load(Relaxed)
+        self.engine.get().map_or(0, |c| c.connections.get())
     }
 
     /// Worker side, once per pass: is a connection listing wanted?
     #[inline]
-    pub fn dump_wanted(&self) -> bool {
-        self.dump_requested.load(Relaxed)
+    pub fn listing_wanted(&self) -> bool {
+        self.listing_wanted.load(Relaxed)
     }
 
-    /// Worker side: hands over up to `limit` entries with the worker's clock `now`
-    /// (off the packet path: it may allocate).
-    pub fn hand_over<'a>(&self, entries: impl Iterator<Item = &'a Conn>, limit: usize, now: u32) {
-        if let Some(mut out) = self.dump.try_lock() {
-            out.0 = now;
-            out.1.clear();
-            out.1.extend(entries.take(limit));
-            self.dump_requested.store(false, Ordering::Release);
+    /// Worker side: copies the next slice of `table` (at most [`LISTING_SLOTS_PER_PASS`]
+    /// slots, never beyond the lent buffer's room, so nothing is allocated) with the
+    /// worker's clock `now`; hands the buffer back when it is full or the table is done.
+    pub fn list_slice(&self, table: &ConnTable, now: u32) {
+        let Some(mut l) = self.listing.try_lock() else {
+            return;
+        };
+        let l = &mut *l;
+        l.now = now;
+        l.cursor = table.copy_live(l.cursor, LISTING_SLOTS_PER_PASS, &mut l.buf);
+        l.done = l.cursor >= table.capacity();
+        if l.done || l.buf.len() == l.buf.capacity() {
+            self.listing_wanted.store(false, Ordering::Release);
         }
     }
 
-    /// Control side: asks the worker for its connections and waits up to `timeout`;
-    /// gives the worker's clock and the entries (None when the worker did not answer).
-    pub fn request_connections(&self, timeout: Duration) -> Option<(u32, Vec<Conn>)> {
-        self.dump.lock().1.clear();
-        self.dump_requested.store(true, Ordering::Release);
-        let deadline = Instant::now() + timeout;
-        while self.dump_requested.load(Ordering::Acquire) {
-            if Instant::now() >= deadline {
-                self.dump_requested.store(false, Ordering::Release);
-                return None;
+    /// Control side: walks the worker's table a buffer of `chunk` entries at a time, up to
+    /// `limit` entries, waiting at most `timeout` for each; gives the worker's clock and the
+    /// entries (None when the worker did not answer).
+    pub fn request_connections(
+        &self,
+        chunk: usize,
+        limit: usize,
+        timeout: Duration,
+    ) -> Option<(u32, Vec<Conn>)> {
+        let mut out = Vec::new();
+        *self.listing.lock() = Listing {
+            buf: Vec::with_capacity(chunk.max(1)),
+            ..Listing::default()
+        };
+        loop {
+            self.listing_wanted.store(true, Ordering::Release);
+            let deadline = Instant::now() + timeout;
+            while self.listing_wanted.load(Ordering::Acquire) {
+                if Instant::now() >= deadline {
+                    self.listing_wanted.store(false, Ordering::Release);
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(200));
             }
-            std::thread::sleep(Duration::from_millis(1));
+            let mut l = self.listing.lock();
+            out.append(&mut l.buf);
+            if l.done || out.len() >= limit {
+                out.truncate(limit);
+                return Some((l.now, out));
+            }
         }
-        Some(std::mem::take(&mut *self.dump.lock()))
     }
 
     pub fn read(&self) -> WorkerCounters {
@@ -154,13 +203,67 @@ impl WorkerStats {
             malformed: self.malformed.load(Relaxed),
             handoffs: self.handoffs.load(Relaxed),
             handoff_drops: self.handoff_drops.load(Relaxed),
+            max_pass_cycles: self.max_pass_cycles.load(Relaxed),
+            listing_slices: self.listing_slices.load(Relaxed),
+            listing_cycles: self.listing_cycles.load(Relaxed),
+            max_listing_cycles: self.max_listing_cycles.load(Relaxed),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::WorkerCounters;
+    use super::*;
+    use crate::conn::{addr16, InKey};
+    use crate::ForwardMethod;
+    use std::net::IpAddr;
+
+    /// A worker thread taking a listing slice per pass while the control side walks its
+    /// table: every entry arrives, each pass copied at most its share.
+    #[test]
+    fn a_listing_arrives_whole_a_slice_per_pass() {
+        let mut table = ConnTable::new(5000, 0);
+        for c in 0..3000u32 {
+            let key = InKey {
+                proto: 6,
+                caddr: addr16(IpAddr::from(c.to_be_bytes())),
+                cport: 1,
+                vaddr: addr16(IpAddr::from([192, 0, 2, 1])),
+                vport: 80,
+            };
+            let conn = Conn::new(key, key.vaddr, 80, 0, 7, ForwardMethod::Dr, 0);
+            table.insert(conn, 100).unwrap();
+        }
+        let stats = Arc::new(WorkerStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (stats, stop) = (stats.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut passes = 0u64;
+                while !stop.load(Relaxed) {
+                    if stats.listing_wanted() {
+                        stats.list_slice(&table, 42);
+                        passes += 1;
+                    }
+                    std::thread::yield_now();
+                }
+                passes
+            })
+        };
+        let (now, conns) = stats
+            .request_connections(700, usize::MAX, Duration::from_secs(10))
+            .expect("the worker answered");
+        stop.store(true, Relaxed);
+        let passes = worker.join().unwrap();
+        assert_eq!((now, conns.len()), (42, 3000));
+        assert!(conns.iter().all(|c| c.dest == 7));
+        assert!(passes >= (5000 / LISTING_SLOTS_PER_PASS) as u64, "{passes}");
+        let limited = stats.request_connections(700, 10, Duration::from_millis(1));
+        assert!(
+            limited.is_none(),
+            "no worker polls now: the request times out"
+        );
+    }
 
     #[test]
     fn busy_share_weighs_passes_by_their_time() {

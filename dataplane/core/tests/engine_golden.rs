@@ -33,7 +33,8 @@ fn the_fixture_table_on_the_engine() {
                 .filter(|s| s.verdict == Verdict::Drop(r))
                 .count() as u64;
             assert_eq!(
-                lab.engine.counters.drops[r as usize], want,
+                lab.engine.counters().drops[r as usize],
+                want,
                 "{}: {r:?}",
                 case.name
             );
@@ -48,9 +49,9 @@ fn nat_ipv4_counts_per_service_and_server() {
     for step in &nat.steps {
         lab.run(step.port, &step.input);
     }
-    assert_eq!(lab.engine.counters.new_conns, 1);
-    assert_eq!(lab.engine.counters.svc_in[0], (1, 40));
-    assert_eq!(lab.engine.counters.svc_out[0], (1, 45));
+    assert_eq!(lab.engine.counters().new_conns, 1);
+    assert_eq!(lab.engine.counters().svc_in[0], (1, 40));
+    assert_eq!(lab.engine.counters().svc_out[0], (1, 45));
     assert_eq!(
         (lab.loads[0].active(), lab.loads[0].inactive()),
         (1, 0),
@@ -125,7 +126,7 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
         ([192, 168, 1, 102], CLIENT, ip4.calc_header_checksum()),
         "from the VIP the client addressed"
     );
-    assert_eq!(lab.engine.counters.icmp_errors_sent, 1);
+    assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
 }
 
 /// The client's SYN for 192.168.1.103:80 (persistent, all ports, NAT).
@@ -286,7 +287,10 @@ fn no_server_available_gets_port_unreachable() {
         panic!()
     };
     assert_eq!((ip4.source, ip4.destination), ([192, 168, 1, 104], CLIENT));
-    assert_eq!(lab.engine.counters.drops[DropReason::NoServer as usize], 1);
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::NoServer as usize],
+        1
+    );
 }
 
 #[test]
@@ -555,7 +559,7 @@ fn an_unknown_next_hop_is_resolved_by_arp() {
         "at most one request a second"
     );
     assert_eq!(
-        lab.engine.counters.drops[DropReason::NoNeighbour as usize],
+        lab.engine.counters().drops[DropReason::NoNeighbour as usize],
         2
     );
     // The reply is learned; the client's retransmitted SYN goes through.
@@ -791,7 +795,7 @@ fn one_packet_scheduling_schedules_every_datagram() {
     assert_eq!(macs, vec![RS3_MAC, RS2_MAC, RS3_MAC, RS2_MAC]);
     assert_eq!(lab.engine.table.len(), before, "no connection kept");
     assert_eq!((lab.loads[14].inactive(), lab.loads[15].inactive()), (0, 0));
-    assert_eq!(lab.engine.counters.dest_conns[14], 2);
+    assert_eq!(lab.engine.counters().dest_conns[14], 2);
 }
 
 /// A real server that is the appliance itself (IPVS's "Local"): the packet goes to the
@@ -833,5 +837,5 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
         b"",
     );
     assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
-    assert_eq!(lab.engine.counters.dest_conns[14], 1);
+    assert_eq!(lab.engine.counters().dest_conns[14], 1);
 }

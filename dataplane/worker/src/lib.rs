@@ -165,7 +165,7 @@ fn process_burst(
             // The host's share leaves by the receiving port's twin, if it has one;
             // otherwise it is dropped (counted as to-host all the same).
             engine::Verdict::ToHost => {
-                engine.counters.to_host += 1;
+                engine.counters.to_host.add(1);
                 let p = usize::from(from);
                 if let (Some(Some(q)), Some(queued)) = (o.host.get_mut(p), o.host_out.get_mut(p)) {
                     enqueue(queued, Some(q), m, counters);
@@ -205,9 +205,6 @@ fn solicit_ahead(
         }
     }
 }
-
-/// Most connections one worker lists for `rvsadm -L -c`.
-pub const CONN_LISTING_LIMIT: usize = 1 << 20;
 
 /// Everything a worker owns.
 #[derive(Debug)]
@@ -265,7 +262,8 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
 /// ring; the others (and those handed to this worker) go through the engine and leave by
 /// the port their verdict names. At the top of every pass the worker takes the newest
 /// published snapshot; expiry runs with a small budget on every pass; the engine's counters
-/// are published every 50 ms. Returns the worker's and the engine's counters.
+/// are shared slots the control side reads in place; a connection listing takes a slice of
+/// the table per pass. Returns the worker's and the engine's counters.
 pub(crate) fn run_lb(
     mut plan: WorkerPlan,
     mut lb: LbContext,
@@ -282,13 +280,10 @@ pub(crate) fn run_lb(
     let (me, workers) = (lb.handoff.me, lb.handoff.workers);
     let hz = dpdk::tsc_hz().max(1);
     let start = dpdk::tsc_now();
-    let publish_every = hz / 20;
-    let mut published = start;
     let mut hops: Vec<(u16, IpAddr)> = Vec::with_capacity(SOLICIT_PER_SECOND);
     let mut solicited_at = 0;
     // A pass is counted when the next one starts (its TSC read ends the last one's time).
     let (mut pass_start, mut last_busy) = (start, None);
-    stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
     while !stop.load(Ordering::Relaxed) {
         let tsc = dpdk::tsc_now();
         if let Some(busy) = last_busy.take() {
@@ -423,19 +418,19 @@ pub(crate) fn run_lb(
         lb.engine.expire(now, 64, &lb.loads);
         last_busy = Some(busy);
         stats.publish(&counters);
-        if tsc - published >= publish_every {
-            published = tsc;
-            stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
-        }
-        if stats.dump_wanted() {
-            stats.hand_over(
-                lb.engine.table.iter().map(|(_, c)| c),
-                CONN_LISTING_LIMIT,
-                now,
-            );
+        lb.engine
+            .counters
+            .connections
+            .set(lb.engine.table.len() as u64);
+        if stats.listing_wanted() {
+            let t = dpdk::tsc_now();
+            stats.list_slice(&lb.engine.table, now);
+            let took = dpdk::tsc_now().wrapping_sub(t);
+            counters.listing_slices += 1;
+            counters.listing_cycles += took;
+            counters.max_listing_cycles = counters.max_listing_cycles.max(took);
         }
     }
     stats.publish(&counters);
-    stats.publish_engine(&lb.engine.counters, lb.engine.table.len());
-    (counters, lb.engine.counters)
+    (counters, lb.engine.counters())
 }

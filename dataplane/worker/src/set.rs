@@ -121,6 +121,9 @@ impl WorkerSet {
             });
             let bytes_per_entry = context.as_ref().map(|c| c.engine.table.bytes_per_entry());
             let stats = Arc::new(WorkerStats::default());
+            if let Some(ctx) = &context {
+                stats.attach_engine(ctx.engine.counters.clone());
+            }
             let (stop, st) = (set.stop.clone(), stats.clone());
             let job = move || match context {
                 Some(ctx) => {

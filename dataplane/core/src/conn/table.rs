@@ -497,6 +497,25 @@ impl ConnTable {
         visited
     }
 
+    /// Copies the live entries among slots `from..from + max_slots` into `out` while it has
+    /// room (it never grows); gives the slot to continue from.
+    pub fn copy_live(&self, from: usize, max_slots: usize, out: &mut Vec<Conn>) -> usize {
+        let end = from.saturating_add(max_slots).min(self.slots.len());
+        for i in from..end {
+            let Some(c) = self.slots.get(i) else {
+                return i;
+            };
+            if c.wheel_slot == FREE {
+                continue;
+            }
+            if out.len() == out.capacity() {
+                return i;
+            }
+            out.push(*c);
+        }
+        end.max(from)
+    }
+
     /// All entries (console, tests): not for the data path.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
         self.slots
@@ -533,6 +552,28 @@ mod tests {
             ForwardMethod::Nat,
             flags::REPLY_INDEXED,
         )
+    }
+
+    #[test]
+    fn copy_live_walks_a_bounded_slice_into_a_buffer_that_never_grows() {
+        let mut t = ConnTable::new(1000, 0);
+        for c in 0..600u32 {
+            t.insert(nat(key(c, 1000), 2), 100).unwrap();
+        }
+        let mut out = Vec::with_capacity(50);
+        let (mut at, mut total, mut calls) = (0, 0, 0);
+        while at < t.capacity() {
+            let next = t.copy_live(at, 128, &mut out);
+            assert!(next > at || out.len() == out.capacity());
+            assert!(next - at <= 128, "at most 128 slots a call");
+            assert_eq!(out.capacity(), 50, "the lent buffer never grows");
+            at = next;
+            total += out.len();
+            out.clear();
+            calls += 1;
+        }
+        assert_eq!(total, 600);
+        assert!(calls >= 1000 / 128, "{calls}");
     }
 
     #[test]

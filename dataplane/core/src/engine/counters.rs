@@ -1,5 +1,7 @@
 //! Why packets are dropped and what a worker counts.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 /// Why a packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
@@ -53,7 +55,7 @@ impl DropReason {
     }
 }
 
-/// Per-worker counters.
+/// A worker's engine counters as read at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub new_conns: u64,
@@ -77,11 +79,139 @@ pub struct Counters {
     pub neighbour_requests: u64,
 }
 
-impl Counters {
-    pub(super) fn bump(v: &mut [(u64, u64)], i: usize, bytes: usize) {
-        if let Some(c) = v.get_mut(i) {
-            c.0 += 1;
-            c.1 += bytes as u64;
+/// A counter its worker writes and anyone reads: a relaxed load and store, no locked
+/// instruction (the worker is the only writer), so bumping it costs what a plain add does.
+#[derive(Debug, Default)]
+pub struct Slot(AtomicU64);
+
+impl Slot {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Sets a gauge (its worker only).
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// The engine's counters, shared with the control side: the worker bumps them in place and
+/// readers sum them whenever they like; nothing is copied on the worker.
+#[derive(Debug)]
+pub struct CounterSlots {
+    pub new_conns: Slot,
+    pub drops: [Slot; DropReason::COUNT],
+    svc_in: Box<[[Slot; 2]]>,
+    svc_out: Box<[[Slot; 2]]>,
+    svc_conns: Box<[Slot]>,
+    dest_conns: Box<[Slot]>,
+    dest_in: Box<[[Slot; 2]]>,
+    dest_out: Box<[[Slot; 2]]>,
+    pub arp_replies: Slot,
+    pub icmp_replies: Slot,
+    pub icmp_errors_sent: Slot,
+    pub to_host: Slot,
+    pub neighbour_requests: Slot,
+    /// Entries in the worker's connection table.
+    pub connections: Slot,
+}
+
+fn slots<T: Default>(n: usize) -> Box<[T]> {
+    (0..n).map(|_| T::default()).collect()
+}
+
+#[inline]
+fn bump_pair(v: &[[Slot; 2]], i: usize, bytes: usize) {
+    if let Some([packets, octets]) = v.get(i) {
+        packets.add(1);
+        octets.add(bytes as u64);
+    }
+}
+
+fn read_pairs(v: &[[Slot; 2]]) -> Vec<(u64, u64)> {
+    v.iter().map(|[p, b]| (p.get(), b.get())).collect()
+}
+
+impl CounterSlots {
+    pub fn new(max_services: usize, max_dests: usize) -> CounterSlots {
+        CounterSlots {
+            new_conns: Slot::default(),
+            drops: Default::default(),
+            svc_in: slots(max_services),
+            svc_out: slots(max_services),
+            svc_conns: slots(max_services),
+            dest_conns: slots(max_dests),
+            dest_in: slots(max_dests),
+            dest_out: slots(max_dests),
+            arp_replies: Slot::default(),
+            icmp_replies: Slot::default(),
+            icmp_errors_sent: Slot::default(),
+            to_host: Slot::default(),
+            neighbour_requests: Slot::default(),
+            connections: Slot::default(),
+        }
+    }
+
+    #[inline]
+    pub fn dropped(&self, r: DropReason) {
+        if let Some(s) = self.drops.get(r as usize) {
+            s.add(1);
+        }
+    }
+
+    /// A packet of `bytes` from a client (service `svc`, server `dest`).
+    #[inline]
+    pub fn inbound(&self, svc: usize, dest: usize, bytes: usize) {
+        bump_pair(&self.svc_in, svc, bytes);
+        bump_pair(&self.dest_in, dest, bytes);
+    }
+
+    /// A NAT reply of `bytes` towards a client.
+    #[inline]
+    pub fn outbound(&self, svc: usize, dest: usize, bytes: usize) {
+        bump_pair(&self.svc_out, svc, bytes);
+        bump_pair(&self.dest_out, dest, bytes);
+    }
+
+    /// A new connection of service `svc` to server `dest`.
+    #[inline]
+    pub fn connection(&self, svc: usize, dest: usize) {
+        self.new_conns.add(1);
+        if let Some(n) = self.svc_conns.get(svc) {
+            n.add(1);
+        }
+        if let Some(n) = self.dest_conns.get(dest) {
+            n.add(1);
+        }
+    }
+
+    /// The counters as they are now (control side; allocates).
+    pub fn read(&self) -> Counters {
+        let mut drops = [0; DropReason::COUNT];
+        for (d, s) in drops.iter_mut().zip(&self.drops) {
+            *d = s.get();
+        }
+        Counters {
+            new_conns: self.new_conns.get(),
+            drops,
+            svc_in: read_pairs(&self.svc_in),
+            svc_out: read_pairs(&self.svc_out),
+            svc_conns: self.svc_conns.iter().map(Slot::get).collect(),
+            dest_conns: self.dest_conns.iter().map(Slot::get).collect(),
+            dest_in: read_pairs(&self.dest_in),
+            dest_out: read_pairs(&self.dest_out),
+            arp_replies: self.arp_replies.get(),
+            icmp_replies: self.icmp_replies.get(),
+            icmp_errors_sent: self.icmp_errors_sent.get(),
+            to_host: self.to_host.get(),
+            neighbour_requests: self.neighbour_requests.get(),
         }
     }
 }

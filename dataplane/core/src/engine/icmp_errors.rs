@@ -274,7 +274,7 @@ impl Engine {
                 m.fill_checksum();
             }
         }
-        self.counters.icmp_errors_sent += 1;
+        self.counters.icmp_errors_sent.add(1);
         Verdict::Forward { port: out_port }
     }
 }

@@ -32,7 +32,7 @@ impl Engine {
         if let Some(body) = b.get_mut(l3..) {
             arp::emit(body, arp::OP_REPLY, mac, tpa, sha, spa);
         }
-        self.counters.arp_replies += 1;
+        self.counters.arp_replies.add(1);
         Verdict::Forward { port }
     }
 
@@ -100,7 +100,7 @@ impl Engine {
         emit_nd(b, dst_mac, port_mac, target, dst_ip, |m| {
             icmpv6::emit_neighbor_advert(m, target, port_mac, flags)
         });
-        self.counters.arp_replies += 1;
+        self.counters.arp_replies.add(1);
         Some(Verdict::Forward { port })
     }
 
@@ -137,7 +137,7 @@ impl Engine {
                 m.set_type(icmp::ECHO_REPLY);
             }
         }
-        self.counters.icmp_replies += 1;
+        self.counters.icmp_replies.add(1);
         Verdict::Forward { port }
     }
 }

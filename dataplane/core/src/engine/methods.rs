@@ -198,7 +198,7 @@ impl Engine {
                 Ok(id) => id,
                 Err(DropReason::NoServer) => {
                     // No server available: drop, and tell the client (port unreachable).
-                    self.counters.drops[DropReason::NoServer as usize] += 1;
+                    self.counters.dropped(DropReason::NoServer);
                     return self.icmp_error(snap, flow, IcmpError::PortUnreachable, frame);
                 }
                 Err(r) => return self.drop(r),
@@ -218,8 +218,8 @@ impl Engine {
             self.release(id, loads);
         }
         let bytes = flow.end - flow.l3;
-        Counters::bump(&mut self.counters.svc_in, usize::from(conn.service), bytes);
-        Counters::bump(&mut self.counters.dest_in, conn.dest as usize, bytes);
+        self.counters
+            .inbound(usize::from(conn.service), conn.dest as usize, bytes);
         // A server on the appliance itself (IPVS's "Local"): the host's stack, which holds
         // the VIP on the port's twin, gets the packet unchanged.
         if conn.flags & flags::LOCAL != 0 {
@@ -293,8 +293,8 @@ impl Engine {
         };
         self.track(id, &conn, Direction::Output, &flow, now, loads);
         let bytes = flow.end - flow.l3;
-        Counters::bump(&mut self.counters.svc_out, usize::from(conn.service), bytes);
-        Counters::bump(&mut self.counters.dest_out, conn.dest as usize, bytes);
+        self.counters
+            .outbound(usize::from(conn.service), conn.dest as usize, bytes);
         if flow.ttl <= 1 {
             return self.drop(DropReason::Ttl);
         }

@@ -22,7 +22,7 @@ pub mod snapshot;
 
 pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of};
-pub use counters::{Counters, DropReason};
+pub use counters::{CounterSlots, Counters, DropReason, Slot};
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::EXPIRE_BUDGET_MAX;
 pub use snapshot::{PortInfo, Route, Service, Snapshot};
@@ -40,6 +40,7 @@ use rvs_wire::{
     TcpPacket, UdpPacket,
 };
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use classify::*;
 use icmp_errors::*;
@@ -100,7 +101,8 @@ pub struct Engine {
     hop_ids: HashMap<(u16, IpAddr), u16>,
     hop_epoch: u32,
     released: Vec<u32>,
-    pub counters: Counters,
+    /// Shared with the control side, which reads them at any time.
+    pub counters: Arc<CounterSlots>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -127,15 +129,7 @@ impl Engine {
             hop_ids: HashMap::with_capacity(cfg.neighbour_capacity),
             hop_epoch: 1,
             released: Vec::with_capacity(EXPIRE_BUDGET_MAX),
-            counters: Counters {
-                svc_in: vec![(0, 0); cfg.max_services],
-                svc_out: vec![(0, 0); cfg.max_services],
-                dest_in: vec![(0, 0); cfg.max_dests],
-                dest_out: vec![(0, 0); cfg.max_dests],
-                svc_conns: vec![0; cfg.max_services],
-                dest_conns: vec![0; cfg.max_dests],
-                ..Counters::default()
-            },
+            counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
         }
     }
 
@@ -182,8 +176,13 @@ impl Engine {
         self.new_hop_epoch();
     }
 
+    /// The engine's counters as they are now.
+    pub fn counters(&self) -> Counters {
+        self.counters.read()
+    }
+
     fn drop(&mut self, r: DropReason) -> Verdict {
-        self.counters.drops[r as usize] += 1;
+        self.counters.dropped(r);
         Verdict::Drop(r)
     }
 

@@ -191,7 +191,7 @@ impl Engine {
         hop: IpAddr,
         frame: &mut F,
     ) -> Verdict {
-        self.counters.drops[DropReason::NoNeighbour as usize] += 1;
+        self.counters.dropped(DropReason::NoNeighbour);
         if self.solicit(snap, now, port, hop, frame) {
             Verdict::Forward { port }
         } else {
@@ -255,7 +255,7 @@ impl Engine {
                 });
             }
         }
-        self.counters.neighbour_requests += 1;
+        self.counters.neighbour_requests.add(1);
         true
     }
 }

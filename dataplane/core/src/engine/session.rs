@@ -256,13 +256,7 @@ impl Engine {
         if let Some(l) = loads.get(s.id) {
             l.bind();
         }
-        self.counters.new_conns += 1;
-        if let Some(n) = self.counters.svc_conns.get_mut(usize::from(entry_id)) {
-            *n += 1;
-        }
-        if let Some(n) = self.counters.dest_conns.get_mut(s.id) {
-            *n += 1;
-        }
+        self.counters.connection(usize::from(entry_id), s.id);
         Ok(id)
     }
 
