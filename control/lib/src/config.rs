@@ -595,6 +595,9 @@ impl Config {
     }
 }
 
+/// EAL's RTE_MAX_LCORE as Debian builds DPDK.
+const MAX_LCORES: u32 = 128;
+
 /// Parses an EAL core list: `0-3`, `0,2,4`, `0-1,6`, or with CPU placement as EAL's
 /// `--lcores` takes it: `0@0,1@1,2@1` (lcore 2 runs on CPU 1).
 pub fn parse_lcore_list(s: &str) -> Result<Vec<u32>, String> {
@@ -620,6 +623,9 @@ pub fn parse_lcore_list(s: &str) -> Result<Vec<u32>, String> {
                 if a > b {
                     return Err(format!("range {part:?} runs backwards"));
                 }
+                if b >= MAX_LCORES {
+                    return Err(format!("lcores go up to {}", MAX_LCORES - 1));
+                }
                 out.extend(a..=b);
             }
             None => out.push(num(part)?),
@@ -629,8 +635,8 @@ pub fn parse_lcore_list(s: &str) -> Result<Vec<u32>, String> {
     if unique.len() != out.len() {
         return Err("an lcore is listed twice".into());
     }
-    if out.iter().any(|&l| l >= 128) {
-        return Err("lcores go up to 127".into());
+    if out.iter().any(|&l| l >= MAX_LCORES) {
+        return Err(format!("lcores go up to {}", MAX_LCORES - 1));
     }
     Ok(out)
 }
@@ -1173,6 +1179,9 @@ device = "net_ring1"
         assert_eq!(parse_lcore_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
         assert!(parse_lcore_list("1,1").is_err());
         assert!(parse_lcore_list("x").is_err());
+        // Refused before anything is expanded (not four billion numbers first).
+        let e = parse_lcore_list("0-4294967295").unwrap_err();
+        assert_eq!(e, "lcores go up to 127");
         assert!(is_pci_address("0000:03:00.0"));
         assert!(is_pci_address("03:00.1"));
         assert!(!is_pci_address("net_ring0"));

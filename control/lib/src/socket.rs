@@ -58,7 +58,8 @@ impl From<Reply> for Response {
     }
 }
 
-fn answer(appliance: &Appliance, line: &str) -> Response {
+/// The answer to one request line of the control protocol (JSON).
+pub fn answer(appliance: &Appliance, line: &str) -> Response {
     let req: Request = match serde_json::from_str(line) {
         Ok(r) => r,
         Err(e) => return Reply::fail(2, format!("bad request: {e}")).into(),

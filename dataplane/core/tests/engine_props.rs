@@ -130,3 +130,17 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(160))]
+
+    /// Structure-aware frames (the fuzz targets' generator) in sequences on one engine: one
+    /// drop counter per drop, valid checksums on everything forwarded, and every real
+    /// server's counts equal to its connections in the table, after every frame.
+    #[test]
+    fn invariants_hold_for_structured_frames(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+        if let Err(e) = rvs_testkit::invariants::run_bytes(&data) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}

@@ -366,6 +366,24 @@ pub fn cases(net: &Net) -> Vec<Case> {
                     },
                     DropReason::Malformed,
                 ),
+                dropped(
+                    c,
+                    {
+                        // An echo request whose ICMP checksum is wrong: a host does not
+                        // answer it (found by the fuzzing invariants).
+                        let mut ping = Vec::new();
+                        PacketBuilder::ethernet2(CLIENT_MAC, cmac)
+                            .ipv4(CLIENT, [192, 168, 1, 100], 64)
+                            .icmpv4_echo_request(7, 2)
+                            .write(&mut ping, b"abc")
+                            .unwrap_or_default();
+                        if let Some(b) = ping.last_mut() {
+                            *b ^= 0xff;
+                        }
+                        ping
+                    },
+                    DropReason::Malformed,
+                ),
             ],
         },
         Case {

@@ -1,5 +1,7 @@
 //! The rvs test kit, shared by every crate's tests and the benchmark's correctness check.
 //!
+//! * [`invariants`]: structure-aware frames and the engine's invariants (property tests,
+//!   fuzz targets).
 //! * [`fixtures`]: the one table of cases (input, verdict, output) every layer runs.
 //! * [`lab`]: the engine's two-port appliance (services for every method and family,
 //!   routes, neighbours) and frame builders.
@@ -10,6 +12,7 @@
 
 pub mod bins;
 pub mod fixtures;
+pub mod invariants;
 pub mod lab;
 pub mod netns;
 pub mod pcap;

@@ -114,6 +114,10 @@ impl Engine {
         let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
             return self.drop(DropReason::NoRoute);
         };
+        // As a host's stack, answer only an intact request.
+        if !icmp_checksum_ok(frame.bytes(), &flow) {
+            return self.drop(DropReason::Malformed);
+        }
         let b = frame.bytes_mut();
         let src_mac: [u8; 6] = b
             .get(6..12)
@@ -140,4 +144,23 @@ impl Engine {
         self.counters.icmp_replies.add(1);
         Verdict::Forward { port }
     }
+}
+
+/// Whether an ICMP (v4) or ICMPv6 message's checksum is right.
+fn icmp_checksum_ok(b: &[u8], flow: &Flow) -> bool {
+    let Some(l4) = b.get(flow.l4..flow.end) else {
+        return false;
+    };
+    let sum = if flow.v6 {
+        let len = l4.len() as u32;
+        checksum::pseudo_v6(
+            addr_bytes16(flow.src),
+            addr_bytes16(flow.dst),
+            proto::ICMPV6,
+            len,
+        )
+    } else {
+        0
+    };
+    checksum::finish(checksum::accumulate(sum, l4)) == 0
 }

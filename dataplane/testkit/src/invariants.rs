@@ -1,0 +1,332 @@
+//! Structure-aware frames and the engine's invariants, shared by the property tests (any
+//! machine) and the fuzz targets (cargo-fuzz, nightly).
+//!
+//! A [`FrameSpec`] is drawn from raw bytes: its addresses are mostly the lab's own (clients,
+//! VIPs, real servers, the appliance), so inputs reach connections, replies and ICMP paths
+//! instead of dying at the first lookup; lengths, flags and a corruption are free.
+//! [`step`] runs one frame and checks after it:
+//! * exactly one drop counter moved for a drop (or a packet answered by an ICMP error in
+//!   its place), none otherwise;
+//! * a frame forwarded from an intact one has valid checksums (IPv4 header, TCP/UDP/ICMP,
+//!   the inner packet of a tunnel), unless it asked the port to compute the IPv4 one;
+//! * every real server's active and inactive counts equal its connections in the table.
+
+use crate::lab::*;
+use arbitrary::{Arbitrary, Unstructured};
+use etherparse::PacketBuilder;
+use rvs_core::engine::{Frame, VecFrame, Verdict};
+use rvs_wire::checksum::{accumulate, finish};
+use rvs_wire::{proto, EthernetFrame, Ipv4Packet, Ipv6Packet};
+
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Addr {
+    Client(u8),
+    Vip(u8),
+    Server(u8),
+    Appliance,
+    Other([u8; 4]),
+}
+
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum L4 {
+    Tcp {
+        flags: u8,
+    },
+    Udp,
+    IcmpEcho,
+    /// An ICMP error quoting a packet of the same addresses (reversed).
+    IcmpUnreachable,
+    Arp,
+}
+
+/// One frame by its fields.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct FrameSpec {
+    pub port: bool,
+    pub v6: bool,
+    pub src: Addr,
+    pub dst: Addr,
+    pub l4: L4,
+    pub sport: u8,
+    pub dport: u8,
+    pub ttl: u8,
+    pub payload: u8,
+    /// Cut the frame to this length.
+    pub truncate: Option<u8>,
+    /// XOR one byte.
+    pub corrupt: Option<(u8, u8)>,
+    /// Seconds to let pass before the frame (expiry runs).
+    pub wait: u8,
+}
+
+const VIPS: [[u8; 4]; 7] = [
+    [192, 168, 1, 100],
+    [192, 168, 1, 101],
+    [192, 168, 1, 102],
+    [192, 168, 1, 103],
+    [192, 168, 1, 104],
+    [192, 168, 1, 105],
+    [192, 168, 1, 106],
+];
+const VIPS6: [[u8; 16]; 3] = [VIP6, VIP6_TUN, VIP6_DR];
+const SERVERS: [[u8; 4]; 3] = [[10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 9]];
+const PORTS: [u16; 6] = [80, 443, 53, 8080, 40000, 22];
+
+fn pick<T: Copy>(v: &[T], i: u8) -> T {
+    v[usize::from(i) % v.len()]
+}
+
+impl Addr {
+    fn v4(&self) -> [u8; 4] {
+        match self {
+            Addr::Client(i) => [198, 51, 100, 1 + i % 8],
+            Addr::Vip(i) => pick(&VIPS, *i),
+            Addr::Server(i) => pick(&SERVERS, *i),
+            Addr::Appliance => [192, 168, 1, 1],
+            Addr::Other(a) => *a,
+        }
+    }
+
+    fn v6(&self) -> [u8; 16] {
+        match self {
+            Addr::Client(i) => {
+                let mut a = CLIENT6;
+                a[15] = 1 + i % 8;
+                a
+            }
+            Addr::Vip(i) => pick(&VIPS6, *i),
+            Addr::Server(_) => RS6,
+            Addr::Appliance => DIP6_IN,
+            Addr::Other(a) => {
+                let mut v = [0u8; 16];
+                v[..4].copy_from_slice(&[0x20, 1, 0xd, 0xb8]);
+                v[12..].copy_from_slice(a);
+                v
+            }
+        }
+    }
+}
+
+impl FrameSpec {
+    /// Draws a spec from raw bytes (fuzzers and property tests feed the same way).
+    pub fn from_bytes(data: &[u8]) -> Option<FrameSpec> {
+        FrameSpec::arbitrary(&mut Unstructured::new(data)).ok()
+    }
+
+    pub fn in_port(&self) -> u16 {
+        u16::from(self.port)
+    }
+
+    /// The frame, with etherparse computing every checksum before the mutations.
+    pub fn build(&self) -> Vec<u8> {
+        let (src_mac, dst_mac) = if self.port {
+            (RS2_MAC, PORT1_MAC)
+        } else {
+            (CLIENT_MAC, PORT0_MAC)
+        };
+        let payload = vec![0x5a; usize::from(self.payload)];
+        let (sport, dport) = (pick(&PORTS, self.sport), pick(&PORTS, self.dport));
+        let mut out = Vec::new();
+        if let L4::Arp = self.l4 {
+            out = crate::fixtures::arp(
+                1 + u16::from(self.ttl & 1),
+                (src_mac, [0xff; 6]),
+                (src_mac, self.src.v4()),
+                ([0; 6], self.dst.v4()),
+            );
+        } else {
+            let eth = PacketBuilder::ethernet2(src_mac, dst_mac);
+            let l3 = if self.v6 {
+                eth.ipv6(self.src.v6(), self.dst.v6(), self.ttl)
+            } else {
+                eth.ipv4(self.src.v4(), self.dst.v4(), self.ttl)
+            };
+            let written = match self.l4 {
+                L4::Tcp { flags } => {
+                    let mut b = l3.tcp(sport, dport, 1000, 64000);
+                    if flags & 1 != 0 {
+                        b = b.syn();
+                    }
+                    if flags & 2 != 0 {
+                        b = b.ack(7);
+                    }
+                    if flags & 4 != 0 {
+                        b = b.fin();
+                    }
+                    if flags & 8 != 0 {
+                        b = b.rst();
+                    }
+                    b.write(&mut out, &payload)
+                }
+                L4::Udp => l3.udp(sport, dport).write(&mut out, &payload),
+                L4::IcmpEcho if self.v6 => l3.icmpv6_echo_request(7, 1).write(&mut out, &payload),
+                L4::IcmpEcho => l3.icmpv4_echo_request(7, 1).write(&mut out, &payload),
+                L4::IcmpUnreachable => {
+                    // Quote a TCP header of the reverse direction.
+                    let mut quoted = Vec::new();
+                    let q = PacketBuilder::ipv4(self.dst.v4(), self.src.v4(), 64)
+                        .tcp(dport, sport, 1, 1);
+                    let _ = q.write(&mut quoted, &[]);
+                    quoted.truncate(28);
+                    l3.icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                        etherparse::icmpv4::DestUnreachableHeader::Port,
+                    ))
+                    .write(&mut out, &quoted)
+                }
+                L4::Arp => Ok(()),
+            };
+            if written.is_err() {
+                out.clear();
+            }
+        }
+        if let Some((at, x)) = self.corrupt {
+            if let Some(b) = out.get_mut(usize::from(at)) {
+                *b ^= x;
+            }
+        }
+        if let Some(len) = self.truncate {
+            out.truncate(usize::from(len));
+        }
+        out
+    }
+}
+
+fn ip_payload_ok(l4_proto: u8, pseudo: u32, l4: &[u8]) -> Result<(), String> {
+    match l4_proto {
+        proto::TCP | proto::UDP | proto::ICMPV6 => {
+            if l4_proto == proto::UDP && l4.get(6..8) == Some(&[0, 0]) {
+                return Ok(()); // IPv4 UDP without a checksum
+            }
+            if finish(accumulate(pseudo, l4)) != 0 {
+                return Err(format!("bad checksum of protocol {l4_proto}"));
+            }
+        }
+        proto::ICMP if finish(accumulate(0, l4)) != 0 => {
+            return Err("bad ICMP checksum".into());
+        }
+        proto::IPIP => return ipv4_ok(l4, false),
+        proto::IPV6 => return ipv6_ok(l4),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn ipv4_ok(b: &[u8], offloaded: bool) -> Result<(), String> {
+    let ip = Ipv4Packet::new_checked(b).map_err(|e| format!("IPv4: {e:?}"))?;
+    if !offloaded && !ip.verify_checksum() {
+        return Err("bad IPv4 header checksum".into());
+    }
+    if ip.is_fragment() {
+        return Ok(());
+    }
+    let pseudo = ip.pseudo_header();
+    ip_payload_ok(ip.protocol(), pseudo, ip.payload())
+}
+
+fn ipv6_ok(b: &[u8]) -> Result<(), String> {
+    let ip = Ipv6Packet::new_checked(b).map_err(|e| format!("IPv6: {e:?}"))?;
+    let pseudo = ip.pseudo_header(ip.next_header(), ip.payload().len());
+    ip_payload_ok(ip.next_header(), pseudo, ip.payload())
+}
+
+/// Checksums of a frame the engine sends out.
+pub fn forwarded_frame_ok(frame: &[u8], ipv4_offloaded: bool) -> Result<(), String> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|e| format!("Ethernet: {e:?}"))?;
+    match eth.ethertype() {
+        rvs_wire::EtherType::IPV4 => ipv4_ok(eth.payload(), ipv4_offloaded),
+        rvs_wire::EtherType::IPV6 => ipv6_ok(eth.payload()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a frame carries an ICMP destination-unreachable / ICMPv6 error message.
+fn is_icmp_error(frame: &[u8]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    match eth.ethertype() {
+        rvs_wire::EtherType::IPV4 => Ipv4Packet::new_checked(eth.payload())
+            .is_ok_and(|ip| ip.protocol() == proto::ICMP && ip.payload().first() == Some(&3)),
+        rvs_wire::EtherType::IPV6 => Ipv6Packet::new_checked(eth.payload()).is_ok_and(|ip| {
+            ip.next_header() == proto::ICMPV6 && ip.payload().first().is_some_and(|t| *t < 128)
+        }),
+        _ => false,
+    }
+}
+
+/// Every real server's active/inactive counts against its connections in the table.
+pub fn loads_match_table(lab: &Lab) -> Result<(), String> {
+    for (id, load) in lab.loads.iter().enumerate() {
+        let conns: Vec<_> = lab
+            .engine
+            .table
+            .iter()
+            .filter(|(_, c)| !c.is_template() && c.dest as usize == id)
+            .map(|(_, c)| c.state.is_active())
+            .collect();
+        let active = conns.iter().filter(|a| **a).count() as u32;
+        let inactive = conns.len() as u32 - active;
+        if (load.active(), load.inactive()) != (active, inactive) {
+            return Err(format!(
+                "server {id}: counts {}/{} but the table holds {active}/{inactive}",
+                load.active(),
+                load.inactive()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one spec through `lab` at `*now` (advanced by its wait, with expiry) and checks
+/// the invariants; the verdict, or what broke.
+pub fn step(lab: &mut Lab, now: &mut u32, spec: &FrameSpec) -> Result<Verdict, String> {
+    if spec.wait > 0 {
+        *now += u32::from(spec.wait);
+        lab.engine.expire(*now, 1 << 16, &lab.loads);
+    }
+    let input = spec.build();
+    let drops = |lab: &Lab| lab.engine.counters().drops.iter().sum::<u64>();
+    let before = drops(lab);
+    let mut f = VecFrame::new(&input);
+    let verdict = lab
+        .engine
+        .process(&lab.snap, &lab.loads, *now, spec.in_port(), &mut f);
+    let moved = drops(lab) - before;
+    // A drop counts once; so does a packet answered by an ICMP error in its place.
+    let want = match verdict {
+        Verdict::Drop(_) => 1,
+        Verdict::Forward { .. } if is_icmp_error(f.bytes()) => moved.min(1),
+        _ => 0,
+    };
+    if moved != want {
+        return Err(format!("{verdict:?} moved {moved} drop counters"));
+    }
+    if let Verdict::Drop(r) = verdict {
+        let c = lab.engine.counters().drops[r as usize];
+        if c == 0 {
+            return Err(format!("{r:?} not counted"));
+        }
+    }
+    // The engine must never break a checksum (it forwards a corrupt payload as it came).
+    let intact = forwarded_frame_ok(&input, false).is_ok();
+    if let (Verdict::Forward { .. }, true) = (verdict, intact) {
+        forwarded_frame_ok(f.bytes(), f.ipv4_checksum_offload.is_some())
+            .map_err(|e| format!("{verdict:?}: {e} in {:02x?}", f.bytes()))?;
+    }
+    loads_match_table(lab)?;
+    Ok(verdict)
+}
+
+/// Runs every spec drawn from `data` (one after another on one lab).
+pub fn run_bytes(data: &[u8]) -> Result<(), String> {
+    let mut u = Unstructured::new(data);
+    let mut lab = Lab::new();
+    let mut now = 1;
+    while let Ok(spec) = FrameSpec::arbitrary(&mut u) {
+        step(&mut lab, &mut now, &spec)?;
+        if u.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
