@@ -1,0 +1,40 @@
+//! Raw bytes through the engine and every wire view: nothing may panic, and a frame the
+//! engine forwards from an intact one keeps valid checksums.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rvs_core::engine::{Frame, VecFrame, Verdict};
+use rvs_testkit::invariants::forwarded_frame_ok;
+use rvs_wire::{ArpPacket, EthernetFrame, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&port, frame)) = data.split_first() else {
+        return;
+    };
+    if let Ok(eth) = EthernetFrame::new_checked(frame) {
+        let p = eth.payload();
+        let _ = ArpPacket::new_checked(p).map(|a| a.op());
+        if let Ok(ip) = Ipv4Packet::new_checked(p) {
+            let _ = (
+                ip.verify_checksum(),
+                TcpPacket::new_checked(ip.payload()).is_ok(),
+            );
+            let _ = UdpPacket::new_checked(ip.payload()).is_ok();
+        }
+        if let Ok(ip) = Ipv6Packet::new_checked(p) {
+            let _ = TcpPacket::new_checked(ip.payload()).is_ok();
+        }
+    }
+    let mut lab = rvs_testkit::lab::Lab::new();
+    let mut f = VecFrame::new(frame);
+    let v = lab
+        .engine
+        .process(&lab.snap, &lab.loads, 1, u16::from(port & 1), &mut f);
+    let drops: u64 = lab.engine.counters().drops.iter().sum();
+    assert!(drops <= 1, "{drops} drop counters for one frame");
+    if let (Verdict::Forward { .. }, true) = (v, forwarded_frame_ok(frame, false).is_ok()) {
+        if let Err(e) = forwarded_frame_ok(f.bytes(), f.ipv4_checksum_offload.is_some()) {
+            panic!("{e}");
+        }
+    }
+});
