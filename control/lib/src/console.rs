@@ -2,6 +2,7 @@
 //! history and tab completion. Every line goes through [`Appliance::console`], the same
 //! layer the control socket uses.
 
+use crate::appliance::verbs::VERBS;
 use crate::appliance::Appliance;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -12,27 +13,12 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub const PROMPT: &str = "rvs> ";
 
-/// Command phrases offered by tab completion.
-const PHRASES: &[&str] = &[
-    "show port info all",
-    "show port stats all",
-    "show port xstats all",
-    "show fwd stats all",
-    "show worker",
-    "show service",
-    "show conn",
-    "show neighbour",
-    "show route",
-    "clear port stats all",
-    "start",
-    "stop",
-    "set verbose 1",
-    "load ",
-    "help",
-    "quit",
+/// ipvsadm lines offered by tab completion (the console verbs' come from their table).
+const IPVSADM_PHRASES: &[&str] = &[
     "ipvsadm -L -n",
     "ipvsadm -L -n --stats",
     "ipvsadm -L -n --rate",
@@ -53,8 +39,8 @@ const PHRASES: &[&str] = &[
 pub fn complete(line: &str) -> (usize, Vec<String>) {
     let start = line.rfind(' ').map(|i| i + 1).unwrap_or(0);
     let typed_words = line[..start].split_whitespace().count();
-    let mut words: Vec<String> = PHRASES
-        .iter()
+    let phrases = VERBS.iter().flat_map(|v| v.phrases).chain(IPVSADM_PHRASES);
+    let mut words: Vec<String> = phrases
         .filter(|p| p.starts_with(line))
         .filter_map(|p| p.split_whitespace().nth(typed_words))
         .map(str::to_string)
@@ -96,7 +82,7 @@ impl Validator for ConsoleHelper {}
 impl Helper for ConsoleHelper {}
 
 /// Runs the prompt until `quit`, end of input (Ctrl-D) or Ctrl-C; then sets `stop`.
-pub fn run(appliance: &Appliance, stop: &AtomicBool) {
+pub fn run(appliance: &Arc<Appliance>, stop: &AtomicBool) {
     let mut editor: Editor<ConsoleHelper, DefaultHistory> = match Editor::new() {
         Ok(e) => e,
         Err(e) => {

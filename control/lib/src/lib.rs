@@ -17,7 +17,6 @@ pub mod director;
 pub mod health;
 pub mod ipvsadm;
 pub mod keepalived;
-pub mod lbconfig;
 pub mod listing;
 pub mod ports;
 pub mod preview;

@@ -59,7 +59,7 @@ impl From<Reply> for Response {
 }
 
 /// The answer to one request line of the control protocol (JSON).
-pub fn answer(appliance: &Appliance, line: &str) -> Response {
+pub fn answer(appliance: &Arc<Appliance>, line: &str) -> Response {
     let req: Request = match serde_json::from_str(line) {
         Ok(r) => r,
         Err(e) => return Reply::fail(2, format!("bad request: {e}")).into(),
@@ -83,7 +83,7 @@ pub fn answer(appliance: &Appliance, line: &str) -> Response {
     }
 }
 
-fn serve_one(appliance: &Appliance, stream: UnixStream) {
+fn serve_one(appliance: &Arc<Appliance>, stream: UnixStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(write_half) = stream.try_clone() else {
         return;

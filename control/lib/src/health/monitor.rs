@@ -5,7 +5,7 @@
 
 use super::probe::probe;
 use super::state::{server_alive, server_set, CheckerState, Quorum, ServerSet};
-use crate::appliance::Appliance;
+use super::HealthTarget;
 use crate::ipvsadm::{Command, ServerSpec, ServiceKey};
 use crate::keepalived::{server_spec, CheckKind, KeepalivedConf, VirtualServer};
 use std::net::IpAddr;
@@ -96,8 +96,8 @@ fn run_script(line: &str) {
 }
 
 /// The ipvsadm commands that turn `key`'s current servers into `want`.
-fn diff(appliance: &Appliance, key: ServiceKey, want: &[ServerSpec]) -> Vec<Command> {
-    let current = appliance.with_director(|d| d.find(key).map(|s| s.dests.clone()));
+fn diff(target: &dyn HealthTarget, key: ServiceKey, want: &[ServerSpec]) -> Vec<Command> {
+    let current = target.servers(key);
     let Some(current) = current else {
         return Vec::new();
     };
@@ -150,8 +150,11 @@ fn wanted(vs: &VirtualServer, key: ServiceKey, set: &ServerSet) -> Vec<ServerSpe
 }
 
 impl Monitor {
-    /// Starts checking every real server of `conf`; changes go to `appliance`.
-    pub fn start(conf: &KeepalivedConf, appliance: Arc<Appliance>) -> std::io::Result<Monitor> {
+    /// Starts checking every real server of `conf`; changes go to `appliance` (the target).
+    pub fn start(
+        conf: &KeepalivedConf,
+        appliance: Arc<dyn HealthTarget>,
+    ) -> std::io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
         let vss = conf.virtual_servers.clone();
         let flag = stop.clone();
@@ -219,7 +222,11 @@ async fn checker_task(
     }
 }
 
-async fn coordinate(vss: Vec<VirtualServer>, appliance: Arc<Appliance>, stop: Arc<AtomicBool>) {
+async fn coordinate(
+    vss: Vec<VirtualServer>,
+    appliance: Arc<dyn HealthTarget>,
+    stop: Arc<AtomicBool>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     // states[vs][rs][ck]
     let mut states: Vec<Vec<Vec<CheckerState>>> = Vec::new();
@@ -264,7 +271,7 @@ async fn coordinate(vss: Vec<VirtualServer>, appliance: Arc<Appliance>, stop: Ar
     appliance.set_health(rows.clone());
     // alpha: servers start down, so the first evaluation may already need changes.
     for v in 0..vss.len() {
-        apply(&vss[v], &alive[v], &states[v], &mut quorum[v], &appliance);
+        apply(&vss[v], &alive[v], &states[v], &mut quorum[v], &*appliance);
     }
     loop {
         let report = tokio::select! {
@@ -316,7 +323,7 @@ async fn coordinate(vss: Vec<VirtualServer>, appliance: Arc<Appliance>, stop: Ar
                     run_script(s);
                 }
             }
-            apply(vs, &alive[v], &states[v], &mut quorum[v], &appliance);
+            apply(vs, &alive[v], &states[v], &mut quorum[v], &*appliance);
         }
     }
 }
@@ -342,7 +349,7 @@ fn apply(
     alive: &[bool],
     states: &[Vec<CheckerState>],
     quorum: &mut Quorum,
-    appliance: &Appliance,
+    appliance: &dyn HealthTarget,
 ) {
     let inputs: Vec<(bool, Option<u32>)> = alive
         .iter()

@@ -10,95 +10,13 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// A configuration error: where, which field, what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    /// 1-based; None when the error is about the file as a whole.
-    pub line: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
+pub mod lb;
+mod source;
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: ", self.file)?,
-            None => write!(f, "{}: ", self.file)?,
-        }
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// The source text of a config file, to turn byte spans into lines and field paths.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub file: String,
-    pub text: String,
-}
-
-impl Source {
-    pub fn line_of(&self, offset: usize) -> usize {
-        let offset = offset.min(self.text.len());
-        self.text[..offset].bytes().filter(|&b| b == b'\n').count() + 1
-    }
-
-    pub fn error(
-        &self,
-        span: Range<usize>,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            line: Some(self.line_of(span.start)),
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The dotted path of the key at `offset` (`port[1].rx_queues`), read from the text:
-    /// the closest table header above and the key on the line itself.
-    fn field_at(&self, offset: usize) -> String {
-        let offset = offset.min(self.text.len());
-        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self.text[offset..]
-            .find('\n')
-            .map_or(self.text.len(), |i| offset + i);
-        let line = self.text[line_start..line_end].trim();
-        let mut table = String::new();
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        for l in self.text[..line_start].lines().chain(std::iter::once(line)) {
-            let l = l.trim();
-            if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-                let name = name.trim().to_string();
-                let n = counts.entry(name.clone()).or_insert(0);
-                table = format!("{name}[{n}]");
-                *n += 1;
-            } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
-                table = name.trim().to_string();
-            }
-        }
-        let key = line
-            .split_once('=')
-            .map(|(k, _)| k.trim().trim_matches('"').to_string())
-            .filter(|k| !k.starts_with('['));
-        match (table.is_empty(), key) {
-            (_, Some(k)) if table.is_empty() => k,
-            (false, Some(k)) => format!("{table}.{k}"),
-            _ => table,
-        }
-    }
-}
+pub use source::{ConfigError, Source};
 
 /// Whether EAL runs on hugepages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,13 +62,13 @@ struct RawConfig {
     #[serde(default, rename = "worker")]
     workers: Vec<RawWorker>,
     #[serde(default, rename = "service")]
-    services: Vec<crate::lbconfig::RawService>,
+    services: Vec<lb::RawService>,
     #[serde(default, rename = "route")]
-    routes: Vec<crate::lbconfig::RawRoute>,
+    routes: Vec<lb::RawRoute>,
     #[serde(default, rename = "neighbour")]
-    neighbours: Vec<crate::lbconfig::RawNeighbour>,
+    neighbours: Vec<lb::RawNeighbour>,
     #[serde(default, rename = "fwmark")]
-    fwmarks: Vec<crate::lbconfig::RawFwmark>,
+    fwmarks: Vec<lb::RawFwmark>,
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
@@ -399,7 +317,7 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub workers: Vec<WorkerConfig>,
     /// Services, routes and neighbours (forward = "lb").
-    pub lb: crate::lbconfig::LbConfig,
+    pub lb: lb::LbConfig,
     /// Connection-table entries per worker.
     pub connections: usize,
     /// Capacity of the live configuration: VIP:port entries and real servers.
@@ -474,7 +392,7 @@ impl Config {
         let ports = validate_ports(&source, &raw.ports)?;
         let workers = validate_workers(&source, &eal, &ports, &raw.ports, raw.workers)?;
         let names: Vec<String> = ports.iter().map(|p| p.name.clone()).collect();
-        let lb = crate::lbconfig::LbConfig::validate(
+        let lb = lb::LbConfig::validate(
             &source,
             &raw.services,
             &raw.routes,

@@ -22,6 +22,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod figures;
+mod health;
+mod host_vips;
+mod show;
+pub mod verbs;
+
+use figures::*;
+
 /// A worker as the control side sees it.
 #[derive(Debug, Clone)]
 pub struct WorkerView {
@@ -67,45 +75,9 @@ impl Reply {
     }
 }
 
-/// The 2-second rate estimator of IPVS: rate = delta / elapsed, avg += (rate - avg) / 4.
-#[derive(Debug, Default)]
-struct Estimator {
-    last: Option<(Instant, Figures)>,
-    entries: Vec<[f64; 5]>,
-    dests: Vec<[f64; 5]>,
-}
-
-impl Estimator {
-    fn update(avg: &mut Vec<[f64; 5]>, now: &[Stats], before: &[Stats], secs: f64) {
-        avg.resize(now.len(), [0.0; 5]);
-        for (i, a) in avg.iter_mut().enumerate() {
-            let n = now[i].fields();
-            let b = before.get(i).copied().unwrap_or_default().fields();
-            for k in 0..5 {
-                let rate = n[k].saturating_sub(b[k]) as f64 / secs;
-                a[k] += (rate - a[k]) / 4.0;
-            }
-        }
-    }
-
-    fn tick(&mut self, at: Instant, raw: Figures) {
-        if let Some((t, before)) = &self.last {
-            let secs = at.duration_since(*t).as_secs_f64().max(0.001);
-            Self::update(&mut self.entries, &raw.entries, &before.entries, secs);
-            Self::update(&mut self.dests, &raw.dests, &before.dests, secs);
-        }
-        self.last = Some((at, raw));
-    }
-
-    fn rates(v: &[[f64; 5]]) -> Vec<Stats> {
-        v.iter()
-            .map(|a| Stats::from_fields(a.map(|x| x.round() as u64)))
-            .collect()
-    }
-}
-
 /// Most connections one worker lists for `-L -c` / `show conn`.
 pub const CONN_LISTING_LIMIT: usize = 1 << 20;
+
 /// Entries a worker hands over at a time (its buffer, lent by the control side).
 const CONN_LISTING_CHUNK: usize = 4096;
 
@@ -132,8 +104,9 @@ pub struct Appliance {
     health: Mutex<Vec<HealthRow>>,
     /// The running keepalived.conf: its services and its monitor.
     keepalived: Mutex<Option<(Vec<ServiceKey>, Monitor)>>,
-    /// Set once the appliance is shared, so `load` can start a monitor.
-    me: std::sync::OnceLock<std::sync::Weak<Appliance>>,
+    /// Serialises changes of the model (held while the host's addresses are updated).
+    changing: Mutex<()>,
+    /// Changes the checkers applied.
     health_changes: std::sync::atomic::AtomicU64,
     /// The host TAP twins' interface names, and the VIPs put on them for local servers.
     pub twins: Vec<String>,
@@ -146,46 +119,19 @@ impl std::fmt::Debug for Appliance {
     }
 }
 
-/// Adds one worker's per-id counters (new connections, in and out packets/bytes) to `into`.
-fn add_counters(into: &mut Vec<Stats>, conns: &[u64], inc: &[(u64, u64)], out: &[(u64, u64)]) {
-    if into.len() < conns.len() {
-        into.resize(conns.len(), Stats::default());
-    }
-    for (i, ((c, i_), o)) in conns.iter().zip(inc).zip(out).enumerate() {
-        let s = Stats {
-            conns: *c,
-            inpkts: i_.0,
-            inbytes: i_.1,
-            outpkts: o.0,
-            outbytes: o.1,
-        };
-        into[i] = into[i].plus(&s);
-    }
+/// True when a file's first statement is one of keepalived.conf's sections.
+fn looks_like_keepalived(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .and_then(|l| l.split_whitespace().next())
+        .is_some_and(|w| {
+            matches!(
+                w,
+                "global_defs" | "virtual_server" | "virtual_server_group" | "include"
+            ) || w.starts_with("vrrp_")
+        })
 }
-
-fn engine_figures(c: &Counters, into: &mut Figures) {
-    add_counters(&mut into.entries, &c.svc_conns, &c.svc_in, &c.svc_out);
-    add_counters(&mut into.dests, &c.dest_conns, &c.dest_in, &c.dest_out);
-}
-
-const HELP: &str = "\
-Console commands (testpmd style):
-  show port info|stats|xstats all|N   port details, counters, extended counters
-  clear port stats all|N              zero port counters
-  show fwd stats                      forwarding counters per worker and in total
-  show worker                         workers: lcore, polls, busy share, hand-offs, drops
-  show service                        services and real servers (ipvsadm -L -n)
-  show conn [ADDR]                    connection entries, optionally those involving ADDR
-  show neighbour                      static neighbours of the running snapshot
-  show route                          static routes of the running snapshot
-  start | stop                        resume / pause forwarding (stop prints statistics)
-  set verbose N                       0 quiet, 1 log every snapshot publication
-  load FILE                           run the commands in FILE, one per line; or take a
-                                      keepalived.conf into use (services and checkers)
-  show health                         every checker: server, probe, state, flips, last error
-  help | quit
-Any ipvsadm command line works too: ipvsadm -L -n, -A -t VIP:80 -s rr, -a ..., --set ...
-";
 
 impl Appliance {
     pub fn new(
@@ -211,7 +157,7 @@ impl Appliance {
             balancing: true,
             health: Mutex::new(Vec::new()),
             keepalived: Mutex::new(None),
-            me: std::sync::OnceLock::new(),
+            changing: Mutex::new(()),
             health_changes: std::sync::atomic::AtomicU64::new(0),
             twins: Vec::new(),
             host_vips: Mutex::new(Vec::new()),
@@ -220,89 +166,12 @@ impl Appliance {
 
     /// Shares the appliance: keeps a weak reference to itself for monitors started later.
     pub fn shared(self) -> Arc<Appliance> {
-        let a = Arc::new(self);
-        let _ = a.me.set(Arc::downgrade(&a));
-        a
+        Arc::new(self)
     }
 
     /// Reads the model.
     pub fn with_director<R>(&self, f: impl FnOnce(&Director) -> R) -> R {
         f(&self.director.lock())
-    }
-
-    /// A health checker's change: applied all or nothing, published, counted.
-    pub fn apply_health(&self, cmds: &[Command]) -> Result<(), String> {
-        let numbered: Vec<(usize, Command)> = cmds.iter().cloned().enumerate().collect();
-        self.change(&numbered)?;
-        self.health_changes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    pub fn set_health(&self, rows: Vec<HealthRow>) {
-        *self.health.lock() = rows;
-    }
-
-    /// Takes a keepalived.conf into use: its services replace those of the previous one
-    /// (all or nothing), and its checkers start. Returns the warnings.
-    pub fn load_keepalived(&self, conf: &KeepalivedConf) -> Result<Vec<String>, String> {
-        let me = self
-            .me
-            .get()
-            .and_then(std::sync::Weak::upgrade)
-            .ok_or("health checks need the running daemon")?;
-        let mut slot = self.keepalived.lock();
-        // Stop the old checkers before their services go.
-        let old = slot.take();
-        let old_keys = old.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
-        drop(old);
-        let mut cmds: Vec<(usize, Command)> = old_keys
-            .iter()
-            .map(|k| (0, Command::DeleteService(*k)))
-            .collect();
-        cmds.extend(conf.commands().into_iter().map(|c| (0, c)));
-        if let Err(e) = self.change(&cmds) {
-            return Err(format!("{e} (nothing applied)"));
-        }
-        let keys = conf
-            .virtual_servers
-            .iter()
-            .flat_map(|v| v.keys.iter().copied())
-            .collect();
-        let monitor = Monitor::start(conf, me).map_err(|e| format!("health monitor: {e}"))?;
-        *slot = Some((keys, monitor));
-        Ok(conf.warnings.clone())
-    }
-
-    /// Stops the health checkers (at shutdown).
-    pub fn stop_health(&self) {
-        drop(self.keepalived.lock().take());
-    }
-
-    fn show_health(&self) -> String {
-        let rows = self.health.lock();
-        let mut out = format!(
-            "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  last error\n",
-            "service", "server", "checker", "probe", "state", "flips"
-        );
-        for r in rows.iter() {
-            let _ = writeln!(
-                out,
-                "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  {}",
-                r.service,
-                r.server,
-                r.checker,
-                r.target,
-                if r.up { "UP" } else { "DOWN" },
-                r.transitions,
-                r.last_error.as_deref().unwrap_or("-")
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{} change(s) applied by the checkers",
-            self.health_changes.load(Ordering::Relaxed)
-        );
-        out
     }
 
     /// Hands the ports back (at shutdown).
@@ -317,65 +186,6 @@ impl Appliance {
     /// A copy of the current model (tests, the estimator).
     pub fn director(&self) -> Director {
         self.director.lock().clone()
-    }
-
-    /// Counters summed over the workers, as the workers last published them.
-    fn raw_figures(&self) -> Figures {
-        let mut f = Figures::default();
-        for w in &self.workers {
-            engine_figures(&w.stats.read_engine(), &mut f);
-        }
-        f
-    }
-
-    /// Counters since the last zeroing, with the estimator's rates.
-    pub fn figures(&self) -> Figures {
-        let raw = self.raw_figures();
-        let base = self.baseline.lock();
-        let minus = |now: &[Stats], base: &[Stats]| -> Vec<Stats> {
-            now.iter()
-                .enumerate()
-                .map(|(i, s)| s.minus(&base.get(i).copied().unwrap_or_default()))
-                .collect()
-        };
-        let est = self.estimator.lock();
-        Figures {
-            entries: minus(&raw.entries, &base.entries),
-            dests: minus(&raw.dests, &base.dests),
-            entry_rates: Estimator::rates(&est.entries),
-            dest_rates: Estimator::rates(&est.dests),
-        }
-    }
-
-    /// One estimator step; the runtime calls it every 2 seconds.
-    pub fn estimate(&self) {
-        let raw = self.raw_figures();
-        self.estimator.lock().tick(Instant::now(), raw);
-        self.cell.reclaim();
-    }
-
-    /// Zeroes the counters of entries and real servers (all when `None`).
-    fn zero(&self, entries: Option<&[u16]>, dests: Option<&[usize]>) {
-        let raw = self.raw_figures();
-        let mut base = self.baseline.lock();
-        let set = |v: &mut Vec<Stats>, from: &[Stats], i: usize| {
-            if v.len() <= i {
-                v.resize(i + 1, Stats::default());
-            }
-            v[i] = from.get(i).copied().unwrap_or_default();
-        };
-        match entries {
-            Some(ids) => ids
-                .iter()
-                .for_each(|&i| set(&mut base.entries, &raw.entries, usize::from(i))),
-            None => base.entries = raw.entries.clone(),
-        }
-        match dests {
-            Some(ids) => ids
-                .iter()
-                .for_each(|&i| set(&mut base.dests, &raw.dests, i)),
-            None => base.dests = raw.dests.clone(),
-        }
     }
 
     /// Publishes a changed model; ids newly taken into use start from zero counters.
@@ -399,7 +209,6 @@ impl Appliance {
         if !fresh_e.is_empty() || !fresh_d.is_empty() {
             self.zero(Some(&fresh_e), Some(&fresh_d));
         }
-        self.sync_host_vips(&next);
         let generation = self.cell.publish(next.snapshot());
         *current = next;
         if self.verbose.load(Ordering::Relaxed) > 0 {
@@ -411,40 +220,6 @@ impl Appliance {
         }
     }
 
-    /// Puts the VIPs of services with a local server on the host twins (and takes away
-    /// those no longer needed), so the host's stack accepts their traffic.
-    fn sync_host_vips(&self, d: &Director) {
-        if self.twins.is_empty() {
-            return;
-        }
-        let want = d.local_vips();
-        let mut have = self.host_vips.lock();
-        let ip = |verb: &str, vip: &std::net::IpAddr, twin: &str| {
-            let len = if vip.is_ipv4() { 32 } else { 128 };
-            let ok = std::process::Command::new("ip")
-                .args(["addr", verb, &format!("{vip}/{len}"), "dev", twin])
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok && verb == "add" {
-                eprintln!("rvs: cannot put {vip} on host twin {twin}");
-            }
-        };
-        for vip in want.iter().filter(|v| !have.contains(v)) {
-            self.twins.iter().for_each(|t| ip("add", vip, t));
-        }
-        for vip in have.iter().filter(|v| !want.contains(v)) {
-            self.twins.iter().for_each(|t| ip("del", vip, t));
-        }
-        *have = want;
-    }
-
-    /// Puts the start-up configuration's local-server VIPs on the host twins.
-    pub fn refresh_host_vips(&self) {
-        let d = self.director.lock();
-        self.sync_host_vips(&d);
-    }
-
     /// Applies rule commands all or nothing and publishes the result.
     fn change(&self, cmds: &[(usize, Command)]) -> Result<(), String> {
         if !self.balancing {
@@ -453,36 +228,19 @@ impl Appliance {
                     .into(),
             );
         }
-        let mut d = self.director.lock();
-        let mut next = d.clone();
+        // One change at a time; the model's lock is held only to copy and to swap it, so
+        // readers never wait for the host's `ip` below.
+        let _one_at_a_time = self.changing.lock();
+        let mut next = self.director.lock().clone();
         if cmds.len() == 1 {
             next.apply(&cmds[0].1)?;
         } else {
             next.apply_all(cmds)?;
         }
-        self.commit(&mut d, next);
+        // A local server's VIP is on the host before traffic for it can arrive there.
+        self.sync_host_vips(next.local_vips());
+        self.commit(&mut self.director.lock(), next);
         Ok(())
-    }
-
-    /// Connection entries of all workers (at most [`CONN_LISTING_LIMIT`] each), each with
-    /// its seconds left. Workers hand them over a slice of their table per pass.
-    fn connections(&self) -> Vec<(rvs_core::conn::Conn, u32)> {
-        let mut all = Vec::new();
-        for w in &self.workers {
-            let listed = w.stats.request_connections(
-                CONN_LISTING_CHUNK,
-                CONN_LISTING_LIMIT,
-                Duration::from_secs(1),
-            );
-            if let Some((now, conns)) = listed {
-                all.extend(
-                    conns
-                        .into_iter()
-                        .map(|c| (c, c.expires.saturating_sub(now))),
-                );
-            }
-        }
-        all
     }
 
     /// An ipvsadm command line (arguments without the program name; stdin for -R).
@@ -560,14 +318,14 @@ impl Appliance {
     }
 
     /// One console line: a console verb or an ipvsadm command line.
-    pub fn console(&self, line: &str) -> Reply {
+    pub fn console(self: &Arc<Self>, line: &str) -> Reply {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => Reply::ok(""),
             [w, ..] if w.starts_with('#') => Reply::ok(""),
             ["ipvsadm" | "rvsadm", rest @ ..] => self.ipvsadm(rest, ""),
             [w, ..] if w.starts_with('-') => self.ipvsadm(&words, ""),
-            ["help"] | ["?"] => Reply::ok(HELP),
+            ["help"] | ["?"] => Reply::ok(verbs::help()),
             ["quit"] | ["exit"] => {
                 self.quit.store(true, Ordering::Relaxed);
                 Reply::ok("")
@@ -619,7 +377,7 @@ impl Appliance {
     /// Runs a file of console lines. A file of ipvsadm rules only is applied all or
     /// nothing, like `-R`; otherwise every line's syntax is checked first and the lines run
     /// in order, stopping at the first that fails.
-    fn load(&self, file: &str) -> Reply {
+    fn load(self: &Arc<Self>, file: &str) -> Reply {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => return Reply::fail(1, format!("cannot read {file}: {e}")),
@@ -683,10 +441,7 @@ impl Appliance {
             ["ipvsadm" | "rvsadm", rest @ ..] => rest,
             [w, ..] if w.starts_with('-') => &words[..],
             [first, ..] => {
-                const VERBS: &[&str] = &[
-                    "help", "?", "quit", "exit", "start", "stop", "set", "load", "show", "clear",
-                ];
-                return if VERBS.contains(first) {
+                return if verbs::is_verb(first) {
                     Ok(None)
                 } else {
                     Err(format!("Bad arguments: {line:?}"))
@@ -696,236 +451,6 @@ impl Appliance {
         };
         ipvsadm::parse_args(args).map(Some)
     }
-
-    fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
-        let n = self.ports.lock().len();
-        if which == "all" {
-            return Ok((0..n).collect());
-        }
-        match which.parse::<usize>() {
-            Ok(i) if i < n => Ok(vec![i]),
-            _ => Err(format!(
-                "Invalid port {which} (ports: 0..{})",
-                n.saturating_sub(1)
-            )),
-        }
-    }
-
-    fn show_port(&self, what: &str, which: &str) -> Reply {
-        let ids = match self.port_indices(which) {
-            Ok(v) => v,
-            Err(e) => return Reply::fail(2, e),
-        };
-        let ports = self.ports.lock();
-        let mut out = String::new();
-        for i in ids {
-            let p = &ports[i];
-            match what {
-                "info" => {
-                    let info = p.port.describe();
-                    let mac = info
-                        .mac
-                        .map(|m| {
-                            m.iter()
-                                .map(|b| format!("{b:02X}"))
-                                .collect::<Vec<_>>()
-                                .join(":")
-                        })
-                        .unwrap_or_default();
-                    let link = &info.link;
-                    let _ = writeln!(
-                        out,
-                        "\n********************* Infos for port {i}  *********************\nMAC address: {mac}\nDevice name: {}\nDriver name: {}\nLink: {link}\nMax possible RX queues: {}\nMax possible TX queues: {}\nMin/max MTU: {}/{}",
-                        p.name, info.driver, info.max_rx_queues, info.max_tx_queues, info.min_mtu, info.max_mtu
-                    );
-                }
-                "stats" => match p.port.counters() {
-                    Ok(s) => {
-                        out.push_str(&report::port_stats(i as u16, &p.name, &s));
-                        for (q, (rx, tx)) in s.q_ipackets.iter().zip(&s.q_opackets).enumerate() {
-                            if *rx + *tx > 0 {
-                                let _ = writeln!(
-                                    out,
-                                    "  Queue {q:<2} RX-packets: {rx:<14} TX-packets: {tx}"
-                                );
-                            }
-                        }
-                        let now = Instant::now();
-                        let mut last = self.last_port_show.lock();
-                        let (pps, bps) = match last.get(&i) {
-                            Some((t, before)) => {
-                                let secs = now.duration_since(*t).as_secs_f64().max(0.001);
-                                let r = |a: u64, b: u64| (a.saturating_sub(b) as f64 / secs) as u64;
-                                (
-                                    (
-                                        r(s.ipackets, before.ipackets),
-                                        r(s.opackets, before.opackets),
-                                    ),
-                                    (
-                                        r(s.ibytes, before.ibytes) * 8,
-                                        r(s.obytes, before.obytes) * 8,
-                                    ),
-                                )
-                            }
-                            None => ((0, 0), (0, 0)),
-                        };
-                        let _ = writeln!(
-                            out,
-                            "  Throughput (since last show)\n  Rx-pps: {:>12}          Rx-bps: {:>12}\n  Tx-pps: {:>12}          Tx-bps: {:>12}",
-                            pps.0, bps.0, pps.1, bps.1
-                        );
-                        last.insert(i, (now, s));
-                    }
-                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
-                },
-                "xstats" => match p.port.extended_counters() {
-                    Ok(v) => {
-                        let _ = writeln!(out, "###### NIC extended statistics for port {i} ");
-                        for (name, value) in v {
-                            let _ = writeln!(out, "{name}: {value}");
-                        }
-                    }
-                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
-                },
-                other => {
-                    return Reply::fail(2, format!("show port {other}: info, stats or xstats"))
-                }
-            }
-        }
-        Reply::ok(out)
-    }
-
-    fn clear_port_stats(&self, which: &str) -> Reply {
-        let ids = match self.port_indices(which) {
-            Ok(v) => v,
-            Err(e) => return Reply::fail(2, e),
-        };
-        let ports = self.ports.lock();
-        let mut out = String::new();
-        for i in ids {
-            if let Err(e) = ports[i].port.reset_counters() {
-                return Reply::fail(1, format!("port {i}: {e}"));
-            }
-            self.last_port_show.lock().remove(&i);
-            let _ = writeln!(out, "\n  NIC statistics for port {i} cleared");
-        }
-        Reply::ok(out)
-    }
-
-    fn fwd_stats(&self) -> String {
-        let mut out = String::new();
-        let mut total = rvs_core::WorkerCounters::default();
-        for w in &self.workers {
-            let c = w.stats.read();
-            out.push_str(&report::worker_stats(w.index, w.lcore, &c));
-            out.push_str(&report::engine_stats(&w.stats.read_engine()));
-            total.rx_packets += c.rx_packets;
-            total.tx_packets += c.tx_packets;
-            total.tx_dropped += c.tx_dropped;
-        }
-        let _ = writeln!(
-            out,
-            "\n  {:+^76}\n  RX-packets: {:<14} TX-packets: {:<14} TX-dropped: {:<14}\n  {}",
-            " Accumulated forward statistics for all workers ",
-            total.rx_packets,
-            total.tx_packets,
-            total.tx_dropped,
-            "+".repeat(76)
-        );
-        out
-    }
-
-    fn show_workers(&self) -> String {
-        let mut out = format!(
-            "{:<7}{:<7}{:>14}{:>8}{:>14}{:>14}{:>10}{:>12}  drops\n",
-            "worker", "lcore", "polls", "busy", "rx", "tx", "hand-offs", "conns"
-        );
-        for w in &self.workers {
-            let c = w.stats.read();
-            let e = w.stats.read_engine();
-            let drops: u64 = e.drops.iter().sum();
-            let _ = writeln!(
-                out,
-                "{:<7}{:<7}{:>14}{:>7.1}%{:>14}{:>14}{:>10}{:>12}  {}",
-                w.index,
-                w.lcore,
-                c.polls,
-                c.busy_share() * 100.0,
-                c.rx_packets,
-                c.tx_packets,
-                c.handoffs,
-                w.stats.connections(),
-                drops + c.malformed
-            );
-        }
-        out
-    }
-
-    fn show_conn(&self, filter: &[&str]) -> Reply {
-        let mut conns = self.connections();
-        if let Some(f) = filter.first() {
-            let Ok(addr) = f.parse::<std::net::IpAddr>() else {
-                return Reply::fail(2, format!("show conn: {f:?} is not an address"));
-            };
-            let a = rvs_core::conn::addr16(addr);
-            conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
-        }
-        Reply::ok(listing::connections(&conns))
-    }
-
-    fn show_neighbours(&self) -> String {
-        let d = self.director.lock();
-        let mut out =
-            String::from("Address                                  HWaddress          Source\n");
-        for (a, m) in &d.neighbours {
-            let mac = m
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":");
-            let _ = writeln!(out, "{:<40} {mac}  static", a.to_string());
-        }
-        out.push_str("(addresses learned from ARP / neighbour discovery live in each worker)\n");
-        out
-    }
-
-    fn show_routes(&self) -> String {
-        let d = self.director.lock();
-        let names: Vec<String> = self.ports.lock().iter().map(|p| p.name.clone()).collect();
-        let mut out = String::from(
-            "Destination                              Gateway                  Port\n",
-        );
-        let snap = d.snapshot();
-        for r in &snap.routes {
-            let port = names
-                .get(usize::from(r.port))
-                .cloned()
-                .unwrap_or_else(|| r.port.to_string());
-            let _ = writeln!(
-                out,
-                "{:<40} {:<24} {port}",
-                format!("{}/{}", r.prefix, r.len),
-                r.gateway
-                    .map(|g| g.to_string())
-                    .unwrap_or_else(|| "on-link".into())
-            );
-        }
-        out
-    }
-}
-
-/// True when a file's first statement is one of keepalived.conf's sections.
-fn looks_like_keepalived(text: &str) -> bool {
-    text.lines()
-        .map(|l| l.trim())
-        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-        .and_then(|l| l.split_whitespace().next())
-        .is_some_and(|w| {
-            matches!(
-                w,
-                "global_defs" | "virtual_server" | "virtual_server_group" | "include"
-            ) || w.starts_with("vrrp_")
-        })
 }
 
 #[cfg(test)]
@@ -934,7 +459,7 @@ mod tests {
     use crate::director::Limits;
     use rvs_core::sched::DestLoad;
 
-    fn appliance() -> Appliance {
+    fn appliance() -> Arc<Appliance> {
         let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
         let d = Director::new(
             Limits {
@@ -949,7 +474,7 @@ mod tests {
             lcore: 1,
             stats: Arc::new(WorkerStats::default()),
         }];
-        Appliance::new(d, cell, workers, Vec::new(), 1024)
+        Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
     }
 
     #[test]
@@ -1003,6 +528,21 @@ mod tests {
         );
         assert_eq!(b.cell().generation(), g);
         assert_eq!(b.ipvsadm(&["-S"], "").out, saved);
+    }
+
+    #[test]
+    fn every_verb_of_the_table_is_dispatched_and_in_the_help() {
+        let a = appliance();
+        let help = a.console("help").out;
+        for v in verbs::VERBS {
+            assert!(help.contains(v.usage), "{}", v.usage);
+            for p in v.phrases.iter().filter(|p| !["quit", "load "].contains(p)) {
+                let r = a.console(p);
+                assert!(!r.err.starts_with("Bad arguments"), "{p}: {}", r.err);
+                assert!(verbs::is_verb(p.split_whitespace().next().unwrap()));
+            }
+        }
+        assert!(!verbs::is_verb("frobnicate"));
     }
 
     #[test]
@@ -1158,7 +698,7 @@ mod tests {
         assert_eq!(b.ipvsadm(&["-S", "-n"], "").out, saved);
     }
 
-    fn appliance_with_marks(marks: &[(u32, u16)]) -> Appliance {
+    fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {
         let loads = Arc::new((0..16).map(|_| DestLoad::default()).collect());
         let mut d = Director::new(
             Limits {
@@ -1176,25 +716,6 @@ mod tests {
             });
         }
         let cell = Arc::new(SnapshotCell::new(d.snapshot()));
-        Appliance::new(d, cell, Vec::new(), Vec::new(), 4096)
-    }
-
-    #[test]
-    fn estimator_follows_ipvs_smoothing() {
-        let mut e = Estimator::default();
-        let t0 = Instant::now();
-        let f = |n: u64| Figures {
-            entries: vec![Stats {
-                conns: n,
-                ..Stats::default()
-            }],
-            ..Figures::default()
-        };
-        e.tick(t0, f(0));
-        e.tick(t0 + Duration::from_secs(2), f(200));
-        // rate 100/s, avg = 0 + (100 - 0) / 4
-        assert_eq!(Estimator::rates(&e.entries)[0].conns, 25);
-        e.tick(t0 + Duration::from_secs(4), f(400));
-        assert_eq!(Estimator::rates(&e.entries)[0].conns, 44);
+        Appliance::new(d, cell, Vec::new(), Vec::new(), 4096).shared()
     }
 }

@@ -2,7 +2,7 @@
 //! appliance's addresses, routes and static neighbours. Validated here (file/line/field
 //! errors), turned into the engine's [`Snapshot`] by [`LbConfig::snapshot`].
 
-use crate::config::{ConfigError, Source};
+use super::{ConfigError, Source};
 use crate::director::{Director, FwmarkRule, Limits};
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::engine::{self, ForwardMethod, PortInfo, Route, Snapshot};

@@ -1,0 +1,84 @@
+//! keepalived.conf taken into use: its services, its checkers (the monitor), and what
+//! they report; the appliance is their `HealthTarget`.
+
+use super::*;
+use crate::health::HealthTarget;
+
+impl HealthTarget for Appliance {
+    fn servers(&self, key: ServiceKey) -> Option<Vec<rvs_core::RealServer>> {
+        self.director.lock().find(key).map(|s| s.dests.clone())
+    }
+
+    /// A health checker's change: applied all or nothing, published, counted.
+    fn apply_health(&self, cmds: &[Command]) -> Result<(), String> {
+        let numbered: Vec<(usize, Command)> = cmds.iter().cloned().enumerate().collect();
+        self.change(&numbered)?;
+        self.health_changes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn set_health(&self, rows: Vec<HealthRow>) {
+        *self.health.lock() = rows;
+    }
+}
+
+impl Appliance {
+    /// Takes a keepalived.conf into use: its services replace those of the previous one
+    /// (all or nothing), and its checkers start. Returns the warnings.
+    pub fn load_keepalived(self: &Arc<Self>, conf: &KeepalivedConf) -> Result<Vec<String>, String> {
+        let target: Arc<dyn HealthTarget> = self.clone();
+        let mut slot = self.keepalived.lock();
+        // Stop the old checkers before their services go.
+        let old = slot.take();
+        let old_keys = old.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
+        drop(old);
+        let mut cmds: Vec<(usize, Command)> = old_keys
+            .iter()
+            .map(|k| (0, Command::DeleteService(*k)))
+            .collect();
+        cmds.extend(conf.commands().into_iter().map(|c| (0, c)));
+        if let Err(e) = self.change(&cmds) {
+            return Err(format!("{e} (nothing applied)"));
+        }
+        let keys = conf
+            .virtual_servers
+            .iter()
+            .flat_map(|v| v.keys.iter().copied())
+            .collect();
+        let monitor = Monitor::start(conf, target).map_err(|e| format!("health monitor: {e}"))?;
+        *slot = Some((keys, monitor));
+        Ok(conf.warnings.clone())
+    }
+
+    /// Stops the health checkers (at shutdown).
+    pub fn stop_health(&self) {
+        drop(self.keepalived.lock().take());
+    }
+
+    pub(super) fn show_health(&self) -> String {
+        let rows = self.health.lock();
+        let mut out = format!(
+            "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  last error\n",
+            "service", "server", "checker", "probe", "state", "flips"
+        );
+        for r in rows.iter() {
+            let _ = writeln!(
+                out,
+                "{:<24} {:<24} {:<11} {:<24} {:<5} {:>5}  {}",
+                r.service,
+                r.server,
+                r.checker,
+                r.target,
+                if r.up { "UP" } else { "DOWN" },
+                r.transitions,
+                r.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{} change(s) applied by the checkers",
+            self.health_changes.load(Ordering::Relaxed)
+        );
+        out
+    }
+}

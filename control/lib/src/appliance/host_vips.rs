@@ -1,0 +1,39 @@
+//! VIPs of services with a local real server, kept on the host twins so the host's stack
+//! accepts their traffic. Runs `ip` with no lock of the model held.
+
+use super::*;
+
+impl Appliance {
+    /// Puts the VIPs of services with a local server on the host twins (and takes away
+    /// those no longer needed), so the host's stack accepts their traffic.
+    pub(super) fn sync_host_vips(&self, want: Vec<std::net::IpAddr>) {
+        if self.twins.is_empty() {
+            return;
+        }
+        let mut have = self.host_vips.lock();
+        let ip = |verb: &str, vip: &std::net::IpAddr, twin: &str| {
+            let len = if vip.is_ipv4() { 32 } else { 128 };
+            let ok = std::process::Command::new("ip")
+                .args(["addr", verb, &format!("{vip}/{len}"), "dev", twin])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok && verb == "add" {
+                eprintln!("rvs: cannot put {vip} on host twin {twin}");
+            }
+        };
+        for vip in want.iter().filter(|v| !have.contains(v)) {
+            self.twins.iter().for_each(|t| ip("add", vip, t));
+        }
+        for vip in have.iter().filter(|v| !want.contains(v)) {
+            self.twins.iter().for_each(|t| ip("del", vip, t));
+        }
+        *have = want;
+    }
+
+    /// Puts the start-up configuration's local-server VIPs on the host twins.
+    pub fn refresh_host_vips(&self) {
+        let want = self.director.lock().local_vips();
+        self.sync_host_vips(want);
+    }
+}

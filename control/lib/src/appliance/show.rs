@@ -1,0 +1,243 @@
+//! The console's `show` renderers and the connection listing: ports, forwarding
+//! statistics, workers, connections, neighbours, routes.
+
+use super::*;
+
+impl Appliance {
+    /// Connection entries of all workers (at most [`CONN_LISTING_LIMIT`] each), each with
+    /// its seconds left. Workers hand them over a slice of their table per pass.
+    pub(super) fn connections(&self) -> Vec<(rvs_core::conn::Conn, u32)> {
+        let mut all = Vec::new();
+        for w in &self.workers {
+            let listed = w.stats.request_connections(
+                CONN_LISTING_CHUNK,
+                CONN_LISTING_LIMIT,
+                Duration::from_secs(1),
+            );
+            if let Some((now, conns)) = listed {
+                all.extend(
+                    conns
+                        .into_iter()
+                        .map(|c| (c, c.expires.saturating_sub(now))),
+                );
+            }
+        }
+        all
+    }
+
+    pub(super) fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
+        let n = self.ports.lock().len();
+        if which == "all" {
+            return Ok((0..n).collect());
+        }
+        match which.parse::<usize>() {
+            Ok(i) if i < n => Ok(vec![i]),
+            _ => Err(format!(
+                "Invalid port {which} (ports: 0..{})",
+                n.saturating_sub(1)
+            )),
+        }
+    }
+
+    pub(super) fn show_port(&self, what: &str, which: &str) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let mut out = String::new();
+        for i in ids {
+            let p = &ports[i];
+            match what {
+                "info" => {
+                    let info = p.port.describe();
+                    let mac = info
+                        .mac
+                        .map(|m| {
+                            m.iter()
+                                .map(|b| format!("{b:02X}"))
+                                .collect::<Vec<_>>()
+                                .join(":")
+                        })
+                        .unwrap_or_default();
+                    let link = &info.link;
+                    let _ = writeln!(
+                        out,
+                        "\n********************* Infos for port {i}  *********************\nMAC address: {mac}\nDevice name: {}\nDriver name: {}\nLink: {link}\nMax possible RX queues: {}\nMax possible TX queues: {}\nMin/max MTU: {}/{}",
+                        p.name, info.driver, info.max_rx_queues, info.max_tx_queues, info.min_mtu, info.max_mtu
+                    );
+                }
+                "stats" => match p.port.counters() {
+                    Ok(s) => {
+                        out.push_str(&report::port_stats(i as u16, &p.name, &s));
+                        for (q, (rx, tx)) in s.q_ipackets.iter().zip(&s.q_opackets).enumerate() {
+                            if *rx + *tx > 0 {
+                                let _ = writeln!(
+                                    out,
+                                    "  Queue {q:<2} RX-packets: {rx:<14} TX-packets: {tx}"
+                                );
+                            }
+                        }
+                        let now = Instant::now();
+                        let mut last = self.last_port_show.lock();
+                        let (pps, bps) = match last.get(&i) {
+                            Some((t, before)) => {
+                                let secs = now.duration_since(*t).as_secs_f64().max(0.001);
+                                let r = |a: u64, b: u64| (a.saturating_sub(b) as f64 / secs) as u64;
+                                (
+                                    (
+                                        r(s.ipackets, before.ipackets),
+                                        r(s.opackets, before.opackets),
+                                    ),
+                                    (
+                                        r(s.ibytes, before.ibytes) * 8,
+                                        r(s.obytes, before.obytes) * 8,
+                                    ),
+                                )
+                            }
+                            None => ((0, 0), (0, 0)),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "  Throughput (since last show)\n  Rx-pps: {:>12}          Rx-bps: {:>12}\n  Tx-pps: {:>12}          Tx-bps: {:>12}",
+                            pps.0, bps.0, pps.1, bps.1
+                        );
+                        last.insert(i, (now, s));
+                    }
+                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
+                },
+                "xstats" => match p.port.extended_counters() {
+                    Ok(v) => {
+                        let _ = writeln!(out, "###### NIC extended statistics for port {i} ");
+                        for (name, value) in v {
+                            let _ = writeln!(out, "{name}: {value}");
+                        }
+                    }
+                    Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
+                },
+                other => {
+                    return Reply::fail(2, format!("show port {other}: info, stats or xstats"))
+                }
+            }
+        }
+        Reply::ok(out)
+    }
+
+    pub(super) fn clear_port_stats(&self, which: &str) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let mut out = String::new();
+        for i in ids {
+            if let Err(e) = ports[i].port.reset_counters() {
+                return Reply::fail(1, format!("port {i}: {e}"));
+            }
+            self.last_port_show.lock().remove(&i);
+            let _ = writeln!(out, "\n  NIC statistics for port {i} cleared");
+        }
+        Reply::ok(out)
+    }
+
+    pub(super) fn fwd_stats(&self) -> String {
+        let mut out = String::new();
+        let mut total = rvs_core::WorkerCounters::default();
+        for w in &self.workers {
+            let c = w.stats.read();
+            out.push_str(&report::worker_stats(w.index, w.lcore, &c));
+            out.push_str(&report::engine_stats(&w.stats.read_engine()));
+            total.rx_packets += c.rx_packets;
+            total.tx_packets += c.tx_packets;
+            total.tx_dropped += c.tx_dropped;
+        }
+        let _ = writeln!(
+            out,
+            "\n  {:+^76}\n  RX-packets: {:<14} TX-packets: {:<14} TX-dropped: {:<14}\n  {}",
+            " Accumulated forward statistics for all workers ",
+            total.rx_packets,
+            total.tx_packets,
+            total.tx_dropped,
+            "+".repeat(76)
+        );
+        out
+    }
+
+    pub(super) fn show_workers(&self) -> String {
+        let mut out = format!(
+            "{:<7}{:<7}{:>14}{:>8}{:>14}{:>14}{:>10}{:>12}  drops\n",
+            "worker", "lcore", "polls", "busy", "rx", "tx", "hand-offs", "conns"
+        );
+        for w in &self.workers {
+            let c = w.stats.read();
+            let e = w.stats.read_engine();
+            let drops: u64 = e.drops.iter().sum();
+            let _ = writeln!(
+                out,
+                "{:<7}{:<7}{:>14}{:>7.1}%{:>14}{:>14}{:>10}{:>12}  {}",
+                w.index,
+                w.lcore,
+                c.polls,
+                c.busy_share() * 100.0,
+                c.rx_packets,
+                c.tx_packets,
+                c.handoffs,
+                w.stats.connections(),
+                drops + c.malformed
+            );
+        }
+        out
+    }
+
+    pub(super) fn show_conn(&self, filter: &[&str]) -> Reply {
+        let mut conns = self.connections();
+        if let Some(f) = filter.first() {
+            let Ok(addr) = f.parse::<std::net::IpAddr>() else {
+                return Reply::fail(2, format!("show conn: {f:?} is not an address"));
+            };
+            let a = rvs_core::conn::addr16(addr);
+            conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
+        }
+        Reply::ok(listing::connections(&conns))
+    }
+
+    pub(super) fn show_neighbours(&self) -> String {
+        let d = self.director.lock();
+        let mut out =
+            String::from("Address                                  HWaddress          Source\n");
+        for (a, m) in &d.neighbours {
+            let mac = m
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let _ = writeln!(out, "{:<40} {mac}  static", a.to_string());
+        }
+        out.push_str("(addresses learned from ARP / neighbour discovery live in each worker)\n");
+        out
+    }
+
+    pub(super) fn show_routes(&self) -> String {
+        let d = self.director.lock();
+        let names: Vec<String> = self.ports.lock().iter().map(|p| p.name.clone()).collect();
+        let mut out = String::from(
+            "Destination                              Gateway                  Port\n",
+        );
+        let snap = d.snapshot();
+        for r in &snap.routes {
+            let port = names
+                .get(usize::from(r.port))
+                .cloned()
+                .unwrap_or_else(|| r.port.to_string());
+            let _ = writeln!(
+                out,
+                "{:<40} {:<24} {port}",
+                format!("{}/{}", r.prefix, r.len),
+                r.gateway
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "on-link".into())
+            );
+        }
+        out
+    }
+}

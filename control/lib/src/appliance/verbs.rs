@@ -1,0 +1,105 @@
+//! The console's verbs, listed once: the help text, the syntax check of `load` files and
+//! tab completion all come from this table (the dispatch is [`Appliance::console`]).
+
+/// One console command.
+#[derive(Debug, Clone, Copy)]
+pub struct Verb {
+    /// How it is written, as `help` shows it.
+    pub usage: &'static str,
+    pub help: &'static str,
+    /// Complete lines tab completion offers.
+    pub phrases: &'static [&'static str],
+}
+
+pub const VERBS: &[Verb] = &[
+    Verb {
+        usage: "show port info|stats|xstats all|N",
+        help: "port details, counters, extended counters",
+        phrases: &[
+            "show port info all",
+            "show port stats all",
+            "show port xstats all",
+        ],
+    },
+    Verb {
+        usage: "clear port stats all|N",
+        help: "zero port counters",
+        phrases: &["clear port stats all"],
+    },
+    Verb {
+        usage: "show fwd stats",
+        help: "forwarding counters per worker and in total",
+        phrases: &["show fwd stats all"],
+    },
+    Verb {
+        usage: "show worker",
+        help: "workers: lcore, polls, busy share, hand-offs, drops",
+        phrases: &["show worker"],
+    },
+    Verb {
+        usage: "show service",
+        help: "services and real servers (ipvsadm -L -n)",
+        phrases: &["show service"],
+    },
+    Verb {
+        usage: "show conn [ADDR]",
+        help: "connection entries, optionally those involving ADDR",
+        phrases: &["show conn"],
+    },
+    Verb {
+        usage: "show neighbour",
+        help: "static neighbours of the running snapshot",
+        phrases: &["show neighbour"],
+    },
+    Verb {
+        usage: "show route",
+        help: "static routes of the running snapshot",
+        phrases: &["show route"],
+    },
+    Verb {
+        usage: "show health",
+        help: "every checker: server, probe, state, flips, last error",
+        phrases: &["show health"],
+    },
+    Verb {
+        usage: "start | stop",
+        help: "resume / pause forwarding (stop prints statistics)",
+        phrases: &["start", "stop"],
+    },
+    Verb {
+        usage: "set verbose N",
+        help: "0 quiet, 1 log every snapshot publication",
+        phrases: &["set verbose 1"],
+    },
+    Verb {
+        usage: "load FILE",
+        help: "run the commands in FILE, one per line; or take a keepalived.conf into use",
+        phrases: &["load "],
+    },
+    Verb {
+        usage: "help | quit",
+        help: "this text; leave the console (stops rvs)",
+        phrases: &["help", "quit"],
+    },
+];
+
+/// Words that start a console verb (besides an ipvsadm line).
+pub fn is_verb(first: &str) -> bool {
+    matches!(first, "?" | "exit")
+        || VERBS
+            .iter()
+            .flat_map(|v| v.phrases)
+            .any(|p| p.split_whitespace().next() == Some(first))
+}
+
+/// The `help` text.
+pub fn help() -> String {
+    let mut out = String::from("Console commands (testpmd style):\n");
+    for v in VERBS {
+        out.push_str(&format!("  {:<36}{}\n", v.usage, v.help));
+    }
+    out.push_str(
+        "Any ipvsadm command line works too: ipvsadm -L -n, -A -t VIP:80 -s rr, -a ..., --set ...\n",
+    );
+    out
+}
