@@ -2,8 +2,13 @@
 //! synthetic connections through the engine). Tests build their frames with an independent
 //! implementation instead.
 
-use crate::checksum::{accumulate, finish, pseudo_v4, pseudo_v6};
+use crate::checksum::{pseudo_v4, pseudo_v6};
+use crate::ethernet::{EtherType, EthernetRepr};
+use crate::ipv4::{Ipv4Repr, MIN_HEADER_LEN as IPV4_LEN};
+use crate::ipv6::{Ipv6Repr, HEADER_LEN as IPV6_LEN};
 use crate::proto;
+use crate::tcp::{TcpRepr, MIN_HEADER_LEN as TCP_LEN, SYN};
+use crate::udp::UdpRepr;
 use std::net::IpAddr;
 
 /// An Ethernet frame opening a connection: a TCP SYN, or (with `proto::UDP`) an empty UDP
@@ -15,63 +20,79 @@ pub fn opening_frame(
     l4_proto: u8,
     ports: (u16, u16),
 ) -> Option<Vec<u8>> {
-    let mut l4 = Vec::with_capacity(20);
-    l4.extend_from_slice(&ports.0.to_be_bytes());
-    l4.extend_from_slice(&ports.1.to_be_bytes());
-    if l4_proto == proto::TCP {
-        l4.extend_from_slice(&1u32.to_be_bytes()); // sequence
-        l4.extend_from_slice(&0u32.to_be_bytes()); // acknowledgement
-        l4.extend_from_slice(&[0x50, 0x02]); // 20-byte header, SYN
-        l4.extend_from_slice(&64240u16.to_be_bytes()); // window
-        l4.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    let l4_len = if l4_proto == proto::TCP {
+        TCP_LEN
     } else {
-        l4.extend_from_slice(&8u16.to_be_bytes());
-        l4.extend_from_slice(&[0, 0]);
+        UdpRepr::LEN
+    };
+    let (ethertype, l3_len) = match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => (EtherType::IPV4, IPV4_LEN),
+        (IpAddr::V6(_), IpAddr::V6(_)) => (EtherType::IPV6, IPV6_LEN),
+        _ => return None,
+    };
+    let mut frame = vec![0u8; EthernetRepr::LEN + l3_len + l4_len];
+    let (eth, rest) = frame.split_at_mut(EthernetRepr::LEN);
+    let (l3, l4) = rest.split_at_mut(l3_len);
+    EthernetRepr {
+        dst: macs.1,
+        src: macs.0,
+        ethertype,
     }
-    let check_at = if l4_proto == proto::TCP { 16 } else { 6 };
-    let mut frame = Vec::with_capacity(14 + 40 + l4.len());
-    frame.extend_from_slice(&macs.1);
-    frame.extend_from_slice(&macs.0);
-    let sum = match (src, dst) {
+    .emit(eth);
+    let pseudo = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            frame.extend_from_slice(&[0x08, 0x00]);
-            let mut ip = [0u8; 20];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&(20 + l4.len() as u16).to_be_bytes());
-            ip[8] = 64;
-            ip[9] = l4_proto;
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            let c = finish(accumulate(0, &ip));
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            frame.extend_from_slice(&ip);
-            pseudo_v4(s.octets(), d.octets(), l4_proto, l4.len() as u16)
+            Ipv4Repr {
+                src: s.octets(),
+                dst: d.octets(),
+                protocol: l4_proto,
+                payload_len: l4_len as u16,
+                ttl: 64,
+                ident: 0,
+                dont_fragment: false,
+                dscp_ecn: 0,
+            }
+            .emit(l3);
+            pseudo_v4(s.octets(), d.octets(), l4_proto, l4_len as u16)
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            frame.extend_from_slice(&[0x86, 0xdd]);
-            let mut ip = [0u8; 40];
-            ip[0] = 0x60;
-            ip[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-            ip[6] = l4_proto;
-            ip[7] = 64;
-            ip[8..24].copy_from_slice(&s.octets());
-            ip[24..40].copy_from_slice(&d.octets());
-            frame.extend_from_slice(&ip);
-            pseudo_v6(s.octets(), d.octets(), l4_proto, l4.len() as u32)
+            Ipv6Repr {
+                src: s.octets(),
+                dst: d.octets(),
+                next_header: l4_proto,
+                payload_len: l4_len as u16,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            }
+            .emit(l3);
+            pseudo_v6(s.octets(), d.octets(), l4_proto, l4_len as u32)
         }
         _ => return None,
     };
-    let c = finish(accumulate(sum, &l4));
-    if let Some(field) = l4.get_mut(check_at..check_at + 2) {
-        field.copy_from_slice(&c.to_be_bytes());
-    }
-    frame.extend_from_slice(&l4);
-    Some(frame)
+    let written = if l4_proto == proto::TCP {
+        let syn = TcpRepr {
+            src_port: ports.0,
+            dst_port: ports.1,
+            seq: 1,
+            ack: 0,
+            flags: SYN,
+            window: 64240,
+        };
+        syn.emit(l4, pseudo)
+    } else {
+        let udp = UdpRepr {
+            src_port: ports.0,
+            dst_port: ports.1,
+        };
+        udp.emit(l4, pseudo)
+    };
+    written.ok().map(|()| frame)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{accumulate, finish};
     use crate::{EthernetFrame, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
     #[test]

@@ -97,16 +97,67 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// An untagged Ethernet header's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub ethertype: u16,
+}
+
+impl EthernetRepr {
+    pub const LEN: usize = 14;
+
+    /// The fields of a checked frame (the inner ethertype of a tagged one).
+    pub fn parse<T: AsRef<[u8]>>(f: &EthernetFrame<T>) -> EthernetRepr {
+        EthernetRepr {
+            dst: f.dst(),
+            src: f.src(),
+            ethertype: f.ethertype(),
+        }
+    }
+
+    /// Writes the header into the first 14 bytes of `buf` (a shorter buffer gets what fits).
+    pub fn emit(&self, buf: &mut [u8]) {
+        set_bytes(buf, 0, &self.dst);
+        set_bytes(buf, 6, &self.src);
+        set_bytes(buf, 12, &self.ethertype.to_be_bytes());
+    }
+}
+
 /// Writes an untagged Ethernet header into the first 14 bytes of `buf`.
 pub fn emit_header(buf: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
-    set_bytes(buf, 0, &dst);
-    set_bytes(buf, 6, &src);
-    set_bytes(buf, 12, &ethertype.to_be_bytes());
+    EthernetRepr {
+        dst,
+        src,
+        ethertype,
+    }
+    .emit(buf);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// smoltcp-style: a frame as bytes, its fields, and both ways between them.
+    const FRAME: [u8; 18] = [
+        0x02, 0, 0, 0, 0, 0x01, 0x02, 0xcc, 0, 0, 0, 0x07, 0x08, 0x00, 0x45, 0, 0, 0x14,
+    ];
+    const REPR: EthernetRepr = EthernetRepr {
+        dst: [2, 0, 0, 0, 0, 1],
+        src: [2, 0xcc, 0, 0, 0, 7],
+        ethertype: EtherType::IPV4,
+    };
+
+    #[test]
+    fn bytes_and_fields_round_trip() {
+        let f = EthernetFrame::new_checked(&FRAME[..]).unwrap();
+        assert_eq!(EthernetRepr::parse(&f), REPR);
+        assert_eq!(f.payload(), &FRAME[14..]);
+        let mut out = [0u8; EthernetRepr::LEN];
+        REPR.emit(&mut out);
+        assert_eq!(out, FRAME[..14]);
+    }
 
     #[test]
     fn plain_and_tagged_frames() {

@@ -182,6 +182,20 @@ pub struct Ipv6Repr {
 }
 
 impl Ipv6Repr {
+    /// The fields of a checked packet's fixed header.
+    pub fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> Ipv6Repr {
+        Ipv6Repr {
+            src: p.src(),
+            dst: p.dst(),
+            next_header: p.next_header(),
+            payload_len: p.payload_len() as u16,
+            hop_limit: p.hop_limit(),
+            traffic_class: p.traffic_class(),
+            flow_label: p.flow_label(),
+        }
+    }
+
+    /// Writes the 40-byte fixed header at the start of `buf`.
     pub fn emit(&self, buf: &mut [u8]) {
         let word =
             (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0xf_ffff);
@@ -197,6 +211,31 @@ impl Ipv6Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_and_fields_round_trip() {
+        // smoltcp-style: 2001:db8::1 -> 2001:db8::2, UDP, 8 bytes, class 0x2e, label 0x12345.
+        let mut bytes = [0u8; 48];
+        bytes[..8].copy_from_slice(&[0x62, 0xe1, 0x23, 0x45, 0, 8, 17, 63]);
+        bytes[8..12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        bytes[23] = 1;
+        bytes[24..28].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        bytes[39] = 2;
+        let repr = Ipv6Repr {
+            src: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            dst: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            next_header: 17,
+            payload_len: 8,
+            hop_limit: 63,
+            traffic_class: 0x2e,
+            flow_label: 0x12345,
+        };
+        let p = Ipv6Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(Ipv6Repr::parse(&p), repr);
+        let mut out = [0u8; 40];
+        repr.emit(&mut out);
+        assert_eq!(out[..], bytes[..40]);
+    }
 
     fn packet(next: u8, ext: &[u8], l4: &[u8]) -> Vec<u8> {
         let mut b = vec![0u8; HEADER_LEN];

@@ -27,13 +27,13 @@ pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
-pub use arp::ArpPacket;
-pub use ethernet::{EtherType, EthernetFrame};
+pub use arp::{ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
 pub use frame::{Frame, VecFrame};
 pub use icmp::IcmpPacket;
 pub use icmpv6::Icmpv6Packet;
-pub use ipv4::Ipv4Packet;
-pub use ipv6::Ipv6Packet;
+pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 

@@ -110,9 +110,79 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
+/// An option-less TCP header's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+}
+
+impl TcpRepr {
+    pub fn parse<T: AsRef<[u8]>>(t: &TcpPacket<T>) -> TcpRepr {
+        TcpRepr {
+            src_port: t.src_port(),
+            dst_port: t.dst_port(),
+            seq: t.seq(),
+            ack: t.ack_number(),
+            flags: t.flags(),
+            window: get_u16(t.buf.as_ref(), 14),
+        }
+    }
+
+    /// Writes the 20-byte header at the start of `segment` (header and payload, the
+    /// payload already in place) and its checksum over the segment and `pseudo`.
+    pub fn emit(&self, segment: &mut [u8], pseudo: u32) -> Result<(), WireError> {
+        if segment.len() < MIN_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        set_u16(segment, 0, self.src_port);
+        set_u16(segment, 2, self.dst_port);
+        super::set_u32(segment, 4, self.seq);
+        super::set_u32(segment, 8, self.ack);
+        super::set_u8(segment, 12, 5 << 4);
+        super::set_u8(segment, 13, self.flags);
+        set_u16(segment, 14, self.window);
+        set_u16(segment, 18, 0);
+        TcpPacket { buf: segment }.fill_checksum(pseudo);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// smoltcp-style: a SYN (10.0.0.1:1234 -> 10.0.0.2:80) as bytes and as fields.
+    const SYN_SEGMENT: [u8; 20] = [
+        0x04, 0xd2, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0x9b, 0xcc, 0, 0,
+    ];
+    const SYN_REPR: TcpRepr = TcpRepr {
+        src_port: 1234,
+        dst_port: 80,
+        seq: 1,
+        ack: 0,
+        flags: SYN,
+        window: 64240,
+    };
+
+    #[test]
+    fn bytes_and_fields_round_trip() {
+        let pseudo = checksum::pseudo_v4([10, 0, 0, 1], [10, 0, 0, 2], 6, 20);
+        let t = TcpPacket::new_checked(&SYN_SEGMENT[..]).unwrap();
+        assert_eq!(TcpRepr::parse(&t), SYN_REPR);
+        assert!(t.verify_checksum(pseudo));
+        let mut out = [0u8; 20];
+        SYN_REPR.emit(&mut out, pseudo).unwrap();
+        assert_eq!(out, SYN_SEGMENT);
+        assert_eq!(
+            SYN_REPR.emit(&mut [0u8; 19], pseudo),
+            Err(WireError::Truncated)
+        );
+    }
 
     #[test]
     fn ports_flags_and_checksum() {

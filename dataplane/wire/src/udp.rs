@@ -96,9 +96,62 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 }
 
+/// A UDP header's ports (the length comes from the datagram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl UdpRepr {
+    pub const LEN: usize = 8;
+
+    pub fn parse<T: AsRef<[u8]>>(u: &UdpPacket<T>) -> UdpRepr {
+        UdpRepr {
+            src_port: u.src_port(),
+            dst_port: u.dst_port(),
+        }
+    }
+
+    /// Writes the header at the start of `datagram` (the payload already in place), its
+    /// length, and its checksum over the datagram and `pseudo`.
+    pub fn emit(&self, datagram: &mut [u8], pseudo: u32) -> Result<(), WireError> {
+        let len = u16::try_from(datagram.len()).map_err(|_| WireError::Malformed)?;
+        if datagram.len() < Self::LEN {
+            return Err(WireError::Truncated);
+        }
+        set_u16(datagram, 0, self.src_port);
+        set_u16(datagram, 2, self.dst_port);
+        set_u16(datagram, 4, len);
+        UdpPacket { buf: datagram }.fill_checksum(pseudo);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// smoltcp-style: a DNS query datagram (10.0.0.1:5353 -> 10.0.0.2:53), bytes and fields.
+    const QUERY: [u8; 12] = [
+        0x14, 0xe9, 0x00, 0x35, 0x00, 0x0c, 0x11, 0xef, b'a', b'b', b'c', b'd',
+    ];
+
+    #[test]
+    fn bytes_and_fields_round_trip() {
+        let pseudo = checksum::pseudo_v4([10, 0, 0, 1], [10, 0, 0, 2], 17, 12);
+        let u = UdpPacket::new_checked(&QUERY[..]).unwrap();
+        let repr = UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+        };
+        assert_eq!(UdpRepr::parse(&u), repr);
+        assert!(u.verify_checksum(pseudo));
+        let mut out = QUERY;
+        out[..8].fill(0);
+        repr.emit(&mut out, pseudo).unwrap();
+        assert_eq!(out, QUERY);
+    }
 
     #[test]
     fn checksum_none_stays_none() {

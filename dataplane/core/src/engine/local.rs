@@ -30,7 +30,14 @@ impl Engine {
         let b = frame.bytes_mut();
         ethernet::emit_header(b, sha, mac, EtherType::ARP);
         if let Some(body) = b.get_mut(l3..) {
-            arp::emit(body, arp::OP_REPLY, mac, tpa, sha, spa);
+            let reply = ArpRepr {
+                op: arp::OP_REPLY,
+                sender_mac: mac,
+                sender_ip: tpa,
+                target_mac: sha,
+                target_ip: spa,
+            };
+            reply.emit(body);
         }
         self.counters.arp_replies.add(1);
         Verdict::Forward { port }

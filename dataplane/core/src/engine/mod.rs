@@ -36,7 +36,7 @@ use crate::sched::{self, DestLoad, Request, SchedState};
 use hashbrown::HashMap;
 use rvs_wire::{arp, checksum, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rvs_wire::{
-    ArpPacket, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
+    ArpPacket, ArpRepr, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
     TcpPacket, UdpPacket,
 };
 use std::net::IpAddr;

@@ -237,14 +237,14 @@ impl Engine {
         match (hop, me) {
             (IpAddr::V4(h), IpAddr::V4(m)) => {
                 ethernet::emit_header(b, [0xff; 6], port_mac, EtherType::ARP);
-                arp::emit(
-                    &mut b[l3..],
-                    arp::OP_REQUEST,
-                    port_mac,
-                    m.octets(),
-                    [0; 6],
-                    h.octets(),
-                );
+                let request = ArpRepr {
+                    op: arp::OP_REQUEST,
+                    sender_mac: port_mac,
+                    sender_ip: m.octets(),
+                    target_mac: [0; 6],
+                    target_ip: h.octets(),
+                };
+                request.emit(b.get_mut(l3..).unwrap_or_default());
             }
             _ => {
                 let (target, src) = (addr_bytes16(hop), addr_bytes16(me));
