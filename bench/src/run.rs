@@ -12,7 +12,7 @@
 use crate::gen::{Generator, Histogram, Kind, Stamp, Traffic};
 use crate::memif::{self, Dut};
 use dpdk::{Eal, EalArgs, MbufBurst, Mempool, Port, PortConf, BURST};
-use rvs_control::appliance::{Appliance, WorkerView};
+use rvs_control::appliance::Appliance;
 use rvs_control::director::{Director, Limits};
 use rvs_core::engine::{owner_of, DropReason, EngineConfig, PortInfo, Route};
 use rvs_core::publish::SnapshotCell;
@@ -528,15 +528,7 @@ fn lb_rules(
     cell: Arc<SnapshotCell>,
     workers: &WorkerSet,
 ) -> Result<(Arc<Appliance>, Arc<SnapshotCell>), String> {
-    let views = workers
-        .workers
-        .iter()
-        .map(|w| WorkerView {
-            index: w.index,
-            lcore: w.lcore,
-            stats: w.stats.clone(),
-        })
-        .collect();
+    let views = workers.views();
     let appliance = Arc::new(Appliance::new(
         director,
         cell.clone(),

@@ -4,7 +4,7 @@
 use crate::data_port::{self, DataPort};
 use dpdk::log::Level;
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConf, RssConf, BURST};
-use rvs_control::appliance::{Appliance, PortView, WorkerView};
+use rvs_control::appliance::{Appliance, PortView};
 use rvs_control::config::{Config, ConfigError, Hugepages};
 use rvs_control::director::Director;
 use rvs_control::keepalived::KeepalivedConf;
@@ -637,15 +637,7 @@ fn control_side(
     ports: &[Arc<DataPort>],
     twins: &[(String, Port)],
 ) -> Arc<Appliance> {
-    let views = workers
-        .workers
-        .iter()
-        .map(|w| WorkerView {
-            index: w.index,
-            lcore: w.lcore,
-            stats: w.stats.clone(),
-        })
-        .collect();
+    let views = workers.views();
     let port_views = cfg
         .ports
         .iter()

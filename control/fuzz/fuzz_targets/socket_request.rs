@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         loads,
     );
     let cell = Arc::new(SnapshotCell::new(d.snapshot()));
-    let appliance = Appliance::new(d, cell, Vec::new(), Vec::new(), 1024);
+    let appliance = Appliance::new(d, cell, Vec::new(), Vec::new(), 1024).shared();
     let r = answer(&appliance, line);
     assert!(r.status == 0 || !r.stderr.is_empty(), "a failure says why");
 });

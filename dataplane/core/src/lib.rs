@@ -23,4 +23,4 @@ pub mod stats;
 
 pub use forward::ForwardMode;
 pub use model::{ForwardMethod, RealServer};
-pub use stats::{WorkerCounters, WorkerStats};
+pub use stats::{WorkerCounters, WorkerStats, WorkerView};

@@ -46,6 +46,14 @@ struct Listing {
     done: bool,
 }
 
+/// A worker as the control side sees it: its place and its statistics block.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    pub index: usize,
+    pub lcore: u32,
+    pub stats: Arc<WorkerStats>,
+}
+
 /// A plain copy of a worker's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerCounters {

@@ -5,8 +5,8 @@
 //! VIPs, real servers, the appliance), so inputs reach connections, replies and ICMP paths
 //! instead of dying at the first lookup; lengths, flags and a corruption are free.
 //! [`step`] runs one frame and checks after it:
-//! * exactly one drop counter moved for a drop (or a packet answered by an ICMP error in
-//!   its place), none otherwise;
+//! * exactly one drop counter moved for a drop (or a packet whose buffer left as an ICMP
+//!   error or a neighbour request in its place), none otherwise;
 //! * a frame forwarded from an intact one has valid checksums (IPv4 header, TCP/UDP/ICMP,
 //!   the inner packet of a tunnel), unless it asked the port to compute the IPv4 one;
 //! * every real server's active and inactive counts equal its connections in the table.
@@ -239,16 +239,19 @@ pub fn forwarded_frame_ok(frame: &[u8], ipv4_offloaded: bool) -> Result<(), Stri
     }
 }
 
-/// Whether a frame carries an ICMP destination-unreachable / ICMPv6 error message.
-fn is_icmp_error(frame: &[u8]) -> bool {
+/// Whether a frame is what the engine sends in a dropped packet's place: an ICMP
+/// destination-unreachable, an ICMPv6 error or neighbour solicitation, an ARP request.
+fn sent_in_place(frame: &[u8]) -> bool {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return false;
     };
     match eth.ethertype() {
+        rvs_wire::EtherType::ARP => true,
         rvs_wire::EtherType::IPV4 => Ipv4Packet::new_checked(eth.payload())
             .is_ok_and(|ip| ip.protocol() == proto::ICMP && ip.payload().first() == Some(&3)),
         rvs_wire::EtherType::IPV6 => Ipv6Packet::new_checked(eth.payload()).is_ok_and(|ip| {
-            ip.next_header() == proto::ICMPV6 && ip.payload().first().is_some_and(|t| *t < 128)
+            ip.next_header() == proto::ICMPV6
+                && ip.payload().first().is_some_and(|t| *t < 128 || *t == 135)
         }),
         _ => false,
     }
@@ -292,10 +295,11 @@ pub fn step(lab: &mut Lab, now: &mut u32, spec: &FrameSpec) -> Result<Verdict, S
         .engine
         .process(&lab.snap, &lab.loads, *now, spec.in_port(), &mut f);
     let moved = drops(lab) - before;
-    // A drop counts once; so does a packet answered by an ICMP error in its place.
+    // A drop counts once; so does a packet whose buffer left as an ICMP error or a
+    // neighbour request in its place.
     let want = match verdict {
         Verdict::Drop(_) => 1,
-        Verdict::Forward { .. } if is_icmp_error(f.bytes()) => moved.min(1),
+        Verdict::Forward { .. } if sent_in_place(f.bytes()) => moved.min(1),
         _ => 0,
     };
     if moved != want {

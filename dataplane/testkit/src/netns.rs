@@ -3,6 +3,7 @@
 
 use crate::proc::sh;
 use crate::wait::wait_for;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -66,11 +67,13 @@ impl Netns {
         ))
     }
 
-    /// Starts `cmd` inside the namespace, in [`Netns::dir`], under `name`.
+    /// Starts `cmd` inside the namespace, in [`Netns::dir`], under `name`, in a process
+    /// group of its own (what it forks goes with it).
     pub fn start(&mut self, name: &str, cmd: &str) {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns, "sh", "-c"])
             .arg(format!("exec {cmd}"))
+            .process_group(0)
             .current_dir(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -82,9 +85,8 @@ impl Netns {
     /// Stops what [`Netns::start`] started under `name`.
     pub fn stop(&mut self, name: &str) {
         if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
-            let (_, mut c) = self.children.remove(i);
-            let _ = c.kill();
-            let _ = c.wait();
+            let (_, c) = self.children.remove(i);
+            stop_group(c);
         }
     }
 
@@ -108,9 +110,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        for (_, c) in self.children.iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
+        for (_, c) in self.children.drain(..) {
+            stop_group(c);
         }
         if let Some(i) = &self.host_if {
             let _ = sh(&format!("ip link del {i}"));
@@ -118,6 +119,16 @@ impl Drop for Netns {
         let _ = sh(&format!("ip netns del {}", self.ns));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Kills a child's whole process group (socat's forked children too) and reaps it.
+fn stop_group(mut c: Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", c.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 /// Deletes a network interface when dropped (a TAP a test made, even on failure).

@@ -7,7 +7,7 @@ use dpdk::{Eal, LcoreHandle, Mempool, TxQueue};
 use rvs_core::engine::{Counters, Engine, EngineConfig};
 use rvs_core::publish::{SnapshotCell, SnapshotReader};
 use rvs_core::sched::DestLoad;
-use rvs_core::{ForwardMode, WorkerCounters, WorkerStats};
+use rvs_core::{ForwardMode, WorkerCounters, WorkerStats, WorkerView};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -144,6 +144,18 @@ impl WorkerSet {
             }
         }
         (set, Ok(()))
+    }
+
+    /// The workers as the control side sees them.
+    pub fn views(&self) -> Vec<WorkerView> {
+        self.workers
+            .iter()
+            .map(|w| WorkerView {
+                index: w.index,
+                lcore: w.lcore,
+                stats: w.stats.clone(),
+            })
+            .collect()
     }
 
     /// The first worker that stopped on its own (a panic), if any.

@@ -15,7 +15,7 @@ use crate::report;
 use parking_lot::Mutex;
 use rvs_core::engine::Counters;
 use rvs_core::publish::SnapshotCell;
-use rvs_core::WorkerStats;
+pub use rvs_core::WorkerView;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -29,14 +29,6 @@ mod show;
 pub mod verbs;
 
 use figures::*;
-
-/// A worker as the control side sees it.
-#[derive(Debug, Clone)]
-pub struct WorkerView {
-    pub index: usize,
-    pub lcore: u32,
-    pub stats: Arc<WorkerStats>,
-}
 
 #[derive(Debug)]
 pub struct PortView {
@@ -472,7 +464,7 @@ mod tests {
         let workers = vec![WorkerView {
             index: 0,
             lcore: 1,
-            stats: Arc::new(WorkerStats::default()),
+            stats: Arc::new(rvs_core::WorkerStats::default()),
         }];
         Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
     }

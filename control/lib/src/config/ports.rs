@@ -1,0 +1,269 @@
+//! The `[[port]]` sections: devices, queues, descriptors, RSS, addresses, peers, host
+//! twins.
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPort {
+    pub(super) name: Spanned<String>,
+    pub(super) device: Spanned<String>,
+    #[serde(default = "one")]
+    pub(super) rx_queues: Spanned<u16>,
+    #[serde(default = "default_desc")]
+    pub(super) rx_desc: u16,
+    #[serde(default = "default_desc")]
+    pub(super) tx_desc: u16,
+    pub(super) mtu: Option<Spanned<u16>>,
+    #[serde(default = "yes")]
+    pub(super) promiscuous: bool,
+    pub(super) peer: Option<Spanned<String>>,
+    pub(super) rss_hash: Option<Spanned<Vec<String>>>,
+    pub(super) rss_key: Option<Spanned<String>>,
+    /// The appliance's own addresses on this port (`IP` or `IP/LEN`).
+    #[serde(default)]
+    pub(super) addresses: Vec<Spanned<String>>,
+    /// The kernel interface of this port's TAP twin (the host exception path).
+    pub(super) host_tap: Option<Spanned<String>>,
+}
+
+pub(super) fn one() -> Spanned<u16> {
+    Spanned::new(0..0, 1)
+}
+
+pub(super) fn default_desc() -> u16 {
+    1024
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
+
+/// The RSS hash fields a port may ask for, by their configuration names.
+pub const RSS_FIELDS: [&str; 8] = [
+    "ip",
+    "tcp",
+    "udp",
+    "sctp",
+    "l3-src-only",
+    "l3-dst-only",
+    "l4-src-only",
+    "l4-dst-only",
+];
+
+/// What a port hashes when its configuration says nothing.
+pub const DEFAULT_RSS_FIELDS: [&str; 3] = ["ip", "tcp", "udp"];
+
+/// A validated data port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub name: String,
+    /// DPDK devargs: a PCI address or a vdev string.
+    pub device: String,
+    pub rx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub mtu: Option<u16>,
+    pub promiscuous: bool,
+    /// Index of the port frames received here leave by (diagnostic forwarding modes).
+    pub peer: usize,
+    /// Names from [`RSS_FIELDS`]; the daemon maps them to DPDK's hash bits.
+    pub rss_hash: Vec<String>,
+    pub rss_key: Option<Vec<u8>>,
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Prefix length of each address (the host twin's subnets); full when not given.
+    pub prefix_lens: Vec<u8>,
+    /// The host TAP twin's interface name, if the port has one.
+    pub host_tap: Option<String>,
+    /// Where the port is defined, for errors found at run time.
+    pub line: usize,
+}
+
+impl PortConfig {
+    /// A PCI address (`0000:03:00.0` or `03:00.0`) rather than a virtual device.
+    pub fn is_pci(&self) -> bool {
+        let dev = self.device.split(',').next().unwrap_or("");
+        is_pci_address(dev)
+    }
+}
+
+pub(super) fn is_pci_address(s: &str) -> bool {
+    let parts: Vec<&str> = s.split([':', '.']).collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [d, b, s, f] => hex(d, 4) && hex(b, 2) && hex(s, 2) && f.len() == 1 && hex(f, 1),
+        [b, s, f] => hex(b, 2) && hex(s, 2) && f.len() == 1 && hex(f, 1),
+        _ => false,
+    }
+}
+
+pub(super) fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let s: String = s.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub(super) fn validate_ports(
+    source: &Source,
+    raw: &[RawPort],
+) -> Result<Vec<PortConfig>, ConfigError> {
+    let mut index_of: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in raw.iter().enumerate() {
+        let name = p.name.get_ref();
+        let field = format!("port[{i}].name");
+        if name.is_empty() || name.contains([':', ' ', ',']) {
+            return Err(source.error(
+                p.name.span(),
+                field,
+                "a port name is non-empty, without ':', ',' or spaces",
+            ));
+        }
+        if index_of.insert(name, i).is_some() {
+            return Err(source.error(
+                p.name.span(),
+                field,
+                format!("port name {name:?} is used twice"),
+            ));
+        }
+        if p.device.get_ref().trim().is_empty() {
+            return Err(source.error(p.device.span(), format!("port[{i}].device"), "empty device"));
+        }
+        let q = *p.rx_queues.get_ref();
+        if q == 0 || q > 64 {
+            return Err(source.error(
+                p.rx_queues.span(),
+                format!("port[{i}].rx_queues"),
+                "1..=64 rx queues",
+            ));
+        }
+    }
+    let mut devices: HashMap<&str, usize> = HashMap::new();
+    let mut ports = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        let dev = p.device.get_ref().as_str();
+        if let Some(other) = devices.insert(dev, i) {
+            return Err(source.error(
+                p.device.span(),
+                format!("port[{i}].device"),
+                format!("device {dev:?} is already port[{other}]"),
+            ));
+        }
+        let peer = match &p.peer {
+            Some(peer) => *index_of.get(peer.get_ref().as_str()).ok_or_else(|| {
+                source.error(
+                    peer.span(),
+                    format!("port[{i}].peer"),
+                    format!("no port named {:?}", peer.get_ref()),
+                )
+            })?,
+            // testpmd's paired topology: 0<->1, 2<->3; an odd last port loops to itself.
+            None if i ^ 1 < raw.len() => i ^ 1,
+            None => i,
+        };
+        let rss_hash = match &p.rss_hash {
+            Some(fields) => fields
+                .get_ref()
+                .iter()
+                .map(|f| {
+                    if RSS_FIELDS.contains(&f.as_str()) {
+                        Ok(f.clone())
+                    } else {
+                        Err(source.error(
+                            fields.span(),
+                            format!("port[{i}].rss_hash"),
+                            format!(
+                                "unknown hash field {f:?} (one of {})",
+                                RSS_FIELDS.join(", ")
+                            ),
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => DEFAULT_RSS_FIELDS.iter().map(|f| f.to_string()).collect(),
+        };
+        let rss_key = match &p.rss_key {
+            Some(k) => Some(
+                parse_hex(k.get_ref())
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| {
+                        source.error(
+                            k.span(),
+                            format!("port[{i}].rss_key"),
+                            "expected hex bytes, such as \"6d5a6d5a...\"",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let mut addresses = Vec::new();
+        let mut prefix_lens = Vec::new();
+        for a in &p.addresses {
+            let bad = || {
+                source.error(
+                    a.span(),
+                    format!("port[{i}].addresses"),
+                    format!("{:?} is not an IP address (IP or IP/LEN)", a.get_ref()),
+                )
+            };
+            let (ip, len) = a.get_ref().split_once('/').unwrap_or((a.get_ref(), ""));
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+            let full = if ip.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                "" => full,
+                l => l.parse().ok().filter(|&l| l <= full).ok_or_else(bad)?,
+            };
+            addresses.push(ip);
+            prefix_lens.push(len);
+        }
+        let host_tap = match &p.host_tap {
+            Some(t) => {
+                let name = t.get_ref();
+                let ok = !name.is_empty()
+                    && name.len() <= 15
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                if !ok {
+                    return Err(source.error(
+                        t.span(),
+                        format!("port[{i}].host_tap"),
+                        "an interface name of 1 to 15 letters, digits, '-', '_' or '.'",
+                    ));
+                }
+                Some(name.clone())
+            }
+            None => None,
+        };
+        if let Some(mtu) = &p.mtu {
+            if *mtu.get_ref() < 68 {
+                return Err(source.error(
+                    mtu.span(),
+                    format!("port[{i}].mtu"),
+                    "an MTU is at least 68",
+                ));
+            }
+        }
+        ports.push(PortConfig {
+            name: p.name.get_ref().clone(),
+            device: dev.to_string(),
+            rx_queues: *p.rx_queues.get_ref(),
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            mtu: p.mtu.as_ref().map(|m| *m.get_ref()),
+            promiscuous: p.promiscuous,
+            peer,
+            rss_hash,
+            rss_key,
+            addresses,
+            prefix_lens,
+            host_tap,
+            line: source.line_of(p.name.span().start),
+        });
+    }
+    Ok(ports)
+}
