@@ -494,59 +494,17 @@ fn lb_mode_with_two_workers_hands_flows_to_their_owner() {
     );
     write_pcap(&rx0, &input);
     write_pcap(&rx1, &[]);
-    let config = format!(
-        r#"[eal]
-lcores = "0@0,1@1,2@1"
-hugepages = false
-memory_mb = 256
-
-[dataplane]
-connections = 1024
-
-[[port]]
-name = "wire"
-device = "net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}"
-rx_queues = 2
-addresses = ["192.168.1.1", "10.0.0.1"]
-
-[[worker]]
-lcore = 1
-rx = ["wire:0"]
-
-[[worker]]
-lcore = 2
-rx = ["wire:1"]
-
-[[route]]
-prefix = "10.0.0.0/24"
-port = "wire"
-
-[[route]]
-prefix = "0.0.0.0/0"
-via = "192.168.1.254"
-port = "wire"
-
-[[neighbour]]
-address = "10.0.0.2"
-mac = "02:aa:00:00:00:02"
-
-[[neighbour]]
-address = "192.168.1.254"
-mac = "02:bb:00:00:00:01"
-
-[[service]]
-address = "192.168.1.100"
-port = 80
-scheduler = "rr"
-
-[[service.server]]
-address = "10.0.0.2"
-port = 8080
-"#,
+    let device = format!(
+        "net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
         rx0.display(),
         rx1.display(),
         tx0.display(),
         tx1.display()
+    );
+    let config = rvs_testkit::fixtures::daemon_config_with_workers(
+        &device,
+        "0@0,1@1,2@1",
+        &[(1, "wire:0"), (2, "wire:1")],
     );
     let path = dir.join("rvs.toml");
     std::fs::write(&path, config).unwrap();

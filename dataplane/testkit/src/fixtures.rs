@@ -488,18 +488,30 @@ fn ipv6_cases(net: &Net) -> Vec<Case> {
 /// [`crate::lab::snapshot`]'s IPv4 services, routes and neighbours as an rvs TOML file for
 /// one port (`device`) carrying both sides ([`Net::one_port`]), one worker.
 pub fn daemon_config(device: &str) -> String {
+    daemon_config_with_workers(device, "0,1", &[])
+}
+
+/// As [`daemon_config`] with `lcores` (EAL's list or `--lcores` form) and one rx queue per
+/// `(lcore, "wire:Q")` worker.
+pub fn daemon_config_with_workers(device: &str, lcores: &str, workers: &[(u32, &str)]) -> String {
+    let rx_queues = workers.len().max(1);
+    let workers: String = workers
+        .iter()
+        .map(|(lcore, rx)| format!("[[worker]]\nlcore = {lcore}\nrx = [\"{rx}\"]\n\n"))
+        .collect();
     format!(
         r#"[eal]
-lcores = "0,1"
+lcores = "{lcores}"
 hugepages = false
 memory_mb = 256
 
 [dataplane]
 connections = 1024
 
-[[port]]
+{workers}[[port]]
 name = "wire"
 device = "{device}"
+rx_queues = {rx_queues}
 addresses = ["192.168.1.1", "10.0.0.1"]
 
 [[route]]
