@@ -14,6 +14,7 @@ use crate::memif::{self, Dut};
 use dpdk::{Eal, EalArgs, MbufBurst, Mempool, Port, PortConf, BURST};
 use rvs_control::appliance::Appliance;
 use rvs_control::director::{Director, Limits};
+use rvs_control::ipvsadm::parse_line;
 use rvs_core::engine::{owner_of, DropReason, EngineConfig, PortInfo, Route};
 use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
@@ -343,7 +344,7 @@ impl Bench {
         let (mode, lb) = if s.method == Method::Io {
             (ForwardMode::Io, None)
         } else {
-            (ForwardMode::Lb, Some(lb_setup(n, s, [a_mac, b_mac])))
+            (ForwardMode::Lb, Some(lb_setup(n, s, [a_mac, b_mac])?))
         };
         let (set, launched) = WorkerSet::launch(
             &self.eal,
@@ -356,13 +357,9 @@ impl Bench {
                 set.stop_and_join();
                 return Err(format!("{}: {e}", s.name));
             }
-            (Ok(()), Some((director, shared))) => match lb_rules(s, director, shared.cell, &set) {
-                Ok(control) => Some(control),
-                Err(e) => {
-                    set.stop_and_join();
-                    return Err(e);
-                }
-            },
+            (Ok(()), Some((director, shared))) => {
+                Some(control_side(s, director, shared.cell, &set))
+            }
             (Ok(()), None) => None,
         };
         let stats: Vec<Arc<WorkerStats>> = set.workers.iter().map(|w| w.stats.clone()).collect();
@@ -454,9 +451,10 @@ impl Bench {
 }
 
 /// The appliance of a scenario: clients behind a router on port 0, four real servers on
-/// port 1 (TUN: behind a router on port 1), and what its workers share (hand-off rings
-/// named apart per run `run`). The services come from [`lb_rules`] once workers run.
-fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> (Director, LbShared) {
+/// port 1 (TUN: behind a router on port 1), its services applied as `ipvsadm -R` applies
+/// them (all or nothing, through the model's change language) before any worker starts,
+/// and what its workers share (hand-off rings named apart per run `run`).
+fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> Result<(Director, LbShared), String> {
     let limits = Limits {
         entries: s.vips as usize + 1,
         dests: (s.vips as usize + 1) * (SERVERS + 1) + 8,
@@ -503,6 +501,15 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> (Director, LbShared) 
         mac[5] = i;
         director.neighbours.push((IpAddr::from([10, 1, 0, i]), mac));
     }
+    let mut cmds = Vec::new();
+    for (n, line) in rules(s).lines().enumerate() {
+        if let Some(c) = parse_line(line).map_err(|e| format!("{}: rules: {e}", s.name))? {
+            cmds.push((n + 1, c));
+        }
+    }
+    director
+        .apply_all(&cmds)
+        .map_err(|e| format!("{}: rules: {e}", s.name))?;
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));
     let shared = LbShared {
         cell,
@@ -517,25 +524,11 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> (Director, LbShared) 
         ring_prefix: format!("bench_ho_{run}"),
         socket: -1,
     };
-    (director, shared)
+    Ok((director, shared))
 }
 
-/// The scenario's services (one on each VIP), configured through the same ipvsadm
-/// command layer rvsadm uses; the workers adopt them before the generator starts.
-fn lb_rules(
-    s: &Scenario,
-    director: Director,
-    cell: Arc<SnapshotCell>,
-    workers: &WorkerSet,
-) -> Result<(Arc<Appliance>, Arc<SnapshotCell>), String> {
-    let views = workers.views();
-    let appliance = Arc::new(Appliance::new(
-        director,
-        cell.clone(),
-        views,
-        Vec::new(),
-        s.conn_capacity,
-    ));
+/// The scenario's services (one on each VIP) as `ipvsadm -R` lines.
+fn rules(s: &Scenario) -> String {
     let proto = if s.kind == Kind::Udp { "-u" } else { "-t" };
     let mut rules = String::new();
     for v in 0..s.vips {
@@ -549,11 +542,24 @@ fn lb_rules(
             );
         }
     }
-    let r = appliance.ipvsadm(&["-R"], &rules);
-    if r.status != 0 {
-        return Err(format!("{}: rules: {}", s.name, r.err));
-    }
-    Ok((appliance, cell))
+    rules
+}
+
+/// The command layer over the running workers (churn and listings go through it).
+fn control_side(
+    s: &Scenario,
+    director: Director,
+    cell: Arc<SnapshotCell>,
+    workers: &WorkerSet,
+) -> (Arc<Appliance>, Arc<SnapshotCell>) {
+    let appliance = Arc::new(Appliance::new(
+        director,
+        cell.clone(),
+        workers.views(),
+        Vec::new(),
+        s.conn_capacity,
+    ));
+    (appliance, cell)
 }
 
 /// VIP number `v` (consecutive from [`VIP`]) with the service port.
