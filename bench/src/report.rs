@@ -77,8 +77,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
         if o.listings > 0 {
             let _ = writeln!(
                 t,
-                "{}: {} connection listings (up to {} entries) during the run, {} packets lost; a listing slice took the worker {:.2} us on average, {:.1} us at most (its longest pass {:.1} us, the VM's preemptions included)",
-                o.name, o.listings, o.listed_max, o.lost, o.mean_listing_us, o.max_listing_us, o.max_pass_us
+                "{}: {} connection listings (up to {} entries) during the run, {} packets lost inside rvs ({} the generator drained too late); a listing slice took the worker {:.2} us on average, {:.1} us at most (its longest pass {:.1} us, the VM's preemptions included)",
+                o.name, o.listings, o.listed_max, o.lost.saturating_sub(o.sink_overflow), o.sink_overflow, o.mean_listing_us, o.max_listing_us, o.max_pass_us
             );
         }
         if o.publications > 0 {
