@@ -1,14 +1,14 @@
 //! `rvs preview`: the server each client would get, in order, from rules in ipvsadm's
 //! syntax — no daemon, no NIC, but the workers' own path: the rules go through the live
-//! model ([`Director`], one snapshot after each rule as the daemon publishes them), and each
+//! model ([`Director`]) into the snapshot the daemon would publish, and each
 //! client's first packet (a TCP SYN, or a UDP datagram) goes through an [`Engine`] that
-//! adopted those snapshots, so scheduler state, persistence templates and connection
+//! adopted it, so scheduler state, persistence templates and connection
 //! accounting are the data plane's. Each client's connection stays open: a TCP one counts
 //! as active, a UDP one as inactive. A client without a port gets one of its own
 //! (1024 + its line number).
 
 use crate::director::{Director, FwmarkRule, Limits};
-use crate::ipvsadm::{parse_endpoint, parse_line, Command, Protocol};
+use crate::ipvsadm::{parse_endpoint, parse_line, Protocol};
 use rvs_core::conn::{addr16, InKey};
 use rvs_core::engine::{Engine, EngineConfig, PortInfo, Route, Verdict};
 use rvs_core::sched::DestLoad;
@@ -155,27 +155,19 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
         let Some(cmd) = parse_line(line).map_err(at)? else {
             continue;
         };
-        if !matches!(
-            cmd,
-            Command::AddService(_)
-                | Command::EditService(_)
-                | Command::DeleteService(_)
-                | Command::AddServer(_)
-                | Command::EditServer(_)
-                | Command::DeleteServer { .. }
-                | Command::Clear
-        ) {
+        if !cmd.is_rule() {
             return Err(at("not a rule (only -A -E -D -a -e -d -C)".into()));
         }
         director.apply(&cmd).map_err(at)?;
-        // Every server answers on the link.
-        director.neighbours = director
-            .services
-            .iter()
-            .flat_map(|s| s.dests.iter().map(|d| (d.addr, NEIGHBOUR_MAC)))
-            .collect();
-        engine.adopt(&director.snapshot());
     }
+    // Every server answers on the link.
+    director.neighbours = director
+        .services
+        .iter()
+        .flat_map(|s| s.dests.iter().map(|d| (d.addr, NEIGHBOUR_MAC)))
+        .collect();
+    // One snapshot: its scheduler change log brings the engine's state where applying the
+    // rules one at a time would (changes no worker saw fold into their service's bind).
     let snap = director.snapshot();
     engine.adopt(&snap);
 
