@@ -147,15 +147,12 @@ impl Engine {
                     let caches = svc.caches.as_deref();
                     // From the change after the last one applied, or from a bind, which
                     // makes the state whatever came before.
+                    let is_bind =
+                        |e: &sched::SchedEvent| matches!(e.change, sched::ListChange::Bind { .. });
                     let from = log
                         .iter()
                         .position(|e| e.after == *seen)
-                        .or(match log.first() {
-                            Some(e) if matches!(e.change, sched::ListChange::Bind { .. }) => {
-                                Some(0)
-                            }
-                            _ => None,
-                        });
+                        .or_else(|| log.first().filter(|e| is_bind(e)).map(|_| 0));
                     match from {
                         Some(from) => log[from..]
                             .iter()

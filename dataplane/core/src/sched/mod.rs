@@ -232,38 +232,26 @@ impl SchedState {
             ListChange::Bind { cw } => {
                 self.cursor = None;
                 self.cw = if *kind == SchedKind::Wrr { cw } else { 0 };
-                let (old_lblc, old_lblcr) = (self.lblc.take(), self.lblcr.take());
-                match kind {
-                    SchedKind::Lblc => {
-                        let mut c = old_lblc
-                            .or_else(|| caches.and_then(CachePool::take_lblc))
-                            .unwrap_or_default();
-                        c.clear();
-                        self.lblc = Some(c);
-                        if let (Some(old), Some(pool)) = (old_lblcr, caches) {
-                            pool.retire_lblcr(old);
-                        }
-                    }
-                    SchedKind::Lblcr => {
-                        let mut c = old_lblcr
-                            .or_else(|| caches.and_then(CachePool::take_lblcr))
-                            .unwrap_or_default();
-                        c.clear();
-                        self.lblcr = Some(c);
-                        if let (Some(old), Some(pool)) = (old_lblc, caches) {
-                            pool.retire_lblc(old);
-                        }
-                    }
-                    _ => {
-                        if let Some(pool) = caches {
-                            if let Some(c) = old_lblc {
-                                pool.retire_lblc(c);
-                            }
-                            if let Some(c) = old_lblcr {
-                                pool.retire_lblcr(c);
-                            }
-                        }
-                    }
+                // The kind's own cache is kept (emptied) or taken from the pool; one of
+                // another kind goes back to the pool for the control side to free.
+                let (mut old_lblc, mut old_lblcr) = (self.lblc.take(), self.lblcr.take());
+                if *kind == SchedKind::Lblc {
+                    let pooled = || caches.and_then(|p| take(&p.lblc));
+                    let mut c = old_lblc.take().or_else(pooled).unwrap_or_default();
+                    c.clear();
+                    self.lblc = Some(c);
+                }
+                if *kind == SchedKind::Lblcr {
+                    let pooled = || caches.and_then(|p| take(&p.lblcr));
+                    let mut c = old_lblcr.take().or_else(pooled).unwrap_or_default();
+                    c.clear();
+                    self.lblcr = Some(c);
+                }
+                if let (Some(pool), Some(c)) = (caches, old_lblc) {
+                    give_back(&pool.lblc, c);
+                }
+                if let (Some(pool), Some(c)) = (caches, old_lblcr) {
+                    give_back(&pool.lblcr, c);
                 }
             }
             ListChange::Added if *kind == SchedKind::Rr => {
@@ -328,6 +316,21 @@ impl SchedEvent {
     }
 }
 
+/// A cache from a pool slot, if one is there and free.
+fn take<T>(slot: &parking_lot::Mutex<Vec<T>>) -> Option<T> {
+    slot.try_lock()?.pop()
+}
+
+/// Keeps `c` for the control side to free, within the room reserved for the workers
+/// (beyond it, or while the slot is busy, the caller frees it).
+fn give_back<T>(slot: &parking_lot::Mutex<Vec<T>>, c: T) {
+    if let Some(mut v) = slot.try_lock() {
+        if v.len() < v.capacity() {
+            v.push(c);
+        }
+    }
+}
+
 /// lblc/lblcr caches made on the control side for the workers that bind those schedulers,
 /// and the caches workers let go of, freed when the snapshot carrying the pool is.
 #[derive(Debug, Default)]
@@ -349,32 +352,6 @@ impl CachePool {
             _ => {}
         }
         pool
-    }
-
-    fn take_lblc(&self) -> Option<LblcCache> {
-        self.lblc.try_lock()?.pop()
-    }
-
-    fn take_lblcr(&self) -> Option<LblcrCache> {
-        self.lblcr.try_lock()?.pop()
-    }
-
-    /// Keeps `c` for the control side to free (within the room reserved for the workers;
-    /// beyond it, the worker frees it).
-    fn retire_lblc(&self, c: LblcCache) {
-        if let Some(mut v) = self.lblc.try_lock() {
-            if v.len() < v.capacity() {
-                v.push(c);
-            }
-        }
-    }
-
-    fn retire_lblcr(&self, c: LblcrCache) {
-        if let Some(mut v) = self.lblcr.try_lock() {
-            if v.len() < v.capacity() {
-                v.push(c);
-            }
-        }
     }
 }
 
@@ -653,7 +630,7 @@ mod tests {
         );
         assert!(s.lblc.is_some());
         assert!(
-            pool.take_lblc().is_none(),
+            take(&pool.lblc).is_none(),
             "the worker took the pool's cache"
         );
         let l = testutil::loads(2);
@@ -677,7 +654,7 @@ mod tests {
             Some(&pool),
         );
         assert!(s.lblc.is_none());
-        assert!(pool.take_lblc().is_some(), "the control side frees it");
+        assert!(take(&pool.lblc).is_some(), "the control side frees it");
     }
 
     #[test]
