@@ -1,7 +1,6 @@
 //! The daemon's DPDK ports behind the control library's [`PortDevice`], and the mapping of
-//! configuration names onto DPDK's RSS fields and log levels.
+//! configuration names onto DPDK's RSS fields (the log levels' names are EAL's own).
 
-use dpdk::log::Level;
 use dpdk::{Port, PortStats, RssField};
 use rvs_control::ports::{PortCounters, PortDescription, PortDevice};
 
@@ -57,14 +56,10 @@ pub fn rss_fields(names: &[String]) -> Vec<RssField> {
     names.iter().filter_map(|n| RssField::parse(n)).collect()
 }
 
-/// EAL's log level for the configuration's name (validated by the config loader).
-pub fn log_level(name: &str) -> Level {
-    Level::parse(name).unwrap_or(Level::Notice)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dpdk::log::Level;
     use rvs_control::config::{DEFAULT_RSS_FIELDS, LOG_LEVELS, RSS_FIELDS};
 
     #[test]

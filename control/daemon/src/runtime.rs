@@ -109,7 +109,8 @@ pub fn eal_args(cfg: &Config, hugepages: bool) -> Vec<String> {
         cfg.eal.file_prefix.clone(),
     );
     args.placed = cfg.eal.placement.is_some();
-    args.log_level = data_port::log_level(&cfg.eal.log_level).name().into();
+    // One of EAL's own names (checked against DPDK's in data_port's tests).
+    args.log_level = cfg.eal.log_level.clone();
     args.hugepages = hugepages;
     args.memory_mb = cfg.eal.memory_mb;
     args.pci = cfg
@@ -457,9 +458,7 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
                 cfg.port_error(i, field_of(&m), m)
             })?;
         if p.rx_queues > 1 {
-            let requested = data_port::rss_fields(&p.rss_hash)
-                .iter()
-                .fold(0u64, |a, f| a | f.bits());
+            let requested = conf.rss.fields.iter().fold(0u64, |a, f| a | f.bits());
             if port.rss_hash_fields() == 0 {
                 eprintln!("rvs: notice: port {:?} ({}) has no RSS; each rx queue gets what the device puts on it", p.name, info.driver);
             } else if port.rss_hash_fields() != requested {
