@@ -14,7 +14,7 @@ use rvs_core::engine::{DropReason, EngineConfig, Verdict};
 use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
 use rvs_core::ForwardMode;
-use rvs_testkit::fixtures::{cases, Net};
+use rvs_testkit::fixtures::{cases, drops, Net};
 use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,11 +122,7 @@ pub fn check(eal: &Eal, pool: Mempool, lcore: u32) -> Result<usize, String> {
         .and_then(|o| o.engine.clone())
         .ok_or("fixture table: the worker left no counters")?;
     for r in DropReason::ALL {
-        let want = table
-            .iter()
-            .flat_map(|c| &c.steps)
-            .filter(|s| s.verdict == Verdict::Drop(r))
-            .count() as u64;
+        let want = drops(table.iter().flat_map(|c| &c.steps), r);
         if engine.drops[r as usize] != want {
             return Err(format!(
                 "fixture table: {} drops counted {}, the table has {want}",

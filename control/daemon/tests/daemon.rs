@@ -367,7 +367,7 @@ fn preview_prints_the_server_each_client_gets() {
 /// statistics counting each drop by its reason.
 #[test]
 fn lb_mode_runs_the_fixture_table_through_the_binary() {
-    use rvs_core::engine::{DropReason, Verdict};
+    use rvs_core::engine::DropReason;
     use rvs_testkit::fixtures::{cases, daemon_config, Net};
     let port_mac = [2, 0x70, 0x63, 0x61, 0x70, 0x00]; // net_pcap0's MAC, checked below
     let table = cases(&Net::one_port(port_mac));
@@ -399,10 +399,7 @@ fn lb_mode_runs_the_fixture_table_through_the_binary() {
         "{stdout}"
     );
     for r in DropReason::ALL {
-        let n = steps
-            .iter()
-            .filter(|s| s.verdict == Verdict::Drop(r))
-            .count();
+        let n = rvs_testkit::fixtures::drops(steps.iter().copied(), r);
         if n > 0 {
             assert!(
                 stdout.contains(&format!("{}: {n}", r.name())),

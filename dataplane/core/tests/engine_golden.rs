@@ -6,7 +6,7 @@
 
 use etherparse::{IpNumber, PacketBuilder};
 use rvs_core::engine::{DropReason, Frame, VecFrame, Verdict};
-use rvs_testkit::fixtures::{cases, Net};
+use rvs_testkit::fixtures::{cases, drops, Net};
 use rvs_testkit::*;
 use std::net::IpAddr;
 
@@ -27,11 +27,7 @@ fn the_fixture_table_on_the_engine() {
             }
         }
         for r in DropReason::ALL {
-            let want = case
-                .steps
-                .iter()
-                .filter(|s| s.verdict == Verdict::Drop(r))
-                .count() as u64;
+            let want = drops(&case.steps, r);
             assert_eq!(
                 lab.engine.counters().drops[r as usize],
                 want,

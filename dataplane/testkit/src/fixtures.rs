@@ -73,6 +73,14 @@ pub struct Case {
     pub steps: Vec<Step>,
 }
 
+/// How many of `steps` a table expects dropped for `reason`.
+pub fn drops<'a>(steps: impl IntoIterator<Item = &'a Step>, reason: DropReason) -> u64 {
+    steps
+        .into_iter()
+        .filter(|s| s.verdict == Verdict::Drop(reason))
+        .count() as u64
+}
+
 fn step(port: u16, input: Vec<u8>, verdict: Verdict, output: Option<Vec<u8>>) -> Step {
     Step {
         port,
