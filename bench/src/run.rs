@@ -352,20 +352,25 @@ impl Bench {
             queues,
             lb.as_ref().map(|(_, shared)| shared),
         );
+        // The command layer over the running workers: churn and listings go through it.
         let control = match (launched, lb) {
             (Err(e), _) => {
                 set.stop_and_join();
                 return Err(format!("{}: {e}", s.name));
             }
-            (Ok(()), Some((director, shared))) => {
-                Some(control_side(s, director, shared.cell, &set))
-            }
+            (Ok(()), Some((director, shared))) => Some(Arc::new(Appliance::new(
+                director,
+                shared.cell,
+                set.views(),
+                Vec::new(),
+                s.conn_capacity,
+            ))),
             (Ok(()), None) => None,
         };
         let stats: Vec<Arc<WorkerStats>> = set.workers.iter().map(|w| w.stats.clone()).collect();
 
         let churn = match (&control, s.churn) {
-            (Some((appliance, _)), n) if n > 0 => Some(spawn_churn(
+            (Some(appliance), n) if n > 0 => Some(spawn_churn(
                 appliance.clone(),
                 s.method,
                 n,
@@ -373,10 +378,10 @@ impl Bench {
             )),
             _ => None,
         };
-        let generation0 = control.as_ref().map_or(0, |(_, c)| c.generation());
+        let generation0 = control.as_ref().map_or(0, |a| a.cell().generation());
         let listing_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let listing = match (&control, s.listing) {
-            (Some((appliance, _)), true) => Some(spawn_listing(
+            (Some(appliance), true) => Some(spawn_listing(
                 appliance.clone(),
                 self.gen_cpu,
                 listing_stop.clone(),
@@ -440,8 +445,8 @@ impl Bench {
         if out.sink_overflow > 0 {
             out.drops.push(("sink ring full".into(), out.sink_overflow));
         }
-        if let Some((_, cell)) = &control {
-            out.publications = cell.generation() - generation0;
+        if let Some(appliance) = &control {
+            out.publications = appliance.cell().generation() - generation0;
         }
         drop((gen_tx, gen_rx));
         a.close().map_err(err)?;
@@ -543,23 +548,6 @@ fn rules(s: &Scenario) -> String {
         }
     }
     rules
-}
-
-/// The command layer over the running workers (churn and listings go through it).
-fn control_side(
-    s: &Scenario,
-    director: Director,
-    cell: Arc<SnapshotCell>,
-    workers: &WorkerSet,
-) -> (Arc<Appliance>, Arc<SnapshotCell>) {
-    let appliance = Arc::new(Appliance::new(
-        director,
-        cell.clone(),
-        workers.views(),
-        Vec::new(),
-        s.conn_capacity,
-    ));
-    (appliance, cell)
 }
 
 /// VIP number `v` (consecutive from [`VIP`]) with the service port.
