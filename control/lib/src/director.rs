@@ -103,6 +103,8 @@ pub struct Director {
     pub routes: Vec<Route>,
     pub neighbours: Vec<(IpAddr, [u8; 6])>,
     pub timeouts: Timeouts,
+    /// Addresses VRRP manages and whether this box holds them now (MASTER).
+    pub floating: Vec<(IpAddr, bool)>,
     loads: Arc<Vec<DestLoad>>,
     entry_used: Vec<bool>,
     dest_used: Vec<bool>,
@@ -129,6 +131,7 @@ impl Director {
             routes: Vec::new(),
             neighbours: Vec::new(),
             timeouts: Timeouts::default(),
+            floating: Vec::new(),
             entry_used: vec![false; limits.entries.min(usize::from(u16::MAX))],
             dest_used: vec![false; limits.dests.min(loads.len())],
             loads,
@@ -449,6 +452,7 @@ impl Director {
             self.neighbours.iter().copied().collect(),
         );
         snap.timeouts = self.timeouts;
+        snap.set_floating(self.floating.iter().copied());
         self.published.set(self.next_version);
         snap
     }

@@ -22,3 +22,4 @@ pub mod ports;
 pub mod preview;
 pub mod report;
 pub mod socket;
+pub mod vrrp;

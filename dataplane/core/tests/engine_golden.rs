@@ -835,3 +835,49 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
     assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
     assert_eq!(lab.engine.counters().dest_conns[14], 1);
 }
+
+/// VRRP ownership: a VIP (and a floating gateway that is no VIP) held elsewhere is neither
+/// answered by ARP nor forwarded (counted `standby`); once held, both are, and the gateway
+/// is the appliance's own (the host's share); addresses VRRP does not manage are unchanged.
+#[test]
+fn vrrp_standby_addresses_are_dropped_until_held() {
+    use rvs_testkit::fixtures::arp;
+    let vip = [192, 168, 1, 100];
+    let gateway = [10, 0, 0, 254];
+    let mut lab = Lab::new();
+    lab.snap
+        .set_floating([(ip(vip), false), (ip(gateway), false)]);
+    let who_has = |target: [u8; 4]| {
+        arp(
+            1,
+            (CLIENT_MAC, [0xff; 6]),
+            (CLIENT_MAC, CLIENT),
+            ([0; 6], target),
+        )
+    };
+    let syn = tcp4(CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40000, 80, true, false, b"");
+    let standby = Verdict::Drop(DropReason::Standby);
+    assert_eq!(lab.run(0, &who_has(vip)).0, standby);
+    assert_eq!(lab.run(0, &who_has(gateway)).0, standby);
+    assert_eq!(lab.run(0, &syn).0, standby);
+    let to_gateway = tcp4(CLIENT_MAC, PORT0_MAC, CLIENT, gateway, 64, 40000, 22, true, false, b"");
+    assert_eq!(lab.run(0, &to_gateway).0, standby);
+    assert_eq!(lab.engine.counters().drops[DropReason::Standby as usize], 4);
+    assert_eq!(lab.engine.counters().new_conns, 0);
+    // Another VIP of the appliance, not managed by VRRP, works as before.
+    let (v, out) = lab.run(0, &who_has([192, 168, 1, 101]));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[28..32], &[192, 168, 1, 101], "answered for the other VIP");
+
+    // MASTER now.
+    lab.snap.set_floating([(ip(vip), true), (ip(gateway), true)]);
+    let (v, out) = lab.run(0, &who_has(vip));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[22..28], &PORT0_MAC, "the port's MAC answers for the VIP");
+    let (v, out) = lab.run(0, &who_has(gateway));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[28..32], &gateway);
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    assert_eq!(lab.run(0, &to_gateway).0, Verdict::ToHost);
+    assert_eq!(lab.engine.counters().drops[DropReason::Standby as usize], 4);
+}

@@ -27,6 +27,9 @@ mod health;
 mod host_vips;
 mod show;
 pub mod verbs;
+mod vrrp;
+
+pub use vrrp::{StateHook, VrrpHost};
 
 use figures::*;
 
@@ -103,6 +106,9 @@ pub struct Appliance {
     /// The host TAP twins' interface names, and the VIPs put on them for local servers.
     pub twins: Vec<String>,
     host_vips: Mutex<Vec<std::net::IpAddr>>,
+    /// The VRRP instances' state (`show vrrp`), when VRRP runs.
+    vrrp: Mutex<Option<Arc<Mutex<Vec<crate::vrrp::InstanceStatus>>>>>,
+    vrrp_hook: Mutex<Option<StateHook>>,
 }
 
 impl std::fmt::Debug for Appliance {
@@ -153,6 +159,8 @@ impl Appliance {
             health_changes: std::sync::atomic::AtomicU64::new(0),
             twins: Vec::new(),
             host_vips: Mutex::new(Vec::new()),
+            vrrp: Mutex::new(None),
+            vrrp_hook: Mutex::new(None),
         }
     }
 
@@ -359,6 +367,7 @@ impl Appliance {
             ["show", "neighbour" | "neighbor"] => Reply::ok(self.show_neighbours()),
             ["show", "route"] => Reply::ok(self.show_routes()),
             ["show", "health"] => Reply::ok(self.show_health()),
+            ["show", "vrrp"] => Reply::ok(self.show_vrrp()),
             _ => Reply::fail(
                 2,
                 format!("Bad arguments: {line:?} (type \"help\" for the commands)"),

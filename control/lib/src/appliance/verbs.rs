@@ -62,6 +62,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show health"],
     },
     Verb {
+        usage: "show vrrp",
+        help: "VRRP instances: state, priority, master heard, adverts, dropped adverts",
+        phrases: &["show vrrp"],
+    },
+    Verb {
         usage: "start | stop",
         help: "resume / pause forwarding (stop prints statistics)",
         phrases: &["start", "stop"],

@@ -18,6 +18,7 @@ mod eal;
 pub mod lb;
 mod ports;
 mod source;
+mod vrrp;
 mod workers;
 
 use eal::*;
@@ -51,6 +52,14 @@ struct RawConfig {
     control: RawControl,
     #[serde(default)]
     timeouts: RawTimeouts,
+    #[serde(default, rename = "vrrp_instance")]
+    vrrp_instances: Vec<toml::Table>,
+    #[serde(default, rename = "vrrp_script")]
+    vrrp_scripts: Vec<toml::Table>,
+    #[serde(default, rename = "vrrp_sync_group")]
+    vrrp_sync_groups: Vec<toml::Table>,
+    #[serde(default)]
+    vrrp: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -135,6 +144,8 @@ pub struct Config {
     pub rules: Option<(PathBuf, String)>,
     /// `ipvsadm --set` values (0 = default).
     pub timeouts: (u32, u32, u32),
+    /// VRRP instances, scripts and sync groups (`[[vrrp_instance]]`...).
+    pub vrrp: crate::vrrp::VrrpConf,
 }
 
 /// Where `rvs` and `rvsadm` meet unless told otherwise (`[control] socket`, `RVS_SOCKET`).
@@ -277,6 +288,15 @@ impl Config {
             }
             None => None,
         };
+        let vrrp = vrrp::validate(
+            &source,
+            &vrrp::RawVrrp {
+                instances: raw.vrrp_instances,
+                scripts: raw.vrrp_scripts,
+                groups: raw.vrrp_sync_groups,
+                globals: raw.vrrp,
+            },
+        )?;
         let connections = match &raw.dataplane.connections {
             Some(c) if *c.get_ref() < 16 => {
                 return Err(source.error(c.span(), "dataplane.connections", "at least 16"));
@@ -295,6 +315,7 @@ impl Config {
                 .unwrap_or_else(crate::socket::client_path),
             rules,
             timeouts: (raw.timeouts.tcp, raw.timeouts.tcpfin, raw.timeouts.udp),
+            vrrp,
             eal,
             forward,
             mbufs: raw.dataplane.mbufs.map(|m| m.into_inner()),
@@ -345,6 +366,81 @@ rx_queues = 2
 name = "b"
 device = "net_ring1"
 "#;
+
+    /// The TOML VRRP sections mean what keepalived.conf's do; errors name the table.
+    #[test]
+    fn vrrp_sections_read_as_keepalived_reads_them() {
+        let toml_text = format!(
+            r#"{TWO_PORTS}
+[vrrp]
+version = 3
+lvs_sync_daemon = "a VI_1 id 9"
+
+[[vrrp_script]]
+name = "chk"
+script = "/bin/nc -z 127.0.0.1 53"
+interval = 2
+weight = -20
+
+[[vrrp_instance]]
+name = "VI_1"
+state = "MASTER"
+interface = "a"
+virtual_router_id = 5
+priority = 150
+advert_int = 1
+preempt_delay = 10
+virtual_ipaddress = ["10.2.1.5/24 dev a", "10.2.1.6"]
+track_script = ["chk weight -30"]
+notify = ["/etc/keepalived/notify.sh", "root"]
+
+[[vrrp_sync_group]]
+name = "G"
+group = ["VI_1"]
+"#
+        );
+        let keepalived_text = r#"
+global_defs {
+    vrrp_version 3
+    lvs_sync_daemon a VI_1 id 9
+}
+vrrp_script chk {
+    script "/bin/nc -z 127.0.0.1 53"
+    interval 2
+    weight -20
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface a
+    virtual_router_id 5
+    priority 150
+    advert_int 1
+    preempt_delay 10
+    virtual_ipaddress {
+        10.2.1.5/24 dev a
+        10.2.1.6
+    }
+    track_script { chk weight -30 }
+    notify /etc/keepalived/notify.sh root
+}
+vrrp_sync_group G { group { VI_1 } }
+"#;
+        let from_toml = parse(&toml_text).unwrap().vrrp;
+        let mut from_keepalived = crate::keepalived::KeepalivedConf::parse("k.conf", keepalived_text)
+            .unwrap()
+            .vrrp_conf;
+        from_keepalived.instances[0].at = from_toml.instances[0].at.clone();
+        assert_eq!(from_toml, from_keepalived);
+        assert!(from_toml.instances[0].at.starts_with("t.toml:"));
+        let e = parse(&format!(
+            "{TWO_PORTS}\n[[vrrp_instance]]\nname = \"V\"\ninterface = \"a\"\nvirtual_router_id = 300\nvirtual_ipaddress = [\"10.0.0.1\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(15), "the table's line: {e}");
+        assert!(e.to_string().contains("virtual_router_id"), "{e}");
+        let e = parse(&format!("{TWO_PORTS}\n[[vrrp_instance]]\ninterface = \"a\"\n")).unwrap_err();
+        assert!(e.to_string().contains("vrrp_instance[0]: a name"), "{e}");
+    }
 
     #[test]
     fn defaults_pair_ports_and_spread_queues() {

@@ -114,6 +114,8 @@ pub struct KeepalivedConf {
     pub virtual_servers: Vec<VirtualServer>,
     /// vrrp_instance, vrrp_sync_group, vrrp_script, ...: kept as parsed.
     pub vrrp: Vec<Statement>,
+    /// What the VRRP statements and `global_defs` configure.
+    pub vrrp_conf: crate::vrrp::VrrpConf,
     pub warnings: Vec<String>,
 }
 
@@ -217,6 +219,8 @@ impl KeepalivedConf {
                     .push(format!("{}: unknown keyword {k:?} ignored", s.at())),
             }
         }
+        conf.vrrp_conf = crate::vrrp::VrrpConf::from_statements(&conf.vrrp, &conf.global_defs)?;
+        conf.warnings.append(&mut conf.vrrp_conf.warnings);
         Ok(conf)
     }
 
@@ -745,7 +749,9 @@ mystery { }
 "#,
         )
         .unwrap();
-        assert_eq!(k.warnings.len(), 2, "{:?}", k.warnings);
+        // keepalived ignores a sync group member of no such instance, with a warning.
+        assert_eq!(k.warnings.len(), 3, "{:?}", k.warnings);
+        assert!(k.warnings[2].contains("\"VI_1\": no vrrp_instance"), "{:?}", k.warnings);
         assert!(
             k.warnings[0].starts_with("t.conf:41: unknown keyword \"bogus_setting\""),
             "{:?}",

@@ -20,11 +20,13 @@ pub enum DropReason {
     /// Too big for the tunnel without DF (IPVS would fragment; rvs does not yet).
     TooBig,
     Unsupported,
+    /// For an address VRRP holds elsewhere: this box is BACKUP or FAULT for it.
+    Standby,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
-    pub const ALL: [DropReason; 11] = [
+    pub const COUNT: usize = 12;
+    pub const ALL: [DropReason; 12] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -36,6 +38,7 @@ impl DropReason {
         DropReason::NoConnection,
         DropReason::TooBig,
         DropReason::Unsupported,
+        DropReason::Standby,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl DropReason {
             DropReason::NoConnection => "no connection",
             DropReason::TooBig => "too big",
             DropReason::Unsupported => "unsupported",
+            DropReason::Standby => "standby",
         }
     }
 }

@@ -21,6 +21,9 @@ impl Engine {
         let (op, sha, spa, tpa) = (p.op(), p.sender_mac(), p.sender_ip(), p.target_ip());
         self.learn(IpAddr::from(spa), sha);
         let target = IpAddr::from(tpa);
+        if snap.is_standby(target) {
+            return self.drop(DropReason::Standby);
+        }
         if op != arp::OP_REQUEST || !(snap.is_vip(target) || snap.is_local(target)) {
             return Verdict::ToHost;
         }
@@ -72,6 +75,9 @@ impl Engine {
             self.learn(flow.src, mac);
         }
         let target_ip = IpAddr::from(target);
+        if snap.is_standby(target_ip) {
+            return Some(self.drop(DropReason::Standby));
+        }
         if !(snap.is_vip(target_ip) || snap.is_local(target_ip)) {
             return Some(Verdict::ToHost);
         }

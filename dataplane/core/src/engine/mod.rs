@@ -5,7 +5,9 @@
 //! IPv6-in-IPv6 with the port's own address as the outer source). NAT replies are found by
 //! the reply-side key and get the VIP back as their source. ARP for VIPs and the
 //! appliance's addresses is answered; ICMP echo to a VIP is answered. Anything else for the
-//! appliance goes to the host; traffic for neither is dropped and counted.
+//! appliance goes to the host; traffic for neither is dropped and counted. Addresses VRRP
+//! manages are answered and forwarded only while this box holds them (MASTER); otherwise
+//! they are dropped as `standby`.
 //!
 //! [`Engine::process`] reads top to bottom: classify (`classify`), then a local answer
 //! (`local`), a session (`session`) and its method (`methods`) towards a next hop
@@ -228,6 +230,9 @@ impl Engine {
             return v;
         }
         if snap.is_vip(flow.dst) {
+            if snap.is_standby(flow.dst) {
+                return self.drop(DropReason::Standby);
+            }
             if tcp_or_udp {
                 return self.forward_to_server(snap, loads, now, flow, frame);
             }
@@ -245,6 +250,9 @@ impl Engine {
         // protocols, VRRP) are the host's.
         if snap.is_local(flow.dst) || is_group_address(flow.dst) {
             return Verdict::ToHost;
+        }
+        if snap.is_standby(flow.dst) {
+            return self.drop(DropReason::Standby);
         }
         self.drop(DropReason::NotOurs)
     }

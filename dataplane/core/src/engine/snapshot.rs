@@ -105,6 +105,10 @@ pub struct Snapshot {
     /// VIPs as 16-byte addresses (IPv4 mapped): hashing a u128 is cheaper than an IpAddr,
     /// and every packet asks.
     vips: HashMap<u128, ()>,
+    /// Addresses VRRP manages, and whether this box holds them (MASTER) now. A held one
+    /// that is no VIP is the appliance's own (a floating gateway); one not held is answered
+    /// and forwarded by the peer, never here.
+    floating: HashMap<u128, bool>,
     pub ports: Vec<PortInfo>,
     /// Longest prefix first.
     pub routes: Vec<Route>,
@@ -149,6 +153,7 @@ impl Snapshot {
             services,
             by_key,
             vips,
+            floating: HashMap::new(),
             ports,
             routes,
             neighbours,
@@ -177,7 +182,32 @@ impl Snapshot {
     }
 
     pub fn is_local(&self, a: IpAddr) -> bool {
-        self.ports.iter().any(|p| p.addrs.contains(&a))
+        self.ports.iter().any(|p| p.addrs.contains(&a)) || self.floating_state(a) == Some(true)
+    }
+
+    /// Sets the VRRP-managed addresses and which of them this box holds.
+    pub fn set_floating(&mut self, addrs: impl IntoIterator<Item = (IpAddr, bool)>) {
+        self.floating = addrs
+            .into_iter()
+            .map(|(a, held)| (u128::from_be_bytes(crate::conn::addr16(a)), held))
+            .collect();
+    }
+
+    /// Whether VRRP manages `a` (Some) and this box holds it (true).
+    #[inline]
+    pub fn floating_state(&self, a: IpAddr) -> Option<bool> {
+        if self.floating.is_empty() {
+            return None;
+        }
+        self.floating
+            .get(&u128::from_be_bytes(crate::conn::addr16(a)))
+            .copied()
+    }
+
+    /// True for an address VRRP manages that this box does not hold now.
+    #[inline]
+    pub fn is_standby(&self, a: IpAddr) -> bool {
+        self.floating_state(a) == Some(false)
     }
 
     /// Out port and next-hop address for a destination.

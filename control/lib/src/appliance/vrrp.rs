@@ -1,0 +1,106 @@
+//! VRRP's side of the appliance: ownership of the managed addresses published to the
+//! workers, the data ports' links for tracking, and `show vrrp`.
+
+use super::*;
+use crate::vrrp::{Host, InstanceStatus, State};
+use std::net::IpAddr;
+
+/// The appliance as the VRRP runtime sees it.
+#[derive(Debug, Clone)]
+pub struct VrrpHost(pub Arc<Appliance>);
+
+impl Host for VrrpHost {
+    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>) {
+        let a = &self.0;
+        let _one_at_a_time = a.changing.lock();
+        let mut next = a.director.lock().clone();
+        next.floating = addrs;
+        a.commit(&mut a.director.lock(), next);
+    }
+
+    fn link_up(&self, port: usize) -> bool {
+        self.0
+            .ports
+            .lock()
+            .get(port)
+            .is_none_or(|p| !p.port.describe().link.starts_with("down"))
+    }
+
+    fn state_changed(&self, instance: &str, state: State) {
+        let hook = self.0.vrrp_hook.lock().clone();
+        if let Some(h) = hook {
+            h(instance, state);
+        }
+    }
+}
+
+/// Called on every instance state change (the sync daemon follows its instance).
+pub type StateHook = Arc<dyn Fn(&str, State) + Send + Sync>;
+
+impl Appliance {
+    /// Where `show vrrp` reads the instances' state.
+    pub fn set_vrrp_status(&self, status: Arc<Mutex<Vec<InstanceStatus>>>) {
+        *self.vrrp.lock() = Some(status);
+    }
+
+    pub fn set_vrrp_hook(&self, hook: StateHook) {
+        *self.vrrp_hook.lock() = Some(hook);
+    }
+
+    pub(super) fn show_vrrp(&self) -> String {
+        let Some(status) = self.vrrp.lock().clone() else {
+            return "no VRRP instances\n".into();
+        };
+        let rows = status.lock().clone();
+        let mut out = String::new();
+        for s in &rows {
+            let since = s
+                .since
+                .map(|t| format!("{:.1} s", t.elapsed().as_secs_f64()))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "VRRP instance {}: {} for {since}, interface {}, vrid {}, version {}, priority {} (configured {}), advert_int {:.2} s, {}{}",
+                s.name,
+                s.state,
+                s.interface,
+                s.vrid,
+                s.version,
+                s.priority,
+                s.base_priority,
+                f64::from(s.advert_cs) / 100.0,
+                if s.preempt { "preempt" } else { "nopreempt" },
+                s.group
+                    .as_ref()
+                    .map(|g| format!(", sync group {g}"))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(out, "  addresses: {}", s.addresses.join(" "));
+            if let Some((addr, prio)) = s.master {
+                let _ = writeln!(out, "  master: {addr} (priority {prio})");
+            }
+            if !s.faults.is_empty() {
+                let _ = writeln!(out, "  fault: {}", s.faults.join(", "));
+            }
+            let _ = writeln!(
+                out,
+                "  adverts sent {} (priority 0: {}), received {} (priority 0: {}); became master {}; gratuitous ARPs {}",
+                s.adverts_sent,
+                s.priority_zero_sent,
+                s.adverts_received,
+                s.priority_zero_received,
+                s.became_master,
+                s.garps_sent
+            );
+            let _ = writeln!(
+                out,
+                "  dropped adverts: ttl {}, version {}, authentication {}, checksum {}, interval {}; address list mismatch {}",
+                s.bad_ttl, s.bad_version, s.bad_auth, s.bad_checksum, s.bad_interval, s.address_mismatch
+            );
+        }
+        if rows.is_empty() {
+            out.push_str("no VRRP instances\n");
+        }
+        out
+    }
+}

@@ -1,0 +1,168 @@
+//! The TOML form of keepalived's VRRP sections: `[[vrrp_instance]]`, `[[vrrp_script]]`,
+//! `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
+//! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
+//! `lvs_sync_daemon`). Each table becomes keepalived's statement tree, so both files mean
+//! exactly the same; errors name the table's line.
+
+use super::source::{ConfigError, Source};
+use crate::keepalived::syntax::Statement;
+use crate::vrrp::VrrpConf;
+use toml::{Table, Value};
+
+/// Keys whose array is a block of lines (one statement per element).
+const BLOCKS: &[&str] = &[
+    "virtual_ipaddress",
+    "virtual_ipaddress_excluded",
+    "unicast_peer",
+    "track_interface",
+    "track_script",
+    "group",
+];
+
+#[derive(Debug, Default)]
+pub(super) struct RawVrrp {
+    pub instances: Vec<Table>,
+    pub scripts: Vec<Table>,
+    pub groups: Vec<Table>,
+    pub globals: Option<Table>,
+}
+
+/// The line of the `n`th `[[header]]` (or `[header]`) of the text.
+fn header_line(source: &Source, header: &str, n: usize) -> usize {
+    source
+        .text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == header)
+        .nth(n)
+        .map_or(1, |(i, _)| i + 1)
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+fn statements(
+    table: &Table,
+    file: &str,
+    line: usize,
+    field: &str,
+) -> Result<Vec<Statement>, String> {
+    let st = |keyword: &str, args: Vec<String>, block: Option<Vec<Statement>>| Statement {
+        keyword: keyword.to_string(),
+        args,
+        block,
+        file: file.to_string(),
+        line,
+    };
+    let mut out = Vec::new();
+    for (key, value) in table {
+        if key == "name" {
+            continue;
+        }
+        let bad = || format!("{field}.{key}: unexpected value {value}");
+        match value {
+            Value::Boolean(true) => out.push(st(key, Vec::new(), None)),
+            Value::Boolean(false) => {}
+            Value::Table(t) => out.push(st(key, Vec::new(), Some(statements(t, file, line, &format!("{field}.{key}"))?))),
+            Value::Array(items) if BLOCKS.contains(&key.as_str()) => {
+                let mut block = Vec::new();
+                for item in items {
+                    let text = scalar(item).ok_or_else(bad)?;
+                    let mut words = text.split_whitespace().map(String::from);
+                    let Some(first) = words.next() else {
+                        return Err(format!("{field}.{key}: an empty entry"));
+                    };
+                    block.push(st(&first, words.collect(), None));
+                }
+                out.push(st(key, Vec::new(), Some(block)));
+            }
+            Value::Array(items) => {
+                let args = items.iter().map(scalar).collect::<Option<Vec<_>>>().ok_or_else(bad)?;
+                out.push(st(key, args, None));
+            }
+            v => out.push(st(key, vec![scalar(v).ok_or_else(bad)?], None)),
+        }
+    }
+    Ok(out)
+}
+
+/// The keepalived statements of the TOML's VRRP tables, read as keepalived.conf would be.
+pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, ConfigError> {
+    let err = |line: usize, field: String, message: String| ConfigError {
+        file: source.file.clone(),
+        line: Some(line),
+        field,
+        message,
+    };
+    let mut top = Vec::new();
+    for (kind, tables) in [
+        ("vrrp_script", &raw.scripts),
+        ("vrrp_sync_group", &raw.groups),
+        ("vrrp_instance", &raw.instances),
+    ] {
+        for (n, t) in tables.iter().enumerate() {
+            let line = header_line(source, &format!("[[{kind}]]"), n);
+            let field = format!("{kind}[{n}]");
+            let name = t
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(line, field.clone(), "a name (string) is required".into()))?;
+            let block = statements(t, &source.file, line, &field).map_err(|m| err(line, field.clone(), m))?;
+            top.push(Statement {
+                keyword: kind.into(),
+                args: vec![name.to_string()],
+                block: Some(block),
+                file: source.file.clone(),
+                line,
+            });
+        }
+    }
+    let mut globals = Vec::new();
+    if let Some(g) = &raw.globals {
+        let line = header_line(source, "[vrrp]", 0);
+        for (key, value) in g {
+            let keyword = match key.as_str() {
+                "version" => "vrrp_version",
+                "garp_master_delay" => "vrrp_garp_master_delay",
+                "garp_master_repeat" => "vrrp_garp_master_repeat",
+                "lvs_sync_daemon" => "lvs_sync_daemon",
+                k => {
+                    return Err(err(
+                        line,
+                        format!("vrrp.{k}"),
+                        "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon)".into(),
+                    ))
+                }
+            };
+            let text = scalar(value).ok_or_else(|| err(line, format!("vrrp.{key}"), "a string or number".into()))?;
+            globals.push(Statement {
+                keyword: keyword.into(),
+                args: text.split_whitespace().map(String::from).collect(),
+                block: None,
+                file: source.file.clone(),
+                line,
+            });
+        }
+    }
+    VrrpConf::from_statements(&top, &globals).map_err(|m| {
+        // keepalived's messages start with file:line; split them for ConfigError.
+        let rest = m
+            .strip_prefix(&format!("{}:", source.file))
+            .and_then(|r| r.split_once(": "));
+        match rest {
+            Some((line, msg)) => err(line.parse().unwrap_or(1), "vrrp".into(), msg.to_string()),
+            None => ConfigError {
+                file: source.file.clone(),
+                line: None,
+                field: "vrrp".into(),
+                message: m,
+            },
+        }
+    })
+}

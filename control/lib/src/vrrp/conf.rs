@@ -1,0 +1,809 @@
+//! VRRP configuration: keepalived.conf's `vrrp_instance`, `vrrp_script`, `vrrp_sync_group`
+//! and the `global_defs` that concern them, read from keepalived's statement tree (the TOML
+//! sections of the same names are turned into that tree first). Errors name file and line.
+
+use crate::keepalived::syntax::Statement;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A script keepalived would run, and the user it runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    pub command: String,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notify {
+    /// `notify`: called with `INSTANCE|GROUP name state priority` on every change.
+    pub any: Option<Script>,
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+}
+
+impl Notify {
+    /// Takes a `notify*` statement; false when it is not one.
+    fn take(&mut self, s: &Statement) -> Result<bool, String> {
+        let slot = match s.keyword.as_str() {
+            "notify" => &mut self.any,
+            "notify_master" => &mut self.master,
+            "notify_backup" => &mut self.backup,
+            "notify_fault" => &mut self.fault,
+            "notify_stop" => &mut self.stop,
+            _ => return Ok(false),
+        };
+        *slot = Some(Script {
+            command: s.arg(0)?.to_string(),
+            user: s.args.get(1).cloned(),
+        });
+        Ok(true)
+    }
+}
+
+/// A `virtual_ipaddress` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualAddress {
+    pub addr: IpAddr,
+    pub len: u8,
+    /// `dev IF`: the interface it goes on (else the instance's).
+    pub dev: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub name: String,
+    /// Overrides the script's weight (track_script) or the interface's 0 (track_interface).
+    pub weight: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    /// file:line of the `vrrp_instance`.
+    pub at: String,
+    pub initial_master: bool,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Centiseconds.
+    pub advert_cs: u16,
+    pub version: u8,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub auth_pass: Option<String>,
+    pub addresses: Vec<VirtualAddress>,
+    /// Managed like the others but not listed in adverts.
+    pub excluded: Vec<VirtualAddress>,
+    pub unicast_src: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    pub track_interfaces: Vec<Tracked>,
+    pub track_scripts: Vec<Tracked>,
+    pub notify: Notify,
+    pub garp_master_delay: Duration,
+    pub garp_master_repeat: u32,
+}
+
+impl Instance {
+    /// Every address the instance manages (advertised and excluded).
+    pub fn all_addresses(&self) -> impl Iterator<Item = &VirtualAddress> {
+        self.addresses.iter().chain(&self.excluded)
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.addresses.first().is_some_and(|a| a.addr.is_ipv6())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackScript {
+    pub name: String,
+    pub script: Script,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub weight: i32,
+    /// `weight N reverse`: the weight applies while the script fails.
+    pub reverse: bool,
+    pub fall: u32,
+    pub rise: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroup {
+    pub name: String,
+    pub members: Vec<String>,
+    pub notify: Notify,
+}
+
+/// `global_defs lvs_sync_daemon IF INSTANCE [id N]`: the connection sync daemon follows
+/// the instance: master while it is MASTER, backup otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDaemonConf {
+    pub interface: String,
+    pub instance: String,
+    pub syncid: u8,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VrrpConf {
+    pub instances: Vec<Instance>,
+    pub scripts: Vec<TrackScript>,
+    pub groups: Vec<SyncGroup>,
+    pub sync_daemon: Option<SyncDaemonConf>,
+    pub warnings: Vec<String>,
+}
+
+fn num<T: std::str::FromStr>(s: &Statement, i: usize, what: &str) -> Result<T, String> {
+    let a = s.arg(i)?;
+    a.parse()
+        .map_err(|_| format!("{}: {}: {what} expected, got {a:?}", s.at(), s.keyword))
+}
+
+fn seconds(s: &Statement, max: f64) -> Result<Duration, String> {
+    let v: f64 = num(s, 0, "seconds")?;
+    if !(0.0..=max).contains(&v) {
+        return Err(format!(
+            "{}: {}: {v} is out of range (0 to {max} s)",
+            s.at(),
+            s.keyword
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn address(s: &Statement, word: &str) -> Result<(IpAddr, u8), String> {
+    let (a, len) = match word.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (word, None),
+    };
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| format!("{}: {:?} is not an IP address", s.at(), word))?;
+    let full = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|&l| l <= full)
+            .ok_or_else(|| format!("{}: {word:?}: bad prefix length", s.at()))?,
+        None => full,
+    };
+    Ok((addr, len))
+}
+
+/// One `virtual_ipaddress` line: `ADDR[/LEN] [dev IF] [label L] [brd B] [scope S] ...`.
+fn virtual_address(s: &Statement) -> Result<VirtualAddress, String> {
+    let (addr, len) = address(s, &s.keyword)?;
+    let mut v = VirtualAddress {
+        addr,
+        len,
+        dev: None,
+        label: None,
+    };
+    let mut words = s.args.iter();
+    while let Some(w) = words.next() {
+        // Flags without a value.
+        if matches!(
+            w.as_str(),
+            "no_track" | "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin"
+        ) {
+            continue;
+        }
+        let value = words
+            .next()
+            .cloned()
+            .ok_or_else(|| format!("{}: {w}: a value is missing", s.at()))?;
+        match w.as_str() {
+            "dev" => v.dev = Some(value),
+            "label" => v.label = Some(value),
+            // Kernel address options rvs has no use for.
+            "brd" | "broadcast" | "scope" | "peer" | "track_group" => {}
+            _ => {
+                return Err(format!(
+                    "{}: virtual_ipaddress {}: unknown option {w:?}",
+                    s.at(),
+                    s.keyword
+                ))
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn tracked(s: &Statement) -> Result<Tracked, String> {
+    let weight = match s.args.first().map(String::as_str) {
+        Some("weight") => {
+            let w: i32 = num(s, 1, "a weight")?;
+            if !(-253..=253).contains(&w) {
+                return Err(format!("{}: weight {w}: -253 to 253", s.at()));
+            }
+            Some(w)
+        }
+        _ => None,
+    };
+    Ok(Tracked {
+        name: s.keyword.clone(),
+        weight,
+    })
+}
+
+impl VrrpConf {
+    /// Reads the VRRP statements of a keepalived.conf (top level) and its `global_defs`.
+    pub fn from_statements(top: &[Statement], global_defs: &[Statement]) -> Result<Self, String> {
+        let mut conf = VrrpConf::default();
+        let mut version = 2u8;
+        let mut garp_delay = Duration::from_secs(5);
+        let mut garp_repeat = 5u32;
+        let mut sync_daemon = None;
+        for s in global_defs {
+            match s.keyword.as_str() {
+                "vrrp_version" => {
+                    version = num(s, 0, "2 or 3")?;
+                    if !matches!(version, 2 | 3) {
+                        return Err(format!("{}: vrrp_version: 2 or 3", s.at()));
+                    }
+                }
+                "vrrp_garp_master_delay" => garp_delay = seconds(s, 3600.0)?,
+                "vrrp_garp_master_repeat" => garp_repeat = num(s, 0, "a count")?,
+                "lvs_sync_daemon" | "lvs_sync_daemon_interface" => {
+                    let mut syncid = 0u8;
+                    let mut i = 2;
+                    while let Some(w) = s.args.get(i) {
+                        if w == "id" {
+                            syncid = num(s, i + 1, "a sync id (0-255)")?;
+                        }
+                        i += 2;
+                    }
+                    sync_daemon = Some(SyncDaemonConf {
+                        interface: s.arg(0)?.to_string(),
+                        instance: s.arg(1)?.to_string(),
+                        syncid,
+                    });
+                }
+                _ => {}
+            }
+        }
+        for s in top {
+            match s.keyword.as_str() {
+                "vrrp_script" => conf.scripts.push(track_script(s)?),
+                "vrrp_sync_group" => conf.groups.push(sync_group(s)?),
+                "vrrp_instance" => {
+                    let i = instance(s, version, garp_delay, garp_repeat, &mut conf.warnings)?;
+                    conf.instances.push(i);
+                }
+                _ => {}
+            }
+        }
+        conf.sync_daemon = sync_daemon;
+        conf.drop_dangling();
+        conf.check()?;
+        Ok(conf)
+    }
+
+    /// What keepalived warns about and ignores: a track_script or sync group member of no
+    /// such name (dropped here, with a warning).
+    fn drop_dangling(&mut self) {
+        let scripts: Vec<String> = self.scripts.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = self.instances.iter().map(|i| i.name.clone()).collect();
+        for i in &mut self.instances {
+            let (at, name) = (i.at.clone(), i.name.clone());
+            let warnings = &mut self.warnings;
+            i.track_scripts.retain(|t| {
+                let known = scripts.contains(&t.name);
+                if !known {
+                    warnings.push(format!(
+                        "{at}: vrrp_instance {name}: track_script {:?}: no vrrp_script of that name, ignored",
+                        t.name
+                    ));
+                }
+                known
+            });
+        }
+        for g in &mut self.groups {
+            let warnings = &mut self.warnings;
+            let group = g.name.clone();
+            g.members.retain(|m| {
+                let known = names.contains(m);
+                if !known {
+                    warnings.push(format!(
+                        "vrrp_sync_group {group}: {m:?}: no vrrp_instance of that name, ignored"
+                    ));
+                }
+                known
+            });
+        }
+    }
+
+    /// Cross-references: names and (interface, VRID, family) are unique, a sync group
+    /// member is in one group, the sync daemon's instance exists.
+    fn check(&self) -> Result<(), String> {
+        for (n, i) in self.instances.iter().enumerate() {
+            if let Some(o) = self.instances[..n].iter().find(|o| o.name == i.name) {
+                return Err(format!(
+                    "{}: vrrp_instance {}: also defined at {}",
+                    i.at, i.name, o.at
+                ));
+            }
+            if let Some(o) = self.instances[..n].iter().find(|o| {
+                o.interface == i.interface && o.vrid == i.vrid && o.is_ipv6() == i.is_ipv6()
+            }) {
+                return Err(format!(
+                    "{}: vrrp_instance {}: virtual_router_id {} on {} is taken by {}",
+                    i.at, i.name, i.vrid, i.interface, o.name
+                ));
+            }
+        }
+        for g in &self.groups {
+            for m in &g.members {
+                if let Some(o) = self
+                    .groups
+                    .iter()
+                    .find(|o| o.name != g.name && o.members.contains(m))
+                {
+                    return Err(format!(
+                        "vrrp_sync_group {}: {m} is also in vrrp_sync_group {}",
+                        g.name, o.name
+                    ));
+                }
+            }
+        }
+        if let Some(d) = &self.sync_daemon {
+            if !self.instances.iter().any(|i| i.name == d.instance) {
+                return Err(format!(
+                    "global_defs lvs_sync_daemon: {:?}: no vrrp_instance of that name",
+                    d.instance
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds another source's sections (keepalived.conf after the TOML).
+    pub fn merge(&mut self, other: VrrpConf) -> Result<(), String> {
+        self.instances.extend(other.instances);
+        self.scripts.extend(other.scripts);
+        self.groups.extend(other.groups);
+        self.warnings.extend(other.warnings);
+        if other.sync_daemon.is_some() {
+            self.sync_daemon = other.sync_daemon;
+        }
+        self.drop_dangling();
+        self.check()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    /// The sync group an instance belongs to.
+    pub fn group_of(&self, instance: &str) -> Option<&SyncGroup> {
+        self.groups
+            .iter()
+            .find(|g| g.members.iter().any(|m| m == instance))
+    }
+}
+
+fn instance(
+    s: &Statement,
+    version: u8,
+    garp_master_delay: Duration,
+    garp_master_repeat: u32,
+    warnings: &mut Vec<String>,
+) -> Result<Instance, String> {
+    let name = s.arg(0)?.to_string();
+    let mut i = Instance {
+        name: name.clone(),
+        at: s.at(),
+        initial_master: false,
+        interface: String::new(),
+        vrid: 0,
+        priority: 100,
+        advert_cs: 100,
+        version,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        auth_pass: None,
+        addresses: Vec::new(),
+        excluded: Vec::new(),
+        unicast_src: None,
+        unicast_peers: Vec::new(),
+        track_interfaces: Vec::new(),
+        track_scripts: Vec::new(),
+        notify: Notify::default(),
+        garp_master_delay,
+        garp_master_repeat,
+    };
+    let mut advert: Option<(f64, String)> = None;
+    for c in s.children() {
+        if i.notify.take(c)? {
+            continue;
+        }
+        match c.keyword.as_str() {
+            "state" => {
+                i.initial_master = match c.arg(0)?.to_ascii_uppercase().as_str() {
+                    "MASTER" => true,
+                    "BACKUP" => false,
+                    other => {
+                        return Err(format!("{}: state {other:?}: MASTER or BACKUP", c.at()))
+                    }
+                }
+            }
+            "interface" => i.interface = c.arg(0)?.to_string(),
+            "virtual_router_id" => {
+                i.vrid = num(c, 0, "a router id (1-255)")?;
+                if i.vrid == 0 {
+                    return Err(format!("{}: virtual_router_id: 1 to 255", c.at()));
+                }
+            }
+            "priority" => {
+                i.priority = num(c, 0, "a priority (1-255)")?;
+                if i.priority == 0 {
+                    return Err(format!("{}: priority: 1 to 255", c.at()));
+                }
+            }
+            "advert_int" => {
+                let v: f64 = num(c, 0, "seconds")?;
+                if !(0.01..=40.95).contains(&v) {
+                    return Err(format!("{}: advert_int {v}: 0.01 to 40.95 s", c.at()));
+                }
+                advert = Some((v, c.at()));
+            }
+            "version" => {
+                i.version = num(c, 0, "2 or 3")?;
+                if !matches!(i.version, 2 | 3) {
+                    return Err(format!("{}: version: 2 or 3", c.at()));
+                }
+            }
+            "nopreempt" => i.preempt = false,
+            "preempt" => i.preempt = true,
+            "preempt_delay" => i.preempt_delay = seconds(c, 1000.0)?,
+            "authentication" => {
+                for a in c.children() {
+                    match a.keyword.as_str() {
+                        "auth_type" => {
+                            let t = a.arg(0)?.to_ascii_uppercase();
+                            if t != "PASS" {
+                                return Err(format!(
+                                    "{}: auth_type {t}: rvs supports PASS (AH is deprecated by RFC 3768)",
+                                    a.at()
+                                ));
+                            }
+                        }
+                        "auth_pass" => {
+                            let p = a.arg(0)?;
+                            if p.len() > 8 {
+                                warnings.push(format!(
+                                    "{}: auth_pass longer than 8 characters: only the first 8 are used",
+                                    a.at()
+                                ));
+                            }
+                            i.auth_pass = Some(p.chars().take(8).collect());
+                        }
+                        _ => warnings.push(format!("{}: unknown keyword {:?} ignored", a.at(), a.keyword)),
+                    }
+                }
+            }
+            "virtual_ipaddress" => {
+                for a in c.children() {
+                    i.addresses.push(virtual_address(a)?);
+                }
+            }
+            "virtual_ipaddress_excluded" => {
+                for a in c.children() {
+                    i.excluded.push(virtual_address(a)?);
+                }
+            }
+            "unicast_src_ip" => i.unicast_src = Some(address(c, c.arg(0)?)?.0),
+            "unicast_peer" => {
+                for a in c.children() {
+                    i.unicast_peers.push(address(a, &a.keyword)?.0);
+                }
+            }
+            "track_interface" => {
+                for a in c.children() {
+                    i.track_interfaces.push(tracked(a)?);
+                }
+            }
+            "track_script" => {
+                for a in c.children() {
+                    i.track_scripts.push(tracked(a)?);
+                }
+            }
+            "garp_master_delay" => i.garp_master_delay = seconds(c, 3600.0)?,
+            "garp_master_repeat" => i.garp_master_repeat = num(c, 0, "a count")?,
+            _ => warnings.push(format!(
+                "{}: vrrp_instance {name}: keyword {:?} not supported, ignored",
+                c.at(),
+                c.keyword
+            )),
+        }
+    }
+    let missing = |what: &str| format!("{}: vrrp_instance {name}: no {what}", s.at());
+    if i.interface.is_empty() {
+        return Err(missing("interface"));
+    }
+    if i.vrid == 0 {
+        return Err(missing("virtual_router_id"));
+    }
+    if i.addresses.is_empty() {
+        return Err(missing("virtual_ipaddress"));
+    }
+    let v6 = i.is_ipv6();
+    if let Some(a) = i.all_addresses().find(|a| a.addr.is_ipv6() != v6) {
+        return Err(format!(
+            "{}: vrrp_instance {name}: {} is not of the first address's family (one instance per family)",
+            s.at(),
+            a.addr
+        ));
+    }
+    if v6 && i.version == 2 {
+        return Err(format!(
+            "{}: vrrp_instance {name}: IPv6 addresses need VRRP version 3 (version 3 or global_defs vrrp_version 3)",
+            s.at()
+        ));
+    }
+    if let Some((v, at)) = advert {
+        if i.version == 2 && v.fract() != 0.0 {
+            return Err(format!(
+                "{at}: advert_int {v}: VRRP version 2 advertises whole seconds"
+            ));
+        }
+        i.advert_cs = (v * 100.0).round() as u16;
+    }
+    if i.version == 3 && i.auth_pass.is_some() {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: VRRP version 3 has no authentication; auth_pass ignored",
+            s.at()
+        ));
+        i.auth_pass = None;
+    }
+    if i.priority == 255 && !i.initial_master {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: priority 255 (the address owner) starts as MASTER",
+            s.at()
+        ));
+        i.initial_master = true;
+    }
+    if !i.preempt && i.initial_master {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: nopreempt needs state BACKUP; starting as BACKUP",
+            s.at()
+        ));
+        i.initial_master = false;
+    }
+    Ok(i)
+}
+
+fn track_script(s: &Statement) -> Result<TrackScript, String> {
+    let name = s.arg(0)?.to_string();
+    let mut t = TrackScript {
+        name: name.clone(),
+        script: Script {
+            command: String::new(),
+            user: None,
+        },
+        interval: Duration::from_secs(1),
+        timeout: Duration::ZERO,
+        weight: 0,
+        reverse: false,
+        fall: 1,
+        rise: 1,
+    };
+    for c in s.children() {
+        match c.keyword.as_str() {
+            "script" => t.script.command = c.arg(0)?.to_string(),
+            "user" => t.script.user = Some(c.arg(0)?.to_string()),
+            "interval" => t.interval = seconds(c, 86_400.0)?.max(Duration::from_millis(10)),
+            "timeout" => t.timeout = seconds(c, 86_400.0)?,
+            "weight" => {
+                t.weight = num(c, 0, "a weight")?;
+                if !(-253..=253).contains(&t.weight) {
+                    return Err(format!("{}: weight: -253 to 253", c.at()));
+                }
+                t.reverse = c.args.get(1).is_some_and(|w| w == "reverse");
+            }
+            "fall" => t.fall = num::<u32>(c, 0, "a count")?.max(1),
+            "rise" => t.rise = num::<u32>(c, 0, "a count")?.max(1),
+            _ => {}
+        }
+    }
+    if t.script.command.is_empty() {
+        return Err(format!("{}: vrrp_script {name}: no script", s.at()));
+    }
+    if t.timeout.is_zero() {
+        t.timeout = t.interval;
+    }
+    Ok(t)
+}
+
+fn sync_group(s: &Statement) -> Result<SyncGroup, String> {
+    let mut g = SyncGroup {
+        name: s.arg(0)?.to_string(),
+        members: Vec::new(),
+        notify: Notify::default(),
+    };
+    for c in s.children() {
+        if g.notify.take(c)? {
+            continue;
+        }
+        if c.keyword == "group" {
+            for m in c.children() {
+                g.members.push(m.keyword.clone());
+                g.members.extend(m.args.iter().cloned());
+            }
+            g.members.extend(c.args.iter().cloned());
+        }
+    }
+    if g.members.is_empty() {
+        return Err(format!("{}: vrrp_sync_group {}: no group", s.at(), g.name));
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keepalived::KeepalivedConf;
+
+    fn parse(text: &str) -> Result<VrrpConf, String> {
+        KeepalivedConf::parse("k.conf", text).map(|k| k.vrrp_conf)
+    }
+
+    #[test]
+    fn the_seed_s_level_1_file() {
+        let k = KeepalivedConf::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/keepalived/dns-cluster-level1.conf"
+        )))
+        .unwrap();
+        let v = &k.vrrp_conf;
+        assert_eq!(v.instances.len(), 1);
+        let i = &v.instances[0];
+        assert_eq!(
+            (i.name.as_str(), i.interface.as_str(), i.vrid, i.priority),
+            ("VI_1", "lan", 5, 100)
+        );
+        assert!(!i.initial_master && !i.preempt);
+        assert_eq!(i.advert_cs, 100);
+        assert_eq!(i.version, 2);
+        assert_eq!(i.auth_pass.as_deref(), Some("KPSjXfRG"));
+        assert_eq!(i.addresses[0].addr, "10.2.1.5".parse::<IpAddr>().unwrap());
+        assert_eq!(i.addresses[0].len, 32);
+        assert_eq!(
+            i.notify.any,
+            Some(Script {
+                command: "/etc/keepalived/keepalived-notify.sh".into(),
+                user: Some("root".into())
+            })
+        );
+        assert_eq!(i.track_scripts[0].name, "myhealth");
+        let s = &v.scripts[0];
+        assert_eq!(s.script.command, "/bin/nc -z -w 2 127.0.0.1 53");
+        assert_eq!(s.script.user.as_deref(), Some("nobody"));
+        assert_eq!(s.interval, Duration::from_secs(10));
+        assert_eq!((s.weight, s.fall, s.rise), (0, 1, 1));
+        assert_eq!((i.garp_master_delay, i.garp_master_repeat), (Duration::from_secs(5), 5));
+    }
+
+    #[test]
+    fn every_instance_keyword() {
+        let v = parse(
+            r#"
+global_defs {
+    vrrp_version 3
+    lvs_sync_daemon lan VI_2 id 7
+}
+vrrp_script chk { script "/bin/true"; }
+vrrp_script chk2 {
+    script "/bin/false"
+    interval 2
+    weight -20
+    fall 3
+    rise 2
+}
+vrrp_sync_group G {
+    group { VI_1 VI_2 }
+    notify_master "/bin/echo group"
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface lan
+    virtual_router_id 51
+    priority 150
+    advert_int 0.5
+    preempt_delay 30
+    virtual_ipaddress {
+        192.168.1.100/24 dev lan label lan:vip
+        192.168.1.101
+    }
+    virtual_ipaddress_excluded { 192.168.1.200 }
+    unicast_src_ip 192.168.1.2
+    unicast_peer { 192.168.1.3 }
+    track_interface { lan weight -10 }
+    track_script { chk2 weight 10 }
+    notify_master "/bin/echo master"
+    notify_backup /bin/true
+    notify_fault /bin/true
+    notify_stop /bin/true
+    garp_master_delay 1
+    garp_master_repeat 2
+}
+vrrp_instance VI_2 {
+    interface inside
+    virtual_router_id 52
+    version 2
+    virtual_ipaddress { 10.0.0.254/24 }
+}
+"#
+            .replace("; }", "\n}")
+            .as_str(),
+        )
+        .unwrap();
+        let i = &v.instances[0];
+        assert!(i.initial_master && i.preempt);
+        assert_eq!((i.version, i.advert_cs), (3, 50));
+        assert_eq!(i.preempt_delay, Duration::from_secs(30));
+        assert_eq!(i.addresses.len(), 2);
+        assert_eq!(i.addresses[0].len, 24);
+        assert_eq!(i.addresses[0].dev.as_deref(), Some("lan"));
+        assert_eq!(i.addresses[0].label.as_deref(), Some("lan:vip"));
+        assert_eq!(i.excluded.len(), 1);
+        assert_eq!(i.all_addresses().count(), 3);
+        assert_eq!(i.unicast_peers.len(), 1);
+        assert_eq!(i.track_interfaces[0].weight, Some(-10));
+        assert_eq!(i.track_scripts[0].weight, Some(10));
+        assert_eq!(i.notify.master.as_ref().unwrap().command, "/bin/echo master");
+        assert_eq!((i.garp_master_delay, i.garp_master_repeat), (Duration::from_secs(1), 2));
+        assert_eq!(v.instances[1].version, 2);
+        assert_eq!(v.scripts[1].weight, -20);
+        assert_eq!((v.scripts[1].fall, v.scripts[1].rise), (3, 2));
+        assert_eq!(v.groups[0].members, ["VI_1", "VI_2"]);
+        assert_eq!(v.group_of("VI_2").unwrap().name, "G");
+        assert_eq!(
+            v.sync_daemon,
+            Some(SyncDaemonConf {
+                interface: "lan".into(),
+                instance: "VI_2".into(),
+                syncid: 7
+            })
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let base = "vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n";
+        let bad = |extra: &str| parse(&format!("{base}{extra}\n}}\n")).unwrap_err();
+        assert!(bad(" priority 0").starts_with("k.conf:5: priority"), "{}", bad(" priority 0"));
+        assert!(bad(" priority 256").contains("k.conf:5"));
+        assert!(bad(" state LEADER").contains("MASTER or BACKUP"));
+        assert!(bad(" advert_int 1.5").contains("whole seconds"));
+        assert!(bad(" authentication {\n auth_type AH\n }").contains("k.conf:6: auth_type AH"));
+        assert!(bad(" virtual_ipaddress { 10.0.0.2/33 }").contains("prefix length"));
+        assert!(bad(" virtual_ipaddress { 2001:db8::1 }").contains("family"));
+        let e = parse("vrrp_instance V {\n interface lan\n virtual_ipaddress { 10.0.0.1 }\n}\n")
+            .unwrap_err();
+        assert_eq!(e, "k.conf:1: vrrp_instance V: no virtual_router_id");
+        let e = parse(&format!("{base}}}\n{base}}}\n")).unwrap_err();
+        assert!(e.contains("also defined at k.conf:1"), "{e}");
+        let e = parse(&format!(
+            "{base}}}\n{}}}\n",
+            base.replace("instance V", "instance W")
+        ))
+        .unwrap_err();
+        assert!(e.contains("virtual_router_id 5 on lan is taken by V"), "{e}");
+        let v6 = parse("vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 2001:db8::1 }\n}\n")
+            .unwrap_err();
+        assert!(v6.contains("need VRRP version 3"), "{v6}");
+        // What keepalived warns about and runs anyway.
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            &format!("{base} track_script {{ missing }}\n authentication {{\n auth_pass longerthan8\n }}\n}}\n"),
+        )
+        .unwrap();
+        assert!(k.vrrp_conf.instances[0].track_scripts.is_empty());
+        assert_eq!(k.vrrp_conf.instances[0].auth_pass.as_deref(), Some("longerth"));
+        assert_eq!(k.warnings.len(), 2, "{:?}", k.warnings);
+    }
+}

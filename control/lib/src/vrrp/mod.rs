@@ -1,0 +1,14 @@
+//! VRRP (RFC 3768 version 2, RFC 5798 version 3) built into rvs, configured as keepalived
+//! configures it: `conf` reads `vrrp_instance`, `vrrp_script` and `vrrp_sync_group`;
+//! `machine` is an instance's state machine (pure, time passed in); `run` drives the
+//! machines with sockets on the data ports' host twins and hands the addresses' ownership
+//! to the appliance, which publishes it to the workers (only MASTER answers ARP for them
+//! and forwards their traffic).
+
+pub mod conf;
+pub mod machine;
+pub mod run;
+
+pub use conf::VrrpConf;
+pub use machine::State;
+pub use run::{all_standby, Host, InstanceStatus, Link, VrrpRuntime};

@@ -1,0 +1,959 @@
+//! The VRRP runtime: one thread drives every instance's [`Machine`] from received
+//! advertisements, timers and tracking; adverts go out through a raw IP socket on the data
+//! port's host twin (the worker carries them to the wire), gratuitous ARPs through a
+//! link-layer socket on the same twin. Ownership of the addresses is handed to the
+//! appliance ([`Host::set_floating`]), which publishes it to the workers.
+
+use super::conf::{Instance, Notify, Script, TrackScript, VrrpConf};
+use super::machine::{Action, Machine, Params, State};
+use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use rvs_rawsock::PacketSocket;
+use rvs_wire::vrrp::{self, VrrpPacket, VrrpRepr};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the runtime needs from the appliance.
+pub trait Host: Send + Sync {
+    /// Every VRRP-managed address and whether this box holds it now.
+    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>);
+    /// Whether a data port's link is up (track_interface, the instance's own interface).
+    fn link_up(&self, port: usize) -> bool;
+    /// An instance changed state (the connection sync daemon follows its instance).
+    fn state_changed(&self, instance: &str, state: State);
+}
+
+/// A data port VRRP speaks on, through its host twin.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The port's name in the configuration.
+    pub name: String,
+    pub port: usize,
+    /// The twin's kernel interface.
+    pub twin: String,
+    pub mac: [u8; 6],
+    /// The port's IPv4 address adverts leave from (unless unicast_src_ip says otherwise).
+    pub addr: Option<Ipv4Addr>,
+}
+
+impl Link {
+    /// Whether `name` (an instance's `interface`, a `dev`) means this link.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name == name || self.twin == name
+    }
+}
+
+/// Counters and state of one instance, for `show vrrp`.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub state: String,
+    pub priority: u8,
+    pub base_priority: u8,
+    pub advert_cs: u16,
+    pub preempt: bool,
+    pub group: Option<String>,
+    /// The master heard last (while BACKUP) and its priority.
+    pub master: Option<(IpAddr, u8)>,
+    pub addresses: Vec<String>,
+    pub since: Option<Instant>,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub priority_zero_sent: u64,
+    pub priority_zero_received: u64,
+    pub became_master: u64,
+    pub garps_sent: u64,
+    /// Dropped adverts: TTL not 255, wrong version, authentication, checksum, interval.
+    pub bad_ttl: u64,
+    pub bad_version: u64,
+    pub bad_auth: u64,
+    pub bad_checksum: u64,
+    pub bad_interval: u64,
+    /// Accepted, but listing other addresses than ours.
+    pub address_mismatch: u64,
+    pub faults: Vec<String>,
+}
+
+enum Event {
+    Packet { link: usize, bytes: Vec<u8> },
+    Script { index: usize, ok: bool },
+    Stop,
+}
+
+struct Inst {
+    conf: Instance,
+    link: usize,
+    src: Ipv4Addr,
+    machine: Machine,
+    group: Option<usize>,
+    status: InstanceStatus,
+    /// Gratuitous ARP bursts still to send (when).
+    garp_at: Vec<Instant>,
+}
+
+pub struct VrrpRuntime {
+    events: Sender<Event>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    receivers: Vec<JoinHandle<()>>,
+    status: Arc<Mutex<Vec<InstanceStatus>>>,
+}
+
+impl std::fmt::Debug for VrrpRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VrrpRuntime({} instances)", self.status.lock().len())
+    }
+}
+
+/// Each managed address with `held` false: what the workers start with.
+pub fn all_standby(conf: &VrrpConf) -> Vec<(IpAddr, bool)> {
+    conf.instances
+        .iter()
+        .flat_map(|i| i.all_addresses().map(|a| (a.addr, false)))
+        .collect()
+}
+
+/// The link an instance's `interface` names, or an error naming the instance.
+pub fn link_for(i: &Instance, links: &[Link]) -> Result<usize, String> {
+    links
+        .iter()
+        .position(|l| l.is_named(&i.interface))
+        .ok_or_else(|| {
+            let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+            format!(
+                "{}: vrrp_instance {}: interface {:?} is no data port with a host twin (host_tap) (ports with one: {})",
+                i.at,
+                i.name,
+                i.interface,
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )
+        })
+}
+
+fn open_socket(link: &Link, src: Ipv4Addr) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(i32::from(vrrp::PROTO))))?;
+    s.bind_device(Some(link.twin.as_bytes()))?;
+    s.set_multicast_if_v4(&src)?;
+    s.set_multicast_ttl_v4(255)?;
+    s.set_ttl(255)?;
+    s.set_multicast_loop_v4(false)?;
+    s.join_multicast_v4(&Ipv4Addr::from(vrrp::GROUP_V4), &src)?;
+    s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s)
+}
+
+impl VrrpRuntime {
+    /// Opens the sockets and starts the instances. Errors name the instance.
+    pub fn start(conf: VrrpConf, links: Vec<Link>, host: Arc<dyn Host>) -> Result<VrrpRuntime, String> {
+        let mut insts = Vec::new();
+        for i in &conf.instances {
+            if i.is_ipv6() {
+                return Err(format!(
+                    "{}: vrrp_instance {}: IPv6 VRRP is not supported yet (IPv4 instances, versions 2 and 3)",
+                    i.at, i.name
+                ));
+            }
+            let link = link_for(i, &links)?;
+            let l = &links[link];
+            let src = match i.unicast_src {
+                Some(IpAddr::V4(a)) => a,
+                Some(a) => return Err(format!("{}: unicast_src_ip {a}: not IPv4", i.at)),
+                None => l.addr.ok_or_else(|| {
+                    format!(
+                        "{}: vrrp_instance {}: port {} has no IPv4 address to advertise from",
+                        i.at, i.name, l.name
+                    )
+                })?,
+            };
+            for a in i.all_addresses() {
+                if let Some(d) = &a.dev {
+                    if !links.iter().any(|l| l.is_named(d)) {
+                        return Err(format!(
+                            "{}: vrrp_instance {}: {} dev {d}: no data port with a host twin of that name",
+                            i.at, i.name, a.addr
+                        ));
+                    }
+                }
+            }
+            let machine = Machine::new(Params {
+                priority: i.priority,
+                advert_cs: i.advert_cs,
+                version: i.version,
+                initial_master: i.initial_master,
+                preempt: i.preempt,
+                preempt_delay: i.preempt_delay,
+                own_addr: IpAddr::V4(src),
+            });
+            let group = conf
+                .groups
+                .iter()
+                .position(|g| g.members.iter().any(|m| m == &i.name));
+            let status = InstanceStatus {
+                name: i.name.clone(),
+                interface: i.interface.clone(),
+                vrid: i.vrid,
+                version: i.version,
+                state: State::Init.name().into(),
+                priority: i.priority,
+                base_priority: i.priority,
+                advert_cs: i.advert_cs,
+                preempt: i.preempt,
+                group: group.map(|g| conf.groups[g].name.clone()),
+                addresses: i
+                    .all_addresses()
+                    .map(|a| format!("{}/{}", a.addr, a.len))
+                    .collect(),
+                ..InstanceStatus::default()
+            };
+            insts.push(Inst {
+                conf: i.clone(),
+                link,
+                src,
+                machine,
+                group,
+                status,
+                garp_at: Vec::new(),
+            });
+        }
+        let mut sockets: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
+        let mut garp: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
+        for inst in &insts {
+            let l = &links[inst.link];
+            if sockets[inst.link].is_none() {
+                let s = open_socket(l, inst.src).map_err(|e| {
+                    format!("vrrp_instance {}: a VRRP socket on {}: {e}", inst.conf.name, l.twin)
+                })?;
+                sockets[inst.link] = Some(s);
+            }
+            if garp[inst.link].is_none() {
+                garp[inst.link] = Some(PacketSocket::bind(&l.twin).map_err(|e| {
+                    format!("vrrp_instance {}: a packet socket on {}: {e}", inst.conf.name, l.twin)
+                })?);
+            }
+        }
+        let (tx, rx) = channel::bounded(1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut receivers = Vec::new();
+        for (i, s) in sockets.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let s = s.try_clone().map_err(|e| e.to_string())?;
+            let (tx, stop) = (tx.clone(), stop.clone());
+            receivers.push(
+                std::thread::Builder::new()
+                    .name("rvs-vrrp-rx".into())
+                    .spawn(move || receive(i, s, tx, stop))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let trackers = start_trackers(&conf.scripts, &tx, &stop)?;
+        receivers.extend(trackers);
+        let status = Arc::new(Mutex::new(insts.iter().map(|i| i.status.clone()).collect()));
+        let mut ctl = Controller {
+            insts,
+            links,
+            sockets,
+            garp,
+            host,
+            scripts: conf.scripts.clone(),
+            script_ok: vec![true; conf.scripts.len()],
+            groups: conf.groups.iter().map(|g| g.notify.clone()).collect(),
+            group_names: conf.groups.iter().map(|g| g.name.clone()).collect(),
+            children: Vec::new(),
+            status: status.clone(),
+            links_up: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("rvs-vrrp".into())
+            .spawn(move || ctl.run(rx))
+            .map_err(|e| e.to_string())?;
+        Ok(VrrpRuntime {
+            events: tx,
+            stop,
+            thread: Some(thread),
+            receivers,
+            status,
+        })
+    }
+
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.status.lock().clone()
+    }
+
+    /// The shared status, for the appliance's `show vrrp`.
+    pub fn status_handle(&self) -> Arc<Mutex<Vec<InstanceStatus>>> {
+        self.status.clone()
+    }
+
+    /// Clean shutdown: masters advertise priority 0, addresses are released, notify_stop
+    /// scripts run.
+    pub fn shutdown(mut self) {
+        let _ = self.events.send(Event::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for r in self.receivers.drain(..) {
+            let _ = r.join();
+        }
+    }
+}
+
+fn receive(link: usize, mut s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        match s.read(&mut buf) {
+            Ok(n) => {
+                let bytes = buf.get(..n).unwrap_or(&[]).to_vec();
+                // A full queue (a flood) drops here, never blocks the controller.
+                let _ = tx.try_send(Event::Packet { link, bytes });
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// One thread per vrrp_script: runs it every interval, applies fall and rise, and reports
+/// changes of its result.
+fn start_trackers(
+    scripts: &[TrackScript],
+    tx: &Sender<Event>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    let mut out = Vec::new();
+    for (index, t) in scripts.iter().enumerate() {
+        let (t, tx, stop) = (t.clone(), tx.clone(), stop.clone());
+        out.push(
+            std::thread::Builder::new()
+                .name("rvs-vrrp-script".into())
+                .spawn(move || {
+                    let (mut ok, mut run) = (true, 0u32);
+                    while !stop.load(Ordering::Relaxed) {
+                        let result = run_tracked(&t.script, t.timeout, &stop);
+                        if result == ok {
+                            run = 0;
+                        } else {
+                            run += 1;
+                            let need = if ok { t.fall } else { t.rise };
+                            if run >= need {
+                                ok = result;
+                                run = 0;
+                                let _ = tx.send(Event::Script { index, ok });
+                            }
+                        }
+                        let until = Instant::now() + t.interval;
+                        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                })
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(out)
+}
+
+/// Runs a tracking script; true when it exits 0 within `timeout`.
+fn run_tracked(s: &Script, timeout: Duration, stop: &AtomicBool) -> bool {
+    let Some(mut child) = spawn(s, &[]) else {
+        return false;
+    };
+    let until = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return st.success(),
+            Ok(None) if Instant::now() < until && !stop.load(Ordering::Relaxed) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
+/// uid and gid of a user, from /etc/passwd.
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&name)).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+    })
+}
+
+fn quote(w: &str) -> String {
+    format!("'{}'", w.replace('\'', r"'\''"))
+}
+
+/// Starts a script (through the shell, with `args` quoted), as its user.
+fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
+    let mut line = s.command.clone();
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(line);
+    cmd.stdin(std::process::Stdio::null());
+    if let Some(u) = &s.user {
+        use std::os::unix::process::CommandExt;
+        match user_ids(u) {
+            Some((uid, gid)) => {
+                cmd.gid(gid).uid(uid);
+            }
+            None => {
+                eprintln!("rvs: vrrp: script {:?}: no user {u:?}; not run", s.command);
+                return None;
+            }
+        }
+    }
+    cmd.spawn()
+        .map_err(|e| eprintln!("rvs: vrrp: script {:?}: {e}", s.command))
+        .ok()
+}
+
+struct Controller {
+    insts: Vec<Inst>,
+    links: Vec<Link>,
+    sockets: Vec<Option<Socket>>,
+    garp: Vec<Option<PacketSocket>>,
+    host: Arc<dyn Host>,
+    scripts: Vec<TrackScript>,
+    script_ok: Vec<bool>,
+    groups: Vec<Notify>,
+    group_names: Vec<String>,
+    children: Vec<Child>,
+    status: Arc<Mutex<Vec<InstanceStatus>>>,
+    links_up: Vec<bool>,
+}
+
+impl Controller {
+    fn run(&mut self, rx: Receiver<Event>) {
+        let now = Instant::now();
+        self.links_up = (0..self.links.len())
+            .map(|l| self.host.link_up(self.links[l].port))
+            .collect();
+        for i in 0..self.insts.len() {
+            let (prio, fault, faults) = self.tracking(i);
+            let inst = &mut self.insts[i];
+            inst.machine.set_priority(prio);
+            inst.status.faults = faults;
+            let actions = inst.machine.start(now, fault);
+            self.act(i, actions, now);
+        }
+        self.publish_status();
+        let mut last_link_check = now;
+        loop {
+            let now = Instant::now();
+            let next = self
+                .insts
+                .iter()
+                .filter_map(|i| i.machine.deadline())
+                .chain(self.insts.iter().flat_map(|i| i.garp_at.iter().copied()))
+                .chain(std::iter::once(last_link_check + Duration::from_millis(500)))
+                .min()
+                .unwrap_or(now + Duration::from_millis(500));
+            let wait = next.saturating_duration_since(now);
+            match rx.recv_timeout(wait) {
+                Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Event::Packet { link, bytes }) => self.packet(link, &bytes),
+                Ok(Event::Script { index, ok }) => {
+                    if let Some(s) = self.script_ok.get_mut(index) {
+                        *s = ok;
+                    }
+                    self.retrack(Instant::now());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if now >= last_link_check + Duration::from_millis(500) {
+                last_link_check = now;
+                let up: Vec<bool> = (0..self.links.len())
+                    .map(|l| self.host.link_up(self.links[l].port))
+                    .collect();
+                if up != self.links_up {
+                    self.links_up = up;
+                    self.retrack(now);
+                }
+            }
+            for i in 0..self.insts.len() {
+                let actions = self.insts[i].machine.tick(now);
+                self.act(i, actions, now);
+                self.due_garps(i, now);
+            }
+            self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+            self.publish_status();
+        }
+        for i in 0..self.insts.len() {
+            let actions = self.insts[i].machine.stop();
+            self.act(i, actions, Instant::now());
+        }
+        self.publish_status();
+        // Notify scripts get a moment to finish; then they are left to init.
+        let until = Instant::now() + Duration::from_secs(2);
+        while !self.children.is_empty() && Instant::now() < until {
+            self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Priority and fault of instance `i` from its scripts and interfaces (keepalived's
+    /// rules: a weight moves the priority, no weight means FAULT on failure).
+    fn tracking(&self, i: usize) -> (u8, bool, Vec<String>) {
+        let inst = &self.insts[i];
+        let mut prio = i32::from(inst.conf.priority);
+        let mut faults = Vec::new();
+        if !self.links_up.get(inst.link).copied().unwrap_or(true) {
+            faults.push(format!("interface {} down", inst.conf.interface));
+        }
+        for t in &inst.conf.track_scripts {
+            let Some(k) = self.scripts.iter().position(|s| s.name == t.name) else {
+                continue;
+            };
+            let s = &self.scripts[k];
+            let ok = self.script_ok[k];
+            let weight = t.weight.unwrap_or(s.weight);
+            if weight == 0 {
+                if !ok {
+                    faults.push(format!("script {} failing", s.name));
+                }
+            } else if (weight > 0) == (ok != s.reverse) {
+                prio += weight;
+            }
+        }
+        for t in &inst.conf.track_interfaces {
+            let up = self
+                .links
+                .iter()
+                .position(|l| l.is_named(&t.name))
+                .map(|l| self.links_up.get(l).copied().unwrap_or(true))
+                .unwrap_or_else(|| kernel_link_up(&t.name));
+            match t.weight.unwrap_or(0) {
+                0 if !up => faults.push(format!("interface {} down", t.name)),
+                w if w > 0 && up => prio += w,
+                w if w < 0 && !up => prio += w,
+                _ => {}
+            }
+        }
+        let prio = if inst.conf.priority == 255 {
+            255
+        } else {
+            prio.clamp(1, 254) as u8
+        };
+        (prio, !faults.is_empty(), faults)
+    }
+
+    fn retrack(&mut self, now: Instant) {
+        // A sync group is in fault while any member is.
+        let faults: Vec<bool> = (0..self.insts.len()).map(|i| self.tracking(i).1).collect();
+        for i in 0..self.insts.len() {
+            let (prio, own_fault, why) = self.tracking(i);
+            let group_fault = self.insts[i].group.is_some_and(|g| {
+                self.insts
+                    .iter()
+                    .zip(&faults)
+                    .any(|(o, f)| o.group == Some(g) && *f)
+            });
+            let inst = &mut self.insts[i];
+            inst.machine.set_priority(prio);
+            inst.status.faults = why;
+            let actions = inst.machine.set_fault(now, own_fault || group_fault);
+            self.act(i, actions, now);
+        }
+    }
+
+    fn packet(&mut self, link: usize, bytes: &[u8]) {
+        // The IPv4 header first (a raw IPv4 socket hands it over).
+        let Some(&vihl) = bytes.first() else { return };
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        if vihl >> 4 != 4 || ihl < 20 || bytes.len() < ihl + vrrp::HEADER_LEN {
+            return;
+        }
+        let ttl = bytes[8];
+        let proto = bytes[9];
+        let src: [u8; 4] = bytes[12..16].try_into().unwrap_or([0; 4]);
+        let dst: [u8; 4] = bytes[16..20].try_into().unwrap_or([0; 4]);
+        if proto != vrrp::PROTO {
+            return;
+        }
+        let Ok(p) = VrrpPacket::new_checked(&bytes[ihl..], 4) else {
+            return;
+        };
+        let from = IpAddr::V4(Ipv4Addr::from(src));
+        let Some(i) = self
+            .insts
+            .iter()
+            .position(|x| x.link == link && x.conf.vrid == p.vrid())
+        else {
+            return;
+        };
+        let inst = &mut self.insts[i];
+        if from == IpAddr::V4(inst.src) {
+            return;
+        }
+        let st = &mut inst.status;
+        if ttl != 255 {
+            st.bad_ttl += 1;
+            return;
+        }
+        if p.version() != inst.conf.version {
+            st.bad_version += 1;
+            return;
+        }
+        if !p.checksum_ok(&src, &dst) {
+            st.bad_checksum += 1;
+            return;
+        }
+        if inst.conf.version == 2 {
+            let want = inst.conf.auth_pass.as_deref().map(vrrp::pass_bytes);
+            let got = (p.auth_type() == vrrp::AUTH_PASS).then(|| p.auth_data());
+            if p.auth_type() > vrrp::AUTH_PASS || want != got {
+                st.bad_auth += 1;
+                return;
+            }
+            if p.interval_cs() != inst.conf.advert_cs {
+                st.bad_interval += 1;
+                return;
+            }
+        }
+        if !inst.conf.unicast_peers.is_empty() && !inst.conf.unicast_peers.contains(&from) {
+            return;
+        }
+        let ours: Vec<[u8; 4]> = inst
+            .conf
+            .addresses
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v) => Some(v.octets()),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let theirs: Vec<&[u8]> = (0..p.addr_count()).map(|k| p.addr(k)).collect();
+        if theirs.len() != ours.len() || ours.iter().any(|a| !theirs.contains(&&a[..])) {
+            st.address_mismatch += 1;
+        }
+        st.adverts_received += 1;
+        if p.priority() == 0 {
+            st.priority_zero_received += 1;
+        }
+        let repr = VrrpRepr::parse(&p);
+        let now = Instant::now();
+        let actions = inst
+            .machine
+            .advert(now, from, repr.priority, repr.interval_cs);
+        self.act(i, actions, now);
+    }
+
+    /// Carries out a machine's actions; a sync group's other members follow a change to
+    /// MASTER or BACKUP.
+    fn act(&mut self, i: usize, actions: Vec<Action>, now: Instant) {
+        for a in actions {
+            match a {
+                Action::Advertise(prio) => self.advertise(i, prio),
+                Action::Enter(state) => {
+                    self.entered(i, state, now);
+                    if let (Some(g), State::Master | State::Backup) = (self.insts[i].group, state) {
+                        for o in 0..self.insts.len() {
+                            if o != i && self.insts[o].group == Some(g) {
+                                let follow = self.insts[o].machine.follow(now, state);
+                                self.act(o, follow, now);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn advertise(&mut self, i: usize, priority: u8) {
+        let inst = &mut self.insts[i];
+        let Some(sock) = self.sockets[inst.link].as_ref() else {
+            return;
+        };
+        let addrs: Vec<[u8; 4]> = inst
+            .conf
+            .addresses
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v) => Some(v.octets()),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let refs: Vec<&[u8]> = addrs.iter().map(|a| &a[..]).collect();
+        let repr = VrrpRepr {
+            version: inst.conf.version,
+            vrid: inst.conf.vrid,
+            priority,
+            interval_cs: inst.conf.advert_cs,
+            auth_pass: inst.conf.auth_pass.as_deref().map(vrrp::pass_bytes),
+        };
+        let targets: Vec<Ipv4Addr> = if inst.conf.unicast_peers.is_empty() {
+            vec![Ipv4Addr::from(vrrp::GROUP_V4)]
+        } else {
+            inst.conf
+                .unicast_peers
+                .iter()
+                .filter_map(|p| match p {
+                    IpAddr::V4(v) => Some(*v),
+                    IpAddr::V6(_) => None,
+                })
+                .collect()
+        };
+        let mut buf = [0u8; 1500];
+        for dst in targets {
+            let n = repr.emit(&mut buf, &refs, &inst.src.octets(), &dst.octets());
+            let to = SocketAddr::new(IpAddr::V4(dst), 0);
+            if n > 0 && sock.send_to(&buf[..n], &to.into()).is_ok() {
+                inst.status.adverts_sent += 1;
+                if priority == 0 {
+                    inst.status.priority_zero_sent += 1;
+                }
+            }
+        }
+    }
+
+    fn entered(&mut self, i: usize, state: State, now: Instant) {
+        {
+            let inst = &mut self.insts[i];
+            inst.status.state = state.name().into();
+            inst.status.since = Some(now);
+            if state == State::Master {
+                inst.status.became_master += 1;
+                // One burst now, another after garp_master_delay (keepalived's default 5 s).
+                inst.garp_at = vec![now];
+                if !inst.conf.garp_master_delay.is_zero() {
+                    inst.garp_at.push(now + inst.conf.garp_master_delay);
+                }
+            } else {
+                inst.garp_at.clear();
+            }
+        }
+        self.host_addresses(i, state == State::Master);
+        let floating = self
+            .insts
+            .iter()
+            .flat_map(|x| {
+                let held = x.machine.state == State::Master;
+                x.conf.all_addresses().map(move |a| (a.addr, held))
+            })
+            .collect();
+        self.host.set_floating(floating);
+        self.due_garps(i, now);
+        let inst = &self.insts[i];
+        self.host.state_changed(&inst.conf.name, state);
+        println!(
+            "rvs: vrrp: {} ({} vrid {}) is {} (priority {})",
+            inst.conf.name,
+            inst.conf.interface,
+            inst.conf.vrid,
+            state.name(),
+            inst.machine.priority
+        );
+        let prio = inst.machine.priority.to_string();
+        let mut scripts: Vec<(Script, Vec<String>)> = Vec::new();
+        let add = |scripts: &mut Vec<(Script, Vec<String>)>, n: &Notify, kind: &str, name: &str| {
+            let specific = match state {
+                State::Master => &n.master,
+                State::Backup => &n.backup,
+                State::Fault => &n.fault,
+                State::Stop => &n.stop,
+                State::Init => &None,
+            };
+            if let Some(s) = specific {
+                scripts.push((s.clone(), Vec::new()));
+            }
+            if let Some(s) = &n.any {
+                let args = vec![kind.into(), name.into(), state.name().into(), prio.clone()];
+                scripts.push((s.clone(), args));
+            }
+        };
+        add(&mut scripts, &inst.conf.notify, "INSTANCE", &inst.conf.name);
+        if let Some(g) = inst.group {
+            // The group's scripts run once, when its first member arrives in the state.
+            let first = self
+                .insts
+                .iter()
+                .enumerate()
+                .filter(|(k, o)| *k != i && o.group == Some(g))
+                .all(|(_, o)| o.status.state != state.name());
+            if first {
+                add(&mut scripts, &self.groups[g], "GROUP", &self.group_names[g]);
+            }
+        }
+        for (s, args) in scripts {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            if let Some(c) = spawn(&s, &args) {
+                self.children.push(c);
+            }
+        }
+    }
+
+    /// Puts the instance's addresses on (or takes them off) the host twins, as keepalived
+    /// does on its interface: the host's stack then owns a floating gateway's traffic.
+    fn host_addresses(&self, i: usize, add: bool) {
+        let inst = &self.insts[i];
+        for a in inst.conf.all_addresses() {
+            let twin = a
+                .dev
+                .as_deref()
+                .and_then(|d| self.links.iter().find(|l| l.is_named(d)))
+                .unwrap_or(&self.links[inst.link])
+                .twin
+                .clone();
+            let mut cmd = Command::new("ip");
+            cmd.args([
+                "addr",
+                if add { "add" } else { "del" },
+                &format!("{}/{}", a.addr, a.len),
+                "dev",
+                &twin,
+            ]);
+            if let (true, Some(label)) = (add, &a.label) {
+                if label.starts_with(&twin) {
+                    cmd.args(["label", label]);
+                }
+            }
+            let _ = cmd
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+
+    fn due_garps(&mut self, i: usize, now: Instant) {
+        let inst = &mut self.insts[i];
+        let due = inst.garp_at.iter().filter(|t| **t <= now).count();
+        if due == 0 {
+            return;
+        }
+        inst.garp_at.retain(|t| *t > now);
+        if inst.machine.state != State::Master {
+            return;
+        }
+        for a in inst.conf.all_addresses() {
+            let IpAddr::V4(v4) = a.addr else { continue };
+            let link = a
+                .dev
+                .as_deref()
+                .and_then(|d| self.links.iter().position(|l| l.is_named(d)))
+                .unwrap_or(inst.link);
+            let (Some(sock), Some(l)) = (self.garp[link].as_ref(), self.links.get(link)) else {
+                continue;
+            };
+            let frame = gratuitous_arp(l.mac, v4);
+            for _ in 0..inst.conf.garp_master_repeat.max(1) {
+                if sock.send(&frame).is_ok() {
+                    inst.status.garps_sent += 1;
+                }
+            }
+        }
+    }
+
+    fn publish_status(&mut self) {
+        for inst in &mut self.insts {
+            inst.status.priority = inst.machine.priority;
+            inst.status.master = inst.machine.master_seen;
+            inst.status.advert_cs = inst.machine.master_adver_cs;
+        }
+        *self.status.lock() = self.insts.iter().map(|i| i.status.clone()).collect();
+    }
+}
+
+fn kernel_link_up(ifname: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/operstate"))
+        .is_ok_and(|s| matches!(s.trim(), "up" | "unknown"))
+}
+
+/// keepalived's gratuitous ARP: a broadcast request whose sender and target are both the
+/// address, sent from the port's MAC, padded to the Ethernet minimum.
+pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    rvs_wire::ArpRepr {
+        op: rvs_wire::arp::OP_REQUEST,
+        sender_mac: mac,
+        sender_ip: addr.octets(),
+        target_mac: [0xff; 6],
+        target_ip: addr.octets(),
+    }
+    .emit(&mut f[14..42]);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gratuitous_arp_is_keepalived_s() {
+        let f = gratuitous_arp([2, 0, 0, 0, 0, 9], Ipv4Addr::new(10, 2, 1, 5));
+        let a = rvs_wire::ArpPacket::new_checked(&f[14..]).unwrap();
+        assert_eq!(a.op(), rvs_wire::arp::OP_REQUEST);
+        assert_eq!(a.sender_ip(), [10, 2, 1, 5]);
+        assert_eq!(a.target_ip(), [10, 2, 1, 5]);
+        assert_eq!(a.sender_mac(), [2, 0, 0, 0, 0, 9]);
+        assert_eq!(&f[..6], &[0xff; 6]);
+        assert_eq!(f.len(), 60);
+    }
+
+    #[test]
+    fn scripts_run_as_their_user_with_keepalived_s_arguments() {
+        let dir = std::env::temp_dir().join(format!("rvs-vrrp-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let script = dir.join("notify.sh");
+        std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" > {}\n", out.display())).unwrap();
+        let s = Script {
+            command: format!("/bin/sh {}", script.display()),
+            user: Some("root".into()),
+        };
+        let mut c = spawn(&s, &["INSTANCE", "VI_1", "MASTER", "100"]).unwrap();
+        assert!(c.wait().unwrap().success());
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "INSTANCE VI_1 MASTER 100\n"
+        );
+        let nobody = Script {
+            command: "true".into(),
+            user: Some("no-such-user-rvs".into()),
+        };
+        assert!(spawn(&nobody, &[]).is_none());
+        assert!(run_tracked(
+            &Script {
+                command: "exit 0".into(),
+                user: None
+            },
+            Duration::from_secs(5),
+            &AtomicBool::new(false)
+        ));
+        assert!(!run_tracked(
+            &Script {
+                command: "sleep 5".into(),
+                user: None
+            },
+            Duration::from_millis(100),
+            &AtomicBool::new(false)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
