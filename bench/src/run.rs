@@ -214,6 +214,8 @@ pub struct Bench {
     /// The CPU the generator (main lcore) runs on: control threads of a run go there.
     gen_cpu: u32,
     runs: u32,
+    /// Workers' adaptive polling bound (0: always poll), as the daemon's default unless set.
+    pub idle_sleep_max_us: u32,
 }
 
 /// Most workers the ring wiring takes (net_ring has 16 queues a port; port A needs two per
@@ -274,6 +276,7 @@ impl Bench {
             worker_lcores: workers.to_vec(),
             gen_cpu,
             runs: 0,
+            idle_sleep_max_us: rvs_worker::idle::DEFAULT_SLEEP_MAX_US,
         })
     }
 
@@ -339,6 +342,7 @@ impl Bench {
                 }],
                 tx: vec![to_a, to_b],
                 host: Vec::new(),
+                idle_sleep_max_us: self.idle_sleep_max_us,
             })
             .collect();
         let (mode, lb) = if s.method == Method::Io {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use runtime::RunError;
 use rvs_control::config::Config;
 use rvs_control::keepalived::KeepalivedConf;
+use rvs_control::vrrp::VrrpRuntime;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -105,6 +106,20 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    let mut vrrp = cfg.vrrp.clone();
+    if let Some(k) = &keepalived {
+        if let Err(e) = vrrp.merge(k.vrrp_conf.clone()) {
+            eprintln!("rvs: error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    for w in &cfg.vrrp.warnings {
+        eprintln!("rvs: warning: {w}");
+    }
+    if let Err(e) = VrrpRuntime::check(&vrrp, &runtime::vrrp_links(&cfg, &[])) {
+        eprintln!("rvs: error: vrrp: {e}");
+        return ExitCode::from(2);
+    }
     if args.check {
         // Services, the rules file, timeouts and keepalived.conf are applied as at start-up.
         let checked = runtime::build_director(&cfg, Vec::new()).and_then(|mut d| {
@@ -122,11 +137,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         println!(
-            "rvs: {}: configuration OK ({} port(s), {} worker(s), forward {})",
+            "rvs: {}: configuration OK ({} port(s), {} worker(s), forward {}, {} VRRP instance(s))",
             config.display(),
             cfg.ports.len(),
             cfg.workers.len(),
-            cfg.forward
+            cfg.forward,
+            vrrp.instances.len()
         );
         return ExitCode::SUCCESS;
     }
@@ -137,7 +153,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match runtime::run(&cfg, stop, args.interactive, keepalived.as_ref()) {
+    match runtime::run(&cfg, stop, args.interactive, keepalived.as_ref(), &vrrp) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ RunError::Config(_)) => {
             eprintln!("rvs: error: {e}");

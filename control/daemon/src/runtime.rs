@@ -8,6 +8,7 @@ use rvs_control::appliance::{Appliance, PortView};
 use rvs_control::config::{Config, ConfigError, Hugepages};
 use rvs_control::director::Director;
 use rvs_control::keepalived::KeepalivedConf;
+use rvs_control::vrrp::{self, VrrpConf, VrrpRuntime};
 use rvs_control::{console, report, socket};
 use rvs_core::engine::{EngineConfig, PortInfo};
 use rvs_core::publish::SnapshotCell;
@@ -282,8 +283,11 @@ pub fn run(
     stop: Arc<AtomicBool>,
     interactive: bool,
     keepalived: Option<&KeepalivedConf>,
+    vrrp: &VrrpConf,
 ) -> Result<(), RunError> {
     let mut director = build_director(cfg, Vec::new())?;
+    // Until VRRP says MASTER, its addresses are the peer's.
+    director.floating = vrrp::all_standby(vrrp);
     let log = EalLog::install();
     let eal = start_eal(cfg, &log)?;
     let mut ports = open_ports(&eal, &log, cfg)?;
@@ -331,9 +335,19 @@ pub fn run(
         .map(|p| Arc::new(DataPort(p)))
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
-    let failure = match launched {
-        Err(e) => Some(RunError::Dpdk(e)),
-        Ok(()) => serve(cfg, &appliance, &workers, &stop, interactive, keepalived),
+    let failure = match launched
+        .map_err(RunError::Dpdk)
+        .and_then(|()| start_vrrp(cfg, vrrp, &ports.macs, &appliance))
+    {
+        Err(e) => Some(e),
+        Ok(vrrp) => {
+            let failure = serve(cfg, &appliance, &workers, &stop, interactive, keepalived);
+            // While the workers still carry its priority-0 adverts to the wire.
+            if let Some(v) = vrrp {
+                v.shutdown();
+            }
+            failure
+        }
     };
     shutdown(cfg, &appliance, workers, shared, twins.ports, failure)
 }
@@ -603,6 +617,7 @@ fn assign_queues(
             rx,
             tx,
             host: twin_tx.next().unwrap_or_default(),
+            idle_sleep_max_us: cfg.idle_sleep_max_us,
         });
     }
     Ok(out)
@@ -625,6 +640,44 @@ fn describe_rx(cfg: &Config, w: usize) -> String {
                 .join(", ")
         })
         .unwrap_or_default()
+}
+
+/// The data ports VRRP can speak on: those with a host twin.
+pub fn vrrp_links(cfg: &Config, macs: &[[u8; 6]]) -> Vec<vrrp::Link> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            Some(vrrp::Link {
+                name: p.name.clone(),
+                port: i,
+                twin: p.host_tap.clone()?,
+                mac: macs.get(i).copied().unwrap_or([0; 6]),
+                addr: p.addresses.iter().find_map(|a| match a {
+                    std::net::IpAddr::V4(v) => Some(*v),
+                    std::net::IpAddr::V6(_) => None,
+                }),
+            })
+        })
+        .collect()
+}
+
+/// Starts VRRP on the host twins when instances are configured.
+fn start_vrrp(
+    cfg: &Config,
+    conf: &VrrpConf,
+    macs: &[[u8; 6]],
+    appliance: &Arc<Appliance>,
+) -> Result<Option<VrrpRuntime>, RunError> {
+    if conf.is_empty() {
+        return Ok(None);
+    }
+    let host = Arc::new(rvs_control::appliance::VrrpHost(appliance.clone()));
+    let rt = VrrpRuntime::start(conf.clone(), vrrp_links(cfg, macs), host)
+        .map_err(|e| RunError::Worker(format!("vrrp: {e}")))?;
+    appliance.set_vrrp_status(rt.status_handle());
+    println!("rvs: vrrp: {} instance(s) running", conf.instances.len());
+    Ok(Some(rt))
 }
 
 /// The command layer over the running workers and ports.

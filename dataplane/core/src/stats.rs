@@ -29,6 +29,8 @@ pub struct WorkerStats {
     listing_slices: AtomicU64,
     listing_cycles: AtomicU64,
     max_listing_cycles: AtomicU64,
+    sleeps: AtomicU64,
+    slept_us: AtomicU64,
     /// Load balancing: the engine's counters (its own slots, read in place) and the
     /// connection listing handed over a slice per pass on request.
     engine: OnceLock<Arc<CounterSlots>>,
@@ -82,6 +84,9 @@ pub struct WorkerCounters {
     pub listing_slices: u64,
     pub listing_cycles: u64,
     pub max_listing_cycles: u64,
+    /// Idle sleeps (adaptive polling) and their total length in microseconds.
+    pub sleeps: u64,
+    pub slept_us: u64,
 }
 
 impl WorkerCounters {
@@ -128,6 +133,8 @@ impl WorkerStats {
         self.listing_slices.store(c.listing_slices, Relaxed);
         self.listing_cycles.store(c.listing_cycles, Relaxed);
         self.max_listing_cycles.store(c.max_listing_cycles, Relaxed);
+        self.sleeps.store(c.sleeps, Relaxed);
+        self.slept_us.store(c.slept_us, Relaxed);
     }
 
     /// Shares the engine's counters (once, before the worker starts).
@@ -215,6 +222,8 @@ impl WorkerStats {
             listing_slices: self.listing_slices.load(Relaxed),
             listing_cycles: self.listing_cycles.load(Relaxed),
             max_listing_cycles: self.max_listing_cycles.load(Relaxed),
+            sleeps: self.sleeps.load(Relaxed),
+            slept_us: self.slept_us.load(Relaxed),
         }
     }
 }

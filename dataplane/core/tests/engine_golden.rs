@@ -855,25 +855,38 @@ fn vrrp_standby_addresses_are_dropped_until_held() {
             ([0; 6], target),
         )
     };
-    let syn = tcp4(CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40000, 80, true, false, b"");
+    let syn = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40000, 80, true, false, b"",
+    );
     let standby = Verdict::Drop(DropReason::Standby);
     assert_eq!(lab.run(0, &who_has(vip)).0, standby);
     assert_eq!(lab.run(0, &who_has(gateway)).0, standby);
     assert_eq!(lab.run(0, &syn).0, standby);
-    let to_gateway = tcp4(CLIENT_MAC, PORT0_MAC, CLIENT, gateway, 64, 40000, 22, true, false, b"");
+    let to_gateway = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, gateway, 64, 40000, 22, true, false, b"",
+    );
     assert_eq!(lab.run(0, &to_gateway).0, standby);
     assert_eq!(lab.engine.counters().drops[DropReason::Standby as usize], 4);
     assert_eq!(lab.engine.counters().new_conns, 0);
     // Another VIP of the appliance, not managed by VRRP, works as before.
     let (v, out) = lab.run(0, &who_has([192, 168, 1, 101]));
     assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(&out[28..32], &[192, 168, 1, 101], "answered for the other VIP");
+    assert_eq!(
+        &out[28..32],
+        &[192, 168, 1, 101],
+        "answered for the other VIP"
+    );
 
     // MASTER now.
-    lab.snap.set_floating([(ip(vip), true), (ip(gateway), true)]);
+    lab.snap
+        .set_floating([(ip(vip), true), (ip(gateway), true)]);
     let (v, out) = lab.run(0, &who_has(vip));
     assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(&out[22..28], &PORT0_MAC, "the port's MAC answers for the VIP");
+    assert_eq!(
+        &out[22..28],
+        &PORT0_MAC,
+        "the port's MAC answers for the VIP"
+    );
     let (v, out) = lab.run(0, &who_has(gateway));
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(&out[28..32], &gateway);

@@ -32,8 +32,7 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
             return Err(WireError::Truncated);
         }
         let p = VrrpPacket { buf, addr_len };
-        if !matches!(p.version(), 2 | 3) || get_u8(p.buf.as_ref(), 0) & 0x0f != TYPE_ADVERTISEMENT
-        {
+        if !matches!(p.version(), 2 | 3) || get_u8(p.buf.as_ref(), 0) & 0x0f != TYPE_ADVERTISEMENT {
             return Err(WireError::Unsupported);
         }
         if p.version() == 2 && addr_len != 4 || !matches!(addr_len, 4 | 16) {
@@ -248,7 +247,10 @@ mod tests {
         // The checksum (0x2589) is over the message alone.
         assert_eq!(&b[..20], &V2[..]);
         let p = VrrpPacket::new_checked(&b[..20], 4).unwrap();
-        assert!(p.checksum_ok(&[1, 2, 3, 4], &[5, 6, 7, 8]), "v2 ignores the IP header");
+        assert!(
+            p.checksum_ok(&[1, 2, 3, 4], &[5, 6, 7, 8]),
+            "v2 ignores the IP header"
+        );
         assert_eq!(VrrpRepr::parse(&p), repr);
         assert_eq!(p.addr(0), &[10, 2, 1, 5]);
         assert_eq!(p.interval_cs(), 100);
@@ -270,7 +272,10 @@ mod tests {
         assert_eq!(&b[..6], &[0x31, 51, 150, 2, 0, 100]);
         let p = VrrpPacket::new_checked(&b[..n], 4).unwrap();
         assert!(p.checksum_ok(&src, &dst));
-        assert!(!p.checksum_ok(&[10, 0, 0, 2], &dst), "another source breaks it");
+        assert!(
+            !p.checksum_ok(&[10, 0, 0, 2], &dst),
+            "another source breaks it"
+        );
         assert_eq!(VrrpRepr::parse(&p), repr);
         assert_eq!(p.addr(1), &[10, 0, 0, 101]);
         // IPv6.

@@ -2,6 +2,7 @@
 //! pure forwarding core. Per packet it neither allocates, locks, logs nor makes syscalls.
 //! The only crate that sees both DPDK and the core.
 
+pub mod idle;
 mod mbuf_frame;
 mod set;
 
@@ -218,6 +219,17 @@ pub(crate) struct WorkerPlan {
     /// By data port: this worker's tx queue on the port's host TAP twin (the exception
     /// path), if it has one.
     pub host: Vec<Option<TxQueue>>,
+    pub backoff: idle::Backoff,
+}
+
+/// Sleeps when the back-off says so, counting it.
+#[inline]
+fn idle_pause(backoff: &mut idle::Backoff, busy: bool, counters: &mut WorkerCounters) {
+    if let Some(d) = backoff.after_pass(busy) {
+        std::thread::sleep(d);
+        counters.sleeps += 1;
+        counters.slept_us += d.as_micros() as u64;
+    }
 }
 
 /// Polls until `stop` is set; returns the final counters (also published to `stats`).
@@ -253,6 +265,7 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
         counters.count_pass(busy, end.wrapping_sub(pass_start));
         pass_start = end;
         stats.publish(&counters);
+        idle_pause(&mut plan.backoff, busy, &mut counters);
     }
     stats.publish(&counters);
     counters
@@ -430,6 +443,7 @@ pub(crate) fn run_lb(
             counters.listing_cycles += took;
             counters.max_listing_cycles = counters.max_listing_cycles.max(took);
         }
+        idle_pause(&mut plan.backoff, busy, &mut counters);
     }
     stats.publish(&counters);
     (counters, lb.engine.counters())

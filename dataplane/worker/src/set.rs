@@ -20,6 +20,8 @@ pub struct WorkerQueues {
     pub tx: Vec<TxQueue>,
     /// By data port: its tx queue on the port's host TAP twin, if any.
     pub host: Vec<Option<TxQueue>>,
+    /// The longest sleep when idle (adaptive polling), in microseconds; 0: never sleep.
+    pub idle_sleep_max_us: u32,
 }
 
 /// What load-balancing workers share.
@@ -106,6 +108,7 @@ impl WorkerSet {
                 tx: q.tx,
                 forwarding: set.forwarding.clone(),
                 host: q.host,
+                backoff: crate::idle::Backoff::new(q.idle_sleep_max_us),
             };
             let context = lb.map(|lb| {
                 let mut engine = Engine::new(lb.engine, 1);

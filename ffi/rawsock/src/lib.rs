@@ -15,7 +15,8 @@ pub struct PacketSocket {
 impl PacketSocket {
     /// Opens a send-only `AF_PACKET` socket on interface `ifname`.
     pub fn bind(ifname: &str) -> io::Result<PacketSocket> {
-        let name = CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let name =
+            CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
         if ifindex == 0 {

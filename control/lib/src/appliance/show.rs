@@ -165,8 +165,8 @@ impl Appliance {
 
     pub(super) fn show_workers(&self) -> String {
         let mut out = format!(
-            "{:<7}{:<7}{:>14}{:>8}{:>14}{:>14}{:>10}{:>12}  drops\n",
-            "worker", "lcore", "polls", "busy", "rx", "tx", "hand-offs", "conns"
+            "{:<7}{:<7}{:>14}{:>8}{:>14}{:>14}{:>10}{:>12}{:>10}{:>10}  drops\n",
+            "worker", "lcore", "polls", "busy", "rx", "tx", "hand-offs", "conns", "sleeps", "slept"
         );
         for w in &self.workers {
             let c = w.stats.read();
@@ -174,7 +174,7 @@ impl Appliance {
             let drops: u64 = e.drops.iter().sum();
             let _ = writeln!(
                 out,
-                "{:<7}{:<7}{:>14}{:>7.1}%{:>14}{:>14}{:>10}{:>12}  {}",
+                "{:<7}{:<7}{:>14}{:>7.1}%{:>14}{:>14}{:>10}{:>12}{:>10}{:>8}ms  {}",
                 w.index,
                 w.lcore,
                 c.polls,
@@ -183,6 +183,8 @@ impl Appliance {
                 c.tx_packets,
                 c.handoffs,
                 w.stats.connections(),
+                c.sleeps,
+                c.slept_us / 1000,
                 drops + c.malformed
             );
         }

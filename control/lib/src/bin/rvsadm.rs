@@ -11,10 +11,21 @@ fn main() {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "rvsadm: ipvsadm for rvs (same commands and options; see ipvsadm(8)).\n\
+             rvsadm --vrrp shows the VRRP instances (rvs's console `show vrrp`).\n\
              The daemon's socket comes from RVS_SOCKET (default {}).",
             rvs_control::config::DEFAULT_SOCKET
         );
         return;
+    }
+    // rvs's own additions, outside ipvsadm's options: the console's `show vrrp`.
+    if args.len() == 1 && args[0] == "--vrrp" {
+        let req = Request {
+            version: PROTOCOL_VERSION,
+            kind: "console".into(),
+            args: vec!["show vrrp".into()],
+            stdin: String::new(),
+        };
+        talk(&req);
     }
     // Syntax errors are reported without bothering the daemon.
     let stdin = match parse_args(&args) {
@@ -32,14 +43,19 @@ fn main() {
         }
         Ok(_) => String::new(),
     };
-    let path = client_path();
     let req = Request {
         version: PROTOCOL_VERSION,
         kind: "ipvsadm".into(),
         args,
         stdin,
     };
-    match request(&path, &req) {
+    talk(&req);
+}
+
+/// Sends the request, prints the answer and exits with its status.
+fn talk(req: &Request) -> ! {
+    let path = client_path();
+    match request(&path, req) {
         Ok(resp) => {
             let _ = std::io::stdout().write_all(resp.stdout.as_bytes());
             let _ = std::io::stderr().write_all(resp.stderr.as_bytes());

@@ -98,6 +98,13 @@ struct RawDataplane {
     services: Option<Spanned<u32>>,
     #[serde(default)]
     servers: Option<Spanned<u32>>,
+    /// Adaptive polling bound (microseconds); 0 keeps workers polling always.
+    #[serde(default = "default_idle_sleep")]
+    idle_sleep_max_us: u32,
+}
+
+fn default_idle_sleep() -> u32 {
+    100
 }
 
 impl Default for RawDataplane {
@@ -107,6 +114,7 @@ impl Default for RawDataplane {
             mbufs: None,
             mbuf_cache: default_mbuf_cache(),
             connections: None,
+            idle_sleep_max_us: default_idle_sleep(),
             services: None,
             servers: None,
         }
@@ -136,6 +144,8 @@ pub struct Config {
     pub lb: lb::LbConfig,
     /// Connection-table entries per worker.
     pub connections: usize,
+    /// Adaptive polling: an idle worker's longest sleep (microseconds; 0 never sleeps).
+    pub idle_sleep_max_us: u32,
     /// Capacity of the live configuration: VIP:port entries and real servers.
     pub limits: crate::director::Limits,
     /// The control socket's path: `[control] socket`, else `RVS_SOCKET`, else the default.
@@ -304,9 +314,18 @@ impl Config {
             Some(c) => *c.get_ref() as usize,
             None => 1 << 20,
         };
+        if raw.dataplane.idle_sleep_max_us > 100_000 {
+            return Err(ConfigError {
+                file: source.file.clone(),
+                line: None,
+                field: "dataplane.idle_sleep_max_us".into(),
+                message: "at most 100000 (0.1 s); 0 turns sleeping off".into(),
+            });
+        }
         Ok(Config {
             lb,
             connections,
+            idle_sleep_max_us: raw.dataplane.idle_sleep_max_us,
             limits,
             socket: raw
                 .control
@@ -426,9 +445,10 @@ vrrp_instance VI_1 {
 vrrp_sync_group G { group { VI_1 } }
 "#;
         let from_toml = parse(&toml_text).unwrap().vrrp;
-        let mut from_keepalived = crate::keepalived::KeepalivedConf::parse("k.conf", keepalived_text)
-            .unwrap()
-            .vrrp_conf;
+        let mut from_keepalived =
+            crate::keepalived::KeepalivedConf::parse("k.conf", keepalived_text)
+                .unwrap()
+                .vrrp_conf;
         from_keepalived.instances[0].at = from_toml.instances[0].at.clone();
         assert_eq!(from_toml, from_keepalived);
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
@@ -438,7 +458,10 @@ vrrp_sync_group G { group { VI_1 } }
         .unwrap_err();
         assert_eq!(e.line, Some(15), "the table's line: {e}");
         assert!(e.to_string().contains("virtual_router_id"), "{e}");
-        let e = parse(&format!("{TWO_PORTS}\n[[vrrp_instance]]\ninterface = \"a\"\n")).unwrap_err();
+        let e = parse(&format!(
+            "{TWO_PORTS}\n[[vrrp_instance]]\ninterface = \"a\"\n"
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("vrrp_instance[0]: a name"), "{e}");
     }
 

@@ -69,7 +69,11 @@ fn statements(
         match value {
             Value::Boolean(true) => out.push(st(key, Vec::new(), None)),
             Value::Boolean(false) => {}
-            Value::Table(t) => out.push(st(key, Vec::new(), Some(statements(t, file, line, &format!("{field}.{key}"))?))),
+            Value::Table(t) => out.push(st(
+                key,
+                Vec::new(),
+                Some(statements(t, file, line, &format!("{field}.{key}"))?),
+            )),
             Value::Array(items) if BLOCKS.contains(&key.as_str()) => {
                 let mut block = Vec::new();
                 for item in items {
@@ -83,7 +87,11 @@ fn statements(
                 out.push(st(key, Vec::new(), Some(block)));
             }
             Value::Array(items) => {
-                let args = items.iter().map(scalar).collect::<Option<Vec<_>>>().ok_or_else(bad)?;
+                let args = items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(bad)?;
                 out.push(st(key, args, None));
             }
             v => out.push(st(key, vec![scalar(v).ok_or_else(bad)?], None)),
@@ -113,7 +121,8 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(line, field.clone(), "a name (string) is required".into()))?;
-            let block = statements(t, &source.file, line, &field).map_err(|m| err(line, field.clone(), m))?;
+            let block = statements(t, &source.file, line, &field)
+                .map_err(|m| err(line, field.clone(), m))?;
             top.push(Statement {
                 keyword: kind.into(),
                 args: vec![name.to_string()],
@@ -132,15 +141,15 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 "garp_master_delay" => "vrrp_garp_master_delay",
                 "garp_master_repeat" => "vrrp_garp_master_repeat",
                 "lvs_sync_daemon" => "lvs_sync_daemon",
-                k => {
-                    return Err(err(
-                        line,
-                        format!("vrrp.{k}"),
-                        "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon)".into(),
-                    ))
-                }
+                k => return Err(err(
+                    line,
+                    format!("vrrp.{k}"),
+                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon)"
+                        .into(),
+                )),
             };
-            let text = scalar(value).ok_or_else(|| err(line, format!("vrrp.{key}"), "a string or number".into()))?;
+            let text = scalar(value)
+                .ok_or_else(|| err(line, format!("vrrp.{key}"), "a string or number".into()))?;
             globals.push(Statement {
                 keyword: keyword.into(),
                 args: text.split_whitespace().map(String::from).collect(),

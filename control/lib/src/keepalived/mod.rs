@@ -751,7 +751,11 @@ mystery { }
         .unwrap();
         // keepalived ignores a sync group member of no such instance, with a warning.
         assert_eq!(k.warnings.len(), 3, "{:?}", k.warnings);
-        assert!(k.warnings[2].contains("\"VI_1\": no vrrp_instance"), "{:?}", k.warnings);
+        assert!(
+            k.warnings[2].contains("\"VI_1\": no vrrp_instance"),
+            "{:?}",
+            k.warnings
+        );
         assert!(
             k.warnings[0].starts_with("t.conf:41: unknown keyword \"bogus_setting\""),
             "{:?}",

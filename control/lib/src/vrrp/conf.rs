@@ -425,9 +425,7 @@ fn instance(
                 i.initial_master = match c.arg(0)?.to_ascii_uppercase().as_str() {
                     "MASTER" => true,
                     "BACKUP" => false,
-                    other => {
-                        return Err(format!("{}: state {other:?}: MASTER or BACKUP", c.at()))
-                    }
+                    other => return Err(format!("{}: state {other:?}: MASTER or BACKUP", c.at())),
                 }
             }
             "interface" => i.interface = c.arg(0)?.to_string(),
@@ -481,7 +479,11 @@ fn instance(
                             }
                             i.auth_pass = Some(p.chars().take(8).collect());
                         }
-                        _ => warnings.push(format!("{}: unknown keyword {:?} ignored", a.at(), a.keyword)),
+                        _ => warnings.push(format!(
+                            "{}: unknown keyword {:?} ignored",
+                            a.at(),
+                            a.keyword
+                        )),
                     }
                 }
             }
@@ -684,7 +686,10 @@ mod tests {
         assert_eq!(s.script.user.as_deref(), Some("nobody"));
         assert_eq!(s.interval, Duration::from_secs(10));
         assert_eq!((s.weight, s.fall, s.rise), (0, 1, 1));
-        assert_eq!((i.garp_master_delay, i.garp_master_repeat), (Duration::from_secs(5), 5));
+        assert_eq!(
+            (i.garp_master_delay, i.garp_master_repeat),
+            (Duration::from_secs(5), 5)
+        );
     }
 
     #[test]
@@ -754,8 +759,14 @@ vrrp_instance VI_2 {
         assert_eq!(i.unicast_peers.len(), 1);
         assert_eq!(i.track_interfaces[0].weight, Some(-10));
         assert_eq!(i.track_scripts[0].weight, Some(10));
-        assert_eq!(i.notify.master.as_ref().unwrap().command, "/bin/echo master");
-        assert_eq!((i.garp_master_delay, i.garp_master_repeat), (Duration::from_secs(1), 2));
+        assert_eq!(
+            i.notify.master.as_ref().unwrap().command,
+            "/bin/echo master"
+        );
+        assert_eq!(
+            (i.garp_master_delay, i.garp_master_repeat),
+            (Duration::from_secs(1), 2)
+        );
         assert_eq!(v.instances[1].version, 2);
         assert_eq!(v.scripts[1].weight, -20);
         assert_eq!((v.scripts[1].fall, v.scripts[1].rise), (3, 2));
@@ -775,7 +786,11 @@ vrrp_instance VI_2 {
     fn errors_name_file_and_line() {
         let base = "vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n";
         let bad = |extra: &str| parse(&format!("{base}{extra}\n}}\n")).unwrap_err();
-        assert!(bad(" priority 0").starts_with("k.conf:5: priority"), "{}", bad(" priority 0"));
+        assert!(
+            bad(" priority 0").starts_with("k.conf:5: priority"),
+            "{}",
+            bad(" priority 0")
+        );
         assert!(bad(" priority 256").contains("k.conf:5"));
         assert!(bad(" state LEADER").contains("MASTER or BACKUP"));
         assert!(bad(" advert_int 1.5").contains("whole seconds"));
@@ -792,7 +807,10 @@ vrrp_instance VI_2 {
             base.replace("instance V", "instance W")
         ))
         .unwrap_err();
-        assert!(e.contains("virtual_router_id 5 on lan is taken by V"), "{e}");
+        assert!(
+            e.contains("virtual_router_id 5 on lan is taken by V"),
+            "{e}"
+        );
         let v6 = parse("vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 2001:db8::1 }\n}\n")
             .unwrap_err();
         assert!(v6.contains("need VRRP version 3"), "{v6}");
@@ -803,7 +821,10 @@ vrrp_instance VI_2 {
         )
         .unwrap();
         assert!(k.vrrp_conf.instances[0].track_scripts.is_empty());
-        assert_eq!(k.vrrp_conf.instances[0].auth_pass.as_deref(), Some("longerth"));
+        assert_eq!(
+            k.vrrp_conf.instances[0].auth_pass.as_deref(),
+            Some("longerth")
+        );
         assert_eq!(k.warnings.len(), 2, "{:?}", k.warnings);
     }
 }

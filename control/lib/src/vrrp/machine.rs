@@ -128,7 +128,10 @@ impl Machine {
         self.down_at = None;
         self.master_seen = None;
         self.advert_at = Some(now + self.advert_interval());
-        vec![Action::Advertise(self.priority), Action::Enter(State::Master)]
+        vec![
+            Action::Advertise(self.priority),
+            Action::Enter(State::Master),
+        ]
     }
 
     fn become_backup(&mut self, now: Instant) -> Vec<Action> {
@@ -176,7 +179,13 @@ impl Machine {
     }
 
     /// A valid advertisement for this instance from `from` (not this box).
-    pub fn advert(&mut self, now: Instant, from: IpAddr, priority: u8, interval_cs: u16) -> Vec<Action> {
+    pub fn advert(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        priority: u8,
+        interval_cs: u16,
+    ) -> Vec<Action> {
         match self.state {
             State::Backup => {
                 if priority == 0 {

@@ -139,23 +139,34 @@ pub fn link_for(i: &Instance, links: &[Link]) -> Result<usize, String> {
         })
 }
 
-fn open_socket(link: &Link, src: Ipv4Addr) -> std::io::Result<Socket> {
-    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(i32::from(vrrp::PROTO))))?;
+/// A raw VRRP socket on the link's twin: `send` is bound to the source address (version
+/// 3's checksum covers it); the receiving one is not, since a bound raw socket gets only
+/// packets to its own address, not to the group.
+fn open_socket(link: &Link, src: Ipv4Addr, send: bool) -> std::io::Result<Socket> {
+    let s = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(vrrp::PROTO))),
+    )?;
     s.bind_device(Some(link.twin.as_bytes()))?;
-    s.set_multicast_if_v4(&src)?;
-    s.set_multicast_ttl_v4(255)?;
-    s.set_ttl(255)?;
-    s.set_multicast_loop_v4(false)?;
-    s.join_multicast_v4(&Ipv4Addr::from(vrrp::GROUP_V4), &src)?;
-    s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())?;
-    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    if send {
+        s.set_multicast_if_v4(&src)?;
+        s.set_multicast_ttl_v4(255)?;
+        s.set_ttl(255)?;
+        s.set_multicast_loop_v4(false)?;
+        s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())?;
+    } else {
+        s.join_multicast_v4(&Ipv4Addr::from(vrrp::GROUP_V4), &src)?;
+        s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    }
     Ok(s)
 }
 
 impl VrrpRuntime {
-    /// Opens the sockets and starts the instances. Errors name the instance.
-    pub fn start(conf: VrrpConf, links: Vec<Link>, host: Arc<dyn Host>) -> Result<VrrpRuntime, String> {
-        let mut insts = Vec::new();
+    /// Checks that every instance can run on `links` (interface, family, source address,
+    /// `dev`s); errors name the instance. `rvs --check` runs this too.
+    pub fn check(conf: &VrrpConf, links: &[Link]) -> Result<Vec<(usize, Ipv4Addr)>, String> {
+        let mut out = Vec::new();
         for i in &conf.instances {
             if i.is_ipv6() {
                 return Err(format!(
@@ -163,7 +174,7 @@ impl VrrpRuntime {
                     i.at, i.name
                 ));
             }
-            let link = link_for(i, &links)?;
+            let link = link_for(i, links)?;
             let l = &links[link];
             let src = match i.unicast_src {
                 Some(IpAddr::V4(a)) => a,
@@ -185,6 +196,20 @@ impl VrrpRuntime {
                     }
                 }
             }
+            out.push((link, src));
+        }
+        Ok(out)
+    }
+
+    /// Opens the sockets and starts the instances. Errors name the instance.
+    pub fn start(
+        conf: VrrpConf,
+        links: Vec<Link>,
+        host: Arc<dyn Host>,
+    ) -> Result<VrrpRuntime, String> {
+        let plan = Self::check(&conf, &links)?;
+        let mut insts = Vec::new();
+        for (i, (link, src)) in conf.instances.iter().zip(plan) {
             let machine = Machine::new(Params {
                 priority: i.priority,
                 advert_cs: i.advert_cs,
@@ -226,27 +251,36 @@ impl VrrpRuntime {
             });
         }
         let mut sockets: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
+        let mut receiving: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
         let mut garp: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
         for inst in &insts {
             let l = &links[inst.link];
             if sockets[inst.link].is_none() {
-                let s = open_socket(l, inst.src).map_err(|e| {
-                    format!("vrrp_instance {}: a VRRP socket on {}: {e}", inst.conf.name, l.twin)
-                })?;
-                sockets[inst.link] = Some(s);
+                let open = |send| {
+                    open_socket(l, inst.src, send).map_err(|e| {
+                        format!(
+                            "vrrp_instance {}: a VRRP socket on {}: {e}",
+                            inst.conf.name, l.twin
+                        )
+                    })
+                };
+                sockets[inst.link] = Some(open(true)?);
+                receiving[inst.link] = Some(open(false)?);
             }
             if garp[inst.link].is_none() {
                 garp[inst.link] = Some(PacketSocket::bind(&l.twin).map_err(|e| {
-                    format!("vrrp_instance {}: a packet socket on {}: {e}", inst.conf.name, l.twin)
+                    format!(
+                        "vrrp_instance {}: a packet socket on {}: {e}",
+                        inst.conf.name, l.twin
+                    )
                 })?);
             }
         }
         let (tx, rx) = channel::bounded(1024);
         let stop = Arc::new(AtomicBool::new(false));
         let mut receivers = Vec::new();
-        for (i, s) in sockets.iter().enumerate() {
+        for (i, s) in receiving.into_iter().enumerate() {
             let Some(s) = s else { continue };
-            let s = s.try_clone().map_err(|e| e.to_string())?;
             let (tx, stop) = (tx.clone(), stop.clone());
             receivers.push(
                 std::thread::Builder::new()
@@ -395,7 +429,8 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/etc/passwd").ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&name)).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+        (f.first() == Some(&name))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
     })
 }
 
@@ -468,7 +503,9 @@ impl Controller {
                 .iter()
                 .filter_map(|i| i.machine.deadline())
                 .chain(self.insts.iter().flat_map(|i| i.garp_at.iter().copied()))
-                .chain(std::iter::once(last_link_check + Duration::from_millis(500)))
+                .chain(std::iter::once(
+                    last_link_check + Duration::from_millis(500),
+                ))
                 .min()
                 .unwrap_or(now + Duration::from_millis(500));
             let wait = next.saturating_duration_since(now);
@@ -499,7 +536,8 @@ impl Controller {
                 self.act(i, actions, now);
                 self.due_garps(i, now);
             }
-            self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+            self.children
+                .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
             self.publish_status();
         }
         for i in 0..self.insts.len() {
@@ -510,7 +548,8 @@ impl Controller {
         // Notify scripts get a moment to finish; then they are left to init.
         let until = Instant::now() + Duration::from_secs(2);
         while !self.children.is_empty() && Instant::now() < until {
-            self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+            self.children
+                .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -922,7 +961,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out");
         let script = dir.join("notify.sh");
-        std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" > {}\n", out.display())).unwrap();
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$@\" > {}\n", out.display()),
+        )
+        .unwrap();
         let s = Script {
             command: format!("/bin/sh {}", script.display()),
             user: Some("root".into()),
