@@ -78,6 +78,7 @@ pub fn check(eal: &Eal, pool: Mempool, lcore: u32) -> Result<usize, String> {
         solicit_pool: None,
         ring_prefix: "fixture_ho".into(),
         socket: -1,
+        sync: Vec::new(),
     };
     let (workers, launched) = WorkerSet::launch(eal, ForwardMode::Lb, vec![queues], Some(&shared));
     let stats = workers.workers.first().map(|w| w.stats.clone());

@@ -532,6 +532,7 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> Result<(Director, LbS
         solicit_pool: None,
         ring_prefix: format!("bench_ho_{run}"),
         socket: -1,
+        sync: Vec::new(),
     };
     Ok((director, shared))
 }

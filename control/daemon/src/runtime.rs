@@ -8,11 +8,13 @@ use rvs_control::appliance::{Appliance, PortView};
 use rvs_control::config::{Config, ConfigError, Hugepages};
 use rvs_control::director::Director;
 use rvs_control::keepalived::KeepalivedConf;
+use rvs_control::sync::{Role, SyncDaemons};
 use rvs_control::vrrp::{self, VrrpConf, VrrpRuntime};
 use rvs_control::{console, report, socket};
 use rvs_core::engine::{EngineConfig, PortInfo};
 use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
+use rvs_core::sync::SyncChannel;
 use rvs_core::ForwardMode;
 use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
 use std::fmt;
@@ -295,6 +297,10 @@ pub fn run(
     director.ports = ports.infos(cfg);
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));
     let loads = director.loads().clone();
+    // One queue pair per worker for the connection sync daemon (idle until one runs).
+    let sync_channels: Vec<Arc<SyncChannel>> = (0..cfg.workers.len())
+        .map(|_| Arc::new(SyncChannel::default()))
+        .collect();
     let lb = (cfg.forward == ForwardMode::Lb).then(|| {
         println!(
             "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker",
@@ -316,6 +322,7 @@ pub fn run(
             solicit_pool: Some(ports.pools[0].1),
             ring_prefix: "rvs_ho".into(),
             socket: ports.main_socket,
+            sync: sync_channels.clone(),
         }
     });
     let queues = assign_queues(cfg, &mut ports, twins.queues)?;
@@ -335,10 +342,18 @@ pub fn run(
         .map(|p| Arc::new(DataPort(p)))
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
-    let failure = match launched
-        .map_err(RunError::Dpdk)
-        .and_then(|()| start_vrrp(cfg, vrrp, &ports.macs, &appliance))
-    {
+    let syncd = (cfg.forward == ForwardMode::Lb).then(|| {
+        let d = Arc::new(SyncDaemons::new(
+            sync_channels,
+            vrrp_links(cfg, &ports.macs),
+        ));
+        appliance.set_sync(d.clone());
+        d
+    });
+    let failure = match launched.map_err(RunError::Dpdk).and_then(|()| {
+        follow_vrrp_with_sync(vrrp, &appliance, syncd.as_ref());
+        start_vrrp(cfg, vrrp, &ports.macs, &appliance)
+    }) {
         Err(e) => Some(e),
         Ok(vrrp) => {
             let failure = serve(cfg, &appliance, &workers, &stop, interactive, keepalived);
@@ -349,6 +364,9 @@ pub fn run(
             failure
         }
     };
+    if let Some(d) = &syncd {
+        d.stop_all();
+    }
     shutdown(cfg, &appliance, workers, shared, twins.ports, failure)
 }
 
@@ -660,6 +678,43 @@ pub fn vrrp_links(cfg: &Config, macs: &[[u8; 6]]) -> Vec<vrrp::Link> {
             })
         })
         .collect()
+}
+
+/// keepalived's `lvs_sync_daemon IF INSTANCE [id N]`: a master sync daemon while the
+/// instance is MASTER, a backup one otherwise.
+fn follow_vrrp_with_sync(
+    vrrp: &VrrpConf,
+    appliance: &Arc<Appliance>,
+    syncd: Option<&Arc<SyncDaemons>>,
+) {
+    let (Some(conf), Some(d)) = (vrrp.sync_daemon.clone(), syncd) else {
+        return;
+    };
+    let d = d.clone();
+    appliance.set_vrrp_hook(Arc::new(move |instance, state| {
+        if instance != conf.instance {
+            return;
+        }
+        let (stop, start) = match state {
+            vrrp::State::Master => (Role::Backup, Some(Role::Master)),
+            vrrp::State::Stop => (Role::Master, None),
+            _ => (Role::Master, Some(Role::Backup)),
+        };
+        let _ = d.stop(stop);
+        match start {
+            Some(role) if !d.running(role) => {
+                if let Err(e) = d.start(role, &conf.interface, conf.syncid) {
+                    eprintln!("rvs: sync daemon: {e}");
+                }
+            }
+            Some(_) => {}
+            None => d.stop_all(),
+        }
+        println!(
+            "rvs: sync daemon follows {instance}: {}",
+            d.listing().trim_end()
+        );
+    }));
 }
 
 /// Starts VRRP on the host twins when instances are configured.

@@ -124,6 +124,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
         solicit_pool: None,
         ring_prefix: "live_ho".into(),
         socket: -1,
+        sync: Vec::new(),
     };
     let queues = vec![WorkerQueues {
         lcore: 1,

@@ -88,6 +88,14 @@ pub enum Command {
     },
     /// -v / --version.
     Version,
+    /// --start-daemon master|backup [--mcast-interface IF] [--syncid N].
+    StartDaemon {
+        role: crate::sync::Role,
+        interface: String,
+        syncid: u8,
+    },
+    /// --stop-daemon master|backup.
+    StopDaemon(crate::sync::Role),
 }
 
 /// What `-L` shows.
@@ -111,6 +119,8 @@ pub struct ListOptions {
     pub timeout: bool,
     pub exact: bool,
     pub sort: bool,
+    /// --daemon: the sync daemons instead of the services.
+    pub daemon: bool,
 }
 
 impl Command {
@@ -219,6 +229,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let (mut upper, mut lower) = (0u32, 0u32);
     let mut list = ListOptions::default();
     let mut timeouts: Option<(u32, u32, u32)> = None;
+    let mut daemon_role: Option<crate::sync::Role> = None;
+    let mut mcast_interface: Option<String> = None;
+    let mut syncid: u8 = 0;
     let mut i = 0;
     let value = |i: &mut usize, what: &str| -> Result<String, String> {
         *i += 1;
@@ -262,6 +275,24 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                     timeouts = Some((t[0], t[1], t[2]));
                 }
             }
+            "--start-daemon" | "--stop-daemon" => {
+                if cmd.is_some() {
+                    return Err("multiple commands specified".into());
+                }
+                cmd = Some(w);
+                let v = value(&mut i, w)?;
+                daemon_role = Some(
+                    crate::sync::Role::parse(&v)
+                        .ok_or("illegal start_daemon parameter specified")?,
+                );
+            }
+            "--mcast-interface" => mcast_interface = Some(value(&mut i, w)?),
+            "--syncid" => {
+                syncid = value(&mut i, w)?
+                    .parse()
+                    .map_err(|_| "illegal syncid specified")?;
+            }
+            "--daemon" => list.daemon = true,
             "-n" | "--numeric" => {}
             "-c" | "--connection" => list.connections = true,
             "--timeout" => list.timeout = true,
@@ -363,6 +394,18 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         "-S" => return Ok(Command::Save),
         "-R" => return Ok(Command::Restore),
         "-v" => return Ok(Command::Version),
+        "--start-daemon" => {
+            return Ok(Command::StartDaemon {
+                role: daemon_role.ok_or("illegal start_daemon parameter specified")?,
+                interface: mcast_interface.unwrap_or_else(|| "eth0".into()),
+                syncid,
+            })
+        }
+        "--stop-daemon" => {
+            return Ok(Command::StopDaemon(
+                daemon_role.ok_or("illegal start_daemon parameter specified")?,
+            ))
+        }
         "--set" => {
             let (tcp, tcpfin, udp) = timeouts.unwrap_or_default();
             return Ok(Command::SetTimeouts { tcp, tcpfin, udp });

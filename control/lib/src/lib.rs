@@ -22,4 +22,5 @@ pub mod ports;
 pub mod preview;
 pub mod report;
 pub mod socket;
+pub mod sync;
 pub mod vrrp;

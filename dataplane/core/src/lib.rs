@@ -20,6 +20,7 @@ pub mod model;
 pub mod publish;
 pub mod sched;
 pub mod stats;
+pub mod sync;
 
 pub use forward::ForwardMode;
 pub use model::{ForwardMethod, RealServer};

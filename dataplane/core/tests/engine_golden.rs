@@ -894,3 +894,109 @@ fn vrrp_standby_addresses_are_dropped_until_held() {
     assert_eq!(lab.run(0, &to_gateway).0, Verdict::ToHost);
     assert_eq!(lab.engine.counters().drops[DropReason::Standby as usize], 4);
 }
+
+/// Connection sync: what a master's engine notes (a NAT connection, a DR one, in their
+/// TCP states) installs on a backup's engine, whose packets of those connections then go
+/// to the same servers, mid-flow (an ACK, no SYN), rewritten exactly as on the master.
+#[test]
+fn synced_connections_continue_on_the_backup() {
+    use rvs_core::sync::{decode, encode, SyncChannel};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let mut master = Lab::new();
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    master.engine.sync = Some(ch.clone());
+    let nat_syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let dr_syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 101],
+        64,
+        40001,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let nat_ack = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40000,
+        80,
+        false,
+        true,
+        b"data",
+    );
+    let dr_ack = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 101],
+        64,
+        40001,
+        80,
+        false,
+        true,
+        b"data",
+    );
+    for f in [&nat_syn, &dr_syn, &nat_ack, &dr_ack] {
+        assert!(matches!(master.run(0, f).0, Verdict::Forward { .. }));
+    }
+    let (_, on_master_nat) = master.run(0, &nat_ack);
+    let (_, on_master_dr) = master.run(0, &dr_ack);
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    // SYN_RECV then ESTABLISHED for each (noted on each state change).
+    assert_eq!(notes.len(), 4, "{notes:?}");
+    // Through the wire format and into a backup.
+    let msgs = encode(3, &notes, 1472);
+    let mut backup = Lab::new();
+    let before = backup.run(0, &nat_ack).0;
+    assert_eq!(
+        before,
+        Verdict::Drop(DropReason::NoConnection),
+        "unknown mid-flow ACK"
+    );
+    for m in &msgs {
+        let (syncid, conns) = decode(m).unwrap();
+        assert_eq!(syncid, 3);
+        for c in &conns {
+            assert!(backup
+                .engine
+                .install_synced(&backup.snap, &backup.loads, 1, c));
+        }
+    }
+    assert_eq!(backup.engine.table.len(), 2);
+    let (v, out) = backup.run(0, &nat_ack);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(out, on_master_nat, "NAT rewrite as on the master");
+    let (v, out) = backup.run(0, &dr_ack);
+    assert!(matches!(v, Verdict::Forward { .. }));
+    assert_eq!(out, on_master_dr, "DR to the same server's MAC");
+    // Counted active on their servers, as the master counts them.
+    assert_eq!(backup.loads[0].active(), 1);
+    // A connection for a service this box lacks is refused, not installed.
+    let mut stray = notes[0];
+    stray.vport = 8080;
+    assert!(!backup
+        .engine
+        .install_synced(&backup.snap, &backup.loads, 1, &stray));
+}

@@ -222,6 +222,24 @@ pub(crate) struct WorkerPlan {
     pub backoff: idle::Backoff,
 }
 
+/// Connections a master sent for this worker: a bounded number per pass, so a sync storm
+/// delays forwarding by little and never stalls it.
+fn install_synced(ch: &rvs_core::sync::SyncChannel, lb: &mut LbContext, now: u32) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for _ in 0..SYNC_INSTALLS_PER_PASS {
+        let Some(c) = ch.inbox.pop() else { break };
+        let snap = &**lb.snapshot.get();
+        if lb.engine.install_synced(snap, &lb.loads, now, &c) {
+            ch.installed.fetch_add(1, Relaxed);
+        } else {
+            ch.refused.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Synced connections a worker installs per pass at most.
+const SYNC_INSTALLS_PER_PASS: usize = 64;
+
 /// Sleeps when the back-off says so, counting it.
 #[inline]
 fn idle_pause(backoff: &mut idle::Backoff, busy: bool, counters: &mut WorkerCounters) {
@@ -291,6 +309,7 @@ pub(crate) fn run_lb(
     let mut away: Vec<MbufBurst<BURST>> =
         (0..lb.handoff.workers).map(|_| MbufBurst::new()).collect();
     let (me, workers) = (lb.handoff.me, lb.handoff.workers);
+    let sync = lb.engine.sync.clone();
     let hz = dpdk::tsc_hz().max(1);
     let start = dpdk::tsc_now();
     let mut hops: Vec<(u16, IpAddr)> = Vec::with_capacity(SOLICIT_PER_SECOND);
@@ -313,6 +332,9 @@ pub(crate) fn run_lb(
             while let Some((ip, mac)) = inbox.pop() {
                 lb.engine.learn_from_peer(ip, mac);
             }
+        }
+        if let Some(ch) = &sync {
+            install_synced(ch, &mut lb, now);
         }
         if let (Some(pool), true) = (lb.solicit_pool, changed || now != solicited_at) {
             solicited_at = now;

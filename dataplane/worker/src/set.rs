@@ -35,6 +35,8 @@ pub struct LbShared {
     /// Hand-off rings are named `{ring_prefix}_{from}_{to}` (unique per EAL).
     pub ring_prefix: String,
     pub socket: i32,
+    /// Each worker's queues to and from the connection sync daemon (empty: no sync).
+    pub sync: Vec<Arc<rvs_core::sync::SyncChannel>>,
 }
 
 type Outcome = (WorkerCounters, Option<Counters>);
@@ -112,6 +114,7 @@ impl WorkerSet {
             };
             let context = lb.map(|lb| {
                 let mut engine = Engine::new(lb.engine, 1);
+                engine.sync = lb.sync.get(index).cloned();
                 let snapshot = SnapshotReader::new(lb.cell.clone());
                 engine.adopt(snapshot.get());
                 LbContext {

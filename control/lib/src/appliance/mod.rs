@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod figures;
+mod ha;
 mod health;
 mod host_vips;
 mod show;
 pub mod verbs;
-mod vrrp;
 
-pub use vrrp::{StateHook, VrrpHost};
+pub use ha::{StateHook, VrrpHost};
 
 use figures::*;
 
@@ -109,6 +109,8 @@ pub struct Appliance {
     /// The VRRP instances' state (`show vrrp`), when VRRP runs.
     vrrp: Mutex<Option<Arc<Mutex<Vec<crate::vrrp::InstanceStatus>>>>>,
     vrrp_hook: Mutex<Option<StateHook>>,
+    /// The connection sync daemons, where the data plane balances.
+    sync: Mutex<Option<Arc<crate::sync::SyncDaemons>>>,
 }
 
 impl std::fmt::Debug for Appliance {
@@ -161,6 +163,7 @@ impl Appliance {
             host_vips: Mutex::new(Vec::new()),
             vrrp: Mutex::new(None),
             vrrp_hook: Mutex::new(None),
+            sync: Mutex::new(None),
         }
     }
 
@@ -277,6 +280,12 @@ impl Appliance {
                     Err(e) => Reply::fail(1, e),
                 }
             }
+            Command::StartDaemon {
+                role,
+                interface,
+                syncid,
+            } => self.start_sync(role, &interface, syncid),
+            Command::StopDaemon(role) => self.stop_sync(role),
             c => match self.change(&[(1, c)]) {
                 Ok(()) => Reply::ok(""),
                 Err(e) => Reply::fail(1, e),
@@ -285,6 +294,9 @@ impl Appliance {
     }
 
     fn list(&self, opts: &ListOptions) -> Reply {
+        if opts.daemon {
+            return Reply::ok(self.sync_listing());
+        }
         if opts.timeout {
             return Reply::ok(listing::timeouts(&self.director.lock().timeouts));
         }
@@ -368,6 +380,7 @@ impl Appliance {
             ["show", "route"] => Reply::ok(self.show_routes()),
             ["show", "health"] => Reply::ok(self.show_health()),
             ["show", "vrrp"] => Reply::ok(self.show_vrrp()),
+            ["show", "sync"] => Reply::ok(self.show_sync()),
             _ => Reply::fail(
                 2,
                 format!("Bad arguments: {line:?} (type \"help\" for the commands)"),

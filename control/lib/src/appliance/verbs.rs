@@ -67,6 +67,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show vrrp"],
     },
     Verb {
+        usage: "show sync",
+        help: "connection sync daemons: role, interface, sync id; messages and connections sent, received, installed, dropped",
+        phrases: &["show sync"],
+    },
+    Verb {
         usage: "start | stop",
         help: "resume / pause forwarding (stop prints statistics)",
         phrases: &["start", "stop"],

@@ -21,6 +21,7 @@ mod methods;
 mod neighbour;
 mod session;
 pub mod snapshot;
+mod sync;
 
 pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of};
@@ -105,6 +106,8 @@ pub struct Engine {
     released: Vec<u32>,
     /// Shared with the control side, which reads them at any time.
     pub counters: Arc<CounterSlots>,
+    /// This worker's queues to and from the connection sync daemon, if it runs one.
+    pub sync: Option<Arc<crate::sync::SyncChannel>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,6 +135,7 @@ impl Engine {
             hop_epoch: 1,
             released: Vec::with_capacity(EXPIRE_BUDGET_MAX),
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
+            sync: None,
         }
     }
 

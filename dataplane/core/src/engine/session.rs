@@ -109,6 +109,7 @@ impl Engine {
                         c.flags & !flags::ACTIVE
                     };
                 }
+                self.sync_note(id);
             }
             self.timeouts.tcp_state(to)
         } else {
@@ -211,6 +212,7 @@ impl Engine {
                 if let Some(l) = loads.get(s.id) {
                     l.add_persistent();
                 }
+                self.sync_note(tid);
                 template = Some(tid);
                 chosen = Some(i);
             }
@@ -257,6 +259,10 @@ impl Engine {
             l.bind();
         }
         self.counters.connection(usize::from(entry_id), s.id);
+        // TCP is noted at its first state change, which follows at once.
+        if flow.proto != proto::TCP {
+            self.sync_note(id);
+        }
         Ok(id)
     }
 

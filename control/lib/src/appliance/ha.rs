@@ -1,5 +1,6 @@
-//! VRRP's side of the appliance: ownership of the managed addresses published to the
-//! workers, the data ports' links for tracking, and `show vrrp`.
+//! High availability's side of the appliance: VRRP's ownership of the managed addresses
+//! published to the workers, the data ports' links for tracking, `show vrrp`; the
+//! connection sync daemons (`--start-daemon`, `-L --daemon`, `show sync`).
 
 use super::*;
 use crate::vrrp::{Host, InstanceStatus, State};
@@ -102,5 +103,46 @@ impl Appliance {
             out.push_str("no VRRP instances\n");
         }
         out
+    }
+}
+
+impl Appliance {
+    /// The sync daemons this appliance runs (the daemon sets them at start).
+    pub fn set_sync(&self, daemons: Arc<crate::sync::SyncDaemons>) {
+        *self.sync.lock() = Some(daemons);
+    }
+
+    pub fn sync_daemons(&self) -> Option<Arc<crate::sync::SyncDaemons>> {
+        self.sync.lock().clone()
+    }
+
+    pub(super) fn start_sync(&self, role: crate::sync::Role, interface: &str, syncid: u8) -> Reply {
+        let Some(d) = self.sync_daemons() else {
+            return Reply::fail(1, "no connection sync here (forward = \"lb\" only)");
+        };
+        match d.start(role, interface, syncid) {
+            Ok(()) => Reply::ok(""),
+            Err(e) => Reply::fail(1, e),
+        }
+    }
+
+    pub(super) fn stop_sync(&self, role: crate::sync::Role) -> Reply {
+        let Some(d) = self.sync_daemons() else {
+            return Reply::fail(1, "No daemon is running");
+        };
+        match d.stop(role) {
+            Ok(()) => Reply::ok(""),
+            Err(e) => Reply::fail(1, e),
+        }
+    }
+
+    pub(super) fn sync_listing(&self) -> String {
+        self.sync_daemons().map(|d| d.listing()).unwrap_or_default()
+    }
+
+    pub(super) fn show_sync(&self) -> String {
+        self.sync_daemons()
+            .map(|d| d.show())
+            .unwrap_or_else(|| "no connection sync here (forward = \"lb\" only)\n".into())
     }
 }

@@ -1,0 +1,410 @@
+//! The connection sync daemons (`ipvsadm --start-daemon master|backup`, keepalived's
+//! `lvs_sync_daemon`): a master collects the workers' notes and sends them as IPVS sync
+//! messages (version 1) to 224.0.0.81:8848 through the data port's host twin; a backup
+//! receives them there, keeps those of its sync id (0 takes any) and queues each for the
+//! worker that owns the client endpoint (templates for every worker, as each worker keeps
+//! its own). Both run on their own threads; full queues drop and count.
+
+use crate::vrrp::Link;
+use parking_lot::Mutex;
+use rvs_core::conn::ip_of;
+use rvs_core::sync::{self, SyncChannel, SyncConn};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Backup,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Backup => "backup",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "master" => Some(Role::Master),
+            "backup" => Some(Role::Backup),
+            _ => None,
+        }
+    }
+}
+
+/// The largest message: an Ethernet MTU less the IPv4 and UDP headers (IPVS's default).
+const MAX_MESSAGE: usize = 1500 - 20 - 8;
+/// How often a master sends what its workers noted.
+const SEND_PERIOD: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Default)]
+pub struct SyncCounters {
+    pub sent_messages: AtomicU64,
+    pub sent_conns: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub received_messages: AtomicU64,
+    pub received_conns: AtomicU64,
+    /// Messages refused: not version 1, malformed.
+    pub bad_messages: AtomicU64,
+    /// Messages of another sync id.
+    pub other_syncid: AtomicU64,
+    /// Received entries lost to a full worker queue.
+    pub queue_full: AtomicU64,
+}
+
+struct Running {
+    ifname: String,
+    syncid: u8,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+pub struct SyncDaemons {
+    channels: Vec<Arc<SyncChannel>>,
+    links: Vec<Link>,
+    master: Mutex<Option<Running>>,
+    backup: Mutex<Option<Running>>,
+    pub counters: Arc<SyncCounters>,
+}
+
+impl std::fmt::Debug for SyncDaemons {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SyncDaemons({} workers)", self.channels.len())
+    }
+}
+
+impl SyncDaemons {
+    pub fn new(channels: Vec<Arc<SyncChannel>>, links: Vec<Link>) -> SyncDaemons {
+        SyncDaemons {
+            channels,
+            links,
+            master: Mutex::new(None),
+            backup: Mutex::new(None),
+            counters: Arc::new(SyncCounters::default()),
+        }
+    }
+
+    fn slot(&self, role: Role) -> &Mutex<Option<Running>> {
+        match role {
+            Role::Master => &self.master,
+            Role::Backup => &self.backup,
+        }
+    }
+
+    /// Starts a daemon on interface `ifname` (a data port's name or its twin's); the
+    /// errors are ipvsadm's words where it has them.
+    pub fn start(&self, role: Role, ifname: &str, syncid: u8) -> Result<(), String> {
+        let mut slot = self.slot(role).lock();
+        if slot.is_some() {
+            return Err("Daemon has already run".into());
+        }
+        let link = self
+            .links
+            .iter()
+            .find(|l| l.is_named(ifname))
+            .ok_or_else(|| format!("{ifname}: no data port with a host twin of that name"))?;
+        let addr = link
+            .addr
+            .ok_or_else(|| format!("{ifname}: the port has no IPv4 address"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (channels, counters, s) = (self.channels.clone(), self.counters.clone(), stop.clone());
+        let thread = match role {
+            Role::Master => {
+                let sock = master_socket(&link.twin, addr).map_err(|e| e.to_string())?;
+                channels.iter().for_each(|c| c.sending.store(true, Relaxed));
+                std::thread::Builder::new()
+                    .name("rvs-syncd-master".into())
+                    .spawn(move || send_loop(sock, syncid, channels, counters, s))
+            }
+            Role::Backup => {
+                let sock = backup_socket(&link.twin, addr).map_err(|e| e.to_string())?;
+                std::thread::Builder::new()
+                    .name("rvs-syncd-backup".into())
+                    .spawn(move || receive_loop(sock, syncid, channels, counters, s))
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        *slot = Some(Running {
+            ifname: ifname.to_string(),
+            syncid,
+            stop,
+            thread,
+        });
+        Ok(())
+    }
+
+    pub fn stop(&self, role: Role) -> Result<(), String> {
+        let Some(r) = self.slot(role).lock().take() else {
+            return Err("No daemon is running".into());
+        };
+        if role == Role::Master {
+            self.channels
+                .iter()
+                .for_each(|c| c.sending.store(false, Relaxed));
+        }
+        r.stop.store(true, Relaxed);
+        let _ = r.thread.join();
+        Ok(())
+    }
+
+    pub fn stop_all(&self) {
+        let _ = self.stop(Role::Master);
+        let _ = self.stop(Role::Backup);
+    }
+
+    pub fn running(&self, role: Role) -> bool {
+        self.slot(role).lock().is_some()
+    }
+
+    /// `ipvsadm -L --daemon`.
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        for role in [Role::Master, Role::Backup] {
+            if let Some(r) = self.slot(role).lock().as_ref() {
+                out.push_str(&format!(
+                    "{} sync daemon (mcast={}, syncid={})\n",
+                    role.name(),
+                    r.ifname,
+                    r.syncid
+                ));
+            }
+        }
+        out
+    }
+
+    /// The counters, for `show sync`.
+    pub fn show(&self) -> String {
+        let c = &self.counters;
+        let (mut noted_lost, mut installed, mut refused) = (0, 0, 0);
+        for ch in &self.channels {
+            noted_lost += ch.out_dropped.load(Relaxed);
+            installed += ch.installed.load(Relaxed);
+            refused += ch.refused.load(Relaxed);
+        }
+        let mut out = self.listing();
+        if out.is_empty() {
+            out.push_str("no sync daemon running\n");
+        }
+        out.push_str(&format!(
+            "sent: {} message(s), {} connection(s), {} error(s); notes lost to full queues {}\n\
+             received: {} message(s), {} connection(s); refused messages {}, other sync id {}; \
+             installed {}, refused {}, lost to full queues {}\n",
+            c.sent_messages.load(Relaxed),
+            c.sent_conns.load(Relaxed),
+            c.send_errors.load(Relaxed),
+            noted_lost,
+            c.received_messages.load(Relaxed),
+            c.received_conns.load(Relaxed),
+            c.bad_messages.load(Relaxed),
+            c.other_syncid.load(Relaxed),
+            installed,
+            refused,
+            c.queue_full.load(Relaxed),
+        ));
+        out
+    }
+}
+
+fn master_socket(twin: &str, addr: Ipv4Addr) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.bind_device(Some(twin.as_bytes()))?;
+    s.set_multicast_if_v4(&addr)?;
+    s.set_multicast_ttl_v4(1)?;
+    s.set_multicast_loop_v4(false)?;
+    s.bind(&SocketAddr::new(IpAddr::V4(addr), 0).into())?;
+    Ok(s)
+}
+
+fn backup_socket(twin: &str, addr: Ipv4Addr) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.bind_device(Some(twin.as_bytes()))?;
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, sync::PORT)).into())?;
+    s.join_multicast_v4(&Ipv4Addr::from(sync::GROUP_V4), &addr)?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s)
+}
+
+fn send_loop(
+    sock: Socket,
+    syncid: u8,
+    channels: Vec<Arc<SyncChannel>>,
+    counters: Arc<SyncCounters>,
+    stop: Arc<AtomicBool>,
+) {
+    let to: socket2::SockAddr = SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::from(sync::GROUP_V4),
+        sync::PORT,
+    ))
+    .into();
+    let mut batch: Vec<SyncConn> = Vec::with_capacity(sync::QUEUE_LEN);
+    loop {
+        let stopping = stop.load(Relaxed);
+        batch.clear();
+        for ch in &channels {
+            while let Some(c) = ch.outbox.pop() {
+                batch.push(c);
+            }
+        }
+        for m in sync::encode(syncid, &batch, MAX_MESSAGE) {
+            match sock.send_to(&m, &to) {
+                Ok(_) => {
+                    counters.sent_messages.fetch_add(1, Relaxed);
+                    counters.sent_conns.fetch_add(u64::from(m[4]), Relaxed);
+                }
+                Err(_) => {
+                    counters.send_errors.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        if stopping {
+            break;
+        }
+        std::thread::sleep(SEND_PERIOD);
+    }
+}
+
+/// Where a received entry goes: the owner of its client endpoint; a template to every
+/// worker (each keeps its own).
+fn deliver(c: SyncConn, channels: &[Arc<SyncChannel>], counters: &SyncCounters) {
+    let workers = channels.len();
+    let push = |ch: &SyncChannel| {
+        if ch.inbox.push(c).is_err() {
+            counters.queue_full.fetch_add(1, Relaxed);
+        }
+    };
+    if c.flags & sync::ipvs_flags::TEMPLATE != 0 {
+        channels.iter().for_each(|ch| push(ch));
+    } else {
+        let owner = rvs_core::engine::owner_of(ip_of(&c.caddr), c.cport, workers);
+        if let Some(ch) = channels.get(owner) {
+            push(ch);
+        }
+    }
+}
+
+/// A received message: counted, filtered by sync id, delivered to the workers.
+pub fn accept_message(
+    msg: &[u8],
+    syncid: u8,
+    channels: &[Arc<SyncChannel>],
+    counters: &SyncCounters,
+) {
+    match sync::decode(msg) {
+        Ok((id, conns)) => {
+            if syncid != 0 && id != syncid {
+                counters.other_syncid.fetch_add(1, Relaxed);
+                return;
+            }
+            counters.received_messages.fetch_add(1, Relaxed);
+            counters
+                .received_conns
+                .fetch_add(conns.len() as u64, Relaxed);
+            for c in conns {
+                deliver(c, channels, counters);
+            }
+        }
+        Err(_) => {
+            counters.bad_messages.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+fn receive_loop(
+    mut sock: Socket,
+    syncid: u8,
+    channels: Vec<Arc<SyncChannel>>,
+    counters: Arc<SyncCounters>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Relaxed) {
+        match sock.read(&mut buf) {
+            Ok(n) => accept_message(buf.get(..n).unwrap_or(&[]), syncid, &channels, &counters),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(cport: u16, template: bool) -> SyncConn {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..].copy_from_slice(&[10, 0, 0, 10]);
+        SyncConn {
+            proto: 6,
+            cport,
+            caddr: a,
+            vaddr: a,
+            daddr: a,
+            flags: if template {
+                sync::ipvs_flags::TEMPLATE
+            } else {
+                0
+            },
+            ..SyncConn::default()
+        }
+    }
+
+    #[test]
+    fn messages_reach_the_owning_worker_and_templates_every_worker() {
+        let channels: Vec<Arc<SyncChannel>> =
+            (0..4).map(|_| Arc::new(SyncChannel::default())).collect();
+        let counters = SyncCounters::default();
+        let conns: Vec<SyncConn> = (0..100).map(|p| conn(40000 + p, false)).collect();
+        for m in sync::encode(5, &conns, MAX_MESSAGE) {
+            accept_message(&m, 5, &channels, &counters);
+        }
+        let total: usize = channels.iter().map(|c| c.inbox.len()).sum();
+        assert_eq!(total, 100);
+        for (w, ch) in channels.iter().enumerate() {
+            while let Some(c) = ch.inbox.pop() {
+                assert_eq!(rvs_core::engine::owner_of(ip_of(&c.caddr), c.cport, 4), w);
+            }
+        }
+        for m in sync::encode(5, &[conn(0, true)], MAX_MESSAGE) {
+            accept_message(&m, 0, &channels, &counters);
+        }
+        assert!(
+            channels.iter().all(|c| c.inbox.len() == 1),
+            "syncid 0 takes any"
+        );
+        for m in sync::encode(6, &[conn(1, false)], MAX_MESSAGE) {
+            accept_message(&m, 5, &channels, &counters);
+        }
+        assert_eq!(counters.other_syncid.load(Relaxed), 1);
+        accept_message(&[0, 5, 0, 8, 0, 0, 0, 0], 5, &channels, &counters);
+        assert_eq!(counters.bad_messages.load(Relaxed), 1, "version 0 refused");
+        assert_eq!(counters.received_conns.load(Relaxed), 101);
+    }
+
+    #[test]
+    fn start_and_stop_speak_ipvsadm() {
+        let d = SyncDaemons::new(vec![Arc::new(SyncChannel::default())], Vec::new());
+        assert!(d
+            .start(Role::Master, "eth9", 1)
+            .unwrap_err()
+            .contains("eth9"));
+        assert_eq!(d.stop(Role::Backup).unwrap_err(), "No daemon is running");
+        assert_eq!(d.listing(), "");
+    }
+}

@@ -1,0 +1,185 @@
+//! The engine's side of connection sync: a master's worker notes new connections,
+//! templates and TCP state changes ([`crate::sync::SyncChannel::note`]); a backup's worker
+//! installs what the master sent, bound to the same real server, so that its packets find
+//! their connection after a failover.
+
+use super::*;
+use crate::sync::{ipvs_flags, SyncConn};
+
+impl Engine {
+    /// Notes connection `id` for the sync daemon, when a master daemon runs.
+    #[inline]
+    pub(super) fn sync_note(&self, id: crate::conn::ConnId) {
+        let Some(ch) = self.sync.as_deref() else {
+            return;
+        };
+        if !ch.is_sending() {
+            return;
+        }
+        let Some(c) = self.table.get(id) else { return };
+        ch.note(self.sync_conn(c));
+    }
+
+    fn sync_conn(&self, c: &Conn) -> SyncConn {
+        let template = c.is_template();
+        let fwd = match c.method {
+            _ if c.flags & flags::LOCAL != 0 => ipvs_flags::LOCALNODE,
+            ForwardMethod::Nat => ipvs_flags::MASQ,
+            ForwardMethod::Dr => ipvs_flags::DROUTE,
+            ForwardMethod::Tun => ipvs_flags::TUNNEL,
+        };
+        let mut f = fwd;
+        if template {
+            f |= ipvs_flags::TEMPLATE;
+        }
+        if c.flags & flags::ONE_PACKET != 0 {
+            f |= ipvs_flags::ONE_PACKET;
+        }
+        if !template && !c.state.is_active() {
+            f |= ipvs_flags::INACTIVE;
+        }
+        // A group's (firewall mark's) template: IPVS sends the mark as the address.
+        let (vaddr, fwmark) = match group_of(&c.vaddr) {
+            Some(mark) if template => (addr16(IpAddr::from(mark.to_be_bytes())), mark),
+            _ => (c.vaddr, 0),
+        };
+        let timeout = if template {
+            self.persistence
+                .get(usize::from(c.service))
+                .copied()
+                .unwrap_or(TEMPLATE_REARM)
+        } else if c.proto == proto::TCP {
+            self.timeouts.tcp_state(c.state)
+        } else {
+            self.timeouts.udp
+        };
+        SyncConn {
+            proto: c.proto,
+            v6: !is_mapped_v4(&c.caddr),
+            flags: f,
+            state: c.state as u16,
+            cport: c.cport,
+            vport: c.vport,
+            dport: c.dport,
+            fwmark,
+            timeout,
+            caddr: c.caddr,
+            vaddr,
+            daddr: c.daddr,
+        }
+    }
+
+    /// Installs (or refreshes) a connection a master sent. False when this box has no such
+    /// service or server, or no room.
+    pub fn install_synced(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        s: &SyncConn,
+    ) -> bool {
+        let template = s.flags & ipvs_flags::TEMPLATE != 0;
+        let group = (template && s.fwmark != 0).then_some(s.fwmark);
+        let entry = match group {
+            Some(mark) => snap.services.iter().find(|x| x.group == Some(mark)),
+            None => snap.service_for(s.proto, ip_of(&s.vaddr), s.vport),
+        };
+        let Some(entry) = entry else { return false };
+        let svc = snap.scheduling_service(entry);
+        let Some(server) = svc
+            .servers
+            .iter()
+            .find(|r| addr16(r.addr) == s.daddr && (r.port == s.dport || r.port == 0))
+        else {
+            return false;
+        };
+        let key = InKey {
+            proto: s.proto,
+            caddr: s.caddr,
+            cport: s.cport,
+            vaddr: group.map_or(s.vaddr, group_addr),
+            vport: if group.is_some() { 0 } else { s.vport },
+        };
+        let state = TcpState::ALL
+            .get(usize::from(s.state))
+            .copied()
+            .unwrap_or(TcpState::None);
+        let expires = now + s.timeout.clamp(1, 31 * 24 * 3600);
+        let load = loads.get(server.id);
+        if let Some(id) = self.table.lookup_in(&key) {
+            let same = self
+                .table
+                .get(id)
+                .is_some_and(|c| c.dest == server.id as u32);
+            if !same {
+                // Rebound on the master: start over with the new server.
+                self.release(id, loads);
+            } else {
+                if let Some(c) = self.table.get_mut(id) {
+                    if !template && c.state != state {
+                        if let Some(l) = load {
+                            account_transition(l, c.state, state);
+                        }
+                        c.state = state;
+                        c.flags = if state.is_active() {
+                            c.flags | flags::ACTIVE
+                        } else {
+                            c.flags & !flags::ACTIVE
+                        };
+                    }
+                }
+                self.table.set_expires(id, expires);
+                return true;
+            }
+        }
+        let mut f = if template {
+            flags::TEMPLATE
+        } else if s.flags & ipvs_flags::ONE_PACKET != 0 {
+            flags::ONE_PACKET
+        } else if server.method == ForwardMethod::Nat {
+            flags::REPLY_INDEXED
+        } else {
+            0
+        };
+        if !template && (snap.is_local(server.addr) || server.addr.is_loopback()) {
+            f |= flags::LOCAL;
+        }
+        if !template && state.is_active() {
+            f |= flags::ACTIVE;
+        }
+        let mut c = Conn::new(
+            key,
+            addr16(server.addr),
+            s.dport,
+            entry.id,
+            server.id as u32,
+            server.method,
+            f,
+        );
+        if !template {
+            c.state = state;
+        }
+        if self.table.insert(c, expires).is_err() {
+            return false;
+        }
+        if let Some(l) = load {
+            if template {
+                l.add_persistent();
+            } else {
+                l.bind();
+                account_transition(l, TcpState::None, state);
+            }
+        }
+        true
+    }
+}
+
+fn is_mapped_v4(a: &crate::conn::Addr16) -> bool {
+    a[..10].iter().all(|&b| b == 0) && a[10] == 0xff && a[11] == 0xff
+}
+
+/// The mark of a group's template address ([`group_addr`]), if it is one.
+fn group_of(a: &crate::conn::Addr16) -> Option<u32> {
+    (a[0] == 0xfd && a[1..12].iter().all(|&b| b == 0))
+        .then(|| u32::from_be_bytes([a[12], a[13], a[14], a[15]]))
+}

@@ -1,0 +1,354 @@
+//! Connection synchronisation, the LVS sync daemon's job: a master's workers note new and
+//! changed connections (and persistence templates) in a bounded queue each; the control
+//! side sends them in IPVS sync messages (version 1, the format `ipvsadm --start-daemon`
+//! speaks); a backup's control side decodes them and queues each for the worker that owns
+//! its client endpoint, which installs it between bursts. Full queues drop and count,
+//! never block a worker.
+
+use crate::conn::Addr16;
+use crossbeam::queue::ArrayQueue;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// The LVS sync group and port.
+pub const GROUP_V4: [u8; 4] = [224, 0, 0, 81];
+pub const PORT: u16 = 8848;
+/// Message header and the fixed part of an IPv4 / IPv6 connection entry.
+pub const HEADER_LEN: usize = 8;
+pub const CONN_V4_LEN: usize = 36;
+pub const CONN_V6_LEN: usize = 72;
+/// Entries a worker's queue holds (each way).
+pub const QUEUE_LEN: usize = 8192;
+
+/// IPVS connection flags carried in sync messages.
+pub mod ipvs_flags {
+    pub const FWD_MASK: u32 = 0x0007;
+    pub const MASQ: u32 = 0x0000;
+    pub const LOCALNODE: u32 = 0x0001;
+    pub const TUNNEL: u32 = 0x0002;
+    pub const DROUTE: u32 = 0x0003;
+    pub const SYNC: u32 = 0x0020;
+    pub const INACTIVE: u32 = 0x0100;
+    pub const TEMPLATE: u32 = 0x1000;
+    pub const ONE_PACKET: u32 = 0x2000;
+}
+
+/// One connection (or template) as a sync message carries it. Addresses are 16 bytes,
+/// IPv4 mapped, as in the connection table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncConn {
+    pub proto: u8,
+    pub v6: bool,
+    pub flags: u32,
+    /// IPVS's TCP state number (the same as [`crate::conn::TcpState`]'s).
+    pub state: u16,
+    pub cport: u16,
+    pub vport: u16,
+    pub dport: u16,
+    pub fwmark: u32,
+    /// Seconds.
+    pub timeout: u32,
+    pub caddr: Addr16,
+    pub vaddr: Addr16,
+    pub daddr: Addr16,
+}
+
+/// Why a message was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncError {
+    Truncated,
+    /// Not version 1 (version 0, the old format, is not spoken).
+    Version,
+    /// Sizes that do not add up.
+    Malformed,
+}
+
+fn put16(b: &mut Vec<u8>, v: u16) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put32(b: &mut Vec<u8>, v: u32) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+
+fn get16(b: &[u8], at: usize) -> u16 {
+    match b.get(at..at + 2) {
+        Some(&[x, y]) => u16::from_be_bytes([x, y]),
+        _ => 0,
+    }
+}
+
+fn get32(b: &[u8], at: usize) -> u32 {
+    match b.get(at..at + 4) {
+        Some(&[a, c, d, e]) => u32::from_be_bytes([a, c, d, e]),
+        _ => 0,
+    }
+}
+
+fn addr_at(b: &[u8], at: usize, v6: bool) -> Addr16 {
+    let mut a = [0u8; 16];
+    if v6 {
+        if let Some(s) = b.get(at..at + 16) {
+            a.copy_from_slice(s);
+        }
+    } else if let Some(s) = b.get(at..at + 4) {
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..].copy_from_slice(s);
+    }
+    a
+}
+
+impl SyncConn {
+    pub fn wire_len(&self) -> usize {
+        if self.v6 {
+            CONN_V6_LEN
+        } else {
+            CONN_V4_LEN
+        }
+    }
+
+    fn emit(&self, out: &mut Vec<u8>) {
+        out.push(if self.v6 { 1 } else { 0 });
+        out.push(self.proto);
+        // Version 0 of the entry in the top 4 bits, its size below.
+        put16(out, self.wire_len() as u16 & 0x0fff);
+        put32(out, self.flags);
+        put16(out, self.state);
+        put16(out, self.cport);
+        put16(out, self.vport);
+        put16(out, self.dport);
+        put32(out, self.fwmark);
+        put32(out, self.timeout);
+        for a in [&self.caddr, &self.vaddr, &self.daddr] {
+            if self.v6 {
+                out.extend_from_slice(a);
+            } else {
+                out.extend_from_slice(a.get(12..).unwrap_or(&[0; 4]));
+            }
+        }
+    }
+}
+
+/// Packs connections into version-1 messages of at most `max_len` bytes (and 255 entries).
+pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut msg: Vec<u8> = Vec::new();
+    let mut count = 0u8;
+    let finish = |msg: &mut Vec<u8>, count: u8, out: &mut Vec<Vec<u8>>| {
+        if count > 0 {
+            let size = msg.len() as u16;
+            msg[2..4].copy_from_slice(&size.to_be_bytes());
+            msg[4] = count;
+            out.push(std::mem::take(msg));
+        }
+    };
+    for c in conns {
+        if count == 255 || (count > 0 && msg.len() + c.wire_len() > max_len) {
+            finish(&mut msg, count, &mut out);
+            count = 0;
+        }
+        if count == 0 {
+            msg.clear();
+            // reserved 0, syncid, size, count, version 1, spare.
+            msg.extend_from_slice(&[0, syncid, 0, 0, 0, 1, 0, 0]);
+        }
+        c.emit(&mut msg);
+        count += 1;
+    }
+    finish(&mut msg, count, &mut out);
+    out
+}
+
+/// A message's sync id and entries (options after an entry's fixed part are skipped).
+pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
+    if msg.len() < HEADER_LEN {
+        return Err(SyncError::Truncated);
+    }
+    let (reserved, syncid, size, count, version) =
+        (msg[0], msg[1], usize::from(get16(msg, 2)), msg[4], msg[5]);
+    if reserved != 0 || version != 1 {
+        return Err(SyncError::Version);
+    }
+    if size != msg.len() {
+        return Err(SyncError::Malformed);
+    }
+    let mut conns = Vec::with_capacity(usize::from(count));
+    let mut at = HEADER_LEN;
+    for _ in 0..count {
+        let kind = *msg.get(at).ok_or(SyncError::Truncated)?;
+        let v6 = kind & 0x01 != 0;
+        let len = usize::from(get16(msg, at + 2) & 0x0fff);
+        let fixed = if v6 { CONN_V6_LEN } else { CONN_V4_LEN };
+        if len < fixed || at + len > msg.len() || get16(msg, at + 2) >> 12 != 0 {
+            return Err(SyncError::Malformed);
+        }
+        let alen = if v6 { 16 } else { 4 };
+        let addrs = at + 24;
+        conns.push(SyncConn {
+            proto: msg[at + 1],
+            v6,
+            flags: get32(msg, at + 4),
+            state: get16(msg, at + 8),
+            cport: get16(msg, at + 10),
+            vport: get16(msg, at + 12),
+            dport: get16(msg, at + 14),
+            fwmark: get32(msg, at + 16),
+            timeout: get32(msg, at + 20),
+            caddr: addr_at(msg, addrs, v6),
+            vaddr: addr_at(msg, addrs + alen, v6),
+            daddr: addr_at(msg, addrs + 2 * alen, v6),
+        });
+        at += len;
+    }
+    Ok((syncid, conns))
+}
+
+/// What a worker and the sync daemon share: the worker's notes for a master to send, the
+/// connections a backup received for this worker, and the counters of both.
+#[derive(Debug)]
+pub struct SyncChannel {
+    pub outbox: ArrayQueue<SyncConn>,
+    pub inbox: ArrayQueue<SyncConn>,
+    /// Set while this box runs a master sync daemon: only then do workers note changes.
+    pub sending: AtomicBool,
+    /// Notes lost to a full outbox.
+    pub out_dropped: AtomicU64,
+    /// Received entries installed, and those refused (no such service or server, table
+    /// full).
+    pub installed: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+impl Default for SyncChannel {
+    fn default() -> Self {
+        SyncChannel {
+            outbox: ArrayQueue::new(QUEUE_LEN),
+            inbox: ArrayQueue::new(QUEUE_LEN),
+            sending: AtomicBool::new(false),
+            out_dropped: AtomicU64::new(0),
+            installed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SyncChannel {
+    /// Worker side: notes a change (when a master daemon runs); never blocks.
+    #[inline]
+    pub fn note(&self, c: SyncConn) {
+        if self.outbox.push(c).is_err() {
+            self.out_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[inline]
+    pub fn is_sending(&self) -> bool {
+        self.sending.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> Addr16 {
+        let mut x = [0u8; 16];
+        x[10] = 0xff;
+        x[11] = 0xff;
+        x[12..].copy_from_slice(&a);
+        x
+    }
+
+    /// The bytes of one IPv4 entry as the kernel's struct ip_vs_sync_v4 lays them out.
+    #[test]
+    fn the_v1_layout_byte_for_byte() {
+        let c = SyncConn {
+            proto: 6,
+            v6: false,
+            flags: ipvs_flags::DROUTE,
+            state: 1,
+            cport: 40000,
+            vport: 80,
+            dport: 80,
+            fwmark: 0,
+            timeout: 900,
+            caddr: v4([10, 0, 0, 10]),
+            vaddr: v4([10, 0, 0, 100]),
+            daddr: v4([10, 0, 0, 11]),
+        };
+        let msgs = encode(7, &[c], 1472);
+        assert_eq!(msgs.len(), 1);
+        let m = &msgs[0];
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            0, 7, 0, 44, 1, 1, 0, 0,              // header: syncid 7, 44 bytes, 1 entry, v1
+            0, 6, 0, 36,                          // IPv4, TCP, entry version 0 size 36
+            0, 0, 0, 3,                           // flags: DROUTE
+            0, 1,                                 // state ESTABLISHED
+            0x9c, 0x40, 0, 80, 0, 80,             // cport 40000, vport, dport
+            0, 0, 0, 0,                           // fwmark
+            0, 0, 3, 0x84,                        // timeout 900
+            10, 0, 0, 10, 10, 0, 0, 100, 10, 0, 0, 11,
+        ];
+        assert_eq!(m, &want);
+        assert_eq!(decode(m).unwrap(), (7, vec![c]));
+    }
+
+    #[test]
+    fn messages_split_by_size_and_count_and_bad_ones_are_refused() {
+        let mut c = SyncConn {
+            proto: 17,
+            caddr: v4([192, 0, 2, 1]),
+            vaddr: v4([192, 0, 2, 2]),
+            daddr: v4([192, 0, 2, 3]),
+            ..SyncConn::default()
+        };
+        let many: Vec<SyncConn> = (0..600u16)
+            .map(|i| {
+                c.cport = i;
+                c
+            })
+            .collect();
+        let msgs = encode(1, &many, 1472);
+        // 40 entries of 36 bytes fit in 1472 with the header.
+        assert_eq!(msgs[0].len(), HEADER_LEN + 40 * CONN_V4_LEN);
+        let back: Vec<SyncConn> = msgs.iter().flat_map(|m| decode(m).unwrap().1).collect();
+        assert_eq!(back, many);
+        let big = encode(1, &many, 65_000);
+        assert_eq!(big.len(), 3, "255 entries at most per message");
+        let mut v6 = c;
+        v6.v6 = true;
+        v6.caddr = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let m = encode(1, &[v6, c], 1472);
+        assert_eq!(m[0].len(), HEADER_LEN + CONN_V6_LEN + CONN_V4_LEN);
+        assert_eq!(decode(&m[0]).unwrap().1, vec![v6, c]);
+        let good = &m[0];
+        assert_eq!(decode(&good[..5]), Err(SyncError::Truncated));
+        let mut bad = good.clone();
+        bad[5] = 0;
+        assert_eq!(decode(&bad), Err(SyncError::Version));
+        let mut bad = good.clone();
+        bad[3] += 1;
+        assert_eq!(decode(&bad), Err(SyncError::Malformed));
+        let mut bad = good.clone();
+        bad[HEADER_LEN + 3] = 10;
+        assert_eq!(
+            decode(&bad),
+            Err(SyncError::Malformed),
+            "an entry shorter than its fixed part"
+        );
+        let mut bad = good.clone();
+        bad[4] = 3;
+        assert!(decode(&bad).is_err(), "more entries than bytes");
+    }
+
+    #[test]
+    fn full_queues_drop_and_count() {
+        let ch = SyncChannel::default();
+        for _ in 0..QUEUE_LEN + 5 {
+            ch.note(SyncConn::default());
+        }
+        assert_eq!(ch.outbox.len(), QUEUE_LEN);
+        assert_eq!(ch.out_dropped.load(Relaxed), 5);
+    }
+}
