@@ -465,6 +465,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sync_daemon_commands() {
+        use crate::sync::Role;
+        assert_eq!(
+            parse_args(&["--start-daemon", "master", "--mcast-interface", "lan", "--syncid", "30"]),
+            Ok(Command::StartDaemon {
+                role: Role::Master,
+                interface: "lan".into(),
+                syncid: 30
+            })
+        );
+        assert_eq!(
+            parse_args(&["--start-daemon", "backup"]),
+            Ok(Command::StartDaemon {
+                role: Role::Backup,
+                interface: "eth0".into(),
+                syncid: 0
+            }),
+            "ipvsadm's default interface"
+        );
+        assert_eq!(
+            parse_args(&["--stop-daemon", "backup"]),
+            Ok(Command::StopDaemon(Role::Backup))
+        );
+        assert!(parse_args(&["--start-daemon", "both"]).is_err());
+        assert!(parse_args(&["--start-daemon", "master", "--syncid", "256"]).is_err());
+        match parse_args(&["-L", "--daemon"]) {
+            Ok(Command::List(o)) => assert!(o.daemon),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn services_and_servers_from_the_howto() {
         let c = parse_line("ipvsadm -A -t 192.168.1.100:80 -s wrr")
             .unwrap()

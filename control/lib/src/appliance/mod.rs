@@ -408,6 +408,11 @@ impl Appliance {
                         conf.virtual_servers.len()
                     ));
                     r.err = warnings.iter().map(|w| format!("warning: {w}\n")).collect();
+                    if !conf.vrrp_conf.is_empty() {
+                        r.err.push_str(
+                            "warning: its vrrp_instance sections are not applied by load: VRRP is configured when rvs starts (--keepalived-conf, [[vrrp_instance]])\n",
+                        );
+                    }
                     r
                 }
                 Err(e) => Reply::fail(1, e),
