@@ -65,6 +65,10 @@ struct Args {
     #[arg(long, default_value_t = 1, requires = "method",
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     vips: u32,
+    /// Workers' adaptive polling: the longest idle sleep in microseconds (0: always poll).
+    /// The daemon's default unless given.
+    #[arg(long, default_value_t = rvs_worker::idle::DEFAULT_SLEEP_MAX_US)]
+    idle_sleep_max_us: u32,
 }
 
 /// The generator's lcore and the workers'.
@@ -393,6 +397,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    bench.idle_sleep_max_us = args.idle_sleep_max_us;
     let set = match (args.method, args.set) {
         (Some(_), _) => "custom",
         (None, Set::Short) => "short",
