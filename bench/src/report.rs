@@ -98,6 +98,13 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 o.name, o.conn_capacity, o.connections, o.table_bytes_per_conn, o.rss_growth_mib
             );
         }
+        if o.worker_sleeps > 0 {
+            let _ = writeln!(
+                t,
+                "{}: the workers slept {} time(s) in the measured window (idle back-off)",
+                o.name, o.worker_sleeps
+            );
+        }
     }
     t
 }

@@ -146,6 +146,8 @@ pub struct Outcome {
     /// Share of the workers' time (mean over workers) in passes that found packets, over
     /// the measured window.
     pub worker_busy: f64,
+    /// Idle sleeps (adaptive polling) the workers took in the measured window.
+    pub worker_sleeps: u64,
     /// Who limited the rate: "rvs" (or "testpmd"), "generator" or "rate limit".
     pub bottleneck: String,
     pub drops: Vec<(String, u64)>,
@@ -767,7 +769,13 @@ pub fn generate(
                 if now - t0 >= window || full_at.is_some_and(|(t, _)| now - t > hz / 2) =>
             {
                 window_end = Some((now, sent, received));
-                out.worker_busy = busy_between(&busy_from, &read_workers());
+                let now_read = read_workers();
+                out.worker_busy = busy_between(&busy_from, &now_read);
+                out.worker_sleeps = now_read
+                    .iter()
+                    .zip(&busy_from)
+                    .map(|(a, b)| a.sleeps.saturating_sub(b.sleeps))
+                    .sum();
                 measuring = false;
                 // While the worker still holds its table.
                 out.rss_growth_mib = rss_kib().saturating_sub(rss_before) as f64 / 1024.0;

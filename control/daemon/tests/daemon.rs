@@ -162,7 +162,45 @@ fn check_mode_validates_without_starting() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("configuration OK (1 port(s), 1 worker(s), forward io)"));
+        .contains("configuration OK (1 port(s), 1 worker(s), forward io, 0 VRRP instance(s))"));
+}
+
+/// `--check` reads the VRRP sections (the seed's level-1 file, which it used to drop
+/// silently) and refuses an instance on a port without a host twin, naming it.
+#[test]
+fn check_mode_reads_vrrp() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let check = |toml: &std::path::Path, keepalived: &str| {
+        rvs()
+            .arg("--config")
+            .arg(toml)
+            .arg("--keepalived-conf")
+            .arg(format!("{root}/{keepalived}"))
+            .arg("--check")
+            .output()
+            .unwrap()
+    };
+    let seed = std::path::PathBuf::from(format!("{root}/configs/dns-cluster.toml"));
+    let out = check(&seed, "configs/keepalived/dns-cluster-level1.conf");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 VRRP instance(s)"));
+    let dir = scratch_dir("check-vrrp");
+    let no_twin = dir.join("rvs.toml");
+    let text = std::fs::read_to_string(&seed)
+        .unwrap()
+        .replace("host_tap = \"rvs-lan\"\n", "");
+    std::fs::write(&no_twin, text).unwrap();
+    let out = check(&no_twin, "configs/keepalived/dns-cluster-level1.conf");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dns-cluster-level1.conf:13: vrrp_instance VI_1: interface \"lan\" is no data port with a host twin"),
+        "{err}"
+    );
 }
 
 /// Frames of many sizes with distinct contents.

@@ -468,7 +468,14 @@ mod tests {
     fn sync_daemon_commands() {
         use crate::sync::Role;
         assert_eq!(
-            parse_args(&["--start-daemon", "master", "--mcast-interface", "lan", "--syncid", "30"]),
+            parse_args(&[
+                "--start-daemon",
+                "master",
+                "--mcast-interface",
+                "lan",
+                "--syncid",
+                "30"
+            ]),
             Ok(Command::StartDaemon {
                 role: Role::Master,
                 interface: "lan".into(),

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-/// Empty passes in a row before the first sleep (a few microseconds of polling).
-pub const IDLE_PASSES: u32 = 64;
+/// Empty passes in a row before the first sleep (tens of microseconds of polling: gaps in
+/// steady traffic are shorter, so a loaded worker never sleeps).
+pub const IDLE_PASSES: u32 = 1024;
 /// The default bound of one sleep.
 pub const DEFAULT_SLEEP_MAX_US: u32 = 100;
 
