@@ -703,7 +703,7 @@ fn follow_vrrp_with_sync(
         let _ = d.stop(stop);
         match start {
             Some(role) if !d.running(role) => {
-                if let Err(e) = d.start(role, &conf.interface, conf.syncid) {
+                if let Err(e) = d.start(role, conf.settings.clone()) {
                     eprintln!("rvs: sync daemon: {e}");
                 }
             }

@@ -91,8 +91,7 @@ pub enum Command {
     /// --start-daemon master|backup [--mcast-interface IF] [--syncid N].
     StartDaemon {
         role: crate::sync::Role,
-        interface: String,
-        syncid: u8,
+        settings: crate::sync::DaemonSettings,
     },
     /// --stop-daemon master|backup.
     StopDaemon(crate::sync::Role),
@@ -232,6 +231,8 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let mut daemon_role: Option<crate::sync::Role> = None;
     let mut mcast_interface: Option<String> = None;
     let mut syncid: u8 = 0;
+    let (mut mcast_group, mut mcast_port, mut mcast_ttl, mut sync_maxlen) =
+        (None, None, None, None);
     let mut i = 0;
     let value = |i: &mut usize, what: &str| -> Result<String, String> {
         *i += 1;
@@ -291,6 +292,38 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 syncid = value(&mut i, w)?
                     .parse()
                     .map_err(|_| "illegal syncid specified")?;
+            }
+            "--mcast-group" => {
+                mcast_group = Some(
+                    value(&mut i, w)?
+                        .parse::<std::net::Ipv4Addr>()
+                        .map_err(|_| "illegal mcast-group specified")?,
+                );
+            }
+            "--mcast-port" => {
+                mcast_port = Some(
+                    value(&mut i, w)?
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|&p| p > 0)
+                        .ok_or("illegal mcast-port specified")?,
+                );
+            }
+            "--mcast-ttl" => {
+                mcast_ttl = Some(
+                    value(&mut i, w)?
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|&t| t > 0)
+                        .ok_or("illegal mcast-ttl specified")?,
+                );
+            }
+            "--sync-maxlen" => {
+                sync_maxlen = Some(
+                    value(&mut i, w)?
+                        .parse::<u16>()
+                        .map_err(|_| "illegal sync-maxlen specified")?,
+                );
             }
             "--daemon" => list.daemon = true,
             "-n" | "--numeric" => {}
@@ -395,11 +428,18 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         "-R" => return Ok(Command::Restore),
         "-v" => return Ok(Command::Version),
         "--start-daemon" => {
+            let mut settings = crate::sync::DaemonSettings::new(
+                mcast_interface.as_deref().unwrap_or("eth0"),
+                syncid,
+            );
+            settings.group = mcast_group;
+            settings.port = mcast_port;
+            settings.ttl = mcast_ttl;
+            settings.maxlen = sync_maxlen;
             return Ok(Command::StartDaemon {
                 role: daemon_role.ok_or("illegal start_daemon parameter specified")?,
-                interface: mcast_interface.unwrap_or_else(|| "eth0".into()),
-                syncid,
-            })
+                settings,
+            });
         }
         "--stop-daemon" => {
             return Ok(Command::StopDaemon(
@@ -466,7 +506,7 @@ mod tests {
 
     #[test]
     fn sync_daemon_commands() {
-        use crate::sync::Role;
+        use crate::sync::{DaemonSettings, Role};
         assert_eq!(
             parse_args(&[
                 "--start-daemon",
@@ -478,16 +518,33 @@ mod tests {
             ]),
             Ok(Command::StartDaemon {
                 role: Role::Master,
-                interface: "lan".into(),
-                syncid: 30
+                settings: DaemonSettings::new("lan", 30)
+            })
+        );
+        let mut unicast = DaemonSettings::new("lan", 0);
+        unicast.group = Some("10.0.0.3".parse().unwrap());
+        unicast.port = Some(9000);
+        assert_eq!(
+            parse_args(&[
+                "--start-daemon",
+                "master",
+                "--mcast-interface",
+                "lan",
+                "--mcast-group",
+                "10.0.0.3",
+                "--mcast-port",
+                "9000"
+            ]),
+            Ok(Command::StartDaemon {
+                role: Role::Master,
+                settings: unicast
             })
         );
         assert_eq!(
             parse_args(&["--start-daemon", "backup"]),
             Ok(Command::StartDaemon {
                 role: Role::Backup,
-                interface: "eth0".into(),
-                syncid: 0
+                settings: DaemonSettings::new("eth0", 0)
             }),
             "ipvsadm's default interface"
         );

@@ -42,6 +42,46 @@ impl Role {
 
 /// The largest message: an Ethernet MTU less the IPv4 and UDP headers (IPVS's default).
 const MAX_MESSAGE: usize = 1500 - 20 - 8;
+
+/// A daemon's settings (`--mcast-interface`, `--syncid`, `--mcast-group`, `--mcast-port`,
+/// `--mcast-ttl`, `--sync-maxlen`). A unicast group sends to that one address, where the
+/// backup listens on its own address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    pub interface: String,
+    pub syncid: u8,
+    pub group: Option<Ipv4Addr>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub maxlen: Option<u16>,
+}
+
+impl DaemonSettings {
+    pub fn new(interface: &str, syncid: u8) -> DaemonSettings {
+        DaemonSettings {
+            interface: interface.to_string(),
+            syncid,
+            group: None,
+            port: None,
+            ttl: None,
+            maxlen: None,
+        }
+    }
+
+    fn group(&self) -> Ipv4Addr {
+        self.group.unwrap_or(Ipv4Addr::from(sync::GROUP_V4))
+    }
+
+    fn port(&self) -> u16 {
+        self.port.unwrap_or(sync::PORT)
+    }
+
+    fn max_message(&self) -> usize {
+        self.maxlen
+            .map_or(MAX_MESSAGE, usize::from)
+            .clamp(sync::HEADER_LEN + sync::CONN_V6_LEN, MAX_MESSAGE)
+    }
+}
 /// How often a master sends what its workers noted.
 const SEND_PERIOD: Duration = Duration::from_millis(20);
 
@@ -61,8 +101,7 @@ pub struct SyncCounters {
 }
 
 struct Running {
-    ifname: String,
-    syncid: u8,
+    settings: DaemonSettings,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
 }
@@ -99,13 +138,14 @@ impl SyncDaemons {
         }
     }
 
-    /// Starts a daemon on interface `ifname` (a data port's name or its twin's); the
-    /// errors are ipvsadm's words where it has them.
-    pub fn start(&self, role: Role, ifname: &str, syncid: u8) -> Result<(), String> {
+    /// Starts a daemon on its interface (a data port's name or its twin's); the errors are
+    /// ipvsadm's words where it has them.
+    pub fn start(&self, role: Role, settings: DaemonSettings) -> Result<(), String> {
         let mut slot = self.slot(role).lock();
         if slot.is_some() {
             return Err("Daemon has already run".into());
         }
+        let ifname = &settings.interface;
         let link = self
             .links
             .iter()
@@ -118,14 +158,19 @@ impl SyncDaemons {
         let (channels, counters, s) = (self.channels.clone(), self.counters.clone(), stop.clone());
         let thread = match role {
             Role::Master => {
-                let sock = master_socket(&link.twin, addr).map_err(|e| e.to_string())?;
+                let sock = master_socket(&link.twin, addr, settings.ttl.unwrap_or(1))
+                    .map_err(|e| e.to_string())?;
                 channels.iter().for_each(|c| c.sending.store(true, Relaxed));
+                let to = SocketAddrV4::new(settings.group(), settings.port());
+                let (syncid, max) = (settings.syncid, settings.max_message());
                 std::thread::Builder::new()
                     .name("rvs-syncd-master".into())
-                    .spawn(move || send_loop(sock, syncid, channels, counters, s))
+                    .spawn(move || send_loop(sock, to, syncid, max, channels, counters, s))
             }
             Role::Backup => {
-                let sock = backup_socket(&link.twin, addr).map_err(|e| e.to_string())?;
+                let sock = backup_socket(&link.twin, addr, settings.group(), settings.port())
+                    .map_err(|e| e.to_string())?;
+                let syncid = settings.syncid;
                 std::thread::Builder::new()
                     .name("rvs-syncd-backup".into())
                     .spawn(move || receive_loop(sock, syncid, channels, counters, s))
@@ -133,8 +178,7 @@ impl SyncDaemons {
         }
         .map_err(|e| e.to_string())?;
         *slot = Some(Running {
-            ifname: ifname.to_string(),
-            syncid,
+            settings,
             stop,
             thread,
         });
@@ -164,17 +208,32 @@ impl SyncDaemons {
         self.slot(role).lock().is_some()
     }
 
-    /// `ipvsadm -L --daemon`.
+    /// `ipvsadm -L --daemon`: what ipvsadm prints, with the settings that are not the
+    /// defaults.
     pub fn listing(&self) -> String {
         let mut out = String::new();
         for role in [Role::Master, Role::Backup] {
             if let Some(r) = self.slot(role).lock().as_ref() {
+                let c = &r.settings;
                 out.push_str(&format!(
-                    "{} sync daemon (mcast={}, syncid={})\n",
+                    "{} sync daemon (mcast={}, syncid={}",
                     role.name(),
-                    r.ifname,
-                    r.syncid
+                    c.interface,
+                    c.syncid
                 ));
+                if let Some(m) = c.maxlen {
+                    out.push_str(&format!(", maxlen={m}"));
+                }
+                if let Some(g) = c.group {
+                    out.push_str(&format!(", group={g}"));
+                }
+                if let Some(p) = c.port {
+                    out.push_str(&format!(", port={p}"));
+                }
+                if let Some(t) = c.ttl {
+                    out.push_str(&format!(", ttl={t}"));
+                }
+                out.push_str(")\n");
             }
         }
         out
@@ -213,38 +272,45 @@ impl SyncDaemons {
     }
 }
 
-fn master_socket(twin: &str, addr: Ipv4Addr) -> std::io::Result<Socket> {
+fn master_socket(twin: &str, addr: Ipv4Addr, ttl: u8) -> std::io::Result<Socket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.bind_device(Some(twin.as_bytes()))?;
     s.set_multicast_if_v4(&addr)?;
-    s.set_multicast_ttl_v4(1)?;
+    s.set_multicast_ttl_v4(u32::from(ttl))?;
+    s.set_ttl(u32::from(ttl))?;
     s.set_multicast_loop_v4(false)?;
     s.bind(&SocketAddr::new(IpAddr::V4(addr), 0).into())?;
     Ok(s)
 }
 
-fn backup_socket(twin: &str, addr: Ipv4Addr) -> std::io::Result<Socket> {
+/// The backup listens on the port; it joins the group when that is a multicast one.
+fn backup_socket(
+    twin: &str,
+    addr: Ipv4Addr,
+    group: Ipv4Addr,
+    port: u16,
+) -> std::io::Result<Socket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.bind_device(Some(twin.as_bytes()))?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, sync::PORT)).into())?;
-    s.join_multicast_v4(&Ipv4Addr::from(sync::GROUP_V4), &addr)?;
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())?;
+    if group.is_multicast() {
+        s.join_multicast_v4(&group, &addr)?;
+    }
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(s)
 }
 
 fn send_loop(
     sock: Socket,
+    to: SocketAddrV4,
     syncid: u8,
+    max_message: usize,
     channels: Vec<Arc<SyncChannel>>,
     counters: Arc<SyncCounters>,
     stop: Arc<AtomicBool>,
 ) {
-    let to: socket2::SockAddr = SocketAddr::V4(SocketAddrV4::new(
-        Ipv4Addr::from(sync::GROUP_V4),
-        sync::PORT,
-    ))
-    .into();
+    let to: socket2::SockAddr = SocketAddr::V4(to).into();
     let mut batch: Vec<SyncConn> = Vec::with_capacity(sync::QUEUE_LEN);
     loop {
         let stopping = stop.load(Relaxed);
@@ -254,7 +320,7 @@ fn send_loop(
                 batch.push(c);
             }
         }
-        for m in sync::encode(syncid, &batch, MAX_MESSAGE) {
+        for m in sync::encode(syncid, &batch, max_message) {
             match sock.send_to(&m, &to) {
                 Ok(_) => {
                     counters.sent_messages.fetch_add(1, Relaxed);
@@ -401,7 +467,7 @@ mod tests {
     fn start_and_stop_speak_ipvsadm() {
         let d = SyncDaemons::new(vec![Arc::new(SyncChannel::default())], Vec::new());
         assert!(d
-            .start(Role::Master, "eth9", 1)
+            .start(Role::Master, DaemonSettings::new("eth9", 1))
             .unwrap_err()
             .contains("eth9"));
         assert_eq!(d.stop(Role::Backup).unwrap_err(), "No daemon is running");

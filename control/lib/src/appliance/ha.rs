@@ -116,11 +116,15 @@ impl Appliance {
         self.sync.lock().clone()
     }
 
-    pub(super) fn start_sync(&self, role: crate::sync::Role, interface: &str, syncid: u8) -> Reply {
+    pub(super) fn start_sync(
+        &self,
+        role: crate::sync::Role,
+        settings: crate::sync::DaemonSettings,
+    ) -> Reply {
         let Some(d) = self.sync_daemons() else {
             return Reply::fail(1, "no connection sync here (forward = \"lb\" only)");
         };
-        match d.start(role, interface, syncid) {
+        match d.start(role, settings) {
             Ok(()) => Reply::ok(""),
             Err(e) => Reply::fail(1, e),
         }

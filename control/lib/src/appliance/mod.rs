@@ -280,11 +280,7 @@ impl Appliance {
                     Err(e) => Reply::fail(1, e),
                 }
             }
-            Command::StartDaemon {
-                role,
-                interface,
-                syncid,
-            } => self.start_sync(role, &interface, syncid),
+            Command::StartDaemon { role, settings } => self.start_sync(role, settings),
             Command::StopDaemon(role) => self.stop_sync(role),
             c => match self.change(&[(1, c)]) {
                 Ok(()) => Reply::ok(""),

@@ -117,13 +117,13 @@ pub struct SyncGroup {
     pub notify: Notify,
 }
 
-/// `global_defs lvs_sync_daemon IF INSTANCE [id N]`: the connection sync daemon follows
-/// the instance: master while it is MASTER, backup otherwise.
+/// `global_defs lvs_sync_daemon IF INSTANCE [id N] [maxlen L] [port P] [ttl T] [group G]`:
+/// the connection sync daemon follows the instance: master while it is MASTER, backup
+/// otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncDaemonConf {
-    pub interface: String,
     pub instance: String,
-    pub syncid: u8,
+    pub settings: crate::sync::DaemonSettings,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -248,18 +248,27 @@ impl VrrpConf {
                 "vrrp_garp_master_delay" => garp_delay = seconds(s, 3600.0)?,
                 "vrrp_garp_master_repeat" => garp_repeat = num(s, 0, "a count")?,
                 "lvs_sync_daemon" | "lvs_sync_daemon_interface" => {
-                    let mut syncid = 0u8;
+                    let mut settings = crate::sync::DaemonSettings::new(s.arg(0)?, 0);
                     let mut i = 2;
                     while let Some(w) = s.args.get(i) {
-                        if w == "id" {
-                            syncid = num(s, i + 1, "a sync id (0-255)")?;
+                        match w.as_str() {
+                            "id" => settings.syncid = num(s, i + 1, "a sync id (0-255)")?,
+                            "maxlen" => settings.maxlen = Some(num(s, i + 1, "a length")?),
+                            "port" => settings.port = Some(num(s, i + 1, "a port")?),
+                            "ttl" => settings.ttl = Some(num(s, i + 1, "a TTL (1-255)")?),
+                            "group" => settings.group = Some(num(s, i + 1, "an IPv4 address")?),
+                            other => {
+                                return Err(format!(
+                                    "{}: lvs_sync_daemon: unknown option {other:?}",
+                                    s.at()
+                                ))
+                            }
                         }
                         i += 2;
                     }
                     sync_daemon = Some(SyncDaemonConf {
-                        interface: s.arg(0)?.to_string(),
                         instance: s.arg(1)?.to_string(),
-                        syncid,
+                        settings,
                     });
                 }
                 _ => {}
@@ -775,9 +784,8 @@ vrrp_instance VI_2 {
         assert_eq!(
             v.sync_daemon,
             Some(SyncDaemonConf {
-                interface: "lan".into(),
                 instance: "VI_2".into(),
-                syncid: 7
+                settings: crate::sync::DaemonSettings::new("lan", 7)
             })
         );
     }
