@@ -1000,3 +1000,46 @@ fn synced_connections_continue_on_the_backup() {
         .engine
         .install_synced(&backup.snap, &backup.loads, 1, &stray));
 }
+
+/// A long, quiet connection is sent again once half its state's timeout has passed since
+/// the master last sent it, so the backup's copy never runs out while it lives.
+#[test]
+fn long_connections_are_synced_again() {
+    use rvs_core::sync::SyncChannel;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let mut lab = Lab::new();
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    lab.engine.sync = Some(ch.clone());
+    let vip = [192, 168, 1, 101];
+    let syn = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40001, 80, true, false, b"",
+    );
+    let ack = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40001, 80, false, true, b"x",
+    );
+    let mut at = |now: u32, frame: &[u8]| {
+        let mut f = VecFrame::new(frame);
+        lab.engine.process(&lab.snap, &lab.loads, now, 0, &mut f)
+    };
+    at(1, &syn);
+    at(2, &ack);
+    let drain = || std::iter::from_fn(|| ch.outbox.pop()).count();
+    assert_eq!(drain(), 2, "SYN_RECV and ESTABLISHED");
+    // ESTABLISHED lasts 900 s from each packet: nothing again before 450 s...
+    for now in [10, 100, 400, 451] {
+        at(now, &ack);
+    }
+    assert_eq!(drain(), 0);
+    // ...then once, and not again for another 450 s.
+    at(452, &ack);
+    at(453, &ack);
+    assert_eq!(drain(), 1);
+    at(902, &ack);
+    assert_eq!(drain(), 1);
+    // A backup (not sending) notes nothing.
+    ch.sending.store(false, Ordering::Relaxed);
+    at(2000, &ack);
+    assert_eq!(drain(), 0);
+}

@@ -554,49 +554,19 @@ impl Controller {
         }
     }
 
-    /// Priority and fault of instance `i` from its scripts and interfaces (keepalived's
-    /// rules: a weight moves the priority, no weight means FAULT on failure).
+    /// Priority and fault of instance `i` from its scripts and interfaces.
     fn tracking(&self, i: usize) -> (u8, bool, Vec<String>) {
         let inst = &self.insts[i];
-        let mut prio = i32::from(inst.conf.priority);
-        let mut faults = Vec::new();
-        if !self.links_up.get(inst.link).copied().unwrap_or(true) {
-            faults.push(format!("interface {} down", inst.conf.interface));
-        }
-        for t in &inst.conf.track_scripts {
-            let Some(k) = self.scripts.iter().position(|s| s.name == t.name) else {
-                continue;
-            };
-            let s = &self.scripts[k];
-            let ok = self.script_ok[k];
-            let weight = t.weight.unwrap_or(s.weight);
-            if weight == 0 {
-                if !ok {
-                    faults.push(format!("script {} failing", s.name));
-                }
-            } else if (weight > 0) == (ok != s.reverse) {
-                prio += weight;
-            }
-        }
-        for t in &inst.conf.track_interfaces {
-            let up = self
-                .links
+        let own_up = self.links_up.get(inst.link).copied().unwrap_or(true);
+        let link_up = |name: &str| {
+            self.links
                 .iter()
-                .position(|l| l.is_named(&t.name))
+                .position(|l| l.is_named(name))
                 .map(|l| self.links_up.get(l).copied().unwrap_or(true))
-                .unwrap_or_else(|| kernel_link_up(&t.name));
-            match t.weight.unwrap_or(0) {
-                0 if !up => faults.push(format!("interface {} down", t.name)),
-                w if w > 0 && up => prio += w,
-                w if w < 0 && !up => prio += w,
-                _ => {}
-            }
-        }
-        let prio = if inst.conf.priority == 255 {
-            255
-        } else {
-            prio.clamp(1, 254) as u8
+                .unwrap_or_else(|| kernel_link_up(name))
         };
+        let (prio, faults) =
+            tracked_priority(&inst.conf, &self.scripts, &self.script_ok, own_up, link_up);
         (prio, !faults.is_empty(), faults)
     }
 
@@ -916,6 +886,55 @@ impl Controller {
     }
 }
 
+/// keepalived's tracking rules: a tracked script or interface with a weight moves the
+/// priority (a positive weight while it is fine, a negative one while it fails; `reverse`
+/// swaps them), one without a weight puts the instance in FAULT while it fails, as does the
+/// instance's own interface going down. The result stays within 1-254 (255, the address
+/// owner's, is kept). Returns the priority and the reasons for a fault.
+fn tracked_priority(
+    conf: &Instance,
+    scripts: &[TrackScript],
+    script_ok: &[bool],
+    own_link_up: bool,
+    link_up: impl Fn(&str) -> bool,
+) -> (u8, Vec<String>) {
+    let mut prio = i32::from(conf.priority);
+    let mut faults = Vec::new();
+    if !own_link_up {
+        faults.push(format!("interface {} down", conf.interface));
+    }
+    for t in &conf.track_scripts {
+        let Some(k) = scripts.iter().position(|s| s.name == t.name) else {
+            continue;
+        };
+        let s = &scripts[k];
+        let ok = script_ok.get(k).copied().unwrap_or(true);
+        let weight = t.weight.unwrap_or(s.weight);
+        if weight == 0 {
+            if !ok {
+                faults.push(format!("script {} failing", s.name));
+            }
+        } else if (weight > 0) == (ok != s.reverse) {
+            prio += weight;
+        }
+    }
+    for t in &conf.track_interfaces {
+        let up = link_up(&t.name);
+        match t.weight.unwrap_or(0) {
+            0 if !up => faults.push(format!("interface {} down", t.name)),
+            w if w > 0 && up => prio += w,
+            w if w < 0 && !up => prio += w,
+            _ => {}
+        }
+    }
+    let prio = if conf.priority == 255 {
+        255
+    } else {
+        prio.clamp(1, 254) as u8
+    };
+    (prio, faults)
+}
+
 fn kernel_link_up(ifname: &str) -> bool {
     std::fs::read_to_string(format!("/sys/class/net/{ifname}/operstate"))
         .is_ok_and(|s| matches!(s.trim(), "up" | "unknown"))
@@ -942,6 +961,60 @@ pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 60] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracking_weights_and_faults_as_keepalived() {
+        let conf = crate::keepalived::KeepalivedConf::parse(
+            "k.conf",
+            r#"
+vrrp_script up { script "true"
+ weight 10 }
+vrrp_script down { script "false"
+ weight -30 }
+vrrp_script must { script "true" }
+vrrp_instance V {
+ interface lan
+ virtual_router_id 1
+ priority 100
+ virtual_ipaddress { 10.0.0.1 }
+ track_script { up
+ down
+ must }
+ track_interface { wan weight -20
+ mgmt }
+}
+"#,
+        )
+        .unwrap()
+        .vrrp_conf;
+        let i = &conf.instances[0];
+        let all_up = |_: &str| true;
+        // Scripts fine, interfaces up: +10 only.
+        assert_eq!(
+            tracked_priority(i, &conf.scripts, &[true, true, true], true, all_up),
+            (110, vec![])
+        );
+        // "down" failing: -30; "wan" down: -20.
+        let wan_down = |n: &str| n != "wan";
+        assert_eq!(
+            tracked_priority(i, &conf.scripts, &[true, false, true], true, wan_down),
+            (60, vec![])
+        );
+        // No weight: a failing script or interface is a FAULT, with its reason.
+        let (_, why) = tracked_priority(i, &conf.scripts, &[true, true, false], true, |n| {
+            n != "mgmt"
+        });
+        assert_eq!(why, ["script must failing", "interface mgmt down"]);
+        let (_, why) = tracked_priority(i, &conf.scripts, &[true, true, true], false, all_up);
+        assert_eq!(why, ["interface lan down"]);
+        // Never below 1.
+        let mut low = i.clone();
+        low.priority = 5;
+        assert_eq!(
+            tracked_priority(&low, &conf.scripts, &[false, false, true], true, |_| false).0,
+            1
+        );
+    }
 
     #[test]
     fn gratuitous_arp_is_keepalived_s() {

@@ -126,6 +126,8 @@ pub struct Conn {
     pub hop_to_server: u16,
     /// Index of the cached next hop towards the client (NAT replies), or [`NO_HOP`].
     pub hop_to_client: u16,
+    /// When the connection sync daemon was last told about it (seconds).
+    pub synced_at: u32,
     wheel_next: u32,
     wheel_prev: u32,
     wheel_slot: u16,
@@ -161,6 +163,7 @@ impl Conn {
             hop_epoch: 0,
             hop_to_server: NO_HOP,
             hop_to_client: NO_HOP,
+            synced_at: 0,
             wheel_next: NIL,
             wheel_prev: NIL,
             wheel_slot: UNLINKED,

@@ -109,13 +109,14 @@ impl Engine {
                         c.flags & !flags::ACTIVE
                     };
                 }
-                self.sync_note(id);
+                self.sync_note(id, now);
             }
             self.timeouts.tcp_state(to)
         } else {
             self.timeouts.udp
         };
         self.table.set_expires(id, now + timeout);
+        self.sync_refresh(id, now, timeout);
     }
 
     /// A connection ends before its timer (rescheduled SYN): counters and template.
@@ -190,6 +191,7 @@ impl Engine {
                 template = Some(tid);
                 chosen = Some(i);
                 self.table.set_expires(tid, now + timeout);
+                self.sync_refresh(tid, now, timeout);
             }
             if chosen.is_none() {
                 let i = self
@@ -212,7 +214,7 @@ impl Engine {
                 if let Some(l) = loads.get(s.id) {
                     l.add_persistent();
                 }
-                self.sync_note(tid);
+                self.sync_note(tid, now);
                 template = Some(tid);
                 chosen = Some(i);
             }
@@ -261,7 +263,7 @@ impl Engine {
         self.counters.connection(usize::from(entry_id), s.id);
         // TCP is noted at its first state change, which follows at once.
         if flow.proto != proto::TCP {
-            self.sync_note(id);
+            self.sync_note(id, now);
         }
         Ok(id)
     }

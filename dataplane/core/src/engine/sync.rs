@@ -9,15 +9,36 @@ use crate::sync::{ipvs_flags, SyncConn};
 impl Engine {
     /// Notes connection `id` for the sync daemon, when a master daemon runs.
     #[inline]
-    pub(super) fn sync_note(&self, id: crate::conn::ConnId) {
+    pub(super) fn sync_note(&mut self, id: crate::conn::ConnId, now: u32) {
         let Some(ch) = self.sync.as_deref() else {
             return;
         };
         if !ch.is_sending() {
             return;
         }
-        let Some(c) = self.table.get(id) else { return };
-        ch.note(self.sync_conn(c));
+        let Some(c) = self.table.get_mut(id) else {
+            return;
+        };
+        c.synced_at = now;
+        let c = *c;
+        ch.note(self.sync_conn(&c));
+    }
+
+    /// A packet refreshed connection `id`'s timer: a master sends it again once half of
+    /// `timeout` has passed since it last did, so a backup never lets a long, quiet
+    /// connection expire (IPVS resends on a packet count; rvs on time).
+    #[inline]
+    pub(super) fn sync_refresh(&mut self, id: crate::conn::ConnId, now: u32, timeout: u32) {
+        if !self.sync.as_deref().is_some_and(|c| c.is_sending()) {
+            return;
+        }
+        let due = self
+            .table
+            .get(id)
+            .is_some_and(|c| now.wrapping_sub(c.synced_at) >= (timeout / 2).max(1));
+        if due {
+            self.sync_note(id, now);
+        }
     }
 
     fn sync_conn(&self, c: &Conn) -> SyncConn {
