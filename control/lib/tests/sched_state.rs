@@ -210,3 +210,67 @@ fn mh_keeps_a_quiesced_servers_slots() {
         assert_eq!(now, want, "client {c:?}");
     }
 }
+
+/// `-E` to the same scheduler does not rebind it (IPVS edits the service in place): wrr
+/// goes on from where it was; `-E` to another scheduler and back starts it afresh.
+#[test]
+fn wrr_keeps_its_place_across_an_edit_to_the_same_scheduler() {
+    let setup = "-A -t 10.0.1.1:80 -s wrr\n-a -t 10.0.1.1:80 -r 10.0.0.1 -g -w 4\n-a -t 10.0.1.1:80 -r 10.0.0.2 -g -w 3\n-a -t 10.0.1.1:80 -r 10.0.0.3 -g -w 2\n";
+    let run = |edit: &str| -> String {
+        let mut rig = Rig::new();
+        rig.rules(setup);
+        let mut engine = Rig::engine();
+        let mut snap = rig.director.snapshot();
+        engine.adopt(&snap);
+        let mut out = String::new();
+        for n in 0..9u16 {
+            if n == 4 && !edit.is_empty() {
+                rig.rules(edit);
+                snap = rig.director.snapshot();
+                engine.adopt(&snap);
+            }
+            let s = rig.connect(&mut engine, &snap, [1, 1, 1, 1], 5000 + n, [10, 0, 1, 1]);
+            out.push_str(&s.to_string());
+        }
+        out
+    };
+    let straight = run("");
+    assert_eq!(
+        run("-E -t 10.0.1.1:80 -s wrr\n"),
+        straight,
+        "same scheduler: in place"
+    );
+    assert_eq!(
+        run("-E -t 10.0.1.1:80 -s wrr -p 60\n-E -t 10.0.1.1:80 -s wrr\n"),
+        straight
+    );
+    let rebound = run("-E -t 10.0.1.1:80 -s rr\n-E -t 10.0.1.1:80 -s wrr\n");
+    assert_eq!(&rebound[..4], &straight[..4]);
+    assert_ne!(rebound, straight, "bound anew: started afresh");
+}
+
+/// lblc as the kernel: a server over its -x threshold keeps the destinations already
+/// cached on it (only weight 0 or lblc's own overload test move them); new destinations
+/// go elsewhere.
+#[test]
+fn lblc_cache_hits_ignore_the_threshold_flag() {
+    let mut rig = Rig::new();
+    rig.rules("-A -t 10.0.1.1:80 -s lblc\n-a -t 10.0.1.1:80 -r 10.0.0.1 -g -w 10 -x 1\n-a -t 10.0.1.1:80 -r 10.0.0.2 -g -w 10 -x 1\n");
+    let mut engine = Rig::engine();
+    let snap = rig.director.snapshot();
+    engine.adopt(&snap);
+    // The same VIP for every client: one cache entry, on the first server wlc picks.
+    let first = rig.connect(&mut engine, &snap, [1, 1, 3, 1], 6000, [10, 0, 1, 1]);
+    // It now holds one connection: at its -x 1 it is flagged overloaded.
+    let dest = rig.director.services[0]
+        .dests
+        .iter()
+        .find(|d| d.addr == IpAddr::from([10, 0, 0, first]))
+        .unwrap();
+    assert!(rig.loads[dest.id].overloaded());
+    assert_eq!(
+        rig.connect(&mut engine, &snap, [1, 1, 3, 2], 6001, [10, 0, 1, 1]),
+        first,
+        "the cached destination stays on the flagged server"
+    );
+}

@@ -96,8 +96,10 @@ pub(crate) fn pick(v: &View, cache: &mut LblcCache, dst: IpAddr, now: u64) -> Op
     cache.reap(now);
     if let Some(e) = cache.map.get_mut(&dst) {
         e.last_use = now;
+        // As the kernel: a hit stands unless the server has weight 0 or is overloaded in
+        // lblc's sense; the `-x` threshold flag only keeps new picks away (wlc skips it).
         if let Some(i) = index_of(v, e.dest) {
-            if v.weight(i) > 0 && !v.overloaded(i) && !lb_overloaded(v, i) {
+            if v.weight(i) > 0 && !lb_overloaded(v, i) {
                 return Some(i);
             }
         }
@@ -158,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn weight_zero_or_flagged_hit_reschedules_and_idle_entries_expire() {
+    fn weight_zero_hit_reschedules_a_flagged_one_does_not_and_idle_entries_expire() {
         let kind = SchedKind::Lblc;
         let mut d = dests(&[1, 1]);
         let l = loads(2);
@@ -168,18 +170,33 @@ mod tests {
             pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 0)),
             Some(0)
         );
+        // Over its -x threshold: the kernel's lblc keeps a cached destination (it checks
+        // weight and its own overload test only); a new destination avoids it.
         l[0].set_overloaded(true);
         assert_eq!(
             pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 1)),
-            Some(1)
+            Some(0),
+            "the -x flag does not move a cached destination"
+        );
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([7, 7, 7, 7], 1)),
+            Some(1),
+            "new destination: wlc skips the flagged server"
         );
         l[0].set_overloaded(false);
+        d[0].weight = 0;
+        assert_eq!(
+            pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 2)),
+            Some(1),
+            "weight 0 moves it"
+        );
+        d[0].weight = 1;
         d[1].weight = 0;
         assert_eq!(
             pick(&kind, &t, &mut s, &d, &l, &r([8, 8, 8, 8], 2)),
             Some(0)
         );
-        assert_eq!(s.lblc.as_ref().unwrap().len(), 1);
+        assert_eq!(s.lblc.as_ref().unwrap().len(), 2);
         let later = 2 + super::EXPIRATION_S + super::CHECK_INTERVAL_S;
         assert_eq!(
             pick(&kind, &t, &mut s, &d, &l, &r([9, 9, 9, 9], later)),
