@@ -693,5 +693,8 @@ fn seed_scenario_configs_check() {
     let CheckKind::Http { urls, .. } = kinds[5] else {
         panic!("{:?}", kinds[5])
     };
-    assert_eq!(urls[0].status_codes, vec![200, 301, 302]);
+    assert_eq!(
+        urls[0].status_codes,
+        vec![(200, 200), (301, 301), (302, 302)]
+    );
 }

@@ -188,7 +188,9 @@ async fn http(
         let ok = if u.status_codes.is_empty() {
             (200..300).contains(&code)
         } else {
-            u.status_codes.contains(&code)
+            u.status_codes
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&code))
         };
         if !ok {
             return Ok(down(format!("GET {}: status {code}", u.path)));

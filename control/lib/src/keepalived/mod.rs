@@ -52,7 +52,8 @@ pub struct UrlCheck {
     /// Expected MD5 of the body, lower-case hex.
     pub digest: Option<String>,
     /// Accepted status codes; empty = 200..=299.
-    pub status_codes: Vec<u16>,
+    /// Accepted statuses as inclusive ranges (`200`, `200-299`); empty: any 2xx.
+    pub status_codes: Vec<(u16, u16)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +149,15 @@ fn port(s: &Statement, i: usize) -> Result<u16, String> {
     let p = s.arg(i)?;
     p.parse()
         .map_err(|_| format!("{}: {}: {p:?} is not a port", s.at(), s.keyword))
+}
+
+/// A `status_code` word: `200` or `200-299` (keepalived's ranges), codes 100-599.
+fn status_range(w: &str) -> Option<(u16, u16)> {
+    let code = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+    match w.split_once('-') {
+        Some((a, b)) => Some((code(a)?, code(b)?)).filter(|(a, b)| a <= b),
+        None => code(w).map(|c| (c, c)),
+    }
 }
 
 fn method(s: &Statement) -> Result<ForwardMethod, String> {
@@ -486,11 +496,12 @@ impl KeepalivedConf {
                             "digest" => u.digest = Some(k.arg(0)?.to_ascii_lowercase()),
                             "status_code" => {
                                 for a in &k.args {
-                                    u.status_codes.push(
-                                        a.parse().map_err(|_| {
-                                            format!("{}: status_code {a:?}", k.at())
-                                        })?,
-                                    );
+                                    u.status_codes.push(status_range(a).ok_or_else(|| {
+                                        format!(
+                                            "{}: status_code {a:?}: a code from 100 to 599 or a range such as 200-299",
+                                            k.at()
+                                        )
+                                    })?);
                                 }
                             }
                             _ => self.warn(k),
@@ -722,7 +733,7 @@ virtual_server group web {
             url {
                 path /health
                 digest 9e107d9d372bb6826bd81d3542a419d6
-                status_code 200 204
+                status_code 200 204 300-399
             }
             connect_timeout 2
         }
@@ -799,7 +810,13 @@ mystery { }
         else {
             panic!()
         };
-        assert_eq!(urls[0].status_codes, vec![200, 204]);
+        assert_eq!(
+            urls[0].status_codes,
+            vec![(200, 200), (204, 204), (300, 399)]
+        );
+        for bad in ["99", "600", "299-200", "2x0", "200-"] {
+            assert_eq!(status_range(bad), None, "{bad}");
+        }
         assert_eq!(a.checkers[1].target.port(), 25);
         let b = &vs.real_servers[1];
         assert_eq!(
