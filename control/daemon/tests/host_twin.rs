@@ -51,7 +51,7 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
     let keepalived = dir.join("keepalived.conf");
     std::fs::write(
         &keepalived,
-        "virtual_server 192.0.2.50 80 {\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {\n    TCP_CHECK { }\n  }\n}\n",
+        "virtual_server 192.0.2.50 80 {\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {\n    TCP_CHECK { }\n  }\n}\n",
     )
     .unwrap();
     let config = dir.join("rvs.toml");

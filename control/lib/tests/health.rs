@@ -124,6 +124,7 @@ fn checkers_follow_real_servers_with_keepalived_semantics() {
     let conf = format!(
         r#"
 virtual_server 192.0.2.10 80 {{
+    protocol TCP
     lvs_sched rr
     lvs_method NAT
     delay_loop 1
@@ -186,6 +187,7 @@ virtual_server 192.0.2.10 53 {{
     }}
 }}
 virtual_server 192.0.2.11 80 {{
+    protocol TCP
     delay_loop 1
     connect_timeout 1
     retry 0
@@ -201,6 +203,7 @@ virtual_server 192.0.2.11 80 {{
     }}
 }}
 virtual_server 192.0.2.12 80 {{
+    protocol TCP
     alpha
     delay_loop 1
     connect_timeout 1
@@ -363,7 +366,7 @@ fn malformed_keepalived_conf_is_refused_and_changes_nothing() {
     // Valid syntax, but a service that already exists: refused as a whole.
     std::fs::write(
         &path,
-        "virtual_server 192.0.2.1 80 {\n    real_server 10.0.0.3 80 {\n    }\n}\n",
+        "virtual_server 192.0.2.1 80 {\n    protocol TCP\n    real_server 10.0.0.3 80 {\n    }\n}\n",
     )
     .unwrap();
     let r = a.console(&format!("load {}", path.display()));
@@ -386,7 +389,7 @@ fn omega_runs_the_down_scripts_at_shutdown() {
     let conf = KeepalivedConf::parse(
         "omega.conf",
         &format!(
-            "virtual_server 192.0.2.70 80 {{\n omega\n delay_loop 1\n warmup 0\n quorum_down \"touch {}\"\n real_server 127.0.0.1 {port} {{\n  notify_down \"touch {}\"\n  TCP_CHECK {{ }}\n }}\n}}\n",
+            "virtual_server 192.0.2.70 80 {{\n protocol TCP\n omega\n delay_loop 1\n warmup 0\n quorum_down \"touch {}\"\n real_server 127.0.0.1 {port} {{\n  notify_down \"touch {}\"\n  TCP_CHECK {{ }}\n }}\n}}\n",
             quorum.display(),
             down.display()
         ),

@@ -151,6 +151,14 @@ fn port(s: &Statement, i: usize) -> Result<u16, String> {
         .map_err(|_| format!("{}: {}: {p:?} is not a port", s.at(), s.keyword))
 }
 
+/// The port of a `virtual_server IP PORT` (0 for `fwmark` and `group`).
+fn service_port(s: &Statement) -> u16 {
+    match s.args.first().map(String::as_str) {
+        Some("fwmark" | "group") | None => 0,
+        Some(_) => s.args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0),
+    }
+}
+
 /// A `status_code` word: `200` or `200-299` (keepalived's ranges), codes 100-599.
 fn status_range(w: &str) -> Option<(u16, u16)> {
     let code = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=599).contains(c));
@@ -295,7 +303,9 @@ impl KeepalivedConf {
         s: &Statement,
         groups: &[&Statement],
     ) -> Result<VirtualServer, String> {
-        let mut proto = Protocol::Tcp;
+        // keepalived 2.2.7 without `protocol`: "no protocol set - defaulting to UDP".
+        let mut proto = Protocol::Udp;
+        let mut proto_given = false;
         let mut sched = SchedKind::Wlc;
         let mut default_method = ForwardMethod::Nat;
         let mut vs = VirtualServer {
@@ -331,6 +341,7 @@ impl KeepalivedConf {
             }
             match c.keyword.as_str() {
                 "protocol" => {
+                    proto_given = true;
                     proto = match c.arg(0)?.to_ascii_uppercase().as_str() {
                         "TCP" => Protocol::Tcp,
                         "UDP" => Protocol::Udp,
@@ -344,6 +355,8 @@ impl KeepalivedConf {
                         .map_err(|e| format!("{}: {}: {e}", c.at(), c.keyword))?
                 }
                 "lvs_method" | "lb_kind" => default_method = method(c)?,
+                // Without a value, keepalived's default: 6 minutes.
+                "persistence_timeout" if c.args.is_empty() => vs.persistence = Some(360),
                 "persistence_timeout" => vs.persistence = Some(num(c, "seconds")?),
                 "persistence_granularity" => {
                     let g = c.arg(0)?;
@@ -353,7 +366,14 @@ impl KeepalivedConf {
                     )
                 }
                 "ops" => vs.one_packet = true,
-                "sorry_server" => vs.sorry_server = Some((ip(c, 0)?, port(c, 1)?)),
+                "sorry_server" => {
+                    let p = if c.args.len() > 1 {
+                        port(c, 1)?
+                    } else {
+                        service_port(s)
+                    };
+                    vs.sorry_server = Some((ip(c, 0)?, p))
+                }
                 "sorry_server_inhibit" => vs.sorry_server_inhibit = true,
                 "quorum" => vs.quorum = num(c, "a weight")?,
                 "hysteresis" => vs.hysteresis = num(c, "a weight")?,
@@ -364,6 +384,12 @@ impl KeepalivedConf {
                 "real_server" | "virtualhost" | "ha_suspend" => {}
                 _ => self.warn(c),
             }
+        }
+        if !proto_given && s.args.first().map(String::as_str) != Some("fwmark") {
+            self.warnings.push(format!(
+                "{}: virtual_server: no protocol set - defaulting to UDP (as keepalived does)",
+                s.at()
+            ));
         }
         vs.sched = sched;
         vs.method = default_method;
@@ -396,7 +422,8 @@ impl KeepalivedConf {
             .find(|c| c.keyword == "virtualhost")
             .and_then(|c| c.args.first().cloned());
         for c in s.children().iter().filter(|c| c.keyword == "real_server") {
-            let rs = self.real_server(c, inh, default_method, virtualhost.clone())?;
+            let rs =
+                self.real_server(c, inh, default_method, virtualhost.clone(), service_port(s))?;
             vs.real_servers.push(rs);
         }
         Ok(vs)
@@ -408,9 +435,15 @@ impl KeepalivedConf {
         mut inh: Inherited,
         default_method: ForwardMethod,
         virtualhost: Option<String>,
+        vs_port: u16,
     ) -> Result<RealServer, String> {
         let addr = ip(s, 0)?;
-        let rport = port(s, 1)?;
+        // Without a port: the service's, as ipvsadm's -r without one.
+        let rport = if s.args.len() > 1 {
+            port(s, 1)?
+        } else {
+            vs_port
+        };
         let mut rs = RealServer {
             addr,
             port: rport,
@@ -708,6 +741,34 @@ mod tests {
         assert_eq!(rs.checkers[0].target, "10.2.1.3:53".parse().unwrap());
     }
 
+    /// keepalived's defaults where a value is missing: UDP without `protocol` (with its
+    /// warning), the service's port for a real or sorry server without one, 360 s for a
+    /// bare `persistence_timeout`.
+    #[test]
+    fn keepalived_defaults_for_missing_values() {
+        let k = KeepalivedConf::parse(
+            "t.conf",
+            "virtual_server 10.0.0.1 8080 {\n    persistence_timeout\n    sorry_server 10.0.0.9\n    real_server 10.0.0.2 {\n    }\n}\n",
+        )
+        .unwrap();
+        let vs = &k.virtual_servers[0];
+        assert_eq!(
+            vs.keys,
+            [ServiceKey::Addr(
+                Protocol::Udp,
+                "10.0.0.1:8080".parse().unwrap()
+            )]
+        );
+        assert_eq!(vs.persistence, Some(360));
+        assert_eq!(vs.sorry_server, Some(("10.0.0.9".parse().unwrap(), 8080)));
+        assert_eq!(vs.real_servers[0].port, 8080);
+        assert!(
+            k.warnings[0].contains("no protocol set - defaulting to UDP"),
+            "{:?}",
+            k.warnings
+        );
+    }
+
     #[test]
     fn inheritance_defaults_and_every_checker() {
         let k = KeepalivedConf::parse(
@@ -715,6 +776,7 @@ mod tests {
             r#"
 virtual_server_group web { 192.168.1.10-11 80 }
 virtual_server group web {
+    protocol TCP
     lb_algo wrr
     lb_kind DR
     persistence_timeout 600
@@ -768,11 +830,11 @@ mystery { }
             k.warnings
         );
         assert!(
-            k.warnings[0].starts_with("t.conf:41: unknown keyword \"bogus_setting\""),
+            k.warnings[0].starts_with("t.conf:42: unknown keyword \"bogus_setting\""),
             "{:?}",
             k.warnings
         );
-        assert!(k.warnings[1].starts_with("t.conf:45:"), "{:?}", k.warnings);
+        assert!(k.warnings[1].starts_with("t.conf:46:"), "{:?}", k.warnings);
         let vs = &k.virtual_servers[0];
         assert_eq!(vs.keys.len(), 2);
         assert_eq!(
