@@ -482,6 +482,16 @@ impl KeepalivedConf {
             let kind = match c.keyword.as_str() {
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "DNS_CHECK" | "UDP_CHECK" | "SMTP_CHECK"
                 | "SIP_CHECK" | "MISC_CHECK" | "PING_CHECK" => c.keyword.as_str(),
+                k if k.ends_with("_CHECK") || k.ends_with("_GET") => {
+                    // A checker rvs does not run (FILE_CHECK, BFD_CHECK, a typo): said
+                    // aloud, since the server would otherwise look checked.
+                    self.warnings.push(format!(
+                        "{}: {k} is not supported: real_server {} is not checked by it",
+                        c.at(),
+                        addr
+                    ));
+                    continue;
+                }
                 _ => continue,
             };
             let ck = self.checker(c, kind, inh, addr, rport, virtualhost.clone())?;
@@ -748,9 +758,23 @@ mod tests {
     fn keepalived_defaults_for_missing_values() {
         let k = KeepalivedConf::parse(
             "t.conf",
-            "virtual_server 10.0.0.1 8080 {\n    persistence_timeout\n    sorry_server 10.0.0.9\n    real_server 10.0.0.2 {\n    }\n}\n",
+            "virtual_server 10.0.0.1 8080 {\n    persistence_timeout\n    sorry_server 10.0.0.9\n    real_server 10.0.0.2 {\n        FILE_CHECK {\n        }\n        TCPCHECK {\n        }\n    }\n}\n",
         )
         .unwrap();
+        assert!(
+            k.warnings
+                .iter()
+                .any(|w| w.starts_with("t.conf:5: FILE_CHECK is not supported")),
+            "{:?}",
+            k.warnings
+        );
+        assert!(
+            k.warnings
+                .iter()
+                .any(|w| w.starts_with("t.conf:7: unknown keyword \"TCPCHECK\"")),
+            "{:?}",
+            k.warnings
+        );
         let vs = &k.virtual_servers[0];
         assert_eq!(
             vs.keys,
