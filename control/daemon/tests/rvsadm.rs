@@ -252,7 +252,11 @@ fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
         &["-d", "-u", "192.168.1.100:53", "-r", "10.0.0.9"],
         "",
     );
-    assert_eq!(e.status.code(), Some(1));
+    assert_eq!(
+        e.status.code(),
+        Some(255),
+        "ipvsadm exits 255 on a kernel refusal"
+    );
     assert_eq!(String::from_utf8_lossy(&e.stderr), "No such destination\n");
     let e = rvsadm(
         &lab,

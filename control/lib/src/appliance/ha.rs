@@ -126,17 +126,17 @@ impl Appliance {
         };
         match d.start(role, settings) {
             Ok(()) => Reply::ok(""),
-            Err(e) => Reply::fail(1, e),
+            Err(e) => Reply::fail(REFUSED, e),
         }
     }
 
     pub(super) fn stop_sync(&self, role: crate::sync::Role) -> Reply {
         let Some(d) = self.sync_daemons() else {
-            return Reply::fail(1, "No daemon is running");
+            return Reply::fail(REFUSED, "No daemon is running");
         };
         match d.stop(role) {
             Ok(()) => Reply::ok(""),
-            Err(e) => Reply::fail(1, e),
+            Err(e) => Reply::fail(REFUSED, e),
         }
     }
 

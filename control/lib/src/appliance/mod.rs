@@ -119,6 +119,10 @@ impl std::fmt::Debug for Appliance {
     }
 }
 
+/// ipvsadm's exit status when the kernel refuses a change ("Service not defined", "No such
+/// destination"...): its main returns libipvs's -1.
+pub const REFUSED: i32 = 255;
+
 /// True when a file's first statement is one of keepalived.conf's sections.
 fn looks_like_keepalived(text: &str) -> bool {
     text.lines()
@@ -277,14 +281,14 @@ impl Appliance {
                 }
                 match self.change(&cmds) {
                     Ok(()) => Reply::ok(""),
-                    Err(e) => Reply::fail(1, e),
+                    Err(e) => Reply::fail(REFUSED, e),
                 }
             }
             Command::StartDaemon { role, settings } => self.start_sync(role, settings),
             Command::StopDaemon(role) => self.stop_sync(role),
             c => match self.change(&[(1, c)]) {
                 Ok(()) => Reply::ok(""),
-                Err(e) => Reply::fail(1, e),
+                Err(e) => Reply::fail(REFUSED, e),
             },
         }
     }
@@ -314,7 +318,7 @@ impl Appliance {
             Some(k) => {
                 let d = self.director.lock();
                 let Some(vs) = d.find(k) else {
-                    return Reply::fail(1, "No such service");
+                    return Reply::fail(REFUSED, "No such service");
                 };
                 let e: Vec<u16> = vs.entries.iter().map(|e| e.id).collect();
                 let ds: Vec<usize> = vs.dests.iter().map(|d| d.id).collect();
@@ -508,7 +512,10 @@ mod tests {
         );
         assert_eq!(a.cell().generation(), g0 + 2);
         let r = a.ipvsadm(&["-a", "-t", "10.0.0.9:80", "-r", "10.1.0.1"], "");
-        assert_eq!((r.status, r.err.as_str()), (1, "Service not defined\n"));
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (REFUSED, "Service not defined\n")
+        );
         let r = a.ipvsadm(
             &["-a", "-t", "10.0.0.1:80", "-r", "10.1.0.1", "-w", "x"],
             "",
@@ -539,7 +546,7 @@ mod tests {
         );
         assert_eq!(
             (r.status, r.err.as_str()),
-            (1, "line 2: Service not defined\n")
+            (REFUSED, "line 2: Service not defined\n")
         );
         assert_eq!(b.cell().generation(), g);
         assert_eq!(b.ipvsadm(&["-S"], "").out, saved);
@@ -630,7 +637,7 @@ mod tests {
         )
         .unwrap();
         let r = a.console(&format!("load {}", f.display()));
-        assert_eq!(r.status, 1);
+        assert_eq!(r.status, REFUSED, "the failing line's own status");
         assert!(r.err.contains(":3: No such service"), "{}", r.err);
         assert!(r.out.contains("TCP  10.0.0.1:80 rr"), "{}", r.out);
         assert_eq!(a.director().services.len(), 1);
