@@ -420,6 +420,17 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     match cmd {
         "-C" => return Ok(Command::Clear),
         "-L" => {
+            // ipvsadm's rule: no counters with -c, --timeout or --daemon; no
+            // --persistent-conn with --timeout or --daemon.
+            let counters = matches!(
+                list.format,
+                ListFormat::Stats | ListFormat::Rate | ListFormat::Thresholds
+            );
+            if ((list.connections || list.timeout || list.daemon) && counters)
+                || ((list.timeout || list.daemon) && list.format == ListFormat::PersistentConn)
+            {
+                return Err("options conflicts in the list command".into());
+            }
             list.service = service;
             return Ok(Command::List(list));
         }
@@ -454,6 +465,14 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     }
     let key = service.ok_or("service address not specified")?;
     let need_service = || -> Result<ServiceSpec, String> {
+        if let ServiceKey::Addr(proto, a) = key {
+            if a.port() == 0 && persistent.is_none() {
+                return Err("Zero port specified for non-persistent service".into());
+            }
+            if one_packet && proto != Protocol::Udp {
+                return Err("One-Packet Scheduling is only for UDP virtual services".into());
+            }
+        }
         let name = scheduler.as_deref().unwrap_or("wlc");
         let mut sched: SchedKind = name.parse()?;
         if let Some(f) = &flags {
@@ -473,11 +492,21 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             ServiceKey::Addr(_, a) => a.port(),
             ServiceKey::Fwmark { .. } => 0,
         };
+        let method = method.unwrap_or(ForwardMethod::Dr);
+        // As ipvsadm: a direct-routing or tunnelled server of an address service (not a
+        // mark) takes the service's port, whatever was written (-a and -e only).
+        let forced = matches!(cmd, "-a" | "-e")
+            && matches!(key, ServiceKey::Addr(..))
+            && method != ForwardMethod::Nat;
         Ok(ServerSpec {
             service: key,
             addr,
-            port: port.unwrap_or(service_port),
-            method: method.unwrap_or(ForwardMethod::Dr),
+            port: if forced {
+                service_port
+            } else {
+                port.unwrap_or(service_port)
+            },
+            method,
             weight: weight.unwrap_or(1),
             upper,
             lower,
@@ -503,6 +532,48 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ipvsadm's own checks before it asks the kernel (ipvsadm.c's process_options).
+    #[test]
+    fn ipvsadm_s_own_checks() {
+        let err = |l: &str| parse_args(&l.split_whitespace().collect::<Vec<_>>()).unwrap_err();
+        assert_eq!(
+            err("-A -t 10.0.0.1:0"),
+            "Zero port specified for non-persistent service"
+        );
+        assert!(parse_args(&["-A", "-t", "10.0.0.1:0", "-p"]).is_ok());
+        assert!(parse_args(&["-A", "-f", "7"]).is_ok(), "a mark has no port");
+        assert_eq!(
+            err("-A -t 10.0.0.1:80 -o"),
+            "One-Packet Scheduling is only for UDP virtual services"
+        );
+        assert!(parse_args(&["-A", "-u", "10.0.0.1:53", "-o"]).is_ok());
+        for l in [
+            "-L -c --stats",
+            "-L --timeout --rate",
+            "-L --daemon --thresholds",
+            "-L --timeout --persistent-conn",
+        ] {
+            assert_eq!(err(l), "options conflicts in the list command", "{l}");
+        }
+        // A DR (default) or TUN server takes the service's port; NAT keeps its own.
+        let port_of = |l: &str| match parse_args(&l.split_whitespace().collect::<Vec<_>>()) {
+            Ok(Command::AddServer(s) | Command::EditServer(s)) => s.port,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(port_of("-a -t 10.0.0.1:80 -r 10.0.0.2:8080"), 80);
+        assert_eq!(port_of("-e -t 10.0.0.1:80 -r 10.0.0.2:8080 -i"), 80);
+        assert_eq!(port_of("-a -t 10.0.0.1:80 -r 10.0.0.2:8080 -m"), 8080);
+        assert_eq!(
+            port_of("-a -f 7 -r 10.0.0.2:8080 -g"),
+            8080,
+            "marks keep it"
+        );
+        match parse_args(&["-d", "-t", "10.0.0.1:80", "-r", "10.0.0.2:8080"]) {
+            Ok(Command::DeleteServer { port, .. }) => assert_eq!(port, 8080, "-d as written"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn sync_daemon_commands() {
