@@ -14,7 +14,7 @@
 use crate::lab::*;
 use arbitrary::{Arbitrary, Unstructured};
 use etherparse::PacketBuilder;
-use rvs_core::engine::{Frame, VecFrame, Verdict};
+use rvs_core::engine::{DropReason, Frame, VecFrame, Verdict};
 use rvs_wire::checksum::{accumulate, finish};
 use rvs_wire::{proto, EthernetFrame, Ipv4Packet, Ipv6Packet};
 
@@ -290,6 +290,7 @@ pub fn step(lab: &mut Lab, now: &mut u32, spec: &FrameSpec) -> Result<Verdict, S
     let input = spec.build();
     let drops = |lab: &Lab| lab.engine.counters().drops.iter().sum::<u64>();
     let before = drops(lab);
+    let before_each = lab.engine.counters().drops;
     let mut f = VecFrame::new(&input);
     let verdict = lab
         .engine
@@ -303,7 +304,16 @@ pub fn step(lab: &mut Lab, now: &mut u32, spec: &FrameSpec) -> Result<Verdict, S
         _ => 0,
     };
     if moved != want {
-        return Err(format!("{verdict:?} moved {moved} drop counters"));
+        let after = lab.engine.counters().drops;
+        let which: Vec<String> = DropReason::ALL
+            .iter()
+            .filter(|r| after[**r as usize] != before_each[**r as usize])
+            .map(|r| format!("{r:?}"))
+            .collect();
+        return Err(format!(
+            "{verdict:?} moved {moved} drop counters ({}) on {spec:?}",
+            which.join(", ")
+        ));
     }
     if let Verdict::Drop(r) = verdict {
         let c = lab.engine.counters().drops[r as usize];

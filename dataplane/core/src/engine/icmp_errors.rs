@@ -185,14 +185,28 @@ impl Engine {
         kind: IcmpError,
         frame: &mut F,
     ) -> Verdict {
+        match self.build_icmp_error(snap, flow, kind, frame) {
+            Ok(v) => v,
+            Err(r) => self.drop(r),
+        }
+    }
+
+    /// As [`Engine::icmp_error`], without counting: why it could not be sent.
+    pub(super) fn build_icmp_error<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        flow: Flow,
+        kind: IcmpError,
+        frame: &mut F,
+    ) -> Result<Verdict, DropReason> {
         let Some((out_port, hop)) = snap.route(flow.src) else {
-            return self.drop(DropReason::NoRoute);
+            return Err(DropReason::NoRoute);
         };
         let Some(hop_mac) = self.neighbour(snap, hop) else {
-            return self.drop(DropReason::NoNeighbour);
+            return Err(DropReason::NoNeighbour);
         };
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
-            return self.drop(DropReason::NoRoute);
+            return Err(DropReason::NoRoute);
         };
         let me = flow.dst;
         // The quoted part: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
@@ -211,7 +225,7 @@ impl Engine {
         let total = ethernet::HEADER_LEN + ip_len + 8 + quote_len;
         let have = frame.bytes().len();
         if have < total && !frame.append(total - have) {
-            return self.drop(DropReason::Unsupported);
+            return Err(DropReason::Unsupported);
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
@@ -275,6 +289,6 @@ impl Engine {
             }
         }
         self.counters.icmp_errors_sent.add(1);
-        Verdict::Forward { port: out_port }
+        Ok(Verdict::Forward { port: out_port })
     }
 }

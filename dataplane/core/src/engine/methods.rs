@@ -197,9 +197,12 @@ impl Engine {
             None => match self.new_conn(snap, loads, now, key, &flow) {
                 Ok(id) => id,
                 Err(DropReason::NoServer) => {
-                    // No server available: drop, and tell the client (port unreachable).
+                    // No server available: drop (counted once), and tell the client (port
+                    // unreachable) when the error can go out.
                     self.counters.dropped(DropReason::NoServer);
-                    return self.icmp_error(snap, flow, IcmpError::PortUnreachable, frame);
+                    return self
+                        .build_icmp_error(snap, flow, IcmpError::PortUnreachable, frame)
+                        .unwrap_or(Verdict::Drop(DropReason::NoServer));
                 }
                 Err(r) => return self.drop(r),
             },
