@@ -192,7 +192,48 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
 }
 
 /// Short options that take no argument and may be bundled (`-Ln`, `-lnc`).
-const BUNDLEABLE: &str = "LlncZSRCgimo6";
+const BUNDLEABLE: &str = "LlncZSRCgimo6AEDaedvhX";
+/// Short options that take an argument, written apart or attached (`-s rr`, `-srr`).
+const WITH_ARGUMENT: &str = "tufsMrwxyb";
+
+/// popt's spellings of one word as separate words: `--name=value`, bundled flags that may
+/// end in an option with its value attached (`-At`, `-gw2`, `-srr`), `-p600` (-p's value is
+/// optional, so only attached).
+fn popt_words(a: &str, out: &mut Vec<String>) {
+    if let Some(long) = a.strip_prefix("--") {
+        match long.split_once('=') {
+            Some((name, value)) if !name.is_empty() => {
+                out.push(format!("--{name}"));
+                out.push(value.to_string());
+            }
+            _ => out.push(a.to_string()),
+        }
+        return;
+    }
+    let Some(short) = a.strip_prefix('-').filter(|b| b.len() > 1) else {
+        out.push(a.to_string());
+        return;
+    };
+    let mut split = Vec::new();
+    for (i, c) in short.char_indices() {
+        let rest = &short[i + c.len_utf8()..];
+        if WITH_ARGUMENT.contains(c) || c == 'p' {
+            split.push(format!("-{c}"));
+            if !rest.is_empty() {
+                split.push(rest.to_string());
+            }
+            out.extend(split);
+            return;
+        }
+        if !BUNDLEABLE.contains(c) {
+            // Not popt's bundling (a negative number, an unknown letter): as written.
+            out.push(a.to_string());
+            return;
+        }
+        split.push(format!("-{c}"));
+    }
+    out.extend(split);
+}
 
 /// Parses ipvsadm's arguments (the program name may lead); no arguments lists, as
 /// `ipvsadm` alone does.
@@ -202,13 +243,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         if n == 0 && (a == "ipvsadm" || a == "rvsadm") {
             continue;
         }
-        let bundle = a.strip_prefix('-').filter(|b| {
-            b.len() > 1 && !b.starts_with('-') && b.chars().all(|c| BUNDLEABLE.contains(c))
-        });
-        match bundle {
-            Some(b) => words.extend(b.chars().map(|c| format!("-{c}"))),
-            None => words.push(a.to_string()),
-        }
+        popt_words(a, &mut words);
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     if words.is_empty() {
@@ -534,6 +569,38 @@ mod tests {
     use super::*;
 
     /// ipvsadm's own checks before it asks the kernel (ipvsadm.c's process_options).
+    /// popt's spellings mean what they mean to ipvsadm.
+    #[test]
+    fn popt_spellings() {
+        let same = |a: &str, b: &str| {
+            let w = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+            assert_eq!(parse_args(&w(a)), parse_args(&w(b)), "{a} vs {b}");
+            assert!(parse_args(&w(a)).is_ok(), "{a}");
+        };
+        same("-At 10.0.0.1:80 -srr", "-A -t 10.0.0.1:80 -s rr");
+        same(
+            "-A -t 10.0.0.1:80 --scheduler=wrr -p600",
+            "-A -t 10.0.0.1:80 -s wrr -p 600",
+        );
+        same("-A -t 10.0.0.1:80 -p", "-A -t 10.0.0.1:80 -p 360");
+        same(
+            "-at 10.0.0.1:80 -r10.0.0.2 -gw 2",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 -g -w 2",
+        );
+        same(
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 -mw3",
+            "-a -t 10.0.0.1:80 -r 10.0.0.2 -m -w 3",
+        );
+        same("-Ln --tcp-service=10.0.0.1:80", "-L -n -t 10.0.0.1:80");
+        let Err(e) = parse_args(&["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.2", "-w", "-1"]) else {
+            panic!()
+        };
+        assert_eq!(
+            e, "illegal weight specified",
+            "a negative value stays a value"
+        );
+    }
+
     #[test]
     fn ipvsadm_s_own_checks() {
         let err = |l: &str| parse_args(&l.split_whitespace().collect::<Vec<_>>()).unwrap_err();
