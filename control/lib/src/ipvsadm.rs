@@ -196,6 +196,188 @@ const BUNDLEABLE: &str = "LlncZSRCgimo6AEDaedvhX";
 /// Short options that take an argument, written apart or attached (`-s rr`, `-srr`).
 const WITH_ARGUMENT: &str = "tufsMrwxyb";
 
+/// ipvsadm's option names, in the order it checks them (its error messages use them).
+const OPTION_NAMES: [&str; 34] = [
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+    "sched-flags",
+    "mcast-group",
+    "mcast-port",
+    "mcast-ttl",
+    "sync-maxlen",
+    "tun-info",
+    "tun-type",
+    "tun-port",
+    "tun-nocsum",
+    "tun-csum",
+    "tun-remcsum",
+];
+
+/// The ipvsadm option a word sets, by its name in [`OPTION_NAMES`].
+fn option_name(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "-n" | "--numeric" => "numeric",
+        "-c" | "--connection" => "connection",
+        "-t" | "--tcp-service" | "-u" | "--udp-service" | "-f" | "--fwmark-service" => {
+            "service-address"
+        }
+        "-s" | "--scheduler" => "scheduler",
+        "-p" | "--persistent" => "persistent",
+        "-M" | "--netmask" => "netmask",
+        "-r" | "--real-server" => "real-server",
+        "-g" | "--gatewaying" | "-i" | "--ipip" | "-m" | "--masquerading" => "forwarding-method",
+        "-w" | "--weight" => "weight",
+        "-x" | "--u-threshold" => "u-threshold",
+        "-y" | "--l-threshold" => "l-threshold",
+        "--mcast-interface" => "mcast-interface",
+        "--timeout" => "timeout",
+        "--daemon" => "daemon",
+        "--stats" => "stats",
+        "--rate" => "rate",
+        "--thresholds" => "thresholds",
+        "--persistent-conn" => "persistent-conn",
+        "--nosort" => "nosort",
+        "--syncid" => "syncid",
+        "--exact" | "-X" => "exact",
+        "-o" | "--ops" => "ops",
+        "--pe" => "pe",
+        "-b" | "--sched-flags" => "sched-flags",
+        "--mcast-group" => "mcast-group",
+        "--mcast-port" => "mcast-port",
+        "--mcast-ttl" => "mcast-ttl",
+        "--sync-maxlen" => "sync-maxlen",
+        _ => return None,
+    })
+}
+
+/// Which options a command needs, may take, and takes one of at most (ipvsadm's rules:
+/// any other is illegal with it); and the command's name in ipvsadm's messages.
+type CommandRules = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+fn command_rules(cmd: &str) -> Option<CommandRules> {
+    const SERVICE_OPTIONS: &[&str] = &[
+        "scheduler",
+        "persistent",
+        "netmask",
+        "ops",
+        "pe",
+        "sched-flags",
+    ];
+    const SERVER_OPTIONS: &[&str] = &[
+        "forwarding-method",
+        "weight",
+        "u-threshold",
+        "l-threshold",
+        "tun-type",
+        "tun-port",
+        "tun-nocsum",
+        "tun-csum",
+        "tun-remcsum",
+    ];
+    let service: &'static [&'static str] = &["service-address"];
+    let server: &'static [&'static str] = &["service-address", "real-server"];
+    Some(match cmd {
+        "-A" => ("add-service", service, SERVICE_OPTIONS, &[]),
+        "-E" => ("edit-service", service, SERVICE_OPTIONS, &[]),
+        "-D" => ("delete-service", service, &[], &[]),
+        "-C" => ("flush", &[], &[], &[]),
+        "-L" => (
+            "list",
+            &[],
+            &[
+                "numeric",
+                "stats",
+                "rate",
+                "thresholds",
+                "persistent-conn",
+                "nosort",
+                "syncid",
+                "exact",
+                "tun-info",
+            ],
+            &["connection", "service-address", "timeout", "daemon"],
+        ),
+        "-a" => ("add-server", server, SERVER_OPTIONS, &[]),
+        "-d" => ("delete-server", server, &[], &[]),
+        "-e" => ("edit-server", server, SERVER_OPTIONS, &[]),
+        "--set" => ("set", &[], &[], &[]),
+        "--start-daemon" => (
+            "start-daemon",
+            &[],
+            &[
+                "mcast-interface",
+                "syncid",
+                "mcast-group",
+                "mcast-port",
+                "mcast-ttl",
+                "sync-maxlen",
+            ],
+            &[],
+        ),
+        "--stop-daemon" => ("stop-daemon", &[], &["syncid"], &[]),
+        "-R" => ("restore", &[], &[], &[]),
+        "-S" => ("save", &[], &["numeric"], &[]),
+        "-Z" => ("zero", &[], &["service-address"], &[]),
+        _ => return None,
+    })
+}
+
+/// ipvsadm's check of a command's options, in its order and words.
+fn check_options(cmd: &str, given: &[&str]) -> Result<(), String> {
+    let Some((name, needed, optional, exclusive)) = command_rules(cmd) else {
+        return Ok(());
+    };
+    let mut first_exclusive: Option<&str> = None;
+    for opt in OPTION_NAMES {
+        let has = given.contains(&opt);
+        if !has {
+            if needed.contains(&opt) {
+                return Err(format!(
+                    "You need to supply the '{opt}' option for the '{name}' command"
+                ));
+            }
+            continue;
+        }
+        if exclusive.contains(&opt) {
+            if let Some(first) = first_exclusive {
+                return Err(format!(
+                    "The option '{opt}' conflicts with the '{first}' option in the '{name}' command"
+                ));
+            }
+            first_exclusive = Some(opt);
+        } else if !needed.contains(&opt) && !optional.contains(&opt) {
+            return Err(format!("Illegal '{opt}' option with the '{name}' command"));
+        }
+    }
+    Ok(())
+}
+
 /// popt's spellings of one word as separate words: `--name=value`, bundled flags that may
 /// end in an option with its value attached (`-At`, `-gw2`, `-srr`), `-p600` (-p's value is
 /// optional, so only attached).
@@ -276,8 +458,15 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             .map(|s| s.to_string())
             .ok_or_else(|| format!("option {what} requires an argument"))
     };
+    let mut given: Vec<&'static str> = Vec::new();
     while i < words.len() {
         let w = words[i];
+        if let Some(o) = option_name(w) {
+            if given.contains(&o) {
+                return Err(format!("multiple '{o}' options specified"));
+            }
+            given.push(o);
+        }
         match w {
             "-A" | "--add-service" | "-E" | "--edit-service" | "-D" | "--delete-service" | "-a"
             | "--add-server" | "-e" | "--edit-server" | "-d" | "--delete-server" | "-C"
@@ -452,6 +641,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let Some(cmd) = cmd else {
         return Err("no command specified".into());
     };
+    check_options(cmd, &given)?;
     match cmd {
         "-C" => return Ok(Command::Clear),
         "-L" => {
@@ -570,6 +760,63 @@ mod tests {
 
     /// ipvsadm's own checks before it asks the kernel (ipvsadm.c's process_options).
     /// popt's spellings mean what they mean to ipvsadm.
+    /// ipvsadm's table of commands and options, with its words.
+    #[test]
+    fn options_legal_for_the_command() {
+        let err = |l: &str| parse_args(&l.split_whitespace().collect::<Vec<_>>()).unwrap_err();
+        assert_eq!(
+            err("-A -t 1.1.1.1:80 -s rr -s wrr"),
+            "multiple 'scheduler' options specified"
+        );
+        assert_eq!(
+            err("-a -t 1.1.1.1:80 -r 10.0.0.2 -g -m"),
+            "multiple 'forwarding-method' options specified"
+        );
+        assert_eq!(
+            err("-A -t 1.1.1.1:80 -w 3"),
+            "Illegal 'weight' option with the 'add-service' command"
+        );
+        assert_eq!(
+            err("-D -t 1.1.1.1:80 -s rr"),
+            "Illegal 'scheduler' option with the 'delete-service' command"
+        );
+        assert_eq!(
+            err("-a -t 1.1.1.1:80 -w 2"),
+            "You need to supply the 'real-server' option for the 'add-server' command"
+        );
+        assert_eq!(
+            err("-C -n"),
+            "Illegal 'numeric' option with the 'flush' command"
+        );
+        assert_eq!(
+            err("-L -c --timeout"),
+            "The option 'timeout' conflicts with the 'connection' option in the 'list' command"
+        );
+        assert_eq!(
+            err("-Z -n"),
+            "Illegal 'numeric' option with the 'zero' command"
+        );
+        assert_eq!(
+            err("-L -s rr"),
+            "Illegal 'scheduler' option with the 'list' command"
+        );
+        assert!(parse_args(&["-S", "-n"]).is_ok());
+        assert!(parse_args(&["-L", "-n", "--stats", "--exact", "-t", "1.1.1.1:80"]).is_ok());
+        assert!(parse_args(&[
+            "--start-daemon",
+            "master",
+            "--mcast-interface",
+            "lan",
+            "--syncid",
+            "3"
+        ])
+        .is_ok());
+        assert_eq!(
+            err("--stop-daemon master --mcast-interface lan"),
+            "Illegal 'mcast-interface' option with the 'stop-daemon' command"
+        );
+    }
+
     #[test]
     fn popt_spellings() {
         let same = |a: &str, b: &str| {
