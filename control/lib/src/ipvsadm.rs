@@ -196,6 +196,17 @@ const BUNDLEABLE: &str = "LlncZSRCgimo6AEDaedvhX";
 /// Short options that take an argument, written apart or attached (`-s rr`, `-srr`).
 const WITH_ARGUMENT: &str = "tufsMrwxyb";
 
+/// The longest timeout ipvsadm (and the kernel) take: 31 days.
+pub const MAX_TIMEOUT: u32 = 86_400 * 31;
+
+/// A timeout in seconds from `min` to 31 days, in ipvsadm's words when it is not.
+fn timeout_value(word: &str, min: u32) -> Result<u32, String> {
+    word.parse::<u32>()
+        .ok()
+        .filter(|t| (min..=MAX_TIMEOUT).contains(t))
+        .ok_or_else(|| format!("invalid timeout value `{word}' specified"))
+}
+
 /// ipvsadm's option names, in the order it checks them (its error messages use them).
 const OPTION_NAMES: [&str; 34] = [
     "numeric",
@@ -493,9 +504,11 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 if w == "--set" {
                     let mut t = [0u32; 3];
                     for v in t.iter_mut() {
-                        *v = value(&mut i, w)?
-                            .parse()
-                            .map_err(|_| "illegal timeout value specified")?;
+                        i += 1;
+                        let word = words
+                            .get(i)
+                            .ok_or("--set option requires 3 timeout values")?;
+                        *v = timeout_value(word, 0)?;
                     }
                     timeouts = Some((t[0], t[1], t[2]));
                 }
@@ -588,12 +601,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "-p" | "--persistent" => {
                 persistent = Some(DEFAULT_PERSISTENCE);
                 if let Some(next) = words.get(i + 1).filter(|n| !n.starts_with('-')) {
-                    let t: u32 = next
-                        .parse()
-                        .ok()
-                        .filter(|&t| t > 0)
-                        .ok_or("illegal timeout value specified")?;
-                    persistent = Some(t);
+                    persistent = Some(timeout_value(next, 1)?);
                     i += 1;
                 }
             }
@@ -1062,8 +1070,23 @@ mod tests {
         );
         assert_eq!(
             parse_args(&["--set", "1", "x", "3"]).unwrap_err(),
-            "illegal timeout value specified"
+            "invalid timeout value `x' specified"
         );
+        // ipvsadm's bounds: 0 to 31 days for --set, 1 to 31 days for -p.
+        assert_eq!(
+            parse_args(&["--set", "4294967295", "0", "0"]).unwrap_err(),
+            "invalid timeout value `4294967295' specified"
+        );
+        assert!(parse_args(&["--set", "2678400", "0", "0"]).is_ok());
+        assert_eq!(
+            parse_args(&["--set", "1", "2"]).unwrap_err(),
+            "--set option requires 3 timeout values"
+        );
+        assert_eq!(
+            parse_args(&["-A", "-t", "1.2.3.4:80", "-p", "2678401"]).unwrap_err(),
+            "invalid timeout value `2678401' specified"
+        );
+        assert!(parse_args(&["-A", "-t", "1.2.3.4:80", "-p", "0"]).is_err());
         assert!(!l(&["-R"]).is_rule());
         let Command::EditServer(e) = l(&["-e", "-t", "1.2.3.4:80", "-r", "10.0.0.1", "-w", "6"])
         else {
