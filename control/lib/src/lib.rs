@@ -13,6 +13,7 @@
 pub mod appliance;
 pub mod config;
 pub mod console;
+pub mod datagrams;
 pub mod director;
 pub mod health;
 pub mod ipvsadm;

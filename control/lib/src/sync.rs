@@ -10,7 +10,6 @@ use parking_lot::Mutex;
 use rvs_core::conn::ip_of;
 use rvs_core::sync::{self, SyncChannel, SyncConn};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -385,26 +384,15 @@ pub fn accept_message(
 }
 
 fn receive_loop(
-    mut sock: Socket,
+    sock: Socket,
     syncid: u8,
     channels: Vec<Arc<SyncChannel>>,
     counters: Arc<SyncCounters>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut buf = vec![0u8; 65536];
-    while !stop.load(Relaxed) {
-        match sock.read(&mut buf) {
-            Ok(n) => accept_message(buf.get(..n).unwrap_or(&[]), syncid, &channels, &counters),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    crate::datagrams::receive_until(sock, 65536, &stop, |msg| {
+        accept_message(msg, syncid, &channels, &counters)
+    });
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use parking_lot::Mutex;
 use rvs_rawsock::PacketSocket;
 use rvs_wire::vrrp::{self, VrrpPacket, VrrpRepr};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +90,8 @@ enum Event {
 
 struct Inst {
     conf: Instance,
+    /// The IPv4 addresses its adverts list, in order (from `conf`, derived once).
+    advertised: Vec<[u8; 4]>,
     link: usize,
     src: Ipv4Addr,
     machine: Machine,
@@ -240,8 +241,17 @@ impl VrrpRuntime {
                     .collect(),
                 ..InstanceStatus::default()
             };
+            let advertised = i
+                .addresses
+                .iter()
+                .filter_map(|a| match a.addr {
+                    IpAddr::V4(v) => Some(v.octets()),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
             insts.push(Inst {
                 conf: i.clone(),
+                advertised,
                 link,
                 src,
                 machine,
@@ -342,25 +352,14 @@ impl VrrpRuntime {
     }
 }
 
-fn receive(link: usize, mut s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
-    let mut buf = vec![0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
-        match s.read(&mut buf) {
-            Ok(n) => {
-                let bytes = buf.get(..n).unwrap_or(&[]).to_vec();
-                // A full queue (a flood) drops here, never blocks the controller.
-                let _ = tx.try_send(Event::Packet { link, bytes });
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+fn receive(link: usize, s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
+    crate::datagrams::receive_until(s, 2048, &stop, |bytes| {
+        // A full queue (a flood) drops here, never blocks the controller.
+        let _ = tx.try_send(Event::Packet {
+            link,
+            bytes: bytes.to_vec(),
+        });
+    });
 }
 
 /// One thread per vrrp_script: runs it every interval, applies fall and rise, and reports
@@ -571,10 +570,11 @@ impl Controller {
     }
 
     fn retrack(&mut self, now: Instant) {
+        let tracked: Vec<(u8, bool, Vec<String>)> =
+            (0..self.insts.len()).map(|i| self.tracking(i)).collect();
         // A sync group is in fault while any member is.
-        let faults: Vec<bool> = (0..self.insts.len()).map(|i| self.tracking(i).1).collect();
-        for i in 0..self.insts.len() {
-            let (prio, own_fault, why) = self.tracking(i);
+        let faults: Vec<bool> = tracked.iter().map(|t| t.1).collect();
+        for (i, (prio, own_fault, why)) in tracked.into_iter().enumerate() {
             let group_fault = self.insts[i].group.is_some_and(|g| {
                 self.insts
                     .iter()
@@ -646,15 +646,7 @@ impl Controller {
         if !inst.conf.unicast_peers.is_empty() && !inst.conf.unicast_peers.contains(&from) {
             return;
         }
-        let ours: Vec<[u8; 4]> = inst
-            .conf
-            .addresses
-            .iter()
-            .filter_map(|a| match a.addr {
-                IpAddr::V4(v) => Some(v.octets()),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
+        let ours = &inst.advertised;
         let theirs: Vec<&[u8]> = (0..p.addr_count()).map(|k| p.addr(k)).collect();
         if theirs.len() != ours.len() || ours.iter().any(|a| !theirs.contains(&&a[..])) {
             st.address_mismatch += 1;
@@ -697,16 +689,7 @@ impl Controller {
         let Some(sock) = self.sockets[inst.link].as_ref() else {
             return;
         };
-        let addrs: Vec<[u8; 4]> = inst
-            .conf
-            .addresses
-            .iter()
-            .filter_map(|a| match a.addr {
-                IpAddr::V4(v) => Some(v.octets()),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        let refs: Vec<&[u8]> = addrs.iter().map(|a| &a[..]).collect();
+        let refs: Vec<&[u8]> = inst.advertised.iter().map(|a| &a[..]).collect();
         let repr = VrrpRepr {
             version: inst.conf.version,
             vrid: inst.conf.vrid,
