@@ -196,6 +196,18 @@ const BUNDLEABLE: &str = "LlncZSRCgimo6AEDaedvhX";
 /// Short options that take an argument, written apart or attached (`-s rr`, `-srr`).
 const WITH_ARGUMENT: &str = "tufsMrwxyb";
 
+/// A number of type `T`, at least `min`, or ipvsadm's "illegal WHAT specified".
+fn number<T: std::str::FromStr + PartialOrd + From<u8>>(
+    word: &str,
+    min: u8,
+    what: &str,
+) -> Result<T, String> {
+    word.parse::<T>()
+        .ok()
+        .filter(|v| *v >= T::from(min))
+        .ok_or_else(|| format!("illegal {what} specified"))
+}
+
 /// The longest timeout ipvsadm (and the kernel) take: 31 days.
 pub const MAX_TIMEOUT: u32 = 86_400 * 31;
 
@@ -525,11 +537,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 );
             }
             "--mcast-interface" => mcast_interface = Some(value(&mut i, w)?),
-            "--syncid" => {
-                syncid = value(&mut i, w)?
-                    .parse()
-                    .map_err(|_| "illegal syncid specified")?;
-            }
+            "--syncid" => syncid = number(&value(&mut i, w)?, 0, "syncid")?,
             "--mcast-group" => {
                 mcast_group = Some(
                     value(&mut i, w)?
@@ -537,31 +545,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                         .map_err(|_| "illegal mcast-group specified")?,
                 );
             }
-            "--mcast-port" => {
-                mcast_port = Some(
-                    value(&mut i, w)?
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|&p| p > 0)
-                        .ok_or("illegal mcast-port specified")?,
-                );
-            }
-            "--mcast-ttl" => {
-                mcast_ttl = Some(
-                    value(&mut i, w)?
-                        .parse::<u8>()
-                        .ok()
-                        .filter(|&t| t > 0)
-                        .ok_or("illegal mcast-ttl specified")?,
-                );
-            }
-            "--sync-maxlen" => {
-                sync_maxlen = Some(
-                    value(&mut i, w)?
-                        .parse::<u16>()
-                        .map_err(|_| "illegal sync-maxlen specified")?,
-                );
-            }
+            "--mcast-port" => mcast_port = Some(number(&value(&mut i, w)?, 1, "mcast-port")?),
+            "--mcast-ttl" => mcast_ttl = Some(number(&value(&mut i, w)?, 1, "mcast-ttl")?),
+            "--sync-maxlen" => sync_maxlen = Some(number(&value(&mut i, w)?, 0, "sync-maxlen")?),
             "--daemon" => list.daemon = true,
             "-n" | "--numeric" => {}
             "-c" | "--connection" => list.connections = true,
