@@ -16,12 +16,13 @@ impl Engine {
         if !ch.is_sending() {
             return;
         }
-        let Some(c) = self.table.get_mut(id) else {
+        let Some(note) = self.table.get(id).map(|c| self.sync_conn(c)) else {
             return;
         };
-        c.synced_at = now;
-        let c = *c;
-        ch.note(self.sync_conn(&c));
+        if let Some(c) = self.table.get_mut(id) {
+            c.synced_at = now;
+        }
+        ch.note(note);
     }
 
     /// A packet refreshed connection `id`'s timer: a master sends it again once half of
