@@ -395,7 +395,7 @@ fn preview_prints_the_server_each_client_gets() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with("rvs: error: rules line 1: unknown scheduler"),
+        err.starts_with("rvs: error: rules line 1: Scheduler or persistence engine not found"),
         "{err}"
     );
 }

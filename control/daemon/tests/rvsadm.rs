@@ -268,15 +268,15 @@ fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
         String::from_utf8_lossy(&e.stderr),
         "illegal weight specified\n"
     );
+    // As ipvsadm: a refused line is reported and the others run.
     let e = rvsadm(
         &lab,
         &["-R"],
-        "-A -t 1.1.1.1:80\n-a -t 9.9.9.9:80 -r 10.0.0.2\n",
+        "-A -t 1.1.1.1:80 -p\n-a -t 9.9.9.9:80 -r 10.0.0.2\n",
     );
-    assert_eq!(
-        String::from_utf8_lossy(&e.stderr),
-        "line 2: Service not defined\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&e.stderr), "Service not defined\n");
+    assert_eq!(e.status.code(), Some(255));
+    assert!(rvsadm(&lab, &["-D", "-t", "1.1.1.1:80"], "").status.success());
     assert_eq!(text(&rvsadm(&lab, &["-S", "-n"], "")), saved);
 
     assert!(rvsadm(&lab, &["--set", "100", "20", "30"], "")

@@ -206,6 +206,9 @@ impl Director {
             Command::EditService(spec) => {
                 let (version, published) = (self.bump(), self.published.get());
                 let svc = self.find_mut(spec.key).ok_or("No such service")?;
+                if let Some(r) = &spec.refusal {
+                    return Err(r.clone());
+                }
                 let rebind = svc.spec.scheduler != spec.scheduler;
                 svc.spec = spec.clone();
                 svc.version = version;
@@ -228,11 +231,17 @@ impl Director {
             Command::EditServer(spec) => {
                 let (version, published) = (self.bump(), self.published.get());
                 let svc = self.find_mut(spec.service).ok_or("Service not defined")?;
+                if spec.lower > spec.upper {
+                    return Err(OUT_OF_RANGE.into());
+                }
                 let d = svc
                     .dests
                     .iter_mut()
                     .find(|d| d.addr == spec.addr && d.port == spec.port)
                     .ok_or("No such destination")?;
+                if let Some(r) = &spec.refusal {
+                    return Err(r.clone());
+                }
                 d.method = spec.method;
                 d.weight = spec.weight;
                 // Maglev keeps a quiesced server's slots with its last non-zero weight.
@@ -284,6 +293,9 @@ impl Director {
     fn add_service(&mut self, spec: &ServiceSpec) -> Result<(), String> {
         if self.find(spec.key).is_some() {
             return Err("Service already exists".into());
+        }
+        if let Some(r) = &spec.refusal {
+            return Err(r.clone());
         }
         if let (Some(m), ServiceKey::Addr(_, a)) = (spec.netmask, spec.key) {
             if a.is_ipv4() && m > 32 {
@@ -354,12 +366,23 @@ impl Director {
         if spec.addr.is_ipv6() != svc.is_ipv6() {
             return Err("the real server's address family differs from the service's".into());
         }
+        // The kernel's order: thresholds, an existing server, a non-unicast address, then
+        // what rvs does not implement.
+        if spec.lower > spec.upper {
+            return Err(OUT_OF_RANGE.into());
+        }
         if svc
             .dests
             .iter()
             .any(|d| d.addr == spec.addr && d.port == spec.port)
         {
             return Err("Destination already exists".into());
+        }
+        if !unicast(spec.addr) {
+            return Err(NOT_UNICAST.into());
+        }
+        if let Some(r) = &spec.refusal {
+            return Err(r.clone());
         }
         let id = self.alloc_dest()?;
         if let Some(l) = self.loads.get(id) {
@@ -493,6 +516,23 @@ fn thresholds(spec: &ServerSpec) -> Thresholds {
     Thresholds {
         upper: spec.upper,
         lower: spec.lower,
+    }
+}
+
+/// ipvsadm's words for the kernel's ERANGE (a lower threshold above the upper one).
+const OUT_OF_RANGE: &str = "Numerical result out of range";
+/// ipvsadm's words for the kernel's EINVAL when adding a real server.
+const NOT_UNICAST: &str =
+    "Invalid operation.  Possibly wrong module version, address not unicast, ...";
+
+/// Whether a real server's address is one the kernel takes (unicast, as inet_addr_type
+/// and ipv6_addr_type see it).
+fn unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_broadcast() || a.is_multicast()),
+        IpAddr::V6(a) => {
+            !(a.is_unspecified() || a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80)
+        }
     }
 }
 

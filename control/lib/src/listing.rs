@@ -3,7 +3,10 @@
 //! `-L --timeout` and `-L -c`.
 
 use crate::director::{proto_name, Director, VirtualService};
-use crate::ipvsadm::{ListFormat, ListOptions, ServiceKey};
+use crate::ipvsadm::{
+    host_name, service_name as port_name, ForwardMethod, ListFormat, ListOptions, Protocol,
+    ServiceKey,
+};
 use rvs_core::conn::{ip_of, Conn, TcpState, Timeouts};
 use rvs_core::sched::DestLoad;
 use rvs_core::RealServer;
@@ -84,12 +87,51 @@ fn endpoint(addr: IpAddr, port: u16) -> String {
     SocketAddr::new(addr, port).to_string()
 }
 
-/// `TCP  1.2.3.4:80`, `FWM  10`, or in rule form `-t 1.2.3.4:80`, `-f 10`.
-fn service_name(key: ServiceKey, rule: bool) -> String {
+/// ipvsadm's `host:port` (`[v6]:port`): numbers with -n, else the /etc/hosts name and the
+/// /etc/services name of the port where there are ones.
+fn anyname(addr: IpAddr, port: u16, proto: &str, numeric: bool) -> String {
+    if numeric {
+        return endpoint(addr, port);
+    }
+    let host = host_name(addr).unwrap_or_else(|| addr.to_string());
+    let port = port_name(port, proto).unwrap_or_else(|| port.to_string());
+    match addr {
+        IpAddr::V4(_) => format!("{host}:{port}"),
+        IpAddr::V6(_) => format!("[{host}]:{port}"),
+    }
+}
+
+fn proto_word(key: ServiceKey) -> &'static str {
     match key {
-        _ if rule => key.to_string(),
-        ServiceKey::Addr(p, a) => format!("{}  {a}", proto_name(p)),
-        ServiceKey::Fwmark { mark, .. } => format!("FWM  {mark}"),
+        ServiceKey::Addr(Protocol::Udp, _) => "udp",
+        _ => "tcp",
+    }
+}
+
+/// `TCP  1.2.3.4:80`, `FWM  10`, `FWM  10 IPv6`, or in rule form `-t 1.2.3.4:80`, `-f 10 -6`.
+fn service_name(key: ServiceKey, rule: bool, numeric: bool) -> String {
+    match key {
+        ServiceKey::Addr(p, a) => {
+            let name = anyname(a.ip(), a.port(), proto_word(key), numeric);
+            match (rule, p) {
+                (true, Protocol::Tcp) => format!("-t {name}"),
+                (true, Protocol::Udp) => format!("-u {name}"),
+                (false, _) => {
+                    let mut s = format!("{:<4} {name}", proto_name(p));
+                    if a.is_ipv4() {
+                        s.truncate(33);
+                    }
+                    s
+                }
+            }
+        }
+        // ipvsadm prints the mark with %d.
+        ServiceKey::Fwmark { mark, ipv6 } => match (rule, ipv6) {
+            (true, false) => format!("-f {}", mark as i32),
+            (true, true) => format!("-f {} -6", mark as i32),
+            (false, false) => format!("FWM  {}", mark as i32),
+            (false, true) => format!("FWM  {} IPv6", mark as i32),
+        },
     }
 }
 
@@ -108,6 +150,26 @@ fn mask_text(vs: &VirtualService) -> Option<String> {
     })
 }
 
+/// The scheduler flags as ipvsadm prints them (sh's and mh's by name, others as flag-N).
+fn sched_flags(vs: &VirtualService) -> String {
+    let mut bits = vs.spec.flag_bits;
+    let name = vs.spec.scheduler.name();
+    for f in vs.spec.scheduler.flags() {
+        bits |= if f.ends_with("fallback") { 1 } else { 2 };
+    }
+    let words: &[(u8, &str)] = match name {
+        "sh" => &[(1, "sh-fallback"), (2, "sh-port")],
+        "mh" => &[(1, "mh-fallback"), (2, "mh-port")],
+        _ => &[(1, "flag-1"), (2, "flag-2"), (4, "flag-3")],
+    };
+    words
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, w)| *w)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// ipvsadm's number column: 9 wide, scaled with K/M/G/T beyond 8 digits unless exact.
 fn number(n: u64, exact: bool) -> String {
     if exact {
@@ -123,34 +185,133 @@ fn number(n: u64, exact: bool) -> String {
     }
 }
 
-fn sort_key(vs: &VirtualService) -> (u32, bool, u8, IpAddr, u16) {
-    match vs.spec.key {
-        ServiceKey::Addr(p, a) => (0, a.is_ipv6(), p as u8, a.ip(), a.port()),
-        ServiceKey::Fwmark { mark, ipv6 } => (mark, ipv6, 0, IpAddr::from([0u8; 4]), 0),
+/// glibc's qsort (a top-down merge sort for tables this size) with a C comparator: the
+/// order ipvsadm prints, even where its comparator is not a total order.
+fn c_sort<T: Copy>(v: &mut [T], cmp: &impl Fn(&T, &T) -> i32, tmp: &mut Vec<T>) {
+    let n = v.len();
+    if n <= 1 {
+        return;
+    }
+    let n1 = n / 2;
+    c_sort(&mut v[..n1], cmp, tmp);
+    c_sort(&mut v[n1..], cmp, tmp);
+    tmp.clear();
+    let (mut i, mut j) = (0, n1);
+    while i < n1 && j < n {
+        if cmp(&v[i], &v[j]) <= 0 {
+            tmp.push(v[i]);
+            i += 1;
+        } else {
+            tmp.push(v[j]);
+            j += 1;
+        }
+    }
+    tmp.extend_from_slice(&v[i..n1]);
+    v[..tmp.len()].copy_from_slice(tmp);
+}
+
+/// An address as libipvs's comparators read it: 32-bit words in host order.
+fn words(a: IpAddr) -> [u32; 4] {
+    match a {
+        IpAddr::V4(v4) => [u32::from(v4), 0, 0, 0],
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            std::array::from_fn(|i| {
+                u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+            })
+        }
     }
 }
 
-fn ordered(d: &Director, sort: bool) -> Vec<&VirtualService> {
+/// libipvs's service comparator: differences of unsigned fields read as int.
+fn cmp_services(a: &&VirtualService, b: &&VirtualService) -> i32 {
+    let fields = |vs: &VirtualService| match vs.spec.key {
+        ServiceKey::Addr(p, sa) => {
+            let proto = match p {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+            };
+            (
+                0u32,
+                if sa.is_ipv6() { 10 } else { 2 },
+                proto,
+                Some(sa.ip()),
+                sa.port(),
+            )
+        }
+        ServiceKey::Fwmark { mark, ipv6 } => (mark, if ipv6 { 10 } else { 2 }, 0, None, 0),
+    };
+    let (fa, aa, pa, ia, porta) = fields(a);
+    let (fb, ab, pb, ib, portb) = fields(b);
+    let r = fa.wrapping_sub(fb) as i32;
+    if r != 0 {
+        return r;
+    }
+    let r = aa - ab;
+    if r != 0 {
+        return r;
+    }
+    let r = pa - pb;
+    if r != 0 {
+        return r;
+    }
+    let zero = IpAddr::from([0u8; 4]);
+    let (wa, wb) = (words(ia.unwrap_or(zero)), words(ib.unwrap_or(zero)));
+    let r = if aa == 10 {
+        (0..4)
+            .map(|i| wa[i].wrapping_sub(wb[i]) as i32)
+            .find(|&r| r != 0)
+            .unwrap_or(0)
+    } else {
+        wa[0].wrapping_sub(wb[0]) as i32
+    };
+    if r != 0 {
+        return r;
+    }
+    i32::from(porta) - i32::from(portb)
+}
+
+/// libipvs's real-server comparator.
+fn cmp_dests(a: &&RealServer, b: &&RealServer) -> i32 {
+    let (wa, wb) = (words(a.addr), words(b.addr));
+    let r = if a.addr.is_ipv6() {
+        (0..4)
+            .map(|i| wa[i].wrapping_sub(wb[i]) as i32)
+            .find(|&r| r != 0)
+            .unwrap_or(0)
+    } else {
+        wa[0].wrapping_sub(wb[0]) as i32
+    };
+    if r != 0 {
+        return r;
+    }
+    i32::from(a.port) - i32::from(b.port)
+}
+
+/// Services in ipvsadm's order, or the table's own (creation) order with --nosort.
+fn ordered(d: &Director, nosort: bool) -> Vec<&VirtualService> {
     let mut v: Vec<&VirtualService> = d.services.iter().collect();
-    if sort {
-        v.sort_by_key(|s| sort_key(s));
+    if !nosort {
+        c_sort(&mut v, &cmp_services, &mut Vec::new());
     }
     v
 }
 
-/// Real servers sorted by (address, port), as ipvsadm always shows and saves them.
-fn dests_of(vs: &VirtualService) -> Vec<&RealServer> {
+/// Real servers in ipvsadm's order, or the service's own with --nosort.
+fn dests_of(vs: &VirtualService, nosort: bool) -> Vec<&RealServer> {
     let mut v: Vec<&RealServer> = vs.dests.iter().collect();
-    v.sort_by_key(|d| (d.addr, d.port));
+    if !nosort {
+        c_sort(&mut v, &cmp_dests, &mut Vec::new());
+    }
     v
 }
 
-/// `ipvsadm -S -n`: services sorted by (fwmark, family, protocol, address, port), servers
-/// by (address, port); `-R` reads it back to the same configuration.
-pub fn save(d: &Director) -> String {
+/// `ipvsadm -S [-n]`: services and servers in ipvsadm's order; `-R` reads it back to the
+/// same configuration.
+pub fn save(d: &Director, numeric: bool) -> String {
     let mut out = String::new();
-    for vs in ordered(d, true) {
-        let name = service_name(vs.spec.key, true);
+    for vs in ordered(d, false) {
+        let name = service_name(vs.spec.key, true, numeric);
         let _ = write!(out, "-A {name} -s {}", vs.spec.scheduler.name());
         if let Some(t) = vs.spec.persistent {
             let _ = write!(out, " -p {t}");
@@ -161,25 +322,29 @@ pub fn save(d: &Director) -> String {
         if vs.spec.one_packet {
             out.push_str(" -o");
         }
-        let flags = vs.spec.scheduler.flags();
+        let flags = sched_flags(vs);
         if !flags.is_empty() {
-            let _ = write!(out, " -b {}", flags.join(","));
+            let _ = write!(out, " -b {flags}");
         }
         out.push('\n');
-        for dest in dests_of(vs) {
-            let _ = writeln!(
+        for dest in dests_of(vs, false) {
+            let dname = anyname(dest.addr, dest.port, proto_word(vs.spec.key), numeric);
+            let _ = write!(
                 out,
-                "-a {name} -r {} {} -w {}",
-                endpoint(dest.addr, dest.port),
+                "-a {name} -r {dname} {} -w {}",
                 dest.method.ipvsadm_flag(),
-                dest.weight
+                dest.weight as i32
             );
+            if dest.method == ForwardMethod::Tun {
+                out.push_str(" --tun-type ipip");
+            }
+            out.push('\n');
         }
     }
     out
 }
 
-/// `ipvsadm -L -n` and its variants. `size` is the connection-table size shown in the
+/// `ipvsadm -L [-n]` and its variants. `size` is the connection-table size shown in the
 /// version line.
 pub fn list(
     d: &Director,
@@ -190,13 +355,14 @@ pub fn list(
 ) -> Result<String, String> {
     let services: Vec<&VirtualService> = match opts.service {
         Some(k) => vec![d.find(k).ok_or("No such service")?],
-        None => ordered(d, opts.sort),
+        None => ordered(d, opts.nosort),
     };
+    let format = opts.format();
     let mut out = String::new();
     if opts.service.is_none() {
         let _ = writeln!(out, "IP Virtual Server version 1.2.1 (size={size})");
     }
-    let _ = match opts.format {
+    let _ = match format {
         ListFormat::Stats => writeln!(
             out,
             "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
@@ -209,11 +375,17 @@ pub fn list(
         ),
         ListFormat::Thresholds => writeln!(
             out,
-            "Prot LocalAddress:Port\n  -> RemoteAddress:Port            Uthreshold Lthreshold ActiveConn InActConn"
+            "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
         ),
         ListFormat::PersistentConn => writeln!(
             out,
-            "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n  -> RemoteAddress:Port"
+            "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+        ),
+        ListFormat::Default if opts.tun_info => writeln!(
+            out,
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn"
         ),
         ListFormat::Default => writeln!(
             out,
@@ -222,13 +394,10 @@ pub fn list(
     };
     let load = |d: &RealServer| loads.get(d.id);
     for vs in services {
-        let mut name = service_name(vs.spec.key, false);
-        if !vs.is_ipv6() {
-            name.truncate(33);
-        }
-        match opts.format {
+        let name = service_name(vs.spec.key, false, opts.numeric);
+        match format {
             ListFormat::Stats | ListFormat::Rate => {
-                let s = fig.service(vs, opts.format == ListFormat::Rate);
+                let s = fig.service(vs, format == ListFormat::Rate);
                 let _ = write!(out, "{name:<33}");
                 for v in s.fields() {
                     out.push_str(&number(v, opts.exact));
@@ -236,9 +405,9 @@ pub fn list(
             }
             _ => {
                 let _ = write!(out, "{name} {}", vs.spec.scheduler.name());
-                let flags = vs.spec.scheduler.flags();
+                let flags = sched_flags(vs);
                 if !flags.is_empty() {
-                    let _ = write!(out, " ({})", flags.join(","));
+                    let _ = write!(out, " ({flags})");
                 }
                 if let Some(t) = vs.spec.persistent {
                     let _ = write!(out, " persistent {t}");
@@ -252,18 +421,29 @@ pub fn list(
             }
         }
         out.push('\n');
-        for dest in dests_of(vs) {
-            let dname = endpoint(dest.addr, dest.port);
+        for dest in dests_of(vs, opts.nosort) {
+            let mut dname = anyname(dest.addr, dest.port, proto_word(vs.spec.key), opts.numeric);
+            if dest.addr.is_ipv4() {
+                dname.truncate(28);
+            }
             let (a, i, p) = load(dest)
                 .map(|l| (l.active(), l.inactive(), l.persistent()))
                 .unwrap_or_default();
-            match opts.format {
-                ListFormat::Stats | ListFormat::Rate => {
-                    let s = fig.dest(dest, opts.format == ListFormat::Rate);
+            let weight = dest.weight as i32;
+            match format {
+                ListFormat::Stats => {
+                    let s = fig.dest(dest, false);
                     let _ = write!(out, "  -> {dname:<28}");
                     for v in s.fields() {
                         out.push_str(&number(v, opts.exact));
                     }
+                    out.push('\n');
+                }
+                ListFormat::Rate => {
+                    let s = fig.dest(dest, true).fields();
+                    let _ = write!(out, "  -> {dname:<28} {:>8} {:>8} {:>8}", s[0], s[1], s[2]);
+                    out.push_str(&number(s[3], opts.exact));
+                    out.push_str(&number(s[4], opts.exact));
                     out.push('\n');
                 }
                 ListFormat::Thresholds => {
@@ -274,11 +454,7 @@ pub fn list(
                     );
                 }
                 ListFormat::PersistentConn => {
-                    let _ = writeln!(
-                        out,
-                        "  -> {dname:<28} {:<9} {p:<11} {a:<10} {i:<10}",
-                        dest.weight
-                    );
+                    let _ = writeln!(out, "  -> {dname:<28} {weight:<9} {p:<11} {a:<10} {i:<10}");
                 }
                 ListFormat::Default => {
                     let word = if d.is_local(dest.addr) {
@@ -286,11 +462,22 @@ pub fn list(
                     } else {
                         dest.method.ipvsadm_word()
                     };
-                    let _ = writeln!(
-                        out,
-                        "  -> {dname:<28} {word:<7} {:<6} {a:<10} {i:<10}",
-                        dest.weight
-                    );
+                    if opts.tun_info {
+                        let info = if dest.method == ForwardMethod::Tun {
+                            "ipip"
+                        } else {
+                            "n/a"
+                        };
+                        let _ = writeln!(
+                            out,
+                            "  -> {dname:<28} {word:<7} {info:<13} {weight:<6} {a:<10} {i:<10}"
+                        );
+                    } else {
+                        let _ = writeln!(
+                            out,
+                            "  -> {dname:<28} {word:<7} {weight:<6} {a:<10} {i:<10}"
+                        );
+                    }
                 }
             }
         }
@@ -318,15 +505,24 @@ fn virtual_text(c: &Conn) -> String {
     endpoint(ip_of(&a), c.vport)
 }
 
-/// `ipvsadm -L -c -n`: `conns` holds each entry with its seconds left.
-pub fn connections(conns: &[(Conn, u32)]) -> String {
-    let mut out =
-        String::from("IPVS connection entries\npro expire state       source             virtual            destination\n");
+/// `ipvsadm -L -c [-n] [--persistent-conn]`: `conns` holds each entry with its seconds
+/// left.
+pub fn connections(conns: &[(Conn, u32)], numeric: bool, persistent_conn: bool) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    if persistent_conn {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        out.push_str("pro expire state       source             virtual            destination\n");
+    }
     for (c, left) in conns {
-        let proto = match c.proto {
-            6 => "TCP",
-            17 => "UDP",
-            _ => "IP",
+        let (proto, word) = match c.proto {
+            6 => ("TCP", "tcp"),
+            17 => ("UDP", "udp"),
+            _ => ("IP", "tcp"),
         };
         let state = if c.is_template() {
             "NONE"
@@ -335,17 +531,26 @@ pub fn connections(conns: &[(Conn, u32)]) -> String {
         } else {
             "UDP"
         };
+        let name = |a: &[u8; 16], port: u16| anyname(ip_of(a), port, word, numeric);
+        let vname = if is_mark_template(c) {
+            virtual_text(c)
+        } else {
+            name(&c.vaddr, c.vport)
+        };
+        let expire = format!("{:02}:{:02}", left / 60, left % 60);
         let _ = writeln!(
             out,
-            "{proto:<3} {:02}:{:02}  {state:<11} {:<18} {:<18} {}",
-            left / 60,
-            left % 60,
-            endpoint(ip_of(&c.caddr), c.cport),
-            virtual_text(c),
-            endpoint(ip_of(&c.daddr), c.dport),
+            "{proto:<3} {expire:<6} {state:<11} {:<18} {:<18} {}",
+            name(&c.caddr, c.cport),
+            vname,
+            name(&c.daddr, c.dport),
         );
     }
     out
+}
+
+fn is_mark_template(c: &Conn) -> bool {
+    c.vaddr[0] == 0xfd && c.vaddr[1..12].iter().all(|&b| b == 0)
 }
 
 #[cfg(test)]
@@ -386,21 +591,23 @@ mod tests {
     #[test]
     fn save_is_sorted_and_restores_to_the_same_text() {
         let d = director(RULES);
-        let saved = save(&d);
+        let saved = save(&d, true);
         assert_eq!(
             saved,
-            "-A -t 10.1.1.254:0 -s wlc -p 3600 -M 255.255.255.0
--a -t 10.1.1.254:0 -r 10.1.1.2:0 -g -w 2
--A -t 192.168.1.100:80 -s wrr
+            // libipvs compares addresses by unsigned difference read as int: 192.168.1.100
+            // comes before 10.1.1.254 (more than 2^31 apart), IPv4 before IPv6.
+            "-A -t 192.168.1.100:80 -s wrr
 -a -t 192.168.1.100:80 -r 10.0.0.1:80 -m -w 3
 -a -t 192.168.1.100:80 -r 10.0.0.2:80 -m -w 1
+-A -t 10.1.1.254:0 -s wlc -p 3600 -M 255.255.255.0
+-a -t 10.1.1.254:0 -r 10.1.1.2:0 -g -w 2
 -A -u [2001:db8::1]:53 -s sh -p 600 -M 64 -b sh-fallback
 -a -u [2001:db8::1]:53 -r [2001:db8::10]:53 -g -w 2
 -A -f 10 -s rr -p 600
--a -f 10 -r 10.1.1.3:0 -i -w 1
+-a -f 10 -r 10.1.1.3:0 -i -w 1 --tun-type ipip
 "
         );
-        assert_eq!(save(&director(&saved)), saved);
+        assert_eq!(save(&director(&saved), true), saved);
     }
 
     #[test]
@@ -418,10 +625,10 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  192.168.1.100:80 wrr
   -> 10.0.0.1:80                  Masq    3      0          1         
   -> 10.0.0.2:80                  Masq    1      0          0         
-UDP  [2001:db8::1]:53 sh (sh-fallback) persistent 600 mask 64
-  -> [2001:db8::10]:53            Route   2      0          0         
 TCP  10.1.1.254:0 wlc persistent 3600 mask 255.255.255.0
   -> 10.1.1.2:0                   Route   2      0          0         
+UDP  [2001:db8::1]:53 sh (sh-fallback) persistent 600 mask 64
+  -> [2001:db8::10]:53            Route   2      0          0         
 FWM  10 rr persistent 600
   -> 10.1.1.3:0                   Tunnel  1      0          0         
 ";
@@ -445,7 +652,8 @@ FWM  10 rr persistent 600
             outbytes: 0,
         };
         let opts = ListOptions {
-            format: ListFormat::Stats,
+            stats: true,
+            numeric: true,
             service: Some(d.services[0].spec.key),
             ..ListOptions::default()
         };
@@ -499,10 +707,20 @@ FWM  10 rr persistent 600
             0,
         );
         c.state = TcpState::Established;
-        let text = connections(&[(c, 899)]);
+        let text = connections(&[(c, 899), (c, 9000)], true, false);
         assert_eq!(
             text.lines().nth(2).unwrap(),
             "TCP 14:59  ESTABLISHED 10.0.0.9:40000     192.168.1.100:80   10.0.0.1:80"
+        );
+        // Past 99 minutes the expiry takes the column's last space, as ipvsadm's %-6s.
+        assert_eq!(
+            text.lines().nth(3).unwrap(),
+            "TCP 150:00 ESTABLISHED 10.0.0.9:40000     192.168.1.100:80   10.0.0.1:80"
+        );
+        let pe = connections(&[], true, true);
+        assert_eq!(
+            pe.lines().nth(1).unwrap(),
+            "pro expire state       source             virtual            destination        pe name          pe_data"
         );
     }
 }

@@ -207,32 +207,24 @@ impl SyncDaemons {
         self.slot(role).lock().is_some()
     }
 
-    /// `ipvsadm -L --daemon`: what ipvsadm prints, with the settings that are not the
-    /// defaults.
+    /// `ipvsadm -L --daemon`: what ipvsadm prints from the kernel, defaults included
+    /// (maxlen is the largest message for a 1500-byte MTU unless set lower).
     pub fn listing(&self) -> String {
         let mut out = String::new();
         for role in [Role::Master, Role::Backup] {
             if let Some(r) = self.slot(role).lock().as_ref() {
                 let c = &r.settings;
                 out.push_str(&format!(
-                    "{} sync daemon (mcast={}, syncid={}",
+                    "{} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, ttl={})\n",
                     role.name(),
                     c.interface,
-                    c.syncid
+                    c.syncid,
+                    c.maxlen
+                        .map_or(MAX_MESSAGE, |m| usize::from(m).min(MAX_MESSAGE)),
+                    c.group(),
+                    c.port(),
+                    c.ttl.unwrap_or(1)
                 ));
-                if let Some(m) = c.maxlen {
-                    out.push_str(&format!(", maxlen={m}"));
-                }
-                if let Some(g) = c.group {
-                    out.push_str(&format!(", group={g}"));
-                }
-                if let Some(p) = c.port {
-                    out.push_str(&format!(", port={p}"));
-                }
-                if let Some(t) = c.ttl {
-                    out.push_str(&format!(", ttl={t}"));
-                }
-                out.push_str(")\n");
             }
         }
         out

@@ -70,6 +70,15 @@ impl Reply {
     }
 }
 
+/// ipvsadm's answer to a line it cannot take.
+fn failure(f: ipvsadm::Failure) -> Reply {
+    Reply {
+        status: f.status,
+        out: String::new(),
+        err: f.message + "\n",
+    }
+}
+
 /// Most connections one worker lists for `-L -c` / `show conn`.
 pub const CONN_LISTING_LIMIT: usize = 1 << 20;
 
@@ -252,38 +261,17 @@ impl Appliance {
 
     /// An ipvsadm command line (arguments without the program name; stdin for -R).
     pub fn ipvsadm<S: AsRef<str>>(&self, args: &[S], stdin: &str) -> Reply {
-        let cmd = match ipvsadm::parse_args(args) {
+        let cmd = match ipvsadm::parse_command(args, "ipvsadm") {
             Ok(c) => c,
-            Err(e) => return Reply::fail(2, e),
+            Err(f) => return failure(f),
         };
         match cmd {
             Command::List(opts) => self.list(&opts),
             Command::Zero(key) => self.zero_service(key),
-            Command::Save => Reply::ok(listing::save(&self.director.lock())),
-            Command::Version => Reply::ok(format!(
-                "rvsadm {} (ipvsadm-compatible; IP Virtual Server version 1.2.1)\n",
-                env!("CARGO_PKG_VERSION")
-            )),
-            Command::Restore => {
-                let mut cmds = Vec::new();
-                for (n, line) in stdin.lines().enumerate() {
-                    match ipvsadm::parse_line(line) {
-                        Ok(Some(c)) if c.is_rule() => cmds.push((n + 1, c)),
-                        Ok(Some(_)) => {
-                            return Reply::fail(2, format!("line {}: not a rule", n + 1))
-                        }
-                        Ok(None) => {}
-                        Err(e) => return Reply::fail(2, format!("line {}: {e}", n + 1)),
-                    }
-                }
-                if cmds.is_empty() {
-                    return Reply::ok("");
-                }
-                match self.change(&cmds) {
-                    Ok(()) => Reply::ok(""),
-                    Err(e) => Reply::fail(REFUSED, e),
-                }
-            }
+            Command::Save { numeric } => Reply::ok(listing::save(&self.director.lock(), numeric)),
+            Command::Version => Reply::ok(ipvsadm::version()),
+            Command::Help => Reply::ok(ipvsadm::usage("ipvsadm")),
+            Command::Restore => self.restore(stdin),
             Command::StartDaemon { role, settings } => self.start_sync(role, settings),
             Command::StopDaemon(role) => self.stop_sync(role),
             c => match self.change(&[(1, c)]) {
@@ -291,6 +279,52 @@ impl Appliance {
                 Err(e) => Reply::fail(REFUSED, e),
             },
         }
+    }
+
+    /// `ipvsadm -R`: each line as ipvsadm runs it (a refused rule is reported and the next
+    /// line runs; a line ipvsadm cannot parse stops there), published as one change.
+    fn restore(&self, stdin: &str) -> Reply {
+        let _one_at_a_time = self.changing.lock();
+        let mut next = self.director.lock().clone();
+        let mut reply = Reply::ok("");
+        for line in stdin.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.is_empty() {
+                continue;
+            }
+            let cmd = match ipvsadm::parse_command(&words, "ipvsadm") {
+                Ok(Command::Restore) => Err(ipvsadm::Failure::try_help("ipvsadm")),
+                other => other,
+            };
+            match cmd {
+                Err(f) => {
+                    reply.err.push_str(&f.message);
+                    reply.err.push('\n');
+                    reply.status = f.status;
+                    break;
+                }
+                Ok(c) if c.is_rule() || matches!(c, Command::SetTimeouts { .. }) => {
+                    match next.apply(&c) {
+                        Ok(()) => reply.status = 0,
+                        Err(e) => {
+                            reply.err.push_str(&e);
+                            reply.err.push('\n');
+                            reply.status = REFUSED;
+                        }
+                    }
+                }
+                Ok(_) => {
+                    reply
+                        .err
+                        .push_str("rvs: only rules and --set are read from -R input\n");
+                    reply.status = 2;
+                    break;
+                }
+            }
+        }
+        self.sync_host_vips(next.local_vips());
+        self.commit(&mut self.director.lock(), next);
+        reply
     }
 
     fn list(&self, opts: &ListOptions) -> Reply {
@@ -301,7 +335,11 @@ impl Appliance {
             return Reply::ok(listing::timeouts(&self.director.lock().timeouts));
         }
         if opts.connections {
-            return Reply::ok(listing::connections(&self.connections()));
+            return Reply::ok(listing::connections(
+                &self.connections(),
+                opts.numeric,
+                opts.persistent_conn,
+            ));
         }
         let fig = self.figures();
         let d = self.director.lock();
@@ -531,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn save_restore_round_trips_and_restore_is_all_or_nothing() {
+    fn save_restore_round_trips_and_restore_runs_line_by_line() {
         let a = appliance();
         let rules = "-A -t 10.0.0.1:80 -s wrr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n";
         assert_eq!(a.ipvsadm(&["-R"], rules).status, 0);
@@ -539,17 +577,28 @@ mod tests {
         let b = appliance();
         assert_eq!(b.ipvsadm(&["-R"], &saved).status, 0);
         assert_eq!(b.ipvsadm(&["-S", "-n"], "").out, saved);
+        // As ipvsadm: a refused line is reported and the next runs (the status is the last
+        // line's); a line it cannot parse stops the restore there. One snapshot for all.
         let g = b.cell().generation();
         let r = b.ipvsadm(
             &["-R"],
-            "-A -t 10.0.0.2:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n",
+            "-A -t 10.0.0.2:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n-A -t 10.0.0.4:80\n",
+        );
+        assert_eq!((r.status, r.err.as_str()), (0, "Service not defined\n"));
+        assert_eq!(b.cell().generation(), g + 1);
+        let r = b.ipvsadm(
+            &["-R"],
+            "-A -t 10.0.0.5:80\n-A -t 10.0.0.6:80 -w 2\n-A -t 10.0.0.7:80\n",
         );
         assert_eq!(
             (r.status, r.err.as_str()),
-            (REFUSED, "line 2: Service not defined\n")
+            (
+                2,
+                "Illegal 'weight' option with the 'add-service' command\n"
+            )
         );
-        assert_eq!(b.cell().generation(), g);
-        assert_eq!(b.ipvsadm(&["-S"], "").out, saved);
+        let listed = b.ipvsadm(&["-S", "-n"], "").out;
+        assert!(listed.contains("10.0.0.5:80") && !listed.contains("10.0.0.7:80"));
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl Appliance {
             let a = rvs_core::conn::addr16(addr);
             conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
         }
-        Reply::ok(listing::connections(&conns))
+        Reply::ok(listing::connections(&conns, true, false))
     }
 
     pub(super) fn show_neighbours(&self) -> String {

@@ -1,23 +1,18 @@
 //! `rvsadm`: ipvsadm's command line for a running rvs. It sends its arguments (and, for
 //! `-R`, its standard input) over the control socket (`RVS_SOCKET`, default
 //! /run/rvs/rvs.sock) and prints what the daemon answers, with ipvsadm's exit status.
+//! Installed as `ipvsadm`, it names itself so in its messages, as ipvsadm uses argv[0].
+//! `rvsadm --vrrp` (rvs's addition) shows the VRRP instances.
 
-use rvs_control::ipvsadm::{parse_args, Command};
+use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
 use std::io::{Read, Write};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!(
-            "rvsadm: ipvsadm for rvs (same commands and options; see ipvsadm(8)).\n\
-             rvsadm --vrrp shows the VRRP instances (rvs's console `show vrrp`).\n\
-             The daemon's socket comes from RVS_SOCKET (default {}).",
-            rvs_control::config::DEFAULT_SOCKET
-        );
-        return;
-    }
-    // rvs's own additions, outside ipvsadm's options: the console's `show vrrp`.
+    let mut argv = std::env::args();
+    let program = argv.next().unwrap_or_else(|| "ipvsadm".into());
+    let args: Vec<String> = argv.collect();
+    // rvs's own addition, outside ipvsadm's options: the console's `show vrrp`.
     if args.len() == 1 && args[0] == "--vrrp" {
         let req = Request {
             version: PROTOCOL_VERSION,
@@ -27,16 +22,24 @@ fn main() {
         };
         talk(&req);
     }
-    // Syntax errors are reported without bothering the daemon.
-    let stdin = match parse_args(&args) {
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
+    // What ipvsadm answers without the kernel is answered here, with its words and status.
+    let stdin = match parse_command(&args, &program) {
+        Err(f) => {
+            eprintln!("{}", f.message);
+            std::process::exit(f.status);
+        }
+        Ok(Command::Help) => {
+            print!("{}", usage(&program));
+            return;
+        }
+        Ok(Command::Version) => {
+            print!("{}", version());
+            return;
         }
         Ok(Command::Restore) => {
             let mut text = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-                eprintln!("rvsadm: reading rules from stdin: {e}");
+                eprintln!("{program}: reading rules from stdin: {e}");
                 std::process::exit(2);
             }
             text

@@ -369,6 +369,8 @@ impl LbConfig {
                     persistent: s.persistence.map(|p| p.0),
                     netmask: s.persistence.map(|p| p.1),
                     one_packet: s.one_packet,
+                    flag_bits: 0,
+                    refusal: None,
                 }));
             }
             for r in &s.servers {
@@ -397,6 +399,7 @@ impl LbConfig {
                     weight: r.weight,
                     upper: r.upper,
                     lower: r.lower,
+                    refusal: None,
                 }));
             }
         }

@@ -143,6 +143,7 @@ fn wanted(vs: &VirtualServer, key: ServiceKey, set: &ServerSet) -> Vec<ServerSpe
                     weight: 1,
                     upper: 0,
                     lower: 0,
+                    refusal: None,
                 }]
             })
             .unwrap_or_default(),

@@ -638,6 +638,8 @@ impl KeepalivedConf {
                     persistent: vs.persistence,
                     netmask: vs.granularity,
                     one_packet: vs.one_packet,
+                    flag_bits: 0,
+                    refusal: None,
                 }));
                 if vs.alpha {
                     continue;
@@ -661,6 +663,7 @@ pub fn server_spec(key: ServiceKey, rs: &RealServer, weight: u32) -> ServerSpec 
         weight,
         upper: rs.upper,
         lower: rs.lower,
+        refusal: None,
     }
 }
 

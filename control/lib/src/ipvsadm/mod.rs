@@ -1,10 +1,18 @@
 //! ipvsadm's rule syntax: the lines `ipvsadm -S` writes and `ipvsadm -R` reads, parsed into
 //! typed commands. Errors use ipvsadm's wording where it has one.
 
+mod names;
+mod parse;
+mod popt;
+mod usage;
+
+pub use names::{host_name, service_name};
+pub use parse::{parse_command, Failure};
 use rvs_core::sched::SchedKind;
 pub use rvs_core::ForwardMethod;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+pub use usage::{usage, version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
@@ -46,6 +54,12 @@ pub struct ServiceSpec {
     /// Persistence netmask (prefix length).
     pub netmask: Option<u8>,
     pub one_packet: bool,
+    /// `-b` flag bits (1, 2, 4) the scheduler gives no meaning to (sh's and mh's are in
+    /// `scheduler`); kept and shown as ipvsadm does.
+    pub flag_bits: u8,
+    /// What the kernel side refuses once the service is looked up (an unknown scheduler,
+    /// what rvs does not implement); never set on a stored service.
+    pub refusal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +71,8 @@ pub struct ServerSpec {
     pub weight: u32,
     pub upper: u32,
     pub lower: u32,
+    /// As [`ServiceSpec::refusal`], checked once the server is looked up.
+    pub refusal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +93,9 @@ pub enum Command {
     /// -Z [service].
     Zero(Option<ServiceKey>),
     /// -S [-n].
-    Save,
+    Save {
+        numeric: bool,
+    },
     /// -R: rules from stdin.
     Restore,
     /// --set tcp tcpfin udp.
@@ -88,6 +106,8 @@ pub enum Command {
     },
     /// -v / --version.
     Version,
+    /// -h / --help.
+    Help,
     /// --start-daemon master|backup [--mcast-interface IF] [--syncid N].
     StartDaemon {
         role: crate::sync::Role,
@@ -111,15 +131,40 @@ pub enum ListFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ListOptions {
     pub service: Option<ServiceKey>,
-    pub format: ListFormat,
+    /// -n: addresses and ports as numbers (else names from /etc/hosts and /etc/services).
+    pub numeric: bool,
+    pub stats: bool,
+    pub rate: bool,
+    pub thresholds: bool,
+    pub persistent_conn: bool,
+    pub tun_info: bool,
     /// -c: the connection entries instead of the services.
     pub connections: bool,
     /// --timeout: the timeouts instead of the services.
     pub timeout: bool,
     pub exact: bool,
-    pub sort: bool,
+    /// --nosort: the table's own order instead of ipvsadm's.
+    pub nosort: bool,
     /// --daemon: the sync daemons instead of the services.
     pub daemon: bool,
+}
+
+impl ListOptions {
+    /// The columns shown, by ipvsadm's precedence (--stats, --rate, --thresholds,
+    /// --persistent-conn).
+    pub fn format(&self) -> ListFormat {
+        if self.stats {
+            ListFormat::Stats
+        } else if self.rate {
+            ListFormat::Rate
+        } else if self.thresholds {
+            ListFormat::Thresholds
+        } else if self.persistent_conn {
+            ListFormat::PersistentConn
+        } else {
+            ListFormat::Default
+        }
+    }
 }
 
 impl Command {
@@ -191,36 +236,11 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     parse_args(&words).map(Some)
 }
 
-/// Short options that take no argument and may be bundled (`-Ln`, `-lnc`).
-const BUNDLEABLE: &str = "LlncZSRCgimo6AEDaedvhX";
-/// Short options that take an argument, written apart or attached (`-s rr`, `-srr`).
-const WITH_ARGUMENT: &str = "tufsMrwxyb";
-
-/// A number of type `T`, at least `min`, or ipvsadm's "illegal WHAT specified".
-fn number<T: std::str::FromStr + PartialOrd + From<u8>>(
-    word: &str,
-    min: u8,
-    what: &str,
-) -> Result<T, String> {
-    word.parse::<T>()
-        .ok()
-        .filter(|v| *v >= T::from(min))
-        .ok_or_else(|| format!("illegal {what} specified"))
-}
-
 /// The longest timeout ipvsadm (and the kernel) take: 31 days.
 pub const MAX_TIMEOUT: u32 = 86_400 * 31;
 
-/// A timeout in seconds from `min` to 31 days, in ipvsadm's words when it is not.
-fn timeout_value(word: &str, min: u32) -> Result<u32, String> {
-    word.parse::<u32>()
-        .ok()
-        .filter(|t| (min..=MAX_TIMEOUT).contains(t))
-        .ok_or_else(|| format!("invalid timeout value `{word}' specified"))
-}
-
 /// ipvsadm's option names, in the order it checks them (its error messages use them).
-const OPTION_NAMES: [&str; 34] = [
+pub(crate) const OPTION_NAMES: [&str; 34] = [
     "numeric",
     "connection",
     "service-address",
@@ -257,43 +277,6 @@ const OPTION_NAMES: [&str; 34] = [
     "tun-remcsum",
 ];
 
-/// The ipvsadm option a word sets, by its name in [`OPTION_NAMES`].
-fn option_name(w: &str) -> Option<&'static str> {
-    Some(match w {
-        "-n" | "--numeric" => "numeric",
-        "-c" | "--connection" => "connection",
-        "-t" | "--tcp-service" | "-u" | "--udp-service" | "-f" | "--fwmark-service" => {
-            "service-address"
-        }
-        "-s" | "--scheduler" => "scheduler",
-        "-p" | "--persistent" => "persistent",
-        "-M" | "--netmask" => "netmask",
-        "-r" | "--real-server" => "real-server",
-        "-g" | "--gatewaying" | "-i" | "--ipip" | "-m" | "--masquerading" => "forwarding-method",
-        "-w" | "--weight" => "weight",
-        "-x" | "--u-threshold" => "u-threshold",
-        "-y" | "--l-threshold" => "l-threshold",
-        "--mcast-interface" => "mcast-interface",
-        "--timeout" => "timeout",
-        "--daemon" => "daemon",
-        "--stats" => "stats",
-        "--rate" => "rate",
-        "--thresholds" => "thresholds",
-        "--persistent-conn" => "persistent-conn",
-        "--nosort" => "nosort",
-        "--syncid" => "syncid",
-        "--exact" | "-X" => "exact",
-        "-o" | "--ops" => "ops",
-        "--pe" => "pe",
-        "-b" | "--sched-flags" => "sched-flags",
-        "--mcast-group" => "mcast-group",
-        "--mcast-port" => "mcast-port",
-        "--mcast-ttl" => "mcast-ttl",
-        "--sync-maxlen" => "sync-maxlen",
-        _ => return None,
-    })
-}
-
 /// Which options a command needs, may take, and takes one of at most (ipvsadm's rules:
 /// any other is illegal with it); and the command's name in ipvsadm's messages.
 type CommandRules = (
@@ -303,7 +286,7 @@ type CommandRules = (
     &'static [&'static str],
 );
 
-fn command_rules(cmd: &str) -> Option<CommandRules> {
+pub(crate) fn command_rules(cmd: &str) -> Option<CommandRules> {
     const SERVICE_OPTIONS: &[&str] = &[
         "scheduler",
         "persistent",
@@ -371,381 +354,16 @@ fn command_rules(cmd: &str) -> Option<CommandRules> {
     })
 }
 
-/// ipvsadm's check of a command's options, in its order and words.
-fn check_options(cmd: &str, given: &[&str]) -> Result<(), String> {
-    let Some((name, needed, optional, exclusive)) = command_rules(cmd) else {
-        return Ok(());
-    };
-    let mut first_exclusive: Option<&str> = None;
-    for opt in OPTION_NAMES {
-        let has = given.contains(&opt);
-        if !has {
-            if needed.contains(&opt) {
-                return Err(format!(
-                    "You need to supply the '{opt}' option for the '{name}' command"
-                ));
-            }
-            continue;
-        }
-        if exclusive.contains(&opt) {
-            if let Some(first) = first_exclusive {
-                return Err(format!(
-                    "The option '{opt}' conflicts with the '{first}' option in the '{name}' command"
-                ));
-            }
-            first_exclusive = Some(opt);
-        } else if !needed.contains(&opt) && !optional.contains(&opt) {
-            return Err(format!("Illegal '{opt}' option with the '{name}' command"));
-        }
-    }
-    Ok(())
-}
-
-/// popt's spellings of one word as separate words: `--name=value`, bundled flags that may
-/// end in an option with its value attached (`-At`, `-gw2`, `-srr`), `-p600` (-p's value is
-/// optional, so only attached).
-fn popt_words(a: &str, out: &mut Vec<String>) {
-    if let Some(long) = a.strip_prefix("--") {
-        match long.split_once('=') {
-            Some((name, value)) if !name.is_empty() => {
-                out.push(format!("--{name}"));
-                out.push(value.to_string());
-            }
-            _ => out.push(a.to_string()),
-        }
-        return;
-    }
-    let Some(short) = a.strip_prefix('-').filter(|b| b.len() > 1) else {
-        out.push(a.to_string());
-        return;
-    };
-    let mut split = Vec::new();
-    for (i, c) in short.char_indices() {
-        let rest = &short[i + c.len_utf8()..];
-        if WITH_ARGUMENT.contains(c) || c == 'p' {
-            split.push(format!("-{c}"));
-            if !rest.is_empty() {
-                split.push(rest.to_string());
-            }
-            out.extend(split);
-            return;
-        }
-        if !BUNDLEABLE.contains(c) {
-            // Not popt's bundling (a negative number, an unknown letter): as written.
-            out.push(a.to_string());
-            return;
-        }
-        split.push(format!("-{c}"));
-    }
-    out.extend(split);
-}
-
 /// Parses ipvsadm's arguments (the program name may lead); no arguments lists, as
-/// `ipvsadm` alone does.
+/// `ipvsadm` alone does. Errors are ipvsadm's messages (see [`parse_command`] for its exit
+/// statuses too).
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
-    let mut words: Vec<String> = Vec::with_capacity(args.len());
-    for (n, a) in args.iter().map(|a| a.as_ref()).enumerate() {
-        if n == 0 && (a == "ipvsadm" || a == "rvsadm") {
-            continue;
-        }
-        popt_words(a, &mut words);
-    }
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    if words.is_empty() {
-        return Ok(Command::List(ListOptions::default()));
-    }
-    let mut cmd: Option<&str> = None;
-    let mut service: Option<ServiceKey> = None;
-    let mut ipv6 = false;
-    let mut scheduler: Option<String> = None;
-    let mut flags: Option<String> = None;
-    let mut persistent: Option<u32> = None;
-    let mut netmask: Option<u8> = None;
-    let mut one_packet = false;
-    let mut server: Option<(IpAddr, Option<u16>)> = None;
-    let mut method: Option<ForwardMethod> = None;
-    let mut weight: Option<u32> = None;
-    let (mut upper, mut lower) = (0u32, 0u32);
-    let mut list = ListOptions::default();
-    let mut timeouts: Option<(u32, u32, u32)> = None;
-    let mut daemon_role: Option<crate::sync::Role> = None;
-    let mut mcast_interface: Option<String> = None;
-    let mut syncid: u8 = 0;
-    let (mut mcast_group, mut mcast_port, mut mcast_ttl, mut sync_maxlen) =
-        (None, None, None, None);
-    let mut i = 0;
-    let value = |i: &mut usize, what: &str| -> Result<String, String> {
-        *i += 1;
-        words
-            .get(*i)
-            .map(|s| s.to_string())
-            .ok_or_else(|| format!("option {what} requires an argument"))
+    let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+    let args = match args.first() {
+        Some(&"ipvsadm" | &"rvsadm") => &args[1..],
+        _ => &args[..],
     };
-    let mut given: Vec<&'static str> = Vec::new();
-    while i < words.len() {
-        let w = words[i];
-        if let Some(o) = option_name(w) {
-            if given.contains(&o) {
-                return Err(format!("multiple '{o}' options specified"));
-            }
-            given.push(o);
-        }
-        match w {
-            "-A" | "--add-service" | "-E" | "--edit-service" | "-D" | "--delete-service" | "-a"
-            | "--add-server" | "-e" | "--edit-server" | "-d" | "--delete-server" | "-C"
-            | "--clear" | "-L" | "-l" | "--list" | "-Z" | "--zero" | "-S" | "--save" | "-R"
-            | "--restore" | "--set" | "-v" | "--version" => {
-                if cmd.is_some() {
-                    return Err("multiple commands specified".into());
-                }
-                cmd = Some(match w {
-                    "--add-service" => "-A",
-                    "--edit-service" => "-E",
-                    "--delete-service" => "-D",
-                    "--add-server" => "-a",
-                    "--edit-server" => "-e",
-                    "--delete-server" => "-d",
-                    "--clear" => "-C",
-                    "-l" | "--list" => "-L",
-                    "--zero" => "-Z",
-                    "--save" => "-S",
-                    "--restore" => "-R",
-                    "--version" => "-v",
-                    other => other,
-                });
-                if w == "--set" {
-                    let mut t = [0u32; 3];
-                    for v in t.iter_mut() {
-                        i += 1;
-                        let word = words
-                            .get(i)
-                            .ok_or("--set option requires 3 timeout values")?;
-                        *v = timeout_value(word, 0)?;
-                    }
-                    timeouts = Some((t[0], t[1], t[2]));
-                }
-            }
-            "--start-daemon" | "--stop-daemon" => {
-                if cmd.is_some() {
-                    return Err("multiple commands specified".into());
-                }
-                cmd = Some(w);
-                let v = value(&mut i, w)?;
-                daemon_role = Some(
-                    crate::sync::Role::parse(&v)
-                        .ok_or("illegal start_daemon parameter specified")?,
-                );
-            }
-            "--mcast-interface" => mcast_interface = Some(value(&mut i, w)?),
-            "--syncid" => syncid = number(&value(&mut i, w)?, 0, "syncid")?,
-            "--mcast-group" => {
-                mcast_group = Some(
-                    value(&mut i, w)?
-                        .parse::<std::net::Ipv4Addr>()
-                        .map_err(|_| "illegal mcast-group specified")?,
-                );
-            }
-            "--mcast-port" => mcast_port = Some(number(&value(&mut i, w)?, 1, "mcast-port")?),
-            "--mcast-ttl" => mcast_ttl = Some(number(&value(&mut i, w)?, 1, "mcast-ttl")?),
-            "--sync-maxlen" => sync_maxlen = Some(number(&value(&mut i, w)?, 0, "sync-maxlen")?),
-            "--daemon" => list.daemon = true,
-            "-n" | "--numeric" => {}
-            "-c" | "--connection" => list.connections = true,
-            "--timeout" => list.timeout = true,
-            "--stats" => list.format = ListFormat::Stats,
-            "--rate" => list.format = ListFormat::Rate,
-            "--thresholds" => list.format = ListFormat::Thresholds,
-            "--persistent-conn" => list.format = ListFormat::PersistentConn,
-            "--exact" | "-X" => list.exact = true,
-            "--sort" => list.sort = true,
-            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
-                let v = value(&mut i, w)?;
-                let (addr, port) =
-                    parse_endpoint(&v).ok_or("illegal virtual server address[:port] specified")?;
-                let proto = if w == "-t" || w == "--tcp-service" {
-                    Protocol::Tcp
-                } else {
-                    Protocol::Udp
-                };
-                service = Some(ServiceKey::Addr(
-                    proto,
-                    SocketAddr::new(addr, port.unwrap_or(0)),
-                ));
-            }
-            "-f" | "--fwmark-service" => {
-                let v = value(&mut i, w)?;
-                let mark: u32 = v
-                    .parse()
-                    .ok()
-                    .filter(|&m| m > 0)
-                    .ok_or("illegal virtual server fwmark specified")?;
-                service = Some(ServiceKey::Fwmark { mark, ipv6: false });
-            }
-            "-6" | "--ipv6" => ipv6 = true,
-            "-s" | "--scheduler" => scheduler = Some(value(&mut i, w)?),
-            "-b" | "--sched-flags" => flags = Some(value(&mut i, w)?),
-            "-p" | "--persistent" => {
-                persistent = Some(DEFAULT_PERSISTENCE);
-                if let Some(next) = words.get(i + 1).filter(|n| !n.starts_with('-')) {
-                    persistent = Some(timeout_value(next, 1)?);
-                    i += 1;
-                }
-            }
-            "-M" | "--netmask" => {
-                let v = value(&mut i, w)?;
-                netmask = Some(
-                    netmask_prefix(&v).ok_or("illegal virtual server persistent mask specified")?,
-                );
-            }
-            "-o" | "--ops" => one_packet = true,
-            "-r" | "--real-server" => {
-                let v = value(&mut i, w)?;
-                server =
-                    Some(parse_endpoint(&v).ok_or("illegal real server address[:port] specified")?);
-            }
-            "-g" | "--gatewaying" => method = Some(ForwardMethod::Dr),
-            "-i" | "--ipip" => method = Some(ForwardMethod::Tun),
-            "-m" | "--masquerading" => method = Some(ForwardMethod::Nat),
-            "-w" | "--weight" => {
-                let v = value(&mut i, w)?;
-                weight = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|&w: &u32| w <= 65535)
-                        .ok_or("illegal weight specified")?,
-                );
-            }
-            "-x" | "--u-threshold" => {
-                upper = value(&mut i, w)?
-                    .parse()
-                    .map_err(|_| "illegal upper threshold specified")?;
-            }
-            "-y" | "--l-threshold" => {
-                lower = value(&mut i, w)?
-                    .parse()
-                    .map_err(|_| "illegal lower threshold specified")?;
-            }
-            other => return Err(format!("invalid option {other:?}")),
-        }
-        i += 1;
-    }
-    if let Some(ServiceKey::Fwmark { mark, .. }) = service {
-        service = Some(ServiceKey::Fwmark { mark, ipv6 });
-    }
-    let Some(cmd) = cmd else {
-        return Err("no command specified".into());
-    };
-    check_options(cmd, &given)?;
-    match cmd {
-        "-C" => return Ok(Command::Clear),
-        "-L" => {
-            // ipvsadm's rule: no counters with -c, --timeout or --daemon; no
-            // --persistent-conn with --timeout or --daemon.
-            let counters = matches!(
-                list.format,
-                ListFormat::Stats | ListFormat::Rate | ListFormat::Thresholds
-            );
-            if ((list.connections || list.timeout || list.daemon) && counters)
-                || ((list.timeout || list.daemon) && list.format == ListFormat::PersistentConn)
-            {
-                return Err("options conflicts in the list command".into());
-            }
-            list.service = service;
-            return Ok(Command::List(list));
-        }
-        "-Z" => return Ok(Command::Zero(service)),
-        "-S" => return Ok(Command::Save),
-        "-R" => return Ok(Command::Restore),
-        "-v" => return Ok(Command::Version),
-        "--start-daemon" => {
-            let mut settings = crate::sync::DaemonSettings::new(
-                mcast_interface.as_deref().unwrap_or("eth0"),
-                syncid,
-            );
-            settings.group = mcast_group;
-            settings.port = mcast_port;
-            settings.ttl = mcast_ttl;
-            settings.maxlen = sync_maxlen;
-            return Ok(Command::StartDaemon {
-                role: daemon_role.ok_or("illegal start_daemon parameter specified")?,
-                settings,
-            });
-        }
-        "--stop-daemon" => {
-            return Ok(Command::StopDaemon(
-                daemon_role.ok_or("illegal start_daemon parameter specified")?,
-            ))
-        }
-        "--set" => {
-            let (tcp, tcpfin, udp) = timeouts.unwrap_or_default();
-            return Ok(Command::SetTimeouts { tcp, tcpfin, udp });
-        }
-        _ => {}
-    }
-    let key = service.ok_or("service address not specified")?;
-    let need_service = || -> Result<ServiceSpec, String> {
-        if let ServiceKey::Addr(proto, a) = key {
-            if a.port() == 0 && persistent.is_none() {
-                return Err("Zero port specified for non-persistent service".into());
-            }
-            if one_packet && proto != Protocol::Udp {
-                return Err("One-Packet Scheduling is only for UDP virtual services".into());
-            }
-        }
-        let name = scheduler.as_deref().unwrap_or("wlc");
-        let mut sched: SchedKind = name.parse()?;
-        if let Some(f) = &flags {
-            sched = sched.with_flags(f)?;
-        }
-        Ok(ServiceSpec {
-            key,
-            scheduler: sched,
-            persistent,
-            netmask,
-            one_packet,
-        })
-    };
-    let need_server = || -> Result<ServerSpec, String> {
-        let (addr, port) = server.ok_or("real server address not specified")?;
-        let service_port = match key {
-            ServiceKey::Addr(_, a) => a.port(),
-            ServiceKey::Fwmark { .. } => 0,
-        };
-        let method = method.unwrap_or(ForwardMethod::Dr);
-        // As ipvsadm: a direct-routing or tunnelled server of an address service (not a
-        // mark) takes the service's port, whatever was written (-a and -e only).
-        let forced = matches!(cmd, "-a" | "-e")
-            && matches!(key, ServiceKey::Addr(..))
-            && method != ForwardMethod::Nat;
-        Ok(ServerSpec {
-            service: key,
-            addr,
-            port: if forced {
-                service_port
-            } else {
-                port.unwrap_or(service_port)
-            },
-            method,
-            weight: weight.unwrap_or(1),
-            upper,
-            lower,
-        })
-    };
-    Ok(match cmd {
-        "-A" => Command::AddService(need_service()?),
-        "-E" => Command::EditService(need_service()?),
-        "-D" => Command::DeleteService(key),
-        "-a" => Command::AddServer(need_server()?),
-        "-e" => Command::EditServer(need_server()?),
-        _ => {
-            let s = need_server()?;
-            Command::DeleteServer {
-                service: key,
-                addr: s.addr,
-                port: s.port,
-            }
-        }
-    })
+    parse_command(args, "ipvsadm").map_err(|f| f.message)
 }
 
 #[cfg(test)]
@@ -900,9 +518,9 @@ mod tests {
                 settings: DaemonSettings::new("lan", 30)
             })
         );
-        let mut unicast = DaemonSettings::new("lan", 0);
-        unicast.group = Some("10.0.0.3".parse().unwrap());
-        unicast.port = Some(9000);
+        let mut group = DaemonSettings::new("lan", 0);
+        group.group = Some("239.1.1.3".parse().unwrap());
+        group.port = Some(9000);
         assert_eq!(
             parse_args(&[
                 "--start-daemon",
@@ -910,14 +528,19 @@ mod tests {
                 "--mcast-interface",
                 "lan",
                 "--mcast-group",
-                "10.0.0.3",
+                "239.1.1.3",
                 "--mcast-port",
                 "9000"
             ]),
             Ok(Command::StartDaemon {
                 role: Role::Master,
-                settings: unicast
+                settings: group
             })
+        );
+        // As ipvsadm: the group must be a multicast address.
+        assert_eq!(
+            parse_args(&["--start-daemon", "master", "--mcast-group", "10.0.0.3"]),
+            Err("invalid IPv4 mcast-group `10.0.0.3'".into())
         );
         assert_eq!(
             parse_args(&["--start-daemon", "backup"]),
@@ -1002,7 +625,7 @@ mod tests {
     fn errors_use_ipvsadm_wording() {
         let e = |l: &str| parse_line(l).unwrap_err();
         assert_eq!(
-            e("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 70000"),
+            e("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 2147483648"),
             "illegal weight specified"
         );
         assert_eq!(
@@ -1013,10 +636,22 @@ mod tests {
             e("-a -t 1.2.3.4:80 -r nothing"),
             "illegal real server address[:port] specified"
         );
-        assert!(e("-A -t 1.2.3.4:80 -s fast").contains("unknown scheduler"));
-        assert_eq!(e("-A -a -t 1.2.3.4:80"), "multiple commands specified");
-        assert_eq!(e("-t 1.2.3.4:80"), "no command specified");
-        assert!(e("-A -t 1.2.3.4:80 --bogus").contains("invalid option"));
+        // An unknown scheduler is the kernel's refusal, after it looks the service up.
+        let Ok(Some(Command::AddService(s))) = parse_line("-A -t 1.2.3.4:80 -s fast") else {
+            panic!()
+        };
+        assert_eq!(
+            s.refusal.as_deref(),
+            Some("Scheduler or persistence engine not found")
+        );
+        assert_eq!(e("-A -a -t 1.2.3.4:80"), "invalid option `-a'");
+        assert_eq!(
+            e("-t 1.2.3.4:80"),
+            "Try `ipvsadm -h' or 'ipvsadm --help' for more information."
+        );
+        assert_eq!(e("-A -t 1.2.3.4:80 --bogus"), "--bogus: unknown option");
+        let f = parse_command(&["-A", "-t", "1.2.3.4:80", "-q"], "ipvsadm").unwrap_err();
+        assert_eq!((f.message.as_str(), f.status), ("-q: unknown option", 255));
         assert_eq!(parse_line("# comment").unwrap(), None);
     }
 
@@ -1024,7 +659,13 @@ mod tests {
     fn listing_options_bundle_as_ipvsadm_allows() {
         let l = |a: &[&str]| parse_args(a).unwrap();
         assert_eq!(l(&[]), Command::List(ListOptions::default()));
-        assert_eq!(l(&["-Ln"]), Command::List(ListOptions::default()));
+        assert_eq!(
+            l(&["-Ln"]),
+            Command::List(ListOptions {
+                numeric: true,
+                ..ListOptions::default()
+            })
+        );
         let Command::List(o) = l(&["ipvsadm", "-lnc"]) else {
             panic!()
         };
@@ -1032,11 +673,14 @@ mod tests {
         let Command::List(o) = l(&["-L", "-n", "--stats", "--exact", "--sort"]) else {
             panic!()
         };
-        assert_eq!((o.format, o.exact, o.sort), (ListFormat::Stats, true, true));
+        assert_eq!(
+            (o.format(), o.exact, o.nosort),
+            (ListFormat::Stats, true, false)
+        );
         let Command::List(o) = l(&["-L", "-t", "1.2.3.4:80", "--rate"]) else {
             panic!()
         };
-        assert_eq!(o.format, ListFormat::Rate);
+        assert_eq!(o.format(), ListFormat::Rate);
         assert!(o.service.is_some());
         assert_eq!(
             l(&["--set", "900", "120", "300"]),
@@ -1046,7 +690,8 @@ mod tests {
                 udp: 300
             }
         );
-        assert_eq!(l(&["-Sn"]), Command::Save);
+        assert_eq!(l(&["-Sn"]), Command::Save { numeric: true });
+        assert_eq!(l(&["-S"]), Command::Save { numeric: false });
         assert_eq!(
             l(&["-Z", "-u", "1.2.3.4:53"]),
             Command::Zero(Some(ServiceKey::Addr(
