@@ -189,7 +189,8 @@ fn rvsadm_matches_ipvsadm_line_by_line() {
                 .env("LD_PRELOAD", &stand_in)
                 .env("IPVS_STATE", &state)
                 .env("IPVS_CONN_TAB_SIZE", TABLE_SIZE.to_string())
-                .env("IPVS_INTERFACES", TWIN),
+                .env("IPVS_INTERFACES", TWIN)
+                .env("IPVS_LOCAL", "192.168.1.1,10.0.0.1"),
             &stdin,
         );
         let ours = run(

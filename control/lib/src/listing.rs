@@ -89,22 +89,27 @@ fn endpoint(addr: IpAddr, port: u16) -> String {
 
 /// ipvsadm's `host:port` (`[v6]:port`): numbers with -n, else the /etc/hosts name and the
 /// /etc/services name of the port where there are ones.
-fn anyname(addr: IpAddr, port: u16, proto: &str, numeric: bool) -> String {
+fn anyname(addr: IpAddr, port: u16, proto: Option<&str>, numeric: bool) -> String {
     if numeric {
         return endpoint(addr, port);
     }
     let host = host_name(addr).unwrap_or_else(|| addr.to_string());
-    let port = port_name(port, proto).unwrap_or_else(|| port.to_string());
+    let port = proto
+        .and_then(|p| port_name(port, p))
+        .unwrap_or_else(|| port.to_string());
     match addr {
         IpAddr::V4(_) => format!("{host}:{port}"),
         IpAddr::V6(_) => format!("[{host}]:{port}"),
     }
 }
 
-fn proto_word(key: ServiceKey) -> &'static str {
+/// The protocol whose service names apply (none for a mark service, as the kernel reports
+/// no protocol for it).
+fn proto_word(key: ServiceKey) -> Option<&'static str> {
     match key {
-        ServiceKey::Addr(Protocol::Udp, _) => "udp",
-        _ => "tcp",
+        ServiceKey::Addr(Protocol::Udp, _) => Some("udp"),
+        ServiceKey::Addr(Protocol::Tcp, _) => Some("tcp"),
+        ServiceKey::Fwmark { .. } => None,
     }
 }
 
@@ -520,9 +525,9 @@ pub fn connections(conns: &[(Conn, u32)], numeric: bool, persistent_conn: bool) 
     }
     for (c, left) in conns {
         let (proto, word) = match c.proto {
-            6 => ("TCP", "tcp"),
-            17 => ("UDP", "udp"),
-            _ => ("IP", "tcp"),
+            6 => ("TCP", Some("tcp")),
+            17 => ("UDP", Some("udp")),
+            _ => ("IP", None),
         };
         let state = if c.is_template() {
             "NONE"

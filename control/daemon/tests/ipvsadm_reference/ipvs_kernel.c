@@ -332,6 +332,19 @@ static int addr_is_unicast(uint16_t af, const uint8_t *a)
 	return 1;
 }
 
+/* A server at one of the director's own addresses (IPVS_LOCAL, comma-separated) is served
+ * locally: the kernel turns its forwarding method into LOCALNODE. */
+static int is_local(uint16_t af, const uint8_t *a)
+{
+	const char *list = getenv("IPVS_LOCAL");
+	char text[INET6_ADDRSTRLEN], probe[INET6_ADDRSTRLEN + 2], all[1024];
+	if (!list || !inet_ntop(af, a, text, sizeof(text)))
+		return 0;
+	snprintf(all, sizeof(all), ",%s,", list);
+	snprintf(probe, sizeof(probe), ",%s,", text);
+	return strstr(all, probe) != NULL;
+}
+
 static void fill_service(struct msg *m, struct service *s)
 {
 	nest_start(m, IPVS_CMD_ATTR_SERVICE);
@@ -517,6 +530,8 @@ static int set_dest(struct attrs *ca, int cmd)
 			return -ENOENT;
 		want.order = d->order;
 	}
+	if (is_local(want.af, want.addr))
+		want.fwd = IP_VS_CONN_F_LOCALNODE;
 	want.used = 1;
 	*d = want;
 	return 0;
