@@ -276,7 +276,9 @@ fn rvsadm_lists_counts_changes_and_restores_the_running_daemon() {
     );
     assert_eq!(String::from_utf8_lossy(&e.stderr), "Service not defined\n");
     assert_eq!(e.status.code(), Some(255));
-    assert!(rvsadm(&lab, &["-D", "-t", "1.1.1.1:80"], "").status.success());
+    assert!(rvsadm(&lab, &["-D", "-t", "1.1.1.1:80"], "")
+        .status
+        .success());
     assert_eq!(text(&rvsadm(&lab, &["-S", "-n"], "")), saved);
 
     assert!(rvsadm(&lab, &["--set", "100", "20", "30"], "")

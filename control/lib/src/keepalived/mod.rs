@@ -85,6 +85,8 @@ pub struct RealServer {
     pub lower: u32,
     pub checkers: Vec<Checker>,
     pub line: String,
+    /// The `weight` written (else the virtual server's `weight`, default 1).
+    pub weight_given: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +119,13 @@ pub struct KeepalivedConf {
     pub vrrp: Vec<Statement>,
     /// What the VRRP statements and `global_defs` configure.
     pub vrrp_conf: crate::vrrp::VrrpConf,
+    /// `global_defs { lvs_timeouts tcp N tcpfin N udp N }` (0: not set).
+    pub lvs_timeouts: (u32, u32, u32),
     pub warnings: Vec<String>,
 }
+
+/// keepalived's (and the kernel's) largest real-server weight.
+const MAX_WEIGHT: u32 = i32::MAX as u32;
 
 fn num<T: std::str::FromStr>(s: &Statement, what: &str) -> Result<T, String> {
     s.arg(0)?.parse().map_err(|_| {
@@ -189,12 +196,28 @@ struct Inherited {
 }
 
 impl Inherited {
-    /// Applies a setting statement; false if it is not one.
-    fn take(&mut self, s: &Statement) -> Result<bool, String> {
+    /// Applies a setting statement; false if it is not one. Values keepalived ignores
+    /// (a zero delay_loop or connect_timeout) are ignored with its warning.
+    fn take(&mut self, s: &Statement, warnings: &mut Vec<String>) -> Result<bool, String> {
         match s.keyword.as_str() {
-            "delay_loop" => self.delay_loop = secs(s)?,
-            "connect_timeout" => self.connect_timeout = secs(s)?,
-            "retry" | "nb_get_retry" => self.retry = Some(num(s, "a count")?),
+            "delay_loop" | "connect_timeout" => {
+                let v = secs(s)?;
+                if v < Duration::from_secs(1) && s.keyword == "delay_loop"
+                    || v < Duration::from_micros(1)
+                {
+                    warnings.push(format!(
+                        "{}: {} '{}' invalid - ignoring (as keepalived)",
+                        s.at(),
+                        s.keyword,
+                        s.args[0]
+                    ));
+                } else if s.keyword == "delay_loop" {
+                    self.delay_loop = v;
+                } else {
+                    self.connect_timeout = v;
+                }
+            }
+            "retry" => self.retry = Some(num(s, "a count")?),
             "delay_before_retry" => self.delay_before_retry = Some(secs(s)?),
             "warmup" => self.warmup = Some(secs(s)?),
             "inhibit_on_failure" => {
@@ -237,9 +260,55 @@ impl KeepalivedConf {
                     .push(format!("{}: unknown keyword {k:?} ignored", s.at())),
             }
         }
+        for g in conf.global_defs.clone() {
+            if g.keyword == "lvs_timeouts" {
+                conf.lvs_timeouts(&g);
+            }
+        }
         conf.vrrp_conf = crate::vrrp::VrrpConf::from_statements(&conf.vrrp, &conf.global_defs)?;
         conf.warnings.append(&mut conf.vrrp_conf.warnings);
         Ok(conf)
+    }
+
+    /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`: what keepalived sets with `ipvsadm --set`;
+    /// bad words and values are ignored with its warnings.
+    fn lvs_timeouts(&mut self, s: &Statement) {
+        if s.args.len() < 2 {
+            self.warnings.push(format!(
+                "{}: lvs_timeouts requires at least one option",
+                s.at()
+            ));
+            return;
+        }
+        let mut i = 0;
+        while i < s.args.len() {
+            let word = s.args[i].as_str();
+            let slot = match word {
+                "tcp" => &mut self.lvs_timeouts.0,
+                "tcpfin" => &mut self.lvs_timeouts.1,
+                "udp" => &mut self.lvs_timeouts.2,
+                _ => {
+                    self.warnings.push(format!(
+                        "{}: Unknown option {word} specified for lvs_timeouts",
+                        s.at()
+                    ));
+                    i += 1;
+                    continue;
+                }
+            };
+            match s.args.get(i + 1).map(|v| (v, v.parse::<u32>())) {
+                None => self.warnings.push(format!(
+                    "{}: No value specified for lvs_timeout {word} - ignoring",
+                    s.at()
+                )),
+                Some((_, Ok(v))) if v <= crate::ipvsadm::MAX_TIMEOUT => *slot = v,
+                Some((v, _)) => self.warnings.push(format!(
+                    "{}: Invalid lvs_timeout {word} ({v}) - ignoring",
+                    s.at()
+                )),
+            }
+            i += 2;
+        }
     }
 
     fn warn(&mut self, s: &Statement) {
@@ -308,6 +377,7 @@ impl KeepalivedConf {
         let mut proto_given = false;
         let mut sched = SchedKind::Wlc;
         let mut default_method = ForwardMethod::Nat;
+        let mut default_weight = 1;
         let mut vs = VirtualServer {
             keys: Vec::new(),
             method: ForwardMethod::Nat,
@@ -336,7 +406,7 @@ impl KeepalivedConf {
         };
         // Settings first (they may follow the real servers in the file).
         for c in s.children() {
-            if inh.take(c)? {
+            if inh.take(c, &mut self.warnings)? {
                 continue;
             }
             match c.keyword.as_str() {
@@ -355,16 +425,36 @@ impl KeepalivedConf {
                         .map_err(|e| format!("{}: {}: {e}", c.at(), c.keyword))?
                 }
                 "lvs_method" | "lb_kind" => default_method = method(c)?,
-                // Without a value, keepalived's default: 6 minutes.
+                // Without a value, keepalived's default: 6 minutes; out of 1 s..31 days,
+                // ignored with its warning.
                 "persistence_timeout" if c.args.is_empty() => vs.persistence = Some(360),
-                "persistence_timeout" => vs.persistence = Some(num(c, "seconds")?),
+                "persistence_timeout" => match c.args[0].parse::<u32>() {
+                    Ok(t) if (1..=crate::ipvsadm::MAX_TIMEOUT).contains(&t) => {
+                        vs.persistence = Some(t)
+                    }
+                    _ => self.warnings.push(format!(
+                        "{}: persistence_timeout invalid - ignoring (as keepalived)",
+                        c.at()
+                    )),
+                },
                 "persistence_granularity" => {
                     let g = c.arg(0)?;
                     vs.granularity = Some(
                         crate::ipvsadm::netmask_prefix(g)
                             .ok_or_else(|| format!("{}: bad granularity {g:?}", c.at()))?,
-                    )
+                    );
+                    // A granularity makes the service persistent (keepalived's default).
+                    vs.persistence.get_or_insert(360);
                 }
+                // The weight of the real servers that give none.
+                "weight" => match c.args.first().and_then(|w| w.parse::<u32>().ok()) {
+                    Some(w) if (1..=MAX_WEIGHT).contains(&w) => default_weight = w,
+                    _ => self.warnings.push(format!(
+                        "{}: Virtual server weight {} is outside range 1-{MAX_WEIGHT} - ignoring (as keepalived)",
+                        c.at(),
+                        c.args.first().map(String::as_str).unwrap_or("")
+                    )),
+                },
                 "ops" => vs.one_packet = true,
                 "sorry_server" => {
                     let p = if c.args.len() > 1 {
@@ -375,7 +465,15 @@ impl KeepalivedConf {
                     vs.sorry_server = Some((ip(c, 0)?, p))
                 }
                 "sorry_server_inhibit" => vs.sorry_server_inhibit = true,
-                "quorum" => vs.quorum = num(c, "a weight")?,
+                "quorum" => match c.args.first().and_then(|q| q.parse::<u32>().ok()) {
+                    Some(q) if q >= 1 => vs.quorum = q,
+                    _ => self.warnings.push(format!(
+                        "{}: Quorum {} must be in [1, {}]. Setting to 1. (as keepalived)",
+                        c.at(),
+                        c.args.first().map(String::as_str).unwrap_or(""),
+                        u32::MAX
+                    )),
+                },
                 "hysteresis" => vs.hysteresis = num(c, "a weight")?,
                 "quorum_up" => vs.quorum_up = Some(c.args.join(" ")),
                 "quorum_down" => vs.quorum_down = Some(c.args.join(" ")),
@@ -422,11 +520,73 @@ impl KeepalivedConf {
             .find(|c| c.keyword == "virtualhost")
             .and_then(|c| c.args.first().cloned());
         for c in s.children().iter().filter(|c| c.keyword == "real_server") {
-            let rs =
+            let mut rs =
                 self.real_server(c, inh, default_method, virtualhost.clone(), service_port(s))?;
+            rs.weight = rs.weight_given.unwrap_or(default_weight);
             vs.real_servers.push(rs);
         }
+        self.correct(s, &mut vs);
         Ok(vs)
+    }
+
+    /// keepalived's corrections once a virtual server is read, with its warnings: a quorum
+    /// above the servers' total weight, a hysteresis not below the quorum, and the ports of
+    /// DR and TUN servers (the service's; none for a mark service).
+    fn correct(&mut self, s: &Statement, vs: &mut VirtualServer) {
+        let name = s.args.join(" ");
+        let total: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+        if u64::from(vs.quorum) > total {
+            let t = total.min(u64::from(u32::MAX)) as u32;
+            self.warnings.push(format!(
+                "{}: Warning - quorum {} for {name} exceeds total weight of real servers {t}, reducing quorum to {t} (as keepalived)",
+                s.at(),
+                vs.quorum
+            ));
+            vs.quorum = t;
+        }
+        if vs.hysteresis >= vs.quorum && (vs.hysteresis > 0 || vs.quorum > 0) {
+            let h = vs.quorum.saturating_sub(1);
+            self.warnings.push(format!(
+                "{}: Virtual server {name}: hysteresis {} >= quorum {}; setting hysteresis to {h} (as keepalived)",
+                s.at(),
+                vs.hysteresis,
+                vs.quorum
+            ));
+            vs.hysteresis = h;
+        }
+        let (group, mark) = match s.args.first().map(String::as_str) {
+            Some("group") => (true, false),
+            Some("fwmark") => (false, true),
+            _ => (false, false),
+        };
+        if group {
+            return;
+        }
+        let vport = service_port(s);
+        let mut fix = |what: String, method: ForwardMethod, port: &mut u16, at: &str| {
+            if method == ForwardMethod::Nat {
+                return;
+            }
+            if mark && *port != 0 {
+                self.warnings.push(format!(
+                    "{at}: WARNING - fwmark virtual server {name}, {what} has port specified - clearing (as keepalived)"
+                ));
+                *port = 0;
+            } else if !mark && *port != vport {
+                self.warnings.push(format!(
+                    "{at}: WARNING - virtual server {name} and {what} ports don't match - resetting (as keepalived)"
+                ));
+                *port = vport;
+            }
+        };
+        for rs in &mut vs.real_servers {
+            let what = format!("real server {}", rs.addr);
+            fix(what, rs.method, &mut rs.port, &rs.line.clone());
+        }
+        let (method, line) = (vs.method, vs.line.clone());
+        if let Some((_, port)) = vs.sorry_server.as_mut() {
+            fix("sorry server".into(), method, port, &line);
+        }
     }
 
     fn real_server(
@@ -456,18 +616,21 @@ impl KeepalivedConf {
             lower: 0,
             checkers: Vec::new(),
             line: s.at(),
+            weight_given: None,
         };
         for c in s.children() {
-            if inh.take(c)? {
+            if inh.take(c, &mut self.warnings)? {
                 continue;
             }
             match c.keyword.as_str() {
-                "weight" => {
-                    rs.weight = num(c, "a weight")?;
-                    if rs.weight > 65535 {
-                        return Err(format!("{}: weight above 65535", c.at()));
-                    }
-                }
+                "weight" => match c.args.first().and_then(|w| w.parse::<u32>().ok()) {
+                    Some(w) if w <= MAX_WEIGHT => rs.weight_given = Some(w),
+                    _ => self.warnings.push(format!(
+                        "{}: Real server weight {} is outside range 0-{MAX_WEIGHT} - ignoring (as keepalived)",
+                        c.at(),
+                        c.args.first().map(String::as_str).unwrap_or("")
+                    )),
+                },
                 "lvs_method" | "lb_kind" => rs.method = method(c)?,
                 "notify_up" => rs.notify_up = Some(c.args.join(" ")),
                 "notify_down" => rs.notify_down = Some(c.args.join(" ")),
@@ -519,7 +682,7 @@ impl KeepalivedConf {
         let (mut misc_path, mut misc_timeout, mut misc_dynamic) = (None, None, false);
         let mut sip_tcp = false;
         for c in s.children() {
-            if inh.take(c)? {
+            if inh.take(c, &mut self.warnings)? {
                 continue;
             }
             match c.keyword.as_str() {
@@ -563,6 +726,13 @@ impl KeepalivedConf {
                 "misc_timeout" => misc_timeout = Some(secs(c)?),
                 "misc_dynamic" => misc_dynamic = true,
                 "transport" => sip_tcp = c.arg(0)?.eq_ignore_ascii_case("tcp"),
+                "nb_get_retry" if matches!(kind, "HTTP_GET" | "SSL_GET") => {
+                    self.warnings.push(format!(
+                        "{}: nb_get_retry is deprecated - please use 'retry' (as keepalived)",
+                        c.at()
+                    ));
+                    inh.retry = Some(num(c, "a count")?);
+                }
                 _ => self.warn(c),
             }
         }
@@ -630,6 +800,10 @@ impl KeepalivedConf {
     /// `alpha`, which starts them down).
     pub fn commands(&self) -> Vec<Command> {
         let mut out = Vec::new();
+        let (tcp, tcpfin, udp) = self.lvs_timeouts;
+        if (tcp, tcpfin, udp) != (0, 0, 0) {
+            out.push(Command::SetTimeouts { tcp, tcpfin, udp });
+        }
         for vs in &self.virtual_servers {
             for key in &vs.keys {
                 out.push(Command::AddService(ServiceSpec {
@@ -794,6 +968,59 @@ mod tests {
             "{:?}",
             k.warnings
         );
+    }
+
+    #[test]
+    fn keepalived_s_corrections_with_its_warnings() {
+        let k = KeepalivedConf::parse(
+            "c.conf",
+            "global_defs {\n  lvs_timeouts tcp 7200 udp x bogus 3\n}\n\
+             virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind DR\n  quorum 10\n  hysteresis 12\n  delay_loop 0\n  connect_timeout 0\n  persistence_timeout 9999999\n  weight 3\n  sorry_server 10.0.0.9 8080\n\
+               real_server 10.0.0.2 8080 {\n    weight 2\n    HTTP_GET {\n      nb_get_retry 4\n    }\n  }\n\
+               real_server 10.0.0.3 {\n    TCP_CHECK {\n      nb_get_retry 4\n    }\n  }\n\
+               real_server 10.0.0.4 81 {\n    lb_kind NAT\n    weight 4294967295\n  }\n}\n\
+             virtual_server fwmark 5 {\n  lb_kind TUN\n  persistence_granularity 255.255.255.0\n  real_server 10.0.0.5 443 {\n  }\n}\n",
+        )
+        .unwrap();
+        let w = k.warnings.join("\n");
+        for want in [
+            "c.conf:2: Invalid lvs_timeout udp (x) - ignoring",
+            "c.conf:2: Unknown option 3 specified for lvs_timeouts",
+            "c.conf:9: delay_loop '0' invalid - ignoring",
+            "c.conf:10: connect_timeout '0' invalid - ignoring",
+            "c.conf:11: persistence_timeout invalid - ignoring",
+            "c.conf:4: Warning - quorum 10 for 10.0.0.1 80 exceeds total weight of real servers 8, reducing quorum to 8",
+            "c.conf:4: Virtual server 10.0.0.1 80: hysteresis 12 >= quorum 8; setting hysteresis to 7",
+            "c.conf:14: WARNING - virtual server 10.0.0.1 80 and real server 10.0.0.2 ports don't match - resetting",
+            "c.conf:4: WARNING - virtual server 10.0.0.1 80 and sorry server ports don't match - resetting",
+            "c.conf:17: nb_get_retry is deprecated - please use 'retry'",
+            "c.conf:22: unknown keyword \"nb_get_retry\" ignored",
+            "c.conf:27: Real server weight 4294967295 is outside range 0-2147483647 - ignoring",
+            "c.conf:33: WARNING - fwmark virtual server fwmark 5, real server 10.0.0.5 has port specified - clearing",
+        ] {
+            assert!(w.contains(want), "{want}\n---\n{w}");
+        }
+        assert_eq!(k.lvs_timeouts, (7200, 0, 0));
+        assert!(matches!(
+            k.commands()[0],
+            Command::SetTimeouts {
+                tcp: 7200,
+                tcpfin: 0,
+                udp: 0
+            }
+        ));
+        let vs = &k.virtual_servers[0];
+        assert_eq!((vs.quorum, vs.hysteresis, vs.persistence), (8, 7, None));
+        assert_eq!(vs.sorry_server.unwrap().1, 80);
+        let ports: Vec<(u16, u32)> = vs.real_servers.iter().map(|r| (r.port, r.weight)).collect();
+        // DR servers take the service's port; the NAT one keeps its own; the vs weight is
+        // the default; an out-of-range weight is ignored.
+        assert_eq!(ports, [(80, 2), (80, 3), (81, 3)]);
+        let check = &vs.real_servers[0].checkers[0];
+        assert_eq!(check.retry, 4);
+        let mark = &k.virtual_servers[1];
+        assert_eq!((mark.persistence, mark.granularity), (Some(360), Some(24)));
+        assert_eq!(mark.real_servers[0].port, 0);
     }
 
     #[test]
