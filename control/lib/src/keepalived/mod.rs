@@ -124,6 +124,54 @@ pub struct KeepalivedConf {
     pub warnings: Vec<String>,
 }
 
+/// The most addresses one virtual_server_group may expand to.
+const MAX_GROUP_ADDRESSES: u128 = 65_536;
+
+/// A virtual_server_group address entry as a range of addresses (as integers), or None
+/// when it is not one of keepalived's forms.
+fn group_range(word: &str) -> Option<(u128, u128)> {
+    let v6 = word.contains(':');
+    let parse = |a: &str| -> Option<u128> {
+        if v6 {
+            a.parse::<std::net::Ipv6Addr>().ok().map(u128::from)
+        } else {
+            a.parse::<std::net::Ipv4Addr>()
+                .ok()
+                .map(|a| u128::from(u32::from(a)))
+        }
+    };
+    let bits = if v6 { 128 } else { 32 };
+    if let Some((a, m)) = word.split_once('/') {
+        let start = parse(a)?;
+        let m: u32 = m.parse().ok().filter(|m| (1..=bits).contains(m))?;
+        let host = if m == bits {
+            0
+        } else {
+            (1u128 << (bits - m)) - 1
+        };
+        return (start & host == 0).then_some((start, start | host));
+    }
+    let Some((a, end)) = word.split_once('-') else {
+        return parse(word).map(|a| (a, a));
+    };
+    let start = parse(a)?;
+    let full = if v6 {
+        end.contains(':')
+    } else {
+        end.contains('.')
+    };
+    if full {
+        let last = parse(end)?;
+        return (last >= start).then_some((start, last));
+    }
+    let (unit, radix) = if v6 { (0xffffu128, 16) } else { (0xff, 10) };
+    let n = u128::from_str_radix(end, radix)
+        .ok()
+        .filter(|n| *n <= unit)?;
+    let low = start & unit;
+    (n > low).then_some((start, start - low + n))
+}
+
 /// keepalived's (and the kernel's) largest real-server weight.
 const MAX_WEIGHT: u32 = i32::MAX as u32;
 
@@ -333,17 +381,12 @@ impl KeepalivedConf {
         for e in g.children() {
             if e.keyword == "fwmark" {
                 let mark: u32 = num(e, "a mark")?;
-                keys.push(ServiceKey::Fwmark { mark, ipv6: false });
+                let ipv6 = e.args.get(1).map(String::as_str) == Some("inet6");
+                keys.push(ServiceKey::Fwmark { mark, ipv6 });
                 continue;
             }
-            // `ADDR PORT` or `ADDR-LAST PORT` (a range in the last byte / group).
-            let (first, last) = match e.keyword.split_once('-') {
-                Some((a, l)) => (a, Some(l)),
-                None => (e.keyword.as_str(), None),
-            };
-            let addr: IpAddr = first
-                .parse()
-                .map_err(|_| format!("{}: {first:?} is not an IP address", e.at()))?;
+            // keepalived's forms: `ADDR`, `ADDR-LAST` (the last byte, or the last 16 bits
+            // in hex for IPv6), `ADDR-ADDR`, `ADDR/MASK`; then the port (0 or none: all).
             let p: u16 = e
                 .args
                 .first()
@@ -351,17 +394,23 @@ impl KeepalivedConf {
                 .transpose()
                 .map_err(|_| format!("{}: bad port", e.at()))?
                 .unwrap_or(0);
-            match (addr, last) {
-                (IpAddr::V4(a), Some(l)) => {
-                    let l: u8 = l.parse().map_err(|_| format!("{}: bad range", e.at()))?;
-                    let o = a.octets();
-                    for b in o[3]..=l {
-                        let ip = IpAddr::from([o[0], o[1], o[2], b]);
-                        keys.push(ServiceKey::Addr(proto, SocketAddr::new(ip, p)));
-                    }
-                }
-                (_, Some(_)) => return Err(format!("{}: ranges are for IPv4", e.at())),
-                (a, None) => keys.push(ServiceKey::Addr(proto, SocketAddr::new(a, p))),
+            let (first, last) = group_range(&e.keyword)
+                .ok_or_else(|| format!("{}: {:?} is not an address or range", e.at(), e.keyword))?;
+            let count = last - first + 1;
+            if keys.len() as u128 + count > MAX_GROUP_ADDRESSES {
+                return Err(format!(
+                    "{}: virtual_server_group {name:?} expands to more than {MAX_GROUP_ADDRESSES} addresses",
+                    e.at()
+                ));
+            }
+            let v6 = e.keyword.contains(':');
+            for n in first..=last {
+                let ip = if v6 {
+                    IpAddr::from(std::net::Ipv6Addr::from(n))
+                } else {
+                    IpAddr::from(std::net::Ipv4Addr::from(n as u32))
+                };
+                keys.push(ServiceKey::Addr(proto, SocketAddr::new(ip, p)));
             }
         }
         Ok(keys)
@@ -378,6 +427,7 @@ impl KeepalivedConf {
         let mut sched = SchedKind::Wlc;
         let mut default_method = ForwardMethod::Nat;
         let mut default_weight = 1;
+        let mut sctp = false;
         let mut vs = VirtualServer {
             keys: Vec::new(),
             method: ForwardMethod::Nat,
@@ -415,7 +465,13 @@ impl KeepalivedConf {
                     proto = match c.arg(0)?.to_ascii_uppercase().as_str() {
                         "TCP" => Protocol::Tcp,
                         "UDP" => Protocol::Udp,
-                        p => return Err(format!("{}: protocol {p:?}: TCP or UDP", c.at())),
+                        "SCTP" => {
+                            sctp = true;
+                            Protocol::Tcp
+                        }
+                        p => {
+                            return Err(format!("{}: protocol {p:?}: TCP, UDP or SCTP", c.at()))
+                        }
                     }
                 }
                 "lvs_sched" | "lb_algo" => {
@@ -526,6 +582,15 @@ impl KeepalivedConf {
             vs.real_servers.push(rs);
         }
         self.correct(s, &mut vs);
+        if sctp {
+            // keepalived runs it; rvs has no SCTP balancing: said aloud, nothing set up.
+            self.warnings.push(format!(
+                "{}: virtual_server {}: protocol SCTP is not supported by rvs - skipped",
+                s.at(),
+                s.args.join(" ")
+            ));
+            vs.keys.clear();
+        }
         Ok(vs)
     }
 
@@ -1021,6 +1086,68 @@ mod tests {
         let mark = &k.virtual_servers[1];
         assert_eq!((mark.persistence, mark.granularity), (Some(360), Some(24)));
         assert_eq!(mark.real_servers[0].port, 0);
+    }
+
+    #[test]
+    fn group_ranges_as_keepalived_writes_them() {
+        let k = KeepalivedConf::parse(
+            "g.conf",
+            "virtual_server_group G {\n  10.0.0.1-3 80\n  10.0.1.0/30 0\n  10.0.2.254-10.0.3.1 443\n  2001:db8::8-a 53\n  2001:db8::100/127\n  fwmark 7 inet6\n}\n\
+             virtual_server group G {\n  protocol TCP\n  real_server 10.1.0.1 80 {\n  }\n}\n\
+             virtual_server 10.0.0.9 5000 {\n  protocol SCTP\n  real_server 10.1.0.1 5000 {\n  }\n}\n",
+        )
+        .unwrap();
+        let keys: Vec<String> = k.virtual_servers[0]
+            .keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "-t 10.0.0.1:80",
+                "-t 10.0.0.2:80",
+                "-t 10.0.0.3:80",
+                "-t 10.0.1.0:0",
+                "-t 10.0.1.1:0",
+                "-t 10.0.1.2:0",
+                "-t 10.0.1.3:0",
+                "-t 10.0.2.254:443",
+                "-t 10.0.2.255:443",
+                "-t 10.0.3.0:443",
+                "-t 10.0.3.1:443",
+                "-t [2001:db8::8]:53",
+                "-t [2001:db8::9]:53",
+                "-t [2001:db8::a]:53",
+                "-t [2001:db8::100]:0",
+                "-t [2001:db8::101]:0",
+                "-f 7 -6"
+            ]
+        );
+        assert!(k.virtual_servers[1].keys.is_empty());
+        assert!(k
+            .warnings
+            .iter()
+            .any(|w| w.contains("g.conf:14: virtual_server 10.0.0.9 5000: protocol SCTP is not supported by rvs - skipped")));
+        for bad in [
+            "10.0.0.5-5",
+            "10.0.0.1/24",
+            "2001:db8::1-10000",
+            "10.0.0.9-10.0.0.1",
+        ] {
+            let e = KeepalivedConf::parse(
+                "b.conf",
+                &format!("virtual_server_group B {{\n  {bad} 80\n}}\nvirtual_server group B {{\n  protocol TCP\n}}\n"),
+            )
+            .unwrap_err();
+            assert!(e.starts_with("b.conf:2: "), "{bad}: {e}");
+        }
+        let e = KeepalivedConf::parse(
+            "big.conf",
+            "virtual_server_group B {\n  10.0.0.0/8 80\n}\nvirtual_server group B {\n  protocol TCP\n}\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("more than 65536 addresses"), "{e}");
     }
 
     #[test]
