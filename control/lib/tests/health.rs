@@ -134,14 +134,25 @@ virtual_server 192.0.2.10 80 {{
     warmup 0
     real_server {SRV} 8080 {{
         HTTP_GET {{
+            http_protocol 1.1
             url {{
                 path /index.html
                 digest {digest}
+                regex "^hello f[a-z]+ SRV"
+                regex_options caseless
+            }}
+            url {{
+                path /index.html
+                virtualhost www.srv.test
+                regex "error"
+                regex_no_match
             }}
         }}
     }}
     real_server {SRV} 8443 {{
+        virtualhost srv.test
         SSL_GET {{
+            enable_sni
             url {{
                 path /index.html
                 status_code 200

@@ -2,7 +2,7 @@
 //! (MISC_CHECK: misc_timeout, else delay_loop).
 
 use super::state::Outcome;
-use crate::keepalived::{CheckKind, Checker, UrlCheck};
+use crate::keepalived::{CheckKind, Checker, HttpProtocol, UrlCheck};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,7 +57,17 @@ async fn run(c: &Checker) -> Outcome {
             ssl,
             urls,
             virtualhost,
-        } => http(c, urls, virtualhost.as_deref(), *ssl).await,
+            protocol,
+            sni,
+        } => {
+            let how = HttpHow {
+                vhost: virtualhost.as_deref(),
+                ssl: *ssl,
+                protocol: *protocol,
+                sni: *sni,
+            };
+            http(c, urls, &how).await
+        }
         CheckKind::Dns { qtype, name } => dns(c, qtype, name).await,
         CheckKind::Udp {
             payload,
@@ -149,23 +159,42 @@ fn tls_connector() -> io::Result<tokio_rustls::TlsConnector> {
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-async fn http(
-    c: &Checker,
-    urls: &[UrlCheck],
-    vhost: Option<&str>,
+/// How an HTTP checker asks.
+struct HttpHow<'a> {
+    vhost: Option<&'a str>,
     ssl: bool,
-) -> io::Result<Outcome> {
+    protocol: HttpProtocol,
+    sni: bool,
+}
+
+/// keepalived's request: its User-Agent, `Connection: close` for 1.0C and 1.1, and the
+/// virtual host or the server's address and port as Host.
+fn http_request(path: &str, vhost: Option<&str>, target: SocketAddr, p: HttpProtocol) -> String {
+    let minor = if p == HttpProtocol::Http11 { 1 } else { 0 };
+    let close = if p == HttpProtocol::Http10 {
+        ""
+    } else {
+        "Connection: close\r\n"
+    };
+    let host = match (vhost, target.ip()) {
+        (Some(h), _) => h.to_string(),
+        (None, std::net::IpAddr::V6(a)) => format!("[{a}]:{}", target.port()),
+        (None, a) => format!("{a}:{}", target.port()),
+    };
+    format!(
+        "GET {path} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n"
+    )
+}
+
+async fn http(c: &Checker, urls: &[UrlCheck], how: &HttpHow<'_>) -> io::Result<Outcome> {
     for u in urls {
         let s = connect(c).await?;
-        let host = vhost
-            .map(str::to_string)
-            .unwrap_or_else(|| c.target.ip().to_string());
-        let req = format!(
-            "GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: rvs-checker\r\nConnection: close\r\n\r\n",
-            u.path
-        );
+        let vhost = u.virtualhost.as_deref().or(how.vhost);
+        let req = http_request(&u.path, vhost, c.target, how.protocol);
+        let ssl = how.ssl;
         let resp = if ssl {
-            let name = match vhost {
+            // The virtual host goes out as SNI only with enable_sni, as keepalived does.
+            let name = match vhost.filter(|_| how.sni) {
                 Some(h) => rustls::pki_types::ServerName::try_from(h.to_string())
                     .map_err(io::Error::other)?,
                 None => rustls::pki_types::ServerName::IpAddress(c.target.ip().into()),
@@ -194,6 +223,12 @@ async fn http(
         };
         if !ok {
             return Ok(down(format!("GET {}: status {code}", u.path)));
+        }
+        if let Some(r) = &u.regex {
+            let re = r.compile().map_err(io::Error::other)?;
+            if !r.passes(&re, &resp[head_end + 4..]) {
+                return Ok(down(format!("GET {}: regex {:?}", u.path, r.pattern)));
+            }
         }
         if let Some(want) = &u.digest {
             use md5::Digest;
@@ -446,4 +481,47 @@ fn checksum(b: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     sum as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keepalived::BodyRegex;
+
+    #[test]
+    fn requests_as_keepalived_sends_them() {
+        let t: SocketAddr = "10.0.0.2:8080".parse().unwrap();
+        assert_eq!(
+            http_request("/", None, t, HttpProtocol::Http10),
+            "GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 10.0.0.2:8080\r\n\r\n"
+        );
+        assert_eq!(
+            http_request("/a", Some("www.x"), t, HttpProtocol::Http11),
+            "GET /a HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www.x\r\n\r\n"
+        );
+        let v6: SocketAddr = "[2001:db8::2]:80".parse().unwrap();
+        assert!(http_request("/", None, v6, HttpProtocol::Http10Close)
+            .ends_with("Connection: close\r\nHost: [2001:db8::2]:80\r\n\r\n"));
+    }
+
+    #[test]
+    fn body_regex_with_offsets_and_no_match() {
+        let mut r = BodyRegex {
+            pattern: "ok".into(),
+            no_match: false,
+            min_offset: 0,
+            max_offset: None,
+        };
+        let re = r.compile().unwrap();
+        assert!(r.passes(&re, b"status: ok"));
+        r.max_offset = Some(3);
+        assert!(!r.passes(&re, b"status: ok"));
+        r.max_offset = None;
+        r.min_offset = 9;
+        assert!(!r.passes(&re, b"status: ok"));
+        r.min_offset = 0;
+        r.no_match = true;
+        assert!(!r.passes(&re, b"status: ok"));
+        assert!(r.passes(&re, b"status: down"));
+    }
 }

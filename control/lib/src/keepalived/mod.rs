@@ -23,7 +23,13 @@ pub enum CheckKind {
     Http {
         ssl: bool,
         urls: Vec<UrlCheck>,
+        /// The Host header (and, with `sni`, the TLS server name) unless a url has its own:
+        /// the checker's `virtualhost`, else the real server's, else the virtual server's.
         virtualhost: Option<String>,
+        /// `http_protocol`: 1.0 (default), 1.0C (with Connection: close) or 1.1.
+        protocol: HttpProtocol,
+        /// `enable_sni`: send the virtual host as the TLS server name.
+        sni: bool,
     },
     /// A query (type, name) answered with rcode 0.
     Dns { qtype: String, name: String },
@@ -46,8 +52,48 @@ pub enum CheckKind {
     Ping,
 }
 
+/// keepalived's `http_protocol` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpProtocol {
+    #[default]
+    Http10,
+    Http10Close,
+    Http11,
+}
+
+/// A url's `regex` test of the body (keepalived's PCRE2 patterns, read by the regex
+/// crate: no look-around or back-references).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRegex {
+    pub pattern: String,
+    /// `regex_no_match`: up when the pattern is absent.
+    pub no_match: bool,
+    /// `regex_min_offset` / `regex_max_offset`: where in the body a match may start.
+    pub min_offset: usize,
+    pub max_offset: Option<usize>,
+}
+
+impl BodyRegex {
+    pub fn compile(&self) -> Result<regex::bytes::Regex, regex::Error> {
+        regex::bytes::Regex::new(&self.pattern)
+    }
+
+    /// Whether the body passes: a match (starting within the offsets), or none with
+    /// `regex_no_match`.
+    pub fn passes(&self, re: &regex::bytes::Regex, body: &[u8]) -> bool {
+        let start = self.min_offset.min(body.len());
+        let found = re
+            .find_iter(&body[start..])
+            .any(|m| self.max_offset.is_none_or(|max| start + m.start() <= max));
+        found != self.no_match
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlCheck {
+    /// The url's own `virtualhost`.
+    pub virtualhost: Option<String>,
+    pub regex: Option<BodyRegex>,
     pub path: String,
     /// Expected MD5 of the body, lower-case hex.
     pub digest: Option<String>,
@@ -683,6 +729,7 @@ impl KeepalivedConf {
             line: s.at(),
             weight_given: None,
         };
+        let mut rs_vhost = None;
         for c in s.children() {
             if inh.take(c, &mut self.warnings)? {
                 continue;
@@ -699,6 +746,7 @@ impl KeepalivedConf {
                 "lvs_method" | "lb_kind" => rs.method = method(c)?,
                 "notify_up" => rs.notify_up = Some(c.args.join(" ")),
                 "notify_down" => rs.notify_down = Some(c.args.join(" ")),
+                "virtualhost" => rs_vhost = Some(c.arg(0)?.to_string()),
                 "uthreshold" => rs.upper = num(c, "a count")?,
                 "lthreshold" => rs.lower = num(c, "a count")?,
                 k if k.ends_with("_CHECK") || k == "HTTP_GET" || k == "SSL_GET" => {}
@@ -722,7 +770,8 @@ impl KeepalivedConf {
                 }
                 _ => continue,
             };
-            let ck = self.checker(c, kind, inh, addr, rport, virtualhost.clone())?;
+            let vhost = rs_vhost.clone().or_else(|| virtualhost.clone());
+            let ck = self.checker(c, kind, inh, addr, rport, vhost)?;
             rs.checkers.push(ck);
         }
         Ok(rs)
@@ -746,6 +795,9 @@ impl KeepalivedConf {
         let mut helo = "rvs".to_string();
         let (mut misc_path, mut misc_timeout, mut misc_dynamic) = (None, None, false);
         let mut sip_tcp = false;
+        let mut checker_vhost = None;
+        let mut protocol = HttpProtocol::Http10;
+        let mut sni = false;
         for c in s.children() {
             if inh.take(c, &mut self.warnings)? {
                 continue;
@@ -757,14 +809,44 @@ impl KeepalivedConf {
                 "bind_port" | "fwmark" | "user" => {}
                 "url" => {
                     let mut u = UrlCheck {
+                        virtualhost: None,
+                        regex: None,
                         path: "/".into(),
                         digest: None,
                         status_codes: Vec::new(),
                     };
+                    let mut re = BodyRegex {
+                        pattern: String::new(),
+                        no_match: false,
+                        min_offset: 0,
+                        max_offset: None,
+                    };
+                    let mut flags = String::new();
                     for k in c.children() {
                         match k.keyword.as_str() {
                             "path" => u.path = k.arg(0)?.to_string(),
                             "digest" => u.digest = Some(k.arg(0)?.to_ascii_lowercase()),
+                            "virtualhost" => u.virtualhost = Some(k.arg(0)?.to_string()),
+                            "regex" => re.pattern = k.arg(0)?.to_string(),
+                            "regex_no_match" => re.no_match = true,
+                            "regex_min_offset" => re.min_offset = num(k, "an offset")?,
+                            "regex_max_offset" => re.max_offset = Some(num(k, "an offset")?),
+                            "regex_stack" => {}
+                            "regex_options" => {
+                                for o in &k.args {
+                                    match o.as_str() {
+                                        "caseless" => flags.push('i'),
+                                        "multiline" => flags.push('m'),
+                                        "dotall" => flags.push('s'),
+                                        "extended" => flags.push('x'),
+                                        "ungreedy" => flags.push('U'),
+                                        other => self.warnings.push(format!(
+                                            "{}: regex_options {other}: not supported by rvs - ignored",
+                                            k.at()
+                                        )),
+                                    }
+                                }
+                            }
                             "status_code" => {
                                 for a in &k.args {
                                     u.status_codes.push(status_range(a).ok_or_else(|| {
@@ -778,8 +860,33 @@ impl KeepalivedConf {
                             _ => self.warn(k),
                         }
                     }
+                    if !re.pattern.is_empty() {
+                        if !flags.is_empty() {
+                            re.pattern = format!("(?{flags}){}", re.pattern);
+                        }
+                        re.compile()
+                            .map_err(|e| format!("{}: regex {:?}: {e}", c.at(), re.pattern))?;
+                        u.regex = Some(re);
+                    }
                     urls.push(u);
                 }
+                "virtualhost" => checker_vhost = Some(c.arg(0)?.to_string()),
+                "http_protocol" => {
+                    protocol = match c.arg(0)? {
+                        "1.0" => HttpProtocol::Http10,
+                        "1.0C" | "1.0c" => HttpProtocol::Http10Close,
+                        "1.1" => HttpProtocol::Http11,
+                        v => {
+                            self.warnings.push(format!(
+                                "{}: Invalid http_protocol version {v} - ignoring (as keepalived)",
+                                c.at()
+                            ));
+                            protocol
+                        }
+                    }
+                }
+                "enable_sni" => sni = true,
+                "fast_recovery" => {}
                 "type" => qtype = c.arg(0)?.to_ascii_uppercase(),
                 "name" => qname = c.arg(0)?.to_string(),
                 "payload" => payload = hex_or_text(c.arg(0)?),
@@ -806,6 +913,8 @@ impl KeepalivedConf {
             "HTTP_GET" | "SSL_GET" => {
                 if urls.is_empty() {
                     urls.push(UrlCheck {
+                        virtualhost: None,
+                        regex: None,
                         path: "/".into(),
                         digest: None,
                         status_codes: Vec::new(),
@@ -815,7 +924,9 @@ impl KeepalivedConf {
                     CheckKind::Http {
                         ssl: kind == "SSL_GET",
                         urls,
-                        virtualhost,
+                        virtualhost: checker_vhost.or(virtualhost),
+                        protocol,
+                        sni,
                     },
                     1,
                     Duration::from_secs(3),
