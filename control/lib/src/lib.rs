@@ -22,6 +22,7 @@ pub mod listing;
 pub mod ports;
 pub mod preview;
 pub mod report;
+pub mod scripts;
 pub mod socket;
 pub mod sync;
 pub mod vrrp;

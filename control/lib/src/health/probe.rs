@@ -75,7 +75,13 @@ async fn run(c: &Checker) -> Outcome {
         } => udp_probe(c, payload, require_reply.as_deref()).await,
         CheckKind::Smtp { helo_name } => smtp(c, helo_name).await,
         CheckKind::Sip { tcp } => sip(c, *tcp).await,
-        CheckKind::Misc { path, dynamic, .. } => misc(path, *dynamic).await,
+        CheckKind::Misc {
+            path,
+            dynamic,
+            uid,
+            gid,
+            ..
+        } => misc(path, *dynamic, (*uid, *gid)).await,
         CheckKind::Ping => ping(c).await,
     };
     r.unwrap_or_else(|e| down(e.to_string()))
@@ -410,8 +416,13 @@ async fn sip(c: &Checker, tcp: bool) -> io::Result<Outcome> {
     })
 }
 
-async fn misc(path: &str, dynamic: bool) -> io::Result<Outcome> {
-    let status = tokio::process::Command::new("/bin/sh")
+async fn misc(path: &str, dynamic: bool, (uid, gid): (u32, u32)) -> io::Result<Outcome> {
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    // As its user, when that is not who we are (only root may switch).
+    if crate::scripts::current_uid() != Some(uid) {
+        cmd.uid(uid).gid(gid);
+    }
+    let status = cmd
         .arg("-c")
         .arg(path)
         .stdin(std::process::Stdio::null())

@@ -42,11 +42,14 @@ pub enum CheckKind {
     Smtp { helo_name: String },
     /// SIP OPTIONS with a Route header to the server itself (rvs's own checker).
     Sip { tcp: bool },
-    /// A script: exit 0 up, 1 down; with `dynamic`, 2..=255 set weight = code - 2.
+    /// A script: exit 0 up, 1 down; with `dynamic`, 2..=255 set weight = code - 2. It runs
+    /// as `uid`:`gid` (its `user`, else `script_user`, see [`crate::scripts`]).
     Misc {
         path: String,
         timeout: Option<Duration>,
         dynamic: bool,
+        uid: u32,
+        gid: u32,
     },
     /// ICMP echo.
     Ping,
@@ -167,6 +170,8 @@ pub struct KeepalivedConf {
     pub vrrp_conf: crate::vrrp::VrrpConf,
     /// `global_defs { lvs_timeouts tcp N tcpfin N udp N }` (0: not set).
     pub lvs_timeouts: (u32, u32, u32),
+    /// `global_defs { script_user; enable_script_security }`.
+    pub scripts: crate::scripts::ScriptPolicy,
     pub warnings: Vec<String>,
 }
 
@@ -338,9 +343,13 @@ impl KeepalivedConf {
             .iter()
             .filter(|s| s.keyword == "virtual_server_group")
             .collect();
+        for s in top.iter().filter(|s| s.keyword == "global_defs") {
+            conf.global_defs.extend(s.children().iter().cloned());
+        }
+        conf.scripts = crate::scripts::ScriptPolicy::from_global_defs(&conf.global_defs);
         for s in &top {
             match s.keyword.as_str() {
-                "global_defs" => conf.global_defs.extend(s.children().iter().cloned()),
+                "global_defs" => {}
                 "virtual_server" => {
                     let vs = conf.virtual_server(s, &groups)?;
                     conf.virtual_servers.push(vs);
@@ -772,7 +781,54 @@ impl KeepalivedConf {
             };
             let vhost = rs_vhost.clone().or_else(|| virtualhost.clone());
             let ck = self.checker(c, kind, inh, addr, rport, vhost)?;
-            rs.checkers.push(ck);
+            if let CheckKind::Misc { path, uid, .. } = &ck.kind {
+                if let Some(u) = self.scripts.check(path, *uid) {
+                    self.warnings.push(format!("{}: {}", c.at(), u.warning));
+                    if u.disabled {
+                        continue;
+                    }
+                }
+            }
+            let hosts: Vec<&Statement> = c
+                .children()
+                .iter()
+                .filter(|h| kind == "SMTP_CHECK" && h.keyword == "host")
+                .collect();
+            if hosts.is_empty() {
+                rs.checkers.push(ck);
+                continue;
+            }
+            // keepalived's deprecated `host` blocks: one more checker each; the block's own
+            // connection counts only when it sets one.
+            self.warnings.push(format!(
+                "{}: The SMTP_CHECK host block is deprecated. Please define additional checkers. (as keepalived)",
+                c.at()
+            ));
+            let own = c.children().iter().any(|k| {
+                matches!(
+                    k.keyword.as_str(),
+                    "connect_ip" | "connect_port" | "bindto" | "bind_port" | "connect_timeout"
+                )
+            });
+            for h in hosts {
+                let mut hc = ck.clone();
+                hc.target = SocketAddr::new(addr, rport);
+                hc.line = h.at();
+                for k in h.children() {
+                    match k.keyword.as_str() {
+                        "connect_ip" => hc.target.set_ip(ip(k, 0)?),
+                        "connect_port" => hc.target.set_port(port(k, 0)?),
+                        "bindto" => hc.bindto = Some(ip(k, 0)?),
+                        "connect_timeout" => hc.connect_timeout = secs(k)?,
+                        "bind_port" | "fwmark" | "bind_if" => {}
+                        _ => self.warn(k),
+                    }
+                }
+                rs.checkers.push(hc);
+            }
+            if own {
+                rs.checkers.push(ck);
+            }
         }
         Ok(rs)
     }
@@ -796,6 +852,7 @@ impl KeepalivedConf {
         let (mut misc_path, mut misc_timeout, mut misc_dynamic) = (None, None, false);
         let mut sip_tcp = false;
         let mut checker_vhost = None;
+        let mut misc_user: Option<(String, Option<String>)> = None;
         let mut protocol = HttpProtocol::Http10;
         let mut sni = false;
         for c in s.children() {
@@ -806,7 +863,10 @@ impl KeepalivedConf {
                 "connect_ip" => target.set_ip(ip(c, 0)?),
                 "connect_port" => target.set_port(port(c, 0)?),
                 "bindto" => bindto = Some(ip(c, 0)?),
-                "bind_port" | "fwmark" | "user" => {}
+                "bind_port" | "fwmark" => {}
+                "user" if kind == "MISC_CHECK" => {
+                    misc_user = Some((c.arg(0)?.to_string(), c.args.get(1).cloned()))
+                }
                 "url" => {
                     let mut u = UrlCheck {
                         virtualhost: None,
@@ -887,6 +947,7 @@ impl KeepalivedConf {
                 }
                 "enable_sni" => sni = true,
                 "fast_recovery" => {}
+                "host" if kind == "SMTP_CHECK" => {}
                 "type" => qtype = c.arg(0)?.to_ascii_uppercase(),
                 "name" => qname = c.arg(0)?.to_string(),
                 "payload" => payload = hex_or_text(c.arg(0)?),
@@ -947,16 +1008,25 @@ impl KeepalivedConf {
                 Duration::from_secs(1),
             ),
             "SIP_CHECK" => (CheckKind::Sip { tcp: sip_tcp }, 1, Duration::from_secs(1)),
-            "MISC_CHECK" => (
-                CheckKind::Misc {
-                    path: misc_path
-                        .ok_or_else(|| format!("{}: MISC_CHECK without misc_path", s.at()))?,
-                    timeout: misc_timeout,
-                    dynamic: misc_dynamic,
-                },
-                0,
-                Duration::from_secs(1),
-            ),
+            "MISC_CHECK" => {
+                let path =
+                    misc_path.ok_or_else(|| format!("{}: MISC_CHECK without misc_path", s.at()))?;
+                let (uid, gid) = self
+                    .scripts
+                    .resolve(misc_user.as_ref().map(|(u, g)| (u.as_str(), g.as_deref())))
+                    .map_err(|e| format!("{}: MISC_CHECK: {e}", s.at()))?;
+                (
+                    CheckKind::Misc {
+                        path,
+                        timeout: misc_timeout,
+                        dynamic: misc_dynamic,
+                        uid,
+                        gid,
+                    },
+                    0,
+                    Duration::from_secs(1),
+                )
+            }
             _ => (CheckKind::Ping, 1, Duration::from_secs(1)),
         };
         Ok(Checker {
@@ -1262,6 +1332,64 @@ mod tests {
     }
 
     #[test]
+    fn script_user_and_script_security() {
+        let dir = std::env::temp_dir().join(format!("rvs-ka-scripts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let bad = dir.join("check.sh");
+        std::fs::write(&bad, "#!/bin/sh\nexit 0\n").unwrap();
+        let conf = |security: &str| {
+            format!(
+                "global_defs {{\n  script_user nobody\n  {security}\n}}\n\
+                 vrrp_script chk {{\n  script \"{bad} x\"\n  user root\n}}\n\
+                 virtual_server 10.0.0.1 80 {{\n  protocol TCP\n\
+                   real_server 10.0.0.2 80 {{\n    MISC_CHECK {{\n      misc_path \"{bad}\"\n      user root\n    }}\n    MISC_CHECK {{\n      misc_path /bin/true\n    }}\n  }}\n}}\n",
+                bad = bad.display()
+            )
+        };
+        let strict = KeepalivedConf::parse("s.conf", &conf("enable_script_security")).unwrap();
+        let lax = KeepalivedConf::parse("l.conf", &conf("")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let checks = |k: &KeepalivedConf| -> Vec<(String, u32)> {
+            k.virtual_servers[0].real_servers[0]
+                .checkers
+                .iter()
+                .map(|c| match &c.kind {
+                    CheckKind::Misc { path, uid, .. } => (path.clone(), *uid),
+                    _ => panic!(),
+                })
+                .collect()
+        };
+        let nobody = crate::scripts::ids("nobody", None).unwrap().0;
+        // Unsafe and run as root: disabled with enable_script_security, else only said.
+        assert_eq!(checks(&strict), [("/bin/true".to_string(), nobody)]);
+        assert_eq!(checks(&lax).len(), 2);
+        assert_eq!(checks(&lax)[0].1, 0);
+        assert!(strict.vrrp_conf.scripts.is_empty());
+        assert_eq!(lax.vrrp_conf.scripts.len(), 1);
+        let w = strict.warnings.join("\n");
+        assert!(
+            w.contains("s.conf:12: Unsafe permissions found for script") && w.contains("disabling"),
+            "{w}"
+        );
+        assert!(w.contains("vrrp_script chk: Unsafe permissions"), "{w}");
+        assert!(lax
+            .warnings
+            .join("\n")
+            .contains("enable_script_security is not set"));
+        let e = KeepalivedConf::parse(
+            "u.conf",
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    MISC_CHECK {\n      misc_path /bin/true\n      user no-such-user-here\n    }\n  }\n}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("u.conf:4: MISC_CHECK: script user no-such-user-here not found"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn inheritance_defaults_and_every_checker() {
         let k = KeepalivedConf::parse(
             "t.conf",
@@ -1390,7 +1518,9 @@ mystery { }
             CheckKind::Misc {
                 path: "/bin/check 10.0.0.2".into(),
                 timeout: Some(Duration::from_secs(4)),
-                dynamic: true
+                dynamic: true,
+                uid: crate::scripts::ids("keepalived_script", None).map_or(0, |i| i.0),
+                gid: crate::scripts::ids("keepalived_script", None).map_or(0, |i| i.1),
             }
         );
         assert_eq!(b.checkers[3].kind, CheckKind::Ping);

@@ -286,9 +286,58 @@ impl VrrpConf {
             }
         }
         conf.sync_daemon = sync_daemon;
+        conf.apply_script_policy(&crate::scripts::ScriptPolicy::from_global_defs(global_defs));
         conf.drop_dangling();
         conf.check()?;
         Ok(conf)
+    }
+
+    /// `script_user` as the default user of every script, and keepalived's safety check of
+    /// the ones that run as root: an unsafe script is said aloud and, with
+    /// `enable_script_security`, not run (a vrrp_script so disabled is then no longer
+    /// tracked, as keepalived does).
+    fn apply_script_policy(&mut self, policy: &crate::scripts::ScriptPolicy) {
+        let check = |script: &mut Script, what: &str, warnings: &mut Vec<String>| -> bool {
+            if script.user.is_none() {
+                script.user = policy.user.as_ref().map(|(u, _)| u.clone());
+            }
+            let uid = match policy.resolve(script.user.as_deref().map(|u| (u, None))) {
+                Ok((uid, _)) => uid,
+                Err(e) => {
+                    warnings.push(format!("{what}: {e}; not run"));
+                    return false;
+                }
+            };
+            match policy.check(&script.command, uid) {
+                Some(u) => {
+                    warnings.push(format!("{what}: {}", u.warning));
+                    !u.disabled
+                }
+                None => true,
+            }
+        };
+        let warnings = &mut self.warnings;
+        self.scripts.retain_mut(|t| {
+            let what = format!("vrrp_script {}", t.name);
+            check(&mut t.script, &what, warnings)
+        });
+        for i in &mut self.instances {
+            let what = format!("{}: vrrp_instance {}", i.at, i.name);
+            let n = &mut i.notify;
+            for slot in [
+                &mut n.any,
+                &mut n.master,
+                &mut n.backup,
+                &mut n.fault,
+                &mut n.stop,
+            ] {
+                if let Some(sc) = slot {
+                    if !check(sc, &what, warnings) {
+                        *slot = None;
+                    }
+                }
+            }
+        }
     }
 
     /// What keepalived warns about and ignores: a track_script or sync group member of no
