@@ -62,6 +62,7 @@ fn kind_name(k: &CheckKind) -> &'static str {
         CheckKind::Dns { .. } => "DNS_CHECK",
         CheckKind::Udp { .. } => "UDP_CHECK",
         CheckKind::Smtp { .. } => "SMTP_CHECK",
+        CheckKind::File { .. } => "FILE_CHECK",
         CheckKind::Sip { .. } => "SIP_CHECK",
         CheckKind::Misc { .. } => "MISC_CHECK",
         CheckKind::Ping => "PING_CHECK",

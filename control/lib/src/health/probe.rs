@@ -83,6 +83,18 @@ async fn run(c: &Checker) -> Outcome {
             ..
         } => misc(path, *dynamic, (*uid, *gid)).await,
         CheckKind::Ping => ping(c).await,
+        CheckKind::File {
+            path,
+            weight,
+            reverse,
+            base,
+            init,
+        } => Ok(file_status(
+            &read_track_file(path, *init),
+            *weight,
+            *reverse,
+            *base,
+        )),
     };
     r.unwrap_or_else(|e| down(e.to_string()))
 }
@@ -438,6 +450,68 @@ async fn misc(path: &str, dynamic: bool, (uid, gid): (u32, u32)) -> io::Result<O
     })
 }
 
+/// A track file's number as keepalived reads it (strtol base 0 over the first 127 bytes; a
+/// missing or empty file is 0), after writing `init` when it asks.
+fn read_track_file(path: &str, init: Option<(i64, bool)>) -> Option<i64> {
+    if let Some((value, overwrite)) = init {
+        if overwrite || !std::path::Path::new(path).exists() {
+            let _ = std::fs::write(path, format!("{value}\n"));
+        }
+    }
+    let mut buf = [0u8; 127];
+    let n = match std::fs::File::open(path) {
+        Ok(mut f) => std::io::Read::read(&mut f, &mut buf).unwrap_or(0),
+        Err(_) => 0,
+    };
+    strtol(&String::from_utf8_lossy(&buf[..n]))
+}
+
+/// C's strtol with base 0: leading blanks, a sign, 0x hex or 0 octal, digits up to the first
+/// other character; None when it overflows 64 bits.
+fn strtol(s: &str) -> Option<i64> {
+    let t = s.trim_start();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or(t.strip_prefix("0X")) {
+        (16, h)
+    } else if t.starts_with('0') {
+        (8, t)
+    } else {
+        (10, t)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return Some(0);
+    }
+    let v = i64::from_str_radix(&digits[..end], radix).ok()?;
+    Some(if neg { -v } else { v })
+}
+
+/// keepalived's reading of a track file's number for a checker.
+fn file_status(value: &Option<i64>, weight: i32, reverse: bool, base: u32) -> Outcome {
+    let Some(v) = *value else {
+        return down("the number in the track file is out of range");
+    };
+    if !(i64::from(i32::MIN)..=i64::from(i32::MAX) + 1).contains(&v) {
+        return down(format!("invalid number {v} in the track file"));
+    }
+    if weight == 0 {
+        return if (v != 0) != reverse {
+            down(format!("track file reads {v}"))
+        } else {
+            Outcome::Up
+        };
+    }
+    let sign = if reverse { -1 } else { 1 };
+    let status = (v * i64::from(weight) * sign).clamp(-i64::from(i32::MAX), i64::from(i32::MAX));
+    let w = (i64::from(base) + status).clamp(0, i64::from(i32::MAX));
+    Outcome::UpWithWeight(w as u32)
+}
+
 async fn ping(c: &Checker) -> io::Result<Outcome> {
     use socket2::{Domain, Protocol, Socket, Type};
     let v6 = c.target.is_ipv6();
@@ -513,6 +587,42 @@ mod tests {
         let v6: SocketAddr = "[2001:db8::2]:80".parse().unwrap();
         assert!(http_request("/", None, v6, HttpProtocol::Http10Close)
             .ends_with("Connection: close\r\nHost: [2001:db8::2]:80\r\n\r\n"));
+    }
+
+    #[test]
+    fn track_files_as_keepalived_reads_them() {
+        assert_eq!(strtol("  42\n"), Some(42));
+        assert_eq!(strtol("0x10"), Some(16));
+        assert_eq!(strtol("010"), Some(8));
+        assert_eq!(strtol("-3abc"), Some(-3));
+        assert_eq!(strtol(""), Some(0));
+        assert_eq!(strtol("junk"), Some(0));
+        // weight 0: any non-zero number fails (reverse: zero fails).
+        assert_eq!(file_status(&Some(0), 0, false, 5), Outcome::Up);
+        assert!(matches!(
+            file_status(&Some(1), 0, false, 5),
+            Outcome::Down(_)
+        ));
+        assert!(matches!(
+            file_status(&Some(0), 0, true, 5),
+            Outcome::Down(_)
+        ));
+        // Otherwise the number times the weight moves the server's weight (not below 0).
+        assert_eq!(
+            file_status(&Some(3), 2, false, 5),
+            Outcome::UpWithWeight(11)
+        );
+        assert_eq!(file_status(&Some(3), 2, true, 5), Outcome::UpWithWeight(0));
+        let dir = std::env::temp_dir().join(format!("rvs-track-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("state");
+        let p = f.to_str().unwrap();
+        assert_eq!(read_track_file(p, None), Some(0));
+        assert_eq!(read_track_file(p, Some((7, false))), Some(7));
+        std::fs::write(&f, "9").unwrap();
+        assert_eq!(read_track_file(p, Some((7, false))), Some(9));
+        assert_eq!(read_track_file(p, Some((7, true))), Some(7));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

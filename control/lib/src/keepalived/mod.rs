@@ -53,6 +53,27 @@ pub enum CheckKind {
     },
     /// ICMP echo.
     Ping,
+    /// FILE_CHECK on a `track_file`: the number in the file times `weight` (negated with
+    /// `reverse`) added to the server's `base` weight; with weight 0, any non-zero number
+    /// (with reverse: zero) is a failure. Read every second (keepalived watches it).
+    File {
+        path: String,
+        weight: i32,
+        reverse: bool,
+        base: u32,
+        /// `init_file [VALUE] [overwrite]`: written when the checker starts.
+        init: Option<(i64, bool)>,
+    },
+}
+
+/// A top-level `track_file` (or `vrrp_track_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackFile {
+    pub name: String,
+    pub path: String,
+    pub weight: i32,
+    pub reverse: bool,
+    pub init: Option<(i64, bool)>,
 }
 
 /// keepalived's `http_protocol` values.
@@ -172,6 +193,8 @@ pub struct KeepalivedConf {
     pub lvs_timeouts: (u32, u32, u32),
     /// `global_defs { script_user; enable_script_security }`.
     pub scripts: crate::scripts::ScriptPolicy,
+    /// `track_file` blocks, for FILE_CHECK.
+    pub track_files: Vec<TrackFile>,
     pub warnings: Vec<String>,
 }
 
@@ -347,6 +370,13 @@ impl KeepalivedConf {
             conf.global_defs.extend(s.children().iter().cloned());
         }
         conf.scripts = crate::scripts::ScriptPolicy::from_global_defs(&conf.global_defs);
+        for s in top
+            .iter()
+            .filter(|s| matches!(s.keyword.as_str(), "track_file" | "vrrp_track_file"))
+        {
+            let t = conf.track_file(s)?;
+            conf.track_files.push(t);
+        }
         for s in &top {
             match s.keyword.as_str() {
                 "global_defs" => {}
@@ -354,7 +384,7 @@ impl KeepalivedConf {
                     let vs = conf.virtual_server(s, &groups)?;
                     conf.virtual_servers.push(vs);
                 }
-                "virtual_server_group" => {}
+                "virtual_server_group" | "track_file" => {}
                 k if k.starts_with("vrrp_") || k == "static_ipaddress" || k == "static_routes" => {
                     conf.vrrp.push(s.clone())
                 }
@@ -371,6 +401,46 @@ impl KeepalivedConf {
         conf.vrrp_conf = crate::vrrp::VrrpConf::from_statements(&conf.vrrp, &conf.global_defs)?;
         conf.warnings.append(&mut conf.vrrp_conf.warnings);
         Ok(conf)
+    }
+
+    /// `track_file NAME { file PATH; weight W [reverse]; init_file [VALUE] [overwrite] }`.
+    fn track_file(&mut self, s: &Statement) -> Result<TrackFile, String> {
+        let mut t = TrackFile {
+            name: s.arg(0)?.to_string(),
+            path: String::new(),
+            weight: 1,
+            reverse: false,
+            init: None,
+        };
+        for c in s.children() {
+            match c.keyword.as_str() {
+                "file" => t.path = c.arg(0)?.to_string(),
+                "weight" => {
+                    let w: i32 = num(c, "a weight")?;
+                    if !(-254..=254).contains(&w) {
+                        return Err(format!("{}: track_file weight: -254 to 254", c.at()));
+                    }
+                    t.weight = w;
+                    t.reverse = c.args.get(1).map(String::as_str) == Some("reverse");
+                }
+                "init_file" => {
+                    let value = c
+                        .args
+                        .first()
+                        .filter(|a| *a != "overwrite")
+                        .map(|a| a.parse::<i64>())
+                        .transpose()
+                        .map_err(|_| format!("{}: init_file: a number expected", c.at()))?
+                        .unwrap_or(0);
+                    t.init = Some((value, c.args.iter().any(|a| a == "overwrite")));
+                }
+                _ => self.warn(c),
+            }
+        }
+        if t.path.is_empty() {
+            return Err(format!("{}: track_file {}: no file", s.at(), t.name));
+        }
+        Ok(t)
     }
 
     /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`: what keepalived sets with `ipvsadm --set`;
@@ -634,6 +704,11 @@ impl KeepalivedConf {
             let mut rs =
                 self.real_server(c, inh, default_method, virtualhost.clone(), service_port(s))?;
             rs.weight = rs.weight_given.unwrap_or(default_weight);
+            for ck in &mut rs.checkers {
+                if let CheckKind::File { base, .. } = &mut ck.kind {
+                    *base = rs.weight;
+                }
+            }
             vs.real_servers.push(rs);
         }
         self.correct(s, &mut vs);
@@ -766,7 +841,7 @@ impl KeepalivedConf {
         for c in s.children() {
             let kind = match c.keyword.as_str() {
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "DNS_CHECK" | "UDP_CHECK" | "SMTP_CHECK"
-                | "SIP_CHECK" | "MISC_CHECK" | "PING_CHECK" => c.keyword.as_str(),
+                | "SIP_CHECK" | "MISC_CHECK" | "PING_CHECK" | "FILE_CHECK" => c.keyword.as_str(),
                 k if k.ends_with("_CHECK") || k.ends_with("_GET") => {
                     // A checker rvs does not run (FILE_CHECK, BFD_CHECK, a typo): said
                     // aloud, since the server would otherwise look checked.
@@ -779,6 +854,12 @@ impl KeepalivedConf {
                 }
                 _ => continue,
             };
+            if kind == "FILE_CHECK" {
+                if let Some(ck) = self.file_check(c, inh, addr, rport, rs.weight_given)? {
+                    rs.checkers.push(ck);
+                }
+                continue;
+            }
             let vhost = rs_vhost.clone().or_else(|| virtualhost.clone());
             let ck = self.checker(c, kind, inh, addr, rport, vhost)?;
             if let CheckKind::Misc { path, uid, .. } = &ck.kind {
@@ -831,6 +912,68 @@ impl KeepalivedConf {
             }
         }
         Ok(rs)
+    }
+
+    /// `FILE_CHECK { track_file NAME; weight W [reverse] }`; None (with keepalived's
+    /// warning) without a known track_file.
+    fn file_check(
+        &mut self,
+        s: &Statement,
+        inh: Inherited,
+        addr: IpAddr,
+        rport: u16,
+        base: Option<u32>,
+    ) -> Result<Option<Checker>, String> {
+        let mut file: Option<TrackFile> = None;
+        let mut weight: Option<(i32, bool)> = None;
+        for c in s.children() {
+            match c.keyword.as_str() {
+                "track_file" => match self.track_files.iter().find(|t| t.name == c.args[0]) {
+                    Some(t) => file = Some(t.clone()),
+                    None => self.warnings.push(format!(
+                        "{}: track_file {} not found (as keepalived)",
+                        c.at(),
+                        c.args.first().map(String::as_str).unwrap_or("")
+                    )),
+                },
+                "weight" => {
+                    let w: i64 = num(c, "a weight")?;
+                    if w.unsigned_abs() > u64::from(MAX_WEIGHT) {
+                        return Err(format!("{}: FILE_CHECK weight out of range", c.at()));
+                    }
+                    weight = Some((
+                        w as i32,
+                        c.args.get(1).map(String::as_str) == Some("reverse"),
+                    ));
+                }
+                _ => self.warn(c),
+            }
+        }
+        let Some(f) = file else {
+            self.warnings.push(format!(
+                "{}: FILE_CHECK has no track_file specified - ignoring (as keepalived)",
+                s.at()
+            ));
+            return Ok(None);
+        };
+        let (weight, reverse) = weight.unwrap_or((f.weight, f.reverse));
+        Ok(Some(Checker {
+            kind: CheckKind::File {
+                path: f.path,
+                weight,
+                reverse,
+                base: base.unwrap_or(1),
+                init: f.init,
+            },
+            target: SocketAddr::new(addr, rport),
+            bindto: None,
+            connect_timeout: inh.connect_timeout,
+            delay_loop: Duration::from_secs(1),
+            retry: 0,
+            delay_before_retry: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            line: s.at(),
+        }))
     }
 
     fn checker(
@@ -1187,7 +1330,7 @@ mod tests {
         assert!(
             k.warnings
                 .iter()
-                .any(|w| w.starts_with("t.conf:5: FILE_CHECK is not supported")),
+                .any(|w| w.starts_with("t.conf:5: FILE_CHECK has no track_file specified")),
             "{:?}",
             k.warnings
         );
@@ -1387,6 +1530,56 @@ mod tests {
             e.contains("u.conf:4: MISC_CHECK: script user no-such-user-here not found"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn file_checks_on_track_files() {
+        let k = KeepalivedConf::parse(
+            "f.conf",
+            "track_file maint {\n  file /run/maint\n  weight -2 reverse\n  init_file 3 overwrite\n}\n\
+             virtual_server 10.0.0.1 80 {\n  protocol TCP\n  weight 4\n\
+               real_server 10.0.0.2 80 {\n    FILE_CHECK {\n      track_file maint\n    }\n    BFD_CHECK {\n    }\n  }\n\
+               real_server 10.0.0.3 80 {\n    FILE_CHECK {\n      track_file maint\n      weight 0\n    }\n    FILE_CHECK {\n      track_file nosuch\n    }\n\
+                 SMTP_CHECK {\n      host {\n        connect_ip 10.0.0.7\n        connect_port 2525\n      }\n      host {\n      }\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        let rs = &k.virtual_servers[0].real_servers;
+        assert_eq!(
+            rs[0].checkers[0].kind,
+            CheckKind::File {
+                path: "/run/maint".into(),
+                weight: -2,
+                reverse: true,
+                base: 4,
+                init: Some((3, true))
+            }
+        );
+        assert!(matches!(
+            rs[1].checkers[0].kind,
+            CheckKind::File {
+                weight: 0,
+                reverse: false,
+                ..
+            }
+        ));
+        // The unknown track file's FILE_CHECK is dropped; SMTP's host blocks are checkers.
+        let smtp: Vec<SocketAddr> = rs[1].checkers[1..].iter().map(|c| c.target).collect();
+        assert_eq!(
+            smtp,
+            [
+                "10.0.0.7:2525".parse().unwrap(),
+                "10.0.0.3:80".parse().unwrap()
+            ]
+        );
+        let w = k.warnings.join("\n");
+        for want in [
+            "f.conf:13: BFD_CHECK is not supported",
+            "f.conf:22: track_file nosuch not found",
+            "f.conf:21: FILE_CHECK has no track_file specified",
+            "f.conf:24: The SMTP_CHECK host block is deprecated",
+        ] {
+            assert!(w.contains(want), "{want}\n{w}");
+        }
     }
 
     #[test]
