@@ -515,7 +515,7 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> Result<(Director, LbS
     let mut cmds = Vec::new();
     for (n, line) in rules(s).lines().enumerate() {
         if let Some(c) = parse_line(line).map_err(|e| format!("{}: rules: {e}", s.name))? {
-            cmds.push((n + 1, c));
+            cmds.push((format!("line {}", n + 1), c));
         }
     }
     director

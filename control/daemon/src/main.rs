@@ -123,12 +123,7 @@ fn main() -> ExitCode {
     if args.check {
         // Services, the rules file, timeouts and keepalived.conf are applied as at start-up.
         let checked = runtime::build_director(&cfg, Vec::new()).and_then(|mut d| {
-            let cmds: Vec<(usize, _)> = keepalived
-                .iter()
-                .flat_map(|k| k.commands())
-                .enumerate()
-                .map(|(i, c)| (i + 1, c))
-                .collect();
+            let cmds: Vec<(String, _)> = keepalived.iter().flat_map(|k| k.commands_at()).collect();
             d.apply_all(&cmds)
                 .map_err(|e| runtime::RunError::Dpdk(format!("keepalived.conf: {e}")))
         });

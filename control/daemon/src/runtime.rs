@@ -268,7 +268,7 @@ pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, Ru
         let mut cmds = Vec::new();
         for (n, line) in text.lines().enumerate() {
             if let Ok(Some(c)) = rvs_control::ipvsadm::parse_line(line) {
-                cmds.push((n + 1, c));
+                cmds.push((format!("line {}", n + 1), c));
             }
         }
         d.apply_all(&cmds)

@@ -163,7 +163,12 @@ impl Director {
             .entry_used
             .iter()
             .position(|u| !u)
-            .ok_or("Memory allocation problem (all service entries in use)")?;
+            .ok_or_else(|| {
+                format!(
+                    "Memory allocation problem (all {} service entries in use: raise [dataplane] services)",
+                    self.entry_used.len()
+                )
+            })?;
         self.entry_used[i] = true;
         Ok(i as u16)
     }
@@ -180,7 +185,12 @@ impl Director {
                     .get(i)
                     .is_some_and(|l| l.active() + l.inactive() + l.persistent() == 0)
             })
-            .ok_or("Memory allocation problem (all real-server slots in use)")?;
+            .ok_or_else(|| {
+                format!(
+                    "Memory allocation problem (all {} real-server slots in use: raise [dataplane] servers)",
+                    self.dest_used.len()
+                )
+            })?;
         self.dest_used[i] = true;
         Ok(i)
     }
@@ -408,11 +418,12 @@ impl Director {
         Ok(())
     }
 
-    /// Applies every command or none: the first error names its line.
-    pub fn apply_all(&mut self, cmds: &[(usize, Command)]) -> Result<(), String> {
+    /// Applies every command or none: the first error names where its command came from
+    /// (`line 3`, `keepalived.conf:12`).
+    pub fn apply_all(&mut self, cmds: &[(String, Command)]) -> Result<(), String> {
         let mut next = self.clone();
-        for (line, c) in cmds {
-            next.apply(c).map_err(|e| format!("line {line}: {e}"))?;
+        for (at, c) in cmds {
+            next.apply(c).map_err(|e| format!("{at}: {e}"))?;
         }
         *self = next;
         Ok(())
@@ -617,10 +628,10 @@ mod tests {
         assert_eq!(d.services[0].dests.len(), 2);
         assert_ne!(d.services, before);
         // All or nothing.
-        let cmds: Vec<(usize, Command)> = ["-A -t 2.2.2.2:80", "-a -t 9.9.9.9:80 -r 10.0.0.1"]
+        let cmds: Vec<(String, Command)> = ["-A -t 2.2.2.2:80", "-a -t 9.9.9.9:80 -r 10.0.0.1"]
             .iter()
             .enumerate()
-            .map(|(i, l)| (i + 1, parse_line(l).unwrap().unwrap()))
+            .map(|(i, l)| (format!("line {}", i + 1), parse_line(l).unwrap().unwrap()))
             .collect();
         let keep = d.services.clone();
         assert_eq!(

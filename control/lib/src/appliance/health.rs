@@ -11,8 +11,11 @@ impl HealthTarget for Appliance {
 
     /// A health checker's change: applied all or nothing, published, counted.
     fn apply_health(&self, cmds: &[Command]) -> Result<(), String> {
-        let numbered: Vec<(usize, Command)> = cmds.iter().cloned().enumerate().collect();
-        self.change(&numbered)?;
+        let located: Vec<(String, Command)> = cmds
+            .iter()
+            .map(|c| ("health check".to_string(), c.clone()))
+            .collect();
+        self.change(&located)?;
         self.health_changes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -32,11 +35,16 @@ impl Appliance {
         let old = slot.take();
         let old_keys = old.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
         drop(old);
-        let mut cmds: Vec<(usize, Command)> = old_keys
+        let mut cmds: Vec<(String, Command)> = old_keys
             .iter()
-            .map(|k| (0, Command::DeleteService(*k)))
+            .map(|k| {
+                (
+                    "the previous keepalived.conf".to_string(),
+                    Command::DeleteService(*k),
+                )
+            })
             .collect();
-        cmds.extend(conf.commands().into_iter().map(|c| (0, c)));
+        cmds.extend(conf.commands_at());
         if let Err(e) = self.change(&cmds) {
             return Err(format!("{e} (nothing applied)"));
         }

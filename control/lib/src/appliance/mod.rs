@@ -237,7 +237,7 @@ impl Appliance {
     }
 
     /// Applies rule commands all or nothing and publishes the result.
-    fn change(&self, cmds: &[(usize, Command)]) -> Result<(), String> {
+    fn change(&self, cmds: &[(String, Command)]) -> Result<(), String> {
         if !self.balancing {
             return Err(
                 "rvs runs a diagnostic forwarding mode (dataplane.forward): no load balancing to change"
@@ -274,7 +274,7 @@ impl Appliance {
             Command::Restore => self.restore(stdin),
             Command::StartDaemon { role, settings } => self.start_sync(role, settings),
             Command::StopDaemon(role) => self.stop_sync(role),
-            c => match self.change(&[(1, c)]) {
+            c => match self.change(&[(String::new(), c)]) {
                 Ok(()) => Reply::ok(""),
                 Err(e) => Reply::fail(REFUSED, e),
             },
@@ -466,14 +466,14 @@ impl Appliance {
         for &(n, line) in &lines {
             match Self::syntax(line) {
                 Err(e) => return Reply::fail(2, format!("{file}:{n}: {e}")),
-                Ok(Some(c)) if c.is_rule() => rules.push((n, c)),
+                Ok(Some(c)) if c.is_rule() => rules.push((format!("{file}:{n}"), c)),
                 Ok(_) => {}
             }
         }
         if !rules.is_empty() && rules.len() == lines.len() {
             return match self.change(&rules) {
                 Ok(()) => Reply::ok(format!("Applied {} rule(s) from {file}\n", rules.len())),
-                Err(e) => Reply::fail(1, format!("{file}: {e} (nothing applied)")),
+                Err(e) => Reply::fail(1, format!("{e} (nothing applied)")),
             };
         }
         let mut out = String::new();
@@ -648,6 +648,22 @@ mod tests {
     }
 
     #[test]
+    fn keepalived_apply_errors_name_the_file_line_and_limit() {
+        let a = appliance();
+        let conf = crate::keepalived::KeepalivedConf::parse(
+            "big.conf",
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.1.0.1 80 {\n  }\n  real_server 10.1.0.2 80 {\n  }\n  real_server 10.1.0.3 80 {\n  }\n  real_server 10.1.0.4 80 {\n  }\n  real_server 10.1.0.5 80 {\n  }\n  real_server 10.1.0.6 80 {\n  }\n  real_server 10.1.0.7 80 {\n  }\n  real_server 10.1.0.8 80 {\n  }\n  real_server 10.1.0.9 80 {\n  }\n}\n",
+        )
+        .unwrap();
+        let e = a.load_keepalived(&conf).unwrap_err();
+        assert_eq!(
+            e,
+            "big.conf:19: Memory allocation problem (all 8 real-server slots in use: raise [dataplane] servers) (nothing applied)"
+        );
+        assert!(a.director.lock().services.is_empty());
+    }
+
+    #[test]
     fn load_runs_a_file_and_stops_at_the_first_error() {
         let a = appliance();
         let dir = std::env::temp_dir().join(format!("rvs-load-{}", std::process::id()));
@@ -663,7 +679,7 @@ mod tests {
         assert_eq!(r.status, 1);
         assert!(
             r.err
-                .contains("line 3: Service not defined (nothing applied)"),
+                .contains("cmds:3: Service not defined (nothing applied)"),
             "{}",
             r.err
         );

@@ -1321,31 +1321,60 @@ impl KeepalivedConf {
         })
     }
 
+    /// [`Self::commands`], each with the file and line it comes from (for errors).
+    pub fn commands_at(&self) -> Vec<(String, Command)> {
+        let mut out = Vec::new();
+        if self.lvs_timeouts != (0, 0, 0) {
+            let (tcp, tcpfin, udp) = self.lvs_timeouts;
+            let at = self
+                .global_defs
+                .iter()
+                .find(|g| g.keyword == "lvs_timeouts")
+                .map(|g| g.at())
+                .unwrap_or_default();
+            out.push((at, Command::SetTimeouts { tcp, tcpfin, udp }));
+        }
+        for vs in &self.virtual_servers {
+            for c in self.service_commands(vs) {
+                let at = match &c {
+                    Command::AddServer(s) => vs
+                        .real_servers
+                        .iter()
+                        .find(|r| r.addr == s.addr && r.port == s.port)
+                        .map(|r| r.line.clone())
+                        .unwrap_or_else(|| vs.line.clone()),
+                    _ => vs.line.clone(),
+                };
+                out.push((at, c));
+            }
+        }
+        out
+    }
+
     /// The ipvsadm commands that set the services up (all servers assumed up unless
     /// `alpha`, which starts them down).
     pub fn commands(&self) -> Vec<Command> {
+        self.commands_at().into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// One virtual server's services and (unless `alpha`) servers.
+    fn service_commands(&self, vs: &VirtualServer) -> Vec<Command> {
         let mut out = Vec::new();
-        let (tcp, tcpfin, udp) = self.lvs_timeouts;
-        if (tcp, tcpfin, udp) != (0, 0, 0) {
-            out.push(Command::SetTimeouts { tcp, tcpfin, udp });
-        }
-        for vs in &self.virtual_servers {
-            for key in &vs.keys {
-                out.push(Command::AddService(ServiceSpec {
-                    key: *key,
-                    scheduler: vs.sched,
-                    persistent: vs.persistence,
-                    netmask: vs.granularity,
-                    one_packet: vs.one_packet,
-                    flag_bits: 0,
-                    refusal: None,
-                }));
-                if vs.alpha {
-                    continue;
-                }
-                for rs in &vs.real_servers {
-                    out.push(Command::AddServer(server_spec(*key, rs, rs.weight)));
-                }
+        for key in &vs.keys {
+            out.push(Command::AddService(ServiceSpec {
+                key: *key,
+                scheduler: vs.sched,
+                persistent: vs.persistence,
+                netmask: vs.granularity,
+                one_packet: vs.one_packet,
+                flag_bits: 0,
+                refusal: None,
+            }));
+            if vs.alpha {
+                continue;
+            }
+            for rs in &vs.real_servers {
+                out.push(Command::AddServer(server_spec(*key, rs, rs.weight)));
             }
         }
         out
@@ -1725,7 +1754,10 @@ mod tests {
             "global_defs {\n  router_id lb1\n  routr_id lb1\n  smtp_server 10.0.0.1\n  enable_script_security\n}\n",
         )
         .unwrap();
-        assert_eq!(k.warnings, ["t.conf:3: unknown keyword \"routr_id\" ignored"]);
+        assert_eq!(
+            k.warnings,
+            ["t.conf:3: unknown keyword \"routr_id\" ignored"]
+        );
     }
 
     #[test]
