@@ -26,10 +26,35 @@ pub fn counters(s: PortStats) -> PortCounters {
 impl PortDevice for DataPort {
     fn describe(&self) -> PortDescription {
         let info = self.0.info();
+        let link = self.0.link().ok();
+        let names = |bits: u64| -> Vec<&'static str> {
+            RssField::ALL
+                .into_iter()
+                .filter(|f| bits & f.bits() == f.bits() && f.bits() != 0)
+                .map(RssField::name)
+                .collect()
+        };
+        let (rx_queues, tx_queues) = self.0.queue_counts();
+        let (rx_desc, tx_desc) = self.0.desc_counts();
         PortDescription {
             mac: self.0.mac_addr().ok(),
             driver: info.driver.clone(),
-            link: self.0.link().map(|l| l.text).unwrap_or_default(),
+            link: link.as_ref().map(|l| l.text.clone()).unwrap_or_default(),
+            link_up: link.as_ref().is_some_and(|l| l.up),
+            link_speed_mbps: link.as_ref().map_or(0, |l| l.speed_mbps),
+            full_duplex: link.as_ref().is_some_and(|l| l.full_duplex),
+            autoneg: link.as_ref().is_some_and(|l| l.autoneg),
+            socket: info.socket,
+            mtu: self.0.mtu().ok(),
+            promiscuous: self.0.promiscuous(),
+            hash_key_size: info.hash_key_size,
+            reta_size: info.reta_size,
+            rss_supported: names(info.rss_offloads),
+            rss_enabled: names(self.0.rss_hash_fields()),
+            rx_queues,
+            tx_queues,
+            rx_desc,
+            tx_desc,
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             min_mtu: info.min_mtu,

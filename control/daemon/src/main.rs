@@ -142,8 +142,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // On the console Ctrl-C only cancels a line (testpmd's habit): SIGINT is caught and
+    // ignored there; `quit` or SIGTERM stops rvs.
+    let ignored = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+        let flag = if sig == signal_hook::consts::SIGINT && args.interactive {
+            ignored.clone()
+        } else {
+            stop.clone()
+        };
+        if let Err(e) = signal_hook::flag::register(sig, flag) {
             eprintln!("rvs: error: cannot handle signal {sig}: {e}");
             return ExitCode::FAILURE;
         }

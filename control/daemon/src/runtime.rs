@@ -756,7 +756,27 @@ fn control_side(
         .collect();
     let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);
     appliance.forwarding = workers.forwarding.clone();
+    appliance.fwd_mode = workers.mode.clone();
     appliance.balancing = cfg.forward == ForwardMode::Lb;
+    // Worker w transmits on queue w of every port.
+    appliance.streams = cfg
+        .workers
+        .iter()
+        .enumerate()
+        .flat_map(|(w, wc)| {
+            let lcore = wc.lcore;
+            wc.rx
+                .iter()
+                .map(move |&(p, q)| rvs_control::appliance::FwdStream {
+                    worker: w,
+                    lcore,
+                    rx_port: p as u16,
+                    rx_queue: q,
+                    tx_port: cfg.ports[p].peer as u16,
+                    tx_queue: w as u16,
+                })
+        })
+        .collect();
     appliance.twins = twins.iter().map(|(name, _)| name.clone()).collect();
     let appliance = appliance.shared();
     appliance.refresh_host_vips();
@@ -796,8 +816,13 @@ fn serve(
         }
     };
     println!(
-        "rvs: forwarding; control socket {} (rvsadm); press Ctrl-C (or send SIGTERM) to stop",
-        cfg.socket.display()
+        "rvs: forwarding; control socket {} (rvsadm); {} to stop",
+        cfg.socket.display(),
+        if interactive {
+            "type quit (or send SIGTERM)"
+        } else {
+            "press Ctrl-C (or send SIGTERM)"
+        }
     );
     let console = interactive.then(|| {
         let (a, s) = (appliance.clone(), stop.clone());

@@ -263,6 +263,38 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             std::thread::yield_now();
         }
     }
+    // `set fwd` at run time: the same worker forwards as testpmd's macswap, then io (to the
+    // peer port), then balances again.
+    for (mode, swapped) in [(ForwardMode::MacSwap, true), (ForwardMode::Io, false)] {
+        workers
+            .mode
+            .store(mode.code(), std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+        let frame = tcp_frame(a_mac, [172, 18, 0, 1], 30_000, true, 0);
+        out.push(mbuf_of(&pool, &frame)).unwrap();
+        test_tx.tx_burst(&mut out);
+        let until = Instant::now() + Duration::from_secs(10);
+        back.clear();
+        while back.is_empty() && Instant::now() < until {
+            test_rx.rx_burst(&mut back);
+        }
+        let got = back
+            .as_slice()
+            .first()
+            .expect("the frame came out")
+            .data()
+            .to_vec();
+        let mut want = frame.clone();
+        if swapped {
+            want[..6].copy_from_slice(&CLIENT_MAC);
+            want[6..12].copy_from_slice(&a_mac);
+        }
+        assert_eq!(got, want, "{mode}");
+    }
+    back.clear();
+    workers
+        .mode
+        .store(ForwardMode::Lb.code(), std::sync::atomic::Ordering::Relaxed);
     let (servers_ever, change_time) = changer.join().expect("every change accepted");
     std::thread::sleep(Duration::from_millis(100));
     let outcome = workers.stop_and_join().remove(0);

@@ -337,15 +337,25 @@ def until(token, secs=30):
             except OSError:
                 break
 until(b"rvs> ")
+rules = sys.argv[3].encode()
 steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"ipvsadm -A -t 192.168.1.100:81 -s sh\r", None),
-         (b"ipvsadm -L -n\r", b"192.168.1.100:81 sh"), (b"bogus\r", b"Bad arguments")]
+         (b"ipvsadm -L -n\r", b"192.168.1.100:81 sh"), (b"bogus\r", b"Bad arguments"),
+         (b"show ser\x03", None), (b"show port \t\t", b"xstats"), (b"\x03", None),
+         (b"set fwd macswap\r", b"Set macswap packet forwarding mode"),
+         (b"show config fwd\r", b"macswap packet forwarding - ports=1"),
+         (b"set fwd lb\r", b"Set lb packet forwarding mode"),
+         (b"stop\r", b"Done."), (b"stop\r", b"Packet forwarding not started"),
+         (b"start\r", b"lb packet forwarding - ports=1"), (b"start\r", b"already started"),
+         (b"show port info all\r", b"Promiscuous mode"),
+         (b"ipvsadm -h\r", b"--tun-type"),
+         (b"ipvsadm -R < " + rules + b"\r", None),
+         (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]
 for line, token in steps:
     mark = len(out)
     os.write(fd, line)
     if token is None:
-        time.sleep(0.5)
-        continue
+        token = b"rvs> "
     end = time.time() + 30
     while token not in out[mark:] and time.time() < end:
         r, _, _ = select.select([fd], [], [], 0.2)
@@ -365,11 +375,14 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
+    let restore = lab.dir.join("restore.rules");
+    std::fs::write(&restore, "-A -t 192.168.1.100:82 -s wrr\n").unwrap();
     let o = Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(env!("CARGO_BIN_EXE_rvs"))
         .arg(&lab.config)
+        .arg(&restore)
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).replace('\r', "");
@@ -386,5 +399,25 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert!(out.contains("TCP  192.168.1.100:81 sh"), "{out}");
     assert!(out.contains("UDP  192.168.1.100:53 rr"), "{out}");
     assert!(out.contains("Bad arguments"), "{out}");
+    // Ctrl-C cancelled a line (the daemon went on); Tab listed the choices; testpmd's
+    // answers for set fwd, show config fwd, stop and start; -R read its rules from a file.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("info") && l.contains("stats") && l.contains("xstats")),
+        "Tab lists the choices\n{out}"
+    );
+    for want in [
+        "Set macswap packet forwarding mode",
+        "macswap packet forwarding - ports=1 - cores=1 - streams=1",
+        "RX P=0/Q=0 -> TX P=0/Q=0",
+        "Packet forwarding not started",
+        "Packet forwarding already started",
+        "Promiscuous mode: enabled",
+        "Current number of RX queues: 1",
+        "ipvsadm v1.31 2019/12/24",
+        "TCP  192.168.1.100:82 wrr",
+    ] {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
     assert!(out.contains("rvs: bye"), "{out}");
 }

@@ -10,7 +10,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -81,9 +81,14 @@ impl Highlighter for ConsoleHelper {}
 impl Validator for ConsoleHelper {}
 impl Helper for ConsoleHelper {}
 
-/// Runs the prompt until `quit`, end of input (Ctrl-D) or Ctrl-C; then sets `stop`.
+/// Runs the prompt until `quit` or end of input (Ctrl-D); then sets `stop`. Ctrl-C only
+/// cancels the line.
 pub fn run(appliance: &Arc<Appliance>, stop: &AtomicBool) {
-    let mut editor: Editor<ConsoleHelper, DefaultHistory> = match Editor::new() {
+    // Tab lists the choices (testpmd's habit) rather than cycling through them.
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor: Editor<ConsoleHelper, DefaultHistory> = match Editor::with_config(config) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("rvs: console unavailable: {e}");
@@ -103,7 +108,9 @@ pub fn run(appliance: &Arc<Appliance>, stop: &AtomicBool) {
                 eprint!("{}", reply.err);
                 let _ = std::io::stdout().flush();
             }
-            Err(ReadlineError::Interrupted) | Err(ReadlineError::Eof) => break,
+            // Ctrl-C cancels the line being typed; `quit` (or Ctrl-D) leaves.
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
             Err(e) => {
                 eprintln!("rvs: console: {e}");
                 break;

@@ -19,6 +19,18 @@ pub enum ForwardMode {
 impl ForwardMode {
     pub const ALL: [ForwardMode; 3] = [ForwardMode::Lb, ForwardMode::Io, ForwardMode::MacSwap];
 
+    /// The mode as it travels in a shared atomic (`set fwd` at run time).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(c: u8) -> ForwardMode {
+        ForwardMode::ALL
+            .into_iter()
+            .find(|m| m.code() == c)
+            .unwrap_or(ForwardMode::Io)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ForwardMode::Lb => "lb",

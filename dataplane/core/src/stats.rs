@@ -90,6 +90,27 @@ pub struct WorkerCounters {
 }
 
 impl WorkerCounters {
+    /// What was counted since `base` (the maxima are kept as they are).
+    pub fn since(&self, base: &WorkerCounters) -> WorkerCounters {
+        WorkerCounters {
+            polls: self.polls.saturating_sub(base.polls),
+            busy_polls: self.busy_polls.saturating_sub(base.busy_polls),
+            cycles: self.cycles.saturating_sub(base.cycles),
+            busy_cycles: self.busy_cycles.saturating_sub(base.busy_cycles),
+            rx_packets: self.rx_packets.saturating_sub(base.rx_packets),
+            tx_packets: self.tx_packets.saturating_sub(base.tx_packets),
+            tx_dropped: self.tx_dropped.saturating_sub(base.tx_dropped),
+            malformed: self.malformed.saturating_sub(base.malformed),
+            handoffs: self.handoffs.saturating_sub(base.handoffs),
+            handoff_drops: self.handoff_drops.saturating_sub(base.handoff_drops),
+            listing_slices: self.listing_slices.saturating_sub(base.listing_slices),
+            listing_cycles: self.listing_cycles.saturating_sub(base.listing_cycles),
+            sleeps: self.sleeps.saturating_sub(base.sleeps),
+            slept_us: self.slept_us.saturating_sub(base.slept_us),
+            ..*self
+        }
+    }
+
     /// Share of the worker's time spent in passes that found work, 0..=1 (of its passes,
     /// when it measured no time).
     pub fn busy_share(&self) -> f64 {

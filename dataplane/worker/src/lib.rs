@@ -17,7 +17,7 @@ use rvs_core::publish::SnapshotReader;
 use rvs_core::sched::DestLoad;
 use rvs_core::stats::{WorkerCounters, WorkerStats};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// One rx queue the worker polls and the port its frames leave by.
@@ -210,7 +210,9 @@ fn solicit_ahead(
 /// Everything a worker owns.
 #[derive(Debug)]
 pub(crate) struct WorkerPlan {
-    pub mode: ForwardMode,
+    /// The forwarding mode, changed at run time by the console's `set fwd` (a
+    /// [`ForwardMode::code`]); `lb` needs a worker started with an engine.
+    pub mode: Arc<AtomicU8>,
     pub rx: Vec<RxAssignment>,
     /// This worker's own tx queue on every port, by port index.
     pub tx: Vec<TxQueue>,
@@ -258,6 +260,7 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         let polling = plan.forwarding.load(Ordering::Relaxed);
+        let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
             let n = assignment.rx.rx_burst(&mut burst);
             if n == 0 {
@@ -265,8 +268,7 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
             }
             busy = true;
             counters.rx_packets += n as u64;
-            if plan.mode != ForwardMode::Io {
-                let mode = plan.mode;
+            if mode == ForwardMode::MacSwap {
                 counters.malformed +=
                     burst.retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward) as u64;
             }
@@ -350,6 +352,7 @@ pub(crate) fn run_lb(
         }
         let mut busy = false;
         let polling = plan.forwarding.load(Ordering::Relaxed);
+        let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
             let n = assignment.rx.rx_burst(&mut rx);
             if n == 0 {
@@ -357,6 +360,22 @@ pub(crate) fn run_lb(
             }
             busy = true;
             counters.rx_packets += n as u64;
+            if mode != ForwardMode::Lb && !assignment.from_host {
+                // A diagnostic mode set at run time (`set fwd io|macswap`): to the peer port,
+                // unchanged or with the Ethernet addresses swapped, as testpmd's engines.
+                if mode == ForwardMode::MacSwap {
+                    counters.malformed += rx
+                        .retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward)
+                        as u64;
+                }
+                let p = assignment.out_port;
+                rx.drain_each(|m| {
+                    if let Some(queued) = out.get_mut(p) {
+                        enqueue(queued, plan.tx.get_mut(p), m, &mut counters);
+                    }
+                });
+                continue;
+            }
             if assignment.from_host {
                 // The kernel's frames go out unchanged.
                 let p = assignment.out_port;

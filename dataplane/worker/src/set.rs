@@ -8,7 +8,7 @@ use rvs_core::engine::{Counters, Engine, EngineConfig};
 use rvs_core::publish::{SnapshotCell, SnapshotReader};
 use rvs_core::sched::DestLoad;
 use rvs_core::{ForwardMode, WorkerCounters, WorkerStats, WorkerView};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// One worker's queues: what it polls and where its frames leave.
@@ -75,6 +75,8 @@ pub struct WorkerSet {
     pub workers: Vec<RunningWorker>,
     /// Cleared by the console's `stop`: workers leave their rx queues alone.
     pub forwarding: Arc<AtomicBool>,
+    /// The forwarding mode ([`ForwardMode::code`]), set by the console's `set fwd`.
+    pub mode: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
 }
 
@@ -92,6 +94,7 @@ impl WorkerSet {
         let mut set = WorkerSet {
             workers: Vec::with_capacity(queues.len()),
             forwarding: Arc::new(AtomicBool::new(true)),
+            mode: Arc::new(AtomicU8::new(mode.code())),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let n = queues.len();
@@ -105,7 +108,7 @@ impl WorkerSet {
         let mut mesh = mesh.into_iter();
         for (index, q) in queues.into_iter().enumerate() {
             let plan = WorkerPlan {
-                mode,
+                mode: set.mode.clone(),
                 rx: q.rx,
                 tx: q.tx,
                 forwarding: set.forwarding.clone(),

@@ -186,6 +186,9 @@ struct QueueToken;
 pub struct Port {
     id: PortId,
     info: DevInfo,
+    /// The queues configured (rx, tx) and their descriptor counts.
+    queue_counts: (u16, u16),
+    desc_counts: (u16, u16),
     rss_hash_fields: u64,
     tx_ipv4_checksum: bool,
     token: Arc<QueueToken>,
@@ -359,6 +362,8 @@ impl Port {
         let port = Port {
             id,
             info,
+            queue_counts: (conf.rx_queues, conf.tx_queues),
+            desc_counts: (rx_desc, tx_desc),
             rss_hash_fields,
             tx_ipv4_checksum,
             token,
@@ -374,6 +379,16 @@ impl Port {
 
     pub fn id(&self) -> PortId {
         self.id
+    }
+
+    /// The rx and tx queues configured.
+    pub fn queue_counts(&self) -> (u16, u16) {
+        self.queue_counts
+    }
+
+    /// The rx and tx descriptors per queue (after the PMD's adjustment).
+    pub fn desc_counts(&self) -> (u16, u16) {
+        self.desc_counts
     }
 
     pub fn info(&self) -> &DevInfo {

@@ -15,10 +15,11 @@ use crate::report;
 use parking_lot::Mutex;
 use rvs_core::engine::Counters;
 use rvs_core::publish::SnapshotCell;
+use rvs_core::ForwardMode;
 pub use rvs_core::WorkerView;
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,12 @@ pub struct Appliance {
     conn_capacity: usize,
     /// Cleared by the console's `stop`: workers leave their queues alone.
     pub forwarding: Arc<AtomicBool>,
+    /// The workers' forwarding mode (`set fwd`), a [`ForwardMode::code`].
+    pub fwd_mode: Arc<AtomicU8>,
+    /// What each worker forwards (`show config fwd`).
+    pub streams: Vec<FwdStream>,
+    /// The workers' counters at the last `start`: `show fwd stats` counts from there.
+    fwd_since: Mutex<Vec<rvs_core::WorkerCounters>>,
     verbose: AtomicU32,
     /// Nesting of `load` (a file that loads itself stops here).
     load_depth: AtomicU32,
@@ -126,6 +133,17 @@ impl std::fmt::Debug for Appliance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Appliance({} workers)", self.workers.len())
     }
+}
+
+/// One worker's rx queue and where its frames go (the diagnostic modes' peer port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwdStream {
+    pub worker: usize,
+    pub lcore: u32,
+    pub rx_port: u16,
+    pub rx_queue: u16,
+    pub tx_port: u16,
+    pub tx_queue: u16,
 }
 
 /// ipvsadm's exit status when the kernel refuses a change ("Service not defined", "No such
@@ -164,6 +182,9 @@ impl Appliance {
             estimator: Mutex::new(Estimator::default()),
             conn_capacity,
             forwarding: Arc::new(AtomicBool::new(true)),
+            fwd_mode: Arc::new(AtomicU8::new(ForwardMode::Lb.code())),
+            streams: Vec::new(),
+            fwd_since: Mutex::new(Vec::new()),
             verbose: AtomicU32::new(0),
             load_depth: AtomicU32::new(0),
             quit: Arc::new(AtomicBool::new(false)),
@@ -373,6 +394,11 @@ impl Appliance {
         match words.as_slice() {
             [] => Reply::ok(""),
             [w, ..] if w.starts_with('#') => Reply::ok(""),
+            // `ipvsadm -R < FILE`: the console's stand-in for the shell's redirection.
+            ["ipvsadm" | "rvsadm", rest @ .., "<", file] => match std::fs::read_to_string(file) {
+                Ok(text) => self.ipvsadm(rest, &text),
+                Err(e) => Reply::fail(1, format!("cannot read {file}: {e}")),
+            },
             ["ipvsadm" | "rvsadm", rest @ ..] => self.ipvsadm(rest, ""),
             [w, ..] if w.starts_with('-') => self.ipvsadm(&words, ""),
             ["help"] | ["?"] => Reply::ok(verbs::help()),
@@ -380,16 +406,35 @@ impl Appliance {
                 self.quit.store(true, Ordering::Relaxed);
                 Reply::ok("")
             }
+            // testpmd's answers.
             ["start"] => {
-                self.forwarding.store(true, Ordering::Relaxed);
-                Reply::ok("Forwarding started\n")
+                if self.forwarding.swap(true, Ordering::Relaxed) {
+                    return Reply::ok("Packet forwarding already started\n");
+                }
+                *self.fwd_since.lock() = self.workers.iter().map(|w| w.stats.read()).collect();
+                Reply::ok(self.fwd_config())
             }
             ["stop"] => {
-                self.forwarding.store(false, Ordering::Relaxed);
-                let mut out = self.fwd_stats();
-                out.push_str("Forwarding stopped\n");
+                if !self.forwarding.swap(false, Ordering::Relaxed) {
+                    return Reply::ok("Packet forwarding not started\n");
+                }
+                let mut out = String::from("Telling cores to stop...\nWaiting for lcores to finish...\n");
+                out.push_str(&self.fwd_stats());
+                out.push_str("\nDone.\n");
                 Reply::ok(out)
             }
+            ["set", "fwd", mode] => match mode.parse::<ForwardMode>() {
+                Ok(ForwardMode::Lb) if !self.balancing => Reply::fail(
+                    2,
+                    "lb forwarding needs the workers' engines: start rvs with dataplane.forward = \"lb\"",
+                ),
+                Ok(m) => {
+                    self.fwd_mode.store(m.code(), Ordering::Relaxed);
+                    Reply::ok(format!("Set {m} packet forwarding mode\n"))
+                }
+                Err(e) => Reply::fail(2, e),
+            },
+            ["show", "config", "fwd"] => Reply::ok(self.fwd_config()),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);
@@ -632,7 +677,8 @@ mod tests {
         assert_eq!(r.status, 2);
         assert!(r.err.contains("help"));
         assert_eq!(a.console("show port stats 3").status, 2);
-        assert!(a.console("stop").out.contains("Forwarding stopped"));
+        assert!(a.console("stop").out.ends_with("Done.\n"));
+        assert_eq!(a.console("stop").out, "Packet forwarding not started\n");
         assert!(!a.forwarding.load(Ordering::Relaxed));
         a.console("start");
         assert!(a.forwarding.load(Ordering::Relaxed));

@@ -49,24 +49,7 @@ impl Appliance {
         for i in ids {
             let p = &ports[i];
             match what {
-                "info" => {
-                    let info = p.port.describe();
-                    let mac = info
-                        .mac
-                        .map(|m| {
-                            m.iter()
-                                .map(|b| format!("{b:02X}"))
-                                .collect::<Vec<_>>()
-                                .join(":")
-                        })
-                        .unwrap_or_default();
-                    let link = &info.link;
-                    let _ = writeln!(
-                        out,
-                        "\n********************* Infos for port {i}  *********************\nMAC address: {mac}\nDevice name: {}\nDriver name: {}\nLink: {link}\nMax possible RX queues: {}\nMax possible TX queues: {}\nMin/max MTU: {}/{}",
-                        p.name, info.driver, info.max_rx_queues, info.max_tx_queues, info.min_mtu, info.max_mtu
-                    );
-                }
+                "info" => out.push_str(&port_info(i, &p.name, &p.port.describe())),
                 "stats" => match p.port.counters() {
                     Ok(s) => {
                         out.push_str(&report::port_stats(i as u16, &p.name, &s));
@@ -140,11 +123,58 @@ impl Appliance {
         Reply::ok(out)
     }
 
+    /// `show config fwd` (and `start`'s answer): the mode and each worker's streams, as
+    /// testpmd prints them.
+    pub(super) fn fwd_config(&self) -> String {
+        let mode = ForwardMode::from_code(self.fwd_mode.load(Ordering::Relaxed));
+        let ports = self.ports.lock().len();
+        let mut out = format!(
+            "{mode} packet forwarding - ports={ports} - cores={} - streams={}\n",
+            self.workers.len(),
+            self.streams.len()
+        );
+        for w in &self.workers {
+            let mine: Vec<&super::FwdStream> = self
+                .streams
+                .iter()
+                .filter(|s| s.worker == w.index)
+                .collect();
+            let _ = writeln!(
+                out,
+                "Logical Core {} (worker {}) forwards packets on {} streams:",
+                w.lcore,
+                w.index,
+                mine.len()
+            );
+            for s in mine {
+                let _ = writeln!(
+                    out,
+                    "  RX P={}/Q={} -> TX P={}/Q={}{}",
+                    s.rx_port,
+                    s.rx_queue,
+                    s.tx_port,
+                    s.tx_queue,
+                    if mode == ForwardMode::Lb {
+                        " (lb: each frame leaves by its verdict's port)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        out
+    }
+
+    /// `show fwd stats`: the workers' counters since the last `start`.
     pub(super) fn fwd_stats(&self) -> String {
         let mut out = String::new();
         let mut total = rvs_core::WorkerCounters::default();
-        for w in &self.workers {
-            let c = w.stats.read();
+        let since = self.fwd_since.lock().clone();
+        for (i, w) in self.workers.iter().enumerate() {
+            let c = match since.get(i) {
+                Some(base) => w.stats.read().since(base),
+                None => w.stats.read(),
+            };
             out.push_str(&report::worker_stats(w.index, w.lcore, &c));
             out.push_str(&report::engine_stats(&w.stats.read_engine()));
             total.rx_packets += c.rx_packets;
@@ -242,4 +272,81 @@ impl Appliance {
         }
         out
     }
+}
+
+/// `show port info`: testpmd's fields, in its order and words.
+fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String {
+    let mac = d
+        .mac
+        .map(|m| {
+            m.iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .unwrap_or_default();
+    let speed = match d.link_speed_mbps {
+        0 => "None".to_string(),
+        m if m % 1000 == 0 => format!("{} Gbps", m / 1000),
+        m => format!("{m} Mbps"),
+    };
+    let on = |b: bool| if b { "enabled" } else { "disabled" };
+    let list = |v: &[&str]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(" ")
+        }
+    };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "\n********************* Infos for port {i}  *********************\n\
+         MAC address: {mac}\n\
+         Device name: {name}\n\
+         Driver name: {}\n\
+         Connect to socket: {}\n\
+         Link status: {}\n\
+         Link speed: {speed}\n\
+         Link duplex: {}\n\
+         Autoneg status: {}\n\
+         MTU: {}\n\
+         Promiscuous mode: {}\n\
+         Hash key size in bytes: {}\n\
+         Redirection table size: {}\n\
+         Supported RSS offload flow types:\n  {}\n\
+         RSS hash fields in use:\n  {}\n\
+         Current number of RX queues: {}\n\
+         Max possible RX queues: {}\n\
+         Number of RXDs per queue: {}\n\
+         Current number of TX queues: {}\n\
+         Max possible TX queues: {}\n\
+         Number of TXDs per queue: {}\n\
+         Minimum MTU: {}\n\
+         Maximum MTU: {}\n",
+        d.driver,
+        d.socket.max(0),
+        if d.link_up { "up" } else { "down" },
+        if d.full_duplex {
+            "full-duplex"
+        } else {
+            "half-duplex"
+        },
+        if d.autoneg { "On" } else { "Off" },
+        d.mtu.map_or("unknown".to_string(), |m| m.to_string()),
+        on(d.promiscuous),
+        d.hash_key_size,
+        d.reta_size,
+        list(&d.rss_supported),
+        list(&d.rss_enabled),
+        d.rx_queues,
+        d.max_rx_queues,
+        d.rx_desc,
+        d.tx_queues,
+        d.max_tx_queues,
+        d.tx_desc,
+        d.min_mtu,
+        d.max_mtu,
+    );
+    out
 }

@@ -73,8 +73,18 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         usage: "start | stop",
-        help: "resume / pause forwarding (stop prints statistics)",
+        help: "resume / pause forwarding (stop prints the statistics since start)",
         phrases: &["start", "stop"],
+    },
+    Verb {
+        usage: "set fwd io|macswap|lb",
+        help: "the workers' forwarding mode, at run time (lb needs dataplane.forward = \"lb\")",
+        phrases: &["set fwd io", "set fwd macswap", "set fwd lb"],
+    },
+    Verb {
+        usage: "show config fwd",
+        help: "the forwarding mode and each worker's rx queues and tx ports",
+        phrases: &["show config fwd"],
     },
     Verb {
         usage: "set verbose N",
@@ -85,6 +95,11 @@ pub const VERBS: &[Verb] = &[
         usage: "load FILE",
         help: "run the commands in FILE, one per line; or take a keepalived.conf into use",
         phrases: &["load "],
+    },
+    Verb {
+        usage: "ipvsadm ARGS [< FILE]",
+        help: "an ipvsadm command line (rvsadm's); -R takes its rules from FILE",
+        phrases: &["ipvsadm -h"],
     },
     Verb {
         usage: "help | quit",
