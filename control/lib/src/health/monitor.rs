@@ -140,7 +140,7 @@ fn wanted(vs: &VirtualServer, key: ServiceKey, set: &ServerSet) -> Vec<ServerSpe
                     service: key,
                     addr,
                     port,
-                    method: vs.method,
+                    method: vs.sorry_method,
                     weight: 1,
                     upper: 0,
                     lower: 0,
@@ -237,12 +237,12 @@ async fn coordinate(
     let mut rows: Vec<HealthRow> = Vec::new();
     let mut row_of: Vec<Vec<Vec<usize>>> = Vec::new();
     for (v, vs) in vss.iter().enumerate() {
-        let start_up = !vs.alpha;
         states.push(Vec::new());
         row_of.push(Vec::new());
-        alive.push(vec![start_up; vs.real_servers.len()]);
+        alive.push(vs.real_servers.iter().map(|r| !r.alpha).collect());
         quorum.push(Quorum { up: true });
         for (r, rs) in vs.real_servers.iter().enumerate() {
+            let start_up = !rs.alpha;
             states[v].push(Vec::new());
             row_of[v].push(Vec::new());
             for (k, c) in rs.checkers.iter().enumerate() {

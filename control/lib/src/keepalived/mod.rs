@@ -157,6 +157,8 @@ pub struct RealServer {
     pub line: String,
     /// The `weight` written (else the virtual server's `weight`, default 1).
     pub weight_given: Option<u32>,
+    /// `alpha` (its own, or the virtual server's): down until its checks pass.
+    pub alpha: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +171,11 @@ pub struct VirtualServer {
     pub persistence: Option<u32>,
     pub granularity: Option<u8>,
     pub one_packet: bool,
+    /// Scheduler flag bits the scheduler gives no meaning to (`flag-N`).
+    pub flag_bits: u8,
     pub sorry_server: Option<(IpAddr, u16)>,
+    /// `sorry_server_lvs_method` (default: the virtual server's lb_kind).
+    pub sorry_method: ForwardMethod,
     pub sorry_server_inhibit: bool,
     pub quorum: u32,
     pub hysteresis: u32,
@@ -689,6 +695,9 @@ impl KeepalivedConf {
         let mut default_method = ForwardMethod::Nat;
         let mut default_weight = 1;
         let mut sctp = false;
+        let mut flag_words: Vec<String> = Vec::new();
+        let mut family6: Option<bool> = None;
+        let mut sorry_method: Option<ForwardMethod> = None;
         let mut vs = VirtualServer {
             keys: Vec::new(),
             method: ForwardMethod::Nat,
@@ -696,7 +705,9 @@ impl KeepalivedConf {
             persistence: None,
             granularity: None,
             one_packet: false,
+            flag_bits: 0,
             sorry_server: None,
+            sorry_method: ForwardMethod::Nat,
             sorry_server_inhibit: false,
             quorum: 1,
             hysteresis: 0,
@@ -797,6 +808,23 @@ impl KeepalivedConf {
                 "alpha" => vs.alpha = true,
                 "omega" => vs.omega = true,
                 "real_server" | "virtualhost" | "ha_suspend" => {}
+                // Scheduler flags, applied once lb_algo is known (ipvsadm's -b words).
+                "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port"
+                | "mh-fallback" => flag_words.push(c.keyword.clone()),
+                "hashed" => {}
+                "ip_family" => match c.arg(0)? {
+                    "inet" => family6 = Some(false),
+                    "inet6" => family6 = Some(true),
+                    f => return Err(format!("{}: ip_family {f:?}: inet or inet6", c.at())),
+                },
+                "sorry_server_lvs_method" => sorry_method = Some(method(c)?),
+                "persistence_engine" | "smtp_alert" | "snmp_name" => {
+                    self.warnings.push(format!(
+                        "{}: {} is not supported by rvs - ignored",
+                        c.at(),
+                        c.keyword
+                    ))
+                }
                 _ => self.warn(c),
             }
         }
@@ -806,8 +834,41 @@ impl KeepalivedConf {
                 s.at()
             ));
         }
+        // keepalived's flag words mean what ipvsadm's -b does: sh's and mh's by name,
+        // flag-N as bits the scheduler keeps.
+        for w in &flag_words {
+            let applies = match w.as_str() {
+                "sh-port" | "sh-fallback" => sched.name() == "sh",
+                "mh-port" | "mh-fallback" => sched.name() == "mh",
+                _ => true,
+            };
+            if !applies {
+                self.warnings.push(format!(
+                    "{}: {w} does not apply to lb_algo {} - ignored",
+                    s.at(),
+                    sched.name()
+                ));
+                continue;
+            }
+            let as_flag = match w.as_str() {
+                "sh-fallback" | "mh-fallback" => "flag-1",
+                "sh-port" | "mh-port" => "flag-2",
+                other => other,
+            };
+            match sched.with_flags(as_flag) {
+                Ok(k) if matches!(sched, SchedKind::Sh { .. } | SchedKind::Mh { .. }) => sched = k,
+                _ => {
+                    vs.flag_bits |= match as_flag {
+                        "flag-1" => 1,
+                        "flag-2" => 2,
+                        _ => 4,
+                    }
+                }
+            }
+        }
         vs.sched = sched;
         vs.method = default_method;
+        vs.sorry_method = sorry_method.unwrap_or(default_method);
         vs.keys = match s.args.first().map(String::as_str) {
             Some("fwmark") => vec![ServiceKey::Fwmark {
                 mark: num(
@@ -817,7 +878,14 @@ impl KeepalivedConf {
                     },
                     "a mark",
                 )?,
-                ipv6: false,
+                // A mark's family: ip_family, else its servers'.
+                ipv6: family6.unwrap_or_else(|| {
+                    s.children()
+                        .iter()
+                        .filter(|c| c.keyword == "real_server")
+                        .filter_map(|c| c.args.first()?.parse::<IpAddr>().ok())
+                        .any(|a| a.is_ipv6())
+                }),
             }],
             Some("group") => Self::group_keys(s, s.arg(1)?, proto, groups)?,
             Some(_) => vec![ServiceKey::Addr(
@@ -840,6 +908,7 @@ impl KeepalivedConf {
             let mut rs =
                 self.real_server(c, inh, default_method, virtualhost.clone(), service_port(s))?;
             rs.weight = rs.weight_given.unwrap_or(default_weight);
+            rs.alpha |= vs.alpha;
             for ck in &mut rs.checkers {
                 if let CheckKind::File { base, .. } = &mut ck.kind {
                     *base = rs.weight;
@@ -914,7 +983,7 @@ impl KeepalivedConf {
             let what = format!("real server {}", rs.addr);
             fix(what, rs.method, &mut rs.port, &rs.line.clone());
         }
-        let (method, line) = (vs.method, vs.line.clone());
+        let (method, line) = (vs.sorry_method, vs.line.clone());
         if let Some((_, port)) = vs.sorry_server.as_mut() {
             fix("sorry server".into(), method, port, &line);
         }
@@ -948,8 +1017,10 @@ impl KeepalivedConf {
             checkers: Vec::new(),
             line: s.at(),
             weight_given: None,
+            alpha: false,
         };
         let mut rs_vhost = None;
+        let mut rs_alpha = false;
         for c in s.children() {
             if inh.take(c, &mut self.warnings)? {
                 continue;
@@ -967,6 +1038,12 @@ impl KeepalivedConf {
                 "notify_up" => rs.notify_up = Some(c.args.join(" ")),
                 "notify_down" => rs.notify_down = Some(c.args.join(" ")),
                 "virtualhost" => rs_vhost = Some(c.arg(0)?.to_string()),
+                "alpha" => rs_alpha = true,
+                "smtp_alert" | "snmp_name" => self.warnings.push(format!(
+                    "{}: {} is not supported by rvs - ignored",
+                    c.at(),
+                    c.keyword
+                )),
                 "uthreshold" => rs.upper = num(c, "a count")?,
                 "lthreshold" => rs.lower = num(c, "a count")?,
                 k if k.ends_with("_CHECK") || k == "HTTP_GET" || k == "SSL_GET" => {}
@@ -974,6 +1051,7 @@ impl KeepalivedConf {
             }
         }
         rs.inhibit_on_failure = inh.inhibit_on_failure;
+        rs.alpha = rs_alpha;
         for c in s.children() {
             let kind = match c.keyword.as_str() {
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "DNS_CHECK" | "UDP_CHECK" | "SMTP_CHECK"
@@ -1367,13 +1445,10 @@ impl KeepalivedConf {
                 persistent: vs.persistence,
                 netmask: vs.granularity,
                 one_packet: vs.one_packet,
-                flag_bits: 0,
+                flag_bits: vs.flag_bits,
                 refusal: None,
             }));
-            if vs.alpha {
-                continue;
-            }
-            for rs in &vs.real_servers {
+            for rs in vs.real_servers.iter().filter(|r| !r.alpha) {
                 out.push(Command::AddServer(server_spec(*key, rs, rs.weight)));
             }
         }
@@ -1758,6 +1833,45 @@ mod tests {
             k.warnings,
             ["t.conf:3: unknown keyword \"routr_id\" ignored"]
         );
+    }
+
+    #[test]
+    fn scheduler_flags_families_and_per_server_alpha() {
+        let k = KeepalivedConf::parse(
+            "s.conf",
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_algo mh\n  mh-port\n  mh-fallback\n  sorry_server 10.0.0.9 8080\n  sorry_server_lvs_method NAT\n  lb_kind DR\n\
+               real_server 10.0.0.2 80 {\n    alpha\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n    TCP_CHECK {\n    }\n  }\n}\n\
+             virtual_server 10.0.0.1 81 {\n  protocol TCP\n  lb_algo wlc\n  flag-2\n  sh-port\n}\n\
+             virtual_server fwmark 9 {\n  ip_family inet6\n  lb_algo rr\n}\n",
+        )
+        .unwrap();
+        let v = &k.virtual_servers;
+        assert_eq!(v[0].sched.flags(), ["mh-fallback", "mh-port"]);
+        // The NAT sorry server keeps its own port; the DR servers take the service's.
+        assert_eq!(v[0].sorry_method, ForwardMethod::Nat);
+        assert_eq!(v[0].sorry_server.unwrap().1, 8080);
+        assert_eq!(v[1].flag_bits, 2);
+        assert!(k
+            .warnings
+            .iter()
+            .any(|w| w.contains("sh-port does not apply to lb_algo wlc")));
+        assert_eq!(
+            v[2].keys,
+            [ServiceKey::Fwmark {
+                mark: 9,
+                ipv6: true
+            }]
+        );
+        // The alpha server starts down (not in the service); the other starts up.
+        let servers: Vec<IpAddr> = k
+            .commands()
+            .iter()
+            .filter_map(|c| match c {
+                Command::AddServer(s) => Some(s.addr),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(servers, ["10.0.0.3".parse::<IpAddr>().unwrap()]);
     }
 
     #[test]
