@@ -260,6 +260,7 @@ impl Director {
                 }
                 d.upper = spec.upper;
                 d.lower = spec.lower;
+                d.tunnel = spec.tunnel;
                 let (id, t) = (d.id, thresholds(spec));
                 svc.version = version;
                 svc.log(version, ListChange::Edited, published);
@@ -410,6 +411,7 @@ impl Director {
                 last_weight: spec.weight,
                 upper: spec.upper,
                 lower: spec.lower,
+                tunnel: spec.tunnel,
                 id,
             },
         );

@@ -341,7 +341,7 @@ pub fn save(d: &Director, numeric: bool) -> String {
                 dest.weight as i32
             );
             if dest.method == ForwardMethod::Tun {
-                out.push_str(" --tun-type ipip");
+                let _ = write!(out, " {}", dest.tunnel.rule());
             }
             out.push('\n');
         }
@@ -469,9 +469,9 @@ pub fn list(
                     };
                     if opts.tun_info {
                         let info = if dest.method == ForwardMethod::Tun {
-                            "ipip"
+                            dest.tunnel.info()
                         } else {
-                            "n/a"
+                            "n/a".into()
                         };
                         let _ = writeln!(
                             out,

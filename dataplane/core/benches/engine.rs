@@ -32,6 +32,7 @@ fn snapshot() -> Snapshot {
                 method,
                 upper: 0,
                 lower: 0,
+                tunnel: Default::default(),
             })
             .collect();
         Service::new(

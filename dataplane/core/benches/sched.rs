@@ -17,6 +17,7 @@ fn dests(n: usize) -> Vec<RealServer> {
             method: ForwardMethod::Nat,
             upper: 0,
             lower: 0,
+            tunnel: Default::default(),
         })
         .collect()
 }

@@ -23,5 +23,5 @@ pub mod stats;
 pub mod sync;
 
 pub use forward::ForwardMode;
-pub use model::{ForwardMethod, RealServer};
+pub use model::{ForwardMethod, RealServer, Tunnel, TunnelCsum, TunnelKind};
 pub use stats::{WorkerCounters, WorkerStats, WorkerView};

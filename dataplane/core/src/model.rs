@@ -54,6 +54,86 @@ impl ForwardMethod {
     }
 }
 
+/// The encapsulation of a tunnelled server (ipvsadm's `--tun-type`): IP-in-IP, GUE (UDP to
+/// `port`) or GRE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum TunnelKind {
+    #[default]
+    Ipip = 0,
+    Gue = 1,
+    Gre = 2,
+}
+
+/// ipvsadm's `--tun-nocsum`, `--tun-csum`, `--tun-remcsum` (IPVS's tun_flags values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum TunnelCsum {
+    #[default]
+    NoCsum = 0,
+    Csum = 1,
+    RemCsum = 2,
+}
+
+/// A tunnelled server's encapsulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Tunnel {
+    pub kind: TunnelKind,
+    /// GUE's UDP destination port.
+    pub port: u16,
+    pub csum: TunnelCsum,
+}
+
+impl Tunnel {
+    /// ipvsadm's name of the type.
+    pub fn type_name(self) -> &'static str {
+        match self.kind {
+            TunnelKind::Ipip => "ipip",
+            TunnelKind::Gue => "gue",
+            TunnelKind::Gre => "gre",
+        }
+    }
+
+    /// `ipvsadm -L --tun-info`'s column: `ipip`, `gue:PORT:-c`, `gre:+c`.
+    pub fn info(self) -> String {
+        let flags = match self.csum {
+            TunnelCsum::NoCsum => "-c",
+            TunnelCsum::Csum => "+c",
+            TunnelCsum::RemCsum => "r+c",
+        };
+        match self.kind {
+            TunnelKind::Ipip => "ipip".into(),
+            TunnelKind::Gue => format!("gue:{}:{flags}", self.port),
+            TunnelKind::Gre => format!("gre:{flags}"),
+        }
+    }
+
+    /// `ipvsadm -S`'s options after `-w N`.
+    pub fn rule(self) -> String {
+        let flags = match self.csum {
+            TunnelCsum::NoCsum => "--tun-nocsum",
+            TunnelCsum::Csum => "--tun-csum",
+            TunnelCsum::RemCsum => "--tun-remcsum",
+        };
+        match self.kind {
+            TunnelKind::Ipip => "--tun-type ipip".into(),
+            TunnelKind::Gue => format!("--tun-type gue --tun-port {} {flags}", self.port),
+            TunnelKind::Gre => format!("--tun-type gre {flags}"),
+        }
+    }
+
+    /// The bytes between the outer IP header and the inner datagram (UDP + GUE: 12; GRE:
+    /// 4, or 8 with its checksum).
+    pub fn header_len(self) -> usize {
+        match self.kind {
+            TunnelKind::Ipip => 0,
+            TunnelKind::Gue => 12,
+            TunnelKind::Gre if self.csum == TunnelCsum::Csum => 8,
+            TunnelKind::Gre => 4,
+        }
+    }
+}
+
 /// A real server of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealServer {
@@ -69,6 +149,8 @@ pub struct RealServer {
     /// Overload thresholds (ipvsadm -x, -y); 0 = none.
     pub upper: u32,
     pub lower: u32,
+    /// The encapsulation when `method` is Tun.
+    pub tunnel: Tunnel,
 }
 
 impl RealServer {
@@ -83,6 +165,7 @@ impl RealServer {
             method,
             upper: 0,
             lower: 0,
+            tunnel: Tunnel::default(),
         }
     }
 }

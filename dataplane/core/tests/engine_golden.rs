@@ -87,6 +87,85 @@ fn tun_ipv4_wraps_in_ipip() {
     assert_eq!(rvs_core::engine::Frame::bytes(&f), &want[..]);
 }
 
+/// The Internet checksum, written here apart from the code under test.
+fn ones_complement(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+fn tun_gue_and_gre_as_ipvsadm_sets_them() {
+    use rvs_core::{Tunnel, TunnelCsum, TunnelKind};
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 102], 64)
+        .udp(5353, 53)
+        .write(&mut input, b"query")
+        .unwrap();
+    let inner = input[14..].to_vec();
+    for csum in [TunnelCsum::NoCsum, TunnelCsum::Csum, TunnelCsum::RemCsum] {
+        // GUE: UDP to the tunnel port from a port the flow hashes to, then GUE version 0
+        // naming IPIP; the UDP checksum only with --tun-csum / --tun-remcsum.
+        let mut lab = Lab::new();
+        lab.snap.services[2].servers[0].tunnel = Tunnel {
+            kind: TunnelKind::Gue,
+            port: 6080,
+            csum,
+        };
+        let (v, out) = lab.run(0, &input);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        let sport = u16::from_be_bytes([out[34], out[35]]);
+        assert!((32768..=60999).contains(&sport), "{sport}");
+        let mut gue = vec![0u8, 4, 0, 0];
+        gue.extend_from_slice(&inner);
+        let mut want = Vec::new();
+        PacketBuilder::ethernet2(PORT1_MAC, RS2_MAC)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(sport, 6080)
+            .write(&mut want, &gue)
+            .unwrap();
+        if csum == TunnelCsum::NoCsum {
+            want[40..42].fill(0);
+        }
+        assert_eq!(out, want, "GUE {csum:?}");
+        // The same flow keeps its source port.
+        assert_eq!(lab.run(0, &input).1, want);
+
+        // GRE: protocol 0x0800 after the flags; with --tun-csum the C bit and a checksum
+        // over the GRE header and payload.
+        let mut lab = Lab::new();
+        lab.snap.services[2].servers[0].tunnel = Tunnel {
+            kind: TunnelKind::Gre,
+            port: 0,
+            csum,
+        };
+        let (v, out) = lab.run(0, &input);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        let mut gre = if csum == TunnelCsum::Csum {
+            vec![0x80, 0, 0x08, 0, 0, 0, 0, 0]
+        } else {
+            vec![0, 0, 0x08, 0]
+        };
+        gre.extend_from_slice(&inner);
+        if csum == TunnelCsum::Csum {
+            let c = ones_complement(&gre);
+            gre[4..6].copy_from_slice(&c.to_be_bytes());
+        }
+        let mut want = Vec::new();
+        PacketBuilder::ethernet2(PORT1_MAC, RS2_MAC)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .write(&mut want, IpNumber(47), &gre)
+            .unwrap();
+        assert_eq!(out, want, "GRE {csum:?}");
+    }
+}
+
 #[test]
 fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     let mut lab = Lab::new();

@@ -38,6 +38,7 @@ pub fn rs(id: usize, addr: impl Into<IpAddr>, port: u16, method: ForwardMethod) 
         method,
         upper: 0,
         lower: 0,
+        tunnel: Default::default(),
     }
 }
 

@@ -56,6 +56,7 @@ pub mod proto {
     pub const IPIP: u8 = 4;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const GRE: u8 = 47;
     pub const IPV6: u8 = 41;
     pub const ICMPV6: u8 = 58;
 }

@@ -399,6 +399,7 @@ impl LbConfig {
                     weight: r.weight,
                     upper: r.upper,
                     lower: r.lower,
+                    tunnel: Default::default(),
                     refusal: None,
                 }));
             }

@@ -144,6 +144,7 @@ fn wanted(vs: &VirtualServer, key: ServiceKey, set: &ServerSet) -> Vec<ServerSpe
                     weight: 1,
                     upper: 0,
                     lower: 0,
+                    tunnel: Default::default(),
                     refusal: None,
                 }]
             })

@@ -71,6 +71,8 @@ pub struct ServerSpec {
     pub weight: u32,
     pub upper: u32,
     pub lower: u32,
+    /// The encapsulation of a tunnelled server (`--tun-type`, `--tun-port`, `--tun-*csum`).
+    pub tunnel: rvs_core::Tunnel,
     /// As [`ServiceSpec::refusal`], checked once the server is looked up.
     pub refusal: Option<String>,
 }

@@ -280,6 +280,8 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
     let (mut upper, mut lower) = (0u32, 0u32);
     let mut list = ListOptions::default();
     let mut tun = TunnelType::Ipip;
+    let mut tun_port: u16 = 0;
+    let mut tun_csum = rvs_core::TunnelCsum::NoCsum;
     let mut settings = crate::sync::DaemonSettings::new("", 0);
     let mut given: Vec<&'static str> = Vec::new();
     let proto_word = |proto: Protocol, sctp: bool| match (sctp, proto) {
@@ -448,10 +450,14 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
                 };
             }
             Opt::TunPort => {
-                whole_number(&v, 1, 65535)
-                    .ok_or_else(|| Failure::fail("illegal tunnel port specified"))?;
+                tun_port = whole_number(&v, 1, 65535)
+                    .ok_or_else(|| Failure::fail("illegal tunnel port specified"))?
+                    as u16;
             }
-            Opt::TunNocsum | Opt::TunCsum | Opt::TunRemcsum => {}
+            // ipvsadm ORs the flags; the table above lets one through.
+            Opt::TunNocsum => {}
+            Opt::TunCsum => tun_csum = rvs_core::TunnelCsum::Csum,
+            Opt::TunRemcsum => tun_csum = rvs_core::TunnelCsum::RemCsum,
             _ => return Err(Failure::fail(format!("invalid option `{word}'"))),
         }
     }
@@ -626,11 +632,14 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
     };
     let make_server = || -> ServerSpec {
         let (addr, _) = server.unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
-        let refusal = match tun {
-            TunnelType::Ipip => None,
-            TunnelType::Gue | TunnelType::Gre => {
-                Some("GUE and GRE tunnels are not supported by rvs (ipip is)".to_string())
-            }
+        let tunnel = rvs_core::Tunnel {
+            kind: match tun {
+                TunnelType::Ipip => rvs_core::TunnelKind::Ipip,
+                TunnelType::Gue => rvs_core::TunnelKind::Gue,
+                TunnelType::Gre => rvs_core::TunnelKind::Gre,
+            },
+            port: tun_port,
+            csum: tun_csum,
         };
         ServerSpec {
             service: key,
@@ -640,7 +649,8 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
             weight,
             upper,
             lower,
-            refusal,
+            tunnel,
+            refusal: None,
         }
     };
     Ok(match cmd {

@@ -159,6 +159,9 @@ pub struct RealServer {
     pub weight_given: Option<u32>,
     /// `alpha` (its own, or the virtual server's): down until its checks pass.
     pub alpha: bool,
+    /// A TUN server's encapsulation (`lb_kind TUN type gue port N csum`; its own, else
+    /// the virtual server's).
+    pub tunnel: Option<rvs_core::Tunnel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,6 +446,51 @@ fn method(s: &Statement) -> Result<ForwardMethod, String> {
     }
 }
 
+/// `lb_kind TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]`: the tunnel, or
+/// keepalived's complaint (it then ignores the statement).
+fn tunnel_options(s: &Statement) -> Result<rvs_core::Tunnel, String> {
+    use rvs_core::{Tunnel, TunnelCsum, TunnelKind};
+    let mut t = Tunnel::default();
+    let mut i = 1;
+    while let Some(w) = s.args.get(i) {
+        let next = s.args.get(i + 1);
+        match w.as_str() {
+            "type" => {
+                t.kind = match next.map(String::as_str) {
+                    Some("ipip") => TunnelKind::Ipip,
+                    Some("gue") => TunnelKind::Gue,
+                    Some("gre") => TunnelKind::Gre,
+                    Some(o) => return Err(format!("Unknown tunnel type {o}")),
+                    None => return Err("Missing tunnel type".into()),
+                };
+                i += 1;
+            }
+            "port" => {
+                t.port = next
+                    .and_then(|p| p.parse().ok())
+                    .filter(|p| *p != 0)
+                    .ok_or("Invalid gue tunnel port")?;
+                i += 1;
+            }
+            "nocsum" => t.csum = TunnelCsum::NoCsum,
+            "csum" => t.csum = TunnelCsum::Csum,
+            "remcsum" => t.csum = TunnelCsum::RemCsum,
+            o => return Err(format!("Invalid tunnel option {o}")),
+        }
+        i += 1;
+    }
+    if (t.kind == TunnelKind::Gue) != (t.port != 0) {
+        return Err("gue tunnels require port, otherwise cannot have port.".into());
+    }
+    if t.kind == TunnelKind::Ipip && t.csum != TunnelCsum::NoCsum {
+        return Err("ipip tunnels do not support checksum option.".into());
+    }
+    if t.kind == TunnelKind::Gre && t.csum == TunnelCsum::RemCsum {
+        return Err("gre tunnels do not support remote checksum option.".into());
+    }
+    Ok(t)
+}
+
 /// Checker settings as inherited down the tree.
 #[derive(Debug, Clone, Copy)]
 struct Inherited {
@@ -694,6 +742,7 @@ impl KeepalivedConf {
         let mut sched = SchedKind::Wlc;
         let mut default_method = ForwardMethod::Nat;
         let mut default_weight = 1;
+        let mut default_tunnel = rvs_core::Tunnel::default();
         let mut sctp = false;
         let mut flag_words: Vec<String> = Vec::new();
         let mut family6: Option<bool> = None;
@@ -752,7 +801,15 @@ impl KeepalivedConf {
                         .parse()
                         .map_err(|e| format!("{}: {}: {e}", c.at(), c.keyword))?
                 }
-                "lvs_method" | "lb_kind" => default_method = method(c)?,
+                "lvs_method" | "lb_kind" => match tunnel_options(c) {
+                    Ok(t) => {
+                        default_method = method(c)?;
+                        default_tunnel = t;
+                    }
+                    Err(e) => self
+                        .warnings
+                        .push(format!("{}: {e} - ignoring (as keepalived)", c.at())),
+                },
                 // Without a value, keepalived's default: 6 minutes; out of 1 s..31 days,
                 // ignored with its warning.
                 "persistence_timeout" if c.args.is_empty() => vs.persistence = Some(360),
@@ -909,6 +966,7 @@ impl KeepalivedConf {
                 self.real_server(c, inh, default_method, virtualhost.clone(), service_port(s))?;
             rs.weight = rs.weight_given.unwrap_or(default_weight);
             rs.alpha |= vs.alpha;
+            rs.tunnel = rs.tunnel.or(Some(default_tunnel));
             for ck in &mut rs.checkers {
                 if let CheckKind::File { base, .. } = &mut ck.kind {
                     *base = rs.weight;
@@ -1018,9 +1076,11 @@ impl KeepalivedConf {
             line: s.at(),
             weight_given: None,
             alpha: false,
+            tunnel: None,
         };
         let mut rs_vhost = None;
         let mut rs_alpha = false;
+        let mut rs_tunnel = None;
         for c in s.children() {
             if inh.take(c, &mut self.warnings)? {
                 continue;
@@ -1034,7 +1094,15 @@ impl KeepalivedConf {
                         c.args.first().map(String::as_str).unwrap_or("")
                     )),
                 },
-                "lvs_method" | "lb_kind" => rs.method = method(c)?,
+                "lvs_method" | "lb_kind" => match tunnel_options(c) {
+                    Ok(t) => {
+                        rs.method = method(c)?;
+                        rs_tunnel = Some(t);
+                    }
+                    Err(e) => self
+                        .warnings
+                        .push(format!("{}: {e} - ignoring (as keepalived)", c.at())),
+                },
                 "notify_up" => rs.notify_up = Some(c.args.join(" ")),
                 "notify_down" => rs.notify_down = Some(c.args.join(" ")),
                 "virtualhost" => rs_vhost = Some(c.arg(0)?.to_string()),
@@ -1052,6 +1120,7 @@ impl KeepalivedConf {
         }
         rs.inhibit_on_failure = inh.inhibit_on_failure;
         rs.alpha = rs_alpha;
+        rs.tunnel = rs_tunnel;
         for c in s.children() {
             let kind = match c.keyword.as_str() {
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "DNS_CHECK" | "UDP_CHECK" | "SMTP_CHECK"
@@ -1466,6 +1535,7 @@ pub fn server_spec(key: ServiceKey, rs: &RealServer, weight: u32) -> ServerSpec 
         weight,
         upper: rs.upper,
         lower: rs.lower,
+        tunnel: rs.tunnel.unwrap_or_default(),
         refusal: None,
     }
 }
@@ -1872,6 +1942,38 @@ mod tests {
             })
             .collect();
         assert_eq!(servers, ["10.0.0.3".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn tunnel_types_from_lb_kind() {
+        use rvs_core::{Tunnel, TunnelCsum, TunnelKind};
+        let k = KeepalivedConf::parse(
+            "t.conf",
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind TUN type gue port 6080 csum\n\
+               real_server 10.0.0.2 80 {\n  }\n  real_server 10.0.0.3 80 {\n    lb_kind TUN type gre\n  }\n\
+               real_server 10.0.0.4 80 {\n    lb_kind TUN type gue\n  }\n}\n",
+        )
+        .unwrap();
+        let t: Vec<Option<Tunnel>> = k.virtual_servers[0]
+            .real_servers
+            .iter()
+            .map(|r| r.tunnel)
+            .collect();
+        let gue = Tunnel {
+            kind: TunnelKind::Gue,
+            port: 6080,
+            csum: TunnelCsum::Csum,
+        };
+        let gre = Tunnel {
+            kind: TunnelKind::Gre,
+            ..Tunnel::default()
+        };
+        // The last one's statement is ignored (a GUE tunnel needs a port): the service's.
+        assert_eq!(t, [Some(gue), Some(gre), Some(gue)]);
+        assert!(k
+            .warnings
+            .iter()
+            .any(|w| w.contains("t.conf:10: gue tunnels require port")));
     }
 
     #[test]

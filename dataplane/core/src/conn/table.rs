@@ -111,6 +111,8 @@ pub struct Conn {
     /// [`flags`] bits.
     pub flags: u8,
     pub method: ForwardMethod,
+    /// The encapsulation towards a tunnelled server.
+    pub tunnel: crate::model::Tunnel,
     pub service: u16,
     /// Stable real-server id.
     pub dest: u32,
@@ -155,6 +157,7 @@ impl Conn {
             state: TcpState::None,
             flags,
             method,
+            tunnel: crate::model::Tunnel::default(),
             service,
             dest,
             expires: 0,

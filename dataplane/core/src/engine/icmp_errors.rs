@@ -124,7 +124,8 @@ impl Engine {
             // DR/TUN: the real server owns the VIP too; deliver the error unchanged.
             if method == ForwardMethod::Tun {
                 let src = snap.local_addr(out_port, next)?;
-                if !encapsulate(frame, flow, (src, next), (hop_mac, port_mac), false) {
+                let t = conn.tunnel;
+                if !encapsulate(frame, flow, (src, next), (hop_mac, port_mac), t, false) {
                     return Some(self.drop(DropReason::Unsupported));
                 }
             } else {

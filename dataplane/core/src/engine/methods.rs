@@ -2,6 +2,8 @@
 //! the header rewrites and encapsulation they share.
 
 use super::*;
+use crate::{Tunnel, TunnelCsum, TunnelKind};
+use rvs_wire::checksum;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Side {
@@ -74,23 +76,54 @@ pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAdd
     }
 }
 
-/// Wraps the IP datagram in an outer header (IPIP or IPv6-in-IPv6) after a fresh Ethernet
-/// header. Any VLAN tag of the frame is not kept. With `offload`, the port fills in the
-/// outer IPv4 checksum.
+/// The UDP source port of a GUE-encapsulated flow: a hash of the inner flow spread over
+/// Linux's default ephemeral range (32768-60999), as the kernel's udp_flow_src_port.
+fn gue_source_port(flow: &Flow) -> u16 {
+    let mut h: u32 = 0x9e37_79b9;
+    for v in [
+        u32::from(flow.sport),
+        u32::from(flow.dport),
+        u32::from(flow.proto),
+    ]
+    .into_iter()
+    .chain(
+        addr_bytes16(flow.src)
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+    )
+    .chain(
+        addr_bytes16(flow.dst)
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+    ) {
+        h = (h ^ v).wrapping_mul(0x0100_0193).rotate_left(13);
+    }
+    let (min, max) = (32768u64, 60999u64);
+    (((u64::from(h) * (max - min)) >> 32) + min) as u16
+}
+
+/// Wraps the IP datagram in an outer IP header (to `src` from `dst`) after a fresh Ethernet
+/// header, with the tunnel's own header between them: none (IP-in-IP, IPv6-in-IPv6), UDP
+/// and GUE (to the tunnel's port, the UDP checksum filled with `--tun-csum` or
+/// `--tun-remcsum`), or GRE (with its checksum for `--tun-csum`). Any VLAN tag of the frame
+/// is not kept. With `offload`, the port fills in the outer IPv4 checksum.
 pub(super) fn encapsulate<F: Frame>(
     frame: &mut F,
     flow: &Flow,
     (src, dst): (IpAddr, IpAddr),
     (hop_mac, port_mac): ([u8; 6], [u8; 6]),
+    tunnel: Tunnel,
     offload: bool,
 ) -> bool {
-    let outer = if flow.v6 {
+    let ip_len = if flow.v6 {
         ipv6::HEADER_LEN
     } else {
         ipv4::MIN_HEADER_LEN
     };
+    let tun_len = tunnel.header_len();
+    let outer = ip_len + tun_len;
     let inner_len = flow.end - flow.l3;
-    // Drop Ethernet padding and tags: the inner datagram starts right after the new header.
+    // Drop Ethernet padding and tags: the inner datagram starts right after the new headers.
     frame.truncate(flow.end);
     let grow = (ethernet::HEADER_LEN + outer).saturating_sub(flow.l3);
     let shrink = flow.l3.saturating_sub(ethernet::HEADER_LEN + outer);
@@ -102,15 +135,22 @@ pub(super) fn encapsulate<F: Frame>(
         // More link header than needed (two VLAN tags on IPv4): move the datagram down.
         b.copy_within(flow.l3..flow.l3 + inner_len, ethernet::HEADER_LEN + outer);
     }
+    let inner_proto = if flow.v6 { proto::IPV6 } else { proto::IPIP };
+    let protocol = match tunnel.kind {
+        TunnelKind::Ipip => inner_proto,
+        TunnelKind::Gue => proto::UDP,
+        TunnelKind::Gre => proto::GRE,
+    };
     let et = ip_ethertype(flow.v6);
     ethernet::emit_header(b, hop_mac, port_mac, et);
     let l3 = ethernet::HEADER_LEN;
+    let payload_len = (tun_len + inner_len) as u16;
     if flow.v6 {
         ipv6::Ipv6Repr {
             src: addr_bytes16(src),
             dst: addr_bytes16(dst),
-            next_header: proto::IPV6,
-            payload_len: inner_len as u16,
+            next_header: protocol,
+            payload_len,
             hop_limit: 64,
             traffic_class: 0,
             flow_label: 0,
@@ -120,8 +160,8 @@ pub(super) fn encapsulate<F: Frame>(
         ipv4::Ipv4Repr {
             src: addr_bytes4(src),
             dst: addr_bytes4(dst),
-            protocol: proto::IPIP,
-            payload_len: inner_len as u16,
+            protocol,
+            payload_len,
             ttl: 64,
             ident: 0,
             dont_fragment: flow.df,
@@ -129,10 +169,56 @@ pub(super) fn encapsulate<F: Frame>(
         }
         .emit(&mut b[l3..]);
     }
+    let t = l3 + ip_len;
+    let csum = tunnel.csum != TunnelCsum::NoCsum;
+    match tunnel.kind {
+        TunnelKind::Ipip => {}
+        TunnelKind::Gue => {
+            // UDP, then GUE version 0 without options: the inner protocol in proto/ctype.
+            let udp_len = payload_len;
+            b[t..t + 2].copy_from_slice(&gue_source_port(flow).to_be_bytes());
+            b[t + 2..t + 4].copy_from_slice(&tunnel.port.to_be_bytes());
+            b[t + 4..t + 6].copy_from_slice(&udp_len.to_be_bytes());
+            b[t + 6..t + 8].fill(0);
+            b[t + 8..t + 12].copy_from_slice(&[0, inner_proto, 0, 0]);
+            if csum {
+                let pseudo = if flow.v6 {
+                    checksum::pseudo_v6(
+                        addr_bytes16(src),
+                        addr_bytes16(dst),
+                        proto::UDP,
+                        u32::from(udp_len),
+                    )
+                } else {
+                    checksum::pseudo_v4(addr_bytes4(src), addr_bytes4(dst), proto::UDP, udp_len)
+                };
+                let end = t + usize::from(udp_len);
+                let sum = checksum::finish(checksum::accumulate(pseudo, &b[t..end]));
+                let sum = if sum == 0 { 0xffff } else { sum };
+                b[t + 6..t + 8].copy_from_slice(&sum.to_be_bytes());
+            }
+        }
+        TunnelKind::Gre => {
+            let gre_proto = ip_ethertype(flow.v6);
+            let flags: u16 = if tunnel.csum == TunnelCsum::Csum {
+                0x8000
+            } else {
+                0
+            };
+            b[t..t + 2].copy_from_slice(&flags.to_be_bytes());
+            b[t + 2..t + 4].copy_from_slice(&gre_proto.to_be_bytes());
+            if tunnel.csum == TunnelCsum::Csum {
+                b[t + 4..t + 8].fill(0);
+                let end = t + usize::from(payload_len);
+                let sum = checksum::checksum(&b[t..end]);
+                b[t + 4..t + 6].copy_from_slice(&sum.to_be_bytes());
+            }
+        }
+    }
     if shrink > 0 {
         frame.truncate(ethernet::HEADER_LEN + outer + inner_len);
     }
-    if !flow.v6 && offload && frame.offload_ipv4_checksum(l3, outer) {
+    if !flow.v6 && offload && frame.offload_ipv4_checksum(l3, ip_len) {
         if let Some(c) = frame.bytes_mut().get_mut(l3 + 10..l3 + 12) {
             c.fill(0);
         }
@@ -258,7 +344,7 @@ impl Engine {
                     ipv6::HEADER_LEN
                 } else {
                     ipv4::MIN_HEADER_LEN
-                };
+                } + conn.tunnel.header_len();
                 let inner_len = flow.end - flow.l3;
                 if inner_len + outer > usize::from(port_info.mtu) {
                     if flow.v6 || flow.df {
@@ -272,6 +358,7 @@ impl Engine {
                     &flow,
                     (src, daddr),
                     (hop_mac, port_mac),
+                    conn.tunnel,
                     port_info.ip_checksum_offload,
                 ) {
                     return self.drop(DropReason::Unsupported);

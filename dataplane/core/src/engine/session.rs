@@ -8,6 +8,7 @@ use super::*;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Binding {
     pub(super) method: ForwardMethod,
+    pub(super) tunnel: crate::model::Tunnel,
     pub(super) flags: u8,
     pub(super) state: TcpState,
     pub(super) service: u16,
@@ -21,6 +22,7 @@ impl Binding {
     pub(super) fn of(c: &Conn, addr: crate::conn::Addr16, port: u16) -> Binding {
         Binding {
             method: c.method,
+            tunnel: c.tunnel,
             flags: c.flags,
             state: c.state,
             service: c.service,
@@ -181,6 +183,7 @@ impl Engine {
                             t.daddr = addr16(s.addr);
                             t.dport = s.port;
                             t.method = s.method;
+                            t.tunnel = s.tunnel;
                         }
                         if let Some(l) = loads.get(s.id) {
                             l.add_persistent();
@@ -198,7 +201,7 @@ impl Engine {
                     .schedule(svc, loads, flow, now)
                     .ok_or(DropReason::NoServer)?;
                 let s = &svc.servers[i];
-                let t = Conn::new(
+                let mut t = Conn::new(
                     tkey,
                     addr16(s.addr),
                     s.port,
@@ -207,6 +210,7 @@ impl Engine {
                     s.method,
                     flags::TEMPLATE,
                 );
+                t.tunnel = s.tunnel;
                 let tid = self
                     .table
                     .insert(t, now + timeout)
@@ -247,6 +251,7 @@ impl Engine {
             s.method,
             f,
         );
+        c.tunnel = s.tunnel;
         if let Some(t) = template {
             c.template = t.0;
         }

@@ -178,6 +178,7 @@ impl Engine {
             server.method,
             f,
         );
+        c.tunnel = server.tunnel;
         if !template {
             c.state = state;
         }

@@ -182,6 +182,7 @@ mod tests {
                 method: crate::model::ForwardMethod::Nat,
                 upper: 0,
                 lower: 0,
+                tunnel: Default::default(),
             })
             .collect()
     }

@@ -515,6 +515,7 @@ pub(crate) mod testutil {
                 method: crate::model::ForwardMethod::Nat,
                 upper: 0,
                 lower: 0,
+                tunnel: Default::default(),
             })
             .collect()
     }
