@@ -478,6 +478,7 @@ impl Director {
                 s.sched_log = sched_log.clone();
                 s.caches = caches.clone();
                 s.one_packet = vs.spec.one_packet;
+                s.pe_sip = vs.spec.pe.as_deref() == Some("sip");
                 services.push(s);
             }
         }

@@ -324,6 +324,9 @@ pub fn save(d: &Director, numeric: bool) -> String {
                 let _ = write!(out, " -M {m}");
             }
         }
+        if let Some(pe) = &vs.spec.pe {
+            let _ = write!(out, " --pe {pe}");
+        }
         if vs.spec.one_packet {
             out.push_str(" -o");
         }
@@ -418,6 +421,9 @@ pub fn list(
                     let _ = write!(out, " persistent {t}");
                     if let Some(m) = mask_text(vs) {
                         let _ = write!(out, " mask {m}");
+                    }
+                    if let Some(pe) = &vs.spec.pe {
+                        let _ = write!(out, " pe {pe}");
                     }
                 }
                 if vs.spec.one_packet {

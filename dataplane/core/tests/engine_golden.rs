@@ -166,6 +166,42 @@ fn tun_gue_and_gre_as_ipvsadm_sets_them() {
     }
 }
 
+/// ipvsadm --pe sip: a SIP dialog's datagrams reach one server whatever client address they
+/// come from (the template follows the Call-ID); another Call-ID is scheduled anew.
+#[test]
+fn sip_persistence_follows_the_call_id() {
+    let mut lab = Lab::new();
+    let sip = |client: [u8; 4], sport: u16, call_id: &str| {
+        let msg = format!(
+            "INVITE sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\ni: {call_id}\r\nCSeq: 1 INVITE\r\n\r\n"
+        );
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(client, [192, 168, 1, 107], 64)
+            .udp(sport, 5060)
+            .write(&mut f, msg.as_bytes())
+            .unwrap();
+        f
+    };
+    let server = |out: &[u8]| [out[30], out[31], out[32], out[33]];
+    let (v, a) = lab.run(0, &sip([198, 51, 100, 1], 5060, "abc@host"));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    // The same Call-ID from another address and port: the same server.
+    let (_, b) = lab.run(0, &sip([203, 0, 113, 9], 5070, "abc@host"));
+    assert_eq!(server(&a), server(&b));
+    // A new Call-ID from the first client: rr's next server (no address persistence).
+    let (_, c) = lab.run(0, &sip([198, 51, 100, 1], 5062, " other-call "));
+    assert_ne!(server(&a), server(&c));
+    assert_eq!(
+        rvs_core::engine::sip_call_id(b"SIP/2.0 200 OK\r\nCall-ID:  x1 \r\n\r\n"),
+        Some(&b"x1"[..])
+    );
+    assert_eq!(
+        rvs_core::engine::sip_call_id(b"GET / HTTP/1.1\r\ni: x\r\n\r\n"),
+        None
+    );
+}
+
 #[test]
 fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     let mut lab = Lab::new();

@@ -158,6 +158,22 @@ pub fn snapshot() -> Snapshot {
             ],
         ));
     }
+    // SIP over UDP, persistent by Call-ID (ipvsadm --pe sip).
+    let mut sip = Service::new(
+        11,
+        17,
+        ip([192, 168, 1, 107]),
+        5060,
+        None,
+        SchedKind::Rr,
+        Some((360, 32)),
+        vec![
+            rs(14, [10, 0, 0, 3], 0, ForwardMethod::Nat),
+            rs(15, [10, 0, 0, 2], 0, ForwardMethod::Nat),
+        ],
+    );
+    sip.pe_sip = true;
+    services.push(sip);
     let ports = vec![
         PortInfo {
             mac: PORT0_MAC,

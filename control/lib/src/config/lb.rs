@@ -370,6 +370,7 @@ impl LbConfig {
                     netmask: s.persistence.map(|p| p.1),
                     one_packet: s.one_packet,
                     flag_bits: 0,
+                    pe: None,
                     refusal: None,
                 }));
             }

@@ -57,6 +57,8 @@ pub struct ServiceSpec {
     /// `-b` flag bits (1, 2, 4) the scheduler gives no meaning to (sh's and mh's are in
     /// `scheduler`); kept and shown as ipvsadm does.
     pub flag_bits: u8,
+    /// The persistence engine (`--pe sip`: UDP persistence by SIP Call-ID).
+    pub pe: Option<String>,
     /// What the kernel side refuses once the service is looked up (an unknown scheduler,
     /// what rvs does not implement); never set on a stored service.
     pub refusal: Option<String>,

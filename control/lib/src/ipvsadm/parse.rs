@@ -594,7 +594,8 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
         Some("non-contiguous persistence masks are not supported by rvs".to_string())
     } else if sctp {
         Some("SCTP services are not supported by rvs".to_string())
-    } else if pe.as_ref().is_some_and(|p| !p.is_empty()) {
+    } else if pe.as_ref().is_some_and(|p| !p.is_empty() && p != "sip") {
+        // The kernel's only persistence engine is sip.
         Some("Scheduler or persistence engine not found".to_string())
     } else {
         None
@@ -627,6 +628,7 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
             netmask: netmask.and_then(Netmask::prefix),
             one_packet,
             flag_bits: other,
+            pe: pe.clone().filter(|p| !p.is_empty()),
             refusal,
         }
     };

@@ -176,6 +176,8 @@ pub struct VirtualServer {
     pub one_packet: bool,
     /// Scheduler flag bits the scheduler gives no meaning to (`flag-N`).
     pub flag_bits: u8,
+    /// `persistence_engine sip`.
+    pub pe: Option<String>,
     pub sorry_server: Option<(IpAddr, u16)>,
     /// `sorry_server_lvs_method` (default: the virtual server's lb_kind).
     pub sorry_method: ForwardMethod,
@@ -755,6 +757,7 @@ impl KeepalivedConf {
             granularity: None,
             one_packet: false,
             flag_bits: 0,
+            pe: None,
             sorry_server: None,
             sorry_method: ForwardMethod::Nat,
             sorry_server_inhibit: false,
@@ -875,6 +878,9 @@ impl KeepalivedConf {
                     f => return Err(format!("{}: ip_family {f:?}: inet or inet6", c.at())),
                 },
                 "sorry_server_lvs_method" => sorry_method = Some(method(c)?),
+                "persistence_engine" if c.args.first().map(String::as_str) == Some("sip") => {
+                    vs.pe = Some("sip".into())
+                }
                 "persistence_engine" | "smtp_alert" | "snmp_name" => {
                     self.warnings.push(format!(
                         "{}: {} is not supported by rvs - ignored",
@@ -1515,6 +1521,7 @@ impl KeepalivedConf {
                 netmask: vs.granularity,
                 one_packet: vs.one_packet,
                 flag_bits: vs.flag_bits,
+                pe: vs.pe.clone(),
                 refusal: None,
             }));
             for rs in vs.real_servers.iter().filter(|r| !r.alpha) {

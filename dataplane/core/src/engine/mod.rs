@@ -27,7 +27,7 @@ pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of};
 pub use counters::{CounterSlots, Counters, DropReason, Slot};
 pub use rvs_wire::{Frame, VecFrame};
-pub use session::EXPIRE_BUDGET_MAX;
+pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
 pub use snapshot::{PortInfo, Route, Service, Snapshot};
 
 use crate::conn::table::{flags, NO_HOP};

@@ -41,6 +41,55 @@ pub(super) const TEMPLATE_REARM: u32 = 60;
 
 /// The address a group (firewall mark) persists under: ::ffff:0:0 plus the mark, which no
 /// real client or VIP uses.
+/// The Call-ID of a SIP message (`Call-ID:` or its compact form `i:`, any case, at a line
+/// start), trimmed; None when the payload is not a SIP message with one.
+pub fn sip_call_id(payload: &[u8]) -> Option<&[u8]> {
+    let mut rest = payload;
+    // The start line: a request (METHOD uri SIP/2.0) or a response (SIP/2.0 code).
+    let first_end = rest.windows(2).position(|w| w == b"\r\n")?;
+    let first = &rest[..first_end];
+    if !first.windows(7).any(|w| w == b"SIP/2.0") {
+        return None;
+    }
+    rest = &rest[first_end + 2..];
+    while !rest.is_empty() {
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or(rest.len());
+        let line = &rest[..end];
+        if line.is_empty() {
+            return None; // end of headers
+        }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = line[..colon].trim_ascii();
+            if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+                let value = line[colon + 1..].trim_ascii();
+                return (!value.is_empty()).then_some(value);
+            }
+        }
+        rest = rest.get(end + 2..).unwrap_or(&[]);
+    }
+    None
+}
+
+/// A persistence template's client address for a SIP Call-ID: a marker byte and 15 bytes
+/// of the Call-ID's hash (templates of one service share a Call-ID, whoever sends it).
+pub(super) fn call_id_addr(call_id: &[u8]) -> [u8; 16] {
+    let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x84222325_cbf29ce4);
+    for &c in call_id {
+        a = (a ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3);
+        b = (b ^ u64::from(c))
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29);
+    }
+    let mut out = [0u8; 16];
+    out[0] = 0xfe;
+    out[1..8].copy_from_slice(&a.to_be_bytes()[1..]);
+    out[8..].copy_from_slice(&b.to_be_bytes());
+    out
+}
+
 pub(super) fn group_addr(mark: u32) -> [u8; 16] {
     let mut a = [0u8; 16];
     a[0] = 0xfd;
@@ -140,6 +189,7 @@ impl Engine {
         now: u32,
         key: InKey,
         flow: &Flow,
+        payload: &[u8],
     ) -> Result<crate::conn::ConnId, DropReason> {
         let Some(entry) = snap.service_for(flow.proto, flow.dst, flow.dport) else {
             return Err(DropReason::NoService);
@@ -153,9 +203,19 @@ impl Engine {
         let mut template = None;
         let mut chosen = None;
         if let Some((timeout, mask)) = svc.persistence {
+            // With the SIP persistence engine the template follows the Call-ID (any client
+            // address); a datagram without one persists by address as usual.
+            let call_id = if svc.pe_sip && flow.proto == proto::UDP {
+                sip_call_id(payload)
+            } else {
+                None
+            };
             let tkey = InKey {
                 proto: flow.proto,
-                caddr: addr16(masked(flow.src, mask)),
+                caddr: match call_id {
+                    Some(id) => call_id_addr(id),
+                    None => addr16(masked(flow.src, mask)),
+                },
                 cport: 0,
                 vaddr: match svc.group {
                     Some(mark) => group_addr(mark),

@@ -24,6 +24,8 @@ pub struct Service {
     pub persistence: Option<(u32, u8)>,
     /// One-packet scheduling (ipvsadm -o): every UDP datagram is scheduled on its own.
     pub one_packet: bool,
+    /// The SIP persistence engine (ipvsadm --pe sip): UDP persistence by Call-ID.
+    pub pe_sip: bool,
     /// Real servers in IPVS list order (newest first).
     pub servers: Vec<RealServer>,
     pub table: SchedTable,
@@ -61,6 +63,7 @@ impl Service {
             sched,
             persistence,
             one_packet: false,
+            pe_sip: false,
             servers,
             table,
             leader: 0,
