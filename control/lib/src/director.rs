@@ -374,7 +374,8 @@ impl Director {
 
     fn add_server(&mut self, spec: &ServerSpec) -> Result<(), String> {
         let svc = self.find(spec.service).ok_or("Service not defined")?;
-        if spec.addr.is_ipv6() != svc.is_ipv6() {
+        // Only a tunnel carries one family in the other (IPv4 in IPv6 and back), as IPVS.
+        if spec.addr.is_ipv6() != svc.is_ipv6() && spec.method != rvs_core::ForwardMethod::Tun {
             return Err("the real server's address family differs from the service's".into());
         }
         // The kernel's order: thresholds, an existing server, a non-unicast address, then

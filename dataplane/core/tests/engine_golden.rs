@@ -166,6 +166,26 @@ fn tun_gue_and_gre_as_ipvsadm_sets_them() {
     }
 }
 
+/// A tunnel carries IPv4 in IPv6 to a server of the other family (as IPVS allows for -i).
+#[test]
+fn tun_ipv4_service_to_an_ipv6_server() {
+    let mut lab = Lab::new();
+    lab.snap.services[2].servers[0].addr = IpAddr::from(RS6);
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 102], 64)
+        .udp(5353, 53)
+        .write(&mut input, b"query")
+        .unwrap();
+    let inner = input[14..].to_vec();
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT1_MAC, RS6_MAC)
+        .ipv6(DIP6_IN, RS6, 64)
+        .write(&mut expected, IpNumber(4), &inner)
+        .unwrap();
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
+}
+
 /// ipvsadm --pe sip: a SIP dialog's datagrams reach one server whatever client address they
 /// come from (the template follows the Call-ID); another Call-ID is scheduled anew.
 #[test]

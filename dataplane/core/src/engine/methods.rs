@@ -115,7 +115,9 @@ pub(super) fn encapsulate<F: Frame>(
     tunnel: Tunnel,
     offload: bool,
 ) -> bool {
-    let ip_len = if flow.v6 {
+    // The outer header is the server's family (IPVS tunnels IPv4 in IPv6 and back).
+    let outer_v6 = dst.is_ipv6();
+    let ip_len = if outer_v6 {
         ipv6::HEADER_LEN
     } else {
         ipv4::MIN_HEADER_LEN
@@ -141,11 +143,11 @@ pub(super) fn encapsulate<F: Frame>(
         TunnelKind::Gue => proto::UDP,
         TunnelKind::Gre => proto::GRE,
     };
-    let et = ip_ethertype(flow.v6);
+    let et = ip_ethertype(outer_v6);
     ethernet::emit_header(b, hop_mac, port_mac, et);
     let l3 = ethernet::HEADER_LEN;
     let payload_len = (tun_len + inner_len) as u16;
-    if flow.v6 {
+    if outer_v6 {
         ipv6::Ipv6Repr {
             src: addr_bytes16(src),
             dst: addr_bytes16(dst),
@@ -164,7 +166,7 @@ pub(super) fn encapsulate<F: Frame>(
             payload_len,
             ttl: 64,
             ident: 0,
-            dont_fragment: flow.df,
+            dont_fragment: flow.df && !flow.v6,
             dscp_ecn: 0,
         }
         .emit(&mut b[l3..]);
@@ -182,7 +184,7 @@ pub(super) fn encapsulate<F: Frame>(
             b[t + 6..t + 8].fill(0);
             b[t + 8..t + 12].copy_from_slice(&[0, inner_proto, 0, 0]);
             if csum {
-                let pseudo = if flow.v6 {
+                let pseudo = if outer_v6 {
                     checksum::pseudo_v6(
                         addr_bytes16(src),
                         addr_bytes16(dst),
@@ -218,7 +220,7 @@ pub(super) fn encapsulate<F: Frame>(
     if shrink > 0 {
         frame.truncate(ethernet::HEADER_LEN + outer + inner_len);
     }
-    if !flow.v6 && offload && frame.offload_ipv4_checksum(l3, ip_len) {
+    if !outer_v6 && offload && frame.offload_ipv4_checksum(l3, ip_len) {
         if let Some(c) = frame.bytes_mut().get_mut(l3 + 10..l3 + 12) {
             c.fill(0);
         }
@@ -345,7 +347,7 @@ impl Engine {
                 let Some(src) = snap.local_addr(out_port, daddr) else {
                     return self.drop(DropReason::NoRoute);
                 };
-                let outer = if flow.v6 {
+                let outer = if daddr.is_ipv6() {
                     ipv6::HEADER_LEN
                 } else {
                     ipv4::MIN_HEADER_LEN
