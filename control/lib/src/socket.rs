@@ -14,6 +14,12 @@
 //! (args[0] is one console line). `status` is ipvsadm's exit status: 0 done, 1 refused,
 //! 2 bad syntax or request. A request of another version gets status 2 and says which
 //! version the daemon speaks.
+//!
+//! What the socket allows: every ipvsadm command and console line except `quit` (stop rvs
+//! with SIGTERM, e.g. `systemctl stop rvs`); `load FILE` reads regular files of at most
+//! 1 MiB. Limits: a request of at most 16 MiB read within 10 s in all, at most 16 clients
+//! served at once (others are told the daemon is busy), an answer to every request (one
+//! that is not UTF-8 JSON gets status 2).
 
 use crate::appliance::{Appliance, Reply};
 use serde::{Deserialize, Serialize};
@@ -77,27 +83,63 @@ pub fn answer(appliance: &Arc<Appliance>, line: &str) -> Response {
     match req.kind.as_str() {
         "ipvsadm" => appliance.ipvsadm(&req.args, &req.stdin).into(),
         "console" => appliance
-            .console(req.args.first().map(String::as_str).unwrap_or(""))
+            .console_remote(req.args.first().map(String::as_str).unwrap_or(""))
             .into(),
         k => Reply::fail(2, format!("unknown request kind {k:?}: ipvsadm or console")).into(),
     }
 }
 
-fn serve_one(appliance: &Arc<Appliance>, stream: UnixStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(write_half) = stream.try_clone() else {
+/// Clients served at once.
+const MAX_CLIENTS: usize = 16;
+/// The whole request must arrive within this.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Reads one request line within the deadline (whatever pace the client sends at) and the
+/// size limit; None when the client gave up or ran out of time.
+fn read_request(stream: &mut UnixStream) -> Option<Vec<u8>> {
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return (!buf.is_empty()).then_some(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            buf.truncate(end);
+            return Some(buf);
+        }
+        if buf.len() as u64 > MAX_REQUEST {
+            return Some(buf);
+        }
+    }
+}
+
+fn serve_one(appliance: &Arc<Appliance>, mut stream: UnixStream) {
+    let Some(bytes) = read_request(&mut stream) else {
         return;
     };
-    let mut reader = BufReader::new(stream.take(MAX_REQUEST));
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let resp = answer(appliance, line.trim_end());
-    let mut w = write_half;
-    if let Ok(mut text) = serde_json::to_string(&resp) {
+    let resp = if bytes.len() as u64 > MAX_REQUEST {
+        Reply::fail(2, format!("bad request: longer than {MAX_REQUEST} bytes")).into()
+    } else {
+        match std::str::from_utf8(&bytes) {
+            Ok(line) => answer(appliance, line.trim_end()),
+            Err(_) => Reply::fail(2, "bad request: not UTF-8").into(),
+        }
+    };
+    reply(&mut stream, &resp);
+}
+
+fn reply(stream: &mut UnixStream, resp: &Response) {
+    let _ = stream.set_write_timeout(Some(REQUEST_DEADLINE));
+    if let Ok(mut text) = serde_json::to_string(resp) {
         text.push('\n');
-        let _ = w.write_all(text.as_bytes());
+        let _ = stream.write_all(text.as_bytes());
     }
 }
 
@@ -114,7 +156,15 @@ pub fn serve(
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        // Only a stale socket is replaced: never a file someone put there.
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
         if UnixStream::connect(path).is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
@@ -127,17 +177,36 @@ pub fn serve(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
     let path: PathBuf = path.to_path_buf();
+    let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("rvs-control".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((stream, _)) => {
+                    Ok((mut stream, _)) => {
                         let _ = stream.set_nonblocking(false);
-                        let a = appliance.clone();
-                        let _ = std::thread::Builder::new()
+                        if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                            let busy: Response = Reply::fail(
+                                1,
+                                format!(
+                                    "rvs is busy: {MAX_CLIENTS} clients being served; try again"
+                                ),
+                            )
+                            .into();
+                            reply(&mut stream, &busy);
+                            continue;
+                        }
+                        clients.fetch_add(1, Ordering::Relaxed);
+                        let (a, c) = (appliance.clone(), clients.clone());
+                        let spawned = std::thread::Builder::new()
                             .name("rvs-request".into())
-                            .spawn(move || serve_one(&a, stream));
+                            .spawn(move || {
+                                serve_one(&a, stream);
+                                c.fetch_sub(1, Ordering::Relaxed);
+                            });
+                        if spawned.is_err() {
+                            clients.fetch_sub(1, Ordering::Relaxed);
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(20));

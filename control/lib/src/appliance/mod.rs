@@ -71,6 +71,22 @@ impl Reply {
     }
 }
 
+/// The most `load` reads: command files are short; keepalived.conf has its own limits.
+const MAX_COMMAND_FILE: u64 = 1 << 20;
+
+/// A regular file of at most [`MAX_COMMAND_FILE`] bytes (a FIFO or device would block).
+fn read_command_file(path: &str) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_COMMAND_FILE {
+        return Err(format!("larger than {MAX_COMMAND_FILE} bytes"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| "not text (UTF-8)".to_string())
+}
+
 /// ipvsadm's answer to a line it cannot take.
 fn failure(f: ipvsadm::Failure) -> Reply {
     Reply {
@@ -388,6 +404,18 @@ impl Appliance {
         Reply::ok("")
     }
 
+    /// A console line from the control socket: everything but `quit` (a remote client
+    /// stops rvs with SIGTERM, which the service manager sends).
+    pub fn console_remote(self: &Arc<Self>, line: &str) -> Reply {
+        if matches!(line.split_whitespace().next(), Some("quit" | "exit")) {
+            return Reply::fail(
+                1,
+                "quit is not taken over the control socket: stop rvs with SIGTERM (systemctl stop rvs)",
+            );
+        }
+        self.console(line)
+    }
+
     /// One console line: a console verb or an ipvsadm command line.
     pub fn console(self: &Arc<Self>, line: &str) -> Reply {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -475,7 +503,7 @@ impl Appliance {
     /// nothing, like `-R`; otherwise every line's syntax is checked first and the lines run
     /// in order, stopping at the first that fails.
     fn load(self: &Arc<Self>, file: &str) -> Reply {
-        let text = match std::fs::read_to_string(file) {
+        let text = match read_command_file(file) {
             Ok(t) => t,
             Err(e) => return Reply::fail(1, format!("cannot read {file}: {e}")),
         };
@@ -546,7 +574,8 @@ impl Appliance {
                 return if verbs::is_verb(first) {
                     Ok(None)
                 } else {
-                    Err(format!("Bad arguments: {line:?}"))
+                    // Not echoed: a file read by `load` may hold anything.
+                    Err("Bad arguments: not a console command or an ipvsadm line".to_string())
                 };
             }
             [] => return Ok(None),

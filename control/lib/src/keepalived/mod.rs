@@ -575,6 +575,13 @@ impl KeepalivedConf {
                 "virtual_server" => {
                     let vs = conf.virtual_server(s, &groups)?;
                     conf.virtual_servers.push(vs);
+                    let services: usize = conf.virtual_servers.iter().map(|v| v.keys.len()).sum();
+                    if services as u128 > MAX_GROUP_ADDRESSES {
+                        return Err(format!(
+                            "{}: the virtual servers expand to more than {MAX_GROUP_ADDRESSES} services",
+                            s.at()
+                        ));
+                    }
                 }
                 "virtual_server_group" | "track_file" => {}
                 k if k.starts_with("vrrp_") || k == "static_ipaddress" || k == "static_routes" => {

@@ -237,8 +237,39 @@ fn include_paths(pattern: &Path) -> Vec<PathBuf> {
 }
 
 /// A file's text; bytes that are not UTF-8 become replacement characters.
-fn read_text(path: &Path) -> std::io::Result<String> {
-    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+/// The most a configuration may take in all, its includes counted: bytes read, files, and
+/// block nesting (keepalived's own files nest a few levels).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub const MAX_CONFIG_FILES: usize = 1024;
+pub const MAX_BLOCK_DEPTH: usize = 32;
+
+/// What the files read so far have taken.
+#[derive(Default)]
+struct Budget {
+    bytes: u64,
+    files: usize,
+}
+
+/// A regular file's text (a FIFO or device would block or never end), within the budget.
+fn read_text_within(path: &Path, budget: &mut Budget) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    budget.files += 1;
+    budget.bytes += meta.len();
+    if budget.files > MAX_CONFIG_FILES || budget.bytes > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "the configuration with its includes exceeds {MAX_CONFIG_FILES} files or {} MiB",
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    use std::io::Read;
+    let mut b = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut b)?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
 }
 
 /// Reads `text` into words, expanding `include` lines (relative to `dir`), definitions and
@@ -250,6 +281,7 @@ fn read_words(
     depth: usize,
     defs: &mut Vec<(String, String)>,
     out: &mut Vec<Word>,
+    budget: &mut Budget,
 ) -> Result<(), String> {
     if depth > 8 {
         return Err(format!("{file}: includes nested too deep"));
@@ -310,7 +342,7 @@ fn read_words(
                 ));
             }
             for p in paths {
-                let t = read_text(&p)
+                let t = read_text_within(&p, budget)
                     .map_err(|e| format!("{file}:{}: include {}: {e}", n + 1, p.display()))?;
                 read_words(
                     &p.display().to_string(),
@@ -319,6 +351,7 @@ fn read_words(
                     depth + 1,
                     defs,
                     out,
+                    budget,
                 )?;
             }
             continue;
@@ -330,8 +363,9 @@ fn read_words(
     Ok(())
 }
 
-/// Statements from `words[*i..]` up to the closing brace of the block (or the end).
-fn block(words: &[Word], i: &mut usize, top: bool) -> Result<Vec<Statement>, String> {
+/// Statements from `words[*i..]` up to the closing brace of the block (or the end);
+/// `depth` counts the blocks around it.
+fn block(words: &[Word], i: &mut usize, top: bool, depth: usize) -> Result<Vec<Statement>, String> {
     let mut out = Vec::new();
     loop {
         let Some(w) = words.get(*i) else {
@@ -364,8 +398,14 @@ fn block(words: &[Word], i: &mut usize, top: bool) -> Result<Vec<Statement>, Str
         }
         let opens = words.get(*i).is_some_and(|a| a.brace && a.text == "{");
         let children = if opens {
+            if depth >= MAX_BLOCK_DEPTH {
+                return Err(format!(
+                    "{}:{}: blocks nested deeper than {MAX_BLOCK_DEPTH}",
+                    w.file, w.line
+                ));
+            }
             *i += 1;
-            Some(block(words, i, false)?)
+            Some(block(words, i, false, depth + 1)?)
         } else {
             None
         };
@@ -381,7 +421,9 @@ fn block(words: &[Word], i: &mut usize, top: bool) -> Result<Vec<Statement>, Str
 
 /// Parses a file (and its includes).
 pub fn parse_file(path: &Path) -> Result<Vec<Statement>, String> {
-    let text = read_text(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let mut budget = Budget::default();
+    let text = read_text_within(path, &mut budget)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut words = Vec::new();
     read_words(
         &path.display().to_string(),
@@ -390,20 +432,61 @@ pub fn parse_file(path: &Path) -> Result<Vec<Statement>, String> {
         0,
         &mut Vec::new(),
         &mut words,
+        &mut budget,
     )?;
-    block(&words, &mut 0, true)
+    block(&words, &mut 0, true, 0)
 }
 
 /// Parses text; `file` names it in messages.
 pub fn parse_text(file: &str, text: &str) -> Result<Vec<Statement>, String> {
     let mut words = Vec::new();
-    read_words(file, text, None, 0, &mut Vec::new(), &mut words)?;
-    block(&words, &mut 0, true)
+    read_words(
+        file,
+        text,
+        None,
+        0,
+        &mut Vec::new(),
+        &mut words,
+        &mut Budget::default(),
+    )?;
+    block(&words, &mut 0, true, 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hostile files end in an error naming the place, never a crash or a hang: deep nesting,
+    /// an include fan-out, a FIFO.
+    #[test]
+    fn nesting_fan_out_and_fifos_are_bounded() {
+        let deep = "a {\n".repeat(6000) + &"}\n".repeat(6000);
+        let e = parse_text("deep.conf", &deep).unwrap_err();
+        assert_eq!(e, "deep.conf:33: blocks nested deeper than 32");
+        let dir = std::env::temp_dir().join(format!("rvs-fanout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Seven levels of six includes each: 6^7 files if nothing stopped it.
+        for level in 0..7 {
+            let next = format!("l{}.conf", level + 1);
+            let body = format!("include {next}\n").repeat(6) + "router_id x\n";
+            std::fs::write(dir.join(format!("l{level}.conf")), body).unwrap();
+        }
+        std::fs::write(dir.join("l7.conf"), "router_id end\n").unwrap();
+        let started = std::time::Instant::now();
+        let e = parse_file(&dir.join("l0.conf")).unwrap_err();
+        assert!(e.contains("exceeds 1024 files"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        std::fs::write(dir.join("f.conf"), "include fifo\n").unwrap();
+        let e = parse_file(&dir.join("f.conf")).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// keepalived 2.2.7 accepts each of these (checked with `keepalived -t`).
     #[test]
