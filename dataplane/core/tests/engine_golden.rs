@@ -166,6 +166,25 @@ fn tun_gue_and_gre_as_ipvsadm_sets_them() {
     }
 }
 
+/// Timer arithmetic saturates: a connection made when the clock is near its end, with the
+/// longest timeouts, is forwarded (no overflow).
+#[test]
+fn timers_saturate_near_the_end_of_the_clock() {
+    let mut lab = Lab::new();
+    lab.snap.timeouts.set(u32::MAX, u32::MAX, u32::MAX);
+    lab.engine.adopt(&lab.snap);
+    let nat = &cases(&Net::two_ports())[0];
+    let mut f = VecFrame::new(&nat.steps[0].input);
+    let v = lab.engine.process(
+        &lab.snap,
+        &lab.loads,
+        u32::MAX - 5,
+        nat.steps[0].port,
+        &mut f,
+    );
+    assert_eq!(v, nat.steps[0].verdict);
+}
+
 /// A tunnel carries IPv4 in IPv6 to a server of the other family (as IPVS allows for -i).
 #[test]
 fn tun_ipv4_service_to_an_ipv6_server() {

@@ -25,7 +25,7 @@ pub(crate) struct RawService {
     scheduler: Spanned<String>,
     #[serde(default)]
     flags: Vec<String>,
-    persistence: Option<u32>,
+    persistence: Option<Spanned<u32>>,
     netmask: Option<Spanned<u8>>,
     group: Option<u32>,
     /// One-packet scheduling (UDP): each datagram scheduled on its own.
@@ -201,6 +201,22 @@ impl LbConfig {
                     .with_flags(&s.flags.join(","))
                     .map_err(|m| source.error(s.scheduler.span(), f("flags"), m))?;
             }
+            // ipvsadm's and the kernel's bounds: 1 s to 31 days.
+            let persistence = match &s.persistence {
+                Some(p) if !(1..=crate::ipvsadm::MAX_TIMEOUT).contains(p.get_ref()) => {
+                    return Err(source.error(
+                        p.span(),
+                        f("persistence"),
+                        format!(
+                            "{}: from 1 to {} seconds (31 days)",
+                            p.get_ref(),
+                            crate::ipvsadm::MAX_TIMEOUT
+                        ),
+                    ))
+                }
+                Some(p) => Some(*p.get_ref()),
+                None => None,
+            };
             let full = if addr.is_ipv4() { 32 } else { 128 };
             let netmask = match &s.netmask {
                 Some(m) if *m.get_ref() > full => {
@@ -271,7 +287,7 @@ impl LbConfig {
                 addr,
                 port: s.port,
                 sched,
-                persistence: s.persistence.map(|t| (t, netmask)),
+                persistence: persistence.map(|t| (t, netmask)),
                 group: s.group,
                 one_packet: s.one_packet,
                 servers,

@@ -73,12 +73,9 @@ struct RawControl {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTimeouts {
-    #[serde(default)]
-    tcp: u32,
-    #[serde(default)]
-    tcpfin: u32,
-    #[serde(default)]
-    udp: u32,
+    tcp: Option<Spanned<u32>>,
+    tcpfin: Option<Spanned<u32>>,
+    udp: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +232,27 @@ impl Config {
             Some(c) => Ok(*c.get_ref() as usize),
             None => Ok(default as usize),
         };
+        // ipvsadm --set's bounds: 0 (the default) to 31 days.
+        let timeout = |t: &Option<Spanned<u32>>, field: &str| -> Result<u32, ConfigError> {
+            match t {
+                Some(v) if *v.get_ref() > crate::ipvsadm::MAX_TIMEOUT => Err(source.error(
+                    v.span(),
+                    field,
+                    format!(
+                        "{}: at most {} seconds (31 days)",
+                        v.get_ref(),
+                        crate::ipvsadm::MAX_TIMEOUT
+                    ),
+                )),
+                Some(v) => Ok(*v.get_ref()),
+                None => Ok(0),
+            }
+        };
+        let timeouts = (
+            timeout(&raw.timeouts.tcp, "timeouts.tcp")?,
+            timeout(&raw.timeouts.tcpfin, "timeouts.tcpfin")?,
+            timeout(&raw.timeouts.udp, "timeouts.udp")?,
+        );
         let limits = crate::director::Limits {
             entries: capacity(&raw.dataplane.services, "dataplane.services", 256, 65535)?,
             dests: capacity(&raw.dataplane.servers, "dataplane.servers", 4096, 1 << 20)?,
@@ -333,7 +351,7 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(crate::socket::client_path),
             rules,
-            timeouts: (raw.timeouts.tcp, raw.timeouts.tcpfin, raw.timeouts.udp),
+            timeouts,
             vrrp,
             eal,
             forward,
@@ -603,6 +621,21 @@ vrrp_sync_group G { group { VI_1 } }
                 format!("{TWO_PORTS}[dataplane]\nforward = \"fast\"\n"),
                 "dataplane.forward",
                 "lb, io, macswap",
+            ),
+            (
+                TWO_PORTS.replace("0-2", "0-4294967295"),
+                "eal.lcores",
+                "lcores go up to",
+            ),
+            (
+                format!("{TWO_PORTS}[timeouts]\ntcp = 4294967295\n"),
+                "timeouts.tcp",
+                "at most 2678400 seconds",
+            ),
+            (
+                format!("{TWO_PORTS}[[service]]\naddress = \"10.0.0.1\"\nport = 80\npersistence = 4294967295\n"),
+                "service[0].persistence",
+                "from 1 to 2678400 seconds",
             ),
         ];
         for (text, field, needle) in cases {

@@ -1,6 +1,9 @@
 //! The IPVS TCP state machine: three transition tables (input, output, input-only), flag
 //! precedence RST > SYN > FIN > ACK, and the per-state timeouts.
 
+/// The longest timeout IPVS takes: 31 days.
+pub const MAX_TIMEOUT: u32 = 31 * 86_400;
+
 /// TCP connection states as IPVS names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -181,6 +184,12 @@ impl Timeouts {
 
     /// `ipvsadm --set tcp tcpfin udp`; 0 leaves a value unchanged, as ipvsadm does.
     pub fn set(&mut self, tcp: u32, tcpfin: u32, udp: u32) {
+        // The kernel's (and ipvsadm's) bound, whatever the caller checked.
+        let (tcp, tcpfin, udp) = (
+            tcp.min(MAX_TIMEOUT),
+            tcpfin.min(MAX_TIMEOUT),
+            udp.min(MAX_TIMEOUT),
+        );
         if tcp != 0 {
             self.tcp[TcpState::Established as usize] = tcp;
         }
@@ -197,6 +206,15 @@ impl Timeouts {
 mod tests {
     use super::*;
     use rvs_wire::tcp::{ACK, FIN, PSH, RST, SYN};
+
+    #[test]
+    fn timeouts_are_bounded_as_the_kernel_bounds_them() {
+        let mut t = Timeouts::default();
+        t.set(u32::MAX, u32::MAX, 7);
+        assert_eq!(t.tcp_state(TcpState::Established), MAX_TIMEOUT);
+        assert_eq!(t.tcp_state(TcpState::FinWait), MAX_TIMEOUT);
+        assert_eq!(t.udp, 7);
+    }
 
     #[test]
     fn a_nat_connection_from_syn_to_time_wait() {

@@ -112,7 +112,7 @@ impl Engine {
                 if c.is_template() {
                     if c.controls > 0 {
                         let rearm = persistence.get(usize::from(c.service));
-                        return Some(now + rearm.copied().unwrap_or(TEMPLATE_REARM));
+                        return Some(now.saturating_add(rearm.copied().unwrap_or(TEMPLATE_REARM)));
                     }
                     if let Some(l) = loads.get(c.dest as usize) {
                         l.remove_persistent();
@@ -166,7 +166,7 @@ impl Engine {
         } else {
             self.timeouts.udp
         };
-        self.table.set_expires(id, now + timeout);
+        self.table.set_expires(id, now.saturating_add(timeout));
         self.sync_refresh(id, now, timeout);
     }
 
@@ -253,7 +253,7 @@ impl Engine {
                 };
                 template = Some(tid);
                 chosen = Some(i);
-                self.table.set_expires(tid, now + timeout);
+                self.table.set_expires(tid, now.saturating_add(timeout));
                 self.sync_refresh(tid, now, timeout);
             }
             if chosen.is_none() {
@@ -273,7 +273,7 @@ impl Engine {
                 t.tunnel = s.tunnel;
                 let tid = self
                     .table
-                    .insert(t, now + timeout)
+                    .insert(t, now.saturating_add(timeout))
                     .map_err(|_| DropReason::TableFull)?;
                 if let Some(l) = loads.get(s.id) {
                     l.add_persistent();
@@ -317,7 +317,10 @@ impl Engine {
         }
         let id = self
             .table
-            .insert(c, now + self.timeouts.tcp_state(TcpState::None))
+            .insert(
+                c,
+                now.saturating_add(self.timeouts.tcp_state(TcpState::None)),
+            )
             .map_err(|_| DropReason::TableFull)?;
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;

@@ -126,7 +126,7 @@ impl Engine {
             .get(usize::from(s.state))
             .copied()
             .unwrap_or(TcpState::None);
-        let expires = now + s.timeout.clamp(1, 31 * 24 * 3600);
+        let expires = now.saturating_add(s.timeout.clamp(1, 31 * 24 * 3600));
         let load = loads.get(server.id);
         if let Some(id) = self.table.lookup_in(&key) {
             let same = self
