@@ -272,9 +272,10 @@ pub fn cases(net: &Net) -> Vec<Case> {
         Case {
             name: "ICMP echo to a VIP is answered",
             steps: {
+                // The reply has a fresh TTL, not what is left of the request's.
                 let mut ping = Vec::new();
                 PacketBuilder::ethernet2(CLIENT_MAC, cmac)
-                    .ipv4(CLIENT, [192, 168, 1, 100], 64)
+                    .ipv4(CLIENT, [192, 168, 1, 100], 9)
                     .icmpv4_echo_request(7, 1)
                     .write(&mut ping, b"abc")
                     .unwrap_or_default();
@@ -285,6 +286,41 @@ pub fn cases(net: &Net) -> Vec<Case> {
                     .write(&mut pong, b"abc")
                     .unwrap_or_default();
                 vec![forward(c, ping, c, pong)]
+            },
+        },
+        Case {
+            name: "martian and LAND sources are dropped, never balanced or answered",
+            steps: {
+                let syn_from = |src: [u8; 4]| {
+                    tcp4(
+                        CLIENT_MAC,
+                        cmac,
+                        src,
+                        [192, 168, 1, 100],
+                        64,
+                        40000,
+                        80,
+                        true,
+                        false,
+                        b"",
+                    )
+                };
+                let mut ping = Vec::new();
+                PacketBuilder::ethernet2(CLIENT_MAC, cmac)
+                    .ipv4([255, 255, 255, 255], [192, 168, 1, 100], 64)
+                    .icmpv4_echo_request(7, 1)
+                    .write(&mut ping, b"abc")
+                    .unwrap_or_default();
+                vec![
+                    dropped(c, syn_from([0, 0, 0, 0]), DropReason::Martian),
+                    dropped(c, syn_from([127, 0, 0, 1]), DropReason::Martian),
+                    dropped(c, syn_from([224, 0, 0, 5]), DropReason::Martian),
+                    dropped(c, syn_from([240, 1, 2, 3]), DropReason::Martian),
+                    // LAND: from the VIP itself, or from the appliance's own address.
+                    dropped(c, syn_from([192, 168, 1, 100]), DropReason::Martian),
+                    dropped(c, syn_from([192, 168, 1, 1]), DropReason::Martian),
+                    dropped(c, ping, DropReason::Martian),
+                ]
             },
         },
         Case {

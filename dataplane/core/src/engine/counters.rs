@@ -22,11 +22,14 @@ pub enum DropReason {
     Unsupported,
     /// For an address VRRP holds elsewhere: this box is BACKUP or FAULT for it.
     Standby,
+    /// A source no host may have (broadcast, multicast, 0/8, loopback, ::, a VIP or the
+    /// appliance's own address): a router drops it.
+    Martian,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 12;
-    pub const ALL: [DropReason; 12] = [
+    pub const COUNT: usize = 13;
+    pub const ALL: [DropReason; 13] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -39,6 +42,7 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::Unsupported,
         DropReason::Standby,
+        DropReason::Martian,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +59,7 @@ impl DropReason {
             DropReason::TooBig => "too big",
             DropReason::Unsupported => "unsupported",
             DropReason::Standby => "standby",
+            DropReason::Martian => "martian",
         }
     }
 }

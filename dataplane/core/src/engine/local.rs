@@ -137,27 +137,42 @@ impl Engine {
             .and_then(|s| s.try_into().ok())
             .unwrap_or([0; 6]);
         set_macs(b, src_mac, mac);
+        // A fresh TTL (a host's reply, not the request's remainder), and the ICMP checksum
+        // computed anew (an incremental update can give 0x0000 where 0xffff is right).
         if flow.v6 {
             if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3..flow.end]) {
                 ip.set_src(addr_bytes16(flow.dst));
                 ip.set_dst(addr_bytes16(flow.src));
+                ip.set_hop_limit(REPLY_TTL);
             }
             if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[flow.l4..flow.end]) {
-                m.set_type(icmpv6::ECHO_REPLY); // the pseudo-header sum is symmetric
+                m.set_type(icmpv6::ECHO_REPLY);
+                let len = (flow.end - flow.l4) as u32;
+                m.fill_checksum(checksum::pseudo_v6(
+                    addr_bytes16(flow.dst),
+                    addr_bytes16(flow.src),
+                    proto::ICMPV6,
+                    len,
+                ));
             }
         } else {
             if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3..flow.end]) {
                 ip.set_src(addr_bytes4(flow.dst));
                 ip.set_dst(addr_bytes4(flow.src));
+                ip.set_ttl(REPLY_TTL);
             }
             if let Ok(mut m) = IcmpPacket::new_checked(&mut b[flow.l4..flow.end]) {
                 m.set_type(icmp::ECHO_REPLY);
+                m.fill_checksum();
             }
         }
         self.counters.icmp_replies.add(1);
         Verdict::Forward { port }
     }
 }
+
+/// The TTL (hop limit) of the replies the appliance makes itself.
+const REPLY_TTL: u8 = 64;
 
 /// Whether an ICMP (v4) or ICMPv6 message's checksum is right.
 fn icmp_checksum_ok(b: &[u8], flow: &Flow) -> bool {

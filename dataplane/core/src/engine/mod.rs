@@ -116,6 +116,18 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// A source address no host may use (RFC 1812 5.3.7 and Linux's martians): 0/8,
+/// loopback, multicast, class E and the limited broadcast; IPv6 ::, ::1 and multicast.
+pub fn martian(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            o[0] == 0 || o[0] == 127 || o[0] >= 224
+        }
+        IpAddr::V6(v) => v.is_unspecified() || v.is_loopback() || v.is_multicast(),
+    }
+}
+
 impl Engine {
     pub fn new(cfg: EngineConfig, now: u32) -> Engine {
         Engine {
@@ -229,6 +241,13 @@ impl Engine {
             if let Some(v) = self.neighbour_discovery(snap, port, &flow, frame) {
                 return v;
             }
+        }
+        // A source no host can have, or a LAND packet (from a VIP or the appliance itself),
+        // is never balanced, answered or relayed; the host's stack judges its own traffic.
+        let hosts_own =
+            !snap.is_vip(flow.dst) && (snap.is_local(flow.dst) || is_group_address(flow.dst));
+        if (martian(flow.src) || snap.is_vip(flow.src) || snap.is_local(flow.src)) && !hosts_own {
+            return self.drop(DropReason::Martian);
         }
         if let Some(v) = self.icmp_error_about_conn(snap, &flow, frame) {
             return v;
