@@ -185,6 +185,31 @@ fn timers_saturate_near_the_end_of_the_clock() {
     assert_eq!(v, nat.steps[0].verdict);
 }
 
+/// Two NAT VIPs with one real server endpoint: a second connection from the same client
+/// endpoint is refused as a key clash (the server would see one connection), not as a full
+/// table; another client port goes through.
+#[test]
+fn two_vips_sharing_a_server_endpoint() {
+    let mut lab = Lab::new();
+    lab.snap.services[7].servers[0].addr = IpAddr::from([10, 0, 0, 2]);
+    lab.snap.services[7].servers[0].port = 8080;
+    let syn = |vip: [u8; 4], cport: u16| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, cport, 80, true, false, b"",
+        )
+    };
+    let (v, _) = lab.run(0, &syn([192, 168, 1, 100], 40000));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let (v, _) = lab.run(0, &syn([192, 168, 1, 105], 40000));
+    assert_eq!(v, Verdict::Drop(DropReason::Clash));
+    let (v, _) = lab.run(0, &syn([192, 168, 1, 105], 40001));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::TableFull as usize],
+        0
+    );
+}
+
 /// A tunnel carries IPv4 in IPv6 to a server of the other family (as IPVS allows for -i).
 #[test]
 fn tun_ipv4_service_to_an_ipv6_server() {

@@ -206,9 +206,15 @@ impl Conn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u32);
 
-/// The table is at capacity.
+/// Why an entry was not inserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableFull;
+pub enum InsertError {
+    /// The table (or its index) is at capacity.
+    Full,
+    /// Its key is taken: the same flow, or (reply side) a connection through another VIP
+    /// between the same client and server endpoints, which the server could not tell apart.
+    Clash,
+}
 
 /// A free slab entry: its `wheel_slot` says so, its `wheel_next` links the free list.
 const FREE: u16 = u16::MAX - 1;
@@ -345,9 +351,9 @@ impl ConnTable {
 
     /// Inserts an entry expiring at `expires`. Refused when the table is full or the key
     /// (either of them) is already present.
-    pub fn insert(&mut self, mut conn: Conn, expires: u32) -> Result<ConnId, TableFull> {
+    pub fn insert(&mut self, mut conn: Conn, expires: u32) -> Result<ConnId, InsertError> {
         if self.free_head == NIL {
-            return Err(TableFull);
+            return Err(InsertError::Full);
         }
         let id = self.free_head;
         let in_hash = self.hash(&conn.in_key());
@@ -356,18 +362,18 @@ impl ConnTable {
         if self.lookup_in(&conn.in_key()).is_some()
             || (indexed_out && self.lookup_out(&conn.out_key()).is_some())
         {
-            return Err(TableFull);
+            return Err(InsertError::Clash);
         }
         let next = match self.slots.get(id as usize) {
             Some(c) if c.wheel_slot == FREE => c.wheel_next,
-            _ => return Err(TableFull),
+            _ => return Err(InsertError::Full),
         };
         if self.by_in.insert(in_hash, id).is_err() {
-            return Err(TableFull);
+            return Err(InsertError::Full);
         }
         if indexed_out && self.by_out.insert(out_hash, id).is_err() {
             self.by_in.remove(in_hash, id);
-            return Err(TableFull);
+            return Err(InsertError::Full);
         }
         self.free_head = next;
         conn.expires = expires.max(self.wheel_now);
@@ -597,7 +603,7 @@ mod tests {
         );
         assert_eq!(
             t.insert(nat(k, 8), 60),
-            Err(TableFull),
+            Err(InsertError::Clash),
             "duplicate key refused"
         );
         let removed = t.remove(id).unwrap();
@@ -614,7 +620,7 @@ mod tests {
         let ids: Vec<_> = (0..3)
             .map(|i| t.insert(nat(key(i, 1), 1), 100).unwrap())
             .collect();
-        assert_eq!(t.insert(nat(key(9, 1), 1), 100), Err(TableFull));
+        assert_eq!(t.insert(nat(key(9, 1), 1), 100), Err(InsertError::Full));
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(t.lookup_in(&key(i as u32, 1)), Some(*id));
         }

@@ -25,11 +25,14 @@ pub enum DropReason {
     /// A source no host may have (broadcast, multicast, 0/8, loopback, ::, a VIP or the
     /// appliance's own address): a router drops it.
     Martian,
+    /// A new connection whose keys are taken (through another VIP, the same client and
+    /// server endpoints: the server could not tell the two apart).
+    Clash,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 13;
-    pub const ALL: [DropReason; 13] = [
+    pub const COUNT: usize = 14;
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -43,6 +46,7 @@ impl DropReason {
         DropReason::Unsupported,
         DropReason::Standby,
         DropReason::Martian,
+        DropReason::Clash,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl DropReason {
             DropReason::Unsupported => "unsupported",
             DropReason::Standby => "standby",
             DropReason::Martian => "martian",
+            DropReason::Clash => "key clash",
         }
     }
 }

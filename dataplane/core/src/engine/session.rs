@@ -90,6 +90,14 @@ pub(super) fn call_id_addr(call_id: &[u8]) -> [u8; 16] {
     out
 }
 
+/// The drop a refused insert counts as.
+fn drop_reason(e: crate::conn::InsertError) -> DropReason {
+    match e {
+        crate::conn::InsertError::Full => DropReason::TableFull,
+        crate::conn::InsertError::Clash => DropReason::Clash,
+    }
+}
+
 pub(super) fn group_addr(mark: u32) -> [u8; 16] {
     let mut a = [0u8; 16];
     a[0] = 0xfd;
@@ -274,7 +282,7 @@ impl Engine {
                 let tid = self
                     .table
                     .insert(t, now.saturating_add(timeout))
-                    .map_err(|_| DropReason::TableFull)?;
+                    .map_err(drop_reason)?;
                 if let Some(l) = loads.get(s.id) {
                     l.add_persistent();
                 }
@@ -321,7 +329,7 @@ impl Engine {
                 c,
                 now.saturating_add(self.timeouts.tcp_state(TcpState::None)),
             )
-            .map_err(|_| DropReason::TableFull)?;
+            .map_err(drop_reason)?;
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
         }
