@@ -304,6 +304,62 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
 }
 
+/// NAT and DR respect the out port's MTU: a DF datagram too big gets "fragmentation
+/// needed" with the MTU, one without DF is dropped (rvs does not fragment); a datagram that
+/// fits is forwarded.
+#[test]
+fn nat_and_dr_respect_the_mtu() {
+    for vip in [[192, 168, 1, 100], [192, 168, 1, 101]] {
+        let mut lab = Lab::new();
+        lab.snap.ports[1].mtu = 576;
+        let frame = |len: usize, df: bool| {
+            let mut f = tcp4(
+                CLIENT_MAC,
+                PORT0_MAC,
+                CLIENT,
+                vip,
+                64,
+                40000,
+                80,
+                true,
+                false,
+                &vec![1u8; len],
+            );
+            if !df {
+                f[20] &= !0x40; // clear DF, then fix the IPv4 header checksum
+                f[24..26].fill(0);
+                let sum = ones_complement(&f[14..34]);
+                f[24..26].copy_from_slice(&sum.to_be_bytes());
+            }
+            f
+        };
+        let (v, out) = lab.run(0, &frame(1000, true));
+        assert_eq!(v, Verdict::Forward { port: 0 }, "{vip:?}");
+        let h = etherparse::PacketHeaders::from_ethernet_slice(&out).unwrap();
+        let Some(etherparse::TransportHeader::Icmpv4(icmp)) = h.transport else {
+            panic!("{h:?}")
+        };
+        assert_eq!(
+            icmp.icmp_type,
+            etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+                    next_hop_mtu: 576
+                }
+            )
+        );
+        let mut lab = Lab::new();
+        lab.snap.ports[1].mtu = 576;
+        assert_eq!(
+            lab.run(0, &frame(1000, false)).0,
+            Verdict::Drop(DropReason::TooBig)
+        );
+        assert_eq!(
+            lab.run(0, &frame(500, true)).0,
+            Verdict::Forward { port: 1 }
+        );
+    }
+}
+
 /// The client's SYN for 192.168.1.103:80 (persistent, all ports, NAT).
 fn syn_to_persistent_service() -> Vec<u8> {
     tcp4(

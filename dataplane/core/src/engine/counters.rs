@@ -17,7 +17,8 @@ pub enum DropReason {
     NotOurs,
     /// A non-SYN segment (or a reply) of no known connection.
     NoConnection,
-    /// Too big for the tunnel without DF (IPVS would fragment; rvs does not yet).
+    /// Larger than the out port's MTU (a tunnel's too) without DF (IPVS would fragment; rvs
+    /// does not).
     TooBig,
     Unsupported,
     /// For an address VRRP holds elsewhere: this box is BACKUP or FAULT for it.

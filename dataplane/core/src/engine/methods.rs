@@ -258,6 +258,26 @@ pub(super) fn addr_bytes16(a: IpAddr) -> [u8; 16] {
 }
 
 impl Engine {
+    /// A datagram larger than the out port's MTU: ICMP "fragmentation needed" (IPv4 with
+    /// DF) or "packet too big" (IPv6) to its sender, as a router and IPVS do; an IPv4 one
+    /// without DF is dropped (rvs does not fragment). None when it fits.
+    fn over_mtu<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        flow: &Flow,
+        mtu: u16,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        if flow.end - flow.l3 <= usize::from(mtu) {
+            return None;
+        }
+        Some(if flow.v6 || flow.df {
+            self.icmp_error(snap, *flow, IcmpError::TooBig(usize::from(mtu)), frame)
+        } else {
+            self.drop(DropReason::TooBig)
+        })
+    }
+
     /// Client -> real server.
     pub(super) fn forward_to_server<F: Frame>(
         &mut self,
@@ -330,6 +350,11 @@ impl Engine {
             return self.drop(DropReason::NoRoute);
         };
         let port_mac = port_info.mac;
+        if method != ForwardMethod::Tun {
+            if let Some(v) = self.over_mtu(snap, &flow, port_info.mtu, frame) {
+                return v;
+            }
+        }
         match method {
             ForwardMethod::Nat => {
                 if flow.ttl <= 1 {
@@ -399,9 +424,16 @@ impl Engine {
             Ok(h) => (h.port, h.mac),
             Err(verdict) => return verdict,
         };
-        let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
+        let Some((port_mac, mtu)) = snap
+            .ports
+            .get(usize::from(out_port))
+            .map(|p| (p.mac, p.mtu))
+        else {
             return self.drop(DropReason::NoRoute);
         };
+        if let Some(v) = self.over_mtu(snap, &flow, mtu, frame) {
+            return v;
+        }
         rewrite(
             frame.bytes_mut(),
             &flow,
