@@ -570,6 +570,44 @@ fn both_directions_of_a_nat_flow_have_the_same_owner() {
     );
 }
 
+/// The frame with an 802.1Q tag (VLAN 100) after its MACs.
+fn vlan_tagged(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+/// An ARP request for a VIP in VLAN 100: the reply keeps the tag, its body after it.
+#[test]
+fn arp_replies_keep_the_request_s_vlan_tag() {
+    let mut lab = Lab::new();
+    let arp = |op: u8, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]| {
+        let mut b = vec![0, 1, 8, 0, 6, 4, 0, op];
+        b.extend_from_slice(&sha);
+        b.extend_from_slice(&spa);
+        b.extend_from_slice(&tha);
+        b.extend_from_slice(&tpa);
+        b
+    };
+    let mut req = vec![0xff; 6];
+    req.extend_from_slice(&CLIENT_MAC);
+    req.extend_from_slice(&[0x08, 0x06]);
+    req.extend(arp(1, CLIENT_MAC, CLIENT, [0; 6], [192, 168, 1, 100]));
+    let mut rep = CLIENT_MAC.to_vec();
+    rep.extend_from_slice(&PORT0_MAC);
+    rep.extend_from_slice(&[0x08, 0x06]);
+    rep.extend(arp(2, PORT0_MAC, [192, 168, 1, 100], CLIENT_MAC, CLIENT));
+    assert_eq!(
+        lab.run(0, &req),
+        (Verdict::Forward { port: 0 }, rep.clone())
+    );
+    assert_eq!(
+        lab.run(0, &vlan_tagged(&req)),
+        (Verdict::Forward { port: 0 }, vlan_tagged(&rep))
+    );
+}
+
 #[test]
 fn neighbour_solicitation_for_a_vip_is_answered() {
     use etherparse::Icmpv6Type;
@@ -604,7 +642,12 @@ fn neighbour_solicitation_for_a_vip_is_answered() {
         })
         .write(&mut na, &na_body)
         .unwrap();
-    assert_eq!(lab.run(0, &ns), (Verdict::Forward { port: 0 }, na));
+    assert_eq!(lab.run(0, &ns), (Verdict::Forward { port: 0 }, na.clone()));
+    // Tagged (VLAN 100), the advertisement carries the same tag.
+    assert_eq!(
+        lab.run(0, &vlan_tagged(&ns)),
+        (Verdict::Forward { port: 0 }, vlan_tagged(&na))
+    );
     // A solicitation for an address that is not ours goes to the host.
     let mut other = ns.clone();
     other[14 + 40 + 8 + 10] ^= 1; // another address (VIP6 ^ ::100 is a VIP too)

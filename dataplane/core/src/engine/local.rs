@@ -31,7 +31,8 @@ impl Engine {
             return self.drop(DropReason::NoRoute);
         };
         let b = frame.bytes_mut();
-        ethernet::emit_header(b, sha, mac, EtherType::ARP);
+        // The request's link header stays (its VLAN tags with it); only the MACs change.
+        set_macs(b, sha, mac);
         if let Some(body) = b.get_mut(l3..) {
             let reply = ArpRepr {
                 op: arp::OP_REPLY,
@@ -103,16 +104,25 @@ impl Engine {
                 icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE,
             )
         };
-        let total = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32;
+        // The request's VLAN tags (between the MACs and the IPv6 header) go back with the
+        // answer: it is built after them, then the MACs move in front.
+        let mut tags = [0u8; 16];
+        let tag_len = flow.l3.saturating_sub(ethernet::HEADER_LEN).min(14);
+        tags[..tag_len + 2].copy_from_slice(frame.bytes().get(12..14 + tag_len)?);
+        let total = flow.l3 + ipv6::HEADER_LEN + 32;
         let have = frame.bytes().len();
         if have < total && !frame.append(total - have) {
             return Some(self.drop(DropReason::Unsupported));
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        emit_nd(b, dst_mac, port_mac, target, dst_ip, |m| {
+        emit_nd(&mut b[tag_len..], dst_mac, port_mac, target, dst_ip, |m| {
             icmpv6::emit_neighbor_advert(m, target, port_mac, flags)
         });
+        if tag_len > 0 {
+            b.copy_within(tag_len..tag_len + 12, 0);
+            b[12..14 + tag_len].copy_from_slice(&tags[..tag_len + 2]);
+        }
         self.counters.arp_replies.add(1);
         Some(Verdict::Forward { port })
     }
