@@ -578,6 +578,52 @@ fn vlan_tagged(frame: &[u8]) -> Vec<u8> {
     f
 }
 
+/// 4,200 spoofed ARPs from hosts nobody asked about fill nothing: a real server's ARP is
+/// still learned, and its connections go straight to it.
+#[test]
+fn spoofed_arps_do_not_crowd_out_real_servers() {
+    let mut lab = Lab::new();
+    let arp_from = |sha: [u8; 6], spa: [u8; 4]| {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&[10, 0, 0, 1]);
+        f
+    };
+    for i in 0..4200u32 {
+        let b = i.to_be_bytes();
+        let _ = lab.run(
+            1,
+            &arp_from([2, 0xee, b[0], b[1], b[2], b[3]], [172, 16, b[2], b[3]]),
+        );
+    }
+    let server_mac = [2, 0xaa, 0, 0, 0, 9];
+    let _ = lab.run(1, &arp_from(server_mac, [10, 0, 0, 9]));
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 105],
+        64,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    let (v, out) = lab.run(0, &syn);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        &out[..6],
+        &server_mac,
+        "to the server itself, not an ARP request"
+    );
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+}
+
 /// An ARP request for a VIP in VLAN 100: the reply keeps the tag, its body after it.
 #[test]
 fn arp_replies_keep_the_request_s_vlan_tag() {

@@ -7,6 +7,7 @@ impl Engine {
     pub(super) fn arp<F: Frame>(
         &mut self,
         snap: &Snapshot,
+        now: u32,
         port: u16,
         l3: usize,
         frame: &mut F,
@@ -19,7 +20,7 @@ impl Engine {
             return self.drop(DropReason::Malformed);
         };
         let (op, sha, spa, tpa) = (p.op(), p.sender_mac(), p.sender_ip(), p.target_ip());
-        self.learn(IpAddr::from(spa), sha);
+        self.learn(snap, now, IpAddr::from(spa), sha);
         let target = IpAddr::from(tpa);
         if snap.is_standby(target) {
             return self.drop(DropReason::Standby);
@@ -53,6 +54,7 @@ impl Engine {
     pub(super) fn neighbour_discovery<F: Frame>(
         &mut self,
         snap: &Snapshot,
+        now: u32,
         port: u16,
         flow: &Flow,
         frame: &mut F,
@@ -63,7 +65,7 @@ impl Engine {
         match kind {
             icmpv6::NEIGHBOR_ADVERT => {
                 if let Some(mac) = m.nd_lladdr(icmpv6::OPT_TARGET_LL) {
-                    self.learn(IpAddr::from(target), mac);
+                    self.learn(snap, now, IpAddr::from(target), mac);
                 }
                 return Some(Verdict::ToHost);
             }
@@ -73,7 +75,7 @@ impl Engine {
         let requester_mac = m.nd_lladdr(icmpv6::OPT_SOURCE_LL);
         let unspecified = flow.src == IpAddr::from([0u8; 16]);
         if let (Some(mac), false) = (requester_mac, unspecified) {
-            self.learn(flow.src, mac);
+            self.learn(snap, now, flow.src, mac);
         }
         let target_ip = IpAddr::from(target);
         if snap.is_standby(target_ip) {

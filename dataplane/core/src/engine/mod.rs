@@ -92,7 +92,8 @@ pub struct Engine {
     /// Each service's persistence timeout (seconds): a template that still controls
     /// connections when it runs out is re-armed for that long, as IPVS does.
     persistence: Vec<u32>,
-    learned: HashMap<IpAddr, [u8; 6]>,
+    /// Neighbours learned, with when (seconds) they last answered or spoke.
+    learned: HashMap<IpAddr, ([u8; 6], u32)>,
     /// When an ARP / neighbour solicitation was last sent for an address (seconds).
     requested: HashMap<IpAddr, u32>,
     neighbour_capacity: usize,
@@ -215,7 +216,7 @@ impl Engine {
             Err(_) => return self.drop(DropReason::Malformed),
         };
         match ethertype {
-            EtherType::ARP => self.arp(snap, port, l3, frame),
+            EtherType::ARP => self.arp(snap, now, port, l3, frame),
             EtherType::IPV4 | EtherType::IPV6 => {
                 let flow = match parse_flow(frame.bytes(), l3, ethertype == EtherType::IPV6) {
                     Ok(f) => f,
@@ -238,7 +239,7 @@ impl Engine {
     ) -> Verdict {
         let tcp_or_udp = flow.proto == proto::TCP || flow.proto == proto::UDP;
         if flow.v6 && flow.proto == proto::ICMPV6 {
-            if let Some(v) = self.neighbour_discovery(snap, port, &flow, frame) {
+            if let Some(v) = self.neighbour_discovery(snap, now, port, &flow, frame) {
                 return v;
             }
         }

@@ -10,6 +10,13 @@ pub(super) struct NextHop {
     pub(super) mac: [u8; 6],
 }
 
+/// How long (seconds) a request stays recorded when the table of requests is full: its
+/// answer is learned meanwhile.
+const REQUEST_KEPT_S: u32 = 10;
+
+/// A learned neighbour silent this long (seconds) is asked again.
+pub(super) const STALE_AFTER_S: u32 = 60;
+
 /// Most neighbour news an engine keeps between two passes of its worker.
 pub(super) const NEWS_CAPACITY: usize = 64;
 
@@ -115,29 +122,64 @@ impl Engine {
     pub(super) fn neighbour(&self, snap: &Snapshot, ip: IpAddr) -> Option<[u8; 6]> {
         snap.neighbours
             .get(&ip)
-            .or_else(|| self.learned.get(&ip))
             .copied()
+            .or_else(|| self.learned.get(&ip).map(|e| e.0))
     }
 
-    pub(super) fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
-        if self.learned.get(&ip) == Some(&mac) {
+    /// Learns a neighbour from an ARP or ND message, as a router does: only one it asked
+    /// for or a next hop the configuration needs (a real server, a gateway), so that
+    /// anyone's spoofed ARPs fill nothing. When the table is full, the oldest entry that is
+    /// no configured next hop makes room for a wanted one.
+    pub(super) fn learn(&mut self, snap: &Snapshot, now: u32, ip: IpAddr, mac: [u8; 6]) {
+        if !(self.requested.contains_key(&ip) || snap.is_next_hop(ip)) {
             return;
         }
-        if self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip) {
-            if self.learned.insert(ip, mac).is_some() {
+        if let Some(e) = self.learned.get_mut(&ip) {
+            e.1 = now;
+            if e.0 == mac {
+                return;
+            }
+        } else if self.learned.len() >= self.neighbour_capacity && !self.evict_one(snap) {
+            return;
+        }
+        if self.learned.insert(ip, (mac, now)).is_some() {
+            self.new_hop_epoch();
+        }
+        if self.news.len() < NEWS_CAPACITY {
+            self.news.push((ip, mac));
+        }
+    }
+
+    /// Removes the entry unused the longest that is no configured next hop; false if all
+    /// are needed.
+    fn evict_one(&mut self, snap: &Snapshot) -> bool {
+        let victim = self
+            .learned
+            .iter()
+            .filter(|(ip, _)| !snap.is_next_hop(**ip))
+            .min_by_key(|(_, e)| e.1)
+            .map(|(ip, _)| *ip);
+        match victim {
+            Some(ip) => {
+                self.learned.remove(&ip);
                 self.new_hop_epoch();
+                true
             }
-            if self.news.len() < NEWS_CAPACITY {
-                self.news.push((ip, mac));
-            }
+            None => false,
         }
     }
 
     /// A neighbour another worker learned (ARP and neighbour discovery answers reach only
-    /// the worker whose queue received them).
+    /// the worker whose queue received them): it judged it already.
     pub fn learn_from_peer(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        let now = self.learned.get(&ip).map_or(0, |e| e.1);
         let room = self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip);
-        if room && self.learned.insert(ip, mac).is_some_and(|old| old != mac) {
+        if room
+            && self
+                .learned
+                .insert(ip, (mac, now))
+                .is_some_and(|old| old.0 != mac)
+        {
             self.new_hop_epoch();
         }
     }
@@ -175,7 +217,14 @@ impl Engine {
                 break;
             }
             let due = self.requested.get(&hop).is_none_or(|&t| now > t);
-            if due && self.neighbour(snap, hop).is_none() && !out.contains(&(port, hop)) {
+            // Unknown, or learned and silent for a while (Linux's stale state): asked again,
+            // the old MAC used meanwhile.
+            let stale = self
+                .learned
+                .get(&hop)
+                .is_some_and(|e| now.saturating_sub(e.1) > STALE_AFTER_S);
+            let unknown = self.neighbour(snap, hop).is_none();
+            if due && (unknown || stale) && !out.contains(&(port, hop)) {
                 out.push((port, hop));
             }
         }
@@ -209,6 +258,11 @@ impl Engine {
         hop: IpAddr,
         frame: &mut F,
     ) -> bool {
+        if !self.requested.contains_key(&hop) && self.requested.len() >= self.neighbour_capacity {
+            // Requests long unanswered make room (a bounded scan, only when full).
+            self.requested
+                .retain(|_, t| now.saturating_sub(*t) <= REQUEST_KEPT_S);
+        }
         let due = match self.requested.get(&hop) {
             Some(&t) => now > t,
             None => self.requested.len() < self.neighbour_capacity,

@@ -118,6 +118,9 @@ pub struct Snapshot {
     pub neighbours: HashMap<IpAddr, [u8; 6]>,
     /// Connection timeouts (`ipvsadm --set`).
     pub timeouts: Timeouts,
+    /// The next hops the configuration needs: real servers (not on the appliance) and
+    /// gateways. Their neighbour entries are learned whenever they speak, and kept.
+    next_hops: HashMap<IpAddr, ()>,
 }
 
 impl Snapshot {
@@ -152,7 +155,14 @@ impl Snapshot {
             s.leader = l;
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.len));
+        let next_hops = services
+            .iter()
+            .flat_map(|s| s.servers.iter().map(|r| r.addr))
+            .chain(routes.iter().filter_map(|r| r.gateway))
+            .map(|a| (a, ()))
+            .collect();
         Snapshot {
+            next_hops,
             services,
             by_key,
             vips,
@@ -179,6 +189,11 @@ impl Snapshot {
     }
 
     #[inline]
+    /// A real server or a gateway of the configuration.
+    pub fn is_next_hop(&self, a: IpAddr) -> bool {
+        self.next_hops.contains_key(&a)
+    }
+
     pub fn is_vip(&self, a: IpAddr) -> bool {
         self.vips
             .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
