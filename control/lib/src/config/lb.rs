@@ -31,8 +31,71 @@ pub(crate) struct RawService {
     /// One-packet scheduling (UDP): each datagram scheduled on its own.
     #[serde(default)]
     one_packet: bool,
+    /// The persistence engine (ipvsadm --pe): "sip".
+    pe: Option<Spanned<String>>,
     #[serde(default, rename = "server")]
     servers: Vec<RawServer>,
+}
+
+/// A server's `tunnel`, `tunnel_port` and `tunnel_csum`, checked as ipvsadm checks them.
+fn server_tunnel(
+    source: &Source,
+    r: &RawServer,
+    g: &dyn Fn(&str) -> String,
+    method: ForwardMethod,
+) -> Result<rvs_core::Tunnel, ConfigError> {
+    use rvs_core::{Tunnel, TunnelCsum, TunnelKind};
+    let given = r.tunnel.is_some() || r.tunnel_port.is_some() || r.tunnel_csum.is_some();
+    if given && method != ForwardMethod::Tun {
+        return Err(source.error(
+            r.method.span(),
+            g("tunnel"),
+            "tunnel options are for method = \"tun\"",
+        ));
+    }
+    let kind = match r.tunnel.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
+        None | Some(("ipip", _)) => TunnelKind::Ipip,
+        Some(("gue", _)) => TunnelKind::Gue,
+        Some(("gre", _)) => TunnelKind::Gre,
+        Some((t, span)) => {
+            return Err(source.error(span, g("tunnel"), format!("{t:?}: ipip, gue or gre")))
+        }
+    };
+    let csum = match r
+        .tunnel_csum
+        .as_ref()
+        .map(|c| (c.get_ref().as_str(), c.span()))
+    {
+        None | Some(("nocsum", _)) => TunnelCsum::NoCsum,
+        Some(("csum", _)) => TunnelCsum::Csum,
+        Some(("remcsum", _)) => TunnelCsum::RemCsum,
+        Some((c, span)) => {
+            return Err(source.error(
+                span,
+                g("tunnel_csum"),
+                format!("{c:?}: nocsum, csum or remcsum"),
+            ))
+        }
+    };
+    let port = r.tunnel_port.unwrap_or(0);
+    let at = r
+        .tunnel
+        .as_ref()
+        .map(|t| t.span())
+        .unwrap_or(r.address.span());
+    if (kind == TunnelKind::Gue) != (port != 0) {
+        return Err(source.error(
+            at,
+            g("tunnel_port"),
+            "a gue tunnel needs a port; others take none",
+        ));
+    }
+    if (kind == TunnelKind::Ipip && csum != TunnelCsum::NoCsum)
+        || (kind == TunnelKind::Gre && csum == TunnelCsum::RemCsum)
+    {
+        return Err(source.error(at, g("tunnel_csum"), "not for this tunnel type"));
+    }
+    Ok(Tunnel { kind, port, csum })
 }
 
 fn tcp() -> Spanned<String> {
@@ -58,6 +121,12 @@ pub(crate) struct RawServer {
     upper: u32,
     #[serde(default)]
     lower: u32,
+    /// A tun server's encapsulation (ipvsadm --tun-type): "ipip" (default), "gue", "gre".
+    tunnel: Option<Spanned<String>>,
+    /// GUE's UDP port (--tun-port).
+    tunnel_port: Option<u16>,
+    /// "nocsum" (default), "csum", "remcsum" (--tun-nocsum, --tun-csum, --tun-remcsum).
+    tunnel_csum: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +171,7 @@ pub struct ServerConfig {
     pub method: ForwardMethod,
     pub upper: u32,
     pub lower: u32,
+    pub tunnel: rvs_core::Tunnel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +183,8 @@ pub struct ServiceConfig {
     pub persistence: Option<(u32, u8)>,
     pub group: Option<u32>,
     pub one_packet: bool,
+    /// The persistence engine ("sip").
+    pub pe: Option<String>,
     /// In configuration order; the engine's list is newest first, as after `ipvsadm -R`.
     pub servers: Vec<ServerConfig>,
 }
@@ -273,6 +345,7 @@ impl LbConfig {
                         "destination already exists",
                     ));
                 }
+                let tunnel = server_tunnel(source, r, &g, method)?;
                 servers.push(ServerConfig {
                     addr: raddr,
                     port: r.port,
@@ -280,6 +353,7 @@ impl LbConfig {
                     method,
                     upper: r.upper,
                     lower: r.lower,
+                    tunnel,
                 });
             }
             out.services.push(ServiceConfig {
@@ -290,6 +364,17 @@ impl LbConfig {
                 persistence: persistence.map(|t| (t, netmask)),
                 group: s.group,
                 one_packet: s.one_packet,
+                pe: match &s.pe {
+                    Some(p) if p.get_ref() == "sip" => Some("sip".into()),
+                    Some(p) => {
+                        return Err(source.error(
+                            p.span(),
+                            f("pe"),
+                            format!("{:?}: the persistence engine is \"sip\"", p.get_ref()),
+                        ))
+                    }
+                    None => None,
+                },
                 servers,
             });
         }
@@ -386,7 +471,7 @@ impl LbConfig {
                     netmask: s.persistence.map(|p| p.1),
                     one_packet: s.one_packet,
                     flag_bits: 0,
-                    pe: None,
+                    pe: s.pe.clone(),
                     refusal: None,
                 }));
             }
@@ -416,7 +501,7 @@ impl LbConfig {
                     weight: r.weight,
                     upper: r.upper,
                     lower: r.lower,
-                    tunnel: Default::default(),
+                    tunnel: r.tunnel,
                     refusal: None,
                 }));
             }

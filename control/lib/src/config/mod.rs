@@ -404,6 +404,52 @@ name = "b"
 device = "net_ring1"
 "#;
 
+    /// A tun server's GUE/GRE encapsulation and a service's SIP persistence in TOML.
+    #[test]
+    fn tunnels_and_the_sip_engine() {
+        let c = parse(&format!(
+            "{TWO_PORTS}[[service]]\nprotocol = \"udp\"\naddress = \"10.0.0.1\"\nport = 5060\npersistence = 60\npe = \"sip\"\n\
+             [[service.server]]\naddress = \"10.1.0.1\"\nmethod = \"tun\"\ntunnel = \"gue\"\ntunnel_port = 6080\ntunnel_csum = \"csum\"\n"
+        ))
+        .unwrap();
+        let (cmds, _) = c.lb.commands();
+        let crate::ipvsadm::Command::AddService(svc) = &cmds[0] else {
+            panic!()
+        };
+        assert_eq!(svc.pe.as_deref(), Some("sip"));
+        let crate::ipvsadm::Command::AddServer(srv) = &cmds[1] else {
+            panic!()
+        };
+        assert_eq!(
+            srv.tunnel,
+            rvs_core::Tunnel {
+                kind: rvs_core::TunnelKind::Gue,
+                port: 6080,
+                csum: rvs_core::TunnelCsum::Csum
+            }
+        );
+        for (bad, field) in [
+            (
+                "method = \"tun\"\ntunnel = \"gue\"",
+                "service[0].server[0].tunnel_port",
+            ),
+            (
+                "method = \"tun\"\ntunnel = \"vxlan\"",
+                "service[0].server[0].tunnel",
+            ),
+            (
+                "method = \"dr\"\ntunnel = \"gre\"",
+                "service[0].server[0].tunnel",
+            ),
+        ] {
+            let e = parse(&format!(
+                "{TWO_PORTS}[[service]]\naddress = \"10.0.0.1\"\nport = 80\n[[service.server]]\naddress = \"10.1.0.1\"\n{bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+
     /// The TOML VRRP sections mean what keepalived.conf's do; errors name the table.
     #[test]
     fn vrrp_sections_read_as_keepalived_reads_them() {
