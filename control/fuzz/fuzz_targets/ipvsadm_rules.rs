@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let mut cmds = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if let Ok(Some(c)) = parse_line(line) {
-            cmds.push((n + 1, c));
+            cmds.push((format!("line {}", n + 1), c));
         }
     }
     let before = d.services.len();

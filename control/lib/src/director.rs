@@ -480,6 +480,7 @@ impl Director {
                 s.caches = caches.clone();
                 s.one_packet = vs.spec.one_packet;
                 s.pe_sip = vs.spec.pe.as_deref() == Some("sip");
+                s.persist_mask_v4 = vs.spec.mask_v4.map(u32::from);
                 services.push(s);
             }
         }

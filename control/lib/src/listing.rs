@@ -143,6 +143,9 @@ fn service_name(key: ServiceKey, rule: bool, numeric: bool) -> String {
 /// The persistence mask as ipvsadm prints it: dotted for IPv4, a length for IPv6; None
 /// for a full mask.
 fn mask_text(vs: &VirtualService) -> Option<String> {
+    if let Some(m) = vs.spec.mask_v4 {
+        return Some(m.to_string());
+    }
     let full = if vs.is_ipv6() { 128 } else { 32 };
     let m = vs.spec.netmask.unwrap_or(full);
     if m >= full {

@@ -210,6 +210,36 @@ fn two_vips_sharing_a_server_endpoint() {
     );
 }
 
+/// A persistence mask with non-contiguous ones (ipvsadm -M 255.0.255.0): clients that
+/// agree on the masked bits share the template, others do not.
+#[test]
+fn a_non_contiguous_persistence_mask() {
+    let mut lab = Lab::new();
+    lab.snap.services[5].persist_mask_v4 = Some(0xff00_ff00);
+    let syn = |client: [u8; 4], cport: u16| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            client,
+            [192, 168, 1, 103],
+            64,
+            cport,
+            80,
+            true,
+            false,
+            b"",
+        )
+    };
+    let server = |out: &[u8]| [out[30], out[31], out[32], out[33]];
+    let (_, a) = lab.run(0, &syn([198, 51, 100, 7], 1000));
+    // Differs from the first client in the masked-out bytes only: the same server.
+    let (_, b) = lab.run(0, &syn([198, 9, 100, 200], 1001));
+    assert_eq!(server(&a), server(&b));
+    // Differs in a masked-in byte: scheduled anew (rr's next server).
+    let (_, c) = lab.run(0, &syn([198, 51, 101, 7], 1002));
+    assert_ne!(server(&a), server(&c));
+}
+
 /// A tunnel carries IPv4 in IPv6 to a server of the other family (as IPVS allows for -i).
 #[test]
 fn tun_ipv4_service_to_an_ipv6_server() {

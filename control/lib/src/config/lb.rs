@@ -469,6 +469,7 @@ impl LbConfig {
                     scheduler: s.sched,
                     persistent: s.persistence.map(|p| p.0),
                     netmask: s.persistence.map(|p| p.1),
+                    mask_v4: None,
                     one_packet: s.one_packet,
                     flag_bits: 0,
                     pe: s.pe.clone(),

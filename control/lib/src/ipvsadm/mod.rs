@@ -53,6 +53,9 @@ pub struct ServiceSpec {
     pub persistent: Option<u32>,
     /// Persistence netmask (prefix length).
     pub netmask: Option<u8>,
+    /// An IPv4 persistence mask whose ones are not contiguous (`-M 255.0.255.0`), which the
+    /// kernel takes as given; `netmask` is then None.
+    pub mask_v4: Option<std::net::Ipv4Addr>,
     pub one_packet: bool,
     /// `-b` flag bits (1, 2, 4) the scheduler gives no meaning to (sh's and mh's are in
     /// `scheduler`); kept and shown as ipvsadm does.

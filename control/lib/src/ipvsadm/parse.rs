@@ -590,9 +590,7 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
         return Err(Failure::fail("service address not specified"));
     };
     // What the kernel would refuse once it has found (or not found) the service.
-    let service_refusal = if netmask.is_some_and(|m| m.prefix().is_none()) {
-        Some("non-contiguous persistence masks are not supported by rvs".to_string())
-    } else if sctp {
+    let service_refusal = if sctp {
         Some("SCTP services are not supported by rvs".to_string())
     } else if pe.as_ref().is_some_and(|p| !p.is_empty() && p != "sip") {
         // The kernel's only persistence engine is sip.
@@ -626,6 +624,10 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
             scheduler: sched,
             persistent,
             netmask: netmask.and_then(Netmask::prefix),
+            mask_v4: match netmask {
+                Some(m @ Netmask::V4(v)) if m.prefix().is_none() => Some(v),
+                _ => None,
+            },
             one_packet,
             flag_bits: other,
             pe: pe.clone().filter(|p| !p.is_empty()),

@@ -173,6 +173,8 @@ pub struct VirtualServer {
     pub sched: SchedKind,
     pub persistence: Option<u32>,
     pub granularity: Option<u8>,
+    /// A non-contiguous IPv4 `persistence_granularity`.
+    pub granularity_v4: Option<std::net::Ipv4Addr>,
     pub one_packet: bool,
     /// Scheduler flag bits the scheduler gives no meaning to (`flag-N`).
     pub flag_bits: u8,
@@ -762,6 +764,7 @@ impl KeepalivedConf {
             sched,
             persistence: None,
             granularity: None,
+            granularity_v4: None,
             one_packet: false,
             flag_bits: 0,
             pe: None,
@@ -834,10 +837,15 @@ impl KeepalivedConf {
                 },
                 "persistence_granularity" => {
                     let g = c.arg(0)?;
-                    vs.granularity = Some(
-                        crate::ipvsadm::netmask_prefix(g)
-                            .ok_or_else(|| format!("{}: bad granularity {g:?}", c.at()))?,
-                    );
+                    match crate::ipvsadm::netmask_prefix(g) {
+                        Some(p) => vs.granularity = Some(p),
+                        // A mask the kernel takes as it is, ones contiguous or not.
+                        None => {
+                            vs.granularity_v4 = Some(g.parse().map_err(|_| {
+                                format!("{}: bad granularity {g:?}", c.at())
+                            })?)
+                        }
+                    }
                     // A granularity makes the service persistent (keepalived's default).
                     vs.persistence.get_or_insert(360);
                 }
@@ -1526,6 +1534,7 @@ impl KeepalivedConf {
                 scheduler: vs.sched,
                 persistent: vs.persistence,
                 netmask: vs.granularity,
+                mask_v4: vs.granularity_v4,
                 one_packet: vs.one_packet,
                 flag_bits: vs.flag_bits,
                 pe: vs.pe.clone(),

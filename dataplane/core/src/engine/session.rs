@@ -222,7 +222,10 @@ impl Engine {
                 proto: flow.proto,
                 caddr: match call_id {
                     Some(id) => call_id_addr(id),
-                    None => addr16(masked(flow.src, mask)),
+                    None => match (flow.src, svc.persist_mask_v4) {
+                        (IpAddr::V4(v), Some(m)) => addr16(IpAddr::V4((u32::from(v) & m).into())),
+                        _ => addr16(masked(flow.src, mask)),
+                    },
                 },
                 cport: 0,
                 vaddr: match svc.group {

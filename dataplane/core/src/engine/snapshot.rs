@@ -22,6 +22,8 @@ pub struct Service {
     pub sched: SchedKind,
     /// Persistence timeout (s) and netmask (prefix length).
     pub persistence: Option<(u32, u8)>,
+    /// An IPv4 persistence mask with non-contiguous ones (it replaces the prefix).
+    pub persist_mask_v4: Option<u32>,
     /// One-packet scheduling (ipvsadm -o): every UDP datagram is scheduled on its own.
     pub one_packet: bool,
     /// The SIP persistence engine (ipvsadm --pe sip): UDP persistence by Call-ID.
@@ -62,6 +64,7 @@ impl Service {
             group,
             sched,
             persistence,
+            persist_mask_v4: None,
             one_packet: false,
             pe_sip: false,
             servers,
