@@ -115,13 +115,6 @@ pub struct Director {
     pub workers: usize,
 }
 
-fn proto_number(p: Protocol) -> u8 {
-    match p {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
-    }
-}
-
 impl Director {
     pub fn new(limits: Limits, loads: Arc<Vec<DestLoad>>) -> Director {
         Director {
@@ -329,7 +322,7 @@ impl Director {
                 self.release_entries(&entries);
                 return Err(format!(
                     "{} {addr} port {port} already belongs to another service",
-                    proto_name(proto)
+                    proto.name()
                 ));
             }
             match self.alloc_entry() {
@@ -465,7 +458,7 @@ impl Director {
             for e in &vs.entries {
                 let mut s = Service::new(
                     e.id,
-                    proto_number(e.proto),
+                    e.proto.number(),
                     e.addr,
                     e.port,
                     group,
@@ -518,13 +511,6 @@ impl Director {
     /// Real servers in use.
     pub fn dest_count(&self) -> usize {
         self.services.iter().map(|s| s.dests.len()).sum()
-    }
-}
-
-pub fn proto_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "TCP",
-        Protocol::Udp => "UDP",
     }
 }
 

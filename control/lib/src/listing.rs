@@ -2,10 +2,9 @@
 //! `--stats`, `--rate`, `--thresholds`, `--persistent-conn`, `--exact`, `--sort`), `-S -n`,
 //! `-L --timeout` and `-L -c`.
 
-use crate::director::{proto_name, Director, VirtualService};
+use crate::director::{Director, VirtualService};
 use crate::ipvsadm::{
-    host_name, service_name as port_name, ForwardMethod, ListFormat, ListOptions, Protocol,
-    ServiceKey,
+    host_name, service_name as port_name, ForwardMethod, ListFormat, ListOptions, ServiceKey,
 };
 use rvs_core::conn::{ip_of, Conn, TcpState, Timeouts};
 use rvs_core::sched::DestLoad;
@@ -107,8 +106,7 @@ fn anyname(addr: IpAddr, port: u16, proto: Option<&str>, numeric: bool) -> Strin
 /// no protocol for it).
 fn proto_word(key: ServiceKey) -> Option<&'static str> {
     match key {
-        ServiceKey::Addr(Protocol::Udp, _) => Some("udp"),
-        ServiceKey::Addr(Protocol::Tcp, _) => Some("tcp"),
+        ServiceKey::Addr(p, _) => Some(p.word()),
         ServiceKey::Fwmark { .. } => None,
     }
 }
@@ -119,10 +117,9 @@ fn service_name(key: ServiceKey, rule: bool, numeric: bool) -> String {
         ServiceKey::Addr(p, a) => {
             let name = anyname(a.ip(), a.port(), proto_word(key), numeric);
             match (rule, p) {
-                (true, Protocol::Tcp) => format!("-t {name}"),
-                (true, Protocol::Udp) => format!("-u {name}"),
+                (true, _) => format!("{} {name}", p.option()),
                 (false, _) => {
-                    let mut s = format!("{:<4} {name}", proto_name(p));
+                    let mut s = format!("{:<4} {name}", p.name());
                     if a.is_ipv4() {
                         s.truncate(33);
                     }
@@ -235,10 +232,7 @@ fn words(a: IpAddr) -> [u32; 4] {
 fn cmp_services(a: &&VirtualService, b: &&VirtualService) -> i32 {
     let fields = |vs: &VirtualService| match vs.spec.key {
         ServiceKey::Addr(p, sa) => {
-            let proto = match p {
-                Protocol::Tcp => 6,
-                Protocol::Udp => 17,
-            };
+            let proto = i32::from(p.number());
             (
                 0u32,
                 if sa.is_ipv6() { 10 } else { 2 },
@@ -536,14 +530,13 @@ pub fn connections(conns: &[(Conn, u32)], numeric: bool, persistent_conn: bool) 
         let (proto, word) = match c.proto {
             6 => ("TCP", Some("tcp")),
             17 => ("UDP", Some("udp")),
+            132 => ("SCTP", Some("sctp")),
             _ => ("IP", None),
         };
         let state = if c.is_template() {
             "NONE"
-        } else if c.proto == 6 {
-            c.state.name()
         } else {
-            "UDP"
+            rvs_core::conn::state_name(c.proto, c.state)
         };
         let name = |a: &[u8; 16], port: u16| anyname(ip_of(a), port, word, numeric);
         let vname = if is_mark_template(c) {
@@ -720,7 +713,7 @@ FWM  10 rr persistent 600
             rvs_core::ForwardMethod::Nat,
             0,
         );
-        c.state = TcpState::Established;
+        c.state = TcpState::Established as u8;
         let text = connections(&[(c, 899), (c, 9000)], true, false);
         assert_eq!(
             text.lines().nth(2).unwrap(),

@@ -13,7 +13,7 @@ use rvs_core::conn::{addr16, InKey};
 use rvs_core::engine::{Engine, EngineConfig, PortInfo, Route, Verdict};
 use rvs_core::sched::DestLoad;
 use rvs_wire::emit::opening_frame;
-use rvs_wire::{proto, VecFrame};
+use rvs_wire::VecFrame;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -66,13 +66,14 @@ fn parse_clients(clients: &str) -> Result<Vec<Client>, String> {
             continue;
         }
         let [client, target, rest @ ..] = words.as_slice() else {
-            return Err(at("expected CLIENT[:PORT] DESTINATION [tcp|udp]"));
+            return Err(at("expected CLIENT[:PORT] DESTINATION [tcp|udp|sctp]"));
         };
         let (addr, port) =
             parse_endpoint(client).ok_or_else(|| at("illegal client address[:port]"))?;
         let proto = match rest.first().copied() {
             None | Some("tcp") => Protocol::Tcp,
             Some("udp") => Protocol::Udp,
+            Some("sctp") => Protocol::Sctp,
             Some(p) => return Err(at(&format!("unknown protocol {p:?}"))),
         };
         let dest = match target.strip_prefix("fwmark:") {
@@ -127,7 +128,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
     for c in &clients {
         if let Dest::Mark(mark) = c.dest {
             for ipv6 in [false, true] {
-                for proto in [Protocol::Tcp, Protocol::Udp] {
+                for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
                     let rule = FwmarkRule {
                         mark,
                         proto,
@@ -178,10 +179,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
             Dest::Addr(a, p) => (a, p),
             Dest::Mark(mark) => (mark_address(mark, c.addr.is_ipv6()), MARK_PORT),
         };
-        let l4 = match c.proto {
-            Protocol::Tcp => proto::TCP,
-            Protocol::Udp => proto::UDP,
-        };
+        let l4 = c.proto.number();
         let frame = opening_frame((CLIENT_MAC, PORT_MAC), c.addr, daddr, l4, (c.port, dport))
             .ok_or_else(|| at("the client and destination are of different families"))?;
         let before = engine.table.len();
@@ -323,6 +321,29 @@ mod tests {
         assert_eq!(
             lines[3],
             "172.16.0.1:1003 -> 192.168.1.101:80 => no service"
+        );
+    }
+
+    #[test]
+    fn sctp_clients_open_associations_by_init() {
+        let rules = "-A --sctp-service 10.1.1.1:5000 -s rr\n-a --sctp-service 10.1.1.1:5000 -r 10.0.0.1:5001 -m\n-a --sctp-service 10.1.1.1:5000 -r 10.0.0.2 -g\n";
+        let out = preview(
+            rules,
+            "1.1.1.1:1 10.1.1.1:5000 sctp\n1.1.1.2:1 10.1.1.1:5000 sctp\n1.1.1.3:1 10.1.1.1:5000 tcp\n",
+        )
+        .unwrap();
+        let servers: Vec<&str> = out
+            .lines()
+            .map(|l| l.split("=> ").nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            servers,
+            // rr starts from the newest server, as the kernel's list does.
+            vec![
+                "10.0.0.2:5000 (Route)",
+                "10.0.0.1:5001 (Masq)",
+                "no service"
+            ]
         );
     }
 

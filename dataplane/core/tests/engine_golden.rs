@@ -1397,3 +1397,209 @@ fn long_connections_are_synced_again() {
     at(2000, &ack);
     assert_eq!(drain(), 0);
 }
+
+/// CRC32c one bit at a time (independent of the engine's table-driven one).
+fn crc32c_bitwise(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// An SCTP packet (common header, tag, one chunk of `chunk_type` with `body`) with its
+/// checksum.
+fn sctp_packet(sport: u16, dport: u16, tag: u32, chunk_type: u8, body: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&tag.to_be_bytes());
+    p.extend_from_slice(&[0; 4]);
+    p.extend_from_slice(&[chunk_type, 0]);
+    p.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
+    p.extend_from_slice(body);
+    while p.len() % 4 != 0 {
+        p.push(0);
+    }
+    let crc = crc32c_bitwise(&p);
+    p[8..12].copy_from_slice(&crc.to_le_bytes());
+    p
+}
+
+fn sctp4(macs: ([u8; 6], [u8; 6]), src: [u8; 4], dst: [u8; 4], ttl: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(macs.0, macs.1)
+        .ipv4(src, dst, ttl)
+        .write(&mut f, IpNumber(132), l4)
+        .unwrap();
+    f
+}
+
+/// An SCTP association through a NAT service that maps port 5000 to 5001: every packet
+/// rewritten with a valid CRC32c, IPVS's states from INIT to CLOSED (active only while
+/// ESTABLISHED), and a new INIT on the closed association scheduled afresh.
+#[test]
+fn sctp_nat_association_from_init_to_closed() {
+    const INIT: u8 = 1;
+    const INIT_ACK: u8 = 2;
+    const COOKIE_ECHO: u8 = 10;
+    const COOKIE_ACK: u8 = 11;
+    const SHUTDOWN: u8 = 7;
+    const SHUTDOWN_ACK: u8 = 8;
+    const SHUTDOWN_COMPLETE: u8 = 14;
+    let vip = [192, 168, 1, 108];
+    let rs = [10, 0, 0, 2];
+    let mut lab = Lab::new();
+    let state = |lab: &Lab| {
+        let c = lab
+            .engine
+            .table
+            .iter()
+            .map(|(_, c)| *c)
+            .find(|c| c.proto == 132 && c.service == 12)
+            .expect("the association's entry");
+        rvs_core::conn::state_name(c.proto, c.state)
+    };
+    let load = |lab: &Lab| (lab.loads[16].active(), lab.loads[16].inactive());
+    // (from the client?, chunk, body, state after)
+    let steps: [(bool, u8, &[u8], &str); 7] = [
+        (true, INIT, &[0x11; 16], "INIT1"),
+        (false, INIT_ACK, &[0x22; 16], "C-SENT"),
+        (true, COOKIE_ECHO, &[0x33; 8], "C-REPLIED"),
+        (false, COOKIE_ACK, &[], "ESTABLISHED"),
+        (true, 0, &[0x44; 20], "ESTABLISHED"),
+        (true, SHUTDOWN, &[0, 0, 0, 9], "S-RECEIVED"),
+        (false, SHUTDOWN_ACK, &[], "S-ACK-SENT"),
+    ];
+    for (i, (from_client, chunk, body, want)) in steps.into_iter().enumerate() {
+        let (input, port, expected) = if from_client {
+            let i = sctp4(
+                (CLIENT_MAC, PORT0_MAC),
+                CLIENT,
+                vip,
+                64,
+                &sctp_packet(40000, 5000, 7, chunk, body),
+            );
+            let e = sctp4(
+                (PORT1_MAC, RS2_MAC),
+                CLIENT,
+                rs,
+                63,
+                &sctp_packet(40000, 5001, 7, chunk, body),
+            );
+            (i, 0, (Verdict::Forward { port: 1 }, e))
+        } else {
+            let i = sctp4(
+                (RS2_MAC, PORT1_MAC),
+                rs,
+                CLIENT,
+                64,
+                &sctp_packet(5001, 40000, 9, chunk, body),
+            );
+            let e = sctp4(
+                (PORT0_MAC, GW_MAC),
+                vip,
+                CLIENT,
+                63,
+                &sctp_packet(5000, 40000, 9, chunk, body),
+            );
+            (i, 1, (Verdict::Forward { port: 0 }, e))
+        };
+        assert_eq!(lab.run(port, &input), expected, "step {i}");
+        assert_eq!(state(&lab), want, "step {i}");
+        let active = if want == "ESTABLISHED" {
+            (1, 0)
+        } else {
+            (0, 1)
+        };
+        assert_eq!(load(&lab), active, "step {i}");
+    }
+    let complete = sctp4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        &sctp_packet(40000, 5000, 7, SHUTDOWN_COMPLETE, &[]),
+    );
+    assert_eq!(lab.run(0, &complete).0, Verdict::Forward { port: 1 });
+    assert_eq!(state(&lab), "CLOSED");
+    assert_eq!(lab.engine.counters().new_conns, 1);
+    // A new INIT on the closed association starts a new one.
+    let init = sctp4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        &sctp_packet(40000, 5000, 0, INIT, &[0x55; 16]),
+    );
+    assert_eq!(lab.run(0, &init).0, Verdict::Forward { port: 1 });
+    assert_eq!(state(&lab), "INIT1");
+    assert_eq!(lab.engine.counters().new_conns, 2);
+    assert_eq!(load(&lab), (0, 1));
+    // Anything but an INIT opens nothing: counted and dropped.
+    let data = sctp4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        &sctp_packet(40001, 5000, 7, 0, &[1; 8]),
+    );
+    assert_eq!(lab.run(0, &data).0, Verdict::Drop(DropReason::NoConnection));
+    // A header without chunks, and a truncated header: no association, no panic.
+    let bare = sctp4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        &sctp_packet(40002, 5000, 7, INIT, &[])[..12],
+    );
+    assert_eq!(lab.run(0, &bare).0, Verdict::Drop(DropReason::NoConnection));
+    let short = sctp4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        &[0x9c, 0x40, 0x13],
+    );
+    assert_eq!(lab.run(0, &short).0, Verdict::Drop(DropReason::Malformed));
+}
+
+/// SCTP by DR: the frame leaves unchanged but for its MACs (the CRC untouched), and the
+/// input-only table takes the client's COOKIE ECHO to ESTABLISHED.
+#[test]
+fn sctp_dr_forwards_unchanged_and_tracks_the_client_side() {
+    let vip = [192, 168, 1, 109];
+    let mut lab = Lab::new();
+    for (chunk, want) in [
+        (1u8, "INIT1"),
+        (10, "ESTABLISHED"),
+        (7, "S-RECEIVED"),
+        (14, "CLOSED"),
+    ] {
+        let l4 = sctp_packet(40000, 5000, 7, chunk, &[0x66; 12]);
+        let input = sctp4((CLIENT_MAC, PORT0_MAC), CLIENT, vip, 64, &l4);
+        let mut expected = input.clone();
+        expected[..6].copy_from_slice(&RS3_MAC);
+        expected[6..12].copy_from_slice(&PORT1_MAC);
+        assert_eq!(
+            lab.run(0, &input),
+            (Verdict::Forward { port: 1 }, expected),
+            "chunk {chunk}"
+        );
+        let c = lab
+            .engine
+            .table
+            .iter()
+            .map(|(_, c)| *c)
+            .find(|c| c.service == 13)
+            .unwrap();
+        assert_eq!(rvs_core::conn::state_name(c.proto, c.state), want);
+    }
+}

@@ -128,7 +128,7 @@ proptest! {
             now += dt;
             lab.engine.expire(now, 256, &lab.loads);
             let conns: Vec<_> = lab.engine.table.iter().filter(|(_, c)| !c.is_template() && c.dest == 0).map(|(_, c)| *c).collect();
-            let active = conns.iter().filter(|c| c.state.is_active()).count() as u32;
+            let active = conns.iter().filter(|c| rvs_core::conn::state_is_active(c.proto, c.state)).count() as u32;
             prop_assert_eq!(lab.loads[0].active(), active, "active");
             prop_assert_eq!(lab.loads[0].active() + lab.loads[0].inactive(), conns.len() as u32, "active + inactive");
         }

@@ -265,7 +265,7 @@ pub fn loads_match_table(lab: &Lab) -> Result<(), String> {
             .table
             .iter()
             .filter(|(_, c)| !c.is_template() && c.dest as usize == id)
-            .map(|(_, c)| c.state.is_active())
+            .map(|(_, c)| rvs_core::conn::state_is_active(c.proto, c.state))
             .collect();
         let active = conns.iter().filter(|a| **a).count() as u32;
         let inactive = conns.len() as u32 - active;

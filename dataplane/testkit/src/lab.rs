@@ -174,6 +174,27 @@ pub fn snapshot() -> Snapshot {
     );
     sip.pe_sip = true;
     services.push(sip);
+    // SCTP: NAT to another port (the CRC computed anew) and DR.
+    services.push(Service::new(
+        12,
+        132,
+        ip([192, 168, 1, 108]),
+        5000,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(16, [10, 0, 0, 2], 5001, ForwardMethod::Nat)],
+    ));
+    services.push(Service::new(
+        13,
+        132,
+        ip([192, 168, 1, 109]),
+        5000,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(17, [10, 0, 0, 3], 0, ForwardMethod::Dr)],
+    ));
     let ports = vec![
         PortInfo {
             mac: PORT0_MAC,
@@ -251,7 +272,7 @@ impl Lab {
         engine.adopt(&snap);
         Lab {
             snap,
-            loads: (0..16).map(|_| DestLoad::default()).collect(),
+            loads: (0..32).map(|_| DestLoad::default()).collect(),
             engine,
         }
     }

@@ -11,8 +11,8 @@ use crate::tcp::{TcpRepr, MIN_HEADER_LEN as TCP_LEN, SYN};
 use crate::udp::UdpRepr;
 use std::net::IpAddr;
 
-/// An Ethernet frame opening a connection: a TCP SYN, or (with `proto::UDP`) an empty UDP
-/// datagram, with valid checksums. `src` and `dst` must be of one family; None otherwise.
+/// An Ethernet frame opening a connection: a TCP SYN, an SCTP INIT (`proto::SCTP`), or
+/// (with `proto::UDP`) an empty UDP datagram, with valid checksums. `src` and `dst` must be of one family; None otherwise.
 pub fn opening_frame(
     macs: ([u8; 6], [u8; 6]),
     src: IpAddr,
@@ -20,10 +20,10 @@ pub fn opening_frame(
     l4_proto: u8,
     ports: (u16, u16),
 ) -> Option<Vec<u8>> {
-    let l4_len = if l4_proto == proto::TCP {
-        TCP_LEN
-    } else {
-        UdpRepr::LEN
+    let l4_len = match l4_proto {
+        proto::TCP => TCP_LEN,
+        proto::SCTP => crate::sctp::INIT_PACKET_LEN,
+        _ => UdpRepr::LEN,
     };
     let (ethertype, l3_len) = match (src, dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => (EtherType::IPV4, IPV4_LEN),
@@ -69,7 +69,9 @@ pub fn opening_frame(
         }
         _ => return None,
     };
-    let written = if l4_proto == proto::TCP {
+    let written = if l4_proto == proto::SCTP {
+        crate::sctp::emit_init(l4, ports, u32::from(ports.0) << 16 | u32::from(ports.1))
+    } else if l4_proto == proto::TCP {
         let syn = TcpRepr {
             src_port: ports.0,
             dst_port: ports.1,
@@ -120,5 +122,12 @@ mod tests {
         let udp = UdpPacket::new_checked(ip.payload()).unwrap();
         assert_eq!(udp.dst_port(), 53);
         assert!(opening_frame(macs, v6, [1, 2, 3, 4].into(), proto::TCP, (1, 2)).is_none());
+        let f = opening_frame(macs, v6, w6, proto::SCTP, (40000, 5000)).unwrap();
+        let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+        let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+        let sctp = crate::SctpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((sctp.src_port(), sctp.dst_port()), (40000, 5000));
+        assert_eq!(sctp.first_chunk(), Some(crate::sctp::chunk::INIT));
+        assert!(sctp.verify_checksum());
     }
 }

@@ -231,11 +231,12 @@ impl LbConfig {
             let proto = match m.protocol.get_ref().as_str() {
                 "tcp" => Protocol::Tcp,
                 "udp" => Protocol::Udp,
+                "sctp" => Protocol::Sctp,
                 p => {
                     return Err(source.error(
                         m.protocol.span(),
                         f("protocol"),
-                        format!("{p:?}: tcp or udp"),
+                        format!("{p:?}: tcp, udp or sctp"),
                     ))
                 }
             };
@@ -254,11 +255,12 @@ impl LbConfig {
             let proto = match s.protocol.get_ref().as_str() {
                 "tcp" => 6,
                 "udp" => 17,
+                "sctp" => 132,
                 p => {
                     return Err(source.error(
                         s.protocol.span(),
                         f("protocol"),
-                        format!("{p:?}: tcp or udp"),
+                        format!("{p:?}: tcp, udp or sctp"),
                     ))
                 }
             };
@@ -442,11 +444,7 @@ impl LbConfig {
         let mut marks = self.fwmarks.clone();
         let mut declared: Vec<ServiceKey> = Vec::new();
         for s in &self.services {
-            let proto = if s.proto == 17 {
-                Protocol::Udp
-            } else {
-                Protocol::Tcp
-            };
+            let proto = Protocol::from_number(s.proto).unwrap_or(Protocol::Tcp);
             let key = match s.group {
                 Some(mark) => {
                     marks.push(FwmarkRule {

@@ -71,7 +71,7 @@ fn kind_name(k: &CheckKind) -> &'static str {
 
 fn key_name(k: &ServiceKey) -> String {
     match k {
-        ServiceKey::Addr(p, a) => format!("{} {a}", crate::director::proto_name(*p)),
+        ServiceKey::Addr(p, a) => format!("{} {a}", p.name()),
         ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
     }
 }

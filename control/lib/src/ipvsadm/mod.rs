@@ -18,6 +18,51 @@ pub use usage::{usage, version};
 pub enum Protocol {
     Tcp,
     Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => rvs_wire::proto::TCP,
+            Protocol::Udp => rvs_wire::proto::UDP,
+            Protocol::Sctp => rvs_wire::proto::SCTP,
+        }
+    }
+
+    pub fn from_number(n: u8) -> Option<Protocol> {
+        [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+            .into_iter()
+            .find(|p| p.number() == n)
+    }
+
+    /// As ipvsadm's listing names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+
+    /// As /etc/services names it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+
+    /// The ipvsadm option that names a service of this protocol.
+    pub fn option(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+            Protocol::Sctp => "--sctp-service",
+        }
+    }
 }
 
 /// A virtual service: protocol + address + port (port 0 = all ports), or a firewall mark
@@ -31,8 +76,7 @@ pub enum ServiceKey {
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServiceKey::Addr(Protocol::Tcp, a) => write!(f, "-t {a}"),
-            ServiceKey::Addr(Protocol::Udp, a) => write!(f, "-u {a}"),
+            ServiceKey::Addr(p, a) => write!(f, "{} {a}", p.option()),
             ServiceKey::Fwmark { mark, ipv6 } => {
                 write!(f, "-f {mark}")?;
                 if *ipv6 {

@@ -263,7 +263,6 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
 
     // The service being built, as ipvsadm's ipvs_service_t: address family 0 until set.
     let mut proto = Protocol::Tcp;
-    let mut sctp = false;
     let mut svc_addr: Option<IpAddr> = None;
     let mut svc_port: u16 = 0;
     let mut fwmark: u32 = 0;
@@ -284,11 +283,6 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
     let mut tun_csum = rvs_core::TunnelCsum::NoCsum;
     let mut settings = crate::sync::DaemonSettings::new("", 0);
     let mut given: Vec<&'static str> = Vec::new();
-    let proto_word = |proto: Protocol, sctp: bool| match (sctp, proto) {
-        (true, _) => "sctp",
-        (_, Protocol::Tcp) => "tcp",
-        (_, Protocol::Udp) => "udp",
-    };
 
     for token in tokens {
         let (opt, word, value) = match token {
@@ -311,16 +305,14 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
         let v = value.unwrap_or_default();
         match opt {
             Opt::Tcp | Opt::Udp | Opt::Sctp => {
-                proto = if opt == Opt::Udp {
-                    Protocol::Udp
-                } else {
-                    Protocol::Tcp
+                proto = match opt {
+                    Opt::Udp => Protocol::Udp,
+                    Opt::Sctp => Protocol::Sctp,
+                    _ => Protocol::Tcp,
                 };
-                sctp = opt == Opt::Sctp;
-                let e =
-                    parse_endpoint_as_ipvsadm(&v, proto_word(proto, sctp)).ok_or_else(|| {
-                        Failure::fail("illegal virtual server address[:port] specified")
-                    })?;
+                let e = parse_endpoint_as_ipvsadm(&v, proto.word()).ok_or_else(|| {
+                    Failure::fail("illegal virtual server address[:port] specified")
+                })?;
                 svc_addr = Some(e.addr);
                 svc_port = e.port.unwrap_or(svc_port);
             }
@@ -355,7 +347,7 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
                 });
             }
             Opt::RealServer => {
-                let e = parse_endpoint_as_ipvsadm(&v, proto_word(proto, sctp))
+                let e = parse_endpoint_as_ipvsadm(&v, proto.word())
                     .ok_or_else(|| Failure::fail("illegal real server address[:port] specified"))?;
                 server = Some((e.addr, e.port.unwrap_or(svc_port)));
             }
@@ -590,9 +582,7 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
         return Err(Failure::fail("service address not specified"));
     };
     // What the kernel would refuse once it has found (or not found) the service.
-    let service_refusal = if sctp {
-        Some("SCTP services are not supported by rvs".to_string())
-    } else if pe.as_ref().is_some_and(|p| !p.is_empty() && p != "sip") {
+    let service_refusal = if pe.as_ref().is_some_and(|p| !p.is_empty() && p != "sip") {
         // The kernel's only persistence engine is sip.
         Some("Scheduler or persistence engine not found".to_string())
     } else {

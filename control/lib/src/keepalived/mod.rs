@@ -754,7 +754,6 @@ impl KeepalivedConf {
         let mut default_method = ForwardMethod::Nat;
         let mut default_weight = 1;
         let mut default_tunnel = rvs_core::Tunnel::default();
-        let mut sctp = false;
         let mut flag_words: Vec<String> = Vec::new();
         let mut family6: Option<bool> = None;
         let mut sorry_method: Option<ForwardMethod> = None;
@@ -799,10 +798,7 @@ impl KeepalivedConf {
                     proto = match c.arg(0)?.to_ascii_uppercase().as_str() {
                         "TCP" => Protocol::Tcp,
                         "UDP" => Protocol::Udp,
-                        "SCTP" => {
-                            sctp = true;
-                            Protocol::Tcp
-                        }
+                        "SCTP" => Protocol::Sctp,
                         p => {
                             return Err(format!("{}: protocol {p:?}: TCP, UDP or SCTP", c.at()))
                         }
@@ -996,15 +992,6 @@ impl KeepalivedConf {
             vs.real_servers.push(rs);
         }
         self.correct(s, &mut vs);
-        if sctp {
-            // keepalived runs it; rvs has no SCTP balancing: said aloud, nothing set up.
-            self.warnings.push(format!(
-                "{}: virtual_server {}: protocol SCTP is not supported by rvs - skipped",
-                s.at(),
-                s.args.join(" ")
-            ));
-            vs.keys.clear();
-        }
         Ok(vs)
     }
 
@@ -1781,11 +1768,13 @@ mod tests {
                 "-f 7 -6"
             ]
         );
-        assert!(k.virtual_servers[1].keys.is_empty());
-        assert!(k
-            .warnings
+        let sctp: Vec<String> = k.virtual_servers[1]
+            .keys
             .iter()
-            .any(|w| w.contains("g.conf:14: virtual_server 10.0.0.9 5000: protocol SCTP is not supported by rvs - skipped")));
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(sctp, ["--sctp-service 10.0.0.9:5000"]);
+        assert!(k.warnings.iter().all(|w| !w.contains("SCTP")));
         for bad in [
             "10.0.0.5-5",
             "10.0.0.1/24",

@@ -4,5 +4,8 @@ pub mod index;
 pub mod state;
 pub mod table;
 
-pub use state::{account_transition, transition, Direction, TcpEvent, TcpState, Timeouts};
+pub use state::{
+    account_active, account_transition, sctp_transition, state_is_active, state_name, transition,
+    Direction, SctpState, TcpEvent, TcpState, Timeouts,
+};
 pub use table::{addr16, ip_of, Addr16, Conn, ConnId, ConnTable, InKey, InsertError, OutKey};

@@ -1,5 +1,8 @@
-//! The IPVS TCP state machine: three transition tables (input, output, input-only), flag
-//! precedence RST > SYN > FIN > ACK, and the per-state timeouts.
+//! The IPVS state machines: TCP's three transition tables (input, output, input-only) with
+//! flag precedence RST > SYN > FIN > ACK, SCTP's (driven by the first chunk), and the
+//! per-state timeouts. A connection stores its state as a byte read by its protocol.
+
+use rvs_wire::proto;
 
 /// The longest timeout IPVS takes: 31 days.
 pub const MAX_TIMEOUT: u32 = 31 * 86_400;
@@ -151,11 +154,186 @@ pub fn transition(dir: Direction, state: TcpState, flags: u8) -> TcpState {
     table[row][state as usize]
 }
 
+/// SCTP association states as IPVS names them (as seen by the real server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SctpState {
+    None = 0,
+    Init1,
+    Init,
+    CookieSent,
+    CookieReplied,
+    CookieWait,
+    Cookie,
+    CookieEchoed,
+    Established,
+    ShutdownSent,
+    ShutdownReceived,
+    ShutdownAckSent,
+    Rejected,
+    Closed,
+}
+
+impl SctpState {
+    pub const ALL: [SctpState; 14] = [
+        SctpState::None,
+        SctpState::Init1,
+        SctpState::Init,
+        SctpState::CookieSent,
+        SctpState::CookieReplied,
+        SctpState::CookieWait,
+        SctpState::Cookie,
+        SctpState::CookieEchoed,
+        SctpState::Established,
+        SctpState::ShutdownSent,
+        SctpState::ShutdownReceived,
+        SctpState::ShutdownAckSent,
+        SctpState::Rejected,
+        SctpState::Closed,
+    ];
+
+    pub fn from_u8(v: u8) -> SctpState {
+        Self::ALL
+            .get(usize::from(v))
+            .copied()
+            .unwrap_or(SctpState::None)
+    }
+
+    /// The name `ipvsadm -L -c` prints (the kernel's).
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 14] = [
+            "NONE",
+            "INIT1",
+            "INIT",
+            "C-SENT",
+            "C-REPLIED",
+            "C-WAIT",
+            "COOKIE",
+            "C-ECHOED",
+            "ESTABLISHED",
+            "S-SENT",
+            "S-RECEIVED",
+            "S-ACK-SENT",
+            "REJECTED",
+            "CLOSED",
+        ];
+        NAMES[self as usize]
+    }
+
+    /// Only an established association counts active.
+    pub fn is_active(self) -> bool {
+        self == SctpState::Established
+    }
+}
+
+/// The event a chunk type is to the SCTP machine: DATA (also SACK, HEARTBEAT, ECN and any
+/// unknown type), INIT, INIT ACK, COOKIE ECHO, COOKIE ACK, SHUTDOWN, SHUTDOWN ACK,
+/// SHUTDOWN COMPLETE, ERROR, ABORT.
+fn sctp_event(chunk_type: u8) -> usize {
+    use rvs_wire::sctp::chunk;
+    match chunk_type {
+        chunk::INIT => 1,
+        chunk::INIT_ACK => 2,
+        chunk::COOKIE_ECHO => 3,
+        chunk::COOKIE_ACK => 4,
+        chunk::SHUTDOWN => 5,
+        chunk::SHUTDOWN_ACK => 6,
+        chunk::SHUTDOWN_COMPLETE => 7,
+        chunk::ERROR => 8,
+        chunk::ABORT => 9,
+        _ => 0,
+    }
+}
+
+mod sctp_tables {
+    use super::SctpState;
+    use SctpState::{
+        Closed as CL, Cookie as CO, CookieEchoed as CE, CookieReplied as CR, CookieSent as CS,
+        CookieWait as CW, Established as ES, Init as IN, Init1 as I1, Rejected as RJ,
+        ShutdownAckSent as SA, ShutdownReceived as SR, ShutdownSent as SS,
+    };
+
+    // Rows: data, init, init-ack, cookie-echo, cookie-ack, shutdown, shutdown-ack,
+    // shutdown-complete, error, abort. Columns by state NO I1 IN CS CR CW CO CE ES SS SR SA RJ CL.
+    pub(super) const INPUT: [[SctpState; 14]; 10] = [
+        [ES, I1, IN, CS, CR, CW, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [I1, IN, IN, CS, CR, CW, CO, CE, ES, SS, SR, SA, IN, IN],
+        [CW, CW, CW, CS, CR, CO, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [CR, IN, IN, CR, CR, CW, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [ES, I1, IN, CS, CR, CW, CO, ES, ES, SS, SR, SA, RJ, CL],
+        [SR, I1, IN, CS, CR, CW, CO, CE, SR, SS, SR, SA, RJ, CL],
+        [CL, IN, IN, CS, CR, CW, CO, CE, ES, CL, SR, CL, RJ, CL],
+        [CL, CL, CL, CS, CR, CW, CO, CE, ES, SS, SR, CL, RJ, CL],
+        [CL, I1, IN, CS, CR, CW, CO, CL, ES, SS, SR, SA, RJ, CL],
+        [CL, CL, CL, CL, CL, RJ, CL, CL, CL, CL, CL, CL, CL, CL],
+    ];
+    pub(super) const OUTPUT: [[SctpState; 14]; 10] = [
+        [ES, I1, IN, CS, CR, CW, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [CW, CW, CW, CW, CW, CW, CW, CW, ES, CW, CW, CW, CW, CW],
+        [CS, CS, CS, CS, CR, CW, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [CE, CE, CE, CE, CE, CE, CE, CE, ES, SS, SR, SA, RJ, CL],
+        [ES, ES, ES, ES, ES, ES, ES, ES, ES, SS, SR, SA, RJ, CL],
+        [SS, SS, SS, SS, SS, SS, SS, SS, SS, SS, SR, SA, RJ, CL],
+        [SA, SA, SA, SA, SA, CW, CO, CE, ES, SA, SA, SA, RJ, CL],
+        [CL, I1, IN, CS, CR, CW, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [CL, CL, CL, CL, CL, CW, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [CL, RJ, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL, CL],
+    ];
+    pub(super) const INPUT_ONLY: [[SctpState; 14]; 10] = [
+        [ES, I1, IN, CS, CR, ES, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [I1, IN, IN, IN, IN, IN, CO, CE, ES, SS, SR, SA, IN, IN],
+        [CE, CE, CE, CE, CE, CE, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [ES, ES, ES, ES, ES, ES, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [ES, I1, IN, ES, ES, CW, ES, ES, ES, SS, SR, SA, RJ, CL],
+        [SR, I1, IN, CS, CR, CW, CO, CE, SR, SS, SR, SA, RJ, CL],
+        [CL, IN, IN, CS, CR, CW, CO, CE, CL, CL, SR, CL, RJ, CL],
+        [CL, CL, CL, CL, CL, CW, CO, CE, ES, SS, CL, CL, RJ, CL],
+        [CL, I1, IN, CS, CR, CW, CO, CE, ES, SS, SR, SA, RJ, CL],
+        [CL, CL, CL, CL, CL, RJ, CL, CL, CL, CL, CL, CL, CL, CL],
+    ];
+}
+
+/// The SCTP state after a packet whose state chunk ([`rvs_wire::SctpPacket::state_chunk`])
+/// is `chunk_type`, seen in `dir`.
+pub fn sctp_transition(dir: Direction, state: SctpState, chunk_type: u8) -> SctpState {
+    let table = match dir {
+        Direction::Input => &sctp_tables::INPUT,
+        Direction::Output => &sctp_tables::OUTPUT,
+        Direction::InputOnly => &sctp_tables::INPUT_ONLY,
+    };
+    table[sctp_event(chunk_type)][state as usize]
+}
+
+/// Whether a stored state counts the connection active (TCP: ESTABLISHED, SYN_SENT,
+/// SYN_RECV, SYNACK; SCTP: ESTABLISHED; UDP never).
+pub fn state_is_active(proto_num: u8, state: u8) -> bool {
+    match proto_num {
+        proto::TCP => TcpState::from_u8(state).is_active(),
+        proto::SCTP => SctpState::from_u8(state).is_active(),
+        _ => false,
+    }
+}
+
+/// The state's name in `ipvsadm -L -c` (UDP's is "UDP").
+pub fn state_name(proto_num: u8, state: u8) -> &'static str {
+    match proto_num {
+        proto::TCP => TcpState::from_u8(state).name(),
+        proto::SCTP => SctpState::from_u8(state).name(),
+        proto::UDP => "UDP",
+        _ => "ERR!",
+    }
+}
+
 /// Applies a state change to the server's active/inactive counters: entering ESTABLISHED,
 /// SYN_SENT, SYN_RECV or SYNACK counts the connection active, leaving them inactive.
 pub fn account_transition(load: &crate::sched::DestLoad, from: TcpState, to: TcpState) {
-    if from.is_active() != to.is_active() {
-        load.set_active(to.is_active());
+    account_active(load, from.is_active(), to.is_active());
+}
+
+/// Moves a connection between the server's active and inactive counts when that changes.
+pub fn account_active(load: &crate::sched::DestLoad, was: bool, is: bool) {
+    if was != is {
+        load.set_active(is);
     }
 }
 
@@ -165,6 +343,8 @@ pub fn account_transition(load: &crate::sched::DestLoad, from: TcpState, to: Tcp
 pub struct Timeouts {
     pub tcp: [u32; 11],
     pub udp: u32,
+    /// Fixed at the kernel's defaults: ipvsadm has no option for them.
+    pub sctp: [u32; 14],
 }
 
 impl Default for Timeouts {
@@ -173,6 +353,8 @@ impl Default for Timeouts {
             //   NO  ES   SS   SR  FW   TW   CL  CW  LA  LI   SA
             tcp: [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120],
             udp: 300,
+            //    NO I1  IN  CS  CR  CW  CO  CE  ES   SS  SR  SA  RJ CL
+            sctp: [2, 4, 61, 61, 61, 61, 61, 61, 900, 61, 61, 61, 4, 61],
         }
     }
 }
@@ -180,6 +362,15 @@ impl Default for Timeouts {
 impl Timeouts {
     pub fn tcp_state(&self, s: TcpState) -> u32 {
         self.tcp[s as usize]
+    }
+
+    /// The timeout of a connection of `proto` in stored state `state`.
+    pub fn of(&self, proto_num: u8, state: u8) -> u32 {
+        match proto_num {
+            proto::TCP => self.tcp_state(TcpState::from_u8(state)),
+            proto::SCTP => self.sctp[SctpState::from_u8(state) as usize],
+            _ => self.udp,
+        }
     }
 
     /// `ipvsadm --set tcp tcpfin udp`; 0 leaves a value unchanged, as ipvsadm does.
@@ -206,6 +397,54 @@ impl Timeouts {
 mod tests {
     use super::*;
     use rvs_wire::tcp::{ACK, FIN, PSH, RST, SYN};
+
+    #[test]
+    fn sctp_states_as_ipvs_walks_them() {
+        use rvs_wire::sctp::chunk::*;
+        use SctpState as S;
+        // NAT: both directions seen, the server answering the client's INIT.
+        let mut s = S::None;
+        for (dir, c, want) in [
+            (Direction::Input, INIT, S::Init1),
+            (Direction::Input, INIT, S::Init),
+            (Direction::Output, INIT_ACK, S::CookieSent),
+            (Direction::Input, COOKIE_ECHO, S::CookieReplied),
+            (Direction::Output, COOKIE_ACK, S::Established),
+            (Direction::Input, HEARTBEAT, S::Established),
+            (Direction::Output, SHUTDOWN, S::ShutdownSent),
+            (Direction::Input, SHUTDOWN_ACK, S::Closed),
+        ] {
+            s = sctp_transition(dir, s, c);
+            assert_eq!(s, want, "{dir:?} {c}");
+        }
+        // An INIT answered by ABORT: REJECTED, with its short timer.
+        let s = sctp_transition(Direction::Input, S::None, INIT);
+        assert_eq!(sctp_transition(Direction::Output, s, ABORT), S::Rejected);
+        assert_eq!(Timeouts::default().of(proto::SCTP, S::Rejected as u8), 4);
+        assert_eq!(
+            Timeouts::default().of(proto::SCTP, S::Established as u8),
+            900
+        );
+        // Input only (DR/TUN): the COOKIE ECHO establishes.
+        let s = sctp_transition(Direction::InputOnly, S::Init1, COOKIE_ECHO);
+        assert_eq!(s, S::Established);
+        assert_eq!(
+            sctp_transition(Direction::InputOnly, s, SHUTDOWN_ACK),
+            S::Closed
+        );
+        // Unknown chunk types are DATA.
+        assert_eq!(
+            sctp_transition(Direction::Input, S::None, 0xc0),
+            S::Established
+        );
+        assert!(state_is_active(proto::SCTP, S::Established as u8));
+        assert!(!state_is_active(proto::SCTP, S::CookieEchoed as u8));
+        assert_eq!(
+            state_name(proto::SCTP, S::ShutdownAckSent as u8),
+            "S-ACK-SENT"
+        );
+        assert_eq!(state_name(proto::UDP, 0), "UDP");
+    }
 
     #[test]
     fn timeouts_are_bounded_as_the_kernel_bounds_them() {

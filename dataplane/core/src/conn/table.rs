@@ -8,7 +8,6 @@
 //! with a budget, so there is never a full-table scan.
 
 use super::index::FlowIndex;
-use super::state::TcpState;
 use crate::model::ForwardMethod;
 use hashbrown::DefaultHashBuilder;
 use std::hash::{BuildHasher, Hash};
@@ -107,7 +106,8 @@ pub struct Conn {
     pub vport: u16,
     pub dport: u16,
     pub proto: u8,
-    pub state: TcpState,
+    /// The protocol's state ([`super::TcpState`], [`super::SctpState`]) as a byte.
+    pub state: u8,
     /// [`flags`] bits.
     pub flags: u8,
     pub method: ForwardMethod,
@@ -154,7 +154,7 @@ impl Conn {
             vport: key.vport,
             dport,
             proto: key.proto,
-            state: TcpState::None,
+            state: 0,
             flags,
             method,
             tunnel: crate::model::Tunnel::default(),

@@ -17,6 +17,8 @@ pub(super) struct Flow {
     pub(super) sport: u16,
     pub(super) dport: u16,
     pub(super) tcp_flags: u8,
+    /// SCTP: the chunk that drives the state machine (None: a packet without chunks).
+    pub(super) sctp_chunk: Option<u8>,
     pub(super) ttl: u8,
     pub(super) df: bool,
 }
@@ -73,6 +75,7 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
         )
     };
     let l4b = b.get(l4..end).ok_or(DropReason::Malformed)?;
+    let mut sctp_chunk = None;
     let (sport, dport, tcp_flags) = match proto_num {
         proto::TCP => {
             let t = TcpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
@@ -81,6 +84,11 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
         proto::UDP => {
             let u = UdpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
             (u.src_port(), u.dst_port(), 0)
+        }
+        proto::SCTP => {
+            let s = SctpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            sctp_chunk = s.state_chunk();
+            (s.src_port(), s.dst_port(), 0)
         }
         _ => (0, 0, 0),
     };
@@ -95,9 +103,16 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
         sport,
         dport,
         tcp_flags,
+        sctp_chunk,
         ttl,
         df,
     })
+}
+
+/// Protocols balanced by port: TCP, UDP, SCTP.
+#[inline]
+pub(super) fn has_ports(proto_num: u8) -> bool {
+    matches!(proto_num, proto::TCP | proto::UDP | proto::SCTP)
 }
 
 /// A packet's client-side key (client -> VIP).
@@ -162,7 +177,7 @@ pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize
         EtherType::IPV6 => parse_flow(frame, l3, true).ok()?,
         _ => return None,
     };
-    let (client, port) = if flow.proto == proto::TCP || flow.proto == proto::UDP {
+    let (client, port) = if has_ports(flow.proto) {
         if snap.is_vip(flow.dst) {
             (flow.src, flow.sport)
         } else {
@@ -208,7 +223,7 @@ impl Engine {
         let Ok(flow) = parse_flow(frame, eth.header_len(), v6) else {
             return;
         };
-        if flow.proto != proto::TCP && flow.proto != proto::UDP {
+        if !has_ports(flow.proto) {
             return;
         }
         if snap.is_vip(flow.dst) {

@@ -52,7 +52,7 @@ pub(super) fn embedded(b: &[u8], flow: &Flow) -> Option<Embedded> {
         let dst: [u8; 4] = q[16..20].try_into().ok()?;
         (ihl, q[9], IpAddr::from(src), IpAddr::from(dst))
     };
-    if proto_num != proto::TCP && proto_num != proto::UDP {
+    if !matches!(proto_num, proto::TCP | proto::UDP | proto::SCTP) {
         return None;
     }
     let ports = q.get(ihl..ihl + 4)?;

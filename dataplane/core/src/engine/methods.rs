@@ -49,6 +49,22 @@ pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port:
                 }
             }
         }
+        // No pseudo-header: only a port change needs the CRC computed anew (as IPVS).
+        proto::SCTP => {
+            if let Ok(mut s) = SctpPacket::new_checked(l4b) {
+                let old_port = match side {
+                    Side::Dst => s.dst_port(),
+                    Side::Src => s.src_port(),
+                };
+                if old_port != port {
+                    match side {
+                        Side::Dst => s.set_dst_port(port),
+                        Side::Src => s.set_src_port(port),
+                    }
+                    s.fill_checksum();
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -289,13 +305,22 @@ impl Engine {
     ) -> Verdict {
         let key = in_key(&flow);
         let mut found = self.table.lookup_in(&key);
-        // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection starts a new one.
-        if let (Some(id), true) = (
-            found,
-            flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN,
-        ) {
-            let st = self.table.get(id).map(|c| c.state);
-            if matches!(st, Some(TcpState::TimeWait | TcpState::Close)) {
+        // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection, an INIT on a CLOSED
+        // association, starts a new one.
+        let opening = match flow.proto {
+            proto::TCP => flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN,
+            proto::SCTP => flow.sctp_chunk == Some(rvs_wire::sctp::chunk::INIT),
+            _ => false,
+        };
+        if let (Some(id), true) = (found, opening) {
+            let ended = self.table.get(id).is_some_and(|c| match c.proto {
+                proto::TCP => matches!(
+                    TcpState::from_u8(c.state),
+                    TcpState::TimeWait | TcpState::Close
+                ),
+                _ => SctpState::from_u8(c.state) == SctpState::Closed,
+            });
+            if ended {
                 self.release(id, loads);
                 found = None;
             }

@@ -32,15 +32,15 @@ pub use snapshot::{PortInfo, Route, Service, Snapshot};
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
-    account_transition, addr16, ip_of, transition, Conn, ConnTable, Direction, InKey, OutKey,
-    TcpState, Timeouts,
+    account_active, addr16, ip_of, sctp_transition, state_is_active, transition, Conn, ConnTable,
+    Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
 };
 use crate::sched::{self, DestLoad, Request, SchedState};
 use hashbrown::HashMap;
 use rvs_wire::{arp, checksum, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rvs_wire::{
     ArpPacket, ArpRepr, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
-    TcpPacket, UdpPacket,
+    SctpPacket, TcpPacket, UdpPacket,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -237,7 +237,7 @@ impl Engine {
         flow: Flow,
         frame: &mut F,
     ) -> Verdict {
-        let tcp_or_udp = flow.proto == proto::TCP || flow.proto == proto::UDP;
+        let tcp_or_udp = has_ports(flow.proto);
         if flow.v6 && flow.proto == proto::ICMPV6 {
             if let Some(v) = self.neighbour_discovery(snap, now, port, &flow, frame) {
                 return v;

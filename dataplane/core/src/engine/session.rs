@@ -10,7 +10,7 @@ pub(super) struct Binding {
     pub(super) method: ForwardMethod,
     pub(super) tunnel: crate::model::Tunnel,
     pub(super) flags: u8,
-    pub(super) state: TcpState,
+    pub(super) state: u8,
     pub(super) service: u16,
     pub(super) dest: u32,
     pub(super) addr: crate::conn::Addr16,
@@ -153,27 +153,32 @@ impl Engine {
         now: u32,
         loads: &[DestLoad],
     ) {
-        let timeout = if flow.proto == proto::TCP {
-            let from = conn.state;
-            let to = transition(dir, from, flow.tcp_flags);
-            if to != from {
-                if let Some(l) = loads.get(conn.dest as usize) {
-                    account_transition(l, from, to);
-                }
-                if let Some(c) = self.table.get_mut(id) {
-                    c.state = to;
-                    c.flags = if to.is_active() {
-                        c.flags | flags::ACTIVE
-                    } else {
-                        c.flags & !flags::ACTIVE
-                    };
-                }
-                self.sync_note(id, now);
-            }
-            self.timeouts.tcp_state(to)
-        } else {
-            self.timeouts.udp
+        let from = conn.state;
+        let to = match flow.proto {
+            proto::TCP => transition(dir, TcpState::from_u8(from), flow.tcp_flags) as u8,
+            proto::SCTP => match flow.sctp_chunk {
+                Some(chunk) => sctp_transition(dir, SctpState::from_u8(from), chunk) as u8,
+                // A packet without chunks changes neither state nor timer (as IPVS).
+                None => return,
+            },
+            _ => from,
         };
+        if to != from {
+            let active = state_is_active(flow.proto, to);
+            if let Some(l) = loads.get(conn.dest as usize) {
+                account_active(l, state_is_active(flow.proto, from), active);
+            }
+            if let Some(c) = self.table.get_mut(id) {
+                c.state = to;
+                c.flags = if active {
+                    c.flags | flags::ACTIVE
+                } else {
+                    c.flags & !flags::ACTIVE
+                };
+            }
+            self.sync_note(id, now);
+        }
+        let timeout = self.timeouts.of(flow.proto, to);
         self.table.set_expires(id, now.saturating_add(timeout));
         self.sync_refresh(id, now, timeout);
     }
@@ -204,7 +209,11 @@ impl Engine {
         };
         let entry_id = entry.id;
         let svc = snap.scheduling_service(entry);
+        // Only an opening packet schedules: a TCP SYN, an SCTP INIT.
         if flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) != tcp::SYN {
+            return Err(DropReason::NoConnection);
+        }
+        if flow.proto == proto::SCTP && flow.sctp_chunk != Some(rvs_wire::sctp::chunk::INIT) {
             return Err(DropReason::NoConnection);
         }
         // Persistence: a template per (masked client, service or group).
@@ -328,10 +337,7 @@ impl Engine {
         }
         let id = self
             .table
-            .insert(
-                c,
-                now.saturating_add(self.timeouts.tcp_state(TcpState::None)),
-            )
+            .insert(c, now.saturating_add(self.timeouts.of(flow.proto, 0)))
             .map_err(drop_reason)?;
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
@@ -340,8 +346,8 @@ impl Engine {
             l.bind();
         }
         self.counters.connection(usize::from(entry_id), s.id);
-        // TCP is noted at its first state change, which follows at once.
-        if flow.proto != proto::TCP {
+        // TCP and SCTP are noted at their first state change, which follows at once.
+        if flow.proto != proto::TCP && flow.proto != proto::SCTP {
             self.sync_note(id, now);
         }
         Ok(id)

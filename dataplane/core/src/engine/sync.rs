@@ -57,7 +57,7 @@ impl Engine {
         if c.flags & flags::ONE_PACKET != 0 {
             f |= ipvs_flags::ONE_PACKET;
         }
-        if !template && !c.state.is_active() {
+        if !template && !state_is_active(c.proto, c.state) {
             f |= ipvs_flags::INACTIVE;
         }
         // A group's (firewall mark's) template: IPVS sends the mark as the address.
@@ -70,16 +70,14 @@ impl Engine {
                 .get(usize::from(c.service))
                 .copied()
                 .unwrap_or(TEMPLATE_REARM)
-        } else if c.proto == proto::TCP {
-            self.timeouts.tcp_state(c.state)
         } else {
-            self.timeouts.udp
+            self.timeouts.of(c.proto, c.state)
         };
         SyncConn {
             proto: c.proto,
             v6: !is_mapped_v4(&c.caddr),
             flags: f,
-            state: c.state as u16,
+            state: u16::from(c.state),
             cport: c.cport,
             vport: c.vport,
             dport: c.dport,
@@ -122,10 +120,14 @@ impl Engine {
             vaddr: group.map_or(s.vaddr, group_addr),
             vport: if group.is_some() { 0 } else { s.vport },
         };
-        let state = TcpState::ALL
-            .get(usize::from(s.state))
-            .copied()
-            .unwrap_or(TcpState::None);
+        // A state the protocol does not have reads as NONE.
+        let state = match s.proto {
+            proto::TCP => TcpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
+            proto::SCTP => SctpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
+            _ => None,
+        }
+        .unwrap_or(0);
+        let active = state_is_active(s.proto, state);
         let expires = now.saturating_add(s.timeout.clamp(1, 31 * 24 * 3600));
         let load = loads.get(server.id);
         if let Some(id) = self.table.lookup_in(&key) {
@@ -140,10 +142,10 @@ impl Engine {
                 if let Some(c) = self.table.get_mut(id) {
                     if !template && c.state != state {
                         if let Some(l) = load {
-                            account_transition(l, c.state, state);
+                            account_active(l, state_is_active(c.proto, c.state), active);
                         }
                         c.state = state;
-                        c.flags = if state.is_active() {
+                        c.flags = if active {
                             c.flags | flags::ACTIVE
                         } else {
                             c.flags & !flags::ACTIVE
@@ -166,7 +168,7 @@ impl Engine {
         if !template && (snap.is_local(server.addr) || server.addr.is_loopback()) {
             f |= flags::LOCAL;
         }
-        if !template && state.is_active() {
+        if !template && active {
             f |= flags::ACTIVE;
         }
         let mut c = Conn::new(
@@ -190,7 +192,7 @@ impl Engine {
                 l.add_persistent();
             } else {
                 l.bind();
-                account_transition(l, TcpState::None, state);
+                account_active(l, false, active);
             }
         }
         true
