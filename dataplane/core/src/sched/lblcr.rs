@@ -3,7 +3,10 @@
 //! usable, add wlc's choice over the whole service to the set and use it. A set unchanged
 //! for 24 h sheds its most loaded member.
 //!
-//! Sets hold up to 16 servers here (IPVS: unbounded); the cache is per worker, as lblc's.
+//! Sets are unbounded, as IPVS's (a set never holds a server twice, so it is bounded by
+//! the service's servers): up to 16 members live inline; a set that grows past that moves
+//! to the heap once, the one allocation of a worker, on lblcr's new-connection path with
+//! more than 16 servers. The cache is per worker, as lblc's.
 
 use super::lblc::{index_of, lb_overloaded};
 use super::{wlc, View};
@@ -12,49 +15,73 @@ use std::net::IpAddr;
 
 pub const MAX_ENTRIES: usize = 16384;
 pub const SET_EXPIRATION_S: u64 = 24 * 3600;
-const MAX_SET: usize = 16;
+const INLINE: usize = 16;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct DestSet {
-    /// Stable server ids, newest first.
-    ids: [usize; MAX_SET],
+    /// Stable server ids, newest first, while the set fits.
+    inline: [usize; INLINE],
     len: usize,
+    /// All members, newest first, once the set has outgrown `inline`.
+    spilled: Vec<usize>,
     last_mod: u64,
     last_use: u64,
 }
 
 impl DestSet {
     fn new(id: usize, now: u64) -> DestSet {
-        let mut ids = [0; MAX_SET];
-        ids[0] = id;
+        let mut inline = [0; INLINE];
+        inline[0] = id;
         DestSet {
-            ids,
+            inline,
             len: 1,
+            spilled: Vec::new(),
             last_mod: now,
             last_use: now,
         }
     }
 
     fn members(&self) -> &[usize] {
-        &self.ids[..self.len]
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.members().len()
     }
 
     fn insert(&mut self, id: usize, now: u64) {
-        if self.members().contains(&id) || self.len == MAX_SET {
+        if self.members().contains(&id) {
             return;
         }
-        self.ids.copy_within(0..self.len, 1);
-        self.ids[0] = id;
-        self.len += 1;
+        if self.spilled.is_empty() && self.len < INLINE {
+            self.inline.copy_within(0..self.len, 1);
+            self.inline[0] = id;
+            self.len += 1;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.reserve(2 * INLINE);
+                self.spilled.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.spilled.insert(0, id);
+        }
         self.last_mod = now;
     }
 
     fn erase(&mut self, id: usize, now: u64) {
-        if let Some(p) = self.members().iter().position(|&m| m == id) {
-            self.ids.copy_within(p + 1..self.len, p);
+        let Some(p) = self.members().iter().position(|&m| m == id) else {
+            return;
+        };
+        if self.spilled.is_empty() {
+            self.inline.copy_within(p + 1..self.len, p);
             self.len -= 1;
-            self.last_mod = now;
+        } else {
+            self.spilled.remove(p);
         }
+        self.last_mod = now;
     }
 }
 
@@ -162,7 +189,7 @@ pub(crate) fn pick(v: &View, cache: &mut LblcrCache, dst: IpAddr, now: u64) -> O
     if let Some(set) = cache.map.get_mut(&dst) {
         set.last_use = now;
         let chosen = set_min(v, set);
-        if set.len > 1 && now.saturating_sub(set.last_mod) > SET_EXPIRATION_S {
+        if set.len() > 1 && now.saturating_sub(set.last_mod) > SET_EXPIRATION_S {
             if let Some(m) = set_max(v, set) {
                 set.erase(v.dests[m].id, now);
             }
@@ -226,5 +253,37 @@ mod tests {
         );
         assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(later)), Some(1));
         assert_eq!(s.lblcr.as_ref().unwrap().members(dst), vec![1]);
+    }
+
+    /// As in IPVS a set has no size limit: with 20 servers, each overloaded in turn, the
+    /// set grows to all 20 (past the 16 held inline), newest first, and sheds one again.
+    #[test]
+    fn a_set_grows_past_sixteen_members() {
+        let kind = SchedKind::Lblcr;
+        let d = dests(&[2; 20]);
+        let l = loads(20);
+        let t = build_table(&kind, &d);
+        let mut s = SchedState::new(&kind, &t);
+        let mut chosen = Vec::new();
+        for now in 0..20 {
+            let i = pick(&kind, &t, &mut s, &d, &l, &r(now)).unwrap();
+            assert!(!chosen.contains(&i), "{i} chosen twice");
+            chosen.push(i);
+            l[i].set_counts(3, 0);
+        }
+        let dst = IpAddr::from([8, 8, 8, 8]);
+        let members = s.lblcr.as_ref().unwrap().members(dst);
+        let newest_first: Vec<usize> = chosen.iter().rev().map(|&i| d[i].id).collect();
+        assert_eq!(members, newest_first);
+        // Everyone overloaded and nobody idle: the set's least loaded member serves.
+        assert!(pick(&kind, &t, &mut s, &d, &l, &r(21)).is_some());
+        assert_eq!(s.lblcr.as_ref().unwrap().members(dst).len(), 20);
+        // A day unchanged: the most loaded member leaves the spilled set.
+        l[chosen[5]].set_counts(9, 0);
+        let later = 19 + super::SET_EXPIRATION_S + 1;
+        pick(&kind, &t, &mut s, &d, &l, &r(later));
+        let after = s.lblcr.as_ref().unwrap().members(dst);
+        assert_eq!(after.len(), 19);
+        assert!(!after.contains(&d[chosen[5]].id));
     }
 }
