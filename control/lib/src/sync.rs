@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use rvs_core::conn::ip_of;
 use rvs_core::sync::{self, SyncChannel, SyncConn};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -41,15 +41,18 @@ impl Role {
 
 /// The largest message: an Ethernet MTU less the IPv4 and UDP headers (IPVS's default).
 const MAX_MESSAGE: usize = 1500 - 20 - 8;
+/// The same over IPv6 (a group of that family).
+const MAX_MESSAGE_V6: usize = 1500 - 40 - 8;
 
 /// A daemon's settings (`--mcast-interface`, `--syncid`, `--mcast-group`, `--mcast-port`,
 /// `--mcast-ttl`, `--sync-maxlen`). A unicast group sends to that one address, where the
-/// backup listens on its own address.
+/// backup listens on its own address. An IPv6 group (link-scope or wider) is sent to and
+/// joined on the twin's interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonSettings {
     pub interface: String,
     pub syncid: u8,
-    pub group: Option<Ipv4Addr>,
+    pub group: Option<IpAddr>,
     pub port: Option<u16>,
     pub ttl: Option<u8>,
     pub maxlen: Option<u16>,
@@ -67,8 +70,18 @@ impl DaemonSettings {
         }
     }
 
-    fn group(&self) -> Ipv4Addr {
-        self.group.unwrap_or(Ipv4Addr::from(sync::GROUP_V4))
+    fn group(&self) -> IpAddr {
+        self.group
+            .unwrap_or(IpAddr::V4(Ipv4Addr::from(sync::GROUP_V4)))
+    }
+
+    /// The largest message the group's family allows on a 1500-byte MTU.
+    fn family_max(&self) -> usize {
+        if self.group().is_ipv6() {
+            MAX_MESSAGE_V6
+        } else {
+            MAX_MESSAGE
+        }
     }
 
     fn port(&self) -> u16 {
@@ -77,8 +90,8 @@ impl DaemonSettings {
 
     fn max_message(&self) -> usize {
         self.maxlen
-            .map_or(MAX_MESSAGE, usize::from)
-            .clamp(sync::HEADER_LEN + sync::CONN_V6_LEN, MAX_MESSAGE)
+            .map_or(self.family_max(), usize::from)
+            .clamp(sync::HEADER_LEN + sync::CONN_V6_LEN, self.family_max())
     }
 }
 /// How often a master sends what its workers noted.
@@ -150,25 +163,44 @@ impl SyncDaemons {
             .iter()
             .find(|l| l.is_named(ifname))
             .ok_or_else(|| format!("{ifname}: no data port with a host twin of that name"))?;
-        let addr = link
-            .addr
-            .ok_or_else(|| format!("{ifname}: the port has no IPv4 address"))?;
+        let ttl = settings.ttl.unwrap_or(1);
+        let (to, sock) = match settings.group() {
+            IpAddr::V4(group) => {
+                let addr = link
+                    .addr
+                    .ok_or_else(|| format!("{ifname}: the port has no IPv4 address"))?;
+                let sock = match role {
+                    Role::Master => master_socket(&link.twin, addr, ttl),
+                    Role::Backup => backup_socket(&link.twin, addr, group, settings.port()),
+                };
+                (
+                    SocketAddr::V4(SocketAddrV4::new(group, settings.port())),
+                    sock,
+                )
+            }
+            IpAddr::V6(group) => {
+                let index = interface_index(&link.twin)
+                    .ok_or_else(|| format!("{}: no such interface", link.twin))?;
+                let sock = match role {
+                    Role::Master => master_socket_v6(&link.twin, index, ttl),
+                    Role::Backup => backup_socket_v6(&link.twin, index, group, settings.port()),
+                };
+                let to = SocketAddrV6::new(group, settings.port(), 0, index);
+                (SocketAddr::V6(to), sock)
+            }
+        };
+        let sock = sock.map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
         let (channels, counters, s) = (self.channels.clone(), self.counters.clone(), stop.clone());
         let thread = match role {
             Role::Master => {
-                let sock = master_socket(&link.twin, addr, settings.ttl.unwrap_or(1))
-                    .map_err(|e| e.to_string())?;
                 channels.iter().for_each(|c| c.sending.store(true, Relaxed));
-                let to = SocketAddrV4::new(settings.group(), settings.port());
                 let (syncid, max) = (settings.syncid, settings.max_message());
                 std::thread::Builder::new()
                     .name("rvs-syncd-master".into())
                     .spawn(move || send_loop(sock, to, syncid, max, channels, counters, s))
             }
             Role::Backup => {
-                let sock = backup_socket(&link.twin, addr, settings.group(), settings.port())
-                    .map_err(|e| e.to_string())?;
                 let syncid = settings.syncid;
                 std::thread::Builder::new()
                     .name("rvs-syncd-backup".into())
@@ -220,7 +252,7 @@ impl SyncDaemons {
                     c.interface,
                     c.syncid,
                     c.maxlen
-                        .map_or(MAX_MESSAGE, |m| usize::from(m).min(MAX_MESSAGE)),
+                        .map_or(c.family_max(), |m| usize::from(m).min(c.family_max())),
                     c.group(),
                     c.port(),
                     c.ttl.unwrap_or(1)
@@ -292,16 +324,50 @@ fn backup_socket(
     Ok(s)
 }
 
+/// A kernel interface's index (sysfs), for IPv6 multicast.
+fn interface_index(name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn master_socket_v6(twin: &str, index: u32, hops: u8) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_only_v6(true)?;
+    s.bind_device(Some(twin.as_bytes()))?;
+    s.set_multicast_if_v6(index)?;
+    s.set_multicast_hops_v6(u32::from(hops))?;
+    s.set_unicast_hops_v6(u32::from(hops))?;
+    s.set_multicast_loop_v6(false)?;
+    s.bind(&SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).into())?;
+    Ok(s)
+}
+
+fn backup_socket_v6(twin: &str, index: u32, group: Ipv6Addr, port: u16) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_only_v6(true)?;
+    s.set_reuse_address(true)?;
+    s.bind_device(Some(twin.as_bytes()))?;
+    s.bind(&SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0)).into())?;
+    if group.is_multicast() {
+        s.join_multicast_v6(&group, index)?;
+    }
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s)
+}
+
 fn send_loop(
     sock: Socket,
-    to: SocketAddrV4,
+    to: SocketAddr,
     syncid: u8,
     max_message: usize,
     channels: Vec<Arc<SyncChannel>>,
     counters: Arc<SyncCounters>,
     stop: Arc<AtomicBool>,
 ) {
-    let to: socket2::SockAddr = SocketAddr::V4(to).into();
+    let to: socket2::SockAddr = to.into();
     let mut batch: Vec<SyncConn> = Vec::with_capacity(sync::QUEUE_LEN);
     loop {
         let stopping = stop.load(Relaxed);

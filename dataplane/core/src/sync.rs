@@ -39,7 +39,8 @@ pub struct SyncConn {
     pub proto: u8,
     pub v6: bool,
     pub flags: u32,
-    /// IPVS's TCP state number (the same as [`crate::conn::TcpState`]'s).
+    /// IPVS's state number for the protocol (TCP's as [`crate::conn::TcpState`], SCTP's as
+    /// [`crate::conn::SctpState`]).
     pub state: u16,
     pub cport: u16,
     pub vport: u16,

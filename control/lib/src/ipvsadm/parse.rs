@@ -396,19 +396,19 @@ pub fn parse_command<S: AsRef<str>>(args: &[S], program: &str) -> Result<Command
             Opt::Pe => pe = Some(v.chars().take(32).collect()),
             Opt::SchedFlags => flags_arg = Some(v),
             Opt::McastGroup => {
-                if v.contains(':') {
-                    return Err(Failure::fail(match v.parse::<Ipv6Addr>() {
-                        Ok(a) if a.is_multicast() => {
-                            "IPv6 sync groups are not supported by rvs".to_string()
-                        }
-                        _ => format!("invalid IPv6 mcast-group `{v}'"),
-                    }));
-                }
-                let g = v
-                    .parse::<Ipv4Addr>()
-                    .ok()
-                    .filter(|g| g.is_multicast())
-                    .ok_or_else(|| Failure::fail(format!("invalid IPv4 mcast-group `{v}'")))?;
+                let g: IpAddr = if v.contains(':') {
+                    v.parse::<Ipv6Addr>()
+                        .ok()
+                        .filter(|g| g.is_multicast())
+                        .ok_or_else(|| Failure::fail(format!("invalid IPv6 mcast-group `{v}'")))?
+                        .into()
+                } else {
+                    v.parse::<Ipv4Addr>()
+                        .ok()
+                        .filter(|g| g.is_multicast())
+                        .ok_or_else(|| Failure::fail(format!("invalid IPv4 mcast-group `{v}'")))?
+                        .into()
+                };
                 settings.group = Some(g);
             }
             Opt::McastPort => {

@@ -256,7 +256,7 @@ impl VrrpConf {
                             "maxlen" => settings.maxlen = Some(num(s, i + 1, "a length")?),
                             "port" => settings.port = Some(num(s, i + 1, "a port")?),
                             "ttl" => settings.ttl = Some(num(s, i + 1, "a TTL (1-255)")?),
-                            "group" => settings.group = Some(num(s, i + 1, "an IPv4 address")?),
+                            "group" => settings.group = Some(num(s, i + 1, "an IP address")?),
                             other => {
                                 return Err(format!(
                                     "{}: lvs_sync_daemon: unknown option {other:?}",
