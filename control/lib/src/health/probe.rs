@@ -452,7 +452,7 @@ async fn misc(path: &str, dynamic: bool, (uid, gid): (u32, u32)) -> io::Result<O
 
 /// A track file's number as keepalived reads it (strtol base 0 over the first 127 bytes; a
 /// missing or empty file is 0), after writing `init` when it asks.
-fn read_track_file(path: &str, init: Option<(i64, bool)>) -> Option<i64> {
+pub(crate) fn read_track_file(path: &str, init: Option<(i64, bool)>) -> Option<i64> {
     if let Some((value, overwrite)) = init {
         if overwrite || !std::path::Path::new(path).exists() {
             let _ = std::fs::write(path, format!("{value}\n"));

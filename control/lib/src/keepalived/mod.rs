@@ -599,7 +599,11 @@ impl KeepalivedConf {
                 conf.lvs_timeouts(&g);
             }
         }
-        conf.vrrp_conf = crate::vrrp::VrrpConf::from_statements(&conf.vrrp, &conf.global_defs)?;
+        conf.vrrp_conf = crate::vrrp::VrrpConf::from_statements(
+            &conf.vrrp,
+            &conf.global_defs,
+            &conf.track_files,
+        )?;
         conf.warnings.append(&mut conf.vrrp_conf.warnings);
         Ok(conf)
     }

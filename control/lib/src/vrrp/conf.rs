@@ -55,8 +55,11 @@ pub struct VirtualAddress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracked {
     pub name: String,
-    /// Overrides the script's weight (track_script) or the interface's 0 (track_interface).
+    /// Overrides the script's or file's weight (track_script, track_file) or the
+    /// interface's 0 (track_interface).
     pub weight: Option<i32>,
+    /// `weight W reverse`: the weight's sign swapped.
+    pub reverse: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +84,8 @@ pub struct Instance {
     pub unicast_peers: Vec<IpAddr>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
+    /// `track_file { NAME [weight W [reverse]] }`.
+    pub track_files: Vec<Tracked>,
     pub notify: Notify,
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
@@ -130,6 +135,8 @@ pub struct SyncDaemonConf {
 pub struct VrrpConf {
     pub instances: Vec<Instance>,
     pub scripts: Vec<TrackScript>,
+    /// keepalived's top-level `track_file` / `vrrp_track_file` definitions.
+    pub track_files: Vec<crate::keepalived::TrackFile>,
     pub groups: Vec<SyncGroup>,
     pub sync_daemon: Option<SyncDaemonConf>,
     pub warnings: Vec<String>,
@@ -226,13 +233,21 @@ fn tracked(s: &Statement) -> Result<Tracked, String> {
     Ok(Tracked {
         name: s.keyword.clone(),
         weight,
+        reverse: weight.is_some() && s.args.get(2).is_some_and(|a| a == "reverse"),
     })
 }
 
 impl VrrpConf {
     /// Reads the VRRP statements of a keepalived.conf (top level) and its `global_defs`.
-    pub fn from_statements(top: &[Statement], global_defs: &[Statement]) -> Result<Self, String> {
-        let mut conf = VrrpConf::default();
+    pub fn from_statements(
+        top: &[Statement],
+        global_defs: &[Statement],
+        track_files: &[crate::keepalived::TrackFile],
+    ) -> Result<Self, String> {
+        let mut conf = VrrpConf {
+            track_files: track_files.to_vec(),
+            ..VrrpConf::default()
+        };
         let mut version = 2u8;
         let mut garp_delay = Duration::from_secs(5);
         let mut garp_repeat = 5u32;
@@ -344,10 +359,21 @@ impl VrrpConf {
     /// such name (dropped here, with a warning).
     fn drop_dangling(&mut self) {
         let scripts: Vec<String> = self.scripts.iter().map(|s| s.name.clone()).collect();
+        let files: Vec<String> = self.track_files.iter().map(|f| f.name.clone()).collect();
         let names: Vec<String> = self.instances.iter().map(|i| i.name.clone()).collect();
         for i in &mut self.instances {
             let (at, name) = (i.at.clone(), i.name.clone());
             let warnings = &mut self.warnings;
+            i.track_files.retain(|t| {
+                let known = files.contains(&t.name);
+                if !known {
+                    warnings.push(format!(
+                        "{at}: vrrp_instance {name}: track_file {:?}: no track_file of that name, ignored",
+                        t.name
+                    ));
+                }
+                known
+            });
             i.track_scripts.retain(|t| {
                 let known = scripts.contains(&t.name);
                 if !known {
@@ -422,6 +448,7 @@ impl VrrpConf {
     pub fn merge(&mut self, other: VrrpConf) -> Result<(), String> {
         self.instances.extend(other.instances);
         self.scripts.extend(other.scripts);
+        self.track_files.extend(other.track_files);
         self.groups.extend(other.groups);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {
@@ -469,6 +496,7 @@ fn instance(
         unicast_peers: Vec::new(),
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
+        track_files: Vec::new(),
         notify: Notify::default(),
         garp_master_delay,
         garp_master_repeat,
@@ -569,6 +597,11 @@ fn instance(
             "track_script" => {
                 for a in c.children() {
                     i.track_scripts.push(tracked(a)?);
+                }
+            }
+            "track_file" => {
+                for a in c.children() {
+                    i.track_files.push(tracked(a)?);
                 }
             }
             "garp_master_delay" => i.garp_master_delay = seconds(c, 3600.0)?,

@@ -310,6 +310,13 @@ impl VrrpRuntime {
             host,
             scripts: conf.scripts.clone(),
             script_ok: vec![true; conf.scripts.len()],
+            // init_file is written once, at start.
+            file_values: conf
+                .track_files
+                .iter()
+                .map(|f| crate::health::probe::read_track_file(&f.path, f.init))
+                .collect(),
+            track_files: conf.track_files.clone(),
             groups: conf.groups.iter().map(|g| g.notify.clone()).collect(),
             group_names: conf.groups.iter().map(|g| g.name.clone()).collect(),
             children: Vec::new(),
@@ -472,6 +479,9 @@ struct Controller {
     host: Arc<dyn Host>,
     scripts: Vec<TrackScript>,
     script_ok: Vec<bool>,
+    track_files: Vec<crate::keepalived::TrackFile>,
+    /// Each track file's number as last read (None: out of range).
+    file_values: Vec<Option<i64>>,
     groups: Vec<Notify>,
     group_names: Vec<String>,
     children: Vec<Child>,
@@ -525,8 +535,14 @@ impl Controller {
                 let up: Vec<bool> = (0..self.links.len())
                     .map(|l| self.host.link_up(self.links[l].port))
                     .collect();
-                if up != self.links_up {
+                let values: Vec<Option<i64>> = self
+                    .track_files
+                    .iter()
+                    .map(|f| crate::health::probe::read_track_file(&f.path, None))
+                    .collect();
+                if up != self.links_up || values != self.file_values {
                     self.links_up = up;
+                    self.file_values = values;
                     self.retrack(now);
                 }
             }
@@ -564,8 +580,18 @@ impl Controller {
                 .map(|l| self.links_up.get(l).copied().unwrap_or(true))
                 .unwrap_or_else(|| kernel_link_up(name))
         };
-        let (prio, faults) =
-            tracked_priority(&inst.conf, &self.scripts, &self.script_ok, own_up, link_up);
+        let files = TrackedFiles {
+            defs: &self.track_files,
+            values: &self.file_values,
+        };
+        let (prio, faults) = tracked_priority(
+            &inst.conf,
+            &self.scripts,
+            &self.script_ok,
+            &files,
+            own_up,
+            link_up,
+        );
         (prio, !faults.is_empty(), faults)
     }
 
@@ -873,11 +899,14 @@ impl Controller {
 /// priority (a positive weight while it is fine, a negative one while it fails; `reverse`
 /// swaps them), one without a weight puts the instance in FAULT while it fails, as does the
 /// instance's own interface going down. The result stays within 1-254 (255, the address
-/// owner's, is kept). Returns the priority and the reasons for a fault.
+/// owner's, is kept). A track file's number times its weight moves the priority (by 253 at
+/// most; below -253 is a fault); with weight 0 any number but 0 is a fault. Returns the
+/// priority and the reasons for a fault.
 fn tracked_priority(
     conf: &Instance,
     scripts: &[TrackScript],
     script_ok: &[bool],
+    files: &TrackedFiles,
     own_link_up: bool,
     link_up: impl Fn(&str) -> bool,
 ) -> (u8, Vec<String>) {
@@ -901,6 +930,37 @@ fn tracked_priority(
             prio += weight;
         }
     }
+    for t in &conf.track_files {
+        let Some(k) = files.defs.iter().position(|f| f.name == t.name) else {
+            continue;
+        };
+        let def = &files.defs[k];
+        let (weight, reverse) = match t.weight {
+            Some(w) => (w, t.reverse),
+            None => (def.weight, def.reverse),
+        };
+        let Some(value) = files.values.get(k).copied().flatten() else {
+            faults.push(format!("track file {} holds no usable number", def.name));
+            continue;
+        };
+        if weight == 0 {
+            if value != 0 {
+                faults.push(format!("track file {} is {value}", def.name));
+            }
+            continue;
+        }
+        let signed = if reverse {
+            -i64::from(weight)
+        } else {
+            i64::from(weight)
+        };
+        let moved = value.saturating_mul(signed);
+        if moved < -253 {
+            faults.push(format!("track file {} is {value}", def.name));
+        } else {
+            prio += moved.min(253) as i32;
+        }
+    }
     for t in &conf.track_interfaces {
         let up = link_up(&t.name);
         match t.weight.unwrap_or(0) {
@@ -916,6 +976,12 @@ fn tracked_priority(
         prio.clamp(1, 254) as u8
     };
     (prio, faults)
+}
+
+/// The track files an instance may name, and their numbers as last read.
+struct TrackedFiles<'a> {
+    defs: &'a [crate::keepalived::TrackFile],
+    values: &'a [Option<i64>],
 }
 
 fn kernel_link_up(ifname: &str) -> bool {
@@ -944,6 +1010,75 @@ pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 60] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NO_FILES: TrackedFiles = TrackedFiles {
+        defs: &[],
+        values: &[],
+    };
+
+    #[test]
+    fn track_files_move_the_priority_or_fault_as_keepalived() {
+        let dir = rvs_testkit::proc::scratch_dir("vrrp-track-file");
+        let (maint, load) = (dir.join("maint"), dir.join("load"));
+        let text = format!(
+            "track_file maint {{\n file {}\n weight 0\n}}\n\
+             vrrp_track_file load {{\n file {}\n weight -10\n init_file 2\n}}\n\
+             vrrp_instance V {{\n interface lan\n virtual_router_id 1\n priority 100\n \
+             virtual_ipaddress {{ 10.0.0.1 }}\n track_file {{\n maint\n load\n nosuch\n }}\n}}\n\
+             vrrp_instance W {{\n interface lan\n virtual_router_id 2\n priority 100\n \
+             virtual_ipaddress {{ 10.0.0.2 }}\n track_file {{\n load weight 5 reverse\n }}\n}}\n",
+            maint.display(),
+            load.display()
+        );
+        let k = crate::keepalived::KeepalivedConf::parse("f.conf", &text).unwrap();
+        assert!(k
+            .warnings
+            .iter()
+            .any(|w| w.contains("track_file \"nosuch\": no track_file of that name")));
+        let conf = k.vrrp_conf;
+        let (v, w) = (&conf.instances[0], &conf.instances[1]);
+        let read = |defs: &[crate::keepalived::TrackFile], init: bool| -> Vec<Option<i64>> {
+            defs.iter()
+                .map(|f| {
+                    crate::health::probe::read_track_file(&f.path, if init { f.init } else { None })
+                })
+                .collect()
+        };
+        let up = |_: &str| true;
+        let prio = |i: &Instance, values: &[Option<i64>]| {
+            let files = TrackedFiles {
+                defs: &conf.track_files,
+                values,
+            };
+            tracked_priority(i, &conf.scripts, &[], &files, true, up)
+        };
+        // maint missing reads 0 (fine); load starts at its init_file value 2: 2 x -10.
+        let values = read(&conf.track_files, true);
+        assert_eq!(values, [Some(0), Some(2)]);
+        assert_eq!(prio(v, &values), (80, vec![]));
+        // The instance's own weight, reversed: 2 x -5.
+        assert_eq!(prio(w, &values), (90, vec![]));
+        // Weight 0: any number but 0 is a FAULT.
+        std::fs::write(&maint, "1\n").unwrap();
+        let values = read(&conf.track_files, false);
+        assert_eq!(prio(v, &values).1, ["track file maint is 1"]);
+        // Below -253 after the weight: a FAULT; above 253: 253 at most.
+        std::fs::write(&load, "26").unwrap();
+        std::fs::write(&maint, "0").unwrap();
+        let values = read(&conf.track_files, false);
+        assert_eq!(prio(v, &values).1, ["track file load is 26"]);
+        std::fs::write(&load, "-0x20").unwrap();
+        let values = read(&conf.track_files, false);
+        assert_eq!(
+            prio(v, &values),
+            (254, vec![]),
+            "100 + 253, kept within 254"
+        );
+        assert_eq!(prio(w, &values), (254, vec![]), "-32 x 5 reversed: +160");
+        std::fs::write(&load, "30").unwrap();
+        let values = read(&conf.track_files, false);
+        assert_eq!(prio(w, &values), (1, vec![]), "30 x 5 reversed: -150");
+    }
 
     #[test]
     fn tracking_weights_and_faults_as_keepalived() {
@@ -974,27 +1109,61 @@ vrrp_instance V {
         let all_up = |_: &str| true;
         // Scripts fine, interfaces up: +10 only.
         assert_eq!(
-            tracked_priority(i, &conf.scripts, &[true, true, true], true, all_up),
+            tracked_priority(
+                i,
+                &conf.scripts,
+                &[true, true, true],
+                &NO_FILES,
+                true,
+                all_up
+            ),
             (110, vec![])
         );
         // "down" failing: -30; "wan" down: -20.
         let wan_down = |n: &str| n != "wan";
         assert_eq!(
-            tracked_priority(i, &conf.scripts, &[true, false, true], true, wan_down),
+            tracked_priority(
+                i,
+                &conf.scripts,
+                &[true, false, true],
+                &NO_FILES,
+                true,
+                wan_down
+            ),
             (60, vec![])
         );
         // No weight: a failing script or interface is a FAULT, with its reason.
-        let (_, why) = tracked_priority(i, &conf.scripts, &[true, true, false], true, |n| {
-            n != "mgmt"
-        });
+        let (_, why) = tracked_priority(
+            i,
+            &conf.scripts,
+            &[true, true, false],
+            &NO_FILES,
+            true,
+            |n| n != "mgmt",
+        );
         assert_eq!(why, ["script must failing", "interface mgmt down"]);
-        let (_, why) = tracked_priority(i, &conf.scripts, &[true, true, true], false, all_up);
+        let (_, why) = tracked_priority(
+            i,
+            &conf.scripts,
+            &[true, true, true],
+            &NO_FILES,
+            false,
+            all_up,
+        );
         assert_eq!(why, ["interface lan down"]);
         // Never below 1.
         let mut low = i.clone();
         low.priority = 5;
         assert_eq!(
-            tracked_priority(&low, &conf.scripts, &[false, false, true], true, |_| false).0,
+            tracked_priority(
+                &low,
+                &conf.scripts,
+                &[false, false, true],
+                &NO_FILES,
+                true,
+                |_| false
+            )
+            .0,
             1
         );
     }
