@@ -691,7 +691,10 @@ fn follow_vrrp_with_sync(
         return;
     };
     let d = d.clone();
+    // Through the appliance, which keeps the kernel's rules (no mixed-family services).
+    let app = Arc::downgrade(appliance);
     appliance.set_vrrp_hook(Arc::new(move |instance, state| {
+        let Some(app) = app.upgrade() else { return };
         if instance != conf.instance {
             return;
         }
@@ -700,15 +703,24 @@ fn follow_vrrp_with_sync(
             vrrp::State::Stop => (Role::Master, None),
             _ => (Role::Master, Some(Role::Backup)),
         };
-        let _ = d.stop(stop);
+        if d.running(stop) {
+            app.stop_sync(stop);
+        }
         match start {
             Some(role) if !d.running(role) => {
-                if let Err(e) = d.start(role, conf.settings.clone()) {
-                    eprintln!("rvs: sync daemon: {e}");
+                let r = app.start_sync(role, conf.settings.clone());
+                if r.status != 0 {
+                    eprintln!("rvs: sync daemon: {}", r.err.trim_end());
                 }
             }
             Some(_) => {}
-            None => d.stop_all(),
+            None => {
+                for role in [Role::Master, Role::Backup] {
+                    if d.running(role) {
+                        app.stop_sync(role);
+                    }
+                }
+            }
         }
         println!(
             "rvs: sync daemon follows {instance}: {}",

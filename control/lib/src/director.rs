@@ -76,6 +76,13 @@ impl VirtualService {
             ServiceKey::Fwmark { ipv6, .. } => ipv6,
         }
     }
+
+    /// Whether a server is of the other family (a tunnel carrying one in the other).
+    pub fn has_mixed_family(&self) -> bool {
+        self.dests
+            .iter()
+            .any(|d| d.addr.is_ipv6() != self.is_ipv6())
+    }
 }
 
 /// The equivalent of `iptables -t mangle ... -j MARK --set-mark N`: traffic for
@@ -113,6 +120,9 @@ pub struct Director {
     published: std::cell::Cell<u64>,
     /// Workers the snapshots are for (caches for lblc/lblcr binds are made for each).
     pub workers: usize,
+    /// A connection sync daemon runs: the sync protocol cannot carry a server of the other
+    /// family, so the kernel refuses one (and a daemon while one exists).
+    pub sync_running: bool,
 }
 
 impl Director {
@@ -131,6 +141,7 @@ impl Director {
             next_version: 1,
             published: std::cell::Cell::new(0),
             workers: 1,
+            sync_running: false,
         }
     }
 
@@ -233,7 +244,11 @@ impl Director {
             Command::AddServer(spec) => self.add_server(spec),
             Command::EditServer(spec) => {
                 let (version, published) = (self.bump(), self.published.get());
+                let sync_running = self.sync_running;
                 let svc = self.find_mut(spec.service).ok_or("Service not defined")?;
+                if sync_running && spec.addr.is_ipv6() != svc.is_ipv6() {
+                    return Err(NOT_UNICAST.into());
+                }
                 if spec.lower > spec.upper {
                     return Err(OUT_OF_RANGE.into());
                 }
@@ -370,6 +385,9 @@ impl Director {
         // Only a tunnel carries one family in the other (IPv4 in IPv6 and back), as IPVS.
         if spec.addr.is_ipv6() != svc.is_ipv6() && spec.method != rvs_core::ForwardMethod::Tun {
             return Err("the real server's address family differs from the service's".into());
+        }
+        if self.sync_running && spec.addr.is_ipv6() != svc.is_ipv6() {
+            return Err(NOT_UNICAST.into());
         }
         // The kernel's order: thresholds, an existing server, a non-unicast address, then
         // what rvs does not implement.
@@ -523,8 +541,9 @@ fn thresholds(spec: &ServerSpec) -> Thresholds {
 
 /// ipvsadm's words for the kernel's ERANGE (a lower threshold above the upper one).
 const OUT_OF_RANGE: &str = "Numerical result out of range";
-/// ipvsadm's words for the kernel's EINVAL when adding a real server.
-const NOT_UNICAST: &str =
+/// ipvsadm's words for the kernel's EINVAL when adding a real server (or starting a sync
+/// daemon next to a mixed-family service).
+pub const NOT_UNICAST: &str =
     "Invalid operation.  Possibly wrong module version, address not unicast, ...";
 
 /// Whether a real server's address is one the kernel takes (unicast, as inet_addr_type

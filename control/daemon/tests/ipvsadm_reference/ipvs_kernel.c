@@ -577,6 +577,12 @@ static int set_daemon(struct attrs *ca, int cmd)
 	}
 	if (!da.a[IPVS_DAEMON_ATTR_MCAST_IFN] || !da.a[IPVS_DAEMON_ATTR_SYNC_ID])
 		return -EINVAL;
+	/* The sync protocol cannot carry mixed-family services. */
+	for (int i = 0; i < MAX_SERVICES; i++)
+		for (int j = 0; st.services[i].used && j < MAX_DESTS; j++)
+			if (st.services[i].dests[j].used &&
+			    st.services[i].dests[j].af != st.services[i].af)
+				return -EINVAL;
 	if (d->state)
 		return -EEXIST;
 	const char *ifn = payload(da.a[IPVS_DAEMON_ATTR_MCAST_IFN]);

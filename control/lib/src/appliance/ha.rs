@@ -116,7 +116,8 @@ impl Appliance {
         self.sync.lock().clone()
     }
 
-    pub(super) fn start_sync(
+    /// `--start-daemon`: refused as the kernel refuses it next to a mixed-family service.
+    pub fn start_sync(
         &self,
         role: crate::sync::Role,
         settings: crate::sync::DaemonSettings,
@@ -124,18 +125,36 @@ impl Appliance {
         let Some(d) = self.sync_daemons() else {
             return Reply::fail(1, "no connection sync here (forward = \"lb\" only)");
         };
+        let _one_at_a_time = self.changing.lock();
+        if self
+            .director
+            .lock()
+            .services
+            .iter()
+            .any(|s| s.has_mixed_family())
+        {
+            return Reply::fail(REFUSED, crate::director::NOT_UNICAST);
+        }
         match d.start(role, settings) {
-            Ok(()) => Reply::ok(""),
+            Ok(()) => {
+                self.director.lock().sync_running = true;
+                Reply::ok("")
+            }
             Err(e) => Reply::fail(REFUSED, e),
         }
     }
 
-    pub(super) fn stop_sync(&self, role: crate::sync::Role) -> Reply {
+    pub fn stop_sync(&self, role: crate::sync::Role) -> Reply {
         let Some(d) = self.sync_daemons() else {
             return Reply::fail(REFUSED, "No daemon is running");
         };
+        let _one_at_a_time = self.changing.lock();
         match d.stop(role) {
-            Ok(()) => Reply::ok(""),
+            Ok(()) => {
+                self.director.lock().sync_running =
+                    d.running(crate::sync::Role::Master) || d.running(crate::sync::Role::Backup);
+                Reply::ok("")
+            }
             Err(e) => Reply::fail(REFUSED, e),
         }
     }
