@@ -530,6 +530,7 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> Result<(Director, LbS
             max_services: limits.entries,
             max_dests: limits.dests,
             neighbour_capacity: 64,
+            ..EngineConfig::default()
         },
         solicit_pool: None,
         ring_prefix: format!("bench_ho_{run}"),

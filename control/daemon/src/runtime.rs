@@ -318,6 +318,8 @@ pub fn run(
                 max_services: cfg.limits.entries,
                 max_dests: cfg.limits.dests,
                 neighbour_capacity: 4096,
+                syn_share: cfg.syn_share,
+                syn_per_source: cfg.syn_per_source,
             },
             solicit_pool: Some(ports.pools[0].1),
             ring_prefix: "rvs_ho".into(),

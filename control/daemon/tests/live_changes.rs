@@ -120,6 +120,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             max_services: limits.entries,
             max_dests: limits.dests,
             neighbour_capacity: 64,
+            ..EngineConfig::default()
         },
         solicit_pool: None,
         ring_prefix: "live_ho".into(),

@@ -148,6 +148,9 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
             max_services: limits.entries,
             max_dests: limits.dests,
             neighbour_capacity: 64,
+            // Nothing evicted: what is previewed is every client's choice.
+            syn_share: 100,
+            ..EngineConfig::default()
         },
         1,
     );

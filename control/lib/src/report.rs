@@ -68,7 +68,11 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
         "  New-conns: {:<14} ARP/ND-replies: {:<10} ICMP-replies: {:<12} ICMP-errors: {}",
         c.new_conns, c.arp_replies, c.icmp_replies, c.icmp_errors_sent
     );
-    let _ = writeln!(out, "  ARP/ND-requests: {}", c.neighbour_requests);
+    let _ = writeln!(
+        out,
+        "  ARP/ND-requests: {:<8} SYN-evictions: {}",
+        c.neighbour_requests, c.syn_evictions
+    );
     let drops: Vec<String> = DropReason::ALL
         .iter()
         .filter(|r| c.drops[**r as usize] > 0)

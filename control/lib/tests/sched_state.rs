@@ -61,6 +61,7 @@ impl Rig {
                 max_services: 16,
                 max_dests: 64,
                 neighbour_capacity: 64,
+                ..EngineConfig::default()
             },
             1,
         )

@@ -1603,3 +1603,104 @@ fn sctp_dr_forwards_unchanged_and_tracks_the_client_side() {
         assert_eq!(rvs_core::conn::state_name(c.proto, c.state), want);
     }
 }
+
+/// The SYN-flood defence: a spoofed flood larger than the table neither locks a new client
+/// out nor touches an established connection; embryonic entries stay within their share and
+/// the oldest make room. A per-source limit stops a single flooding address.
+#[test]
+fn a_syn_flood_evicts_embryonic_connections_only() {
+    use rvs_core::engine::{Engine, EngineConfig};
+    let vip = [192, 168, 1, 100];
+    let syn = |src: [u8; 4], sport: u16| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, src, vip, 64, sport, 80, true, false, b"",
+        )
+    };
+    let ack = |src: [u8; 4], sport: u16| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, src, vip, 64, sport, 80, false, true, b"data",
+        )
+    };
+    let mut lab = Lab::new();
+    lab.engine = Engine::new(
+        EngineConfig {
+            conn_capacity: 1024,
+            // Counters are per hashed address: a limit well above the few spoofed
+            // addresses that share one.
+            syn_per_source: 16,
+            ..EngineConfig::default()
+        },
+        0,
+    );
+    lab.engine.adopt(&lab.snap);
+    let forwarded = Verdict::Forward { port: 1 };
+    // 100 established connections before the flood.
+    for p in 0..100u16 {
+        assert_eq!(lab.run(0, &syn(CLIENT, 20000 + p)).0, forwarded);
+        assert_eq!(lab.run(0, &ack(CLIENT, 20000 + p)).0, forwarded);
+    }
+    assert_eq!(lab.engine.table.embryonic_len(), 0);
+    // A flood from 5,000 spoofed addresses (five times the table), a legitimate client
+    // opening a connection every 50 flood SYNs and completing it 10 flood SYNs later.
+    let mut legit = 0;
+    for n in 0..5000u32 {
+        let src = [10, 200 + (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        assert_eq!(lab.run(0, &syn(src, 1024)).0, forwarded, "flood SYN {n}");
+        if n % 50 == 0 {
+            assert_eq!(
+                lab.run(0, &syn([203, 0, 113, 5], 30000 + legit)).0,
+                forwarded
+            );
+        }
+        if n % 50 == 10 {
+            let v = lab.run(0, &ack([203, 0, 113, 5], 30000 + legit)).0;
+            assert_eq!(v, forwarded, "legitimate connection {legit}");
+            legit += 1;
+        }
+        assert!(lab.engine.table.embryonic_len() <= 512);
+    }
+    assert_eq!(legit, 100);
+    // Every established connection is still there and forwards.
+    for p in 0..100u16 {
+        assert_eq!(
+            lab.run(0, &ack(CLIENT, 20000 + p)).0,
+            forwarded,
+            "established {p}"
+        );
+        assert_eq!(lab.run(0, &ack([203, 0, 113, 5], 30000 + p)).0, forwarded);
+    }
+    let c = lab.engine.counters();
+    assert_eq!(c.drops[DropReason::TableFull as usize], 0);
+    // 5,100 embryonic connections made, 100 established, 512 left: the rest evicted.
+    assert_eq!(lab.engine.table.embryonic_len(), 512);
+    assert_eq!(c.syn_evictions, 5000 + 100 - 100 - 512);
+    assert_eq!(
+        lab.engine.table.len(),
+        200 + lab.engine.table.embryonic_len()
+    );
+    // The server's counts follow: evicted connections left it.
+    assert_eq!(
+        lab.loads[0].active() + lab.loads[0].inactive(),
+        lab.engine.table.len() as u32
+    );
+    // One address flooding alone: past its limit, refused (its counter may already hold a
+    // few spoofed addresses' entries).
+    let mut accepted = 0;
+    let mut refused = 0;
+    for p in 0..40u16 {
+        match lab.run(0, &syn([198, 18, 0, 1], 40000 + p)).0 {
+            Verdict::Drop(DropReason::SynLimit) => refused += 1,
+            v => {
+                assert_eq!(v, forwarded);
+                accepted += 1;
+            }
+        }
+    }
+    assert!(
+        (1..=16).contains(&accepted) && refused == 40 - accepted,
+        "{accepted}"
+    );
+    // Once one of them is established, the address may open another.
+    assert_eq!(lab.run(0, &ack([198, 18, 0, 1], 40000)).0, forwarded);
+    assert_eq!(lab.run(0, &syn([198, 18, 0, 1], 40100)).0, forwarded);
+}

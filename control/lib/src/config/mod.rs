@@ -98,6 +98,12 @@ struct RawDataplane {
     /// Adaptive polling bound (microseconds); 0 keeps workers polling always.
     #[serde(default = "default_idle_sleep")]
     idle_sleep_max_us: u32,
+    /// The SYN-flood defence: the share of the table (percent) embryonic TCP connections
+    /// may hold, and the most from one client address (0: no limit).
+    #[serde(default)]
+    syn_share: Option<Spanned<u32>>,
+    #[serde(default)]
+    syn_per_source: u32,
 }
 
 fn default_idle_sleep() -> u32 {
@@ -112,6 +118,8 @@ impl Default for RawDataplane {
             mbuf_cache: default_mbuf_cache(),
             connections: None,
             idle_sleep_max_us: default_idle_sleep(),
+            syn_share: None,
+            syn_per_source: 0,
             services: None,
             servers: None,
         }
@@ -143,6 +151,9 @@ pub struct Config {
     pub connections: usize,
     /// Adaptive polling: an idle worker's longest sleep (microseconds; 0 never sleeps).
     pub idle_sleep_max_us: u32,
+    /// The SYN-flood defence (`[dataplane] syn_share`, `syn_per_source`).
+    pub syn_share: u8,
+    pub syn_per_source: u32,
     /// Capacity of the live configuration: VIP:port entries and real servers.
     pub limits: crate::director::Limits,
     /// The control socket's path: `[control] socket`, else `RVS_SOCKET`, else the default.
@@ -332,6 +343,17 @@ impl Config {
             Some(c) => *c.get_ref() as usize,
             None => 1 << 20,
         };
+        let syn_share = match &raw.dataplane.syn_share {
+            Some(s) if !(1..=100).contains(s.get_ref()) => {
+                return Err(source.error(
+                    s.span(),
+                    "dataplane.syn_share",
+                    "a percentage of the connection table, 1 to 100",
+                ));
+            }
+            Some(s) => *s.get_ref() as u8,
+            None => 50,
+        };
         if raw.dataplane.idle_sleep_max_us > 100_000 {
             return Err(ConfigError {
                 file: source.file.clone(),
@@ -344,6 +366,8 @@ impl Config {
             lb,
             connections,
             idle_sleep_max_us: raw.dataplane.idle_sleep_max_us,
+            syn_share,
+            syn_per_source: raw.dataplane.syn_per_source,
             limits,
             socket: raw
                 .control

@@ -29,11 +29,13 @@ pub enum DropReason {
     /// A new connection whose keys are taken (through another VIP, the same client and
     /// server endpoints: the server could not tell the two apart).
     Clash,
+    /// A SYN from a client address already holding `syn_per_source` embryonic connections.
+    SynLimit,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 14;
-    pub const ALL: [DropReason; 14] = [
+    pub const COUNT: usize = 15;
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -48,6 +50,7 @@ impl DropReason {
         DropReason::Standby,
         DropReason::Martian,
         DropReason::Clash,
+        DropReason::SynLimit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +69,7 @@ impl DropReason {
             DropReason::Standby => "standby",
             DropReason::Martian => "martian",
             DropReason::Clash => "key clash",
+            DropReason::SynLimit => "SYN limit",
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Counters {
     pub to_host: u64,
     /// ARP requests and neighbour solicitations sent to resolve next hops.
     pub neighbour_requests: u64,
+    /// Embryonic TCP connections evicted to make room for a new SYN.
+    pub syn_evictions: u64,
 }
 
 /// A counter its worker writes and anyone reads: a relaxed load and store, no locked
@@ -134,6 +140,7 @@ pub struct CounterSlots {
     pub icmp_errors_sent: Slot,
     pub to_host: Slot,
     pub neighbour_requests: Slot,
+    pub syn_evictions: Slot,
     /// Entries in the worker's connection table.
     pub connections: Slot,
 }
@@ -170,6 +177,7 @@ impl CounterSlots {
             icmp_errors_sent: Slot::default(),
             to_host: Slot::default(),
             neighbour_requests: Slot::default(),
+            syn_evictions: Slot::default(),
             connections: Slot::default(),
         }
     }
@@ -227,6 +235,7 @@ impl CounterSlots {
             icmp_errors_sent: self.icmp_errors_sent.get(),
             to_host: self.to_host.get(),
             neighbour_requests: self.neighbour_requests.get(),
+            syn_evictions: self.syn_evictions.get(),
         }
     }
 }

@@ -70,6 +70,12 @@ pub struct EngineConfig {
     pub max_services: usize,
     pub max_dests: usize,
     pub neighbour_capacity: usize,
+    /// The share of the table (percent) TCP connections not yet established may hold; the
+    /// rest is kept for established ones. A SYN finding it full (or the table full) evicts
+    /// the oldest embryonic connection.
+    pub syn_share: u8,
+    /// Most embryonic connections from one client address (0: no limit).
+    pub syn_per_source: u32,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +85,8 @@ impl Default for EngineConfig {
             max_services: 1024,
             max_dests: 8192,
             neighbour_capacity: 4096,
+            syn_share: 50,
+            syn_per_source: 0,
         }
     }
 }
@@ -109,6 +117,9 @@ pub struct Engine {
     pub counters: Arc<CounterSlots>,
     /// This worker's queues to and from the connection sync daemon, if it runs one.
     pub sync: Option<Arc<crate::sync::SyncChannel>>,
+    /// Most embryonic TCP connections ([`EngineConfig::syn_share`] of the table).
+    embryonic_limit: usize,
+    syn_per_source: u32,
 }
 
 impl std::fmt::Debug for Engine {
@@ -149,6 +160,10 @@ impl Engine {
             released: Vec::with_capacity(EXPIRE_BUDGET_MAX),
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
+            embryonic_limit: (cfg.conn_capacity.max(1) * usize::from(cfg.syn_share.clamp(1, 100))
+                / 100)
+                .max(1),
+            syn_per_source: cfg.syn_per_source,
         }
     }
 

@@ -164,6 +164,9 @@ impl Engine {
             _ => from,
         };
         if to != from {
+            if flow.proto == proto::TCP && to == TcpState::Established as u8 {
+                self.table.clear_embryonic(id);
+            }
             let active = state_is_active(flow.proto, to);
             if let Some(l) = loads.get(conn.dest as usize) {
                 account_active(l, state_is_active(flow.proto, from), active);
@@ -212,6 +215,9 @@ impl Engine {
         // Only an opening packet schedules: a TCP SYN, an SCTP INIT.
         if flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) != tcp::SYN {
             return Err(DropReason::NoConnection);
+        }
+        if flow.proto == proto::TCP {
+            self.make_room_for_syn(loads, addr16(flow.src))?;
         }
         if flow.proto == proto::SCTP && flow.sctp_chunk != Some(rvs_wire::sctp::chunk::INIT) {
             return Err(DropReason::NoConnection);
@@ -342,6 +348,9 @@ impl Engine {
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
         }
+        if flow.proto == proto::TCP {
+            self.table.mark_embryonic(id);
+        }
         if let Some(l) = loads.get(s.id) {
             l.bind();
         }
@@ -351,6 +360,30 @@ impl Engine {
             self.sync_note(id, now);
         }
         Ok(id)
+    }
+
+    /// The SYN-flood defence, before a SYN is scheduled: a client address at its
+    /// `syn_per_source` limit is refused; when embryonic connections hold their share of the
+    /// table (or the table is full) the oldest of them makes room, so a flood can neither
+    /// lock new clients out nor touch established connections.
+    fn make_room_for_syn(
+        &mut self,
+        loads: &[DestLoad],
+        caddr: crate::conn::Addr16,
+    ) -> Result<(), DropReason> {
+        if self.syn_per_source > 0 && self.table.embryonic_from(&caddr) >= self.syn_per_source {
+            return Err(DropReason::SynLimit);
+        }
+        // A template may be needed as well as the connection: room for two.
+        let crowded = self.table.embryonic_len() >= self.embryonic_limit
+            || self.table.len() + 2 > self.table.capacity();
+        if crowded {
+            if let Some(oldest) = self.table.oldest_embryonic() {
+                self.release(oldest, loads);
+                self.counters.syn_evictions.add(1);
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn schedule(
