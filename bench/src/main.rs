@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod fixtures;
+mod flood;
 mod gen;
 mod memif;
 mod report;
@@ -452,6 +453,17 @@ fn main() -> std::process::ExitCode {
     report::add_ratios(&mut outcomes);
     println!();
     print!("{}", report::table(&outcomes));
+    // The SYN-flood defence, through the engine on this core (sets only).
+    let floods = if args.method.is_none()
+        && (args.only.is_empty() || args.only.iter().any(|o| "synflood".contains(o.as_str())))
+    {
+        let f = flood::runs(if set == "full" { 3.0 } else { 1.0 });
+        println!();
+        print!("{}", flood::table(&f));
+        f
+    } else {
+        Vec::new()
+    };
 
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -463,9 +475,12 @@ fn main() -> std::process::ExitCode {
     let json_path = args.out.join(format!("{set}-{stamp}.json"));
     let svg_path = args.out.join(format!("{set}-{stamp}.svg"));
     let title = format!("rvs-bench {set} set: {machine}");
+    let flood_path = args.out.join(format!("{set}-{stamp}-synflood.json"));
+    let flood_json = serde_json::to_string_pretty(&floods).unwrap_or_default();
     for (path, body) in [
         (&json_path, report::json(set, &machine, &outcomes)),
         (&svg_path, report::svg(&title, &outcomes)),
+        (&flood_path, flood_json),
     ] {
         if let Err(e) = std::fs::write(path, body) {
             eprintln!("rvs-bench: {}: {e}", path.display());
@@ -477,7 +492,8 @@ fn main() -> std::process::ExitCode {
         json_path.display(),
         svg_path.display()
     );
-    let bad = verdicts(&outcomes);
+    let mut bad = verdicts(&outcomes);
+    bad.extend(flood::verdicts(&floods));
     for b in &bad {
         eprintln!("rvs-bench: FAIL: {b}");
     }

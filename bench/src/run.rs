@@ -244,7 +244,7 @@ pub fn cpu_map(generator: u32, workers: &[u32], cpus: u32) -> Vec<(u32, u32)> {
         .collect()
 }
 
-fn rss_kib() -> u64 {
+pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
