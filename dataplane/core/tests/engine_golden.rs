@@ -554,6 +554,30 @@ fn no_server_available_gets_port_unreachable() {
     );
 }
 
+/// A tagged SYN (VLAN 100) with no server to take it: the port unreachable error keeps the
+/// tag, as every reply the appliance makes.
+#[test]
+fn icmp_errors_keep_the_request_s_vlan_tag() {
+    let mut lab = Lab::new();
+    let input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 104],
+        64,
+        40010,
+        80,
+        true,
+        false,
+        b"payload",
+    );
+    let (_, untagged) = Lab::new().run(0, &input);
+    let (v, out) = lab.run(0, &vlan_tagged(&input));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(out, vlan_tagged(&untagged));
+    assert_eq!(&out[12..16], &[0x81, 0x00, 0x00, 100]);
+}
+
 #[test]
 fn both_directions_of_a_nat_flow_have_the_same_owner() {
     use rvs_core::engine::flow_owner;

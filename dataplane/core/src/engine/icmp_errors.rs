@@ -223,16 +223,17 @@ impl Engine {
         } else {
             ipv4::MIN_HEADER_LEN
         };
-        let total = ethernet::HEADER_LEN + ip_len + 8 + quote_len;
+        // The request's link header is kept (its VLAN tags and IP ethertype): only the
+        // MACs change, and the error follows it.
+        let l3 = flow.l3;
+        let total = l3 + ip_len + 8 + quote_len;
         let have = frame.bytes().len();
         if have < total && !frame.append(total - have) {
             return Err(DropReason::Unsupported);
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        let et = ip_ethertype(flow.v6);
-        ethernet::emit_header(b, hop_mac, port_mac, et);
-        let l3 = ethernet::HEADER_LEN;
+        set_macs(b, hop_mac, port_mac);
         let l4 = l3 + ip_len;
         let icmp_len = 8 + quote_len;
         if flow.v6 {
