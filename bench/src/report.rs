@@ -89,12 +89,14 @@ pub fn table(outcomes: &[Outcome]) -> String {
             );
         }
         if o.traffic == "syn" && o.conn_capacity > 0 {
+            // With the SYN-flood defence, SYNs fill their share of the table (syn_share)
+            // and then evict the oldest embryonic connections instead of being dropped.
             let fill = o.table_full_after.map_or("did not fill".to_string(), |s| {
-                format!("full after {s:.2} s")
+                format!("taken by SYNs after {s:.2} s")
             });
             let _ = writeln!(
                 t,
-                "{}: table of {} connections {fill}; {} connections held, {:.0} bytes each, process grew {:.0} MiB",
+                "{}: table of {} connections {fill}; {} connections held (the SYN share), {:.0} bytes each, process grew {:.0} MiB",
                 o.name, o.conn_capacity, o.connections, o.table_bytes_per_conn, o.rss_growth_mib
             );
         }
