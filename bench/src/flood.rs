@@ -295,7 +295,10 @@ mod tests {
         assert!(within.flood_syns > 20_000, "{within:?}");
         assert!(within.evictions > 0, "{within:?}");
         assert!(within.embryonic_max <= 2048, "{within:?}");
-        assert_eq!(verdicts(std::slice::from_ref(&within)), Vec::<String>::new());
+        assert_eq!(
+            verdicts(std::slice::from_ref(&within)),
+            Vec::<String>::new()
+        );
         assert_eq!(within.legit_ok, within.legit_opened, "{within:?}");
         let beyond = run("beyond", 4096, 4_000, 0.3);
         assert!(beyond.legit_ok_percent < 50.0, "{beyond:?}");

@@ -610,15 +610,18 @@ fn both_directions_of_a_nat_flow_have_the_same_owner() {
                 true,
                 b"",
             );
-            let a = flow_owner(&lab.snap, &syn, n).unwrap();
-            assert_eq!(Some(a), flow_owner(&lab.snap, &reply, n));
+            let a = flow_owner(&lab.snap, &syn, n, &Default::default()).unwrap();
+            assert_eq!(
+                Some(a),
+                flow_owner(&lab.snap, &reply, n, &Default::default())
+            );
             assert!(a < n);
             owners.insert(a);
         }
         assert_eq!(owners.len(), n, "50 clients reach every one of {n} workers");
     }
     assert_eq!(
-        flow_owner(&lab.snap, &[0u8; 10], 4),
+        flow_owner(&lab.snap, &[0u8; 10], 4, &Default::default()),
         None,
         "malformed: the receiving worker"
     );
@@ -827,8 +830,8 @@ fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
         &as_sent[14..42],
     );
     assert_eq!(
-        flow_owner(&lab.snap, &input, 4),
-        flow_owner(&lab.snap, &syn, 4),
+        flow_owner(&lab.snap, &input, 4, &Default::default()),
+        flow_owner(&lab.snap, &syn, 4, &Default::default()),
         "owned with its connection"
     );
     assert_eq!(lab.run(1, &input), (Verdict::Forward { port: 0 }, expected));
@@ -879,8 +882,8 @@ fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
         &reply_from_server[14..42],
     );
     assert_eq!(
-        flow_owner(&lab.snap, &input, 4),
-        flow_owner(&lab.snap, &syn, 4)
+        flow_owner(&lab.snap, &input, 4, &Default::default()),
+        flow_owner(&lab.snap, &syn, 4, &Default::default())
     );
     assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
 
@@ -1727,4 +1730,226 @@ fn a_syn_flood_evicts_embryonic_connections_only() {
     // Once one of them is established, the address may open another.
     assert_eq!(lab.run(0, &ack([198, 18, 0, 1], 40000)).0, forwarded);
     assert_eq!(lab.run(0, &syn([198, 18, 0, 1], 40100)).0, forwarded);
+}
+
+/// An IPv4 datagram (protocol, L4 bytes) cut into fragments of at most `mtu` bytes, each
+/// with its own header (identification `id`) and header checksum.
+fn fragments4(
+    macs: ([u8; 6], [u8; 6]),
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    protocol: u8,
+    id: u16,
+    l4: &[u8],
+    mtu: usize,
+) -> Vec<Vec<u8>> {
+    let step = (mtu - 20) / 8 * 8;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < l4.len() {
+        let end = (at + step).min(l4.len());
+        let more = end < l4.len();
+        let mut f = Vec::new();
+        f.extend_from_slice(&macs.1);
+        f.extend_from_slice(&macs.0);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + end - at) as u16;
+        let flags = (if more { 0x2000 } else { 0 }) | (at / 8) as u16;
+        let mut h = vec![0x45, 0];
+        h.extend_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&id.to_be_bytes());
+        h.extend_from_slice(&flags.to_be_bytes());
+        h.extend_from_slice(&[ttl, protocol, 0, 0]);
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&dst);
+        let c = ones_complement(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&h);
+        f.extend_from_slice(&l4[at..end]);
+        out.push(f);
+        at = end;
+    }
+    out
+}
+
+/// The L4 bytes of a UDP datagram built by etherparse (its checksum over the whole).
+fn udp4_l4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(src, dst, 64)
+        .udp(sport, dport)
+        .write(&mut f, payload)
+        .unwrap();
+    f[34..].to_vec()
+}
+
+/// IPVS reassembles fragments; rvs follows them: a 3,000-byte DNS datagram in three
+/// fragments goes to one server by NAT (the first fragment's port and checksum rewritten for
+/// the whole datagram, the later ones' address), and so does the fragmented answer back.
+#[test]
+fn fragmented_udp_follows_its_first_fragment_both_ways() {
+    let mut lab = Lab::new();
+    let vip = [192, 168, 1, 110];
+    let rs = [10, 0, 0, 2];
+    let query: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    let input = fragments4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        17,
+        0x1234,
+        &udp4_l4(CLIENT, vip, 40000, 53, &query),
+        1500,
+    );
+    let expected = fragments4(
+        (PORT1_MAC, RS2_MAC),
+        CLIENT,
+        rs,
+        63,
+        17,
+        0x1234,
+        &udp4_l4(CLIENT, rs, 40000, 5353, &query),
+        1500,
+    );
+    assert_eq!(input.len(), 3);
+    for (i, (f, want)) in input.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            lab.run(0, f),
+            (Verdict::Forward { port: 1 }, want.clone()),
+            "fragment {i}"
+        );
+    }
+    // The answer, 4,000 bytes in three fragments, back to the client from the VIP.
+    let answer: Vec<u8> = (0..4000u32).map(|i| (i * 13) as u8).collect();
+    let reply = fragments4(
+        (RS2_MAC, PORT1_MAC),
+        rs,
+        CLIENT,
+        64,
+        17,
+        0x0777,
+        &udp4_l4(rs, CLIENT, 5353, 40000, &answer),
+        1500,
+    );
+    let back = fragments4(
+        (PORT0_MAC, GW_MAC),
+        vip,
+        CLIENT,
+        63,
+        17,
+        0x0777,
+        &udp4_l4(vip, CLIENT, 53, 40000, &answer),
+        1500,
+    );
+    for (i, (f, want)) in reply.iter().zip(&back).enumerate() {
+        assert_eq!(
+            lab.run(1, f),
+            (Verdict::Forward { port: 0 }, want.clone()),
+            "answer fragment {i}"
+        );
+    }
+    assert_eq!(lab.engine.counters().new_conns, 1);
+    // A later fragment whose first never came: counted and dropped.
+    let orphan = fragments4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        17,
+        0x4321,
+        &udp4_l4(CLIENT, vip, 40001, 53, &query),
+        1500,
+    );
+    assert_eq!(
+        lab.run(0, &orphan[1]).0,
+        Verdict::Drop(DropReason::Fragment)
+    );
+    // A first fragment too short for its UDP header is malformed.
+    let mut tiny = orphan[0][..14 + 20 + 4].to_vec();
+    tiny[16..18].copy_from_slice(&24u16.to_be_bytes());
+    tiny[24..26].copy_from_slice(&[0, 0]);
+    let c = ones_complement(&tiny[14..34]);
+    tiny[24..26].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(lab.run(0, &tiny).0, Verdict::Drop(DropReason::Malformed));
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::Fragment as usize],
+        1
+    );
+}
+
+/// IPv6 fragments (fragment header) of a TCP segment through a NAT service that changes
+/// the port: the first carries the rewritten port and checksum, the later ones follow.
+#[test]
+fn fragmented_ipv6_follows_its_first_fragment() {
+    let mut lab = Lab::new();
+    let payload: Vec<u8> = (0..2500u32).map(|i| (i * 3) as u8).collect();
+    let seg = |src: [u8; 16], dst: [u8; 16], dport: u16| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv6(src, dst, 64)
+            .tcp(40000, dport, 1000, 64000)
+            .syn()
+            .write(&mut f, &payload)
+            .unwrap();
+        f[54..].to_vec()
+    };
+    let frag6 = |macs: ([u8; 6], [u8; 6]), src: [u8; 16], dst: [u8; 16], hops: u8, l4: &[u8]| {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < l4.len() {
+            let end = (at + 1448).min(l4.len());
+            let more = end < l4.len();
+            let mut f = Vec::new();
+            f.extend_from_slice(&macs.1);
+            f.extend_from_slice(&macs.0);
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&((8 + end - at) as u16).to_be_bytes());
+            f.extend_from_slice(&[44, hops]);
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&dst);
+            let off = (at as u16) | u16::from(more);
+            f.extend_from_slice(&[6, 0]);
+            f.extend_from_slice(&off.to_be_bytes());
+            f.extend_from_slice(&0xabcd_0001u32.to_be_bytes());
+            f.extend_from_slice(&l4[at..end]);
+            out.push(f);
+            at = end;
+        }
+        out
+    };
+    let input = frag6(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT6,
+        VIP6,
+        64,
+        &seg(CLIENT6, VIP6, 80),
+    );
+    let expected = frag6(
+        (PORT1_MAC, RS6_MAC),
+        CLIENT6,
+        RS6,
+        63,
+        &seg(CLIENT6, RS6, 8080),
+    );
+    assert_eq!(input.len(), 2);
+    for (i, (f, want)) in input.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            lab.run(0, f),
+            (Verdict::Forward { port: 1 }, want.clone()),
+            "fragment {i}"
+        );
+    }
+    // With several workers, the later fragment (no ports) goes where the first went.
+    use rvs_core::engine::{flow_owner, FragOwners};
+    let owners = FragOwners::default();
+    let first = flow_owner(&lab.snap, &input[0], 4, &owners);
+    assert!(first.is_some());
+    assert_eq!(flow_owner(&lab.snap, &input[1], 4, &owners), first);
+    assert_eq!(
+        flow_owner(&lab.snap, &input[1], 4, &FragOwners::default()),
+        None,
+        "unknown: stays where it arrived"
+    );
 }

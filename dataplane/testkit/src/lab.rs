@@ -185,6 +185,17 @@ pub fn snapshot() -> Snapshot {
         None,
         vec![rs(16, [10, 0, 0, 2], 5001, ForwardMethod::Nat)],
     ));
+    // DNS over UDP by NAT to another port (fragmented answers).
+    services.push(Service::new(
+        14,
+        17,
+        ip([192, 168, 1, 110]),
+        53,
+        None,
+        SchedKind::Rr,
+        None,
+        vec![rs(18, [10, 0, 0, 2], 5353, ForwardMethod::Nat)],
+    ));
     services.push(Service::new(
         13,
         132,

@@ -20,8 +20,17 @@ pub struct L4Location {
     pub protocol: u8,
     /// Offset from the start of the IPv6 header.
     pub offset: usize,
-    /// The packet is a fragment (first or later).
-    pub fragment: bool,
+    /// The fragment header's identification and whether this is a later fragment (no L4
+    /// header in it); None for a whole packet.
+    pub fragment: Option<Fragment>,
+}
+
+/// What an IPv6 fragment header says of its packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    pub id: u32,
+    /// A fragment at a non-zero offset.
+    pub later: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +103,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let b = self.b();
         let mut next = self.next_header();
         let mut at = HEADER_LEN;
-        let mut fragment = false;
+        let mut fragment = None;
         for _ in 0..16 {
             match next {
                 HOP_BY_HOP | ROUTING | DEST_OPTS | MOBILITY => {
@@ -109,11 +118,18 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                     if at + 8 > end {
                         return Err(WireError::Malformed);
                     }
-                    fragment = true;
                     next = get_u8(b, at);
                     let offset_flags = get_u16(b, at + 2);
+                    let id = u32::from_be_bytes([
+                        get_u8(b, at + 4),
+                        get_u8(b, at + 5),
+                        get_u8(b, at + 6),
+                        get_u8(b, at + 7),
+                    ]);
+                    let later = offset_flags & 0xfff8 != 0;
+                    fragment = Some(Fragment { id, later });
                     at += 8;
-                    if offset_flags & 0xfff8 != 0 {
+                    if later {
                         // A later fragment: no L4 header in it.
                         return Ok(L4Location {
                             protocol: next,
@@ -267,7 +283,7 @@ mod tests {
             Ok(L4Location {
                 protocol: 6,
                 offset: 40,
-                fragment: false
+                fragment: None
             })
         );
     }
@@ -284,7 +300,7 @@ mod tests {
             Ok(L4Location {
                 protocol: 17,
                 offset: 64,
-                fragment: false
+                fragment: None
             })
         );
 
@@ -296,12 +312,18 @@ mod tests {
             Ok(L4Location {
                 protocol: 6,
                 offset: 48,
-                fragment: true
+                fragment: Some(Fragment {
+                    id: 9,
+                    later: false
+                })
             })
         );
         let b = packet(FRAGMENT, &[6, 0, 0, 0x10, 0, 0, 0, 9], &[0u8; 20]);
         let p = Ipv6Packet::new_checked(&b[..]).unwrap();
-        assert!(p.l4().unwrap().fragment);
+        assert_eq!(
+            p.l4().unwrap().fragment,
+            Some(Fragment { id: 9, later: true })
+        );
     }
 
     #[test]

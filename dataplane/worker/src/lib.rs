@@ -39,6 +39,8 @@ pub(crate) struct LbContext {
     pub snapshot: SnapshotReader,
     pub loads: Arc<Vec<DestLoad>>,
     pub handoff: Handoff,
+    /// Which worker took each datagram's first fragment (shared by all workers).
+    pub frag_owners: Arc<engine::FragOwners>,
     /// Where worker 0 takes the buffers of the ARP requests / neighbour solicitations it
     /// sends ahead of traffic for real servers and gateways (None: only on demand).
     pub solicit_pool: Option<Mempool>,
@@ -395,7 +397,7 @@ pub(crate) fn run_lb(
                 rx.prefetch();
             }
             rx.drain_each(|mut m| {
-                match engine::flow_owner(snap, m.data(), workers) {
+                match engine::flow_owner(snap, m.data(), workers, &lb.frag_owners) {
                     Some(o) if o != me => {
                         // The owner learns the receiving port from the mbuf.
                         m.set_in_port(in_port);

@@ -106,6 +106,7 @@ impl WorkerSet {
             None => Vec::new(),
         };
         let mut mesh = mesh.into_iter();
+        let frag_owners = Arc::new(rvs_core::engine::FragOwners::default());
         for (index, q) in queues.into_iter().enumerate() {
             let plan = WorkerPlan {
                 mode: set.mode.clone(),
@@ -125,6 +126,7 @@ impl WorkerSet {
                     snapshot,
                     loads: lb.loads.clone(),
                     handoff: mesh.next().unwrap_or_default(),
+                    frag_owners: frag_owners.clone(),
                     solicit_pool: lb.solicit_pool.filter(|_| index == 0),
                 }
             });

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// Whether a packet is a whole datagram or an IP fragment (with its identification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Frag {
+    Whole,
+    /// Offset 0: it carries the L4 header.
+    First(u32),
+    /// A later fragment: no L4 header, it follows its first.
+    Later(u32),
+}
+
 /// A parsed packet's addressing.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Flow {
@@ -21,6 +31,7 @@ pub(super) struct Flow {
     pub(super) sctp_chunk: Option<u8>,
     pub(super) ttl: u8,
     pub(super) df: bool,
+    pub(super) frag: Frag,
 }
 
 pub(super) fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
@@ -41,12 +52,14 @@ pub(super) fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
 #[inline]
 pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
     let bytes = b.get(l3..).ok_or(DropReason::Malformed)?;
-    let (proto_num, src, dst, l4, end, ttl, df) = if v6 {
+    let (proto_num, src, dst, l4, end, ttl, df, frag) = if v6 {
         let ip = Ipv6Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
         let loc = ip.l4().map_err(|_| DropReason::Unsupported)?;
-        if loc.fragment {
-            return Err(DropReason::Unsupported);
-        }
+        let frag = match loc.fragment {
+            None => Frag::Whole,
+            Some(f) if f.later => Frag::Later(f.id),
+            Some(f) => Frag::First(f.id),
+        };
         (
             loc.protocol,
             IpAddr::from(ip.src()),
@@ -55,15 +68,18 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
             l3 + ip.total_len(),
             ip.hop_limit(),
             true,
+            frag,
         )
     } else {
         let ip = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
         if !ip.verify_checksum() {
             return Err(DropReason::Malformed);
         }
-        if ip.is_fragment() {
-            return Err(DropReason::Unsupported);
-        }
+        let frag = match (ip.is_fragment(), ip.frag_offset()) {
+            (false, _) => Frag::Whole,
+            (true, 0) => Frag::First(u32::from(ip.ident())),
+            (true, _) => Frag::Later(u32::from(ip.ident())),
+        };
         (
             ip.protocol(),
             IpAddr::from(ip.src()),
@@ -72,25 +88,35 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
             l3 + ip.total_len(),
             ip.ttl(),
             ip.dont_fragment(),
+            frag,
         )
     };
     let l4b = b.get(l4..end).ok_or(DropReason::Malformed)?;
     let mut sctp_chunk = None;
-    let (sport, dport, tcp_flags) = match proto_num {
-        proto::TCP => {
-            let t = TcpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
-            (t.src_port(), t.dst_port(), t.flags())
+    let (sport, dport, tcp_flags) = match (frag, proto_num) {
+        (Frag::Whole, _) => l4_fields(l4b, proto_num, &mut sctp_chunk)?,
+        (Frag::Later(_), _) => (0, 0, 0),
+        // SCTP packets are not split by IP (SCTP fragments its own messages), and a CRC
+        // over a datagram spread over fragments cannot be kept right by a NAT.
+        (Frag::First(_), proto::SCTP) => return Err(DropReason::Unsupported),
+        // A first fragment must hold the whole L4 header (RFC 1858's tiny fragments are
+        // malformed); the length fields span the datagram, not this fragment.
+        (Frag::First(_), proto::TCP) => {
+            let h = l4b
+                .get(..tcp::MIN_HEADER_LEN)
+                .ok_or(DropReason::Malformed)?;
+            let port = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+            (port(0), port(2), h[13])
         }
-        proto::UDP => {
-            let u = UdpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
-            (u.src_port(), u.dst_port(), 0)
+        (Frag::First(_), proto::UDP) => {
+            let h = l4b.get(..8).ok_or(DropReason::Malformed)?;
+            (
+                u16::from_be_bytes([h[0], h[1]]),
+                u16::from_be_bytes([h[2], h[3]]),
+                0,
+            )
         }
-        proto::SCTP => {
-            let s = SctpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
-            sctp_chunk = s.state_chunk();
-            (s.src_port(), s.dst_port(), 0)
-        }
-        _ => (0, 0, 0),
+        (Frag::First(_), _) => (0, 0, 0),
     };
     Ok(Flow {
         v6,
@@ -106,6 +132,32 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
         sctp_chunk,
         ttl,
         df,
+        frag,
+    })
+}
+
+/// The ports (and TCP flags, SCTP's state chunk) of a whole datagram's L4 header.
+#[inline]
+fn l4_fields(
+    l4b: &[u8],
+    proto_num: u8,
+    sctp_chunk: &mut Option<u8>,
+) -> Result<(u16, u16, u8), DropReason> {
+    Ok(match proto_num {
+        proto::TCP => {
+            let t = TcpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            (t.src_port(), t.dst_port(), t.flags())
+        }
+        proto::UDP => {
+            let u = UdpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            (u.src_port(), u.dst_port(), 0)
+        }
+        proto::SCTP => {
+            let s = SctpPacket::new_checked(l4b).map_err(|_| DropReason::Malformed)?;
+            *sctp_chunk = s.state_chunk();
+            (s.src_port(), s.dst_port(), 0)
+        }
+        _ => (0, 0, 0),
     })
 }
 
@@ -166,7 +218,13 @@ pub(super) fn is_group_address(a: IpAddr) -> bool {
 /// The worker that owns a frame's flow: a hash of the client endpoint (client address and
 /// port), the one part of the tuple that is the same in both directions of NAT, DR and TUN.
 /// Frames without one (ARP, ICMP, non-IP) belong to the worker that received them (None).
-pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize> {
+/// A first IP fragment notes its owner in `frags` for the later ones, which have no ports.
+pub fn flow_owner(
+    snap: &Snapshot,
+    frame: &[u8],
+    workers: usize,
+    frags: &FragOwners,
+) -> Option<usize> {
     if workers <= 1 {
         return None;
     }
@@ -177,6 +235,9 @@ pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize
         EtherType::IPV6 => parse_flow(frame, l3, true).ok()?,
         _ => return None,
     };
+    if let Frag::Later(id) = flow.frag {
+        return frags.owner(&FragKey::of(&flow, id));
+    }
     let (client, port) = if has_ports(flow.proto) {
         if snap.is_vip(flow.dst) {
             (flow.src, flow.sport)
@@ -192,7 +253,11 @@ pub fn flow_owner(snap: &Snapshot, frame: &[u8], workers: usize) -> Option<usize
             (e.src, e.sport)
         }
     };
-    Some(owner_of(client, port, workers))
+    let owner = owner_of(client, port, workers);
+    if let Frag::First(id) = flow.frag {
+        frags.note(&FragKey::of(&flow, id), owner);
+    }
+    Some(owner)
 }
 
 /// The worker that owns the flows of a client endpoint (see [`flow_owner`]); what a

@@ -31,11 +31,13 @@ pub enum DropReason {
     Clash,
     /// A SYN from a client address already holding `syn_per_source` embryonic connections.
     SynLimit,
+    /// A later IP fragment whose first was not seen (or is too old): nothing to follow.
+    Fragment,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 15;
-    pub const ALL: [DropReason; 15] = [
+    pub const COUNT: usize = 16;
+    pub const ALL: [DropReason; 16] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -51,6 +53,7 @@ impl DropReason {
         DropReason::Martian,
         DropReason::Clash,
         DropReason::SynLimit,
+        DropReason::Fragment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +73,7 @@ impl DropReason {
             DropReason::Martian => "martian",
             DropReason::Clash => "key clash",
             DropReason::SynLimit => "SYN limit",
+            DropReason::Fragment => "fragment without its first",
         }
     }
 }

@@ -30,6 +30,11 @@ pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port:
     let Some(l4b) = b.get_mut(flow.l4..flow.end) else {
         return;
     };
+    match flow.frag {
+        Frag::Whole => {}
+        Frag::First(_) => return rewrite_first_fragment(l4b, flow.proto, side, (old, new), port),
+        Frag::Later(_) => return,
+    }
     match flow.proto {
         proto::TCP => {
             if let Ok(mut t) = TcpPacket::new_checked(l4b) {
@@ -66,6 +71,42 @@ pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port:
             }
         }
         _ => {}
+    }
+}
+
+/// The L4 header of a first fragment: its ports and its checksum, which covers the whole
+/// datagram (updated incrementally: the sum is linear). UDP's zero ("none") stays zero.
+fn rewrite_first_fragment(
+    l4b: &mut [u8],
+    proto_num: u8,
+    side: Side,
+    (old, new): (&[u8], &[u8]),
+    port: u16,
+) {
+    let at = match proto_num {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        _ => return,
+    };
+    let port_at = if side == Side::Dst { 2 } else { 0 };
+    let (Some(p), Some(c)) = (l4b.get(port_at..port_at + 2), l4b.get(at..at + 2)) else {
+        return;
+    };
+    let old_port = u16::from_be_bytes([p[0], p[1]]);
+    let check = u16::from_be_bytes([c[0], c[1]]);
+    if let Some(p) = l4b.get_mut(port_at..port_at + 2) {
+        p.copy_from_slice(&port.to_be_bytes());
+    }
+    if proto_num == proto::UDP && check == 0 {
+        return;
+    }
+    let mut check = checksum::update_bytes(check, old, new);
+    check = checksum::update16(check, old_port, port);
+    if proto_num == proto::UDP && check == 0 {
+        check = 0xffff;
+    }
+    if let Some(c) = l4b.get_mut(at..at + 2) {
+        c.copy_from_slice(&check.to_be_bytes());
     }
 }
 
@@ -345,6 +386,23 @@ impl Engine {
                 Err(r) => return self.drop(r),
             },
         };
+        if let Frag::First(fid) = flow.frag {
+            self.frags.note(FragKey::of(&flow, fid), id, true, now);
+        }
+        self.forward_conn_to_server(snap, loads, now, id, flow, frame)
+    }
+
+    /// Client -> real server through connection `id` (found, made, or followed by a later
+    /// fragment).
+    pub(super) fn forward_conn_to_server<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        id: crate::conn::ConnId,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
         let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.daddr, c.dport)) else {
             return self.drop(DropReason::NoConnection);
         };
@@ -356,7 +414,13 @@ impl Engine {
         };
         self.track(id, &conn, dir, &flow, now, loads);
         if conn.flags & flags::ONE_PACKET != 0 {
-            self.release(id, loads);
+            if flow.frag == Frag::Whole {
+                self.release(id, loads);
+            } else {
+                // One-packet scheduling of a fragmented datagram: the entry lives as long
+                // as its later fragments may come.
+                self.table.set_expires(id, now.saturating_add(FRAG_TIMEOUT));
+            }
         }
         let bytes = flow.end - flow.l3;
         self.counters
@@ -438,6 +502,9 @@ impl Engine {
         let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.vaddr, c.vport)) else {
             return self.drop(DropReason::NoConnection);
         };
+        if let Frag::First(fid) = flow.frag {
+            self.frags.note(FragKey::of(&flow, fid), id, false, now);
+        }
         self.track(id, &conn, Direction::Output, &flow, now, loads);
         let bytes = flow.end - flow.l3;
         self.counters

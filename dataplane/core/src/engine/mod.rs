@@ -15,6 +15,7 @@
 
 mod classify;
 mod counters;
+mod fragments;
 mod icmp_errors;
 mod local;
 mod methods;
@@ -26,6 +27,7 @@ mod sync;
 pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of};
 pub use counters::{CounterSlots, Counters, DropReason, Slot};
+pub use fragments::{FragOwners, FRAG_SLOTS, FRAG_TIMEOUT};
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
 pub use snapshot::{PortInfo, Route, Service, Snapshot};
@@ -46,6 +48,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use classify::*;
+use fragments::*;
 use icmp_errors::*;
 use methods::*;
 use neighbour::*;
@@ -117,6 +120,8 @@ pub struct Engine {
     pub counters: Arc<CounterSlots>,
     /// This worker's queues to and from the connection sync daemon, if it runs one.
     pub sync: Option<Arc<crate::sync::SyncChannel>>,
+    /// Where first fragments went, for the later ones.
+    frags: FragTable,
     /// Most embryonic TCP connections ([`EngineConfig::syn_share`] of the table).
     embryonic_limit: usize,
     syn_per_source: u32,
@@ -164,6 +169,7 @@ impl Engine {
                 / 100)
                 .max(1),
             syn_per_source: cfg.syn_per_source,
+            frags: FragTable::new(),
         }
     }
 
@@ -265,6 +271,9 @@ impl Engine {
         if (martian(flow.src) || snap.is_vip(flow.src) || snap.is_local(flow.src)) && !hosts_own {
             return self.drop(DropReason::Martian);
         }
+        if let Frag::Later(id) = flow.frag {
+            return self.later_fragment(snap, loads, now, flow, id, frame);
+        }
         if let Some(v) = self.icmp_error_about_conn(snap, &flow, frame) {
             return v;
         }
@@ -275,7 +284,7 @@ impl Engine {
             if tcp_or_udp {
                 return self.forward_to_server(snap, loads, now, flow, frame);
             }
-            if is_echo_request(frame.bytes(), &flow) {
+            if flow.frag == Frag::Whole && is_echo_request(frame.bytes(), &flow) {
                 return self.echo_reply(snap, port, flow, frame);
             }
             return self.drop(DropReason::Unsupported);
