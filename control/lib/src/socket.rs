@@ -19,11 +19,12 @@
 //! with SIGTERM, e.g. `systemctl stop rvs`); `load FILE` reads regular files of at most
 //! 1 MiB. Limits: a request of at most 16 MiB read within 10 s in all, at most 16 clients
 //! served at once (others are told the daemon is busy), an answer to every request (one
-//! that is not UTF-8 JSON gets status 2).
+//! that is not UTF-8 JSON gets status 2). The server is a task per client on an async
+//! runtime of its own thread: an idle client holds a seat, not a thread.
 
 use crate::appliance::{Appliance, Reply};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -91,25 +92,24 @@ pub fn answer(appliance: &Arc<Appliance>, line: &str) -> Response {
 
 /// Clients served at once.
 const MAX_CLIENTS: usize = 16;
-/// The whole request must arrive within this.
+/// Clients beyond those still told, each within the deadline, that rvs is busy; past this
+/// they are simply closed.
+const MAX_TURNED_AWAY: usize = 64;
+/// The whole request must arrive within this (and the answer leave within it).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Reads one request line within the deadline (whatever pace the client sends at) and the
-/// size limit; None when the client gave up or ran out of time.
-fn read_request(stream: &mut UnixStream) -> Option<Vec<u8>> {
-    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+/// Reads one request line (whatever pace the client sends at) up to the size limit; None
+/// when the client gave up before sending anything. The caller bounds it in time.
+async fn read_request(stream: &mut tokio::net::UnixStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        let left = deadline.checked_duration_since(std::time::Instant::now())?;
-        stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
-        let n = stream.read(&mut chunk).ok()?;
+        let n = stream.read(&mut chunk).await.ok()?;
         if n == 0 {
             return (!buf.is_empty()).then_some(buf);
         }
-        buf.extend_from_slice(&chunk[..n]);
+        buf.extend_from_slice(chunk.get(..n)?);
         if let Some(end) = buf.iter().position(|&b| b == b'\n') {
             buf.truncate(end);
             return Some(buf);
@@ -120,31 +120,84 @@ fn read_request(stream: &mut UnixStream) -> Option<Vec<u8>> {
     }
 }
 
-fn serve_one(appliance: &Arc<Appliance>, mut stream: UnixStream) {
-    let Some(bytes) = read_request(&mut stream) else {
+/// One client: its request read within the deadline, answered on a blocking thread (the
+/// appliance's calls may wait for locks or a file), the answer written within the deadline.
+async fn serve_one(appliance: Arc<Appliance>, mut stream: tokio::net::UnixStream) {
+    let Ok(Some(bytes)) = tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut stream)).await
+    else {
         return;
     };
     let resp = if bytes.len() as u64 > MAX_REQUEST {
         Reply::fail(2, format!("bad request: longer than {MAX_REQUEST} bytes")).into()
     } else {
-        match std::str::from_utf8(&bytes) {
-            Ok(line) => answer(appliance, line.trim_end()),
+        match String::from_utf8(bytes) {
+            Ok(line) => {
+                let work = tokio::task::spawn_blocking(move || answer(&appliance, line.trim_end()));
+                match work.await {
+                    Ok(r) => r,
+                    Err(_) => Reply::fail(1, "rvs: the request failed inside the daemon").into(),
+                }
+            }
             Err(_) => Reply::fail(2, "bad request: not UTF-8").into(),
         }
     };
-    reply(&mut stream, &resp);
+    reply(&mut stream, &resp).await;
 }
 
-fn reply(stream: &mut UnixStream, resp: &Response) {
-    let _ = stream.set_write_timeout(Some(REQUEST_DEADLINE));
+async fn reply(stream: &mut tokio::net::UnixStream, resp: &Response) {
+    use tokio::io::AsyncWriteExt;
     if let Ok(mut text) = serde_json::to_string(resp) {
         text.push('\n');
-        let _ = stream.write_all(text.as_bytes());
+        let _ = tokio::time::timeout(REQUEST_DEADLINE, stream.write_all(text.as_bytes())).await;
+    }
+}
+
+/// Accepts until `stop` is set (checked every 100 ms): each client a task holding one of
+/// the [`MAX_CLIENTS`] seats; idle clients cost a task, not a thread.
+async fn accept_loop(listener: UnixListener, appliance: Arc<Appliance>, stop: Arc<AtomicBool>) {
+    let listener = match tokio::net::UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rvs: control socket: {e}");
+            return;
+        }
+    };
+    let seats = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+    let turned_away = Arc::new(tokio::sync::Semaphore::new(MAX_TURNED_AWAY));
+    while !stop.load(Ordering::Relaxed) {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+        };
+        let Ok((mut stream, _)) = accepted else {
+            // Out of descriptors, say: wait rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if let Ok(seat) = seats.clone().try_acquire_owned() {
+            let a = appliance.clone();
+            tokio::spawn(async move {
+                serve_one(a, stream).await;
+                drop(seat);
+            });
+        } else if let Ok(slot) = turned_away.clone().try_acquire_owned() {
+            tokio::spawn(async move {
+                let busy: Response = Reply::fail(
+                    1,
+                    format!("rvs is busy: {MAX_CLIENTS} clients being served; try again"),
+                )
+                .into();
+                reply(&mut stream, &busy).await;
+                drop(slot);
+            });
+        }
     }
 }
 
 /// Binds the socket (directory created 0700 if missing; a stale socket left by a dead
-/// daemon is replaced; a live one is an error) and serves until `stop` is set.
+/// daemon is replaced; a live one is an error) and serves until `stop` is set, on a thread
+/// of its own running a single-threaded async runtime (blocking work on at most
+/// [`MAX_CLIENTS`] threads).
 pub fn serve(
     path: &Path,
     appliance: Arc<Appliance>,
@@ -176,44 +229,18 @@ pub fn serve(
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_CLIENTS)
+        .thread_name("rvs-request")
+        .build()?;
     let path: PathBuf = path.to_path_buf();
-    let clients = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("rvs-control".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
-                            let busy: Response = Reply::fail(
-                                1,
-                                format!(
-                                    "rvs is busy: {MAX_CLIENTS} clients being served; try again"
-                                ),
-                            )
-                            .into();
-                            reply(&mut stream, &busy);
-                            continue;
-                        }
-                        clients.fetch_add(1, Ordering::Relaxed);
-                        let (a, c) = (appliance.clone(), clients.clone());
-                        let spawned = std::thread::Builder::new()
-                            .name("rvs-request".into())
-                            .spawn(move || {
-                                serve_one(&a, stream);
-                                c.fetch_sub(1, Ordering::Relaxed);
-                            });
-                        if spawned.is_err() {
-                            clients.fetch_sub(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
+            rt.block_on(accept_loop(listener, appliance, stop));
+            // Requests still being answered finish in the background; none waits for them.
+            rt.shutdown_background();
             let _ = std::fs::remove_file(&path);
         })
 }

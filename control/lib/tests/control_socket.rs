@@ -91,6 +91,9 @@ fn the_socket_keeps_its_limits() {
 
     // Idle clients take at most 16 seats; the next is told rvs is busy, and once they are
     // cut off (10 s for a whole request, however slowly it trickles) others are served.
+    // They hold tasks, not threads.
+    let threads = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    let threads_before = threads();
     let idle: Vec<UnixStream> = (0..16)
         .map(|_| {
             let mut s = UnixStream::connect(&path).unwrap();
@@ -99,6 +102,11 @@ fn the_socket_keeps_its_limits() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        threads() < threads_before + 4,
+        "{} threads for 16 idle clients (from {threads_before})",
+        threads()
+    );
     let r = console(&path, "help");
     assert_eq!(r.status, 1);
     assert!(r.stderr.contains("busy"), "{}", r.stderr);
