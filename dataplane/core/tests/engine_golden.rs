@@ -1953,3 +1953,94 @@ fn fragmented_ipv6_follows_its_first_fragment() {
         "unknown: stays where it arrived"
     );
 }
+
+/// The first packets to a real server whose MAC is not known yet are not lost: they wait
+/// (rewritten) while the ARP request goes out, and leave with the MAC once it answers;
+/// unanswered, they are dropped after a few seconds and counted once.
+#[test]
+fn packets_wait_for_an_unresolved_neighbour() {
+    let server_mac = [2, 0xaa, 0, 0, 0, 9];
+    let syn = |sport: u16| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            CLIENT,
+            [192, 168, 1, 105],
+            64,
+            sport,
+            80,
+            true,
+            false,
+            b"",
+        )
+    };
+    let mut lab = Lab::new();
+    lab.engine.set_holding(true);
+    let (v, out) = lab.run(0, &syn(41000));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        &out[12..14],
+        &[0x08, 0x06],
+        "the frame became the ARP request"
+    );
+    assert_eq!(&out[38..42], &[10, 0, 0, 9]);
+    // Asked this second already: the next one just waits.
+    assert_eq!(lab.run(0, &syn(41001)).0, Verdict::Drop(DropReason::Held));
+    assert_eq!(lab.engine.held_len(), 2);
+    let mut sent = Vec::new();
+    lab.engine.release_held(&lab.snap, 1, |p, f| {
+        sent.push((p, f.to_vec()));
+        true
+    });
+    assert!(sent.is_empty(), "nothing before the answer");
+    // The server answers the request.
+    let mut reply = server_mac.to_vec();
+    reply.extend_from_slice(&PORT1_MAC);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&server_mac);
+    reply.extend_from_slice(&[10, 0, 0, 9]);
+    reply.extend_from_slice(&PORT1_MAC);
+    reply.extend_from_slice(&[10, 0, 0, 1]);
+    let _ = lab.run(1, &reply);
+    lab.engine.release_held(&lab.snap, 1, |p, f| {
+        sent.push((p, f.to_vec()));
+        true
+    });
+    let want = |sport: u16| {
+        tcp4(
+            PORT1_MAC,
+            server_mac,
+            CLIENT,
+            [10, 0, 0, 9],
+            63,
+            sport,
+            80,
+            true,
+            false,
+            b"",
+        )
+    };
+    assert_eq!(sent, vec![(1, want(41000)), (1, want(41001))]);
+    assert_eq!(lab.engine.held_len(), 0);
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::NoNeighbour as usize],
+        0
+    );
+    // No answer: dropped after the timeout, counted once each; three wait per next hop.
+    let mut lab = Lab::new();
+    lab.engine.set_holding(true);
+    for p in 0..5 {
+        let _ = lab.run(0, &syn(42000 + p));
+    }
+    assert_eq!(lab.engine.held_len(), 3);
+    lab.engine.release_held(
+        &lab.snap,
+        1 + rvs_core::engine::HELD_TIMEOUT_S + 1,
+        |_, _| panic!("nothing to send"),
+    );
+    assert_eq!(lab.engine.held_len(), 0);
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::NoNeighbour as usize],
+        2 + 3
+    );
+}

@@ -44,6 +44,9 @@ pub(crate) struct LbContext {
     /// Where worker 0 takes the buffers of the ARP requests / neighbour solicitations it
     /// sends ahead of traffic for real servers and gateways (None: only on demand).
     pub solicit_pool: Option<Mempool>,
+    /// Where every worker takes the buffers of frames that waited for a neighbour (None:
+    /// nothing waits; the first packet to an unresolved neighbour is lost).
+    pub pool: Option<Mempool>,
 }
 
 /// A neighbour one worker learned, for the others.
@@ -175,6 +178,40 @@ fn process_burst(
                 }
             }
             engine::Verdict::Drop(_) => {}
+        }
+    });
+}
+
+/// Sends the frames whose neighbour answered (each from a buffer of `pool`).
+fn release_held(
+    lb: &mut LbContext,
+    pool: Mempool,
+    now: u32,
+    out: &mut [MbufBurst<BURST>],
+    tx: &mut [TxQueue],
+    counters: &mut WorkerCounters,
+) {
+    if lb.engine.held_len() == 0 {
+        return;
+    }
+    let snap = &**lb.snapshot.get();
+    lb.engine.release_held(snap, now, |port, bytes| {
+        let Some(mut m) = pool.alloc() else {
+            return false;
+        };
+        use rvs_core::engine::Frame;
+        let mut f = MbufFrame(&mut m);
+        if !f.append(bytes.len()) {
+            return false;
+        }
+        f.bytes_mut().copy_from_slice(bytes);
+        let p = usize::from(port);
+        match out.get_mut(p) {
+            Some(queued) => {
+                enqueue(queued, tx.get_mut(p), m, counters);
+                true
+            }
+            None => false,
         }
     });
 }
@@ -339,6 +376,9 @@ pub(crate) fn run_lb(
         }
         if let Some(ch) = &sync {
             install_synced(ch, &mut lb, now);
+        }
+        if let Some(pool) = lb.pool {
+            release_held(&mut lb, pool, now, &mut out, &mut plan.tx, &mut counters);
         }
         if let (Some(pool), true) = (lb.solicit_pool, changed || now != solicited_at) {
             solicited_at = now;

@@ -119,6 +119,7 @@ impl WorkerSet {
             let context = lb.map(|lb| {
                 let mut engine = Engine::new(lb.engine, 1);
                 engine.sync = lb.sync.get(index).cloned();
+                engine.set_holding(lb.solicit_pool.is_some());
                 let snapshot = SnapshotReader::new(lb.cell.clone());
                 engine.adopt(snapshot.get());
                 LbContext {
@@ -128,6 +129,7 @@ impl WorkerSet {
                     handoff: mesh.next().unwrap_or_default(),
                     frag_owners: frag_owners.clone(),
                     solicit_pool: lb.solicit_pool.filter(|_| index == 0),
+                    pool: lb.solicit_pool,
                 }
             });
             let bytes_per_entry = context.as_ref().map(|c| c.engine.table.bytes_per_entry());

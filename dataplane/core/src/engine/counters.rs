@@ -33,11 +33,14 @@ pub enum DropReason {
     SynLimit,
     /// A later IP fragment whose first was not seen (or is too old): nothing to follow.
     Fragment,
+    /// Not dropped: kept until its next hop answers (the request for its MAC went out this
+    /// second already). Counted as a drop only if the neighbour never answers.
+    Held,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 16;
-    pub const ALL: [DropReason; 16] = [
+    pub const COUNT: usize = 17;
+    pub const ALL: [DropReason; 17] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -54,6 +57,7 @@ impl DropReason {
         DropReason::Clash,
         DropReason::SynLimit,
         DropReason::Fragment,
+        DropReason::Held,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +78,7 @@ impl DropReason {
             DropReason::Clash => "key clash",
             DropReason::SynLimit => "SYN limit",
             DropReason::Fragment => "fragment without its first",
+            DropReason::Held => "held for a neighbour",
         }
     }
 }

@@ -431,10 +431,34 @@ impl Engine {
             return Verdict::ToHost;
         }
         let daddr = ip_of(&conn.addr);
-        let (out_port, hop_mac) = match self.next_hop(snap, id, daddr, true, now, frame) {
-            Ok(h) => (h.port, h.mac),
+        let (out_port, hop_mac, pending) = match self.next_hop(snap, id, daddr, true, now, frame) {
+            Ok(h) => (h.port, h.mac, h.pending),
             Err(verdict) => return verdict,
         };
+        // A frame that may wait is copied: its checksums cannot be left to the NIC.
+        let offload = pending.is_none();
+        let verdict =
+            self.rewrite_towards_server(snap, &conn, (out_port, hop_mac, offload), flow, frame);
+        match (pending, verdict) {
+            (Some(hop), Verdict::Forward { port }) => {
+                self.hold_and_solicit(snap, now, port, hop, frame)
+            }
+            _ => verdict,
+        }
+    }
+
+    /// The rewrite towards a real server by the connection's method, out of `out_port` to
+    /// `hop_mac`.
+    fn rewrite_towards_server<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        conn: &Binding,
+        (out_port, hop_mac, offload): (u16, [u8; 6], bool),
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        let method = conn.method;
+        let daddr = ip_of(&conn.addr);
         let Some(port_info) = snap.ports.get(usize::from(out_port)) else {
             return self.drop(DropReason::NoRoute);
         };
@@ -480,7 +504,7 @@ impl Engine {
                     (src, daddr),
                     (hop_mac, port_mac),
                     conn.tunnel,
-                    port_info.ip_checksum_offload,
+                    port_info.ip_checksum_offload && offload,
                 ) {
                     return self.drop(DropReason::Unsupported);
                 }
@@ -512,10 +536,11 @@ impl Engine {
         if flow.ttl <= 1 {
             return self.drop(DropReason::Ttl);
         }
-        let (out_port, hop_mac) = match self.next_hop(snap, id, flow.dst, false, now, frame) {
-            Ok(h) => (h.port, h.mac),
-            Err(verdict) => return verdict,
-        };
+        let (out_port, hop_mac, pending) =
+            match self.next_hop(snap, id, flow.dst, false, now, frame) {
+                Ok(h) => (h.port, h.mac, h.pending),
+                Err(verdict) => return verdict,
+            };
         let Some((port_mac, mtu)) = snap
             .ports
             .get(usize::from(out_port))
@@ -534,6 +559,9 @@ impl Engine {
             conn.port,
         );
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
-        Verdict::Forward { port: out_port }
+        match pending {
+            Some(hop) => self.hold_and_solicit(snap, now, out_port, hop, frame),
+            None => Verdict::Forward { port: out_port },
+        }
     }
 }

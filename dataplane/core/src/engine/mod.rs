@@ -16,6 +16,7 @@
 mod classify;
 mod counters;
 mod fragments;
+mod held;
 mod icmp_errors;
 mod local;
 mod methods;
@@ -28,6 +29,7 @@ pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of};
 pub use counters::{CounterSlots, Counters, DropReason, Slot};
 pub use fragments::{FragOwners, FRAG_SLOTS, FRAG_TIMEOUT};
+pub use held::{HELD_FRAMES, HELD_PER_HOP, HELD_TIMEOUT_S};
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
 pub use snapshot::{PortInfo, Route, Service, Snapshot};
@@ -49,6 +51,7 @@ use std::sync::Arc;
 
 use classify::*;
 use fragments::*;
+use held::*;
 use icmp_errors::*;
 use methods::*;
 use neighbour::*;
@@ -122,6 +125,8 @@ pub struct Engine {
     pub sync: Option<Arc<crate::sync::SyncChannel>>,
     /// Where first fragments went, for the later ones.
     frags: FragTable,
+    /// Frames waiting for their next hop's MAC.
+    held: HeldFrames,
     /// Most embryonic TCP connections ([`EngineConfig::syn_share`] of the table).
     embryonic_limit: usize,
     syn_per_source: u32,
@@ -170,6 +175,7 @@ impl Engine {
                 .max(1),
             syn_per_source: cfg.syn_per_source,
             frags: FragTable::new(),
+            held: HeldFrames::new(),
         }
     }
 

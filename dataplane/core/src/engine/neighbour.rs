@@ -8,6 +8,9 @@ use super::*;
 pub(super) struct NextHop {
     pub(super) port: u16,
     pub(super) mac: [u8; 6],
+    /// The next hop's address when its MAC is not known yet and the frame may wait for it
+    /// (`mac` is then a placeholder): the caller rewrites the frame, then holds it.
+    pub(super) pending: Option<IpAddr>,
 }
 
 /// How long (seconds) a request stays recorded when the table of requests is full: its
@@ -90,9 +93,20 @@ impl Engine {
             return Err(self.drop(DropReason::NoRoute));
         };
         let Some(mac) = self.neighbour(snap, hop) else {
+            if self.held_room() {
+                return Ok(NextHop {
+                    port,
+                    mac: [0; 6],
+                    pending: Some(hop),
+                });
+            }
             return Err(self.resolve(snap, now, port, hop, frame));
         };
-        let next = NextHop { port, mac };
+        let next = NextHop {
+            port,
+            mac,
+            pending: None,
+        };
         let index = match self.hop_ids.get(&(port, hop)) {
             Some(&i) => i,
             None if self.hops.len() < self.neighbour_capacity.min(usize::from(NO_HOP)) => {

@@ -1,0 +1,159 @@
+//! Frames waiting for a neighbour: a packet to a next hop whose MAC is not known yet is
+//! rewritten as usual and kept (a few per next hop, a fixed arena per worker) while an ARP
+//! request / neighbour solicitation goes out in its place; once any worker learns the MAC
+//! the worker sends the kept frames with it, and after [`HELD_TIMEOUT_S`] they are dropped
+//! as "no neighbour", as Linux's unresolved queue does. Only a worker that can allocate
+//! buffers of its own to send them ([`Engine::set_holding`]) holds anything.
+
+use super::*;
+
+/// Frames one worker keeps at most.
+pub const HELD_FRAMES: usize = 32;
+/// Frames kept per next hop (Linux's historical unres_qlen).
+pub const HELD_PER_HOP: usize = 3;
+/// The largest frame kept (bytes); a larger one is dropped as before.
+pub const HELD_BYTES: usize = 2048;
+/// How long a frame waits for its neighbour (seconds).
+pub const HELD_TIMEOUT_S: u32 = 3;
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    hop: IpAddr,
+    port: u16,
+    len: u16,
+    since: u32,
+}
+
+#[derive(Debug)]
+pub(super) struct HeldFrames {
+    enabled: bool,
+    waiting: Vec<Option<Waiting>>,
+    bufs: Vec<[u8; HELD_BYTES]>,
+    count: usize,
+}
+
+impl HeldFrames {
+    pub(super) fn new() -> HeldFrames {
+        HeldFrames {
+            enabled: false,
+            waiting: vec![None; HELD_FRAMES],
+            bufs: vec![[0u8; HELD_BYTES]; HELD_FRAMES],
+            count: 0,
+        }
+    }
+
+    /// Keeps a copy of `bytes` for `hop` out of `port`; false when it cannot (disabled,
+    /// too large, the hop or the arena full).
+    fn keep(&mut self, port: u16, hop: IpAddr, bytes: &[u8], now: u32) -> bool {
+        if !self.enabled || bytes.len() > HELD_BYTES || self.count == HELD_FRAMES {
+            return false;
+        }
+        let for_hop = self
+            .waiting
+            .iter()
+            .flatten()
+            .filter(|w| w.hop == hop)
+            .count();
+        if for_hop >= HELD_PER_HOP {
+            return false;
+        }
+        let Some(i) = self.waiting.iter().position(Option::is_none) else {
+            return false;
+        };
+        let (Some(slot), Some(buf)) = (self.waiting.get_mut(i), self.bufs.get_mut(i)) else {
+            return false;
+        };
+        if let Some(dst) = buf.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        *slot = Some(Waiting {
+            hop,
+            port,
+            len: bytes.len() as u16,
+            since: now,
+        });
+        self.count += 1;
+        true
+    }
+}
+
+impl Engine {
+    /// Lets this engine keep frames for unresolved neighbours (its worker can send them
+    /// later from buffers of its own).
+    pub fn set_holding(&mut self, on: bool) {
+        self.held.enabled = on;
+    }
+
+    /// Whether a frame could wait for its neighbour now.
+    pub(super) fn held_room(&self) -> bool {
+        self.held.enabled && self.held.count < HELD_FRAMES
+    }
+
+    /// Frames waiting for a neighbour now.
+    pub fn held_len(&self) -> usize {
+        self.held.count
+    }
+
+    /// The frame (rewritten, its destination MAC still to fill) waits for `hop`; the frame
+    /// itself becomes the request for the hop's MAC. Without room, as before: the request
+    /// goes out in its place and the packet counts as dropped for want of a neighbour.
+    pub(super) fn hold_and_solicit<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        port: u16,
+        hop: IpAddr,
+        frame: &mut F,
+    ) -> Verdict {
+        if !self.held.keep(port, hop, frame.bytes(), now) {
+            return self.resolve(snap, now, port, hop, frame);
+        }
+        if self.solicit(snap, now, port, hop, frame) {
+            Verdict::Forward { port }
+        } else {
+            // Asked this second already: nothing to send now; the frame waits.
+            Verdict::Drop(DropReason::Held)
+        }
+    }
+
+    /// Sends (through `emit(port, frame)`, false if it could not) the frames whose
+    /// neighbour is now known, with its MAC; drops those that waited too long. Cheap when
+    /// nothing waits.
+    pub fn release_held(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        mut emit: impl FnMut(u16, &[u8]) -> bool,
+    ) {
+        if self.held.count == 0 {
+            return;
+        }
+        for i in 0..HELD_FRAMES {
+            let Some(w) = self.held.waiting.get(i).copied().flatten() else {
+                continue;
+            };
+            let mac = self.neighbour(snap, w.hop);
+            let expired = now.saturating_sub(w.since) > HELD_TIMEOUT_S;
+            if mac.is_none() && !expired {
+                continue;
+            }
+            let sent = match (mac, self.held.bufs.get_mut(i)) {
+                (Some(mac), Some(buf)) => {
+                    let frame = &mut buf[..usize::from(w.len)];
+                    if let Some(dst) = frame.get_mut(..6) {
+                        dst.copy_from_slice(&mac);
+                    }
+                    emit(w.port, frame)
+                }
+                _ => false,
+            };
+            if !sent {
+                self.counters.dropped(DropReason::NoNeighbour);
+            }
+            if let Some(slot) = self.held.waiting.get_mut(i) {
+                *slot = None;
+            }
+            self.held.count -= 1;
+        }
+    }
+}
