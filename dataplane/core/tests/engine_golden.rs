@@ -1013,22 +1013,22 @@ fn real_servers_are_resolved_ahead_and_neighbours_shared_between_workers() {
     // The answer reaches one worker's queue: it learns, and has news for the others once.
     assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
     let mut news = Vec::new();
-    lab.engine.take_news(|ip, mac| news.push((ip, mac)));
+    lab.engine.take_news(|ip, mac, _| news.push((ip, mac)));
     assert_eq!(news, [(rs9, RS9_MAC)]);
     assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
-    lab.engine.take_news(|ip, mac| news.push((ip, mac)));
+    lab.engine.take_news(|ip, mac, _| news.push((ip, mac)));
     assert_eq!(news.len(), 1, "nothing new the second time");
 
     // Another worker that never saw the answer forwards the client's first SYN.
     let mut other = Lab::new();
-    other.engine.learn_from_peer(rs9, RS9_MAC);
+    other.engine.learn_from_peer(rs9, RS9_MAC, 1);
     assert_eq!(
         other.run(0, &syn_to_rs9(CLIENT_MAC, PORT0_MAC)),
         (Verdict::Forward { port: 1 }, syn_to_rs9(PORT1_MAC, RS9_MAC))
     );
     other.engine.unresolved_hops(&other.snap, 5, 32, &mut hops);
     assert!(!hops.contains(&(1, rs9)));
-    other.engine.take_news(|ip, mac| news.push((ip, mac)));
+    other.engine.take_news(|ip, mac, _| news.push((ip, mac)));
     assert_eq!(news.len(), 1, "what peers tell is not news again");
 }
 
@@ -1081,7 +1081,7 @@ fn an_established_connection_follows_its_next_hops_when_they_change() {
     check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, moved));
     // Another worker heard of a newer one.
     lab.engine
-        .learn_from_peer(IpAddr::from([10, 0, 0, 9]), told);
+        .learn_from_peer(IpAddr::from([10, 0, 0, 9]), told, 1);
     check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, told));
     // A new snapshot configures the gateway's new MAC: the replies follow it.
     lab.snap
@@ -2042,5 +2042,71 @@ fn packets_wait_for_an_unresolved_neighbour() {
     assert_eq!(
         lab.engine.counters().drops[DropReason::NoNeighbour as usize],
         2 + 3
+    );
+}
+
+/// Neighbours age as Linux's do: silent 60 s, a configured next hop is asked again (its old
+/// MAC still used meanwhile); silent 5 s more after that, it is forgotten and its packets
+/// wait for a fresh answer. Heard again after a while, the other workers are told when.
+#[test]
+fn neighbours_go_stale_then_fail_as_linux_s() {
+    let rs9 = IpAddr::from([10, 0, 0, 9]);
+    let mut lab = Lab::new();
+    lab.engine.set_holding(true);
+    let at = |lab: &mut Lab, now: u32, port: u16, frame: &[u8]| {
+        let mut f = VecFrame::new(frame);
+        let v = lab.engine.process(&lab.snap, &lab.loads, now, port, &mut f);
+        (v, f.bytes().to_vec())
+    };
+    let mut request = VecFrame::new(&[]);
+    assert!(lab.engine.solicit(&lab.snap, 1, 1, rs9, &mut request));
+    let _ = at(&mut lab, 1, 1, &rs9_is_at());
+    let mut hops = Vec::new();
+    lab.engine.unresolved_hops(&lab.snap, 50, 32, &mut hops);
+    assert!(!hops.contains(&(1, rs9)), "fresh");
+    lab.engine.unresolved_hops(&lab.snap, 62, 32, &mut hops);
+    assert!(hops.contains(&(1, rs9)), "stale: asked again");
+    assert!(lab.engine.solicit(&lab.snap, 62, 1, rs9, &mut request));
+    lab.engine.expire(66, 64, &lab.loads);
+    let forwarded = (Verdict::Forward { port: 1 }, syn_to_rs9(PORT1_MAC, RS9_MAC));
+    assert_eq!(
+        at(&mut lab, 66, 0, &syn_to_rs9(CLIENT_MAC, PORT0_MAC)),
+        forwarded,
+        "the old MAC still used while it is asked"
+    );
+    lab.engine.expire(68, 64, &lab.loads);
+    let (v, out) = at(&mut lab, 68, 0, &syn_to_rs9(CLIENT_MAC, PORT0_MAC));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        out,
+        who_has_rs9(),
+        "forgotten: the SYN waits, a request goes out"
+    );
+    assert_eq!(lab.engine.held_len(), 1);
+    // It answers again: the waiting SYN leaves, the others hear of it.
+    let _ = at(&mut lab, 68, 1, &rs9_is_at());
+    let mut sent = Vec::new();
+    lab.engine.release_held(&lab.snap, 68, |p, f| {
+        sent.push((p, f.to_vec()));
+        true
+    });
+    assert_eq!(sent, vec![(1, syn_to_rs9(PORT1_MAC, RS9_MAC))]);
+    let mut news = Vec::new();
+    lab.engine
+        .take_news(|ip, mac, heard| news.push((ip, mac, heard)));
+    assert!(news.contains(&(rs9, RS9_MAC, 68)), "{news:?}");
+    // Heard again 32 s later (same MAC): news too, so that no worker ages a live one out.
+    let _ = at(&mut lab, 100, 1, &rs9_is_at());
+    news.clear();
+    lab.engine
+        .take_news(|ip, mac, heard| news.push((ip, mac, heard)));
+    assert_eq!(news, [(rs9, RS9_MAC, 100)]);
+    // A neighbour never asked again is never forgotten (the old MAC is used on).
+    let mut quiet = Lab::new();
+    quiet.engine.learn_from_peer(rs9, RS9_MAC, 1);
+    quiet.engine.expire(1000, 64, &quiet.loads);
+    assert_eq!(
+        at(&mut quiet, 1000, 0, &syn_to_rs9(CLIENT_MAC, PORT0_MAC)),
+        forwarded
     );
 }

@@ -49,8 +49,8 @@ pub(crate) struct LbContext {
     pub pool: Option<Mempool>,
 }
 
-/// A neighbour one worker learned, for the others.
-pub type NeighbourNews = (IpAddr, [u8; 6]);
+/// A neighbour one worker learned or heard again: address, MAC, when (seconds).
+pub type NeighbourNews = (IpAddr, [u8; 6], u32);
 
 /// Most requests sent ahead of traffic per second.
 const SOLICIT_PER_SECOND: usize = 32;
@@ -370,8 +370,8 @@ pub(crate) fn run_lb(
             changed = true;
         }
         if let Some(inbox) = lb.handoff.neighbours.get(me) {
-            while let Some((ip, mac)) = inbox.pop() {
-                lb.engine.learn_from_peer(ip, mac);
+            while let Some((ip, mac, heard)) = inbox.pop() {
+                lb.engine.learn_from_peer(ip, mac, heard);
             }
         }
         if let Some(ch) = &sync {
@@ -504,10 +504,10 @@ pub(crate) fn run_lb(
             }
         }
         let (engine, peers) = (&mut lb.engine, &lb.handoff.neighbours);
-        engine.take_news(|ip, mac| {
+        engine.take_news(|ip, mac, heard| {
             for (w, inbox) in peers.iter().enumerate() {
                 if w != me {
-                    let _ = inbox.push((ip, mac));
+                    let _ = inbox.push((ip, mac, heard));
                 }
             }
         });

@@ -112,7 +112,9 @@ pub struct Engine {
     requested: HashMap<IpAddr, u32>,
     neighbour_capacity: usize,
     /// Neighbours learned (or changed) since the worker last took them, for its peers.
-    news: Vec<(IpAddr, [u8; 6])>,
+    news: Vec<(IpAddr, [u8; 6], u32)>,
+    /// The second the learned neighbours were last checked for failures.
+    neighbours_checked_at: u32,
     /// Next hops (port and MAC) connections cached an index of; valid for one epoch, which
     /// ends when a snapshot is adopted or a neighbour's MAC changes.
     hops: Vec<NextHop>,
@@ -164,6 +166,7 @@ impl Engine {
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
             news: Vec::with_capacity(NEWS_CAPACITY),
+            neighbours_checked_at: 0,
             hops: Vec::with_capacity(cfg.neighbour_capacity),
             hop_ids: HashMap::with_capacity(cfg.neighbour_capacity),
             hop_epoch: 1,

@@ -19,6 +19,12 @@ const REQUEST_KEPT_S: u32 = 10;
 
 /// A learned neighbour silent this long (seconds) is asked again.
 pub(super) const STALE_AFTER_S: u32 = 60;
+/// A stale neighbour asked again and silent this much longer is forgotten (Linux's
+/// FAILED after its probes): its packets then wait for a fresh answer.
+pub(super) const FAILED_AFTER_S: u32 = 5;
+/// A neighbour heard again after this long is news for the other workers (they refresh
+/// it too, so that none forgets a live one).
+const REFRESH_NEWS_S: u32 = 30;
 
 /// Most neighbour news an engine keeps between two passes of its worker.
 pub(super) const NEWS_CAPACITY: usize = 64;
@@ -149,8 +155,12 @@ impl Engine {
             return;
         }
         if let Some(e) = self.learned.get_mut(&ip) {
+            let heard = e.1;
             e.1 = now;
             if e.0 == mac {
+                if now.saturating_sub(heard) >= REFRESH_NEWS_S && self.news.len() < NEWS_CAPACITY {
+                    self.news.push((ip, mac, now));
+                }
                 return;
             }
         } else if self.learned.len() >= self.neighbour_capacity && !self.evict_one(snap) {
@@ -160,7 +170,7 @@ impl Engine {
             self.new_hop_epoch();
         }
         if self.news.len() < NEWS_CAPACITY {
-            self.news.push((ip, mac));
+            self.news.push((ip, mac, now));
         }
     }
 
@@ -183,25 +193,47 @@ impl Engine {
         }
     }
 
-    /// A neighbour another worker learned (ARP and neighbour discovery answers reach only
-    /// the worker whose queue received them): it judged it already.
-    pub fn learn_from_peer(&mut self, ip: IpAddr, mac: [u8; 6]) {
-        let now = self.learned.get(&ip).map_or(0, |e| e.1);
+    /// A neighbour another worker learned or heard again at `heard` (ARP and neighbour
+    /// discovery answers reach only the worker whose queue received them): it judged it
+    /// already.
+    pub fn learn_from_peer(&mut self, ip: IpAddr, mac: [u8; 6], heard: u32) {
+        let heard = self.learned.get(&ip).map_or(heard, |e| e.1.max(heard));
         let room = self.learned.len() < self.neighbour_capacity || self.learned.contains_key(&ip);
         if room
             && self
                 .learned
-                .insert(ip, (mac, now))
+                .insert(ip, (mac, heard))
                 .is_some_and(|old| old.0 != mac)
         {
             self.new_hop_epoch();
         }
     }
 
-    /// Neighbours this engine learned since the last call, for the other workers.
-    pub fn take_news(&mut self, mut each: impl FnMut(IpAddr, [u8; 6])) {
-        for (ip, mac) in self.news.drain(..) {
-            each(ip, mac);
+    /// Neighbours this engine learned (or heard again) since the last call, with when, for
+    /// the other workers.
+    pub fn take_news(&mut self, mut each: impl FnMut(IpAddr, [u8; 6], u32)) {
+        for (ip, mac, heard) in self.news.drain(..) {
+            each(ip, mac, heard);
+        }
+    }
+
+    /// Forgets the neighbours that went stale, were asked again and stayed silent
+    /// ([`FAILED_AFTER_S`] more): at most once a second, over the learned table.
+    pub(super) fn forget_failed_neighbours(&mut self, now: u32) {
+        if now == self.neighbours_checked_at {
+            return;
+        }
+        self.neighbours_checked_at = now;
+        let requested = &self.requested;
+        let before = self.learned.len();
+        self.learned.retain(|ip, e| {
+            let asked_since_stale = requested
+                .get(ip)
+                .is_some_and(|&t| t > e.1.saturating_add(STALE_AFTER_S));
+            !(asked_since_stale && now.saturating_sub(e.1) > STALE_AFTER_S + FAILED_AFTER_S)
+        });
+        if self.learned.len() != before {
+            self.new_hop_epoch();
         }
     }
 

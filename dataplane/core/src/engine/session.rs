@@ -110,6 +110,7 @@ impl Engine {
     /// connections leave their server's counters and their template's count; a template
     /// lives on while it still controls connections.
     pub fn expire(&mut self, now: u32, budget: usize, loads: &[DestLoad]) -> usize {
+        self.forget_failed_neighbours(now);
         // Templates that lost a connection (kept across calls: no per-poll zeroing).
         let released = &mut self.released;
         released.clear();
