@@ -351,15 +351,27 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"ipvsadm -h\r", b"--tun-type"),
          (b"ipvsadm -R < " + rules + b"\r", None),
          (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]
+def read_some():
+    global out
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r: out += os.read(fd, 4096)
+def ready():
+    # A line editor is reading (bracketed paste turned on after the last line it took):
+    # input written earlier could be flushed when it switches the terminal to raw mode.
+    end = time.time() + 30
+    while out.rfind(b"\x1b[?2004h") <= out.rfind(b"\x1b[?2004l") and time.time() < end:
+        read_some()
 for line, token in steps:
+    ready()
     mark = len(out)
     os.write(fd, line)
     if token is None:
-        token = b"rvs> "
+        token = b"\x1b[?2004l"  # the line was taken
     end = time.time() + 30
     while token not in out[mark:] and time.time() < end:
         r, _, _ = select.select([fd], [], [], 0.2)
         if r: out += os.read(fd, 4096)
+ready()
 os.write(fd, b"quit\r")
 end = time.time() + 30
 while time.time() < end:
