@@ -46,11 +46,6 @@ impl<T: AsRef<[u8]>> SctpPacket<T> {
         get_u16(self.buf.as_ref(), 2)
     }
 
-    pub fn verification_tag(&self) -> u32 {
-        let b = self.buf.as_ref();
-        u32::from_be_bytes([get_u8(b, 4), get_u8(b, 5), get_u8(b, 6), get_u8(b, 7)])
-    }
-
     /// The checksum field as sent (RFC 9260 appendix A: the CRC's bytes least significant
     /// first).
     pub fn checksum(&self) -> u32 {

@@ -11,7 +11,7 @@ pub use set::{LbShared, RunningWorker, WorkerOutcome, WorkerQueues, WorkerSet};
 use crossbeam::queue::ArrayQueue;
 use dpdk::{MbufBurst, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
 pub use mbuf_frame::MbufFrame;
-use rvs_core::engine::{self, Counters, Engine};
+use rvs_core::engine::{self, Counters, Engine, Frame};
 use rvs_core::forward::{self, ForwardMode, Verdict};
 use rvs_core::publish::SnapshotReader;
 use rvs_core::sched::DestLoad;
@@ -199,7 +199,6 @@ fn release_held(
         let Some(mut m) = pool.alloc() else {
             return false;
         };
-        use rvs_core::engine::Frame;
         let mut f = MbufFrame(&mut m);
         if !f.append(bytes.len()) {
             return false;

@@ -5,7 +5,7 @@ pub mod state;
 pub mod table;
 
 pub use state::{
-    account_active, account_transition, sctp_transition, state_is_active, state_name, transition,
-    Direction, SctpState, TcpEvent, TcpState, Timeouts,
+    account_active, sctp_transition, state_is_active, state_name, transition, Direction, SctpState,
+    TcpEvent, TcpState, Timeouts,
 };
 pub use table::{addr16, ip_of, Addr16, Conn, ConnId, ConnTable, InKey, InsertError, OutKey};

@@ -324,12 +324,6 @@ pub fn state_name(proto_num: u8, state: u8) -> &'static str {
     }
 }
 
-/// Applies a state change to the server's active/inactive counters: entering ESTABLISHED,
-/// SYN_SENT, SYN_RECV or SYNACK counts the connection active, leaving them inactive.
-pub fn account_transition(load: &crate::sched::DestLoad, from: TcpState, to: TcpState) {
-    account_active(load, from.is_active(), to.is_active());
-}
-
 /// Moves a connection between the server's active and inactive counts when that changes.
 pub fn account_active(load: &crate::sched::DestLoad, was: bool, is: bool) {
     if was != is {
@@ -553,7 +547,7 @@ mod tests {
             (Direction::Output, FIN | ACK),
         ] {
             let next = transition(dir, s, flags);
-            account_transition(&load, s, next);
+            account_active(&load, s.is_active(), next.is_active());
             s = next;
             seen.push((load.active(), load.inactive()));
         }

@@ -161,6 +161,17 @@ fn l4_fields(
     })
 }
 
+/// A packet that may open a connection where none is: a TCP SYN (without RST), an SCTP
+/// INIT. Other protocols' packets are not told apart (any UDP datagram opens one).
+#[inline]
+pub(super) fn opens_connection(flow: &Flow) -> bool {
+    match flow.proto {
+        proto::TCP => flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN,
+        proto::SCTP => flow.sctp_chunk == Some(rvs_wire::sctp::chunk::INIT),
+        _ => true,
+    }
+}
+
 /// Protocols balanced by port: TCP, UDP, SCTP.
 #[inline]
 pub(super) fn has_ports(proto_num: u8) -> bool {

@@ -348,12 +348,8 @@ impl Engine {
         let mut found = self.table.lookup_in(&key);
         // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection, an INIT on a CLOSED
         // association, starts a new one.
-        let opening = match flow.proto {
-            proto::TCP => flow.tcp_flags & (tcp::SYN | tcp::RST) == tcp::SYN,
-            proto::SCTP => flow.sctp_chunk == Some(rvs_wire::sctp::chunk::INIT),
-            _ => false,
-        };
-        if let (Some(id), true) = (found, opening) {
+        let reopens = matches!(flow.proto, proto::TCP | proto::SCTP) && opens_connection(&flow);
+        if let (Some(id), true) = (found, reopens) {
             let ended = self.table.get(id).is_some_and(|c| match c.proto {
                 proto::TCP => matches!(
                     TcpState::from_u8(c.state),

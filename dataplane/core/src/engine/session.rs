@@ -214,14 +214,11 @@ impl Engine {
         let entry_id = entry.id;
         let svc = snap.scheduling_service(entry);
         // Only an opening packet schedules: a TCP SYN, an SCTP INIT.
-        if flow.proto == proto::TCP && flow.tcp_flags & (tcp::SYN | tcp::RST) != tcp::SYN {
+        if !opens_connection(flow) {
             return Err(DropReason::NoConnection);
         }
         if flow.proto == proto::TCP {
             self.make_room_for_syn(loads, addr16(flow.src))?;
-        }
-        if flow.proto == proto::SCTP && flow.sctp_chunk != Some(rvs_wire::sctp::chunk::INIT) {
-            return Err(DropReason::NoConnection);
         }
         // Persistence: a template per (masked client, service or group).
         let mut template = None;
