@@ -123,6 +123,8 @@ pub struct Director {
     /// A connection sync daemon runs: the sync protocol cannot carry a server of the other
     /// family, so the kernel refuses one (and a daemon while one exists).
     pub sync_running: bool,
+    /// VIPs whose traffic for no service is dropped; the others' goes to the host.
+    pub unserved_drop: Vec<IpAddr>,
 }
 
 impl Director {
@@ -142,6 +144,7 @@ impl Director {
             published: std::cell::Cell::new(0),
             workers: 1,
             sync_running: false,
+            unserved_drop: Vec::new(),
         }
     }
 
@@ -503,6 +506,7 @@ impl Director {
         );
         snap.timeouts = self.timeouts;
         snap.set_floating(self.floating.iter().copied());
+        snap.set_unserved_drop(self.unserved_drop.iter().copied());
         self.published.set(self.next_version);
         snap
     }
@@ -513,13 +517,21 @@ impl Director {
         a.is_loopback() || self.ports.iter().any(|p| p.addrs.contains(&a))
     }
 
-    /// VIPs served by a local server: the host's stack must own them.
+    /// VIPs the host's stack must own: those served by a local server, and every VIP whose
+    /// traffic for no service goes to the host (not the appliance's own addresses, which
+    /// the host has already).
     pub fn local_vips(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self
             .services
             .iter()
-            .filter(|s| s.dests.iter().any(|d| self.is_local(d.addr)))
-            .flat_map(|s| s.entries.iter().map(|e| e.addr))
+            .flat_map(|s| {
+                let local = s.dests.iter().any(|d| self.is_local(d.addr));
+                s.entries
+                    .iter()
+                    .map(|e| e.addr)
+                    .filter(move |a| local || !self.unserved_drop.contains(a))
+            })
+            .filter(|a| !self.ports.iter().any(|p| p.addrs.contains(a)))
             .collect();
         v.sort();
         v.dedup();

@@ -203,6 +203,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
             let why = match verdict {
                 Verdict::Drop(rvs_core::engine::DropReason::NoService)
                 | Verdict::Drop(rvs_core::engine::DropReason::NotOurs) => "no service",
+                Verdict::ToHost => "no service",
                 _ if snap.is_vip(daddr) => "no server available",
                 _ => "no service",
             };

@@ -348,7 +348,7 @@ pub fn cases(net: &Net) -> Vec<Case> {
                         CLIENT_MAC,
                         cmac,
                         CLIENT,
-                        [192, 168, 1, 100],
+                        [192, 168, 1, 101],
                         64,
                         40002,
                         81,
@@ -440,6 +440,24 @@ pub fn cases(net: &Net) -> Vec<Case> {
                         cmac,
                         CLIENT,
                         [192, 168, 1, 1],
+                        64,
+                        40002,
+                        22,
+                        true,
+                        false,
+                        b"",
+                    ),
+                    Verdict::ToHost,
+                    None,
+                ),
+                // A VIP's port no service takes is the host's (`ssh VIP`), as in LVS.
+                step(
+                    c,
+                    tcp4(
+                        CLIENT_MAC,
+                        cmac,
+                        CLIENT,
+                        [192, 168, 1, 100],
                         64,
                         40002,
                         22,
@@ -609,6 +627,10 @@ scheduler = "rr"
 [[service.server]]
 address = "10.0.0.2"
 method = "tun"
+
+[[vip]]
+address = "192.168.1.101"
+unserved = "drop"
 "#
     )
 }

@@ -255,7 +255,10 @@ pub fn snapshot() -> Snapshot {
         ip([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
         GW6_MAC,
     );
-    Snapshot::new(services, ports, routes, neighbours)
+    let mut snap = Snapshot::new(services, ports, routes, neighbours);
+    // Its unserved ports are not the host's (the others' are, as LVS hands them over).
+    snap.set_unserved_drop([ip([192, 168, 1, 101])]);
+    snap
 }
 
 pub struct Lab {

@@ -1,10 +1,10 @@
-//! VIPs of services with a local real server, kept on the host twins so the host's stack
-//! accepts their traffic. Runs `ip` with no lock of the model held.
+//! VIPs the host's stack takes traffic for (a local real server, or ports no service
+//! takes), kept on the host twins. Runs `ip` with no lock of the model held.
 
 use super::*;
 
 impl Appliance {
-    /// Puts the VIPs of services with a local server on the host twins (and takes away
+    /// Puts the VIPs the host takes traffic for on the host twins (and takes away
     /// those no longer needed), so the host's stack accepts their traffic.
     pub(super) fn sync_host_vips(&self, want: Vec<std::net::IpAddr>) {
         if self.twins.is_empty() {
@@ -13,8 +13,15 @@ impl Appliance {
         let mut have = self.host_vips.lock();
         let ip = |verb: &str, vip: &std::net::IpAddr, twin: &str| {
             let len = if vip.is_ipv4() { 32 } else { 128 };
+            // No duplicate address detection for an IPv6 VIP: the data plane answers for it.
+            let nodad = if vip.is_ipv6() && verb == "add" {
+                &["nodad"][..]
+            } else {
+                &[]
+            };
             let ok = std::process::Command::new("ip")
                 .args(["addr", verb, &format!("{vip}/{len}"), "dev", twin])
+                .args(nodad)
                 .stderr(std::process::Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());

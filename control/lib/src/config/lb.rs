@@ -140,6 +140,16 @@ pub(crate) struct RawFwmark {
     port: u16,
 }
 
+/// A VIP's own settings: what becomes of its traffic that no service takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVip {
+    address: Spanned<String>,
+    /// "host" (the default: the host's stack gets it, as in LVS) or "drop".
+    #[serde(default)]
+    unserved: Option<Spanned<String>>,
+}
+
 fn one() -> u32 {
     1
 }
@@ -196,6 +206,8 @@ pub struct LbConfig {
     pub fwmarks: Vec<FwmarkRule>,
     pub routes: Vec<Route>,
     pub neighbours: Vec<(IpAddr, [u8; 6])>,
+    /// VIPs whose traffic for no service is dropped rather than handed to the host.
+    pub unserved_drop: Vec<IpAddr>,
 }
 
 fn parse_ip(source: &Source, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
@@ -223,9 +235,24 @@ impl LbConfig {
         routes: &[RawRoute],
         neighbours: &[RawNeighbour],
         fwmarks: &[RawFwmark],
+        vips: &[RawVip],
         port_names: &[String],
     ) -> Result<LbConfig, ConfigError> {
         let mut out = LbConfig::default();
+        for (i, v) in vips.iter().enumerate() {
+            let addr = parse_ip(source, &v.address, &format!("vip[{i}].address"))?;
+            match v.unserved.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+                None | Some(("host", _)) => {}
+                Some(("drop", _)) => out.unserved_drop.push(addr),
+                Some((other, span)) => {
+                    return Err(source.error(
+                        span,
+                        format!("vip[{i}].unserved"),
+                        format!("{other:?}: \"host\" or \"drop\""),
+                    ))
+                }
+            }
+        }
         for (i, m) in fwmarks.iter().enumerate() {
             let f = |name: &str| format!("fwmark[{i}].{name}");
             let proto = match m.protocol.get_ref().as_str() {
@@ -521,6 +548,7 @@ impl LbConfig {
         d.ports = ports;
         d.routes = self.routes.clone();
         d.neighbours = self.neighbours.clone();
+        d.unserved_drop = self.unserved_drop.clone();
         for c in &cmds {
             d.apply(c)?;
         }

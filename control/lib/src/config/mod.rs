@@ -48,6 +48,8 @@ struct RawConfig {
     neighbours: Vec<lb::RawNeighbour>,
     #[serde(default, rename = "fwmark")]
     fwmarks: Vec<lb::RawFwmark>,
+    #[serde(default, rename = "vip")]
+    vips: Vec<lb::RawVip>,
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
@@ -234,6 +236,7 @@ impl Config {
             &raw.routes,
             &raw.neighbours,
             &raw.fwmarks,
+            &raw.vips,
             &names,
         )?;
         let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {

@@ -379,6 +379,9 @@ impl Engine {
                         .build_icmp_error(snap, flow, IcmpError::PortUnreachable, frame)
                         .unwrap_or(Verdict::Drop(DropReason::NoServer));
                 }
+                Err(DropReason::NoService) => {
+                    return self.unserved(snap, &flow, DropReason::NoService)
+                }
                 Err(r) => return self.drop(r),
             },
         };

@@ -5,7 +5,8 @@
 //! IPv6-in-IPv6 with the port's own address as the outer source). NAT replies are found by
 //! the reply-side key and get the VIP back as their source. ARP for VIPs and the
 //! appliance's addresses is answered; ICMP echo to a VIP is answered. Anything else for the
-//! appliance goes to the host; traffic for neither is dropped and counted. Addresses VRRP
+//! appliance goes to the host, and so does traffic for a VIP that no service takes (unless
+//! that VIP drops it); traffic for neither is dropped and counted. Addresses VRRP
 //! manages are answered and forwarded only while this box holds them (MASTER); otherwise
 //! they are dropped as `standby`.
 //!
@@ -296,7 +297,7 @@ impl Engine {
             if flow.frag == Frag::Whole && is_echo_request(frame.bytes(), &flow) {
                 return self.echo_reply(snap, port, flow, frame);
             }
-            return self.drop(DropReason::Unsupported);
+            return self.unserved(snap, &flow, DropReason::Unsupported);
         }
         if tcp_or_udp {
             if let Some(id) = self.table.lookup_out(&out_key(&flow)) {
@@ -312,5 +313,14 @@ impl Engine {
             return self.drop(DropReason::Standby);
         }
         self.drop(DropReason::NotOurs)
+    }
+
+    /// A packet for a VIP that no service takes: the host's, as the local stack gets it in
+    /// LVS, unless the VIP is configured to drop such traffic.
+    fn unserved(&mut self, snap: &Snapshot, flow: &Flow, why: DropReason) -> Verdict {
+        if snap.drops_unserved(flow.dst) {
+            return self.drop(why);
+        }
+        Verdict::ToHost
     }
 }

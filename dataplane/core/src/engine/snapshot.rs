@@ -124,6 +124,9 @@ pub struct Snapshot {
     /// The next hops the configuration needs: real servers (not on the appliance) and
     /// gateways. Their neighbour entries are learned whenever they speak, and kept.
     next_hops: HashMap<IpAddr, ()>,
+    /// VIPs whose traffic matching no service is dropped; the others hand it to the host's
+    /// stack, as LVS does with a VIP it owns (`ssh VIP`, replies to the director).
+    unserved_drop: HashMap<u128, ()>,
 }
 
 impl Snapshot {
@@ -174,7 +177,25 @@ impl Snapshot {
             routes,
             neighbours,
             timeouts: Timeouts::default(),
+            unserved_drop: HashMap::new(),
         }
+    }
+
+    /// Sets the VIPs whose traffic for no service is dropped instead of going to the host.
+    pub fn set_unserved_drop(&mut self, vips: impl IntoIterator<Item = IpAddr>) {
+        self.unserved_drop = vips
+            .into_iter()
+            .map(|a| (u128::from_be_bytes(crate::conn::addr16(a)), ()))
+            .collect();
+    }
+
+    /// Whether traffic for `vip` that matches no service is dropped (else it is the host's).
+    #[inline]
+    pub fn drops_unserved(&self, vip: IpAddr) -> bool {
+        !self.unserved_drop.is_empty()
+            && self
+                .unserved_drop
+                .contains_key(&u128::from_be_bytes(crate::conn::addr16(vip)))
     }
 
     /// The service for a destination: exact port first, then the all-ports service.
