@@ -241,7 +241,11 @@ impl LbConfig {
         let mut out = LbConfig::default();
         for (i, v) in vips.iter().enumerate() {
             let addr = parse_ip(source, &v.address, &format!("vip[{i}].address"))?;
-            match v.unserved.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+            match v
+                .unserved
+                .as_ref()
+                .map(|u| (u.get_ref().as_str(), u.span()))
+            {
                 None | Some(("host", _)) => {}
                 Some(("drop", _)) => out.unserved_drop.push(addr),
                 Some((other, span)) => {

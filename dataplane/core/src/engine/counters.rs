@@ -107,6 +107,10 @@ pub struct Counters {
     pub neighbour_requests: u64,
     /// Embryonic TCP connections evicted to make room for a new SYN.
     pub syn_evictions: u64,
+    /// Packets routed between the ports (ip_forward), and to or from members' outgoing
+    /// port ranges.
+    pub routed: u64,
+    pub member_packets: u64,
 }
 
 /// A counter its worker writes and anyone reads: a relaxed load and store, no locked
@@ -150,6 +154,8 @@ pub struct CounterSlots {
     pub to_host: Slot,
     pub neighbour_requests: Slot,
     pub syn_evictions: Slot,
+    pub routed: Slot,
+    pub member_packets: Slot,
     /// Entries in the worker's connection table.
     pub connections: Slot,
 }
@@ -187,6 +193,8 @@ impl CounterSlots {
             to_host: Slot::default(),
             neighbour_requests: Slot::default(),
             syn_evictions: Slot::default(),
+            routed: Slot::default(),
+            member_packets: Slot::default(),
             connections: Slot::default(),
         }
     }
@@ -245,6 +253,8 @@ impl CounterSlots {
             to_host: self.to_host.get(),
             neighbour_requests: self.neighbour_requests.get(),
             syn_evictions: self.syn_evictions.get(),
+            routed: self.routed.get(),
+            member_packets: self.member_packets.get(),
         }
     }
 }

@@ -133,6 +133,7 @@ impl Engine {
         snap: &Snapshot,
         loads: &[DestLoad],
         now: u32,
+        port: u16,
         flow: Flow,
         id: u32,
         frame: &mut F,
@@ -142,6 +143,12 @@ impl Engine {
             // Not of a balanced datagram: the appliance's own, or not ours.
             if snap.is_local(flow.dst) && !snap.is_vip(flow.dst) {
                 return Verdict::ToHost;
+            }
+            // Routed traffic needs no state: every fragment is routed alike.
+            let ours =
+                snap.is_vip(flow.dst) || snap.is_local(flow.dst) || snap.is_standby(flow.dst);
+            if snap.ip_forward && !ours && super::routed::sent_to_port(snap, port, frame.bytes()) {
+                return self.route_through(snap, now, flow, frame);
             }
             return self.drop(DropReason::Fragment);
         };

@@ -9,6 +9,8 @@ pub(super) enum IcmpError {
     /// Fragmentation needed (IPv4) / packet too big (IPv6), with the MTU to use.
     TooBig(usize),
     PortUnreachable,
+    /// TTL / hop limit exceeded in transit (a routed packet).
+    TimeExceeded,
 }
 
 /// The header of the datagram an ICMP error quotes.
@@ -209,7 +211,14 @@ impl Engine {
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return Err(DropReason::NoRoute);
         };
-        let me = flow.dst;
+        // From the address it was sent to when that is ours (a VIP, the appliance); a
+        // routed packet's error comes from the port it leaves by, as a router's.
+        let me = if snap.is_vip(flow.dst) || snap.is_local(flow.dst) {
+            flow.dst
+        } else {
+            snap.local_addr(out_port, flow.src)
+                .ok_or(DropReason::NoRoute)?
+        };
         // The quoted part: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
         let quote_len = if flow.v6 {
             (flow.end - flow.l3).min(1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN)
@@ -254,6 +263,7 @@ impl Engine {
                     icmpv6::CODE_PORT_UNREACHABLE,
                     [0; 4],
                 ),
+                IcmpError::TimeExceeded => (icmpv6::TIME_EXCEEDED, 0, [0; 4]),
             };
             icmp::emit_header(&mut b[l4..], t, code, rest);
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
@@ -278,13 +288,18 @@ impl Engine {
                 dscp_ecn: 0,
             }
             .emit(&mut b[l3..]);
-            let (code, rest) = match kind {
-                IcmpError::TooBig(mtu) => {
-                    (icmp::CODE_FRAG_NEEDED, [0, 0, (mtu >> 8) as u8, mtu as u8])
+            let (t, code, rest) = match kind {
+                IcmpError::TooBig(mtu) => (
+                    icmp::DEST_UNREACHABLE,
+                    icmp::CODE_FRAG_NEEDED,
+                    [0, 0, (mtu >> 8) as u8, mtu as u8],
+                ),
+                IcmpError::PortUnreachable => {
+                    (icmp::DEST_UNREACHABLE, icmp::CODE_PORT_UNREACHABLE, [0; 4])
                 }
-                IcmpError::PortUnreachable => (icmp::CODE_PORT_UNREACHABLE, [0; 4]),
+                IcmpError::TimeExceeded => (icmp::TIME_EXCEEDED, 0, [0; 4]),
             };
-            icmp::emit_header(&mut b[l4..], icmp::DEST_UNREACHABLE, code, rest);
+            icmp::emit_header(&mut b[l4..], t, code, rest);
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
             if let Ok(mut m) = IcmpPacket::new_checked(&mut b[l4..l4 + icmp_len]) {
                 m.fill_checksum();

@@ -318,7 +318,7 @@ impl Engine {
     /// A datagram larger than the out port's MTU: ICMP "fragmentation needed" (IPv4 with
     /// DF) or "packet too big" (IPv6) to its sender, as a router and IPVS do; an IPv4 one
     /// without DF is dropped (rvs does not fragment). None when it fits.
-    fn over_mtu<F: Frame>(
+    pub(super) fn over_mtu<F: Frame>(
         &mut self,
         snap: &Snapshot,
         flow: &Flow,

@@ -6,7 +6,8 @@
 //! the reply-side key and get the VIP back as their source. ARP for VIPs and the
 //! appliance's addresses is answered; ICMP echo to a VIP is answered. Anything else for the
 //! appliance goes to the host, and so does traffic for a VIP that no service takes (unless
-//! that VIP drops it); traffic for neither is dropped and counted. Addresses VRRP
+//! that VIP drops it). Members' outgoing port ranges on a VIP and, with `ip_forward`,
+//! traffic for neither are routed (`routed`); else it is dropped and counted. Addresses VRRP
 //! manages are answered and forwarded only while this box holds them (MASTER); otherwise
 //! they are dropped as `standby`.
 //!
@@ -22,6 +23,7 @@ mod icmp_errors;
 mod local;
 mod methods;
 mod neighbour;
+mod routed;
 mod session;
 pub mod snapshot;
 mod sync;
@@ -33,7 +35,7 @@ pub use fragments::FragOwners;
 pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
-pub use snapshot::{PortInfo, Route, Service, Snapshot};
+pub use snapshot::{MemberPorts, PortInfo, Route, Service, Snapshot};
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
@@ -56,6 +58,7 @@ use held::*;
 use icmp_errors::*;
 use methods::*;
 use neighbour::*;
+use routed::*;
 use session::*;
 
 /// What to do with the frame.
@@ -282,7 +285,7 @@ impl Engine {
             return self.drop(DropReason::Martian);
         }
         if let Frag::Later(id) = flow.frag {
-            return self.later_fragment(snap, loads, now, flow, id, frame);
+            return self.later_fragment(snap, loads, now, port, flow, id, frame);
         }
         if let Some(v) = self.icmp_error_about_conn(snap, &flow, frame) {
             return v;
@@ -292,6 +295,9 @@ impl Engine {
                 return self.drop(DropReason::Standby);
             }
             if tcp_or_udp {
+                if let Some(&range) = snap.member_for(flow.proto, flow.dst, flow.dport) {
+                    return self.to_member(snap, now, range, flow, frame);
+                }
                 return self.forward_to_server(snap, loads, now, flow, frame);
             }
             if flow.frag == Frag::Whole && is_echo_request(frame.bytes(), &flow) {
@@ -303,6 +309,9 @@ impl Engine {
             if let Some(id) = self.table.lookup_out(&out_key(&flow)) {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
+            if let Some(&range) = snap.member_range_of(flow.proto, flow.src, flow.sport) {
+                return self.from_member(snap, now, range, flow, frame);
+            }
         }
         // The appliance's own traffic, and link-level multicast and broadcast (routing
         // protocols, VRRP) are the host's.
@@ -311,6 +320,9 @@ impl Engine {
         }
         if snap.is_standby(flow.dst) {
             return self.drop(DropReason::Standby);
+        }
+        if snap.ip_forward && sent_to_port(snap, port, frame.bytes()) {
+            return self.route_through(snap, now, flow, frame);
         }
         self.drop(DropReason::NotOurs)
     }

@@ -77,6 +77,22 @@ impl Service {
     }
 }
 
+/// Connections a cluster member opens from a VIP with source ports in its own range
+/// (CommuniGate's outgoing TCP): packets to the VIP on a port of the range go to the member,
+/// by direct routing (it holds the VIP) or NAT (its own address, rvs its gateway, which
+/// also gives its packets from that range the VIP as their source). Stateless: the ranges
+/// of the members do not overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberPorts {
+    pub proto: u8,
+    pub vip: IpAddr,
+    pub first: u16,
+    pub last: u16,
+    pub member: IpAddr,
+    /// NAT (the member's own address); else direct routing.
+    pub nat: bool,
+}
+
 /// A data port as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortInfo {
@@ -127,6 +143,11 @@ pub struct Snapshot {
     /// VIPs whose traffic matching no service is dropped; the others hand it to the host's
     /// stack, as LVS does with a VIP it owns (`ssh VIP`, replies to the director).
     unserved_drop: HashMap<u128, ()>,
+    /// Members' outgoing port ranges on VIPs.
+    member_ports: Vec<MemberPorts>,
+    /// Whether traffic for neither a VIP nor the appliance is routed between the ports
+    /// (Linux's ip_forward), with TTL and ICMP as a router; else it is dropped.
+    pub ip_forward: bool,
 }
 
 impl Snapshot {
@@ -178,7 +199,34 @@ impl Snapshot {
             neighbours,
             timeouts: Timeouts::default(),
             unserved_drop: HashMap::new(),
+            member_ports: Vec::new(),
+            ip_forward: false,
         }
+    }
+
+    /// Sets the members' outgoing port ranges; their VIPs become VIPs of the snapshot.
+    pub fn set_member_ports(&mut self, ranges: Vec<MemberPorts>) {
+        for r in &ranges {
+            self.vips
+                .insert(u128::from_be_bytes(crate::conn::addr16(r.vip)), ());
+        }
+        self.member_ports = ranges;
+    }
+
+    /// The member whose outgoing range holds `vip:port`.
+    #[inline]
+    pub fn member_for(&self, proto: u8, vip: IpAddr, port: u16) -> Option<&MemberPorts> {
+        self.member_ports
+            .iter()
+            .find(|r| r.proto == proto && r.vip == vip && (r.first..=r.last).contains(&port))
+    }
+
+    /// The NAT member range a packet from `member:port` leaves by.
+    #[inline]
+    pub fn member_range_of(&self, proto: u8, member: IpAddr, port: u16) -> Option<&MemberPorts> {
+        self.member_ports.iter().find(|r| {
+            r.nat && r.proto == proto && r.member == member && (r.first..=r.last).contains(&port)
+        })
     }
 
     /// Sets the VIPs whose traffic for no service is dropped instead of going to the host.

@@ -1,0 +1,108 @@
+//! Traffic that is not balanced: members' outgoing port ranges on a VIP (stateless, both
+//! ways), and routing between the ports for everything else (`ip_forward`), TTL and ICMP
+//! as a router does.
+
+use super::*;
+
+impl Engine {
+    /// A packet to `vip:port` in a member's outgoing range: to that member, by direct
+    /// routing (MACs only) or NAT (its address, port kept).
+    pub(super) fn to_member<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        range: MemberPorts,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        if range.nat {
+            if flow.ttl <= 1 {
+                return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
+            }
+            rewrite(
+                frame.bytes_mut(),
+                &flow,
+                Side::Dst,
+                range.member,
+                flow.dport,
+            );
+        }
+        self.counters.member_packets.add(1);
+        self.send_routed(snap, now, &flow, range.member, frame)
+    }
+
+    /// A NAT member's packet from its outgoing range: the VIP becomes its source.
+    pub(super) fn from_member<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        range: MemberPorts,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        if flow.ttl <= 1 {
+            return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
+        }
+        rewrite(frame.bytes_mut(), &flow, Side::Src, range.vip, flow.sport);
+        self.counters.member_packets.add(1);
+        self.send_routed(snap, now, &flow, flow.dst, frame)
+    }
+
+    /// A packet for neither a VIP nor the appliance, sent to this port's MAC: routed on by
+    /// the routes, its TTL / hop limit decremented (ICMP time exceeded when it runs out).
+    pub(super) fn route_through<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        if flow.ttl <= 1 {
+            return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
+        }
+        rewrite_ip_only(frame.bytes_mut(), &flow, Side::Dst, flow.dst);
+        self.counters.routed.add(1);
+        self.send_routed(snap, now, &flow, flow.dst, frame)
+    }
+
+    /// Out of the port the routes give for `dst`, to its next hop's MAC (the frame waits
+    /// for it when unknown); too big for that port: ICMP, as for balanced traffic.
+    fn send_routed<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        flow: &Flow,
+        dst: IpAddr,
+        frame: &mut F,
+    ) -> Verdict {
+        let Some((port, hop)) = snap.route(dst) else {
+            return self.drop(DropReason::NoRoute);
+        };
+        let Some((port_mac, mtu)) = snap.ports.get(usize::from(port)).map(|p| (p.mac, p.mtu))
+        else {
+            return self.drop(DropReason::NoRoute);
+        };
+        if let Some(v) = self.over_mtu(snap, flow, mtu, frame) {
+            return v;
+        }
+        match self.neighbour(snap, hop) {
+            Some(mac) => {
+                set_macs(frame.bytes_mut(), mac, port_mac);
+                Verdict::Forward { port }
+            }
+            None if self.held_room() => {
+                set_macs(frame.bytes_mut(), [0; 6], port_mac);
+                self.hold_and_solicit(snap, now, port, hop, frame)
+            }
+            None => self.resolve(snap, now, port, hop, frame),
+        }
+    }
+}
+
+/// Whether the frame was sent to `port`'s own MAC (not flooded to it, nor broadcast).
+pub(super) fn sent_to_port(snap: &Snapshot, port: u16, frame: &[u8]) -> bool {
+    let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+        return false;
+    };
+    frame.get(..6) == Some(&mac[..])
+}

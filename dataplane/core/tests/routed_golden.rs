@@ -1,0 +1,132 @@
+//! Golden packets for traffic that is not balanced: members' outgoing port ranges on a VIP
+//! (CommuniGate's outgoing TCP, by DR and by NAT) and routing between the ports
+//! (`ip_forward`): input frame, expected output frame, verdict; frames built with etherparse.
+
+use etherparse::{icmpv4, Icmpv4Type, PacketBuilder};
+use rvs_core::engine::{DropReason, MemberPorts, Verdict};
+use rvs_testkit::*;
+
+const VIP: [u8; 4] = [192, 168, 1, 120];
+const REMOTE: [u8; 4] = [203, 0, 113, 9];
+
+fn lab_with_members() -> Lab {
+    let mut lab = Lab::new();
+    lab.snap.set_member_ports(vec![
+        MemberPorts {
+            proto: 6,
+            vip: ip(VIP),
+            first: 33000,
+            last: 33999,
+            member: ip([10, 0, 0, 3]),
+            nat: false,
+        },
+        MemberPorts {
+            proto: 6,
+            vip: ip(VIP),
+            first: 34000,
+            last: 34999,
+            member: ip([10, 0, 0, 2]),
+            nat: true,
+        },
+    ]);
+    lab
+}
+
+fn syn_ack(
+    macs: ([u8; 6], [u8; 6]),
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    ports: (u16, u16),
+) -> Vec<u8> {
+    tcp4(
+        macs.0, macs.1, src, dst, ttl, ports.0, ports.1, true, true, b"",
+    )
+}
+
+#[test]
+fn a_reply_to_a_dr_members_range_goes_to_that_member_unchanged() {
+    let mut lab = lab_with_members();
+    let input = syn_ack((GW_MAC, PORT0_MAC), REMOTE, VIP, 60, (25, 33007));
+    let want = syn_ack((PORT1_MAC, RS3_MAC), REMOTE, VIP, 60, (25, 33007));
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, want));
+    assert_eq!(lab.engine.counters().member_packets, 1);
+    // No connection is made: the range is the member's for every packet.
+    assert_eq!(lab.engine.counters().new_conns, 0);
+}
+
+#[test]
+fn a_nat_member_leaves_from_the_vip_and_its_replies_return_to_it() {
+    let mut lab = lab_with_members();
+    // The member opens a connection from its own address and a port of its range.
+    let out = syn_ack((RS2_MAC, PORT1_MAC), [10, 0, 0, 2], REMOTE, 64, (34007, 25));
+    let want_out = syn_ack((PORT0_MAC, GW_MAC), VIP, REMOTE, 63, (34007, 25));
+    assert_eq!(lab.run(1, &out), (Verdict::Forward { port: 0 }, want_out));
+    // The answer to VIP:34007 is the member's, at its own address.
+    let back = syn_ack((GW_MAC, PORT0_MAC), REMOTE, VIP, 60, (25, 34007));
+    let want_back = syn_ack((PORT1_MAC, RS2_MAC), REMOTE, [10, 0, 0, 2], 59, (25, 34007));
+    assert_eq!(lab.run(0, &back), (Verdict::Forward { port: 1 }, want_back));
+    // A port outside every range: no service takes it, so it is the host's (as LVS).
+    let other = syn_ack((GW_MAC, PORT0_MAC), REMOTE, VIP, 60, (25, 35000));
+    assert_eq!(lab.run(0, &other).0, Verdict::ToHost);
+    // The DR member's range is not rewritten on the way out (it sends from the VIP).
+    let dr_out = syn_ack((RS3_MAC, PORT1_MAC), [10, 0, 0, 3], REMOTE, 64, (33007, 25));
+    assert_eq!(lab.run(1, &dr_out).0, Verdict::Drop(DropReason::NotOurs));
+}
+
+fn udp(macs: ([u8; 6], [u8; 6]), src: [u8; 4], dst: [u8; 4], ttl: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(macs.0, macs.1)
+        .ipv4(src, dst, ttl)
+        .udp(5000, 53)
+        .write(&mut out, b"query")
+        .unwrap();
+    out
+}
+
+#[test]
+fn with_ip_forward_traffic_for_neither_is_routed_as_a_router_does() {
+    let mut lab = Lab::new();
+    let input = udp((RS2_MAC, PORT1_MAC), [10, 0, 0, 2], REMOTE, 64);
+    // Off (the default, as Linux's ip_forward): not ours, dropped.
+    assert_eq!(lab.run(1, &input).0, Verdict::Drop(DropReason::NotOurs));
+    lab.snap.ip_forward = true;
+    let want = udp((PORT0_MAC, GW_MAC), [10, 0, 0, 2], REMOTE, 63);
+    assert_eq!(lab.run(1, &input), (Verdict::Forward { port: 0 }, want));
+    // Back the other way to the server, on-link.
+    let back = udp((GW_MAC, PORT0_MAC), REMOTE, [10, 0, 0, 2], 50);
+    let want_back = udp((PORT1_MAC, RS2_MAC), REMOTE, [10, 0, 0, 2], 49);
+    assert_eq!(lab.run(0, &back), (Verdict::Forward { port: 1 }, want_back));
+    assert_eq!(lab.engine.counters().routed, 2);
+    // A frame for another MAC (flooded by a switch) is not routed.
+    let flooded = udp((RS2_MAC, [2, 9, 9, 9, 9, 9]), [10, 0, 0, 2], REMOTE, 64);
+    assert_eq!(lab.run(1, &flooded).0, Verdict::Drop(DropReason::NotOurs));
+}
+
+#[test]
+fn a_routed_packet_out_of_ttl_gets_time_exceeded_from_the_port_it_came_in_by() {
+    let mut lab = Lab::new();
+    lab.snap.ip_forward = true;
+    let input = udp((RS2_MAC, PORT1_MAC), [10, 0, 0, 2], REMOTE, 1);
+    let quote = &input[14..14 + 28];
+    let mut want = Vec::new();
+    // As the kernel's ICMP errors: no DF on the error itself.
+    let mut header = etherparse::Ipv4Header::new(
+        0,
+        64,
+        etherparse::IpNumber::ICMP,
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+    )
+    .unwrap();
+    header.dont_fragment = false;
+    PacketBuilder::ethernet2(PORT1_MAC, RS2_MAC)
+        .ip(etherparse::IpHeaders::Ipv4(header, Default::default()))
+        .icmpv4(Icmpv4Type::TimeExceeded(
+            icmpv4::TimeExceededCode::TtlExceededInTransit,
+        ))
+        .write(&mut want, quote)
+        .unwrap();
+    assert_eq!(lab.run(1, &input), (Verdict::Forward { port: 1 }, want));
+    assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
+}
