@@ -10,7 +10,7 @@
 
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::conn::Timeouts;
-use rvs_core::engine::{PortInfo, RealServer, Route, Service, Snapshot};
+use rvs_core::engine::{MemberPorts, PortInfo, RealServer, Route, Service, Snapshot};
 use rvs_core::sched::{CachePool, DestLoad, ListChange, SchedEvent, Thresholds, WrrConsts};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -125,6 +125,10 @@ pub struct Director {
     pub sync_running: bool,
     /// VIPs whose traffic for no service is dropped; the others' goes to the host.
     pub unserved_drop: Vec<IpAddr>,
+    /// Members' outgoing port ranges on VIPs.
+    pub member_ports: Vec<MemberPorts>,
+    /// Routing between the ports for traffic for neither a VIP nor the appliance.
+    pub ip_forward: bool,
 }
 
 impl Director {
@@ -145,6 +149,8 @@ impl Director {
             workers: 1,
             sync_running: false,
             unserved_drop: Vec::new(),
+            member_ports: Vec::new(),
+            ip_forward: false,
         }
     }
 
@@ -507,6 +513,8 @@ impl Director {
         snap.timeouts = self.timeouts;
         snap.set_floating(self.floating.iter().copied());
         snap.set_unserved_drop(self.unserved_drop.iter().copied());
+        snap.set_member_ports(self.member_ports.clone());
+        snap.ip_forward = self.ip_forward;
         self.published.set(self.next_version);
         snap
     }
@@ -531,6 +539,12 @@ impl Director {
                     .map(|e| e.addr)
                     .filter(move |a| local || !self.unserved_drop.contains(a))
             })
+            .chain(
+                self.member_ports
+                    .iter()
+                    .map(|r| r.vip)
+                    .filter(|a| !self.unserved_drop.contains(a)),
+            )
             .filter(|a| !self.ports.iter().any(|p| p.addrs.contains(a)))
             .collect();
         v.sort();

@@ -5,7 +5,7 @@
 use super::{ConfigError, Source};
 use crate::director::{Director, FwmarkRule, Limits};
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
-use rvs_core::engine::{self, ForwardMethod, PortInfo, Route, Snapshot};
+use rvs_core::engine::{self, ForwardMethod, MemberPorts, PortInfo, Route, Snapshot};
 use rvs_core::sched::{DestLoad, SchedKind};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -150,6 +150,91 @@ pub(crate) struct RawVip {
     unserved: Option<Spanned<String>>,
 }
 
+/// Connections a cluster member opens from a VIP with source ports in its own range
+/// (CommuniGate's outgoing TCP): replies to the VIP on those ports go to the member.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutgoing {
+    #[serde(default = "tcp")]
+    protocol: Spanned<String>,
+    vip: Spanned<String>,
+    /// "33000-33999".
+    ports: Spanned<String>,
+    member: Spanned<String>,
+    /// "dr" (the member holds the VIP) or "nat" (its own address; rvs its gateway).
+    #[serde(default = "dr")]
+    method: Spanned<String>,
+}
+
+fn dr() -> Spanned<String> {
+    Spanned::new(0..0, "dr".into())
+}
+
+/// The `[[outgoing]]` ranges; ranges of one VIP and protocol may not overlap.
+pub(crate) fn validate_outgoing(
+    source: &Source,
+    raw: &[RawOutgoing],
+) -> Result<Vec<MemberPorts>, ConfigError> {
+    let mut out: Vec<MemberPorts> = Vec::new();
+    for (i, o) in raw.iter().enumerate() {
+        let f = |name: &str| format!("outgoing[{i}].{name}");
+        let proto = match o.protocol.get_ref().as_str() {
+            "tcp" => 6,
+            "udp" => 17,
+            "sctp" => 132,
+            p => {
+                return Err(source.error(
+                    o.protocol.span(),
+                    f("protocol"),
+                    format!("{p:?}: tcp, udp or sctp"),
+                ))
+            }
+        };
+        let vip = parse_ip(source, &o.vip, &f("vip"))?;
+        let member = parse_ip(source, &o.member, &f("member"))?;
+        if vip.is_ipv4() != member.is_ipv4() {
+            return Err(source.error(o.member.span(), f("member"), "not of the VIP's family"));
+        }
+        let range = o.ports.get_ref().split_once('-').and_then(|(a, b)| {
+            let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+            (a >= 1 && a <= b).then_some((a, b))
+        });
+        let Some((first, last)) = range else {
+            return Err(source.error(
+                o.ports.span(),
+                f("ports"),
+                format!("{:?}: a range such as \"33000-33999\"", o.ports.get_ref()),
+            ));
+        };
+        let nat = match o.method.get_ref().as_str() {
+            "dr" => false,
+            "nat" => true,
+            m => {
+                return Err(source.error(o.method.span(), f("method"), format!("{m:?}: dr or nat")))
+            }
+        };
+        if let Some(j) = out
+            .iter()
+            .position(|r| r.proto == proto && r.vip == vip && r.first <= last && first <= r.last)
+        {
+            return Err(source.error(
+                o.ports.span(),
+                f("ports"),
+                format!("overlaps outgoing[{j}]'s {}-{}", out[j].first, out[j].last),
+            ));
+        }
+        out.push(MemberPorts {
+            proto,
+            vip,
+            first,
+            last,
+            member,
+            nat,
+        });
+    }
+    Ok(out)
+}
+
 fn one() -> u32 {
     1
 }
@@ -208,6 +293,10 @@ pub struct LbConfig {
     pub neighbours: Vec<(IpAddr, [u8; 6])>,
     /// VIPs whose traffic for no service is dropped rather than handed to the host.
     pub unserved_drop: Vec<IpAddr>,
+    /// Members' outgoing port ranges (`[[outgoing]]`).
+    pub member_ports: Vec<MemberPorts>,
+    /// `[dataplane] ip_forward`.
+    pub ip_forward: bool,
 }
 
 fn parse_ip(source: &Source, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
@@ -553,6 +642,8 @@ impl LbConfig {
         d.routes = self.routes.clone();
         d.neighbours = self.neighbours.clone();
         d.unserved_drop = self.unserved_drop.clone();
+        d.member_ports = self.member_ports.clone();
+        d.ip_forward = self.ip_forward;
         for c in &cmds {
             d.apply(c)?;
         }

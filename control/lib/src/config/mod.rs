@@ -50,6 +50,8 @@ struct RawConfig {
     fwmarks: Vec<lb::RawFwmark>,
     #[serde(default, rename = "vip")]
     vips: Vec<lb::RawVip>,
+    #[serde(default, rename = "outgoing")]
+    outgoing: Vec<lb::RawOutgoing>,
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
@@ -106,6 +108,10 @@ struct RawDataplane {
     syn_share: Option<Spanned<u32>>,
     #[serde(default)]
     syn_per_source: u32,
+    /// Route traffic for neither a VIP nor the appliance between the ports (the real
+    /// servers' gateway), as Linux's net.ipv4.ip_forward; off by default.
+    #[serde(default)]
+    ip_forward: bool,
 }
 
 fn default_idle_sleep() -> u32 {
@@ -122,6 +128,7 @@ impl Default for RawDataplane {
             idle_sleep_max_us: default_idle_sleep(),
             syn_share: None,
             syn_per_source: 0,
+            ip_forward: false,
             services: None,
             servers: None,
         }
@@ -239,6 +246,9 @@ impl Config {
             &raw.vips,
             &names,
         )?;
+        let mut lb = lb;
+        lb.member_ports = lb::validate_outgoing(&source, &raw.outgoing)?;
+        lb.ip_forward = raw.dataplane.ip_forward;
         let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {
             Some(c) if *c.get_ref() == 0 || *c.get_ref() > max => {
                 Err(source.error(c.span(), field, format!("between 1 and {max}")))
@@ -474,6 +484,42 @@ device = "net_ring1"
             ))
             .unwrap_err();
             assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    /// `[[outgoing]]` member ranges, `[[vip]] unserved` and `ip_forward` reach the
+    /// snapshot; bad values name the field and line.
+    #[test]
+    fn router_settings_reach_the_snapshot() {
+        let c = parse(&format!(
+            "{TWO_PORTS}[dataplane]\nip_forward = true\n\
+             [[outgoing]]\nvip = \"10.0.0.1\"\nports = \"33000-33999\"\nmember = \"10.1.0.1\"\n\
+             [[outgoing]]\nvip = \"10.0.0.1\"\nports = \"34000-34999\"\nmember = \"10.1.0.2\"\nmethod = \"nat\"\n\
+             [[vip]]\naddress = \"10.0.0.9\"\nunserved = \"drop\"\n"
+        ))
+        .unwrap();
+        let snap = c.lb.snapshot(Vec::new());
+        assert!(snap.ip_forward);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(snap.is_vip(ip("10.0.0.1")));
+        let m = snap.member_for(6, ip("10.0.0.1"), 34500).unwrap();
+        assert_eq!((m.member, m.nat), (ip("10.1.0.2"), true));
+        assert_eq!(
+            snap.member_for(6, ip("10.0.0.1"), 33000).unwrap().member,
+            ip("10.1.0.1")
+        );
+        assert!(snap.member_for(17, ip("10.0.0.1"), 33000).is_none());
+        assert!(snap.drops_unserved(ip("10.0.0.9")));
+        assert!(!snap.drops_unserved(ip("10.0.0.1")));
+        for (bad, field) in [
+            ("[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"34000\"\nmember = \"10.1.0.1\"\n", "outgoing[0].ports"),
+            ("[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"1-9\"\nmember = \"10.1.0.1\"\nmethod = \"tun\"\n", "outgoing[0].method"),
+            ("[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"1-9\"\nmember = \"10.1.0.1\"\n[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"9-20\"\nmember = \"10.1.0.2\"\n", "outgoing[1].ports"),
+            ("[[vip]]\naddress = \"10.0.0.9\"\nunserved = \"reject\"\n", "vip[0].unserved"),
+        ] {
+            let e = parse(&format!("{TWO_PORTS}{bad}")).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.line.is_some(), "{e}");
         }
     }
 
