@@ -320,6 +320,7 @@ pub fn run(
                 neighbour_capacity: 4096,
                 syn_share: cfg.syn_share,
                 syn_per_source: cfg.syn_per_source,
+                full_nat: cfg.full_nat,
             },
             solicit_pool: Some(ports.pools[0].1),
             ring_prefix: "rvs_ho".into(),

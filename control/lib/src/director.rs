@@ -10,7 +10,9 @@
 
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::conn::Timeouts;
-use rvs_core::engine::{MemberPorts, PortInfo, RealServer, Route, Service, Snapshot};
+use rvs_core::engine::{
+    FullNat, MemberPorts, PortInfo, RealServer, Route, Service, Snapshot, SnatRule,
+};
 use rvs_core::sched::{CachePool, DestLoad, ListChange, SchedEvent, Thresholds, WrrConsts};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -129,6 +131,10 @@ pub struct Director {
     pub member_ports: Vec<MemberPorts>,
     /// Routing between the ports for traffic for neither a VIP nor the appliance.
     pub ip_forward: bool,
+    /// Full NAT by service (kept across edits of the service: ipvsadm cannot say it).
+    pub full_nat: Vec<(ServiceKey, FullNat)>,
+    /// Source NAT rules for routed traffic.
+    pub snat: Vec<SnatRule>,
 }
 
 impl Director {
@@ -151,6 +157,8 @@ impl Director {
             unserved_drop: Vec::new(),
             member_ports: Vec::new(),
             ip_forward: false,
+            full_nat: Vec::new(),
+            snat: Vec::new(),
         }
     }
 
@@ -501,6 +509,11 @@ impl Director {
                 s.one_packet = vs.spec.one_packet;
                 s.pe_sip = vs.spec.pe.as_deref() == Some("sip");
                 s.persist_mask_v4 = vs.spec.mask_v4.map(u32::from);
+                s.full_nat = self
+                    .full_nat
+                    .iter()
+                    .find(|(k, _)| *k == vs.spec.key)
+                    .map(|(_, f)| f.clone());
                 services.push(s);
             }
         }
@@ -515,6 +528,7 @@ impl Director {
         snap.set_unserved_drop(self.unserved_drop.iter().copied());
         snap.set_member_ports(self.member_ports.clone());
         snap.ip_forward = self.ip_forward;
+        snap.set_snat(self.snat.clone());
         self.published.set(self.next_version);
         snap
     }

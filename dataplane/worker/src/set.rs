@@ -118,6 +118,7 @@ impl WorkerSet {
             };
             let context = lb.map(|lb| {
                 let mut engine = Engine::new(lb.engine, 1);
+                engine.set_owner(index, n);
                 engine.sync = lb.sync.get(index).cloned();
                 engine.set_holding(lb.solicit_pool.is_some());
                 let snapshot = SnapshotReader::new(lb.cell.clone());

@@ -5,7 +5,9 @@
 use super::{ConfigError, Source};
 use crate::director::{Director, FwmarkRule, Limits};
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
-use rvs_core::engine::{self, ForwardMethod, MemberPorts, PortInfo, Route, Snapshot};
+use rvs_core::engine::{
+    self, ForwardMethod, FullNat, MemberPorts, PortInfo, Route, Snapshot, SnatRule,
+};
 use rvs_core::sched::{DestLoad, SchedKind};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -33,8 +35,36 @@ pub(crate) struct RawService {
     one_packet: bool,
     /// The persistence engine (ipvsadm --pe): "sip".
     pe: Option<Spanned<String>>,
+    /// Full NAT towards its NAT servers: the client's source replaced by a local address
+    /// (`local_addresses`, else the address of the port towards the server).
+    #[serde(default)]
+    full_nat: bool,
+    #[serde(default)]
+    local_addresses: Vec<Spanned<String>>,
+    /// PROXY protocol v2 before the first data (TCP; implies full NAT).
+    #[serde(default)]
+    proxy_protocol: bool,
     #[serde(default, rename = "server")]
     servers: Vec<RawServer>,
+}
+
+/// A source NAT rule for routed traffic (`iptables -t nat -A POSTROUTING -s SOURCE -d
+/// DESTINATION -o OUT -j SNAT --to-source ADDR:PORTS`, or MASQUERADE without `to_source`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSnat {
+    /// "tcp", "udp", "sctp"; absent: all three.
+    protocol: Option<Spanned<String>>,
+    #[serde(default)]
+    source: Option<Spanned<String>>,
+    #[serde(default)]
+    destination: Option<Spanned<String>>,
+    /// A port name: the rule applies to traffic leaving by it.
+    out_port: Option<Spanned<String>>,
+    /// An address, or absent / "masquerade": the out port's own address.
+    to_source: Option<Spanned<String>>,
+    /// "1024-65535" (the default).
+    ports: Option<Spanned<String>>,
 }
 
 /// A server's `tunnel`, `tunnel_port` and `tunnel_csum`, checked as ipvsadm checks them.
@@ -170,6 +200,137 @@ fn dr() -> Spanned<String> {
     Spanned::new(0..0, "dr".into())
 }
 
+/// `ADDRESS/LENGTH` (a bare address is a host).
+fn parse_prefix(
+    source: &Source,
+    s: &Spanned<String>,
+    field: &str,
+) -> Result<(IpAddr, u8), ConfigError> {
+    let text = s.get_ref();
+    let (net, len) = text.split_once('/').unwrap_or((text, ""));
+    let addr: IpAddr = net.parse().map_err(|_| {
+        source.error(
+            s.span(),
+            field,
+            format!("{text:?}: expected ADDRESS/LENGTH"),
+        )
+    })?;
+    let full = if addr.is_ipv4() { 32 } else { 128 };
+    let len =
+        match len {
+            "" => full,
+            l => l.parse().ok().filter(|&l| l <= full).ok_or_else(|| {
+                source.error(s.span(), field, format!("prefix length up to {full}"))
+            })?,
+        };
+    Ok((addr, len))
+}
+
+/// "FIRST-LAST" ports, FIRST at least 1.
+fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let (a, b) = text.split_once('-')?;
+    let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+    (a >= 1 && a <= b).then_some((a, b))
+}
+
+/// The `[[snat]]` rules.
+pub(crate) fn validate_snat(
+    source: &Source,
+    raw: &[RawSnat],
+    port_names: &[String],
+) -> Result<Vec<SnatRule>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let f = |name: &str| format!("snat[{i}].{name}");
+        let proto = match r
+            .protocol
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None => None,
+            Some(("tcp", _)) => Some(6),
+            Some(("udp", _)) => Some(17),
+            Some(("sctp", _)) => Some(132),
+            Some((p, span)) => {
+                return Err(source.error(span, f("protocol"), format!("{p:?}: tcp, udp or sctp")))
+            }
+        };
+        let to_source = match &r.to_source {
+            Some(t) if t.get_ref() == "masquerade" => None,
+            Some(t) => Some(parse_ip(source, t, &f("to_source"))?),
+            None => None,
+        };
+        let any = |v6: bool| {
+            if v6 {
+                (IpAddr::from([0u8; 16]), 0)
+            } else {
+                (IpAddr::from([0u8; 4]), 0)
+            }
+        };
+        let source_prefix = match &r.source {
+            Some(p) => Some(parse_prefix(source, p, &f("source"))?),
+            None => None,
+        };
+        let destination = match &r.destination {
+            Some(p) => Some(parse_prefix(source, p, &f("destination"))?),
+            None => None,
+        };
+        let v6 = to_source
+            .or(source_prefix.map(|p| p.0))
+            .or(destination.map(|p| p.0))
+            .is_some_and(|a| a.is_ipv6());
+        let (source_prefix, destination) = (
+            source_prefix.unwrap_or(any(v6)),
+            destination.unwrap_or(any(v6)),
+        );
+        let family = [Some(source_prefix.0), Some(destination.0), to_source];
+        if family.iter().flatten().any(|a| a.is_ipv6() != v6) {
+            return Err(source.error(
+                r.to_source
+                    .as_ref()
+                    .or(r.destination.as_ref())
+                    .map_or(0..0, |s| s.span()),
+                f("destination"),
+                "source, destination and to_source of one family",
+            ));
+        }
+        let out_port = match &r.out_port {
+            Some(p) => Some(
+                port_names
+                    .iter()
+                    .position(|n| n == p.get_ref())
+                    .ok_or_else(|| {
+                        source.error(
+                            p.span(),
+                            f("out_port"),
+                            format!("no port named {:?}", p.get_ref()),
+                        )
+                    })? as u16,
+            ),
+            None => None,
+        };
+        let ports = match &r.ports {
+            Some(p) => parse_port_range(p.get_ref()).ok_or_else(|| {
+                source.error(
+                    p.span(),
+                    f("ports"),
+                    format!("{:?}: a range such as \"1024-65535\"", p.get_ref()),
+                )
+            })?,
+            None => (1024, 65535),
+        };
+        out.push(SnatRule {
+            proto,
+            source: source_prefix,
+            destination,
+            out_port,
+            to_source,
+            ports,
+        });
+    }
+    Ok(out)
+}
+
 /// The `[[outgoing]]` ranges; ranges of one VIP and protocol may not overlap.
 pub(crate) fn validate_outgoing(
     source: &Source,
@@ -195,11 +356,7 @@ pub(crate) fn validate_outgoing(
         if vip.is_ipv4() != member.is_ipv4() {
             return Err(source.error(o.member.span(), f("member"), "not of the VIP's family"));
         }
-        let range = o.ports.get_ref().split_once('-').and_then(|(a, b)| {
-            let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
-            (a >= 1 && a <= b).then_some((a, b))
-        });
-        let Some((first, last)) = range else {
+        let Some((first, last)) = parse_port_range(o.ports.get_ref()) else {
             return Err(source.error(
                 o.ports.span(),
                 f("ports"),
@@ -297,6 +454,10 @@ pub struct LbConfig {
     pub member_ports: Vec<MemberPorts>,
     /// `[dataplane] ip_forward`.
     pub ip_forward: bool,
+    /// Services with full NAT, in service order.
+    pub full_nat: Vec<(ServiceKey, FullNat)>,
+    /// `[[snat]]` rules in order.
+    pub snat: Vec<SnatRule>,
 }
 
 fn parse_ip(source: &Source, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
@@ -478,6 +639,32 @@ impl LbConfig {
                     tunnel,
                 });
             }
+            if s.full_nat || s.proxy_protocol || !s.local_addresses.is_empty() {
+                let mut locals = Vec::new();
+                for (j, a) in s.local_addresses.iter().enumerate() {
+                    let a = parse_ip(source, a, &f(&format!("local_addresses[{j}]")))?;
+                    locals.push(a);
+                }
+                let key = match s.group {
+                    Some(mark) => ServiceKey::Fwmark {
+                        mark,
+                        ipv6: addr.is_ipv6(),
+                    },
+                    None => ServiceKey::Addr(
+                        Protocol::from_number(proto).unwrap_or(Protocol::Tcp),
+                        SocketAddr::new(addr, s.port),
+                    ),
+                };
+                if !out.full_nat.iter().any(|(k, _)| *k == key) {
+                    out.full_nat.push((
+                        key,
+                        FullNat {
+                            locals: locals.into(),
+                            proxy_protocol: s.proxy_protocol,
+                        },
+                    ));
+                }
+            }
             out.services.push(ServiceConfig {
                 proto,
                 addr,
@@ -644,6 +831,8 @@ impl LbConfig {
         d.unserved_drop = self.unserved_drop.clone();
         d.member_ports = self.member_ports.clone();
         d.ip_forward = self.ip_forward;
+        d.full_nat = self.full_nat.clone();
+        d.snat = self.snat.clone();
         for c in &cmds {
             d.apply(c)?;
         }

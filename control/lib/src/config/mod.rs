@@ -52,6 +52,8 @@ struct RawConfig {
     vips: Vec<lb::RawVip>,
     #[serde(default, rename = "outgoing")]
     outgoing: Vec<lb::RawOutgoing>,
+    #[serde(default, rename = "snat")]
+    snat: Vec<lb::RawSnat>,
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
@@ -112,6 +114,10 @@ struct RawDataplane {
     /// servers' gateway), as Linux's net.ipv4.ip_forward; off by default.
     #[serde(default)]
     ip_forward: bool,
+    /// Room in the connection tables for full-NAT and SNAT entries (on by itself when the
+    /// file has a full-NAT service or an SNAT rule; set it to add them at run time).
+    #[serde(default)]
+    full_nat: bool,
 }
 
 fn default_idle_sleep() -> u32 {
@@ -129,6 +135,7 @@ impl Default for RawDataplane {
             syn_share: None,
             syn_per_source: 0,
             ip_forward: false,
+            full_nat: false,
             services: None,
             servers: None,
         }
@@ -163,6 +170,8 @@ pub struct Config {
     /// The SYN-flood defence (`[dataplane] syn_share`, `syn_per_source`).
     pub syn_share: u8,
     pub syn_per_source: u32,
+    /// Room for full-NAT and SNAT entries in the connection tables.
+    pub full_nat: bool,
     /// Capacity of the live configuration: VIP:port entries and real servers.
     pub limits: crate::director::Limits,
     /// The control socket's path: `[control] socket`, else `RVS_SOCKET`, else the default.
@@ -248,7 +257,9 @@ impl Config {
         )?;
         let mut lb = lb;
         lb.member_ports = lb::validate_outgoing(&source, &raw.outgoing)?;
+        lb.snat = lb::validate_snat(&source, &raw.snat, &names)?;
         lb.ip_forward = raw.dataplane.ip_forward;
+        let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
         let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {
             Some(c) if *c.get_ref() == 0 || *c.get_ref() > max => {
                 Err(source.error(c.span(), field, format!("between 1 and {max}")))
@@ -381,6 +392,7 @@ impl Config {
             idle_sleep_max_us: raw.dataplane.idle_sleep_max_us,
             syn_share,
             syn_per_source: raw.dataplane.syn_per_source,
+            full_nat,
             limits,
             socket: raw
                 .control
@@ -491,16 +503,29 @@ device = "net_ring1"
     /// snapshot; bad values name the field and line.
     #[test]
     fn router_settings_reach_the_snapshot() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         let c = parse(&format!(
             "{TWO_PORTS}[dataplane]\nip_forward = true\n\
              [[outgoing]]\nvip = \"10.0.0.1\"\nports = \"33000-33999\"\nmember = \"10.1.0.1\"\n\
              [[outgoing]]\nvip = \"10.0.0.1\"\nports = \"34000-34999\"\nmember = \"10.1.0.2\"\nmethod = \"nat\"\n\
-             [[vip]]\naddress = \"10.0.0.9\"\nunserved = \"drop\"\n"
+             [[vip]]\naddress = \"10.0.0.9\"\nunserved = \"drop\"\n\
+             [[snat]]\nsource = \"10.1.0.0/24\"\nout_port = \"b\"\nto_source = \"10.0.0.7\"\nports = \"20000-29999\"\n\
+             [[service]]\naddress = \"10.0.0.1\"\nport = 80\nproxy_protocol = true\n[[service.server]]\naddress = \"10.1.0.5\"\n"
         ))
         .unwrap();
+        assert!(c.full_nat, "a full-NAT service makes room for local ends");
         let snap = c.lb.snapshot(Vec::new());
+        let rule = snap.snat[0];
+        assert_eq!(
+            (rule.out_port, rule.ports, rule.proto),
+            (Some(1), (20000, 29999), None)
+        );
+        assert!(rule.matches(17, ip("10.1.0.3"), ip("192.0.2.1"), 1));
+        assert!(!rule.matches(17, ip("10.2.0.3"), ip("192.0.2.1"), 1));
+        assert!(snap.is_local_end(ip("10.0.0.7")));
+        let fnat = snap.services[0].full_nat.as_ref().unwrap();
+        assert!(fnat.proxy_protocol && fnat.locals.is_empty());
         assert!(snap.ip_forward);
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         assert!(snap.is_vip(ip("10.0.0.1")));
         let m = snap.member_for(6, ip("10.0.0.1"), 34500).unwrap();
         assert_eq!((m.member, m.nat), (ip("10.1.0.2"), true));
@@ -516,6 +541,9 @@ device = "net_ring1"
             ("[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"1-9\"\nmember = \"10.1.0.1\"\nmethod = \"tun\"\n", "outgoing[0].method"),
             ("[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"1-9\"\nmember = \"10.1.0.1\"\n[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"9-20\"\nmember = \"10.1.0.2\"\n", "outgoing[1].ports"),
             ("[[vip]]\naddress = \"10.0.0.9\"\nunserved = \"reject\"\n", "vip[0].unserved"),
+            ("[[snat]]\nout_port = \"c\"\n", "snat[0].out_port"),
+            ("[[snat]]\nports = \"9-1\"\n", "snat[0].ports"),
+            ("[[snat]]\nsource = \"10.0.0.0/33\"\n", "snat[0].source"),
         ] {
             let e = parse(&format!("{TWO_PORTS}{bad}")).unwrap_err();
             assert_eq!(e.field, field, "{e}");

@@ -8,4 +8,6 @@ pub use state::{
     account_active, sctp_transition, state_is_active, state_name, transition, Direction, SctpState,
     TcpEvent, TcpState, Timeouts,
 };
-pub use table::{addr16, ip_of, Addr16, Conn, ConnId, ConnTable, InKey, InsertError, OutKey};
+pub use table::{
+    addr16, ip_of, proxy, Addr16, Conn, ConnId, ConnTable, InKey, InsertError, Local, OutKey,
+};

@@ -37,6 +37,29 @@ pub mod flags {
     pub const LOCAL: u8 = 0x10;
     /// On the embryonic list (TCP, not yet established).
     pub const EMBRYONIC: u8 = 0x20;
+    /// Full NAT: the client's source is replaced by a local address and port (the
+    /// table's [`super::Local`] for the entry), which the reply-side key uses.
+    pub const FULL_NAT: u8 = 0x40;
+}
+
+/// The local end of a full-NAT (or SNAT) entry, and its PROXY protocol state; kept beside
+/// the slab, only in a table made for full NAT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Local {
+    pub addr: Addr16,
+    pub port: u16,
+    /// PROXY protocol v2 towards the server: [`proxy::NONE`], `PENDING` or `SENT`.
+    pub proxy: u8,
+    /// The sequence number of the client's first data byte (the header goes before it).
+    pub proxy_seq: u32,
+}
+
+/// States of [`Local::proxy`].
+pub mod proxy {
+    pub const NONE: u8 = 0;
+    /// Wanted, not yet put before the first data segment.
+    pub const PENDING: u8 = 1;
+    pub const SENT: u8 = 2;
 }
 
 /// Addresses are stored as 16 bytes; IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
@@ -248,6 +271,8 @@ fn free_entry(next: u32) -> Conn {
 
 pub struct ConnTable {
     slots: Vec<Conn>,
+    /// Local ends of full-NAT entries by slab index (empty in a table without full NAT).
+    locals: Vec<Local>,
     free_head: u32,
     len: usize,
     by_in: FlowIndex,
@@ -281,6 +306,7 @@ impl ConnTable {
             .collect();
         ConnTable {
             slots,
+            locals: Vec::new(),
             free_head: 0,
             len: 0,
             by_in: FlowIndex::new(capacity),
@@ -294,6 +320,41 @@ impl ConnTable {
             emb_len: 0,
             emb_sources: vec![0; capacity.next_power_of_two()],
         }
+    }
+
+    /// A table that can hold full-NAT entries: room for a [`Local`] per entry.
+    pub fn with_full_nat(mut self) -> ConnTable {
+        self.locals = vec![Local::default(); self.slots.len()];
+        self
+    }
+
+    /// Whether full-NAT entries can be inserted.
+    pub fn has_full_nat(&self) -> bool {
+        !self.locals.is_empty()
+    }
+
+    /// The local end of a full-NAT entry.
+    #[inline]
+    pub fn local(&self, id: ConnId) -> Option<&Local> {
+        self.locals.get(id.0 as usize)
+    }
+
+    #[inline]
+    pub fn local_mut(&mut self, id: ConnId) -> Option<&mut Local> {
+        self.locals.get_mut(id.0 as usize)
+    }
+
+    /// An entry's reply-side key: towards its local end under full NAT.
+    #[inline]
+    fn reply_key(locals: &[Local], i: u32, c: &Conn) -> OutKey {
+        let mut k = c.out_key();
+        if c.flags & flags::FULL_NAT != 0 {
+            if let Some(l) = locals.get(i as usize) {
+                k.caddr = l.addr;
+                k.cport = l.port;
+            }
+        }
+        k
     }
 
     /// Embryonic entries now.
@@ -380,6 +441,7 @@ impl ConnTable {
     pub fn bytes_per_entry(&self) -> f64 {
         let slab = std::mem::size_of::<Conn>() * self.slots.len();
         let total = slab
+            + std::mem::size_of::<Local>() * self.locals.len()
             + self.by_in.bytes()
             + self.by_out.bytes()
             + self.wheel.len() * 4
@@ -422,10 +484,10 @@ impl ConnTable {
     #[inline]
     pub fn lookup_out(&self, key: &OutKey) -> Option<ConnId> {
         let h = self.hash(key);
-        let slots = &self.slots;
+        let (slots, locals) = (&self.slots, &self.locals);
         self.by_out
             .find(h, |i| {
-                Self::conn_at(slots, i).is_some_and(|c| c.out_key() == *key)
+                Self::conn_at(slots, i).is_some_and(|c| Self::reply_key(locals, i, c) == *key)
             })
             .map(ConnId)
     }
@@ -445,16 +507,47 @@ impl ConnTable {
 
     /// Inserts an entry expiring at `expires`. Refused when the table is full or the key
     /// (either of them) is already present.
-    pub fn insert(&mut self, mut conn: Conn, expires: u32) -> Result<ConnId, InsertError> {
+    pub fn insert(&mut self, conn: Conn, expires: u32) -> Result<ConnId, InsertError> {
+        self.insert_with_local(conn, None, expires)
+    }
+
+    /// As [`ConnTable::insert`], for a full-NAT entry with its local end (the flag is set
+    /// here; refused as full by a table made without full NAT).
+    pub fn insert_full_nat(
+        &mut self,
+        mut conn: Conn,
+        local: Local,
+        expires: u32,
+    ) -> Result<ConnId, InsertError> {
+        if !self.has_full_nat() {
+            return Err(InsertError::Full);
+        }
+        conn.flags |= flags::FULL_NAT | flags::REPLY_INDEXED;
+        self.insert_with_local(conn, Some(local), expires)
+    }
+
+    fn insert_with_local(
+        &mut self,
+        mut conn: Conn,
+        local: Option<Local>,
+        expires: u32,
+    ) -> Result<ConnId, InsertError> {
         if self.free_head == NIL {
             return Err(InsertError::Full);
         }
         let id = self.free_head;
+        let mut out_key = conn.out_key();
+        if let Some(l) = &local {
+            out_key.caddr = l.addr;
+            out_key.cport = l.port;
+        } else {
+            conn.flags &= !flags::FULL_NAT;
+        }
         let in_hash = self.hash(&conn.in_key());
-        let out_hash = self.hash(&conn.out_key());
+        let out_hash = self.hash(&out_key);
         let indexed_out = conn.flags & flags::REPLY_INDEXED != 0;
         if self.lookup_in(&conn.in_key()).is_some()
-            || (indexed_out && self.lookup_out(&conn.out_key()).is_some())
+            || (indexed_out && self.lookup_out(&out_key).is_some())
         {
             return Err(InsertError::Clash);
         }
@@ -478,6 +571,9 @@ impl ConnTable {
         conn.wheel_prev = NIL;
         conn.wheel_slot = UNLINKED;
         self.slots[id as usize] = conn;
+        if let (Some(l), Some(slot)) = (local, self.locals.get_mut(id as usize)) {
+            *slot = l;
+        }
         self.wheel_link(id);
         self.len += 1;
         Ok(ConnId(id))
@@ -490,7 +586,8 @@ impl ConnTable {
         self.wheel_unlink(id.0);
         self.by_in.remove(self.hash(&conn.in_key()), id.0);
         if conn.flags & flags::REPLY_INDEXED != 0 {
-            self.by_out.remove(self.hash(&conn.out_key()), id.0);
+            let key = Self::reply_key(&self.locals, id.0, &conn);
+            self.by_out.remove(self.hash(&key), id.0);
         }
         self.slots[id.0 as usize] = free_entry(self.free_head);
         self.free_head = id.0;

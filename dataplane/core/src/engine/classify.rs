@@ -249,8 +249,11 @@ pub fn flow_owner(
     if let Frag::Later(id) = flow.frag {
         return frags.owner(&FragKey::of(&flow, id));
     }
+    // A reply to a full-NAT local end that is a VIP belongs with that end (the worker that
+    // gave out its port), not with the sender.
+    let reply_to_local_end = || snap.is_local_end(flow.dst) && snap.is_next_hop(flow.src);
     let (client, port) = if has_ports(flow.proto) {
-        if snap.is_vip(flow.dst) {
+        if snap.is_vip(flow.dst) && !reply_to_local_end() {
             (flow.src, flow.sport)
         } else {
             (flow.dst, flow.dport)

@@ -36,11 +36,13 @@ pub enum DropReason {
     /// Not dropped: kept until its next hop answers (the request for its MAC went out this
     /// second already). Counted as a drop only if the neighbour never answers.
     Held,
+    /// Full NAT or SNAT found no free local port this worker owns (the pool is exhausted).
+    NoLocalPort,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 17;
-    pub const ALL: [DropReason; 17] = [
+    pub const COUNT: usize = 18;
+    pub const ALL: [DropReason; 18] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -58,6 +60,7 @@ impl DropReason {
         DropReason::SynLimit,
         DropReason::Fragment,
         DropReason::Held,
+        DropReason::NoLocalPort,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +82,7 @@ impl DropReason {
             DropReason::SynLimit => "SYN limit",
             DropReason::Fragment => "fragment without its first",
             DropReason::Held => "held for a neighbour",
+            DropReason::NoLocalPort => "no local port",
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Counters {
     /// port ranges.
     pub routed: u64,
     pub member_packets: u64,
+    /// SNAT entries made for routed flows.
+    pub snat_conns: u64,
 }
 
 /// A counter its worker writes and anyone reads: a relaxed load and store, no locked
@@ -156,6 +162,7 @@ pub struct CounterSlots {
     pub syn_evictions: Slot,
     pub routed: Slot,
     pub member_packets: Slot,
+    pub snat_conns: Slot,
     /// Entries in the worker's connection table.
     pub connections: Slot,
 }
@@ -195,6 +202,7 @@ impl CounterSlots {
             syn_evictions: Slot::default(),
             routed: Slot::default(),
             member_packets: Slot::default(),
+            snat_conns: Slot::default(),
             connections: Slot::default(),
         }
     }
@@ -255,6 +263,7 @@ impl CounterSlots {
             syn_evictions: self.syn_evictions.get(),
             routed: self.routed.get(),
             member_packets: self.member_packets.get(),
+            snat_conns: self.snat_conns.get(),
         }
     }
 }

@@ -14,6 +14,15 @@ pub(super) enum Side {
 /// NAT rewrite of one side's address and port, TTL / hop limit decremented, every checksum
 /// updated incrementally.
 pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
+    rewrite_side(b, flow, side, addr, port, true);
+}
+
+/// The other side's rewrite of full NAT (the TTL was decremented by the first).
+pub(super) fn rewrite_keeping_ttl(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
+    rewrite_side(b, flow, side, addr, port, false);
+}
+
+fn rewrite_side(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, hop: bool) {
     let old_addr = if side == Side::Dst {
         flow.dst
     } else {
@@ -26,7 +35,7 @@ pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port:
     } else {
         (&old4, &new4)
     };
-    rewrite_ip_only(b, flow, side, addr);
+    set_ip_address(b, flow, side, addr, hop);
     let Some(l4b) = b.get_mut(flow.l4..flow.end) else {
         return;
     };
@@ -113,6 +122,10 @@ fn rewrite_first_fragment(
 /// Rewrites one address of the outer IP header (header checksum kept) and decrements the
 /// TTL / hop limit; the L4 checksum is the caller's.
 pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr) {
+    set_ip_address(b, flow, side, addr, true);
+}
+
+fn set_ip_address(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, hop: bool) {
     let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
         return;
     };
@@ -122,14 +135,18 @@ pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAdd
                 Side::Dst => ip.set_dst(addr_bytes16(addr)),
                 Side::Src => ip.set_src(addr_bytes16(addr)),
             }
-            ip.set_hop_limit(flow.ttl.saturating_sub(1));
+            if hop {
+                ip.set_hop_limit(flow.ttl.saturating_sub(1));
+            }
         }
     } else if let Ok(mut ip) = Ipv4Packet::new_checked(&mut *ipb) {
         match side {
             Side::Dst => ip.set_dst(addr_bytes4(addr)),
             Side::Src => ip.set_src(addr_bytes4(addr)),
         }
-        ip.set_ttl(flow.ttl.saturating_sub(1));
+        if hop {
+            ip.set_ttl(flow.ttl.saturating_sub(1));
+        }
     }
 }
 
@@ -434,10 +451,27 @@ impl Engine {
             Ok(h) => (h.port, h.mac, h.pending),
             Err(verdict) => return verdict,
         };
+        // Full NAT: the source becomes the local end (after any PROXY header goes in).
+        let mut flow = flow;
+        let local = match self.full_nat_end(id, &conn) {
+            Some(l) => {
+                if !self.proxy_towards_server(id, &mut flow, frame) {
+                    return self.drop(DropReason::Unsupported);
+                }
+                Some(l)
+            }
+            None => None,
+        };
         // A frame that may wait is copied: its checksums cannot be left to the NIC.
         let offload = pending.is_none();
-        let verdict =
-            self.rewrite_towards_server(snap, &conn, (out_port, hop_mac, offload), flow, frame);
+        let verdict = self.rewrite_towards_server(
+            snap,
+            &conn,
+            (out_port, hop_mac, offload),
+            local,
+            flow,
+            frame,
+        );
         match (pending, verdict) {
             (Some(hop), Verdict::Forward { port }) => {
                 self.hold_and_solicit(snap, now, port, hop, frame)
@@ -453,6 +487,7 @@ impl Engine {
         snap: &Snapshot,
         conn: &Binding,
         (out_port, hop_mac, offload): (u16, [u8; 6], bool),
+        local: Option<(IpAddr, u16)>,
         flow: Flow,
         frame: &mut F,
     ) -> Verdict {
@@ -473,6 +508,9 @@ impl Engine {
                     return self.drop(DropReason::Ttl);
                 }
                 rewrite(frame.bytes_mut(), &flow, Side::Dst, daddr, conn.port);
+                if let Some((addr, port)) = local {
+                    rewrite_keeping_ttl(frame.bytes_mut(), &flow, Side::Src, addr, port);
+                }
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
                 Verdict::Forward { port: out_port }
             }
@@ -535,11 +573,17 @@ impl Engine {
         if flow.ttl <= 1 {
             return self.drop(DropReason::Ttl);
         }
-        let (out_port, hop_mac, pending) =
-            match self.next_hop(snap, id, flow.dst, false, now, frame) {
-                Ok(h) => (h.port, h.mac, h.pending),
-                Err(verdict) => return verdict,
-            };
+        // Full NAT: the reply went to the local end; the client is the entry's.
+        let client = match self.full_nat_end(id, &conn) {
+            Some(_) => self.table.get(id).map(|c| (ip_of(&c.caddr), c.cport)),
+            None => None,
+        };
+        let towards = client.map_or(flow.dst, |(a, _)| a);
+        let (out_port, hop_mac, pending) = match self.next_hop(snap, id, towards, false, now, frame)
+        {
+            Ok(h) => (h.port, h.mac, h.pending),
+            Err(verdict) => return verdict,
+        };
         let Some((port_mac, mtu)) = snap
             .ports
             .get(usize::from(out_port))
@@ -550,6 +594,9 @@ impl Engine {
         if let Some(v) = self.over_mtu(snap, &flow, mtu, frame) {
             return v;
         }
+        if client.is_some() {
+            self.proxy_towards_client(id, &flow, frame);
+        }
         rewrite(
             frame.bytes_mut(),
             &flow,
@@ -557,6 +604,9 @@ impl Engine {
             ip_of(&conn.addr),
             conn.port,
         );
+        if let Some((addr, port)) = client {
+            rewrite_keeping_ttl(frame.bytes_mut(), &flow, Side::Dst, addr, port);
+        }
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         match pending {
             Some(hop) => self.hold_and_solicit(snap, now, out_port, hop, frame),

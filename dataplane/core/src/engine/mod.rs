@@ -18,6 +18,7 @@
 mod classify;
 mod counters;
 mod fragments;
+mod full_nat;
 mod held;
 mod icmp_errors;
 mod local;
@@ -35,12 +36,12 @@ pub use fragments::FragOwners;
 pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
-pub use snapshot::{MemberPorts, PortInfo, Route, Service, Snapshot};
+pub use snapshot::{FullNat, MemberPorts, PortInfo, Route, Service, Snapshot, SnatRule};
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
-    account_active, addr16, ip_of, sctp_transition, state_is_active, transition, Conn, ConnTable,
-    Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
+    account_active, addr16, ip_of, sctp_transition, state_is_active, transition, Addr16, Conn,
+    ConnTable, Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
 };
 use crate::sched::{self, DestLoad, Request, SchedState};
 use hashbrown::HashMap;
@@ -86,6 +87,8 @@ pub struct EngineConfig {
     pub syn_share: u8,
     /// Most embryonic connections from one client address (0: no limit).
     pub syn_per_source: u32,
+    /// Room for full-NAT and SNAT entries (their local ends, beside the table).
+    pub full_nat: bool,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +100,7 @@ impl Default for EngineConfig {
             neighbour_capacity: 4096,
             syn_share: 50,
             syn_per_source: 0,
+            full_nat: false,
         }
     }
 }
@@ -136,6 +140,10 @@ pub struct Engine {
     /// Most embryonic TCP connections ([`EngineConfig::syn_share`] of the table).
     embryonic_limit: usize,
     syn_per_source: u32,
+    /// This worker's index and the number of workers (local ports are given out by it).
+    owner: (usize, usize),
+    port_cursor: u32,
+    local_cursor: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -159,7 +167,11 @@ pub fn martian(a: IpAddr) -> bool {
 impl Engine {
     pub fn new(cfg: EngineConfig, now: u32) -> Engine {
         Engine {
-            table: ConnTable::new(cfg.conn_capacity, now),
+            table: if cfg.full_nat {
+                ConnTable::new(cfg.conn_capacity, now).with_full_nat()
+            } else {
+                ConnTable::new(cfg.conn_capacity, now)
+            },
             timeouts: Timeouts::default(),
             states: (0..cfg.max_services)
                 .map(|_| SchedState::default())
@@ -183,6 +195,9 @@ impl Engine {
             syn_per_source: cfg.syn_per_source,
             frags: FragTable::new(),
             held: HeldFrames::new(),
+            owner: (0, 1),
+            port_cursor: 0,
+            local_cursor: 0,
         }
     }
 
@@ -285,10 +300,16 @@ impl Engine {
             return self.drop(DropReason::Martian);
         }
         if let Frag::Later(id) = flow.frag {
-            return self.later_fragment(snap, loads, now, port, flow, id, frame);
+            return self.later_fragment(snap, loads, (now, port), flow, id, frame);
         }
         if let Some(v) = self.icmp_error_about_conn(snap, &flow, frame) {
             return v;
+        }
+        // A reply to a full-NAT or SNAT local end (which may be a VIP or an own address).
+        if tcp_or_udp && snap.is_local_end(flow.dst) {
+            if let Some(id) = self.table.lookup_out(&out_key(&flow)) {
+                return self.forward_to_client(snap, loads, now, id, flow, frame);
+            }
         }
         if snap.is_vip(flow.dst) {
             if snap.is_standby(flow.dst) {
@@ -296,7 +317,7 @@ impl Engine {
             }
             if tcp_or_udp {
                 if let Some(&range) = snap.member_for(flow.proto, flow.dst, flow.dport) {
-                    return self.to_member(snap, now, range, flow, frame);
+                    return self.forward_to_member(snap, now, range, flow, frame);
                 }
                 return self.forward_to_server(snap, loads, now, flow, frame);
             }
@@ -310,7 +331,7 @@ impl Engine {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
             if let Some(&range) = snap.member_range_of(flow.proto, flow.src, flow.sport) {
-                return self.from_member(snap, now, range, flow, frame);
+                return self.forward_from_member(snap, now, range, flow, frame);
             }
         }
         // The appliance's own traffic, and link-level multicast and broadcast (routing
@@ -322,6 +343,11 @@ impl Engine {
             return self.drop(DropReason::Standby);
         }
         if snap.ip_forward && sent_to_port(snap, port, frame.bytes()) {
+            if tcp_or_udp && !snap.snat.is_empty() {
+                if let Some(v) = self.source_nat(snap, loads, now, flow, frame) {
+                    return v;
+                }
+            }
             return self.route_through(snap, now, flow, frame);
         }
         self.drop(DropReason::NotOurs)

@@ -7,7 +7,7 @@ use super::*;
 impl Engine {
     /// A packet to `vip:port` in a member's outgoing range: to that member, by direct
     /// routing (MACs only) or NAT (its address, port kept).
-    pub(super) fn to_member<F: Frame>(
+    pub(super) fn forward_to_member<F: Frame>(
         &mut self,
         snap: &Snapshot,
         now: u32,
@@ -32,7 +32,7 @@ impl Engine {
     }
 
     /// A NAT member's packet from its outgoing range: the VIP becomes its source.
-    pub(super) fn from_member<F: Frame>(
+    pub(super) fn forward_from_member<F: Frame>(
         &mut self,
         snap: &Snapshot,
         now: u32,

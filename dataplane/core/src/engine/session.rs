@@ -339,10 +339,19 @@ impl Engine {
         if let Some(t) = template {
             c.template = t.0;
         }
-        let id = self
-            .table
-            .insert(c, now.saturating_add(self.timeouts.of(flow.proto, 0)))
-            .map_err(drop_reason)?;
+        let expires = now.saturating_add(self.timeouts.of(flow.proto, 0));
+        let full_nat = svc
+            .full_nat
+            .as_ref()
+            .filter(|_| s.method == ForwardMethod::Nat && f & flags::LOCAL == 0);
+        let id = match full_nat {
+            Some(fnat) => {
+                let local = self.full_nat_local(snap, fnat, flow.proto, (s.addr, dport))?;
+                self.table.insert_full_nat(c, local, expires)
+            }
+            None => self.table.insert(c, expires),
+        }
+        .map_err(drop_reason)?;
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
         }

@@ -40,6 +40,47 @@ pub struct Service {
     pub sched_log: Arc<[SchedEvent]>,
     /// Caches for workers binding lblc/lblcr anew, made on the control side.
     pub caches: Option<Arc<CachePool>>,
+    /// Full NAT for its NAT servers: the client's source replaced by a local address.
+    pub full_nat: Option<FullNat>,
+}
+
+/// A service's full NAT (DPVS's FNAT; the seed's `SNAT --to-source VIP` after IPVS's NAT):
+/// connections to its NAT servers leave from a local address and port, so the servers
+/// answer to rvs whatever their routes; optionally the client's address travels in a PROXY
+/// protocol v2 header before the first data (TCP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullNat {
+    /// Local addresses; none: the address of the port towards the server.
+    pub locals: Arc<[IpAddr]>,
+    pub proxy_protocol: bool,
+}
+
+/// Source NAT for traffic rvs routes (`iptables -t nat -A POSTROUTING ... -j SNAT` /
+/// `MASQUERADE`): a new flow from `source` to `destination` (leaving by `out_port`) gets
+/// `to_source` (none: the out port's own address) and a port of `ports`; replies are
+/// translated back. Rules are tried in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnatRule {
+    /// None: TCP, UDP and SCTP.
+    pub proto: Option<u8>,
+    pub source: (IpAddr, u8),
+    pub destination: (IpAddr, u8),
+    pub out_port: Option<u16>,
+    pub to_source: Option<IpAddr>,
+    pub ports: (u16, u16),
+}
+
+impl SnatRule {
+    /// Whether a flow `src -> dst` of `proto` leaving by `out_port` is the rule's.
+    pub fn matches(&self, proto: u8, src: IpAddr, dst: IpAddr, out_port: u16) -> bool {
+        let within = |a: IpAddr, (p, len): (IpAddr, u8)| {
+            a.is_ipv4() == p.is_ipv4() && super::masked(a, len) == super::masked(p, len)
+        };
+        self.proto.is_none_or(|p| p == proto)
+            && within(src, self.source)
+            && within(dst, self.destination)
+            && self.out_port.is_none_or(|p| p == out_port)
+    }
 }
 
 impl Service {
@@ -73,6 +114,7 @@ impl Service {
             version: 0,
             sched_log,
             caches: None,
+            full_nat: None,
         }
     }
 }
@@ -145,6 +187,11 @@ pub struct Snapshot {
     unserved_drop: HashMap<u128, ()>,
     /// Members' outgoing port ranges on VIPs.
     member_ports: Vec<MemberPorts>,
+    /// Addresses full NAT and SNAT give connections as their source: replies to them are
+    /// looked up by the reply-side key first.
+    local_ends: HashMap<u128, ()>,
+    /// Source NAT for routed traffic, in order.
+    pub snat: Vec<SnatRule>,
     /// Whether traffic for neither a VIP nor the appliance is routed between the ports
     /// (Linux's ip_forward), with TTL and ICMP as a router; else it is dropped.
     pub ip_forward: bool,
@@ -182,6 +229,19 @@ impl Snapshot {
             s.leader = l;
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.len));
+        // Full NAT's local ends: its addresses, or the ports' own when it names none.
+        let mut local_ends: HashMap<u128, ()> = HashMap::new();
+        for f in services.iter().filter_map(|s| s.full_nat.as_ref()) {
+            let own = ports.iter().flat_map(|p| p.addrs.iter());
+            let addrs: Vec<IpAddr> = if f.locals.is_empty() {
+                own.copied().collect()
+            } else {
+                f.locals.to_vec()
+            };
+            for a in addrs {
+                local_ends.insert(u128::from_be_bytes(crate::conn::addr16(a)), ());
+            }
+        }
         let next_hops = services
             .iter()
             .flat_map(|s| s.servers.iter().map(|r| r.addr))
@@ -200,8 +260,37 @@ impl Snapshot {
             timeouts: Timeouts::default(),
             unserved_drop: HashMap::new(),
             member_ports: Vec::new(),
+            local_ends,
+            snat: Vec::new(),
             ip_forward: false,
         }
+    }
+
+    /// Sets the SNAT rules; their fixed addresses become local ends.
+    pub fn set_snat(&mut self, rules: Vec<SnatRule>) {
+        for a in rules.iter().filter_map(|r| r.to_source) {
+            self.local_ends
+                .insert(u128::from_be_bytes(crate::conn::addr16(a)), ());
+        }
+        for p in rules
+            .iter()
+            .filter(|r| r.to_source.is_none())
+            .flat_map(|_| self.ports.iter().flat_map(|p| p.addrs.iter()))
+            .collect::<Vec<_>>()
+        {
+            self.local_ends
+                .insert(u128::from_be_bytes(crate::conn::addr16(*p)), ());
+        }
+        self.snat = rules;
+    }
+
+    /// An address full NAT or SNAT uses as a source (replies to it may be translated).
+    #[inline]
+    pub fn is_local_end(&self, a: IpAddr) -> bool {
+        !self.local_ends.is_empty()
+            && self
+                .local_ends
+                .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
     }
 
     /// Sets the members' outgoing port ranges; their VIPs become VIPs of the snapshot.

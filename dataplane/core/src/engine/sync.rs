@@ -16,7 +16,13 @@ impl Engine {
         if !ch.is_sending() {
             return;
         }
-        let Some(note) = self.table.get(id).map(|c| self.sync_conn(c)) else {
+        // The sync protocol has no field for a full-NAT local end: those stay here.
+        let Some(note) = self
+            .table
+            .get(id)
+            .filter(|c| c.flags & flags::FULL_NAT == 0)
+            .map(|c| self.sync_conn(c))
+        else {
             return;
         };
         if let Some(c) = self.table.get_mut(id) {

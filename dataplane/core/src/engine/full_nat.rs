@@ -1,0 +1,461 @@
+//! Full NAT and SNAT: connections whose source is replaced by a local address and port, so
+//! the other end answers to rvs whatever its routes. A service's full NAT (DPVS's FNAT, the
+//! seed's `SNAT --to-source VIP` after IPVS's NAT) does it towards its NAT servers; SNAT
+//! rules do it for traffic rvs routes (`-j SNAT` / `MASQUERADE`), an entry whose "server"
+//! is the flow's own destination. Each worker gives out only local ports whose replies it
+//! owns ([`owner_of`] of the local end), so no lock is needed and replies come back to it.
+//!
+//! PROXY protocol v2 (full NAT, TCP): the header goes before the client's first data byte,
+//! after which the client's sequence numbers towards the server are shifted by its length
+//! and the server's acknowledgements (and SACK edges) back; the server's MSS is lowered by
+//! as much, so the client's segments still fit with the header.
+
+use super::*;
+use crate::conn::{proxy, Local};
+use rvs_wire::proxy as proxy_v2;
+
+/// Candidates a local-port search looks at, per worker, before it gives up.
+const PORT_TRIES_PER_WORKER: u32 = 64;
+/// Full NAT's local ports.
+const FULL_NAT_PORTS: (u16, u16) = (1024, 65535);
+/// The service id and server id of an SNAT entry (no service, no server).
+pub(super) const SNAT_SERVICE: u16 = u16::MAX;
+const SNAT_DEST: u32 = u32::MAX;
+
+impl Engine {
+    /// This worker's place among `workers`: the local ports it gives out are those whose
+    /// replies are steered to it.
+    pub fn set_owner(&mut self, index: usize, workers: usize) {
+        self.owner = (index, workers.max(1));
+    }
+
+    /// The local end of a full-NAT (or SNAT) entry.
+    #[inline]
+    pub(super) fn full_nat_end(
+        &self,
+        id: crate::conn::ConnId,
+        conn: &Binding,
+    ) -> Option<(IpAddr, u16)> {
+        if conn.flags & flags::FULL_NAT == 0 {
+            return None;
+        }
+        self.table.local(id).map(|l| (ip_of(&l.addr), l.port))
+    }
+
+    /// A free local port on `local` towards `(daddr, dport)` in `range` that this worker
+    /// owns, `prefer` first when it qualifies; None when the search finds none.
+    fn local_port(
+        &mut self,
+        proto_num: u8,
+        local: IpAddr,
+        (daddr, dport): (Addr16, u16),
+        (first, last): (u16, u16),
+        prefer: Option<u16>,
+    ) -> Option<u16> {
+        let (me, workers) = self.owner;
+        let caddr = addr16(local);
+        let free = |table: &ConnTable, p: u16| {
+            (workers <= 1 || owner_of(local, p, workers) == me)
+                && table
+                    .lookup_out(&OutKey {
+                        proto: proto_num,
+                        daddr,
+                        dport,
+                        caddr,
+                        cport: p,
+                    })
+                    .is_none()
+        };
+        if let Some(p) = prefer.filter(|p| (first..=last).contains(p)) {
+            if free(&self.table, p) {
+                return Some(p);
+            }
+        }
+        let span = u32::from(last.saturating_sub(first)) + 1;
+        let tries = span.min(PORT_TRIES_PER_WORKER.saturating_mul(workers as u32));
+        for _ in 0..tries {
+            self.port_cursor = self.port_cursor.wrapping_add(1);
+            let p = first.wrapping_add((self.port_cursor % span) as u16);
+            if free(&self.table, p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// The local end of a new full-NAT connection to `server:dport`: the service's local
+    /// addresses of the server's family in turn (the next when one has no port left), or
+    /// the address of the port towards the server.
+    pub(super) fn full_nat_local(
+        &mut self,
+        snap: &Snapshot,
+        fnat: &FullNat,
+        proto_num: u8,
+        (server, dport): (IpAddr, u16),
+    ) -> Result<Local, DropReason> {
+        let proxy = if fnat.proxy_protocol && proto_num == proto::TCP {
+            proxy::PENDING
+        } else {
+            proxy::NONE
+        };
+        let family = |a: &&IpAddr| a.is_ipv4() == server.is_ipv4();
+        let n = fnat.locals.iter().filter(family).count();
+        let own = if fnat.locals.is_empty() {
+            let (port, _) = snap.route(server).ok_or(DropReason::NoRoute)?;
+            Some(snap.local_addr(port, server).ok_or(DropReason::NoRoute)?)
+        } else {
+            None
+        };
+        for _ in 0..n.max(1) {
+            let addr = match own {
+                Some(a) => a,
+                None => {
+                    self.local_cursor = self.local_cursor.wrapping_add(1);
+                    let i = self.local_cursor % n.max(1);
+                    *fnat
+                        .locals
+                        .iter()
+                        .filter(family)
+                        .nth(i)
+                        .ok_or(DropReason::NoLocalPort)?
+                }
+            };
+            let to = (addr16(server), dport);
+            if let Some(port) = self.local_port(proto_num, addr, to, FULL_NAT_PORTS, None) {
+                return Ok(Local {
+                    addr: addr16(addr),
+                    port,
+                    proxy,
+                    proxy_seq: 0,
+                });
+            }
+        }
+        Err(DropReason::NoLocalPort)
+    }
+
+    /// A routed flow's source NAT: its entry (found, or made when an opening packet matches
+    /// a rule) and the packet forwarded by it; None when SNAT does not apply.
+    pub(super) fn source_nat<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        flow: Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        let id = match self.table.lookup_in(&in_key(&flow)) {
+            Some(id) => id,
+            None => {
+                if !opens_connection(&flow) || flow.frag != Frag::Whole {
+                    return None;
+                }
+                let (out_port, _) = snap.route(flow.dst)?;
+                let rule = *snap
+                    .snat
+                    .iter()
+                    .find(|r| r.matches(flow.proto, flow.src, flow.dst, out_port))?;
+                match self.new_snat(snap, now, &rule, out_port, &flow) {
+                    Ok(id) => id,
+                    Err(r) => return Some(self.drop(r)),
+                }
+            }
+        };
+        Some(self.forward_conn_to_server(snap, loads, now, id, flow, frame))
+    }
+
+    fn new_snat(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        rule: &SnatRule,
+        out_port: u16,
+        flow: &Flow,
+    ) -> Result<crate::conn::ConnId, DropReason> {
+        let to = rule
+            .to_source
+            .or_else(|| snap.local_addr(out_port, flow.dst))
+            .ok_or(DropReason::NoRoute)?;
+        if to.is_ipv4() != flow.dst.is_ipv4() {
+            return Err(DropReason::NoRoute);
+        }
+        // As Linux's SNAT: the source port is kept when it is free (and this worker's).
+        let far = (addr16(flow.dst), flow.dport);
+        let port = self
+            .local_port(flow.proto, to, far, rule.ports, Some(flow.sport))
+            .ok_or(DropReason::NoLocalPort)?;
+        let conn = Conn::new(
+            in_key(flow),
+            addr16(flow.dst),
+            flow.dport,
+            SNAT_SERVICE,
+            SNAT_DEST,
+            ForwardMethod::Nat,
+            flags::REPLY_INDEXED,
+        );
+        let local = Local {
+            addr: addr16(to),
+            port,
+            ..Local::default()
+        };
+        let expires = now.saturating_add(self.timeouts.of(flow.proto, 0));
+        let id = self
+            .table
+            .insert_full_nat(conn, local, expires)
+            .map_err(|e| match e {
+                crate::conn::InsertError::Full => DropReason::TableFull,
+                crate::conn::InsertError::Clash => DropReason::Clash,
+            })?;
+        self.counters.snat_conns.add(1);
+        Ok(id)
+    }
+
+    /// Client -> server under full NAT with PROXY protocol: the header before the first
+    /// data byte (again on a retransmission of it), later segments' sequence numbers
+    /// shifted. `flow.end` follows a grown segment. False when the frame cannot grow.
+    pub(super) fn proxy_towards_server<F: Frame>(
+        &mut self,
+        id: crate::conn::ConnId,
+        flow: &mut Flow,
+        frame: &mut F,
+    ) -> bool {
+        let Some(local) = self.table.local(id).copied() else {
+            return true;
+        };
+        if local.proxy == proxy::NONE || flow.proto != proto::TCP || flow.frag != Frag::Whole {
+            return true;
+        }
+        let Some((seq, data_at)) = tcp_seq_and_data(frame.bytes(), flow) else {
+            return true;
+        };
+        let has_data = data_at < flow.end;
+        if flow.tcp_flags & tcp::SYN != 0 {
+            if let Some(l) = self.table.local_mut(id) {
+                l.proxy_seq = seq.wrapping_add(1);
+            }
+            return true;
+        }
+        let first = local.proxy_seq;
+        let delta = proxy_v2::header_len(flow.v6) as u32;
+        if has_data && seq == first {
+            if !insert_proxy_header(frame, flow, data_at) {
+                return false;
+            }
+            if let Some(l) = self.table.local_mut(id) {
+                l.proxy = proxy::SENT;
+            }
+        } else if local.proxy == proxy::SENT && seq_after_or_eq(seq, first) {
+            set_u32_field(frame.bytes_mut(), flow, 4, seq.wrapping_add(delta));
+        }
+        true
+    }
+
+    /// Server -> client under full NAT with PROXY protocol: acknowledgements and SACK
+    /// edges shifted back past the header; the MSS of a SYN-ACK lowered by its length.
+    pub(super) fn proxy_towards_client<F: Frame>(
+        &self,
+        id: crate::conn::ConnId,
+        flow: &Flow,
+        frame: &mut F,
+    ) {
+        let Some(local) = self.table.local(id).copied() else {
+            return;
+        };
+        if local.proxy == proxy::NONE || flow.proto != proto::TCP || flow.frag != Frag::Whole {
+            return;
+        }
+        let delta = proxy_v2::header_len(flow.v6) as u32;
+        let unshift = |v: u32| {
+            if local.proxy != proxy::SENT || !seq_after_or_eq(v, local.proxy_seq) {
+                v
+            } else if seq_after_or_eq(v, local.proxy_seq.wrapping_add(delta)) {
+                v.wrapping_sub(delta)
+            } else {
+                local.proxy_seq
+            }
+        };
+        if flow.tcp_flags & tcp::ACK != 0 {
+            if let Some(ack) = tcp_u32(frame.bytes(), flow, 8) {
+                set_u32_field(frame.bytes_mut(), flow, 8, unshift(ack));
+            }
+        }
+        adjust_options(
+            frame.bytes_mut(),
+            flow,
+            |kind, value: &mut [u8]| match kind {
+                tcp_option::MSS if flow.tcp_flags & tcp::SYN != 0 => {
+                    if let Some(v) = value.get_mut(..2) {
+                        let mss = u16::from_be_bytes([v[0], v[1]]);
+                        let lower = mss.saturating_sub(delta as u16).max(536);
+                        v.copy_from_slice(&lower.to_be_bytes());
+                    }
+                }
+                tcp_option::SACK => {
+                    for edge in value.chunks_exact_mut(4) {
+                        let v = u32::from_be_bytes([edge[0], edge[1], edge[2], edge[3]]);
+                        edge.copy_from_slice(&unshift(v).to_be_bytes());
+                    }
+                }
+                _ => {}
+            },
+        );
+    }
+}
+
+mod tcp_option {
+    pub(super) const MSS: u8 = 2;
+    pub(super) const SACK: u8 = 5;
+}
+
+/// `a` is `b` or after it in sequence space.
+fn seq_after_or_eq(a: u32, b: u32) -> bool {
+    a.wrapping_sub(b) < 1 << 31
+}
+
+fn tcp_u32(b: &[u8], flow: &Flow, at: usize) -> Option<u32> {
+    let f = b.get(flow.l4 + at..flow.l4 + at + 4)?;
+    Some(u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
+}
+
+/// The segment's sequence number and where its data starts.
+fn tcp_seq_and_data(b: &[u8], flow: &Flow) -> Option<(u32, usize)> {
+    let seq = tcp_u32(b, flow, 4)?;
+    let doff = usize::from(*b.get(flow.l4 + 12)? >> 4) * 4;
+    Some((seq, (flow.l4 + doff).min(flow.end)))
+}
+
+/// Sets a 32-bit TCP header field (sequence or acknowledgement number), its checksum
+/// updated incrementally.
+fn set_u32_field(b: &mut [u8], flow: &Flow, at: usize, value: u32) {
+    let Some(old) = tcp_u32(b, flow, at) else {
+        return;
+    };
+    set_tcp_bytes(b, flow, at, &old.to_be_bytes(), &value.to_be_bytes());
+}
+
+/// Replaces bytes of the TCP header at `at` (an even offset), the checksum kept right.
+fn set_tcp_bytes(b: &mut [u8], flow: &Flow, at: usize, old: &[u8], new: &[u8]) {
+    let c = flow.l4 + 16;
+    let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) else {
+        return;
+    };
+    if let Some(f) = b.get_mut(flow.l4 + at..flow.l4 + at + new.len()) {
+        f.copy_from_slice(new);
+    }
+    let check = checksum::update_bytes(check, old, new);
+    if let Some(x) = b.get_mut(c..c + 2) {
+        x.copy_from_slice(&check.to_be_bytes());
+    }
+}
+
+/// Lets `each(kind, value)` change the TCP options in place (checksum kept right).
+fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8, &mut [u8])) {
+    let Some(doff) = b.get(flow.l4 + 12).map(|d| usize::from(d >> 4) * 4) else {
+        return;
+    };
+    let mut at = 20;
+    while at + 1 < doff {
+        let kind = b.get(flow.l4 + at).copied().unwrap_or(0);
+        match kind {
+            0 => return,
+            1 => {
+                at += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let len = usize::from(b.get(flow.l4 + at + 1).copied().unwrap_or(0));
+        if len < 2 || at + len > doff {
+            return;
+        }
+        let (from, to) = (flow.l4 + at + 2, flow.l4 + at + len);
+        let mut value = [0u8; 40];
+        let Some(v) = b.get(from..to) else {
+            return;
+        };
+        let n = v.len();
+        value[..n].copy_from_slice(v);
+        let old = value;
+        each(kind, &mut value[..n]);
+        if value[..n] != old[..n] {
+            // Checksummed as 16-bit words from an even offset of the header.
+            let start = (at + 2) & !1;
+            let end = (at + len + 1) & !1;
+            let mut before = [0u8; 42];
+            let mut after = [0u8; 42];
+            let span = end - start;
+            if let Some(orig) = b.get(flow.l4 + start..flow.l4 + end) {
+                before[..span].copy_from_slice(orig);
+            }
+            if let Some(dst) = b.get_mut(from..to) {
+                dst.copy_from_slice(&value[..n]);
+            }
+            if let Some(new) = b.get(flow.l4 + start..flow.l4 + end) {
+                after[..span].copy_from_slice(new);
+            }
+            let c = flow.l4 + 16;
+            if let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) {
+                let check = checksum::update_bytes(check, &before[..span], &after[..span]);
+                if let Some(x) = b.get_mut(c..c + 2) {
+                    x.copy_from_slice(&check.to_be_bytes());
+                }
+            }
+        }
+        at += len;
+    }
+}
+
+/// Puts the PROXY v2 header at `data_at` (the segment's data grows by its length): IP
+/// lengths and checksums, and the TCP checksum computed anew.
+fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize) -> bool {
+    let n = proxy_v2::header_len(flow.v6);
+    frame.truncate(flow.end);
+    if !frame.append(n) {
+        return false;
+    }
+    let b = frame.bytes_mut();
+    let end = flow.end;
+    b.copy_within(data_at..end, data_at + n);
+    let written = proxy_v2::emit_tcp(
+        b.get_mut(data_at..data_at + n).unwrap_or_default(),
+        (flow.src, flow.sport),
+        (flow.dst, flow.dport),
+    );
+    if written != n {
+        return false;
+    }
+    flow.end += n;
+    let seg_len = flow.end - flow.l4;
+    if flow.v6 {
+        let plen = (flow.end - flow.l3 - ipv6::HEADER_LEN) as u16;
+        if let Some(p) = b.get_mut(flow.l3 + 4..flow.l3 + 6) {
+            p.copy_from_slice(&plen.to_be_bytes());
+        }
+    } else {
+        let total = (flow.end - flow.l3) as u16;
+        if let Some(p) = b.get_mut(flow.l3 + 2..flow.l3 + 4) {
+            p.copy_from_slice(&total.to_be_bytes());
+        }
+        if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3..flow.end]) {
+            ip.fill_checksum();
+        }
+    }
+    let pseudo = if flow.v6 {
+        checksum::pseudo_v6(
+            addr_bytes16(flow.src),
+            addr_bytes16(flow.dst),
+            proto::TCP,
+            seg_len as u32,
+        )
+    } else {
+        checksum::pseudo_v4(
+            addr_bytes4(flow.src),
+            addr_bytes4(flow.dst),
+            proto::TCP,
+            seg_len as u16,
+        )
+    };
+    if let Ok(mut t) = TcpPacket::new_checked(&mut b[flow.l4..flow.end]) {
+        t.fill_checksum(pseudo);
+    }
+    true
+}

@@ -1,0 +1,435 @@
+//! Golden packets for full NAT (a local address and port in place of the client's), the
+//! seed's level-2 SNAT to the VIP, PROXY protocol v2 with the sequence numbers it shifts,
+//! and SNAT of routed traffic. Frames are built with etherparse; the local port rvs picks is
+//! read from its output and checked against the range.
+
+#![allow(clippy::too_many_arguments)]
+
+use etherparse::{PacketBuilder, TcpOptionElement};
+use rvs_core::engine::{
+    flow_owner, owner_of, DropReason, Engine, EngineConfig, FragOwners, FullNat, Snapshot,
+    SnatRule, Verdict,
+};
+use rvs_testkit::*;
+use std::net::IpAddr;
+
+const VIP: [u8; 4] = [192, 168, 1, 100];
+const RS: [u8; 4] = [10, 0, 0, 2];
+const REMOTE: [u8; 4] = [203, 0, 113, 9];
+
+/// The fixture appliance with full NAT on service 0 (VIP:80 -> 10.0.0.2:8080) and a table
+/// made for it.
+fn lab(full_nat: Option<FullNat>, snat: Vec<SnatRule>) -> Lab {
+    let base = snapshot();
+    let mut services = base.services.clone();
+    services[0].full_nat = full_nat;
+    let mut snap = Snapshot::new(
+        services,
+        base.ports.clone(),
+        base.routes.clone(),
+        base.neighbours.clone(),
+    );
+    snap.set_snat(snat);
+    snap.ip_forward = true;
+    let mut lab = Lab::new();
+    lab.engine = Engine::new(
+        EngineConfig {
+            conn_capacity: 1024,
+            full_nat: true,
+            ..EngineConfig::default()
+        },
+        0,
+    );
+    lab.engine.adopt(&snap);
+    lab.snap = snap;
+    lab
+}
+
+fn full_nat(locals: &[[u8; 4]], proxy_protocol: bool) -> Option<FullNat> {
+    Some(FullNat {
+        locals: locals
+            .iter()
+            .map(|a| IpAddr::from(*a))
+            .collect::<Vec<_>>()
+            .into(),
+        proxy_protocol,
+    })
+}
+
+fn seg(
+    macs: ([u8; 6], [u8; 6]),
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    ttl: u8,
+    (seq, ack): (u32, Option<u32>),
+    syn: bool,
+    options: &[TcpOptionElement],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(macs.0, macs.1)
+        .ipv4(src, dst, ttl)
+        .tcp(sport, dport, seq, 64000);
+    if syn {
+        b = b.syn();
+    }
+    if let Some(a) = ack {
+        b = b.ack(a);
+    }
+    let b = b.options(options).unwrap();
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+/// The TCP source port of an IPv4 frame without options in its IP header.
+fn sport_of(frame: &[u8]) -> u16 {
+    u16::from_be_bytes([frame[34], frame[35]])
+}
+
+#[test]
+fn full_nat_replaces_the_client_by_the_ports_own_address_and_back() {
+    let mut lab = lab(full_nat(&[], false), Vec::new());
+    let client = (CLIENT, 40000);
+    let syn = seg(
+        (GW_MAC, PORT0_MAC),
+        client,
+        (VIP, 80),
+        64,
+        (1000, None),
+        true,
+        &[],
+        b"",
+    );
+    let (v, out) = lab.run(0, &syn);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let lport = sport_of(&out);
+    assert!(lport >= 1024, "local port {lport}");
+    let local = ([10, 0, 0, 1], lport);
+    let want = seg(
+        (PORT1_MAC, RS2_MAC),
+        local,
+        (RS, 8080),
+        63,
+        (1000, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(out, want, "from the port's own address towards the server");
+    // The server answers its local peer; the client gets it from the VIP.
+    let reply = seg(
+        (RS2_MAC, PORT1_MAC),
+        (RS, 8080),
+        local,
+        64,
+        (5000, Some(1001)),
+        true,
+        &[],
+        b"",
+    );
+    let want = seg(
+        (PORT0_MAC, GW_MAC),
+        (VIP, 80),
+        client,
+        63,
+        (5000, Some(1001)),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, want));
+    // A second client gets another local port.
+    let other = seg(
+        (GW_MAC, PORT0_MAC),
+        (CLIENT, 40001),
+        (VIP, 80),
+        64,
+        (1, None),
+        true,
+        &[],
+        b"",
+    );
+    let (_, out2) = lab.run(0, &other);
+    assert_ne!(sport_of(&out2), lport);
+}
+
+/// The seed's level 2: `SNAT --to-source VIP` after IPVS's NAT is full NAT whose local
+/// address is the VIP; the reply to VIP:port is the owner's of that port, not the client's
+/// path, and multi-worker steering agrees with the port the worker gave out.
+#[test]
+fn the_seeds_snat_to_the_vip_is_full_nat_from_the_vip() {
+    let client = (CLIENT, 40000);
+    let syn = seg(
+        (GW_MAC, PORT0_MAC),
+        client,
+        (VIP, 80),
+        64,
+        (1000, None),
+        true,
+        &[],
+        b"",
+    );
+    for workers in [1usize, 2, 4] {
+        let mut lab = lab(full_nat(&[VIP], false), Vec::new());
+        let me = owner_of(IpAddr::from(CLIENT), 40000, workers);
+        lab.engine.set_owner(me, workers);
+        let (v, out) = lab.run(0, &syn);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        let local = (VIP, sport_of(&out));
+        let want = seg(
+            (PORT1_MAC, RS2_MAC),
+            local,
+            (RS, 8080),
+            63,
+            (1000, None),
+            true,
+            &[],
+            b"",
+        );
+        assert_eq!(out, want);
+        let reply = seg(
+            (RS2_MAC, PORT1_MAC),
+            (RS, 8080),
+            local,
+            64,
+            (5000, Some(1001)),
+            true,
+            &[],
+            b"",
+        );
+        let frags = FragOwners::default();
+        if workers > 1 {
+            assert_eq!(
+                flow_owner(&lab.snap, &reply, workers, &frags),
+                Some(me),
+                "{workers} workers"
+            );
+        }
+        let want = seg(
+            (PORT0_MAC, GW_MAC),
+            (VIP, 80),
+            client,
+            63,
+            (5000, Some(1001)),
+            true,
+            &[],
+            b"",
+        );
+        assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, want));
+    }
+}
+
+#[test]
+fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
+    let mut lab = lab(full_nat(&[], true), Vec::new());
+    let client = (CLIENT, 40000);
+    let c = (GW_MAC, PORT0_MAC);
+    let s = (RS2_MAC, PORT1_MAC);
+    let (to_server, to_client) = ((PORT1_MAC, RS2_MAC), (PORT0_MAC, GW_MAC));
+    let (_, out) = lab.run(
+        0,
+        &seg(c, client, (VIP, 80), 64, (1000, None), true, &[], b""),
+    );
+    let local = ([10, 0, 0, 1], sport_of(&out));
+    // The server's MSS is lowered by the header's 28 bytes.
+    let mss = |m| [TcpOptionElement::MaximumSegmentSize(m)];
+    let synack = seg(
+        s,
+        (RS, 8080),
+        local,
+        64,
+        (5000, Some(1001)),
+        true,
+        &mss(1460),
+        b"",
+    );
+    let want = seg(
+        to_client,
+        (VIP, 80),
+        client,
+        63,
+        (5000, Some(1001)),
+        true,
+        &mss(1432),
+        b"",
+    );
+    assert_eq!(lab.run(1, &synack), (Verdict::Forward { port: 0 }, want));
+    // The handshake's ACK passes as it is; the first data gets the header before it.
+    let ack = seg(
+        c,
+        client,
+        (VIP, 80),
+        64,
+        (1001, Some(5001)),
+        false,
+        &[],
+        b"",
+    );
+    let want = seg(
+        to_server,
+        local,
+        (RS, 8080),
+        63,
+        (1001, Some(5001)),
+        false,
+        &[],
+        b"",
+    );
+    assert_eq!(lab.run(0, &ack).1, want);
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    header.extend_from_slice(&CLIENT);
+    header.extend_from_slice(&VIP);
+    header.extend_from_slice(&40000u16.to_be_bytes());
+    header.extend_from_slice(&80u16.to_be_bytes());
+    let first = seg(
+        c,
+        client,
+        (VIP, 80),
+        64,
+        (1001, Some(5001)),
+        false,
+        &[],
+        b"GET /",
+    );
+    let mut with_header = header.clone();
+    with_header.extend_from_slice(b"GET /");
+    let want = seg(
+        to_server,
+        local,
+        (RS, 8080),
+        63,
+        (1001, Some(5001)),
+        false,
+        &[],
+        &with_header,
+    );
+    assert_eq!(
+        lab.run(0, &first),
+        (Verdict::Forward { port: 1 }, want.clone())
+    );
+    // A retransmission of the first data carries the header again.
+    assert_eq!(lab.run(0, &first).1, want);
+    // Later data is shifted by 28; the server's acknowledgements (and SACK edges) back.
+    let next = seg(
+        c,
+        client,
+        (VIP, 80),
+        64,
+        (1006, Some(5001)),
+        false,
+        &[],
+        b"x",
+    );
+    let want = seg(
+        to_server,
+        local,
+        (RS, 8080),
+        63,
+        (1034, Some(5001)),
+        false,
+        &[],
+        b"x",
+    );
+    assert_eq!(lab.run(0, &next).1, want);
+    let sack = [
+        TcpOptionElement::Noop,
+        TcpOptionElement::Noop,
+        TcpOptionElement::SelectiveAcknowledgement((1035, 1040), [None, None, None]),
+    ];
+    let ack_back = seg(
+        s,
+        (RS, 8080),
+        local,
+        64,
+        (5001, Some(1035)),
+        false,
+        &sack,
+        b"",
+    );
+    let sack_client = [
+        TcpOptionElement::Noop,
+        TcpOptionElement::Noop,
+        TcpOptionElement::SelectiveAcknowledgement((1007, 1012), [None, None, None]),
+    ];
+    let want = seg(
+        to_client,
+        (VIP, 80),
+        client,
+        63,
+        (5001, Some(1007)),
+        false,
+        &sack_client,
+        b"",
+    );
+    assert_eq!(lab.run(1, &ack_back), (Verdict::Forward { port: 0 }, want));
+}
+
+fn udp(
+    macs: ([u8; 6], [u8; 6]),
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    ttl: u8,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(macs.0, macs.1)
+        .ipv4(src, dst, ttl)
+        .udp(sport, dport)
+        .write(&mut out, b"query")
+        .unwrap();
+    out
+}
+
+fn masquerade(ports: (u16, u16)) -> SnatRule {
+    SnatRule {
+        proto: None,
+        source: (IpAddr::from([10, 0, 0, 0]), 24),
+        destination: (IpAddr::from([0, 0, 0, 0]), 0),
+        out_port: Some(0),
+        to_source: None,
+        ports,
+    }
+}
+
+#[test]
+fn snat_masquerades_routed_traffic_and_translates_the_replies_back() {
+    let mut lab = lab(None, vec![masquerade((1024, 65535))]);
+    let own = [192, 168, 1, 1];
+    let out = udp((RS2_MAC, PORT1_MAC), (RS, 5000), (REMOTE, 53), 64);
+    // The source port is kept when free, as Linux's SNAT.
+    let want = udp((PORT0_MAC, GW_MAC), (own, 5000), (REMOTE, 53), 63);
+    assert_eq!(lab.run(1, &out), (Verdict::Forward { port: 0 }, want));
+    let back = udp((GW_MAC, PORT0_MAC), (REMOTE, 53), (own, 5000), 50);
+    let want = udp((PORT1_MAC, RS2_MAC), (REMOTE, 53), (RS, 5000), 49);
+    assert_eq!(lab.run(0, &back), (Verdict::Forward { port: 1 }, want));
+    // Another server with the same port towards the same peer gets another one.
+    let out3 = udp(
+        (RS3_MAC, PORT1_MAC),
+        ([10, 0, 0, 3], 5000),
+        (REMOTE, 53),
+        64,
+    );
+    let (v, o) = lab.run(1, &out3);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_ne!(sport_of(&o), 5000);
+    assert_eq!(lab.engine.counters().snat_conns, 2);
+    // Traffic no rule matches is routed unchanged; traffic to a server is not SNATed.
+    let inbound = udp((GW_MAC, PORT0_MAC), (REMOTE, 53), (RS, 7000), 50);
+    let want = udp((PORT1_MAC, RS2_MAC), (REMOTE, 53), (RS, 7000), 49);
+    assert_eq!(lab.run(0, &inbound), (Verdict::Forward { port: 1 }, want));
+}
+
+#[test]
+fn an_exhausted_snat_pool_is_a_counted_drop() {
+    let mut lab = lab(None, vec![masquerade((6000, 6000))]);
+    let first = udp((RS2_MAC, PORT1_MAC), (RS, 5000), (REMOTE, 53), 64);
+    assert_eq!(lab.run(1, &first).0, Verdict::Forward { port: 0 });
+    let second = udp((RS2_MAC, PORT1_MAC), (RS, 5001), (REMOTE, 53), 64);
+    assert_eq!(
+        lab.run(1, &second).0,
+        Verdict::Drop(DropReason::NoLocalPort)
+    );
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::NoLocalPort as usize],
+        1
+    );
+}
