@@ -433,3 +433,84 @@ fn an_exhausted_snat_pool_is_a_counted_drop() {
         1
     );
 }
+
+/// The seed's rule as written (`iptables -t nat -I POSTROUTING -d 10.2.1.0/24 -j SNAT
+/// --to-source VIP`): an SNAT rule sees balanced NAT traffic after its destination is
+/// rewritten, so servers on that prefix get it from the VIP (the client's port kept).
+#[test]
+fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
+    let rule = SnatRule {
+        proto: None,
+        source: (IpAddr::from([0, 0, 0, 0]), 0),
+        destination: (IpAddr::from([10, 0, 0, 0]), 24),
+        out_port: None,
+        to_source: Some(IpAddr::from(VIP)),
+        ports: (1024, 65535),
+    };
+    let mut lab = lab(None, vec![rule]);
+    let client = (CLIENT, 40000);
+    let syn = seg(
+        (GW_MAC, PORT0_MAC),
+        client,
+        (VIP, 80),
+        64,
+        (1000, None),
+        true,
+        &[],
+        b"",
+    );
+    let want = seg(
+        (PORT1_MAC, RS2_MAC),
+        (VIP, 40000),
+        (RS, 8080),
+        63,
+        (1000, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 1 }, want));
+    let reply = seg(
+        (RS2_MAC, PORT1_MAC),
+        (RS, 8080),
+        (VIP, 40000),
+        64,
+        (5000, Some(1001)),
+        true,
+        &[],
+        b"",
+    );
+    let want = seg(
+        (PORT0_MAC, GW_MAC),
+        (VIP, 80),
+        client,
+        63,
+        (5000, Some(1001)),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, want));
+    // A DR service is not rewritten (the rule is NAT's, as in the kernel).
+    let dr = seg(
+        (GW_MAC, PORT0_MAC),
+        client,
+        ([192, 168, 1, 101], 80),
+        64,
+        (1, None),
+        true,
+        &[],
+        b"",
+    );
+    let want = seg(
+        (PORT1_MAC, RS3_MAC),
+        client,
+        ([192, 168, 1, 101], 80),
+        64,
+        (1, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(lab.run(0, &dr), (Verdict::Forward { port: 1 }, want));
+}

@@ -153,12 +153,18 @@ impl Engine {
         };
         // The slot may have been reused since: the entry must still join these addresses.
         let (src, dst) = (addr16(flow.src), addr16(flow.dst));
+        // Under full NAT the reply goes to the local end, not the client.
+        let local = self.table.local(conn).map(|l| l.addr);
         let same = self.table.get(conn).is_some_and(|c| {
+            let reply_to = match local {
+                Some(l) if c.flags & crate::conn::table::flags::FULL_NAT != 0 => l,
+                _ => c.caddr,
+            };
             c.proto == flow.proto
                 && if to_server {
                     c.caddr == src && c.vaddr == dst
                 } else {
-                    c.daddr == src && c.caddr == dst
+                    c.daddr == src && reply_to == dst
                 }
         });
         if !same {

@@ -133,6 +133,45 @@ impl Engine {
         Err(DropReason::NoLocalPort)
     }
 
+    /// The local end an SNAT rule gives a balanced NAT connection from `flow`'s client to
+    /// `server`; None when no rule matches.
+    pub(super) fn snat_local(
+        &mut self,
+        snap: &Snapshot,
+        flow: &Flow,
+        (server, dport): (IpAddr, u16),
+    ) -> Result<Option<Local>, DropReason> {
+        let Some((out_port, _)) = snap.route(server) else {
+            return Ok(None);
+        };
+        let Some(rule) = snap
+            .snat
+            .iter()
+            .find(|r| r.matches(flow.proto, flow.src, server, out_port))
+        else {
+            return Ok(None);
+        };
+        let to = rule
+            .to_source
+            .or_else(|| snap.local_addr(out_port, server))
+            .filter(|a| a.is_ipv4() == server.is_ipv4())
+            .ok_or(DropReason::NoRoute)?;
+        let port = self
+            .local_port(
+                flow.proto,
+                to,
+                (addr16(server), dport),
+                rule.ports,
+                Some(flow.sport),
+            )
+            .ok_or(DropReason::NoLocalPort)?;
+        Ok(Some(Local {
+            addr: addr16(to),
+            port,
+            ..Local::default()
+        }))
+    }
+
     /// A routed flow's source NAT: its entry (found, or made when an opening packet matches
     /// a rule) and the packet forwarded by it; None when SNAT does not apply.
     pub(super) fn source_nat<F: Frame>(

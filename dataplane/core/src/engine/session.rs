@@ -344,10 +344,19 @@ impl Engine {
             .full_nat
             .as_ref()
             .filter(|_| s.method == ForwardMethod::Nat && f & flags::LOCAL == 0);
+        let nat = s.method == ForwardMethod::Nat && f & flags::LOCAL == 0;
         let id = match full_nat {
             Some(fnat) => {
                 let local = self.full_nat_local(snap, fnat, flow.proto, (s.addr, dport))?;
                 self.table.insert_full_nat(c, local, expires)
+            }
+            // SNAT rules see balanced NAT traffic too, after its destination is rewritten
+            // (iptables' POSTROUTING after IPVS): the seed's `-d LAN -j SNAT --to VIP`.
+            None if nat && !snap.snat.is_empty() => {
+                match self.snat_local(snap, flow, (s.addr, dport))? {
+                    Some(local) => self.table.insert_full_nat(c, local, expires),
+                    None => self.table.insert(c, expires),
+                }
             }
             None => self.table.insert(c, expires),
         }
