@@ -11,7 +11,7 @@
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::conn::Timeouts;
 use rvs_core::engine::{
-    FullNat, MemberPorts, PortInfo, RealServer, Route, Service, Snapshot, SnatRule,
+    FullNat, MarkRule, MemberPorts, PortInfo, RealServer, Route, Service, Snapshot, SnatRule,
 };
 use rvs_core::sched::{CachePool, DestLoad, ListChange, SchedEvent, Thresholds, WrrConsts};
 use std::net::IpAddr;
@@ -87,14 +87,177 @@ impl VirtualService {
     }
 }
 
-/// The equivalent of `iptables -t mangle ... -j MARK --set-mark N`: traffic for
-/// proto/addr/port belongs to the firewall-mark service N.
+/// The equivalent of `iptables -t mangle -A PREROUTING [-p PROTO] [-s SOURCE] -d DEST
+/// [--dport PORTS] -j MARK --set-mark N`: that traffic belongs to firewall-mark service N.
+/// Written (console, `rvsadm --mark`) as `N PROTO DEST[/LEN][:PORT[-PORT]] [from SOURCE]`,
+/// PROTO tcp, udp, sctp or any; an IPv6 DEST in brackets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FwmarkRule {
     pub mark: u32,
-    pub proto: Protocol,
+    /// None: TCP, UDP and SCTP.
+    pub proto: Option<Protocol>,
     pub addr: IpAddr,
-    pub port: u16,
+    pub prefix: u8,
+    pub ports: (u16, u16),
+    pub source: Option<(IpAddr, u8)>,
+}
+
+impl FwmarkRule {
+    /// One VIP:port of one protocol (`[[fwmark]]` as it was, a TOML service's `group`).
+    pub fn exact(mark: u32, proto: Protocol, addr: IpAddr, port: u16) -> FwmarkRule {
+        FwmarkRule {
+            mark,
+            proto: Some(proto),
+            addr,
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+            ports: if port == 0 {
+                (0, u16::MAX)
+            } else {
+                (port, port)
+            },
+            source: None,
+        }
+    }
+
+    pub fn engine_rule(&self) -> MarkRule {
+        MarkRule {
+            mark: self.mark,
+            proto: self.proto.map(|p| p.number()),
+            dst: (
+                rvs_core::engine::masked(self.addr, self.prefix),
+                self.prefix,
+            ),
+            ports: self.ports,
+            src: self
+                .source
+                .map(|(a, l)| (rvs_core::engine::masked(a, l), l)),
+        }
+    }
+
+    /// A single VIP:port entry (a port of 0 stands for all ports, as a service's).
+    fn entry(&self) -> Option<(Protocol, IpAddr, u16)> {
+        let full = if self.addr.is_ipv4() { 32 } else { 128 };
+        let port = match self.ports {
+            (a, b) if a == b => a,
+            (0, u16::MAX) => 0,
+            _ => return None,
+        };
+        match (self.proto, self.prefix == full, self.source) {
+            (Some(p), true, None) => Some((p, self.addr, port)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FwmarkRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = self.proto.map_or("any", |p| p.word());
+        let full = if self.addr.is_ipv4() { 32 } else { 128 };
+        let mut dest = match self.addr {
+            IpAddr::V6(a) => format!("[{a}"),
+            IpAddr::V4(a) => a.to_string(),
+        };
+        if self.prefix != full {
+            dest.push_str(&format!("/{}", self.prefix));
+        }
+        if self.addr.is_ipv6() {
+            dest.push(']');
+        }
+        match self.ports {
+            (0, u16::MAX) => {}
+            (a, b) if a == b => dest.push_str(&format!(":{a}")),
+            (a, b) => dest.push_str(&format!(":{a}-{b}")),
+        }
+        write!(f, "{} {proto} {dest}", self.mark)?;
+        if let Some((a, l)) = self.source {
+            write!(f, " from {a}/{l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for FwmarkRule {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<FwmarkRule, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let (mark, proto, dest, source) = match words[..] {
+            [m, p, d] => (m, p, d, None),
+            [m, p, d, "from", s] => (m, p, d, Some(s)),
+            _ => {
+                return Err(format!(
+                    "{text:?}: expected MARK PROTO DEST[:PORTS] [from SOURCE]"
+                ))
+            }
+        };
+        let mark: u32 = mark
+            .parse()
+            .ok()
+            .filter(|&m| m > 0)
+            .ok_or_else(|| format!("{mark:?}: a mark above 0"))?;
+        let proto = match proto {
+            "any" => None,
+            p => Some(
+                Protocol::from_word(p).ok_or_else(|| format!("{p:?}: tcp, udp, sctp or any"))?,
+            ),
+        };
+        // DEST: ADDR[/LEN][:PORTS], or [V6ADDR[/LEN]][:PORTS].
+        let (net, ports) = if let Some(rest) = dest.strip_prefix('[') {
+            let (net, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{dest:?}: no closing bracket"))?;
+            (net, after.strip_prefix(':'))
+        } else {
+            match dest.split_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (dest, None),
+            }
+        };
+        let (addr, prefix) = parse_prefix(net)?;
+        let ports = match ports {
+            None => (0, u16::MAX),
+            Some(p) => {
+                let (a, b) = p.split_once('-').unwrap_or((p, p));
+                match (a.parse::<u16>(), b.parse::<u16>()) {
+                    (Ok(a), Ok(b)) if a <= b => (a, b),
+                    _ => return Err(format!("{p:?}: a port or a range such as 1000-2000")),
+                }
+            }
+        };
+        let source = match source {
+            Some(s) => Some(parse_prefix(s)?),
+            None => None,
+        };
+        if source.is_some_and(|(a, _)| a.is_ipv4() != addr.is_ipv4()) {
+            return Err("the source and the destination are of different families".into());
+        }
+        Ok(FwmarkRule {
+            mark,
+            proto,
+            addr,
+            prefix,
+            ports,
+            source,
+        })
+    }
+}
+
+/// `ADDR[/LEN]`.
+pub fn parse_prefix(text: &str) -> Result<(IpAddr, u8), String> {
+    let (a, l) = text.split_once('/').unwrap_or((text, ""));
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| format!("{a:?} is not an IP address"))?;
+    let full = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match l {
+        "" => full,
+        l => l
+            .parse()
+            .ok()
+            .filter(|&l| l <= full)
+            .ok_or_else(|| format!("{l:?}: a prefix length up to {full}"))?,
+    };
+    Ok((addr, len))
 }
 
 /// Fixed sizes: service entries and real servers the data plane was started with.
@@ -216,17 +379,121 @@ impl Director {
         Ok(i)
     }
 
-    /// The VIP:port entries of a service key.
+    /// The VIP:port entries of a service key: a firewall-mark service's single-address
+    /// rules, or (when it has none) one anchor entry its wider rules select.
     fn entries_for(&self, key: ServiceKey) -> Vec<(Protocol, IpAddr, u16)> {
         match key {
             ServiceKey::Addr(p, a) => vec![(p, a.ip(), a.port())],
-            ServiceKey::Fwmark { mark, ipv6 } => self
-                .marks
-                .iter()
-                .filter(|m| m.mark == mark && m.addr.is_ipv6() == ipv6)
-                .map(|m| (m.proto, m.addr, m.port))
-                .collect(),
+            ServiceKey::Fwmark { mark, ipv6 } => {
+                let mut v: Vec<(Protocol, IpAddr, u16)> = Vec::new();
+                for e in self
+                    .marks
+                    .iter()
+                    .filter(|m| m.mark == mark && m.addr.is_ipv6() == ipv6)
+                    .filter_map(FwmarkRule::entry)
+                {
+                    if !v.contains(&e) {
+                        v.push(e);
+                    }
+                }
+                let wider = self
+                    .marks
+                    .iter()
+                    .any(|m| m.mark == mark && m.addr.is_ipv6() == ipv6 && m.entry().is_none());
+                if v.is_empty() && wider {
+                    let any = if ipv6 {
+                        IpAddr::from([0u8; 16])
+                    } else {
+                        IpAddr::from([0u8; 4])
+                    };
+                    v.push((Protocol::Tcp, any, 0));
+                }
+                v
+            }
         }
+    }
+
+    /// Adds a firewall-mark rule (a no-op when it is there); the mark's services take
+    /// their entries anew.
+    pub fn add_mark(&mut self, rule: FwmarkRule) -> Result<(), String> {
+        if !self.marks.contains(&rule) {
+            self.marks.push(rule);
+        }
+        self.refresh_mark_entries(rule.mark)
+    }
+
+    /// Removes a firewall-mark rule.
+    pub fn delete_mark(&mut self, rule: FwmarkRule) -> Result<(), String> {
+        let i = self
+            .marks
+            .iter()
+            .position(|m| *m == rule)
+            .ok_or_else(|| format!("no mark rule {rule}"))?;
+        self.marks.remove(i);
+        self.refresh_mark_entries(rule.mark)
+    }
+
+    /// Gives the services of `mark` the entries its rules now ask for, keeping those that
+    /// stay (their ids and counters).
+    fn refresh_mark_entries(&mut self, mark: u32) -> Result<(), String> {
+        let keys: Vec<ServiceKey> = self
+            .services
+            .iter()
+            .map(|s| s.spec.key)
+            .filter(|k| matches!(k, ServiceKey::Fwmark { mark: m, .. } if *m == mark))
+            .collect();
+        for key in keys {
+            let wanted = self.entries_for(key);
+            let Some(i) = self.services.iter().position(|s| s.spec.key == key) else {
+                continue;
+            };
+            let old = std::mem::take(&mut self.services[i].entries);
+            let mut entries = Vec::with_capacity(wanted.len());
+            for (proto, addr, port) in wanted {
+                if let Some(e) = old
+                    .iter()
+                    .find(|e| (e.proto, e.addr, e.port) == (proto, addr, port))
+                {
+                    entries.push(*e);
+                    continue;
+                }
+                if self.entry_taken(key, (proto, addr, port)) {
+                    return Err(format!(
+                        "{} {addr} port {port} already belongs to another service",
+                        proto.name()
+                    ));
+                }
+                let id = self.alloc_entry()?;
+                entries.push(Entry {
+                    id,
+                    proto,
+                    addr,
+                    port,
+                });
+            }
+            let gone: Vec<Entry> = old
+                .iter()
+                .filter(|e| !entries.iter().any(|n| n.id == e.id))
+                .copied()
+                .collect();
+            self.release_entries(&gone);
+            let version = self.bump();
+            let svc = &mut self.services[i];
+            svc.entries = entries;
+            svc.version = version;
+        }
+        Ok(())
+    }
+
+    /// Whether another firewall-mark service has the single VIP:port entry.
+    fn entry_taken(&self, key: ServiceKey, (proto, addr, port): (Protocol, IpAddr, u16)) -> bool {
+        !addr.is_unspecified()
+            && self
+                .services
+                .iter()
+                .filter(|s| s.spec.key != key && matches!(s.spec.key, ServiceKey::Fwmark { .. }))
+                .flat_map(|s| &s.entries)
+                .any(|e| (e.proto, e.addr, e.port) == (proto, addr, port))
     }
 
     /// Applies one rule command; on error nothing changes. (Listing, zeroing and restore
@@ -343,13 +610,8 @@ impl Director {
         for (proto, addr, port) in wanted {
             // A marked VIP:port may also have a service of its own (the mark wins); two
             // mark services cannot share one.
-            let taken = self
-                .services
-                .iter()
-                .filter(|s| matches!(s.spec.key, ServiceKey::Fwmark { .. }))
-                .filter(|_| matches!(spec.key, ServiceKey::Fwmark { .. }))
-                .flat_map(|s| &s.entries)
-                .any(|e| (e.proto, e.addr, e.port) == (proto, addr, port));
+            let taken = matches!(spec.key, ServiceKey::Fwmark { .. })
+                && self.entry_taken(spec.key, (proto, addr, port));
             if taken {
                 self.release_entries(&entries);
                 return Err(format!(
@@ -529,8 +791,29 @@ impl Director {
         snap.set_member_ports(self.member_ports.clone());
         snap.ip_forward = self.ip_forward;
         snap.set_snat(self.snat.clone());
+        snap.set_marks(self.mark_selections(&snap.services));
         self.published.set(self.next_version);
         snap
+    }
+
+    /// Each firewall-mark rule with the snapshot service it selects: its own VIP:port entry
+    /// for a single-address rule, else the first entry (the scheduling one) of its mark's
+    /// service of its family. Rules of marks without a service select nothing.
+    fn mark_selections(&self, services: &[Service]) -> Vec<(MarkRule, usize)> {
+        self.marks
+            .iter()
+            .filter_map(|m| {
+                let of_mark =
+                    |s: &&Service| s.group == Some(m.mark) && s.vaddr.is_ipv4() == m.addr.is_ipv4();
+                let own = m.entry().and_then(|(p, a, port)| {
+                    services.iter().position(|s| {
+                        of_mark(&s) && s.proto == p.number() && s.vaddr == a && s.vport == port
+                    })
+                });
+                let i = own.or_else(|| services.iter().position(|s| of_mark(&s)))?;
+                Some((m.engine_rule(), i))
+            })
+            .collect()
     }
 
     /// A server on the appliance itself (IPVS's "Local" forwarding): one of the ports'
@@ -713,12 +996,12 @@ mod tests {
     fn fwmark_services_cover_their_marked_entries_and_share_a_version() {
         let mut d = director(4);
         for port in [80, 23] {
-            d.marks.push(FwmarkRule {
-                mark: 10,
-                proto: Protocol::Tcp,
-                addr: "10.1.1.254".parse().unwrap(),
+            d.marks.push(FwmarkRule::exact(
+                10,
+                Protocol::Tcp,
+                "10.1.1.254".parse().unwrap(),
                 port,
-            });
+            ));
         }
         run(
             &mut d,
@@ -739,17 +1022,14 @@ mod tests {
         // A service of its own on a marked VIP:port coexists; the mark takes precedence.
         run(&mut d, "-A -t 10.1.1.254:80 -s wlc").unwrap();
         let snap = d.snapshot();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let s = snap
-            .service_for(6, "10.1.1.254".parse().unwrap(), 80)
+            .service_for_packet(6, ip("192.0.2.1"), ip("10.1.1.254"), 80)
             .unwrap();
         assert_eq!(s.group, Some(10));
         // Two mark services cannot share a VIP:port.
-        d.marks.push(FwmarkRule {
-            mark: 11,
-            proto: Protocol::Tcp,
-            addr: "10.1.1.254".parse().unwrap(),
-            port: 80,
-        });
+        d.marks
+            .push(FwmarkRule::exact(11, Protocol::Tcp, ip("10.1.1.254"), 80));
         assert!(run(&mut d, "-A -f 11")
             .unwrap_err()
             .contains("another service"));

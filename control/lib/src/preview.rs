@@ -129,12 +129,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
         if let Dest::Mark(mark) = c.dest {
             for ipv6 in [false, true] {
                 for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-                    let rule = FwmarkRule {
-                        mark,
-                        proto,
-                        addr: mark_address(mark, ipv6),
-                        port: MARK_PORT,
-                    };
+                    let rule = FwmarkRule::exact(mark, proto, mark_address(mark, ipv6), MARK_PORT);
                     if !director.marks.contains(&rule) {
                         director.marks.push(rule);
                     }

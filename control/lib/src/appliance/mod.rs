@@ -275,6 +275,21 @@ impl Appliance {
 
     /// Applies rule commands all or nothing and publishes the result.
     fn change(&self, cmds: &[(String, Command)]) -> Result<(), String> {
+        self.change_with(|next| {
+            if cmds.len() == 1 {
+                next.apply(&cmds[0].1)
+            } else {
+                next.apply_all(cmds)
+            }
+        })
+    }
+
+    /// Applies `edit` to a copy of the model and publishes it as one snapshot; on error
+    /// nothing changes.
+    fn change_with(
+        &self,
+        edit: impl FnOnce(&mut Director) -> Result<(), String>,
+    ) -> Result<(), String> {
         if !self.balancing {
             return Err(
                 "rvs runs a diagnostic forwarding mode (dataplane.forward): no load balancing to change"
@@ -285,11 +300,7 @@ impl Appliance {
         // readers never wait for the host's `ip` below.
         let _one_at_a_time = self.changing.lock();
         let mut next = self.director.lock().clone();
-        if cmds.len() == 1 {
-            next.apply(&cmds[0].1)?;
-        } else {
-            next.apply_all(cmds)?;
-        }
+        edit(&mut next)?;
         // A local server's VIP is on the host before traffic for it can arrive there.
         self.sync_host_vips(next.local_vips());
         self.commit(&mut self.director.lock(), next);
@@ -492,6 +503,24 @@ impl Appliance {
             ["show", "health"] => Reply::ok(self.show_health()),
             ["show", "vrrp"] => Reply::ok(self.show_vrrp()),
             ["show", "sync"] => Reply::ok(self.show_sync()),
+            ["show", "mark" | "marks"] => Reply::ok(self.show_marks()),
+            ["mark", verb @ ("add" | "del" | "delete"), rest @ ..] => {
+                let rule: crate::director::FwmarkRule = match rest.join(" ").parse() {
+                    Ok(r) => r,
+                    Err(e) => return Reply::fail(2, format!("mark {verb}: {e}")),
+                };
+                let add = *verb == "add";
+                match self.change_with(|d| {
+                    if add {
+                        d.add_mark(rule)
+                    } else {
+                        d.delete_mark(rule)
+                    }
+                }) {
+                    Ok(()) => Reply::ok(""),
+                    Err(e) => Reply::fail(REFUSED, format!("mark {verb}: {e}")),
+                }
+            }
             _ => Reply::fail(
                 2,
                 format!("Bad arguments: {line:?} (type \"help\" for the commands)"),
@@ -844,7 +873,8 @@ mod tests {
         );
         let snap = a.cell().load();
         let at = |port| {
-            snap.service_for(6, "10.1.1.254".parse().unwrap(), port)
+            let ip = |s: &str| s.parse().unwrap();
+            snap.service_for_packet(6, ip("192.0.2.1"), ip("10.1.1.254"), port)
                 .unwrap()
         };
         assert_eq!(at(80).group, Some(10), "the mark wins over 10.1.1.254:80");
@@ -860,6 +890,87 @@ mod tests {
         assert_eq!(b.ipvsadm(&["-S", "-n"], "").out, saved);
     }
 
+    /// Firewall-mark rules by protocol, VIP prefix, port range and source, added and
+    /// removed at run time from the console (each change one snapshot); the last matching
+    /// rule decides, as iptables' MARK does; bad rules get a message and change nothing.
+    #[test]
+    fn marks_change_at_run_time_by_prefix_ports_and_source() {
+        let a = appliance_with_marks(&[]);
+        let ok = |l: &str| {
+            let r = a.console(l);
+            assert_eq!(r.status, 0, "{l}: {}", r.err);
+        };
+        ok("-A -f 1 -s rr");
+        ok("-a -f 1 -r 10.0.0.1 -m");
+        ok("-A -f 2 -s rr");
+        ok("-a -f 2 -r 10.0.0.2 -m");
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mark_of = |proto: u8, src: &str, dst: &str, port: u16| {
+            let snap = a.cell().load();
+            let svc = snap.service_for_packet(proto, ip(src), ip(dst), port)?;
+            snap.scheduling_service(svc).group
+        };
+        assert_eq!(mark_of(6, "192.0.2.1", "10.9.0.7", 1500), None);
+        ok("mark add 1 tcp 10.9.0.0/24:1000-2000");
+        assert_eq!(mark_of(6, "192.0.2.1", "10.9.0.7", 1500), Some(1));
+        assert!(
+            a.cell().load().is_vip(ip("10.9.0.200")),
+            "the prefix's addresses are VIPs"
+        );
+        assert_eq!(
+            mark_of(6, "192.0.2.1", "10.9.0.7", 2001),
+            None,
+            "outside the range"
+        );
+        assert_eq!(mark_of(17, "192.0.2.1", "10.9.0.7", 1500), None, "not UDP");
+        // A later, narrower rule by source wins for its clients only.
+        ok("mark add 2 any 10.9.0.0/24:1000-2000 from 198.51.100.0/24");
+        assert_eq!(mark_of(6, "198.51.100.9", "10.9.0.7", 1500), Some(2));
+        assert_eq!(mark_of(17, "198.51.100.9", "10.9.0.7", 1500), Some(2));
+        assert_eq!(mark_of(6, "192.0.2.1", "10.9.0.7", 1500), Some(1));
+        // A single VIP:port rule gives the service its own entry (counted on its own).
+        ok("mark add 1 udp 10.8.0.1:53");
+        assert_eq!(mark_of(17, "192.0.2.1", "10.8.0.1", 53), Some(1));
+        assert!(a
+            .director()
+            .find(ServiceKey::Fwmark {
+                mark: 1,
+                ipv6: false
+            })
+            .unwrap()
+            .entries
+            .iter()
+            .any(|e| e.port == 53));
+        let shown = a.console("show mark").out;
+        assert_eq!(
+            shown,
+            "mark 1 tcp 10.9.0.0/24:1000-2000  (FWM service 1)\n\
+             mark 2 any 10.9.0.0/24:1000-2000 from 198.51.100.0/24  (FWM service 2)\n\
+             mark 1 udp 10.8.0.1:53  (FWM service 1)\n"
+        );
+        ok("mark del 2 any 10.9.0.0/24:1000-2000 from 198.51.100.0/24");
+        assert_eq!(mark_of(6, "198.51.100.9", "10.9.0.7", 1500), Some(1));
+        for bad in [
+            "mark add 0 tcp 10.0.0.1",
+            "mark add 1 icmp 10.0.0.1",
+            "mark add 1 tcp 10.0.0.0/33",
+            "mark add 1 tcp 10.0.0.1:9-1",
+            "mark add 1 tcp 10.0.0.1 from 2001:db8::/64",
+            "mark del 3 tcp 10.0.0.1",
+        ] {
+            let before = a.console("show mark").out;
+            let r = a.console(bad);
+            assert_ne!(r.status, 0, "{bad}");
+            assert!(r.err.starts_with("mark "), "{bad}: {}", r.err);
+            assert_eq!(a.console("show mark").out, before, "{bad} changed nothing");
+        }
+        // IPv6, written in brackets.
+        ok("-A -f 3 -6 -s rr");
+        ok("-a -f 3 -6 -r [2001:db8::2]:443 -m");
+        ok("mark add 3 tcp [2001:db8:1::/64]:443");
+        assert_eq!(mark_of(6, "2001:db8:9::1", "2001:db8:1::7", 443), Some(3));
+    }
+
     fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {
         let loads = Arc::new((0..16).map(|_| DestLoad::default()).collect());
         let mut d = Director::new(
@@ -870,12 +981,12 @@ mod tests {
             loads,
         );
         for &(mark, port) in marks {
-            d.marks.push(crate::director::FwmarkRule {
+            d.marks.push(crate::director::FwmarkRule::exact(
                 mark,
-                proto: crate::ipvsadm::Protocol::Tcp,
-                addr: "10.1.1.254".parse().unwrap(),
+                crate::ipvsadm::Protocol::Tcp,
+                "10.1.1.254".parse().unwrap(),
                 port,
-            });
+            ));
         }
         let cell = Arc::new(SnapshotCell::new(d.snapshot()));
         Appliance::new(d, cell, Vec::new(), Vec::new(), 4096).shared()

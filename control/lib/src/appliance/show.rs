@@ -350,3 +350,31 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
     );
     out
 }
+
+impl Appliance {
+    /// `show mark`: the firewall-mark rules in order (the last that matches decides) and
+    /// whether a service takes each mark.
+    pub(super) fn show_marks(&self) -> String {
+        let d = self.director.lock();
+        if d.marks.is_empty() {
+            return "No firewall-mark rules\n".into();
+        }
+        let mut out = String::new();
+        for m in &d.marks {
+            let served = d.services.iter().any(|s| {
+                s.spec.key
+                    == crate::ipvsadm::ServiceKey::Fwmark {
+                        mark: m.mark,
+                        ipv6: m.addr.is_ipv6(),
+                    }
+            });
+            let state = if served {
+                "FWM service"
+            } else {
+                "no FWM service"
+            };
+            out.push_str(&format!("mark {m}  ({state} {})\n", m.mark));
+        }
+        out
+    }
+}

@@ -72,6 +72,16 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show sync"],
     },
     Verb {
+        usage: "show mark",
+        help: "firewall-mark rules in order, and the service each selects",
+        phrases: &["show mark"],
+    },
+    Verb {
+        usage: "mark add|del MARK PROTO DEST[/LEN][:PORTS] [from SRC/LEN]",
+        help: "add / remove a firewall-mark rule at run time (iptables -t mangle ... -j MARK)",
+        phrases: &["mark add ", "mark del "],
+    },
+    Verb {
         usage: "start | stop",
         help: "resume / pause forwarding (stop prints the statistics since start)",
         phrases: &["start", "stop"],

@@ -2,7 +2,9 @@
 //! `-R`, its standard input) over the control socket (`RVS_SOCKET`, default
 //! /run/rvs/rvs.sock) and prints what the daemon answers, with ipvsadm's exit status.
 //! Installed as `ipvsadm`, it names itself so in its messages, as ipvsadm uses argv[0].
-//! `rvsadm --vrrp` (rvs's addition) shows the VRRP instances.
+//! rvs's additions: `rvsadm --vrrp` shows the VRRP instances; `rvsadm --marks` lists the
+//! firewall-mark rules, `rvsadm --mark add|del MARK PROTO DEST[/LEN][:PORTS] [from SRC]`
+//! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS).
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -12,12 +14,18 @@ fn main() {
     let mut argv = std::env::args();
     let program = argv.next().unwrap_or_else(|| "ipvsadm".into());
     let args: Vec<String> = argv.collect();
-    // rvs's own addition, outside ipvsadm's options: the console's `show vrrp`.
-    if args.len() == 1 && args[0] == "--vrrp" {
+    // rvs's own additions, outside ipvsadm's options: console lines.
+    let console = match args.first().map(String::as_str) {
+        Some("--vrrp") if args.len() == 1 => Some("show vrrp".to_string()),
+        Some("--marks") if args.len() == 1 => Some("show mark".to_string()),
+        Some("--mark") if args.len() > 2 => Some(format!("mark {}", args[1..].join(" "))),
+        _ => None,
+    };
+    if let Some(line) = console {
         let req = Request {
             version: PROTOCOL_VERSION,
             kind: "console".into(),
-            args: vec!["show vrrp".into()],
+            args: vec![line],
             stdin: String::new(),
         };
         talk(&req);

@@ -163,11 +163,17 @@ pub(crate) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFwmark {
     mark: Spanned<u32>,
+    /// "tcp" (the default), "udp", "sctp" or "any".
     #[serde(default = "tcp")]
     protocol: Spanned<String>,
+    /// An address or a prefix ("10.1.0.0/24").
     address: Spanned<String>,
+    /// One port (0, the default: all), or `ports = "FIRST-LAST"`.
     #[serde(default)]
     port: u16,
+    ports: Option<Spanned<String>>,
+    /// Only traffic from this prefix.
+    source: Option<Spanned<String>>,
 }
 
 /// A VIP's own settings: what becomes of its traffic that no service takes.
@@ -510,25 +516,51 @@ impl LbConfig {
         for (i, m) in fwmarks.iter().enumerate() {
             let f = |name: &str| format!("fwmark[{i}].{name}");
             let proto = match m.protocol.get_ref().as_str() {
-                "tcp" => Protocol::Tcp,
-                "udp" => Protocol::Udp,
-                "sctp" => Protocol::Sctp,
-                p => {
-                    return Err(source.error(
+                "any" => None,
+                p => Some(Protocol::from_word(p).ok_or_else(|| {
+                    source.error(
                         m.protocol.span(),
                         f("protocol"),
-                        format!("{p:?}: tcp, udp or sctp"),
-                    ))
-                }
+                        format!("{p:?}: tcp, udp, sctp or any"),
+                    )
+                })?),
             };
             if *m.mark.get_ref() == 0 {
                 return Err(source.error(m.mark.span(), f("mark"), "a mark above 0"));
             }
+            let (addr, prefix) = parse_prefix(source, &m.address, &f("address"))?;
+            let ports = match &m.ports {
+                Some(p) if m.port != 0 => {
+                    return Err(source.error(p.span(), f("ports"), "port or ports, not both"))
+                }
+                Some(p) => parse_port_range(p.get_ref()).ok_or_else(|| {
+                    source.error(
+                        p.span(),
+                        f("ports"),
+                        format!("{:?}: a range such as \"1000-2000\"", p.get_ref()),
+                    )
+                })?,
+                None if m.port == 0 => (0, u16::MAX),
+                None => (m.port, m.port),
+            };
+            let from = match &m.source {
+                Some(p) => Some(parse_prefix(source, p, &f("source"))?),
+                None => None,
+            };
+            if from.is_some_and(|(a, _)| a.is_ipv4() != addr.is_ipv4()) {
+                return Err(source.error(
+                    m.address.span(),
+                    f("source"),
+                    "not of the address's family",
+                ));
+            }
             out.fwmarks.push(FwmarkRule {
                 mark: *m.mark.get_ref(),
                 proto,
-                addr: parse_ip(source, &m.address, &f("address"))?,
-                port: m.port,
+                addr,
+                prefix,
+                ports,
+                source: from,
             });
         }
         for (i, s) in services.iter().enumerate() {
@@ -754,12 +786,7 @@ impl LbConfig {
             let proto = Protocol::from_number(s.proto).unwrap_or(Protocol::Tcp);
             let key = match s.group {
                 Some(mark) => {
-                    marks.push(FwmarkRule {
-                        mark,
-                        proto,
-                        addr: s.addr,
-                        port: s.port,
-                    });
+                    marks.push(FwmarkRule::exact(mark, proto, s.addr, s.port));
                     ServiceKey::Fwmark {
                         mark,
                         ipv6: s.addr.is_ipv6(),

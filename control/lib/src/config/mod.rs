@@ -510,7 +510,9 @@ device = "net_ring1"
              [[outgoing]]\nvip = \"10.0.0.1\"\nports = \"34000-34999\"\nmember = \"10.1.0.2\"\nmethod = \"nat\"\n\
              [[vip]]\naddress = \"10.0.0.9\"\nunserved = \"drop\"\n\
              [[snat]]\nsource = \"10.1.0.0/24\"\nout_port = \"b\"\nto_source = \"10.0.0.7\"\nports = \"20000-29999\"\n\
-             [[service]]\naddress = \"10.0.0.1\"\nport = 80\nproxy_protocol = true\n[[service.server]]\naddress = \"10.1.0.5\"\n"
+             [[service]]\naddress = \"10.0.0.1\"\nport = 80\nproxy_protocol = true\n[[service.server]]\naddress = \"10.1.0.5\"\n\
+             [[fwmark]]\nmark = 5\nprotocol = \"any\"\naddress = \"10.3.0.0/16\"\nports = \"1000-1999\"\nsource = \"192.0.2.0/24\"\n\
+             [[service]]\naddress = \"10.3.0.1\"\nport = 7\ngroup = 5\n[[service.server]]\naddress = \"10.1.0.6\"\n"
         ))
         .unwrap();
         assert!(c.full_nat, "a full-NAT service makes room for local ends");
@@ -523,6 +525,13 @@ device = "net_ring1"
         assert!(rule.matches(17, ip("10.1.0.3"), ip("192.0.2.1"), 1));
         assert!(!rule.matches(17, ip("10.2.0.3"), ip("192.0.2.1"), 1));
         assert!(snap.is_local_end(ip("10.0.0.7")));
+        let marked = snap
+            .service_for_packet(17, ip("192.0.2.9"), ip("10.3.44.1"), 1500)
+            .unwrap();
+        assert_eq!(marked.group, Some(5));
+        assert!(snap
+            .service_for_packet(17, ip("192.0.3.9"), ip("10.3.44.1"), 1500)
+            .is_none());
         let fnat = snap.services[0].full_nat.as_ref().unwrap();
         assert!(fnat.proxy_protocol && fnat.locals.is_empty());
         assert!(snap.ip_forward);
@@ -542,6 +551,8 @@ device = "net_ring1"
             ("[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"1-9\"\nmember = \"10.1.0.1\"\n[[outgoing]]\nvip = \"10.0.0.1\"\nports = \"9-20\"\nmember = \"10.1.0.2\"\n", "outgoing[1].ports"),
             ("[[vip]]\naddress = \"10.0.0.9\"\nunserved = \"reject\"\n", "vip[0].unserved"),
             ("[[snat]]\nout_port = \"c\"\n", "snat[0].out_port"),
+            ("[[fwmark]]\nmark = 1\naddress = \"10.0.0.0/8\"\nports = \"5-1\"\n", "fwmark[0].ports"),
+            ("[[fwmark]]\nmark = 1\naddress = \"10.0.0.0/8\"\nsource = \"::/0\"\n", "fwmark[0].source"),
             ("[[snat]]\nports = \"9-1\"\n", "snat[0].ports"),
             ("[[snat]]\nsource = \"10.0.0.0/33\"\n", "snat[0].source"),
         ] {

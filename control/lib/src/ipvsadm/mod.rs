@@ -55,6 +55,12 @@ impl Protocol {
         }
     }
 
+    pub fn from_word(w: &str) -> Option<Protocol> {
+        [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+            .into_iter()
+            .find(|p| p.word() == w)
+    }
+
     /// The ipvsadm option that names a service of this protocol.
     pub fn option(self) -> &'static str {
         match self {

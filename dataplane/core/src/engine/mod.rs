@@ -36,7 +36,7 @@ pub use fragments::FragOwners;
 pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
-pub use snapshot::{FullNat, MemberPorts, PortInfo, Route, Service, Snapshot, SnatRule};
+pub use snapshot::{FullNat, MarkRule, MemberPorts, PortInfo, Route, Service, Snapshot, SnatRule};
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{

@@ -208,7 +208,8 @@ impl Engine {
         flow: &Flow,
         payload: &[u8],
     ) -> Result<crate::conn::ConnId, DropReason> {
-        let Some(entry) = snap.service_for(flow.proto, flow.dst, flow.dport) else {
+        let Some(entry) = snap.service_for_packet(flow.proto, flow.src, flow.dst, flow.dport)
+        else {
             return Err(DropReason::NoService);
         };
         let entry_id = entry.id;

@@ -135,6 +135,41 @@ pub struct MemberPorts {
     pub nat: bool,
 }
 
+/// A firewall-mark rule (what `iptables -t mangle -A PREROUTING ... -j MARK` does for LVS):
+/// packets of `proto` (None: TCP, UDP or SCTP) to `dst` (a prefix) on a destination port in
+/// `ports`, from `src` when given, belong to the mark's service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkRule {
+    pub mark: u32,
+    pub proto: Option<u8>,
+    pub dst: (IpAddr, u8),
+    pub ports: (u16, u16),
+    pub src: Option<(IpAddr, u8)>,
+}
+
+fn within(a: IpAddr, (p, len): (IpAddr, u8)) -> bool {
+    a.is_ipv4() == p.is_ipv4() && super::masked(a, len) == super::masked(p, len)
+}
+
+impl MarkRule {
+    #[inline]
+    pub fn matches(&self, proto: u8, src: IpAddr, dst: IpAddr, dport: u16) -> bool {
+        self.proto.is_none_or(|p| p == proto)
+            && (self.ports.0..=self.ports.1).contains(&dport)
+            && within(dst, self.dst)
+            && self.src.is_none_or(|s| within(src, s))
+    }
+
+    /// One address, one port, one protocol, any source: a single VIP:port entry.
+    pub fn is_exact(&self) -> bool {
+        let full = if self.dst.0.is_ipv4() { 32 } else { 128 };
+        self.proto.is_some()
+            && self.dst.1 == full
+            && self.ports.0 == self.ports.1
+            && self.src.is_none()
+    }
+}
+
 /// A data port as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortInfo {
@@ -192,6 +227,11 @@ pub struct Snapshot {
     local_ends: HashMap<u128, ()>,
     /// Source NAT for routed traffic, in order.
     pub snat: Vec<SnatRule>,
+    /// Firewall-mark rules in order, each with the index of the service it selects; the
+    /// last that matches decides (iptables' MARK target does not stop the chain).
+    marks: Vec<(MarkRule, usize)>,
+    /// Destination prefixes of mark rules wider than one address: their addresses are VIPs.
+    mark_prefixes: Vec<(IpAddr, u8)>,
     /// Whether traffic for neither a VIP nor the appliance is routed between the ports
     /// (Linux's ip_forward), with TTL and ICMP as a router; else it is dropped.
     pub ip_forward: bool,
@@ -204,13 +244,17 @@ impl Snapshot {
         mut routes: Vec<Route>,
         neighbours: HashMap<IpAddr, [u8; 6]>,
     ) -> Snapshot {
+        // A firewall-mark service without single-address rules has an anchor entry at the
+        // unspecified address: selected by its rules only, never by address.
         let by_key = services
             .iter()
             .enumerate()
+            .filter(|(_, s)| !s.vaddr.is_unspecified())
             .map(|(i, s)| ((s.proto, s.vaddr, s.vport), i))
             .collect();
         let vips = services
             .iter()
+            .filter(|s| !s.vaddr.is_unspecified())
             .map(|s| (u128::from_be_bytes(crate::conn::addr16(s.vaddr)), ()))
             .collect();
         let leaders: Vec<usize> = services
@@ -262,8 +306,53 @@ impl Snapshot {
             member_ports: Vec::new(),
             local_ends,
             snat: Vec::new(),
+            marks: Vec::new(),
+            mark_prefixes: Vec::new(),
             ip_forward: false,
         }
+    }
+
+    /// Sets the firewall-mark rules with the services they select (indexes into
+    /// `services`); their destinations become VIPs.
+    pub fn set_marks(&mut self, rules: Vec<(MarkRule, usize)>) {
+        self.mark_prefixes.clear();
+        for (r, _) in &rules {
+            let full = if r.dst.0.is_ipv4() { 32 } else { 128 };
+            if r.dst.1 == full {
+                self.vips
+                    .insert(u128::from_be_bytes(crate::conn::addr16(r.dst.0)), ());
+            } else if !self.mark_prefixes.contains(&r.dst) {
+                self.mark_prefixes.push(r.dst);
+            }
+        }
+        self.marks = rules;
+    }
+
+    /// The firewall-mark rules.
+    pub fn mark_rules(&self) -> impl Iterator<Item = &MarkRule> {
+        self.marks.iter().map(|(r, _)| r)
+    }
+
+    /// The service a packet belongs to: its firewall mark's, else by VIP and port.
+    #[inline]
+    pub fn service_for_packet(
+        &self,
+        proto: u8,
+        src: IpAddr,
+        dst: IpAddr,
+        dport: u16,
+    ) -> Option<&Service> {
+        if !self.marks.is_empty() {
+            if let Some((_, i)) = self
+                .marks
+                .iter()
+                .rev()
+                .find(|(r, _)| r.matches(proto, src, dst, dport))
+            {
+                return self.services.get(*i);
+            }
+        }
+        self.service_for(proto, dst, dport)
     }
 
     /// Sets the SNAT rules; their fixed addresses become local ends.
@@ -358,6 +447,7 @@ impl Snapshot {
     pub fn is_vip(&self, a: IpAddr) -> bool {
         self.vips
             .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
+            || (!self.mark_prefixes.is_empty() && self.mark_prefixes.iter().any(|p| within(a, *p)))
     }
 
     pub fn is_local(&self, a: IpAddr) -> bool {

@@ -108,7 +108,7 @@ impl Engine {
         let group = (template && s.fwmark != 0).then_some(s.fwmark);
         let entry = match group {
             Some(mark) => snap.services.iter().find(|x| x.group == Some(mark)),
-            None => snap.service_for(s.proto, ip_of(&s.vaddr), s.vport),
+            None => snap.service_for_packet(s.proto, ip_of(&s.caddr), ip_of(&s.vaddr), s.vport),
         };
         let Some(entry) = entry else { return false };
         let svc = snap.scheduling_service(entry);
