@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         eprintln!("rvs: error: --config FILE is required (see rvs --help)");
         return ExitCode::from(2);
     };
-    let cfg = match Config::load(&config) {
+    let mut cfg = match Config::load(&config) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("rvs: error: {e}");
@@ -106,6 +106,13 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    // Full NAT in keepalived.conf (lb_kind FNAT) needs the tables' room for local ends.
+    if keepalived
+        .as_ref()
+        .is_some_and(|k| !k.full_nat().is_empty())
+    {
+        cfg.full_nat = true;
+    }
     let mut vrrp = cfg.vrrp.clone();
     if let Some(k) = &keepalived {
         if let Err(e) = vrrp.merge(k.vrrp_conf.clone()) {

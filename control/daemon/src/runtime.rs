@@ -262,6 +262,7 @@ pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, Ru
         .lb
         .director(cfg.limits, loads, ports)
         .map_err(|m| config_error("service", m))?;
+    d.full_nat_room = cfg.full_nat;
     let (tcp, tcpfin, udp) = cfg.timeouts;
     d.timeouts.set(tcp, tcpfin, udp);
     if let Some((path, text)) = &cfg.rules {

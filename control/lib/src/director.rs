@@ -298,6 +298,8 @@ pub struct Director {
     pub full_nat: Vec<(ServiceKey, FullNat)>,
     /// Source NAT rules for routed traffic.
     pub snat: Vec<SnatRule>,
+    /// The workers' tables have room for full-NAT entries (fixed at start).
+    pub full_nat_room: bool,
 }
 
 impl Director {
@@ -322,6 +324,7 @@ impl Director {
             ip_forward: false,
             full_nat: Vec::new(),
             snat: Vec::new(),
+            full_nat_room: true,
         }
     }
 
@@ -794,6 +797,14 @@ impl Director {
         snap.set_marks(self.mark_selections(&snap.services));
         self.published.set(self.next_version);
         snap
+    }
+
+    /// Refuses full NAT the workers' tables have no room for.
+    pub fn check_full_nat_room(&self) -> Result<(), String> {
+        if self.full_nat_room || self.full_nat.is_empty() {
+            return Ok(());
+        }
+        Err("full NAT needs room in the connection tables, sized at start: set [dataplane] full_nat = true".into())
     }
 
     /// Each firewall-mark rule with the snapshot service it selects: its own VIP:port entry

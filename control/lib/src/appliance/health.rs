@@ -45,7 +45,14 @@ impl Appliance {
             })
             .collect();
         cmds.extend(conf.commands_at());
-        if let Err(e) = self.change(&cmds) {
+        let full_nat = conf.full_nat();
+        let applied = self.change_with(|d| {
+            d.apply_all(&cmds)?;
+            d.full_nat.retain(|(k, _)| !old_keys.contains(k));
+            d.full_nat.extend(full_nat);
+            d.check_full_nat_room()
+        });
+        if let Err(e) = applied {
             return Err(format!("{e} (nothing applied)"));
         }
         let keys = conf

@@ -286,7 +286,7 @@ impl Appliance {
 
     /// Applies `edit` to a copy of the model and publishes it as one snapshot; on error
     /// nothing changes.
-    fn change_with(
+    pub(super) fn change_with(
         &self,
         edit: impl FnOnce(&mut Director) -> Result<(), String>,
     ) -> Result<(), String> {
@@ -504,6 +504,25 @@ impl Appliance {
             ["show", "vrrp"] => Reply::ok(self.show_vrrp()),
             ["show", "sync"] => Reply::ok(self.show_sync()),
             ["show", "mark" | "marks"] => Reply::ok(self.show_marks()),
+            ["show", "fullnat"] => Reply::ok(self.show_full_nat()),
+            ["fullnat", verb @ ("on" | "off"), rest @ ..] => {
+                let parsed = parse_full_nat(rest, *verb == "on");
+                let (key, fnat) = match parsed {
+                    Ok(p) => p,
+                    Err(e) => return Reply::fail(2, format!("fullnat {verb}: {e}")),
+                };
+                match self.change_with(|d| {
+                    d.find(key).ok_or("No such service")?;
+                    d.full_nat.retain(|(k, _)| *k != key);
+                    if let Some(f) = fnat {
+                        d.full_nat.push((key, f));
+                    }
+                    d.check_full_nat_room()
+                }) {
+                    Ok(()) => Reply::ok(""),
+                    Err(e) => Reply::fail(REFUSED, format!("fullnat {verb}: {e}")),
+                }
+            }
             ["mark", verb @ ("add" | "del" | "delete"), rest @ ..] => {
                 let rule: crate::director::FwmarkRule = match rest.join(" ").parse() {
                     Ok(r) => r,
@@ -611,6 +630,63 @@ impl Appliance {
         };
         ipvsadm::parse_args(args).map(Some)
     }
+}
+
+/// `fullnat on|off SERVICE [laddr ADDR[,ADDR]] [proxy]`, SERVICE `tcp|udp|sctp VIP:PORT` or
+/// `fwmark N [v6]`: the service's key and (on) its full NAT.
+fn parse_full_nat(
+    words: &[&str],
+    on: bool,
+) -> Result<(ServiceKey, Option<rvs_core::engine::FullNat>), String> {
+    let usage =
+        "SERVICE is tcp|udp|sctp VIP:PORT or fwmark N [v6]; then [laddr ADDR[,ADDR]] [proxy]";
+    let (key, rest) = match words {
+        ["fwmark", n, "v6", rest @ ..] | ["fwmark", n, rest @ ..] => {
+            let mark = n.parse().ok().filter(|&m| m > 0).ok_or(usage)?;
+            let ipv6 = words.get(2) == Some(&"v6");
+            (ServiceKey::Fwmark { mark, ipv6 }, rest)
+        }
+        [proto, addr, rest @ ..] => {
+            let p = crate::ipvsadm::Protocol::from_word(proto).ok_or(usage)?;
+            let a: std::net::SocketAddr = addr.parse().map_err(|_| format!("{addr:?}: {usage}"))?;
+            (ServiceKey::Addr(p, a), rest)
+        }
+        _ => return Err(usage.into()),
+    };
+    if !on {
+        return if rest.is_empty() {
+            Ok((key, None))
+        } else {
+            Err(usage.into())
+        };
+    }
+    let mut locals = Vec::new();
+    let mut proxy_protocol = false;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "proxy" => proxy_protocol = true,
+            "laddr" => {
+                let list = rest.get(i + 1).ok_or(usage)?;
+                for a in list.split(',') {
+                    let a: std::net::IpAddr = a
+                        .parse()
+                        .map_err(|_| format!("{a:?} is not an IP address"))?;
+                    locals.push(a);
+                }
+                i += 1;
+            }
+            w => return Err(format!("{w:?}: {usage}")),
+        }
+        i += 1;
+    }
+    Ok((
+        key,
+        Some(rvs_core::engine::FullNat {
+            locals: locals.into(),
+            proxy_protocol,
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -969,6 +1045,44 @@ mod tests {
         ok("-a -f 3 -6 -r [2001:db8::2]:443 -m");
         ok("mark add 3 tcp [2001:db8:1::/64]:443");
         assert_eq!(mark_of(6, "2001:db8:9::1", "2001:db8:1::7", 443), Some(3));
+    }
+
+    /// Full NAT set and cleared on a running service from the console (`rvsadm
+    /// --full-nat`); it survives an ipvsadm edit of the service; bad lines change nothing.
+    #[test]
+    fn full_nat_on_and_off_at_run_time() {
+        let a = appliance_with_marks(&[]);
+        for l in [
+            "-A -t 10.1.1.1:80 -s rr",
+            "-a -t 10.1.1.1:80 -r 10.0.0.2:8080 -m",
+        ] {
+            assert_eq!(a.console(l).status, 0, "{l}");
+        }
+        let fnat = || a.cell().load().services[0].full_nat.clone();
+        assert_eq!(fnat(), None);
+        let r = a.console("fullnat on tcp 10.1.1.1:80 laddr 10.0.0.201,10.0.0.202 proxy");
+        assert_eq!(r.status, 0, "{}", r.err);
+        let f = fnat().unwrap();
+        assert_eq!(f.locals.len(), 2);
+        assert!(f.proxy_protocol);
+        assert_eq!(a.console("-E -t 10.1.1.1:80 -s wlc").status, 0);
+        assert!(fnat().is_some(), "kept across -E");
+        assert_eq!(
+            a.console("show fullnat").out,
+            "tcp 10.1.1.1:80: from 10.0.0.201,10.0.0.202, PROXY v2\n"
+        );
+        for bad in [
+            "fullnat on tcp 10.1.1.9:80",
+            "fullnat on tcp 10.1.1.1:80 laddr nowhere",
+            "fullnat on icmp 10.1.1.1:80",
+            "fullnat off tcp 10.1.1.1:80 proxy",
+        ] {
+            let r = a.console(bad);
+            assert_ne!(r.status, 0, "{bad}");
+            assert!(fnat().is_some(), "{bad} changed nothing");
+        }
+        assert_eq!(a.console("fullnat off tcp 10.1.1.1:80").status, 0);
+        assert_eq!(fnat(), None);
     }
 
     fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {

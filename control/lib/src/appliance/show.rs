@@ -377,4 +377,33 @@ impl Appliance {
         }
         out
     }
+
+    /// `show fullnat`: the services with full NAT, their local addresses and PROXY v2.
+    pub(super) fn show_full_nat(&self) -> String {
+        let d = self.director.lock();
+        if d.full_nat.is_empty() {
+            return "No full-NAT services\n".into();
+        }
+        let mut out = String::new();
+        for (k, f) in &d.full_nat {
+            let service = match k {
+                crate::ipvsadm::ServiceKey::Addr(p, a) => format!("{} {a}", p.word()),
+                crate::ipvsadm::ServiceKey::Fwmark { mark, ipv6 } => {
+                    format!("fwmark {mark}{}", if *ipv6 { " v6" } else { "" })
+                }
+            };
+            let locals = if f.locals.is_empty() {
+                "the out port's own address".to_string()
+            } else {
+                f.locals
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let proxy = if f.proxy_protocol { ", PROXY v2" } else { "" };
+            out.push_str(&format!("{service}: from {locals}{proxy}\n"));
+        }
+        out
+    }
 }

@@ -82,6 +82,16 @@ pub const VERBS: &[Verb] = &[
         phrases: &["mark add ", "mark del "],
     },
     Verb {
+        usage: "show fullnat",
+        help: "services with full NAT: local addresses, PROXY protocol v2",
+        phrases: &["show fullnat"],
+    },
+    Verb {
+        usage: "fullnat on|off SERVICE [laddr A[,B]] [proxy]",
+        help: "full NAT for a service (tcp|udp|sctp VIP:PORT or fwmark N [v6]); proxy: PROXY v2",
+        phrases: &["fullnat on ", "fullnat off "],
+    },
+    Verb {
         usage: "start | stop",
         help: "resume / pause forwarding (stop prints the statistics since start)",
         phrases: &["start", "stop"],

@@ -4,7 +4,8 @@
 //! Installed as `ipvsadm`, it names itself so in its messages, as ipvsadm uses argv[0].
 //! rvs's additions: `rvsadm --vrrp` shows the VRRP instances; `rvsadm --marks` lists the
 //! firewall-mark rules, `rvsadm --mark add|del MARK PROTO DEST[/LEN][:PORTS] [from SRC]`
-//! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS).
+//! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS);
+//! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy]]` shows or sets full NAT.
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -19,6 +20,8 @@ fn main() {
         Some("--vrrp") if args.len() == 1 => Some("show vrrp".to_string()),
         Some("--marks") if args.len() == 1 => Some("show mark".to_string()),
         Some("--mark") if args.len() > 2 => Some(format!("mark {}", args[1..].join(" "))),
+        Some("--full-nat") if args.len() == 1 => Some("show fullnat".to_string()),
+        Some("--full-nat") => Some(format!("fullnat {}", args[1..].join(" "))),
         _ => None,
     };
     if let Some(line) = console {

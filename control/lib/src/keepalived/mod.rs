@@ -192,6 +192,9 @@ pub struct VirtualServer {
     pub omega: bool,
     pub real_servers: Vec<RealServer>,
     pub line: String,
+    /// DPVS's keepalived: `lb_kind FNAT` with `laddr_group_name` (a top-level
+    /// `local_address_group NAME { ADDR [IFACE] ... }`) and `proxy_protocol v2`.
+    pub full_nat: Option<rvs_core::engine::FullNat>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -209,6 +212,8 @@ pub struct KeepalivedConf {
     /// `track_file` blocks, for FILE_CHECK.
     pub track_files: Vec<TrackFile>,
     pub warnings: Vec<String>,
+    /// DPVS's `local_address_group NAME { ADDR [IFACE] ... }`: full NAT's local addresses.
+    pub local_address_groups: Vec<(String, Vec<IpAddr>)>,
 }
 
 /// keepalived 2.2.7's `global_defs` keywords (others are warned about).
@@ -571,9 +576,25 @@ impl KeepalivedConf {
             let t = conf.track_file(s)?;
             conf.track_files.push(t);
         }
+        for s in top.iter().filter(|s| s.keyword == "local_address_group") {
+            let mut addrs = Vec::new();
+            for c in s.children() {
+                // `ADDR [IFACE]` (DPVS names the port; rvs takes the address).
+                let a: IpAddr = c.keyword.parse().map_err(|_| {
+                    format!(
+                        "{}: local_address_group: {:?} is not an address",
+                        c.at(),
+                        c.keyword
+                    )
+                })?;
+                addrs.push(a);
+            }
+            conf.local_address_groups
+                .push((s.arg(0)?.to_string(), addrs));
+        }
         for s in &top {
             match s.keyword.as_str() {
-                "global_defs" => {}
+                "global_defs" | "local_address_group" => {}
                 "virtual_server" => {
                     let vs = conf.virtual_server(s, &groups)?;
                     conf.virtual_servers.push(vs);
@@ -782,7 +803,11 @@ impl KeepalivedConf {
             omega: false,
             real_servers: Vec::new(),
             line: s.at(),
+            full_nat: None,
         };
+        let mut fnat = false;
+        let mut laddr_group: Option<(String, String)> = None;
+        let mut proxy_protocol = false;
         let mut inh = Inherited {
             delay_loop: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
@@ -814,6 +839,21 @@ impl KeepalivedConf {
                         .parse()
                         .map_err(|e| format!("{}: {}: {e}", c.at(), c.keyword))?
                 }
+                "lvs_method" | "lb_kind" if c.arg(0)?.eq_ignore_ascii_case("FNAT") => {
+                    default_method = ForwardMethod::Nat;
+                    fnat = true;
+                }
+                "laddr_group_name" => laddr_group = Some((c.arg(0)?.to_string(), c.at())),
+                "proxy_protocol" => match c.arg(0)? {
+                    "v2" => proxy_protocol = true,
+                    "disable" => proxy_protocol = false,
+                    v => {
+                        return Err(format!(
+                            "{}: proxy_protocol {v:?}: rvs writes version 2 (v2) or none (disable)",
+                            c.at()
+                        ))
+                    }
+                },
                 "lvs_method" | "lb_kind" => match tunnel_options(c) {
                     Ok(t) => {
                         default_method = method(c)?;
@@ -943,6 +983,23 @@ impl KeepalivedConf {
                     }
                 }
             }
+        }
+        if fnat || proxy_protocol {
+            let locals = match &laddr_group {
+                Some((name, at)) => self
+                    .local_address_groups
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, a)| a.clone())
+                    .ok_or_else(|| {
+                        format!("{at}: laddr_group_name {name:?}: no such local_address_group")
+                    })?,
+                None => Vec::new(),
+            };
+            vs.full_nat = Some(rvs_core::engine::FullNat {
+                locals: locals.into(),
+                proxy_protocol,
+            });
         }
         vs.sched = sched;
         vs.method = default_method;
@@ -1480,6 +1537,15 @@ impl KeepalivedConf {
         })
     }
 
+    /// The services with full NAT (`lb_kind FNAT`, `proxy_protocol v2`).
+    pub fn full_nat(&self) -> Vec<(ServiceKey, rvs_core::engine::FullNat)> {
+        self.virtual_servers
+            .iter()
+            .filter_map(|v| v.full_nat.as_ref().map(|f| (v, f)))
+            .flat_map(|(v, f)| v.keys.iter().map(move |k| (*k, f.clone())))
+            .collect()
+    }
+
     /// [`Self::commands`], each with the file and line it comes from (for errors).
     pub fn commands_at(&self) -> Vec<(String, Command)> {
         let mut out = Vec::new();
@@ -1958,6 +2024,41 @@ mod tests {
             })
             .collect();
         assert_eq!(servers, ["10.0.0.3".parse::<IpAddr>().unwrap()]);
+    }
+
+    /// DPVS's keepalived dialect for full NAT: `lb_kind FNAT`, `laddr_group_name` naming a
+    /// `local_address_group`, `proxy_protocol v2`; the servers are NAT servers.
+    #[test]
+    fn full_nat_in_dpvs_keepalived_syntax() {
+        let k = KeepalivedConf::parse(
+            "f.conf",
+            "local_address_group laddr_g1 {\n  10.0.0.201 dpdk0\n  10.0.0.202 dpdk0\n}\n\
+             virtual_server 192.0.2.10 80 {\n  protocol TCP\n  lb_kind FNAT\n  laddr_group_name laddr_g1\n  proxy_protocol v2\n\
+               real_server 10.0.0.2 8080 {\n  }\n}\n\
+             virtual_server 192.0.2.10 443 {\n  protocol TCP\n  lb_kind FNAT\n  real_server 10.0.0.2 443 {\n  }\n}\n\
+             virtual_server 192.0.2.10 53 {\n  protocol UDP\n  lb_kind NAT\n  real_server 10.0.0.2 53 {\n  }\n}\n",
+        )
+        .unwrap();
+        assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+        let f = k.full_nat();
+        assert_eq!(f.len(), 2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(&f[0].1.locals[..], &[ip("10.0.0.201"), ip("10.0.0.202")]);
+        assert!(f[0].1.proxy_protocol);
+        assert!(f[1].1.locals.is_empty() && !f[1].1.proxy_protocol);
+        assert_eq!(
+            k.virtual_servers[0].real_servers[0].method,
+            ForwardMethod::Nat
+        );
+        let e = KeepalivedConf::parse(
+            "g.conf",
+            "virtual_server 192.0.2.10 80 {\n  protocol TCP\n  lb_kind FNAT\n  laddr_group_name nope\n}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("g.conf:4") && e.contains("no such local_address_group"),
+            "{e}"
+        );
     }
 
     #[test]
