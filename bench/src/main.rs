@@ -7,6 +7,7 @@ mod fixtures;
 mod flood;
 mod gen;
 mod memif;
+mod nat_modes;
 mod report;
 mod run;
 
@@ -465,6 +466,18 @@ fn main() -> std::process::ExitCode {
         Vec::new()
     };
 
+    // NAT, full NAT, PROXY v2 and SNAT side by side through the engine (sets only).
+    let modes = if args.method.is_none()
+        && (args.only.is_empty() || args.only.iter().any(|o| "natmodes".contains(o.as_str())))
+    {
+        let m = nat_modes::runs(if set == "full" { 1.0 } else { 0.3 });
+        println!();
+        print!("{}", nat_modes::table(&m));
+        m
+    } else {
+        Vec::new()
+    };
+
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -477,10 +490,13 @@ fn main() -> std::process::ExitCode {
     let title = format!("rvs-bench {set} set: {machine}");
     let flood_path = args.out.join(format!("{set}-{stamp}-synflood.json"));
     let flood_json = serde_json::to_string_pretty(&floods).unwrap_or_default();
+    let modes_path = args.out.join(format!("{set}-{stamp}-natmodes.json"));
+    let modes_json = serde_json::to_string_pretty(&modes).unwrap_or_default();
     for (path, body) in [
         (&json_path, report::json(set, &machine, &outcomes)),
         (&svg_path, report::svg(&title, &outcomes)),
         (&flood_path, flood_json),
+        (&modes_path, modes_json),
     ] {
         if let Err(e) = std::fs::write(path, body) {
             eprintln!("rvs-bench: {}: {e}", path.display());
@@ -494,6 +510,7 @@ fn main() -> std::process::ExitCode {
     );
     let mut bad = verdicts(&outcomes);
     bad.extend(flood::verdicts(&floods));
+    bad.extend(nat_modes::verdicts(&modes));
     for b in &bad {
         eprintln!("rvs-bench: FAIL: {b}");
     }
