@@ -59,7 +59,7 @@ pub struct FrameSpec {
     pub wait: u8,
 }
 
-const VIPS: [[u8; 4]; 7] = [
+const VIPS: [[u8; 4]; 9] = [
     [192, 168, 1, 100],
     [192, 168, 1, 101],
     [192, 168, 1, 102],
@@ -67,6 +67,9 @@ const VIPS: [[u8; 4]; 7] = [
     [192, 168, 1, 104],
     [192, 168, 1, 105],
     [192, 168, 1, 106],
+    // The router lab's member range and marked prefix.
+    [192, 168, 1, 120],
+    [192, 168, 2, 7],
 ];
 const VIPS6: [[u8; 16]; 3] = [VIP6, VIP6_TUN, VIP6_DR];
 const SERVERS: [[u8; 4]; 3] = [[10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 9]];
@@ -334,7 +337,13 @@ pub fn step(lab: &mut Lab, now: &mut u32, spec: &FrameSpec) -> Result<Verdict, S
 /// Runs every spec drawn from `data` (one after another on one lab).
 pub fn run_bytes(data: &[u8]) -> Result<(), String> {
     let mut u = Unstructured::new(data);
-    let mut lab = Lab::new();
+    // Half the inputs run on the appliance as its servers' router (full NAT, PROXY v2,
+    // SNAT, routing, member ranges, marks).
+    let mut lab = if data.first().is_some_and(|b| b & 1 == 1) {
+        Lab::router()
+    } else {
+        Lab::new()
+    };
     let mut now = 1;
     while let Ok(spec) = FrameSpec::arbitrary(&mut u) {
         step(&mut lab, &mut now, &spec)?;

@@ -291,6 +291,70 @@ impl Lab {
         }
     }
 
+    /// The lab as its servers' router: full NAT with PROXY v2 on the NAT service
+    /// 192.168.1.100:80, SNAT of the servers' LAN out of port 0, routing between the ports,
+    /// a member's outgoing ports on 192.168.1.120 and a firewall mark by prefix, port range
+    /// and source; the table made for full NAT.
+    pub fn router() -> Lab {
+        use rvs_core::engine::{FullNat, MarkRule, MemberPorts, SnatRule};
+        let base = snapshot();
+        let mut services = base.services.clone();
+        services[0].full_nat = Some(FullNat {
+            locals: Vec::<IpAddr>::new().into(),
+            proxy_protocol: true,
+        });
+        let mut snap = Snapshot::new(
+            services,
+            base.ports.clone(),
+            base.routes.clone(),
+            base.neighbours.clone(),
+        );
+        snap.ip_forward = true;
+        snap.set_snat(vec![SnatRule {
+            proto: None,
+            source: (ip([10, 0, 0, 0]), 24),
+            destination: (ip([0, 0, 0, 0]), 0),
+            out_port: Some(0),
+            to_source: None,
+            ports: (1024, 65535),
+        }]);
+        snap.set_member_ports(vec![MemberPorts {
+            proto: 6,
+            vip: ip([192, 168, 1, 120]),
+            first: 33000,
+            last: 33999,
+            member: ip([10, 0, 0, 3]),
+            nat: true,
+        }]);
+        let group = snap.services.iter().position(|s| s.group == Some(10));
+        if let Some(i) = group {
+            snap.set_marks(vec![(
+                MarkRule {
+                    mark: 10,
+                    proto: None,
+                    dst: (ip([192, 168, 2, 0]), 24),
+                    ports: (0, 1000),
+                    src: Some((ip([198, 51, 100, 0]), 24)),
+                },
+                i,
+            )]);
+        }
+        let mut engine = Engine::new(
+            EngineConfig {
+                conn_capacity: 1024,
+                full_nat: true,
+                ..EngineConfig::default()
+            },
+            0,
+        );
+        engine.adopt(&snap);
+        Lab {
+            snap,
+            loads: (0..32).map(|_| DestLoad::default()).collect(),
+            engine,
+        }
+    }
+
     pub fn run(&mut self, port: u16, input: &[u8]) -> (Verdict, Vec<u8>) {
         let mut f = VecFrame::new(input);
         let v = self
