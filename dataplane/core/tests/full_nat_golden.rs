@@ -514,3 +514,115 @@ fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
     );
     assert_eq!(lab.run(0, &dr), (Verdict::Forward { port: 1 }, want));
 }
+
+/// The first 28 bytes of an IPv4 TCP (or UDP) packet: what an ICMP error quotes.
+fn quote(src: ([u8; 4], u16), dst: ([u8; 4], u16), udp: bool) -> Vec<u8> {
+    let b = PacketBuilder::ipv4(src.0, dst.0, 60);
+    let mut v = Vec::new();
+    if udp {
+        b.udp(src.1, dst.1).write(&mut v, b"data").unwrap();
+    } else {
+        b.tcp(src.1, dst.1, 1000, 64000)
+            .write(&mut v, b"data")
+            .unwrap();
+    }
+    v.truncate(28);
+    v
+}
+
+fn frag_needed(
+    macs: ([u8; 6], [u8; 6]),
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(macs.0, macs.1)
+        .ipv4(src, dst, ttl)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+        ))
+        .write(&mut v, quoted)
+        .unwrap();
+    v
+}
+
+/// ICMP errors about a full-NAT connection cross it both ways with both ends translated
+/// (as IPVS does for NAT): the server's side about what rvs sent from the local end goes to
+/// the client about its own packet; the client's side about a reply goes to the server.
+#[test]
+fn icmp_errors_about_full_nat_connections_are_translated_both_ways() {
+    let mut lab = lab(full_nat(&[], false), Vec::new());
+    let client = (CLIENT, 40000);
+    let syn = seg(
+        (GW_MAC, PORT0_MAC),
+        client,
+        (VIP, 80),
+        64,
+        (1000, None),
+        true,
+        &[],
+        b"",
+    );
+    let (_, out) = lab.run(0, &syn);
+    let local = ([10, 0, 0, 1], sport_of(&out));
+    // From the server's side, about local -> server.
+    let input = frag_needed(
+        (RS2_MAC, PORT1_MAC),
+        RS,
+        local.0,
+        64,
+        &quote(local, (RS, 8080), false),
+    );
+    let want = frag_needed(
+        (PORT0_MAC, GW_MAC),
+        VIP,
+        CLIENT,
+        63,
+        &quote(client, (VIP, 80), false),
+    );
+    assert_eq!(lab.run(1, &input), (Verdict::Forward { port: 0 }, want));
+    // From the client's side, about VIP -> client.
+    let input = frag_needed(
+        (GW_MAC, PORT0_MAC),
+        [198, 51, 100, 254],
+        VIP,
+        64,
+        &quote((VIP, 80), client, false),
+    );
+    let want = frag_needed(
+        (PORT1_MAC, RS2_MAC),
+        local.0,
+        RS,
+        63,
+        &quote((RS, 8080), local, false),
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, want));
+}
+
+/// An ICMP error from beyond about a masqueraded flow reaches the server behind rvs, about
+/// the packet it sent; the reporting router stays the sender.
+#[test]
+fn icmp_errors_about_snat_flows_reach_the_inside_host() {
+    let mut lab = lab(None, vec![masquerade((1024, 65535))]);
+    let own = [192, 168, 1, 1];
+    let out = udp((RS2_MAC, PORT1_MAC), (RS, 5000), (REMOTE, 53), 64);
+    assert_eq!(lab.run(1, &out).0, Verdict::Forward { port: 0 });
+    let router = [198, 51, 100, 254];
+    let input = frag_needed(
+        (GW_MAC, PORT0_MAC),
+        router,
+        own,
+        64,
+        &quote((own, 5000), (REMOTE, 53), true),
+    );
+    let want = frag_needed(
+        (PORT1_MAC, RS2_MAC),
+        router,
+        RS,
+        63,
+        &quote((RS, 5000), (REMOTE, 53), true),
+    );
+    assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, want));
+}

@@ -261,7 +261,8 @@ pub fn flow_owner(
     } else {
         // An ICMP error belongs with the connection it quotes.
         let e = embedded(frame, &flow)?;
-        if snap.is_vip(e.src) {
+        let quotes_local_end = snap.is_local_end(e.src) && snap.is_next_hop(e.dst);
+        if snap.is_vip(e.src) && !quotes_local_end {
             (e.dst, e.dport)
         } else {
             (e.src, e.sport)

@@ -105,6 +105,11 @@ impl Engine {
             return Some(self.drop(DropReason::Ttl));
         }
         let method = conn.method;
+        // Full NAT (and SNAT): the other end knows the connection by its local end.
+        let local = (conn.flags & flags::FULL_NAT != 0)
+            .then(|| self.table.local(id).map(|l| (ip_of(&l.addr), l.port)))
+            .flatten();
+        let client = (ip_of(&conn.caddr), conn.cport);
         let (outer_new, emb_addr, emb_port, next) = if towards_server {
             (
                 ip_of(&conn.daddr),
@@ -113,7 +118,8 @@ impl Engine {
                 ip_of(&conn.daddr),
             )
         } else {
-            (ip_of(&conn.vaddr), ip_of(&conn.vaddr), conn.vport, flow.dst)
+            let to = if local.is_some() { client.0 } else { flow.dst };
+            (ip_of(&conn.vaddr), ip_of(&conn.vaddr), conn.vport, to)
         };
         let Some((out_port, hop)) = snap.route(next) else {
             return Some(self.drop(DropReason::NoRoute));
@@ -138,35 +144,92 @@ impl Engine {
         if !towards_server && method != ForwardMethod::Nat {
             return None;
         }
+        let snat = conn.service == SNAT_SERVICE;
         let b = frame.bytes_mut();
-        // Outer header: the real server's address (towards it) or the VIP (towards the client).
+        // Outer header: the real server's address (towards it) or the VIP (towards the
+        // client; an SNAT flow's error keeps the sender that reported it). Under full NAT
+        // also the other address: the local end towards the server, the client back.
         let side = if towards_server { Side::Dst } else { Side::Src };
-        rewrite_ip_only(b, flow, side, outer_new);
-        // Embedded header: its source (towards the server) or destination (towards the client).
-        let e = flow.l4 + 8;
-        if flow.v6 {
-            let at = if towards_server { e + 8 } else { e + 24 };
-            if let Some(dst) = b.get_mut(at..at + 16) {
-                dst.copy_from_slice(&addr_bytes16(emb_addr));
+        let mut outer = (flow.src, flow.dst);
+        if !snat || towards_server {
+            rewrite_ip_only(b, flow, side, outer_new);
+            match side {
+                Side::Dst => outer.1 = outer_new,
+                Side::Src => outer.0 = outer_new,
             }
-        } else if let Some(h) = b.get_mut(e..e + emb.ihl) {
-            let at = if towards_server { 12 } else { 16 };
-            h[at..at + 4].copy_from_slice(&addr_bytes4(emb_addr));
-            h[10..12].copy_from_slice(&[0, 0]);
-            let c = checksum::checksum(h);
-            h[10..12].copy_from_slice(&c.to_be_bytes());
         }
-        let port_at = e + emb.ihl + if towards_server { 0 } else { 2 };
-        if let Some(p) = b.get_mut(port_at..port_at + 2) {
-            p.copy_from_slice(&emb_port.to_be_bytes());
+        match (local, towards_server) {
+            (Some((l, _)), true) => {
+                set_ip_address(b, flow, Side::Src, l, false);
+                outer.0 = l;
+            }
+            (Some(_), false) => {
+                // An SNAT flow's outer source was kept: the TTL is decremented here.
+                set_ip_address(b, flow, Side::Dst, client.0, snat);
+                outer.1 = client.0;
+            }
+            (None, _) => {}
+        }
+        // Embedded header: its source (towards the server) or destination (towards the
+        // client); under full NAT the other end too (the local end, or the client).
+        let e = flow.l4 + 8;
+        let mut fields = [(towards_server, emb_addr, emb_port), (false, emb_addr, 0)];
+        let mut n = 1;
+        if let Some(l) = local {
+            fields[1] = if towards_server {
+                (false, l.0, l.1)
+            } else {
+                (true, client.0, client.1)
+            };
+            n = 2;
+        }
+        // A quoted UDP header carries its checksum: kept right for the rewritten fields.
+        let udp_check = e + emb.ihl + 6;
+        for &(is_src, addr, port) in &fields[..n] {
+            let (at, new): (usize, &[u8]) = if flow.v6 {
+                (if is_src { e + 8 } else { e + 24 }, &addr_bytes16(addr)[..])
+            } else {
+                (e + if is_src { 12 } else { 16 }, &addr_bytes4(addr)[..])
+            };
+            let port_at = e + emb.ihl + if is_src { 0 } else { 2 };
+            let mut old = [0u8; 18];
+            let len = new.len();
+            if let (Some(a), Some(p)) = (b.get(at..at + len), b.get(port_at..port_at + 2)) {
+                old[..len].copy_from_slice(a);
+                old[len..len + 2].copy_from_slice(p);
+            }
+            if let Some(a) = b.get_mut(at..at + len) {
+                a.copy_from_slice(new);
+            }
+            if let Some(p) = b.get_mut(port_at..port_at + 2) {
+                p.copy_from_slice(&port.to_be_bytes());
+            }
+            let check = b
+                .get(udp_check..udp_check + 2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .filter(|&c| emb.proto == proto::UDP && c != 0);
+            if let Some(c) = check {
+                let mut new_fields = [0u8; 18];
+                new_fields[..len].copy_from_slice(new);
+                new_fields[len..len + 2].copy_from_slice(&port.to_be_bytes());
+                let c = checksum::update_bytes(c, &old[..len + 2], &new_fields[..len + 2]);
+                let c = if c == 0 { 0xffff } else { c };
+                if let Some(x) = b.get_mut(udp_check..udp_check + 2) {
+                    x.copy_from_slice(&c.to_be_bytes());
+                }
+            }
+        }
+        if !flow.v6 {
+            if let Some(h) = b.get_mut(e..e + emb.ihl) {
+                h[10..12].copy_from_slice(&[0, 0]);
+                let c = checksum::checksum(h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
         }
         // The ICMP checksum, recomputed over the whole message.
         if let Some(m) = b.get_mut(flow.l4..flow.end) {
             if flow.v6 {
-                let (src, dst) = match side {
-                    Side::Dst => (addr_bytes16(flow.src), addr_bytes16(outer_new)),
-                    Side::Src => (addr_bytes16(outer_new), addr_bytes16(flow.dst)),
-                };
+                let (src, dst) = (addr_bytes16(outer.0), addr_bytes16(outer.1));
                 let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, m.len() as u32);
                 if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
                     p.fill_checksum(pseudo);

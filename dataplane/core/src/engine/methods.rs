@@ -125,7 +125,7 @@ pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAdd
     set_ip_address(b, flow, side, addr, true);
 }
 
-fn set_ip_address(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, hop: bool) {
+pub(super) fn set_ip_address(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, hop: bool) {
     let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
         return;
     };
