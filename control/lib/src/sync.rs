@@ -407,7 +407,13 @@ fn deliver(c: SyncConn, channels: &[Arc<SyncChannel>], counters: &SyncCounters) 
     if c.flags & sync::ipvs_flags::TEMPLATE != 0 {
         channels.iter().for_each(|ch| push(ch));
     } else {
-        let owner = rvs_core::engine::owner_of(ip_of(&c.caddr), c.cport, workers);
+        // The worker the data path steers the flow to: the client endpoint's, except an SNAT
+        // flow's, whose outbound packets are steered by their destination (its replies by
+        // the local end, which the master chose to agree).
+        let owner = match c.local {
+            Some(l) if l.snat => rvs_core::engine::owner_of(ip_of(&c.daddr), c.dport, workers),
+            _ => rvs_core::engine::owner_of(ip_of(&c.caddr), c.cport, workers),
+        };
         if let Some(ch) = channels.get(owner) {
             push(ch);
         }

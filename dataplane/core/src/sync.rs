@@ -51,6 +51,34 @@ pub struct SyncConn {
     pub caddr: Addr16,
     pub vaddr: Addr16,
     pub daddr: Addr16,
+    /// A full-NAT or SNAT entry's local end, carried in rvs's own option.
+    pub local: Option<SyncLocal>,
+}
+
+/// rvs's option after an entry's fixed part: a full-NAT (or SNAT) entry's local end and its
+/// PROXY protocol state. Its type has IPVS's optional-parameter flag (0x40) set, so a
+/// kernel backup skips it and takes the entry as it would without it.
+pub const OPT_LOCAL_END: u8 = 0x40 | 0x1f;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncLocal {
+    pub addr: Addr16,
+    pub port: u16,
+    /// An SNAT entry (no service: the "server" is the flow's own destination).
+    pub snat: bool,
+    pub proxy: u8,
+    pub proxy_seq: u32,
+}
+
+impl SyncLocal {
+    /// Option data length: address, port, kind, PROXY state and sequence number.
+    fn data_len(v6: bool) -> usize {
+        if v6 {
+            16 + 8
+        } else {
+            4 + 8
+        }
+    }
 }
 
 /// Why a message was refused.
@@ -101,11 +129,8 @@ fn addr_at(b: &[u8], at: usize, v6: bool) -> Addr16 {
 
 impl SyncConn {
     pub fn wire_len(&self) -> usize {
-        if self.v6 {
-            CONN_V6_LEN
-        } else {
-            CONN_V4_LEN
-        }
+        let fixed = if self.v6 { CONN_V6_LEN } else { CONN_V4_LEN };
+        fixed + self.local.map_or(0, |_| 2 + SyncLocal::data_len(self.v6))
     }
 
     fn emit(&self, out: &mut Vec<u8>) {
@@ -120,12 +145,24 @@ impl SyncConn {
         put16(out, self.dport);
         put32(out, self.fwmark);
         put32(out, self.timeout);
-        for a in [&self.caddr, &self.vaddr, &self.daddr] {
+        let addr = |out: &mut Vec<u8>, a: &Addr16| {
             if self.v6 {
                 out.extend_from_slice(a);
             } else {
                 out.extend_from_slice(a.get(12..).unwrap_or(&[0; 4]));
             }
+        };
+        for a in [&self.caddr, &self.vaddr, &self.daddr] {
+            addr(out, a);
+        }
+        if let Some(l) = &self.local {
+            out.push(OPT_LOCAL_END);
+            out.push(SyncLocal::data_len(self.v6) as u8);
+            addr(out, &l.addr);
+            put16(out, l.port);
+            out.push(u8::from(l.snat));
+            out.push(l.proxy);
+            put32(out, l.proxy_seq);
         }
     }
 }
@@ -185,6 +222,30 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
         }
         let alen = if v6 { 16 } else { 4 };
         let addrs = at + 24;
+        // Options: rvs's local end is read, others (sequence data, PE) skipped.
+        let mut local = None;
+        let mut o = at + fixed;
+        while o < at + len {
+            let (kind, olen) = (
+                msg[o],
+                usize::from(*msg.get(o + 1).ok_or(SyncError::Truncated)?),
+            );
+            let data = o + 2;
+            if olen == 0 || data + olen > at + len {
+                return Err(SyncError::Malformed);
+            }
+            if kind == OPT_LOCAL_END && olen == SyncLocal::data_len(v6) {
+                let p = data + alen;
+                local = Some(SyncLocal {
+                    addr: addr_at(msg, data, v6),
+                    port: get16(msg, p),
+                    snat: msg[p + 2] & 1 != 0,
+                    proxy: msg[p + 3],
+                    proxy_seq: get32(msg, p + 4),
+                });
+            }
+            o = data + olen;
+        }
         conns.push(SyncConn {
             proto: msg[at + 1],
             v6,
@@ -198,6 +259,7 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             caddr: addr_at(msg, addrs, v6),
             vaddr: addr_at(msg, addrs + alen, v6),
             daddr: addr_at(msg, addrs + 2 * alen, v6),
+            local,
         });
         at += len;
     }
@@ -276,6 +338,7 @@ mod tests {
             caddr: v4([10, 0, 0, 10]),
             vaddr: v4([10, 0, 0, 100]),
             daddr: v4([10, 0, 0, 11]),
+            local: None,
         };
         let msgs = encode(7, &[c], 1472);
         assert_eq!(msgs.len(), 1);
@@ -341,6 +404,53 @@ mod tests {
         let mut bad = good.clone();
         bad[4] = 3;
         assert!(decode(&bad).is_err(), "more entries than bytes");
+    }
+
+    /// A full-NAT entry carries its local end in rvs's optional option (type 0x5f, the
+    /// kernel's optional flag set); other options are skipped; a bad option length is
+    /// refused.
+    #[test]
+    fn the_local_end_travels_in_an_optional_option() {
+        let mut c = SyncConn {
+            proto: 6,
+            caddr: v4([192, 0, 2, 1]),
+            vaddr: v4([192, 0, 2, 2]),
+            daddr: v4([10, 0, 0, 2]),
+            local: Some(SyncLocal {
+                addr: v4([10, 0, 0, 1]),
+                port: 40_001,
+                snat: false,
+                proxy: 2,
+                proxy_seq: 0x0102_0304,
+            }),
+            ..SyncConn::default()
+        };
+        let m = &encode(1, &[c], 1472)[0];
+        assert_eq!(m.len(), HEADER_LEN + CONN_V4_LEN + 2 + 12);
+        let opt = &m[HEADER_LEN + CONN_V4_LEN..];
+        assert_eq!(opt, &[0x5f, 12, 10, 0, 0, 1, 0x9c, 0x41, 0, 2, 1, 2, 3, 4]);
+        assert_eq!(opt[0] & 0x40, 0x40, "IPVS_OPT_F_PARAM: a kernel skips it");
+        assert_eq!(decode(m).unwrap().1, vec![c]);
+        // A kernel's sequence option before ours is skipped.
+        let mut with_seq = m.clone();
+        let entry = HEADER_LEN;
+        with_seq.splice(
+            entry + CONN_V4_LEN..entry + CONN_V4_LEN,
+            [1u8, 24].into_iter().chain([0u8; 24]),
+        );
+        let len = (CONN_V4_LEN + 26 + 14) as u16;
+        with_seq[entry + 2..entry + 4].copy_from_slice(&len.to_be_bytes());
+        let size = with_seq.len() as u16;
+        with_seq[2..4].copy_from_slice(&size.to_be_bytes());
+        assert_eq!(decode(&with_seq).unwrap().1, vec![c]);
+        let mut bad = m.clone();
+        bad[HEADER_LEN + CONN_V4_LEN + 1] = 40;
+        assert_eq!(decode(&bad), Err(SyncError::Malformed));
+        c.v6 = true;
+        c.local = c.local.map(|l| SyncLocal { snat: true, ..l });
+        let m6 = &encode(1, &[c], 1472)[0];
+        assert_eq!(m6.len(), HEADER_LEN + CONN_V6_LEN + 2 + 24);
+        assert_eq!(decode(m6).unwrap().1, vec![c]);
     }
 
     #[test]

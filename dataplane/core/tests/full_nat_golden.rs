@@ -626,3 +626,109 @@ fn icmp_errors_about_snat_flows_reach_the_inside_host() {
     );
     assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, want));
 }
+
+/// Full-NAT (with PROXY v2 state) and SNAT connections cross the sync protocol in rvs's
+/// optional option and continue on the backup exactly as on the master: the same local
+/// ends, the same shifted sequence numbers.
+#[test]
+fn full_nat_and_snat_connections_continue_on_the_backup() {
+    use rvs_core::sync::{decode, encode, SyncChannel};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let mut master = Lab::router();
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    master.engine.sync = Some(ch.clone());
+    let client = (CLIENT, 40000);
+    let c = (GW_MAC, PORT0_MAC);
+    let syn = seg(c, client, (VIP, 80), 64, (1000, None), true, &[], b"");
+    let (_, out) = master.run(0, &syn);
+    let local = ([10, 0, 0, 1], sport_of(&out));
+    let s = (RS2_MAC, PORT1_MAC);
+    let synack = seg(s, (RS, 8080), local, 64, (5000, Some(1001)), true, &[], b"");
+    let ack = seg(
+        c,
+        client,
+        (VIP, 80),
+        64,
+        (1001, Some(5001)),
+        false,
+        &[],
+        b"",
+    );
+    let first = seg(
+        c,
+        client,
+        (VIP, 80),
+        64,
+        (1001, Some(5001)),
+        false,
+        &[],
+        b"GET /",
+    );
+    let snat_out = udp((RS2_MAC, PORT1_MAC), (RS, 5000), (REMOTE, 53), 64);
+    for (port, f) in [(1, &synack), (0, &ack), (0, &first), (1, &snat_out)] {
+        assert!(matches!(master.run(port, f).0, Verdict::Forward { .. }));
+    }
+    let later = seg(
+        c,
+        client,
+        (VIP, 80),
+        64,
+        (1006, Some(5001)),
+        false,
+        &[],
+        b"x",
+    );
+    let reply = seg(
+        s,
+        (RS, 8080),
+        local,
+        64,
+        (5001, Some(1035)),
+        false,
+        &[],
+        b"ok",
+    );
+    let snat_back = udp(
+        (GW_MAC, PORT0_MAC),
+        (REMOTE, 53),
+        ([192, 168, 1, 1], 5000),
+        50,
+    );
+    let on_master: Vec<_> = [(0, &later), (1, &reply), (0, &snat_back)]
+        .iter()
+        .map(|(p, f)| master.run(*p, f))
+        .collect();
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    assert!(
+        notes.iter().any(|n| n.local.is_some_and(|l| l.proxy == 2)),
+        "the header's going out was noted"
+    );
+    assert!(
+        notes.iter().any(|n| n.local.is_some_and(|l| l.snat)),
+        "{notes:?}"
+    );
+    let mut backup = Lab::router();
+    for m in encode(3, &notes, 1472) {
+        for n in decode(&m).unwrap().1 {
+            assert!(
+                backup
+                    .engine
+                    .install_synced(&backup.snap, &backup.loads, 1, &n),
+                "{n:?}"
+            );
+        }
+    }
+    let on_backup: Vec<_> = [(0, &later), (1, &reply), (0, &snat_back)]
+        .iter()
+        .map(|(p, f)| backup.run(*p, f))
+        .collect();
+    assert_eq!(on_backup, on_master);
+    assert!(on_backup
+        .iter()
+        .all(|(v, _)| matches!(v, Verdict::Forward { .. })));
+}

@@ -245,6 +245,10 @@ impl Engine {
                 crate::conn::InsertError::Clash => DropReason::Clash,
             })?;
         self.counters.snat_conns.add(1);
+        // TCP and SCTP are noted at their first state change, which follows at once.
+        if flow.proto != proto::TCP && flow.proto != proto::SCTP {
+            self.sync_note(id, now);
+        }
         Ok(id)
     }
 
@@ -253,6 +257,7 @@ impl Engine {
     /// shifted. `flow.end` follows a grown segment. False when the frame cannot grow.
     pub(super) fn proxy_towards_server<F: Frame>(
         &mut self,
+        now: u32,
         id: crate::conn::ConnId,
         flow: &mut Flow,
         frame: &mut F,
@@ -280,7 +285,12 @@ impl Engine {
                 return false;
             }
             if let Some(l) = self.table.local_mut(id) {
+                let first_time = l.proxy != proxy::SENT;
                 l.proxy = proxy::SENT;
+                // A backup must shift sequence numbers from now on too.
+                if first_time {
+                    self.sync_note(id, now);
+                }
             }
         } else if local.proxy == proxy::SENT && seq_after_or_eq(seq, first) {
             set_u32_field(frame.bytes_mut(), flow, 4, seq.wrapping_add(delta));

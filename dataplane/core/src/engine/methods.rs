@@ -455,7 +455,7 @@ impl Engine {
         let mut flow = flow;
         let local = match self.full_nat_end(id, &conn) {
             Some(l) => {
-                if !self.proxy_towards_server(id, &mut flow, frame) {
+                if !self.proxy_towards_server(now, id, &mut flow, frame) {
                     return self.drop(DropReason::Unsupported);
                 }
                 Some(l)

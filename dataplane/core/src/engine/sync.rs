@@ -4,7 +4,7 @@
 //! their connection after a failover.
 
 use super::*;
-use crate::sync::{ipvs_flags, SyncConn};
+use crate::sync::{ipvs_flags, SyncConn, SyncLocal};
 
 impl Engine {
     /// Notes connection `id` for the sync daemon, when a master daemon runs.
@@ -16,13 +16,8 @@ impl Engine {
         if !ch.is_sending() {
             return;
         }
-        // The sync protocol has no field for a full-NAT local end: those stay here.
-        let Some(note) = self
-            .table
-            .get(id)
-            .filter(|c| c.flags & flags::FULL_NAT == 0)
-            .map(|c| self.sync_conn(c))
-        else {
+        let local = self.table.local(id).copied();
+        let Some(note) = self.table.get(id).map(|c| self.sync_conn(c, local)) else {
             return;
         };
         if let Some(c) = self.table.get_mut(id) {
@@ -48,7 +43,7 @@ impl Engine {
         }
     }
 
-    fn sync_conn(&self, c: &Conn) -> SyncConn {
+    fn sync_conn(&self, c: &Conn, local: Option<crate::conn::Local>) -> SyncConn {
         let template = c.is_template();
         let fwd = match c.method {
             _ if c.flags & flags::LOCAL != 0 => ipvs_flags::LOCALNODE,
@@ -92,7 +87,53 @@ impl Engine {
             caddr: c.caddr,
             vaddr,
             daddr: c.daddr,
+            // A full-NAT or SNAT entry's local end and PROXY state, in rvs's option.
+            local: local
+                .filter(|_| c.flags & flags::FULL_NAT != 0)
+                .map(|l| SyncLocal {
+                    addr: l.addr,
+                    port: l.port,
+                    snat: c.service == SNAT_SERVICE,
+                    proxy: l.proxy,
+                    proxy_seq: l.proxy_seq,
+                }),
         }
+    }
+
+    /// Installs (or refreshes) an SNAT entry a master sent (no service to find).
+    fn install_synced_snat(&mut self, now: u32, s: &SyncConn, l: SyncLocal) -> bool {
+        let key = InKey {
+            proto: s.proto,
+            caddr: s.caddr,
+            cport: s.cport,
+            vaddr: s.vaddr,
+            vport: s.vport,
+        };
+        let state = synced_state(s);
+        let expires = now.saturating_add(s.timeout.clamp(1, 31 * 24 * 3600));
+        if let Some(id) = self.table.lookup_in(&key) {
+            if let Some(c) = self.table.get_mut(id) {
+                c.state = state;
+            }
+            self.table.set_expires(id, expires);
+            return true;
+        }
+        let mut c = Conn::new(
+            key,
+            s.daddr,
+            s.dport,
+            SNAT_SERVICE,
+            u32::MAX,
+            ForwardMethod::Nat,
+            flags::REPLY_INDEXED,
+        );
+        c.state = state;
+        let local = crate::conn::Local {
+            addr: l.addr,
+            port: l.port,
+            ..crate::conn::Local::default()
+        };
+        self.table.insert_full_nat(c, local, expires).is_ok()
     }
 
     /// Installs (or refreshes) a connection a master sent. False when this box has no such
@@ -104,6 +145,9 @@ impl Engine {
         now: u32,
         s: &SyncConn,
     ) -> bool {
+        if let Some(l) = s.local.filter(|l| l.snat) {
+            return self.install_synced_snat(now, s, l);
+        }
         let template = s.flags & ipvs_flags::TEMPLATE != 0;
         let group = (template && s.fwmark != 0).then_some(s.fwmark);
         let entry = match group {
@@ -126,13 +170,7 @@ impl Engine {
             vaddr: group.map_or(s.vaddr, group_addr),
             vport: if group.is_some() { 0 } else { s.vport },
         };
-        // A state the protocol does not have reads as NONE.
-        let state = match s.proto {
-            proto::TCP => TcpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
-            proto::SCTP => SctpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
-            _ => None,
-        }
-        .unwrap_or(0);
+        let state = synced_state(s);
         let active = state_is_active(s.proto, state);
         let expires = now.saturating_add(s.timeout.clamp(1, 31 * 24 * 3600));
         let load = loads.get(server.id);
@@ -157,6 +195,11 @@ impl Engine {
                             c.flags & !flags::ACTIVE
                         };
                     }
+                }
+                // The PROXY header may have gone out since the entry was first sent.
+                if let (Some(l), Some(mine)) = (s.local, self.table.local_mut(id)) {
+                    mine.proxy = l.proxy;
+                    mine.proxy_seq = l.proxy_seq;
                 }
                 self.table.set_expires(id, expires);
                 return true;
@@ -190,7 +233,20 @@ impl Engine {
         if !template {
             c.state = state;
         }
-        if self.table.insert(c, expires).is_err() {
+        let inserted = match s.local.filter(|_| !template) {
+            Some(l) => self.table.insert_full_nat(
+                c,
+                crate::conn::Local {
+                    addr: l.addr,
+                    port: l.port,
+                    proxy: l.proxy,
+                    proxy_seq: l.proxy_seq,
+                },
+                expires,
+            ),
+            None => self.table.insert(c, expires),
+        };
+        if inserted.is_err() {
             return false;
         }
         if let Some(l) = load {
@@ -203,6 +259,16 @@ impl Engine {
         }
         true
     }
+}
+
+/// A synced entry's state; one the protocol does not have reads as NONE.
+fn synced_state(s: &SyncConn) -> u8 {
+    match s.proto {
+        proto::TCP => TcpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
+        proto::SCTP => SctpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
+        _ => None,
+    }
+    .unwrap_or(0)
 }
 
 fn is_mapped_v4(a: &crate::conn::Addr16) -> bool {
