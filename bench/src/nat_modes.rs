@@ -197,7 +197,7 @@ fn first_data(syn: &[u8]) -> Vec<u8> {
     v
 }
 
-fn run(mode: Mode, flows: u32, seconds: f64) -> ModeOutcome {
+fn run(mode: Mode, flows: u32, seconds: f64, conns: u32) -> ModeOutcome {
     let (mut lost, mut proxy_headers) = (0u64, 0u64);
     // Established: open the flows, then a client packet and a reply in turn.
     let mut lab = lab(mode, 1 << 16);
@@ -244,7 +244,6 @@ fn run(mode: Mode, flows: u32, seconds: f64) -> ModeOutcome {
     }
     let secs = start.elapsed().as_secs_f64();
     // New connections: SYNs of distinct clients into a table four times their number.
-    let conns = 200_000u32;
     let mut lab = self::lab(mode, 4 * conns as usize);
     let syns: Vec<(u16, Vec<u8>)> = (0..conns).map(|i| opening(mode, i)).collect();
     let start_new = Instant::now();
@@ -270,11 +269,16 @@ fn run(mode: Mode, flows: u32, seconds: f64) -> ModeOutcome {
     }
 }
 
-/// The four modes, each measured for `seconds` of established traffic.
+/// The four modes, each measured for `seconds` of established traffic and 200,000 new
+/// connections.
 pub fn runs(seconds: f64) -> Vec<ModeOutcome> {
+    runs_sized(seconds, 200_000)
+}
+
+fn runs_sized(seconds: f64, conns: u32) -> Vec<ModeOutcome> {
     [Mode::Nat, Mode::FullNat, Mode::FullNatProxy, Mode::Snat]
         .into_iter()
-        .map(|m| run(m, 10_000, seconds))
+        .map(|m| run(m, 10_000, seconds, conns))
         .collect()
 }
 
@@ -315,7 +319,7 @@ mod tests {
     /// otherwise), and the reply reaches the client side.
     #[test]
     fn every_mode_forwards_its_exchange() {
-        for r in runs(0.05) {
+        for r in runs_sized(0.05, 20_000) {
             assert_eq!(r.lost, 0, "{r:?}");
             let proxied = if r.name == "fullnat-proxy" {
                 r.flows
