@@ -801,10 +801,10 @@ impl Director {
 
     /// Refuses full NAT the workers' tables have no room for.
     pub fn check_full_nat_room(&self) -> Result<(), String> {
-        if self.full_nat_room || self.full_nat.is_empty() {
+        if self.full_nat_room || (self.full_nat.is_empty() && self.snat.is_empty()) {
             return Ok(());
         }
-        Err("full NAT needs room in the connection tables, sized at start: set [dataplane] full_nat = true".into())
+        Err("full NAT and SNAT need room in the connection tables, sized at start: set [dataplane] full_nat = true".into())
     }
 
     /// Each firewall-mark rule with the snapshot service it selects: its own VIP:port entry

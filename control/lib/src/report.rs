@@ -70,9 +70,12 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     );
     let _ = writeln!(
         out,
-        "  ARP/ND-requests: {:<8} SYN-evictions: {}",
-        c.neighbour_requests, c.syn_evictions
+        "  ARP/ND-requests: {:<8} SYN-evictions: {:<11} Routed: {:<18} SNAT-conns: {}",
+        c.neighbour_requests, c.syn_evictions, c.routed, c.snat_conns
     );
+    if c.member_packets > 0 {
+        let _ = writeln!(out, "  Member-range packets: {}", c.member_packets);
+    }
     let drops: Vec<String> = DropReason::ALL
         .iter()
         .filter(|r| c.drops[**r as usize] > 0)

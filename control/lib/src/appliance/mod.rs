@@ -505,6 +505,34 @@ impl Appliance {
             ["show", "sync"] => Reply::ok(self.show_sync()),
             ["show", "mark" | "marks"] => Reply::ok(self.show_marks()),
             ["show", "fullnat"] => Reply::ok(self.show_full_nat()),
+            ["show", "snat"] => Reply::ok(self.show_snat()),
+            ["snat", verb @ ("add" | "del" | "delete"), rest @ ..] => {
+                let names: Vec<String> =
+                    self.ports.lock().iter().map(|p| p.name.clone()).collect();
+                let rule = match parse_snat(rest, &names) {
+                    Ok(r) => r,
+                    Err(e) => return Reply::fail(2, format!("snat {verb}: {e}")),
+                };
+                let add = *verb == "add";
+                match self.change_with(|d| {
+                    if add {
+                        if !d.snat.contains(&rule) {
+                            d.snat.push(rule);
+                        }
+                    } else {
+                        let i = d
+                            .snat
+                            .iter()
+                            .position(|r| *r == rule)
+                            .ok_or("no such SNAT rule")?;
+                        d.snat.remove(i);
+                    }
+                    d.check_full_nat_room()
+                }) {
+                    Ok(()) => Reply::ok(""),
+                    Err(e) => Reply::fail(REFUSED, format!("snat {verb}: {e}")),
+                }
+            }
             ["fullnat", verb @ ("on" | "off"), rest @ ..] => {
                 let parsed = parse_full_nat(rest, *verb == "on");
                 let (key, fnat) = match parsed {
@@ -630,6 +658,80 @@ impl Appliance {
         };
         ipvsadm::parse_args(args).map(Some)
     }
+}
+
+/// `snat add|del [protocol P] [source PREFIX] [destination PREFIX] [out_port NAME]
+/// [to_source ADDR|masquerade] [ports FIRST-LAST]`: the `[[snat]]` table's keys as words.
+fn parse_snat(words: &[&str], port_names: &[String]) -> Result<rvs_core::engine::SnatRule, String> {
+    use crate::director::parse_prefix;
+    let usage = "KEY VALUE pairs: protocol, source, destination, out_port, to_source, ports";
+    if words.len() % 2 != 0 {
+        return Err(usage.into());
+    }
+    let (mut proto, mut source, mut destination, mut out_port, mut to, mut ports) =
+        (None, None, None, None, None, (1024, 65535));
+    for pair in words.chunks(2) {
+        let (k, v) = (pair[0], pair[1]);
+        match k {
+            "protocol" => {
+                let p = crate::ipvsadm::Protocol::from_word(v)
+                    .ok_or_else(|| format!("protocol {v:?}: tcp, udp or sctp"))?;
+                proto = Some(p.number());
+            }
+            "source" => source = Some(parse_prefix(v)?),
+            "destination" => destination = Some(parse_prefix(v)?),
+            "out_port" => {
+                let i = port_names
+                    .iter()
+                    .position(|n| n == v)
+                    .ok_or_else(|| format!("out_port {v:?}: no such port"))?;
+                out_port = Some(i as u16);
+            }
+            "to_source" if v == "masquerade" => to = None,
+            "to_source" => {
+                to = Some(
+                    v.parse::<std::net::IpAddr>()
+                        .map_err(|_| format!("to_source {v:?} is not an IP address"))?,
+                )
+            }
+            "ports" => {
+                ports = v
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+                    .filter(|&(a, b)| a >= 1 && a <= b)
+                    .ok_or_else(|| format!("ports {v:?}: a range such as 1024-65535"))?
+            }
+            _ => return Err(format!("{k:?}: {usage}")),
+        }
+    }
+    let v6 = to
+        .or(source.map(|s: (std::net::IpAddr, u8)| s.0))
+        .or(destination.map(|d: (std::net::IpAddr, u8)| d.0))
+        .is_some_and(|a| a.is_ipv6());
+    let any = if v6 {
+        (std::net::IpAddr::from([0u8; 16]), 0)
+    } else {
+        (std::net::IpAddr::from([0u8; 4]), 0)
+    };
+    let (source, destination) = (source.unwrap_or(any), destination.unwrap_or(any));
+    if [Some(source.0), Some(destination.0), to]
+        .iter()
+        .flatten()
+        .any(|a| a.is_ipv6() != v6)
+    {
+        return Err("source, destination and to_source of one family".into());
+    }
+    Ok(rvs_core::engine::SnatRule {
+        proto,
+        source: (rvs_core::engine::masked(source.0, source.1), source.1),
+        destination: (
+            rvs_core::engine::masked(destination.0, destination.1),
+            destination.1,
+        ),
+        out_port,
+        to_source: to,
+        ports,
+    })
 }
 
 /// `fullnat on|off SERVICE [laddr ADDR[,ADDR]] [proxy]`, SERVICE `tcp|udp|sctp VIP:PORT` or
@@ -1083,6 +1185,48 @@ mod tests {
         }
         assert_eq!(a.console("fullnat off tcp 10.1.1.1:80").status, 0);
         assert_eq!(fnat(), None);
+    }
+
+    /// SNAT rules added and removed at run time (`rvsadm --snat`), listed as they are
+    /// written; bad rules change nothing.
+    #[test]
+    fn snat_rules_change_at_run_time() {
+        let a = appliance_with_marks(&[]);
+        assert_eq!(a.console("show snat").out, "No SNAT rules\n");
+        let add = "snat add source 10.100.0.0/24 to_source 192.0.2.1 ports 20000-29999";
+        assert_eq!(a.console(add).status, 0, "{}", a.console(add).err);
+        assert_eq!(
+            a.console("snat add protocol udp destination 10.2.1.0/24")
+                .status,
+            0
+        );
+        assert_eq!(
+            a.console("show snat").out,
+            "snat source 10.100.0.0/24 destination 0.0.0.0/0 to_source 192.0.2.1 ports 20000-29999\n\
+             snat protocol udp source 0.0.0.0/0 destination 10.2.1.0/24 to_source masquerade ports 1024-65535\n"
+        );
+        let snap = a.cell().load();
+        assert_eq!(snap.snat.len(), 2);
+        assert!(snap.is_local_end("192.0.2.1".parse().unwrap()));
+        for bad in [
+            "snat add source",
+            "snat add source 10.0.0.0/40",
+            "snat add ports 9-1",
+            "snat add out_port nowhere",
+            "snat add source 10.0.0.0/8 to_source 2001:db8::1",
+            "snat del source 10.9.9.0/24",
+        ] {
+            let r = a.console(bad);
+            assert_ne!(r.status, 0, "{bad}");
+            assert!(r.err.starts_with("snat "), "{bad}: {}", r.err);
+            assert_eq!(a.cell().load().snat.len(), 2, "{bad} changed nothing");
+        }
+        assert_eq!(
+            a.console("snat del protocol udp destination 10.2.1.0/24")
+                .status,
+            0
+        );
+        assert_eq!(a.cell().load().snat.len(), 1);
     }
 
     fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {

@@ -406,4 +406,38 @@ impl Appliance {
         }
         out
     }
+
+    /// `show snat`: the SNAT rules in order, as `snat add` takes them.
+    pub(super) fn show_snat(&self) -> String {
+        let d = self.director.lock();
+        if d.snat.is_empty() {
+            return "No SNAT rules\n".into();
+        }
+        let names: Vec<String> = self.ports.lock().iter().map(|p| p.name.clone()).collect();
+        let mut out = String::new();
+        for r in &d.snat {
+            let mut line = String::from("snat");
+            if let Some(p) = r.proto.and_then(crate::ipvsadm::Protocol::from_number) {
+                line.push_str(&format!(" protocol {}", p.word()));
+            }
+            line.push_str(&format!(
+                " source {}/{} destination {}/{}",
+                r.source.0, r.source.1, r.destination.0, r.destination.1
+            ));
+            if let Some(p) = r.out_port {
+                let name = names
+                    .get(usize::from(p))
+                    .cloned()
+                    .unwrap_or_else(|| p.to_string());
+                line.push_str(&format!(" out_port {name}"));
+            }
+            match r.to_source {
+                Some(a) => line.push_str(&format!(" to_source {a}")),
+                None => line.push_str(" to_source masquerade"),
+            }
+            line.push_str(&format!(" ports {}-{}\n", r.ports.0, r.ports.1));
+            out.push_str(&line);
+        }
+        out
+    }
 }

@@ -92,6 +92,16 @@ pub const VERBS: &[Verb] = &[
         phrases: &["fullnat on ", "fullnat off "],
     },
     Verb {
+        usage: "show snat",
+        help: "source NAT rules in order",
+        phrases: &["show snat"],
+    },
+    Verb {
+        usage: "snat add|del [protocol P] [source PFX] [destination PFX] [out_port NAME] [to_source ADDR|masquerade] [ports A-B]",
+        help: "add / remove a source NAT rule at run time",
+        phrases: &["snat add ", "snat del "],
+    },
+    Verb {
         usage: "start | stop",
         help: "resume / pause forwarding (stop prints the statistics since start)",
         phrases: &["start", "stop"],

@@ -5,7 +5,8 @@
 //! rvs's additions: `rvsadm --vrrp` shows the VRRP instances; `rvsadm --marks` lists the
 //! firewall-mark rules, `rvsadm --mark add|del MARK PROTO DEST[/LEN][:PORTS] [from SRC]`
 //! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS);
-//! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy]]` shows or sets full NAT.
+//! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy]]` shows or sets full NAT;
+//! `rvsadm --snat [add|del KEY VALUE...]` shows or changes the source NAT rules.
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -21,6 +22,8 @@ fn main() {
         Some("--marks") if args.len() == 1 => Some("show mark".to_string()),
         Some("--mark") if args.len() > 2 => Some(format!("mark {}", args[1..].join(" "))),
         Some("--full-nat") if args.len() == 1 => Some("show fullnat".to_string()),
+        Some("--snat") if args.len() == 1 => Some("show snat".to_string()),
+        Some("--snat") => Some(format!("snat {}", args[1..].join(" "))),
         Some("--full-nat") => Some(format!("fullnat {}", args[1..].join(" "))),
         _ => None,
     };
