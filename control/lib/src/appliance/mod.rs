@@ -665,7 +665,7 @@ impl Appliance {
 fn parse_snat(words: &[&str], port_names: &[String]) -> Result<rvs_core::engine::SnatRule, String> {
     use crate::director::parse_prefix;
     let usage = "KEY VALUE pairs: protocol, source, destination, out_port, to_source, ports";
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err(usage.into());
     }
     let (mut proto, mut source, mut destination, mut out_port, mut to, mut ports) =
