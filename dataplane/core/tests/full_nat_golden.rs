@@ -732,3 +732,51 @@ fn full_nat_and_snat_connections_continue_on_the_backup() {
         .iter()
         .all(|(v, _)| matches!(v, Verdict::Forward { .. })));
 }
+
+/// The addresses of a marked prefix are VIPs for the mark's traffic; what the rule does not
+/// select there is dropped, not handed to the host (which does not hold those addresses).
+#[test]
+fn a_marked_prefix_takes_its_traffic_and_drops_the_rest() {
+    let mut lab = Lab::router();
+    let marked = ([192, 168, 2, 7], 443);
+    let from = ([198, 51, 100, 7], 40000);
+    let syn = seg(
+        (GW_MAC, PORT0_MAC),
+        from,
+        marked,
+        64,
+        (1, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let outside_range = seg(
+        (GW_MAC, PORT0_MAC),
+        from,
+        ([192, 168, 2, 7], 2000),
+        64,
+        (1, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(
+        lab.run(0, &outside_range).0,
+        Verdict::Drop(DropReason::NoService)
+    );
+    let other_source = seg(
+        (GW_MAC, PORT0_MAC),
+        ([203, 0, 113, 50], 40000),
+        marked,
+        64,
+        (1, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(
+        lab.run(0, &other_source).0,
+        Verdict::Drop(DropReason::NoService)
+    );
+}

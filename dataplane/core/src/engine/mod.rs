@@ -355,9 +355,11 @@ impl Engine {
     }
 
     /// A packet for a VIP that no service takes: the host's, as the local stack gets it in
-    /// LVS, unless the VIP is configured to drop such traffic.
+    /// LVS, unless the VIP is configured to drop such traffic (or is one only by a marked
+    /// prefix, which the host does not hold).
     fn unserved(&mut self, snap: &Snapshot, flow: &Flow, why: DropReason) -> Verdict {
-        if snap.drops_unserved(flow.dst) {
+        // An address that is a VIP only by a marked prefix is not on the host either.
+        if snap.drops_unserved(flow.dst) || !snap.is_exact_vip(flow.dst) {
             return self.drop(why);
         }
         Verdict::ToHost

@@ -444,6 +444,14 @@ impl Snapshot {
         self.next_hops.contains_key(&a)
     }
 
+    /// A VIP by its own address (a service's, a single-address mark's, a member range's),
+    /// not only by a marked prefix.
+    #[inline]
+    pub fn is_exact_vip(&self, a: IpAddr) -> bool {
+        self.vips
+            .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
+    }
+
     pub fn is_vip(&self, a: IpAddr) -> bool {
         self.vips
             .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
