@@ -470,7 +470,7 @@ fn main() -> std::process::ExitCode {
     let modes = if args.method.is_none()
         && (args.only.is_empty() || args.only.iter().any(|o| "natmodes".contains(o.as_str())))
     {
-        let m = nat_modes::runs(if set == "full" { 1.0 } else { 0.3 });
+        let m = nat_modes::runs(if set == "full" { 2.0 } else { 0.5 });
         println!();
         print!("{}", nat_modes::table(&m));
         m
