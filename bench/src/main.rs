@@ -9,6 +9,7 @@ mod gen;
 mod memif;
 mod nat_modes;
 mod report;
+mod rss_share;
 mod run;
 
 use clap::{Parser, ValueEnum};
@@ -477,6 +478,12 @@ fn main() -> std::process::ExitCode {
     } else {
         Vec::new()
     };
+
+    // What ownership by rvs's own hash costs under a real NIC's RSS (computed, sets only).
+    if args.method.is_none() {
+        println!();
+        print!("{}", rss_share::line(&rss_share::shares(100_000)));
+    }
 
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

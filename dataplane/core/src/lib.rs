@@ -6,6 +6,7 @@
 //! * [`sched`]: the IPVS schedulers over a snapshot's real servers.
 //! * [`forward`]: testpmd's diagnostic forwarding modes over byte buffers.
 //! * [`publish`]: RCU-style snapshot publication from the control thread to the workers.
+//! * [`rss`]: the Toeplitz hash and redirection table a NIC steers flows by.
 //! * [`stats`]: per-worker counters, written by their worker, read by the control side.
 
 #![cfg_attr(
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod forward;
 pub mod model;
 pub mod publish;
+pub mod rss;
 pub mod sched;
 pub mod stats;
 pub mod sync;
