@@ -4,8 +4,8 @@
 //! turn) and new connections per second (SYNs of distinct clients into a large table).
 //! Every packet must be forwarded: a loss is a failure, speed never is.
 
-use rvs_core::engine::{Engine, EngineConfig, FullNat, Snapshot, SnatRule, Verdict};
-use rvs_testkit::lab::{snapshot, tcp4, Lab, GW_MAC, PORT0_MAC, PORT1_MAC, RS2_MAC};
+use rvs_core::engine::{EngineConfig, FullNat, SnatRule, Verdict};
+use rvs_testkit::lab::{snapshot_with, tcp4, Lab, GW_MAC, PORT0_MAC, PORT1_MAC, RS2_MAC};
 use rvs_wire::{Frame, VecFrame};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -52,9 +52,7 @@ fn remote(i: u32) -> [u8; 4] {
 }
 
 fn lab(mode: Mode, capacity: usize) -> Lab {
-    let base = snapshot();
-    let mut services = base.services.clone();
-    services[0].full_nat = match mode {
+    let full_nat = match mode {
         Mode::FullNat | Mode::FullNatProxy => Some(FullNat {
             // Four local addresses: 4 x 64k ports towards one server.
             locals: (1..=4)
@@ -65,12 +63,7 @@ fn lab(mode: Mode, capacity: usize) -> Lab {
         }),
         _ => None,
     };
-    let mut snap = Snapshot::new(
-        services,
-        base.ports.clone(),
-        base.routes.clone(),
-        base.neighbours.clone(),
-    );
+    let mut snap = snapshot_with(|services| services[0].full_nat = full_nat);
     if mode == Mode::Snat {
         snap.ip_forward = true;
         snap.set_snat(vec![SnatRule {
@@ -82,18 +75,14 @@ fn lab(mode: Mode, capacity: usize) -> Lab {
             ports: (1024, 65535),
         }]);
     }
-    let mut lab = Lab::new();
-    lab.engine = Engine::new(
+    Lab::with(
+        snap,
         EngineConfig {
             conn_capacity: capacity,
             full_nat: true,
             ..EngineConfig::default()
         },
-        0,
-    );
-    lab.engine.adopt(&snap);
-    lab.snap = snap;
-    lab
+    )
 }
 
 /// Flow `i`'s opening SYN and the port it enters by: a client beyond the gateway to the

@@ -242,6 +242,52 @@ impl std::str::FromStr for FwmarkRule {
     }
 }
 
+/// "FIRST-LAST" ports, FIRST at least 1 (SNAT pools, member ranges, mark port ranges).
+pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let (a, b) = text.split_once('-')?;
+    let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+    (a >= 1 && a <= b).then_some((a, b))
+}
+
+/// An SNAT rule from its parts, as `[[snat]]` and the console's `snat add` give them:
+/// source and destination default to any address of the rule's family (that of whichever
+/// address is given), which all of them must share.
+pub fn snat_rule(
+    proto: Option<u8>,
+    source: Option<(IpAddr, u8)>,
+    destination: Option<(IpAddr, u8)>,
+    out_port: Option<u16>,
+    to_source: Option<IpAddr>,
+    ports: (u16, u16),
+) -> Result<SnatRule, String> {
+    let v6 = to_source
+        .or(source.map(|p| p.0))
+        .or(destination.map(|p| p.0))
+        .is_some_and(|a| a.is_ipv6());
+    let any = if v6 {
+        (IpAddr::from([0u8; 16]), 0)
+    } else {
+        (IpAddr::from([0u8; 4]), 0)
+    };
+    let (source, destination) = (source.unwrap_or(any), destination.unwrap_or(any));
+    if [Some(source.0), Some(destination.0), to_source]
+        .iter()
+        .flatten()
+        .any(|a| a.is_ipv6() != v6)
+    {
+        return Err("source, destination and to_source of one family".into());
+    }
+    let masked = |(a, l): (IpAddr, u8)| (rvs_core::engine::masked(a, l), l);
+    Ok(SnatRule {
+        proto,
+        source: masked(source),
+        destination: masked(destination),
+        out_port,
+        to_source,
+        ports,
+    })
+}
+
 /// `ADDR[/LEN]`.
 pub fn parse_prefix(text: &str) -> Result<(IpAddr, u8), String> {
     let (a, l) = text.split_once('/').unwrap_or((text, ""));

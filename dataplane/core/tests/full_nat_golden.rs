@@ -7,8 +7,7 @@
 
 use etherparse::{PacketBuilder, TcpOptionElement};
 use rvs_core::engine::{
-    flow_owner, owner_of, DropReason, Engine, EngineConfig, FragOwners, FullNat, Snapshot,
-    SnatRule, Verdict,
+    flow_owner, owner_of, DropReason, EngineConfig, FragOwners, FullNat, SnatRule, Verdict,
 };
 use rvs_testkit::*;
 use std::net::IpAddr;
@@ -20,29 +19,17 @@ const REMOTE: [u8; 4] = [203, 0, 113, 9];
 /// The fixture appliance with full NAT on service 0 (VIP:80 -> 10.0.0.2:8080) and a table
 /// made for it.
 fn lab(full_nat: Option<FullNat>, snat: Vec<SnatRule>) -> Lab {
-    let base = snapshot();
-    let mut services = base.services.clone();
-    services[0].full_nat = full_nat;
-    let mut snap = Snapshot::new(
-        services,
-        base.ports.clone(),
-        base.routes.clone(),
-        base.neighbours.clone(),
-    );
+    let mut snap = snapshot_with(|services| services[0].full_nat = full_nat);
     snap.set_snat(snat);
     snap.ip_forward = true;
-    let mut lab = Lab::new();
-    lab.engine = Engine::new(
+    Lab::with(
+        snap,
         EngineConfig {
             conn_capacity: 1024,
             full_nat: true,
             ..EngineConfig::default()
         },
-        0,
-    );
-    lab.engine.adopt(&snap);
-    lab.snap = snap;
-    lab
+    )
 }
 
 fn full_nat(locals: &[[u8; 4]], proxy_protocol: bool) -> Option<FullNat> {

@@ -43,6 +43,11 @@ pub fn rs(id: usize, addr: impl Into<IpAddr>, port: u16, method: ForwardMethod) 
 }
 
 pub fn snapshot() -> Snapshot {
+    snapshot_with(|_| {})
+}
+
+/// [`snapshot`] with its services edited first (full NAT on one, say).
+pub fn snapshot_with(edit: impl FnOnce(&mut Vec<Service>)) -> Snapshot {
     let services = vec![
         Service::new(
             0,
@@ -255,6 +260,7 @@ pub fn snapshot() -> Snapshot {
         ip([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
         GW6_MAC,
     );
+    edit(&mut services);
     let mut snap = Snapshot::new(services, ports, routes, neighbours);
     // Its unserved ports are not the host's (the others' are, as LVS hands them over).
     snap.set_unserved_drop([ip([192, 168, 1, 101])]);
@@ -275,14 +281,18 @@ impl Default for Lab {
 
 impl Lab {
     pub fn new() -> Lab {
-        let snap = snapshot();
-        let mut engine = Engine::new(
+        Lab::with(
+            snapshot(),
             EngineConfig {
                 conn_capacity: 1024,
                 ..EngineConfig::default()
             },
-            0,
-        );
+        )
+    }
+
+    /// A lab on `snap` with a fresh engine of `cfg`.
+    pub fn with(snap: Snapshot, cfg: EngineConfig) -> Lab {
+        let mut engine = Engine::new(cfg, 0);
         engine.adopt(&snap);
         Lab {
             snap,
@@ -297,18 +307,12 @@ impl Lab {
     /// and source; the table made for full NAT.
     pub fn router() -> Lab {
         use rvs_core::engine::{FullNat, MarkRule, MemberPorts, SnatRule};
-        let base = snapshot();
-        let mut services = base.services.clone();
-        services[0].full_nat = Some(FullNat {
-            locals: Vec::<IpAddr>::new().into(),
-            proxy_protocol: true,
+        let mut snap = snapshot_with(|services| {
+            services[0].full_nat = Some(FullNat {
+                locals: Vec::<IpAddr>::new().into(),
+                proxy_protocol: true,
+            });
         });
-        let mut snap = Snapshot::new(
-            services,
-            base.ports.clone(),
-            base.routes.clone(),
-            base.neighbours.clone(),
-        );
         snap.ip_forward = true;
         snap.set_snat(vec![SnatRule {
             proto: None,
@@ -339,20 +343,14 @@ impl Lab {
                 i,
             )]);
         }
-        let mut engine = Engine::new(
+        Lab::with(
+            snap,
             EngineConfig {
                 conn_capacity: 1024,
                 full_nat: true,
                 ..EngineConfig::default()
             },
-            0,
-        );
-        engine.adopt(&snap);
-        Lab {
-            snap,
-            loads: (0..32).map(|_| DestLoad::default()).collect(),
-            engine,
-        }
+        )
     }
 
     pub fn run(&mut self, port: u16, input: &[u8]) -> (Verdict, Vec<u8>) {

@@ -695,43 +695,13 @@ fn parse_snat(words: &[&str], port_names: &[String]) -> Result<rvs_core::engine:
                 )
             }
             "ports" => {
-                ports = v
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
-                    .filter(|&(a, b)| a >= 1 && a <= b)
+                ports = crate::director::parse_port_range(v)
                     .ok_or_else(|| format!("ports {v:?}: a range such as 1024-65535"))?
             }
             _ => return Err(format!("{k:?}: {usage}")),
         }
     }
-    let v6 = to
-        .or(source.map(|s: (std::net::IpAddr, u8)| s.0))
-        .or(destination.map(|d: (std::net::IpAddr, u8)| d.0))
-        .is_some_and(|a| a.is_ipv6());
-    let any = if v6 {
-        (std::net::IpAddr::from([0u8; 16]), 0)
-    } else {
-        (std::net::IpAddr::from([0u8; 4]), 0)
-    };
-    let (source, destination) = (source.unwrap_or(any), destination.unwrap_or(any));
-    if [Some(source.0), Some(destination.0), to]
-        .iter()
-        .flatten()
-        .any(|a| a.is_ipv6() != v6)
-    {
-        return Err("source, destination and to_source of one family".into());
-    }
-    Ok(rvs_core::engine::SnatRule {
-        proto,
-        source: (rvs_core::engine::masked(source.0, source.1), source.1),
-        destination: (
-            rvs_core::engine::masked(destination.0, destination.1),
-            destination.1,
-        ),
-        out_port,
-        to_source: to,
-        ports,
-    })
+    crate::director::snat_rule(proto, source, destination, out_port, to, ports)
 }
 
 /// `fullnat on|off SERVICE [laddr ADDR[,ADDR]] [proxy]`, SERVICE `tcp|udp|sctp VIP:PORT` or

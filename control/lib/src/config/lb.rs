@@ -3,7 +3,7 @@
 //! errors), turned into the engine's [`Snapshot`] by [`LbConfig::snapshot`].
 
 use super::{ConfigError, Source};
-use crate::director::{Director, FwmarkRule, Limits};
+use crate::director::{parse_port_range, snat_rule, Director, FwmarkRule, Limits};
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::engine::{
     self, ForwardMethod, FullNat, MemberPorts, PortInfo, Route, Snapshot, SnatRule,
@@ -206,37 +206,28 @@ fn dr() -> Spanned<String> {
     Spanned::new(0..0, "dr".into())
 }
 
-/// `ADDRESS/LENGTH` (a bare address is a host).
+/// `ADDRESS/LENGTH` (a bare address is a host), the error at the field.
 fn parse_prefix(
     source: &Source,
     s: &Spanned<String>,
     field: &str,
 ) -> Result<(IpAddr, u8), ConfigError> {
-    let text = s.get_ref();
-    let (net, len) = text.split_once('/').unwrap_or((text, ""));
-    let addr: IpAddr = net.parse().map_err(|_| {
-        source.error(
-            s.span(),
-            field,
-            format!("{text:?}: expected ADDRESS/LENGTH"),
-        )
-    })?;
-    let full = if addr.is_ipv4() { 32 } else { 128 };
-    let len =
-        match len {
-            "" => full,
-            l => l.parse().ok().filter(|&l| l <= full).ok_or_else(|| {
-                source.error(s.span(), field, format!("prefix length up to {full}"))
-            })?,
-        };
-    Ok((addr, len))
+    crate::director::parse_prefix(s.get_ref()).map_err(|m| source.error(s.span(), field, m))
 }
 
-/// "FIRST-LAST" ports, FIRST at least 1.
-fn parse_port_range(text: &str) -> Option<(u16, u16)> {
-    let (a, b) = text.split_once('-')?;
-    let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
-    (a >= 1 && a <= b).then_some((a, b))
+/// A protocol word, or the error at the field.
+fn parse_protocol(
+    source: &Source,
+    p: &Spanned<String>,
+    field: &str,
+) -> Result<Protocol, ConfigError> {
+    Protocol::from_word(p.get_ref()).ok_or_else(|| {
+        source.error(
+            p.span(),
+            field,
+            format!("{:?}: tcp, udp or sctp", p.get_ref()),
+        )
+    })
 }
 
 /// The `[[snat]]` rules.
@@ -248,30 +239,14 @@ pub(crate) fn validate_snat(
     let mut out = Vec::new();
     for (i, r) in raw.iter().enumerate() {
         let f = |name: &str| format!("snat[{i}].{name}");
-        let proto = match r
-            .protocol
-            .as_ref()
-            .map(|p| (p.get_ref().as_str(), p.span()))
-        {
+        let proto = match &r.protocol {
+            Some(p) => Some(parse_protocol(source, p, &f("protocol"))?.number()),
             None => None,
-            Some(("tcp", _)) => Some(6),
-            Some(("udp", _)) => Some(17),
-            Some(("sctp", _)) => Some(132),
-            Some((p, span)) => {
-                return Err(source.error(span, f("protocol"), format!("{p:?}: tcp, udp or sctp")))
-            }
         };
         let to_source = match &r.to_source {
             Some(t) if t.get_ref() == "masquerade" => None,
             Some(t) => Some(parse_ip(source, t, &f("to_source"))?),
             None => None,
-        };
-        let any = |v6: bool| {
-            if v6 {
-                (IpAddr::from([0u8; 16]), 0)
-            } else {
-                (IpAddr::from([0u8; 4]), 0)
-            }
         };
         let source_prefix = match &r.source {
             Some(p) => Some(parse_prefix(source, p, &f("source"))?),
@@ -281,25 +256,6 @@ pub(crate) fn validate_snat(
             Some(p) => Some(parse_prefix(source, p, &f("destination"))?),
             None => None,
         };
-        let v6 = to_source
-            .or(source_prefix.map(|p| p.0))
-            .or(destination.map(|p| p.0))
-            .is_some_and(|a| a.is_ipv6());
-        let (source_prefix, destination) = (
-            source_prefix.unwrap_or(any(v6)),
-            destination.unwrap_or(any(v6)),
-        );
-        let family = [Some(source_prefix.0), Some(destination.0), to_source];
-        if family.iter().flatten().any(|a| a.is_ipv6() != v6) {
-            return Err(source.error(
-                r.to_source
-                    .as_ref()
-                    .or(r.destination.as_ref())
-                    .map_or(0..0, |s| s.span()),
-                f("destination"),
-                "source, destination and to_source of one family",
-            ));
-        }
         let out_port = match &r.out_port {
             Some(p) => Some(
                 port_names
@@ -325,14 +281,19 @@ pub(crate) fn validate_snat(
             })?,
             None => (1024, 65535),
         };
-        out.push(SnatRule {
+        let rule = snat_rule(
             proto,
-            source: source_prefix,
+            source_prefix,
             destination,
             out_port,
             to_source,
             ports,
-        });
+        )
+        .map_err(|m| {
+            let at = r.to_source.as_ref().or(r.destination.as_ref());
+            source.error(at.map_or(0..0, |s| s.span()), f("destination"), m)
+        })?;
+        out.push(rule);
     }
     Ok(out)
 }
@@ -345,18 +306,7 @@ pub(crate) fn validate_outgoing(
     let mut out: Vec<MemberPorts> = Vec::new();
     for (i, o) in raw.iter().enumerate() {
         let f = |name: &str| format!("outgoing[{i}].{name}");
-        let proto = match o.protocol.get_ref().as_str() {
-            "tcp" => 6,
-            "udp" => 17,
-            "sctp" => 132,
-            p => {
-                return Err(source.error(
-                    o.protocol.span(),
-                    f("protocol"),
-                    format!("{p:?}: tcp, udp or sctp"),
-                ))
-            }
-        };
+        let proto = parse_protocol(source, &o.protocol, &f("protocol"))?.number();
         let vip = parse_ip(source, &o.vip, &f("vip"))?;
         let member = parse_ip(source, &o.member, &f("member"))?;
         if vip.is_ipv4() != member.is_ipv4() {

@@ -20,7 +20,7 @@ const PORT_TRIES_PER_WORKER: u32 = 64;
 const FULL_NAT_PORTS: (u16, u16) = (1024, 65535);
 /// The service id and server id of an SNAT entry (no service, no server).
 pub(super) const SNAT_SERVICE: u16 = u16::MAX;
-const SNAT_DEST: u32 = u32::MAX;
+pub(super) const SNAT_DEST: u32 = u32::MAX;
 
 impl Engine {
     /// This worker's place among `workers`: the local ports it gives out are those whose

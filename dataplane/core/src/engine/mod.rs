@@ -55,7 +55,7 @@ use std::sync::Arc;
 
 use classify::*;
 use fragments::*;
-use full_nat::SNAT_SERVICE;
+use full_nat::{SNAT_DEST, SNAT_SERVICE};
 use held::*;
 use icmp_errors::*;
 use methods::*;

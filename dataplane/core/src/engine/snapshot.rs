@@ -73,9 +73,6 @@ pub struct SnatRule {
 impl SnatRule {
     /// Whether a flow `src -> dst` of `proto` leaving by `out_port` is the rule's.
     pub fn matches(&self, proto: u8, src: IpAddr, dst: IpAddr, out_port: u16) -> bool {
-        let within = |a: IpAddr, (p, len): (IpAddr, u8)| {
-            a.is_ipv4() == p.is_ipv4() && super::masked(a, len) == super::masked(p, len)
-        };
         self.proto.is_none_or(|p| p == proto)
             && within(src, self.source)
             && within(dst, self.destination)
@@ -147,6 +144,14 @@ pub struct MarkRule {
     pub src: Option<(IpAddr, u8)>,
 }
 
+/// An address as the snapshot's tables key it: 16 bytes (IPv4 mapped) as one u128, cheaper
+/// to hash than an IpAddr.
+#[inline]
+fn addr_key(a: IpAddr) -> u128 {
+    u128::from_be_bytes(crate::conn::addr16(a))
+}
+
+/// Whether `a` is in the prefix `(p, len)` (of its family).
 fn within(a: IpAddr, (p, len): (IpAddr, u8)) -> bool {
     a.is_ipv4() == p.is_ipv4() && super::masked(a, len) == super::masked(p, len)
 }
@@ -192,8 +197,7 @@ pub struct Route {
 
 impl Route {
     fn contains(&self, a: IpAddr) -> bool {
-        self.prefix.is_ipv4() == a.is_ipv4()
-            && super::masked(self.prefix, self.len) == super::masked(a, self.len)
+        within(a, (self.prefix, self.len))
     }
 }
 
@@ -255,7 +259,7 @@ impl Snapshot {
         let vips = services
             .iter()
             .filter(|s| !s.vaddr.is_unspecified())
-            .map(|s| (u128::from_be_bytes(crate::conn::addr16(s.vaddr)), ()))
+            .map(|s| (addr_key(s.vaddr), ()))
             .collect();
         let leaders: Vec<usize> = services
             .iter()
@@ -283,7 +287,7 @@ impl Snapshot {
                 f.locals.to_vec()
             };
             for a in addrs {
-                local_ends.insert(u128::from_be_bytes(crate::conn::addr16(a)), ());
+                local_ends.insert(addr_key(a), ());
             }
         }
         let next_hops = services
@@ -319,8 +323,7 @@ impl Snapshot {
         for (r, _) in &rules {
             let full = if r.dst.0.is_ipv4() { 32 } else { 128 };
             if r.dst.1 == full {
-                self.vips
-                    .insert(u128::from_be_bytes(crate::conn::addr16(r.dst.0)), ());
+                self.vips.insert(addr_key(r.dst.0), ());
             } else if !self.mark_prefixes.contains(&r.dst) {
                 self.mark_prefixes.push(r.dst);
             }
@@ -355,20 +358,17 @@ impl Snapshot {
         self.service_for(proto, dst, dport)
     }
 
-    /// Sets the SNAT rules; their fixed addresses become local ends.
+    /// Sets the SNAT rules; their addresses (a masquerading rule's: the ports' own) become
+    /// local ends.
     pub fn set_snat(&mut self, rules: Vec<SnatRule>) {
-        for a in rules.iter().filter_map(|r| r.to_source) {
-            self.local_ends
-                .insert(u128::from_be_bytes(crate::conn::addr16(a)), ());
-        }
-        for p in rules
+        let masquerades = rules.iter().any(|r| r.to_source.is_none());
+        let own = self
+            .ports
             .iter()
-            .filter(|r| r.to_source.is_none())
-            .flat_map(|_| self.ports.iter().flat_map(|p| p.addrs.iter()))
-            .collect::<Vec<_>>()
-        {
-            self.local_ends
-                .insert(u128::from_be_bytes(crate::conn::addr16(*p)), ());
+            .flat_map(|p| p.addrs.iter().copied())
+            .filter(|_| masquerades);
+        for a in rules.iter().filter_map(|r| r.to_source).chain(own) {
+            self.local_ends.insert(addr_key(a), ());
         }
         self.snat = rules;
     }
@@ -376,17 +376,13 @@ impl Snapshot {
     /// An address full NAT or SNAT uses as a source (replies to it may be translated).
     #[inline]
     pub fn is_local_end(&self, a: IpAddr) -> bool {
-        !self.local_ends.is_empty()
-            && self
-                .local_ends
-                .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
+        !self.local_ends.is_empty() && self.local_ends.contains_key(&addr_key(a))
     }
 
     /// Sets the members' outgoing port ranges; their VIPs become VIPs of the snapshot.
     pub fn set_member_ports(&mut self, ranges: Vec<MemberPorts>) {
         for r in &ranges {
-            self.vips
-                .insert(u128::from_be_bytes(crate::conn::addr16(r.vip)), ());
+            self.vips.insert(addr_key(r.vip), ());
         }
         self.member_ports = ranges;
     }
@@ -409,19 +405,13 @@ impl Snapshot {
 
     /// Sets the VIPs whose traffic for no service is dropped instead of going to the host.
     pub fn set_unserved_drop(&mut self, vips: impl IntoIterator<Item = IpAddr>) {
-        self.unserved_drop = vips
-            .into_iter()
-            .map(|a| (u128::from_be_bytes(crate::conn::addr16(a)), ()))
-            .collect();
+        self.unserved_drop = vips.into_iter().map(|a| (addr_key(a), ())).collect();
     }
 
     /// Whether traffic for `vip` that matches no service is dropped (else it is the host's).
     #[inline]
     pub fn drops_unserved(&self, vip: IpAddr) -> bool {
-        !self.unserved_drop.is_empty()
-            && self
-                .unserved_drop
-                .contains_key(&u128::from_be_bytes(crate::conn::addr16(vip)))
+        !self.unserved_drop.is_empty() && self.unserved_drop.contains_key(&addr_key(vip))
     }
 
     /// The service for a destination: exact port first, then the all-ports service.
@@ -448,13 +438,11 @@ impl Snapshot {
     /// not only by a marked prefix.
     #[inline]
     pub fn is_exact_vip(&self, a: IpAddr) -> bool {
-        self.vips
-            .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
+        self.vips.contains_key(&addr_key(a))
     }
 
     pub fn is_vip(&self, a: IpAddr) -> bool {
-        self.vips
-            .contains_key(&u128::from_be_bytes(crate::conn::addr16(a)))
+        self.vips.contains_key(&addr_key(a))
             || (!self.mark_prefixes.is_empty() && self.mark_prefixes.iter().any(|p| within(a, *p)))
     }
 
@@ -466,7 +454,7 @@ impl Snapshot {
     pub fn set_floating(&mut self, addrs: impl IntoIterator<Item = (IpAddr, bool)>) {
         self.floating = addrs
             .into_iter()
-            .map(|(a, held)| (u128::from_be_bytes(crate::conn::addr16(a)), held))
+            .map(|(a, held)| (addr_key(a), held))
             .collect();
     }
 
@@ -476,9 +464,7 @@ impl Snapshot {
         if self.floating.is_empty() {
             return None;
         }
-        self.floating
-            .get(&u128::from_be_bytes(crate::conn::addr16(a)))
-            .copied()
+        self.floating.get(&addr_key(a)).copied()
     }
 
     /// True for an address VRRP manages that this box does not hold now.

@@ -123,7 +123,7 @@ impl Engine {
             s.daddr,
             s.dport,
             SNAT_SERVICE,
-            u32::MAX,
+            SNAT_DEST,
             ForwardMethod::Nat,
             flags::REPLY_INDEXED,
         );
