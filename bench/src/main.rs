@@ -8,6 +8,7 @@ mod flood;
 mod gen;
 mod memif;
 mod nat_modes;
+mod nic;
 mod report;
 mod rss_share;
 mod run;

@@ -100,6 +100,27 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 o.name, o.conn_capacity, o.connections, o.table_bytes_per_conn, o.rss_growth_mib
             );
         }
+        if o.workers > 1 && o.method != "io" {
+            let _ = writeln!(
+                t,
+                "{}: {} workers, flows spread by RSS emulation: {:.2}% of the packets handed to another worker",
+                o.name, o.workers, o.handoff_percent
+            );
+        }
+        if o.cycles_per_packet.iter().any(|(_, c)| *c > 0.0) {
+            let stages: Vec<String> = o
+                .cycles_per_packet
+                .iter()
+                .map(|(s, c)| format!("{s} {c:.0}"))
+                .collect();
+            let total: f64 = o.cycles_per_packet.iter().map(|(_, c)| c).sum();
+            let _ = writeln!(
+                t,
+                "{}: cycles per packet by stage: {} (total {total:.0})",
+                o.name,
+                stages.join(", ")
+            );
+        }
         if o.worker_sleeps > 0 {
             let _ = writeln!(
                 t,

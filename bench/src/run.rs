@@ -15,9 +15,10 @@ use dpdk::{Eal, EalArgs, MbufBurst, Mempool, Port, PortConf, BURST};
 use rvs_control::appliance::Appliance;
 use rvs_control::director::{Director, Limits};
 use rvs_control::ipvsadm::parse_line;
-use rvs_core::engine::{owner_of, DropReason, EngineConfig, PortInfo, Route};
+use rvs_core::engine::{DropReason, EngineConfig, PortInfo, Route};
 use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
+use rvs_core::stats::STAGES;
 use rvs_core::{ForwardMode, WorkerCounters, WorkerStats};
 use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
 use serde::Serialize;
@@ -172,6 +173,11 @@ pub struct Outcome {
     pub mean_listing_us: f64,
     /// Frames a worker handed to the flow's owner (none when the generator steers right).
     pub handoffs: u64,
+    /// Of the packets the workers received in the measured window, the share handed off.
+    pub handoff_percent: f64,
+    /// TSC cycles per received packet in each stage of the workers' passes (rx, steer,
+    /// engine, tx), over the measured window.
+    pub cycles_per_packet: Vec<(String, f64)>,
     pub latency_ns: Latency,
     pub yardstick: Option<String>,
     /// Forwarded rate / the yardstick's.
@@ -634,8 +640,8 @@ fn spawn_churn(
 
 /// The generator's loop on the main lcore: warm-up (established TCP: the flows' SYNs),
 /// then the measured window, then a drain until nothing more arrives.
-/// The generator's ends of the wiring: a tx queue towards each worker (flows go to their
-/// owner's), and the rx queues it drains.
+/// The generator's ends of the wiring: a tx queue towards each worker (flows spread as a
+/// NIC's RSS would), and the rx queues it drains.
 pub struct GenPorts<'a> {
     pub pool: &'a Mempool,
     pub tx: &'a mut [dpdk::TxQueue],
@@ -681,6 +687,8 @@ pub fn generate(
     let capacity = (s.conn_capacity * workers.len().max(1)) as u64;
     let queues = tx.len().max(1);
     let mut queued: Vec<MbufBurst<BURST>> = (0..queues).map(|_| MbufBurst::new()).collect();
+    // Flows reach the workers' queues as a NIC would put them there.
+    let nic = crate::nic::NicModel::new(queues);
     let mut gen = Generator::new(traffic);
     let frame_len = gen.frame_len() as u16;
     let hz = dpdk::tsc_hz().max(1);
@@ -777,6 +785,22 @@ pub fn generate(
                     .zip(&busy_from)
                     .map(|(a, b)| a.sleeps.saturating_sub(b.sleeps))
                     .sum();
+                let window: Vec<WorkerCounters> = now_read
+                    .iter()
+                    .zip(&busy_from)
+                    .map(|(a, b)| a.since(b))
+                    .collect();
+                let rx: u64 = window.iter().map(|w| w.rx_packets).sum();
+                let handed: u64 = window.iter().map(|w| w.handoffs).sum();
+                out.handoff_percent = 100.0 * handed as f64 / rx.max(1) as f64;
+                out.cycles_per_packet = STAGES
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        let c: u64 = window.iter().map(|w| w.stage_cycles[i]).sum();
+                        (name.to_string(), c as f64 / rx.max(1) as f64)
+                    })
+                    .collect();
                 measuring = false;
                 // While the worker still holds its table.
                 out.rss_growth_mib = rss_kib().saturating_sub(rss_before) as f64 / 1024.0;
@@ -811,7 +835,7 @@ pub fn generate(
                 let q = match flow {
                     Some(flow) if queues > 1 => {
                         let (ip, port) = crate::gen::flow_addr(flow);
-                        owner_of(IpAddr::from(ip.to_be_bytes()), port, queues)
+                        nic.queue(IpAddr::from(ip.to_be_bytes()), port)
                     }
                     _ => 0,
                 };

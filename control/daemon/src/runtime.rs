@@ -483,7 +483,11 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
             promiscuous: p.promiscuous,
             rss: RssConf {
                 fields: data_port::rss_fields(&p.rss_hash),
-                key: p.rss_key.clone(),
+                // Flows are owned by the worker whose queue the NIC picks under rvs's key.
+                key: p.rss_key.clone().or_else(|| {
+                    rvs_core::rss::device_key(usize::from(info.hash_key_size))
+                        .filter(|_| p.rx_queues > 1 && cfg.forward == ForwardMode::Lb)
+                }),
             },
             tx_ipv4_checksum: true,
         };
@@ -507,6 +511,9 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
         }
         log.quietly(|| port.start())
             .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
+        if p.rx_queues > 1 && port.rss_hash_fields() != 0 && cfg.forward == ForwardMode::Lb {
+            steer_like_the_owners(cfg, i, &port);
+        }
         let mac = port.mac_addr().unwrap_or_default();
         dp.macs.push(mac);
         dp.offloads.push(port.tx_ipv4_checksum());
@@ -528,6 +535,37 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
         dp.ports.push(port);
     }
     Ok(dp)
+}
+
+/// Programs port `i`'s redirection table so that each flow lands on a queue its owner
+/// polls; where the device cannot, says that such flows cross a hand-off ring.
+fn steer_like_the_owners(cfg: &Config, i: usize, port: &Port) {
+    let p = &cfg.ports[i];
+    let queue_of_worker: Vec<Option<u16>> = cfg
+        .workers
+        .iter()
+        .map(|w| w.rx.iter().find(|&&(port, _)| port == i).map(|&(_, q)| q))
+        .collect();
+    let reta_size = usize::from(port.info().reta_size);
+    let outcome = match rvs_core::rss::device_reta(reta_size, &queue_of_worker, p.rx_queues) {
+        Some(table) => port.set_reta(&table).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "its redirection table has {reta_size} entries, not a multiple of {}",
+            rvs_core::rss::STEERING_RETA
+        )),
+    };
+    if let Err(e) = outcome {
+        eprintln!(
+            "rvs: notice: port {:?}: {e}; flows it puts on another worker's queue cross a hand-off ring",
+            p.name
+        );
+    }
+    if p.rss_key.is_some() {
+        eprintln!(
+            "rvs: notice: port {:?} hashes with its own rss_key; flows it puts on another worker's queue cross a hand-off ring",
+            p.name
+        );
+    }
 }
 
 /// The host TAP twins (the exception path), one per data port that asks for one, with

@@ -1,8 +1,13 @@
 //! What a NIC's receive-side scaling computes: the Toeplitz hash of a packet's addresses
 //! (and ports) under the port's key, and the redirection table that maps the hash to a
-//! queue. Ground work for ownership that follows the NIC (the worker that owns a flow is
-//! the one whose queue the NIC puts it on), and for a generator that spreads flows the way
-//! a NIC would. Checked against Microsoft's RSS verification suite.
+//! queue. Checked against Microsoft's RSS verification suite.
+//!
+//! A flow's owner is the worker whose queue the NIC puts it on: rvs programs every
+//! multi-queue port with [`VERIFICATION_KEY`] and a table of [`STEERING_RETA`] entries
+//! spread round robin, the client-facing port hashing the source only (`l3-src-only`,
+//! `l4-src-only`) and the server-facing port the destination only, so that both directions
+//! of a connection hash the client's address and port and land on the same queue.
+//! [`client_owner`] computes the same thing in software, from per-byte tables.
 
 use std::net::IpAddr;
 
@@ -60,6 +65,147 @@ pub fn tuple(src: IpAddr, dst: IpAddr, ports: Option<(u16, u16)>) -> Option<([u8
         n += 4;
     }
     Some((t, n))
+}
+
+/// Entries of the redirection table rvs steers by (a device's larger table repeats it).
+pub const STEERING_RETA: usize = 128;
+
+/// Input bytes [`client_hash`] covers: an IPv6 address and a port.
+const CLIENT_INPUT: usize = 18;
+
+/// Bit `n` of `key` (most significant first); 0 past its end.
+const fn key_bit(key: &[u8; 40], n: usize) -> u32 {
+    if n / 8 >= key.len() {
+        0
+    } else {
+        ((key[n / 8] >> (7 - n % 8)) & 1) as u32
+    }
+}
+
+/// The 32 key bits from bit `n`.
+const fn key_window(key: &[u8; 40], n: usize) -> u32 {
+    let mut w = 0u32;
+    let mut i = 0;
+    while i < 32 {
+        w = w << 1 | key_bit(key, n + i);
+        i += 1;
+    }
+    w
+}
+
+/// The Toeplitz hash is linear in its input: per input byte position, what each byte value
+/// XORs into the hash.
+const fn byte_tables(key: &[u8; 40]) -> [[u32; 256]; CLIENT_INPUT] {
+    let mut t = [[0u32; 256]; CLIENT_INPUT];
+    let mut pos = 0;
+    while pos < CLIENT_INPUT {
+        let mut b = 1usize;
+        while b < 256 {
+            let low = b.trailing_zeros() as usize;
+            t[pos][b] = t[pos][b & (b - 1)] ^ key_window(key, pos * 8 + 7 - low);
+            b += 1;
+        }
+        pos += 1;
+    }
+    t
+}
+
+static CLIENT_TABLES: [[u32; 256]; CLIENT_INPUT] = byte_tables(&VERIFICATION_KEY);
+
+/// The Toeplitz hash (verification key) a NIC hashing the source only computes for a
+/// packet from `addr`:`port`, or hashing the destination only for one towards it.
+#[inline]
+pub fn client_hash(addr: IpAddr, port: u16) -> u32 {
+    let t = &CLIENT_TABLES;
+    let p = port.to_be_bytes();
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            t[0][usize::from(o[0])]
+                ^ t[1][usize::from(o[1])]
+                ^ t[2][usize::from(o[2])]
+                ^ t[3][usize::from(o[3])]
+                ^ t[4][usize::from(p[0])]
+                ^ t[5][usize::from(p[1])]
+        }
+        IpAddr::V6(a) => {
+            let mut h = t[16][usize::from(p[0])] ^ t[17][usize::from(p[1])];
+            for (i, b) in a.octets().into_iter().enumerate() {
+                h ^= t[i][usize::from(b)];
+            }
+            h
+        }
+    }
+}
+
+/// The queue of `hash` in rvs's steering table over `queues` queues.
+#[inline]
+pub fn steering_queue(hash: u32, queues: usize) -> usize {
+    (hash as usize % STEERING_RETA) % queues.max(1)
+}
+
+/// The worker that owns the flows of a client endpoint: the one whose queue a NIC steering
+/// as rvs programs it delivers them to.
+#[inline]
+pub fn client_owner(addr: IpAddr, port: u16, workers: usize) -> usize {
+    steering_queue(client_hash(addr, port), workers)
+}
+
+/// What a port of `reta_size` entries holds so that each flow lands on a queue its owner
+/// polls: entry i names the queue `queue_of_worker[steering_queue(i, workers)]`; an owner
+/// that polls no queue of this port gets a queue round robin (those flows are handed off).
+/// None where the device's table is not a whole number of steering tables.
+pub fn device_reta(
+    reta_size: usize,
+    queue_of_worker: &[Option<u16>],
+    rx_queues: u16,
+) -> Option<Vec<u16>> {
+    if reta_size == 0 || reta_size % STEERING_RETA != 0 {
+        return None;
+    }
+    let workers = queue_of_worker.len().max(1);
+    Some(
+        (0..reta_size)
+            .map(|i| {
+                let owner = steering_queue(i as u32, workers);
+                queue_of_worker
+                    .get(owner)
+                    .copied()
+                    .flatten()
+                    .unwrap_or((i % usize::from(rx_queues.max(1))) as u16)
+            })
+            .collect(),
+    )
+}
+
+/// The key a device of `size` key bytes is programmed with: the verification key, cut or
+/// padded with zeros (the hash of one end reads only its first 22 bytes); None where the
+/// device's key is shorter than that.
+pub fn device_key(size: usize) -> Option<Vec<u8>> {
+    if size < CLIENT_INPUT + 4 {
+        return None;
+    }
+    let mut k = VERIFICATION_KEY.to_vec();
+    k.resize(size, 0);
+    Some(k)
+}
+
+/// The hash input a NIC takes when it hashes one end only (`l3-src-only` + `l4-src-only`,
+/// or the destination's): the address, then the port.
+pub fn one_end(addr: IpAddr, port: u16) -> ([u8; 18], usize) {
+    let mut t = [0u8; 18];
+    let n = match addr {
+        IpAddr::V4(a) => {
+            t[..4].copy_from_slice(&a.octets());
+            4
+        }
+        IpAddr::V6(a) => {
+            t[..16].copy_from_slice(&a.octets());
+            16
+        }
+    };
+    t[n..n + 2].copy_from_slice(&port.to_be_bytes());
+    (t, n + 2)
 }
 
 /// A redirection table: entry `hash % len` (the low bits, as NICs index it with a
@@ -177,6 +323,54 @@ mod tests {
             assert_eq!(toeplitz(&VERIFICATION_KEY, &t[..n]), want, "{src} -> {dst}");
         }
         assert!(tuple(ip("1.2.3.4"), ip("::1"), None).is_none());
+    }
+
+    /// The per-byte tables compute exactly the bit-by-bit hash of one end.
+    #[test]
+    fn the_client_hash_is_the_toeplitz_hash_of_one_end() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for i in 0..2000u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let port = (x >> 48) as u16;
+            let addr = if i % 2 == 0 {
+                IpAddr::from(((x >> 8) as u32).to_be_bytes())
+            } else {
+                IpAddr::from((u128::from(x) << 64 | u128::from(x.rotate_left(17))).to_be_bytes())
+            };
+            let (t, n) = one_end(addr, port);
+            assert_eq!(
+                client_hash(addr, port),
+                toeplitz(&VERIFICATION_KEY, &t[..n]),
+                "{addr}:{port}"
+            );
+            let workers = 1 + (i as usize % 16);
+            assert_eq!(
+                client_owner(addr, port, workers),
+                usize::from(
+                    Reta::spread(STEERING_RETA, workers as u16).queue(client_hash(addr, port))
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_larger_device_table_repeats_the_steering_table() {
+        let identity = [Some(0), Some(1), Some(2)];
+        let t = device_reta(512, &identity, 3).unwrap();
+        for h in [0u32, 1, 127, 128, 300, 511, 0xdead_beef] {
+            assert_eq!(usize::from(t[h as usize % 512]), steering_queue(h, 3));
+        }
+        // Worker 1 polls queue 0 of this port and worker 0 queue 1; worker 2 none.
+        let t = device_reta(128, &[Some(1), Some(0), None], 2).unwrap();
+        assert_eq!((t[0], t[1], t[2], t[3], t[4], t[5]), (1, 0, 0, 1, 0, 1));
+        assert_eq!(device_reta(64, &identity, 3), None);
+        assert_eq!(device_reta(0, &identity, 3), None);
+        let long = device_key(52).unwrap();
+        assert_eq!((&long[..40], long.len()), (&VERIFICATION_KEY[..], 52));
+        assert_eq!(device_key(40).unwrap(), VERIFICATION_KEY);
+        assert_eq!(device_key(0), None);
     }
 
     #[test]

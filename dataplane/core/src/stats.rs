@@ -31,6 +31,7 @@ pub struct WorkerStats {
     max_listing_cycles: AtomicU64,
     sleeps: AtomicU64,
     slept_us: AtomicU64,
+    stage_cycles: [AtomicU64; STAGES.len()],
     /// Load balancing: the engine's counters (its own slots, read in place) and the
     /// connection listing handed over a slice per pass on request.
     engine: OnceLock<Arc<CounterSlots>>,
@@ -87,6 +88,21 @@ pub struct WorkerCounters {
     /// Idle sleeps (adaptive polling) and their total length in microseconds.
     pub sleeps: u64,
     pub slept_us: u64,
+    /// TSC cycles spent in each of [`STAGES`], counted per burst that had packets.
+    pub stage_cycles: [u64; STAGES.len()],
+}
+
+/// The stages of a load-balancing worker's pass, as [`WorkerCounters::stage_cycles`] counts
+/// them: receiving a burst, finding each frame's owner (and handing frames over), the
+/// engine's work, and sending.
+pub const STAGES: [&str; 4] = ["rx", "steer", "engine", "tx"];
+
+/// Indexes into [`WorkerCounters::stage_cycles`].
+pub mod stage {
+    pub const RX: usize = 0;
+    pub const STEER: usize = 1;
+    pub const ENGINE: usize = 2;
+    pub const TX: usize = 3;
 }
 
 impl WorkerCounters {
@@ -107,6 +123,9 @@ impl WorkerCounters {
             listing_cycles: self.listing_cycles.saturating_sub(base.listing_cycles),
             sleeps: self.sleeps.saturating_sub(base.sleeps),
             slept_us: self.slept_us.saturating_sub(base.slept_us),
+            stage_cycles: std::array::from_fn(|i| {
+                self.stage_cycles[i].saturating_sub(base.stage_cycles[i])
+            }),
             ..*self
         }
     }
@@ -156,6 +175,9 @@ impl WorkerStats {
         self.max_listing_cycles.store(c.max_listing_cycles, Relaxed);
         self.sleeps.store(c.sleeps, Relaxed);
         self.slept_us.store(c.slept_us, Relaxed);
+        for (slot, &v) in self.stage_cycles.iter().zip(&c.stage_cycles) {
+            slot.store(v, Relaxed);
+        }
     }
 
     /// Shares the engine's counters (once, before the worker starts).
@@ -245,6 +267,7 @@ impl WorkerStats {
             max_listing_cycles: self.max_listing_cycles.load(Relaxed),
             sleeps: self.sleeps.load(Relaxed),
             slept_us: self.slept_us.load(Relaxed),
+            stage_cycles: std::array::from_fn(|i| self.stage_cycles[i].load(Relaxed)),
         }
     }
 }

@@ -581,6 +581,7 @@ fn icmp_errors_keep_the_request_s_vlan_tag() {
 #[test]
 fn both_directions_of_a_nat_flow_have_the_same_owner() {
     use rvs_core::engine::flow_owner;
+    use rvs_core::rss;
     let lab = Lab::new();
     for n in [2usize, 3, 4, 8] {
         let mut owners = std::collections::HashSet::new();
@@ -616,6 +617,20 @@ fn both_directions_of_a_nat_flow_have_the_same_owner() {
                 flow_owner(&lab.snap, &reply, n, &Default::default())
             );
             assert!(a < n);
+            // The queue a NIC puts both on: the client port hashes the SYN's source, the
+            // server port the reply's destination (Toeplitz bit by bit, 128-entry table).
+            let reference = |addr: [u8; 4], port: u16| {
+                let (t, len) = rss::one_end(addr.into(), port);
+                usize::from(
+                    rss::Reta::spread(128, n as u16)
+                        .queue(rss::toeplitz(&rss::VERIFICATION_KEY, &t[..len])),
+                )
+            };
+            assert_eq!(
+                a,
+                reference(client, 40000 + u16::from(client_last)),
+                "SYN on the client port"
+            );
             owners.insert(a);
         }
         assert_eq!(owners.len(), n, "50 clients reach every one of {n} workers");

@@ -15,7 +15,7 @@ use rvs_core::engine::{self, Counters, Engine, Frame};
 use rvs_core::forward::{self, ForwardMode, Verdict};
 use rvs_core::publish::SnapshotReader;
 use rvs_core::sched::DestLoad;
-use rvs_core::stats::{WorkerCounters, WorkerStats};
+use rvs_core::stats::{stage, WorkerCounters, WorkerStats};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -395,10 +395,13 @@ pub(crate) fn run_lb(
         let polling = plan.forwarding.load(Ordering::Relaxed);
         let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
+            let t_rx = dpdk::tsc_now();
             let n = assignment.rx.rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
+            let t_steer = dpdk::tsc_now();
+            counters.stage_cycles[stage::RX] += t_steer.wrapping_sub(t_rx);
             busy = true;
             counters.rx_packets += n as u64;
             if mode != ForwardMode::Lb && !assignment.from_host {
@@ -449,13 +452,6 @@ pub(crate) fn run_lb(
                     }
                 }
             });
-            let mut o = Outputs {
-                tx: &mut plan.tx,
-                out: &mut out,
-                host: &mut plan.host,
-                host_out: &mut host_out,
-            };
-            process_burst(&mut mine, &mut lb, |_| in_port, now, &mut o, &mut counters);
             for (o, b) in away.iter_mut().enumerate() {
                 if b.is_empty() {
                     continue;
@@ -466,12 +462,23 @@ pub(crate) fn run_lb(
                 counters.handoff_drops += b.len() as u64;
                 b.clear();
             }
+            let t_engine = dpdk::tsc_now();
+            counters.stage_cycles[stage::STEER] += t_engine.wrapping_sub(t_steer);
+            let mut o = Outputs {
+                tx: &mut plan.tx,
+                out: &mut out,
+                host: &mut plan.host,
+                host_out: &mut host_out,
+            };
+            process_burst(&mut mine, &mut lb, |_| in_port, now, &mut o, &mut counters);
+            counters.stage_cycles[stage::ENGINE] += dpdk::tsc_now().wrapping_sub(t_engine);
         }
         // Frames other workers handed over (their in_port is in the mbuf).
         for i in 0..lb.handoff.from.len() {
             if lb.handoff.from[i].dequeue_burst(&mut rx) == 0 {
                 continue;
             }
+            let t_engine = dpdk::tsc_now();
             busy = true;
             let mut o = Outputs {
                 tx: &mut plan.tx,
@@ -487,7 +494,9 @@ pub(crate) fn run_lb(
                 &mut o,
                 &mut counters,
             );
+            counters.stage_cycles[stage::ENGINE] += dpdk::tsc_now().wrapping_sub(t_engine);
         }
+        let t_tx = dpdk::tsc_now();
         for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {
             if !burst.is_empty() {
                 counters.tx_packets += q.tx_burst(burst) as u64;
@@ -501,6 +510,9 @@ pub(crate) fn run_lb(
                 counters.tx_dropped += burst.len() as u64;
                 burst.clear();
             }
+        }
+        if busy {
+            counters.stage_cycles[stage::TX] += dpdk::tsc_now().wrapping_sub(t_tx);
         }
         let (engine, peers) = (&mut lb.engine, &lb.handoff.neighbours);
         engine.take_news(|ip, mac, heard| {

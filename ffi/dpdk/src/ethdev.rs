@@ -406,6 +406,37 @@ impl Port {
         self.rss_hash_fields
     }
 
+    /// Programs the redirection table: `queues[i]` is entry i's queue (`queues.len()` must
+    /// be the device's `reta_size`).
+    pub fn set_reta(&self, queues: &[u16]) -> Result<()> {
+        const GROUP: usize = 64;
+        let mut groups: Vec<dpdk_sys::rte_eth_rss_reta_entry64> = queues
+            .chunks(GROUP)
+            .map(|chunk| {
+                let mut g = dpdk_sys::rte_eth_rss_reta_entry64 {
+                    mask: if chunk.len() == GROUP {
+                        u64::MAX
+                    } else {
+                        (1u64 << chunk.len()) - 1
+                    },
+                    reta: [0; GROUP],
+                };
+                g.reta[..chunk.len()].copy_from_slice(chunk);
+                g
+            })
+            .collect();
+        let size = u16::try_from(queues.len())
+            .map_err(|_| Error::new("redirection table too large", libc::EINVAL))?;
+        // SAFETY: `groups` holds ceil(size / 64) initialised entries, which is what the
+        // call reads for a table of `size`; the port is configured.
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_rss_reta_update(self.id.0, groups.as_mut_ptr(), size) };
+        check(ret, || {
+            format!("port {} ({}): redirection table", self.id, self.info.driver)
+        })
+        .map(|_| ())
+    }
+
     /// The queue handles, once. Each goes to the one thread that polls it.
     pub fn take_queues(&mut self) -> Option<(Vec<RxQueue>, Vec<TxQueue>)> {
         self.queues.take()

@@ -24,7 +24,7 @@ mod workers;
 use eal::*;
 pub use eal::{parse_lcore_list, EalConfig, Hugepages, LOG_LEVELS};
 use ports::*;
-pub use ports::{PortConfig, DEFAULT_RSS_FIELDS, RSS_FIELDS};
+pub use ports::{PortConfig, DEFAULT_RSS_FIELDS, RSS_FIELDS, SERVER_SIDE_RSS_FIELDS};
 pub use source::{ConfigError, Source};
 pub use workers::WorkerConfig;
 use workers::*;
@@ -453,6 +453,23 @@ name = "b"
 device = "net_ring1"
 "#;
 
+    /// A port hashes the end its traffic comes from unless told otherwise, so that both
+    /// directions of a flow reach the queue of its owner.
+    #[test]
+    fn ports_hash_the_client_end() {
+        let c =
+            parse(&TWO_PORTS.replace("name = \"b\"", "name = \"b\"\nfaces = \"servers\"")).unwrap();
+        assert_eq!(c.ports[0].rss_hash, DEFAULT_RSS_FIELDS.map(String::from));
+        assert_eq!(
+            c.ports[1].rss_hash,
+            SERVER_SIDE_RSS_FIELDS.map(String::from)
+        );
+        let c =
+            parse(&TWO_PORTS.replace("rx_queues = 2", "rss_hash = [\"ip\"]\nfaces = \"servers\""))
+                .unwrap();
+        assert_eq!(c.ports[0].rss_hash, ["ip"], "rss_hash says it all");
+    }
+
     /// A tun server's GUE/GRE encapsulation and a service's SIP persistence in TOML.
     #[test]
     fn tunnels_and_the_sip_engine() {
@@ -764,6 +781,11 @@ vrrp_sync_group G { group { VI_1 } }
                 TWO_PORTS.replace("rx_queues = 2", "rss_hash = [\"ip\", \"mac\"]"),
                 "port[0].rss_hash",
                 "unknown hash field \"mac\"",
+            ),
+            (
+                TWO_PORTS.replace("rx_queues = 2", "faces = \"routers\""),
+                "port[0].faces",
+                "\"clients\" or \"servers\"",
             ),
             (
                 TWO_PORTS.replace("rx_queues = 2", "rss_key = \"zz\""),

@@ -20,6 +20,9 @@ pub(super) struct RawPort {
     pub(super) peer: Option<Spanned<String>>,
     pub(super) rss_hash: Option<Spanned<Vec<String>>>,
     pub(super) rss_key: Option<Spanned<String>>,
+    /// Which ends the port's traffic comes from: "clients" (hash the source) or "servers"
+    /// (hash the destination), so that both directions of a flow reach its owner.
+    pub(super) faces: Option<Spanned<String>>,
     /// The appliance's own addresses on this port (`IP` or `IP/LEN`).
     #[serde(default)]
     pub(super) addresses: Vec<Spanned<String>>,
@@ -51,8 +54,12 @@ pub const RSS_FIELDS: [&str; 8] = [
     "l4-dst-only",
 ];
 
-/// What a port hashes when its configuration says nothing.
-pub const DEFAULT_RSS_FIELDS: [&str; 3] = ["ip", "tcp", "udp"];
+/// What a port hashes when its configuration says nothing: the client-facing port the
+/// source end, so that each flow's queue is its owner's (`rvs_core::rss`).
+pub const DEFAULT_RSS_FIELDS: [&str; 5] = ["ip", "tcp", "udp", "l3-src-only", "l4-src-only"];
+
+/// What a port facing the real servers hashes by default: the destination end (the client).
+pub const SERVER_SIDE_RSS_FIELDS: [&str; 5] = ["ip", "tcp", "udp", "l3-dst-only", "l4-dst-only"];
 
 /// A validated data port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +191,21 @@ pub(super) fn validate_ports(
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            None => DEFAULT_RSS_FIELDS.iter().map(|f| f.to_string()).collect(),
+            None => {
+                let fields = match p.faces.as_ref().map(|f| f.get_ref().as_str()) {
+                    None | Some("clients") => DEFAULT_RSS_FIELDS,
+                    Some("servers") => SERVER_SIDE_RSS_FIELDS,
+                    Some(other) => {
+                        let f = p.faces.as_ref().map_or(0..0, |f| f.span());
+                        return Err(source.error(
+                            f,
+                            format!("port[{i}].faces"),
+                            format!("{other:?}: \"clients\" or \"servers\""),
+                        ));
+                    }
+                };
+                fields.iter().map(|f| f.to_string()).collect()
+            }
         };
         let rss_key = match &p.rss_key {
             Some(k) => Some(

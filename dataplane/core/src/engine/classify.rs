@@ -2,6 +2,7 @@
 //! the prefetch ahead of a burst, and which worker owns a flow.
 
 use super::*;
+use crate::rss;
 
 /// Whether a packet is a whole datagram or an IP fragment (with its identification).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,15 +276,12 @@ pub fn flow_owner(
     Some(owner)
 }
 
-/// The worker that owns the flows of a client endpoint (see [`flow_owner`]); what a
-/// generator or an RSS set-up steering flows to their owners computes.
+/// The worker that owns the flows of a client endpoint (see [`flow_owner`]): the one whose
+/// queue a NIC steering as rvs programs it (source-only hashing towards the clients,
+/// destination-only towards the servers, [`rss`]) puts them on.
 #[inline]
 pub fn owner_of(client: IpAddr, port: u16, workers: usize) -> usize {
-    let h = sched::hash_32(
-        sched::fold_addr(client) ^ u32::from(port).rotate_left(16),
-        16,
-    );
-    h as usize % workers.max(1)
+    rss::client_owner(client, port, workers)
 }
 
 impl Engine {
