@@ -160,7 +160,7 @@ pub fn device_reta(
     queue_of_worker: &[Option<u16>],
     rx_queues: u16,
 ) -> Option<Vec<u16>> {
-    if reta_size == 0 || reta_size % STEERING_RETA != 0 {
+    if reta_size == 0 || !reta_size.is_multiple_of(STEERING_RETA) {
         return None;
     }
     let workers = queue_of_worker.len().max(1);
