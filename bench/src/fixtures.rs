@@ -43,6 +43,7 @@ pub fn check(eal: &Eal, pool: Mempool, lcore: u32) -> Result<usize, String> {
         tx: Vec::new(),
         host: Vec::new(),
         idle_sleep_max_us: rvs_worker::idle::DEFAULT_SLEEP_MAX_US,
+        stage_cycles: false,
     };
     let mut macs = [[0u8; 6]; 2];
     for (i, port) in ports.iter_mut().enumerate() {

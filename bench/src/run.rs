@@ -351,6 +351,7 @@ impl Bench {
                 tx: vec![to_a, to_b],
                 host: Vec::new(),
                 idle_sleep_max_us: self.idle_sleep_max_us,
+                stage_cycles: true,
             })
             .collect();
         let (mode, lb) = if s.method == Method::Io {

@@ -678,6 +678,7 @@ fn assign_queues(
             tx,
             host: twin_tx.next().unwrap_or_default(),
             idle_sleep_max_us: cfg.idle_sleep_max_us,
+            stage_cycles: cfg.stage_cycles,
         });
     }
     Ok(out)

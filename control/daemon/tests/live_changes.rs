@@ -138,6 +138,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
         tx: vec![a_tx.remove(1), b_tx.remove(0)],
         host: Vec::new(),
         idle_sleep_max_us: rvs_worker::idle::DEFAULT_SLEEP_MAX_US,
+        stage_cycles: false,
     }];
     let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Lb, queues, Some(&shared));
     launched.unwrap();

@@ -147,4 +147,13 @@ proptest! {
             prop_assert!(false, "{}", e);
         }
     }
+
+    /// The worker's staged burst (parse and hash every frame, prefetch every entry, then
+    /// the engine frame by frame) forwards exactly as frame-by-frame processing.
+    #[test]
+    fn a_staged_burst_is_frame_by_frame_processing(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+        if let Err(e) = rvs_testkit::invariants::staged_agrees(&data) {
+            prop_assert!(false, "{}", e);
+        }
+    }
 }

@@ -8,4 +8,7 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = rvs_testkit::invariants::run_bytes(data) {
         panic!("invariant broken: {e}");
     }
+    if let Err(e) = rvs_testkit::invariants::staged_agrees(data) {
+        panic!("staged burst differs: {e}");
+    }
 });

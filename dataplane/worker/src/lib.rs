@@ -11,7 +11,7 @@ pub use set::{LbShared, RunningWorker, WorkerOutcome, WorkerQueues, WorkerSet};
 use crossbeam::queue::ArrayQueue;
 use dpdk::{MbufBurst, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
 pub use mbuf_frame::MbufFrame;
-use rvs_core::engine::{self, Counters, Engine, Frame};
+use rvs_core::engine::{self, Counters, Engine, Frame, Parsed};
 use rvs_core::forward::{self, ForwardMode, Verdict};
 use rvs_core::publish::SnapshotReader;
 use rvs_core::sched::DestLoad;
@@ -146,8 +146,15 @@ struct Outputs<'a> {
     host_out: &'a mut [MbufBurst<BURST>],
 }
 
+/// A burst in stages: each frame parsed once (its key hashed, its index line asked for)
+/// unless the steering stage did it already (`parsed` then holds the burst's frames in
+/// order), then every frame's connection entry asked for, then the engine's work frame by
+/// frame; dropped frames are freed together at the end.
+#[allow(clippy::too_many_arguments)]
 fn process_burst(
     burst: &mut MbufBurst<BURST>,
+    parsed: &mut [Parsed; BURST],
+    already_parsed: bool,
     lb: &mut LbContext,
     in_port: impl Fn(&dpdk::Mbuf) -> u16,
     now: u32,
@@ -155,13 +162,28 @@ fn process_burst(
     counters: &mut WorkerCounters,
 ) {
     let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
-    burst.prefetch();
-    for m in burst.as_slice() {
-        engine.prefetch(snap, m.data());
+    let n = burst.len().min(BURST);
+    if !already_parsed {
+        burst.prefetch();
+        for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
+            *p = engine.parse(snap, m.data());
+        }
     }
+    for p in &parsed[..n] {
+        engine.prefetch_entry(p);
+    }
+    let mut dead: MbufBurst<BURST> = MbufBurst::new();
+    let mut i = 0;
     burst.drain_each(|mut m| {
         let from = in_port(&m);
-        match engine.process(snap, loads, now, from, &mut MbufFrame(&mut m)) {
+        let p = parsed.get(i).copied().unwrap_or_default();
+        i += 1;
+        let verdict = if i <= n {
+            engine.process_parsed(snap, loads, now, from, &p, &mut MbufFrame(&mut m))
+        } else {
+            engine.process(snap, loads, now, from, &mut MbufFrame(&mut m))
+        };
+        match verdict {
             engine::Verdict::Forward { port } => {
                 let p = usize::from(port);
                 if let Some(queued) = o.out.get_mut(p) {
@@ -177,7 +199,10 @@ fn process_burst(
                     enqueue(queued, Some(q), m, counters);
                 }
             }
-            engine::Verdict::Drop(_) => {}
+            // Freed with the others below (one bulk call).
+            engine::Verdict::Drop(_) => {
+                let _ = dead.push(m);
+            }
         }
     });
 }
@@ -245,6 +270,35 @@ fn solicit_ahead(
     }
 }
 
+/// Cycles per stage of a pass, when asked for (a TSC read costs tens of cycles on some
+/// machines, several per burst): `start` then `lap` into each stage's counter.
+struct Stopwatch {
+    on: bool,
+    last: u64,
+}
+
+impl Stopwatch {
+    fn new(on: bool) -> Stopwatch {
+        Stopwatch { on, last: 0 }
+    }
+
+    #[inline]
+    fn start(&mut self) {
+        if self.on {
+            self.last = dpdk::tsc_now();
+        }
+    }
+
+    #[inline]
+    fn lap(&mut self, stage: &mut u64) {
+        if self.on {
+            let t = dpdk::tsc_now();
+            *stage += t.wrapping_sub(self.last);
+            self.last = t;
+        }
+    }
+}
+
 /// Everything a worker owns.
 #[derive(Debug)]
 pub(crate) struct WorkerPlan {
@@ -260,6 +314,8 @@ pub(crate) struct WorkerPlan {
     /// path), if it has one.
     pub host: Vec<Option<TxQueue>>,
     pub backoff: idle::Backoff,
+    /// Count cycles per stage ([`rvs_core::stats::STAGES`]).
+    pub stage_cycles: bool,
 }
 
 /// Connections a master sent for this worker: a bounded number per pass, so a sync storm
@@ -344,6 +400,7 @@ pub(crate) fn run_lb(
     let mut counters = WorkerCounters::default();
     let mut rx: MbufBurst<BURST> = MbufBurst::new();
     let mut mine: MbufBurst<BURST> = MbufBurst::new();
+    let mut parsed = [Parsed::default(); BURST];
     let mut out: Vec<MbufBurst<BURST>> = plan.tx.iter().map(|_| MbufBurst::new()).collect();
     let mut host_out: Vec<MbufBurst<BURST>> = plan.host.iter().map(|_| MbufBurst::new()).collect();
     let mut away: Vec<MbufBurst<BURST>> =
@@ -356,6 +413,7 @@ pub(crate) fn run_lb(
     let mut solicited_at = 0;
     // A pass is counted when the next one starts (its TSC read ends the last one's time).
     let (mut pass_start, mut last_busy) = (start, None);
+    let mut watch = Stopwatch::new(plan.stage_cycles);
     while !stop.load(Ordering::Relaxed) {
         let tsc = dpdk::tsc_now();
         if let Some(busy) = last_busy.take() {
@@ -395,13 +453,12 @@ pub(crate) fn run_lb(
         let polling = plan.forwarding.load(Ordering::Relaxed);
         let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
-            let t_rx = dpdk::tsc_now();
+            watch.start();
             let n = assignment.rx.rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
-            let t_steer = dpdk::tsc_now();
-            counters.stage_cycles[stage::RX] += t_steer.wrapping_sub(t_rx);
+            watch.lap(&mut counters.stage_cycles[stage::RX]);
             busy = true;
             counters.rx_packets += n as u64;
             if mode != ForwardMode::Lb && !assignment.from_host {
@@ -432,26 +489,35 @@ pub(crate) fn run_lb(
             }
             let snap = &**lb.snapshot.get();
             let in_port = assignment.in_port;
-            // Alone, every frame is mine; otherwise each goes to its flow's owner.
+            // Alone, every frame is mine; otherwise each goes to its flow's owner (found
+            // from the frame parsed once, which the engine then starts from).
+            let parsed_here = workers > 1;
             if workers <= 1 {
                 std::mem::swap(&mut rx, &mut mine);
             } else {
                 rx.prefetch();
-            }
-            rx.drain_each(|mut m| {
-                match engine::flow_owner(snap, m.data(), workers, &lb.frag_owners) {
-                    Some(o) if o != me => {
-                        // The owner learns the receiving port from the mbuf.
-                        m.set_in_port(in_port);
-                        if let Some(b) = away.get_mut(o) {
-                            let _ = b.push(m);
+                let (engine, frags) = (&lb.engine, &*lb.frag_owners);
+                let mut kept = 0;
+                rx.drain_each(|mut m| {
+                    let p = engine.parse(snap, m.data());
+                    match p.owner(snap, m.data(), workers, frags) {
+                        Some(o) if o != me => {
+                            // The owner learns the receiving port from the mbuf.
+                            m.set_in_port(in_port);
+                            if let Some(b) = away.get_mut(o) {
+                                let _ = b.push(m);
+                            }
+                        }
+                        _ => {
+                            if let Some(slot) = parsed.get_mut(kept) {
+                                *slot = p;
+                            }
+                            kept += 1;
+                            let _ = mine.push(m);
                         }
                     }
-                    _ => {
-                        let _ = mine.push(m);
-                    }
-                }
-            });
+                });
+            }
             for (o, b) in away.iter_mut().enumerate() {
                 if b.is_empty() {
                     continue;
@@ -462,23 +528,31 @@ pub(crate) fn run_lb(
                 counters.handoff_drops += b.len() as u64;
                 b.clear();
             }
-            let t_engine = dpdk::tsc_now();
-            counters.stage_cycles[stage::STEER] += t_engine.wrapping_sub(t_steer);
+            watch.lap(&mut counters.stage_cycles[stage::STEER]);
             let mut o = Outputs {
                 tx: &mut plan.tx,
                 out: &mut out,
                 host: &mut plan.host,
                 host_out: &mut host_out,
             };
-            process_burst(&mut mine, &mut lb, |_| in_port, now, &mut o, &mut counters);
-            counters.stage_cycles[stage::ENGINE] += dpdk::tsc_now().wrapping_sub(t_engine);
+            process_burst(
+                &mut mine,
+                &mut parsed,
+                parsed_here,
+                &mut lb,
+                |_| in_port,
+                now,
+                &mut o,
+                &mut counters,
+            );
+            watch.lap(&mut counters.stage_cycles[stage::ENGINE]);
         }
         // Frames other workers handed over (their in_port is in the mbuf).
         for i in 0..lb.handoff.from.len() {
             if lb.handoff.from[i].dequeue_burst(&mut rx) == 0 {
                 continue;
             }
-            let t_engine = dpdk::tsc_now();
+            watch.start();
             busy = true;
             let mut o = Outputs {
                 tx: &mut plan.tx,
@@ -488,15 +562,17 @@ pub(crate) fn run_lb(
             };
             process_burst(
                 &mut rx,
+                &mut parsed,
+                false,
                 &mut lb,
                 |m| m.in_port(),
                 now,
                 &mut o,
                 &mut counters,
             );
-            counters.stage_cycles[stage::ENGINE] += dpdk::tsc_now().wrapping_sub(t_engine);
+            watch.lap(&mut counters.stage_cycles[stage::ENGINE]);
         }
-        let t_tx = dpdk::tsc_now();
+        watch.start();
         for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {
             if !burst.is_empty() {
                 counters.tx_packets += q.tx_burst(burst) as u64;
@@ -512,7 +588,7 @@ pub(crate) fn run_lb(
             }
         }
         if busy {
-            counters.stage_cycles[stage::TX] += dpdk::tsc_now().wrapping_sub(t_tx);
+            watch.lap(&mut counters.stage_cycles[stage::TX]);
         }
         let (engine, peers) = (&mut lb.engine, &lb.handoff.neighbours);
         engine.take_news(|ip, mac, heard| {

@@ -22,6 +22,8 @@ pub struct WorkerQueues {
     pub host: Vec<Option<TxQueue>>,
     /// The longest sleep when idle (adaptive polling), in microseconds; 0: never sleep.
     pub idle_sleep_max_us: u32,
+    /// Count TSC cycles per stage of a pass (a few TSC reads per burst).
+    pub stage_cycles: bool,
 }
 
 /// What load-balancing workers share.
@@ -115,6 +117,7 @@ impl WorkerSet {
                 forwarding: set.forwarding.clone(),
                 host: q.host,
                 backoff: crate::idle::Backoff::new(q.idle_sleep_max_us),
+                stage_cycles: q.stage_cycles,
             };
             let context = lb.map(|lb| {
                 let mut engine = Engine::new(lb.engine, 1);

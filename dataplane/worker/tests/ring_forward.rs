@@ -70,6 +70,7 @@ fn hundred_thousand_packets_arrive_byte_identical() {
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
         host: Vec::new(),
         idle_sleep_max_us: rvs_worker::idle::DEFAULT_SLEEP_MAX_US,
+        stage_cycles: true,
     }];
     let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Io, queues, None);
     launched.unwrap();

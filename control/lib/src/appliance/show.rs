@@ -218,6 +218,24 @@ impl Appliance {
                 drops + c.malformed
             );
         }
+        // With `[dataplane] stage_cycles`: where a packet's cycles go, since start.
+        for w in &self.workers {
+            let c = w.stats.read();
+            if c.rx_packets == 0 || c.stage_cycles.iter().all(|&s| s == 0) {
+                continue;
+            }
+            let stages: Vec<String> = rvs_core::stats::STAGES
+                .iter()
+                .zip(c.stage_cycles)
+                .map(|(name, cycles)| format!("{name} {:.0}", cycles as f64 / c.rx_packets as f64))
+                .collect();
+            let _ = writeln!(
+                out,
+                "worker {} cycles per packet: {}",
+                w.index,
+                stages.join(", ")
+            );
+        }
         out
     }
 

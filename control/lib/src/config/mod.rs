@@ -104,6 +104,9 @@ struct RawDataplane {
     /// Adaptive polling bound (microseconds); 0 keeps workers polling always.
     #[serde(default = "default_idle_sleep")]
     idle_sleep_max_us: u32,
+    /// Workers count TSC cycles per stage (rx, steer, engine, tx), shown by `show worker`.
+    #[serde(default)]
+    stage_cycles: bool,
     /// The SYN-flood defence: the share of the table (percent) embryonic TCP connections
     /// may hold, and the most from one client address (0: no limit).
     #[serde(default)]
@@ -132,6 +135,7 @@ impl Default for RawDataplane {
             mbuf_cache: default_mbuf_cache(),
             connections: None,
             idle_sleep_max_us: default_idle_sleep(),
+            stage_cycles: false,
             syn_share: None,
             syn_per_source: 0,
             ip_forward: false,
@@ -167,6 +171,8 @@ pub struct Config {
     pub connections: usize,
     /// Adaptive polling: an idle worker's longest sleep (microseconds; 0 never sleeps).
     pub idle_sleep_max_us: u32,
+    /// Workers count cycles per stage of a pass.
+    pub stage_cycles: bool,
     /// The SYN-flood defence (`[dataplane] syn_share`, `syn_per_source`).
     pub syn_share: u8,
     pub syn_per_source: u32,
@@ -390,6 +396,7 @@ impl Config {
             lb,
             connections,
             idle_sleep_max_us: raw.dataplane.idle_sleep_max_us,
+            stage_cycles: raw.dataplane.stage_cycles,
             syn_share,
             syn_per_source: raw.dataplane.syn_per_source,
             full_nat,

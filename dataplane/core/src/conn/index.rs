@@ -75,6 +75,20 @@ impl FlowIndex {
         }
     }
 
+    /// The ids in a key's first bucket whose tag matches (its bucket in cache after
+    /// [`FlowIndex::prefetch`]), for the caller to prefetch their entries.
+    #[inline]
+    pub fn candidates(&self, hash: u64, mut each: impl FnMut(u32)) {
+        let tag = tag_of(hash);
+        if let Some(b) = self.buckets.get(self.first(hash)) {
+            for w in 0..WAYS {
+                if b.tags[w] == tag {
+                    each(b.ids[w]);
+                }
+            }
+        }
+    }
+
     /// The id under `hash` for which `is_key` holds.
     #[inline]
     pub fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {

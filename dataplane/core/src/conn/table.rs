@@ -470,9 +470,27 @@ impl ConnTable {
             .filter(|c| c.wheel_slot != FREE)
     }
 
+    /// The hash a client-side lookup of `key` uses (computed once per packet by a burst's
+    /// first stage).
+    #[inline]
+    pub fn hash_in(&self, key: &InKey) -> u64 {
+        self.hash(key)
+    }
+
+    /// As [`ConnTable::hash_in`], for the reply side.
+    #[inline]
+    pub fn hash_out(&self, key: &OutKey) -> u64 {
+        self.hash(key)
+    }
+
     #[inline]
     pub fn lookup_in(&self, key: &InKey) -> Option<ConnId> {
-        let h = self.hash(key);
+        self.lookup_in_hashed(key, self.hash(key))
+    }
+
+    /// As [`ConnTable::lookup_in`] with the key's hash already known.
+    #[inline]
+    pub fn lookup_in_hashed(&self, key: &InKey, h: u64) -> Option<ConnId> {
         let slots = &self.slots;
         self.by_in
             .find(h, |i| {
@@ -483,7 +501,12 @@ impl ConnTable {
 
     #[inline]
     pub fn lookup_out(&self, key: &OutKey) -> Option<ConnId> {
-        let h = self.hash(key);
+        self.lookup_out_hashed(key, self.hash(key))
+    }
+
+    /// As [`ConnTable::lookup_out`] with the key's hash already known.
+    #[inline]
+    pub fn lookup_out_hashed(&self, key: &OutKey, h: u64) -> Option<ConnId> {
         let (slots, locals) = (&self.slots, &self.locals);
         self.by_out
             .find(h, |i| {
@@ -492,17 +515,33 @@ impl ConnTable {
             .map(ConnId)
     }
 
-    /// Brings the index line a client-side lookup will read into cache (a burst asks for
-    /// all its packets' lines before it looks any up).
+    /// Brings the index line a client-side lookup under hash `h` will read into cache (a
+    /// burst asks for all its packets' lines before it looks any up).
     #[inline]
-    pub fn prefetch_in(&self, key: &InKey) {
-        self.by_in.prefetch(self.hash(key));
+    pub fn prefetch_in(&self, h: u64) {
+        self.by_in.prefetch(h);
     }
 
     /// As [`ConnTable::prefetch_in`], for the reply side.
     #[inline]
-    pub fn prefetch_out(&self, key: &OutKey) {
-        self.by_out.prefetch(self.hash(key));
+    pub fn prefetch_out(&self, h: u64) {
+        self.by_out.prefetch(h);
+    }
+
+    /// Brings the entries a lookup under `h` will compare into cache (their index line
+    /// prefetched before): the second dependent miss of a lookup, overlapped over a burst.
+    #[inline]
+    pub fn prefetch_entries(&self, reply_side: bool, h: u64) {
+        let index = if reply_side {
+            &self.by_out
+        } else {
+            &self.by_in
+        };
+        index.candidates(h, |id| {
+            if let Some(c) = self.slots.get(id as usize) {
+                rvs_cpu::prefetch(c);
+            }
+        });
     }
 
     /// Inserts an entry expiring at `expires`. Refused when the table is full or the key

@@ -33,6 +33,36 @@ pub(super) struct Flow {
     pub(super) ttl: u8,
     pub(super) df: bool,
     pub(super) frag: Frag,
+    /// The hash of the connection key this packet looks up, when a burst's first stage
+    /// computed it (None: computed at the lookup).
+    pub(super) hash: KeyHash,
+}
+
+/// Which index a packet looks up first and its key's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyHash {
+    None,
+    In(u64),
+    Out(u64),
+}
+
+impl Flow {
+    /// The hash of the client-side key, if known.
+    #[inline]
+    pub(super) fn in_hash(&self) -> Option<u64> {
+        match self.hash {
+            KeyHash::In(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub(super) fn out_hash(&self) -> Option<u64> {
+        match self.hash {
+            KeyHash::Out(h) => Some(h),
+            _ => None,
+        }
+    }
 }
 
 pub(super) fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
@@ -134,6 +164,7 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
         ttl,
         df,
         frag,
+        hash: KeyHash::None,
     })
 }
 
@@ -240,40 +271,94 @@ pub fn flow_owner(
     if workers <= 1 {
         return None;
     }
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let l3 = eth.header_len();
-    let flow = match eth.ethertype() {
-        EtherType::IPV4 => parse_flow(frame, l3, false).ok()?,
-        EtherType::IPV6 => parse_flow(frame, l3, true).ok()?,
-        _ => return None,
-    };
-    if let Frag::Later(id) = flow.frag {
-        return frags.owner(&FragKey::of(&flow, id));
+    Parsed::of(frame).owner(snap, frame, workers, frags)
+}
+
+/// A frame as a burst's first stage leaves it: parsed once, its connection key hashed
+/// once and the key's index line prefetched; the later stages (the owner, the entry's
+/// prefetch, the engine's work) start from it instead of the bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Parsed(Parse);
+
+#[derive(Debug, Clone, Copy)]
+enum Parse {
+    Arp {
+        l3: usize,
+    },
+    Ip(Flow),
+    Bad(DropReason),
+    /// Neither ARP nor IP: the host's.
+    Other,
+}
+
+impl Default for Parsed {
+    fn default() -> Self {
+        Parsed(Parse::Other)
     }
-    // A reply to a full-NAT local end that is a VIP belongs with that end (the worker that
-    // gave out its port), not with the sender.
-    let reply_to_local_end = || snap.is_local_end(flow.dst) && snap.is_next_hop(flow.src);
-    let (client, port) = if has_ports(flow.proto) {
-        if snap.is_vip(flow.dst) && !reply_to_local_end() {
-            (flow.src, flow.sport)
-        } else {
-            (flow.dst, flow.dport)
-        }
-    } else {
-        // An ICMP error belongs with the connection it quotes.
-        let e = embedded(frame, &flow)?;
-        let quotes_local_end = snap.is_local_end(e.src) && snap.is_next_hop(e.dst);
-        if snap.is_vip(e.src) && !quotes_local_end {
-            (e.dst, e.dport)
-        } else {
-            (e.src, e.sport)
-        }
-    };
-    let owner = owner_of(client, port, workers);
-    if let Frag::First(id) = flow.frag {
-        frags.note(&FragKey::of(&flow, id), owner);
+}
+
+impl Parsed {
+    /// Parses a frame (no key hashed).
+    #[inline]
+    pub fn of(frame: &[u8]) -> Parsed {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Parsed(Parse::Bad(DropReason::Malformed));
+        };
+        let l3 = eth.header_len();
+        Parsed(match eth.ethertype() {
+            EtherType::ARP => Parse::Arp { l3 },
+            EtherType::IPV4 | EtherType::IPV6 => {
+                match parse_flow(frame, l3, eth.ethertype() == EtherType::IPV6) {
+                    Ok(flow) => Parse::Ip(flow),
+                    Err(r) => Parse::Bad(r),
+                }
+            }
+            _ => Parse::Other,
+        })
     }
-    Some(owner)
+
+    /// The worker that owns the frame's flow (see [`flow_owner`]).
+    pub fn owner(
+        &self,
+        snap: &Snapshot,
+        frame: &[u8],
+        workers: usize,
+        frags: &FragOwners,
+    ) -> Option<usize> {
+        let Parse::Ip(flow) = &self.0 else {
+            return None;
+        };
+        if workers <= 1 {
+            return None;
+        }
+        if let Frag::Later(id) = flow.frag {
+            return frags.owner(&FragKey::of(flow, id));
+        }
+        // A reply to a full-NAT local end that is a VIP belongs with that end (the worker
+        // that gave out its port), not with the sender.
+        let reply_to_local_end = || snap.is_local_end(flow.dst) && snap.is_next_hop(flow.src);
+        let (client, port) = if has_ports(flow.proto) {
+            if snap.is_vip(flow.dst) && !reply_to_local_end() {
+                (flow.src, flow.sport)
+            } else {
+                (flow.dst, flow.dport)
+            }
+        } else {
+            // An ICMP error belongs with the connection it quotes.
+            let e = embedded(frame, flow)?;
+            let quotes_local_end = snap.is_local_end(e.src) && snap.is_next_hop(e.dst);
+            if snap.is_vip(e.src) && !quotes_local_end {
+                (e.dst, e.dport)
+            } else {
+                (e.src, e.sport)
+            }
+        };
+        let owner = owner_of(client, port, workers);
+        if let Frag::First(id) = flow.frag {
+            frags.note(&FragKey::of(flow, id), owner);
+        }
+        Some(owner)
+    }
 }
 
 /// The worker that owns the flows of a client endpoint (see [`flow_owner`]): the one whose
@@ -285,29 +370,70 @@ pub fn owner_of(client: IpAddr, port: u16, workers: usize) -> usize {
 }
 
 impl Engine {
-    /// Brings the connection-index line `process` will read for this frame into cache: a
-    /// worker calls it for a whole burst first, so that the burst's index misses overlap
-    /// instead of stalling one packet after another.
+    /// A burst's first stage for one frame: parses it, hashes the connection key it will
+    /// look up first (the reply side for a reply to a full-NAT local end or to a client,
+    /// the client side for a VIP) and asks for that key's index line.
     #[inline]
-    pub fn prefetch(&self, snap: &Snapshot, frame: &[u8]) {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return;
-        };
-        let v6 = match eth.ethertype() {
-            EtherType::IPV4 => false,
-            EtherType::IPV6 => true,
-            _ => return,
-        };
-        let Ok(flow) = parse_flow(frame, eth.header_len(), v6) else {
-            return;
-        };
-        if !has_ports(flow.proto) {
-            return;
+    pub fn parse(&self, snap: &Snapshot, frame: &[u8]) -> Parsed {
+        let mut p = Parsed::of(frame);
+        if let Parse::Ip(flow) = &mut p.0 {
+            if has_ports(flow.proto) && !matches!(flow.frag, Frag::Later(_)) {
+                flow.hash = if snap.is_local_end(flow.dst) || !snap.is_vip(flow.dst) {
+                    let h = self.table.hash_out(&out_key(flow));
+                    self.table.prefetch_out(h);
+                    KeyHash::Out(h)
+                } else {
+                    let h = self.table.hash_in(&in_key(flow));
+                    self.table.prefetch_in(h);
+                    KeyHash::In(h)
+                };
+            }
         }
-        if snap.is_vip(flow.dst) {
-            self.table.prefetch_in(&in_key(&flow));
-        } else {
-            self.table.prefetch_out(&out_key(&flow));
+        p
+    }
+
+    /// A burst's second stage: asks for the connection entries the frame's lookup will
+    /// compare (its index line asked for by [`Engine::parse`]).
+    #[inline]
+    pub fn prefetch_entry(&self, p: &Parsed) {
+        if let Parse::Ip(flow) = &p.0 {
+            match flow.hash {
+                KeyHash::In(h) => self.table.prefetch_entries(false, h),
+                KeyHash::Out(h) => self.table.prefetch_entries(true, h),
+                KeyHash::None => {}
+            }
+        }
+    }
+
+    /// Processes one frame received on `port`.
+    pub fn process<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        port: u16,
+        frame: &mut F,
+    ) -> Verdict {
+        let p = Parsed::of(frame.bytes());
+        self.process_parsed(snap, loads, now, port, &p, frame)
+    }
+
+    /// Processes a frame [`Engine::parse`] (or [`Parsed::of`]) parsed, received on `port`.
+    #[inline]
+    pub fn process_parsed<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        port: u16,
+        p: &Parsed,
+        frame: &mut F,
+    ) -> Verdict {
+        match p.0 {
+            Parse::Arp { l3 } => self.arp(snap, now, port, l3, frame),
+            Parse::Ip(flow) => self.ip(snap, loads, now, port, flow, frame),
+            Parse::Bad(r) => self.drop(r),
+            Parse::Other => Verdict::ToHost,
         }
     }
 }

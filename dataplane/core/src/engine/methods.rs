@@ -362,7 +362,10 @@ impl Engine {
         frame: &mut F,
     ) -> Verdict {
         let key = in_key(&flow);
-        let mut found = self.table.lookup_in(&key);
+        let mut found = match flow.in_hash() {
+            Some(h) => self.table.lookup_in_hashed(&key, h),
+            None => self.table.lookup_in(&key),
+        };
         // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection, an INIT on a CLOSED
         // association, starts a new one.
         let reopens = matches!(flow.proto, proto::TCP | proto::SCTP) && opens_connection(&flow);

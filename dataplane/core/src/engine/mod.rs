@@ -30,7 +30,7 @@ pub mod snapshot;
 mod sync;
 
 pub use crate::model::{ForwardMethod, RealServer};
-pub use classify::{flow_owner, masked, owner_of};
+pub use classify::{flow_owner, masked, owner_of, Parsed};
 pub use counters::{CounterSlots, Counters, DropReason, Slot};
 pub use fragments::FragOwners;
 pub use held::HELD_TIMEOUT_S;
@@ -252,32 +252,6 @@ impl Engine {
         Verdict::Drop(r)
     }
 
-    /// Processes one frame received on `port`.
-    pub fn process<F: Frame>(
-        &mut self,
-        snap: &Snapshot,
-        loads: &[DestLoad],
-        now: u32,
-        port: u16,
-        frame: &mut F,
-    ) -> Verdict {
-        let (ethertype, l3) = match EthernetFrame::new_checked(frame.bytes()) {
-            Ok(e) => (e.ethertype(), e.header_len()),
-            Err(_) => return self.drop(DropReason::Malformed),
-        };
-        match ethertype {
-            EtherType::ARP => self.arp(snap, now, port, l3, frame),
-            EtherType::IPV4 | EtherType::IPV6 => {
-                let flow = match parse_flow(frame.bytes(), l3, ethertype == EtherType::IPV6) {
-                    Ok(f) => f,
-                    Err(r) => return self.drop(r),
-                };
-                self.ip(snap, loads, now, port, flow, frame)
-            }
-            _ => Verdict::ToHost,
-        }
-    }
-
     fn ip<F: Frame>(
         &mut self,
         snap: &Snapshot,
@@ -308,7 +282,7 @@ impl Engine {
         }
         // A reply to a full-NAT or SNAT local end (which may be a VIP or an own address).
         if tcp_or_udp && snap.is_local_end(flow.dst) {
-            if let Some(id) = self.table.lookup_out(&out_key(&flow)) {
+            if let Some(id) = self.lookup_reply(&flow) {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
         }
@@ -328,7 +302,7 @@ impl Engine {
             return self.unserved(snap, &flow, DropReason::Unsupported);
         }
         if tcp_or_udp {
-            if let Some(id) = self.table.lookup_out(&out_key(&flow)) {
+            if let Some(id) = self.lookup_reply(&flow) {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
             if let Some(&range) = snap.member_range_of(flow.proto, flow.src, flow.sport) {
@@ -352,6 +326,16 @@ impl Engine {
             return self.route_through(snap, now, flow, frame);
         }
         self.drop(DropReason::NotOurs)
+    }
+
+    /// The connection a reply-side packet belongs to (its key hashed once per packet).
+    #[inline]
+    fn lookup_reply(&self, flow: &Flow) -> Option<crate::conn::ConnId> {
+        let key = out_key(flow);
+        match flow.out_hash() {
+            Some(h) => self.table.lookup_out_hashed(&key, h),
+            None => self.table.lookup_out(&key),
+        }
     }
 
     /// A packet for a VIP that no service takes: the host's, as the local stack gets it in
