@@ -257,24 +257,23 @@ impl Stamp {
         } else {
             outer
         };
-        let (sport, seq, ts) = match ip.protocol() {
+        let (sport, dport, seq, ts) = match ip.protocol() {
             proto::TCP => {
                 let t = TcpPacket::new_checked(ip.payload()).ok()?;
-                (t.src_port(), t.seq(), t.ack_number())
+                (t.src_port(), t.dst_port(), t.seq(), t.ack_number())
             }
             proto::UDP => {
                 let u = UdpPacket::new_checked(ip.payload()).ok()?;
                 let p = u.payload().get(..8)?;
                 let word = |at: usize| u32::from_be_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
-                (u.src_port(), word(0), word(4))
+                (u.src_port(), u.dst_port(), word(0), word(4))
             }
             _ => return None,
         };
-        Some(Stamp {
-            flow: flow_of(u32::from_be_bytes(ip.src()), sport)?,
-            seq,
-            ts,
-        })
+        // The client is the source, or the destination of a frame 5tswap turned round.
+        let flow = flow_of(u32::from_be_bytes(ip.src()), sport)
+            .or_else(|| flow_of(u32::from_be_bytes(ip.dst()), dport))?;
+        Some(Stamp { flow, seq, ts })
     }
 }
 

@@ -111,6 +111,16 @@ fn custom(a: &Args, method: Method) -> Vec<Planned> {
         if method != Method::Io {
             v.push(established(Method::Io, a.traffic, size, a.flows, secs));
         }
+        // The load balancer's methods are also measured against 5tswap on the same flows.
+        if method.forward_mode().is_none() {
+            v.push(established(
+                Method::FiveTupleSwap,
+                a.traffic,
+                size,
+                a.flows,
+                secs,
+            ));
+        }
         let mut s = established(method, a.traffic, size, a.flows, secs);
         s.rate = a.rate;
         v.push(s);
@@ -239,19 +249,28 @@ fn plan(set: Set, seconds: Option<f64>) -> Vec<Planned> {
         })
     };
     let methods = [Method::Io, Method::Nat, Method::Dr, Method::Tun];
+    // testpmd's yardsticks as rvs's workers run them, beside each traffic's io.
+    let with_yardsticks = [
+        Method::Io,
+        Method::Macswap,
+        Method::FiveTupleSwap,
+        Method::Nat,
+        Method::Dr,
+        Method::Tun,
+    ];
     if full {
         for size in [60, 508] {
             for flows in [1, 10_000, 1_000_000] {
-                for m in methods {
+                for m in with_yardsticks {
                     add(established(m, Kind::Tcp, size, flows, secs), None);
                 }
             }
         }
-        for m in [Method::Io, Method::Nat] {
+        for m in [Method::Io, Method::FiveTupleSwap, Method::Nat] {
             add(established(m, Kind::Udp, 60, 10_000, secs), None);
         }
     } else {
-        for m in methods {
+        for m in with_yardsticks {
             add(established(m, Kind::Tcp, 60, 10_000, secs), None);
         }
     }
@@ -552,6 +571,11 @@ mod tests {
             [
                 ("io-tcp-128-500".to_string(), None, None),
                 (
+                    "5tswap-tcp-128-500".to_string(),
+                    None,
+                    Some("io-tcp-128-500".to_string())
+                ),
+                (
                     "dr-tcp-128-500".to_string(),
                     Some(2e6),
                     Some("io-tcp-128-500".to_string())
@@ -593,9 +617,9 @@ mod tests {
         let a = args(&["--method", "nat", "--vips", "16"]).unwrap();
         let p = custom(&a, Method::Nat);
         assert!(p.iter().all(|p| p.scenario.vips == 16));
-        assert_eq!(p[1].scenario.name, "nat-tcp-64-10k-16vips");
+        assert_eq!(p[2].scenario.name, "nat-tcp-64-10k-16vips");
         assert_eq!(
-            p[1].scenario.yardstick.as_deref(),
+            p[2].scenario.yardstick.as_deref(),
             Some("io-tcp-64-10k-16vips")
         );
         assert!(args(&["--method", "nat", "--vips", "0"]).is_err());

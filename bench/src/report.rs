@@ -17,11 +17,26 @@ pub fn add_ratios(outcomes: &mut [Outcome]) {
         .iter()
         .map(|o| (o.name.clone(), o.forwarded_mpps))
         .collect();
+    let rate_of = |name: &str| {
+        rates
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| *r)
+            .filter(|r| *r > 0.0)
+    };
     for o in outcomes.iter_mut() {
-        o.ratio = o.yardstick.as_ref().and_then(|y| {
-            let (_, base) = rates.iter().find(|(n, _)| n == y)?;
-            (*base > 0.0).then(|| o.forwarded_mpps / base)
-        });
+        o.ratio = o
+            .yardstick
+            .as_ref()
+            .and_then(|y| rate_of(y))
+            .map(|base| o.forwarded_mpps / base);
+        // The same traffic through 5tswap: "nat-tcp-64-10k" against "5tswap-tcp-64-10k".
+        o.ratio_5tswap = ["nat", "dr", "tun"]
+            .contains(&o.method.as_str())
+            .then(|| o.name.strip_prefix(o.method.as_str()))
+            .flatten()
+            .and_then(|rest| rate_of(&format!("5tswap{rest}")))
+            .map(|base| o.forwarded_mpps / base);
     }
 }
 
@@ -29,13 +44,14 @@ pub fn table(outcomes: &[Outcome]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{:<24} {:>5} {:>5} {:>8} {:>8} {:>6} {:>9} {:>8} {:>9} {:>9} {:>10}  drops",
+        "{:<24} {:>5} {:>5} {:>8} {:>8} {:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>10}  drops",
         "scenario",
         "bytes",
         "flows",
         "offered",
         "fwd Mpps",
         "ratio",
+        "5tswap",
         "lost",
         "conn/s",
         "p50 us",
@@ -46,6 +62,9 @@ pub fn table(outcomes: &[Outcome]) -> String {
         let ratio = o
             .ratio
             .map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0));
+        let vs_swap = o
+            .ratio_5tswap
+            .map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0));
         let cps = if o.conns_per_sec > 0.0 {
             format!("{:.2}M", o.conns_per_sec / 1e6)
         } else {
@@ -54,13 +73,14 @@ pub fn table(outcomes: &[Outcome]) -> String {
         let drops: Vec<String> = o.drops.iter().map(|(r, n)| format!("{r} {n}")).collect();
         let _ = writeln!(
             t,
-            "{:<24} {:>5} {:>5} {:>8.2} {:>8.2} {:>6} {:>9} {:>8} {:>9.1} {:>9.1} {:>10}  {}",
+            "{:<24} {:>5} {:>5} {:>8.2} {:>8.2} {:>6} {:>6} {:>9} {:>8} {:>9.1} {:>9.1} {:>10}  {}",
             o.name,
             o.frame_bytes.max(60) + 4,
             flows_label(o.flows),
             o.offered_mpps,
             o.forwarded_mpps,
             ratio,
+            vs_swap,
             o.lost,
             cps,
             o.latency_ns.p50 as f64 / 1e3,

@@ -39,6 +39,13 @@ const SERVER_MAC: [u8; 6] = [2, 0x5e, 0, 0, 0, 0];
 pub enum Method {
     /// The yardstick: rvs's io diagnostic mode (frames forwarded untouched).
     Io,
+    /// testpmd's macswap, as rvs's workers run it (Ethernet addresses swapped).
+    Macswap,
+    /// testpmd's 5tswap (Ethernet, IP addresses and ports swapped: the headers NAT
+    /// rewrites, with no lookup).
+    #[value(name = "5tswap")]
+    #[serde(rename = "5tswap")]
+    FiveTupleSwap,
     Nat,
     Dr,
     Tun,
@@ -48,15 +55,27 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Method::Io => "io",
+            Method::Macswap => "macswap",
+            Method::FiveTupleSwap => "5tswap",
             Method::Nat => "nat",
             Method::Dr => "dr",
             Method::Tun => "tun",
         }
     }
 
+    /// A diagnostic forwarding mode (no engine), None for the load balancer's methods.
+    pub fn forward_mode(self) -> Option<ForwardMode> {
+        match self {
+            Method::Io => Some(ForwardMode::Io),
+            Method::Macswap => Some(ForwardMode::MacSwap),
+            Method::FiveTupleSwap => Some(ForwardMode::FiveTupleSwap),
+            Method::Nat | Method::Dr | Method::Tun => None,
+        }
+    }
+
     fn ipvsadm_flag(self) -> &'static str {
         match self {
-            Method::Nat | Method::Io => "-m",
+            Method::Nat | Method::Io | Method::Macswap | Method::FiveTupleSwap => "-m",
             Method::Dr => "-g",
             Method::Tun => "-i",
         }
@@ -182,6 +201,8 @@ pub struct Outcome {
     pub yardstick: Option<String>,
     /// Forwarded rate / the yardstick's.
     pub ratio: Option<f64>,
+    /// Forwarded rate / 5tswap's on the same traffic (the load balancer's methods).
+    pub ratio_5tswap: Option<f64>,
 }
 
 impl Outcome {
@@ -354,8 +375,8 @@ impl Bench {
                 stage_cycles: true,
             })
             .collect();
-        let (mode, lb) = if s.method == Method::Io {
-            (ForwardMode::Io, None)
+        let (mode, lb) = if let Some(mode) = s.method.forward_mode() {
+            (mode, None)
         } else {
             (ForwardMode::Lb, Some(lb_setup(n, s, [a_mac, b_mac])?))
         };

@@ -6,18 +6,26 @@ use std::str::FromStr;
 /// Ethernet header length (destination, source, ethertype).
 pub const ETHER_HDR_LEN: usize = 14;
 
-/// What a worker does with each frame. `Lb` is the load balancer (the engine); `Io` and
-/// `MacSwap` are testpmd's diagnostic modes: frames received on a port go out of its peer
-/// port unchanged, or with the Ethernet addresses swapped.
+/// What a worker does with each frame. `Lb` is the load balancer (the engine); `Io`,
+/// `MacSwap` and `FiveTupleSwap` are testpmd's diagnostic modes: frames received on a port
+/// go out of its peer port unchanged, with the Ethernet addresses swapped, or with the
+/// Ethernet and IP addresses and the TCP/UDP ports swapped (the headers NAT rewrites,
+/// touched with no lookup: the yardstick for the engine's own work).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardMode {
     Lb,
     Io,
     MacSwap,
+    FiveTupleSwap,
 }
 
 impl ForwardMode {
-    pub const ALL: [ForwardMode; 3] = [ForwardMode::Lb, ForwardMode::Io, ForwardMode::MacSwap];
+    pub const ALL: [ForwardMode; 4] = [
+        ForwardMode::Lb,
+        ForwardMode::Io,
+        ForwardMode::MacSwap,
+        ForwardMode::FiveTupleSwap,
+    ];
 
     /// The mode as it travels in a shared atomic (`set fwd` at run time).
     pub fn code(self) -> u8 {
@@ -36,6 +44,7 @@ impl ForwardMode {
             ForwardMode::Lb => "lb",
             ForwardMode::Io => "io",
             ForwardMode::MacSwap => "macswap",
+            ForwardMode::FiveTupleSwap => "5tswap",
         }
     }
 }
@@ -77,7 +86,60 @@ pub fn apply(mode: ForwardMode, frame: &mut [u8]) -> Verdict {
     match mode {
         ForwardMode::Io | ForwardMode::Lb => Verdict::Forward,
         ForwardMode::MacSwap => macswap(frame),
+        ForwardMode::FiveTupleSwap => five_tuple_swap(frame),
     }
+}
+
+/// testpmd's `5tswap`: the Ethernet addresses swapped, then (through VLAN tags) the IPv4 or
+/// IPv6 addresses, then the TCP or UDP ports; what is not there is left alone. Swaps keep
+/// every checksum right.
+#[inline]
+pub fn five_tuple_swap(frame: &mut [u8]) -> Verdict {
+    if macswap(frame) == Verdict::DropMalformed {
+        return Verdict::DropMalformed;
+    }
+    let mut at = 12;
+    let ethertype =
+        |f: &[u8], at: usize| f.get(at..at + 2).map(|t| u16::from_be_bytes([t[0], t[1]]));
+    let mut kind = ethertype(frame, at);
+    while matches!(kind, Some(0x8100 | 0x88a8)) {
+        at += 4;
+        kind = ethertype(frame, at);
+    }
+    let l3 = at + 2;
+    let (proto, l4) = match kind {
+        Some(0x0800) => {
+            let Some(ihl) = frame.get(l3).map(|b| usize::from(b & 0x0f) * 4) else {
+                return Verdict::Forward;
+            };
+            if frame.len() < l3 + 20 {
+                return Verdict::Forward;
+            }
+            swap_halves(&mut frame[l3 + 12..l3 + 20]);
+            (frame[l3 + 9], l3 + ihl.max(20))
+        }
+        Some(0x86dd) => {
+            if frame.len() < l3 + 40 {
+                return Verdict::Forward;
+            }
+            swap_halves(&mut frame[l3 + 8..l3 + 40]);
+            (frame[l3 + 6], l3 + 40)
+        }
+        _ => return Verdict::Forward,
+    };
+    if matches!(proto, 6 | 17) {
+        if let Some(ports) = frame.get_mut(l4..l4 + 4) {
+            swap_halves(ports);
+        }
+    }
+    Verdict::Forward
+}
+
+/// Swaps the first and second half of `b`.
+#[inline]
+fn swap_halves(b: &mut [u8]) {
+    let (x, y) = b.split_at_mut(b.len() / 2);
+    x.swap_with_slice(y);
 }
 
 /// Swaps the Ethernet destination and source addresses.
@@ -117,6 +179,49 @@ mod tests {
     }
 
     #[test]
+    fn five_tuple_swap_swaps_what_nat_rewrites() {
+        use etherparse::PacketBuilder;
+        let build = |src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, macs: ([u8; 6], [u8; 6])| {
+            let mut v = Vec::new();
+            PacketBuilder::ethernet2(macs.0, macs.1)
+                .single_vlan(etherparse::VlanId::try_new(100).unwrap())
+                .ipv4(src, dst, 64)
+                .tcp(sp, dp, 7, 1000)
+                .write(&mut v, b"payload")
+                .unwrap();
+            v
+        };
+        let (a, b) = ([1, 1, 1, 1, 1, 1], [2, 2, 2, 2, 2, 2]);
+        let mut f = build([10, 0, 0, 1], [192, 168, 1, 100], 40000, 80, (a, b));
+        assert_eq!(five_tuple_swap(&mut f), Verdict::Forward);
+        assert_eq!(
+            f,
+            build([192, 168, 1, 100], [10, 0, 0, 1], 80, 40000, (b, a))
+        );
+        let mut v6 = Vec::new();
+        PacketBuilder::ethernet2(a, b)
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(53, 5353)
+            .write(&mut v6, b"x")
+            .unwrap();
+        let mut want = Vec::new();
+        PacketBuilder::ethernet2(b, a)
+            .ipv6([2; 16], [1; 16], 64)
+            .udp(5353, 53)
+            .write(&mut want, b"x")
+            .unwrap();
+        assert_eq!(five_tuple_swap(&mut v6), Verdict::Forward);
+        assert_eq!(v6, want);
+        // Cut anywhere: no panic; too short for Ethernet: malformed.
+        let full = build([10, 0, 0, 1], [192, 168, 1, 100], 1, 2, (a, b));
+        for len in 0..full.len() {
+            let mut cut = full[..len].to_vec();
+            let v = five_tuple_swap(&mut cut);
+            assert_eq!(v == Verdict::DropMalformed, len < 12, "len {len}");
+        }
+    }
+
+    #[test]
     fn mode_names_round_trip() {
         for m in ForwardMode::ALL {
             assert_eq!(m.name().parse::<ForwardMode>(), Ok(m));
@@ -124,6 +229,6 @@ mod tests {
         assert!("fast"
             .parse::<ForwardMode>()
             .unwrap_err()
-            .contains("lb, io, macswap"));
+            .contains("lb, io, macswap, 5tswap"));
     }
 }

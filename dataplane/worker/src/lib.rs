@@ -362,7 +362,7 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
             }
             busy = true;
             counters.rx_packets += n as u64;
-            if mode == ForwardMode::MacSwap {
+            if mode != ForwardMode::Io {
                 counters.malformed +=
                     burst.retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward) as u64;
             }
@@ -464,7 +464,7 @@ pub(crate) fn run_lb(
             if mode != ForwardMode::Lb && !assignment.from_host {
                 // A diagnostic mode set at run time (`set fwd io|macswap`): to the peer port,
                 // unchanged or with the Ethernet addresses swapped, as testpmd's engines.
-                if mode == ForwardMode::MacSwap {
+                if mode != ForwardMode::Io {
                     counters.malformed += rx
                         .retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward)
                         as u64;

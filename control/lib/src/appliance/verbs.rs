@@ -107,9 +107,9 @@ pub const VERBS: &[Verb] = &[
         phrases: &["start", "stop"],
     },
     Verb {
-        usage: "set fwd io|macswap|lb",
+        usage: "set fwd io|macswap|5tswap|lb",
         help: "the workers' forwarding mode, at run time (lb needs dataplane.forward = \"lb\")",
-        phrases: &["set fwd io", "set fwd macswap", "set fwd lb"],
+        phrases: &["set fwd io", "set fwd macswap", "set fwd 5tswap", "set fwd lb"],
     },
     Verb {
         usage: "show config fwd",
