@@ -22,7 +22,9 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(about = "pktgen-style measurements of the rvs data plane over net_ring devices")]
 struct Args {
-    /// Which scenarios: the short set (about 25 s) or the full set.
+    /// Which scenarios: the short set (about 25 s), the full set, or scaling (io, 5tswap,
+    /// NAT and DR with 1, 2, 4, 8 workers, flows spread by RSS emulation; its workers are
+    /// the lcores given, default 0,1,...,8).
     #[arg(long, value_enum, default_value_t = Set::Short)]
     set: Set,
     /// Only scenarios whose name contains this (repeatable).
@@ -146,6 +148,27 @@ fn custom(a: &Args, method: Method) -> Vec<Planned> {
 enum Set {
     Short,
     Full,
+    Scaling,
+}
+
+/// The scaling set: for 1, 2, 4 and 8 workers (as many as there are), io, 5tswap, NAT and
+/// DR on 10k flows spread over the workers' queues as a NIC's RSS would.
+fn plan_scaling(workers: usize, seconds: Option<f64>) -> Vec<Planned> {
+    let secs = seconds.unwrap_or(1.5);
+    let mut v = Vec::new();
+    for n in [1usize, 2, 4, 8].into_iter().filter(|&n| n <= workers) {
+        for m in [Method::Io, Method::FiveTupleSwap, Method::Nat, Method::Dr] {
+            let mut s = established(m, Kind::Tcp, 60, 10_000, secs);
+            s.name = format!("{}-{n}w", s.name);
+            s.yardstick = s.yardstick.map(|y| format!("{y}-{n}w"));
+            s.workers = Some(n);
+            v.push(Planned {
+                scenario: s,
+                rate_share: None,
+            });
+        }
+    }
+    v
 }
 
 fn parse_lcores(s: &str) -> Result<Lcores, String> {
@@ -216,6 +239,7 @@ fn established(method: Method, kind: Kind, size: u16, flows: u32, seconds: f64) 
         yardstick,
         wiring: Wiring::Ring,
         vips: 1,
+        workers: None,
     }
 }
 
@@ -235,6 +259,7 @@ fn syn_flood(method: Method, name: &str, seconds: f64, capacity: usize) -> Scena
         yardstick: None,
         wiring: Wiring::Ring,
         vips: 1,
+        workers: None,
     }
 }
 
@@ -299,17 +324,29 @@ fn plan(set: Set, seconds: Option<f64>) -> Vec<Planned> {
             None,
         );
     }
-    // Two processes over memif: testpmd io as the yardstick, then the rvs daemon.
+    // Two processes over memif: dpdk-testpmd's io (and 5tswap, macswap) as the
+    // yardsticks, then the rvs daemon.
     let memif_methods: &[Method] = if full {
-        &[Method::Io, Method::Nat, Method::Dr, Method::Tun]
+        &[
+            Method::Io,
+            Method::Macswap,
+            Method::FiveTupleSwap,
+            Method::Nat,
+            Method::Dr,
+            Method::Tun,
+        ]
     } else {
-        &[Method::Io, Method::Nat]
+        &[Method::Io, Method::FiveTupleSwap, Method::Nat]
     };
     for &m in memif_methods {
         let mut s = established(m, Kind::Tcp, 60, 10_000, secs);
         if m == Method::Io {
             s.name = "memif-testpmd-tcp-64-10k".into();
             s.wiring = Wiring::Memif(Dut::Testpmd);
+        } else if m.forward_mode().is_some() {
+            s.name = format!("memif-testpmd-{}", s.name);
+            s.wiring = Wiring::Memif(Dut::Testpmd);
+            s.yardstick = Some("memif-testpmd-tcp-64-10k".into());
         } else {
             s.name = format!("memif-{}", s.name);
             s.wiring = Wiring::Memif(Dut::Rvs);
@@ -369,7 +406,8 @@ fn verdicts(outcomes: &[Outcome]) -> Vec<String> {
         // Over memif the DUT reports its drops when it stops: rvs's by reason, and its full
         // ring towards the generator apart (the sink overflow).
         let lost_in_rvs = o.lost.saturating_sub(o.sink_overflow);
-        let testpmd = o.wiring == "memif" && o.method == "io";
+        let testpmd =
+            o.wiring == "memif" && ["io", "macswap", "5tswap"].contains(&o.method.as_str());
         if o.traffic != "syn" && !testpmd && lost_in_rvs > 0 {
             bad.push(format!(
                 "{}: {lost_in_rvs} of {} packets lost in rvs ({:?})",
@@ -393,9 +431,14 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // Before EAL pins this thread to its lcore.
     let machine = machine();
-    let mut planned = match args.method {
-        Some(m) => custom(&args, m),
-        None => plan(args.set, args.seconds),
+    let mut lcores = args.lcores.clone();
+    if args.set == Set::Scaling && lcores.workers.len() == 1 {
+        lcores.workers = (1..=run::MAX_WORKERS as u32).collect();
+    }
+    let mut planned = match (args.method, args.set) {
+        (Some(m), _) => custom(&args, m),
+        (None, Set::Scaling) => plan_scaling(lcores.workers.len(), args.seconds),
+        (None, set) => plan(set, args.seconds),
     };
     if !args.only.is_empty() {
         // Keep what a kept run needs for its rate.
@@ -413,7 +456,7 @@ fn main() -> std::process::ExitCode {
             .collect();
         planned.retain(|p| wanted.contains(&p.scenario.name));
     }
-    let mut bench = match Bench::new(args.lcores.generator, &args.lcores.workers, args.memory_mb) {
+    let mut bench = match Bench::new(lcores.generator, &lcores.workers, args.memory_mb) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("rvs-bench: {e}");
@@ -425,12 +468,13 @@ fn main() -> std::process::ExitCode {
         (Some(_), _) => "custom",
         (None, Set::Short) => "short",
         (None, Set::Full) => "full",
+        (None, Set::Scaling) => "scaling",
     };
     println!(
         "rvs-bench: {} scenarios ({set} set), generator lcore {}, worker lcores {:?}, {}",
         planned.len(),
-        args.lcores.generator,
-        args.lcores.workers,
+        lcores.generator,
+        lcores.workers,
         machine
     );
     match bench.check_fixtures() {
@@ -475,8 +519,15 @@ fn main() -> std::process::ExitCode {
     report::add_ratios(&mut outcomes);
     println!();
     print!("{}", report::table(&outcomes));
+    if set == "scaling" {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!();
+        print!("{}", report::scaling(&outcomes, cores));
+    }
     // The SYN-flood defence, through the engine on this core (sets only).
-    let floods = if args.method.is_none()
+    // The engine-only sections belong to the short and full sets.
+    let engine_sections = args.method.is_none() && args.set != Set::Scaling;
+    let floods = if engine_sections
         && (args.only.is_empty() || args.only.iter().any(|o| "synflood".contains(o.as_str())))
     {
         let f = flood::runs(if set == "full" { 3.0 } else { 1.0 });
@@ -488,7 +539,7 @@ fn main() -> std::process::ExitCode {
     };
 
     // NAT, full NAT, PROXY v2 and SNAT side by side through the engine (sets only).
-    let modes = if args.method.is_none()
+    let modes = if engine_sections
         && (args.only.is_empty() || args.only.iter().any(|o| "natmodes".contains(o.as_str())))
     {
         let m = nat_modes::runs(if set == "full" { 2.0 } else { 0.5 });
@@ -500,7 +551,7 @@ fn main() -> std::process::ExitCode {
     };
 
     // What ownership by rvs's own hash costs under a real NIC's RSS (computed, sets only).
-    if args.method.is_none() {
+    if engine_sections {
         println!();
         print!("{}", rss_share::line(&rss_share::shares(100_000)));
     }

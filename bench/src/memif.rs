@@ -206,7 +206,7 @@ pub fn run(
                 c.args(eal.to_vec());
                 c.args([
                     "--",
-                    "--forward-mode=io",
+                    &format!("--forward-mode={}", s.method.name()),
                     "--auto-start",
                     "--nb-cores=1",
                     "--rxq=1",
@@ -335,6 +335,7 @@ mod tests {
             listing: false,
             yardstick: None,
             wiring: crate::run::Wiring::Memif(Dut::Rvs),
+            workers: None,
         };
         let text = rvs_config(&s, Path::new("/tmp/x.sock"), "p", 1);
         let source = rvs_control::config::Source {

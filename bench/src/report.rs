@@ -11,6 +11,63 @@ pub fn flows_label(f: u32) -> String {
     }
 }
 
+/// The scaling set's summary: per method, the forwarded rate with each number of workers
+/// and its share of linear (n times the one-worker rate), the hand-off share; and which
+/// figures measure anything on this machine (workers beyond its cores share them).
+pub fn scaling(outcomes: &[Outcome], cores: usize) -> String {
+    let mut t = String::new();
+    let per_core = cores.saturating_sub(1).max(1);
+    let _ = writeln!(
+        t,
+        "scaling ({cores} cores available: the generator takes one, so rates with more than {per_core} worker(s) share cores and check the wiring, not speed; the generator's one core also caps every row)"
+    );
+    let mut methods: Vec<&str> = Vec::new();
+    for o in outcomes.iter().filter(|o| o.name.ends_with('w')) {
+        if !methods.contains(&o.method.as_str()) {
+            methods.push(&o.method);
+        }
+    }
+    for m in methods {
+        let rows: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| o.method == m && o.name.ends_with('w'))
+            .collect();
+        let one = rows
+            .iter()
+            .find(|o| o.workers == 1)
+            .map_or(0.0, |o| o.forwarded_mpps);
+        let cells: Vec<String> = rows
+            .iter()
+            .map(|o| {
+                let linear = if one > 0.0 {
+                    format!(
+                        " ({:.0}% of linear{})",
+                        100.0 * o.forwarded_mpps / (one * o.workers as f64),
+                        if o.workers > per_core {
+                            ", shared cores"
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    String::new()
+                };
+                let handed = if o.workers > 1 && o.forward_mode_is_lb() {
+                    format!(", {:.1}% handed off", o.handoff_percent)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} workers {:.2} Mpps{linear}{handed}",
+                    o.workers, o.forwarded_mpps
+                )
+            })
+            .collect();
+        let _ = writeln!(t, "  {m}: {}", cells.join("; "));
+    }
+    t
+}
+
 /// Fills in each outcome's ratio to its yardstick (same run).
 pub fn add_ratios(outcomes: &mut [Outcome]) {
     let rates: Vec<(String, f64)> = outcomes
@@ -30,12 +87,19 @@ pub fn add_ratios(outcomes: &mut [Outcome]) {
             .as_ref()
             .and_then(|y| rate_of(y))
             .map(|base| o.forwarded_mpps / base);
-        // The same traffic through 5tswap: "nat-tcp-64-10k" against "5tswap-tcp-64-10k".
-        o.ratio_5tswap = ["nat", "dr", "tun"]
-            .contains(&o.method.as_str())
-            .then(|| o.name.strip_prefix(o.method.as_str()))
-            .flatten()
-            .and_then(|rest| rate_of(&format!("5tswap{rest}")))
+        // The same traffic through 5tswap: "nat-tcp-64-10k" against "5tswap-tcp-64-10k",
+        // "memif-nat-..." against testpmd's "memif-testpmd-5tswap-...".
+        let swap_of = |name: &str| {
+            let rest = name.strip_prefix(o.method.as_str())?;
+            Some(format!("5tswap{rest}"))
+        };
+        let swap = match o.name.strip_prefix("memif-") {
+            Some(name) => swap_of(name).map(|n| format!("memif-testpmd-{n}")),
+            None => swap_of(&o.name),
+        };
+        o.ratio_5tswap = swap
+            .filter(|_| ["nat", "dr", "tun"].contains(&o.method.as_str()))
+            .and_then(|n| rate_of(&n))
             .map(|base| o.forwarded_mpps / base);
     }
 }
@@ -120,7 +184,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 o.name, o.conn_capacity, o.connections, o.table_bytes_per_conn, o.rss_growth_mib
             );
         }
-        if o.workers > 1 && o.method != "io" {
+        if o.workers > 1 && o.forward_mode_is_lb() {
             let _ = writeln!(
                 t,
                 "{}: {} workers, flows spread by RSS emulation: {:.2}% of the packets handed to another worker",
@@ -377,6 +441,47 @@ mod tests {
         let t = table(&v);
         assert!(t.lines().nth(2).unwrap().contains("75%"), "{t}");
         assert!(t.contains("10k"));
+    }
+
+    #[test]
+    fn scaling_is_shown_against_linear() {
+        let row = |name: &str, method: &str, workers: usize, mpps: f64, handed: f64| Outcome {
+            workers,
+            handoff_percent: handed,
+            ..outcome(name, method, 10_000, mpps, None)
+        };
+        let v = vec![
+            row("nat-tcp-64-10k-1w", "nat", 1, 4.0, 0.0),
+            row("nat-tcp-64-10k-2w", "nat", 2, 7.2, 0.0),
+            row("nat-tcp-64-10k-4w", "nat", 4, 8.0, 0.5),
+            row("nat-tcp-64-10k", "nat", 1, 9.0, 0.0),
+        ];
+        let t = scaling(&v, 4);
+        assert!(t.contains("more than 3 worker(s) share cores"), "{t}");
+        assert!(
+            t.contains("nat: 1 workers 4.00 Mpps (100% of linear); 2 workers 7.20 Mpps (90% of linear), 0.0% handed off; 4 workers 8.00 Mpps (50% of linear, shared cores), 0.5% handed off"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn the_balancer_is_also_measured_against_5tswap() {
+        let mut v = vec![
+            outcome("5tswap-tcp-64-10k", "5tswap", 10_000, 8.0, None),
+            outcome("nat-tcp-64-10k", "nat", 10_000, 6.0, None),
+            outcome("dr-tcp-64-1M", "dr", 1_000_000, 2.0, None),
+            outcome(
+                "memif-testpmd-5tswap-tcp-64-10k",
+                "5tswap",
+                10_000,
+                4.0,
+                None,
+            ),
+            outcome("memif-tun-tcp-64-10k", "tun", 10_000, 1.0, None),
+        ];
+        add_ratios(&mut v);
+        let got: Vec<Option<f64>> = v.iter().map(|o| o.ratio_5tswap).collect();
+        assert_eq!(got, [None, Some(0.75), None, None, Some(0.25)]);
     }
 
     #[test]

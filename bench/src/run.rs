@@ -82,6 +82,13 @@ impl Method {
     }
 }
 
+impl Outcome {
+    /// Whether the workers ran the load balancer (not a diagnostic mode).
+    pub fn forward_mode_is_lb(&self) -> bool {
+        ["nat", "dr", "tun"].contains(&self.method.as_str())
+    }
+}
+
 /// One measurement to make.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -97,6 +104,8 @@ pub struct Scenario {
     pub rate: Option<f64>,
     /// Connection table size of the worker.
     pub conn_capacity: usize,
+    /// Workers used (the first of the bench's worker lcores); None: all of them.
+    pub workers: Option<usize>,
     /// Snapshot publications (weight edits, servers added and removed) during the run.
     pub churn: usize,
     /// Connection listings (`-L -n -c`) back to back during the run, from a control
@@ -324,7 +333,11 @@ impl Bench {
             return memif::run(&self.eal, self.pool, n, s, dut, lcore, rvs_bin);
         }
         let err = |e: dpdk::Error| format!("{}: {e}", s.name);
-        let workers = self.worker_lcores.len();
+        let workers = s
+            .workers
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.worker_lcores.len());
+        let worker_lcores = &self.worker_lcores[..workers];
         let queues = workers as u16;
         let a_id = self
             .eal
@@ -360,7 +373,7 @@ impl Bench {
         let queues: Vec<WorkerQueues> = a_rx
             .into_iter()
             .zip(worker_a_tx.into_iter().zip(b_tx))
-            .zip(&self.worker_lcores)
+            .zip(worker_lcores)
             .map(|((rx, (to_a, to_b)), &lcore)| WorkerQueues {
                 lcore,
                 rx: vec![RxAssignment {
