@@ -4,7 +4,7 @@
 //! turn) and new connections per second (SYNs of distinct clients into a large table).
 //! Every packet must be forwarded: a loss is a failure, speed never is.
 
-use rvs_core::engine::{EngineConfig, FullNat, SnatRule, Verdict};
+use rvs_core::engine::{EngineConfig, FullNat, Parsed, SnatRule, Verdict};
 use rvs_testkit::lab::{snapshot_with, tcp4, Lab, GW_MAC, PORT0_MAC, PORT1_MAC, RS2_MAC};
 use rvs_wire::{Frame, VecFrame};
 use serde::Serialize;
@@ -14,6 +14,9 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Nat,
+    /// NAT again, in bursts of 32 through the worker's stages (every frame parsed and
+    /// hashed, every entry prefetched, then the engine frame by frame).
+    NatStaged,
     FullNat,
     FullNatProxy,
     Snat,
@@ -23,6 +26,7 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Nat => "nat",
+            Mode::NatStaged => "nat-staged",
             Mode::FullNat => "fullnat",
             Mode::FullNatProxy => "fullnat-proxy",
             Mode::Snat => "snat",
@@ -186,6 +190,36 @@ fn first_data(syn: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Frames a staged burst holds (the workers' burst).
+const BURST: usize = 32;
+
+/// One burst through the worker's stages; the frames not forwarded.
+fn staged_burst(
+    lab: &mut Lab,
+    chunk: &[(u16, Vec<u8>)],
+    burst: &mut [VecFrame],
+    parsed: &mut [Parsed; BURST],
+) -> u64 {
+    for ((f, p), (_, bytes)) in burst.iter_mut().zip(parsed.iter_mut()).zip(chunk) {
+        f.reset(bytes);
+        *p = lab.engine.parse(&lab.snap, f.bytes());
+    }
+    for p in &parsed[..chunk.len()] {
+        lab.engine.prefetch_entry(p);
+    }
+    let mut lost = 0;
+    for ((f, p), (port, _)) in burst.iter_mut().zip(parsed.iter()).zip(chunk) {
+        if !matches!(
+            lab.engine
+                .process_parsed(&lab.snap, &lab.loads, 1, *port, p, f),
+            Verdict::Forward { .. }
+        ) {
+            lost += 1;
+        }
+    }
+    lost
+}
+
 fn run(mode: Mode, flows: u32, seconds: f64, conns: u32) -> ModeOutcome {
     let (mut lost, mut proxy_headers) = (0u64, 0u64);
     // Established: open the flows, then a client packet and a reply in turn.
@@ -214,8 +248,24 @@ fn run(mode: Mode, flows: u32, seconds: f64, conns: u32) -> ModeOutcome {
         }
     }
     let mut frame = VecFrame::new(&[0u8; 64]);
+    let mut burst: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&[0u8; 64])).collect();
+    let mut parsed = [Parsed::default(); BURST];
     let (mut n, start) = (0u64, Instant::now());
+    if mode == Mode::NatStaged {
+        'staged: loop {
+            for chunk in frames.chunks(BURST) {
+                lost += staged_burst(&mut lab, chunk, &mut burst, &mut parsed);
+                n += chunk.len() as u64;
+                if n % 4096 < BURST as u64 && start.elapsed().as_secs_f64() >= seconds {
+                    break 'staged;
+                }
+            }
+        }
+    }
     'measure: loop {
+        if mode == Mode::NatStaged {
+            break;
+        }
         for (port, bytes) in &frames {
             frame.reset(bytes);
             if !matches!(
@@ -236,7 +286,12 @@ fn run(mode: Mode, flows: u32, seconds: f64, conns: u32) -> ModeOutcome {
     let mut lab = self::lab(mode, 4 * conns as usize);
     let syns: Vec<(u16, Vec<u8>)> = (0..conns).map(|i| opening(mode, i)).collect();
     let start_new = Instant::now();
-    for (port, syn) in &syns {
+    if mode == Mode::NatStaged {
+        for chunk in syns.chunks(BURST) {
+            lost += staged_burst(&mut lab, chunk, &mut burst, &mut parsed);
+        }
+    }
+    for (port, syn) in syns.iter().filter(|_| mode != Mode::NatStaged) {
         frame.reset(syn);
         if !matches!(
             lab.engine
@@ -266,7 +321,13 @@ pub fn runs(seconds: f64) -> Vec<ModeOutcome> {
 }
 
 fn runs_sized(seconds: f64, conns: u32, rounds: usize) -> Vec<ModeOutcome> {
-    let modes = [Mode::Nat, Mode::FullNat, Mode::FullNatProxy, Mode::Snat];
+    let modes = [
+        Mode::Nat,
+        Mode::NatStaged,
+        Mode::FullNat,
+        Mode::FullNatProxy,
+        Mode::Snat,
+    ];
     let mut all: Vec<Vec<ModeOutcome>> = vec![Vec::new(); modes.len()];
     for _ in 0..rounds.max(1) {
         for (i, m) in modes.iter().enumerate() {

@@ -166,7 +166,7 @@ fn process_burst(
     if !already_parsed {
         burst.prefetch();
         for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
-            *p = engine.parse(snap, m.data());
+            *p = engine.parse_checked(snap, m.data(), m.rx_ip_checksum_good());
         }
     }
     for p in &parsed[..n] {
@@ -499,7 +499,7 @@ pub(crate) fn run_lb(
                 let (engine, frags) = (&lb.engine, &*lb.frag_owners);
                 let mut kept = 0;
                 rx.drain_each(|mut m| {
-                    let p = engine.parse(snap, m.data());
+                    let p = engine.parse_checked(snap, m.data(), m.rx_ip_checksum_good());
                     match p.owner(snap, m.data(), workers, frags) {
                         Some(o) if o != me => {
                             // The owner learns the receiving port from the mbuf.

@@ -31,6 +31,8 @@ uint16_t rvs_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_tailroom(const struct rte_mbuf *m);
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m);
 uint64_t rvs_pktmbuf_ol_flags(const struct rte_mbuf *m);
+/* The NIC checked the IPv4 header checksum and found it good. */
+int rvs_pktmbuf_rx_ip_cksum_good(const struct rte_mbuf *m);
 /* Asks the port to compute the IPv4 header checksum of an mbuf on transmit. */
 void rvs_pktmbuf_tx_ipv4_cksum(struct rte_mbuf *m, uint16_t l2_len, uint16_t l3_len);
 /* RTE_ETH_TX_OFFLOAD_IPV4_CKSUM (an RTE_BIT64 macro bindgen cannot evaluate). */

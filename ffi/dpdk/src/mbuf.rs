@@ -118,6 +118,13 @@ impl Mbuf {
         unsafe { dpdk_sys::rvs_pktmbuf_rss_hash(self.raw()) }
     }
 
+    /// Whether the NIC checked the IPv4 header checksum and found it good.
+    #[inline]
+    pub fn rx_ip_checksum_good(&self) -> bool {
+        // SAFETY: reads a field of a valid mbuf.
+        unsafe { dpdk_sys::rvs_pktmbuf_rx_ip_cksum_good(self.raw()) != 0 }
+    }
+
     /// Offload flags (`RTE_MBUF_F_*`).
     #[inline]
     pub fn ol_flags(&self) -> u64 {

@@ -81,7 +81,13 @@ pub(super) fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
 }
 
 #[inline]
-pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReason> {
+/// `ip_checksum_good`: the NIC verified the IPv4 header checksum (not checked again).
+pub(super) fn parse_flow(
+    b: &[u8],
+    l3: usize,
+    v6: bool,
+    ip_checksum_good: bool,
+) -> Result<Flow, DropReason> {
     let bytes = b.get(l3..).ok_or(DropReason::Malformed)?;
     let (proto_num, src, dst, l4, end, ttl, df, frag) = if v6 {
         let ip = Ipv6Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
@@ -103,7 +109,7 @@ pub(super) fn parse_flow(b: &[u8], l3: usize, v6: bool) -> Result<Flow, DropReas
         )
     } else {
         let ip = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::Malformed)?;
-        if !ip.verify_checksum() {
+        if !ip_checksum_good && !ip.verify_checksum() {
             return Err(DropReason::Malformed);
         }
         let frag = match (ip.is_fragment(), ip.frag_offset()) {
@@ -301,6 +307,12 @@ impl Parsed {
     /// Parses a frame (no key hashed).
     #[inline]
     pub fn of(frame: &[u8]) -> Parsed {
+        Parsed::of_checked(frame, false)
+    }
+
+    /// As [`Parsed::of`]; `ip_checksum_good`: the NIC found the IPv4 header checksum good.
+    #[inline]
+    pub fn of_checked(frame: &[u8], ip_checksum_good: bool) -> Parsed {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Parsed(Parse::Bad(DropReason::Malformed));
         };
@@ -308,7 +320,8 @@ impl Parsed {
         Parsed(match eth.ethertype() {
             EtherType::ARP => Parse::Arp { l3 },
             EtherType::IPV4 | EtherType::IPV6 => {
-                match parse_flow(frame, l3, eth.ethertype() == EtherType::IPV6) {
+                let v6 = eth.ethertype() == EtherType::IPV6;
+                match parse_flow(frame, l3, v6, ip_checksum_good) {
                     Ok(flow) => Parse::Ip(flow),
                     Err(r) => Parse::Bad(r),
                 }
@@ -336,9 +349,10 @@ impl Parsed {
         }
         // A reply to a full-NAT local end that is a VIP belongs with that end (the worker
         // that gave out its port), not with the sender.
-        let reply_to_local_end = || snap.is_local_end(flow.dst) && snap.is_next_hop(flow.src);
         let (client, port) = if has_ports(flow.proto) {
-            if snap.is_vip(flow.dst) && !reply_to_local_end() {
+            let dst = snap.class_of(flow.dst);
+            let reply_to_local_end = || dst.is_local_end() && snap.is_next_hop(flow.src);
+            if dst.is_vip() && !reply_to_local_end() {
                 (flow.src, flow.sport)
             } else {
                 (flow.dst, flow.dport)
@@ -375,10 +389,18 @@ impl Engine {
     /// the client side for a VIP) and asks for that key's index line.
     #[inline]
     pub fn parse(&self, snap: &Snapshot, frame: &[u8]) -> Parsed {
-        let mut p = Parsed::of(frame);
+        self.parse_checked(snap, frame, false)
+    }
+
+    /// As [`Engine::parse`] for a frame whose IPv4 header checksum the NIC found good
+    /// (`ip_checksum_good`: not verified again).
+    #[inline]
+    pub fn parse_checked(&self, snap: &Snapshot, frame: &[u8], ip_checksum_good: bool) -> Parsed {
+        let mut p = Parsed::of_checked(frame, ip_checksum_good);
         if let Parse::Ip(flow) = &mut p.0 {
             if has_ports(flow.proto) && !matches!(flow.frag, Frag::Later(_)) {
-                flow.hash = if snap.is_local_end(flow.dst) || !snap.is_vip(flow.dst) {
+                let dst = snap.class_of(flow.dst);
+                flow.hash = if dst.is_local_end() || !dst.is_vip() {
                     let h = self.table.hash_out(&out_key(flow));
                     self.table.prefetch_out(h);
                     KeyHash::Out(h)

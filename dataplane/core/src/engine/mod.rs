@@ -269,9 +269,11 @@ impl Engine {
         }
         // A source no host can have, or a LAND packet (from a VIP or the appliance itself),
         // is never balanced, answered or relayed; the host's stack judges its own traffic.
+        // What each address is, looked up once.
+        let (dst, src) = (snap.class_of(flow.dst), snap.class_of(flow.src));
         let hosts_own =
-            !snap.is_vip(flow.dst) && (snap.is_local(flow.dst) || is_group_address(flow.dst));
-        if (martian(flow.src) || snap.is_vip(flow.src) || snap.is_local(flow.src)) && !hosts_own {
+            !dst.is_vip() && (snap.is_local_with(flow.dst, dst) || is_group_address(flow.dst));
+        if (martian(flow.src) || src.is_vip() || snap.is_local_with(flow.src, src)) && !hosts_own {
             return self.drop(DropReason::Martian);
         }
         if let Frag::Later(id) = flow.frag {
@@ -281,13 +283,13 @@ impl Engine {
             return v;
         }
         // A reply to a full-NAT or SNAT local end (which may be a VIP or an own address).
-        if tcp_or_udp && snap.is_local_end(flow.dst) {
+        if tcp_or_udp && dst.is_local_end() {
             if let Some(id) = self.lookup_reply(&flow) {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
         }
-        if snap.is_vip(flow.dst) {
-            if snap.is_standby(flow.dst) {
+        if dst.is_vip() {
+            if dst.is_standby() {
                 return self.drop(DropReason::Standby);
             }
             if tcp_or_udp {
@@ -311,10 +313,10 @@ impl Engine {
         }
         // The appliance's own traffic, and link-level multicast and broadcast (routing
         // protocols, VRRP) are the host's.
-        if snap.is_local(flow.dst) || is_group_address(flow.dst) {
+        if snap.is_local_with(flow.dst, dst) || is_group_address(flow.dst) {
             return Verdict::ToHost;
         }
-        if snap.is_standby(flow.dst) {
+        if dst.is_standby() {
             return self.drop(DropReason::Standby);
         }
         if snap.ip_forward && sent_to_port(snap, port, frame.bytes()) {

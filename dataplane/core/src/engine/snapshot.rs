@@ -201,17 +201,67 @@ impl Route {
     }
 }
 
+/// What an address is to the appliance, found with one lookup: a VIP (its own or within a
+/// marked prefix), managed by VRRP (and held here or not), a full-NAT/SNAT local end, a VIP
+/// whose unserved traffic is dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddrClass(u8);
+
+impl AddrClass {
+    const VIP: u8 = 1;
+    const MARKED: u8 = 2;
+    const FLOATING: u8 = 4;
+    const HELD: u8 = 8;
+    const LOCAL_END: u8 = 16;
+    const UNSERVED_DROP: u8 = 32;
+
+    #[inline]
+    pub fn is_vip(self) -> bool {
+        self.0 & (Self::VIP | Self::MARKED) != 0
+    }
+
+    /// A VIP by its own address, not only by a marked prefix.
+    #[inline]
+    pub fn is_exact_vip(self) -> bool {
+        self.0 & Self::VIP != 0
+    }
+
+    /// Whether VRRP manages the address (Some) and this box holds it (true).
+    #[inline]
+    pub fn floating_state(self) -> Option<bool> {
+        (self.0 & Self::FLOATING != 0).then_some(self.0 & Self::HELD != 0)
+    }
+
+    /// Managed by VRRP and not held here now.
+    #[inline]
+    pub fn is_standby(self) -> bool {
+        self.0 & (Self::FLOATING | Self::HELD) == Self::FLOATING
+    }
+
+    #[inline]
+    pub fn is_local_end(self) -> bool {
+        self.0 & Self::LOCAL_END != 0
+    }
+
+    #[inline]
+    pub fn drops_unserved(self) -> bool {
+        self.0 & Self::UNSERVED_DROP != 0
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub services: Vec<Service>,
     by_key: HashMap<(u8, IpAddr, u16), usize>,
-    /// VIPs as 16-byte addresses (IPv4 mapped): hashing a u128 is cheaper than an IpAddr,
-    /// and every packet asks.
-    vips: HashMap<u128, ()>,
-    /// Addresses VRRP manages, and whether this box holds them (MASTER) now. A held one
-    /// that is no VIP is the appliance's own (a floating gateway); one not held is answered
-    /// and forwarded by the peer, never here.
-    floating: HashMap<u128, bool>,
+    /// Every address that is something to the appliance, by its 16-byte form (IPv4
+    /// mapped: hashing a u128 is cheaper than an IpAddr), with [`AddrClass`] bits: VIPs;
+    /// addresses VRRP manages and whether this box holds them (MASTER) now (a held one that
+    /// is no VIP is the appliance's own, a floating gateway; one not held is answered and
+    /// forwarded by the peer, never here); full-NAT and SNAT local ends (replies to them
+    /// are looked up by the reply-side key first); VIPs whose traffic matching no service
+    /// is dropped (the others hand it to the host's stack, as LVS does with a VIP it owns:
+    /// `ssh VIP`, replies to the director). Every packet asks, once per address.
+    classes: HashMap<u128, u8>,
     pub ports: Vec<PortInfo>,
     /// Longest prefix first.
     pub routes: Vec<Route>,
@@ -221,14 +271,8 @@ pub struct Snapshot {
     /// The next hops the configuration needs: real servers (not on the appliance) and
     /// gateways. Their neighbour entries are learned whenever they speak, and kept.
     next_hops: HashMap<IpAddr, ()>,
-    /// VIPs whose traffic matching no service is dropped; the others hand it to the host's
-    /// stack, as LVS does with a VIP it owns (`ssh VIP`, replies to the director).
-    unserved_drop: HashMap<u128, ()>,
     /// Members' outgoing port ranges on VIPs.
     member_ports: Vec<MemberPorts>,
-    /// Addresses full NAT and SNAT give connections as their source: replies to them are
-    /// looked up by the reply-side key first.
-    local_ends: HashMap<u128, ()>,
     /// Source NAT for routed traffic, in order.
     pub snat: Vec<SnatRule>,
     /// Firewall-mark rules in order, each with the index of the service it selects; the
@@ -256,10 +300,10 @@ impl Snapshot {
             .filter(|(_, s)| !s.vaddr.is_unspecified())
             .map(|(i, s)| ((s.proto, s.vaddr, s.vport), i))
             .collect();
-        let vips = services
+        let mut classes: HashMap<u128, u8> = services
             .iter()
             .filter(|s| !s.vaddr.is_unspecified())
-            .map(|s| (addr_key(s.vaddr), ()))
+            .map(|s| (addr_key(s.vaddr), AddrClass::VIP))
             .collect();
         let leaders: Vec<usize> = services
             .iter()
@@ -278,7 +322,6 @@ impl Snapshot {
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.len));
         // Full NAT's local ends: its addresses, or the ports' own when it names none.
-        let mut local_ends: HashMap<u128, ()> = HashMap::new();
         for f in services.iter().filter_map(|s| s.full_nat.as_ref()) {
             let own = ports.iter().flat_map(|p| p.addrs.iter());
             let addrs: Vec<IpAddr> = if f.locals.is_empty() {
@@ -287,7 +330,7 @@ impl Snapshot {
                 f.locals.to_vec()
             };
             for a in addrs {
-                local_ends.insert(addr_key(a), ());
+                *classes.entry(addr_key(a)).or_default() |= AddrClass::LOCAL_END;
             }
         }
         let next_hops = services
@@ -300,15 +343,12 @@ impl Snapshot {
             next_hops,
             services,
             by_key,
-            vips,
-            floating: HashMap::new(),
+            classes,
             ports,
             routes,
             neighbours,
             timeouts: Timeouts::default(),
-            unserved_drop: HashMap::new(),
             member_ports: Vec::new(),
-            local_ends,
             snat: Vec::new(),
             marks: Vec::new(),
             mark_prefixes: Vec::new(),
@@ -323,7 +363,7 @@ impl Snapshot {
         for (r, _) in &rules {
             let full = if r.dst.0.is_ipv4() { 32 } else { 128 };
             if r.dst.1 == full {
-                self.vips.insert(addr_key(r.dst.0), ());
+                self.mark_as(r.dst.0, AddrClass::VIP);
             } else if !self.mark_prefixes.contains(&r.dst) {
                 self.mark_prefixes.push(r.dst);
             }
@@ -367,22 +407,50 @@ impl Snapshot {
             .iter()
             .flat_map(|p| p.addrs.iter().copied())
             .filter(|_| masquerades);
-        for a in rules.iter().filter_map(|r| r.to_source).chain(own) {
-            self.local_ends.insert(addr_key(a), ());
+        let ends: Vec<IpAddr> = rules
+            .iter()
+            .filter_map(|r| r.to_source)
+            .chain(own)
+            .collect();
+        for a in ends {
+            self.mark_as(a, AddrClass::LOCAL_END);
         }
         self.snat = rules;
+    }
+
+    /// Gives `a` the class bits `bits` (besides those it has).
+    fn mark_as(&mut self, a: IpAddr, bits: u8) {
+        *self.classes.entry(addr_key(a)).or_default() |= bits;
+    }
+
+    /// Takes the class bits `bits` from every address.
+    fn unmark_all(&mut self, bits: u8) {
+        self.classes.retain(|_, c| {
+            *c &= !bits;
+            *c != 0
+        });
+    }
+
+    /// What `a` is to the appliance (one lookup, and the marked prefixes if any).
+    #[inline]
+    pub fn class_of(&self, a: IpAddr) -> AddrClass {
+        let mut c = self.classes.get(&addr_key(a)).copied().unwrap_or(0);
+        if !self.mark_prefixes.is_empty() && self.mark_prefixes.iter().any(|p| within(a, *p)) {
+            c |= AddrClass::MARKED;
+        }
+        AddrClass(c)
     }
 
     /// An address full NAT or SNAT uses as a source (replies to it may be translated).
     #[inline]
     pub fn is_local_end(&self, a: IpAddr) -> bool {
-        !self.local_ends.is_empty() && self.local_ends.contains_key(&addr_key(a))
+        self.class_of(a).is_local_end()
     }
 
     /// Sets the members' outgoing port ranges; their VIPs become VIPs of the snapshot.
     pub fn set_member_ports(&mut self, ranges: Vec<MemberPorts>) {
         for r in &ranges {
-            self.vips.insert(addr_key(r.vip), ());
+            self.mark_as(r.vip, AddrClass::VIP);
         }
         self.member_ports = ranges;
     }
@@ -405,13 +473,16 @@ impl Snapshot {
 
     /// Sets the VIPs whose traffic for no service is dropped instead of going to the host.
     pub fn set_unserved_drop(&mut self, vips: impl IntoIterator<Item = IpAddr>) {
-        self.unserved_drop = vips.into_iter().map(|a| (addr_key(a), ())).collect();
+        self.unmark_all(AddrClass::UNSERVED_DROP);
+        for a in vips {
+            self.mark_as(a, AddrClass::UNSERVED_DROP);
+        }
     }
 
     /// Whether traffic for `vip` that matches no service is dropped (else it is the host's).
     #[inline]
     pub fn drops_unserved(&self, vip: IpAddr) -> bool {
-        !self.unserved_drop.is_empty() && self.unserved_drop.contains_key(&addr_key(vip))
+        self.class_of(vip).drops_unserved()
     }
 
     /// The service for a destination: exact port first, then the all-ports service.
@@ -438,39 +509,44 @@ impl Snapshot {
     /// not only by a marked prefix.
     #[inline]
     pub fn is_exact_vip(&self, a: IpAddr) -> bool {
-        self.vips.contains_key(&addr_key(a))
+        self.class_of(a).is_exact_vip()
     }
 
+    #[inline]
     pub fn is_vip(&self, a: IpAddr) -> bool {
-        self.vips.contains_key(&addr_key(a))
-            || (!self.mark_prefixes.is_empty() && self.mark_prefixes.iter().any(|p| within(a, *p)))
+        self.class_of(a).is_vip()
     }
 
+    #[inline]
     pub fn is_local(&self, a: IpAddr) -> bool {
-        self.ports.iter().any(|p| p.addrs.contains(&a)) || self.floating_state(a) == Some(true)
+        self.is_local_with(a, self.class_of(a))
+    }
+
+    /// As [`Snapshot::is_local`] for an address whose class is known.
+    #[inline]
+    pub fn is_local_with(&self, a: IpAddr, class: AddrClass) -> bool {
+        class.floating_state() == Some(true) || self.ports.iter().any(|p| p.addrs.contains(&a))
     }
 
     /// Sets the VRRP-managed addresses and which of them this box holds.
     pub fn set_floating(&mut self, addrs: impl IntoIterator<Item = (IpAddr, bool)>) {
-        self.floating = addrs
-            .into_iter()
-            .map(|(a, held)| (addr_key(a), held))
-            .collect();
+        self.unmark_all(AddrClass::FLOATING | AddrClass::HELD);
+        for (a, held) in addrs {
+            let held = if held { AddrClass::HELD } else { 0 };
+            self.mark_as(a, AddrClass::FLOATING | held);
+        }
     }
 
     /// Whether VRRP manages `a` (Some) and this box holds it (true).
     #[inline]
     pub fn floating_state(&self, a: IpAddr) -> Option<bool> {
-        if self.floating.is_empty() {
-            return None;
-        }
-        self.floating.get(&addr_key(a)).copied()
+        self.class_of(a).floating_state()
     }
 
     /// True for an address VRRP manages that this box does not hold now.
     #[inline]
     pub fn is_standby(&self, a: IpAddr) -> bool {
-        self.floating_state(a) == Some(false)
+        self.class_of(a).is_standby()
     }
 
     /// Out port and next-hop address for a destination.
