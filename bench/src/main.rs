@@ -431,6 +431,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // Before EAL pins this thread to its lcore.
     let machine = machine();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut lcores = args.lcores.clone();
     if args.set == Set::Scaling && lcores.workers.len() == 1 {
         lcores.workers = (1..=run::MAX_WORKERS as u32).collect();
@@ -520,7 +521,6 @@ fn main() -> std::process::ExitCode {
     println!();
     print!("{}", report::table(&outcomes));
     if set == "scaling" {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         println!();
         print!("{}", report::scaling(&outcomes, cores));
     }

@@ -108,7 +108,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{:<24} {:>5} {:>5} {:>8} {:>8} {:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>10}  drops",
+        "{:<34} {:>5} {:>5} {:>8} {:>8} {:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>10}  drops",
         "scenario",
         "bytes",
         "flows",
@@ -137,7 +137,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         let drops: Vec<String> = o.drops.iter().map(|(r, n)| format!("{r} {n}")).collect();
         let _ = writeln!(
             t,
-            "{:<24} {:>5} {:>5} {:>8.2} {:>8.2} {:>6} {:>6} {:>9} {:>8} {:>9.1} {:>9.1} {:>10}  {}",
+            "{:<34} {:>5} {:>5} {:>8.2} {:>8.2} {:>6} {:>6} {:>9} {:>8} {:>9.1} {:>9.1} {:>10}  {}",
             o.name,
             o.frame_bytes.max(60) + 4,
             flows_label(o.flows),
