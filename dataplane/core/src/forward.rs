@@ -32,11 +32,15 @@ impl ForwardMode {
         self as u8
     }
 
+    /// Read by every worker on every pass: a match, not a search.
+    #[inline]
     pub fn from_code(c: u8) -> ForwardMode {
-        ForwardMode::ALL
-            .into_iter()
-            .find(|m| m.code() == c)
-            .unwrap_or(ForwardMode::Io)
+        match c {
+            0 => ForwardMode::Lb,
+            2 => ForwardMode::MacSwap,
+            3 => ForwardMode::FiveTupleSwap,
+            _ => ForwardMode::Io,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -224,6 +228,7 @@ mod tests {
     #[test]
     fn mode_names_round_trip() {
         for m in ForwardMode::ALL {
+            assert_eq!(ForwardMode::from_code(m.code()), m);
             assert_eq!(m.name().parse::<ForwardMode>(), Ok(m));
         }
         assert!("fast"
