@@ -36,6 +36,8 @@ pub(super) struct Flow {
     /// The hash of the connection key this packet looks up, when a burst's first stage
     /// computed it (None: computed at the lookup).
     pub(super) hash: KeyHash,
+    /// What the destination is to the appliance, when the burst's first stage looked.
+    pub(super) dst_class: Option<AddrClass>,
 }
 
 /// Which index a packet looks up first and its key's hash.
@@ -171,6 +173,7 @@ pub(super) fn parse_flow(
         df,
         frag,
         hash: KeyHash::None,
+        dst_class: None,
     })
 }
 
@@ -400,6 +403,7 @@ impl Engine {
         if let Parse::Ip(flow) = &mut p.0 {
             if has_ports(flow.proto) && !matches!(flow.frag, Frag::Later(_)) {
                 let dst = snap.class_of(flow.dst);
+                flow.dst_class = Some(dst);
                 flow.hash = if dst.is_local_end() || !dst.is_vip() {
                     let h = self.table.hash_out(&out_key(flow));
                     self.table.prefetch_out(h);

@@ -36,7 +36,9 @@ pub use fragments::FragOwners;
 pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
-pub use snapshot::{FullNat, MarkRule, MemberPorts, PortInfo, Route, Service, Snapshot, SnatRule};
+pub use snapshot::{
+    AddrClass, FullNat, MarkRule, MemberPorts, PortInfo, Route, Service, Snapshot, SnatRule,
+};
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
@@ -270,7 +272,8 @@ impl Engine {
         // A source no host can have, or a LAND packet (from a VIP or the appliance itself),
         // is never balanced, answered or relayed; the host's stack judges its own traffic.
         // What each address is, looked up once.
-        let (dst, src) = (snap.class_of(flow.dst), snap.class_of(flow.src));
+        let dst = flow.dst_class.unwrap_or_else(|| snap.class_of(flow.dst));
+        let src = snap.class_of(flow.src);
         let hosts_own =
             !dst.is_vip() && (snap.is_local_with(flow.dst, dst) || is_group_address(flow.dst));
         if (martian(flow.src) || src.is_vip() || snap.is_local_with(flow.src, src)) && !hosts_own {
