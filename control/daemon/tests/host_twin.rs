@@ -197,6 +197,11 @@ host_tap = "{twin}"
         listing.contains("  -> 10.214.0.1:7080              Local   1"),
         "{listing}"
     );
+    // The same through rvsadm as JSON (an rvs extension).
+    let json = rvsadm(&["-L", "-n", "--json", "-t", "192.0.2.60:7080"]);
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["services"][0]["servers"][0]["forward"], "Local", "{v}");
     wait_for("the VIP on the twin", Duration::from_secs(10), || {
         String::from_utf8_lossy(&run(&format!("ip -o addr show dev {twin}")).stdout)
             .contains("192.0.2.60/32")

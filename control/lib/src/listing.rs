@@ -493,6 +493,86 @@ pub fn list(
     Ok(out)
 }
 
+/// `rvsadm -L -n --json` (an rvs extension): the services `-L` would list, in its order,
+/// each with its scheduler, flags, persistence, counters and rates, and its real servers
+/// with forwarding method, weight, thresholds, connection counts, counters and rates.
+/// Addresses are always numeric.
+pub fn list_json(
+    d: &Director,
+    opts: &ListOptions,
+    fig: &Figures,
+    loads: &[DestLoad],
+    size: usize,
+) -> Result<String, String> {
+    use serde_json::{json, Value};
+    let services: Vec<&VirtualService> = match opts.service {
+        Some(k) => vec![d.find(k).ok_or("No such service")?],
+        None => ordered(d, opts.nosort),
+    };
+    let counters = |s: Stats| {
+        json!({"conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts,
+               "inbytes": s.inbytes, "outbytes": s.outbytes})
+    };
+    let rates = |s: Stats| {
+        json!({"cps": s.conns, "inpps": s.inpkts, "outpps": s.outpkts,
+               "inbps": s.inbytes, "outbps": s.outbytes})
+    };
+    let list: Vec<Value> = services
+        .iter()
+        .map(|vs| {
+            let mut svc = match vs.spec.key {
+                ServiceKey::Addr(p, a) => {
+                    json!({"protocol": p.name().trim(), "address": endpoint(a.ip(), a.port())})
+                }
+                ServiceKey::Fwmark { mark, ipv6 } => {
+                    json!({"fwmark": mark, "family": if ipv6 { "ipv6" } else { "ipv4" }})
+                }
+            };
+            let flags = sched_flags(vs);
+            let servers: Vec<Value> = dests_of(vs, opts.nosort)
+                .into_iter()
+                .map(|dest| {
+                    let (a, i, p) = loads
+                        .get(dest.id)
+                        .map(|l| (l.active(), l.inactive(), l.persistent()))
+                        .unwrap_or_default();
+                    json!({
+                        "address": endpoint(dest.addr, dest.port),
+                        "forward": if d.is_local(dest.addr) { "Local" } else { dest.method.ipvsadm_word() },
+                        "weight": dest.weight as i32,
+                        "u_threshold": dest.upper,
+                        "l_threshold": dest.lower,
+                        "active_conns": a,
+                        "inactive_conns": i,
+                        "persistent_conns": p,
+                        "stats": counters(fig.dest(dest, false)),
+                        "rates": rates(fig.dest(dest, true)),
+                    })
+                })
+                .collect();
+            if let Some(o) = svc.as_object_mut() {
+                o.insert("scheduler".into(), vs.spec.scheduler.name().into());
+                o.insert(
+                    "flags".into(),
+                    flags.split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>().into(),
+                );
+                o.insert("persistent".into(), vs.spec.persistent.into());
+                o.insert("netmask".into(), mask_text(vs).into());
+                o.insert("pe".into(), vs.spec.pe.clone().into());
+                o.insert("one_packet".into(), vs.spec.one_packet.into());
+                o.insert("stats".into(), counters(fig.service(vs, false)));
+                o.insert("rates".into(), rates(fig.service(vs, true)));
+                o.insert("servers".into(), servers.into());
+            }
+            svc
+        })
+        .collect();
+    let doc = json!({"version": "1.2.1", "size": size, "services": list});
+    serde_json::to_string_pretty(&doc)
+        .map(|t| t + "\n")
+        .map_err(|e| e.to_string())
+}
+
 /// `ipvsadm -L --timeout`.
 pub fn timeouts(t: &Timeouts) -> String {
     format!(
@@ -640,6 +720,64 @@ FWM  10 rr persistent 600
   -> 10.1.1.3:0                   Tunnel  1      0          0         
 ";
         assert_eq!(text, want);
+    }
+
+    /// The JSON listing holds what `-L -n`, `--stats`, `--rate` and `--thresholds` show,
+    /// in `-L`'s order.
+    #[test]
+    fn the_json_listing_is_the_list_as_data() {
+        let d = director(RULES);
+        d.loads()[d.services[0].dests[1].id].bind();
+        let mut fig = Figures {
+            entries: vec![Stats::default(); 16],
+            dests: vec![Stats::default(); 16],
+            entry_rates: vec![Stats::default(); 16],
+            dest_rates: vec![Stats::default(); 16],
+        };
+        let e = usize::from(d.services[0].entries[0].id);
+        fig.entries[e].inpkts = 123_456_789;
+        // dests[1] is 10.0.0.1, listed first (as -L -n above shows).
+        fig.dest_rates[d.services[0].dests[1].id].conns = 7;
+        let opts = match parse_args(&["-L", "-n"]).unwrap() {
+            Command::List(o) => o,
+            c => panic!("{c:?}"),
+        };
+        let text = list_json(&d, &opts, &fig, d.loads(), 4096).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["size"], 4096);
+        let svcs = v["services"].as_array().unwrap();
+        assert_eq!(svcs.len(), 4);
+        assert_eq!(svcs[0]["protocol"], "TCP");
+        assert_eq!(svcs[0]["address"], "192.168.1.100:80");
+        assert_eq!(svcs[0]["scheduler"], "wrr");
+        assert_eq!(svcs[0]["stats"]["inpkts"], 123_456_789);
+        let rs = svcs[0]["servers"].as_array().unwrap();
+        assert_eq!(
+            (rs[0]["address"].as_str(), rs[0]["forward"].as_str()),
+            (Some("10.0.0.1:80"), Some("Masq"))
+        );
+        assert_eq!(rs[0]["weight"], 3);
+        assert_eq!(rs[0]["rates"]["cps"], 7);
+        assert_eq!(
+            (
+                rs[0]["inactive_conns"].as_u64(),
+                rs[1]["inactive_conns"].as_u64()
+            ),
+            (Some(1), Some(0))
+        );
+        assert_eq!(svcs[1]["persistent"], 3600);
+        assert_eq!(svcs[1]["netmask"], "255.255.255.0");
+        assert_eq!(svcs[2]["address"], "[2001:db8::1]:53");
+        assert_eq!(svcs[2]["flags"], serde_json::json!(["sh-fallback"]));
+        assert_eq!(svcs[3]["fwmark"], 10);
+        assert_eq!(svcs[3]["servers"][0]["forward"], "Tunnel");
+        let one = ListOptions {
+            service: Some(d.services[0].spec.key),
+            ..opts
+        };
+        let text = list_json(&d, &one, &fig, d.loads(), 1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["services"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

@@ -308,11 +308,29 @@ impl Appliance {
     }
 
     /// An ipvsadm command line (arguments without the program name; stdin for -R).
+    /// `--json` (an rvs extension) asks for the service listing as JSON.
     pub fn ipvsadm<S: AsRef<str>>(&self, args: &[S], stdin: &str) -> Reply {
-        let cmd = match ipvsadm::parse_command(args, "ipvsadm") {
+        let json = args.iter().any(|a| a.as_ref() == "--json");
+        let args: Vec<&str> = args
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|a| *a != "--json")
+            .collect();
+        let cmd = match ipvsadm::parse_command(&args, "ipvsadm") {
             Ok(c) => c,
             Err(f) => return failure(f),
         };
+        if json {
+            return match cmd {
+                Command::List(opts) if !(opts.daemon || opts.timeout || opts.connections) => {
+                    self.list_json(&opts)
+                }
+                _ => Reply::fail(
+                    2,
+                    "--json: only with -L/--list of the services (not -c, --timeout or --daemon)",
+                ),
+            };
+        }
         match cmd {
             Command::List(opts) => self.list(&opts),
             Command::Zero(key) => self.zero_service(key),
@@ -393,6 +411,16 @@ impl Appliance {
         let d = self.director.lock();
         let size = self.conn_capacity * self.workers.len().max(1);
         match listing::list(&d, opts, &fig, d.loads(), size) {
+            Ok(t) => Reply::ok(t),
+            Err(e) => Reply::fail(1, e),
+        }
+    }
+
+    fn list_json(&self, opts: &ListOptions) -> Reply {
+        let fig = self.figures();
+        let d = self.director.lock();
+        let size = self.conn_capacity * self.workers.len().max(1);
+        match listing::list_json(&d, opts, &fig, d.loads(), size) {
             Ok(t) => Reply::ok(t),
             Err(e) => Reply::fail(1, e),
         }
@@ -783,6 +811,46 @@ mod tests {
             stats: Arc::new(rvs_core::WorkerStats::default()),
         }];
         Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
+    }
+
+    /// `--json` lists the services as JSON (rvsadm and the socket), and only that.
+    #[test]
+    fn json_listings() {
+        let a = appliance();
+        assert_eq!(
+            a.ipvsadm(&["-A", "-t", "10.0.0.1:80", "-s", "rr"], "")
+                .status,
+            0
+        );
+        assert_eq!(
+            a.ipvsadm(
+                &["-a", "-t", "10.0.0.1:80", "-r", "10.1.0.1", "-m", "-w", "5"],
+                ""
+            )
+            .status,
+            0
+        );
+        let r = a.ipvsadm(&["-L", "-n", "--json"], "");
+        assert_eq!(r.status, 0, "{}", r.err);
+        let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+        assert_eq!(v["size"], 1024);
+        assert_eq!(v["services"][0]["address"], "10.0.0.1:80");
+        assert_eq!(v["services"][0]["servers"][0]["address"], "10.1.0.1:80");
+        assert_eq!(v["services"][0]["servers"][0]["weight"], 5);
+        let one = a.ipvsadm(&["--json", "-L", "-t", "10.0.0.1:80"], "");
+        assert_eq!(one.status, 0);
+        for bad in [
+            &["-L", "-c", "--json"][..],
+            &["-L", "--timeout", "--json"],
+            &["-A", "-t", "10.0.0.2:80", "--json"],
+        ] {
+            let r = a.ipvsadm(bad, "");
+            assert_eq!(r.status, 2, "{bad:?}");
+            assert!(r.err.contains("--json: only with -L"), "{}", r.err);
+        }
+        assert_eq!(a.director.lock().services.len(), 1, "nothing added");
+        let missing = a.ipvsadm(&["-L", "-t", "10.9.9.9:80", "--json"], "");
+        assert_eq!((missing.status, missing.err.trim()), (1, "No such service"));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! firewall-mark rules, `rvsadm --mark add|del MARK PROTO DEST[/LEN][:PORTS] [from SRC]`
 //! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS);
 //! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy]]` shows or sets full NAT;
-//! `rvsadm --snat [add|del KEY VALUE...]` shows or changes the source NAT rules.
+//! `rvsadm --snat [add|del KEY VALUE...]` shows or changes the source NAT rules;
+//! `rvsadm -L -n --json` lists the services, their real servers and counters as JSON.
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -36,8 +37,10 @@ fn main() {
         };
         talk(&req);
     }
-    // What ipvsadm answers without the kernel is answered here, with its words and status.
-    let stdin = match parse_command(&args, &program) {
+    // What ipvsadm answers without the kernel is answered here, with its words and status
+    // (`--json`, rvs's listing in JSON, is the daemon's to check).
+    let plain: Vec<&String> = args.iter().filter(|a| *a != "--json").collect();
+    let stdin = match parse_command(&plain, &program) {
         Err(f) => {
             eprintln!("{}", f.message);
             std::process::exit(f.status);
