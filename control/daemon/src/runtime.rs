@@ -870,6 +870,32 @@ fn serve(
             }));
         }
     };
+    let metrics_stop = Arc::new(AtomicBool::new(false));
+    let metrics = match cfg.metrics_listen {
+        Some(addr) => {
+            match rvs_control::metrics_http::serve(addr, appliance.clone(), metrics_stop.clone()) {
+                Ok(h) => {
+                    if !addr.ip().is_loopback() {
+                        eprintln!("rvs: notice: metrics on {addr}, not only loopback: anyone who reaches it reads the counters");
+                    }
+                    println!("rvs: metrics on http://{addr}/metrics");
+                    Some(h)
+                }
+                Err(e) => {
+                    control_stop.store(true, Ordering::Relaxed);
+                    let _ = control.join();
+                    appliance.stop_health();
+                    return Some(RunError::Config(ConfigError {
+                        file: cfg.source.file.clone(),
+                        line: None,
+                        field: "metrics.listen".into(),
+                        message: format!("{addr}: {e}"),
+                    }));
+                }
+            }
+        }
+        None => None,
+    };
     println!(
         "rvs: forwarding; control socket {} (rvsadm); {} to stop",
         cfg.socket.display(),
@@ -904,6 +930,10 @@ fn serve(
     appliance.stop_health();
     control_stop.store(true, Ordering::Relaxed);
     let _ = control.join();
+    metrics_stop.store(true, Ordering::Relaxed);
+    if let Some(m) = metrics {
+        let _ = m.join();
+    }
     // The console thread may sit in a blocking read of the terminal; it is not joined.
     drop(console);
     failure

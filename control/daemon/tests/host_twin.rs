@@ -56,6 +56,11 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
     .unwrap();
     let config = dir.join("rvs.toml");
     let socket = dir.join("rvs.sock");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         &config,
         format!(
@@ -67,6 +72,9 @@ file_prefix = "rvs-twin-{pid}"
 
 [control]
 socket = "{}"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 
 [[port]]
 name = "wire"
@@ -232,6 +240,45 @@ host_tap = "{twin}"
             String::from_utf8_lossy(&o.stdout).contains("local-ok")
         },
     );
+
+    // The metrics endpoint counts that connection and the port's packets.
+    let scrape = |path: &str| {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(c, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+        let mut page = String::new();
+        c.read_to_string(&mut page).unwrap();
+        page
+    };
+    let page = scrape("/metrics");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    let value = |prefix: &str| -> u64 {
+        page.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} in {page}"))
+    };
+    let svc = "local_address=\"192.0.2.60\",local_port=\"7080\",local_mark=\"\",proto=\"TCP\"";
+    assert!(
+        value(&format!("rvs_service_connections_total{{{svc}}}")) >= 1,
+        "{page}"
+    );
+    assert!(
+        value(&format!("rvs_service_incoming_packets_total{{{svc}}}")) >= 3,
+        "{page}"
+    );
+    assert_eq!(
+        value(&format!(
+            "node_ipvs_backend_weight{{{svc},remote_address=\"10.214.0.1\",remote_port=\"7080\"}}"
+        )),
+        1
+    );
+    assert!(
+        value("rvs_port_rx_packets_total{port=\"wire\"}") >= 3,
+        "{page}"
+    );
+    assert!(scrape("/nothing").starts_with("HTTP/1.1 404"));
 
     let mut rvs = lab.rvs.take().unwrap();
     Command::new("kill")

@@ -265,6 +265,47 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             std::thread::yield_now();
         }
     }
+    // The metrics page counts what was sent: every packet in by the worker and through the
+    // service, every connection the traffic opened, the weights as set.
+    let metric = |text: &str, line_start: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut page = appliance.metrics();
+    while metric(&page, "rvs_worker_rx_packets_total{worker=\"0\"}") != Some(sent)
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        page = appliance.metrics();
+    }
+    assert_eq!(
+        metric(&page, "rvs_worker_rx_packets_total{worker=\"0\"}"),
+        Some(sent),
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, "node_ipvs_incoming_packets_total "),
+        Some(sent)
+    );
+    assert_eq!(metric(&page, "node_ipvs_outgoing_packets_total "), Some(0));
+    assert_eq!(
+        metric(&page, "node_ipvs_connections_total "),
+        Some(u64::from(LONG_FLOWS) + u64::from(new_flows))
+    );
+    assert_eq!(
+        metric(&page, "rvs_service_incoming_packets_total{local_address=\"192.168.1.100\",local_port=\"80\",local_mark=\"\",proto=\"TCP\"}"),
+        Some(sent)
+    );
+    assert!(page.contains("node_ipvs_backend_weight{local_address=\"192.168.1.100\",local_port=\"80\",local_mark=\"\",proto=\"TCP\",remote_address=\"10.0.0.3\",remote_port=\"80\"} 1\n"), "{page}");
+    assert_eq!(
+        metric(
+            &page,
+            "rvs_worker_drops_total{worker=\"0\",reason=\"malformed\"}"
+        ),
+        Some(0)
+    );
     // `set fwd` at run time: the same worker forwards as testpmd's macswap, then io (to the
     // peer port), then balances again.
     for (mode, swapped) in [(ForwardMode::MacSwap, true), (ForwardMode::Io, false)] {

@@ -27,6 +27,7 @@ mod figures;
 mod ha;
 mod health;
 mod host_vips;
+mod metrics;
 mod show;
 pub mod verbs;
 

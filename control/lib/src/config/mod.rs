@@ -57,6 +57,8 @@ struct RawConfig {
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default, rename = "vrrp_instance")]
     vrrp_instances: Vec<toml::Table>,
@@ -73,6 +75,13 @@ struct RawConfig {
 struct RawControl {
     socket: Option<String>,
     rules: Option<Spanned<String>>,
+}
+
+/// `[metrics]`: where the Prometheus endpoint listens (off when absent).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 /// `ipvsadm --set tcp tcpfin udp`; 0 or absent keeps the default.
@@ -182,6 +191,8 @@ pub struct Config {
     pub limits: crate::director::Limits,
     /// The control socket's path: `[control] socket`, else `RVS_SOCKET`, else the default.
     pub socket: PathBuf,
+    /// `[metrics] listen`: the Prometheus endpoint's address (None: no endpoint).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// An ipvsadm rules file (`rvsadm -S` output) applied after the TOML's services.
     pub rules: Option<(PathBuf, String)>,
     /// `ipvsadm --set` values (0 = default).
@@ -324,6 +335,19 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        let metrics_listen = match &raw.metrics.listen {
+            Some(l) => Some(l.get_ref().parse::<std::net::SocketAddr>().map_err(|_| {
+                source.error(
+                    l.span(),
+                    "metrics.listen",
+                    format!(
+                        "{:?} is not an address and port (such as \"127.0.0.1:9108\")",
+                        l.get_ref()
+                    ),
+                )
+            })?),
+            None => None,
+        };
         let rules = match &raw.control.rules {
             Some(r) => {
                 let path = base.join(r.get_ref());
@@ -406,6 +430,7 @@ impl Config {
                 .socket
                 .map(PathBuf::from)
                 .unwrap_or_else(crate::socket::client_path),
+            metrics_listen,
             rules,
             timeouts,
             vrrp,
@@ -788,6 +813,11 @@ vrrp_sync_group G { group { VI_1 } }
                 TWO_PORTS.replace("rx_queues = 2", "rss_hash = [\"ip\", \"mac\"]"),
                 "port[0].rss_hash",
                 "unknown hash field \"mac\"",
+            ),
+            (
+                format!("{TWO_PORTS}[metrics]\nlisten = \"localhost\"\n"),
+                "metrics.listen",
+                "not an address and port",
             ),
             (
                 TWO_PORTS.replace("rx_queues = 2", "faces = \"routers\""),

@@ -1,0 +1,347 @@
+//! The Prometheus text exposition of what the appliance counts (`[metrics] listen`): per
+//! service and real server the names and labels node_exporter's ipvs collector uses (so
+//! its dashboards work unchanged), per worker and port rvs's own, and the VRRP instances'
+//! state as the keepalived exporter names it. Counters are the raw running totals (an
+//! `ipvsadm -Z` does not reset them, as Prometheus counters must not go back).
+
+use super::*;
+use crate::listing::Stats;
+use rvs_core::sched::DestLoad;
+use rvs_core::RealServer;
+
+/// One metric family: its help and type lines, then the samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, String)], value: impl std::fmt::Display) {
+        let _ = write!(self.out, "{name}");
+        if !labels.is_empty() {
+            let parts: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            let _ = write!(self.out, "{{{}}}", parts.join(","));
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// A label value as the text format wants it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// node_exporter's labels of a service: address, port, protocol, or the mark.
+fn service_labels(key: ServiceKey) -> Vec<(&'static str, String)> {
+    match key {
+        ServiceKey::Addr(p, a) => vec![
+            ("local_address", a.ip().to_string()),
+            ("local_port", a.port().to_string()),
+            ("local_mark", String::new()),
+            ("proto", p.name().trim().to_string()),
+        ],
+        ServiceKey::Fwmark { mark, .. } => vec![
+            ("local_address", String::new()),
+            ("local_port", "0".into()),
+            ("local_mark", mark.to_string()),
+            ("proto", "FWM".into()),
+        ],
+    }
+}
+
+impl Appliance {
+    /// The metrics page, as `GET /metrics` serves it.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        let mut f = Family { out: &mut out };
+        let fig = self.raw_figures();
+        let d = self.director.lock();
+        let loads = d.loads();
+        // node_exporter's totals (/proc/net/ip_vs_stats).
+        let total = d.services.iter().fold(Stats::default(), |acc, vs| {
+            let s = vs.entries.iter().fold(Stats::default(), |a, e| {
+                a.plus(
+                    &fig.entries
+                        .get(usize::from(e.id))
+                        .copied()
+                        .unwrap_or_default(),
+                )
+            });
+            acc.plus(&s)
+        });
+        for (name, help, v) in [
+            (
+                "node_ipvs_connections_total",
+                "The total number of connections made.",
+                total.conns,
+            ),
+            (
+                "node_ipvs_incoming_packets_total",
+                "The total number of incoming packets.",
+                total.inpkts,
+            ),
+            (
+                "node_ipvs_outgoing_packets_total",
+                "The total number of outgoing packets.",
+                total.outpkts,
+            ),
+            (
+                "node_ipvs_incoming_bytes_total",
+                "The total amount of incoming data.",
+                total.inbytes,
+            ),
+            (
+                "node_ipvs_outgoing_bytes_total",
+                "The total amount of outgoing data.",
+                total.outbytes,
+            ),
+        ] {
+            f.head(name, "counter", help);
+            f.sample(name, &[], v);
+        }
+        // Per real server, with node_exporter's labels.
+        type Pick = fn(&DestLoad, &RealServer) -> u64;
+        let backend: [(&str, &str, &str, Pick); 3] = [
+            (
+                "node_ipvs_backend_connections_active",
+                "gauge",
+                "The current active connections by local and remote address.",
+                |l, _| u64::from(l.active()),
+            ),
+            (
+                "node_ipvs_backend_connections_inactive",
+                "gauge",
+                "The current inactive connections by local and remote address.",
+                |l, _| u64::from(l.inactive()),
+            ),
+            (
+                "node_ipvs_backend_weight",
+                "gauge",
+                "The current backend weight by local and remote address.",
+                |_, r| u64::from(r.weight),
+            ),
+        ];
+        for (name, kind, help, pick) in backend {
+            f.head(name, kind, help);
+            for vs in &d.services {
+                for r in &vs.dests {
+                    let mut labels = service_labels(vs.spec.key);
+                    labels.push(("remote_address", r.addr.to_string()));
+                    labels.push(("remote_port", r.port.to_string()));
+                    let v = loads.get(r.id).map_or(0, |l| pick(l, r));
+                    f.sample(name, &labels, v);
+                }
+            }
+        }
+        // rvs's per service and per real server counters.
+        type Field = fn(&Stats) -> u64;
+        let fields: [(&str, &str, Field); 5] = [
+            ("connections_total", "Connections scheduled.", |s| s.conns),
+            ("incoming_packets_total", "Packets from clients.", |s| {
+                s.inpkts
+            }),
+            (
+                "outgoing_packets_total",
+                "Packets to clients (NAT replies).",
+                |s| s.outpkts,
+            ),
+            ("incoming_bytes_total", "Bytes from clients.", |s| s.inbytes),
+            (
+                "outgoing_bytes_total",
+                "Bytes to clients (NAT replies).",
+                |s| s.outbytes,
+            ),
+        ];
+        for (suffix, help, field) in fields {
+            let name = format!("rvs_service_{suffix}");
+            f.head(&name, "counter", help);
+            for vs in &d.services {
+                let s = vs.entries.iter().fold(Stats::default(), |a, e| {
+                    a.plus(
+                        &fig.entries
+                            .get(usize::from(e.id))
+                            .copied()
+                            .unwrap_or_default(),
+                    )
+                });
+                f.sample(&name, &service_labels(vs.spec.key), field(&s));
+            }
+            let name = format!("rvs_backend_{suffix}");
+            f.head(&name, "counter", help);
+            for vs in &d.services {
+                for r in &vs.dests {
+                    let mut labels = service_labels(vs.spec.key);
+                    labels.push(("remote_address", r.addr.to_string()));
+                    labels.push(("remote_port", r.port.to_string()));
+                    let s = fig.dests.get(r.id).copied().unwrap_or_default();
+                    f.sample(&name, &labels, field(&s));
+                }
+            }
+        }
+        drop(d);
+        // Workers.
+        type WorkerField = fn(&rvs_core::WorkerCounters) -> u64;
+        let worker: [(&str, &str, &str, WorkerField); 7] = [
+            (
+                "rvs_worker_rx_packets_total",
+                "counter",
+                "Packets the worker received.",
+                |c| c.rx_packets,
+            ),
+            (
+                "rvs_worker_tx_packets_total",
+                "counter",
+                "Packets the worker sent.",
+                |c| c.tx_packets,
+            ),
+            (
+                "rvs_worker_tx_dropped_total",
+                "counter",
+                "Packets a full tx queue did not take.",
+                |c| c.tx_dropped,
+            ),
+            (
+                "rvs_worker_handoffs_total",
+                "counter",
+                "Frames handed to the worker owning their flow.",
+                |c| c.handoffs,
+            ),
+            (
+                "rvs_worker_polls_total",
+                "counter",
+                "Passes over the rx queues.",
+                |c| c.polls,
+            ),
+            (
+                "rvs_worker_busy_polls_total",
+                "counter",
+                "Passes that found packets.",
+                |c| c.busy_polls,
+            ),
+            (
+                "rvs_worker_sleeps_total",
+                "counter",
+                "Idle sleeps (adaptive polling).",
+                |c| c.sleeps,
+            ),
+        ];
+        let reads: Vec<_> = self.workers.iter().map(|w| (w, w.stats.read())).collect();
+        for (name, kind, help, field) in worker {
+            f.head(name, kind, help);
+            for (w, c) in &reads {
+                f.sample(name, &[("worker", w.index.to_string())], field(c));
+            }
+        }
+        f.head(
+            "rvs_worker_busy_ratio",
+            "gauge",
+            "Share of the worker's time in passes that found packets, since start.",
+        );
+        for (w, c) in &reads {
+            f.sample(
+                "rvs_worker_busy_ratio",
+                &[("worker", w.index.to_string())],
+                c.busy_share(),
+            );
+        }
+        f.head(
+            "rvs_worker_connections",
+            "gauge",
+            "Entries in the worker's connection table.",
+        );
+        for w in &self.workers {
+            f.sample(
+                "rvs_worker_connections",
+                &[("worker", w.index.to_string())],
+                w.stats.connections(),
+            );
+        }
+        f.head(
+            "rvs_worker_drops_total",
+            "counter",
+            "Packets the worker's engine dropped, by reason.",
+        );
+        for w in &self.workers {
+            let e = w.stats.read_engine();
+            for r in rvs_core::engine::DropReason::ALL {
+                let labels = [
+                    ("worker", w.index.to_string()),
+                    ("reason", r.name().to_string()),
+                ];
+                f.sample("rvs_worker_drops_total", &labels, e.drops[r as usize]);
+            }
+        }
+        // Ports.
+        type PortField = fn(&PortCounters) -> u64;
+        let port: [(&str, &str, PortField); 6] = [
+            (
+                "rvs_port_rx_packets_total",
+                "Packets the port received.",
+                |c| c.ipackets,
+            ),
+            ("rvs_port_tx_packets_total", "Packets the port sent.", |c| {
+                c.opackets
+            }),
+            ("rvs_port_rx_bytes_total", "Bytes the port received.", |c| {
+                c.ibytes
+            }),
+            ("rvs_port_tx_bytes_total", "Bytes the port sent.", |c| {
+                c.obytes
+            }),
+            (
+                "rvs_port_rx_missed_total",
+                "Packets the port dropped for want of rx descriptors.",
+                |c| c.imissed,
+            ),
+            (
+                "rvs_port_rx_errors_total",
+                "Erroneous packets the port received.",
+                |c| c.ierrors,
+            ),
+        ];
+        let counters: Vec<(String, PortCounters)> = self
+            .ports
+            .lock()
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.port.counters().ok()?)))
+            .collect();
+        for (name, help, field) in port {
+            f.head(name, "counter", help);
+            for (port, c) in &counters {
+                f.sample(name, &[("port", port.clone())], field(c));
+            }
+        }
+        // VRRP, as the keepalived exporter has it (0 init, 1 backup, 2 master, 3 fault).
+        if let Some(status) = self.vrrp.lock().clone() {
+            f.head(
+                "keepalived_vrrp_state",
+                "gauge",
+                "State of the VRRP instance (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT).",
+            );
+            for i in status.lock().iter() {
+                let state = match i.state.as_str() {
+                    "BACKUP" => 1,
+                    "MASTER" => 2,
+                    "FAULT" => 3,
+                    _ => 0,
+                };
+                let labels = [
+                    ("iname", i.name.clone()),
+                    ("intf", i.interface.clone()),
+                    ("vrid", i.vrid.to_string()),
+                    ("ip_address", i.addresses.join(",")),
+                ];
+                f.sample("keepalived_vrrp_state", &labels, state);
+            }
+        }
+        out
+    }
+}
