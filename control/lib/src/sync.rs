@@ -263,6 +263,25 @@ impl SyncDaemons {
     }
 
     /// The counters, for `show sync`.
+    /// The running totals, named for the metrics page (`rvs_sync_<name>_total`).
+    pub fn totals(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        let sum = |f: fn(&SyncChannel) -> u64| self.channels.iter().map(|ch| f(ch)).sum();
+        vec![
+            ("sent_messages", c.sent_messages.load(Relaxed)),
+            ("sent_connections", c.sent_conns.load(Relaxed)),
+            ("send_errors", c.send_errors.load(Relaxed)),
+            ("received_messages", c.received_messages.load(Relaxed)),
+            ("received_connections", c.received_conns.load(Relaxed)),
+            ("refused_messages", c.bad_messages.load(Relaxed)),
+            (
+                "installed_connections",
+                sum(|ch| ch.installed.load(Relaxed)),
+            ),
+            ("refused_connections", sum(|ch| ch.refused.load(Relaxed))),
+        ]
+    }
+
     pub fn show(&self) -> String {
         let c = &self.counters;
         let (mut noted_lost, mut installed, mut refused) = (0, 0, 0);

@@ -319,6 +319,18 @@ impl Appliance {
                 f.sample(name, &[("port", port.clone())], field(c));
             }
         }
+        // Connection sync, when its daemons run.
+        if let Some(sync) = self.sync_daemons() {
+            for (name, v) in sync.totals() {
+                let name = format!("rvs_sync_{name}_total");
+                f.head(
+                    &name,
+                    "counter",
+                    "Connection sync (ipvsadm --start-daemon), as `show sync` counts it.",
+                );
+                f.sample(&name, &[], v);
+            }
+        }
         // VRRP, as the keepalived exporter has it (0 init, 1 backup, 2 master, 3 fault).
         if let Some(status) = self.vrrp.lock().clone() {
             f.head(

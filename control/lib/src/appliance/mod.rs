@@ -814,6 +814,41 @@ mod tests {
         Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
     }
 
+    /// The metrics page: node_exporter's names for a service and its servers, the
+    /// keepalived exporter's VRRP state, valid text-format lines throughout.
+    #[test]
+    fn the_metrics_page() {
+        let a = appliance();
+        assert_eq!(a.ipvsadm(&["-A", "-f", "7", "-s", "rr"], "").status, 0);
+        assert_eq!(
+            a.ipvsadm(&["-a", "-f", "7", "-r", "10.1.0.1", "-g", "-w", "4"], "")
+                .status,
+            0
+        );
+        a.set_vrrp_status(Arc::new(Mutex::new(vec![crate::vrrp::InstanceStatus {
+            name: "VI_1".into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            state: "MASTER".into(),
+            addresses: vec!["192.0.2.1".into()],
+            ..Default::default()
+        }])));
+        let page = a.metrics();
+        assert!(page.contains("node_ipvs_backend_weight{local_address=\"\",local_port=\"0\",local_mark=\"7\",proto=\"FWM\",remote_address=\"10.1.0.1\",remote_port=\"0\"} 4\n"), "{page}");
+        assert!(page.contains("keepalived_vrrp_state{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\",ip_address=\"192.0.2.1\"} 2\n"), "{page}");
+        assert!(page.contains("node_ipvs_connections_total 0\n"));
+        assert!(page.contains("rvs_worker_rx_packets_total{worker=\"0\"} 0\n"));
+        // Every line is a comment or `name{labels} value`.
+        for l in page.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{l}");
+            assert!(
+                name.chars().next().is_some_and(|c| c.is_ascii_alphabetic()),
+                "{l}"
+            );
+        }
+    }
+
     /// `--json` lists the services as JSON (rvsadm and the socket), and only that.
     #[test]
     fn json_listings() {
