@@ -7,7 +7,8 @@
 //! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS);
 //! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy]]` shows or sets full NAT;
 //! `rvsadm --snat [add|del KEY VALUE...]` shows or changes the source NAT rules;
-//! `rvsadm -L -n --json` lists the services, their real servers and counters as JSON.
+//! `rvsadm -L -n --json` lists the services, their real servers and counters as JSON;
+//! `rvsadm --completion bash` prints a bash completion (ipvsadm's options and rvs's).
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -17,6 +18,13 @@ fn main() {
     let mut argv = std::env::args();
     let program = argv.next().unwrap_or_else(|| "ipvsadm".into());
     let args: Vec<String> = argv.collect();
+    if args.len() == 2 && args[0] == "--completion" && args[1] == "bash" {
+        let name = std::path::Path::new(&program)
+            .file_name()
+            .map_or("rvsadm".into(), |n| n.to_string_lossy().into_owned());
+        print!("{}", rvs_control::ipvsadm::bash_completion(&name));
+        return;
+    }
     // rvs's own additions, outside ipvsadm's options: console lines.
     let console = match args.first().map(String::as_str) {
         Some("--vrrp") if args.len() == 1 => Some("show vrrp".to_string()),

@@ -8,6 +8,11 @@ mod usage;
 
 pub use names::{host_name, service_name};
 pub use parse::{parse_command, Failure};
+
+/// `rvsadm --completion bash`: a bash completion built from ipvsadm's option table.
+pub fn bash_completion(program: &str) -> String {
+    popt::bash_completion(program, &rvs_core::sched::SchedKind::NAMES)
+}
 use rvs_core::sched::SchedKind;
 pub use rvs_core::ForwardMethod;
 use std::fmt;
@@ -426,6 +431,30 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bash completion bash itself runs: options, schedulers after -s, rvs's additions.
+    #[test]
+    fn the_bash_completion_completes() {
+        let path = std::env::temp_dir().join(format!("rvsadm-completion-{}", std::process::id()));
+        std::fs::write(&path, bash_completion("rvsadm")).unwrap();
+        let complete = |words: &str, cword: usize| {
+            let script = format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _rvsadm; echo \"${{COMPREPLY[@]}}\"",
+                path.display()
+            );
+            let out = std::process::Command::new("bash")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        assert_eq!(complete("rvsadm --sch", 1), "--scheduler --sched-flags");
+        assert_eq!(complete("rvsadm -A -t 1.2.3.4:80 -s w", 5), "wrr wlc");
+        assert_eq!(complete("rvsadm --tun-type g", 2), "gue gre");
+        assert_eq!(complete("rvsadm -L -n --js", 3), "--json");
+        assert!(complete("rvsadm -", 1).split(' ').any(|w| w == "-L"));
+        let _ = std::fs::remove_file(&path);
+    }
 
     /// ipvsadm's own checks before it asks the kernel (ipvsadm.c's process_options).
     /// popt's spellings mean what they mean to ipvsadm.
