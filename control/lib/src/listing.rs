@@ -349,6 +349,105 @@ pub fn save(d: &Director, numeric: bool) -> String {
     out
 }
 
+/// One service as rules: its key (`-t VIP:PORT`, `-f MARK [-6]`), its `-A` line's options,
+/// and each real server's address with its `-a` line's options (thresholds included).
+struct ServiceRules {
+    key: String,
+    options: String,
+    servers: Vec<(String, String)>,
+}
+
+fn service_rules(d: &Director) -> Vec<ServiceRules> {
+    ordered(d, false)
+        .into_iter()
+        .map(|vs| {
+            let mut options = format!("-s {}", vs.spec.scheduler.name());
+            if let Some(t) = vs.spec.persistent {
+                let _ = write!(options, " -p {t}");
+                if let Some(m) = mask_text(vs) {
+                    let _ = write!(options, " -M {m}");
+                }
+            }
+            if let Some(pe) = &vs.spec.pe {
+                let _ = write!(options, " --pe {pe}");
+            }
+            if vs.spec.one_packet {
+                options.push_str(" -o");
+            }
+            let flags = sched_flags(vs);
+            if !flags.is_empty() {
+                let _ = write!(options, " -b {flags}");
+            }
+            let servers = dests_of(vs, false)
+                .into_iter()
+                .map(|dest| {
+                    let mut o = format!("{} -w {}", dest.method.ipvsadm_flag(), dest.weight as i32);
+                    if dest.method == ForwardMethod::Tun {
+                        let _ = write!(o, " {}", dest.tunnel.rule());
+                    }
+                    let _ = write!(o, " -x {} -y {}", dest.upper, dest.lower);
+                    (endpoint(dest.addr, dest.port), o)
+                })
+                .collect();
+            ServiceRules {
+                key: service_name(vs.spec.key, true, true),
+                options,
+                servers,
+            }
+        })
+        .collect()
+}
+
+/// The ipvsadm lines that turn `current`'s services and real servers into `desired`'s, as
+/// keepalived's reload does: what is the same is left alone (its connections, counters
+/// and checkers' doing), what differs is edited (`-E`, `-e`), what is new added, what is
+/// gone deleted. Servers and services go first, then services and servers come.
+pub fn rules_diff(current: &Director, desired: &Director) -> Vec<String> {
+    let (cur, want) = (service_rules(current), service_rules(desired));
+    let find = |list: &[ServiceRules], key: &str| list.iter().position(|s| s.key == key);
+    let mut gone = Vec::new();
+    let mut come = Vec::new();
+    for s in &cur {
+        match find(&want, &s.key) {
+            None => gone.push(format!("-D {}", s.key)),
+            Some(i) => {
+                for (addr, _) in &s.servers {
+                    if !want[i].servers.iter().any(|(a, _)| a == addr) {
+                        gone.push(format!("-d {} -r {addr}", s.key));
+                    }
+                }
+            }
+        }
+    }
+    for w in &want {
+        match find(&cur, &w.key) {
+            None => {
+                come.push(format!("-A {} {}", w.key, w.options));
+                for (addr, o) in &w.servers {
+                    come.push(format!("-a {} -r {addr} {o}", w.key));
+                }
+            }
+            Some(i) => {
+                let c = &cur[i];
+                if c.options != w.options {
+                    come.push(format!("-E {} {}", w.key, w.options));
+                }
+                for (addr, o) in &w.servers {
+                    match c.servers.iter().find(|(a, _)| a == addr) {
+                        None => come.push(format!("-a {} -r {addr} {o}", w.key)),
+                        Some((_, old)) if old != o => {
+                            come.push(format!("-e {} -r {addr} {o}", w.key));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    gone.extend(come);
+    gone
+}
+
 /// `ipvsadm -L [-n]` and its variants. `size` is the connection-table size shown in the
 /// version line.
 pub fn list(
@@ -778,6 +877,61 @@ FWM  10 rr persistent 600
         let text = list_json(&d, &one, &fig, d.loads(), 1).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["services"].as_array().map(Vec::len), Some(1));
+    }
+
+    /// The reload's difference: applied to the current rules it gives the desired ones, and
+    /// nothing for the same rules.
+    #[test]
+    fn a_rules_diff_turns_one_configuration_into_the_other() {
+        let current = director(RULES);
+        assert!(rules_diff(&current, &current).is_empty());
+        let desired_text = "-A -t 192.168.1.100:80 -s wlc
+-a -t 192.168.1.100:80 -r 10.0.0.1:80 -m -w 3
+-a -t 192.168.1.100:80 -r 10.0.0.3:80 -m -w 1 -x 100 -y 50
+-A -u [2001:db8::1]:53 -s sh -p 600 -M 64 -b sh-fallback
+-a -u [2001:db8::1]:53 -r [2001:db8::10]:53 -g -w 5
+-A -t 192.168.7.1:443 -s rr
+-a -t 192.168.7.1:443 -r 10.0.0.9:443 -m -w 1
+-A -f 10 -s rr -p 600
+-a -f 10 -r 10.1.1.3:0 -i -w 1
+";
+        let desired = director(desired_text);
+        let lines = rules_diff(&current, &desired);
+        assert_eq!(
+            lines,
+            [
+                "-d -t 192.168.1.100:80 -r 10.0.0.2:80",
+                "-D -t 10.1.1.254:0",
+                "-E -t 192.168.1.100:80 -s wlc",
+                "-a -t 192.168.1.100:80 -r 10.0.0.3:80 -m -w 1 -x 100 -y 50",
+                // In libipvs's order, as -S lists them.
+                "-A -t 192.168.7.1:443 -s rr",
+                "-a -t 192.168.7.1:443 -r 10.0.0.9:443 -m -w 1 -x 0 -y 0",
+                "-e -u [2001:db8::1]:53 -r [2001:db8::10]:53 -g -w 5 -x 0 -y 0",
+            ]
+        );
+        let mut d = current.clone();
+        let ids_before = d.services[0]
+            .dests
+            .iter()
+            .find(|r| r.port == 80 && r.addr == "10.0.0.1".parse::<IpAddr>().unwrap())
+            .map(|r| r.id);
+        for l in &lines {
+            d.apply(&parse_line(l).unwrap().unwrap()).unwrap();
+        }
+        assert_eq!(save(&d, true), save(&desired, true));
+        assert!(rules_diff(&d, &desired).is_empty());
+        let ids_after = d
+            .find(current.services[0].spec.key)
+            .unwrap()
+            .dests
+            .iter()
+            .find(|r| r.port == 80 && r.addr == "10.0.0.1".parse::<IpAddr>().unwrap())
+            .map(|r| r.id);
+        assert_eq!(
+            ids_before, ids_after,
+            "a kept server keeps its id (its connections and counters)"
+        );
     }
 
     #[test]
