@@ -332,6 +332,7 @@ mod tests {
             rate: None,
             conn_capacity: 1 << 16,
             churn: 0,
+            reloads: 0,
             listing: false,
             yardstick: None,
             wiring: crate::run::Wiring::Memif(Dut::Rvs),

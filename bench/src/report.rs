@@ -165,7 +165,13 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 o.name, o.listings, o.listed_max, o.lost.saturating_sub(o.sink_overflow), o.sink_overflow, o.mean_listing_us, o.max_listing_us, o.max_pass_us
             );
         }
-        if o.publications > 0 {
+        if o.reloads > 0 {
+            let _ = writeln!(
+                t,
+                "{}: {} hitless reloads of the configuration during the run (each a weight and a fifth server changed), {} packets lost inside rvs ({} the generator drained too late), {} reordered",
+                o.name, o.reloads, o.lost.saturating_sub(o.sink_overflow), o.sink_overflow, o.reordered
+            );
+        } else if o.publications > 0 {
             let _ = writeln!(
                 t,
                 "{}: {} snapshot publications during the run, {} packets lost, {} reordered",

@@ -108,6 +108,8 @@ pub struct Scenario {
     pub workers: Option<usize>,
     /// Snapshot publications (weight edits, servers added and removed) during the run.
     pub churn: usize,
+    /// Hitless reloads (the TOML read again, alternating two versions) during the window.
+    pub reloads: usize,
     /// Connection listings (`-L -n -c`) back to back during the run, from a control
     /// thread on the generator's CPU.
     pub listing: bool,
@@ -191,6 +193,8 @@ pub struct Outcome {
     /// the measured window (MiB).
     pub rss_growth_mib: f64,
     pub publications: u64,
+    /// Hitless reloads made during the run.
+    pub reloads: u64,
     /// Listing scenarios: listings completed, the most connections one listed.
     pub listings: u64,
     pub listed_max: u64,
@@ -425,6 +429,15 @@ impl Bench {
             )),
             _ => None,
         };
+        let reloads = match (&control, s.reloads) {
+            (Some(appliance), n) if n > 0 => Some(spawn_reloads(
+                appliance.clone(),
+                s.method,
+                n,
+                Duration::from_secs_f64(s.seconds),
+            )),
+            _ => None,
+        };
         let generation0 = control.as_ref().map_or(0, |a| a.cell().generation());
         let listing_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let listing = match (&control, s.listing) {
@@ -457,6 +470,11 @@ impl Bench {
             churn
                 .join()
                 .map_err(|_| format!("{}: churn thread panicked", s.name))??;
+        }
+        if let Some(r) = reloads {
+            out.reloads = r
+                .join()
+                .map_err(|_| format!("{}: reload thread panicked", s.name))??;
         }
         gen_result?;
         let mut drops = [0u64; DropReason::ALL.len()];
@@ -670,6 +688,98 @@ fn spawn_churn(
             }
         }
         Ok(())
+    })
+}
+
+/// The bench's set-up as a TOML file: its ports, routes, neighbours and the first VIP's
+/// service; `second` weighs the first server 3 and adds a fifth.
+fn reload_toml(method: Method, second: bool) -> String {
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut t = String::from(
+        "[dataplane]\nforward = \"lb\"\n\n\
+         [[port]]\nname = \"a\"\ndevice = \"net_ring_a\"\naddresses = [\"192.0.2.1/24\"]\n\n\
+         [[port]]\nname = \"b\"\ndevice = \"net_ring_b\"\naddresses = [\"10.1.0.254/24\"]\n\n\
+         [[route]]\nprefix = \"10.1.0.0/24\"\nport = \"b\"\n\n\
+         [[route]]\nprefix = \"10.2.0.0/16\"\nvia = \"10.1.0.253\"\nport = \"b\"\n\n\
+         [[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"192.0.2.254\"\nport = \"a\"\n",
+    );
+    let mut neighbour = |addr: String, m: [u8; 6]| {
+        t += &format!(
+            "\n[[neighbour]]\naddress = \"{addr}\"\nmac = \"{}\"\n",
+            mac(m)
+        );
+    };
+    neighbour("192.0.2.254".into(), ROUTER_MAC);
+    neighbour("10.1.0.253".into(), ROUTER_MAC);
+    for i in 1..=SERVERS as u8 + 1 {
+        let mut m = SERVER_MAC;
+        m[5] = i;
+        neighbour(format!("10.1.0.{i}"), m);
+    }
+    let vip = vip_name(0);
+    let (addr, port) = vip.split_once(':').unwrap_or((&vip, "80"));
+    t += &format!(
+        "\n[[service]]\nprotocol = \"tcp\"\naddress = \"{addr}\"\nport = {port}\nscheduler = \"rr\"\n"
+    );
+    let servers = if second { SERVERS + 1 } else { SERVERS };
+    for i in 1..=servers {
+        let s = server_addr(method, i);
+        let (a, p) = s.split_once(':').unwrap_or((&s, "80"));
+        let weight = if second && i == 1 { 3 } else { 1 };
+        t += &format!(
+            "\n[[service.server]]\naddress = \"{a}\"\nport = {p}\nmethod = \"{}\"\nweight = {weight}\n",
+            method.name()
+        );
+    }
+    t
+}
+
+/// Reloads the configuration `n` times spread over `over`, alternating the two versions
+/// of [`reload_toml`] (a weight and a fifth server changed each time); gives how many.
+fn spawn_reloads(
+    appliance: Arc<Appliance>,
+    method: Method,
+    n: usize,
+    over: Duration,
+) -> std::thread::JoinHandle<Result<u64, String>> {
+    std::thread::spawn(move || {
+        let dir = std::env::temp_dir().join(format!("rvs-bench-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("reload: {e}"))?;
+        let path = dir.join("rvs.toml");
+        let texts = [reload_toml(method, false), reload_toml(method, true)];
+        let first = rvs_control::config::Config::parse(rvs_control::config::Source {
+            file: path.display().to_string(),
+            text: texts[0].clone(),
+        })
+        .map_err(|e| format!("reload: {e}"))?;
+        appliance.set_reload_source(rvs_control::appliance::ReloadSource {
+            config: path.clone(),
+            keepalived: None,
+            fixed: rvs_control::appliance::restart_only(&first),
+            keepalived_text: None,
+        });
+        let gap = over.mul_f64(0.9) / n as u32;
+        let start = Instant::now();
+        let mut done = 0;
+        for i in 0..n {
+            std::fs::write(&path, &texts[(i + 1) % 2]).map_err(|e| format!("reload: {e}"))?;
+            let report = appliance.reload()?;
+            if report.contains("notice") || report.starts_with("reload: 0 change") {
+                return Err(format!("reload {i}: {report}"));
+            }
+            done += 1;
+            let due = gap * (i as u32 + 1);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(done)
     })
 }
 

@@ -91,6 +91,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // What only a restart changes, as loaded (a reload compares the file with it).
+    let reload = rvs_control::appliance::ReloadSource {
+        config: config.clone(),
+        keepalived: args.keepalived_conf.clone(),
+        fixed: rvs_control::appliance::restart_only(&cfg),
+        keepalived_text: args
+            .keepalived_conf
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok()),
+    };
     let keepalived = match &args.keepalived_conf {
         Some(path) => match KeepalivedConf::load(path) {
             Ok(k) => {
@@ -163,7 +173,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match runtime::run(&cfg, stop, args.interactive, keepalived.as_ref(), &vrrp) {
+    // SIGHUP: read the configuration again and apply the difference (hitless reload).
+    let hup = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
+        eprintln!("rvs: error: cannot handle SIGHUP: {e}");
+        return ExitCode::FAILURE;
+    }
+    let signals = runtime::Signals { stop, hup };
+    match runtime::run(
+        &cfg,
+        signals,
+        args.interactive,
+        keepalived.as_ref(),
+        &vrrp,
+        reload,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ RunError::Config(_)) => {
             eprintln!("rvs: error: {e}");

@@ -281,13 +281,21 @@ pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, Ru
 /// Runs the daemon until SIGINT/SIGTERM, the console's `quit` (with `interactive`, an
 /// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics. Each step
 /// below is one function: EAL, ports, host twins, workers, the control side, shutdown.
+/// What the signal handlers set: stop (SIGINT/SIGTERM), reload (SIGHUP).
+pub struct Signals {
+    pub stop: Arc<AtomicBool>,
+    pub hup: Arc<AtomicBool>,
+}
+
 pub fn run(
     cfg: &Config,
-    stop: Arc<AtomicBool>,
+    signals: Signals,
     interactive: bool,
     keepalived: Option<&KeepalivedConf>,
     vrrp: &VrrpConf,
+    reload: rvs_control::appliance::ReloadSource,
 ) -> Result<(), RunError> {
+    let Signals { stop, hup } = signals;
     let mut director = build_director(cfg, Vec::new())?;
     // Until VRRP says MASTER, its addresses are the peer's.
     director.floating = vrrp::all_standby(vrrp);
@@ -346,6 +354,7 @@ pub fn run(
         .map(|p| Arc::new(DataPort(p)))
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
+    appliance.set_reload_source(reload);
     let syncd = (cfg.forward == ForwardMode::Lb).then(|| {
         let d = Arc::new(SyncDaemons::new(
             sync_channels,
@@ -360,7 +369,14 @@ pub fn run(
     }) {
         Err(e) => Some(e),
         Ok(vrrp) => {
-            let failure = serve(cfg, &appliance, &workers, &stop, interactive, keepalived);
+            let failure = serve(
+                cfg,
+                &appliance,
+                &workers,
+                (&stop, &hup),
+                interactive,
+                keepalived,
+            );
             // While the workers still carry its priority-0 adverts to the wire.
             if let Some(v) = vrrp {
                 v.shutdown();
@@ -844,7 +860,7 @@ fn serve(
     cfg: &Config,
     appliance: &Arc<Appliance>,
     workers: &WorkerSet,
-    stop: &Arc<AtomicBool>,
+    (stop, hup): (&Arc<AtomicBool>, &Arc<AtomicBool>),
     interactive: bool,
     keepalived: Option<&KeepalivedConf>,
 ) -> Option<RunError> {
@@ -920,6 +936,12 @@ fn serve(
                 w.index, w.lcore
             )));
             break;
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match appliance.reload() {
+                Ok(report) => print!("{report}"),
+                Err(e) => eprintln!("rvs: {e}"),
+            }
         }
         if last_estimate.elapsed() >= ESTIMATOR_INTERVAL {
             last_estimate = Instant::now();

@@ -280,6 +280,30 @@ host_tap = "{twin}"
     );
     assert!(scrape("/nothing").starts_with("HTTP/1.1 404"));
 
+    // SIGHUP reloads both files: a service added to the TOML appears, the keepalived.conf's
+    // stays, the one added with rvsadm (in neither file) goes, as keepalived reloads.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.70\"\nport = 9000\nscheduler = \"wrr\"\n\n[[service.server]]\naddress = \"10.214.0.5\"\nmethod = \"dr\"\n");
+    std::fs::write(&config, text).unwrap();
+    let pid = lab.rvs.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the reload", Duration::from_secs(10), || {
+        let l = String::from_utf8_lossy(&rvsadm(&["-L", "-n"]).stdout).into_owned();
+        l.contains("TCP  192.0.2.70:9000 wrr")
+            && l.contains("TCP  192.0.2.50:80")
+            && !l.contains("192.0.2.60:7080")
+            && log_text().contains("reload: 3 change(s)")
+    });
+    // The keepalived.conf did not change: its checked server was left alone.
+    let l =
+        String::from_utf8_lossy(&rvsadm(&["-L", "-n", "-t", "192.0.2.50:80"]).stdout).into_owned();
+    assert!(l.contains("  -> 10.214.0.2:7000"), "{l}");
+    assert!(!log_text().contains("checkers restarted"), "{}", log_text());
+
     let mut rvs = lab.rvs.take().unwrap();
     Command::new("kill")
         .args(["-INT", &rvs.id().to_string()])

@@ -28,8 +28,11 @@ mod ha;
 mod health;
 mod host_vips;
 mod metrics;
+mod reload;
 mod show;
 pub mod verbs;
+
+pub use reload::{restart_only, ReloadSource};
 
 pub use ha::{StateHook, VrrpHost};
 
@@ -132,6 +135,8 @@ pub struct Appliance {
     health: Mutex<Vec<HealthRow>>,
     /// The running keepalived.conf: its services and its monitor.
     keepalived: Mutex<Option<(Vec<ServiceKey>, Monitor)>>,
+    /// Where `reload` reads the configuration again.
+    reload_source: Mutex<Option<ReloadSource>>,
     /// Serialises changes of the model (held while the host's addresses are updated).
     changing: Mutex<()>,
     /// Changes the checkers applied.
@@ -208,6 +213,7 @@ impl Appliance {
             balancing: true,
             health: Mutex::new(Vec::new()),
             keepalived: Mutex::new(None),
+            reload_source: Mutex::new(None),
             changing: Mutex::new(()),
             health_changes: std::sync::atomic::AtomicU64::new(0),
             twins: Vec::new(),
@@ -509,6 +515,10 @@ impl Appliance {
                     Reply::ok(format!("Change verbose level from {old} to {v}\n"))
                 }
                 Err(_) => Reply::fail(2, format!("bad verbose level {n:?}")),
+            },
+            ["reload"] => match self.reload() {
+                Ok(report) => Reply::ok(report),
+                Err(e) => Reply::fail(1, e),
             },
             ["load", file] => {
                 if self.load_depth.fetch_add(1, Ordering::Relaxed) >= 8 {
@@ -812,6 +822,104 @@ mod tests {
             stats: Arc::new(rvs_core::WorkerStats::default()),
         }];
         Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
+    }
+
+    /// A reload applies the file's difference in one snapshot and keeps what is the same;
+    /// a bad file changes nothing and says where; restart-only changes are reported.
+    #[test]
+    fn reload_applies_the_difference() {
+        use crate::config::{Config, Source};
+        let dir = std::env::temp_dir().join(format!("rvs-reload-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rvs.toml");
+        let base = "[eal]\nlcores = \"0,1\"\n\n[dataplane]\nforward = \"lb\"\n\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n";
+        let service = |weight: u32, extra: &str| {
+            format!(
+                "{base}\n[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.10\"\nport = 80\nscheduler = \"rr\"\n\n[[service.server]]\naddress = \"10.0.0.1\"\nmethod = \"nat\"\nweight = {weight}\n\n[[service.server]]\naddress = \"10.0.0.2\"\nmethod = \"nat\"\n{extra}"
+            )
+        };
+        let first = service(1, "");
+        std::fs::write(&path, &first).unwrap();
+        let cfg = Config::parse(Source {
+            file: path.display().to_string(),
+            text: first.clone(),
+        })
+        .unwrap();
+        let loads = Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
+        let d = cfg.lb.director(cfg.limits, loads, Vec::new()).unwrap();
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        let a = Appliance::new(d, cell, Vec::new(), Vec::new(), 1024).shared();
+        a.set_reload_source(ReloadSource {
+            config: path.clone(),
+            keepalived: None,
+            fixed: restart_only(&cfg),
+            keepalived_text: None,
+        });
+        let id_of = |a: &Appliance, addr: &str| {
+            let d = a.director.lock();
+            d.services[0]
+                .dests
+                .iter()
+                .find(|r| r.addr.to_string() == addr)
+                .map(|r| (r.id, r.weight))
+        };
+        let kept = id_of(&a, "10.0.0.2").unwrap();
+        // Unchanged: nothing to do.
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(r.out.starts_with("reload: 0 change(s)"), "{}", r.out);
+        // A weight edited, a server added: two lines, one snapshot; 10.0.0.2 untouched.
+        std::fs::write(
+            &path,
+            service(
+                5,
+                "\n[[service.server]]\naddress = \"10.0.0.3\"\nmethod = \"nat\"\n",
+            ),
+        )
+        .unwrap();
+        let g = a.cell().generation();
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(r.out.starts_with("reload: 2 change(s)"), "{}", r.out);
+        assert!(
+            r.out.contains("-e -t 192.0.2.10:80 -r 10.0.0.1:80 -m -w 5"),
+            "{}",
+            r.out
+        );
+        assert!(
+            r.out.contains("-a -t 192.0.2.10:80 -r 10.0.0.3:80 -m -w 1"),
+            "{}",
+            r.out
+        );
+        assert_eq!(a.cell().generation(), g + 1, "one snapshot");
+        assert_eq!(id_of(&a, "10.0.0.1").map(|(_, w)| w), Some(5));
+        assert_eq!(id_of(&a, "10.0.0.2"), Some(kept), "kept as it was");
+        // A bad file: nothing changes, the error says where.
+        std::fs::write(
+            &path,
+            first.replace("scheduler = \"rr\"", "scheduler = \"fastest\""),
+        )
+        .unwrap();
+        let r = a.console("reload");
+        assert_eq!(r.status, 1);
+        assert!(
+            r.err.contains("rvs.toml:") && r.err.contains("nothing changed"),
+            "{}",
+            r.err
+        );
+        assert_eq!(a.cell().generation(), g + 1);
+        // Back to the first file, with another port: applied, and the port change reported.
+        std::fs::write(&path, first.replace("net_ring0", "net_ring1")).unwrap();
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(
+            r.out.contains("-d -t 192.0.2.10:80 -r 10.0.0.3:80"),
+            "{}",
+            r.out
+        );
+        assert!(r.out.contains("next restart"), "{}", r.out);
+        assert_eq!(id_of(&a, "10.0.0.3"), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The metrics page: node_exporter's names for a service and its servers, the

@@ -122,6 +122,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["set verbose 1"],
     },
     Verb {
+        usage: "reload",
+        help: "read the TOML and keepalived.conf again and apply the difference (as SIGHUP does)",
+        phrases: &["reload"],
+    },
+    Verb {
         usage: "load FILE",
         help: "run the commands in FILE, one per line; or take a keepalived.conf into use",
         phrases: &["load "],

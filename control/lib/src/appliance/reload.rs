@@ -1,0 +1,219 @@
+//! Hitless reload (SIGHUP, the console's `reload`): the TOML and the keepalived.conf read
+//! again and their difference applied as one snapshot, as keepalived reloads: services and
+//! real servers that stay the same are left alone (their connections, counters and
+//! scheduler state), changed ones edited, new ones added, gone ones removed (their
+//! established connections stay on their server, as IPVS keeps them). A file with an error
+//! changes nothing and says where. What only a restart can change ([eal], ports, workers,
+//! the table's size, the socket, VRRP) is read, compared and reported, not applied.
+
+use super::*;
+use crate::config::Config;
+
+use std::path::PathBuf;
+
+/// Where a reload reads the configuration again, and what it started with.
+#[derive(Debug, Clone)]
+pub struct ReloadSource {
+    pub config: PathBuf,
+    pub keepalived: Option<PathBuf>,
+    /// The restart-only parts of the configuration rvs started with.
+    pub fixed: String,
+    /// The keepalived.conf's text as its checkers run it: while it stays the same, its
+    /// services and their servers are the checkers' (a reload leaves them alone).
+    pub keepalived_text: Option<String>,
+}
+
+/// The parts of a configuration a reload cannot change, in one comparable text.
+pub fn restart_only(cfg: &Config) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}",
+        cfg.eal,
+        cfg.ports,
+        cfg.workers,
+        cfg.forward,
+        cfg.connections,
+        cfg.limits,
+        cfg.full_nat,
+        cfg.socket,
+        cfg.metrics_listen,
+        cfg.mbufs,
+        cfg.vrrp,
+    )
+}
+
+impl Appliance {
+    /// Where `reload` reads the configuration (set by the daemon at start).
+    pub fn set_reload_source(&self, source: ReloadSource) {
+        *self.reload_source.lock() = Some(source);
+    }
+
+    /// Reads the configuration again and applies the difference (see the module); the
+    /// report lists the changes made.
+    pub fn reload(self: &Arc<Self>) -> Result<String, String> {
+        let source = self
+            .reload_source
+            .lock()
+            .clone()
+            .ok_or("reload: rvs was not started from a configuration file")?;
+        let cfg =
+            Config::load(&source.config).map_err(|e| format!("reload: {e} (nothing changed)"))?;
+        // A keepalived.conf whose text changed is taken anew (its checkers restart).
+        let conf_text = match &source.keepalived {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("reload: {}: {e} (nothing changed)", p.display()))?,
+            ),
+            None => None,
+        };
+        let conf = match (&source.keepalived, &conf_text) {
+            (Some(p), Some(text)) if source.keepalived_text.as_ref() != Some(text) => Some(
+                KeepalivedConf::parse(&p.display().to_string(), text)
+                    .map_err(|e| format!("reload: {e} (nothing changed)"))?,
+            ),
+            _ => None,
+        };
+        let current = self.director.lock().clone();
+        let loads = Arc::new(
+            (0..cfg.limits.dests)
+                .map(|_| rvs_core::sched::DestLoad::default())
+                .collect(),
+        );
+        let mut desired = cfg
+            .lb
+            .director(cfg.limits, loads, current.ports.clone())
+            .map_err(|e| {
+                format!(
+                    "reload: {}: service: {e} (nothing changed)",
+                    cfg.source.file
+                )
+            })?;
+        let (tcp, tcpfin, udp) = cfg.timeouts;
+        desired.timeouts.set(tcp, tcpfin, udp);
+        let mut extra: Vec<(String, Command)> = Vec::new();
+        if let Some((path, text)) = &cfg.rules {
+            for (n, line) in text.lines().enumerate() {
+                if let Ok(Some(c)) = ipvsadm::parse_line(line) {
+                    extra.push((format!("{}:{}", path.display(), n + 1), c));
+                }
+            }
+        }
+        match &conf {
+            Some(conf) => {
+                extra.extend(conf.commands_at());
+                desired.full_nat.extend(conf.full_nat());
+            }
+            // Unchanged: the running checkers' services stay as they are now.
+            None => {
+                let keys = self
+                    .keepalived
+                    .lock()
+                    .as_ref()
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_default();
+                for k in &keys {
+                    if let Some(vs) = current.find(*k) {
+                        desired.services.push(vs.clone());
+                    }
+                }
+                desired.full_nat.extend(
+                    current
+                        .full_nat
+                        .iter()
+                        .filter(|(k, _)| keys.contains(k))
+                        .cloned(),
+                );
+            }
+        }
+        desired
+            .apply_all(&extra)
+            .map_err(|e| format!("reload: {e} (nothing changed)"))?;
+        let lines = listing::rules_diff(&current, &desired);
+        let mut cmds = Vec::with_capacity(lines.len());
+        for l in &lines {
+            match ipvsadm::parse_line(l) {
+                Ok(Some(c)) => cmds.push((format!("reload: {l}"), c)),
+                _ => return Err(format!("reload: cannot express {l:?} (nothing changed)")),
+            }
+        }
+        let gone: Vec<_> = current
+            .marks
+            .iter()
+            .filter(|m| !desired.marks.contains(m))
+            .copied()
+            .collect();
+        let new: Vec<_> = desired
+            .marks
+            .iter()
+            .filter(|m| !current.marks.contains(m))
+            .copied()
+            .collect();
+        // The checkers of the old keepalived.conf stop before their services change.
+        let checkers = conf
+            .is_some()
+            .then(|| self.keepalived.lock().take())
+            .flatten();
+        let applied = self.change_with(|d| {
+            for m in &gone {
+                d.delete_mark(*m)?;
+            }
+            d.apply_all(&cmds)?;
+            for m in &new {
+                d.add_mark(*m)?;
+            }
+            d.routes = desired.routes.clone();
+            d.neighbours = desired.neighbours.clone();
+            d.unserved_drop = desired.unserved_drop.clone();
+            d.member_ports = desired.member_ports.clone();
+            d.ip_forward = desired.ip_forward;
+            d.full_nat = desired.full_nat.clone();
+            d.snat = desired.snat.clone();
+            d.timeouts = desired.timeouts;
+            d.check_full_nat_room()
+        });
+        if let Err(e) = applied {
+            if let Some(old) = checkers {
+                *self.keepalived.lock() = Some(old);
+            }
+            return Err(format!("reload: {e} (nothing changed)"));
+        }
+        let mut report = format!(
+            "reload: {} change(s) from {}{}\n",
+            lines.len() + gone.len() + new.len(),
+            source.config.display(),
+            source
+                .keepalived
+                .as_ref()
+                .map(|p| format!(" and {}", p.display()))
+                .unwrap_or_default()
+        );
+        for l in &lines {
+            report.push_str(&format!("  {l}\n"));
+        }
+        for m in &gone {
+            report.push_str(&format!("  mark del {m}\n"));
+        }
+        for m in &new {
+            report.push_str(&format!("  mark add {m}\n"));
+        }
+        if let Some(conf) = &conf {
+            drop(checkers);
+            let target: Arc<dyn crate::health::HealthTarget> = self.clone();
+            let keys = conf
+                .virtual_servers
+                .iter()
+                .flat_map(|v| v.keys.iter().copied())
+                .collect();
+            let monitor =
+                Monitor::start(conf, target).map_err(|e| format!("health monitor: {e}"))?;
+            *self.keepalived.lock() = Some((keys, monitor));
+            report.push_str("  health checkers restarted on the changed keepalived.conf\n");
+            if let Some(src) = self.reload_source.lock().as_mut() {
+                src.keepalived_text = conf_text;
+            }
+        }
+        if restart_only(&cfg) != source.fixed {
+            report.push_str("reload: notice: [eal], ports, workers, table sizes, the control socket, metrics or VRRP changed: they take effect at the next restart\n");
+        }
+        Ok(report)
+    }
+}
