@@ -91,6 +91,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = rvs_control::log::init(cfg.log.clone()) {
+        eprintln!("rvs: error: {}: log: {e}", config.display());
+        return ExitCode::from(2);
+    }
     // What only a restart changes, as loaded (a reload compares the file with it).
     let reload = rvs_control::appliance::ReloadSource {
         config: config.clone(),

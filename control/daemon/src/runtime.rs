@@ -938,9 +938,20 @@ fn serve(
             break;
         }
         if hup.swap(false, Ordering::Relaxed) {
+            use rvs_control::log::{log, Level};
             match appliance.reload() {
-                Ok(report) => print!("{report}"),
-                Err(e) => eprintln!("rvs: {e}"),
+                Ok(report) => log(
+                    Level::Notice,
+                    "reload",
+                    None,
+                    format_args!("{}", report.trim_end().trim_start_matches("reload: ")),
+                ),
+                Err(e) => log(
+                    Level::Error,
+                    "reload",
+                    None,
+                    format_args!("{}", e.trim_start_matches("reload: ")),
+                ),
             }
         }
         if last_estimate.elapsed() >= ESTIMATOR_INTERVAL {

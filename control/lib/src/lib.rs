@@ -19,6 +19,7 @@ pub mod health;
 pub mod ipvsadm;
 pub mod keepalived;
 pub mod listing;
+pub mod log;
 pub mod metrics_http;
 pub mod ports;
 pub mod preview;

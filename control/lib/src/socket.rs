@@ -158,7 +158,12 @@ async fn accept_loop(listener: UnixListener, appliance: Arc<Appliance>, stop: Ar
     let listener = match tokio::net::UnixListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("rvs: control socket: {e}");
+            crate::log::log(
+                crate::log::Level::Error,
+                "control socket",
+                None,
+                format_args!("{e}"),
+            );
             return;
         }
     };

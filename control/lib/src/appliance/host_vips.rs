@@ -26,7 +26,12 @@ impl Appliance {
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok && verb == "add" {
-                eprintln!("rvs: cannot put {vip} on host twin {twin}");
+                crate::log::log(
+                    crate::log::Level::Warning,
+                    "host twin",
+                    Some(twin),
+                    format_args!("cannot put {vip} on host twin {twin}"),
+                );
             }
         };
         for vip in want.iter().filter(|v| !have.contains(v)) {

@@ -272,10 +272,15 @@ impl Appliance {
         let generation = self.cell.publish(next.snapshot());
         *current = next;
         if self.verbose.load(Ordering::Relaxed) > 0 {
-            println!(
-                "rvs: snapshot {generation} published: {} service(s), {} real server(s)",
-                current.services.len(),
-                current.dest_count()
+            crate::log::log(
+                crate::log::Level::Info,
+                "snapshot",
+                None,
+                format_args!(
+                    "{generation} published: {} service(s), {} real server(s)",
+                    current.services.len(),
+                    current.dest_count()
+                ),
             );
         }
     }

@@ -4,7 +4,7 @@
 //! scheduler state), changed ones edited, new ones added, gone ones removed (their
 //! established connections stay on their server, as IPVS keeps them). A file with an error
 //! changes nothing and says where. What only a restart can change ([eal], ports, workers,
-//! the table's size, the socket, VRRP) is read, compared and reported, not applied.
+//! the table's size, the socket, VRRP, the log) is read, compared and reported, not applied.
 
 use super::*;
 use crate::config::Config;
@@ -26,7 +26,7 @@ pub struct ReloadSource {
 /// The parts of a configuration a reload cannot change, in one comparable text.
 pub fn restart_only(cfg: &Config) -> String {
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
         cfg.eal,
         cfg.ports,
         cfg.workers,
@@ -38,6 +38,7 @@ pub fn restart_only(cfg: &Config) -> String {
         cfg.metrics_listen,
         cfg.mbufs,
         cfg.vrrp,
+        cfg.log,
     )
 }
 

@@ -59,6 +59,8 @@ struct RawConfig {
     #[serde(default)]
     metrics: RawMetrics,
     #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default, rename = "vrrp_instance")]
     vrrp_instances: Vec<toml::Table>,
@@ -75,6 +77,17 @@ struct RawConfig {
 struct RawControl {
     socket: Option<String>,
     rules: Option<Spanned<String>>,
+}
+
+/// `[log]`: level, where to, how, and the per-event rate limit.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+    syslog_socket: Option<String>,
+    format: Option<Spanned<String>>,
+    rate_limit: Option<u32>,
 }
 
 /// `[metrics]`: where the Prometheus endpoint listens (off when absent).
@@ -193,6 +206,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// `[metrics] listen`: the Prometheus endpoint's address (None: no endpoint).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[log]`.
+    pub log: crate::log::LogConfig,
     /// An ipvsadm rules file (`rvsadm -S` output) applied after the TOML's services.
     pub rules: Option<(PathBuf, String)>,
     /// `ipvsadm --set` values (0 = default).
@@ -348,6 +363,55 @@ impl Config {
             })?),
             None => None,
         };
+        let log = {
+            use crate::log::{Format, Level, LogConfig, Target};
+            let mut l = LogConfig::default();
+            if let Some(v) = &raw.log.level {
+                l.level = Level::parse(v.get_ref()).ok_or_else(|| {
+                    source.error(
+                        v.span(),
+                        "log.level",
+                        format!("{:?}: one of {}", v.get_ref(), Level::NAMES.join(", ")),
+                    )
+                })?;
+            }
+            if let Some(v) = &raw.log.target {
+                l.target = match v.get_ref().as_str() {
+                    "stderr" | "terminal" => Target::Terminal,
+                    "syslog" | "journald" => Target::Syslog(
+                        raw.log
+                            .syslog_socket
+                            .clone()
+                            .unwrap_or_else(|| "/dev/log".into())
+                            .into(),
+                    ),
+                    other => {
+                        return Err(source.error(
+                            v.span(),
+                            "log.target",
+                            format!("{other:?}: \"stderr\" or \"syslog\""),
+                        ))
+                    }
+                };
+            }
+            if let Some(v) = &raw.log.format {
+                l.format = match v.get_ref().as_str() {
+                    "text" => Format::Text,
+                    "logfmt" => Format::Logfmt,
+                    other => {
+                        return Err(source.error(
+                            v.span(),
+                            "log.format",
+                            format!("{other:?}: \"text\" or \"logfmt\""),
+                        ))
+                    }
+                };
+            }
+            if let Some(r) = raw.log.rate_limit {
+                l.rate_limit = r;
+            }
+            l
+        };
         let rules = match &raw.control.rules {
             Some(r) => {
                 let path = base.join(r.get_ref());
@@ -431,6 +495,7 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(crate::socket::client_path),
             metrics_listen,
+            log,
             rules,
             timeouts,
             vrrp,
@@ -813,6 +878,16 @@ vrrp_sync_group G { group { VI_1 } }
                 TWO_PORTS.replace("rx_queues = 2", "rss_hash = [\"ip\", \"mac\"]"),
                 "port[0].rss_hash",
                 "unknown hash field \"mac\"",
+            ),
+            (
+                format!("{TWO_PORTS}[log]\nlevel = \"loud\"\n"),
+                "log.level",
+                "one of error, warning, notice, info, debug",
+            ),
+            (
+                format!("{TWO_PORTS}[log]\ntarget = \"file\"\n"),
+                "log.target",
+                "\"stderr\" or \"syslog\"",
             ),
             (
                 format!("{TWO_PORTS}[metrics]\nlisten = \"localhost\"\n"),

@@ -8,6 +8,7 @@ use super::state::{server_alive, server_set, CheckerState, Quorum, ServerSet};
 use super::HealthTarget;
 use crate::ipvsadm::{Command, ServerSpec, ServiceKey};
 use crate::keepalived::{server_spec, CheckKind, KeepalivedConf, VirtualServer};
+use crate::log::{log, Level};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -92,7 +93,12 @@ fn run_script(line: &str) {
                 .name("rvs-notify".into())
                 .spawn(move || child.wait());
         }
-        Err(e) => eprintln!("rvs: health: cannot run {line:?}: {e}"),
+        Err(e) => log(
+            Level::Warning,
+            "health",
+            Some(line),
+            format_args!("cannot run {line:?}: {e}"),
+        ),
     }
 }
 
@@ -170,7 +176,12 @@ impl Monitor {
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        eprintln!("rvs: health: cannot start: {e}");
+                        log(
+                            Level::Error,
+                            "health",
+                            None,
+                            format_args!("cannot start: {e}"),
+                        );
                         return;
                     }
                 };
@@ -295,17 +306,28 @@ async fn coordinate(
         row.last_error = rep.state.last_error.clone();
         if rep.changed {
             row.transitions += 1;
-            eprintln!(
-                "rvs: health: {} of {}: {} {} ({})",
-                row.server,
-                row.service,
-                row.checker,
-                if rep.state.up { "UP" } else { "DOWN" },
-                rep.state.last_error.as_deref().unwrap_or(if rep.state.up {
-                    "succeeded"
+            // A flapping checker writes a few lines a window, then says how many it held.
+            let event = format!("{} {} {}", row.service, row.server, row.checker);
+            log(
+                if rep.state.up {
+                    Level::Notice
                 } else {
-                    "failed"
-                })
+                    Level::Warning
+                },
+                "health",
+                Some(&event),
+                format_args!(
+                    "{} of {}: {} {} ({})",
+                    row.server,
+                    row.service,
+                    row.checker,
+                    if rep.state.up { "UP" } else { "DOWN" },
+                    rep.state.last_error.as_deref().unwrap_or(if rep.state.up {
+                        "succeeded"
+                    } else {
+                        "failed"
+                    })
+                ),
             );
         }
         states[v][r][k] = rep.state;
@@ -362,10 +384,16 @@ fn apply(
     let was_up = quorum.up;
     let set = server_set(vs, &inputs, quorum);
     if was_up != quorum.up {
-        eprintln!(
-            "rvs: health: {}: quorum {}",
-            vs.keys.first().map(key_name).unwrap_or_default(),
-            if quorum.up { "UP" } else { "LOST" }
+        let name = vs.keys.first().map(key_name).unwrap_or_default();
+        log(
+            if quorum.up {
+                Level::Notice
+            } else {
+                Level::Warning
+            },
+            "health",
+            Some(&format!("quorum {name}")),
+            format_args!("{name}: quorum {}", if quorum.up { "UP" } else { "LOST" }),
         );
         let script = if quorum.up {
             &vs.quorum_up
@@ -384,6 +412,11 @@ fn apply(
         return;
     }
     if let Err(e) = appliance.apply_health(&cmds) {
-        eprintln!("rvs: health: cannot apply a change: {e}");
+        log(
+            Level::Error,
+            "health",
+            Some("apply"),
+            format_args!("cannot apply a change: {e}"),
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 use super::conf::{Instance, Notify, Script, TrackScript, VrrpConf};
 use super::machine::{Action, Machine, Params, State};
+use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use rvs_rawsock::PacketSocket;
@@ -461,13 +462,25 @@ fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
                 cmd.gid(gid).uid(uid);
             }
             None => {
-                eprintln!("rvs: vrrp: script {:?}: no user {u:?}; not run", s.command);
+                log(
+                    Level::Warning,
+                    "vrrp",
+                    Some(&s.command),
+                    format_args!("script {:?}: no user {u:?}; not run", s.command),
+                );
                 return None;
             }
         }
     }
     cmd.spawn()
-        .map_err(|e| eprintln!("rvs: vrrp: script {:?}: {e}", s.command))
+        .map_err(|e| {
+            log(
+                Level::Warning,
+                "vrrp",
+                Some(&s.command),
+                format_args!("script {:?}: {e}", s.command),
+            )
+        })
         .ok()
 }
 
@@ -777,13 +790,18 @@ impl Controller {
         self.due_garps(i, now);
         let inst = &self.insts[i];
         self.host.state_changed(&inst.conf.name, state);
-        println!(
-            "rvs: vrrp: {} ({} vrid {}) is {} (priority {})",
-            inst.conf.name,
-            inst.conf.interface,
-            inst.conf.vrid,
-            state.name(),
-            inst.machine.priority
+        log(
+            Level::Notice,
+            "vrrp",
+            Some(&format!("state {}", inst.conf.name)),
+            format_args!(
+                "{} ({} vrid {}) is {} (priority {})",
+                inst.conf.name,
+                inst.conf.interface,
+                inst.conf.vrid,
+                state.name(),
+                inst.machine.priority
+            ),
         );
         let prio = inst.machine.priority.to_string();
         let mut scripts: Vec<(Script, Vec<String>)> = Vec::new();
