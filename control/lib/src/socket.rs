@@ -256,7 +256,12 @@ pub fn request(path: &Path, req: &Request) -> std::io::Result<Response> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut text = serde_json::to_string(req).map_err(std::io::Error::other)?;
     text.push('\n');
-    stream.write_all(text.as_bytes())?;
+    // A busy rvs answers and closes without reading: the answer is still there to read.
+    if let Err(e) = stream.write_all(text.as_bytes()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e);
+        }
+    }
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     serde_json::from_str(&line).map_err(|e| {
