@@ -80,6 +80,7 @@ pub fn check(eal: &Eal, pool: Mempool, lcore: u32) -> Result<usize, String> {
         ring_prefix: "fixture_ho".into(),
         socket: -1,
         sync: Vec::new(),
+        capture: None,
     };
     let (workers, launched) = WorkerSet::launch(eal, ForwardMode::Lb, vec![queues], Some(&shared));
     let stats = workers.workers.first().map(|w| w.stats.clone());

@@ -595,6 +595,7 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> Result<(Director, LbS
         ring_prefix: format!("bench_ho_{run}"),
         socket: -1,
         sync: Vec::new(),
+        capture: None,
     };
     Ok((director, shared))
 }

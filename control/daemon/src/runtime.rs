@@ -243,6 +243,9 @@ fn host_twin(
     Ok(twin)
 }
 
+/// Frames a packet capture holds between the workers and its writer.
+const CAPTURE_SLOTS: usize = 4096;
+
 /// How often the rate estimator runs (IPVS: 2 s).
 const ESTIMATOR_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -310,6 +313,8 @@ pub fn run(
     let sync_channels: Vec<Arc<SyncChannel>> = (0..cfg.workers.len())
         .map(|_| Arc::new(SyncChannel::default()))
         .collect();
+    // The capture the console and the socket start: 4,096 frames of room to the writer.
+    let capture = rvs_core::capture::Capture::new(CAPTURE_SLOTS);
     let lb = (cfg.forward == ForwardMode::Lb).then(|| {
         println!(
             "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker",
@@ -335,6 +340,7 @@ pub fn run(
             ring_prefix: "rvs_ho".into(),
             socket: ports.main_socket,
             sync: sync_channels.clone(),
+            capture: Some(capture.clone()),
         }
     });
     let queues = assign_queues(cfg, &mut ports, twins.queues)?;
@@ -355,6 +361,9 @@ pub fn run(
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
     appliance.set_reload_source(reload);
+    if cfg.forward == ForwardMode::Lb {
+        appliance.set_capture(capture);
+    }
     let syncd = (cfg.forward == ForwardMode::Lb).then(|| {
         let d = Arc::new(SyncDaemons::new(
             sync_channels,

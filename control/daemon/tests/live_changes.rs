@@ -112,6 +112,8 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
     }];
     director.neighbours = vec![(IpAddr::from(GW), GW_MAC)];
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));
+    // A packet capture of what the worker receives runs through the whole test.
+    let capture = rvs_core::capture::Capture::new(4096);
     let shared = LbShared {
         cell: cell.clone(),
         loads,
@@ -126,6 +128,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
         ring_prefix: "live_ho".into(),
         socket: -1,
         sync: Vec::new(),
+        capture: Some(capture.clone()),
     };
     let queues = vec![WorkerQueues {
         lcore: 1,
@@ -156,6 +159,13 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
     ));
     let setup = "-A -t 192.168.1.100:80 -s wrr\n-a -t 192.168.1.100:80 -r 10.0.0.2:80 -m -w 3\n-a -t 192.168.1.100:80 -r 10.0.0.3:80 -m -w 1\n";
     assert_eq!(appliance.ipvsadm(&["-R"], setup).status, 0);
+    appliance.set_capture(capture);
+    let pcapng = std::env::temp_dir().join(format!("rvs-live-{}.pcapng", std::process::id()));
+    let r = appliance.console(&format!(
+        "capture start 0 rx tcp port 80 {}",
+        pcapng.display()
+    ));
+    assert_eq!(r.status, 0, "{}", r.err);
 
     // The control thread: 10,000 changes through the ipvsadm command layer.
     let changer = {
@@ -265,6 +275,41 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             std::thread::yield_now();
         }
     }
+    // The capture holds every frame received, or counts it dropped (the worker never
+    // waits for the writer); tcpdump reads the file.
+    let r = appliance.console("capture stop");
+    assert_eq!(r.status, 0, "{}", r.err);
+    let words: Vec<&str> = r.out.split_whitespace().collect();
+    let written: u64 = words[1].parse().unwrap();
+    let dropped: u64 = words[words.iter().position(|w| *w == "dropped").unwrap() - 1]
+        .parse()
+        .unwrap();
+    assert_eq!(written + dropped, sent, "{}", r.out);
+    assert!(written > 0);
+    let file = std::fs::File::open(&pcapng).unwrap();
+    let mut reader = pcap_file::pcapng::PcapNgReader::new(file).unwrap();
+    let mut frames = 0u64;
+    while let Some(block) = reader.next_block() {
+        if let pcap_file::pcapng::Block::EnhancedPacket(p) = block.unwrap() {
+            assert_eq!(&p.data[36..38], &80u16.to_be_bytes(), "TCP to port 80");
+            frames += 1;
+        }
+    }
+    assert_eq!(frames, written);
+    if let Ok(o) = std::process::Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&pcapng)
+        .args(["-c", "1"])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("> 192.168.1.100.80: Flags"),
+            "tcpdump: {text} {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(&pcapng);
     // The metrics page counts what was sent: every packet in by the worker and through the
     // service, every connection the traffic opened, the weights as set.
     let metric = |text: &str, line_start: &str| -> Option<u64> {

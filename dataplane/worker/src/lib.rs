@@ -11,6 +11,7 @@ pub use set::{LbShared, RunningWorker, WorkerOutcome, WorkerQueues, WorkerSet};
 use crossbeam::queue::ArrayQueue;
 use dpdk::{MbufBurst, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
 pub use mbuf_frame::MbufFrame;
+use rvs_core::capture::{self, Capture};
 use rvs_core::engine::{self, Counters, Engine, Frame, Parsed};
 use rvs_core::forward::{self, ForwardMode, Verdict};
 use rvs_core::publish::SnapshotReader;
@@ -47,6 +48,28 @@ pub(crate) struct LbContext {
     /// Where every worker takes the buffers of frames that waited for a neighbour (None:
     /// nothing waits; the first packet to an unresolved neighbour is lost).
     pub pool: Option<Mempool>,
+    /// The packet capture the control side may start.
+    pub capture: Option<Arc<Capture>>,
+}
+
+/// Nanoseconds since the Unix epoch (read once per burst, only while capturing).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Copies the frames of `burst` received on `port` that the running capture wants.
+fn capture_rx(capture: Option<&Capture>, port: u16, burst: &MbufBurst<BURST>) {
+    let Some(c) = capture.filter(|c| c.wants(port, capture::RX)) else {
+        return;
+    };
+    let (filter, at) = (c.filter(), wall_ns());
+    for m in burst.as_slice() {
+        if filter.matches(m.data()) {
+            c.offer(port, false, m.data(), at);
+        }
+    }
 }
 
 /// A neighbour one worker learned or heard again: address, MAC, when (seconds).
@@ -163,6 +186,12 @@ fn process_burst(
 ) {
     let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
     let n = burst.len().min(BURST);
+    // While a capture of sent frames runs: its filter and clock, once for the burst.
+    let tx_capture = lb
+        .capture
+        .as_deref()
+        .filter(|c| c.is_active())
+        .map(|c| (c, c.filter(), wall_ns()));
     if !already_parsed {
         burst.prefetch();
         for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
@@ -185,6 +214,11 @@ fn process_burst(
         };
         match verdict {
             engine::Verdict::Forward { port } => {
+                if let Some((c, filter, at)) = &tx_capture {
+                    if c.wants(port, capture::TX) && filter.matches(m.data()) {
+                        c.offer(port, true, m.data(), *at);
+                    }
+                }
                 let p = usize::from(port);
                 if let Some(queued) = o.out.get_mut(p) {
                     enqueue(queued, o.tx.get_mut(p), m, counters);
@@ -489,6 +523,7 @@ pub(crate) fn run_lb(
             }
             let snap = &**lb.snapshot.get();
             let in_port = assignment.in_port;
+            capture_rx(lb.capture.as_deref(), in_port, &rx);
             // Alone, every frame is mine; otherwise each goes to its flow's owner (found
             // from the frame parsed once, which the engine then starts from).
             let parsed_here = workers > 1;

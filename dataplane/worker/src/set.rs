@@ -39,6 +39,8 @@ pub struct LbShared {
     pub socket: i32,
     /// Each worker's queues to and from the connection sync daemon (empty: no sync).
     pub sync: Vec<Arc<rvs_core::sync::SyncChannel>>,
+    /// Where the workers copy frames while a packet capture runs (None: no capture).
+    pub capture: Option<Arc<rvs_core::capture::Capture>>,
 }
 
 type Outcome = (WorkerCounters, Option<Counters>);
@@ -134,6 +136,7 @@ impl WorkerSet {
                     frag_owners: frag_owners.clone(),
                     solicit_pool: lb.solicit_pool.filter(|_| index == 0),
                     pool: lb.solicit_pool,
+                    capture: lb.capture.clone(),
                 }
             });
             let bytes_per_entry = context.as_ref().map(|c| c.engine.table.bytes_per_entry());

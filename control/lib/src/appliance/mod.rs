@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod capture;
 mod figures;
 mod ha;
 mod health;
@@ -137,6 +138,9 @@ pub struct Appliance {
     keepalived: Mutex<Option<(Vec<ServiceKey>, Monitor)>>,
     /// Where `reload` reads the configuration again.
     reload_source: Mutex<Option<ReloadSource>>,
+    /// The packet capture the workers feed, and the one being written.
+    capture: Mutex<Option<Arc<rvs_core::capture::Capture>>>,
+    capture_run: Mutex<Option<capture::CaptureRun>>,
     /// Serialises changes of the model (held while the host's addresses are updated).
     changing: Mutex<()>,
     /// Changes the checkers applied.
@@ -214,6 +218,8 @@ impl Appliance {
             health: Mutex::new(Vec::new()),
             keepalived: Mutex::new(None),
             reload_source: Mutex::new(None),
+            capture: Mutex::new(None),
+            capture_run: Mutex::new(None),
             changing: Mutex::new(()),
             health_changes: std::sync::atomic::AtomicU64::new(0),
             twins: Vec::new(),
@@ -521,6 +527,8 @@ impl Appliance {
                 }
                 Err(_) => Reply::fail(2, format!("bad verbose level {n:?}")),
             },
+            ["capture", rest @ ..] => self.capture_verb(rest),
+            ["show", "capture"] => Reply::ok(self.show_capture()),
             ["reload"] => match self.reload() {
                 Ok(report) => Reply::ok(report),
                 Err(e) => Reply::fail(1, e),
@@ -925,6 +933,53 @@ mod tests {
         assert!(r.out.contains("next restart"), "{}", r.out);
         assert_eq!(id_of(&a, "10.0.0.3"), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The capture verbs' answers: usage, ports, filters, one capture at a time.
+    #[test]
+    fn capture_verbs() {
+        let a = appliance();
+        let file = std::env::temp_dir().join(format!("rvs-cap-{}.pcapng", std::process::id()));
+        let f = file.display().to_string();
+        let r = a.console(&format!("capture start all {f}"));
+        assert!(
+            r.status == 1 && r.err.contains("forward = \"lb\""),
+            "{}",
+            r.err
+        );
+        a.set_capture(rvs_core::capture::Capture::new(8));
+        assert_eq!(a.console("capture").status, 2);
+        let r = a.console(&format!("capture start wan {f}"));
+        assert!(
+            r.status == 2 && r.err.contains("no port \"wan\""),
+            "{}",
+            r.err
+        );
+        let r = a.console(&format!("capture start all rx greater 100 {f}"));
+        assert!(r.status == 2 && r.err.contains("a filter is"), "{}", r.err);
+        let r = a.console(&format!("capture start all both udp port 53 {f}"));
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(a.console("show capture").out.contains("running into"));
+        assert_eq!(
+            a.console(&format!("capture start all {f}")).status,
+            1,
+            "one at a time"
+        );
+        let r = a.console("capture stop");
+        assert!(
+            r.out.starts_with("capture: 0 frame(s) written"),
+            "{}",
+            r.out
+        );
+        assert_eq!(a.console("capture stop").status, 1);
+        // An empty capture is still a pcapng file with its interface.
+        let mut reader =
+            pcap_file::pcapng::PcapNgReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+        assert!(matches!(
+            reader.next_block().unwrap().unwrap(),
+            pcap_file::pcapng::Block::InterfaceDescription(_)
+        ));
+        let _ = std::fs::remove_file(&file);
     }
 
     /// The metrics page: node_exporter's names for a service and its servers, the

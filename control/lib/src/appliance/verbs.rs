@@ -122,6 +122,16 @@ pub const VERBS: &[Verb] = &[
         phrases: &["set verbose 1"],
     },
     Verb {
+        usage: "capture start PORT|all [rx|tx|both] [FILTER...] FILE | capture stop",
+        help: "write a port's frames to a pcapng file (FILTER: tcp, udp, icmp, host A, port N, and)",
+        phrases: &["capture start ", "capture stop"],
+    },
+    Verb {
+        usage: "show capture",
+        help: "the capture running: its file, frames taken and dropped",
+        phrases: &["show capture"],
+    },
+    Verb {
         usage: "reload",
         help: "read the TOML and keepalived.conf again and apply the difference (as SIGHUP does)",
         phrases: &["reload"],

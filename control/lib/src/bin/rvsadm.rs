@@ -8,7 +8,9 @@
 //! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy]]` shows or sets full NAT;
 //! `rvsadm --snat [add|del KEY VALUE...]` shows or changes the source NAT rules;
 //! `rvsadm -L -n --json` lists the services, their real servers and counters as JSON;
-//! `rvsadm --completion bash` prints a bash completion (ipvsadm's options and rvs's).
+//! `rvsadm --completion bash` prints a bash completion (ipvsadm's options and rvs's);
+//! `rvsadm --capture start PORT|all [rx|tx|both] [FILTER...] FILE` / `--capture stop`
+//! captures frames into a pcapng file (written by the daemon: give an absolute path).
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -34,6 +36,8 @@ fn main() {
         Some("--snat") if args.len() == 1 => Some("show snat".to_string()),
         Some("--snat") => Some(format!("snat {}", args[1..].join(" "))),
         Some("--full-nat") => Some(format!("fullnat {}", args[1..].join(" "))),
+        Some("--capture") if args.len() == 1 => Some("show capture".to_string()),
+        Some("--capture") => Some(format!("capture {}", args[1..].join(" "))),
         _ => None,
     };
     if let Some(line) = console {

@@ -156,6 +156,7 @@ pub fn bash_completion(program: &str, schedulers: &[&str]) -> String {
             "--mark",
             "--full-nat",
             "--snat",
+            "--capture",
         ]
         .map(String::from),
     );
