@@ -314,39 +314,44 @@ pub fn save(d: &Director, numeric: bool) -> String {
     let mut out = String::new();
     for vs in ordered(d, false) {
         let name = service_name(vs.spec.key, true, numeric);
-        let _ = write!(out, "-A {name} -s {}", vs.spec.scheduler.name());
-        if let Some(t) = vs.spec.persistent {
-            let _ = write!(out, " -p {t}");
-            if let Some(m) = mask_text(vs) {
-                let _ = write!(out, " -M {m}");
-            }
-        }
-        if let Some(pe) = &vs.spec.pe {
-            let _ = write!(out, " --pe {pe}");
-        }
-        if vs.spec.one_packet {
-            out.push_str(" -o");
-        }
-        let flags = sched_flags(vs);
-        if !flags.is_empty() {
-            let _ = write!(out, " -b {flags}");
-        }
-        out.push('\n');
+        let _ = writeln!(out, "-A {name} {}", service_options(vs));
         for dest in dests_of(vs, false) {
             let dname = anyname(dest.addr, dest.port, proto_word(vs.spec.key), numeric);
-            let _ = write!(
-                out,
-                "-a {name} -r {dname} {} -w {}",
-                dest.method.ipvsadm_flag(),
-                dest.weight as i32
-            );
-            if dest.method == ForwardMethod::Tun {
-                let _ = write!(out, " {}", dest.tunnel.rule());
-            }
-            out.push('\n');
+            let _ = writeln!(out, "-a {name} -r {dname} {}", server_options(dest));
         }
     }
     out
+}
+
+/// A service's `-A` options as `-S` writes them (scheduler, persistence, pe, ops, flags).
+fn service_options(vs: &VirtualService) -> String {
+    let mut options = format!("-s {}", vs.spec.scheduler.name());
+    if let Some(t) = vs.spec.persistent {
+        let _ = write!(options, " -p {t}");
+        if let Some(m) = mask_text(vs) {
+            let _ = write!(options, " -M {m}");
+        }
+    }
+    if let Some(pe) = &vs.spec.pe {
+        let _ = write!(options, " --pe {pe}");
+    }
+    if vs.spec.one_packet {
+        options.push_str(" -o");
+    }
+    let flags = sched_flags(vs);
+    if !flags.is_empty() {
+        let _ = write!(options, " -b {flags}");
+    }
+    options
+}
+
+/// A real server's `-a` options as `-S` writes them (method, weight, tunnel).
+fn server_options(dest: &RealServer) -> String {
+    let mut o = format!("{} -w {}", dest.method.ipvsadm_flag(), dest.weight as i32);
+    if dest.method == ForwardMethod::Tun {
+        let _ = write!(o, " {}", dest.tunnel.rule());
+    }
+    o
 }
 
 /// One service as rules: its key (`-t VIP:PORT`, `-f MARK [-6]`), its `-A` line's options,
@@ -360,40 +365,21 @@ struct ServiceRules {
 fn service_rules(d: &Director) -> Vec<ServiceRules> {
     ordered(d, false)
         .into_iter()
-        .map(|vs| {
-            let mut options = format!("-s {}", vs.spec.scheduler.name());
-            if let Some(t) = vs.spec.persistent {
-                let _ = write!(options, " -p {t}");
-                if let Some(m) = mask_text(vs) {
-                    let _ = write!(options, " -M {m}");
-                }
-            }
-            if let Some(pe) = &vs.spec.pe {
-                let _ = write!(options, " --pe {pe}");
-            }
-            if vs.spec.one_packet {
-                options.push_str(" -o");
-            }
-            let flags = sched_flags(vs);
-            if !flags.is_empty() {
-                let _ = write!(options, " -b {flags}");
-            }
-            let servers = dests_of(vs, false)
+        .map(|vs| ServiceRules {
+            key: service_name(vs.spec.key, true, true),
+            options: service_options(vs),
+            servers: dests_of(vs, false)
                 .into_iter()
                 .map(|dest| {
-                    let mut o = format!("{} -w {}", dest.method.ipvsadm_flag(), dest.weight as i32);
-                    if dest.method == ForwardMethod::Tun {
-                        let _ = write!(o, " {}", dest.tunnel.rule());
-                    }
-                    let _ = write!(o, " -x {} -y {}", dest.upper, dest.lower);
+                    let o = format!(
+                        "{} -x {} -y {}",
+                        server_options(dest),
+                        dest.upper,
+                        dest.lower
+                    );
                     (endpoint(dest.addr, dest.port), o)
                 })
-                .collect();
-            ServiceRules {
-                key: service_name(vs.spec.key, true, true),
-                options,
-                servers,
-            }
+                .collect(),
         })
         .collect()
 }
