@@ -356,39 +356,29 @@ fn plan(set: Set, seconds: Option<f64>) -> Vec<Planned> {
         }
         add(s, None);
     }
-    // Config churn: 1000 snapshot publications while established flows run below
-    // saturation; nothing may be lost.
-    let mut churn = established(
-        Method::Nat,
-        Kind::Tcp,
-        60,
-        10_000,
-        if full { 5.0 } else { 2.0 },
-    );
-    churn.name = "nat-churn".into();
+    // The control side at work while established NAT flows run at half the NAT rate
+    // (below saturation): nothing may be lost.
+    let busy_control = |name: &str, flows: u32, seconds: f64| {
+        let mut s = established(Method::Nat, Kind::Tcp, 60, flows, seconds);
+        s.name = name.into();
+        s.yardstick = None;
+        s
+    };
+    let control_secs = if full { 5.0 } else { 2.0 };
+    // Config churn: 1000 snapshot publications.
+    let mut churn = busy_control("nat-churn", 10_000, control_secs);
     churn.churn = 1000;
-    churn.yardstick = None;
     add(churn, Some(("nat-tcp-64-10k", 0.5)));
     // Hitless reloads: the TOML read again 100 times (a weight and a fifth server changing
-    // each time) while established flows run below saturation; nothing may be lost.
-    let mut reload = established(
-        Method::Nat,
-        Kind::Tcp,
-        60,
-        10_000,
-        if full { 5.0 } else { 2.0 },
-    );
-    reload.name = "nat-reload".into();
+    // each time).
+    let mut reload = busy_control("nat-reload", 10_000, control_secs);
     reload.reloads = 100;
-    reload.yardstick = None;
     add(reload, Some(("nat-tcp-64-10k", 0.5)));
-    // Connection listings of a 100k-entry table back to back while established flows run
-    // below saturation: nothing may be lost, every listing complete; the worker's longest
-    // listing slice is the figure (its longest pass includes the VM's preemptions).
-    let mut listing = established(Method::Nat, Kind::Tcp, 60, 100_000, 2.0);
-    listing.name = "nat-listing".into();
+    // Connection listings of a 100k-entry table back to back: every listing complete; the
+    // worker's longest listing slice is the figure (its longest pass includes the VM's
+    // preemptions).
+    let mut listing = busy_control("nat-listing", 100_000, 2.0);
     listing.listing = true;
-    listing.yardstick = None;
     add(listing, Some(("nat-tcp-64-10k", 0.5)));
     v
 }
