@@ -65,7 +65,7 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn service(&self, vs: &VirtualService, rates: bool) -> Stats {
+    pub(crate) fn service(&self, vs: &VirtualService, rates: bool) -> Stats {
         let v = if rates {
             &self.entry_rates
         } else {
@@ -76,7 +76,7 @@ impl Figures {
         })
     }
 
-    fn dest(&self, d: &RealServer, rates: bool) -> Stats {
+    pub(crate) fn dest(&self, d: &RealServer, rates: bool) -> Stats {
         let v = if rates { &self.dest_rates } else { &self.dests };
         v.get(d.id).copied().unwrap_or_default()
     }

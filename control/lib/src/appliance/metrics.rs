@@ -57,6 +57,14 @@ fn service_labels(key: ServiceKey) -> Vec<(&'static str, String)> {
     }
 }
 
+/// node_exporter's labels of a real server: its service's, then its address and port.
+fn backend_labels(key: ServiceKey, r: &RealServer) -> Vec<(&'static str, String)> {
+    let mut labels = service_labels(key);
+    labels.push(("remote_address", r.addr.to_string()));
+    labels.push(("remote_port", r.port.to_string()));
+    labels
+}
+
 impl Appliance {
     /// The metrics page, as `GET /metrics` serves it.
     pub fn metrics(&self) -> String {
@@ -67,15 +75,7 @@ impl Appliance {
         let loads = d.loads();
         // node_exporter's totals (/proc/net/ip_vs_stats).
         let total = d.services.iter().fold(Stats::default(), |acc, vs| {
-            let s = vs.entries.iter().fold(Stats::default(), |a, e| {
-                a.plus(
-                    &fig.entries
-                        .get(usize::from(e.id))
-                        .copied()
-                        .unwrap_or_default(),
-                )
-            });
-            acc.plus(&s)
+            acc.plus(&fig.service(vs, false))
         });
         for (name, help, v) in [
             (
@@ -133,11 +133,8 @@ impl Appliance {
             f.head(name, kind, help);
             for vs in &d.services {
                 for r in &vs.dests {
-                    let mut labels = service_labels(vs.spec.key);
-                    labels.push(("remote_address", r.addr.to_string()));
-                    labels.push(("remote_port", r.port.to_string()));
                     let v = loads.get(r.id).map_or(0, |l| pick(l, r));
-                    f.sample(name, &labels, v);
+                    f.sample(name, &backend_labels(vs.spec.key, r), v);
                 }
             }
         }
@@ -164,25 +161,18 @@ impl Appliance {
             let name = format!("rvs_service_{suffix}");
             f.head(&name, "counter", help);
             for vs in &d.services {
-                let s = vs.entries.iter().fold(Stats::default(), |a, e| {
-                    a.plus(
-                        &fig.entries
-                            .get(usize::from(e.id))
-                            .copied()
-                            .unwrap_or_default(),
-                    )
-                });
+                let s = fig.service(vs, false);
                 f.sample(&name, &service_labels(vs.spec.key), field(&s));
             }
             let name = format!("rvs_backend_{suffix}");
             f.head(&name, "counter", help);
             for vs in &d.services {
                 for r in &vs.dests {
-                    let mut labels = service_labels(vs.spec.key);
-                    labels.push(("remote_address", r.addr.to_string()));
-                    labels.push(("remote_port", r.port.to_string()));
-                    let s = fig.dests.get(r.id).copied().unwrap_or_default();
-                    f.sample(&name, &labels, field(&s));
+                    f.sample(
+                        &name,
+                        &backend_labels(vs.spec.key, r),
+                        field(&fig.dest(r, false)),
+                    );
                 }
             }
         }
