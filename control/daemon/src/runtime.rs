@@ -13,7 +13,6 @@ use rvs_control::vrrp::{self, VrrpConf, VrrpRuntime};
 use rvs_control::{console, report, socket};
 use rvs_core::engine::{EngineConfig, PortInfo};
 use rvs_core::publish::SnapshotCell;
-use rvs_core::sched::DestLoad;
 use rvs_core::sync::SyncChannel;
 use rvs_core::ForwardMode;
 use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
@@ -251,45 +250,18 @@ const ESTIMATOR_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The starting model: the TOML's services, then its ipvsadm rules file, and timeouts.
 pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, RunError> {
-    let loads: Arc<Vec<DestLoad>> =
-        Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
-    let config_error = |field: &str, message: String| {
-        RunError::Config(ConfigError {
-            file: cfg.source.file.clone(),
-            line: None,
-            field: field.into(),
-            message,
-        })
-    };
-    let mut d = cfg
-        .lb
-        .director(cfg.limits, loads, ports)
-        .map_err(|m| config_error("service", m))?;
-    d.full_nat_room = cfg.full_nat;
-    let (tcp, tcpfin, udp) = cfg.timeouts;
-    d.timeouts.set(tcp, tcpfin, udp);
-    if let Some((path, text)) = &cfg.rules {
-        let mut cmds = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            if let Ok(Some(c)) = rvs_control::ipvsadm::parse_line(line) {
-                cmds.push((format!("line {}", n + 1), c));
-            }
-        }
-        d.apply_all(&cmds)
-            .map_err(|m| config_error("control.rules", format!("{}: {m}", path.display())))?;
-    }
-    Ok(d)
+    cfg.director(ports).map_err(RunError::Config)
 }
 
-/// Runs the daemon until SIGINT/SIGTERM, the console's `quit` (with `interactive`, an
-/// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics. Each step
-/// below is one function: EAL, ports, host twins, workers, the control side, shutdown.
 /// What the signal handlers set: stop (SIGINT/SIGTERM), reload (SIGHUP).
 pub struct Signals {
     pub stop: Arc<AtomicBool>,
     pub hup: Arc<AtomicBool>,
 }
 
+/// Runs the daemon until SIGINT/SIGTERM, the console's `quit` (with `interactive`, an
+/// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics. Each step
+/// below is one function: EAL, ports, host twins, workers, the control side, shutdown.
 pub fn run(
     cfg: &Config,
     signals: Signals,

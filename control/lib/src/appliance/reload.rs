@@ -74,30 +74,10 @@ impl Appliance {
             _ => None,
         };
         let current = self.director.lock().clone();
-        let loads = Arc::new(
-            (0..cfg.limits.dests)
-                .map(|_| rvs_core::sched::DestLoad::default())
-                .collect(),
-        );
         let mut desired = cfg
-            .lb
-            .director(cfg.limits, loads, current.ports.clone())
-            .map_err(|e| {
-                format!(
-                    "reload: {}: service: {e} (nothing changed)",
-                    cfg.source.file
-                )
-            })?;
-        let (tcp, tcpfin, udp) = cfg.timeouts;
-        desired.timeouts.set(tcp, tcpfin, udp);
+            .director(current.ports.clone())
+            .map_err(|e| format!("reload: {e} (nothing changed)"))?;
         let mut extra: Vec<(String, Command)> = Vec::new();
-        if let Some((path, text)) = &cfg.rules {
-            for (n, line) in text.lines().enumerate() {
-                if let Ok(Some(c)) = ipvsadm::parse_line(line) {
-                    extra.push((format!("{}:{}", path.display(), n + 1), c));
-                }
-            }
-        }
         match &conf {
             Some(conf) => {
                 extra.extend(conf.commands_at());

@@ -220,6 +220,43 @@ pub struct Config {
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
 
 impl Config {
+    /// The starting model: the TOML's services, then its ipvsadm rules file, and
+    /// timeouts, on data ports `ports` (errors name the file and field).
+    pub fn director(
+        &self,
+        ports: Vec<rvs_core::engine::PortInfo>,
+    ) -> Result<crate::director::Director, ConfigError> {
+        let loads = std::sync::Arc::new(
+            (0..self.limits.dests)
+                .map(|_| rvs_core::sched::DestLoad::default())
+                .collect(),
+        );
+        let error = |field: &str, message: String| ConfigError {
+            file: self.source.file.clone(),
+            line: None,
+            field: field.into(),
+            message,
+        };
+        let mut d = self
+            .lb
+            .director(self.limits, loads, ports)
+            .map_err(|m| error("service", m))?;
+        d.full_nat_room = self.full_nat;
+        let (tcp, tcpfin, udp) = self.timeouts;
+        d.timeouts.set(tcp, tcpfin, udp);
+        if let Some((path, text)) = &self.rules {
+            let mut cmds = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                if let Ok(Some(c)) = crate::ipvsadm::parse_line(line) {
+                    cmds.push((format!("line {}", n + 1), c));
+                }
+            }
+            d.apply_all(&cmds)
+                .map_err(|m| error("control.rules", format!("{}: {m}", path.display())))?;
+        }
+        Ok(d)
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
