@@ -58,6 +58,7 @@ pub fn check(eal: &Eal, pool: Mempool, lcore: u32) -> Result<usize, String> {
             out_port: i,
             in_port: i as u16,
             from_host: false,
+            complete_checksums: false,
         });
         queues.tx.push(worker_tx);
     }

@@ -385,6 +385,7 @@ impl Bench {
                     out_port: 1,
                     in_port: 0,
                     from_host: false,
+                    complete_checksums: false,
                 }],
                 tx: vec![to_a, to_b],
                 host: Vec::new(),

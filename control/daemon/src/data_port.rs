@@ -1,12 +1,14 @@
 //! The daemon's DPDK ports behind the control library's [`PortDevice`], and the mapping of
 //! configuration names onto DPDK's RSS fields (the log levels' names are EAL's own).
 
+use crate::kernel_port;
 use dpdk::{Port, PortStats, RssField};
 use rvs_control::ports::{PortCounters, PortDescription, PortDevice};
 
-/// A started DPDK port, shared with the command layer while rvs runs.
+/// A started DPDK port, shared with the command layer while rvs runs; `kernel` names the
+/// Linux interface behind an AF_XDP or AF_PACKET port.
 #[derive(Debug)]
-pub struct DataPort(pub Port);
+pub struct DataPort(pub Port, pub Option<String>);
 
 pub fn counters(s: PortStats) -> PortCounters {
     PortCounters {
@@ -68,7 +70,12 @@ impl PortDevice for DataPort {
 
     fn extended_counters(&self) -> Result<Vec<(String, u64)>, String> {
         let x = self.0.xstats().map_err(|e| e.to_string())?;
-        Ok(x.into_iter().map(|x| (x.name, x.value)).collect())
+        let mut all: Vec<(String, u64)> = x.into_iter().map(|x| (x.name, x.value)).collect();
+        // Frames the kernel dropped before rvs saw them (DPDK counts only its own rings).
+        if let Some(iface) = &self.1 {
+            all.extend(kernel_port::kernel_counters(iface));
+        }
+        Ok(all)
     }
 
     fn reset_counters(&self) -> Result<(), String> {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod data_port;
+mod kernel_port;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,11 @@ struct Args {
     /// Check the configuration and exit without starting the data plane.
     #[arg(long)]
     check: bool,
+
+    /// Take off the XDP programs a killed rvs left on the configuration's AF_XDP
+    /// interfaces (which keep them from the kernel until rvs starts again), and exit.
+    #[arg(long)]
+    release_xdp: bool,
 
     /// Interactive: an `rvs> ` console on this terminal (testpmd style).
     #[arg(short, long)]
@@ -63,6 +69,8 @@ fn read_input(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+const SKIP_DISPATCHER: &str = "LIBXDP_SKIP_DISPATCHER";
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(Cmd::Preview { rules, clients }) = &args.command {
@@ -91,6 +99,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.release_xdp {
+        for p in &cfg.ports {
+            let Some(dev) = &p.kernel else { continue };
+            if kernel_port::release(&dev.iface) {
+                println!("rvs: {}: took off the XDP program rvs left", dev.iface);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    if cfg.ports.iter().any(|p| p.kernel.is_some()) && std::env::var_os(SKIP_DISPATCHER).is_none() {
+        // One plain XDP program per AF_XDP interface, which `ip link set dev IF xdp off`
+        // takes off (libxdp's dispatcher wants a bpffs and outlives a killed rvs).
+        std::env::set_var(SKIP_DISPATCHER, "1");
+    }
     if let Err(e) = rvs_control::log::init(cfg.log.clone()) {
         eprintln!("rvs: error: {}: log: {e}", config.display());
         return ExitCode::from(2);

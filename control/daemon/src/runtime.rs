@@ -1,11 +1,12 @@
 //! The daemon's life: EAL, ports, workers, then waiting for SIGINT/SIGTERM, then a clean
 //! stop with final statistics.
 
+use crate::kernel_port;
 use crate::data_port::{self, DataPort};
 use dpdk::log::Level;
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConf, RssConf, BURST};
 use rvs_control::appliance::{Appliance, PortView};
-use rvs_control::config::{Config, ConfigError, Hugepages};
+use rvs_control::config::{Config, ConfigError, Hugepages, KernelSocket};
 use rvs_control::director::Director;
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::sync::{Role, SyncDaemons};
@@ -143,16 +144,24 @@ fn pool_size(cfg: &Config) -> u32 {
     want.next_power_of_two() - 1
 }
 
-/// Room for a whole frame of the largest MTU in one segment, plus headroom.
+/// Room for a whole frame of the largest MTU in one segment, plus headroom (and XDP's,
+/// where an AF_XDP port receives into these buffers).
 fn data_room(cfg: &Config) -> u16 {
     let mtu = cfg.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(1500);
     let frame = u32::from(mtu) + 14 + 8 + 4; // Ethernet, two VLAN tags, FCS
-    let room = frame.max(2048) + PKTMBUF_HEADROOM;
+    let af_xdp = cfg
+        .ports
+        .iter()
+        .any(|p| p.kernel.as_ref().is_some_and(|k| k.socket == KernelSocket::AfXdp));
+    let xdp = if af_xdp { XDP_PACKET_HEADROOM } else { 0 };
+    let room = frame.max(2048) + PKTMBUF_HEADROOM + xdp;
     room.min(u32::from(u16::MAX)) as u16
 }
 
 /// DPDK's RTE_PKTMBUF_HEADROOM.
 const PKTMBUF_HEADROOM: u32 = 128;
+/// The kernel's XDP_PACKET_HEADROOM, before each frame in an AF_XDP buffer.
+const XDP_PACKET_HEADROOM: u32 = 256;
 
 fn field_of(message: &str) -> &'static str {
     if message.contains("MTU") {
@@ -329,7 +338,8 @@ pub fn run(
     let shared: Vec<Arc<DataPort>> = ports
         .ports
         .drain(..)
-        .map(|p| Arc::new(DataPort(p)))
+        .zip(&cfg.ports)
+        .map(|(p, c)| Arc::new(DataPort(p, c.kernel.as_ref().map(|k| k.iface.clone()))))
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
     appliance.set_reload_source(reload);
@@ -432,6 +442,13 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
         main_socket,
     };
     for (i, p) in cfg.ports.iter().enumerate() {
+        if let Some(dev) = &p.kernel {
+            let notices = kernel_port::check_before_open(dev, p.rx_queues)
+                .map_err(|e| cfg.port_error(i, "device", e))?;
+            for n in notices {
+                eprintln!("rvs: notice: port {:?}: {n}", p.name);
+            }
+        }
         let found = log
             .quietly(|| eal.attach(&p.device))
             .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
@@ -488,11 +505,22 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
             },
             tx_ipv4_checksum: true,
         };
+        if let Some(dev) = &p.kernel {
+            // The kernel writes a frame after the mbuf's headroom and XDP's own.
+            let frame = data_room(cfg).saturating_sub((PKTMBUF_HEADROOM + XDP_PACKET_HEADROOM) as u16);
+            kernel_port::check_mtu(dev, info.max_mtu, frame.saturating_sub(18))
+                .map_err(|e| cfg.port_error(i, "device", e))?;
+        }
         let mut port = log
             .quietly(|| Port::configure(eal, id, &conf, pool))
             .map_err(|e| {
                 let m = e.to_string();
-                cfg.port_error(i, field_of(&m), m)
+                let Some(dev) = &p.kernel else {
+                    return cfg.port_error(i, field_of(&m), m);
+                };
+                // A queue the kernel refused may have left DPDK's program attached.
+                kernel_port::release(&dev.iface);
+                cfg.port_error(i, field_of(&m), kernel_port::explain_setup_error(dev, &m))
             })?;
         if p.rx_queues > 1 {
             let requested = conf.rss.fields.iter().fold(0u64, |a, f| a | f.bits());
@@ -650,6 +678,7 @@ fn assign_queues(
                 out_port: cfg.ports[p].peer,
                 in_port: p as u16,
                 from_host: false,
+                complete_checksums: cfg.ports[p].complete_checksums,
             });
         }
         if w == 0 {
@@ -658,6 +687,7 @@ fn assign_queues(
                 out_port: p,
                 in_port: p as u16,
                 from_host: true,
+                complete_checksums: false,
             }));
         }
         let mut tx = Vec::with_capacity(tx_queues.len());
@@ -991,7 +1021,7 @@ fn shutdown(
     }
     for (p, port) in cfg.ports.iter().zip(ports) {
         // The command layer has let go of its handles; a port still shared is left open.
-        let Ok(DataPort(port)) = Arc::try_unwrap(port) else {
+        let Ok(DataPort(port, _)) = Arc::try_unwrap(port) else {
             continue;
         };
         if let Err(e) = port.close() {

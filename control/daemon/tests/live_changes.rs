@@ -137,6 +137,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             out_port: 1,
             in_port: 0,
             from_host: false,
+            complete_checksums: false,
         }],
         tx: vec![a_tx.remove(1), b_tx.remove(0)],
         host: Vec::new(),

@@ -47,6 +47,13 @@ pub fn worker_stats(worker: usize, lcore: u32, c: &WorkerCounters) -> String {
         c.polls,
         c.busy_share() * 100.0
     );
+    if c.checksums_completed > 0 {
+        let _ = writeln!(
+            out,
+            "  Partial checksums completed: {}",
+            c.checksums_completed
+        );
+    }
     if c.handoffs + c.handoff_drops > 0 {
         let _ = writeln!(
             out,

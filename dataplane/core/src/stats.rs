@@ -23,6 +23,7 @@ pub struct WorkerStats {
     tx_packets: AtomicU64,
     tx_dropped: AtomicU64,
     malformed: AtomicU64,
+    checksums_completed: AtomicU64,
     handoffs: AtomicU64,
     handoff_drops: AtomicU64,
     max_pass_cycles: AtomicU64,
@@ -74,6 +75,8 @@ pub struct WorkerCounters {
     pub tx_dropped: u64,
     /// Frames dropped as malformed.
     pub malformed: u64,
+    /// TCP/UDP checksums a kernel sender left partial, completed on arrival.
+    pub checksums_completed: u64,
     /// Frames handed to the worker owning their flow.
     pub handoffs: u64,
     /// Hand-offs lost to a full ring.
@@ -117,6 +120,9 @@ impl WorkerCounters {
             tx_packets: self.tx_packets.saturating_sub(base.tx_packets),
             tx_dropped: self.tx_dropped.saturating_sub(base.tx_dropped),
             malformed: self.malformed.saturating_sub(base.malformed),
+            checksums_completed: self
+                .checksums_completed
+                .saturating_sub(base.checksums_completed),
             handoffs: self.handoffs.saturating_sub(base.handoffs),
             handoff_drops: self.handoff_drops.saturating_sub(base.handoff_drops),
             listing_slices: self.listing_slices.saturating_sub(base.listing_slices),
@@ -167,6 +173,8 @@ impl WorkerStats {
         self.tx_packets.store(c.tx_packets, Relaxed);
         self.tx_dropped.store(c.tx_dropped, Relaxed);
         self.malformed.store(c.malformed, Relaxed);
+        self.checksums_completed
+            .store(c.checksums_completed, Relaxed);
         self.handoffs.store(c.handoffs, Relaxed);
         self.handoff_drops.store(c.handoff_drops, Relaxed);
         self.max_pass_cycles.store(c.max_pass_cycles, Relaxed);
@@ -259,6 +267,7 @@ impl WorkerStats {
             tx_packets: self.tx_packets.load(Relaxed),
             tx_dropped: self.tx_dropped.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
+            checksums_completed: self.checksums_completed.load(Relaxed),
             handoffs: self.handoffs.load(Relaxed),
             handoff_drops: self.handoff_drops.load(Relaxed),
             max_pass_cycles: self.max_pass_cycles.load(Relaxed),

@@ -24,6 +24,7 @@ pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod partial;
 pub mod proxy;
 pub mod sctp;
 pub mod tcp;

@@ -17,6 +17,7 @@ use rvs_core::forward::{self, ForwardMode, Verdict};
 use rvs_core::publish::SnapshotReader;
 use rvs_core::sched::DestLoad;
 use rvs_core::stats::{stage, WorkerCounters, WorkerStats};
+use rvs_wire::partial;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -31,6 +32,9 @@ pub struct RxAssignment {
     pub in_port: u16,
     /// A host TAP twin's queue: what the kernel sends leaves by `out_port` untouched.
     pub from_host: bool,
+    /// The port reads a kernel device directly (AF_XDP, AF_PACKET): TCP and UDP
+    /// checksums its senders left partial are completed on arrival.
+    pub complete_checksums: bool,
 }
 
 /// What a load-balancing worker owns besides its queues.
@@ -380,6 +384,20 @@ fn idle_pause(backoff: &mut idle::Backoff, busy: bool, counters: &mut WorkerCoun
     }
 }
 
+/// Completes the partial TCP/UDP checksums of a burst from a port that reads a kernel
+/// device directly.
+fn complete_checksums(
+    from: &RxAssignment,
+    burst: &mut MbufBurst<BURST>,
+    counters: &mut WorkerCounters,
+) {
+    if from.complete_checksums && !from.from_host {
+        for m in burst.as_mut_slice() {
+            counters.checksums_completed += u64::from(partial::complete_partial(m.data_mut()));
+        }
+    }
+}
+
 /// Polls until `stop` is set; returns the final counters (also published to `stats`).
 pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) -> WorkerCounters {
     let mut counters = WorkerCounters::default();
@@ -396,6 +414,7 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
             }
             busy = true;
             counters.rx_packets += n as u64;
+            complete_checksums(assignment, &mut burst, &mut counters);
             if mode != ForwardMode::Io {
                 counters.malformed +=
                     burst.retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward) as u64;
@@ -495,6 +514,7 @@ pub(crate) fn run_lb(
             watch.lap(&mut counters.stage_cycles[stage::RX]);
             busy = true;
             counters.rx_packets += n as u64;
+            complete_checksums(assignment, &mut rx, &mut counters);
             if mode != ForwardMode::Lb && !assignment.from_host {
                 // A diagnostic mode set at run time (`set fwd io|macswap`): to the peer port,
                 // unchanged or with the Ethernet addresses swapped, as testpmd's engines.

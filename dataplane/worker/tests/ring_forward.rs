@@ -66,6 +66,7 @@ fn hundred_thousand_packets_arrive_byte_identical() {
             out_port: 1,
             in_port: 0,
             from_host: false,
+            complete_checksums: false,
         }],
         tx: vec![a_tx.remove(0), b_tx.remove(0)],
         host: Vec::new(),

@@ -179,7 +179,7 @@ impl Appliance {
         drop(d);
         // Workers.
         type WorkerField = fn(&rvs_core::WorkerCounters) -> u64;
-        let worker: [(&str, &str, &str, WorkerField); 7] = [
+        let worker: [(&str, &str, &str, WorkerField); 8] = [
             (
                 "rvs_worker_rx_packets_total",
                 "counter",
@@ -197,6 +197,12 @@ impl Appliance {
                 "counter",
                 "Packets a full tx queue did not take.",
                 |c| c.tx_dropped,
+            ),
+            (
+                "rvs_worker_checksums_completed_total",
+                "counter",
+                "TCP/UDP checksums a kernel sender left partial, completed on arrival (AF_XDP, AF_PACKET).",
+                |c| c.checksums_completed,
             ),
             (
                 "rvs_worker_handoffs_total",

@@ -24,7 +24,7 @@ mod workers;
 use eal::*;
 pub use eal::{parse_lcore_list, EalConfig, Hugepages, LOG_LEVELS};
 use ports::*;
-pub use ports::{PortConfig, DEFAULT_RSS_FIELDS, RSS_FIELDS, SERVER_SIDE_RSS_FIELDS};
+pub use ports::{KernelDevice, KernelSocket, PortConfig, DEFAULT_RSS_FIELDS, RSS_FIELDS, SERVER_SIDE_RSS_FIELDS};
 pub use source::{ConfigError, Source};
 pub use workers::WorkerConfig;
 use workers::*;
@@ -312,8 +312,10 @@ impl Config {
                 message: "no [[port]] defined: rvs needs at least one data port".into(),
             });
         }
-        let ports = validate_ports(&source, &raw.ports)?;
+        let worker_lcores = eal.lcores.len().saturating_sub(1) as u16;
+        let ports = validate_ports(&source, &raw.ports, worker_lcores)?;
         let workers = validate_workers(&source, &eal, &ports, &raw.ports, raw.workers)?;
+        check_af_xdp_pairs(&source, &raw.ports, &ports, workers.len())?;
         let names: Vec<String> = ports.iter().map(|p| p.name.clone()).collect();
         let lb = lb::LbConfig::validate(
             &source,

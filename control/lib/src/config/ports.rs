@@ -8,12 +8,11 @@ use super::*;
 pub(super) struct RawPort {
     pub(super) name: Spanned<String>,
     pub(super) device: Spanned<String>,
-    #[serde(default = "one")]
-    pub(super) rx_queues: Spanned<u16>,
-    #[serde(default = "default_desc")]
-    pub(super) rx_desc: u16,
-    #[serde(default = "default_desc")]
-    pub(super) tx_desc: u16,
+    /// Default: 1; on an AF_XDP port, one per worker (it pairs rx and tx queues).
+    pub(super) rx_queues: Option<Spanned<u16>>,
+    /// Default: 1,024; 4,096 on an AF_XDP port (a veth or NIC overruns smaller rings).
+    pub(super) rx_desc: Option<Spanned<u16>>,
+    pub(super) tx_desc: Option<Spanned<u16>>,
     pub(super) mtu: Option<Spanned<u16>>,
     #[serde(default = "yes")]
     pub(super) promiscuous: bool,
@@ -28,15 +27,14 @@ pub(super) struct RawPort {
     pub(super) addresses: Vec<Spanned<String>>,
     /// The kernel interface of this port's TAP twin (the host exception path).
     pub(super) host_tap: Option<Spanned<String>>,
+    /// Complete TCP/UDP checksums that senders left partial; default: on for ports that
+    /// read a kernel device directly (AF_XDP, AF_PACKET).
+    pub(super) complete_checksums: Option<bool>,
 }
 
-pub(super) fn one() -> Spanned<u16> {
-    Spanned::new(0..0, 1)
-}
-
-pub(super) fn default_desc() -> u16 {
-    1024
-}
+const DEFAULT_DESC: u16 = 1024;
+/// AF_XDP's rings: with 1,024 entries a veth drops frames under a TCP stream.
+const AF_XDP_DESC: u16 = 4096;
 
 pub(super) fn yes() -> bool {
     true
@@ -82,8 +80,90 @@ pub struct PortConfig {
     pub prefix_lens: Vec<u8>,
     /// The host TAP twin's interface name, if the port has one.
     pub host_tap: Option<String>,
+    /// The Linux interface an AF_XDP or AF_PACKET port reads, if it is one.
+    pub kernel: Option<KernelDevice>,
+    /// Complete the TCP/UDP checksums senders left partial (see `rvs_wire::partial`).
+    pub complete_checksums: bool,
     /// Where the port is defined, for errors found at run time.
     pub line: usize,
+}
+
+/// An AF_XDP port pairs each rx queue with a tx queue, and each worker sends on its own:
+/// its rx queues must be as many as the workers.
+pub(super) fn check_af_xdp_pairs(
+    source: &Source,
+    raw: &[RawPort],
+    ports: &[PortConfig],
+    workers: usize,
+) -> Result<(), ConfigError> {
+    for (i, (p, r)) in ports.iter().zip(raw).enumerate() {
+        let af_xdp = p
+            .kernel
+            .as_ref()
+            .is_some_and(|k| k.socket == KernelSocket::AfXdp);
+        if af_xdp && usize::from(p.rx_queues) != workers {
+            let span = r.rx_queues.as_ref().map_or(r.device.span(), |q| q.span());
+            return Err(source.error(
+                span,
+                format!("port[{i}].rx_queues"),
+                format!(
+                    "an AF_XDP port pairs each rx queue with a tx queue, and each worker sends on \
+                     its own: {workers} worker(s) need {workers} rx queue(s), not {} (change \
+                     the workers, or the device's queues: ethtool -L IFACE combined N)",
+                    p.rx_queues
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How a port reaches a Linux interface the kernel keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSocket {
+    AfXdp,
+    AfPacket,
+}
+
+/// The Linux interface behind an AF_XDP or AF_PACKET port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelDevice {
+    pub socket: KernelSocket,
+    pub iface: String,
+}
+
+impl KernelDevice {
+    /// From DPDK devargs (`net_af_xdp0,iface=eth1,...`, `net_af_packet0,iface=eth1`).
+    pub fn of_devargs(device: &str) -> Option<KernelDevice> {
+        let mut parts = device.split(',');
+        let name = parts.next()?.trim();
+        let socket = if name.starts_with("net_af_xdp") {
+            KernelSocket::AfXdp
+        } else if name.starts_with("net_af_packet") {
+            KernelSocket::AfPacket
+        } else {
+            return None;
+        };
+        let iface = parts.find_map(|kv| kv.trim().strip_prefix("iface="))?;
+        Some(KernelDevice {
+            socket,
+            iface: iface.to_string(),
+        })
+    }
+}
+
+/// The devargs for `device = "af_xdp:IFACE"`: every queue rvs reads, from the first.
+fn af_xdp_devargs(index: usize, iface: &str, queues: u16) -> String {
+    format!("net_af_xdp{index},iface={iface},start_queue=0,queue_count={queues}")
+}
+
+/// A Linux interface name: 1 to 15 letters, digits, '-', '_' or '.'.
+fn is_iface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 impl PortConfig {
@@ -115,9 +195,11 @@ pub(super) fn parse_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// `workers`: the worker lcores, whom an AF_XDP port gives a queue each by default.
 pub(super) fn validate_ports(
     source: &Source,
     raw: &[RawPort],
+    workers: u16,
 ) -> Result<Vec<PortConfig>, ConfigError> {
     let mut index_of: HashMap<&str, usize> = HashMap::new();
     for (i, p) in raw.iter().enumerate() {
@@ -140,19 +222,62 @@ pub(super) fn validate_ports(
         if p.device.get_ref().trim().is_empty() {
             return Err(source.error(p.device.span(), format!("port[{i}].device"), "empty device"));
         }
-        let q = *p.rx_queues.get_ref();
-        if q == 0 || q > 64 {
-            return Err(source.error(
-                p.rx_queues.span(),
-                format!("port[{i}].rx_queues"),
-                "1..=64 rx queues",
-            ));
+        if let Some(q) = &p.rx_queues {
+            if *q.get_ref() == 0 || *q.get_ref() > 64 {
+                return Err(source.error(
+                    q.span(),
+                    format!("port[{i}].rx_queues"),
+                    "1..=64 rx queues",
+                ));
+            }
         }
     }
     let mut devices: HashMap<&str, usize> = HashMap::new();
     let mut ports = Vec::new();
     for (i, p) in raw.iter().enumerate() {
         let dev = p.device.get_ref().as_str();
+        let shorthand = dev.strip_prefix("af_xdp:").map(str::trim);
+        if shorthand.is_some_and(|iface| !is_iface_name(iface)) {
+            return Err(source.error(
+                p.device.span(),
+                format!("port[{i}].device"),
+                "\"af_xdp:IFACE\" names a Linux interface (1 to 15 letters, digits, '-', '_' or '.')",
+            ));
+        }
+        let af_xdp = shorthand.is_some()
+            || KernelDevice::of_devargs(dev).is_some_and(|k| k.socket == KernelSocket::AfXdp);
+        let rx_queues = match &p.rx_queues {
+            Some(q) => *q.get_ref(),
+            None if af_xdp => workers.max(1),
+            None => 1,
+        };
+        let desc = |d: &Option<Spanned<u16>>, field: &str| -> Result<u16, ConfigError> {
+            let Some(d) = d else {
+                return Ok(if af_xdp { AF_XDP_DESC } else { DEFAULT_DESC });
+            };
+            let n = *d.get_ref();
+            if n == 0 || (af_xdp && !n.is_power_of_two()) {
+                return Err(source.error(
+                    d.span(),
+                    format!("port[{i}].{field}"),
+                    if af_xdp {
+                        "AF_XDP rings are a power of two long (4096 by default)"
+                    } else {
+                        "at least one descriptor"
+                    },
+                ));
+            }
+            Ok(n)
+        };
+        let (rx_desc, tx_desc) = (desc(&p.rx_desc, "rx_desc")?, desc(&p.tx_desc, "tx_desc")?);
+        let device = match shorthand {
+            Some(iface) => af_xdp_devargs(i, iface, rx_queues),
+            None if af_xdp && !dev.contains("queue_count=") && rx_queues > 1 => {
+                format!("{dev},queue_count={rx_queues}")
+            }
+            None => dev.to_string(),
+        };
+        let kernel = KernelDevice::of_devargs(&device);
         if let Some(other) = devices.insert(dev, i) {
             return Err(source.error(
                 p.device.span(),
@@ -244,12 +369,7 @@ pub(super) fn validate_ports(
         let host_tap = match &p.host_tap {
             Some(t) => {
                 let name = t.get_ref();
-                let ok = !name.is_empty()
-                    && name.len() <= 15
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-                if !ok {
+                if !is_iface_name(name) {
                     return Err(source.error(
                         t.span(),
                         format!("port[{i}].host_tap"),
@@ -271,10 +391,10 @@ pub(super) fn validate_ports(
         }
         ports.push(PortConfig {
             name: p.name.get_ref().clone(),
-            device: dev.to_string(),
-            rx_queues: *p.rx_queues.get_ref(),
-            rx_desc: p.rx_desc,
-            tx_desc: p.tx_desc,
+            device,
+            rx_queues,
+            rx_desc,
+            tx_desc,
             mtu: p.mtu.as_ref().map(|m| *m.get_ref()),
             promiscuous: p.promiscuous,
             peer,
@@ -283,6 +403,8 @@ pub(super) fn validate_ports(
             addresses,
             prefix_lens,
             host_tap,
+            complete_checksums: p.complete_checksums.unwrap_or(kernel.is_some()),
+            kernel,
             line: source.line_of(p.name.span().start),
         });
     }

@@ -125,7 +125,10 @@ pub(super) fn validate_workers(
         for q in 0..cfg.rx_queues {
             if !owner.contains_key(&(p, q)) {
                 return Err(source.error(
-                    raw_ports[p].rx_queues.span(),
+                    raw_ports[p]
+                        .rx_queues
+                        .as_ref()
+                        .map_or(raw_ports[p].device.span(), |q| q.span()),
                     format!("port[{p}].rx_queues"),
                     format!("rx queue {}:{q} is polled by no worker", cfg.name),
                 ));
