@@ -48,7 +48,9 @@ pub fn attached_program(iface: &str) -> Option<XdpProgram> {
 
 /// From `ip -details link show`: "prog/xdp id 26 name xsk_def_prog tag ... jited".
 fn parse_program(text: &str) -> Option<XdpProgram> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("prog/xdp"))?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("prog/xdp"))?;
     let mut words = line.split_whitespace();
     let mut id = None;
     let mut name = String::new();
@@ -172,12 +174,17 @@ pub fn explain_setup_error(dev: &KernelDevice, error: &str) -> String {
 
 /// Interface counters the kernel keeps beside DPDK's (drops before rvs sees a frame).
 pub fn kernel_counters(iface: &str) -> Vec<(String, u64)> {
-    ["rx_dropped", "rx_missed_errors", "rx_fifo_errors", "tx_dropped"]
-        .iter()
-        .filter_map(|c| {
-            read_number(iface, &format!("statistics/{c}")).map(|v| (format!("kernel_{c}"), v))
-        })
-        .collect()
+    [
+        "rx_dropped",
+        "rx_missed_errors",
+        "rx_fifo_errors",
+        "tx_dropped",
+    ]
+    .iter()
+    .filter_map(|c| {
+        read_number(iface, &format!("statistics/{c}")).map(|v| (format!("kernel_{c}"), v))
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -194,7 +201,10 @@ mod tests {
                 name: XSK_PROGRAM.into()
             })
         );
-        assert_eq!(parse_program("2: eth0: <UP> mtu 1500\n    link/ether\n"), None);
+        assert_eq!(
+            parse_program("2: eth0: <UP> mtu 1500\n    link/ether\n"),
+            None
+        );
     }
 
     #[test]
@@ -214,7 +224,13 @@ mod tests {
             iface: "lo".into(),
         };
         let e = check_before_open(&dev, 2).unwrap_err();
-        assert!(e.contains("lo has 1 active rx queue(s), rvs reads 2"), "{e}");
-        assert!(check_mtu(&dev, 1500, 1500).is_ok(), "AF_PACKET takes any MTU");
+        assert!(
+            e.contains("lo has 1 active rx queue(s), rvs reads 2"),
+            "{e}"
+        );
+        assert!(
+            check_mtu(&dev, 1500, 1500).is_ok(),
+            "AF_PACKET takes any MTU"
+        );
     }
 }

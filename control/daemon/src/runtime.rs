@@ -1,8 +1,8 @@
 //! The daemon's life: EAL, ports, workers, then waiting for SIGINT/SIGTERM, then a clean
 //! stop with final statistics.
 
-use crate::kernel_port;
 use crate::data_port::{self, DataPort};
+use crate::kernel_port;
 use dpdk::log::Level;
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConf, RssConf, BURST};
 use rvs_control::appliance::{Appliance, PortView};
@@ -149,10 +149,11 @@ fn pool_size(cfg: &Config) -> u32 {
 fn data_room(cfg: &Config) -> u16 {
     let mtu = cfg.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(1500);
     let frame = u32::from(mtu) + 14 + 8 + 4; // Ethernet, two VLAN tags, FCS
-    let af_xdp = cfg
-        .ports
-        .iter()
-        .any(|p| p.kernel.as_ref().is_some_and(|k| k.socket == KernelSocket::AfXdp));
+    let af_xdp = cfg.ports.iter().any(|p| {
+        p.kernel
+            .as_ref()
+            .is_some_and(|k| k.socket == KernelSocket::AfXdp)
+    });
     let xdp = if af_xdp { XDP_PACKET_HEADROOM } else { 0 };
     let room = frame.max(2048) + PKTMBUF_HEADROOM + xdp;
     room.min(u32::from(u16::MAX)) as u16
@@ -507,7 +508,8 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
         };
         if let Some(dev) = &p.kernel {
             // The kernel writes a frame after the mbuf's headroom and XDP's own.
-            let frame = data_room(cfg).saturating_sub((PKTMBUF_HEADROOM + XDP_PACKET_HEADROOM) as u16);
+            let frame =
+                data_room(cfg).saturating_sub((PKTMBUF_HEADROOM + XDP_PACKET_HEADROOM) as u16);
             kernel_port::check_mtu(dev, info.max_mtu, frame.saturating_sub(18))
                 .map_err(|e| cfg.port_error(i, "device", e))?;
         }

@@ -24,7 +24,9 @@ mod workers;
 use eal::*;
 pub use eal::{parse_lcore_list, EalConfig, Hugepages, LOG_LEVELS};
 use ports::*;
-pub use ports::{KernelDevice, KernelSocket, PortConfig, DEFAULT_RSS_FIELDS, RSS_FIELDS, SERVER_SIDE_RSS_FIELDS};
+pub use ports::{
+    KernelDevice, KernelSocket, PortConfig, DEFAULT_RSS_FIELDS, RSS_FIELDS, SERVER_SIDE_RSS_FIELDS,
+};
 pub use source::{ConfigError, Source};
 pub use workers::WorkerConfig;
 use workers::*;
@@ -815,6 +817,62 @@ vrrp_sync_group G { group { VI_1 } }
             ]
         );
         assert_eq!(c.ports[1].line, 12);
+    }
+
+    /// `af_xdp:IFACE` becomes DPDK's devargs with a queue per worker and 4,096-entry
+    /// rings; ports reading kernel devices complete partial checksums unless told not to.
+    #[test]
+    fn af_xdp_ports_take_their_shape_from_the_workers() {
+        let text = "[eal]\nlcores = \"0-2\"\nhugepages = false\n\n[[port]]\nname = \"out\"\ndevice = \"af_xdp:eth1\"\n\n[[port]]\nname = \"in\"\ndevice = \"net_af_packet0,iface=eth2\"\nrx_queues = 2\ncomplete_checksums = false\n";
+        let c = parse(text).unwrap();
+        let out = &c.ports[0];
+        assert_eq!(
+            out.device,
+            "net_af_xdp0,iface=eth1,start_queue=0,queue_count=2"
+        );
+        assert_eq!((out.rx_queues, out.rx_desc, out.tx_desc), (2, 4096, 4096));
+        assert_eq!(
+            out.kernel,
+            Some(KernelDevice {
+                socket: KernelSocket::AfXdp,
+                iface: "eth1".into()
+            })
+        );
+        assert!(out.complete_checksums);
+        let inside = &c.ports[1];
+        assert_eq!(
+            inside.kernel.as_ref().map(|k| k.socket),
+            Some(KernelSocket::AfPacket)
+        );
+        assert_eq!((inside.rx_desc, inside.complete_checksums), (1024, false));
+        assert!(!parse(TWO_PORTS).unwrap().ports[0].complete_checksums);
+
+        // DPDK's own devargs get the queue count the workers need.
+        let devargs = text.replace("af_xdp:eth1", "net_af_xdp0,iface=eth1");
+        assert_eq!(
+            parse(&devargs).unwrap().ports[0].device,
+            "net_af_xdp0,iface=eth1,queue_count=2"
+        );
+
+        let e = parse(&text.replace(
+            "device = \"af_xdp:eth1\"",
+            "device = \"af_xdp:eth1\"\nrx_queues = 1",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "port[0].rx_queues");
+        assert!(
+            e.message.contains("2 worker(s) need 2 rx queue(s), not 1"),
+            "{e}"
+        );
+        let e = parse(&text.replace(
+            "device = \"af_xdp:eth1\"",
+            "device = \"af_xdp:eth1\"\nrx_desc = 3000",
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(8), "port[0].rx_desc"));
+        assert!(e.message.contains("power of two"), "{e}");
+        let e = parse(&text.replace("af_xdp:eth1", "af_xdp:eth 1")).unwrap_err();
+        assert_eq!(e.field, "port[0].device");
     }
 
     #[test]
