@@ -6,7 +6,7 @@ use crate::kernel_port;
 use dpdk::log::Level;
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConf, RssConf, BURST};
 use rvs_control::appliance::{Appliance, PortView};
-use rvs_control::config::{Config, ConfigError, Hugepages, KernelSocket};
+use rvs_control::config::{Config, ConfigError, Hugepages, PortConfig, AF_XDP_MAX_MTU};
 use rvs_control::director::Director;
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::sync::{Role, SyncDaemons};
@@ -148,13 +148,13 @@ fn pool_size(cfg: &Config) -> u32 {
 /// where an AF_XDP port receives into these buffers).
 fn data_room(cfg: &Config) -> u16 {
     let mtu = cfg.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(1500);
-    let frame = u32::from(mtu) + 14 + 8 + 4; // Ethernet, two VLAN tags, FCS
-    let af_xdp = cfg.ports.iter().any(|p| {
-        p.kernel
-            .as_ref()
-            .is_some_and(|k| k.socket == KernelSocket::AfXdp)
-    });
-    let xdp = if af_xdp { XDP_PACKET_HEADROOM } else { 0 };
+    // An AF_XDP buffer (mbuf and all) fits in a page: Ethernet and FCS only, as the driver
+    // counts its MTU, and XDP's headroom before the frame.
+    let (frame, xdp) = if cfg.ports.iter().any(PortConfig::is_af_xdp) {
+        (u32::from(mtu) + 14 + 4, XDP_PACKET_HEADROOM)
+    } else {
+        (u32::from(mtu) + 14 + 8 + 4, 0) // Ethernet, two VLAN tags, FCS
+    };
     let room = frame.max(2048) + PKTMBUF_HEADROOM + xdp;
     room.min(u32::from(u16::MAX)) as u16
 }
@@ -510,7 +510,8 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
             // The kernel writes a frame after the mbuf's headroom and XDP's own.
             let frame =
                 data_room(cfg).saturating_sub((PKTMBUF_HEADROOM + XDP_PACKET_HEADROOM) as u16);
-            kernel_port::check_mtu(dev, info.max_mtu, frame.saturating_sub(18))
+            let max_mtu = info.max_mtu.min(AF_XDP_MAX_MTU);
+            kernel_port::check_mtu(dev, max_mtu, frame.saturating_sub(18))
                 .map_err(|e| cfg.port_error(i, "device", e))?;
         }
         let mut port = log
@@ -1080,5 +1081,19 @@ mod tests {
         assert!(n >= 4 * 1024 + 2048, "{n}");
         assert!((n + 1).is_power_of_two());
         assert_eq!(data_room(&c), 9000 + 26 + 128);
+    }
+
+    /// An AF_XDP buffer at the largest MTU is 63 cache lines with the mempool header and the
+    /// mbuf (an odd count the pool keeps, within a page); at 1500 the frame has 2 KB.
+    #[test]
+    fn af_xdp_buffers_fit_a_page() {
+        let text =
+            format!("[[port]]\nname = \"a\"\ndevice = \"af_xdp:eth9\"\nmtu = {AF_XDP_MAX_MTU}\n");
+        let room = u32::from(data_room(&cfg(&text)));
+        assert_eq!(64 + 128 + room, 63 * 64);
+        let plain = u32::from(data_room(&cfg(
+            "[[port]]\nname = \"a\"\ndevice = \"af_xdp:eth9\"\n",
+        )));
+        assert_eq!(plain - PKTMBUF_HEADROOM - XDP_PACKET_HEADROOM, 2048);
     }
 }

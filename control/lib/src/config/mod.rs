@@ -25,7 +25,8 @@ use eal::*;
 pub use eal::{parse_lcore_list, EalConfig, Hugepages, LOG_LEVELS};
 use ports::*;
 pub use ports::{
-    KernelDevice, KernelSocket, PortConfig, DEFAULT_RSS_FIELDS, RSS_FIELDS, SERVER_SIDE_RSS_FIELDS,
+    KernelDevice, KernelSocket, PortConfig, AF_XDP_MAX_MTU, DEFAULT_RSS_FIELDS, RSS_FIELDS,
+    SERVER_SIDE_RSS_FIELDS,
 };
 pub use source::{ConfigError, Source};
 pub use workers::WorkerConfig;

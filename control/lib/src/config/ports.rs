@@ -33,6 +33,10 @@ pub(super) struct RawPort {
 }
 
 const DEFAULT_DESC: u16 = 1024;
+/// The largest MTU an AF_XDP port takes: its buffer, with DPDK's and XDP's headroom, fits
+/// in a 4 KB page as an odd number of cache lines (the pool's spreading): 63 lines, less
+/// the mempool header, the mbuf, both headrooms, Ethernet and FCS.
+pub const AF_XDP_MAX_MTU: u16 = 63 * 64 - 64 - 128 - 128 - 256 - 18;
 /// AF_XDP's rings: with 1,024 entries a veth drops frames under a TCP stream.
 const AF_XDP_DESC: u16 = 4096;
 
@@ -97,11 +101,7 @@ pub(super) fn check_af_xdp_pairs(
     workers: usize,
 ) -> Result<(), ConfigError> {
     for (i, (p, r)) in ports.iter().zip(raw).enumerate() {
-        let af_xdp = p
-            .kernel
-            .as_ref()
-            .is_some_and(|k| k.socket == KernelSocket::AfXdp);
-        if af_xdp && usize::from(p.rx_queues) != workers {
+        if p.is_af_xdp() && usize::from(p.rx_queues) != workers {
             let span = r.rx_queues.as_ref().map_or(r.device.span(), |q| q.span());
             return Err(source.error(
                 span,
@@ -167,6 +167,13 @@ fn is_iface_name(name: &str) -> bool {
 }
 
 impl PortConfig {
+    /// An AF_XDP port (a Linux interface read through XDP sockets).
+    pub fn is_af_xdp(&self) -> bool {
+        self.kernel
+            .as_ref()
+            .is_some_and(|k| k.socket == KernelSocket::AfXdp)
+    }
+
     /// A PCI address (`0000:03:00.0` or `03:00.0`) rather than a virtual device.
     pub fn is_pci(&self) -> bool {
         let dev = self.device.split(',').next().unwrap_or("");
@@ -386,6 +393,13 @@ pub(super) fn validate_ports(
                     mtu.span(),
                     format!("port[{i}].mtu"),
                     "an MTU is at least 68",
+                ));
+            }
+            if af_xdp && *mtu.get_ref() > AF_XDP_MAX_MTU {
+                return Err(source.error(
+                    mtu.span(),
+                    format!("port[{i}].mtu"),
+                    format!("AF_XDP takes a frame in one page-sized buffer: MTU {AF_XDP_MAX_MTU} at most"),
                 ));
             }
         }
