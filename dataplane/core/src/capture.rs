@@ -4,9 +4,9 @@
 //! free slot the frame is counted as dropped, never waited for. Nothing is allocated on
 //! the worker; with no capture running a worker pays one atomic load per burst.
 
+use crate::bpf::Program;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -17,112 +17,19 @@ pub const SNAPLEN: usize = 1536;
 pub const RX: u8 = 1;
 pub const TX: u8 = 2;
 
-/// A tcpdump-style filter: every given part must hold ("tcp port 80 and host 10.0.0.2").
+/// A tcpdump filter: its text, and the classic BPF program libpcap compiled it into (run
+/// on each frame a capture considers); no program takes every frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaptureFilter {
-    pub proto: Option<u8>,
-    pub host: Option<IpAddr>,
-    pub port: Option<u16>,
+    pub text: String,
+    pub program: Option<Program>,
 }
 
 impl CaptureFilter {
-    /// Reads `tcp|udp|icmp|icmp6|sctp`, `host ADDR`, `port N`, joined by `and` or nothing.
-    pub fn parse(words: &[&str]) -> Result<CaptureFilter, String> {
-        let mut f = CaptureFilter::default();
-        let mut i = 0;
-        while i < words.len() {
-            match words[i] {
-                "and" | "&&" => {}
-                "tcp" => f.proto = Some(6),
-                "udp" => f.proto = Some(17),
-                "icmp" => f.proto = Some(1),
-                "icmp6" => f.proto = Some(58),
-                "sctp" => f.proto = Some(132),
-                "host" => {
-                    i += 1;
-                    let a = words.get(i).ok_or("host: an address is missing")?;
-                    f.host = Some(a.parse().map_err(|_| format!("host {a:?}: not an address"))?);
-                }
-                "port" => {
-                    i += 1;
-                    let p = words.get(i).ok_or("port: a number is missing")?;
-                    f.port = Some(p.parse().map_err(|_| format!("port {p:?}: not a port"))?);
-                }
-                w => {
-                    return Err(format!(
-                        "{w:?}: a filter is tcp, udp, icmp, icmp6, sctp, host ADDR, port N, joined by and"
-                    ))
-                }
-            }
-            i += 1;
-        }
-        Ok(f)
-    }
-
-    /// Whether an Ethernet frame passes (through VLAN tags; IPv4 and IPv6).
+    /// Whether an Ethernet frame passes.
+    #[inline]
     pub fn matches(&self, frame: &[u8]) -> bool {
-        if *self == CaptureFilter::default() {
-            return true;
-        }
-        let mut at = 12;
-        let word = |at: usize| {
-            frame
-                .get(at..at + 2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        };
-        while matches!(word(at), Some(0x8100 | 0x88a8)) {
-            at += 4;
-        }
-        let l3 = at + 2;
-        let (proto, src, dst, l4) = match word(at) {
-            Some(0x0800) => {
-                let Some(h) = frame.get(l3..l3 + 20) else {
-                    return false;
-                };
-                let ihl = usize::from(h[0] & 0x0f) * 4;
-                let a = |o: usize| IpAddr::from([h[o], h[o + 1], h[o + 2], h[o + 3]]);
-                // Later fragments carry no ports.
-                let later = u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0;
-                (h[9], a(12), a(16), (!later).then_some(l3 + ihl))
-            }
-            Some(0x86dd) => {
-                let Some(h) = frame.get(l3..l3 + 40) else {
-                    return false;
-                };
-                let a = |o: usize| {
-                    let mut b = [0u8; 16];
-                    b.copy_from_slice(&h[o..o + 16]);
-                    IpAddr::from(b)
-                };
-                (h[6], a(8), a(24), Some(l3 + 40))
-            }
-            _ => return false,
-        };
-        if self.proto.is_some_and(|p| p != proto) {
-            return false;
-        }
-        if self.host.is_some_and(|h| h != src && h != dst) {
-            return false;
-        }
-        if let Some(port) = self.port {
-            let ports = matches!(proto, 6 | 17 | 132)
-                .then_some(l4)
-                .flatten()
-                .and_then(|l4| frame.get(l4..l4 + 4));
-            match ports {
-                Some(p) => {
-                    let (s, d) = (
-                        u16::from_be_bytes([p[0], p[1]]),
-                        u16::from_be_bytes([p[2], p[3]]),
-                    );
-                    if s != port && d != port {
-                        return false;
-                    }
-                }
-                None => return false,
-            }
-        }
-        true
+        self.program.as_ref().is_none_or(|p| p.run(frame) != 0)
     }
 }
 
@@ -275,26 +182,33 @@ mod tests {
     }
 
     #[test]
-    fn filters_read_and_match_as_tcpdump_s() {
-        let f = CaptureFilter::parse(&["tcp", "port", "80", "and", "host", "10.0.0.2"]).unwrap();
+    fn a_filter_runs_its_program() {
+        use crate::bpf::Insn;
+        // `tcpdump -dd ip`: ldh [12]; jeq #0x800 jt 0 jf 1; ret #262144; ret #0.
+        let ip = [
+            (0x28, 0, 0, 12),
+            (0x15, 0, 1, 0x800),
+            (0x06, 0, 0, 262144),
+            (0x06, 0, 0, 0),
+        ];
+        let program = Program::new(
+            ip.map(|(code, jt, jf, k)| Insn { code, jt, jf, k })
+                .to_vec(),
+        )
+        .unwrap();
+        let f = CaptureFilter {
+            text: "ip".into(),
+            program: Some(program),
+        };
         assert!(f.matches(&tcp([10, 0, 0, 2], [1, 2, 3, 4], 80, 5000)));
-        assert!(f.matches(&tcp([1, 2, 3, 4], [10, 0, 0, 2], 5000, 80)));
-        assert!(!f.matches(&tcp([1, 2, 3, 4], [10, 0, 0, 3], 5000, 80)));
-        assert!(!f.matches(&tcp([10, 0, 0, 2], [1, 2, 3, 4], 81, 5000)));
-        let mut udp = tcp([10, 0, 0, 2], [1, 2, 3, 4], 80, 80);
-        udp[14 + 9] = 17;
-        assert!(!f.matches(&udp));
+        let mut arp = tcp([10, 0, 0, 2], [1, 2, 3, 4], 80, 5000);
+        arp[13] = 0x06;
+        assert!(!f.matches(&arp));
+        assert!(!f.matches(&[0u8; 12]), "too short to tell");
         assert!(
             CaptureFilter::default().matches(&[]),
             "no filter: everything"
         );
-        assert!(!f.matches(&[0u8; 20]), "not IP");
-        for len in 0..54 {
-            let _ = f.matches(&tcp([10, 0, 0, 2], [1, 2, 3, 4], 80, 1)[..len]);
-        }
-        assert!(CaptureFilter::parse(&["port"]).is_err());
-        assert!(CaptureFilter::parse(&["host", "x"]).is_err());
-        assert!(CaptureFilter::parse(&["greater", "100"]).is_err());
     }
 
     /// Slots go round between the workers and the writer; with none free a frame is

@@ -14,6 +14,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod bpf;
 pub mod capture;
 pub mod conn;
 pub mod engine;

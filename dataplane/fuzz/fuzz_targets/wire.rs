@@ -1,8 +1,10 @@
 //! Raw bytes through the engine and every wire view: nothing may panic, and a frame the
-//! engine forwards from an intact one keeps valid checksums.
+//! engine forwards from an intact one keeps valid checksums. The same bytes complete partial
+//! checksums (idempotent) and, cut into instructions, make a capture filter program.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use rvs_core::bpf::{Insn, Program};
 use rvs_core::engine::{Frame, VecFrame, Verdict};
 use rvs_testkit::invariants::forwarded_frame_ok;
 use rvs_wire::{ArpPacket, EthernetFrame, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
@@ -24,6 +26,25 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(ip) = Ipv6Packet::new_checked(p) {
             let _ = TcpPacket::new_checked(ip.payload()).is_ok();
         }
+    }
+    let mut completed = frame.to_vec();
+    if rvs_wire::partial::complete_partial(&mut completed) {
+        let mut again = completed.clone();
+        rvs_wire::partial::complete_partial(&mut again);
+        assert_eq!(again, completed, "completing twice changed the frame");
+    }
+    let insns: Vec<Insn> = data
+        .chunks_exact(8)
+        .take(64)
+        .map(|c| Insn {
+            code: u16::from_le_bytes([c[0], c[1]]) & 0xff,
+            jt: c[2] % 8,
+            jf: c[3] % 8,
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]) % 128,
+        })
+        .collect();
+    if let Ok(program) = Program::new(insns) {
+        let _ = program.run(frame);
     }
     let mut lab = rvs_testkit::lab::Lab::new();
     let mut f = VecFrame::new(frame);

@@ -10,9 +10,47 @@ use pcap_file::pcapng::blocks::interface_description::{
 };
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
+use rvs_core::bpf::{Insn, Program};
 use rvs_core::capture::{Capture, CaptureFilter, RX, SNAPLEN, TX};
 use std::borrow::Cow;
 use std::time::Duration;
+
+/// Compiles a tcpdump filter with libpcap (for Ethernet frames) into a program the workers
+/// run; no words: every frame.
+pub fn compile_filter(words: &[&str]) -> Result<CaptureFilter, String> {
+    let text = words.join(" ");
+    if text.trim().is_empty() {
+        return Ok(CaptureFilter::default());
+    }
+    let dead =
+        pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(|e| format!("libpcap: {e}"))?;
+    let compiled = dead
+        .compile(&text, true)
+        .map_err(|e| format!("filter {text:?}: {e}"))?;
+    // libpcap shows an instruction as "code jt jf k" (its fields are not public).
+    let insns = compiled
+        .get_instructions()
+        .iter()
+        .map(|i| {
+            let text = i.to_string();
+            let n: Vec<u32> = text.split(' ').filter_map(|w| w.parse().ok()).collect();
+            match n.as_slice() {
+                &[code, jt, jf, k] => Ok(Insn {
+                    code: code as u16,
+                    jt: jt as u8,
+                    jf: jf as u8,
+                    k,
+                }),
+                _ => Err(format!("libpcap gave an instruction as {text:?}")),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let program = Program::new(insns).map_err(|e| format!("filter {text:?}: {e}"))?;
+    Ok(CaptureFilter {
+        text,
+        program: Some(program),
+    })
+}
 
 /// A capture being written.
 pub(super) struct CaptureRun {
@@ -76,7 +114,7 @@ impl Appliance {
             Some(&"both") => (RX | TX, &rest[1..]),
             _ => (RX | TX, rest),
         };
-        let filter = match CaptureFilter::parse(filter_words) {
+        let filter = match compile_filter(filter_words) {
             Ok(f) => f,
             Err(e) => return Reply::fail(2, format!("capture: {e}")),
         };
@@ -162,11 +200,18 @@ impl Appliance {
 
     pub(super) fn show_capture(&self) -> String {
         let run = self.capture_run.lock();
-        let counts = self.capture.lock().as_ref().map(|c| c.counts());
+        let capture = self.capture.lock().clone();
+        let counts = capture.as_ref().map(|c| c.counts());
         match (run.as_ref(), counts) {
             (Some(r), Some((captured, dropped))) => {
+                let filter = capture.map(|c| c.filter().text.clone()).unwrap_or_default();
+                let filter = if filter.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (filter: {filter})")
+                };
                 format!(
-                    "capture: running into {}: {captured} taken, {dropped} dropped\n",
+                    "capture: running into {}{filter}: {captured} taken, {dropped} dropped\n",
                     r.path
                 )
             }
@@ -209,4 +254,96 @@ fn write_frames(
     let mut out = pcap.into_inner();
     std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+    use proptest::prelude::*;
+
+    /// A frame of one of several shapes (VLAN tag or not, IPv4 or IPv6, TCP, UDP or ICMP),
+    /// with addresses and ports from small sets so that filters hit and miss.
+    fn frame(shape: u8, a: u8, b: u8, sport: u16, dport: u16) -> Vec<u8> {
+        let eth = || PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let v4 = |vlan: bool| {
+            let src = [10, 0, 0, a % 4];
+            let dst = [192, 168, 1, b % 4];
+            if vlan {
+                eth()
+                    .single_vlan(5u16.try_into().unwrap())
+                    .ipv4(src, dst, 64)
+            } else {
+                eth().ipv4(src, dst, 64)
+            }
+        };
+        let mut out = Vec::new();
+        let payload = [1u8, 2, 3];
+        match shape % 6 {
+            0 => v4(false)
+                .tcp(sport, dport, 1, 100)
+                .write(&mut out, &payload),
+            1 => v4(false).udp(sport, dport).write(&mut out, &payload),
+            2 => v4(true).tcp(sport, dport, 1, 100).write(&mut out, &payload),
+            3 => v4(false)
+                .icmpv4_echo_request(1, 2)
+                .write(&mut out, &payload),
+            4 => eth()
+                .ipv6(
+                    [0x20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a % 4],
+                    [0xfd; 16],
+                    64,
+                )
+                .tcp(sport, dport, 1, 100)
+                .write(&mut out, &payload),
+            _ => eth()
+                .ipv6(
+                    [0xfd; 16],
+                    [0x20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b % 4],
+                    64,
+                )
+                .udp(sport, dport)
+                .write(&mut out, &payload),
+        }
+        .unwrap();
+        out
+    }
+
+    const FILTERS: [&str; 8] = [
+        "tcp port 80 and host 10.0.0.2",
+        "udp or icmp",
+        "not tcp",
+        "src net 10.0.0.0/30 and (dst port 80 or dst port 443)",
+        "ip6 and host 2001::1",
+        "vlan 5 and tcp",
+        "tcp[tcpflags] & tcp-syn != 0",
+        "greater 60 and portrange 1000-2000",
+    ];
+
+    proptest! {
+        /// rvs's interpreter agrees with libpcap's own on every frame, for tcpdump's
+        /// language in full (or, not, parentheses, nets, ranges, VLANs, header bytes).
+        #[test]
+        fn workers_filter_as_libpcap_does(
+            f in 0..FILTERS.len(), shape: u8, a: u8, b: u8,
+            sport in prop_oneof![Just(80u16), Just(443), Just(1500), 1u16..],
+            dport in prop_oneof![Just(80u16), Just(443), Just(1999), 1u16..],
+        ) {
+            let text = FILTERS[f];
+            let ours = compile_filter(&text.split(' ').collect::<Vec<_>>()).unwrap();
+            let theirs = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap().compile(text, true).unwrap();
+            let frame = frame(shape, a, b, sport, dport);
+            prop_assert_eq!(ours.matches(&frame), theirs.filter(&frame), "{} on shape {}", text, shape);
+        }
+    }
+
+    #[test]
+    fn filters_name_their_mistake() {
+        let e = compile_filter(&["port", "http2x"]).unwrap_err();
+        assert!(e.starts_with("filter \"port http2x\": "), "{e}");
+        assert_eq!(compile_filter(&[]).unwrap(), CaptureFilter::default());
+        let f = compile_filter(&["tcp", "and", "not", "port", "22"]).unwrap();
+        assert_eq!(f.text, "tcp and not port 22");
+        assert!(f.program.is_some_and(|p| p.len() > 4));
+    }
 }

@@ -955,11 +955,19 @@ mod tests {
             "{}",
             r.err
         );
-        let r = a.console(&format!("capture start all rx greater 100 {f}"));
-        assert!(r.status == 2 && r.err.contains("a filter is"), "{}", r.err);
-        let r = a.console(&format!("capture start all both udp port 53 {f}"));
+        let r = a.console(&format!("capture start all rx port 53 or {f}"));
+        assert!(
+            r.status == 2 && r.err.starts_with("capture: filter \"port 53 or\": "),
+            "{}",
+            r.err
+        );
+        let r = a.console(&format!("capture start all both udp port 53 or not ip {f}"));
         assert_eq!(r.status, 0, "{}", r.err);
-        assert!(a.console("show capture").out.contains("running into"));
+        let shown = a.console("show capture").out;
+        assert!(
+            shown.contains("running into") && shown.contains("(filter: udp port 53 or not ip)"),
+            "{shown}"
+        );
         assert_eq!(
             a.console(&format!("capture start all {f}")).status,
             1,
