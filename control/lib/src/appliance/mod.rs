@@ -837,6 +837,109 @@ mod tests {
         Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
     }
 
+    /// A changed keepalived.conf keeps the verdicts of checkers configured as before: a
+    /// server found dead stays out across the reload (never put back for a moment), while a
+    /// checker whose configuration changed starts afresh.
+    #[test]
+    fn reload_keeps_unchanged_checkers_state() {
+        use crate::config::{Config, Source};
+        let dir = std::env::temp_dir().join(format!("rvs-reload-hc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (toml, kconf) = (dir.join("rvs.toml"), dir.join("keepalived.conf"));
+        let base = "[eal]\nlcores = \"0,1\"\n\n[dataplane]\nforward = \"lb\"\n\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n";
+        std::fs::write(&toml, base).unwrap();
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (open_port, closed_port) = (
+            open.local_addr().unwrap().port(),
+            closed.local_addr().unwrap().port(),
+        );
+        drop(closed);
+        let check = |port: u16| {
+            format!("    TCP_CHECK {{\n      connect_ip 127.0.0.1\n      connect_port {port}\n      connect_timeout 1\n      retry 0\n      delay_before_retry 1\n      warmup 0\n    }}\n")
+        };
+        let conf_text = |comment: &str, dead_check_port: u16| {
+            format!(
+                "# {comment}\nvirtual_server 192.0.2.20 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.0.1 80 {{\n{}  }}\n  real_server 10.0.0.2 80 {{\n{}  }}\n}}\n",
+                check(open_port),
+                check(dead_check_port)
+            )
+        };
+        let first = conf_text("first", closed_port);
+        std::fs::write(&kconf, &first).unwrap();
+        let cfg = Config::parse(Source {
+            file: toml.display().to_string(),
+            text: base.into(),
+        })
+        .unwrap();
+        let loads = Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
+        let d = cfg.lb.director(cfg.limits, loads, Vec::new()).unwrap();
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        let a = Appliance::new(d, cell, Vec::new(), Vec::new(), 1024).shared();
+        let conf = KeepalivedConf::parse("keepalived.conf", &first).unwrap();
+        a.load_keepalived(&conf).unwrap();
+        a.set_reload_source(ReloadSource {
+            config: toml.clone(),
+            keepalived: Some(kconf.clone()),
+            fixed: restart_only(&cfg),
+            keepalived_text: Some(first.clone()),
+        });
+        let servers = |a: &Appliance| -> Vec<String> {
+            let d = a.director.lock();
+            d.services
+                .first()
+                .map(|s| s.dests.iter().map(|r| r.addr.to_string()).collect())
+                .unwrap_or_default()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while servers(&a).contains(&"10.0.0.2".to_string()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dead server's checker never failed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Only a comment changed: both checkers keep their verdicts; 10.0.0.2 stays out.
+        std::fs::write(&kconf, conf_text("second", closed_port)).unwrap();
+        let g = a.cell().generation();
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(
+            r.out
+                .contains("2 of 2 configured as before keep their state"),
+            "{}",
+            r.out
+        );
+        // One publication, the reload's: the new checkers' first evaluation had nothing to
+        // take back out.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(servers(&a), vec!["10.0.0.1"]);
+        assert_eq!(a.cell().generation(), g + 1);
+        let health = a.console("show health").out;
+        assert!(
+            health
+                .lines()
+                .any(|l| l.contains("10.0.0.2:80") && l.contains("DOWN")),
+            "{health}"
+        );
+        // The dead server's checker now probes the open port: it starts afresh (up).
+        std::fs::write(&kconf, conf_text("third", open_port)).unwrap();
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(
+            r.out
+                .contains("1 of 2 configured as before keep their state"),
+            "{}",
+            r.out
+        );
+        let mut now = servers(&a);
+        now.sort();
+        assert_eq!(now, vec!["10.0.0.1", "10.0.0.2"]);
+        a.stop_health();
+        drop(open);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A reload applies the file's difference in one snapshot and keeps what is the same;
     /// a bad file changes nothing and says where; restart-only changes are reported.
     #[test]

@@ -58,7 +58,8 @@ impl Appliance {
             .ok_or("reload: rvs was not started from a configuration file")?;
         let cfg =
             Config::load(&source.config).map_err(|e| format!("reload: {e} (nothing changed)"))?;
-        // A keepalived.conf whose text changed is taken anew (its checkers restart).
+        // A keepalived.conf whose text changed is taken anew; its checkers configured as
+        // before keep their state.
         let conf_text = match &source.keepalived {
             Some(p) => Some(
                 std::fs::read_to_string(p)
@@ -78,9 +79,38 @@ impl Appliance {
             .director(current.ports.clone())
             .map_err(|e| format!("reload: {e} (nothing changed)"))?;
         let mut extra: Vec<(String, Command)> = Vec::new();
+        // What the running checkers know, for those the changed file configures the same.
+        let carried = conf
+            .as_ref()
+            .and_then(|_| self.keepalived.lock().as_ref().map(|(_, m)| m.states()))
+            .unwrap_or_default();
         match &conf {
             Some(conf) => {
-                extra.extend(conf.commands_at());
+                // A service with checkers carried over starts with the servers their
+                // verdicts give (a server found dead stays out), not all of them.
+                let seeded = crate::health::monitor::carried_servers(conf, &carried);
+                for (at, c) in conf.commands_at() {
+                    let seeded_here = |key| seeded.iter().any(|(k, _)| *k == key);
+                    if let Command::AddServer(spec) = &c {
+                        if seeded_here(spec.service) {
+                            continue;
+                        }
+                    }
+                    let key = match &c {
+                        Command::AddService(spec) => Some(spec.key),
+                        _ => None,
+                    };
+                    extra.push((at.clone(), c));
+                    if let Some((_, servers)) =
+                        key.and_then(|k| seeded.iter().find(|(s, _)| *s == k))
+                    {
+                        extra.extend(
+                            servers
+                                .iter()
+                                .map(|s| (at.clone(), Command::AddServer(s.clone()))),
+                        );
+                    }
+                }
                 desired.full_nat.extend(conf.full_nat());
             }
             // Unchanged: the running checkers' services stay as they are now.
@@ -184,10 +214,18 @@ impl Appliance {
                 .iter()
                 .flat_map(|v| v.keys.iter().copied())
                 .collect();
-            let monitor =
-                Monitor::start(conf, target).map_err(|e| format!("health monitor: {e}"))?;
+            let monitor = Monitor::start_carrying(conf, target, &carried)
+                .map_err(|e| format!("health monitor: {e}"))?;
+            let now = monitor.states();
+            let kept = now
+                .iter()
+                .filter(|(id, (c, _))| carried.get(*id).is_some_and(|(old, _)| old == c))
+                .count();
+            let all = now.len();
             *self.keepalived.lock() = Some((keys, monitor));
-            report.push_str("  health checkers restarted on the changed keepalived.conf\n");
+            report.push_str(&format!(
+                "  health checkers of the changed keepalived.conf: {kept} of {all} configured as before keep their state\n"
+            ));
             if let Some(src) = self.reload_source.lock().as_mut() {
                 src.keepalived_text = conf_text;
             }

@@ -7,8 +7,11 @@ use super::probe::probe;
 use super::state::{server_alive, server_set, CheckerState, Quorum, ServerSet};
 use super::HealthTarget;
 use crate::ipvsadm::{Command, ServerSpec, ServiceKey};
+use crate::keepalived::Checker;
 use crate::keepalived::{server_spec, CheckKind, KeepalivedConf, VirtualServer};
 use crate::log::{log, Level};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,9 +38,18 @@ struct Report {
     changed: bool,
 }
 
+/// A checker across reloads: its service (first key), real server and place in the
+/// server's list.
+pub type CheckerId = (ServiceKey, IpAddr, u16, usize);
+
+/// Each running checker's configuration (its line left out) and state, which a reload
+/// hands to the next monitor: a checker configured the same keeps its state.
+pub type CheckerStates = HashMap<CheckerId, (Checker, CheckerState)>;
+
 pub struct Monitor {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    states: Arc<Mutex<CheckerStates>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -164,9 +176,31 @@ impl Monitor {
         conf: &KeepalivedConf,
         appliance: Arc<dyn HealthTarget>,
     ) -> std::io::Result<Monitor> {
+        Monitor::start_carrying(conf, appliance, &CheckerStates::new())
+    }
+
+    /// As `start`, each checker configured as one in `carried` starting from its state
+    /// (a reload: keepalived keeps unchanged checkers' verdicts).
+    pub fn start_carrying(
+        conf: &KeepalivedConf,
+        appliance: Arc<dyn HealthTarget>,
+        carried: &CheckerStates,
+    ) -> std::io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
         let vss = conf.virtual_servers.clone();
-        let flag = stop.clone();
+        let seeds = seed(&vss, carried);
+        let mut start = CheckerStates::new();
+        for (vs, vs_seeds) in vss.iter().zip(&seeds) {
+            for (rs, rs_seeds) in vs.real_servers.iter().zip(vs_seeds) {
+                for (k, (c, state)) in rs.checkers.iter().zip(rs_seeds).enumerate() {
+                    if let Some(id) = checker_id(vs, rs, k) {
+                        start.insert(id, (comparable(c), state.clone()));
+                    }
+                }
+            }
+        }
+        let states = Arc::new(Mutex::new(start));
+        let (flag, shared) = (stop.clone(), states.clone());
         let thread = std::thread::Builder::new()
             .name("rvs-health".into())
             .spawn(move || {
@@ -185,13 +219,104 @@ impl Monitor {
                         return;
                     }
                 };
-                rt.block_on(coordinate(vss, appliance, flag));
+                rt.block_on(coordinate(vss, seeds, appliance, flag, shared));
             })?;
         Ok(Monitor {
             stop,
             thread: Some(thread),
+            states,
         })
     }
+
+    /// Every checker's configuration and state now.
+    pub fn states(&self) -> CheckerStates {
+        self.states.lock().clone()
+    }
+}
+
+fn checker_id(
+    vs: &VirtualServer,
+    rs: &crate::keepalived::RealServer,
+    k: usize,
+) -> Option<CheckerId> {
+    Some((*vs.keys.first()?, rs.addr, rs.port, k))
+}
+
+/// A checker's configuration as compared across reloads (where it was written aside).
+fn comparable(c: &Checker) -> Checker {
+    Checker {
+        line: String::new(),
+        ..c.clone()
+    }
+}
+
+/// Each checker's starting state (`[vs][rs][ck]`): carried over when configured the same,
+/// else up unless its server is `alpha`.
+fn seed(vss: &[VirtualServer], carried: &CheckerStates) -> Vec<Vec<Vec<CheckerState>>> {
+    vss.iter()
+        .map(|vs| {
+            vs.real_servers
+                .iter()
+                .map(|rs| {
+                    rs.checkers
+                        .iter()
+                        .enumerate()
+                        .map(|(k, c)| {
+                            checker_id(vs, rs, k)
+                                .and_then(|id| carried.get(&id))
+                                .filter(|(old, _)| *old == comparable(c))
+                                .map(|(_, state)| CheckerState {
+                                    retry: c.retry,
+                                    ..state.clone()
+                                })
+                                .unwrap_or_else(|| CheckerState::new(c.retry, !rs.alpha))
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The servers each service of `conf` starts with when its checkers start from `carried`
+/// (what the monitor's first evaluation will want): services with a carried checker only.
+pub fn carried_servers(
+    conf: &KeepalivedConf,
+    carried: &CheckerStates,
+) -> Vec<(ServiceKey, Vec<ServerSpec>)> {
+    let seeds = seed(&conf.virtual_servers, carried);
+    let mut out = Vec::new();
+    for (vs, states) in conf.virtual_servers.iter().zip(&seeds) {
+        let any_carried = vs.real_servers.iter().any(|rs| {
+            (0..rs.checkers.len())
+                .any(|k| checker_id(vs, rs, k).is_some_and(|id| carried.contains_key(&id)))
+        });
+        if !any_carried {
+            continue;
+        }
+        let alive: Vec<bool> = vs
+            .real_servers
+            .iter()
+            .zip(states)
+            .map(|(rs, cs)| {
+                if cs.is_empty() {
+                    !rs.alpha
+                } else {
+                    server_alive(cs)
+                }
+            })
+            .collect();
+        let inputs: Vec<(bool, Option<u32>)> = alive
+            .iter()
+            .zip(states)
+            .map(|(&a, cs)| (a, cs.iter().rev().find_map(|c| c.weight)))
+            .collect();
+        let set = server_set(vs, &inputs, &mut Quorum { up: true });
+        for key in &vs.keys {
+            out.push((*key, wanted(vs, *key, &set)));
+        }
+    }
+    out
 }
 
 async fn checker_task(
@@ -199,11 +324,10 @@ async fn checker_task(
     rs: usize,
     ck: usize,
     c: crate::keepalived::Checker,
-    start_up: bool,
+    mut state: CheckerState,
     tx: mpsc::UnboundedSender<Report>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut state = CheckerState::new(c.retry, start_up);
     let nap = |d: Duration| {
         let stop = stop.clone();
         async move {
@@ -238,43 +362,54 @@ async fn checker_task(
 
 async fn coordinate(
     vss: Vec<VirtualServer>,
+    seeds: Vec<Vec<Vec<CheckerState>>>,
     appliance: Arc<dyn HealthTarget>,
     stop: Arc<AtomicBool>,
+    shared: Arc<Mutex<CheckerStates>>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     // states[vs][rs][ck]
-    let mut states: Vec<Vec<Vec<CheckerState>>> = Vec::new();
+    let mut states = seeds;
     let mut alive: Vec<Vec<bool>> = Vec::new();
     let mut quorum: Vec<Quorum> = Vec::new();
     let mut rows: Vec<HealthRow> = Vec::new();
     let mut row_of: Vec<Vec<Vec<usize>>> = Vec::new();
     for (v, vs) in vss.iter().enumerate() {
-        states.push(Vec::new());
         row_of.push(Vec::new());
-        alive.push(vs.real_servers.iter().map(|r| !r.alpha).collect());
+        alive.push(
+            vs.real_servers
+                .iter()
+                .zip(&states[v])
+                .map(|(rs, cs)| {
+                    if cs.is_empty() {
+                        !rs.alpha
+                    } else {
+                        server_alive(cs)
+                    }
+                })
+                .collect(),
+        );
         quorum.push(Quorum { up: true });
         for (r, rs) in vs.real_servers.iter().enumerate() {
-            let start_up = !rs.alpha;
-            states[v].push(Vec::new());
             row_of[v].push(Vec::new());
             for (k, c) in rs.checkers.iter().enumerate() {
-                states[v][r].push(CheckerState::new(c.retry, start_up));
+                let state = states[v][r][k].clone();
                 row_of[v][r].push(rows.len());
                 rows.push(HealthRow {
                     service: vs.keys.first().map(key_name).unwrap_or_default(),
                     server: format!("{}", std::net::SocketAddr::new(rs.addr, rs.port)),
                     checker: kind_name(&c.kind).into(),
                     target: c.target.to_string(),
-                    up: start_up,
+                    up: state.up,
                     transitions: 0,
-                    last_error: None,
+                    last_error: state.last_error.clone(),
                 });
                 tokio::spawn(checker_task(
                     v,
                     r,
                     k,
                     c.clone(),
-                    start_up,
+                    state,
                     tx.clone(),
                     stop.clone(),
                 ));
@@ -329,6 +464,11 @@ async fn coordinate(
                     })
                 ),
             );
+        }
+        if let Some(id) = checker_id(vs, &vs.real_servers[r], k) {
+            if let Some(entry) = shared.lock().get_mut(&id) {
+                entry.1 = rep.state.clone();
+            }
         }
         states[v][r][k] = rep.state;
         appliance.set_health(rows.clone());
