@@ -340,6 +340,11 @@ pub struct Director {
     pub member_ports: Vec<MemberPorts>,
     /// Routing between the ports for traffic for neither a VIP nor the appliance.
     pub ip_forward: bool,
+    /// Any TCP segment but a RST of an unknown flow opens a connection (IPVS sloppy_tcp).
+    pub sloppy_tcp: bool,
+    /// Behind ECMP with other nodes: a service's servers are kept sorted by address and
+    /// port (not in arrival order), so that every node builds the same mh table.
+    pub ecmp: bool,
     /// Full NAT by service (kept across edits of the service: ipvsadm cannot say it).
     pub full_nat: Vec<(ServiceKey, FullNat)>,
     /// Source NAT rules for routed traffic.
@@ -368,6 +373,8 @@ impl Director {
             unserved_drop: Vec::new(),
             member_ports: Vec::new(),
             ip_forward: false,
+            sloppy_tcp: false,
+            ecmp: false,
             full_nat: Vec::new(),
             snat: Vec::new(),
             full_nat_room: true,
@@ -740,9 +747,17 @@ impl Director {
             l.set_thresholds(thresholds(spec));
         }
         let (version, published) = (self.bump(), self.published.get());
+        let ecmp = self.ecmp;
         let svc = self.find_mut(spec.service).ok_or("Service not defined")?;
+        // IPVS puts a new server at the head; behind ECMP every node keeps one order.
+        let at = if ecmp {
+            svc.dests
+                .partition_point(|d| (d.addr, d.port) < (spec.addr, spec.port))
+        } else {
+            0
+        };
         svc.dests.insert(
-            0,
+            at,
             RealServer {
                 addr: spec.addr,
                 port: spec.port,
@@ -839,6 +854,7 @@ impl Director {
         snap.set_unserved_drop(self.unserved_drop.iter().copied());
         snap.set_member_ports(self.member_ports.clone());
         snap.ip_forward = self.ip_forward;
+        snap.sloppy_tcp = self.sloppy_tcp;
         snap.set_snat(self.snat.clone());
         snap.set_marks(self.mark_selections(&snap.services));
         self.published.set(self.next_version);
@@ -954,6 +970,48 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// Behind ECMP every node must build the same mh table whatever order its servers came
+    /// in (a node whose checker took one out and put it back has it at the head in IPVS's
+    /// order): with `ecmp` the servers stay sorted and the tables agree slot for slot.
+    #[test]
+    fn ecmp_nodes_build_one_mh_table_whatever_the_order() {
+        let service = "ipvsadm -A -t 192.0.2.80:80 -s mh\n";
+        let add = |last: u8| format!("ipvsadm -a -t 192.0.2.80:80 -r 10.0.0.{last}:80 -g\n");
+        let table_of = |ecmp: bool, order: &[u8], flap: Option<u8>| {
+            let mut d = director(8);
+            d.ecmp = ecmp;
+            let mut lines = service.to_string();
+            for &o in order {
+                lines.push_str(&add(o));
+            }
+            if let Some(f) = flap {
+                lines.push_str(&format!("ipvsadm -d -t 192.0.2.80:80 -r 10.0.0.{f}:80\n"));
+                lines.push_str(&add(f));
+            }
+            run(&mut d, &lines).unwrap();
+            let snap = d.snapshot();
+            let s = &snap.services[0];
+            let servers: Vec<String> = s.servers.iter().map(|r| r.addr.to_string()).collect();
+            // Each slot's server by address: what a flow hashing there gets.
+            match &s.table {
+                rvs_core::sched::SchedTable::Buckets(b) => b
+                    .iter()
+                    .map(|i| i.map(|i| servers[i as usize].clone()))
+                    .collect::<Vec<_>>(),
+                other => panic!("mh without buckets: {other:?}"),
+            }
+        };
+        let a = table_of(true, &[1, 2, 3, 4], None);
+        assert_eq!(a, table_of(true, &[4, 2, 3, 1], None));
+        assert_eq!(a, table_of(true, &[1, 2, 3, 4], Some(2)));
+        assert!(a.iter().all(Option::is_some));
+        // IPVS's own order (the newest first) makes them differ.
+        assert_ne!(
+            table_of(false, &[1, 2, 3, 4], None),
+            table_of(false, &[4, 2, 3, 1], None)
+        );
     }
 
     #[test]

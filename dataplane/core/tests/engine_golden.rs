@@ -2165,3 +2165,56 @@ fn the_nics_checksum_verdict_is_trusted() {
         Verdict::Forward { .. }
     ));
 }
+
+/// Behind ECMP (IPVS's sloppy_tcp), a mid-flow segment of a flow this node never saw
+/// (another node had it) opens an ESTABLISHED connection to the server the scheduler
+/// picks and is forwarded; a RST opens nothing. Without sloppy TCP it is dropped.
+#[test]
+fn sloppy_tcp_takes_over_mid_flow() {
+    let ack = |sport: u16, rst: bool| {
+        let mut f = tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            CLIENT,
+            [192, 168, 1, 101],
+            64,
+            sport,
+            80,
+            false,
+            true,
+            b"mid-flow",
+        );
+        if rst {
+            // TCP flags at 14 + 20 + 13: ACK|RST; the checksum no longer matters here, as
+            // the RST is refused before anything reads it.
+            f[47] |= 0x04;
+        }
+        f
+    };
+    let mut strict = Lab::new();
+    assert_eq!(
+        strict.run(0, &ack(41000, false)).0,
+        Verdict::Drop(DropReason::NoConnection)
+    );
+    let mut snap = snapshot();
+    snap.sloppy_tcp = true;
+    let mut lab = Lab::with(snap, Default::default());
+    let (v, out) = lab.run(0, &ack(41000, false));
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    // DR: the frame leaves unchanged but for the MACs, to 10.0.0.3 (the service's server).
+    assert_eq!(&out[12..], &ack(41000, false)[12..]);
+    let c = lab
+        .engine
+        .table
+        .iter()
+        .map(|(_, c)| *c)
+        .find(|c| c.proto == 6 && c.cport == 41000)
+        .expect("a connection for the mid-flow segment");
+    assert_eq!(rvs_core::conn::state_name(c.proto, c.state), "ESTABLISHED");
+    assert_eq!(lab.engine.counters().new_conns, 1);
+    assert_eq!(
+        lab.run(0, &ack(41001, true)).0,
+        Verdict::Drop(DropReason::NoConnection),
+        "a RST opens nothing"
+    );
+}

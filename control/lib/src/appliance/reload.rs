@@ -176,6 +176,8 @@ impl Appliance {
             d.unserved_drop = desired.unserved_drop.clone();
             d.member_ports = desired.member_ports.clone();
             d.ip_forward = desired.ip_forward;
+            d.sloppy_tcp = desired.sloppy_tcp;
+            d.ecmp = desired.ecmp;
             d.full_nat = desired.full_nat.clone();
             d.snat = desired.snat.clone();
             d.timeouts = desired.timeouts;

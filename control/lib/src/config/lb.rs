@@ -410,6 +410,10 @@ pub struct LbConfig {
     pub member_ports: Vec<MemberPorts>,
     /// `[dataplane] ip_forward`.
     pub ip_forward: bool,
+    /// `[dataplane] sloppy_tcp` (or `ecmp`).
+    pub sloppy_tcp: bool,
+    /// `[dataplane] ecmp`: servers in one canonical order.
+    pub ecmp: bool,
     /// Services with full NAT, in service order.
     pub full_nat: Vec<(ServiceKey, FullNat)>,
     /// `[[snat]]` rules in order.
@@ -808,6 +812,8 @@ impl LbConfig {
         d.unserved_drop = self.unserved_drop.clone();
         d.member_ports = self.member_ports.clone();
         d.ip_forward = self.ip_forward;
+        d.sloppy_tcp = self.sloppy_tcp;
+        d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();
         d.snat = self.snat.clone();
         for c in &cmds {

@@ -142,6 +142,15 @@ struct RawDataplane {
     /// servers' gateway), as Linux's net.ipv4.ip_forward; off by default.
     #[serde(default)]
     ip_forward: bool,
+    /// IPVS's net.ipv4.vs.sloppy_tcp: any TCP segment but a RST of an unknown flow opens a
+    /// connection (not only a SYN).
+    #[serde(default)]
+    sloppy_tcp: bool,
+    /// One of several load balancers behind ECMP: sloppy TCP, and each service's servers
+    /// kept in one order (by address and port) whatever order they came in, so that every
+    /// node's mh table is the same and picks the same server for a flow.
+    #[serde(default)]
+    ecmp: bool,
     /// Room in the connection tables for full-NAT and SNAT entries (on by itself when the
     /// file has a full-NAT service or an SNAT rule; set it to add them at run time).
     #[serde(default)]
@@ -164,6 +173,8 @@ impl Default for RawDataplane {
             syn_share: None,
             syn_per_source: 0,
             ip_forward: false,
+            sloppy_tcp: false,
+            ecmp: false,
             full_nat: false,
             services: None,
             servers: None,
@@ -333,6 +344,8 @@ impl Config {
         lb.member_ports = lb::validate_outgoing(&source, &raw.outgoing)?;
         lb.snat = lb::validate_snat(&source, &raw.snat, &names)?;
         lb.ip_forward = raw.dataplane.ip_forward;
+        lb.sloppy_tcp = raw.dataplane.sloppy_tcp || raw.dataplane.ecmp;
+        lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
         let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {
             Some(c) if *c.get_ref() == 0 || *c.get_ref() > max => {

@@ -214,8 +214,10 @@ impl Engine {
         };
         let entry_id = entry.id;
         let svc = snap.scheduling_service(entry);
-        // Only an opening packet schedules: a TCP SYN, an SCTP INIT.
-        if !opens_connection(flow) {
+        // Only an opening packet schedules: a TCP SYN, an SCTP INIT; with sloppy TCP any
+        // segment but a RST.
+        let sloppy = snap.sloppy_tcp && flow.proto == proto::TCP && flow.tcp_flags & tcp::RST == 0;
+        if !opens_connection(flow) && !sloppy {
             return Err(DropReason::NoConnection);
         }
         if flow.proto == proto::TCP {

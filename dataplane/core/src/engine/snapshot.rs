@@ -283,6 +283,9 @@ pub struct Snapshot {
     /// Whether traffic for neither a VIP nor the appliance is routed between the ports
     /// (Linux's ip_forward), with TTL and ICMP as a router; else it is dropped.
     pub ip_forward: bool,
+    /// IPVS's sloppy_tcp: a TCP segment other than a RST opens a connection for an unknown
+    /// flow (an ECMP peer's flow arriving here mid-stream), not only a SYN.
+    pub sloppy_tcp: bool,
 }
 
 impl Snapshot {
@@ -353,6 +356,7 @@ impl Snapshot {
             marks: Vec::new(),
             mark_prefixes: Vec::new(),
             ip_forward: false,
+            sloppy_tcp: false,
         }
     }
 
