@@ -27,6 +27,11 @@ struct Args {
     #[arg(long)]
     check: bool,
 
+    /// Print the BIRD 2 configuration that announces the VIPs of `[announce]` by BGP, and
+    /// exit.
+    #[arg(long)]
+    bird_config: bool,
+
     /// Take off the XDP programs a killed rvs left on the configuration's AF_XDP
     /// interfaces (which keep them from the kernel until rvs starts again), and exit.
     #[arg(long)]
@@ -99,6 +104,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.bird_config {
+        let Some(announce) = &cfg.announce else {
+            eprintln!("rvs: error: {}: no [announce] section", config.display());
+            return ExitCode::from(2);
+        };
+        let router_id = cfg.ports[announce.port]
+            .addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4());
+        return match announce.bird_config(router_id) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rvs: error: {}: {e}", config.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     if args.release_xdp {
         for p in &cfg.ports {
             let Some(dev) = &p.kernel else { continue };

@@ -926,6 +926,23 @@ fn serve(
         }
         None => None,
     };
+    // Scale-out: the VIPs' routes for the routing daemon, withdrawn when this is dropped.
+    let announcer = match (&cfg.announce, cfg.forward) {
+        (Some(a), ForwardMode::Lb) => match appliance.start_announcing(a.clone()) {
+            Ok(h) => {
+                println!(
+                    "rvs: announcing VIPs with live servers in kernel table {} through {}",
+                    a.table, a.iface
+                );
+                Some(h)
+            }
+            Err(e) => {
+                eprintln!("rvs: error: announce: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
     println!(
         "rvs: forwarding; control socket {} (rvsadm); {} to stop",
         cfg.socket.display(),
@@ -974,6 +991,8 @@ fn serve(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Withdrawn first: routers stop sending here before the workers stop.
+    drop(announcer);
     appliance.stop_health();
     control_stop.store(true, Ordering::Relaxed);
     let _ = control.join();

@@ -350,6 +350,34 @@ impl Appliance {
                 f.sample("keepalived_vrrp_state", &labels, state);
             }
         }
+        // Scale-out: what this node asks its routing daemon to announce.
+        let announced = self.announcements();
+        if !announced.is_empty() {
+            f.head(
+                "rvs_vip_announced",
+                "gauge",
+                "1 while the VIP's route is in the table the routing daemon announces ([announce]).",
+            );
+            for a in &announced {
+                f.sample(
+                    "rvs_vip_announced",
+                    &[("vip", a.vip.to_string())],
+                    u64::from(a.announced),
+                );
+            }
+            f.head(
+                "rvs_vip_announce_changes_total",
+                "counter",
+                "Announcements and withdrawals of the VIP.",
+            );
+            for a in &announced {
+                f.sample(
+                    "rvs_vip_announce_changes_total",
+                    &[("vip", a.vip.to_string())],
+                    a.changes,
+                );
+            }
+        }
         out
     }
 }

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod announce;
 mod capture;
 mod figures;
 mod ha;
@@ -33,6 +34,7 @@ mod reload;
 mod show;
 pub mod verbs;
 
+pub use announce::{Announcer, VipAnnouncement};
 pub use reload::{restart_only, ReloadSource};
 
 pub use ha::{StateHook, VrrpHost};
@@ -153,6 +155,8 @@ pub struct Appliance {
     vrrp_hook: Mutex<Option<StateHook>>,
     /// The connection sync daemons, where the data plane balances.
     sync: Mutex<Option<Arc<crate::sync::SyncDaemons>>>,
+    /// The VIPs announced to a routing daemon (`[announce]`).
+    announcements: Mutex<Vec<VipAnnouncement>>,
 }
 
 impl std::fmt::Debug for Appliance {
@@ -227,6 +231,7 @@ impl Appliance {
             vrrp: Mutex::new(None),
             vrrp_hook: Mutex::new(None),
             sync: Mutex::new(None),
+            announcements: Mutex::new(Vec::new()),
         }
     }
 
@@ -554,6 +559,7 @@ impl Appliance {
             ["show", "route"] => Reply::ok(self.show_routes()),
             ["show", "health"] => Reply::ok(self.show_health()),
             ["show", "vrrp"] => Reply::ok(self.show_vrrp()),
+            ["show", "announce"] => Reply::ok(self.show_announce()),
             ["show", "sync"] => Reply::ok(self.show_sync()),
             ["show", "mark" | "marks"] => Reply::ok(self.show_marks()),
             ["show", "fullnat"] => Reply::ok(self.show_full_nat()),

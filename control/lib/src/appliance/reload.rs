@@ -26,7 +26,7 @@ pub struct ReloadSource {
 /// The parts of a configuration a reload cannot change, in one comparable text.
 pub fn restart_only(cfg: &Config) -> String {
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         cfg.eal,
         cfg.ports,
         cfg.workers,
@@ -39,6 +39,7 @@ pub fn restart_only(cfg: &Config) -> String {
         cfg.mbufs,
         cfg.vrrp,
         cfg.log,
+        cfg.announce,
     )
 }
 

@@ -67,6 +67,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show vrrp"],
     },
     Verb {
+        usage: "show announce",
+        help: "VIPs announced to the routing daemon ([announce]): announced or withdrawn, and why",
+        phrases: &["show announce"],
+    },
+    Verb {
         usage: "show sync",
         help: "connection sync daemons: role, interface, sync id; messages and connections sent, received, installed, dropped",
         phrases: &["show sync"],

@@ -14,12 +14,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod announce;
 mod eal;
 pub mod lb;
 mod ports;
 mod source;
 mod vrrp;
 mod workers;
+use announce::*;
+pub use announce::{AnnounceConfig, BgpPeer};
 
 use eal::*;
 pub use eal::{parse_lcore_list, EalConfig, Hugepages, LOG_LEVELS};
@@ -61,6 +64,7 @@ struct RawConfig {
     control: RawControl,
     #[serde(default)]
     metrics: RawMetrics,
+    announce: Option<RawAnnounce>,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -220,6 +224,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// `[metrics] listen`: the Prometheus endpoint's address (None: no endpoint).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[announce]`: VIPs for a routing daemon to announce (scale-out behind ECMP).
+    pub announce: Option<AnnounceConfig>,
     /// `[log]`.
     pub log: crate::log::LogConfig,
     /// An ipvsadm rules file (`rvsadm -S` output) applied after the TOML's services.
@@ -330,6 +336,10 @@ impl Config {
         let ports = validate_ports(&source, &raw.ports, worker_lcores)?;
         let workers = validate_workers(&source, &eal, &ports, &raw.ports, raw.workers)?;
         check_af_xdp_pairs(&source, &raw.ports, &ports, workers.len())?;
+        let announce = match &raw.announce {
+            Some(a) => Some(validate_announce(&source, a, &ports)?),
+            None => None,
+        };
         let names: Vec<String> = ports.iter().map(|p| p.name.clone()).collect();
         let lb = lb::LbConfig::validate(
             &source,
@@ -550,6 +560,7 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(crate::socket::client_path),
             metrics_listen,
+            announce,
             log,
             rules,
             timeouts,

@@ -1,0 +1,229 @@
+//! `[announce]`: scale-out behind ECMP. rvs puts each VIP it can serve into a kernel routing
+//! table through a data port's host twin; a routing daemon (BIRD) learns that table and
+//! announces it by BGP. The BIRD configuration that does so is generated from this section
+//! (`rvs --bird-config`).
+
+use super::*;
+use std::net::IpAddr;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAnnounce {
+    /// The data port whose host twin the routes point at (and BGP runs through).
+    port: Spanned<String>,
+    /// The kernel routing table rvs owns for them.
+    table: Option<Spanned<u32>>,
+    /// Which VIPs (default: every VIP a service listens on).
+    vips: Option<Spanned<Vec<String>>>,
+    /// A worker whose polls stop this long withdraws everything.
+    stall_ms: Option<Spanned<u32>>,
+    /// For the generated BIRD configuration.
+    local_as: Option<Spanned<u32>>,
+    neighbor: Option<Spanned<String>>,
+    neighbor_as: Option<Spanned<u32>>,
+    #[serde(default)]
+    communities: Vec<Spanned<String>>,
+    med: Option<u32>,
+    hold_time: Option<Spanned<u32>>,
+}
+
+/// A validated `[announce]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceConfig {
+    /// The port's index and the twin's interface name.
+    pub port: usize,
+    pub iface: String,
+    pub table: u32,
+    pub vips: Option<Vec<IpAddr>>,
+    pub stall_ms: u32,
+    pub bgp: Option<BgpPeer>,
+}
+
+/// The BGP side of the generated BIRD configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpPeer {
+    pub local_as: u32,
+    pub neighbor: IpAddr,
+    pub neighbor_as: u32,
+    pub communities: Vec<(u16, u16)>,
+    pub med: Option<u32>,
+    pub hold_time: u32,
+}
+
+pub const DEFAULT_TABLE: u32 = 250;
+pub const DEFAULT_STALL_MS: u32 = 1000;
+
+pub(super) fn validate_announce(
+    source: &Source,
+    raw: &RawAnnounce,
+    ports: &[PortConfig],
+) -> Result<AnnounceConfig, ConfigError> {
+    let name = raw.port.get_ref();
+    let port = ports.iter().position(|p| &p.name == name).ok_or_else(|| {
+        source.error(
+            raw.port.span(),
+            "announce.port",
+            format!("no port named {name:?}"),
+        )
+    })?;
+    let iface = ports[port].host_tap.clone().ok_or_else(|| {
+        source.error(
+            raw.port.span(),
+            "announce.port",
+            format!("port {name:?} has no host_tap: the routes point at its host twin, and the routing daemon talks through it"),
+        )
+    })?;
+    let table = match &raw.table {
+        // 253-255 are the kernel's default, main and local tables; 0 is none.
+        Some(t) if *t.get_ref() == 0 || (253..=255).contains(t.get_ref()) => {
+            return Err(source.error(
+                t.span(),
+                "announce.table",
+                "a table of rvs's own: 1-252 or above 255 (253-255 are the kernel's)",
+            ))
+        }
+        Some(t) => *t.get_ref(),
+        None => DEFAULT_TABLE,
+    };
+    let vips = match &raw.vips {
+        Some(v) => Some(
+            v.get_ref()
+                .iter()
+                .map(|a| {
+                    a.parse::<IpAddr>().map_err(|_| {
+                        source.error(
+                            v.span(),
+                            "announce.vips",
+                            format!("{a:?} is not an address"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
+    let stall_ms = match &raw.stall_ms {
+        Some(s) if *s.get_ref() < 100 => {
+            return Err(source.error(s.span(), "announce.stall_ms", "at least 100 ms"))
+        }
+        Some(s) => *s.get_ref(),
+        None => DEFAULT_STALL_MS,
+    };
+    let bgp = match (&raw.local_as, &raw.neighbor, &raw.neighbor_as) {
+        (None, None, None) => None,
+        (Some(local), Some(neighbor), Some(remote)) => {
+            let addr = neighbor.get_ref().parse::<IpAddr>().map_err(|_| {
+                source.error(
+                    neighbor.span(),
+                    "announce.neighbor",
+                    format!("{:?} is not an address", neighbor.get_ref()),
+                )
+            })?;
+            let mut communities = Vec::new();
+            for c in &raw.communities {
+                let parsed = c
+                    .get_ref()
+                    .split_once(':')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+                communities.push(parsed.ok_or_else(|| {
+                    source.error(
+                        c.span(),
+                        "announce.communities",
+                        format!(
+                            "{:?} is not a community (\"AS:VALUE\", each 0-65535)",
+                            c.get_ref()
+                        ),
+                    )
+                })?);
+            }
+            let hold_time = match &raw.hold_time {
+                Some(h) if *h.get_ref() != 0 && *h.get_ref() < 3 => {
+                    return Err(source.error(
+                        h.span(),
+                        "announce.hold_time",
+                        "0 (no keepalives) or at least 3 seconds (RFC 4271)",
+                    ))
+                }
+                Some(h) => *h.get_ref(),
+                None => 3,
+            };
+            Some(BgpPeer {
+                local_as: *local.get_ref(),
+                neighbor: addr,
+                neighbor_as: *remote.get_ref(),
+                communities,
+                med: raw.med,
+                hold_time,
+            })
+        }
+        _ => {
+            let span = raw
+                .local_as
+                .as_ref()
+                .map(|s| s.span())
+                .or(raw.neighbor.as_ref().map(|s| s.span()))
+                .or(raw.neighbor_as.as_ref().map(|s| s.span()))
+                .unwrap_or(0..0);
+            return Err(source.error(
+                span,
+                "announce",
+                "local_as, neighbor and neighbor_as go together (the BGP session of --bird-config)",
+            ));
+        }
+    };
+    Ok(AnnounceConfig {
+        port,
+        iface,
+        table,
+        vips,
+        stall_ms,
+        bgp,
+    })
+}
+
+impl AnnounceConfig {
+    /// A BIRD 2 configuration announcing what rvs puts in its table: the kernel protocol
+    /// learns the table (rescanned every second), the BGP session exports only those
+    /// routes, with the communities and MED, next hop this node.
+    pub fn bird_config(&self, router_id: Option<IpAddr>) -> Result<String, String> {
+        let bgp = self
+            .bgp
+            .as_ref()
+            .ok_or("[announce] has no BGP session (local_as, neighbor, neighbor_as) to generate")?;
+        let v6 = bgp.neighbor.is_ipv6();
+        let family = if v6 { "ipv6" } else { "ipv4" };
+        let mut out = String::new();
+        out.push_str(&format!(
+            "# BIRD 2 configuration generated by `rvs --bird-config`: BGP announces the VIPs rvs\n\
+             # puts in kernel table {} (through its host twin {}); a VIP leaves the table, and the\n\
+             # announcement goes, when it has no live server, when a worker stalls, and when rvs\n\
+             # stops or dies (the twin and its routes vanish with it).\n",
+            self.table, self.iface
+        ));
+        if let Some(id) = router_id.filter(IpAddr::is_ipv4) {
+            out.push_str(&format!("router id {id};\n"));
+        }
+        out.push_str("\nprotocol device {\n    scan time 1;\n}\n\n");
+        out.push_str(&format!(
+            "protocol kernel rvs_vips {{\n    kernel table {};\n    learn;\n    scan time 1;\n    {family} {{\n        import all;\n        export none;\n    }};\n}}\n\n",
+            self.table
+        ));
+        out.push_str("filter rvs_export {\n    if proto != \"rvs_vips\" then reject;\n");
+        for (a, b) in &bgp.communities {
+            out.push_str(&format!("    bgp_community.add(({a},{b}));\n"));
+        }
+        if let Some(med) = bgp.med {
+            out.push_str(&format!("    bgp_med = {med};\n"));
+        }
+        out.push_str("    accept;\n}\n\n");
+        let keepalive = match bgp.hold_time {
+            0 => String::new(),
+            h => format!("    keepalive time {};\n", (h / 3).max(1)),
+        };
+        out.push_str(&format!(
+            "protocol bgp rvs_uplink {{\n    local as {};\n    neighbor {} as {};\n    hold time {};\n{keepalive}    connect retry time 1;\n    {family} {{\n        import none;\n        export filter rvs_export;\n        next hop self;\n    }};\n}}\n",
+            bgp.local_as, bgp.neighbor, bgp.neighbor_as, bgp.hold_time
+        ));
+        Ok(out)
+    }
+}
