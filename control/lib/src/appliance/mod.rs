@@ -843,6 +843,73 @@ mod tests {
         Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
     }
 
+    /// A VIP is announced while a service of it has a server of weight above 0 and the
+    /// workers forward and none stalled; each refusal says why.
+    #[test]
+    fn announce_plan_follows_live_servers() {
+        let a = appliance();
+        let vip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            a.ipvsadm(&["-A", "-t", "192.0.2.1:80", "-s", "mh"], "")
+                .status,
+            0
+        );
+        assert_eq!(
+            a.ipvsadm(
+                &[
+                    "-a",
+                    "-t",
+                    "192.0.2.1:80",
+                    "-r",
+                    "10.0.0.2",
+                    "-g",
+                    "-w",
+                    "0"
+                ],
+                ""
+            )
+            .status,
+            0
+        );
+        assert_eq!(
+            a.announce_plan(None, None),
+            vec![(vip, Some("no live server".into()))]
+        );
+        assert_eq!(
+            a.ipvsadm(
+                &[
+                    "-e",
+                    "-t",
+                    "192.0.2.1:80",
+                    "-r",
+                    "10.0.0.2",
+                    "-g",
+                    "-w",
+                    "1"
+                ],
+                ""
+            )
+            .status,
+            0
+        );
+        assert_eq!(a.announce_plan(None, None), vec![(vip, None)]);
+        assert_eq!(
+            a.announce_plan(None, Some("worker 0 stalled")),
+            vec![(vip, Some("worker 0 stalled".into()))]
+        );
+        let other: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(
+            a.announce_plan(Some(&[other]), None),
+            vec![(other, Some("no service".into()))]
+        );
+        a.forwarding.store(false, Ordering::Relaxed);
+        assert_eq!(
+            a.announce_plan(None, None),
+            vec![(vip, Some("forwarding stopped".into()))]
+        );
+        assert!(a.console("show announce").out.contains("nothing announced"));
+    }
+
     /// A changed keepalived.conf keeps the verdicts of checkers configured as before: a
     /// server found dead stays out across the reload (never put back for a moment), while a
     /// checker whose configuration changed starts afresh.

@@ -221,9 +221,86 @@ impl AnnounceConfig {
             h => format!("    keepalive time {};\n", (h / 3).max(1)),
         };
         out.push_str(&format!(
-            "protocol bgp rvs_uplink {{\n    local as {};\n    neighbor {} as {};\n    hold time {};\n{keepalive}    connect retry time 1;\n    {family} {{\n        import none;\n        export filter rvs_export;\n        next hop self;\n    }};\n}}\n",
+            "protocol bgp rvs_uplink {{\n    local as {};\n    neighbor {} as {};\n    hold time {};\n{keepalive}    connect retry time 1;\n    error wait time 1, 5;\n    {family} {{\n        import none;\n        export filter rvs_export;\n        next hop self;\n    }};\n}}\n",
             bgp.local_as, bgp.neighbor, bgp.neighbor_as, bgp.hold_time
         ));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Source};
+
+    fn parse(announce: &str) -> Result<Config, crate::config::ConfigError> {
+        let text = format!(
+            "[eal]\nlcores = \"0,1\"\nhugepages = false\n\n[[port]]\nname = \"lan\"\ndevice = \"net_tap0,iface=t0\"\naddresses = [\"10.0.0.11/24\"]\nhost_tap = \"t0-h\"\n\n[announce]\n{announce}"
+        );
+        Config::parse(Source {
+            file: "n.toml".into(),
+            text,
+        })
+    }
+
+    #[test]
+    fn announce_names_its_errors() {
+        let e = parse("port = \"wan\"\n").unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("announce.port", Some(12)));
+        let e = parse("port = \"lan\"\ntable = 254\n").unwrap_err();
+        assert_eq!(e.field, "announce.table");
+        let e = parse("port = \"lan\"\nlocal_as = 65001\n").unwrap_err();
+        assert!(e.message.contains("go together"), "{e}");
+        let e = parse("port = \"lan\"\nlocal_as = 1\nneighbor = \"10.0.0.1\"\nneighbor_as = 2\ncommunities = [\"65001:x\"]\n").unwrap_err();
+        assert_eq!(e.field, "announce.communities");
+        let e = parse("port = \"lan\"\nlocal_as = 1\nneighbor = \"10.0.0.1\"\nneighbor_as = 2\nhold_time = 2\n").unwrap_err();
+        assert_eq!(e.field, "announce.hold_time");
+        let c = parse("port = \"lan\"\nvips = [\"192.0.2.1\"]\n").unwrap();
+        let a = c.announce.unwrap();
+        assert_eq!((a.iface.as_str(), a.table, a.stall_ms), ("t0-h", 250, 1000));
+        assert!(a.bird_config(None).is_err(), "no BGP session to generate");
+    }
+
+    #[test]
+    fn bird_config_learns_rvss_table_and_exports_only_it() {
+        let c = parse("port = \"lan\"\ntable = 77\nlocal_as = 65001\nneighbor = \"10.0.0.1\"\nneighbor_as = 65000\ncommunities = [\"65001:100\", \"65001:7\"]\nmed = 10\n").unwrap();
+        let text = c
+            .announce
+            .unwrap()
+            .bird_config(Some("10.0.0.11".parse().unwrap()))
+            .unwrap();
+        for want in [
+            "router id 10.0.0.11;",
+            "kernel table 77;",
+            "learn;",
+            "if proto != \"rvs_vips\" then reject;",
+            "bgp_community.add((65001,100));",
+            "bgp_community.add((65001,7));",
+            "bgp_med = 10;",
+            "local as 65001;",
+            "neighbor 10.0.0.1 as 65000;",
+            "hold time 3;",
+            "keepalive time 1;",
+            "export filter rvs_export;",
+            "next hop self;",
+        ] {
+            assert!(text.contains(want), "{want} missing from:\n{text}");
+        }
+        // BIRD itself accepts it (where it is installed).
+        let dir = std::env::temp_dir().join(format!("rvs-bird-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bird.conf");
+        std::fs::write(&path, &text).unwrap();
+        if let Ok(out) = std::process::Command::new("bird")
+            .args(["-p", "-c"])
+            .arg(&path)
+            .output()
+        {
+            assert!(
+                out.status.success(),
+                "bird -p: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
