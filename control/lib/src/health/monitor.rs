@@ -433,7 +433,14 @@ async fn coordinate(
                 continue;
             }
         };
-        let Some(rep) = report else { return };
+        // The checkers end when they see the stop, possibly before this loop does: omega
+        // then runs all the same.
+        let Some(rep) = report else {
+            if stop.load(Ordering::Relaxed) {
+                omega(&vss, &alive);
+            }
+            return;
+        };
         let (v, r, k) = (rep.vs, rep.rs, rep.ck);
         let vs = &vss[v];
         let row = &mut rows[row_of[v][r][k]];
