@@ -3,6 +3,7 @@
 //! and the XDP program DPDK attaches, found and taken off again.
 
 use rvs_control::config::{KernelDevice, KernelSocket};
+use rvs_control::iproute::ip;
 use std::path::PathBuf;
 
 /// The name of the program DPDK's AF_XDP driver (through libxdp) attaches.
@@ -69,10 +70,7 @@ pub fn release(iface: &str) -> bool {
     if attached_program(iface).is_none_or(|p| p.name != XSK_PROGRAM) {
         return false;
     }
-    std::process::Command::new("ip")
-        .args(["link", "set", "dev", iface, "xdp", "off"])
-        .status()
-        .is_ok_and(|s| s.success())
+    ip(&["link", "set", "dev", iface, "xdp", "off"]).is_ok()
 }
 
 /// What is wrong with a kernel interface for a port that wants `queues` rx queues, before
@@ -124,12 +122,8 @@ pub fn check_before_open(dev: &KernelDevice, queues: u16) -> Result<Vec<String>,
         .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
         .is_some_and(|f| f & 1 == 1);
     if !up {
-        let status = std::process::Command::new("ip")
-            .args(["link", "set", "dev", iface, "up"])
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            return Err(format!("{iface} is down and could not be set up"));
-        }
+        ip(&["link", "set", "dev", iface, "up"])
+            .map_err(|e| format!("{iface} is down and could not be set up: {e}"))?;
         notices.push(format!("{iface} was down: set it up"));
     }
     Ok(notices)

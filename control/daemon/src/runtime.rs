@@ -8,6 +8,7 @@ use dpdk::{Eal, EalArgs, Mempool, Port, PortConf, RssConf, BURST};
 use rvs_control::appliance::{Appliance, PortView};
 use rvs_control::config::{Config, ConfigError, Hugepages, PortConfig, AF_XDP_MAX_MTU};
 use rvs_control::director::Director;
+use rvs_control::iproute::ip;
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::sync::{Role, SyncDaemons};
 use rvs_control::vrrp::{self, VrrpConf, VrrpRuntime};
@@ -176,22 +177,6 @@ fn field_of(message: &str) -> &'static str {
     }
 }
 
-fn ip_cmd(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// Creates port `i`'s host TAP twin: a net_tap port whose kernel interface `name` has the
 /// data port's MAC, addresses and routes, so the kernel owns the appliance's addresses.
 #[allow(clippy::too_many_arguments)]
@@ -227,9 +212,9 @@ fn host_twin(
         .map_err(|e| err(e.to_string()))?;
     log.quietly(|| twin.start())
         .map_err(|e| err(e.to_string()))?;
-    ip_cmd(&["link", "set", "dev", name, "up"]).map_err(err)?;
+    ip(&["link", "set", "dev", name, "up"]).map_err(err)?;
     for (a, len) in p.addresses.iter().zip(&p.prefix_lens) {
-        ip_cmd(&["addr", "replace", &format!("{a}/{len}"), "dev", name]).map_err(err)?;
+        ip(&["addr", "replace", &format!("{a}/{len}"), "dev", name]).map_err(err)?;
     }
     for r in cfg.lb.routes.iter().filter(|r| usize::from(r.port) == i) {
         if r.len == 0 {
@@ -247,7 +232,7 @@ fn host_twin(
             args.extend(["via", v.as_str()]);
         }
         args.extend(["dev", name]);
-        ip_cmd(&args).map_err(err)?;
+        ip(&args).map_err(err)?;
     }
     Ok(twin)
 }

@@ -16,6 +16,7 @@ pub mod console;
 pub mod datagrams;
 pub mod director;
 pub mod health;
+pub mod iproute;
 pub mod ipvsadm;
 pub mod keepalived;
 pub mod listing;

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::config::AnnounceConfig;
+use crate::iproute::ip;
 use crate::log::{log, Level};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -54,27 +55,13 @@ fn route(action: &str, vip: IpAddr, conf: &AnnounceConfig) -> Result<(), String>
         args.extend(["dev", &conf.iface, "proto", "static"]);
     }
     args.extend(["table", &table]);
-    let out = std::process::Command::new("ip")
-        .args(&args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    ip(&args)
 }
 
 /// Empties rvs's table (what an earlier run may have left while its twin lived on).
 fn flush(conf: &AnnounceConfig) {
     for family in ["-4", "-6"] {
-        let _ = std::process::Command::new("ip")
-            .args([family, "route", "flush", "table", &conf.table.to_string()])
-            .output();
+        let _ = ip(&[family, "route", "flush", "table", &conf.table.to_string()]);
     }
 }
 

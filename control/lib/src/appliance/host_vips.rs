@@ -19,12 +19,10 @@ impl Appliance {
             } else {
                 &[]
             };
-            let ok = std::process::Command::new("ip")
-                .args(["addr", verb, &format!("{vip}/{len}"), "dev", twin])
-                .args(nodad)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
+            let prefix = format!("{vip}/{len}");
+            let mut args = vec!["addr", verb, &prefix, "dev", twin];
+            args.extend(nodad);
+            let ok = crate::iproute::ip(&args).is_ok();
             if !ok && verb == "add" {
                 crate::log::log(
                     crate::log::Level::Warning,
