@@ -786,6 +786,22 @@ impl Director {
         Ok(())
     }
 
+    /// Takes `from`'s settings beside the services and marks (routes, neighbours, VIP
+    /// handling, member ranges, forwarding, sloppy TCP and ECMP order, full NAT, SNAT,
+    /// timeouts): what a reload applies once the rules are.
+    pub fn take_settings(&mut self, from: &Director) {
+        self.routes = from.routes.clone();
+        self.neighbours = from.neighbours.clone();
+        self.unserved_drop = from.unserved_drop.clone();
+        self.member_ports = from.member_ports.clone();
+        self.ip_forward = from.ip_forward;
+        self.sloppy_tcp = from.sloppy_tcp;
+        self.ecmp = from.ecmp;
+        self.full_nat = from.full_nat.clone();
+        self.snat = from.snat.clone();
+        self.timeouts = from.timeouts;
+    }
+
     /// The immutable snapshot for the workers.
     pub fn snapshot(&self) -> Snapshot {
         let mut services = Vec::new();

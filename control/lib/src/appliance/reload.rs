@@ -172,16 +172,7 @@ impl Appliance {
             for m in &new {
                 d.add_mark(*m)?;
             }
-            d.routes = desired.routes.clone();
-            d.neighbours = desired.neighbours.clone();
-            d.unserved_drop = desired.unserved_drop.clone();
-            d.member_ports = desired.member_ports.clone();
-            d.ip_forward = desired.ip_forward;
-            d.sloppy_tcp = desired.sloppy_tcp;
-            d.ecmp = desired.ecmp;
-            d.full_nat = desired.full_nat.clone();
-            d.snat = desired.snat.clone();
-            d.timeouts = desired.timeouts;
+            d.take_settings(&desired);
             d.check_full_nat_room()
         });
         if let Err(e) = applied {
