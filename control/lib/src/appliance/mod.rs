@@ -910,17 +910,40 @@ mod tests {
         assert!(a.console("show announce").out.contains("nothing announced"));
     }
 
+    /// The reload tests' TOML: one port, load balancing.
+    const RELOAD_BASE: &str = "[eal]\nlcores = \"0,1\"\n\n[dataplane]\nforward = \"lb\"\n\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n";
+
+    /// An appliance started as the daemon starts one from the TOML at `toml` (and the
+    /// keepalived.conf at `keepalived`, its checkers running), which `reload` reads again.
+    fn reloadable(toml: &std::path::Path, keepalived: Option<&std::path::Path>) -> Arc<Appliance> {
+        let cfg = crate::config::Config::load(toml).unwrap();
+        let loads = Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
+        let d = cfg.lb.director(cfg.limits, loads, Vec::new()).unwrap();
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        let a = Appliance::new(d, cell, Vec::new(), Vec::new(), 1024).shared();
+        let keepalived_text = keepalived.map(|p| std::fs::read_to_string(p).unwrap());
+        if let Some(text) = &keepalived_text {
+            let conf = KeepalivedConf::parse("keepalived.conf", text).unwrap();
+            a.load_keepalived(&conf).unwrap();
+        }
+        a.set_reload_source(ReloadSource {
+            config: toml.to_path_buf(),
+            keepalived: keepalived.map(std::path::Path::to_path_buf),
+            fixed: restart_only(&cfg),
+            keepalived_text,
+        });
+        a
+    }
+
     /// A changed keepalived.conf keeps the verdicts of checkers configured as before: a
     /// server found dead stays out across the reload (never put back for a moment), while a
     /// checker whose configuration changed starts afresh.
     #[test]
     fn reload_keeps_unchanged_checkers_state() {
-        use crate::config::{Config, Source};
         let dir = std::env::temp_dir().join(format!("rvs-reload-hc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (toml, kconf) = (dir.join("rvs.toml"), dir.join("keepalived.conf"));
-        let base = "[eal]\nlcores = \"0,1\"\n\n[dataplane]\nforward = \"lb\"\n\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n";
-        std::fs::write(&toml, base).unwrap();
+        std::fs::write(&toml, RELOAD_BASE).unwrap();
         let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (open_port, closed_port) = (
@@ -940,23 +963,7 @@ mod tests {
         };
         let first = conf_text("first", closed_port);
         std::fs::write(&kconf, &first).unwrap();
-        let cfg = Config::parse(Source {
-            file: toml.display().to_string(),
-            text: base.into(),
-        })
-        .unwrap();
-        let loads = Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
-        let d = cfg.lb.director(cfg.limits, loads, Vec::new()).unwrap();
-        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
-        let a = Appliance::new(d, cell, Vec::new(), Vec::new(), 1024).shared();
-        let conf = KeepalivedConf::parse("keepalived.conf", &first).unwrap();
-        a.load_keepalived(&conf).unwrap();
-        a.set_reload_source(ReloadSource {
-            config: toml.clone(),
-            keepalived: Some(kconf.clone()),
-            fixed: restart_only(&cfg),
-            keepalived_text: Some(first.clone()),
-        });
+        let a = reloadable(&toml, Some(&kconf));
         let servers = |a: &Appliance| -> Vec<String> {
             let d = a.director.lock();
             d.services
@@ -1017,11 +1024,10 @@ mod tests {
     /// a bad file changes nothing and says where; restart-only changes are reported.
     #[test]
     fn reload_applies_the_difference() {
-        use crate::config::{Config, Source};
         let dir = std::env::temp_dir().join(format!("rvs-reload-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("rvs.toml");
-        let base = "[eal]\nlcores = \"0,1\"\n\n[dataplane]\nforward = \"lb\"\n\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n";
+        let base = RELOAD_BASE;
         let service = |weight: u32, extra: &str| {
             format!(
                 "{base}\n[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.10\"\nport = 80\nscheduler = \"rr\"\n\n[[service.server]]\naddress = \"10.0.0.1\"\nmethod = \"nat\"\nweight = {weight}\n\n[[service.server]]\naddress = \"10.0.0.2\"\nmethod = \"nat\"\n{extra}"
@@ -1029,21 +1035,7 @@ mod tests {
         };
         let first = service(1, "");
         std::fs::write(&path, &first).unwrap();
-        let cfg = Config::parse(Source {
-            file: path.display().to_string(),
-            text: first.clone(),
-        })
-        .unwrap();
-        let loads = Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
-        let d = cfg.lb.director(cfg.limits, loads, Vec::new()).unwrap();
-        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
-        let a = Appliance::new(d, cell, Vec::new(), Vec::new(), 1024).shared();
-        a.set_reload_source(ReloadSource {
-            config: path.clone(),
-            keepalived: None,
-            fixed: restart_only(&cfg),
-            keepalived_text: None,
-        });
+        let a = reloadable(&path, None);
         let id_of = |a: &Appliance, addr: &str| {
             let d = a.director.lock();
             d.services[0]
