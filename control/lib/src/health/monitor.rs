@@ -278,6 +278,32 @@ fn seed(vss: &[VirtualServer], carried: &CheckerStates) -> Vec<Vec<Vec<CheckerSt
         .collect()
 }
 
+/// Whether each real server is alive by its checkers' states (one without checkers: unless
+/// `alpha`).
+fn alive_from(vs: &VirtualServer, states: &[Vec<CheckerState>]) -> Vec<bool> {
+    vs.real_servers
+        .iter()
+        .zip(states)
+        .map(|(rs, cs)| {
+            if cs.is_empty() {
+                !rs.alpha
+            } else {
+                server_alive(cs)
+            }
+        })
+        .collect()
+}
+
+/// What `server_set` weighs: each server alive or not, with its dynamic weight if a
+/// checker gave one.
+fn server_inputs(alive: &[bool], states: &[Vec<CheckerState>]) -> Vec<(bool, Option<u32>)> {
+    alive
+        .iter()
+        .zip(states)
+        .map(|(&a, cs)| (a, cs.iter().rev().find_map(|c| c.weight)))
+        .collect()
+}
+
 /// The servers each service of `conf` starts with when its checkers start from `carried`
 /// (what the monitor's first evaluation will want): services with a carried checker only.
 pub fn carried_servers(
@@ -294,23 +320,7 @@ pub fn carried_servers(
         if !any_carried {
             continue;
         }
-        let alive: Vec<bool> = vs
-            .real_servers
-            .iter()
-            .zip(states)
-            .map(|(rs, cs)| {
-                if cs.is_empty() {
-                    !rs.alpha
-                } else {
-                    server_alive(cs)
-                }
-            })
-            .collect();
-        let inputs: Vec<(bool, Option<u32>)> = alive
-            .iter()
-            .zip(states)
-            .map(|(&a, cs)| (a, cs.iter().rev().find_map(|c| c.weight)))
-            .collect();
+        let inputs = server_inputs(&alive_from(vs, states), states);
         let set = server_set(vs, &inputs, &mut Quorum { up: true });
         for key in &vs.keys {
             out.push((*key, wanted(vs, *key, &set)));
@@ -376,19 +386,7 @@ async fn coordinate(
     let mut row_of: Vec<Vec<Vec<usize>>> = Vec::new();
     for (v, vs) in vss.iter().enumerate() {
         row_of.push(Vec::new());
-        alive.push(
-            vs.real_servers
-                .iter()
-                .zip(&states[v])
-                .map(|(rs, cs)| {
-                    if cs.is_empty() {
-                        !rs.alpha
-                    } else {
-                        server_alive(cs)
-                    }
-                })
-                .collect(),
-        );
+        alive.push(alive_from(vs, &states[v]));
         quorum.push(Quorum { up: true });
         for (r, rs) in vs.real_servers.iter().enumerate() {
             row_of[v].push(Vec::new());
@@ -523,11 +521,7 @@ fn apply(
     quorum: &mut Quorum,
     appliance: &dyn HealthTarget,
 ) {
-    let inputs: Vec<(bool, Option<u32>)> = alive
-        .iter()
-        .zip(states)
-        .map(|(&a, cs)| (a, cs.iter().rev().find_map(|c| c.weight)))
-        .collect();
+    let inputs = server_inputs(alive, states);
     let was_up = quorum.up;
     let set = server_set(vs, &inputs, quorum);
     if was_up != quorum.up {
