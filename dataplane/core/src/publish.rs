@@ -2,17 +2,22 @@
 //! [`Snapshot`] and publishes it; each worker checks the generation at a burst boundary and
 //! takes the newest. A replaced snapshot is kept on a retired list until no worker holds
 //! it, so a worker's release is a reference-count decrement, never a free on the lcore.
+//! Each reader also says which generation it runs, so the control side can wait until a
+//! change is in force (as ipvsadm's changes are when it returns).
 
 use crate::engine::Snapshot;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 pub struct SnapshotCell {
     current: ArcSwap<Snapshot>,
     generation: AtomicU64,
     retired: Mutex<Vec<Arc<Snapshot>>>,
+    /// The generation each live reader runs.
+    readers: Mutex<Vec<Weak<AtomicU64>>>,
 }
 
 impl std::fmt::Debug for SnapshotCell {
@@ -27,6 +32,7 @@ impl SnapshotCell {
             current: ArcSwap::from_pointee(first),
             generation: AtomicU64::new(1),
             retired: Mutex::new(Vec::new()),
+            readers: Mutex::new(Vec::new()),
         }
     }
 
@@ -52,6 +58,32 @@ impl SnapshotCell {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Waits until every live reader runs `generation` or a newer one, for at most
+    /// `limit`; true when they all do. A packet a reader takes after this returns true
+    /// is handled by the published rules.
+    pub fn wait_adopted(&self, generation: u64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let behind = {
+                let mut readers = self.readers.lock();
+                readers.retain(|r| r.strong_count() > 0);
+                readers
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .any(|seen| seen.load(Ordering::Acquire) < generation)
+            };
+            if !behind {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+
     /// The newest snapshot (a full reference).
     pub fn load(&self) -> Arc<Snapshot> {
         self.current.load_full()
@@ -64,16 +96,21 @@ pub struct SnapshotReader {
     cell: Arc<SnapshotCell>,
     seen: u64,
     snapshot: Arc<Snapshot>,
+    /// `seen`, for the control side's `wait_adopted`.
+    adopted: Arc<AtomicU64>,
 }
 
 impl SnapshotReader {
     pub fn new(cell: Arc<SnapshotCell>) -> SnapshotReader {
         let seen = cell.generation();
         let snapshot = cell.load();
+        let adopted = Arc::new(AtomicU64::new(seen));
+        cell.readers.lock().push(Arc::downgrade(&adopted));
         SnapshotReader {
             cell,
             seen,
             snapshot,
+            adopted,
         }
     }
 
@@ -87,6 +124,7 @@ impl SnapshotReader {
         }
         self.seen = g;
         self.snapshot = self.cell.load();
+        self.adopted.store(g, Ordering::Release);
         true
     }
 
@@ -134,6 +172,32 @@ mod tests {
         cell.publish(snap(4));
         assert!(a.refresh());
         assert_eq!((a.get().ports.len(), a.generation()), (4, 4));
+    }
+
+    #[test]
+    fn a_change_is_in_force_once_every_live_reader_took_it() {
+        let cell = Arc::new(SnapshotCell::new(snap(1)));
+        let g = cell.publish(snap(2));
+        // No reader: nothing to wait for.
+        assert!(cell.wait_adopted(g, Duration::ZERO));
+        let mut idle = SnapshotReader::new(cell.clone());
+        let g = cell.publish(snap(3));
+        let t = Instant::now();
+        assert!(!cell.wait_adopted(g, Duration::from_millis(30)));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        idle.refresh();
+        assert!(cell.wait_adopted(g, Duration::ZERO));
+        // A reader refreshing on another thread is waited for; a dropped one is not.
+        let g = cell.publish(snap(4));
+        let worker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            idle.refresh();
+            idle
+        });
+        assert!(cell.wait_adopted(g, Duration::from_secs(10)));
+        assert_eq!(worker.join().unwrap().get().ports.len(), 4);
+        let g = cell.publish(snap(5));
+        assert!(cell.wait_adopted(g, Duration::ZERO));
     }
 
     #[test]

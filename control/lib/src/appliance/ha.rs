@@ -16,7 +16,7 @@ impl Host for VrrpHost {
         let _one_at_a_time = a.changing.lock();
         let mut next = a.director.lock().clone();
         next.floating = addrs;
-        a.commit(&mut a.director.lock(), next);
+        a.commit(next);
     }
 
     fn link_up(&self, port: usize) -> bool {

@@ -80,6 +80,9 @@ impl Reply {
 
 /// The most `load` reads: command files are short; keepalived.conf has its own limits.
 const MAX_COMMAND_FILE: u64 = 1 << 20;
+/// How long a change waits for the workers to take it (an idle worker sleeps at most
+/// `idle_sleep_max_us` between polls; one that does not poll is not waited for longer).
+const ADOPTION_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A regular file of at most [`MAX_COMMAND_FILE`] bytes (a FIFO or device would block).
 fn read_command_file(path: &str) -> Result<String, String> {
@@ -260,7 +263,14 @@ impl Appliance {
     }
 
     /// Publishes a changed model; ids newly taken into use start from zero counters.
-    fn commit(&self, current: &mut Director, next: Director) {
+    /// Returns once the workers run it (as an ipvsadm change is in force when ipvsadm
+    /// returns), or after `ADOPTION_LIMIT` if one of them does not poll.
+    fn commit(&self, next: Director) {
+        let generation = self.publish_model(&mut self.director.lock(), next);
+        self.cell.wait_adopted(generation, ADOPTION_LIMIT);
+    }
+
+    fn publish_model(&self, current: &mut Director, next: Director) -> u64 {
         let used = |d: &Director| -> (Vec<u16>, Vec<usize>) {
             (
                 d.services
@@ -294,6 +304,7 @@ impl Appliance {
                 ),
             );
         }
+        generation
     }
 
     /// Applies rule commands all or nothing and publishes the result.
@@ -326,7 +337,7 @@ impl Appliance {
         edit(&mut next)?;
         // A local server's VIP is on the host before traffic for it can arrive there.
         self.sync_host_vips(next.local_vips());
-        self.commit(&mut self.director.lock(), next);
+        self.commit(next);
         Ok(())
     }
 
@@ -412,7 +423,7 @@ impl Appliance {
             }
         }
         self.sync_host_vips(next.local_vips());
-        self.commit(&mut self.director.lock(), next);
+        self.commit(next);
         reply
     }
 
@@ -1265,6 +1276,57 @@ mod tests {
         let snap = a.cell().load();
         assert_eq!(snap.services[0].servers.len(), 1);
         assert_eq!(snap.services[0].sched.name(), "rr");
+    }
+
+    #[test]
+    fn a_change_returns_once_the_workers_run_it() {
+        let a = appliance();
+        assert_eq!(
+            a.ipvsadm(&["-A", "-t", "10.0.0.1:80", "-s", "rr"], "")
+                .status,
+            0
+        );
+        // A worker that polls every 5 ms: `-E` answers only after it took the new rules, so
+        // a client's next packet is scheduled by sh (the lab's flake: ipvsadm -E, then one
+        // connection still scheduled by rr).
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut reader = rvs_core::publish::SnapshotReader::new(a.cell().clone());
+        let worker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    reader.refresh();
+                }
+                reader
+            })
+        };
+        for sched in ["sh", "rr", "sh"] {
+            assert_eq!(
+                a.ipvsadm(&["-E", "-t", "10.0.0.1:80", "-s", sched], "")
+                    .status,
+                0
+            );
+            // Checked at once, without waiting: the worker already runs the new rules.
+            let g = a.cell().generation();
+            assert!(
+                a.cell().wait_adopted(g, std::time::Duration::ZERO),
+                "after -E -s {sched}"
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        let reader = worker.join().unwrap();
+        assert_eq!(reader.get().services[0].sched.name(), "sh");
+        // A worker that stopped polling delays a change by the bound only.
+        let stalled = rvs_core::publish::SnapshotReader::new(a.cell().clone());
+        let t = std::time::Instant::now();
+        assert_eq!(
+            a.ipvsadm(&["-E", "-t", "10.0.0.1:80", "-s", "wrr"], "")
+                .status,
+            0
+        );
+        assert!(t.elapsed() >= ADOPTION_LIMIT && t.elapsed() < ADOPTION_LIMIT * 20);
+        drop(stalled);
     }
 
     #[test]
