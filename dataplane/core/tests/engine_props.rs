@@ -50,6 +50,15 @@ fn checksums_ok(frame: &[u8]) -> Result<(), String> {
     }
 }
 
+/// An IPv4 TCP frame's source and destination endpoints and TTL.
+fn endpoints(frame: &[u8]) -> ([u8; 4], u16, [u8; 4], u16, u8) {
+    let ip = &frame[14..];
+    let l4 = &ip[usize::from(ip[0] & 0xf) * 4..];
+    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    let addr = |at: usize| <[u8; 4]>::try_from(&ip[at..at + 4]).unwrap();
+    (addr(12), port(0), addr(16), port(2), ip[8])
+}
+
 fn inner(datagram: &[u8], v6: bool) -> Result<(), String> {
     // Re-frame the inner datagram to reuse the checks.
     let mut f = vec![0u8; 12];
@@ -94,6 +103,38 @@ proptest! {
             prop_assert_eq!(v, Verdict::Forward { port: 0 });
             if let Err(e) = checksums_ok(&out) {
                 return Err(TestCaseError::fail(e));
+            }
+            // Established segments both ways (the path that skips classification): the
+            // server's endpoint in, the VIP's out, TTL down by one, checksums valid.
+            let mut data = Vec::new();
+            PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC).ipv4(client, [192, 168, 1, 100], 64)
+                .tcp(sport, 80, 2, 100).ack(10).psh().write(&mut data, &payload).unwrap();
+            let (v, out) = lab.run(0, &data);
+            prop_assert_eq!(v, Verdict::Forward { port: 1 });
+            prop_assert_eq!(endpoints(&out), (client, sport, [10, 0, 0, 2], 8080, 63));
+            checksums_ok(&out).map_err(TestCaseError::fail)?;
+            let mut answer = Vec::new();
+            PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC).ipv4([10, 0, 0, 2], client, 64)
+                .tcp(8080, sport, 10, 100).ack(2).write(&mut answer, &payload).unwrap();
+            let (v, out) = lab.run(1, &answer);
+            prop_assert_eq!(v, Verdict::Forward { port: 0 });
+            prop_assert_eq!(endpoints(&out), ([192, 168, 1, 100], 80, client, sport, 63));
+            checksums_ok(&out).map_err(TestCaseError::fail)?;
+        }
+        if which == 2 {
+            // Later datagrams of the flow (TUN), with a checksum and without one (IPv4's
+            // zero, which must stay zero inside the tunnel).
+            for none in [false, true] {
+                let mut again = Vec::new();
+                PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC).ipv4(client, [192, 168, 1, 102], 64)
+                    .udp(sport, 53).write(&mut again, &payload).unwrap();
+                if none {
+                    again[14 + 20 + 6..14 + 20 + 8].fill(0);
+                }
+                let (v, out) = lab.run(0, &again);
+                prop_assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+                checksums_ok(&out).map_err(TestCaseError::fail)?;
+                prop_assert_eq!(out[14 + 40 + 6..14 + 40 + 8] == [0, 0], none);
             }
         }
     }

@@ -1,18 +1,26 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 
-/// Adds `data` as big-endian 16-bit words to a 32-bit ones'-complement accumulator.
+/// Adds `data` as big-endian 16-bit words to a 32-bit ones'-complement accumulator. The
+/// words are summed four bytes at a time into 64 bits and folded once at the end (RFC 1071's
+/// deferred carries); the result is at most 0xffff, and zero only for an all-zero sum.
 #[inline]
-pub fn accumulate(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.as_chunks::<2>();
-    for c in chunks.0 {
-        sum = sum.wrapping_add(u32::from(u16::from_be_bytes(*c)));
-        sum = (sum & 0xffff) + (sum >> 16);
+pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
+    let (words, rest) = data.as_chunks::<4>();
+    let mut acc = words.iter().fold(u64::from(sum), |acc, w| {
+        acc + u64::from(u32::from_be_bytes(*w))
+    });
+    let (pairs, last) = rest.as_chunks::<2>();
+    if let [p] = pairs {
+        acc += u64::from(u16::from_be_bytes(*p));
     }
-    if let [last] = &mut chunks.1 {
-        sum = sum.wrapping_add(u32::from(*last) << 8);
-        sum = (sum & 0xffff) + (sum >> 16);
+    if let [b] = last {
+        acc += u64::from(*b) << 8;
     }
-    sum
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let mut s = acc as u32;
+    s = (s & 0xffff) + (s >> 16);
+    (s & 0xffff) + (s >> 16)
 }
 
 /// Folds an accumulator to 16 bits.
@@ -80,6 +88,40 @@ mod tests {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(accumulate(0, &data)), 0xddf2);
         assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    /// The 16-bit-at-a-time sum with a fold per word, as RFC 1071 writes it.
+    fn by_words(mut sum: u32, data: &[u8]) -> u32 {
+        for c in data.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum
+    }
+
+    #[test]
+    fn wide_sum_equals_the_word_by_word_sum() {
+        let mut seed = 0x2545_f491_u32;
+        for len in 0..300usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            for start in [0, 1, 0xffff, 0x1fffe, (seed >> 8) & 0x3ffff] {
+                assert_eq!(
+                    fold(accumulate(start, &data)),
+                    fold(by_words(start, &data)),
+                    "{len} bytes from {start:#x}"
+                );
+            }
+            assert_eq!(accumulate(0, &vec![0xff; len]) == 0, len == 0);
+            assert!(accumulate(0, &data) <= 0xffff);
+        }
+        assert_eq!(accumulate(0, &[0; 64]), 0);
     }
 
     #[test]

@@ -455,11 +455,58 @@ impl Engine {
         p: &Parsed,
         frame: &mut F,
     ) -> Verdict {
-        match p.0 {
-            Parse::Arp { l3 } => self.arp(snap, now, port, l3, frame),
-            Parse::Ip(flow) => self.ip(snap, loads, now, port, flow, frame),
-            Parse::Bad(r) => self.drop(r),
+        match &p.0 {
+            Parse::Arp { l3 } => self.arp(snap, now, port, *l3, frame),
+            Parse::Ip(flow) => match self.established(snap, loads, now, flow, frame) {
+                Some(v) => v,
+                None => self.ip(snap, loads, now, port, *flow, frame),
+            },
+            Parse::Bad(r) => self.drop(*r),
             Parse::Other => Verdict::ToHost,
+        }
+    }
+
+    /// The common case straight to its connection: a whole TCP segment without SYN, FIN or
+    /// RST (its state stays), or a UDP datagram, of a connection the table holds, by the key
+    /// the first stage hashed. It skips the classification only new and special packets need
+    /// (the source was judged when the connection opened); None: the general path.
+    #[inline]
+    fn established<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        if flow.frag != Frag::Whole {
+            return None;
+        }
+        match flow.proto {
+            proto::TCP if flow.tcp_flags & (tcp::SYN | tcp::FIN | tcp::RST) == 0 => {}
+            proto::UDP => {}
+            _ => return None,
+        }
+        match flow.hash {
+            // To a VIP that is not a local end (the first stage's choice).
+            KeyHash::In(h) => {
+                let dst = flow.dst_class?;
+                if dst.is_standby() || snap.member_for(flow.proto, flow.dst, flow.dport).is_some() {
+                    return None;
+                }
+                let id = self.table.lookup_in_hashed(&in_key(flow), h)?;
+                Some(self.forward_conn_to_server(snap, loads, now, id, flow, frame))
+            }
+            // A reply: to a client or to a full-NAT/SNAT local end. A server on the
+            // appliance itself answers through the host, never through here.
+            KeyHash::Out(h) => {
+                let id = self.table.lookup_out_hashed(&out_key(flow), h)?;
+                if self.table.get(id)?.flags & flags::LOCAL != 0 {
+                    return None;
+                }
+                Some(self.forward_to_client(snap, loads, now, id, flow, frame))
+            }
+            KeyHash::None => None,
         }
     }
 }

@@ -28,6 +28,13 @@ fn rewrite_side(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, 
     } else {
         flow.src
     };
+    if let (IpAddr::V4(old), IpAddr::V4(new), Frag::Whole, proto::TCP | proto::UDP) =
+        (old_addr, addr, flow.frag, flow.proto)
+    {
+        if rewrite_v4(b, flow, side, (old.into(), new.into()), port, hop) {
+            return;
+        }
+    }
     let (old16, new16) = (addr_bytes16(old_addr), addr_bytes16(addr));
     let (old4, new4) = (addr_bytes4(old_addr), addr_bytes4(addr));
     let (old, new): (&[u8], &[u8]) = if flow.v6 {
@@ -81,6 +88,57 @@ fn rewrite_side(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, 
         }
         _ => {}
     }
+}
+
+/// A whole IPv4 TCP/UDP datagram's rewrite with 32-bit addresses: the address, port and
+/// TTL written, the header checksum and the L4 checksum each updated once by the sum of
+/// the changes (RFC 1624). False when the frame is too short for the flow's offsets (the
+/// general path then finds the same).
+#[inline]
+fn rewrite_v4(
+    b: &mut [u8],
+    flow: &Flow,
+    side: Side,
+    (old, new): (u32, u32),
+    port: u16,
+    hop: bool,
+) -> bool {
+    let (l3, l4) = (flow.l3, flow.l4);
+    let (addr_at, port_at) = match side {
+        Side::Src => (l3 + 12, l4),
+        Side::Dst => (l3 + 16, l4 + 2),
+    };
+    let check_at = l4 + if flow.proto == proto::TCP { 16 } else { 6 };
+    if b.len() < check_at + 2 || l4 < l3 + ipv4::MIN_HEADER_LEN {
+        return false;
+    }
+    let word = |b: &[u8], at: usize| u32::from(u16::from_be_bytes([b[at], b[at + 1]]));
+    let put = |b: &mut [u8], at: usize, v: u16| b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    // ~m + m' for the address's two words.
+    let addr_sum = (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
+    b[addr_at..addr_at + 4].copy_from_slice(&new.to_be_bytes());
+    let mut ip_sum = addr_sum;
+    if hop {
+        let ttl_word = word(b, l3 + 8);
+        b[l3 + 8] = flow.ttl.saturating_sub(1);
+        ip_sum += (!ttl_word & 0xffff) + word(b, l3 + 8);
+    }
+    let ip_check = word(b, l3 + 10) as u16;
+    put(b, l3 + 10, !checksum::fold(u32::from(!ip_check) + ip_sum));
+    let old_port = word(b, port_at);
+    put(b, port_at, port);
+    let l4_check = word(b, check_at) as u16;
+    // UDP over IPv4 may carry none (zero), which stays none.
+    if flow.proto == proto::UDP && l4_check == 0 {
+        return true;
+    }
+    let l4_sum = addr_sum + (!old_port & 0xffff) + u32::from(port);
+    let mut c = !checksum::fold(u32::from(!l4_check) + l4_sum);
+    if flow.proto == proto::UDP && c == 0 {
+        c = 0xffff;
+    }
+    put(b, check_at, c);
+    true
 }
 
 /// The L4 header of a first fragment: its ports and its checksum, which covers the whole
@@ -408,7 +466,7 @@ impl Engine {
         if let Frag::First(fid) = flow.frag {
             self.frags.note(FragKey::of(&flow, fid), id, true, now);
         }
-        self.forward_conn_to_server(snap, loads, now, id, flow, frame)
+        self.forward_conn_to_server(snap, loads, now, id, &flow, frame)
     }
 
     /// Client -> real server through connection `id` (found, made, or followed by a later
@@ -419,7 +477,7 @@ impl Engine {
         loads: &[DestLoad],
         now: u32,
         id: crate::conn::ConnId,
-        flow: Flow,
+        flow: &Flow,
         frame: &mut F,
     ) -> Verdict {
         let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.daddr, c.dport)) else {
@@ -431,7 +489,7 @@ impl Engine {
         } else {
             Direction::InputOnly
         };
-        self.track(id, &conn, dir, &flow, now, loads);
+        self.track(id, &conn, dir, flow, now, loads);
         if conn.flags & flags::ONE_PACKET != 0 {
             if flow.frag == Frag::Whole {
                 self.release(id, loads);
@@ -454,16 +512,17 @@ impl Engine {
             Ok(h) => (h.port, h.mac, h.pending),
             Err(verdict) => return verdict,
         };
-        // Full NAT: the source becomes the local end (after any PROXY header goes in).
-        let mut flow = flow;
-        let local = match self.full_nat_end(id, &conn) {
+        // Full NAT: the source becomes the local end (after any PROXY header goes in, which
+        // moves the datagram's end).
+        let mut shifted = *flow;
+        let (local, flow) = match self.full_nat_end(id, &conn) {
             Some(l) => {
-                if !self.proxy_towards_server(now, id, &mut flow, frame) {
+                if !self.proxy_towards_server(now, id, &mut shifted, frame) {
                     return self.drop(DropReason::Unsupported);
                 }
-                Some(l)
+                (Some(l), &shifted)
             }
-            None => None,
+            None => (None, flow),
         };
         // A frame that may wait is copied: its checksums cannot be left to the NIC.
         let offload = pending.is_none();
@@ -491,7 +550,7 @@ impl Engine {
         conn: &Binding,
         (out_port, hop_mac, offload): (u16, [u8; 6], bool),
         local: Option<(IpAddr, u16)>,
-        flow: Flow,
+        flow: &Flow,
         frame: &mut F,
     ) -> Verdict {
         let method = conn.method;
@@ -534,7 +593,7 @@ impl Engine {
                 if inner_len + outer > usize::from(port_info.mtu) {
                     if flow.v6 || flow.df {
                         let mtu = usize::from(port_info.mtu) - outer;
-                        return self.icmp_error(snap, flow, IcmpError::TooBig(mtu), frame);
+                        return self.icmp_error(snap, *flow, IcmpError::TooBig(mtu), frame);
                     }
                     return self.drop(DropReason::TooBig);
                 }
@@ -560,16 +619,16 @@ impl Engine {
         loads: &[DestLoad],
         now: u32,
         id: crate::conn::ConnId,
-        flow: Flow,
+        flow: &Flow,
         frame: &mut F,
     ) -> Verdict {
         let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.vaddr, c.vport)) else {
             return self.drop(DropReason::NoConnection);
         };
         if let Frag::First(fid) = flow.frag {
-            self.frags.note(FragKey::of(&flow, fid), id, false, now);
+            self.frags.note(FragKey::of(flow, fid), id, false, now);
         }
-        self.track(id, &conn, Direction::Output, &flow, now, loads);
+        self.track(id, &conn, Direction::Output, flow, now, loads);
         let bytes = flow.end - flow.l3;
         self.counters
             .outbound(usize::from(conn.service), conn.dest as usize, bytes);
@@ -594,26 +653,134 @@ impl Engine {
         else {
             return self.drop(DropReason::NoRoute);
         };
-        if let Some(v) = self.over_mtu(snap, &flow, mtu, frame) {
+        if let Some(v) = self.over_mtu(snap, flow, mtu, frame) {
             return v;
         }
         if client.is_some() {
-            self.proxy_towards_client(id, &flow, frame);
+            self.proxy_towards_client(id, flow, frame);
         }
         rewrite(
             frame.bytes_mut(),
-            &flow,
+            flow,
             Side::Src,
             ip_of(&conn.addr),
             conn.port,
         );
         if let Some((addr, port)) = client {
-            rewrite_keeping_ttl(frame.bytes_mut(), &flow, Side::Dst, addr, port);
+            rewrite_keeping_ttl(frame.bytes_mut(), flow, Side::Dst, addr, port);
         }
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         match pending {
             Some(hop) => self.hold_and_solicit(snap, now, out_port, hop, frame),
             None => Verdict::Forward { port: out_port },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `frame` with the NAT rewrite done field by field and every checksum computed anew
+    /// (a UDP datagram's unless it has none: `udp_none`).
+    fn reference(
+        mut frame: Vec<u8>,
+        flow: &Flow,
+        (side, addr, port): (Side, [u8; 4], u16),
+        udp_none: bool,
+    ) -> Vec<u8> {
+        let (l3, l4) = (flow.l3, flow.l4);
+        let (addr_at, port_at) = match side {
+            Side::Src => (l3 + 12, l4),
+            Side::Dst => (l3 + 16, l4 + 2),
+        };
+        frame[addr_at..addr_at + 4].copy_from_slice(&addr);
+        frame[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+        frame[l3 + 8] = flow.ttl.saturating_sub(1);
+        let mut ip = Ipv4Packet::new_checked(&mut frame[l3..flow.end]).unwrap();
+        ip.fill_checksum();
+        let (src, dst) = (ip.src(), ip.dst());
+        let len = (flow.end - l4) as u16;
+        let pseudo = checksum::pseudo_v4(src, dst, flow.proto, len);
+        let l4b = &mut frame[l4..flow.end];
+        if flow.proto == proto::TCP {
+            TcpPacket::new_checked(l4b).unwrap().fill_checksum(pseudo);
+        } else if udp_none {
+            l4b[6..8].fill(0);
+        } else {
+            UdpPacket::new_checked(&mut *l4b)
+                .unwrap()
+                .fill_checksum(pseudo);
+            if l4b[6..8] == [0, 0] {
+                l4b[6..8].fill(0xff);
+            }
+        }
+        frame
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The 32-bit rewrite gives the bytes of a rewrite with checksums computed from
+        /// scratch (UDP's "none" kept, its computed zero sent as 0xffff either way).
+        #[test]
+        fn ipv4_rewrite_equals_checksums_computed_anew(
+            src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(), to in any::<[u8; 4]>(),
+            sport in any::<u16>(), dport in any::<u16>(), port in any::<u16>(),
+            ttl in 1u8.., udp in any::<bool>(), no_udp_checksum in any::<bool>(),
+            dst_side in any::<bool>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut frame = vec![0u8; 14];
+            frame[12..14].copy_from_slice(&[0x08, 0x00]);
+            let l4_len = if udp { 8 } else { 20 } + payload.len();
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+            ip[8] = ttl;
+            ip[9] = if udp { proto::UDP } else { proto::TCP };
+            ip[12..16].copy_from_slice(&src);
+            ip[16..20].copy_from_slice(&dst);
+            frame.extend_from_slice(&ip);
+            let mut l4 = vec![0u8; l4_len - payload.len()];
+            l4[0..2].copy_from_slice(&sport.to_be_bytes());
+            l4[2..4].copy_from_slice(&dport.to_be_bytes());
+            if udp {
+                l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            } else {
+                l4[12] = 5 << 4;
+                l4[13] = tcp::ACK;
+            }
+            frame.extend_from_slice(&l4);
+            frame.extend_from_slice(&payload);
+            // A valid frame first.
+            let flow = parse_flow(&frame, 14, false, true).unwrap();
+            let none = udp && no_udp_checksum;
+            let mut valid = reference(frame.clone(), &flow, (Side::Dst, dst, dport), none);
+            valid[14 + 8] = ttl;
+            Ipv4Packet::new_checked(&mut valid[14..]).unwrap().fill_checksum();
+            let side = if dst_side { Side::Dst } else { Side::Src };
+            let mut expected = reference(valid.clone(), &flow, (side, to, port), none);
+            let mut got = valid;
+            rewrite(&mut got, &flow, side, IpAddr::from(to), port);
+            let l4_check = if udp { 14 + 20 + 6 } else { 14 + 20 + 16 };
+            // One's complement has two zeros (0xffff and 0, except UDP's, where 0 means
+            // none): compare the values, then the other bytes.
+            let value = |c: &[u8], zero_is_none: bool| match u16::from_be_bytes([c[0], c[1]]) {
+                0xffff if !zero_is_none => 0,
+                v => v,
+            };
+            prop_assert_eq!(
+                value(&got[l4_check..l4_check + 2], udp),
+                value(&expected[l4_check..l4_check + 2], udp)
+            );
+            prop_assert_eq!(value(&got[24..26], false), value(&expected[24..26], false));
+            got[l4_check..l4_check + 2].fill(0);
+            expected[l4_check..l4_check + 2].fill(0);
+            got[24..26].fill(0);
+            expected[24..26].fill(0);
+            prop_assert_eq!(got, expected);
         }
     }
 }

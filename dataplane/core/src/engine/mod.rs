@@ -288,7 +288,7 @@ impl Engine {
         // A reply to a full-NAT or SNAT local end (which may be a VIP or an own address).
         if tcp_or_udp && dst.is_local_end() {
             if let Some(id) = self.lookup_reply(&flow) {
-                return self.forward_to_client(snap, loads, now, id, flow, frame);
+                return self.forward_to_client(snap, loads, now, id, &flow, frame);
             }
         }
         if dst.is_vip() {
@@ -308,7 +308,7 @@ impl Engine {
         }
         if tcp_or_udp {
             if let Some(id) = self.lookup_reply(&flow) {
-                return self.forward_to_client(snap, loads, now, id, flow, frame);
+                return self.forward_to_client(snap, loads, now, id, &flow, frame);
             }
             if let Some(&range) = snap.member_range_of(flow.proto, flow.src, flow.sport) {
                 return self.forward_from_member(snap, now, range, flow, frame);
