@@ -560,7 +560,7 @@ impl Engine {
         };
         let port_mac = port_info.mac;
         if method != ForwardMethod::Tun {
-            if let Some(v) = self.over_mtu(snap, &flow, port_info.mtu, frame) {
+            if let Some(v) = self.over_mtu(snap, flow, port_info.mtu, frame) {
                 return v;
             }
         }
@@ -569,9 +569,9 @@ impl Engine {
                 if flow.ttl <= 1 {
                     return self.drop(DropReason::Ttl);
                 }
-                rewrite(frame.bytes_mut(), &flow, Side::Dst, daddr, conn.port);
+                rewrite(frame.bytes_mut(), flow, Side::Dst, daddr, conn.port);
                 if let Some((addr, port)) = local {
-                    rewrite_keeping_ttl(frame.bytes_mut(), &flow, Side::Src, addr, port);
+                    rewrite_keeping_ttl(frame.bytes_mut(), flow, Side::Src, addr, port);
                 }
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
                 Verdict::Forward { port: out_port }
@@ -599,7 +599,7 @@ impl Engine {
                 }
                 if !encapsulate(
                     frame,
-                    &flow,
+                    flow,
                     (src, daddr),
                     (hop_mac, port_mac),
                     conn.tunnel,
