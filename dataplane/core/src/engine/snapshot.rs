@@ -148,7 +148,10 @@ pub struct MarkRule {
 /// to hash than an IpAddr.
 #[inline]
 fn addr_key(a: IpAddr) -> u128 {
-    u128::from_be_bytes(crate::conn::addr16(a))
+    match a {
+        IpAddr::V4(v4) => 0xffff_u128 << 32 | u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 /// Whether `a` is in the prefix `(p, len)` (of its family).
@@ -569,5 +572,27 @@ impl Snapshot {
             .iter()
             .copied()
             .find(|a| a.is_ipv4() == like.is_ipv4())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_keys_map_ipv4_as_ipv6_does() {
+        for a in ["10.1.2.3", "255.255.255.255", "0.0.0.0"] {
+            let v4: std::net::Ipv4Addr = a.parse().unwrap();
+            assert_eq!(
+                addr_key(IpAddr::V4(v4)),
+                u128::from_be_bytes(crate::conn::addr16(IpAddr::V4(v4)))
+            );
+            assert_eq!(
+                addr_key(IpAddr::V4(v4)),
+                addr_key(IpAddr::V6(v4.to_ipv6_mapped()))
+            );
+        }
+        let v6: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
+        assert_eq!(addr_key(IpAddr::V6(v6)), u128::from(v6));
     }
 }
