@@ -1,5 +1,6 @@
 //! The engine's work per packet as instructions, for `scripts/bench ir` to run under
-//! callgrind: unlike time on a shared VM, the count is the same from run to run, so the
+//! callgrind: unlike time on a shared VM, the count barely moves from run to run (new
+//! connections by about 2%: the tables' hash seeds are random), so the
 //! effect of a change shows in one comparison. One engine, no ports, frames processed as a
 //! worker does (a burst parsed and its entries prefetched, then each frame), the lab's
 //! fixture services (rvs_testkit::lab).
