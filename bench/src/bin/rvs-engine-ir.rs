@@ -73,26 +73,18 @@ fn prepare(lab: &mut Lab, scenario: &str) -> Vec<(u16, Vec<u8>)> {
     };
     for i in 0..FLOWS {
         let (c, sport) = client(i);
+        // The client's segment to `vip`: a SYN, or an ACK with the payload.
+        let from_client = |vip: [u8; 4], syn: bool| {
+            let data: &[u8] = if syn { &[] } else { &payload };
+            tcp4(
+                CLIENT_MAC, PORT0_MAC, c, vip, 64, sport, 80, syn, !syn, data,
+            )
+        };
         match scenario {
             "nat" | "dr" => {
-                let vip = if scenario == "nat" { 100 } else { 101 };
-                let vip = [192, 168, 1, vip];
-                let syn = tcp4(
-                    CLIENT_MAC,
-                    PORT0_MAC,
-                    c,
-                    vip,
-                    64,
-                    sport,
-                    80,
-                    true,
-                    false,
-                    &[],
-                );
-                opened(lab, 0, &syn);
-                let ack = tcp4(
-                    CLIENT_MAC, PORT0_MAC, c, vip, 64, sport, 80, false, true, &payload,
-                );
+                let vip = [192, 168, 1, if scenario == "nat" { 100 } else { 101 }];
+                opened(lab, 0, &from_client(vip, true));
+                let ack = from_client(vip, false);
                 opened(lab, 0, &ack);
                 frames.push((0, ack));
                 if scenario == "nat" {
@@ -111,21 +103,7 @@ fn prepare(lab: &mut Lab, scenario: &str) -> Vec<(u16, Vec<u8>)> {
                 opened(lab, 0, &datagram);
                 frames.push((0, datagram));
             }
-            "syn" => {
-                let syn = tcp4(
-                    CLIENT_MAC,
-                    PORT0_MAC,
-                    c,
-                    [192, 168, 1, 100],
-                    64,
-                    sport,
-                    80,
-                    true,
-                    false,
-                    &[],
-                );
-                frames.push((0, syn));
-            }
+            "syn" => frames.push((0, from_client([192, 168, 1, 100], true))),
             other => panic!("unknown scenario {other:?} (nat, dr, tun, syn)"),
         }
     }

@@ -94,23 +94,21 @@ impl SnapshotCell {
 #[derive(Debug)]
 pub struct SnapshotReader {
     cell: Arc<SnapshotCell>,
-    seen: u64,
     snapshot: Arc<Snapshot>,
-    /// `seen`, for the control side's `wait_adopted`.
-    adopted: Arc<AtomicU64>,
+    /// The generation this reader runs (written by it only; the control side's
+    /// `wait_adopted` reads it).
+    seen: Arc<AtomicU64>,
 }
 
 impl SnapshotReader {
     pub fn new(cell: Arc<SnapshotCell>) -> SnapshotReader {
-        let seen = cell.generation();
+        let seen = Arc::new(AtomicU64::new(cell.generation()));
         let snapshot = cell.load();
-        let adopted = Arc::new(AtomicU64::new(seen));
-        cell.readers.lock().push(Arc::downgrade(&adopted));
+        cell.readers.lock().push(Arc::downgrade(&seen));
         SnapshotReader {
             cell,
-            seen,
             snapshot,
-            adopted,
+            seen,
         }
     }
 
@@ -119,12 +117,11 @@ impl SnapshotReader {
     #[inline]
     pub fn refresh(&mut self) -> bool {
         let g = self.cell.generation();
-        if g == self.seen {
+        if g == self.generation() {
             return false;
         }
-        self.seen = g;
         self.snapshot = self.cell.load();
-        self.adopted.store(g, Ordering::Release);
+        self.seen.store(g, Ordering::Release);
         true
     }
 
@@ -132,8 +129,9 @@ impl SnapshotReader {
         &self.snapshot
     }
 
+    #[inline]
     pub fn generation(&self) -> u64 {
-        self.seen
+        self.seen.load(Ordering::Relaxed)
     }
 }
 

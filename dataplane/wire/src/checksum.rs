@@ -59,11 +59,17 @@ pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], proto: u8, len: u32) -> u32 {
     accumulate(sum, &[0, 0, 0, proto])
 }
 
-/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for one 16-bit word changing from `old` to `new`.
+/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), with `changes` the sum of ~m + m' over the
+/// changed words.
+#[inline]
+pub fn adjust(check: u16, changes: u32) -> u16 {
+    !fold(u32::from(!check) + changes)
+}
+
+/// [`adjust`] for one 16-bit word changing from `old` to `new`.
 #[inline]
 pub fn update16(check: u16, old: u16, new: u16) -> u16 {
-    let sum = u32::from(!check) + u32::from(!old) + u32::from(new);
-    !fold(sum)
+    adjust(check, u32::from(!old) + u32::from(new))
 }
 
 /// Incremental update for a field of any even length (an address) changing.

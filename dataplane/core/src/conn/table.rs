@@ -68,13 +68,19 @@ pub type Addr16 = [u8; 16];
 /// The first 12 bytes of an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
 const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
-/// An address as the table keeps it (IPv4 mapped), built as one word.
+/// An address as one word (IPv4 mapped): the tables' keys are built from it.
+#[inline]
+pub fn addr_word(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => 0xffff_u128 << 32 | u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// An address as the table keeps it (IPv4 mapped).
 #[inline]
 pub fn addr16(a: IpAddr) -> Addr16 {
-    match a {
-        IpAddr::V4(v4) => (0xffff_u128 << 32 | u128::from(u32::from(v4))).to_be_bytes(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
+    addr_word(a).to_be_bytes()
 }
 
 #[inline]
@@ -793,6 +799,23 @@ mod tests {
             let expected = b.to_ipv4_mapped().map_or(IpAddr::V6(b), IpAddr::V4);
             prop_assert_eq!(ip_of(&addr16(IpAddr::V6(b))), expected);
         }
+    }
+
+    #[test]
+    fn address_words_map_ipv4_as_ipv6_does() {
+        for a in ["10.1.2.3", "255.255.255.255", "0.0.0.0"] {
+            let v4: std::net::Ipv4Addr = a.parse().unwrap();
+            assert_eq!(
+                addr_word(IpAddr::V4(v4)),
+                u128::from_be_bytes(addr16(IpAddr::V4(v4)))
+            );
+            assert_eq!(
+                addr_word(IpAddr::V4(v4)),
+                addr_word(IpAddr::V6(v4.to_ipv6_mapped()))
+            );
+        }
+        let v6: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
+        assert_eq!(addr_word(IpAddr::V6(v6)), u128::from(v6));
     }
 
     fn key(client: u32, port: u16) -> InKey {

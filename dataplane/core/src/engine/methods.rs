@@ -124,7 +124,7 @@ fn rewrite_v4(
         ip_sum += (!ttl_word & 0xffff) + word(b, l3 + 8);
     }
     let ip_check = word(b, l3 + 10) as u16;
-    put(b, l3 + 10, !checksum::fold(u32::from(!ip_check) + ip_sum));
+    put(b, l3 + 10, checksum::adjust(ip_check, ip_sum));
     let old_port = word(b, port_at);
     put(b, port_at, port);
     let l4_check = word(b, check_at) as u16;
@@ -133,7 +133,7 @@ fn rewrite_v4(
         return true;
     }
     let l4_sum = addr_sum + (!old_port & 0xffff) + u32::from(port);
-    let mut c = !checksum::fold(u32::from(!l4_check) + l4_sum);
+    let mut c = checksum::adjust(l4_check, l4_sum);
     if flow.proto == proto::UDP && c == 0 {
         c = 0xffff;
     }

@@ -2,7 +2,7 @@
 //! scheduler tables, the appliance's ports and addresses, routes and static neighbours.
 //! Immutable once built; workers switch to a new one at a burst boundary.
 
-use crate::conn::Timeouts;
+use crate::conn::{addr_word, Timeouts};
 use crate::model::RealServer;
 use crate::sched::{build_table, CachePool, SchedEvent, SchedKind, SchedTable};
 use hashbrown::HashMap;
@@ -142,16 +142,6 @@ pub struct MarkRule {
     pub dst: (IpAddr, u8),
     pub ports: (u16, u16),
     pub src: Option<(IpAddr, u8)>,
-}
-
-/// An address as the snapshot's tables key it: 16 bytes (IPv4 mapped) as one u128, cheaper
-/// to hash than an IpAddr.
-#[inline]
-fn addr_key(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(v4) => 0xffff_u128 << 32 | u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
 }
 
 /// Whether `a` is in the prefix `(p, len)` (of its family).
@@ -309,7 +299,7 @@ impl Snapshot {
         let mut classes: HashMap<u128, u8> = services
             .iter()
             .filter(|s| !s.vaddr.is_unspecified())
-            .map(|s| (addr_key(s.vaddr), AddrClass::VIP))
+            .map(|s| (addr_word(s.vaddr), AddrClass::VIP))
             .collect();
         let leaders: Vec<usize> = services
             .iter()
@@ -336,7 +326,7 @@ impl Snapshot {
                 f.locals.to_vec()
             };
             for a in addrs {
-                *classes.entry(addr_key(a)).or_default() |= AddrClass::LOCAL_END;
+                *classes.entry(addr_word(a)).or_default() |= AddrClass::LOCAL_END;
             }
         }
         let next_hops = services
@@ -427,7 +417,7 @@ impl Snapshot {
 
     /// Gives `a` the class bits `bits` (besides those it has).
     fn mark_as(&mut self, a: IpAddr, bits: u8) {
-        *self.classes.entry(addr_key(a)).or_default() |= bits;
+        *self.classes.entry(addr_word(a)).or_default() |= bits;
     }
 
     /// Takes the class bits `bits` from every address.
@@ -441,7 +431,7 @@ impl Snapshot {
     /// What `a` is to the appliance (one lookup, and the marked prefixes if any).
     #[inline]
     pub fn class_of(&self, a: IpAddr) -> AddrClass {
-        let mut c = self.classes.get(&addr_key(a)).copied().unwrap_or(0);
+        let mut c = self.classes.get(&addr_word(a)).copied().unwrap_or(0);
         if !self.mark_prefixes.is_empty() && self.mark_prefixes.iter().any(|p| within(a, *p)) {
             c |= AddrClass::MARKED;
         }
@@ -572,27 +562,5 @@ impl Snapshot {
             .iter()
             .copied()
             .find(|a| a.is_ipv4() == like.is_ipv4())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn address_keys_map_ipv4_as_ipv6_does() {
-        for a in ["10.1.2.3", "255.255.255.255", "0.0.0.0"] {
-            let v4: std::net::Ipv4Addr = a.parse().unwrap();
-            assert_eq!(
-                addr_key(IpAddr::V4(v4)),
-                u128::from_be_bytes(crate::conn::addr16(IpAddr::V4(v4)))
-            );
-            assert_eq!(
-                addr_key(IpAddr::V4(v4)),
-                addr_key(IpAddr::V6(v4.to_ipv6_mapped()))
-            );
-        }
-        let v6: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
-        assert_eq!(addr_key(IpAddr::V6(v6)), u128::from(v6));
     }
 }
