@@ -32,6 +32,19 @@ fn tag_of(hash: u64) -> u32 {
     (hash >> 32) as u32 | 1
 }
 
+/// The ways of `bucket` holding `tag`, lowest first (all eight compared at once).
+#[inline]
+fn ways_with(bucket: &Bucket, tag: u32) -> impl Iterator<Item = usize> {
+    let mut mask = rvs_cpu::lanes_equal(&bucket.tags, tag);
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            w
+        })
+    })
+}
+
 impl FlowIndex {
     /// An index for `capacity` entries, at most 85% full when they are all in.
     pub fn new(capacity: usize) -> FlowIndex {
@@ -81,10 +94,8 @@ impl FlowIndex {
     pub fn candidates(&self, hash: u64, mut each: impl FnMut(u32)) {
         let tag = tag_of(hash);
         if let Some(b) = self.buckets.get(self.first(hash)) {
-            for w in 0..WAYS {
-                if b.tags[w] == tag {
-                    each(b.ids[w]);
-                }
+            for w in ways_with(b, tag) {
+                each(b.ids[w]);
             }
         }
     }
@@ -96,8 +107,8 @@ impl FlowIndex {
         let first = self.first(hash);
         for b in [first, self.other(first, tag)] {
             let bucket = &self.buckets[b];
-            for w in 0..WAYS {
-                if bucket.tags[w] == tag && is_key(bucket.ids[w]) {
+            for w in ways_with(bucket, tag) {
+                if is_key(bucket.ids[w]) {
                     return Some(bucket.ids[w]);
                 }
             }
@@ -137,7 +148,7 @@ impl FlowIndex {
 
     fn place(&mut self, b: usize, tag: u32, id: u32) -> bool {
         let bucket = &mut self.buckets[b];
-        match bucket.tags.iter().position(|&t| t == EMPTY) {
+        match ways_with(bucket, EMPTY).next() {
             Some(w) => {
                 bucket.tags[w] = tag;
                 bucket.ids[w] = id;
@@ -153,11 +164,9 @@ impl FlowIndex {
         let first = self.first(hash);
         for b in [first, self.other(first, tag)] {
             let bucket = &mut self.buckets[b];
-            for w in 0..WAYS {
-                if bucket.tags[w] == tag && bucket.ids[w] == id {
-                    bucket.tags[w] = EMPTY;
-                    return true;
-                }
+            if let Some(w) = ways_with(bucket, tag).find(|&w| bucket.ids[w] == id) {
+                bucket.tags[w] = EMPTY;
+                return true;
             }
         }
         false

@@ -556,7 +556,19 @@ impl ConnTable {
     /// Inserts an entry expiring at `expires`. Refused when the table is full or the key
     /// (either of them) is already present.
     pub fn insert(&mut self, conn: Conn, expires: u32) -> Result<ConnId, InsertError> {
-        self.insert_with_local(conn, None, expires)
+        self.insert_with_local(conn, None, expires, None)
+    }
+
+    /// As [`ConnTable::insert`], with the client-side key's hash a burst's first stage
+    /// computed ([`ConnTable::hash_in`] of `conn.in_key()`).
+    pub fn insert_hashed(
+        &mut self,
+        conn: Conn,
+        in_hash: u64,
+        expires: u32,
+    ) -> Result<ConnId, InsertError> {
+        debug_assert_eq!(in_hash, self.hash(&conn.in_key()));
+        self.insert_with_local(conn, None, expires, Some(in_hash))
     }
 
     /// As [`ConnTable::insert`], for a full-NAT entry with its local end (the flag is set
@@ -571,7 +583,7 @@ impl ConnTable {
             return Err(InsertError::Full);
         }
         conn.flags |= flags::FULL_NAT | flags::REPLY_INDEXED;
-        self.insert_with_local(conn, Some(local), expires)
+        self.insert_with_local(conn, Some(local), expires, None)
     }
 
     fn insert_with_local(
@@ -579,6 +591,7 @@ impl ConnTable {
         mut conn: Conn,
         local: Option<Local>,
         expires: u32,
+        in_hash: Option<u64>,
     ) -> Result<ConnId, InsertError> {
         if self.free_head == NIL {
             return Err(InsertError::Full);
@@ -591,11 +604,12 @@ impl ConnTable {
         } else {
             conn.flags &= !flags::FULL_NAT;
         }
-        let in_hash = self.hash(&conn.in_key());
-        let out_hash = self.hash(&out_key);
+        let in_key = conn.in_key();
+        let in_hash = in_hash.unwrap_or_else(|| self.hash(&in_key));
         let indexed_out = conn.flags & flags::REPLY_INDEXED != 0;
-        if self.lookup_in(&conn.in_key()).is_some()
-            || (indexed_out && self.lookup_out(&out_key).is_some())
+        let out_hash = if indexed_out { self.hash(&out_key) } else { 0 };
+        if self.lookup_in_hashed(&in_key, in_hash).is_some()
+            || (indexed_out && self.lookup_out_hashed(&out_key, out_hash).is_some())
         {
             return Err(InsertError::Clash);
         }

@@ -361,7 +361,10 @@ impl Engine {
                     None => self.table.insert(c, expires),
                 }
             }
-            None => self.table.insert(c, expires),
+            None => match flow.in_hash() {
+                Some(h) => self.table.insert_hashed(c, h, expires),
+                None => self.table.insert(c, expires),
+            },
         }
         .map_err(drop_reason)?;
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
