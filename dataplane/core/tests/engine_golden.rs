@@ -1091,12 +1091,30 @@ fn an_established_connection_follows_its_next_hops_when_they_change() {
         to_rs9(false, PORT0_MAC),
         to_rs9(false, RS9_MAC),
     );
-    // The server moves to another MAC (its ARP answer says so): the connection follows.
+    // A new connection to the same server (another client port) goes where the first did.
+    let opens = |lab: &mut Lab, sport: u16, mac: [u8; 6]| {
+        let syn = |m: ([u8; 6], [u8; 6]), addr, ttl| {
+            tcp4(m.0, m.1, CLIENT, addr, ttl, sport, 80, true, false, b"")
+        };
+        assert_eq!(
+            lab.run(0, &syn((CLIENT_MAC, PORT0_MAC), [192, 168, 1, 105], 64)),
+            (
+                Verdict::Forward { port: 1 },
+                syn((PORT1_MAC, mac), [10, 0, 0, 9], 63)
+            ),
+            "new connection from port {sport}"
+        );
+    };
+    opens(&mut lab, 41000, RS9_MAC);
+    // The server moves to another MAC (its ARP answer says so): the connection follows, and
+    // so do new ones (no next hop remembered from before).
     assert_eq!(lab.run(1, &rs9_answers_from(moved)).0, Verdict::ToHost);
     check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, moved));
+    opens(&mut lab, 41001, moved);
     // Another worker heard of a newer one.
     lab.engine
         .learn_from_peer(IpAddr::from([10, 0, 0, 9]), told, 1);
+    opens(&mut lab, 41002, told);
     check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, told));
     // A new snapshot configures the gateway's new MAC: the replies follow it.
     lab.snap
@@ -1105,6 +1123,12 @@ fn an_established_connection_follows_its_next_hops_when_they_change() {
     lab.engine.adopt(&lab.snap);
     check(&mut lab, 1, reply(PORT1_MAC), reply(gw2));
     check(&mut lab, 0, to_rs9(false, PORT0_MAC), to_rs9(false, told));
+    // A snapshot that configures the server's MAC: new connections take it at once.
+    lab.snap
+        .neighbours
+        .insert(IpAddr::from([10, 0, 0, 9]), moved);
+    lab.engine.adopt(&lab.snap);
+    opens(&mut lab, 41003, moved);
 }
 
 #[test]

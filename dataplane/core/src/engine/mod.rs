@@ -130,6 +130,9 @@ pub struct Engine {
     /// ends when a snapshot is adopted or a neighbour's MAC changes.
     hops: Vec<NextHop>,
     hop_ids: HashMap<(u16, IpAddr), u16>,
+    /// The hop index recently found towards a destination, so a new connection to a server
+    /// skips the route and neighbour lookups (direct-mapped by address; cleared with the epoch).
+    dest_hops: Box<[DestHop; DEST_HOPS]>,
     hop_epoch: u32,
     released: Vec<u32>,
     /// Shared with the control side, which reads them at any time.
@@ -188,6 +191,7 @@ impl Engine {
             neighbours_checked_at: 0,
             hops: Vec::with_capacity(cfg.neighbour_capacity),
             hop_ids: HashMap::with_capacity(cfg.neighbour_capacity),
+            dest_hops: Box::new([DestHop::EMPTY; DEST_HOPS]),
             hop_epoch: 1,
             released: Vec::with_capacity(EXPIRE_BUDGET_MAX),
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),

@@ -63,12 +63,60 @@ pub(super) fn emit_nd(
     }
 }
 
+/// Entries of the per-destination next-hop cache (a power of two).
+pub(super) const DEST_HOPS: usize = 64;
+
+/// A destination's next hop as an index into the engine's hops (this epoch's).
+#[derive(Clone, Copy)]
+pub(super) struct DestHop {
+    addr: u128,
+    index: u16,
+}
+
+impl DestHop {
+    /// No address maps to all ones with an index: the IPv6 address ff..ff is multicast.
+    pub(super) const EMPTY: DestHop = DestHop {
+        addr: u128::MAX,
+        index: NO_HOP,
+    };
+
+    fn slot(addr: u128) -> usize {
+        let folded = (addr as u64) ^ ((addr >> 64) as u64);
+        (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % DEST_HOPS
+    }
+}
+
 impl Engine {
     /// Forgets every cached next hop (routes, ports or neighbours changed).
     pub(super) fn new_hop_epoch(&mut self) {
         self.hop_epoch = self.hop_epoch.wrapping_add(1).max(1);
         self.hops.clear();
         self.hop_ids.clear();
+        self.dest_hops.fill(DestHop::EMPTY);
+    }
+
+    /// The hop index this epoch found towards `dst`, if still cached.
+    #[inline]
+    fn dest_hop(&self, dst: u128) -> Option<u16> {
+        let e = self.dest_hops[DestHop::slot(dst)];
+        (e.addr == dst && e.index != NO_HOP).then_some(e.index)
+    }
+
+    /// Remembers a connection's hop index in its entry (for this epoch).
+    fn cache_hop(&mut self, id: crate::conn::ConnId, to_server: bool, index: u16) {
+        let epoch = self.hop_epoch;
+        if let Some(c) = self.table.get_mut(id) {
+            if c.hop_epoch != epoch {
+                c.hop_epoch = epoch;
+                c.hop_to_server = NO_HOP;
+                c.hop_to_client = NO_HOP;
+            }
+            if to_server {
+                c.hop_to_server = index;
+            } else {
+                c.hop_to_client = index;
+            }
+        }
     }
 
     /// The port and next-hop MAC towards `dst` for connection `id`, from the connection's
@@ -94,6 +142,13 @@ impl Engine {
         });
         if let Some(hop) = cached.and_then(|i| self.hops.get(usize::from(i))) {
             return Ok(*hop);
+        }
+        let dst_word = crate::conn::addr_word(dst);
+        if let Some(index) = self.dest_hop(dst_word) {
+            if let Some(&hop) = self.hops.get(usize::from(index)) {
+                self.cache_hop(id, to_server, index);
+                return Ok(hop);
+            }
         }
         let Some((port, hop)) = snap.route(dst) else {
             return Err(self.drop(DropReason::NoRoute));
@@ -123,19 +178,11 @@ impl Engine {
             }
             None => return Ok(next),
         };
-        let epoch = self.hop_epoch;
-        if let Some(c) = self.table.get_mut(id) {
-            if c.hop_epoch != epoch {
-                c.hop_epoch = epoch;
-                c.hop_to_server = NO_HOP;
-                c.hop_to_client = NO_HOP;
-            }
-            if to_server {
-                c.hop_to_server = index;
-            } else {
-                c.hop_to_client = index;
-            }
-        }
+        self.dest_hops[DestHop::slot(dst_word)] = DestHop {
+            addr: dst_word,
+            index,
+        };
+        self.cache_hop(id, to_server, index);
         Ok(next)
     }
 
