@@ -245,7 +245,7 @@ impl AddrClass {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub services: Vec<Service>,
-    by_key: HashMap<(u8, IpAddr, u16), usize>,
+    by_key: HashMap<(u128, u32), usize>,
     /// Every address that is something to the appliance, by its 16-byte form (IPv4
     /// mapped: hashing a u128 is cheaper than an IpAddr), with [`AddrClass`] bits: VIPs;
     /// addresses VRRP manages and whether this box holds them (MASTER) now (a held one that
@@ -294,7 +294,7 @@ impl Snapshot {
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.vaddr.is_unspecified())
-            .map(|(i, s)| ((s.proto, s.vaddr, s.vport), i))
+            .map(|(i, s)| (service_key(s.proto, s.vaddr, s.vport), i))
             .collect();
         let mut classes: HashMap<u128, u8> = services
             .iter()
@@ -485,8 +485,8 @@ impl Snapshot {
     /// The service for a destination: exact port first, then the all-ports service.
     pub fn service_for(&self, proto: u8, vaddr: IpAddr, vport: u16) -> Option<&Service> {
         self.by_key
-            .get(&(proto, vaddr, vport))
-            .or_else(|| self.by_key.get(&(proto, vaddr, 0)))
+            .get(&service_key(proto, vaddr, vport))
+            .or_else(|| self.by_key.get(&service_key(proto, vaddr, 0)))
             .and_then(|&i| self.services.get(i))
     }
 
@@ -563,4 +563,11 @@ impl Snapshot {
             .copied()
             .find(|a| a.is_ipv4() == like.is_ipv4())
     }
+}
+
+/// A service's lookup key: its address as one word, protocol and port in another (hashed as
+/// two integers instead of an address enum and a tuple).
+#[inline]
+fn service_key(proto: u8, vaddr: IpAddr, vport: u16) -> (u128, u32) {
+    (addr_word(vaddr), u32::from(proto) << 16 | u32::from(vport))
 }
