@@ -209,13 +209,11 @@ fn process_burst(
     let mut i = 0;
     burst.drain_each(|mut m| {
         let from = in_port(&m);
-        let p = parsed.get(i).copied().unwrap_or_default();
-        i += 1;
-        let verdict = if i <= n {
-            engine.process_parsed(snap, loads, now, from, &p, &mut MbufFrame(&mut m))
-        } else {
-            engine.process(snap, loads, now, from, &mut MbufFrame(&mut m))
+        let verdict = match parsed.get(i).filter(|_| i < n) {
+            Some(p) => engine.process_parsed(snap, loads, now, from, p, &mut MbufFrame(&mut m)),
+            None => engine.process(snap, loads, now, from, &mut MbufFrame(&mut m)),
         };
+        i += 1;
         match verdict {
             engine::Verdict::Forward { port } => {
                 if let Some((c, filter, at)) = &tx_capture {

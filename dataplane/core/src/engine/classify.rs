@@ -353,7 +353,8 @@ impl Parsed {
         // A reply to a full-NAT local end that is a VIP belongs with that end (the worker
         // that gave out its port), not with the sender.
         let (client, port) = if has_ports(flow.proto) {
-            let dst = snap.class_of(flow.dst);
+            // The first stage classified the destination already (Engine::parse).
+            let dst = flow.dst_class.unwrap_or_else(|| snap.class_of(flow.dst));
             let reply_to_local_end = || dst.is_local_end() && snap.is_next_hop(flow.src);
             if dst.is_vip() && !reply_to_local_end() {
                 (flow.src, flow.sport)

@@ -514,12 +514,14 @@ impl Engine {
         };
         // Full NAT: the source becomes the local end (after any PROXY header goes in, which
         // moves the datagram's end).
-        let mut shifted = *flow;
+        let shifted;
         let (local, flow) = match self.full_nat_end(id, &conn) {
             Some(l) => {
-                if !self.proxy_towards_server(now, id, &mut shifted, frame) {
+                let mut moved = *flow;
+                if !self.proxy_towards_server(now, id, &mut moved, frame) {
                     return self.drop(DropReason::Unsupported);
                 }
+                shifted = moved;
                 (Some(l), &shifted)
             }
             None => (None, flow),
