@@ -177,6 +177,75 @@ pub(super) fn parse_flow(
     })
 }
 
+/// The common frame read in one pass: untagged Ethernet, IPv4 without options, not a
+/// fragment, a whole TCP or UDP header, and (unless the NIC checked it) a good header
+/// checksum. None for anything else, which the general parse takes, so both give the same
+/// flow wherever this one gives any (a property test holds them to it).
+#[inline]
+fn plain_ipv4(b: &[u8], ip_checksum_good: bool) -> Option<Flow> {
+    const L3: usize = ethernet::HEADER_LEN;
+    const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
+    let h: &[u8; L4] = b.get(..L4)?.try_into().ok()?;
+    let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    // IPv4 ethertype, version 4 with a 20-byte header, no MF flag nor offset.
+    let flags_frag = word(L3 + 6);
+    if word(12) != EtherType::IPV4 || h[L3] != 0x45 || flags_frag & 0x3fff != 0 {
+        return None;
+    }
+    let end = L3 + usize::from(word(L3 + 2));
+    if b.len() < end {
+        return None;
+    }
+    if !ip_checksum_good && checksum::fold(checksum::accumulate(0, &h[L3..])) != 0xffff {
+        return None;
+    }
+    let l4 = b.get(L4..end)?;
+    let proto_num = h[L3 + 9];
+    let (sport, dport) = (
+        u16::from_be_bytes([*l4.first()?, *l4.get(1)?]),
+        u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]),
+    );
+    let tcp_flags = match proto_num {
+        proto::TCP => {
+            let data_offset = usize::from(*l4.get(12)? >> 4) * 4;
+            if l4.len() < tcp::MIN_HEADER_LEN
+                || data_offset < tcp::MIN_HEADER_LEN
+                || l4.len() < data_offset
+            {
+                return None;
+            }
+            l4[13]
+        }
+        proto::UDP => {
+            let len = usize::from(u16::from_be_bytes([*l4.get(4)?, *l4.get(5)?]));
+            if len < 8 || l4.len() < len {
+                return None;
+            }
+            0
+        }
+        _ => return None,
+    };
+    let addr = |at: usize| IpAddr::from([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    Some(Flow {
+        v6: false,
+        l3: L3,
+        l4: L4,
+        end,
+        proto: proto_num,
+        src: addr(L3 + 12),
+        dst: addr(L3 + 16),
+        sport,
+        dport,
+        tcp_flags,
+        sctp_chunk: None,
+        ttl: h[L3 + 8],
+        df: flags_frag & 0x4000 != 0,
+        frag: Frag::Whole,
+        hash: KeyHash::None,
+        dst_class: None,
+    })
+}
+
 /// The ports (and TCP flags, SCTP's state chunk) of a whole datagram's L4 header.
 #[inline]
 fn l4_fields(
@@ -316,6 +385,14 @@ impl Parsed {
     /// As [`Parsed::of`]; `ip_checksum_good`: the NIC found the IPv4 header checksum good.
     #[inline]
     pub fn of_checked(frame: &[u8], ip_checksum_good: bool) -> Parsed {
+        match plain_ipv4(frame, ip_checksum_good) {
+            Some(flow) => Parsed(Parse::Ip(flow)),
+            None => Parsed::of_any(frame, ip_checksum_good),
+        }
+    }
+
+    /// Any frame: tags, IPv6, fragments, options, ARP, and what is malformed.
+    fn of_any(frame: &[u8], ip_checksum_good: bool) -> Parsed {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Parsed(Parse::Bad(DropReason::Malformed));
         };
@@ -508,6 +585,120 @@ impl Engine {
                 Some(self.forward_to_client(snap, loads, now, id, flow, frame))
             }
             KeyHash::None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An untagged IPv4 TCP or UDP frame with a good header checksum.
+    fn plain_frame(udp: bool, payload: usize) -> Vec<u8> {
+        let l4_len = if udp { 8 } else { 20 } + payload;
+        let total = 20 + l4_len;
+        let mut f = vec![0u8; 14 + total];
+        f[12..14].copy_from_slice(&EtherType::IPV4.to_be_bytes());
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+        f[20] = 0x40; // DF
+        f[22] = 64;
+        f[23] = if udp { proto::UDP } else { proto::TCP };
+        f[26..30].copy_from_slice(&[192, 0, 2, 7]);
+        f[30..34].copy_from_slice(&[198, 51, 100, 1]);
+        let c = checksum::finish(checksum::accumulate(0, &f[14..34]));
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&80u16.to_be_bytes());
+        if udp {
+            f[38..40].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        } else {
+            f[46] = 0x50;
+            f[47] = tcp::ACK;
+        }
+        f
+    }
+
+    #[test]
+    fn plain_frames_take_the_one_pass_parse() {
+        for (udp, payload) in [(false, 0), (false, 10), (true, 0), (true, 1200)] {
+            let f = plain_frame(udp, payload);
+            let flow = plain_ipv4(&f, false).expect("a plain frame");
+            assert_eq!(
+                (flow.sport, flow.dport, flow.ttl, flow.df),
+                (40000, 80, 64, true)
+            );
+        }
+        let mut bad = plain_frame(false, 0);
+        bad[24] ^= 1;
+        assert!(
+            plain_ipv4(&bad, false).is_none(),
+            "a bad checksum goes the general way"
+        );
+        assert!(
+            plain_ipv4(&bad, true).is_some(),
+            "unless the NIC checked it"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Wherever the one-pass parse gives a flow, the general parse gives the same one:
+        /// plain frames with their header fields set to edge values (tags, versions, header
+        /// lengths, fragment bits, protocols, length fields), the header checksum right or
+        /// wrong and trusted or not, lengths cut or grown, a byte overwritten.
+        #[test]
+        fn the_one_pass_parse_agrees_with_the_general_one(
+            udp in any::<bool>(),
+            payload in 0usize..40,
+            ethertype in prop_oneof![8 => Just(0x0800u16), 1 => Just(0x8100), 1 => Just(0x86dd), 1 => Just(0x0806)],
+            version_ihl in prop_oneof![8 => Just(0x45u8), 1 => Just(0x46), 1 => Just(0x44), 1 => Just(0x65), 1 => any::<u8>()],
+            total_delta in prop_oneof![6 => Just(0i32), 1 => -30i32..30],
+            flags_frag in prop_oneof![
+                3 => Just(0u16), 3 => Just(0x4000), 1 => Just(0x2000), 1 => Just(0x0001),
+                1 => Just(0x8000), 1 => any::<u16>()
+            ],
+            proto_num in prop_oneof![8 => Just(None), 1 => Just(Some(proto::ICMP)), 1 => Just(Some(proto::SCTP)), 1 => any::<u8>().prop_map(Some)],
+            l4_field in prop_oneof![4 => Just(None), 3 => (0u8..16).prop_map(Some), 1 => any::<u8>().prop_map(Some)],
+            checksum_wrong in prop::bool::weighted(0.2),
+            nic_checked in any::<bool>(),
+            edit in prop::option::weighted(0.3, (0usize..64, any::<u8>())),
+            cut in prop_oneof![6 => Just(0usize), 1 => 0usize..40],
+            grow in prop_oneof![6 => Just(0usize), 1 => 0usize..8],
+        ) {
+            let mut f = plain_frame(udp, payload);
+            f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+            f[14] = version_ihl;
+            let total = (u16::from_be_bytes([f[16], f[17]]) as i32 + total_delta).max(0) as u16;
+            f[16..18].copy_from_slice(&total.to_be_bytes());
+            f[20..22].copy_from_slice(&flags_frag.to_be_bytes());
+            if let Some(p) = proto_num {
+                f[23] = p;
+            }
+            // UDP's length (low byte) or TCP's data offset (in words).
+            if let Some(v) = l4_field {
+                if udp {
+                    f[39] = v;
+                } else {
+                    f[46] = v << 4;
+                }
+            }
+            f[24..26].copy_from_slice(&[0, 0]);
+            let c = checksum::finish(checksum::accumulate(0, &f[14..34])) ^ u16::from(checksum_wrong);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            if let Some(b) = edit.and_then(|(at, v)| Some((f.get_mut(at)?, v))) {
+                *b.0 = b.1;
+            }
+            f.truncate(f.len().saturating_sub(cut));
+            f.extend(std::iter::repeat_n(0xa5, grow));
+            if let Some(fast) = plain_ipv4(&f, nic_checked) {
+                let Parsed(Parse::Ip(general)) = Parsed::of_any(&f, nic_checked) else {
+                    return Err(TestCaseError::fail(format!("general parse refused {f:x?}")));
+                };
+                prop_assert_eq!(format!("{fast:?}"), format!("{general:?}"));
+            }
         }
     }
 }
