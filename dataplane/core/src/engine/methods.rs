@@ -104,40 +104,62 @@ fn rewrite_v4(
     hop: bool,
 ) -> bool {
     let (l3, l4) = (flow.l3, flow.l4);
-    let (addr_at, port_at) = match side {
-        Side::Src => (l3 + 12, l4),
-        Side::Dst => (l3 + 16, l4 + 2),
-    };
-    let check_at = l4 + if flow.proto == proto::TCP { 16 } else { 6 };
-    if b.len() < check_at + 2 || l4 < l3 + ipv4::MIN_HEADER_LEN {
+    let l4_needed = if flow.proto == proto::TCP { 18 } else { 8 };
+    // Everything checked before anything is written (false: the general rewrite).
+    if l4 < l3 + ipv4::MIN_HEADER_LEN || b.len() < l4 + l4_needed {
         return false;
     }
-    let word = |b: &[u8], at: usize| u32::from(u16::from_be_bytes([b[at], b[at + 1]]));
-    let put = |b: &mut [u8], at: usize, v: u16| b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    // Fixed-size views of the two headers: every access below is at a constant offset.
+    let (head, tail) = b.split_at_mut(l4);
+    let Some(ip) = head
+        .get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)
+        .and_then(|h| <&mut [u8; ipv4::MIN_HEADER_LEN]>::try_from(h).ok())
+    else {
+        return false;
+    };
+    let Some(ports) = tail
+        .get_mut(..8)
+        .and_then(|h| <&mut [u8; 8]>::try_from(h).ok())
+    else {
+        return false;
+    };
+    let (addr_at, port_at) = match side {
+        Side::Src => (12, 0),
+        Side::Dst => (16, 2),
+    };
+    let word = |h: &[u8], at: usize| u32::from(u16::from_be_bytes([h[at], h[at + 1]]));
     // ~m + m' for the address's two words.
     let addr_sum = (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
-    b[addr_at..addr_at + 4].copy_from_slice(&new.to_be_bytes());
     let mut ip_sum = addr_sum;
     if hop {
-        let ttl_word = word(b, l3 + 8);
-        b[l3 + 8] = flow.ttl.saturating_sub(1);
-        ip_sum += (!ttl_word & 0xffff) + word(b, l3 + 8);
+        let ttl_word = word(ip, 8);
+        ip[8] = flow.ttl.saturating_sub(1);
+        ip_sum += (!ttl_word & 0xffff) + word(ip, 8);
     }
-    let ip_check = word(b, l3 + 10) as u16;
-    put(b, l3 + 10, checksum::adjust(ip_check, ip_sum));
-    let old_port = word(b, port_at);
-    put(b, port_at, port);
-    let l4_check = word(b, check_at) as u16;
-    // UDP over IPv4 may carry none (zero), which stays none.
-    if flow.proto == proto::UDP && l4_check == 0 {
+    ip[addr_at..addr_at + 4].copy_from_slice(&new.to_be_bytes());
+    let ip_check = word(ip, 10) as u16;
+    ip[10..12].copy_from_slice(&checksum::adjust(ip_check, ip_sum).to_be_bytes());
+    let old_port = word(ports, port_at);
+    ports[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    let l4_sum = addr_sum + (!old_port & 0xffff) + u32::from(port);
+    if flow.proto == proto::UDP {
+        // UDP over IPv4 may carry none (zero), which stays none; a computed zero is sent
+        // as all ones.
+        let check = word(ports, 6) as u16;
+        if check != 0 {
+            let c = checksum::adjust(check, l4_sum);
+            ports[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+        }
         return true;
     }
-    let l4_sum = addr_sum + (!old_port & 0xffff) + u32::from(port);
-    let mut c = checksum::adjust(l4_check, l4_sum);
-    if flow.proto == proto::UDP && c == 0 {
-        c = 0xffff;
-    }
-    put(b, check_at, c);
+    let Some(check) = tail
+        .get_mut(16..18)
+        .and_then(|h| <&mut [u8; 2]>::try_from(h).ok())
+    else {
+        return false;
+    };
+    let c = checksum::adjust(u16::from_be_bytes(*check), l4_sum);
+    *check = c.to_be_bytes();
     true
 }
 
