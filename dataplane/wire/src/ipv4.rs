@@ -198,26 +198,47 @@ impl Ipv4Repr {
         }
     }
 
-    /// Writes a 20-byte header with its checksum at the start of `buf`.
+    /// Writes a 20-byte header with its checksum at the start of `buf` (nothing when
+    /// `buf` is shorter: one bounds check, then constant offsets).
     pub fn emit(&self, buf: &mut [u8]) {
-        set_u8(buf, 0, 0x45);
-        set_u8(buf, 1, self.dscp_ecn);
-        set_u16(
-            buf,
-            2,
-            self.payload_len.saturating_add(MIN_HEADER_LEN as u16),
-        );
-        set_u16(buf, 4, self.ident);
-        set_u16(buf, 6, if self.dont_fragment { DONT_FRAGMENT } else { 0 });
-        set_u8(buf, 8, self.ttl);
-        set_u8(buf, 9, self.protocol);
-        set_u16(buf, 10, 0);
-        set_bytes(buf, 12, &self.src);
-        set_bytes(buf, 16, &self.dst);
-        if let Some(h) = buf.get(..MIN_HEADER_LEN) {
-            let c = checksum::checksum(h);
-            set_u16(buf, 10, c);
-        }
+        let Some(h) = buf
+            .get_mut(..MIN_HEADER_LEN)
+            .and_then(|h| <&mut [u8; MIN_HEADER_LEN]>::try_from(h).ok())
+        else {
+            return;
+        };
+        let total = self
+            .payload_len
+            .saturating_add(MIN_HEADER_LEN as u16)
+            .to_be_bytes();
+        let ident = self.ident.to_be_bytes();
+        let flags = if self.dont_fragment { DONT_FRAGMENT } else { 0 }.to_be_bytes();
+        let (s, d) = (self.src, self.dst);
+        *h = [
+            0x45,
+            self.dscp_ecn,
+            total[0],
+            total[1],
+            ident[0],
+            ident[1],
+            flags[0],
+            flags[1],
+            self.ttl,
+            self.protocol,
+            0,
+            0,
+            s[0],
+            s[1],
+            s[2],
+            s[3],
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+        ];
+        let c = checksum::checksum(&h[..]).to_be_bytes();
+        h[10] = c[0];
+        h[11] = c[1];
     }
 }
 
@@ -267,6 +288,13 @@ mod tests {
         }
         .emit(&mut b);
         b
+    }
+
+    #[test]
+    fn a_buffer_too_short_for_a_header_is_left_alone() {
+        let mut short = [0xa5u8; MIN_HEADER_LEN - 1];
+        REPR.emit(&mut short);
+        assert_eq!(short, [0xa5; MIN_HEADER_LEN - 1]);
     }
 
     #[test]
