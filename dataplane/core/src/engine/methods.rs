@@ -382,10 +382,15 @@ pub(super) fn encapsulate<F: Frame>(
     true
 }
 
+/// The frame's destination and source MACs (the first 12 bytes, tagged or not: a frame the
+/// engine forwards was parsed as Ethernet).
 pub(super) fn set_macs(b: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
-    if let Ok(mut e) = EthernetFrame::new_checked(b) {
-        e.set_dst(dst);
-        e.set_src(src);
+    if let Some(macs) = b
+        .get_mut(..12)
+        .and_then(|h| <&mut [u8; 12]>::try_from(h).ok())
+    {
+        macs[..6].copy_from_slice(&dst);
+        macs[6..].copy_from_slice(&src);
     }
 }
 
