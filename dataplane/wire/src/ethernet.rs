@@ -1,6 +1,6 @@
 //! Ethernet II frames with up to two 802.1Q/802.1ad tags.
 
-use super::{get_array, get_u16, set_bytes, WireError};
+use super::{array_mut, get_array, get_u16, set_bytes, WireError};
 
 pub const HEADER_LEN: usize = 14;
 pub const VLAN_TAG_LEN: usize = 4;
@@ -117,13 +117,9 @@ impl EthernetRepr {
         }
     }
 
-    /// Writes the header into the first 14 bytes of `buf` (a shorter buffer gets what fits).
+    /// Writes the header into the first 14 bytes of `buf` (nothing into a shorter one).
     pub fn emit(&self, buf: &mut [u8]) {
-        // One bounds check, then constant offsets (nothing on a shorter buffer).
-        let Some(h) = buf
-            .get_mut(..HEADER_LEN)
-            .and_then(|h| <&mut [u8; HEADER_LEN]>::try_from(h).ok())
-        else {
+        let Some(h) = array_mut::<HEADER_LEN>(buf, 0) else {
             return;
         };
         h[..6].copy_from_slice(&self.dst);

@@ -1,7 +1,7 @@
 //! IPv4 headers (RFC 791), options included.
 
 use super::checksum;
-use super::{get_array, get_u16, get_u8, set_bytes, set_u16, set_u8, WireError};
+use super::{array_mut, get_array, get_u16, get_u8, set_bytes, set_u16, set_u8, WireError};
 
 pub const MIN_HEADER_LEN: usize = 20;
 pub const DONT_FRAGMENT: u16 = 0x4000;
@@ -198,13 +198,10 @@ impl Ipv4Repr {
         }
     }
 
-    /// Writes a 20-byte header with its checksum at the start of `buf` (nothing when
-    /// `buf` is shorter: one bounds check, then constant offsets).
+    /// Writes a 20-byte header with its checksum at the start of `buf` (nothing into a
+    /// shorter one).
     pub fn emit(&self, buf: &mut [u8]) {
-        let Some(h) = buf
-            .get_mut(..MIN_HEADER_LEN)
-            .and_then(|h| <&mut [u8; MIN_HEADER_LEN]>::try_from(h).ok())
-        else {
+        let Some(h) = array_mut::<MIN_HEADER_LEN>(buf, 0) else {
             return;
         };
         let total = self

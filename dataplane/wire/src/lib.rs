@@ -96,6 +96,13 @@ pub(crate) fn get_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// `N` bytes of `b` from `at` as a fixed-size array to write through (None when they are
+/// not all there): one bounds check, then constant offsets.
+#[inline]
+pub fn array_mut<const N: usize>(b: &mut [u8], at: usize) -> Option<&mut [u8; N]> {
+    b.get_mut(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 #[inline]
 pub(crate) fn set_u8(b: &mut [u8], at: usize, v: u8) {
     if let Some(x) = b.get_mut(at) {

@@ -199,32 +199,11 @@ fn plain_ipv4(b: &[u8], ip_checksum_good: bool) -> Option<Flow> {
     if !ip_checksum_good && checksum::fold(checksum::accumulate(0, &h[L3..])) != 0xffff {
         return None;
     }
-    let l4 = b.get(L4..end)?;
     let proto_num = h[L3 + 9];
-    let (sport, dport) = (
-        u16::from_be_bytes([*l4.first()?, *l4.get(1)?]),
-        u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]),
-    );
-    let tcp_flags = match proto_num {
-        proto::TCP => {
-            let data_offset = usize::from(*l4.get(12)? >> 4) * 4;
-            if l4.len() < tcp::MIN_HEADER_LEN
-                || data_offset < tcp::MIN_HEADER_LEN
-                || l4.len() < data_offset
-            {
-                return None;
-            }
-            l4[13]
-        }
-        proto::UDP => {
-            let len = usize::from(u16::from_be_bytes([*l4.get(4)?, *l4.get(5)?]));
-            if len < 8 || l4.len() < len {
-                return None;
-            }
-            0
-        }
-        _ => return None,
-    };
+    if !matches!(proto_num, proto::TCP | proto::UDP) {
+        return None;
+    }
+    let (sport, dport, tcp_flags) = l4_fields(b.get(L4..end)?, proto_num, &mut None).ok()?;
     let addr = |at: usize| IpAddr::from([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     Some(Flow {
         v6: false,

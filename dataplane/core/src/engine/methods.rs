@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::{Tunnel, TunnelCsum, TunnelKind};
-use rvs_wire::checksum;
+use rvs_wire::{array_mut, checksum};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Side {
@@ -111,16 +111,10 @@ fn rewrite_v4(
     }
     // Fixed-size views of the two headers: every access below is at a constant offset.
     let (head, tail) = b.split_at_mut(l4);
-    let Some(ip) = head
-        .get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)
-        .and_then(|h| <&mut [u8; ipv4::MIN_HEADER_LEN]>::try_from(h).ok())
-    else {
-        return false;
-    };
-    let Some(ports) = tail
-        .get_mut(..8)
-        .and_then(|h| <&mut [u8; 8]>::try_from(h).ok())
-    else {
+    let (Some(ip), Some(ports)) = (
+        array_mut::<{ ipv4::MIN_HEADER_LEN }>(head, l3),
+        array_mut::<8>(tail, 0),
+    ) else {
         return false;
     };
     let (addr_at, port_at) = match side {
@@ -152,10 +146,7 @@ fn rewrite_v4(
         }
         return true;
     }
-    let Some(check) = tail
-        .get_mut(16..18)
-        .and_then(|h| <&mut [u8; 2]>::try_from(h).ok())
-    else {
+    let Some(check) = array_mut::<2>(tail, 16) else {
         return false;
     };
     let c = checksum::adjust(u16::from_be_bytes(*check), l4_sum);
@@ -385,10 +376,7 @@ pub(super) fn encapsulate<F: Frame>(
 /// The frame's destination and source MACs (the first 12 bytes, tagged or not: a frame the
 /// engine forwards was parsed as Ethernet).
 pub(super) fn set_macs(b: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
-    if let Some(macs) = b
-        .get_mut(..12)
-        .and_then(|h| <&mut [u8; 12]>::try_from(h).ok())
-    {
+    if let Some(macs) = array_mut::<12>(b, 0) {
         macs[..6].copy_from_slice(&dst);
         macs[6..].copy_from_slice(&src);
     }

@@ -65,6 +65,7 @@ pub(super) fn emit_nd(
 
 /// Entries of the per-destination next-hop cache (a power of two).
 pub(super) const DEST_HOPS: usize = 64;
+const _: () = assert!(DEST_HOPS.is_power_of_two());
 
 /// A destination's next hop as an index into the engine's hops (this epoch's).
 #[derive(Clone, Copy)]
@@ -74,15 +75,15 @@ pub(super) struct DestHop {
 }
 
 impl DestHop {
-    /// No address maps to all ones with an index: the IPv6 address ff..ff is multicast.
+    /// An empty entry: no hop has the index NO_HOP.
     pub(super) const EMPTY: DestHop = DestHop {
-        addr: u128::MAX,
+        addr: 0,
         index: NO_HOP,
     };
 
     fn slot(addr: u128) -> usize {
         let folded = (addr as u64) ^ ((addr >> 64) as u64);
-        (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % DEST_HOPS
+        (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - DEST_HOPS.trailing_zeros())) as usize
     }
 }
 
