@@ -88,6 +88,36 @@ pub fn flow_of(ip: u32, port: u16) -> Option<u64> {
         .then(|| u64::from(host) * u64::from(PORTS_PER_CLIENT) + u64::from(p))
 }
 
+/// The flow visited `i`-th in round `round` of `flows`: every round visits each flow once,
+/// in an order of its own. Real arrivals interleave flows differently from the order their
+/// connections were opened in, so a worker's connection entries (allocated in SYN order) are
+/// not read back in memory order, which a fixed cycle would let the CPU's stream prefetcher
+/// hide. A bijection of the k-bit integers (k: the bits `flows` needs) keyed by the round,
+/// walked until it lands below `flows` (under two steps on average).
+#[inline]
+pub fn visit_order(i: u64, round: u64, flows: u64) -> u64 {
+    if flows <= 1 {
+        return 0;
+    }
+    let bits = 64 - (flows - 1).leading_zeros();
+    let mask = u64::MAX >> (64 - bits);
+    let shift = bits / 2 + 1;
+    let key = round.wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask;
+    let mut x = i;
+    loop {
+        // Each step is a bijection on k bits (multiply by an odd number, xorshift, add);
+        // the key goes in between them, so rounds differ by more than a relabelling.
+        x = x.wrapping_mul(0xd6e8_feb8_6659_fd93) & mask;
+        x ^= x >> shift;
+        x = x.wrapping_add(key) & mask;
+        x = x.wrapping_mul(0xa076_1d64_78bd_642f) & mask;
+        x ^= x >> shift;
+        if x < flows {
+            return x;
+        }
+    }
+}
+
 #[inline]
 fn words32(v: u32) -> u32 {
     (v >> 16) + (v & 0xffff)
@@ -187,7 +217,8 @@ impl Generator {
             Kind::Syn => (n % MAX_FLOWS, 0),
             _ => {
                 let flows = u64::from(self.traffic.flows.max(1));
-                (n % flows, (n / flows) as u32)
+                let round = n / flows;
+                (visit_order(n % flows, round, flows), round as u32)
             }
         }
     }
@@ -395,7 +426,11 @@ mod tests {
                 let f = &buf[..g.frame_len()];
                 assert!(checksum_ok(f), "{kind:?} {size} packet {n}");
                 let s = Stamp::read(f).unwrap();
-                let flow = if kind == Kind::Syn { n } else { n % 3 };
+                let flow = if kind == Kind::Syn {
+                    n
+                } else {
+                    visit_order(n % 3, n / 3, 3)
+                };
                 let seq = if kind == Kind::Syn { 0 } else { (n / 3) as u32 };
                 assert_eq!(
                     s,
@@ -409,11 +444,51 @@ mod tests {
                 assert_eq!(f[ETH + 16..ETH + 20], vip, "flows alternate over two VIPs");
                 let flags = f[ETH + IP + 13];
                 match kind {
+                    // Every flow's first packet (its SYN) comes in the first round.
                     Kind::Tcp => assert_eq!(flags, if n < 3 { TCP_SYN } else { TCP_ACK }),
                     Kind::Syn => assert_eq!(flags, TCP_SYN),
                     Kind::Udp => {}
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_round_visits_each_flow_once() {
+        for flows in [1u64, 2, 3, 5, 64, 1000, 10_000, 65_537] {
+            for round in [0u64, 1, 2, 77, 1 << 40] {
+                let mut seen = vec![false; flows as usize];
+                for i in 0..flows {
+                    let f = visit_order(i, round, flows);
+                    assert!(f < flows, "{flows} flows, round {round}: {f}");
+                    assert!(!seen[f as usize], "{flows} flows, round {round}: {f} twice");
+                    seen[f as usize] = true;
+                }
+            }
+        }
+    }
+
+    /// Rounds after the first read the connections (in the first round's order in a
+    /// worker's slab) far apart, not in memory order.
+    #[test]
+    fn later_rounds_do_not_follow_the_first_rounds_order() {
+        let flows = 100_000u64;
+        let mut opened_at = vec![0u64; flows as usize];
+        for i in 0..flows {
+            opened_at[visit_order(i, 0, flows) as usize] = i;
+        }
+        for round in [1u64, 2, 3, 1000] {
+            let slots: Vec<u64> = (0..flows)
+                .map(|i| opened_at[visit_order(i, round, flows) as usize])
+                .collect();
+            let near = slots
+                .windows(2)
+                .filter(|w| w[0].abs_diff(w[1]) < 64)
+                .count();
+            assert!(
+                near < flows as usize / 100,
+                "round {round}: {near} of {flows} steps within 64 entries"
+            );
         }
     }
 
@@ -443,7 +518,7 @@ mod tests {
         assert_eq!(
             Stamp::read(&tun),
             Some(Stamp {
-                flow: 5,
+                flow: visit_order(5, 2, 10),
                 seq: 2,
                 ts: 77
             })
