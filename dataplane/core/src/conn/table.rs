@@ -136,8 +136,12 @@ fn ports_word(proto: u8, a: u16, b: u16) -> u64 {
 /// No next hop cached.
 pub const NO_HOP: u16 = u16::MAX;
 
-/// One connection (or persistence template).
+/// One connection (or persistence template). Laid out in order: what a packet of an
+/// established connection reads or writes comes first ([`HOT_BYTES`], which a burst's
+/// entry stage prefetches whole), the expiry and embryonic links and template bookkeeping
+/// after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct Conn {
     pub caddr: Addr16,
     pub vaddr: Addr16,
@@ -145,23 +149,19 @@ pub struct Conn {
     pub cport: u16,
     pub vport: u16,
     pub dport: u16,
+    pub service: u16,
+    /// The encapsulation towards a tunnelled server.
+    pub tunnel: crate::model::Tunnel,
     pub proto: u8,
     /// The protocol's state ([`super::TcpState`], [`super::SctpState`]) as a byte.
     pub state: u8,
     /// [`flags`] bits.
     pub flags: u8,
     pub method: ForwardMethod,
-    /// The encapsulation towards a tunnelled server.
-    pub tunnel: crate::model::Tunnel,
-    pub service: u16,
     /// Stable real-server id.
     pub dest: u32,
     /// Deadline in seconds.
     pub expires: u32,
-    /// Slab index of the persistence template controlling this connection, or NIL.
-    pub template: u32,
-    /// Templates: connections they control.
-    pub controls: u32,
     /// The engine's next-hop cache epoch the two hop indexes below belong to.
     pub hop_epoch: u32,
     /// Index of the cached next hop towards the real server, or [`NO_HOP`].
@@ -170,12 +170,21 @@ pub struct Conn {
     pub hop_to_client: u16,
     /// When the connection sync daemon was last told about it (seconds).
     pub synced_at: u32,
+    /// Slab index of the persistence template controlling this connection, or NIL.
+    pub template: u32,
+    /// Templates: connections they control.
+    pub controls: u32,
     emb_next: u32,
     emb_prev: u32,
     wheel_next: u32,
     wheel_prev: u32,
     wheel_slot: u16,
 }
+
+/// The leading bytes of a [`Conn`] an established connection's packet touches: its keys,
+/// what forwarding copies out ([`Conn::method`] .. [`Conn::dest`]), its deadline, cached
+/// next hops and sync time.
+pub const HOT_BYTES: usize = std::mem::offset_of!(Conn, template);
 
 impl Conn {
     #[allow(clippy::too_many_arguments)]
@@ -548,7 +557,7 @@ impl ConnTable {
         };
         index.candidates(h, |id| {
             if let Some(c) = self.slots.get(id as usize) {
-                rvs_cpu::prefetch(c);
+                rvs_cpu::prefetch_first(c, HOT_BYTES);
             }
         });
     }
@@ -979,6 +988,46 @@ mod tests {
         t.set_expires(tpl, 40);
         t.expire(40, 10, |_, _| None);
         assert!(t.is_empty());
+    }
+
+    /// Everything an established connection's packet reads or writes lies in the prefetched
+    /// head of the entry; the fields only expiry, the SYN defence and templates use do not.
+    #[test]
+    fn the_per_packet_fields_lead_the_entry() {
+        use std::mem::{offset_of, size_of_val};
+        let c = Conn::new(key(1, 1000), [0; 16], 80, 0, 0, ForwardMethod::Nat, 0);
+        let ends = [
+            offset_of!(Conn, caddr) + size_of_val(&c.caddr),
+            offset_of!(Conn, vaddr) + size_of_val(&c.vaddr),
+            offset_of!(Conn, daddr) + size_of_val(&c.daddr),
+            offset_of!(Conn, cport) + 2,
+            offset_of!(Conn, vport) + 2,
+            offset_of!(Conn, dport) + 2,
+            offset_of!(Conn, service) + 2,
+            offset_of!(Conn, tunnel) + size_of_val(&c.tunnel),
+            offset_of!(Conn, proto) + 1,
+            offset_of!(Conn, state) + 1,
+            offset_of!(Conn, flags) + 1,
+            offset_of!(Conn, method) + 1,
+            offset_of!(Conn, dest) + 4,
+            offset_of!(Conn, expires) + 4,
+            offset_of!(Conn, hop_epoch) + 4,
+            offset_of!(Conn, hop_to_server) + 2,
+            offset_of!(Conn, hop_to_client) + 2,
+            offset_of!(Conn, synced_at) + 4,
+        ];
+        assert_eq!(ends.into_iter().max(), Some(HOT_BYTES));
+        for cold in [
+            offset_of!(Conn, template),
+            offset_of!(Conn, controls),
+            offset_of!(Conn, emb_next),
+            offset_of!(Conn, emb_prev),
+            offset_of!(Conn, wheel_next),
+            offset_of!(Conn, wheel_prev),
+            offset_of!(Conn, wheel_slot),
+        ] {
+            assert!(cold >= HOT_BYTES);
+        }
     }
 
     /// The target is 10 M connections in 1.5 GB: 150 bytes per entry of capacity.
