@@ -52,7 +52,7 @@ impl FlowIndex {
             .div_ceil(WAYS)
             .clamp(2, u32::MAX as usize);
         FlowIndex {
-            buckets: vec![Bucket::default(); buckets],
+            buckets: rvs_cpu::huge_page_vec(buckets, |_| Bucket::default()),
         }
     }
 

@@ -319,9 +319,10 @@ impl ConnTable {
     /// A table for `capacity` entries (connections and templates), allocated now.
     pub fn new(capacity: usize, now: u32) -> ConnTable {
         let capacity = capacity.clamp(1, NIL as usize - 1);
-        let slots = (0..capacity)
-            .map(|i| free_entry(if i + 1 < capacity { i as u32 + 1 } else { NIL }))
-            .collect();
+        // Read at random by every packet: on huge pages where the kernel has them.
+        let slots = rvs_cpu::huge_page_vec(capacity, |i| {
+            free_entry(if i + 1 < capacity { i as u32 + 1 } else { NIL })
+        });
         ConnTable {
             slots,
             locals: Vec::new(),
@@ -336,13 +337,13 @@ impl ConnTable {
             emb_head: NIL,
             emb_tail: NIL,
             emb_len: 0,
-            emb_sources: vec![0; capacity.next_power_of_two()],
+            emb_sources: rvs_cpu::huge_page_vec(capacity.next_power_of_two(), |_| 0),
         }
     }
 
     /// A table that can hold full-NAT entries: room for a [`Local`] per entry.
     pub fn with_full_nat(mut self) -> ConnTable {
-        self.locals = vec![Local::default(); self.slots.len()];
+        self.locals = rvs_cpu::huge_page_vec(self.slots.len(), |_| Local::default());
         self
     }
 
