@@ -96,16 +96,20 @@ pub struct WorkerCounters {
 }
 
 /// The stages of a load-balancing worker's pass, as [`WorkerCounters::stage_cycles`] counts
-/// them: receiving a burst, finding each frame's owner (and handing frames over), the
-/// engine's work, and sending.
-pub const STAGES: [&str; 4] = ["rx", "steer", "engine", "tx"];
+/// them: receiving a burst, finding each frame's owner (and handing frames over; with
+/// several workers this parses the frames), parsing a burst a single worker received (key,
+/// hash, index line asked for), asking for the connection entries, the engine's work frame
+/// by frame, and sending.
+pub const STAGES: [&str; 6] = ["rx", "steer", "parse", "prefetch", "engine", "tx"];
 
 /// Indexes into [`WorkerCounters::stage_cycles`].
 pub mod stage {
     pub const RX: usize = 0;
     pub const STEER: usize = 1;
-    pub const ENGINE: usize = 2;
-    pub const TX: usize = 3;
+    pub const PARSE: usize = 2;
+    pub const PREFETCH: usize = 3;
+    pub const ENGINE: usize = 4;
+    pub const TX: usize = 5;
 }
 
 impl WorkerCounters {

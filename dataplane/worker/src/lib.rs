@@ -187,6 +187,7 @@ fn process_burst(
     now: u32,
     o: &mut Outputs,
     counters: &mut WorkerCounters,
+    watch: &mut Stopwatch,
 ) {
     let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
     let n = burst.len().min(BURST);
@@ -201,10 +202,12 @@ fn process_burst(
         for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
             *p = engine.parse_checked(snap, m.data(), m.rx_ip_checksum_good());
         }
+        watch.lap(&mut counters.stage_cycles[stage::PARSE]);
     }
     for p in &parsed[..n] {
         engine.prefetch_entry(p);
     }
+    watch.lap(&mut counters.stage_cycles[stage::PREFETCH]);
     let mut dead: MbufBurst<BURST> = MbufBurst::new();
     let mut i = 0;
     burst.drain_each(|mut m| {
@@ -597,6 +600,7 @@ pub(crate) fn run_lb(
                 now,
                 &mut o,
                 &mut counters,
+                &mut watch,
             );
             watch.lap(&mut counters.stage_cycles[stage::ENGINE]);
         }
@@ -622,6 +626,7 @@ pub(crate) fn run_lb(
                 now,
                 &mut o,
                 &mut counters,
+                &mut watch,
             );
             watch.lap(&mut counters.stage_cycles[stage::ENGINE]);
         }
