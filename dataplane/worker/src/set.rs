@@ -4,6 +4,7 @@
 
 use crate::{run, run_lb, Handoff, LbContext, RxAssignment, WorkerPlan};
 use dpdk::{Eal, LcoreHandle, Mempool, TxQueue};
+use rvs_core::conn::ConnTable;
 use rvs_core::engine::{Counters, Engine, EngineConfig};
 use rvs_core::publish::{SnapshotCell, SnapshotReader};
 use rvs_core::sched::DestLoad;
@@ -44,6 +45,42 @@ pub struct LbShared {
 }
 
 type Outcome = (WorkerCounters, Option<Counters>);
+
+/// What a load-balancing worker's context is made of, gathered on the control thread; the
+/// worker makes its engine from it on its own lcore ([`EngineSeed::grow`]).
+struct EngineSeed {
+    config: EngineConfig,
+    sync: Option<Arc<rvs_core::sync::SyncChannel>>,
+    holding: bool,
+    snapshot: SnapshotReader,
+    loads: Arc<Vec<DestLoad>>,
+    handoff: Handoff,
+    frag_owners: Arc<rvs_core::engine::FragOwners>,
+    solicit_pool: Option<Mempool>,
+    pool: Option<Mempool>,
+    capture: Option<Arc<rvs_core::capture::Capture>>,
+}
+
+impl EngineSeed {
+    /// Worker `index` of `workers`: its engine over the current snapshot.
+    fn grow(self, index: usize, workers: usize) -> LbContext {
+        let mut engine = Engine::new(self.config, 1);
+        engine.set_owner(index, workers);
+        engine.sync = self.sync;
+        engine.set_holding(self.holding);
+        engine.adopt(self.snapshot.get());
+        LbContext {
+            engine,
+            snapshot: self.snapshot,
+            loads: self.loads,
+            handoff: self.handoff,
+            frag_owners: self.frag_owners,
+            solicit_pool: self.solicit_pool,
+            pool: self.pool,
+            capture: self.capture,
+        }
+    }
+}
 
 /// A launched worker.
 pub struct RunningWorker {
@@ -121,32 +158,30 @@ impl WorkerSet {
                 backoff: crate::idle::Backoff::new(q.idle_sleep_max_us),
                 stage_cycles: q.stage_cycles,
             };
-            let context = lb.map(|lb| {
-                let mut engine = Engine::new(lb.engine, 1);
-                engine.set_owner(index, n);
-                engine.sync = lb.sync.get(index).cloned();
-                engine.set_holding(lb.solicit_pool.is_some());
-                let snapshot = SnapshotReader::new(lb.cell.clone());
-                engine.adopt(snapshot.get());
-                LbContext {
-                    engine,
-                    snapshot,
-                    loads: lb.loads.clone(),
-                    handoff: mesh.next().unwrap_or_default(),
-                    frag_owners: frag_owners.clone(),
-                    solicit_pool: lb.solicit_pool.filter(|_| index == 0),
-                    pool: lb.solicit_pool,
-                    capture: lb.capture.clone(),
-                }
+            // The engine (its connection table above all) is made on the worker's own
+            // lcore, so its memory is first touched there: on the worker's NUMA node, and
+            // the workers' tables filled in parallel.
+            let seed = lb.map(|lb| EngineSeed {
+                config: lb.engine,
+                sync: lb.sync.get(index).cloned(),
+                holding: lb.solicit_pool.is_some(),
+                snapshot: SnapshotReader::new(lb.cell.clone()),
+                loads: lb.loads.clone(),
+                handoff: mesh.next().unwrap_or_default(),
+                frag_owners: frag_owners.clone(),
+                solicit_pool: lb.solicit_pool.filter(|_| index == 0),
+                pool: lb.solicit_pool,
+                capture: lb.capture.clone(),
             });
-            let bytes_per_entry = context.as_ref().map(|c| c.engine.table.bytes_per_entry());
+            let bytes_per_entry = lb.map(|lb| {
+                ConnTable::bytes_per_entry_of(lb.engine.conn_capacity, lb.engine.full_nat)
+            });
             let stats = Arc::new(WorkerStats::default());
-            if let Some(ctx) = &context {
-                stats.attach_engine(ctx.engine.counters.clone());
-            }
             let (stop, st) = (set.stop.clone(), stats.clone());
-            let job = move || match context {
-                Some(ctx) => {
+            let job = move || match seed {
+                Some(seed) => {
+                    let ctx = seed.grow(index, n);
+                    st.attach_engine(ctx.engine.counters.clone());
                     let (c, e) = run_lb(plan, ctx, &stop, &st);
                     (c, Some(e))
                 }

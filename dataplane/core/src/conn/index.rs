@@ -48,16 +48,24 @@ fn ways_with(bucket: &Bucket, tag: u32) -> impl Iterator<Item = usize> {
 impl FlowIndex {
     /// An index for `capacity` entries, at most 85% full when they are all in.
     pub fn new(capacity: usize) -> FlowIndex {
-        let buckets = (capacity * 20 / 17)
-            .div_ceil(WAYS)
-            .clamp(2, u32::MAX as usize);
         FlowIndex {
-            buckets: rvs_cpu::huge_page_vec(buckets, |_| Bucket::default()),
+            buckets: rvs_cpu::huge_page_vec(Self::buckets_for(capacity), |_| Bucket::default()),
         }
+    }
+
+    fn buckets_for(capacity: usize) -> usize {
+        (capacity * 20 / 17)
+            .div_ceil(WAYS)
+            .clamp(2, u32::MAX as usize)
     }
 
     pub fn bytes(&self) -> usize {
         self.buckets.len() * std::mem::size_of::<Bucket>()
+    }
+
+    /// What [`FlowIndex::bytes`] will be for an index made for `capacity` entries.
+    pub fn bytes_for(capacity: usize) -> usize {
+        Self::buckets_for(capacity) * std::mem::size_of::<Bucket>()
     }
 
     /// `x` scaled into 0..buckets (a multiply, not a division).

@@ -458,14 +458,20 @@ impl ConnTable {
 
     /// Bytes the table holds per entry of capacity: the slab entry plus both index tables.
     pub fn bytes_per_entry(&self) -> f64 {
-        let slab = std::mem::size_of::<Conn>() * self.slots.len();
-        let total = slab
-            + std::mem::size_of::<Local>() * self.locals.len()
-            + self.by_in.bytes()
-            + self.by_out.bytes()
-            + self.wheel.len() * 4
-            + self.emb_sources.len() * 2;
-        total as f64 / self.slots.len() as f64
+        Self::bytes_per_entry_of(self.slots.len(), self.has_full_nat())
+    }
+
+    /// What [`ConnTable::bytes_per_entry`] will be for a table of `capacity` (made
+    /// [`ConnTable::with_full_nat`] if `full_nat`), before it is made.
+    pub fn bytes_per_entry_of(capacity: usize, full_nat: bool) -> f64 {
+        let capacity = capacity.clamp(1, NIL as usize - 1);
+        let locals = if full_nat { capacity } else { 0 };
+        let total = std::mem::size_of::<Conn>() * capacity
+            + std::mem::size_of::<Local>() * locals
+            + 2 * FlowIndex::bytes_for(capacity)
+            + WHEEL_SLOTS * std::mem::size_of::<u32>()
+            + capacity.next_power_of_two() * std::mem::size_of::<u16>();
+        total as f64 / capacity as f64
     }
 
     fn hash<K: Hash>(&self, k: &K) -> u64 {
@@ -1036,6 +1042,12 @@ mod tests {
     fn memory_per_connection_is_within_144_bytes() {
         let t = ConnTable::new(1 << 20, 0);
         let per = t.bytes_per_entry();
+        assert_eq!(per, ConnTable::bytes_per_entry_of(1 << 20, false));
+        let full = ConnTable::new(1000, 0).with_full_nat();
+        assert_eq!(
+            full.bytes_per_entry(),
+            ConnTable::bytes_per_entry_of(1000, true)
+        );
         println!(
             "conn table: {} bytes per Conn, {per:.1} bytes per entry of capacity",
             std::mem::size_of::<Conn>()
