@@ -102,6 +102,29 @@ fn free_hugepages() -> bool {
     free > 0 && mounted
 }
 
+/// The kernel's transparent huge page mode, the bracketed word of
+/// `/sys/kernel/mm/transparent_hugepage/enabled` ("always [madvise] never").
+fn thp_mode(enabled: &str) -> Option<&str> {
+    let (_, rest) = enabled.split_once('[')?;
+    let (mode, _) = rest.split_once(']')?;
+    Some(mode)
+}
+
+/// A notice when the connection tables (`table_mib` per worker) cannot be on transparent
+/// huge pages: each random lookup then walks page tables for 4 KiB pages.
+fn thp_notice(enabled: Option<&str>, table_mib: f64) -> Option<String> {
+    const PATH: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+    let why = match enabled.map(thp_mode) {
+        None => format!("{PATH} cannot be read: the kernel has no transparent huge pages"),
+        Some(Some("never")) => format!("{PATH} says never (echo madvise > {PATH} turns them on)"),
+        Some(Some(_)) => return None,
+        Some(None) => format!("{PATH} is not understood"),
+    };
+    (table_mib >= 64.0).then(|| {
+        format!("rvs: notice: connection tables ({table_mib:.0} MiB per worker) on 4 KiB pages, slower with many flows: {why}")
+    })
+}
+
 /// The EAL command line for a config; `hugepages` says whether to use them.
 pub fn eal_args(cfg: &Config, hugepages: bool) -> Vec<String> {
     let lcores: Vec<String> = cfg.eal.lcores.iter().map(u32::to_string).collect();
@@ -283,14 +306,21 @@ pub fn run(
     // The capture the console and the socket start: 4,096 frames of room to the writer.
     let capture = rvs_core::capture::Capture::new(CAPTURE_SLOTS);
     let lb = (cfg.forward == ForwardMode::Lb).then(|| {
+        let table_mib = cfg.connections as f64
+            * rvs_core::conn::ConnTable::bytes_per_entry_of(cfg.connections, cfg.full_nat)
+            / f64::from(1 << 20);
         println!(
-            "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker",
+            "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker ({table_mib:.0} MiB each)",
             director.services.len(),
             director.dest_count(),
             cfg.limits.entries,
             cfg.limits.dests,
             cfg.connections
         );
+        let enabled = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+        if let Some(n) = thp_notice(enabled.as_deref().ok(), table_mib) {
+            eprintln!("{n}");
+        }
         LbShared {
             cell: cell.clone(),
             loads,
@@ -1055,6 +1085,26 @@ mod tests {
             text: text.into(),
         })
         .unwrap()
+    }
+
+    #[test]
+    fn large_tables_without_transparent_huge_pages_get_a_notice() {
+        assert_eq!(thp_mode("always [madvise] never\n"), Some("madvise"));
+        assert_eq!(thp_mode("[always] madvise never"), Some("always"));
+        assert_eq!(thp_mode("always madvise never"), None);
+        assert_eq!(thp_notice(Some("always [madvise] never\n"), 1000.0), None);
+        assert_eq!(thp_notice(Some("[always] madvise never\n"), 1000.0), None);
+        let off = thp_notice(Some("always madvise [never]\n"), 1000.0).unwrap();
+        assert!(
+            off.contains("1000 MiB per worker") && off.contains("says never"),
+            "{off}"
+        );
+        assert!(thp_notice(None, 1000.0).unwrap().contains("cannot be read"));
+        assert!(thp_notice(Some("garbage"), 1000.0)
+            .unwrap()
+            .contains("not understood"));
+        // A small table fits the TLB's reach anyway.
+        assert_eq!(thp_notice(Some("always madvise [never]"), 8.0), None);
     }
 
     #[test]
