@@ -114,15 +114,16 @@ fn thp_mode(enabled: &str) -> Option<&str> {
 /// huge pages: each random lookup then walks page tables for 4 KiB pages.
 fn thp_notice(enabled: Option<&str>, table_mib: f64) -> Option<String> {
     const PATH: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+    if table_mib < 64.0 {
+        return None;
+    }
     let why = match enabled.map(thp_mode) {
         None => format!("{PATH} cannot be read: the kernel has no transparent huge pages"),
         Some(Some("never")) => format!("{PATH} says never (echo madvise > {PATH} turns them on)"),
         Some(Some(_)) => return None,
         Some(None) => format!("{PATH} is not understood"),
     };
-    (table_mib >= 64.0).then(|| {
-        format!("rvs: notice: connection tables ({table_mib:.0} MiB per worker) on 4 KiB pages, slower with many flows: {why}")
-    })
+    Some(format!("rvs: notice: connection tables ({table_mib:.0} MiB per worker) on 4 KiB pages, slower with many flows: {why}"))
 }
 
 /// The EAL command line for a config; `hugepages` says whether to use them.

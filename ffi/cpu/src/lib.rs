@@ -5,16 +5,7 @@
 /// targets without a prefetch instruction).
 #[inline(always)]
 pub fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 only hints the cache; it reads nothing and never faults, and the
-    // address comes from a live reference.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (p as *const T).cast(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    prefetch_byte((p as *const T).cast());
 }
 
 /// As [`prefetch`] for every cache line holding the first `len` bytes of `*p` (at most
