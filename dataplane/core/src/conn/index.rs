@@ -19,9 +19,14 @@ struct Bucket {
     ids: [u32; WAYS],
 }
 
-/// The index is too full to place an entry (practically never at its sizing).
+/// Why [`FlowIndex::insert_unique`] placed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexFull;
+pub enum Refused {
+    /// An entry with the same key is there.
+    Present,
+    /// Too full to place it (practically never at the index's sizing).
+    Full,
+}
 
 pub struct FlowIndex {
     buckets: Vec<Bucket>,
@@ -124,15 +129,42 @@ impl FlowIndex {
         None
     }
 
-    /// Places `id` under `hash` (the caller has checked that its key is absent).
-    pub fn insert(&mut self, hash: u64, id: u32) -> Result<(), IndexFull> {
+    /// Places `id` under `hash` unless an id for which `is_key` holds is there: the check
+    /// for a clash and the placing in one pass over the key's two buckets.
+    #[inline]
+    pub fn insert_unique(
+        &mut self,
+        hash: u64,
+        id: u32,
+        mut is_key: impl FnMut(u32) -> bool,
+    ) -> Result<(), Refused> {
         let tag = tag_of(hash);
         let first = self.first(hash);
-        let second = self.other(first, tag);
-        if self.place(first, tag, id) || self.place(second, tag, id) {
-            return Ok(());
+        let mut free = None;
+        for b in [first, self.other(first, tag)] {
+            let bucket = &self.buckets[b];
+            if ways_with(bucket, tag).any(|w| is_key(bucket.ids[w])) {
+                return Err(Refused::Present);
+            }
+            if free.is_none() {
+                free = ways_with(bucket, EMPTY).next().map(|w| (b, w));
+            }
         }
-        // Both full: move entries to their other buckets along a path, undone if too long.
+        match free {
+            Some((b, w)) => {
+                let bucket = &mut self.buckets[b];
+                bucket.tags[w] = tag;
+                bucket.ids[w] = id;
+                Ok(())
+            }
+            None => self.insert_moving(first, tag, id),
+        }
+    }
+
+    /// Both of a key's buckets full: entries move to their other buckets along a path,
+    /// undone if it grows too long.
+    #[cold]
+    fn insert_moving(&mut self, first: usize, tag: u32, id: u32) -> Result<(), Refused> {
         let mut path = [(0usize, 0u8); MAX_MOVES];
         let (mut tag, mut id, mut b) = (tag, id, first);
         for (step, way) in path.iter_mut().enumerate() {
@@ -151,7 +183,7 @@ impl FlowIndex {
             std::mem::swap(&mut tag, &mut bucket.tags[usize::from(w)]);
             std::mem::swap(&mut id, &mut bucket.ids[usize::from(w)]);
         }
-        Err(IndexFull)
+        Err(Refused::Full)
     }
 
     fn place(&mut self, b: usize, tag: u32, id: u32) -> bool {
@@ -185,6 +217,7 @@ impl FlowIndex {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::hash_map::Entry;
     use std::collections::HashMap;
 
     #[test]
@@ -197,7 +230,7 @@ mod tests {
                 .rotate_left(17)
         };
         for i in 0..cap as u32 {
-            index.insert(hash(i), i).unwrap();
+            index.insert_unique(hash(i), i, |_| false).unwrap();
         }
         for i in 0..cap as u32 {
             assert_eq!(index.find(hash(i), |id| id == i), Some(i));
@@ -212,9 +245,17 @@ mod tests {
         let mut index = FlowIndex::new(64);
         // Same hash, different ids: up to two buckets' worth.
         for id in 0..16 {
-            index.insert(42, id).unwrap();
+            index.insert_unique(42, id, |i| i == id).unwrap();
         }
-        assert_eq!(index.insert(42, 16), Err(IndexFull), "no third bucket");
+        assert_eq!(
+            index.insert_unique(42, 16, |_| false),
+            Err(Refused::Full),
+            "no third bucket"
+        );
+        assert_eq!(
+            index.insert_unique(42, 99, |i| i == 9),
+            Err(Refused::Present)
+        );
         for id in 0..16 {
             assert_eq!(index.find(42, |i| i == id), Some(id));
         }
@@ -228,11 +269,17 @@ mod tests {
             // Few distinct hashes so buckets fill and entries move.
             let hash = |k: u32| u64::from(k % 97).wrapping_mul(0xff51_afd7_ed55_8ccd) ^ u64::from(k % 5) << 40;
             for (add, k) in ops {
-                if add && !model.contains_key(&k) {
-                    if index.insert(hash(k), k).is_ok() {
-                        model.insert(k, hash(k));
+                if add {
+                    let placed = index.insert_unique(hash(k), k, |i| i == k);
+                    match model.entry(k) {
+                        Entry::Occupied(_) => prop_assert_eq!(placed, Err(Refused::Present)),
+                        Entry::Vacant(v) => {
+                            if placed.is_ok() {
+                                v.insert(hash(k));
+                            }
+                        }
                     }
-                } else if !add {
+                } else {
                     prop_assert_eq!(index.remove(hash(k), k), model.remove(&k).is_some());
                 }
                 for (&k, &h) in &model {

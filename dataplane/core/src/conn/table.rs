@@ -13,7 +13,7 @@
 //! by evicting the oldest of them instead of refusing every newcomer (see the engine's SYN
 //! defence).
 
-use super::index::FlowIndex;
+use super::index::{FlowIndex, Refused};
 use crate::model::ForwardMethod;
 use hashbrown::DefaultHashBuilder;
 use std::hash::{BuildHasher, Hash};
@@ -65,9 +65,6 @@ pub mod proxy {
 /// Addresses are stored as 16 bytes; IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
 pub type Addr16 = [u8; 16];
 
-/// The first 12 bytes of an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
-const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-
 /// An address as one word (IPv4 mapped): the tables' keys are built from it.
 #[inline]
 pub fn addr_word(a: IpAddr) -> u128 {
@@ -85,9 +82,12 @@ pub fn addr16(a: IpAddr) -> Addr16 {
 
 #[inline]
 pub fn ip_of(a: &Addr16) -> IpAddr {
-    match a.split_first_chunk::<12>() {
-        Some((&V4_MAPPED, v4)) => IpAddr::from([v4[0], v4[1], v4[2], v4[3]]),
-        _ => IpAddr::from(*a),
+    // As one word: the IPv4-mapped prefix is a compare, not a 12-byte memcmp.
+    let w = u128::from_be_bytes(*a);
+    if w >> 32 == 0xffff {
+        IpAddr::from((w as u32).to_be_bytes())
+    } else {
+        IpAddr::from(w.to_be_bytes())
     }
 }
 
@@ -267,6 +267,13 @@ pub enum InsertError {
     /// Its key is taken: the same flow, or (reply side) a connection through another VIP
     /// between the same client and server endpoints, which the server could not tell apart.
     Clash,
+}
+
+fn refused(why: Refused) -> InsertError {
+    match why {
+        Refused::Present => InsertError::Clash,
+        Refused::Full => InsertError::Full,
+    }
 }
 
 /// A free slab entry: its `wheel_slot` says so, its `wheel_next` links the free list.
@@ -516,12 +523,21 @@ impl ConnTable {
     /// As [`ConnTable::lookup_in`] with the key's hash already known.
     #[inline]
     pub fn lookup_in_hashed(&self, key: &InKey, h: u64) -> Option<ConnId> {
-        let slots = &self.slots;
         self.by_in
-            .find(h, |i| {
-                Self::conn_at(slots, i).is_some_and(|c| c.in_key() == *key)
-            })
+            .find(h, |i| Self::holds_in(&self.slots, i, key))
             .map(ConnId)
+    }
+
+    /// Whether entry `i` is in use under client-side key `key`.
+    #[inline]
+    fn holds_in(slots: &[Conn], i: u32, key: &InKey) -> bool {
+        Self::conn_at(slots, i).is_some_and(|c| c.in_key() == *key)
+    }
+
+    /// Whether entry `i` is in use under reply-side key `key`.
+    #[inline]
+    fn holds_out(slots: &[Conn], locals: &[Local], i: u32, key: &OutKey) -> bool {
+        Self::conn_at(slots, i).is_some_and(|c| Self::reply_key(locals, i, c) == *key)
     }
 
     #[inline]
@@ -532,11 +548,8 @@ impl ConnTable {
     /// As [`ConnTable::lookup_out`] with the key's hash already known.
     #[inline]
     pub fn lookup_out_hashed(&self, key: &OutKey, h: u64) -> Option<ConnId> {
-        let (slots, locals) = (&self.slots, &self.locals);
         self.by_out
-            .find(h, |i| {
-                Self::conn_at(slots, i).is_some_and(|c| Self::reply_key(locals, i, c) == *key)
-            })
+            .find(h, |i| Self::holds_out(&self.slots, &self.locals, i, key))
             .map(ConnId)
     }
 
@@ -623,22 +636,26 @@ impl ConnTable {
         let in_key = conn.in_key();
         let in_hash = in_hash.unwrap_or_else(|| self.hash(&in_key));
         let indexed_out = conn.flags & flags::REPLY_INDEXED != 0;
-        let out_hash = if indexed_out { self.hash(&out_key) } else { 0 };
-        if self.lookup_in_hashed(&in_key, in_hash).is_some()
-            || (indexed_out && self.lookup_out_hashed(&out_key, out_hash).is_some())
-        {
-            return Err(InsertError::Clash);
-        }
         let next = match self.slots.get(id as usize) {
             Some(c) if c.wheel_slot == FREE => c.wheel_next,
             _ => return Err(InsertError::Full),
         };
-        if self.by_in.insert(in_hash, id).is_err() {
-            return Err(InsertError::Full);
-        }
-        if indexed_out && self.by_out.insert(out_hash, id).is_err() {
-            self.by_in.remove(in_hash, id);
-            return Err(InsertError::Full);
+        // Each index checks for the key and places the entry in one pass (entry `id` is
+        // free, so it matches no key meanwhile).
+        let slots = &self.slots;
+        self.by_in
+            .insert_unique(in_hash, id, |i| Self::holds_in(slots, i, &in_key))
+            .map_err(refused)?;
+        if indexed_out {
+            let out_hash = self.hasher.hash_one(out_key);
+            let locals = &self.locals;
+            let placed = self.by_out.insert_unique(out_hash, id, |i| {
+                Self::holds_out(slots, locals, i, &out_key)
+            });
+            if let Err(why) = placed {
+                self.by_in.remove(in_hash, id);
+                return Err(refused(why));
+            }
         }
         self.free_head = next;
         conn.flags &= !flags::EMBRYONIC;

@@ -24,6 +24,7 @@ mod icmp_errors;
 mod local;
 mod methods;
 mod neighbour;
+mod probe_map;
 mod routed;
 mod session;
 pub mod snapshot;

@@ -144,7 +144,9 @@ impl Engine {
         visited
     }
 
-    /// TCP state and timer upkeep for a packet of a connection.
+    /// TCP state and timer upkeep for a packet of a connection (inlined: most packets
+    /// change no state and only move the timer).
+    #[inline]
     pub(super) fn track(
         &mut self,
         id: crate::conn::ConnId,
@@ -165,26 +167,41 @@ impl Engine {
             _ => from,
         };
         if to != from {
-            if flow.proto == proto::TCP && to == TcpState::Established as u8 {
-                self.table.clear_embryonic(id);
-            }
-            let active = state_is_active(flow.proto, to);
-            if let Some(l) = loads.get(conn.dest as usize) {
-                account_active(l, state_is_active(flow.proto, from), active);
-            }
-            if let Some(c) = self.table.get_mut(id) {
-                c.state = to;
-                c.flags = if active {
-                    c.flags | flags::ACTIVE
-                } else {
-                    c.flags & !flags::ACTIVE
-                };
-            }
-            self.sync_note(id, now);
+            self.change_state(id, conn.dest, flow.proto, (from, to), now, loads);
         }
         let timeout = self.timeouts.of(flow.proto, to);
         self.table.set_expires(id, now.saturating_add(timeout));
         self.sync_refresh(id, now, timeout);
+    }
+
+    /// A connection's state moves `from` -> `to`: embryonic no more once established, its
+    /// server's active/inactive counts, its entry, and a sync message.
+    #[inline(never)]
+    fn change_state(
+        &mut self,
+        id: crate::conn::ConnId,
+        dest: u32,
+        proto_num: u8,
+        (from, to): (u8, u8),
+        now: u32,
+        loads: &[DestLoad],
+    ) {
+        if proto_num == proto::TCP && to == TcpState::Established as u8 {
+            self.table.clear_embryonic(id);
+        }
+        let active = state_is_active(proto_num, to);
+        if let Some(l) = loads.get(dest as usize) {
+            account_active(l, state_is_active(proto_num, from), active);
+        }
+        if let Some(c) = self.table.get_mut(id) {
+            c.state = to;
+            c.flags = if active {
+                c.flags | flags::ACTIVE
+            } else {
+                c.flags & !flags::ACTIVE
+            };
+        }
+        self.sync_note(id, now);
     }
 
     /// A connection ends before its timer (rescheduled SYN): counters and template.

@@ -2,6 +2,7 @@
 //! scheduler tables, the appliance's ports and addresses, routes and static neighbours.
 //! Immutable once built; workers switch to a new one at a burst boundary.
 
+use super::probe_map::ProbeMap;
 use crate::conn::{addr_word, Timeouts};
 use crate::model::RealServer;
 use crate::sched::{build_table, CachePool, SchedEvent, SchedKind, SchedTable};
@@ -245,7 +246,7 @@ impl AddrClass {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub services: Vec<Service>,
-    by_key: HashMap<(u128, u32), usize>,
+    by_key: ProbeMap<(u128, u32), usize>,
     /// Every address that is something to the appliance, by its 16-byte form (IPv4
     /// mapped: hashing a u128 is cheaper than an IpAddr), with [`AddrClass`] bits: VIPs;
     /// addresses VRRP manages and whether this box holds them (MASTER) now (a held one that
@@ -254,7 +255,7 @@ pub struct Snapshot {
     /// are looked up by the reply-side key first); VIPs whose traffic matching no service
     /// is dropped (the others hand it to the host's stack, as LVS does with a VIP it owns:
     /// `ssh VIP`, replies to the director). Every packet asks, once per address.
-    classes: HashMap<u128, u8>,
+    classes: ProbeMap<u128, u8>,
     pub ports: Vec<PortInfo>,
     /// Longest prefix first.
     pub routes: Vec<Route>,
@@ -263,7 +264,7 @@ pub struct Snapshot {
     pub timeouts: Timeouts,
     /// The next hops the configuration needs: real servers (not on the appliance) and
     /// gateways. Their neighbour entries are learned whenever they speak, and kept.
-    next_hops: HashMap<IpAddr, ()>,
+    next_hops: ProbeMap<u128, ()>,
     /// Members' outgoing port ranges on VIPs.
     member_ports: Vec<MemberPorts>,
     /// Source NAT for routed traffic, in order.
@@ -296,7 +297,7 @@ impl Snapshot {
             .filter(|(_, s)| !s.vaddr.is_unspecified())
             .map(|(i, s)| (service_key(s.proto, s.vaddr, s.vport), i))
             .collect();
-        let mut classes: HashMap<u128, u8> = services
+        let mut classes: ProbeMap<u128, u8> = services
             .iter()
             .filter(|s| !s.vaddr.is_unspecified())
             .map(|s| (addr_word(s.vaddr), AddrClass::VIP))
@@ -326,14 +327,16 @@ impl Snapshot {
                 f.locals.to_vec()
             };
             for a in addrs {
-                *classes.entry(addr_word(a)).or_default() |= AddrClass::LOCAL_END;
+                classes.update(addr_word(a), AddrClass::LOCAL_END, |c| {
+                    *c |= AddrClass::LOCAL_END
+                });
             }
         }
         let next_hops = services
             .iter()
             .flat_map(|s| s.servers.iter().map(|r| r.addr))
             .chain(routes.iter().filter_map(|r| r.gateway))
-            .map(|a| (a, ()))
+            .map(|a| (addr_word(a), ()))
             .collect();
         Snapshot {
             next_hops,
@@ -417,7 +420,7 @@ impl Snapshot {
 
     /// Gives `a` the class bits `bits` (besides those it has).
     fn mark_as(&mut self, a: IpAddr, bits: u8) {
-        *self.classes.entry(addr_word(a)).or_default() |= bits;
+        self.classes.update(addr_word(a), bits, |c| *c |= bits);
     }
 
     /// Takes the class bits `bits` from every address.
@@ -499,7 +502,7 @@ impl Snapshot {
     #[inline]
     /// A real server or a gateway of the configuration.
     pub fn is_next_hop(&self, a: IpAddr) -> bool {
-        self.next_hops.contains_key(&a)
+        self.next_hops.contains_key(&addr_word(a))
     }
 
     /// A VIP by its own address (a service's, a single-address mark's, a member range's),
