@@ -22,6 +22,7 @@ pub(super) fn rewrite_keeping_ttl(b: &mut [u8], flow: &Flow, side: Side, addr: I
     rewrite_side(b, flow, side, addr, port, false);
 }
 
+#[inline]
 fn rewrite_side(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, hop: bool) {
     let old_addr = if side == Side::Dst {
         flow.dst
@@ -35,6 +36,19 @@ fn rewrite_side(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, 
             return;
         }
     }
+    rewrite_side_general(b, flow, side, (old_addr, addr), port, hop);
+}
+
+/// [`rewrite_side`] for IPv6, fragments, SCTP and what is too short for the IPv4 one.
+#[inline(never)]
+fn rewrite_side_general(
+    b: &mut [u8],
+    flow: &Flow,
+    side: Side,
+    (old_addr, addr): (IpAddr, IpAddr),
+    port: u16,
+    hop: bool,
+) {
     let (old16, new16) = (addr_bytes16(old_addr), addr_bytes16(addr));
     let (old4, new4) = (addr_bytes4(old_addr), addr_bytes4(addr));
     let (old, new): (&[u8], &[u8]) = if flow.v6 {

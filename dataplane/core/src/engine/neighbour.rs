@@ -124,6 +124,7 @@ impl Engine {
     /// cache while its epoch is current; otherwise by route and neighbour lookup, cached.
     /// Without one, the packet's verdict: dropped for no route, or (next hop unresolved)
     /// turned into an ARP request / neighbour solicitation (see [`Engine::resolve`]).
+    #[inline]
     pub(super) fn next_hop<F: Frame>(
         &mut self,
         snap: &Snapshot,
@@ -144,6 +145,21 @@ impl Engine {
         if let Some(hop) = cached.and_then(|i| self.hops.get(usize::from(i))) {
             return Ok(*hop);
         }
+        self.next_hop_uncached(snap, id, dst, to_server, now, frame)
+    }
+
+    /// [`Engine::next_hop`] when the connection has none cached (its first packet that
+    /// way, or the neighbours changed since).
+    #[inline(never)]
+    fn next_hop_uncached<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        id: crate::conn::ConnId,
+        dst: IpAddr,
+        to_server: bool,
+        now: u32,
+        frame: &mut F,
+    ) -> Result<NextHop, Verdict> {
         let dst_word = crate::conn::addr_word(dst);
         if let Some(index) = self.dest_hop(dst_word) {
             if let Some(&hop) = self.hops.get(usize::from(index)) {

@@ -146,7 +146,7 @@ impl Engine {
 
     /// TCP state and timer upkeep for a packet of a connection (inlined: most packets
     /// change no state and only move the timer).
-    #[inline]
+    #[inline(always)]
     pub(super) fn track(
         &mut self,
         id: crate::conn::ConnId,
