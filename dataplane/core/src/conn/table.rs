@@ -170,6 +170,8 @@ pub struct Conn {
     pub hop_to_client: u16,
     /// When the connection sync daemon was last told about it (seconds).
     pub synced_at: u32,
+    /// The timer-wheel slot it is linked in, or [`FREE`] (every lookup reads it: hot).
+    wheel_slot: u16,
     /// Slab index of the persistence template controlling this connection, or NIL.
     pub template: u32,
     /// Templates: connections they control.
@@ -178,13 +180,12 @@ pub struct Conn {
     emb_prev: u32,
     wheel_next: u32,
     wheel_prev: u32,
-    wheel_slot: u16,
 }
 
 /// The leading bytes of a [`Conn`] an established connection's packet touches: its keys,
 /// what forwarding copies out ([`Conn::method`] .. [`Conn::dest`]), its deadline, cached
-/// next hops and sync time.
-pub const HOT_BYTES: usize = std::mem::offset_of!(Conn, template);
+/// next hops, sync time and whether the entry is in use (which a lookup checks).
+pub const HOT_BYTES: usize = std::mem::offset_of!(Conn, wheel_slot) + 2;
 
 impl Conn {
     #[allow(clippy::too_many_arguments)]
@@ -1039,6 +1040,7 @@ mod tests {
             offset_of!(Conn, hop_to_server) + 2,
             offset_of!(Conn, hop_to_client) + 2,
             offset_of!(Conn, synced_at) + 4,
+            offset_of!(Conn, wheel_slot) + size_of_val(&c.wheel_slot),
         ];
         assert_eq!(ends.into_iter().max(), Some(HOT_BYTES));
         for cold in [
@@ -1048,7 +1050,6 @@ mod tests {
             offset_of!(Conn, emb_prev),
             offset_of!(Conn, wheel_next),
             offset_of!(Conn, wheel_prev),
-            offset_of!(Conn, wheel_slot),
         ] {
             assert!(cold >= HOT_BYTES);
         }
