@@ -404,6 +404,29 @@ impl ConnTable {
         (self.emb_head != NIL).then_some(ConnId(self.emb_head))
     }
 
+    /// Asks for what evicting the oldest embryonic entry will touch, one eviction ahead (in
+    /// a SYN flood every new connection evicts one): the entry's index lines, its neighbours
+    /// on the timer wheel, its source's SYN counter, and the entry after it, whose own lines
+    /// the next call asks for (its keys are read here, from the entry brought in last time).
+    pub fn prefetch_oldest_embryonic(&self) {
+        let Some(c) = self.get(ConnId(self.emb_head)) else {
+            return;
+        };
+        self.by_in.prefetch(self.hash(&c.in_key()));
+        if c.flags & flags::REPLY_INDEXED != 0 {
+            let reply = Self::reply_key(&self.locals, self.emb_head, c);
+            self.by_out.prefetch(self.hash(&reply));
+        }
+        for n in [c.wheel_next, c.wheel_prev, c.emb_next] {
+            if let Some(e) = self.slots.get(n as usize) {
+                rvs_cpu::prefetch_first(e, std::mem::size_of::<Conn>());
+            }
+        }
+        if let Some(n) = self.emb_sources.get(self.source_slot(&c.caddr)) {
+            rvs_cpu::prefetch(n);
+        }
+    }
+
     /// Puts an entry at the end of the embryonic list (once).
     pub fn mark_embryonic(&mut self, id: ConnId) {
         let tail = self.emb_tail;

@@ -420,6 +420,8 @@ impl Engine {
             if let Some(oldest) = self.table.oldest_embryonic() {
                 self.release(oldest, loads);
                 self.counters.syn_evictions.add(1);
+                // The next SYN evicts the next oldest: its misses start now.
+                self.table.prefetch_oldest_embryonic();
             }
         }
         Ok(())
