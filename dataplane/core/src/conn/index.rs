@@ -102,14 +102,30 @@ impl FlowIndex {
     }
 
     /// The ids in a key's first bucket whose tag matches (its bucket in cache after
-    /// [`FlowIndex::prefetch`]), for the caller to prefetch their entries.
+    /// [`FlowIndex::prefetch`]), for the caller to prefetch their entries. With none there
+    /// the lookup will read the key's second bucket (the key is absent, as for a new
+    /// connection, or was placed there when its first was full): that line is asked for.
     #[inline]
     pub fn candidates(&self, hash: u64, mut each: impl FnMut(u32)) {
         let tag = tag_of(hash);
-        if let Some(b) = self.buckets.get(self.first(hash)) {
-            for w in ways_with(b, tag) {
-                each(b.ids[w]);
-            }
+        let first = self.first(hash);
+        let Some(b) = self.buckets.get(first) else {
+            return;
+        };
+        let mut mask = rvs_cpu::lanes_equal(&b.tags, tag);
+        if mask == 0 {
+            return self.prefetch_second(first, tag);
+        }
+        while mask != 0 {
+            each(b.ids[mask.trailing_zeros() as usize]);
+            mask &= mask - 1;
+        }
+    }
+
+    #[cold]
+    fn prefetch_second(&self, first: usize, tag: u32) {
+        if let Some(second) = self.buckets.get(self.other(first, tag)) {
+            rvs_cpu::prefetch(second);
         }
     }
 
