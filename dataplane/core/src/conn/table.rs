@@ -671,7 +671,7 @@ impl ConnTable {
             .insert_unique(in_hash, id, |i| Self::holds_in(slots, i, &in_key))
             .map_err(refused)?;
         if indexed_out {
-            let out_hash = self.hasher.hash_one(out_key);
+            let out_hash = self.hash(&out_key);
             let locals = &self.locals;
             let placed = self.by_out.insert_unique(out_hash, id, |i| {
                 Self::holds_out(slots, locals, i, &out_key)
