@@ -1254,6 +1254,58 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
     );
     assert_eq!(lab.run(0, &input), (Verdict::ToHost, input.clone()));
     assert_eq!(lab.engine.counters().dest_conns[14], 1);
+
+    // A server at an address VRRP manages is the appliance while VRRP holds the address
+    // here, not before; one at a loopback address always is.
+    let floating = [10, 0, 0, 250];
+    let to_vip = |last: u8, sport: u16| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            CLIENT,
+            [192, 168, 1, last],
+            64,
+            sport,
+            80,
+            true,
+            false,
+            b"",
+        )
+    };
+    let mut services = lab.snap.services.clone();
+    for (id, last, server) in [(20, 109, floating), (21, 110, [127, 0, 0, 1])] {
+        services.push(Service::new(
+            id,
+            6,
+            ip([192, 168, 1, last]),
+            80,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(id as usize, server, 80, ForwardMethod::Dr)],
+        ));
+    }
+    lab.snap = Snapshot::new(
+        services,
+        lab.snap.ports.clone(),
+        lab.snap.routes.clone(),
+        lab.snap.neighbours.clone(),
+    );
+    lab.snap.set_floating([(ip(floating), false)]);
+    lab.engine.adopt(&lab.snap);
+    let (v, _) = lab.run(0, &to_vip(109, 40101));
+    assert_ne!(
+        v,
+        Verdict::ToHost,
+        "the peer holds {floating:?}: a remote server"
+    );
+    let loopback = to_vip(110, 40102);
+    assert_eq!(lab.run(0, &loopback), (Verdict::ToHost, loopback.clone()));
+    lab.snap.set_floating([(ip(floating), true)]);
+    lab.engine.adopt(&lab.snap);
+    let held = to_vip(109, 40103);
+    assert_eq!(lab.run(0, &held), (Verdict::ToHost, held.clone()));
+    assert_eq!(lab.engine.counters().dest_conns[20], 2);
 }
 
 /// VRRP ownership: a VIP (and a floating gateway that is no VIP) held elsewhere is neither

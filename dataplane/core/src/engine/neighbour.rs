@@ -98,7 +98,7 @@ impl Engine {
 
     /// The hop index this epoch found towards `dst`, if still cached.
     #[inline]
-    fn dest_hop(&self, dst: u128) -> Option<u16> {
+    pub(super) fn dest_hop(&self, dst: u128) -> Option<u16> {
         let e = self.dest_hops[DestHop::slot(dst)];
         (e.addr == dst && e.index != NO_HOP).then_some(e.index)
     }

@@ -343,7 +343,7 @@ impl Engine {
             0
         };
         // Decided once per connection, not per packet.
-        if snap.is_local(s.addr) || s.addr.is_loopback() {
+        if snap.is_local_server(s) {
             f |= flags::LOCAL;
         }
         let mut c = Conn::new(
@@ -358,6 +358,11 @@ impl Engine {
         c.tunnel = s.tunnel;
         if let Some(t) = template {
             c.template = t.0;
+        }
+        // The server's next hop, when another connection found it in this epoch.
+        if let Some(index) = self.dest_hop(crate::conn::addr_word(s.addr)) {
+            c.hop_epoch = self.hop_epoch;
+            c.hop_to_server = index;
         }
         let expires = now.saturating_add(self.timeouts.of(flow.proto, 0));
         let full_nat = svc

@@ -265,6 +265,10 @@ pub struct Snapshot {
     /// The next hops the configuration needs: real servers (not on the appliance) and
     /// gateways. Their neighbour entries are learned whenever they speak, and kept.
     next_hops: ProbeMap<u128, ()>,
+    /// By real server id: the server is the appliance itself (IPVS's LOCALNODE): a port's
+    /// address, one VRRP holds here, or loopback. Kept with the addresses it depends on, so
+    /// a new connection asks one flag instead of an address lookup.
+    local_servers: Vec<bool>,
     /// Members' outgoing port ranges on VIPs.
     member_ports: Vec<MemberPorts>,
     /// Source NAT for routed traffic, in order.
@@ -338,8 +342,9 @@ impl Snapshot {
             .chain(routes.iter().filter_map(|r| r.gateway))
             .map(|a| (addr_word(a), ()))
             .collect();
-        Snapshot {
+        let mut snap = Snapshot {
             next_hops,
+            local_servers: Vec::new(),
             services,
             by_key,
             classes,
@@ -353,7 +358,29 @@ impl Snapshot {
             mark_prefixes: Vec::new(),
             ip_forward: false,
             sloppy_tcp: false,
+        };
+        snap.note_local_servers();
+        snap
+    }
+
+    /// Recomputes [`Snapshot::is_local_server`] after the addresses it depends on changed.
+    fn note_local_servers(&mut self) {
+        let mut local = Vec::new();
+        for s in self.services.iter().flat_map(|s| s.servers.iter()) {
+            if self.is_local(s.addr) || s.addr.is_loopback() {
+                if local.len() <= s.id {
+                    local.resize(s.id + 1, false);
+                }
+                local[s.id] = true;
+            }
         }
+        self.local_servers = local;
+    }
+
+    /// Whether real server `s` is the appliance itself (its connections are LOCALNODE).
+    #[inline]
+    pub fn is_local_server(&self, s: &RealServer) -> bool {
+        self.local_servers.get(s.id).copied().unwrap_or(false)
     }
 
     /// Sets the firewall-mark rules with the services they select (indexes into
@@ -535,6 +562,7 @@ impl Snapshot {
             let held = if held { AddrClass::HELD } else { 0 };
             self.mark_as(a, AddrClass::FLOATING | held);
         }
+        self.note_local_servers();
     }
 
     /// Whether VRRP manages `a` (Some) and this box holds it (true).

@@ -214,7 +214,7 @@ impl Engine {
         } else {
             0
         };
-        if !template && (snap.is_local(server.addr) || server.addr.is_loopback()) {
+        if !template && snap.is_local_server(server) {
             f |= flags::LOCAL;
         }
         if !template && active {
