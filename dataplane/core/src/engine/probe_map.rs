@@ -1,7 +1,7 @@
 //! A small open-addressing map for the snapshot's per-packet lookups (what an address is to
 //! the appliance, the service of an address and port, the next hops): the keys are words,
-//! a lookup is a fold, a multiply and nearly always one probe. At most half full, so a
-//! probe for an absent key meets an empty slot soon. Built on the control side, read by the
+//! a lookup is a fold, a multiply and nearly always one probe. At most a quarter full, so a
+//! probe for an absent key (most source addresses) meets an empty slot at once. Built on the control side, read by the
 //! workers; the multiplier's seed is random per map, so which keys share a run of slots
 //! cannot be known from outside.
 
@@ -38,7 +38,7 @@ pub(super) struct ProbeMap<K, V> {
 
 impl<K: ProbeKey, V: Copy> Default for ProbeMap<K, V> {
     fn default() -> Self {
-        ProbeMap::with_slots(2)
+        ProbeMap::with_slots(4)
     }
 }
 
@@ -54,7 +54,7 @@ impl<K: ProbeKey, V: Copy> FromIterator<(K, V)> for ProbeMap<K, V> {
 
 impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
     fn with_slots(n: usize) -> Self {
-        debug_assert!(n.is_power_of_two() && n >= 2);
+        debug_assert!(n.is_power_of_two() && n >= 4);
         let seed = std::collections::hash_map::RandomState::new().hash_one(n);
         ProbeMap {
             slots: vec![None; n].into_boxed_slice(),
@@ -74,7 +74,7 @@ impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
     fn slot_of(&self, k: K) -> usize {
         let mask = self.slots.len() - 1;
         let mut i = self.home(k);
-        // Never full (at most half), so an empty slot ends every probe.
+        // Never full (at most a quarter), so an empty slot ends every probe.
         loop {
             match &self.slots[i] {
                 Some((key, _)) if *key != k => i = (i + 1) & mask,
@@ -104,7 +104,7 @@ impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
             empty => {
                 *empty = Some((k, new));
                 self.len += 1;
-                if self.len * 2 > self.slots.len() {
+                if self.len * 4 > self.slots.len() {
                     self.rebuild(self.slots.len() * 2);
                 }
             }
@@ -173,7 +173,7 @@ mod tests {
                     _ => prop_assert_eq!(map.get(&key(k)), model.get(&key(k))),
                 }
                 prop_assert_eq!(map.len, model.len());
-                prop_assert!(map.len * 2 <= map.slots.len());
+                prop_assert!(map.len * 4 <= map.slots.len());
             }
             for (k, v) in &model {
                 prop_assert_eq!(map.get(k), Some(v));
