@@ -2288,6 +2288,9 @@ fn sloppy_tcp_takes_over_mid_flow() {
         .expect("a connection for the mid-flow segment");
     assert_eq!(rvs_core::conn::state_name(c.proto, c.state), "ESTABLISHED");
     assert_eq!(lab.engine.counters().new_conns, 1);
+    // Opened established: counted active at once, never embryonic.
+    rvs_testkit::invariants::loads_match_table(&lab).unwrap();
+    assert_eq!(lab.engine.table.embryonic_len(), 0);
     assert_eq!(
         lab.run(0, &ack(41001, true)).0,
         Verdict::Drop(DropReason::NoConnection),

@@ -552,7 +552,7 @@ impl Engine {
                     return None;
                 }
                 let id = self.table.lookup_in_hashed(&in_key(flow), h)?;
-                Some(self.forward_conn_to_server(snap, loads, now, id, flow, frame))
+                Some(self.forward_conn_to_server(snap, loads, now, (id, Tracked::No), flow, frame))
             }
             // A reply: to a client or to a full-NAT/SNAT local end. A server on the
             // appliance itself answers through the host, never through here.

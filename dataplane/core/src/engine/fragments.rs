@@ -171,7 +171,7 @@ impl Engine {
             return self.drop(DropReason::Fragment);
         }
         if to_server {
-            self.forward_conn_to_server(snap, loads, now, conn, &flow, frame)
+            self.forward_conn_to_server(snap, loads, now, (conn, Tracked::No), &flow, frame)
         } else {
             self.forward_to_client(snap, loads, now, conn, &flow, frame)
         }

@@ -199,7 +199,7 @@ impl Engine {
                 }
             }
         };
-        Some(self.forward_conn_to_server(snap, loads, now, id, &flow, frame))
+        Some(self.forward_conn_to_server(snap, loads, now, (id, Tracked::No), &flow, frame))
     }
 
     fn new_snat(

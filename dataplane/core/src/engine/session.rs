@@ -91,6 +91,39 @@ pub(super) fn call_id_addr(call_id: &[u8]) -> [u8; 16] {
 }
 
 /// The drop a refused insert counts as.
+/// Whether a packet's state change has been made on its connection already (the opening
+/// packet's is, as [`Engine::new_conn`] makes the entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tracked {
+    No,
+    Yes,
+}
+
+/// The direction IPVS's state tables take a client's packet in: NAT sees both ways, DR and
+/// TUN only the client's.
+#[inline]
+pub(super) fn client_direction(method: ForwardMethod) -> Direction {
+    if method == ForwardMethod::Nat {
+        Direction::Input
+    } else {
+        Direction::InputOnly
+    }
+}
+
+/// The state an opening packet (a SYN, an INIT; with sloppy TCP any segment) gives a new
+/// connection, as tracking it on an entry in no state would.
+#[inline]
+fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
+    let dir = client_direction(method);
+    match flow.proto {
+        proto::TCP => transition(dir, TcpState::None, flow.tcp_flags) as u8,
+        proto::SCTP => flow.sctp_chunk.map_or(0, |chunk| {
+            sctp_transition(dir, SctpState::None, chunk) as u8
+        }),
+        _ => 0,
+    }
+}
+
 fn drop_reason(e: crate::conn::InsertError) -> DropReason {
     match e {
         crate::conn::InsertError::Full => DropReason::TableFull,
@@ -346,6 +379,13 @@ impl Engine {
         if snap.is_local_server(s) {
             f |= flags::LOCAL;
         }
+        // The opening packet's own state change is made here, with the entry (the caller
+        // does not track this packet again).
+        let first = opening_state(flow, s.method);
+        let active = state_is_active(flow.proto, first);
+        if active {
+            f |= flags::ACTIVE;
+        }
         let mut c = Conn::new(
             key,
             addr16(s.addr),
@@ -356,6 +396,7 @@ impl Engine {
             f,
         );
         c.tunnel = s.tunnel;
+        c.state = first;
         if let Some(t) = template {
             c.template = t.0;
         }
@@ -364,7 +405,7 @@ impl Engine {
             c.hop_epoch = self.hop_epoch;
             c.hop_to_server = index;
         }
-        let expires = now.saturating_add(self.timeouts.of(flow.proto, 0));
+        let expires = now.saturating_add(self.timeouts.of(flow.proto, first));
         let full_nat = svc
             .full_nat
             .as_ref()
@@ -392,15 +433,16 @@ impl Engine {
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
         }
-        if flow.proto == proto::TCP {
+        if flow.proto == proto::TCP && first != TcpState::Established as u8 {
             self.table.mark_embryonic(id);
         }
         if let Some(l) = loads.get(s.id) {
             l.bind();
+            account_active(l, false, active);
         }
         self.counters.connection(usize::from(entry_id), s.id);
-        // TCP and SCTP are noted at their first state change, which follows at once.
-        if flow.proto != proto::TCP && flow.proto != proto::SCTP {
+        // TCP and SCTP are noted once they have a state (as at any later change).
+        if first != 0 || (flow.proto != proto::TCP && flow.proto != proto::SCTP) {
             self.sync_note(id, now);
         }
         Ok(id)
