@@ -517,9 +517,8 @@ impl Engine {
         let Some(conn) = self.table.get(id).map(|c| Binding::of(c, c.daddr, c.dport)) else {
             return self.drop(DropReason::NoConnection);
         };
-        let method = conn.method;
         if tracked == Tracked::No {
-            self.track(id, &conn, client_direction(method), flow, now, loads);
+            self.track(id, &conn, client_direction(conn.method), flow, now, loads);
         }
         if conn.flags & flags::ONE_PACKET != 0 {
             if flow.frag == Frag::Whole {

@@ -1,9 +1,9 @@
 //! A small open-addressing map for the snapshot's per-packet lookups (what an address is to
 //! the appliance, the service of an address and port, the next hops): the keys are words,
 //! a lookup is a fold, a multiply and nearly always one probe. At most a quarter full, so a
-//! probe for an absent key (most source addresses) meets an empty slot at once. Built on the control side, read by the
-//! workers; the multiplier's seed is random per map, so which keys share a run of slots
-//! cannot be known from outside.
+//! probe for an absent key (most source addresses) meets an empty slot at once. Built on the
+//! control side, read by the workers; the multiplier's seed is random per map, so which keys
+//! share a run of slots cannot be known from outside.
 
 use std::hash::BuildHasher;
 

@@ -90,7 +90,6 @@ pub(super) fn call_id_addr(call_id: &[u8]) -> [u8; 16] {
     out
 }
 
-/// The drop a refused insert counts as.
 /// Whether a packet's state change has been made on its connection already (the opening
 /// packet's is, as [`Engine::new_conn`] makes the entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,20 +109,27 @@ pub(super) fn client_direction(method: ForwardMethod) -> Direction {
     }
 }
 
+/// The state a packet moves a connection in state `from` to; None for an SCTP packet
+/// without chunks, which changes neither state nor timer (as IPVS).
+#[inline(always)]
+fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
+    match flow.proto {
+        proto::TCP => Some(transition(dir, TcpState::from_u8(from), flow.tcp_flags) as u8),
+        proto::SCTP => flow
+            .sctp_chunk
+            .map(|chunk| sctp_transition(dir, SctpState::from_u8(from), chunk) as u8),
+        _ => Some(from),
+    }
+}
+
 /// The state an opening packet (a SYN, an INIT; with sloppy TCP any segment) gives a new
 /// connection, as tracking it on an entry in no state would.
 #[inline]
 fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
-    let dir = client_direction(method);
-    match flow.proto {
-        proto::TCP => transition(dir, TcpState::None, flow.tcp_flags) as u8,
-        proto::SCTP => flow.sctp_chunk.map_or(0, |chunk| {
-            sctp_transition(dir, SctpState::None, chunk) as u8
-        }),
-        _ => 0,
-    }
+    state_after(client_direction(method), flow, 0).unwrap_or(0)
 }
 
+/// The drop a refused insert counts as.
 fn drop_reason(e: crate::conn::InsertError) -> DropReason {
     match e {
         crate::conn::InsertError::Full => DropReason::TableFull,
@@ -190,14 +196,8 @@ impl Engine {
         loads: &[DestLoad],
     ) {
         let from = conn.state;
-        let to = match flow.proto {
-            proto::TCP => transition(dir, TcpState::from_u8(from), flow.tcp_flags) as u8,
-            proto::SCTP => match flow.sctp_chunk {
-                Some(chunk) => sctp_transition(dir, SctpState::from_u8(from), chunk) as u8,
-                // A packet without chunks changes neither state nor timer (as IPVS).
-                None => return,
-            },
-            _ => from,
+        let Some(to) = state_after(dir, flow, from) else {
+            return;
         };
         if to != from {
             self.change_state(id, conn.dest, flow.proto, (from, to), now, loads);
