@@ -13,42 +13,29 @@ pub(super) enum Side {
 
 /// NAT rewrite of one side's address and port, TTL / hop limit decremented, every checksum
 /// updated incrementally.
+#[inline(always)]
 pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
-    rewrite_side(b, flow, side, addr, port, true);
+    if !rewrite_v4(b, flow, side, addr, port, true) {
+        rewrite_side_general(b, flow, side, addr, port, true);
+    }
 }
 
 /// The other side's rewrite of full NAT (the TTL was decremented by the first).
-pub(super) fn rewrite_keeping_ttl(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
-    rewrite_side(b, flow, side, addr, port, false);
-}
-
 #[inline]
-fn rewrite_side(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, hop: bool) {
-    let old_addr = if side == Side::Dst {
-        flow.dst
-    } else {
-        flow.src
-    };
-    if let (IpAddr::V4(old), IpAddr::V4(new), Frag::Whole, proto::TCP | proto::UDP) =
-        (old_addr, addr, flow.frag, flow.proto)
-    {
-        if rewrite_v4(b, flow, side, (old.into(), new.into()), port, hop) {
-            return;
-        }
+pub(super) fn rewrite_keeping_ttl(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
+    if !rewrite_v4(b, flow, side, addr, port, false) {
+        rewrite_side_general(b, flow, side, addr, port, false);
     }
-    rewrite_side_general(b, flow, side, (old_addr, addr), port, hop);
 }
 
-/// [`rewrite_side`] for IPv6, fragments, SCTP and what is too short for the IPv4 one.
+/// [`rewrite`] for IPv6, fragments, SCTP and what is too short for the IPv4 one.
+#[cold]
 #[inline(never)]
-fn rewrite_side_general(
-    b: &mut [u8],
-    flow: &Flow,
-    side: Side,
-    (old_addr, addr): (IpAddr, IpAddr),
-    port: u16,
-    hop: bool,
-) {
+fn rewrite_side_general(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, hop: bool) {
+    let old_addr = match side {
+        Side::Dst => flow.dst,
+        Side::Src => flow.src,
+    };
     let (old16, new16) = (addr_bytes16(old_addr), addr_bytes16(addr));
     let (old4, new4) = (addr_bytes4(old_addr), addr_bytes4(addr));
     let (old, new): (&[u8], &[u8]) = if flow.v6 {
@@ -104,23 +91,27 @@ fn rewrite_side_general(
     }
 }
 
-/// A whole IPv4 TCP/UDP datagram's rewrite with 32-bit addresses: the address, port and
-/// TTL written, the header checksum and the L4 checksum each updated once by the sum of
-/// the changes (RFC 1624). False when the frame is too short for the flow's offsets (the
-/// general path then finds the same).
-#[inline]
-fn rewrite_v4(
-    b: &mut [u8],
-    flow: &Flow,
-    side: Side,
-    (old, new): (u32, u32),
-    port: u16,
-    hop: bool,
-) -> bool {
+/// A whole IPv4 TCP/UDP datagram's rewrite: the address, port and TTL written, the header
+/// checksum and the L4 checksum each updated once by the sum of the changes (RFC 1624).
+/// The sums are taken over the words as they lie in memory (a ones'-complement sum does
+/// not depend on byte order, RFC 1071), so nothing is byte-swapped. False, with nothing
+/// written, for anything else or a frame too short for the flow's offsets (the general
+/// rewrite then handles or refuses it).
+#[inline(always)]
+fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, hop: bool) -> bool {
+    let old_addr = match side {
+        Side::Dst => flow.dst,
+        Side::Src => flow.src,
+    };
+    let (IpAddr::V4(old), IpAddr::V4(new), Frag::Whole, proto::TCP | proto::UDP) =
+        (old_addr, addr, flow.frag, flow.proto)
+    else {
+        return false;
+    };
+    let tcp = flow.proto == proto::TCP;
     let (l3, l4) = (flow.l3, flow.l4);
-    let l4_needed = if flow.proto == proto::TCP { 18 } else { 8 };
-    // Everything checked before anything is written (false: the general rewrite).
-    if l4 < l3 + ipv4::MIN_HEADER_LEN || b.len() < l4 + l4_needed {
+    // Everything checked before anything is written.
+    if l4 < l3 + ipv4::MIN_HEADER_LEN || b.len() < l4 + if tcp { 18 } else { 8 } {
         return false;
     }
     // Fixed-size views of the two headers: every access below is at a constant offset.
@@ -135,7 +126,11 @@ fn rewrite_v4(
         Side::Src => (12, 0),
         Side::Dst => (16, 2),
     };
-    let word = |h: &[u8], at: usize| u32::from(u16::from_be_bytes([h[at], h[at + 1]]));
+    let word = |h: &[u8], at: usize| u32::from(u16::from_ne_bytes([h[at], h[at + 1]]));
+    let (old, new) = (
+        u32::from_ne_bytes(old.octets()),
+        u32::from_ne_bytes(new.octets()),
+    );
     // ~m + m' for the address's two words.
     let addr_sum = (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     let mut ip_sum = addr_sum;
@@ -144,27 +139,26 @@ fn rewrite_v4(
         ip[8] = flow.ttl.saturating_sub(1);
         ip_sum += (!ttl_word & 0xffff) + word(ip, 8);
     }
-    ip[addr_at..addr_at + 4].copy_from_slice(&new.to_be_bytes());
-    let ip_check = word(ip, 10) as u16;
-    ip[10..12].copy_from_slice(&checksum::adjust(ip_check, ip_sum).to_be_bytes());
+    ip[addr_at..addr_at + 4].copy_from_slice(&new.to_ne_bytes());
+    let ip_check = checksum::adjust(word(ip, 10) as u16, ip_sum);
+    ip[10..12].copy_from_slice(&ip_check.to_ne_bytes());
     let old_port = word(ports, port_at);
     ports[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
-    let l4_sum = addr_sum + (!old_port & 0xffff) + u32::from(port);
-    if flow.proto == proto::UDP {
+    let l4_sum = addr_sum + (!old_port & 0xffff) + word(ports, port_at);
+    if !tcp {
         // UDP over IPv4 may carry none (zero), which stays none; a computed zero is sent
         // as all ones.
         let check = word(ports, 6) as u16;
         if check != 0 {
             let c = checksum::adjust(check, l4_sum);
-            ports[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+            ports[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_ne_bytes());
         }
         return true;
     }
     let Some(check) = array_mut::<2>(tail, 16) else {
         return false;
     };
-    let c = checksum::adjust(u16::from_be_bytes(*check), l4_sum);
-    *check = c.to_be_bytes();
+    *check = checksum::adjust(u16::from_ne_bytes(*check), l4_sum).to_ne_bytes();
     true
 }
 
