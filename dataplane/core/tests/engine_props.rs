@@ -197,4 +197,15 @@ proptest! {
             prop_assert!(false, "{}", e);
         }
     }
+
+    /// An established packet forwarded by the fast lane leaves the same frame, verdict,
+    /// counters and entries as the general path.
+    #[test]
+    fn the_fast_lane_is_the_general_path(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+        match rvs_testkit::invariants::fast_lane_agrees(&data) {
+            Err(e) => prop_assert!(false, "{}", e),
+            // At least the data segments of one connection.
+            Ok(established) => prop_assert!(established >= 3 || data.len() < 32, "{} established", established),
+        }
+    }
 }

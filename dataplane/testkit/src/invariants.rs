@@ -354,16 +354,13 @@ pub fn run_bytes(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the specs drawn from `data` twice, on two identical labs: frame by frame through
-/// `process`, and in bursts of up to eight through the worker's stages (every frame
-/// parsed and its key hashed, then every entry prefetched, then `process_parsed` one
-/// after another, as a burst sees the table change under it), then all again at once;
-/// the verdicts and frames must be the same.
-pub fn staged_agrees(data: &[u8]) -> Result<(), String> {
+/// The specs drawn from `data` (at most 24), then each intact, each from a client to a VIP
+/// and each as a real server's answer to a client (connections made, met and replied
+/// to), then everything again at once; and whether the lab is the router (the first
+/// byte odd).
+fn conversation(data: &[u8]) -> (bool, Vec<FrameSpec>) {
     let mut u = Unstructured::new(data);
     let router = data.first().is_some_and(|b| b & 1 == 1);
-    let lab = || if router { Lab::router() } else { Lab::new() };
-    let (mut one, mut staged) = (lab(), lab());
     let mut specs = Vec::new();
     while let Ok(spec) = FrameSpec::arbitrary(&mut u) {
         specs.push(spec);
@@ -371,8 +368,6 @@ pub fn staged_agrees(data: &[u8]) -> Result<(), String> {
             break;
         }
     }
-    // Then each intact, each from a client to a VIP and each as a real server's answer
-    // to a client (connections made, met and replied to), then everything again at once.
     let intact = |s: &FrameSpec| FrameSpec {
         truncate: None,
         corrupt: None,
@@ -398,6 +393,163 @@ pub fn staged_agrees(data: &[u8]) -> Result<(), String> {
     specs.extend(more);
     let replay: Vec<FrameSpec> = specs.iter().map(intact).collect();
     specs.extend(replay);
+    (router, specs)
+}
+
+/// Connections drawn from `data` and played out, interleaved: for each spec, a client
+/// of the NAT, DR or TUN service (IPv4) or the IPv6 NAT one opens a connection, sends data
+/// (the spec's TTL, which may be 1, and payload), gets NAT replies, and ends it with a FIN
+/// or an RST; then everything again. Most packets are of established connections.
+fn sessions(data: &[u8]) -> Vec<FrameSpec> {
+    let mut u = Unstructured::new(data);
+    let mut lanes: Vec<Vec<FrameSpec>> = Vec::new();
+    while let Ok(s) = FrameSpec::arbitrary(&mut u) {
+        let kind = s.dport % 4;
+        let (vip, vport, tcp) = match kind {
+            0 => (0, 0, true),  // 192.168.1.100:80, NAT
+            1 => (1, 0, true),  // 192.168.1.101:80, DR
+            2 => (2, 2, false), // 192.168.1.102:53, TUN (UDP)
+            _ => (0, 0, true),  // VIP6:80, NAT
+        };
+        let nat = kind == 0 || kind == 3;
+        let from_client = |flags: u8, ttl: u8, payload: u8| FrameSpec {
+            port: false,
+            v6: kind == 3,
+            src: Addr::Client(s.sport),
+            dst: Addr::Vip(vip),
+            l4: if tcp { L4::Tcp { flags } } else { L4::Udp },
+            sport: 4 + s.sport % 2,
+            dport: vport,
+            ttl,
+            payload,
+            truncate: None,
+            corrupt: None,
+            wait: 0,
+        };
+        // The real server 10.0.0.2:8080 (RS6 for IPv6) answering the client.
+        let from_server = |flags: u8, ttl: u8, payload: u8| FrameSpec {
+            port: true,
+            src: Addr::Server(0),
+            dst: Addr::Client(s.sport),
+            sport: 3,
+            dport: 4 + s.sport % 2,
+            ..from_client(flags, ttl, payload)
+        };
+        let (syn, ack, fin, rst) = (1, 2, 4 | 2, 8);
+        let mut lane = vec![from_client(syn, 64, 0)];
+        if nat {
+            lane.push(from_server(syn | ack, 64, 0));
+        }
+        lane.push(from_client(ack, 64, 0));
+        for i in 0..3 {
+            lane.push(from_client(ack, if i == 1 { s.ttl } else { 64 }, s.payload));
+            if nat {
+                lane.push(from_server(ack, if i == 2 { s.ttl } else { 64 }, s.payload));
+            }
+        }
+        lane.push(from_client(if s.ttl & 1 == 0 { fin } else { rst }, 64, 0));
+        if nat {
+            lane.push(from_server(fin, 64, 0));
+        }
+        lane.push(from_client(ack, 64, 0));
+        if let Some(first) = lane.first_mut() {
+            first.wait = s.wait % 4;
+        }
+        lanes.push(lane);
+        if u.is_empty() || lanes.len() >= 8 {
+            break;
+        }
+    }
+    let longest = lanes.iter().map(Vec::len).max().unwrap_or(0);
+    let mut specs: Vec<FrameSpec> = (0..longest)
+        .flat_map(|i| lanes.iter().filter_map(move |l| l.get(i).cloned()))
+        .collect();
+    specs.extend(specs.clone());
+    specs
+}
+
+/// Runs the specs of [`sessions`] on two identical labs, one as workers run (an
+/// established packet whose next hop is cached takes the engine's fast lane), the other
+/// with every connection's cached next hop made stale before each packet (so every packet
+/// takes the general path); the verdicts, frames, counters and connection entries (state,
+/// flags, deadline) must be the same after every packet. How many packets the lane could
+/// have taken (forwarded established ones) is returned, for the caller to require some.
+pub fn fast_lane_agrees(data: &[u8]) -> Result<usize, String> {
+    let specs = sessions(data);
+    let lab = Lab::new;
+    let (mut fast, mut general) = (lab(), lab());
+    let entries = |lab: &Lab| {
+        let mut v: Vec<_> = lab
+            .engine
+            .table
+            .iter()
+            .map(|(id, c)| (id.0, c.state, c.flags, c.expires, c.dest, c.daddr, c.dport))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut now = 1;
+    let mut established = 0;
+    for spec in &specs {
+        if spec.wait > 0 {
+            now += u32::from(spec.wait);
+            fast.engine.expire(now, 1 << 16, &fast.loads);
+            general.engine.expire(now, 1 << 16, &general.loads);
+        }
+        let before = fast.engine.table.len();
+        let input = spec.build();
+        let (mut f, mut g) = (VecFrame::new(&input), VecFrame::new(&input));
+        // As a worker: parsed and hashed first (only a hashed packet may take the lane).
+        let p = fast.engine.parse(&fast.snap, &input);
+        let got =
+            fast.engine
+                .process_parsed(&fast.snap, &fast.loads, now, spec.in_port(), &p, &mut f);
+        // Taking the same snapshot again starts a new next-hop epoch: nothing else changes.
+        general.engine.adopt(&general.snap);
+        let p = general.engine.parse(&general.snap, &input);
+        let want = general.engine.process_parsed(
+            &general.snap,
+            &general.loads,
+            now,
+            spec.in_port(),
+            &p,
+            &mut g,
+        );
+        if (got, f.bytes()) != (want, g.bytes()) {
+            return Err(format!(
+                "fast lane {got:?} {:02x?}, general path {want:?} {:02x?}, on {spec:?}",
+                f.bytes(),
+                g.bytes()
+            ));
+        }
+        if fast.engine.counters() != general.engine.counters() {
+            return Err(format!("the counters differ after {spec:?}"));
+        }
+        if entries(&fast) != entries(&general) {
+            return Err(format!(
+                "the entries differ after {spec:?}: {:?} / {:?}",
+                entries(&fast),
+                entries(&general)
+            ));
+        }
+        let plain =
+            matches!(spec.l4, L4::Udp) || matches!(spec.l4, L4::Tcp { flags } if flags == 2);
+        if plain && matches!(got, Verdict::Forward { .. }) && fast.engine.table.len() == before {
+            established += 1;
+        }
+    }
+    Ok(established)
+}
+
+/// Runs the specs of [`conversation`] on two identical labs: frame by frame through
+/// `process`, and in bursts of up to eight through the worker's stages (every frame
+/// parsed and its key hashed, then every entry prefetched, then `process_parsed` one
+/// after another, as a burst sees the table change under it); the verdicts and frames
+/// must be the same.
+pub fn staged_agrees(data: &[u8]) -> Result<(), String> {
+    let (router, specs) = conversation(data);
+    let lab = || if router { Lab::router() } else { Lab::new() };
+    let (mut one, mut staged) = (lab(), lab());
     let mut now = 1;
     // Bursts end where time moves (expiry runs between passes).
     for burst in specs.chunk_by(|_, b| b.wait == 0) {

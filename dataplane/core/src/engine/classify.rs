@@ -512,12 +512,29 @@ impl Engine {
         p: &Parsed,
         frame: &mut F,
     ) -> Verdict {
+        if let Parse::Ip(flow) = &p.0 {
+            if let Some(v) = self.established(snap, loads, now, flow, frame) {
+                return v;
+            }
+        }
+        self.process_general(snap, loads, now, port, p, frame)
+    }
+
+    /// [`Engine::process_parsed`] for what is not a packet of a known connection: out of
+    /// line, so that the established path stays small.
+    #[inline(never)]
+    fn process_general<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        port: u16,
+        p: &Parsed,
+        frame: &mut F,
+    ) -> Verdict {
         match &p.0 {
             Parse::Arp { l3 } => self.arp(snap, now, port, *l3, frame),
-            Parse::Ip(flow) => match self.established(snap, loads, now, flow, frame) {
-                Some(v) => v,
-                None => self.ip(snap, loads, now, port, *flow, frame),
-            },
+            Parse::Ip(flow) => self.ip(snap, loads, now, port, *flow, frame),
             Parse::Bad(r) => self.drop(*r),
             Parse::Other => Verdict::ToHost,
         }
@@ -552,6 +569,9 @@ impl Engine {
                     return None;
                 }
                 let id = self.table.lookup_in_hashed(&in_key(flow), h)?;
+                if let Some(v) = self.forward_fast(snap, now, (id, true), flow, frame) {
+                    return Some(v);
+                }
                 Some(self.forward_conn_to_server(snap, loads, now, (id, Tracked::No), flow, frame))
             }
             // A reply: to a client or to a full-NAT/SNAT local end. A server on the
@@ -560,6 +580,9 @@ impl Engine {
                 let id = self.table.lookup_out_hashed(&out_key(flow), h)?;
                 if self.table.get(id)?.flags & flags::LOCAL != 0 {
                     return None;
+                }
+                if let Some(v) = self.forward_fast(snap, now, (id, false), flow, frame) {
+                    return Some(v);
                 }
                 Some(self.forward_to_client(snap, loads, now, id, flow, frame))
             }

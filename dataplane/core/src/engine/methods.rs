@@ -434,22 +434,23 @@ impl Engine {
     }
 
     /// Client -> real server.
+    #[inline(always)]
     pub(super) fn forward_to_server<F: Frame>(
         &mut self,
         snap: &Snapshot,
         loads: &[DestLoad],
         now: u32,
-        flow: Flow,
+        flow: &Flow,
         frame: &mut F,
     ) -> Verdict {
-        let key = in_key(&flow);
+        let key = in_key(flow);
         let mut found = match flow.in_hash() {
             Some(h) => self.table.lookup_in_hashed(&key, h),
             None => self.table.lookup_in(&key),
         };
         // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection, an INIT on a CLOSED
         // association, starts a new one.
-        let reopens = matches!(flow.proto, proto::TCP | proto::SCTP) && opens_connection(&flow);
+        let reopens = matches!(flow.proto, proto::TCP | proto::SCTP) && opens_connection(flow);
         if let (Some(id), true) = (found, reopens) {
             let ended = self.table.get(id).is_some_and(|c| match c.proto {
                 proto::TCP => matches!(
@@ -466,7 +467,7 @@ impl Engine {
         let fresh = found.is_none();
         let id = match found {
             Some(id) => id,
-            None => match self.new_conn(snap, loads, now, key, &flow, {
+            None => match self.new_conn(snap, loads, now, key, flow, {
                 let b = frame.bytes();
                 b.get(flow.l4 + 8..flow.end)
                     .filter(|_| flow.proto == proto::UDP)
@@ -478,21 +479,21 @@ impl Engine {
                     // unreachable) when the error can go out.
                     self.counters.dropped(DropReason::NoServer);
                     return self
-                        .build_icmp_error(snap, flow, IcmpError::PortUnreachable, frame)
+                        .build_icmp_error(snap, *flow, IcmpError::PortUnreachable, frame)
                         .unwrap_or(Verdict::Drop(DropReason::NoServer));
                 }
                 Err(DropReason::NoService) => {
-                    return self.unserved(snap, &flow, DropReason::NoService)
+                    return self.unserved(snap, flow, DropReason::NoService)
                 }
                 Err(r) => return self.drop(r),
             },
         };
         if let Frag::First(fid) = flow.frag {
-            self.frags.note(FragKey::of(&flow, fid), id, true, now);
+            self.frags.note(FragKey::of(flow, fid), id, true, now);
         }
         // The opening packet's state change came with the entry (`new_conn`).
         let tracked = if fresh { Tracked::Yes } else { Tracked::No };
-        self.forward_conn_to_server(snap, loads, now, (id, tracked), &flow, frame)
+        self.forward_conn_to_server(snap, loads, now, (id, tracked), flow, frame)
     }
 
     /// Client -> real server through connection `id` (found, made, or followed by a later

@@ -17,6 +17,7 @@
 
 mod classify;
 mod counters;
+mod fast_lane;
 mod fragments;
 mod full_nat;
 mod held;
@@ -304,7 +305,7 @@ impl Engine {
                 if let Some(&range) = snap.member_for(flow.proto, flow.dst, flow.dport) {
                     return self.forward_to_member(snap, now, range, flow, frame);
                 }
-                return self.forward_to_server(snap, loads, now, flow, frame);
+                return self.forward_to_server(snap, loads, now, &flow, frame);
             }
             if flow.frag == Frag::Whole && is_echo_request(frame.bytes(), &flow) {
                 return self.echo_reply(snap, port, flow, frame);

@@ -39,8 +39,6 @@ pub const EXPIRE_BUDGET_MAX: usize = 256;
 /// How long a template of a service no longer known lives on while it controls connections.
 pub(super) const TEMPLATE_REARM: u32 = 60;
 
-/// The address a group (firewall mark) persists under: ::ffff:0:0 plus the mark, which no
-/// real client or VIP uses.
 /// The Call-ID of a SIP message (`Call-ID:` or its compact form `i:`, any case, at a line
 /// start), trimmed; None when the payload is not a SIP message with one.
 pub fn sip_call_id(payload: &[u8]) -> Option<&[u8]> {
@@ -112,7 +110,7 @@ pub(super) fn client_direction(method: ForwardMethod) -> Direction {
 /// The state a packet moves a connection in state `from` to; None for an SCTP packet
 /// without chunks, which changes neither state nor timer (as IPVS).
 #[inline(always)]
-fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
+pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
     match flow.proto {
         proto::TCP => Some(transition(dir, TcpState::from_u8(from), flow.tcp_flags) as u8),
         proto::SCTP => flow
@@ -137,6 +135,8 @@ fn drop_reason(e: crate::conn::InsertError) -> DropReason {
     }
 }
 
+/// The address a group (firewall mark) persists under in its templates' keys: fd00:: with
+/// the mark as its last four bytes.
 pub(super) fn group_addr(mark: u32) -> [u8; 16] {
     let mut a = [0u8; 16];
     a[0] = 0xfd;
