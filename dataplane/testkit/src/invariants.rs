@@ -396,25 +396,26 @@ fn conversation(data: &[u8]) -> (bool, Vec<FrameSpec>) {
     (router, specs)
 }
 
-/// Connections drawn from `data` and played out, interleaved: for each spec, a client
-/// of the NAT, DR or TUN service (IPv4) or the IPv6 NAT one opens a connection, sends data
-/// (the spec's TTL, which may be 1, and payload), gets NAT replies, and ends it with a FIN
-/// or an RST; then everything again. Most packets are of established connections.
+/// Connections drawn from `data` and played out, interleaved: for each spec, a client of
+/// the NAT, DR or TUN service or of the IPv6 NAT or TUN one opens a connection, sends
+/// data (the spec's TTL, which may be 1, and payload), gets NAT replies, and ends it with
+/// a FIN or an RST; then everything again. Most packets are of established connections.
 fn sessions(data: &[u8]) -> Vec<FrameSpec> {
     let mut u = Unstructured::new(data);
     let mut lanes: Vec<Vec<FrameSpec>> = Vec::new();
     while let Ok(s) = FrameSpec::arbitrary(&mut u) {
-        let kind = s.dport % 4;
+        let kind = s.dport % 5;
         let (vip, vport, tcp) = match kind {
             0 => (0, 0, true),  // 192.168.1.100:80, NAT
             1 => (1, 0, true),  // 192.168.1.101:80, DR
             2 => (2, 2, false), // 192.168.1.102:53, TUN (UDP)
-            _ => (0, 0, true),  // VIP6:80, NAT
+            3 => (0, 0, true),  // VIP6:80, NAT
+            _ => (1, 0, true),  // VIP6_TUN:80, TUN
         };
         let nat = kind == 0 || kind == 3;
         let from_client = |flags: u8, ttl: u8, payload: u8| FrameSpec {
             port: false,
-            v6: kind == 3,
+            v6: kind >= 3,
             src: Addr::Client(s.sport),
             dst: Addr::Vip(vip),
             l4: if tcp { L4::Tcp { flags } } else { L4::Udp },

@@ -716,15 +716,22 @@ impl ConnTable {
 
     /// Moves an entry's deadline. A later deadline is applied lazily (the entry stays in its
     /// slot and is relinked when the slot comes round); an earlier one relinks now.
+    #[inline]
     pub fn set_expires(&mut self, id: ConnId, expires: u32) {
         let now = self.wheel_now;
         let Some(c) = self.get_mut(id) else { return };
         let earlier = expires < c.expires;
         c.expires = expires.max(now);
         if earlier {
-            self.wheel_unlink(id.0);
-            self.wheel_link(id.0);
+            self.relink(id.0);
         }
+    }
+
+    /// An entry's deadline moved earlier: into the slot of its new deadline now.
+    #[inline(never)]
+    fn relink(&mut self, id: u32) {
+        self.wheel_unlink(id);
+        self.wheel_link(id);
     }
 
     fn wheel_link(&mut self, id: u32) {
