@@ -32,6 +32,22 @@ pub fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
+/// Whether an option-less IPv4 header's checksum is good: its ten words sum to 0xffff.
+/// Summed as the words lie in memory, without byte swaps: the ones'-complement sum in the
+/// other byte order is the byte swap of this one (RFC 1071), and 0xffff is its own swap.
+#[inline]
+pub fn ipv4_header_ok(h: &[u8; 20]) -> bool {
+    let (words, _) = h.as_chunks::<4>();
+    let wide: u64 = words
+        .iter()
+        .map(|w| u64::from(u32::from_ne_bytes(*w)))
+        .sum();
+    let s = (wide & 0xffff_ffff) + (wide >> 32);
+    let s = ((s & 0xffff_ffff) + (s >> 32)) as u32;
+    let s = (s & 0xffff) + (s >> 16);
+    (s & 0xffff) + (s >> 16) == 0xffff
+}
+
 /// The checksum to store for `data` plus an initial accumulator (a pseudo-header).
 #[inline]
 pub fn finish(sum: u32) -> u16 {
@@ -128,6 +144,23 @@ mod tests {
             assert!(accumulate(0, &data) <= 0xffff);
         }
         assert_eq!(accumulate(0, &[0; 64]), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_header_ok_is_the_big_endian_sum(h in proptest::prelude::any::<[u8; 20]>(), fix in proptest::prelude::any::<bool>()) {
+            let mut h = h;
+            if fix {
+                // A good checksum in its place.
+                h[10..12].fill(0);
+                let c = checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            proptest::prop_assert_eq!(ipv4_header_ok(&h), fold(accumulate(0, &h)) == 0xffff);
+            if fix {
+                proptest::prop_assert!(ipv4_header_ok(&h));
+            }
+        }
     }
 
     #[test]

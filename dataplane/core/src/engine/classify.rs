@@ -196,7 +196,7 @@ fn plain_ipv4(b: &[u8], ip_checksum_good: bool) -> Option<Flow> {
     if b.len() < end {
         return None;
     }
-    if !ip_checksum_good && checksum::fold(checksum::accumulate(0, &h[L3..])) != 0xffff {
+    if !ip_checksum_good && !checksum::ipv4_header_ok(h[L3..].try_into().ok()?) {
         return None;
     }
     let proto_num = h[L3 + 9];
