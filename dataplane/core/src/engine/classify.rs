@@ -542,8 +542,10 @@ impl Engine {
 
     /// The common case straight to its connection: a whole TCP segment without SYN, FIN or
     /// RST (its state stays), or a UDP datagram, of a connection the table holds, by the key
-    /// the first stage hashed. It skips the classification only new and special packets need
-    /// (the source was judged when the connection opened); None: the general path.
+    /// the first stage hashed; forwarded by the fast lane when it takes the packet, else by
+    /// the connection's forwarding function. It skips the classification only new and
+    /// special packets need (the source was judged when the connection opened); None: the
+    /// general path.
     #[inline]
     fn established<F: Frame>(
         &mut self,
