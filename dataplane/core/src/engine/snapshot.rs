@@ -412,17 +412,31 @@ impl Snapshot {
         dst: IpAddr,
         dport: u16,
     ) -> Option<&Service> {
-        if !self.marks.is_empty() {
-            if let Some((_, i)) = self
-                .marks
-                .iter()
-                .rev()
-                .find(|(r, _)| r.matches(proto, src, dst, dport))
-            {
-                return self.services.get(*i);
-            }
+        if self.marks.is_empty() {
+            return self.service_for(proto, dst, dport);
         }
-        self.service_for(proto, dst, dport)
+        self.service_for_marked(proto, src, dst, dport)
+    }
+
+    /// [`Snapshot::service_for_packet`] with firewall-mark rules to try first (the last
+    /// matching rule wins, as the last iptables rule to set the mark).
+    #[inline(never)]
+    fn service_for_marked(
+        &self,
+        proto: u8,
+        src: IpAddr,
+        dst: IpAddr,
+        dport: u16,
+    ) -> Option<&Service> {
+        match self
+            .marks
+            .iter()
+            .rev()
+            .find(|(r, _)| r.matches(proto, src, dst, dport))
+        {
+            Some((_, i)) => self.services.get(*i),
+            None => self.service_for(proto, dst, dport),
+        }
     }
 
     /// Sets the SNAT rules; their addresses (a masquerading rule's: the ports' own) become
@@ -513,6 +527,7 @@ impl Snapshot {
     }
 
     /// The service for a destination: exact port first, then the all-ports service.
+    #[inline]
     pub fn service_for(&self, proto: u8, vaddr: IpAddr, vport: u16) -> Option<&Service> {
         self.by_key
             .get(&service_key(proto, vaddr, vport))
