@@ -2,8 +2,8 @@
 //! callgrind: unlike time on a shared VM, the count barely moves from run to run (new
 //! connections by about 2%: the tables' hash seeds are random), so the
 //! effect of a change shows in one comparison. One engine, no ports, frames processed as a
-//! worker does (a burst parsed and its entries prefetched, then each frame), the lab's
-//! fixture services (rvs_testkit::lab).
+//! worker does (a burst's headers parsed, then its keys hashed, then its entries
+//! prefetched, then each frame), the lab's fixture services (rvs_testkit::lab).
 //!
 //!   rvs-engine-ir SCENARIO [ROUNDS]    nat | dr | tun | syn
 //!
@@ -43,8 +43,12 @@ fn measure(lab: &mut Lab, frames: &[(u16, Vec<u8>)], rounds: usize) -> u64 {
     let mut parsed = [Parsed::default(); BURST];
     for _ in 0..rounds {
         for burst in frames.chunks(BURST) {
+            // As a worker: every frame's headers, then every key, then every entry.
             for (p, (_, bytes)) in parsed.iter_mut().zip(burst) {
-                *p = lab.engine.parse_checked(&lab.snap, bytes, false);
+                *p = Parsed::of_checked(bytes, false);
+            }
+            for p in &mut parsed[..burst.len()] {
+                lab.engine.hash_key(&lab.snap, p);
             }
             for p in &parsed[..burst.len()] {
                 lab.engine.prefetch_entry(p);

@@ -173,10 +173,12 @@ struct Outputs<'a> {
     host_out: &'a mut [MbufBurst<BURST>],
 }
 
-/// A burst in stages: each frame parsed once (its key hashed, its index line asked for)
-/// unless the steering stage did it already (`parsed` then holds the burst's frames in
-/// order), then every frame's connection entry asked for, then the engine's work frame by
-/// frame; dropped frames are freed together at the end.
+/// A burst in stages: each frame parsed once unless the steering stage did it already
+/// (`parsed` then holds the burst's frames in order): every frame's headers, then every
+/// key hashed and its index line asked for (apart, so that the frames' first reads, from
+/// another core's writes, overlap instead of waiting behind each frame's hash); then every
+/// frame's connection entry asked for, then the engine's work frame by frame; dropped
+/// frames are freed together at the end.
 #[allow(clippy::too_many_arguments)]
 fn process_burst(
     burst: &mut MbufBurst<BURST>,
@@ -199,8 +201,12 @@ fn process_burst(
         .map(|c| (c, c.filter(), wall_ns()));
     if !already_parsed {
         burst.prefetch();
+        // Every frame's headers first (short, independent reads), then every key.
         for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
-            *p = engine.parse_checked(snap, m.data(), m.rx_ip_checksum_good());
+            *p = Parsed::of_checked(m.data(), m.rx_ip_checksum_good());
+        }
+        for p in &mut parsed[..n] {
+            engine.hash_key(snap, p);
         }
         watch.lap(&mut counters.stage_cycles[stage::PARSE]);
     }

@@ -457,6 +457,16 @@ impl Engine {
     #[inline]
     pub fn parse_checked(&self, snap: &Snapshot, frame: &[u8], ip_checksum_good: bool) -> Parsed {
         let mut p = Parsed::of_checked(frame, ip_checksum_good);
+        self.hash_key(snap, &mut p);
+        p
+    }
+
+    /// The second half of [`Engine::parse_checked`] for a frame [`Parsed::of_checked`]
+    /// parsed: the destination's class, the key's hash, its index line asked for. A burst
+    /// may parse every frame first and then hash every key, so that the frames' first
+    /// reads overlap.
+    #[inline]
+    pub fn hash_key(&self, snap: &Snapshot, p: &mut Parsed) {
         if let Parse::Ip(flow) = &mut p.0 {
             if has_ports(flow.proto) && !matches!(flow.frag, Frag::Later(_)) {
                 let dst = snap.class_of(flow.dst);
@@ -472,7 +482,6 @@ impl Engine {
                 };
             }
         }
-        p
     }
 
     /// A burst's second stage: asks for the connection entries the frame's lookup will
