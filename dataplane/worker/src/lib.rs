@@ -559,9 +559,19 @@ pub(crate) fn run_lb(
             } else {
                 rx.prefetch();
                 let (engine, frags) = (&lb.engine, &*lb.frag_owners);
-                let mut kept = 0;
+                // Every frame's headers first (as `process_burst` does), then each key
+                // and owner.
+                for (p, m) in parsed.iter_mut().zip(rx.as_slice()) {
+                    *p = Parsed::of_checked(m.data(), m.rx_ip_checksum_good());
+                }
+                let (mut i, mut kept) = (0, 0);
                 rx.drain_each(|mut m| {
-                    let p = engine.parse_checked(snap, m.data(), m.rx_ip_checksum_good());
+                    let mut p = match parsed.get(i) {
+                        Some(p) => *p,
+                        None => Parsed::of_checked(m.data(), m.rx_ip_checksum_good()),
+                    };
+                    i += 1;
+                    engine.hash_key(snap, &mut p);
                     match p.owner(snap, m.data(), workers, frags) {
                         Some(o) if o != me => {
                             // The owner learns the receiving port from the mbuf.
