@@ -543,7 +543,7 @@ impl Engine {
     ) -> Verdict {
         match &p.0 {
             Parse::Arp { l3 } => self.arp(snap, now, port, *l3, frame),
-            Parse::Ip(flow) => self.ip(snap, loads, now, port, *flow, frame),
+            Parse::Ip(flow) => self.ip(snap, loads, now, port, flow, frame),
             Parse::Bad(r) => self.drop(*r),
             Parse::Other => Verdict::ToHost,
         }

@@ -467,12 +467,7 @@ impl Engine {
         let fresh = found.is_none();
         let id = match found {
             Some(id) => id,
-            None => match self.new_conn(snap, loads, now, key, flow, {
-                let b = frame.bytes();
-                b.get(flow.l4 + 8..flow.end)
-                    .filter(|_| flow.proto == proto::UDP)
-                    .unwrap_or(&[])
-            }) {
+            None => match self.new_conn(snap, loads, now, key, flow, frame.bytes()) {
                 Ok(id) => id,
                 Err(DropReason::NoServer) => {
                     // No server available: drop (counted once), and tell the client (port

@@ -266,12 +266,12 @@ impl Engine {
         loads: &[DestLoad],
         now: u32,
         port: u16,
-        flow: Flow,
+        flow: &Flow,
         frame: &mut F,
     ) -> Verdict {
         let tcp_or_udp = has_ports(flow.proto);
         if flow.v6 && flow.proto == proto::ICMPV6 {
-            if let Some(v) = self.neighbour_discovery(snap, now, port, &flow, frame) {
+            if let Some(v) = self.neighbour_discovery(snap, now, port, flow, frame) {
                 return v;
             }
         }
@@ -281,20 +281,23 @@ impl Engine {
         let dst = flow.dst_class.unwrap_or_else(|| snap.class_of(flow.dst));
         let src = snap.class_of(flow.src);
         let hosts_own =
-            !dst.is_vip() && (snap.is_local_with(flow.dst, dst) || is_group_address(flow.dst));
-        if (martian(flow.src) || src.is_vip() || snap.is_local_with(flow.src, src)) && !hosts_own {
+            !dst.is_vip() && (dst.is_local() || is_group_address(flow.dst));
+        if (martian(flow.src) || src.is_vip() || src.is_local()) && !hosts_own {
             return self.drop(DropReason::Martian);
         }
         if let Frag::Later(id) = flow.frag {
-            return self.later_fragment(snap, loads, (now, port), flow, id, frame);
+            return self.later_fragment(snap, loads, (now, port), *flow, id, frame);
         }
-        if let Some(v) = self.icmp_error_about_conn(snap, &flow, frame) {
-            return v;
+        // (Only ICMP can be an error about a connection.)
+        if !tcp_or_udp {
+            if let Some(v) = self.icmp_error_about_conn(snap, flow, frame) {
+                return v;
+            }
         }
         // A reply to a full-NAT or SNAT local end (which may be a VIP or an own address).
         if tcp_or_udp && dst.is_local_end() {
-            if let Some(id) = self.lookup_reply(&flow) {
-                return self.forward_to_client(snap, loads, now, id, &flow, frame);
+            if let Some(id) = self.lookup_reply(flow) {
+                return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
         }
         if dst.is_vip() {
@@ -303,26 +306,26 @@ impl Engine {
             }
             if tcp_or_udp {
                 if let Some(&range) = snap.member_for(flow.proto, flow.dst, flow.dport) {
-                    return self.forward_to_member(snap, now, range, flow, frame);
+                    return self.forward_to_member(snap, now, range, *flow, frame);
                 }
-                return self.forward_to_server(snap, loads, now, &flow, frame);
+                return self.forward_to_server(snap, loads, now, flow, frame);
             }
-            if flow.frag == Frag::Whole && is_echo_request(frame.bytes(), &flow) {
-                return self.echo_reply(snap, port, flow, frame);
+            if flow.frag == Frag::Whole && is_echo_request(frame.bytes(), flow) {
+                return self.echo_reply(snap, port, *flow, frame);
             }
-            return self.unserved(snap, &flow, DropReason::Unsupported);
+            return self.unserved(snap, flow, DropReason::Unsupported);
         }
         if tcp_or_udp {
-            if let Some(id) = self.lookup_reply(&flow) {
-                return self.forward_to_client(snap, loads, now, id, &flow, frame);
+            if let Some(id) = self.lookup_reply(flow) {
+                return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
             if let Some(&range) = snap.member_range_of(flow.proto, flow.src, flow.sport) {
-                return self.forward_from_member(snap, now, range, flow, frame);
+                return self.forward_from_member(snap, now, range, *flow, frame);
             }
         }
         // The appliance's own traffic, and link-level multicast and broadcast (routing
         // protocols, VRRP) are the host's.
-        if snap.is_local_with(flow.dst, dst) || is_group_address(flow.dst) {
+        if dst.is_local() || is_group_address(flow.dst) {
             return Verdict::ToHost;
         }
         if dst.is_standby() {
@@ -330,11 +333,11 @@ impl Engine {
         }
         if snap.ip_forward && sent_to_port(snap, port, frame.bytes()) {
             if tcp_or_udp && !snap.snat.is_empty() {
-                if let Some(v) = self.source_nat(snap, loads, now, flow, frame) {
+                if let Some(v) = self.source_nat(snap, loads, now, *flow, frame) {
                     return v;
                 }
             }
-            return self.route_through(snap, now, flow, frame);
+            return self.route_through(snap, now, *flow, frame);
         }
         self.drop(DropReason::NotOurs)
     }

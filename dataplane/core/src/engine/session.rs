@@ -256,7 +256,7 @@ impl Engine {
         now: u32,
         key: InKey,
         flow: &Flow,
-        payload: &[u8],
+        frame: &[u8],
     ) -> Result<crate::conn::ConnId, DropReason> {
         let Some(entry) = snap.service_for_packet(flow.proto, flow.src, flow.dst, flow.dport)
         else {
@@ -280,7 +280,7 @@ impl Engine {
             // With the SIP persistence engine the template follows the Call-ID (any client
             // address); a datagram without one persists by address as usual.
             let call_id = if svc.pe_sip && flow.proto == proto::UDP {
-                sip_call_id(payload)
+                frame.get(flow.l4 + 8..flow.end).and_then(sip_call_id)
             } else {
                 None
             };

@@ -208,6 +208,8 @@ impl AddrClass {
     const HELD: u8 = 8;
     const LOCAL_END: u8 = 16;
     const UNSERVED_DROP: u8 = 32;
+    /// An address of one of the appliance's ports.
+    const OWN: u8 = 64;
 
     #[inline]
     pub fn is_vip(self) -> bool {
@@ -241,6 +243,12 @@ impl AddrClass {
     pub fn drops_unserved(self) -> bool {
         self.0 & Self::UNSERVED_DROP != 0
     }
+
+    /// The appliance's own: a port's address, or a floating one held here.
+    #[inline]
+    pub fn is_local(self) -> bool {
+        self.0 & Self::OWN != 0 || self.floating_state() == Some(true)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -254,8 +262,11 @@ pub struct Snapshot {
     /// forwarded by the peer, never here); full-NAT and SNAT local ends (replies to them
     /// are looked up by the reply-side key first); VIPs whose traffic matching no service
     /// is dropped (the others hand it to the host's stack, as LVS does with a VIP it owns:
-    /// `ssh VIP`, replies to the director). Every packet asks, once per address.
+    /// `ssh VIP`, replies to the director); the ports' own addresses. Every packet asks,
+    /// once per address.
     classes: ProbeMap<u128, u8>,
+    /// The ports; their addresses are classed when the snapshot is made (a change of
+    /// address makes a new snapshot).
     pub ports: Vec<PortInfo>,
     /// Longest prefix first.
     pub routes: Vec<Route>,
@@ -335,6 +346,10 @@ impl Snapshot {
                     *c |= AddrClass::LOCAL_END
                 });
             }
+        }
+        // The ports' own addresses (a bit beside the others: no scan of the ports a packet).
+        for a in ports.iter().flat_map(|p| p.addrs.iter()) {
+            classes.update(addr_word(*a), AddrClass::OWN, |c| *c |= AddrClass::OWN);
         }
         let next_hops = services
             .iter()
@@ -559,15 +574,11 @@ impl Snapshot {
         self.class_of(a).is_vip()
     }
 
+    /// The appliance's own address (a port's, or a floating one held here); for an
+    /// address whose class is known, [`AddrClass::is_local`].
     #[inline]
     pub fn is_local(&self, a: IpAddr) -> bool {
-        self.is_local_with(a, self.class_of(a))
-    }
-
-    /// As [`Snapshot::is_local`] for an address whose class is known.
-    #[inline]
-    pub fn is_local_with(&self, a: IpAddr, class: AddrClass) -> bool {
-        class.floating_state() == Some(true) || self.ports.iter().any(|p| p.addrs.contains(&a))
+        self.class_of(a).is_local()
     }
 
     /// Sets the VRRP-managed addresses and which of them this box holds.
