@@ -177,6 +177,22 @@ impl FlowIndex {
         }
     }
 
+    /// Places `id` under `hash` for a key the caller knows is absent (it looked it up and
+    /// placed nothing since): no check for a clash.
+    #[inline]
+    pub fn insert_absent(&mut self, hash: u64, id: u32) -> Result<(), Refused> {
+        let tag = tag_of(hash);
+        let first = self.first(hash);
+        if self.place(first, tag, id) {
+            return Ok(());
+        }
+        let second = self.other(first, tag);
+        if self.place(second, tag, id) {
+            return Ok(());
+        }
+        self.insert_moving(first, tag, id)
+    }
+
     /// Both of a key's buckets full: entries move to their other buckets along a path,
     /// undone if it grows too long.
     #[cold]
@@ -202,6 +218,7 @@ impl FlowIndex {
         Err(Refused::Full)
     }
 
+    #[inline]
     fn place(&mut self, b: usize, tag: u32, id: u32) -> bool {
         let bucket = &mut self.buckets[b];
         match ways_with(bucket, EMPTY).next() {

@@ -270,6 +270,15 @@ pub enum InsertError {
     Clash,
 }
 
+/// What an insertion knows of the client-side key's hash.
+#[derive(Clone, Copy)]
+enum InHash {
+    Unknown,
+    Known(u64),
+    /// Known, and the key looked up under it and found absent.
+    Absent(u64),
+}
+
 fn refused(why: Refused) -> InsertError {
     match why {
         Refused::Present => InsertError::Clash,
@@ -609,7 +618,7 @@ impl ConnTable {
     /// Inserts an entry expiring at `expires`. Refused when the table is full or the key
     /// (either of them) is already present.
     pub fn insert(&mut self, conn: Conn, expires: u32) -> Result<ConnId, InsertError> {
-        self.insert_with_local(conn, None, expires, None)
+        self.insert_with_local(conn, None, expires, InHash::Unknown)
     }
 
     /// As [`ConnTable::insert`], with the client-side key's hash a burst's first stage
@@ -621,7 +630,21 @@ impl ConnTable {
         expires: u32,
     ) -> Result<ConnId, InsertError> {
         debug_assert_eq!(in_hash, self.hash(&conn.in_key()));
-        self.insert_with_local(conn, None, expires, Some(in_hash))
+        self.insert_with_local(conn, None, expires, InHash::Known(in_hash))
+    }
+
+    /// As [`ConnTable::insert_hashed`] for a client-side key the caller looked up under
+    /// `in_hash` and found absent, inserting nothing since: that index is not checked for
+    /// a clash again (the reply-side one is).
+    pub fn insert_absent(
+        &mut self,
+        conn: Conn,
+        in_hash: u64,
+        expires: u32,
+    ) -> Result<ConnId, InsertError> {
+        debug_assert_eq!(in_hash, self.hash(&conn.in_key()));
+        debug_assert!(self.lookup_in_hashed(&conn.in_key(), in_hash).is_none());
+        self.insert_with_local(conn, None, expires, InHash::Absent(in_hash))
     }
 
     /// As [`ConnTable::insert`], for a full-NAT entry with its local end (the flag is set
@@ -636,7 +659,7 @@ impl ConnTable {
             return Err(InsertError::Full);
         }
         conn.flags |= flags::FULL_NAT | flags::REPLY_INDEXED;
-        self.insert_with_local(conn, Some(local), expires, None)
+        self.insert_with_local(conn, Some(local), expires, InHash::Unknown)
     }
 
     fn insert_with_local(
@@ -644,7 +667,7 @@ impl ConnTable {
         mut conn: Conn,
         local: Option<Local>,
         expires: u32,
-        in_hash: Option<u64>,
+        in_hash: InHash,
     ) -> Result<ConnId, InsertError> {
         if self.free_head == NIL {
             return Err(InsertError::Full);
@@ -658,7 +681,11 @@ impl ConnTable {
             conn.flags &= !flags::FULL_NAT;
         }
         let in_key = conn.in_key();
-        let in_hash = in_hash.unwrap_or_else(|| self.hash(&in_key));
+        let (in_hash, known_absent) = match in_hash {
+            InHash::Unknown => (self.hash(&in_key), false),
+            InHash::Known(h) => (h, false),
+            InHash::Absent(h) => (h, true),
+        };
         let indexed_out = conn.flags & flags::REPLY_INDEXED != 0;
         let next = match self.slots.get(id as usize) {
             Some(c) if c.wheel_slot == FREE => c.wheel_next,
@@ -667,9 +694,13 @@ impl ConnTable {
         // Each index checks for the key and places the entry in one pass (entry `id` is
         // free, so it matches no key meanwhile).
         let slots = &self.slots;
-        self.by_in
-            .insert_unique(in_hash, id, |i| Self::holds_in(slots, i, &in_key))
-            .map_err(refused)?;
+        if known_absent {
+            self.by_in.insert_absent(in_hash, id).map_err(refused)?;
+        } else {
+            self.by_in
+                .insert_unique(in_hash, id, |i| Self::holds_in(slots, i, &in_key))
+                .map_err(refused)?;
+        }
         if indexed_out {
             let out_hash = self.hash(&out_key);
             let locals = &self.locals;

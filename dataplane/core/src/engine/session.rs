@@ -424,7 +424,10 @@ impl Engine {
                     None => self.table.insert(c, expires),
                 }
             }
+            // The caller looked the key up and found nothing; only a template made here
+            // (a client port 0 can give it the same key) could clash since.
             None => match flow.in_hash() {
+                Some(h) if template.is_none() => self.table.insert_absent(c, h, expires),
                 Some(h) => self.table.insert_hashed(c, h, expires),
                 None => self.table.insert(c, expires),
             },
