@@ -5,11 +5,13 @@
 //! worker does (a burst's headers parsed, then its keys hashed, then its entries
 //! prefetched, then each frame), the lab's fixture services (rvs_testkit::lab).
 //!
-//!   rvs-engine-ir SCENARIO [ROUNDS]    nat | dr | tun | syn
+//!   rvs-engine-ir SCENARIO [ROUNDS]    nat | dr | tun | syn | flood
 //!
 //! nat: 10k established flows, a client segment and the server's reply in turn; dr: the
 //! client's segments of 10k flows; tun: 10k UDP flows tunnelled; syn: SYNs of distinct
-//! clients (new connections). Only `measure` runs with collection on; it prints how many
+//! clients (new connections); flood: the same SYNs into a small table whose embryonic share
+//! is full after the first thousand, so that nearly every SYN evicts the oldest (a SYN
+//! flood's steady state, as the benchmark's nat-synflood reaches it). Only `measure` runs with collection on; it prints how many
 //! packets it processed.
 
 use rvs_core::engine::{EngineConfig, Parsed, VecFrame, Verdict};
@@ -17,6 +19,8 @@ use rvs_testkit::lab::{snapshot, tcp4, Lab, CLIENT_MAC, PORT0_MAC, PORT1_MAC, RS
 
 const FLOWS: u32 = 10_000;
 const BURST: usize = 32;
+/// The flood's connection table (its embryonic share, half, full after 1,024 SYNs).
+const FLOOD_TABLE: usize = 2048;
 
 fn client(i: u32) -> ([u8; 4], u16) {
     (
@@ -107,8 +111,8 @@ fn prepare(lab: &mut Lab, scenario: &str) -> Vec<(u16, Vec<u8>)> {
                 opened(lab, 0, &datagram);
                 frames.push((0, datagram));
             }
-            "syn" => frames.push((0, from_client([192, 168, 1, 100], true))),
-            other => panic!("unknown scenario {other:?} (nat, dr, tun, syn)"),
+            "syn" | "flood" => frames.push((0, from_client([192, 168, 1, 100], true))),
+            other => panic!("unknown scenario {other:?} (nat, dr, tun, syn, flood)"),
         }
     }
     frames
@@ -120,8 +124,13 @@ fn main() {
     let rounds: usize = args
         .next()
         .map_or(3, |r| r.parse().expect("ROUNDS: a number"));
-    // SYNs open a connection each round: room for all of them.
-    let capacity = (2 * FLOWS as usize * (rounds + 1)).next_power_of_two();
+    let new_conns = matches!(scenario.as_str(), "syn" | "flood");
+    // SYNs open a connection each round: room for all of them, except in a flood.
+    let capacity = if scenario == "flood" {
+        FLOOD_TABLE
+    } else {
+        (2 * FLOWS as usize * (rounds + 1)).next_power_of_two()
+    };
     let mut lab = Lab::with(
         snapshot(),
         EngineConfig {
@@ -130,7 +139,7 @@ fn main() {
         },
     );
     let mut frames = prepare(&mut lab, &scenario);
-    if scenario == "syn" {
+    if new_conns {
         // Each round's SYNs from other clients (the first octet moved), so every one is new.
         let all: Vec<_> = (0..rounds)
             .flat_map(|r| {
@@ -145,7 +154,7 @@ fn main() {
             .collect();
         frames = all;
     }
-    let rounds = if scenario == "syn" { 1 } else { rounds };
+    let rounds = if new_conns { 1 } else { rounds };
     let forwarded = measure(&mut lab, &frames, rounds);
     let packets = (frames.len() * rounds) as u64;
     println!("{scenario}: {packets} packets, {forwarded} forwarded");

@@ -231,6 +231,12 @@ impl FlowIndex {
         }
     }
 
+    /// Ways in use (tests: a full scan).
+    pub fn occupied(&self) -> usize {
+        let used = |b: &Bucket| b.tags.iter().filter(|&&t| t != EMPTY).count();
+        self.buckets.iter().map(used).sum()
+    }
+
     /// Removes `id` filed under `hash`; false when it was not there.
     pub fn remove(&mut self, hash: u64, id: u32) -> bool {
         let tag = tag_of(hash);

@@ -286,7 +286,8 @@ fn refused(why: Refused) -> InsertError {
     }
 }
 
-/// A free slab entry: its `wheel_slot` says so, its `wheel_next` links the free list.
+/// A free slab entry: its `wheel_slot` says so, its `wheel_next` links the free list (its
+/// other fields are never read).
 const FREE: u16 = u16::MAX - 1;
 
 fn free_entry(next: u32) -> Conn {
@@ -324,6 +325,28 @@ pub struct ConnTable {
     emb_len: usize,
     /// Embryonic entries per client address, by hash (a power of two >= capacity).
     emb_sources: Vec<u16>,
+    /// The oldest embryonic entry's hashes as its lines were asked for, for its removal.
+    ahead: Ahead,
+}
+
+/// An entry's index hashes and SYN counter slot, worked out ahead of its removal
+/// ([`ConnTable::prefetch_oldest_embryonic`]); `id` NIL: none. An entry's keys do not change
+/// while it is in the table, and its removal takes these.
+#[derive(Clone, Copy)]
+struct Ahead {
+    id: u32,
+    in_hash: u64,
+    out_hash: u64,
+    source: usize,
+}
+
+impl Ahead {
+    const NONE: Ahead = Ahead {
+        id: NIL,
+        in_hash: 0,
+        out_hash: 0,
+        source: 0,
+    };
 }
 
 impl std::fmt::Debug for ConnTable {
@@ -355,6 +378,7 @@ impl ConnTable {
             emb_tail: NIL,
             emb_len: 0,
             emb_sources: rvs_cpu::huge_page_vec(capacity.next_power_of_two(), |_| 0),
+            ahead: Ahead::NONE,
         }
     }
 
@@ -417,23 +441,34 @@ impl ConnTable {
     /// a SYN flood every new connection evicts one): the entry's index lines, its neighbours
     /// on the timer wheel, its source's SYN counter, and the entry after it, whose own lines
     /// the next call asks for (its keys are read here, from the entry brought in last time).
-    pub fn prefetch_oldest_embryonic(&self) {
-        let Some(c) = self.get(ConnId(self.emb_head)) else {
+    /// Its hashes are kept for the removal.
+    pub fn prefetch_oldest_embryonic(&mut self) {
+        let id = self.emb_head;
+        let Some(c) = self.get(ConnId(id)) else {
             return;
         };
-        self.by_in.prefetch(self.hash(&c.in_key()));
+        let in_hash = self.hash(&c.in_key());
+        self.by_in.prefetch(in_hash);
+        let mut out_hash = 0;
         if c.flags & flags::REPLY_INDEXED != 0 {
-            let reply = Self::reply_key(&self.locals, self.emb_head, c);
-            self.by_out.prefetch(self.hash(&reply));
+            out_hash = self.hash(&Self::reply_key(&self.locals, id, c));
+            self.by_out.prefetch(out_hash);
         }
         for n in [c.wheel_next, c.wheel_prev, c.emb_next] {
             if let Some(e) = self.slots.get(n as usize) {
                 rvs_cpu::prefetch_first(e, std::mem::size_of::<Conn>());
             }
         }
-        if let Some(n) = self.emb_sources.get(self.source_slot(&c.caddr)) {
+        let source = self.source_slot(&c.caddr);
+        if let Some(n) = self.emb_sources.get(source) {
             rvs_cpu::prefetch(n);
         }
+        self.ahead = Ahead {
+            id,
+            in_hash,
+            out_hash,
+            source,
+        };
     }
 
     /// Puts an entry at the end of the embryonic list (once).
@@ -461,6 +496,11 @@ impl ConnTable {
 
     /// Takes an entry off the embryonic list (it is established, or leaves the table).
     pub fn clear_embryonic(&mut self, id: ConnId) {
+        self.clear_embryonic_at(id, None);
+    }
+
+    /// As [`ConnTable::clear_embryonic`]; `source`: the address's counter slot if known.
+    fn clear_embryonic_at(&mut self, id: ConnId, source: Option<usize>) {
         let Some(c) = self.get_mut(id) else { return };
         if c.flags & flags::EMBRYONIC == 0 {
             return;
@@ -478,7 +518,7 @@ impl ConnTable {
             None => self.emb_tail = prev,
         }
         self.emb_len -= 1;
-        let i = self.source_slot(&caddr);
+        let i = source.unwrap_or_else(|| self.source_slot(&caddr));
         if let Some(n) = self.emb_sources.get_mut(i) {
             *n = n.saturating_sub(1);
         }
@@ -731,15 +771,30 @@ impl ConnTable {
 
     /// Removes an entry and returns it.
     pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
-        self.clear_embryonic(id);
+        let ahead = if self.ahead.id == id.0 {
+            Some(std::mem::replace(&mut self.ahead, Ahead::NONE))
+        } else {
+            None
+        };
+        self.clear_embryonic_at(id, ahead.map(|a| a.source));
         let conn = *self.get(id)?;
         self.wheel_unlink(id.0);
-        self.by_in.remove(self.hash(&conn.in_key()), id.0);
+        let in_hash = match ahead {
+            Some(a) => a.in_hash,
+            None => self.hash(&conn.in_key()),
+        };
+        self.by_in.remove(in_hash, id.0);
         if conn.flags & flags::REPLY_INDEXED != 0 {
-            let key = Self::reply_key(&self.locals, id.0, &conn);
-            self.by_out.remove(self.hash(&key), id.0);
+            let out_hash = match ahead {
+                Some(a) => a.out_hash,
+                None => self.hash(&Self::reply_key(&self.locals, id.0, &conn)),
+            };
+            self.by_out.remove(out_hash, id.0);
         }
-        self.slots[id.0 as usize] = free_entry(self.free_head);
+        // Freed by its two fields (a free entry's others are never read).
+        let slot = &mut self.slots[id.0 as usize];
+        slot.wheel_slot = FREE;
+        slot.wheel_next = self.free_head;
         self.free_head = id.0;
         self.len -= 1;
         Some(conn)
@@ -1233,6 +1288,10 @@ mod tests {
                 }
                 let counted: usize = t.emb_sources.iter().map(|&n| usize::from(n)).sum();
                 prop_assert_eq!(counted, embryonic.len());
+                // No index keeps an entry that was removed (a removal under the wrong
+                // hash would leave it behind, unseen by lookups).
+                prop_assert_eq!(t.by_in.occupied(), model.len());
+                prop_assert_eq!(t.by_out.occupied(), model.len());
                 for (k, (id, _)) in &model {
                     let ik = key(u32::from(*k), 1);
                     prop_assert_eq!(t.lookup_in(&ik), Some(*id));

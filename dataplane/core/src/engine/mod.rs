@@ -280,8 +280,7 @@ impl Engine {
         // What each address is, looked up once.
         let dst = flow.dst_class.unwrap_or_else(|| snap.class_of(flow.dst));
         let src = snap.class_of(flow.src);
-        let hosts_own =
-            !dst.is_vip() && (dst.is_local() || is_group_address(flow.dst));
+        let hosts_own = !dst.is_vip() && (dst.is_local() || is_group_address(flow.dst));
         if (martian(flow.src) || src.is_vip() || src.is_local()) && !hosts_own {
             return self.drop(DropReason::Martian);
         }
