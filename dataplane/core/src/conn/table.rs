@@ -771,24 +771,32 @@ impl ConnTable {
 
     /// Removes an entry and returns it.
     pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        self.remove_with(id, |c| *c)
+    }
+
+    /// Removes an entry and returns what `f` reads of it (no copy of the whole entry).
+    #[inline]
+    pub fn remove_with<R>(&mut self, id: ConnId, f: impl FnOnce(&Conn) -> R) -> Option<R> {
         let ahead = if self.ahead.id == id.0 {
             Some(std::mem::replace(&mut self.ahead, Ahead::NONE))
         } else {
             None
         };
         self.clear_embryonic_at(id, ahead.map(|a| a.source));
-        let conn = *self.get(id)?;
-        self.wheel_unlink(id.0);
+        let conn = self.get(id)?;
+        let (taken, reply_indexed) = (f(conn), conn.flags & flags::REPLY_INDEXED != 0);
         let in_hash = match ahead {
             Some(a) => a.in_hash,
             None => self.hash(&conn.in_key()),
         };
+        let out_hash = match ahead {
+            Some(a) => a.out_hash,
+            None if reply_indexed => self.hash(&Self::reply_key(&self.locals, id.0, conn)),
+            None => 0,
+        };
+        self.wheel_unlink(id.0);
         self.by_in.remove(in_hash, id.0);
-        if conn.flags & flags::REPLY_INDEXED != 0 {
-            let out_hash = match ahead {
-                Some(a) => a.out_hash,
-                None => self.hash(&Self::reply_key(&self.locals, id.0, &conn)),
-            };
+        if reply_indexed {
             self.by_out.remove(out_hash, id.0);
         }
         // Freed by its two fields (a free entry's others are never read).
@@ -797,7 +805,7 @@ impl ConnTable {
         slot.wheel_next = self.free_head;
         self.free_head = id.0;
         self.len -= 1;
-        Some(conn)
+        Some(taken)
     }
 
     /// Moves an entry's deadline. A later deadline is applied lazily (the entry stays in its

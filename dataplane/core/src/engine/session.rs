@@ -239,11 +239,14 @@ impl Engine {
 
     /// A connection ends before its timer (rescheduled SYN): counters and template.
     pub(super) fn release(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
-        if let Some(c) = self.table.remove(id) {
-            if let Some(l) = loads.get(c.dest as usize) {
-                l.unbind(c.flags & flags::ACTIVE != 0);
+        let taken = self
+            .table
+            .remove_with(id, |c| (c.dest, c.flags, c.template_id()));
+        if let Some((dest, conn_flags, template)) = taken {
+            if let Some(l) = loads.get(dest as usize) {
+                l.unbind(conn_flags & flags::ACTIVE != 0);
             }
-            if let Some(t) = c.template_id().and_then(|t| self.table.get_mut(t)) {
+            if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
                 t.controls = t.controls.saturating_sub(1);
             }
         }
