@@ -241,14 +241,21 @@ impl FlowIndex {
     pub fn remove(&mut self, hash: u64, id: u32) -> bool {
         let tag = tag_of(hash);
         let first = self.first(hash);
-        for b in [first, self.other(first, tag)] {
-            let bucket = &mut self.buckets[b];
-            if let Some(w) = ways_with(bucket, tag).find(|&w| bucket.ids[w] == id) {
-                bucket.tags[w] = EMPTY;
-                return true;
-            }
+        self.clear(first, tag, id) || self.clear(self.other(first, tag), tag, id)
+    }
+
+    /// Empties the way of bucket `b` holding `tag` and `id` (both compared at once).
+    #[inline]
+    fn clear(&mut self, b: usize, tag: u32, id: u32) -> bool {
+        let Some(bucket) = self.buckets.get_mut(b) else {
+            return false;
+        };
+        let m = rvs_cpu::lanes_equal(&bucket.ids, id) & rvs_cpu::lanes_equal(&bucket.tags, tag);
+        if m == 0 {
+            return false;
         }
-        false
+        bucket.tags[m.trailing_zeros() as usize] = EMPTY;
+        true
     }
 }
 

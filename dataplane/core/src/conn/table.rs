@@ -429,7 +429,8 @@ impl ConnTable {
     }
 
     fn source_slot(&self, caddr: &Addr16) -> usize {
-        self.hash(caddr) as usize & (self.emb_sources.len() - 1)
+        // As one word (an array hashes as a slice: its length, then its bytes).
+        self.hash(&u128::from_ne_bytes(*caddr)) as usize & (self.emb_sources.len() - 1)
     }
 
     /// The oldest embryonic entry, the first to go when SYNs crowd the table.
