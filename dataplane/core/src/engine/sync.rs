@@ -10,12 +10,16 @@ impl Engine {
     /// Notes connection `id` for the sync daemon, when a master daemon runs.
     #[inline]
     pub(super) fn sync_note(&mut self, id: crate::conn::ConnId, now: u32) {
+        if self.sync.as_deref().is_some_and(|c| c.is_sending()) {
+            self.sync_note_now(id, now);
+        }
+    }
+
+    #[inline(never)]
+    fn sync_note_now(&mut self, id: crate::conn::ConnId, now: u32) {
         let Some(ch) = self.sync.as_deref() else {
             return;
         };
-        if !ch.is_sending() {
-            return;
-        }
         let local = self.table.local(id).copied();
         let Some(note) = self.table.get(id).map(|c| self.sync_conn(c, local)) else {
             return;
@@ -39,7 +43,7 @@ impl Engine {
             .get(id)
             .is_some_and(|c| now.wrapping_sub(c.synced_at) >= (timeout / 2).max(1));
         if due {
-            self.sync_note(id, now);
+            self.sync_note_now(id, now);
         }
     }
 
