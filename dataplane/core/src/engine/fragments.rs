@@ -128,6 +128,7 @@ impl FragOwners {
 
 impl Engine {
     /// A fragment at a non-zero offset: through the connection its first fragment took.
+    #[inline(never)]
     pub(super) fn later_fragment<F: Frame>(
         &mut self,
         snap: &Snapshot,

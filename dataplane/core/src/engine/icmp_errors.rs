@@ -74,6 +74,7 @@ impl Engine {
     /// side (about VIP -> client) towards the real server, or for NAT from the server side
     /// (about client -> server) towards the client with the VIP put back. None when the
     /// frame is not such an error.
+    #[inline(never)]
     pub(super) fn icmp_error_about_conn<F: Frame>(
         &mut self,
         snap: &Snapshot,

@@ -4,6 +4,7 @@
 use super::*;
 
 impl Engine {
+    #[inline(never)]
     pub(super) fn arp<F: Frame>(
         &mut self,
         snap: &Snapshot,
@@ -51,6 +52,7 @@ impl Engine {
     /// Neighbour discovery: learns from solicitations and advertisements, and answers a
     /// solicitation for a VIP or an own address with an advertisement. None when the frame
     /// is not ND (it then follows the normal path).
+    #[inline(never)]
     pub(super) fn neighbour_discovery<F: Frame>(
         &mut self,
         snap: &Snapshot,

@@ -50,6 +50,7 @@ impl Engine {
 
     /// A packet for neither a VIP nor the appliance, sent to this port's MAC: routed on by
     /// the routes, its TTL / hop limit decremented (ICMP time exceeded when it runs out).
+    #[inline(never)]
     pub(super) fn route_through<F: Frame>(
         &mut self,
         snap: &Snapshot,
