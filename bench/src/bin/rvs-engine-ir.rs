@@ -11,8 +11,8 @@
 //! client's segments of 10k flows; tun: 10k UDP flows tunnelled; syn: SYNs of distinct
 //! clients (new connections); flood: the same SYNs into a small table whose embryonic share
 //! is full after the first thousand, so that nearly every SYN evicts the oldest (a SYN
-//! flood's steady state, as the benchmark's nat-synflood reaches it). Only `measure` runs with collection on; it prints how many
-//! packets it processed.
+//! flood's steady state, as the benchmark's nat-synflood reaches it). Only `measure` runs
+//! with collection on; it prints how many packets it processed.
 
 use rvs_core::engine::{EngineConfig, Parsed, VecFrame, Verdict};
 use rvs_testkit::lab::{snapshot, tcp4, Lab, CLIENT_MAC, PORT0_MAC, PORT1_MAC, RS2_MAC};

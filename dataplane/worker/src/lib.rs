@@ -173,6 +173,14 @@ struct Outputs<'a> {
     host_out: &'a mut [MbufBurst<BURST>],
 }
 
+/// The first pass of a burst's parse: every frame's headers into `parsed`, in order (the
+/// keys are hashed in a second pass, [`Engine::hash_key`]).
+fn parse_headers(burst: &MbufBurst<BURST>, parsed: &mut [Parsed; BURST]) {
+    for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
+        *p = Parsed::of_checked(m.data(), m.rx_ip_checksum_good());
+    }
+}
+
 /// A burst in stages: each frame parsed once unless the steering stage did it already
 /// (`parsed` then holds the burst's frames in order): every frame's headers, then every
 /// key hashed and its index line asked for (apart, so that the frames' first reads, from
@@ -202,9 +210,7 @@ fn process_burst(
     if !already_parsed {
         burst.prefetch();
         // Every frame's headers first (short, independent reads), then every key.
-        for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
-            *p = Parsed::of_checked(m.data(), m.rx_ip_checksum_good());
-        }
+        parse_headers(burst, parsed);
         for p in &mut parsed[..n] {
             engine.hash_key(snap, p);
         }
@@ -561,9 +567,7 @@ pub(crate) fn run_lb(
                 let (engine, frags) = (&lb.engine, &*lb.frag_owners);
                 // Every frame's headers first (as `process_burst` does), then each key
                 // and owner.
-                for (p, m) in parsed.iter_mut().zip(rx.as_slice()) {
-                    *p = Parsed::of_checked(m.data(), m.rx_ip_checksum_good());
-                }
+                parse_headers(&rx, &mut parsed);
                 let (mut i, mut kept) = (0, 0);
                 rx.drain_each(|mut m| {
                     let mut p = match parsed.get(i) {
