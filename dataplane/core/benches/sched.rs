@@ -1,10 +1,12 @@
-//! ns per pick for every scheduler at 10 and 1000 servers, and the Maglev table build
-//! time at 1000 servers. `cargo bench -p rvs-dataplane --bench sched`.
+//! ns per pick for every scheduler at 10 and 1000 servers, the Maglev table build time at
+//! 1000 servers, and the servers' shared load counters under two workers.
+//! `cargo bench -p rvs-core --bench sched`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use rvs_core::model::{ForwardMethod, RealServer};
 use rvs_core::sched::{build_table, pick, DestLoad, Request, SchedKind, SchedState};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 fn dests(n: usize) -> Vec<RealServer> {
     (0..n)
@@ -66,5 +68,40 @@ fn maglev_build(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, picks, maglev_build);
+/// One connection's life as a worker counts it on its server: bound, made active, gone.
+fn connection_life(load: &DestLoad) {
+    load.bind();
+    load.set_active(true);
+    load.unbind(true);
+}
+
+/// Two threads (two workers) each counting connections on a server of its own: neighbours
+/// in the load array, then eight apart, then both on one server. The first two differ only
+/// when neighbouring servers' counters share a cache line; the third is the sharing no
+/// layout avoids (IPVS's counters are as global).
+fn dest_load(c: &mut Criterion) {
+    let loads: Vec<DestLoad> = (0..16).map(|_| DestLoad::default()).collect();
+    let mut group = c.benchmark_group("dest_load_two_workers");
+    for (name, servers) in [("neighbours", [0, 1]), ("apart", [0, 8]), ("same", [0, 0])] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let started = Instant::now();
+                std::thread::scope(|s| {
+                    for &server in &servers {
+                        let load = &loads[server];
+                        s.spawn(move || {
+                            for _ in 0..iters {
+                                connection_life(black_box(load));
+                            }
+                        });
+                    }
+                });
+                started.elapsed().max(Duration::from_nanos(1))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, picks, maglev_build, dest_load);
 criterion_main!(benches);

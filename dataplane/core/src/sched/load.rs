@@ -10,8 +10,12 @@ pub struct Thresholds {
     pub lower: u32,
 }
 
-/// Live counters of one real server, indexed by its stable id.
+/// Live counters of one real server, indexed by its stable id. Shared by every worker (as
+/// IPVS's), each server's on a cache line of its own: workers binding connections to
+/// neighbouring servers do not contend for one line (packed three to a line, they did:
+/// `cargo bench -p rvs-core --bench sched -- dest_load`).
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct DestLoad {
     active: AtomicU32,
     inactive: AtomicU32,
