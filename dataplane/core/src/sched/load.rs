@@ -1,13 +1,17 @@
 //! Per-real-server connection counters shared by all workers, and the overload flag
 //! driven by the upper/lower thresholds (ipvsadm `-x` / `-y`).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// Upper and lower connection thresholds; 0 = none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Thresholds {
     pub upper: u32,
     pub lower: u32,
+}
+
+fn total_of(counts: u64) -> u32 {
+    ((counts >> 32) as u32).saturating_add(counts as u32)
 }
 
 /// Live counters of one real server, indexed by its stable id. Shared by every worker (as
@@ -17,8 +21,9 @@ pub struct Thresholds {
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct DestLoad {
-    active: AtomicU32,
-    inactive: AtomicU32,
+    /// Active connections in the high half, inactive in the low: a connection's move
+    /// between them is one atomic change of the line, not two.
+    counts: AtomicU64,
     persistent: AtomicU32,
     overloaded: AtomicBool,
     upper: AtomicU32,
@@ -27,11 +32,11 @@ pub struct DestLoad {
 
 impl DestLoad {
     pub fn active(&self) -> u32 {
-        self.active.load(Relaxed)
+        (self.counts.load(Relaxed) >> 32) as u32
     }
 
     pub fn inactive(&self) -> u32 {
-        self.inactive.load(Relaxed)
+        self.counts.load(Relaxed) as u32
     }
 
     pub fn persistent(&self) -> u32 {
@@ -57,15 +62,25 @@ impl DestLoad {
     }
 
     fn total(&self) -> u32 {
-        self.active().saturating_add(self.inactive())
+        total_of(self.counts.load(Relaxed))
+    }
+
+    /// Changes the counts by `f` (active, inactive) in one atomic step; nothing when it
+    /// gives None.
+    fn change(&self, f: impl Fn(u32, u32) -> Option<(u32, u32)>) {
+        let _ = self.counts.fetch_update(Relaxed, Relaxed, |v| {
+            f((v >> 32) as u32, v as u32).map(|(a, i)| u64::from(a) << 32 | u64::from(i))
+        });
     }
 
     /// A new connection binds: counted inactive; the flag is set when the total reaches
     /// the upper threshold.
     pub fn bind(&self) {
-        self.inactive.fetch_add(1, Relaxed);
+        // One add, no compare loop: the low half cannot carry into the high one, since a
+        // server never holds 2^32 connections (entry ids are 32-bit).
+        let before = self.counts.fetch_add(1, Relaxed);
         let upper = self.upper.load(Relaxed);
-        if upper != 0 && self.total() >= upper {
+        if upper != 0 && total_of(before).saturating_add(1) >= upper {
             self.overloaded.store(true, Relaxed);
         }
     }
@@ -74,12 +89,10 @@ impl DestLoad {
     /// below the lower threshold, or (without one) below 3/4 of the upper, or (without
     /// thresholds) at once.
     pub fn unbind(&self, was_active: bool) {
-        let counter = if was_active {
-            &self.active
-        } else {
-            &self.inactive
-        };
-        let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+        self.change(|a, i| match was_active {
+            true => Some((a.checked_sub(1)?, i)),
+            false => Some((a, i.checked_sub(1)?)),
+        });
         let (upper, lower) = (self.upper.load(Relaxed), self.lower.load(Relaxed));
         let total = u64::from(self.total());
         let clear = if lower != 0 {
@@ -96,17 +109,10 @@ impl DestLoad {
 
     /// A TCP connection entered (true) or left (false) an active state.
     pub fn set_active(&self, active: bool) {
-        let (from, to) = if active {
-            (&self.inactive, &self.active)
-        } else {
-            (&self.active, &self.inactive)
-        };
-        if from
-            .fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1))
-            .is_ok()
-        {
-            to.fetch_add(1, Relaxed);
-        }
+        self.change(|a, i| match active {
+            true => Some((a.checked_add(1)?, i.checked_sub(1)?)),
+            false => Some((a.checked_sub(1)?, i.checked_add(1)?)),
+        });
     }
 
     pub fn add_persistent(&self) {
@@ -121,8 +127,8 @@ impl DestLoad {
 
     /// Forces counters (tests, previews).
     pub fn set_counts(&self, active: u32, inactive: u32) {
-        self.active.store(active, Relaxed);
-        self.inactive.store(inactive, Relaxed);
+        self.counts
+            .store(u64::from(active) << 32 | u64::from(inactive), Relaxed);
     }
 
     pub fn set_overloaded(&self, on: bool) {
@@ -186,5 +192,29 @@ mod tests {
         d.unbind(false);
         d.unbind(false); // never below zero
         assert_eq!((d.active(), d.inactive()), (0, 0));
+    }
+
+    #[test]
+    fn a_move_from_an_empty_count_changes_nothing() {
+        let d = DestLoad::default();
+        d.set_counts(5, 0);
+        d.set_active(true);
+        assert_eq!(
+            (d.active(), d.inactive()),
+            (5, 0),
+            "no inactive one to move"
+        );
+        d.set_counts(0, 7);
+        d.set_active(false);
+        assert_eq!((d.active(), d.inactive()), (0, 7), "no active one to move");
+        d.unbind(true);
+        assert_eq!(
+            (d.active(), d.inactive()),
+            (0, 7),
+            "the inactive count is not borrowed"
+        );
+        d.set_counts(u32::MAX, 1);
+        d.unbind(false);
+        assert_eq!((d.active(), d.inactive()), (u32::MAX, 0));
     }
 }
