@@ -19,7 +19,7 @@ pub fn scaling(outcomes: &[Outcome], cores: usize) -> String {
     let per_core = cores.saturating_sub(1).max(1);
     let _ = writeln!(
         t,
-        "scaling ({cores} cores available: the generator takes one, so rates with more than {per_core} worker(s) share cores and check the wiring, not speed; the generator's one core also caps every row)"
+        "scaling ({cores} cores available: the generator takes one, so rates with more than {per_core} worker(s) share cores and check the wiring, not speed; the generator is one core, so rows it could not feed faster say generator-bound)"
     );
     let mut methods: Vec<&str> = Vec::new();
     for o in outcomes.iter().filter(|o| o.name.ends_with('w')) {
@@ -39,15 +39,21 @@ pub fn scaling(outcomes: &[Outcome], cores: usize) -> String {
         let cells: Vec<String> = rows
             .iter()
             .map(|o| {
+                // A row the generator's core capped says nothing of rvs's scaling.
+                let capped = if o.bottleneck == "generator" {
+                    ", generator-bound"
+                } else {
+                    ""
+                };
+                let shared = if o.workers > per_core {
+                    ", shared cores"
+                } else {
+                    ""
+                };
                 let linear = if one > 0.0 {
                     format!(
-                        " ({:.0}% of linear{})",
+                        " ({:.0}% of linear{shared}{capped})",
                         100.0 * o.forwarded_mpps / (one * o.workers as f64),
-                        if o.workers > per_core {
-                            ", shared cores"
-                        } else {
-                            ""
-                        }
                     )
                 } else {
                     String::new()
@@ -454,18 +460,20 @@ mod tests {
         let row = |name: &str, method: &str, workers: usize, mpps: f64, handed: f64| Outcome {
             workers,
             handoff_percent: handed,
+            bottleneck: "rvs".into(),
             ..outcome(name, method, 10_000, mpps, None)
         };
-        let v = vec![
+        let mut v = vec![
             row("nat-tcp-64-10k-1w", "nat", 1, 4.0, 0.0),
             row("nat-tcp-64-10k-2w", "nat", 2, 7.2, 0.0),
             row("nat-tcp-64-10k-4w", "nat", 4, 8.0, 0.5),
             row("nat-tcp-64-10k", "nat", 1, 9.0, 0.0),
         ];
+        v[2].bottleneck = "generator".into();
         let t = scaling(&v, 4);
         assert!(t.contains("more than 3 worker(s) share cores"), "{t}");
         assert!(
-            t.contains("nat: 1 workers 4.00 Mpps (100% of linear); 2 workers 7.20 Mpps (90% of linear), 0.0% handed off; 4 workers 8.00 Mpps (50% of linear, shared cores), 0.5% handed off"),
+            t.contains("nat: 1 workers 4.00 Mpps (100% of linear); 2 workers 7.20 Mpps (90% of linear), 0.0% handed off; 4 workers 8.00 Mpps (50% of linear, shared cores, generator-bound), 0.5% handed off"),
             "{t}"
         );
     }
