@@ -61,16 +61,15 @@ impl DestLoad {
         self.lower.store(t.lower, Relaxed);
     }
 
-    fn total(&self) -> u32 {
-        total_of(self.counts.load(Relaxed))
-    }
-
     /// Changes the counts by `f` (active, inactive) in one atomic step; nothing when it
-    /// gives None.
-    fn change(&self, f: impl Fn(u32, u32) -> Option<(u32, u32)>) {
-        let _ = self.counts.fetch_update(Relaxed, Relaxed, |v| {
-            f((v >> 32) as u32, v as u32).map(|(a, i)| u64::from(a) << 32 | u64::from(i))
-        });
+    /// gives None. Returns the counts as the step left them.
+    fn change(&self, f: impl Fn(u32, u32) -> Option<(u32, u32)>) -> u64 {
+        let step =
+            |v: u64| f((v >> 32) as u32, v as u32).map(|(a, i)| u64::from(a) << 32 | u64::from(i));
+        match self.counts.fetch_update(Relaxed, Relaxed, step) {
+            Ok(before) => step(before).unwrap_or(before),
+            Err(unchanged) => unchanged,
+        }
     }
 
     /// A new connection binds: counted inactive; the flag is set when the total reaches
@@ -89,12 +88,12 @@ impl DestLoad {
     /// below the lower threshold, or (without one) below 3/4 of the upper, or (without
     /// thresholds) at once.
     pub fn unbind(&self, was_active: bool) {
-        self.change(|a, i| match was_active {
+        let after = self.change(|a, i| match was_active {
             true => Some((a.checked_sub(1)?, i)),
             false => Some((a, i.checked_sub(1)?)),
         });
         let (upper, lower) = (self.upper.load(Relaxed), self.lower.load(Relaxed));
-        let total = u64::from(self.total());
+        let total = u64::from(total_of(after));
         let clear = if lower != 0 {
             total < u64::from(lower)
         } else if upper != 0 {
