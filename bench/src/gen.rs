@@ -131,9 +131,21 @@ struct Template {
     l4_sum: u32,
 }
 
+/// Which of a traffic's flows a generator sends.
+pub enum Source {
+    /// All of them: established flows each round in visit order, a SYN flood's clients in
+    /// order.
+    All,
+    /// Established traffic: these flows only (a generator lane's share).
+    Listed(Vec<u32>),
+    /// A SYN flood: clients drawn for a lane's queues.
+    Fresh(Box<crate::lanes::FreshClients>),
+}
+
 /// Builds frames of a [`Traffic`]; `next` stamps the next packet of the cycle into a buffer.
 pub struct Generator {
     traffic: Traffic,
+    source: Source,
     /// Established TCP: the SYN template (first round) and the data template.
     first: Template,
     data: Template,
@@ -143,6 +155,10 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(traffic: Traffic) -> Generator {
+        Generator::of(traffic, Source::All)
+    }
+
+    pub fn of(traffic: Traffic, source: Source) -> Generator {
         let size = usize::from(traffic.size.max(Traffic::min_size(traffic.kind)));
         let build = |flags: u8| -> Template {
             let mut f = vec![0u8; size];
@@ -200,10 +216,26 @@ impl Generator {
         };
         Generator {
             traffic,
+            source,
             first,
             data,
             built: 0,
         }
+    }
+
+    /// Packets of the first round (each established flow's opening one; none for a SYN
+    /// flood, where every packet opens a flow).
+    pub fn first_round(&self) -> u64 {
+        match (&self.source, self.traffic.kind) {
+            (_, Kind::Syn) => 0,
+            (Source::Listed(flows), _) => flows.len() as u64,
+            _ => u64::from(self.traffic.flows),
+        }
+    }
+
+    /// Whether there is nothing to send (a lane whose queues no flow lands on).
+    pub fn is_idle(&self) -> bool {
+        matches!(&self.source, Source::Listed(flows) if flows.is_empty())
     }
 
     pub fn frame_len(&self) -> usize {
@@ -212,14 +244,23 @@ impl Generator {
 
     /// The flow and sequence number of packet `n` of the cycle.
     #[inline]
-    fn position(&self, n: u64) -> (u64, u32) {
-        match self.traffic.kind {
-            Kind::Syn => (n % MAX_FLOWS, 0),
-            _ => {
-                let flows = u64::from(self.traffic.flows.max(1));
-                let round = n / flows;
-                (visit_order(n % flows, round, flows), round as u32)
+    fn position(&mut self, n: u64) -> (u64, u32) {
+        let cycle = |flows: u64| {
+            let flows = flows.max(1);
+            let round = n / flows;
+            (visit_order(n % flows, round, flows), round as u32)
+        };
+        match (&mut self.source, self.traffic.kind) {
+            (Source::Fresh(clients), _) => (clients.next_flow(), 0),
+            (_, Kind::Syn) => (n % MAX_FLOWS, 0),
+            (Source::Listed(flows), _) => {
+                let (i, round) = cycle(flows.len() as u64);
+                (
+                    u64::from(flows.get(i as usize).copied().unwrap_or(0)),
+                    round,
+                )
             }
+            (Source::All, _) => cycle(u64::from(self.traffic.flows)),
         }
     }
 
@@ -375,6 +416,17 @@ impl Histogram {
         self.max
     }
 
+    /// Adds another histogram's samples.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
     pub fn mean(&self) -> u64 {
         self.sum.checked_div(self.count).unwrap_or(0)
     }
@@ -451,6 +503,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_listed_source_cycles_its_flows_only() {
+        let listed = vec![3u32, 8, 11, 40];
+        let mut g = Generator::of(traffic(Kind::Tcp, 50, 60), Source::Listed(listed.clone()));
+        assert_eq!(g.first_round(), 4);
+        let mut buf = vec![0u8; 128];
+        for round in 0..5u32 {
+            let mut seen: Vec<u64> = (0..4).map(|_| g.next(&mut buf, 0)).collect();
+            let stamp = Stamp::read(&buf[..60]).unwrap();
+            assert_eq!(stamp.seq, round);
+            let flags = buf[ETH + IP + 13];
+            assert_eq!(flags, if round == 0 { TCP_SYN } else { TCP_ACK });
+            seen.sort_unstable();
+            assert_eq!(seen, [3, 8, 11, 40], "round {round}");
+        }
+        let idle = Generator::of(traffic(Kind::Tcp, 50, 60), Source::Listed(Vec::new()));
+        assert!(idle.is_idle());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 mod fixtures;
 mod flood;
 mod gen;
+mod generate;
+mod lanes;
 mod memif;
 mod nat_modes;
 mod nic;
@@ -39,6 +41,11 @@ struct Args {
     /// figures do not hold).
     #[arg(long, default_value = "0,1", value_parser = parse_lcores)]
     lcores: Lcores,
+    /// Generator lanes (threads) a run uses, each owning its workers' queues and sending
+    /// the flows a NIC puts on them. Default: one per two workers, on CPUs no lcore uses
+    /// (none such: one). Lanes asked for beyond those CPUs share the others.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=8))]
+    generators: Option<u16>,
     /// Where JSON and SVG go (created if missing).
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -473,6 +480,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     bench.idle_sleep_max_us = args.idle_sleep_max_us;
+    bench.generators = args.generators.map(usize::from);
     let set = match (args.method, args.set) {
         (Some(_), _) => "custom",
         (None, Set::Short) => "short",
@@ -513,8 +521,13 @@ fn main() -> std::process::ExitCode {
         }
         match bench.run(&s, &rvs_bin) {
             Ok(o) => {
+                let lanes = if o.generators > 1 {
+                    format!(" ({} generator lanes)", o.generators)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "  {:<22} {:>7.2} Mpps forwarded ({:.2} offered), lost {}, limit {}",
+                    "  {:<22} {:>7.2} Mpps forwarded ({:.2} offered), lost {}, limit {}{lanes}",
                     o.name, o.forwarded_mpps, o.offered_mpps, o.lost, o.bottleneck
                 );
                 outcomes.push(o);

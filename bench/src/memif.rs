@@ -7,7 +7,8 @@
 //! ```
 
 use crate::gen::Kind;
-use crate::run::{generate, GenPorts, Method, Outcome, Scenario, VIP};
+use crate::generate::{generate, GenPorts};
+use crate::run::{Method, Outcome, Scenario, VIP};
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConf};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -241,9 +242,11 @@ pub fn run(
         let traffic = s.traffic(parse_mac(DUT_MAC[0]));
         let mut out = Outcome::for_scenario(s, "memif");
         let ports = GenPorts {
+            eal,
             pool: &pool,
             tx: &mut a_tx[..1],
             rx: &mut b_rx[..1],
+            lane_cpus: &[],
         };
         let generated = generate(ports, traffic, s, &[], 0, &mut out);
         stop(child, dut);

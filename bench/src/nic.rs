@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 /// Bytes of the hashed input the model covers: an IPv6 address and a port.
 const INPUT: usize = 18;
+/// Entries of the redirection table (as rvs programs a port).
+pub const RETA_SIZE: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct NicModel {
@@ -33,7 +35,7 @@ impl NicModel {
             .collect();
         NicModel {
             tables,
-            reta: Reta::spread(128, queues.clamp(1, usize::from(u16::MAX)) as u16),
+            reta: Reta::spread(RETA_SIZE, queues.clamp(1, usize::from(u16::MAX)) as u16),
         }
     }
 
@@ -47,6 +49,32 @@ impl NicModel {
             .zip(&self.tables)
             .fold(0u32, |h, (&b, t)| h ^ t[usize::from(b)]);
         usize::from(self.reta.queue(hash))
+    }
+
+    /// The hash of an IPv4 end split in its two shares: the hash is linear over XOR in its
+    /// input bits, so `hash(addr, port) = addr_share(addr) ^ port_share(port)`.
+    #[inline]
+    pub fn addr_share(&self, addr: u32) -> u32 {
+        addr.to_be_bytes()
+            .iter()
+            .zip(&self.tables)
+            .fold(0, |h, (&b, t)| h ^ t[usize::from(b)])
+    }
+
+    #[inline]
+    pub fn port_share(&self, port: u16) -> u32 {
+        let [hi, lo] = port.to_be_bytes();
+        self.tables[4][usize::from(hi)] ^ self.tables[5][usize::from(lo)]
+    }
+
+    /// The redirection-table entry a hash picks, and the queue that entry names.
+    #[inline]
+    pub fn entry(hash: u32) -> usize {
+        hash as usize % RETA_SIZE
+    }
+
+    pub fn queue_of_entry(&self, entry: usize) -> usize {
+        usize::from(self.reta.queue(entry as u32))
     }
 }
 
@@ -64,6 +92,9 @@ mod tests {
             let (t, n) = one_end(addr, port);
             let want = usize::from(reta.queue(toeplitz(&VERIFICATION_KEY, &t[..n])));
             assert_eq!(nic.queue(addr, port), want, "{addr}:{port}");
+            let ip = 0x0a00_0000 + i * 7919;
+            let split = nic.addr_share(ip) ^ nic.port_share(port);
+            assert_eq!(nic.queue_of_entry(NicModel::entry(split)), want);
         }
     }
 }

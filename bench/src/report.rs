@@ -16,10 +16,9 @@ pub fn flows_label(f: u32) -> String {
 /// figures measure anything on this machine (workers beyond its cores share them).
 pub fn scaling(outcomes: &[Outcome], cores: usize) -> String {
     let mut t = String::new();
-    let per_core = cores.saturating_sub(1).max(1);
     let _ = writeln!(
         t,
-        "scaling ({cores} cores available: the generator takes one, so rates with more than {per_core} worker(s) share cores and check the wiring, not speed; the generator is one core, so rows it could not feed faster say generator-bound)"
+        "scaling ({cores} cores available; the generator runs as lanes, one per two workers where spare cores allow, each on a core of its own: rows whose workers and lanes outnumber the cores share cores and check the wiring, not speed; rows the generator could not feed faster say generator-bound)"
     );
     let mut methods: Vec<&str> = Vec::new();
     for o in outcomes.iter().filter(|o| o.name.ends_with('w')) {
@@ -45,7 +44,7 @@ pub fn scaling(outcomes: &[Outcome], cores: usize) -> String {
                 } else {
                     ""
                 };
-                let shared = if o.workers > per_core {
+                let shared = if o.workers + o.generators.max(1) > cores {
                     ", shared cores"
                 } else {
                     ""
@@ -58,13 +57,18 @@ pub fn scaling(outcomes: &[Outcome], cores: usize) -> String {
                 } else {
                     String::new()
                 };
+                let lanes = if o.generators > 1 {
+                    format!(", {} generator lanes", o.generators)
+                } else {
+                    String::new()
+                };
                 let handed = if o.workers > 1 && o.forward_mode_is_lb() {
                     format!(", {:.1}% handed off", o.handoff_percent)
                 } else {
                     String::new()
                 };
                 format!(
-                    "{} workers {:.2} Mpps{linear}{handed}",
+                    "{} workers {:.2} Mpps{linear}{lanes}{handed}",
                     o.workers, o.forwarded_mpps
                 )
             })
@@ -459,6 +463,7 @@ mod tests {
     fn scaling_is_shown_against_linear() {
         let row = |name: &str, method: &str, workers: usize, mpps: f64, handed: f64| Outcome {
             workers,
+            generators: workers.div_ceil(2),
             handoff_percent: handed,
             bottleneck: "rvs".into(),
             ..outcome(name, method, 10_000, mpps, None)
@@ -471,9 +476,9 @@ mod tests {
         ];
         v[2].bottleneck = "generator".into();
         let t = scaling(&v, 4);
-        assert!(t.contains("more than 3 worker(s) share cores"), "{t}");
+        assert!(t.contains("(4 cores available;"), "{t}");
         assert!(
-            t.contains("nat: 1 workers 4.00 Mpps (100% of linear); 2 workers 7.20 Mpps (90% of linear), 0.0% handed off; 4 workers 8.00 Mpps (50% of linear, shared cores, generator-bound), 0.5% handed off"),
+            t.contains("nat: 1 workers 4.00 Mpps (100% of linear); 2 workers 7.20 Mpps (90% of linear), 0.0% handed off; 4 workers 8.00 Mpps (50% of linear, shared cores, generator-bound), 2 generator lanes, 0.5% handed off"),
             "{t}"
         );
     }

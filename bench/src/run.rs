@@ -2,24 +2,25 @@
 //! into `net_ring` port A, worker lcores forward (rvs's load balancing, or io mode as the
 //! yardstick) to port B, and the generator drains B and reads every stamp back. With N
 //! workers, port A and B have a queue pair per worker and the generator puts each flow on
-//! its owner's queue (as an RSS set-up steering by client would); the workers hand over
-//! what is not theirs through rvs's own hand-off rings.
+//! the queue a NIC's RSS would (see [`crate::nic`]); the workers hand over what is not
+//! theirs through rvs's own hand-off rings. With more workers than one core can feed, the
+//! generator runs as lanes on spare CPUs, each with its own queues (see [`crate::lanes`]).
 //!
 //! ```text
-//!   generator (main lcore) --A tx i--> [ring] --A rx i--> worker i --B tx i--> [ring] --B rx i--> generator
+//!   generator lane (main lcore, ...) --A tx i--> [ring] --A rx i--> worker i --B tx i--> [ring] --B rx i--> lane
 //! ```
 
-use crate::gen::{Generator, Histogram, Kind, Stamp, Traffic};
+use crate::gen::{Kind, Traffic};
+use crate::generate::{generate, GenPorts};
 use crate::memif::{self, Dut};
-use dpdk::{Eal, EalArgs, MbufBurst, Mempool, Port, PortConf, BURST};
+use dpdk::{Eal, EalArgs, Mempool, Port, PortConf};
 use rvs_control::appliance::Appliance;
 use rvs_control::director::{Director, Limits};
 use rvs_control::ipvsadm::parse_line;
 use rvs_core::engine::{DropReason, EngineConfig, PortInfo, Route};
 use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
-use rvs_core::stats::STAGES;
-use rvs_core::{ForwardMode, WorkerCounters, WorkerStats};
+use rvs_core::{ForwardMode, WorkerStats};
 use rvs_worker::{LbShared, RxAssignment, WorkerQueues, WorkerSet};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -152,6 +153,8 @@ pub struct Outcome {
     /// "ring" (one process) or "memif" (two processes).
     pub wiring: String,
     pub workers: usize,
+    /// Generator lanes (threads, each on its own CPU where there are CPUs enough).
+    pub generators: usize,
     pub flows: u32,
     pub vips: u32,
     pub frame_bytes: u16,
@@ -227,6 +230,7 @@ impl Outcome {
             traffic: s.kind.name().into(),
             wiring: wiring.into(),
             workers: 1,
+            generators: 1,
             flows: s.flows,
             vips: s.vips,
             frame_bytes: s.size,
@@ -255,6 +259,12 @@ pub struct Bench {
     worker_lcores: Vec<u32>,
     /// The CPU the generator (main lcore) runs on: control threads of a run go there.
     gen_cpu: u32,
+    /// CPUs no lcore uses: further generator lanes go there.
+    spare_cpus: Vec<u32>,
+    /// CPUs in all.
+    cpus: u32,
+    /// Generator lanes a run uses; None: one per two workers, as spare CPUs allow.
+    pub generators: Option<usize>,
     runs: u32,
     /// Workers' adaptive polling bound (0: always poll), as the daemon's default unless set.
     pub idle_sleep_max_us: u32,
@@ -312,14 +322,45 @@ impl Bench {
         args.main_lcore = Some(generator);
         let eal = Eal::init(&args.to_vec())?;
         let pool = Mempool::new(&eal, "bench_pool", 32767, 256, 2048 + 128, 0)?;
+        let spare_cpus = (0..cpus)
+            .filter(|c| map.iter().all(|&(_, used)| used != *c))
+            .collect();
         Ok(Bench {
             eal,
             pool,
             worker_lcores: workers.to_vec(),
             gen_cpu,
+            spare_cpus,
+            cpus,
+            generators: None,
             runs: 0,
             idle_sleep_max_us: rvs_worker::idle::DEFAULT_SLEEP_MAX_US,
         })
+    }
+
+    /// CPUs of a run's generator lanes after the first (which is the main lcore): one lane
+    /// per two workers on spare CPUs, or the lanes asked for, which past the spare CPUs
+    /// share the others (the run then checks the wiring, not speed).
+    fn lane_cpus(&self, workers: usize) -> Vec<u32> {
+        let auto = self.generators.is_none();
+        let lanes = self
+            .generators
+            .unwrap_or(workers.div_ceil(2))
+            .clamp(1, workers.max(1));
+        let mut shared: Vec<u32> = (0..self.cpus).filter(|&c| c != self.gen_cpu).collect();
+        if shared.is_empty() || auto {
+            shared = vec![self.gen_cpu];
+        }
+        let shared = shared
+            .into_iter()
+            .cycle()
+            .take(if auto { 0 } else { lanes });
+        self.spare_cpus
+            .iter()
+            .copied()
+            .chain(shared)
+            .take(lanes - 1)
+            .collect()
     }
 
     /// The fixture table through a worker on the first worker lcore (see
@@ -453,10 +494,13 @@ impl Bench {
         let traffic = s.traffic(a_mac);
         let mut out = Outcome::for_scenario(s, "ring");
         out.workers = workers;
+        let lane_cpus = self.lane_cpus(workers);
         let ports = GenPorts {
+            eal: &self.eal,
             pool: &self.pool,
             tx: &mut gen_tx,
             rx: &mut gen_rx,
+            lane_cpus: &lane_cpus,
         };
         let gen_result = generate(ports, traffic, s, &stats, rss_before, &mut out);
         listing_stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -783,271 +827,4 @@ fn spawn_reloads(
         let _ = std::fs::remove_dir_all(&dir);
         Ok(done)
     })
-}
-
-/// The generator's loop on the main lcore: warm-up (established TCP: the flows' SYNs),
-/// then the measured window, then a drain until nothing more arrives.
-/// The generator's ends of the wiring: a tx queue towards each worker (flows spread as a
-/// NIC's RSS would), and the rx queues it drains.
-pub struct GenPorts<'a> {
-    pub pool: &'a Mempool,
-    pub tx: &'a mut [dpdk::TxQueue],
-    pub rx: &'a mut [dpdk::RxQueue],
-}
-
-/// Mean share of busy time over the workers between two readings of their counters.
-fn busy_between(before: &[WorkerCounters], after: &[WorkerCounters]) -> f64 {
-    let shares: Vec<f64> = before
-        .iter()
-        .zip(after)
-        .map(|(b, a)| {
-            let cycles = a.cycles.saturating_sub(b.cycles);
-            let busy = a.busy_cycles.saturating_sub(b.busy_cycles);
-            if cycles == 0 {
-                0.0
-            } else {
-                busy as f64 / cycles as f64
-            }
-        })
-        .collect();
-    if shares.is_empty() {
-        0.0
-    } else {
-        shares.iter().sum::<f64>() / shares.len() as f64
-    }
-}
-
-/// `workers`: the workers' statistics when they run in this process (empty otherwise).
-pub fn generate(
-    ports: GenPorts<'_>,
-    traffic: Traffic,
-    s: &Scenario,
-    workers: &[Arc<WorkerStats>],
-    rss_before: u64,
-    out: &mut Outcome,
-) -> Result<(), String> {
-    let GenPorts { pool, tx, rx } = ports;
-    let connections = || workers.iter().map(|w| w.connections()).sum::<u64>();
-    let read_workers = || workers.iter().map(|w| w.read()).collect::<Vec<_>>();
-    let mut busy_from = Vec::new();
-    // Table capacity is per worker.
-    let capacity = (s.conn_capacity * workers.len().max(1)) as u64;
-    let queues = tx.len().max(1);
-    let mut queued: Vec<MbufBurst<BURST>> = (0..queues).map(|_| MbufBurst::new()).collect();
-    // Flows reach the workers' queues as a NIC would put them there.
-    let nic = crate::nic::NicModel::new(queues);
-    let mut gen = Generator::new(traffic);
-    let frame_len = gen.frame_len() as u16;
-    let hz = dpdk::tsc_hz().max(1);
-    let ns_per_cycle = 1e9 / hz as f64;
-    let secs = |cycles: u64| cycles as f64 / hz as f64;
-    let tracked = if s.kind == Kind::Syn {
-        0
-    } else {
-        s.flows as usize
-    };
-    let mut last_seq: Vec<u32> = vec![u32::MAX; tracked];
-    let mut hist = Histogram::default();
-    let mut burst: MbufBurst<BURST> = MbufBurst::new();
-    let mut back: MbufBurst<BURST> = MbufBurst::new();
-    let (mut sent, mut received, mut reordered) = (0u64, 0u64, 0u64);
-    let (mut offers, mut ring_full) = (0u64, 0u64);
-
-    // Established flows need their SYNs through first; then a short warm-up.
-    let first_round = if s.kind == Kind::Syn {
-        0
-    } else {
-        u64::from(s.flows)
-    };
-    let warmup = (hz as f64 * 0.2) as u64;
-    let window = (hz as f64 * s.seconds) as u64;
-    let start = dpdk::tsc_now();
-    let give_up = start + window * 4 + hz * 30;
-    let mut window_start: Option<(u64, u64, u64)> = None;
-    let mut window_end: Option<(u64, u64, u64)> = None;
-    let mut full_at: Option<(u64, u64)> = None;
-    let mut measuring = false;
-    let mut rate_from = (start, 0u64);
-    let mut last_arrival = start;
-
-    loop {
-        let now = dpdk::tsc_now();
-        if now > give_up {
-            return Err(format!(
-                "{}: no progress (sent {sent}, received {received})",
-                s.name
-            ));
-        }
-        // Receive everything waiting.
-        for q in rx.iter_mut() {
-            let n = q.rx_burst(&mut back);
-            if n == 0 {
-                continue;
-            }
-            last_arrival = dpdk::tsc_now();
-            let t32 = last_arrival as u32;
-            for m in back.as_slice() {
-                let Some(st) = Stamp::read(m.data()) else {
-                    continue;
-                };
-                received += 1;
-                if measuring {
-                    hist.record((f64::from(t32.wrapping_sub(st.ts)) * ns_per_cycle) as u64);
-                }
-                if let Some(last) = last_seq.get_mut(st.flow as usize) {
-                    if *last != u32::MAX && st.seq <= *last {
-                        reordered += 1;
-                    } else {
-                        *last = st.seq;
-                    }
-                }
-            }
-            back.clear();
-        }
-        if s.kind == Kind::Syn
-            && full_at.is_none()
-            && (received >= capacity || connections() >= capacity)
-        {
-            full_at = Some((now, received));
-        }
-        match (window_start, window_end) {
-            (None, _) if sent >= first_round && now - start >= warmup => {
-                window_start = Some((now, sent, received));
-                busy_from = read_workers();
-                measuring = true;
-                hist = Histogram::default();
-                if s.rate.is_some() {
-                    rate_from = (now, sent);
-                }
-            }
-            // A SYN flood ends half a second after its table filled.
-            (Some((t0, _, _)), None)
-                if now - t0 >= window || full_at.is_some_and(|(t, _)| now - t > hz / 2) =>
-            {
-                window_end = Some((now, sent, received));
-                let now_read = read_workers();
-                out.worker_busy = busy_between(&busy_from, &now_read);
-                out.worker_sleeps = now_read
-                    .iter()
-                    .zip(&busy_from)
-                    .map(|(a, b)| a.sleeps.saturating_sub(b.sleeps))
-                    .sum();
-                let window: Vec<WorkerCounters> = now_read
-                    .iter()
-                    .zip(&busy_from)
-                    .map(|(a, b)| a.since(b))
-                    .collect();
-                let rx: u64 = window.iter().map(|w| w.rx_packets).sum();
-                let handed: u64 = window.iter().map(|w| w.handoffs).sum();
-                out.handoff_percent = 100.0 * handed as f64 / rx.max(1) as f64;
-                out.cycles_per_packet = STAGES
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| {
-                        let c: u64 = window.iter().map(|w| w.stage_cycles[i]).sum();
-                        (name.to_string(), c as f64 / rx.max(1) as f64)
-                    })
-                    .collect();
-                measuring = false;
-                // While the worker still holds its table.
-                out.rss_growth_mib = rss_kib().saturating_sub(rss_before) as f64 / 1024.0;
-            }
-            _ => {}
-        }
-        if let Some((t1, _, _)) = window_end {
-            // Drain: until everything arrived, nothing arrived for 20 ms, or 1 s passed.
-            if received >= sent || now.saturating_sub(last_arrival) > hz / 50 || now - t1 > hz {
-                break;
-            }
-            continue;
-        }
-        // Offer one burst (rate-limited runs only as many as are due).
-        let mut want = BURST;
-        if let Some(rate) = s.rate {
-            let due = (secs(now - rate_from.0) * rate) as u64 + rate_from.1;
-            // After a stall of the generator's core, catch up by at most two bursts: the
-            // rest is skipped, so latency shows rvs's queueing, not the generator's.
-            if due > sent + 2 * BURST as u64 {
-                let excess = (due - sent - 2 * BURST as u64) as f64;
-                rate_from.0 += (excess / rate * hz as f64) as u64;
-            }
-            let due = (secs(now - rate_from.0) * rate) as u64 + rate_from.1;
-            want = want.min(due.saturating_sub(sent) as usize);
-        }
-        // A new burst once the last one is all out; each frame to its flow's owner.
-        if queued.iter().all(|q| q.is_empty()) && want > 0 && pool.alloc_bulk(&mut burst, want) {
-            let tsc = dpdk::tsc_now();
-            burst.drain_each(|mut m| {
-                let flow = m.append(frame_len).map(|frame| gen.next(frame, tsc));
-                let q = match flow {
-                    Some(flow) if queues > 1 => {
-                        let (ip, port) = crate::gen::flow_addr(flow);
-                        nic.queue(IpAddr::from(ip.to_be_bytes()), port)
-                    }
-                    _ => 0,
-                };
-                let _ = queued[q].push(m);
-            });
-        }
-        for (q, b) in tx.iter_mut().zip(queued.iter_mut()) {
-            if b.is_empty() {
-                continue;
-            }
-            let before = b.len();
-            let n = q.tx_burst(b);
-            sent += n as u64;
-            if measuring {
-                offers += 1;
-                ring_full += u64::from(n < before);
-            }
-        }
-    }
-    let (t0, s0, r0) = window_start.ok_or("no window")?;
-    let (t1, s1, r1) = window_end.ok_or("no window end")?;
-    let elapsed = secs(t1 - t0);
-    out.seconds = elapsed;
-    out.sent = sent;
-    out.received = received;
-    out.lost = sent.saturating_sub(received);
-    out.reordered = reordered;
-    out.ring_full = ring_full;
-    out.offers = offers;
-    // rvs limits when most offers found its rx ring full.
-    let dut = if s.wiring == Wiring::Memif(Dut::Testpmd) {
-        "testpmd"
-    } else {
-        "rvs"
-    };
-    out.bottleneck = if ring_full * 10 > offers {
-        dut
-    } else if s.rate.is_some() {
-        "rate limit"
-    } else {
-        "generator"
-    }
-    .into();
-    out.offered_mpps = (s1 - s0) as f64 / elapsed / 1e6;
-    out.forwarded_mpps = (r1 - r0) as f64 / elapsed / 1e6;
-    out.forwarded_gbps = out.forwarded_mpps * f64::from(s.size.max(60) + 24) * 8.0 / 1e3;
-    out.connections = connections();
-    out.latency_ns = Latency {
-        min: if hist.count == 0 { 0 } else { hist.min },
-        avg: hist.mean(),
-        p50: hist.quantile(0.5),
-        p99: hist.quantile(0.99),
-        max: hist.max,
-        samples: hist.count,
-    };
-    if s.kind == Kind::Syn {
-        out.table_full_after = full_at.map(|(t, _)| secs(t - start));
-        // While the table fills every forwarded SYN is a new connection.
-        out.conns_per_sec = match full_at {
-            Some((t, n)) => n as f64 / secs(t - start),
-            None => (r1 - r0) as f64 / elapsed,
-        };
-    }
-    // Dropped bursts left over from the last offer are not counted as sent.
-    burst.clear();
-    queued.iter_mut().for_each(|q| q.clear());
-    Ok(())
 }
