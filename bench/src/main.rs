@@ -426,6 +426,15 @@ fn verdicts(outcomes: &[Outcome]) -> Vec<String> {
                 o.name, o.sent, o.drops
             ));
         }
+        // Two ports hashing the client's end put both directions of a flow on its owner's
+        // queue, whichever generator lane sent it: a hand-off means ownership no longer
+        // follows the NIC.
+        if o.wiring == "ring" && o.forward_mode_is_lb() && o.handoffs > 0 {
+            bad.push(format!(
+                "{}: {} frames handed to another worker ({:.2}%): ownership does not follow the NIC",
+                o.name, o.handoffs, o.handoff_percent
+            ));
+        }
         if o.name == "nat-listing" && (o.listings == 0 || o.listed_max < u64::from(o.flows)) {
             bad.push(format!(
                 "{}: {} listings, at most {} of {} connections listed",
@@ -695,6 +704,29 @@ mod tests {
             Some("io-tcp-64-10k-16vips")
         );
         assert!(args(&["--method", "nat", "--vips", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_hand_off_in_the_two_port_wiring_fails_the_run() {
+        let o = |method: &str, handoffs: u64| Outcome {
+            name: format!("{method}-tcp-64-10k-2w"),
+            method: method.into(),
+            traffic: "tcp".into(),
+            wiring: "ring".into(),
+            workers: 2,
+            sent: 1000,
+            received: 1000,
+            forwarded_mpps: 1.0,
+            handoffs,
+            ..Outcome::default()
+        };
+        assert!(verdicts(&[o("nat", 0), o("io", 5)]).is_empty());
+        let bad = verdicts(&[o("dr", 3)]);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].contains("3 frames handed to another worker"),
+            "{bad:?}"
+        );
     }
 
     #[test]
