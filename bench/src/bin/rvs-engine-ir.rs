@@ -3,7 +3,7 @@
 //! connections by about 2%: the tables' hash seeds are random), so the
 //! effect of a change shows in one comparison. One engine, no ports, frames processed as a
 //! worker does (a burst's headers parsed, then its keys hashed, then its entries
-//! prefetched, then each frame), the lab's fixture services (rvs_testkit::lab).
+//! prefetched, then each frame, then the burst's changes to the servers' counts), the lab's fixture services (rvs_testkit::lab).
 //!
 //!   rvs-engine-ir SCENARIO [ROUNDS]    nat | dr | tun | syn | flood
 //!
@@ -64,6 +64,8 @@ fn measure(lab: &mut Lab, frames: &[(u16, Vec<u8>)], rounds: usize) -> u64 {
                     .process_parsed(&lab.snap, &lab.loads, 1, *port, p, &mut f);
                 forwarded += u64::from(matches!(v, Verdict::Forward { .. }));
             }
+            // As a worker at the end of its pass: the servers' counts, one step each.
+            lab.engine.flush_loads(&lab.loads);
         }
     }
     forwarded
@@ -139,6 +141,8 @@ fn main() {
         },
     );
     let mut frames = prepare(&mut lab, &scenario);
+    // The worker holds changes to the servers' counts until the end of its pass.
+    lab.engine.hold_loads(lab.loads.len());
     if new_conns {
         // Each round's SYNs from other clients (the first octet moved), so every one is new.
         let all: Vec<_> = (0..rounds)

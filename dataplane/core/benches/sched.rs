@@ -4,7 +4,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use rvs_core::model::{ForwardMethod, RealServer};
-use rvs_core::sched::{build_table, pick, DestLoad, Request, SchedKind, SchedState};
+use rvs_core::sched::{build_table, pick, DestLoad, PendingLoads, Request, SchedKind, SchedState};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,30 @@ fn dest_load(c: &mut Criterion) {
             })
         });
     }
+    // As workers count: changes held and shared once a pass of 32 packets (a pass opens
+    // connections and its evictions or timers close as many).
+    group.bench_function("same_held_a_pass", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    let loads = &loads;
+                    s.spawn(move || {
+                        let mut held = PendingLoads::new(loads.len());
+                        for n in 0..iters {
+                            held.open(loads, black_box(0), true);
+                            held.closed(loads, black_box(0), true);
+                            if n % 32 == 31 {
+                                held.flush(loads);
+                            }
+                        }
+                        held.flush(loads);
+                    });
+                }
+            });
+            started.elapsed().max(Duration::from_nanos(1))
+        })
+    });
     group.finish();
 }
 

@@ -2297,3 +2297,64 @@ fn sloppy_tcp_takes_over_mid_flow() {
         "a RST opens nothing"
     );
 }
+
+/// A worker holding its changes to the servers' counts until the end of its pass: its own
+/// scheduler sees them at once (lc spreads one pass's new connections), the shared counts
+/// at the flush.
+#[test]
+fn held_counts_are_seen_by_the_workers_scheduler_and_shared_at_the_flush() {
+    use rvs_core::engine::{ForwardMethod, Service};
+    use rvs_core::sched::SchedKind;
+    let snap = snapshot_with(|services| {
+        services[0] = Service::new(
+            0,
+            6,
+            ip([192, 168, 1, 100]),
+            80,
+            None,
+            SchedKind::Lc,
+            None,
+            vec![
+                rs(20, [10, 0, 0, 2], 8080, ForwardMethod::Nat),
+                rs(21, [10, 0, 0, 3], 8080, ForwardMethod::Nat),
+            ],
+        );
+    });
+    let mut lab = Lab::with(snap, rvs_core::engine::EngineConfig::default());
+    lab.engine.hold_loads(lab.loads.len());
+    let mut to = [0usize; 2];
+    for i in 0..10u8 {
+        let syn = tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            [198, 51, 100, i],
+            [192, 168, 1, 100],
+            64,
+            1000,
+            80,
+            true,
+            false,
+            &[],
+        );
+        let (v, out) = lab.run(0, &syn);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        match out[30..34] {
+            [10, 0, 0, 2] => to[0] += 1,
+            [10, 0, 0, 3] => to[1] += 1,
+            _ => panic!("to {:?}", &out[30..34]),
+        }
+    }
+    assert_eq!(to, [5, 5], "lc saw the pass's own connections");
+    let counts = |lab: &Lab, id: usize| (lab.loads[id].active(), lab.loads[id].inactive());
+    assert_eq!(
+        (counts(&lab, 20), counts(&lab, 21)),
+        ((0, 0), (0, 0)),
+        "held"
+    );
+    lab.engine.flush_loads(&lab.loads);
+    assert_eq!(
+        (counts(&lab, 20), counts(&lab, 21)),
+        ((5, 0), (5, 0)),
+        "SYN_RECV counts active"
+    );
+}

@@ -677,6 +677,8 @@ pub(crate) fn run_lb(
             }
         });
         lb.engine.expire(now, 64, &lb.loads);
+        // The pass's changes to the servers' shared counts, one step a server.
+        lb.engine.flush_loads(&lb.loads);
         last_busy = Some(busy);
         stats.publish(&counters);
         lb.engine
@@ -693,6 +695,7 @@ pub(crate) fn run_lb(
         }
         idle_pause(&mut plan.backoff, busy, &mut counters);
     }
+    lb.engine.flush_loads(&lb.loads);
     stats.publish(&counters);
     (counters, lb.engine.counters())
 }

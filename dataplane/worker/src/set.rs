@@ -68,6 +68,8 @@ impl EngineSeed {
         engine.set_owner(index, workers);
         engine.sync = self.sync;
         engine.set_holding(self.holding);
+        // Each server's shared counts change once a pass, not per connection.
+        engine.hold_loads(self.loads.len());
         engine.adopt(self.snapshot.get());
         LbContext {
             engine,

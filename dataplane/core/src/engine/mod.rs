@@ -47,7 +47,7 @@ use crate::conn::{
     account_active, addr16, ip_of, sctp_transition, state_is_active, transition, Addr16, Conn,
     ConnTable, Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
 };
-use crate::sched::{self, DestLoad, Request, SchedState};
+use crate::sched::{self, DestLoad, PendingLoads, Request, SchedState};
 use hashbrown::HashMap;
 use rvs_wire::{arp, checksum, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rvs_wire::{
@@ -137,6 +137,9 @@ pub struct Engine {
     dest_hops: Box<[DestHop; DEST_HOPS]>,
     hop_epoch: u32,
     released: Vec<u32>,
+    /// Changes to the servers' shared counts held until the end of the burst (none held
+    /// unless the worker asks, see [`Engine::hold_loads`]).
+    pending_loads: PendingLoads,
     /// Shared with the control side, which reads them at any time.
     pub counters: Arc<CounterSlots>,
     /// This worker's queues to and from the connection sync daemon, if it runs one.
@@ -196,6 +199,7 @@ impl Engine {
             dest_hops: Box::new([DestHop::EMPTY; DEST_HOPS]),
             hop_epoch: 1,
             released: Vec::with_capacity(EXPIRE_BUDGET_MAX),
+            pending_loads: PendingLoads::default(),
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
             embryonic_limit: (cfg.conn_capacity.max(1) * usize::from(cfg.syn_share.clamp(1, 100))
@@ -208,6 +212,19 @@ impl Engine {
             port_cursor: 0,
             local_cursor: 0,
         }
+    }
+
+    /// Holds changes to the servers' shared counts (servers `0..servers`) until
+    /// [`Engine::flush_loads`], which the worker calls at the end of each burst (see
+    /// [`PendingLoads`]); without this every change is counted at once.
+    pub fn hold_loads(&mut self, servers: usize) {
+        self.pending_loads = PendingLoads::new(servers);
+    }
+
+    /// Applies the changes to the servers' counts held since the last call.
+    #[inline]
+    pub fn flush_loads(&mut self, loads: &[DestLoad]) {
+        self.pending_loads.flush(loads);
     }
 
     /// Takes a new snapshot into use (at a burst boundary): each service's scheduler state

@@ -154,6 +154,7 @@ impl Engine {
         let released = &mut self.released;
         released.clear();
         let persistence = &self.persistence;
+        let pending = &mut self.pending_loads;
         let visited = self
             .table
             .expire(now, budget.min(released.capacity()), |_, c| {
@@ -167,9 +168,7 @@ impl Engine {
                     }
                     return None;
                 }
-                if let Some(l) = loads.get(c.dest as usize) {
-                    l.unbind(c.flags & flags::ACTIVE != 0);
-                }
+                pending.closed(loads, c.dest as usize, c.flags & flags::ACTIVE != 0);
                 if let Some(t) = c.template_id() {
                     released.push(t.0);
                 }
@@ -223,9 +222,9 @@ impl Engine {
             self.table.clear_embryonic(id);
         }
         let active = state_is_active(proto_num, to);
-        if let Some(l) = loads.get(dest as usize) {
-            account_active(l, state_is_active(proto_num, from), active);
-        }
+        let was_active = state_is_active(proto_num, from);
+        self.pending_loads
+            .moved(loads, dest as usize, was_active, active);
         if let Some(c) = self.table.get_mut(id) {
             c.state = to;
             c.flags = if active {
@@ -243,9 +242,8 @@ impl Engine {
             .table
             .remove_with(id, |c| (c.dest, c.flags, c.template_id()));
         if let Some((dest, conn_flags, template)) = taken {
-            if let Some(l) = loads.get(dest as usize) {
-                l.unbind(conn_flags & flags::ACTIVE != 0);
-            }
+            self.pending_loads
+                .closed(loads, dest as usize, conn_flags & flags::ACTIVE != 0);
             if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
                 t.controls = t.controls.saturating_sub(1);
             }
@@ -442,10 +440,7 @@ impl Engine {
         if flow.proto == proto::TCP && first != TcpState::Established as u8 {
             self.table.mark_embryonic(id);
         }
-        if let Some(l) = loads.get(s.id) {
-            l.bind();
-            account_active(l, false, active);
-        }
+        self.pending_loads.open(loads, s.id, active);
         self.counters.connection(usize::from(entry_id), s.id);
         // TCP and SCTP are noted once they have a state (as at any later change).
         if first != 0 || (flow.proto != proto::TCP && flow.proto != proto::SCTP) {
@@ -494,6 +489,14 @@ impl Engine {
             dst: flow.dst,
             now: u64::from(now),
         };
-        sched::pick(&svc.sched, &svc.table, state, &svc.servers, loads, &req)
+        sched::pick_holding(
+            &svc.sched,
+            &svc.table,
+            state,
+            &svc.servers,
+            loads,
+            Some(&self.pending_loads),
+            &req,
+        )
     }
 }

@@ -35,6 +35,7 @@ mod tests {
         let v = View {
             dests: &d,
             loads: &l,
+            held: None,
         };
         assert_eq!(pick(&v), Some(1), "B and C tie at 10: B first");
         l[1].set_overloaded(true);

@@ -30,6 +30,7 @@ mod tests {
         let v = View {
             dests: &d,
             loads: &l,
+            held: None,
         };
         assert_eq!(pick(&v), Some(0), "all equal: first");
         l[0].set_counts(1, 0); // 256

@@ -78,10 +78,7 @@ impl DestLoad {
         // One add, no compare loop: the low half cannot carry into the high one, since a
         // server never holds 2^32 connections (entry ids are 32-bit).
         let before = self.counts.fetch_add(1, Relaxed);
-        let upper = self.upper.load(Relaxed);
-        if upper != 0 && total_of(before).saturating_add(1) >= upper {
-            self.overloaded.store(true, Relaxed);
-        }
+        self.judge_growth(total_of(before).saturating_add(1));
     }
 
     /// A connection goes away, counted active or not. The flag clears when the total drops
@@ -92,8 +89,48 @@ impl DestLoad {
             true => Some((a.checked_sub(1)?, i)),
             false => Some((a, i.checked_sub(1)?)),
         });
+        self.judge_shrink(total_of(after));
+    }
+
+    /// Whether connection thresholds are set (the flag is then judged per connection).
+    pub fn has_thresholds(&self) -> bool {
+        self.upper.load(Relaxed) != 0
+    }
+
+    /// A worker's net changes to the counts (see [`super::PendingLoads`]) in one atomic
+    /// step, each half kept at zero or above; the flag judged as binds (when the total
+    /// grew) and unbinds (when any connection went) would judge it.
+    pub fn apply(&self, active: i32, inactive: i32, removed: bool) {
+        // Connections that came and went within a pass leave the line unwritten.
+        let after = if active == 0 && inactive == 0 {
+            self.counts.load(Relaxed)
+        } else {
+            self.change(|a, i| {
+                Some((
+                    a.saturating_add_signed(active),
+                    i.saturating_add_signed(inactive),
+                ))
+            })
+        };
+        let total = total_of(after);
+        if active.saturating_add(inactive) > 0 {
+            self.judge_growth(total);
+        }
+        if removed {
+            self.judge_shrink(total);
+        }
+    }
+
+    fn judge_growth(&self, total: u32) {
+        let upper = self.upper.load(Relaxed);
+        if upper != 0 && total >= upper {
+            self.overloaded.store(true, Relaxed);
+        }
+    }
+
+    fn judge_shrink(&self, total: u32) {
         let (upper, lower) = (self.upper.load(Relaxed), self.lower.load(Relaxed));
-        let total = u64::from(total_of(after));
+        let total = u64::from(total);
         let clear = if lower != 0 {
             total < u64::from(lower)
         } else if upper != 0 {
@@ -101,7 +138,9 @@ impl DestLoad {
         } else {
             true
         };
-        if clear {
+        // Read first: a store of what is there already would still take the line from
+        // the other workers.
+        if clear && self.overloaded.load(Relaxed) {
             self.overloaded.store(false, Relaxed);
         }
     }
@@ -215,5 +254,26 @@ mod tests {
         d.set_counts(u32::MAX, 1);
         d.unbind(false);
         assert_eq!((d.active(), d.inactive()), (u32::MAX, 0));
+    }
+
+    #[test]
+    fn net_changes_apply_in_one_step_and_judge_the_flag() {
+        let d = DestLoad::default();
+        d.apply(3, 2, false);
+        assert_eq!((d.active(), d.inactive()), (3, 2));
+        d.apply(-1, 1, false);
+        assert_eq!((d.active(), d.inactive()), (2, 3));
+        d.apply(-5, -1, true);
+        assert_eq!((d.active(), d.inactive()), (0, 2), "halves stop at zero");
+        d.set_overloaded(true);
+        d.apply(0, 0, true);
+        assert!(!d.overloaded(), "without thresholds a removal clears");
+        d.set_thresholds(Thresholds { upper: 4, lower: 1 });
+        d.apply(2, 0, false);
+        assert!(d.overloaded(), "4 >= upper 4");
+        d.apply(-2, -1, true);
+        assert!(d.overloaded(), "1 is not below lower 1");
+        d.apply(0, -1, true);
+        assert!(!d.overloaded(), "0 < lower 1");
     }
 }

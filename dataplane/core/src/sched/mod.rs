@@ -21,6 +21,7 @@ mod load;
 mod mh;
 mod nq;
 mod ovf;
+mod pending;
 mod rr;
 mod sed;
 mod sh;
@@ -31,6 +32,7 @@ pub use lblc::LblcCache;
 pub use lblcr::LblcrCache;
 pub use load::{DestLoad, Thresholds};
 pub use mh::{hsiphash_u32, MH_PRIMES};
+pub use pending::PendingLoads;
 pub use wrr::WrrConsts;
 
 pub use crate::model::RealServer;
@@ -376,7 +378,21 @@ pub fn pick(
     loads: &[DestLoad],
     req: &Request,
 ) -> Option<usize> {
-    let view = View { dests, loads };
+    pick_holding(kind, table, state, dests, loads, None, req)
+}
+
+/// [`pick`] for a worker that holds changes to the counts until the end of its burst: the
+/// counts it reads include its own held ones.
+pub fn pick_holding(
+    kind: &SchedKind,
+    table: &SchedTable,
+    state: &mut SchedState,
+    dests: &[RealServer],
+    loads: &[DestLoad],
+    held: Option<&PendingLoads>,
+    req: &Request,
+) -> Option<usize> {
+    let view = View { dests, loads, held };
     match (kind, table) {
         (SchedKind::Rr, _) => rr::pick(&view, &mut state.cursor),
         (SchedKind::Wrr, SchedTable::Wrr(c)) => {
@@ -424,10 +440,11 @@ pub fn pick(
     }
 }
 
-/// The server list with its live counters.
+/// The server list with its live counters (and the worker's held changes to them).
 pub(crate) struct View<'a> {
     pub dests: &'a [RealServer],
     pub loads: &'a [DestLoad],
+    pub held: Option<&'a PendingLoads>,
 }
 
 impl View<'_> {
@@ -447,12 +464,18 @@ impl View<'_> {
         self.load(i).is_some_and(DestLoad::overloaded)
     }
 
+    fn held(&self, i: usize) -> (i64, i64) {
+        self.held.map_or((0, 0), |h| h.held(self.dests[i].id))
+    }
+
     pub fn active(&self, i: usize) -> i64 {
-        self.load(i).map_or(0, |l| i64::from(l.active()))
+        let shared = self.load(i).map_or(0, |l| i64::from(l.active()));
+        (shared + self.held(i).0).max(0)
     }
 
     pub fn inactive(&self, i: usize) -> i64 {
-        self.load(i).map_or(0, |l| i64::from(l.inactive()))
+        let shared = self.load(i).map_or(0, |l| i64::from(l.inactive()));
+        (shared + self.held(i).1).max(0)
     }
 
     /// IPVS's `ip_vs_dest_conn_overhead`: active * 256 + inactive.

@@ -32,6 +32,7 @@ mod tests {
         let v = View {
             dests: &d,
             loads: &l,
+            held: None,
         };
         l[0].set_counts(1, 0);
         l[1].set_counts(0, 50); // idle (only inactive)

@@ -21,6 +21,7 @@ mod tests {
         let v = View {
             dests: &d,
             loads: &l,
+            held: None,
         };
         assert_eq!(pick(&v), Some(1));
         l[1].set_counts(3, 0); // 3 <= 3: still a candidate

@@ -31,6 +31,7 @@ mod tests {
         let v = View {
             dests: &d,
             loads: &l,
+            held: None,
         };
         let mut c = None;
         let picks: Vec<_> = (0..6).map(|_| pick(&v, &mut c)).collect();
@@ -43,7 +44,8 @@ mod tests {
             pick(
                 &View {
                     dests: &none,
-                    loads: &l
+                    loads: &l,
+                    held: None,
                 },
                 &mut None
             ),

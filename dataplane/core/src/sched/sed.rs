@@ -20,6 +20,7 @@ mod tests {
         let v = View {
             dests: &d,
             loads: &l,
+            held: None,
         };
         // A: (0+1)/1 = 1, B: (1+1)/2 = 1 -> tie, A first.
         l[1].set_counts(1, 0);

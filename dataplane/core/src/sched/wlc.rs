@@ -38,6 +38,7 @@ mod tests {
         let v = View {
             dests: &d,
             loads: &l,
+            held: None,
         };
         assert_eq!(pick(&v), Some(0), "all idle: first");
         l[0].set_counts(1, 0); // 256/1
@@ -56,7 +57,8 @@ mod tests {
         assert_eq!(
             pick(&View {
                 dests: &d,
-                loads: &l
+                loads: &l,
+                held: None,
             }),
             Some(1)
         );
