@@ -35,14 +35,16 @@ impl PendingLoads {
         }
     }
 
-    /// Where a change to `load` (server `id`) is held; None: count it at once.
+    /// Where a change to `load` (server `id`) is held; None: count it at once. A server
+    /// with changes held this pass keeps them together even if thresholds were set since
+    /// (an unbind counted at once could find its connection's bind still held).
     #[inline]
     fn hold(&mut self, load: &DestLoad, id: usize) -> Option<&mut Held> {
-        if self.held.is_empty() || load.has_thresholds() {
-            return None;
-        }
         let h = self.held.get_mut(id)?;
         if !h.listed {
+            if load.has_thresholds() {
+                return None;
+            }
             h.listed = true;
             self.touched.push(id as u32);
         }
@@ -181,6 +183,22 @@ mod tests {
         p.closed(&l, 1, false);
         assert!(!l[1].overloaded(), "1 < 3/4 of 2");
         assert_eq!(p.held(1), (0, 0));
+    }
+
+    #[test]
+    fn thresholds_set_within_a_pass_leave_its_held_changes_together() {
+        let l = loads(1);
+        let mut p = PendingLoads::new(1);
+        p.open(&l, 0, true);
+        l[0].set_thresholds(Thresholds {
+            upper: 10,
+            lower: 0,
+        });
+        p.closed(&l, 0, true);
+        p.flush(&l);
+        assert_eq!(counts(&l[0]), (0, 0), "no count left behind");
+        p.open(&l, 0, true);
+        assert_eq!(counts(&l[0]), (1, 0), "the next pass counts at once");
     }
 
     #[test]
