@@ -580,7 +580,7 @@ impl Engine {
                     return None;
                 }
                 let id = self.table.lookup_in_hashed(&in_key(flow), h)?;
-                if let Some(v) = self.forward_fast(snap, now, (id, true), flow, frame) {
+                if let Some(v) = self.forward_fast(snap, now, (id, true, false), flow, frame) {
                     return Some(v);
                 }
                 Some(self.forward_conn_to_server(snap, loads, now, (id, Tracked::No), flow, frame))
@@ -592,7 +592,7 @@ impl Engine {
                 if self.table.get(id)?.flags & flags::LOCAL != 0 {
                     return None;
                 }
-                if let Some(v) = self.forward_fast(snap, now, (id, false), flow, frame) {
+                if let Some(v) = self.forward_fast(snap, now, (id, false, false), flow, frame) {
                     return Some(v);
                 }
                 Some(self.forward_to_client(snap, loads, now, id, flow, frame))

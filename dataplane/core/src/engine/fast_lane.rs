@@ -11,12 +11,14 @@ use super::*;
 impl Engine {
     /// Forwards `flow` on connection `id` towards its server (`to_server`) or, a NAT
     /// reply, towards its client; None, with nothing changed, when the general path must.
+    /// `opened`: the connection was made for this packet, which `new_conn` already tracked
+    /// (state, timer, sync), so only the forwarding is left.
     #[inline(always)]
     pub(super) fn forward_fast<F: Frame>(
         &mut self,
         snap: &Snapshot,
         now: u32,
-        (id, to_server): (crate::conn::ConnId, bool),
+        (id, to_server, opened): (crate::conn::ConnId, bool, bool),
         flow: &Flow,
         frame: &mut F,
     ) -> Option<Verdict> {
@@ -55,9 +57,11 @@ impl Engine {
         };
         let (out_port, hop_mac, port_mac) = (hop.port, hop.mac, out.mac);
         // What tracking does for a packet that keeps the state, then the forwarding.
-        let timeout = self.timeouts.of(flow.proto, state);
-        self.table.set_expires(id, now.saturating_add(timeout));
-        self.sync_refresh(id, now, timeout);
+        if !opened {
+            let timeout = self.timeouts.of(flow.proto, state);
+            self.table.set_expires(id, now.saturating_add(timeout));
+            self.sync_refresh(id, now, timeout);
+        }
         if to_server {
             self.counters.inbound(service, dest, bytes);
         } else {

@@ -485,6 +485,11 @@ impl Engine {
         };
         if let Frag::First(fid) = flow.frag {
             self.frags.note(FragKey::of(flow, fid), id, true, now);
+        } else if fresh && flow.frag == Frag::Whole {
+            // A new connection whose server's next hop is known takes the fast lane too.
+            if let Some(v) = self.forward_fast(snap, now, (id, true, true), flow, frame) {
+                return v;
+            }
         }
         // The opening packet's state change came with the entry (`new_conn`).
         let tracked = if fresh { Tracked::Yes } else { Tracked::No };
