@@ -12,6 +12,7 @@ mod memif;
 mod nat_modes;
 mod nic;
 mod report;
+mod rounds;
 mod rss_share;
 mod run;
 
@@ -82,6 +83,12 @@ struct Args {
     /// The daemon's default unless given.
     #[arg(long, default_value_t = rvs_worker::idle::DEFAULT_SLEEP_MAX_US)]
     idle_sleep_max_us: u32,
+    /// Runs the scenarios this many times over, in the same order, and reports each one's
+    /// median round, with its shares of io and 5tswap taken within each round (their
+    /// medians and ranges): on a machine whose speed moves between minutes, the shares
+    /// that hold.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=15))]
+    rounds: u16,
 }
 
 /// The generator's lcore and the workers'.
@@ -518,38 +525,52 @@ fn main() -> std::process::ExitCode {
             .and_then(|e| Some(e.parent()?.join("rvs")))
             .unwrap_or_else(|| PathBuf::from("rvs"))
     });
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    for p in planned {
-        let mut s = p.scenario;
-        if let Some((base, share)) = &p.rate_share {
-            let Some(b) = outcomes.iter().find(|o| &o.name == base) else {
-                eprintln!("rvs-bench: {}: needs {base} first", s.name);
-                return std::process::ExitCode::FAILURE;
-            };
-            s.rate = Some((b.forwarded_mpps * 1e6 * share).max(10_000.0));
+    let mut rounds: Vec<Vec<Outcome>> = Vec::new();
+    for round in 1..=args.rounds {
+        if args.rounds > 1 {
+            println!("round {round} of {}", args.rounds);
         }
-        match bench.run(&s, &rvs_bin) {
-            Ok(o) => {
-                let lanes = if o.generators > 1 {
-                    format!(" ({} generator lanes)", o.generators)
-                } else {
-                    String::new()
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        for p in &planned {
+            let mut s = p.scenario.clone();
+            if let Some((base, share)) = &p.rate_share {
+                let Some(b) = outcomes.iter().find(|o| &o.name == base) else {
+                    eprintln!("rvs-bench: {}: needs {base} first", s.name);
+                    return std::process::ExitCode::FAILURE;
                 };
-                println!(
-                    "  {:<22} {:>7.2} Mpps forwarded ({:.2} offered), lost {}, limit {}{lanes}",
-                    o.name, o.forwarded_mpps, o.offered_mpps, o.lost, o.bottleneck
-                );
-                outcomes.push(o);
+                s.rate = Some((b.forwarded_mpps * 1e6 * share).max(10_000.0));
             }
-            Err(e) => {
-                eprintln!("rvs-bench: {e}");
-                return std::process::ExitCode::FAILURE;
+            match bench.run(&s, &rvs_bin) {
+                Ok(o) => {
+                    let lanes = if o.generators > 1 {
+                        format!(" ({} generator lanes)", o.generators)
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "  {:<22} {:>7.2} Mpps forwarded ({:.2} offered), lost {}, limit {}{lanes}",
+                        o.name, o.forwarded_mpps, o.offered_mpps, o.lost, o.bottleneck
+                    );
+                    outcomes.push(o);
+                }
+                Err(e) => {
+                    eprintln!("rvs-bench: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
             }
         }
+        rounds.push(outcomes);
     }
-    report::add_ratios(&mut outcomes);
+    // Every run is judged, whichever round it was.
+    let mut bad: Vec<String> = rounds.iter().flat_map(|r| verdicts(r)).collect();
+    bad.dedup();
+    let outcomes = rounds::combine(rounds);
     println!();
     print!("{}", report::table(&outcomes));
+    if args.rounds > 1 {
+        println!();
+        print!("{}", rounds::table(&outcomes));
+    }
     if set == "scaling" {
         println!();
         print!("{}", report::scaling(&outcomes, cores));
@@ -616,7 +637,6 @@ fn main() -> std::process::ExitCode {
         json_path.display(),
         svg_path.display()
     );
-    let mut bad = verdicts(&outcomes);
     bad.extend(flood::verdicts(&floods));
     bad.extend(nat_modes::verdicts(&modes));
     for b in &bad {

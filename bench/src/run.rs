@@ -219,6 +219,13 @@ pub struct Outcome {
     pub ratio: Option<f64>,
     /// Forwarded rate / 5tswap's on the same traffic (the load balancer's methods).
     pub ratio_5tswap: Option<f64>,
+    /// Interleaved rounds this row stands for (`--rounds`; 0 or 1: one run). With more,
+    /// the row is the round whose rate was the median, its shares the medians of the shares
+    /// measured within each round, and these the ranges over the rounds.
+    pub rounds: usize,
+    pub forwarded_mpps_range: Option<(f64, f64)>,
+    pub ratio_range: Option<(f64, f64)>,
+    pub ratio_5tswap_range: Option<(f64, f64)>,
 }
 
 impl Outcome {
