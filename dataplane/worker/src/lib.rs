@@ -532,6 +532,9 @@ pub(crate) fn run_lb(
                 // A diagnostic mode set at run time (`set fwd io|macswap`): to the peer port,
                 // unchanged or with the Ethernet addresses swapped, as testpmd's engines.
                 if mode != ForwardMode::Io {
+                    // testpmd's macswap and 5tswap ask for each next frame before they
+                    // touch one; the burst's frames asked for at once do no less.
+                    rx.prefetch();
                     counters.malformed += rx
                         .retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward)
                         as u64;
