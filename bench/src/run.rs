@@ -401,20 +401,26 @@ impl Bench {
             .map_err(err)?[0];
         // Port A: the generator's tx queues 0..N feed the workers' rx queues; the workers'
         // own tx queues on A are N..2N. Port B: worker i sends on tx i, read back on rx i.
+        // Each port is configured with all its device's rx queues, unused beyond N: closing
+        // frees only the rings behind configured rx queues, and a run that left the others
+        // would use up DPDK's memzones (about 80 runs in one process).
+        let rings = |id| Port::info_of(&self.eal, id).map(|i| i.max_rx_queues.max(queues));
         let a_conf = PortConf {
-            rx_queues: queues,
+            rx_queues: rings(a_id).map_err(err)?,
             tx_queues: 2 * queues,
             ..PortConf::default()
         };
         let b_conf = PortConf {
-            rx_queues: queues,
+            rx_queues: rings(b_id).map_err(err)?,
             tx_queues: queues,
             ..PortConf::default()
         };
         let mut a = Port::configure(&self.eal, a_id, &a_conf, self.pool).map_err(err)?;
         let mut b = Port::configure(&self.eal, b_id, &b_conf, self.pool).map_err(err)?;
-        let (a_rx, mut gen_tx) = a.take_queues().ok_or("port A queues")?;
+        let (mut a_rx, mut gen_tx) = a.take_queues().ok_or("port A queues")?;
         let (mut gen_rx, b_tx) = b.take_queues().ok_or("port B queues")?;
+        a_rx.truncate(workers);
+        gen_rx.truncate(workers);
         let worker_a_tx = gen_tx.split_off(workers);
         a.start().map_err(err)?;
         b.start().map_err(err)?;
