@@ -33,7 +33,10 @@ impl Engine {
             _ => return None,
         };
         let state = c.state;
-        if state_after(dir, flow, state) != Some(state) || (nat && flow.ttl <= 1) {
+        // (An opening packet's state came with the entry: the general path does not track
+        // it again either.)
+        let moves = !opened && state_after(dir, flow, state) != Some(state);
+        if moves || (nat && flow.ttl <= 1) {
             return None;
         }
         if c.hop_epoch != self.hop_epoch {
