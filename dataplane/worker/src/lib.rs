@@ -177,7 +177,7 @@ struct Outputs<'a> {
 /// keys are hashed in a second pass, [`Engine::hash_key`]).
 fn parse_headers(burst: &MbufBurst<BURST>, parsed: &mut [Parsed; BURST]) {
     for (p, m) in parsed.iter_mut().zip(burst.as_slice()) {
-        *p = Parsed::of_checked(m.data(), m.rx_ip_checksum_good());
+        p.read(m.data(), m.rx_ip_checksum_good());
     }
 }
 
