@@ -23,13 +23,12 @@ pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
     (s & 0xffff) + (s >> 16)
 }
 
-/// Folds an accumulator to 16 bits.
+/// Folds an accumulator to 16 bits. Two end-around carries always do for 32 bits (the
+/// first leaves at most 0x1fffe, the second at most 0xffff), so no loop and no branch.
 #[inline]
-pub fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+pub fn fold(sum: u32) -> u16 {
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ((sum & 0xffff) + (sum >> 16)) as u16
 }
 
 /// Whether an option-less IPv4 header's checksum is good: its ten words sum to 0xffff.
@@ -190,5 +189,36 @@ mod tests {
             0xbeef,
         );
         assert_eq!(c2, checksum(&data));
+    }
+
+    /// The end-around carry repeated until 16 bits remain (RFC 1071), against `fold`.
+    fn fold_by_loop(mut sum: u32) -> u32 {
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum
+    }
+
+    #[test]
+    fn fold_takes_two_carries_at_most() {
+        for sum in [
+            0,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0x1_ffff,
+            0xfffe_ffff,
+            0xffff_0000,
+            u32::MAX,
+        ] {
+            assert_eq!(u32::from(fold(sum)), fold_by_loop(sum), "{sum:#x}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fold_is_the_repeated_end_around_carry(sum in proptest::prelude::any::<u32>()) {
+            proptest::prop_assert_eq!(u32::from(fold(sum)), fold_by_loop(sum));
+        }
     }
 }
