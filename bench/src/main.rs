@@ -563,7 +563,6 @@ fn main() -> std::process::ExitCode {
     }
     // Every run is judged, whichever round it was.
     let mut bad: Vec<String> = rounds.iter().flat_map(|r| verdicts(r)).collect();
-    bad.dedup();
     let outcomes = rounds::combine(rounds);
     println!();
     print!("{}", report::table(&outcomes));

@@ -182,15 +182,10 @@ pub(super) fn parse_flow(
 /// checksum. None for anything else, which the general parse takes, so both give the same
 /// flow wherever this one gives any (a property test holds them to it).
 ///
-/// Written into `out` in place (true), not returned: a flow is about 100 bytes, and
+/// Written into `out` in place (Some), not returned: a flow is about 100 bytes, and
 /// returning it, wrapping it and storing it cost two copies a packet.
 #[inline]
-fn plain_ipv4(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> bool {
-    plain_ipv4_fields(b, ip_checksum_good, out).is_some()
-}
-
-#[inline(always)]
-fn plain_ipv4_fields(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> Option<()> {
+fn plain_ipv4(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> Option<()> {
     const L3: usize = ethernet::HEADER_LEN;
     const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
     let h: &[u8; L4] = b.get(..L4)?.try_into().ok()?;
@@ -382,7 +377,7 @@ impl Parsed {
     /// fills its slots so: no copy of the flow).
     #[inline]
     pub fn read(&mut self, frame: &[u8], ip_checksum_good: bool) {
-        if !plain_ipv4(frame, ip_checksum_good, self) {
+        if plain_ipv4(frame, ip_checksum_good, self).is_none() {
             *self = Parsed::of_any(frame, ip_checksum_good);
         }
     }
@@ -654,7 +649,7 @@ mod tests {
     fn plain(b: &[u8], ip_checksum_good: bool) -> Option<Flow> {
         let mut p = Parsed::default();
         match (plain_ipv4(b, ip_checksum_good, &mut p), p.0) {
-            (true, Parse::Ip(flow)) => Some(flow),
+            (Some(()), Parse::Ip(flow)) => Some(flow),
             _ => None,
         }
     }

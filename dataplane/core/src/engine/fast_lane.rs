@@ -35,9 +35,7 @@ impl Engine {
         let state = c.state;
         // (An opening packet's state came with the entry: the general path does not track
         // it again either.)
-        let moves = !opened
-            && !stays_established(flow, state)
-            && state_after(dir, flow, state) != Some(state);
+        let moves = !opened && state_after(dir, flow, state) != Some(state);
         if moves || (nat && flow.ttl <= 1) {
             return None;
         }
@@ -78,35 +76,5 @@ impl Engine {
         }
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         Some(Verdict::Forward { port: out_port })
-    }
-}
-
-/// An established TCP connection's segment without SYN, FIN or RST keeps its state in
-/// every direction's table (the common case, told without a table lookup).
-#[inline(always)]
-fn stays_established(flow: &Flow, state: u8) -> bool {
-    flow.proto == proto::TCP
-        && state == TcpState::Established as u8
-        && flow.tcp_flags & (tcp::SYN | tcp::FIN | tcp::RST) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::conn::{state::transition, Direction, TcpState};
-    use rvs_wire::tcp;
-
-    #[test]
-    fn an_established_segment_without_syn_fin_or_rst_keeps_its_state() {
-        for dir in [Direction::Input, Direction::Output, Direction::InputOnly] {
-            for flags in 0..=u8::MAX {
-                if flags & (tcp::SYN | tcp::FIN | tcp::RST) == 0 {
-                    assert_eq!(
-                        transition(dir, TcpState::Established, flags),
-                        TcpState::Established,
-                        "{dir:?} {flags:#x}"
-                    );
-                }
-            }
-        }
     }
 }

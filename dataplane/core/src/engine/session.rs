@@ -112,6 +112,14 @@ pub(super) fn client_direction(method: ForwardMethod) -> Direction {
 #[inline(always)]
 pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
     match flow.proto {
+        // The common case, told without the table: an established connection's segment
+        // without SYN, FIN or RST keeps its state in every direction's table.
+        proto::TCP
+            if from == TcpState::Established as u8
+                && flow.tcp_flags & (tcp::SYN | tcp::FIN | tcp::RST) == 0 =>
+        {
+            Some(from)
+        }
         proto::TCP => Some(transition(dir, TcpState::from_u8(from), flow.tcp_flags) as u8),
         proto::SCTP => flow
             .sctp_chunk
@@ -498,5 +506,27 @@ impl Engine {
             Some(&self.pending_loads),
             &req,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::conn::{state::transition, Direction, TcpState};
+    use rvs_wire::tcp;
+
+    /// What `state_after`'s shortcut relies on.
+    #[test]
+    fn an_established_segment_without_syn_fin_or_rst_keeps_its_state() {
+        for dir in [Direction::Input, Direction::Output, Direction::InputOnly] {
+            for flags in 0..=u8::MAX {
+                if flags & (tcp::SYN | tcp::FIN | tcp::RST) == 0 {
+                    assert_eq!(
+                        transition(dir, TcpState::Established, flags),
+                        TcpState::Established,
+                        "{dir:?} {flags:#x}"
+                    );
+                }
+            }
+        }
     }
 }
