@@ -536,6 +536,27 @@ fn ipv6_cases(net: &Net) -> Vec<Case> {
             },
         },
         Case {
+            name: "IPv6 with an IPv4-mapped address is dropped as martian (it would stand for \
+                   an IPv4 flow: here the IPv4 VIP's)",
+            steps: {
+                let mapped = |v4: [u8; 4]| {
+                    let mut a = [0u8; 16];
+                    a[10..12].copy_from_slice(&[0xff, 0xff]);
+                    a[12..].copy_from_slice(&v4);
+                    a
+                };
+                let syn = |src, dst| tcp6(CLIENT_MAC, cmac, src, dst, 64, 50004, 80, b"");
+                vec![
+                    dropped(
+                        c,
+                        syn(CLIENT6, mapped([192, 168, 1, 100])),
+                        DropReason::Martian,
+                    ),
+                    dropped(c, syn(mapped(CLIENT), VIP6), DropReason::Martian),
+                ]
+            },
+        },
+        Case {
             name: "DR IPv6: only the MACs change",
             steps: vec![forward(
                 c,

@@ -80,6 +80,23 @@ pub fn addr16(a: IpAddr) -> Addr16 {
     addr_word(a).to_be_bytes()
 }
 
+/// An IPv4 address's octets as the table keeps them (::ffff:a.b.c.d): no byte swaps.
+#[inline]
+pub fn v4_mapped(octets: [u8; 4]) -> Addr16 {
+    let mut a = [0; 16];
+    a[10] = 0xff;
+    a[11] = 0xff;
+    a[12..].copy_from_slice(&octets);
+    a
+}
+
+/// The IPv4 address an [`Addr16`] maps, as its octets; None for IPv6.
+#[inline]
+pub fn mapped_v4(a: &Addr16) -> Option<[u8; 4]> {
+    let (prefix, v4) = a.split_at(12);
+    (prefix == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]).then(|| v4.try_into().ok())?
+}
+
 #[inline]
 pub fn ip_of(a: &Addr16) -> IpAddr {
     // As one word: the IPv4-mapped prefix is a compare, not a 12-byte memcmp.

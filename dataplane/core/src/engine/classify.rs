@@ -23,8 +23,10 @@ pub(super) struct Flow {
     /// End of the IP datagram in the frame.
     pub(super) end: usize,
     pub(super) proto: u8,
-    pub(super) src: IpAddr,
-    pub(super) dst: IpAddr,
+    /// The addresses as the connection keys hold them (IPv4 mapped): a key is built by
+    /// copying, and IPv4 is read and rewritten without a detour through `IpAddr`.
+    pub(super) src: Addr16,
+    pub(super) dst: Addr16,
     pub(super) sport: u16,
     pub(super) dport: u16,
     pub(super) tcp_flags: u8,
@@ -49,6 +51,16 @@ pub(super) enum KeyHash {
 }
 
 impl Flow {
+    #[inline]
+    pub(super) fn src_ip(&self) -> IpAddr {
+        ip_of(&self.src)
+    }
+
+    #[inline]
+    pub(super) fn dst_ip(&self) -> IpAddr {
+        ip_of(&self.dst)
+    }
+
     /// The hash of the client-side key, if known.
     #[inline]
     pub(super) fn in_hash(&self) -> Option<u64> {
@@ -99,10 +111,16 @@ pub(super) fn parse_flow(
             Some(f) if f.later => Frag::Later(f.id),
             Some(f) => Frag::First(f.id),
         };
+        let (src, dst) = (ip.src(), ip.dst());
+        // IPv4-mapped addresses are not used on the wire (RFC 4291 2.5.5.2; Linux drops
+        // such sources), and here they would stand for IPv4 flows.
+        if mapped_v4(&src).is_some() || mapped_v4(&dst).is_some() {
+            return Err(DropReason::Martian);
+        }
         (
             loc.protocol,
-            IpAddr::from(ip.src()),
-            IpAddr::from(ip.dst()),
+            src,
+            dst,
             l3 + loc.offset,
             l3 + ip.total_len(),
             ip.hop_limit(),
@@ -121,8 +139,8 @@ pub(super) fn parse_flow(
         };
         (
             ip.protocol(),
-            IpAddr::from(ip.src()),
-            IpAddr::from(ip.dst()),
+            v4_mapped(ip.src()),
+            v4_mapped(ip.dst()),
             l3 + ip.header_len(),
             l3 + ip.total_len(),
             ip.ttl(),
@@ -207,7 +225,7 @@ fn plain_ipv4(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> Option<()> 
         return None;
     }
     let (sport, dport, tcp_flags) = l4_fields(b.get(L4..end)?, proto_num, &mut None).ok()?;
-    let addr = |at: usize| IpAddr::from([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let addr = |at: usize| v4_mapped([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     *out = Parsed(Parse::Ip(Flow {
         v6: false,
         l3: L3,
@@ -276,9 +294,9 @@ pub(super) fn has_ports(proto_num: u8) -> bool {
 pub(super) fn in_key(flow: &Flow) -> InKey {
     InKey {
         proto: flow.proto,
-        caddr: addr16(flow.src),
+        caddr: flow.src,
         cport: flow.sport,
-        vaddr: addr16(flow.dst),
+        vaddr: flow.dst,
         vport: flow.dport,
     }
 }
@@ -288,9 +306,9 @@ pub(super) fn in_key(flow: &Flow) -> InKey {
 pub(super) fn out_key(flow: &Flow) -> OutKey {
     OutKey {
         proto: flow.proto,
-        daddr: addr16(flow.src),
+        daddr: flow.src,
         dport: flow.sport,
-        caddr: addr16(flow.dst),
+        caddr: flow.dst,
         cport: flow.dport,
     }
 }
@@ -422,12 +440,14 @@ impl Parsed {
         // that gave out its port), not with the sender.
         let (client, port) = if has_ports(flow.proto) {
             // The first stage classified the destination already (Engine::parse).
-            let dst = flow.dst_class.unwrap_or_else(|| snap.class_of(flow.dst));
-            let reply_to_local_end = || dst.is_local_end() && snap.is_next_hop(flow.src);
+            let dst = flow
+                .dst_class
+                .unwrap_or_else(|| snap.class_of_mapped(&flow.dst));
+            let reply_to_local_end = || dst.is_local_end() && snap.is_next_hop(flow.src_ip());
             if dst.is_vip() && !reply_to_local_end() {
-                (flow.src, flow.sport)
+                (flow.src_ip(), flow.sport)
             } else {
-                (flow.dst, flow.dport)
+                (flow.dst_ip(), flow.dport)
             }
         } else {
             // An ICMP error belongs with the connection it quotes.
@@ -481,7 +501,7 @@ impl Engine {
     pub fn hash_key(&self, snap: &Snapshot, p: &mut Parsed) {
         if let Parse::Ip(flow) = &mut p.0 {
             if has_ports(flow.proto) && !matches!(flow.frag, Frag::Later(_)) {
-                let dst = snap.class_of(flow.dst);
+                let dst = snap.class_of_mapped(&flow.dst);
                 flow.dst_class = Some(dst);
                 flow.hash = if dst.is_local_end() || !dst.is_vip() {
                     let h = self.table.hash_out(&out_key(flow));
@@ -588,7 +608,11 @@ impl Engine {
             // To a VIP that is not a local end (the first stage's choice).
             KeyHash::In(h) => {
                 let dst = flow.dst_class?;
-                if dst.is_standby() || snap.member_for(flow.proto, flow.dst, flow.dport).is_some() {
+                if dst.is_standby()
+                    || snap
+                        .member_for_mapped(flow.proto, &flow.dst, flow.dport)
+                        .is_some()
+                {
                     return None;
                 }
                 let id = self.table.lookup_in_hashed(&in_key(flow), h)?;

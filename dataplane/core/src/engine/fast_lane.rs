@@ -72,7 +72,7 @@ impl Engine {
         }
         if nat {
             let side = if to_server { Side::Dst } else { Side::Src };
-            rewrite(frame.bytes_mut(), flow, side, ip_of(&addr), port);
+            rewrite(frame.bytes_mut(), flow, side, addr, port);
         }
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         Some(Verdict::Forward { port: out_port })

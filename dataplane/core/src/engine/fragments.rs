@@ -29,8 +29,8 @@ pub(super) struct FragKey {
 impl FragKey {
     pub(super) fn of(flow: &Flow, id: u32) -> FragKey {
         FragKey {
-            src: addr16(flow.src),
-            dst: addr16(flow.dst),
+            src: flow.src,
+            dst: flow.dst,
             proto: flow.proto,
             id,
         }
@@ -141,19 +141,19 @@ impl Engine {
         let found = self.frags.find(&FragKey::of(&flow, id), now);
         let Some((conn, to_server)) = found else {
             // Not of a balanced datagram: the appliance's own, or not ours.
-            if snap.is_local(flow.dst) && !snap.is_vip(flow.dst) {
+            let dst = snap.class_of_mapped(&flow.dst);
+            if dst.is_local() && !dst.is_vip() {
                 return Verdict::ToHost;
             }
             // Routed traffic needs no state: every fragment is routed alike.
-            let ours =
-                snap.is_vip(flow.dst) || snap.is_local(flow.dst) || snap.is_standby(flow.dst);
+            let ours = dst.is_vip() || dst.is_local() || dst.is_standby();
             if snap.ip_forward && !ours && super::routed::sent_to_port(snap, port, frame.bytes()) {
                 return self.route_through(snap, now, flow, frame);
             }
             return self.drop(DropReason::Fragment);
         };
         // The slot may have been reused since: the entry must still join these addresses.
-        let (src, dst) = (addr16(flow.src), addr16(flow.dst));
+        let (src, dst) = (flow.src, flow.dst);
         // Under full NAT the reply goes to the local end, not the client.
         let local = self.table.local(conn).map(|l| l.addr);
         let same = self.table.get(conn).is_some_and(|c| {

@@ -147,7 +147,7 @@ impl Engine {
         let Some(rule) = snap
             .snat
             .iter()
-            .find(|r| r.matches(flow.proto, flow.src, server, out_port))
+            .find(|r| r.matches(flow.proto, flow.src_ip(), server, out_port))
         else {
             return Ok(None);
         };
@@ -188,11 +188,11 @@ impl Engine {
                 if !opens_connection(&flow) || flow.frag != Frag::Whole {
                     return None;
                 }
-                let (out_port, _) = snap.route(flow.dst)?;
+                let (out_port, _) = snap.route(flow.dst_ip())?;
                 let rule = *snap
                     .snat
                     .iter()
-                    .find(|r| r.matches(flow.proto, flow.src, flow.dst, out_port))?;
+                    .find(|r| r.matches(flow.proto, flow.src_ip(), flow.dst_ip(), out_port))?;
                 match self.new_snat(snap, now, &rule, out_port, &flow) {
                     Ok(id) => id,
                     Err(r) => return Some(self.drop(r)),
@@ -212,19 +212,19 @@ impl Engine {
     ) -> Result<crate::conn::ConnId, DropReason> {
         let to = rule
             .to_source
-            .or_else(|| snap.local_addr(out_port, flow.dst))
+            .or_else(|| snap.local_addr(out_port, flow.dst_ip()))
             .ok_or(DropReason::NoRoute)?;
-        if to.is_ipv4() != flow.dst.is_ipv4() {
+        if to.is_ipv4() != flow.dst_ip().is_ipv4() {
             return Err(DropReason::NoRoute);
         }
         // As Linux's SNAT: the source port is kept when it is free (and this worker's).
-        let far = (addr16(flow.dst), flow.dport);
+        let far = (flow.dst, flow.dport);
         let port = self
             .local_port(flow.proto, to, far, rule.ports, Some(flow.sport))
             .ok_or(DropReason::NoLocalPort)?;
         let conn = Conn::new(
             in_key(flow),
-            addr16(flow.dst),
+            flow.dst,
             flow.dport,
             SNAT_SERVICE,
             SNAT_DEST,
@@ -466,8 +466,8 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
     b.copy_within(data_at..end, data_at + n);
     let written = proxy_v2::emit_tcp(
         b.get_mut(data_at..data_at + n).unwrap_or_default(),
-        (flow.src, flow.sport),
-        (flow.dst, flow.dport),
+        (flow.src_ip(), flow.sport),
+        (flow.dst_ip(), flow.dport),
     );
     if written != n {
         return false;
@@ -489,19 +489,9 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
         }
     }
     let pseudo = if flow.v6 {
-        checksum::pseudo_v6(
-            addr_bytes16(flow.src),
-            addr_bytes16(flow.dst),
-            proto::TCP,
-            seg_len as u32,
-        )
+        checksum::pseudo_v6(flow.src, flow.dst, proto::TCP, seg_len as u32)
     } else {
-        checksum::pseudo_v4(
-            addr_bytes4(flow.src),
-            addr_bytes4(flow.dst),
-            proto::TCP,
-            seg_len as u16,
-        )
+        checksum::pseudo_v4(low4(&flow.src), low4(&flow.dst), proto::TCP, seg_len as u16)
     };
     if let Ok(mut t) = TcpPacket::new_checked(&mut b[flow.l4..flow.end]) {
         t.fill_checksum(pseudo);

@@ -119,7 +119,11 @@ impl Engine {
                 ip_of(&conn.daddr),
             )
         } else {
-            let to = if local.is_some() { client.0 } else { flow.dst };
+            let to = if local.is_some() {
+                client.0
+            } else {
+                flow.dst_ip()
+            };
             (ip_of(&conn.vaddr), ip_of(&conn.vaddr), conn.vport, to)
         };
         let Some((out_port, hop)) = snap.route(next) else {
@@ -151,9 +155,9 @@ impl Engine {
         // client; an SNAT flow's error keeps the sender that reported it). Under full NAT
         // also the other address: the local end towards the server, the client back.
         let side = if towards_server { Side::Dst } else { Side::Src };
-        let mut outer = (flow.src, flow.dst);
+        let mut outer = (flow.src_ip(), flow.dst_ip());
         if !snat || towards_server {
-            rewrite_ip_only(b, flow, side, outer_new);
+            rewrite_ip_only(b, flow, side, addr16(outer_new));
             match side {
                 Side::Dst => outer.1 = outer_new,
                 Side::Src => outer.0 = outer_new,
@@ -161,12 +165,12 @@ impl Engine {
         }
         match (local, towards_server) {
             (Some((l, _)), true) => {
-                set_ip_address(b, flow, Side::Src, l, false);
+                set_ip_address(b, flow, Side::Src, addr16(l), false);
                 outer.0 = l;
             }
             (Some(_), false) => {
                 // An SNAT flow's outer source was kept: the TTL is decremented here.
-                set_ip_address(b, flow, Side::Dst, client.0, snat);
+                set_ip_address(b, flow, Side::Dst, addr16(client.0), snat);
                 outer.1 = client.0;
             }
             (None, _) => {}
@@ -266,7 +270,7 @@ impl Engine {
         kind: IcmpError,
         frame: &mut F,
     ) -> Result<Verdict, DropReason> {
-        let Some((out_port, hop)) = snap.route(flow.src) else {
+        let Some((out_port, hop)) = snap.route(flow.src_ip()) else {
             return Err(DropReason::NoRoute);
         };
         let Some(hop_mac) = self.neighbour(snap, hop) else {
@@ -277,10 +281,11 @@ impl Engine {
         };
         // From the address it was sent to when that is ours (a VIP, the appliance); a
         // routed packet's error comes from the port it leaves by, as a router's.
-        let me = if snap.is_vip(flow.dst) || snap.is_local(flow.dst) {
-            flow.dst
+        let dst = snap.class_of_mapped(&flow.dst);
+        let me = if dst.is_vip() || dst.is_local() {
+            flow.dst_ip()
         } else {
-            snap.local_addr(out_port, flow.src)
+            snap.local_addr(out_port, flow.src_ip())
                 .ok_or(DropReason::NoRoute)?
         };
         // The quoted part: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
@@ -312,7 +317,7 @@ impl Engine {
         if flow.v6 {
             ipv6::Ipv6Repr {
                 src: addr_bytes16(me),
-                dst: addr_bytes16(flow.src),
+                dst: flow.src,
                 next_header: proto::ICMPV6,
                 payload_len: icmp_len as u16,
                 hop_limit: 64,
@@ -331,19 +336,15 @@ impl Engine {
             };
             icmp::emit_header(&mut b[l4..], t, code, rest);
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
-            let pseudo = checksum::pseudo_v6(
-                addr_bytes16(me),
-                addr_bytes16(flow.src),
-                proto::ICMPV6,
-                icmp_len as u32,
-            );
+            let pseudo =
+                checksum::pseudo_v6(addr_bytes16(me), flow.src, proto::ICMPV6, icmp_len as u32);
             if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[l4..l4 + icmp_len]) {
                 m.fill_checksum(pseudo);
             }
         } else {
             ipv4::Ipv4Repr {
                 src: addr_bytes4(me),
-                dst: addr_bytes4(flow.src),
+                dst: low4(&flow.src),
                 protocol: proto::ICMP,
                 payload_len: icmp_len as u16,
                 ttl: 64,

@@ -75,9 +75,9 @@ impl Engine {
             _ => return None,
         }
         let requester_mac = m.nd_lladdr(icmpv6::OPT_SOURCE_LL);
-        let unspecified = flow.src == IpAddr::from([0u8; 16]);
+        let unspecified = flow.src == [0u8; 16];
         if let (Some(mac), false) = (requester_mac, unspecified) {
-            self.learn(snap, now, flow.src, mac);
+            self.learn(snap, now, flow.src_ip(), mac);
         }
         let target_ip = IpAddr::from(target);
         if snap.is_standby(target_ip) {
@@ -103,7 +103,7 @@ impl Engine {
             )
         } else {
             (
-                addr_bytes16(flow.src),
+                flow.src,
                 requester_mac.unwrap_or(frame_src),
                 icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE,
             )
@@ -155,24 +155,19 @@ impl Engine {
         // computed anew (an incremental update can give 0x0000 where 0xffff is right).
         if flow.v6 {
             if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3..flow.end]) {
-                ip.set_src(addr_bytes16(flow.dst));
-                ip.set_dst(addr_bytes16(flow.src));
+                ip.set_src(flow.dst);
+                ip.set_dst(flow.src);
                 ip.set_hop_limit(REPLY_TTL);
             }
             if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[flow.l4..flow.end]) {
                 m.set_type(icmpv6::ECHO_REPLY);
                 let len = (flow.end - flow.l4) as u32;
-                m.fill_checksum(checksum::pseudo_v6(
-                    addr_bytes16(flow.dst),
-                    addr_bytes16(flow.src),
-                    proto::ICMPV6,
-                    len,
-                ));
+                m.fill_checksum(checksum::pseudo_v6(flow.dst, flow.src, proto::ICMPV6, len));
             }
         } else {
             if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3..flow.end]) {
-                ip.set_src(addr_bytes4(flow.dst));
-                ip.set_dst(addr_bytes4(flow.src));
+                ip.set_src(low4(&flow.dst));
+                ip.set_dst(low4(&flow.src));
                 ip.set_ttl(REPLY_TTL);
             }
             if let Ok(mut m) = IcmpPacket::new_checked(&mut b[flow.l4..flow.end]) {
@@ -195,12 +190,7 @@ fn icmp_checksum_ok(b: &[u8], flow: &Flow) -> bool {
     };
     let sum = if flow.v6 {
         let len = l4.len() as u32;
-        checksum::pseudo_v6(
-            addr_bytes16(flow.src),
-            addr_bytes16(flow.dst),
-            proto::ICMPV6,
-            len,
-        )
+        checksum::pseudo_v6(flow.src, flow.dst, proto::ICMPV6, len)
     } else {
         0
     };

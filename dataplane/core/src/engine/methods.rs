@@ -14,7 +14,7 @@ pub(super) enum Side {
 /// NAT rewrite of one side's address and port, TTL / hop limit decremented, every checksum
 /// updated incrementally.
 #[inline(always)]
-pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
+pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16) {
     if !rewrite_v4(b, flow, side, addr, port, true) {
         rewrite_side_general(b, flow, side, addr, port, true);
     }
@@ -22,7 +22,7 @@ pub(super) fn rewrite(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port:
 
 /// The other side's rewrite of full NAT (the TTL was decremented by the first).
 #[inline]
-pub(super) fn rewrite_keeping_ttl(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16) {
+pub(super) fn rewrite_keeping_ttl(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16) {
     if !rewrite_v4(b, flow, side, addr, port, false) {
         rewrite_side_general(b, flow, side, addr, port, false);
     }
@@ -31,17 +31,16 @@ pub(super) fn rewrite_keeping_ttl(b: &mut [u8], flow: &Flow, side: Side, addr: I
 /// [`rewrite`] for IPv6, fragments, SCTP and what is too short for the IPv4 one.
 #[cold]
 #[inline(never)]
-fn rewrite_side_general(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, hop: bool) {
+fn rewrite_side_general(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16, hop: bool) {
     let old_addr = match side {
         Side::Dst => flow.dst,
         Side::Src => flow.src,
     };
-    let (old16, new16) = (addr_bytes16(old_addr), addr_bytes16(addr));
-    let (old4, new4) = (addr_bytes4(old_addr), addr_bytes4(addr));
+    // IPv4: the mapped address's last four bytes.
     let (old, new): (&[u8], &[u8]) = if flow.v6 {
-        (&old16, &new16)
+        (&old_addr, &addr)
     } else {
-        (&old4, &new4)
+        (&old_addr[12..], &addr[12..])
     };
     set_ip_address(b, flow, side, addr, hop);
     let Some(l4b) = b.get_mut(flow.l4..flow.end) else {
@@ -98,14 +97,18 @@ fn rewrite_side_general(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, por
 /// written, for anything else or a frame too short for the flow's offsets (the general
 /// rewrite then handles or refuses it).
 #[inline(always)]
-fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, hop: bool) -> bool {
+fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16, hop: bool) -> bool {
     let old_addr = match side {
         Side::Dst => flow.dst,
         Side::Src => flow.src,
     };
-    let (IpAddr::V4(old), IpAddr::V4(new), Frag::Whole, proto::TCP | proto::UDP) =
-        (old_addr, addr, flow.frag, flow.proto)
-    else {
+    let (false, Some(old), Some(new), Frag::Whole, proto::TCP | proto::UDP) = (
+        flow.v6,
+        mapped_v4(&old_addr),
+        mapped_v4(&addr),
+        flow.frag,
+        flow.proto,
+    ) else {
         return false;
     };
     let tcp = flow.proto == proto::TCP;
@@ -127,10 +130,7 @@ fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, port: u16, ho
         Side::Dst => (16, 2),
     };
     let word = |h: &[u8], at: usize| u32::from(u16::from_ne_bytes([h[at], h[at + 1]]));
-    let (old, new) = (
-        u32::from_ne_bytes(old.octets()),
-        u32::from_ne_bytes(new.octets()),
-    );
+    let (old, new) = (u32::from_ne_bytes(old), u32::from_ne_bytes(new));
     // ~m + m' for the address's two words.
     let addr_sum = (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     let mut ip_sum = addr_sum;
@@ -200,19 +200,19 @@ fn rewrite_first_fragment(
 
 /// Rewrites one address of the outer IP header (header checksum kept) and decrements the
 /// TTL / hop limit; the L4 checksum is the caller's.
-pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr) {
+pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16) {
     set_ip_address(b, flow, side, addr, true);
 }
 
-pub(super) fn set_ip_address(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr, hop: bool) {
+pub(super) fn set_ip_address(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, hop: bool) {
     let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
         return;
     };
     if flow.v6 {
         if let Ok(mut ip) = Ipv6Packet::new_checked(&mut *ipb) {
             match side {
-                Side::Dst => ip.set_dst(addr_bytes16(addr)),
-                Side::Src => ip.set_src(addr_bytes16(addr)),
+                Side::Dst => ip.set_dst(addr),
+                Side::Src => ip.set_src(addr),
             }
             if hop {
                 ip.set_hop_limit(flow.ttl.saturating_sub(1));
@@ -220,8 +220,8 @@ pub(super) fn set_ip_address(b: &mut [u8], flow: &Flow, side: Side, addr: IpAddr
         }
     } else if let Ok(mut ip) = Ipv4Packet::new_checked(&mut *ipb) {
         match side {
-            Side::Dst => ip.set_dst(addr_bytes4(addr)),
-            Side::Src => ip.set_src(addr_bytes4(addr)),
+            Side::Dst => ip.set_dst(low4(&addr)),
+            Side::Src => ip.set_src(low4(&addr)),
         }
         if hop {
             ip.set_ttl(flow.ttl.saturating_sub(1));
@@ -240,12 +240,12 @@ fn gue_source_port(flow: &Flow) -> u16 {
     ]
     .into_iter()
     .chain(
-        addr_bytes16(flow.src)
+        flow.src
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
     )
     .chain(
-        addr_bytes16(flow.dst)
+        flow.dst
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
     ) {
@@ -403,6 +403,12 @@ pub(super) fn addr_bytes4(a: IpAddr) -> [u8; 4] {
         IpAddr::V4(v) => v.octets(),
         IpAddr::V6(_) => [0; 4],
     }
+}
+
+/// An IPv4-mapped address's IPv4 octets (the last four bytes).
+#[inline]
+pub(super) fn low4(a: &Addr16) -> [u8; 4] {
+    [a[12], a[13], a[14], a[15]]
 }
 
 pub(super) fn addr_bytes16(a: IpAddr) -> [u8; 16] {
@@ -596,9 +602,9 @@ impl Engine {
                 if flow.ttl <= 1 {
                     return self.drop(DropReason::Ttl);
                 }
-                rewrite(frame.bytes_mut(), flow, Side::Dst, daddr, conn.port);
+                rewrite(frame.bytes_mut(), flow, Side::Dst, conn.addr, conn.port);
                 if let Some((addr, port)) = local {
-                    rewrite_keeping_ttl(frame.bytes_mut(), flow, Side::Src, addr, port);
+                    rewrite_keeping_ttl(frame.bytes_mut(), flow, Side::Src, addr16(addr), port);
                 }
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
                 Verdict::Forward { port: out_port }
@@ -667,7 +673,7 @@ impl Engine {
             Some(_) => self.table.get(id).map(|c| (ip_of(&c.caddr), c.cport)),
             None => None,
         };
-        let towards = client.map_or(flow.dst, |(a, _)| a);
+        let towards = client.map_or(flow.dst_ip(), |(a, _)| a);
         let (out_port, hop_mac, pending) = match self.next_hop(snap, id, towards, false, now, frame)
         {
             Ok(h) => (h.port, h.mac, h.pending),
@@ -686,15 +692,9 @@ impl Engine {
         if client.is_some() {
             self.proxy_towards_client(id, flow, frame);
         }
-        rewrite(
-            frame.bytes_mut(),
-            flow,
-            Side::Src,
-            ip_of(&conn.addr),
-            conn.port,
-        );
+        rewrite(frame.bytes_mut(), flow, Side::Src, conn.addr, conn.port);
         if let Some((addr, port)) = client {
-            rewrite_keeping_ttl(frame.bytes_mut(), flow, Side::Dst, addr, port);
+            rewrite_keeping_ttl(frame.bytes_mut(), flow, Side::Dst, addr16(addr), port);
         }
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         match pending {
@@ -790,7 +790,7 @@ mod tests {
             let side = if dst_side { Side::Dst } else { Side::Src };
             let mut expected = reference(valid.clone(), &flow, (side, to, port), none);
             let mut got = valid;
-            rewrite(&mut got, &flow, side, IpAddr::from(to), port);
+            rewrite(&mut got, &flow, side, v4_mapped(to), port);
             let l4_check = if udp { 14 + 20 + 6 } else { 14 + 20 + 16 };
             // One's complement has two zeros (0xffff and 0, except UDP's, where 0 means
             // none): compare the values, then the other bytes.

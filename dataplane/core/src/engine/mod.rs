@@ -44,8 +44,8 @@ pub use snapshot::{
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
-    account_active, addr16, ip_of, sctp_transition, state_is_active, transition, Addr16, Conn,
-    ConnTable, Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
+    account_active, addr16, ip_of, mapped_v4, sctp_transition, state_is_active, transition,
+    v4_mapped, Addr16, Conn, ConnTable, Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
 };
 use crate::sched::{self, DestLoad, PendingLoads, Request, SchedState};
 use hashbrown::HashMap;
@@ -166,12 +166,16 @@ impl std::fmt::Debug for Engine {
 /// A source address no host may use (RFC 1812 5.3.7 and Linux's martians): 0/8,
 /// loopback, multicast, class E and the limited broadcast; IPv6 ::, ::1 and multicast.
 pub fn martian(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v) => {
-            let o = v.octets();
-            o[0] == 0 || o[0] == 127 || o[0] >= 224
-        }
-        IpAddr::V6(v) => v.is_unspecified() || v.is_loopback() || v.is_multicast(),
+    martian_mapped(&addr16(a))
+}
+
+/// [`martian`] for an address as a flow carries it.
+#[inline]
+fn martian_mapped(a: &Addr16) -> bool {
+    match mapped_v4(a) {
+        Some(o) => o[0] == 0 || o[0] == 127 || o[0] >= 224,
+        // Unspecified, loopback, multicast.
+        None => matches!(u128::from_be_bytes(*a), 0 | 1) || a[0] == 0xff,
     }
 }
 
@@ -295,10 +299,12 @@ impl Engine {
         // A source no host can have, or a LAND packet (from a VIP or the appliance itself),
         // is never balanced, answered or relayed; the host's stack judges its own traffic.
         // What each address is, looked up once.
-        let dst = flow.dst_class.unwrap_or_else(|| snap.class_of(flow.dst));
-        let src = snap.class_of(flow.src);
-        let hosts_own = !dst.is_vip() && (dst.is_local() || is_group_address(flow.dst));
-        if (martian(flow.src) || src.is_vip() || src.is_local()) && !hosts_own {
+        let dst = flow
+            .dst_class
+            .unwrap_or_else(|| snap.class_of_mapped(&flow.dst));
+        let src = snap.class_of_mapped(&flow.src);
+        let hosts_own = !dst.is_vip() && (dst.is_local() || is_group_address(flow.dst_ip()));
+        if (martian_mapped(&flow.src) || src.is_vip() || src.is_local()) && !hosts_own {
             return self.drop(DropReason::Martian);
         }
         if let Frag::Later(id) = flow.frag {
@@ -321,7 +327,7 @@ impl Engine {
                 return self.drop(DropReason::Standby);
             }
             if tcp_or_udp {
-                if let Some(&range) = snap.member_for(flow.proto, flow.dst, flow.dport) {
+                if let Some(&range) = snap.member_for_mapped(flow.proto, &flow.dst, flow.dport) {
                     return self.forward_to_member(snap, now, range, *flow, frame);
                 }
                 return self.forward_to_server(snap, loads, now, flow, frame);
@@ -335,13 +341,13 @@ impl Engine {
             if let Some(id) = self.lookup_reply(flow) {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
-            if let Some(&range) = snap.member_range_of(flow.proto, flow.src, flow.sport) {
+            if let Some(&range) = snap.member_range_of_mapped(flow.proto, &flow.src, flow.sport) {
                 return self.forward_from_member(snap, now, range, *flow, frame);
             }
         }
         // The appliance's own traffic, and link-level multicast and broadcast (routing
         // protocols, VRRP) are the host's.
-        if dst.is_local() || is_group_address(flow.dst) {
+        if dst.is_local() || is_group_address(flow.dst_ip()) {
             return Verdict::ToHost;
         }
         if dst.is_standby() {
@@ -373,7 +379,7 @@ impl Engine {
     /// prefix, which the host does not hold).
     fn unserved(&mut self, snap: &Snapshot, flow: &Flow, why: DropReason) -> Verdict {
         // An address that is a VIP only by a marked prefix is not on the host either.
-        if snap.drops_unserved(flow.dst) || !snap.is_exact_vip(flow.dst) {
+        if snap.drops_unserved(flow.dst_ip()) || !snap.is_exact_vip(flow.dst_ip()) {
             return self.drop(why);
         }
         Verdict::ToHost

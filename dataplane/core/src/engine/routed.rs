@@ -23,7 +23,7 @@ impl Engine {
                 frame.bytes_mut(),
                 &flow,
                 Side::Dst,
-                range.member,
+                addr16(range.member),
                 flow.dport,
             );
         }
@@ -43,9 +43,15 @@ impl Engine {
         if flow.ttl <= 1 {
             return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
         }
-        rewrite(frame.bytes_mut(), &flow, Side::Src, range.vip, flow.sport);
+        rewrite(
+            frame.bytes_mut(),
+            &flow,
+            Side::Src,
+            addr16(range.vip),
+            flow.sport,
+        );
         self.counters.member_packets.add(1);
-        self.send_routed(snap, now, &flow, flow.dst, frame)
+        self.send_routed(snap, now, &flow, flow.dst_ip(), frame)
     }
 
     /// A packet for neither a VIP nor the appliance, sent to this port's MAC: routed on by
@@ -63,7 +69,7 @@ impl Engine {
         }
         rewrite_ip_only(frame.bytes_mut(), &flow, Side::Dst, flow.dst);
         self.counters.routed.add(1);
-        self.send_routed(snap, now, &flow, flow.dst, frame)
+        self.send_routed(snap, now, &flow, flow.dst_ip(), frame)
     }
 
     /// Out of the port the routes give for `dst`, to its next hop's MAC (the frame waits

@@ -267,7 +267,7 @@ impl Engine {
         flow: &Flow,
         frame: &[u8],
     ) -> Result<crate::conn::ConnId, DropReason> {
-        let Some(entry) = snap.service_for_packet(flow.proto, flow.src, flow.dst, flow.dport)
+        let Some(entry) = snap.service_for_mapped(flow.proto, &flow.src, &flow.dst, flow.dport)
         else {
             return Err(DropReason::NoService);
         };
@@ -280,7 +280,7 @@ impl Engine {
             return Err(DropReason::NoConnection);
         }
         if flow.proto == proto::TCP {
-            self.make_room_for_syn(loads, addr16(flow.src))?;
+            self.make_room_for_syn(loads, flow.src)?;
         }
         // Persistence: a template per (masked client, service or group).
         let mut template = None;
@@ -297,9 +297,9 @@ impl Engine {
                 proto: flow.proto,
                 caddr: match call_id {
                     Some(id) => call_id_addr(id),
-                    None => match (flow.src, svc.persist_mask_v4) {
+                    None => match (flow.src_ip(), svc.persist_mask_v4) {
                         (IpAddr::V4(v), Some(m)) => addr16(IpAddr::V4((u32::from(v) & m).into())),
-                        _ => addr16(masked(flow.src, mask)),
+                        _ => addr16(masked(flow.src_ip(), mask)),
                     },
                 },
                 cport: 0,
@@ -492,9 +492,9 @@ impl Engine {
     ) -> Option<usize> {
         let state = self.states.get_mut(usize::from(svc.id))?;
         let req = Request {
-            client: flow.src,
+            client: flow.src_ip(),
             client_port: flow.sport,
-            dst: flow.dst,
+            dst: flow.dst_ip(),
             now: u64::from(now),
         };
         sched::pick_holding(

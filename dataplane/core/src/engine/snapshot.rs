@@ -3,7 +3,7 @@
 //! Immutable once built; workers switch to a new one at a burst boundary.
 
 use super::probe_map::ProbeMap;
-use crate::conn::{addr_word, Timeouts};
+use crate::conn::{addr16, addr_word, ip_of, Addr16, Timeouts};
 use crate::model::RealServer;
 use crate::sched::{build_table, CachePool, SchedEvent, SchedKind, SchedTable};
 use hashbrown::HashMap;
@@ -310,7 +310,7 @@ impl Snapshot {
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.vaddr.is_unspecified())
-            .map(|(i, s)| (service_key(s.proto, s.vaddr, s.vport), i))
+            .map(|(i, s)| (service_key(s.proto, addr_word(s.vaddr), s.vport), i))
             .collect();
         let mut classes: ProbeMap<u128, u8> = services
             .iter()
@@ -427,10 +427,22 @@ impl Snapshot {
         dst: IpAddr,
         dport: u16,
     ) -> Option<&Service> {
+        self.service_for_mapped(proto, &addr16(src), &addr16(dst), dport)
+    }
+
+    /// [`Snapshot::service_for_packet`] for addresses as a flow carries them.
+    #[inline]
+    pub fn service_for_mapped(
+        &self,
+        proto: u8,
+        src: &Addr16,
+        dst: &Addr16,
+        dport: u16,
+    ) -> Option<&Service> {
         if self.marks.is_empty() {
-            return self.service_for(proto, dst, dport);
+            return self.service_for_word(proto, u128::from_be_bytes(*dst), dport);
         }
-        self.service_for_marked(proto, src, dst, dport)
+        self.service_for_marked(proto, ip_of(src), ip_of(dst), dport)
     }
 
     /// [`Snapshot::service_for_packet`] with firewall-mark rules to try first (the last
@@ -490,11 +502,26 @@ impl Snapshot {
     /// What `a` is to the appliance (one lookup, and the marked prefixes if any).
     #[inline]
     pub fn class_of(&self, a: IpAddr) -> AddrClass {
-        let mut c = self.classes.get(&addr_word(a)).copied().unwrap_or(0);
-        if !self.mark_prefixes.is_empty() && self.mark_prefixes.iter().any(|p| within(a, *p)) {
+        self.class_of_mapped(&addr16(a))
+    }
+
+    /// [`Snapshot::class_of`] for an address as a flow carries it.
+    #[inline]
+    pub fn class_of_mapped(&self, a: &Addr16) -> AddrClass {
+        let mut c = self
+            .classes
+            .get(&u128::from_be_bytes(*a))
+            .copied()
+            .unwrap_or(0);
+        if !self.mark_prefixes.is_empty() && self.within_marked_prefix(ip_of(a)) {
             c |= AddrClass::MARKED;
         }
         AddrClass(c)
+    }
+
+    #[cold]
+    fn within_marked_prefix(&self, a: IpAddr) -> bool {
+        self.mark_prefixes.iter().any(|p| within(a, *p))
     }
 
     /// An address full NAT or SNAT uses as a source (replies to it may be translated).
@@ -517,6 +544,30 @@ impl Snapshot {
         self.member_ports
             .iter()
             .find(|r| r.proto == proto && r.vip == vip && (r.first..=r.last).contains(&port))
+    }
+
+    /// [`Snapshot::member_for`] for an address as a flow carries it (nothing converted
+    /// where no member has ports).
+    #[inline]
+    pub fn member_for_mapped(&self, proto: u8, vip: &Addr16, port: u16) -> Option<&MemberPorts> {
+        if self.member_ports.is_empty() {
+            return None;
+        }
+        self.member_for(proto, ip_of(vip), port)
+    }
+
+    /// [`Snapshot::member_range_of`] for an address as a flow carries it.
+    #[inline]
+    pub fn member_range_of_mapped(
+        &self,
+        proto: u8,
+        member: &Addr16,
+        port: u16,
+    ) -> Option<&MemberPorts> {
+        if self.member_ports.is_empty() {
+            return None;
+        }
+        self.member_range_of(proto, ip_of(member), port)
     }
 
     /// The NAT member range a packet from `member:port` leaves by.
@@ -544,6 +595,12 @@ impl Snapshot {
     /// The service for a destination: exact port first, then the all-ports service.
     #[inline]
     pub fn service_for(&self, proto: u8, vaddr: IpAddr, vport: u16) -> Option<&Service> {
+        self.service_for_word(proto, addr_word(vaddr), vport)
+    }
+
+    /// [`Snapshot::service_for`] with the address as one word ([`addr_word`]).
+    #[inline]
+    fn service_for_word(&self, proto: u8, vaddr: u128, vport: u16) -> Option<&Service> {
         self.by_key
             .get(&service_key(proto, vaddr, vport))
             .or_else(|| self.by_key.get(&service_key(proto, vaddr, 0)))
@@ -625,6 +682,6 @@ impl Snapshot {
 /// A service's lookup key: its address as one word, protocol and port in another (hashed as
 /// two integers instead of an address enum and a tuple).
 #[inline]
-fn service_key(proto: u8, vaddr: IpAddr, vport: u16) -> (u128, u32) {
-    (addr_word(vaddr), u32::from(proto) << 16 | u32::from(vport))
+fn service_key(proto: u8, vaddr: u128, vport: u16) -> (u128, u32) {
+    (vaddr, u32::from(proto) << 16 | u32::from(vport))
 }
