@@ -102,15 +102,13 @@ fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16, ho
         Side::Dst => flow.dst,
         Side::Src => flow.src,
     };
-    let (false, Some(old), Some(new), Frag::Whole, proto::TCP | proto::UDP) = (
-        flow.v6,
-        mapped_v4(&old_addr),
-        mapped_v4(&addr),
-        flow.frag,
-        flow.proto,
-    ) else {
+    // (An IPv4 flow's addresses are mapped ones; the new address may be of either family.)
+    let (false, Some(new), Frag::Whole, proto::TCP | proto::UDP) =
+        (flow.v6, mapped_v4(&addr), flow.frag, flow.proto)
+    else {
         return false;
     };
+    let old = low4(&old_addr);
     let tcp = flow.proto == proto::TCP;
     let (l3, l4) = (flow.l3, flow.l4);
     // Everything checked before anything is written.
