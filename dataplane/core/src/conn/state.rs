@@ -359,10 +359,13 @@ impl Timeouts {
     }
 
     /// The timeout of a connection of `proto` in stored state `state`.
+    #[inline]
     pub fn of(&self, proto_num: u8, state: u8) -> u32 {
+        // A state byte is its state's index (an unknown one reads as NONE, as `from_u8`).
+        let by_index = |table: &[u32]| table.get(usize::from(state)).copied().unwrap_or(table[0]);
         match proto_num {
-            proto::TCP => self.tcp_state(TcpState::from_u8(state)),
-            proto::SCTP => self.sctp[SctpState::from_u8(state) as usize],
+            proto::TCP => by_index(&self.tcp),
+            proto::SCTP => by_index(&self.sctp),
             _ => self.udp,
         }
     }
@@ -390,6 +393,29 @@ impl Timeouts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Timeouts::of` reads a state byte as its index: the same as through the enums for
+    /// every byte (unknown ones as NONE).
+    #[test]
+    fn a_timeout_is_looked_up_by_the_state_byte() {
+        let mut t = Timeouts::default();
+        for (i, v) in t.tcp.iter_mut().enumerate() {
+            *v = 1000 + i as u32;
+        }
+        for (i, v) in t.sctp.iter_mut().enumerate() {
+            *v = 2000 + i as u32;
+        }
+        for b in 0..=u8::MAX {
+            assert_eq!(
+                t.of(proto::TCP, b),
+                t.tcp_state(TcpState::from_u8(b)),
+                "TCP {b}"
+            );
+            let sctp = t.sctp[SctpState::from_u8(b) as usize];
+            assert_eq!(t.of(proto::SCTP, b), sctp, "SCTP {b}");
+            assert_eq!(t.of(proto::UDP, b), t.udp);
+        }
+    }
     use rvs_wire::tcp::{ACK, FIN, PSH, RST, SYN};
 
     #[test]

@@ -32,7 +32,7 @@ impl Engine {
             (ForwardMethod::Dr, true) => (false, client_direction(ForwardMethod::Dr)),
             _ => return None,
         };
-        let state = c.state;
+        let (state, deadline) = (c.state, c.expires);
         // (An opening packet's state came with the entry: the general path does not track
         // it again either.)
         let moves = !opened && state_after(dir, flow, state) != Some(state);
@@ -62,7 +62,12 @@ impl Engine {
         // What tracking does for a packet that keeps the state, then the forwarding.
         if !opened {
             let timeout = self.timeouts.of(flow.proto, state);
-            self.table.set_expires(id, now.saturating_add(timeout));
+            let expires = now.saturating_add(timeout);
+            // Within the second of the last packet the deadline stands, and the entry's
+            // line is left clean (no write back to memory when it is evicted).
+            if expires != deadline {
+                self.table.set_expires(id, expires);
+            }
             self.sync_refresh(id, now, timeout);
         }
         if to_server {
