@@ -18,10 +18,11 @@ pub(super) enum Frag {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Flow {
     pub(super) v6: bool,
-    pub(super) l3: usize,
-    pub(super) l4: usize,
-    /// End of the IP datagram in the frame.
-    pub(super) end: usize,
+    /// Where the IP and L4 headers start and the IP datagram ends in the frame (a frame
+    /// is at most 64 KiB, as an mbuf segment): [`Flow::l3`], [`Flow::l4`], [`Flow::end`].
+    l3_at: u16,
+    l4_at: u16,
+    end_at: u16,
     pub(super) proto: u8,
     /// The addresses as the connection keys hold them (IPv4 mapped): a key is built by
     /// copying, and IPv4 is read and rewritten without a detour through `IpAddr`.
@@ -36,10 +37,19 @@ pub(super) struct Flow {
     pub(super) df: bool,
     pub(super) frag: Frag,
     /// The hash of the connection key this packet looks up, when a burst's first stage
-    /// computed it (None: computed at the lookup).
-    pub(super) hash: KeyHash,
+    /// computed it ([`Flow::hash`]; kept as a word and a side, not an enum, so the flow
+    /// packs tighter).
+    key_hash: u64,
+    key_side: KeySide,
     /// What the destination is to the appliance, when the burst's first stage looked.
     pub(super) dst_class: Option<AddrClass>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySide {
+    None,
+    In,
+    Out,
 }
 
 /// Which index a packet looks up first and its key's hash.
@@ -52,6 +62,33 @@ pub(super) enum KeyHash {
 
 impl Flow {
     #[inline]
+    pub(super) fn l3(&self) -> usize {
+        usize::from(self.l3_at)
+    }
+
+    #[inline]
+    pub(super) fn l4(&self) -> usize {
+        usize::from(self.l4_at)
+    }
+
+    #[inline]
+    pub(super) fn end(&self) -> usize {
+        usize::from(self.end_at)
+    }
+
+    /// Moves the datagram's end (bytes inserted into it); false, with nothing changed,
+    /// past 64 KiB.
+    pub(super) fn set_end(&mut self, end: usize) -> bool {
+        match u16::try_from(end) {
+            Ok(e) => {
+                self.end_at = e;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    #[inline]
     pub(super) fn src_ip(&self) -> IpAddr {
         ip_of(&self.src)
     }
@@ -61,10 +98,29 @@ impl Flow {
         ip_of(&self.dst)
     }
 
+    /// The key hash a burst's first stage computed (None: computed at the lookup).
+    #[inline]
+    pub(super) fn hash(&self) -> KeyHash {
+        match self.key_side {
+            KeySide::None => KeyHash::None,
+            KeySide::In => KeyHash::In(self.key_hash),
+            KeySide::Out => KeyHash::Out(self.key_hash),
+        }
+    }
+
+    #[inline]
+    fn set_hash(&mut self, h: KeyHash) {
+        (self.key_side, self.key_hash) = match h {
+            KeyHash::None => (KeySide::None, 0),
+            KeyHash::In(h) => (KeySide::In, h),
+            KeyHash::Out(h) => (KeySide::Out, h),
+        };
+    }
+
     /// The hash of the client-side key, if known.
     #[inline]
     pub(super) fn in_hash(&self) -> Option<u64> {
-        match self.hash {
+        match self.hash() {
             KeyHash::In(h) => Some(h),
             _ => None,
         }
@@ -72,7 +128,7 @@ impl Flow {
 
     #[inline]
     pub(super) fn out_hash(&self) -> Option<u64> {
-        match self.hash {
+        match self.hash() {
             KeyHash::Out(h) => Some(h),
             _ => None,
         }
@@ -80,7 +136,7 @@ impl Flow {
 }
 
 pub(super) fn is_echo_request(b: &[u8], flow: &Flow) -> bool {
-    let Some(l4) = b.get(flow.l4..flow.end) else {
+    let Some(l4) = b.get(flow.l4()..flow.end()) else {
         return false;
     };
     match (flow.v6, flow.proto) {
@@ -175,11 +231,13 @@ pub(super) fn parse_flow(
         }
         (Frag::First(_), _) => (0, 0, 0),
     };
+    // (Offsets within a frame: past 64 KiB none is one rvs can hold.)
+    let at = |offset: usize| u16::try_from(offset).map_err(|_| DropReason::Malformed);
     Ok(Flow {
         v6,
-        l3,
-        l4,
-        end,
+        l3_at: at(l3)?,
+        l4_at: at(l4)?,
+        end_at: at(end)?,
         proto: proto_num,
         src,
         dst,
@@ -190,7 +248,8 @@ pub(super) fn parse_flow(
         ttl,
         df,
         frag,
-        hash: KeyHash::None,
+        key_hash: 0,
+        key_side: KeySide::None,
         dst_class: None,
     })
 }
@@ -228,9 +287,9 @@ fn plain_ipv4(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> Option<()> 
     let addr = |at: usize| v4_mapped([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     *out = Parsed(Parse::Ip(Flow {
         v6: false,
-        l3: L3,
-        l4: L4,
-        end,
+        l3_at: L3 as u16,
+        l4_at: L4 as u16,
+        end_at: u16::try_from(end).ok()?,
         proto: proto_num,
         src: addr(L3 + 12),
         dst: addr(L3 + 16),
@@ -241,7 +300,8 @@ fn plain_ipv4(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> Option<()> 
         ttl: h[L3 + 8],
         df: flags_frag & 0x4000 != 0,
         frag: Frag::Whole,
-        hash: KeyHash::None,
+        key_hash: 0,
+        key_side: KeySide::None,
         dst_class: None,
     }));
     Some(())
@@ -503,7 +563,7 @@ impl Engine {
             if has_ports(flow.proto) && !matches!(flow.frag, Frag::Later(_)) {
                 let dst = snap.class_of_mapped(&flow.dst);
                 flow.dst_class = Some(dst);
-                flow.hash = if dst.is_local_end() || !dst.is_vip() {
+                let hash = if dst.is_local_end() || !dst.is_vip() {
                     let h = self.table.hash_out(&out_key(flow));
                     self.table.prefetch_out(h);
                     KeyHash::Out(h)
@@ -512,6 +572,7 @@ impl Engine {
                     self.table.prefetch_in(h);
                     KeyHash::In(h)
                 };
+                flow.set_hash(hash);
             }
         }
     }
@@ -521,7 +582,7 @@ impl Engine {
     #[inline]
     pub fn prefetch_entry(&self, p: &Parsed) {
         if let Parse::Ip(flow) = &p.0 {
-            match flow.hash {
+            match flow.hash() {
                 KeyHash::In(h) => self.table.prefetch_entries(false, h),
                 KeyHash::Out(h) => self.table.prefetch_entries(true, h),
                 KeyHash::None => {}
@@ -604,7 +665,7 @@ impl Engine {
             proto::UDP => {}
             _ => return None,
         }
-        match flow.hash {
+        match flow.hash() {
             // To a VIP that is not a local end (the first stage's choice).
             KeyHash::In(h) => {
                 let dst = flow.dst_class?;
@@ -642,6 +703,18 @@ impl Engine {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A burst's parsed frames are read and written by every stage: a frame's fits in
+    /// 72 bytes (addresses in the tables' form, offsets as 16 bits, the key hash as a word
+    /// and a side), 2.3 KiB for a burst of 32.
+    #[test]
+    fn a_parsed_frame_fits_its_budget() {
+        assert!(
+            std::mem::size_of::<Parsed>() <= 72,
+            "{}",
+            std::mem::size_of::<Parsed>()
+        );
+    }
 
     /// An untagged IPv4 TCP or UDP frame with a good header checksum.
     fn plain_frame(udp: bool, payload: usize) -> Vec<u8> {

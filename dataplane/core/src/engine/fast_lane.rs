@@ -48,7 +48,7 @@ impl Engine {
             c.hop_to_client
         }))?;
         let out = snap.ports.get(usize::from(hop.port))?;
-        let bytes = flow.end - flow.l3;
+        let bytes = flow.end() - flow.l3();
         if hop.pending.is_some() || bytes > usize::from(out.mtu) {
             return None;
         }

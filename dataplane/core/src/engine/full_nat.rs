@@ -254,7 +254,7 @@ impl Engine {
 
     /// Client -> server under full NAT with PROXY protocol: the header before the first
     /// data byte (again on a retransmission of it), later segments' sequence numbers
-    /// shifted. `flow.end` follows a grown segment. False when the frame cannot grow.
+    /// shifted. `flow.end()` follows a grown segment. False when the frame cannot grow.
     pub(super) fn proxy_towards_server<F: Frame>(
         &mut self,
         now: u32,
@@ -271,7 +271,7 @@ impl Engine {
         let Some((seq, data_at)) = tcp_seq_and_data(frame.bytes(), flow) else {
             return true;
         };
-        let has_data = data_at < flow.end;
+        let has_data = data_at < flow.end();
         if flow.tcp_flags & tcp::SYN != 0 {
             if let Some(l) = self.table.local_mut(id) {
                 l.proxy_seq = seq.wrapping_add(1);
@@ -361,15 +361,15 @@ fn seq_after_or_eq(a: u32, b: u32) -> bool {
 }
 
 fn tcp_u32(b: &[u8], flow: &Flow, at: usize) -> Option<u32> {
-    let f = b.get(flow.l4 + at..flow.l4 + at + 4)?;
+    let f = b.get(flow.l4() + at..flow.l4() + at + 4)?;
     Some(u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
 }
 
 /// The segment's sequence number and where its data starts.
 fn tcp_seq_and_data(b: &[u8], flow: &Flow) -> Option<(u32, usize)> {
     let seq = tcp_u32(b, flow, 4)?;
-    let doff = usize::from(*b.get(flow.l4 + 12)? >> 4) * 4;
-    Some((seq, (flow.l4 + doff).min(flow.end)))
+    let doff = usize::from(*b.get(flow.l4() + 12)? >> 4) * 4;
+    Some((seq, (flow.l4() + doff).min(flow.end())))
 }
 
 /// Sets a 32-bit TCP header field (sequence or acknowledgement number), its checksum
@@ -383,11 +383,11 @@ fn set_u32_field(b: &mut [u8], flow: &Flow, at: usize, value: u32) {
 
 /// Replaces bytes of the TCP header at `at` (an even offset), the checksum kept right.
 fn set_tcp_bytes(b: &mut [u8], flow: &Flow, at: usize, old: &[u8], new: &[u8]) {
-    let c = flow.l4 + 16;
+    let c = flow.l4() + 16;
     let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) else {
         return;
     };
-    if let Some(f) = b.get_mut(flow.l4 + at..flow.l4 + at + new.len()) {
+    if let Some(f) = b.get_mut(flow.l4() + at..flow.l4() + at + new.len()) {
         f.copy_from_slice(new);
     }
     let check = checksum::update_bytes(check, old, new);
@@ -398,12 +398,12 @@ fn set_tcp_bytes(b: &mut [u8], flow: &Flow, at: usize, old: &[u8], new: &[u8]) {
 
 /// Lets `each(kind, value)` change the TCP options in place (checksum kept right).
 fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8, &mut [u8])) {
-    let Some(doff) = b.get(flow.l4 + 12).map(|d| usize::from(d >> 4) * 4) else {
+    let Some(doff) = b.get(flow.l4() + 12).map(|d| usize::from(d >> 4) * 4) else {
         return;
     };
     let mut at = 20;
     while at + 1 < doff {
-        let kind = b.get(flow.l4 + at).copied().unwrap_or(0);
+        let kind = b.get(flow.l4() + at).copied().unwrap_or(0);
         match kind {
             0 => return,
             1 => {
@@ -412,11 +412,11 @@ fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8, &mut [u8])
             }
             _ => {}
         }
-        let len = usize::from(b.get(flow.l4 + at + 1).copied().unwrap_or(0));
+        let len = usize::from(b.get(flow.l4() + at + 1).copied().unwrap_or(0));
         if len < 2 || at + len > doff {
             return;
         }
-        let (from, to) = (flow.l4 + at + 2, flow.l4 + at + len);
+        let (from, to) = (flow.l4() + at + 2, flow.l4() + at + len);
         let mut value = [0u8; 40];
         let Some(v) = b.get(from..to) else {
             return;
@@ -432,16 +432,16 @@ fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8, &mut [u8])
             let mut before = [0u8; 42];
             let mut after = [0u8; 42];
             let span = end - start;
-            if let Some(orig) = b.get(flow.l4 + start..flow.l4 + end) {
+            if let Some(orig) = b.get(flow.l4() + start..flow.l4() + end) {
                 before[..span].copy_from_slice(orig);
             }
             if let Some(dst) = b.get_mut(from..to) {
                 dst.copy_from_slice(&value[..n]);
             }
-            if let Some(new) = b.get(flow.l4 + start..flow.l4 + end) {
+            if let Some(new) = b.get(flow.l4() + start..flow.l4() + end) {
                 after[..span].copy_from_slice(new);
             }
-            let c = flow.l4 + 16;
+            let c = flow.l4() + 16;
             if let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) {
                 let check = checksum::update_bytes(check, &before[..span], &after[..span]);
                 if let Some(x) = b.get_mut(c..c + 2) {
@@ -457,12 +457,15 @@ fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8, &mut [u8])
 /// lengths and checksums, and the TCP checksum computed anew.
 fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize) -> bool {
     let n = proxy_v2::header_len(flow.v6);
-    frame.truncate(flow.end);
+    if u16::try_from(flow.end() + n).is_err() {
+        return false;
+    }
+    frame.truncate(flow.end());
     if !frame.append(n) {
         return false;
     }
     let b = frame.bytes_mut();
-    let end = flow.end;
+    let end = flow.end();
     b.copy_within(data_at..end, data_at + n);
     let written = proxy_v2::emit_tcp(
         b.get_mut(data_at..data_at + n).unwrap_or_default(),
@@ -472,19 +475,19 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
     if written != n {
         return false;
     }
-    flow.end += n;
-    let seg_len = flow.end - flow.l4;
+    flow.set_end(flow.end() + n);
+    let seg_len = flow.end() - flow.l4();
     if flow.v6 {
-        let plen = (flow.end - flow.l3 - ipv6::HEADER_LEN) as u16;
-        if let Some(p) = b.get_mut(flow.l3 + 4..flow.l3 + 6) {
+        let plen = (flow.end() - flow.l3() - ipv6::HEADER_LEN) as u16;
+        if let Some(p) = b.get_mut(flow.l3() + 4..flow.l3() + 6) {
             p.copy_from_slice(&plen.to_be_bytes());
         }
     } else {
-        let total = (flow.end - flow.l3) as u16;
-        if let Some(p) = b.get_mut(flow.l3 + 2..flow.l3 + 4) {
+        let total = (flow.end() - flow.l3()) as u16;
+        if let Some(p) = b.get_mut(flow.l3() + 2..flow.l3() + 4) {
             p.copy_from_slice(&total.to_be_bytes());
         }
-        if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3..flow.end]) {
+        if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3()..flow.end()]) {
             ip.fill_checksum();
         }
     }
@@ -493,7 +496,7 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
     } else {
         checksum::pseudo_v4(low4(&flow.src), low4(&flow.dst), proto::TCP, seg_len as u16)
     };
-    if let Ok(mut t) = TcpPacket::new_checked(&mut b[flow.l4..flow.end]) {
+    if let Ok(mut t) = TcpPacket::new_checked(&mut b[flow.l4()..flow.end()]) {
         t.fill_checksum(pseudo);
     }
     true

@@ -26,7 +26,7 @@ pub(super) struct Embedded {
 /// Reads the quoted datagram of an ICMP / ICMPv6 error (it is usually truncated, so no
 /// length checks beyond the header and the first 8 bytes of its L4 header).
 pub(super) fn embedded(b: &[u8], flow: &Flow) -> Option<Embedded> {
-    let msg = b.get(flow.l4..flow.end)?;
+    let msg = b.get(flow.l4()..flow.end())?;
     let is_error = match (flow.v6, flow.proto) {
         (false, proto::ICMP) => IcmpPacket::new_checked(msg).ok()?.is_error(),
         (true, proto::ICMPV6) => Icmpv6Packet::new_checked(msg).ok()?.is_error(),
@@ -177,7 +177,7 @@ impl Engine {
         }
         // Embedded header: its source (towards the server) or destination (towards the
         // client); under full NAT the other end too (the local end, or the client).
-        let e = flow.l4 + 8;
+        let e = flow.l4() + 8;
         let mut fields = [(towards_server, emb_addr, emb_port), (false, emb_addr, 0)];
         let mut n = 1;
         if let Some(l) = local {
@@ -232,7 +232,7 @@ impl Engine {
             }
         }
         // The ICMP checksum, recomputed over the whole message.
-        if let Some(m) = b.get_mut(flow.l4..flow.end) {
+        if let Some(m) = b.get_mut(flow.l4()..flow.end()) {
             if flow.v6 {
                 let (src, dst) = (addr_bytes16(outer.0), addr_bytes16(outer.1));
                 let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, m.len() as u32);
@@ -290,12 +290,12 @@ impl Engine {
         };
         // The quoted part: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
         let quote_len = if flow.v6 {
-            (flow.end - flow.l3).min(1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN)
+            (flow.end() - flow.l3()).min(1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN)
         } else {
-            (flow.l4 - flow.l3 + 8).min(flow.end - flow.l3)
+            (flow.l4() - flow.l3() + 8).min(flow.end() - flow.l3())
         };
         let mut quote = [0u8; 1232];
-        quote[..quote_len].copy_from_slice(&frame.bytes()[flow.l3..flow.l3 + quote_len]);
+        quote[..quote_len].copy_from_slice(&frame.bytes()[flow.l3()..flow.l3() + quote_len]);
         let ip_len = if flow.v6 {
             ipv6::HEADER_LEN
         } else {
@@ -303,7 +303,7 @@ impl Engine {
         };
         // The request's link header is kept (its VLAN tags and IP ethertype): only the
         // MACs change, and the error follows it.
-        let l3 = flow.l3;
+        let l3 = flow.l3();
         let total = l3 + ip_len + 8 + quote_len;
         let have = frame.bytes().len();
         if have < total && !frame.append(total - have) {

@@ -61,7 +61,7 @@ impl Engine {
         flow: &Flow,
         frame: &mut F,
     ) -> Option<Verdict> {
-        let l4 = frame.bytes().get(flow.l4..flow.end)?;
+        let l4 = frame.bytes().get(flow.l4()..flow.end())?;
         let m = Icmpv6Packet::new_checked(l4).ok()?;
         let (kind, target) = (m.msg_type(), m.nd_target());
         match kind {
@@ -111,9 +111,9 @@ impl Engine {
         // The request's VLAN tags (between the MACs and the IPv6 header) go back with the
         // answer: it is built after them, then the MACs move in front.
         let mut tags = [0u8; 16];
-        let tag_len = flow.l3.saturating_sub(ethernet::HEADER_LEN).min(14);
+        let tag_len = flow.l3().saturating_sub(ethernet::HEADER_LEN).min(14);
         tags[..tag_len + 2].copy_from_slice(frame.bytes().get(12..14 + tag_len)?);
-        let total = flow.l3 + ipv6::HEADER_LEN + 32;
+        let total = flow.l3() + ipv6::HEADER_LEN + 32;
         let have = frame.bytes().len();
         if have < total && !frame.append(total - have) {
             return Some(self.drop(DropReason::Unsupported));
@@ -154,23 +154,23 @@ impl Engine {
         // A fresh TTL (a host's reply, not the request's remainder), and the ICMP checksum
         // computed anew (an incremental update can give 0x0000 where 0xffff is right).
         if flow.v6 {
-            if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3..flow.end]) {
+            if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3()..flow.end()]) {
                 ip.set_src(flow.dst);
                 ip.set_dst(flow.src);
                 ip.set_hop_limit(REPLY_TTL);
             }
-            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[flow.l4..flow.end]) {
+            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[flow.l4()..flow.end()]) {
                 m.set_type(icmpv6::ECHO_REPLY);
-                let len = (flow.end - flow.l4) as u32;
+                let len = (flow.end() - flow.l4()) as u32;
                 m.fill_checksum(checksum::pseudo_v6(flow.dst, flow.src, proto::ICMPV6, len));
             }
         } else {
-            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3..flow.end]) {
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3()..flow.end()]) {
                 ip.set_src(low4(&flow.dst));
                 ip.set_dst(low4(&flow.src));
                 ip.set_ttl(REPLY_TTL);
             }
-            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[flow.l4..flow.end]) {
+            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[flow.l4()..flow.end()]) {
                 m.set_type(icmp::ECHO_REPLY);
                 m.fill_checksum();
             }
@@ -185,7 +185,7 @@ const REPLY_TTL: u8 = 64;
 
 /// Whether an ICMP (v4) or ICMPv6 message's checksum is right.
 fn icmp_checksum_ok(b: &[u8], flow: &Flow) -> bool {
-    let Some(l4) = b.get(flow.l4..flow.end) else {
+    let Some(l4) = b.get(flow.l4()..flow.end()) else {
         return false;
     };
     let sum = if flow.v6 {

@@ -43,7 +43,7 @@ fn rewrite_side_general(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, por
         (&old_addr[12..], &addr[12..])
     };
     set_ip_address(b, flow, side, addr, hop);
-    let Some(l4b) = b.get_mut(flow.l4..flow.end) else {
+    let Some(l4b) = b.get_mut(flow.l4()..flow.end()) else {
         return;
     };
     match flow.frag {
@@ -110,7 +110,7 @@ fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16, ho
     };
     let old = low4(&old_addr);
     let tcp = flow.proto == proto::TCP;
-    let (l3, l4) = (flow.l3, flow.l4);
+    let (l3, l4) = (flow.l3(), flow.l4());
     // Everything checked before anything is written.
     if l4 < l3 + ipv4::MIN_HEADER_LEN || b.len() < l4 + if tcp { 18 } else { 8 } {
         return false;
@@ -203,7 +203,7 @@ pub(super) fn rewrite_ip_only(b: &mut [u8], flow: &Flow, side: Side, addr: Addr1
 }
 
 pub(super) fn set_ip_address(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, hop: bool) {
-    let Some(ipb) = b.get_mut(flow.l3..flow.end) else {
+    let Some(ipb) = b.get_mut(flow.l3()..flow.end()) else {
         return;
     };
     if flow.v6 {
@@ -275,18 +275,21 @@ pub(super) fn encapsulate<F: Frame>(
     };
     let tun_len = tunnel.header_len();
     let outer = ip_len + tun_len;
-    let inner_len = flow.end - flow.l3;
+    let inner_len = flow.end() - flow.l3();
     // Drop Ethernet padding and tags: the inner datagram starts right after the new headers.
-    frame.truncate(flow.end);
-    let grow = (ethernet::HEADER_LEN + outer).saturating_sub(flow.l3);
-    let shrink = flow.l3.saturating_sub(ethernet::HEADER_LEN + outer);
+    frame.truncate(flow.end());
+    let grow = (ethernet::HEADER_LEN + outer).saturating_sub(flow.l3());
+    let shrink = flow.l3().saturating_sub(ethernet::HEADER_LEN + outer);
     if grow > 0 && !frame.prepend(grow) {
         return false;
     }
     let b = frame.bytes_mut();
     if shrink > 0 {
         // More link header than needed (two VLAN tags on IPv4): move the datagram down.
-        b.copy_within(flow.l3..flow.l3 + inner_len, ethernet::HEADER_LEN + outer);
+        b.copy_within(
+            flow.l3()..flow.l3() + inner_len,
+            ethernet::HEADER_LEN + outer,
+        );
     }
     let inner_proto = if flow.v6 { proto::IPV6 } else { proto::IPIP };
     let protocol = match tunnel.kind {
@@ -427,7 +430,7 @@ impl Engine {
         mtu: u16,
         frame: &mut F,
     ) -> Option<Verdict> {
-        if flow.end - flow.l3 <= usize::from(mtu) {
+        if flow.end() - flow.l3() <= usize::from(mtu) {
             return None;
         }
         Some(if flow.v6 || flow.df {
@@ -528,7 +531,7 @@ impl Engine {
                 self.table.set_expires(id, now.saturating_add(FRAG_TIMEOUT));
             }
         }
-        let bytes = flow.end - flow.l3;
+        let bytes = flow.end() - flow.l3();
         self.counters
             .inbound(usize::from(conn.service), conn.dest as usize, bytes);
         // A server on the appliance itself (IPVS's "Local"): the host's stack, which holds
@@ -620,7 +623,7 @@ impl Engine {
                 } else {
                     ipv4::MIN_HEADER_LEN
                 } + conn.tunnel.header_len();
-                let inner_len = flow.end - flow.l3;
+                let inner_len = flow.end() - flow.l3();
                 if inner_len + outer > usize::from(port_info.mtu) {
                     if flow.v6 || flow.df {
                         let mtu = usize::from(port_info.mtu) - outer;
@@ -660,7 +663,7 @@ impl Engine {
             self.frags.note(FragKey::of(flow, fid), id, false, now);
         }
         self.track(id, &conn, Direction::Output, flow, now, loads);
-        let bytes = flow.end - flow.l3;
+        let bytes = flow.end() - flow.l3();
         self.counters
             .outbound(usize::from(conn.service), conn.dest as usize, bytes);
         if flow.ttl <= 1 {
@@ -715,7 +718,7 @@ mod tests {
         (side, addr, port): (Side, [u8; 4], u16),
         udp_none: bool,
     ) -> Vec<u8> {
-        let (l3, l4) = (flow.l3, flow.l4);
+        let (l3, l4) = (flow.l3(), flow.l4());
         let (addr_at, port_at) = match side {
             Side::Src => (l3 + 12, l4),
             Side::Dst => (l3 + 16, l4 + 2),
@@ -723,12 +726,12 @@ mod tests {
         frame[addr_at..addr_at + 4].copy_from_slice(&addr);
         frame[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
         frame[l3 + 8] = flow.ttl.saturating_sub(1);
-        let mut ip = Ipv4Packet::new_checked(&mut frame[l3..flow.end]).unwrap();
+        let mut ip = Ipv4Packet::new_checked(&mut frame[l3..flow.end()]).unwrap();
         ip.fill_checksum();
         let (src, dst) = (ip.src(), ip.dst());
-        let len = (flow.end - l4) as u16;
+        let len = (flow.end() - l4) as u16;
         let pseudo = checksum::pseudo_v4(src, dst, flow.proto, len);
-        let l4b = &mut frame[l4..flow.end];
+        let l4b = &mut frame[l4..flow.end()];
         if flow.proto == proto::TCP {
             TcpPacket::new_checked(l4b).unwrap().fill_checksum(pseudo);
         } else if udp_none {

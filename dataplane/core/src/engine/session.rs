@@ -289,7 +289,7 @@ impl Engine {
             // With the SIP persistence engine the template follows the Call-ID (any client
             // address); a datagram without one persists by address as usual.
             let call_id = if svc.pe_sip && flow.proto == proto::UDP {
-                frame.get(flow.l4 + 8..flow.end).and_then(sip_call_id)
+                frame.get(flow.l4() + 8..flow.end()).and_then(sip_call_id)
             } else {
                 None
             };
