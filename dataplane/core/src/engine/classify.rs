@@ -670,9 +670,10 @@ impl Engine {
             KeyHash::In(h) => {
                 let dst = flow.dst_class?;
                 if dst.is_standby()
-                    || snap
-                        .member_for_mapped(flow.proto, &flow.dst, flow.dport)
-                        .is_some()
+                    || dst.has_member_ports()
+                        && snap
+                            .member_for_mapped(flow.proto, &flow.dst, flow.dport)
+                            .is_some()
                 {
                     return None;
                 }

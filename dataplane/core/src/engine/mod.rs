@@ -327,7 +327,10 @@ impl Engine {
                 return self.drop(DropReason::Standby);
             }
             if tcp_or_udp {
-                if let Some(&range) = snap.member_for_mapped(flow.proto, &flow.dst, flow.dport) {
+                let member = dst
+                    .has_member_ports()
+                    .then(|| snap.member_for_mapped(flow.proto, &flow.dst, flow.dport));
+                if let Some(&range) = member.flatten() {
                     return self.forward_to_member(snap, now, range, *flow, frame);
                 }
                 return self.forward_to_server(snap, loads, now, flow, frame);

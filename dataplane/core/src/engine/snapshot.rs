@@ -210,6 +210,8 @@ impl AddrClass {
     const UNSERVED_DROP: u8 = 32;
     /// An address of one of the appliance's ports.
     const OWN: u8 = 64;
+    /// A VIP some of whose ports are a member's outgoing range ([`MemberPorts`]).
+    const MEMBER_PORTS: u8 = 128;
 
     #[inline]
     pub fn is_vip(self) -> bool {
@@ -237,6 +239,12 @@ impl AddrClass {
     #[inline]
     pub fn is_local_end(self) -> bool {
         self.0 & Self::LOCAL_END != 0
+    }
+
+    /// Whether [`Snapshot::member_for`] can find anything for this address.
+    #[inline]
+    pub fn has_member_ports(self) -> bool {
+        self.0 & Self::MEMBER_PORTS != 0
     }
 
     #[inline]
@@ -533,7 +541,7 @@ impl Snapshot {
     /// Sets the members' outgoing port ranges; their VIPs become VIPs of the snapshot.
     pub fn set_member_ports(&mut self, ranges: Vec<MemberPorts>) {
         for r in &ranges {
-            self.mark_as(r.vip, AddrClass::VIP);
+            self.mark_as(r.vip, AddrClass::VIP | AddrClass::MEMBER_PORTS);
         }
         self.member_ports = ranges;
     }
