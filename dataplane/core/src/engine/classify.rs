@@ -76,16 +76,9 @@ impl Flow {
         usize::from(self.end_at)
     }
 
-    /// Moves the datagram's end (bytes inserted into it); false, with nothing changed,
-    /// past 64 KiB.
-    pub(super) fn set_end(&mut self, end: usize) -> bool {
-        match u16::try_from(end) {
-            Ok(e) => {
-                self.end_at = e;
-                true
-            }
-            Err(_) => false,
-        }
+    /// Moves the datagram's end (bytes inserted into it).
+    pub(super) fn set_end(&mut self, end: u16) {
+        self.end_at = end;
     }
 
     #[inline]

@@ -457,9 +457,10 @@ fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8, &mut [u8])
 /// lengths and checksums, and the TCP checksum computed anew.
 fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize) -> bool {
     let n = proxy_v2::header_len(flow.v6);
-    if u16::try_from(flow.end() + n).is_err() {
+    // (A frame stays within 64 KiB.)
+    let Ok(new_end) = u16::try_from(flow.end() + n) else {
         return false;
-    }
+    };
     frame.truncate(flow.end());
     if !frame.append(n) {
         return false;
@@ -475,7 +476,7 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
     if written != n {
         return false;
     }
-    flow.set_end(flow.end() + n);
+    flow.set_end(new_end);
     let seg_len = flow.end() - flow.l4();
     if flow.v6 {
         let plen = (flow.end() - flow.l3() - ipv6::HEADER_LEN) as u16;

@@ -382,7 +382,8 @@ impl Engine {
     /// prefix, which the host does not hold).
     fn unserved(&mut self, snap: &Snapshot, flow: &Flow, why: DropReason) -> Verdict {
         // An address that is a VIP only by a marked prefix is not on the host either.
-        if snap.drops_unserved(flow.dst_ip()) || !snap.is_exact_vip(flow.dst_ip()) {
+        let dst = snap.class_of_mapped(&flow.dst);
+        if dst.drops_unserved() || !dst.is_exact_vip() {
             return self.drop(why);
         }
         Verdict::ToHost
