@@ -492,9 +492,9 @@ impl Engine {
     ) -> Option<usize> {
         let state = self.states.get_mut(usize::from(svc.id))?;
         let req = Request {
-            client: flow.src_ip(),
+            client: flow.src,
             client_port: flow.sport,
-            dst: flow.dst_ip(),
+            dst: flow.dst,
             now: u64::from(now),
         };
         sched::pick_holding(

@@ -33,12 +33,12 @@ mod tests {
         let l = loads(3);
         let t = build_table(&kind, &d);
         let mut r = req([1, 2, 3, 4], 5);
-        r.dst = IpAddr::from([10, 0, 0, 1]); // hash 39 -> 39 % 3 = 0
+        r.dst = crate::conn::addr16(IpAddr::from([10, 0, 0, 1])); // hash 39 -> 39 % 3 = 0
         assert_eq!(
             pick(&kind, &t, &mut SchedState::default(), &d, &l, &r),
             Some(0)
         );
-        r.dst = IpAddr::from([10, 0, 0, 2]); // 137 % 3 = 2
+        r.dst = crate::conn::addr16(IpAddr::from([10, 0, 0, 2])); // 137 % 3 = 2
         assert_eq!(
             pick(&kind, &t, &mut SchedState::default(), &d, &l, &r),
             Some(2)

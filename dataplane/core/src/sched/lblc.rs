@@ -117,9 +117,9 @@ mod tests {
 
     fn r(dst: [u8; 4], now: u64) -> Request {
         Request {
-            client: IpAddr::from([1, 1, 1, 1]),
+            client: crate::conn::addr16(IpAddr::from([1, 1, 1, 1])),
             client_port: 1,
-            dst: IpAddr::from(dst),
+            dst: crate::conn::addr16(IpAddr::from(dst)),
             now,
         }
     }

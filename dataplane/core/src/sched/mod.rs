@@ -35,6 +35,7 @@ pub use mh::{hsiphash_u32, MH_PRIMES};
 pub use pending::PendingLoads;
 pub use wrr::WrrConsts;
 
+use crate::conn::{ip_of, Addr16};
 pub use crate::model::RealServer;
 use std::fmt;
 use std::net::IpAddr;
@@ -360,10 +361,12 @@ impl CachePool {
 /// The connection being scheduled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
-    pub client: IpAddr,
+    /// Addresses as the connection tables hold them (IPv4 mapped, [`crate::conn::addr16`]):
+    /// only the schedulers that hash or cache an address read them.
+    pub client: Addr16,
     pub client_port: u16,
     /// The destination the client asked for (the VIP, or the cache object's address).
-    pub dst: IpAddr,
+    pub dst: Addr16,
     /// Seconds, monotonic (lblc/lblcr cache ageing).
     pub now: u64,
 }
@@ -413,9 +416,11 @@ pub fn pick_holding(
             SchedTable::Buckets(b),
         ) => {
             let port = if *port { req.client_port } else { 0 };
-            sh::pick(&view, b, *bits, req.client, port, *fallback)
+            sh::pick(&view, b, *bits, ip_of(&req.client), port, *fallback)
         }
-        (SchedKind::Dh { bits }, SchedTable::Buckets(b)) => dh::pick(&view, b, *bits, req.dst),
+        (SchedKind::Dh { bits }, SchedTable::Buckets(b)) => {
+            dh::pick(&view, b, *bits, ip_of(&req.dst))
+        }
         (
             SchedKind::Mh {
                 fallback,
@@ -425,15 +430,15 @@ pub fn pick_holding(
             SchedTable::Buckets(b),
         ) => {
             let port = if *port { req.client_port } else { 0 };
-            mh::pick(&view, b, *size, req.client, port, *fallback)
+            mh::pick(&view, b, *size, ip_of(&req.client), port, *fallback)
         }
         (SchedKind::Lblc, _) => {
             let cache = state.lblc.get_or_insert_with(LblcCache::new);
-            lblc::pick(&view, cache, req.dst, req.now)
+            lblc::pick(&view, cache, ip_of(&req.dst), req.now)
         }
         (SchedKind::Lblcr, _) => {
             let cache = state.lblcr.get_or_insert_with(LblcrCache::new);
-            lblcr::pick(&view, cache, req.dst, req.now)
+            lblcr::pick(&view, cache, ip_of(&req.dst), req.now)
         }
         // A table of the wrong kind: the snapshot builder never makes one.
         _ => None,
@@ -556,9 +561,9 @@ pub(crate) mod testutil {
 
     pub fn req(client: [u8; 4], port: u16) -> Request {
         Request {
-            client: IpAddr::from(client),
+            client: crate::conn::addr16(IpAddr::from(client)),
             client_port: port,
-            dst: IpAddr::from([10, 0, 0, 100]),
+            dst: crate::conn::addr16(IpAddr::from([10, 0, 0, 100])),
             now: 0,
         }
     }
