@@ -3,7 +3,7 @@
 //! `cargo bench -p rvs-core --bench sched`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use rvs_core::conn::addr16;
+use rvs_core::conn::v4_mapped;
 use rvs_core::model::{ForwardMethod, RealServer};
 use rvs_core::sched::{build_table, pick, DestLoad, PendingLoads, Request, SchedKind, SchedState};
 use std::net::IpAddr;
@@ -42,9 +42,9 @@ fn picks(c: &mut Criterion) {
                 b.iter(|| {
                     x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                     let req = Request {
-                        client: addr16(IpAddr::from(x.to_be_bytes())),
+                        client: v4_mapped(x.to_be_bytes()),
                         client_port: x as u16,
-                        dst: addr16(IpAddr::from([192, 168, (x >> 24) as u8, (x >> 16) as u8])),
+                        dst: v4_mapped([192, 168, (x >> 24) as u8, (x >> 16) as u8]),
                         now: 0,
                     };
                     black_box(pick(&kind, &table, &mut state, &d, &loads, &req))

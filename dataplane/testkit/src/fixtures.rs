@@ -10,6 +10,7 @@
 
 use crate::lab::*;
 use etherparse::{IpNumber, PacketBuilder};
+use rvs_core::conn::v4_mapped;
 use rvs_core::engine::{DropReason, Verdict};
 
 /// Where the fixture appliance's sides are: each port's MAC, the port clients are on and
@@ -539,20 +540,14 @@ fn ipv6_cases(net: &Net) -> Vec<Case> {
             name: "IPv6 with an IPv4-mapped address is dropped as martian (it would stand for \
                    an IPv4 flow: here the IPv4 VIP's)",
             steps: {
-                let mapped = |v4: [u8; 4]| {
-                    let mut a = [0u8; 16];
-                    a[10..12].copy_from_slice(&[0xff, 0xff]);
-                    a[12..].copy_from_slice(&v4);
-                    a
-                };
                 let syn = |src, dst| tcp6(CLIENT_MAC, cmac, src, dst, 64, 50004, 80, b"");
                 vec![
                     dropped(
                         c,
-                        syn(CLIENT6, mapped([192, 168, 1, 100])),
+                        syn(CLIENT6, v4_mapped([192, 168, 1, 100])),
                         DropReason::Martian,
                     ),
-                    dropped(c, syn(mapped(CLIENT), VIP6), DropReason::Martian),
+                    dropped(c, syn(v4_mapped(CLIENT), VIP6), DropReason::Martian),
                 ]
             },
         },

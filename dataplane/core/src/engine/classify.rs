@@ -663,10 +663,9 @@ impl Engine {
             KeyHash::In(h) => {
                 let dst = flow.dst_class?;
                 if dst.is_standby()
-                    || dst.has_member_ports()
-                        && snap
-                            .member_for_mapped(flow.proto, &flow.dst, flow.dport)
-                            .is_some()
+                    || snap
+                        .member_for_mapped(dst, flow.proto, &flow.dst, flow.dport)
+                        .is_some()
                 {
                     return None;
                 }

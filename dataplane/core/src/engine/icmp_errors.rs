@@ -192,7 +192,7 @@ impl Engine {
         let udp_check = e + emb.ihl + 6;
         for &(is_src, addr, port) in &fields[..n] {
             let (at, new): (usize, &[u8]) = if flow.v6 {
-                (if is_src { e + 8 } else { e + 24 }, &addr_bytes16(addr)[..])
+                (if is_src { e + 8 } else { e + 24 }, &addr16(addr)[..])
             } else {
                 (e + if is_src { 12 } else { 16 }, &addr_bytes4(addr)[..])
             };
@@ -234,7 +234,7 @@ impl Engine {
         // The ICMP checksum, recomputed over the whole message.
         if let Some(m) = b.get_mut(flow.l4()..flow.end()) {
             if flow.v6 {
-                let (src, dst) = (addr_bytes16(outer.0), addr_bytes16(outer.1));
+                let (src, dst) = (addr16(outer.0), addr16(outer.1));
                 let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, m.len() as u32);
                 if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
                     p.fill_checksum(pseudo);
@@ -316,7 +316,7 @@ impl Engine {
         let icmp_len = 8 + quote_len;
         if flow.v6 {
             ipv6::Ipv6Repr {
-                src: addr_bytes16(me),
+                src: addr16(me),
                 dst: flow.src,
                 next_header: proto::ICMPV6,
                 payload_len: icmp_len as u16,
@@ -336,8 +336,7 @@ impl Engine {
             };
             icmp::emit_header(&mut b[l4..], t, code, rest);
             b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
-            let pseudo =
-                checksum::pseudo_v6(addr_bytes16(me), flow.src, proto::ICMPV6, icmp_len as u32);
+            let pseudo = checksum::pseudo_v6(addr16(me), flow.src, proto::ICMPV6, icmp_len as u32);
             if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[l4..l4 + icmp_len]) {
                 m.fill_checksum(pseudo);
             }

@@ -303,8 +303,8 @@ pub(super) fn encapsulate<F: Frame>(
     let payload_len = (tun_len + inner_len) as u16;
     if outer_v6 {
         ipv6::Ipv6Repr {
-            src: addr_bytes16(src),
-            dst: addr_bytes16(dst),
+            src: addr16(src),
+            dst: addr16(dst),
             next_header: protocol,
             payload_len,
             hop_limit: 64,
@@ -339,12 +339,7 @@ pub(super) fn encapsulate<F: Frame>(
             b[t + 8..t + 12].copy_from_slice(&[0, inner_proto, 0, 0]);
             if csum {
                 let pseudo = if outer_v6 {
-                    checksum::pseudo_v6(
-                        addr_bytes16(src),
-                        addr_bytes16(dst),
-                        proto::UDP,
-                        u32::from(udp_len),
-                    )
+                    checksum::pseudo_v6(addr16(src), addr16(dst), proto::UDP, u32::from(udp_len))
                 } else {
                     checksum::pseudo_v4(addr_bytes4(src), addr_bytes4(dst), proto::UDP, udp_len)
                 };
@@ -410,13 +405,6 @@ pub(super) fn addr_bytes4(a: IpAddr) -> [u8; 4] {
 #[inline]
 pub(super) fn low4(a: &Addr16) -> [u8; 4] {
     [a[12], a[13], a[14], a[15]]
-}
-
-pub(super) fn addr_bytes16(a: IpAddr) -> [u8; 16] {
-    match a {
-        IpAddr::V6(v) => v.octets(),
-        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
-    }
 }
 
 impl Engine {

@@ -327,10 +327,8 @@ impl Engine {
                 return self.drop(DropReason::Standby);
             }
             if tcp_or_udp {
-                let member = dst
-                    .has_member_ports()
-                    .then(|| snap.member_for_mapped(flow.proto, &flow.dst, flow.dport));
-                if let Some(&range) = member.flatten() {
+                if let Some(&range) = snap.member_for_mapped(dst, flow.proto, &flow.dst, flow.dport)
+                {
                     return self.forward_to_member(snap, now, range, *flow, frame);
                 }
                 return self.forward_to_server(snap, loads, now, flow, frame);

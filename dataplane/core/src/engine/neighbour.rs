@@ -411,7 +411,7 @@ impl Engine {
                 request.emit(b.get_mut(l3..).unwrap_or_default());
             }
             _ => {
-                let (target, src) = (addr_bytes16(hop), addr_bytes16(me));
+                let (target, src) = (addr16(hop), addr16(me));
                 let group = icmpv6::solicited_node(target);
                 let mac = [0x33, 0x33, group[12], group[13], group[14], group[15]];
                 emit_nd(b, mac, port_mac, src, group, |m| {

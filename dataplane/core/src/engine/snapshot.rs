@@ -554,11 +554,17 @@ impl Snapshot {
             .find(|r| r.proto == proto && r.vip == vip && (r.first..=r.last).contains(&port))
     }
 
-    /// [`Snapshot::member_for`] for an address as a flow carries it (nothing converted
-    /// where no member has ports).
-    #[inline]
-    pub fn member_for_mapped(&self, proto: u8, vip: &Addr16, port: u16) -> Option<&MemberPorts> {
-        if self.member_ports.is_empty() {
+    /// [`Snapshot::member_for`] for an address as a flow carries it, with its class
+    /// (already looked up): only a VIP with members' ranges is searched.
+    #[inline(always)]
+    pub fn member_for_mapped(
+        &self,
+        class: AddrClass,
+        proto: u8,
+        vip: &Addr16,
+        port: u16,
+    ) -> Option<&MemberPorts> {
+        if !class.has_member_ports() {
             return None;
         }
         self.member_for(proto, ip_of(vip), port)

@@ -22,7 +22,6 @@ mod tests {
     use super::super::testutil::*;
     use super::super::*;
     use super::build;
-    use std::net::IpAddr;
 
     #[test]
     fn buckets_round_robin_and_destination_key() {
@@ -33,12 +32,12 @@ mod tests {
         let l = loads(3);
         let t = build_table(&kind, &d);
         let mut r = req([1, 2, 3, 4], 5);
-        r.dst = crate::conn::addr16(IpAddr::from([10, 0, 0, 1])); // hash 39 -> 39 % 3 = 0
+        r.dst = crate::conn::v4_mapped([10, 0, 0, 1]); // hash 39 -> 39 % 3 = 0
         assert_eq!(
             pick(&kind, &t, &mut SchedState::default(), &d, &l, &r),
             Some(0)
         );
-        r.dst = crate::conn::addr16(IpAddr::from([10, 0, 0, 2])); // 137 % 3 = 2
+        r.dst = crate::conn::v4_mapped([10, 0, 0, 2]); // 137 % 3 = 2
         assert_eq!(
             pick(&kind, &t, &mut SchedState::default(), &d, &l, &r),
             Some(2)

@@ -113,13 +113,12 @@ pub(crate) fn pick(v: &View, cache: &mut LblcCache, dst: IpAddr, now: u64) -> Op
 mod tests {
     use super::super::testutil::*;
     use super::super::*;
-    use std::net::IpAddr;
 
     fn r(dst: [u8; 4], now: u64) -> Request {
         Request {
-            client: crate::conn::addr16(IpAddr::from([1, 1, 1, 1])),
+            client: crate::conn::v4_mapped([1, 1, 1, 1]),
             client_port: 1,
-            dst: crate::conn::addr16(IpAddr::from(dst)),
+            dst: crate::conn::v4_mapped(dst),
             now,
         }
     }

@@ -218,9 +218,9 @@ mod tests {
 
     fn r(now: u64) -> Request {
         Request {
-            client: crate::conn::addr16(IpAddr::from([1, 1, 1, 1])),
+            client: crate::conn::v4_mapped([1, 1, 1, 1]),
             client_port: 1,
-            dst: crate::conn::addr16(IpAddr::from([8, 8, 8, 8])),
+            dst: crate::conn::v4_mapped([8, 8, 8, 8]),
             now,
         }
     }

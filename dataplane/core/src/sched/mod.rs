@@ -561,9 +561,9 @@ pub(crate) mod testutil {
 
     pub fn req(client: [u8; 4], port: u16) -> Request {
         Request {
-            client: crate::conn::addr16(IpAddr::from(client)),
+            client: crate::conn::v4_mapped(client),
             client_port: port,
-            dst: crate::conn::addr16(IpAddr::from([10, 0, 0, 100])),
+            dst: crate::conn::v4_mapped([10, 0, 0, 100]),
             now: 0,
         }
     }
