@@ -7,12 +7,20 @@ pub(crate) fn pick(v: &View, cursor: &mut Option<usize>) -> Option<usize> {
     if n == 0 {
         return None;
     }
-    let start = cursor.map_or(0, |c| c + 1);
-    for step in 0..n {
-        let i = (start + step) % n;
+    // Wrapped by a compare, not a division (one per new connection otherwise); a cursor
+    // past a list that shrank starts where the division would put it.
+    let mut i = cursor.map_or(0, |c| c + 1);
+    if i >= n {
+        i %= n;
+    }
+    for _ in 0..n {
         if !v.unavailable(i) {
             *cursor = Some(i);
             return Some(i);
+        }
+        i += 1;
+        if i == n {
+            i = 0;
         }
     }
     None
@@ -50,6 +58,27 @@ mod tests {
                 &mut None
             ),
             None
+        );
+    }
+
+    #[test]
+    fn a_cursor_past_a_shrunk_list_wraps_as_by_division() {
+        let d = dests(&[1, 1, 1, 1]);
+        let l = loads(4);
+        let v = View {
+            dests: &d,
+            loads: &l,
+            held: None,
+        };
+        // The list had 8 servers; the cursor was on the sixth: (5 + 1) % 4 = C.
+        let mut c = Some(5);
+        let picks: Vec<_> = (0..3).map(|_| pick(&v, &mut c)).collect();
+        assert_eq!(letters(&picks), "CDA");
+        let mut c = Some(3);
+        assert_eq!(
+            letters(&[pick(&v, &mut c)]),
+            "A",
+            "the last wraps to the first"
         );
     }
 }

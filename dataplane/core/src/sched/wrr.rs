@@ -9,15 +9,23 @@ use super::{gcd_weight, RealServer, View};
 pub struct WrrConsts {
     pub di: i64,
     pub mw: i64,
+    /// Weight levels a pick may pass, and one more: a bound on its walk worked out here,
+    /// not by a division per new connection.
+    levels: usize,
 }
 
 impl WrrConsts {
     pub fn new(dests: &[RealServer]) -> WrrConsts {
         let di = i64::from(gcd_weight(dests.iter().map(|d| d.weight)));
         let max = dests.iter().map(|d| i64::from(d.weight)).max().unwrap_or(0);
+        WrrConsts::of(di, (max - (di - 1)).max(0))
+    }
+
+    fn of(di: i64, mw: i64) -> WrrConsts {
         WrrConsts {
             di,
-            mw: (max - (di - 1)).max(0),
+            mw,
+            levels: (mw / di.max(1) + 2) as usize,
         }
     }
 
@@ -45,9 +53,8 @@ pub(crate) fn pick(
         return None;
     }
     // Enough steps to pass every weight level once, and the list once more.
-    let levels = (c.mw / c.di.max(1) + 2) as usize;
     let mut i = cursor.map_or(0, |x| x + 1);
-    for _ in 0..levels.saturating_mul(n + 1) {
+    for _ in 0..c.levels.saturating_mul(n + 1) {
         if i >= n {
             i = 0;
             *cw -= c.di;
@@ -107,12 +114,12 @@ mod tests {
 
     #[test]
     fn adjusted_cw_rules() {
-        let c = WrrConsts { di: 2, mw: 5 };
+        let c = WrrConsts::of(2, 5);
         assert_eq!(c.adjusted_cw(0), 5);
         assert_eq!(c.adjusted_cw(9), 5);
         assert_eq!(c.adjusted_cw(4), 5);
         assert_eq!(c.adjusted_cw(3), 3);
-        assert_eq!(WrrConsts { di: 1, mw: 4 }.adjusted_cw(3), 3);
+        assert_eq!(WrrConsts::of(1, 4).adjusted_cw(3), 3);
     }
 
     #[test]
