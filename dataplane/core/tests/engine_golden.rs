@@ -2358,3 +2358,70 @@ fn held_counts_are_seen_by_the_workers_scheduler_and_shared_at_the_flush() {
         "SYN_RECV counts active"
     );
 }
+
+/// A service at an IPv4-mapped IPv6 VIP (::ffff:a.b.c.d) takes no packets, as in the
+/// kernel (a v6 service no IPv4 packet looks up; IPv6 headers with such addresses are
+/// dropped as martian): it neither takes the IPv4 VIP's packets over nor makes the
+/// address a VIP.
+#[test]
+fn a_service_at_an_ipv4_mapped_vip_takes_no_packets() {
+    use rvs_core::engine::{ForwardMethod, Service};
+    use rvs_core::sched::SchedKind;
+    let mapped = |v4: [u8; 4]| IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped());
+    let service = |id: usize, vip| {
+        Service::new(
+            id as u16,
+            6,
+            vip,
+            80,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(30 + id, RS6, 8080, ForwardMethod::Nat)],
+        )
+    };
+    let syn = |dst| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            CLIENT,
+            dst,
+            64,
+            40000,
+            80,
+            true,
+            false,
+            &[],
+        )
+    };
+    // The IPv4 VIP's connections still go to its own server, whichever service comes first.
+    for first in [false, true] {
+        let snap = snapshot_with(|services| {
+            let s = service(services.len(), mapped([192, 168, 1, 100]));
+            if first {
+                services.insert(0, s);
+                for (i, s) in services.iter_mut().enumerate() {
+                    s.id = i as u16;
+                }
+            } else {
+                services.push(s);
+            }
+        });
+        let mut lab = Lab::with(snap, rvs_core::engine::EngineConfig::default());
+        let (v, out) = lab.run(0, &syn([192, 168, 1, 100]));
+        assert_eq!(
+            v,
+            Verdict::Forward { port: 1 },
+            "mapped service first: {first}"
+        );
+        assert_eq!(out[30..34], [10, 0, 0, 2], "mapped service first: {first}");
+    }
+    // An address that is no VIP stays one: its packets fare as without the service.
+    let other = [192, 168, 1, 200];
+    let without = Lab::new().run(0, &syn(other));
+    let mut lab = Lab::with(
+        snapshot_with(|services| services.push(service(services.len(), mapped(other)))),
+        rvs_core::engine::EngineConfig::default(),
+    );
+    assert_eq!(lab.run(0, &syn(other)), without);
+}

@@ -314,16 +314,18 @@ impl Snapshot {
     ) -> Snapshot {
         // A firewall-mark service without single-address rules has an anchor entry at the
         // unspecified address: selected by its rules only, never by address.
+        // A service at an IPv4-mapped IPv6 VIP takes no packets either (none carries such
+        // an address), as in the kernel: its word would be the IPv4 VIP's.
         let by_key = services
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.vaddr.is_unspecified())
-            .map(|(i, s)| (service_key(s.proto, addr_word(s.vaddr), s.vport), i))
+            .filter_map(|(i, s)| Some((service_key(s.proto, packet_word(s.vaddr)?, s.vport), i)))
             .collect();
         let mut classes: ProbeMap<u128, u8> = services
             .iter()
             .filter(|s| !s.vaddr.is_unspecified())
-            .map(|s| (addr_word(s.vaddr), AddrClass::VIP))
+            .filter_map(|s| Some((packet_word(s.vaddr)?, AddrClass::VIP)))
             .collect();
         let leaders: Vec<usize> = services
             .iter()
@@ -349,15 +351,17 @@ impl Snapshot {
             } else {
                 f.locals.to_vec()
             };
-            for a in addrs {
-                classes.update(addr_word(a), AddrClass::LOCAL_END, |c| {
-                    *c |= AddrClass::LOCAL_END
-                });
+            for w in addrs.into_iter().filter_map(packet_word) {
+                classes.update(w, AddrClass::LOCAL_END, |c| *c |= AddrClass::LOCAL_END);
             }
         }
         // The ports' own addresses (a bit beside the others: no scan of the ports a packet).
-        for a in ports.iter().flat_map(|p| p.addrs.iter()) {
-            classes.update(addr_word(*a), AddrClass::OWN, |c| *c |= AddrClass::OWN);
+        for w in ports
+            .iter()
+            .flat_map(|p| p.addrs.iter())
+            .filter_map(|a| packet_word(*a))
+        {
+            classes.update(w, AddrClass::OWN, |c| *c |= AddrClass::OWN);
         }
         let next_hops = services
             .iter()
@@ -496,7 +500,9 @@ impl Snapshot {
 
     /// Gives `a` the class bits `bits` (besides those it has).
     fn mark_as(&mut self, a: IpAddr, bits: u8) {
-        self.classes.update(addr_word(a), bits, |c| *c |= bits);
+        if let Some(w) = packet_word(a) {
+            self.classes.update(w, bits, |c| *c |= bits);
+        }
     }
 
     /// Takes the class bits `bits` from every address.
@@ -696,6 +702,16 @@ impl Snapshot {
 /// A service's lookup key: its address as one word, protocol and port in another (hashed as
 /// two integers instead of an address enum and a tuple).
 #[inline]
+/// An address as the packet tables key it; None for an IPv4-mapped IPv6 address, which no
+/// packet carries (parsing drops such headers as martian) and whose word would be the
+/// IPv4 address's: a VIP, local end or own address configured so takes nothing.
+fn packet_word(a: IpAddr) -> Option<u128> {
+    match a {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => None,
+        a => Some(addr_word(a)),
+    }
+}
+
 fn service_key(proto: u8, vaddr: u128, vport: u16) -> (u128, u32) {
     (vaddr, u32::from(proto) << 16 | u32::from(vport))
 }

@@ -80,7 +80,7 @@ impl Engine {
         };
         SyncConn {
             proto: c.proto,
-            v6: !is_mapped_v4(&c.caddr),
+            v6: crate::conn::mapped_v4(&c.caddr).is_none(),
             flags: f,
             state: u16::from(c.state),
             cport: c.cport,
@@ -273,10 +273,6 @@ fn synced_state(s: &SyncConn) -> u8 {
         _ => None,
     }
     .unwrap_or(0)
-}
-
-fn is_mapped_v4(a: &crate::conn::Addr16) -> bool {
-    a[..10].iter().all(|&b| b == 0) && a[10] == 0xff && a[11] == 0xff
 }
 
 /// The mark of a group's template address ([`group_addr`]), if it is one.
