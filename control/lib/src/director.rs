@@ -959,12 +959,16 @@ pub const NOT_UNICAST: &str =
     "Invalid operation.  Possibly wrong module version, address not unicast, ...";
 
 /// Whether a real server's address is one the kernel takes (unicast, as inet_addr_type
-/// and ipv6_addr_type see it).
+/// and ipv6_addr_type see it: an IPv4-mapped IPv6 address is IPV6_ADDR_MAPPED, not
+/// unicast).
 fn unicast(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => !(a.is_unspecified() || a.is_broadcast() || a.is_multicast()),
         IpAddr::V6(a) => {
-            !(a.is_unspecified() || a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80)
+            !(a.is_unspecified()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some())
         }
     }
 }
@@ -1059,6 +1063,22 @@ mod tests {
             .servers
             .iter()
             .all(|r| r.method == rvs_core::ForwardMethod::Nat));
+    }
+
+    #[test]
+    fn an_ipv4_mapped_real_server_is_not_unicast() {
+        // ipv6_addr_type calls ::ffff:a.b.c.d IPV6_ADDR_MAPPED, without the unicast bit: the
+        // kernel refuses such a server with EINVAL, ipvsadm prints its words for it.
+        let mut d = director(4);
+        run(&mut d, "-A -t [2001:db8::80]:80").unwrap();
+        assert_eq!(
+            run(&mut d, "-a -t [2001:db8::80]:80 -r [::ffff:10.0.0.2]:80 -m").unwrap_err(),
+            NOT_UNICAST
+        );
+        assert!(d.services[0].dests.is_empty());
+        run(&mut d, "-a -t [2001:db8::80]:80 -r [2001:db8::2]:80 -m").unwrap();
+        run(&mut d, "-a -t [2001:db8::80]:80 -r [::10.0.0.3]:80 -m").unwrap();
+        assert_eq!(d.services[0].dests.len(), 2, "IPv4-compatible is unicast");
     }
 
     #[test]

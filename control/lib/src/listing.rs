@@ -10,7 +10,7 @@ use rvs_core::conn::{ip_of, Conn, TcpState, Timeouts};
 use rvs_core::sched::DestLoad;
 use rvs_core::RealServer;
 use std::fmt::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// Counters of a service or real server (IPVS's conns, inpkts, outpkts, inbytes, outbytes);
 /// the same shape carries rates (CPS, InPPS, OutPPS, InBPS, OutBPS).
@@ -83,7 +83,23 @@ impl Figures {
 }
 
 fn endpoint(addr: IpAddr, port: u16) -> String {
-    SocketAddr::new(addr, port).to_string()
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(_) => format!("[{}]:{port}", ntop(addr)),
+    }
+}
+
+/// An address as glibc's inet_ntop writes it (ipvsadm prints with it): as Rust does, but
+/// an IPv4-compatible IPv6 address (the first 96 bits zero, the seventh word not) keeps
+/// its dotted tail, `::10.0.0.2` where Rust writes `::a00:2`.
+pub(crate) fn ntop(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V6(a) if a.segments()[..6] == [0; 6] && a.segments()[6] != 0 => {
+            let o = a.octets();
+            format!("::{}", std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+        }
+        a => a.to_string(),
+    }
 }
 
 /// ipvsadm's `host:port` (`[v6]:port`): numbers with -n, else the /etc/hosts name and the
@@ -92,7 +108,7 @@ fn anyname(addr: IpAddr, port: u16, proto: Option<&str>, numeric: bool) -> Strin
     if numeric {
         return endpoint(addr, port);
     }
-    let host = host_name(addr).unwrap_or_else(|| addr.to_string());
+    let host = host_name(addr).unwrap_or_else(|| ntop(addr));
     let port = proto
         .and_then(|p| port_name(port, p))
         .unwrap_or_else(|| port.to_string());
@@ -727,6 +743,24 @@ fn is_mark_template(c: &Conn) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_read_as_inet_ntop_writes_them() {
+        let t = |a: &str| super::ntop(a.parse().unwrap());
+        assert_eq!(t("::10.0.0.2"), "::10.0.0.2", "IPv4-compatible: dotted");
+        assert_eq!(t("::0.1.0.0"), "::0.1.0.0");
+        assert_eq!(t("::ffff:10.0.0.2"), "::ffff:10.0.0.2");
+        assert_eq!(t("::2"), "::2", "the seventh word zero: hex");
+        assert_eq!(t("::1"), "::1");
+        assert_eq!(t("::"), "::");
+        assert_eq!(t("2001:db8::a00:2"), "2001:db8::a00:2");
+        assert_eq!(t("0:0:0:0:1::a00:2"), "::1:0:a00:2");
+        assert_eq!(t("10.0.0.2"), "10.0.0.2");
+        assert_eq!(
+            super::endpoint("::10.0.0.2".parse().unwrap(), 80),
+            "[::10.0.0.2]:80"
+        );
+    }
+
     use super::*;
     use crate::director::Limits;
     use crate::ipvsadm::{parse_args, parse_line, Command};

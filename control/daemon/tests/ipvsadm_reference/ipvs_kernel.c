@@ -324,6 +324,8 @@ static int addr_is_unicast(uint16_t af, const uint8_t *a)
 		if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
 			return 0; /* link-local */
 		static const uint8_t zero[16];
+		if (!memcmp(a, zero, 10) && a[10] == 0xff && a[11] == 0xff)
+			return 0; /* IPv4-mapped: IPV6_ADDR_MAPPED, not unicast */
 		return memcmp(a, zero, 16) != 0;
 	}
 	uint32_t v = ntohl(*(const uint32_t *)a);
