@@ -94,13 +94,14 @@ pub(super) fn validate_announce(
             v.get_ref()
                 .iter()
                 .map(|a| {
-                    a.parse::<IpAddr>().map_err(|_| {
+                    let ip = a.parse::<IpAddr>().map_err(|_| {
                         source.error(
                             v.span(),
                             "announce.vips",
                             format!("{a:?} is not an address"),
                         )
-                    })
+                    })?;
+                    source.unmapped(v.span(), "announce.vips", ip)
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
@@ -123,6 +124,7 @@ pub(super) fn validate_announce(
                     format!("{:?} is not an address", neighbor.get_ref()),
                 )
             })?;
+            let addr = source.unmapped(neighbor.span(), "announce.neighbor", addr)?;
             let mut communities = Vec::new();
             for c in &raw.communities {
                 let parsed = c

@@ -212,7 +212,9 @@ fn parse_prefix(
     s: &Spanned<String>,
     field: &str,
 ) -> Result<(IpAddr, u8), ConfigError> {
-    crate::director::parse_prefix(s.get_ref()).map_err(|m| source.error(s.span(), field, m))
+    let (ip, len) =
+        crate::director::parse_prefix(s.get_ref()).map_err(|m| source.error(s.span(), field, m))?;
+    Ok((source.unmapped(s.span(), field, ip)?, len))
 }
 
 /// A protocol word, or the error at the field.
@@ -421,13 +423,14 @@ pub struct LbConfig {
 }
 
 fn parse_ip(source: &Source, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
-    s.get_ref().parse().map_err(|_| {
+    let ip = s.get_ref().parse().map_err(|_| {
         source.error(
             s.span(),
             field,
             format!("{:?} is not an IP address", s.get_ref()),
         )
-    })
+    })?;
+    source.unmapped(s.span(), field, ip)
 }
 
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
@@ -684,6 +687,7 @@ impl LbConfig {
                     format!("{text:?}: expected ADDRESS/LENGTH"),
                 )
             })?;
+            let prefix = source.unmapped(r.prefix.span(), f("prefix"), prefix)?;
             let full = if prefix.is_ipv4() { 32 } else { 128 };
             let len: u8 = match len {
                 "" => full,

@@ -679,6 +679,46 @@ device = "net_ring1"
         }
     }
 
+    /// An IPv4-mapped IPv6 address anywhere an address is configured is refused at its
+    /// field, with the IPv4 form to write (no packet carries one: it would only alias).
+    #[test]
+    fn ipv4_mapped_addresses_are_refused_at_their_field() {
+        let service = "[[service]]\naddress = \"10.0.0.1\"\nport = 80\n\
+                       [[service.server]]\naddress = \"10.1.0.1\"\n";
+        let text = format!("{TWO_PORTS}{service}");
+        assert!(parse(&text).is_ok());
+        let line_of =
+            |t: &str, needle: &str| t[..t.find(needle).unwrap()].matches('\n').count() + 1;
+        for (from, to, field) in [
+            (
+                "address = \"10.0.0.1\"",
+                "address = \"::ffff:10.0.0.1\"",
+                "service[0].address",
+            ),
+            (
+                "address = \"10.1.0.1\"",
+                "address = \"::ffff:10.1.0.1\"",
+                "service[0].server[0].address",
+            ),
+            (
+                "device = \"net_ring1\"",
+                "device = \"net_ring1\"\naddresses = [\"::ffff:10.1.0.254/24\"]",
+                "port[1].addresses",
+            ),
+        ] {
+            let bad = text.replace(from, to);
+            let e = parse(&bad).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert_eq!(e.line, Some(line_of(&bad, "::ffff:")), "{e}");
+            assert!(
+                e.message.contains("IPv4-mapped") && e.message.contains("write 10."),
+                "{e}"
+            );
+        }
+        let route = format!("{text}[[route]]\nprefix = \"::ffff:10.9.0.0/112\"\nport = \"b\"\n");
+        assert_eq!(parse(&route).unwrap_err().field, "route[0].prefix");
+    }
+
     /// `[[outgoing]]` member ranges, `[[vip]] unserved` and `ip_forward` reach the
     /// snapshot; bad values name the field and line.
     #[test]

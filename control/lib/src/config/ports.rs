@@ -365,6 +365,7 @@ pub(super) fn validate_ports(
             };
             let (ip, len) = a.get_ref().split_once('/').unwrap_or((a.get_ref(), ""));
             let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+            let ip = source.unmapped(a.span(), format!("port[{i}].addresses"), ip)?;
             let full = if ip.is_ipv4() { 32 } else { 128 };
             let len = match len {
                 "" => full,

@@ -56,6 +56,28 @@ impl Source {
         }
     }
 
+    /// `ip` as written at `span`, unless it is an IPv4-mapped IPv6 address (::ffff:a.b.c.d):
+    /// no packet carries one (the data plane drops such headers as martian), so it could
+    /// only alias the IPv4 address; refused with the form to write instead.
+    pub(super) fn unmapped(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        ip: std::net::IpAddr,
+    ) -> Result<std::net::IpAddr, ConfigError> {
+        match ip {
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Err(self.error(
+                    span,
+                    field,
+                    format!("{v6} is an IPv4-mapped IPv6 address: write {v4}"),
+                )),
+                None => Ok(ip),
+            },
+            v4 => Ok(v4),
+        }
+    }
+
     /// The dotted path of the key at `offset` (`port[1].rx_queues`), read from the text:
     /// the closest table header above and the key on the line itself.
     pub(super) fn field_at(&self, offset: usize) -> String {
