@@ -40,7 +40,10 @@ pub(crate) fn pick(
     if size == 0 {
         return None;
     }
-    let k = key(client, port, bits) % size;
+    // hash_32 gives `bits` bits and the table has 1 << bits buckets: in range without a
+    // division (one only for a table of another size).
+    let k = key(client, port, bits);
+    let k = if k < size { k } else { k % size };
     let at = |b: usize| buckets.get(b).copied().flatten().map(|i| i as usize);
     let first = at(k)?;
     if !v.unavailable(first) {
