@@ -92,7 +92,7 @@ fn endpoint(addr: IpAddr, port: u16) -> String {
 /// An address as glibc's inet_ntop writes it (ipvsadm prints with it): as Rust does, but
 /// an IPv4-compatible IPv6 address (the first 96 bits zero, the seventh word not) keeps
 /// its dotted tail, `::10.0.0.2` where Rust writes `::a00:2`.
-pub(crate) fn ntop(addr: IpAddr) -> String {
+fn ntop(addr: IpAddr) -> String {
     match addr {
         IpAddr::V6(a) if a.segments()[..6] == [0; 6] && a.segments()[6] != 0 => {
             let o = a.octets();
