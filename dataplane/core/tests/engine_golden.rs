@@ -2367,7 +2367,7 @@ fn held_counts_are_seen_by_the_workers_scheduler_and_shared_at_the_flush() {
 fn a_service_at_an_ipv4_mapped_vip_takes_no_packets() {
     use rvs_core::engine::{ForwardMethod, Service};
     use rvs_core::sched::SchedKind;
-    let mapped = |v4: [u8; 4]| IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped());
+    let mapped = |v4: [u8; 4]| ip(rvs_core::conn::v4_mapped(v4));
     let service = |id: usize, vip| {
         Service::new(
             id as u16,

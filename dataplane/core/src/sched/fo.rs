@@ -25,18 +25,13 @@ pub(crate) fn highest_weight(v: &View, eligible: impl Fn(usize) -> bool) -> Opti
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::*;
     use super::pick;
 
     #[test]
     fn highest_weight_then_failover() {
         let d = dests(&[5, 10, 10, 1]);
         let l = loads(4);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         assert_eq!(pick(&v), Some(1), "B and C tie at 10: B first");
         l[1].set_overloaded(true);
         assert_eq!(pick(&v), Some(2));

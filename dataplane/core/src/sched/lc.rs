@@ -20,18 +20,13 @@ pub(crate) fn pick(v: &View) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::*;
     use super::pick;
 
     #[test]
     fn least_overhead_first_wins_ties() {
         let d = dests(&[1, 1, 1]);
         let l = loads(3);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         assert_eq!(pick(&v), Some(0), "all equal: first");
         l[0].set_counts(1, 0); // 256
         l[1].set_counts(0, 300); // 300

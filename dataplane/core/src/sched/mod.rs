@@ -552,6 +552,15 @@ pub(crate) mod testutil {
         (0..n).map(|_| DestLoad::default()).collect()
     }
 
+    /// The list as a worker sees it with no held changes.
+    pub fn view<'a>(dests: &'a [RealServer], loads: &'a [DestLoad]) -> View<'a> {
+        View {
+            dests,
+            loads,
+            held: None,
+        }
+    }
+
     pub fn letters(picks: &[Option<usize>]) -> String {
         picks
             .iter()

@@ -22,18 +22,13 @@ pub(crate) fn pick(v: &View) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::*;
     use super::pick;
 
     #[test]
     fn idle_server_first_then_sed() {
         let d = dests(&[5, 1, 1]);
         let l = loads(3);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         l[0].set_counts(1, 0);
         l[1].set_counts(0, 50); // idle (only inactive)
         assert_eq!(pick(&v), Some(1));

@@ -11,18 +11,13 @@ pub(crate) fn pick(v: &View) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::*;
     use super::pick;
 
     #[test]
     fn overflows_to_the_next_heaviest() {
         let d = dests(&[2, 3, 3]);
         let l = loads(3);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         assert_eq!(pick(&v), Some(1));
         l[1].set_counts(3, 0); // 3 <= 3: still a candidate
         assert_eq!(pick(&v), Some(1));

@@ -29,18 +29,13 @@ pub(crate) fn pick(v: &View, cursor: &mut Option<usize>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::*;
     use super::pick;
 
     #[test]
     fn walks_and_skips() {
         let d = dests(&[1, 0, 5, 1]);
         let l = loads(4);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         let mut c = None;
         let picks: Vec<_> = (0..6).map(|_| pick(&v, &mut c)).collect();
         assert_eq!(letters(&picks), "ACDACD", "weight 0 (B) is skipped");
@@ -48,28 +43,14 @@ mod tests {
         let picks: Vec<_> = (0..3).map(|_| pick(&v, &mut c)).collect();
         assert_eq!(letters(&picks), "ADA");
         let none = dests(&[0, 0]);
-        assert_eq!(
-            pick(
-                &View {
-                    dests: &none,
-                    loads: &l,
-                    held: None,
-                },
-                &mut None
-            ),
-            None
-        );
+        assert_eq!(pick(&view(&none, &l), &mut None), None);
     }
 
     #[test]
     fn a_cursor_past_a_shrunk_list_wraps_as_by_division() {
         let d = dests(&[1, 1, 1, 1]);
         let l = loads(4);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         // The list had 8 servers; the cursor was on the sixth: (5 + 1) % 4 = C.
         let mut c = Some(5);
         let picks: Vec<_> = (0..3).map(|_| pick(&v, &mut c)).collect();

@@ -10,18 +10,13 @@ pub(crate) fn pick(v: &View) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::*;
     use super::pick;
 
     #[test]
     fn expected_delay() {
         let d = dests(&[1, 2]);
         let l = loads(2);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         // A: (0+1)/1 = 1, B: (1+1)/2 = 1 -> tie, A first.
         l[1].set_counts(1, 0);
         assert_eq!(pick(&v), Some(0));

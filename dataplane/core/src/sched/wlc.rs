@@ -28,18 +28,13 @@ pub(crate) fn pick(v: &View) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::*;
     use super::pick;
 
     #[test]
     fn overhead_per_weight() {
         let d = dests(&[1, 3, 2]);
         let l = loads(3);
-        let v = View {
-            dests: &d,
-            loads: &l,
-            held: None,
-        };
+        let v = view(&d, &l);
         assert_eq!(pick(&v), Some(0), "all idle: first");
         l[0].set_counts(1, 0); // 256/1
         l[1].set_counts(3, 0); // 768/3 = 256: tie, A stays
@@ -54,13 +49,6 @@ mod tests {
         let d = dests(&[0, 1]);
         let l = loads(2);
         l[1].set_counts(100, 0);
-        assert_eq!(
-            pick(&View {
-                dests: &d,
-                loads: &l,
-                held: None,
-            }),
-            Some(1)
-        );
+        assert_eq!(pick(&view(&d, &l)), Some(1));
     }
 }
