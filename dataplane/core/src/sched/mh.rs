@@ -68,6 +68,25 @@ fn table_bits(size: u32) -> u32 {
     (pos + 8) / 2
 }
 
+/// `h % size` for a new connection's slot: each size IPVS allows is a constant divisor (a
+/// multiply and shift, no division); another size divides.
+#[inline]
+fn slot_of(h: u32, size: u32) -> u32 {
+    match size {
+        251 => h % 251,
+        509 => h % 509,
+        1021 => h % 1021,
+        2039 => h % 2039,
+        4093 => h % 4093,
+        8191 => h % 8191,
+        16381 => h % 16381,
+        32749 => h % 32749,
+        65521 => h % 65521,
+        131071 => h % 131071,
+        _ => h % size,
+    }
+}
+
 fn fls(x: u32) -> i32 {
     (32 - x.leading_zeros()) as i32
 }
@@ -147,7 +166,7 @@ pub(crate) fn pick(
             .flatten()
             .map(|i| i as usize)
     };
-    let ihash = hashkey(client, port, KEY1, 0) % size;
+    let ihash = slot_of(hashkey(client, port, KEY1, 0), size);
     let first = at(ihash)?;
     if !v.unavailable(first) {
         return Some(first);
@@ -157,7 +176,7 @@ pub(crate) fn pick(
     }
     for offset in 0..size {
         let roffset = (offset + ihash) % size;
-        let d = at(hashkey(client, port, KEY1, roffset) % size)?;
+        let d = at(slot_of(hashkey(client, port, KEY1, roffset), size))?;
         if !v.unavailable(d) {
             return Some(d);
         }
@@ -185,6 +204,32 @@ mod tests {
                 tunnel: Default::default(),
             })
             .collect()
+    }
+
+    #[test]
+    fn slot_of_is_the_remainder_for_every_size() {
+        let mut sizes = MH_PRIMES.to_vec();
+        sizes.extend([1, 2, 3, 4097, u32::MAX]);
+        let mut h = 0x9e37_79b9u32;
+        for &size in &sizes {
+            for x in [
+                0,
+                1,
+                size - 1,
+                size,
+                size.wrapping_add(1),
+                u32::MAX,
+                u32::MAX - 1,
+            ] {
+                assert_eq!(slot_of(x, size), x % size, "{x} % {size}");
+            }
+            for _ in 0..10_000 {
+                h ^= h << 13;
+                h ^= h >> 17;
+                h ^= h << 5;
+                assert_eq!(slot_of(h, size), h % size, "{h} % {size}");
+            }
+        }
     }
 
     #[test]
