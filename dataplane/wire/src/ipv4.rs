@@ -204,38 +204,23 @@ impl Ipv4Repr {
         let Some(h) = array_mut::<MIN_HEADER_LEN>(buf, 0) else {
             return;
         };
-        let total = self
-            .payload_len
-            .saturating_add(MIN_HEADER_LEN as u16)
-            .to_be_bytes();
-        let ident = self.ident.to_be_bytes();
-        let flags = if self.dont_fragment { DONT_FRAGMENT } else { 0 }.to_be_bytes();
-        let (s, d) = (self.src, self.dst);
-        *h = [
-            0x45,
-            self.dscp_ecn,
-            total[0],
-            total[1],
-            ident[0],
-            ident[1],
-            flags[0],
-            flags[1],
-            self.ttl,
-            self.protocol,
-            0,
-            0,
-            s[0],
-            s[1],
-            s[2],
-            s[3],
-            d[0],
-            d[1],
-            d[2],
-            d[3],
+        let total = self.payload_len.saturating_add(MIN_HEADER_LEN as u16);
+        let flags = if self.dont_fragment { DONT_FRAGMENT } else { 0 };
+        // The header as five big-endian words, its checksum summed from them (no read back).
+        let mut words = [
+            0x4500_0000 | u32::from(self.dscp_ecn) << 16 | u32::from(total),
+            u32::from(self.ident) << 16 | u32::from(flags),
+            u32::from(self.ttl) << 24 | u32::from(self.protocol) << 16,
+            u32::from_be_bytes(self.src),
+            u32::from_be_bytes(self.dst),
         ];
-        let c = checksum::checksum(&h[..]).to_be_bytes();
-        h[10] = c[0];
-        h[11] = c[1];
+        let wide: u64 = words.iter().map(|&w| u64::from(w)).sum();
+        let wide = (wide & 0xffff_ffff) + (wide >> 32);
+        let wide = (wide & 0xffff_ffff) + (wide >> 32);
+        words[2] |= u32::from(checksum::finish(wide as u32));
+        for (at, w) in h.as_chunks_mut::<4>().0.iter_mut().zip(words) {
+            *at = w.to_be_bytes();
+        }
     }
 }
 

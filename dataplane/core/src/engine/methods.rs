@@ -266,6 +266,38 @@ pub(super) fn encapsulate<F: Frame>(
     tunnel: Tunnel,
     offload: bool,
 ) -> bool {
+    if let (IpAddr::V4(s), IpAddr::V4(d), false, TunnelKind::Ipip) =
+        (src, dst, flow.v6, tunnel.kind)
+    {
+        if flow.l3() == ethernet::HEADER_LEN {
+            return ipip4(
+                frame,
+                flow,
+                (s.octets(), d.octets()),
+                (hop_mac, port_mac),
+                offload,
+            );
+        }
+    }
+    encapsulate_any(
+        frame,
+        flow,
+        (src, dst),
+        (hop_mac, port_mac),
+        tunnel,
+        offload,
+    )
+}
+
+/// [`encapsulate`] for every family, tunnel kind and link header.
+fn encapsulate_any<F: Frame>(
+    frame: &mut F,
+    flow: &Flow,
+    (src, dst): (IpAddr, IpAddr),
+    (hop_mac, port_mac): ([u8; 6], [u8; 6]),
+    tunnel: Tunnel,
+    offload: bool,
+) -> bool {
     // The outer header is the server's family (IPVS tunnels IPv4 in IPv6 and back).
     let outer_v6 = dst.is_ipv6();
     let ip_len = if outer_v6 {
@@ -371,6 +403,44 @@ pub(super) fn encapsulate<F: Frame>(
     }
     if !outer_v6 && offload && frame.offload_ipv4_checksum(l3, ip_len) {
         if let Some(c) = frame.bytes_mut().get_mut(l3 + 10..l3 + 12) {
+            c.fill(0);
+        }
+    }
+    true
+}
+
+/// [`encapsulate`] for the common case, IPv4 in IPv4 from an untagged frame: the outer
+/// header goes into 20 bytes of headroom, the Ethernet header before it.
+fn ipip4<F: Frame>(
+    frame: &mut F,
+    flow: &Flow,
+    (src, dst): ([u8; 4], [u8; 4]),
+    (hop_mac, port_mac): ([u8; 6], [u8; 6]),
+    offload: bool,
+) -> bool {
+    const L3: usize = ethernet::HEADER_LEN;
+    let inner_len = flow.end() - flow.l3();
+    frame.truncate(flow.end());
+    if !frame.prepend(ipv4::MIN_HEADER_LEN) {
+        return false;
+    }
+    let b = frame.bytes_mut();
+    ethernet::emit_header(b, hop_mac, port_mac, EtherType::IPV4);
+    if let Some(ip) = b.get_mut(L3..) {
+        ipv4::Ipv4Repr {
+            src,
+            dst,
+            protocol: proto::IPIP,
+            payload_len: inner_len as u16,
+            ttl: 64,
+            ident: 0,
+            dont_fragment: flow.df,
+            dscp_ecn: 0,
+        }
+        .emit(ip);
+    }
+    if offload && frame.offload_ipv4_checksum(L3, ipv4::MIN_HEADER_LEN) {
+        if let Some(c) = frame.bytes_mut().get_mut(L3 + 10..L3 + 12) {
             c.fill(0);
         }
     }
@@ -737,6 +807,50 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// IPv4 in IPv4 from an untagged frame (the common case's own code) wraps exactly
+        /// as the encapsulation of every case: padding cut, headers, checksum, offload.
+        #[test]
+        fn ipip4_is_the_general_encapsulation(
+            client in any::<[u8; 4]>(), vip in any::<[u8; 4]>(),
+            own in any::<[u8; 4]>(), server in any::<[u8; 4]>(),
+            macs in any::<([u8; 6], [u8; 6])>(), udp in any::<bool>(), df in any::<bool>(),
+            offload in any::<bool>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..64), padding in 0usize..8,
+        ) {
+            let l4_len = if udp { 8 } else { 20 } + payload.len();
+            let mut frame = vec![0u8; 14];
+            frame[12..14].copy_from_slice(&[0x08, 0x00]);
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+            ip[6] = if df { 0x40 } else { 0 };
+            ip[8] = 64;
+            ip[9] = if udp { proto::UDP } else { proto::TCP };
+            ip[12..16].copy_from_slice(&client);
+            ip[16..20].copy_from_slice(&vip);
+            frame.extend_from_slice(&ip);
+            let mut l4 = vec![0u8; l4_len - payload.len()];
+            l4[0..4].copy_from_slice(&[0x30, 0x39, 0, 80]);
+            if udp {
+                l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            } else {
+                l4[12] = 5 << 4;
+                l4[13] = tcp::ACK;
+            }
+            frame.extend_from_slice(&l4);
+            frame.extend_from_slice(&payload);
+            Ipv4Packet::new_checked(&mut frame[14..]).unwrap().fill_checksum();
+            frame.resize(frame.len() + padding, 0xee);
+            let flow = parse_flow(&frame, 14, false, true).unwrap();
+            prop_assert_eq!(flow.df, df);
+            let ends = (IpAddr::from(own), IpAddr::from(server));
+            let (mut fast, mut general) = (VecFrame::new(&frame), VecFrame::new(&frame));
+            let done = ipip4(&mut fast, &flow, (own, server), macs, offload);
+            let tunnel = Tunnel::default();
+            prop_assert!(done && encapsulate_any(&mut general, &flow, ends, macs, tunnel, offload));
+            prop_assert_eq!(fast, general);
+        }
 
         /// The 32-bit rewrite gives the bytes of a rewrite with checksums computed from
         /// scratch (UDP's "none" kept, its computed zero sent as 0xffff either way).
