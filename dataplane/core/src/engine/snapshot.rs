@@ -276,6 +276,9 @@ pub struct Snapshot {
     /// The ports; their addresses are classed when the snapshot is made (a change of
     /// address makes a new snapshot).
     pub ports: Vec<PortInfo>,
+    /// By port: its first own IPv4 and IPv6 address (tunnel and ICMP sources, full NAT's
+    /// default local ends), found when the snapshot is made.
+    port_sources: Vec<[Option<IpAddr>; 2]>,
     /// Longest prefix first.
     pub routes: Vec<Route>,
     pub neighbours: HashMap<IpAddr, [u8; 6]>,
@@ -369,8 +372,16 @@ impl Snapshot {
             .chain(routes.iter().filter_map(|r| r.gateway))
             .map(|a| (addr_word(a), ()))
             .collect();
+        let port_sources = ports
+            .iter()
+            .map(|p| {
+                let first = |v4: bool| p.addrs.iter().copied().find(|a| a.is_ipv4() == v4);
+                [first(true), first(false)]
+            })
+            .collect();
         let mut snap = Snapshot {
             next_hops,
+            port_sources,
             local_servers: Vec::new(),
             services,
             by_key,
@@ -689,13 +700,9 @@ impl Snapshot {
     }
 
     /// The port's own address of the family of `like`.
+    #[inline]
     pub fn local_addr(&self, port: u16, like: IpAddr) -> Option<IpAddr> {
-        self.ports
-            .get(usize::from(port))?
-            .addrs
-            .iter()
-            .copied()
-            .find(|a| a.is_ipv4() == like.is_ipv4())
+        self.port_sources.get(usize::from(port))?[usize::from(like.is_ipv6())]
     }
 }
 
@@ -714,4 +721,33 @@ fn packet_word(a: IpAddr) -> Option<u128> {
 
 fn service_key(proto: u8, vaddr: u128, vport: u16) -> (u128, u32) {
     (vaddr, u32::from(proto) << 16 | u32::from(vport))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ports_own_address_is_its_first_of_the_family() {
+        let port = |addrs: &[&str]| PortInfo {
+            mac: [2, 0, 0, 0, 0, 1],
+            addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            mtu: 1500,
+            ip_checksum_offload: false,
+        };
+        let ports = vec![
+            port(&["10.0.0.1", "fd00::1", "10.0.0.9", "fd00::9"]),
+            port(&["fd01::1"]),
+            port(&[]),
+        ];
+        let snap = Snapshot::new(Vec::new(), ports, Vec::new(), HashMap::new());
+        let (v4, v6): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap());
+        let own = |port, like| snap.local_addr(port, like).map(|a| a.to_string());
+        assert_eq!(own(0, v4).as_deref(), Some("10.0.0.1"));
+        assert_eq!(own(0, v6).as_deref(), Some("fd00::1"));
+        assert_eq!(own(1, v4), None);
+        assert_eq!(own(1, v6).as_deref(), Some("fd01::1"));
+        assert_eq!((own(2, v4), own(2, v6), own(3, v4)), (None, None, None));
+    }
 }
