@@ -146,28 +146,27 @@ fn diff(target: &dyn HealthTarget, key: ServiceKey, want: &[ServerSpec]) -> Vec<
 }
 
 fn wanted(vs: &VirtualServer, key: ServiceKey, set: &ServerSet) -> Vec<ServerSpec> {
-    match set {
-        ServerSet::Servers(list) => list
-            .iter()
-            .map(|&(i, w)| server_spec(key, &vs.real_servers[i], w))
-            .collect(),
-        ServerSet::Sorry => vs
-            .sorry_server
-            .map(|(addr, port): (IpAddr, u16)| {
-                vec![ServerSpec {
-                    service: key,
-                    addr,
-                    port,
-                    method: vs.sorry_method,
-                    weight: 1,
-                    upper: 0,
-                    lower: 0,
-                    tunnel: Default::default(),
-                    refusal: None,
-                }]
-            })
-            .unwrap_or_default(),
+    let mut specs: Vec<ServerSpec> = set
+        .servers
+        .iter()
+        .map(|&(i, w)| server_spec(key, &vs.real_servers[i], w))
+        .collect();
+    if let (Some(weight), Some((addr, port))) = (set.sorry, vs.sorry_server) {
+        // A sorry server that is one of the real servers serves as the sorry server.
+        specs.retain(|s| (s.addr, s.port) != (addr, port));
+        specs.push(ServerSpec {
+            service: key,
+            addr,
+            port,
+            method: vs.sorry_method,
+            weight,
+            upper: 0,
+            lower: 0,
+            tunnel: Default::default(),
+            refusal: None,
+        });
     }
+    specs
 }
 
 impl Monitor {
@@ -189,6 +188,14 @@ impl Monitor {
         let stop = Arc::new(AtomicBool::new(false));
         let vss = conf.virtual_servers.clone();
         let seeds = seed(&vss, carried);
+        // As keepalived starts: a service's quorum is down until its first evaluation
+        // gains it; a reload keeps it.
+        let quorum: Vec<Quorum> = vss
+            .iter()
+            .map(|vs| Quorum {
+                up: carries_any(vs, carried),
+            })
+            .collect();
         let mut start = CheckerStates::new();
         for (vs, vs_seeds) in vss.iter().zip(&seeds) {
             for (rs, rs_seeds) in vs.real_servers.iter().zip(vs_seeds) {
@@ -219,7 +226,7 @@ impl Monitor {
                         return;
                     }
                 };
-                rt.block_on(coordinate(vss, seeds, appliance, flag, shared));
+                rt.block_on(coordinate(vss, seeds, quorum, appliance, flag, shared));
             })?;
         Ok(Monitor {
             stop,
@@ -284,13 +291,9 @@ fn alive_from(vs: &VirtualServer, states: &[Vec<CheckerState>]) -> Vec<bool> {
     vs.real_servers
         .iter()
         .zip(states)
-        .map(|(rs, cs)| {
-            if cs.is_empty() {
-                !rs.alpha
-            } else {
-                server_alive(cs)
-            }
-        })
+        // A server without checkers is alive, alpha or not (alpha is the checkers' first
+        // verdict; keepalived counts failed checkers).
+        .map(|(_, cs)| server_alive(cs))
         .collect()
 }
 
@@ -313,11 +316,7 @@ pub fn carried_servers(
     let seeds = seed(&conf.virtual_servers, carried);
     let mut out = Vec::new();
     for (vs, states) in conf.virtual_servers.iter().zip(&seeds) {
-        let any_carried = vs.real_servers.iter().any(|rs| {
-            (0..rs.checkers.len())
-                .any(|k| checker_id(vs, rs, k).is_some_and(|id| carried.contains_key(&id)))
-        });
-        if !any_carried {
+        if !carries_any(vs, carried) {
             continue;
         }
         let inputs = server_inputs(&alive_from(vs, states), states);
@@ -327,6 +326,14 @@ pub fn carried_servers(
         }
     }
     out
+}
+
+/// Whether a checker of `vs` carries its state from `carried` (a reload).
+fn carries_any(vs: &VirtualServer, carried: &CheckerStates) -> bool {
+    vs.real_servers.iter().any(|rs| {
+        (0..rs.checkers.len())
+            .any(|k| checker_id(vs, rs, k).is_some_and(|id| carried.contains_key(&id)))
+    })
 }
 
 async fn checker_task(
@@ -373,6 +380,7 @@ async fn checker_task(
 async fn coordinate(
     vss: Vec<VirtualServer>,
     seeds: Vec<Vec<Vec<CheckerState>>>,
+    mut quorum: Vec<Quorum>,
     appliance: Arc<dyn HealthTarget>,
     stop: Arc<AtomicBool>,
     shared: Arc<Mutex<CheckerStates>>,
@@ -381,13 +389,11 @@ async fn coordinate(
     // states[vs][rs][ck]
     let mut states = seeds;
     let mut alive: Vec<Vec<bool>> = Vec::new();
-    let mut quorum: Vec<Quorum> = Vec::new();
     let mut rows: Vec<HealthRow> = Vec::new();
     let mut row_of: Vec<Vec<Vec<usize>>> = Vec::new();
     for (v, vs) in vss.iter().enumerate() {
         row_of.push(Vec::new());
         alive.push(alive_from(vs, &states[v]));
-        quorum.push(Quorum { up: true });
         for (r, rs) in vs.real_servers.iter().enumerate() {
             row_of[v].push(Vec::new());
             for (k, c) in rs.checkers.iter().enumerate() {
@@ -418,7 +424,13 @@ async fn coordinate(
     appliance.set_health(rows.clone());
     // alpha: servers start down, so the first evaluation may already need changes.
     for v in 0..vss.len() {
-        apply(&vss[v], &alive[v], &states[v], &mut quorum[v], &*appliance);
+        apply(
+            &vss[v],
+            &alive[v],
+            &states[v],
+            (&mut quorum[v], true),
+            &*appliance,
+        );
     }
     loop {
         let report = tokio::select! {
@@ -493,7 +505,13 @@ async fn coordinate(
                     run_script(s);
                 }
             }
-            apply(vs, &alive[v], &states[v], &mut quorum[v], &*appliance);
+            apply(
+                vs,
+                &alive[v],
+                &states[v],
+                (&mut quorum[v], false),
+                &*appliance,
+            );
         }
     }
 }
@@ -518,13 +536,16 @@ fn apply(
     vs: &VirtualServer,
     alive: &[bool],
     states: &[Vec<CheckerState>],
-    quorum: &mut Quorum,
+    (quorum, first): (&mut Quorum, bool),
     appliance: &dyn HealthTarget,
 ) {
     let inputs = server_inputs(alive, states);
     let was_up = quorum.up;
     let set = server_set(vs, &inputs, quorum);
-    if was_up != quorum.up {
+    // keepalived's start: quorum gained (its quorum_up runs), or down with a sorry server
+    // to put in (its quorum_down runs); down without one says nothing.
+    let starts_down = first && !quorum.up && vs.sorry_server.is_some();
+    if was_up != quorum.up || starts_down {
         let name = vs.keys.first().map(key_name).unwrap_or_default();
         log(
             if quorum.up {

@@ -100,12 +100,15 @@ pub fn server_alive(checkers: &[CheckerState]) -> bool {
     checkers.iter().all(|c| c.up)
 }
 
-/// The servers a virtual service should list: (server index, weight), or the sorry server.
+/// The servers a virtual service should list, as keepalived keeps them in IPVS.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerSet {
-    Servers(Vec<(usize, u32)>),
-    /// Quorum lost and a sorry server is set: only it.
-    Sorry,
+pub struct ServerSet {
+    /// (server index, weight): live servers at their weight, inhibit_on_failure ones out
+    /// of service at weight 0.
+    pub servers: Vec<(usize, u32)>,
+    /// The sorry server's weight when it is listed: 1 while it serves (quorum lost), 0
+    /// while it waits with sorry_server_inhibit.
+    pub sorry: Option<u32>,
 }
 
 /// Quorum state carried between evaluations (hysteresis).
@@ -114,10 +117,13 @@ pub struct Quorum {
     pub up: bool,
 }
 
-/// The server set for `vs` given each real server's state (alive, dynamic weight):
-/// a dead server is left out, or kept at weight 0 with inhibit_on_failure. Quorum: the sum
-/// of live weights must reach `quorum` to come up and stay above `quorum - hysteresis`
-/// to stay up; while it is down and a sorry server exists, only the sorry server serves.
+/// The server set for `vs` given each real server's state (alive, dynamic weight), as
+/// keepalived 2.2 programs IPVS: a dead server is left out, or kept at weight 0 with
+/// inhibit_on_failure. Quorum: the sum of live weights must reach `quorum + hysteresis` to
+/// come up and stay at `quorum - hysteresis` or more to stay up. While it is down and a
+/// sorry server exists, the sorry server serves alone: the inhibit_on_failure servers stay
+/// listed at weight 0, the others leave. A sorry server with sorry_server_inhibit is listed
+/// at weight 0 while it does not serve (unless it is one of the real servers).
 pub fn server_set(vs: &VirtualServer, states: &[(bool, Option<u32>)], q: &mut Quorum) -> ServerSet {
     let weight_of = |rs: &RealServer, dynamic: Option<u32>| dynamic.unwrap_or(rs.weight);
     let live: u64 = vs
@@ -134,18 +140,26 @@ pub fn server_set(vs: &VirtualServer, states: &[(bool, Option<u32>)], q: &mut Qu
     } else {
         live >= quorum + hysteresis
     };
-    if !q.up && vs.sorry_server.is_some() {
-        return ServerSet::Sorry;
-    }
-    let mut out = Vec::new();
+    let sorry_serves = !q.up && vs.sorry_server.is_some();
+    let mut servers = Vec::new();
     for (i, (rs, s)) in vs.real_servers.iter().zip(states).enumerate() {
-        if s.0 {
-            out.push((i, weight_of(rs, s.1)));
+        if s.0 && !sorry_serves {
+            servers.push((i, weight_of(rs, s.1)));
         } else if rs.inhibit_on_failure {
-            out.push((i, 0));
+            servers.push((i, 0));
         }
     }
-    ServerSet::Servers(out)
+    let is_real_server = |(addr, port): (std::net::IpAddr, u16)| {
+        vs.real_servers
+            .iter()
+            .any(|rs| rs.addr == addr && rs.port == port)
+    };
+    let sorry = match vs.sorry_server {
+        Some(_) if sorry_serves => Some(1),
+        Some(s) if vs.sorry_server_inhibit && !is_real_server(s) => Some(0),
+        _ => None,
+    };
+    ServerSet { servers, sorry }
 }
 
 #[cfg(test)]
@@ -227,17 +241,21 @@ mod tests {
     fn dead_servers_leave_or_are_inhibited() {
         let v = vs("");
         let mut q = Quorum { up: true };
+        let listed = |servers: Vec<(usize, u32)>| ServerSet {
+            servers,
+            sorry: None,
+        };
         assert_eq!(
             server_set(&v, &[(true, None), (true, None)], &mut q),
-            ServerSet::Servers(vec![(0, 2), (1, 1)])
+            listed(vec![(0, 2), (1, 1)])
         );
         assert_eq!(
             server_set(&v, &[(false, None), (false, None)], &mut q),
-            ServerSet::Servers(vec![(1, 0)])
+            listed(vec![(1, 0)])
         );
         assert_eq!(
             server_set(&v, &[(true, Some(9)), (true, None)], &mut q),
-            ServerSet::Servers(vec![(0, 9), (1, 1)])
+            listed(vec![(0, 9), (1, 1)])
         );
     }
 
@@ -248,21 +266,40 @@ mod tests {
         let both = [(true, None), (true, None)];
         let first = [(true, None), (false, None)];
         let none = [(false, None), (false, None)];
-        assert!(matches!(
-            server_set(&v, &both, &mut q),
-            ServerSet::Servers(_)
-        ));
+        let serves = |set: ServerSet| set.sorry == Some(1);
+        assert!(!serves(server_set(&v, &both, &mut q)));
         // 2 live + hysteresis 1 >= 3: still up.
-        assert!(matches!(
-            server_set(&v, &first, &mut q),
-            ServerSet::Servers(_)
-        ));
-        assert_eq!(server_set(&v, &none, &mut q), ServerSet::Sorry);
+        assert!(!serves(server_set(&v, &first, &mut q)));
+        // Down: the sorry server alone, the inhibit_on_failure server kept at weight 0.
+        let sorry_alone = ServerSet {
+            servers: vec![(1, 0)],
+            sorry: Some(1),
+        };
+        assert_eq!(server_set(&v, &none, &mut q), sorry_alone);
         // Back only at quorum + hysteresis = 4 live weight: 3 is not enough.
-        assert_eq!(server_set(&v, &both, &mut q), ServerSet::Sorry);
-        assert!(matches!(
-            server_set(&v, &[(true, Some(3)), (true, None)], &mut q),
-            ServerSet::Servers(_)
-        ));
+        assert_eq!(server_set(&v, &both, &mut q), sorry_alone);
+        assert!(!serves(server_set(
+            &v,
+            &[(true, Some(3)), (true, None)],
+            &mut q
+        )));
+    }
+
+    #[test]
+    fn an_inhibited_sorry_server_waits_at_weight_zero() {
+        let v = vs("quorum 3\nsorry_server 127.0.0.1 80\nsorry_server_inhibit");
+        let mut q = Quorum { up: true };
+        let both = [(true, Some(2)), (true, None)];
+        assert_eq!(
+            server_set(&v, &both, &mut q),
+            ServerSet {
+                servers: vec![(0, 2), (1, 1)],
+                sorry: Some(0)
+            }
+        );
+        assert_eq!(server_set(&v, &[(false, None); 2], &mut q).sorry, Some(1));
+        // A sorry server that is one of the real servers is listed as that server.
+        let same = vs("sorry_server 10.0.1.1 80\nsorry_server_inhibit");
+        assert_eq!(server_set(&same, &both, &mut q).sorry, None);
     }
 }
