@@ -336,6 +336,9 @@ fn carries_any(vs: &VirtualServer, carried: &CheckerStates) -> bool {
     })
 }
 
+/// keepalived's delay before a checker's first check.
+const BOOTSTRAP_DELAY: Duration = Duration::from_secs(1);
+
 async fn checker_task(
     vs: usize,
     rs: usize,
@@ -356,10 +359,13 @@ async fn checker_task(
             }
         }
     };
-    if !c.warmup.is_zero() {
-        let ms = c.warmup.as_millis().max(1) as u64;
-        nap(Duration::from_millis(rand::random::<u64>() % ms)).await;
-    }
+    // As keepalived: the first check a second after the start (its BOOTSTRAP_DELAY), plus
+    // a random part of the warmup.
+    let warmup = match c.warmup.as_millis() as u64 {
+        0 => 0,
+        ms => rand::random::<u64>() % ms,
+    };
+    nap(BOOTSTRAP_DELAY + Duration::from_millis(warmup)).await;
     while !stop.load(Ordering::Relaxed) {
         let outcome = probe(&c).await;
         let next = state.record(outcome, c.delay_loop, c.delay_before_retry);
