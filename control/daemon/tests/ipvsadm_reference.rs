@@ -11,6 +11,8 @@
 //! input with `\n` for new lines; a leading `~` marks a documented difference (README,
 //! "Differences from ipvsadm"): it must still differ, so a fixed difference is noticed.
 
+mod support;
+
 use rvs_testkit::pcap::write_pcap;
 use rvs_testkit::proc::{interrupt, scratch_dir};
 use rvs_testkit::wait::wait_for;
@@ -119,19 +121,6 @@ host_tap = "{TWIN}"
     path
 }
 
-fn build_stand_in(dir: &Path) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ipvsadm_reference/ipvs_kernel.c");
-    let lib = dir.join("ipvs_kernel.so");
-    let ok = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o"])
-        .arg(&lib)
-        .arg(&src)
-        .arg("-ldl")
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(lib)
-}
-
 #[test]
 fn rvsadm_matches_ipvsadm_line_by_line() {
     let dir = scratch_dir("ipvsadm-ref");
@@ -148,7 +137,7 @@ fn rvsadm_matches_ipvsadm_line_by_line() {
         eprintln!("skipped: the sync daemons' interface is a host twin (a TAP), which needs root");
         return;
     }
-    let stand_in = build_stand_in(&dir).expect("cc builds the IPVS stand-in");
+    let stand_in = support::build_stand_in(&dir).expect("cc builds the IPVS stand-in");
     let state = dir.join("ipvs.state");
     let socket = dir.join("rvs.sock");
     let config = config(&dir, &socket);
