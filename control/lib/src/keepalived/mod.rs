@@ -429,6 +429,16 @@ fn port(s: &Statement, i: usize) -> Result<u16, String> {
         .map_err(|_| format!("{}: {}: {p:?} is not a port", s.at(), s.keyword))
 }
 
+/// A virtual server's address family as keepalived settles it ([`KeepalivedConf::families`]).
+#[derive(Default)]
+struct Family {
+    /// IPv6 or not; None when only tunnelled servers say (a mark then is IPv4).
+    ipv6: Option<bool>,
+    /// The real servers (by their place among the real_server blocks) skipped.
+    skipped: Vec<usize>,
+    sorry_skipped: bool,
+}
+
 /// The port of a `virtual_server IP PORT` (0 for `fwmark` and `group`).
 fn service_port(s: &Statement) -> u16 {
     match s.args.first().map(String::as_str) {
@@ -596,7 +606,9 @@ impl KeepalivedConf {
             match s.keyword.as_str() {
                 "global_defs" | "local_address_group" => {}
                 "virtual_server" => {
-                    let vs = conf.virtual_server(s, &groups)?;
+                    let Some(vs) = conf.virtual_server(s, &groups)? else {
+                        continue;
+                    };
                     conf.virtual_servers.push(vs);
                     let services: usize = conf.virtual_servers.iter().map(|v| v.keys.len()).sum();
                     if services as u128 > MAX_GROUP_ADDRESSES {
@@ -771,7 +783,7 @@ impl KeepalivedConf {
         &mut self,
         s: &Statement,
         groups: &[&Statement],
-    ) -> Result<VirtualServer, String> {
+    ) -> Result<Option<VirtualServer>, String> {
         // keepalived 2.2.7 without `protocol`: "no protocol set - defaulting to UDP".
         let mut proto = Protocol::Udp;
         let mut proto_given = false;
@@ -780,7 +792,6 @@ impl KeepalivedConf {
         let mut default_weight = 1;
         let mut default_tunnel = rvs_core::Tunnel::default();
         let mut flag_words: Vec<String> = Vec::new();
-        let mut family6: Option<bool> = None;
         let mut sorry_method: Option<ForwardMethod> = None;
         let mut vs = VirtualServer {
             keys: Vec::new(),
@@ -927,11 +938,8 @@ impl KeepalivedConf {
                 "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port"
                 | "mh-fallback" => flag_words.push(c.keyword.clone()),
                 "hashed" => {}
-                "ip_family" => match c.arg(0)? {
-                    "inet" => family6 = Some(false),
-                    "inet6" => family6 = Some(true),
-                    f => return Err(format!("{}: ip_family {f:?}: inet or inet6", c.at())),
-                },
+                // Its place among the real servers matters: see `families`.
+                "ip_family" => {}
                 "sorry_server_lvs_method" => sorry_method = Some(method(c)?),
                 "persistence_engine" if c.args.first().map(String::as_str) == Some("sip") => {
                     vs.pe = Some("sip".into())
@@ -1004,6 +1012,7 @@ impl KeepalivedConf {
         vs.sched = sched;
         vs.method = default_method;
         vs.sorry_method = sorry_method.unwrap_or(default_method);
+        let family = self.families(s, default_method, vs.sorry_method)?;
         vs.keys = match s.args.first().map(String::as_str) {
             Some("fwmark") => vec![ServiceKey::Fwmark {
                 mark: num(
@@ -1013,14 +1022,8 @@ impl KeepalivedConf {
                     },
                     "a mark",
                 )?,
-                // A mark's family: ip_family, else its servers'.
-                ipv6: family6.unwrap_or_else(|| {
-                    s.children()
-                        .iter()
-                        .filter(|c| c.keyword == "real_server")
-                        .filter_map(|c| c.args.first()?.parse::<IpAddr>().ok())
-                        .any(|a| a.is_ipv6())
-                }),
+                // A mark's family: ip_family, else its servers' (`families`).
+                ipv6: family.ipv6.unwrap_or(false),
             }],
             Some("group") => Self::group_keys(s, s.arg(1)?, proto, groups)?,
             Some(_) => vec![ServiceKey::Addr(
@@ -1039,7 +1042,15 @@ impl KeepalivedConf {
             .iter()
             .find(|c| c.keyword == "virtualhost")
             .and_then(|c| c.args.first().cloned());
-        for c in s.children().iter().filter(|c| c.keyword == "real_server") {
+        for (j, c) in s
+            .children()
+            .iter()
+            .filter(|c| c.keyword == "real_server")
+            .enumerate()
+        {
+            if family.skipped.contains(&j) {
+                continue;
+            }
             let mut rs =
                 self.real_server(c, inh, default_method, virtualhost.clone(), service_port(s))?;
             rs.weight = rs.weight_given.unwrap_or(default_weight);
@@ -1052,8 +1063,145 @@ impl KeepalivedConf {
             }
             vs.real_servers.push(rs);
         }
+        if family.sorry_skipped {
+            vs.sorry_server = None;
+        }
+        if let Some(why) = self.ignored(s, &vs, family.ipv6) {
+            self.warnings
+                .push(format!("{}: {why} - ignoring (as keepalived)", s.at()));
+            return Ok(None);
+        }
         self.correct(s, &mut vs);
-        Ok(vs)
+        Ok(Some(vs))
+    }
+
+    /// keepalived's address family of a virtual server, statement by statement: the VIP's;
+    /// for a mark or a group, `ip_family` (refused where it conflicts with a server before
+    /// it), else the first real server's, else the sorry server's. Tunnelled servers may be
+    /// of the other family; other real and sorry servers of the other family are skipped.
+    fn families(
+        &mut self,
+        s: &Statement,
+        default_method: ForwardMethod,
+        sorry_method: ForwardMethod,
+    ) -> Result<Family, String> {
+        let mut ipv6 = match s.args.first().map(String::as_str) {
+            Some("fwmark" | "group") | None => None,
+            Some(_) => Some(ip(s, 0)?.is_ipv6()),
+        };
+        let name = s.args.join(" ");
+        let mut family = Family::default();
+        let mut servers = 0;
+        for c in s.children() {
+            match c.keyword.as_str() {
+                "ip_family" => {
+                    let f = match c.arg(0)? {
+                        "inet" => false,
+                        "inet6" => true,
+                        f => {
+                            self.warnings.push(format!(
+                                "{}: unknown address family {f} (as keepalived)",
+                                c.at()
+                            ));
+                            continue;
+                        }
+                    };
+                    if ipv6.is_some_and(|v| v != f) {
+                        self.warnings.push(format!(
+                            "{}: Virtual server specified family {} conflicts with server family - ignoring (as keepalived)",
+                            c.at(),
+                            c.args[0]
+                        ));
+                    } else {
+                        ipv6 = Some(f);
+                    }
+                }
+                "real_server" => {
+                    let own = c
+                        .children()
+                        .iter()
+                        .rev()
+                        .find(|k| matches!(k.keyword.as_str(), "lvs_method" | "lb_kind"))
+                        .and_then(|k| method(k).ok());
+                    let a = ip(c, 0)?;
+                    if own.unwrap_or(default_method) != ForwardMethod::Tun {
+                        match ipv6 {
+                            None => ipv6 = Some(a.is_ipv6()),
+                            Some(v) if v != a.is_ipv6() => {
+                                self.warnings.push(format!(
+                                    "{}: Address family of virtual server {name} and real server {a} don't match - skipping real server (as keepalived)",
+                                    c.at()
+                                ));
+                                family.skipped.push(servers);
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    servers += 1;
+                }
+                _ => {}
+            }
+        }
+        let sorry = s
+            .children()
+            .iter()
+            .rev()
+            .find(|c| c.keyword == "sorry_server")
+            .and_then(|c| Some((c.at(), c.args.first()?.parse::<IpAddr>().ok()?)));
+        if let (Some((at, a)), false) = (sorry.clone(), sorry_method == ForwardMethod::Tun) {
+            match ipv6 {
+                None => ipv6 = Some(a.is_ipv6()),
+                Some(v) if v != a.is_ipv6() => {
+                    self.warnings.push(format!(
+                        "{at}: Address family of virtual server {name} and sorry server {a} don't match - skipping sorry server (as keepalived)"
+                    ));
+                    family.sorry_skipped = true;
+                }
+                Some(_) => {}
+            }
+        }
+        // A mark with tunnelled servers only: theirs when they agree, else IPv4.
+        if ipv6.is_none() && s.args.first().map(String::as_str) == Some("fwmark") {
+            let mut all = sorry.map(|(_, a)| a.is_ipv6()).into_iter().chain(
+                s.children()
+                    .iter()
+                    .filter(|c| c.keyword == "real_server")
+                    .filter_map(|c| Some(c.args.first()?.parse::<IpAddr>().ok()?.is_ipv6())),
+            );
+            let first = all.next();
+            ipv6 = Some(first == Some(true) && all.all(|v| v));
+        }
+        family.ipv6 = ipv6;
+        Ok(family)
+    }
+
+    /// Why keepalived leaves out a virtual server it has read: no real servers, or a group
+    /// whose addresses are not of its family (`ipv6`, None when every server is tunnelled).
+    fn ignored(&self, s: &Statement, vs: &VirtualServer, ipv6: Option<bool>) -> Option<String> {
+        let name = s.args.join(" ");
+        if vs.real_servers.is_empty() {
+            return Some(format!("Virtual server {name} has no real servers"));
+        }
+        if s.args.first().map(String::as_str) != Some("group") {
+            return None;
+        }
+        let family_of = |k: &ServiceKey| match k {
+            ServiceKey::Addr(_, a) => a.is_ipv6(),
+            ServiceKey::Fwmark { ipv6, .. } => *ipv6,
+        };
+        let (has4, has6) = (
+            vs.keys.iter().any(|k| !family_of(k)),
+            vs.keys.iter().any(family_of),
+        );
+        match ipv6 {
+            Some(_) if has4 && has6 => Some(format!(
+                "virtual server group with IPv4 & IPv6 doesn't match virtual server {name}"
+            )),
+            Some(v6) if (v6 && has4) || (!v6 && has6) => Some(format!(
+                "address family doesn't match virtual server {name}"
+            )),
+            _ => None,
+        }
     }
 
     /// keepalived's corrections once a virtual server is read, with its warnings: a quorum
@@ -1807,7 +1955,7 @@ mod tests {
         let k = KeepalivedConf::parse(
             "g.conf",
             "virtual_server_group G {\n  10.0.0.1-3 80\n  10.0.1.0/30 0\n  10.0.2.254-10.0.3.1 443\n  2001:db8::8-a 53\n  2001:db8::100/127\n  fwmark 7 inet6\n}\n\
-             virtual_server group G {\n  protocol TCP\n  real_server 10.1.0.1 80 {\n  }\n}\n\
+             virtual_server group G {\n  protocol TCP\n  lb_kind TUN\n  real_server 10.1.0.1 80 {\n  }\n}\n\
              virtual_server 10.0.0.9 5000 {\n  protocol SCTP\n  real_server 10.1.0.1 5000 {\n  }\n}\n",
         )
         .unwrap();
@@ -1988,13 +2136,53 @@ mod tests {
     }
 
     #[test]
+    fn address_families_settle_as_keepalived_settles_them() {
+        let k = KeepalivedConf::parse(
+            "f.conf",
+            "virtual_server_group MIXED {\n  10.0.0.1 80\n  2001:db8::1 80\n}\n\
+             virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sorry_server 2001:db8::9 80\n  real_server 2001:db8::2 80 {\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n\
+             virtual_server 10.0.0.1 81 {\n  protocol TCP\n  real_server 2001:db8::2 81 {\n  }\n}\n\
+             virtual_server group MIXED {\n  protocol TCP\n  real_server 10.0.0.4 80 {\n  }\n}\n\
+             virtual_server fwmark 5 {\n  real_server 10.0.0.5 0 {\n  }\n  ip_family inet6\n}\n\
+             virtual_server fwmark 6 {\n  lb_kind TUN\n  real_server 2001:db8::6 0 {\n  }\n  real_server 10.0.0.6 0 {\n  }\n}\n\
+             virtual_server fwmark 7 {\n  lb_kind TUN\n  real_server 2001:db8::7 0 {\n  }\n}\n\
+             virtual_server fwmark 8 {\n  lb_kind TUN\n  real_server 10.0.0.8 0 {\n  }\n}\n",
+        )
+        .unwrap();
+        let keys: Vec<String> = k
+            .virtual_servers
+            .iter()
+            .map(|v| v.keys[0].to_string())
+            .collect();
+        // 81 has no real server left, the mixed group none of its family: both left out.
+        assert_eq!(keys, ["-t 10.0.0.1:80", "-f 5", "-f 6", "-f 7 -6", "-f 8"]);
+        let first = &k.virtual_servers[0];
+        let servers: Vec<IpAddr> = first.real_servers.iter().map(|r| r.addr).collect();
+        assert_eq!(servers, ["10.0.0.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(first.sorry_server, None);
+        for want in [
+            "f.conf:8: Address family of virtual server 10.0.0.1 80 and real server 2001:db8::2 don't match - skipping real server",
+            "f.conf:7: Address family of virtual server 10.0.0.1 80 and sorry server 2001:db8::9 don't match - skipping sorry server",
+            "f.conf:13: Virtual server 10.0.0.1 81 has no real servers - ignoring",
+            "f.conf:18: virtual server group with IPv4 & IPv6 doesn't match virtual server group MIXED - ignoring",
+            "f.conf:26: Virtual server specified family inet6 conflicts with server family - ignoring",
+        ] {
+            assert!(
+                k.warnings.iter().any(|w| w.starts_with(want)),
+                "{want}\n{:#?}",
+                k.warnings
+            );
+        }
+    }
+
+    #[test]
     fn scheduler_flags_families_and_per_server_alpha() {
         let k = KeepalivedConf::parse(
             "s.conf",
             "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_algo mh\n  mh-port\n  mh-fallback\n  sorry_server 10.0.0.9 8080\n  sorry_server_lvs_method NAT\n  lb_kind DR\n\
                real_server 10.0.0.2 80 {\n    alpha\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n    TCP_CHECK {\n    }\n  }\n}\n\
-             virtual_server 10.0.0.1 81 {\n  protocol TCP\n  lb_algo wlc\n  flag-2\n  sh-port\n}\n\
-             virtual_server fwmark 9 {\n  ip_family inet6\n  lb_algo rr\n}\n",
+             virtual_server 10.0.0.1 81 {\n  protocol TCP\n  lb_algo wlc\n  flag-2\n  sh-port\n  real_server 10.0.0.4 81 {\n  }\n}\n\
+             virtual_server fwmark 9 {\n  ip_family inet6\n  lb_algo rr\n  real_server 2001:db8::4 0 {\n  }\n}\n",
         )
         .unwrap();
         let v = &k.virtual_servers;
@@ -2023,7 +2211,11 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(servers, ["10.0.0.3".parse::<IpAddr>().unwrap()]);
+        let want: Vec<IpAddr> = ["10.0.0.3", "10.0.0.4", "2001:db8::4"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(servers, want);
     }
 
     /// DPVS's keepalived dialect for full NAT: `lb_kind FNAT`, `laddr_group_name` naming a
