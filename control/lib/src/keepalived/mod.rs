@@ -1066,6 +1066,22 @@ impl KeepalivedConf {
         if family.sorry_skipped {
             vs.sorry_server = None;
         }
+        // A real server given twice: keepalived keeps the first.
+        let name = s.args.join(" ");
+        let mut seen: Vec<(IpAddr, u16)> = Vec::new();
+        let warnings = &mut self.warnings;
+        vs.real_servers.retain(|rs| {
+            if seen.contains(&(rs.addr, rs.port)) {
+                warnings.push(format!(
+                    "{}: VS {name}: real server {} is duplicated - removing second rs (as keepalived)",
+                    rs.line,
+                    SocketAddr::new(rs.addr, rs.port)
+                ));
+                return false;
+            }
+            seen.push((rs.addr, rs.port));
+            true
+        });
         if let Some(why) = self.ignored(s, &vs, family.ipv6) {
             self.warnings
                 .push(format!("{}: {why} - ignoring (as keepalived)", s.at()));
@@ -1209,6 +1225,33 @@ impl KeepalivedConf {
     /// DR and TUN servers (the service's; none for a mark service).
     fn correct(&mut self, s: &Statement, vs: &mut VirtualServer) {
         let name = s.args.join(" ");
+        // Services by address (not by mark): one-packet scheduling only for UDP, port 0
+        // only for a persistent service.
+        let by_address = vs.keys.iter().any(|k| matches!(k, ServiceKey::Addr(..)));
+        if by_address {
+            let udp = vs
+                .keys
+                .iter()
+                .any(|k| matches!(k, ServiceKey::Addr(Protocol::Udp, _)));
+            if vs.one_packet && !udp {
+                self.warnings.push(format!(
+                    "{}: Virtual server {name}: one packet scheduling requires UDP - resetting (as keepalived)",
+                    s.at()
+                ));
+                vs.one_packet = false;
+            }
+            let zero_port = vs
+                .keys
+                .iter()
+                .any(|k| matches!(k, ServiceKey::Addr(_, a) if a.port() == 0));
+            if vs.persistence.is_none() && zero_port {
+                self.warnings.push(format!(
+                    "{}: Virtual server {name}: zero port only valid for persistent services - setting (as keepalived)",
+                    s.at()
+                ));
+                vs.persistence = Some(360);
+            }
+        }
         let total: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
         if u64::from(vs.quorum) > total {
             let t = total.min(u64::from(u32::MAX)) as u32;
@@ -2133,6 +2176,31 @@ mod tests {
             k.warnings,
             ["t.conf:3: unknown keyword \"routr_id\" ignored"]
         );
+    }
+
+    #[test]
+    fn duplicates_ops_and_zero_ports_are_corrected_as_keepalived() {
+        let k = KeepalivedConf::parse(
+            "c.conf",
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  ops\n  real_server 10.0.1.1 80 {\n  }\n  real_server 10.0.1.1 80 {\n    weight 9\n  }\n}\n\
+             virtual_server 10.0.0.2 0 {\n  protocol UDP\n  ops\n  lb_kind DR\n  real_server 10.0.1.2 0 {\n  }\n}\n",
+        )
+        .unwrap();
+        let (tcp, udp) = (&k.virtual_servers[0], &k.virtual_servers[1]);
+        assert_eq!((tcp.real_servers.len(), tcp.real_servers[0].weight), (1, 1));
+        assert_eq!((tcp.one_packet, tcp.persistence), (false, None));
+        assert_eq!((udp.one_packet, udp.persistence), (true, Some(360)));
+        for want in [
+            "c.conf:6: VS 10.0.0.1 80: real server 10.0.1.1:80 is duplicated - removing second rs",
+            "c.conf:1: Virtual server 10.0.0.1 80: one packet scheduling requires UDP - resetting",
+            "c.conf:10: Virtual server 10.0.0.2 0: zero port only valid for persistent services - setting",
+        ] {
+            assert!(
+                k.warnings.iter().any(|w| w.starts_with(want)),
+                "{want}\n{:#?}",
+                k.warnings
+            );
+        }
     }
 
     #[test]
