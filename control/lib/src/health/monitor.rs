@@ -153,11 +153,12 @@ fn wanted(vs: &VirtualServer, key: ServiceKey, set: &ServerSet) -> Vec<ServerSpe
         .collect();
     if let (Some(weight), Some((addr, port))) = (set.sorry, vs.sorry_server) {
         // A sorry server that is one of the real servers serves as the sorry server.
-        specs.retain(|s| (s.addr, s.port) != (addr, port));
+        let port_here = crate::keepalived::server_port(key, vs.sorry_method, port);
+        specs.retain(|s| (s.addr, s.port) != (addr, port_here));
         specs.push(ServerSpec {
             service: key,
             addr,
-            port,
+            port: port_here,
             method: vs.sorry_method,
             weight,
             upper: 0,

@@ -6,7 +6,7 @@ mod parse;
 mod popt;
 mod usage;
 
-pub use names::{host_name, service_name};
+pub use names::{host_name, inet_aton, service_name};
 pub use parse::{parse_command, Failure};
 
 /// `rvsadm --completion bash`: a bash completion built from ipvsadm's option table.

@@ -844,12 +844,14 @@ impl KeepalivedConf {
                         }
                     }
                 }
-                "lvs_sched" | "lb_algo" => {
-                    sched = c
-                        .arg(0)?
-                        .parse()
-                        .map_err(|e| format!("{}: {}: {e}", c.at(), c.keyword))?
-                }
+                "lvs_sched" | "lb_algo" => match c.arg(0)?.parse() {
+                    Ok(k) => sched = k,
+                    Err(e) => self.warnings.push(format!(
+                        "{}: Invalid lvs_scheduler {:?} ({e}) - ignoring (as keepalived)",
+                        c.at(),
+                        c.args[0]
+                    )),
+                },
                 "lvs_method" | "lb_kind" if c.arg(0)?.eq_ignore_ascii_case("FNAT") => {
                     default_method = ForwardMethod::Nat;
                     fnat = true;
@@ -886,16 +888,36 @@ impl KeepalivedConf {
                         c.at()
                     )),
                 },
+                // keepalived's reading: for an IPv6 service a prefix length (1-128), for an
+                // IPv4 one a mask as inet_aton reads it ("24" is 0.0.0.24); anything else
+                // is ignored with its warning. A mark or a group: IPv4 if it has a dot.
                 "persistence_granularity" => {
                     let g = c.arg(0)?;
-                    match crate::ipvsadm::netmask_prefix(g) {
-                        Some(p) => vs.granularity = Some(p),
-                        // A mask the kernel takes as it is, ones contiguous or not.
-                        None => {
-                            vs.granularity_v4 = Some(g.parse().map_err(|_| {
-                                format!("{}: bad granularity {g:?}", c.at())
-                            })?)
-                        }
+                    let v6 = match s.args.first().map(String::as_str) {
+                        Some("fwmark" | "group") | None => !g.contains('.'),
+                        Some(_) => ip(s, 0)?.is_ipv6(),
+                    };
+                    let read = if v6 {
+                        g.parse::<u8>()
+                            .ok()
+                            .filter(|n| (1..=128).contains(n))
+                            .map(|n| vs.granularity = Some(n))
+                    } else {
+                        crate::ipvsadm::inet_aton(g).map(|mask| {
+                            // A mask the kernel takes as it is, ones contiguous or not.
+                            match crate::ipvsadm::netmask_prefix(&mask.to_string()) {
+                                Some(p) => vs.granularity = Some(p),
+                                None => vs.granularity_v4 = Some(mask),
+                            }
+                        })
+                    };
+                    if read.is_none() {
+                        self.warnings.push(format!(
+                            "{}: Invalid IPv{} persistence_granularity specified - {g} - ignoring (as keepalived)",
+                            c.at(),
+                            if v6 { 6 } else { 4 }
+                        ));
+                        continue;
                     }
                     // A granularity makes the service persistent (keepalived's default).
                     vs.persistence.get_or_insert(360);
@@ -1262,8 +1284,9 @@ impl KeepalivedConf {
             ));
             vs.quorum = t;
         }
-        if vs.hysteresis >= vs.quorum && (vs.hysteresis > 0 || vs.quorum > 0) {
-            let h = vs.quorum.saturating_sub(1);
+        if vs.hysteresis >= vs.quorum {
+            // (A quorum of 0, all weights 0, wraps as in keepalived: the quorum stays down.)
+            let h = vs.quorum.wrapping_sub(1);
             self.warnings.push(format!(
                 "{}: Virtual server {name}: hysteresis {} >= quorum {}; setting hysteresis to {h} (as keepalived)",
                 s.at(),
@@ -1278,6 +1301,21 @@ impl KeepalivedConf {
             _ => (false, false),
         };
         if group {
+            // A group's marks take no port from DR and TUN servers (the addresses keep it).
+            if vs
+                .keys
+                .iter()
+                .any(|k| matches!(k, ServiceKey::Fwmark { .. }))
+            {
+                for rs in &vs.real_servers {
+                    if rs.method != ForwardMethod::Nat && rs.port != 0 {
+                        self.warnings.push(format!(
+                            "{}: WARNING - fwmark virtual server {name}, real server {} has port specified - port will be ignored (as keepalived)",
+                            rs.line, rs.addr
+                        ));
+                    }
+                }
+            }
             return;
         }
         let vport = service_port(s);
@@ -1801,13 +1839,22 @@ pub fn server_spec(key: ServiceKey, rs: &RealServer, weight: u32) -> ServerSpec 
     ServerSpec {
         service: key,
         addr: rs.addr,
-        port: rs.port,
+        port: server_port(key, rs.method, rs.port),
         method: rs.method,
         weight,
         upper: rs.upper,
         lower: rs.lower,
         tunnel: rs.tunnel.unwrap_or_default(),
         refusal: None,
+    }
+}
+
+/// A server's port in the service `key`: none for a mark service unless NAT (a group's
+/// marks as well, as keepalived programs them).
+pub fn server_port(key: ServiceKey, method: ForwardMethod, port: u16) -> u16 {
+    match key {
+        ServiceKey::Fwmark { .. } if method != ForwardMethod::Nat => 0,
+        _ => port,
     }
 }
 
@@ -2204,6 +2251,26 @@ mod tests {
     }
 
     #[test]
+    fn a_groups_marks_take_no_port_from_dr_servers() {
+        let k = KeepalivedConf::parse(
+            "g.conf",
+            "virtual_server_group G {\n  10.0.0.1 80\n  fwmark 3\n}\n\
+             virtual_server group G {\n  protocol TCP\n  lb_kind DR\n  real_server 10.0.1.1 80 {\n  }\n}\n",
+        )
+        .unwrap();
+        let v = &k.virtual_servers[0];
+        let ports: Vec<u16> = v
+            .keys
+            .iter()
+            .map(|key| server_spec(*key, &v.real_servers[0], 1).port)
+            .collect();
+        assert_eq!(ports, [80, 0]);
+        assert!(k.warnings.iter().any(|w| w.starts_with(
+            "g.conf:8: WARNING - fwmark virtual server group G, real server 10.0.1.1 has port specified"
+        )));
+    }
+
+    #[test]
     fn address_families_settle_as_keepalived_settles_them() {
         let k = KeepalivedConf::parse(
             "f.conf",
@@ -2497,7 +2564,7 @@ mystery { }
     fn malformed_files_name_the_line() {
         let e = |t: &str| KeepalivedConf::parse("bad.conf", t).unwrap_err();
         assert_eq!(
-            e("virtual_server 10.0.0.1 80 {\n lvs_sched nope\n}\n")
+            e("virtual_server 10.0.0.1 80 {\n hysteresis some\n}\n")
                 .split(':')
                 .take(2)
                 .collect::<Vec<_>>(),
@@ -2512,5 +2579,13 @@ mystery { }
         );
         assert!(e("virtual_server 10.0.0.1 80 {\n").contains("missing closing brace"));
         assert!(e("virtual_server group nope {\n}\n").contains("no virtual_server_group"));
+        // An unknown scheduler is ignored with keepalived's warning (wlc stays).
+        let k = KeepalivedConf::parse(
+            "s.conf",
+            "virtual_server 10.0.0.1 80 {\n lvs_sched nope\n real_server 10.0.0.2 80 {\n }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(k.virtual_servers[0].sched.name(), "wlc");
+        assert!(k.warnings[0].starts_with("s.conf:2: Invalid lvs_scheduler \"nope\""));
     }
 }
