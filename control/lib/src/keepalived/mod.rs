@@ -1078,6 +1078,15 @@ impl KeepalivedConf {
             rs.weight = rs.weight_given.unwrap_or(default_weight);
             rs.alpha |= vs.alpha;
             rs.tunnel = rs.tunnel.or(Some(default_tunnel));
+            // The kernel refuses a lower threshold above the upper one (ERANGE): keepalived
+            // logs the error and runs without the server.
+            if rs.lower > rs.upper {
+                self.warnings.push(format!(
+                    "{}: real server {}: lthreshold {} above uthreshold {} is refused by IPVS (Numerical result out of range) - running without it (as keepalived)",
+                    rs.line, rs.addr, rs.lower, rs.upper
+                ));
+                continue;
+            }
             for ck in &mut rs.checkers {
                 if let CheckKind::File { base, .. } = &mut ck.kind {
                     *base = rs.weight;
@@ -2248,6 +2257,23 @@ mod tests {
                 k.warnings
             );
         }
+    }
+
+    #[test]
+    fn a_lower_threshold_above_the_upper_leaves_the_server_out() {
+        let k = KeepalivedConf::parse(
+            "t.conf",
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80 {\n    lthreshold 5\n  }\n  real_server 10.0.1.2 80 {\n    uthreshold 9\n    lthreshold 9\n  }\n}\n",
+        )
+        .unwrap();
+        let servers: Vec<String> = k.virtual_servers[0]
+            .real_servers
+            .iter()
+            .map(|r| r.addr.to_string())
+            .collect();
+        assert_eq!(servers, ["10.0.1.2"]);
+        assert!(k.warnings[0]
+            .starts_with("t.conf:3: real server 10.0.1.1: lthreshold 5 above uthreshold 0"));
     }
 
     #[test]
