@@ -2234,6 +2234,17 @@ mod tests {
         );
     }
 
+    /// Each of `wanted` begins one of the warnings of `k`.
+    fn assert_warned(k: &KeepalivedConf, wanted: &[&str]) {
+        for want in wanted {
+            assert!(
+                k.warnings.iter().any(|w| w.starts_with(want)),
+                "{want}\n{:#?}",
+                k.warnings
+            );
+        }
+    }
+
     #[test]
     fn duplicates_ops_and_zero_ports_are_corrected_as_keepalived() {
         let k = KeepalivedConf::parse(
@@ -2246,17 +2257,11 @@ mod tests {
         assert_eq!((tcp.real_servers.len(), tcp.real_servers[0].weight), (1, 1));
         assert_eq!((tcp.one_packet, tcp.persistence), (false, None));
         assert_eq!((udp.one_packet, udp.persistence), (true, Some(360)));
-        for want in [
+        assert_warned(&k, &[
             "c.conf:6: VS 10.0.0.1 80: real server 10.0.1.1:80 is duplicated - removing second rs",
             "c.conf:1: Virtual server 10.0.0.1 80: one packet scheduling requires UDP - resetting",
             "c.conf:10: Virtual server 10.0.0.2 0: zero port only valid for persistent services - setting",
-        ] {
-            assert!(
-                k.warnings.iter().any(|w| w.starts_with(want)),
-                "{want}\n{:#?}",
-                k.warnings
-            );
-        }
+        ]);
     }
 
     #[test]
@@ -2321,19 +2326,13 @@ mod tests {
         let servers: Vec<IpAddr> = first.real_servers.iter().map(|r| r.addr).collect();
         assert_eq!(servers, ["10.0.0.3".parse::<IpAddr>().unwrap()]);
         assert_eq!(first.sorry_server, None);
-        for want in [
+        assert_warned(&k, &[
             "f.conf:8: Address family of virtual server 10.0.0.1 80 and real server 2001:db8::2 don't match - skipping real server",
             "f.conf:7: Address family of virtual server 10.0.0.1 80 and sorry server 2001:db8::9 don't match - skipping sorry server",
             "f.conf:13: Virtual server 10.0.0.1 81 has no real servers - ignoring",
             "f.conf:18: virtual server group with IPv4 & IPv6 doesn't match virtual server group MIXED - ignoring",
             "f.conf:26: Virtual server specified family inet6 conflicts with server family - ignoring",
-        ] {
-            assert!(
-                k.warnings.iter().any(|w| w.starts_with(want)),
-                "{want}\n{:#?}",
-                k.warnings
-            );
-        }
+        ]);
     }
 
     #[test]

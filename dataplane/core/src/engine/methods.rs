@@ -805,6 +805,43 @@ mod tests {
         frame
     }
 
+    /// An untagged IPv4 frame with a TCP ACK segment or a UDP datagram (its IPv4 checksum
+    /// filled, the L4 one left zero).
+    fn ipv4_frame(
+        (src, dst): ([u8; 4], [u8; 4]),
+        (sport, dport): (u16, u16),
+        (ttl, df, udp): (u8, bool, bool),
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let l4_len = if udp { 8 } else { 20 } + payload.len();
+        let mut frame = vec![0u8; 14];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        ip[6] = if df { 0x40 } else { 0 };
+        ip[8] = ttl;
+        ip[9] = if udp { proto::UDP } else { proto::TCP };
+        ip[12..16].copy_from_slice(&src);
+        ip[16..20].copy_from_slice(&dst);
+        frame.extend_from_slice(&ip);
+        let mut l4 = vec![0u8; l4_len - payload.len()];
+        l4[0..2].copy_from_slice(&sport.to_be_bytes());
+        l4[2..4].copy_from_slice(&dport.to_be_bytes());
+        if udp {
+            l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        } else {
+            l4[12] = 5 << 4;
+            l4[13] = tcp::ACK;
+        }
+        frame.extend_from_slice(&l4);
+        frame.extend_from_slice(payload);
+        Ipv4Packet::new_checked(&mut frame[14..])
+            .unwrap()
+            .fill_checksum();
+        frame
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -818,29 +855,7 @@ mod tests {
             offload in any::<bool>(),
             payload in proptest::collection::vec(any::<u8>(), 0..64), padding in 0usize..8,
         ) {
-            let l4_len = if udp { 8 } else { 20 } + payload.len();
-            let mut frame = vec![0u8; 14];
-            frame[12..14].copy_from_slice(&[0x08, 0x00]);
-            let mut ip = [0u8; 20];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-            ip[6] = if df { 0x40 } else { 0 };
-            ip[8] = 64;
-            ip[9] = if udp { proto::UDP } else { proto::TCP };
-            ip[12..16].copy_from_slice(&client);
-            ip[16..20].copy_from_slice(&vip);
-            frame.extend_from_slice(&ip);
-            let mut l4 = vec![0u8; l4_len - payload.len()];
-            l4[0..4].copy_from_slice(&[0x30, 0x39, 0, 80]);
-            if udp {
-                l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-            } else {
-                l4[12] = 5 << 4;
-                l4[13] = tcp::ACK;
-            }
-            frame.extend_from_slice(&l4);
-            frame.extend_from_slice(&payload);
-            Ipv4Packet::new_checked(&mut frame[14..]).unwrap().fill_checksum();
+            let mut frame = ipv4_frame((client, vip), (12345, 80), (64, df, udp), &payload);
             frame.resize(frame.len() + padding, 0xee);
             let flow = parse_flow(&frame, 14, false, true).unwrap();
             prop_assert_eq!(flow.df, df);
@@ -862,28 +877,7 @@ mod tests {
             dst_side in any::<bool>(),
             payload in proptest::collection::vec(any::<u8>(), 0..64),
         ) {
-            let mut frame = vec![0u8; 14];
-            frame[12..14].copy_from_slice(&[0x08, 0x00]);
-            let l4_len = if udp { 8 } else { 20 } + payload.len();
-            let mut ip = [0u8; 20];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-            ip[8] = ttl;
-            ip[9] = if udp { proto::UDP } else { proto::TCP };
-            ip[12..16].copy_from_slice(&src);
-            ip[16..20].copy_from_slice(&dst);
-            frame.extend_from_slice(&ip);
-            let mut l4 = vec![0u8; l4_len - payload.len()];
-            l4[0..2].copy_from_slice(&sport.to_be_bytes());
-            l4[2..4].copy_from_slice(&dport.to_be_bytes());
-            if udp {
-                l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-            } else {
-                l4[12] = 5 << 4;
-                l4[13] = tcp::ACK;
-            }
-            frame.extend_from_slice(&l4);
-            frame.extend_from_slice(&payload);
+            let frame = ipv4_frame((src, dst), (sport, dport), (ttl, false, udp), &payload);
             // A valid frame first.
             let flow = parse_flow(&frame, 14, false, true).unwrap();
             let none = udp && no_udp_checksum;
