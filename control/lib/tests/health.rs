@@ -419,3 +419,24 @@ fn omega_runs_the_down_scripts_at_shutdown() {
     drop(listener);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The first evaluation (alpha servers down, quorum at start, the sorry server in) is in
+/// the table when the load returns: nothing reads the table without it.
+#[test]
+fn the_table_holds_the_first_evaluation_when_the_load_returns() {
+    let conf = KeepalivedConf::parse(
+        "start.conf",
+        "virtual_server 192.0.2.71 80 {\n protocol TCP\n lb_kind NAT\n delay_loop 60\n quorum 4\n sorry_server 10.9.0.71 80\n sorry_server_inhibit\n real_server 10.71.0.1 80 {\n  weight 3\n  alpha\n  inhibit_on_failure\n  MISC_CHECK { misc_path /bin/false }\n }\n real_server 10.71.0.2 80 {\n  inhibit_on_failure\n }\n real_server 10.71.0.3 80 {\n }\n}\n",
+    )
+    .unwrap();
+    let a = appliance();
+    a.load_keepalived(&conf).unwrap();
+    assert_eq!(
+        saved(&a),
+        "-A -t 192.0.2.71:80 -s wlc\n\
+         -a -t 192.0.2.71:80 -r 10.9.0.71:80 -m -w 1\n\
+         -a -t 192.0.2.71:80 -r 10.71.0.1:80 -m -w 0\n\
+         -a -t 192.0.2.71:80 -r 10.71.0.2:80 -m -w 0\n"
+    );
+    a.stop_health();
+}

@@ -191,12 +191,17 @@ impl Monitor {
         let seeds = seed(&vss, carried);
         // As keepalived starts: a service's quorum is down until its first evaluation
         // gains it; a reload keeps it.
-        let quorum: Vec<Quorum> = vss
+        let mut quorum: Vec<Quorum> = vss
             .iter()
             .map(|vs| Quorum {
                 up: carries_any(vs, carried),
             })
             .collect();
+        // The first evaluation (alpha servers start down, quorum at start) is applied
+        // before the start returns, so the table is never seen without it.
+        for ((vs, states), q) in vss.iter().zip(&seeds).zip(&mut quorum) {
+            apply(vs, &alive_from(vs, states), states, (q, true), &*appliance);
+        }
         let mut start = CheckerStates::new();
         for (vs, vs_seeds) in vss.iter().zip(&seeds) {
             for (rs, rs_seeds) in vs.real_servers.iter().zip(vs_seeds) {
@@ -429,16 +434,6 @@ async fn coordinate(
     }
     drop(tx);
     appliance.set_health(rows.clone());
-    // alpha: servers start down, so the first evaluation may already need changes.
-    for v in 0..vss.len() {
-        apply(
-            &vss[v],
-            &alive[v],
-            &states[v],
-            (&mut quorum[v], true),
-            &*appliance,
-        );
-    }
     loop {
         let report = tokio::select! {
             r = rx.recv() => r,
