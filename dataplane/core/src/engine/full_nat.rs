@@ -22,6 +22,16 @@ const FULL_NAT_PORTS: (u16, u16) = (1024, 65535);
 pub(super) const SNAT_SERVICE: u16 = u16::MAX;
 pub(super) const SNAT_DEST: u32 = u32::MAX;
 
+/// `cursor` one step round `0..span` (a compare, no division; a cursor past a smaller span
+/// starts again at 0): the next candidate's place.
+fn step_round(cursor: &mut u32, span: u32) -> u32 {
+    *cursor = cursor.wrapping_add(1);
+    if *cursor >= span {
+        *cursor = 0;
+    }
+    *cursor
+}
+
 impl Engine {
     /// This worker's place among `workers`: the local ports it gives out are those whose
     /// replies are steered to it.
@@ -74,8 +84,7 @@ impl Engine {
         let span = u32::from(last.saturating_sub(first)) + 1;
         let tries = span.min(PORT_TRIES_PER_WORKER.saturating_mul(workers as u32));
         for _ in 0..tries {
-            self.port_cursor = self.port_cursor.wrapping_add(1);
-            let p = first.wrapping_add((self.port_cursor % span) as u16);
+            let p = first.wrapping_add(step_round(&mut self.port_cursor, span) as u16);
             if free(&self.table, p) {
                 return Some(p);
             }
@@ -110,8 +119,7 @@ impl Engine {
             let addr = match own {
                 Some(a) => a,
                 None => {
-                    self.local_cursor = self.local_cursor.wrapping_add(1);
-                    let i = self.local_cursor % n.max(1);
+                    let i = step_round(&mut self.local_cursor, n as u32) as usize;
                     *fnat
                         .locals
                         .iter()
@@ -501,4 +509,34 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
         t.fill_checksum(pseudo);
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_round;
+
+    /// The cursor visits every place of its span once a round, as `cursor % span` did for
+    /// a cursor that stays in one span.
+    #[test]
+    fn a_cursor_steps_round_its_span_as_the_remainder_did() {
+        for span in [1u32, 2, 3, 7, 64, 64_512] {
+            let (mut cursor, mut by_remainder) = (0u32, 0u32);
+            for _ in 0..3 * span {
+                by_remainder = by_remainder.wrapping_add(1);
+                assert_eq!(
+                    step_round(&mut cursor, span),
+                    by_remainder % span,
+                    "span {span}"
+                );
+            }
+        }
+        // Left past a smaller span (another range, fewer local addresses): it starts again.
+        let mut cursor = 40;
+        assert_eq!(step_round(&mut cursor, 8), 0);
+        assert_eq!(step_round(&mut cursor, 8), 1);
+        let mut cursor = u32::MAX;
+        assert_eq!(step_round(&mut cursor, 5), 0);
+        // No span (no local address of the family): 0, never a division by zero.
+        assert_eq!(step_round(&mut cursor, 0), 0);
+    }
 }

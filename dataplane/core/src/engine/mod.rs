@@ -154,7 +154,7 @@ pub struct Engine {
     /// This worker's index and the number of workers (local ports are given out by it).
     owner: (usize, usize),
     port_cursor: u32,
-    local_cursor: usize,
+    local_cursor: u32,
 }
 
 impl std::fmt::Debug for Engine {
