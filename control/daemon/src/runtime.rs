@@ -308,7 +308,11 @@ pub fn run(
     let capture = rvs_core::capture::Capture::new(CAPTURE_SLOTS);
     let lb = (cfg.forward == ForwardMode::Lb).then(|| {
         let table_mib = cfg.connections as f64
-            * rvs_core::conn::ConnTable::bytes_per_entry_of(cfg.connections, cfg.full_nat)
+            * rvs_core::conn::ConnTable::bytes_per_entry_of(
+                cfg.connections,
+                cfg.full_nat,
+                cfg.syn_per_source > 0,
+            )
             / f64::from(1 << 20);
         println!(
             "rvs: load balancing {} service(s), {} real server(s); room for {} VIP:port entries, {} real servers, {} connections per worker ({table_mib:.0} MiB each)",

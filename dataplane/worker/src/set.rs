@@ -176,7 +176,11 @@ impl WorkerSet {
                 capture: lb.capture.clone(),
             });
             let bytes_per_entry = lb.map(|lb| {
-                ConnTable::bytes_per_entry_of(lb.engine.conn_capacity, lb.engine.full_nat)
+                ConnTable::bytes_per_entry_of(
+                    lb.engine.conn_capacity,
+                    lb.engine.full_nat,
+                    lb.engine.syn_per_source > 0,
+                )
             });
             let stats = Arc::new(WorkerStats::default());
             let (stop, st) = (set.stop.clone(), stats.clone());

@@ -337,7 +337,8 @@ pub struct ConnTable {
     emb_head: u32,
     emb_tail: u32,
     emb_len: usize,
-    /// Embryonic entries per client address, by hash (a power of two >= capacity).
+    /// Embryonic entries per client address, by hash (a power of two >= capacity); empty
+    /// unless counted ([`ConnTable::with_source_counts`]).
     emb_sources: Vec<u16>,
     /// The oldest embryonic entry's hashes as its lines were asked for, for its removal.
     ahead: Ahead,
@@ -391,7 +392,7 @@ impl ConnTable {
             emb_head: NIL,
             emb_tail: NIL,
             emb_len: 0,
-            emb_sources: rvs_cpu::huge_page_vec(capacity.next_power_of_two(), |_| 0),
+            emb_sources: Vec::new(),
             ahead: Ahead::NONE,
         }
     }
@@ -399,6 +400,13 @@ impl ConnTable {
     /// A table that can hold full-NAT entries: room for a [`Local`] per entry.
     pub fn with_full_nat(mut self) -> ConnTable {
         self.locals = rvs_cpu::huge_page_vec(self.slots.len(), |_| Local::default());
+        self
+    }
+
+    /// A table that counts embryonic entries per client address (for a per-source SYN
+    /// limit): without it nothing is counted, and a SYN touches no counter.
+    pub fn with_source_counts(mut self) -> ConnTable {
+        self.emb_sources = rvs_cpu::huge_page_vec(self.slots.len().next_power_of_two(), |_| 0);
         self
     }
 
@@ -436,13 +444,20 @@ impl ConnTable {
         self.emb_len
     }
 
-    /// Embryonic entries from one client address (and any sharing its counter).
+    /// Embryonic entries from one client address (and any sharing its counter); 0 when
+    /// sources are not counted.
     pub fn embryonic_from(&self, caddr: &Addr16) -> u32 {
         let i = self.source_slot(caddr);
         self.emb_sources.get(i).map_or(0, |&n| u32::from(n))
     }
 
+    /// The counter slot of a client address; past the end (no slot) when sources are not
+    /// counted.
+    #[inline]
     fn source_slot(&self, caddr: &Addr16) -> usize {
+        if self.emb_sources.is_empty() {
+            return usize::MAX;
+        }
         // As one word (an array hashes as a slice: its length, then its bytes).
         self.hash(&u128::from_ne_bytes(*caddr)) as usize & (self.emb_sources.len() - 1)
     }
@@ -553,19 +568,29 @@ impl ConnTable {
 
     /// Bytes the table holds per entry of capacity: the slab entry plus both index tables.
     pub fn bytes_per_entry(&self) -> f64 {
-        Self::bytes_per_entry_of(self.slots.len(), self.has_full_nat())
+        Self::bytes_per_entry_of(
+            self.slots.len(),
+            self.has_full_nat(),
+            !self.emb_sources.is_empty(),
+        )
     }
 
     /// What [`ConnTable::bytes_per_entry`] will be for a table of `capacity` (made
-    /// [`ConnTable::with_full_nat`] if `full_nat`), before it is made.
-    pub fn bytes_per_entry_of(capacity: usize, full_nat: bool) -> f64 {
+    /// [`ConnTable::with_full_nat`] if `full_nat`, [`ConnTable::with_source_counts`] if
+    /// `source_counts`), before it is made.
+    pub fn bytes_per_entry_of(capacity: usize, full_nat: bool, source_counts: bool) -> f64 {
         let capacity = capacity.clamp(1, NIL as usize - 1);
         let locals = if full_nat { capacity } else { 0 };
+        let counters = if source_counts {
+            capacity.next_power_of_two()
+        } else {
+            0
+        };
         let total = std::mem::size_of::<Conn>() * capacity
             + std::mem::size_of::<Local>() * locals
             + 2 * FlowIndex::bytes_for(capacity)
             + WHEEL_SLOTS * std::mem::size_of::<u32>()
-            + capacity.next_power_of_two() * std::mem::size_of::<u16>();
+            + counters * std::mem::size_of::<u16>();
         total as f64 / capacity as f64
     }
 
@@ -1199,12 +1224,20 @@ mod tests {
     fn memory_per_connection_is_within_144_bytes() {
         let t = ConnTable::new(1 << 20, 0);
         let per = t.bytes_per_entry();
-        assert_eq!(per, ConnTable::bytes_per_entry_of(1 << 20, false));
+        assert_eq!(per, ConnTable::bytes_per_entry_of(1 << 20, false, false));
         let full = ConnTable::new(1000, 0).with_full_nat();
         assert_eq!(
             full.bytes_per_entry(),
-            ConnTable::bytes_per_entry_of(1000, true)
+            ConnTable::bytes_per_entry_of(1000, true, false)
         );
+        // A per-source SYN limit's counters: two bytes a power of two of entries.
+        let counted = ConnTable::new(1000, 0).with_source_counts();
+        assert_eq!(
+            counted.bytes_per_entry(),
+            ConnTable::bytes_per_entry_of(1000, false, true)
+        );
+        let more = counted.bytes_per_entry() - ConnTable::new(1000, 0).bytes_per_entry();
+        assert!((more - 1024.0 * 2.0 / 1000.0).abs() < 1e-9, "{more}");
         println!(
             "conn table: {} bytes per Conn, {per:.1} bytes per entry of capacity",
             std::mem::size_of::<Conn>()
@@ -1238,8 +1271,14 @@ mod tests {
         /// exactly the live entries, both indexes agree, and an entry expires exactly
         /// when its deadline has passed.
         #[test]
-        fn table_matches_a_model(ops in proptest::collection::vec(op(), 1..300)) {
+        fn table_matches_a_model(
+            ops in proptest::collection::vec(op(), 1..300),
+            counted in any::<bool>(),
+        ) {
             let mut t = ConnTable::new(64, 0);
+            if counted {
+                t = t.with_source_counts();
+            }
             let mut model: HashMap<u8, (ConnId, u32)> = HashMap::new();
             // Embryonic entries in the order they were marked.
             let mut embryonic: Vec<u8> = Vec::new();
@@ -1304,13 +1343,13 @@ mod tests {
                     embryonic.first().map(|k| model[k].0)
                 );
                 // Each key is a client address of its own: its counter holds at least it,
-                // and all the counters hold exactly the embryonic entries.
+                // and all the counters hold exactly the embryonic entries (none uncounted).
                 for k in &embryonic {
                     let caddr = t.get(model[k].0).unwrap().caddr;
-                    prop_assert!(t.embryonic_from(&caddr) >= 1);
+                    prop_assert_eq!(t.embryonic_from(&caddr) >= 1, counted);
                 }
-                let counted: usize = t.emb_sources.iter().map(|&n| usize::from(n)).sum();
-                prop_assert_eq!(counted, embryonic.len());
+                let held: usize = t.emb_sources.iter().map(|&n| usize::from(n)).sum();
+                prop_assert_eq!(held, if counted { embryonic.len() } else { 0 });
                 // No index keeps an entry that was removed (a removal under the wrong
                 // hash would leave it behind, unseen by lookups).
                 prop_assert_eq!(t.by_in.occupied(), model.len());

@@ -182,10 +182,14 @@ fn martian_mapped(a: &Addr16) -> bool {
 impl Engine {
     pub fn new(cfg: EngineConfig, now: u32) -> Engine {
         Engine {
-            table: if cfg.full_nat {
-                ConnTable::new(cfg.conn_capacity, now).with_full_nat()
-            } else {
-                ConnTable::new(cfg.conn_capacity, now)
+            table: {
+                let t = ConnTable::new(cfg.conn_capacity, now);
+                let t = if cfg.full_nat { t.with_full_nat() } else { t };
+                if cfg.syn_per_source > 0 {
+                    t.with_source_counts()
+                } else {
+                    t
+                }
             },
             timeouts: Timeouts::default(),
             states: (0..cfg.max_services)
