@@ -420,8 +420,8 @@ fn omega_runs_the_down_scripts_at_shutdown() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The first evaluation (alpha servers down, quorum at start, the sorry server in) is in
-/// the table when the load returns: nothing reads the table without it.
+/// The first evaluation (alpha servers down, quorum at start, the sorry server in) and the
+/// checkers' rows are in place when the load returns: nothing reads the table without them.
 #[test]
 fn the_table_holds_the_first_evaluation_when_the_load_returns() {
     let conf = KeepalivedConf::parse(
@@ -438,5 +438,12 @@ fn the_table_holds_the_first_evaluation_when_the_load_returns() {
          -a -t 192.0.2.71:80 -r 10.71.0.1:80 -m -w 0\n\
          -a -t 192.0.2.71:80 -r 10.71.0.2:80 -m -w 0\n"
     );
+    // So is each checker's row, down for the alpha server.
+    let health = a.console("show health").out;
+    let row = health
+        .lines()
+        .find(|l| l.contains("10.71.0.1:80"))
+        .unwrap_or_else(|| panic!("no row for the checker:\n{health}"));
+    assert!(row.contains("MISC") && row.contains("DOWN"), "{row}");
     a.stop_health();
 }

@@ -202,6 +202,8 @@ impl Monitor {
         for ((vs, states), q) in vss.iter().zip(&seeds).zip(&mut quorum) {
             apply(vs, &alive_from(vs, states), states, (q, true), &*appliance);
         }
+        let rows = health_rows(&vss, &seeds);
+        appliance.set_health(rows.clone());
         let mut start = CheckerStates::new();
         for (vs, vs_seeds) in vss.iter().zip(&seeds) {
             for (rs, rs_seeds) in vs.real_servers.iter().zip(vs_seeds) {
@@ -232,7 +234,9 @@ impl Monitor {
                         return;
                     }
                 };
-                rt.block_on(coordinate(vss, seeds, quorum, appliance, flag, shared));
+                rt.block_on(coordinate(
+                    vss, seeds, rows, quorum, appliance, flag, shared,
+                ));
             })?;
         Ok(Monitor {
             stop,
@@ -389,28 +393,12 @@ async fn checker_task(
     }
 }
 
-async fn coordinate(
-    vss: Vec<VirtualServer>,
-    seeds: Vec<Vec<Vec<CheckerState>>>,
-    mut quorum: Vec<Quorum>,
-    appliance: Arc<dyn HealthTarget>,
-    stop: Arc<AtomicBool>,
-    shared: Arc<Mutex<CheckerStates>>,
-) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
-    // states[vs][rs][ck]
-    let mut states = seeds;
-    let mut alive: Vec<Vec<bool>> = Vec::new();
-    let mut rows: Vec<HealthRow> = Vec::new();
-    let mut row_of: Vec<Vec<Vec<usize>>> = Vec::new();
-    for (v, vs) in vss.iter().enumerate() {
-        row_of.push(Vec::new());
-        alive.push(alive_from(vs, &states[v]));
-        for (r, rs) in vs.real_servers.iter().enumerate() {
-            row_of[v].push(Vec::new());
-            for (k, c) in rs.checkers.iter().enumerate() {
-                let state = states[v][r][k].clone();
-                row_of[v][r].push(rows.len());
+/// Every checker's `show health` row, in order (service, server, checker).
+fn health_rows(vss: &[VirtualServer], states: &[Vec<Vec<CheckerState>>]) -> Vec<HealthRow> {
+    let mut rows = Vec::new();
+    for (vs, vs_states) in vss.iter().zip(states) {
+        for (rs, rs_states) in vs.real_servers.iter().zip(vs_states) {
+            for (c, state) in rs.checkers.iter().zip(rs_states) {
                 rows.push(HealthRow {
                     service: vs.keys.first().map(key_name).unwrap_or_default(),
                     server: format!("{}", std::net::SocketAddr::new(rs.addr, rs.port)),
@@ -420,6 +408,37 @@ async fn coordinate(
                     transitions: 0,
                     last_error: state.last_error.clone(),
                 });
+            }
+        }
+    }
+    rows
+}
+
+async fn coordinate(
+    vss: Vec<VirtualServer>,
+    seeds: Vec<Vec<Vec<CheckerState>>>,
+    mut rows: Vec<HealthRow>,
+    mut quorum: Vec<Quorum>,
+    appliance: Arc<dyn HealthTarget>,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Mutex<CheckerStates>>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
+    // states[vs][rs][ck]
+    let mut states = seeds;
+    let mut alive: Vec<Vec<bool>> = Vec::new();
+    // Each checker's row (in `health_rows`' order).
+    let mut row_of: Vec<Vec<Vec<usize>>> = Vec::new();
+    let mut next_row = 0;
+    for (v, vs) in vss.iter().enumerate() {
+        row_of.push(Vec::new());
+        alive.push(alive_from(vs, &states[v]));
+        for (r, rs) in vs.real_servers.iter().enumerate() {
+            row_of[v].push(Vec::new());
+            for (k, c) in rs.checkers.iter().enumerate() {
+                let state = states[v][r][k].clone();
+                row_of[v][r].push(next_row);
+                next_row += 1;
                 tokio::spawn(checker_task(
                     v,
                     r,
@@ -433,7 +452,6 @@ async fn coordinate(
         }
     }
     drop(tx);
-    appliance.set_health(rows.clone());
     loop {
         let report = tokio::select! {
             r = rx.recv() => r,
