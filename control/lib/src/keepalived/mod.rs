@@ -2498,8 +2498,10 @@ mystery { }
 "#,
         )
         .unwrap();
-        // keepalived ignores a sync group member of no such instance, with a warning.
-        assert_eq!(k.warnings.len(), 3, "{:?}", k.warnings);
+        // keepalived ignores a sync group member of no such instance, with a warning, and
+        // then the group left with none.
+        assert_eq!(k.warnings.len(), 4, "{:?}", k.warnings);
+        assert!(k.warnings[3].contains("G: no vrrp_instance of its group, removed"));
         assert!(
             k.warnings[2].contains("\"VI_1\": no vrrp_instance"),
             "{:?}",

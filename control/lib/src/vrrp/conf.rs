@@ -291,8 +291,24 @@ impl VrrpConf {
         }
         for s in top {
             match s.keyword.as_str() {
-                "vrrp_script" => conf.scripts.push(track_script(s)?),
-                "vrrp_sync_group" => conf.groups.push(sync_group(s)?),
+                // As keepalived: a script with no command, a group with no members, is
+                // removed with a warning (the references to it then dangle, ignored).
+                "vrrp_script" => match track_script(s)? {
+                    t if t.script.command.is_empty() => conf.warnings.push(format!(
+                        "{}: vrrp_script {}: no script set, removed",
+                        s.at(),
+                        t.name
+                    )),
+                    t => conf.scripts.push(t),
+                },
+                "vrrp_sync_group" => match sync_group(s)? {
+                    g if g.members.is_empty() => conf.warnings.push(format!(
+                        "{}: vrrp_sync_group {}: no virtual router(s), removed",
+                        s.at(),
+                        g.name
+                    )),
+                    g => conf.groups.push(g),
+                },
                 "vrrp_instance" => {
                     let i = instance(s, version, garp_delay, garp_repeat, &mut conf.warnings)?;
                     conf.instances.push(i);
@@ -398,6 +414,16 @@ impl VrrpConf {
                 known
             });
         }
+        let warnings = &mut self.warnings;
+        self.groups.retain(|g| {
+            if g.members.is_empty() {
+                warnings.push(format!(
+                    "vrrp_sync_group {}: no vrrp_instance of its group, removed",
+                    g.name
+                ));
+            }
+            !g.members.is_empty()
+        });
     }
 
     /// Cross-references: names and (interface, VRID, family) are unique, a sync group
@@ -702,9 +728,6 @@ fn track_script(s: &Statement) -> Result<TrackScript, String> {
             _ => {}
         }
     }
-    if t.script.command.is_empty() {
-        return Err(format!("{}: vrrp_script {name}: no script", s.at()));
-    }
     if t.timeout.is_zero() {
         t.timeout = t.interval;
     }
@@ -728,9 +751,6 @@ fn sync_group(s: &Statement) -> Result<SyncGroup, String> {
             }
             g.members.extend(c.args.iter().cloned());
         }
-    }
-    if g.members.is_empty() {
-        return Err(format!("{}: vrrp_sync_group {}: no group", s.at(), g.name));
     }
     Ok(g)
 }
@@ -870,6 +890,44 @@ vrrp_instance VI_2 {
                 settings: crate::sync::DaemonSettings::new("lan", 7)
             })
         );
+    }
+
+    /// keepalived's removals (Debian's conditional_conf and vrrp.lvs_syncd samples): a
+    /// vrrp_script with no script, a sync group with no virtual routers or none it names;
+    /// the file still runs.
+    #[test]
+    fn what_keepalived_removes_is_removed_with_a_warning() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_script gone {\n interval 1\n}\nvrrp_script kept {\n script /bin/true\n}\n\
+             vrrp_sync_group EMPTY {\n VI_1\n VI_2\n}\n\
+             vrrp_sync_group STRANGERS {\n group {\n VI_8\n VI_9\n }\n}\n\
+             vrrp_instance VI_1 {\n interface lan\n virtual_router_id 5\n\
+             virtual_ipaddress { 10.0.0.1 }\n track_script {\n gone\n kept\n }\n}\n",
+        )
+        .unwrap();
+        let v = &k.vrrp_conf;
+        let names: Vec<&str> = v.scripts.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["kept"]);
+        let tracked: Vec<&str> = v.instances[0]
+            .track_scripts
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(tracked, ["kept"]);
+        assert!(v.groups.is_empty(), "{:?}", v.groups);
+        for said in [
+            "k.conf:1: vrrp_script gone: no script set, removed",
+            "track_script \"gone\": no vrrp_script of that name, ignored",
+            "k.conf:7: vrrp_sync_group EMPTY: no virtual router(s), removed",
+            "vrrp_sync_group STRANGERS: no vrrp_instance of its group, removed",
+        ] {
+            assert!(
+                k.warnings.iter().any(|w| w.contains(said)),
+                "no warning {said:?} in {:?}",
+                k.warnings
+            );
+        }
     }
 
     #[test]
