@@ -62,16 +62,11 @@ fn runs_vrrp(text: &str) -> bool {
 /// The interfaces a file names (the samples' and the corpus's `ethN` and `ethN.M`), in order
 /// of first mention.
 fn interfaces(text: &str) -> Vec<String> {
-    let is_interface = |w: &str| {
-        let Some(rest) = w.strip_prefix("eth") else {
-            return false;
-        };
-        let mut parts = rest.splitn(2, '.');
-        let digits = |p: Option<&str>| {
-            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        };
-        let first = parts.next();
-        digits(first) && parts.next().is_none_or(|p| digits(Some(p)))
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let is_interface = |w: &str| match w.strip_prefix("eth").map(|r| r.split_once('.')) {
+        Some(Some((port, vlan))) => digits(port) && digits(vlan),
+        Some(None) => digits(&w[3..]),
+        None => false,
     };
     let mut found: Vec<String> = Vec::new();
     for w in text

@@ -181,16 +181,15 @@ fn martian_mapped(a: &Addr16) -> bool {
 
 impl Engine {
     pub fn new(cfg: EngineConfig, now: u32) -> Engine {
+        let mut table = ConnTable::new(cfg.conn_capacity, now);
+        if cfg.full_nat {
+            table = table.with_full_nat();
+        }
+        if cfg.syn_per_source > 0 {
+            table = table.with_source_counts();
+        }
         Engine {
-            table: {
-                let t = ConnTable::new(cfg.conn_capacity, now);
-                let t = if cfg.full_nat { t.with_full_nat() } else { t };
-                if cfg.syn_per_source > 0 {
-                    t.with_source_counts()
-                } else {
-                    t
-                }
-            },
+            table,
             timeouts: Timeouts::default(),
             states: (0..cfg.max_services)
                 .map(|_| SchedState::default())
