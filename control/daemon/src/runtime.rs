@@ -768,6 +768,7 @@ pub fn vrrp_links(cfg: &Config, macs: &[[u8; 6]]) -> Vec<vrrp::Link> {
                     std::net::IpAddr::V4(v) => Some(*v),
                     std::net::IpAddr::V6(_) => None,
                 }),
+                router: cfg.lb.ip_forward,
             })
         })
         .collect()

@@ -19,6 +19,7 @@ fn link(twin: &str) -> Link {
         twin: twin.to_string(),
         mac: [2, 0, 0, 0, 0, 1],
         addr: None,
+        router: false,
     }
 }
 

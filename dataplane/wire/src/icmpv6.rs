@@ -148,6 +148,44 @@ pub fn emit_neighbor_solicit(buf: &mut [u8], target: [u8; 16], mac: [u8; 6]) {
     set_bytes(buf, ND_LEN + 2, &mac);
 }
 
+/// Writes a whole neighbour-discovery frame: Ethernet, IPv6 (hop limit 255) and the
+/// 32-byte message `body` fills, with its checksum. `b` needs [`ND_FRAME_LEN`] bytes.
+pub fn emit_nd_frame(
+    b: &mut [u8],
+    eth_dst: [u8; 6],
+    eth_src: [u8; 6],
+    src: [u8; 16],
+    dst: [u8; 16],
+    body: impl FnOnce(&mut [u8]),
+) {
+    use crate::{ethernet, ipv6, EtherType};
+    ethernet::emit_header(b, eth_dst, eth_src, EtherType::IPV6);
+    let l3 = ethernet::HEADER_LEN;
+    let l4 = l3 + ipv6::HEADER_LEN;
+    let Some(ip) = b.get_mut(l3..l4) else { return };
+    ipv6::Ipv6Repr {
+        src,
+        dst,
+        next_header: crate::proto::ICMPV6,
+        payload_len: 32,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(ip);
+    let Some(m) = b.get_mut(l4..l4 + 32) else {
+        return;
+    };
+    body(m);
+    let pseudo = checksum::pseudo_v6(src, dst, crate::proto::ICMPV6, 32);
+    if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
+        p.fill_checksum(pseudo);
+    }
+}
+
+/// A neighbour-discovery frame's length (Ethernet, IPv6, 32-byte message).
+pub const ND_FRAME_LEN: usize = 14 + 40 + 32;
+
 /// The solicited-node multicast address of `addr`: ff02::1:ff00:0/104 plus its last 24 bits.
 pub fn solicited_node(addr: [u8; 16]) -> [u8; 16] {
     let mut out = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0];

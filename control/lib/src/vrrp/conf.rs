@@ -528,6 +528,7 @@ fn instance(
         garp_master_repeat,
     };
     let mut advert: Option<(f64, String)> = None;
+    let mut version_given: Option<String> = None;
     for c in s.children() {
         if i.notify.take(c)? {
             continue;
@@ -561,9 +562,19 @@ fn instance(
                 advert = Some((v, c.at()));
             }
             "version" => {
-                i.version = num(c, 0, "2 or 3")?;
-                if !matches!(i.version, 2 | 3) {
+                let v: u8 = num(c, 0, "2 or 3")?;
+                if !matches!(v, 2 | 3) {
                     return Err(format!("{}: version: 2 or 3", c.at()));
+                }
+                if v == 2 && i.is_ipv6() {
+                    // keepalived: the family (IPv6) already deduced version 3.
+                    warnings.push(format!(
+                        "{}: vrrp_instance {name}: version 2 conflicts with IPv6's version 3; ignored",
+                        c.at()
+                    ));
+                } else {
+                    i.version = v;
+                    version_given = Some(c.at());
                 }
             }
             "nopreempt" => i.preempt = false,
@@ -601,7 +612,20 @@ fn instance(
             }
             "virtual_ipaddress" => {
                 for a in c.children() {
-                    i.addresses.push(virtual_address(a)?);
+                    let v = virtual_address(a)?;
+                    // The first address sets the instance's family; keepalived ignores
+                    // another family's here (virtual_ipaddress_excluded takes any).
+                    match i.addresses.first() {
+                        Some(first) if first.addr.is_ipv6() != v.addr.is_ipv6() => {
+                            warnings.push(format!(
+                                "{}: vrrp_instance {name}: {} is not of the instance's family ({}); ignored (virtual_ipaddress_excluded takes either family)",
+                                a.at(),
+                                v.addr,
+                                if first.addr.is_ipv6() { "IPv6" } else { "IPv4" }
+                            ));
+                        }
+                        _ => i.addresses.push(v),
+                    }
                 }
             }
             "virtual_ipaddress_excluded" => {
@@ -649,19 +673,15 @@ fn instance(
     if i.addresses.is_empty() {
         return Err(missing("virtual_ipaddress"));
     }
-    let v6 = i.is_ipv6();
-    if let Some(a) = i.all_addresses().find(|a| a.addr.is_ipv6() != v6) {
-        return Err(format!(
-            "{}: vrrp_instance {name}: {} is not of the first address's family (one instance per family)",
-            s.at(),
-            a.addr
-        ));
-    }
-    if v6 && i.version == 2 {
-        return Err(format!(
-            "{}: vrrp_instance {name}: IPv6 addresses need VRRP version 3 (version 3 or global_defs vrrp_version 3)",
-            s.at()
-        ));
+    if i.is_ipv6() {
+        // keepalived: an IPv6 instance is version 3 unless told 2 before its addresses
+        // (then it sends version 2 over IPv6, which RFC 5798 does not define).
+        if let (2, Some(at)) = (i.version, &version_given) {
+            return Err(format!(
+                "{at}: vrrp_instance {name}: version 2 with IPv6 addresses: rvs runs IPv6 instances with VRRP version 3 (RFC 5798)"
+            ));
+        }
+        i.version = 3;
     }
     if let Some((v, at)) = advert {
         if i.version == 2 && v.fract() != 0.0 {
@@ -930,6 +950,34 @@ vrrp_instance VI_2 {
         }
     }
 
+    /// keepalived's families: the first virtual_ipaddress sets the instance's, another
+    /// family's there is ignored with a warning, virtual_ipaddress_excluded takes either; an
+    /// IPv6 instance is version 3 whatever global_defs says, a `version 2` after its
+    /// addresses ignored.
+    #[test]
+    fn address_families_as_keepalived_reads_them() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "global_defs {\n vrrp_version 2\n}\nvrrp_instance V4 {\n interface lan\n virtual_router_id 5\n virtual_ipaddress {\n 10.0.0.1/24\n 2001:db8::1/64\n 10.0.0.2/24\n }\n virtual_ipaddress_excluded {\n 2001:db8::2/64\n 10.0.0.3\n }\n}\nvrrp_instance V6 {\n interface lan\n virtual_router_id 5\n virtual_ipaddress {\n 2001:db8::5/64\n 10.0.0.5\n }\n version 2\n}\n",
+        )
+        .unwrap();
+        let (v4, v6) = (&k.vrrp_conf.instances[0], &k.vrrp_conf.instances[1]);
+        let addrs = |l: &[VirtualAddress]| l.iter().map(|a| a.addr.to_string()).collect::<Vec<_>>();
+        assert_eq!(addrs(&v4.addresses), ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(addrs(&v4.excluded), ["2001:db8::2", "10.0.0.3"]);
+        assert_eq!((v4.is_ipv6(), v4.version), (false, 2));
+        assert_eq!(addrs(&v6.addresses), ["2001:db8::5"]);
+        assert_eq!((v6.is_ipv6(), v6.version), (true, 3));
+        assert_eq!(
+            k.warnings,
+            [
+                "k.conf:9: vrrp_instance V4: 2001:db8::1 is not of the instance's family (IPv4); ignored (virtual_ipaddress_excluded takes either family)",
+                "k.conf:22: vrrp_instance V6: 10.0.0.5 is not of the instance's family (IPv6); ignored (virtual_ipaddress_excluded takes either family)",
+                "k.conf:24: vrrp_instance V6: version 2 conflicts with IPv6's version 3; ignored",
+            ]
+        );
+    }
+
     #[test]
     fn errors_name_file_and_line() {
         let base = "vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n";
@@ -944,7 +992,6 @@ vrrp_instance VI_2 {
         assert!(bad(" advert_int 1.5").contains("whole seconds"));
         assert!(bad(" authentication {\n auth_type AH\n }").contains("k.conf:6: auth_type AH"));
         assert!(bad(" virtual_ipaddress { 10.0.0.2/33 }").contains("prefix length"));
-        assert!(bad(" virtual_ipaddress { 2001:db8::1 }").contains("family"));
         let e = parse("vrrp_instance V {\n interface lan\n virtual_ipaddress { 10.0.0.1 }\n}\n")
             .unwrap_err();
         assert_eq!(e, "k.conf:1: vrrp_instance V: no virtual_router_id");
@@ -959,9 +1006,12 @@ vrrp_instance VI_2 {
             e.contains("virtual_router_id 5 on lan is taken by V"),
             "{e}"
         );
-        let v6 = parse("vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 2001:db8::1 }\n}\n")
+        let v6 = parse("vrrp_instance V {\n interface lan\n virtual_router_id 5\n version 2\n virtual_ipaddress { 2001:db8::1 }\n}\n")
             .unwrap_err();
-        assert!(v6.contains("need VRRP version 3"), "{v6}");
+        assert!(
+            v6.starts_with("k.conf:4: vrrp_instance V: version 2 with IPv6 addresses"),
+            "{v6}"
+        );
         // What keepalived warns about and runs anyway.
         let k = KeepalivedConf::parse(
             "k.conf",

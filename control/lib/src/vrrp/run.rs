@@ -1,8 +1,10 @@
 //! The VRRP runtime: one thread drives every instance's [`Machine`] from received
-//! advertisements, timers and tracking; adverts go out through a raw IP socket on the data
-//! port's host twin (the worker carries them to the wire), gratuitous ARPs through a
-//! link-layer socket on the same twin. Ownership of the addresses is handed to the
-//! appliance ([`Host::set_floating`]), which publishes it to the workers.
+//! advertisements, timers and tracking. On the data port's host twin (the worker carries
+//! its frames to the wire): IPv4 adverts through a raw IP socket; IPv6 adverts (version 3
+//! to ff02::12 from the port's link-local address), gratuitous ARPs and unsolicited
+//! neighbour advertisements as whole frames through a link-layer socket. Ownership of the
+//! addresses is handed to the appliance ([`Host::set_floating`]), which publishes it to
+//! the workers.
 
 use super::conf::{Instance, Notify, Script, TrackScript, VrrpConf};
 use super::machine::{Action, Machine, Params, State};
@@ -10,9 +12,10 @@ use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use rvs_rawsock::PacketSocket;
+use rvs_wire::icmpv6;
 use rvs_wire::vrrp::{self, VrrpPacket, VrrpRepr};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,12 +43,38 @@ pub struct Link {
     pub mac: [u8; 6],
     /// The port's IPv4 address adverts leave from (unless unicast_src_ip says otherwise).
     pub addr: Option<Ipv4Addr>,
+    /// The appliance forwards (`ip_forward`): its neighbour advertisements say router.
+    pub router: bool,
 }
 
 impl Link {
     /// Whether `name` (an instance's `interface`, a `dev`) means this link.
     pub fn is_named(&self, name: &str) -> bool {
         self.name == name || self.twin == name
+    }
+
+    /// The port's link-local IPv6 address (modified EUI-64 of its MAC, as the kernel gives
+    /// the twin, which has the port's MAC): IPv6 adverts leave from it.
+    pub fn link_local(&self) -> Ipv6Addr {
+        let m = self.mac;
+        Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 2,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
     }
 }
 
@@ -84,17 +113,32 @@ pub struct InstanceStatus {
 }
 
 enum Event {
-    Packet { link: usize, bytes: Vec<u8> },
-    Script { index: usize, ok: bool },
+    /// An IPv4 datagram from the raw socket (its IP header first).
+    Packet {
+        link: usize,
+        bytes: Vec<u8>,
+    },
+    /// An IPv6 frame from the link-layer socket (its Ethernet header first).
+    Frame {
+        link: usize,
+        bytes: Vec<u8>,
+    },
+    Script {
+        index: usize,
+        ok: bool,
+    },
     Stop,
 }
 
 struct Inst {
     conf: Instance,
-    /// The IPv4 addresses its adverts list, in order (from `conf`, derived once).
-    advertised: Vec<[u8; 4]>,
+    /// The addresses its adverts list (4 or 16 bytes each, the instance's family), in
+    /// order (from `conf`, derived once).
+    advertised: Vec<Vec<u8>>,
     link: usize,
-    src: Ipv4Addr,
+    /// Where its adverts come from: an IPv4 address, or IPv6 (link-local unless
+    /// unicast_src_ip says otherwise).
+    src: IpAddr,
     machine: Machine,
     group: Option<usize>,
     status: InstanceStatus,
@@ -167,26 +211,34 @@ fn open_socket(link: &Link, src: Ipv4Addr, send: bool) -> std::io::Result<Socket
 impl VrrpRuntime {
     /// Checks that every instance can run on `links` (interface, family, source address,
     /// `dev`s); errors name the instance. `rvs --check` runs this too.
-    pub fn check(conf: &VrrpConf, links: &[Link]) -> Result<Vec<(usize, Ipv4Addr)>, String> {
+    pub fn check(conf: &VrrpConf, links: &[Link]) -> Result<Vec<(usize, IpAddr)>, String> {
         let mut out = Vec::new();
         for i in &conf.instances {
-            if i.is_ipv6() {
-                return Err(format!(
-                    "{}: vrrp_instance {}: IPv6 VRRP is not supported yet (IPv4 instances, versions 2 and 3)",
-                    i.at, i.name
-                ));
-            }
             let link = link_for(i, links)?;
             let l = &links[link];
-            let src = match i.unicast_src {
-                Some(IpAddr::V4(a)) => a,
-                Some(a) => return Err(format!("{}: unicast_src_ip {a}: not IPv4", i.at)),
-                None => l.addr.ok_or_else(|| {
-                    format!(
-                        "{}: vrrp_instance {}: port {} has no IPv4 address to advertise from",
-                        i.at, i.name, l.name
-                    )
-                })?,
+            let src = if i.is_ipv6() {
+                if !i.unicast_peers.is_empty() {
+                    return Err(format!(
+                        "{}: vrrp_instance {}: unicast_peer with IPv6 addresses is not supported yet (IPv6 instances advertise to ff02::12)",
+                        i.at, i.name
+                    ));
+                }
+                match i.unicast_src {
+                    Some(IpAddr::V6(a)) => IpAddr::V6(a),
+                    Some(a) => return Err(format!("{}: unicast_src_ip {a}: not IPv6", i.at)),
+                    None => IpAddr::V6(l.link_local()),
+                }
+            } else {
+                match i.unicast_src {
+                    Some(IpAddr::V4(a)) => IpAddr::V4(a),
+                    Some(a) => return Err(format!("{}: unicast_src_ip {a}: not IPv4", i.at)),
+                    None => IpAddr::V4(l.addr.ok_or_else(|| {
+                        format!(
+                            "{}: vrrp_instance {}: port {} has no IPv4 address to advertise from",
+                            i.at, i.name, l.name
+                        )
+                    })?),
+                }
             };
             for a in i.all_addresses() {
                 if let Some(d) = &a.dev {
@@ -219,7 +271,7 @@ impl VrrpRuntime {
                 initial_master: i.initial_master,
                 preempt: i.preempt,
                 preempt_delay: i.preempt_delay,
-                own_addr: IpAddr::V4(src),
+                own_addr: src,
             });
             let group = conf
                 .groups
@@ -245,9 +297,9 @@ impl VrrpRuntime {
             let advertised = i
                 .addresses
                 .iter()
-                .filter_map(|a| match a.addr {
-                    IpAddr::V4(v) => Some(v.octets()),
-                    IpAddr::V6(_) => None,
+                .map(|a| match a.addr {
+                    IpAddr::V4(v) => v.octets().to_vec(),
+                    IpAddr::V6(v) => v.octets().to_vec(),
                 })
                 .collect();
             insts.push(Inst {
@@ -264,11 +316,12 @@ impl VrrpRuntime {
         let mut sockets: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
         let mut receiving: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
         let mut garp: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
+        let mut frames: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
         for inst in &insts {
             let l = &links[inst.link];
-            if sockets[inst.link].is_none() {
+            if let (IpAddr::V4(src), None) = (inst.src, &sockets[inst.link]) {
                 let open = |send| {
-                    open_socket(l, inst.src, send).map_err(|e| {
+                    open_socket(l, src, send).map_err(|e| {
                         format!(
                             "vrrp_instance {}: a VRRP socket on {}: {e}",
                             inst.conf.name, l.twin
@@ -277,6 +330,19 @@ impl VrrpRuntime {
                 };
                 sockets[inst.link] = Some(open(true)?);
                 receiving[inst.link] = Some(open(false)?);
+            }
+            if inst.src.is_ipv6() && frames[inst.link].is_none() {
+                let timeout = Duration::from_millis(200);
+                frames[inst.link] = Some(
+                    PacketSocket::bind_receiving(&l.twin, ETHERTYPE_IPV6, timeout).map_err(
+                        |e| {
+                            format!(
+                                "vrrp_instance {}: a packet socket on {}: {e}",
+                                inst.conf.name, l.twin
+                            )
+                        },
+                    )?,
+                );
             }
             if garp[inst.link].is_none() {
                 garp[inst.link] = Some(PacketSocket::bind(&l.twin).map_err(|e| {
@@ -297,6 +363,16 @@ impl VrrpRuntime {
                 std::thread::Builder::new()
                     .name("rvs-vrrp-rx".into())
                     .spawn(move || receive(i, s, tx, stop))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        for (i, s) in frames.into_iter().enumerate() {
+            let Some(s) = s else { continue };
+            let (tx, stop) = (tx.clone(), stop.clone());
+            receivers.push(
+                std::thread::Builder::new()
+                    .name("rvs-vrrp-rx6".into())
+                    .spawn(move || receive_frames(i, s, tx, stop))
                     .map_err(|e| e.to_string())?,
             );
         }
@@ -368,6 +444,55 @@ fn receive(link: usize, s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
             bytes: bytes.to_vec(),
         });
     });
+}
+
+/// Reads IPv6 frames from a twin's link-layer socket until told to stop, handing on those
+/// that carry VRRP (the rest of the twin's IPv6 traffic is dropped here).
+fn receive_frames(link: usize, s: PacketSocket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        match s.recv(&mut buf) {
+            Ok(n) => {
+                let frame = buf.get(..n).unwrap_or(&[]);
+                if ipv6_vrrp(frame).is_some() {
+                    let _ = tx.try_send(Event::Frame {
+                        link,
+                        bytes: frame.to_vec(),
+                    });
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+/// An IPv6 VRRP frame's hop limit, source, destination and VRRP message (untagged
+/// Ethernet, no extension headers: what RFC 5798 sends), or None.
+fn ipv6_vrrp(frame: &[u8]) -> Option<(u8, [u8; 16], [u8; 16], &[u8])> {
+    if frame.get(12..14)? != ETHERTYPE_IPV6.to_be_bytes() {
+        return None;
+    }
+    let ip = frame.get(14..54)?;
+    if ip[0] >> 4 != 6 || ip[6] != vrrp::PROTO {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    let body = frame.get(54..54 + len)?;
+    Some((
+        ip[7],
+        ip[8..24].try_into().ok()?,
+        ip[24..40].try_into().ok()?,
+        body,
+    ))
 }
 
 /// One thread per vrrp_script: runs it every interval, applies fall and rise, and reports
@@ -534,6 +659,11 @@ impl Controller {
             match rx.recv_timeout(wait) {
                 Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Event::Packet { link, bytes }) => self.packet(link, &bytes),
+                Ok(Event::Frame { link, bytes }) => {
+                    if let Some((hops, src, dst, body)) = ipv6_vrrp(&bytes) {
+                        self.advert_in(link, hops, &src, &dst, body);
+                    }
+                }
                 Ok(Event::Script { index, ok }) => {
                     if let Some(s) = self.script_ok.get_mut(index) {
                         *s = ok;
@@ -642,19 +772,27 @@ impl Controller {
         if proto != vrrp::PROTO {
             return;
         }
-        let Ok(p) = VrrpPacket::new_checked(&bytes[ihl..], 4) else {
+        self.advert_in(link, ttl, &src, &dst, &bytes[ihl..]);
+    }
+
+    /// An advert heard on `link` from `src` to `dst` (4 or 16 bytes each: its family)
+    /// with TTL or hop limit `ttl`.
+    fn advert_in(&mut self, link: usize, ttl: u8, src: &[u8], dst: &[u8], body: &[u8]) {
+        let Ok(p) = VrrpPacket::new_checked(body, src.len()) else {
             return;
         };
-        let from = IpAddr::V4(Ipv4Addr::from(src));
-        let Some(i) = self
-            .insts
-            .iter()
-            .position(|x| x.link == link && x.conf.vrid == p.vrid())
-        else {
+        let from = match (<[u8; 4]>::try_from(src), <[u8; 16]>::try_from(src)) {
+            (Ok(v4), _) => IpAddr::from(v4),
+            (_, Ok(v6)) => IpAddr::from(v6),
+            _ => return,
+        };
+        let Some(i) = self.insts.iter().position(|x| {
+            x.link == link && x.conf.vrid == p.vrid() && x.src.is_ipv6() == from.is_ipv6()
+        }) else {
             return;
         };
         let inst = &mut self.insts[i];
-        if from == IpAddr::V4(inst.src) {
+        if from == inst.src {
             return;
         }
         let st = &mut inst.status;
@@ -666,7 +804,7 @@ impl Controller {
             st.bad_version += 1;
             return;
         }
-        if !p.checksum_ok(&src, &dst) {
+        if !p.checksum_ok(src, dst) {
             st.bad_checksum += 1;
             return;
         }
@@ -687,7 +825,7 @@ impl Controller {
         }
         let ours = &inst.advertised;
         let theirs: Vec<&[u8]> = (0..p.addr_count()).map(|k| p.addr(k)).collect();
-        if theirs.len() != ours.len() || ours.iter().any(|a| !theirs.contains(&&a[..])) {
+        if theirs.len() != ours.len() || ours.iter().any(|a| !theirs.contains(&a.as_slice())) {
             st.address_mismatch += 1;
         }
         st.adverts_received += 1;
@@ -725,16 +863,34 @@ impl Controller {
 
     fn advertise(&mut self, i: usize, priority: u8) {
         let inst = &mut self.insts[i];
-        let Some(sock) = self.sockets[inst.link].as_ref() else {
-            return;
-        };
-        let refs: Vec<&[u8]> = inst.advertised.iter().map(|a| &a[..]).collect();
+        let refs: Vec<&[u8]> = inst.advertised.iter().map(Vec::as_slice).collect();
         let repr = VrrpRepr {
             version: inst.conf.version,
             vrid: inst.conf.vrid,
             priority,
             interval_cs: inst.conf.advert_cs,
             auth_pass: inst.conf.auth_pass.as_deref().map(vrrp::pass_bytes),
+        };
+        let src = match inst.src {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(v6) => {
+                let (Some(sock), Some(l)) = (&self.garp[inst.link], self.links.get(inst.link))
+                else {
+                    return;
+                };
+                let mut frame = [0u8; 1514];
+                let n = advert_frame_v6(&mut frame, l.mac, v6, &repr, &refs);
+                if n > 0 && sock.send(&frame[..n]).is_ok() {
+                    inst.status.adverts_sent += 1;
+                    if priority == 0 {
+                        inst.status.priority_zero_sent += 1;
+                    }
+                }
+                return;
+            }
+        };
+        let Some(sock) = self.sockets[inst.link].as_ref() else {
+            return;
         };
         let targets: Vec<Ipv4Addr> = if inst.conf.unicast_peers.is_empty() {
             vec![Ipv4Addr::from(vrrp::GROUP_V4)]
@@ -750,7 +906,7 @@ impl Controller {
         };
         let mut buf = [0u8; 1500];
         for dst in targets {
-            let n = repr.emit(&mut buf, &refs, &inst.src.octets(), &dst.octets());
+            let n = repr.emit(&mut buf, &refs, &src.octets(), &dst.octets());
             let to = SocketAddr::new(IpAddr::V4(dst), 0);
             if n > 0 && sock.send_to(&buf[..n], &to.into()).is_ok() {
                 inst.status.adverts_sent += 1;
@@ -862,6 +1018,11 @@ impl Controller {
                 "dev",
                 &twin,
             ]);
+            if add && a.addr.is_ipv6() {
+                // As keepalived: a VIP is not probed for duplicates (it would sit
+                // tentative, unusable, for a second).
+                cmd.arg("nodad");
+            }
             if let (true, Some(label)) = (add, &a.label) {
                 if label.starts_with(&twin) {
                     cmd.args(["label", label]);
@@ -885,7 +1046,6 @@ impl Controller {
             return;
         }
         for a in inst.conf.all_addresses() {
-            let IpAddr::V4(v4) = a.addr else { continue };
             let link = a
                 .dev
                 .as_deref()
@@ -894,9 +1054,19 @@ impl Controller {
             let (Some(sock), Some(l)) = (self.garp[link].as_ref(), self.links.get(link)) else {
                 continue;
             };
-            let frame = gratuitous_arp(l.mac, v4);
+            let mut frame = [0u8; icmpv6::ND_FRAME_LEN];
+            let frame: &[u8] = match a.addr {
+                IpAddr::V4(v4) => {
+                    frame[..60].copy_from_slice(&gratuitous_arp(l.mac, v4));
+                    &frame[..60]
+                }
+                IpAddr::V6(v6) => {
+                    unsolicited_na(&mut frame, l.mac, v6, l.router);
+                    &frame
+                }
+            };
             for _ in 0..inst.conf.garp_master_repeat.max(1) {
-                if sock.send(&frame).is_ok() {
+                if sock.send(frame).is_ok() {
                     inst.status.garps_sent += 1;
                 }
             }
@@ -1023,6 +1193,65 @@ pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 60] {
     }
     .emit(&mut f[14..42]);
     f
+}
+
+/// An IPv6 advert as a whole frame into `buf`: to ff02::12 (33:33:00:00:00:12) from
+/// `mac` and `src`, hop limit 255, the message with its pseudo-header checksum. Returns the
+/// frame's length (0: the message does not fit).
+pub fn advert_frame_v6(
+    buf: &mut [u8],
+    mac: [u8; 6],
+    src: Ipv6Addr,
+    repr: &VrrpRepr,
+    addrs: &[&[u8]],
+) -> usize {
+    const L4: usize = 14 + 40;
+    let group = vrrp::GROUP_V6;
+    let Some(body) = buf.get_mut(L4..) else {
+        return 0;
+    };
+    let n = repr.emit(body, addrs, &src.octets(), &group);
+    if n == 0 {
+        return 0;
+    }
+    rvs_wire::ethernet::emit_header(
+        buf,
+        [0x33, 0x33, 0, 0, 0, 0x12],
+        mac,
+        rvs_wire::EtherType::IPV6,
+    );
+    rvs_wire::ipv6::Ipv6Repr {
+        src: src.octets(),
+        dst: group,
+        next_header: vrrp::PROTO,
+        payload_len: n as u16,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut buf[14..L4]);
+    L4 + n
+}
+
+/// keepalived's unsolicited neighbour advertisement for a VIP: from the VIP to all nodes
+/// (ff02::1), Override set (Router too when the appliance forwards), the port's MAC as the
+/// target link-layer address.
+pub fn unsolicited_na(
+    buf: &mut [u8; icmpv6::ND_FRAME_LEN],
+    mac: [u8; 6],
+    vip: Ipv6Addr,
+    router: bool,
+) {
+    let all_nodes = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let flags = icmpv6::NA_OVERRIDE | if router { icmpv6::NA_ROUTER } else { 0 };
+    icmpv6::emit_nd_frame(
+        buf,
+        [0x33, 0x33, 0, 0, 0, 1],
+        mac,
+        vip.octets(),
+        all_nodes,
+        |m| icmpv6::emit_neighbor_advert(m, vip.octets(), mac, flags),
+    );
 }
 
 #[cfg(test)]
@@ -1196,6 +1425,133 @@ vrrp_instance V {
         assert_eq!(a.sender_mac(), [2, 0, 0, 0, 0, 9]);
         assert_eq!(&f[..6], &[0xff; 6]);
         assert_eq!(f.len(), 60);
+    }
+
+    fn link(mac: [u8; 6]) -> Link {
+        Link {
+            name: "lan".into(),
+            port: 0,
+            twin: "lan-host".into(),
+            mac,
+            addr: None,
+            router: false,
+        }
+    }
+
+    #[test]
+    fn the_link_local_source_is_the_kernel_s_eui64() {
+        let l = link([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(
+            l.link_local(),
+            "fe80::5054:ff:fe12:3456".parse::<Ipv6Addr>().unwrap()
+        );
+        let l = link([2, 0, 0, 0, 0, 9]);
+        assert_eq!(
+            l.link_local(),
+            "fe80::ff:fe00:9".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    /// RFC 5798 over IPv6 as keepalived sends it, read back by etherparse: to ff02::12 and
+    /// 33:33:00:00:00:12, hop limit 255, next header 112, the pseudo-header checksum.
+    #[test]
+    fn ipv6_adverts_are_rfc_5798_frames() {
+        let mac = [2, 0, 0, 0, 0, 9];
+        let src: Ipv6Addr = "fe80::ff:fe00:9".parse().unwrap();
+        let vips: [Ipv6Addr; 2] = [
+            "2001:db8::100".parse().unwrap(),
+            "2001:db8::101".parse().unwrap(),
+        ];
+        let octets: Vec<[u8; 16]> = vips.iter().map(|v| v.octets()).collect();
+        let refs: Vec<&[u8]> = octets.iter().map(|o| &o[..]).collect();
+        let repr = VrrpRepr {
+            version: 3,
+            vrid: 51,
+            priority: 150,
+            interval_cs: 100,
+            auth_pass: None,
+        };
+        let mut buf = [0u8; 1514];
+        let n = advert_frame_v6(&mut buf, mac, src, &repr, &refs);
+        assert_eq!(n, 14 + 40 + 8 + 32);
+        let frame = &buf[..n];
+        let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(etherparse::LinkSlice::Ethernet2(eth)) = p.link else {
+            panic!("no Ethernet header")
+        };
+        assert_eq!(eth.destination(), [0x33, 0x33, 0, 0, 0, 0x12]);
+        assert_eq!(eth.source(), mac);
+        let Some(etherparse::NetSlice::Ipv6(ip)) = p.net else {
+            panic!("not IPv6")
+        };
+        let h = ip.header();
+        assert_eq!(h.hop_limit(), 255);
+        assert_eq!(h.next_header(), etherparse::IpNumber(112));
+        assert_eq!(h.source_addr(), src);
+        assert_eq!(
+            h.destination_addr(),
+            "ff02::12".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(usize::from(h.payload_length()), 40);
+        // What the receiving side reads, as a peer's advert would come in.
+        let (hops, s, d, body) = ipv6_vrrp(frame).unwrap();
+        assert_eq!((hops, s, d), (255, src.octets(), vrrp::GROUP_V6));
+        let v = VrrpPacket::new_checked(body, 16).unwrap();
+        assert!(v.checksum_ok(&s, &d));
+        assert_eq!(
+            (v.version(), v.vrid(), v.priority(), v.interval_cs()),
+            (3, 51, 150, 100)
+        );
+        assert_eq!((v.addr(0), v.addr(1)), (&octets[0][..], &octets[1][..]));
+        // The checksum covers the pseudo-header: another source fails it.
+        assert!(!v.checksum_ok(&Ipv6Addr::LOCALHOST.octets(), &d));
+        let mut other = buf;
+        other[30] ^= 1;
+        assert!(
+            ipv6_vrrp(&other[..n]).is_some_and(|(_, s, d, b)| !VrrpPacket::new_checked(b, 16)
+                .unwrap()
+                .checksum_ok(&s, &d))
+        );
+        // Not VRRP, not IPv6, cut short: not an advert.
+        let mut icmp = buf;
+        icmp[20] = 58;
+        assert!(ipv6_vrrp(&icmp[..n]).is_none());
+        assert!(ipv6_vrrp(&gratuitous_arp(mac, Ipv4Addr::new(10, 0, 0, 1))).is_none());
+        assert!(ipv6_vrrp(&frame[..n - 1]).is_none());
+    }
+
+    /// keepalived's unsolicited NA, read back by etherparse: from the VIP to all nodes,
+    /// Override (and Router when forwarding), the port's MAC as target link-layer address.
+    #[test]
+    fn unsolicited_neighbour_advertisements_are_keepalived_s() {
+        let mac = [2, 0, 0, 0, 0, 9];
+        let vip: Ipv6Addr = "2001:db8::100".parse().unwrap();
+        for router in [false, true] {
+            let mut f = [0u8; icmpv6::ND_FRAME_LEN];
+            unsolicited_na(&mut f, mac, vip, router);
+            assert_eq!(&f[..6], &[0x33, 0x33, 0, 0, 0, 1]);
+            let p = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+            let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+                panic!("not IPv6")
+            };
+            let h = ip.header();
+            assert_eq!((h.hop_limit(), h.source_addr()), (255, vip));
+            assert_eq!(h.destination_addr(), "ff02::1".parse::<Ipv6Addr>().unwrap());
+            let Some(etherparse::TransportSlice::Icmpv6(m)) = &p.transport else {
+                panic!("not ICMPv6")
+            };
+            let want = m
+                .icmp_type()
+                .calc_checksum(vip.octets(), h.destination_addr().octets(), m.payload())
+                .unwrap();
+            assert_eq!(m.checksum(), want);
+            let na = rvs_wire::Icmpv6Packet::new_checked(m.slice()).unwrap();
+            assert_eq!(na.msg_type(), icmpv6::NEIGHBOR_ADVERT);
+            assert_eq!(na.nd_target(), vip.octets());
+            assert_eq!(na.nd_lladdr(icmpv6::OPT_TARGET_LL), Some(mac));
+            let flags = icmpv6::NA_OVERRIDE | if router { icmpv6::NA_ROUTER } else { 0 };
+            assert_eq!(na.na_flags(), flags);
+        }
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl Engine {
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        emit_nd(&mut b[tag_len..], dst_mac, port_mac, target, dst_ip, |m| {
+        icmpv6::emit_nd_frame(&mut b[tag_len..], dst_mac, port_mac, target, dst_ip, |m| {
             icmpv6::emit_neighbor_advert(m, target, port_mac, flags)
         });
         if tag_len > 0 {

@@ -29,40 +29,6 @@ const REFRESH_NEWS_S: u32 = 30;
 /// Most neighbour news an engine keeps between two passes of its worker.
 pub(super) const NEWS_CAPACITY: usize = 64;
 
-/// Writes a 32-byte neighbour-discovery message (filled by `body`) in Ethernet and IPv6
-/// (hop limit 255), with its checksum.
-pub(super) fn emit_nd(
-    b: &mut [u8],
-    eth_dst: [u8; 6],
-    eth_src: [u8; 6],
-    src: [u8; 16],
-    dst: [u8; 16],
-    body: impl FnOnce(&mut [u8]),
-) {
-    ethernet::emit_header(b, eth_dst, eth_src, EtherType::IPV6);
-    let l3 = ethernet::HEADER_LEN;
-    let l4 = l3 + ipv6::HEADER_LEN;
-    let Some(ip) = b.get_mut(l3..l4) else { return };
-    ipv6::Ipv6Repr {
-        src,
-        dst,
-        next_header: proto::ICMPV6,
-        payload_len: 32,
-        hop_limit: 255,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(ip);
-    let Some(m) = b.get_mut(l4..l4 + 32) else {
-        return;
-    };
-    body(m);
-    let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, 32);
-    if let Ok(mut p) = Icmpv6Packet::new_checked(m) {
-        p.fill_checksum(pseudo);
-    }
-}
-
 /// Entries of the per-destination next-hop cache (a power of two).
 pub(super) const DEST_HOPS: usize = 64;
 const _: () = assert!(DEST_HOPS.is_power_of_two());
@@ -414,7 +380,7 @@ impl Engine {
                 let (target, src) = (addr16(hop), addr16(me));
                 let group = icmpv6::solicited_node(target);
                 let mac = [0x33, 0x33, group[12], group[13], group[14], group[15]];
-                emit_nd(b, mac, port_mac, src, group, |m| {
+                icmpv6::emit_nd_frame(b, mac, port_mac, src, group, |m| {
                     icmpv6::emit_neighbor_solicit(m, target, port_mac)
                 });
             }
