@@ -85,7 +85,7 @@ impl Appliance {
             }
             let _ = writeln!(
                 out,
-                "  adverts sent {} (priority 0: {}), received {} (priority 0: {}); became master {}; gratuitous ARPs {}",
+                "  adverts sent {} (priority 0: {}), received {} (priority 0: {}); became master {}; gratuitous ARPs and unsolicited NAs {}",
                 s.adverts_sent,
                 s.priority_zero_sent,
                 s.adverts_received,
