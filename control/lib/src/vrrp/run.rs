@@ -53,6 +53,17 @@ impl Link {
         self.name == name || self.twin == name
     }
 
+    /// The twin's interface index for a link-local `addr` (its scope), else 0.
+    fn index_if_link_local(&self, addr: &Ipv6Addr) -> u32 {
+        if !addr.is_unicast_link_local() {
+            return 0;
+        }
+        std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.twin))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The port's link-local IPv6 address (modified EUI-64 of its MAC, as the kernel gives
     /// the twin, which has the port's MAC): IPv6 adverts leave from it.
     pub fn link_local(&self) -> Ipv6Addr {
@@ -139,6 +150,9 @@ struct Inst {
     /// Where its adverts come from: an IPv4 address, or IPv6 (link-local unless
     /// unicast_src_ip says otherwise).
     src: IpAddr,
+    /// An IPv6 instance's socket for its unicast peers (the twin's kernel finds their
+    /// MACs); None: adverts go to ff02::12 as frames.
+    unicast6: Option<Socket>,
     machine: Machine,
     group: Option<usize>,
     status: InstanceStatus,
@@ -217,11 +231,8 @@ impl VrrpRuntime {
             let link = link_for(i, links)?;
             let l = &links[link];
             let src = if i.is_ipv6() {
-                if !i.unicast_peers.is_empty() {
-                    return Err(format!(
-                        "{}: vrrp_instance {}: unicast_peer with IPv6 addresses is not supported yet (IPv6 instances advertise to ff02::12)",
-                        i.at, i.name
-                    ));
+                if let Some(p) = i.unicast_peers.iter().find(|p| p.is_ipv4()) {
+                    return Err(format!("{}: unicast_peer {p}: not IPv6", i.at));
                 }
                 match i.unicast_src {
                     Some(IpAddr::V6(a)) => IpAddr::V6(a),
@@ -307,6 +318,7 @@ impl VrrpRuntime {
                 advertised,
                 link,
                 src,
+                unicast6: None,
                 machine,
                 group,
                 status,
@@ -317,7 +329,7 @@ impl VrrpRuntime {
         let mut receiving: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
         let mut garp: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
         let mut frames: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
-        for inst in &insts {
+        for inst in &mut insts {
             let l = &links[inst.link];
             if let (IpAddr::V4(src), None) = (inst.src, &sockets[inst.link]) {
                 let open = |send| {
@@ -330,6 +342,14 @@ impl VrrpRuntime {
                 };
                 sockets[inst.link] = Some(open(true)?);
                 receiving[inst.link] = Some(open(false)?);
+            }
+            if let (IpAddr::V6(src), false) = (inst.src, inst.conf.unicast_peers.is_empty()) {
+                inst.unicast6 = Some(open_unicast6(l, src).map_err(|e| {
+                    format!(
+                        "vrrp_instance {}: an IPv6 VRRP socket on {} from {src}: {e}",
+                        inst.conf.name, l.twin
+                    )
+                })?);
             }
             if inst.src.is_ipv6() && frames[inst.link].is_none() {
                 let timeout = Duration::from_millis(200);
@@ -444,6 +464,23 @@ fn receive(link: usize, s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
             bytes: bytes.to_vec(),
         });
     });
+}
+
+/// A raw IPv6 VRRP socket on the link's twin for unicast adverts from `src` (a link-local
+/// source carries the twin's scope), hop limit 255; the checksum is written by rvs.
+fn open_unicast6(link: &Link, src: Ipv6Addr) -> std::io::Result<Socket> {
+    let s = Socket::new(
+        Domain::IPV6,
+        Type::RAW,
+        Some(Protocol::from(i32::from(vrrp::PROTO))),
+    )?;
+    s.bind_device(Some(link.twin.as_bytes()))?;
+    s.set_unicast_hops_v6(255)?;
+    // The port's address may still be tentative on the twin (duplicate address detection).
+    s.set_freebind_ipv6(true)?;
+    let scope = link.index_if_link_local(&src);
+    s.bind(&SocketAddr::V6(std::net::SocketAddrV6::new(src, 0, 0, scope)).into())?;
+    Ok(s)
 }
 
 /// Reads IPv6 frames from a twin's link-layer socket until told to stop, handing on those
@@ -796,7 +833,9 @@ impl Controller {
             return;
         }
         let st = &mut inst.status;
-        if ttl != 255 {
+        // RFC 3768/5798's TTL (hop limit) of 255; keepalived does not ask it of unicast
+        // adverts (its IPv6 ones leave with the kernel's default hop limit, 64).
+        if ttl != 255 && inst.conf.unicast_peers.is_empty() {
             st.bad_ttl += 1;
             return;
         }
@@ -873,6 +912,24 @@ impl Controller {
         };
         let src = match inst.src {
             IpAddr::V4(v4) => v4,
+            IpAddr::V6(v6) if inst.unicast6.is_some() => {
+                let mut buf = [0u8; 1500];
+                for peer in &inst.conf.unicast_peers {
+                    let (IpAddr::V6(to), Some(sock)) = (peer, &inst.unicast6) else {
+                        continue;
+                    };
+                    let n = repr.emit(&mut buf, &refs, &v6.octets(), &to.octets());
+                    let scope = self.links[inst.link].index_if_link_local(to);
+                    let to = SocketAddr::V6(std::net::SocketAddrV6::new(*to, 0, 0, scope));
+                    if n > 0 && sock.send_to(&buf[..n], &to.into()).is_ok() {
+                        inst.status.adverts_sent += 1;
+                        if priority == 0 {
+                            inst.status.priority_zero_sent += 1;
+                        }
+                    }
+                }
+                return;
+            }
             IpAddr::V6(v6) => {
                 let (Some(sock), Some(l)) = (&self.garp[inst.link], self.links.get(inst.link))
                 else {
