@@ -512,9 +512,19 @@ fn receive_frames(link: usize, s: PacketSocket, tx: Sender<Event>, stop: Arc<Ato
 
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 
-/// An IPv6 VRRP frame's hop limit, source, destination and VRRP message (untagged
-/// Ethernet, no extension headers: what RFC 5798 sends), or None.
-fn ipv6_vrrp(frame: &[u8]) -> Option<(u8, [u8; 16], [u8; 16], &[u8])> {
+/// What an IPv6 VRRP frame carries.
+#[derive(Debug, PartialEq, Eq)]
+struct Advert6<'a> {
+    hop_limit: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+    /// The VRRP message.
+    body: &'a [u8],
+}
+
+/// An IPv6 VRRP frame's hop limit, addresses and message (untagged Ethernet, no extension
+/// headers: what RFC 5798 sends), or None.
+fn ipv6_vrrp(frame: &[u8]) -> Option<Advert6<'_>> {
     if frame.get(12..14)? != ETHERTYPE_IPV6.to_be_bytes() {
         return None;
     }
@@ -524,12 +534,12 @@ fn ipv6_vrrp(frame: &[u8]) -> Option<(u8, [u8; 16], [u8; 16], &[u8])> {
     }
     let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
     let body = frame.get(54..54 + len)?;
-    Some((
-        ip[7],
-        ip[8..24].try_into().ok()?,
-        ip[24..40].try_into().ok()?,
+    Some(Advert6 {
+        hop_limit: ip[7],
+        src: ip[8..24].try_into().ok()?,
+        dst: ip[24..40].try_into().ok()?,
         body,
-    ))
+    })
 }
 
 /// One thread per vrrp_script: runs it every interval, applies fall and rise, and reports
@@ -697,8 +707,8 @@ impl Controller {
                 Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Event::Packet { link, bytes }) => self.packet(link, &bytes),
                 Ok(Event::Frame { link, bytes }) => {
-                    if let Some((hops, src, dst, body)) = ipv6_vrrp(&bytes) {
-                        self.advert_in(link, hops, &src, &dst, body);
+                    if let Some(a) = ipv6_vrrp(&bytes) {
+                        self.advert_in(link, a.hop_limit, &a.src, &a.dst, a.body);
                     }
                 }
                 Ok(Event::Script { index, ok }) => {
@@ -1551,9 +1561,10 @@ vrrp_instance V {
         );
         assert_eq!(usize::from(h.payload_length()), 40);
         // What the receiving side reads, as a peer's advert would come in.
-        let (hops, s, d, body) = ipv6_vrrp(frame).unwrap();
-        assert_eq!((hops, s, d), (255, src.octets(), vrrp::GROUP_V6));
-        let v = VrrpPacket::new_checked(body, 16).unwrap();
+        let a = ipv6_vrrp(frame).unwrap();
+        let (s, d) = (a.src, a.dst);
+        assert_eq!((a.hop_limit, s, d), (255, src.octets(), vrrp::GROUP_V6));
+        let v = VrrpPacket::new_checked(a.body, 16).unwrap();
         assert!(v.checksum_ok(&s, &d));
         assert_eq!(
             (v.version(), v.vrid(), v.priority(), v.interval_cs()),
@@ -1565,9 +1576,9 @@ vrrp_instance V {
         let mut other = buf;
         other[30] ^= 1;
         assert!(
-            ipv6_vrrp(&other[..n]).is_some_and(|(_, s, d, b)| !VrrpPacket::new_checked(b, 16)
+            ipv6_vrrp(&other[..n]).is_some_and(|a| !VrrpPacket::new_checked(a.body, 16)
                 .unwrap()
-                .checksum_ok(&s, &d))
+                .checksum_ok(&a.src, &a.dst))
         );
         // Not VRRP, not IPv6, cut short: not an advert.
         let mut icmp = buf;
