@@ -76,7 +76,10 @@ pub struct Instance {
     pub version: u8,
     pub preempt: bool,
     pub preempt_delay: Duration,
+    /// Version 2's password: the PASS text, or AH's HMAC key (`auth_ah`).
     pub auth_pass: Option<String>,
+    /// `auth_type AH`: adverts carry IPsec AH (HMAC-MD5-96 keyed with `auth_pass`).
+    pub auth_ah: bool,
     pub addresses: Vec<VirtualAddress>,
     /// Managed like the others but not listed in adverts.
     pub excluded: Vec<VirtualAddress>,
@@ -516,6 +519,7 @@ fn instance(
         preempt: true,
         preempt_delay: Duration::ZERO,
         auth_pass: None,
+        auth_ah: false,
         addresses: Vec::new(),
         excluded: Vec::new(),
         unicast_src: None,
@@ -529,6 +533,8 @@ fn instance(
     };
     let mut advert: Option<(f64, String)> = None;
     let mut version_given: Option<String> = None;
+    // `auth_type`: AH (true) or PASS, and where it was given.
+    let mut auth_type: Option<(bool, String)> = None;
     for c in s.children() {
         if i.notify.take(c)? {
             continue;
@@ -583,15 +589,15 @@ fn instance(
             "authentication" => {
                 for a in c.children() {
                     match a.keyword.as_str() {
-                        "auth_type" => {
-                            let t = a.arg(0)?.to_ascii_uppercase();
-                            if t != "PASS" {
-                                return Err(format!(
-                                    "{}: auth_type {t}: rvs supports PASS (AH is deprecated by RFC 3768)",
-                                    a.at()
-                                ));
-                            }
-                        }
+                        // As keepalived: exactly PASS or AH; anything else is ignored.
+                        "auth_type" => match a.arg(0)? {
+                            "PASS" => auth_type = Some((false, a.at())),
+                            "AH" => auth_type = Some((true, a.at())),
+                            t => warnings.push(format!(
+                                "{}: vrrp_instance {name}: unknown authentication type {t:?} ignored (PASS or AH)",
+                                a.at()
+                            )),
+                        },
                         "auth_pass" => {
                             let p = a.arg(0)?;
                             if p.len() > 8 {
@@ -600,7 +606,11 @@ fn instance(
                                     a.at()
                                 ));
                             }
-                            i.auth_pass = Some(p.chars().take(8).collect());
+                            let mut end = p.len().min(8);
+                            while !p.is_char_boundary(end) {
+                                end -= 1;
+                            }
+                            i.auth_pass = Some(p[..end].to_string());
                         }
                         _ => warnings.push(format!(
                             "{}: unknown keyword {:?} ignored",
@@ -691,12 +701,24 @@ fn instance(
         }
         i.advert_cs = (v * 100.0).round() as u16;
     }
-    if i.version == 3 && i.auth_pass.is_some() {
+    // keepalived's order: without auth_type there is none (auth_pass alone authenticates
+    // nothing); version 3 (every IPv6 instance) has none; a type needs a password.
+    let ignored = |why: &str, at: &str, warnings: &mut Vec<String>| {
         warnings.push(format!(
-            "{}: vrrp_instance {name}: VRRP version 3 has no authentication; auth_pass ignored",
-            s.at()
-        ));
-        i.auth_pass = None;
+            "{at}: vrrp_instance {name}: {why}; authentication ignored"
+        ))
+    };
+    match auth_type {
+        None => i.auth_pass = None,
+        Some((_, at)) if i.version == 3 => {
+            ignored("VRRP version 3 has no authentication", &at, warnings);
+            i.auth_pass = None;
+        }
+        Some((_, at)) if i.auth_pass.as_deref().is_none_or(str::is_empty) => {
+            ignored("auth_type without auth_pass", &at, warnings);
+            i.auth_pass = None;
+        }
+        Some((ah, _)) => i.auth_ah = ah,
     }
     if i.priority == 255 && !i.initial_master {
         warnings.push(format!(
@@ -704,6 +726,14 @@ fn instance(
             s.at()
         ));
         i.initial_master = true;
+    }
+    if i.auth_ah && i.initial_master && i.priority != 255 {
+        // keepalived: a backup first learns the master's AH sequence number.
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: state MASTER with AH authentication: starting as BACKUP",
+            s.at()
+        ));
+        i.initial_master = false;
     }
     if !i.preempt && i.initial_master {
         warnings.push(format!(
@@ -978,6 +1008,76 @@ vrrp_instance VI_2 {
         );
     }
 
+    /// keepalived's reading of `authentication`: exactly PASS or AH (anything else ignored),
+    /// nothing without auth_type or without auth_pass, none in version 3, AH for IPv4 only
+    /// and never starting as MASTER below priority 255.
+    #[test]
+    fn authentication_as_keepalived_reads_it() {
+        let one = |body: &str, extra: &str| {
+            let k = KeepalivedConf::parse(
+                "k.conf",
+                &format!("vrrp_instance V {{\n interface lan\n virtual_router_id 5\n{extra} virtual_ipaddress {{ 10.0.0.1 }}\n authentication {{\n{body}\n }}\n}}\n"),
+            )
+            .unwrap();
+            let i = &k.vrrp_conf.instances[0];
+            (i.auth_pass.clone(), i.auth_ah, i.initial_master, k.warnings)
+        };
+        let (pass, ah, _, w) = one(" auth_type AH\n auth_pass secret", "");
+        assert_eq!((pass.as_deref(), ah), (Some("secret"), true), "{w:?}");
+        assert!(w.is_empty(), "{w:?}");
+        let (pass, ah, _, _) = one(" auth_type PASS\n auth_pass secret", "");
+        assert_eq!((pass.as_deref(), ah), (Some("secret"), false));
+        // auth_pass alone: keepalived's type stays NONE.
+        let (pass, _, _, w) = one(" auth_pass secret", "");
+        assert_eq!(pass, None);
+        assert!(w.is_empty(), "{w:?}");
+        // Case matters to keepalived; an unknown type is reported and ignored.
+        let (pass, _, _, w) = one(" auth_type pass\n auth_pass secret", "");
+        assert_eq!(pass, None);
+        assert_eq!(
+            w,
+            ["k.conf:6: vrrp_instance V: unknown authentication type \"pass\" ignored (PASS or AH)"]
+        );
+        let (pass, _, _, w) = one(" auth_type AH", "");
+        assert_eq!(pass, None);
+        assert_eq!(
+            w,
+            ["k.conf:6: vrrp_instance V: auth_type without auth_pass; authentication ignored"]
+        );
+        let (pass, ah, _, w) = one(" auth_type AH\n auth_pass secret", " version 3\n");
+        assert_eq!((pass, ah), (None, false));
+        assert!(
+            w[0].ends_with("VRRP version 3 has no authentication; authentication ignored"),
+            "{w:?}"
+        );
+        let (_, ah, master, w) = one(
+            " auth_type AH\n auth_pass secret",
+            " state MASTER\n priority 200\n",
+        );
+        assert_eq!((ah, master), (true, false));
+        assert_eq!(
+            w,
+            ["k.conf:1: vrrp_instance V: state MASTER with AH authentication: starting as BACKUP"]
+        );
+        let (_, ah, master, w) = one(
+            " auth_type AH\n auth_pass secret",
+            " state MASTER\n priority 255\n",
+        );
+        assert_eq!((ah, master), (true, true));
+        assert!(w.is_empty(), "{w:?}");
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 2001:db8::1 }\n authentication {\n auth_type AH\n auth_pass secret\n }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(k.vrrp_conf.instances[0].auth_pass, None);
+        assert!(
+            k.warnings[0].ends_with("VRRP version 3 has no authentication; authentication ignored"),
+            "{:?}",
+            k.warnings
+        );
+    }
+
     #[test]
     fn errors_name_file_and_line() {
         let base = "vrrp_instance V {\n interface lan\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n";
@@ -990,7 +1090,6 @@ vrrp_instance VI_2 {
         assert!(bad(" priority 256").contains("k.conf:5"));
         assert!(bad(" state LEADER").contains("MASTER or BACKUP"));
         assert!(bad(" advert_int 1.5").contains("whole seconds"));
-        assert!(bad(" authentication {\n auth_type AH\n }").contains("k.conf:6: auth_type AH"));
         assert!(bad(" virtual_ipaddress { 10.0.0.2/33 }").contains("prefix length"));
         let e = parse("vrrp_instance V {\n interface lan\n virtual_ipaddress { 10.0.0.1 }\n}\n")
             .unwrap_err();
@@ -1015,7 +1114,7 @@ vrrp_instance VI_2 {
         // What keepalived warns about and runs anyway.
         let k = KeepalivedConf::parse(
             "k.conf",
-            &format!("{base} track_script {{ missing }}\n authentication {{\n auth_pass longerthan8\n }}\n}}\n"),
+            &format!("{base} track_script {{ missing }}\n authentication {{\n auth_type PASS\n auth_pass longerthan8\n }}\n}}\n"),
         )
         .unwrap();
         assert!(k.vrrp_conf.instances[0].track_scripts.is_empty());

@@ -6,6 +6,7 @@
 //! addresses is handed to the appliance ([`Host::set_floating`]), which publishes it to
 //! the workers.
 
+use super::ah;
 use super::conf::{Instance, Notify, Script, TrackScript, VrrpConf};
 use super::machine::{Action, Machine, Params, State};
 use crate::log::{log, Level};
@@ -153,6 +154,13 @@ struct Inst {
     /// An IPv6 instance's socket for its unicast peers (the twin's kernel finds their
     /// MACs); None: adverts go to ff02::12 as frames.
     unicast6: Option<Socket>,
+    /// `auth_type AH`: the socket its adverts leave by (rvs writes the IPv4 header, which
+    /// the ICV covers), the IP id of the last, and the AH sequence number: the last sent
+    /// or heard, whichever is higher (keepalived keeps one counter for both, so a new
+    /// master continues the old one's sequence).
+    ah_socket: Option<Socket>,
+    ip_id: u16,
+    ah_sequence: u32,
     machine: Machine,
     group: Option<usize>,
     status: InstanceStatus,
@@ -319,6 +327,9 @@ impl VrrpRuntime {
                 link,
                 src,
                 unicast6: None,
+                ah_socket: None,
+                ip_id: 0,
+                ah_sequence: 0,
                 machine,
                 group,
                 status,
@@ -329,6 +340,7 @@ impl VrrpRuntime {
         let mut receiving: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
         let mut garp: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
         let mut frames: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
+        let mut ah_receiving: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
         for inst in &mut insts {
             let l = &links[inst.link];
             if let (IpAddr::V4(src), None) = (inst.src, &sockets[inst.link]) {
@@ -342,6 +354,22 @@ impl VrrpRuntime {
                 };
                 sockets[inst.link] = Some(open(true)?);
                 receiving[inst.link] = Some(open(false)?);
+            }
+            if let (IpAddr::V4(src), true) = (inst.src, inst.conf.auth_ah) {
+                inst.ah_socket = Some(open_ah(l, src).map_err(|e| {
+                    format!(
+                        "vrrp_instance {}: an AH socket on {}: {e}",
+                        inst.conf.name, l.twin
+                    )
+                })?);
+                if ah_receiving[inst.link].is_none() {
+                    ah_receiving[inst.link] = Some(open_ah_receiving(l, src).map_err(|e| {
+                        format!(
+                            "vrrp_instance {}: an AH socket on {}: {e}",
+                            inst.conf.name, l.twin
+                        )
+                    })?);
+                }
             }
             if let (IpAddr::V6(src), false) = (inst.src, inst.conf.unicast_peers.is_empty()) {
                 inst.unicast6 = Some(open_unicast6(l, src).map_err(|e| {
@@ -376,7 +404,8 @@ impl VrrpRuntime {
         let (tx, rx) = channel::bounded(1024);
         let stop = Arc::new(AtomicBool::new(false));
         let mut receivers = Vec::new();
-        for (i, s) in receiving.into_iter().enumerate() {
+        let by_link = receiving.into_iter().enumerate();
+        for (i, s) in by_link.chain(ah_receiving.into_iter().enumerate()) {
             let Some(s) = s else { continue };
             let (tx, stop) = (tx.clone(), stop.clone());
             receivers.push(
@@ -464,6 +493,34 @@ fn receive(link: usize, s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
             bytes: bytes.to_vec(),
         });
     });
+}
+
+/// A raw AH socket on the link's twin whose packets carry their own IPv4 header (the ICV
+/// covers it), multicast from `src`, TTL 255.
+fn open_ah(link: &Link, src: Ipv4Addr) -> std::io::Result<Socket> {
+    let s = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(ah::PROTO))),
+    )?;
+    s.bind_device(Some(link.twin.as_bytes()))?;
+    s.set_header_included_v4(true)?;
+    s.set_multicast_if_v4(&src)?;
+    s.set_multicast_loop_v4(false)?;
+    Ok(s)
+}
+
+/// A raw AH socket receiving on the link's twin (joined to VRRP's group).
+fn open_ah_receiving(link: &Link, src: Ipv4Addr) -> std::io::Result<Socket> {
+    let s = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(ah::PROTO))),
+    )?;
+    s.bind_device(Some(link.twin.as_bytes()))?;
+    s.join_multicast_v4(&Ipv4Addr::from(vrrp::GROUP_V4), &src)?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s)
 }
 
 /// A raw IPv6 VRRP socket on the link's twin for unicast adverts from `src` (a link-local
@@ -708,7 +765,7 @@ impl Controller {
                 Ok(Event::Packet { link, bytes }) => self.packet(link, &bytes),
                 Ok(Event::Frame { link, bytes }) => {
                     if let Some(a) = ipv6_vrrp(&bytes) {
-                        self.advert_in(link, a.hop_limit, &a.src, &a.dst, a.body);
+                        self.advert_in(link, a.hop_limit, &a.src, &a.dst, a.body, None);
                     }
                 }
                 Ok(Event::Script { index, ok }) => {
@@ -816,15 +873,29 @@ impl Controller {
         let proto = bytes[9];
         let src: [u8; 4] = bytes[12..16].try_into().unwrap_or([0; 4]);
         let dst: [u8; 4] = bytes[16..20].try_into().unwrap_or([0; 4]);
-        if proto != vrrp::PROTO {
-            return;
+        match proto {
+            vrrp::PROTO => self.advert_in(link, ttl, &src, &dst, &bytes[ihl..], None),
+            ah::PROTO => {
+                let at = ihl + ah::HEADER_LEN;
+                if bytes.get(ihl) == Some(&vrrp::PROTO) && bytes.len() > at {
+                    self.advert_in(link, ttl, &src, &dst, &bytes[at..], Some(bytes));
+                }
+            }
+            _ => {}
         }
-        self.advert_in(link, ttl, &src, &dst, &bytes[ihl..]);
     }
 
     /// An advert heard on `link` from `src` to `dst` (4 or 16 bytes each: its family)
-    /// with TTL or hop limit `ttl`.
-    fn advert_in(&mut self, link: usize, ttl: u8, src: &[u8], dst: &[u8], body: &[u8]) {
+    /// with TTL or hop limit `ttl`; `ah`: the whole IPv4 packet when it came in AH.
+    fn advert_in(
+        &mut self,
+        link: usize,
+        ttl: u8,
+        src: &[u8],
+        dst: &[u8],
+        body: &[u8],
+        ah: Option<&[u8]>,
+    ) {
         let Ok(p) = VrrpPacket::new_checked(body, src.len()) else {
             return;
         };
@@ -858,9 +929,28 @@ impl Controller {
             return;
         }
         if inst.conf.version == 2 {
-            let want = inst.conf.auth_pass.as_deref().map(vrrp::pass_bytes);
-            let got = (p.auth_type() == vrrp::AUTH_PASS).then(|| p.auth_data());
-            if p.auth_type() > vrrp::AUTH_PASS || want != got {
+            let key = inst.conf.auth_pass.as_deref().map(vrrp::pass_bytes);
+            let authentic = match (inst.conf.auth_ah, ah, key) {
+                // AH: the ICV and SPI, then a sequence number past the last (no replay).
+                (true, Some(packet), Some(key)) => {
+                    let unicast = !inst.conf.unicast_peers.is_empty();
+                    match ah::check(packet, &key, unicast) {
+                        Ok(c)
+                            if p.auth_type() == ah::AUTH_TYPE && c.sequence > inst.ah_sequence =>
+                        {
+                            inst.ah_sequence = c.sequence;
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                (false, None, want) => {
+                    let got = (p.auth_type() == vrrp::AUTH_PASS).then(|| p.auth_data());
+                    p.auth_type() <= vrrp::AUTH_PASS && want == got
+                }
+                _ => false,
+            };
+            if !authentic {
                 st.bad_auth += 1;
                 return;
             }
@@ -921,6 +1011,10 @@ impl Controller {
             auth_pass: inst.conf.auth_pass.as_deref().map(vrrp::pass_bytes),
         };
         let src = match inst.src {
+            IpAddr::V4(v4) if inst.ah_socket.is_some() => {
+                self.advertise_ah(i, v4, &repr);
+                return;
+            }
             IpAddr::V4(v4) => v4,
             IpAddr::V6(v6) if inst.unicast6.is_some() => {
                 let mut buf = [0u8; 1500];
@@ -978,6 +1072,66 @@ impl Controller {
             if n > 0 && sock.send_to(&buf[..n], &to.into()).is_ok() {
                 inst.status.adverts_sent += 1;
                 if priority == 0 {
+                    inst.status.priority_zero_sent += 1;
+                }
+            }
+        }
+    }
+
+    /// An AH advert (version 2, authentication type 2) to the group or each unicast peer:
+    /// the next IP id and sequence number (which stops at the last, as keepalived's), the
+    /// ICV keyed with `auth_pass`.
+    fn advertise_ah(&mut self, i: usize, src: Ipv4Addr, repr: &VrrpRepr) {
+        let inst = &mut self.insts[i];
+        let (Some(sock), Some(key)) = (&inst.ah_socket, inst.conf.auth_pass.as_deref()) else {
+            return;
+        };
+        let key = vrrp::pass_bytes(key);
+        let refs: Vec<&[u8]> = inst.advertised.iter().map(Vec::as_slice).collect();
+        let mut msg = [0u8; 1024];
+        let plain = VrrpRepr {
+            auth_pass: None,
+            ..*repr
+        };
+        let n = plain.emit(&mut msg, &refs, &src.octets(), &vrrp::GROUP_V4);
+        if n == 0 {
+            return;
+        }
+        ah::mark_ah(&mut msg[..n]);
+        let unicast = !inst.conf.unicast_peers.is_empty();
+        let targets: Vec<Ipv4Addr> = if unicast {
+            inst.conf
+                .unicast_peers
+                .iter()
+                .filter_map(|p| match p {
+                    IpAddr::V4(v) => Some(*v),
+                    IpAddr::V6(_) => None,
+                })
+                .collect()
+        } else {
+            vec![Ipv4Addr::from(vrrp::GROUP_V4)]
+        };
+        let mut packet = [0u8; 1100];
+        for dst in targets {
+            inst.ip_id = inst.ip_id.wrapping_add(1).max(1);
+            if inst.ah_sequence < ah::LAST_SEQUENCE {
+                inst.ah_sequence += 1;
+            }
+            let len = ah::emit(
+                &mut packet,
+                src.octets(),
+                dst.octets(),
+                255,
+                inst.ip_id,
+                inst.ah_sequence,
+                &key,
+                &msg[..n],
+                unicast,
+            );
+            let to = SocketAddr::new(IpAddr::V4(dst), 0);
+            if len > 0 && sock.send_to(&packet[..len], &to.into()).is_ok() {
+                inst.status.adverts_sent += 1;
+                if repr.priority == 0 {
                     inst.status.priority_zero_sent += 1;
                 }
             }
