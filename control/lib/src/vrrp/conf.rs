@@ -92,9 +92,45 @@ pub struct Instance {
     pub notify: Notify,
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
+    /// `garp_master_refresh`: while MASTER, gratuitous ARPs (unsolicited NAs) again this
+    /// often (zero: never), `garp_master_refresh_repeat` of them each time.
+    pub garp_refresh: Duration,
+    pub garp_refresh_repeat: u32,
+    /// `mcast_dst_ip` (or global_defs' `vrrp_mcast_group4`/`vrrp_mcast_group6`): the group
+    /// its adverts go to and come from, instead of 224.0.0.18 / ff02::12.
+    pub mcast_group: Option<IpAddr>,
+}
+
+/// What global_defs sets for every instance.
+#[derive(Debug, Clone)]
+struct Defaults {
+    version: u8,
+    garp_delay: Duration,
+    garp_repeat: u32,
+    garp_refresh: Duration,
+    garp_refresh_repeat: u32,
+    group4: Option<IpAddr>,
+    group6: Option<IpAddr>,
+}
+
+/// keepalived's test of a VRRP group: IPv4 multicast, or IPv6 link-local multicast.
+fn valid_group(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_multicast(),
+        IpAddr::V6(v) => v.segments()[0] == 0xff02,
+    }
 }
 
 impl Instance {
+    /// The group its multicast adverts use.
+    pub fn group(&self) -> IpAddr {
+        self.mcast_group.unwrap_or(if self.is_ipv6() {
+            IpAddr::from(rvs_wire::vrrp::GROUP_V6)
+        } else {
+            IpAddr::from(rvs_wire::vrrp::GROUP_V4)
+        })
+    }
+
     /// Every address the instance manages (advertised and excluded).
     pub fn all_addresses(&self) -> impl Iterator<Item = &VirtualAddress> {
         self.addresses.iter().chain(&self.excluded)
@@ -161,6 +197,11 @@ fn seconds(s: &Statement, max: f64) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// Whole seconds, as keepalived reads `garp_master_refresh`.
+fn whole_seconds(s: &Statement) -> Result<Duration, String> {
+    Ok(Duration::from_secs(num(s, 0, "whole seconds")?))
 }
 
 fn address(s: &Statement, word: &str) -> Result<(IpAddr, u8), String> {
@@ -251,20 +292,46 @@ impl VrrpConf {
             track_files: track_files.to_vec(),
             ..VrrpConf::default()
         };
-        let mut version = 2u8;
-        let mut garp_delay = Duration::from_secs(5);
-        let mut garp_repeat = 5u32;
+        let mut d = Defaults {
+            version: 2,
+            garp_delay: Duration::from_secs(5),
+            garp_repeat: 5,
+            garp_refresh: Duration::ZERO,
+            garp_refresh_repeat: 1,
+            group4: None,
+            group6: None,
+        };
         let mut sync_daemon = None;
         for s in global_defs {
             match s.keyword.as_str() {
                 "vrrp_version" => {
-                    version = num(s, 0, "2 or 3")?;
-                    if !matches!(version, 2 | 3) {
+                    d.version = num(s, 0, "2 or 3")?;
+                    if !matches!(d.version, 2 | 3) {
                         return Err(format!("{}: vrrp_version: 2 or 3", s.at()));
                     }
                 }
-                "vrrp_garp_master_delay" => garp_delay = seconds(s, 3600.0)?,
-                "vrrp_garp_master_repeat" => garp_repeat = num(s, 0, "a count")?,
+                "vrrp_garp_master_delay" => d.garp_delay = seconds(s, 3600.0)?,
+                "vrrp_garp_master_repeat" => d.garp_repeat = num(s, 0, "a count")?,
+                "vrrp_garp_master_refresh" => d.garp_refresh = whole_seconds(s)?,
+                "vrrp_garp_master_refresh_repeat" => {
+                    d.garp_refresh_repeat = num::<u32>(s, 0, "a count")?.max(1)
+                }
+                "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
+                    let a = address(s, s.arg(0)?)?.0;
+                    let v6 = s.keyword.ends_with('6');
+                    if a.is_ipv6() != v6 || !valid_group(a) {
+                        conf.warnings.push(format!(
+                            "{}: {} {a}: not an {} multicast group; ignored",
+                            s.at(),
+                            s.keyword,
+                            if v6 { "IPv6 link-local" } else { "IPv4" }
+                        ));
+                    } else if v6 {
+                        d.group6 = Some(a);
+                    } else {
+                        d.group4 = Some(a);
+                    }
+                }
                 "lvs_sync_daemon" | "lvs_sync_daemon_interface" => {
                     let mut settings = crate::sync::DaemonSettings::new(s.arg(0)?, 0);
                     let mut i = 2;
@@ -313,7 +380,7 @@ impl VrrpConf {
                     g => conf.groups.push(g),
                 },
                 "vrrp_instance" => {
-                    let i = instance(s, version, garp_delay, garp_repeat, &mut conf.warnings)?;
+                    let i = instance(s, &d, &mut conf.warnings)?;
                     conf.instances.push(i);
                 }
                 _ => {}
@@ -499,13 +566,7 @@ impl VrrpConf {
     }
 }
 
-fn instance(
-    s: &Statement,
-    version: u8,
-    garp_master_delay: Duration,
-    garp_master_repeat: u32,
-    warnings: &mut Vec<String>,
-) -> Result<Instance, String> {
+fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<Instance, String> {
     let name = s.arg(0)?.to_string();
     let mut i = Instance {
         name: name.clone(),
@@ -515,7 +576,7 @@ fn instance(
         vrid: 0,
         priority: 100,
         advert_cs: 100,
-        version,
+        version: d.version,
         preempt: true,
         preempt_delay: Duration::ZERO,
         auth_pass: None,
@@ -528,9 +589,13 @@ fn instance(
         track_scripts: Vec::new(),
         track_files: Vec::new(),
         notify: Notify::default(),
-        garp_master_delay,
-        garp_master_repeat,
+        garp_master_delay: d.garp_delay,
+        garp_master_repeat: d.garp_repeat,
+        garp_refresh: d.garp_refresh,
+        garp_refresh_repeat: d.garp_refresh_repeat,
+        mcast_group: None,
     };
+    let mut mcast_dst: Option<(IpAddr, String)> = None;
     let mut advert: Option<(f64, String)> = None;
     let mut version_given: Option<String> = None;
     // `auth_type`: AH (true) or PASS, and where it was given.
@@ -666,6 +731,11 @@ fn instance(
             }
             "garp_master_delay" => i.garp_master_delay = seconds(c, 3600.0)?,
             "garp_master_repeat" => i.garp_master_repeat = num(c, 0, "a count")?,
+            "garp_master_refresh" => i.garp_refresh = whole_seconds(c)?,
+            "garp_master_refresh_repeat" => {
+                i.garp_refresh_repeat = num::<u32>(c, 0, "a count")?.max(1)
+            }
+            "mcast_dst_ip" => mcast_dst = Some((address(c, c.arg(0)?)?.0, c.at())),
             _ => warnings.push(format!(
                 "{}: vrrp_instance {name}: keyword {:?} not supported, ignored",
                 c.at(),
@@ -682,6 +752,18 @@ fn instance(
     }
     if i.addresses.is_empty() {
         return Err(missing("virtual_ipaddress"));
+    }
+    // The group: mcast_dst_ip if it is a group of the instance's family (keepalived skips
+    // it otherwise), else global_defs' for the family.
+    i.mcast_group = if i.is_ipv6() { d.group6 } else { d.group4 };
+    if let Some((a, at)) = mcast_dst {
+        if a.is_ipv6() == i.is_ipv6() && valid_group(a) {
+            i.mcast_group = Some(a);
+        } else {
+            warnings.push(format!(
+                "{at}: vrrp_instance {name}: mcast_dst_ip {a}: not a multicast group of the instance's family; ignored"
+            ));
+        }
     }
     if i.is_ipv6() {
         // keepalived: an IPv6 instance is version 3 unless told 2 before its addresses
@@ -1076,6 +1158,50 @@ vrrp_instance VI_2 {
             "{:?}",
             k.warnings
         );
+    }
+
+    /// garp_master_refresh and its repeat, mcast_dst_ip and global_defs' defaults for
+    /// them, as keepalived reads them (a group of the other family, or no group, ignored).
+    #[test]
+    fn refresh_and_groups_as_keepalived_reads_them() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "global_defs {\n vrrp_garp_master_refresh 60\n vrrp_garp_master_refresh_repeat 0\n vrrp_mcast_group4 224.0.0.100\n vrrp_mcast_group6 ff02::112\n vrrp_mcast_group6 ff05::1\n}\n\
+             vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n}\n\
+             vrrp_instance B {\n interface lan\n virtual_router_id 2\n virtual_ipaddress { 10.0.0.2 }\n garp_master_refresh 10\n garp_master_refresh_repeat 3\n mcast_dst_ip 224.0.0.200\n}\n\
+             vrrp_instance C {\n interface lan\n virtual_router_id 3\n virtual_ipaddress { 2001:db8::3 }\n mcast_dst_ip 224.0.0.201\n}\n\
+             vrrp_instance D {\n interface lan\n virtual_router_id 4\n virtual_ipaddress { 10.0.0.4 }\n mcast_dst_ip 10.0.0.9\n}\n",
+        )
+        .unwrap();
+        let i = &k.vrrp_conf.instances;
+        let refresh = |n: usize| (i[n].garp_refresh.as_secs(), i[n].garp_refresh_repeat);
+        assert_eq!((refresh(0), refresh(1)), ((60, 1), (10, 3)));
+        let groups: Vec<String> = i.iter().map(|x| x.group().to_string()).collect();
+        assert_eq!(
+            groups,
+            ["224.0.0.100", "224.0.0.200", "ff02::112", "224.0.0.100"]
+        );
+        assert_eq!(
+            k.warnings,
+            [
+                "k.conf:6: vrrp_mcast_group6 ff05::1: not an IPv6 link-local multicast group; ignored",
+                "k.conf:25: vrrp_instance C: mcast_dst_ip 224.0.0.201: not a multicast group of the instance's family; ignored",
+                "k.conf:31: vrrp_instance D: mcast_dst_ip 10.0.0.9: not a multicast group of the instance's family; ignored",
+            ]
+        );
+        // Without any: RFC 3768/5798's groups, no refresh.
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n}\n\
+             vrrp_instance B {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 2001:db8::1 }\n}\n",
+        )
+        .unwrap();
+        let i = &k.vrrp_conf.instances;
+        assert_eq!(
+            (i[0].group().to_string(), i[1].group().to_string()),
+            ("224.0.0.18".into(), "ff02::12".into())
+        );
+        assert!(i[0].garp_refresh.is_zero());
     }
 
     #[test]

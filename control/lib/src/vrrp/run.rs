@@ -166,6 +166,8 @@ struct Inst {
     status: InstanceStatus,
     /// Gratuitous ARP bursts still to send (when).
     garp_at: Vec<Instant>,
+    /// While MASTER with garp_master_refresh: the next refresh.
+    garp_refresh_at: Option<Instant>,
 }
 
 pub struct VrrpRuntime {
@@ -209,7 +211,7 @@ pub fn link_for(i: &Instance, links: &[Link]) -> Result<usize, String> {
 
 /// A raw VRRP socket on the link's twin: `send` is bound to the source address (version
 /// 3's checksum covers it); the receiving one is not, since a bound raw socket gets only
-/// packets to its own address, not to the group.
+/// packets to its own address, not to the group (which [`join_group`] joins).
 fn open_socket(link: &Link, src: Ipv4Addr, send: bool) -> std::io::Result<Socket> {
     let s = Socket::new(
         Domain::IPV4,
@@ -224,10 +226,18 @@ fn open_socket(link: &Link, src: Ipv4Addr, send: bool) -> std::io::Result<Socket
         s.set_multicast_loop_v4(false)?;
         s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())?;
     } else {
-        s.join_multicast_v4(&Ipv4Addr::from(vrrp::GROUP_V4), &src)?;
         s.set_read_timeout(Some(Duration::from_millis(200)))?;
     }
     Ok(s)
+}
+
+/// Joins an instance's IPv4 group on a receiving socket (once per group and socket).
+fn join_group(s: &Socket, group: IpAddr, src: Ipv4Addr) -> std::io::Result<()> {
+    let IpAddr::V4(g) = group else { return Ok(()) };
+    match s.join_multicast_v4(&g, &src) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(()),
+        r => r,
+    }
 }
 
 impl VrrpRuntime {
@@ -334,6 +344,7 @@ impl VrrpRuntime {
                 group,
                 status,
                 garp_at: Vec::new(),
+                garp_refresh_at: None,
             });
         }
         let mut sockets: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
@@ -363,7 +374,7 @@ impl VrrpRuntime {
                     )
                 })?);
                 if ah_receiving[inst.link].is_none() {
-                    ah_receiving[inst.link] = Some(open_ah_receiving(l, src).map_err(|e| {
+                    ah_receiving[inst.link] = Some(open_ah_receiving(l).map_err(|e| {
                         format!(
                             "vrrp_instance {}: an AH socket on {}: {e}",
                             inst.conf.name, l.twin
@@ -399,6 +410,22 @@ impl VrrpRuntime {
                         inst.conf.name, l.twin
                     )
                 })?);
+            }
+        }
+        for inst in &insts {
+            let IpAddr::V4(src) = inst.src else { continue };
+            for sock in [&receiving[inst.link], &ah_receiving[inst.link]]
+                .into_iter()
+                .flatten()
+            {
+                join_group(sock, inst.conf.group(), src).map_err(|e| {
+                    format!(
+                        "vrrp_instance {}: joining {} on {}: {e}",
+                        inst.conf.name,
+                        inst.conf.group(),
+                        links[inst.link].twin
+                    )
+                })?;
             }
         }
         let (tx, rx) = channel::bounded(1024);
@@ -510,15 +537,14 @@ fn open_ah(link: &Link, src: Ipv4Addr) -> std::io::Result<Socket> {
     Ok(s)
 }
 
-/// A raw AH socket receiving on the link's twin (joined to VRRP's group).
-fn open_ah_receiving(link: &Link, src: Ipv4Addr) -> std::io::Result<Socket> {
+/// A raw AH socket receiving on the link's twin (its instances' groups joined).
+fn open_ah_receiving(link: &Link) -> std::io::Result<Socket> {
     let s = Socket::new(
         Domain::IPV4,
         Type::RAW,
         Some(Protocol::from(i32::from(ah::PROTO))),
     )?;
     s.bind_device(Some(link.twin.as_bytes()))?;
-    s.join_multicast_v4(&Ipv4Addr::from(vrrp::GROUP_V4), &src)?;
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(s)
 }
@@ -754,6 +780,7 @@ impl Controller {
                 .iter()
                 .filter_map(|i| i.machine.deadline())
                 .chain(self.insts.iter().flat_map(|i| i.garp_at.iter().copied()))
+                .chain(self.insts.iter().filter_map(|i| i.garp_refresh_at))
                 .chain(std::iter::once(
                     last_link_check + Duration::from_millis(500),
                 ))
@@ -1040,7 +1067,10 @@ impl Controller {
                     return;
                 };
                 let mut frame = [0u8; 1514];
-                let n = advert_frame_v6(&mut frame, l.mac, v6, &repr, &refs);
+                let IpAddr::V6(group) = inst.conf.group() else {
+                    return;
+                };
+                let n = advert_frame_v6(&mut frame, l.mac, v6, group, &repr, &refs);
                 if n > 0 && sock.send(&frame[..n]).is_ok() {
                     inst.status.adverts_sent += 1;
                     if priority == 0 {
@@ -1054,7 +1084,10 @@ impl Controller {
             return;
         };
         let targets: Vec<Ipv4Addr> = if inst.conf.unicast_peers.is_empty() {
-            vec![Ipv4Addr::from(vrrp::GROUP_V4)]
+            match inst.conf.group() {
+                IpAddr::V4(g) => vec![g],
+                IpAddr::V6(_) => Vec::new(),
+            }
         } else {
             inst.conf
                 .unicast_peers
@@ -1109,7 +1142,10 @@ impl Controller {
                 })
                 .collect()
         } else {
-            vec![Ipv4Addr::from(vrrp::GROUP_V4)]
+            match inst.conf.group() {
+                IpAddr::V4(g) => vec![g],
+                IpAddr::V6(_) => Vec::new(),
+            }
         };
         let mut packet = [0u8; 1100];
         for dst in targets {
@@ -1150,8 +1186,11 @@ impl Controller {
                 if !inst.conf.garp_master_delay.is_zero() {
                     inst.garp_at.push(now + inst.conf.garp_master_delay);
                 }
+                inst.garp_refresh_at =
+                    (!inst.conf.garp_refresh.is_zero()).then(|| now + inst.conf.garp_refresh);
             } else {
                 inst.garp_at.clear();
+                inst.garp_refresh_at = None;
             }
         }
         self.host_addresses(i, state == State::Master);
@@ -1256,16 +1295,30 @@ impl Controller {
         }
     }
 
+    /// The bursts due: on becoming MASTER and garp_master_delay later (garp_master_repeat
+    /// each), then every garp_master_refresh (garp_master_refresh_repeat each).
     fn due_garps(&mut self, i: usize, now: Instant) {
         let inst = &mut self.insts[i];
         let due = inst.garp_at.iter().filter(|t| **t <= now).count();
-        if due == 0 {
-            return;
-        }
         inst.garp_at.retain(|t| *t > now);
+        let refresh = inst.garp_refresh_at.is_some_and(|t| t <= now);
+        if refresh {
+            inst.garp_refresh_at = Some(now + inst.conf.garp_refresh);
+        }
         if inst.machine.state != State::Master {
             return;
         }
+        if due > 0 {
+            self.send_garps(i, self.insts[i].conf.garp_master_repeat.max(1));
+        }
+        if refresh {
+            self.send_garps(i, self.insts[i].conf.garp_refresh_repeat.max(1));
+        }
+    }
+
+    /// `count` gratuitous ARPs (unsolicited NAs) for each address instance `i` holds.
+    fn send_garps(&mut self, i: usize, count: u32) {
+        let inst = &mut self.insts[i];
         for a in inst.conf.all_addresses() {
             let link = a
                 .dev
@@ -1286,7 +1339,7 @@ impl Controller {
                     &frame
                 }
             };
-            for _ in 0..inst.conf.garp_master_repeat.max(1) {
+            for _ in 0..count {
                 if sock.send(frame).is_ok() {
                     inst.status.garps_sent += 1;
                 }
@@ -1416,18 +1469,20 @@ pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 60] {
     f
 }
 
-/// An IPv6 advert as a whole frame into `buf`: to ff02::12 (33:33:00:00:00:12) from
-/// `mac` and `src`, hop limit 255, the message with its pseudo-header checksum. Returns the
-/// frame's length (0: the message does not fit).
+/// An IPv6 advert as a whole frame into `buf`: to `group` (ff02::12 unless mcast_dst_ip
+/// says otherwise; its MAC 33:33 and the group's last 32 bits) from `mac` and `src`, hop
+/// limit 255, the message with its pseudo-header checksum. Returns the frame's length (0:
+/// the message does not fit).
 pub fn advert_frame_v6(
     buf: &mut [u8],
     mac: [u8; 6],
     src: Ipv6Addr,
+    group: Ipv6Addr,
     repr: &VrrpRepr,
     addrs: &[&[u8]],
 ) -> usize {
     const L4: usize = 14 + 40;
-    let group = vrrp::GROUP_V6;
+    let group = group.octets();
     let Some(body) = buf.get_mut(L4..) else {
         return 0;
     };
@@ -1437,7 +1492,7 @@ pub fn advert_frame_v6(
     }
     rvs_wire::ethernet::emit_header(
         buf,
-        [0x33, 0x33, 0, 0, 0, 0x12],
+        [0x33, 0x33, group[12], group[13], group[14], group[15]],
         mac,
         rvs_wire::EtherType::IPV6,
     );
@@ -1693,7 +1748,8 @@ vrrp_instance V {
             auth_pass: None,
         };
         let mut buf = [0u8; 1514];
-        let n = advert_frame_v6(&mut buf, mac, src, &repr, &refs);
+        let group = Ipv6Addr::from(vrrp::GROUP_V6);
+        let n = advert_frame_v6(&mut buf, mac, src, group, &repr, &refs);
         assert_eq!(n, 14 + 40 + 8 + 32);
         let frame = &buf[..n];
         let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
