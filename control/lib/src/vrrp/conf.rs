@@ -85,6 +85,11 @@ pub struct Instance {
     pub excluded: Vec<VirtualAddress>,
     pub unicast_src: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
+    /// Each unicast peer's `min_ttl` and `max_ttl` (keepalived's 0 and 255 by default), in
+    /// the order of `unicast_peers`.
+    pub unicast_peer_ttls: Vec<(u8, u8)>,
+    /// `unicast_ttl`: the TTL (hop limit) of unicast adverts (255 unless set).
+    pub unicast_ttl: Option<u8>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
     /// `track_file { NAME [weight W [reverse]] }`.
@@ -122,6 +127,16 @@ fn valid_group(a: IpAddr) -> bool {
 }
 
 impl Instance {
+    /// Whether an advert from unicast peer `from` may carry TTL (hop limit) `ttl`: within
+    /// its min_ttl and max_ttl (any for a multicast instance, which asks 255 itself).
+    pub fn peer_ttl_ok(&self, from: IpAddr, ttl: u8) -> bool {
+        self.unicast_peers
+            .iter()
+            .zip(&self.unicast_peer_ttls)
+            .find(|(p, _)| **p == from)
+            .is_none_or(|(_, (min, max))| (*min..=*max).contains(&ttl))
+    }
+
     /// The group its multicast adverts use.
     pub fn group(&self) -> IpAddr {
         self.mcast_group.unwrap_or(if self.is_ipv6() {
@@ -585,6 +600,8 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         excluded: Vec::new(),
         unicast_src: None,
         unicast_peers: Vec::new(),
+        unicast_peer_ttls: Vec::new(),
+        unicast_ttl: None,
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
@@ -712,7 +729,32 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "unicast_peer" => {
                 for a in c.children() {
                     i.unicast_peers.push(address(a, &a.keyword)?.0);
+                    let (mut min, mut max) = (0u8, 255u8);
+                    let mut k = 0;
+                    while let Some(w) = a.args.get(k) {
+                        let ttl: u8 = num(a, k + 1, "a TTL (0-255)")?;
+                        match w.as_str() {
+                            "min_ttl" => min = ttl,
+                            "max_ttl" => max = ttl,
+                            other => {
+                                return Err(format!(
+                                "{}: unicast_peer {}: unknown option {other:?} (min_ttl, max_ttl)",
+                                a.at(),
+                                a.keyword
+                            ))
+                            }
+                        }
+                        k += 2;
+                    }
+                    i.unicast_peer_ttls.push((min, max));
                 }
+            }
+            "unicast_ttl" => {
+                let ttl: u8 = num(c, 0, "a TTL (1-255)")?;
+                if ttl == 0 {
+                    return Err(format!("{}: unicast_ttl: 1 to 255", c.at()));
+                }
+                i.unicast_ttl = Some(ttl);
             }
             "track_interface" => {
                 for a in c.children() {
@@ -752,6 +794,13 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
     }
     if i.addresses.is_empty() {
         return Err(missing("virtual_ipaddress"));
+    }
+    if i.unicast_ttl.is_some() && i.unicast_peers.is_empty() {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: unicast_ttl without unicast_peer; ignored",
+            s.at()
+        ));
+        i.unicast_ttl = None;
     }
     // The group: mcast_dst_ip if it is a group of the instance's family (keepalived skips
     // it otherwise), else global_defs' for the family.
@@ -1000,6 +1049,7 @@ vrrp_instance VI_2 {
         assert_eq!(i.excluded.len(), 1);
         assert_eq!(i.all_addresses().count(), 3);
         assert_eq!(i.unicast_peers.len(), 1);
+        assert_eq!(i.unicast_peer_ttls, [(0, 255)]);
         assert_eq!(i.track_interfaces[0].weight, Some(-10));
         assert_eq!(i.track_scripts[0].weight, Some(10));
         assert_eq!(
@@ -1202,6 +1252,39 @@ vrrp_instance VI_2 {
             ("224.0.0.18".into(), "ff02::12".into())
         );
         assert!(i[0].garp_refresh.is_zero());
+    }
+
+    /// unicast_ttl and each peer's min_ttl/max_ttl, as keepalived reads and applies them.
+    #[test]
+    fn unicast_ttls_as_keepalived_reads_them() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n unicast_ttl 200\n unicast_peer {\n 10.0.0.2 min_ttl 250\n 10.0.0.3 max_ttl 64 min_ttl 10\n 10.0.0.4\n }\n}\n\
+             vrrp_instance B {\n interface lan\n virtual_router_id 2\n virtual_ipaddress { 10.0.0.5 }\n unicast_ttl 9\n}\n",
+        )
+        .unwrap();
+        let (a, b) = (&k.vrrp_conf.instances[0], &k.vrrp_conf.instances[1]);
+        assert_eq!(a.unicast_ttl, Some(200));
+        assert_eq!(a.unicast_peer_ttls, [(250, 255), (10, 64), (0, 255)]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(a.peer_ttl_ok(ip("10.0.0.2"), 255) && !a.peer_ttl_ok(ip("10.0.0.2"), 249));
+        assert!(a.peer_ttl_ok(ip("10.0.0.3"), 64) && !a.peer_ttl_ok(ip("10.0.0.3"), 65));
+        assert!(!a.peer_ttl_ok(ip("10.0.0.3"), 9));
+        assert!(a.peer_ttl_ok(ip("10.0.0.4"), 1));
+        assert_eq!(b.unicast_ttl, None);
+        assert_eq!(
+            k.warnings,
+            ["k.conf:12: vrrp_instance B: unicast_ttl without unicast_peer; ignored"]
+        );
+        let e = KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n unicast_peer {\n 10.0.0.2 ttl 5\n }\n}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "k.conf:6: unicast_peer 10.0.0.2: unknown option \"ttl\" (min_ttl, max_ttl)"
+        );
     }
 
     #[test]

@@ -383,7 +383,8 @@ impl VrrpRuntime {
                 }
             }
             if let (IpAddr::V6(src), false) = (inst.src, inst.conf.unicast_peers.is_empty()) {
-                inst.unicast6 = Some(open_unicast6(l, src).map_err(|e| {
+                let hops = inst.conf.unicast_ttl.unwrap_or(255);
+                inst.unicast6 = Some(open_unicast6(l, src, hops).map_err(|e| {
                     format!(
                         "vrrp_instance {}: an IPv6 VRRP socket on {} from {src}: {e}",
                         inst.conf.name, l.twin
@@ -550,15 +551,15 @@ fn open_ah_receiving(link: &Link) -> std::io::Result<Socket> {
 }
 
 /// A raw IPv6 VRRP socket on the link's twin for unicast adverts from `src` (a link-local
-/// source carries the twin's scope), hop limit 255; the checksum is written by rvs.
-fn open_unicast6(link: &Link, src: Ipv6Addr) -> std::io::Result<Socket> {
+/// source carries the twin's scope), hop limit `hops`; the checksum is written by rvs.
+fn open_unicast6(link: &Link, src: Ipv6Addr, hops: u8) -> std::io::Result<Socket> {
     let s = Socket::new(
         Domain::IPV6,
         Type::RAW,
         Some(Protocol::from(i32::from(vrrp::PROTO))),
     )?;
     s.bind_device(Some(link.twin.as_bytes()))?;
-    s.set_unicast_hops_v6(255)?;
+    s.set_unicast_hops_v6(u32::from(hops))?;
     // The port's address may still be tentative on the twin (duplicate address detection).
     s.set_freebind_ipv6(true)?;
     let scope = link.index_if_link_local(&src);
@@ -942,8 +943,9 @@ impl Controller {
         }
         let st = &mut inst.status;
         // RFC 3768/5798's TTL (hop limit) of 255; keepalived does not ask it of unicast
-        // adverts (its IPv6 ones leave with the kernel's default hop limit, 64).
-        if ttl != 255 && inst.conf.unicast_peers.is_empty() {
+        // adverts (its IPv6 ones leave with the kernel's default hop limit, 64), only that
+        // it lies within the peer's min_ttl and max_ttl.
+        if (ttl != 255 && inst.conf.unicast_peers.is_empty()) || !inst.conf.peer_ttl_ok(from, ttl) {
             st.bad_ttl += 1;
             return;
         }
@@ -1099,6 +1101,10 @@ impl Controller {
                 .collect()
         };
         let mut buf = [0u8; 1500];
+        // The link's socket is shared: a unicast advert takes its instance's unicast_ttl.
+        if !inst.conf.unicast_peers.is_empty() {
+            let _ = sock.set_ttl(u32::from(inst.conf.unicast_ttl.unwrap_or(255)));
+        }
         for dst in targets {
             let n = repr.emit(&mut buf, &refs, &src.octets(), &dst.octets());
             let to = SocketAddr::new(IpAddr::V4(dst), 0);
@@ -1157,7 +1163,11 @@ impl Controller {
                 &mut packet,
                 src.octets(),
                 dst.octets(),
-                255,
+                if unicast {
+                    inst.conf.unicast_ttl.unwrap_or(255)
+                } else {
+                    255
+                },
                 inst.ip_id,
                 inst.ah_sequence,
                 &key,
