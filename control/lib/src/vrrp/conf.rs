@@ -90,6 +90,9 @@ pub struct Instance {
     pub unicast_peer_ttls: Vec<(u8, u8)>,
     /// `unicast_ttl`: the TTL (hop limit) of unicast adverts (255 unless set).
     pub unicast_ttl: Option<u8>,
+    /// `lower_prio_no_advert` (global_defs' `vrrp_lower_prio_no_advert`): as MASTER, stay
+    /// silent on hearing a lower priority instead of advertising at once.
+    pub lower_prio_no_advert: bool,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
     /// `track_file { NAME [weight W [reverse]] }`.
@@ -116,6 +119,7 @@ struct Defaults {
     garp_refresh_repeat: u32,
     group4: Option<IpAddr>,
     group6: Option<IpAddr>,
+    lower_prio_no_advert: bool,
 }
 
 /// keepalived's test of a VRRP group: IPv4 multicast, or IPv6 link-local multicast.
@@ -212,6 +216,20 @@ fn seconds(s: &Statement, max: f64) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// keepalived's optional boolean: none, true/on/yes, false/off/no.
+fn flag(s: &Statement) -> Result<bool, String> {
+    match s.args.first().map(|a| a.to_ascii_lowercase()) {
+        None => Ok(true),
+        Some(a) if matches!(a.as_str(), "true" | "on" | "yes") => Ok(true),
+        Some(a) if matches!(a.as_str(), "false" | "off" | "no") => Ok(false),
+        Some(a) => Err(format!(
+            "{}: {}: {a:?}: true or false (on/off, yes/no) expected",
+            s.at(),
+            s.keyword
+        )),
+    }
 }
 
 /// Whole seconds, as keepalived reads `garp_master_refresh`.
@@ -315,6 +333,7 @@ impl VrrpConf {
             garp_refresh_repeat: 1,
             group4: None,
             group6: None,
+            lower_prio_no_advert: false,
         };
         let mut sync_daemon = None;
         for s in global_defs {
@@ -331,6 +350,7 @@ impl VrrpConf {
                 "vrrp_garp_master_refresh_repeat" => {
                     d.garp_refresh_repeat = num::<u32>(s, 0, "a count")?.max(1)
                 }
+                "vrrp_lower_prio_no_advert" => d.lower_prio_no_advert = flag(s)?,
                 "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
                     let a = address(s, s.arg(0)?)?.0;
                     let v6 = s.keyword.ends_with('6');
@@ -602,6 +622,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         unicast_peers: Vec::new(),
         unicast_peer_ttls: Vec::new(),
         unicast_ttl: None,
+        lower_prio_no_advert: d.lower_prio_no_advert,
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
@@ -778,6 +799,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                 i.garp_refresh_repeat = num::<u32>(c, 0, "a count")?.max(1)
             }
             "mcast_dst_ip" => mcast_dst = Some((address(c, c.arg(0)?)?.0, c.at())),
+            "lower_prio_no_advert" => i.lower_prio_no_advert = flag(c)?,
             _ => warnings.push(format!(
                 "{}: vrrp_instance {name}: keyword {:?} not supported, ignored",
                 c.at(),
@@ -1252,6 +1274,20 @@ vrrp_instance VI_2 {
             ("224.0.0.18".into(), "ff02::12".into())
         );
         assert!(i[0].garp_refresh.is_zero());
+        assert!(!i[0].lower_prio_no_advert);
+        // lower_prio_no_advert: global default, instance word with or without a value.
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "global_defs {\n vrrp_lower_prio_no_advert\n}\n\
+             vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n}\n\
+             vrrp_instance B {\n interface lan\n virtual_router_id 2\n virtual_ipaddress { 10.0.0.2 }\n lower_prio_no_advert off\n}\n",
+        )
+        .unwrap();
+        let i = &k.vrrp_conf.instances;
+        assert_eq!(
+            (i[0].lower_prio_no_advert, i[1].lower_prio_no_advert),
+            (true, false)
+        );
     }
 
     /// unicast_ttl and each peer's min_ttl/max_ttl, as keepalived reads and applies them.

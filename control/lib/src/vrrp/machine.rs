@@ -46,6 +46,10 @@ pub struct Params {
     pub preempt_delay: Duration,
     /// The address adverts leave from: the tie-breaker on equal priority.
     pub own_addr: IpAddr,
+    /// keepalived's `lower_prio_no_advert`: a MASTER hearing a lower priority stays
+    /// silent (RFC 3768/5798) instead of advertising at once (keepalived's default, which
+    /// ends a split brain sooner).
+    pub lower_prio_no_advert: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -228,8 +232,12 @@ impl Machine {
                     self.master_seen = Some((from, priority));
                     out.retain(|a| *a != Action::Advertise(0));
                     out
-                } else {
+                } else if self.p.lower_prio_no_advert {
                     Vec::new()
+                } else {
+                    // keepalived: answer the lower master at once ("forcing new election").
+                    self.advert_at = Some(now + self.advert_interval());
+                    vec![Action::Advertise(self.priority)]
                 }
             }
             _ => Vec::new(),
@@ -298,6 +306,7 @@ mod tests {
             preempt: true,
             preempt_delay: Duration::ZERO,
             own_addr: "10.0.0.1".parse().unwrap(),
+            lower_prio_no_advert: false,
         }
     }
 
@@ -309,6 +318,36 @@ mod tests {
 
     fn peer() -> IpAddr {
         PEER.parse().unwrap()
+    }
+
+    /// A MASTER hearing a lower priority (or an equal one from a lower address) advertises
+    /// at once and restarts its advert timer, as keepalived; with lower_prio_no_advert it
+    /// stays silent, as the RFC.
+    #[test]
+    fn a_master_answers_a_lower_master_unless_told_not_to() {
+        let t0 = Instant::now();
+        for quiet in [false, true] {
+            let mut m = Machine::new(Params {
+                lower_prio_no_advert: quiet,
+                initial_master: true,
+                ..params(150)
+            });
+            m.start(t0, false);
+            assert_eq!(m.state, State::Master);
+            let heard = m.advert(ms(t0, 400), peer(), 100, 100);
+            let equal_lower_addr = m.advert(ms(t0, 500), "10.0.0.0".parse().unwrap(), 150, 100);
+            if quiet {
+                assert!(heard.is_empty() && equal_lower_addr.is_empty());
+                assert_eq!(m.tick(ms(t0, 1000)), vec![Action::Advertise(150)]);
+            } else {
+                assert_eq!(heard, vec![Action::Advertise(150)]);
+                assert_eq!(equal_lower_addr, vec![Action::Advertise(150)]);
+                // The next regular advert one interval after the last answer.
+                assert!(m.tick(ms(t0, 1499)).is_empty());
+                assert_eq!(m.tick(ms(t0, 1500)), vec![Action::Advertise(150)]);
+            }
+            assert_eq!(m.state, State::Master);
+        }
     }
 
     #[test]
@@ -399,11 +438,10 @@ mod tests {
             m.start(t0, false),
             vec![Action::Advertise(100), Action::Enter(State::Master)]
         );
-        // Lower priority, or equal from a lower address: ignored.
-        assert!(m.advert(ms(t0, 100), peer(), 99, 100).is_empty());
-        assert!(m
-            .advert(ms(t0, 100), "10.0.0.0".parse().unwrap(), 100, 100)
-            .is_empty());
+        // Lower priority, or equal from a lower address: still master (answered at once,
+        // a_master_answers_a_lower_master_unless_told_not_to).
+        m.advert(ms(t0, 100), peer(), 99, 100);
+        m.advert(ms(t0, 100), "10.0.0.0".parse().unwrap(), 100, 100);
         assert_eq!(m.state, State::Master);
         // Equal from a higher address: backup.
         assert_eq!(

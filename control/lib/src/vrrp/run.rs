@@ -301,6 +301,7 @@ impl VrrpRuntime {
                 preempt: i.preempt,
                 preempt_delay: i.preempt_delay,
                 own_addr: src,
+                lower_prio_no_advert: i.lower_prio_no_advert,
             });
             let group = conf
                 .groups
