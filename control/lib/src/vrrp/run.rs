@@ -54,11 +54,8 @@ impl Link {
         self.name == name || self.twin == name
     }
 
-    /// The twin's interface index for a link-local `addr` (its scope), else 0.
-    fn index_if_link_local(&self, addr: &Ipv6Addr) -> u32 {
-        if !addr.is_unicast_link_local() {
-            return 0;
-        }
+    /// The twin's interface index: the scope of link-local addresses on it (0 unknown).
+    fn twin_index(&self) -> u32 {
         std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.twin))
             .ok()
             .and_then(|t| t.trim().parse().ok())
@@ -124,6 +121,16 @@ pub struct InstanceStatus {
     pub faults: Vec<String>,
 }
 
+impl InstanceStatus {
+    /// An advert left (with `priority`).
+    fn advert_sent(&mut self, priority: u8) {
+        self.adverts_sent += 1;
+        if priority == 0 {
+            self.priority_zero_sent += 1;
+        }
+    }
+}
+
 enum Event {
     /// An IPv4 datagram from the raw socket (its IP header first).
     Packet {
@@ -152,8 +159,9 @@ struct Inst {
     /// unicast_src_ip says otherwise).
     src: IpAddr,
     /// An IPv6 instance's socket for its unicast peers (the twin's kernel finds their
-    /// MACs); None: adverts go to ff02::12 as frames.
-    unicast6: Option<Socket>,
+    /// MACs) and the twin's index (a link-local peer's scope, read once); None: adverts go
+    /// to the group as frames.
+    unicast6: Option<(Socket, u32)>,
     /// `auth_type AH`: the socket its adverts leave by (rvs writes the IPv4 header, which
     /// the ICV covers), the IP id of the last, and the AH sequence number: the last sent
     /// or heard, whichever is higher (keepalived keeps one counter for both, so a new
@@ -384,13 +392,14 @@ impl VrrpRuntime {
                 }
             }
             if let (IpAddr::V6(src), false) = (inst.src, inst.conf.unicast_peers.is_empty()) {
-                let hops = inst.conf.unicast_ttl.unwrap_or(255);
-                inst.unicast6 = Some(open_unicast6(l, src, hops).map_err(|e| {
+                let (hops, scope) = (inst.conf.unicast_ttl.unwrap_or(255), l.twin_index());
+                let sock = open_unicast6(l, src, hops, scope).map_err(|e| {
                     format!(
                         "vrrp_instance {}: an IPv6 VRRP socket on {} from {src}: {e}",
                         inst.conf.name, l.twin
                     )
-                })?);
+                })?;
+                inst.unicast6 = Some((sock, scope));
             }
             if inst.src.is_ipv6() && frames[inst.link].is_none() {
                 let timeout = Duration::from_millis(200);
@@ -552,8 +561,8 @@ fn open_ah_receiving(link: &Link) -> std::io::Result<Socket> {
 }
 
 /// A raw IPv6 VRRP socket on the link's twin for unicast adverts from `src` (a link-local
-/// source carries the twin's scope), hop limit `hops`; the checksum is written by rvs.
-fn open_unicast6(link: &Link, src: Ipv6Addr, hops: u8) -> std::io::Result<Socket> {
+/// source carries the twin's `scope`), hop limit `hops`; the checksum is written by rvs.
+fn open_unicast6(link: &Link, src: Ipv6Addr, hops: u8, scope: u32) -> std::io::Result<Socket> {
     let s = Socket::new(
         Domain::IPV6,
         Type::RAW,
@@ -563,9 +572,33 @@ fn open_unicast6(link: &Link, src: Ipv6Addr, hops: u8) -> std::io::Result<Socket
     s.set_unicast_hops_v6(u32::from(hops))?;
     // The port's address may still be tentative on the twin (duplicate address detection).
     s.set_freebind_ipv6(true)?;
-    let scope = link.index_if_link_local(&src);
-    s.bind(&SocketAddr::V6(std::net::SocketAddrV6::new(src, 0, 0, scope)).into())?;
+    s.bind(&SocketAddr::V6(scoped(src, scope)).into())?;
     Ok(s)
+}
+
+/// `addr` as a socket address: a link-local one in `scope`.
+fn scoped(addr: Ipv6Addr, scope: u32) -> std::net::SocketAddrV6 {
+    let scope = if addr.is_unicast_link_local() {
+        scope
+    } else {
+        0
+    };
+    std::net::SocketAddrV6::new(addr, 0, 0, scope)
+}
+
+/// The IPv4 addresses an instance's adverts go to: its unicast peers, or its group.
+fn ipv4_targets(conf: &Instance) -> Vec<Ipv4Addr> {
+    let all: Vec<IpAddr> = if conf.unicast_peers.is_empty() {
+        vec![conf.group()]
+    } else {
+        conf.unicast_peers.clone()
+    };
+    all.into_iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v) => Some(v),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 /// Reads IPv6 frames from a twin's link-layer socket until told to stop, handing on those
@@ -1049,17 +1082,13 @@ impl Controller {
             IpAddr::V6(v6) if inst.unicast6.is_some() => {
                 let mut buf = [0u8; 1500];
                 for peer in &inst.conf.unicast_peers {
-                    let (IpAddr::V6(to), Some(sock)) = (peer, &inst.unicast6) else {
+                    let (IpAddr::V6(to), Some((sock, scope))) = (peer, &inst.unicast6) else {
                         continue;
                     };
                     let n = repr.emit(&mut buf, &refs, &v6.octets(), &to.octets());
-                    let scope = self.links[inst.link].index_if_link_local(to);
-                    let to = SocketAddr::V6(std::net::SocketAddrV6::new(*to, 0, 0, scope));
+                    let to = SocketAddr::V6(scoped(*to, *scope));
                     if n > 0 && sock.send_to(&buf[..n], &to.into()).is_ok() {
-                        inst.status.adverts_sent += 1;
-                        if priority == 0 {
-                            inst.status.priority_zero_sent += 1;
-                        }
+                        inst.status.advert_sent(priority);
                     }
                 }
                 return;
@@ -1075,10 +1104,7 @@ impl Controller {
                 };
                 let n = advert_frame_v6(&mut frame, l.mac, v6, group, &repr, &refs);
                 if n > 0 && sock.send(&frame[..n]).is_ok() {
-                    inst.status.adverts_sent += 1;
-                    if priority == 0 {
-                        inst.status.priority_zero_sent += 1;
-                    }
+                    inst.status.advert_sent(priority);
                 }
                 return;
             }
@@ -1086,21 +1112,7 @@ impl Controller {
         let Some(sock) = self.sockets[inst.link].as_ref() else {
             return;
         };
-        let targets: Vec<Ipv4Addr> = if inst.conf.unicast_peers.is_empty() {
-            match inst.conf.group() {
-                IpAddr::V4(g) => vec![g],
-                IpAddr::V6(_) => Vec::new(),
-            }
-        } else {
-            inst.conf
-                .unicast_peers
-                .iter()
-                .filter_map(|p| match p {
-                    IpAddr::V4(v) => Some(*v),
-                    IpAddr::V6(_) => None,
-                })
-                .collect()
-        };
+        let targets = ipv4_targets(&inst.conf);
         let mut buf = [0u8; 1500];
         // The link's socket is shared: a unicast advert takes its instance's unicast_ttl.
         if !inst.conf.unicast_peers.is_empty() {
@@ -1110,10 +1122,7 @@ impl Controller {
             let n = repr.emit(&mut buf, &refs, &src.octets(), &dst.octets());
             let to = SocketAddr::new(IpAddr::V4(dst), 0);
             if n > 0 && sock.send_to(&buf[..n], &to.into()).is_ok() {
-                inst.status.adverts_sent += 1;
-                if priority == 0 {
-                    inst.status.priority_zero_sent += 1;
-                }
+                inst.status.advert_sent(priority);
             }
         }
     }
@@ -1139,21 +1148,7 @@ impl Controller {
         }
         ah::mark_ah(&mut msg[..n]);
         let unicast = !inst.conf.unicast_peers.is_empty();
-        let targets: Vec<Ipv4Addr> = if unicast {
-            inst.conf
-                .unicast_peers
-                .iter()
-                .filter_map(|p| match p {
-                    IpAddr::V4(v) => Some(*v),
-                    IpAddr::V6(_) => None,
-                })
-                .collect()
-        } else {
-            match inst.conf.group() {
-                IpAddr::V4(g) => vec![g],
-                IpAddr::V6(_) => Vec::new(),
-            }
-        };
+        let targets = ipv4_targets(&inst.conf);
         let mut packet = [0u8; 1100];
         for dst in targets {
             inst.ip_id = inst.ip_id.wrapping_add(1).max(1);
@@ -1177,10 +1172,7 @@ impl Controller {
             );
             let to = SocketAddr::new(IpAddr::V4(dst), 0);
             if len > 0 && sock.send_to(&packet[..len], &to.into()).is_ok() {
-                inst.status.adverts_sent += 1;
-                if repr.priority == 0 {
-                    inst.status.priority_zero_sent += 1;
-                }
+                inst.status.advert_sent(repr.priority);
             }
         }
     }
