@@ -418,7 +418,19 @@ impl VrrpConf {
                     let i = instance(s, &d, &mut conf.warnings)?;
                     conf.instances.push(i);
                 }
-                _ => {}
+                // Read with the top-level track_file definitions.
+                "vrrp_track_file" => {}
+                "static_ipaddress" => conf.warnings.push(format!(
+                    "{}: static_ipaddress: not supported, ignored (give the data ports these addresses in the rvs configuration: [[port]] addresses)",
+                    s.at()
+                )),
+                "static_routes" => conf.warnings.push(format!(
+                    "{}: static_routes: not supported, ignored (the data plane's routes are the rvs configuration's [[route]] entries)",
+                    s.at()
+                )),
+                k => conf
+                    .warnings
+                    .push(format!("{}: {k}: not supported, ignored", s.at())),
             }
         }
         conf.sync_daemon = sync_daemon;
@@ -1320,6 +1332,33 @@ vrrp_instance VI_2 {
         assert_eq!(
             e,
             "k.conf:6: unicast_peer 10.0.0.2: unknown option \"ttl\" (min_ttl, max_ttl)"
+        );
+    }
+
+    /// What rvs does not apply of a file's VRRP side is said, never dropped silently.
+    #[test]
+    fn unsupported_top_level_vrrp_statements_are_named() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "static_ipaddress {\n 10.0.0.9 dev lan\n}\nstatic_routes {\n 10.9.0.0/24 via 10.0.0.254\n}\n\
+             vrrp_track_process P {\n process nginx\n}\n\
+             vrrp_track_file F {\n file /tmp/f\n}\n\
+             vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n track_file { F }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(k.vrrp_conf.instances[0].track_files[0].name, "F");
+        let named: Vec<_> = k
+            .warnings
+            .iter()
+            .map(|w| w.split(" (").next().unwrap())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "k.conf:1: static_ipaddress: not supported, ignored",
+                "k.conf:4: static_routes: not supported, ignored",
+                "k.conf:7: vrrp_track_process: not supported, ignored",
+            ]
         );
     }
 
