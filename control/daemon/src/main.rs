@@ -185,6 +185,12 @@ fn main() -> ExitCode {
     for w in &cfg.vrrp.warnings {
         eprintln!("rvs: warning: {w}");
     }
+    for w in vrrp.resolve_routes(
+        |name| runtime::port_named(&cfg, name),
+        |gateway| runtime::port_towards(&cfg, gateway),
+    ) {
+        eprintln!("rvs: warning: {w}");
+    }
     if let Err(e) = VrrpRuntime::check(&vrrp, &runtime::vrrp_links(&cfg, &[])) {
         eprintln!("rvs: error: vrrp: {e}");
         return ExitCode::from(2);

@@ -774,6 +774,35 @@ pub fn vrrp_links(cfg: &Config, macs: &[[u8; 6]]) -> Vec<vrrp::Link> {
         .collect()
 }
 
+/// The data port a keepalived route's `dev` names: by its name or its host twin's.
+pub fn port_named(cfg: &Config, name: &str) -> Option<u16> {
+    cfg.ports
+        .iter()
+        .position(|p| p.name == name || p.host_tap.as_deref() == Some(name))
+        .and_then(|i| u16::try_from(i).ok())
+}
+
+/// The data port a gateway is reached by: the longest of the ports' own prefixes and the
+/// configuration's routes that holds it.
+pub fn port_towards(cfg: &Config, gateway: std::net::IpAddr) -> Option<u16> {
+    let connected = cfg.ports.iter().enumerate().flat_map(|(i, p)| {
+        p.addresses
+            .iter()
+            .zip(&p.prefix_lens)
+            .map(move |(a, len)| (rvs_core::engine::masked(*a, *len), *len, i))
+    });
+    let routed = cfg
+        .lb
+        .routes
+        .iter()
+        .map(|r| (r.prefix, r.len, usize::from(r.port)));
+    connected
+        .chain(routed)
+        .filter(|(prefix, len, _)| rvs_core::engine::masked(gateway, *len) == *prefix)
+        .max_by_key(|(_, len, _)| *len)
+        .and_then(|(_, _, port)| u16::try_from(port).ok())
+}
+
 /// keepalived's `lvs_sync_daemon IF INSTANCE [id N]`: a master sync daemon while the
 /// instance is MASTER, a backup one otherwise.
 fn follow_vrrp_with_sync(
@@ -830,10 +859,15 @@ fn start_vrrp(
     macs: &[[u8; 6]],
     appliance: &Arc<Appliance>,
 ) -> Result<Option<VrrpRuntime>, RunError> {
+    let host = Arc::new(rvs_control::appliance::VrrpHost(appliance.clone()));
     if conf.is_empty() {
+        // keepalived's static_routes need no instance.
+        if !conf.static_routes.is_empty() {
+            let routes = conf.static_routes.iter().filter_map(|r| r.installed());
+            rvs_control::vrrp::Host::set_floating(host.as_ref(), Vec::new(), routes.collect());
+        }
         return Ok(None);
     }
-    let host = Arc::new(rvs_control::appliance::VrrpHost(appliance.clone()));
     let rt = VrrpRuntime::start(conf.clone(), vrrp_links(cfg, macs), host)
         .map_err(|e| RunError::Worker(format!("vrrp: {e}")))?;
     appliance.set_vrrp_status(rt.status_handle());

@@ -323,6 +323,9 @@ pub struct Director {
     pub timeouts: Timeouts,
     /// Addresses VRRP manages and whether this box holds them now (MASTER).
     pub floating: Vec<(IpAddr, bool)>,
+    /// Routes VRRP installs now (keepalived's static_routes, MASTER instances'
+    /// virtual_routes), after `routes` where prefixes are equally long.
+    pub vrrp_routes: Vec<Route>,
     loads: Arc<Vec<DestLoad>>,
     entry_used: Vec<bool>,
     dest_used: Vec<bool>,
@@ -363,6 +366,7 @@ impl Director {
             neighbours: Vec::new(),
             timeouts: Timeouts::default(),
             floating: Vec::new(),
+            vrrp_routes: Vec::new(),
             entry_used: vec![false; limits.entries.min(usize::from(u16::MAX))],
             dest_used: vec![false; limits.dests.min(loads.len())],
             loads,
@@ -862,7 +866,11 @@ impl Director {
         let mut snap = Snapshot::new(
             services,
             self.ports.clone(),
-            self.routes.clone(),
+            self.routes
+                .iter()
+                .chain(&self.vrrp_routes)
+                .copied()
+                .collect(),
             self.neighbours.iter().copied().collect(),
         );
         snap.timeouts = self.timeouts;
@@ -990,6 +998,38 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// VRRP's routes join the configuration's in the snapshot (the longest prefix wins, the
+    /// configuration's first among equals) and leave it when VRRP takes them back.
+    #[test]
+    fn vrrp_routes_join_the_configuration_s() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let route = |p: &str, len, gateway: Option<&str>, port| Route {
+            prefix: ip(p),
+            len,
+            gateway: gateway.map(ip),
+            port,
+        };
+        let mut d = director(1);
+        d.routes = vec![
+            route("10.0.0.0", 24, None, 0),
+            route("10.5.0.0", 16, Some("10.0.0.9"), 0),
+        ];
+        d.vrrp_routes = vec![
+            route("0.0.0.0", 0, Some("192.0.2.1"), 1),
+            route("10.5.0.0", 16, Some("10.0.0.8"), 0),
+            route("10.5.1.0", 24, Some("10.0.0.7"), 0),
+        ];
+        let snap = d.snapshot();
+        assert_eq!(snap.route(ip("198.51.100.1")), Some((1, ip("192.0.2.1"))));
+        assert_eq!(snap.route(ip("10.5.9.9")), Some((0, ip("10.0.0.9"))));
+        assert_eq!(snap.route(ip("10.5.1.9")), Some((0, ip("10.0.0.7"))));
+        assert_eq!(snap.route(ip("10.0.0.5")), Some((0, ip("10.0.0.5"))));
+        d.vrrp_routes.clear();
+        let snap = d.snapshot();
+        assert_eq!(snap.route(ip("198.51.100.1")), None);
+        assert_eq!(snap.route(ip("10.5.1.9")), Some((0, ip("10.0.0.9"))));
     }
 
     /// Behind ECMP every node must build the same mh table whatever order its servers came

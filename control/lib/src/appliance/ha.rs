@@ -11,11 +11,12 @@ use std::net::IpAddr;
 pub struct VrrpHost(pub Arc<Appliance>);
 
 impl Host for VrrpHost {
-    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>) {
+    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>, routes: Vec<rvs_core::engine::Route>) {
         let a = &self.0;
         let _one_at_a_time = a.changing.lock();
         let mut next = a.director.lock().clone();
         next.floating = addrs;
+        next.vrrp_routes = routes;
         a.commit(next);
     }
 

@@ -13,6 +13,7 @@ use toml::{Table, Value};
 const BLOCKS: &[&str] = &[
     "virtual_ipaddress",
     "virtual_ipaddress_excluded",
+    "virtual_routes",
     "unicast_peer",
     "track_interface",
     "track_script",

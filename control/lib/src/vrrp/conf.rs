@@ -52,6 +52,46 @@ pub struct VirtualAddress {
     pub label: Option<String>,
 }
 
+/// A `static_routes` or `virtual_routes` entry as rvs's data plane installs it: a
+/// destination prefix through a gateway, out of a data port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpRoute {
+    /// file:line of the entry.
+    pub at: String,
+    pub prefix: IpAddr,
+    pub len: u8,
+    pub via: Option<IpAddr>,
+    /// `dev IF`: a data port or its host twin by name.
+    pub dev: Option<String>,
+    /// The data port it leaves by, once resolved ([`VrrpConf::resolve_routes`]).
+    pub port: Option<u16>,
+}
+
+impl VrrpRoute {
+    /// The data plane's route, once resolved.
+    pub fn installed(&self) -> Option<rvs_core::engine::Route> {
+        Some(rvs_core::engine::Route {
+            prefix: self.prefix,
+            len: self.len,
+            gateway: self.via,
+            port: self.port?,
+        })
+    }
+}
+
+/// The routes to install: the static ones and the virtual_routes of the instances that
+/// are MASTER, resolved.
+pub fn installed_routes<'a>(
+    static_routes: &'a [VrrpRoute],
+    masters: impl Iterator<Item = &'a Instance>,
+) -> Vec<rvs_core::engine::Route> {
+    static_routes
+        .iter()
+        .chain(masters.flat_map(|i| &i.routes))
+        .filter_map(VrrpRoute::installed)
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracked {
     pub name: String,
@@ -107,6 +147,8 @@ pub struct Instance {
     /// `mcast_dst_ip` (or global_defs' `vrrp_mcast_group4`/`vrrp_mcast_group6`): the group
     /// its adverts go to and come from, instead of 224.0.0.18 / ff02::12.
     pub mcast_group: Option<IpAddr>,
+    /// `virtual_routes`: installed in the data plane while MASTER.
+    pub routes: Vec<VrrpRoute>,
 }
 
 /// What global_defs sets for every instance.
@@ -197,6 +239,8 @@ pub struct VrrpConf {
     pub track_files: Vec<crate::keepalived::TrackFile>,
     pub groups: Vec<SyncGroup>,
     pub sync_daemon: Option<SyncDaemonConf>,
+    /// `static_routes`: installed in the data plane whatever the instances' states.
+    pub static_routes: Vec<VrrpRoute>,
     pub warnings: Vec<String>,
 }
 
@@ -294,6 +338,148 @@ fn virtual_address(s: &Statement) -> Result<VirtualAddress, String> {
         }
     }
     Ok(v)
+}
+
+/// One `static_routes`/`virtual_routes` line in ip route's words, as keepalived reads it:
+/// `[src A] [to] PREFIX|default [via|gw A] [dev|oif IF] [table main] [metric N] ...`. A
+/// route rvs cannot install as keepalived would (another table, a type other than unicast,
+/// several next hops, a source or TOS selector) or cannot read is left out with a warning,
+/// as keepalived leaves out a route it cannot read; attributes that only shape the host's
+/// own connections (metric, mtu, scope...) are accepted, and `src` is said to be ignored.
+fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
+    let words: Vec<&str> = std::iter::once(s.keyword.as_str())
+        .chain(s.args.iter().map(String::as_str))
+        .collect();
+    let line = words.join(" ");
+    let mut left_out = |why: String| {
+        warnings.push(format!("{}: route {line:?}: {why}; not installed", s.at()));
+        None
+    };
+    let (mut dest, mut via, mut dev, mut src) = (None, None, None, None);
+    let mut i = 0;
+    while i < words.len() {
+        let (w, value) = (words[i], words.get(i + 1).copied());
+        i += 1;
+        match w {
+            "inet" | "inet6" | "unicast" | "onlink" | "no_track" => continue,
+            "blackhole" | "unreachable" | "prohibit" | "throw" | "local" | "broadcast"
+            | "anycast" | "multicast" | "nat" => {
+                return left_out(format!(
+                    "type {w}: rvs's data plane installs unicast routes"
+                ))
+            }
+            "from" | "tos" | "dsfield" => {
+                return left_out(format!("{w}: rvs's routes select by destination only"))
+            }
+            "or" | "nexthop" => return left_out("several next hops: rvs takes one".into()),
+            "encap" | "as" => return left_out(format!("{w}: not supported")),
+            _ => {}
+        }
+        let known = matches!(
+            w,
+            "via"
+                | "gw"
+                | "dev"
+                | "oif"
+                | "table"
+                | "src"
+                | "to"
+                | "protocol"
+                | "proto"
+                | "scope"
+                | "metric"
+                | "priority"
+                | "preference"
+                | "mtu"
+                | "hoplimit"
+                | "advmss"
+                | "rtt"
+                | "rttvar"
+                | "reordering"
+                | "window"
+                | "cwnd"
+                | "ssthresh"
+                | "realms"
+                | "rto_min"
+                | "initcwnd"
+                | "initrwnd"
+                | "features"
+                | "quickack"
+                | "congctl"
+                | "pref"
+                | "expires"
+                | "fastopen_no_cookie"
+                | "ttl-propagate"
+        );
+        if !known {
+            if dest.is_some() {
+                return left_out(format!("unknown word {w:?}"));
+            }
+            dest = Some(w);
+            continue;
+        }
+        let Some(mut value) = value else {
+            return left_out(format!("{w}: a value is missing"));
+        };
+        i += 1;
+        // `via inet6 A`, `mtu lock N`: the value is the next word.
+        if matches!((w, value), ("via" | "gw", "inet" | "inet6") | (_, "lock")) {
+            let Some(v) = words.get(i).copied() else {
+                return left_out(format!("{w}: a value is missing"));
+            };
+            value = v;
+            i += 1;
+        }
+        match w {
+            "via" | "gw" => match value.parse::<IpAddr>() {
+                Ok(a) => via = Some(a),
+                Err(_) => return left_out(format!("via {value:?}: not an IP address")),
+            },
+            "dev" | "oif" => dev = Some(value.to_string()),
+            "table" if !matches!(value, "main" | "254") => {
+                return left_out(format!(
+                    "table {value}: rvs's data plane has one table, main"
+                ))
+            }
+            "src" => src = Some(value),
+            "to" => dest = Some(value),
+            _ => {}
+        }
+    }
+    let Some(dest) = dest else {
+        return left_out("no destination".into());
+    };
+    let (prefix, len) = match dest {
+        "default" if via.is_some_and(|v| v.is_ipv6()) => (IpAddr::from([0u16; 8]), 0),
+        "default" => (IpAddr::from([0u8; 4]), 0),
+        d => match address(s, d) {
+            Ok(a) => a,
+            Err(_) => return left_out(format!("{d:?}: not a destination")),
+        },
+    };
+    if via.is_some_and(|v| v.is_ipv4() != prefix.is_ipv4()) {
+        return left_out("the gateway is of another family".into());
+    }
+    if rvs_core::engine::masked(prefix, len) != prefix {
+        return left_out(format!("{prefix}/{len}: host bits set"));
+    }
+    if via.is_none() && dev.is_none() {
+        return left_out("neither via nor dev".into());
+    }
+    if let Some(src) = src {
+        warnings.push(format!(
+            "{}: route {line:?}: src {src}: only the host's own connections would use it; ignored",
+            s.at()
+        ));
+    }
+    Some(VrrpRoute {
+        at: s.at(),
+        prefix,
+        len,
+        via,
+        dev,
+        port: None,
+    })
 }
 
 fn tracked(s: &Statement) -> Result<Tracked, String> {
@@ -424,10 +610,13 @@ impl VrrpConf {
                     "{}: static_ipaddress: not supported, ignored (give the data ports these addresses in the rvs configuration: [[port]] addresses)",
                     s.at()
                 )),
-                "static_routes" => conf.warnings.push(format!(
-                    "{}: static_routes: not supported, ignored (the data plane's routes are the rvs configuration's [[route]] entries)",
-                    s.at()
-                )),
+                "static_routes" => {
+                    for r in s.children() {
+                        if let Some(r) = route_entry(r, &mut conf.warnings) {
+                            conf.static_routes.push(r);
+                        }
+                    }
+                }
                 k => conf
                     .warnings
                     .push(format!("{}: {k}: not supported, ignored", s.at())),
@@ -593,6 +782,7 @@ impl VrrpConf {
         self.scripts.extend(other.scripts);
         self.track_files.extend(other.track_files);
         self.groups.extend(other.groups);
+        self.static_routes.extend(other.static_routes);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {
             self.sync_daemon = other.sync_daemon;
@@ -603,6 +793,43 @@ impl VrrpConf {
 
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()
+    }
+
+    /// Gives each static and virtual route its data port: `dev`'s (`port_named`: a port
+    /// or its host twin), else the one `port_towards` reaches its gateway by (the
+    /// configuration's routes). A route with neither is left out with a warning, as
+    /// keepalived leaves out a route whose interface does not exist.
+    pub fn resolve_routes(
+        &mut self,
+        port_named: impl Fn(&str) -> Option<u16>,
+        port_towards: impl Fn(IpAddr) -> Option<u16>,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut resolve = |routes: &mut Vec<VrrpRoute>| {
+            routes.retain_mut(|r| {
+                let port = match (&r.dev, r.via) {
+                    (Some(d), _) => port_named(d)
+                        .ok_or_else(|| format!("dev {d}: no data port or host twin of that name")),
+                    (None, Some(g)) => port_towards(g).ok_or_else(|| {
+                        format!("no route of the rvs configuration reaches the gateway {g}")
+                    }),
+                    (None, None) => Err("neither via nor dev".into()),
+                };
+                match port {
+                    Ok(p) => r.port = Some(p),
+                    Err(why) => warnings.push(format!(
+                        "{}: route {}/{}: {why}; not installed",
+                        r.at, r.prefix, r.len
+                    )),
+                }
+                r.port.is_some()
+            })
+        };
+        resolve(&mut self.static_routes);
+        for i in &mut self.instances {
+            resolve(&mut i.routes);
+        }
+        warnings
     }
 
     /// The sync group an instance belongs to.
@@ -644,6 +871,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         garp_refresh: d.garp_refresh,
         garp_refresh_repeat: d.garp_refresh_repeat,
         mcast_group: None,
+        routes: Vec::new(),
     };
     let mut mcast_dst: Option<(IpAddr, String)> = None;
     let mut advert: Option<(f64, String)> = None;
@@ -812,6 +1040,13 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             }
             "mcast_dst_ip" => mcast_dst = Some((address(c, c.arg(0)?)?.0, c.at())),
             "lower_prio_no_advert" => i.lower_prio_no_advert = flag(c)?,
+            "virtual_routes" => {
+                for r in c.children() {
+                    if let Some(r) = route_entry(r, warnings) {
+                        i.routes.push(r);
+                    }
+                }
+            }
             _ => warnings.push(format!(
                 "{}: vrrp_instance {name}: keyword {:?} not supported, ignored",
                 c.at(),
@@ -1335,6 +1570,133 @@ vrrp_instance VI_2 {
         );
     }
 
+    /// Debian's keepalived.conf.vrrp.routes, read as keepalived reads it: what rvs's data
+    /// plane can install is kept, each route it cannot is named with its reason.
+    #[test]
+    fn routes_as_keepalived_reads_them() {
+        let text = "static_routes {\n\
+             src 192.168.100.1 192.168.209.0/24 via 192.168.200.254 dev eth0\n\
+             192.168.212.0/24 dev eth3 scope site\n\
+             to default via inet 10.0.0.254 metric 10 mtu lock 1400 onlink\n\
+             2001:db8:9::/48 via 2001:db8::1\n\
+             }\n\
+             vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n\
+             virtual_ipaddress {\n 192.168.200.16\n }\n\
+             virtual_routes {\n\
+             192.168.112.0/24 via 192.168.100.254\n\
+             192.168.113.0/24 via 192.168.100.252 or 192.168.100.253\n\
+             blackhole 192.168.113.1/32\n\
+             0.0.0.0/0 gw 192.168.0.1 table 100 # to table 100\n\
+             192.168.114.0/24 table main via 192.168.0.1\n\
+             192.168.115.1/24 via 192.168.0.1\n\
+             192.168.116.0/24 via 2001:db8::1\n\
+             192.168.117.0/24\n\
+             192.168.118.0/24 via 192.168.0.1 realm 3\n\
+             }\n}\n";
+        let k = KeepalivedConf::parse("k.conf", text).unwrap();
+        let route = |r: &VrrpRoute| {
+            format!(
+                "{}/{} via {:?} dev {:?}",
+                r.prefix,
+                r.len,
+                r.via.map(|v| v.to_string()),
+                r.dev
+            )
+        };
+        let statics: Vec<_> = k.vrrp_conf.static_routes.iter().map(route).collect();
+        assert_eq!(
+            statics,
+            [
+                "192.168.209.0/24 via Some(\"192.168.200.254\") dev Some(\"eth0\")",
+                "192.168.212.0/24 via None dev Some(\"eth3\")",
+                "0.0.0.0/0 via Some(\"10.0.0.254\") dev None",
+                "2001:db8:9::/48 via Some(\"2001:db8::1\") dev None",
+            ]
+        );
+        let virtuals: Vec<_> = k.vrrp_conf.instances[0].routes.iter().map(route).collect();
+        assert_eq!(
+            virtuals,
+            [
+                "192.168.112.0/24 via Some(\"192.168.100.254\") dev None",
+                "192.168.114.0/24 via Some(\"192.168.0.1\") dev None",
+            ]
+        );
+        assert_eq!(k.vrrp_conf.instances[0].routes[0].at, "k.conf:14");
+        let reasons: Vec<_> = k
+            .warnings
+            .iter()
+            .map(|w| w.split_once(": ").map_or(w.as_str(), |(_, r)| r))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "route \"src 192.168.100.1 192.168.209.0/24 via 192.168.200.254 dev eth0\": src 192.168.100.1: only the host's own connections would use it; ignored",
+                "route \"192.168.113.0/24 via 192.168.100.252 or 192.168.100.253\": several next hops: rvs takes one; not installed",
+                "route \"blackhole 192.168.113.1/32\": type blackhole: rvs's data plane installs unicast routes; not installed",
+                "route \"0.0.0.0/0 gw 192.168.0.1 table 100\": table 100: rvs's data plane has one table, main; not installed",
+                "route \"192.168.115.1/24 via 192.168.0.1\": 192.168.115.1/24: host bits set; not installed",
+                "route \"192.168.116.0/24 via 2001:db8::1\": the gateway is of another family; not installed",
+                "route \"192.168.117.0/24\": neither via nor dev; not installed",
+                "route \"192.168.118.0/24 via 192.168.0.1 realm 3\": unknown word \"realm\"; not installed",
+            ]
+        );
+    }
+
+    /// Routes get their data port from `dev` or from the route to their gateway; one with
+    /// neither is left out, named; static routes always, virtual ones only while MASTER.
+    #[test]
+    fn routes_resolve_to_ports_and_follow_the_state() {
+        let mut conf = parse(
+            "static_routes {\n 10.9.0.0/16 via 10.0.0.254\n 10.8.0.0/16 via 172.16.0.1\n}\n\
+             vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n\
+             virtual_routes {\n 0.0.0.0/0 via 192.0.2.1 dev wan\n 10.7.0.0/16 dev nowhere\n }\n}\n\
+             vrrp_instance B {\n interface lan\n virtual_router_id 2\n virtual_ipaddress { 10.0.0.2 }\n\
+             virtual_routes {\n 10.6.0.0/16 via 10.0.0.253\n }\n}\n",
+        )
+        .unwrap();
+        let warnings = conf.resolve_routes(
+            |name| match name {
+                "lan" => Some(0),
+                "wan" | "rvs-wan" => Some(1),
+                _ => None,
+            },
+            |gateway| (gateway.to_string().starts_with("10.0.0.")).then_some(0),
+        );
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:3: route 10.8.0.0/16: no route of the rvs configuration reaches the gateway 172.16.0.1; not installed",
+                "k.conf:11: route 10.7.0.0/16: dev nowhere: no data port or host twin of that name; not installed",
+            ]
+        );
+        let (a, b) = (&conf.instances[0], &conf.instances[1]);
+        let shown = |routes: Vec<rvs_core::engine::Route>| -> Vec<String> {
+            routes
+                .iter()
+                .map(|r| format!("{}/{} {:?} {}", r.prefix, r.len, r.gateway, r.port))
+                .collect()
+        };
+        assert_eq!(
+            shown(installed_routes(&conf.static_routes, std::iter::empty())),
+            ["10.9.0.0/16 Some(10.0.0.254) 0"]
+        );
+        assert_eq!(
+            shown(installed_routes(&conf.static_routes, [a].into_iter())),
+            [
+                "10.9.0.0/16 Some(10.0.0.254) 0",
+                "0.0.0.0/0 Some(192.0.2.1) 1"
+            ]
+        );
+        assert_eq!(
+            shown(installed_routes(&conf.static_routes, [b, a].into_iter())),
+            [
+                "10.9.0.0/16 Some(10.0.0.254) 0",
+                "10.6.0.0/16 Some(10.0.0.253) 0",
+                "0.0.0.0/0 Some(192.0.2.1) 1"
+            ]
+        );
+    }
+
     /// What rvs does not apply of a file's VRRP side is said, never dropped silently.
     #[test]
     fn unsupported_top_level_vrrp_statements_are_named() {
@@ -1347,6 +1709,7 @@ vrrp_instance VI_2 {
         )
         .unwrap();
         assert_eq!(k.vrrp_conf.instances[0].track_files[0].name, "F");
+        assert_eq!(k.vrrp_conf.static_routes.len(), 1);
         let named: Vec<_> = k
             .warnings
             .iter()
@@ -1356,7 +1719,6 @@ vrrp_instance VI_2 {
             named,
             [
                 "k.conf:1: static_ipaddress: not supported, ignored",
-                "k.conf:4: static_routes: not supported, ignored",
                 "k.conf:7: vrrp_track_process: not supported, ignored",
             ]
         );

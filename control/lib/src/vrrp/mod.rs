@@ -10,6 +10,6 @@ pub mod conf;
 pub mod machine;
 pub mod run;
 
-pub use conf::VrrpConf;
+pub use conf::{VrrpConf, VrrpRoute};
 pub use machine::State;
 pub use run::{all_standby, Host, InstanceStatus, Link, VrrpRuntime};

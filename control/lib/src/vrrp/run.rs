@@ -7,7 +7,7 @@
 //! the workers.
 
 use super::ah;
-use super::conf::{Instance, Notify, Script, TrackScript, VrrpConf};
+use super::conf::{installed_routes, Instance, Notify, Script, TrackScript, VrrpConf, VrrpRoute};
 use super::machine::{Action, Machine, Params, State};
 use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 
 /// What the runtime needs from the appliance.
 pub trait Host: Send + Sync {
-    /// Every VRRP-managed address and whether this box holds it now.
-    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>);
+    /// Every VRRP-managed address and whether this box holds it now, and the routes to
+    /// install now (static_routes, and the virtual_routes of MASTER instances).
+    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>, routes: Vec<rvs_core::engine::Route>);
     /// Whether a data port's link is up (track_interface, the instance's own interface).
     fn link_up(&self, port: usize) -> bool;
     /// An instance changed state (the connection sync daemon follows its instance).
@@ -486,6 +487,7 @@ impl VrrpRuntime {
             children: Vec::new(),
             status: status.clone(),
             links_up: Vec::new(),
+            static_routes: conf.static_routes.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("rvs-vrrp".into())
@@ -790,6 +792,7 @@ struct Controller {
     children: Vec<Child>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
     links_up: Vec<bool>,
+    static_routes: Vec<VrrpRoute>,
 }
 
 impl Controller {
@@ -1205,7 +1208,12 @@ impl Controller {
                 x.conf.all_addresses().map(move |a| (a.addr, held))
             })
             .collect();
-        self.host.set_floating(floating);
+        let masters = self
+            .insts
+            .iter()
+            .filter(|x| x.machine.state == State::Master);
+        let routes = installed_routes(&self.static_routes, masters.map(|x| &x.conf));
+        self.host.set_floating(floating, routes);
         self.due_garps(i, now);
         let inst = &self.insts[i];
         self.host.state_changed(&inst.conf.name, state);
