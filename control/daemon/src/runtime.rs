@@ -865,6 +865,10 @@ fn start_vrrp(
         if !conf.static_routes.is_empty() {
             let routes = conf.static_routes.iter().filter_map(|r| r.installed());
             rvs_control::vrrp::Host::set_floating(host.as_ref(), Vec::new(), routes.collect());
+            let links = vrrp_links(cfg, macs);
+            for r in &conf.static_routes {
+                vrrp::twin_route(&links, r, true);
+            }
         }
         return Ok(None);
     }

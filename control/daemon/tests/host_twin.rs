@@ -51,7 +51,8 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
     let keepalived = dir.join("keepalived.conf");
     std::fs::write(
         &keepalived,
-        "virtual_server 192.0.2.50 80 {\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {\n    TCP_CHECK { }\n  }\n}\n",
+        "static_routes {\n  10.215.0.0/24 via 10.214.0.2\n}\n\
+         virtual_server 192.0.2.50 80 {\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {\n    TCP_CHECK { }\n  }\n}\n",
     )
     .unwrap();
     let config = dir.join("rvs.toml");
@@ -130,6 +131,39 @@ host_tap = "{twin}"
         String::from_utf8_lossy(&addr.stdout).contains("10.214.0.1/24"),
         "{}",
         String::from_utf8_lossy(&addr.stdout)
+    );
+
+    // keepalived's static_routes: in the data plane and on the twin, so the host reaches
+    // a network behind the machine on the wire.
+    let rvsadm_routes = Command::new(rvs_testkit::bins::sibling(
+        env!("CARGO_BIN_EXE_rvs"),
+        "rvsadm",
+    ))
+    .arg("--routes")
+    .env("RVS_SOCKET", &socket)
+    .output()
+    .unwrap();
+    let routes = String::from_utf8_lossy(&rvsadm_routes.stdout);
+    assert!(
+        routes.lines().any(|l| l
+            .split_whitespace()
+            .eq(["10.215.0.0/24", "10.214.0.2", "wire"])),
+        "{routes}"
+    );
+    let kernel = run("ip route show 10.215.0.0/24");
+    assert!(
+        String::from_utf8_lossy(&kernel.stdout).contains(&format!("via 10.214.0.2 dev {twin}")),
+        "{}",
+        String::from_utf8_lossy(&kernel.stdout)
+    );
+    let o = run(&format!("ip -n {ns} addr add 10.215.0.1/32 dev lo"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let behind = run("ping -c 2 -i 0.3 -W 2 10.215.0.1");
+    assert!(
+        behind.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&behind.stdout),
+        log_text()
     );
 
     // Host -> wire: ping, then a TCP exchange.

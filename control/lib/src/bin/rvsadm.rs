@@ -31,6 +31,7 @@ fn main() {
     let console = match args.first().map(String::as_str) {
         Some("--vrrp") if args.len() == 1 => Some("show vrrp".to_string()),
         Some("--marks") if args.len() == 1 => Some("show mark".to_string()),
+        Some("--routes") if args.len() == 1 => Some("show route".to_string()),
         Some("--mark") if args.len() > 2 => Some(format!("mark {}", args[1..].join(" "))),
         Some("--full-nat") if args.len() == 1 => Some("show fullnat".to_string()),
         Some("--snat") if args.len() == 1 => Some("show snat".to_string()),

@@ -489,6 +489,9 @@ impl VrrpRuntime {
             links_up: Vec::new(),
             static_routes: conf.static_routes.clone(),
         };
+        for r in &conf.static_routes {
+            twin_route(&ctl.links, r, true);
+        }
         let thread = std::thread::Builder::new()
             .name("rvs-vrrp".into())
             .spawn(move || ctl.run(rx))
@@ -774,6 +777,32 @@ fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
             )
         })
         .ok()
+}
+
+/// Puts a VRRP route on the host twin of its data port (or takes it off), so the host's
+/// own connections follow it as they follow keepalived's kernel routes; a default route is
+/// left to the host (its management access), as the configuration's routes are.
+pub fn twin_route(links: &[Link], r: &VrrpRoute, add: bool) {
+    let Some(link) = links
+        .iter()
+        .find(|l| Some(l.port) == r.port.map(usize::from))
+    else {
+        return;
+    };
+    if r.len == 0 {
+        return;
+    }
+    let mut cmd = Command::new("ip");
+    let prefix = format!("{}/{}", r.prefix, r.len);
+    cmd.args(["route", if add { "replace" } else { "del" }, &prefix]);
+    if let Some(g) = r.via {
+        cmd.args(["via", &g.to_string()]);
+    }
+    cmd.args(["dev", &link.twin]);
+    let _ = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 struct Controller {
@@ -1200,6 +1229,7 @@ impl Controller {
             }
         }
         self.host_addresses(i, state == State::Master);
+        self.host_routes(i, state == State::Master);
         let floating = self
             .insts
             .iter()
@@ -1303,6 +1333,13 @@ impl Controller {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .status();
+        }
+    }
+
+    /// Puts instance `i`'s virtual_routes on the twins (or takes them off).
+    fn host_routes(&self, i: usize, add: bool) {
+        for r in &self.insts[i].conf.routes {
+            twin_route(&self.links, r, add);
         }
     }
 
