@@ -358,34 +358,29 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
     let (mut dest, mut via, mut dev, mut src) = (None, None, None, None);
     let mut i = 0;
     while i < words.len() {
-        let (w, value) = (words[i], words.get(i + 1).copied());
+        let w = words[i];
         i += 1;
         match w {
-            "inet" | "inet6" | "unicast" | "onlink" | "no_track" => continue,
-            "blackhole" | "unreachable" | "prohibit" | "throw" | "local" | "broadcast"
-            | "anycast" | "multicast" | "nat" => {
-                return left_out(format!(
-                    "type {w}: rvs's data plane installs unicast routes"
-                ))
-            }
+            // Flags.
+            "inet" | "inet6" | "onlink" | "no_track" | "add" | "prepend" | "append" => continue,
             "from" | "tos" | "dsfield" => {
                 return left_out(format!("{w}: rvs's routes select by destination only"))
             }
             "or" | "nexthop" => return left_out("several next hops: rvs takes one".into()),
-            "encap" | "as" => return left_out(format!("{w}: not supported")),
+            "encap" => return left_out("encap: not supported".into()),
             _ => {}
         }
-        let known = matches!(
+        let takes_value = matches!(
             w,
             "via"
                 | "gw"
                 | "dev"
                 | "oif"
-                | "table"
                 | "src"
-                | "to"
+                | "as"
+                | "table"
+                | "vrf"
                 | "protocol"
-                | "proto"
                 | "scope"
                 | "metric"
                 | "priority"
@@ -410,26 +405,58 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
                 | "expires"
                 | "fastopen_no_cookie"
                 | "ttl-propagate"
+                | "track_group"
         );
-        if !known {
-            if dest.is_some() {
-                return left_out(format!("unknown word {w:?}"));
+        if !takes_value {
+            // As keepalived: `to`, then a route type, then the destination (a later one
+            // replaces an earlier); a word that is none of them is an unknown keyword.
+            let mut d = w;
+            if d == "to" {
+                d = words.get(i).copied().unwrap_or("");
+                i += 1;
             }
-            dest = Some(w);
+            if matches!(
+                d,
+                "unicast"
+                    | "local"
+                    | "broadcast"
+                    | "anycast"
+                    | "multicast"
+                    | "blackhole"
+                    | "unreachable"
+                    | "prohibit"
+                    | "throw"
+                    | "nat"
+                    | "xresolve"
+            ) {
+                if d != "unicast" {
+                    return left_out(format!(
+                        "type {d}: rvs's data plane installs unicast routes"
+                    ));
+                }
+                d = words.get(i).copied().unwrap_or("");
+                i += 1;
+            }
+            if d != "default" && address(s, d).is_err() {
+                return left_out(format!("unknown route keyword {d:?}"));
+            }
+            dest = Some(d);
             continue;
         }
-        let Some(mut value) = value else {
+        // `via inet6 A`, `as to A`, `mtu lock N`: the value is the word after.
+        let mut value = words.get(i).copied();
+        if matches!(
+            (w, value),
+            ("via" | "gw", Some("inet" | "inet6")) | ("as", Some("to"))
+        ) || (w != "via" && w != "gw" && value == Some("lock"))
+        {
+            i += 1;
+            value = words.get(i).copied();
+        }
+        i += 1;
+        let Some(value) = value else {
             return left_out(format!("{w}: a value is missing"));
         };
-        i += 1;
-        // `via inet6 A`, `mtu lock N`: the value is the next word.
-        if matches!((w, value), ("via" | "gw", "inet" | "inet6") | (_, "lock")) {
-            let Some(v) = words.get(i).copied() else {
-                return left_out(format!("{w}: a value is missing"));
-            };
-            value = v;
-            i += 1;
-        }
         match w {
             "via" | "gw" => match value.parse::<IpAddr>() {
                 Ok(a) => via = Some(a),
@@ -441,8 +468,8 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
                     "table {value}: rvs's data plane has one table, main"
                 ))
             }
+            "vrf" => return left_out(format!("vrf {value}: rvs's data plane has one table, main")),
             "src" => src = Some(value),
-            "to" => dest = Some(value),
             _ => {}
         }
     }
@@ -452,10 +479,7 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
     let (prefix, len) = match dest {
         "default" if via.is_some_and(|v| v.is_ipv6()) => (IpAddr::from([0u16; 8]), 0),
         "default" => (IpAddr::from([0u8; 4]), 0),
-        d => match address(s, d) {
-            Ok(a) => a,
-            Err(_) => return left_out(format!("{d:?}: not a destination")),
-        },
+        d => address(s, d).ok()?,
     };
     if via.is_some_and(|v| v.is_ipv4() != prefix.is_ipv4()) {
         return left_out("the gateway is of another family".into());
@@ -1637,7 +1661,7 @@ vrrp_instance VI_2 {
                 "route \"192.168.115.1/24 via 192.168.0.1\": 192.168.115.1/24: host bits set; not installed",
                 "route \"192.168.116.0/24 via 2001:db8::1\": the gateway is of another family; not installed",
                 "route \"192.168.117.0/24\": neither via nor dev; not installed",
-                "route \"192.168.118.0/24 via 192.168.0.1 realm 3\": unknown word \"realm\"; not installed",
+                "route \"192.168.118.0/24 via 192.168.0.1 realm 3\": unknown route keyword \"realm\"; not installed",
             ]
         );
     }
