@@ -861,11 +861,13 @@ fn start_vrrp(
 ) -> Result<Option<VrrpRuntime>, RunError> {
     let host = Arc::new(rvs_control::appliance::VrrpHost(appliance.clone()));
     if conf.is_empty() {
-        // keepalived's static_routes need no instance.
+        // keepalived's static addresses and routes need no instance.
+        let links = vrrp_links(cfg, macs);
+        vrrp::add_static_addresses(conf, &links);
         if !conf.static_routes.is_empty() {
             let routes = conf.static_routes.iter().filter_map(|r| r.installed());
-            rvs_control::vrrp::Host::set_floating(host.as_ref(), Vec::new(), routes.collect());
-            let links = vrrp_links(cfg, macs);
+            let addrs = vrrp::all_standby(conf);
+            rvs_control::vrrp::Host::set_floating(host.as_ref(), addrs, routes.collect());
             for r in &conf.static_routes {
                 vrrp::twin_route(&links, r, true);
             }

@@ -51,7 +51,7 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
     let keepalived = dir.join("keepalived.conf");
     std::fs::write(
         &keepalived,
-        "static_routes {\n  10.215.0.0/24 via 10.214.0.2\n}\n\
+        "static_ipaddress {\n  10.214.0.9/24\n}\nstatic_routes {\n  10.215.0.0/24 via 10.214.0.2\n}\n\
          virtual_server 192.0.2.50 80 {\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {\n    TCP_CHECK { }\n  }\n}\n",
     )
     .unwrap();
@@ -163,6 +163,24 @@ host_tap = "{twin}"
         behind.status.success(),
         "{}\n{}",
         String::from_utf8_lossy(&behind.stdout),
+        log_text()
+    );
+
+    // keepalived's static_ipaddress: on the twin (the first data port's, none being named)
+    // and answered on the wire (rvs answers ARP for it, the host's kernel the ping).
+    let twin_addrs = run(&format!("ip -o addr show dev {twin}"));
+    assert!(
+        String::from_utf8_lossy(&twin_addrs.stdout).contains("10.214.0.9/24"),
+        "{}",
+        String::from_utf8_lossy(&twin_addrs.stdout)
+    );
+    let to_static = run(&format!(
+        "ip netns exec {ns} ping -c 2 -i 0.3 -W 2 10.214.0.9"
+    ));
+    assert!(
+        to_static.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&to_static.stdout),
         log_text()
     );
 

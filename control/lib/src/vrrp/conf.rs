@@ -241,6 +241,8 @@ pub struct VrrpConf {
     pub sync_daemon: Option<SyncDaemonConf>,
     /// `static_routes`: installed in the data plane whatever the instances' states.
     pub static_routes: Vec<VrrpRoute>,
+    /// `static_ipaddress`: the appliance's own whatever the instances' states.
+    pub static_addresses: Vec<VirtualAddress>,
     pub warnings: Vec<String>,
 }
 
@@ -630,10 +632,11 @@ impl VrrpConf {
                 }
                 // Read with the top-level track_file definitions.
                 "vrrp_track_file" => {}
-                "static_ipaddress" => conf.warnings.push(format!(
-                    "{}: static_ipaddress: not supported, ignored (give the data ports these addresses in the rvs configuration: [[port]] addresses)",
-                    s.at()
-                )),
+                "static_ipaddress" => {
+                    for a in s.children() {
+                        conf.static_addresses.push(virtual_address(a)?);
+                    }
+                }
                 "static_routes" => {
                     for r in s.children() {
                         if let Some(r) = route_entry(r, &mut conf.warnings) {
@@ -807,6 +810,7 @@ impl VrrpConf {
         self.track_files.extend(other.track_files);
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
+        self.static_addresses.extend(other.static_addresses);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {
             self.sync_daemon = other.sync_daemon;
@@ -1723,7 +1727,7 @@ vrrp_instance VI_2 {
 
     /// What rvs does not apply of a file's VRRP side is said, never dropped silently.
     #[test]
-    fn unsupported_top_level_vrrp_statements_are_named() {
+    fn top_level_vrrp_statements_are_applied_or_named() {
         let k = KeepalivedConf::parse(
             "k.conf",
             "static_ipaddress {\n 10.0.0.9 dev lan\n}\nstatic_routes {\n 10.9.0.0/24 via 10.0.0.254\n}\n\
@@ -1734,6 +1738,8 @@ vrrp_instance VI_2 {
         .unwrap();
         assert_eq!(k.vrrp_conf.instances[0].track_files[0].name, "F");
         assert_eq!(k.vrrp_conf.static_routes.len(), 1);
+        let a = &k.vrrp_conf.static_addresses;
+        assert_eq!((a.len(), a[0].dev.as_deref()), (1, Some("lan")));
         let named: Vec<_> = k
             .warnings
             .iter()
@@ -1741,10 +1747,7 @@ vrrp_instance VI_2 {
             .collect();
         assert_eq!(
             named,
-            [
-                "k.conf:1: static_ipaddress: not supported, ignored",
-                "k.conf:7: vrrp_track_process: not supported, ignored",
-            ]
+            ["k.conf:7: vrrp_track_process: not supported, ignored",]
         );
     }
 

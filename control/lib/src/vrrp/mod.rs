@@ -12,4 +12,6 @@ pub mod run;
 
 pub use conf::{VrrpConf, VrrpRoute};
 pub use machine::State;
-pub use run::{all_standby, twin_route, Host, InstanceStatus, Link, VrrpRuntime};
+pub use run::{
+    add_static_addresses, all_standby, twin_route, Host, InstanceStatus, Link, VrrpRuntime,
+};

@@ -7,7 +7,9 @@
 //! the workers.
 
 use super::ah;
-use super::conf::{installed_routes, Instance, Notify, Script, TrackScript, VrrpConf, VrrpRoute};
+use super::conf::{
+    installed_routes, Instance, Notify, Script, TrackScript, VirtualAddress, VrrpConf, VrrpRoute,
+};
 use super::machine::{Action, Machine, Params, State};
 use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
@@ -195,10 +197,60 @@ impl std::fmt::Debug for VrrpRuntime {
 
 /// Each managed address with `held` false: what the workers start with.
 pub fn all_standby(conf: &VrrpConf) -> Vec<(IpAddr, bool)> {
-    conf.instances
-        .iter()
-        .flat_map(|i| i.all_addresses().map(|a| (a.addr, false)))
+    let statics = conf.static_addresses.iter().map(|a| (a.addr, true));
+    statics
+        .chain(
+            conf.instances
+                .iter()
+                .flat_map(|i| i.all_addresses().map(|a| (a.addr, false))),
+        )
         .collect()
+}
+
+/// The twin a `static_ipaddress` entry goes on: its `dev`'s, else the first data port's
+/// with a twin (keepalived's default interface).
+fn static_twin<'a>(links: &'a [Link], a: &VirtualAddress) -> Option<&'a Link> {
+    match &a.dev {
+        Some(d) => links.iter().find(|l| l.is_named(d)),
+        None => links.first(),
+    }
+}
+
+/// Puts the `static_ipaddress` entries on their twins: the host owns them from the start,
+/// as keepalived adds them.
+pub fn add_static_addresses(conf: &VrrpConf, links: &[Link]) {
+    for a in &conf.static_addresses {
+        if let Some(l) = static_twin(links, a) {
+            twin_address(&l.twin, a, true);
+        }
+    }
+}
+
+/// Adds (or deletes) an address on a twin, as keepalived does on its interface: an IPv6
+/// one without duplicate address detection, a label when it names that interface.
+fn twin_address(twin: &str, a: &VirtualAddress, add: bool) {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "addr",
+        if add { "add" } else { "del" },
+        &format!("{}/{}", a.addr, a.len),
+        "dev",
+        twin,
+    ]);
+    if add && a.addr.is_ipv6() {
+        // As keepalived: a VIP is not probed for duplicates (it would sit
+        // tentative, unusable, for a second).
+        cmd.arg("nodad");
+    }
+    if let (true, Some(label)) = (add, &a.label) {
+        if label.starts_with(twin) {
+            cmd.args(["label", label]);
+        }
+    }
+    let _ = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// The link an instance's `interface` names, or an error naming the instance.
@@ -253,6 +305,20 @@ impl VrrpRuntime {
     /// Checks that every instance can run on `links` (interface, family, source address,
     /// `dev`s); errors name the instance. `rvs --check` runs this too.
     pub fn check(conf: &VrrpConf, links: &[Link]) -> Result<Vec<(usize, IpAddr)>, String> {
+        for a in &conf.static_addresses {
+            if static_twin(links, a).is_none() {
+                return Err(match &a.dev {
+                    Some(d) => format!(
+                        "static_ipaddress {}: dev {d}: no data port with a host twin of that name",
+                        a.addr
+                    ),
+                    None => format!(
+                        "static_ipaddress {}: no data port with a host twin (host_tap) to hold it",
+                        a.addr
+                    ),
+                });
+            }
+        }
         let mut out = Vec::new();
         for i in &conf.instances {
             let link = link_for(i, links)?;
@@ -488,7 +554,9 @@ impl VrrpRuntime {
             status: status.clone(),
             links_up: Vec::new(),
             static_routes: conf.static_routes.clone(),
+            static_addresses: conf.static_addresses.clone(),
         };
+        add_static_addresses(&conf, &ctl.links);
         for r in &conf.static_routes {
             twin_route(&ctl.links, r, true);
         }
@@ -822,6 +890,7 @@ struct Controller {
     status: Arc<Mutex<Vec<InstanceStatus>>>,
     links_up: Vec<bool>,
     static_routes: Vec<VrrpRoute>,
+    static_addresses: Vec<VirtualAddress>,
 }
 
 impl Controller {
@@ -1230,13 +1299,12 @@ impl Controller {
         }
         self.host_addresses(i, state == State::Master);
         self.host_routes(i, state == State::Master);
-        let floating = self
-            .insts
-            .iter()
-            .flat_map(|x| {
+        let statics = self.static_addresses.iter().map(|a| (a.addr, true));
+        let floating = statics
+            .chain(self.insts.iter().flat_map(|x| {
                 let held = x.machine.state == State::Master;
                 x.conf.all_addresses().map(move |a| (a.addr, held))
-            })
+            }))
             .collect();
         let masters = self
             .insts
@@ -1308,31 +1376,8 @@ impl Controller {
                 .dev
                 .as_deref()
                 .and_then(|d| self.links.iter().find(|l| l.is_named(d)))
-                .unwrap_or(&self.links[inst.link])
-                .twin
-                .clone();
-            let mut cmd = Command::new("ip");
-            cmd.args([
-                "addr",
-                if add { "add" } else { "del" },
-                &format!("{}/{}", a.addr, a.len),
-                "dev",
-                &twin,
-            ]);
-            if add && a.addr.is_ipv6() {
-                // As keepalived: a VIP is not probed for duplicates (it would sit
-                // tentative, unusable, for a second).
-                cmd.arg("nodad");
-            }
-            if let (true, Some(label)) = (add, &a.label) {
-                if label.starts_with(&twin) {
-                    cmd.args(["label", label]);
-                }
-            }
-            let _ = cmd
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+                .unwrap_or(&self.links[inst.link]);
+            twin_address(&twin.twin, a, add);
         }
     }
 
