@@ -195,7 +195,7 @@ impl std::fmt::Debug for VrrpRuntime {
     }
 }
 
-/// Each managed address with `held` false: what the workers start with.
+/// What the workers start with: the static addresses held, every instance's not.
 pub fn all_standby(conf: &VrrpConf) -> Vec<(IpAddr, bool)> {
     let statics = conf.static_addresses.iter().map(|a| (a.addr, true));
     statics
