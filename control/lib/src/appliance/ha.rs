@@ -96,8 +96,14 @@ impl Appliance {
             );
             let _ = writeln!(
                 out,
-                "  dropped adverts: ttl {}, version {}, authentication {}, checksum {}, interval {}; address list mismatch {}",
-                s.bad_ttl, s.bad_version, s.bad_auth, s.bad_checksum, s.bad_interval, s.address_mismatch
+                "  dropped adverts: ttl {}, version {}, authentication {}, checksum {}, interval {}, not a unicast peer {}; address list mismatch {}",
+                s.bad_ttl,
+                s.bad_version,
+                s.bad_auth,
+                s.bad_checksum,
+                s.bad_interval,
+                s.bad_source,
+                s.address_mismatch
             );
         }
         if rows.is_empty() {

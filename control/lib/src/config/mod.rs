@@ -845,7 +845,16 @@ vrrp_sync_group G { group { VI_1 } }
             crate::keepalived::KeepalivedConf::parse("k.conf", keepalived_text)
                 .unwrap()
                 .vrrp_conf;
-        from_keepalived.instances[0].at = from_toml.instances[0].at.clone();
+        // Where each came from differs; what they say must not.
+        let i = &mut from_keepalived.instances[0];
+        i.at = from_toml.instances[0].at.clone();
+        for (a, t) in i
+            .addresses
+            .iter_mut()
+            .zip(&from_toml.instances[0].addresses)
+        {
+            a.at = t.at.clone();
+        }
         assert_eq!(from_toml, from_keepalived);
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
         let e = parse(&format!(

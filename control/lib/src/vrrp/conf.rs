@@ -21,6 +21,9 @@ pub struct Notify {
     pub backup: Option<Script>,
     pub fault: Option<Script>,
     pub stop: Option<Script>,
+    /// `notify_master_rx_lower_pri`: run (without arguments) when a MASTER hears a lower
+    /// priority.
+    pub master_rx_lower_pri: Option<Script>,
 }
 
 impl Notify {
@@ -32,6 +35,7 @@ impl Notify {
             "notify_backup" => &mut self.backup,
             "notify_fault" => &mut self.fault,
             "notify_stop" => &mut self.stop,
+            "notify_master_rx_lower_pri" => &mut self.master_rx_lower_pri,
             _ => return Ok(false),
         };
         *slot = Some(Script {
@@ -45,6 +49,8 @@ impl Notify {
 /// A `virtual_ipaddress` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualAddress {
+    /// file:line of the entry.
+    pub at: String,
     pub addr: IpAddr,
     pub len: u8,
     /// `dev IF`: the interface it goes on (else the instance's).
@@ -133,6 +139,13 @@ pub struct Instance {
     /// `lower_prio_no_advert` (global_defs' `vrrp_lower_prio_no_advert`): as MASTER, stay
     /// silent on hearing a lower priority instead of advertising at once.
     pub lower_prio_no_advert: bool,
+    /// `higher_prio_send_advert` (global_defs' `vrrp_higher_prio_send_advert`): a MASTER
+    /// hearing a higher priority advertises once more before it yields.
+    pub higher_prio_send_advert: bool,
+    /// `check_unicast_src` (global_defs' `vrrp_check_unicast_src`; set too by a peer's
+    /// `min_ttl`/`max_ttl`, as keepalived does): a unicast advert must come from one of the
+    /// `unicast_peer`s.
+    pub check_unicast_src: bool,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
     /// `track_file { NAME [weight W [reverse]] }`.
@@ -144,6 +157,11 @@ pub struct Instance {
     /// often (zero: never), `garp_master_refresh_repeat` of them each time.
     pub garp_refresh: Duration,
     pub garp_refresh_repeat: u32,
+    /// `garp_lower_prio_repeat` gratuitous ARPs (unsolicited NAs) when a MASTER hears a
+    /// lower priority, again after `garp_lower_prio_delay` (zero: not again); by default
+    /// global_defs' `vrrp_garp_lower_prio_*`, else `vrrp_garp_master_*`, as keepalived.
+    pub garp_lower_prio_repeat: u32,
+    pub garp_lower_prio_delay: Duration,
     /// `mcast_dst_ip` (or global_defs' `vrrp_mcast_group4`/`vrrp_mcast_group6`): the group
     /// its adverts go to and come from, instead of 224.0.0.18 / ff02::12.
     pub mcast_group: Option<IpAddr>,
@@ -162,6 +180,10 @@ struct Defaults {
     group4: Option<IpAddr>,
     group6: Option<IpAddr>,
     lower_prio_no_advert: bool,
+    higher_prio_send_advert: bool,
+    check_unicast_src: bool,
+    garp_lower_prio_repeat: Option<u32>,
+    garp_lower_prio_delay: Option<Duration>,
 }
 
 /// keepalived's test of a VRRP group: IPv4 multicast, or IPv6 link-local multicast.
@@ -181,6 +203,15 @@ impl Instance {
             .zip(&self.unicast_peer_ttls)
             .find(|(p, _)| **p == from)
             .is_none_or(|(_, (min, max))| (*min..=*max).contains(&ttl))
+    }
+
+    /// Whether a unicast advert from `from` is heard: from a `unicast_peer` when
+    /// `check_unicast_src` says so (keepalived: "unicast source address ... not a unicast
+    /// peer"); any source otherwise, and for a multicast instance.
+    pub fn source_ok(&self, from: IpAddr) -> bool {
+        !self.check_unicast_src
+            || self.unicast_peers.is_empty()
+            || self.unicast_peers.contains(&from)
     }
 
     /// The group its multicast adverts use.
@@ -307,6 +338,7 @@ fn address(s: &Statement, word: &str) -> Result<(IpAddr, u8), String> {
 fn virtual_address(s: &Statement) -> Result<VirtualAddress, String> {
     let (addr, len) = address(s, &s.keyword)?;
     let mut v = VirtualAddress {
+        at: s.at(),
         addr,
         len,
         dev: None,
@@ -546,6 +578,10 @@ impl VrrpConf {
             group4: None,
             group6: None,
             lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            check_unicast_src: false,
+            garp_lower_prio_repeat: None,
+            garp_lower_prio_delay: None,
         };
         let mut sync_daemon = None;
         for s in global_defs {
@@ -563,6 +599,12 @@ impl VrrpConf {
                     d.garp_refresh_repeat = num::<u32>(s, 0, "a count")?.max(1)
                 }
                 "vrrp_lower_prio_no_advert" => d.lower_prio_no_advert = flag(s)?,
+                "vrrp_higher_prio_send_advert" => d.higher_prio_send_advert = flag(s)?,
+                "vrrp_check_unicast_src" => d.check_unicast_src = true,
+                "vrrp_garp_lower_prio_repeat" => {
+                    d.garp_lower_prio_repeat = Some(num(s, 0, "a count")?)
+                }
+                "vrrp_garp_lower_prio_delay" => d.garp_lower_prio_delay = Some(seconds(s, 3600.0)?),
                 "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
                     let a = address(s, s.arg(0)?)?.0;
                     let v6 = s.keyword.ends_with('6');
@@ -694,6 +736,7 @@ impl VrrpConf {
                 &mut n.backup,
                 &mut n.fault,
                 &mut n.stop,
+                &mut n.master_rx_lower_pri,
             ] {
                 if let Some(sc) = slot {
                     if !check(sc, &what, warnings) {
@@ -890,6 +933,10 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         unicast_peer_ttls: Vec::new(),
         unicast_ttl: None,
         lower_prio_no_advert: d.lower_prio_no_advert,
+        higher_prio_send_advert: d.higher_prio_send_advert,
+        check_unicast_src: d.check_unicast_src,
+        garp_lower_prio_repeat: d.garp_lower_prio_repeat.unwrap_or(d.garp_repeat),
+        garp_lower_prio_delay: d.garp_lower_prio_delay.unwrap_or(d.garp_delay),
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
@@ -1034,6 +1081,8 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                             }
                         }
                         k += 2;
+                        // As keepalived: a TTL bound checks the source too.
+                        i.check_unicast_src = true;
                     }
                     i.unicast_peer_ttls.push((min, max));
                 }
@@ -1068,6 +1117,10 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             }
             "mcast_dst_ip" => mcast_dst = Some((address(c, c.arg(0)?)?.0, c.at())),
             "lower_prio_no_advert" => i.lower_prio_no_advert = flag(c)?,
+            "higher_prio_send_advert" => i.higher_prio_send_advert = flag(c)?,
+            "check_unicast_src" => i.check_unicast_src = true,
+            "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = num(c, 0, "a count")?,
+            "garp_lower_prio_delay" => i.garp_lower_prio_delay = seconds(c, 3600.0)?,
             "virtual_routes" => {
                 for r in c.children() {
                     if let Some(r) = route_entry(r, warnings) {
@@ -1323,6 +1376,7 @@ vrrp_instance VI_1 {
     notify_stop /bin/true
     garp_master_delay 1
     garp_master_repeat 2
+    notify_master_rx_lower_pri /bin/true
 }
 vrrp_instance VI_2 {
     interface inside
@@ -1356,6 +1410,10 @@ vrrp_instance VI_2 {
         assert_eq!(
             (i.garp_master_delay, i.garp_master_repeat),
             (Duration::from_secs(1), 2)
+        );
+        assert_eq!(
+            i.notify.master_rx_lower_pri.as_ref().unwrap().command,
+            "/bin/true"
         );
         assert_eq!(v.instances[1].version, 2);
         assert_eq!(v.scripts[1].weight, -20);
@@ -1596,6 +1654,39 @@ vrrp_instance VI_2 {
             e,
             "k.conf:6: unicast_peer 10.0.0.2: unknown option \"ttl\" (min_ttl, max_ttl)"
         );
+    }
+
+    /// check_unicast_src: set by the word, by global_defs' vrrp_check_unicast_src, or by a
+    /// peer's TTL bound (as keepalived); then only the peers are heard.
+    #[test]
+    fn unicast_sources_as_keepalived_checks_them() {
+        let instance = |n: u8, extra: &str| {
+            format!(
+                "vrrp_instance I{n} {{\n interface lan\n virtual_router_id {n}\n virtual_ipaddress {{ 10.0.0.{n} }}\n unicast_peer {{\n 10.0.0.200{extra}\n }}\n}}\n"
+            )
+        };
+        let text = format!(
+            "{}{}vrrp_instance I3 {{\n interface lan\n virtual_router_id 3\n virtual_ipaddress {{ 10.0.0.3 }}\n check_unicast_src\n unicast_peer {{\n 10.0.0.200\n }}\n}}\n\
+             vrrp_instance I4 {{\n interface lan\n virtual_router_id 4\n virtual_ipaddress {{ 10.0.0.4 }}\n check_unicast_src\n}}\n",
+            instance(1, ""),
+            instance(2, " max_ttl 250"),
+        );
+        let conf = parse(&text).unwrap();
+        let checks: Vec<bool> = conf.instances.iter().map(|i| i.check_unicast_src).collect();
+        assert_eq!(checks, [false, true, true, true]);
+        let (peer, other) = ("10.0.0.200".parse().unwrap(), "10.0.0.201".parse().unwrap());
+        let heard = |i: &Instance| (i.source_ok(peer), i.source_ok(other));
+        assert_eq!(heard(&conf.instances[0]), (true, true));
+        assert_eq!(heard(&conf.instances[1]), (true, false));
+        assert_eq!(heard(&conf.instances[2]), (true, false));
+        // A multicast instance has no peers to check against.
+        assert_eq!(heard(&conf.instances[3]), (true, true));
+        let global = parse(&format!(
+            "global_defs {{\n vrrp_check_unicast_src\n}}\n{}",
+            instance(1, "")
+        ))
+        .unwrap();
+        assert_eq!(heard(&global.instances[0]), (true, false));
     }
 
     /// Debian's keepalived.conf.vrrp.routes, read as keepalived reads it: what rvs's data

@@ -34,6 +34,9 @@ pub enum Action {
     Advertise(u8),
     /// The state changed to this one (take or give up the addresses, notify).
     Enter(State),
+    /// A MASTER heard a lower priority (keepalived then sends `garp_lower_prio_repeat`
+    /// gratuitous ARPs, and again after `garp_lower_prio_delay`).
+    HeardLower,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +53,9 @@ pub struct Params {
     /// silent (RFC 3768/5798) instead of advertising at once (keepalived's default, which
     /// ends a split brain sooner).
     pub lower_prio_no_advert: bool,
+    /// keepalived's `higher_prio_send_advert`: a MASTER hearing a higher priority
+    /// advertises its own once more as it yields.
+    pub higher_prio_send_advert: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -231,13 +237,16 @@ impl Machine {
                     }
                     self.master_seen = Some((from, priority));
                     out.retain(|a| *a != Action::Advertise(0));
+                    if self.p.higher_prio_send_advert {
+                        out.insert(0, Action::Advertise(self.priority));
+                    }
                     out
                 } else if self.p.lower_prio_no_advert {
-                    Vec::new()
+                    vec![Action::HeardLower]
                 } else {
                     // keepalived: answer the lower master at once ("forcing new election").
                     self.advert_at = Some(now + self.advert_interval());
-                    vec![Action::Advertise(self.priority)]
+                    vec![Action::Advertise(self.priority), Action::HeardLower]
                 }
             }
             _ => Vec::new(),
@@ -307,6 +316,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             own_addr: "10.0.0.1".parse().unwrap(),
             lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
         }
     }
 
@@ -318,6 +328,30 @@ mod tests {
 
     fn peer() -> IpAddr {
         PEER.parse().unwrap()
+    }
+
+    /// A MASTER hearing a higher priority yields at once; with higher_prio_send_advert it
+    /// advertises its own priority once first, as keepalived.
+    #[test]
+    fn a_master_yields_to_a_higher_one_advertising_once_if_told() {
+        let t0 = Instant::now();
+        for once in [false, true] {
+            let mut m = Machine::new(Params {
+                higher_prio_send_advert: once,
+                initial_master: true,
+                ..params(100)
+            });
+            m.start(t0, false);
+            assert_eq!(m.state, State::Master);
+            let heard = m.advert(ms(t0, 400), peer(), 150, 100);
+            let expected = if once {
+                vec![Action::Advertise(100), Action::Enter(State::Backup)]
+            } else {
+                vec![Action::Enter(State::Backup)]
+            };
+            assert_eq!(heard, expected);
+            assert_eq!(m.state, State::Backup);
+        }
     }
 
     /// A MASTER hearing a lower priority (or an equal one from a lower address) advertises
@@ -337,11 +371,13 @@ mod tests {
             let heard = m.advert(ms(t0, 400), peer(), 100, 100);
             let equal_lower_addr = m.advert(ms(t0, 500), "10.0.0.0".parse().unwrap(), 150, 100);
             if quiet {
-                assert!(heard.is_empty() && equal_lower_addr.is_empty());
+                assert_eq!(heard, vec![Action::HeardLower]);
+                assert_eq!(equal_lower_addr, vec![Action::HeardLower]);
                 assert_eq!(m.tick(ms(t0, 1000)), vec![Action::Advertise(150)]);
             } else {
-                assert_eq!(heard, vec![Action::Advertise(150)]);
-                assert_eq!(equal_lower_addr, vec![Action::Advertise(150)]);
+                let answer = vec![Action::Advertise(150), Action::HeardLower];
+                assert_eq!(heard, answer);
+                assert_eq!(equal_lower_addr, answer);
                 // The next regular advert one interval after the last answer.
                 assert!(m.tick(ms(t0, 1499)).is_empty());
                 assert_eq!(m.tick(ms(t0, 1500)), vec![Action::Advertise(150)]);

@@ -119,6 +119,8 @@ pub struct InstanceStatus {
     pub bad_auth: u64,
     pub bad_checksum: u64,
     pub bad_interval: u64,
+    /// Unicast adverts from no `unicast_peer` (`check_unicast_src`).
+    pub bad_source: u64,
     /// Accepted, but listing other addresses than ours.
     pub address_mismatch: u64,
     pub faults: Vec<String>,
@@ -175,8 +177,8 @@ struct Inst {
     machine: Machine,
     group: Option<usize>,
     status: InstanceStatus,
-    /// Gratuitous ARP bursts still to send (when).
-    garp_at: Vec<Instant>,
+    /// Gratuitous ARP bursts still to send: when, and how many for each address.
+    garp_at: Vec<(Instant, u32)>,
     /// While MASTER with garp_master_refresh: the next refresh.
     garp_refresh_at: Option<Instant>,
 }
@@ -309,12 +311,12 @@ impl VrrpRuntime {
             if static_twin(links, a).is_none() {
                 return Err(match &a.dev {
                     Some(d) => format!(
-                        "static_ipaddress {}: dev {d}: no data port with a host twin of that name",
-                        a.addr
+                        "{}: static_ipaddress {}: dev {d}: no data port with a host twin of that name",
+                        a.at, a.addr
                     ),
                     None => format!(
-                        "static_ipaddress {}: no data port with a host twin (host_tap) to hold it",
-                        a.addr
+                        "{}: static_ipaddress {}: no data port with a host twin (host_tap) to hold it",
+                        a.at, a.addr
                     ),
                 });
             }
@@ -377,6 +379,7 @@ impl VrrpRuntime {
                 preempt_delay: i.preempt_delay,
                 own_addr: src,
                 lower_prio_no_advert: i.lower_prio_no_advert,
+                higher_prio_send_advert: i.higher_prio_send_advert,
             });
             let group = conf
                 .groups
@@ -847,6 +850,18 @@ fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
         .ok()
 }
 
+/// The gratuitous ARP bursts (when, how many each) an instance sends on hearing a lower
+/// priority as MASTER: `garp_lower_prio_repeat` now and again after
+/// `garp_lower_prio_delay`; none with a repeat of 0.
+fn lower_prio_bursts(conf: &Instance, now: Instant) -> Vec<(Instant, u32)> {
+    let (count, delay) = (conf.garp_lower_prio_repeat, conf.garp_lower_prio_delay);
+    match (count, delay.is_zero()) {
+        (0, _) => Vec::new(),
+        (_, true) => vec![(now, count)],
+        _ => vec![(now, count), (now + delay, count)],
+    }
+}
+
 /// Puts a VRRP route on the host twin of its data port (or takes it off), so the host's
 /// own connections follow it as they follow keepalived's kernel routes; a default route is
 /// left to the host (its management access), as the configuration's routes are.
@@ -915,7 +930,11 @@ impl Controller {
                 .insts
                 .iter()
                 .filter_map(|i| i.machine.deadline())
-                .chain(self.insts.iter().flat_map(|i| i.garp_at.iter().copied()))
+                .chain(
+                    self.insts
+                        .iter()
+                        .flat_map(|i| i.garp_at.iter().map(|(t, _)| *t)),
+                )
                 .chain(self.insts.iter().filter_map(|i| i.garp_refresh_at))
                 .chain(std::iter::once(
                     last_link_check + Duration::from_millis(500),
@@ -1077,6 +1096,10 @@ impl Controller {
             return;
         }
         let st = &mut inst.status;
+        if !inst.conf.source_ok(from) {
+            st.bad_source += 1;
+            return;
+        }
         // RFC 3768/5798's TTL (hop limit) of 255; keepalived does not ask it of unicast
         // adverts (its IPv6 ones leave with the kernel's default hop limit, 64), only that
         // it lies within the peer's min_ttl and max_ttl.
@@ -1149,6 +1172,7 @@ impl Controller {
         for a in actions {
             match a {
                 Action::Advertise(prio) => self.advertise(i, prio),
+                Action::HeardLower => self.heard_lower(i, now),
                 Action::Enter(state) => {
                     self.entered(i, state, now);
                     if let (Some(g), State::Master | State::Backup) = (self.insts[i].group, state) {
@@ -1160,6 +1184,22 @@ impl Controller {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// keepalived's answer to a lower priority heard as MASTER: gratuitous ARPs now and
+    /// after a delay, for this instance and the other members of its sync group.
+    fn heard_lower(&mut self, i: usize, now: Instant) {
+        if let Some(s) = &self.insts[i].conf.notify.master_rx_lower_pri {
+            if let Some(c) = spawn(s, &[]) {
+                self.children.push(c);
+            }
+        }
+        let group = self.insts[i].group;
+        for (o, inst) in self.insts.iter_mut().enumerate() {
+            if o == i || (group.is_some() && inst.group == group) {
+                inst.garp_at.extend(lower_prio_bursts(&inst.conf, now));
             }
         }
     }
@@ -1286,9 +1326,11 @@ impl Controller {
             if state == State::Master {
                 inst.status.became_master += 1;
                 // One burst now, another after garp_master_delay (keepalived's default 5 s).
-                inst.garp_at = vec![now];
+                let count = inst.conf.garp_master_repeat;
+                inst.garp_at = vec![(now, count)];
                 if !inst.conf.garp_master_delay.is_zero() {
-                    inst.garp_at.push(now + inst.conf.garp_master_delay);
+                    inst.garp_at
+                        .push((now + inst.conf.garp_master_delay, count));
                 }
                 inst.garp_refresh_at =
                     (!inst.conf.garp_refresh.is_zero()).then(|| now + inst.conf.garp_refresh);
@@ -1392,8 +1434,13 @@ impl Controller {
     /// each), then every garp_master_refresh (garp_master_refresh_repeat each).
     fn due_garps(&mut self, i: usize, now: Instant) {
         let inst = &mut self.insts[i];
-        let due = inst.garp_at.iter().filter(|t| **t <= now).count();
-        inst.garp_at.retain(|t| *t > now);
+        let due: u32 = inst
+            .garp_at
+            .iter()
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, count)| (*count).max(1))
+            .sum();
+        inst.garp_at.retain(|(t, _)| *t > now);
         let refresh = inst.garp_refresh_at.is_some_and(|t| t <= now);
         if refresh {
             inst.garp_refresh_at = Some(now + inst.conf.garp_refresh);
@@ -1402,7 +1449,7 @@ impl Controller {
             return;
         }
         if due > 0 {
-            self.send_garps(i, self.insts[i].conf.garp_master_repeat.max(1));
+            self.send_garps(i, due);
         }
         if refresh {
             self.send_garps(i, self.insts[i].conf.garp_refresh_repeat.max(1));
@@ -1805,6 +1852,76 @@ vrrp_instance V {
             addr: None,
             router: false,
         }
+    }
+
+    /// garp_lower_prio_*: the instance's, else global_defs' vrrp_garp_lower_prio_*, else
+    /// vrrp_garp_master_* (keepalived's defaults: 5 now and 5 after 5 s); 0 sends none.
+    #[test]
+    fn lower_priority_answers_as_keepalived() {
+        let conf = |globals: &str, own: &str| {
+            let text = format!(
+                "global_defs {{\n{globals}}}\nvrrp_instance V {{\n interface lan\n virtual_router_id 1\n virtual_ipaddress {{ 10.0.0.1 }}\n{own}}}\n"
+            );
+            crate::keepalived::KeepalivedConf::parse("k.conf", &text)
+                .unwrap()
+                .vrrp_conf
+                .instances
+                .remove(0)
+        };
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(
+            lower_prio_bursts(&conf("", ""), t0),
+            [(t0, 5), (t0 + s(5), 5)]
+        );
+        let masters = " vrrp_garp_master_repeat 2\n vrrp_garp_master_delay 7\n";
+        assert_eq!(
+            lower_prio_bursts(&conf(masters, ""), t0),
+            [(t0, 2), (t0 + s(7), 2)]
+        );
+        let lowers = " vrrp_garp_lower_prio_repeat 3\n vrrp_garp_lower_prio_delay 0\n";
+        assert_eq!(
+            lower_prio_bursts(&conf(&format!("{masters}{lowers}"), ""), t0),
+            [(t0, 3)]
+        );
+        let own = " garp_lower_prio_repeat 1\n garp_lower_prio_delay 2\n";
+        assert_eq!(
+            lower_prio_bursts(&conf(lowers, own), t0),
+            [(t0, 1), (t0 + s(2), 1)]
+        );
+        assert!(lower_prio_bursts(&conf("", " garp_lower_prio_repeat 0\n"), t0).is_empty());
+    }
+
+    /// A static address goes on its dev's twin, else the first port with one; without
+    /// such a port the file is refused, naming the entry's file and line.
+    #[test]
+    fn a_static_address_needs_a_port_with_a_twin() {
+        let conf = |text: &str| {
+            crate::keepalived::KeepalivedConf::parse("k.conf", text)
+                .unwrap()
+                .vrrp_conf
+        };
+        let named = conf("static_ipaddress {\n 10.0.0.9/24 dev wan\n}\n");
+        let lan = [link([2, 0, 0, 0, 0, 1])];
+        assert_eq!(
+            VrrpRuntime::check(&named, &lan).unwrap_err(),
+            "k.conf:2: static_ipaddress 10.0.0.9: dev wan: no data port with a host twin of that name"
+        );
+        assert!(VrrpRuntime::check(
+            &conf("static_ipaddress {\n 10.0.0.9/24 dev lan-host\n}\n"),
+            &lan
+        )
+        .is_ok());
+        let first = conf("static_ipaddress {\n 10.0.0.10/24\n}\n");
+        assert_eq!(
+            VrrpRuntime::check(&first, &[]).unwrap_err(),
+            "k.conf:2: static_ipaddress 10.0.0.10: no data port with a host twin (host_tap) to hold it"
+        );
+        assert_eq!(
+            static_twin(&lan, &first.static_addresses[0]).map(|l| &l.twin[..]),
+            Some("lan-host")
+        );
+        assert_eq!(all_standby(&first), [("10.0.0.10".parse().unwrap(), true)]);
     }
 
     #[test]
