@@ -73,6 +73,8 @@ struct RawConfig {
     vrrp_instances: Vec<toml::Table>,
     #[serde(default, rename = "vrrp_script")]
     vrrp_scripts: Vec<toml::Table>,
+    #[serde(default, rename = "vrrp_track_process")]
+    vrrp_processes: Vec<toml::Table>,
     #[serde(default, rename = "vrrp_sync_group")]
     vrrp_sync_groups: Vec<toml::Table>,
     #[serde(default)]
@@ -515,6 +517,7 @@ impl Config {
             &vrrp::RawVrrp {
                 instances: raw.vrrp_instances,
                 scripts: raw.vrrp_scripts,
+                processes: raw.vrrp_processes,
                 groups: raw.vrrp_sync_groups,
                 globals: raw.vrrp,
             },

@@ -1,5 +1,5 @@
 //! The TOML form of keepalived's VRRP sections: `[[vrrp_instance]]`, `[[vrrp_script]]`,
-//! `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
+//! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
 //! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
 //! `lvs_sync_daemon`). Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
@@ -17,6 +17,7 @@ const BLOCKS: &[&str] = &[
     "unicast_peer",
     "track_interface",
     "track_script",
+    "track_process",
     "group",
 ];
 
@@ -24,6 +25,7 @@ const BLOCKS: &[&str] = &[
 pub(super) struct RawVrrp {
     pub instances: Vec<Table>,
     pub scripts: Vec<Table>,
+    pub processes: Vec<Table>,
     pub groups: Vec<Table>,
     pub globals: Option<Table>,
 }
@@ -112,6 +114,7 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
     let mut top = Vec::new();
     for (kind, tables) in [
         ("vrrp_script", &raw.scripts),
+        ("vrrp_track_process", &raw.processes),
         ("vrrp_sync_group", &raw.groups),
         ("vrrp_instance", &raw.instances),
     ] {

@@ -150,6 +150,8 @@ pub struct Instance {
     pub track_scripts: Vec<Tracked>,
     /// `track_file { NAME [weight W [reverse]] }`.
     pub track_files: Vec<Tracked>,
+    /// `track_process { NAME [weight W [reverse]] }`.
+    pub track_processes: Vec<Tracked>,
     pub notify: Notify,
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
@@ -246,6 +248,44 @@ pub struct TrackScript {
     pub rise: u32,
 }
 
+/// How a tracked process's arguments must match (`param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamMatch {
+    /// Not checked (only the name).
+    None,
+    /// All of them, no more.
+    Exact,
+    /// The configured ones first; more may follow.
+    Partial,
+    /// As partial, the last configured one only the beginning of the process's.
+    Initial,
+}
+
+/// keepalived's `vrrp_track_process NAME { process P [ARGS...]; param_match M; weight W
+/// [reverse]; quorum N; quorum_max N; fork_delay S; terminate_delay S; delay S;
+/// full_command }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackProcess {
+    pub name: String,
+    pub process: String,
+    pub params: Vec<String>,
+    pub param_match: ParamMatch,
+    /// Match the command line's first word instead of the process name (comm).
+    pub full_command: bool,
+    pub weight: i32,
+    pub reverse: bool,
+    pub quorum: usize,
+    pub quorum_max: usize,
+    pub fork_delay: Duration,
+    pub terminate_delay: Duration,
+}
+
+impl TrackProcess {
+    pub fn quorum_holds(&self, count: usize) -> bool {
+        (self.quorum..=self.quorum_max).contains(&count)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncGroup {
     pub name: String,
@@ -266,6 +306,8 @@ pub struct SyncDaemonConf {
 pub struct VrrpConf {
     pub instances: Vec<Instance>,
     pub scripts: Vec<TrackScript>,
+    /// `vrrp_track_process` definitions.
+    pub processes: Vec<TrackProcess>,
     /// keepalived's top-level `track_file` / `vrrp_track_file` definitions.
     pub track_files: Vec<crate::keepalived::TrackFile>,
     pub groups: Vec<SyncGroup>,
@@ -660,6 +702,11 @@ impl VrrpConf {
                     )),
                     t => conf.scripts.push(t),
                 },
+                "vrrp_track_process" => {
+                    if let Some(t) = track_process(s, &mut conf.warnings)? {
+                        conf.processes.push(t);
+                    }
+                }
                 "vrrp_sync_group" => match sync_group(s)? {
                     g if g.members.is_empty() => conf.warnings.push(format!(
                         "{}: vrrp_sync_group {}: no virtual router(s), removed",
@@ -752,6 +799,7 @@ impl VrrpConf {
     fn drop_dangling(&mut self) {
         let scripts: Vec<String> = self.scripts.iter().map(|s| s.name.clone()).collect();
         let files: Vec<String> = self.track_files.iter().map(|f| f.name.clone()).collect();
+        let processes: Vec<String> = self.processes.iter().map(|p| p.name.clone()).collect();
         let names: Vec<String> = self.instances.iter().map(|i| i.name.clone()).collect();
         for i in &mut self.instances {
             let (at, name) = (i.at.clone(), i.name.clone());
@@ -761,6 +809,16 @@ impl VrrpConf {
                 if !known {
                     warnings.push(format!(
                         "{at}: vrrp_instance {name}: track_file {:?}: no track_file of that name, ignored",
+                        t.name
+                    ));
+                }
+                known
+            });
+            i.track_processes.retain(|t| {
+                let known = processes.contains(&t.name);
+                if !known {
+                    warnings.push(format!(
+                        "{at}: vrrp_instance {name}: track_process {:?}: no vrrp_track_process of that name, ignored",
                         t.name
                     ));
                 }
@@ -850,6 +908,7 @@ impl VrrpConf {
     pub fn merge(&mut self, other: VrrpConf) -> Result<(), String> {
         self.instances.extend(other.instances);
         self.scripts.extend(other.scripts);
+        self.processes.extend(other.processes);
         self.track_files.extend(other.track_files);
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
@@ -940,6 +999,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
+        track_processes: Vec::new(),
         notify: Notify::default(),
         garp_master_delay: d.garp_delay,
         garp_master_repeat: d.garp_repeat,
@@ -1109,6 +1169,11 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                     i.track_files.push(tracked(a)?);
                 }
             }
+            "track_process" => {
+                for a in c.children() {
+                    i.track_processes.push(tracked(a)?);
+                }
+            }
             "garp_master_delay" => i.garp_master_delay = seconds(c, 3600.0)?,
             "garp_master_repeat" => i.garp_master_repeat = num(c, 0, "a count")?,
             "garp_master_refresh" => i.garp_refresh = whole_seconds(c)?,
@@ -1263,6 +1328,100 @@ fn track_script(s: &Statement) -> Result<TrackScript, String> {
         t.timeout = t.interval;
     }
     Ok(t)
+}
+
+/// A `vrrp_track_process` block as keepalived reads it; None (with keepalived's warning)
+/// for one without `process`.
+fn track_process(
+    s: &Statement,
+    warnings: &mut Vec<String>,
+) -> Result<Option<TrackProcess>, String> {
+    let mut t = TrackProcess {
+        name: s.arg(0)?.to_string(),
+        process: String::new(),
+        params: Vec::new(),
+        param_match: ParamMatch::None,
+        full_command: false,
+        weight: 0,
+        reverse: false,
+        quorum: 1,
+        quorum_max: usize::MAX,
+        fork_delay: Duration::ZERO,
+        terminate_delay: Duration::ZERO,
+    };
+    for c in s.children() {
+        match c.keyword.as_str() {
+            "process" => {
+                t.process = c.arg(0)?.to_string();
+                t.params = c.args[1..].to_vec();
+                if !t.params.is_empty() {
+                    if t.param_match == ParamMatch::None {
+                        t.param_match = ParamMatch::Exact;
+                    }
+                    t.full_command = true;
+                }
+            }
+            "param_match" => {
+                t.param_match = match c.args.first().map(String::as_str) {
+                    None => ParamMatch::Exact,
+                    Some("initial") => ParamMatch::Initial,
+                    Some("partial") => ParamMatch::Partial,
+                    Some(other) => {
+                        return Err(format!(
+                            "{}: param_match {other:?}: initial or partial",
+                            c.at()
+                        ))
+                    }
+                };
+                t.full_command = true;
+            }
+            "weight" => {
+                t.weight = num(c, 0, "a weight")?;
+                if !(-254..=254).contains(&t.weight) {
+                    return Err(format!("{}: weight: -254 to 254", c.at()));
+                }
+                t.reverse = c.args.get(1).is_some_and(|w| w == "reverse");
+            }
+            "quorum" => t.quorum = num::<usize>(c, 0, "a count (1-65535)")?.clamp(1, 65535),
+            "quorum_max" => {
+                t.quorum_max = num(c, 0, "a count (0-65535)")?;
+                if t.quorum_max == 0 {
+                    t.quorum = 0;
+                }
+            }
+            "fork_delay" => t.fork_delay = seconds(c, 3600.0)?,
+            "terminate_delay" => t.terminate_delay = seconds(c, 3600.0)?,
+            "delay" => {
+                t.fork_delay = seconds(c, 3600.0)?;
+                t.terminate_delay = t.fork_delay;
+            }
+            "full_command" => t.full_command = true,
+            _ => warnings.push(format!(
+                "{}: vrrp_track_process {}: unknown keyword {:?} ignored",
+                c.at(),
+                t.name,
+                c.keyword
+            )),
+        }
+    }
+    if t.quorum > t.quorum_max {
+        return Err(format!(
+            "{}: vrrp_track_process {}: quorum {} above quorum_max {}",
+            s.at(),
+            t.name,
+            t.quorum,
+            t.quorum_max
+        ));
+    }
+    if t.process.is_empty() {
+        warnings.push(format!(
+            "{}: vrrp_track_process {}: process name not specified, removed",
+            s.at(),
+            t.name
+        ));
+        return Ok(None);
+    }
+    Ok(Some(t))
 }
 
 fn sync_group(s: &Statement) -> Result<SyncGroup, String> {
@@ -1824,6 +1983,8 @@ vrrp_instance VI_2 {
             "static_ipaddress {\n 10.0.0.9 dev lan\n}\nstatic_routes {\n 10.9.0.0/24 via 10.0.0.254\n}\n\
              vrrp_track_process P {\n process nginx\n}\n\
              vrrp_track_file F {\n file /tmp/f\n}\n\
+             vrrp_track_bfd B {\n}\n\
+             vrrp_track_process Q {\n weight 2\n}\n\
              vrrp_instance A {\n interface lan\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 }\n track_file { F }\n}\n",
         )
         .unwrap();
@@ -1836,9 +1997,13 @@ vrrp_instance VI_2 {
             .iter()
             .map(|w| w.split(" (").next().unwrap())
             .collect();
+        assert_eq!(k.vrrp_conf.processes.len(), 1);
         assert_eq!(
             named,
-            ["k.conf:7: vrrp_track_process: not supported, ignored",]
+            [
+                "k.conf:13: vrrp_track_bfd: not supported, ignored",
+                "k.conf:15: vrrp_track_process Q: process name not specified, removed",
+            ]
         );
     }
 

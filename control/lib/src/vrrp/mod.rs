@@ -1,6 +1,7 @@
 //! VRRP (RFC 3768 version 2, RFC 5798 version 3) built into rvs, configured as keepalived
 //! configures it (`ah`: keepalived's IPsec AH authentication): `conf` reads `vrrp_instance`, `vrrp_script` and `vrrp_sync_group`;
-//! `machine` is an instance's state machine (pure, time passed in); `run` drives the
+//! `machine` is an instance's state machine (pure, time passed in); `process` counts the
+//! processes `vrrp_track_process` tracks; `run` drives the
 //! machines with sockets on the data ports' host twins and hands the addresses' ownership
 //! to the appliance, which publishes it to the workers (only MASTER answers ARP for them
 //! and forwards their traffic).
@@ -8,6 +9,7 @@
 pub mod ah;
 pub mod conf;
 pub mod machine;
+pub mod process;
 pub mod run;
 
 pub use conf::{VrrpConf, VrrpRoute};

@@ -8,9 +8,11 @@
 
 use super::ah;
 use super::conf::{
-    installed_routes, Instance, Notify, Script, TrackScript, VirtualAddress, VrrpConf, VrrpRoute,
+    installed_routes, Instance, Notify, Script, TrackProcess, TrackScript, VirtualAddress,
+    VrrpConf, VrrpRoute,
 };
 use super::machine::{Action, Machine, Params, State};
+use super::process::ProcessStatus;
 use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
@@ -558,6 +560,15 @@ impl VrrpRuntime {
             links_up: Vec::new(),
             static_routes: conf.static_routes.clone(),
             static_addresses: conf.static_addresses.clone(),
+            process_status: {
+                let counts = super::process::counts(&conf.processes, &super::process::running());
+                conf.processes
+                    .iter()
+                    .zip(counts)
+                    .map(|(t, n)| ProcessStatus::at_start(t, n))
+                    .collect()
+            },
+            processes: conf.processes.clone(),
         };
         add_static_addresses(&conf, &ctl.links);
         for r in &conf.static_routes {
@@ -906,6 +917,8 @@ struct Controller {
     links_up: Vec<bool>,
     static_routes: Vec<VrrpRoute>,
     static_addresses: Vec<VirtualAddress>,
+    processes: Vec<TrackProcess>,
+    process_status: Vec<ProcessStatus>,
 }
 
 impl Controller {
@@ -969,7 +982,20 @@ impl Controller {
                     .iter()
                     .map(|f| crate::health::probe::read_track_file(&f.path, None))
                     .collect();
-                if up != self.links_up || values != self.file_values {
+                let mut processes_moved = false;
+                if !self.processes.is_empty() {
+                    let counts =
+                        super::process::counts(&self.processes, &super::process::running());
+                    for ((status, t), n) in self
+                        .process_status
+                        .iter_mut()
+                        .zip(&self.processes)
+                        .zip(counts)
+                    {
+                        processes_moved |= status.update(t, n, now);
+                    }
+                }
+                if up != self.links_up || values != self.file_values || processes_moved {
                     self.links_up = up;
                     self.file_values = values;
                     self.retrack(now);
@@ -1009,9 +1035,12 @@ impl Controller {
                 .map(|l| self.links_up.get(l).copied().unwrap_or(true))
                 .unwrap_or_else(|| kernel_link_up(name))
         };
+        let process_up: Vec<bool> = self.process_status.iter().map(|p| p.up).collect();
         let files = TrackedFiles {
             defs: &self.track_files,
             values: &self.file_values,
+            processes: &self.processes,
+            process_up: &process_up,
         };
         let (prio, faults) = tracked_priority(
             &inst.conf,
@@ -1563,6 +1592,28 @@ fn tracked_priority(
             prio += moved.min(253) as i32;
         }
     }
+    for t in &conf.track_processes {
+        let Some(k) = files.processes.iter().position(|p| p.name == t.name) else {
+            continue;
+        };
+        let def = &files.processes[k];
+        let up = files.process_up.get(k).copied().unwrap_or(true);
+        let (weight, reverse) = match t.weight {
+            Some(w) => (w, t.reverse),
+            None => (def.weight, def.reverse),
+        };
+        if weight == 0 {
+            if up == reverse {
+                faults.push(format!(
+                    "process {} {}",
+                    def.name,
+                    if up { "running" } else { "not running" }
+                ));
+            }
+        } else if (weight > 0) == (up != reverse) {
+            prio += weight;
+        }
+    }
     for t in &conf.track_interfaces {
         let up = link_up(&t.name);
         match t.weight.unwrap_or(0) {
@@ -1580,10 +1631,13 @@ fn tracked_priority(
     (prio, faults)
 }
 
-/// The track files an instance may name, and their numbers as last read.
+/// The track files an instance may name and their numbers as last read; the tracked
+/// processes and whether each is up.
 struct TrackedFiles<'a> {
     defs: &'a [crate::keepalived::TrackFile],
     values: &'a [Option<i64>],
+    processes: &'a [TrackProcess],
+    process_up: &'a [bool],
 }
 
 fn kernel_link_up(ifname: &str) -> bool {
@@ -1677,6 +1731,8 @@ mod tests {
     const NO_FILES: TrackedFiles = TrackedFiles {
         defs: &[],
         values: &[],
+        processes: &[],
+        process_up: &[],
     };
 
     #[test]
@@ -1712,6 +1768,8 @@ mod tests {
             let files = TrackedFiles {
                 defs: &conf.track_files,
                 values,
+                processes: &[],
+                process_up: &[],
             };
             tracked_priority(i, &conf.scripts, &[], &files, true, up)
         };
@@ -1741,6 +1799,47 @@ mod tests {
         std::fs::write(&load, "30").unwrap();
         let values = read(&conf.track_files, false);
         assert_eq!(prio(w, &values), (1, vec![]), "30 x 5 reversed: -150");
+    }
+
+    /// track_process as keepalived: weight 0 is a FAULT while the process is down (up with
+    /// reverse); a weight moves the priority as a script's does; the instance's own weight
+    /// replaces the definition's.
+    #[test]
+    fn tracked_processes_move_the_priority_or_fault() {
+        let k = crate::keepalived::KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_track_process web {\n process nginx\n}\n\
+             vrrp_track_process lb {\n process haproxy\n weight -20\n}\n\
+             vrrp_track_process debug {\n process gdb\n weight 0 reverse\n}\n\
+             vrrp_instance V {\n interface lan\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.1 }\n\
+             track_process {\n web\n lb\n debug\n nosuch\n }\n}\n\
+             vrrp_instance W {\n interface lan\n virtual_router_id 2\n priority 100\n virtual_ipaddress { 10.0.0.2 }\n\
+             track_process {\n lb weight 30\n }\n}\n",
+        )
+        .unwrap();
+        assert!(k.warnings.iter().any(
+            |w| w.contains("track_process \"nosuch\": no vrrp_track_process of that name, ignored")
+        ));
+        let conf = k.vrrp_conf;
+        let prio = |i: &Instance, process_up: &[bool]| {
+            let files = TrackedFiles {
+                defs: &[],
+                values: &[],
+                processes: &conf.processes,
+                process_up,
+            };
+            tracked_priority(i, &conf.scripts, &[], &files, true, |_: &str| true)
+        };
+        let (v, w) = (&conf.instances[0], &conf.instances[1]);
+        assert_eq!(prio(v, &[true, true, false]), (100, vec![]));
+        assert_eq!(prio(v, &[true, false, false]), (80, vec![]));
+        assert_eq!(
+            prio(v, &[false, true, false]).1,
+            ["process web not running"]
+        );
+        assert_eq!(prio(v, &[true, true, true]).1, ["process debug running"]);
+        assert_eq!(prio(w, &[true, true, false]), (130, vec![]));
+        assert_eq!(prio(w, &[true, false, false]), (100, vec![]));
     }
 
     #[test]
