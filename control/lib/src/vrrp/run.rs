@@ -561,7 +561,12 @@ impl VrrpRuntime {
             static_routes: conf.static_routes.clone(),
             static_addresses: conf.static_addresses.clone(),
             process_status: {
-                let counts = super::process::counts(&conf.processes, &super::process::running());
+                let procs = if conf.processes.is_empty() {
+                    Vec::new()
+                } else {
+                    super::process::running()
+                };
+                let counts = super::process::counts(&conf.processes, &procs);
                 conf.processes
                     .iter()
                     .zip(counts)
