@@ -216,6 +216,56 @@ pub struct KeepalivedConf {
     pub local_address_groups: Vec<(String, Vec<IpAddr>)>,
 }
 
+/// Why rvs does not do what a `global_defs` keyword asks keepalived to do (None: rvs does
+/// it, or it only tunes keepalived's own processes: names, priorities, buffers).
+fn not_applied_global(keyword: &str) -> Option<&'static str> {
+    Some(match keyword {
+        "notify_fifo"
+        | "notify_fifo_script"
+        | "vrrp_notify_fifo"
+        | "vrrp_notify_fifo_script"
+        | "lvs_notify_fifo"
+        | "lvs_notify_fifo_script" => "rvs writes no notify FIFO (notify scripts run)",
+        "notification_email"
+        | "notification_email_from"
+        | "smtp_server"
+        | "smtp_helo_name"
+        | "smtp_connect_timeout"
+        | "smtp_alert"
+        | "smtp_alert_vrrp"
+        | "smtp_alert_checker"
+        | "no_email_faults"
+        | "no_checker_emails" => "rvs sends no e-mail alerts (notify scripts run)",
+        "startup_script"
+        | "startup_script_timeout"
+        | "shutdown_script"
+        | "shutdown_script_timeout" => "rvs runs no start-up or shut-down script",
+        "enable_snmp_keepalived"
+        | "enable_snmp_checker"
+        | "enable_snmp_vrrp"
+        | "enable_snmp_rfc"
+        | "enable_snmp_rfcv2"
+        | "enable_snmp_rfcv3"
+        | "enable_traps"
+        | "snmp_socket"
+        | "enable_dbus"
+        | "dbus_service_name" => {
+            "rvs has no SNMP or D-Bus interface (its metrics are Prometheus's)"
+        }
+        "vrrp_strict" => "strict mode is not applied",
+        "vrrp_down_timer_adverts" => "Master_Down_Interval stays 3 adverts",
+        "vrrp_garp_interval" | "vrrp_gna_interval" | "vrrp_min_garp" | "vrrp_garp_extra_if" => {
+            "gratuitous ARPs are sent in bursts as garp_master_* say, without this pacing"
+        }
+        "vrrp_iptables" | "vrrp_ipsets" | "nftables" | "nftables_priority" | "nftables_ifindex"
+        | "nftables_counters" => "rvs installs no firewall rules for VRRP addresses",
+        "default_interface" => {
+            "a static_ipaddress without dev goes on the first data port with a host twin"
+        }
+        _ => return None,
+    })
+}
+
 /// keepalived 2.2.7's `global_defs` keywords (others are warned about).
 const GLOBAL_DEFS_KEYWORDS: &[&str] = &[
     "bfd_cpu_affinity",
@@ -574,6 +624,12 @@ impl KeepalivedConf {
             for c in s.children() {
                 if !GLOBAL_DEFS_KEYWORDS.contains(&c.keyword.as_str()) {
                     conf.warn(c);
+                } else if let Some(why) = not_applied_global(&c.keyword) {
+                    conf.warnings.push(format!(
+                        "{}: global_defs: {}: {why}; ignored",
+                        c.at(),
+                        c.keyword
+                    ));
                 }
             }
             conf.global_defs.extend(s.children().iter().cloned());
@@ -2230,8 +2286,36 @@ mod tests {
         .unwrap();
         assert_eq!(
             k.warnings,
-            ["t.conf:3: unknown keyword \"routr_id\" ignored"]
+            [
+                "t.conf:3: unknown keyword \"routr_id\" ignored",
+                "t.conf:4: global_defs: smtp_server: rvs sends no e-mail alerts (notify scripts run); ignored",
+            ]
         );
+    }
+
+    /// What keepalived would do and rvs does not is named; keepalived's own tuning
+    /// (process names, priorities, buffers) passes without a word.
+    #[test]
+    fn global_defs_not_applied_are_named() {
+        let k = KeepalivedConf::parse(
+            "t.conf",
+            "global_defs {
+  vrrp_strict
+  notify_fifo /run/k.fifo
+  vrrp_priority -10
+  checker_process_name kc
+  startup_script /bin/true
+  vrrp_garp_master_repeat 2
+}
+",
+        )
+        .unwrap();
+        let named: Vec<&str> = k
+            .warnings
+            .iter()
+            .map(|w| w.split(": ").nth(2).unwrap_or(w))
+            .collect();
+        assert_eq!(named, ["vrrp_strict", "notify_fifo", "startup_script"]);
     }
 
     /// Each of `wanted` begins one of the warnings of `k`.
