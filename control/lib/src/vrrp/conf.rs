@@ -804,36 +804,35 @@ impl VrrpConf {
         for i in &mut self.instances {
             let (at, name) = (i.at.clone(), i.name.clone());
             let warnings = &mut self.warnings;
-            i.track_files.retain(|t| {
-                let known = files.contains(&t.name);
-                if !known {
-                    warnings.push(format!(
-                        "{at}: vrrp_instance {name}: track_file {:?}: no track_file of that name, ignored",
-                        t.name
-                    ));
-                }
-                known
-            });
-            i.track_processes.retain(|t| {
-                let known = processes.contains(&t.name);
-                if !known {
-                    warnings.push(format!(
-                        "{at}: vrrp_instance {name}: track_process {:?}: no vrrp_track_process of that name, ignored",
-                        t.name
-                    ));
-                }
-                known
-            });
-            i.track_scripts.retain(|t| {
-                let known = scripts.contains(&t.name);
-                if !known {
-                    warnings.push(format!(
-                        "{at}: vrrp_instance {name}: track_script {:?}: no vrrp_script of that name, ignored",
-                        t.name
-                    ));
-                }
-                known
-            });
+            // Drops the references to no definition, each with keepalived's warning.
+            let mut keep_known = |list: &mut Vec<Tracked>,
+                                  known: &[String],
+                                  what: &str,
+                                  defined: &str| {
+                list.retain(|t| {
+                    let ok = known.contains(&t.name);
+                    if !ok {
+                        warnings.push(format!(
+                            "{at}: vrrp_instance {name}: {what} {:?}: no {defined} of that name, ignored",
+                            t.name
+                        ));
+                    }
+                    ok
+                })
+            };
+            keep_known(&mut i.track_files, &files, "track_file", "track_file");
+            keep_known(
+                &mut i.track_processes,
+                &processes,
+                "track_process",
+                "vrrp_track_process",
+            );
+            keep_known(
+                &mut i.track_scripts,
+                &scripts,
+                "track_script",
+                "vrrp_script",
+            );
         }
         for g in &mut self.groups {
             let warnings = &mut self.warnings;
