@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 use runtime::RunError;
 use rvs_control::config::Config;
 use rvs_control::keepalived::KeepalivedConf;
-use rvs_control::vrrp::VrrpRuntime;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -175,26 +174,21 @@ fn main() -> ExitCode {
     {
         cfg.full_nat = true;
     }
-    let mut vrrp = cfg.vrrp.clone();
-    if let Some(k) = &keepalived {
-        if let Err(e) = vrrp.merge(k.vrrp_conf.clone()) {
-            eprintln!("rvs: error: {e}");
-            return ExitCode::from(2);
-        }
-    }
     for w in &cfg.vrrp.warnings {
         eprintln!("rvs: warning: {w}");
     }
-    for w in vrrp.resolve_routes(
-        |name| runtime::port_named(&cfg, name),
-        |gateway| runtime::port_towards(&cfg, gateway),
-    ) {
-        eprintln!("rvs: warning: {w}");
-    }
-    if let Err(e) = VrrpRuntime::check(&vrrp, &runtime::vrrp_links(&cfg, &[])) {
-        eprintln!("rvs: error: vrrp: {e}");
-        return ExitCode::from(2);
-    }
+    let vrrp = match cfg.vrrp_with(keepalived.as_ref()) {
+        Ok((vrrp, warnings)) => {
+            for w in warnings {
+                eprintln!("rvs: warning: {w}");
+            }
+            vrrp
+        }
+        Err(e) => {
+            eprintln!("rvs: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if args.check {
         // Services, the rules file, timeouts and keepalived.conf are applied as at start-up.
         let checked = runtime::build_director(&cfg, Vec::new()).and_then(|mut d| {

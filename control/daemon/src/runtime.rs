@@ -11,7 +11,7 @@ use rvs_control::director::Director;
 use rvs_control::iproute::ip;
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::sync::{Role, SyncDaemons};
-use rvs_control::vrrp::{self, VrrpConf, VrrpRuntime};
+use rvs_control::vrrp::{self, VrrpConf};
 use rvs_control::{console, report, socket};
 use rvs_core::engine::{EngineConfig, PortInfo};
 use rvs_core::publish::SnapshotCell;
@@ -368,10 +368,7 @@ pub fn run(
         appliance.set_capture(capture);
     }
     let syncd = (cfg.forward == ForwardMode::Lb).then(|| {
-        let d = Arc::new(SyncDaemons::new(
-            sync_channels,
-            vrrp_links(cfg, &ports.macs),
-        ));
+        let d = Arc::new(SyncDaemons::new(sync_channels, cfg.vrrp_links(&ports.macs)));
         appliance.set_sync(d.clone());
         d
     });
@@ -380,7 +377,7 @@ pub fn run(
         start_vrrp(cfg, vrrp, &ports.macs, &appliance)
     }) {
         Err(e) => Some(e),
-        Ok(vrrp) => {
+        Ok(()) => {
             let failure = serve(
                 cfg,
                 &appliance,
@@ -390,9 +387,7 @@ pub fn run(
                 keepalived,
             );
             // While the workers still carry its priority-0 adverts to the wire.
-            if let Some(v) = vrrp {
-                v.shutdown();
-            }
+            appliance.stop_vrrp();
             failure
         }
     };
@@ -753,56 +748,6 @@ fn describe_rx(cfg: &Config, w: usize) -> String {
         .unwrap_or_default()
 }
 
-/// The data ports VRRP can speak on: those with a host twin.
-pub fn vrrp_links(cfg: &Config, macs: &[[u8; 6]]) -> Vec<vrrp::Link> {
-    cfg.ports
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| {
-            Some(vrrp::Link {
-                name: p.name.clone(),
-                port: i,
-                twin: p.host_tap.clone()?,
-                mac: macs.get(i).copied().unwrap_or([0; 6]),
-                addr: p.addresses.iter().find_map(|a| match a {
-                    std::net::IpAddr::V4(v) => Some(*v),
-                    std::net::IpAddr::V6(_) => None,
-                }),
-                router: cfg.lb.ip_forward,
-            })
-        })
-        .collect()
-}
-
-/// The data port a keepalived route's `dev` names: by its name or its host twin's.
-pub fn port_named(cfg: &Config, name: &str) -> Option<u16> {
-    cfg.ports
-        .iter()
-        .position(|p| p.name == name || p.host_tap.as_deref() == Some(name))
-        .and_then(|i| u16::try_from(i).ok())
-}
-
-/// The data port a gateway is reached by: the longest of the ports' own prefixes and the
-/// configuration's routes that holds it.
-pub fn port_towards(cfg: &Config, gateway: std::net::IpAddr) -> Option<u16> {
-    let connected = cfg.ports.iter().enumerate().flat_map(|(i, p)| {
-        p.addresses
-            .iter()
-            .zip(&p.prefix_lens)
-            .map(move |(a, len)| (rvs_core::engine::masked(*a, *len), *len, i))
-    });
-    let routed = cfg
-        .lb
-        .routes
-        .iter()
-        .map(|r| (r.prefix, r.len, usize::from(r.port)));
-    connected
-        .chain(routed)
-        .filter(|(prefix, len, _)| rvs_core::engine::masked(gateway, *len) == *prefix)
-        .max_by_key(|(_, len, _)| *len)
-        .and_then(|(_, _, port)| u16::try_from(port).ok())
-}
-
 /// keepalived's `lvs_sync_daemon IF INSTANCE [id N]`: a master sync daemon while the
 /// instance is MASTER, a backup one otherwise.
 fn follow_vrrp_with_sync(
@@ -852,33 +797,21 @@ fn follow_vrrp_with_sync(
     }));
 }
 
-/// Starts VRRP on the host twins when instances are configured.
+/// Starts VRRP on the host twins when instances, static addresses or routes are
+/// configured.
 fn start_vrrp(
     cfg: &Config,
     conf: &VrrpConf,
     macs: &[[u8; 6]],
     appliance: &Arc<Appliance>,
-) -> Result<Option<VrrpRuntime>, RunError> {
-    let host = Arc::new(rvs_control::appliance::VrrpHost(appliance.clone()));
-    if conf.is_empty() {
-        // keepalived's static addresses and routes need no instance.
-        let links = vrrp_links(cfg, macs);
-        vrrp::add_static_addresses(conf, &links);
-        if !conf.static_routes.is_empty() {
-            let routes = conf.static_routes.iter().filter_map(|r| r.installed());
-            let addrs = vrrp::all_standby(conf);
-            rvs_control::vrrp::Host::set_floating(host.as_ref(), addrs, routes.collect());
-            for r in &conf.static_routes {
-                vrrp::twin_route(&links, r, true);
-            }
-        }
-        return Ok(None);
-    }
-    let rt = VrrpRuntime::start(conf.clone(), vrrp_links(cfg, macs), host)
+) -> Result<(), RunError> {
+    appliance
+        .run_vrrp(conf.clone(), cfg.vrrp_links(macs))
         .map_err(|e| RunError::Worker(format!("vrrp: {e}")))?;
-    appliance.set_vrrp_status(rt.status_handle());
-    println!("rvs: vrrp: {} instance(s) running", conf.instances.len());
-    Ok(Some(rt))
+    if !conf.is_empty() {
+        println!("rvs: vrrp: {} instance(s) running", conf.instances.len());
+    }
+    Ok(())
 }
 
 /// The command layer over the running workers and ports.

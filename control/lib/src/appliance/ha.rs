@@ -3,7 +3,7 @@
 //! connection sync daemons (`--start-daemon`, `-L --daemon`, `show sync`).
 
 use super::*;
-use crate::vrrp::{Host, InstanceStatus, State};
+use crate::vrrp::{Host, InstanceStatus, Link, State, VrrpConf, VrrpRuntime};
 use std::net::IpAddr;
 
 /// The appliance as the VRRP runtime sees it.
@@ -47,6 +47,62 @@ impl Appliance {
 
     pub fn set_vrrp_hook(&self, hook: StateHook) {
         *self.vrrp_hook.lock() = Some(hook);
+    }
+
+    /// Runs VRRP (the daemon, at start) on `links`, the data ports with a host twin; with
+    /// nothing configured, none runs until a reload configures some.
+    pub fn run_vrrp(self: &Arc<Self>, conf: VrrpConf, links: Vec<Link>) -> Result<(), String> {
+        *self.vrrp_links.lock() = links.clone();
+        if conf.configures_nothing() {
+            return Ok(());
+        }
+        let host = Arc::new(VrrpHost(self.clone()));
+        let rt = VrrpRuntime::start(conf, links, host)?;
+        self.set_vrrp_status(rt.status_handle());
+        *self.vrrp_runtime.lock() = Some(rt);
+        Ok(())
+    }
+
+    /// Stops VRRP cleanly (masters advertise priority 0, addresses are released).
+    pub fn stop_vrrp(&self) {
+        let rt = self.vrrp_runtime.lock().take();
+        if let Some(rt) = rt {
+            rt.shutdown();
+        }
+    }
+
+    /// The VRRP configuration running (empty when none runs).
+    pub(super) fn vrrp_conf(&self) -> VrrpConf {
+        self.vrrp_runtime
+            .lock()
+            .as_ref()
+            .map(|r| r.conf().clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs `conf` instead of the VRRP configuration running, as keepalived reloads (see
+    /// [`crate::vrrp::reload`]): the changes, one line each, and how many instances keep
+    /// their state.
+    pub(super) fn reload_vrrp(
+        self: &Arc<Self>,
+        conf: VrrpConf,
+    ) -> Result<(Vec<String>, usize), String> {
+        let mut running = self.vrrp_runtime.lock();
+        match running.as_mut() {
+            Some(rt) => rt.reload(conf),
+            None => {
+                let names: Vec<String> = conf
+                    .instances
+                    .iter()
+                    .map(|i| format!("vrrp_instance {}: new", i.name))
+                    .collect();
+                let links = self.vrrp_links.lock().clone();
+                let rt = VrrpRuntime::start(conf, links, Arc::new(VrrpHost(self.clone())))?;
+                self.set_vrrp_status(rt.status_handle());
+                *running = Some(rt);
+                Ok((names, 0))
+            }
+        }
     }
 
     pub(super) fn show_vrrp(&self) -> String {

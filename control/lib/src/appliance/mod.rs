@@ -156,6 +156,9 @@ pub struct Appliance {
     /// The VRRP instances' state (`show vrrp`), when VRRP runs.
     vrrp: Mutex<Option<Arc<Mutex<Vec<crate::vrrp::InstanceStatus>>>>>,
     vrrp_hook: Mutex<Option<StateHook>>,
+    /// VRRP running, and the ports it may speak on (a reload may start it).
+    vrrp_runtime: Mutex<Option<crate::vrrp::VrrpRuntime>>,
+    vrrp_links: Mutex<Vec<crate::vrrp::Link>>,
     /// The connection sync daemons, where the data plane balances.
     sync: Mutex<Option<Arc<crate::sync::SyncDaemons>>>,
     /// The VIPs announced to a routing daemon (`[announce]`).
@@ -233,6 +236,8 @@ impl Appliance {
             host_vips: Mutex::new(Vec::new()),
             vrrp: Mutex::new(None),
             vrrp_hook: Mutex::new(None),
+            vrrp_runtime: Mutex::new(None),
+            vrrp_links: Mutex::new(Vec::new()),
             sync: Mutex::new(None),
             announcements: Mutex::new(Vec::new()),
         }

@@ -3,8 +3,10 @@
 //! real servers that stay the same are left alone (their connections, counters and
 //! scheduler state), changed ones edited, new ones added, gone ones removed (their
 //! established connections stay on their server, as IPVS keeps them). A file with an error
-//! changes nothing and says where. What only a restart can change ([eal], ports, workers,
-//! the table's size, the socket, VRRP, the log) is read, compared and reported, not applied.
+//! changes nothing and says where. VRRP is reloaded as keepalived reloads it (see
+//! [`crate::vrrp::reload`]). What only a restart can change ([eal], ports, workers, the
+//! table's size, the socket, lvs_sync_daemon, the log) is read, compared and reported, not
+//! applied.
 
 use super::*;
 use crate::config::Config;
@@ -37,7 +39,7 @@ pub fn restart_only(cfg: &Config) -> String {
         cfg.socket,
         cfg.metrics_listen,
         cfg.mbufs,
-        cfg.vrrp,
+        cfg.vrrp.sync_daemon,
         cfg.log,
         cfg.announce,
     )
@@ -68,13 +70,22 @@ impl Appliance {
             ),
             None => None,
         };
-        let conf = match (&source.keepalived, &conf_text) {
-            (Some(p), Some(text)) if source.keepalived_text.as_ref() != Some(text) => Some(
+        let parsed = match (&source.keepalived, &conf_text) {
+            (Some(p), Some(text)) => Some(
                 KeepalivedConf::parse(&p.display().to_string(), text)
                     .map_err(|e| format!("reload: {e} (nothing changed)"))?,
             ),
             _ => None,
         };
+        // VRRP as both files configure it now; applied after the services if it changed.
+        let (vrrp, vrrp_warnings) = cfg
+            .vrrp_with(parsed.as_ref())
+            .map_err(|e| format!("reload: {e} (nothing changed)"))?;
+        let running_vrrp = self.vrrp_conf();
+        let vrrp_changed = vrrp != running_vrrp
+            && !(vrrp.configures_nothing() && running_vrrp.configures_nothing());
+        let sync_moved = vrrp.sync_daemon != running_vrrp.sync_daemon;
+        let conf = parsed.filter(|_| source.keepalived_text != conf_text);
         let current = self.director.lock().clone();
         let mut desired = cfg
             .director(current.ports.clone())
@@ -224,8 +235,25 @@ impl Appliance {
                 src.keepalived_text = conf_text;
             }
         }
-        if restart_only(&cfg) != source.fixed {
-            report.push_str("reload: notice: [eal], ports, workers, table sizes, the control socket, metrics or VRRP changed: they take effect at the next restart\n");
+        for w in vrrp_warnings {
+            report.push_str(&format!("reload: warning: {w}\n"));
+        }
+        if vrrp_changed {
+            let (lines, kept) = self.reload_vrrp(vrrp).map_err(|e| {
+                format!(
+                    "{report}reload: vrrp: {e} (the services above changed; VRRP runs as before)"
+                )
+            })?;
+            for l in &lines {
+                report.push_str(&format!("  {l}\n"));
+            }
+            report.push_str(&format!(
+                "  vrrp: {} change(s); {kept} instance(s) keep their state\n",
+                lines.len()
+            ));
+        }
+        if restart_only(&cfg) != source.fixed || sync_moved {
+            report.push_str("reload: notice: [eal], ports, workers, table sizes, the control socket, metrics or lvs_sync_daemon changed: they take effect at the next restart\n");
         }
         Ok(report)
     }

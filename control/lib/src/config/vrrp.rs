@@ -179,3 +179,73 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
         }
     })
 }
+
+impl super::Config {
+    /// The data port a keepalived route's `dev` names: by its name or its host twin's.
+    pub fn port_named(&self, name: &str) -> Option<u16> {
+        self.ports
+            .iter()
+            .position(|p| p.name == name || p.host_tap.as_deref() == Some(name))
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// The data port a gateway is reached by: the longest of the ports' own prefixes and
+    /// the configuration's routes that holds it.
+    pub fn port_towards(&self, gateway: std::net::IpAddr) -> Option<u16> {
+        let connected = self.ports.iter().enumerate().flat_map(|(i, p)| {
+            p.addresses
+                .iter()
+                .zip(&p.prefix_lens)
+                .map(move |(a, len)| (rvs_core::engine::masked(*a, *len), *len, i))
+        });
+        let routed = self
+            .lb
+            .routes
+            .iter()
+            .map(|r| (r.prefix, r.len, usize::from(r.port)));
+        connected
+            .chain(routed)
+            .filter(|(prefix, len, _)| rvs_core::engine::masked(gateway, *len) == *prefix)
+            .max_by_key(|(_, len, _)| *len)
+            .and_then(|(_, _, port)| u16::try_from(port).ok())
+    }
+
+    /// The data ports VRRP can speak on: those with a host twin (`macs`: the ports' MACs,
+    /// when known).
+    pub fn vrrp_links(&self, macs: &[[u8; 6]]) -> Vec<crate::vrrp::Link> {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                Some(crate::vrrp::Link {
+                    name: p.name.clone(),
+                    port: i,
+                    twin: p.host_tap.clone()?,
+                    mac: macs.get(i).copied().unwrap_or([0; 6]),
+                    addr: p.addresses.iter().find_map(|a| match a {
+                        std::net::IpAddr::V4(v) => Some(*v),
+                        std::net::IpAddr::V6(_) => None,
+                    }),
+                    router: self.lb.ip_forward,
+                })
+            })
+            .collect()
+    }
+
+    /// VRRP as the TOML and the keepalived.conf configure it together, its routes
+    /// resolved to ports and every instance checked against the ports (errors name the
+    /// file and line); the warnings are the routes left out.
+    pub fn vrrp_with(
+        &self,
+        keepalived: Option<&crate::keepalived::KeepalivedConf>,
+    ) -> Result<(VrrpConf, Vec<String>), String> {
+        let mut vrrp = self.vrrp.clone();
+        if let Some(k) = keepalived {
+            vrrp.merge(k.vrrp_conf.clone())?;
+        }
+        let warnings = vrrp.resolve_routes(|n| self.port_named(n), |g| self.port_towards(g));
+        crate::vrrp::VrrpRuntime::check(&vrrp, &self.vrrp_links(&[]))
+            .map_err(|e| format!("vrrp: {e}"))?;
+        Ok((vrrp, warnings))
+    }
+}

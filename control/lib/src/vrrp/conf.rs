@@ -24,6 +24,10 @@ pub struct Notify {
     /// `notify_master_rx_lower_pri`: run (without arguments) when a MASTER hears a lower
     /// priority.
     pub master_rx_lower_pri: Option<Script>,
+    /// `notify_deleted [SCRIPT]`: an instance a reload removes is notified as DELETED
+    /// (with this script, if given); without it keepalived notifies it as FAULT.
+    pub deleted: Option<Script>,
+    pub notify_deleted: bool,
 }
 
 impl Notify {
@@ -36,6 +40,13 @@ impl Notify {
             "notify_fault" => &mut self.fault,
             "notify_stop" => &mut self.stop,
             "notify_master_rx_lower_pri" => &mut self.master_rx_lower_pri,
+            "notify_deleted" => {
+                self.notify_deleted = true;
+                if s.args.is_empty() {
+                    return Ok(true);
+                }
+                &mut self.deleted
+            }
             _ => return Ok(false),
         };
         *slot = Some(Script {
@@ -784,6 +795,7 @@ impl VrrpConf {
                 &mut n.fault,
                 &mut n.stop,
                 &mut n.master_rx_lower_pri,
+                &mut n.deleted,
             ] {
                 if let Some(sc) = slot {
                     if !check(sc, &what, warnings) {
@@ -922,6 +934,11 @@ impl VrrpConf {
 
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()
+    }
+
+    /// No instance, static address or static route: nothing for VRRP to run.
+    pub fn configures_nothing(&self) -> bool {
+        self.is_empty() && self.static_addresses.is_empty() && self.static_routes.is_empty()
     }
 
     /// Gives each static and virtual route its data port: `dev`'s (`port_named`: a port
@@ -1535,11 +1552,13 @@ vrrp_instance VI_1 {
     garp_master_delay 1
     garp_master_repeat 2
     notify_master_rx_lower_pri /bin/true
+    notify_deleted /bin/true
 }
 vrrp_instance VI_2 {
     interface inside
     virtual_router_id 52
     version 2
+    notify_deleted
     virtual_ipaddress { 10.0.0.254/24 }
 }
 "#
@@ -1573,6 +1592,9 @@ vrrp_instance VI_2 {
             i.notify.master_rx_lower_pri.as_ref().unwrap().command,
             "/bin/true"
         );
+        assert!(i.notify.notify_deleted && i.notify.deleted.is_some());
+        let n = &v.instances[1].notify;
+        assert!(n.notify_deleted && n.deleted.is_none());
         assert_eq!(v.instances[1].version, 2);
         assert_eq!(v.scripts[1].weight, -20);
         assert_eq!((v.scripts[1].fall, v.scripts[1].rise), (3, 2));

@@ -133,6 +133,21 @@ impl Machine {
         }
     }
 
+    /// Goes on in `state` after a reload (keepalived keeps a matched instance's state), with
+    /// no transition: a MASTER advertises at once, a BACKUP waits a Master_Down_Interval
+    /// for the master it heard.
+    pub fn resume(&mut self, now: Instant, state: State, master: Option<(IpAddr, u8)>) {
+        self.started = Some(now);
+        if state == State::Master {
+            self.state = State::Master;
+            self.advert_at = Some(now);
+        } else {
+            self.state = State::Backup;
+            self.master_seen = master;
+            self.down_at = Some(now + self.master_down_interval());
+        }
+    }
+
     fn become_master(&mut self, now: Instant) -> Vec<Action> {
         self.state = State::Master;
         self.down_at = None;

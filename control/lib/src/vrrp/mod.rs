@@ -10,6 +10,7 @@ pub mod ah;
 pub mod conf;
 pub mod machine;
 pub mod process;
+pub mod reload;
 pub mod run;
 
 pub use conf::{VrrpConf, VrrpRoute};

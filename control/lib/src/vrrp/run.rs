@@ -13,6 +13,7 @@ use super::conf::{
 };
 use super::machine::{Action, Machine, Params, State};
 use super::process::ProcessStatus;
+use super::reload::{self, Carried, CarriedInstance, InstanceKey};
 use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
@@ -129,6 +130,26 @@ pub struct InstanceStatus {
 }
 
 impl InstanceStatus {
+    /// `fresh` (a reloaded instance's) with this one's counters.
+    fn counters_into(self, fresh: InstanceStatus) -> InstanceStatus {
+        InstanceStatus {
+            adverts_sent: self.adverts_sent,
+            adverts_received: self.adverts_received,
+            priority_zero_sent: self.priority_zero_sent,
+            priority_zero_received: self.priority_zero_received,
+            became_master: self.became_master,
+            garps_sent: self.garps_sent,
+            bad_ttl: self.bad_ttl,
+            bad_version: self.bad_version,
+            bad_auth: self.bad_auth,
+            bad_checksum: self.bad_checksum,
+            bad_interval: self.bad_interval,
+            bad_source: self.bad_source,
+            address_mismatch: self.address_mismatch,
+            ..fresh
+        }
+    }
+
     /// An advert left (with `priority`).
     fn advert_sent(&mut self, priority: u8) {
         self.adverts_sent += 1;
@@ -154,6 +175,11 @@ enum Event {
         ok: bool,
     },
     Stop,
+    /// A reload: the instances `keep` lacks are deleted, the others handed over.
+    Handover {
+        keep: Vec<InstanceKey>,
+        reply: Sender<Carried>,
+    },
 }
 
 struct Inst {
@@ -183,6 +209,9 @@ struct Inst {
     garp_at: Vec<(Instant, u32)>,
     /// While MASTER with garp_master_refresh: the next refresh.
     garp_refresh_at: Option<Instant>,
+    key: InstanceKey,
+    /// Carried over a reload: the state it was in and its configuration then.
+    resumed: Option<(State, Instance)>,
 }
 
 pub struct VrrpRuntime {
@@ -191,6 +220,9 @@ pub struct VrrpRuntime {
     thread: Option<JoinHandle<()>>,
     receivers: Vec<JoinHandle<()>>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
+    conf: VrrpConf,
+    links: Vec<Link>,
+    host: Arc<dyn Host>,
 }
 
 impl std::fmt::Debug for VrrpRuntime {
@@ -369,227 +401,42 @@ impl VrrpRuntime {
         links: Vec<Link>,
         host: Arc<dyn Host>,
     ) -> Result<VrrpRuntime, String> {
-        let plan = Self::check(&conf, &links)?;
-        let mut insts = Vec::new();
-        for (i, (link, src)) in conf.instances.iter().zip(plan) {
-            let machine = Machine::new(Params {
-                priority: i.priority,
-                advert_cs: i.advert_cs,
-                version: i.version,
-                initial_master: i.initial_master,
-                preempt: i.preempt,
-                preempt_delay: i.preempt_delay,
-                own_addr: src,
-                lower_prio_no_advert: i.lower_prio_no_advert,
-                higher_prio_send_advert: i.higher_prio_send_advert,
-            });
-            let group = conf
-                .groups
-                .iter()
-                .position(|g| g.members.iter().any(|m| m == &i.name));
-            let status = InstanceStatus {
-                name: i.name.clone(),
-                interface: i.interface.clone(),
-                vrid: i.vrid,
-                version: i.version,
-                state: State::Init.name().into(),
-                priority: i.priority,
-                base_priority: i.priority,
-                advert_cs: i.advert_cs,
-                preempt: i.preempt,
-                group: group.map(|g| conf.groups[g].name.clone()),
-                addresses: i
-                    .all_addresses()
-                    .map(|a| format!("{}/{}", a.addr, a.len))
-                    .collect(),
-                ..InstanceStatus::default()
-            };
-            let advertised = i
-                .addresses
-                .iter()
-                .map(|a| match a.addr {
-                    IpAddr::V4(v) => v.octets().to_vec(),
-                    IpAddr::V6(v) => v.octets().to_vec(),
-                })
-                .collect();
-            insts.push(Inst {
-                conf: i.clone(),
-                advertised,
-                link,
-                src,
-                unicast6: None,
-                ah_socket: None,
-                ip_id: 0,
-                ah_sequence: 0,
-                machine,
-                group,
-                status,
-                garp_at: Vec::new(),
-                garp_refresh_at: None,
-            });
-        }
-        let mut sockets: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
-        let mut receiving: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
-        let mut garp: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
-        let mut frames: Vec<Option<PacketSocket>> = links.iter().map(|_| None).collect();
-        let mut ah_receiving: Vec<Option<Socket>> = links.iter().map(|_| None).collect();
-        for inst in &mut insts {
-            let l = &links[inst.link];
-            if let (IpAddr::V4(src), None) = (inst.src, &sockets[inst.link]) {
-                let open = |send| {
-                    open_socket(l, src, send).map_err(|e| {
-                        format!(
-                            "vrrp_instance {}: a VRRP socket on {}: {e}",
-                            inst.conf.name, l.twin
-                        )
-                    })
-                };
-                sockets[inst.link] = Some(open(true)?);
-                receiving[inst.link] = Some(open(false)?);
-            }
-            if let (IpAddr::V4(src), true) = (inst.src, inst.conf.auth_ah) {
-                inst.ah_socket = Some(open_ah(l, src).map_err(|e| {
-                    format!(
-                        "vrrp_instance {}: an AH socket on {}: {e}",
-                        inst.conf.name, l.twin
-                    )
-                })?);
-                if ah_receiving[inst.link].is_none() {
-                    ah_receiving[inst.link] = Some(open_ah_receiving(l).map_err(|e| {
-                        format!(
-                            "vrrp_instance {}: an AH socket on {}: {e}",
-                            inst.conf.name, l.twin
-                        )
-                    })?);
-                }
-            }
-            if let (IpAddr::V6(src), false) = (inst.src, inst.conf.unicast_peers.is_empty()) {
-                let (hops, scope) = (inst.conf.unicast_ttl.unwrap_or(255), l.twin_index());
-                let sock = open_unicast6(l, src, hops, scope).map_err(|e| {
-                    format!(
-                        "vrrp_instance {}: an IPv6 VRRP socket on {} from {src}: {e}",
-                        inst.conf.name, l.twin
-                    )
-                })?;
-                inst.unicast6 = Some((sock, scope));
-            }
-            if inst.src.is_ipv6() && frames[inst.link].is_none() {
-                let timeout = Duration::from_millis(200);
-                frames[inst.link] = Some(
-                    PacketSocket::bind_receiving(&l.twin, ETHERTYPE_IPV6, timeout).map_err(
-                        |e| {
-                            format!(
-                                "vrrp_instance {}: a packet socket on {}: {e}",
-                                inst.conf.name, l.twin
-                            )
-                        },
-                    )?,
-                );
-            }
-            if garp[inst.link].is_none() {
-                garp[inst.link] = Some(PacketSocket::bind(&l.twin).map_err(|e| {
-                    format!(
-                        "vrrp_instance {}: a packet socket on {}: {e}",
-                        inst.conf.name, l.twin
-                    )
-                })?);
-            }
-        }
-        for inst in &insts {
-            let IpAddr::V4(src) = inst.src else { continue };
-            for sock in [&receiving[inst.link], &ah_receiving[inst.link]]
-                .into_iter()
-                .flatten()
-            {
-                join_group(sock, inst.conf.group(), src).map_err(|e| {
-                    format!(
-                        "vrrp_instance {}: joining {} on {}: {e}",
-                        inst.conf.name,
-                        inst.conf.group(),
-                        links[inst.link].twin
-                    )
-                })?;
-            }
-        }
-        let (tx, rx) = channel::bounded(1024);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut receivers = Vec::new();
-        let by_link = receiving.into_iter().enumerate();
-        for (i, s) in by_link.chain(ah_receiving.into_iter().enumerate()) {
-            let Some(s) = s else { continue };
-            let (tx, stop) = (tx.clone(), stop.clone());
-            receivers.push(
-                std::thread::Builder::new()
-                    .name("rvs-vrrp-rx".into())
-                    .spawn(move || receive(i, s, tx, stop))
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        for (i, s) in frames.into_iter().enumerate() {
-            let Some(s) = s else { continue };
-            let (tx, stop) = (tx.clone(), stop.clone());
-            receivers.push(
-                std::thread::Builder::new()
-                    .name("rvs-vrrp-rx6".into())
-                    .spawn(move || receive_frames(i, s, tx, stop))
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let trackers = start_trackers(&conf.scripts, &tx, &stop)?;
-        receivers.extend(trackers);
-        let status = Arc::new(Mutex::new(insts.iter().map(|i| i.status.clone()).collect()));
-        let mut ctl = Controller {
-            insts,
-            links,
-            sockets,
-            garp,
-            host,
-            scripts: conf.scripts.clone(),
-            script_ok: vec![true; conf.scripts.len()],
-            // init_file is written once, at start.
-            file_values: conf
-                .track_files
-                .iter()
-                .map(|f| crate::health::probe::read_track_file(&f.path, f.init))
-                .collect(),
-            track_files: conf.track_files.clone(),
-            groups: conf.groups.iter().map(|g| g.notify.clone()).collect(),
-            group_names: conf.groups.iter().map(|g| g.name.clone()).collect(),
-            children: Vec::new(),
-            status: status.clone(),
-            links_up: Vec::new(),
-            static_routes: conf.static_routes.clone(),
-            static_addresses: conf.static_addresses.clone(),
-            process_status: {
-                let procs = if conf.processes.is_empty() {
-                    Vec::new()
-                } else {
-                    super::process::running()
-                };
-                let counts = super::process::counts(&conf.processes, &procs);
-                conf.processes
-                    .iter()
-                    .zip(counts)
-                    .map(|(t, n)| ProcessStatus::at_start(t, n))
-                    .collect()
-            },
-            processes: conf.processes.clone(),
+        let opened = Opened::open(&conf, &links)?;
+        let status = Arc::new(Mutex::new(Vec::new()));
+        launch(conf, links, host, opened, Carried::default(), status)
+    }
+
+    /// Runs `conf` instead, as keepalived reloads (see [`super::reload`]): its sockets are
+    /// opened first (an error changes nothing), then the running instances are handed over.
+    /// Returns the changes, one line each, and how many instances keep their state.
+    pub fn reload(&mut self, conf: VrrpConf) -> Result<(Vec<String>, usize), String> {
+        let opened = Opened::open(&conf, &self.links)?;
+        let keys: Vec<InstanceKey> = conf
+            .instances
+            .iter()
+            .zip(&opened.plan)
+            .map(|(i, (link, src))| InstanceKey::of(i, *link, *src))
+            .collect();
+        let (tx, rx) = channel::bounded(1);
+        let handover = Event::Handover {
+            keep: keys.clone(),
+            reply: tx,
         };
-        add_static_addresses(&conf, &ctl.links);
-        for r in &conf.static_routes {
-            twin_route(&ctl.links, r, true);
-        }
-        let thread = std::thread::Builder::new()
-            .name("rvs-vrrp".into())
-            .spawn(move || ctl.run(rx))
-            .map_err(|e| e.to_string())?;
-        Ok(VrrpRuntime {
-            events: tx,
-            stop,
-            thread: Some(thread),
-            receivers,
-            status,
-        })
+        let carried = match self.events.send(handover) {
+            Ok(()) => rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default(),
+            Err(_) => Carried::default(),
+        };
+        self.end_threads();
+        let statics = (&conf.static_addresses[..], &conf.static_routes[..]);
+        let report = reload::report(&carried, &conf.instances, &keys, statics);
+        let (links, host, status) = (self.links.clone(), self.host.clone(), self.status.clone());
+        *self = launch(conf, links, host, opened, carried, status)?;
+        Ok(report)
+    }
+
+    /// The configuration running.
+    pub fn conf(&self) -> &VrrpConf {
+        &self.conf
     }
 
     pub fn status(&self) -> Vec<InstanceStatus> {
@@ -605,6 +452,11 @@ impl VrrpRuntime {
     /// scripts run.
     pub fn shutdown(mut self) {
         let _ = self.events.send(Event::Stop);
+        self.end_threads();
+    }
+
+    /// Waits for the controller (told to stop or hand over), then stops the receivers.
+    fn end_threads(&mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -613,6 +465,298 @@ impl VrrpRuntime {
             let _ = r.join();
         }
     }
+}
+
+/// Sockets for a configuration's instances, opened before they start (a reload opens the
+/// new ones while the old still run).
+struct Opened {
+    /// Each instance's link and source address.
+    plan: Vec<(usize, IpAddr)>,
+    /// Each instance's AH socket (`auth_type AH`) and IPv6 unicast socket with its scope.
+    ah: Vec<Option<Socket>>,
+    unicast6: Vec<Option<(Socket, u32)>>,
+    /// Per link: the IPv4 sending and receiving sockets, the link-layer one, the IPv6
+    /// frames' receiving one, the AH receiving one.
+    sockets: Vec<Option<Socket>>,
+    receiving: Vec<Option<Socket>>,
+    garp: Vec<Option<PacketSocket>>,
+    frames: Vec<Option<PacketSocket>>,
+    ah_receiving: Vec<Option<Socket>>,
+}
+
+impl Opened {
+    fn open(conf: &VrrpConf, links: &[Link]) -> Result<Opened, String> {
+        let plan = VrrpRuntime::check(conf, links)?;
+        let per_link = || links.iter().map(|_| None).collect::<Vec<_>>();
+        let mut o = Opened {
+            ah: conf.instances.iter().map(|_| None).collect(),
+            unicast6: conf.instances.iter().map(|_| None).collect(),
+            sockets: per_link(),
+            receiving: per_link(),
+            garp: links.iter().map(|_| None).collect(),
+            frames: links.iter().map(|_| None).collect(),
+            ah_receiving: per_link(),
+            plan,
+        };
+        for (k, inst) in conf.instances.iter().enumerate() {
+            let (link, src) = o.plan[k];
+            let l = &links[link];
+            let failed = |what: &str, e: std::io::Error| {
+                format!("vrrp_instance {}: {what} on {}: {e}", inst.name, l.twin)
+            };
+            if let (IpAddr::V4(src), None) = (src, &o.sockets[link]) {
+                let open = |send| open_socket(l, src, send).map_err(|e| failed("a VRRP socket", e));
+                o.sockets[link] = Some(open(true)?);
+                o.receiving[link] = Some(open(false)?);
+            }
+            if let (IpAddr::V4(src), true) = (src, inst.auth_ah) {
+                o.ah[k] = Some(open_ah(l, src).map_err(|e| failed("an AH socket", e))?);
+                if o.ah_receiving[link].is_none() {
+                    let s = open_ah_receiving(l).map_err(|e| failed("an AH socket", e))?;
+                    o.ah_receiving[link] = Some(s);
+                }
+            }
+            if let (IpAddr::V6(src), false) = (src, inst.unicast_peers.is_empty()) {
+                let (hops, scope) = (inst.unicast_ttl.unwrap_or(255), l.twin_index());
+                let sock = open_unicast6(l, src, hops, scope)
+                    .map_err(|e| failed(&format!("an IPv6 VRRP socket from {src}"), e))?;
+                o.unicast6[k] = Some((sock, scope));
+            }
+            if src.is_ipv6() && o.frames[link].is_none() {
+                let timeout = Duration::from_millis(200);
+                let s = PacketSocket::bind_receiving(&l.twin, ETHERTYPE_IPV6, timeout)
+                    .map_err(|e| failed("a packet socket", e))?;
+                o.frames[link] = Some(s);
+            }
+            if o.garp[link].is_none() {
+                let s = PacketSocket::bind(&l.twin).map_err(|e| failed("a packet socket", e))?;
+                o.garp[link] = Some(s);
+            }
+        }
+        for (inst, (link, src)) in conf.instances.iter().zip(&o.plan) {
+            let IpAddr::V4(src) = src else { continue };
+            for sock in [&o.receiving[*link], &o.ah_receiving[*link]]
+                .into_iter()
+                .flatten()
+            {
+                join_group(sock, inst.group(), *src).map_err(|e| {
+                    format!(
+                        "vrrp_instance {}: joining {} on {}: {e}",
+                        inst.name,
+                        inst.group(),
+                        links[*link].twin
+                    )
+                })?;
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Starts the instances on opened sockets, each carried one in the state it had.
+fn launch(
+    conf: VrrpConf,
+    links: Vec<Link>,
+    host: Arc<dyn Host>,
+    opened: Opened,
+    mut carried: Carried,
+    status: Arc<Mutex<Vec<InstanceStatus>>>,
+) -> Result<VrrpRuntime, String> {
+    let Opened {
+        plan,
+        ah,
+        unicast6,
+        sockets,
+        receiving,
+        garp,
+        frames,
+        ah_receiving,
+    } = opened;
+    let mut insts = Vec::new();
+    for ((i, (link, src)), (ah_socket, unicast6)) in conf
+        .instances
+        .iter()
+        .zip(plan)
+        .zip(ah.into_iter().zip(unicast6))
+    {
+        let machine = Machine::new(Params {
+            priority: i.priority,
+            advert_cs: i.advert_cs,
+            version: i.version,
+            initial_master: i.initial_master,
+            preempt: i.preempt,
+            preempt_delay: i.preempt_delay,
+            own_addr: src,
+            lower_prio_no_advert: i.lower_prio_no_advert,
+            higher_prio_send_advert: i.higher_prio_send_advert,
+        });
+        let group = conf
+            .groups
+            .iter()
+            .position(|g| g.members.iter().any(|m| m == &i.name));
+        let fresh = InstanceStatus {
+            name: i.name.clone(),
+            interface: i.interface.clone(),
+            vrid: i.vrid,
+            version: i.version,
+            state: State::Init.name().into(),
+            priority: i.priority,
+            base_priority: i.priority,
+            advert_cs: i.advert_cs,
+            preempt: i.preempt,
+            group: group.map(|g| conf.groups[g].name.clone()),
+            addresses: i
+                .all_addresses()
+                .map(|a| format!("{}/{}", a.addr, a.len))
+                .collect(),
+            ..InstanceStatus::default()
+        };
+        let advertised = i
+            .addresses
+            .iter()
+            .map(|a| match a.addr {
+                IpAddr::V4(v) => v.octets().to_vec(),
+                IpAddr::V6(v) => v.octets().to_vec(),
+            })
+            .collect();
+        let key = InstanceKey::of(i, link, src);
+        let before = carried.take(&key);
+        // A carried instance keeps its counters and AH sequence; the rest is the new one's.
+        let (status, ah_sequence, ip_id, resumed) = match before {
+            Some(c) => {
+                let status = InstanceStatus {
+                    state: c.status.state.clone(),
+                    since: c.status.since,
+                    master: c.status.master,
+                    ..c.status.counters_into(fresh)
+                };
+                (status, c.ah_sequence, c.ip_id, Some((c.state, c.conf)))
+            }
+            None => (fresh, 0, 0, None),
+        };
+        insts.push(Inst {
+            conf: i.clone(),
+            advertised,
+            link,
+            src,
+            unicast6,
+            ah_socket,
+            ip_id,
+            ah_sequence,
+            machine,
+            group,
+            status,
+            garp_at: Vec::new(),
+            garp_refresh_at: None,
+            key,
+            resumed,
+        });
+    }
+    let (tx, rx) = channel::bounded(1024);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut receivers = Vec::new();
+    let by_link = receiving.into_iter().enumerate();
+    for (i, s) in by_link.chain(ah_receiving.into_iter().enumerate()) {
+        let Some(s) = s else { continue };
+        let (tx, stop) = (tx.clone(), stop.clone());
+        receivers.push(
+            std::thread::Builder::new()
+                .name("rvs-vrrp-rx".into())
+                .spawn(move || receive(i, s, tx, stop))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    for (i, s) in frames.into_iter().enumerate() {
+        let Some(s) = s else { continue };
+        let (tx, stop) = (tx.clone(), stop.clone());
+        receivers.push(
+            std::thread::Builder::new()
+                .name("rvs-vrrp-rx6".into())
+                .spawn(move || receive_frames(i, s, tx, stop))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let script_ok: Vec<bool> = conf
+        .scripts
+        .iter()
+        .map(|s| carried.script_ok(&s.name))
+        .collect();
+    let trackers = start_trackers(&conf.scripts, &script_ok, &tx, &stop)?;
+    receivers.extend(trackers);
+    *status.lock() = insts.iter().map(|i| i.status.clone()).collect();
+    // The static addresses and routes a reload drops leave the twins; the others are put
+    // there (again).
+    for a in reload::lacking(
+        &carried.static_addresses,
+        &conf.static_addresses,
+        reload::same_address,
+    ) {
+        if let Some(l) = static_twin(&links, a) {
+            twin_address(&l.twin, a, false);
+        }
+    }
+    for r in reload::lacking(
+        &carried.static_routes,
+        &conf.static_routes,
+        reload::same_route,
+    ) {
+        twin_route(&links, r, false);
+    }
+    add_static_addresses(&conf, &links);
+    for r in &conf.static_routes {
+        twin_route(&links, r, true);
+    }
+    let mut ctl = Controller {
+        insts,
+        links: links.clone(),
+        sockets,
+        garp,
+        host: host.clone(),
+        scripts: conf.scripts.clone(),
+        script_ok,
+        // init_file is written once, at start.
+        file_values: conf
+            .track_files
+            .iter()
+            .map(|f| crate::health::probe::read_track_file(&f.path, f.init))
+            .collect(),
+        track_files: conf.track_files.clone(),
+        groups: conf.groups.iter().map(|g| g.notify.clone()).collect(),
+        group_names: conf.groups.iter().map(|g| g.name.clone()).collect(),
+        children: std::mem::take(&mut carried.children),
+        status: status.clone(),
+        links_up: Vec::new(),
+        static_routes: conf.static_routes.clone(),
+        static_addresses: conf.static_addresses.clone(),
+        process_status: {
+            let procs = if conf.processes.is_empty() {
+                Vec::new()
+            } else {
+                super::process::running()
+            };
+            let counts = super::process::counts(&conf.processes, &procs);
+            conf.processes
+                .iter()
+                .zip(counts)
+                .map(|(t, n)| ProcessStatus::at_start(t, n))
+                .collect()
+        },
+        processes: conf.processes.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("rvs-vrrp".into())
+        .spawn(move || ctl.run(rx))
+        .map_err(|e| e.to_string())?;
+    Ok(VrrpRuntime {
+        events: tx,
+        stop,
+        thread: Some(thread),
+        receivers,
+        status,
+        conf,
+        links,
+        host,
+    })
 }
 
 fn receive(link: usize, s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
@@ -756,17 +900,19 @@ fn ipv6_vrrp(frame: &[u8]) -> Option<Advert6<'_>> {
 /// changes of its result.
 fn start_trackers(
     scripts: &[TrackScript],
+    initial: &[bool],
     tx: &Sender<Event>,
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut out = Vec::new();
     for (index, t) in scripts.iter().enumerate() {
         let (t, tx, stop) = (t.clone(), tx.clone(), stop.clone());
+        let first = initial.get(index).copied().unwrap_or(true);
         out.push(
             std::thread::Builder::new()
                 .name("rvs-vrrp-script".into())
                 .spawn(move || {
-                    let (mut ok, mut run) = (true, 0u32);
+                    let (mut ok, mut run) = (first, 0u32);
                     while !stop.load(Ordering::Relaxed) {
                         let result = run_tracked(&t.script, t.timeout, &stop);
                         if result == ok {
@@ -937,9 +1083,20 @@ impl Controller {
             let inst = &mut self.insts[i];
             inst.machine.set_priority(prio);
             inst.status.faults = faults;
-            let actions = inst.machine.start(now, fault);
+            let actions = match inst.resumed.take() {
+                // Carried over a reload: on in its state (tracking may still fault it).
+                Some((state @ (State::Master | State::Backup), before)) => {
+                    inst.machine.resume(now, state, inst.status.master);
+                    if state == State::Master {
+                        self.resume_master(i, &before, now);
+                    }
+                    self.insts[i].machine.set_fault(now, fault)
+                }
+                _ => inst.machine.start(now, fault),
+            };
             self.act(i, actions, now);
         }
+        self.publish_floating();
         self.publish_status();
         let mut last_link_check = now;
         loop {
@@ -962,6 +1119,10 @@ impl Controller {
             let wait = next.saturating_duration_since(now);
             match rx.recv_timeout(wait) {
                 Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Event::Handover { keep, reply }) => {
+                    let _ = reply.send(self.hand_over(&keep));
+                    return;
+                }
                 Ok(Event::Packet { link, bytes }) => self.packet(link, &bytes),
                 Ok(Event::Frame { link, bytes }) => {
                     if let Some(a) = ipv6_vrrp(&bytes) {
@@ -1375,19 +1536,7 @@ impl Controller {
         }
         self.host_addresses(i, state == State::Master);
         self.host_routes(i, state == State::Master);
-        let statics = self.static_addresses.iter().map(|a| (a.addr, true));
-        let floating = statics
-            .chain(self.insts.iter().flat_map(|x| {
-                let held = x.machine.state == State::Master;
-                x.conf.all_addresses().map(move |a| (a.addr, held))
-            }))
-            .collect();
-        let masters = self
-            .insts
-            .iter()
-            .filter(|x| x.machine.state == State::Master);
-        let routes = installed_routes(&self.static_routes, masters.map(|x| &x.conf));
-        self.host.set_floating(floating, routes);
+        self.publish_floating();
         self.due_garps(i, now);
         let inst = &self.insts[i];
         self.host.state_changed(&inst.conf.name, state);
@@ -1443,17 +1592,145 @@ impl Controller {
         }
     }
 
+    /// Every managed address, held or not, and the routes installed now, to the appliance.
+    fn publish_floating(&self) {
+        let statics = self.static_addresses.iter().map(|a| (a.addr, true));
+        let floating = statics
+            .chain(self.insts.iter().flat_map(|x| {
+                let held = x.machine.state == State::Master;
+                x.conf.all_addresses().map(move |a| (a.addr, held))
+            }))
+            .collect();
+        let masters = self
+            .insts
+            .iter()
+            .filter(|x| x.machine.state == State::Master);
+        let routes = installed_routes(&self.static_routes, masters.map(|x| &x.conf));
+        self.host.set_floating(floating, routes);
+    }
+
+    /// A MASTER carried over a reload: the addresses and routes its configuration dropped
+    /// leave the twins, the others are put there (again); gratuitous ARPs go out when it
+    /// gained an address, as keepalived sends them then.
+    fn resume_master(&mut self, i: usize, before: &Instance, now: Instant) {
+        let inst = &self.insts[i];
+        let now_addresses: Vec<VirtualAddress> = inst.conf.all_addresses().cloned().collect();
+        let then: Vec<VirtualAddress> = before.all_addresses().cloned().collect();
+        for a in reload::lacking(&then, &now_addresses, reload::same_address) {
+            twin_address(&self.twin_of(inst.link, a).twin, a, false);
+        }
+        for r in reload::lacking(&before.routes, &inst.conf.routes, reload::same_route) {
+            twin_route(&self.links, r, false);
+        }
+        let gained = reload::lacking(&now_addresses, &then, reload::same_address).count() > 0;
+        self.host_addresses(i, true);
+        self.host_routes(i, true);
+        let inst = &mut self.insts[i];
+        if gained {
+            inst.garp_at = vec![(now, inst.conf.garp_master_repeat)];
+        }
+        inst.garp_refresh_at =
+            (!inst.conf.garp_refresh.is_zero()).then(|| now + inst.conf.garp_refresh);
+    }
+
+    /// A reload: the instances `keep` lacks are deleted (see [`Controller::delete`]); the
+    /// others, the scripts' verdicts, the static addresses and routes and the notify
+    /// scripts still running are handed over.
+    fn hand_over(&mut self, keep: &[InstanceKey]) -> Carried {
+        let mut deleted = Vec::new();
+        for i in 0..self.insts.len() {
+            if !keep.contains(&self.insts[i].key) {
+                deleted.push((self.insts[i].conf.name.clone(), self.insts[i].machine.state));
+                self.delete(i);
+            }
+        }
+        let instances = self
+            .insts
+            .drain(..)
+            .filter(|x| keep.contains(&x.key))
+            .map(|x| CarriedInstance {
+                key: x.key,
+                state: x.machine.state,
+                conf: x.conf,
+                status: x.status,
+                ah_sequence: x.ah_sequence,
+                ip_id: x.ip_id,
+            })
+            .collect();
+        Carried {
+            instances,
+            deleted,
+            scripts: self
+                .scripts
+                .iter()
+                .map(|s| s.name.clone())
+                .zip(self.script_ok.iter().copied())
+                .collect(),
+            static_addresses: std::mem::take(&mut self.static_addresses),
+            static_routes: std::mem::take(&mut self.static_routes),
+            children: std::mem::take(&mut self.children),
+        }
+    }
+
+    /// An instance a reload removes, as keepalived deletes it: a MASTER advertises
+    /// priority 0 and gives up its addresses and routes; the instance is notified DELETED
+    /// with `notify_deleted`, else FAULT (unless it was in FAULT already).
+    fn delete(&mut self, i: usize) {
+        let was = self.insts[i].machine.state;
+        if was == State::Master {
+            self.advertise(i, 0);
+            self.host_addresses(i, false);
+            self.host_routes(i, false);
+        }
+        let inst = &self.insts[i];
+        let n = &inst.conf.notify;
+        let (state, specific) = if n.notify_deleted {
+            ("DELETED", &n.deleted)
+        } else {
+            ("FAULT", &n.fault)
+        };
+        if n.notify_deleted || was != State::Fault {
+            let prio = inst.machine.priority.to_string();
+            let args = ["INSTANCE", inst.conf.name.as_str(), state, prio.as_str()];
+            let runs = [
+                specific.as_ref().map(|s| (s, &[][..])),
+                n.any.as_ref().map(|s| (s, &args[..])),
+            ];
+            for (s, args) in runs.into_iter().flatten() {
+                if let Some(c) = spawn(s, args) {
+                    self.children.push(c);
+                }
+            }
+        }
+        self.host.state_changed(&inst.conf.name, State::Stop);
+        log(
+            Level::Notice,
+            "vrrp",
+            Some(&format!("state {}", inst.conf.name)),
+            format_args!(
+                "{} ({} vrid {}) deleted by a reload (was {})",
+                inst.conf.name,
+                inst.conf.interface,
+                inst.conf.vrid,
+                was.name()
+            ),
+        );
+    }
+
+    /// The link an instance's address goes on: its `dev`'s, else the instance's.
+    fn twin_of(&self, link: usize, a: &VirtualAddress) -> &Link {
+        a.dev
+            .as_deref()
+            .and_then(|d| self.links.iter().find(|l| l.is_named(d)))
+            .unwrap_or(&self.links[link])
+    }
+
     /// Puts the instance's addresses on (or takes them off) the host twins, as keepalived
     /// does on its interface: the host's stack then owns a floating gateway's traffic.
     fn host_addresses(&self, i: usize, add: bool) {
         let inst = &self.insts[i];
         for a in inst.conf.all_addresses() {
-            let twin = a
-                .dev
-                .as_deref()
-                .and_then(|d| self.links.iter().find(|l| l.is_named(d)))
-                .unwrap_or(&self.links[inst.link]);
-            twin_address(&twin.twin, a, add);
+            twin_address(&self.twin_of(inst.link, a).twin, a, add);
         }
     }
 
