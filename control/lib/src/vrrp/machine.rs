@@ -345,6 +345,35 @@ mod tests {
         PEER.parse().unwrap()
     }
 
+    /// Carried over a reload: a MASTER goes on without a transition, advertising at once;
+    /// a BACKUP keeps the master it heard and takes over only after a Master_Down_Interval
+    /// without it (a fresh start would enter BACKUP, notify and wait again).
+    #[test]
+    fn a_resumed_instance_goes_on_in_its_state() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(150));
+        m.resume(t0, State::Master, None);
+        assert_eq!(m.state, State::Master);
+        assert_eq!(m.tick(t0), vec![Action::Advertise(150)]);
+        assert_eq!(m.tick(ms(t0, 500)), Vec::new());
+        assert_eq!(m.tick(ms(t0, 1000)), vec![Action::Advertise(150)]);
+
+        let mut b = Machine::new(params(100));
+        b.resume(t0, State::Backup, Some((peer(), 150)));
+        assert_eq!(
+            (b.state, b.master_seen),
+            (State::Backup, Some((peer(), 150)))
+        );
+        // Master_Down_Interval: 3 s and a skew of (256 - 100) / 256 s.
+        assert_eq!(b.tick(ms(t0, 3000)), Vec::new());
+        assert_eq!(b.advert(ms(t0, 3000), peer(), 150, 100), Vec::new());
+        assert_eq!(b.tick(ms(t0, 6000)), Vec::new());
+        assert_eq!(
+            b.tick(ms(t0, 6700)),
+            vec![Action::Advertise(100), Action::Enter(State::Master)]
+        );
+    }
+
     /// A MASTER hearing a higher priority yields at once; with higher_prio_send_advert it
     /// advertises its own priority once first, as keepalived.
     #[test]

@@ -208,3 +208,101 @@ pub fn report(
     );
     (out, kept)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keepalived::KeepalivedConf;
+
+    fn instances(text: &str) -> Vec<Instance> {
+        KeepalivedConf::parse("k.conf", text)
+            .unwrap()
+            .vrrp_conf
+            .instances
+    }
+
+    fn key(i: &Instance) -> InstanceKey {
+        InstanceKey::of(i, 0, "10.0.0.2".parse().unwrap())
+    }
+
+    #[test]
+    fn instances_match_as_keepalived_matches_them() {
+        let base = "vrrp_instance VI_1 { interface lan\nvirtual_router_id 51\npriority 100\nvirtual_ipaddress { 10.0.0.100 }\n}";
+        let was = key(&instances(base)[0]);
+        let same = |text: &str| key(&instances(text)[0]) == was;
+        // The name, priority, addresses and state may change.
+        assert!(same(
+            &base
+                .replace("VI_1", "VI_WEB")
+                .replace("priority 100", "priority 50\nstate MASTER")
+        ));
+        assert!(same(&base.replace("10.0.0.100", "10.0.0.100\n10.0.0.101")));
+        // Not the VRID, the group, the family, unicast or not.
+        assert!(!same(&base.replace("51", "52")));
+        assert!(!same(&base.replace(
+            "priority 100",
+            "priority 100\nmcast_dst_ip 224.0.0.100"
+        )));
+        assert!(!same(&base.replace(
+            "priority 100",
+            "priority 100\nunicast_peer { 10.0.0.3 }"
+        )));
+        assert!(!same(&base.replace("10.0.0.100", "2001:db8::100")));
+        // Another interface is another link.
+        let i = &instances(base)[0];
+        assert_ne!(InstanceKey::of(i, 1, "10.0.0.2".parse().unwrap()), was);
+        // A unicast instance is its source's: the peers may change.
+        let uni = base.replace("priority 100", "priority 100\nunicast_peer { 10.0.0.3 }");
+        let u = key(&instances(&uni)[0]);
+        let more = uni.replace("10.0.0.3 }", "10.0.0.3\n10.0.0.4 }");
+        assert_eq!(key(&instances(&more)[0]), u);
+        let moved = InstanceKey::of(&instances(&uni)[0], 0, "10.0.0.9".parse().unwrap());
+        assert_ne!(moved, u);
+    }
+
+    #[test]
+    fn the_report_names_each_change() {
+        let old = instances(
+            "vrrp_instance VI_1 { interface lan\nvirtual_router_id 51\nvirtual_ipaddress { 10.0.0.100/24\n10.0.0.101/24 }\nvirtual_routes { 10.9.0.0/16 via 10.0.0.254 }\n}\n\
+             vrrp_instance VI_2 { interface lan\nvirtual_router_id 52\nvirtual_ipaddress { 10.0.0.200 }\n}\n\
+             vrrp_instance VI_3 { interface lan\nvirtual_router_id 53\nvirtual_ipaddress { 10.0.0.30 }\n}",
+        );
+        let carried = |i: &Instance, state| CarriedInstance {
+            key: key(i),
+            conf: i.clone(),
+            state,
+            status: InstanceStatus::default(),
+            ah_sequence: 0,
+            ip_id: 0,
+        };
+        let c = Carried {
+            instances: vec![
+                carried(&old[0], State::Master),
+                carried(&old[1], State::Backup),
+            ],
+            deleted: vec![("VI_3".into(), State::Master)],
+            ..Carried::default()
+        };
+        let new = instances(
+            "vrrp_instance VI_1 { interface lan\nvirtual_router_id 51\nvirtual_ipaddress { 10.0.0.100/24\n10.0.0.102/24 }\n}\n\
+             vrrp_instance WEB { interface lan\nvirtual_router_id 52\nvirtual_ipaddress { 10.0.0.200 }\n}\n\
+             vrrp_instance VI_4 { interface lan\nvirtual_router_id 54\nvirtual_ipaddress { 10.0.0.40 }\n}",
+        );
+        let keys: Vec<InstanceKey> = new.iter().map(key).collect();
+        let (lines, kept) = report(&c, &new, &keys, (&[], &[]));
+        assert_eq!(kept, 2);
+        assert_eq!(
+            lines,
+            [
+                "vrrp_instance VI_1: stays MASTER; address(es) added 10.0.0.102/24; address(es) removed 10.0.0.101/24; route(s) removed 10.9.0.0/16",
+                "vrrp_instance WEB (was VI_2): stays BACKUP; same addresses and routes",
+                "vrrp_instance VI_4: new",
+                "vrrp_instance VI_3: deleted (was MASTER)",
+            ]
+        );
+        // Written elsewhere in the file, the same address is no change.
+        let mut moved = old[0].addresses[0].clone();
+        moved.at = "k.conf:99".into();
+        assert!(same_address(&moved, &old[0].addresses[0]));
+    }
+}
