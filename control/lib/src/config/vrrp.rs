@@ -1,7 +1,8 @@
 //! The TOML form of keepalived's VRRP sections: `[[vrrp_instance]]`, `[[vrrp_script]]`,
 //! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
 //! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
-//! `lvs_sync_daemon`). Each table becomes keepalived's statement tree, so both files mean
+//! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`: global_defs' `vrrp_*` keywords).
+//! Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
 
 use super::source::{ConfigError, Source};
@@ -145,18 +146,26 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 "garp_master_delay" => "vrrp_garp_master_delay",
                 "garp_master_repeat" => "vrrp_garp_master_repeat",
                 "lvs_sync_daemon" => "lvs_sync_daemon",
+                "notify_fifo" => "vrrp_notify_fifo",
+                "notify_fifo_script" => "vrrp_notify_fifo_script",
                 k => return Err(err(
                     line,
                     format!("vrrp.{k}"),
-                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon)"
+                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script)"
                         .into(),
                 )),
             };
             let text = scalar(value)
                 .ok_or_else(|| err(line, format!("vrrp.{key}"), "a string or number".into()))?;
+            // A script is one command line, as keepalived's quoted string.
+            let args = if keyword.ends_with("_script") {
+                vec![text]
+            } else {
+                text.split_whitespace().map(String::from).collect()
+            };
             globals.push(Statement {
                 keyword: keyword.into(),
-                args: text.split_whitespace().map(String::from).collect(),
+                args,
                 block: None,
                 file: source.file.clone(),
                 line,

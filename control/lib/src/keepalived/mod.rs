@@ -220,12 +220,10 @@ pub struct KeepalivedConf {
 /// it, or it only tunes keepalived's own processes: names, priorities, buffers).
 fn not_applied_global(keyword: &str) -> Option<&'static str> {
     Some(match keyword {
-        "notify_fifo"
-        | "notify_fifo_script"
-        | "vrrp_notify_fifo"
-        | "vrrp_notify_fifo_script"
-        | "lvs_notify_fifo"
-        | "lvs_notify_fifo_script" => "rvs writes no notify FIFO (notify scripts run)",
+        "notify_fifo" => "rvs writes VRRP's lines to it, not the checkers' (VS and RS lines)",
+        "lvs_notify_fifo" | "lvs_notify_fifo_script" => {
+            "rvs writes no checkers' FIFO (VS and RS lines; notify_up/notify_down scripts run)"
+        }
         "notification_email"
         | "notification_email_from"
         | "smtp_server"
@@ -2316,6 +2314,50 @@ mod tests {
             .map(|w| w.split(": ").nth(2).unwrap_or(w))
             .collect();
         assert_eq!(named, ["vrrp_strict", "notify_fifo", "startup_script"]);
+    }
+
+    /// notify_fifo and vrrp_notify_fifo carry VRRP's lines (with their scripts and owners);
+    /// notify_fifo says it lacks the checkers', lvs_notify_fifo is not written; a script
+    /// without its FIFO is named.
+    #[test]
+    fn notify_fifos_as_keepalived_reads_them() {
+        let k = KeepalivedConf::parse(
+            "t.conf",
+            "global_defs {
+  notify_fifo /run/all.fifo
+  vrrp_notify_fifo /run/vrrp.fifo nobody nogroup
+  vrrp_notify_fifo_script /bin/cat
+  lvs_notify_fifo /run/lvs.fifo
+}
+",
+        )
+        .unwrap();
+        let f = &k.vrrp_conf.fifos;
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            (f[0].path.as_str(), f[0].script.is_none()),
+            ("/run/all.fifo", true)
+        );
+        assert_eq!(f[1].path, "/run/vrrp.fifo");
+        assert_eq!(f[1].owner, ["nobody", "nogroup"]);
+        assert_eq!(f[1].script.as_ref().unwrap().command, "/bin/cat");
+        assert_eq!(f[0].at, "t.conf:2");
+        let named: Vec<&str> = k
+            .warnings
+            .iter()
+            .map(|w| w.split(": ").nth(2).unwrap_or(w))
+            .collect();
+        assert_eq!(named, ["notify_fifo", "lvs_notify_fifo"]);
+        let k = KeepalivedConf::parse("t.conf", "global_defs {\n notify_fifo_script /bin/cat\n}\n")
+            .unwrap();
+        assert!(k.vrrp_conf.fifos.is_empty());
+        assert!(
+            k.warnings
+                .iter()
+                .any(|w| w.contains("without its notify_fifo")),
+            "{:?}",
+            k.warnings
+        );
     }
 
     /// Each of `wanted` begins one of the warnings of `k`.

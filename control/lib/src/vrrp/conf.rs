@@ -327,6 +327,8 @@ pub struct VrrpConf {
     pub static_routes: Vec<VrrpRoute>,
     /// `static_ipaddress`: the appliance's own whatever the instances' states.
     pub static_addresses: Vec<VirtualAddress>,
+    /// global_defs' `notify_fifo` and `vrrp_notify_fifo`.
+    pub fifos: Vec<super::fifo::NotifyFifo>,
     pub warnings: Vec<String>,
 }
 
@@ -637,8 +639,22 @@ impl VrrpConf {
             garp_lower_prio_delay: None,
         };
         let mut sync_daemon = None;
+        // notify_fifo's and vrrp_notify_fifo's statement, path and owner, and script.
+        type FifoSlot<'a> = (Option<(&'a Statement, Vec<String>)>, Option<Script>);
+        let mut fifo_slots: [FifoSlot; 2] = [(None, None), (None, None)];
         for s in global_defs {
+            let fifo_slot = usize::from(s.keyword.starts_with("vrrp_"));
             match s.keyword.as_str() {
+                "notify_fifo" | "vrrp_notify_fifo" => {
+                    s.arg(0)?;
+                    fifo_slots[fifo_slot].0 = Some((s, s.args.clone()));
+                }
+                "notify_fifo_script" | "vrrp_notify_fifo_script" => {
+                    fifo_slots[fifo_slot].1 = Some(Script {
+                        command: s.arg(0)?.to_string(),
+                        user: s.args.get(1).cloned(),
+                    });
+                }
                 "vrrp_version" => {
                     d.version = num(s, 0, "2 or 3")?;
                     if !matches!(d.version, 2 | 3) {
@@ -750,6 +766,20 @@ impl VrrpConf {
             }
         }
         conf.sync_daemon = sync_daemon;
+        for (fifo, script) in fifo_slots {
+            match fifo {
+                Some((s, mut args)) => conf.fifos.push(super::fifo::NotifyFifo {
+                    at: s.at(),
+                    path: args.remove(0),
+                    owner: args,
+                    script,
+                }),
+                None if script.is_some() => conf
+                    .warnings
+                    .push("a notify_fifo_script without its notify_fifo is not run".into()),
+                None => {}
+            }
+        }
         conf.apply_script_policy(&crate::scripts::ScriptPolicy::from_global_defs(global_defs));
         conf.drop_dangling();
         conf.check()?;
@@ -781,6 +811,14 @@ impl VrrpConf {
             }
         };
         let warnings = &mut self.warnings;
+        for f in &mut self.fifos {
+            let what = format!("{}: notify FIFO {}'s script", f.at, f.path);
+            if let Some(sc) = &mut f.script {
+                if !check(sc, &what, warnings) {
+                    f.script = None;
+                }
+            }
+        }
         self.scripts.retain_mut(|t| {
             let what = format!("vrrp_script {}", t.name);
             check(&mut t.script, &what, warnings)
@@ -923,6 +961,7 @@ impl VrrpConf {
         self.track_files.extend(other.track_files);
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
+        self.fifos.extend(other.fifos);
         self.static_addresses.extend(other.static_addresses);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {

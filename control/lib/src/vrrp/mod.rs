@@ -8,6 +8,7 @@
 
 pub mod ah;
 pub mod conf;
+pub mod fifo;
 pub mod machine;
 pub mod process;
 pub mod reload;

@@ -11,6 +11,7 @@ use super::conf::{
     installed_routes, Instance, Notify, Script, TrackProcess, TrackScript, VirtualAddress,
     VrrpConf, VrrpRoute,
 };
+use super::fifo::{self, Fifos};
 use super::machine::{Action, Machine, Params, State};
 use super::process::ProcessStatus;
 use super::reload::{self, Carried, CarriedInstance, InstanceKey};
@@ -223,6 +224,7 @@ pub struct VrrpRuntime {
     conf: VrrpConf,
     links: Vec<Link>,
     host: Arc<dyn Host>,
+    fifos: Arc<Fifos>,
 }
 
 impl std::fmt::Debug for VrrpRuntime {
@@ -403,7 +405,9 @@ impl VrrpRuntime {
     ) -> Result<VrrpRuntime, String> {
         let opened = Opened::open(&conf, &links)?;
         let status = Arc::new(Mutex::new(Vec::new()));
-        launch(conf, links, host, opened, Carried::default(), status)
+        let fifos = Arc::new(Fifos::open(&conf.fifos));
+        let carried = Carried::default();
+        launch(conf, links, host, opened, carried, (status, fifos))
     }
 
     /// Runs `conf` instead, as keepalived reloads (see [`super::reload`]): its sockets are
@@ -430,7 +434,15 @@ impl VrrpRuntime {
         let statics = (&conf.static_addresses[..], &conf.static_routes[..]);
         let report = reload::report(&carried, &conf.instances, &keys, statics);
         let (links, host, status) = (self.links.clone(), self.host.clone(), self.status.clone());
-        *self = launch(conf, links, host, opened, carried, status)?;
+        // The FIFOs stay open unless their configuration changed (then the old ones close
+        // first: one rvs made goes before the same path is made again).
+        let fifos = if self.conf.fifos == conf.fifos {
+            self.fifos.clone()
+        } else {
+            self.fifos = Arc::default();
+            Arc::new(Fifos::open(&conf.fifos))
+        };
+        *self = launch(conf, links, host, opened, carried, (status, fifos))?;
         Ok(report)
     }
 
@@ -560,7 +572,7 @@ fn launch(
     host: Arc<dyn Host>,
     opened: Opened,
     mut carried: Carried,
-    status: Arc<Mutex<Vec<InstanceStatus>>>,
+    (status, fifos): (Arc<Mutex<Vec<InstanceStatus>>>, Arc<Fifos>),
 ) -> Result<VrrpRuntime, String> {
     let Opened {
         plan,
@@ -742,6 +754,7 @@ fn launch(
                 .collect()
         },
         processes: conf.processes.clone(),
+        fifos: fifos.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("rvs-vrrp".into())
@@ -756,6 +769,7 @@ fn launch(
         conf,
         links,
         host,
+        fifos,
     })
 }
 
@@ -974,7 +988,7 @@ fn quote(w: &str) -> String {
 }
 
 /// Starts a script (through the shell, with `args` quoted), as its user.
-fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
+pub(super) fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
     let mut line = s.command.clone();
     for a in args {
         line.push(' ');
@@ -1070,6 +1084,8 @@ struct Controller {
     static_addresses: Vec<VirtualAddress>,
     processes: Vec<TrackProcess>,
     process_status: Vec<ProcessStatus>,
+    /// notify_fifo and vrrp_notify_fifo.
+    fifos: Arc<Fifos>,
 }
 
 impl Controller {
@@ -1386,6 +1402,14 @@ impl Controller {
     /// keepalived's answer to a lower priority heard as MASTER: gratuitous ARPs now and
     /// after a delay, for this instance and the other members of its sync group.
     fn heard_lower(&mut self, i: usize, now: Instant) {
+        let inst = &self.insts[i];
+        let prio = inst.machine.priority;
+        self.fifos.write(&fifo::line(
+            false,
+            &inst.conf.name,
+            "MASTER_RX_LOWER_PRI",
+            prio,
+        ));
         if let Some(s) = &self.insts[i].conf.notify.master_rx_lower_pri {
             if let Some(c) = spawn(s, &[]) {
                 self.children.push(c);
@@ -1572,6 +1596,9 @@ impl Controller {
             }
         };
         add(&mut scripts, &inst.conf.notify, "INSTANCE", &inst.conf.name);
+        let prio = inst.machine.priority;
+        self.fifos
+            .write(&fifo::line(false, &inst.conf.name, state.name(), prio));
         if let Some(g) = inst.group {
             // The group's scripts run once, when its first member arrives in the state.
             let first = self
@@ -1582,6 +1609,8 @@ impl Controller {
                 .all(|(_, o)| o.status.state != state.name());
             if first {
                 add(&mut scripts, &self.groups[g], "GROUP", &self.group_names[g]);
+                self.fifos
+                    .write(&fifo::line(true, &self.group_names[g], state.name(), 0));
             }
         }
         for (s, args) in scripts {
@@ -1690,6 +1719,8 @@ impl Controller {
             ("FAULT", &n.fault)
         };
         if n.notify_deleted || was != State::Fault {
+            let line = fifo::line(false, &inst.conf.name, state, inst.machine.priority);
+            self.fifos.write(&line);
             let prio = inst.machine.priority.to_string();
             let args = ["INSTANCE", inst.conf.name.as_str(), state, prio.as_str()];
             let runs = [

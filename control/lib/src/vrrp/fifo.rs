@@ -1,0 +1,210 @@
+//! keepalived's notify FIFOs (global_defs `notify_fifo` and `vrrp_notify_fifo`, each with an
+//! optional `*_script` reading it): one line per VRRP event, as keepalived writes them:
+//! `INSTANCE "VI_1" MASTER 150`, `GROUP "G" BACKUP 0`, and `MASTER_RX_LOWER_PRI`, `DELETED`.
+//! As keepalived: a missing FIFO is made (mode 644, owned by its user) and removed at the
+//! end only if rvs made it; its script starts, with the FIFO's name as its last argument,
+//! before rvs opens it; a write never blocks (a FIFO nobody reads loses lines).
+
+use super::conf::Script;
+use crate::log::{log, Level};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::process::{Child, Command, Stdio};
+
+/// A `notify_fifo` or `vrrp_notify_fifo`, with its `*_script`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyFifo {
+    /// file:line of the statement.
+    pub at: String,
+    pub path: String,
+    /// `[username [groupname]]`: the FIFO's owner, when rvs makes it.
+    pub owner: Vec<String>,
+    pub script: Option<Script>,
+}
+
+struct Open {
+    path: String,
+    /// None once closed.
+    file: Option<File>,
+    made: bool,
+    reader: Option<Child>,
+}
+
+/// The FIFOs open for writing.
+#[derive(Default)]
+pub struct Fifos(Vec<Open>);
+
+impl std::fmt::Debug for Fifos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let paths: Vec<&str> = self.0.iter().map(|o| o.path.as_str()).collect();
+        write!(f, "Fifos({paths:?})")
+    }
+}
+
+/// keepalived's line for an instance's or a group's event (a group's priority is 0).
+pub fn line(group: bool, name: &str, event: &str, priority: u8) -> String {
+    let kind = if group { "GROUP" } else { "INSTANCE" };
+    format!("{kind} \"{name}\" {event} {priority}\n")
+}
+
+fn warn(f: &NotifyFifo, what: String) {
+    log(
+        Level::Warning,
+        "vrrp",
+        Some(&f.path),
+        format_args!("{}: notify FIFO {}: {what}", f.at, f.path),
+    );
+}
+
+impl Fifos {
+    /// Makes (when missing) and opens each FIFO, starting its script first; one that cannot
+    /// be opened is left out with a warning, as keepalived leaves it.
+    pub fn open(confs: &[NotifyFifo]) -> Fifos {
+        let mut out = Vec::new();
+        for f in confs {
+            let made = match std::fs::symlink_metadata(&f.path) {
+                Ok(m) if m.file_type().is_fifo() => false,
+                Ok(_) => {
+                    warn(f, "exists and is not a FIFO; not used".into());
+                    continue;
+                }
+                Err(_) => {
+                    let ok = Command::new("mkfifo")
+                        .args(["-m", "644", &f.path])
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    if !ok {
+                        warn(f, "cannot be made; not used".into());
+                        continue;
+                    }
+                    if let Some(user) = f.owner.first() {
+                        let owner = match f.owner.get(1) {
+                            Some(g) => format!("{user}:{g}"),
+                            None => user.clone(),
+                        };
+                        let _ = Command::new("chown")
+                            .args([&owner, &f.path])
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                    true
+                }
+            };
+            let reader = f
+                .script
+                .as_ref()
+                .and_then(|s| super::run::spawn(s, &[f.path.as_str()]));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&f.path);
+            match file {
+                Ok(file) => out.push(Open {
+                    path: f.path.clone(),
+                    file: Some(file),
+                    made,
+                    reader,
+                }),
+                Err(e) => {
+                    warn(f, format!("cannot be opened: {e}; not used"));
+                    if made {
+                        let _ = std::fs::remove_file(&f.path);
+                    }
+                }
+            }
+        }
+        Fifos(out)
+    }
+
+    /// Writes a line to every FIFO, never waiting (a full one loses it).
+    pub fn write(&self, line: &str) {
+        for o in &self.0 {
+            if let Some(mut f) = o.file.as_ref() {
+                let _ = f.write(line.as_bytes());
+            }
+        }
+    }
+}
+
+impl Drop for Open {
+    /// Closed, then removed if rvs made it (a reader reopening it in a loop finds none); its
+    /// reader, at the end of what was written, gets a second to finish before it is killed.
+    fn drop(&mut self) {
+        self.file = None;
+        if self.made {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        if let Some(c) = &mut self.reader {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while matches!(c.try_wait(), Ok(None)) && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn lines_are_keepalived_s() {
+        assert_eq!(
+            line(false, "VI_1", "MASTER", 150),
+            "INSTANCE \"VI_1\" MASTER 150\n"
+        );
+        assert_eq!(line(true, "G", "BACKUP", 0), "GROUP \"G\" BACKUP 0\n");
+    }
+
+    /// A missing FIFO is made, written without blocking, and removed at the end; one that
+    /// exists is used and left; a plain file is refused.
+    #[test]
+    fn fifos_are_made_written_and_removed_as_keepalived() {
+        let dir = std::env::temp_dir().join(format!("rvs-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vrrp.fifo").display().to_string();
+        let conf = |path: &str| NotifyFifo {
+            at: "k.conf:2".into(),
+            path: path.into(),
+            owner: Vec::new(),
+            script: None,
+        };
+        let fifos = Fifos::open(&[conf(&path)]);
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_fifo());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        let mut reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        fifos.write(&line(false, "VI_1", "MASTER", 150));
+        // Nobody reading more: the pipe fills and the writes are lost, never blocking.
+        for _ in 0..10_000 {
+            fifos.write(&line(false, "VI_1", "BACKUP", 100));
+        }
+        let mut first = [0u8; 27];
+        reader.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"INSTANCE \"VI_1\" MASTER 150\n");
+        drop(fifos);
+        assert!(
+            std::fs::symlink_metadata(&path).is_err(),
+            "made by rvs, removed"
+        );
+        // An existing FIFO stays; a plain file is not used.
+        Command::new("mkfifo").arg(&path).status().unwrap();
+        drop(Fifos::open(&[conf(&path)]));
+        assert!(std::fs::symlink_metadata(&path).is_ok());
+        let plain = dir.join("plain").display().to_string();
+        std::fs::write(&plain, "").unwrap();
+        assert_eq!(Fifos::open(&[conf(&plain)]).0.len(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
