@@ -951,6 +951,53 @@ mod tests {
         a
     }
 
+    /// lvs_notify_fifo gets keepalived's checker lines: the quorum gained at start, then a
+    /// real server's checker failing.
+    #[test]
+    fn checkers_write_keepalived_s_fifo_lines() {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::env::temp_dir().join(format!("rvs-lvs-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (toml, kconf, fifo) = (
+            dir.join("rvs.toml"),
+            dir.join("keepalived.conf"),
+            dir.join("lvs.fifo"),
+        );
+        std::fs::write(&toml, RELOAD_BASE).unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        std::fs::write(
+            &kconf,
+            format!(
+                "global_defs {{\n  lvs_notify_fifo {}\n}}\nvirtual_server 192.0.2.20 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.0.1 80 {{\n  }}\n  real_server 10.0.0.2 80 {{\n    TCP_CHECK {{\n      connect_ip 127.0.0.1\n      connect_port {port}\n      connect_timeout 1\n      retry 0\n      warmup 0\n    }}\n  }}\n}}\n",
+                fifo.display()
+            ),
+        )
+        .unwrap();
+        let a = reloadable(&toml, Some(&kconf));
+        let mut reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let want = "VS [192.0.2.20]:tcp:80 UP\nRS [10.0.0.2]:tcp:80 [192.0.2.20]:tcp:80 DOWN\n";
+        let mut got = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while got.len() < want.len() && std::time::Instant::now() < deadline {
+            let mut buf = [0u8; 256];
+            match reader.read(&mut buf) {
+                Ok(n) => got.push_str(std::str::from_utf8(&buf[..n]).unwrap()),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        assert_eq!(got, want);
+        a.stop_health();
+        assert!(!fifo.exists(), "the FIFO rvs made outlived its checkers");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A changed keepalived.conf keeps the verdicts of checkers configured as before: a
     /// server found dead stays out across the reload (never put back for a moment), while a
     /// checker whose configuration changed starts afresh.

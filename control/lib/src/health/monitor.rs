@@ -10,6 +10,7 @@ use crate::ipvsadm::{Command, ServerSpec, ServiceKey};
 use crate::keepalived::Checker;
 use crate::keepalived::{server_spec, CheckKind, KeepalivedConf, VirtualServer};
 use crate::log::{log, Level};
+use crate::vrrp::fifo::{self, Fifos};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -50,6 +51,8 @@ pub struct Monitor {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     states: Arc<Mutex<CheckerStates>>,
+    /// lvs_notify_fifo, open while the checkers run (closed after them).
+    _fifos: Arc<Fifos>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -187,6 +190,7 @@ impl Monitor {
         carried: &CheckerStates,
     ) -> std::io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
+        let fifos = Arc::new(Fifos::open(conf.lvs_fifo.as_slice()));
         let vss = conf.virtual_servers.clone();
         let seeds = seed(&vss, carried);
         // As keepalived starts: a service's quorum is down until its first evaluation
@@ -200,7 +204,8 @@ impl Monitor {
         // The first evaluation (alpha servers start down, quorum at start) is applied
         // before the start returns, so the table is never seen without it.
         for ((vs, states), q) in vss.iter().zip(&seeds).zip(&mut quorum) {
-            apply(vs, &alive_from(vs, states), states, (q, true), &*appliance);
+            let alive = alive_from(vs, states);
+            apply(vs, &alive, states, (q, true), (&*appliance, &fifos));
         }
         let rows = health_rows(&vss, &seeds);
         appliance.set_health(rows.clone());
@@ -215,7 +220,7 @@ impl Monitor {
             }
         }
         let states = Arc::new(Mutex::new(start));
-        let (flag, shared) = (stop.clone(), states.clone());
+        let (flag, shared, lines) = (stop.clone(), states.clone(), fifos.clone());
         let thread = std::thread::Builder::new()
             .name("rvs-health".into())
             .spawn(move || {
@@ -235,13 +240,20 @@ impl Monitor {
                     }
                 };
                 rt.block_on(coordinate(
-                    vss, seeds, rows, quorum, appliance, flag, shared,
+                    vss,
+                    seeds,
+                    rows,
+                    quorum,
+                    (appliance, lines),
+                    flag,
+                    shared,
                 ));
             })?;
         Ok(Monitor {
             stop,
             thread: Some(thread),
             states,
+            _fifos: fifos,
         })
     }
 
@@ -419,7 +431,7 @@ async fn coordinate(
     seeds: Vec<Vec<Vec<CheckerState>>>,
     mut rows: Vec<HealthRow>,
     mut quorum: Vec<Quorum>,
-    appliance: Arc<dyn HealthTarget>,
+    (appliance, fifos): (Arc<dyn HealthTarget>, Arc<Fifos>),
     stop: Arc<AtomicBool>,
     shared: Arc<Mutex<CheckerStates>>,
 ) {
@@ -457,7 +469,7 @@ async fn coordinate(
             r = rx.recv() => r,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
                 if stop.load(Ordering::Relaxed) {
-                    omega(&vss, &alive);
+                    omega(&vss, &alive, &fifos);
                     return;
                 }
                 continue;
@@ -467,7 +479,7 @@ async fn coordinate(
         // then runs all the same.
         let Some(rep) = report else {
             if stop.load(Ordering::Relaxed) {
-                omega(&vss, &alive);
+                omega(&vss, &alive, &fifos);
             }
             return;
         };
@@ -524,30 +536,33 @@ async fn coordinate(
                 if let Some(s) = script {
                     run_script(s);
                 }
+                fifos.write(&fifo::checker_line(vs, Some(rs), now_alive));
             }
             apply(
                 vs,
                 &alive[v],
                 &states[v],
                 (&mut quorum[v], false),
-                &*appliance,
+                (&*appliance, &fifos),
             );
         }
     }
 }
 
 /// On shutdown, virtual servers with `omega` run their live servers' notify_down and
-/// their quorum_down scripts, as keepalived does.
-fn omega(vss: &[VirtualServer], alive: &[Vec<bool>]) {
+/// their quorum_down scripts, and write their DOWN lines, as keepalived does.
+fn omega(vss: &[VirtualServer], alive: &[Vec<bool>], fifos: &Fifos) {
     for (vs, alive) in vss.iter().zip(alive).filter(|(vs, _)| vs.omega) {
         for (rs, _) in vs.real_servers.iter().zip(alive).filter(|(_, a)| **a) {
             if let Some(s) = &rs.notify_down {
                 run_script(s);
             }
+            fifos.write(&fifo::checker_line(vs, Some(rs), false));
         }
         if let Some(s) = &vs.quorum_down {
             run_script(s);
         }
+        fifos.write(&fifo::checker_line(vs, None, false));
     }
 }
 
@@ -557,7 +572,7 @@ fn apply(
     alive: &[bool],
     states: &[Vec<CheckerState>],
     (quorum, first): (&mut Quorum, bool),
-    appliance: &dyn HealthTarget,
+    (appliance, fifos): (&dyn HealthTarget, &Fifos),
 ) {
     let inputs = server_inputs(alive, states);
     let was_up = quorum.up;
@@ -585,6 +600,7 @@ fn apply(
         if let Some(s) = script {
             run_script(s);
         }
+        fifos.write(&fifo::checker_line(vs, None, quorum.up));
     }
     let mut cmds = Vec::new();
     for key in &vs.keys {

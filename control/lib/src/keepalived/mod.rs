@@ -192,6 +192,8 @@ pub struct VirtualServer {
     pub omega: bool,
     pub real_servers: Vec<RealServer>,
     pub line: String,
+    /// `virtual_server group NAME`: the group's name.
+    pub group: Option<String>,
     /// DPVS's keepalived: `lb_kind FNAT` with `laddr_group_name` (a top-level
     /// `local_address_group NAME { ADDR [IFACE] ... }`) and `proxy_protocol v2`.
     pub full_nat: Option<rvs_core::engine::FullNat>,
@@ -205,6 +207,8 @@ pub struct KeepalivedConf {
     pub vrrp: Vec<Statement>,
     /// What the VRRP statements and `global_defs` configure.
     pub vrrp_conf: crate::vrrp::VrrpConf,
+    /// global_defs' `lvs_notify_fifo`: the checkers' VS and RS lines.
+    pub lvs_fifo: Option<crate::vrrp::fifo::NotifyFifo>,
     /// `global_defs { lvs_timeouts tcp N tcpfin N udp N }` (0: not set).
     pub lvs_timeouts: (u32, u32, u32),
     /// `global_defs { script_user; enable_script_security }`.
@@ -220,9 +224,8 @@ pub struct KeepalivedConf {
 /// it, or it only tunes keepalived's own processes: names, priorities, buffers).
 fn not_applied_global(keyword: &str) -> Option<&'static str> {
     Some(match keyword {
-        "notify_fifo" => "rvs writes VRRP's lines to it, not the checkers' (VS and RS lines)",
-        "lvs_notify_fifo" | "lvs_notify_fifo_script" => {
-            "rvs writes no checkers' FIFO (VS and RS lines; notify_up/notify_down scripts run)"
+        "notify_fifo" => {
+            "rvs writes VRRP's lines to it, not the checkers' (their VS and RS lines go to lvs_notify_fifo)"
         }
         "notification_email"
         | "notification_email_from"
@@ -633,6 +636,17 @@ impl KeepalivedConf {
             conf.global_defs.extend(s.children().iter().cloned());
         }
         conf.scripts = crate::scripts::ScriptPolicy::from_global_defs(&conf.global_defs);
+        let (lvs_fifo, warning) = crate::vrrp::fifo::from_global_defs(&conf.global_defs, "lvs_")?;
+        conf.warnings.extend(warning);
+        conf.lvs_fifo = lvs_fifo.map(|mut f| {
+            let what = format!("{}: lvs_notify_fifo {}'s script", f.at, f.path);
+            if let Some(sc) = &mut f.script {
+                if !crate::vrrp::conf::vet_script(&conf.scripts, sc, &what, &mut conf.warnings) {
+                    f.script = None;
+                }
+            }
+            f
+        });
         for s in top
             .iter()
             .filter(|s| matches!(s.keyword.as_str(), "track_file" | "vrrp_track_file"))
@@ -868,6 +882,9 @@ impl KeepalivedConf {
             omega: false,
             real_servers: Vec::new(),
             line: s.at(),
+            group: (s.args.first().map(String::as_str) == Some("group"))
+                .then(|| s.args.get(1).cloned())
+                .flatten(),
             full_nat: None,
         };
         let mut fnat = false;
@@ -2316,8 +2333,8 @@ mod tests {
         assert_eq!(named, ["vrrp_strict", "notify_fifo", "startup_script"]);
     }
 
-    /// notify_fifo and vrrp_notify_fifo carry VRRP's lines (with their scripts and owners);
-    /// notify_fifo says it lacks the checkers', lvs_notify_fifo is not written; a script
+    /// notify_fifo and vrrp_notify_fifo carry VRRP's lines (with their scripts and owners),
+    /// lvs_notify_fifo the checkers'; notify_fifo says it lacks the checkers'; a script
     /// without its FIFO is named.
     #[test]
     fn notify_fifos_as_keepalived_reads_them() {
@@ -2347,14 +2364,15 @@ mod tests {
             .iter()
             .map(|w| w.split(": ").nth(2).unwrap_or(w))
             .collect();
-        assert_eq!(named, ["notify_fifo", "lvs_notify_fifo"]);
+        assert_eq!(named, ["notify_fifo"]);
+        assert_eq!(k.lvs_fifo.as_ref().unwrap().path, "/run/lvs.fifo");
         let k = KeepalivedConf::parse("t.conf", "global_defs {\n notify_fifo_script /bin/cat\n}\n")
             .unwrap();
         assert!(k.vrrp_conf.fifos.is_empty());
         assert!(
             k.warnings
                 .iter()
-                .any(|w| w.contains("without its notify_fifo")),
+                .any(|w| w.contains("without notify_fifo, not run")),
             "{:?}",
             k.warnings
         );

@@ -350,6 +350,33 @@ fn seconds(s: &Statement, max: f64) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// `script_user` as a script's default user, and keepalived's safety check of one that
+/// runs as root: false when it is not to run (the warnings say why).
+pub(crate) fn vet_script(
+    policy: &crate::scripts::ScriptPolicy,
+    script: &mut Script,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> bool {
+    if script.user.is_none() {
+        script.user = policy.user.as_ref().map(|(u, _)| u.clone());
+    }
+    let uid = match policy.resolve(script.user.as_deref().map(|u| (u, None))) {
+        Ok((uid, _)) => uid,
+        Err(e) => {
+            warnings.push(format!("{what}: {e}; not run"));
+            return false;
+        }
+    };
+    match policy.check(&script.command, uid) {
+        Some(u) => {
+            warnings.push(format!("{what}: {}", u.warning));
+            !u.disabled
+        }
+        None => true,
+    }
+}
+
 /// keepalived's optional boolean: none, true/on/yes, false/off/no.
 fn flag(s: &Statement) -> Result<bool, String> {
     match s.args.first().map(|a| a.to_ascii_lowercase()) {
@@ -639,22 +666,8 @@ impl VrrpConf {
             garp_lower_prio_delay: None,
         };
         let mut sync_daemon = None;
-        // notify_fifo's and vrrp_notify_fifo's statement, path and owner, and script.
-        type FifoSlot<'a> = (Option<(&'a Statement, Vec<String>)>, Option<Script>);
-        let mut fifo_slots: [FifoSlot; 2] = [(None, None), (None, None)];
         for s in global_defs {
-            let fifo_slot = usize::from(s.keyword.starts_with("vrrp_"));
             match s.keyword.as_str() {
-                "notify_fifo" | "vrrp_notify_fifo" => {
-                    s.arg(0)?;
-                    fifo_slots[fifo_slot].0 = Some((s, s.args.clone()));
-                }
-                "notify_fifo_script" | "vrrp_notify_fifo_script" => {
-                    fifo_slots[fifo_slot].1 = Some(Script {
-                        command: s.arg(0)?.to_string(),
-                        user: s.args.get(1).cloned(),
-                    });
-                }
                 "vrrp_version" => {
                     d.version = num(s, 0, "2 or 3")?;
                     if !matches!(d.version, 2 | 3) {
@@ -766,19 +779,10 @@ impl VrrpConf {
             }
         }
         conf.sync_daemon = sync_daemon;
-        for (fifo, script) in fifo_slots {
-            match fifo {
-                Some((s, mut args)) => conf.fifos.push(super::fifo::NotifyFifo {
-                    at: s.at(),
-                    path: args.remove(0),
-                    owner: args,
-                    script,
-                }),
-                None if script.is_some() => conf
-                    .warnings
-                    .push("a notify_fifo_script without its notify_fifo is not run".into()),
-                None => {}
-            }
+        for prefix in ["", "vrrp_"] {
+            let (fifo, warning) = super::fifo::from_global_defs(global_defs, prefix)?;
+            conf.fifos.extend(fifo);
+            conf.warnings.extend(warning);
         }
         conf.apply_script_policy(&crate::scripts::ScriptPolicy::from_global_defs(global_defs));
         conf.drop_dangling();
@@ -791,24 +795,8 @@ impl VrrpConf {
     /// `enable_script_security`, not run (a vrrp_script so disabled is then no longer
     /// tracked, as keepalived does).
     fn apply_script_policy(&mut self, policy: &crate::scripts::ScriptPolicy) {
-        let check = |script: &mut Script, what: &str, warnings: &mut Vec<String>| -> bool {
-            if script.user.is_none() {
-                script.user = policy.user.as_ref().map(|(u, _)| u.clone());
-            }
-            let uid = match policy.resolve(script.user.as_deref().map(|u| (u, None))) {
-                Ok((uid, _)) => uid,
-                Err(e) => {
-                    warnings.push(format!("{what}: {e}; not run"));
-                    return false;
-                }
-            };
-            match policy.check(&script.command, uid) {
-                Some(u) => {
-                    warnings.push(format!("{what}: {}", u.warning));
-                    !u.disabled
-                }
-                None => true,
-            }
+        let check = |script: &mut Script, what: &str, warnings: &mut Vec<String>| {
+            vet_script(policy, script, what, warnings)
         };
         let warnings = &mut self.warnings;
         for f in &mut self.fifos {

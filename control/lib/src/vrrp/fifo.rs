@@ -6,6 +6,7 @@
 //! before rvs opens it; a write never blocks (a FIFO nobody reads loses lines).
 
 use super::conf::Script;
+use crate::keepalived::syntax::Statement;
 use crate::log::{log, Level};
 use std::fs::File;
 use std::io::Write;
@@ -39,6 +40,100 @@ impl std::fmt::Debug for Fifos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let paths: Vec<&str> = self.0.iter().map(|o| o.path.as_str()).collect();
         write!(f, "Fifos({paths:?})")
+    }
+}
+
+/// global_defs' `{prefix}notify_fifo PATH [USER [GROUP]]` and its
+/// `{prefix}notify_fifo_script COMMAND [USER]` (the last of each counts); with a warning
+/// for a script without its FIFO, which keepalived does not run.
+pub fn from_global_defs(
+    defs: &[Statement],
+    prefix: &str,
+) -> Result<(Option<NotifyFifo>, Option<String>), String> {
+    let (mut fifo, mut script) = (None, None);
+    for s in defs {
+        match s.keyword.strip_prefix(prefix) {
+            Some("notify_fifo") => {
+                s.arg(0)?;
+                fifo = Some(s);
+            }
+            Some("notify_fifo_script") => {
+                script = Some((
+                    s,
+                    Script {
+                        command: s.arg(0)?.to_string(),
+                        user: s.args.get(1).cloned(),
+                    },
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(match (fifo, script) {
+        (Some(f), script) => (
+            Some(NotifyFifo {
+                at: f.at(),
+                path: f.args[0].clone(),
+                owner: f.args[1..].to_vec(),
+                script: script.map(|(_, s)| s),
+            }),
+            None,
+        ),
+        (None, Some((s, _))) => (
+            None,
+            Some(format!(
+                "{}: {}: without {prefix}notify_fifo, not run",
+                s.at(),
+                s.keyword
+            )),
+        ),
+        (None, None) => (None, None),
+    })
+}
+
+/// A virtual server as keepalived's checkers name it in a FIFO line: `[ADDR]:tcp:PORT`,
+/// `FWM MARK`, `[GROUP]:0` for a virtual_server_group.
+pub fn virtual_server_name(vs: &crate::keepalived::VirtualServer) -> String {
+    use crate::ipvsadm::ServiceKey;
+    match (&vs.group, vs.keys.first()) {
+        (Some(g), _) => format!("[{g}]:0"),
+        (None, Some(ServiceKey::Fwmark { mark, .. })) => format!("FWM {mark}"),
+        (None, Some(ServiceKey::Addr(proto, addr))) => {
+            format!(
+                "[{}]:{}:{}",
+                addr.ip(),
+                proto.name().to_ascii_lowercase(),
+                addr.port()
+            )
+        }
+        (None, None) => String::new(),
+    }
+}
+
+/// keepalived's checker lines: `VS NAME UP|DOWN` (its quorum), `RS [ADDR]:tcp:PORT NAME
+/// UP|DOWN` (a real server of it).
+pub fn checker_line(
+    vs: &crate::keepalived::VirtualServer,
+    rs: Option<&crate::keepalived::RealServer>,
+    up: bool,
+) -> String {
+    use crate::ipvsadm::ServiceKey;
+    let state = if up { "UP" } else { "DOWN" };
+    let name = virtual_server_name(vs);
+    match rs {
+        None => format!("VS {name} {state}\n"),
+        Some(rs) => {
+            let proto = match vs.keys.first() {
+                Some(ServiceKey::Addr(p, _)) => p.name().to_ascii_lowercase(),
+                _ => "tcp".into(),
+            };
+            let addr = std::net::SocketAddr::new(rs.addr, rs.port);
+            format!(
+                "RS [{}]:{proto}:{} {name} {state}\n",
+                addr.ip(),
+                addr.port()
+            )
+        }
     }
 }
 
