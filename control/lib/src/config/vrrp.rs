@@ -1,7 +1,8 @@
 //! The TOML form of keepalived's VRRP sections: `[[vrrp_instance]]`, `[[vrrp_script]]`,
 //! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
 //! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
-//! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`: global_defs' `vrrp_*` keywords).
+//! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`, `fifo_write_states_on_reload`,
+//! `notify_priority_changes`: global_defs' keywords).
 //! Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
 
@@ -148,15 +149,26 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 "lvs_sync_daemon" => "lvs_sync_daemon",
                 "notify_fifo" => "vrrp_notify_fifo",
                 "notify_fifo_script" => "vrrp_notify_fifo_script",
+                "fifo_write_states_on_reload" => "fifo_write_vrrp_states_on_reload",
+                "notify_priority_changes" => "vrrp_notify_priority_changes",
                 k => return Err(err(
                     line,
                     format!("vrrp.{k}"),
-                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script)"
+                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes)"
                         .into(),
                 )),
             };
-            let text = scalar(value)
-                .ok_or_else(|| err(line, format!("vrrp.{key}"), "a string or number".into()))?;
+            let text = match value {
+                Value::Boolean(b) => Some(b.to_string()),
+                v => scalar(v),
+            }
+            .ok_or_else(|| {
+                err(
+                    line,
+                    format!("vrrp.{key}"),
+                    "a string, number or boolean".into(),
+                )
+            })?;
             // A script is one command line, as keepalived's quoted string.
             let args = if keyword.ends_with("_script") {
                 vec![text]

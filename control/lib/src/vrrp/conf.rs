@@ -157,6 +157,10 @@ pub struct Instance {
     /// `min_ttl`/`max_ttl`, as keepalived does): a unicast advert must come from one of the
     /// `unicast_peer`s.
     pub check_unicast_src: bool,
+    /// `notify_priority_changes` (else its sync group's, else global_defs'
+    /// `vrrp_notify_priority_changes`): a priority change writes MASTER_PRIORITY or
+    /// BACKUP_PRIORITY to the notify FIFOs. None only while parsing.
+    pub notify_priority_changes: Option<bool>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
     /// `track_file { NAME [weight W [reverse]] }`.
@@ -302,6 +306,8 @@ pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
     pub notify: Notify,
+    /// `notify_priority_changes`: its members' unless they say.
+    pub notify_priority_changes: Option<bool>,
 }
 
 /// `global_defs lvs_sync_daemon IF INSTANCE [id N] [maxlen L] [port P] [ttl T] [group G]`:
@@ -329,6 +335,9 @@ pub struct VrrpConf {
     pub static_addresses: Vec<VirtualAddress>,
     /// global_defs' `notify_fifo` and `vrrp_notify_fifo`.
     pub fifos: Vec<super::fifo::NotifyFifo>,
+    /// global_defs' `fifo_write_vrrp_states_on_reload`: a reload writes each kept
+    /// instance's (and group's) state to the FIFOs.
+    pub fifo_states_on_reload: bool,
     pub warnings: Vec<String>,
 }
 
@@ -666,8 +675,11 @@ impl VrrpConf {
             garp_lower_prio_delay: None,
         };
         let mut sync_daemon = None;
+        let mut notify_priority_changes = false;
         for s in global_defs {
             match s.keyword.as_str() {
+                "vrrp_notify_priority_changes" => notify_priority_changes = flag(s)?,
+                "fifo_write_vrrp_states_on_reload" => conf.fifo_states_on_reload = flag(s)?,
                 "vrrp_version" => {
                     d.version = num(s, 0, "2 or 3")?;
                     if !matches!(d.version, 2 | 3) {
@@ -779,6 +791,14 @@ impl VrrpConf {
             }
         }
         conf.sync_daemon = sync_daemon;
+        // An instance's own, else its sync group's, else the global one.
+        for k in 0..conf.instances.len() {
+            let group = conf.group_of(&conf.instances[k].name);
+            let from_group = group.and_then(|g| g.notify_priority_changes);
+            let i = &mut conf.instances[k];
+            let own = i.notify_priority_changes;
+            i.notify_priority_changes = Some(own.or(from_group).unwrap_or(notify_priority_changes));
+        }
         for prefix in ["", "vrrp_"] {
             let (fifo, warning) = super::fifo::from_global_defs(global_defs, prefix)?;
             conf.fifos.extend(fifo);
@@ -950,6 +970,7 @@ impl VrrpConf {
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
         self.fifos.extend(other.fifos);
+        self.fifo_states_on_reload |= other.fifo_states_on_reload;
         self.static_addresses.extend(other.static_addresses);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {
@@ -1037,6 +1058,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         lower_prio_no_advert: d.lower_prio_no_advert,
         higher_prio_send_advert: d.higher_prio_send_advert,
         check_unicast_src: d.check_unicast_src,
+        notify_priority_changes: None,
         garp_lower_prio_repeat: d.garp_lower_prio_repeat.unwrap_or(d.garp_repeat),
         garp_lower_prio_delay: d.garp_lower_prio_delay.unwrap_or(d.garp_delay),
         track_interfaces: Vec::new(),
@@ -1226,6 +1248,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "mcast_dst_ip" => mcast_dst = Some((address(c, c.arg(0)?)?.0, c.at())),
             "lower_prio_no_advert" => i.lower_prio_no_advert = flag(c)?,
             "higher_prio_send_advert" => i.higher_prio_send_advert = flag(c)?,
+            "notify_priority_changes" => i.notify_priority_changes = Some(flag(c)?),
             "check_unicast_src" => i.check_unicast_src = true,
             "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = num(c, 0, "a count")?,
             "garp_lower_prio_delay" => i.garp_lower_prio_delay = seconds(c, 3600.0)?,
@@ -1472,10 +1495,14 @@ fn sync_group(s: &Statement) -> Result<SyncGroup, String> {
         name: s.arg(0)?.to_string(),
         members: Vec::new(),
         notify: Notify::default(),
+        notify_priority_changes: None,
     };
     for c in s.children() {
         if g.notify.take(c)? {
             continue;
+        }
+        if c.keyword == "notify_priority_changes" {
+            g.notify_priority_changes = Some(flag(c)?);
         }
         if c.keyword == "group" {
             for m in c.children() {
@@ -1495,6 +1522,36 @@ mod tests {
 
     fn parse(text: &str) -> Result<VrrpConf, String> {
         KeepalivedConf::parse("k.conf", text).map(|k| k.vrrp_conf)
+    }
+
+    /// notify_priority_changes: the instance's own, else its sync group's, else
+    /// global_defs'; fifo_write_vrrp_states_on_reload read as a flag.
+    #[test]
+    fn priority_change_notices_as_keepalived_resolves_them() {
+        let text = |global: &str| {
+            format!(
+                "global_defs {{\n{global}\n}}\n\
+                 vrrp_sync_group G {{\n group {{ A B }}\n notify_priority_changes false\n}}\n\
+                 vrrp_instance A {{\n interface lan\n virtual_router_id 1\n notify_priority_changes\n virtual_ipaddress {{ 10.0.0.1 }}\n}}\n\
+                 vrrp_instance B {{\n interface lan\n virtual_router_id 2\n virtual_ipaddress {{ 10.0.0.2 }}\n}}\n\
+                 vrrp_instance C {{\n interface lan\n virtual_router_id 3\n virtual_ipaddress {{ 10.0.0.3 }}\n}}\n"
+            )
+        };
+        let changes = |v: &VrrpConf| -> Vec<Option<bool>> {
+            v.instances
+                .iter()
+                .map(|i| i.notify_priority_changes)
+                .collect()
+        };
+        let v = parse(&text(
+            "vrrp_notify_priority_changes\nfifo_write_vrrp_states_on_reload",
+        ))
+        .unwrap();
+        assert_eq!(changes(&v), [Some(true), Some(false), Some(true)]);
+        assert!(v.fifo_states_on_reload);
+        let v = parse(&text("vrrp_version 2")).unwrap();
+        assert_eq!(changes(&v), [Some(true), Some(false), Some(false)]);
+        assert!(!v.fifo_states_on_reload);
     }
 
     #[test]

@@ -755,6 +755,7 @@ fn launch(
         },
         processes: conf.processes.clone(),
         fifos: fifos.clone(),
+        fifo_states_on_reload: conf.fifo_states_on_reload,
     };
     let thread = std::thread::Builder::new()
         .name("rvs-vrrp".into())
@@ -1086,6 +1087,8 @@ struct Controller {
     process_status: Vec<ProcessStatus>,
     /// notify_fifo and vrrp_notify_fifo.
     fifos: Arc<Fifos>,
+    /// fifo_write_vrrp_states_on_reload.
+    fifo_states_on_reload: bool,
 }
 
 impl Controller {
@@ -1094,12 +1097,18 @@ impl Controller {
         self.links_up = (0..self.links.len())
             .map(|l| self.host.link_up(self.links[l].port))
             .collect();
+        let mut resumed = Vec::with_capacity(self.insts.len());
         for i in 0..self.insts.len() {
             let (prio, fault, faults) = self.tracking(i);
             let inst = &mut self.insts[i];
             inst.machine.set_priority(prio);
             inst.status.faults = faults;
-            let actions = match inst.resumed.take() {
+            let carried = inst.resumed.take();
+            resumed.push(match &carried {
+                Some((s @ (State::Master | State::Backup), _)) => Some(*s),
+                _ => None,
+            });
+            let actions = match carried {
                 // Carried over a reload: on in its state (tracking may still fault it).
                 Some((state @ (State::Master | State::Backup), before)) => {
                     inst.machine.resume(now, state, inst.status.master);
@@ -1111,6 +1120,9 @@ impl Controller {
                 _ => inst.machine.start(now, fault),
             };
             self.act(i, actions, now);
+        }
+        if self.fifo_states_on_reload {
+            self.write_states(&resumed);
         }
         self.publish_floating();
         self.publish_status();
@@ -1248,6 +1260,15 @@ impl Controller {
                     .any(|(o, f)| o.group == Some(g) && *f)
             });
             let inst = &mut self.insts[i];
+            if prio != inst.machine.priority && inst.conf.notify_priority_changes == Some(true) {
+                let event = if inst.machine.state == State::Master {
+                    "MASTER_PRIORITY"
+                } else {
+                    "BACKUP_PRIORITY"
+                };
+                self.fifos
+                    .write(&fifo::line(false, &inst.conf.name, event, prio));
+            }
             inst.machine.set_priority(prio);
             inst.status.faults = why;
             let actions = inst.machine.set_fault(now, own_fault || group_fault);
@@ -1617,6 +1638,29 @@ impl Controller {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             if let Some(c) = spawn(&s, &args) {
                 self.children.push(c);
+            }
+        }
+    }
+
+    /// fifo_write_vrrp_states_on_reload: each instance a reload kept in its state (still
+    /// in it) writes that state to the FIFOs, and each sync group whose members all did.
+    fn write_states(&self, resumed: &[Option<State>]) {
+        let still = |i: usize| resumed[i].filter(|s| *s == self.insts[i].machine.state);
+        for (i, inst) in self.insts.iter().enumerate() {
+            if let Some(state) = still(i) {
+                let line = fifo::line(false, &inst.conf.name, state.name(), inst.machine.priority);
+                self.fifos.write(&line);
+            }
+        }
+        for (g, name) in self.group_names.iter().enumerate() {
+            let members: Vec<usize> = (0..self.insts.len())
+                .filter(|&i| self.insts[i].group == Some(g))
+                .collect();
+            let states: Vec<Option<State>> = members.iter().map(|&i| still(i)).collect();
+            if let Some(Some(first)) = states.first() {
+                if states.iter().all(|s| *s == Some(*first)) {
+                    self.fifos.write(&fifo::line(true, name, first.name(), 0));
+                }
             }
         }
     }
