@@ -57,14 +57,11 @@ fn remote(i: u32) -> [u8; 4] {
 
 fn lab(mode: Mode, capacity: usize) -> Lab {
     let full_nat = match mode {
-        Mode::FullNat | Mode::FullNatProxy => Some(FullNat {
-            // Four local addresses: 4 x 64k ports towards one server.
-            locals: (1..=4)
-                .map(|i| IpAddr::from([10, 0, 0, 200 + i]))
-                .collect::<Vec<_>>()
-                .into(),
-            proxy_protocol: mode == Mode::FullNatProxy,
-        }),
+        // Four local addresses: 4 x 64k ports towards one server.
+        Mode::FullNat | Mode::FullNatProxy => Some(FullNat::new(
+            (1..=4).map(|i| IpAddr::from([10, 0, 0, 200 + i])),
+            mode == Mode::FullNatProxy,
+        )),
         _ => None,
     };
     let mut snap = snapshot_with(|services| services[0].full_nat = full_nat);

@@ -33,14 +33,10 @@ fn lab(full_nat: Option<FullNat>, snat: Vec<SnatRule>) -> Lab {
 }
 
 fn full_nat(locals: &[[u8; 4]], proxy_protocol: bool) -> Option<FullNat> {
-    Some(FullNat {
-        locals: locals
-            .iter()
-            .map(|a| IpAddr::from(*a))
-            .collect::<Vec<_>>()
-            .into(),
+    Some(FullNat::new(
+        locals.iter().map(|a| IpAddr::from(*a)),
         proxy_protocol,
-    })
+    ))
 }
 
 fn seg(

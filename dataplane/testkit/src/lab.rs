@@ -308,10 +308,7 @@ impl Lab {
     pub fn router() -> Lab {
         use rvs_core::engine::{FullNat, MarkRule, MemberPorts, SnatRule};
         let mut snap = snapshot_with(|services| {
-            services[0].full_nat = Some(FullNat {
-                locals: Vec::<IpAddr>::new().into(),
-                proxy_protocol: true,
-            });
+            services[0].full_nat = Some(FullNat::new(Vec::new(), true));
         });
         snap.ip_forward = true;
         snap.set_snat(vec![SnatRule {

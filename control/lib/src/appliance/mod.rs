@@ -828,10 +828,7 @@ fn parse_full_nat(
     }
     Ok((
         key,
-        Some(rvs_core::engine::FullNat {
-            locals: locals.into(),
-            proxy_protocol,
-        }),
+        Some(rvs_core::engine::FullNat::new(locals, proxy_protocol)),
     ))
 }
 
@@ -1697,7 +1694,7 @@ mod tests {
         let r = a.console("fullnat on tcp 10.1.1.1:80 laddr 10.0.0.201,10.0.0.202 proxy");
         assert_eq!(r.status, 0, "{}", r.err);
         let f = fnat().unwrap();
-        assert_eq!(f.locals.len(), 2);
+        assert_eq!(f.locals().len(), 2);
         assert!(f.proxy_protocol);
         assert_eq!(a.console("-E -t 10.1.1.1:80 -s wlc").status, 0);
         assert!(fnat().is_some(), "kept across -E");

@@ -410,10 +410,10 @@ impl Appliance {
                     format!("fwmark {mark}{}", if *ipv6 { " v6" } else { "" })
                 }
             };
-            let locals = if f.locals.is_empty() {
+            let locals = if f.locals().is_empty() {
                 "the out port's own address".to_string()
             } else {
-                f.locals
+                f.locals()
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()

@@ -645,13 +645,8 @@ impl LbConfig {
                     ),
                 };
                 if !out.full_nat.iter().any(|(k, _)| *k == key) {
-                    out.full_nat.push((
-                        key,
-                        FullNat {
-                            locals: locals.into(),
-                            proxy_protocol: s.proxy_protocol,
-                        },
-                    ));
+                    out.full_nat
+                        .push((key, FullNat::new(locals, s.proxy_protocol)));
                 }
             }
             out.services.push(ServiceConfig {

@@ -756,7 +756,7 @@ device = "net_ring1"
             .service_for_packet(17, ip("192.0.3.9"), ip("10.3.44.1"), 1500)
             .is_none());
         let fnat = snap.services[0].full_nat.as_ref().unwrap();
-        assert!(fnat.proxy_protocol && fnat.locals.is_empty());
+        assert!(fnat.proxy_protocol && fnat.locals().is_empty());
         assert!(snap.ip_forward);
         assert!(snap.is_vip(ip("10.0.0.1")));
         let m = snap.member_for(6, ip("10.0.0.1"), 34500).unwrap();

@@ -1097,10 +1097,7 @@ impl KeepalivedConf {
                     })?,
                 None => Vec::new(),
             };
-            vs.full_nat = Some(rvs_core::engine::FullNat {
-                locals: locals.into(),
-                proxy_protocol,
-            });
+            vs.full_nat = Some(rvs_core::engine::FullNat::new(locals, proxy_protocol));
         }
         vs.sched = sched;
         vs.method = default_method;
@@ -2539,9 +2536,9 @@ mod tests {
         let f = k.full_nat();
         assert_eq!(f.len(), 2);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(&f[0].1.locals[..], &[ip("10.0.0.201"), ip("10.0.0.202")]);
+        assert_eq!(f[0].1.locals(), &[ip("10.0.0.201"), ip("10.0.0.202")]);
         assert!(f[0].1.proxy_protocol);
-        assert!(f[1].1.locals.is_empty() && !f[1].1.proxy_protocol);
+        assert!(f[1].1.locals().is_empty() && !f[1].1.proxy_protocol);
         assert_eq!(
             k.virtual_servers[0].real_servers[0].method,
             ForwardMethod::Nat

@@ -107,9 +107,9 @@ impl Engine {
         } else {
             proxy::NONE
         };
-        let family = |a: &&IpAddr| a.is_ipv4() == server.is_ipv4();
-        let n = fnat.locals.iter().filter(family).count();
-        let own = if fnat.locals.is_empty() {
+        let same_family = fnat.locals_of(server.is_ipv4());
+        let n = same_family.len();
+        let own = if fnat.locals().is_empty() {
             let (port, _) = snap.route(server).ok_or(DropReason::NoRoute)?;
             Some(snap.local_addr(port, server).ok_or(DropReason::NoRoute)?)
         } else {
@@ -120,12 +120,7 @@ impl Engine {
                 Some(a) => a,
                 None => {
                     let i = step_round(&mut self.local_cursor, n as u32) as usize;
-                    *fnat
-                        .locals
-                        .iter()
-                        .filter(family)
-                        .nth(i)
-                        .ok_or(DropReason::NoLocalPort)?
+                    *same_family.get(i).ok_or(DropReason::NoLocalPort)?
                 }
             };
             let to = (addr16(server), dport);

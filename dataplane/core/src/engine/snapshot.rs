@@ -51,9 +51,38 @@ pub struct Service {
 /// protocol v2 header before the first data (TCP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullNat {
-    /// Local addresses; none: the address of the port towards the server.
-    pub locals: Arc<[IpAddr]>,
+    /// Local addresses, IPv4 first (each family in the configuration's order); none: the
+    /// address of the port towards the server.
+    locals: Arc<[IpAddr]>,
+    /// How many of `locals` are IPv4.
+    v4: usize,
     pub proxy_protocol: bool,
+}
+
+impl FullNat {
+    pub fn new(locals: impl IntoIterator<Item = IpAddr>, proxy_protocol: bool) -> FullNat {
+        let mut locals: Vec<IpAddr> = locals.into_iter().collect();
+        locals.sort_by_key(|a| a.is_ipv6());
+        FullNat {
+            v4: locals.iter().filter(|a| a.is_ipv4()).count(),
+            locals: locals.into(),
+            proxy_protocol,
+        }
+    }
+
+    /// Every local address (IPv4 first).
+    pub fn locals(&self) -> &[IpAddr] {
+        &self.locals
+    }
+
+    /// The local addresses of one family, without a scan (a new connection's lookup).
+    pub fn locals_of(&self, ipv4: bool) -> &[IpAddr] {
+        if ipv4 {
+            &self.locals[..self.v4]
+        } else {
+            &self.locals[self.v4..]
+        }
+    }
 }
 
 /// Source NAT for traffic rvs routes (`iptables -t nat -A POSTROUTING ... -j SNAT` /
@@ -349,10 +378,10 @@ impl Snapshot {
         // Full NAT's local ends: its addresses, or the ports' own when it names none.
         for f in services.iter().filter_map(|s| s.full_nat.as_ref()) {
             let own = ports.iter().flat_map(|p| p.addrs.iter());
-            let addrs: Vec<IpAddr> = if f.locals.is_empty() {
+            let addrs: Vec<IpAddr> = if f.locals().is_empty() {
                 own.copied().collect()
             } else {
-                f.locals.to_vec()
+                f.locals().to_vec()
             };
             for w in addrs.into_iter().filter_map(packet_word) {
                 classes.update(w, AddrClass::LOCAL_END, |c| *c |= AddrClass::LOCAL_END);
@@ -726,6 +755,24 @@ fn service_key(proto: u8, vaddr: u128, vport: u16) -> (u128, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new connection takes its family's local addresses without a scan; each family
+    /// keeps the configuration's order (the round robin's).
+    #[test]
+    fn full_nat_locals_by_family() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let f = FullNat::new(
+            ["fd00::1", "10.0.0.1", "fd00::2", "10.0.0.2"].map(ip),
+            false,
+        );
+        assert_eq!(f.locals_of(true), [ip("10.0.0.1"), ip("10.0.0.2")]);
+        assert_eq!(f.locals_of(false), [ip("fd00::1"), ip("fd00::2")]);
+        assert_eq!(f.locals().len(), 4);
+        let only6 = FullNat::new([ip("fd00::1")], true);
+        assert!(only6.locals_of(true).is_empty());
+        assert_eq!(only6.locals_of(false), [ip("fd00::1")]);
+        assert!(FullNat::new([], false).locals_of(true).is_empty());
+    }
 
     #[test]
     fn a_ports_own_address_is_its_first_of_the_family() {
