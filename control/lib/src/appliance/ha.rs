@@ -97,7 +97,8 @@ impl Appliance {
                     .map(|i| format!("vrrp_instance {}: new", i.name))
                     .collect();
                 let links = self.vrrp_links.lock().clone();
-                let rt = VrrpRuntime::start(conf, links, Arc::new(VrrpHost(self.clone())))?;
+                let rt = VrrpRuntime::start(conf, links, Arc::new(VrrpHost(self.clone())))
+                    .map_err(|e| format!("{e} (VRRP not started)"))?;
                 self.set_vrrp_status(rt.status_handle());
                 *running = Some(rt);
                 Ok((names, 0))

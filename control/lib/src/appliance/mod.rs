@@ -948,6 +948,40 @@ mod tests {
         a
     }
 
+    /// A reload whose VRRP cannot run (an instance on an interface that is no port with a
+    /// twin) changes nothing, services included, and names the file and line.
+    #[test]
+    fn a_reload_with_an_impossible_vrrp_instance_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("rvs-reload-vrrp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (toml, kconf) = (dir.join("rvs.toml"), dir.join("keepalived.conf"));
+        std::fs::write(&toml, RELOAD_BASE).unwrap();
+        std::fs::write(
+            &kconf,
+            "virtual_server 192.0.2.20 80 {\n  protocol TCP\n}\n",
+        )
+        .unwrap();
+        let a = reloadable(&toml, Some(&kconf));
+        let before = a.director.lock().services.len();
+        std::fs::write(
+            &kconf,
+            "virtual_server 192.0.2.20 80 {\n  protocol TCP\n}\nvirtual_server 192.0.2.21 80 {\n  protocol TCP\n}\n\
+             vrrp_instance VI_1 {\n  interface eth9\n  virtual_router_id 1\n  virtual_ipaddress { 192.0.2.20 }\n}\n",
+        )
+        .unwrap();
+        let r = a.console("reload");
+        assert_ne!(r.status, 0);
+        assert!(r.err.contains("keepalived.conf:7: vrrp_instance VI_1"), "{}", r.err);
+        assert!(
+            r.err.contains("eth9") && r.err.contains("(nothing changed)"),
+            "{}",
+            r.err
+        );
+        assert_eq!(a.director.lock().services.len(), before);
+        assert!(a.vrrp_conf().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// lvs_notify_fifo gets keepalived's checker lines: the quorum gained at start, then a
     /// real server's checker failing.
     #[test]

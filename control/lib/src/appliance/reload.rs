@@ -239,11 +239,9 @@ impl Appliance {
             report.push_str(&format!("reload: warning: {w}\n"));
         }
         if vrrp_changed {
-            let (lines, kept) = self.reload_vrrp(vrrp).map_err(|e| {
-                format!(
-                    "{report}reload: vrrp: {e} (the services above changed; VRRP runs as before)"
-                )
-            })?;
+            let (lines, kept) = self
+                .reload_vrrp(vrrp)
+                .map_err(|e| format!("{report}reload: vrrp: {e}; the services above changed"))?;
             for l in &lines {
                 report.push_str(&format!("  {l}\n"));
             }

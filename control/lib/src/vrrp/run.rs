@@ -414,7 +414,8 @@ impl VrrpRuntime {
     /// opened first (an error changes nothing), then the running instances are handed over.
     /// Returns the changes, one line each, and how many instances keep their state.
     pub fn reload(&mut self, conf: VrrpConf) -> Result<(Vec<String>, usize), String> {
-        let opened = Opened::open(&conf, &self.links)?;
+        let opened =
+            Opened::open(&conf, &self.links).map_err(|e| format!("{e} (VRRP runs as before)"))?;
         let keys: Vec<InstanceKey> = conf
             .instances
             .iter()
@@ -442,7 +443,8 @@ impl VrrpRuntime {
             self.fifos = Arc::default();
             Arc::new(Fifos::open(&conf.fifos))
         };
-        *self = launch(conf, links, host, opened, carried, (status, fifos))?;
+        *self = launch(conf, links, host, opened, carried, (status, fifos))
+            .map_err(|e| format!("{e} (VRRP stopped: restart rvs)"))?;
         Ok(report)
     }
 
