@@ -971,7 +971,11 @@ mod tests {
         .unwrap();
         let r = a.console("reload");
         assert_ne!(r.status, 0);
-        assert!(r.err.contains("keepalived.conf:7: vrrp_instance VI_1"), "{}", r.err);
+        assert!(
+            r.err.contains("keepalived.conf:7: vrrp_instance VI_1"),
+            "{}",
+            r.err
+        );
         assert!(
             r.err.contains("eth9") && r.err.contains("(nothing changed)"),
             "{}",

@@ -67,6 +67,8 @@ pub struct VirtualAddress {
     /// `dev IF`: the interface it goes on (else the instance's).
     pub dev: Option<String>,
     pub label: Option<String>,
+    /// `no_track`: its `dev` going down does not fault the instance.
+    pub no_track: bool,
 }
 
 /// A `static_routes` or `virtual_routes` entry as rvs's data plane installs it: a
@@ -82,6 +84,8 @@ pub struct VrrpRoute {
     pub dev: Option<String>,
     /// The data port it leaves by, once resolved ([`VrrpConf::resolve_routes`]).
     pub port: Option<u16>,
+    /// `no_track`: its `dev` going down does not fault the instance.
+    pub no_track: bool,
 }
 
 impl VrrpRoute {
@@ -157,6 +161,9 @@ pub struct Instance {
     /// `min_ttl`/`max_ttl`, as keepalived does): a unicast advert must come from one of the
     /// `unicast_peer`s.
     pub check_unicast_src: bool,
+    /// `dont_track_primary`: its own interface going down does not fault it (nor do its
+    /// addresses there).
+    pub dont_track_primary: bool,
     /// `notify_priority_changes` (else its sync group's, else global_defs'
     /// `vrrp_notify_priority_changes`): a priority change writes MASTER_PRIORITY or
     /// BACKUP_PRIORITY to the notify FIFOs. None only while parsing.
@@ -434,13 +441,18 @@ fn virtual_address(s: &Statement) -> Result<VirtualAddress, String> {
         len,
         dev: None,
         label: None,
+        no_track: false,
     };
     let mut words = s.args.iter();
     while let Some(w) = words.next() {
         // Flags without a value.
+        if w == "no_track" {
+            v.no_track = true;
+            continue;
+        }
         if matches!(
             w.as_str(),
-            "no_track" | "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin"
+            "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin"
         ) {
             continue;
         }
@@ -481,6 +493,7 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
         None
     };
     let (mut dest, mut via, mut dev, mut src) = (None, None, None, None);
+    let no_track = words.contains(&"no_track");
     let mut i = 0;
     while i < words.len() {
         let w = words[i];
@@ -628,6 +641,7 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
         via,
         dev,
         port: None,
+        no_track,
     })
 }
 
@@ -1059,6 +1073,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         higher_prio_send_advert: d.higher_prio_send_advert,
         check_unicast_src: d.check_unicast_src,
         notify_priority_changes: None,
+        dont_track_primary: false,
         garp_lower_prio_repeat: d.garp_lower_prio_repeat.unwrap_or(d.garp_repeat),
         garp_lower_prio_delay: d.garp_lower_prio_delay.unwrap_or(d.garp_delay),
         track_interfaces: Vec::new(),
@@ -1249,6 +1264,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "lower_prio_no_advert" => i.lower_prio_no_advert = flag(c)?,
             "higher_prio_send_advert" => i.higher_prio_send_advert = flag(c)?,
             "notify_priority_changes" => i.notify_priority_changes = Some(flag(c)?),
+            "dont_track_primary" => i.dont_track_primary = true,
             "check_unicast_src" => i.check_unicast_src = true,
             "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = num(c, 0, "a count")?,
             "garp_lower_prio_delay" => i.garp_lower_prio_delay = seconds(c, 3600.0)?,

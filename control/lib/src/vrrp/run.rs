@@ -1902,8 +1902,29 @@ fn tracked_priority(
 ) -> (u8, Vec<String>) {
     let mut prio = i32::from(conf.priority);
     let mut faults = Vec::new();
-    if !own_link_up {
+    if !own_link_up && !conf.dont_track_primary {
         faults.push(format!("interface {} down", conf.interface));
+    }
+    // As keepalived: the interfaces its addresses and virtual routes name with `dev`
+    // (unless `no_track`) are tracked too.
+    let mut devs: Vec<&str> = conf
+        .all_addresses()
+        .filter(|a| !a.no_track)
+        .filter_map(|a| a.dev.as_deref())
+        .chain(
+            conf.routes
+                .iter()
+                .filter(|r| !r.no_track)
+                .filter_map(|r| r.dev.as_deref()),
+        )
+        .filter(|d| *d != conf.interface)
+        .collect();
+    devs.sort_unstable();
+    devs.dedup();
+    for d in devs {
+        if !link_up(d) {
+            faults.push(format!("interface {d} down (its addresses or routes)"));
+        }
     }
     for t in &conf.track_scripts {
         let Some(k) = scripts.iter().position(|s| s.name == t.name) else {
@@ -2199,6 +2220,45 @@ mod tests {
         assert_eq!(prio(v, &[true, true, true]).1, ["process debug running"]);
         assert_eq!(prio(w, &[true, true, false]), (130, vec![]));
         assert_eq!(prio(w, &[true, false, false]), (100, vec![]));
+    }
+
+    #[test]
+    fn addresses_and_routes_track_their_interfaces_as_keepalived() {
+        let conf = |extra: &str| {
+            crate::keepalived::KeepalivedConf::parse(
+                "k.conf",
+                &format!(
+                    "vrrp_instance V {{\n interface lan\n virtual_router_id 1\n priority 100\n{extra}\n virtual_ipaddress {{\n 10.0.0.1\n 10.1.0.1 dev wan\n 10.2.0.1 dev dmz no_track\n }}\n virtual_routes {{\n 10.9.0.0/16 via 10.1.0.254 dev wan\n 10.8.0.0/16 dev mgmt\n 10.7.0.0/16 dev backup no_track\n }}\n}}\n"
+                ),
+            )
+            .unwrap()
+            .vrrp_conf
+        };
+        let c = conf("");
+        let i = &c.instances[0];
+        let faults = |own: bool, up: &dyn Fn(&str) -> bool| {
+            tracked_priority(i, &[], &[], &NO_FILES, own, up).1
+        };
+        assert!(faults(true, &|_| true).is_empty());
+        // wan (an address and a route) once, mgmt (a route); dmz and backup say no_track.
+        assert_eq!(
+            faults(true, &|n| !matches!(n, "wan" | "mgmt" | "dmz" | "backup")),
+            [
+                "interface mgmt down (its addresses or routes)",
+                "interface wan down (its addresses or routes)"
+            ]
+        );
+        assert_eq!(faults(false, &|_| true), ["interface lan down"]);
+        // dont_track_primary: the own interface is not tracked; the others still are.
+        let c = conf(" dont_track_primary");
+        let i = &c.instances[0];
+        assert!(tracked_priority(i, &[], &[], &NO_FILES, false, |_| true)
+            .1
+            .is_empty());
+        assert_eq!(
+            tracked_priority(i, &[], &[], &NO_FILES, true, |n| n != "wan").1,
+            ["interface wan down (its addresses or routes)"]
+        );
     }
 
     #[test]
