@@ -153,7 +153,7 @@ impl Appliance {
             );
             let _ = writeln!(
                 out,
-                "  dropped adverts: ttl {}, version {}, authentication {}, checksum {}, interval {}, not a unicast peer {}; address list mismatch {}",
+                "  dropped adverts: ttl {}, version {}, authentication {}, checksum {}, interval {}, not a unicast peer {}, another address list {}",
                 s.bad_ttl,
                 s.bad_version,
                 s.bad_auth,

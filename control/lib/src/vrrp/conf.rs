@@ -161,6 +161,9 @@ pub struct Instance {
     /// `min_ttl`/`max_ttl`, as keepalived does): a unicast advert must come from one of the
     /// `unicast_peer`s.
     pub check_unicast_src: bool,
+    /// `skip_check_adv_addr` (global_defs' `vrrp_skip_check_adv_addr`): a BACKUP does not
+    /// check the address list of adverts from the master it heard last.
+    pub skip_check_adv_addr: bool,
     /// `dont_track_primary`: its own interface going down does not fault it (nor do its
     /// addresses there).
     pub dont_track_primary: bool,
@@ -206,6 +209,7 @@ struct Defaults {
     lower_prio_no_advert: bool,
     higher_prio_send_advert: bool,
     check_unicast_src: bool,
+    skip_check_adv_addr: bool,
     garp_lower_prio_repeat: Option<u32>,
     garp_lower_prio_delay: Option<Duration>,
 }
@@ -685,6 +689,7 @@ impl VrrpConf {
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
             check_unicast_src: false,
+            skip_check_adv_addr: false,
             garp_lower_prio_repeat: None,
             garp_lower_prio_delay: None,
         };
@@ -709,6 +714,7 @@ impl VrrpConf {
                 "vrrp_lower_prio_no_advert" => d.lower_prio_no_advert = flag(s)?,
                 "vrrp_higher_prio_send_advert" => d.higher_prio_send_advert = flag(s)?,
                 "vrrp_check_unicast_src" => d.check_unicast_src = true,
+                "vrrp_skip_check_adv_addr" => d.skip_check_adv_addr = flag(s)?,
                 "vrrp_garp_lower_prio_repeat" => {
                     d.garp_lower_prio_repeat = Some(num(s, 0, "a count")?)
                 }
@@ -1072,6 +1078,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         lower_prio_no_advert: d.lower_prio_no_advert,
         higher_prio_send_advert: d.higher_prio_send_advert,
         check_unicast_src: d.check_unicast_src,
+        skip_check_adv_addr: d.skip_check_adv_addr,
         notify_priority_changes: None,
         dont_track_primary: false,
         garp_lower_prio_repeat: d.garp_lower_prio_repeat.unwrap_or(d.garp_repeat),
@@ -1265,6 +1272,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "higher_prio_send_advert" => i.higher_prio_send_advert = flag(c)?,
             "notify_priority_changes" => i.notify_priority_changes = Some(flag(c)?),
             "dont_track_primary" => i.dont_track_primary = true,
+            "skip_check_adv_addr" => i.skip_check_adv_addr = flag(c)?,
             "check_unicast_src" => i.check_unicast_src = true,
             "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = num(c, 0, "a count")?,
             "garp_lower_prio_delay" => i.garp_lower_prio_delay = seconds(c, 3600.0)?,

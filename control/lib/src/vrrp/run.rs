@@ -125,7 +125,7 @@ pub struct InstanceStatus {
     pub bad_interval: u64,
     /// Unicast adverts from no `unicast_peer` (`check_unicast_src`).
     pub bad_source: u64,
-    /// Accepted, but listing other addresses than ours.
+    /// Listing other addresses than ours: dropped, as keepalived drops them.
     pub address_mismatch: u64,
     pub faults: Vec<String>,
 }
@@ -1383,12 +1383,21 @@ impl Controller {
         if !inst.conf.unicast_peers.is_empty() && !inst.conf.unicast_peers.contains(&from) {
             return;
         }
+        st.adverts_received += 1;
+        // As keepalived (and RFC 3768's "MAY verify"): an advert listing other addresses
+        // than ours is dropped, in any state; with skip_check_adv_addr a BACKUP trusts the
+        // master it heard last.
+        let skip = inst.conf.skip_check_adv_addr
+            && inst.machine.state == State::Backup
+            && inst.machine.master_seen.is_some_and(|(m, _)| m == from);
         let ours = &inst.advertised;
         let theirs: Vec<&[u8]> = (0..p.addr_count()).map(|k| p.addr(k)).collect();
-        if theirs.len() != ours.len() || ours.iter().any(|a| !theirs.contains(&a.as_slice())) {
+        let mismatch =
+            theirs.len() != ours.len() || ours.iter().any(|a| !theirs.contains(&a.as_slice()));
+        if mismatch && !skip {
             st.address_mismatch += 1;
+            return;
         }
-        st.adverts_received += 1;
         if p.priority() == 0 {
             st.priority_zero_received += 1;
         }
