@@ -2,7 +2,7 @@
 //! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
 //! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
 //! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`, `fifo_write_states_on_reload`,
-//! `notify_priority_changes`: global_defs' keywords).
+//! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`: global_defs' keywords).
 //! Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
 
@@ -151,10 +151,12 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 "notify_fifo_script" => "vrrp_notify_fifo_script",
                 "fifo_write_states_on_reload" => "fifo_write_vrrp_states_on_reload",
                 "notify_priority_changes" => "vrrp_notify_priority_changes",
+                "startup_delay" => "vrrp_startup_delay",
+                "log_unknown_vrids" => "log_unknown_vrids",
                 k => return Err(err(
                     line,
                     format!("vrrp.{k}"),
-                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes)"
+                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes, startup_delay, log_unknown_vrids)"
                         .into(),
                 )),
             };

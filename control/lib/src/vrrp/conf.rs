@@ -349,6 +349,11 @@ pub struct VrrpConf {
     /// global_defs' `fifo_write_vrrp_states_on_reload`: a reload writes each kept
     /// instance's (and group's) state to the FIFOs.
     pub fifo_states_on_reload: bool,
+    /// global_defs' `vrrp_startup_delay`: at start-up no instance takes over before it
+    /// has passed.
+    pub startup_delay: Duration,
+    /// global_defs' `log_unknown_vrids`: adverts of VRIDs no instance has are logged.
+    pub log_unknown_vrids: bool,
     pub warnings: Vec<String>,
 }
 
@@ -699,6 +704,8 @@ impl VrrpConf {
             match s.keyword.as_str() {
                 "vrrp_notify_priority_changes" => notify_priority_changes = flag(s)?,
                 "fifo_write_vrrp_states_on_reload" => conf.fifo_states_on_reload = flag(s)?,
+                "vrrp_startup_delay" => conf.startup_delay = seconds(s, 3600.0)?,
+                "log_unknown_vrids" => conf.log_unknown_vrids = flag(s)?,
                 "vrrp_version" => {
                     d.version = num(s, 0, "2 or 3")?;
                     if !matches!(d.version, 2 | 3) {
@@ -991,6 +998,8 @@ impl VrrpConf {
         self.static_routes.extend(other.static_routes);
         self.fifos.extend(other.fifos);
         self.fifo_states_on_reload |= other.fifo_states_on_reload;
+        self.startup_delay = self.startup_delay.max(other.startup_delay);
+        self.log_unknown_vrids |= other.log_unknown_vrids;
         self.static_addresses.extend(other.static_addresses);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {
@@ -1568,11 +1577,12 @@ mod tests {
                 .collect()
         };
         let v = parse(&text(
-            "vrrp_notify_priority_changes\nfifo_write_vrrp_states_on_reload",
+            "vrrp_notify_priority_changes\nfifo_write_vrrp_states_on_reload\nvrrp_startup_delay 5.5\nlog_unknown_vrids",
         ))
         .unwrap();
         assert_eq!(changes(&v), [Some(true), Some(false), Some(true)]);
-        assert!(v.fifo_states_on_reload);
+        assert!(v.fifo_states_on_reload && v.log_unknown_vrids);
+        assert_eq!(v.startup_delay, Duration::from_millis(5500));
         let v = parse(&text("vrrp_version 2")).unwrap();
         assert_eq!(changes(&v), [Some(true), Some(false), Some(false)]);
         assert!(!v.fifo_states_on_reload);

@@ -73,6 +73,8 @@ pub struct Machine {
     lower_since: Option<Instant>,
     /// The master last heard (backup) and its priority.
     pub master_seen: Option<(IpAddr, u8)>,
+    /// vrrp_startup_delay: until then no BACKUP timer runs out.
+    hold: Option<Instant>,
 }
 
 fn cs(v: u32) -> Duration {
@@ -91,6 +93,22 @@ impl Machine {
             started: None,
             lower_since: None,
             master_seen: None,
+            hold: None,
+        }
+    }
+
+    /// keepalived's `vrrp_startup_delay`: until `until` no BACKUP timer runs out, so an
+    /// instance takes over only a Master_Down_Interval after it (a `state MASTER` one at
+    /// it) unless it hears a master; adverts are heard meanwhile.
+    pub fn hold_until(&mut self, until: Instant) {
+        self.hold = Some(until);
+    }
+
+    /// When a BACKUP waiting `wait` from `now` times out (not before the hold's end).
+    fn down_after(&self, now: Instant, wait: Duration) -> Instant {
+        match self.hold {
+            Some(h) if now < h => h + wait,
+            _ => now + wait,
         }
     }
 
@@ -127,7 +145,15 @@ impl Machine {
             return self.enter_fault(false);
         }
         if self.p.initial_master || self.priority == 255 {
-            self.become_master(now)
+            match self.hold.filter(|h| now < *h) {
+                // Held: BACKUP until the delay ends, then MASTER unless a master is heard.
+                Some(h) => {
+                    let out = self.become_backup(now);
+                    self.down_at = Some(h);
+                    out
+                }
+                None => self.become_master(now),
+            }
         } else {
             self.become_backup(now)
         }
@@ -164,7 +190,7 @@ impl Machine {
         self.state = State::Backup;
         self.advert_at = None;
         self.master_adver_cs = self.p.advert_cs;
-        self.down_at = Some(now + self.master_down_interval());
+        self.down_at = Some(self.down_after(now, self.master_down_interval()));
         if was == State::Backup {
             Vec::new()
         } else {
@@ -215,7 +241,7 @@ impl Machine {
             State::Backup => {
                 if priority == 0 {
                     // The master is leaving: take over after the skew only.
-                    self.down_at = Some(now + self.skew());
+                    self.down_at = Some(self.down_after(now, self.skew()));
                     return Vec::new();
                 }
                 let lower = priority < self.priority;
@@ -232,7 +258,7 @@ impl Machine {
                         self.master_adver_cs = interval_cs;
                     }
                     self.master_seen = Some((from, priority));
-                    self.down_at = Some(now + self.master_down_interval());
+                    self.down_at = Some(self.down_after(now, self.master_down_interval()));
                 }
                 // Otherwise discarded: the timer runs out and this box preempts.
                 Vec::new()
@@ -248,7 +274,7 @@ impl Machine {
                     let mut out = self.become_backup(now);
                     if self.p.version == 3 && interval_cs > 0 {
                         self.master_adver_cs = interval_cs;
-                        self.down_at = Some(now + self.master_down_interval());
+                        self.down_at = Some(self.down_after(now, self.master_down_interval()));
                     }
                     self.master_seen = Some((from, priority));
                     out.retain(|a| *a != Action::Advertise(0));
@@ -343,6 +369,48 @@ mod tests {
 
     fn peer() -> IpAddr {
         PEER.parse().unwrap()
+    }
+
+    /// vrrp_startup_delay: no BACKUP timer runs out before the delay's end, and a
+    /// `state MASTER` instance waits for it as BACKUP (keepalived's vrrp_init_instance_sands).
+    #[test]
+    fn a_startup_delay_holds_every_takeover() {
+        let t0 = Instant::now();
+        let mut b = Machine::new(params(100));
+        b.hold_until(ms(t0, 5000));
+        assert_eq!(b.start(t0, false), vec![Action::Enter(State::Backup)]);
+        assert_eq!(b.tick(ms(t0, 3700)), Vec::new());
+        // The delay, then Master_Down_Interval (3 s and a skew of 0.6 s).
+        assert_eq!(b.tick(ms(t0, 8590)), Vec::new());
+        assert_eq!(
+            b.tick(ms(t0, 8600)),
+            vec![Action::Advertise(100), Action::Enter(State::Master)]
+        );
+        let mut m = Machine::new(Params {
+            initial_master: true,
+            ..params(100)
+        });
+        m.hold_until(ms(t0, 5000));
+        assert_eq!(m.start(t0, false), vec![Action::Enter(State::Backup)]);
+        assert_eq!(m.tick(ms(t0, 4990)), Vec::new());
+        assert_eq!(
+            m.tick(ms(t0, 5000)),
+            vec![Action::Advertise(100), Action::Enter(State::Master)]
+        );
+        // A master heard during the delay: its adverts keep the instance BACKUP.
+        let mut h = Machine::new(Params {
+            initial_master: true,
+            ..params(100)
+        });
+        h.hold_until(ms(t0, 5000));
+        h.start(t0, false);
+        assert_eq!(h.advert(ms(t0, 2000), peer(), 150, 100), Vec::new());
+        assert_eq!(h.tick(ms(t0, 8000)), Vec::new());
+        assert_eq!(h.state, State::Backup);
+        // Past the delay, timers run as usual.
+        assert_eq!(h.advert(ms(t0, 9000), peer(), 150, 100), Vec::new());
+        assert_eq!(h.tick(ms(t0, 12_500)), Vec::new());
+        assert_eq!(h.tick(ms(t0, 12_700)).len(), 2);
     }
 
     /// Carried over a reload: a MASTER goes on without a transition, advertising at once;

@@ -60,6 +60,8 @@ pub struct Carried {
     pub static_routes: Vec<VrrpRoute>,
     /// Notify scripts still running.
     pub children: Vec<std::process::Child>,
+    /// Set for a reload (a start-up's is empty): vrrp_startup_delay applies only at start.
+    pub reload: bool,
 }
 
 impl Carried {

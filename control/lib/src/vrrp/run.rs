@@ -427,10 +427,11 @@ impl VrrpRuntime {
             keep: keys.clone(),
             reply: tx,
         };
-        let carried = match self.events.send(handover) {
+        let mut carried = match self.events.send(handover) {
             Ok(()) => rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default(),
             Err(_) => Carried::default(),
         };
+        carried.reload = true;
         self.end_threads();
         let statics = (&conf.static_addresses[..], &conf.static_routes[..]);
         let report = reload::report(&carried, &conf.instances, &keys, statics);
@@ -758,6 +759,9 @@ fn launch(
         processes: conf.processes.clone(),
         fifos: fifos.clone(),
         fifo_states_on_reload: conf.fifo_states_on_reload,
+        hold_until: (!carried.reload && !conf.startup_delay.is_zero())
+            .then(|| Instant::now() + conf.startup_delay),
+        log_unknown_vrids: conf.log_unknown_vrids,
     };
     let thread = std::thread::Builder::new()
         .name("rvs-vrrp".into())
@@ -1091,6 +1095,10 @@ struct Controller {
     fifos: Arc<Fifos>,
     /// fifo_write_vrrp_states_on_reload.
     fifo_states_on_reload: bool,
+    /// vrrp_startup_delay's end (at start-up only).
+    hold_until: Option<Instant>,
+    /// log_unknown_vrids.
+    log_unknown_vrids: bool,
 }
 
 impl Controller {
@@ -1110,6 +1118,9 @@ impl Controller {
                 Some((s @ (State::Master | State::Backup), _)) => Some(*s),
                 _ => None,
             });
+            if let Some(h) = self.hold_until {
+                inst.machine.hold_until(h);
+            }
             let actions = match carried {
                 // Carried over a reload: on in its state (tracking may still fault it).
                 Some((state @ (State::Master | State::Backup), before)) => {
@@ -1323,6 +1334,18 @@ impl Controller {
         let Some(i) = self.insts.iter().position(|x| {
             x.link == link && x.conf.vrid == p.vrid() && x.src.is_ipv6() == from.is_ipv6()
         }) else {
+            if self.log_unknown_vrids {
+                log(
+                    Level::Info,
+                    "vrrp",
+                    Some(&format!("unknown vrid {}", p.vrid())),
+                    format_args!(
+                        "Unknown VRID({}) received on interface({}) from {from}. ignoring...",
+                        p.vrid(),
+                        self.links[link].twin
+                    ),
+                );
+            }
             return;
         };
         let inst = &mut self.insts[i];
@@ -1753,6 +1776,7 @@ impl Controller {
             static_addresses: std::mem::take(&mut self.static_addresses),
             static_routes: std::mem::take(&mut self.static_routes),
             children: std::mem::take(&mut self.children),
+            reload: true,
         }
     }
 
