@@ -987,12 +987,24 @@ mod tests {
     }
 
     /// lvs_notify_fifo gets keepalived's checker lines: the quorum gained at start, then a
-    /// real server's checker failing.
+    /// real server's checker failing; with rs_init_notifies the servers alive at start first.
     #[test]
     fn checkers_write_keepalived_s_fifo_lines() {
+        checker_lines("", "");
+        checker_lines(
+            "  rs_init_notifies\n",
+            "RS [10.0.0.1]:tcp:80 [192.0.2.20]:tcp:80 UP\nRS [10.0.0.2]:tcp:80 [192.0.2.20]:tcp:80 UP\n",
+        );
+    }
+
+    fn checker_lines(global: &str, first: &str) {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
-        let dir = std::env::temp_dir().join(format!("rvs-lvs-fifo-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "rvs-lvs-fifo-{}-{}",
+            std::process::id(),
+            global.len()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let (toml, kconf, fifo) = (
             dir.join("rvs.toml"),
@@ -1006,7 +1018,7 @@ mod tests {
         std::fs::write(
             &kconf,
             format!(
-                "global_defs {{\n  lvs_notify_fifo {}\n}}\nvirtual_server 192.0.2.20 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.0.1 80 {{\n  }}\n  real_server 10.0.0.2 80 {{\n    TCP_CHECK {{\n      connect_ip 127.0.0.1\n      connect_port {port}\n      connect_timeout 1\n      retry 0\n      warmup 0\n    }}\n  }}\n}}\n",
+                "global_defs {{\n  lvs_notify_fifo {}\n{global}}}\nvirtual_server 192.0.2.20 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.0.1 80 {{\n  }}\n  real_server 10.0.0.2 80 {{\n    TCP_CHECK {{\n      connect_ip 127.0.0.1\n      connect_port {port}\n      connect_timeout 1\n      retry 0\n      warmup 0\n    }}\n  }}\n}}\n",
                 fifo.display()
             ),
         )
@@ -1017,7 +1029,9 @@ mod tests {
             .custom_flags(libc::O_NONBLOCK)
             .open(&fifo)
             .unwrap();
-        let want = "VS [192.0.2.20]:tcp:80 UP\nRS [10.0.0.2]:tcp:80 [192.0.2.20]:tcp:80 DOWN\n";
+        let want = format!(
+            "{first}VS [192.0.2.20]:tcp:80 UP\nRS [10.0.0.2]:tcp:80 [192.0.2.20]:tcp:80 DOWN\n"
+        );
         let mut got = String::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while got.len() < want.len() && std::time::Instant::now() < deadline {

@@ -203,8 +203,24 @@ impl Monitor {
             .collect();
         // The first evaluation (alpha servers start down, quorum at start) is applied
         // before the start returns, so the table is never seen without it.
+        // global_defs' rs_init_notifies: a server alive from the start (not carried over a
+        // reload) gets its notify_up and FIFO line, before its service's quorum, as keepalived.
+        let init_notifies = conf
+            .global_defs
+            .iter()
+            .any(|s| s.keyword == "rs_init_notifies");
         for ((vs, states), q) in vss.iter().zip(&seeds).zip(&mut quorum) {
             let alive = alive_from(vs, states);
+            for (rs, _) in vs.real_servers.iter().zip(&alive).filter(|(_, up)| **up) {
+                let carried_here = (0..rs.checkers.len())
+                    .any(|k| checker_id(vs, rs, k).is_some_and(|id| carried.contains_key(&id)));
+                if init_notifies && !carried_here {
+                    if let Some(s) = &rs.notify_up {
+                        run_script(s);
+                    }
+                    fifos.write(&fifo::checker_line(vs, Some(rs), true));
+                }
+            }
             apply(vs, &alive, states, (q, true), (&*appliance, &fifos));
         }
         let rows = health_rows(&vss, &seeds);
