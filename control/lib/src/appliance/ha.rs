@@ -52,15 +52,21 @@ impl Appliance {
     /// Runs VRRP (the daemon, at start) on `links`, the data ports with a host twin; with
     /// nothing configured, none runs until a reload configures some.
     pub fn run_vrrp(self: &Arc<Self>, conf: VrrpConf, links: Vec<Link>) -> Result<(), String> {
-        *self.vrrp_links.lock() = links.clone();
+        *self.vrrp_links.lock() = links;
         if conf.configures_nothing() {
             return Ok(());
         }
-        let host = Arc::new(VrrpHost(self.clone()));
-        let rt = VrrpRuntime::start(conf, links, host)?;
-        self.set_vrrp_status(rt.status_handle());
+        let rt = self.start_vrrp_runtime(conf)?;
         *self.vrrp_runtime.lock() = Some(rt);
         Ok(())
+    }
+
+    /// A VRRP runtime on the ports VRRP may speak on, its status shown by `show vrrp`.
+    fn start_vrrp_runtime(self: &Arc<Self>, conf: VrrpConf) -> Result<VrrpRuntime, String> {
+        let links = self.vrrp_links.lock().clone();
+        let rt = VrrpRuntime::start(conf, links, Arc::new(VrrpHost(self.clone())))?;
+        self.set_vrrp_status(rt.status_handle());
+        Ok(rt)
     }
 
     /// Stops VRRP cleanly (masters advertise priority 0, addresses are released).
@@ -96,10 +102,9 @@ impl Appliance {
                     .iter()
                     .map(|i| format!("vrrp_instance {}: new", i.name))
                     .collect();
-                let links = self.vrrp_links.lock().clone();
-                let rt = VrrpRuntime::start(conf, links, Arc::new(VrrpHost(self.clone())))
+                let rt = self
+                    .start_vrrp_runtime(conf)
                     .map_err(|e| format!("{e} (VRRP not started)"))?;
-                self.set_vrrp_status(rt.status_handle());
                 *running = Some(rt);
                 Ok((names, 0))
             }

@@ -104,12 +104,27 @@ fn listed(what: &str, items: Vec<String>) -> Option<String> {
     (!items.is_empty()).then(|| format!("{what} {}", items.join(", ")))
 }
 
-fn addresses<'a>(v: impl Iterator<Item = &'a VirtualAddress>) -> Vec<String> {
-    v.map(|a| format!("{}/{}", a.addr, a.len)).collect()
+fn address_name(a: &VirtualAddress) -> String {
+    format!("{}/{}", a.addr, a.len)
 }
 
-fn routes<'a>(v: impl Iterator<Item = &'a VrrpRoute>) -> Vec<String> {
-    v.map(|r| format!("{}/{}", r.prefix, r.len)).collect()
+fn route_name(r: &VrrpRoute) -> String {
+    format!("{}/{}", r.prefix, r.len)
+}
+
+/// "WHAT added ..." and "WHAT removed ...": the entries `new` has and `old` lacks, and
+/// the other way round (None where there are none).
+fn added_removed<T>(
+    what: &str,
+    (new, old): (&[T], &[T]),
+    same: fn(&T, &T) -> bool,
+    name: fn(&T) -> String,
+) -> [Option<String>; 2] {
+    let names = |from: &[T], to: &[T]| lacking(from, to, same).map(name).collect();
+    [
+        listed(&format!("{what} added"), names(new, old)),
+        listed(&format!("{what} removed"), names(old, new)),
+    ]
 }
 
 /// The difference a reload makes, one line per change, and how many instances keep their
@@ -140,27 +155,13 @@ pub fn report(
             old.conf.all_addresses().cloned().collect(),
             i.all_addresses().cloned().collect(),
         );
-        let changes: Vec<String> = [
-            listed(
-                "address(es) added",
-                addresses(lacking(&na, &oa, same_address)),
-            ),
-            listed(
-                "address(es) removed",
-                addresses(lacking(&oa, &na, same_address)),
-            ),
-            listed(
-                "route(s) added",
-                routes(lacking(&i.routes, &old.conf.routes, same_route)),
-            ),
-            listed(
-                "route(s) removed",
-                routes(lacking(&old.conf.routes, &i.routes, same_route)),
-            ),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let routes = (&i.routes[..], &old.conf.routes[..]);
+        let changes: Vec<String> =
+            added_removed("address(es)", (&na, &oa), same_address, address_name)
+                .into_iter()
+                .chain(added_removed("route(s)", routes, same_route, route_name))
+                .flatten()
+                .collect();
         let renamed = if old.conf.name == i.name {
             String::new()
         } else {
@@ -186,26 +187,21 @@ pub fn report(
         ));
     }
     let (sa, sr) = statics;
+    let old_routes = &carried.static_routes[..];
     out.extend(
-        [
-            listed(
-                "static_ipaddress added",
-                addresses(lacking(sa, &carried.static_addresses, same_address)),
-            ),
-            listed(
-                "static_ipaddress removed",
-                addresses(lacking(&carried.static_addresses, sa, same_address)),
-            ),
-            listed(
-                "static_routes added",
-                routes(lacking(sr, &carried.static_routes, same_route)),
-            ),
-            listed(
-                "static_routes removed",
-                routes(lacking(&carried.static_routes, sr, same_route)),
-            ),
-        ]
+        added_removed(
+            "static_ipaddress",
+            (sa, &carried.static_addresses),
+            same_address,
+            address_name,
+        )
         .into_iter()
+        .chain(added_removed(
+            "static_routes",
+            (sr, old_routes),
+            same_route,
+            route_name,
+        ))
         .flatten(),
     );
     (out, kept)
