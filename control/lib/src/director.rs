@@ -321,8 +321,9 @@ pub struct Director {
     pub routes: Vec<Route>,
     pub neighbours: Vec<(IpAddr, [u8; 6])>,
     pub timeouts: Timeouts,
-    /// Addresses VRRP manages and whether this box holds them now (MASTER).
-    pub floating: Vec<(IpAddr, bool)>,
+    /// Addresses VRRP manages, whether this box holds them now (MASTER) and takes their
+    /// traffic (accept mode).
+    pub floating: Vec<rvs_core::engine::Floating>,
     /// Routes VRRP installs now (keepalived's static_routes, MASTER instances'
     /// virtual_routes), after `routes` where prefixes are equally long.
     pub vrrp_routes: Vec<Route>,

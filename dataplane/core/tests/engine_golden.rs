@@ -5,7 +5,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use etherparse::{IpNumber, PacketBuilder};
-use rvs_core::engine::{DropReason, Frame, VecFrame, Verdict};
+use rvs_core::engine::{DropReason, Floating, Frame, VecFrame, Verdict};
 use rvs_testkit::fixtures::{cases, drops, Net};
 use rvs_testkit::*;
 use std::net::IpAddr;
@@ -1291,7 +1291,7 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
         lab.snap.routes.clone(),
         lab.snap.neighbours.clone(),
     );
-    lab.snap.set_floating([(ip(floating), false)]);
+    lab.snap.set_floating([Floating::standby(ip(floating))]);
     lab.engine.adopt(&lab.snap);
     let (v, _) = lab.run(0, &to_vip(109, 40101));
     assert_ne!(
@@ -1301,7 +1301,7 @@ fn a_local_real_server_hands_the_packet_to_the_host() {
     );
     let loopback = to_vip(110, 40102);
     assert_eq!(lab.run(0, &loopback), (Verdict::ToHost, loopback.clone()));
-    lab.snap.set_floating([(ip(floating), true)]);
+    lab.snap.set_floating([Floating::held(ip(floating))]);
     lab.engine.adopt(&lab.snap);
     let held = to_vip(109, 40103);
     assert_eq!(lab.run(0, &held), (Verdict::ToHost, held.clone()));
@@ -1318,7 +1318,7 @@ fn vrrp_standby_addresses_are_dropped_until_held() {
     let gateway = [10, 0, 0, 254];
     let mut lab = Lab::new();
     lab.snap
-        .set_floating([(ip(vip), false), (ip(gateway), false)]);
+        .set_floating([Floating::standby(ip(vip)), Floating::standby(ip(gateway))]);
     let who_has = |target: [u8; 4]| {
         arp(
             1,
@@ -1351,7 +1351,7 @@ fn vrrp_standby_addresses_are_dropped_until_held() {
 
     // MASTER now.
     lab.snap
-        .set_floating([(ip(vip), true), (ip(gateway), true)]);
+        .set_floating([Floating::held(ip(vip)), Floating::held(ip(gateway))]);
     let (v, out) = lab.run(0, &who_has(vip));
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(
@@ -1365,6 +1365,83 @@ fn vrrp_standby_addresses_are_dropped_until_held() {
     assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
     assert_eq!(lab.run(0, &to_gateway).0, Verdict::ToHost);
     assert_eq!(lab.engine.counters().drops[DropReason::Standby as usize], 4);
+}
+
+/// An instance without accept mode (keepalived's `no_accept`, strict mode's default) that
+/// is MASTER: its addresses are still answered by ARP, but what is sent to them (a virtual
+/// server's SYN, a ping, the host's share of a floating gateway) is dropped, counted `no
+/// accept mode`, and so is what the host sends from them; with accept mode, as before.
+#[test]
+fn no_accept_refuses_traffic_to_and_from_held_addresses() {
+    use rvs_testkit::fixtures::arp;
+    let vip = [192, 168, 1, 100];
+    let gateway = [10, 0, 0, 254];
+    let refused = |a: [u8; 4]| Floating {
+        addr: ip(a),
+        held: true,
+        accept: false,
+    };
+    let mut lab = Lab::new();
+    lab.snap.set_floating([refused(vip), refused(gateway)]);
+    let who_has = arp(
+        1,
+        (CLIENT_MAC, [0xff; 6]),
+        (CLIENT_MAC, CLIENT),
+        ([0; 6], vip),
+    );
+    let (v, out) = lab.run(0, &who_has);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[22..28], &PORT0_MAC, "ARP is still answered");
+    let syn = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40000, 80, true, false, b"",
+    );
+    let no_accept = Verdict::Drop(DropReason::NoAccept);
+    assert_eq!(lab.run(0, &syn).0, no_accept);
+    let mut ping = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, vip, 9)
+        .icmpv4_echo_request(7, 1)
+        .write(&mut ping, b"abc")
+        .unwrap();
+    assert_eq!(lab.run(0, &ping).0, no_accept);
+    let to_gateway = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, gateway, 64, 40000, 22, true, false, b"",
+    );
+    assert_eq!(lab.run(0, &to_gateway).0, no_accept);
+    // The host's frames: from the VIP refused, from the port's own address not.
+    let from_vip = tcp4(
+        PORT0_MAC, CLIENT_MAC, vip, CLIENT, 64, 80, 40000, false, true, b"",
+    );
+    assert!(lab.engine.host_frame_refused(&lab.snap, &from_vip));
+    let from_port = tcp4(
+        PORT0_MAC,
+        CLIENT_MAC,
+        [192, 168, 1, 1],
+        CLIENT,
+        64,
+        22,
+        40000,
+        false,
+        true,
+        b"",
+    );
+    assert!(!lab.engine.host_frame_refused(&lab.snap, &from_port));
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::NoAccept as usize],
+        4
+    );
+    assert_eq!(lab.engine.counters().new_conns, 0);
+
+    // Accept mode: balanced, and the host's again.
+    lab.snap
+        .set_floating([Floating::held(ip(vip)), Floating::held(ip(gateway))]);
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    assert_eq!(lab.run(0, &to_gateway).0, Verdict::ToHost);
+    assert!(!lab.engine.host_frame_refused(&lab.snap, &from_vip));
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::NoAccept as usize],
+        4
+    );
 }
 
 /// Connection sync: what a master's engine notes (a NAT connection, a DR one, in their

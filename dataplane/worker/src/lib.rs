@@ -548,7 +548,13 @@ pub(crate) fn run_lb(
                 continue;
             }
             if assignment.from_host {
-                // The kernel's frames go out unchanged.
+                // The kernel's frames go out unchanged, but those from an address held
+                // without accept mode.
+                let snap = &**lb.snapshot.get();
+                if snap.refusing() {
+                    let engine = &mut lb.engine;
+                    rx.retain(|m| !engine.host_frame_refused(snap, m.data()));
+                }
                 let p = assignment.out_port;
                 rx.drain_each(|m| {
                     if let Some(queued) = out.get_mut(p) {

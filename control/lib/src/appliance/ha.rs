@@ -4,14 +4,14 @@
 
 use super::*;
 use crate::vrrp::{Host, InstanceStatus, Link, State, VrrpConf, VrrpRuntime};
-use std::net::IpAddr;
+use rvs_core::engine::Floating;
 
 /// The appliance as the VRRP runtime sees it.
 #[derive(Debug, Clone)]
 pub struct VrrpHost(pub Arc<Appliance>);
 
 impl Host for VrrpHost {
-    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>, routes: Vec<rvs_core::engine::Route>) {
+    fn set_floating(&self, addrs: Vec<Floating>, routes: Vec<rvs_core::engine::Route>) {
         let a = &self.0;
         let _one_at_a_time = a.changing.lock();
         let mut next = a.director.lock().clone();
@@ -124,7 +124,7 @@ impl Appliance {
                 .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
-                "VRRP instance {}: {} for {since}, interface {}, vrid {}, version {}, priority {} (configured {}), advert_int {:.2} s, {}{}",
+                "VRRP instance {}: {} for {since}, interface {}, vrid {}, version {}, priority {} (configured {}), advert_int {:.2} s, {}{}{}{}",
                 s.name,
                 s.state,
                 s.interface,
@@ -134,6 +134,8 @@ impl Appliance {
                 s.base_priority,
                 f64::from(s.advert_cs) / 100.0,
                 if s.preempt { "preempt" } else { "nopreempt" },
+                if s.strict { ", strict mode" } else { "" },
+                if s.accept { "" } else { ", no accept mode" },
                 s.group
                     .as_ref()
                     .map(|g| format!(", sync group {g}"))

@@ -2,7 +2,8 @@
 //! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
 //! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
 //! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`, `fifo_write_states_on_reload`,
-//! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`: global_defs' keywords).
+//! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`, `strict`,
+//! `down_timer_adverts`: global_defs' keywords).
 //! Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
 
@@ -153,10 +154,12 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 "notify_priority_changes" => "vrrp_notify_priority_changes",
                 "startup_delay" => "vrrp_startup_delay",
                 "log_unknown_vrids" => "log_unknown_vrids",
+                "strict" => "vrrp_strict",
+                "down_timer_adverts" => "vrrp_down_timer_adverts",
                 k => return Err(err(
                     line,
                     format!("vrrp.{k}"),
-                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes, startup_delay, log_unknown_vrids)"
+                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes, startup_delay, log_unknown_vrids, strict, down_timer_adverts)"
                         .into(),
                 )),
             };

@@ -222,8 +222,11 @@ pub struct KeepalivedConf {
 
 /// Why rvs does not do what a `global_defs` keyword asks keepalived to do (None: rvs does
 /// it, or it only tunes keepalived's own processes: names, priorities, buffers).
-fn not_applied_global(keyword: &str) -> Option<&'static str> {
-    Some(match keyword {
+fn not_applied_global(s: &Statement) -> Option<&'static str> {
+    let zero = || s.args.first().and_then(|a| a.parse::<f64>().ok()) == Some(0.0);
+    Some(match s.keyword.as_str() {
+        // Zero: no pacing, as rvs sends them.
+        "vrrp_garp_interval" | "vrrp_gna_interval" if zero() => return None,
         "notify_fifo" => {
             "rvs writes VRRP's lines to it, not the checkers' (their VS and RS lines go to lvs_notify_fifo)"
         }
@@ -253,8 +256,6 @@ fn not_applied_global(keyword: &str) -> Option<&'static str> {
         | "dbus_service_name" => {
             "rvs has no SNMP or D-Bus interface (its metrics are Prometheus's)"
         }
-        "vrrp_strict" => "strict mode is not applied",
-        "vrrp_down_timer_adverts" => "Master_Down_Interval stays 3 adverts",
         "vrrp_garp_interval" | "vrrp_gna_interval" | "vrrp_min_garp" | "vrrp_garp_extra_if" => {
             "gratuitous ARPs are sent in bursts as garp_master_* say, without this pacing"
         }
@@ -625,7 +626,7 @@ impl KeepalivedConf {
             for c in s.children() {
                 if !GLOBAL_DEFS_KEYWORDS.contains(&c.keyword.as_str()) {
                     conf.warn(c);
-                } else if let Some(why) = not_applied_global(&c.keyword) {
+                } else if let Some(why) = not_applied_global(c) {
                     conf.warnings.push(format!(
                         "{}: global_defs: {}: {why}; ignored",
                         c.at(),
@@ -2312,7 +2313,7 @@ mod tests {
         let k = KeepalivedConf::parse(
             "t.conf",
             "global_defs {
-  vrrp_strict
+  vrrp_garp_interval 0.01
   notify_fifo /run/k.fifo
   vrrp_priority -10
   checker_process_name kc
@@ -2327,7 +2328,10 @@ mod tests {
             .iter()
             .map(|w| w.split(": ").nth(2).unwrap_or(w))
             .collect();
-        assert_eq!(named, ["vrrp_strict", "notify_fifo", "startup_script"]);
+        assert_eq!(
+            named,
+            ["vrrp_garp_interval", "notify_fifo", "startup_script"]
+        );
     }
 
     /// notify_fifo and vrrp_notify_fifo carry VRRP's lines (with their scripts and owners),

@@ -194,6 +194,16 @@ pub struct Instance {
     pub mcast_group: Option<IpAddr>,
     /// `virtual_routes`: installed in the data plane while MASTER.
     pub routes: Vec<VrrpRoute>,
+    /// `strict_mode` (global_defs' `vrrp_strict`): RFC compliance as keepalived enforces
+    /// it (settings it forbids are reset with a warning; unicast peers are refused).
+    pub strict: bool,
+    /// Accept mode (`accept`/`no_accept`; by default on but in strict mode, always for the
+    /// address owner): while MASTER, traffic to its addresses is taken; without it it is
+    /// dropped, as keepalived's firewall drops it.
+    pub accept: bool,
+    /// `down_timer_adverts` (global_defs' `vrrp_down_timer_adverts`): adverts missed before
+    /// a BACKUP takes over (3).
+    pub down_timer_adverts: u8,
 }
 
 /// What global_defs sets for every instance.
@@ -212,6 +222,8 @@ struct Defaults {
     skip_check_adv_addr: bool,
     garp_lower_prio_repeat: Option<u32>,
     garp_lower_prio_delay: Option<Duration>,
+    strict: bool,
+    down_timer_adverts: u8,
 }
 
 /// keepalived's test of a VRRP group: IPv4 multicast, or IPv6 link-local multicast.
@@ -697,6 +709,8 @@ impl VrrpConf {
             skip_check_adv_addr: false,
             garp_lower_prio_repeat: None,
             garp_lower_prio_delay: None,
+            strict: false,
+            down_timer_adverts: 3,
         };
         let mut sync_daemon = None;
         let mut notify_priority_changes = false;
@@ -726,6 +740,11 @@ impl VrrpConf {
                     d.garp_lower_prio_repeat = Some(num(s, 0, "a count")?)
                 }
                 "vrrp_garp_lower_prio_delay" => d.garp_lower_prio_delay = Some(seconds(s, 3600.0)?),
+                "vrrp_strict" => d.strict = flag(s)?,
+                "vrrp_down_timer_adverts" => match down_timer_adverts(s) {
+                    Ok(n) => d.down_timer_adverts = n,
+                    Err(w) => conf.warnings.push(w),
+                },
                 "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
                     let a = address(s, s.arg(0)?)?.0;
                     let v6 = s.keyword.ends_with('6');
@@ -1084,14 +1103,14 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         unicast_peers: Vec::new(),
         unicast_peer_ttls: Vec::new(),
         unicast_ttl: None,
-        lower_prio_no_advert: d.lower_prio_no_advert,
-        higher_prio_send_advert: d.higher_prio_send_advert,
+        lower_prio_no_advert: false,
+        higher_prio_send_advert: false,
         check_unicast_src: d.check_unicast_src,
         skip_check_adv_addr: d.skip_check_adv_addr,
         notify_priority_changes: None,
         dont_track_primary: false,
-        garp_lower_prio_repeat: d.garp_lower_prio_repeat.unwrap_or(d.garp_repeat),
-        garp_lower_prio_delay: d.garp_lower_prio_delay.unwrap_or(d.garp_delay),
+        garp_lower_prio_repeat: 0,
+        garp_lower_prio_delay: Duration::ZERO,
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
@@ -1103,8 +1122,18 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         garp_refresh_repeat: d.garp_refresh_repeat,
         mcast_group: None,
         routes: Vec::new(),
+        strict: d.strict,
+        accept: true,
+        down_timer_adverts: d.down_timer_adverts,
     };
     let mut mcast_dst: Option<(IpAddr, String)> = None;
+    // What strict mode resets, when the instance sets it (and where): else its default.
+    let mut accept: Option<(bool, String)> = None;
+    let mut lower_prio_no_advert: Option<(bool, String)> = None;
+    let mut higher_prio_send_advert: Option<(bool, String)> = None;
+    let mut garp_lower_prio_repeat: Option<(u32, String)> = None;
+    let mut garp_lower_prio_delay: Option<(Duration, String)> = None;
+    let mut down_timer_given: Option<String> = None;
     let mut advert: Option<(f64, String)> = None;
     let mut version_given: Option<String> = None;
     // `auth_type`: AH (true) or PASS, and where it was given.
@@ -1277,14 +1306,26 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                 i.garp_refresh_repeat = num::<u32>(c, 0, "a count")?.max(1)
             }
             "mcast_dst_ip" => mcast_dst = Some((address(c, c.arg(0)?)?.0, c.at())),
-            "lower_prio_no_advert" => i.lower_prio_no_advert = flag(c)?,
-            "higher_prio_send_advert" => i.higher_prio_send_advert = flag(c)?,
+            "lower_prio_no_advert" => lower_prio_no_advert = Some((flag(c)?, c.at())),
+            "higher_prio_send_advert" => higher_prio_send_advert = Some((flag(c)?, c.at())),
+            "strict_mode" => i.strict = flag(c)?,
+            "accept" => accept = Some((true, c.at())),
+            "no_accept" => accept = Some((false, c.at())),
+            "down_timer_adverts" => match down_timer_adverts(c) {
+                Ok(n) => {
+                    i.down_timer_adverts = n;
+                    down_timer_given = Some(c.at());
+                }
+                Err(w) => warnings.push(w),
+            },
             "notify_priority_changes" => i.notify_priority_changes = Some(flag(c)?),
             "dont_track_primary" => i.dont_track_primary = true,
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(c)?,
             "check_unicast_src" => i.check_unicast_src = true,
-            "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = num(c, 0, "a count")?,
-            "garp_lower_prio_delay" => i.garp_lower_prio_delay = seconds(c, 3600.0)?,
+            "garp_lower_prio_repeat" => {
+                garp_lower_prio_repeat = Some((num(c, 0, "a count")?, c.at()))
+            }
+            "garp_lower_prio_delay" => garp_lower_prio_delay = Some((seconds(c, 3600.0)?, c.at())),
             "virtual_routes" => {
                 for r in c.children() {
                     if let Some(r) = route_entry(r, warnings) {
@@ -1331,10 +1372,16 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
     if i.is_ipv6() {
         // keepalived: an IPv6 instance is version 3 unless told 2 before its addresses
         // (then it sends version 2 over IPv6, which RFC 5798 does not define).
-        if let (2, Some(at)) = (i.version, &version_given) {
-            return Err(format!(
+        match (i.version, &version_given) {
+            (2, Some(at)) if i.strict => warnings.push(format!(
+                "{at}: vrrp_instance {name}: strict mode: IPv6 cannot use VRRP version 2; version 3"
+            )),
+            (2, Some(at)) => {
+                return Err(format!(
                 "{at}: vrrp_instance {name}: version 2 with IPv6 addresses: rvs runs IPv6 instances with VRRP version 3 (RFC 5798)"
-            ));
+            ))
+            }
+            _ => {}
         }
         i.version = 3;
     }
@@ -1346,8 +1393,10 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         }
         i.advert_cs = (v * 100.0).round() as u16;
     }
+    strict_mode(&mut i, s, warnings)?;
     // keepalived's order: without auth_type there is none (auth_pass alone authenticates
-    // nothing); version 3 (every IPv6 instance) has none; a type needs a password.
+    // nothing); strict mode and version 3 (every IPv6 instance) have none; a type needs a
+    // password.
     let ignored = |why: &str, at: &str, warnings: &mut Vec<String>| {
         warnings.push(format!(
             "{at}: vrrp_instance {name}: {why}; authentication ignored"
@@ -1355,6 +1404,10 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
     };
     match auth_type {
         None => i.auth_pass = None,
+        Some((_, at)) if i.strict => {
+            ignored("strict mode has no authentication", &at, warnings);
+            i.auth_pass = None;
+        }
         Some((_, at)) if i.version == 3 => {
             ignored("VRRP version 3 has no authentication", &at, warnings);
             i.auth_pass = None;
@@ -1387,7 +1440,125 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         ));
         i.initial_master = false;
     }
+    // What strict mode resets, else the instance's setting, else the default (strict
+    // mode's own, or global_defs'), as keepalived's vrrp_complete_instance.
+    let strict = i.strict;
+    let mut reset = |at: &str, what: &str| {
+        warnings.push(format!(
+            "{at}: vrrp_instance {name}: {what} is incompatible with strict mode; reset"
+        ))
+    };
+    let owner = i.priority == 255;
+    i.accept = owner
+        || match accept {
+            None => !strict,
+            Some((true, at)) if strict && i.version == 2 => {
+                reset(&at, "accept (VRRP version 2 has no accept mode, RFC 3768)");
+                false
+            }
+            Some((a, _)) => a,
+        };
+    i.lower_prio_no_advert = match lower_prio_no_advert {
+        None => strict || d.lower_prio_no_advert,
+        Some((false, at)) if strict => {
+            reset(&at, "lower_prio_no_advert false");
+            true
+        }
+        Some((v, _)) => v,
+    };
+    i.higher_prio_send_advert = match higher_prio_send_advert {
+        None => !strict && d.higher_prio_send_advert,
+        Some((true, at)) if strict => {
+            reset(&at, "higher_prio_send_advert");
+            false
+        }
+        Some((v, _)) => v,
+    };
+    i.garp_lower_prio_repeat = match garp_lower_prio_repeat {
+        None if strict => 0,
+        None => d.garp_lower_prio_repeat.unwrap_or(d.garp_repeat),
+        Some((n, at)) if strict && n != 0 => {
+            reset(&at, "garp_lower_prio_repeat");
+            0
+        }
+        Some((n, _)) => n,
+    };
+    i.garp_lower_prio_delay = match garp_lower_prio_delay {
+        None if strict => Duration::ZERO,
+        None => d.garp_lower_prio_delay.unwrap_or(d.garp_delay),
+        Some((t, at)) if strict && !t.is_zero() => {
+            reset(&at, "garp_lower_prio_delay");
+            Duration::ZERO
+        }
+        Some((t, _)) => t,
+    };
+    if strict && i.down_timer_adverts != 3 {
+        let at = down_timer_given.unwrap_or_else(|| s.at());
+        reset(&at, "down_timer_adverts (other than 3)");
+        i.down_timer_adverts = 3;
+    }
+    if !i.accept {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: no accept mode: while MASTER it drops what is sent to its addresses (ARP and neighbour discovery are answered), virtual servers' traffic included, as keepalived's firewall drops it; `accept` takes it (with VRRP version 3 in strict mode)",
+            s.at()
+        ));
+    }
     Ok(i)
+}
+
+/// What strict mode (keepalived's `vrrp_strict`, `strict_mode`) asks of an instance's
+/// state, peers and timers, before its authentication is read: state MASTER only for the
+/// address owner (priority 255), no unicast peers (an error, as keepalived's), no
+/// preempt_delay, an IPv6 multicast instance's first address link-local (a warning).
+fn strict_mode(i: &mut Instance, s: &Statement, warnings: &mut Vec<String>) -> Result<(), String> {
+    if !i.strict {
+        return Ok(());
+    }
+    let name = &i.name;
+    if i.initial_master && i.priority != 255 {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: strict mode: state MASTER needs the address owner's priority 255; starting as BACKUP",
+            s.at()
+        ));
+        i.initial_master = false;
+    }
+    if !i.unicast_peers.is_empty() {
+        return Err(format!(
+            "{}: vrrp_instance {name}: unicast peers are not supported in strict mode",
+            s.at()
+        ));
+    }
+    if !i.preempt_delay.is_zero() {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: preempt_delay is incompatible with strict mode; reset",
+            s.at()
+        ));
+        i.preempt_delay = Duration::ZERO;
+    }
+    if let Some(first) = i.addresses.first().filter(|_| i.is_ipv6()) {
+        let link_local = matches!(first.addr, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+        if !link_local {
+            warnings.push(format!(
+                "{}: vrrp_instance {name}: strict mode: the first IPv6 address ({}) must be link-local",
+                first.at, first.addr
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `down_timer_adverts N` (1 to 100); a warning (and the setting ignored) otherwise, as
+/// keepalived.
+fn down_timer_adverts(s: &Statement) -> Result<u8, String> {
+    match s.args.first().and_then(|a| a.parse::<u8>().ok()) {
+        Some(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{}: {}: 1 to 100 expected, got {:?}; ignored",
+            s.at(),
+            s.keyword,
+            s.args.first().map(String::as_str).unwrap_or("")
+        )),
+    }
 }
 
 fn track_script(s: &Statement) -> Result<TrackScript, String> {
@@ -1624,6 +1795,108 @@ mod tests {
         assert_eq!(
             (i.garp_master_delay, i.garp_master_repeat),
             (Duration::from_secs(5), 5)
+        );
+    }
+
+    /// Strict mode as keepalived 2.2.7's vrrp_complete_instance applies it: RHEL's sample
+    /// instance (state MASTER, priority 100, PASS) starts as BACKUP without authentication;
+    /// accept mode is off but for the owner (and for version 3 when asked); what strict mode
+    /// forbids is reset with a warning; strict_mode off (instance) overrides vrrp_strict;
+    /// unicast peers are refused.
+    #[test]
+    fn strict_mode_as_keepalived_applies_it() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            r#"
+global_defs {
+    vrrp_strict
+    vrrp_garp_lower_prio_repeat 3
+    vrrp_higher_prio_send_advert
+    vrrp_down_timer_adverts 4
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface lan
+    virtual_router_id 51
+    priority 100
+    authentication {
+        auth_type PASS
+        auth_pass 1111
+    }
+    virtual_ipaddress { 192.168.200.16 }
+    preempt_delay 10
+    accept
+    garp_lower_prio_delay 5
+    lower_prio_no_advert false
+}
+vrrp_instance VI_2 {
+    interface lan
+    virtual_router_id 52
+    priority 255
+    no_accept
+    virtual_ipaddress { 10.0.0.1 }
+}
+vrrp_instance VI_3 {
+    strict_mode off
+    interface lan
+    virtual_router_id 53
+    down_timer_adverts 2
+    virtual_ipaddress { 10.0.0.2 }
+}
+vrrp_instance VI_4 {
+    interface lan
+    virtual_router_id 54
+    version 3
+    accept
+    virtual_ipaddress { 10.0.0.3 }
+}
+"#,
+        )
+        .unwrap();
+        let v = &k.vrrp_conf;
+        let (one, owner, loose, three) = (
+            &v.instances[0],
+            &v.instances[1],
+            &v.instances[2],
+            &v.instances[3],
+        );
+        assert!(one.strict && !one.initial_master && one.auth_pass.is_none());
+        assert_eq!(one.preempt_delay, Duration::ZERO);
+        assert!(!one.accept && one.lower_prio_no_advert && !one.higher_prio_send_advert);
+        assert_eq!(
+            (one.garp_lower_prio_repeat, one.garp_lower_prio_delay),
+            (0, Duration::ZERO)
+        );
+        assert_eq!(one.down_timer_adverts, 3);
+        assert!(owner.accept && owner.initial_master);
+        assert!(!loose.strict && loose.accept && !loose.lower_prio_no_advert);
+        assert!(loose.higher_prio_send_advert);
+        assert_eq!(
+            (loose.garp_lower_prio_repeat, loose.down_timer_adverts),
+            (3, 2)
+        );
+        assert!(three.strict && three.accept && three.version == 3);
+        let said = |w: &str| k.warnings.iter().filter(|x| x.contains(w)).count();
+        for (w, n) in [
+            ("VI_1: strict mode: state MASTER needs", 1),
+            ("VI_1: strict mode has no authentication", 1),
+            ("VI_1: preempt_delay is incompatible with strict mode", 1),
+            ("VI_1: accept (VRRP version 2", 1),
+            ("VI_1: lower_prio_no_advert false is incompatible", 1),
+            ("VI_1: garp_lower_prio_delay is incompatible", 1),
+            ("down_timer_adverts (other than 3) is incompatible", 3),
+        ] {
+            assert_eq!(said(w), n, "{w:?} in {:#?}", k.warnings);
+        }
+        let unicast = KeepalivedConf::parse(
+            "k.conf",
+            "global_defs { vrrp_strict }\nvrrp_instance V { interface lan\nvirtual_router_id 9\nunicast_peer { 10.0.0.9 }\nvirtual_ipaddress { 10.0.0.4 }\n}\n",
+        );
+        assert_eq!(
+            unicast.err().map(|e| e.to_string()),
+            Some(
+                "k.conf:2: vrrp_instance V: unicast peers are not supported in strict mode".into()
+            )
         );
     }
 

@@ -56,6 +56,9 @@ pub struct Params {
     /// keepalived's `higher_prio_send_advert`: a MASTER hearing a higher priority
     /// advertises its own once more as it yields.
     pub higher_prio_send_advert: bool,
+    /// keepalived's `down_timer_adverts`: the adverts missed before a BACKUP takes over
+    /// (RFC 3768/5798's 3).
+    pub down_timer_adverts: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -121,9 +124,9 @@ impl Machine {
         cs((256 - u32::from(self.priority)) * u32::from(self.master_adver_cs) / 256)
     }
 
-    /// Master_Down_Interval: three advertisements missed, plus the skew.
+    /// Master_Down_Interval: `down_timer_adverts` (3) advertisements missed, plus the skew.
     pub fn master_down_interval(&self) -> Duration {
-        cs(3 * u32::from(self.master_adver_cs)) + self.skew()
+        cs(u32::from(self.p.down_timer_adverts) * u32::from(self.master_adver_cs)) + self.skew()
     }
 
     fn advert_interval(&self) -> Duration {
@@ -358,6 +361,7 @@ mod tests {
             own_addr: "10.0.0.1".parse().unwrap(),
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
+            down_timer_adverts: 3,
         }
     }
 
@@ -506,6 +510,12 @@ mod tests {
         assert_eq!(m.master_down_interval(), Duration::from_millis(3600));
         let m = Machine::new(params(254));
         assert_eq!(m.master_down_interval(), Duration::from_millis(3000));
+        // keepalived's down_timer_adverts: fewer (or more) adverts missed.
+        let m = Machine::new(Params {
+            down_timer_adverts: 1,
+            ..params(100)
+        });
+        assert_eq!(m.master_down_interval(), Duration::from_millis(1600));
     }
 
     #[test]

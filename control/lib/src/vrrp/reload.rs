@@ -156,10 +156,18 @@ pub fn report(
             i.all_addresses().cloned().collect(),
         );
         let routes = (&i.routes[..], &old.conf.routes[..]);
+        let accept = (old.conf.accept != i.accept).then(|| {
+            if i.accept {
+                "accept mode on: traffic to its addresses taken".to_string()
+            } else {
+                "no accept mode: traffic to its addresses refused".to_string()
+            }
+        });
         let changes: Vec<String> =
             added_removed("address(es)", (&na, &oa), same_address, address_name)
                 .into_iter()
                 .chain(added_removed("route(s)", routes, same_route, route_name))
+                .chain([accept])
                 .flatten()
                 .collect();
         let renamed = if old.conf.name == i.name {

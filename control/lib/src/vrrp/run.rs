@@ -18,6 +18,7 @@ use super::reload::{self, Carried, CarriedInstance, InstanceKey};
 use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
+use rvs_core::engine::Floating;
 use rvs_rawsock::PacketSocket;
 use rvs_wire::icmpv6;
 use rvs_wire::vrrp::{self, VrrpPacket, VrrpRepr};
@@ -31,9 +32,10 @@ use std::time::{Duration, Instant};
 
 /// What the runtime needs from the appliance.
 pub trait Host: Send + Sync {
-    /// Every VRRP-managed address and whether this box holds it now, and the routes to
-    /// install now (static_routes, and the virtual_routes of MASTER instances).
-    fn set_floating(&self, addrs: Vec<(IpAddr, bool)>, routes: Vec<rvs_core::engine::Route>);
+    /// Every VRRP-managed address, whether this box holds it now and takes its traffic,
+    /// and the routes to install now (static_routes, and the virtual_routes of MASTER
+    /// instances).
+    fn set_floating(&self, addrs: Vec<Floating>, routes: Vec<rvs_core::engine::Route>);
     /// Whether a data port's link is up (track_interface, the instance's own interface).
     fn link_up(&self, port: usize) -> bool;
     /// An instance changed state (the connection sync daemon follows its instance).
@@ -106,6 +108,9 @@ pub struct InstanceStatus {
     pub base_priority: u8,
     pub advert_cs: u16,
     pub preempt: bool,
+    /// Strict mode; accept mode (without it, traffic to its addresses is refused).
+    pub strict: bool,
+    pub accept: bool,
     pub group: Option<String>,
     /// The master heard last (while BACKUP) and its priority.
     pub master: Option<(IpAddr, u8)>,
@@ -234,13 +239,13 @@ impl std::fmt::Debug for VrrpRuntime {
 }
 
 /// What the workers start with: the static addresses held, every instance's not.
-pub fn all_standby(conf: &VrrpConf) -> Vec<(IpAddr, bool)> {
-    let statics = conf.static_addresses.iter().map(|a| (a.addr, true));
+pub fn all_standby(conf: &VrrpConf) -> Vec<Floating> {
+    let statics = conf.static_addresses.iter().map(|a| Floating::held(a.addr));
     statics
         .chain(
             conf.instances
                 .iter()
-                .flat_map(|i| i.all_addresses().map(|a| (a.addr, false))),
+                .flat_map(|i| i.all_addresses().map(|a| Floating::standby(a.addr))),
         )
         .collect()
 }
@@ -604,6 +609,7 @@ fn launch(
             own_addr: src,
             lower_prio_no_advert: i.lower_prio_no_advert,
             higher_prio_send_advert: i.higher_prio_send_advert,
+            down_timer_adverts: i.down_timer_adverts,
         });
         let group = conf
             .groups
@@ -619,6 +625,8 @@ fn launch(
             base_priority: i.priority,
             advert_cs: i.advert_cs,
             preempt: i.preempt,
+            strict: i.strict,
+            accept: i.accept,
             group: group.map(|g| conf.groups[g].name.clone()),
             addresses: i
                 .all_addresses()
@@ -1701,11 +1709,16 @@ impl Controller {
 
     /// Every managed address, held or not, and the routes installed now, to the appliance.
     fn publish_floating(&self) {
-        let statics = self.static_addresses.iter().map(|a| (a.addr, true));
+        let statics = self.static_addresses.iter().map(|a| Floating::held(a.addr));
         let floating = statics
             .chain(self.insts.iter().flat_map(|x| {
                 let held = x.machine.state == State::Master;
-                x.conf.all_addresses().map(move |a| (a.addr, held))
+                let accept = x.conf.accept;
+                x.conf.all_addresses().map(move |a| Floating {
+                    addr: a.addr,
+                    held,
+                    accept,
+                })
             }))
             .collect();
         let masters = self
@@ -2472,7 +2485,10 @@ vrrp_instance V {
             static_twin(&lan, &first.static_addresses[0]).map(|l| &l.twin[..]),
             Some("lan-host")
         );
-        assert_eq!(all_standby(&first), [("10.0.0.10".parse().unwrap(), true)]);
+        assert_eq!(
+            all_standby(&first),
+            [Floating::held("10.0.0.10".parse().unwrap())]
+        );
     }
 
     #[test]

@@ -662,7 +662,7 @@ impl Engine {
             // To a VIP that is not a local end (the first stage's choice).
             KeyHash::In(h) => {
                 let dst = flow.dst_class?;
-                if dst.is_standby()
+                if dst.turned_away()
                     || snap
                         .member_for_mapped(dst, flow.proto, &flow.dst, flow.dport)
                         .is_some()

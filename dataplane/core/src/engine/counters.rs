@@ -38,11 +38,15 @@ pub enum DropReason {
     Held,
     /// Full NAT or SNAT found no free local port this worker owns (the pool is exhausted).
     NoLocalPort,
+    /// To (or, from the host, from) an address held by a VRRP instance without accept
+    /// mode (keepalived's `no_accept`, its strict mode's default): refused as keepalived's
+    /// firewall refuses it.
+    NoAccept,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 18;
-    pub const ALL: [DropReason; 18] = [
+    pub const COUNT: usize = 19;
+    pub const ALL: [DropReason; 19] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -61,6 +65,7 @@ impl DropReason {
         DropReason::Fragment,
         DropReason::Held,
         DropReason::NoLocalPort,
+        DropReason::NoAccept,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +88,7 @@ impl DropReason {
             DropReason::Fragment => "fragment without its first",
             DropReason::Held => "held for a neighbour",
             DropReason::NoLocalPort => "no local port",
+            DropReason::NoAccept => "no accept mode",
         }
     }
 }

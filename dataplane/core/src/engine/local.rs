@@ -196,3 +196,41 @@ fn icmp_checksum_ok(b: &[u8], flow: &Flow) -> bool {
     };
     checksum::finish(checksum::accumulate(sum, l4)) == 0
 }
+
+impl Engine {
+    /// Whether a frame the host's stack sends (through a port's twin) is refused: its
+    /// source is an address held without accept mode (keepalived's firewall drops what
+    /// leaves from it) and it is no neighbour solicitation or advertisement. Counted.
+    pub fn host_frame_refused(&mut self, snap: &Snapshot, frame: &[u8]) -> bool {
+        if !snap.refusing() {
+            return false;
+        }
+        let Ok(eth) = ethernet::EthernetFrame::new_checked(frame) else {
+            return false;
+        };
+        let l3 = eth.payload();
+        let source = match eth.ethertype() {
+            ethernet::EtherType::IPV4 => l3
+                .get(12..16)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(IpAddr::from),
+            ethernet::EtherType::IPV6 => {
+                let nd = l3.get(6) == Some(&proto::ICMPV6)
+                    && matches!(
+                        l3.get(40),
+                        Some(&icmpv6::NEIGHBOR_SOLICIT | &icmpv6::NEIGHBOR_ADVERT)
+                    );
+                l3.get(8..24)
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .filter(|_| !nd)
+                    .map(IpAddr::from)
+            }
+            _ => None,
+        };
+        if source.is_some_and(|a| snap.class_of(a).refuses()) {
+            self.counters.dropped(DropReason::NoAccept);
+            return true;
+        }
+        false
+    }
+}

@@ -39,7 +39,8 @@ pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
 pub use snapshot::{
-    AddrClass, FullNat, MarkRule, MemberPorts, PortInfo, Route, Service, Snapshot, SnatRule,
+    AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, Service, Snapshot,
+    SnatRule,
 };
 
 use crate::conn::table::{flags, NO_HOP};
@@ -309,6 +310,13 @@ impl Engine {
         let hosts_own = !dst.is_vip() && (dst.is_local() || is_group_address(flow.dst_ip()));
         if (martian_mapped(&flow.src) || src.is_vip() || src.is_local()) && !hosts_own {
             return self.drop(DropReason::Martian);
+        }
+        // keepalived's firewall for an instance without accept mode drops what is sent to
+        // its addresses, virtual servers' traffic included (ahead of IPVS); a reply to a
+        // local end there is forwarded traffic, which it lets through.
+        if dst.refuses() && !(tcp_or_udp && dst.is_local_end() && self.lookup_reply(flow).is_some())
+        {
+            return self.drop(DropReason::NoAccept);
         }
         if let Frag::Later(id) = flow.frag {
             return self.later_fragment(snap, loads, (now, port), *flow, id, frame);

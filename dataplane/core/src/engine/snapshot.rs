@@ -228,19 +228,22 @@ impl Route {
 /// marked prefix), managed by VRRP (and held here or not), a full-NAT/SNAT local end, a VIP
 /// whose unserved traffic is dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AddrClass(u8);
+pub struct AddrClass(u16);
 
 impl AddrClass {
-    const VIP: u8 = 1;
-    const MARKED: u8 = 2;
-    const FLOATING: u8 = 4;
-    const HELD: u8 = 8;
-    const LOCAL_END: u8 = 16;
-    const UNSERVED_DROP: u8 = 32;
+    const VIP: u16 = 1;
+    const MARKED: u16 = 2;
+    const FLOATING: u16 = 4;
+    const HELD: u16 = 8;
+    const LOCAL_END: u16 = 16;
+    const UNSERVED_DROP: u16 = 32;
     /// An address of one of the appliance's ports.
-    const OWN: u8 = 64;
+    const OWN: u16 = 64;
     /// A VIP some of whose ports are a member's outgoing range ([`MemberPorts`]).
-    const MEMBER_PORTS: u8 = 128;
+    const MEMBER_PORTS: u16 = 128;
+    /// Held here by an instance without accept mode (keepalived's `no_accept`, the default
+    /// of its strict mode): packets to it and from it are refused, but neighbour discovery.
+    const NO_ACCEPT: u16 = 256;
 
     #[inline]
     pub fn is_vip(self) -> bool {
@@ -263,6 +266,18 @@ impl AddrClass {
     #[inline]
     pub fn is_standby(self) -> bool {
         self.0 & (Self::FLOATING | Self::HELD) == Self::FLOATING
+    }
+
+    /// Held here without accept mode: what is sent to it is refused.
+    #[inline]
+    pub fn refuses(self) -> bool {
+        self.0 & Self::NO_ACCEPT != 0
+    }
+
+    /// Standby, or held without accept mode: never balanced nor answered here.
+    #[inline]
+    pub fn turned_away(self) -> bool {
+        self.0 & Self::FLOATING != 0 && self.0 & (Self::HELD | Self::NO_ACCEPT) != Self::HELD
     }
 
     #[inline]
@@ -288,6 +303,35 @@ impl AddrClass {
     }
 }
 
+/// An address VRRP manages: whether this box holds it now (MASTER) and, if so, whether it
+/// takes traffic for it (accept mode: always for the address owner, priority 255).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floating {
+    pub addr: IpAddr,
+    pub held: bool,
+    pub accept: bool,
+}
+
+impl Floating {
+    /// Held here, traffic accepted.
+    pub fn held(addr: IpAddr) -> Floating {
+        Floating {
+            addr,
+            held: true,
+            accept: true,
+        }
+    }
+
+    /// Held by the peer.
+    pub fn standby(addr: IpAddr) -> Floating {
+        Floating {
+            addr,
+            held: false,
+            accept: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub services: Vec<Service>,
@@ -301,7 +345,7 @@ pub struct Snapshot {
     /// is dropped (the others hand it to the host's stack, as LVS does with a VIP it owns:
     /// `ssh VIP`, replies to the director); the ports' own addresses. Every packet asks,
     /// once per address.
-    classes: ProbeMap<u128, u8>,
+    classes: ProbeMap<u128, u16>,
     /// The ports; their addresses are classed when the snapshot is made (a change of
     /// address makes a new snapshot).
     pub ports: Vec<PortInfo>,
@@ -335,6 +379,8 @@ pub struct Snapshot {
     /// IPVS's sloppy_tcp: a TCP segment other than a RST opens a connection for an unknown
     /// flow (an ECMP peer's flow arriving here mid-stream), not only a SYN.
     pub sloppy_tcp: bool,
+    /// Some floating address is held without accept mode.
+    refusing: bool,
 }
 
 impl Snapshot {
@@ -354,7 +400,7 @@ impl Snapshot {
             .filter(|(_, s)| !s.vaddr.is_unspecified())
             .filter_map(|(i, s)| Some((service_key(s.proto, packet_word(s.vaddr)?, s.vport), i)))
             .collect();
-        let mut classes: ProbeMap<u128, u8> = services
+        let mut classes: ProbeMap<u128, u16> = services
             .iter()
             .filter(|s| !s.vaddr.is_unspecified())
             .filter_map(|s| Some((packet_word(s.vaddr)?, AddrClass::VIP)))
@@ -423,6 +469,7 @@ impl Snapshot {
             snat: Vec::new(),
             marks: Vec::new(),
             mark_prefixes: Vec::new(),
+            refusing: false,
             ip_forward: false,
             sloppy_tcp: false,
         };
@@ -539,14 +586,14 @@ impl Snapshot {
     }
 
     /// Gives `a` the class bits `bits` (besides those it has).
-    fn mark_as(&mut self, a: IpAddr, bits: u8) {
+    fn mark_as(&mut self, a: IpAddr, bits: u16) {
         if let Some(w) = packet_word(a) {
             self.classes.update(w, bits, |c| *c |= bits);
         }
     }
 
     /// Takes the class bits `bits` from every address.
-    fn unmark_all(&mut self, bits: u8) {
+    fn unmark_all(&mut self, bits: u16) {
         self.classes.retain(|_, c| {
             *c &= !bits;
             *c != 0
@@ -698,14 +745,30 @@ impl Snapshot {
         self.class_of(a).is_local()
     }
 
-    /// Sets the VRRP-managed addresses and which of them this box holds.
-    pub fn set_floating(&mut self, addrs: impl IntoIterator<Item = (IpAddr, bool)>) {
-        self.unmark_all(AddrClass::FLOATING | AddrClass::HELD);
-        for (a, held) in addrs {
-            let held = if held { AddrClass::HELD } else { 0 };
-            self.mark_as(a, AddrClass::FLOATING | held);
+    /// Sets the VRRP-managed addresses, which of them this box holds and which of those
+    /// it refuses traffic for.
+    pub fn set_floating(&mut self, addrs: impl IntoIterator<Item = Floating>) {
+        self.unmark_all(AddrClass::FLOATING | AddrClass::HELD | AddrClass::NO_ACCEPT);
+        self.refusing = false;
+        for f in addrs {
+            let mut bits = AddrClass::FLOATING;
+            if f.held {
+                bits |= AddrClass::HELD;
+                if !f.accept {
+                    bits |= AddrClass::NO_ACCEPT;
+                    self.refusing = true;
+                }
+            }
+            self.mark_as(f.addr, bits);
         }
         self.note_local_servers();
+    }
+
+    /// Whether some address is held without accept mode (the host's frames are then
+    /// checked for its source).
+    #[inline]
+    pub fn refusing(&self) -> bool {
+        self.refusing
     }
 
     /// Whether VRRP manages `a` (Some) and this box holds it (true).
