@@ -1,0 +1,250 @@
+//! Strict mode and accept mode read as keepalived 2.2.7 reads them. Debian's keepalived runs
+//! a battery of VRRP instances in a namespace of its own (eth0 up with an address); its own
+//! dump of what it runs (SIGUSR1: keepalived.data in $TMPDIR) gives, per instance, the
+//! state it starts in, accept mode, strict mode, authentication, preempt_delay,
+//! down_timer_adverts and the lower/higher-priority settings strict mode resets. rvs's
+//! reading of the same file must give each the same. Needs root.
+
+use rvs_control::keepalived::KeepalivedConf;
+use rvs_testkit::netns::Netns;
+use rvs_testkit::wait::wait_for;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+const KEEPALIVED: &str = "/usr/sbin/keepalived";
+
+const CONF: &str = "global_defs {
+    vrrp_strict
+    vrrp_garp_lower_prio_repeat 3
+    vrrp_higher_prio_send_advert
+    vrrp_down_timer_adverts 4
+}
+vrrp_instance DEFAULT_SHAPE {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass 1111
+    }
+    virtual_ipaddress {
+        192.168.200.16
+    }
+}
+vrrp_instance OWNER {
+    interface eth0
+    virtual_router_id 52
+    priority 255
+    no_accept
+    virtual_ipaddress {
+        192.168.200.17
+    }
+}
+vrrp_instance RESETS {
+    interface eth0
+    virtual_router_id 53
+    priority 90
+    preempt_delay 10
+    accept
+    lower_prio_no_advert false
+    higher_prio_send_advert true
+    garp_lower_prio_delay 5
+    garp_lower_prio_repeat 2
+    down_timer_adverts 5
+    virtual_ipaddress {
+        192.168.200.18
+    }
+}
+vrrp_instance V3_ACCEPT {
+    interface eth0
+    virtual_router_id 54
+    version 3
+    accept
+    virtual_ipaddress {
+        192.168.200.19
+    }
+}
+vrrp_instance NOT_STRICT {
+    strict_mode off
+    state MASTER
+    interface eth0
+    virtual_router_id 55
+    priority 100
+    down_timer_adverts 2
+    authentication {
+        auth_type PASS
+        auth_pass secret
+    }
+    virtual_ipaddress {
+        192.168.200.20
+    }
+}
+vrrp_instance NOT_STRICT_NO_ACCEPT {
+    strict_mode false
+    interface eth0
+    virtual_router_id 56
+    no_accept
+    garp_lower_prio_delay 7
+    virtual_ipaddress {
+        192.168.200.21
+    }
+}
+";
+
+/// Per instance: the settings compared, as "key=value" lines.
+type Settings = BTreeMap<String, Vec<String>>;
+
+/// keepalived's dump, read into the compared settings. Accept is the effective one: the
+/// address owner takes its traffic whatever `accept` says (no firewall rule for it).
+fn keepalived_settings(dump: &str) -> Settings {
+    let mut out = Settings::new();
+    let mut blocks = dump.split("\n VRRP Instance = ").skip(1);
+    for block in blocks.by_ref() {
+        let name = block.lines().next().unwrap_or("").trim().to_string();
+        let value = |key: &str| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key).map(str::trim))
+                .unwrap_or("")
+                .to_string()
+        };
+        let owner = value("Priority =") == "255";
+        out.insert(
+            name,
+            vec![
+                format!("wantstate={}", value("Wantstate =")),
+                format!(
+                    "strict={}",
+                    block.contains("Enforcing strict VRRP compliance")
+                ),
+                format!("accept={}", owner || value("Accept =") == "enabled"),
+                // Not said for version 3 (which has none).
+                format!(
+                    "auth={}",
+                    !matches!(value("Authentication type =").as_str(), "none" | "")
+                ),
+                format!(
+                    "preempt_delay={}",
+                    value("Preempt delay =")
+                        .trim_end_matches(" secs")
+                        .parse::<f64>()
+                        .unwrap_or(0.0)
+                ),
+                format!("down_timer_adverts={}", value("Down timer adverts =")),
+                format!(
+                    "garp_lower_prio={}/{}",
+                    value("Gratuitous ARP lower priority repeat ="),
+                    value("Gratuitous ARP lower priority delay =")
+                ),
+                format!(
+                    "advert_on_lower={}",
+                    value("Send advert after receive lower priority advert =")
+                ),
+                format!(
+                    "advert_on_higher={}",
+                    value("Send advert after receive higher priority advert =")
+                ),
+            ],
+        );
+    }
+    out
+}
+
+fn rvs_settings(k: &KeepalivedConf) -> Settings {
+    k.vrrp_conf
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                vec![
+                    format!(
+                        "wantstate={}",
+                        if i.initial_master { "MASTER" } else { "BACKUP" }
+                    ),
+                    format!("strict={}", i.strict),
+                    format!("accept={}", i.accept),
+                    format!("auth={}", i.auth_pass.is_some()),
+                    format!("preempt_delay={}", i.preempt_delay.as_secs_f64()),
+                    format!("down_timer_adverts={}", i.down_timer_adverts),
+                    format!(
+                        "garp_lower_prio={}/{}",
+                        i.garp_lower_prio_repeat,
+                        i.garp_lower_prio_delay.as_secs()
+                    ),
+                    format!("advert_on_lower={}", !i.lower_prio_no_advert),
+                    format!("advert_on_higher={}", i.higher_prio_send_advert),
+                ],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn strict_and_accept_mode_as_keepalived_reads_them() {
+    assert!(
+        std::path::Path::new(KEEPALIVED).exists(),
+        "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
+    );
+    let mut lab = Netns::new("rvsks");
+    assert!(lab.exec(
+        "ip link add eth0 type veth peer name eth0p && ip addr add 192.168.200.1/24 dev eth0 && ip link set eth0 up && ip link set eth0p up"
+    ));
+    let path = lab.dir.join("keepalived.conf");
+    std::fs::write(&path, CONF).unwrap();
+    let dir = lab.dir.display().to_string();
+    lab.start(
+        "keepalived",
+        &format!(
+            "env TMPDIR={dir} {KEEPALIVED} -n -l -P -f {} -p {dir}/k.pid -r {dir}/k-vrrp.pid",
+            path.display()
+        ),
+    );
+    let dump = lab.dir.join("keepalived.data");
+    let pid = lab.dir.join("k.pid");
+    wait_for("keepalived's dump", Duration::from_secs(15), || {
+        // The VRRP child is up once its pid file is; the parent passes SIGUSR1 on.
+        if !lab.dir.join("k-vrrp.pid").exists() {
+            return false;
+        }
+        let Ok(pid) = std::fs::read_to_string(&pid) else {
+            return false;
+        };
+        let _ = Command::new("kill").args(["-USR1", pid.trim()]).status();
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::read_to_string(&dump).is_ok_and(|d| d.matches(" VRRP Instance = ").count() == 6)
+    });
+    let keepalived = keepalived_settings(&std::fs::read_to_string(&dump).unwrap());
+    let k = KeepalivedConf::parse(&path.display().to_string(), CONF).unwrap();
+    let rvs = rvs_settings(&k);
+    assert_eq!(keepalived.len(), 6, "{keepalived:#?}");
+    for (name, theirs) in &keepalived {
+        assert_eq!(
+            rvs.get(name),
+            Some(theirs),
+            "instance {name}: rvs (left), keepalived (right)"
+        );
+    }
+    // Each reset is said, as keepalived says it.
+    for said in [
+        "DEFAULT_SHAPE: strict mode: state MASTER needs",
+        "DEFAULT_SHAPE: strict mode has no authentication",
+        "RESETS: preempt_delay is incompatible with strict mode",
+        "RESETS: accept (VRRP version 2",
+        "RESETS: lower_prio_no_advert false is incompatible",
+        "RESETS: higher_prio_send_advert is incompatible",
+        "RESETS: garp_lower_prio_delay is incompatible",
+        "RESETS: garp_lower_prio_repeat is incompatible",
+        "RESETS: down_timer_adverts (other than 3) is incompatible",
+        "NOT_STRICT_NO_ACCEPT: no accept mode",
+    ] {
+        assert!(
+            k.warnings.iter().any(|w| w.contains(said)),
+            "{said:?} not in {:#?}",
+            k.warnings
+        );
+    }
+}
