@@ -1380,6 +1380,7 @@ fn no_accept_refuses_traffic_to_and_from_held_addresses() {
         addr: ip(a),
         held: true,
         accept: false,
+        vmac: None,
     };
     let mut lab = Lab::new();
     lab.snap.set_floating([refused(vip), refused(gateway)]);
@@ -1441,6 +1442,72 @@ fn no_accept_refuses_traffic_to_and_from_held_addresses() {
     assert_eq!(
         lab.engine.counters().drops[DropReason::NoAccept as usize],
         4
+    );
+}
+
+/// keepalived's use_vmac: while held, ARP for the instance's address on its port is
+/// answered by the virtual router MAC (Ethernet source and sender); on another port by that
+/// port's MAC; a frame for the host's stack sent to the virtual router MAC gets the port's
+/// (the host twin's) MAC; once the address is the peer's, nothing answers.
+#[test]
+fn use_vmac_answers_with_the_virtual_router_mac() {
+    use rvs_core::engine::Engine;
+    use rvs_testkit::fixtures::arp;
+    let vip = [192, 168, 1, 100];
+    let vmac = [0, 0, 0x5e, 0, 1, 30];
+    let mut lab = Lab::new();
+    lab.snap.set_floating([Floating {
+        addr: ip(vip),
+        held: true,
+        accept: true,
+        vmac: Some((0, vmac)),
+    }]);
+    let who_has = |to_mac: [u8; 6]| {
+        arp(
+            1,
+            (CLIENT_MAC, [0xff; 6]),
+            (CLIENT_MAC, CLIENT),
+            ([0; 6], vip),
+        )
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| if i < 6 { to_mac[i] } else { b })
+        .collect::<Vec<u8>>()
+    };
+    let (v, out) = lab.run(0, &who_has([0xff; 6]));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[6..12], &vmac, "Ethernet source");
+    assert_eq!(&out[22..28], &vmac, "ARP sender");
+    let (v, out) = lab.run(1, &who_has([0xff; 6]));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        &out[22..28],
+        &lab.snap.ports[1].mac,
+        "another port answers with its own"
+    );
+    // To the host: the twin's MAC (the port's).
+    let mut to_host = who_has(vmac);
+    Engine::to_host_mac(&lab.snap, 0, &mut to_host);
+    assert_eq!(&to_host[..6], &PORT0_MAC);
+    let mut elsewhere = who_has([2, 9, 9, 9, 9, 9]);
+    Engine::to_host_mac(&lab.snap, 0, &mut elsewhere);
+    assert_eq!(
+        &elsewhere[..6],
+        &[2, 9, 9, 9, 9, 9],
+        "other MACs are left alone"
+    );
+    // The peer's now.
+    lab.snap.set_floating([Floating::standby(ip(vip))]);
+    assert_eq!(
+        lab.run(0, &who_has([0xff; 6])).0,
+        Verdict::Drop(DropReason::Standby)
+    );
+    let mut to_host = who_has(vmac);
+    Engine::to_host_mac(&lab.snap, 0, &mut to_host);
+    assert_eq!(
+        &to_host[..6],
+        &vmac,
+        "a MAC no longer held is not rewritten"
     );
 }
 

@@ -245,6 +245,7 @@ fn process_burst(
             // otherwise it is dropped (counted as to-host all the same).
             engine::Verdict::ToHost => {
                 engine.counters.to_host.add(1);
+                engine::Engine::to_host_mac(snap, from, m.data_mut());
                 let p = usize::from(from);
                 if let (Some(Some(q)), Some(queued)) = (o.host.get_mut(p), o.host_out.get_mut(p)) {
                     enqueue(queued, Some(q), m, counters);

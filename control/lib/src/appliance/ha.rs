@@ -142,6 +142,23 @@ impl Appliance {
                     .unwrap_or_default()
             );
             let _ = writeln!(out, "  addresses: {}", s.addresses.join(" "));
+            if let Some((m, xmit_base)) = s.vmac {
+                let _ = writeln!(
+                    out,
+                    "  use_vmac: {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} answers for them{}",
+                    m[0],
+                    m[1],
+                    m[2],
+                    m[3],
+                    m[4],
+                    m[5],
+                    if xmit_base {
+                        "; adverts from the interface's MAC (vmac_xmit_base)"
+                    } else {
+                        " and sends the adverts"
+                    }
+                );
+            }
             if let Some((addr, prio)) = s.master {
                 let _ = writeln!(out, "  master: {addr} (priority {prio})");
             }

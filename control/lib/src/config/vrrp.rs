@@ -272,6 +272,19 @@ impl super::Config {
         let warnings = vrrp.resolve_routes(|n| self.port_named(n), |g| self.port_towards(g));
         crate::vrrp::VrrpRuntime::check(&vrrp, &self.vrrp_links(&[]))
             .map_err(|e| format!("vrrp: {e}"))?;
+        // The virtual router MAC's frames reach a port that takes every frame.
+        for i in vrrp.instances.iter().filter(|i| i.vmac.is_some()) {
+            let port = self.port_named(&i.interface).map(usize::from);
+            if port
+                .and_then(|p| self.ports.get(p))
+                .is_some_and(|p| !p.promiscuous)
+            {
+                return Err(format!(
+                    "{}: vrrp_instance {}: use_vmac needs port {:?} promiscuous (frames to the virtual router's MAC)",
+                    i.at, i.name, i.interface
+                ));
+            }
+        }
         Ok((vrrp, warnings))
     }
 }

@@ -204,6 +204,15 @@ pub struct Instance {
     /// `down_timer_adverts` (global_defs' `vrrp_down_timer_adverts`): adverts missed before
     /// a BACKUP takes over (3).
     pub down_timer_adverts: u8,
+    /// `use_vmac [NAME] [MAC]`: while MASTER its addresses on its interface are answered
+    /// (ARP, neighbour discovery, gratuitous ARPs) by this MAC, RFC 5798's virtual router
+    /// MAC (00:00:5e:00:01:VRID, IPv6 00:00:5e:00:02:VRID) unless one is given, and its
+    /// adverts leave from it (unless `vmac_xmit_base`).
+    pub vmac: Option<[u8; 6]>,
+    /// `use_vmac`'s interface name (keepalived's macvlan; rvs makes none: shown only).
+    pub vmac_name: Option<String>,
+    /// `vmac_xmit_base`: adverts leave from the interface's own MAC.
+    pub vmac_xmit_base: bool,
 }
 
 /// What global_defs sets for every instance.
@@ -1125,7 +1134,13 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         strict: d.strict,
         accept: true,
         down_timer_adverts: d.down_timer_adverts,
+        vmac: None,
+        vmac_name: None,
+        vmac_xmit_base: false,
     };
+    // use_vmac, and the MAC it names (with its file:line): the whole MAC, or five octets
+    // the VRID completes.
+    let mut use_vmac: Option<(Option<Vec<u8>>, String)> = None;
     let mut mcast_dst: Option<(IpAddr, String)> = None;
     // What strict mode resets, when the instance sets it (and where): else its default.
     let mut accept: Option<(bool, String)> = None;
@@ -1309,6 +1324,23 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "lower_prio_no_advert" => lower_prio_no_advert = Some((flag(c)?, c.at())),
             "higher_prio_send_advert" => higher_prio_send_advert = Some((flag(c)?, c.at())),
             "strict_mode" => i.strict = flag(c)?,
+            "use_vmac" => {
+                let mut mac = None;
+                for w in c.args.iter().take(2) {
+                    if w.contains(':') {
+                        match vmac_address(w) {
+                            Ok(m) => mac = Some(m),
+                            Err(why) => {
+                                warnings.push(format!("{}: use_vmac {w}: {why}; ignored", c.at()))
+                            }
+                        }
+                    } else {
+                        i.vmac_name = Some(w.clone());
+                    }
+                }
+                use_vmac = Some((mac, c.at()));
+            }
+            "vmac_xmit_base" => i.vmac_xmit_base = true,
             "accept" => accept = Some((true, c.at())),
             "no_accept" => accept = Some((false, c.at())),
             "down_timer_adverts" => match down_timer_adverts(c) {
@@ -1394,6 +1426,33 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         i.advert_cs = (v * 100.0).round() as u16;
     }
     strict_mode(&mut i, s, warnings)?;
+    if let Some((mac, at)) = use_vmac {
+        let mut mac = mac;
+        if i.strict && mac.is_some() {
+            warnings.push(format!(
+                "{at}: vrrp_instance {name}: a use_vmac MAC address is incompatible with strict mode; reset"
+            ));
+            mac = None;
+        }
+        if i.strict && i.vmac_xmit_base {
+            warnings.push(format!(
+                "{at}: vrrp_instance {name}: vmac_xmit_base is incompatible with strict mode; reset"
+            ));
+            i.vmac_xmit_base = false;
+        }
+        let family = if i.is_ipv6() { 2 } else { 1 };
+        i.vmac = Some(match mac.as_deref() {
+            Some(&[a, b, c, d, e, f]) => [a, b, c, d, e, f],
+            Some(&[a, b, c, d, e]) => [a, b, c, d, e, i.vrid],
+            _ => [0, 0, 0x5e, 0, family, i.vrid],
+        });
+    } else if i.vmac_xmit_base {
+        warnings.push(format!(
+            "{}: vrrp_instance {name}: vmac_xmit_base without use_vmac; ignored",
+            s.at()
+        ));
+        i.vmac_xmit_base = false;
+    }
     // keepalived's order: without auth_type there is none (auth_pass alone authenticates
     // nothing); strict mode and version 3 (every IPv6 instance) have none; a type needs a
     // password.
@@ -1545,6 +1604,31 @@ fn strict_mode(i: &mut Instance, s: &Statement, warnings: &mut Vec<String>) -> R
         }
     }
     Ok(())
+}
+
+/// A `use_vmac` MAC address: six octets, or five the VRID completes; never multicast nor
+/// RFC 5798's own (00:00:5e:00:01/02:XX), as keepalived refuses them.
+fn vmac_address(word: &str) -> Result<Vec<u8>, &'static str> {
+    let parts: Vec<&str> = word.trim_end_matches(':').split(':').collect();
+    let octets: Vec<u8> = parts
+        .iter()
+        .map(|p| {
+            (p.len() <= 2)
+                .then(|| u8::from_str_radix(p, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()
+        .ok_or("not a MAC address")?;
+    if !matches!(octets.len(), 5 | 6) {
+        return Err("not a MAC address (six octets, or five the VRID completes)");
+    }
+    if octets[0] & 1 != 0 {
+        return Err("a multicast MAC address");
+    }
+    if octets[..4] == [0, 0, 0x5e, 0] && matches!(octets[4], 1 | 2) {
+        return Err("RFC 5798's own virtual router MAC");
+    }
+    Ok(octets)
 }
 
 /// `down_timer_adverts N` (1 to 100); a warning (and the setting ignored) otherwise, as
@@ -1897,6 +1981,82 @@ vrrp_instance VI_4 {
             Some(
                 "k.conf:2: vrrp_instance V: unicast peers are not supported in strict mode".into()
             )
+        );
+    }
+
+    /// use_vmac as keepalived reads it: RFC 5798's MAC by family and VRID, or the one
+    /// given (five octets the VRID completes); a multicast or RFC MAC is ignored with a
+    /// warning; strict mode resets a given MAC and vmac_xmit_base.
+    #[test]
+    fn use_vmac_as_keepalived_reads_it() {
+        let instance = |n: u8, body: &str| {
+            format!("vrrp_instance V{n} {{\ninterface lan\nvirtual_router_id {n}\n{body}\n}}\n")
+        };
+        let text = [
+            instance(30, "use_vmac\nvirtual_ipaddress { 10.0.0.1 }"),
+            instance(31, "use_vmac vrrp.31\nvirtual_ipaddress { 2001:db8::1 }"),
+            instance(
+                32,
+                "use_vmac vm32 02:11:22:33:44:55\nvmac_xmit_base\nvirtual_ipaddress { 10.0.0.2 }",
+            ),
+            instance(
+                33,
+                "use_vmac 02:aa:bb:cc:dd\nvirtual_ipaddress { 10.0.0.3 }",
+            ),
+            instance(
+                34,
+                "use_vmac 01:00:5e:00:00:01\nvirtual_ipaddress { 10.0.0.4 }",
+            ),
+            instance(
+                35,
+                "use_vmac 00:00:5e:00:01:07\nvirtual_ipaddress { 10.0.0.5 }",
+            ),
+            instance(36, "vmac_xmit_base\nvirtual_ipaddress { 10.0.0.6 }"),
+        ]
+        .concat();
+        let k = KeepalivedConf::parse("k.conf", &text).unwrap();
+        let vmacs: Vec<Option<[u8; 6]>> = k.vrrp_conf.instances.iter().map(|i| i.vmac).collect();
+        assert_eq!(
+            vmacs,
+            [
+                Some([0, 0, 0x5e, 0, 1, 30]),
+                Some([0, 0, 0x5e, 0, 2, 31]),
+                Some([2, 0x11, 0x22, 0x33, 0x44, 0x55]),
+                Some([2, 0xaa, 0xbb, 0xcc, 0xdd, 33]),
+                Some([0, 0, 0x5e, 0, 1, 34]),
+                Some([0, 0, 0x5e, 0, 1, 35]),
+                None,
+            ]
+        );
+        let i = &k.vrrp_conf.instances;
+        assert_eq!(i[1].vmac_name.as_deref(), Some("vrrp.31"));
+        assert!(i[2].vmac_xmit_base && !i[6].vmac_xmit_base);
+        for said in [
+            "use_vmac 01:00:5e:00:00:01: a multicast MAC address; ignored",
+            "use_vmac 00:00:5e:00:01:07: RFC 5798's own virtual router MAC; ignored",
+            "vrrp_instance V36: vmac_xmit_base without use_vmac; ignored",
+        ] {
+            assert!(
+                k.warnings.iter().any(|w| w.contains(said)),
+                "{said:?} in {:#?}",
+                k.warnings
+            );
+        }
+        let strict = KeepalivedConf::parse(
+            "k.conf",
+            &format!(
+                "global_defs {{ vrrp_strict }}\n{}",
+                instance(
+                    40,
+                    "use_vmac 02:11:22:33:44:55\nvmac_xmit_base\nvirtual_ipaddress { 10.0.0.7 }"
+                )
+            ),
+        )
+        .unwrap();
+        let i = &strict.vrrp_conf.instances[0];
+        assert_eq!(
+            (i.vmac, i.vmac_xmit_base),
+            (Some([0, 0, 0x5e, 0, 1, 40]), false)
         );
     }
 

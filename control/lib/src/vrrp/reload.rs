@@ -20,6 +20,8 @@ pub struct InstanceKey {
     unicast: bool,
     /// A unicast instance's source address, a multicast one's group.
     addr: IpAddr,
+    /// A multicast instance's use_vmac (keepalived matches no instance that changed it).
+    vmac: bool,
 }
 
 impl InstanceKey {
@@ -32,6 +34,7 @@ impl InstanceKey {
             link,
             unicast,
             addr: if unicast { src } else { conf.group() },
+            vmac: !unicast && conf.vmac.is_some(),
         }
     }
 }
@@ -253,6 +256,9 @@ mod tests {
             "priority 100",
             "priority 100\nunicast_peer { 10.0.0.3 }"
         )));
+        assert!(!same(
+            &base.replace("priority 100", "priority 100\nuse_vmac")
+        ));
         assert!(!same(&base.replace("10.0.0.100", "2001:db8::100")));
         // Another interface is another link.
         let i = &instances(base)[0];

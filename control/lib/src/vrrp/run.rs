@@ -111,6 +111,9 @@ pub struct InstanceStatus {
     /// Strict mode; accept mode (without it, traffic to its addresses is refused).
     pub strict: bool,
     pub accept: bool,
+    /// use_vmac's MAC, and whether adverts leave from the interface's own
+    /// (vmac_xmit_base).
+    pub vmac: Option<([u8; 6], bool)>,
     pub group: Option<String>,
     /// The master heard last (while BACKUP) and its priority.
     pub master: Option<(IpAddr, u8)>,
@@ -627,6 +630,7 @@ fn launch(
             preempt: i.preempt,
             strict: i.strict,
             accept: i.accept,
+            vmac: i.vmac.map(|m| (m, i.vmac_xmit_base)),
             group: group.map(|g| conf.groups[g].name.clone()),
             addresses: i
                 .all_addresses()
@@ -1525,13 +1529,37 @@ impl Controller {
                 let IpAddr::V6(group) = inst.conf.group() else {
                     return;
                 };
-                let n = advert_frame_v6(&mut frame, l.mac, v6, group, &repr, &refs);
+                let n = advert_frame_v6(
+                    &mut frame,
+                    advert_mac(&inst.conf, l),
+                    v6,
+                    group,
+                    &repr,
+                    &refs,
+                );
                 if n > 0 && sock.send(&frame[..n]).is_ok() {
                     inst.status.advert_sent(priority);
                 }
                 return;
             }
         };
+        if let (Some(vmac), true) = (inst.conf.vmac, inst.conf.unicast_peers.is_empty()) {
+            if !inst.conf.vmac_xmit_base {
+                let Some(sock) = &self.garp[inst.link] else {
+                    return;
+                };
+                let mut frame = [0u8; 1514];
+                let IpAddr::V4(group) = inst.conf.group() else {
+                    return;
+                };
+                inst.ip_id = inst.ip_id.wrapping_add(1).max(1);
+                let n = advert_frame_v4(&mut frame, vmac, src, group, inst.ip_id, &repr, &refs);
+                if n > 0 && sock.send(&frame[..n]).is_ok() {
+                    inst.status.advert_sent(priority);
+                }
+                return;
+            }
+        }
         let Some(sock) = self.sockets[inst.link].as_ref() else {
             return;
         };
@@ -1555,6 +1583,15 @@ impl Controller {
     /// ICV keyed with `auth_pass`.
     fn advertise_ah(&mut self, i: usize, src: Ipv4Addr, repr: &VrrpRepr) {
         let inst = &mut self.insts[i];
+        // From the virtual router's MAC (use_vmac): whole frames on the link's socket.
+        let framed = match (inst.conf.vmac, &self.garp[inst.link]) {
+            (Some(vmac), Some(s))
+                if !inst.conf.vmac_xmit_base && inst.conf.unicast_peers.is_empty() =>
+            {
+                Some((vmac, s))
+            }
+            _ => None,
+        };
         let (Some(sock), Some(key)) = (&inst.ah_socket, inst.conf.auth_pass.as_deref()) else {
             return;
         };
@@ -1593,6 +1630,21 @@ impl Controller {
                 &msg[..n],
                 unicast,
             );
+            if let (Some((vmac, link_sock)), true) = (framed, len > 0) {
+                let g = dst.octets();
+                let mut frame = [0u8; 1114];
+                rvs_wire::ethernet::emit_header(
+                    &mut frame,
+                    [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]],
+                    vmac,
+                    rvs_wire::EtherType::IPV4,
+                );
+                frame[14..14 + len].copy_from_slice(&packet[..len]);
+                if link_sock.send(&frame[..14 + len]).is_ok() {
+                    inst.status.advert_sent(repr.priority);
+                }
+                continue;
+            }
             let to = SocketAddr::new(IpAddr::V4(dst), 0);
             if len > 0 && sock.send_to(&packet[..len], &to.into()).is_ok() {
                 inst.status.advert_sent(repr.priority);
@@ -1714,10 +1766,18 @@ impl Controller {
             .chain(self.insts.iter().flat_map(|x| {
                 let held = x.machine.state == State::Master;
                 let accept = x.conf.accept;
+                let link = self.links.get(x.link);
                 x.conf.all_addresses().map(move |a| Floating {
                     addr: a.addr,
                     held,
                     accept,
+                    // The virtual router's MAC answers on the instance's own interface.
+                    vmac: match (x.conf.vmac, link) {
+                        (Some(mac), Some(l)) if a.dev.as_deref().is_none_or(|d| l.is_named(d)) => {
+                            Some((l.port as u16, mac))
+                        }
+                        _ => None,
+                    },
                 })
             }))
             .collect();
@@ -1902,14 +1962,19 @@ impl Controller {
             let (Some(sock), Some(l)) = (self.garp[link].as_ref(), self.links.get(link)) else {
                 continue;
             };
+            // On its own interface, the virtual router's MAC (use_vmac) says it.
+            let mac = match inst.conf.vmac {
+                Some(vmac) if link == inst.link => vmac,
+                _ => l.mac,
+            };
             let mut frame = [0u8; icmpv6::ND_FRAME_LEN];
             let frame: &[u8] = match a.addr {
                 IpAddr::V4(v4) => {
-                    frame[..60].copy_from_slice(&gratuitous_arp(l.mac, v4));
+                    frame[..60].copy_from_slice(&gratuitous_arp(mac, v4));
                     &frame[..60]
                 }
                 IpAddr::V6(v6) => {
-                    unsolicited_na(&mut frame, l.mac, v6, l.router);
+                    unsolicited_na(&mut frame, mac, v6, l.router);
                     &frame
                 }
             };
@@ -2093,6 +2158,56 @@ pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 60] {
 /// says otherwise; its MAC 33:33 and the group's last 32 bits) from `mac` and `src`, hop
 /// limit 255, the message with its pseudo-header checksum. Returns the frame's length (0:
 /// the message does not fit).
+/// The source MAC of an instance's adverts sent as whole frames: the virtual router's
+/// (use_vmac) unless `vmac_xmit_base`, else the link's.
+fn advert_mac(conf: &Instance, link: &Link) -> [u8; 6] {
+    match conf.vmac {
+        Some(vmac) if !conf.vmac_xmit_base => vmac,
+        _ => link.mac,
+    }
+}
+
+/// An IPv4 advert as a whole frame (an instance whose adverts leave from its virtual
+/// router MAC): to the group's multicast MAC, TTL 255, TOS 0xc0 (keepalived's network
+/// control precedence).
+pub fn advert_frame_v4(
+    buf: &mut [u8],
+    mac: [u8; 6],
+    src: Ipv4Addr,
+    group: Ipv4Addr,
+    ident: u16,
+    repr: &VrrpRepr,
+    addrs: &[&[u8]],
+) -> usize {
+    const L4: usize = 14 + 20;
+    let g = group.octets();
+    let Some(body) = buf.get_mut(L4..) else {
+        return 0;
+    };
+    let n = repr.emit(body, addrs, &src.octets(), &g);
+    if n == 0 {
+        return 0;
+    }
+    rvs_wire::ethernet::emit_header(
+        buf,
+        [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]],
+        mac,
+        rvs_wire::EtherType::IPV4,
+    );
+    rvs_wire::ipv4::Ipv4Repr {
+        src: src.octets(),
+        dst: g,
+        protocol: vrrp::PROTO,
+        payload_len: n as u16,
+        ttl: 255,
+        ident,
+        dont_fragment: false,
+        dscp_ecn: 0xc0,
+    }
+    .emit(&mut buf[14..L4]);
+    L4 + n
+}
+
 pub fn advert_frame_v6(
     buf: &mut [u8],
     mac: [u8; 6],
@@ -2393,6 +2508,44 @@ vrrp_instance V {
             .0,
             1
         );
+    }
+
+    /// An advert from the virtual router MAC (use_vmac): to the group's multicast MAC, an
+    /// IPv4 header as keepalived's (TOS 0xc0, TTL 255, protocol 112, a valid checksum),
+    /// the advert after it.
+    #[test]
+    fn an_advert_frame_from_the_virtual_router_mac() {
+        let vmac = [0, 0, 0x5e, 0, 1, 30];
+        let repr = VrrpRepr {
+            version: 2,
+            vrid: 30,
+            priority: 150,
+            interval_cs: 100,
+            auth_pass: None,
+        };
+        let vip = [10u8, 130, 0, 100];
+        let mut frame = [0u8; 1514];
+        let n = advert_frame_v4(
+            &mut frame,
+            vmac,
+            Ipv4Addr::new(10, 130, 0, 2),
+            Ipv4Addr::new(224, 0, 0, 18),
+            7,
+            &repr,
+            &[&vip[..]],
+        );
+        assert_eq!(n, 14 + 20 + 20);
+        assert_eq!(&frame[..6], &[0x01, 0x00, 0x5e, 0, 0, 18]);
+        assert_eq!(&frame[6..12], &vmac);
+        let ip = rvs_wire::ipv4::Ipv4Packet::new_checked(&frame[14..n]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            (ip.dscp_ecn(), ip.ttl(), ip.protocol(), ip.ident()),
+            (0xc0, 255, 112, 7)
+        );
+        assert_eq!((ip.src(), ip.dst()), ([10, 130, 0, 2], [224, 0, 0, 18]));
+        let advert = VrrpPacket::new_checked(ip.payload(), 4).unwrap();
+        assert_eq!((advert.vrid(), advert.priority()), (30, 150));
     }
 
     #[test]

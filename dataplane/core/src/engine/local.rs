@@ -29,7 +29,8 @@ impl Engine {
         if op != arp::OP_REQUEST || !(snap.is_vip(target) || snap.is_local(target)) {
             return Verdict::ToHost;
         }
-        let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+        // The port's MAC, or the virtual router's (`use_vmac`) for an address it holds.
+        let Some(mac) = snap.answer_mac(port, target) else {
             return self.drop(DropReason::NoRoute);
         };
         let b = frame.bytes_mut();
@@ -86,7 +87,7 @@ impl Engine {
         if !(snap.is_vip(target_ip) || snap.is_local(target_ip)) {
             return Some(Verdict::ToHost);
         }
-        let Some(port_mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
+        let Some(port_mac) = snap.answer_mac(port, target_ip) else {
             return Some(self.drop(DropReason::NoRoute));
         };
         let frame_src: [u8; 6] = frame
@@ -198,6 +199,20 @@ fn icmp_checksum_ok(b: &[u8], flow: &Flow) -> bool {
 }
 
 impl Engine {
+    /// A frame for the host's stack sent to a virtual router MAC (`use_vmac`) is given the
+    /// port's own, which its host twin has (the kernel drops frames to other MACs).
+    pub fn to_host_mac(snap: &Snapshot, port: u16, frame: &mut [u8]) {
+        if !snap.has_vmacs() {
+            return;
+        }
+        let (Some(dst), Some(own)) = (frame.get(..6), snap.ports.get(usize::from(port))) else {
+            return;
+        };
+        if snap.is_vmac(port, dst) {
+            frame[..6].copy_from_slice(&own.mac);
+        }
+    }
+
     /// Whether a frame the host's stack sends (through a port's twin) is refused: its
     /// source is an address held without accept mode (keepalived's firewall drops what
     /// leaves from it) and it is no neighbour solicitation or advertisement. Counted.

@@ -111,5 +111,5 @@ pub(super) fn sent_to_port(snap: &Snapshot, port: u16, frame: &[u8]) -> bool {
     let Some(mac) = snap.ports.get(usize::from(port)).map(|p| p.mac) else {
         return false;
     };
-    frame.get(..6) == Some(&mac[..])
+    frame.get(..6) == Some(&mac[..]) || frame.get(..6).is_some_and(|d| snap.is_vmac(port, d))
 }

@@ -310,6 +310,9 @@ pub struct Floating {
     pub addr: IpAddr,
     pub held: bool,
     pub accept: bool,
+    /// keepalived's `use_vmac`: the port on which, while held, it is answered by this MAC
+    /// (the virtual router's) instead of the port's.
+    pub vmac: Option<(u16, [u8; 6])>,
 }
 
 impl Floating {
@@ -319,6 +322,7 @@ impl Floating {
             addr,
             held: true,
             accept: true,
+            vmac: None,
         }
     }
 
@@ -328,6 +332,7 @@ impl Floating {
             addr,
             held: false,
             accept: true,
+            vmac: None,
         }
     }
 }
@@ -381,6 +386,10 @@ pub struct Snapshot {
     pub sloppy_tcp: bool,
     /// Some floating address is held without accept mode.
     refusing: bool,
+    /// Held addresses answered by a virtual router MAC (`use_vmac`), with its port.
+    answer_macs: HashMap<IpAddr, (u16, [u8; 6])>,
+    /// Those MACs, by port: frames to them are the port's own.
+    vmacs: Vec<(u16, [u8; 6])>,
 }
 
 impl Snapshot {
@@ -470,6 +479,8 @@ impl Snapshot {
             marks: Vec::new(),
             mark_prefixes: Vec::new(),
             refusing: false,
+            answer_macs: HashMap::new(),
+            vmacs: Vec::new(),
             ip_forward: false,
             sloppy_tcp: false,
         };
@@ -750,10 +761,18 @@ impl Snapshot {
     pub fn set_floating(&mut self, addrs: impl IntoIterator<Item = Floating>) {
         self.unmark_all(AddrClass::FLOATING | AddrClass::HELD | AddrClass::NO_ACCEPT);
         self.refusing = false;
+        self.answer_macs.clear();
+        self.vmacs.clear();
         for f in addrs {
             let mut bits = AddrClass::FLOATING;
             if f.held {
                 bits |= AddrClass::HELD;
+                if let Some(v) = f.vmac {
+                    self.answer_macs.insert(f.addr, v);
+                    if !self.vmacs.contains(&v) {
+                        self.vmacs.push(v);
+                    }
+                }
                 if !f.accept {
                     bits |= AddrClass::NO_ACCEPT;
                     self.refusing = true;
@@ -762,6 +781,28 @@ impl Snapshot {
             self.mark_as(f.addr, bits);
         }
         self.note_local_servers();
+    }
+
+    /// The MAC that answers for `a` on `port`: a virtual router MAC (`use_vmac`) while
+    /// held, else the port's.
+    #[inline]
+    pub fn answer_mac(&self, port: u16, a: IpAddr) -> Option<[u8; 6]> {
+        match self.answer_macs.get(&a) {
+            Some(&(p, mac)) if p == port => Some(mac),
+            _ => self.ports.get(usize::from(port)).map(|p| p.mac),
+        }
+    }
+
+    /// Whether `mac` is a virtual router MAC held on `port`.
+    #[inline]
+    pub fn is_vmac(&self, port: u16, mac: &[u8]) -> bool {
+        self.vmacs.iter().any(|(p, m)| *p == port && m[..] == *mac)
+    }
+
+    /// Whether some virtual router MAC is held.
+    #[inline]
+    pub fn has_vmacs(&self) -> bool {
+        !self.vmacs.is_empty()
     }
 
     /// Whether some address is held without accept mode (the host's frames are then
