@@ -223,10 +223,7 @@ pub struct KeepalivedConf {
 /// Why rvs does not do what a `global_defs` keyword asks keepalived to do (None: rvs does
 /// it, or it only tunes keepalived's own processes: names, priorities, buffers).
 fn not_applied_global(s: &Statement) -> Option<&'static str> {
-    let zero = || s.args.first().and_then(|a| a.parse::<f64>().ok()) == Some(0.0);
     Some(match s.keyword.as_str() {
-        // Zero: no pacing, as rvs sends them.
-        "vrrp_garp_interval" | "vrrp_gna_interval" if zero() => return None,
         "notify_fifo" => {
             "rvs writes VRRP's lines to it, not the checkers' (their VS and RS lines go to lvs_notify_fifo)"
         }
@@ -256,8 +253,8 @@ fn not_applied_global(s: &Statement) -> Option<&'static str> {
         | "dbus_service_name" => {
             "rvs has no SNMP or D-Bus interface (its metrics are Prometheus's)"
         }
-        "vrrp_garp_interval" | "vrrp_gna_interval" | "vrrp_min_garp" | "vrrp_garp_extra_if" => {
-            "gratuitous ARPs are sent in bursts as garp_master_* say, without this pacing"
+        "vrrp_garp_extra_if" => {
+            "gratuitous ARPs for a VMAC's other interfaces: rvs makes no VMAC interface"
         }
         "vrrp_iptables" | "vrrp_ipsets" | "nftables" | "nftables_priority" | "nftables_ifindex"
         | "nftables_counters" => "rvs installs no firewall rules for VRRP addresses",
@@ -688,7 +685,9 @@ impl KeepalivedConf {
                     }
                 }
                 "virtual_server_group" | "track_file" => {}
-                k if k.starts_with("vrrp_") || k == "static_ipaddress" || k == "static_routes" => {
+                k if k.starts_with("vrrp_")
+                    || matches!(k, "static_ipaddress" | "static_routes" | "garp_group") =>
+                {
                     conf.vrrp.push(s.clone())
                 }
                 k => conf
@@ -2313,7 +2312,7 @@ mod tests {
         let k = KeepalivedConf::parse(
             "t.conf",
             "global_defs {
-  vrrp_garp_interval 0.01
+  vrrp_garp_extra_if 10
   notify_fifo /run/k.fifo
   vrrp_priority -10
   checker_process_name kc
@@ -2330,7 +2329,7 @@ mod tests {
             .collect();
         assert_eq!(
             named,
-            ["vrrp_garp_interval", "notify_fifo", "startup_script"]
+            ["vrrp_garp_extra_if", "notify_fifo", "startup_script"]
         );
     }
 

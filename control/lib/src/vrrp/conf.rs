@@ -375,7 +375,44 @@ pub struct VrrpConf {
     pub startup_delay: Duration,
     /// global_defs' `log_unknown_vrids`: adverts of VRIDs no instance has are logged.
     pub log_unknown_vrids: bool,
+    /// global_defs' `vrrp_garp_interval` and `vrrp_gna_interval`: the least time between
+    /// two gratuitous ARPs (unsolicited NAs) on an interface (zero: none).
+    pub garp_interval: Duration,
+    pub gna_interval: Duration,
+    /// `garp_group` blocks: their interfaces share one pacing of their own.
+    pub garp_groups: Vec<GarpGroup>,
     pub warnings: Vec<String>,
+}
+
+/// A `garp_group`: its interfaces' gratuitous ARPs and NAs are paced together, by its
+/// intervals (one not given: none for that kind), not global_defs'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpGroup {
+    pub garp_interval: Duration,
+    pub gna_interval: Duration,
+    pub interfaces: Vec<String>,
+}
+
+impl VrrpConf {
+    /// The pacing of the interface `is_named` names: its garp_group's (and the group's
+    /// index, shared by its interfaces), else global_defs'.
+    pub fn pacing_of(
+        &self,
+        is_named: impl Fn(&str) -> bool,
+    ) -> (Option<usize>, Duration, Duration) {
+        match self
+            .garp_groups
+            .iter()
+            .position(|g| g.interfaces.iter().any(|i| is_named(i)))
+        {
+            Some(g) => (
+                Some(g),
+                self.garp_groups[g].garp_interval,
+                self.garp_groups[g].gna_interval,
+            ),
+            None => (None, self.garp_interval, self.gna_interval),
+        }
+    }
 }
 
 fn num<T: std::str::FromStr>(s: &Statement, i: usize, what: &str) -> Result<T, String> {
@@ -750,6 +787,18 @@ impl VrrpConf {
                 }
                 "vrrp_garp_lower_prio_delay" => d.garp_lower_prio_delay = Some(seconds(s, 3600.0)?),
                 "vrrp_strict" => d.strict = flag(s)?,
+                "vrrp_garp_interval" => conf.garp_interval = seconds(s, 86_400.0)?,
+                "vrrp_gna_interval" => conf.gna_interval = seconds(s, 86_400.0)?,
+                // Bursts of one, no second burst nor refresh, but what is set already.
+                "vrrp_min_garp" if flag(s)? => {
+                    if d.garp_repeat == 5 {
+                        d.garp_repeat = 1;
+                    }
+                    if d.garp_delay == Duration::from_secs(5) {
+                        d.garp_delay = Duration::ZERO;
+                    }
+                    d.garp_refresh = Duration::ZERO;
+                }
                 "vrrp_down_timer_adverts" => match down_timer_adverts(s) {
                     Ok(n) => d.down_timer_adverts = n,
                     Err(w) => conf.warnings.push(w),
@@ -814,6 +863,13 @@ impl VrrpConf {
                         conf.processes.push(t);
                     }
                 }
+                "garp_group" => match garp_group(s)? {
+                    Some(g) => conf.garp_groups.push(g),
+                    None => conf.warnings.push(format!(
+                        "{}: garp_group has no garp_interval or gna_interval: removed",
+                        s.at()
+                    )),
+                },
                 "vrrp_sync_group" => match sync_group(s)? {
                     g if g.members.is_empty() => conf.warnings.push(format!(
                         "{}: vrrp_sync_group {}: no virtual router(s), removed",
@@ -1028,6 +1084,9 @@ impl VrrpConf {
         self.fifo_states_on_reload |= other.fifo_states_on_reload;
         self.startup_delay = self.startup_delay.max(other.startup_delay);
         self.log_unknown_vrids |= other.log_unknown_vrids;
+        self.garp_interval = self.garp_interval.max(other.garp_interval);
+        self.gna_interval = self.gna_interval.max(other.gna_interval);
+        self.garp_groups.extend(other.garp_groups);
         self.static_addresses.extend(other.static_addresses);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {
@@ -1606,6 +1665,35 @@ fn strict_mode(i: &mut Instance, s: &Statement, warnings: &mut Vec<String>) -> R
     Ok(())
 }
 
+/// A `garp_group { garp_interval S; gna_interval S; interface IF; interfaces { IF... } }`;
+/// None without an interval (keepalived removes it).
+fn garp_group(s: &Statement) -> Result<Option<GarpGroup>, String> {
+    let mut g = GarpGroup {
+        garp_interval: Duration::ZERO,
+        gna_interval: Duration::ZERO,
+        interfaces: Vec::new(),
+    };
+    let mut given = false;
+    for c in s.children() {
+        match c.keyword.as_str() {
+            "garp_interval" => {
+                g.garp_interval = seconds(c, 86_400.0)?;
+                given = true;
+            }
+            "gna_interval" => {
+                g.gna_interval = seconds(c, 86_400.0)?;
+                given = true;
+            }
+            "interface" => g.interfaces.push(c.arg(0)?.to_string()),
+            "interfaces" => g
+                .interfaces
+                .extend(c.children().iter().map(|i| i.keyword.clone())),
+            k => return Err(format!("{}: garp_group: unknown keyword {k:?}", c.at())),
+        }
+    }
+    Ok(given.then_some(g))
+}
+
 /// A `use_vmac` MAC address: six octets, or five the VRID completes; never multicast nor
 /// RFC 5798's own (00:00:5e:00:01/02:XX), as keepalived refuses them.
 fn vmac_address(word: &str) -> Result<Vec<u8>, &'static str> {
@@ -2058,6 +2146,62 @@ vrrp_instance VI_4 {
             (i.vmac, i.vmac_xmit_base),
             (Some([0, 0, 0x5e, 0, 1, 40]), false)
         );
+    }
+
+    /// Gratuitous ARP pacing as keepalived reads it: global_defs' intervals for every
+    /// interface but those of a garp_group (its own, shared; one it does not give: none); a
+    /// group without an interval is removed; vrrp_min_garp makes single bursts unless the
+    /// repeat or delay was set before it.
+    #[test]
+    fn garp_pacing_as_keepalived_reads_it() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "global_defs {
+    vrrp_garp_interval 0.002
+    vrrp_gna_interval 0.5
+    vrrp_garp_master_repeat 3
+    vrrp_min_garp
+}
+garp_group {
+    garp_interval 0.1
+    interfaces {
+        wan
+        dmz
+    }
+}
+garp_group {
+    interface backup
+}
+vrrp_instance V {
+    interface lan
+    virtual_router_id 9
+    virtual_ipaddress { 10.0.0.1 }
+}
+",
+        )
+        .unwrap();
+        let v = &k.vrrp_conf;
+        let ms = Duration::from_millis;
+        assert_eq!(v.pacing_of(|n| n == "lan"), (None, ms(2), ms(500)));
+        assert_eq!(
+            v.pacing_of(|n| n == "dmz"),
+            (Some(0), ms(100), Duration::ZERO)
+        );
+        assert_eq!(
+            v.pacing_of(|n| n == "wan"),
+            (Some(0), ms(100), Duration::ZERO)
+        );
+        assert_eq!(v.pacing_of(|n| n == "backup"), (None, ms(2), ms(500)));
+        assert!(k
+            .warnings
+            .iter()
+            .any(|w| w.contains("garp_group has no garp_interval")));
+        let i = &v.instances[0];
+        assert_eq!(
+            (i.garp_master_repeat, i.garp_master_delay),
+            (3, Duration::ZERO)
+        );
+        assert_eq!(i.garp_refresh, Duration::ZERO);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod ah;
 pub mod conf;
 pub mod fifo;
 pub mod machine;
+pub mod pacing;
 pub mod process;
 pub mod reload;
 pub mod run;

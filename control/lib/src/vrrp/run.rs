@@ -13,6 +13,7 @@ use super::conf::{
 };
 use super::fifo::{self, Fifos};
 use super::machine::{Action, Machine, Params, State};
+use super::pacing::Pacer;
 use super::process::ProcessStatus;
 use super::reload::{self, Carried, CarriedInstance, InstanceKey};
 use crate::log::{log, Level};
@@ -733,6 +734,7 @@ fn launch(
     for r in &conf.static_routes {
         twin_route(&links, r, true);
     }
+    let pacing = pacers(&conf, &links);
     let mut ctl = Controller {
         insts,
         links: links.clone(),
@@ -774,6 +776,8 @@ fn launch(
         hold_until: (!carried.reload && !conf.startup_delay.is_zero())
             .then(|| Instant::now() + conf.startup_delay),
         log_unknown_vrids: conf.log_unknown_vrids,
+        pacers: pacing.0,
+        pacer_of: pacing.1,
     };
     let thread = std::thread::Builder::new()
         .name("rvs-vrrp".into())
@@ -1111,6 +1115,33 @@ struct Controller {
     hold_until: Option<Instant>,
     /// log_unknown_vrids.
     log_unknown_vrids: bool,
+    /// Gratuitous ARP and NA pacing (vrrp_garp_interval, garp_group), and each link's pacer.
+    pacers: Vec<Pacer>,
+    pacer_of: Vec<usize>,
+}
+
+/// Each link's pacer: one per garp_group its interface is in (shared), else one of its own
+/// with global_defs' intervals.
+fn pacers(conf: &VrrpConf, links: &[Link]) -> (Vec<Pacer>, Vec<usize>) {
+    let mut pacers = Vec::new();
+    let mut of_group: Vec<(usize, usize)> = Vec::new();
+    let pacer_of = links
+        .iter()
+        .map(|l| {
+            let (group, garp, gna) = conf.pacing_of(|n| l.is_named(n));
+            match group.and_then(|g| of_group.iter().find(|(x, _)| *x == g)) {
+                Some((_, p)) => *p,
+                None => {
+                    pacers.push(Pacer::new(garp, gna));
+                    if let Some(g) = group {
+                        of_group.push((g, pacers.len() - 1));
+                    }
+                    pacers.len() - 1
+                }
+            }
+        })
+        .collect();
+    (pacers, pacer_of)
 }
 
 impl Controller {
@@ -1164,6 +1195,7 @@ impl Controller {
                         .flat_map(|i| i.garp_at.iter().map(|(t, _)| *t)),
                 )
                 .chain(self.insts.iter().filter_map(|i| i.garp_refresh_at))
+                .chain(self.pacers.iter().filter_map(Pacer::deadline))
                 .chain(std::iter::once(
                     last_link_check + Duration::from_millis(500),
                 ))
@@ -1225,6 +1257,7 @@ impl Controller {
                 self.act(i, actions, now);
                 self.due_garps(i, now);
             }
+            self.paced_garps(now);
             self.children
                 .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
             self.publish_status();
@@ -1670,6 +1703,7 @@ impl Controller {
                     (!inst.conf.garp_refresh.is_zero()).then(|| now + inst.conf.garp_refresh);
             } else {
                 inst.garp_at.clear();
+                self.pacers.iter_mut().for_each(|p| p.forget(i));
                 inst.garp_refresh_at = None;
             }
         }
@@ -1950,39 +1984,74 @@ impl Controller {
         }
     }
 
-    /// `count` gratuitous ARPs (unsolicited NAs) for each address instance `i` holds.
+    /// `count` gratuitous ARPs (unsolicited NAs) for each address instance `i` holds, as
+    /// its link's pacing lets them leave (the others wait, once per address).
     fn send_garps(&mut self, i: usize, count: u32) {
-        let inst = &mut self.insts[i];
-        for a in inst.conf.all_addresses() {
-            let link = a
-                .dev
-                .as_deref()
-                .and_then(|d| self.links.iter().position(|l| l.is_named(d)))
-                .unwrap_or(inst.link);
-            let (Some(sock), Some(l)) = (self.garp[link].as_ref(), self.links.get(link)) else {
-                continue;
-            };
-            // On its own interface, the virtual router's MAC (use_vmac) says it.
-            let mac = match inst.conf.vmac {
-                Some(vmac) if link == inst.link => vmac,
-                _ => l.mac,
-            };
-            let mut frame = [0u8; icmpv6::ND_FRAME_LEN];
-            let frame: &[u8] = match a.addr {
-                IpAddr::V4(v4) => {
-                    frame[..60].copy_from_slice(&gratuitous_arp(mac, v4));
-                    &frame[..60]
-                }
-                IpAddr::V6(v6) => {
-                    unsolicited_na(&mut frame, mac, v6, l.router);
-                    &frame
-                }
-            };
-            for _ in 0..count {
-                if sock.send(frame).is_ok() {
-                    inst.status.garps_sent += 1;
+        let now = Instant::now();
+        let addrs: Vec<VirtualAddress> = self.insts[i].conf.all_addresses().cloned().collect();
+        // Round after round, as keepalived repeats them.
+        for _ in 0..count {
+            for a in &addrs {
+                let pacer = self.pacer_of[self.garp_link(i, a)];
+                if self.pacers[pacer].may_send(i, a.addr, now) {
+                    self.send_garp(i, a);
                 }
             }
+        }
+    }
+
+    /// The pending gratuitous ARPs (NAs) whose time came, for instances still MASTER.
+    fn paced_garps(&mut self, now: Instant) {
+        for p in 0..self.pacers.len() {
+            for (i, addr) in self.pacers[p].due(now) {
+                let Some(inst) = self.insts.get(i) else {
+                    continue;
+                };
+                if inst.machine.state != State::Master {
+                    continue;
+                }
+                let a = inst.conf.all_addresses().find(|a| a.addr == addr).cloned();
+                if let Some(a) = a {
+                    self.send_garp(i, &a);
+                }
+            }
+        }
+    }
+
+    /// The link address `a` of instance `i` is announced on: its `dev`'s, else the
+    /// instance's.
+    fn garp_link(&self, i: usize, a: &VirtualAddress) -> usize {
+        a.dev
+            .as_deref()
+            .and_then(|d| self.links.iter().position(|l| l.is_named(d)))
+            .unwrap_or(self.insts[i].link)
+    }
+
+    /// One gratuitous ARP (unsolicited NA) for address `a` of instance `i`.
+    fn send_garp(&mut self, i: usize, a: &VirtualAddress) {
+        let link = self.garp_link(i, a);
+        let inst = &mut self.insts[i];
+        let (Some(sock), Some(l)) = (self.garp[link].as_ref(), self.links.get(link)) else {
+            return;
+        };
+        // On its own interface, the virtual router's MAC (use_vmac) says it.
+        let mac = match inst.conf.vmac {
+            Some(vmac) if link == inst.link => vmac,
+            _ => l.mac,
+        };
+        let mut frame = [0u8; icmpv6::ND_FRAME_LEN];
+        let frame: &[u8] = match a.addr {
+            IpAddr::V4(v4) => {
+                frame[..60].copy_from_slice(&gratuitous_arp(mac, v4));
+                &frame[..60]
+            }
+            IpAddr::V6(v6) => {
+                unsolicited_na(&mut frame, mac, v6, l.router);
+                &frame
+            }
+        };
+        if sock.send(frame).is_ok() {
+            inst.status.garps_sent += 1;
         }
     }
 
