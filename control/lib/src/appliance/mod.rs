@@ -1006,10 +1006,11 @@ mod tests {
             global.len()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let (toml, kconf, fifo) = (
+        let (toml, kconf, fifo, all) = (
             dir.join("rvs.toml"),
             dir.join("keepalived.conf"),
             dir.join("lvs.fifo"),
+            dir.join("all.fifo"),
         );
         std::fs::write(&toml, RELOAD_BASE).unwrap();
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1018,32 +1019,56 @@ mod tests {
         std::fs::write(
             &kconf,
             format!(
-                "global_defs {{\n  lvs_notify_fifo {}\n{global}}}\nvirtual_server 192.0.2.20 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.0.1 80 {{\n  }}\n  real_server 10.0.0.2 80 {{\n    TCP_CHECK {{\n      connect_ip 127.0.0.1\n      connect_port {port}\n      connect_timeout 1\n      retry 0\n      warmup 0\n    }}\n  }}\n}}\n",
-                fifo.display()
+                "global_defs {{\n  lvs_notify_fifo {}\n  notify_fifo {}\n{global}}}\nvirtual_server 192.0.2.20 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.0.1 80 {{\n  }}\n  real_server 10.0.0.2 80 {{\n    TCP_CHECK {{\n      connect_ip 127.0.0.1\n      connect_port {port}\n      connect_timeout 1\n      retry 0\n      warmup 0\n    }}\n  }}\n}}\n",
+                fifo.display(),
+                all.display()
             ),
         )
         .unwrap();
         let a = reloadable(&toml, Some(&kconf));
-        let mut reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)
-            .unwrap();
+        let open = |path: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .unwrap()
+        };
+        let (mut reader, mut all_reader) = (open(&fifo), open(&all));
         let want = format!(
             "{first}VS [192.0.2.20]:tcp:80 UP\nRS [10.0.0.2]:tcp:80 [192.0.2.20]:tcp:80 DOWN\n"
         );
-        let mut got = String::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while got.len() < want.len() && std::time::Instant::now() < deadline {
-            let mut buf = [0u8; 256];
-            match reader.read(&mut buf) {
-                Ok(n) => got.push_str(std::str::from_utf8(&buf[..n]).unwrap()),
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        // Both lvs_notify_fifo and the global notify_fifo get the checkers' lines.
+        for r in [&mut reader, &mut all_reader] {
+            let mut got = String::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while got.len() < want.len() && std::time::Instant::now() < deadline {
+                let mut buf = [0u8; 256];
+                match r.read(&mut buf) {
+                    Ok(n) => got.push_str(std::str::from_utf8(&buf[..n]).unwrap()),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                }
             }
+            assert_eq!(got, want);
         }
-        assert_eq!(got, want);
+        // A reload of a changed file configuring the FIFO alike: the new checkers write on
+        // to the open FIFO; its reader never sees it closed (a read of 0 bytes).
+        let text = std::fs::read_to_string(&kconf).unwrap();
+        std::fs::write(&kconf, format!("# changed\n{text}")).unwrap();
+        let r = a.console("reload");
+        assert!(r.err.is_empty(), "{}", r.err);
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        while std::time::Instant::now() < until {
+            let mut buf = [0u8; 256];
+            if let Ok(n) = reader.read(&mut buf) {
+                assert!(n > 0, "the FIFO was closed by the reload");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         a.stop_health();
-        assert!(!fifo.exists(), "the FIFO rvs made outlived its checkers");
+        assert!(
+            !fifo.exists() && !all.exists(),
+            "a FIFO rvs made outlived its checkers"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -212,6 +212,8 @@ impl Appliance {
             report.push_str(&format!("  mark add {m}\n"));
         }
         if let Some(conf) = &conf {
+            // The checkers' FIFOs configured alike stay open (their readers see no EOF).
+            let fifos = checkers.as_ref().and_then(|(_, m)| m.fifos_for(conf));
             drop(checkers);
             let target: Arc<dyn crate::health::HealthTarget> = self.clone();
             let keys = conf
@@ -219,7 +221,7 @@ impl Appliance {
                 .iter()
                 .flat_map(|v| v.keys.iter().copied())
                 .collect();
-            let monitor = Monitor::start_carrying(conf, target, &carried)
+            let monitor = Monitor::start_carrying(conf, target, &carried, fifos)
                 .map_err(|e| format!("health monitor: {e}"))?;
             let now = monitor.states();
             let kept = now

@@ -51,8 +51,10 @@ pub struct Monitor {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     states: Arc<Mutex<CheckerStates>>,
-    /// lvs_notify_fifo, open while the checkers run (closed after them).
-    _fifos: Arc<Fifos>,
+    /// lvs_notify_fifo, open while the checkers run (closed after them), and how it is
+    /// configured.
+    fifos: Arc<Fifos>,
+    fifo_conf: Vec<fifo::NotifyFifo>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -179,18 +181,20 @@ impl Monitor {
         conf: &KeepalivedConf,
         appliance: Arc<dyn HealthTarget>,
     ) -> std::io::Result<Monitor> {
-        Monitor::start_carrying(conf, appliance, &CheckerStates::new())
+        Monitor::start_carrying(conf, appliance, &CheckerStates::new(), None)
     }
 
     /// As `start`, each checker configured as one in `carried` starting from its state
-    /// (a reload: keepalived keeps unchanged checkers' verdicts).
+    /// (a reload: keepalived keeps unchanged checkers' verdicts), writing to `fifos` (the
+    /// running checkers' lvs_notify_fifo, [`Monitor::fifos_for`]) if given.
     pub fn start_carrying(
         conf: &KeepalivedConf,
         appliance: Arc<dyn HealthTarget>,
         carried: &CheckerStates,
+        fifos: Option<Arc<Fifos>>,
     ) -> std::io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
-        let fifos = Arc::new(Fifos::open(conf.lvs_fifo.as_slice()));
+        let fifos = fifos.unwrap_or_else(|| Arc::new(Fifos::open(&conf.checker_fifos())));
         let vss = conf.virtual_servers.clone();
         let seeds = seed(&vss, carried);
         // As keepalived starts: a service's quorum is down until its first evaluation
@@ -269,8 +273,15 @@ impl Monitor {
             stop,
             thread: Some(thread),
             states,
-            _fifos: fifos,
+            fifos,
+            fifo_conf: conf.checker_fifos(),
         })
+    }
+
+    /// The open notify_fifo and lvs_notify_fifo, if `conf` configures them alike: a reload's new checkers
+    /// write on without the reader seeing it closed.
+    pub fn fifos_for(&self, conf: &KeepalivedConf) -> Option<Arc<Fifos>> {
+        fifo::same_fifos(&self.fifo_conf, &conf.checker_fifos()).then(|| self.fifos.clone())
     }
 
     /// Every checker's configuration and state now.

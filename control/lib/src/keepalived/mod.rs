@@ -209,6 +209,8 @@ pub struct KeepalivedConf {
     pub vrrp_conf: crate::vrrp::VrrpConf,
     /// global_defs' `lvs_notify_fifo`: the checkers' VS and RS lines.
     pub lvs_fifo: Option<crate::vrrp::fifo::NotifyFifo>,
+    /// global_defs' `notify_fifo`: VRRP's lines and the checkers'.
+    pub global_fifo: Option<crate::vrrp::fifo::NotifyFifo>,
     /// `global_defs { lvs_timeouts tcp N tcpfin N udp N }` (0: not set).
     pub lvs_timeouts: (u32, u32, u32),
     /// `global_defs { script_user; enable_script_security }`.
@@ -224,9 +226,6 @@ pub struct KeepalivedConf {
 /// it, or it only tunes keepalived's own processes: names, priorities, buffers).
 fn not_applied_global(s: &Statement) -> Option<&'static str> {
     Some(match s.keyword.as_str() {
-        "notify_fifo" => {
-            "rvs writes VRRP's lines to it, not the checkers' (their VS and RS lines go to lvs_notify_fifo)"
-        }
         "notification_email"
         | "notification_email_from"
         | "smtp_server"
@@ -706,7 +705,22 @@ impl KeepalivedConf {
             &conf.track_files,
         )?;
         conf.warnings.append(&mut conf.vrrp_conf.warnings);
+        // global_defs' notify_fifo gets the checkers' lines too, as keepalived's checker
+        // process opens it beside lvs_notify_fifo (its script vetted with VRRP's FIFOs).
+        let (global, _) = crate::vrrp::fifo::from_global_defs(&conf.global_defs, "")?;
+        conf.global_fifo =
+            global.and_then(|g| conf.vrrp_conf.fifos.iter().find(|f| f.at == g.at).cloned());
         Ok(conf)
+    }
+
+    /// The FIFOs the checkers write to: global_defs' notify_fifo, then lvs_notify_fifo,
+    /// in the order keepalived's checker process opens them.
+    pub fn checker_fifos(&self) -> Vec<crate::vrrp::fifo::NotifyFifo> {
+        self.global_fifo
+            .iter()
+            .chain(&self.lvs_fifo)
+            .cloned()
+            .collect()
     }
 
     /// `track_file NAME { file PATH; weight W [reverse]; init_file [VALUE] [overwrite] }`.
@@ -2313,7 +2327,7 @@ mod tests {
             "t.conf",
             "global_defs {
   vrrp_garp_extra_if 10
-  notify_fifo /run/k.fifo
+  enable_snmp_vrrp
   vrrp_priority -10
   checker_process_name kc
   startup_script /bin/true
@@ -2329,12 +2343,12 @@ mod tests {
             .collect();
         assert_eq!(
             named,
-            ["vrrp_garp_extra_if", "notify_fifo", "startup_script"]
+            ["vrrp_garp_extra_if", "enable_snmp_vrrp", "startup_script"]
         );
     }
 
     /// notify_fifo and vrrp_notify_fifo carry VRRP's lines (with their scripts and owners),
-    /// lvs_notify_fifo the checkers'; notify_fifo says it lacks the checkers'; a script
+    /// notify_fifo and lvs_notify_fifo the checkers', in keepalived's order; a script
     /// without its FIFO is named.
     #[test]
     fn notify_fifos_as_keepalived_reads_them() {
@@ -2359,13 +2373,9 @@ mod tests {
         assert_eq!(f[1].owner, ["nobody", "nogroup"]);
         assert_eq!(f[1].script.as_ref().unwrap().command, "/bin/cat");
         assert_eq!(f[0].at, "t.conf:2");
-        let named: Vec<&str> = k
-            .warnings
-            .iter()
-            .map(|w| w.split(": ").nth(2).unwrap_or(w))
-            .collect();
-        assert_eq!(named, ["notify_fifo"]);
-        assert_eq!(k.lvs_fifo.as_ref().unwrap().path, "/run/lvs.fifo");
+        assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+        let checkers: Vec<String> = k.checker_fifos().into_iter().map(|f| f.path).collect();
+        assert_eq!(checkers, ["/run/all.fifo", "/run/lvs.fifo"]);
         let k = KeepalivedConf::parse("t.conf", "global_defs {\n notify_fifo_script /bin/cat\n}\n")
             .unwrap();
         assert!(k.vrrp_conf.fifos.is_empty());

@@ -24,6 +24,18 @@ pub struct NotifyFifo {
     pub script: Option<Script>,
 }
 
+impl NotifyFifo {
+    /// Configured alike (wherever the lines are): a reload keeps such a FIFO open.
+    pub fn same_as(&self, other: &NotifyFifo) -> bool {
+        (&self.path, &self.owner, &self.script) == (&other.path, &other.owner, &other.script)
+    }
+}
+
+/// Whether two lists of FIFOs are configured alike, in order.
+pub fn same_fifos(a: &[NotifyFifo], b: &[NotifyFifo]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
+}
+
 struct Open {
     path: String,
     /// None once closed.

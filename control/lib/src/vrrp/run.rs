@@ -447,7 +447,7 @@ impl VrrpRuntime {
         let (links, host, status) = (self.links.clone(), self.host.clone(), self.status.clone());
         // The FIFOs stay open unless their configuration changed (then the old ones close
         // first: one rvs made goes before the same path is made again).
-        let fifos = if self.conf.fifos == conf.fifos {
+        let fifos = if fifo::same_fifos(&self.conf.fifos, &conf.fifos) {
             self.fifos.clone()
         } else {
             self.fifos = Arc::default();

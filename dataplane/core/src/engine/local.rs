@@ -205,11 +205,11 @@ impl Engine {
         if !snap.has_vmacs() {
             return;
         }
-        let (Some(dst), Some(own)) = (frame.get(..6), snap.ports.get(usize::from(port))) else {
+        let (Some(dst), Some(own)) = (frame.get_mut(..6), snap.ports.get(usize::from(port))) else {
             return;
         };
         if snap.is_vmac(port, dst) {
-            frame[..6].copy_from_slice(&own.mac);
+            dst.copy_from_slice(&own.mac);
         }
     }
 

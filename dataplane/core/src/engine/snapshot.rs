@@ -274,7 +274,7 @@ impl AddrClass {
         self.0 & Self::NO_ACCEPT != 0
     }
 
-    /// Standby, or held without accept mode: never balanced nor answered here.
+    /// Standby, or held without accept mode: nothing sent to it is balanced here.
     #[inline]
     pub fn turned_away(self) -> bool {
         self.0 & Self::FLOATING != 0 && self.0 & (Self::HELD | Self::NO_ACCEPT) != Self::HELD
