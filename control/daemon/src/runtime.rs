@@ -10,7 +10,7 @@ use rvs_control::config::{Config, ConfigError, Hugepages, PortConfig, AF_XDP_MAX
 use rvs_control::director::Director;
 use rvs_control::iproute::ip;
 use rvs_control::keepalived::KeepalivedConf;
-use rvs_control::sync::{Role, SyncDaemons};
+use rvs_control::sync::SyncDaemons;
 use rvs_control::vrrp::{self, VrrpConf};
 use rvs_control::{console, report, socket};
 use rvs_core::engine::{EngineConfig, PortInfo};
@@ -373,7 +373,9 @@ pub fn run(
         d
     });
     let failure = match launched.map_err(RunError::Dpdk).and_then(|()| {
-        follow_vrrp_with_sync(vrrp, &appliance, syncd.as_ref());
+        if syncd.is_some() {
+            appliance.follow_vrrp_with_sync(vrrp.sync_daemon.clone());
+        }
         start_vrrp(cfg, vrrp, &ports.macs, &appliance)
     }) {
         Err(e) => Some(e),
@@ -746,55 +748,6 @@ fn describe_rx(cfg: &Config, w: usize) -> String {
                 .join(", ")
         })
         .unwrap_or_default()
-}
-
-/// keepalived's `lvs_sync_daemon IF INSTANCE [id N]`: a master sync daemon while the
-/// instance is MASTER, a backup one otherwise.
-fn follow_vrrp_with_sync(
-    vrrp: &VrrpConf,
-    appliance: &Arc<Appliance>,
-    syncd: Option<&Arc<SyncDaemons>>,
-) {
-    let (Some(conf), Some(d)) = (vrrp.sync_daemon.clone(), syncd) else {
-        return;
-    };
-    let d = d.clone();
-    // Through the appliance, which keeps the kernel's rules (no mixed-family services).
-    let app = Arc::downgrade(appliance);
-    appliance.set_vrrp_hook(Arc::new(move |instance, state| {
-        let Some(app) = app.upgrade() else { return };
-        if instance != conf.instance {
-            return;
-        }
-        let (stop, start) = match state {
-            vrrp::State::Master => (Role::Backup, Some(Role::Master)),
-            vrrp::State::Stop => (Role::Master, None),
-            _ => (Role::Master, Some(Role::Backup)),
-        };
-        if d.running(stop) {
-            app.stop_sync(stop);
-        }
-        match start {
-            Some(role) if !d.running(role) => {
-                let r = app.start_sync(role, conf.settings.clone());
-                if r.status != 0 {
-                    eprintln!("rvs: sync daemon: {}", r.err.trim_end());
-                }
-            }
-            Some(_) => {}
-            None => {
-                for role in [Role::Master, Role::Backup] {
-                    if d.running(role) {
-                        app.stop_sync(role);
-                    }
-                }
-            }
-        }
-        println!(
-            "rvs: sync daemon follows {instance}: {}",
-            d.listing().trim_end()
-        );
-    }));
 }
 
 /// Starts VRRP on the host twins when instances, static addresses or routes are

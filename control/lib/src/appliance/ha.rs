@@ -3,6 +3,7 @@
 //! connection sync daemons (`--start-daemon`, `-L --daemon`, `show sync`).
 
 use super::*;
+use crate::vrrp::conf::SyncDaemonConf;
 use crate::vrrp::{Host, InstanceStatus, Link, State, VrrpConf, VrrpRuntime};
 use rvs_core::engine::Floating;
 
@@ -245,6 +246,104 @@ impl Appliance {
             }
             Err(e) => Reply::fail(REFUSED, e),
         }
+    }
+
+    /// keepalived's `lvs_sync_daemon IF INSTANCE [id N]`: a master sync daemon while the
+    /// instance is MASTER, a backup one otherwise (None: no daemon follows VRRP).
+    pub fn follow_vrrp_with_sync(self: &Arc<Self>, conf: Option<SyncDaemonConf>) {
+        let Some(conf) = conf else {
+            *self.vrrp_hook.lock() = None;
+            return;
+        };
+        let app = Arc::downgrade(self);
+        self.set_vrrp_hook(Arc::new(move |instance, state| {
+            if let (Some(app), true) = (app.upgrade(), instance == conf.instance) {
+                app.sync_follow(&conf, state);
+            }
+        }));
+    }
+
+    /// The sync daemons as `conf`'s instance in `state` wants them.
+    fn sync_follow(&self, conf: &SyncDaemonConf, state: State) {
+        use crate::sync::Role;
+        let Some(d) = self.sync_daemons() else {
+            return;
+        };
+        let (stop, start) = match state {
+            State::Master => (Role::Backup, Some(Role::Master)),
+            State::Stop => (Role::Master, None),
+            _ => (Role::Master, Some(Role::Backup)),
+        };
+        if d.running(stop) {
+            self.stop_sync(stop);
+        }
+        match start {
+            Some(role) if !d.running(role) => {
+                let r = self.start_sync(role, conf.settings.clone());
+                if r.status != 0 {
+                    eprintln!("rvs: sync daemon: {}", r.err.trim_end());
+                }
+            }
+            Some(_) => {}
+            None => {
+                for role in [Role::Master, Role::Backup] {
+                    if d.running(role) {
+                        self.stop_sync(role);
+                    }
+                }
+            }
+        }
+        println!(
+            "rvs: sync daemon follows {}: {}",
+            conf.instance,
+            d.listing().trim_end()
+        );
+    }
+
+    /// A reload changed lvs_sync_daemon: the daemons the old one ran stop, the new one's
+    /// follow its instance's state now (a reload that keeps the instance makes no
+    /// transition to start them). Returns the report's line.
+    pub(super) fn resync(
+        self: &Arc<Self>,
+        old: Option<&SyncDaemonConf>,
+        new: Option<SyncDaemonConf>,
+    ) -> String {
+        use crate::sync::Role;
+        if let (Some(_), Some(d)) = (old, self.sync_daemons()) {
+            for role in [Role::Master, Role::Backup] {
+                if d.running(role) {
+                    self.stop_sync(role);
+                }
+            }
+        }
+        self.follow_vrrp_with_sync(new.clone());
+        let Some(conf) = new else {
+            return "lvs_sync_daemon: removed, its daemons stopped".into();
+        };
+        let state = self
+            .vrrp
+            .lock()
+            .clone()
+            .and_then(|s| {
+                s.lock()
+                    .iter()
+                    .find(|i| i.name == conf.instance)
+                    .map(|i| i.state.clone())
+            })
+            .map_or(State::Backup, |s| {
+                if s == State::Master.name() {
+                    State::Master
+                } else {
+                    State::Backup
+                }
+            });
+        self.sync_follow(&conf, state);
+        format!(
+            "lvs_sync_daemon: follows {} (now {}): {}",
+            conf.instance,
+            state.name(),
+            self.sync_listing().trim_end()
+        )
     }
 
     pub(super) fn sync_listing(&self) -> String {

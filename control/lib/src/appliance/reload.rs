@@ -28,7 +28,7 @@ pub struct ReloadSource {
 /// The parts of a configuration a reload cannot change, in one comparable text.
 pub fn restart_only(cfg: &Config) -> String {
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
         cfg.eal,
         cfg.ports,
         cfg.workers,
@@ -39,7 +39,6 @@ pub fn restart_only(cfg: &Config) -> String {
         cfg.socket,
         cfg.metrics_listen,
         cfg.mbufs,
-        cfg.vrrp.sync_daemon,
         cfg.log,
         cfg.announce,
     )
@@ -85,6 +84,7 @@ impl Appliance {
         let vrrp_changed = vrrp != running_vrrp
             && !(vrrp.configures_nothing() && running_vrrp.configures_nothing());
         let sync_moved = vrrp.sync_daemon != running_vrrp.sync_daemon;
+        let vrrp_sync = vrrp.sync_daemon.clone();
         let conf = parsed.filter(|_| source.keepalived_text != conf_text);
         let current = self.director.lock().clone();
         let mut desired = cfg
@@ -252,8 +252,12 @@ impl Appliance {
                 lines.len()
             ));
         }
-        if restart_only(&cfg) != source.fixed || sync_moved {
-            report.push_str("reload: notice: [eal], ports, workers, table sizes, the control socket, metrics or lvs_sync_daemon changed: they take effect at the next restart\n");
+        if sync_moved {
+            let line = self.resync(running_vrrp.sync_daemon.as_ref(), vrrp_sync);
+            report.push_str(&format!("  {line}\n"));
+        }
+        if restart_only(&cfg) != source.fixed {
+            report.push_str("reload: notice: [eal], ports, workers, table sizes, the control socket or metrics changed: they take effect at the next restart\n");
         }
         Ok(report)
     }
