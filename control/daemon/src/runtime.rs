@@ -376,6 +376,10 @@ pub fn run(
         if syncd.is_some() {
             appliance.follow_vrrp_with_sync(vrrp.sync_daemon.clone());
         }
+        // keepalived's startup_script, waited for before VRRP and the checkers start.
+        if let Some(b) = keepalived.and_then(|k| k.startup_script.as_ref()) {
+            vrrp::run_waited(&b.script, b.timeout, "startup_script");
+        }
         start_vrrp(cfg, vrrp, &ports.macs, &appliance)
     }) {
         Err(e) => Some(e),
@@ -396,7 +400,14 @@ pub fn run(
     if let Some(d) = &syncd {
         d.stop_all();
     }
-    shutdown(cfg, &appliance, workers, shared, twins.ports, failure)
+    let shutdown_script = keepalived.and_then(|k| k.shutdown_script.as_ref());
+    shutdown(
+        cfg,
+        &appliance,
+        (workers, shared, twins.ports),
+        shutdown_script,
+        failure,
+    )
 }
 
 /// The EAL, with hugepages when asked for (or, with "auto", when some are free).
@@ -956,12 +967,15 @@ fn serve(
 fn shutdown(
     cfg: &Config,
     appliance: &Appliance,
-    workers: WorkerSet,
-    ports: Vec<Arc<DataPort>>,
-    twins: Vec<(String, Port)>,
+    (workers, ports, twins): (WorkerSet, Vec<Arc<DataPort>>, Vec<(String, Port)>),
+    shutdown_script: Option<&rvs_control::keepalived::BoundedScript>,
     mut failure: Option<RunError>,
 ) -> Result<(), RunError> {
     appliance.stop_health();
+    // keepalived's shutdown_script, once VRRP and the checkers have stopped.
+    if let Some(b) = shutdown_script {
+        vrrp::run_waited(&b.script, b.timeout, "shutdown_script");
+    }
     drop(appliance.take_ports());
     for (name, twin) in twins {
         if let Err(e) = twin.close() {

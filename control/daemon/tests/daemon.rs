@@ -698,3 +698,84 @@ fn seed_scenario_configs_check() {
         vec![(200, 200), (301, 301), (302, 302)]
     );
 }
+
+/// keepalived's startup_script and shutdown_script: the first is waited for before the
+/// checkers start (a MISC_CHECK writes after it), the second runs once they stopped (no
+/// check after it); a startup script that outlives startup_script_timeout is killed and
+/// the start goes on.
+#[test]
+fn startup_and_shutdown_scripts_frame_the_checkers() {
+    use rvs_testkit::fixtures::daemon_config;
+    let dir = scratch_dir("start-stop-scripts");
+    let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    write_pcap(&rx, &[]);
+    let path = dir.join("rvs.toml");
+    let device = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        rx.display(),
+        tx.display()
+    );
+    std::fs::write(&path, daemon_config(&device)).unwrap();
+    let order = dir.join("order");
+    let kconf = dir.join("keepalived.conf");
+    std::fs::write(
+        &kconf,
+        format!(
+            "global_defs {{
+  startup_script \"/bin/sh -c 'sleep 0.5; echo start >> {order}; sleep 30'\"
+  startup_script_timeout 2
+  shutdown_script \"/bin/sh -c 'echo stop >> {order}'\"
+}}
+virtual_server 192.0.2.50 80 {{
+  delay_loop 1
+  lb_algo rr
+  lb_kind NAT
+  protocol TCP
+  real_server 127.0.0.1 80 {{
+    MISC_CHECK {{
+      misc_path \"/bin/sh -c 'echo check >> {order}'\"
+    }}
+  }}
+}}
+",
+            order = order.display()
+        ),
+    )
+    .unwrap();
+    let child = rvs()
+        .arg("--config")
+        .arg(&path)
+        .arg("--keepalived-conf")
+        .arg(&kconf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = || {
+        std::fs::read_to_string(&order)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lines().iter().filter(|l| *l == "check").count() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stdout = interrupt(child);
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = lines();
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some("start"),
+        "{got:?}\n{stdout}"
+    );
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("stop"),
+        "{got:?}\n{stdout}"
+    );
+    let checks = got.iter().filter(|l| *l == "check").count();
+    assert!(checks >= 2 && got.len() == checks + 2, "{got:?}\n{stdout}");
+}

@@ -211,6 +211,10 @@ pub struct KeepalivedConf {
     pub lvs_fifo: Option<crate::vrrp::fifo::NotifyFifo>,
     /// global_defs' `notify_fifo`: VRRP's lines and the checkers'.
     pub global_fifo: Option<crate::vrrp::fifo::NotifyFifo>,
+    /// global_defs' `startup_script` (run before VRRP and the checkers start, waited for)
+    /// and `shutdown_script` (after they stopped), each with its timeout.
+    pub startup_script: Option<BoundedScript>,
+    pub shutdown_script: Option<BoundedScript>,
     /// `global_defs { lvs_timeouts tcp N tcpfin N udp N }` (0: not set).
     pub lvs_timeouts: (u32, u32, u32),
     /// `global_defs { script_user; enable_script_security }`.
@@ -220,6 +224,13 @@ pub struct KeepalivedConf {
     pub warnings: Vec<String>,
     /// DPVS's `local_address_group NAME { ADDR [IFACE] ... }`: full NAT's local addresses.
     pub local_address_groups: Vec<(String, Vec<IpAddr>)>,
+}
+
+/// A script keepalived waits for, at most `timeout` (its `*_script_timeout`, 10 s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundedScript {
+    pub script: crate::vrrp::conf::Script,
+    pub timeout: std::time::Duration,
 }
 
 /// Why rvs does not do what a `global_defs` keyword asks keepalived to do (None: rvs does
@@ -236,10 +247,6 @@ fn not_applied_global(s: &Statement) -> Option<&'static str> {
         | "smtp_alert_checker"
         | "no_email_faults"
         | "no_checker_emails" => "rvs sends no e-mail alerts (notify scripts run)",
-        "startup_script"
-        | "startup_script_timeout"
-        | "shutdown_script"
-        | "shutdown_script_timeout" => "rvs runs no start-up or shut-down script",
         "enable_snmp_keepalived"
         | "enable_snmp_checker"
         | "enable_snmp_vrrp"
@@ -262,6 +269,31 @@ fn not_applied_global(s: &Statement) -> Option<&'static str> {
         }
         _ => return None,
     })
+}
+
+/// global_defs' `NAME SCRIPT [USER]` and `NAME_timeout SECONDS` (1 to 1000; 10 by
+/// default), the last of each.
+fn bounded_script(defs: &[Statement], name: &str) -> Result<Option<BoundedScript>, String> {
+    let timeout_name = format!("{name}_timeout");
+    let mut script = None;
+    let mut timeout = std::time::Duration::from_secs(10);
+    for s in defs {
+        if s.keyword == name {
+            script = Some(crate::vrrp::conf::Script {
+                command: s.arg(0)?.to_string(),
+                user: s.args.get(1).cloned(),
+            });
+        } else if s.keyword == timeout_name {
+            let secs: u64 = s
+                .arg(0)?
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| format!("{}: {timeout_name}: 1 to 1000 seconds", s.at()))?;
+            timeout = std::time::Duration::from_secs(secs);
+        }
+    }
+    Ok(script.map(|script| BoundedScript { script, timeout }))
 }
 
 /// keepalived 2.2.7's `global_defs` keywords (others are warned about).
@@ -635,6 +667,29 @@ impl KeepalivedConf {
         conf.scripts = crate::scripts::ScriptPolicy::from_global_defs(&conf.global_defs);
         let (lvs_fifo, warning) = crate::vrrp::fifo::from_global_defs(&conf.global_defs, "lvs_")?;
         conf.warnings.extend(warning);
+        for (name, slot) in [
+            ("startup_script", &mut conf.startup_script),
+            ("shutdown_script", &mut conf.shutdown_script),
+        ] {
+            *slot = bounded_script(&conf.global_defs, name)?;
+        }
+        for (name, slot) in [
+            ("startup_script", &mut conf.startup_script),
+            ("shutdown_script", &mut conf.shutdown_script),
+        ] {
+            let keep = match slot {
+                Some(b) => crate::vrrp::conf::vet_script(
+                    &conf.scripts,
+                    &mut b.script,
+                    &format!("global_defs {name}"),
+                    &mut conf.warnings,
+                ),
+                None => true,
+            };
+            if !keep {
+                *slot = None;
+            }
+        }
         conf.lvs_fifo = lvs_fifo.map(|mut f| {
             let what = format!("{}: lvs_notify_fifo {}'s script", f.at, f.path);
             if let Some(sc) = &mut f.script {

@@ -18,5 +18,6 @@ pub mod run;
 pub use conf::{VrrpConf, VrrpRoute};
 pub use machine::State;
 pub use run::{
-    add_static_addresses, all_standby, twin_route, Host, InstanceStatus, Link, VrrpRuntime,
+    add_static_addresses, all_standby, run_waited, twin_route, Host, InstanceStatus, Link,
+    VrrpRuntime,
 };

@@ -1010,8 +1010,60 @@ fn quote(w: &str) -> String {
     format!("'{}'", w.replace('\'', r"'\''"))
 }
 
+/// A start-up or shut-down script (global_defs' `startup_script`, `shutdown_script`),
+/// waited for at most `timeout` and killed then, as keepalived; a failure is logged, never
+/// fatal. True when it exited 0 in time.
+pub fn run_waited(s: &Script, timeout: Duration, what: &str) -> bool {
+    let Some(mut child) = spawn_grouped(s, &[], true) else {
+        return false;
+    };
+    let until = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return true,
+            Ok(Some(st)) => {
+                log(
+                    Level::Warning,
+                    "scripts",
+                    Some(&s.command),
+                    format_args!("{what} {:?} failed, status {st}", s.command),
+                );
+                return false;
+            }
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                // The script and what it started, as keepalived kills its group.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                let _ = child.kill();
+                let _ = child.wait();
+                log(
+                    Level::Warning,
+                    "scripts",
+                    Some(&s.command),
+                    format_args!(
+                        "{what} {:?} still ran after {} s: killed",
+                        s.command,
+                        timeout.as_secs()
+                    ),
+                );
+                return false;
+            }
+        }
+    }
+}
+
 /// Starts a script (through the shell, with `args` quoted), as its user.
 pub(super) fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
+    spawn_grouped(s, args, false)
+}
+
+/// As [`spawn`]; with `own_group`, in a process group of its own (what it forks can be
+/// stopped with it).
+fn spawn_grouped(s: &Script, args: &[&str], own_group: bool) -> Option<Child> {
+    use std::os::unix::process::CommandExt;
     let mut line = s.command.clone();
     for a in args {
         line.push(' ');
@@ -1020,8 +1072,10 @@ pub(super) fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(line);
     cmd.stdin(std::process::Stdio::null());
+    if own_group {
+        cmd.process_group(0);
+    }
     if let Some(u) = &s.user {
-        use std::os::unix::process::CommandExt;
         match user_ids(u) {
             Some((uid, gid)) => {
                 cmd.gid(gid).uid(uid);
