@@ -183,18 +183,21 @@ fn rvs_settings(k: &KeepalivedConf) -> Settings {
         .collect()
 }
 
-#[test]
-fn strict_and_accept_mode_as_keepalived_reads_them() {
+/// Runs Debian's keepalived (VRRP only) on `conf` in a namespace with eth0 and eth1 up
+/// and gives its dump (SIGUSR1) once it lists `instances` instances, with the file's path.
+fn keepalived_dump(ns: &str, conf: &str, instances: usize) -> (String, String, Netns) {
     assert!(
         std::path::Path::new(KEEPALIVED).exists(),
         "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
     );
-    let mut lab = Netns::new("rvsks");
-    assert!(lab.exec(
-        "ip link add eth0 type veth peer name eth0p && ip addr add 192.168.200.1/24 dev eth0 && ip link set eth0 up && ip link set eth0p up"
-    ));
+    let mut lab = Netns::new(ns);
+    for (dev, addr) in [("eth0", "192.168.200.1/24"), ("eth1", "192.168.100.1/24")] {
+        assert!(lab.exec(&format!(
+            "ip link add {dev} type veth peer name {dev}p && ip addr add {addr} dev {dev} && ip link set {dev} up && ip link set {dev}p up"
+        )));
+    }
     let path = lab.dir.join("keepalived.conf");
-    std::fs::write(&path, CONF).unwrap();
+    std::fs::write(&path, conf).unwrap();
     let dir = lab.dir.display().to_string();
     lab.start(
         "keepalived",
@@ -215,10 +218,18 @@ fn strict_and_accept_mode_as_keepalived_reads_them() {
         };
         let _ = Command::new("kill").args(["-USR1", pid.trim()]).status();
         std::thread::sleep(Duration::from_millis(200));
-        std::fs::read_to_string(&dump).is_ok_and(|d| d.matches(" VRRP Instance = ").count() == 6)
+        std::fs::read_to_string(&dump)
+            .is_ok_and(|d| d.matches(" VRRP Instance = ").count() == instances)
     });
-    let keepalived = keepalived_settings(&std::fs::read_to_string(&dump).unwrap());
-    let k = KeepalivedConf::parse(&path.display().to_string(), CONF).unwrap();
+    let text = std::fs::read_to_string(&dump).unwrap();
+    (text, path.display().to_string(), lab)
+}
+
+#[test]
+fn strict_and_accept_mode_as_keepalived_reads_them() {
+    let (dump, path, _lab) = keepalived_dump("rvsks", CONF, 6);
+    let keepalived = keepalived_settings(&dump);
+    let k = KeepalivedConf::parse(&path, CONF).unwrap();
     let rvs = rvs_settings(&k);
     assert_eq!(keepalived.len(), 6, "{keepalived:#?}");
     for (name, theirs) in &keepalived {
@@ -247,4 +258,139 @@ fn strict_and_accept_mode_as_keepalived_reads_them() {
             k.warnings
         );
     }
+}
+
+const SYNC: &str = "vrrp_script chk_w {
+    script /bin/true
+    weight -20
+}
+vrrp_script chk_0 {
+    script /bin/true
+}
+vrrp_sync_group G {
+    group {
+        VI_A
+    }
+}
+vrrp_sync_group GW {
+    group {
+        VI_B
+    }
+    sync_group_tracking_weight
+}
+vrrp_instance VI_A {
+    interface eth0
+    virtual_router_id 61
+    priority 100
+    track_interface {
+        eth1 weight -10
+    }
+    track_script {
+        chk_w
+        chk_0
+    }
+    virtual_ipaddress {
+        192.168.200.61
+    }
+}
+vrrp_instance VI_B {
+    interface eth0
+    virtual_router_id 62
+    priority 100
+    track_interface {
+        eth1 weight -10
+    }
+    track_script {
+        chk_w
+        chk_0
+    }
+    virtual_ipaddress {
+        192.168.200.62
+    }
+}
+vrrp_instance VI_O {
+    interface eth0
+    virtual_router_id 63
+    priority 255
+    track_interface {
+        eth1 weight -5
+    }
+    track_script {
+        chk_w
+        chk_0 weight 3
+    }
+    virtual_ipaddress {
+        192.168.200.63
+    }
+}
+";
+
+/// One dump section's entries ("   Tracked scripts :" then "     NAME weight W" lines).
+fn tracked(block: &str, header: &str) -> Vec<String> {
+    let mut lines = block.lines().skip_while(|l| l.trim() != header.trim());
+    lines.next();
+    lines
+        .take_while(|l| l.starts_with("     "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// Weights in sync groups and for the address owner as keepalived applies them: a member
+/// of a group without sync_group_tracking_weight tracks its interfaces unweighted and drops
+/// its weighted scripts; one with it keeps them; the owner drops weighted interfaces and
+/// scripts. keepalived's dump of each instance's tracking against rvs's reading.
+#[test]
+fn sync_group_and_owner_weights_as_keepalived_applies_them() {
+    let (dump, path, _lab) = keepalived_dump("rvskw", SYNC, 3);
+    let k = KeepalivedConf::parse(&path, SYNC).unwrap();
+    let script_weight = |name: &str| {
+        k.vrrp_conf
+            .scripts
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(0, |s| s.weight)
+    };
+    for block in dump.split("\n VRRP Instance = ").skip(1) {
+        let name = block.lines().next().unwrap_or("").trim();
+        let i = k
+            .vrrp_conf
+            .instances
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap();
+        let interfaces: Vec<String> = i
+            .track_interfaces
+            .iter()
+            .map(|t| format!("{} weight {}", t.name, t.weight.unwrap_or(0)))
+            .collect();
+        let scripts: Vec<String> = i
+            .track_scripts
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} weight {}",
+                    t.name,
+                    t.weight.unwrap_or_else(|| script_weight(&t.name))
+                )
+            })
+            .collect();
+        assert_eq!(
+            interfaces,
+            tracked(block, "Tracked interfaces :"),
+            "{name}'s interfaces: rvs (left), keepalived (right)"
+        );
+        assert_eq!(
+            scripts,
+            tracked(block, "Tracked scripts :"),
+            "{name}'s scripts: rvs (left), keepalived (right)"
+        );
+    }
+    assert!(
+        k.warnings
+            .iter()
+            .any(|w| w
+                .contains("VI_A: ignoring tracked script chk_w with weight -20 due to SYNC group")),
+        "{:#?}",
+        k.warnings
+    );
 }

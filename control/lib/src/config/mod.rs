@@ -843,7 +843,14 @@ vrrp_instance VI_1 {
 }
 vrrp_sync_group G { group { VI_1 } }
 "#;
-        let from_toml = parse(&toml_text).unwrap().vrrp;
+        let mut from_toml = parse(&toml_text).unwrap().vrrp;
+        // keepalived drops the weighted script of a sync group's member; the TOML's VRRP
+        // keeps its warnings, the keepalived.conf's are the file's.
+        assert_eq!(
+            from_toml.warnings,
+            ["t.toml:25: vrrp_instance VI_1: ignoring tracked script chk with weight -30 due to SYNC group"]
+        );
+        from_toml.warnings.clear();
         let mut from_keepalived =
             crate::keepalived::KeepalivedConf::parse("k.conf", keepalived_text)
                 .unwrap()

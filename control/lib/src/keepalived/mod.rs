@@ -2385,7 +2385,7 @@ mod tests {
   enable_snmp_vrrp
   vrrp_priority -10
   checker_process_name kc
-  startup_script /bin/true
+  smtp_alert
   vrrp_garp_master_repeat 2
 }
 ",
@@ -2398,7 +2398,7 @@ mod tests {
             .collect();
         assert_eq!(
             named,
-            ["vrrp_garp_extra_if", "enable_snmp_vrrp", "startup_script"]
+            ["vrrp_garp_extra_if", "enable_snmp_vrrp", "smtp_alert"]
         );
     }
 

@@ -340,6 +340,15 @@ pub struct SyncGroup {
     pub notify: Notify,
     /// `notify_priority_changes`: its members' unless they say.
     pub notify_priority_changes: Option<bool>,
+    /// `track_interface`, `track_script`, `track_file`, `track_process`: tracked by every
+    /// member.
+    pub track_interfaces: Vec<Tracked>,
+    pub track_scripts: Vec<Tracked>,
+    pub track_files: Vec<Tracked>,
+    pub track_processes: Vec<Tracked>,
+    /// `sync_group_tracking_weight` (or the older `global_tracking`): its members' weighted
+    /// tracking moves their priorities (otherwise keepalived ignores those weights).
+    pub tracking_weight: bool,
 }
 
 /// `global_defs lvs_sync_daemon IF INSTANCE [id N] [maxlen L] [port P] [ttl T] [group G]`:
@@ -870,7 +879,7 @@ impl VrrpConf {
                         s.at()
                     )),
                 },
-                "vrrp_sync_group" => match sync_group(s)? {
+                "vrrp_sync_group" => match sync_group(s, &mut conf.warnings)? {
                     g if g.members.is_empty() => conf.warnings.push(format!(
                         "{}: vrrp_sync_group {}: no virtual router(s), removed",
                         s.at(),
@@ -916,6 +925,7 @@ impl VrrpConf {
             conf.warnings.extend(warning);
         }
         conf.apply_script_policy(&crate::scripts::ScriptPolicy::from_global_defs(global_defs));
+        conf.sync_group_tracking();
         conf.drop_dangling();
         conf.check()?;
         Ok(conf)
@@ -965,6 +975,113 @@ impl VrrpConf {
 
     /// What keepalived warns about and ignores: a track_script or sync group member of no
     /// such name (dropped here, with a warning).
+    /// keepalived's weights in sync groups and for the address owner (vrrp.c's
+    /// vrrp_complete_instance, sync_group_tracking_init): a member of a group without
+    /// `sync_group_tracking_weight` tracks its interfaces without their weight (a fault
+    /// when down) and drops its weighted scripts and track files (a file of the default
+    /// weight 1 is tracked with weight 0); the address owner (priority 255) drops weighted
+    /// interfaces, scripts and files. Then each group's own tracking is every member's
+    /// (weights cleared if a member is the owner). Each change is said with a warning.
+    fn sync_group_tracking(&mut self) {
+        let script_weight = |name: &str| {
+            self.scripts
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.weight)
+        };
+        let file_weight = |name: &str| {
+            self.track_files
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| f.weight)
+        };
+        let mut warnings = Vec::new();
+        let mut instances = std::mem::take(&mut self.instances);
+        for i in &mut instances {
+            let sync = self
+                .groups
+                .iter()
+                .any(|g| !g.tracking_weight && g.members.contains(&i.name));
+            if !sync && i.priority != 255 {
+                continue;
+            }
+            let why = if sync { "SYNC group" } else { "address owner" };
+            let name = i.name.clone();
+            let mut said = |what: String| {
+                warnings.push(format!(
+                    "{}: vrrp_instance {name}: ignoring {what} due to {why}",
+                    i.at
+                ))
+            };
+            i.track_interfaces.retain_mut(|t| match t.weight {
+                Some(w) if w != 0 => {
+                    said(format!("the weight of tracked interface {}", t.name));
+                    t.weight = None;
+                    sync
+                }
+                _ => true,
+            });
+            i.track_scripts.retain(|t| {
+                let w = t.weight.or_else(|| script_weight(&t.name)).unwrap_or(0);
+                if w != 0 {
+                    said(format!("tracked script {} with weight {w}", t.name));
+                }
+                w == 0
+            });
+            i.track_files.retain_mut(|t| {
+                match t.weight.or_else(|| file_weight(&t.name)).unwrap_or(0) {
+                    0 => true,
+                    1 => {
+                        said(format!(
+                            "the weight of tracked file {} (weight 0 now)",
+                            t.name
+                        ));
+                        t.weight = Some(0);
+                        true
+                    }
+                    w => {
+                        said(format!("tracked file {} with weight {w}", t.name));
+                        false
+                    }
+                }
+            });
+        }
+        for g in &self.groups {
+            let has_owner = instances
+                .iter()
+                .any(|i| i.priority == 255 && g.members.contains(&i.name));
+            let clear = |list: &[Tracked],
+                         weight_of: &dyn Fn(&str) -> Option<i32>,
+                         warnings: &mut Vec<String>| {
+                list.iter()
+                    .map(|t| {
+                        let mut t = t.clone();
+                        if has_owner && t.weight.or_else(|| weight_of(&t.name)).unwrap_or(0) != 0 {
+                            warnings.push(format!(
+                                "vrrp_sync_group {}: weighted tracking of {} cleared: a member has priority 255",
+                                g.name, t.name
+                            ));
+                            t.weight = Some(0);
+                        }
+                        t
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let interfaces = clear(&g.track_interfaces, &|_| None, &mut warnings);
+            let scripts = clear(&g.track_scripts, &script_weight, &mut warnings);
+            let files = clear(&g.track_files, &file_weight, &mut warnings);
+            let processes = clear(&g.track_processes, &|_| None, &mut warnings);
+            for i in instances.iter_mut().filter(|i| g.members.contains(&i.name)) {
+                i.track_interfaces.extend(interfaces.iter().cloned());
+                i.track_scripts.extend(scripts.iter().cloned());
+                i.track_files.extend(files.iter().cloned());
+                i.track_processes.extend(processes.iter().cloned());
+            }
+        }
+        self.instances = instances;
+        self.warnings.extend(warnings);
+    }
+
     fn drop_dangling(&mut self) {
         let scripts: Vec<String> = self.scripts.iter().map(|s| s.name.clone()).collect();
         let files: Vec<String> = self.track_files.iter().map(|f| f.name.clone()).collect();
@@ -1866,26 +1983,54 @@ fn track_process(
     Ok(Some(t))
 }
 
-fn sync_group(s: &Statement) -> Result<SyncGroup, String> {
+fn sync_group(s: &Statement, warnings: &mut Vec<String>) -> Result<SyncGroup, String> {
     let mut g = SyncGroup {
         name: s.arg(0)?.to_string(),
         members: Vec::new(),
         notify: Notify::default(),
         notify_priority_changes: None,
+        track_interfaces: Vec::new(),
+        track_scripts: Vec::new(),
+        track_files: Vec::new(),
+        track_processes: Vec::new(),
+        tracking_weight: false,
     };
     for c in s.children() {
         if g.notify.take(c)? {
             continue;
         }
-        if c.keyword == "notify_priority_changes" {
-            g.notify_priority_changes = Some(flag(c)?);
-        }
-        if c.keyword == "group" {
-            for m in c.children() {
-                g.members.push(m.keyword.clone());
-                g.members.extend(m.args.iter().cloned());
+        let list = match c.keyword.as_str() {
+            "notify_priority_changes" => {
+                g.notify_priority_changes = Some(flag(c)?);
+                continue;
             }
-            g.members.extend(c.args.iter().cloned());
+            "group" => {
+                for m in c.children() {
+                    g.members.push(m.keyword.clone());
+                    g.members.extend(m.args.iter().cloned());
+                }
+                g.members.extend(c.args.iter().cloned());
+                continue;
+            }
+            "sync_group_tracking_weight" | "global_tracking" => {
+                g.tracking_weight = true;
+                continue;
+            }
+            "track_interface" => &mut g.track_interfaces,
+            "track_script" => &mut g.track_scripts,
+            "track_file" => &mut g.track_files,
+            "track_process" => &mut g.track_processes,
+            k => {
+                warnings.push(format!(
+                    "{}: vrrp_sync_group {}: keyword {k:?} not supported, ignored",
+                    c.at(),
+                    g.name
+                ));
+                continue;
+            }
+        };
+        for a in c.children() {
+            list.push(tracked(a)?);
         }
     }
     Ok(g)
@@ -2223,6 +2368,7 @@ vrrp_script chk2 {
 vrrp_sync_group G {
     group { VI_1 VI_2 }
     notify_master "/bin/echo group"
+    sync_group_tracking_weight
 }
 vrrp_instance VI_1 {
     state MASTER
