@@ -293,6 +293,8 @@ pub struct TrackScript {
     pub reverse: bool,
     pub fall: u32,
     pub rise: u32,
+    /// `init_fail`: it starts as failed (until it succeeds `rise` times), not as fine.
+    pub init_fail: bool,
 }
 
 /// How a tracked process's arguments must match (`param_match`).
@@ -859,7 +861,7 @@ impl VrrpConf {
             match s.keyword.as_str() {
                 // As keepalived: a script with no command, a group with no members, is
                 // removed with a warning (the references to it then dangle, ignored).
-                "vrrp_script" => match track_script(s)? {
+                "vrrp_script" => match track_script(s, &mut conf.warnings)? {
                     t if t.script.command.is_empty() => conf.warnings.push(format!(
                         "{}: vrrp_script {}: no script set, removed",
                         s.at(),
@@ -1850,7 +1852,7 @@ fn down_timer_adverts(s: &Statement) -> Result<u8, String> {
     }
 }
 
-fn track_script(s: &Statement) -> Result<TrackScript, String> {
+fn track_script(s: &Statement, warnings: &mut Vec<String>) -> Result<TrackScript, String> {
     let name = s.arg(0)?.to_string();
     let mut t = TrackScript {
         name: name.clone(),
@@ -1864,6 +1866,7 @@ fn track_script(s: &Statement) -> Result<TrackScript, String> {
         reverse: false,
         fall: 1,
         rise: 1,
+        init_fail: false,
     };
     for c in s.children() {
         match c.keyword.as_str() {
@@ -1880,7 +1883,11 @@ fn track_script(s: &Statement) -> Result<TrackScript, String> {
             }
             "fall" => t.fall = num::<u32>(c, 0, "a count")?.max(1),
             "rise" => t.rise = num::<u32>(c, 0, "a count")?.max(1),
-            _ => {}
+            "init_fail" => t.init_fail = true,
+            k => warnings.push(format!(
+                "{}: vrrp_script {name}: unknown keyword {k:?} ignored",
+                c.at()
+            )),
         }
     }
     if t.timeout.is_zero() {
@@ -2364,6 +2371,7 @@ vrrp_script chk2 {
     weight -20
     fall 3
     rise 2
+    init_fail
 }
 vrrp_sync_group G {
     group { VI_1 VI_2 }
@@ -2439,6 +2447,7 @@ vrrp_instance VI_2 {
         assert_eq!(v.instances[1].version, 2);
         assert_eq!(v.scripts[1].weight, -20);
         assert_eq!((v.scripts[1].fall, v.scripts[1].rise), (3, 2));
+        assert!(v.scripts[1].init_fail && !v.scripts[0].init_fail);
         assert_eq!(v.groups[0].members, ["VI_1", "VI_2"]);
         assert_eq!(v.group_of("VI_2").unwrap().name, "G");
         assert_eq!(

@@ -75,11 +75,12 @@ impl Carried {
     }
 
     /// A script's verdict before the reload (a new script starts as fine).
-    pub fn script_ok(&self, name: &str) -> bool {
+    /// The verdict a running script of that name had (None: none ran).
+    pub fn script_ok(&self, name: &str) -> Option<bool> {
         self.scripts
             .iter()
             .find(|(n, _)| n == name)
-            .is_none_or(|(_, ok)| *ok)
+            .map(|(_, ok)| *ok)
     }
 }
 

@@ -707,7 +707,7 @@ fn launch(
     let script_ok: Vec<bool> = conf
         .scripts
         .iter()
-        .map(|s| carried.script_ok(&s.name))
+        .map(|s| carried.script_ok(&s.name).unwrap_or(!s.init_fail))
         .collect();
     let trackers = start_trackers(&conf.scripts, &script_ok, &tx, &stop)?;
     receivers.extend(trackers);
