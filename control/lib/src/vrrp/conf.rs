@@ -997,6 +997,12 @@ impl VrrpConf {
                 .find(|f| f.name == name)
                 .map(|f| f.weight)
         };
+        let process_weight = |name: &str| {
+            self.processes
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.weight)
+        };
         let mut warnings = Vec::new();
         let mut instances = std::mem::take(&mut self.instances);
         for i in &mut instances {
@@ -1072,7 +1078,7 @@ impl VrrpConf {
             let interfaces = clear(&g.track_interfaces, &|_| None, &mut warnings);
             let scripts = clear(&g.track_scripts, &script_weight, &mut warnings);
             let files = clear(&g.track_files, &file_weight, &mut warnings);
-            let processes = clear(&g.track_processes, &|_| None, &mut warnings);
+            let processes = clear(&g.track_processes, &process_weight, &mut warnings);
             for i in instances.iter_mut().filter(|i| g.members.contains(&i.name)) {
                 i.track_interfaces.extend(interfaces.iter().cloned());
                 i.track_scripts.extend(scripts.iter().cloned());

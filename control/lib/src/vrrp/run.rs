@@ -1722,7 +1722,7 @@ impl Controller {
                 let mut frame = [0u8; 1114];
                 rvs_wire::ethernet::emit_header(
                     &mut frame,
-                    [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]],
+                    group_mac_v4(g),
                     vmac,
                     rvs_wire::EtherType::IPV4,
                 );
@@ -2290,6 +2290,11 @@ fn advert_mac(conf: &Instance, link: &Link) -> [u8; 6] {
     }
 }
 
+/// The Ethernet address of an IPv4 multicast group (RFC 1112).
+fn group_mac_v4(g: [u8; 4]) -> [u8; 6] {
+    [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]]
+}
+
 /// An IPv4 advert as a whole frame (an instance whose adverts leave from its virtual
 /// router MAC): to the group's multicast MAC, TTL 255, TOS 0xc0 (keepalived's network
 /// control precedence).
@@ -2311,12 +2316,7 @@ pub fn advert_frame_v4(
     if n == 0 {
         return 0;
     }
-    rvs_wire::ethernet::emit_header(
-        buf,
-        [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]],
-        mac,
-        rvs_wire::EtherType::IPV4,
-    );
+    rvs_wire::ethernet::emit_header(buf, group_mac_v4(g), mac, rvs_wire::EtherType::IPV4);
     rvs_wire::ipv4::Ipv4Repr {
         src: src.octets(),
         dst: g,
