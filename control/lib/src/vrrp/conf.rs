@@ -2362,6 +2362,68 @@ vrrp_instance V {
         assert_eq!(i.garp_refresh, Duration::ZERO);
     }
 
+    /// A sync group's own tracking is every member's; with the owner among its members its
+    /// weights are cleared; its other keywords are warned about.
+    #[test]
+    fn a_sync_group_s_tracking_is_its_members_own() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_script chk {
+    script /bin/true
+    weight 5
+}
+vrrp_sync_group G {
+    group { A B }
+    track_interface { wan weight -10 }
+    track_script { chk }
+    smtp_alert
+}
+vrrp_sync_group O {
+    group { C }
+    track_script { chk weight 7 }
+}
+vrrp_instance A {
+    interface lan
+    virtual_router_id 1
+    virtual_ipaddress { 10.0.0.1 }
+}
+vrrp_instance B {
+    interface lan
+    virtual_router_id 2
+    virtual_ipaddress { 10.0.0.2 }
+}
+vrrp_instance C {
+    interface lan
+    virtual_router_id 3
+    priority 255
+    virtual_ipaddress { 10.0.0.3 }
+}
+",
+        )
+        .unwrap();
+        let i = &k.vrrp_conf.instances;
+        for member in &i[..2] {
+            let t = (&member.track_interfaces[0], &member.track_scripts[0]);
+            assert_eq!((t.0.name.as_str(), t.0.weight), ("wan", Some(-10)));
+            assert_eq!((t.1.name.as_str(), t.1.weight), ("chk", None));
+        }
+        assert_eq!(
+            i[2].track_scripts[0].weight,
+            Some(0),
+            "cleared: C is the owner"
+        );
+        for said in [
+            "vrrp_sync_group G: keyword \"smtp_alert\" not supported",
+            "vrrp_sync_group O: weighted tracking of chk cleared",
+        ] {
+            assert!(
+                k.warnings.iter().any(|w| w.contains(said)),
+                "{said:?} in {:#?}",
+                k.warnings
+            );
+        }
+    }
+
     #[test]
     fn every_instance_keyword() {
         let v = parse(
