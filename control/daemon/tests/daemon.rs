@@ -400,28 +400,38 @@ fn preview_prints_the_server_each_client_gets() {
     );
 }
 
-/// The fixture table through the binary: every case's inputs in one pcap on one port that
-/// carries both sides, the frames that leave in the output pcap, in order, and the final
-/// statistics counting each drop by its reason.
-#[test]
-fn lb_mode_runs_the_fixture_table_through_the_binary() {
-    use rvs_core::engine::DropReason;
-    use rvs_testkit::fixtures::{cases, daemon_config, Net};
-    let port_mac = [2, 0x70, 0x63, 0x61, 0x70, 0x00]; // net_pcap0's MAC, checked below
-    let table = cases(&Net::one_port(port_mac));
-    let steps: Vec<_> = table.iter().flat_map(|c| &c.steps).collect();
-    let input: Vec<Vec<u8>> = steps.iter().map(|s| s.input.clone()).collect();
-    let expected: Vec<Vec<u8>> = steps.iter().filter_map(|s| s.output.clone()).collect();
-    let dir = scratch_dir("pcap-lb");
+/// A scratch directory `name` with the fixture table's load-balancing configuration on
+/// net_pcap0 reading `input`: the directory, the configuration's path, the output pcap.
+fn lb_on_pcap(
+    name: &str,
+    input: &[Vec<u8>],
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch_dir(name);
     let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
-    write_pcap(&rx, &input);
+    write_pcap(&rx, input);
     let path = dir.join("rvs.toml");
     let device = format!(
         "net_pcap0,rx_pcap={},tx_pcap={}",
         rx.display(),
         tx.display()
     );
-    std::fs::write(&path, daemon_config(&device)).unwrap();
+    std::fs::write(&path, rvs_testkit::fixtures::daemon_config(&device)).unwrap();
+    (dir, path, tx)
+}
+
+/// The fixture table through the binary: every case's inputs in one pcap on one port that
+/// carries both sides, the frames that leave in the output pcap, in order, and the final
+/// statistics counting each drop by its reason.
+#[test]
+fn lb_mode_runs_the_fixture_table_through_the_binary() {
+    use rvs_core::engine::DropReason;
+    use rvs_testkit::fixtures::{cases, Net};
+    let port_mac = [2, 0x70, 0x63, 0x61, 0x70, 0x00]; // net_pcap0's MAC, checked below
+    let table = cases(&Net::one_port(port_mac));
+    let steps: Vec<_> = table.iter().flat_map(|c| &c.steps).collect();
+    let input: Vec<Vec<u8>> = steps.iter().map(|s| s.input.clone()).collect();
+    let expected: Vec<Vec<u8>> = steps.iter().filter_map(|s| s.output.clone()).collect();
+    let (_, path, tx) = lb_on_pcap("pcap-lb", &input);
     let stdout = run_until(&path, || read_pcap(&tx).len() >= expected.len());
     assert!(stdout.contains("MAC 02:70:63:61:70:00"), "{stdout}");
     let output = read_pcap(&tx);
@@ -705,17 +715,7 @@ fn seed_scenario_configs_check() {
 /// the start goes on.
 #[test]
 fn startup_and_shutdown_scripts_frame_the_checkers() {
-    use rvs_testkit::fixtures::daemon_config;
-    let dir = scratch_dir("start-stop-scripts");
-    let (rx, tx) = (dir.join("in.pcap"), dir.join("out.pcap"));
-    write_pcap(&rx, &[]);
-    let path = dir.join("rvs.toml");
-    let device = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        rx.display(),
-        tx.display()
-    );
-    std::fs::write(&path, daemon_config(&device)).unwrap();
+    let (dir, path, _) = lb_on_pcap("start-stop-scripts", &[]);
     let order = dir.join("order");
     let kconf = dir.join("keepalived.conf");
     std::fs::write(

@@ -671,24 +671,15 @@ impl KeepalivedConf {
             ("startup_script", &mut conf.startup_script),
             ("shutdown_script", &mut conf.shutdown_script),
         ] {
-            *slot = bounded_script(&conf.global_defs, name)?;
-        }
-        for (name, slot) in [
-            ("startup_script", &mut conf.startup_script),
-            ("shutdown_script", &mut conf.shutdown_script),
-        ] {
-            let keep = match slot {
-                Some(b) => crate::vrrp::conf::vet_script(
-                    &conf.scripts,
-                    &mut b.script,
-                    &format!("global_defs {name}"),
-                    &mut conf.warnings,
-                ),
-                None => true,
-            };
-            if !keep {
-                *slot = None;
+            let what = format!("global_defs {name}");
+            let mut bounded = bounded_script(&conf.global_defs, name)?;
+            if let Some(b) = &mut bounded {
+                let vet = crate::vrrp::conf::vet_script;
+                if !vet(&conf.scripts, &mut b.script, &what, &mut conf.warnings) {
+                    bounded = None;
+                }
             }
+            *slot = bounded;
         }
         conf.lvs_fifo = lvs_fifo.map(|mut f| {
             let what = format!("{}: lvs_notify_fifo {}'s script", f.at, f.path);

@@ -1012,15 +1012,15 @@ fn quote(w: &str) -> String {
 
 /// A start-up or shut-down script (global_defs' `startup_script`, `shutdown_script`),
 /// waited for at most `timeout` and killed then, as keepalived; a failure is logged, never
-/// fatal. True when it exited 0 in time.
-pub fn run_waited(s: &Script, timeout: Duration, what: &str) -> bool {
+/// fatal.
+pub fn run_waited(s: &Script, timeout: Duration, what: &str) {
     let Some(mut child) = spawn_grouped(s, &[], true) else {
-        return false;
+        return;
     };
     let until = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(st)) if st.success() => return true,
+            Ok(Some(st)) if st.success() => return,
             Ok(Some(st)) => {
                 log(
                     Level::Warning,
@@ -1028,7 +1028,7 @@ pub fn run_waited(s: &Script, timeout: Duration, what: &str) -> bool {
                     Some(&s.command),
                     format_args!("{what} {:?} failed, status {st}", s.command),
                 );
-                return false;
+                return;
             }
             Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
             _ => {
@@ -1049,7 +1049,7 @@ pub fn run_waited(s: &Script, timeout: Duration, what: &str) -> bool {
                         timeout.as_secs()
                     ),
                 );
-                return false;
+                return;
             }
         }
     }
