@@ -183,6 +183,24 @@ host_tap = "{twin}"
         String::from_utf8_lossy(&to_static.stdout),
         log_text()
     );
+    // Removed by hand, it is put back (keepalived's reinstate_static_address).
+    let o = run(&format!("ip addr del 10.214.0.9/24 dev {twin}"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for(
+        "the static address put back",
+        Duration::from_secs(5),
+        || {
+            String::from_utf8_lossy(&run(&format!("ip -o addr show dev {twin}")).stdout)
+                .contains("10.214.0.9/24")
+        },
+    );
+    assert!(
+        log_text().contains(&format!(
+            "static_ipaddress 10.214.0.9: removed from {twin} by hand; restored"
+        )),
+        "{}",
+        log_text()
+    );
 
     // Host -> wire: ping, then a TCP exchange.
     let ping = run("ping -c 3 -i 0.3 -W 2 10.214.0.2");

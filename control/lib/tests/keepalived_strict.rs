@@ -394,3 +394,109 @@ fn sync_group_and_owner_weights_as_keepalived_applies_them() {
         k.warnings
     );
 }
+
+const SOURCES: &str = "vrrp_instance MCAST_SRC {
+    interface eth0
+    virtual_router_id 71
+    mcast_src_ip 192.168.200.1
+    track_src_ip
+    virtual_ipaddress {
+        192.168.200.71
+    }
+}
+vrrp_instance UNICAST_NO_PEER {
+    interface eth0
+    virtual_router_id 72
+    unicast_src_ip 192.168.200.1
+    virtual_ipaddress {
+        192.168.200.72
+    }
+}
+vrrp_instance FAULT_NO_PEER {
+    interface eth0
+    virtual_router_id 73
+    unicast_fault_no_peer
+    virtual_ipaddress {
+        192.168.200.73
+    }
+}
+vrrp_instance VMAC_UNICAST {
+    interface eth0
+    virtual_router_id 74
+    use_vmac
+    unicast_peer {
+        192.168.200.2
+    }
+    virtual_ipaddress {
+        192.168.200.74
+    }
+}
+vrrp_instance PORT_SRC {
+    interface eth0
+    virtual_router_id 75
+    track_src_ip
+    virtual_ipaddress {
+        192.168.200.75
+    }
+}
+";
+
+/// The advert source and the unicast keywords as keepalived reads them: `mcast_src_ip`
+/// is `unicast_src_ip`'s equal ("Using src_ip = ... (from configuration)"); a unicast
+/// keyword without peers means multicast, or a config fault with `unicast_fault_no_peer`;
+/// unicast with use_vmac sets xmit_base. keepalived's dump against rvs's reading.
+#[test]
+fn advert_sources_and_unicast_keywords_as_keepalived_reads_them() {
+    let (dump, path, _lab) = keepalived_dump("rvskc", SOURCES, 5);
+    let k = KeepalivedConf::parse(&path, SOURCES).unwrap();
+    for block in dump.split("\n VRRP Instance = ").skip(1) {
+        let name = block.lines().next().unwrap_or("").trim();
+        let value = |key: &str| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key).map(str::trim))
+                .unwrap_or("")
+                .to_string()
+        };
+        let i = k
+            .vrrp_conf
+            .instances
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap();
+        let theirs = (
+            value("Using src_ip =")
+                .strip_suffix(" (from configuration)")
+                .map(str::to_string),
+            value("Number of config faults ="),
+            value("Use VMAC,")
+                .split("xmit_base = ")
+                .nth(1)
+                .map(str::to_string),
+            block.contains("Unicast config option specified but using multicast"),
+        );
+        let ours = (
+            i.unicast_src.map(|a| a.to_string()),
+            u8::from(i.config_fault.is_some()).to_string(),
+            i.vmac.map(|_| i.vmac_xmit_base.to_string()),
+            // Said as multicast with a warning, or the config fault.
+            i.unicast_peers.is_empty()
+                && (i.config_fault.is_some()
+                    || k.warnings.iter().any(|w| {
+                        w.contains(&format!(
+                            "{name}: a unicast keyword without any unicast peers"
+                        ))
+                    })),
+        );
+        assert_eq!(ours, theirs, "{name}: rvs (left), keepalived (right)");
+    }
+    let track = |name: &str| {
+        k.vrrp_conf
+            .instances
+            .iter()
+            .find(|i| i.name == name)
+            .is_some_and(|i| i.track_src)
+    };
+    // track_src_ip needs a configured source (keepalived clears it otherwise).
+    assert!(track("MCAST_SRC") && !track("PORT_SRC"));
+}

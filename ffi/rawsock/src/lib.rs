@@ -4,6 +4,9 @@
 //! binds to protocol 0, so it receives nothing); [`PacketSocket::bind_receiving`] also
 //! receives the interface's frames of one EtherType.
 
+mod ifaddrs;
+pub use ifaddrs::{interface_addresses, InterfaceAddresses};
+
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

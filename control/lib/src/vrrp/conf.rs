@@ -144,7 +144,15 @@ pub struct Instance {
     pub addresses: Vec<VirtualAddress>,
     /// Managed like the others but not listed in adverts.
     pub excluded: Vec<VirtualAddress>,
+    /// `unicast_src_ip` or `mcast_src_ip` (keepalived reads both alike): the source of its
+    /// adverts instead of the port's address.
     pub unicast_src: Option<IpAddr>,
+    /// `track_src_ip`: while that source is not on the port's host twin, the instance is
+    /// in FAULT (without it, a configured source is not watched).
+    pub track_src: bool,
+    /// Why it stays in FAULT whatever its tracking says (`unicast_fault_no_peer` with no
+    /// peer).
+    pub config_fault: Option<String>,
     pub unicast_peers: Vec<IpAddr>,
     /// Each unicast peer's `min_ttl` and `max_ttl` (keepalived's 0 and 255 by default), in
     /// the order of `unicast_peers`.
@@ -1293,6 +1301,8 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         addresses: Vec::new(),
         excluded: Vec::new(),
         unicast_src: None,
+        track_src: false,
+        config_fault: None,
         unicast_peers: Vec::new(),
         unicast_peer_ttls: Vec::new(),
         unicast_ttl: None,
@@ -1326,6 +1336,10 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
     // the VRID completes.
     let mut use_vmac: Option<(Option<Vec<u8>>, String)> = None;
     let mut mcast_dst: Option<(IpAddr, String)> = None;
+    // keepalived's "unicast configured": a unicast keyword was given (where), and whether
+    // `unicast_fault_no_peer` was.
+    let mut unicast_word: Option<String> = None;
+    let mut fault_no_peer = false;
     // What strict mode resets, when the instance sets it (and where): else its default.
     let mut accept: Option<(bool, String)> = None;
     let mut lower_prio_no_advert: Option<(bool, String)> = None;
@@ -1445,8 +1459,19 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                     i.excluded.push(virtual_address(a)?);
                 }
             }
-            "unicast_src_ip" => i.unicast_src = Some(address(c, c.arg(0)?)?.0),
+            "unicast_src_ip" | "mcast_src_ip" => {
+                if c.keyword == "unicast_src_ip" {
+                    unicast_word = Some(c.at());
+                }
+                i.unicast_src = Some(address(c, c.arg(0)?)?.0);
+            }
+            "track_src_ip" => i.track_src = true,
+            "unicast_fault_no_peer" => {
+                unicast_word = Some(c.at());
+                fault_no_peer = true;
+            }
             "unicast_peer" => {
+                unicast_word = Some(c.at());
                 for a in c.children() {
                     i.unicast_peers.push(address(a, &a.keyword)?.0);
                     let (mut min, mut max) = (0u8, 255u8);
@@ -1537,7 +1562,10 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "notify_priority_changes" => i.notify_priority_changes = Some(flag(c)?),
             "dont_track_primary" => i.dont_track_primary = true,
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(c)?,
-            "check_unicast_src" => i.check_unicast_src = true,
+            "check_unicast_src" => {
+                unicast_word = Some(c.at());
+                i.check_unicast_src = true;
+            }
             "garp_lower_prio_repeat" => {
                 garp_lower_prio_repeat = Some((num(c, 0, "a count")?, c.at()))
             }
@@ -1565,6 +1593,17 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
     }
     if i.addresses.is_empty() {
         return Err(missing("virtual_ipaddress"));
+    }
+    // As keepalived: tracking a source needs one configured.
+    i.track_src &= i.unicast_src.is_some();
+    match (&unicast_word, i.unicast_peers.is_empty()) {
+        (Some(_), true) if fault_no_peer => {
+            i.config_fault = Some("unicast without any peers (unicast_fault_no_peer)".into());
+        }
+        (Some(at), true) => warnings.push(format!(
+            "{at}: vrrp_instance {name}: a unicast keyword without any unicast peers: multicast (keepalived: deprecated usage)"
+        )),
+        _ => {}
     }
     if i.unicast_ttl.is_some() && i.unicast_peers.is_empty() {
         warnings.push(format!(
@@ -1623,6 +1662,12 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                 "{at}: vrrp_instance {name}: vmac_xmit_base is incompatible with strict mode; reset"
             ));
             i.vmac_xmit_base = false;
+        }
+        if unicast_word.is_some() && !i.vmac_xmit_base && !i.strict {
+            warnings.push(format!(
+                "{at}: vrrp_instance {name}: unicast with use_vmac requires vmac_xmit_base; set (as keepalived)"
+            ));
+            i.vmac_xmit_base = true;
         }
         let family = if i.is_ipv6() { 2 } else { 1 };
         i.vmac = Some(match mac.as_deref() {

@@ -324,6 +324,19 @@ impl Machine {
         }
     }
 
+    /// keepalived's answer to one of a MASTER's addresses removed by hand: it leaves
+    /// (priority 0) and, a BACKUP, takes over again after the skew alone unless a peer
+    /// does first (which then puts the address back).
+    pub fn step_down(&mut self, now: Instant) -> Vec<Action> {
+        if self.state != State::Master {
+            return Vec::new();
+        }
+        let mut out = vec![Action::Advertise(0)];
+        out.extend(self.become_backup(now));
+        self.down_at = Some(now + self.skew());
+        out
+    }
+
     /// Clean shutdown: a master says priority 0 so a backup takes over at once.
     pub fn stop(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
@@ -415,6 +428,33 @@ mod tests {
         assert_eq!(h.advert(ms(t0, 9000), peer(), 150, 100), Vec::new());
         assert_eq!(h.tick(ms(t0, 12_500)), Vec::new());
         assert_eq!(h.tick(ms(t0, 12_700)).len(), 2);
+    }
+
+    /// An address removed by hand: the MASTER says priority 0, is BACKUP, and takes over
+    /// again after the skew alone (150: 0.41 s), not a Master_Down_Interval; a peer's
+    /// higher priority heard meanwhile keeps it BACKUP. Nothing for a BACKUP.
+    #[test]
+    fn a_master_steps_down_for_the_skew_alone() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(150));
+        m.start(t0, false);
+        m.tick(ms(t0, 3000));
+        assert_eq!(m.state, State::Backup, "150 waits 3.41 s");
+        assert_eq!(m.tick(ms(t0, 3410)).len(), 2);
+        assert_eq!(
+            m.step_down(ms(t0, 4000)),
+            vec![Action::Advertise(0), Action::Enter(State::Backup)]
+        );
+        assert_eq!(m.tick(ms(t0, 4400)), Vec::new());
+        assert_eq!(
+            m.tick(ms(t0, 4410)),
+            vec![Action::Advertise(150), Action::Enter(State::Master)]
+        );
+        m.step_down(ms(t0, 5000));
+        assert_eq!(m.advert(ms(t0, 5100), peer(), 200, 100), Vec::new());
+        assert_eq!(m.tick(ms(t0, 5500)), Vec::new(), "the peer is heard");
+        assert_eq!(m.state, State::Backup);
+        assert_eq!(m.step_down(ms(t0, 5600)), Vec::new());
     }
 
     /// Carried over a reload: a MASTER goes on without a transition, advertising at once;

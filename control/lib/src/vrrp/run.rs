@@ -201,6 +201,8 @@ struct Inst {
     /// Where its adverts come from: an IPv4 address, or IPv6 (link-local unless
     /// unicast_src_ip says otherwise).
     src: IpAddr,
+    /// Its IPv4 sending socket (in the controller's `senders`).
+    sender: Option<usize>,
     /// An IPv6 instance's socket for its unicast peers (the twin's kernel finds their
     /// MACs) and the twin's index (a link-local peer's scope, read once); None: adverts go
     /// to the group as frames.
@@ -328,7 +330,12 @@ fn open_socket(link: &Link, src: Ipv4Addr, send: bool) -> std::io::Result<Socket
     )?;
     s.bind_device(Some(link.twin.as_bytes()))?;
     if send {
-        s.set_multicast_if_v4(&src)?;
+        // A configured source the twin lacks (track_src_ip: the instance waits in FAULT
+        // until it is there) can still be bound.
+        s.set_freebind(true)?;
+        // The bound device already sends multicast out of the twin; naming the source's
+        // interface fails while it lacks the address.
+        let _ = s.set_multicast_if_v4(&src);
         s.set_multicast_ttl_v4(255)?;
         s.set_ttl(255)?;
         s.set_multicast_loop_v4(false)?;
@@ -339,10 +346,11 @@ fn open_socket(link: &Link, src: Ipv4Addr, send: bool) -> std::io::Result<Socket
     Ok(s)
 }
 
-/// Joins an instance's IPv4 group on a receiving socket (once per group and socket).
-fn join_group(s: &Socket, group: IpAddr, src: Ipv4Addr) -> std::io::Result<()> {
+/// Joins an instance's IPv4 group on a receiving socket (once per group and socket), on
+/// the twin by its index (its source address may be missing: track_src_ip).
+fn join_group(s: &Socket, group: IpAddr, twin: u32) -> std::io::Result<()> {
     let IpAddr::V4(g) = group else { return Ok(()) };
-    match s.join_multicast_v4(&g, &src) {
+    match s.join_multicast_v4_n(&g, &socket2::InterfaceIndexOrAddress::Index(twin)) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(()),
         r => r,
     }
@@ -376,13 +384,23 @@ impl VrrpRuntime {
                 }
                 match i.unicast_src {
                     Some(IpAddr::V6(a)) => IpAddr::V6(a),
-                    Some(a) => return Err(format!("{}: unicast_src_ip {a}: not IPv6", i.at)),
+                    Some(a) => {
+                        return Err(format!(
+                            "{}: source address {a} (unicast_src_ip, mcast_src_ip): not IPv6",
+                            i.at
+                        ))
+                    }
                     None => IpAddr::V6(l.link_local()),
                 }
             } else {
                 match i.unicast_src {
                     Some(IpAddr::V4(a)) => IpAddr::V4(a),
-                    Some(a) => return Err(format!("{}: unicast_src_ip {a}: not IPv4", i.at)),
+                    Some(a) => {
+                        return Err(format!(
+                            "{}: source address {a} (unicast_src_ip, mcast_src_ip): not IPv4",
+                            i.at
+                        ))
+                    }
                     None => IpAddr::V4(l.addr.ok_or_else(|| {
                         format!(
                             "{}: vrrp_instance {}: port {} has no IPv4 address to advertise from",
@@ -499,9 +517,12 @@ struct Opened {
     /// Each instance's AH socket (`auth_type AH`) and IPv6 unicast socket with its scope.
     ah: Vec<Option<Socket>>,
     unicast6: Vec<Option<(Socket, u32)>>,
-    /// Per link: the IPv4 sending and receiving sockets, the link-layer one, the IPv6
-    /// frames' receiving one, the AH receiving one.
-    sockets: Vec<Option<Socket>>,
+    /// The IPv4 sending sockets, one per link and source address (bound to it: version
+    /// 3's checksum covers it), and each instance's.
+    senders: Vec<Socket>,
+    sender_of: Vec<Option<usize>>,
+    /// Per link: the IPv4 receiving socket, the link-layer one, the IPv6 frames' receiving
+    /// one, the AH receiving one.
     receiving: Vec<Option<Socket>>,
     garp: Vec<Option<PacketSocket>>,
     frames: Vec<Option<PacketSocket>>,
@@ -515,7 +536,8 @@ impl Opened {
         let mut o = Opened {
             ah: conf.instances.iter().map(|_| None).collect(),
             unicast6: conf.instances.iter().map(|_| None).collect(),
-            sockets: per_link(),
+            senders: Vec::new(),
+            sender_of: conf.instances.iter().map(|_| None).collect(),
             receiving: per_link(),
             garp: links.iter().map(|_| None).collect(),
             frames: links.iter().map(|_| None).collect(),
@@ -528,10 +550,19 @@ impl Opened {
             let failed = |what: &str, e: std::io::Error| {
                 format!("vrrp_instance {}: {what} on {}: {e}", inst.name, l.twin)
             };
-            if let (IpAddr::V4(src), None) = (src, &o.sockets[link]) {
+            if let IpAddr::V4(src) = src {
                 let open = |send| open_socket(l, src, send).map_err(|e| failed("a VRRP socket", e));
-                o.sockets[link] = Some(open(true)?);
-                o.receiving[link] = Some(open(false)?);
+                let same = o.plan[..k].iter().position(|p| *p == o.plan[k]);
+                o.sender_of[k] = Some(match same.and_then(|j| o.sender_of[j]) {
+                    Some(s) => s,
+                    None => {
+                        o.senders.push(open(true)?);
+                        o.senders.len() - 1
+                    }
+                });
+                if o.receiving[link].is_none() {
+                    o.receiving[link] = Some(open(false)?);
+                }
             }
             if let (IpAddr::V4(src), true) = (src, inst.auth_ah) {
                 o.ah[k] = Some(open_ah(l, src).map_err(|e| failed("an AH socket", e))?);
@@ -558,12 +589,14 @@ impl Opened {
             }
         }
         for (inst, (link, src)) in conf.instances.iter().zip(&o.plan) {
-            let IpAddr::V4(src) = src else { continue };
+            if src.is_ipv6() {
+                continue;
+            }
             for sock in [&o.receiving[*link], &o.ah_receiving[*link]]
                 .into_iter()
                 .flatten()
             {
-                join_group(sock, inst.group(), *src).map_err(|e| {
+                join_group(sock, inst.group(), links[*link].twin_index()).map_err(|e| {
                     format!(
                         "vrrp_instance {}: joining {} on {}: {e}",
                         inst.name,
@@ -590,18 +623,20 @@ fn launch(
         plan,
         ah,
         unicast6,
-        sockets,
+        senders,
+        sender_of,
         receiving,
         garp,
         frames,
         ah_receiving,
     } = opened;
     let mut insts = Vec::new();
-    for ((i, (link, src)), (ah_socket, unicast6)) in conf
+    for (((i, (link, src)), (ah_socket, unicast6)), sender) in conf
         .instances
         .iter()
         .zip(plan)
         .zip(ah.into_iter().zip(unicast6))
+        .zip(sender_of)
     {
         let machine = Machine::new(Params {
             priority: i.priority,
@@ -667,6 +702,7 @@ fn launch(
             advertised,
             link,
             src,
+            sender,
             unicast6,
             ah_socket,
             ip_id,
@@ -738,7 +774,7 @@ fn launch(
     let mut ctl = Controller {
         insts,
         links: links.clone(),
-        sockets,
+        senders,
         garp,
         host: host.clone(),
         scripts: conf.scripts.clone(),
@@ -778,6 +814,7 @@ fn launch(
         log_unknown_vrids: conf.log_unknown_vrids,
         pacers: pacing.0,
         pacer_of: pacing.1,
+        twin_addrs: twin_addresses(&links),
     };
     let thread = std::thread::Builder::new()
         .name("rvs-vrrp".into())
@@ -1144,7 +1181,7 @@ pub fn twin_route(links: &[Link], r: &VrrpRoute, add: bool) {
 struct Controller {
     insts: Vec<Inst>,
     links: Vec<Link>,
-    sockets: Vec<Option<Socket>>,
+    senders: Vec<Socket>,
     garp: Vec<Option<PacketSocket>>,
     host: Arc<dyn Host>,
     scripts: Vec<TrackScript>,
@@ -1172,6 +1209,38 @@ struct Controller {
     /// Gratuitous ARP and NA pacing (vrrp_garp_interval, garp_group), and each link's pacer.
     pacers: Vec<Pacer>,
     pacer_of: Vec<usize>,
+    /// Each link's twin's addresses and prefix lengths at the last look (None: no such
+    /// interface).
+    twin_addrs: Vec<Option<Vec<(IpAddr, u8)>>>,
+}
+
+/// The addresses each link's twin holds now (None: no such interface, or unreadable).
+fn twin_addresses(links: &[Link]) -> Vec<Option<Vec<(IpAddr, u8)>>> {
+    let all = rvs_rawsock::interface_addresses().unwrap_or_default();
+    links
+        .iter()
+        .map(|l| {
+            all.iter()
+                .find(|(n, _)| *n == l.twin)
+                .map(|(_, a)| a.clone())
+        })
+        .collect()
+}
+
+/// Whether `addr` (with its prefix length) was on `link`'s twin at the last look and is
+/// not now (the twin still there): someone removed it.
+fn removed_by_hand(
+    before: &[Option<Vec<(IpAddr, u8)>>],
+    now: &[Option<Vec<(IpAddr, u8)>>],
+    link: usize,
+    addr: (IpAddr, u8),
+) -> bool {
+    let on = |v: &[Option<Vec<(IpAddr, u8)>>]| {
+        v.get(link)
+            .and_then(Option::as_ref)
+            .map(|a| a.contains(&addr))
+    };
+    on(before) == Some(true) && on(now) == Some(false)
 }
 
 /// Each link's pacer: one per garp_group its interface is in (shared), else one of its own
@@ -1300,11 +1369,22 @@ impl Controller {
                         processes_moved |= status.update(t, n, now);
                     }
                 }
-                if up != self.links_up || values != self.file_values || processes_moved {
+                let sources_before: Vec<bool> = (0..self.insts.len())
+                    .map(|i| self.source_missing(i).is_some())
+                    .collect();
+                let before = std::mem::replace(&mut self.twin_addrs, twin_addresses(&self.links));
+                let sources_moved = (0..self.insts.len())
+                    .any(|i| self.source_missing(i).is_some() != sources_before[i]);
+                if up != self.links_up
+                    || values != self.file_values
+                    || processes_moved
+                    || sources_moved
+                {
                     self.links_up = up;
                     self.file_values = values;
                     self.retrack(now);
                 }
+                self.removed_by_hand(&before, now);
             }
             for i in 0..self.insts.len() {
                 let actions = self.insts[i].machine.tick(now);
@@ -1348,7 +1428,7 @@ impl Controller {
             processes: &self.processes,
             process_up: &process_up,
         };
-        let (prio, faults) = tracked_priority(
+        let (prio, mut faults) = tracked_priority(
             &inst.conf,
             &self.scripts,
             &self.script_ok,
@@ -1356,7 +1436,94 @@ impl Controller {
             own_up,
             link_up,
         );
+        faults.extend(inst.conf.config_fault.clone());
+        faults.extend(self.source_missing(i));
         (prio, !faults.is_empty(), faults)
+    }
+
+    /// Why instance `i` cannot advertise: its source address is not on its twin. The
+    /// port's own address is watched (keepalived's instance goes down when its interface
+    /// loses it), a configured one with `track_src_ip` only.
+    fn source_missing(&self, i: usize) -> Option<String> {
+        let inst = &self.insts[i];
+        let watched =
+            inst.conf.track_src || (inst.conf.unicast_src.is_none() && inst.src.is_ipv4());
+        let held = self.twin_addrs.get(inst.link)?.as_ref()?;
+        (watched && !held.iter().any(|(a, _)| *a == inst.src)).then(|| {
+            format!(
+                "source address {} not on {}",
+                inst.src, self.links[inst.link].twin
+            )
+        })
+    }
+
+    /// keepalived's netlink reflector: a MASTER whose address (not `no_track`) was
+    /// removed from its twin leaves (priority 0) with the other MASTERs of its sync group
+    /// and takes over again after the skew unless a peer does (either puts it back); a
+    /// static address removed is put back.
+    fn removed_by_hand(&mut self, before: &[Option<Vec<(IpAddr, u8)>>], now: Instant) {
+        let mut leaving: Vec<usize> = Vec::new();
+        for (i, inst) in self.insts.iter().enumerate() {
+            if inst.machine.state != State::Master {
+                continue;
+            }
+            let link_of = |a: &VirtualAddress| {
+                a.dev
+                    .as_deref()
+                    .and_then(|d| self.links.iter().position(|l| l.is_named(d)))
+                    .unwrap_or(inst.link)
+            };
+            let gone = inst.conf.all_addresses().find(|a| {
+                !a.no_track
+                    && removed_by_hand(before, &self.twin_addrs, link_of(a), (a.addr, a.len))
+            });
+            if let Some(a) = gone {
+                log(
+                    Level::Warning,
+                    "vrrp",
+                    None,
+                    format_args!(
+                        "vrrp_instance {}: {} was removed from {} by hand: it leaves MASTER (priority 0) and takes over again after its skew unless a peer does (as keepalived)",
+                        inst.conf.name,
+                        a.addr,
+                        self.links[link_of(a)].twin
+                    ),
+                );
+                let group = inst.group;
+                leaving.extend(self.insts.iter().enumerate().filter_map(|(o, m)| {
+                    let member = o == i || (group.is_some() && m.group == group);
+                    (member && m.machine.state == State::Master).then_some(o)
+                }));
+            }
+        }
+        leaving.sort_unstable();
+        leaving.dedup();
+        let steps: Vec<(usize, Vec<Action>)> = leaving
+            .into_iter()
+            .map(|i| (i, self.insts[i].machine.step_down(now)))
+            .collect();
+        for (i, actions) in steps {
+            self.act(i, actions, now);
+        }
+        for a in &self.static_addresses {
+            let Some(link) = static_twin(&self.links, a)
+                .and_then(|l| self.links.iter().position(|k| k.twin == l.twin))
+            else {
+                continue;
+            };
+            if !a.no_track && removed_by_hand(before, &self.twin_addrs, link, (a.addr, a.len)) {
+                log(
+                    Level::Warning,
+                    "vrrp",
+                    None,
+                    format_args!(
+                        "static_ipaddress {}: removed from {} by hand; restored (as keepalived)",
+                        a.addr, self.links[link].twin
+                    ),
+                );
+                twin_address(&self.links[link].twin, a, true);
+            }
+        }
     }
 
     fn retrack(&mut self, now: Instant) {
@@ -1578,6 +1745,10 @@ impl Controller {
     }
 
     fn advertise(&mut self, i: usize, priority: u8) {
+        // Without its source on the twin the kernel sends nothing from it: the priority 0
+        // of an instance going to FAULT for that leaves as a whole frame (keepalived
+        // writes its own IP header).
+        let unbound = self.source_missing(i).is_some();
         let inst = &mut self.insts[i];
         let refs: Vec<&[u8]> = inst.advertised.iter().map(Vec::as_slice).collect();
         let repr = VrrpRepr {
@@ -1630,29 +1801,30 @@ impl Controller {
                 return;
             }
         };
-        if let (Some(vmac), true) = (inst.conf.vmac, inst.conf.unicast_peers.is_empty()) {
-            if !inst.conf.vmac_xmit_base {
-                let Some(sock) = &self.garp[inst.link] else {
-                    return;
-                };
-                let mut frame = [0u8; 1514];
-                let IpAddr::V4(group) = inst.conf.group() else {
-                    return;
-                };
-                inst.ip_id = inst.ip_id.wrapping_add(1).max(1);
-                let n = advert_frame_v4(&mut frame, vmac, src, group, inst.ip_id, &repr, &refs);
-                if n > 0 && sock.send(&frame[..n]).is_ok() {
-                    inst.status.advert_sent(priority);
-                }
+        let from_vmac = inst.conf.vmac.is_some() && !inst.conf.vmac_xmit_base;
+        if inst.conf.unicast_peers.is_empty() && (from_vmac || unbound) {
+            let (Some(sock), Some(l)) = (&self.garp[inst.link], self.links.get(inst.link)) else {
                 return;
+            };
+            let mut frame = [0u8; 1514];
+            let IpAddr::V4(group) = inst.conf.group() else {
+                return;
+            };
+            inst.ip_id = inst.ip_id.wrapping_add(1).max(1);
+            let mac = advert_mac(&inst.conf, l);
+            let n = advert_frame_v4(&mut frame, mac, src, group, inst.ip_id, &repr, &refs);
+            if n > 0 && sock.send(&frame[..n]).is_ok() {
+                inst.status.advert_sent(priority);
             }
+            return;
         }
-        let Some(sock) = self.sockets[inst.link].as_ref() else {
+        let Some(sock) = inst.sender.and_then(|k| self.senders.get(k)) else {
             return;
         };
         let targets = ipv4_targets(&inst.conf);
         let mut buf = [0u8; 1500];
-        // The link's socket is shared: a unicast advert takes its instance's unicast_ttl.
+        // The socket is shared by a link's instances of one source: a unicast advert takes
+        // its instance's unicast_ttl.
         if !inst.conf.unicast_peers.is_empty() {
             let _ = sock.set_ttl(u32::from(inst.conf.unicast_ttl.unwrap_or(255)));
         }
