@@ -3,7 +3,8 @@
 //! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
 //! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`, `fifo_write_states_on_reload`,
 //! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`, `strict`,
-//! `down_timer_adverts`, `garp_interval`, `gna_interval`, `min_garp`: global_defs'
+//! `down_timer_adverts`, `garp_interval`, `gna_interval`, `min_garp`, `garp_extra_if`
+//! (`"100 all"`): global_defs'
 //! keywords).
 //! Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
@@ -160,10 +161,11 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 "garp_interval" => "vrrp_garp_interval",
                 "gna_interval" => "vrrp_gna_interval",
                 "min_garp" => "vrrp_min_garp",
+                "garp_extra_if" => "vrrp_garp_extra_if",
                 k => return Err(err(
                     line,
                     format!("vrrp.{k}"),
-                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes, startup_delay, log_unknown_vrids, strict, down_timer_adverts, garp_interval, gna_interval, min_garp)"
+                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes, startup_delay, log_unknown_vrids, strict, down_timer_adverts, garp_interval, gna_interval, min_garp, garp_extra_if)"
                         .into(),
                 )),
             };

@@ -259,9 +259,6 @@ fn not_applied_global(s: &Statement) -> Option<&'static str> {
         | "dbus_service_name" => {
             "rvs has no SNMP or D-Bus interface (its metrics are Prometheus's)"
         }
-        "vrrp_garp_extra_if" => {
-            "gratuitous ARPs for a VMAC's other interfaces: rvs makes no VMAC interface"
-        }
         "vrrp_iptables" | "vrrp_ipsets" | "nftables" | "nftables_priority" | "nftables_ifindex"
         | "nftables_counters" => "rvs installs no firewall rules for VRRP addresses",
         "default_interface" => {
@@ -2387,10 +2384,7 @@ mod tests {
             .iter()
             .map(|w| w.split(": ").nth(2).unwrap_or(w))
             .collect();
-        assert_eq!(
-            named,
-            ["vrrp_garp_extra_if", "enable_snmp_vrrp", "smtp_alert"]
-        );
+        assert_eq!(named, ["enable_snmp_vrrp", "smtp_alert"]);
     }
 
     /// notify_fifo and vrrp_notify_fifo carry VRRP's lines (with their scripts and owners),

@@ -221,6 +221,46 @@ pub struct Instance {
     pub vmac_name: Option<String>,
     /// `vmac_xmit_base`: adverts leave from the interface's own MAC.
     pub vmac_xmit_base: bool,
+    /// `garp_extra_if [all] SECONDS` (global_defs' `vrrp_garp_extra_if`): while MASTER,
+    /// one gratuitous ARP (NA) this often on each other interface its addresses are on
+    /// (with `all`; without it only on VMAC interfaces of those, which rvs does not make),
+    /// keeping switches' MAC caches. None: off.
+    pub garp_extra_if: Option<(Duration, bool)>,
+}
+
+/// `[vrrp_]garp_extra_if [all] SECONDS` (and the deprecated `[vrrp_]vmac_garp_intvl`), up
+/// to a day; zero (instance only) turns it off. A warning (and nothing set) otherwise, as
+/// keepalived.
+fn garp_extra_if(
+    s: &Statement,
+    min: u64,
+    warnings: &mut Vec<String>,
+) -> Option<Option<(Duration, bool)>> {
+    if s.keyword.ends_with("vmac_garp_intvl") {
+        let now = s.keyword.replace("vmac_garp_intvl", "garp_extra_if");
+        warnings.push(format!(
+            "{}: {} is deprecated, use {now}",
+            s.at(),
+            s.keyword
+        ));
+    }
+    let mut all = false;
+    let mut secs = None;
+    for w in &s.args {
+        match (w.as_str(), w.parse::<u64>()) {
+            ("all", _) => all = true,
+            (_, Ok(n)) if (min..=86_400).contains(&n) => secs = Some(n),
+            _ => {
+                warnings.push(format!("{}: {} {w:?} invalid; ignored", s.at(), s.keyword));
+                return None;
+            }
+        }
+    }
+    let Some(secs) = secs else {
+        warnings.push(format!("{}: {} without a time; ignored", s.at(), s.keyword));
+        return None;
+    };
+    Some((secs > 0).then(|| (Duration::from_secs(secs), all)))
 }
 
 /// What global_defs sets for every instance.
@@ -241,6 +281,7 @@ struct Defaults {
     garp_lower_prio_delay: Option<Duration>,
     strict: bool,
     down_timer_adverts: u8,
+    garp_extra_if: Option<(Duration, bool)>,
 }
 
 /// keepalived's test of a VRRP group: IPv4 multicast, or IPv6 link-local multicast.
@@ -776,6 +817,7 @@ impl VrrpConf {
             garp_lower_prio_delay: None,
             strict: false,
             down_timer_adverts: 3,
+            garp_extra_if: None,
         };
         let mut sync_daemon = None;
         let mut notify_priority_changes = false;
@@ -806,6 +848,11 @@ impl VrrpConf {
                 }
                 "vrrp_garp_lower_prio_delay" => d.garp_lower_prio_delay = Some(seconds(s, 3600.0)?),
                 "vrrp_strict" => d.strict = flag(s)?,
+                "vrrp_garp_extra_if" | "vrrp_vmac_garp_intvl" => {
+                    if let Some(g) = garp_extra_if(s, 1, &mut conf.warnings) {
+                        d.garp_extra_if = g;
+                    }
+                }
                 "vrrp_garp_interval" => conf.garp_interval = seconds(s, 86_400.0)?,
                 "vrrp_gna_interval" => conf.gna_interval = seconds(s, 86_400.0)?,
                 // Bursts of one, no second burst nor refresh, but what is set already.
@@ -1331,6 +1378,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         vmac: None,
         vmac_name: None,
         vmac_xmit_base: false,
+        garp_extra_if: d.garp_extra_if,
     };
     // use_vmac, and the MAC it names (with its file:line): the whole MAC, or five octets
     // the VRID completes.
@@ -1466,6 +1514,11 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                 i.unicast_src = Some(address(c, c.arg(0)?)?.0);
             }
             "track_src_ip" => i.track_src = true,
+            "garp_extra_if" | "vmac_garp_intvl" => {
+                if let Some(g) = garp_extra_if(c, 0, warnings) {
+                    i.garp_extra_if = g;
+                }
+            }
             "unicast_fault_no_peer" => {
                 unicast_word = Some(c.at());
                 fault_no_peer = true;

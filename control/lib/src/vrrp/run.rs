@@ -221,6 +221,10 @@ struct Inst {
     garp_at: Vec<(Instant, u32)>,
     /// While MASTER with garp_master_refresh: the next refresh.
     garp_refresh_at: Option<Instant>,
+    /// garp_extra_if in effect (`all`, and some address on another link): its interval,
+    /// and while MASTER the next round.
+    extra_garp: Option<Duration>,
+    extra_garp_at: Option<Instant>,
     key: InstanceKey,
     /// Carried over a reload: the state it was in and its configuration then.
     resumed: Option<(State, Instance)>,
@@ -712,6 +716,8 @@ fn launch(
             status,
             garp_at: Vec::new(),
             garp_refresh_at: None,
+            extra_garp: extra_garp_interval(i, &links, link),
+            extra_garp_at: None,
             key,
             resumed,
         });
@@ -1214,6 +1220,40 @@ struct Controller {
     twin_addrs: Vec<Option<Vec<(IpAddr, u8)>>>,
 }
 
+/// The link address `a` is on: its `dev`'s, else the instance's (`own`).
+fn link_of(links: &[Link], own: usize, a: &VirtualAddress) -> usize {
+    a.dev
+        .as_deref()
+        .and_then(|d| links.iter().position(|l| l.is_named(d)))
+        .unwrap_or(own)
+}
+
+/// garp_extra_if in effect for an instance on `link`: as keepalived, only with `all`
+/// (without it only VMAC interfaces count, and rvs makes none) and only if some address
+/// is on another link.
+fn extra_garp_interval(i: &Instance, links: &[Link], link: usize) -> Option<Duration> {
+    let (every, all) = i.garp_extra_if?;
+    let elsewhere = i.all_addresses().any(|a| link_of(links, link, a) != link);
+    (all && elsewhere).then_some(every)
+}
+
+/// garp_extra_if's addresses: the first on each link other than the instance's (its own
+/// too with use_vmac and vmac_xmit_base, whose adverts do not carry the virtual MAC).
+fn extra_garp_addresses(conf: &Instance, links: &[Link], own: usize) -> Vec<VirtualAddress> {
+    let own_too = conf.vmac.is_some() && conf.vmac_xmit_base;
+    let mut done: Vec<usize> = Vec::new();
+    let mut firsts = Vec::new();
+    for a in conf.all_addresses() {
+        let link = link_of(links, own, a);
+        if (link == own && !own_too) || done.contains(&link) {
+            continue;
+        }
+        done.push(link);
+        firsts.push(a.clone());
+    }
+    firsts
+}
+
 /// The addresses each link's twin holds now (None: no such interface, or unreadable).
 fn twin_addresses(links: &[Link]) -> Vec<Option<Vec<(IpAddr, u8)>>> {
     let all = rvs_rawsock::interface_addresses().unwrap_or_default();
@@ -1318,6 +1358,7 @@ impl Controller {
                         .flat_map(|i| i.garp_at.iter().map(|(t, _)| *t)),
                 )
                 .chain(self.insts.iter().filter_map(|i| i.garp_refresh_at))
+                .chain(self.insts.iter().filter_map(|i| i.extra_garp_at))
                 .chain(self.pacers.iter().filter_map(Pacer::deadline))
                 .chain(std::iter::once(
                     last_link_check + Duration::from_millis(500),
@@ -1467,12 +1508,7 @@ impl Controller {
             if inst.machine.state != State::Master {
                 continue;
             }
-            let link_of = |a: &VirtualAddress| {
-                a.dev
-                    .as_deref()
-                    .and_then(|d| self.links.iter().position(|l| l.is_named(d)))
-                    .unwrap_or(inst.link)
-            };
+            let link_of = |a: &VirtualAddress| link_of(&self.links, inst.link, a);
             let gone = inst.conf.all_addresses().find(|a| {
                 !a.no_track
                     && removed_by_hand(before, &self.twin_addrs, link_of(a), (a.addr, a.len))
@@ -1927,10 +1963,12 @@ impl Controller {
                 }
                 inst.garp_refresh_at =
                     (!inst.conf.garp_refresh.is_zero()).then(|| now + inst.conf.garp_refresh);
+                inst.extra_garp_at = inst.extra_garp.map(|every| now + every);
             } else {
                 inst.garp_at.clear();
                 self.pacers.iter_mut().for_each(|p| p.forget(i));
                 inst.garp_refresh_at = None;
+                inst.extra_garp_at = None;
             }
         }
         self.host_addresses(i, state == State::Master);
@@ -2162,10 +2200,7 @@ impl Controller {
 
     /// The link an instance's address goes on: its `dev`'s, else the instance's.
     fn twin_of(&self, link: usize, a: &VirtualAddress) -> &Link {
-        a.dev
-            .as_deref()
-            .and_then(|d| self.links.iter().find(|l| l.is_named(d)))
-            .unwrap_or(&self.links[link])
+        &self.links[link_of(&self.links, link, a)]
     }
 
     /// Puts the instance's addresses on (or takes them off) the host twins, as keepalived
@@ -2208,6 +2243,27 @@ impl Controller {
         if refresh {
             self.send_garps(i, self.insts[i].conf.garp_refresh_repeat.max(1));
         }
+        let inst = &mut self.insts[i];
+        if let (Some(at), Some(every)) = (inst.extra_garp_at, inst.extra_garp) {
+            if at <= now {
+                inst.extra_garp_at = Some(now + every);
+                self.extra_garps(i, now);
+            }
+        }
+    }
+
+    /// garp_extra_if's round: one gratuitous ARP (NA) on each link other than the
+    /// instance's (its own too with use_vmac and vmac_xmit_base, whose adverts do not
+    /// carry the virtual MAC) for the first of its addresses there, as keepalived's
+    /// vrrp_send_vmac_update.
+    fn extra_garps(&mut self, i: usize, now: Instant) {
+        let inst = &self.insts[i];
+        for a in &extra_garp_addresses(&inst.conf, &self.links, inst.link) {
+            let pacer = self.pacer_of[self.garp_link(i, a)];
+            if self.pacers[pacer].may_send(i, a.addr, now) {
+                self.send_garp(i, a);
+            }
+        }
     }
 
     /// `count` gratuitous ARPs (unsolicited NAs) for each address instance `i` holds, as
@@ -2247,10 +2303,7 @@ impl Controller {
     /// The link address `a` of instance `i` is announced on: its `dev`'s, else the
     /// instance's.
     fn garp_link(&self, i: usize, a: &VirtualAddress) -> usize {
-        a.dev
-            .as_deref()
-            .and_then(|d| self.links.iter().position(|l| l.is_named(d)))
-            .unwrap_or(self.insts[i].link)
+        link_of(&self.links, self.insts[i].link, a)
     }
 
     /// One gratuitous ARP (unsolicited NA) for address `a` of instance `i`.
@@ -2902,6 +2955,82 @@ vrrp_instance V {
             [(t0, 1), (t0 + s(2), 1)]
         );
         assert!(lower_prio_bursts(&conf("", " garp_lower_prio_repeat 0\n"), t0).is_empty());
+    }
+
+    /// garp_extra_if as keepalived applies it: the instance's, else global_defs'
+    /// vrrp_garp_extra_if; only with `all` and an address on another link; one GARP per
+    /// other link (the first address there), the own link too with use_vmac and
+    /// vmac_xmit_base; the deprecated names warned, bad values ignored with a warning.
+    #[test]
+    fn garp_extra_if_as_keepalived_applies_it() {
+        let links = [
+            link([2, 0, 0, 0, 0, 1]),
+            Link {
+                name: "wan".into(),
+                twin: "wan-host".into(),
+                port: 1,
+                ..link([2, 0, 0, 0, 0, 2])
+            },
+        ];
+        let parse = |globals: &str, own: &str| {
+            let text = format!(
+                "global_defs {{\n{globals}}}\nvrrp_instance V {{\n interface lan\n virtual_router_id 1\n virtual_ipaddress {{\n 10.0.0.1\n 10.1.0.1 dev wan\n 10.1.0.2 dev wan-host\n 10.0.0.2\n }}\n{own}}}\n"
+            );
+            let mut k = crate::keepalived::KeepalivedConf::parse("k.conf", &text).unwrap();
+            (k.vrrp_conf.instances.remove(0), k.warnings)
+        };
+        let every =
+            |globals: &str, own: &str| extra_garp_interval(&parse(globals, own).0, &links, 0);
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(every(" vrrp_garp_extra_if 100 all\n", ""), secs(100));
+        assert_eq!(
+            every(" vrrp_garp_extra_if all 100\n", " garp_extra_if 30 all\n"),
+            secs(30)
+        );
+        assert_eq!(
+            every(" vrrp_garp_extra_if 100\n", ""),
+            None,
+            "VMAC interfaces only"
+        );
+        assert_eq!(
+            every(" vrrp_garp_extra_if 100 all\n", " garp_extra_if 0\n"),
+            None
+        );
+        assert_eq!(every("", ""), None);
+        let (only_own, _) = parse("", "");
+        let mut only_own = only_own;
+        only_own.addresses.retain(|a| a.dev.is_none());
+        only_own.garp_extra_if = Some((Duration::from_secs(9), true));
+        assert_eq!(
+            extra_garp_interval(&only_own, &links, 0),
+            None,
+            "no other link"
+        );
+        let addrs = |i: &Instance| -> Vec<String> {
+            extra_garp_addresses(i, &links, 0)
+                .iter()
+                .map(|a| a.addr.to_string())
+                .collect()
+        };
+        assert_eq!(addrs(&parse("", " garp_extra_if 5 all\n").0), ["10.1.0.1"]);
+        let vmac = parse("", " garp_extra_if 5 all\n use_vmac\n vmac_xmit_base\n").0;
+        assert_eq!(addrs(&vmac), ["10.0.0.1", "10.1.0.1"]);
+        let (old, warnings) = parse(" vrrp_vmac_garp_intvl 20 all\n", "");
+        assert_eq!(old.garp_extra_if, Some((Duration::from_secs(20), true)));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("vrrp_vmac_garp_intvl is deprecated, use vrrp_garp_extra_if")),
+            "{warnings:?}"
+        );
+        let (bad, warnings) = parse(" vrrp_garp_extra_if 100 all\n", " garp_extra_if soon\n");
+        assert_eq!(bad.garp_extra_if, Some((Duration::from_secs(100), true)));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("garp_extra_if \"soon\" invalid; ignored")),
+            "{warnings:?}"
+        );
     }
 
     /// A static address goes on its dev's twin, else the first port with one; without
