@@ -77,6 +77,8 @@ struct RawConfig {
     vrrp_processes: Vec<toml::Table>,
     #[serde(default, rename = "vrrp_sync_group")]
     vrrp_sync_groups: Vec<toml::Table>,
+    #[serde(default, rename = "garp_group")]
+    garp_groups: Vec<toml::Table>,
     #[serde(default)]
     vrrp: Option<toml::Table>,
 }
@@ -519,6 +521,7 @@ impl Config {
                 scripts: raw.vrrp_scripts,
                 processes: raw.vrrp_processes,
                 groups: raw.vrrp_sync_groups,
+                garp_groups: raw.garp_groups,
                 globals: raw.vrrp,
             },
         )?;
@@ -793,6 +796,7 @@ device = "net_ring1"
 [vrrp]
 version = 3
 lvs_sync_daemon = "a VI_1 id 9"
+garp_extra_if = "100 all"
 
 [[vrrp_script]]
 name = "chk"
@@ -815,12 +819,17 @@ notify = ["/etc/keepalived/notify.sh", "root"]
 [[vrrp_sync_group]]
 name = "G"
 group = ["VI_1"]
+
+[[garp_group]]
+garp_interval = 0.1
+interfaces = ["a", "b"]
 "#
         );
         let keepalived_text = r#"
 global_defs {
     vrrp_version 3
     lvs_sync_daemon a VI_1 id 9
+    vrrp_garp_extra_if 100 all
 }
 vrrp_script chk {
     script "/bin/nc -z 127.0.0.1 53"
@@ -842,13 +851,20 @@ vrrp_instance VI_1 {
     notify /etc/keepalived/notify.sh root
 }
 vrrp_sync_group G { group { VI_1 } }
+garp_group {
+    garp_interval 0.1
+    interfaces {
+        a
+        b
+    }
+}
 "#;
         let mut from_toml = parse(&toml_text).unwrap().vrrp;
         // keepalived drops the weighted script of a sync group's member; the TOML's VRRP
         // keeps its warnings, the keepalived.conf's are the file's.
         assert_eq!(
             from_toml.warnings,
-            ["t.toml:25: vrrp_instance VI_1: ignoring tracked script chk with weight -30 due to SYNC group"]
+            ["t.toml:26: vrrp_instance VI_1: ignoring tracked script chk with weight -30 due to SYNC group"]
         );
         from_toml.warnings.clear();
         let mut from_keepalived =
@@ -867,6 +883,8 @@ vrrp_sync_group G { group { VI_1 } }
         }
         assert_eq!(from_toml, from_keepalived);
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
+        assert_eq!(from_toml.garp_groups[0].interfaces, ["a", "b"]);
+        assert!(from_toml.instances[0].garp_extra_if.is_some());
         let e = parse(&format!(
             "{TWO_PORTS}\n[[vrrp_instance]]\nname = \"V\"\ninterface = \"a\"\nvirtual_router_id = 300\nvirtual_ipaddress = [\"10.0.0.1\"]\n"
         ))

@@ -1,6 +1,7 @@
 //! The TOML form of keepalived's VRRP sections: `[[vrrp_instance]]`, `[[vrrp_script]]`,
 //! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
-//! name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
+//! name), `[[garp_group]]` (`garp_interval`, `gna_interval`, `interface` or
+//! `interfaces = [...]`; no name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
 //! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`, `fifo_write_states_on_reload`,
 //! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`, `strict`,
 //! `down_timer_adverts`, `garp_interval`, `gna_interval`, `min_garp`, `garp_extra_if`
@@ -24,6 +25,7 @@ const BLOCKS: &[&str] = &[
     "track_script",
     "track_process",
     "group",
+    "interfaces",
 ];
 
 #[derive(Debug, Default)]
@@ -32,6 +34,7 @@ pub(super) struct RawVrrp {
     pub scripts: Vec<Table>,
     pub processes: Vec<Table>,
     pub groups: Vec<Table>,
+    pub garp_groups: Vec<Table>,
     pub globals: Option<Table>,
 }
 
@@ -140,6 +143,19 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 line,
             });
         }
+    }
+    for (n, t) in raw.garp_groups.iter().enumerate() {
+        let line = header_line(source, "[[garp_group]]", n);
+        let field = format!("garp_group[{n}]");
+        let block =
+            statements(t, &source.file, line, &field).map_err(|m| err(line, field.clone(), m))?;
+        top.push(Statement {
+            keyword: "garp_group".into(),
+            args: Vec::new(),
+            block: Some(block),
+            file: source.file.clone(),
+            line,
+        });
     }
     let mut globals = Vec::new();
     if let Some(g) = &raw.globals {
