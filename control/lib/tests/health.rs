@@ -353,6 +353,43 @@ virtual_server 192.0.2.12 80 {{
     a.stop_health();
 }
 
+/// UDP_CHECK's reply test against an echo server, as keepalived's check_udp.c: wildcard
+/// nibbles match anything, a reply longer than max_reply_length fails, one that differs
+/// fails, and one shorter than the pattern passes if it matches as far as it goes.
+#[test]
+fn udp_check_replies_as_keepalived_tests_them() {
+    let mut lab = lab();
+    // One socket answers every checker (socat's forks lose datagrams of other peers).
+    lab.start(
+        "echo",
+        "python3 -c 'import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind((\"0.0.0.0\", 7778))\nwhile True:\n    d, p = s.recvfrom(4096)\n    s.sendto(d, p)\n'",
+    );
+    lab.wait_port("udp", 7778);
+    let check = |body: &str| format!("UDP_CHECK {{\n connect_port 7778\n {body}\n }}");
+    let conf = format!(
+        "virtual_server 192.0.2.13 53 {{\n protocol UDP\n delay_loop 1\n retry 0\n connect_timeout 1\n warmup 0\n\
+         real_server {SRV} 1001 {{ {} }}\n real_server {SRV} 1002 {{ {} }}\n real_server {SRV} 1003 {{ {} }}\n real_server {SRV} 1004 {{ {} }}\n}}\n",
+        check("payload 72 76 73 21\n require_reply 72 7X 7x"),
+        check("payload 72767321\n require_reply 72 76\n max_reply_length 3"),
+        check("payload 72767321\n require_reply 72 77"),
+        check("payload 7276\n require_reply 72767321"),
+    );
+    let path = lab.dir.join("udp.conf");
+    std::fs::write(&path, conf).unwrap();
+    let a = appliance();
+    let r = a.console(&format!("load {}", path.display()));
+    assert_eq!(r.status, 0, "{}", r.err);
+    let want = format!(
+        "-A -u 192.0.2.13:53 -s wlc\n-a -u 192.0.2.13:53 -r {SRV}:1001 -m -w 1\n-a -u 192.0.2.13:53 -r {SRV}:1004 -m -w 1\n"
+    );
+    let mut last = String::new();
+    wait_for("the UDP verdicts", Duration::from_secs(15), || {
+        last = saved(&a);
+        last == want
+    });
+    a.stop_health();
+}
+
 #[test]
 fn malformed_keepalived_conf_is_refused_and_changes_nothing() {
     let a = appliance();

@@ -72,7 +72,7 @@ async fn run(c: &Checker) -> Outcome {
         CheckKind::Udp {
             payload,
             require_reply,
-        } => udp_probe(c, payload, require_reply.as_deref()).await,
+        } => udp_probe(c, payload, require_reply.as_ref()).await,
         CheckKind::Smtp { helo_name } => smtp(c, helo_name).await,
         CheckKind::Sip { tcp } => sip(c, *tcp).await,
         CheckKind::Misc {
@@ -311,17 +311,24 @@ async fn dns(c: &Checker, qtype: &str, name: &str) -> io::Result<Outcome> {
     }
 }
 
-async fn udp_probe(c: &Checker, payload: &[u8], reply: Option<&[u8]>) -> io::Result<Outcome> {
+async fn udp_probe(
+    c: &Checker,
+    payload: &[u8],
+    reply: Option<&crate::keepalived::UdpReply>,
+) -> io::Result<Outcome> {
     let s = udp(c).await?;
     s.send(payload).await?;
     let mut buf = [0u8; 1500];
     match reply {
         Some(want) => {
-            let n = s.recv(&mut buf).await?;
-            if buf[..n].starts_with(want) {
+            // As keepalived: a buffer of max_reply_length + 1 octets (a longer reply is
+            // cut there, and so too long).
+            let mut big = vec![0u8; usize::from(want.max_len) + 1];
+            let n = s.recv(&mut big).await?;
+            if want.accepts(&big[..n]) {
                 Ok(Outcome::Up)
             } else {
-                Ok(down("UDP reply does not match"))
+                Ok(down("UDP reply data mismatch"))
             }
         }
         None => {

@@ -33,10 +33,11 @@ pub enum CheckKind {
     },
     /// A query (type, name) answered with rcode 0.
     Dns { qtype: String, name: String },
-    /// A datagram; with `require_reply` an answer must come (optionally matching).
+    /// A datagram; with `require_reply` an answer must come (matching, if a pattern is
+    /// given).
     Udp {
         payload: Vec<u8>,
-        require_reply: Option<Vec<u8>>,
+        require_reply: Option<UdpReply>,
     },
     /// 220 banner, HELO, 250, QUIT.
     Smtp { helo_name: String },
@@ -1705,7 +1706,14 @@ impl KeepalivedConf {
         let mut urls = Vec::new();
         let (mut qtype, mut qname) = ("SOA".to_string(), ".".to_string());
         let mut payload = Vec::new();
-        let mut require_reply = None;
+        let mut require_reply: Option<UdpReply> = None;
+        // The lengths apply to require_reply wherever they stand in the block.
+        let mut reply_bounds = UdpReply {
+            data: Vec::new(),
+            wildcard: Vec::new(),
+            min_len: 0,
+            max_len: 255,
+        };
         let mut helo = "rvs".to_string();
         let (mut misc_path, mut misc_timeout, mut misc_dynamic) = (None, None, false);
         let mut sip_tcp = false;
@@ -1808,10 +1816,41 @@ impl KeepalivedConf {
                 "host" if kind == "SMTP_CHECK" => {}
                 "type" => qtype = c.arg(0)?.to_ascii_uppercase(),
                 "name" => qname = c.arg(0)?.to_string(),
-                "payload" => payload = hex_or_text(c.arg(0)?),
+                "payload" => match hex_string(&c.args, false) {
+                    Some((data, _)) => payload = data,
+                    None => self.warnings.push(format!(
+                        "{}: UDP_CHECK payload: invalid hex string; none sent (as keepalived)",
+                        c.at()
+                    )),
+                },
                 "require_reply" => {
-                    require_reply = Some(c.args.first().map(|a| hex_or_text(a)).unwrap_or_default())
+                    let (data, wildcard) = if c.args.is_empty() {
+                        (Vec::new(), Vec::new())
+                    } else {
+                        hex_string(&c.args, true).unwrap_or_else(|| {
+                            self.warnings.push(format!(
+                                "{}: UDP_CHECK require_reply: invalid hex string; any reply will do (as keepalived)",
+                                c.at()
+                            ));
+                            (Vec::new(), Vec::new())
+                        })
+                    };
+                    require_reply = Some(UdpReply {
+                        data,
+                        wildcard,
+                        ..reply_bounds
+                    });
                 }
+                "min_reply_length" | "max_reply_length" => match c.arg(0)?.parse::<u16>() {
+                    Ok(n) if c.keyword.starts_with("min") => reply_bounds.min_len = n,
+                    Ok(n) => reply_bounds.max_len = n,
+                    Err(_) => self.warnings.push(format!(
+                        "{}: UDP_CHECK {} {:?} not valid - must be between 0 & 65535; ignored",
+                        c.at(),
+                        c.keyword,
+                        c.args[0]
+                    )),
+                },
                 "helo_name" => helo = c.arg(0)?.to_string(),
                 "misc_path" => misc_path = Some(c.args.join(" ")),
                 "misc_timeout" => misc_timeout = Some(secs(c)?),
@@ -1855,7 +1894,21 @@ impl KeepalivedConf {
             "UDP_CHECK" => (
                 CheckKind::Udp {
                     payload,
-                    require_reply,
+                    require_reply: require_reply.map(|r| {
+                        if reply_bounds.min_len > reply_bounds.max_len {
+                            self.warnings.push(format!(
+                                "{}: UDP_CHECK min_reply_length {} > max_reply_length {} - will always fail (as keepalived)",
+                                s.at(),
+                                reply_bounds.min_len,
+                                reply_bounds.max_len
+                            ));
+                        }
+                        UdpReply {
+                            min_len: reply_bounds.min_len,
+                            max_len: reply_bounds.max_len,
+                            ..r
+                        }
+                    }),
                 },
                 1,
                 Duration::from_secs(1),
@@ -1992,23 +2045,171 @@ pub fn server_port(key: ServiceKey, method: ForwardMethod, port: u16) -> u16 {
     }
 }
 
-/// `payload` / `require_reply` values: hex digits, else the text itself.
-fn hex_or_text(s: &str) -> Vec<u8> {
-    let hex =
-        s.len().is_multiple_of(2) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if hex {
-        (0..s.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-            .collect()
-    } else {
-        s.as_bytes().to_vec()
+/// UDP_CHECK's `require_reply [HEX]` with `min_reply_length` / `max_reply_length`
+/// (0 and 255 by default), as keepalived's check_udp.c reads and applies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpReply {
+    /// The octets the reply starts with (none: any reply will do), and which of their
+    /// bits are wildcards (`x`/`X` nibbles).
+    pub data: Vec<u8>,
+    pub wildcard: Vec<u8>,
+    pub min_len: u16,
+    pub max_len: u16,
+}
+
+impl UdpReply {
+    /// Whether a reply (read into a buffer of `max_len + 1` octets, so `len` is at most
+    /// that) passes: with a pattern, a length within the bounds and the first octets (as
+    /// many as both have) matching it; without one, anything.
+    pub fn accepts(&self, reply: &[u8]) -> bool {
+        if self.data.is_empty() {
+            return true;
+        }
+        let n = reply.len();
+        if n < usize::from(self.min_len) || n > usize::from(self.max_len) {
+            return false;
+        }
+        reply
+            .iter()
+            .zip(&self.data)
+            .zip(&self.wildcard)
+            .all(|((r, d), w)| (r ^ d) & !w == 0)
     }
+}
+
+/// keepalived's hex strings (`payload`, `require_reply`): the words joined by spaces; two
+/// hex digits an octet, one alone (before a space or the end) an octet too; with
+/// `wildcards`, `x`/`X` a nibble that matches anything. None: not a hex string (or
+/// empty). Gives the octets and their wildcard bits.
+fn hex_string(words: &[String], wildcards: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+    let text = words.join(" ");
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some((c - b'0', 0)),
+        b'a'..=b'f' => Some((c - b'a' + 10, 0)),
+        b'A'..=b'F' => Some((c - b'A' + 10, 0)),
+        b'x' | b'X' if wildcards => Some((0, 0x0f)),
+        _ => None,
+    };
+    let (mut data, mut wild) = (Vec::new(), Vec::new());
+    let mut chars = text.bytes().peekable();
+    loop {
+        while chars.next_if(|c| *c == b' ' || *c == b'\t').is_some() {}
+        let Some(first) = chars.next() else { break };
+        let (mut v, mut m) = nibble(first)?;
+        if let Some(second) = chars.next_if(|c| *c != b' ') {
+            let (v2, m2) = nibble(second)?;
+            v = v << 4 | v2;
+            m = m << 4 | m2;
+        }
+        data.push(v);
+        wild.push(m);
+    }
+    (!data.is_empty()).then_some((data, wild))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// UDP_CHECK's hex strings and reply test as keepalived's check_udp.c: words joined,
+    /// a lone digit an octet, x/X wildcard nibbles in require_reply only, a reply shorter
+    /// than the pattern compared as far as it goes, the lengths only with a pattern;
+    /// invalid hex named with keepalived's consequence.
+    #[test]
+    fn udp_check_as_keepalived_reads_and_matches_it() {
+        let words = |t: &str| t.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            hex_string(&words("00 01 02"), false),
+            Some((vec![0, 1, 2], vec![0; 3]))
+        );
+        assert_eq!(
+            hex_string(&words("0001 2"), false),
+            Some((vec![0, 1, 2], vec![0; 3]))
+        );
+        assert_eq!(hex_string(&words("4f5054"), false).unwrap().0, b"OPT");
+        assert_eq!(
+            hex_string(&words("12 3x"), false),
+            None,
+            "no wildcard in a payload"
+        );
+        assert_eq!(hex_string(&words("rvs"), false), None);
+        assert_eq!(
+            hex_string(&words("12 3x XX"), true),
+            Some((vec![0x12, 0x30, 0], vec![0, 0x0f, 0xff]))
+        );
+        let conf = |check: &str| {
+            KeepalivedConf::parse(
+                "u.conf",
+                &format!("virtual_server 10.0.0.1 53 {{\n protocol UDP\n real_server 10.0.0.2 53 {{\n  UDP_CHECK {{\n{check}\n  }}\n }}\n}}\n"),
+            )
+            .unwrap()
+        };
+        let kind = |k: &KeepalivedConf| {
+            k.virtual_servers[0].real_servers[0].checkers[0]
+                .kind
+                .clone()
+        };
+        let k =
+            conf("payload 00 01 02\nmin_reply_length 2\nrequire_reply 12 3x\nmax_reply_length 4");
+        let CheckKind::Udp {
+            payload,
+            require_reply: Some(r),
+        } = kind(&k)
+        else {
+            panic!("{:?}", kind(&k))
+        };
+        assert_eq!(payload, [0, 1, 2]);
+        assert_eq!((r.min_len, r.max_len), (2, 4));
+        assert!(r.accepts(&[0x12, 0x35]));
+        assert!(r.accepts(&[0x12, 0x3f, 9, 9]));
+        assert!(!r.accepts(&[0x12, 0x45]), "the digit that is no wildcard");
+        assert!(!r.accepts(&[0x12]), "shorter than min_reply_length");
+        assert!(
+            !r.accepts(&[0x12, 0x30, 0, 0, 0]),
+            "longer than max_reply_length"
+        );
+        let short = UdpReply {
+            min_len: 0,
+            ..r.clone()
+        };
+        assert!(short.accepts(&[0x12]), "compared as far as the reply goes");
+        let any = UdpReply {
+            data: Vec::new(),
+            wildcard: Vec::new(),
+            ..r
+        };
+        assert!(
+            any.accepts(&[7; 9]),
+            "no pattern: any reply, whatever its length"
+        );
+        let k = conf("payload zz\nrequire_reply 1g");
+        let CheckKind::Udp {
+            payload,
+            require_reply: Some(r),
+        } = kind(&k)
+        else {
+            panic!()
+        };
+        assert!(payload.is_empty() && r.data.is_empty() && r.max_len == 255);
+        for said in [
+            "u.conf:5: UDP_CHECK payload: invalid hex string; none sent",
+            "u.conf:6: UDP_CHECK require_reply: invalid hex string; any reply will do",
+        ] {
+            assert!(
+                k.warnings.iter().any(|w| w.contains(said)),
+                "{said:?} in {:?}",
+                k.warnings
+            );
+        }
+        let k = conf("require_reply 00\nmin_reply_length 9\nmax_reply_length 3");
+        assert!(
+            k.warnings
+                .iter()
+                .any(|w| w.contains("min_reply_length 9 > max_reply_length 3 - will always fail")),
+            "{:?}",
+            k.warnings
+        );
+    }
 
     fn load(name: &str) -> KeepalivedConf {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -2757,7 +2958,12 @@ mystery { }
             b.checkers[0].kind,
             CheckKind::Udp {
                 payload: b"OPT".to_vec(),
-                require_reply: Some(Vec::new())
+                require_reply: Some(UdpReply {
+                    data: Vec::new(),
+                    wildcard: Vec::new(),
+                    min_len: 0,
+                    max_len: 255
+                })
             }
         );
         assert_eq!(b.checkers[1].kind, CheckKind::Sip { tcp: false });
