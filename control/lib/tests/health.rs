@@ -353,6 +353,90 @@ virtual_server 192.0.2.12 80 {{
     a.stop_health();
 }
 
+const MTLS: &str = r#"python3 -c '
+import http.server, ssl
+httpd = http.server.HTTPServer(("0.0.0.0", 8444), http.server.SimpleHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("cert.pem", "key.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations("ca.pem")
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+httpd.serve_forever()
+'"#;
+
+/// The top-level SSL block as keepalived uses it: SSL_GET presents its certificate to a
+/// server that requires one (without the block that server is down); an encrypted key
+/// or a missing file refuses the configuration, naming file and line.
+#[test]
+fn ssl_get_presents_the_ssl_block_s_client_certificate() {
+    let mut lab = lab();
+    let dir = lab.dir.display().to_string();
+    assert!(sh(&format!(
+        "cd {dir} && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=srv.test 2>/dev/null \
+         && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=ca.test 2>/dev/null \
+         && openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=lb.test 2>/dev/null \
+         && printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' >client.ext \
+         && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -extfile client.ext -out client.pem -days 2 2>/dev/null \
+         && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client-v1.pem -days 2 2>/dev/null \
+         && openssl pkey -in client.key -aes256 -passout pass:secret -out client-enc.key"
+    )));
+    std::fs::write(lab.dir.join("index.html"), "mtls\n").unwrap();
+    lab.start("mtls", MTLS);
+    lab.wait_port("tcp", 8444);
+    let service = format!(
+        "virtual_server 192.0.2.14 443 {{\n protocol TCP\n delay_loop 1\n retry 0\n connect_timeout 1\n warmup 0\n ALPHA\n real_server {SRV} 8444 {{\n  SSL_GET {{\n   url {{\n    path /index.html\n    status_code 200\n   }}\n  }}\n }}\n}}\n"
+    );
+    let present = format!("-a -t 192.0.2.14:443 -r {SRV}:8444 ");
+    let run = |ssl: &str, alpha: bool| {
+        let path = lab.dir.join("ssl.conf");
+        let text = format!(
+            "{ssl}{}",
+            service.replace("ALPHA", if alpha { "alpha" } else { "" })
+        );
+        std::fs::write(&path, text).unwrap();
+        let a = appliance();
+        let r = a.console(&format!("load {}", path.display()));
+        assert_eq!(r.status, 0, "{}", r.err);
+        a
+    };
+    // No certificate: the handshake fails, the server leaves.
+    let a = run("", false);
+    wait_for(
+        "the server down without a certificate",
+        Duration::from_secs(15),
+        || !saved(&a).contains(&present),
+    );
+    a.stop_health();
+    // With the SSL block: the server (alpha: down at first) comes up.
+    let block = format!(
+        "SSL {{\n ca {dir}/ca.pem\n certificate {dir}/client.pem\n key {dir}/client.key\n}}\n"
+    );
+    let a = run(&block, true);
+    wait_for(
+        "the server up with the certificate",
+        Duration::from_secs(15),
+        || saved(&a).contains(&present),
+    );
+    a.stop_health();
+    let refused =
+        |ssl: String| KeepalivedConf::parse("s.conf", &format!("{ssl}{service}")).unwrap_err();
+    let e = refused(block.replace("client.key", "client-enc.key"));
+    assert!(
+        e.starts_with("s.conf:3: SSL certificate and key: an encrypted key"),
+        "{e}"
+    );
+    let e = refused(block.replace("client.pem", "client-v1.pem"));
+    assert!(
+        e.starts_with("s.conf:3: SSL certificate and key: ") && e.contains("X.509 v3"),
+        "{e}"
+    );
+    let e = refused(block.replace("ca.pem", "gone.pem"));
+    assert!(
+        e.starts_with("s.conf:2: SSL ca ") && e.contains("gone.pem"),
+        "{e}"
+    );
+}
+
 /// UDP_CHECK's reply test against an echo server, as keepalived's check_udp.c: wildcard
 /// nibbles match anything, a reply longer than max_reply_length fails, one that differs
 /// fails, and one shorter than the pattern passes if it matches as far as it goes.

@@ -195,7 +195,20 @@ fn looks_like_keepalived(text: &str) -> bool {
         .is_some_and(|w| {
             matches!(
                 w,
-                "global_defs" | "virtual_server" | "virtual_server_group" | "include"
+                "global_defs"
+                    | "virtual_server"
+                    | "virtual_server_group"
+                    | "include"
+                    | "SSL"
+                    | "static_ipaddress"
+                    | "static_routes"
+                    | "static_rules"
+                    | "garp_group"
+                    | "track_file"
+                    | "local_address_group"
+                    | "net_namespace"
+                    | "instance"
+                    | "bfd_instance"
             ) || w.starts_with("vrrp_")
         })
 }

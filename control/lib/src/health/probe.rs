@@ -2,7 +2,7 @@
 //! (MISC_CHECK: misc_timeout, else delay_loop).
 
 use super::state::Outcome;
-use crate::keepalived::{CheckKind, Checker, HttpProtocol, UrlCheck};
+use crate::keepalived::{CheckKind, Checker, HttpProtocol, TlsClient, UrlCheck};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,12 +59,14 @@ async fn run(c: &Checker) -> Outcome {
             virtualhost,
             protocol,
             sni,
+            client,
         } => {
             let how = HttpHow {
                 vhost: virtualhost.as_deref(),
                 ssl: *ssl,
                 protocol: *protocol,
                 sni: *sni,
+                client: client.as_ref(),
             };
             http(c, urls, &how).await
         }
@@ -166,14 +168,22 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
-fn tls_connector() -> io::Result<tokio_rustls::TlsConnector> {
+fn tls_connector(client: Option<&TlsClient>) -> io::Result<tokio_rustls::TlsConnector> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(io::Error::other)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)));
+    let config = match client {
+        Some(c) => {
+            let (chain, key) = c.parts().map_err(io::Error::other)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(io::Error::other)?
+        }
+        None => builder.with_no_client_auth(),
+    };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
@@ -183,6 +193,7 @@ struct HttpHow<'a> {
     ssl: bool,
     protocol: HttpProtocol,
     sni: bool,
+    client: Option<&'a TlsClient>,
 }
 
 /// keepalived's request: its User-Agent, `Connection: close` for 1.0C and 1.1, and the
@@ -217,7 +228,7 @@ async fn http(c: &Checker, urls: &[UrlCheck], how: &HttpHow<'_>) -> io::Result<O
                     .map_err(io::Error::other)?,
                 None => rustls::pki_types::ServerName::IpAddress(c.target.ip().into()),
             };
-            let tls = tls_connector()?.connect(name, s).await?;
+            let tls = tls_connector(how.client)?.connect(name, s).await?;
             exchange(tls, req.as_bytes()).await?
         } else {
             exchange(s, req.as_bytes()).await?

@@ -30,6 +30,9 @@ pub enum CheckKind {
         protocol: HttpProtocol,
         /// `enable_sni`: send the virtual host as the TLS server name.
         sni: bool,
+        /// The top-level `SSL` block's certificate and key (SSL_GET): presented when the
+        /// server asks for one.
+        client: Option<TlsClient>,
     },
     /// A query (type, name) answered with rcode 0.
     Dns { qtype: String, name: String },
@@ -222,6 +225,8 @@ pub struct KeepalivedConf {
     pub scripts: crate::scripts::ScriptPolicy,
     /// `track_file` blocks, for FILE_CHECK.
     pub track_files: Vec<TrackFile>,
+    /// The top-level `SSL` block's client certificate and key.
+    pub ssl_client: Option<TlsClient>,
     pub warnings: Vec<String>,
     /// DPVS's `local_address_group NAME { ADDR [IFACE] ... }`: full NAT's local addresses.
     pub local_address_groups: Vec<(String, Vec<IpAddr>)>,
@@ -265,6 +270,19 @@ fn not_applied_global(s: &Statement) -> Option<&'static str> {
         "default_interface" => {
             "a static_ipaddress without dev goes on the first data port with a host twin"
         }
+        _ => return None,
+    })
+}
+
+/// Why a top-level keepalived block rvs knows is not applied (None: not one of those).
+fn not_applied_root(keyword: &str) -> Option<&'static str> {
+    Some(match keyword {
+        "static_rules" => "policy routing rules: rvs's data plane has one routing table",
+        "bfd_instance" => "rvs runs no BFD",
+        "net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets" => {
+            "rvs runs in the namespace it is started in (ip netns exec)"
+        }
+        "interface_up_down_delays" => "link changes count at once (within 0.5 s)",
         _ => return None,
     })
 }
@@ -711,9 +729,13 @@ impl KeepalivedConf {
             conf.local_address_groups
                 .push((s.arg(0)?.to_string(), addrs));
         }
+        // The last SSL block is the one (keepalived replaces an earlier one).
+        for s in top.iter().filter(|s| s.keyword == "SSL") {
+            conf.ssl_client = ssl_block(s, &mut conf.warnings)?;
+        }
         for s in &top {
             match s.keyword.as_str() {
-                "global_defs" | "local_address_group" => {}
+                "global_defs" | "local_address_group" | "SSL" => {}
                 "virtual_server" => {
                     let Some(vs) = conf.virtual_server(s, &groups)? else {
                         continue;
@@ -733,9 +755,16 @@ impl KeepalivedConf {
                 {
                     conf.vrrp.push(s.clone())
                 }
-                k => conf
-                    .warnings
-                    .push(format!("{}: unknown keyword {k:?} ignored", s.at())),
+                // keepalived's own process handling: nothing for rvs to do.
+                "instance"
+                | "use_pid_dir"
+                | "child_wait_time"
+                | "linkbeat_use_polling"
+                | "linkbeat_interfaces" => {}
+                k => conf.warnings.push(match not_applied_root(k) {
+                    Some(why) => format!("{}: {k}: {why}; ignored", s.at()),
+                    None => format!("{}: unknown keyword {k:?} ignored", s.at()),
+                }),
             }
         }
         for g in conf.global_defs.clone() {
@@ -1885,6 +1914,7 @@ impl KeepalivedConf {
                         virtualhost: checker_vhost.or(virtualhost),
                         protocol,
                         sni,
+                        client: self.ssl_client.clone().filter(|_| kind == "SSL_GET"),
                     },
                     1,
                     Duration::from_secs(3),
@@ -2042,6 +2072,113 @@ pub fn server_port(key: ServiceKey, method: ForwardMethod, port: u16) -> u16 {
     match key {
         ServiceKey::Fwmark { .. } if method != ForwardMethod::Nat => 0,
         _ => port,
+    }
+}
+
+/// A client certificate chain and its key, PEM as read from the `SSL` block's files
+/// (checked when the file is loaded).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsClient {
+    pub certificate: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsClient { .. }")
+    }
+}
+
+impl TlsClient {
+    /// The chain and key as rustls takes them.
+    pub fn parts(
+        &self,
+    ) -> Result<
+        (
+            Vec<rustls::pki_types::CertificateDer<'static>>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        ),
+        String,
+    > {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_slice_iter(&self.certificate)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        if chain.is_empty() {
+            return Err("no certificate in it".into());
+        }
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| {
+            if self.key.windows(9).any(|w| w == b"ENCRYPTED") {
+                "an encrypted key: rvs reads plain PEM keys (openssl pkey -in KEY -out PLAIN)"
+                    .to_string()
+            } else {
+                format!("no private key in it ({e})")
+            }
+        })?;
+        Ok((chain, key))
+    }
+}
+
+/// The top-level `SSL { password; ca; certificate; key }` block as keepalived's check_ssl.c
+/// uses it: the certificate chain and key are presented to servers that ask (SSL_GET),
+/// `ca` is loaded but verifies nothing (keepalived never enforces it), `password` opens an
+/// encrypted key, which rvs cannot read (said). A file that cannot be read or parsed
+/// refuses the configuration (keepalived's checker process terminates).
+fn ssl_block(s: &Statement, warnings: &mut Vec<String>) -> Result<Option<TlsClient>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let (mut certificate, mut key) = (None, None);
+    for c in s.children() {
+        let read = |what: &str| {
+            let path = c.arg(0)?;
+            std::fs::read(path).map_err(|e| format!("{}: SSL {what} {path}: {e}", c.at()))
+        };
+        match c.keyword.as_str() {
+            "certificate" => certificate = Some((read("certificate")?, c.at())),
+            "key" => key = Some((read("key")?, c.at())),
+            "ca" => {
+                let pem = read("ca")?;
+                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap_or_default();
+                if certs.is_empty() {
+                    return Err(format!(
+                        "{}: SSL ca {}: no certificate in it",
+                        c.at(),
+                        c.args[0]
+                    ));
+                }
+            }
+            "password" => {}
+            k => warnings.push(format!("{}: SSL: unknown keyword {k:?} ignored", c.at())),
+        }
+    }
+    match (certificate, key) {
+        (Some((certificate, at)), Some((key, _))) => {
+            let client = TlsClient { certificate, key };
+            let refused = |e: String| format!("{at}: SSL certificate and key: {e}");
+            let (chain, key) = client.parts().map_err(refused)?;
+            // What the checkers will build, built once now: a certificate rustls cannot
+            // take (X.509 v1, a key of another pair) refuses the file here.
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| refused(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| {
+                    refused(format!(
+                        "{e} (rvs's TLS takes X.509 v3 certificates and their own key)"
+                    ))
+                })?;
+            Ok(Some(client))
+        }
+        (None, None) => Ok(None),
+        (Some((_, at)), None) | (None, Some((_, at))) => {
+            warnings.push(format!(
+                "{at}: SSL: a certificate needs its key (and a key its certificate): no client certificate presented"
+            ));
+            Ok(None)
+        }
     }
 }
 
@@ -2586,6 +2723,27 @@ mod tests {
             .map(|w| w.split(": ").nth(2).unwrap_or(w))
             .collect();
         assert_eq!(named, ["enable_snmp_vrrp", "smtp_alert"]);
+    }
+
+    /// Top-level blocks: keepalived's process handling passes, what rvs does not do is
+    /// named with why, a typo is an unknown keyword.
+    #[test]
+    fn top_level_blocks_not_applied_are_named() {
+        let k = KeepalivedConf::parse(
+            "r.conf",
+            "instance lb1\nuse_pid_dir\nchild_wait_time 5\nnet_namespace blue\n\
+             static_rules {\n from 10.0.0.0/8 table 100\n}\nbfd_instance b {\n neighbor_ip 10.0.0.2\n}\nvirtual_srever 10.0.0.1 80 {\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            k.warnings,
+            [
+                "r.conf:4: net_namespace: rvs runs in the namespace it is started in (ip netns exec); ignored",
+                "r.conf:5: static_rules: policy routing rules: rvs's data plane has one routing table; ignored",
+                "r.conf:8: bfd_instance: rvs runs no BFD; ignored",
+                "r.conf:11: unknown keyword \"virtual_srever\" ignored",
+            ]
+        );
     }
 
     /// notify_fifo and vrrp_notify_fifo carry VRRP's lines (with their scripts and owners),
