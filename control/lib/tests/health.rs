@@ -20,9 +20,34 @@ use std::time::{Duration, Instant};
 const HOST: &str = "10.213.0.1";
 const SRV: &str = "10.213.0.2";
 
-fn lab() -> Netns {
+/// The servers' namespace behind one veth (its names and addresses are the process's, so
+/// the tests that use it take turns).
+struct Lab {
+    netns: Netns,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.netns
+    }
+}
+
+impl std::ops::DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut Netns {
+        &mut self.netns
+    }
+}
+
+fn lab() -> Lab {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let host_if = format!("rvshc{}", std::process::id() % 100_000);
-    Netns::new("rvshc").veth(&host_if, &format!("{HOST}/24"), &format!("{SRV}/24"))
+    Lab {
+        netns: Netns::new("rvshc").veth(&host_if, &format!("{HOST}/24"), &format!("{SRV}/24")),
+        _turn: turn,
+    }
 }
 
 const SMTP: &str = r#"python3 -c '
