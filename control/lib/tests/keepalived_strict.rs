@@ -6,6 +6,7 @@
 //! reading of the same file must give each the same. Needs root.
 
 use rvs_control::keepalived::KeepalivedConf;
+use rvs_control::vrrp::conf::OldChecksum;
 use rvs_testkit::netns::Netns;
 use rvs_testkit::wait::wait_for;
 use std::collections::BTreeMap;
@@ -424,6 +425,7 @@ vrrp_instance VMAC_UNICAST {
     interface eth0
     virtual_router_id 74
     use_vmac
+    promote_secondaries
     unicast_peer {
         192.168.200.2
     }
@@ -439,15 +441,52 @@ vrrp_instance PORT_SRC {
         192.168.200.75
     }
 }
+vrrp_instance OLD_SUM {
+    interface eth0
+    virtual_router_id 76
+    version 3
+    old_unicast_checksum
+    promote_secondaries
+    unicast_peer {
+        192.168.200.2
+    }
+    virtual_ipaddress {
+        192.168.200.76
+    }
+}
+vrrp_instance NEVER_OLD_SUM {
+    interface eth0
+    virtual_router_id 77
+    version 3
+    old_unicast_checksum never
+    unicast_peer {
+        192.168.200.2
+    }
+    virtual_ipaddress {
+        192.168.200.77
+    }
+}
+vrrp_instance NEW_SUM {
+    interface eth0
+    virtual_router_id 78
+    version 3
+    unicast_peer {
+        192.168.200.2
+    }
+    virtual_ipaddress {
+        192.168.200.78
+    }
+}
 ";
 
 /// The advert source and the unicast keywords as keepalived reads them: `mcast_src_ip`
 /// is `unicast_src_ip`'s equal ("Using src_ip = ... (from configuration)"); a unicast
 /// keyword without peers means multicast, or a config fault with `unicast_fault_no_peer`;
-/// unicast with use_vmac sets xmit_base. keepalived's dump against rvs's reading.
+/// unicast with use_vmac sets xmit_base; old_unicast_checksum's modes; promote_secondaries
+/// (cleared for a VMAC). keepalived's dump against rvs's reading.
 #[test]
 fn advert_sources_and_unicast_keywords_as_keepalived_reads_them() {
-    let (dump, path, _lab) = keepalived_dump("rvskc", SOURCES, 5);
+    let (dump, path, _lab) = keepalived_dump("rvskc", SOURCES, 8);
     let k = KeepalivedConf::parse(&path, SOURCES).unwrap();
     for block in dump.split("\n VRRP Instance = ").skip(1) {
         let name = block.lines().next().unwrap_or("").trim();
@@ -474,6 +513,8 @@ fn advert_sources_and_unicast_keywords_as_keepalived_reads_them() {
                 .nth(1)
                 .map(str::to_string),
             block.contains("Unicast config option specified but using multicast"),
+            value("Unicast checksum compatibility ="),
+            value("Promote_secondaries ="),
         );
         let ours = (
             i.unicast_src.map(|a| a.to_string()),
@@ -487,6 +528,22 @@ fn advert_sources_and_unicast_keywords_as_keepalived_reads_them() {
                             "{name}: a unicast keyword without any unicast peers"
                         ))
                     })),
+            if i.unicast_peers.is_empty() {
+                ""
+            } else {
+                match i.old_checksum {
+                    OldChecksum::Auto => "no",
+                    OldChecksum::Never => "never",
+                    OldChecksum::Always => "config",
+                }
+            }
+            .to_string(),
+            if i.promote_secondaries {
+                "enabled"
+            } else {
+                "disabled"
+            }
+            .to_string(),
         );
         assert_eq!(ours, theirs, "{name}: rvs (left), keepalived (right)");
     }

@@ -18,6 +18,7 @@ impl Host for VrrpHost {
         let mut next = a.director.lock().clone();
         next.floating = addrs;
         next.vrrp_routes = routes;
+        a.sync_host_vips(next.local_vips(), &next.floating);
         a.commit(next);
     }
 

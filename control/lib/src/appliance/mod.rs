@@ -354,7 +354,7 @@ impl Appliance {
         let mut next = self.director.lock().clone();
         edit(&mut next)?;
         // A local server's VIP is on the host before traffic for it can arrive there.
-        self.sync_host_vips(next.local_vips());
+        self.sync_host_vips(next.local_vips(), &next.floating);
         self.commit(next);
         Ok(())
     }
@@ -440,7 +440,7 @@ impl Appliance {
                 }
             }
         }
-        self.sync_host_vips(next.local_vips());
+        self.sync_host_vips(next.local_vips(), &next.floating);
         self.commit(next);
         reply
     }

@@ -4,7 +4,7 @@
 //! change), runs notify scripts, logs, and keeps the table `show health` prints.
 
 use super::probe::probe;
-use super::state::{server_alive, server_set, CheckerState, Quorum, ServerSet};
+use super::state::{server_alive, server_set, CheckerState, Outcome, Quorum, ServerSet};
 use super::HealthTarget;
 use crate::ipvsadm::{Command, ServerSpec, ServiceKey};
 use crate::keepalived::Checker;
@@ -417,7 +417,26 @@ async fn checker_task(
     nap(BOOTSTRAP_DELAY + Duration::from_millis(warmup)).await;
     while !stop.load(Ordering::Relaxed) {
         let outcome = probe(&c).await;
+        let failed_live = match (&outcome, state.up) {
+            (Outcome::Down(why), true) => Some(why.clone()),
+            _ => None,
+        };
         let next = state.record(outcome, c.delay_loop, c.delay_before_retry);
+        // log_all_failures: the attempts a live server survives (retries) are said too.
+        if let (Some(why), true, false) = (failed_live, c.log_all_failures, next.changed) {
+            log(
+                Level::Info,
+                "health",
+                None,
+                format_args!(
+                    "{} to {} failed ({why}); retry {} of {}",
+                    kind_name(&c.kind),
+                    c.target,
+                    state.failures,
+                    c.retry
+                ),
+            );
+        }
         let report = Report {
             vs,
             rs,

@@ -143,6 +143,9 @@ pub struct Checker {
     pub delay_before_retry: Duration,
     /// Random delay up to this before the first check (keepalived: up to delay_loop).
     pub warmup: Duration,
+    /// `log_all_failures` (or global_defs' `checker_log_all_failures`): each failed attempt
+    /// of a live server is logged, not only the one that takes it down.
+    pub log_all_failures: bool,
     pub line: String,
 }
 
@@ -1717,6 +1720,7 @@ impl KeepalivedConf {
             retry: 0,
             delay_before_retry: Duration::from_secs(1),
             warmup: Duration::ZERO,
+            log_all_failures: false,
             line: s.at(),
         }))
     }
@@ -1735,6 +1739,7 @@ impl KeepalivedConf {
         let mut urls = Vec::new();
         let (mut qtype, mut qname) = ("SOA".to_string(), ".".to_string());
         let mut payload = Vec::new();
+        let mut log_all_failures: Option<bool> = None;
         let mut require_reply: Option<UdpReply> = None;
         // The lengths apply to require_reply wherever they stand in the block.
         let mut reply_bounds = UdpReply {
@@ -1845,6 +1850,12 @@ impl KeepalivedConf {
                 "host" if kind == "SMTP_CHECK" => {}
                 "type" => qtype = c.arg(0)?.to_ascii_uppercase(),
                 "name" => qname = c.arg(0)?.to_string(),
+                "log_all_failures" => {
+                    log_all_failures = Some(!matches!(
+                        c.args.first().map(String::as_str),
+                        Some("false" | "no" | "off")
+                    ))
+                }
                 "payload" => match hex_string(&c.args, false) {
                     Some((data, _)) => payload = data,
                     None => self.warnings.push(format!(
@@ -1979,6 +1990,19 @@ impl KeepalivedConf {
             retry: inh.retry.unwrap_or(retry),
             delay_before_retry: inh.delay_before_retry.unwrap_or(dbr),
             warmup: inh.warmup.unwrap_or(inh.delay_loop),
+            // As keepalived: either says so (the global one is not overridden).
+            log_all_failures: log_all_failures.unwrap_or(false)
+                || self
+                    .global_defs
+                    .iter()
+                    .rev()
+                    .find(|g| g.keyword == "checker_log_all_failures")
+                    .is_some_and(|g| {
+                        !matches!(
+                            g.args.first().map(String::as_str),
+                            Some("false" | "no" | "off")
+                        )
+                    }),
             line: s.at(),
         })
     }
@@ -2247,6 +2271,34 @@ fn hex_string(words: &[String], wildcards: bool) -> Option<(Vec<u8>, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// log_all_failures: the checker's own or global_defs' checker_log_all_failures (either
+    /// says so, as keepalived tests them).
+    #[test]
+    fn log_all_failures_as_keepalived_reads_it() {
+        let flags = |globals: &str, checks: &str| -> Vec<bool> {
+            let text = format!(
+                "global_defs {{\n{globals}\n}}\nvirtual_server 10.0.0.1 80 {{\n protocol TCP\n{checks}\n}}\n"
+            );
+            let k = KeepalivedConf::parse("l.conf", &text).unwrap();
+            assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+            k.virtual_servers[0]
+                .real_servers
+                .iter()
+                .map(|r| r.checkers[0].log_all_failures)
+                .collect()
+        };
+        let checks = " real_server 10.0.0.2 80 { TCP_CHECK { } }\n real_server 10.0.0.3 80 { TCP_CHECK { log_all_failures false } }\n real_server 10.0.0.4 80 { TCP_CHECK { log_all_failures } }";
+        assert_eq!(flags("", checks), [false, false, true]);
+        assert_eq!(
+            flags(" checker_log_all_failures", checks),
+            [true, true, true]
+        );
+        assert_eq!(
+            flags(" checker_log_all_failures false", checks),
+            [false, false, true]
+        );
+    }
 
     /// UDP_CHECK's hex strings and reply test as keepalived's check_udp.c: words joined,
     /// a lone digit an octet, x/X wildcard nibbles in require_reply only, a reply shorter

@@ -226,6 +226,27 @@ pub struct Instance {
     /// (with `all`; without it only on VMAC interfaces of those, which rvs does not make),
     /// keeping switches' MAC caches. None: off.
     pub garp_extra_if: Option<(Duration, bool)>,
+    /// keepalived 1.3.6 and before checksummed unicast VRRPv3 adverts as if sent to the
+    /// IPv4 group: `old_unicast_checksum` sends so from the start, `... never` never;
+    /// by default (Debian's keepalived is built with OLD_CHKSUM_COMPAT) an advert that
+    /// passes only so switches the instance to it.
+    pub old_checksum: OldChecksum,
+    /// `promote_secondaries`: the interface's kernel keeps its other addresses of a subnet
+    /// when the first goes (keepalived sets it itself for a VMAC; rvs for use_vmac on the
+    /// twin that holds its addresses).
+    pub promote_secondaries: bool,
+    /// The group that old checksum takes (global_defs' `vrrp_mcast_group4`, else
+    /// 224.0.0.18; not the instance's `mcast_dst_ip`).
+    pub old_checksum_group: std::net::Ipv4Addr,
+}
+
+/// `old_unicast_checksum`'s three settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldChecksum {
+    /// Switch to it when a peer's advert passes only with it.
+    Auto,
+    Never,
+    Always,
 }
 
 /// `[vrrp_]garp_extra_if [all] SECONDS` (and the deprecated `[vrrp_]vmac_garp_intvl`), up
@@ -1379,6 +1400,12 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         vmac_name: None,
         vmac_xmit_base: false,
         garp_extra_if: d.garp_extra_if,
+        old_checksum: OldChecksum::Auto,
+        promote_secondaries: false,
+        old_checksum_group: match d.group4 {
+            Some(IpAddr::V4(g)) => g,
+            _ => rvs_wire::vrrp::GROUP_V4.into(),
+        },
     };
     // use_vmac, and the MAC it names (with its file:line): the whole MAC, or five octets
     // the VRID completes.
@@ -1387,6 +1414,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
     // keepalived's "unicast configured": a unicast keyword was given (where), and whether
     // `unicast_fault_no_peer` was.
     let mut unicast_word: Option<String> = None;
+    let mut native_ipv6 = false;
     let mut fault_no_peer = false;
     // What strict mode resets, when the instance sets it (and where): else its default.
     let mut accept: Option<(bool, String)> = None;
@@ -1487,15 +1515,21 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "virtual_ipaddress" => {
                 for a in c.children() {
                     let v = virtual_address(a)?;
-                    // The first address sets the instance's family; keepalived ignores
-                    // another family's here (virtual_ipaddress_excluded takes any).
-                    match i.addresses.first() {
-                        Some(first) if first.addr.is_ipv6() != v.addr.is_ipv6() => {
+                    // The first address (or native_ipv6) sets the instance's family;
+                    // keepalived ignores another family's here (virtual_ipaddress_excluded
+                    // takes any).
+                    let family6 = i
+                        .addresses
+                        .first()
+                        .map(|f| f.addr.is_ipv6())
+                        .or(native_ipv6.then_some(true));
+                    match family6 {
+                        Some(v6) if v6 != v.addr.is_ipv6() => {
                             warnings.push(format!(
                                 "{}: vrrp_instance {name}: {} is not of the instance's family ({}); ignored (virtual_ipaddress_excluded takes either family)",
                                 a.at(),
                                 v.addr,
-                                if first.addr.is_ipv6() { "IPv6" } else { "IPv4" }
+                                if v6 { "IPv6" } else { "IPv4" }
                             ));
                         }
                         _ => i.addresses.push(v),
@@ -1514,6 +1548,34 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                 i.unicast_src = Some(address(c, c.arg(0)?)?.0);
             }
             "track_src_ip" => i.track_src = true,
+            "native_ipv6" => {
+                if i.addresses.first().is_some_and(|a| a.addr.is_ipv4()) {
+                    warnings.push(format!(
+                        "{}: vrrp_instance {name}: Cannot specify native_ipv6 with IPv4 addresses; ignored (as keepalived)",
+                        c.at()
+                    ));
+                } else {
+                    native_ipv6 = true;
+                }
+            }
+            // keepalived's own tuning: nothing for rvs to do.
+            "debug" | "kernel_rx_buf_size" => {}
+            "linkbeat_use_polling" => warnings.push(format!(
+                "{}: vrrp_instance {name}: 'linkbeat_use_polling' in vrrp instance deprecated (rvs reads link state from the data port)",
+                c.at()
+            )),
+            "promote_secondaries" => i.promote_secondaries = true,
+            "old_unicast_checksum" => {
+                unicast_word = Some(c.at());
+                match c.args.first().map(String::as_str) {
+                    None => i.old_checksum = OldChecksum::Always,
+                    Some("never") => i.old_checksum = OldChecksum::Never,
+                    Some(w) => warnings.push(format!(
+                        "{}: vrrp_instance {name}: unknown old_unicast_checksum mode {w:?}; ignored",
+                        c.at()
+                    )),
+                }
+            }
             "garp_extra_if" | "vmac_garp_intvl" => {
                 if let Some(g) = garp_extra_if(c, 0, warnings) {
                     i.garp_extra_if = g;
@@ -1721,6 +1783,12 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                 "{at}: vrrp_instance {name}: unicast with use_vmac requires vmac_xmit_base; set (as keepalived)"
             ));
             i.vmac_xmit_base = true;
+        }
+        if i.promote_secondaries {
+            warnings.push(format!(
+                "{at}: vrrp_instance {name}: promote_secondaries is automatically set for vmacs - ignoring"
+            ));
+            i.promote_secondaries = false;
         }
         let family = if i.is_ipv6() { 2 } else { 1 };
         i.vmac = Some(match mac.as_deref() {
@@ -2661,6 +2729,30 @@ vrrp_instance VI_2 {
                 k.warnings
             );
         }
+    }
+
+    /// native_ipv6: the instance is IPv6 from the start (its IPv4 VIPs ignored, version
+    /// 3); after an IPv4 address it is ignored with keepalived's message; keepalived's
+    /// own tuning (debug, kernel_rx_buf_size) passes without a word.
+    #[test]
+    fn native_ipv6_as_keepalived_reads_it() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "vrrp_instance N {\n interface lan\n virtual_router_id 5\n native_ipv6\n virtual_ipaddress {\n 10.0.0.1\n 2001:db8::1/64\n }\n}\n\
+             vrrp_instance L {\n interface lan\n virtual_router_id 6\n virtual_ipaddress {\n 10.0.0.2\n }\n native_ipv6\n debug 2\n kernel_rx_buf_size 4096\n}\n",
+        )
+        .unwrap();
+        let (n, l) = (&k.vrrp_conf.instances[0], &k.vrrp_conf.instances[1]);
+        assert!(n.is_ipv6() && n.version == 3);
+        assert_eq!(n.addresses.len(), 1);
+        assert!(!l.is_ipv6());
+        assert_eq!(
+            k.warnings,
+            [
+                "k.conf:6: vrrp_instance N: 10.0.0.1 is not of the instance's family (IPv6); ignored (virtual_ipaddress_excluded takes either family)",
+                "k.conf:16: vrrp_instance L: Cannot specify native_ipv6 with IPv4 addresses; ignored (as keepalived)",
+            ]
+        );
     }
 
     /// keepalived's families: the first virtual_ipaddress sets the instance's, another

@@ -8,8 +8,8 @@
 
 use super::ah;
 use super::conf::{
-    installed_routes, Instance, Notify, Script, TrackProcess, TrackScript, VirtualAddress,
-    VrrpConf, VrrpRoute,
+    installed_routes, Instance, Notify, OldChecksum, Script, TrackProcess, TrackScript,
+    VirtualAddress, VrrpConf, VrrpRoute,
 };
 use super::fifo::{self, Fifos};
 use super::machine::{Action, Machine, Params, State};
@@ -203,6 +203,9 @@ struct Inst {
     src: IpAddr,
     /// Its IPv4 sending socket (in the controller's `senders`).
     sender: Option<usize>,
+    /// Unicast VRRPv3 adverts checksummed as keepalived 1.3.6 and before did
+    /// (`old_unicast_checksum`, or switched to on hearing one).
+    old_checksum: bool,
     /// An IPv6 instance's socket for its unicast peers (the twin's kernel finds their
     /// MACs) and the twin's index (a link-local peer's scope, read once); None: adverts go
     /// to the group as frames.
@@ -240,6 +243,28 @@ pub struct VrrpRuntime {
     links: Vec<Link>,
     host: Arc<dyn Host>,
     fifos: Arc<Fifos>,
+    /// The twins whose `promote_secondaries` rvs turned on (off again at the end).
+    promoted: Vec<String>,
+}
+
+/// Turns `promote_secondaries` on for the twins of instances that ask for it (or use
+/// use_vmac, as keepalived sets it on its VMAC), once; `promoted` lists those rvs changed.
+fn promote_secondaries(conf: &VrrpConf, links: &[Link], promoted: &mut Vec<String>) {
+    for (i, l) in conf
+        .instances
+        .iter()
+        .filter_map(|i| Some((i, &links[link_for(i, links).ok()?])))
+    {
+        if !(i.promote_secondaries || i.vmac.is_some()) || promoted.contains(&l.twin) {
+            continue;
+        }
+        let path = format!("/proc/sys/net/ipv4/conf/{}/promote_secondaries", l.twin);
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "0")
+            && std::fs::write(&path, "1").is_ok()
+        {
+            promoted.push(l.twin.clone());
+        }
+    }
 }
 
 impl std::fmt::Debug for VrrpRuntime {
@@ -438,7 +463,14 @@ impl VrrpRuntime {
         let status = Arc::new(Mutex::new(Vec::new()));
         let fifos = Arc::new(Fifos::open(&conf.fifos));
         let carried = Carried::default();
-        launch(conf, links, host, opened, carried, (status, fifos))
+        launch(
+            conf,
+            links,
+            host,
+            opened,
+            carried,
+            (status, fifos, Vec::new()),
+        )
     }
 
     /// Runs `conf` instead, as keepalived reloads (see [`super::reload`]): its sockets are
@@ -475,8 +507,16 @@ impl VrrpRuntime {
             self.fifos = Arc::default();
             Arc::new(Fifos::open(&conf.fifos))
         };
-        *self = launch(conf, links, host, opened, carried, (status, fifos))
-            .map_err(|e| format!("{e} (VRRP stopped: restart rvs)"))?;
+        let promoted = std::mem::take(&mut self.promoted);
+        *self = launch(
+            conf,
+            links,
+            host,
+            opened,
+            carried,
+            (status, fifos, promoted),
+        )
+        .map_err(|e| format!("{e} (VRRP stopped: restart rvs)"))?;
         Ok(report)
     }
 
@@ -499,6 +539,10 @@ impl VrrpRuntime {
     pub fn shutdown(mut self) {
         let _ = self.events.send(Event::Stop);
         self.end_threads();
+        for twin in &self.promoted {
+            let path = format!("/proc/sys/net/ipv4/conf/{twin}/promote_secondaries");
+            let _ = std::fs::write(path, "0");
+        }
     }
 
     /// Waits for the controller (told to stop or hand over), then stops the receivers.
@@ -621,8 +665,9 @@ fn launch(
     host: Arc<dyn Host>,
     opened: Opened,
     mut carried: Carried,
-    (status, fifos): (Arc<Mutex<Vec<InstanceStatus>>>, Arc<Fifos>),
+    (status, fifos, mut promoted): (Arc<Mutex<Vec<InstanceStatus>>>, Arc<Fifos>, Vec<String>),
 ) -> Result<VrrpRuntime, String> {
+    promote_secondaries(&conf, &links, &mut promoted);
     let Opened {
         plan,
         ah,
@@ -707,6 +752,7 @@ fn launch(
             link,
             src,
             sender,
+            old_checksum: i.old_checksum == OldChecksum::Always,
             unicast6,
             ah_socket,
             ip_id,
@@ -836,6 +882,7 @@ fn launch(
         links,
         host,
         fifos,
+        promoted,
     })
 }
 
@@ -1670,7 +1717,33 @@ impl Controller {
             st.bad_version += 1;
             return;
         }
-        if !p.checksum_ok(src, dst) {
+        // keepalived 1.3.6's unicast VRRPv3 checksum (the group in the pseudo-header):
+        // verified so once in use; by default an advert that passes only so switches to it.
+        let group = inst.conf.old_checksum_group.octets();
+        let old_unicast = src.len() == 4 && !inst.conf.unicast_peers.is_empty();
+        let summed_ok = if old_unicast && inst.old_checksum {
+            p.checksum_ok(src, &group)
+        } else if p.checksum_ok(src, dst) {
+            true
+        } else if old_unicast
+            && inst.conf.old_checksum == OldChecksum::Auto
+            && p.checksum_ok(src, &group)
+        {
+            inst.old_checksum = true;
+            log(
+                Level::Notice,
+                "vrrp",
+                None,
+                format_args!(
+                    "({}) Setting unicast VRRPv3 checksum to old version",
+                    inst.conf.name
+                ),
+            );
+            true
+        } else {
+            false
+        };
+        if !summed_ok {
             st.bad_checksum += 1;
             return;
         }
@@ -1864,8 +1937,15 @@ impl Controller {
         if !inst.conf.unicast_peers.is_empty() {
             let _ = sock.set_ttl(u32::from(inst.conf.unicast_ttl.unwrap_or(255)));
         }
+        // keepalived 1.3.6's unicast checksum: the pseudo-header names the group.
+        let old = inst.old_checksum && !inst.conf.unicast_peers.is_empty();
         for dst in targets {
-            let n = repr.emit(&mut buf, &refs, &src.octets(), &dst.octets());
+            let summed = if old {
+                inst.conf.old_checksum_group
+            } else {
+                dst
+            };
+            let n = repr.emit(&mut buf, &refs, &src.octets(), &summed.octets());
             let to = SocketAddr::new(IpAddr::V4(dst), 0);
             if n > 0 && sock.send_to(&buf[..n], &to.into()).is_ok() {
                 inst.status.advert_sent(priority);
