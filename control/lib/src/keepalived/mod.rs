@@ -285,7 +285,6 @@ fn not_applied_root(keyword: &str) -> Option<&'static str> {
         "net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets" => {
             "rvs runs in the namespace it is started in (ip netns exec)"
         }
-        "interface_up_down_delays" => "link changes count at once (within 0.5 s)",
         _ => return None,
     })
 }
@@ -754,7 +753,13 @@ impl KeepalivedConf {
                 }
                 "virtual_server_group" | "track_file" => {}
                 k if k.starts_with("vrrp_")
-                    || matches!(k, "static_ipaddress" | "static_routes" | "garp_group") =>
+                    || matches!(
+                        k,
+                        "static_ipaddress"
+                            | "static_routes"
+                            | "garp_group"
+                            | "interface_up_down_delays"
+                    ) =>
                 {
                     conf.vrrp.push(s.clone())
                 }

@@ -462,7 +462,20 @@ pub struct VrrpConf {
     pub gna_interval: Duration,
     /// `garp_group` blocks: their interfaces share one pacing of their own.
     pub garp_groups: Vec<GarpGroup>,
+    /// `interface_up_down_delays { IF DOWN [UP] }`: a link change counts once it has
+    /// lasted that long (UP 0 when not given, as keepalived 2.2.7's parser has it), with
+    /// the entry's file:line.
+    pub link_delays: Vec<LinkDelay>,
     pub warnings: Vec<String>,
+}
+
+/// One `interface_up_down_delays` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkDelay {
+    pub at: String,
+    pub interface: String,
+    pub down: Duration,
+    pub up: Duration,
 }
 
 /// A `garp_group`: its interfaces' gratuitous ARPs and NAs are paced together, by its
@@ -950,6 +963,39 @@ impl VrrpConf {
                         conf.processes.push(t);
                     }
                 }
+                "interface_up_down_delays" => {
+                    for e in s.children() {
+                        let delay = |k: usize| -> Result<Duration, String> {
+                            let v: f64 = num(e, k, "seconds (0 to 255)")?;
+                            if !(0.0..=255.0).contains(&v) {
+                                return Err(format!(
+                                    "{}: interface_up_down_delays {}: {v} is out of range (0 to 255 s)",
+                                    e.at(),
+                                    e.keyword
+                                ));
+                            }
+                            Ok(Duration::from_secs_f64(v))
+                        };
+                        if e.args.is_empty() {
+                            conf.warnings.push(format!(
+                                "{}: No timeouts specified for {} up/down delays; ignored",
+                                e.at(),
+                                e.keyword
+                            ));
+                            continue;
+                        }
+                        conf.link_delays.push(LinkDelay {
+                            at: e.at(),
+                            interface: e.keyword.clone(),
+                            down: delay(0)?,
+                            up: if e.args.len() > 1 {
+                                delay(1)?
+                            } else {
+                                Duration::ZERO
+                            },
+                        });
+                    }
+                }
                 "garp_group" => match garp_group(s)? {
                     Some(g) => conf.garp_groups.push(g),
                     None => conf.warnings.push(format!(
@@ -1288,6 +1334,7 @@ impl VrrpConf {
         self.garp_interval = self.garp_interval.max(other.garp_interval);
         self.gna_interval = self.gna_interval.max(other.gna_interval);
         self.garp_groups.extend(other.garp_groups);
+        self.link_delays.extend(other.link_delays);
         self.static_addresses.extend(other.static_addresses);
         self.warnings.extend(other.warnings);
         if other.sync_daemon.is_some() {

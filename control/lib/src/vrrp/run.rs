@@ -867,6 +867,8 @@ fn launch(
         pacers: pacing.0,
         pacer_of: pacing.1,
         twin_addrs: twin_addresses(&links),
+        link_delays: link_delays(&conf, &links),
+        link_debounce: vec![Debounce::default(); links.len()],
     };
     let thread = std::thread::Builder::new()
         .name("rvs-vrrp".into())
@@ -1265,6 +1267,108 @@ struct Controller {
     /// Each link's twin's addresses and prefix lengths at the last look (None: no such
     /// interface).
     twin_addrs: Vec<Option<Vec<(IpAddr, u8)>>>,
+    /// Each link's interface_up_down_delays (down, up) and its debouncing.
+    link_delays: Vec<(Duration, Duration)>,
+    link_debounce: Vec<Debounce>,
+}
+
+/// A link's state as interface_up_down_delays lets it count (keepalived's
+/// update_interface_flags): a change counts once it has lasted its delay (down or up), a
+/// return before that cancels it; the first up counts at once.
+#[derive(Debug, Clone, Copy, Default)]
+struct Debounce {
+    /// Since when the link has differed from the state that counts.
+    pending: Option<Instant>,
+    seen_up: bool,
+}
+
+impl Debounce {
+    /// The state that counts now, from the one that counted (`counted`) and the link's
+    /// (`raw`).
+    fn step(
+        &mut self,
+        counted: bool,
+        raw: bool,
+        (down, up): (Duration, Duration),
+        now: Instant,
+    ) -> bool {
+        if raw == counted {
+            self.pending = None;
+            self.seen_up |= raw;
+            return counted;
+        }
+        let delay = if raw { up } else { down };
+        if delay.is_zero() || (raw && !self.seen_up) {
+            self.pending = None;
+            self.seen_up |= raw;
+            return raw;
+        }
+        let since = *self.pending.get_or_insert(now);
+        if now.duration_since(since) >= delay {
+            self.pending = None;
+            self.seen_up |= raw;
+            raw
+        } else {
+            counted
+        }
+    }
+}
+
+/// Each link's interface_up_down_delays (by its port's or twin's name), each kept below
+/// `down_timer_adverts - 1` advert intervals of the instances on it, as keepalived's
+/// check_debounce_timers keeps them (else a BACKUP would take over before this MASTER
+/// faults), said with a warning.
+fn link_delays(conf: &VrrpConf, links: &[Link]) -> Vec<(Duration, Duration)> {
+    for d in conf
+        .link_delays
+        .iter()
+        .filter(|d| !links.iter().any(|l| l.is_named(&d.interface)))
+    {
+        log(
+            Level::Warning,
+            "vrrp",
+            None,
+            format_args!(
+                "{}: interface_up_down_delays {}: no data port with a host twin of that name (rvs debounces its ports' links); ignored",
+                d.at, d.interface
+            ),
+        );
+    }
+    links
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            let Some(d) = conf.link_delays.iter().rev().find(|d| l.is_named(&d.interface)) else {
+                return (Duration::ZERO, Duration::ZERO);
+            };
+            let mut delays = (d.down, d.up);
+            for i in conf.instances.iter().filter(|i| link_for(i, links) == Ok(k)) {
+                if i.down_timer_adverts <= 1 {
+                    continue;
+                }
+                let advert = Duration::from_millis(u64::from(i.advert_cs) * 10);
+                let limit = advert * u32::from(i.down_timer_adverts - 1);
+                let under = limit.saturating_sub(advert / 256);
+                if delays.0 >= limit || delays.1 >= limit {
+                    log(
+                        Level::Warning,
+                        "vrrp",
+                        None,
+                        format_args!(
+                            "{}: interface {} debounce timer(s) not less than {} * advert_int of vrrp_instance {} - reduced to {:.3} s (as keepalived)",
+                            d.at,
+                            d.interface,
+                            i.down_timer_adverts - 1,
+                            i.name,
+                            under.as_secs_f64()
+                        ),
+                    );
+                    delays = (delays.0.min(under), delays.1.min(under));
+                }
+            }
+            delays
+        })
+        .collect()
 }
 
 /// The link address `a` is on: its `dev`'s, else the instance's (`own`).
@@ -1437,7 +1541,11 @@ impl Controller {
             if now >= last_link_check + Duration::from_millis(500) {
                 last_link_check = now;
                 let up: Vec<bool> = (0..self.links.len())
-                    .map(|l| self.host.link_up(self.links[l].port))
+                    .map(|l| {
+                        let raw = self.host.link_up(self.links[l].port);
+                        let counted = self.links_up.get(l).copied().unwrap_or(raw);
+                        self.link_debounce[l].step(counted, raw, self.link_delays[l], now)
+                    })
                     .collect();
                 let values: Vec<Option<i64>> = self
                     .track_files
@@ -3035,6 +3143,64 @@ vrrp_instance V {
             [(t0, 1), (t0 + s(2), 1)]
         );
         assert!(lower_prio_bursts(&conf("", " garp_lower_prio_repeat 0\n"), t0).is_empty());
+    }
+
+    /// interface_up_down_delays as keepalived's update_interface_flags applies them: a
+    /// change counts once it has lasted its delay, a return before that cancels it, the
+    /// first up counts at once, a zero delay at once; delays of at least
+    /// (down_timer_adverts - 1) advert intervals are cut below that.
+    #[test]
+    fn link_changes_wait_their_delays_as_keepalived() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let delays = (Duration::from_millis(1500), Duration::from_millis(700));
+        let mut d = Debounce::default();
+        assert!(
+            d.step(false, true, delays, ms(0)),
+            "the first up counts at once"
+        );
+        assert!(d.step(true, false, delays, ms(100)), "down waits 1.5 s");
+        assert!(d.step(true, false, delays, ms(1500)));
+        assert!(d.step(true, true, delays, ms(1550)), "back up: cancelled");
+        assert!(d.step(true, false, delays, ms(2000)));
+        assert!(!d.step(true, false, delays, ms(3500)), "down after 1.5 s");
+        assert!(!d.step(false, true, delays, ms(3600)), "up waits 0.7 s");
+        assert!(d.step(false, true, delays, ms(4300)));
+        let mut none = Debounce::default();
+        assert!(!none.step(true, false, (Duration::ZERO, Duration::ZERO), ms(0)));
+        let text = "interface_up_down_delays {\n lan 5 1.5\n wan 0.25\n}\n\
+                    vrrp_instance V {\n interface lan\n virtual_router_id 1\n advert_int 1\n virtual_ipaddress { 10.0.0.1 }\n}\n";
+        let k = crate::keepalived::KeepalivedConf::parse("d.conf", text).unwrap();
+        let v = &k.vrrp_conf;
+        assert_eq!(
+            (
+                v.link_delays[1].interface.as_str(),
+                v.link_delays[1].down,
+                v.link_delays[1].up
+            ),
+            ("wan", Duration::from_millis(250), Duration::ZERO),
+            "up 0 when not given, as keepalived 2.2.7's parser"
+        );
+        let links = [
+            link([2, 0, 0, 0, 0, 1]),
+            Link {
+                name: "wan".into(),
+                twin: "wan-host".into(),
+                port: 1,
+                ..link([2, 0, 0, 0, 0, 2])
+            },
+        ];
+        // lan's 5 s is cut below 2 advert intervals (2 s - 1/256 s); wan has no instance.
+        assert_eq!(
+            link_delays(v, &links),
+            [
+                (
+                    Duration::from_nanos(1_996_093_750),
+                    Duration::from_millis(1500)
+                ),
+                (Duration::from_millis(250), Duration::ZERO)
+            ]
+        );
     }
 
     /// garp_extra_if as keepalived applies it: the instance's, else global_defs'
