@@ -156,6 +156,18 @@ host_tap = "{twin}"
         "{}",
         String::from_utf8_lossy(&kernel.stdout)
     );
+    // Removed by hand, it is put back (keepalived's reinstate_static_route).
+    let o = run("ip route del 10.215.0.0/24");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("the static route put back", Duration::from_secs(5), || {
+        String::from_utf8_lossy(&run("ip route show 10.215.0.0/24").stdout)
+            .contains(&format!("via 10.214.0.2 dev {twin}"))
+    });
+    assert!(
+        log_text().contains("static_routes 10.215.0.0/24: removed from the twin by hand; restored"),
+        "{}",
+        log_text()
+    );
     let o = run(&format!("ip -n {ns} addr add 10.215.0.1/32 dev lo"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let behind = run("ping -c 2 -i 0.3 -W 2 10.215.0.1");

@@ -867,6 +867,7 @@ fn launch(
         pacers: pacing.0,
         pacer_of: pacing.1,
         twin_addrs: twin_addresses(&links),
+        twin_routes: twin_routes(&links),
         link_delays: link_delays(&conf, &links),
         link_debounce: vec![Debounce::default(); links.len()],
     };
@@ -1267,6 +1268,9 @@ struct Controller {
     /// Each link's twin's addresses and prefix lengths at the last look (None: no such
     /// interface).
     twin_addrs: Vec<Option<Vec<(IpAddr, u8)>>>,
+    /// The destinations (prefix, length) of the main table's routes through each link's
+    /// twin at the last look.
+    twin_routes: Vec<Vec<(IpAddr, u8)>>,
     /// Each link's interface_up_down_delays (down, up) and its debouncing.
     link_delays: Vec<(Duration, Duration)>,
     link_debounce: Vec<Debounce>,
@@ -1414,6 +1418,46 @@ fn twin_addresses(links: &[Link]) -> Vec<Option<Vec<(IpAddr, u8)>>> {
             all.iter()
                 .find(|(n, _)| *n == l.twin)
                 .map(|(_, a)| a.clone())
+        })
+        .collect()
+}
+
+/// The destinations of the main table's routes through each link's twin (/proc/net/route
+/// and /proc/net/ipv6_route; none where unreadable).
+fn twin_routes(links: &[Link]) -> Vec<Vec<(IpAddr, u8)>> {
+    let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let v6 = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
+    let mut routes: Vec<(String, (IpAddr, u8))> = Vec::new();
+    // Iface, Destination, Gateway, Flags, RefCnt, Use, Metric, Mask...: hex.
+    for line in v4.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let hex = |k: usize| f.get(k).and_then(|w| u32::from_str_radix(w, 16).ok());
+        // The kernel prints the network-order word as a number: its bytes in memory are
+        // the address's.
+        if let (Some(dest), Some(mask)) = (hex(1), hex(7)) {
+            let prefix = IpAddr::V4(Ipv4Addr::from(dest.to_ne_bytes()));
+            routes.push((f[0].to_string(), (prefix, mask.count_ones() as u8)));
+        }
+    }
+    // Destination, its length, source, its length, next hop, metric, refcnt, use, flags,
+    // iface: hex.
+    for line in v6.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(dest), Some(len), Some(iface)) = (f.first(), f.get(1), f.get(9)) else {
+            continue;
+        };
+        if let (Ok(d), Ok(l)) = (u128::from_str_radix(dest, 16), u8::from_str_radix(len, 16)) {
+            routes.push((iface.to_string(), (IpAddr::V6(Ipv6Addr::from(d)), l)));
+        }
+    }
+    links
+        .iter()
+        .map(|l| {
+            routes
+                .iter()
+                .filter(|(i, _)| *i == l.twin)
+                .map(|(_, r)| *r)
+                .collect()
         })
         .collect()
 }
@@ -1569,6 +1613,8 @@ impl Controller {
                     .map(|i| self.source_missing(i).is_some())
                     .collect();
                 let before = std::mem::replace(&mut self.twin_addrs, twin_addresses(&self.links));
+                let routes_before =
+                    std::mem::replace(&mut self.twin_routes, twin_routes(&self.links));
                 let sources_moved = (0..self.insts.len())
                     .any(|i| self.source_missing(i).is_some() != sources_before[i]);
                 if up != self.links_up
@@ -1580,7 +1626,7 @@ impl Controller {
                     self.file_values = values;
                     self.retrack(now);
                 }
-                self.removed_by_hand(&before, now);
+                self.removed_by_hand(&before, &routes_before, now);
             }
             for i in 0..self.insts.len() {
                 let actions = self.insts[i].machine.tick(now);
@@ -1657,27 +1703,55 @@ impl Controller {
     /// removed from its twin leaves (priority 0) with the other MASTERs of its sync group
     /// and takes over again after the skew unless a peer does (either puts it back); a
     /// static address removed is put back.
-    fn removed_by_hand(&mut self, before: &[Option<Vec<(IpAddr, u8)>>], now: Instant) {
+    fn removed_by_hand(
+        &mut self,
+        before: &[Option<Vec<(IpAddr, u8)>>],
+        routes_before: &[Vec<(IpAddr, u8)>],
+        now: Instant,
+    ) {
+        // A route's link: the one of its data port (routes on no twin are not watched).
+        let route_link = |r: &VrrpRoute| {
+            self.links
+                .iter()
+                .position(|l| Some(l.port) == r.port.map(usize::from))
+        };
+        let route_gone = |r: &VrrpRoute| {
+            let key = (r.prefix, r.len);
+            !r.no_track
+                && r.len > 0
+                && route_link(r).is_some_and(|k| {
+                    routes_before[k].contains(&key) && !self.twin_routes[k].contains(&key)
+                })
+        };
         let mut leaving: Vec<usize> = Vec::new();
         for (i, inst) in self.insts.iter().enumerate() {
             if inst.machine.state != State::Master {
                 continue;
             }
             let link_of = |a: &VirtualAddress| link_of(&self.links, inst.link, a);
-            let gone = inst.conf.all_addresses().find(|a| {
+            let address = inst.conf.all_addresses().find(|a| {
                 !a.no_track
                     && removed_by_hand(before, &self.twin_addrs, link_of(a), (a.addr, a.len))
             });
-            if let Some(a) = gone {
+            let gone = match address {
+                Some(a) => Some(format!(
+                    "{} was removed from {}",
+                    a.addr,
+                    self.links[link_of(a)].twin
+                )),
+                None => inst.conf.routes.iter().find(|r| route_gone(r)).map(|r| {
+                    let twin = route_link(r).map_or("", |k| self.links[k].twin.as_str());
+                    format!("its route {}/{} was removed from {twin}", r.prefix, r.len)
+                }),
+            };
+            if let Some(what) = gone {
                 log(
                     Level::Warning,
                     "vrrp",
                     None,
                     format_args!(
-                        "vrrp_instance {}: {} was removed from {} by hand: it leaves MASTER (priority 0) and takes over again after its skew unless a peer does (as keepalived)",
-                        inst.conf.name,
-                        a.addr,
-                        self.links[link_of(a)].twin
+                        "vrrp_instance {}: {what} by hand: it leaves MASTER (priority 0) and takes over again after its skew unless a peer does (as keepalived)",
+                        inst.conf.name
                     ),
                 );
                 let group = inst.group;
@@ -1689,6 +1763,12 @@ impl Controller {
         }
         leaving.sort_unstable();
         leaving.dedup();
+        let static_gone: Vec<VrrpRoute> = self
+            .static_routes
+            .iter()
+            .filter(|r| route_gone(r))
+            .cloned()
+            .collect();
         let steps: Vec<(usize, Vec<Action>)> = leaving
             .into_iter()
             .map(|i| (i, self.insts[i].machine.step_down(now)))
@@ -1714,6 +1794,18 @@ impl Controller {
                 );
                 twin_address(&self.links[link].twin, a, true);
             }
+        }
+        for r in &static_gone {
+            log(
+                Level::Warning,
+                "vrrp",
+                None,
+                format_args!(
+                    "static_routes {}/{}: removed from the twin by hand; restored (as keepalived)",
+                    r.prefix, r.len
+                ),
+            );
+            twin_route(&self.links, r, true);
         }
     }
 
