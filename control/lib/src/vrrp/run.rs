@@ -867,7 +867,8 @@ fn launch(
         pacers: pacing.0,
         pacer_of: pacing.1,
         twin_addrs: twin_addresses(&links),
-        twin_routes: twin_routes(&links),
+        twin_routes: twin_routes(&links, &route_links(&conf, &links)),
+        route_links: route_links(&conf, &links),
         link_delays: link_delays(&conf, &links),
         link_debounce: vec![Debounce::default(); links.len()],
     };
@@ -1269,8 +1270,9 @@ struct Controller {
     /// interface).
     twin_addrs: Vec<Option<Vec<(IpAddr, u8)>>>,
     /// The destinations (prefix, length) of the main table's routes through each link's
-    /// twin at the last look.
+    /// twin at the last look, for the links that carry a configured route (`route_links`).
     twin_routes: Vec<Vec<(IpAddr, u8)>>,
+    route_links: Vec<bool>,
     /// Each link's interface_up_down_delays (down, up) and its debouncing.
     link_delays: Vec<(Duration, Duration)>,
     link_debounce: Vec<Debounce>,
@@ -1422,42 +1424,61 @@ fn twin_addresses(links: &[Link]) -> Vec<Option<Vec<(IpAddr, u8)>>> {
         .collect()
 }
 
-/// The destinations of the main table's routes through each link's twin (/proc/net/route
-/// and /proc/net/ipv6_route; none where unreadable).
-fn twin_routes(links: &[Link]) -> Vec<Vec<(IpAddr, u8)>> {
-    let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    let v6 = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
-    let mut routes: Vec<(String, (IpAddr, u8))> = Vec::new();
-    // Iface, Destination, Gateway, Flags, RefCnt, Use, Metric, Mask...: hex.
-    for line in v4.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let hex = |k: usize| f.get(k).and_then(|w| u32::from_str_radix(w, 16).ok());
-        // The kernel prints the network-order word as a number: its bytes in memory are
-        // the address's.
-        if let (Some(dest), Some(mask)) = (hex(1), hex(7)) {
-            let prefix = IpAddr::V4(Ipv4Addr::from(dest.to_ne_bytes()));
-            routes.push((f[0].to_string(), (prefix, mask.count_ones() as u8)));
-        }
-    }
-    // Destination, its length, source, its length, next hop, metric, refcnt, use, flags,
-    // iface: hex.
-    for line in v6.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(dest), Some(len), Some(iface)) = (f.first(), f.get(1), f.get(9)) else {
-            continue;
-        };
-        if let (Ok(d), Ok(l)) = (u128::from_str_radix(dest, 16), u8::from_str_radix(len, 16)) {
-            routes.push((iface.to_string(), (IpAddr::V6(Ipv6Addr::from(d)), l)));
-        }
-    }
+/// The destinations of the main table's routes through the twins of the links that carry
+/// a configured route (`watched`; the others get none): `ip route show table main dev
+/// TWIN`, which the kernel filters, so a host with a large table costs little.
+fn twin_routes(links: &[Link], watched: &[bool]) -> Vec<Vec<(IpAddr, u8)>> {
+    links
+        .iter()
+        .zip(watched)
+        .map(|(l, watched)| {
+            if !watched {
+                return Vec::new();
+            }
+            ["-4", "-6"]
+                .iter()
+                .filter_map(|family| {
+                    let out = Command::new("ip")
+                        .args([
+                            *family, "-o", "route", "show", "table", "main", "dev", &l.twin,
+                        ])
+                        .stderr(std::process::Stdio::null())
+                        .output()
+                        .ok()?;
+                    out.status
+                        .success()
+                        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+                })
+                .flat_map(|text| {
+                    text.lines()
+                        .filter_map(|line| {
+                            let dest = line.split_whitespace().next()?;
+                            let (addr, len) = dest.split_once('/').unwrap_or((dest, ""));
+                            let addr: IpAddr = addr.parse().ok()?;
+                            let full = if addr.is_ipv4() { 32 } else { 128 };
+                            Some((addr, len.parse().unwrap_or(full)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Which links carry a configured route (virtual_routes of an instance, static_routes).
+fn route_links(conf: &VrrpConf, links: &[Link]) -> Vec<bool> {
+    let routes: Vec<&VrrpRoute> = conf
+        .instances
+        .iter()
+        .flat_map(|i| &i.routes)
+        .chain(&conf.static_routes)
+        .collect();
     links
         .iter()
         .map(|l| {
             routes
                 .iter()
-                .filter(|(i, _)| *i == l.twin)
-                .map(|(_, r)| *r)
-                .collect()
+                .any(|r| r.len > 0 && r.port.map(usize::from) == Some(l.port))
         })
         .collect()
 }
@@ -1613,8 +1634,8 @@ impl Controller {
                     .map(|i| self.source_missing(i).is_some())
                     .collect();
                 let before = std::mem::replace(&mut self.twin_addrs, twin_addresses(&self.links));
-                let routes_before =
-                    std::mem::replace(&mut self.twin_routes, twin_routes(&self.links));
+                let routes_now = twin_routes(&self.links, &self.route_links);
+                let routes_before = std::mem::replace(&mut self.twin_routes, routes_now);
                 let sources_moved = (0..self.insts.len())
                     .any(|i| self.source_missing(i).is_some() != sources_before[i]);
                 if up != self.links_up
