@@ -1745,9 +1745,9 @@ impl KeepalivedConf {
         let (mut qtype, mut qname) = ("SOA".to_string(), ".".to_string());
         let mut payload = Vec::new();
         let mut log_all_failures: Option<bool> = None;
-        let mut require_reply: Option<UdpReply> = None;
-        // The lengths apply to require_reply wherever they stand in the block.
-        let mut reply_bounds = UdpReply {
+        // require_reply's pattern and lengths (these wherever they stand in the block).
+        let mut require_reply = false;
+        let mut reply = UdpReply {
             data: Vec::new(),
             wildcard: Vec::new(),
             min_len: 0,
@@ -1880,15 +1880,12 @@ impl KeepalivedConf {
                             (Vec::new(), Vec::new())
                         })
                     };
-                    require_reply = Some(UdpReply {
-                        data,
-                        wildcard,
-                        ..reply_bounds
-                    });
+                    (reply.data, reply.wildcard) = (data, wildcard);
+                    require_reply = true;
                 }
                 "min_reply_length" | "max_reply_length" => match c.arg(0)?.parse::<u16>() {
-                    Ok(n) if c.keyword.starts_with("min") => reply_bounds.min_len = n,
-                    Ok(n) => reply_bounds.max_len = n,
+                    Ok(n) if c.keyword.starts_with("min") => reply.min_len = n,
+                    Ok(n) => reply.max_len = n,
                     Err(_) => self.warnings.push(format!(
                         "{}: UDP_CHECK {} {:?} not valid - must be between 0 & 65535; ignored",
                         c.at(),
@@ -1940,20 +1937,16 @@ impl KeepalivedConf {
             "UDP_CHECK" => (
                 CheckKind::Udp {
                     payload,
-                    require_reply: require_reply.map(|r| {
-                        if reply_bounds.min_len > reply_bounds.max_len {
+                    require_reply: require_reply.then(|| {
+                        if reply.min_len > reply.max_len {
                             self.warnings.push(format!(
                                 "{}: UDP_CHECK min_reply_length {} > max_reply_length {} - will always fail (as keepalived)",
                                 s.at(),
-                                reply_bounds.min_len,
-                                reply_bounds.max_len
+                                reply.min_len,
+                                reply.max_len
                             ));
                         }
-                        UdpReply {
-                            min_len: reply_bounds.min_len,
-                            max_len: reply_bounds.max_len,
-                            ..r
-                        }
+                        reply
                     }),
                 },
                 1,

@@ -3209,6 +3209,19 @@ vrrp_instance V {
         assert_eq!(f.len(), 60);
     }
 
+    /// Two ports: lan (port 0) and wan (port 1, twin wan-host).
+    fn lan_and_wan() -> [Link; 2] {
+        [
+            link([2, 0, 0, 0, 0, 1]),
+            Link {
+                name: "wan".into(),
+                twin: "wan-host".into(),
+                port: 1,
+                ..link([2, 0, 0, 0, 0, 2])
+            },
+        ]
+    }
+
     fn link(mac: [u8; 6]) -> Link {
         Link {
             name: "lan".into(),
@@ -3294,15 +3307,7 @@ vrrp_instance V {
             ("wan", Duration::from_millis(250), Duration::ZERO),
             "up 0 when not given, as keepalived 2.2.7's parser"
         );
-        let links = [
-            link([2, 0, 0, 0, 0, 1]),
-            Link {
-                name: "wan".into(),
-                twin: "wan-host".into(),
-                port: 1,
-                ..link([2, 0, 0, 0, 0, 2])
-            },
-        ];
+        let links = lan_and_wan();
         // lan's 5 s is cut below 2 advert intervals (2 s - 1/256 s); wan has no instance.
         assert_eq!(
             link_delays(v, &links),
@@ -3322,15 +3327,7 @@ vrrp_instance V {
     /// vmac_xmit_base; the deprecated names warned, bad values ignored with a warning.
     #[test]
     fn garp_extra_if_as_keepalived_applies_it() {
-        let links = [
-            link([2, 0, 0, 0, 0, 1]),
-            Link {
-                name: "wan".into(),
-                twin: "wan-host".into(),
-                port: 1,
-                ..link([2, 0, 0, 0, 0, 2])
-            },
-        ];
+        let links = lan_and_wan();
         let parse = |globals: &str, own: &str| {
             let text = format!(
                 "global_defs {{\n{globals}}}\nvrrp_instance V {{\n interface lan\n virtual_router_id 1\n virtual_ipaddress {{\n 10.0.0.1\n 10.1.0.1 dev wan\n 10.1.0.2 dev wan-host\n 10.0.0.2\n }}\n{own}}}\n"
