@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod appliance;
+pub mod bfd;
 pub mod config;
 pub mod console;
 pub mod datagrams;

@@ -5,7 +5,9 @@
 //! receives the interface's frames of one EtherType.
 
 mod ifaddrs;
+mod udpmeta;
 pub use ifaddrs::{interface_addresses, InterfaceAddresses};
+pub use udpmeta::{recv_udp_meta, want_udp_meta, UdpMeta};
 
 use std::ffi::CString;
 use std::io;
