@@ -1,0 +1,145 @@
+//! rvs's BFD against Debian's keepalived 2.2.7 as the neighbour: keepalived runs its BFD
+//! and VRRP processes in a namespace joined to the host by a veth, its VRRP instance
+//! tracking the session (`track_bfd`, weight 0: FAULT while the session is down); rvs's
+//! BFD runtime runs on the host side. The session comes up at the fast rate both ask for;
+//! keepalived's BFD stopped (SIGSTOP) is rvs's expiry after the detection time, and back
+//! it comes up again; rvs's end is keepalived's expiry (its VRRP instance in FAULT).
+//! Needs root.
+
+use rvs_control::bfd::{self, BfdInstance, BfdRuntime, BfdState, Reader};
+use rvs_testkit::netns::Netns;
+use rvs_testkit::wait::wait_for;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const KEEPALIVED: &str = "/usr/sbin/keepalived";
+
+fn conf(dir: &str) -> String {
+    format!(
+        "global_defs {{
+    script_user root
+}}
+bfd_instance RVS {{
+    neighbor_ip 10.78.0.1
+    source_ip 10.78.0.2
+    min_rx 20
+    min_tx 20
+    multiplier 3
+}}
+vrrp_instance VI {{
+    interface eth0
+    virtual_router_id 78
+    priority 100
+    advert_int 1
+    virtual_ipaddress {{
+        10.78.0.100/24
+    }}
+    track_bfd {{
+        RVS
+    }}
+    notify {dir}/notify.sh
+}}
+"
+    )
+}
+
+fn state_file(lab: &Netns) -> String {
+    std::fs::read_to_string(lab.dir.join("state")).unwrap_or_default()
+}
+
+fn row() -> bfd::BfdStatus {
+    bfd::board().rows().into_iter().next().expect("the session")
+}
+
+#[test]
+fn a_session_with_keepalived_comes_up_expires_and_recovers() {
+    assert!(
+        std::path::Path::new(KEEPALIVED).exists(),
+        "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
+    );
+    let mut lab = Netns::new("rvsbfd").veth("rvsbfd0", "10.78.0.1/24", "10.78.0.2/24");
+    let dir = lab.dir.display().to_string();
+    let notify = lab.dir.join("notify.sh");
+    std::fs::write(&notify, format!("#!/bin/sh\necho \"$3\" > {dir}/state\n")).unwrap();
+    assert!(Command::new("chmod")
+        .arg("755")
+        .arg(&notify)
+        .status()
+        .unwrap()
+        .success());
+    let path = lab.dir.join("keepalived.conf");
+    std::fs::write(&path, conf(&dir)).unwrap();
+
+    let rvs = BfdInstance {
+        source: Some("10.78.0.1".parse().unwrap()),
+        min_rx: 20_000,
+        min_tx: 20_000,
+        multiplier: 3,
+        ..BfdInstance::new("K", "10.78.0.2".parse().unwrap())
+    };
+    let runtime = BfdRuntime::start(vec![rvs], bfd::board()).expect("port 3784 on the host");
+    lab.start(
+        "keepalived",
+        &format!(
+            "{KEEPALIVED} -n -l -P -f {} -p {dir}/k.pid -r {dir}/k-vrrp.pid -b {dir}/k-bfd.pid",
+            path.display()
+        ),
+    );
+    wait_for("the session Up", Duration::from_secs(15), || {
+        bfd::board().is_up("K", Reader::Vrrp)
+    });
+    wait_for("the fast rate", Duration::from_secs(5), || {
+        row().tx_interval == 20_000
+    });
+    let r = row();
+    assert_eq!((r.local, r.remote), (BfdState::Up, BfdState::Up));
+    assert_eq!(
+        r.detect_time, 60_000,
+        "keepalived's multiplier 3 times 20 ms"
+    );
+    assert_ne!(r.remote_discr, 0);
+    wait_for(
+        "keepalived's instance out of FAULT",
+        Duration::from_secs(10),
+        || state_file(&lab).trim() == "MASTER",
+    );
+
+    // keepalived's BFD process stopped: rvs's session expires in its detection time.
+    let bfd_pid = std::fs::read_to_string(lab.dir.join("k-bfd.pid")).unwrap();
+    let bfd_pid = bfd_pid.trim();
+    let stopped = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-STOP", bfd_pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("rvs's expiry", Duration::from_secs(2), || {
+        !bfd::board().is_up("K", Reader::Vrrp)
+    });
+    let took = stopped.elapsed();
+    let r = row();
+    assert_eq!(
+        (r.local, r.local_diag),
+        (BfdState::Down, 1),
+        "Control Detection Time Expired"
+    );
+    assert!(took < Duration::from_millis(500), "expired after {took:?}");
+    assert!(Command::new("kill")
+        .args(["-CONT", bfd_pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the session Up again", Duration::from_secs(15), || {
+        bfd::board().is_up("K", Reader::Vrrp)
+    });
+    assert_eq!(row().ups, 2);
+
+    // rvs's end: keepalived's session expires and its VRRP instance faults.
+    runtime.shutdown();
+    wait_for(
+        "keepalived's instance in FAULT",
+        Duration::from_secs(5),
+        || state_file(&lab).trim() == "FAULT",
+    );
+    eprintln!("rvs noticed keepalived's stop in {took:?}");
+}
