@@ -45,6 +45,8 @@ impl Appliance {
             })
             .collect();
         cmds.extend(conf.commands_at());
+        // BFD before the services: a port it cannot have fails the load with them unchanged.
+        self.run_bfd(conf)?;
         let full_nat = conf.full_nat();
         let applied = self.change_with(|d| {
             d.apply_all(&cmds)?;
@@ -65,9 +67,57 @@ impl Appliance {
         Ok(conf.warnings.clone())
     }
 
-    /// Stops the health checkers (at shutdown).
+    /// Stops the health checkers and the BFD sessions (at shutdown).
     pub fn stop_health(&self) {
         drop(self.keepalived.lock().take());
+        if let Some(rt) = self.bfd.lock().take() {
+            rt.shutdown();
+        }
+    }
+
+    /// Runs `conf`'s BFD sessions: started, or the running ones reloaded (those of the
+    /// same name keep their state), or stopped when it has none. The changes, a line each.
+    pub(super) fn run_bfd(&self, conf: &KeepalivedConf) -> Result<Vec<String>, String> {
+        let mut slot = self.bfd.lock();
+        let wanted = conf.bfd_instances.clone();
+        match slot.as_mut() {
+            Some(rt) if !wanted.is_empty() => Ok(rt.reload(wanted)),
+            Some(_) => {
+                let names: Vec<String> = slot
+                    .take()
+                    .map(|rt| {
+                        let names = rt
+                            .conf()
+                            .iter()
+                            .map(|b| format!("bfd_instance {}: removed", b.name))
+                            .collect();
+                        rt.shutdown();
+                        names
+                    })
+                    .unwrap_or_default();
+                Ok(names)
+            }
+            None if wanted.is_empty() => Ok(Vec::new()),
+            None => {
+                let names = wanted
+                    .iter()
+                    .map(|b| format!("bfd_instance {}: new", b.name))
+                    .collect();
+                *slot = Some(crate::bfd::BfdRuntime::start(wanted, crate::bfd::board())?);
+                Ok(names)
+            }
+        }
+    }
+
+    pub(super) fn show_bfd(&self) -> String {
+        let mut out = crate::bfd::show(&crate::bfd::board().rows());
+        if let Some(rt) = self.bfd.lock().as_ref() {
+            out.push_str(&format!(
+                "{} packet(s) discarded (malformed, of no session, or below the TTL check)\n",
+                rt.discarded.load(std::sync::atomic::Ordering::Relaxed)
+            ));
+        }
+        out
     }
 
     pub(super) fn show_health(&self) -> String {

@@ -141,6 +141,8 @@ pub struct Appliance {
     health: Mutex<Vec<HealthRow>>,
     /// The running keepalived.conf: its services and its monitor.
     keepalived: Mutex<Option<(Vec<ServiceKey>, Monitor)>>,
+    /// The keepalived.conf's BFD sessions, when it has some.
+    bfd: Mutex<Option<crate::bfd::BfdRuntime>>,
     /// Where `reload` reads the configuration again.
     reload_source: Mutex<Option<ReloadSource>>,
     /// The packet capture the workers feed, and the one being written.
@@ -240,6 +242,7 @@ impl Appliance {
             balancing: true,
             health: Mutex::new(Vec::new()),
             keepalived: Mutex::new(None),
+            bfd: Mutex::new(None),
             reload_source: Mutex::new(None),
             capture: Mutex::new(None),
             capture_run: Mutex::new(None),
@@ -588,6 +591,7 @@ impl Appliance {
             ["show", "route"] => Reply::ok(self.show_routes()),
             ["show", "health"] => Reply::ok(self.show_health()),
             ["show", "vrrp"] => Reply::ok(self.show_vrrp()),
+            ["show", "bfd"] => Reply::ok(self.show_bfd()),
             ["show", "announce"] => Reply::ok(self.show_announce()),
             ["show", "sync"] => Reply::ok(self.show_sync()),
             ["show", "mark" | "marks"] => Reply::ok(self.show_marks()),

@@ -212,6 +212,12 @@ impl Appliance {
             report.push_str(&format!("  mark add {m}\n"));
         }
         if let Some(conf) = &conf {
+            let bfd = self
+                .run_bfd(conf)
+                .map_err(|e| format!("{report}reload: {e}; the services above changed"))?;
+            for l in &bfd {
+                report.push_str(&format!("  {l}\n"));
+            }
             // The checkers' FIFOs configured alike stay open (their readers see no EOF).
             let fifos = checkers.as_ref().and_then(|(_, m)| m.fifos_for(conf));
             drop(checkers);

@@ -67,6 +67,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show vrrp"],
     },
     Verb {
+        usage: "show bfd",
+        help: "BFD sessions: state, neighbour's state, discriminators, transmit interval, detection time, diagnostics",
+        phrases: &["show bfd"],
+    },
+    Verb {
         usage: "show announce",
         help: "VIPs announced to the routing daemon ([announce]): announced or withdrawn, and why",
         phrases: &["show announce"],

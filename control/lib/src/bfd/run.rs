@@ -305,6 +305,8 @@ impl Runner {
             self.due(Instant::now());
             self.publish();
         }
+        // Ended: its sessions are no more.
+        self.board.publish(Vec::new());
     }
 
     fn packet(&mut self, bytes: &[u8], meta: &rvs_rawsock::UdpMeta) {

@@ -211,7 +211,7 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
             });
         }
     }
-    VrrpConf::from_statements(&top, &globals, &[]).map_err(|m| {
+    VrrpConf::from_statements(&top, &globals, &[], &[]).map_err(|m| {
         // keepalived's messages start with file:line; split them for ConfigError.
         let rest = m
             .strip_prefix(&format!("{}:", source.file))

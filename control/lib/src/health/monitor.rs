@@ -81,6 +81,7 @@ fn kind_name(k: &CheckKind) -> &'static str {
         CheckKind::Udp { .. } => "UDP_CHECK",
         CheckKind::Smtp { .. } => "SMTP_CHECK",
         CheckKind::File { .. } => "FILE_CHECK",
+        CheckKind::Bfd { .. } => "BFD_CHECK",
         CheckKind::Sip { .. } => "SIP_CHECK",
         CheckKind::Misc { .. } => "MISC_CHECK",
         CheckKind::Ping => "PING_CHECK",

@@ -85,6 +85,13 @@ async fn run(c: &Checker) -> Outcome {
             ..
         } => misc(path, *dynamic, (*uid, *gid)).await,
         CheckKind::Ping => ping(c).await,
+        CheckKind::Bfd { name } => Ok(
+            if crate::bfd::board().is_up(name, crate::bfd::Reader::Checker) {
+                Outcome::Up
+            } else {
+                down(format!("BFD instance {name} is down"))
+            },
+        ),
         CheckKind::File {
             path,
             weight,

@@ -57,6 +57,8 @@ pub enum CheckKind {
     },
     /// ICMP echo.
     Ping,
+    /// BFD_CHECK: the `bfd_instance`'s session is up (read every 100 ms).
+    Bfd { name: String },
     /// FILE_CHECK on a `track_file`: the number in the file times `weight` (negated with
     /// `reverse`) added to the server's `base` weight; with weight 0, any non-zero number
     /// (with reverse: zero) is a failure. Read every second (keepalived watches it).
@@ -228,6 +230,8 @@ pub struct KeepalivedConf {
     pub scripts: crate::scripts::ScriptPolicy,
     /// `track_file` blocks, for FILE_CHECK.
     pub track_files: Vec<TrackFile>,
+    /// `bfd_instance` blocks: the BFD sessions (VRRP's track_bfd, BFD_CHECK).
+    pub bfd_instances: Vec<crate::bfd::BfdInstance>,
     /// The top-level `SSL` block's client certificate and key.
     pub ssl_client: Option<TlsClient>,
     pub warnings: Vec<String>,
@@ -281,7 +285,6 @@ fn not_applied_global(s: &Statement) -> Option<&'static str> {
 fn not_applied_root(keyword: &str) -> Option<&'static str> {
     Some(match keyword {
         "static_rules" => "policy routing rules: rvs's data plane has one routing table",
-        "bfd_instance" => "rvs runs no BFD",
         "net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets" => {
             "rvs runs in the namespace it is started in (ip netns exec)"
         }
@@ -715,6 +718,7 @@ impl KeepalivedConf {
             let t = conf.track_file(s)?;
             conf.track_files.push(t);
         }
+        conf.bfd_instances = crate::bfd::from_statements(&top, &mut conf.warnings);
         for s in top.iter().filter(|s| s.keyword == "local_address_group") {
             let mut addrs = Vec::new();
             for c in s.children() {
@@ -751,7 +755,7 @@ impl KeepalivedConf {
                         ));
                     }
                 }
-                "virtual_server_group" | "track_file" => {}
+                "virtual_server_group" | "track_file" | "bfd_instance" => {}
                 k if k.starts_with("vrrp_")
                     || matches!(
                         k,
@@ -784,6 +788,7 @@ impl KeepalivedConf {
             &conf.vrrp,
             &conf.global_defs,
             &conf.track_files,
+            &conf.bfd_instances,
         )?;
         conf.warnings.append(&mut conf.vrrp_conf.warnings);
         // global_defs' notify_fifo gets the checkers' lines too, as keepalived's checker
@@ -1594,9 +1599,11 @@ impl KeepalivedConf {
         for c in s.children() {
             let kind = match c.keyword.as_str() {
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "DNS_CHECK" | "UDP_CHECK" | "SMTP_CHECK"
-                | "SIP_CHECK" | "MISC_CHECK" | "PING_CHECK" | "FILE_CHECK" => c.keyword.as_str(),
+                | "SIP_CHECK" | "MISC_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
+                    c.keyword.as_str()
+                }
                 k if k.ends_with("_CHECK") || k.ends_with("_GET") => {
-                    // A checker rvs does not run (FILE_CHECK, BFD_CHECK, a typo): said
+                    // A checker rvs does not run (a typo): said
                     // aloud, since the server would otherwise look checked.
                     self.warnings.push(format!(
                         "{}: {k} is not supported: real_server {} is not checked by it",
@@ -1609,6 +1616,13 @@ impl KeepalivedConf {
             };
             if kind == "FILE_CHECK" {
                 if let Some(ck) = self.file_check(c, inh, addr, rport, rs.weight_given)? {
+                    rs.checkers.push(ck);
+                }
+                continue;
+            }
+            if kind == "BFD_CHECK" {
+                if let Some(ck) = self.bfd_check(c, inh, SocketAddr::new(addr, rport), &rs.checkers)
+                {
                     rs.checkers.push(ck);
                 }
                 continue;
@@ -1728,6 +1742,72 @@ impl KeepalivedConf {
             log_all_failures: false,
             line: s.at(),
         }))
+    }
+
+    /// `BFD_CHECK { name NAME; alpha }`: None (with keepalived's message) without one
+    /// name of a `bfd_instance` the checkers get, or one the server already checks.
+    fn bfd_check(
+        &mut self,
+        s: &Statement,
+        inh: Inherited,
+        target: SocketAddr,
+        others: &[Checker],
+    ) -> Option<Checker> {
+        let mut name: Option<String> = None;
+        for c in s.children() {
+            match c.keyword.as_str() {
+                "name" => {
+                    let known = |n: &str| {
+                        self.bfd_instances
+                            .iter()
+                            .any(|b| b.name == n && b.to_checker)
+                    };
+                    let why = match c.args.as_slice() {
+                        [n] if !known(n) => format!("BFD {n} not configured"),
+                        [n] if name.is_some() => format!(
+                            "BFD {n} already specified as {}",
+                            name.as_deref().unwrap_or("")
+                        ),
+                        [n] if others
+                            .iter()
+                            .any(|o| o.kind == CheckKind::Bfd { name: n.clone() }) =>
+                        {
+                            format!("RS already monitoring {n}")
+                        }
+                        [n] => {
+                            name = Some(n.clone());
+                            continue;
+                        }
+                        _ => "No or too many names specified - skipping checker".into(),
+                    };
+                    self.warnings
+                        .push(format!("{}: ({target}) BFD_CHECK - {why}", c.at()));
+                    return None;
+                }
+                // The session's state is the checker's from the start.
+                "alpha" => {}
+                _ => self.warn(c),
+            }
+        }
+        let Some(name) = name else {
+            self.warnings.push(format!(
+                "{}: ({target}) No name has been specified for BFD_CHECKER - skipping",
+                s.at()
+            ));
+            return None;
+        };
+        Some(Checker {
+            kind: CheckKind::Bfd { name },
+            target,
+            bindto: None,
+            connect_timeout: inh.connect_timeout,
+            delay_loop: Duration::from_millis(100),
+            retry: 0,
+            delay_before_retry: Duration::from_millis(100),
+            warmup: Duration::ZERO,
+            log_all_failures: false,
+            line: s.at(),
+        })
     }
 
     fn checker(
@@ -2684,6 +2764,32 @@ mod tests {
         );
     }
 
+    /// BFD_CHECK as keepalived's check_bfd.c reads it: one name of a bfd_instance the
+    /// checkers hear of, once per server.
+    #[test]
+    fn bfd_checks_name_their_sessions() {
+        let k = KeepalivedConf::parse(
+            "b.conf",
+            "bfd_instance rs1 {\n neighbor_ip 10.0.0.2\n}\nbfd_instance gw {\n neighbor_ip 10.0.0.1\n vrrp\n}\n\
+             virtual_server 10.0.0.100 80 {\n  protocol TCP\n\
+               real_server 10.0.0.2 80 {\n    BFD_CHECK {\n      name rs1\n      alpha\n    }\n    BFD_CHECK {\n      name rs1\n    }\n\
+                 BFD_CHECK {\n      name gw\n    }\n    BFD_CHECK {\n      name a b\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        let rs = &k.virtual_servers[0].real_servers[0];
+        assert_eq!(rs.checkers.len(), 1);
+        assert_eq!(rs.checkers[0].kind, CheckKind::Bfd { name: "rs1".into() });
+        assert_eq!(rs.checkers[0].retry, 0);
+        let w = k.warnings.join("\n");
+        for want in [
+            "b.conf:16: (10.0.0.2:80) BFD_CHECK - RS already monitoring rs1",
+            "b.conf:19: (10.0.0.2:80) BFD_CHECK - BFD gw not configured",
+            "b.conf:22: (10.0.0.2:80) BFD_CHECK - No or too many names specified",
+        ] {
+            assert!(w.contains(want), "{want}\n{w}");
+        }
+    }
+
     #[test]
     fn file_checks_on_track_files() {
         let k = KeepalivedConf::parse(
@@ -2725,7 +2831,7 @@ mod tests {
         );
         let w = k.warnings.join("\n");
         for want in [
-            "f.conf:13: BFD_CHECK is not supported",
+            "f.conf:13: (10.0.0.2:80) No name has been specified for BFD_CHECKER - skipping",
             "f.conf:22: track_file nosuch not found",
             "f.conf:21: FILE_CHECK has no track_file specified",
             "f.conf:24: The SMTP_CHECK host block is deprecated",
@@ -2790,7 +2896,6 @@ mod tests {
             [
                 "r.conf:4: net_namespace: rvs runs in the namespace it is started in (ip netns exec); ignored",
                 "r.conf:5: static_rules: policy routing rules: rvs's data plane has one routing table; ignored",
-                "r.conf:8: bfd_instance: rvs runs no BFD; ignored",
                 "r.conf:11: unknown keyword \"virtual_srever\" ignored",
             ]
         );

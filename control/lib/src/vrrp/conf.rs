@@ -185,6 +185,8 @@ pub struct Instance {
     pub track_files: Vec<Tracked>,
     /// `track_process { NAME [weight W [reverse]] }`.
     pub track_processes: Vec<Tracked>,
+    /// `track_bfd { NAME [weight W [reverse|noreverse]] }`.
+    pub track_bfds: Vec<Tracked>,
     pub notify: Notify,
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
@@ -406,6 +408,13 @@ impl TrackProcess {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdTrack {
+    pub name: String,
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
@@ -418,6 +427,7 @@ pub struct SyncGroup {
     pub track_scripts: Vec<Tracked>,
     pub track_files: Vec<Tracked>,
     pub track_processes: Vec<Tracked>,
+    pub track_bfds: Vec<Tracked>,
     /// `sync_group_tracking_weight` (or the older `global_tracking`): its members' weighted
     /// tracking moves their priorities (otherwise keepalived ignores those weights).
     pub tracking_weight: bool,
@@ -440,6 +450,9 @@ pub struct VrrpConf {
     pub processes: Vec<TrackProcess>,
     /// keepalived's top-level `track_file` / `vrrp_track_file` definitions.
     pub track_files: Vec<crate::keepalived::TrackFile>,
+    /// The `bfd_instance`s VRRP hears of, with their `weight` (the default of a
+    /// `track_bfd` of them).
+    pub bfds: Vec<BfdTrack>,
     pub groups: Vec<SyncGroup>,
     pub sync_daemon: Option<SyncDaemonConf>,
     /// `static_routes`: installed in the data plane whatever the instances' states.
@@ -830,9 +843,19 @@ impl VrrpConf {
         top: &[Statement],
         global_defs: &[Statement],
         track_files: &[crate::keepalived::TrackFile],
+        bfds: &[crate::bfd::BfdInstance],
     ) -> Result<Self, String> {
         let mut conf = VrrpConf {
             track_files: track_files.to_vec(),
+            bfds: bfds
+                .iter()
+                .filter(|b| b.to_vrrp)
+                .map(|b| BfdTrack {
+                    name: b.name.clone(),
+                    weight: b.weight,
+                    reverse: b.reverse,
+                })
+                .collect(),
             ..VrrpConf::default()
         };
         let mut d = Defaults {
@@ -1125,6 +1148,7 @@ impl VrrpConf {
                 .find(|p| p.name == name)
                 .map(|p| p.weight)
         };
+        let bfd_weight = |name: &str| self.bfds.iter().find(|b| b.name == name).map(|b| b.weight);
         let mut warnings = Vec::new();
         let mut instances = std::mem::take(&mut self.instances);
         for i in &mut instances {
@@ -1175,6 +1199,13 @@ impl VrrpConf {
                     }
                 }
             });
+            i.track_bfds.retain(|t| {
+                let w = t.weight.or_else(|| bfd_weight(&t.name)).unwrap_or(0);
+                if w != 0 {
+                    said(format!("tracked bfd {} with weight {w}", t.name));
+                }
+                w == 0
+            });
         }
         for g in &self.groups {
             let has_owner = instances
@@ -1201,7 +1232,21 @@ impl VrrpConf {
             let scripts = clear(&g.track_scripts, &script_weight, &mut warnings);
             let files = clear(&g.track_files, &file_weight, &mut warnings);
             let processes = clear(&g.track_processes, &process_weight, &mut warnings);
+            let bfds = clear(&g.track_bfds, &bfd_weight, &mut warnings);
             for i in instances.iter_mut().filter(|i| g.members.contains(&i.name)) {
+                // keepalived: one tracked on both takes the group's weight unless the
+                // instance's is unweighted.
+                for b in &bfds {
+                    match i.track_bfds.iter_mut().find(|t| t.name == b.name) {
+                        Some(t) => {
+                            if t.weight.or_else(|| bfd_weight(&t.name)).unwrap_or(0) != 0 {
+                                t.weight = b.weight.or_else(|| bfd_weight(&b.name));
+                                t.reverse = b.reverse;
+                            }
+                        }
+                        None => i.track_bfds.push(b.clone()),
+                    }
+                }
                 i.track_interfaces.extend(interfaces.iter().cloned());
                 i.track_scripts.extend(scripts.iter().cloned());
                 i.track_files.extend(files.iter().cloned());
@@ -1215,6 +1260,7 @@ impl VrrpConf {
     fn drop_dangling(&mut self) {
         let scripts: Vec<String> = self.scripts.iter().map(|s| s.name.clone()).collect();
         let files: Vec<String> = self.track_files.iter().map(|f| f.name.clone()).collect();
+        let bfds: Vec<String> = self.bfds.iter().map(|b| b.name.clone()).collect();
         let processes: Vec<String> = self.processes.iter().map(|p| p.name.clone()).collect();
         let names: Vec<String> = self.instances.iter().map(|i| i.name.clone()).collect();
         for i in &mut self.instances {
@@ -1237,6 +1283,7 @@ impl VrrpConf {
                 })
             };
             keep_known(&mut i.track_files, &files, "track_file", "track_file");
+            keep_known(&mut i.track_bfds, &bfds, "track_bfd", "bfd_instance");
             keep_known(
                 &mut i.track_processes,
                 &processes,
@@ -1433,6 +1480,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         track_scripts: Vec::new(),
         track_files: Vec::new(),
         track_processes: Vec::new(),
+        track_bfds: Vec::new(),
         notify: Notify::default(),
         garp_master_delay: d.garp_delay,
         garp_master_repeat: d.garp_repeat,
@@ -1683,6 +1731,11 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
             "track_process" => {
                 for a in c.children() {
                     i.track_processes.push(tracked(a)?);
+                }
+            }
+            "track_bfd" => {
+                for a in c.children() {
+                    i.track_bfds.push(tracked(a)?);
                 }
             }
             "garp_master_delay" => i.garp_master_delay = seconds(c, 3600.0)?,
@@ -2219,6 +2272,7 @@ fn sync_group(s: &Statement, warnings: &mut Vec<String>) -> Result<SyncGroup, St
         track_scripts: Vec::new(),
         track_files: Vec::new(),
         track_processes: Vec::new(),
+        track_bfds: Vec::new(),
         tracking_weight: false,
     };
     for c in s.children() {
@@ -2246,6 +2300,7 @@ fn sync_group(s: &Statement, warnings: &mut Vec<String>) -> Result<SyncGroup, St
             "track_script" => &mut g.track_scripts,
             "track_file" => &mut g.track_files,
             "track_process" => &mut g.track_processes,
+            "track_bfd" => &mut g.track_bfds,
             k => {
                 warnings.push(format!(
                     "{}: vrrp_sync_group {}: keyword {k:?} not supported, ignored",

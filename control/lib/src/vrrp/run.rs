@@ -184,6 +184,8 @@ enum Event {
         index: usize,
         ok: bool,
     },
+    /// A tracked BFD session went up or down.
+    Bfd,
     Stop,
     /// A reload: the instances `keep` lacks are deleted, the others handed over.
     Handover {
@@ -799,6 +801,16 @@ fn launch(
         .collect();
     let trackers = start_trackers(&conf.scripts, &script_ok, &tx, &stop)?;
     receivers.extend(trackers);
+    // A tracked BFD session's change reaches the controller at once (until it ends).
+    if conf.instances.iter().any(|i| !i.track_bfds.is_empty()) {
+        let tx = tx.clone();
+        crate::bfd::board().watch(move || {
+            !matches!(
+                tx.try_send(Event::Bfd),
+                Err(channel::TrySendError::Disconnected(_))
+            )
+        });
+    }
     *status.lock() = insts.iter().map(|i| i.status.clone()).collect();
     // The static addresses and routes a reload drops leave the twins; the others are put
     // there (again).
@@ -838,6 +850,7 @@ fn launch(
             .map(|f| crate::health::probe::read_track_file(&f.path, f.init))
             .collect(),
         track_files: conf.track_files.clone(),
+        bfds: conf.bfds.clone(),
         groups: conf.groups.iter().map(|g| g.notify.clone()).collect(),
         group_names: conf.groups.iter().map(|g| g.name.clone()).collect(),
         children: std::mem::take(&mut carried.children),
@@ -1244,6 +1257,7 @@ struct Controller {
     scripts: Vec<TrackScript>,
     script_ok: Vec<bool>,
     track_files: Vec<crate::keepalived::TrackFile>,
+    bfds: Vec<super::conf::BfdTrack>,
     /// Each track file's number as last read (None: out of range).
     file_values: Vec<Option<i64>>,
     groups: Vec<Notify>,
@@ -1600,6 +1614,7 @@ impl Controller {
                     }
                     self.retrack(Instant::now());
                 }
+                Ok(Event::Bfd) => self.retrack(Instant::now()),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
@@ -1685,11 +1700,14 @@ impl Controller {
                 .unwrap_or_else(|| kernel_link_up(name))
         };
         let process_up: Vec<bool> = self.process_status.iter().map(|p| p.up).collect();
+        let bfd_up = |name: &str| crate::bfd::board().is_up(name, crate::bfd::Reader::Vrrp);
         let files = TrackedFiles {
             defs: &self.track_files,
             values: &self.file_values,
             processes: &self.processes,
             process_up: &process_up,
+            bfds: &self.bfds,
+            bfd_up: &bfd_up,
         };
         let (prio, mut faults) = tracked_priority(
             &inst.conf,
@@ -2754,6 +2772,28 @@ fn tracked_priority(
             prio += weight;
         }
     }
+    // keepalived's track_bfd: weight 0 faults while down (up, with reverse); a weight
+    // (negated by reverse) counts when up if positive, when down if negative.
+    for t in &conf.track_bfds {
+        let Some(def) = files.bfds.iter().find(|b| b.name == t.name) else {
+            continue;
+        };
+        let (weight, reverse) = match t.weight {
+            Some(w) => (w, t.reverse),
+            None => (def.weight, def.reverse),
+        };
+        let up = (files.bfd_up)(&def.name);
+        let signed = if reverse { -weight } else { weight };
+        match weight {
+            0 if up == reverse => faults.push(format!(
+                "BFD {} {}",
+                def.name,
+                if up { "up" } else { "down" }
+            )),
+            w if (w > 0 && up) || (w < 0 && !up) => prio += signed,
+            _ => {}
+        }
+    }
     for t in &conf.track_interfaces {
         let up = link_up(&t.name);
         match t.weight.unwrap_or(0) {
@@ -2778,6 +2818,9 @@ struct TrackedFiles<'a> {
     values: &'a [Option<i64>],
     processes: &'a [TrackProcess],
     process_up: &'a [bool],
+    /// The BFD sessions VRRP hears of, and whether one is up.
+    bfds: &'a [super::conf::BfdTrack],
+    bfd_up: &'a dyn Fn(&str) -> bool,
 }
 
 fn kernel_link_up(ifname: &str) -> bool {
@@ -2923,7 +2966,64 @@ mod tests {
         values: &[],
         processes: &[],
         process_up: &[],
+        bfds: &[],
+        bfd_up: &|_: &str| false,
     };
+
+    /// track_bfd as keepalived: weight 0 faults while the session is down (up, with
+    /// reverse); a positive weight counts while up, a negative one while down, reverse
+    /// negating it; the bfd_instance's weight is the default; a sync group's weighted
+    /// session is dropped from a member without sync_group_tracking_weight, a group's own
+    /// one reaches its members; names of no bfd_instance (or one only for the checkers)
+    /// are dropped with a warning.
+    #[test]
+    fn tracked_bfds_move_the_priority_or_fault_as_keepalived() {
+        let k = crate::keepalived::KeepalivedConf::parse(
+            "b.conf",
+            "bfd_instance gw {\n neighbor_ip 10.0.0.9\n}\n\
+             bfd_instance up {\n neighbor_ip 10.0.0.8\n weight 15\n}\n\
+             bfd_instance rs {\n neighbor_ip 10.0.0.7\n checker\n}\n\
+             vrrp_sync_group G {\n group {\n S\n }\n track_bfd {\n gw\n }\n}\n\
+             vrrp_instance V {\n interface lan\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.1 }\n\
+             track_bfd {\n gw\n up\n rs\n nosuch\n }\n}\n\
+             vrrp_instance W {\n interface lan\n virtual_router_id 2\n priority 100\n virtual_ipaddress { 10.0.0.2 }\n\
+             track_bfd {\n gw weight -30\n up weight 20 reverse\n }\n}\n\
+             vrrp_instance S {\n interface lan\n virtual_router_id 3\n priority 100\n virtual_ipaddress { 10.0.0.3 }\n\
+             track_bfd {\n up\n gw weight 0 reverse\n }\n}\n",
+        )
+        .unwrap();
+        let w = k.warnings.join("\n");
+        for want in [
+            "track_bfd \"rs\": no bfd_instance of that name, ignored",
+            "track_bfd \"nosuch\": no bfd_instance of that name, ignored",
+            "vrrp_instance S: ignoring tracked bfd up with weight 15 due to SYNC group",
+        ] {
+            assert!(w.contains(want), "{want}\n{w}");
+        }
+        let conf = k.vrrp_conf;
+        let prio = |i: &Instance, gw: bool, up: bool| {
+            let bfd_up = move |name: &str| if name == "gw" { gw } else { up };
+            let files = TrackedFiles {
+                bfds: &conf.bfds,
+                bfd_up: &bfd_up,
+                ..NO_FILES
+            };
+            tracked_priority(i, &conf.scripts, &[], &files, true, |_: &str| true)
+        };
+        let (v, w, s) = (&conf.instances[0], &conf.instances[1], &conf.instances[2]);
+        assert_eq!(
+            prio(v, true, true),
+            (115, vec![]),
+            "up's own weight 15 while up"
+        );
+        assert_eq!(prio(v, true, false), (100, vec![]));
+        assert_eq!(prio(v, false, true).1, ["BFD gw down"]);
+        assert_eq!(prio(w, true, true), (80, vec![]), "20 reversed while up");
+        assert_eq!(prio(w, false, false), (70, vec![]), "-30 while down");
+        // S: its weighted `up` dropped; its own gw (weight 0 reverse) kept over the group's.
+        assert_eq!(prio(s, false, true), (100, vec![]));
+        assert_eq!(prio(s, true, true).1, ["BFD gw up"]);
+    }
 
     #[test]
     fn track_files_move_the_priority_or_fault_as_keepalived() {
@@ -2960,6 +3060,8 @@ mod tests {
                 values,
                 processes: &[],
                 process_up: &[],
+                bfds: &[],
+                bfd_up: &|_: &str| false,
             };
             tracked_priority(i, &conf.scripts, &[], &files, true, up)
         };
@@ -3017,6 +3119,8 @@ mod tests {
                 values: &[],
                 processes: &conf.processes,
                 process_up,
+                bfds: &[],
+                bfd_up: &|_: &str| false,
             };
             tracked_priority(i, &conf.scripts, &[], &files, true, |_: &str| true)
         };
