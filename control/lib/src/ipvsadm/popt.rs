@@ -152,6 +152,7 @@ pub fn bash_completion(program: &str, schedulers: &[&str]) -> String {
         [
             "--json",
             "--vrrp",
+            "--bfd",
             "--marks",
             "--mark",
             "--routes",

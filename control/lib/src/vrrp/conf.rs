@@ -1372,6 +1372,7 @@ impl VrrpConf {
         self.scripts.extend(other.scripts);
         self.processes.extend(other.processes);
         self.track_files.extend(other.track_files);
+        self.bfds.extend(other.bfds);
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
         self.fifos.extend(other.fifos);
