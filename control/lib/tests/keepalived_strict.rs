@@ -261,7 +261,18 @@ fn strict_and_accept_mode_as_keepalived_reads_them() {
     }
 }
 
-const SYNC: &str = "vrrp_script chk_w {
+const SYNC: &str = "bfd_instance bfd_w {
+    neighbor_ip 192.168.200.2
+    weight -15
+}
+bfd_instance bfd_0 {
+    neighbor_ip 192.168.200.3
+}
+bfd_instance bfd_r {
+    neighbor_ip 192.168.200.4
+    weight 6 reverse
+}
+vrrp_script chk_w {
     script /bin/true
     weight -20
 }
@@ -290,6 +301,11 @@ vrrp_instance VI_A {
         chk_w
         chk_0
     }
+    track_bfd {
+        bfd_w
+        bfd_0 weight 4
+        bfd_r
+    }
     virtual_ipaddress {
         192.168.200.61
     }
@@ -305,6 +321,11 @@ vrrp_instance VI_B {
         chk_w
         chk_0
     }
+    track_bfd {
+        bfd_w
+        bfd_0 weight 4
+        bfd_r weight 0
+    }
     virtual_ipaddress {
         192.168.200.62
     }
@@ -319,6 +340,10 @@ vrrp_instance VI_O {
     track_script {
         chk_w
         chk_0 weight 3
+    }
+    track_bfd {
+        bfd_w weight 3 reverse
+        bfd_0
     }
     virtual_ipaddress {
         192.168.200.63
@@ -338,8 +363,9 @@ fn tracked(block: &str, header: &str) -> Vec<String> {
 
 /// Weights in sync groups and for the address owner as keepalived applies them: a member
 /// of a group without sync_group_tracking_weight tracks its interfaces unweighted and drops
-/// its weighted scripts; one with it keeps them; the owner drops weighted interfaces and
-/// scripts. keepalived's dump of each instance's tracking against rvs's reading.
+/// its weighted scripts and BFD sessions; one with it keeps them; the owner drops weighted
+/// interfaces, scripts and BFD sessions. keepalived's dump of each instance's tracking
+/// against rvs's reading.
 #[test]
 fn sync_group_and_owner_weights_as_keepalived_applies_them() {
     let (dump, path, _lab) = keepalived_dump("rvskw", SYNC, 3);
@@ -384,6 +410,23 @@ fn sync_group_and_owner_weights_as_keepalived_applies_them() {
             scripts,
             tracked(block, "Tracked scripts :"),
             "{name}'s scripts: rvs (left), keepalived (right)"
+        );
+        let bfds: Vec<String> = i
+            .track_bfds
+            .iter()
+            .map(|t| {
+                let def = k.vrrp_conf.bfds.iter().find(|b| b.name == t.name).unwrap();
+                let (w, r) = match t.weight {
+                    Some(w) => (w, t.reverse),
+                    None => (def.weight, def.reverse),
+                };
+                format!("{}: weight {w}{}", t.name, if r { " reverse" } else { "" })
+            })
+            .collect();
+        assert_eq!(
+            bfds,
+            tracked(block, "Tracked BFDs :"),
+            "{name}'s BFDs: rvs (left), keepalived (right)"
         );
     }
     assert!(

@@ -350,6 +350,46 @@ impl Appliance {
                 f.sample("keepalived_vrrp_state", &labels, state);
             }
         }
+        // BFD sessions (keepalived.conf's bfd_instance).
+        let sessions = crate::bfd::board().rows();
+        if !sessions.is_empty() {
+            f.head(
+                "rvs_bfd_session_state",
+                "gauge",
+                "State of the BFD session (0 AdminDown, 1 Down, 2 Init, 3 Up).",
+            );
+            for b in &sessions {
+                let labels = [
+                    ("instance", b.name.clone()),
+                    ("neighbor", b.neighbor.to_string()),
+                ];
+                f.sample("rvs_bfd_session_state", &labels, b.local as u64);
+            }
+            f.head(
+                "rvs_bfd_session_up_total",
+                "counter",
+                "Times the BFD session came up.",
+            );
+            for b in &sessions {
+                f.sample(
+                    "rvs_bfd_session_up_total",
+                    &[("instance", b.name.clone())],
+                    b.ups,
+                );
+            }
+        }
+        if let Some(rt) = self.bfd.lock().as_ref() {
+            f.head(
+                "rvs_bfd_packets_discarded_total",
+                "counter",
+                "BFD packets discarded: malformed, of no session, or below the TTL check.",
+            );
+            f.sample(
+                "rvs_bfd_packets_discarded_total",
+                &[],
+                rt.discarded.load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
         // Scale-out: what this node asks its routing daemon to announce.
         let announced = self.announcements();
         if !announced.is_empty() {

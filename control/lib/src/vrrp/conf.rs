@@ -819,6 +819,22 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
     })
 }
 
+/// keepalived: a `track_bfd` entry's `weight W` without `reverse` or `noreverse` keeps
+/// the bfd_instance's reverse.
+fn inherit_bfd_reverse(block: &Statement, list: &mut [Tracked], bfds: &[BfdTrack]) {
+    let entries = block
+        .children()
+        .iter()
+        .filter(|c| c.keyword == "track_bfd")
+        .flat_map(|c| c.children());
+    for a in entries.filter(|a| a.args.len() == 2) {
+        let def = bfds.iter().find(|b| b.name == a.keyword);
+        if let (Some(t), Some(def)) = (list.iter_mut().find(|t| t.name == a.keyword), def) {
+            t.reverse = def.reverse;
+        }
+    }
+}
+
 fn tracked(s: &Statement) -> Result<Tracked, String> {
     let weight = match s.args.first().map(String::as_str) {
         Some("weight") => {
@@ -1032,10 +1048,14 @@ impl VrrpConf {
                         s.at(),
                         g.name
                     )),
-                    g => conf.groups.push(g),
+                    mut g => {
+                        inherit_bfd_reverse(s, &mut g.track_bfds, &conf.bfds);
+                        conf.groups.push(g)
+                    }
                 },
                 "vrrp_instance" => {
-                    let i = instance(s, &d, &mut conf.warnings)?;
+                    let mut i = instance(s, &d, &mut conf.warnings)?;
+                    inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfds);
                     conf.instances.push(i);
                 }
                 // Read with the top-level track_file definitions.
