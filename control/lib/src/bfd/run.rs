@@ -342,7 +342,7 @@ impl Runner {
             let l = &mut self.lives[k];
             // Bounded: each tick moves a deadline past `now` or clears it.
             for _ in 0..4 {
-                if !l.session.deadline().is_some_and(|d| d <= now) {
+                if l.session.deadline().is_none_or(|d| d > now) {
                     break;
                 }
                 if let Some(c) = l.session.tick(now) {
