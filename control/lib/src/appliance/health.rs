@@ -92,6 +92,9 @@ impl Appliance {
                             .map(|b| format!("bfd_instance {}: removed", b.name))
                             .collect();
                         rt.shutdown();
+                        // Its sessions are no more (at a stop they stay as they were last,
+                        // so VRRP sees no failure before it stops itself).
+                        crate::bfd::board().publish(Vec::new());
                         names
                     })
                     .unwrap_or_default();

@@ -305,8 +305,6 @@ impl Runner {
             self.due(Instant::now());
             self.publish();
         }
-        // Ended: its sessions are no more.
-        self.board.publish(Vec::new());
     }
 
     fn packet(&mut self, bytes: &[u8], meta: &rvs_rawsock::UdpMeta) {
