@@ -1,10 +1,10 @@
 //! rvs's BFD against Debian's keepalived 2.2.7 as the neighbour: keepalived runs its BFD
 //! and VRRP processes in a namespace joined to the host by a veth, its VRRP instance
-//! tracking the session (`track_bfd`, weight 0: FAULT while the session is down); rvs's
-//! BFD runtime runs on the host side. The session comes up at the fast rate both ask for;
-//! keepalived's BFD stopped (SIGSTOP) is rvs's expiry after the detection time, and back
-//! it comes up again; rvs's end is keepalived's expiry (its VRRP instance in FAULT).
-//! Needs root.
+//! tracking the IPv4 session (`track_bfd`, weight 0: FAULT while the session is down); rvs's
+//! BFD runtime runs on the host side, an IPv6 session beside. The sessions come up at the
+//! fast rates asked for; keepalived's BFD stopped (SIGSTOP) is rvs's expiry after the
+//! detection time, and back they come up again; rvs's end is keepalived's expiry (its VRRP
+//! instance in FAULT). Needs root.
 
 use rvs_control::bfd::{self, BfdInstance, BfdRuntime, BfdState, Reader};
 use rvs_testkit::netns::Netns;
@@ -25,6 +25,12 @@ bfd_instance RVS {{
     min_rx 20
     min_tx 20
     multiplier 3
+}}
+bfd_instance RVS6 {{
+    neighbor_ip fd00:78::1
+    source_ip fd00:78::2
+    min_rx 30
+    min_tx 30
 }}
 vrrp_instance VI {{
     interface eth0
@@ -51,6 +57,14 @@ fn row() -> bfd::BfdStatus {
     bfd::board().rows().into_iter().next().expect("the session")
 }
 
+fn row6() -> bfd::BfdStatus {
+    bfd::board()
+        .rows()
+        .into_iter()
+        .find(|r| r.name == "K6")
+        .expect("the IPv6 session")
+}
+
 #[test]
 fn a_session_with_keepalived_comes_up_expires_and_recovers() {
     assert!(
@@ -67,6 +81,13 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         .status()
         .unwrap()
         .success());
+    // IPv6 beside: hop limit 64 both ways (keepalived's default), checked on receipt.
+    assert!(lab.exec("ip addr add fd00:78::2/64 dev eth0 nodad"));
+    assert!(Command::new("ip")
+        .args(["addr", "add", "fd00:78::1/64", "dev", "rvsbfd0", "nodad"])
+        .status()
+        .unwrap()
+        .success());
     let path = lab.dir.join("keepalived.conf");
     std::fs::write(&path, conf(&dir)).unwrap();
 
@@ -77,7 +98,13 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         multiplier: 3,
         ..BfdInstance::new("K", "10.78.0.2".parse().unwrap())
     };
-    let runtime = BfdRuntime::start(vec![rvs], bfd::board()).expect("port 3784 on the host");
+    let rvs6 = BfdInstance {
+        source: Some("fd00:78::1".parse().unwrap()),
+        min_rx: 30_000,
+        min_tx: 30_000,
+        ..BfdInstance::new("K6", "fd00:78::2".parse().unwrap())
+    };
+    let runtime = BfdRuntime::start(vec![rvs, rvs6], bfd::board()).expect("port 3784 on the host");
     lab.start(
         "keepalived",
         &format!(
@@ -98,6 +125,19 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         "keepalived's multiplier 3 times 20 ms"
     );
     assert_ne!(r.remote_discr, 0);
+    wait_for(
+        "the IPv6 session Up at its rate",
+        Duration::from_secs(10),
+        || {
+            let r = row6();
+            r.local == BfdState::Up && r.tx_interval == 30_000
+        },
+    );
+    assert_eq!(
+        row6().detect_time,
+        5 * 30_000,
+        "keepalived's default multiplier 5"
+    );
     wait_for(
         "keepalived's instance out of FAULT",
         Duration::from_secs(10),
@@ -124,6 +164,9 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         "Control Detection Time Expired"
     );
     assert!(took < Duration::from_millis(500), "expired after {took:?}");
+    wait_for("the IPv6 session's expiry", Duration::from_secs(2), || {
+        row6().local == BfdState::Down
+    });
     assert!(Command::new("kill")
         .args(["-CONT", bfd_pid])
         .status()
@@ -133,6 +176,11 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         bfd::board().is_up("K", Reader::Vrrp)
     });
     assert_eq!(row().ups, 2);
+    // keepalived's stop was both sessions'.
+    wait_for("the IPv6 session Up again", Duration::from_secs(15), || {
+        let r = row6();
+        r.local == BfdState::Up && r.ups == 2
+    });
 
     // rvs's end: keepalived's session expires and its VRRP instance faults.
     runtime.shutdown();
