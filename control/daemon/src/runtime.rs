@@ -761,14 +761,21 @@ fn describe_rx(cfg: &Config, w: usize) -> String {
         .unwrap_or_default()
 }
 
-/// Starts VRRP on the host twins when instances, static addresses or routes are
-/// configured.
+/// Starts the BFD sessions the files declare, then VRRP on the host twins when
+/// instances, static addresses or routes are configured.
 fn start_vrrp(
     cfg: &Config,
     conf: &VrrpConf,
     macs: &[[u8; 6]],
     appliance: &Arc<Appliance>,
 ) -> Result<(), RunError> {
+    // BFD first: VRRP's and the checkers' tracking reads its sessions.
+    appliance
+        .run_bfd(conf.bfd_instances.clone())
+        .map_err(|e| RunError::Worker(e.clone()))?;
+    if !conf.bfd_instances.is_empty() {
+        println!("rvs: bfd: {} session(s) running", conf.bfd_instances.len());
+    }
     appliance
         .run_vrrp(conf.clone(), cfg.vrrp_links(macs))
         .map_err(|e| RunError::Worker(format!("vrrp: {e}")))?;

@@ -45,8 +45,6 @@ impl Appliance {
             })
             .collect();
         cmds.extend(conf.commands_at());
-        // BFD before the services: a port it cannot have fails the load with them unchanged.
-        self.run_bfd(conf)?;
         let full_nat = conf.full_nat();
         let applied = self.change_with(|d| {
             d.apply_all(&cmds)?;
@@ -64,7 +62,21 @@ impl Appliance {
             .collect();
         let monitor = Monitor::start(conf, target).map_err(|e| format!("health monitor: {e}"))?;
         *slot = Some((keys, monitor));
-        Ok(conf.warnings.clone())
+        let mut warnings = conf.warnings.clone();
+        // Sessions start with the files rvs starts or reloads with (`load` runs checkers).
+        let running: Vec<crate::bfd::BfdInstance> = self
+            .bfd
+            .lock()
+            .as_ref()
+            .map(|r| r.conf().to_vec())
+            .unwrap_or_default();
+        for b in conf.bfd_instances.iter().filter(|b| !running.contains(b)) {
+            warnings.push(format!(
+                "{}: bfd_instance {}: not running: BFD sessions start with the files rvs starts or reloads with (--keepalived-conf)",
+                b.at, b.name
+            ));
+        }
+        Ok(warnings)
     }
 
     /// Stops the health checkers and the BFD sessions (at shutdown).
@@ -75,11 +87,11 @@ impl Appliance {
         }
     }
 
-    /// Runs `conf`'s BFD sessions: started, or the running ones reloaded (those of the
-    /// same name keep their state), or stopped when it has none. The changes, a line each.
-    pub(super) fn run_bfd(&self, conf: &KeepalivedConf) -> Result<Vec<String>, String> {
+    /// Runs the BFD sessions the files declare (the merged VRRP configuration's): started,
+    /// or the running ones reloaded (those of the same name keep their state), or stopped
+    /// when there are none. The changes, a line each.
+    pub fn run_bfd(&self, wanted: Vec<crate::bfd::BfdInstance>) -> Result<Vec<String>, String> {
         let mut slot = self.bfd.lock();
-        let wanted = conf.bfd_instances.clone();
         match slot.as_mut() {
             Some(rt) if !wanted.is_empty() => Ok(rt.reload(wanted)),
             Some(_) => {

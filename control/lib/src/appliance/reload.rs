@@ -212,12 +212,6 @@ impl Appliance {
             report.push_str(&format!("  mark add {m}\n"));
         }
         if let Some(conf) = &conf {
-            let bfd = self
-                .run_bfd(conf)
-                .map_err(|e| format!("{report}reload: {e}; the services above changed"))?;
-            for l in &bfd {
-                report.push_str(&format!("  {l}\n"));
-            }
             // The checkers' FIFOs configured alike stay open (their readers see no EOF).
             let fifos = checkers.as_ref().and_then(|(_, m)| m.fifos_for(conf));
             drop(checkers);
@@ -245,6 +239,12 @@ impl Appliance {
         }
         for w in vrrp_warnings {
             report.push_str(&format!("reload: warning: {w}\n"));
+        }
+        let bfd = self
+            .run_bfd(vrrp.bfd_instances.clone())
+            .map_err(|e| format!("{report}reload: {e}; the services above changed"))?;
+        for l in &bfd {
+            report.push_str(&format!("  {l}\n"));
         }
         if vrrp_changed {
             let (lines, kept) = self

@@ -79,6 +79,8 @@ struct RawConfig {
     vrrp_sync_groups: Vec<toml::Table>,
     #[serde(default, rename = "garp_group")]
     garp_groups: Vec<toml::Table>,
+    #[serde(default, rename = "bfd_instance")]
+    bfd_instances: Vec<toml::Table>,
     #[serde(default)]
     vrrp: Option<toml::Table>,
 }
@@ -522,6 +524,7 @@ impl Config {
                 processes: raw.vrrp_processes,
                 groups: raw.vrrp_sync_groups,
                 garp_groups: raw.garp_groups,
+                bfd_instances: raw.bfd_instances,
                 globals: raw.vrrp,
             },
         )?;
@@ -814,7 +817,15 @@ advert_int = 1
 preempt_delay = 10
 virtual_ipaddress = ["10.2.1.5/24 dev a", "10.2.1.6"]
 track_script = ["chk weight -30"]
+track_bfd = ["gw weight 0"]
 notify = ["/etc/keepalived/notify.sh", "root"]
+
+[[bfd_instance]]
+name = "gw"
+neighbor_ip = "10.2.1.1"
+min_rx = 50
+multiplier = 3
+weight = [-20, "reverse"]
 
 [[vrrp_sync_group]]
 name = "G"
@@ -848,7 +859,14 @@ vrrp_instance VI_1 {
         10.2.1.6
     }
     track_script { chk weight -30 }
+    track_bfd { gw weight 0 }
     notify /etc/keepalived/notify.sh root
+}
+bfd_instance gw {
+    neighbor_ip 10.2.1.1
+    min_rx 50
+    multiplier 3
+    weight -20 reverse
 }
 vrrp_sync_group G { group { VI_1 } }
 garp_group {
@@ -881,8 +899,14 @@ garp_group {
         {
             a.at = t.at.clone();
         }
+        from_keepalived.bfd_instances[0].at = from_toml.bfd_instances[0].at.clone();
         assert_eq!(from_toml, from_keepalived);
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
+        let b = &from_toml.bfd_instances[0];
+        assert_eq!((b.min_rx, b.multiplier, b.weight, b.reverse), (50_000, 3, -20, true));
+        // Weight 0 stays in a sync group; without `noreverse` the definition's reverse.
+        let t = &from_toml.instances[0].track_bfds[0];
+        assert_eq!((t.name.as_str(), t.weight, t.reverse), ("gw", Some(0), true));
         assert_eq!(from_toml.garp_groups[0].interfaces, ["a", "b"]);
         assert!(from_toml.instances[0].garp_extra_if.is_some());
         let e = parse(&format!(

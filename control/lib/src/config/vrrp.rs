@@ -1,6 +1,6 @@
 //! The TOML form of keepalived's VRRP sections: `[[vrrp_instance]]`, `[[vrrp_script]]`,
-//! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]` (keys named as keepalived names them, `name` for the block's
-//! name), `[[garp_group]]` (`garp_interval`, `gna_interval`, `interface` or
+//! `[[vrrp_track_process]]`, `[[vrrp_sync_group]]`, `[[bfd_instance]]` (keys named as keepalived
+//! names them, `name` for the block's name), `[[garp_group]]` (`garp_interval`, `gna_interval`, `interface` or
 //! `interfaces = [...]`; no name) and `[vrrp]` (`version`, `garp_master_delay`, `garp_master_repeat`,
 //! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`, `fifo_write_states_on_reload`,
 //! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`, `strict`,
@@ -24,6 +24,7 @@ const BLOCKS: &[&str] = &[
     "track_interface",
     "track_script",
     "track_process",
+    "track_bfd",
     "group",
     "interfaces",
 ];
@@ -35,6 +36,7 @@ pub(super) struct RawVrrp {
     pub processes: Vec<Table>,
     pub groups: Vec<Table>,
     pub garp_groups: Vec<Table>,
+    pub bfd_instances: Vec<Table>,
     pub globals: Option<Table>,
 }
 
@@ -125,6 +127,7 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
         ("vrrp_track_process", &raw.processes),
         ("vrrp_sync_group", &raw.groups),
         ("vrrp_instance", &raw.instances),
+        ("bfd_instance", &raw.bfd_instances),
     ] {
         for (n, t) in tables.iter().enumerate() {
             let line = header_line(source, &format!("[[{kind}]]"), n);
@@ -211,7 +214,9 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
             });
         }
     }
-    VrrpConf::from_statements(&top, &globals, &[], &[]).map_err(|m| {
+    let mut bfd_warnings = Vec::new();
+    let bfds = crate::bfd::from_statements(&top, &mut bfd_warnings);
+    let mut conf = VrrpConf::from_statements(&top, &globals, &[], &bfds).map_err(|m| {
         // keepalived's messages start with file:line; split them for ConfigError.
         let rest = m
             .strip_prefix(&format!("{}:", source.file))
@@ -225,7 +230,9 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 message: m,
             },
         }
-    })
+    })?;
+    conf.warnings.extend(bfd_warnings);
+    Ok(conf)
 }
 
 impl super::Config {

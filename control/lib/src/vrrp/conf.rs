@@ -453,6 +453,9 @@ pub struct VrrpConf {
     /// The `bfd_instance`s VRRP hears of, with their `weight` (the default of a
     /// `track_bfd` of them).
     pub bfds: Vec<BfdTrack>,
+    /// Every BFD session the files declare (the appliance runs them, whether or not VRRP
+    /// or a checker tracks them).
+    pub bfd_instances: Vec<crate::bfd::BfdInstance>,
     pub groups: Vec<SyncGroup>,
     pub sync_daemon: Option<SyncDaemonConf>,
     /// `static_routes`: installed in the data plane whatever the instances' states.
@@ -863,6 +866,7 @@ impl VrrpConf {
     ) -> Result<Self, String> {
         let mut conf = VrrpConf {
             track_files: track_files.to_vec(),
+            bfd_instances: bfds.to_vec(),
             bfds: bfds
                 .iter()
                 .filter(|b| b.to_vrrp)
@@ -1058,8 +1062,8 @@ impl VrrpConf {
                     inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfds);
                     conf.instances.push(i);
                 }
-                // Read with the top-level track_file definitions.
-                "vrrp_track_file" => {}
+                // Read with the top-level track_file definitions (and BFD's apart).
+                "vrrp_track_file" | "bfd_instance" => {}
                 "static_ipaddress" => {
                     for a in s.children() {
                         conf.static_addresses.push(virtual_address(a)?);
@@ -1388,11 +1392,20 @@ impl VrrpConf {
 
     /// Adds another source's sections (keepalived.conf after the TOML).
     pub fn merge(&mut self, other: VrrpConf) -> Result<(), String> {
+        for b in &other.bfd_instances {
+            if let Some(first) = self.bfd_instances.iter().find(|o| o.name == b.name) {
+                return Err(format!(
+                    "{}: bfd_instance {} is defined at {} too",
+                    b.at, b.name, first.at
+                ));
+            }
+        }
         self.instances.extend(other.instances);
         self.scripts.extend(other.scripts);
         self.processes.extend(other.processes);
         self.track_files.extend(other.track_files);
         self.bfds.extend(other.bfds);
+        self.bfd_instances.extend(other.bfd_instances);
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
         self.fifos.extend(other.fifos);
