@@ -427,6 +427,46 @@ mod tests {
         a.stop();
     }
 
+    /// The listening socket takes IPv4 and IPv6 alike and gives each datagram's TTL (hop
+    /// limit) and destination: the TTL check needs them.
+    #[test]
+    fn the_listener_tells_ttl_and_destination_of_both_families() {
+        let Ok((listener, ipv6)) = listen(0) else {
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        v4.set_ttl(77).unwrap();
+        v4.send_to(b"x", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 8];
+        let m = rvs_rawsock::recv_udp_meta(listener.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(
+            (m.ttl, m.to),
+            (Some(77), Some("127.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(m.from, v4.local_addr().unwrap(), "IPv4-mapped read as IPv4");
+        if !ipv6 {
+            return;
+        }
+        let Ok(v6) = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)) else {
+            return;
+        };
+        if v6
+            .bind(&SocketAddr::from((Ipv6Addr::LOCALHOST, 0)).into())
+            .is_err()
+        {
+            return;
+        }
+        v6.set_unicast_hops_v6(33).unwrap();
+        v6.send_to(b"y", &SocketAddr::from((Ipv6Addr::LOCALHOST, port)).into())
+            .unwrap();
+        let m = rvs_rawsock::recv_udp_meta(listener.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!((m.ttl, m.to), (Some(33), Some("::1".parse().unwrap())));
+    }
+
     struct Crossed {
         tx: Sender<Cmd>,
         thread: JoinHandle<()>,

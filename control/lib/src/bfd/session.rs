@@ -102,6 +102,7 @@ impl Session {
         self.local = BfdState::AdminDown;
         self.local_diag = 7;
         self.next_tx = None;
+        self.send_now = None;
         self.said
             .push(format!("({}) Entering AdminDown state", self.conf.name));
         self.fall(false);
@@ -297,8 +298,13 @@ impl Session {
             self.final_ = false;
             self.idle_tx_interval();
         }
+        if self.local == BfdState::AdminDown {
+            // Silent: nothing is due (a pending packet included).
+            self.send_now = None;
+            return None;
+        }
         let timed = self.next_tx.is_some_and(|t| t <= now);
-        if !(timed || self.send_now.is_some()) || self.local == BfdState::AdminDown {
+        if !(timed || self.send_now.is_some()) {
             return None;
         }
         self.send_now = None;
@@ -443,6 +449,23 @@ mod tests {
         s.receive(&peer(BfdState::Down, 99, 7), t0);
         assert_eq!((s.local, s.local_diag), (BfdState::Down, 3));
         assert!(!s.tracked_up, "the neighbour's Down is a failure");
+    }
+
+    /// Without its socket a session is AdminDown and silent: nothing falls due (a runner
+    /// would spin on a deadline in the past), packets change nothing; enabled, it sends.
+    #[test]
+    fn an_admin_down_session_is_silent_until_enabled() {
+        let t0 = Instant::now();
+        let mut s = Session::new(conf(false), 7, t0);
+        s.admin_down();
+        assert_eq!(s.deadline(), None);
+        assert!(s.tick(t0).is_none());
+        s.receive(&peer(BfdState::Down, 99, 0), t0);
+        assert_eq!(s.local, BfdState::AdminDown);
+        s.enable(t0);
+        assert_eq!(s.local, BfdState::Down);
+        let next = s.deadline().expect("sending again");
+        assert!(s.tick(next).is_some());
     }
 
     #[test]

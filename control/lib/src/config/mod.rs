@@ -903,10 +903,16 @@ garp_group {
         assert_eq!(from_toml, from_keepalived);
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
         let b = &from_toml.bfd_instances[0];
-        assert_eq!((b.min_rx, b.multiplier, b.weight, b.reverse), (50_000, 3, -20, true));
+        assert_eq!(
+            (b.min_rx, b.multiplier, b.weight, b.reverse),
+            (50_000, 3, -20, true)
+        );
         // Weight 0 stays in a sync group; without `noreverse` the definition's reverse.
         let t = &from_toml.instances[0].track_bfds[0];
-        assert_eq!((t.name.as_str(), t.weight, t.reverse), ("gw", Some(0), true));
+        assert_eq!(
+            (t.name.as_str(), t.weight, t.reverse),
+            ("gw", Some(0), true)
+        );
         assert_eq!(from_toml.garp_groups[0].interfaces, ["a", "b"]);
         assert!(from_toml.instances[0].garp_extra_if.is_some());
         let e = parse(&format!(
