@@ -2,7 +2,8 @@
 //! namespace, the "wire") with a host TAP twin. The host kernel owns the appliance's
 //! address through the twin: it pings and opens TCP connections to a machine on the wire,
 //! the machine pings the appliance's address, and a keepalived TCP_CHECK run by rvs reaches
-//! a real server over the data port. Needs root; every wait is bounded.
+//! a real server over the data port; a VRRP instance tracks a kernel interface (a veth)
+//! with interface_up_down_delays. Needs root; every wait is bounded.
 
 use rvs_testkit::netns::Netns;
 use rvs_testkit::wait::wait_for;
@@ -48,11 +49,23 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
         rvs: None,
         helpers: Vec::new(),
     };
+    // A kernel interface (no data port; a veth) an instance tracks, its downs counted after
+    // 2 s.
+    let tracked = format!("rvsdk{}", pid % 100_000);
+    let _tracked_guard = rvs_testkit::netns::LinkGuard(tracked.clone());
+    let o = run(&format!(
+        "ip link add {tracked} type veth peer name {tracked}p && ip link set {tracked}p up && ip link set {tracked} up"
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let keepalived = dir.join("keepalived.conf");
     std::fs::write(
         &keepalived,
-        "static_ipaddress {\n  10.214.0.9/24\n}\nstatic_routes {\n  10.215.0.0/24 via 10.214.0.2\n}\n\
-         virtual_server 192.0.2.50 80 {\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {\n    TCP_CHECK { }\n  }\n}\n",
+        format!(
+            "static_ipaddress {{\n  10.214.0.9/24\n}}\nstatic_routes {{\n  10.215.0.0/24 via 10.214.0.2\n}}\n\
+             virtual_server 192.0.2.50 80 {{\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
+             interface_up_down_delays {{\n  {tracked} 2\n}}\n\
+             vrrp_instance VK {{\n  interface wire\n  virtual_router_id 77\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    10.214.0.77/24\n  }}\n  track_interface {{\n    {tracked}\n  }}\n}}\n"
+        ),
     )
     .unwrap();
     let config = dir.join("rvs.toml");
@@ -389,6 +402,37 @@ host_tap = "{twin}"
         "{}",
         log_text()
     );
+
+    // The tracked kernel interface: down counts after its 2 s (not at once), up at once.
+    let vk = || {
+        String::from_utf8_lossy(&rvsadm(&["--vrrp"]).stdout)
+            .lines()
+            .find(|l| l.starts_with("VRRP instance VK:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_for("VK MASTER", Duration::from_secs(10), || {
+        vk().contains(": MASTER for")
+    });
+    let o = run(&format!("ip link set {tracked} down"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let downed = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        vk().contains(": MASTER for"),
+        "faulted before its delay: {}",
+        vk()
+    );
+    wait_for("VK FAULT", Duration::from_secs(4), || {
+        vk().contains(": FAULT for")
+    });
+    let took = downed.elapsed();
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    let o = run(&format!("ip link set {tracked} up"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("VK out of FAULT", Duration::from_secs(3), || {
+        !vk().contains(": FAULT for")
+    });
 
     let mut rvs = lab.rvs.take().unwrap();
     Command::new("kill")

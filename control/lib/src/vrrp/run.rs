@@ -884,6 +884,7 @@ fn launch(
         route_links: route_links(&conf, &links),
         link_delays: link_delays(&conf, &links),
         link_debounce: vec![Debounce::default(); links.len()],
+        kernel_links: kernel_links(&conf, &links),
     };
     let thread = std::thread::Builder::new()
         .name("rvs-vrrp".into())
@@ -1290,6 +1291,59 @@ struct Controller {
     /// Each link's interface_up_down_delays (down, up) and its debouncing.
     link_delays: Vec<(Duration, Duration)>,
     link_debounce: Vec<Debounce>,
+    /// The kernel interfaces (not data ports) the instances track.
+    kernel_links: Vec<KernelLink>,
+}
+
+/// A kernel interface (no data port) the instances track (`track_interface`, an address's
+/// or a route's `dev`): looked at every 0.5 s, a change counted once it has lasted its
+/// interface_up_down_delays.
+#[derive(Debug, Clone)]
+struct KernelLink {
+    name: String,
+    delays: (Duration, Duration),
+    up: bool,
+    debounce: Debounce,
+}
+
+fn kernel_links(conf: &VrrpConf, links: &[Link]) -> Vec<KernelLink> {
+    let mut names: Vec<&str> = conf
+        .instances
+        .iter()
+        .flat_map(|i| {
+            i.track_interfaces
+                .iter()
+                .map(|t| t.name.as_str())
+                .chain(
+                    i.all_addresses()
+                        .filter(|a| !a.no_track)
+                        .filter_map(|a| a.dev.as_deref()),
+                )
+                .chain(
+                    i.routes
+                        .iter()
+                        .filter(|r| !r.no_track)
+                        .filter_map(|r| r.dev.as_deref()),
+                )
+        })
+        .filter(|n| !links.iter().any(|l| l.is_named(n)))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|n| KernelLink {
+            name: n.to_string(),
+            delays: conf
+                .link_delays
+                .iter()
+                .rev()
+                .find(|d| d.interface == n)
+                .map_or((Duration::ZERO, Duration::ZERO), |d| (d.down, d.up)),
+            up: kernel_link_up(n),
+            debounce: Debounce::default(),
+        })
+        .collect()
 }
 
 /// A link's state as interface_up_down_delays lets it count (keepalived's
@@ -1339,17 +1393,18 @@ impl Debounce {
 /// check_debounce_timers keeps them (else a BACKUP would take over before this MASTER
 /// faults), said with a warning.
 fn link_delays(conf: &VrrpConf, links: &[Link]) -> Vec<(Duration, Duration)> {
-    for d in conf
-        .link_delays
-        .iter()
-        .filter(|d| !links.iter().any(|l| l.is_named(&d.interface)))
-    {
+    for d in conf.link_delays.iter().filter(|d| {
+        !links.iter().any(|l| l.is_named(&d.interface))
+            && !std::path::Path::new("/sys/class/net")
+                .join(&d.interface)
+                .exists()
+    }) {
         log(
             Level::Warning,
             "vrrp",
             None,
             format_args!(
-                "{}: interface_up_down_delays {}: no data port with a host twin of that name (rvs debounces its ports' links); ignored",
+                "{}: interface_up_down_delays {}: no data port with a host twin or kernel interface of that name; ignored",
                 d.at, d.interface
             ),
         );
@@ -1653,7 +1708,15 @@ impl Controller {
                 let routes_before = std::mem::replace(&mut self.twin_routes, routes_now);
                 let sources_moved = (0..self.insts.len())
                     .any(|i| self.source_missing(i).is_some() != sources_before[i]);
+                let mut kernel_moved = false;
+                for k in &mut self.kernel_links {
+                    let raw = kernel_link_up(&k.name);
+                    let counted = k.debounce.step(k.up, raw, k.delays, now);
+                    kernel_moved |= counted != k.up;
+                    k.up = counted;
+                }
                 if up != self.links_up
+                    || kernel_moved
                     || values != self.file_values
                     || processes_moved
                     || sources_moved
@@ -1697,7 +1760,12 @@ impl Controller {
                 .iter()
                 .position(|l| l.is_named(name))
                 .map(|l| self.links_up.get(l).copied().unwrap_or(true))
-                .unwrap_or_else(|| kernel_link_up(name))
+                .unwrap_or_else(|| {
+                    self.kernel_links
+                        .iter()
+                        .find(|k| k.name == name)
+                        .map_or_else(|| kernel_link_up(name), |k| k.up)
+                })
         };
         let process_up: Vec<bool> = self.process_status.iter().map(|p| p.up).collect();
         let bfd_up = |name: &str| crate::bfd::board().is_up(name, crate::bfd::Reader::Vrrp);
