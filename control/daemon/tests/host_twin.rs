@@ -64,7 +64,8 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
             "static_ipaddress {{\n  10.214.0.9/24\n}}\nstatic_routes {{\n  10.215.0.0/24 via 10.214.0.2\n}}\n\
              virtual_server 192.0.2.50 80 {{\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
              interface_up_down_delays {{\n  {tracked} 2\n}}\n\
-             vrrp_instance VK {{\n  interface wire\n  virtual_router_id 77\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    10.214.0.77/24\n  }}\n  track_interface {{\n    {tracked}\n  }}\n}}\n"
+             vrrp_instance VK {{\n  interface wire\n  virtual_router_id 77\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    10.214.0.77/24\n  }}\n  track_interface {{\n    {tracked}\n  }}\n}}\n\
+             vrrp_instance VK2 {{\n  interface wire\n  virtual_router_id 78\n  priority 100\n  advert_int 1\n  mcast_src_ip 10.214.0.9\n  virtual_ipaddress {{\n    10.214.0.78/24\n  }}\n}}\n"
         ),
     )
     .unwrap();
@@ -414,6 +415,29 @@ host_tap = "{twin}"
     wait_for("VK MASTER", Duration::from_secs(10), || {
         vk().contains(": MASTER for")
     });
+    // Two instances on one port, two sources: each advert leaves from its own (one sending
+    // socket per source; VRRPv3's checksum and peers' source checks depend on it).
+    wait_for("VK2 MASTER", Duration::from_secs(5), || {
+        String::from_utf8_lossy(&rvsadm(&["--vrrp"]).stdout)
+            .contains("VRRP instance VK2: MASTER for")
+    });
+    let heard = run(&format!(
+        "ip netns exec {ns} timeout 6 tcpdump -l -n -i {wire} -c 6 'ip proto 112' 2>/dev/null"
+    ));
+    let heard = String::from_utf8_lossy(&heard.stdout).into_owned();
+    let from = |src: &str, vrid: &str| {
+        heard.lines().any(|l| {
+            l.contains(&format!("{src} > 224.0.0.18")) && l.contains(&format!("vrid {vrid},"))
+        })
+    };
+    assert!(
+        from("10.214.0.1", "77") && from("10.214.0.9", "78"),
+        "{heard}"
+    );
+    assert!(
+        !from("10.214.0.1", "78") && !from("10.214.0.9", "77"),
+        "{heard}"
+    );
     let o = run(&format!("ip link set {tracked} down"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let downed = std::time::Instant::now();
