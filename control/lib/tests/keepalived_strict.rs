@@ -415,7 +415,7 @@ fn sync_group_and_owner_weights_as_keepalived_applies_them() {
             .track_bfds
             .iter()
             .map(|t| {
-                let def = k.vrrp_conf.bfds.iter().find(|b| b.name == t.name).unwrap();
+                let def = k.vrrp_conf.vrrp_bfd(&t.name).unwrap();
                 let (w, r) = match t.weight {
                     Some(w) => (w, t.reverse),
                     None => (def.weight, def.reverse),

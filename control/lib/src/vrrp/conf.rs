@@ -408,13 +408,6 @@ impl TrackProcess {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BfdTrack {
-    pub name: String,
-    pub weight: i32,
-    pub reverse: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
@@ -450,11 +443,8 @@ pub struct VrrpConf {
     pub processes: Vec<TrackProcess>,
     /// keepalived's top-level `track_file` / `vrrp_track_file` definitions.
     pub track_files: Vec<crate::keepalived::TrackFile>,
-    /// The `bfd_instance`s VRRP hears of, with their `weight` (the default of a
-    /// `track_bfd` of them).
-    pub bfds: Vec<BfdTrack>,
     /// Every BFD session the files declare (the appliance runs them, whether or not VRRP
-    /// or a checker tracks them).
+    /// or a checker tracks them); a `track_bfd` takes its `weight` by default.
     pub bfd_instances: Vec<crate::bfd::BfdInstance>,
     pub groups: Vec<SyncGroup>,
     pub sync_daemon: Option<SyncDaemonConf>,
@@ -824,7 +814,7 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
 
 /// keepalived: a `track_bfd` entry's `weight W` without `reverse` or `noreverse` keeps
 /// the bfd_instance's reverse.
-fn inherit_bfd_reverse(block: &Statement, list: &mut [Tracked], bfds: &[BfdTrack]) {
+fn inherit_bfd_reverse(block: &Statement, list: &mut [Tracked], bfds: &[crate::bfd::BfdInstance]) {
     let entries = block
         .children()
         .iter()
@@ -867,15 +857,6 @@ impl VrrpConf {
         let mut conf = VrrpConf {
             track_files: track_files.to_vec(),
             bfd_instances: bfds.to_vec(),
-            bfds: bfds
-                .iter()
-                .filter(|b| b.to_vrrp)
-                .map(|b| BfdTrack {
-                    name: b.name.clone(),
-                    weight: b.weight,
-                    reverse: b.reverse,
-                })
-                .collect(),
             ..VrrpConf::default()
         };
         let mut d = Defaults {
@@ -1053,13 +1034,13 @@ impl VrrpConf {
                         g.name
                     )),
                     mut g => {
-                        inherit_bfd_reverse(s, &mut g.track_bfds, &conf.bfds);
+                        inherit_bfd_reverse(s, &mut g.track_bfds, &conf.bfd_instances);
                         conf.groups.push(g)
                     }
                 },
                 "vrrp_instance" => {
                     let mut i = instance(s, &d, &mut conf.warnings)?;
-                    inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfds);
+                    inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfd_instances);
                     conf.instances.push(i);
                 }
                 // Read with the top-level track_file definitions (and BFD's apart).
@@ -1172,7 +1153,12 @@ impl VrrpConf {
                 .find(|p| p.name == name)
                 .map(|p| p.weight)
         };
-        let bfd_weight = |name: &str| self.bfds.iter().find(|b| b.name == name).map(|b| b.weight);
+        let bfds = &self.bfd_instances;
+        let bfd_weight = |name: &str| {
+            bfds.iter()
+                .find(|b| b.name == name && b.to_vrrp)
+                .map(|b| b.weight)
+        };
         let mut warnings = Vec::new();
         let mut instances = std::mem::take(&mut self.instances);
         for i in &mut instances {
@@ -1284,7 +1270,12 @@ impl VrrpConf {
     fn drop_dangling(&mut self) {
         let scripts: Vec<String> = self.scripts.iter().map(|s| s.name.clone()).collect();
         let files: Vec<String> = self.track_files.iter().map(|f| f.name.clone()).collect();
-        let bfds: Vec<String> = self.bfds.iter().map(|b| b.name.clone()).collect();
+        let bfds: Vec<String> = self
+            .bfd_instances
+            .iter()
+            .filter(|b| b.to_vrrp)
+            .map(|b| b.name.clone())
+            .collect();
         let processes: Vec<String> = self.processes.iter().map(|p| p.name.clone()).collect();
         let names: Vec<String> = self.instances.iter().map(|i| i.name.clone()).collect();
         for i in &mut self.instances {
@@ -1404,7 +1395,6 @@ impl VrrpConf {
         self.scripts.extend(other.scripts);
         self.processes.extend(other.processes);
         self.track_files.extend(other.track_files);
-        self.bfds.extend(other.bfds);
         self.bfd_instances.extend(other.bfd_instances);
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
@@ -1427,6 +1417,14 @@ impl VrrpConf {
 
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()
+    }
+
+    /// The `bfd_instance` of that name whose state VRRP hears of (not one only for the
+    /// checkers).
+    pub fn vrrp_bfd(&self, name: &str) -> Option<&crate::bfd::BfdInstance> {
+        self.bfd_instances
+            .iter()
+            .find(|b| b.name == name && b.to_vrrp)
     }
 
     /// No instance, static address or static route: nothing for VRRP to run.

@@ -850,7 +850,7 @@ fn launch(
             .map(|f| crate::health::probe::read_track_file(&f.path, f.init))
             .collect(),
         track_files: conf.track_files.clone(),
-        bfds: conf.bfds.clone(),
+        bfds: conf.bfd_instances.clone(),
         groups: conf.groups.iter().map(|g| g.notify.clone()).collect(),
         group_names: conf.groups.iter().map(|g| g.name.clone()).collect(),
         children: std::mem::take(&mut carried.children),
@@ -1258,7 +1258,7 @@ struct Controller {
     scripts: Vec<TrackScript>,
     script_ok: Vec<bool>,
     track_files: Vec<crate::keepalived::TrackFile>,
-    bfds: Vec<super::conf::BfdTrack>,
+    bfds: Vec<crate::bfd::BfdInstance>,
     /// Each track file's number as last read (None: out of range).
     file_values: Vec<Option<i64>>,
     groups: Vec<Notify>,
@@ -2843,7 +2843,7 @@ fn tracked_priority(
     // keepalived's track_bfd: weight 0 faults while down (up, with reverse); a weight
     // (negated by reverse) counts when up if positive, when down if negative.
     for t in &conf.track_bfds {
-        let Some(def) = files.bfds.iter().find(|b| b.name == t.name) else {
+        let Some(def) = files.bfds.iter().find(|b| b.name == t.name && b.to_vrrp) else {
             continue;
         };
         let (weight, reverse) = match t.weight {
@@ -2887,7 +2887,7 @@ struct TrackedFiles<'a> {
     processes: &'a [TrackProcess],
     process_up: &'a [bool],
     /// The BFD sessions VRRP hears of, and whether one is up.
-    bfds: &'a [super::conf::BfdTrack],
+    bfds: &'a [crate::bfd::BfdInstance],
     bfd_up: &'a dyn Fn(&str) -> bool,
 }
 
@@ -3072,7 +3072,7 @@ mod tests {
         let prio = |i: &Instance, gw: bool, up: bool| {
             let bfd_up = move |name: &str| if name == "gw" { gw } else { up };
             let files = TrackedFiles {
-                bfds: &conf.bfds,
+                bfds: &conf.bfd_instances,
                 bfd_up: &bfd_up,
                 ..NO_FILES
             };
