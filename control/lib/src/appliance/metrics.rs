@@ -350,7 +350,7 @@ impl Appliance {
                 f.sample("keepalived_vrrp_state", &labels, state);
             }
         }
-        // BFD sessions (keepalived.conf's bfd_instance).
+        // BFD sessions (bfd_instance).
         let sessions = crate::bfd::board().rows();
         if !sessions.is_empty() {
             f.head(

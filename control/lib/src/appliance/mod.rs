@@ -141,7 +141,7 @@ pub struct Appliance {
     health: Mutex<Vec<HealthRow>>,
     /// The running keepalived.conf: its services and its monitor.
     keepalived: Mutex<Option<(Vec<ServiceKey>, Monitor)>>,
-    /// The keepalived.conf's BFD sessions, when it has some.
+    /// The BFD sessions the files declare, when they declare some.
     bfd: Mutex<Option<crate::bfd::BfdRuntime>>,
     /// Where `reload` reads the configuration again.
     reload_source: Mutex<Option<ReloadSource>>,

@@ -100,6 +100,8 @@ fn open_sender(b: &BfdInstance) -> std::io::Result<UdpSocket> {
     Ok(UdpSocket::from(s))
 }
 
+/// Gives a session its sending socket; without one it is AdminDown, tried again in 60 s
+/// (keepalived's bfd_open_fd_out_thread).
 fn open(live: &mut Live, now: Instant) {
     match open_sender(&live.session.conf) {
         Ok(s) => {
@@ -124,6 +126,7 @@ fn open(live: &mut Live, now: Instant) {
     }
 }
 
+/// A session with its socket.
 struct Live {
     session: Session,
     sender: Option<UdpSocket>,

@@ -1603,8 +1603,8 @@ impl KeepalivedConf {
                     c.keyword.as_str()
                 }
                 k if k.ends_with("_CHECK") || k.ends_with("_GET") => {
-                    // A checker rvs does not run (a typo): said
-                    // aloud, since the server would otherwise look checked.
+                    // A checker rvs does not know (a typo): said aloud, since the server
+                    // would otherwise look checked.
                     self.warnings.push(format!(
                         "{}: {k} is not supported: real_server {} is not checked by it",
                         c.at(),
