@@ -281,6 +281,8 @@ pub struct BfdStatus {
     pub tx_interval: u32,
     pub detect_time: u64,
     pub ups: u64,
+    pub received: u64,
+    pub sent: u64,
     /// The state its trackers see (keepalived's events: Up, and Down after a fall the
     /// neighbour did not ask for with AdminDown).
     pub tracked_up: bool,
@@ -348,7 +350,7 @@ pub fn show(rows: &[BfdStatus]) -> String {
         return "no BFD instances\n".into();
     }
     let mut out = format!(
-        "{:<16} {:<24} {:<9} {:<9} {:>10} {:>10} {:>9} {:>11} {:>4}  diagnostic (local / remote)\n",
+        "{:<16} {:<24} {:<9} {:<9} {:>10} {:>10} {:>9} {:>11} {:>4} {:>9} {:>9}  diagnostic (local / remote)\n",
         "instance",
         "neighbor",
         "state",
@@ -357,11 +359,13 @@ pub fn show(rows: &[BfdStatus]) -> String {
         "remote id",
         "tx (us)",
         "detect (us)",
-        "ups"
+        "ups",
+        "received",
+        "sent"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<16} {:<24} {:<9} {:<9} {:>10} {:>10} {:>9} {:>11} {:>4}  {} / {}\n",
+            "{:<16} {:<24} {:<9} {:<9} {:>10} {:>10} {:>9} {:>11} {:>4} {:>9} {:>9}  {} / {}\n",
             r.name,
             r.neighbor.to_string(),
             r.local.name(),
@@ -371,6 +375,8 @@ pub fn show(rows: &[BfdStatus]) -> String {
             r.tx_interval,
             r.detect_time,
             r.ups,
+            r.received,
+            r.sent,
             packet::diag_name(r.local_diag),
             packet::diag_name(r.remote_diag)
         ));
@@ -473,6 +479,8 @@ mod tests {
             tx_interval: 10_000,
             detect_time: 50_000,
             ups,
+            received: 0,
+            sent: 0,
             tracked_up: up,
             to_vrrp: true,
             to_checker: false,

@@ -147,6 +147,8 @@ fn row(s: &Session) -> BfdStatus {
         tx_interval: s.tx_interval,
         detect_time: s.detect_time,
         ups: s.ups,
+        received: s.received,
+        sent: s.sent,
         tracked_up: s.tracked_up,
         to_vrrp: s.conf.to_vrrp,
         to_checker: s.conf.to_checker,

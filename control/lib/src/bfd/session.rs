@@ -34,8 +34,10 @@ pub struct Session {
     /// The tracking event last sent: true after Up, false after a fall (not one the
     /// neighbour asked for with AdminDown) and at the start.
     pub tracked_up: bool,
-    /// Times it came Up.
+    /// Times it came Up; packets received (valid, of this session) and sent.
     pub ups: u64,
+    pub received: u64,
+    pub sent: u64,
     /// What happened, in keepalived's words, for the log.
     pub said: Vec<String>,
 }
@@ -70,6 +72,8 @@ impl Session {
             last_seen: None,
             tracked_up: false,
             ups: 0,
+            received: 0,
+            sent: 0,
             said: Vec::new(),
             conf,
         };
@@ -205,6 +209,7 @@ impl Session {
         if self.local == BfdState::AdminDown {
             return;
         }
+        self.received += 1;
         let old_tx = self.tx_interval;
         let old_detect = self.detect_time;
         self.remote_discr = c.my_discr;
@@ -331,6 +336,7 @@ impl Session {
         if timed {
             self.schedule_tx(now);
         }
+        self.sent += 1;
         Some(c)
     }
 }
@@ -410,6 +416,11 @@ mod tests {
             s.detect_time,
             3 * 20_000,
             "its multiplier times its (larger) min_tx"
+        );
+        assert_eq!(
+            (s.sent, s.received),
+            (2, 4),
+            "the first packet and the poll; four heard"
         );
         // Silence for the detection time: Down, Control Detection Time Expired.
         let t2 = t1 + Duration::from_millis(61);
