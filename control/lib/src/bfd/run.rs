@@ -253,19 +253,34 @@ impl Runner {
     fn take(&mut self, conf: Vec<BfdInstance>, now: Instant) {
         let mut old = std::mem::take(&mut self.lives);
         for b in conf {
-            let session = match old.iter().position(|l| l.session.conf.name == b.name) {
-                Some(k) => old.swap_remove(k).session.carry(b),
+            let mut live = match old.iter().position(|l| l.session.conf.name == b.name) {
+                Some(k) => {
+                    let was = old.swap_remove(k);
+                    // The same path keeps its socket: RFC 5881 wants one source port for
+                    // the session's life.
+                    let same_path = (
+                        was.session.conf.neighbor,
+                        was.session.conf.source,
+                        was.session.conf.ttl,
+                    ) == (b.neighbor, b.source, b.ttl);
+                    Live {
+                        sender: was.sender.filter(|_| same_path),
+                        retry_open: None,
+                        session: was.session.carry(b),
+                    }
+                }
                 None => {
                     let discr = self.fresh_discriminator(&old);
-                    Session::new(b, discr, now)
+                    Live {
+                        session: Session::new(b, discr, now),
+                        sender: None,
+                        retry_open: None,
+                    }
                 }
             };
-            let mut live = Live {
-                session,
-                sender: None,
-                retry_open: None,
-            };
-            open(&mut live, now);
+            if live.sender.is_none() {
+                open(&mut live, now);
+            }
             self.lives.push(live);
         }
         self.publish();
@@ -470,6 +485,65 @@ mod tests {
             .unwrap();
         let m = rvs_rawsock::recv_udp_meta(listener.as_raw_fd(), &mut buf).unwrap();
         assert_eq!((m.ttl, m.to), (Some(33), Some("::1".parse().unwrap())));
+    }
+
+    /// RFC 5881: one source port for a session's life; a reload that keeps its path (new
+    /// timers) keeps its socket, a new source gets a new one.
+    #[test]
+    fn a_reload_keeps_the_session_s_source_port() {
+        let Ok((listener, _)) = listen(0) else {
+            return;
+        };
+        let mut runner = Runner {
+            lives: Vec::new(),
+            listener,
+            board: board(),
+            discarded: Arc::default(),
+            published: None,
+            port: CONTROL_PORT,
+        };
+        let b = BfdInstance {
+            source: Some("127.0.0.1".parse().unwrap()),
+            ..BfdInstance::new("p", "127.0.0.2".parse().unwrap())
+        };
+        let port = |r: &Runner| {
+            r.lives[0]
+                .sender
+                .as_ref()
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        runner.take(vec![b.clone()], Instant::now());
+        let first = port(&runner);
+        assert!(first >= 49152, "{first}");
+        let discr = runner.lives[0].session.local_discr;
+        runner.take(
+            vec![BfdInstance {
+                min_rx: 50_000,
+                ..b.clone()
+            }],
+            Instant::now(),
+        );
+        assert_eq!(
+            (port(&runner), runner.lives[0].session.local_discr),
+            (first, discr)
+        );
+        runner.take(
+            vec![BfdInstance {
+                source: Some("127.0.0.3".parse().unwrap()),
+                ..b
+            }],
+            Instant::now(),
+        );
+        let moved = runner.lives[0]
+            .sender
+            .as_ref()
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert_eq!(moved.ip(), "127.0.0.3".parse::<std::net::IpAddr>().unwrap());
     }
 
     struct Crossed {
