@@ -53,16 +53,12 @@ fn state_file(lab: &Netns) -> String {
     std::fs::read_to_string(lab.dir.join("state")).unwrap_or_default()
 }
 
-fn row() -> bfd::BfdStatus {
-    bfd::board().rows().into_iter().next().expect("the session")
-}
-
-fn row6() -> bfd::BfdStatus {
+fn row(name: &str) -> bfd::BfdStatus {
     bfd::board()
         .rows()
         .into_iter()
-        .find(|r| r.name == "K6")
-        .expect("the IPv6 session")
+        .find(|r| r.name == name)
+        .expect("the session")
 }
 
 #[test]
@@ -116,9 +112,9 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         bfd::board().is_up("K", Reader::Vrrp)
     });
     wait_for("the fast rate", Duration::from_secs(5), || {
-        row().tx_interval == 20_000
+        row("K").tx_interval == 20_000
     });
-    let r = row();
+    let r = row("K");
     assert_eq!((r.local, r.remote), (BfdState::Up, BfdState::Up));
     assert_eq!(
         r.detect_time, 60_000,
@@ -129,12 +125,12 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         "the IPv6 session Up at its rate",
         Duration::from_secs(10),
         || {
-            let r = row6();
+            let r = row("K6");
             r.local == BfdState::Up && r.tx_interval == 30_000
         },
     );
     assert_eq!(
-        row6().detect_time,
+        row("K6").detect_time,
         5 * 30_000,
         "keepalived's default multiplier 5"
     );
@@ -157,7 +153,7 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         !bfd::board().is_up("K", Reader::Vrrp)
     });
     let took = stopped.elapsed();
-    let r = row();
+    let r = row("K");
     assert_eq!(
         (r.local, r.local_diag),
         (BfdState::Down, 1),
@@ -165,7 +161,7 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
     );
     assert!(took < Duration::from_millis(500), "expired after {took:?}");
     wait_for("the IPv6 session's expiry", Duration::from_secs(2), || {
-        row6().local == BfdState::Down
+        row("K6").local == BfdState::Down
     });
     assert!(Command::new("kill")
         .args(["-CONT", bfd_pid])
@@ -175,10 +171,10 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
     wait_for("the session Up again", Duration::from_secs(15), || {
         bfd::board().is_up("K", Reader::Vrrp)
     });
-    assert_eq!(row().ups, 2);
+    assert_eq!(row("K").ups, 2);
     // keepalived's stop was both sessions'.
     wait_for("the IPv6 session Up again", Duration::from_secs(15), || {
-        let r = row6();
+        let r = row("K6");
         r.local == BfdState::Up && r.ups == 2
     });
 

@@ -92,36 +92,30 @@ impl Appliance {
     /// when there are none. The changes, a line each.
     pub fn run_bfd(&self, wanted: Vec<crate::bfd::BfdInstance>) -> Result<Vec<String>, String> {
         let mut slot = self.bfd.lock();
-        match slot.as_mut() {
-            Some(rt) if !wanted.is_empty() => Ok(rt.reload(wanted)),
-            Some(_) => {
-                let names: Vec<String> = slot
-                    .take()
-                    .map(|rt| {
-                        let names = rt
-                            .conf()
-                            .iter()
-                            .map(|b| format!("bfd_instance {}: removed", b.name))
-                            .collect();
-                        rt.shutdown();
-                        // Its sessions are no more (at a stop they stay as they were last,
-                        // so VRRP sees no failure before it stops itself).
-                        crate::bfd::board().publish(Vec::new());
-                        names
-                    })
-                    .unwrap_or_default();
-                Ok(names)
-            }
-            None if wanted.is_empty() => Ok(Vec::new()),
-            None => {
-                let names = wanted
-                    .iter()
-                    .map(|b| format!("bfd_instance {}: new", b.name))
-                    .collect();
-                *slot = Some(crate::bfd::BfdRuntime::start(wanted, crate::bfd::board())?);
-                Ok(names)
-            }
+        if let (Some(rt), false) = (slot.as_mut(), wanted.is_empty()) {
+            return Ok(rt.reload(wanted));
         }
+        if let Some(rt) = slot.take() {
+            let names = rt
+                .conf()
+                .iter()
+                .map(|b| format!("bfd_instance {}: removed", b.name))
+                .collect();
+            rt.shutdown();
+            // Its sessions are no more (at a stop they stay as they were last, so VRRP sees
+            // no failure before it stops itself).
+            crate::bfd::board().publish(Vec::new());
+            return Ok(names);
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = wanted
+            .iter()
+            .map(|b| format!("bfd_instance {}: new", b.name))
+            .collect();
+        *slot = Some(crate::bfd::BfdRuntime::start(wanted, crate::bfd::board())?);
+        Ok(names)
     }
 
     pub(super) fn show_bfd(&self) -> String {

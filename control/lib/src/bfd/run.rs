@@ -367,20 +367,15 @@ impl Runner {
                     if let Some(s) = &l.sender {
                         let to = SocketAddr::new(l.session.conf.neighbor, self.port);
                         if let Err(e) = s.send_to(&c.bytes(), to) {
-                            l.session.said.push(format!(
-                                "({}) Error sending packet: {e}",
-                                l.session.conf.name
+                            l.session.said.push((
+                                Level::Warning,
+                                format!("({}) Error sending packet: {e}", l.session.conf.name),
                             ));
                         }
                     }
                 }
             }
-            for line in l.session.said.drain(..) {
-                let level = if line.contains("Entering Down") || line.contains("Expired") {
-                    Level::Warning
-                } else {
-                    Level::Info
-                };
+            for (level, line) in l.session.said.drain(..) {
                 log(level, "bfd", None, format_args!("{line}"));
             }
         }

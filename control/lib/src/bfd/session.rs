@@ -4,6 +4,7 @@
 
 use super::packet::{BfdState, Control, DIAG_EXPIRED, DIAG_NEIGHBOR_DOWN};
 use super::BfdInstance;
+use crate::log::Level;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -38,8 +39,8 @@ pub struct Session {
     pub ups: u64,
     pub received: u64,
     pub sent: u64,
-    /// What happened, in keepalived's words, for the log.
-    pub said: Vec<String>,
+    /// What happened, in keepalived's words, for the log (with its level).
+    pub said: Vec<(Level, String)>,
 }
 
 fn micros(us: u64) -> Duration {
@@ -107,8 +108,10 @@ impl Session {
         self.local_diag = 7;
         self.next_tx = None;
         self.send_now = None;
-        self.said
-            .push(format!("({}) Entering AdminDown state", self.conf.name));
+        self.said.push((
+            Level::Warning,
+            format!("({}) Entering AdminDown state", self.conf.name),
+        ));
         self.fall(false);
     }
 
@@ -158,11 +161,14 @@ impl Session {
     fn down(&mut self, diag: u8, now: Instant) {
         let was = self.local;
         if was == BfdState::Up {
-            self.said.push(format!(
-                "({}) Entering Down state (Local diagnostic - {}, Remote diagnostic - {})",
-                self.conf.name,
-                super::packet::diag_name(diag),
-                super::packet::diag_name(self.remote_diag)
+            self.said.push((
+                Level::Warning,
+                format!(
+                    "({}) Entering Down state (Local diagnostic - {}, Remote diagnostic - {})",
+                    self.conf.name,
+                    super::packet::diag_name(diag),
+                    super::packet::diag_name(self.remote_diag)
+                ),
             ));
         }
         self.local = BfdState::Down;
@@ -177,8 +183,10 @@ impl Session {
     fn rise(&mut self, now: Instant) {
         self.local_diag = 0;
         if self.local == BfdState::Up {
-            self.said
-                .push(format!("({}) Entering Up state", self.conf.name));
+            self.said.push((
+                Level::Info,
+                format!("({}) Entering Up state", self.conf.name),
+            ));
         }
         self.reset_at = None;
         if self.expire_at.is_none() {
@@ -235,9 +243,12 @@ impl Session {
             self.schedule_tx(now);
         }
         if self.detect_time != old_detect {
-            self.said.push(format!(
-                "({}) Detection time is {} us (was {} us)",
-                self.conf.name, self.detect_time, old_detect
+            self.said.push((
+                Level::Info,
+                format!(
+                    "({}) Detection time is {} us (was {} us)",
+                    self.conf.name, self.detect_time, old_detect
+                ),
             ));
         }
         match (self.local, self.remote) {
@@ -282,11 +293,14 @@ impl Session {
                 .last_seen
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
             if self.local == BfdState::Up {
-                self.said.push(format!(
-                    "({}) Expired after {} ms ({} usec overdue)",
-                    self.conf.name,
-                    dead.as_millis(),
-                    (dead.as_micros() as u64).saturating_sub(self.detect_time)
+                self.said.push((
+                    Level::Warning,
+                    format!(
+                        "({}) Expired after {} ms ({} usec overdue)",
+                        self.conf.name,
+                        dead.as_millis(),
+                        (dead.as_micros() as u64).saturating_sub(self.detect_time)
+                    ),
                 ));
             }
             self.remote_discr = 0;
@@ -436,7 +450,7 @@ mod tests {
         assert!(
             s.said
                 .iter()
-                .any(|l| l == "(b) Expired after 60 ms (0 usec overdue)"),
+                .any(|(_, l)| l == "(b) Expired after 60 ms (0 usec overdue)"),
             "{:?}",
             s.said
         );

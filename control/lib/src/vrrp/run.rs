@@ -1306,6 +1306,20 @@ struct KernelLink {
     debounce: Debounce,
 }
 
+/// The interfaces an instance's addresses and virtual routes name with `dev` (not
+/// `no_track`): keepalived tracks them too.
+fn tracked_devs(i: &Instance) -> impl Iterator<Item = &str> {
+    i.all_addresses()
+        .filter(|a| !a.no_track)
+        .filter_map(|a| a.dev.as_deref())
+        .chain(
+            i.routes
+                .iter()
+                .filter(|r| !r.no_track)
+                .filter_map(|r| r.dev.as_deref()),
+        )
+}
+
 fn kernel_links(conf: &VrrpConf, links: &[Link]) -> Vec<KernelLink> {
     let mut names: Vec<&str> = conf
         .instances
@@ -1314,17 +1328,7 @@ fn kernel_links(conf: &VrrpConf, links: &[Link]) -> Vec<KernelLink> {
             i.track_interfaces
                 .iter()
                 .map(|t| t.name.as_str())
-                .chain(
-                    i.all_addresses()
-                        .filter(|a| !a.no_track)
-                        .filter_map(|a| a.dev.as_deref()),
-                )
-                .chain(
-                    i.routes
-                        .iter()
-                        .filter(|r| !r.no_track)
-                        .filter_map(|r| r.dev.as_deref()),
-                )
+                .chain(tracked_devs(i))
         })
         .filter(|n| !links.iter().any(|l| l.is_named(n)))
         .collect();
@@ -2753,16 +2757,7 @@ fn tracked_priority(
     }
     // As keepalived: the interfaces its addresses and virtual routes name with `dev`
     // (unless `no_track`) are tracked too.
-    let mut devs: Vec<&str> = conf
-        .all_addresses()
-        .filter(|a| !a.no_track)
-        .filter_map(|a| a.dev.as_deref())
-        .chain(
-            conf.routes
-                .iter()
-                .filter(|r| !r.no_track)
-                .filter_map(|r| r.dev.as_deref()),
-        )
+    let mut devs: Vec<&str> = tracked_devs(conf)
         .filter(|d| *d != conf.interface)
         .collect();
     devs.sort_unstable();
