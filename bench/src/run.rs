@@ -606,18 +606,21 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> Result<(Director, LbS
             len: 24,
             gateway: None,
             port: 1,
+            table: rvs_core::engine::MAIN_TABLE,
         },
         Route {
             prefix: IpAddr::from([10, 2, 0, 0]),
             len: 16,
             gateway: Some(IpAddr::from([10, 1, 0, 253])),
             port: 1,
+            table: rvs_core::engine::MAIN_TABLE,
         },
         Route {
             prefix: IpAddr::from([0, 0, 0, 0]),
             len: 0,
             gateway: Some(IpAddr::from([192, 0, 2, 254])),
             port: 0,
+            table: rvs_core::engine::MAIN_TABLE,
         },
     ];
     director.neighbours = vec![

@@ -241,8 +241,10 @@ fn host_twin(
         ip(&["addr", "replace", &format!("{a}/{len}"), "dev", name]).map_err(err)?;
     }
     for r in cfg.lb.routes.iter().filter(|r| usize::from(r.port) == i) {
-        if r.len == 0 {
-            // The host keeps its own default route (management access).
+        let main = r.table == rvs_core::engine::MAIN_TABLE;
+        if r.len == 0 && main {
+            // The host keeps its own default route (management access); another table's
+            // serves the rules that name it only.
             println!(
                 "rvs: notice: default route via port {:?} not installed on {name}; the host keeps its own",
                 p.name
@@ -251,11 +253,16 @@ fn host_twin(
         }
         let prefix = format!("{}/{}", r.prefix, r.len);
         let via = r.gateway.map(|g| g.to_string());
-        let mut args = vec!["route", "replace", prefix.as_str()];
+        let table = r.table.to_string();
+        let family = if r.prefix.is_ipv6() { "-6" } else { "-4" };
+        let mut args = vec![family, "route", "replace", prefix.as_str()];
         if let Some(v) = &via {
             args.extend(["via", v.as_str()]);
         }
         args.extend(["dev", name]);
+        if !main {
+            args.extend(["table", table.as_str()]);
+        }
         ip(&args).map_err(err)?;
     }
     Ok(twin)

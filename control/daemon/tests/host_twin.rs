@@ -57,15 +57,19 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
         "ip link add {tracked} type veth peer name {tracked}p && ip link set {tracked}p up && ip link set {tracked} up"
     ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Policy routing: a table and rule preferences of this test's own on the host.
+    let (table, pref) = (21_000 + pid % 1000, 21_000 + pid % 1000);
     let keepalived = dir.join("keepalived.conf");
     std::fs::write(
         &keepalived,
         format!(
-            "static_ipaddress {{\n  10.214.0.9/24\n}}\nstatic_routes {{\n  10.215.0.0/24 via 10.214.0.2\n}}\n\
+            "static_ipaddress {{\n  10.214.0.9/24\n}}\nstatic_routes {{\n  10.215.0.0/24 via 10.214.0.2\n  0.0.0.0/0 via 10.214.0.2 table {table}\n}}\n\
+             static_rules {{\n  from 10.214.0.9 table {table} priority {pref}\n}}\n\
              virtual_server 192.0.2.50 80 {{\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
              interface_up_down_delays {{\n  {tracked} 2\n}}\n\
-             vrrp_instance VK {{\n  interface wire\n  virtual_router_id 77\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    10.214.0.77/24\n  }}\n  track_interface {{\n    {tracked}\n  }}\n}}\n\
-             vrrp_instance VK2 {{\n  interface wire\n  virtual_router_id 78\n  priority 100\n  advert_int 1\n  mcast_src_ip 10.214.0.9\n  virtual_ipaddress {{\n    10.214.0.78/24\n  }}\n}}\n"
+             vrrp_instance VK {{\n  interface wire\n  virtual_router_id 77\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    10.214.0.77/24\n  }}\n  track_interface {{\n    {tracked}\n  }}\n  virtual_rules {{\n    from 10.214.0.77 table {table} priority {vpref}\n  }}\n}}\n\
+             vrrp_instance VK2 {{\n  interface wire\n  virtual_router_id 78\n  priority 100\n  advert_int 1\n  mcast_src_ip 10.214.0.9\n  virtual_ipaddress {{\n    10.214.0.78/24\n  }}\n}}\n",
+            vpref = pref + 1
         ),
     )
     .unwrap();
@@ -404,6 +408,51 @@ host_tap = "{twin}"
         log_text()
     );
 
+    // keepalived's static_rules and the MASTER's virtual_rules: in the data plane (the
+    // listing) and in the host's rules with keepalived's protocol; the table's route on the
+    // twin (another table's default route too: only the rules reach it).
+    let host_rules = || {
+        let o = run(&format!(
+            "ip -4 rule show | grep -E '^({pref}|{}):' || true",
+            pref + 1
+        ));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // VK's once it is MASTER.
+    wait_for("VK's rule", Duration::from_secs(10), || {
+        host_rules().contains(&format!(
+            "{}:\tfrom 10.214.0.77 lookup {table} proto keepalived",
+            pref + 1
+        ))
+    });
+    let rules = host_rules();
+    assert!(
+        rules.contains(&format!(
+            "{pref}:\tfrom 10.214.0.9 lookup {table} proto keepalived"
+        )),
+        "{rules}"
+    );
+    let routes = String::from_utf8_lossy(&rvsadm(&["--routes"]).stdout).into_owned();
+    for line in [
+        format!("0.0.0.0/0 10.214.0.2 wire table {table}"),
+        format!("rule IPv4 {pref}: from 10.214.0.9/32 table {table}"),
+        "rule IPv4 32766: from all table 254".to_string(),
+    ] {
+        assert!(
+            routes
+                .lines()
+                .any(|l| l.split_whitespace().eq(line.split_whitespace())),
+            "{line:?} not in {routes}"
+        );
+    }
+    let kernel = run(&format!("ip route show table {table}"));
+    assert!(
+        String::from_utf8_lossy(&kernel.stdout)
+            .contains(&format!("default via 10.214.0.2 dev {twin}")),
+        "{}",
+        String::from_utf8_lossy(&kernel.stdout)
+    );
+
     // The tracked kernel interface: down counts after its 2 s (not at once), up at once.
     let vk = || {
         String::from_utf8_lossy(&rvsadm(&["--vrrp"]).stdout)
@@ -450,6 +499,15 @@ host_tap = "{twin}"
     wait_for("VK FAULT", Duration::from_secs(4), || {
         vk().contains(": FAULT for")
     });
+    // Out of MASTER, its virtual_rules leave the host's rules (the static ones stay).
+    wait_for("VK's rule out", Duration::from_secs(2), || {
+        !host_rules().contains(&format!("{}:", pref + 1))
+    });
+    assert!(
+        host_rules().contains(&format!("{pref}:")),
+        "{}",
+        host_rules()
+    );
     let took = downed.elapsed();
     assert!(took >= Duration::from_secs(2), "{took:?}");
     let o = run(&format!("ip link set {tracked} up"));
@@ -457,6 +515,11 @@ host_tap = "{twin}"
     wait_for("VK out of FAULT", Duration::from_secs(3), || {
         !vk().contains(": FAULT for")
     });
+    wait_for(
+        "VK MASTER again, its rule back",
+        Duration::from_secs(5),
+        || host_rules().contains(&format!("{}:", pref + 1)),
+    );
 
     let mut rvs = lab.rvs.take().unwrap();
     Command::new("kill")
@@ -465,4 +528,6 @@ host_tap = "{twin}"
         .unwrap();
     assert!(rvs.wait().unwrap().success(), "{}", log_text());
     assert!(log_text().contains("To-host"), "{}", log_text());
+    // The host's rules outlive the twin: rvs took its own out at its end.
+    assert_eq!(host_rules(), "", "rules left on the host");
 }

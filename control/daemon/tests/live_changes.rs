@@ -109,6 +109,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
         len: 16,
         gateway: Some(IpAddr::from(GW)),
         port: 1,
+        table: rvs_core::engine::MAIN_TABLE,
     }];
     director.neighbours = vec![(IpAddr::from(GW), GW_MAC)];
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));

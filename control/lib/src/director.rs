@@ -327,6 +327,8 @@ pub struct Director {
     /// Routes VRRP installs now (keepalived's static_routes, MASTER instances'
     /// virtual_routes), after `routes` where prefixes are equally long.
     pub vrrp_routes: Vec<Route>,
+    /// Policy rules VRRP applies now (static_rules, MASTER instances' virtual_rules).
+    pub vrrp_rules: Vec<rvs_core::engine::Rule>,
     loads: Arc<Vec<DestLoad>>,
     entry_used: Vec<bool>,
     dest_used: Vec<bool>,
@@ -368,6 +370,7 @@ impl Director {
             timeouts: Timeouts::default(),
             floating: Vec::new(),
             vrrp_routes: Vec::new(),
+            vrrp_rules: Vec::new(),
             entry_used: vec![false; limits.entries.min(usize::from(u16::MAX))],
             dest_used: vec![false; limits.dests.min(loads.len())],
             loads,
@@ -875,6 +878,7 @@ impl Director {
             self.neighbours.iter().copied().collect(),
         );
         snap.timeouts = self.timeouts;
+        snap.set_rules(self.vrrp_rules.clone());
         snap.set_floating(self.floating.iter().copied());
         snap.set_unserved_drop(self.unserved_drop.iter().copied());
         snap.set_member_ports(self.member_ports.clone());
@@ -1011,6 +1015,7 @@ mod tests {
             len,
             gateway: gateway.map(ip),
             port,
+            table: rvs_core::engine::MAIN_TABLE,
         };
         let mut d = director(1);
         d.routes = vec![

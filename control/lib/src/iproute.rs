@@ -17,3 +17,73 @@ pub fn ip(args: &[&str]) -> Result<(), String> {
         ))
     }
 }
+
+/// A routing table's number from its name as iproute2 knows it (`ip route ... table
+/// NAME`): a number, `main`, `local`, `default`, `unspec`, or a name in
+/// /etc/iproute2/rt_tables (and rt_tables.d/*.conf), as keepalived reads them.
+pub fn table_number(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    let builtin = match name {
+        "unspec" => Some(0),
+        "default" => Some(253),
+        "main" => Some(254),
+        "local" => Some(255),
+        _ => None,
+    };
+    builtin.or_else(|| {
+        let mut files = vec![std::path::PathBuf::from("/etc/iproute2/rt_tables")];
+        for dir in [
+            "/etc/iproute2/rt_tables.d",
+            "/usr/share/iproute2/rt_tables.d",
+        ] {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                let mut confs: Vec<_> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                    .collect();
+                confs.sort();
+                files.extend(confs);
+            }
+        }
+        files.push("/usr/share/iproute2/rt_tables".into());
+        files.iter().find_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            table_in(&text, name)
+        })
+    })
+}
+
+/// `name`'s number in an rt_tables file's text (`NUMBER NAME` lines, `#` comments).
+fn table_in(text: &str, name: &str) -> Option<u32> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            let number = words.next()?;
+            (words.next() == Some(name)).then(|| {
+                number
+                    .strip_prefix("0x")
+                    .map_or_else(|| number.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+            })?
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_by_number_builtin_name_and_rt_tables_line() {
+        assert_eq!(table_number("100"), Some(100));
+        assert_eq!(table_number("main"), Some(254));
+        assert_eq!(table_number("default"), Some(253));
+        let text =
+            "#\n# reserved values\n255\tlocal\n254 main\n100 isp1 # first uplink\n0x65 isp2\n";
+        assert_eq!(table_in(text, "isp1"), Some(100));
+        assert_eq!(table_in(text, "isp2"), Some(101));
+        assert_eq!(table_in(text, "first"), None);
+        assert_eq!(table_in(text, "isp3"), None);
+    }
+}

@@ -122,6 +122,7 @@ pub fn preview(rules: &str, clients: &str) -> Result<String, String> {
             len: 0,
             gateway: None,
             port: 0,
+            table: rvs_core::engine::MAIN_TABLE,
         })
         .collect();
     // Marks the clients use, for both families and protocols.

@@ -1,10 +1,12 @@
-//! keepalived.conf's `static_routes` and `virtual_routes` read as keepalived 2.2.7 installs
-//! them. Debian's keepalived runs the file's VRRP side in a namespace of its own (eth0 and
-//! eth1 with addresses; the instance MASTER at once) and the kernel's main table is read
-//! back; rvs's reading of the same file must install exactly the single-gateway routes
-//! keepalived put there, and name with a warning every other line: the ones keepalived did
-//! not install (the kernel refused them) and the ones it installed where rvs's data plane
-//! has nothing alike (another table, a blackhole, several next hops). Needs root.
+//! keepalived.conf's `static_routes`, `virtual_routes`, `static_rules` and `virtual_rules`
+//! read as keepalived 2.2.7 installs them. Debian's keepalived runs the file's VRRP side in
+//! a namespace of its own (eth0 and eth1 with addresses; the instance MASTER at once) and
+//! the kernel's tables and rules are read back; rvs's reading of the same file must install
+//! exactly the single-gateway routes keepalived put there (in the same tables), and name
+//! with a warning every other line: the ones keepalived did not install (the kernel refused
+//! them) and the ones it installed where rvs's data plane has nothing alike (a blackhole,
+//! several next hops); rvs's rules, put in another namespace as rvs puts them on its host,
+//! read back the same as keepalived's, but for one by firewall mark (named). Needs root.
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::vrrp::conf::installed_routes;
@@ -29,6 +31,16 @@ const CONF: &str = "static_routes {
     2001:db8:9::/48 via 2001:db8:200::fe
     default via 2001:db8:200::fd
 }
+static_rules {
+    from 192.168.28.0/24 table 100 priority 100
+    to 10.1.0.0/16 lookup main
+    from 2001:db8::/32 table 100
+    from all to 10.2.0.0/16 preference 200 blackhole
+    not from 10.3.0.0/16 order 32800 type unreachable
+    from 10.4.0.0/16 priority 10 goto 30
+    priority 30 nop
+    from 10.5.0.0/16 priority 40 table 100 fwmark 7
+}
 vrrp_instance V {
     state MASTER
     interface eth0
@@ -46,22 +58,53 @@ vrrp_instance V {
         unreachable 10.14.0.0/16
         10.15.0.0/16 via 192.168.100.253 mtu lock 1400 proto static
     }
+    virtual_rules {
+        from 192.168.200.16 table 100 priority 1000
+    }
 }
 ";
 
-/// The kernel's routes of the main table that keepalived added (not the interfaces' own),
-/// as "PREFIX via GATEWAY dev IF" (or "PREFIX dev IF"); other kinds whole, as listed.
+/// The namespace's policy rules as `ip rule` lists them, but the kernel's own.
+fn kernel_rules(ns: &str) -> BTreeSet<String> {
+    let mut rules = BTreeSet::new();
+    for family in ["-4", "-6"] {
+        let out = Command::new("ip")
+            .args(["-n", ns, family, "rule", "show"])
+            .output()
+            .unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if !["0:", "32766:", "32767:"]
+                .iter()
+                .any(|p| line.starts_with(p))
+            {
+                rules.insert(format!(
+                    "{family} {}",
+                    line.split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+    }
+    rules
+}
+
+/// The kernel's routes of every table but local that keepalived added (not the
+/// interfaces' own), as "PREFIX via GATEWAY dev IF" (or "PREFIX dev IF"), " table N" after
+/// a table's other than main; other kinds whole, as listed.
 fn kernel_routes(ns: &str) -> (BTreeSet<String>, Vec<String>) {
     let mut single = BTreeSet::new();
     let mut other = Vec::new();
     for family in ["-4", "-6"] {
         let out = Command::new("ip")
-            .args(["-n", ns, family, "-o", "route", "show", "table", "main"])
+            .args(["-n", ns, family, "-o", "route", "show", "table", "all"])
             .output()
             .unwrap();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
-            if words.contains(&"kernel") || words.first().is_some_and(|w| w.starts_with("fe80")) {
+            if words.contains(&"kernel")
+                || words
+                    .first()
+                    .is_some_and(|w| w.starts_with("fe80") || *w == "local" || *w == "multicast")
+            {
                 continue;
             }
             let value = |key: &str| {
@@ -79,9 +122,10 @@ fn kernel_routes(ns: &str) -> (BTreeSet<String>, Vec<String>) {
                         "default" => "0.0.0.0/0",
                         p => p,
                     };
+                    let table = value("table").map_or(String::new(), |t| format!(" table {t}"));
                     single.insert(match via {
-                        Some(g) => format!("{prefix} via {g} dev {dev}"),
-                        None => format!("{prefix} dev {dev}"),
+                        Some(g) => format!("{prefix} via {g} dev {dev}{table}"),
+                        None => format!("{prefix} dev {dev}{table}"),
                     });
                 }
                 _ => other.push(line.to_string()),
@@ -157,9 +201,13 @@ fn routes_as_keepalived_installs_them() {
             .iter()
             .map(|r| {
                 let dev = names[usize::from(r.port)];
+                let table = match r.table {
+                    rvs_core::engine::MAIN_TABLE => String::new(),
+                    t => format!(" table {t}"),
+                };
                 match r.gateway {
-                    Some(g) => format!("{}/{} via {g} dev {dev}", r.prefix, r.len),
-                    None => format!("{}/{} dev {dev}", r.prefix, r.len),
+                    Some(g) => format!("{}/{} via {g} dev {dev}{table}", r.prefix, r.len),
+                    None => format!("{}/{} dev {dev}{table}", r.prefix, r.len),
                 }
             })
             .collect();
@@ -176,7 +224,6 @@ fn routes_as_keepalived_installs_them() {
         .cloned()
         .collect();
     for left_out in [
-        "10.4.0.0/16",
         "10.5.0.0/16",
         "10.6.1.0/16",
         "10.8.0.0/16",
@@ -190,4 +237,47 @@ fn routes_as_keepalived_installs_them() {
         );
     }
     assert_eq!(named.len(), 7, "{named:#?}");
+
+    // The rules: rvs's, put in a namespace of their own as rvs puts them on its host, read
+    // back as keepalived's are.
+    let theirs = kernel_rules(&ns);
+    let mine = Netns::new("rvskq");
+    let conf = &k.vrrp_conf;
+    for r in conf
+        .static_rules
+        .iter()
+        .chain(conf.instances.iter().flat_map(|i| &i.rules))
+    {
+        let o = Command::new("ip")
+            .arg("-n")
+            .arg(&mine.ns)
+            .args(r.ip_args("add"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{r}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let ours = kernel_rules(&mine.ns);
+    let by_mark: Vec<&String> = theirs.iter().filter(|l| l.contains("fwmark")).collect();
+    assert_eq!(by_mark.len(), 1, "{theirs:#?}");
+    let theirs_but_mark: BTreeSet<String> = theirs
+        .iter()
+        .filter(|l| !l.contains("fwmark"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        ours, theirs_but_mark,
+        "rvs's rules (left), keepalived's (right)"
+    );
+    assert_eq!(ours.len(), 8, "{ours:#?}");
+    assert!(
+        k.warnings
+            .iter()
+            .any(|w| w.contains("10.5.0.0/16") && w.contains("fwmark")),
+        "{:#?}",
+        k.warnings
+    );
 }

@@ -39,6 +39,7 @@ impl Rig {
             len: 0,
             gateway: None,
             port: 0,
+            table: rvs_core::engine::MAIN_TABLE,
         }];
         director.neighbours = (1..=9)
             .map(|i| (IpAddr::from([10, 0, 0, i]), [2, 0xaa, 0, 0, 0, i]))

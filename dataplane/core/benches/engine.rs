@@ -71,12 +71,14 @@ fn snapshot() -> Snapshot {
             len: 24,
             gateway: None,
             port: 1,
+            table: rvs_core::engine::MAIN_TABLE,
         },
         Route {
             prefix: IpAddr::from([0, 0, 0, 0]),
             len: 0,
             gateway: Some(IpAddr::from([192, 168, 1, 254])),
             port: 0,
+            table: rvs_core::engine::MAIN_TABLE,
         },
     ];
     let mut neighbours = HashMap::new();

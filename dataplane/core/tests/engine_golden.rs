@@ -2569,3 +2569,116 @@ fn a_service_at_an_ipv4_mapped_vip_takes_no_packets() {
     );
     assert_eq!(lab.run(0, &syn(other)), without);
 }
+
+/// Policy rules (keepalived's static_rules / virtual_rules, `ip rule`): a NAT reply is
+/// routed from its VIP (IPVS's snat_reroute), so a rule for the VIP sends it to another
+/// uplink's gateway; towards the server the lookup has no source (IPVS's), so a rule for
+/// the client's address does not move it; a refusing rule drops; each new snapshot's
+/// rules apply to established connections at once.
+#[test]
+fn policy_rules_route_replies_by_their_vip() {
+    use rvs_core::engine::{Route, Rule, RuleAction};
+    let gw2_mac = [2, 0xbb, 0, 0, 0, 2];
+    let gw2 = IpAddr::from([192, 168, 1, 253]);
+    let rule = |priority, from: Option<(IpAddr, u8)>, to, action| Rule {
+        priority,
+        ipv6: false,
+        from,
+        to,
+        invert: false,
+        action,
+    };
+    let vip = (IpAddr::from([192, 168, 1, 105]), 32);
+    let client = (IpAddr::from(CLIENT), 32);
+    let reply = |dst_mac: [u8; 6]| {
+        let (src_mac, addr, ttl) = if dst_mac == PORT1_MAC {
+            (RS9_MAC, [10, 0, 0, 9], 64)
+        } else {
+            (PORT0_MAC, [192, 168, 1, 105], 63)
+        };
+        tcp4(
+            src_mac, dst_mac, addr, CLIENT, ttl, 80, 40020, true, true, b"",
+        )
+    };
+    let mut lab = Lab::new();
+    lab.snap.neighbours.insert(gw2, gw2_mac);
+    lab.snap.routes.push(Route {
+        prefix: IpAddr::from([0u8; 4]),
+        len: 0,
+        gateway: Some(gw2),
+        port: 0,
+        table: 100,
+    });
+    // Table 100 alone, named by no rule, changes nothing.
+    lab.engine.adopt(&lab.snap);
+    assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
+    assert_eq!(
+        lab.run(0, &syn_to_rs9(CLIENT_MAC, PORT0_MAC)),
+        (Verdict::Forward { port: 1 }, syn_to_rs9(PORT1_MAC, RS9_MAC))
+    );
+    let replies = |lab: &mut Lab| lab.run(1, &reply(PORT1_MAC));
+    assert_eq!(
+        replies(&mut lab),
+        (Verdict::Forward { port: 0 }, reply(GW_MAC))
+    );
+    // From the VIP, table 100: the established connection's replies move to gw2.
+    lab.snap
+        .set_rules(vec![rule(100, Some(vip), None, RuleAction::Table(100))]);
+    lab.engine.adopt(&lab.snap);
+    assert_eq!(
+        replies(&mut lab),
+        (Verdict::Forward { port: 0 }, reply(gw2_mac))
+    );
+    // Towards the server: a rule for the client's source does not apply (no source yet),
+    // one for the server's address does: a refusal drops the packet.
+    let to_server = |lab: &mut Lab| {
+        let ack = |m: ([u8; 6], [u8; 6]), addr, ttl| {
+            tcp4(m.0, m.1, CLIENT, addr, ttl, 40020, 80, false, true, b"")
+        };
+        (
+            lab.run(0, &ack((CLIENT_MAC, PORT0_MAC), [192, 168, 1, 105], 64)),
+            ack((PORT1_MAC, RS9_MAC), [10, 0, 0, 9], 63),
+        )
+    };
+    lab.snap.set_rules(vec![
+        rule(50, Some(client), None, RuleAction::Prohibit),
+        rule(100, Some(vip), None, RuleAction::Table(100)),
+    ]);
+    lab.engine.adopt(&lab.snap);
+    let (got, want) = to_server(&mut lab);
+    assert_eq!(got, (Verdict::Forward { port: 1 }, want));
+    lab.snap.set_rules(vec![rule(
+        50,
+        None,
+        Some((IpAddr::from([10, 0, 0, 0]), 24)),
+        RuleAction::Prohibit,
+    )]);
+    lab.engine.adopt(&lab.snap);
+    let (got, _) = to_server(&mut lab);
+    assert_eq!(got.0, Verdict::Drop(DropReason::NoRoute));
+    // A goto past the VIP's rule, and `not`: the reply takes the main table again.
+    lab.snap.set_rules(vec![
+        rule(10, None, Some(client), RuleAction::Goto(200)),
+        rule(100, Some(vip), None, RuleAction::Table(100)),
+    ]);
+    lab.engine.adopt(&lab.snap);
+    assert_eq!(
+        replies(&mut lab),
+        (Verdict::Forward { port: 0 }, reply(GW_MAC))
+    );
+    let mut not_the_vip = rule(100, Some(vip), None, RuleAction::Table(100));
+    not_the_vip.invert = true;
+    lab.snap.set_rules(vec![not_the_vip]);
+    lab.engine.adopt(&lab.snap);
+    assert_eq!(
+        replies(&mut lab),
+        (Verdict::Forward { port: 0 }, reply(GW_MAC))
+    );
+    // Rules gone: the main table.
+    lab.snap.set_rules(Vec::new());
+    lab.engine.adopt(&lab.snap);
+    assert_eq!(
+        replies(&mut lab),
+        (Verdict::Forward { port: 0 }, reply(GW_MAC))
+    );
+}

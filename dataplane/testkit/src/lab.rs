@@ -231,24 +231,28 @@ pub fn snapshot_with(edit: impl FnOnce(&mut Vec<Service>)) -> Snapshot {
             len: 24,
             gateway: None,
             port: 1,
+            table: rvs_core::engine::MAIN_TABLE,
         },
         Route {
             prefix: ip([0, 0, 0, 0]),
             len: 0,
             gateway: Some(ip([192, 168, 1, 254])),
             port: 0,
+            table: rvs_core::engine::MAIN_TABLE,
         },
         Route {
             prefix: ip(RS6),
             len: 64,
             gateway: None,
             port: 1,
+            table: rvs_core::engine::MAIN_TABLE,
         },
         Route {
             prefix: ip([0u8; 16]),
             len: 0,
             gateway: Some(ip([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])),
             port: 0,
+            table: rvs_core::engine::MAIN_TABLE,
         },
     ];
     let mut neighbours = HashMap::new();

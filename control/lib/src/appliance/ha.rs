@@ -12,12 +12,18 @@ use rvs_core::engine::Floating;
 pub struct VrrpHost(pub Arc<Appliance>);
 
 impl Host for VrrpHost {
-    fn set_floating(&self, addrs: Vec<Floating>, routes: Vec<rvs_core::engine::Route>) {
+    fn set_floating(
+        &self,
+        addrs: Vec<Floating>,
+        routes: Vec<rvs_core::engine::Route>,
+        rules: Vec<rvs_core::engine::Rule>,
+    ) {
         let a = &self.0;
         let _one_at_a_time = a.changing.lock();
         let mut next = a.director.lock().clone();
         next.floating = addrs;
         next.vrrp_routes = routes;
+        next.vrrp_rules = rules;
         a.sync_host_vips(next.local_vips(), &next.floating);
         a.commit(next);
     }

@@ -279,14 +279,23 @@ impl Appliance {
                 .get(usize::from(r.port))
                 .cloned()
                 .unwrap_or_else(|| r.port.to_string());
+            let table = match r.table {
+                rvs_core::engine::MAIN_TABLE => String::new(),
+                t => format!(" table {t}"),
+            };
             let _ = writeln!(
                 out,
-                "{:<40} {:<24} {port}",
+                "{:<40} {:<24} {port}{table}",
                 format!("{}/{}", r.prefix, r.len),
                 r.gateway
                     .map(|g| g.to_string())
                     .unwrap_or_else(|| "on-link".into())
             );
+        }
+        // Policy rules, as `ip rule` lists them (the kernel's own among them).
+        for r in snap.rules() {
+            let family = if r.ipv6 { "IPv6" } else { "IPv4" };
+            let _ = writeln!(out, "rule {family} {}: {}", r.priority, r.words());
         }
         out
     }

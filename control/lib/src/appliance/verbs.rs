@@ -53,7 +53,7 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         usage: "show route",
-        help: "static routes of the running snapshot",
+        help: "routes of the running snapshot (with their tables) and its policy rules",
         phrases: &["show route"],
     },
     Verb {

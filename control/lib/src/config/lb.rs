@@ -364,6 +364,7 @@ pub(crate) struct RawRoute {
     prefix: Spanned<String>,
     via: Option<Spanned<String>>,
     port: Spanned<String>,
+    table: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -708,11 +709,16 @@ impl LbConfig {
                         format!("no port named {:?}", r.port.get_ref()),
                     )
                 })?;
+            let table = match &r.table {
+                Some(t) => table_of(source, t, &f("table"))?,
+                None => rvs_core::engine::MAIN_TABLE,
+            };
             out.routes.push(Route {
                 prefix,
                 len,
                 gateway,
                 port: port as u16,
+                table,
             });
         }
         for (i, n) in neighbours.iter().enumerate() {
@@ -841,3 +847,23 @@ impl LbConfig {
 
 /// Keeps the engine's types reachable for the runtime.
 pub use engine::EngineConfig;
+
+/// A routing table by number or by a name rt_tables gives (`table = 100`, `"isp1"`).
+pub(crate) fn table_of(
+    source: &Source,
+    value: &Spanned<toml::Value>,
+    field: &str,
+) -> Result<u32, ConfigError> {
+    let found = match value.get_ref() {
+        toml::Value::Integer(n) => u32::try_from(*n).ok(),
+        toml::Value::String(name) => crate::iproute::table_number(name),
+        _ => None,
+    };
+    found.filter(|&t| t != 0).ok_or_else(|| {
+        source.error(
+            value.span(),
+            field,
+            "a routing table: a number from 1, or a name of /etc/iproute2/rt_tables",
+        )
+    })
+}

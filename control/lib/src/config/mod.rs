@@ -81,6 +81,8 @@ struct RawConfig {
     garp_groups: Vec<toml::Table>,
     #[serde(default, rename = "bfd_instance")]
     bfd_instances: Vec<toml::Table>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<toml::Table>,
     #[serde(default)]
     vrrp: Option<toml::Table>,
 }
@@ -525,6 +527,7 @@ impl Config {
                 groups: raw.vrrp_sync_groups,
                 garp_groups: raw.garp_groups,
                 bfd_instances: raw.bfd_instances,
+                rules: raw.rules,
                 globals: raw.vrrp,
             },
         )?;
@@ -819,6 +822,7 @@ virtual_ipaddress = ["10.2.1.5/24 dev a", "10.2.1.6"]
 track_script = ["chk weight -30"]
 track_bfd = ["gw weight 0"]
 notify = ["/etc/keepalived/notify.sh", "root"]
+virtual_rules = ["from 10.2.1.5 table 100 priority 100"]
 
 [[bfd_instance]]
 name = "gw"
@@ -834,6 +838,12 @@ group = ["VI_1"]
 [[garp_group]]
 garp_interval = 0.1
 interfaces = ["a", "b"]
+
+[[rule]]
+from = "10.9.0.0/16"
+not = true
+priority = 50
+table = "main"
 "#
         );
         let keepalived_text = r#"
@@ -861,12 +871,18 @@ vrrp_instance VI_1 {
     track_script { chk weight -30 }
     track_bfd { gw weight 0 }
     notify /etc/keepalived/notify.sh root
+    virtual_rules {
+        from 10.2.1.5 table 100 priority 100
+    }
 }
 bfd_instance gw {
     neighbor_ip 10.2.1.1
     min_rx 50
     multiplier 3
     weight -20 reverse
+}
+static_rules {
+    not from 10.9.0.0/16 priority 50 table main
 }
 vrrp_sync_group G { group { VI_1 } }
 garp_group {
@@ -900,7 +916,13 @@ garp_group {
             a.at = t.at.clone();
         }
         from_keepalived.bfd_instances[0].at = from_toml.bfd_instances[0].at.clone();
+        from_keepalived.instances[0].rules[0].at = from_toml.instances[0].rules[0].at.clone();
+        from_keepalived.static_rules[0].at = from_toml.static_rules[0].at.clone();
         assert_eq!(from_toml, from_keepalived);
+        assert_eq!(
+            from_toml.static_rules[0].to_string(),
+            "50: not from 10.9.0.0/16 table 254"
+        );
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
         let b = &from_toml.bfd_instances[0];
         assert_eq!(
@@ -926,6 +948,46 @@ garp_group {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("vrrp_instance[0]: a name"), "{e}");
+        // A [[rule]] names its field; what keepalived would leave out is an error.
+        for (rule, field, message) in [
+            (
+                "from = \"10.0.0.0/8\"\ntable = 100",
+                "rule[0].priority",
+                "a preference is required",
+            ),
+            ("priority = 5\ntable = 0", "rule[0]", "Table 0 is not valid"),
+            (
+                "priority = 5\ntable = 100\nfwmark = 3",
+                "rule[0].fwmark",
+                "unknown key",
+            ),
+            (
+                "priority = 5\naction = \"drop\"",
+                "rule[0].action",
+                "expected \"nop\"",
+            ),
+            (
+                "priority = 5\nfrom = \"10.0.0.0/8\"",
+                "rule[0]",
+                "No action specified",
+            ),
+        ] {
+            let e = parse(&format!("{TWO_PORTS}\n[[rule]]\n{rule}\n")).unwrap_err();
+            assert_eq!((e.field.as_str(), e.line), (field, Some(15)), "{e}");
+            assert!(e.to_string().contains(message), "{e}");
+        }
+        // A route in another table: by number or by rt_tables name.
+        let c = parse(&format!(
+            "{TWO_PORTS}\n[[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"10.0.0.254\"\nport = \"a\"\ntable = 100\n\n[[route]]\nprefix = \"10.8.0.0/16\"\nvia = \"10.0.0.254\"\nport = \"a\"\ntable = \"main\"\n"
+        ))
+        .unwrap();
+        let tables: Vec<u32> = c.lb.routes.iter().map(|r| r.table).collect();
+        assert_eq!(tables, [100, 254]);
+        let e = parse(&format!(
+            "{TWO_PORTS}\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\ntable = \"no_such_table\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "route[0].table", "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`, `strict`,
 //! `down_timer_adverts`, `garp_interval`, `gna_interval`, `min_garp`, `garp_extra_if`
 //! (`"100 all"`): global_defs'
-//! keywords).
+//! keywords), `[[rule]]` (a static_rules line by keys).
 //! Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
 
@@ -25,6 +25,7 @@ const BLOCKS: &[&str] = &[
     "track_script",
     "track_process",
     "track_bfd",
+    "virtual_rules",
     "group",
     "interfaces",
 ];
@@ -37,6 +38,8 @@ pub(super) struct RawVrrp {
     pub groups: Vec<Table>,
     pub garp_groups: Vec<Table>,
     pub bfd_instances: Vec<Table>,
+    /// `[[rule]]`: keepalived's static_rules.
+    pub rules: Vec<Table>,
     pub globals: Option<Table>,
 }
 
@@ -232,6 +235,15 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
         }
     })?;
     conf.warnings.extend(bfd_warnings);
+    for (n, t) in raw.rules.iter().enumerate() {
+        let line = header_line(source, "[[rule]]", n);
+        let field = format!("rule[{n}]");
+        let rule = static_rule(source, t, line).map_err(|(key, m)| {
+            let field = key.map_or(field.clone(), |k| format!("{field}.{k}"));
+            err(line, field, m)
+        })?;
+        conf.static_rules.push(rule);
+    }
     Ok(conf)
 }
 
@@ -316,4 +328,78 @@ impl super::Config {
         }
         Ok((vrrp, warnings))
     }
+}
+
+/// A `[[rule]]` (`from`, `to`, `not`, `priority`, then one of `table`, `goto` or `action`
+/// = "nop" / "blackhole" / "unreachable" / "prohibit") read as keepalived reads the
+/// static_rules line it stands for; the preference is required, and what keepalived would
+/// warn about and leave out is an error here.
+fn static_rule(
+    source: &Source,
+    t: &Table,
+    line: usize,
+) -> Result<crate::vrrp::conf::VrrpRule, (Option<String>, String)> {
+    let mut words: Vec<String> = Vec::new();
+    for (key, value) in t {
+        let bad = |what: &str| (Some(key.clone()), format!("expected {what}"));
+        match (key.as_str(), value) {
+            ("from" | "to", Value::String(v)) => words.extend([key.clone(), v.clone()]),
+            ("from" | "to", _) => return Err(bad("a prefix or \"all\"")),
+            ("not", Value::Boolean(b)) => {
+                if *b {
+                    words.push("not".into())
+                }
+            }
+            ("not", _) => return Err(bad("true or false")),
+            ("priority" | "goto", Value::Integer(n)) if u32::try_from(*n).is_ok() => {
+                words.extend([key.clone(), n.to_string()])
+            }
+            ("priority" | "goto", _) => return Err(bad("a number from 0 to 4294967295")),
+            ("table", Value::Integer(_) | Value::String(_)) => {
+                words.extend([key.clone(), scalar(value).unwrap_or_default()])
+            }
+            ("table", _) => return Err(bad("a table's number or rt_tables name")),
+            ("action", Value::String(a))
+                if matches!(a.as_str(), "nop" | "blackhole" | "unreachable" | "prohibit") =>
+            {
+                words.push(a.clone())
+            }
+            ("action", _) => {
+                return Err(bad(
+                    "\"nop\", \"blackhole\", \"unreachable\" or \"prohibit\"",
+                ))
+            }
+            (k, _) => {
+                return Err((
+                    Some(k.to_string()),
+                    "unknown key (from, to, not, priority, table, goto, action)".into(),
+                ))
+            }
+        }
+    }
+    if !t.contains_key("priority") {
+        return Err((
+            Some("priority".into()),
+            "a preference is required (keepalived would pick one from 16384 down)".into(),
+        ));
+    }
+    let mut rest = words.into_iter();
+    let statement = Statement {
+        keyword: rest.next().unwrap_or_default(),
+        args: rest.collect(),
+        block: None,
+        file: source.file.clone(),
+        line,
+    };
+    let mut warnings = Vec::new();
+    let mut preferences = crate::vrrp::conf::RulePreferences::default();
+    crate::vrrp::conf::rule_entry(&statement, &mut preferences, &mut warnings).ok_or_else(|| {
+        // The warning without its place (the error has it) and without "ignored".
+        let why = warnings.join("; ");
+        let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w);
+        let why = why
+            .trim_end_matches("; ignored")
+            .trim_end_matches("; not installed");
+        (None, why.to_string())
+    })
 }

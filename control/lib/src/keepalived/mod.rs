@@ -284,7 +284,6 @@ fn not_applied_global(s: &Statement) -> Option<&'static str> {
 /// Why a top-level keepalived block rvs knows is not applied (None: not one of those).
 fn not_applied_root(keyword: &str) -> Option<&'static str> {
     Some(match keyword {
-        "static_rules" => "policy routing rules: rvs's data plane has one routing table",
         "net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets" => {
             "rvs runs in the namespace it is started in (ip netns exec)"
         }
@@ -761,6 +760,7 @@ impl KeepalivedConf {
                         k,
                         "static_ipaddress"
                             | "static_routes"
+                            | "static_rules"
                             | "garp_group"
                             | "interface_up_down_delays"
                     ) =>
@@ -2895,8 +2895,8 @@ mod tests {
             k.warnings,
             [
                 "r.conf:4: net_namespace: rvs runs in the namespace it is started in (ip netns exec); ignored",
-                "r.conf:5: static_rules: policy routing rules: rvs's data plane has one routing table; ignored",
                 "r.conf:11: unknown keyword \"virtual_srever\" ignored",
+                "r.conf:6: rule \"from 10.0.0.0/8 table 100\": Rule has no preference specified - setting to 16384. This is probably not what you want.",
             ]
         );
     }

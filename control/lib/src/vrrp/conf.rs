@@ -72,7 +72,7 @@ pub struct VirtualAddress {
 }
 
 /// A `static_routes` or `virtual_routes` entry as rvs's data plane installs it: a
-/// destination prefix through a gateway, out of a data port.
+/// destination prefix through a gateway, out of a data port, in a routing table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpRoute {
     /// file:line of the entry.
@@ -80,6 +80,8 @@ pub struct VrrpRoute {
     pub prefix: IpAddr,
     pub len: u8,
     pub via: Option<IpAddr>,
+    /// `table N` (main without one): another table is looked in by policy rules only.
+    pub table: u32,
     /// `dev IF`: a data port or its host twin by name.
     pub dev: Option<String>,
     /// The data port it leaves by, once resolved ([`VrrpConf::resolve_routes`]).
@@ -96,8 +98,266 @@ impl VrrpRoute {
             len: self.len,
             gateway: self.via,
             port: self.port?,
+            table: self.table,
         })
     }
+}
+
+/// A `static_rules` or `virtual_rules` entry: a policy rule (ip rule's words) as rvs's
+/// data plane applies it to what it routes; the host gets it too, as keepalived puts it
+/// in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpRule {
+    /// file:line of the entry.
+    pub at: String,
+    pub rule: rvs_core::engine::Rule,
+}
+
+impl VrrpRule {
+    /// `ip` arguments to `verb` (add, del) the rule on the host; keepalived's protocol
+    /// (18) marks the host's copy as VRRP's.
+    pub fn ip_args(&self, verb: &str) -> Vec<String> {
+        let family = if self.rule.ipv6 { "-6" } else { "-4" };
+        let mut args: Vec<String> = vec![family.into(), "rule".into(), verb.into()];
+        args.extend(self.rule.words().split_whitespace().map(String::from));
+        args.extend(["priority".to_string(), self.rule.priority.to_string()]);
+        args.extend(["protocol".to_string(), "18".to_string()]);
+        args
+    }
+}
+
+/// As `ip rule` lists it: `PREFERENCE: SELECTOR ACTION`.
+impl std::fmt::Display for VrrpRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}: {}", self.rule.priority, self.rule.words())
+    }
+}
+
+/// The rules to apply: the static ones and the virtual_rules of the instances that are
+/// MASTER.
+pub fn installed_rules<'a>(
+    static_rules: &'a [VrrpRule],
+    masters: impl Iterator<Item = &'a Instance>,
+) -> Vec<rvs_core::engine::Rule> {
+    static_rules
+        .iter()
+        .chain(masters.flat_map(|i| &i.rules))
+        .map(|r| r.rule)
+        .collect()
+}
+
+/// Preferences keepalived gives rules without one: from 16384 down, per family, in the
+/// order the files hold them.
+pub(crate) struct RulePreferences([u32; 2]);
+
+impl Default for RulePreferences {
+    fn default() -> Self {
+        RulePreferences([16384; 2])
+    }
+}
+
+/// One `static_rules` / `virtual_rules` line as keepalived reads it (vrrp_iprule.c): a
+/// rule it would refuse is left out with its message; one whose selector rvs's data plane
+/// cannot apply (firewall mark, interfaces, TOS, ports, protocol, user ids, realms,
+/// suppressors, l3mdev) is left out with a warning, as a route rvs cannot install.
+pub(crate) fn rule_entry(
+    s: &Statement,
+    next: &mut RulePreferences,
+    warnings: &mut Vec<String>,
+) -> Option<VrrpRule> {
+    use rvs_core::engine::{Rule, RuleAction};
+    let words: Vec<&str> = std::iter::once(s.keyword.as_str())
+        .chain(s.args.iter().map(String::as_str))
+        .collect();
+    let line = words.join(" ");
+    let mut refused = |why: String| {
+        warnings.push(format!("{}: rule {line:?}: {why}; ignored", s.at()));
+        None
+    };
+    let (mut family, mut from, mut to, mut priority, mut action) =
+        (None::<bool>, None, None, None, None);
+    let mut invert = false;
+    let mut goto_target = None;
+    // keepalived's "all" and prefixes; the family agrees with what came before.
+    let mut family_of = |ipv6: bool| -> Result<(), String> {
+        match family {
+            Some(f) if f != ipv6 => Err("rule specification has mixed IPv4 and IPv6".into()),
+            _ => {
+                family = Some(ipv6);
+                Ok(())
+            }
+        }
+    };
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        i += 1;
+        let value = words.get(i).copied();
+        match w {
+            "inet" | "inet6" => {
+                if family_of(w == "inet6").is_err() {
+                    let other = if w == "inet6" { 4 } else { 6 };
+                    return refused(format!("{w} specified for IPv{other} rule"));
+                }
+            }
+            "from" | "to" => {
+                i += 1;
+                let Some(v) = value else {
+                    return refused(format!("Invalid rule {w} address (none)"));
+                };
+                let prefix = if v == "all" {
+                    None
+                } else {
+                    match address(s, v) {
+                        Ok((a, len)) if rvs_core::engine::masked(a, len) == a => Some((a, len)),
+                        _ => return refused(format!("Invalid rule {w} address {v}")),
+                    }
+                };
+                if let Some((a, _)) = prefix {
+                    if let Err(e) = family_of(a.is_ipv6()) {
+                        return refused(e);
+                    }
+                }
+                if w == "from" {
+                    from = prefix;
+                } else {
+                    to = prefix;
+                }
+            }
+            "table" | "lookup" => {
+                i += 1;
+                let Some(t) = value.and_then(crate::iproute::table_number) else {
+                    return refused(format!(
+                        "Routing table {} not found for rule",
+                        value.unwrap_or("")
+                    ));
+                };
+                if t == 0 {
+                    return refused("Table 0 is not valid".into());
+                }
+                if action.is_some() {
+                    return refused("Cannot specify more than one of table/nop/goto/blackhole/prohibit/unreachable for rule".into());
+                }
+                action = Some(RuleAction::Table(t));
+            }
+            "not" => invert = true,
+            "preference" | "order" | "priority" => {
+                i += 1;
+                match value.and_then(|v| v.parse::<u32>().ok()) {
+                    Some(p) => priority = Some(p),
+                    None => {
+                        return refused(format!(
+                            "Invalid rule preference {} specified",
+                            value.unwrap_or("")
+                        ))
+                    }
+                }
+            }
+            "no_track" => {}
+            // keepalived marks its rules with its own protocol whatever this says.
+            "protocol" => i += 1,
+            "tos"
+            | "dsfield"
+            | "fwmark"
+            | "realms"
+            | "suppress_prefixlength"
+            | "sup_pl"
+            | "suppress_ifgroup"
+            | "sup_group"
+            | "dev"
+            | "iif"
+            | "oif"
+            | "tunnel-id"
+            | "uidrange"
+            | "ipproto"
+            | "sport"
+            | "dport"
+            | "track_group" => {
+                warnings.push(format!(
+                    "{}: rule {line:?}: {w}: rvs's data plane selects rules by source and destination only; not installed",
+                    s.at()
+                ));
+                return None;
+            }
+            "l3mdev" => {
+                warnings.push(format!(
+                    "{}: rule {line:?}: l3mdev: rvs has no VRFs; not installed",
+                    s.at()
+                ));
+                return None;
+            }
+            w => {
+                let w = if w == "type" {
+                    i += 1;
+                    value.unwrap_or("")
+                } else {
+                    w
+                };
+                let this = match w {
+                    "goto" => {
+                        let target = words.get(i).and_then(|v| v.parse::<u32>().ok());
+                        i += 1;
+                        let Some(target) = target else {
+                            return refused(format!("Invalid target {w} specified"));
+                        };
+                        goto_target = Some(target);
+                        RuleAction::Goto(target)
+                    }
+                    "nop" => RuleAction::Nop,
+                    "blackhole" => RuleAction::Blackhole,
+                    "unreachable" => RuleAction::Unreachable,
+                    "prohibit" => RuleAction::Prohibit,
+                    "unicast" | "local" | "broadcast" | "anycast" | "multicast" | "throw"
+                    | "nat" | "xresolve" => return refused(format!("Invalid rule action {w}")),
+                    _ => return refused(format!("Unknown rule option {w}")),
+                };
+                if action.is_some() {
+                    return refused("Cannot specify more than one of table/nop/goto/blackhole/prohibit/unreachable/l3mdev for rule".into());
+                }
+                action = Some(this);
+            }
+        }
+    }
+    if let Some(target) = goto_target {
+        match priority {
+            Some(p) if p >= target => {
+                return refused(format!(
+                    "Invalid rule - preference {p} >= goto target {target}"
+                ))
+            }
+            Some(_) => {}
+            None => {
+                return refused(format!(
+                    "Invalid rule - goto target {target} specified without preference"
+                ))
+            }
+        }
+    }
+    let Some(action) = action else {
+        return refused("No action specified for rule".into());
+    };
+    let ipv6 = family.unwrap_or(false);
+    let priority = priority.unwrap_or_else(|| {
+        let p = &mut next.0[usize::from(ipv6)];
+        let given = *p;
+        *p = p.saturating_sub(1);
+        warnings.push(format!(
+            "{}: rule {line:?}: Rule has no preference specified - setting to {given}. This is probably not what you want.",
+            s.at()
+        ));
+        given
+    });
+    Some(VrrpRule {
+        at: s.at(),
+        rule: Rule {
+            priority,
+            ipv6,
+            from,
+            to,
+            invert,
+            action,
+        },
+    })
 }
 
 /// The routes to install: the static ones and the virtual_routes of the instances that
@@ -204,6 +464,8 @@ pub struct Instance {
     pub mcast_group: Option<IpAddr>,
     /// `virtual_routes`: installed in the data plane while MASTER.
     pub routes: Vec<VrrpRoute>,
+    /// `virtual_rules`: applied while MASTER.
+    pub rules: Vec<VrrpRule>,
     /// `strict_mode` (global_defs' `vrrp_strict`): RFC compliance as keepalived enforces
     /// it (settings it forbids are reset with a warning; unicast peers are refused).
     pub strict: bool,
@@ -450,6 +712,8 @@ pub struct VrrpConf {
     pub sync_daemon: Option<SyncDaemonConf>,
     /// `static_routes`: installed in the data plane whatever the instances' states.
     pub static_routes: Vec<VrrpRoute>,
+    /// `static_rules`: applied whatever the instances' states.
+    pub static_rules: Vec<VrrpRule>,
     /// `static_ipaddress`: the appliance's own whatever the instances' states.
     pub static_addresses: Vec<VirtualAddress>,
     /// global_defs' `notify_fifo` and `vrrp_notify_fifo`.
@@ -660,6 +924,7 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
         None
     };
     let (mut dest, mut via, mut dev, mut src) = (None, None, None, None);
+    let mut table = rvs_core::engine::MAIN_TABLE;
     let no_track = words.contains(&"no_track");
     let mut i = 0;
     while i < words.len() {
@@ -669,7 +934,9 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
             // Flags.
             "inet" | "inet6" | "onlink" | "no_track" | "add" | "prepend" | "append" => continue,
             "from" | "tos" | "dsfield" => {
-                return left_out(format!("{w}: rvs's routes select by destination only"))
+                return left_out(format!(
+                    "{w}: rvs's routes select by destination (rules, by source)"
+                ))
             }
             "or" | "nexthop" => return left_out("several next hops: rvs takes one".into()),
             "encap" => return left_out("encap: not supported".into()),
@@ -768,12 +1035,13 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
                 Err(_) => return left_out(format!("via {value:?}: not an IP address")),
             },
             "dev" | "oif" => dev = Some(value.to_string()),
-            "table" if !matches!(value, "main" | "254") => {
-                return left_out(format!(
-                    "table {value}: rvs's data plane has one table, main"
-                ))
-            }
-            "vrf" => return left_out(format!("vrf {value}: rvs's data plane has one table, main")),
+            "table" => match crate::iproute::table_number(value) {
+                Some(0) | None => {
+                    return left_out(format!("table {value}: no such routing table (rt_tables)"))
+                }
+                Some(t) => table = t,
+            },
+            "vrf" => return left_out(format!("vrf {value}: rvs has no VRFs")),
             "src" => src = Some(value),
             _ => {}
         }
@@ -806,6 +1074,7 @@ fn route_entry(s: &Statement, warnings: &mut Vec<String>) -> Option<VrrpRoute> {
         prefix,
         len,
         via,
+        table,
         dev,
         port: None,
         no_track,
@@ -859,6 +1128,7 @@ impl VrrpConf {
             bfd_instances: bfds.to_vec(),
             ..VrrpConf::default()
         };
+        let mut preferences = RulePreferences::default();
         let mut d = Defaults {
             version: 2,
             garp_delay: Duration::from_secs(5),
@@ -1039,7 +1309,7 @@ impl VrrpConf {
                     }
                 },
                 "vrrp_instance" => {
-                    let mut i = instance(s, &d, &mut conf.warnings)?;
+                    let mut i = instance(s, &d, &mut preferences, &mut conf.warnings)?;
                     inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfd_instances);
                     conf.instances.push(i);
                 }
@@ -1054,6 +1324,13 @@ impl VrrpConf {
                     for r in s.children() {
                         if let Some(r) = route_entry(r, &mut conf.warnings) {
                             conf.static_routes.push(r);
+                        }
+                    }
+                }
+                "static_rules" => {
+                    for r in s.children() {
+                        if let Some(r) = rule_entry(r, &mut preferences, &mut conf.warnings) {
+                            conf.static_rules.push(r);
                         }
                     }
                 }
@@ -1398,6 +1675,7 @@ impl VrrpConf {
         self.bfd_instances.extend(other.bfd_instances);
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
+        self.static_rules.extend(other.static_rules);
         self.fifos.extend(other.fifos);
         self.fifo_states_on_reload |= other.fifo_states_on_reload;
         self.startup_delay = self.startup_delay.max(other.startup_delay);
@@ -1429,7 +1707,10 @@ impl VrrpConf {
 
     /// No instance, static address or static route: nothing for VRRP to run.
     pub fn configures_nothing(&self) -> bool {
-        self.is_empty() && self.static_addresses.is_empty() && self.static_routes.is_empty()
+        self.is_empty()
+            && self.static_addresses.is_empty()
+            && self.static_routes.is_empty()
+            && self.static_rules.is_empty()
     }
 
     /// Gives each static and virtual route its data port: `dev`'s (`port_named`: a port
@@ -1477,7 +1758,12 @@ impl VrrpConf {
     }
 }
 
-fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<Instance, String> {
+fn instance(
+    s: &Statement,
+    d: &Defaults,
+    preferences: &mut RulePreferences,
+    warnings: &mut Vec<String>,
+) -> Result<Instance, String> {
     let name = s.arg(0)?.to_string();
     let mut i = Instance {
         name: name.clone(),
@@ -1520,6 +1806,7 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
         garp_refresh_repeat: d.garp_refresh_repeat,
         mcast_group: None,
         routes: Vec::new(),
+        rules: Vec::new(),
         strict: d.strict,
         accept: true,
         down_timer_adverts: d.down_timer_adverts,
@@ -1821,6 +2108,13 @@ fn instance(s: &Statement, d: &Defaults, warnings: &mut Vec<String>) -> Result<I
                 for r in c.children() {
                     if let Some(r) = route_entry(r, warnings) {
                         i.routes.push(r);
+                    }
+                }
+            }
+            "virtual_rules" => {
+                for r in c.children() {
+                    if let Some(r) = rule_entry(r, preferences, warnings) {
+                        i.rules.push(r);
                     }
                 }
             }
@@ -3133,11 +3427,16 @@ vrrp_instance VI_2 {
              192.168.116.0/24 via 2001:db8::1\n\
              192.168.117.0/24\n\
              192.168.118.0/24 via 192.168.0.1 realm 3\n\
+             10.20.0.0/16 via 192.168.0.1 table no_such_table\n\
              }\n}\n";
         let k = KeepalivedConf::parse("k.conf", text).unwrap();
         let route = |r: &VrrpRoute| {
+            let table = match r.table {
+                rvs_core::engine::MAIN_TABLE => String::new(),
+                t => format!(" table {t}"),
+            };
             format!(
-                "{}/{} via {:?} dev {:?}",
+                "{}/{} via {:?} dev {:?}{table}",
                 r.prefix,
                 r.len,
                 r.via.map(|v| v.to_string()),
@@ -3159,6 +3458,7 @@ vrrp_instance VI_2 {
             virtuals,
             [
                 "192.168.112.0/24 via Some(\"192.168.100.254\") dev None",
+                "0.0.0.0/0 via Some(\"192.168.0.1\") dev None table 100",
                 "192.168.114.0/24 via Some(\"192.168.0.1\") dev None",
             ]
         );
@@ -3174,11 +3474,11 @@ vrrp_instance VI_2 {
                 "route \"src 192.168.100.1 192.168.209.0/24 via 192.168.200.254 dev eth0\": src 192.168.100.1: only the host's own connections would use it; ignored",
                 "route \"192.168.113.0/24 via 192.168.100.252 or 192.168.100.253\": several next hops: rvs takes one; not installed",
                 "route \"blackhole 192.168.113.1/32\": type blackhole: rvs's data plane installs unicast routes; not installed",
-                "route \"0.0.0.0/0 gw 192.168.0.1 table 100\": table 100: rvs's data plane has one table, main; not installed",
                 "route \"192.168.115.1/24 via 192.168.0.1\": 192.168.115.1/24: host bits set; not installed",
                 "route \"192.168.116.0/24 via 2001:db8::1\": the gateway is of another family; not installed",
                 "route \"192.168.117.0/24\": neither via nor dev; not installed",
                 "route \"192.168.118.0/24 via 192.168.0.1 realm 3\": unknown route keyword \"realm\"; not installed",
+                "route \"10.20.0.0/16 via 192.168.0.1 table no_such_table\": table no_such_table: no such routing table (rt_tables); not installed",
             ]
         );
     }
@@ -3236,6 +3536,103 @@ vrrp_instance VI_2 {
                 "0.0.0.0/0 Some(192.0.2.1) 1"
             ]
         );
+    }
+
+    /// static_rules and virtual_rules read as keepalived's vrrp_iprule.c reads them: its
+    /// refusals with its messages, its preferences from 16384 down per family for rules
+    /// without one; selectors rvs's data plane cannot apply are left out, said; static
+    /// rules always apply, virtual ones while MASTER; the host gets `ip rule` lines.
+    #[test]
+    fn rules_as_keepalived_reads_them() {
+        let text = "static_rules {\n\
+             from 192.168.28.0/24 table 1234 priority 100\n\
+             to 10.1.0.0/16 lookup main\n\
+             from 2001:db8::/32 table 100\n\
+             from all to 10.2.0.0/16 preference 200 blackhole\n\
+             not from 10.3.0.0/16 order 300 type unreachable\n\
+             from 10.4.0.0/16 priority 10 goto 20\n\
+             priority 30 nop\n\
+             from 10.5.0.0/16 priority 40 table 100 fwmark 7\n\
+             from 10.6.0.0/16 iif eth0 priority 41 table 100\n\
+             from 10.7.0.0/16 priority 50\n\
+             from 10.8.0.0/16 to 2001:db8::1 priority 51 table 100\n\
+             from 10.9.0.0/16 priority 60 goto 60\n\
+             from 10.10.0.0/16 goto 70\n\
+             from 10.11.0.0/16 priority 61 table 0\n\
+             from 10.12.0.0/16 priority 62 table 100 nop\n\
+             from 10.13.0.1/16 priority 63 table 100\n\
+             from 10.14.0.0/16 priority 64 table no_such_table\n\
+             inet6 from 10.15.0.0/16 priority 65 table 100\n\
+             from 10.16.0.0/16 priority 66 local\n\
+             from 10.17.0.0/16 priority 67 frobnicate\n\
+             }\n\
+             vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n\
+             virtual_ipaddress {\n 192.168.200.16\n }\n\
+             virtual_rules {\n from 192.168.200.16 table 100 priority 1000\n from 192.168.200.17\n }\n}\n";
+        let k = KeepalivedConf::parse("k.conf", text).unwrap();
+        let conf = &k.vrrp_conf;
+        let shown: Vec<String> = conf.static_rules.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "100: from 192.168.28.0/24 table 1234",
+                "16384: from all to 10.1.0.0/16 table 254",
+                "16384: from 2001:db8::/32 table 100",
+                "200: from all to 10.2.0.0/16 blackhole",
+                "300: not from 10.3.0.0/16 unreachable",
+                "10: from 10.4.0.0/16 goto 20",
+                "30: from all nop",
+            ]
+        );
+        let r = &conf.static_rules;
+        assert!(r[2].rule.ipv6 && !r[0].rule.ipv6 && !r[1].rule.ipv6);
+        assert_eq!(r[0].at, "k.conf:2");
+        assert_eq!(
+            r[0].ip_args("add").join(" "),
+            "-4 rule add from 192.168.28.0/24 table 1234 priority 100 protocol 18"
+        );
+        assert_eq!(
+            r[4].ip_args("del").join(" "),
+            "-4 rule del not from 10.3.0.0/16 unreachable priority 300 protocol 18"
+        );
+        let virtuals: Vec<String> = conf.instances[0]
+            .rules
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(virtuals, ["1000: from 192.168.200.16/32 table 100",]);
+        let reasons: Vec<_> = k
+            .warnings
+            .iter()
+            .map(|w| w.split_once(": ").map_or(w.as_str(), |(_, r)| r))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "rule \"to 10.1.0.0/16 lookup main\": Rule has no preference specified - setting to 16384. This is probably not what you want.",
+                "rule \"from 2001:db8::/32 table 100\": Rule has no preference specified - setting to 16384. This is probably not what you want.",
+                "rule \"from 10.5.0.0/16 priority 40 table 100 fwmark 7\": fwmark: rvs's data plane selects rules by source and destination only; not installed",
+                "rule \"from 10.6.0.0/16 iif eth0 priority 41 table 100\": iif: rvs's data plane selects rules by source and destination only; not installed",
+                "rule \"from 10.7.0.0/16 priority 50\": No action specified for rule; ignored",
+                "rule \"from 10.8.0.0/16 to 2001:db8::1 priority 51 table 100\": rule specification has mixed IPv4 and IPv6; ignored",
+                "rule \"from 10.9.0.0/16 priority 60 goto 60\": Invalid rule - preference 60 >= goto target 60; ignored",
+                "rule \"from 10.10.0.0/16 goto 70\": Invalid rule - goto target 70 specified without preference; ignored",
+                "rule \"from 10.11.0.0/16 priority 61 table 0\": Table 0 is not valid; ignored",
+                "rule \"from 10.12.0.0/16 priority 62 table 100 nop\": Cannot specify more than one of table/nop/goto/blackhole/prohibit/unreachable/l3mdev for rule; ignored",
+                "rule \"from 10.13.0.1/16 priority 63 table 100\": Invalid rule from address 10.13.0.1/16; ignored",
+                "rule \"from 10.14.0.0/16 priority 64 table no_such_table\": Routing table no_such_table not found for rule; ignored",
+                "rule \"inet6 from 10.15.0.0/16 priority 65 table 100\": rule specification has mixed IPv4 and IPv6; ignored",
+                "rule \"from 10.16.0.0/16 priority 66 local\": Invalid rule action local; ignored",
+                "rule \"from 10.17.0.0/16 priority 67 frobnicate\": Unknown rule option frobnicate; ignored",
+                "rule \"from 192.168.200.17\": No action specified for rule; ignored",
+            ]
+        );
+        // Static rules always, an instance's while it is MASTER.
+        let installed = |masters: Vec<&Instance>| {
+            installed_rules(&conf.static_rules, masters.into_iter()).len()
+        };
+        assert_eq!(installed(Vec::new()), 7);
+        assert_eq!(installed(vec![&conf.instances[0]]), 8);
     }
 
     /// What rvs does not apply of a file's VRRP side is said, never dropped silently.

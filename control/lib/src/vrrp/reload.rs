@@ -6,7 +6,7 @@
 //! advertises priority 0 and gives its addresses and routes up; it is notified DELETED with
 //! `notify_deleted`, else FAULT, as keepalived); a new one starts as at start-up.
 
-use super::conf::{Instance, VirtualAddress, VrrpRoute};
+use super::conf::{Instance, VirtualAddress, VrrpRoute, VrrpRule};
 use super::machine::State;
 use super::run::InstanceStatus;
 use std::net::IpAddr;
@@ -61,6 +61,7 @@ pub struct Carried {
     pub scripts: Vec<(String, bool)>,
     pub static_addresses: Vec<VirtualAddress>,
     pub static_routes: Vec<VrrpRoute>,
+    pub static_rules: Vec<VrrpRule>,
     /// Notify scripts still running.
     pub children: Vec<std::process::Child>,
     /// Set for a reload (a start-up's is empty): vrrp_startup_delay applies only at start.
@@ -91,7 +92,12 @@ pub fn same_address(a: &VirtualAddress, b: &VirtualAddress) -> bool {
 
 /// The same route, wherever in the file it is written.
 pub fn same_route(a: &VrrpRoute, b: &VrrpRoute) -> bool {
-    (a.prefix, a.len, a.via, a.port) == (b.prefix, b.len, b.via, b.port)
+    (a.prefix, a.len, a.via, a.port, a.table) == (b.prefix, b.len, b.via, b.port, b.table)
+}
+
+/// The same rule, wherever in the file it is written.
+pub fn same_rule(a: &VrrpRule, b: &VrrpRule) -> bool {
+    a.rule == b.rule
 }
 
 /// `from`'s entries that `to` lacks.
@@ -113,7 +119,14 @@ fn address_name(a: &VirtualAddress) -> String {
 }
 
 fn route_name(r: &VrrpRoute) -> String {
-    format!("{}/{}", r.prefix, r.len)
+    match r.table {
+        rvs_core::engine::MAIN_TABLE => format!("{}/{}", r.prefix, r.len),
+        t => format!("{}/{} table {t}", r.prefix, r.len),
+    }
+}
+
+fn rule_name(r: &VrrpRule) -> String {
+    r.to_string()
 }
 
 /// "WHAT added ..." and "WHAT removed ...": the entries `new` has and `old` lacks, and
@@ -138,7 +151,7 @@ pub fn report(
     carried: &Carried,
     new: &[Instance],
     keys: &[InstanceKey],
-    statics: (&[VirtualAddress], &[VrrpRoute]),
+    statics: (&[VirtualAddress], &[VrrpRoute], &[VrrpRule]),
 ) -> (Vec<String>, usize) {
     let mut out = Vec::new();
     let mut kept = 0;
@@ -160,6 +173,7 @@ pub fn report(
             i.all_addresses().cloned().collect(),
         );
         let routes = (&i.routes[..], &old.conf.routes[..]);
+        let rules = (&i.rules[..], &old.conf.rules[..]);
         let accept = (old.conf.accept != i.accept).then(|| {
             if i.accept {
                 "accept mode on: traffic to its addresses taken".to_string()
@@ -171,6 +185,7 @@ pub fn report(
             added_removed("address(es)", (&na, &oa), same_address, address_name)
                 .into_iter()
                 .chain(added_removed("route(s)", routes, same_route, route_name))
+                .chain(added_removed("rule(s)", rules, same_rule, rule_name))
                 .chain([accept])
                 .flatten()
                 .collect();
@@ -198,7 +213,7 @@ pub fn report(
             state.name()
         ));
     }
-    let (sa, sr) = statics;
+    let (sa, sr, srules) = statics;
     let old_routes = &carried.static_routes[..];
     out.extend(
         added_removed(
@@ -213,6 +228,12 @@ pub fn report(
             (sr, old_routes),
             same_route,
             route_name,
+        ))
+        .chain(added_removed(
+            "static_rules",
+            (srules, &carried.static_rules),
+            same_rule,
+            rule_name,
         ))
         .flatten(),
     );
@@ -302,7 +323,7 @@ mod tests {
              vrrp_instance VI_4 { interface lan\nvirtual_router_id 54\nvirtual_ipaddress { 10.0.0.40 }\n}",
         );
         let keys: Vec<InstanceKey> = new.iter().map(key).collect();
-        let (lines, kept) = report(&c, &new, &keys, (&[], &[]));
+        let (lines, kept) = report(&c, &new, &keys, (&[], &[], &[]));
         assert_eq!(kept, 2);
         assert_eq!(
             lines,

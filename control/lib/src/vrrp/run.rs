@@ -8,8 +8,8 @@
 
 use super::ah;
 use super::conf::{
-    installed_routes, Instance, Notify, OldChecksum, Script, TrackProcess, TrackScript,
-    VirtualAddress, VrrpConf, VrrpRoute,
+    installed_routes, installed_rules, Instance, Notify, OldChecksum, Script, TrackProcess,
+    TrackScript, VirtualAddress, VrrpConf, VrrpRoute, VrrpRule,
 };
 use super::fifo::{self, Fifos};
 use super::machine::{Action, Machine, Params, State};
@@ -34,9 +34,14 @@ use std::time::{Duration, Instant};
 /// What the runtime needs from the appliance.
 pub trait Host: Send + Sync {
     /// Every VRRP-managed address, whether this box holds it now and takes its traffic,
-    /// and the routes to install now (static_routes, and the virtual_routes of MASTER
-    /// instances).
-    fn set_floating(&self, addrs: Vec<Floating>, routes: Vec<rvs_core::engine::Route>);
+    /// and the routes and rules to apply now (static_routes and static_rules, and the
+    /// virtual_routes and virtual_rules of MASTER instances).
+    fn set_floating(
+        &self,
+        addrs: Vec<Floating>,
+        routes: Vec<rvs_core::engine::Route>,
+        rules: Vec<rvs_core::engine::Rule>,
+    );
     /// Whether a data port's link is up (track_interface, the instance's own interface).
     fn link_up(&self, port: usize) -> bool;
     /// An instance changed state (the connection sync daemon follows its instance).
@@ -498,7 +503,11 @@ impl VrrpRuntime {
         };
         carried.reload = true;
         self.end_threads();
-        let statics = (&conf.static_addresses[..], &conf.static_routes[..]);
+        let statics = (
+            &conf.static_addresses[..],
+            &conf.static_routes[..],
+            &conf.static_rules[..],
+        );
         let report = reload::report(&carried, &conf.instances, &keys, statics);
         let (links, host, status) = (self.links.clone(), self.host.clone(), self.status.clone());
         // The FIFOs stay open unless their configuration changed (then the old ones close
@@ -830,9 +839,15 @@ fn launch(
     ) {
         twin_route(&links, r, false);
     }
+    for r in reload::lacking(&carried.static_rules, &conf.static_rules, reload::same_rule) {
+        host_rule(r, false);
+    }
     add_static_addresses(&conf, &links);
     for r in &conf.static_routes {
         twin_route(&links, r, true);
+    }
+    for r in &conf.static_rules {
+        host_rule(r, true);
     }
     let pacing = pacers(&conf, &links);
     let mut ctl = Controller {
@@ -857,6 +872,7 @@ fn launch(
         status: status.clone(),
         links_up: Vec::new(),
         static_routes: conf.static_routes.clone(),
+        static_rules: conf.static_rules.clone(),
         static_addresses: conf.static_addresses.clone(),
         process_status: {
             let procs = if conf.processes.is_empty() {
@@ -1224,8 +1240,9 @@ fn lower_prio_bursts(conf: &Instance, now: Instant) -> Vec<(Instant, u32)> {
 }
 
 /// Puts a VRRP route on the host twin of its data port (or takes it off), so the host's
-/// own connections follow it as they follow keepalived's kernel routes; a default route is
-/// left to the host (its management access), as the configuration's routes are.
+/// own connections follow it as they follow keepalived's kernel routes; the main table's
+/// default route is left to the host (its management access), as the configuration's
+/// routes are (another table's is used by the rules that name it only).
 pub fn twin_route(links: &[Link], r: &VrrpRoute, add: bool) {
     let Some(link) = links
         .iter()
@@ -1233,20 +1250,47 @@ pub fn twin_route(links: &[Link], r: &VrrpRoute, add: bool) {
     else {
         return;
     };
-    if r.len == 0 {
+    let main = r.table == rvs_core::engine::MAIN_TABLE;
+    if r.len == 0 && main {
         return;
     }
     let mut cmd = Command::new("ip");
     let prefix = format!("{}/{}", r.prefix, r.len);
-    cmd.args(["route", if add { "replace" } else { "del" }, &prefix]);
+    let family = if r.prefix.is_ipv6() { "-6" } else { "-4" };
+    cmd.args([
+        family,
+        "route",
+        if add { "replace" } else { "del" },
+        &prefix,
+    ]);
     if let Some(g) = r.via {
         cmd.args(["via", &g.to_string()]);
     }
     cmd.args(["dev", &link.twin]);
+    if !main {
+        cmd.args(["table", &r.table.to_string()]);
+    }
     let _ = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// Puts a VRRP rule in the host's policy rules (or takes it out), as keepalived does, so
+/// the host's own connections (from a VIP, through the twins) are routed as the data
+/// plane routes: `ip rule add` refuses a rule already there, `del` one not there.
+pub fn host_rule(r: &VrrpRule, add: bool) {
+    let args = r.ip_args(if add { "add" } else { "del" });
+    if let Err(e) = crate::iproute::ip(&args.iter().map(String::as_str).collect::<Vec<_>>()) {
+        if !(e.contains("File exists") || e.contains("No such file")) {
+            log(
+                Level::Warning,
+                "vrrp",
+                None,
+                format_args!("rule {r} ({}): {e}", r.at),
+            );
+        }
+    }
 }
 
 struct Controller {
@@ -1267,6 +1311,7 @@ struct Controller {
     status: Arc<Mutex<Vec<InstanceStatus>>>,
     links_up: Vec<bool>,
     static_routes: Vec<VrrpRoute>,
+    static_rules: Vec<VrrpRule>,
     static_addresses: Vec<VirtualAddress>,
     processes: Vec<TrackProcess>,
     process_status: Vec<ProcessStatus>,
@@ -1549,9 +1594,11 @@ fn route_links(conf: &VrrpConf, links: &[Link]) -> Vec<bool> {
     links
         .iter()
         .map(|l| {
-            routes
-                .iter()
-                .any(|r| r.len > 0 && r.port.map(usize::from) == Some(l.port))
+            routes.iter().any(|r| {
+                r.len > 0
+                    && r.table == rvs_core::engine::MAIN_TABLE
+                    && r.port.map(usize::from) == Some(l.port)
+            })
         })
         .collect()
 }
@@ -1745,6 +1792,11 @@ impl Controller {
             let actions = self.insts[i].machine.stop();
             self.act(i, actions, Instant::now());
         }
+        // The host's rules outlive the twins (routes leave with them): keepalived takes its
+        // static rules out at its end.
+        for r in &self.static_rules {
+            host_rule(r, false);
+        }
         self.publish_status();
         // Notify scripts get a moment to finish; then they are left to init.
         let until = Instant::now() + Duration::from_secs(2);
@@ -1830,6 +1882,7 @@ impl Controller {
             let key = (r.prefix, r.len);
             !r.no_track
                 && r.len > 0
+                && r.table == rvs_core::engine::MAIN_TABLE
                 && route_link(r).is_some_and(|k| {
                     routes_before[k].contains(&key) && !self.twin_routes[k].contains(&key)
                 })
@@ -2470,12 +2523,15 @@ impl Controller {
                 })
             }))
             .collect();
-        let masters = self
-            .insts
-            .iter()
-            .filter(|x| x.machine.state == State::Master);
-        let routes = installed_routes(&self.static_routes, masters.map(|x| &x.conf));
-        self.host.set_floating(floating, routes);
+        let masters = || {
+            self.insts
+                .iter()
+                .filter(|x| x.machine.state == State::Master)
+                .map(|x| &x.conf)
+        };
+        let routes = installed_routes(&self.static_routes, masters());
+        let rules = installed_rules(&self.static_rules, masters());
+        self.host.set_floating(floating, routes, rules);
     }
 
     /// A MASTER carried over a reload: the addresses and routes its configuration dropped
@@ -2490,6 +2546,9 @@ impl Controller {
         }
         for r in reload::lacking(&before.routes, &inst.conf.routes, reload::same_route) {
             twin_route(&self.links, r, false);
+        }
+        for r in reload::lacking(&before.rules, &inst.conf.rules, reload::same_rule) {
+            host_rule(r, false);
         }
         let gained = reload::lacking(&now_addresses, &then, reload::same_address).count() > 0;
         self.host_addresses(i, true);
@@ -2537,6 +2596,7 @@ impl Controller {
                 .collect(),
             static_addresses: std::mem::take(&mut self.static_addresses),
             static_routes: std::mem::take(&mut self.static_routes),
+            static_rules: std::mem::take(&mut self.static_rules),
             children: std::mem::take(&mut self.children),
             reload: true,
         }
@@ -2603,10 +2663,14 @@ impl Controller {
         }
     }
 
-    /// Puts instance `i`'s virtual_routes on the twins (or takes them off).
+    /// Puts instance `i`'s virtual_routes on the twins and its virtual_rules in the host's
+    /// rules (or takes them off).
     fn host_routes(&self, i: usize, add: bool) {
         for r in &self.insts[i].conf.routes {
             twin_route(&self.links, r, add);
+        }
+        for r in &self.insts[i].conf.rules {
+            host_rule(r, add);
         }
     }
 

@@ -126,7 +126,9 @@ impl Engine {
             };
             (ip_of(&conn.vaddr), ip_of(&conn.vaddr), conn.vport, to)
         };
-        let Some((out_port, hop)) = snap.route(next) else {
+        // Routed as the connection's own packets that way (see `next_hop`).
+        let from = (!towards_server).then(|| ip_of(&conn.vaddr));
+        let Some((out_port, hop)) = snap.route_from(from, next) else {
             return Some(self.drop(DropReason::NoRoute));
         };
         let Some(hop_mac) = self.neighbour(snap, hop) else {

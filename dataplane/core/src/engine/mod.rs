@@ -39,8 +39,8 @@ pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
 pub use snapshot::{
-    AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, Service, Snapshot,
-    SnatRule,
+    AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, Rule, RuleAction,
+    Service, Snapshot, SnatRule, DEFAULT_TABLE, MAIN_TABLE,
 };
 
 use crate::conn::table::{flags, NO_HOP};

@@ -90,6 +90,9 @@ impl Engine {
     /// cache while its epoch is current; otherwise by route and neighbour lookup, cached.
     /// Without one, the packet's verdict: dropped for no route, or (next hop unresolved)
     /// turned into an ARP request / neighbour solicitation (see [`Engine::resolve`]).
+    /// Towards the server the route is IPVS's, looked up before a source is chosen;
+    /// towards the client it is looked up from the VIP (IPVS's snat_reroute), which only
+    /// policy rules tell apart.
     #[inline]
     pub(super) fn next_hop<F: Frame>(
         &mut self,
@@ -127,13 +130,21 @@ impl Engine {
         frame: &mut F,
     ) -> Result<NextHop, Verdict> {
         let dst_word = crate::conn::addr_word(dst);
-        if let Some(index) = self.dest_hop(dst_word) {
+        // The hop by destination alone serves every connection unless rules make the
+        // source matter (towards clients: the VIP).
+        let src = if to_server {
+            None
+        } else {
+            self.table.get(id).map(|c| ip_of(&c.vaddr))
+        };
+        let by_destination = src.is_none() || !snap.has_rules();
+        if let Some(index) = self.dest_hop(dst_word).filter(|_| by_destination) {
             if let Some(&hop) = self.hops.get(usize::from(index)) {
                 self.cache_hop(id, to_server, index);
                 return Ok(hop);
             }
         }
-        let Some((port, hop)) = snap.route(dst) else {
+        let Some((port, hop)) = snap.route_from(src, dst) else {
             return Err(self.drop(DropReason::NoRoute));
         };
         let Some(mac) = self.neighbour(snap, hop) else {
@@ -161,10 +172,12 @@ impl Engine {
             }
             None => return Ok(next),
         };
-        self.dest_hops[DestHop::slot(dst_word)] = DestHop {
-            addr: dst_word,
-            index,
-        };
+        if by_destination {
+            self.dest_hops[DestHop::slot(dst_word)] = DestHop {
+                addr: dst_word,
+                index,
+            };
+        }
         self.cache_hop(id, to_server, index);
         Ok(next)
     }

@@ -72,7 +72,8 @@ impl Engine {
         self.send_routed(snap, now, &flow, flow.dst_ip(), frame)
     }
 
-    /// Out of the port the routes give for `dst`, to its next hop's MAC (the frame waits
+    /// Out of the port the routes give for `dst` (from the packet's source as it came in,
+    /// as the kernel routes before its source NAT), to its next hop's MAC (the frame waits
     /// for it when unknown); too big for that port: ICMP, as for balanced traffic.
     fn send_routed<F: Frame>(
         &mut self,
@@ -82,7 +83,7 @@ impl Engine {
         dst: IpAddr,
         frame: &mut F,
     ) -> Verdict {
-        let Some((port, hop)) = snap.route(dst) else {
+        let Some((port, hop)) = snap.route_from(Some(flow.src_ip()), dst) else {
             return self.drop(DropReason::NoRoute);
         };
         let Some((port_mac, mtu)) = snap.ports.get(usize::from(port)).map(|p| (p.mac, p.mtu))

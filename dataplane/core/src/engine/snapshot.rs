@@ -209,18 +209,121 @@ pub struct PortInfo {
     pub ip_checksum_offload: bool,
 }
 
-/// A static route: prefix/len via gateway (None = on-link) out of a port.
+/// The kernel's main routing table (rt_tables' `main`): routes without a `table` go there,
+/// and without policy rules it is the only one looked in.
+pub const MAIN_TABLE: u32 = 254;
+/// rt_tables' `default`, looked in after main by the kernel's last rule.
+pub const DEFAULT_TABLE: u32 = 253;
+
+/// A static route: prefix/len via gateway (None = on-link) out of a port, in a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub prefix: IpAddr,
     pub len: u8,
     pub gateway: Option<IpAddr>,
     pub port: u16,
+    pub table: u32,
 }
 
 impl Route {
+    /// A route of the main table.
+    pub fn main(prefix: IpAddr, len: u8, gateway: Option<IpAddr>, port: u16) -> Route {
+        Route {
+            prefix,
+            len,
+            gateway,
+            port,
+            table: MAIN_TABLE,
+        }
+    }
+
     fn contains(&self, a: IpAddr) -> bool {
         within(a, (self.prefix, self.len))
+    }
+}
+
+/// What a policy rule does with a packet it selects (`ip rule`'s actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// `table N`: the route from that table; none there, the next rule.
+    Table(u32),
+    /// `goto P`: on at the first rule of preference P or more (always a later one).
+    Goto(u32),
+    /// `nop`: nothing; the next rule.
+    Nop,
+    /// `blackhole`, `unreachable`, `prohibit`: no route (the kind says what the host's
+    /// copy does).
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// A policy routing rule (`ip rule`): by preference, the first whose selector matches a
+/// packet's source and destination decides which table routes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub priority: u32,
+    pub ipv6: bool,
+    /// `from PREFIX` (None: all).
+    pub from: Option<(IpAddr, u8)>,
+    /// `to PREFIX` (None: all).
+    pub to: Option<(IpAddr, u8)>,
+    /// `not`: the selector's sense inverted.
+    pub invert: bool,
+    pub action: RuleAction,
+}
+
+impl Rule {
+    /// The kernel's own rules after any others: main (32766), then default (32767).
+    fn kernel_defaults() -> [Rule; 4] {
+        let rule = |priority, ipv6, table| Rule {
+            priority,
+            ipv6,
+            from: None,
+            to: None,
+            invert: false,
+            action: RuleAction::Table(table),
+        };
+        [
+            rule(32766, false, MAIN_TABLE),
+            rule(32766, true, MAIN_TABLE),
+            rule(32767, false, DEFAULT_TABLE),
+            rule(32767, true, DEFAULT_TABLE),
+        ]
+    }
+
+    /// The selector and action in `ip rule`'s words, without the preference.
+    pub fn words(&self) -> String {
+        let mut out = String::new();
+        if self.invert {
+            out.push_str("not ");
+        }
+        match self.from {
+            Some((a, len)) => out.push_str(&format!("from {a}/{len}")),
+            None => out.push_str("from all"),
+        }
+        if let Some((a, len)) = self.to {
+            out.push_str(&format!(" to {a}/{len}"));
+        }
+        let action = match self.action {
+            RuleAction::Table(t) => format!("table {t}"),
+            RuleAction::Goto(t) => format!("goto {t}"),
+            RuleAction::Nop => "nop".into(),
+            RuleAction::Blackhole => "blackhole".into(),
+            RuleAction::Unreachable => "unreachable".into(),
+            RuleAction::Prohibit => "prohibit".into(),
+        };
+        out.push(' ');
+        out.push_str(&action);
+        out
+    }
+
+    /// Whether the rule selects a packet from `src` (unspecified: a lookup made before a
+    /// source is chosen, which only rules for any source select, as in the kernel) to `dst`.
+    fn selects(&self, src: IpAddr, dst: IpAddr) -> bool {
+        let matched =
+            self.from.is_none_or(|p| within(src, p)) && self.to.is_none_or(|p| within(dst, p));
+        matched != self.invert
     }
 }
 
@@ -357,8 +460,11 @@ pub struct Snapshot {
     /// By port: its first own IPv4 and IPv6 address (tunnel and ICMP sources, full NAT's
     /// default local ends), found when the snapshot is made.
     port_sources: Vec<[Option<IpAddr>; 2]>,
-    /// Longest prefix first.
+    /// Longest prefix first, of every table.
     pub routes: Vec<Route>,
+    /// Policy rules by preference, the kernel's own (main, default) included; empty when
+    /// there are none but those: then the main table alone is looked in.
+    rules: Vec<Rule>,
     pub neighbours: HashMap<IpAddr, [u8; 6]>,
     /// Connection timeouts (`ipvsadm --set`).
     pub timeouts: Timeouts,
@@ -472,6 +578,7 @@ impl Snapshot {
             classes,
             ports,
             routes,
+            rules: Vec::new(),
             neighbours,
             timeouts: Timeouts::default(),
             member_ports: Vec::new(),
@@ -824,12 +931,79 @@ impl Snapshot {
         self.class_of(a).is_standby()
     }
 
-    /// Out port and next-hop address for a destination.
+    /// Out port and next-hop address for a destination, before a source is chosen.
     pub fn route(&self, dst: IpAddr) -> Option<(u16, IpAddr)> {
+        self.route_from(None, dst)
+    }
+
+    /// Out port and next-hop address for a packet from `src` to `dst`: without policy
+    /// rules the main table's longest match; with them, the tables the first selecting
+    /// rules name, in preference order, as the kernel's fib rules.
+    pub fn route_from(&self, src: Option<IpAddr>, dst: IpAddr) -> Option<(u16, IpAddr)> {
+        if self.rules.is_empty() {
+            return self.lookup(MAIN_TABLE, dst);
+        }
+        let src = src.unwrap_or(if dst.is_ipv4() {
+            IpAddr::from([0u8; 4])
+        } else {
+            IpAddr::from([0u16; 8])
+        });
+        let mut i = 0;
+        while let Some(rule) = self.rules.get(i) {
+            i += 1;
+            if rule.ipv6 != dst.is_ipv6() || !rule.selects(src, dst) {
+                continue;
+            }
+            match rule.action {
+                RuleAction::Table(t) => {
+                    if let Some(hop) = self.lookup(t, dst) {
+                        return Some(hop);
+                    }
+                }
+                // A goto's target is past its own preference (checked when read), so this
+                // only moves on.
+                RuleAction::Goto(target) => {
+                    i = i.max(self.rules.partition_point(|r| r.priority < target))
+                }
+                RuleAction::Nop => {}
+                RuleAction::Blackhole | RuleAction::Unreachable | RuleAction::Prohibit => {
+                    return None
+                }
+            }
+        }
+        None
+    }
+
+    /// The longest match for `dst` in one table.
+    fn lookup(&self, table: u32, dst: IpAddr) -> Option<(u16, IpAddr)> {
         self.routes
             .iter()
-            .find(|r| r.contains(dst))
+            .find(|r| r.table == table && r.contains(dst))
             .map(|r| (r.port, r.gateway.unwrap_or(dst)))
+    }
+
+    /// Sets the policy rules (besides the kernel's own, which are always there); none:
+    /// the main table alone routes.
+    pub fn set_rules(&mut self, rules: Vec<Rule>) {
+        self.rules.clear();
+        if rules.is_empty() {
+            return;
+        }
+        // At one preference the kernel's rules come first, then the others in order.
+        self.rules.extend(Rule::kernel_defaults());
+        self.rules.extend(rules);
+        self.rules.sort_by_key(|r| r.priority);
+    }
+
+    /// The policy rules by preference, the kernel's own among them (none: main alone).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether policy rules are set: a route then depends on the source too.
+    #[inline]
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
     }
 
     /// The port's own address of the family of `like`.
@@ -859,6 +1033,74 @@ fn service_key(proto: u8, vaddr: u128, vport: u16) -> (u128, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kernel's fib rules: by preference, a rule's table when it has a route, else on;
+    /// main then default after the others; a rule of the other family never applies; no
+    /// rules at all: main alone (another table unused).
+    #[test]
+    fn rules_pick_tables_as_the_kernel_does() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let route = |p: &str, len, gw: &str, port, table| Route {
+            prefix: ip(p),
+            len,
+            gateway: Some(ip(gw)),
+            port,
+            table,
+        };
+        let rule = |priority, ipv6, from: Option<(&str, u8)>, action| Rule {
+            priority,
+            ipv6,
+            from: from.map(|(a, l)| (ip(a), l)),
+            to: None,
+            invert: false,
+            action,
+        };
+        let mut snap = Snapshot::new(
+            Vec::new(),
+            Vec::new(),
+            vec![
+                route("10.0.0.0", 8, "10.255.0.1", 1, MAIN_TABLE),
+                route("0.0.0.0", 0, "192.0.2.1", 0, 100),
+                route("0.0.0.0", 0, "192.0.2.2", 2, DEFAULT_TABLE),
+                route("::", 0, "fe80::1", 3, 100),
+            ],
+            HashMap::new(),
+        );
+        let from = |a: &str| Some(ip(a));
+        // No rules: main alone; table 100 and default unused.
+        assert_eq!(snap.route(ip("198.51.100.9")), None);
+        assert_eq!(snap.route(ip("10.1.2.3")), Some((1, ip("10.255.0.1"))));
+        snap.set_rules(vec![rule(
+            100,
+            false,
+            Some(("172.16.0.0", 12)),
+            RuleAction::Table(100),
+        )]);
+        // The kernel's rules now: main, then default.
+        assert_eq!(snap.route(ip("198.51.100.9")), Some((2, ip("192.0.2.2"))));
+        assert_eq!(
+            snap.route_from(from("172.16.5.5"), ip("198.51.100.9")),
+            Some((0, ip("192.0.2.1")))
+        );
+        // An IPv4 rule does not route IPv6 (and table 100's IPv6 default is not reached).
+        assert_eq!(snap.route_from(from("::1"), ip("2001:db8::1")), None);
+        snap.set_rules(vec![rule(5, true, None, RuleAction::Table(100))]);
+        assert_eq!(snap.route(ip("2001:db8::1")), Some((3, ip("fe80::1"))));
+        // A table without the route: on to the next rule.
+        snap.set_rules(vec![rule(5, false, None, RuleAction::Table(7))]);
+        assert_eq!(snap.route(ip("10.1.2.3")), Some((1, ip("10.255.0.1"))));
+        // Nop, then a goto over a refusal to the rule it names.
+        snap.set_rules(vec![
+            rule(1, false, None, RuleAction::Nop),
+            rule(2, false, None, RuleAction::Goto(4)),
+            rule(3, false, None, RuleAction::Prohibit),
+            rule(4, false, None, RuleAction::Table(100)),
+        ]);
+        assert_eq!(snap.route(ip("10.1.2.3")), Some((0, ip("192.0.2.1"))));
+        snap.set_rules(Vec::new());
+        assert!(!snap.has_rules());
+        assert_eq!(snap.route(ip("198.51.100.9")), None);
+    }
 
     /// A new connection takes its family's local addresses without a scan; each family
     /// keeps the configuration's order (the round robin's).
