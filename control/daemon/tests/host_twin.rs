@@ -445,6 +445,18 @@ host_tap = "{twin}"
             "{line:?} not in {routes}"
         );
     }
+    // Taken out by hand, the static rule is put back (keepalived's "Restoring deleted
+    // static rule").
+    let o = run(&format!("ip rule del priority {pref}"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("the static rule back", Duration::from_secs(5), || {
+        host_rules().contains(&format!("{pref}:\tfrom 10.214.0.9 lookup {table}"))
+    });
+    assert!(
+        log_text().contains("removed from the host's rules by hand; restored"),
+        "{}",
+        log_text()
+    );
     let kernel = run(&format!("ip route show table {table}"));
     assert!(
         String::from_utf8_lossy(&kernel.stdout)

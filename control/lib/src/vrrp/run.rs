@@ -897,6 +897,7 @@ fn launch(
         pacer_of: pacing.1,
         twin_addrs: twin_addresses(&links),
         twin_routes: twin_routes(&links, &route_links(&conf, &links)),
+        host_rules: host_rule_preferences(!conf.static_rules.is_empty()),
         route_links: route_links(&conf, &links),
         link_delays: link_delays(&conf, &links),
         link_debounce: vec![Debounce::default(); links.len()],
@@ -1276,6 +1277,35 @@ pub fn twin_route(links: &[Link], r: &VrrpRoute, add: bool) {
         .status();
 }
 
+/// The host's policy rules of keepalived's protocol (rvs's and keepalived's own), as
+/// (IPv6, preference); none looked for unless `wanted`.
+fn host_rule_preferences(wanted: bool) -> Vec<(bool, u32)> {
+    if !wanted {
+        return Vec::new();
+    }
+    [("-4", false), ("-6", true)]
+        .iter()
+        .flat_map(|(family, ipv6)| {
+            let out = Command::new("ip")
+                .args([*family, "rule", "show"])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            out.lines()
+                .filter(|l| {
+                    let l = l.trim_end();
+                    l.ends_with(" proto keepalived") || l.ends_with(" proto 18")
+                })
+                .filter_map(|l| l.split(':').next()?.trim().parse().ok())
+                .map(|p| (*ipv6, p))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Puts a VRRP rule in the host's policy rules (or takes it out), as keepalived does, so
 /// the host's own connections (from a VIP, through the twins) are routed as the data
 /// plane routes: `ip rule add` refuses a rule already there, `del` one not there.
@@ -1332,6 +1362,9 @@ struct Controller {
     /// The destinations (prefix, length) of the main table's routes through each link's
     /// twin at the last look, for the links that carry a configured route (`route_links`).
     twin_routes: Vec<Vec<(IpAddr, u8)>>,
+    /// The host's rules of keepalived's protocol at the last look (family, preference),
+    /// looked at while there are static rules.
+    host_rules: Vec<(bool, u32)>,
     route_links: Vec<bool>,
     /// Each link's interface_up_down_delays (down, up) and its debouncing.
     link_delays: Vec<(Duration, Duration)>,
@@ -1970,6 +2003,24 @@ impl Controller {
                 ),
             );
             twin_route(&self.links, r, true);
+        }
+        // A static rule taken out of the host's rules is put back, as keepalived's
+        // "Restoring deleted static rule".
+        let rules_now = host_rule_preferences(!self.static_rules.is_empty());
+        let rules_before = std::mem::replace(&mut self.host_rules, rules_now);
+        for r in &self.static_rules {
+            let key = (r.rule.ipv6, r.rule.priority);
+            if rules_before.contains(&key) && !self.host_rules.contains(&key) {
+                log(
+                    Level::Warning,
+                    "vrrp",
+                    None,
+                    format_args!(
+                        "static_rules {r}: removed from the host's rules by hand; restored (as keepalived)"
+                    ),
+                );
+                host_rule(r, true);
+            }
         }
     }
 

@@ -132,12 +132,12 @@ impl Engine {
         let dst_word = crate::conn::addr_word(dst);
         // The hop by destination alone serves every connection unless rules make the
         // source matter (towards clients: the VIP).
-        let src = if to_server {
+        let src = if to_server || !snap.has_rules() {
             None
         } else {
             self.table.get(id).map(|c| ip_of(&c.vaddr))
         };
-        let by_destination = src.is_none() || !snap.has_rules();
+        let by_destination = src.is_none();
         if let Some(index) = self.dest_hop(dst_word).filter(|_| by_destination) {
             if let Some(&hop) = self.hops.get(usize::from(index)) {
                 self.cache_hop(id, to_server, index);
