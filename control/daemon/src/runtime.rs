@@ -384,7 +384,7 @@ pub fn run(
             appliance.follow_vrrp_with_sync(vrrp.sync_daemon.clone());
         }
         // keepalived's startup_script, waited for before VRRP and the checkers start.
-        if let Some(b) = keepalived.and_then(|k| k.startup_script.as_ref()) {
+        if let Some(b) = &vrrp.startup_script {
             vrrp::run_waited(&b.script, b.timeout, "startup_script");
         }
         start_vrrp(cfg, vrrp, &ports.macs, &appliance)
@@ -407,7 +407,7 @@ pub fn run(
     if let Some(d) = &syncd {
         d.stop_all();
     }
-    let shutdown_script = keepalived.and_then(|k| k.shutdown_script.as_ref());
+    let shutdown_script = vrrp.shutdown_script.as_ref();
     shutdown(
         cfg,
         &appliance,

@@ -464,6 +464,20 @@ host_tap = "{twin}"
         "{}",
         String::from_utf8_lossy(&kernel.stdout)
     );
+    // A table's route removed by hand is put back too.
+    let o = run(&format!("ip route del default table {table}"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("the table's route back", Duration::from_secs(5), || {
+        String::from_utf8_lossy(&run(&format!("ip route show table {table}")).stdout)
+            .contains(&format!("default via 10.214.0.2 dev {twin}"))
+    });
+    assert!(
+        log_text().contains(&format!(
+            "static_routes 0.0.0.0/0 table {table}: removed from the twin by hand; restored"
+        )),
+        "{}",
+        log_text()
+    );
 
     // The tracked kernel interface: down counts after its 2 s (not at once), up at once.
     let vk = || {

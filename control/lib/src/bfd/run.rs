@@ -426,9 +426,11 @@ mod tests {
         wait_for("both Up", || {
             a_board.is_up("a", Reader::Vrrp) && b_board.is_up("b", Reader::Checker)
         });
-        let rows = a_board.rows();
-        assert_eq!(rows[0].local, BfdState::Up);
-        assert_eq!(rows[0].tx_interval, 20_000, "the fast rate after the poll");
+        assert_eq!(a_board.rows()[0].local, BfdState::Up);
+        // The poll sequence that takes it to the fast rate completes after Up.
+        wait_for("the fast rate after the poll", || {
+            a_board.rows()[0].tx_interval == 20_000
+        });
         let t = Instant::now();
         b.stop();
         wait_for("a's expiry", || !a_board.is_up("a", Reader::Vrrp));

@@ -803,6 +803,8 @@ device = "net_ring1"
 version = 3
 lvs_sync_daemon = "a VI_1 id 9"
 garp_extra_if = "100 all"
+startup_script = "/bin/true"
+startup_script_timeout = 5
 
 [[vrrp_script]]
 name = "chk"
@@ -851,6 +853,8 @@ global_defs {
     vrrp_version 3
     lvs_sync_daemon a VI_1 id 9
     vrrp_garp_extra_if 100 all
+    startup_script /bin/true
+    startup_script_timeout 5
 }
 vrrp_script chk {
     script "/bin/nc -z 127.0.0.1 53"
@@ -898,7 +902,7 @@ garp_group {
         // keeps its warnings, the keepalived.conf's are the file's.
         assert_eq!(
             from_toml.warnings,
-            ["t.toml:26: vrrp_instance VI_1: ignoring tracked script chk with weight -30 due to SYNC group"]
+            ["t.toml:28: vrrp_instance VI_1: ignoring tracked script chk with weight -30 due to SYNC group"]
         );
         from_toml.warnings.clear();
         let mut from_keepalived =
@@ -923,6 +927,18 @@ garp_group {
             from_toml.static_rules[0].to_string(),
             "50: not from 10.9.0.0/16 table 254"
         );
+        let start = from_toml.startup_script.as_ref().unwrap();
+        assert_eq!(
+            (start.script.command.as_str(), start.timeout.as_secs()),
+            ("/bin/true", 5)
+        );
+        // One startup_script: the TOML's and the keepalived.conf's may not both name one.
+        let scripted = || crate::vrrp::VrrpConf {
+            startup_script: from_toml.startup_script.clone(),
+            ..Default::default()
+        };
+        let e = scripted().merge(scripted()).unwrap_err();
+        assert!(e.contains("startup_script: set in both files"), "{e}");
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
         let b = &from_toml.bfd_instances[0];
         assert_eq!(

@@ -5,7 +5,7 @@
 //! `lvs_sync_daemon`, `notify_fifo`, `notify_fifo_script`, `fifo_write_states_on_reload`,
 //! `notify_priority_changes`, `startup_delay`, `log_unknown_vrids`, `strict`,
 //! `down_timer_adverts`, `garp_interval`, `gna_interval`, `min_garp`, `garp_extra_if`
-//! (`"100 all"`): global_defs'
+//! (`"100 all"`), `startup_script`, `shutdown_script` and their `_timeout`s: global_defs'
 //! keywords), `[[rule]]` (a static_rules line by keys).
 //! Each table becomes keepalived's statement tree, so both files mean
 //! exactly the same; errors name the table's line.
@@ -184,10 +184,14 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 "gna_interval" => "vrrp_gna_interval",
                 "min_garp" => "vrrp_min_garp",
                 "garp_extra_if" => "vrrp_garp_extra_if",
+                "startup_script" => "startup_script",
+                "startup_script_timeout" => "startup_script_timeout",
+                "shutdown_script" => "shutdown_script",
+                "shutdown_script_timeout" => "shutdown_script_timeout",
                 k => return Err(err(
                     line,
                     format!("vrrp.{k}"),
-                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes, startup_delay, log_unknown_vrids, strict, down_timer_adverts, garp_interval, gna_interval, min_garp, garp_extra_if)"
+                    "unknown key (version, garp_master_delay, garp_master_repeat, lvs_sync_daemon, notify_fifo, notify_fifo_script, fifo_write_states_on_reload, notify_priority_changes, startup_delay, log_unknown_vrids, strict, down_timer_adverts, garp_interval, gna_interval, min_garp, garp_extra_if, startup_script, startup_script_timeout, shutdown_script, shutdown_script_timeout)"
                         .into(),
                 )),
             };

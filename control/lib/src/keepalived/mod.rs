@@ -220,10 +220,6 @@ pub struct KeepalivedConf {
     pub lvs_fifo: Option<crate::vrrp::fifo::NotifyFifo>,
     /// global_defs' `notify_fifo`: VRRP's lines and the checkers'.
     pub global_fifo: Option<crate::vrrp::fifo::NotifyFifo>,
-    /// global_defs' `startup_script` (run before VRRP and the checkers start, waited for)
-    /// and `shutdown_script` (after they stopped), each with its timeout.
-    pub startup_script: Option<BoundedScript>,
-    pub shutdown_script: Option<BoundedScript>,
     /// `global_defs { lvs_timeouts tcp N tcpfin N udp N }` (0: not set).
     pub lvs_timeouts: (u32, u32, u32),
     /// `global_defs { script_user; enable_script_security }`.
@@ -293,7 +289,10 @@ fn not_applied_root(keyword: &str) -> Option<&'static str> {
 
 /// global_defs' `NAME SCRIPT [USER]` and `NAME_timeout SECONDS` (1 to 1000; 10 by
 /// default), the last of each.
-fn bounded_script(defs: &[Statement], name: &str) -> Result<Option<BoundedScript>, String> {
+pub(crate) fn bounded_script(
+    defs: &[Statement],
+    name: &str,
+) -> Result<Option<BoundedScript>, String> {
     let timeout_name = format!("{name}_timeout");
     let mut script = None;
     let mut timeout = std::time::Duration::from_secs(10);
@@ -687,20 +686,6 @@ impl KeepalivedConf {
         conf.scripts = crate::scripts::ScriptPolicy::from_global_defs(&conf.global_defs);
         let (lvs_fifo, warning) = crate::vrrp::fifo::from_global_defs(&conf.global_defs, "lvs_")?;
         conf.warnings.extend(warning);
-        for (name, slot) in [
-            ("startup_script", &mut conf.startup_script),
-            ("shutdown_script", &mut conf.shutdown_script),
-        ] {
-            let what = format!("global_defs {name}");
-            let mut bounded = bounded_script(&conf.global_defs, name)?;
-            if let Some(b) = &mut bounded {
-                let vet = crate::vrrp::conf::vet_script;
-                if !vet(&conf.scripts, &mut b.script, &what, &mut conf.warnings) {
-                    bounded = None;
-                }
-            }
-            *slot = bounded;
-        }
         conf.lvs_fifo = lvs_fifo.map(|mut f| {
             let what = format!("{}: lvs_notify_fifo {}'s script", f.at, f.path);
             if let Some(sc) = &mut f.script {

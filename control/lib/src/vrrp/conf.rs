@@ -714,6 +714,10 @@ pub struct VrrpConf {
     pub static_routes: Vec<VrrpRoute>,
     /// `static_rules`: applied whatever the instances' states.
     pub static_rules: Vec<VrrpRule>,
+    /// global_defs' `startup_script` (run before VRRP and the checkers start, waited for)
+    /// and `shutdown_script` (after they stopped), each with its timeout.
+    pub startup_script: Option<crate::keepalived::BoundedScript>,
+    pub shutdown_script: Option<crate::keepalived::BoundedScript>,
     /// `static_ipaddress`: the appliance's own whatever the instances' states.
     pub static_addresses: Vec<VirtualAddress>,
     /// global_defs' `notify_fifo` and `vrrp_notify_fifo`.
@@ -1353,7 +1357,22 @@ impl VrrpConf {
             conf.fifos.extend(fifo);
             conf.warnings.extend(warning);
         }
-        conf.apply_script_policy(&crate::scripts::ScriptPolicy::from_global_defs(global_defs));
+        let policy = crate::scripts::ScriptPolicy::from_global_defs(global_defs);
+        conf.apply_script_policy(&policy);
+        for name in ["startup_script", "shutdown_script"] {
+            let mut bounded = crate::keepalived::bounded_script(global_defs, name)?;
+            if let Some(b) = &mut bounded {
+                let what = format!("global_defs {name}");
+                if !vet_script(&policy, &mut b.script, &what, &mut conf.warnings) {
+                    bounded = None;
+                }
+            }
+            if name == "startup_script" {
+                conf.startup_script = bounded;
+            } else {
+                conf.shutdown_script = bounded;
+            }
+        }
         conf.sync_group_tracking();
         conf.drop_dangling();
         conf.check()?;
@@ -1676,6 +1695,28 @@ impl VrrpConf {
         self.groups.extend(other.groups);
         self.static_routes.extend(other.static_routes);
         self.static_rules.extend(other.static_rules);
+        for (mine, theirs, name) in [
+            (
+                &mut self.startup_script,
+                other.startup_script,
+                "startup_script",
+            ),
+            (
+                &mut self.shutdown_script,
+                other.shutdown_script,
+                "shutdown_script",
+            ),
+        ] {
+            match (mine.is_some(), theirs) {
+                (true, Some(_)) => {
+                    return Err(format!(
+                        "{name}: set in both files (one script runs; name it in one)"
+                    ))
+                }
+                (_, Some(t)) => *mine = Some(t),
+                _ => {}
+            }
+        }
         self.fifos.extend(other.fifos);
         self.fifo_states_on_reload |= other.fifo_states_on_reload;
         self.startup_delay = self.startup_delay.max(other.startup_delay);
@@ -1705,7 +1746,7 @@ impl VrrpConf {
             .find(|b| b.name == name && b.to_vrrp)
     }
 
-    /// No instance, static address or static route: nothing for VRRP to run.
+    /// No instance, static address, route or rule: nothing for VRRP to run.
     pub fn configures_nothing(&self) -> bool {
         self.is_empty()
             && self.static_addresses.is_empty()

@@ -118,7 +118,8 @@ fn address_name(a: &VirtualAddress) -> String {
     format!("{}/{}", a.addr, a.len)
 }
 
-fn route_name(r: &VrrpRoute) -> String {
+/// `PREFIX/LEN`, and ` table N` for another table than main.
+pub(crate) fn route_name(r: &VrrpRoute) -> String {
     match r.table {
         rvs_core::engine::MAIN_TABLE => format!("{}/{}", r.prefix, r.len),
         t => format!("{}/{} table {t}", r.prefix, r.len),

@@ -1251,10 +1251,10 @@ pub fn twin_route(links: &[Link], r: &VrrpRoute, add: bool) {
     else {
         return;
     };
-    let main = r.table == rvs_core::engine::MAIN_TABLE;
-    if r.len == 0 && main {
+    if !on_twin(r) {
         return;
     }
+    let main = r.table == rvs_core::engine::MAIN_TABLE;
     let mut cmd = Command::new("ip");
     let prefix = format!("{}/{}", r.prefix, r.len);
     let family = if r.prefix.is_ipv6() { "-6" } else { "-4" };
@@ -1359,9 +1359,9 @@ struct Controller {
     /// Each link's twin's addresses and prefix lengths at the last look (None: no such
     /// interface).
     twin_addrs: Vec<Option<Vec<(IpAddr, u8)>>>,
-    /// The destinations (prefix, length) of the main table's routes through each link's
-    /// twin at the last look, for the links that carry a configured route (`route_links`).
-    twin_routes: Vec<Vec<(IpAddr, u8)>>,
+    /// The routes (table, prefix, length) through each link's twin at the last look, for
+    /// the links that carry a configured route (`route_links`).
+    twin_routes: Vec<Vec<TwinRoute>>,
     /// The host's rules of keepalived's protocol at the last look (family, preference),
     /// looked at while there are static rules.
     host_rules: Vec<(bool, u32)>,
@@ -1575,10 +1575,19 @@ fn twin_addresses(links: &[Link]) -> Vec<Option<Vec<(IpAddr, u8)>>> {
         .collect()
 }
 
-/// The destinations of the main table's routes through the twins of the links that carry
-/// a configured route (`watched`; the others get none): `ip route show table main dev
-/// TWIN`, which the kernel filters, so a host with a large table costs little.
-fn twin_routes(links: &[Link], watched: &[bool]) -> Vec<Vec<(IpAddr, u8)>> {
+/// A route on a twin as the removed-by-hand watch knows it: table, prefix, length.
+type TwinRoute = (u32, IpAddr, u8);
+
+/// Whether a VRRP route goes on its twin ([`twin_route`]): all but the main table's
+/// default route.
+fn on_twin(r: &VrrpRoute) -> bool {
+    r.len > 0 || r.table != rvs_core::engine::MAIN_TABLE
+}
+
+/// The routes of every table through the twins of the links that carry a configured route
+/// (`watched`; the others get none): `ip route show table all dev TWIN`, which the kernel
+/// filters, so a host with large tables costs little.
+fn twin_routes(links: &[Link], watched: &[bool]) -> Vec<Vec<TwinRoute>> {
     links
         .iter()
         .zip(watched)
@@ -1591,23 +1600,39 @@ fn twin_routes(links: &[Link], watched: &[bool]) -> Vec<Vec<(IpAddr, u8)>> {
                 .filter_map(|family| {
                     let out = Command::new("ip")
                         .args([
-                            *family, "-o", "route", "show", "table", "main", "dev", &l.twin,
+                            *family, "-o", "route", "show", "table", "all", "dev", &l.twin,
                         ])
                         .stderr(std::process::Stdio::null())
                         .output()
                         .ok()?;
-                    out.status
-                        .success()
-                        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+                    out.status.success().then(|| {
+                        (
+                            *family == "-6",
+                            String::from_utf8_lossy(&out.stdout).into_owned(),
+                        )
+                    })
                 })
-                .flat_map(|text| {
+                .flat_map(|(v6, text)| {
                     text.lines()
                         .filter_map(|line| {
-                            let dest = line.split_whitespace().next()?;
-                            let (addr, len) = dest.split_once('/').unwrap_or((dest, ""));
+                            let mut words = line.split_whitespace();
+                            let dest = words.next()?;
+                            // Another table than main is named ("table 100"; local's and
+                            // the types' lines start with no address and are passed over).
+                            let table = words
+                                .skip_while(|w| *w != "table")
+                                .nth(1)
+                                .map_or(Some(rvs_core::engine::MAIN_TABLE), |t| {
+                                    crate::iproute::table_number(t)
+                                })?;
+                            let (addr, len) = match (dest, v6) {
+                                ("default", false) => ("0.0.0.0", "0"),
+                                ("default", true) => ("::", "0"),
+                                (d, _) => d.split_once('/').unwrap_or((d, "")),
+                            };
                             let addr: IpAddr = addr.parse().ok()?;
                             let full = if addr.is_ipv4() { 32 } else { 128 };
-                            Some((addr, len.parse().unwrap_or(full)))
+                            Some((table, addr, len.parse().unwrap_or(full)))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -1627,11 +1652,9 @@ fn route_links(conf: &VrrpConf, links: &[Link]) -> Vec<bool> {
     links
         .iter()
         .map(|l| {
-            routes.iter().any(|r| {
-                r.len > 0
-                    && r.table == rvs_core::engine::MAIN_TABLE
-                    && r.port.map(usize::from) == Some(l.port)
-            })
+            routes
+                .iter()
+                .any(|r| on_twin(r) && r.port.map(usize::from) == Some(l.port))
         })
         .collect()
 }
@@ -1902,7 +1925,7 @@ impl Controller {
     fn removed_by_hand(
         &mut self,
         before: &[Option<Vec<(IpAddr, u8)>>],
-        routes_before: &[Vec<(IpAddr, u8)>],
+        routes_before: &[Vec<TwinRoute>],
         now: Instant,
     ) {
         // A route's link: the one of its data port (routes on no twin are not watched).
@@ -1912,10 +1935,9 @@ impl Controller {
                 .position(|l| Some(l.port) == r.port.map(usize::from))
         };
         let route_gone = |r: &VrrpRoute| {
-            let key = (r.prefix, r.len);
+            let key = (r.table, r.prefix, r.len);
             !r.no_track
-                && r.len > 0
-                && r.table == rvs_core::engine::MAIN_TABLE
+                && on_twin(r)
                 && route_link(r).is_some_and(|k| {
                     routes_before[k].contains(&key) && !self.twin_routes[k].contains(&key)
                 })
@@ -1938,7 +1960,10 @@ impl Controller {
                 )),
                 None => inst.conf.routes.iter().find(|r| route_gone(r)).map(|r| {
                     let twin = route_link(r).map_or("", |k| self.links[k].twin.as_str());
-                    format!("its route {}/{} was removed from {twin}", r.prefix, r.len)
+                    format!(
+                        "its route {} was removed from {twin}",
+                        reload::route_name(r)
+                    )
                 }),
             };
             if let Some(what) = gone {
@@ -1998,8 +2023,8 @@ impl Controller {
                 "vrrp",
                 None,
                 format_args!(
-                    "static_routes {}/{}: removed from the twin by hand; restored (as keepalived)",
-                    r.prefix, r.len
+                    "static_routes {}: removed from the twin by hand; restored (as keepalived)",
+                    reload::route_name(r)
                 ),
             );
             twin_route(&self.links, r, true);
