@@ -974,6 +974,19 @@ fn syn_to_rs9(src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
     tcp4(src, dst, CLIENT, addr, ttl, 40020, 80, true, false, b"")
 }
 
+/// 10.0.0.9's SYN-ACK to the client of `syn_to_rs9`: as it arrives (to port 1's MAC) or
+/// as rvs sends it on (from port 0, to `dst_mac`).
+fn rs9_reply(dst_mac: [u8; 6]) -> Vec<u8> {
+    let (src_mac, addr, ttl) = if dst_mac == PORT1_MAC {
+        (RS9_MAC, [10, 0, 0, 9], 64)
+    } else {
+        (PORT0_MAC, [192, 168, 1, 105], 63)
+    };
+    tcp4(
+        src_mac, dst_mac, addr, CLIENT, ttl, 80, 40020, true, true, b"",
+    )
+}
+
 /// rvs's ARP request for 10.0.0.9 out of port 1.
 fn who_has_rs9() -> Vec<u8> {
     let mut f = Vec::new();
@@ -1064,16 +1077,7 @@ fn an_established_connection_follows_its_next_hops_when_they_change() {
             src_mac, dst_mac, CLIENT, addr, ttl, 40020, 80, syn, !syn, b"",
         )
     };
-    let reply = |dst_mac: [u8; 6]| {
-        let (src_mac, addr, ttl) = if dst_mac == PORT1_MAC {
-            (RS9_MAC, [10, 0, 0, 9], 64)
-        } else {
-            (PORT0_MAC, [192, 168, 1, 105], 63)
-        };
-        tcp4(
-            src_mac, dst_mac, addr, CLIENT, ttl, 80, 40020, true, true, b"",
-        )
-    };
+    let reply = rs9_reply;
     let mut lab = Lab::new();
     assert_eq!(lab.run(1, &rs9_is_at()).0, Verdict::ToHost);
     let check = |lab: &mut Lab, port: u16, input: Vec<u8>, expected: Vec<u8>| {
@@ -2590,16 +2594,7 @@ fn policy_rules_route_replies_by_their_vip() {
     };
     let vip = (IpAddr::from([192, 168, 1, 105]), 32);
     let client = (IpAddr::from(CLIENT), 32);
-    let reply = |dst_mac: [u8; 6]| {
-        let (src_mac, addr, ttl) = if dst_mac == PORT1_MAC {
-            (RS9_MAC, [10, 0, 0, 9], 64)
-        } else {
-            (PORT0_MAC, [192, 168, 1, 105], 63)
-        };
-        tcp4(
-            src_mac, dst_mac, addr, CLIENT, ttl, 80, 40020, true, true, b"",
-        )
-    };
+    let reply = rs9_reply;
     let mut lab = Lab::new();
     lab.snap.neighbours.insert(gw2, gw2_mac);
     lab.snap.routes.push(Route {
