@@ -779,3 +779,77 @@ virtual_server 192.0.2.50 80 {{
     let checks = got.iter().filter(|l| *l == "check").count();
     assert!(checks >= 2 && got.len() == checks + 2, "{got:?}\n{stdout}");
 }
+
+/// keepalived's `log_all_failures`: each failed attempt a live server survives (its
+/// retries) is logged before the one that takes it down; without it, only the change.
+#[test]
+fn log_all_failures_says_every_attempt_a_live_server_survives() {
+    let run = |name: &str, log_all: bool| -> String {
+        let (dir, path, _) = lb_on_pcap(name, &[]);
+        let flag = dir.join("up");
+        std::fs::write(&flag, "").unwrap();
+        let kconf = dir.join("keepalived.conf");
+        std::fs::write(
+            &kconf,
+            format!(
+                "virtual_server 192.0.2.50 80 {{
+  delay_loop 1
+  lb_algo rr
+  lb_kind NAT
+  protocol TCP
+  real_server 127.0.0.1 80 {{
+    MISC_CHECK {{
+      misc_path \"/bin/test -e {}\"
+      retry 2
+      delay_before_retry 1
+      {}
+    }}
+  }}
+}}
+",
+                flag.display(),
+                if log_all { "log_all_failures" } else { "" },
+            ),
+        )
+        .unwrap();
+        let child = rvs()
+            .arg("--config")
+            .arg(&path)
+            .arg("--keepalived-conf")
+            .arg(&kconf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Up at the first check (a second after the start), then failing: down after its
+        // two retries.
+        std::thread::sleep(Duration::from_millis(2500));
+        std::fs::remove_file(&flag).unwrap();
+        // Three failed checks about a second apart: down within 4 s; room for a slow host.
+        std::thread::sleep(Duration::from_millis(7000));
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        // Info on stdout, warnings (the DOWN) on stderr.
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let with = run("log-all-failures", true);
+    let attempts: Vec<&str> = with
+        .lines()
+        .filter(|l| l.contains("MISC_CHECK") && l.contains(" failed ("))
+        .collect();
+    assert!(
+        attempts.len() == 2
+            && attempts[0].ends_with("; retry 1 of 2")
+            && attempts[1].ends_with("; retry 2 of 2"),
+        "{with}"
+    );
+    assert!(with.contains("MISC_CHECK DOWN"), "{with}");
+    let without = run("log-failures-changes-only", false);
+    assert!(!without.contains(" failed ("), "{without}");
+    assert!(without.contains("MISC_CHECK DOWN"), "{without}");
+}
