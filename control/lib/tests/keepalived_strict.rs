@@ -2,8 +2,9 @@
 //! a battery of VRRP instances in a namespace of its own (eth0 up with an address); its own
 //! dump of what it runs (SIGUSR1: keepalived.data in $TMPDIR) gives, per instance, the
 //! state it starts in, accept mode, strict mode, authentication, preempt_delay,
-//! down_timer_adverts and the lower/higher-priority settings strict mode resets. rvs's
-//! reading of the same file must give each the same. Needs root.
+//! down_timer_adverts and the lower/higher-priority settings strict mode resets, and the
+//! addresses it keeps of each address line. rvs's reading of the same file must give each
+//! the same. Needs root.
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::vrrp::conf::OldChecksum;
@@ -599,4 +600,81 @@ fn advert_sources_and_unicast_keywords_as_keepalived_reads_them() {
     };
     // track_src_ip needs a configured source (keepalived clears it otherwise).
     assert!(track("MCAST_SRC") && !track("PORT_SRC"));
+}
+
+const ADDRESSES: &str = "static_ipaddress {
+    10.9.0.1/24 dev eth0
+    10.9.0.2 use_vmac
+}
+vrrp_instance ADDRESSES {
+    interface eth0
+    virtual_router_id 61
+    virtual_ipaddress {
+        10.0.0.1/24 dev eth0 label eth0:1 brd + scope global
+        10.0.0.2 preferred_lft forever mngtmpaddr -nodad no_track
+        10.0.0.3 frobnicate
+        10.0.0.4 dev eth0 dev eth0
+        10.0.0.5 label
+        10.0.0.300
+        10.0.0.6 use_vmac
+    }
+    virtual_ipaddress_excluded {
+        10.1.0.1 bogus
+        10.1.0.2 scope
+        2001:db8::7/64 dev eth1
+    }
+}
+";
+
+/// The addresses under a header of keepalived's dump (`Virtual IP (N):`...): the
+/// address and its prefix length when it is not the whole address.
+fn dumped_addresses(block: &str, header: &str) -> Vec<String> {
+    block
+        .split(header)
+        .nth(1)
+        .map(|rest| {
+            rest.lines()
+                .skip(1)
+                .take_while(|l| l.starts_with("     "))
+                .filter_map(|l| l.split_whitespace().next().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Address lines as keepalived reads them (vrrp_ipaddress.c): its dump lists exactly the
+/// addresses rvs keeps, virtual, excluded and static; the ones it skips rvs skips.
+#[test]
+fn address_lines_as_keepalived_reads_them() {
+    let (dump, path, _lab) = keepalived_dump("rvska", ADDRESSES, 1);
+    let k = KeepalivedConf::parse(&path, ADDRESSES).unwrap();
+    let shown = |v: &[rvs_control::vrrp::conf::VirtualAddress]| -> Vec<String> {
+        v.iter()
+            .map(|a| {
+                let full = if a.addr.is_ipv4() { 32 } else { 128 };
+                if a.len == full {
+                    a.addr.to_string()
+                } else {
+                    format!("{}/{}", a.addr, a.len)
+                }
+            })
+            .collect()
+    };
+    let i = &k.vrrp_conf.instances[0];
+    assert_eq!(
+        shown(&i.addresses),
+        dumped_addresses(&dump, "   Virtual IP ("),
+        "{dump}"
+    );
+    assert_eq!(
+        shown(&i.excluded),
+        dumped_addresses(&dump, "   Virtual IP Excluded"),
+        "{dump}"
+    );
+    assert_eq!(
+        shown(&k.vrrp_conf.static_addresses),
+        dumped_addresses(&dump, "------< Static Addresses >------"),
+        "{dump}"
+    );
+    assert_eq!(i.addresses.len(), 4);
 }

@@ -867,9 +867,24 @@ fn address(s: &Statement, word: &str) -> Result<(IpAddr, u8), String> {
     Ok((addr, len))
 }
 
-/// One `virtual_ipaddress` line: `ADDR[/LEN] [dev IF] [label L] [brd B] [scope S] ...`.
-fn virtual_address(s: &Statement) -> Result<VirtualAddress, String> {
-    let (addr, len) = address(s, &s.keyword)?;
+/// One `virtual_ipaddress` / `static_ipaddress` line as keepalived's vrrp_ipaddress.c
+/// reads it: `ADDR[/LEN] [dev IF] [label L] [brd B] [scope S] ...`. What keepalived skips
+/// with its message (an address it cannot read, a second `dev`, an option without its
+/// value) is skipped with a warning; an option it does not know is said and ignored, the
+/// address kept.
+fn virtual_address(
+    s: &Statement,
+    static_addr: bool,
+    warnings: &mut Vec<String>,
+) -> Option<VirtualAddress> {
+    let Ok((addr, len)) = address(s, &s.keyword) else {
+        warnings.push(format!(
+            "{}: VRRP parsed invalid IP {}. skipping IP...",
+            s.at(),
+            s.keyword
+        ));
+        return None;
+    };
     let mut v = VirtualAddress {
         at: s.at(),
         addr,
@@ -880,36 +895,51 @@ fn virtual_address(s: &Statement) -> Result<VirtualAddress, String> {
     };
     let mut words = s.args.iter();
     while let Some(w) = words.next() {
-        // Flags without a value.
-        if w == "no_track" {
-            v.no_track = true;
-            continue;
-        }
-        if matches!(
+        let takes_value = matches!(
             w.as_str(),
-            "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin"
-        ) {
+            "dev" | "scope" | "broadcast" | "brd" | "label" | "peer" | "preferred_lft"
+        ) || (static_addr && w == "track_group");
+        if !takes_value {
+            match w.as_str() {
+                "no_track" => v.no_track = true,
+                // Kernel address flags rvs has no use for.
+                "home" | "-nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin" => {}
+                "use_vmac" if !static_addr => warnings.push(format!(
+                    "{}: {addr}: use_vmac on one address: rvs answers with an instance's virtual router MAC on its own interface only; this address keeps its port's MAC",
+                    s.at()
+                )),
+                _ => warnings.push(format!(
+                    "{}: Unknown configuration entry '{w}' for ip address - ignoring",
+                    s.at()
+                )),
+            }
             continue;
         }
-        let value = words
-            .next()
-            .cloned()
-            .ok_or_else(|| format!("{}: {w}: a value is missing", s.at()))?;
+        let Some(value) = words.next().cloned() else {
+            warnings.push(format!(
+                "{}: No {w} parameter specified for {}; address skipped",
+                s.at(),
+                s.keyword
+            ));
+            return None;
+        };
         match w.as_str() {
-            "dev" => v.dev = Some(value),
-            "label" => v.label = Some(value),
-            // Kernel address options rvs has no use for.
-            "brd" | "broadcast" | "scope" | "peer" | "track_group" => {}
-            _ => {
-                return Err(format!(
-                    "{}: virtual_ipaddress {}: unknown option {w:?}",
+            "dev" if v.dev.is_some() => {
+                warnings.push(format!(
+                    "{}: Cannot specify ipaddress device more than once for {}; address skipped",
                     s.at(),
                     s.keyword
-                ))
+                ));
+                return None;
             }
+            "dev" => v.dev = Some(value),
+            "label" => v.label = Some(value),
+            // Kernel address attributes rvs has no use for (brd, scope, peer, lifetimes,
+            // static track groups).
+            _ => {}
         }
     }
-    Ok(v)
+    Some(v)
 }
 
 /// One `static_routes`/`virtual_routes` line in ip route's words, as keepalived reads it:
@@ -1321,7 +1351,8 @@ impl VrrpConf {
                 "vrrp_track_file" | "bfd_instance" => {}
                 "static_ipaddress" => {
                     for a in s.children() {
-                        conf.static_addresses.push(virtual_address(a)?);
+                        conf.static_addresses
+                            .extend(virtual_address(a, true, &mut conf.warnings));
                     }
                 }
                 "static_routes" => {
@@ -1969,7 +2000,9 @@ fn instance(
             }
             "virtual_ipaddress" => {
                 for a in c.children() {
-                    let v = virtual_address(a)?;
+                    let Some(v) = virtual_address(a, false, warnings) else {
+                        continue;
+                    };
                     // The first address (or native_ipv6) sets the instance's family;
                     // keepalived ignores another family's here (virtual_ipaddress_excluded
                     // takes any).
@@ -1993,7 +2026,7 @@ fn instance(
             }
             "virtual_ipaddress_excluded" => {
                 for a in c.children() {
-                    i.excluded.push(virtual_address(a)?);
+                    i.excluded.extend(virtual_address(a, false, warnings));
                 }
             }
             "unicast_src_ip" | "mcast_src_ip" => {
@@ -3579,6 +3612,69 @@ vrrp_instance VI_2 {
         );
     }
 
+    /// Address lines as keepalived's vrrp_ipaddress.c reads them: what it skips (an address
+    /// it cannot read, a second dev, an option without its value) is skipped, said; an
+    /// unknown option is said and the address kept; the kernel's attributes pass.
+    #[test]
+    fn addresses_as_keepalived_reads_them() {
+        let text =
+            "static_ipaddress {\n 10.9.0.1/24 dev lan track_group G\n 10.9.0.2 use_vmac\n}\n\
+             vrrp_instance VI_1 {\n interface lan\n virtual_router_id 51\n\
+             virtual_ipaddress {\n\
+             10.0.0.1/24 dev lan label lan:1 brd + scope global\n\
+             10.0.0.2 preferred_lft forever mngtmpaddr -nodad no_track\n\
+             10.0.0.3 frobnicate\n\
+             10.0.0.4 dev lan dev wan\n\
+             10.0.0.5 label\n\
+             10.0.0.300\n\
+             10.0.0.6 use_vmac\n\
+             }\n}\n";
+        let k = KeepalivedConf::parse("k.conf", text).unwrap();
+        let conf = &k.vrrp_conf;
+        let shown = |v: &[VirtualAddress]| -> Vec<String> {
+            v.iter()
+                .map(|a| {
+                    format!(
+                        "{}/{} {:?} {:?} {}",
+                        a.addr, a.len, a.dev, a.label, a.no_track
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            shown(&conf.instances[0].addresses),
+            [
+                "10.0.0.1/24 Some(\"lan\") Some(\"lan:1\") false",
+                "10.0.0.2/32 None None true",
+                "10.0.0.3/32 None None false",
+                "10.0.0.6/32 None None false",
+            ]
+        );
+        assert_eq!(
+            shown(&conf.static_addresses),
+            [
+                "10.9.0.1/24 Some(\"lan\") None false",
+                "10.9.0.2/32 None None false"
+            ]
+        );
+        let reasons: Vec<_> = k
+            .warnings
+            .iter()
+            .map(|w| w.split_once(": ").map_or(w.as_str(), |(_, r)| r))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "Unknown configuration entry 'use_vmac' for ip address - ignoring",
+                "Unknown configuration entry 'frobnicate' for ip address - ignoring",
+                "Cannot specify ipaddress device more than once for 10.0.0.4; address skipped",
+                "No label parameter specified for 10.0.0.5; address skipped",
+                "VRRP parsed invalid IP 10.0.0.300. skipping IP...",
+                "10.0.0.6: use_vmac on one address: rvs answers with an instance's virtual router MAC on its own interface only; this address keeps its port's MAC",
+            ]
+        );
+    }
+
     /// static_rules and virtual_rules read as keepalived's vrrp_iprule.c reads them: its
     /// refusals with its messages, its preferences from 16384 down per family for rules
     /// without one; selectors rvs's data plane cannot apply are left out, said; static
@@ -3720,7 +3816,20 @@ vrrp_instance VI_2 {
         assert!(bad(" priority 256").contains("k.conf:5"));
         assert!(bad(" state LEADER").contains("MASTER or BACKUP"));
         assert!(bad(" advert_int 1.5").contains("whole seconds"));
-        assert!(bad(" virtual_ipaddress { 10.0.0.2/33 }").contains("prefix length"));
+        // An address keepalived cannot read is skipped with its message, not an error.
+        let skipped = KeepalivedConf::parse(
+            "k.conf",
+            &format!("{base} virtual_ipaddress {{ 10.0.0.2/33 }}\n}}\n"),
+        )
+        .unwrap();
+        assert!(
+            skipped
+                .warnings
+                .iter()
+                .any(|w| w == "k.conf:5: VRRP parsed invalid IP 10.0.0.2/33. skipping IP..."),
+            "{:?}",
+            skipped.warnings
+        );
         let e = parse("vrrp_instance V {\n interface lan\n virtual_ipaddress { 10.0.0.1 }\n}\n")
             .unwrap_err();
         assert_eq!(e, "k.conf:1: vrrp_instance V: no virtual_router_id");
