@@ -7,6 +7,23 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The daemon, with a control socket of its own so tests can run side by side.
+/// rvs on a TOML and a keepalived.conf, its output piped.
+fn rvs_with_keepalived(
+    config: &std::path::Path,
+    keepalived: &std::path::Path,
+) -> std::process::Child {
+    rvs()
+        .arg("--config")
+        .arg(config)
+        .arg("--keepalived-conf")
+        .arg(keepalived)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn rvs() -> Command {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -742,16 +759,7 @@ virtual_server 192.0.2.50 80 {{
         ),
     )
     .unwrap();
-    let child = rvs()
-        .arg("--config")
-        .arg(&path)
-        .arg("--keepalived-conf")
-        .arg(&kconf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = rvs_with_keepalived(&path, &kconf);
     let lines = || {
         std::fs::read_to_string(&order)
             .unwrap_or_default()
@@ -812,16 +820,7 @@ fn log_all_failures_says_every_attempt_a_live_server_survives() {
             ),
         )
         .unwrap();
-        let child = rvs()
-            .arg("--config")
-            .arg(&path)
-            .arg("--keepalived-conf")
-            .arg(&kconf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = rvs_with_keepalived(&path, &kconf);
         // Up at the first check (a second after the start), then failing: down after its
         // two retries.
         std::thread::sleep(Duration::from_millis(2500));

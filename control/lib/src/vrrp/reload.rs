@@ -126,10 +126,6 @@ pub(crate) fn route_name(r: &VrrpRoute) -> String {
     }
 }
 
-fn rule_name(r: &VrrpRule) -> String {
-    r.to_string()
-}
-
 /// "WHAT added ..." and "WHAT removed ...": the entries `new` has and `old` lacks, and
 /// the other way round (None where there are none).
 fn added_removed<T>(
@@ -186,7 +182,12 @@ pub fn report(
             added_removed("address(es)", (&na, &oa), same_address, address_name)
                 .into_iter()
                 .chain(added_removed("route(s)", routes, same_route, route_name))
-                .chain(added_removed("rule(s)", rules, same_rule, rule_name))
+                .chain(added_removed(
+                    "rule(s)",
+                    rules,
+                    same_rule,
+                    VrrpRule::to_string,
+                ))
                 .chain([accept])
                 .flatten()
                 .collect();
@@ -234,7 +235,7 @@ pub fn report(
             "static_rules",
             (srules, &carried.static_rules),
             same_rule,
-            rule_name,
+            VrrpRule::to_string,
         ))
         .flatten(),
     );

@@ -1586,7 +1586,8 @@ fn on_twin(r: &VrrpRoute) -> bool {
 
 /// The routes of every table through the twins of the links that carry a configured route
 /// (`watched`; the others get none): `ip route show table all dev TWIN`, which the kernel
-/// filters, so a host with large tables costs little.
+/// filters, so a host with large tables costs little; `-N` gives tables by number (no
+/// rt_tables lookup each look).
 fn twin_routes(links: &[Link], watched: &[bool]) -> Vec<Vec<TwinRoute>> {
     links
         .iter()
@@ -1600,7 +1601,7 @@ fn twin_routes(links: &[Link], watched: &[bool]) -> Vec<Vec<TwinRoute>> {
                 .filter_map(|family| {
                     let out = Command::new("ip")
                         .args([
-                            *family, "-o", "route", "show", "table", "all", "dev", &l.twin,
+                            *family, "-N", "-o", "route", "show", "table", "all", "dev", &l.twin,
                         ])
                         .stderr(std::process::Stdio::null())
                         .output()
@@ -1622,9 +1623,7 @@ fn twin_routes(links: &[Link], watched: &[bool]) -> Vec<Vec<TwinRoute>> {
                             let table = words
                                 .skip_while(|w| *w != "table")
                                 .nth(1)
-                                .map_or(Some(rvs_core::engine::MAIN_TABLE), |t| {
-                                    crate::iproute::table_number(t)
-                                })?;
+                                .map_or(Some(rvs_core::engine::MAIN_TABLE), |t| t.parse().ok())?;
                             let (addr, len) = match (dest, v6) {
                                 ("default", false) => ("0.0.0.0", "0"),
                                 ("default", true) => ("::", "0"),
