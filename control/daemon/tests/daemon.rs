@@ -7,17 +7,14 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The daemon, with a control socket of its own so tests can run side by side.
-/// rvs on a TOML and a keepalived.conf, its output piped.
-fn rvs_with_keepalived(
-    config: &std::path::Path,
-    keepalived: &std::path::Path,
-) -> std::process::Child {
-    rvs()
-        .arg("--config")
-        .arg(config)
-        .arg("--keepalived-conf")
-        .arg(keepalived)
-        .stdin(Stdio::null())
+/// rvs on a TOML (and a keepalived.conf), its output piped.
+fn rvs_on(config: &Path, keepalived: Option<&Path>) -> std::process::Child {
+    let mut c = rvs();
+    c.arg("--config").arg(config);
+    if let Some(k) = keepalived {
+        c.arg("--keepalived-conf").arg(k);
+    }
+    c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -38,14 +35,7 @@ fn rvs() -> Command {
 /// Runs rvs on `config` until `done()` holds (at most 30 s), stops it with SIGINT and gives
 /// its standard output; the run must end successfully.
 fn run_until(config: &Path, done: impl Fn() -> bool) -> String {
-    let child = rvs()
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = rvs_on(config, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -759,7 +749,7 @@ virtual_server 192.0.2.50 80 {{
         ),
     )
     .unwrap();
-    let child = rvs_with_keepalived(&path, &kconf);
+    let child = rvs_on(&path, Some(&kconf));
     let lines = || {
         std::fs::read_to_string(&order)
             .unwrap_or_default()
@@ -820,7 +810,7 @@ fn log_all_failures_says_every_attempt_a_live_server_survives() {
             ),
         )
         .unwrap();
-        let child = rvs_with_keepalived(&path, &kconf);
+        let child = rvs_on(&path, Some(&kconf));
         // Up at the first check (a second after the start), then failing: down after its
         // two retries.
         std::thread::sleep(Duration::from_millis(2500));
