@@ -18,7 +18,7 @@
 
 mod support;
 
-use rvs_testkit::netns::Netns;
+use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
 use rvs_testkit::pcap::write_pcap;
 use rvs_testkit::proc::{interrupt, scratch_dir};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const IPVSADM: &str = "/usr/sbin/ipvsadm";
-const KEEPALIVED: &str = "/usr/sbin/keepalived";
 const SAMPLES: &str = "/usr/share/doc/keepalived/samples";
 
 fn files() -> Vec<PathBuf> {
@@ -91,17 +90,14 @@ fn keepalived_table(
     let dir = lab.dir.clone();
     let state = dir.join(format!("ipvs-{n}.state"));
     let log = dir.join(format!("keepalived-{n}.log"));
-    let pid = |what: &str| dir.join(format!("{what}-{n}.pid")).display().to_string();
     lab.start(
         "keepalived",
         &format!(
-            "env LD_PRELOAD={} IPVS_STATE={} {KEEPALIVED} -n -l -D -C -f {} -p {} -c {} -r {} >{} 2>&1",
+            "env LD_PRELOAD={} IPVS_STATE={} {KEEPALIVED} -n -l -D -C -f {} {} >{} 2>&1",
             stand_in.display(),
             state.display(),
             file.display(),
-            pid("main"),
-            pid("checker"),
-            pid("vrrp"),
+            keepalived_pid_files(&dir, &format!("k{n}")),
             log.display()
         ),
     );

@@ -7,12 +7,10 @@
 //! instance in FAULT). Needs root.
 
 use rvs_control::bfd::{self, BfdInstance, BfdRuntime, BfdState, Reader};
-use rvs_testkit::netns::Netns;
+use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
 use rvs_testkit::wait::wait_for;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const KEEPALIVED: &str = "/usr/sbin/keepalived";
 
 fn conf(dir: &str) -> String {
     format!(
@@ -104,8 +102,9 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
     lab.start(
         "keepalived",
         &format!(
-            "{KEEPALIVED} -n -l -P -f {} -p {dir}/k.pid -r {dir}/k-vrrp.pid -b {dir}/k-bfd.pid",
-            path.display()
+            "{KEEPALIVED} -n -l -P -f {} {}",
+            path.display(),
+            keepalived_pid_files(&lab.dir, "k")
         ),
     );
     wait_for("the session Up", Duration::from_secs(15), || {

@@ -10,14 +10,12 @@
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::vrrp::conf::installed_routes;
-use rvs_testkit::netns::Netns;
+use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
 use rvs_testkit::wait::wait_for;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
-
-const KEEPALIVED: &str = "/usr/sbin/keepalived";
 
 const CONF: &str = "static_routes {
     10.1.0.0/16 via 192.168.200.254
@@ -155,12 +153,12 @@ fn routes_as_keepalived_installs_them() {
     }
     let path = lab.dir.join("keepalived.conf");
     std::fs::write(&path, CONF).unwrap();
-    let dir = lab.dir.display().to_string();
     lab.start(
         "keepalived",
         &format!(
-            "{KEEPALIVED} -n -l -P -f {} -p {dir}/k.pid -r {dir}/k-vrrp.pid",
-            path.display()
+            "{KEEPALIVED} -n -l -P -f {} {}",
+            path.display(),
+            keepalived_pid_files(&lab.dir, "k")
         ),
     );
     let ns = lab.ns.clone();

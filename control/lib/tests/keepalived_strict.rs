@@ -8,13 +8,10 @@
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::vrrp::conf::OldChecksum;
-use rvs_testkit::netns::Netns;
-use rvs_testkit::wait::wait_for;
+use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
-
-const KEEPALIVED: &str = "/usr/sbin/keepalived";
+use std::time::{Duration, Instant};
 
 const CONF: &str = "global_defs {
     vrrp_strict
@@ -204,25 +201,34 @@ fn keepalived_dump(ns: &str, conf: &str, instances: usize) -> (String, String, N
     lab.start(
         "keepalived",
         &format!(
-            "env TMPDIR={dir} {KEEPALIVED} -n -l -P -f {} -p {dir}/k.pid -r {dir}/k-vrrp.pid",
-            path.display()
+            "env TMPDIR={dir} {KEEPALIVED} -n -l -P -f {} {}",
+            path.display(),
+            keepalived_pid_files(&lab.dir, "k")
         ),
     );
     let dump = lab.dir.join("keepalived.data");
     let pid = lab.dir.join("k.pid");
-    wait_for("keepalived's dump", Duration::from_secs(15), || {
-        // The VRRP child is up once its pid file is; the parent passes SIGUSR1 on.
-        if !lab.dir.join("k-vrrp.pid").exists() {
-            return false;
-        }
+    // The VRRP child is up once its pid file is; the parent passes SIGUSR1 on.
+    let dumped = || {
         let Ok(pid) = std::fs::read_to_string(&pid) else {
             return false;
         };
+        if !lab.dir.join("k-vrrp.pid").exists() {
+            return false;
+        }
         let _ = Command::new("kill").args(["-USR1", pid.trim()]).status();
         std::thread::sleep(Duration::from_millis(200));
         std::fs::read_to_string(&dump)
             .is_ok_and(|d| d.matches(" VRRP Instance = ").count() == instances)
-    });
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !dumped() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 15 s waiting for keepalived's dump; keepalived said:\n{}",
+            lab.log("keepalived")
+        );
+    }
     let text = std::fs::read_to_string(&dump).unwrap();
     (text, path.display().to_string(), lab)
 }

@@ -8,6 +8,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Debian's keepalived, the reference tests compare rvs with.
+pub const KEEPALIVED: &str = "/usr/sbin/keepalived";
+
+/// keepalived's pid-file options, every one in `dir` and named after `tag` (`TAG.pid`,
+/// `TAG-vrrp.pid`, `TAG-checkers.pid`, `TAG-bfd.pid`): one left at its default would make
+/// a keepalived of a test running beside it refuse to start ("daemon is already running").
+pub fn keepalived_pid_files(dir: &std::path::Path, tag: &str) -> String {
+    let d = dir.display();
+    format!("-p {d}/{tag}.pid -r {d}/{tag}-vrrp.pid -c {d}/{tag}-checkers.pid -b {d}/{tag}-bfd.pid")
+}
+
 /// A namespace `ns`; with [`Netns::veth`], a link `host_if` on the host side and `eth0`
 /// inside it.
 pub struct Netns {
@@ -70,16 +81,27 @@ impl Netns {
     /// Starts `cmd` inside the namespace, in [`Netns::dir`], under `name`, in a process
     /// group of its own (what it forks goes with it).
     pub fn start(&mut self, name: &str, cmd: &str) {
+        let log = std::fs::File::create(self.log_path(name)).expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns, "sh", "-c"])
             .arg(format!("exec {cmd}"))
             .process_group(0)
             .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
             .spawn()
             .expect("ip netns exec");
         self.children.push((name.to_string(), child));
+    }
+
+    /// Where what [`Netns::start`] started under `name` writes its output.
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// What [`Netns::start`] started under `name` has written so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
     }
 
     /// Stops what [`Netns::start`] started under `name`.
