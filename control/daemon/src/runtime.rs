@@ -383,6 +383,10 @@ pub fn run(
         if syncd.is_some() {
             appliance.follow_vrrp_with_sync(vrrp.sync_daemon.clone());
         }
+        // Alerts from the first state VRRP enters.
+        if let Some(k) = keepalived {
+            rvs_control::mail::use_conf(&k.mail);
+        }
         // keepalived's startup_script, waited for before VRRP and the checkers start.
         if let Some(b) = &vrrp.startup_script {
             vrrp::run_waited(&b.script, b.timeout, "startup_script");
@@ -986,6 +990,8 @@ fn shutdown(
     mut failure: Option<RunError>,
 ) -> Result<(), RunError> {
     appliance.stop_health();
+    // The stop's alerts (VRRP's STOP, omega's) leave before rvs does.
+    rvs_control::mail::current().flush(Duration::from_secs(5));
     // keepalived's shutdown_script, once VRRP and the checkers have stopped.
     if let Some(b) = shutdown_script {
         vrrp::run_waited(&b.script, b.timeout, "shutdown_script");

@@ -842,3 +842,120 @@ fn log_all_failures_says_every_attempt_a_live_server_survives() {
     assert!(!without.contains(" failed ("), "{without}");
     assert!(without.contains("MISC_CHECK DOWN"), "{without}");
 }
+
+/// keepalived's mail alerts from the checkers: a real server's MISC_CHECK failing mails
+/// its service's lost quorum, then the server's DOWN (keepalived's order), and the way
+/// back up the same, with keepalived's subjects and bodies; at the stop, omega mails the
+/// live servers that mail (not the one with `smtp_alert off`) and the service.
+#[test]
+fn checker_and_quorum_changes_are_mailed_as_keepalived_mails_them() {
+    let sink = rvs_testkit::smtp::Sink::start("127.0.0.1:0");
+    let (dir, path, _) = lb_on_pcap("mail-alerts", &[]);
+    let flag = dir.join("up");
+    std::fs::write(&flag, "").unwrap();
+    let kconf = dir.join("keepalived.conf");
+    std::fs::write(
+        &kconf,
+        format!(
+            "global_defs {{
+  router_id LB_TEST
+  notification_email {{
+    ops@example.com
+  }}
+  notification_email_from lb@example.com
+  smtp_server 127.0.0.1 {port}
+  smtp_helo_name lb.example.com
+  smtp_connect_timeout 5
+}}
+virtual_server 192.0.2.50 80 {{
+  delay_loop 1
+  lb_algo rr
+  lb_kind NAT
+  protocol TCP
+  smtp_alert
+  omega
+  quorum 2
+  real_server 127.0.0.1 80 {{
+    MISC_CHECK {{
+      misc_path \"/bin/test -e {flag}\"
+    }}
+  }}
+  real_server 127.0.0.2 80 {{
+    smtp_alert off
+    MISC_CHECK {{
+      misc_path /bin/true
+    }}
+  }}
+}}
+",
+            port = sink.addr.port(),
+            flag = flag.display(),
+        ),
+    )
+    .unwrap();
+    let child = rvs_on(&path, Some(&kconf));
+    let subjects = |n: usize, within: u64| -> Vec<(String, String)> {
+        sink.wait_for(n, Duration::from_secs(within))
+            .iter()
+            .map(|m| {
+                let subject = m.lines().find_map(|l| l.strip_prefix("Subject: "));
+                let body = m.split("\r\n\r\n").nth(1).unwrap_or_default();
+                (
+                    subject.unwrap_or_default().to_string(),
+                    body.trim_end().to_string(),
+                )
+            })
+            .collect()
+    };
+    // The start: quorum gained.
+    let started = subjects(1, 15);
+    std::fs::remove_file(&flag).unwrap();
+    let down = subjects(3, 15);
+    std::fs::write(&flag, "").unwrap();
+    let up = subjects(5, 15);
+    let stdout = interrupt(child);
+    let all = subjects(7, 10);
+    let vs = "[192.0.2.50]:tcp:80";
+    let rs = "[127.0.0.1]:tcp:80";
+    let expect: Vec<(String, String)> = [
+        (
+            format!("[LB_TEST] Virtualserver {vs} - UP"),
+            "=> Starting with quorum up 2+0=2 <= 2 <=".to_string(),
+        ),
+        (
+            format!("[LB_TEST] Virtualserver {vs} - DOWN"),
+            "=> Lost quorum 2+0=2 <= 1 <=".into(),
+        ),
+        (
+            format!("[LB_TEST] Realserver {rs} of virtual server {vs} - DOWN"),
+            "=> MISC CHECK failed on service <=".into(),
+        ),
+        (
+            format!("[LB_TEST] Virtualserver {vs} - UP"),
+            "=> Gained quorum 2+0=2 <= 2 <=".into(),
+        ),
+        (
+            format!("[LB_TEST] Realserver {rs} of virtual server {vs} - UP"),
+            "=> MISC CHECK succeeded on service <=".into(),
+        ),
+        (
+            format!("[LB_TEST] Realserver {rs} of virtual server {vs} - DOWN"),
+            "=> Shutting down <=".into(),
+        ),
+        (
+            format!("[LB_TEST] Virtualserver {vs} - DOWN"),
+            "=> Shutting down <=".into(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(started, expect[..1], "{stdout}");
+    assert_eq!(down, expect[..3], "{stdout}");
+    assert_eq!(up, expect[..5], "{stdout}");
+    assert_eq!(all, expect, "{stdout}");
+    let first = &sink.mails()[0];
+    assert!(
+        first.starts_with("HELO lb.example.com\r\nMAIL FROM:<lb@example.com>\r\nRCPT TO:<ops@example.com>\r\nDATA\r\n"),
+        "{first}"
+    );
+}

@@ -22,6 +22,7 @@ pub mod ipvsadm;
 pub mod keepalived;
 pub mod listing;
 pub mod log;
+pub mod mail;
 pub mod metrics_http;
 pub mod ports;
 pub mod preview;

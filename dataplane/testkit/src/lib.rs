@@ -7,7 +7,7 @@
 //!   routes, neighbours) and frame builders.
 //! * [`bins`]: the workspace's binaries for tests of another crate.
 //! * [`netns`]: namespace labs; [`proc`]: programs and scratch space; [`pcap`]: capture
-//!   files; [`wait`]: bounded waits.
+//!   files; [`wait`]: bounded waits; [`smtp`]: a mail server for alerts.
 #![allow(clippy::too_many_arguments)]
 
 pub mod bins;
@@ -17,6 +17,7 @@ pub mod lab;
 pub mod netns;
 pub mod pcap;
 pub mod proc;
+pub mod smtp;
 pub mod wait;
 
 pub use lab::*;

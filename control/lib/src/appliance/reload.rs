@@ -212,6 +212,7 @@ impl Appliance {
             report.push_str(&format!("  mark add {m}\n"));
         }
         if let Some(conf) = &conf {
+            crate::mail::use_conf(&conf.mail);
             // The checkers' FIFOs configured alike stay open (their readers see no EOF).
             let fifos = checkers.as_ref().and_then(|(_, m)| m.fifos_for(conf));
             drop(checkers);

@@ -204,6 +204,7 @@ impl Monitor {
             .iter()
             .map(|vs| Quorum {
                 up: carries_any(vs, carried),
+                weight: 0,
             })
             .collect();
         // The first evaluation (alpha servers start down, quorum at start) is applied
@@ -370,7 +371,14 @@ pub fn carried_servers(
             continue;
         }
         let inputs = server_inputs(&alive_from(vs, states), states);
-        let set = server_set(vs, &inputs, &mut Quorum { up: true });
+        let set = server_set(
+            vs,
+            &inputs,
+            &mut Quorum {
+                up: true,
+                weight: 0,
+            },
+        );
         for key in &vs.keys {
             out.push((*key, wanted(vs, *key, &set)));
         }
@@ -566,9 +574,11 @@ async fn coordinate(
                 entry.1 = rep.state.clone();
             }
         }
+        let (changed, up, why) = (rep.changed, rep.state.up, rep.state.last_error.clone());
         states[v][r][k] = rep.state;
         appliance.set_health(rows.clone());
         let now_alive = server_alive(&states[v][r]);
+        let was_alive = alive[v][r];
         let dynamic = states[v][r].iter().any(|c| c.weight.is_some());
         if now_alive != alive[v][r] || dynamic {
             let was = alive[v][r];
@@ -593,24 +603,94 @@ async fn coordinate(
                 (&*appliance, &fifos),
             );
         }
+        // After the quorum's, as keepalived mails them.
+        if changed {
+            mail_checker(vs, r, k, (up, why.as_deref()), (was_alive, now_alive));
+        }
     }
 }
 
 /// On shutdown, virtual servers with `omega` run their live servers' notify_down and
 /// their quorum_down scripts, and write their DOWN lines, as keepalived does.
 fn omega(vss: &[VirtualServer], alive: &[Vec<bool>], fifos: &Fifos) {
+    let mailer = crate::mail::current();
     for (vs, alive) in vss.iter().zip(alive).filter(|(vs, _)| vs.omega) {
+        let name = fifo::virtual_server_name(vs);
         for (rs, _) in vs.real_servers.iter().zip(alive).filter(|(_, a)| **a) {
             if let Some(s) = &rs.notify_down {
                 run_script(s);
             }
             fifos.write(&fifo::checker_line(vs, Some(rs), false));
+            if rs.smtp_alert {
+                mailer.real_server(
+                    &fifo::real_server_name(vs, rs),
+                    &name,
+                    false,
+                    "=> Shutting down <=",
+                );
+            }
         }
         if let Some(s) = &vs.quorum_down {
             run_script(s);
         }
         fifos.write(&fifo::checker_line(vs, None, false));
+        if vs.smtp_alert {
+            mailer.virtual_server(&name, false, "=> Shutting down <=");
+        }
     }
+}
+
+/// keepalived's mail for a checker's change (`up`, and why it failed), if its server
+/// mails: the subject says the server's state after it (`alive`: before, after); with
+/// `no_checker_emails`, only a change of the server's state is mailed.
+fn mail_checker(
+    vs: &VirtualServer,
+    r: usize,
+    k: usize,
+    (up, why): (bool, Option<&str>),
+    (was_alive, alive): (bool, bool),
+) {
+    let rs = &vs.real_servers[r];
+    let mailer = crate::mail::current();
+    if !rs.smtp_alert || !mailer.enabled() {
+        return;
+    }
+    if was_alive == alive && mailer.conf().no_checker_emails {
+        return;
+    }
+    if let Some(body) = checker_alert(&rs.checkers[k].kind, up, why) {
+        let name = fifo::virtual_server_name(vs);
+        mailer.real_server(&fifo::real_server_name(vs, rs), &name, alive, &body);
+    }
+}
+
+/// The body keepalived's checker of this kind mails for its change (FILE_CHECK mails
+/// none).
+fn checker_alert(kind: &CheckKind, up: bool, why: Option<&str>) -> Option<String> {
+    let ok = if up { "succeed" } else { "failed" };
+    let done = if up { "succeeded" } else { "failed" };
+    Some(match kind {
+        CheckKind::Tcp => format!("=> TCP CHECK {ok} on service <="),
+        CheckKind::Udp { .. } => format!("=> UDP CHECK {ok} on service <="),
+        CheckKind::Ping => format!("=> ICMP CHECK {ok} on service <="),
+        CheckKind::Dns { .. } => format!("=> DNS_CHECK: {ok} on service <="),
+        CheckKind::Sip { .. } => format!("=> SIP CHECK {ok} on service <="),
+        CheckKind::Http { .. } | CheckKind::Smtp { .. } if up => {
+            "=> CHECK succeed on service <=".into()
+        }
+        CheckKind::Http { .. } => "=> CHECK failed on service : HTTP request failed <=".into(),
+        CheckKind::Smtp { .. } => match why {
+            Some(w) => format!("=> CHECK failed on service : {w} <="),
+            None => "=> CHECK failed on service <=".into(),
+        },
+        CheckKind::Misc { .. } => {
+            let timed_out = !up && why.is_some_and(|w| w.starts_with("timed out"));
+            let said = if timed_out { "timed out" } else { done };
+            format!("=> MISC CHECK {said} on service <=")
+        }
+        CheckKind::Bfd { name } => format!("=> BFD CHECK {name} {done} on service <="),
+        CheckKind::File { .. } => return None,
+    })
 }
 
 /// Recomputes `vs`'s server set and applies the difference (one publication).
@@ -648,6 +728,20 @@ fn apply(
             run_script(s);
         }
         fifos.write(&fifo::checker_line(vs, None, quorum.up));
+        if vs.smtp_alert {
+            // keepalived's words: the threshold crossed (from the state before) and the
+            // live weight.
+            let (q, h) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
+            let threshold = if was_up { q - h } else { q + h };
+            let what = match (first, quorum.up) {
+                (true, true) => "Starting with quorum up",
+                (true, false) => "Starting with quorum down",
+                (false, true) => "Gained quorum",
+                (false, false) => "Lost quorum",
+            };
+            let body = format!("=> {what} {q}+{h}={threshold} <= {} <=", quorum.weight);
+            crate::mail::current().virtual_server(&fifo::virtual_server_name(vs), quorum.up, &body);
+        }
     }
     let mut cmds = Vec::new();
     for key in &vs.keys {

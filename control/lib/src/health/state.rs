@@ -115,6 +115,8 @@ pub struct ServerSet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quorum {
     pub up: bool,
+    /// The live servers' weight at the last evaluation (keepalived's weight_sum).
+    pub weight: u64,
 }
 
 /// The server set for `vs` given each real server's state (alive, dynamic weight), as
@@ -133,6 +135,7 @@ pub fn server_set(vs: &VirtualServer, states: &[(bool, Option<u32>)], q: &mut Qu
         .filter(|(_, s)| s.0)
         .map(|(rs, s)| u64::from(weight_of(rs, s.1)))
         .sum();
+    q.weight = live;
     let quorum = u64::from(vs.quorum);
     let hysteresis = u64::from(vs.hysteresis);
     q.up = if q.up {
@@ -240,7 +243,10 @@ mod tests {
     #[test]
     fn dead_servers_leave_or_are_inhibited() {
         let v = vs("");
-        let mut q = Quorum { up: true };
+        let mut q = Quorum {
+            up: true,
+            weight: 0,
+        };
         let listed = |servers: Vec<(usize, u32)>| ServerSet {
             servers,
             sorry: None,
@@ -262,7 +268,10 @@ mod tests {
     #[test]
     fn quorum_with_hysteresis_switches_to_the_sorry_server_and_back() {
         let v = vs("quorum 3\nhysteresis 1\nsorry_server 127.0.0.1 80");
-        let mut q = Quorum { up: true };
+        let mut q = Quorum {
+            up: true,
+            weight: 0,
+        };
         let both = [(true, None), (true, None)];
         let first = [(true, None), (false, None)];
         let none = [(false, None), (false, None)];
@@ -288,7 +297,10 @@ mod tests {
     #[test]
     fn an_inhibited_sorry_server_waits_at_weight_zero() {
         let v = vs("quorum 3\nsorry_server 127.0.0.1 80\nsorry_server_inhibit");
-        let mut q = Quorum { up: true };
+        let mut q = Quorum {
+            up: true,
+            weight: 0,
+        };
         let both = [(true, Some(2)), (true, None)];
         assert_eq!(
             server_set(&v, &both, &mut q),

@@ -171,6 +171,8 @@ pub struct RealServer {
     /// A TUN server's encapsulation (`lb_kind TUN type gue port N csum`; its own, else
     /// the virtual server's).
     pub tunnel: Option<rvs_core::Tunnel>,
+    /// Its checkers' changes are mailed (`smtp_alert`, its own, else global_defs').
+    pub smtp_alert: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +201,8 @@ pub struct VirtualServer {
     pub quorum_down: Option<String>,
     pub alpha: bool,
     pub omega: bool,
+    /// Its quorum's changes are mailed (`smtp_alert`, its own, else global_defs').
+    pub smtp_alert: bool,
     pub real_servers: Vec<RealServer>,
     pub line: String,
     /// `virtual_server group NAME`: the group's name.
@@ -230,6 +234,8 @@ pub struct KeepalivedConf {
     pub bfd_instances: Vec<crate::bfd::BfdInstance>,
     /// The top-level `SSL` block's client certificate and key.
     pub ssl_client: Option<TlsClient>,
+    /// global_defs' e-mail alerts (`smtp_server`, `notification_email`, ...).
+    pub mail: crate::mail::MailConf,
     pub warnings: Vec<String>,
     /// DPVS's `local_address_group NAME { ADDR [IFACE] ... }`: full NAT's local addresses.
     pub local_address_groups: Vec<(String, Vec<IpAddr>)>,
@@ -246,16 +252,6 @@ pub struct BoundedScript {
 /// it, or it only tunes keepalived's own processes: names, priorities, buffers).
 fn not_applied_global(s: &Statement) -> Option<&'static str> {
     Some(match s.keyword.as_str() {
-        "notification_email"
-        | "notification_email_from"
-        | "smtp_server"
-        | "smtp_helo_name"
-        | "smtp_connect_timeout"
-        | "smtp_alert"
-        | "smtp_alert_vrrp"
-        | "smtp_alert_checker"
-        | "no_email_faults"
-        | "no_checker_emails" => "rvs sends no e-mail alerts (notify scripts run)",
         "enable_snmp_keepalived"
         | "enable_snmp_checker"
         | "enable_snmp_vrrp"
@@ -684,6 +680,7 @@ impl KeepalivedConf {
             conf.global_defs.extend(s.children().iter().cloned());
         }
         conf.scripts = crate::scripts::ScriptPolicy::from_global_defs(&conf.global_defs);
+        conf.mail = crate::mail::MailConf::from_global_defs(&conf.global_defs, &mut conf.warnings);
         let (lvs_fifo, warning) = crate::vrrp::fifo::from_global_defs(&conf.global_defs, "lvs_")?;
         conf.warnings.extend(warning);
         conf.lvs_fifo = lvs_fifo.map(|mut f| {
@@ -965,6 +962,7 @@ impl KeepalivedConf {
             quorum_down: None,
             alpha: false,
             omega: false,
+            smtp_alert: self.mail.virtual_server_alerts(None),
             real_servers: Vec::new(),
             line: s.at(),
             group: (s.args.first().map(String::as_str) == Some("group"))
@@ -1122,7 +1120,14 @@ impl KeepalivedConf {
                 "persistence_engine" if c.args.first().map(String::as_str) == Some("sip") => {
                     vs.pe = Some("sip".into())
                 }
-                "persistence_engine" | "smtp_alert" | "snmp_name" => {
+                "smtp_alert" => {
+                    if let Some(v) =
+                        crate::mail::true_false(c, "virtual server smtp_alert", &mut self.warnings)
+                    {
+                        vs.smtp_alert = self.mail.virtual_server_alerts(Some(v));
+                    }
+                }
+                "persistence_engine" | "snmp_name" => {
                     self.warnings.push(format!(
                         "{}: {} is not supported by rvs - ignored",
                         c.at(),
@@ -1537,6 +1542,7 @@ impl KeepalivedConf {
             weight_given: None,
             alpha: false,
             tunnel: None,
+            smtp_alert: self.mail.real_server_alerts(None),
         };
         let mut rs_vhost = None;
         let mut rs_alpha = false;
@@ -1567,7 +1573,14 @@ impl KeepalivedConf {
                 "notify_down" => rs.notify_down = Some(c.args.join(" ")),
                 "virtualhost" => rs_vhost = Some(c.arg(0)?.to_string()),
                 "alpha" => rs_alpha = true,
-                "smtp_alert" | "snmp_name" => self.warnings.push(format!(
+                "smtp_alert" => {
+                    if let Some(v) =
+                        crate::mail::true_false(c, "real server smtp_alert", &mut self.warnings)
+                    {
+                        rs.smtp_alert = self.mail.real_server_alerts(Some(v));
+                    }
+                }
+                "snmp_name" => self.warnings.push(format!(
                     "{}: {} is not supported by rvs - ignored",
                     c.at(),
                     c.keyword

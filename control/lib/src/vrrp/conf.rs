@@ -439,6 +439,9 @@ pub struct Instance {
     /// `vrrp_notify_priority_changes`): a priority change writes MASTER_PRIORITY or
     /// BACKUP_PRIORITY to the notify FIFOs. None only while parsing.
     pub notify_priority_changes: Option<bool>,
+    /// `smtp_alert`: its states are mailed (unset: global_defs' smtp_alert_vrrp, else
+    /// smtp_alert, else not).
+    pub smtp_alert: Option<bool>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
     /// `track_file { NAME [weight W [reverse]] }`.
@@ -676,6 +679,9 @@ pub struct SyncGroup {
     pub notify: Notify,
     /// `notify_priority_changes`: its members' unless they say.
     pub notify_priority_changes: Option<bool>,
+    /// `smtp_alert`: its states are mailed (unset: global_defs' smtp_alert_vrrp, else
+    /// smtp_alert, else not).
+    pub smtp_alert: Option<bool>,
     /// `track_interface`, `track_script`, `track_file`, `track_process`: tracked by every
     /// member.
     pub track_interfaces: Vec<Tracked>,
@@ -1863,6 +1869,7 @@ fn instance(
         check_unicast_src: d.check_unicast_src,
         skip_check_adv_addr: d.skip_check_adv_addr,
         notify_priority_changes: None,
+        smtp_alert: None,
         dont_track_primary: false,
         garp_lower_prio_repeat: 0,
         garp_lower_prio_delay: Duration::ZERO,
@@ -2168,6 +2175,10 @@ fn instance(
                 Err(w) => warnings.push(w),
             },
             "notify_priority_changes" => i.notify_priority_changes = Some(flag(c)?),
+            "smtp_alert" => {
+                let what = "vrrp_instance smtp_alert";
+                i.smtp_alert = crate::mail::true_false(c, what, warnings).or(i.smtp_alert)
+            }
             "dont_track_primary" => i.dont_track_primary = true,
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(c)?,
             "check_unicast_src" => {
@@ -2668,6 +2679,7 @@ fn sync_group(s: &Statement, warnings: &mut Vec<String>) -> Result<SyncGroup, St
         members: Vec::new(),
         notify: Notify::default(),
         notify_priority_changes: None,
+        smtp_alert: None,
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
@@ -2682,6 +2694,11 @@ fn sync_group(s: &Statement, warnings: &mut Vec<String>) -> Result<SyncGroup, St
         let list = match c.keyword.as_str() {
             "notify_priority_changes" => {
                 g.notify_priority_changes = Some(flag(c)?);
+                continue;
+            }
+            "smtp_alert" => {
+                let what = "vrrp_sync_group smtp_alert";
+                g.smtp_alert = crate::mail::true_false(c, what, warnings).or(g.smtp_alert);
                 continue;
             }
             "group" => {
@@ -3080,16 +3097,15 @@ vrrp_instance C {
             Some(0),
             "cleared: C is the owner"
         );
-        for said in [
-            "vrrp_sync_group G: keyword \"smtp_alert\" not supported",
-            "vrrp_sync_group O: weighted tracking of chk cleared",
-        ] {
-            assert!(
-                k.warnings.iter().any(|w| w.contains(said)),
-                "{said:?} in {:#?}",
-                k.warnings
-            );
-        }
+        let said = "vrrp_sync_group O: weighted tracking of chk cleared";
+        assert!(
+            k.warnings.iter().any(|w| w.contains(said)),
+            "{said:?} in {:#?}",
+            k.warnings
+        );
+        // smtp_alert read (the group's own word; mails go by it).
+        assert_eq!(k.vrrp_conf.groups[0].smtp_alert, Some(true));
+        assert_eq!(k.vrrp_conf.groups[1].smtp_alert, None);
     }
 
     #[test]

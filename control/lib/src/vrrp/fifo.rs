@@ -129,24 +129,26 @@ pub fn checker_line(
     rs: Option<&crate::keepalived::RealServer>,
     up: bool,
 ) -> String {
-    use crate::ipvsadm::ServiceKey;
     let state = if up { "UP" } else { "DOWN" };
     let name = virtual_server_name(vs);
     match rs {
         None => format!("VS {name} {state}\n"),
-        Some(rs) => {
-            let proto = match vs.keys.first() {
-                Some(ServiceKey::Addr(p, _)) => p.name().to_ascii_lowercase(),
-                _ => "tcp".into(),
-            };
-            let addr = std::net::SocketAddr::new(rs.addr, rs.port);
-            format!(
-                "RS [{}]:{proto}:{} {name} {state}\n",
-                addr.ip(),
-                addr.port()
-            )
-        }
+        Some(rs) => format!("RS {} {name} {state}\n", real_server_name(vs, rs)),
     }
+}
+
+/// keepalived's name for a real server of `vs`: `[ADDR]:PROTO:PORT` (a fwmark service's:
+/// tcp).
+pub fn real_server_name(
+    vs: &crate::keepalived::VirtualServer,
+    rs: &crate::keepalived::RealServer,
+) -> String {
+    use crate::ipvsadm::ServiceKey;
+    let proto = match vs.keys.first() {
+        Some(ServiceKey::Addr(p, _)) => p.name().to_ascii_lowercase(),
+        _ => "tcp".into(),
+    };
+    format!("[{}]:{proto}:{}", rs.addr, rs.port)
 }
 
 /// keepalived's line for an instance's or a group's event (a group's priority is 0).

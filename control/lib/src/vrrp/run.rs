@@ -868,6 +868,7 @@ fn launch(
         bfds: conf.bfd_instances.clone(),
         groups: conf.groups.iter().map(|g| g.notify.clone()).collect(),
         group_names: conf.groups.iter().map(|g| g.name.clone()).collect(),
+        group_alerts: conf.groups.iter().map(|g| g.smtp_alert).collect(),
         children: std::mem::take(&mut carried.children),
         status: status.clone(),
         links_up: Vec::new(),
@@ -1337,6 +1338,8 @@ struct Controller {
     file_values: Vec<Option<i64>>,
     groups: Vec<Notify>,
     group_names: Vec<String>,
+    /// Each sync group's own `smtp_alert`.
+    group_alerts: Vec<Option<bool>>,
     children: Vec<Child>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
     links_up: Vec<bool>,
@@ -2531,6 +2534,8 @@ impl Controller {
         let prio = inst.machine.priority;
         self.fifos
             .write(&fifo::line(false, &inst.conf.name, state.name(), prio));
+        let mailer = crate::mail::current();
+        mailer.vrrp_state(false, inst.conf.smtp_alert, &inst.conf.name, state.name());
         if let Some(g) = inst.group {
             // The group's scripts run once, when its first member arrives in the state.
             let first = self
@@ -2543,6 +2548,8 @@ impl Controller {
                 add(&mut scripts, &self.groups[g], "GROUP", &self.group_names[g]);
                 self.fifos
                     .write(&fifo::line(true, &self.group_names[g], state.name(), 0));
+                let name = &self.group_names[g];
+                mailer.vrrp_state(true, self.group_alerts[g], name, state.name());
             }
         }
         for (s, args) in scripts {
@@ -2697,6 +2704,8 @@ impl Controller {
         if n.notify_deleted || was != State::Fault {
             let line = fifo::line(false, &inst.conf.name, state, inst.machine.priority);
             self.fifos.write(&line);
+            let mailer = crate::mail::current();
+            mailer.vrrp_state(false, inst.conf.smtp_alert, &inst.conf.name, state);
             let prio = inst.machine.priority.to_string();
             let args = ["INSTANCE", inst.conf.name.as_str(), state, prio.as_str()];
             let runs = [
