@@ -2849,7 +2849,6 @@ mod tests {
             k.warnings,
             [
                 "t.conf:3: unknown keyword \"routr_id\" ignored",
-                "t.conf:4: global_defs: smtp_server: rvs sends no e-mail alerts (notify scripts run); ignored",
             ]
         );
     }
@@ -2876,7 +2875,7 @@ mod tests {
             .iter()
             .map(|w| w.split(": ").nth(2).unwrap_or(w))
             .collect();
-        assert_eq!(named, ["enable_snmp_vrrp", "smtp_alert"]);
+        assert_eq!(named, ["enable_snmp_vrrp"]);
     }
 
     /// Top-level blocks: keepalived's process handling passes, what rvs does not do is
