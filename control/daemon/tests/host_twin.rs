@@ -59,17 +59,21 @@ fn the_host_kernel_reaches_the_wire_through_its_twin() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Policy routing: a table and rule preferences of this test's own on the host.
     let (table, pref) = (21_000 + pid % 1000, 21_000 + pid % 1000);
+    // Alerts: VK mails its states (its smtp_alert), VK2 none.
+    let sink = rvs_testkit::smtp::Sink::start("127.0.0.1:0");
     let keepalived = dir.join("keepalived.conf");
     std::fs::write(
         &keepalived,
         format!(
-            "static_ipaddress {{\n  10.214.0.9/24\n}}\nstatic_routes {{\n  10.215.0.0/24 via 10.214.0.2\n  0.0.0.0/0 via 10.214.0.2 table {table}\n}}\n\
+            "global_defs {{\n  router_id TWIN\n  notification_email {{\n    ops@example.com\n  }}\n  smtp_server 127.0.0.1 {mail_port}\n}}\n\
+             static_ipaddress {{\n  10.214.0.9/24\n}}\nstatic_routes {{\n  10.215.0.0/24 via 10.214.0.2\n  0.0.0.0/0 via 10.214.0.2 table {table}\n}}\n\
              static_rules {{\n  from 10.214.0.9 table {table} priority {pref}\n}}\n\
              virtual_server 192.0.2.50 80 {{\n  protocol TCP\n  alpha\n  delay_loop 1\n  connect_timeout 1\n  warmup 0\n  real_server 10.214.0.2 7000 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
              interface_up_down_delays {{\n  {tracked} 2\n}}\n\
-             vrrp_instance VK {{\n  interface wire\n  virtual_router_id 77\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    10.214.0.77/24\n  }}\n  track_interface {{\n    {tracked}\n  }}\n  virtual_rules {{\n    from 10.214.0.77 table {table} priority {vpref}\n  }}\n}}\n\
+             vrrp_instance VK {{\n  interface wire\n  virtual_router_id 77\n  priority 100\n  advert_int 1\n  smtp_alert\n  virtual_ipaddress {{\n    10.214.0.77/24\n  }}\n  track_interface {{\n    {tracked}\n  }}\n  virtual_rules {{\n    from 10.214.0.77 table {table} priority {vpref}\n  }}\n}}\n\
              vrrp_instance VK2 {{\n  interface wire\n  virtual_router_id 78\n  priority 100\n  advert_int 1\n  mcast_src_ip 10.214.0.9\n  virtual_ipaddress {{\n    10.214.0.78/24\n  }}\n}}\n",
-            vpref = pref + 1
+            vpref = pref + 1,
+            mail_port = sink.addr.port(),
         ),
     )
     .unwrap();
@@ -554,6 +558,33 @@ host_tap = "{twin}"
         .unwrap();
     assert!(rvs.wait().unwrap().success(), "{}", log_text());
     assert!(log_text().contains("To-host"), "{}", log_text());
+    // VK's states were mailed as it entered them, its stop's before rvs ended; VK2's not.
+    let mailed: Vec<String> = sink
+        .mails()
+        .iter()
+        .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("Subject: [TWIN] VRRP ")))
+        .map(String::from)
+        .collect();
+    let vk = |what: &str| format!("Instance VK - {what}");
+    let mut wanted = vec![
+        vk("Entering BACKUP state"),
+        vk("Entering MASTER state"),
+        vk("Entering FAULT state"),
+        vk("Entering MASTER state"),
+    ]
+    .into_iter()
+    .peekable();
+    for m in &mailed {
+        if wanted.peek() == Some(m) {
+            wanted.next();
+        }
+    }
+    assert!(
+        wanted.peek().is_none() && mailed.first() == Some(&vk("Entering BACKUP state")),
+        "{mailed:#?}"
+    );
+    assert_eq!(mailed.last(), Some(&vk("Stopping")), "{mailed:#?}");
+    assert!(!mailed.iter().any(|m| m.contains("VK2")), "{mailed:#?}");
     // The host's rules outlive the twin: rvs took its own out at its end.
     assert_eq!(host_rules(), "", "rules left on the host");
 }
