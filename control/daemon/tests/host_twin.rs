@@ -364,6 +364,9 @@ host_tap = "{twin}"
             .unwrap_or_else(|| panic!("{prefix} in {page}"))
     };
     let svc = "local_address=\"192.0.2.60\",local_port=\"7080\",local_mark=\"\",proto=\"TCP\"";
+    // VK's first state at least, mailed; none given up.
+    assert!(value("rvs_mail_alerts_total{result=\"sent\"}") >= 1, "{page}");
+    assert_eq!(value("rvs_mail_alerts_total{result=\"failed\"}"), 0, "{page}");
     assert!(
         value(&format!("rvs_service_connections_total{{{svc}}}")) >= 1,
         "{page}"
@@ -562,7 +565,10 @@ host_tap = "{twin}"
     let mailed: Vec<String> = sink
         .mails()
         .iter()
-        .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("Subject: [TWIN] VRRP ")))
+        .filter_map(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("Subject: [TWIN] VRRP "))
+        })
         .map(String::from)
         .collect();
     let vk = |what: &str| format!("Instance VK - {what}");

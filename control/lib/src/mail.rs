@@ -10,6 +10,7 @@ use crate::log::{log, Level};
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,21 @@ const MAX_SUBJECT: usize = 255;
 const MAX_BODY: usize = 511;
 /// Alerts waiting for the mail server; more are dropped (and said).
 const QUEUE: usize = 256;
+
+/// Alerts delivered, given up (the server absent or refusing), dropped (queue full):
+/// since rvs started, across reloads.
+static SENT: AtomicU64 = AtomicU64::new(0);
+static FAILED: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Alerts (delivered, given up, dropped) since rvs started.
+pub fn counts() -> (u64, u64, u64) {
+    (
+        SENT.load(Ordering::Relaxed),
+        FAILED.load(Ordering::Relaxed),
+        DROPPED.load(Ordering::Relaxed),
+    )
+}
 
 /// What `global_defs` says about alerts, as keepalived reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,6 +359,7 @@ impl Mailer {
             let a = match e {
                 TrySendError::Full(a) | TrySendError::Disconnected(a) => a,
             };
+            DROPPED.fetch_add(1, Ordering::Relaxed);
             log(
                 Level::Warning,
                 "mail",
@@ -457,7 +474,10 @@ fn truncated(s: &str, max: usize) -> String {
 
 fn deliver_all(s: &Settings, rx: &Receiver<Alert>, pending: &std::sync::atomic::AtomicUsize) {
     for alert in rx {
-        match converse(s, &alert) {
+        let result = converse(s, &alert);
+        let counter = if result.is_ok() { &SENT } else { &FAILED };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match result {
             Ok(()) => log(
                 Level::Info,
                 "mail",
@@ -748,6 +768,28 @@ mod tests {
                 gone.port()
             )),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn deliveries_and_failures_are_counted() {
+        let (sent, failed, _) = counts();
+        let sink = Sink::start("127.0.0.1:0");
+        let m = Mailer::start(&conf(sink.addr));
+        m.vrrp_alert(false, "VI_C", "BACKUP");
+        m.flush(Duration::from_secs(10));
+        let gone = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let m = Mailer::start(&conf(gone));
+        m.vrrp_alert(false, "VI_C", "BACKUP");
+        m.flush(Duration::from_secs(10));
+        let (sent_now, failed_now, _) = counts();
+        // Other tests mail beside this one: at least these.
+        assert!(
+            sent_now > sent && failed_now > failed,
+            "{sent}->{sent_now} {failed}->{failed_now}"
         );
     }
 

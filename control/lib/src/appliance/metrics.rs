@@ -390,6 +390,18 @@ impl Appliance {
                 rt.discarded.load(std::sync::atomic::Ordering::Relaxed),
             );
         }
+        // keepalived's e-mail alerts, once configured.
+        let (sent, failed, dropped) = crate::mail::counts();
+        if crate::mail::current().enabled() || sent + failed + dropped > 0 {
+            f.head(
+                "rvs_mail_alerts_total",
+                "counter",
+                "E-mail alerts (smtp_server): delivered, given up (server absent or refusing), dropped (queue full).",
+            );
+            for (result, n) in [("sent", sent), ("failed", failed), ("dropped", dropped)] {
+                f.sample("rvs_mail_alerts_total", &[("result", result.into())], n);
+            }
+        }
         // Scale-out: what this node asks its routing daemon to announce.
         let announced = self.announcements();
         if !announced.is_empty() {

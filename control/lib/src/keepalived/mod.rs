@@ -2847,9 +2847,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             k.warnings,
-            [
-                "t.conf:3: unknown keyword \"routr_id\" ignored",
-            ]
+            ["t.conf:3: unknown keyword \"routr_id\" ignored",]
         );
     }
 
