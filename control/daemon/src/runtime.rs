@@ -384,9 +384,7 @@ pub fn run(
             appliance.follow_vrrp_with_sync(vrrp.sync_daemon.clone());
         }
         // Alerts from the first state VRRP enters.
-        if let Some(k) = keepalived {
-            rvs_control::mail::use_conf(&k.mail);
-        }
+        rvs_control::mail::use_conf(&vrrp.mail);
         // keepalived's startup_script, waited for before VRRP and the checkers start.
         if let Some(b) = &vrrp.startup_script {
             vrrp::run_waited(&b.script, b.timeout, "startup_script");

@@ -365,8 +365,15 @@ host_tap = "{twin}"
     };
     let svc = "local_address=\"192.0.2.60\",local_port=\"7080\",local_mark=\"\",proto=\"TCP\"";
     // VK's first state at least, mailed; none given up.
-    assert!(value("rvs_mail_alerts_total{result=\"sent\"}") >= 1, "{page}");
-    assert_eq!(value("rvs_mail_alerts_total{result=\"failed\"}"), 0, "{page}");
+    assert!(
+        value("rvs_mail_alerts_total{result=\"sent\"}") >= 1,
+        "{page}"
+    );
+    assert_eq!(
+        value("rvs_mail_alerts_total{result=\"failed\"}"),
+        0,
+        "{page}"
+    );
     assert!(
         value(&format!("rvs_service_connections_total{{{svc}}}")) >= 1,
         "{page}"

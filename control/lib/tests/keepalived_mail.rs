@@ -96,7 +96,7 @@ fn vrrp_alerts_as_keepalived_mails_them() {
     let k = KeepalivedConf::parse("keepalived.conf", &conf(&ours_sink.addr)).unwrap();
     assert!(k.warnings.is_empty(), "{:#?}", k.warnings);
     let instance = &k.vrrp_conf.instances[0];
-    let mailer = Mailer::start(&k.mail);
+    let mailer = Mailer::start(&k.vrrp_conf.mail);
     for state in ["BACKUP", "MASTER", "STOP"] {
         mailer.vrrp_state(false, instance.smtp_alert, &instance.name, state);
     }

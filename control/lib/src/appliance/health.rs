@@ -29,7 +29,6 @@ impl Appliance {
     /// Takes a keepalived.conf into use: its services replace those of the previous one
     /// (all or nothing), and its checkers start. Returns the warnings.
     pub fn load_keepalived(self: &Arc<Self>, conf: &KeepalivedConf) -> Result<Vec<String>, String> {
-        crate::mail::use_conf(&conf.mail);
         let target: Arc<dyn HealthTarget> = self.clone();
         let mut slot = self.keepalived.lock();
         // Stop the old checkers before their services go.

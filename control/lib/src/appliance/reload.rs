@@ -81,7 +81,9 @@ impl Appliance {
             .vrrp_with(parsed.as_ref())
             .map_err(|e| format!("reload: {e} (nothing changed)"))?;
         let running_vrrp = self.vrrp_conf();
-        let vrrp_changed = vrrp != running_vrrp
+        // Alerts go by the new settings from here on (nothing else to restart for them).
+        crate::mail::use_conf(&vrrp.mail);
+        let vrrp_changed = vrrp.without_mail() != running_vrrp.without_mail()
             && !(vrrp.configures_nothing() && running_vrrp.configures_nothing());
         let sync_moved = vrrp.sync_daemon != running_vrrp.sync_daemon;
         let vrrp_sync = vrrp.sync_daemon.clone();
@@ -212,7 +214,6 @@ impl Appliance {
             report.push_str(&format!("  mark add {m}\n"));
         }
         if let Some(conf) = &conf {
-            crate::mail::use_conf(&conf.mail);
             // The checkers' FIFOs configured alike stay open (their readers see no EOF).
             let fifos = checkers.as_ref().and_then(|(_, m)| m.fifos_for(conf));
             drop(checkers);

@@ -85,6 +85,7 @@ struct RawConfig {
     rules: Vec<toml::Table>,
     #[serde(default)]
     vrrp: Option<toml::Table>,
+    mail: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -529,6 +530,7 @@ impl Config {
                 bfd_instances: raw.bfd_instances,
                 rules: raw.rules,
                 globals: raw.vrrp,
+                mail: raw.mail,
             },
         )?;
         let connections = match &raw.dataplane.connections {
@@ -806,6 +808,16 @@ garp_extra_if = "100 all"
 startup_script = "/bin/true"
 startup_script_timeout = 5
 
+[mail]
+smtp_server = "192.168.200.1 2525"
+notification_email = ["ops@example.com", "noc@example.com"]
+notification_email_from = "lvs@example.com"
+smtp_connect_timeout = 10
+router_id = "LVS_1"
+smtp_alert_vrrp = true
+no_email_faults = true
+no_checker_emails = false
+
 [[vrrp_script]]
 name = "chk"
 script = "/bin/nc -z 127.0.0.1 53"
@@ -825,6 +837,7 @@ track_script = ["chk weight -30"]
 track_bfd = ["gw weight 0"]
 notify = ["/etc/keepalived/notify.sh", "root"]
 virtual_rules = ["from 10.2.1.5 table 100 priority 100"]
+smtp_alert = false
 
 [[bfd_instance]]
 name = "gw"
@@ -855,6 +868,17 @@ global_defs {
     vrrp_garp_extra_if 100 all
     startup_script /bin/true
     startup_script_timeout 5
+    smtp_server 192.168.200.1 2525
+    notification_email {
+        ops@example.com
+        noc@example.com
+    }
+    notification_email_from lvs@example.com
+    smtp_connect_timeout 10
+    router_id LVS_1
+    smtp_alert_vrrp
+    no_email_faults
+    no_checker_emails false
 }
 vrrp_script chk {
     script "/bin/nc -z 127.0.0.1 53"
@@ -878,6 +902,7 @@ vrrp_instance VI_1 {
     virtual_rules {
         from 10.2.1.5 table 100 priority 100
     }
+    smtp_alert off
 }
 bfd_instance gw {
     neighbor_ip 10.2.1.1
@@ -902,7 +927,7 @@ garp_group {
         // keeps its warnings, the keepalived.conf's are the file's.
         assert_eq!(
             from_toml.warnings,
-            ["t.toml:28: vrrp_instance VI_1: ignoring tracked script chk with weight -30 due to SYNC group"]
+            ["t.toml:38: vrrp_instance VI_1: ignoring tracked script chk with weight -30 due to SYNC group"]
         );
         from_toml.warnings.clear();
         let mut from_keepalived =
@@ -939,6 +964,44 @@ garp_group {
         };
         let e = scripted().merge(scripted()).unwrap_err();
         assert!(e.contains("startup_script: set in both files"), "{e}");
+        // Mail: read alike (an instance's explicit no included); one file configures it.
+        assert_eq!(
+            from_toml.mail.server,
+            Some("192.168.200.1:2525".parse().unwrap())
+        );
+        assert_eq!(from_toml.instances[0].smtp_alert, Some(false));
+        let mailing = || crate::vrrp::VrrpConf {
+            mail: from_toml.mail.clone(),
+            ..Default::default()
+        };
+        let e = mailing().merge(mailing()).unwrap_err();
+        assert!(e.contains("e-mail alerts"), "{e}");
+        for (line, field, said) in [
+            (
+                "smtp_server = \"10.0.0.1 x\"",
+                "mail.smtp_server",
+                "Invalid smtp server 10.0.0.1 x",
+            ),
+            (
+                "smtp_alert = \"maybe\"",
+                "mail.smtp_alert",
+                "Invalid value 'maybe'",
+            ),
+            (
+                "notification_email = \"a@b\"",
+                "mail.notification_email",
+                "a list of addresses",
+            ),
+            (
+                "smtp_sever = \"10.0.0.1\"",
+                "mail.smtp_sever",
+                "unknown key",
+            ),
+        ] {
+            let e = parse(&format!("{TWO_PORTS}\n[mail]\n{line}\n")).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.to_string().contains(said) && e.line.is_some(), "{e}");
+        }
         assert!(from_toml.instances[0].at.starts_with("t.toml:"));
         let b = &from_toml.bfd_instances[0];
         assert_eq!(

@@ -41,6 +41,82 @@ pub(super) struct RawVrrp {
     /// `[[rule]]`: keepalived's static_rules.
     pub rules: Vec<Table>,
     pub globals: Option<Table>,
+    /// `[mail]`: global_defs' e-mail alert keywords.
+    pub mail: Option<Table>,
+}
+
+/// `[mail]`'s keys: global_defs' keywords of the same names.
+const MAIL_KEYS: &[&str] = &[
+    "smtp_server",
+    "notification_email",
+    "notification_email_from",
+    "smtp_helo_name",
+    "smtp_connect_timeout",
+    "router_id",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "no_email_faults",
+    "no_checker_emails",
+];
+
+/// `[mail]` as global_defs statements; what keepalived would warn about and ignore is an
+/// error naming the key.
+fn mail_statements(source: &Source, table: &Table) -> Result<Vec<Statement>, ConfigError> {
+    let line = header_line(source, "[mail]", 0);
+    let err = |key: &str, message: String| ConfigError {
+        file: source.file.clone(),
+        line: Some(line),
+        field: format!("mail.{key}"),
+        message,
+    };
+    let mut out = Vec::new();
+    for (key, value) in table {
+        if !MAIL_KEYS.contains(&key.as_str()) {
+            return Err(err(key, format!("unknown key ({})", MAIL_KEYS.join(", "))));
+        }
+        let st = |keyword: &str, args: Vec<String>, block: Option<Vec<Statement>>| Statement {
+            keyword: keyword.to_string(),
+            args,
+            block,
+            file: source.file.clone(),
+            line,
+        };
+        let statement = match (key.as_str(), value) {
+            ("notification_email", Value::Array(items)) => {
+                let mut block = Vec::new();
+                for item in items {
+                    let Some(address) = item.as_str() else {
+                        return Err(err(key, "addresses (strings) expected".into()));
+                    };
+                    block.push(st(address, Vec::new(), None));
+                }
+                st(key, Vec::new(), Some(block))
+            }
+            ("notification_email", _) => {
+                return Err(err(key, "a list of addresses expected".into()))
+            }
+            ("no_email_faults", Value::Boolean(false)) => continue,
+            (_, Value::Boolean(b)) => st(key, vec![b.to_string()], None),
+            (_, v) => {
+                let text = scalar(v)
+                    .ok_or_else(|| err(key, "a string, number or boolean expected".into()))?;
+                st(
+                    key,
+                    text.split_whitespace().map(String::from).collect(),
+                    None,
+                )
+            }
+        };
+        let mut warnings = Vec::new();
+        crate::mail::MailConf::from_global_defs(std::slice::from_ref(&statement), &mut warnings);
+        if let Some(w) = warnings.first() {
+            let at = format!("{}:{line}: ", source.file);
+            return Err(err(key, w.strip_prefix(&at).unwrap_or(w).to_string()));
+        }
+        out.push(statement);
+    }
+    Ok(out)
 }
 
 /// The line of the `n`th `[[header]]` (or `[header]`) of the text.
@@ -84,6 +160,10 @@ fn statements(
         let bad = || format!("{field}.{key}: unexpected value {value}");
         match value {
             Value::Boolean(true) => out.push(st(key, Vec::new(), None)),
+            // An explicit no where the default comes from elsewhere (global_defs).
+            Value::Boolean(false) if key == "smtp_alert" => {
+                out.push(st(key, vec!["false".into()], None))
+            }
             Value::Boolean(false) => {}
             Value::Table(t) => out.push(st(
                 key,
@@ -220,6 +300,9 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
                 line,
             });
         }
+    }
+    if let Some(m) = &raw.mail {
+        globals.extend(mail_statements(source, m)?);
     }
     let mut bfd_warnings = Vec::new();
     let bfds = crate::bfd::from_statements(&top, &mut bfd_warnings);

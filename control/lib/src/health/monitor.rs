@@ -614,6 +614,7 @@ async fn coordinate(
 /// their quorum_down scripts, and write their DOWN lines, as keepalived does.
 fn omega(vss: &[VirtualServer], alive: &[Vec<bool>], fifos: &Fifos) {
     let mailer = crate::mail::current();
+    let conf = mailer.conf();
     for (vs, alive) in vss.iter().zip(alive).filter(|(vs, _)| vs.omega) {
         let name = fifo::virtual_server_name(vs);
         for (rs, _) in vs.real_servers.iter().zip(alive).filter(|(_, a)| **a) {
@@ -621,7 +622,7 @@ fn omega(vss: &[VirtualServer], alive: &[Vec<bool>], fifos: &Fifos) {
                 run_script(s);
             }
             fifos.write(&fifo::checker_line(vs, Some(rs), false));
-            if rs.smtp_alert {
+            if conf.real_server_alerts(rs.smtp_alert) {
                 mailer.real_server(
                     &fifo::real_server_name(vs, rs),
                     &name,
@@ -634,7 +635,7 @@ fn omega(vss: &[VirtualServer], alive: &[Vec<bool>], fifos: &Fifos) {
             run_script(s);
         }
         fifos.write(&fifo::checker_line(vs, None, false));
-        if vs.smtp_alert {
+        if conf.virtual_server_alerts(vs.smtp_alert) {
             mailer.virtual_server(&name, false, "=> Shutting down <=");
         }
     }
@@ -652,10 +653,11 @@ fn mail_checker(
 ) {
     let rs = &vs.real_servers[r];
     let mailer = crate::mail::current();
-    if !rs.smtp_alert || !mailer.enabled() {
+    let conf = mailer.conf();
+    if !mailer.enabled() || !conf.real_server_alerts(rs.smtp_alert) {
         return;
     }
-    if was_alive == alive && mailer.conf().no_checker_emails {
+    if was_alive == alive && conf.no_checker_emails {
         return;
     }
     if let Some(body) = checker_alert(&rs.checkers[k].kind, up, why) {
@@ -728,7 +730,8 @@ fn apply(
             run_script(s);
         }
         fifos.write(&fifo::checker_line(vs, None, quorum.up));
-        if vs.smtp_alert {
+        let mailer = crate::mail::current();
+        if mailer.conf().virtual_server_alerts(vs.smtp_alert) {
             // keepalived's words: the threshold crossed (from the state before) and the
             // live weight.
             let (q, h) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
@@ -740,7 +743,7 @@ fn apply(
                 (false, false) => "Lost quorum",
             };
             let body = format!("=> {what} {q}+{h}={threshold} <= {} <=", quorum.weight);
-            crate::mail::current().virtual_server(&fifo::virtual_server_name(vs), quorum.up, &body);
+            mailer.virtual_server(&fifo::virtual_server_name(vs), quorum.up, &body);
         }
     }
     let mut cmds = Vec::new();

@@ -171,8 +171,9 @@ pub struct RealServer {
     /// A TUN server's encapsulation (`lb_kind TUN type gue port N csum`; its own, else
     /// the virtual server's).
     pub tunnel: Option<rvs_core::Tunnel>,
-    /// Its checkers' changes are mailed (`smtp_alert`, its own, else global_defs').
-    pub smtp_alert: bool,
+    /// `smtp_alert`: its checkers' changes are mailed (unset: global_defs' word, else
+    /// yes, see [`crate::mail::MailConf::real_server_alerts`]).
+    pub smtp_alert: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,8 +202,8 @@ pub struct VirtualServer {
     pub quorum_down: Option<String>,
     pub alpha: bool,
     pub omega: bool,
-    /// Its quorum's changes are mailed (`smtp_alert`, its own, else global_defs').
-    pub smtp_alert: bool,
+    /// `smtp_alert`: its quorum's changes are mailed (unset: global_defs' word, else no).
+    pub smtp_alert: Option<bool>,
     pub real_servers: Vec<RealServer>,
     pub line: String,
     /// `virtual_server group NAME`: the group's name.
@@ -234,8 +235,6 @@ pub struct KeepalivedConf {
     pub bfd_instances: Vec<crate::bfd::BfdInstance>,
     /// The top-level `SSL` block's client certificate and key.
     pub ssl_client: Option<TlsClient>,
-    /// global_defs' e-mail alerts (`smtp_server`, `notification_email`, ...).
-    pub mail: crate::mail::MailConf,
     pub warnings: Vec<String>,
     /// DPVS's `local_address_group NAME { ADDR [IFACE] ... }`: full NAT's local addresses.
     pub local_address_groups: Vec<(String, Vec<IpAddr>)>,
@@ -680,7 +679,6 @@ impl KeepalivedConf {
             conf.global_defs.extend(s.children().iter().cloned());
         }
         conf.scripts = crate::scripts::ScriptPolicy::from_global_defs(&conf.global_defs);
-        conf.mail = crate::mail::MailConf::from_global_defs(&conf.global_defs, &mut conf.warnings);
         let (lvs_fifo, warning) = crate::vrrp::fifo::from_global_defs(&conf.global_defs, "lvs_")?;
         conf.warnings.extend(warning);
         conf.lvs_fifo = lvs_fifo.map(|mut f| {
@@ -962,7 +960,7 @@ impl KeepalivedConf {
             quorum_down: None,
             alpha: false,
             omega: false,
-            smtp_alert: self.mail.virtual_server_alerts(None),
+            smtp_alert: None,
             real_servers: Vec::new(),
             line: s.at(),
             group: (s.args.first().map(String::as_str) == Some("group"))
@@ -1121,11 +1119,9 @@ impl KeepalivedConf {
                     vs.pe = Some("sip".into())
                 }
                 "smtp_alert" => {
-                    if let Some(v) =
-                        crate::mail::true_false(c, "virtual server smtp_alert", &mut self.warnings)
-                    {
-                        vs.smtp_alert = self.mail.virtual_server_alerts(Some(v));
-                    }
+                    let what = "virtual server smtp_alert";
+                    let v = crate::mail::true_false(c, what, &mut self.warnings);
+                    vs.smtp_alert = v.or(vs.smtp_alert);
                 }
                 "persistence_engine" | "snmp_name" => {
                     self.warnings.push(format!(
@@ -1542,7 +1538,7 @@ impl KeepalivedConf {
             weight_given: None,
             alpha: false,
             tunnel: None,
-            smtp_alert: self.mail.real_server_alerts(None),
+            smtp_alert: None,
         };
         let mut rs_vhost = None;
         let mut rs_alpha = false;
@@ -1574,11 +1570,9 @@ impl KeepalivedConf {
                 "virtualhost" => rs_vhost = Some(c.arg(0)?.to_string()),
                 "alpha" => rs_alpha = true,
                 "smtp_alert" => {
-                    if let Some(v) =
-                        crate::mail::true_false(c, "real server smtp_alert", &mut self.warnings)
-                    {
-                        rs.smtp_alert = self.mail.real_server_alerts(Some(v));
-                    }
+                    let what = "real server smtp_alert";
+                    let v = crate::mail::true_false(c, what, &mut self.warnings);
+                    rs.smtp_alert = v.or(rs.smtp_alert);
                 }
                 "snmp_name" => self.warnings.push(format!(
                     "{}: {} is not supported by rvs - ignored",

@@ -706,6 +706,9 @@ pub struct SyncDaemonConf {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VrrpConf {
     pub instances: Vec<Instance>,
+    /// global_defs' e-mail alerts (`smtp_server`, `notification_email`, ...; the TOML's
+    /// `[mail]`).
+    pub mail: crate::mail::MailConf,
     pub scripts: Vec<TrackScript>,
     /// `vrrp_track_process` definitions.
     pub processes: Vec<TrackProcess>,
@@ -1189,6 +1192,7 @@ impl VrrpConf {
         };
         let mut sync_daemon = None;
         let mut notify_priority_changes = false;
+        conf.mail = crate::mail::MailConf::from_global_defs(global_defs, &mut conf.warnings);
         for s in global_defs {
             match s.keyword.as_str() {
                 "vrrp_notify_priority_changes" => notify_priority_changes = flag(s)?,
@@ -1754,6 +1758,15 @@ impl VrrpConf {
                 _ => {}
             }
         }
+        if other.mail != crate::mail::MailConf::default() {
+            if self.mail != crate::mail::MailConf::default() {
+                return Err(
+                    "e-mail alerts (smtp_server, notification_email, smtp_alert...): set in both files (configure them in one)"
+                        .into(),
+                );
+            }
+            self.mail = other.mail;
+        }
         self.fifos.extend(other.fifos);
         self.fifo_states_on_reload |= other.fifo_states_on_reload;
         self.startup_delay = self.startup_delay.max(other.startup_delay);
@@ -1781,6 +1794,14 @@ impl VrrpConf {
         self.bfd_instances
             .iter()
             .find(|b| b.name == name && b.to_vrrp)
+    }
+
+    /// The same without its mail settings (a change of those alone restarts nothing).
+    pub fn without_mail(&self) -> VrrpConf {
+        VrrpConf {
+            mail: crate::mail::MailConf::default(),
+            ..self.clone()
+        }
     }
 
     /// No instance, static address, route or rule: nothing for VRRP to run.
