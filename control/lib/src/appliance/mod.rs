@@ -1089,6 +1089,43 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Mail settings a reload brings are in use at once, and restart nothing else.
+    #[test]
+    fn a_reload_takes_new_mail_settings_into_use() {
+        let dir = std::env::temp_dir().join(format!("rvs-reload-mail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = dir.join("rvs.toml");
+        std::fs::write(&toml, RELOAD_BASE).unwrap();
+        let a = reloadable(&toml, None);
+        let sink = rvs_testkit::smtp::Sink::start("127.0.0.1:0");
+        std::fs::write(
+            &toml,
+            format!(
+                "{RELOAD_BASE}\n[mail]\nsmtp_server = \"127.0.0.1 {}\"\nnotification_email = [\"ops@example.com\"]\nrouter_id = \"R\"\n",
+                sink.addr.port()
+            ),
+        )
+        .unwrap();
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(r.out.starts_with("reload: 0 change(s)"), "{}", r.out);
+        let mailer = crate::mail::current();
+        assert_eq!(mailer.conf().server, Some(sink.addr));
+        mailer.vrrp_state(false, Some(true), "VI_R", "MASTER");
+        mailer.flush(std::time::Duration::from_secs(10));
+        let mails = sink.wait_for(1, std::time::Duration::from_secs(10));
+        assert!(
+            mails.len() == 1
+                && mails[0].contains("Subject: [R] VRRP Instance VI_R - Entering MASTER state\r\n"),
+            "{mails:?}"
+        );
+        // Taken out again: no mailer.
+        std::fs::write(&toml, RELOAD_BASE).unwrap();
+        assert_eq!(a.console("reload").status, 0);
+        assert!(!crate::mail::current().enabled());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A changed keepalived.conf keeps the verdicts of checkers configured as before: a
     /// server found dead stays out across the reload (never put back for a moment), while a
     /// checker whose configuration changed starts afresh.
