@@ -1089,9 +1089,13 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The process's one mailer: tests that set it take turns.
+    static MAILER_TESTS: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
     /// Mail settings a reload brings are in use at once, and restart nothing else.
     #[test]
     fn a_reload_takes_new_mail_settings_into_use() {
+        let _turn = MAILER_TESTS.lock();
         let dir = std::env::temp_dir().join(format!("rvs-reload-mail-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let toml = dir.join("rvs.toml");
@@ -1123,6 +1127,91 @@ mod tests {
         std::fs::write(&toml, RELOAD_BASE).unwrap();
         assert_eq!(a.console("reload").status, 0);
         assert!(!crate::mail::current().enabled());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What a reload removes is notified as keepalived's clear_diff_services does: a live
+    /// real server gone from a kept virtual server, and each live one of a virtual server
+    /// gone, run notify_down and mail "=> Removing <="; the gone virtual server loses its
+    /// quorum (quorum_down, the mail); what stays says nothing.
+    #[test]
+    fn a_reload_notifies_what_it_removes() {
+        let _turn = MAILER_TESTS.lock();
+        let dir = std::env::temp_dir().join(format!("rvs-reload-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (toml, kconf, said) = (
+            dir.join("rvs.toml"),
+            dir.join("keepalived.conf"),
+            dir.join("said"),
+        );
+        std::fs::write(&toml, RELOAD_BASE).unwrap();
+        let sink = rvs_testkit::smtp::Sink::start("127.0.0.1:0");
+        let echo = |what: &str| format!("\"/bin/sh -c 'echo {what} >> {}'\"", said.display());
+        let server = |n: u8| {
+            format!(
+                "  real_server 10.0.0.{n} 80 {{\n    notify_down {}\n    MISC_CHECK {{\n      misc_path /bin/true\n    }}\n  }}\n",
+                echo(&format!("down-{n}"))
+            )
+        };
+        let service = |vip: u8, servers: &[u8]| {
+            format!(
+                "virtual_server 192.0.2.{vip} 80 {{\n  delay_loop 60\n  protocol TCP\n  smtp_alert\n  quorum_down {}\n{}}}\n",
+                echo(&format!("qdown-{vip}")),
+                servers.iter().map(|&n| server(n)).collect::<String>()
+            )
+        };
+        let mail = format!(
+            "global_defs {{\n  router_id R\n  notification_email {{\n    ops@example.com\n  }}\n  smtp_server 127.0.0.1 {}\n}}\n",
+            sink.addr.port()
+        );
+        std::fs::write(
+            &kconf,
+            format!("{mail}{}{}", service(30, &[1, 2]), service(31, &[3])),
+        )
+        .unwrap();
+        let a = reloadable(&toml, Some(&kconf));
+        std::fs::write(&kconf, format!("{mail}{}", service(30, &[2]))).unwrap();
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        crate::mail::current().flush(std::time::Duration::from_secs(10));
+        let mails: Vec<String> = sink
+            .wait_for(3, std::time::Duration::from_secs(10))
+            .iter()
+            .map(|m| {
+                let subject = m
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap_or_default();
+                let body = m.split("\r\n\r\n").nth(1).unwrap_or_default().trim_end();
+                format!("{subject} | {body}")
+            })
+            .collect();
+        assert_eq!(
+            mails,
+            [
+                "[R] Realserver [10.0.0.1]:tcp:80 of virtual server [192.0.2.30]:tcp:80 - DOWN | => Removing <=",
+                "[R] Realserver [10.0.0.3]:tcp:80 of virtual server [192.0.2.31]:tcp:80 - DOWN | => Removing <=",
+                "[R] Virtualserver [192.0.2.31]:tcp:80 - DOWN | => Lost quorum 1+0=1 <= 0 <=",
+            ]
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let lines = || {
+            let mut l: Vec<String> = std::fs::read_to_string(&said)
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect();
+            l.sort();
+            l
+        };
+        while lines().len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(lines(), ["down-1", "down-3", "qdown-31"]);
+        a.stop_health();
+        crate::mail::set_current(crate::mail::Mailer::default());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -214,6 +214,10 @@ impl Appliance {
             report.push_str(&format!("  mark add {m}\n"));
         }
         if let Some(conf) = &conf {
+            // Live servers the file no longer has are notified as keepalived notifies them.
+            if let Some((_, m)) = &checkers {
+                m.notify_removed(conf);
+            }
             // The checkers' FIFOs configured alike stay open (their readers see no EOF).
             let fifos = checkers.as_ref().and_then(|(_, m)| m.fifos_for(conf));
             drop(checkers);

@@ -55,6 +55,9 @@ pub struct Monitor {
     /// configured.
     fifos: Arc<Fifos>,
     fifo_conf: Vec<fifo::NotifyFifo>,
+    /// The virtual servers checked, and whether each has its quorum now.
+    vss: Vec<VirtualServer>,
+    quorum_up: Arc<Mutex<Vec<bool>>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -242,7 +245,9 @@ impl Monitor {
             }
         }
         let states = Arc::new(Mutex::new(start));
+        let quorum_up = Arc::new(Mutex::new(quorum.iter().map(|q| q.up).collect::<Vec<_>>()));
         let (flag, shared, lines) = (stop.clone(), states.clone(), fifos.clone());
+        let (kept_vss, shared_quorum) = (vss.clone(), quorum_up.clone());
         let thread = std::thread::Builder::new()
             .name("rvs-health".into())
             .spawn(move || {
@@ -268,7 +273,7 @@ impl Monitor {
                     quorum,
                     (appliance, lines),
                     flag,
-                    shared,
+                    (shared, shared_quorum),
                 ));
             })?;
         Ok(Monitor {
@@ -277,7 +282,62 @@ impl Monitor {
             states,
             fifos,
             fifo_conf: conf.checker_fifos(),
+            vss: kept_vss,
+            quorum_up,
         })
+    }
+
+    /// keepalived's notices for what a reload to `new` removes: each live real server no
+    /// longer configured runs its notify_down, writes its DOWN line and mails "=> Removing
+    /// <="; then a virtual server no longer configured whose quorum was up loses it (its
+    /// quorum_down, DOWN line and mail). Called before the new checkers start.
+    pub fn notify_removed(&self, new: &KeepalivedConf) {
+        let states = self.states();
+        let quorum_up = self.quorum_up.lock().clone();
+        let mailer = crate::mail::current();
+        let mail = mailer.conf();
+        for (v, vs) in self.vss.iter().enumerate() {
+            let kept = new
+                .virtual_servers
+                .iter()
+                .find(|n| n.keys == vs.keys && n.group == vs.group);
+            let name = fifo::virtual_server_name(vs);
+            for rs in &vs.real_servers {
+                if kept.is_some_and(|n| {
+                    n.real_servers
+                        .iter()
+                        .any(|o| o.addr == rs.addr && o.port == rs.port)
+                }) {
+                    continue;
+                }
+                let checkers: Vec<CheckerState> = (0..rs.checkers.len())
+                    .filter_map(|k| checker_id(vs, rs, k))
+                    .filter_map(|id| states.get(&id).map(|(_, s)| s.clone()))
+                    .collect();
+                if !server_alive(&checkers) {
+                    continue;
+                }
+                if let Some(s) = &rs.notify_down {
+                    run_script(s);
+                }
+                self.fifos.write(&fifo::checker_line(vs, Some(rs), false));
+                if mail.real_server_alerts(rs.smtp_alert) {
+                    let rs_name = fifo::real_server_name(vs, rs);
+                    mailer.real_server(&rs_name, &name, false, "=> Removing <=");
+                }
+            }
+            if kept.is_none() && quorum_up.get(v) == Some(&true) {
+                if let Some(s) = &vs.quorum_down {
+                    run_script(s);
+                }
+                self.fifos.write(&fifo::checker_line(vs, None, false));
+                if mail.virtual_server_alerts(vs.smtp_alert) {
+                    let (q, h) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
+                    let body = format!("=> Lost quorum {q}+{h}={} <= 0 <=", q - h);
+                    mailer.virtual_server(&name, false, &body);
+                }
+            }
+        }
     }
 
     /// The open notify_fifo and lvs_notify_fifo, if `conf` configures them alike: a reload's new checkers
@@ -488,7 +548,7 @@ async fn coordinate(
     mut quorum: Vec<Quorum>,
     (appliance, fifos): (Arc<dyn HealthTarget>, Arc<Fifos>),
     stop: Arc<AtomicBool>,
-    shared: Arc<Mutex<CheckerStates>>,
+    (shared, shared_quorum): (Arc<Mutex<CheckerStates>>, Arc<Mutex<Vec<bool>>>),
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     // states[vs][rs][ck]
@@ -602,6 +662,9 @@ async fn coordinate(
                 (&mut quorum[v], false),
                 (&*appliance, &fifos),
             );
+            if let Some(up) = shared_quorum.lock().get_mut(v) {
+                *up = quorum[v].up;
+            }
         }
         // After the quorum's, as keepalived mails them.
         if changed {
