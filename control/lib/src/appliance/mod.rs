@@ -1133,7 +1133,8 @@ mod tests {
     /// What a reload removes is notified as keepalived's clear_diff_services does: a live
     /// real server gone from a kept virtual server, and each live one of a virtual server
     /// gone, run notify_down and mail "=> Removing <="; the gone virtual server loses its
-    /// quorum (quorum_down, the mail); what stays says nothing.
+    /// quorum (quorum_down, the mail); what stays says nothing, a kept service without
+    /// checkers included (its quorum carried, not gained anew).
     #[test]
     fn a_reload_notifies_what_it_removes() {
         let _turn = MAILER_TESTS.lock();
@@ -1165,18 +1166,26 @@ mod tests {
             "global_defs {{\n  router_id R\n  notification_email {{\n    ops@example.com\n  }}\n  smtp_server 127.0.0.1 {}\n}}\n",
             sink.addr.port()
         );
+        let unchecked = format!(
+            "virtual_server 192.0.2.32 80 {{\n  protocol TCP\n  smtp_alert\n  quorum_up {}\n  real_server 10.0.0.4 80 {{\n  }}\n}}\n",
+            echo("qup-32")
+        );
         std::fs::write(
             &kconf,
-            format!("{mail}{}{}", service(30, &[1, 2]), service(31, &[3])),
+            format!(
+                "{mail}{}{}{unchecked}",
+                service(30, &[1, 2]),
+                service(31, &[3])
+            ),
         )
         .unwrap();
         let a = reloadable(&toml, Some(&kconf));
-        std::fs::write(&kconf, format!("{mail}{}", service(30, &[2]))).unwrap();
+        std::fs::write(&kconf, format!("{mail}{}{unchecked}", service(30, &[2]))).unwrap();
         let r = a.console("reload");
         assert_eq!(r.status, 0, "{}", r.err);
         crate::mail::current().flush(std::time::Duration::from_secs(10));
         let mails: Vec<String> = sink
-            .wait_for(3, std::time::Duration::from_secs(10))
+            .wait_for(4, std::time::Duration::from_secs(3))
             .iter()
             .map(|m| {
                 let subject = m
@@ -1205,11 +1214,12 @@ mod tests {
             l.sort();
             l
         };
-        while lines().len() < 3 && std::time::Instant::now() < deadline {
+        while lines().len() < 4 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
-        assert_eq!(lines(), ["down-1", "down-3", "qdown-31"]);
+        // qup-32 once: at the start.
+        assert_eq!(lines(), ["down-1", "down-3", "qdown-31", "qup-32"]);
         a.stop_health();
         crate::mail::set_current(crate::mail::Mailer::default());
         std::fs::remove_dir_all(&dir).unwrap();

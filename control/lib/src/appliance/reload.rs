@@ -220,6 +220,10 @@ impl Appliance {
             }
             // The checkers' FIFOs configured alike stay open (their readers see no EOF).
             let fifos = checkers.as_ref().and_then(|(_, m)| m.fifos_for(conf));
+            let quorums = checkers
+                .as_ref()
+                .map(|(_, m)| m.quorums())
+                .unwrap_or_default();
             drop(checkers);
             let target: Arc<dyn crate::health::HealthTarget> = self.clone();
             let keys = conf
@@ -227,7 +231,7 @@ impl Appliance {
                 .iter()
                 .flat_map(|v| v.keys.iter().copied())
                 .collect();
-            let monitor = Monitor::start_carrying(conf, target, &carried, fifos)
+            let monitor = Monitor::start_carrying(conf, target, (&carried, &quorums), fifos)
                 .map_err(|e| format!("health monitor: {e}"))?;
             let now = monitor.states();
             let kept = now

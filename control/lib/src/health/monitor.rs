@@ -185,16 +185,28 @@ impl Monitor {
         conf: &KeepalivedConf,
         appliance: Arc<dyn HealthTarget>,
     ) -> std::io::Result<Monitor> {
-        Monitor::start_carrying(conf, appliance, &CheckerStates::new(), None)
+        Monitor::start_carrying(conf, appliance, (&CheckerStates::new(), &[]), None)
+    }
+
+    /// Each virtual server's keys and whether its quorum is up now (for a reload).
+    pub fn quorums(&self) -> Vec<(Vec<ServiceKey>, bool)> {
+        let up = self.quorum_up.lock();
+        self.vss
+            .iter()
+            .zip(up.iter())
+            .map(|(vs, up)| (vs.keys.clone(), *up))
+            .collect()
     }
 
     /// As `start`, each checker configured as one in `carried` starting from its state
-    /// (a reload: keepalived keeps unchanged checkers' verdicts), writing to `fifos` (the
-    /// running checkers' lvs_notify_fifo, [`Monitor::fifos_for`]) if given.
+    /// and each virtual server in `quorums` (the running ones, [`Monitor::quorums`]) from
+    /// its quorum (a reload: keepalived keeps unchanged checkers' verdicts and a kept
+    /// virtual server's quorum), writing to `fifos` (the running checkers'
+    /// lvs_notify_fifo, [`Monitor::fifos_for`]) if given.
     pub fn start_carrying(
         conf: &KeepalivedConf,
         appliance: Arc<dyn HealthTarget>,
-        carried: &CheckerStates,
+        (carried, quorums): (&CheckerStates, &[(Vec<ServiceKey>, bool)]),
         fifos: Option<Arc<Fifos>>,
     ) -> std::io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -202,11 +214,14 @@ impl Monitor {
         let vss = conf.virtual_servers.clone();
         let seeds = seed(&vss, carried);
         // As keepalived starts: a service's quorum is down until its first evaluation
-        // gains it; a reload keeps it.
+        // gains it; a reload keeps a kept service's (checkers or not).
         let mut quorum: Vec<Quorum> = vss
             .iter()
             .map(|vs| Quorum {
-                up: carries_any(vs, carried),
+                up: quorums
+                    .iter()
+                    .find(|(keys, _)| *keys == vs.keys)
+                    .map_or_else(|| carries_any(vs, carried), |q| q.1),
                 weight: 0,
             })
             .collect();
