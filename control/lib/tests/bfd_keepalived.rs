@@ -7,7 +7,7 @@
 //! instance in FAULT). Needs root.
 
 use rvs_control::bfd::{self, BfdInstance, BfdRuntime, BfdState, Reader};
-use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
+use rvs_testkit::netns::Netns;
 use rvs_testkit::wait::wait_for;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,10 +61,6 @@ fn row(name: &str) -> bfd::BfdStatus {
 
 #[test]
 fn a_session_with_keepalived_comes_up_expires_and_recovers() {
-    assert!(
-        std::path::Path::new(KEEPALIVED).exists(),
-        "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
-    );
     let mut lab = Netns::new("rvsbfd").veth("rvsbfd0", "10.78.0.1/24", "10.78.0.2/24");
     let dir = lab.dir.display().to_string();
     let notify = lab.dir.join("notify.sh");
@@ -82,8 +78,6 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         .status()
         .unwrap()
         .success());
-    let path = lab.dir.join("keepalived.conf");
-    std::fs::write(&path, conf(&dir)).unwrap();
 
     let rvs = BfdInstance {
         source: Some("10.78.0.1".parse().unwrap()),
@@ -99,14 +93,7 @@ fn a_session_with_keepalived_comes_up_expires_and_recovers() {
         ..BfdInstance::new("K6", "fd00:78::2".parse().unwrap())
     };
     let runtime = BfdRuntime::start(vec![rvs, rvs6], bfd::board()).expect("port 3784 on the host");
-    lab.start(
-        "keepalived",
-        &format!(
-            "{KEEPALIVED} -n -l -P -f {} {}",
-            path.display(),
-            keepalived_pid_files(&lab.dir, "k")
-        ),
-    );
+    lab.start_keepalived(&conf(&dir));
     wait_for("the session Up", Duration::from_secs(15), || {
         bfd::board().is_up("K", Reader::Vrrp)
     });

@@ -7,7 +7,7 @@
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::mail::Mailer;
-use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
+use rvs_testkit::netns::Netns;
 use rvs_testkit::smtp::Sink;
 use std::time::Duration;
 
@@ -58,23 +58,9 @@ fn subject(t: &str) -> &str {
 
 #[test]
 fn vrrp_alerts_as_keepalived_mails_them() {
-    assert!(
-        std::path::Path::new(KEEPALIVED).exists(),
-        "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
-    );
     let mut lab = Netns::new("rvsmail").veth("rvsmail0", "10.251.77.1/24", "10.251.77.2/24");
     let sink = Sink::start("10.251.77.1:0");
-    let text = conf(&sink.addr);
-    let path = lab.dir.join("keepalived.conf");
-    std::fs::write(&path, &text).unwrap();
-    lab.start(
-        "keepalived",
-        &format!(
-            "{KEEPALIVED} -n -l -P -f {} {}",
-            path.display(),
-            keepalived_pid_files(&lab.dir, "k")
-        ),
-    );
+    lab.start_keepalived(&conf(&sink.addr));
     // BACKUP at the start, MASTER three adverts later (no peer).
     let theirs = sink.wait_for(2, Duration::from_secs(15));
     assert_eq!(theirs.len(), 2, "{theirs:#?}\n{}", lab.log("keepalived"));

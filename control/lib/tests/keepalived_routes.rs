@@ -10,7 +10,7 @@
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::vrrp::conf::installed_routes;
-use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
+use rvs_testkit::netns::Netns;
 use rvs_testkit::wait::wait_for;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -135,10 +135,6 @@ fn kernel_routes(ns: &str) -> (BTreeSet<String>, Vec<String>) {
 
 #[test]
 fn routes_as_keepalived_installs_them() {
-    assert!(
-        std::path::Path::new(KEEPALIVED).exists(),
-        "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
-    );
     let mut lab = Netns::new("rvskr");
     for (dev, v4, v6) in [
         ("eth0", "192.168.200.1/24", Some("2001:db8:200::1/64")),
@@ -151,16 +147,7 @@ fn routes_as_keepalived_installs_them() {
             assert!(lab.exec(&format!("ip addr add {v6} dev {dev} nodad")));
         }
     }
-    let path = lab.dir.join("keepalived.conf");
-    std::fs::write(&path, CONF).unwrap();
-    lab.start(
-        "keepalived",
-        &format!(
-            "{KEEPALIVED} -n -l -P -f {} {}",
-            path.display(),
-            keepalived_pid_files(&lab.dir, "k")
-        ),
-    );
+    let path = lab.start_keepalived(CONF);
     let ns = lab.ns.clone();
     // MASTER: the VIP is on eth0 and the instance's routes go in with it.
     wait_for("keepalived MASTER", Duration::from_secs(15), || {

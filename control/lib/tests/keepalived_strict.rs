@@ -8,7 +8,7 @@
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::vrrp::conf::OldChecksum;
-use rvs_testkit::netns::{keepalived_pid_files, Netns, KEEPALIVED};
+use rvs_testkit::netns::Netns;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -185,27 +185,13 @@ fn rvs_settings(k: &KeepalivedConf) -> Settings {
 /// Runs Debian's keepalived (VRRP only) on `conf` in a namespace with eth0 and eth1 up
 /// and gives its dump (SIGUSR1) once it lists `instances` instances, with the file's path.
 fn keepalived_dump(ns: &str, conf: &str, instances: usize) -> (String, String, Netns) {
-    assert!(
-        std::path::Path::new(KEEPALIVED).exists(),
-        "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
-    );
     let mut lab = Netns::new(ns);
     for (dev, addr) in [("eth0", "192.168.200.1/24"), ("eth1", "192.168.100.1/24")] {
         assert!(lab.exec(&format!(
             "ip link add {dev} type veth peer name {dev}p && ip addr add {addr} dev {dev} && ip link set {dev} up && ip link set {dev}p up"
         )));
     }
-    let path = lab.dir.join("keepalived.conf");
-    std::fs::write(&path, conf).unwrap();
-    let dir = lab.dir.display().to_string();
-    lab.start(
-        "keepalived",
-        &format!(
-            "env TMPDIR={dir} {KEEPALIVED} -n -l -P -f {} {}",
-            path.display(),
-            keepalived_pid_files(&lab.dir, "k")
-        ),
-    );
+    let path = lab.start_keepalived(conf);
     let dump = lab.dir.join("keepalived.data");
     let pid = lab.dir.join("k.pid");
     // The VRRP child is up once its pid file is; the parent passes SIGUSR1 on.

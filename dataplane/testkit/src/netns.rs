@@ -94,6 +94,27 @@ impl Netns {
         self.children.push((name.to_string(), child));
     }
 
+    /// Starts Debian's keepalived (`-P`: its VRRP side, and BFD's) on `conf`, written to
+    /// `keepalived.conf` in [`Netns::dir`] (the path is given back): in the foreground, its
+    /// output in [`Netns::log`]`("keepalived")`, its pid files (`k.pid`, `k-vrrp.pid`,
+    /// ...) and its dump (SIGUSR1, `keepalived.data`) in the directory.
+    pub fn start_keepalived(&mut self, conf: &str) -> PathBuf {
+        assert!(
+            std::path::Path::new(KEEPALIVED).exists(),
+            "{KEEPALIVED} is missing (scripts/setup installs Debian's keepalived)"
+        );
+        let path = self.dir.join("keepalived.conf");
+        std::fs::write(&path, conf).expect("keepalived.conf");
+        let cmd = format!(
+            "env TMPDIR={} {KEEPALIVED} -n -l -P -f {} {}",
+            self.dir.display(),
+            path.display(),
+            keepalived_pid_files(&self.dir, "k")
+        );
+        self.start("keepalived", &cmd);
+        path
+    }
+
     /// Where what [`Netns::start`] started under `name` writes its output.
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.log"))
