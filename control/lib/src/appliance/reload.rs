@@ -81,8 +81,6 @@ impl Appliance {
             .vrrp_with(parsed.as_ref())
             .map_err(|e| format!("reload: {e} (nothing changed)"))?;
         let running_vrrp = self.vrrp_conf();
-        // Alerts go by the new settings from here on (nothing else to restart for them).
-        crate::mail::use_conf(&vrrp.mail);
         let vrrp_changed = vrrp.without_mail() != running_vrrp.without_mail()
             && !(vrrp.configures_nothing() && running_vrrp.configures_nothing());
         let sync_moved = vrrp.sync_daemon != running_vrrp.sync_daemon;
@@ -194,6 +192,8 @@ impl Appliance {
             }
             return Err(format!("reload: {e} (nothing changed)"));
         }
+        // Alerts go by the new settings from here on (nothing else to restart for them).
+        crate::mail::use_conf(&vrrp.mail);
         let mut report = format!(
             "reload: {} change(s) from {}{}\n",
             lines.len() + gone.len() + new.len(),

@@ -655,11 +655,10 @@ async fn coordinate(
         let now_alive = server_alive(&states[v][r]);
         let was_alive = alive[v][r];
         let dynamic = states[v][r].iter().any(|c| c.weight.is_some());
-        if now_alive != alive[v][r] || dynamic {
-            let was = alive[v][r];
+        if now_alive != was_alive || dynamic {
             alive[v][r] = now_alive;
             let rs = &vs.real_servers[r];
-            if was != now_alive {
+            if was_alive != now_alive {
                 let script = if now_alive {
                     &rs.notify_up
                 } else {
