@@ -737,7 +737,7 @@ fn mail_checker(
     if was_alive == alive && conf.no_checker_emails {
         return;
     }
-    if let Some(body) = checker_alert(&rs.checkers[k].kind, up, why) {
+    if let Some(body) = checker_alert(&rs.checkers[k], up, why) {
         let name = fifo::virtual_server_name(vs);
         mailer.real_server(&fifo::real_server_name(vs, rs), &name, alive, &body);
     }
@@ -745,10 +745,10 @@ fn mail_checker(
 
 /// The body keepalived's checker of this kind mails for its change (FILE_CHECK mails
 /// none).
-fn checker_alert(kind: &CheckKind, up: bool, why: Option<&str>) -> Option<String> {
+fn checker_alert(c: &Checker, up: bool, why: Option<&str>) -> Option<String> {
     let ok = if up { "succeed" } else { "failed" };
     let done = if up { "succeeded" } else { "failed" };
-    Some(match kind {
+    Some(match &c.kind {
         CheckKind::Tcp => format!("=> TCP CHECK {ok} on service <="),
         CheckKind::Udp { .. } => format!("=> UDP CHECK {ok} on service <="),
         CheckKind::Ping => format!("=> ICMP CHECK {ok} on service <="),
@@ -758,10 +758,23 @@ fn checker_alert(kind: &CheckKind, up: bool, why: Option<&str>) -> Option<String
             "=> CHECK succeed on service <=".into()
         }
         CheckKind::Http { .. } => "=> CHECK failed on service : HTTP request failed <=".into(),
-        CheckKind::Smtp { .. } => match why {
-            Some(w) => format!("=> CHECK failed on service : {w} <="),
-            None => "=> CHECK failed on service <=".into(),
-        },
+        CheckKind::Smtp { .. } => {
+            // keepalived's smtp_final phrases, by what went wrong.
+            let why = why.unwrap_or_default();
+            let host = format!("[{}]:{}", c.target.ip(), c.target.port());
+            let phrase = if why.starts_with("SMTP banner") {
+                "Bad greeting banner from server"
+            } else if why.starts_with("SMTP HELO") {
+                "Bad HELO response from server"
+            } else if why.starts_with("SMTP:") {
+                "Read failure from server"
+            } else if why.starts_with("timed out") {
+                "Connection timeout to server"
+            } else {
+                "Error connecting to server"
+            };
+            format!("=> CHECK failed on service : {phrase} {host} <=")
+        }
         CheckKind::Misc { .. } => {
             let timed_out = !up && why.is_some_and(|w| w.starts_with("timed out"));
             let said = if timed_out { "timed out" } else { done };
@@ -836,6 +849,70 @@ fn apply(
             "health",
             Some("apply"),
             format_args!("cannot apply a change: {e}"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each checker's words in its change's mail, keepalived's.
+    #[test]
+    fn checker_alerts_are_keepalived_s_words() {
+        let k = KeepalivedConf::parse(
+            "k.conf",
+            "track_file maint {\n  file /run/maint\n}\n\
+             virtual_server 10.0.0.1 25 {\n  protocol TCP\n  real_server 10.0.0.2 25 {\n\
+             TCP_CHECK {\n    }\n    SMTP_CHECK {\n    }\n    MISC_CHECK {\n      misc_path /bin/true\n    }\n\
+             FILE_CHECK {\n      track_file maint\n    }\n    HTTP_GET {\n      url {\n        path /\n      }\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        let c = &k.virtual_servers[0].real_servers[0].checkers;
+        let said = |i: usize, up: bool, why: Option<&str>| checker_alert(&c[i], up, why);
+        let is = |s: &str| Some(s.to_string());
+        assert_eq!(
+            said(0, true, None),
+            is("=> TCP CHECK succeed on service <=")
+        );
+        assert_eq!(
+            said(0, false, Some("refused")),
+            is("=> TCP CHECK failed on service <=")
+        );
+        assert_eq!(said(1, true, None), is("=> CHECK succeed on service <="));
+        for (why, phrase) in [
+            ("SMTP banner 554", "Bad greeting banner from server"),
+            ("SMTP HELO answered 550", "Bad HELO response from server"),
+            ("SMTP: connection closed", "Read failure from server"),
+            ("timed out after 5s", "Connection timeout to server"),
+            (
+                "Connection refused (os error 111)",
+                "Error connecting to server",
+            ),
+        ] {
+            assert_eq!(
+                said(1, false, Some(why)),
+                Some(format!(
+                    "=> CHECK failed on service : {phrase} [10.0.0.2]:25 <="
+                ))
+            );
+        }
+        assert_eq!(
+            said(2, true, None),
+            is("=> MISC CHECK succeeded on service <=")
+        );
+        assert_eq!(
+            said(2, false, Some("timed out after 5s")),
+            is("=> MISC CHECK timed out on service <=")
+        );
+        assert_eq!(
+            said(2, false, Some("exit 1")),
+            is("=> MISC CHECK failed on service <=")
+        );
+        assert_eq!(said(3, false, None), None, "FILE_CHECK mails nothing");
+        assert_eq!(
+            said(4, false, Some("status 500")),
+            is("=> CHECK failed on service : HTTP request failed <=")
         );
     }
 }
