@@ -771,6 +771,54 @@ mod tests {
         );
     }
 
+    /// A server that takes the connection and never answers: each conversation gives up
+    /// after the timeout with keepalived's words, and queuing never waits (beyond the
+    /// queue, alerts are dropped and counted).
+    #[test]
+    fn a_silent_server_holds_up_nothing() {
+        // Bound and listening, never accepting: the kernel completes the handshakes.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let s = Settings {
+            server: addr,
+            helo: "h".into(),
+            from: "f@h".into(),
+            to: vec!["ops@example.com".into()],
+            timeout: Duration::from_millis(300),
+        };
+        let alert = Alert {
+            subject: "s".into(),
+            body: "b".into(),
+        };
+        let started = Instant::now();
+        let e = converse(&s, &alert).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "Timeout reading data to remote SMTP server [127.0.0.1]:{}.",
+                addr.port()
+            )
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let m = Mailer::start(&MailConf {
+            timeout: Duration::from_secs(30),
+            ..conf(addr)
+        });
+        let (_, _, dropped) = counts();
+        let started = Instant::now();
+        for n in 0..QUEUE + 50 {
+            m.vrrp_alert(false, &format!("VI_{n}"), "MASTER");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let (_, _, dropped_now) = counts();
+        assert!(dropped_now - dropped >= 49, "{dropped} -> {dropped_now}");
+        drop(silent);
+    }
+
     #[test]
     fn deliveries_and_failures_are_counted() {
         let (sent, failed, _) = counts();
