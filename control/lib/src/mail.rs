@@ -10,7 +10,7 @@ use crate::log::{log, Level};
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -258,7 +258,7 @@ struct Inner {
     router_id: String,
     queue: Sender<Alert>,
     /// Alerts taken and not yet delivered or given up.
-    pending: Arc<std::sync::atomic::AtomicUsize>,
+    pending: Arc<AtomicUsize>,
 }
 
 impl Mailer {
@@ -287,7 +287,7 @@ impl Mailer {
             timeout: conf.timeout,
         };
         let (tx, rx) = crossbeam::channel::bounded(QUEUE);
-        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pending = Arc::new(AtomicUsize::new(0));
         let counter = pending.clone();
         let spawned = std::thread::Builder::new()
             .name("rvs-mail".into())
@@ -349,13 +349,9 @@ impl Mailer {
             subject: truncated(&format!("[{}] {subject}", inner.router_id), MAX_SUBJECT),
             body: truncated(body, MAX_BODY),
         };
-        inner
-            .pending
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        inner.pending.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = inner.queue.try_send(alert) {
-            inner
-                .pending
-                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            inner.pending.fetch_sub(1, Ordering::SeqCst);
             let a = match e {
                 TrySendError::Full(a) | TrySendError::Disconnected(a) => a,
             };
@@ -433,7 +429,7 @@ impl Mailer {
             return;
         };
         let end = Instant::now() + within;
-        while inner.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < end {
+        while inner.pending.load(Ordering::SeqCst) > 0 && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -472,7 +468,7 @@ fn truncated(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-fn deliver_all(s: &Settings, rx: &Receiver<Alert>, pending: &std::sync::atomic::AtomicUsize) {
+fn deliver_all(s: &Settings, rx: &Receiver<Alert>, pending: &AtomicUsize) {
     for alert in rx {
         let result = converse(s, &alert);
         let counter = if result.is_ok() { &SENT } else { &FAILED };
@@ -491,7 +487,7 @@ fn deliver_all(s: &Settings, rx: &Receiver<Alert>, pending: &std::sync::atomic::
                 format_args!("{e} (alert not sent: {})", alert.subject),
             ),
         }
-        pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
