@@ -454,6 +454,37 @@ pub fn use_conf(conf: &MailConf) {
     set_current(Mailer::start(conf));
 }
 
+/// `show mail`: where alerts go, who mails, and the counts.
+pub fn show() -> String {
+    let (sent, failed, dropped) = counts();
+    let m = current();
+    let Some(inner) = &m.inner else {
+        return format!(
+            "mail: off (no smtp_server with a notification_email); alerts sent {sent}, failed {failed}, dropped {dropped}\n"
+        );
+    };
+    let c = &inner.conf;
+    let word = |v: Option<bool>| match v {
+        None => "unset",
+        Some(true) => "on",
+        Some(false) => "off",
+    };
+    format!(
+        "mail: smtp_server [{}]:{}, router_id {}, timeout {} s\n  to: {}\n  smtp_alert {}, smtp_alert_vrrp {}, smtp_alert_checker {}{}{}\n  alerts sent {sent}, failed {failed}, dropped {dropped}, queued {}\n",
+        c.server.map(|s| s.ip().to_string()).unwrap_or_default(),
+        c.server.map(|s| s.port()).unwrap_or_default(),
+        inner.router_id,
+        c.timeout.as_secs(),
+        c.to.join(", "),
+        word(c.alert),
+        word(c.alert_vrrp),
+        word(c.alert_checker),
+        if c.no_email_faults { ", no_email_faults" } else { "" },
+        if c.no_checker_emails { ", no_checker_emails" } else { "" },
+        inner.pending.load(Ordering::SeqCst),
+    )
+}
+
 /// The mailer alerts go through now.
 pub fn current() -> Mailer {
     CURRENT.read().unwrap_or_else(|e| e.into_inner()).clone()

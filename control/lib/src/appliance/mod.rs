@@ -592,6 +592,7 @@ impl Appliance {
             ["show", "health"] => Reply::ok(self.show_health()),
             ["show", "vrrp"] => Reply::ok(self.show_vrrp()),
             ["show", "bfd"] => Reply::ok(self.show_bfd()),
+            ["show", "mail"] => Reply::ok(crate::mail::show()),
             ["show", "announce"] => Reply::ok(self.show_announce()),
             ["show", "sync"] => Reply::ok(self.show_sync()),
             ["show", "mark" | "marks"] => Reply::ok(self.show_marks()),
@@ -1123,10 +1124,19 @@ mod tests {
                 && mails[0].contains("Subject: [R] VRRP Instance VI_R - Entering MASTER state\r\n"),
             "{mails:?}"
         );
+        let shown = a.console("show mail").out;
+        assert!(
+            shown.starts_with(&format!(
+                "mail: smtp_server [127.0.0.1]:{}, router_id R, timeout 30 s\n  to: ops@example.com\n  smtp_alert unset, smtp_alert_vrrp unset, smtp_alert_checker unset\n  alerts sent ",
+                sink.addr.port()
+            )),
+            "{shown}"
+        );
         // Taken out again: no mailer.
         std::fs::write(&toml, RELOAD_BASE).unwrap();
         assert_eq!(a.console("reload").status, 0);
         assert!(!crate::mail::current().enabled());
+        assert!(a.console("show mail").out.starts_with("mail: off"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

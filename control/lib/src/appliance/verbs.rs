@@ -72,6 +72,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show bfd"],
     },
     Verb {
+        usage: "show mail",
+        help: "e-mail alerts: the mail server, sender, recipients, who mails; alerts sent, failed, dropped",
+        phrases: &["show mail"],
+    },
+    Verb {
         usage: "show announce",
         help: "VIPs announced to the routing daemon ([announce]): announced or withdrawn, and why",
         phrases: &["show announce"],

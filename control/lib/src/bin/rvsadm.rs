@@ -31,6 +31,7 @@ fn main() {
     let console = match args.first().map(String::as_str) {
         Some("--vrrp") if args.len() == 1 => Some("show vrrp".to_string()),
         Some("--bfd") if args.len() == 1 => Some("show bfd".to_string()),
+        Some("--mail") if args.len() == 1 => Some("show mail".to_string()),
         Some("--marks") if args.len() == 1 => Some("show mark".to_string()),
         Some("--routes") if args.len() == 1 => Some("show route".to_string()),
         Some("--mark") if args.len() > 2 => Some(format!("mark {}", args[1..].join(" "))),
