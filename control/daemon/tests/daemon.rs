@@ -898,12 +898,8 @@ virtual_server 192.0.2.50 80 {{
         sink.wait_for(n, Duration::from_secs(within))
             .iter()
             .map(|m| {
-                let subject = m.lines().find_map(|l| l.strip_prefix("Subject: "));
-                let body = m.split("\r\n\r\n").nth(1).unwrap_or_default();
-                (
-                    subject.unwrap_or_default().to_string(),
-                    body.trim_end().to_string(),
-                )
+                use rvs_testkit::smtp::{body, subject};
+                (subject(m).to_string(), body(m).to_string())
             })
             .collect()
     };

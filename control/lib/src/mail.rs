@@ -732,9 +732,8 @@ mod tests {
         let said: Vec<(String, String)> = mails
             .iter()
             .map(|m| {
-                let subject = m.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap();
-                let body = m.split("\r\n\r\n").nth(1).unwrap();
-                (subject.to_string(), body.trim_end().to_string())
+                use rvs_testkit::smtp::{body, subject};
+                (subject(m).to_string(), body(m).to_string())
             })
             .collect();
         let expect = [

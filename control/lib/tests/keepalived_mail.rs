@@ -8,7 +8,7 @@
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::mail::Mailer;
 use rvs_testkit::netns::Netns;
-use rvs_testkit::smtp::Sink;
+use rvs_testkit::smtp::{subject, Sink};
 use std::time::Duration;
 
 fn conf(server: &std::net::SocketAddr) -> String {
@@ -48,12 +48,6 @@ fn undated(t: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\r\n")
-}
-
-fn subject(t: &str) -> &str {
-    t.lines()
-        .find_map(|l| l.strip_prefix("Subject: "))
-        .unwrap_or_default()
 }
 
 #[test]

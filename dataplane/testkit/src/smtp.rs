@@ -51,6 +51,18 @@ impl Sink {
     }
 }
 
+/// A conversation's Subject header ("" without one).
+pub fn subject(mail: &str) -> &str {
+    mail.lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or_default()
+}
+
+/// A conversation's body: after the headers, up to the final dot ("" without one).
+pub fn body(mail: &str) -> &str {
+    mail.split("\r\n\r\n").nth(1).unwrap_or_default().trim_end()
+}
+
 /// One conversation: what the client wrote (until QUIT or its end; 10 s at most).
 fn serve(mut conn: TcpStream, rcpt: u16) -> String {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));

@@ -1198,12 +1198,8 @@ mod tests {
             .wait_for(4, std::time::Duration::from_secs(3))
             .iter()
             .map(|m| {
-                let subject = m
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .unwrap_or_default();
-                let body = m.split("\r\n\r\n").nth(1).unwrap_or_default().trim_end();
-                format!("{subject} | {body}")
+                use rvs_testkit::smtp::{body, subject};
+                format!("{} | {}", subject(m), body(m))
             })
             .collect();
         assert_eq!(

@@ -2758,6 +2758,14 @@ fn sync_group(s: &Statement, warnings: &mut Vec<String>) -> Result<SyncGroup, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The warnings without their `file:line: `.
+    fn reasons(warnings: &[String]) -> Vec<&str> {
+        warnings
+            .iter()
+            .map(|w| w.split_once(": ").map_or(w.as_str(), |(_, r)| r))
+            .collect()
+    }
     use crate::keepalived::KeepalivedConf;
 
     fn parse(text: &str) -> Result<VrrpConf, String> {
@@ -3574,11 +3582,7 @@ vrrp_instance VI_2 {
             ]
         );
         assert_eq!(k.vrrp_conf.instances[0].routes[0].at, "k.conf:14");
-        let reasons: Vec<_> = k
-            .warnings
-            .iter()
-            .map(|w| w.split_once(": ").map_or(w.as_str(), |(_, r)| r))
-            .collect();
+        let reasons = reasons(&k.warnings);
         assert_eq!(
             reasons,
             [
@@ -3694,11 +3698,7 @@ vrrp_instance VI_2 {
                 "10.9.0.2/32 None None false"
             ]
         );
-        let reasons: Vec<_> = k
-            .warnings
-            .iter()
-            .map(|w| w.split_once(": ").map_or(w.as_str(), |(_, r)| r))
-            .collect();
+        let reasons = reasons(&k.warnings);
         assert_eq!(
             reasons,
             [
@@ -3775,11 +3775,7 @@ vrrp_instance VI_2 {
             .map(|r| r.to_string())
             .collect();
         assert_eq!(virtuals, ["1000: from 192.168.200.16/32 table 100",]);
-        let reasons: Vec<_> = k
-            .warnings
-            .iter()
-            .map(|w| w.split_once(": ").map_or(w.as_str(), |(_, r)| r))
-            .collect();
+        let reasons = reasons(&k.warnings);
         assert_eq!(
             reasons,
             [
