@@ -6,7 +6,8 @@
 //! with a warning every other line: the ones keepalived did not install (the kernel refused
 //! them) and the ones it installed where rvs's data plane has nothing alike (a blackhole,
 //! several next hops); rvs's rules, put in another namespace as rvs puts them on its host,
-//! read back the same as keepalived's, but for one by firewall mark (named). Needs root.
+//! read back the same as keepalived's, every selector included (what rvs's data plane
+//! selects nothing by, named). Needs root.
 
 use rvs_control::keepalived::KeepalivedConf;
 use rvs_control::vrrp::conf::installed_routes;
@@ -38,6 +39,12 @@ static_rules {
     from 10.4.0.0/16 priority 10 goto 30
     priority 30 nop
     from 10.5.0.0/16 priority 40 table 100 fwmark 7
+    from 10.6.0.0/16 priority 41 table 100 fwmark 0x10/0xff tos 0x10 iif eth1
+    to 10.7.0.0/16 priority 42 table 100 oif eth0 ipproto tcp dport 80-90
+    from 10.8.0.0/16 priority 43 table 100 ipproto udp sport 53
+    dev eth1 priority 44 lookup main dport 8080-8080 sport 1024-65534
+    from 2001:db8:1::/48 priority 45 table 100 ipproto ipv6-icmp dsfield 0x20
+    from 10.10.0.0/16 priority 47 table 100 ipproto tcp sport 1-65535
 }
 vrrp_instance V {
     state MASTER
@@ -221,12 +228,20 @@ fn routes_as_keepalived_installs_them() {
             "{left_out} is not named: {named:#?}"
         );
     }
-    assert_eq!(named.len(), 7, "{named:#?}");
+    assert_eq!(named.len(), 6, "{named:#?}");
 
     // The rules: rvs's, put in a namespace of their own as rvs puts them on its host, read
     // back as keepalived's are.
     let theirs = kernel_rules(&ns);
     let mine = Netns::new("rvskq");
+    // The interfaces the rules name are the test's data ports (named alike on the host).
+    assert!(mine.exec("ip link add eth0 type veth peer name eth1"));
+    let devices = k.vrrp_conf.resolve_rule_devices(
+        |name| names.iter().position(|n| *n == name).map(|i| i as u16),
+        |_| None,
+        |_| false,
+    );
+    assert!(devices.is_empty(), "{devices:#?}");
     let conf = &k.vrrp_conf;
     for r in conf
         .static_rules
@@ -246,23 +261,41 @@ fn routes_as_keepalived_installs_them() {
         );
     }
     let ours = kernel_rules(&mine.ns);
-    let by_mark: Vec<&String> = theirs.iter().filter(|l| l.contains("fwmark")).collect();
-    assert_eq!(by_mark.len(), 1, "{theirs:#?}");
-    let theirs_but_mark: BTreeSet<String> = theirs
-        .iter()
-        .filter(|l| !l.contains("fwmark"))
-        .cloned()
-        .collect();
-    assert_eq!(
-        ours, theirs_but_mark,
-        "rvs's rules (left), keepalived's (right)"
-    );
-    assert_eq!(ours.len(), 8, "{ours:#?}");
-    assert!(
-        k.warnings
-            .iter()
-            .any(|w| w.contains("10.5.0.0/16") && w.contains("fwmark")),
-        "{:#?}",
-        k.warnings
-    );
+    assert_eq!(ours, theirs, "rvs's rules (left), keepalived's (right)");
+    // Every selector among them: the single sport keepalived 2.2.7 drops (the rule in
+    // without it), the range the kernel refuses (neither installs it).
+    assert_eq!(ours.len(), 14, "{ours:#?}");
+    for selector in [
+        "tos",
+        "fwmark",
+        "iif",
+        "oif",
+        "ipproto",
+        "dport 80-90",
+        "sport 1024",
+    ] {
+        assert!(
+            ours.iter().any(|r| r.contains(selector)),
+            "{selector}: {ours:#?}"
+        );
+    }
+    assert!(!ours.iter().any(|r| r.contains("10.10.0.0")), "{ours:#?}");
+    for (rule, said) in [
+        ("10.5.0.0/16", "rvs marks no packet"),
+        ("10.6.0.0/16", "rvs marks no packet"),
+        ("10.7.0.0/16", "rvs binds no lookup to an output interface"),
+        ("10.8.0.0/16", "invalid sport range 53"),
+        (
+            "10.10.0.0/16",
+            "Invalid sport range 1-65535 (the kernel refuses it)",
+        ),
+    ] {
+        assert!(
+            k.warnings
+                .iter()
+                .any(|w| w.contains(rule) && w.contains(said)),
+            "{rule}: {said}: {:#?}",
+            k.warnings
+        );
+    }
 }

@@ -2589,6 +2589,7 @@ fn policy_rules_route_replies_by_their_vip() {
         ipv6: false,
         from,
         to,
+        select: Default::default(),
         invert: false,
         action,
     };

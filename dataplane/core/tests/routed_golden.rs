@@ -130,3 +130,127 @@ fn a_routed_packet_out_of_ttl_gets_time_exceeded_from_the_port_it_came_in_by() {
     assert_eq!(lab.run(1, &input), (Verdict::Forward { port: 1 }, want));
     assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
 }
+
+/// Policy rules select routed packets by the port they came in on (`iif`), their protocol
+/// and ports, as the kernel's fib rules select forwarded ones; an `iif lo` rule is the
+/// appliance's own lookups', an `oif` or a firewall mark rvs never sets selects none, and
+/// `not` inverts the whole selector.
+#[test]
+fn policy_rules_select_routed_packets_by_their_flow() {
+    use rvs_core::engine::{Route, Rule, RuleAction, RuleDev, RuleSelectors};
+    let gw2_mac = [2, 0xbb, 0, 0, 0, 2];
+    let gw2 = ip([192, 168, 1, 253]);
+    let mut lab = Lab::new();
+    lab.snap.ip_forward = true;
+    lab.snap.neighbours.insert(gw2, gw2_mac);
+    lab.snap.routes.push(Route {
+        prefix: ip([0, 0, 0, 0]),
+        len: 0,
+        gateway: Some(gw2),
+        port: 0,
+        table: 100,
+    });
+    let dev = |name: &str, port: Option<u16>| {
+        let mut d = RuleDev::new(name).unwrap();
+        d.port = port;
+        d
+    };
+    let rule = |select: RuleSelectors, invert: bool| Rule {
+        priority: 100,
+        ipv6: false,
+        from: None,
+        to: None,
+        select,
+        invert,
+        action: RuleAction::Table(100),
+    };
+    let dns = udp((RS2_MAC, PORT1_MAC), [10, 0, 0, 2], REMOTE, 64);
+    let tcp = syn_ack((RS2_MAC, PORT1_MAC), [10, 0, 0, 2], REMOTE, 64, (40000, 25));
+    let via = |mac: [u8; 6], frame: &[u8]| {
+        let mut out = frame.to_vec();
+        out[..6].copy_from_slice(&mac);
+        out[6..12].copy_from_slice(&PORT0_MAC);
+        out[22] -= 1;
+        // The IPv4 checksum after the TTL's decrement.
+        let sum = u16::from_be_bytes([out[24], out[25]]);
+        let (s, carry) = sum.overflowing_add(0x0100);
+        out[24..26].copy_from_slice(&(s + u16::from(carry)).to_be_bytes());
+        (Verdict::Forward { port: 0 }, out)
+    };
+    let mut route = |lab: &mut Lab, rules: Vec<Rule>, frame: &[u8]| {
+        lab.snap.set_rules(rules);
+        lab.engine.adopt(&lab.snap);
+        lab.run(1, frame)
+    };
+    let servers_dns = RuleSelectors {
+        iif: Some(dev("lan", Some(1))),
+        ipproto: Some(17),
+        dport: Some((53, 53)),
+        ..Default::default()
+    };
+    // From the servers' port, UDP to port 53: table 100's gateway; TCP: main's.
+    assert_eq!(
+        route(&mut lab, vec![rule(servers_dns, false)], &dns),
+        via(gw2_mac, &dns)
+    );
+    assert_eq!(
+        route(&mut lab, vec![rule(servers_dns, false)], &tcp),
+        via(GW_MAC, &tcp)
+    );
+    // Another port's rule, a source port range the packet is outside of: main.
+    let other_port = RuleSelectors {
+        iif: Some(dev("wan", Some(0))),
+        ..Default::default()
+    };
+    assert_eq!(
+        route(&mut lab, vec![rule(other_port, false)], &dns),
+        via(GW_MAC, &dns)
+    );
+    let high_ports = RuleSelectors {
+        sport: Some((10000, 20000)),
+        ..Default::default()
+    };
+    assert_eq!(
+        route(&mut lab, vec![rule(high_ports, false)], &dns),
+        via(GW_MAC, &dns)
+    );
+    // `not`: everything but the other port's traffic, this packet included.
+    assert_eq!(
+        route(&mut lab, vec![rule(other_port, true)], &dns),
+        via(gw2_mac, &dns)
+    );
+    // lo, an interface of the host's own, an oif, a mark: none of them a routed packet's.
+    for select in [
+        RuleSelectors {
+            iif: Some(dev("lo", None)),
+            ..Default::default()
+        },
+        RuleSelectors {
+            iif: Some(dev("eth7", None)),
+            ..Default::default()
+        },
+        RuleSelectors {
+            oif: Some(dev("lan", Some(1))),
+            ..Default::default()
+        },
+        RuleSelectors {
+            fwmark: Some((1, u32::MAX)),
+            ..Default::default()
+        },
+    ] {
+        assert_eq!(
+            route(&mut lab, vec![rule(select, false)], &dns),
+            via(GW_MAC, &dns),
+            "{select:?}"
+        );
+    }
+    // A mark of 0 under its mask is every unmarked packet's.
+    let unmarked = RuleSelectors {
+        fwmark: Some((0x100, 0xff)),
+        ..Default::default()
+    };
+    assert_eq!(
+        route(&mut lab, vec![rule(unmarked, false)], &dns),
+        via(gw2_mac, &dns)
+    );
+}

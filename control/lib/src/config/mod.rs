@@ -1036,8 +1036,23 @@ garp_group {
             ),
             ("priority = 5\ntable = 0", "rule[0]", "Table 0 is not valid"),
             (
-                "priority = 5\ntable = 100\nfwmark = 3",
-                "rule[0].fwmark",
+                "priority = 5\ntable = 100\nfwmark = \"3/y\"",
+                "rule[0]",
+                "Invalid rule fwmark 3/y",
+            ),
+            (
+                "priority = 5\ntable = 100\nipproto = \"nonesuch\"",
+                "rule[0].ipproto",
+                "Invalid ipproto nonesuch",
+            ),
+            (
+                "priority = 5\ntable = 100\nsport = 0",
+                "rule[0]",
+                "Invalid sport range 0-0",
+            ),
+            (
+                "priority = 5\ntable = 100\nuidrange = \"0-1\"",
+                "rule[0].uidrange",
                 "unknown key",
             ),
             (

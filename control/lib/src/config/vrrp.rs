@@ -325,11 +325,12 @@ pub(super) fn validate(source: &Source, raw: &RawVrrp) -> Result<VrrpConf, Confi
     for (n, t) in raw.rules.iter().enumerate() {
         let line = header_line(source, "[[rule]]", n);
         let field = format!("rule[{n}]");
-        let rule = static_rule(source, t, line).map_err(|(key, m)| {
+        let (rule, warnings) = static_rule(source, t, line).map_err(|(key, m)| {
             let field = key.map_or(field.clone(), |k| format!("{field}.{k}"));
             err(line, field, m)
         })?;
         conf.static_rules.push(rule);
+        conf.warnings.extend(warnings);
     }
     Ok(conf)
 }
@@ -397,7 +398,16 @@ impl super::Config {
         if let Some(k) = keepalived {
             vrrp.merge(k.vrrp_conf.clone())?;
         }
-        let warnings = vrrp.resolve_routes(|n| self.port_named(n), |g| self.port_towards(g));
+        let mut warnings = vrrp.resolve_routes(|n| self.port_named(n), |g| self.port_towards(g));
+        warnings.extend(vrrp.resolve_rule_devices(
+            |n| self.port_named(n),
+            |p| {
+                self.ports
+                    .get(usize::from(p))
+                    .and_then(|port| port.host_tap.clone())
+            },
+            |n| std::path::Path::new("/sys/class/net").join(n).exists(),
+        ));
         crate::vrrp::VrrpRuntime::check(&vrrp, &self.vrrp_links(&[]))
             .map_err(|e| format!("vrrp: {e}"))?;
         // The virtual router MAC's frames reach a port that takes every frame.
@@ -417,15 +427,17 @@ impl super::Config {
     }
 }
 
-/// A `[[rule]]` (`from`, `to`, `not`, `priority`, then one of `table`, `goto` or `action`
-/// = "nop" / "blackhole" / "unreachable" / "prohibit") read as keepalived reads the
-/// static_rules line it stands for; the preference is required, and what keepalived would
-/// warn about and leave out is an error here.
+/// A `[[rule]]` (`from`, `to`, `not`, `priority`, the selectors `tos`, `fwmark`, `iif`,
+/// `oif`, `ipproto`, `sport`, `dport`, then one of `table`, `goto` or `action` = "nop" /
+/// "blackhole" / "unreachable" / "prohibit") read as keepalived reads the static_rules
+/// line it stands for; the preference is required, and what keepalived would warn about
+/// and leave out (or read past) is an error here. The warnings: what the rule selects
+/// nothing of in rvs's data plane.
 fn static_rule(
     source: &Source,
     t: &Table,
     line: usize,
-) -> Result<crate::vrrp::conf::VrrpRule, (Option<String>, String)> {
+) -> Result<(crate::vrrp::conf::VrrpRule, Vec<String>), (Option<String>, String)> {
     let mut words: Vec<String> = Vec::new();
     for (key, value) in t {
         let bad = |what: &str| (Some(key.clone()), format!("expected {what}"));
@@ -456,10 +468,24 @@ fn static_rule(
                     "\"nop\", \"blackhole\", \"unreachable\" or \"prohibit\"",
                 ))
             }
+            ("tos" | "fwmark" | "ipproto", Value::Integer(_) | Value::String(_)) => {
+                words.extend([key.clone(), scalar(value).unwrap_or_default()])
+            }
+            ("tos", _) => return Err(bad("a DS field's number or rt_dsfield name")),
+            ("fwmark", _) => return Err(bad("a mark, \"MARK/MASK\" as a string for a mask")),
+            ("ipproto", _) => return Err(bad("a protocol's number or name")),
+            ("iif" | "oif", Value::String(v)) => words.extend([key.clone(), v.clone()]),
+            ("iif" | "oif", _) => return Err(bad("an interface's name")),
+            // One port is a range of one here (keepalived's file needs N-N).
+            ("sport" | "dport", Value::Integer(n)) => {
+                words.extend([key.clone(), format!("{n}-{n}")])
+            }
+            ("sport" | "dport", Value::String(v)) => words.extend([key.clone(), v.clone()]),
+            ("sport" | "dport", _) => return Err(bad("a port or \"FIRST-LAST\"")),
             (k, _) => {
                 return Err((
                     Some(k.to_string()),
-                    "unknown key (from, to, not, priority, table, goto, action)".into(),
+                    "unknown key (from, to, not, priority, table, goto, action, tos, fwmark, iif, oif, ipproto, sport, dport)".into(),
                 ))
             }
         }
@@ -480,13 +506,19 @@ fn static_rule(
     };
     let mut warnings = Vec::new();
     let mut preferences = crate::vrrp::conf::RulePreferences::default();
-    crate::vrrp::conf::rule_entry(&statement, &mut preferences, &mut warnings).ok_or_else(|| {
-        // The warning without its place (the error has it) and without "ignored".
-        let why = warnings.join("; ");
-        let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w);
-        let why = why
-            .trim_end_matches("; ignored")
-            .trim_end_matches("; not installed");
-        (None, why.to_string())
-    })
+    let rule = crate::vrrp::conf::rule_entry(&statement, &mut preferences, &mut warnings);
+    // The warning without its place (the error has it) and without "ignored".
+    let reason = |w: &str| {
+        let why = w.split_once(": ").map_or(w, |(_, w)| w);
+        why.trim_end_matches("; ignored")
+            .trim_end_matches("; not installed")
+            .to_string()
+    };
+    let Some(rule) = rule else {
+        return Err((None, reason(&warnings.join("; "))));
+    };
+    if let Some(w) = warnings.iter().find(|w| w.contains("Invalid ipproto")) {
+        return Err((Some("ipproto".into()), reason(w)));
+    }
+    Ok((rule, warnings))
 }

@@ -111,6 +111,9 @@ pub struct VrrpRule {
     /// file:line of the entry.
     pub at: String,
     pub rule: rvs_core::engine::Rule,
+    /// The host's names for the interfaces the rule names that are data ports (their
+    /// twins'), once resolved.
+    pub host_devs: Vec<(String, String)>,
 }
 
 impl VrrpRule {
@@ -119,7 +122,19 @@ impl VrrpRule {
     pub fn ip_args(&self, verb: &str) -> Vec<String> {
         let family = if self.rule.ipv6 { "-6" } else { "-4" };
         let mut args: Vec<String> = vec![family.into(), "rule".into(), verb.into()];
-        args.extend(self.rule.words().split_whitespace().map(String::from));
+        let host_name = |d: &rvs_core::engine::RuleDev| {
+            let name = d.name();
+            self.host_devs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or_else(|| name.to_string(), |(_, host)| host.clone())
+        };
+        args.extend(
+            self.rule
+                .words_with(host_name)
+                .split_whitespace()
+                .map(String::from),
+        );
         args.extend(["priority".to_string(), self.rule.priority.to_string()]);
         args.extend(["protocol".to_string(), "18".to_string()]);
         args
@@ -157,9 +172,9 @@ impl Default for RulePreferences {
 }
 
 /// One `static_rules` / `virtual_rules` line as keepalived reads it (vrrp_iprule.c): a
-/// rule it would refuse is left out with its message; one whose selector rvs's data plane
-/// cannot apply (firewall mark, interfaces, TOS, ports, protocol, user ids, realms,
-/// suppressors, l3mdev) is left out with a warning, as a route rvs cannot install.
+/// rule it would refuse (or the kernel would) is left out with its message; one whose
+/// selector rvs's data plane cannot apply (user ids, realms, suppressors, tunnel ids,
+/// l3mdev) is left out with a warning, as a route rvs cannot install.
 pub(crate) fn rule_entry(
     s: &Statement,
     next: &mut RulePreferences,
@@ -178,6 +193,9 @@ pub(crate) fn rule_entry(
         (None::<bool>, None, None, None, None);
     let mut invert = false;
     let mut goto_target = None;
+    let mut select = rvs_core::engine::RuleSelectors::default();
+    // What keepalived says and reads past.
+    let mut said = Vec::new();
     // keepalived's "all" and prefixes; the family agrees with what came before.
     let mut family_of = |ipv6: bool| -> Result<(), String> {
         match family {
@@ -256,25 +274,77 @@ pub(crate) fn rule_entry(
             "no_track" => {}
             // keepalived marks its rules with its own protocol whatever this says.
             "protocol" => i += 1,
-            "tos"
-            | "dsfield"
-            | "fwmark"
-            | "realms"
+            "tos" | "dsfield" => {
+                i += 1;
+                match value.and_then(crate::iproute::dsfield_number) {
+                    Some(t) => select.tos = Some(t),
+                    None => {
+                        return refused(format!("TOS value {} is invalid", value.unwrap_or("")))
+                    }
+                }
+            }
+            "fwmark" => {
+                i += 1;
+                let v = value.unwrap_or("");
+                match fwmark(v) {
+                    Some(m) => select.fwmark = Some(m),
+                    None => return refused(format!("Invalid rule fwmark {v} specified")),
+                }
+            }
+            "dev" | "iif" | "oif" => {
+                i += 1;
+                let Some(dev) = value.and_then(rvs_core::engine::RuleDev::new) else {
+                    return refused(format!(
+                        "WARNING - interface {} for rule doesn't exist",
+                        value.unwrap_or("")
+                    ));
+                };
+                if w == "oif" {
+                    select.oif = Some(dev);
+                } else {
+                    select.iif = Some(dev);
+                }
+            }
+            // keepalived says what it cannot read and keeps the rule without it.
+            "ipproto" => {
+                i += 1;
+                match value.and_then(crate::iproute::protocol_number) {
+                    Some(p) => select.ipproto = Some(p),
+                    None => said.push(format!(
+                        "{}: rule {line:?}: Invalid ipproto {}",
+                        s.at(),
+                        value.unwrap_or("")
+                    )),
+                }
+            }
+            "sport" | "dport" => {
+                i += 1;
+                let v = value.unwrap_or("");
+                match port_range(v) {
+                    // The kernel's refusal (a range from 0, or to 65535, or backwards).
+                    Some((a, b)) if a == 0 || b == u16::MAX || a > b => {
+                        return refused(format!("Invalid {w} range {v} (the kernel refuses it)"))
+                    }
+                    Some(r) if w == "sport" => select.sport = Some(r),
+                    Some(r) => select.dport = Some(r),
+                    // keepalived 2.2.7 reads `N-M` only: a single port is said invalid and
+                    // the rule goes in without it.
+                    None => said.push(format!(
+                        "{}: rule {line:?}: invalid {w} range {v} (keepalived 2.2.7 reads a range only: write {v}-{v}); the rule selects any {w}",
+                        s.at()
+                    )),
+                }
+            }
+            "realms"
             | "suppress_prefixlength"
             | "sup_pl"
             | "suppress_ifgroup"
             | "sup_group"
-            | "dev"
-            | "iif"
-            | "oif"
             | "tunnel-id"
             | "uidrange"
-            | "ipproto"
-            | "sport"
-            | "dport"
             | "track_group" => {
                 warnings.push(format!(
-                    "{}: rule {line:?}: {w}: rvs's data plane selects rules by source and destination only; not installed",
+                    "{}: rule {line:?}: {w}: rvs's data plane cannot select by it; not installed",
                     s.at()
                 ));
                 return None;
@@ -347,6 +417,19 @@ pub(crate) fn rule_entry(
         ));
         given
     });
+    warnings.extend(said);
+    if select.fwmark.is_some_and(|(v, m)| v & m != 0) {
+        warnings.push(format!(
+            "{}: rule {line:?}: rvs marks no packet: the rule selects nothing rvs routes (the host's copy is installed)",
+            s.at()
+        ));
+    }
+    if select.oif.is_some() {
+        warnings.push(format!(
+            "{}: rule {line:?}: rvs binds no lookup to an output interface: the rule selects nothing rvs routes (the host's copy is installed)",
+            s.at()
+        ));
+    }
     Some(VrrpRule {
         at: s.at(),
         rule: Rule {
@@ -354,10 +437,36 @@ pub(crate) fn rule_entry(
             ipv6,
             from,
             to,
+            select,
             invert,
             action,
         },
+        host_devs: Vec::new(),
     })
+}
+
+/// `fwmark N[/M]` as keepalived reads it (C's base prefixes; the mask all ones when
+/// absent, as the kernel takes it).
+fn fwmark(v: &str) -> Option<(u32, u32)> {
+    let number = |t: &str| -> Option<u32> {
+        if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            u32::from_str_radix(h, 16).ok()
+        } else if t.len() > 1 && t.starts_with('0') {
+            u32::from_str_radix(&t[1..], 8).ok()
+        } else {
+            t.parse().ok()
+        }
+    };
+    match v.split_once('/') {
+        Some((value, mask)) => Some((number(value)?, number(mask)?)),
+        None => Some((number(v)?, u32::MAX)),
+    }
+}
+
+/// `N-M` (keepalived 2.2.7 takes no single port).
+fn port_range(v: &str) -> Option<(u16, u16)> {
+    let (a, b) = v.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// The routes to install: the static ones and the virtual_routes of the instances that
@@ -1845,6 +1954,51 @@ impl VrrpConf {
         resolve(&mut self.static_routes);
         for i in &mut self.instances {
             resolve(&mut i.routes);
+        }
+        warnings
+    }
+
+    /// The interfaces the rules name (`iif`/`dev`, `oif`): a data port, by its name or its
+    /// twin's, selects what came in on it and is named on the host by its twin's name
+    /// (`twin_of`); `lo` and the host's other interfaces (`host_has`) select the
+    /// appliance's own lookups (lo) or nothing; a name neither knows leaves the rule out
+    /// with keepalived's message. The warnings are the rules left out.
+    pub fn resolve_rule_devices(
+        &mut self,
+        port_named: impl Fn(&str) -> Option<u16>,
+        twin_of: impl Fn(u16) -> Option<String>,
+        host_has: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut resolve = |rules: &mut Vec<VrrpRule>| {
+            rules.retain_mut(|r| {
+                let shown = r.to_string();
+                let select = &mut r.rule.select;
+                for dev in [&mut select.iif, &mut select.oif].into_iter().flatten() {
+                    let name = dev.name().to_string();
+                    dev.port = port_named(&name);
+                    match dev.port {
+                        Some(p) => {
+                            if let Some(twin) = twin_of(p) {
+                                r.host_devs.push((name, twin));
+                            }
+                        }
+                        None if name == "lo" || host_has(&name) => {}
+                        None => {
+                            warnings.push(format!(
+                                "{}: rule {shown}: WARNING - interface {name} for rule doesn't exist; not installed",
+                                r.at
+                            ));
+                            return false;
+                        }
+                    }
+                }
+                true
+            })
+        };
+        resolve(&mut self.static_rules);
+        for i in &mut self.instances {
+            resolve(&mut i.rules);
         }
         warnings
     }
@@ -3714,8 +3868,9 @@ vrrp_instance VI_2 {
 
     /// static_rules and virtual_rules read as keepalived's vrrp_iprule.c reads them: its
     /// refusals with its messages, its preferences from 16384 down per family for rules
-    /// without one; selectors rvs's data plane cannot apply are left out, said; static
-    /// rules always apply, virtual ones while MASTER; the host gets `ip rule` lines.
+    /// without one, its messages for what it reads past; selectors rvs's data plane cannot
+    /// apply are left out, said; static rules always apply, virtual ones while MASTER; the
+    /// host gets `ip rule` lines, a data port by its twin's name.
     #[test]
     fn rules_as_keepalived_reads_them() {
         let text = "static_rules {\n\
@@ -3739,6 +3894,11 @@ vrrp_instance VI_2 {
              inet6 from 10.15.0.0/16 priority 65 table 100\n\
              from 10.16.0.0/16 priority 66 local\n\
              from 10.17.0.0/16 priority 67 frobnicate\n\
+             from 10.18.0.0/16 priority 68 table 100 ipproto nonesuch sport 53 dport 5-1\n\
+             from 10.19.0.0/16 priority 69 table 100 tos nonesuch\n\
+             from 10.20.0.0/16 priority 70 table 100 fwmark 7/x\n\
+             from 10.21.0.0/16 priority 71 table 100 uidrange 0-10\n\
+             from 10.22.0.0/16 priority 72 table 100 ipproto udp sport 53 oif eth1\n\
              }\n\
              vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n\
              virtual_ipaddress {\n 192.168.200.16\n }\n\
@@ -3756,6 +3916,9 @@ vrrp_instance VI_2 {
                 "300: not from 10.3.0.0/16 unreachable",
                 "10: from 10.4.0.0/16 goto 20",
                 "30: from all nop",
+                "40: from 10.5.0.0/16 fwmark 0x7 table 100",
+                "41: from 10.6.0.0/16 iif eth0 table 100",
+                "72: from 10.22.0.0/16 oif eth1 ipproto 17 table 100",
             ]
         );
         let r = &conf.static_rules;
@@ -3781,8 +3944,7 @@ vrrp_instance VI_2 {
             [
                 "rule \"to 10.1.0.0/16 lookup main\": Rule has no preference specified - setting to 16384. This is probably not what you want.",
                 "rule \"from 2001:db8::/32 table 100\": Rule has no preference specified - setting to 16384. This is probably not what you want.",
-                "rule \"from 10.5.0.0/16 priority 40 table 100 fwmark 7\": fwmark: rvs's data plane selects rules by source and destination only; not installed",
-                "rule \"from 10.6.0.0/16 iif eth0 priority 41 table 100\": iif: rvs's data plane selects rules by source and destination only; not installed",
+                "rule \"from 10.5.0.0/16 priority 40 table 100 fwmark 7\": rvs marks no packet: the rule selects nothing rvs routes (the host's copy is installed)",
                 "rule \"from 10.7.0.0/16 priority 50\": No action specified for rule; ignored",
                 "rule \"from 10.8.0.0/16 to 2001:db8::1 priority 51 table 100\": rule specification has mixed IPv4 and IPv6; ignored",
                 "rule \"from 10.9.0.0/16 priority 60 goto 60\": Invalid rule - preference 60 >= goto target 60; ignored",
@@ -3794,6 +3956,12 @@ vrrp_instance VI_2 {
                 "rule \"inet6 from 10.15.0.0/16 priority 65 table 100\": rule specification has mixed IPv4 and IPv6; ignored",
                 "rule \"from 10.16.0.0/16 priority 66 local\": Invalid rule action local; ignored",
                 "rule \"from 10.17.0.0/16 priority 67 frobnicate\": Unknown rule option frobnicate; ignored",
+                "rule \"from 10.18.0.0/16 priority 68 table 100 ipproto nonesuch sport 53 dport 5-1\": Invalid dport range 5-1 (the kernel refuses it); ignored",
+                "rule \"from 10.19.0.0/16 priority 69 table 100 tos nonesuch\": TOS value nonesuch is invalid; ignored",
+                "rule \"from 10.20.0.0/16 priority 70 table 100 fwmark 7/x\": Invalid rule fwmark 7/x specified; ignored",
+                "rule \"from 10.21.0.0/16 priority 71 table 100 uidrange 0-10\": uidrange: rvs's data plane cannot select by it; not installed",
+                "rule \"from 10.22.0.0/16 priority 72 table 100 ipproto udp sport 53 oif eth1\": invalid sport range 53 (keepalived 2.2.7 reads a range only: write 53-53); the rule selects any sport",
+                "rule \"from 10.22.0.0/16 priority 72 table 100 ipproto udp sport 53 oif eth1\": rvs binds no lookup to an output interface: the rule selects nothing rvs routes (the host's copy is installed)",
                 "rule \"from 192.168.200.17\": No action specified for rule; ignored",
             ]
         );
@@ -3801,8 +3969,30 @@ vrrp_instance VI_2 {
         let installed = |masters: Vec<&Instance>| {
             installed_rules(&conf.static_rules, masters.into_iter()).len()
         };
-        assert_eq!(installed(Vec::new()), 7);
-        assert_eq!(installed(vec![&conf.instances[0]]), 8);
+        assert_eq!(installed(Vec::new()), 10);
+        assert_eq!(installed(vec![&conf.instances[0]]), 11);
+        // A data port's name is its twin's on the host; an interface neither rvs's nor
+        // the host's leaves the rule out.
+        let mut conf = conf.clone();
+        let left_out = conf.resolve_rule_devices(
+            |name| (name == "eth0").then_some(3),
+            |port| (port == 3).then(|| "rvs-eth0".to_string()),
+            |_| false,
+        );
+        assert_eq!(
+            left_out,
+            ["k.conf:26: rule 72: from 10.22.0.0/16 oif eth1 ipproto 17 table 100: WARNING - interface eth1 for rule doesn't exist; not installed"]
+        );
+        let by_iif = conf
+            .static_rules
+            .iter()
+            .find(|r| r.rule.priority == 41)
+            .unwrap();
+        assert_eq!(by_iif.rule.select.iif.map(|d| d.port), Some(Some(3)));
+        assert_eq!(
+            by_iif.ip_args("add").join(" "),
+            "-4 rule add from 10.6.0.0/16 iif rvs-eth0 table 100 priority 41 protocol 18"
+        );
     }
 
     /// What rvs does not apply of a file's VRRP side is said, never dropped silently.

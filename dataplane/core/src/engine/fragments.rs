@@ -148,7 +148,7 @@ impl Engine {
             // Routed traffic needs no state: every fragment is routed alike.
             let ours = dst.is_vip() || dst.is_local() || dst.is_standby();
             if snap.ip_forward && !ours && super::routed::sent_to_port(snap, port, frame.bytes()) {
-                return self.route_through(snap, now, flow, frame);
+                return self.route_through(snap, (now, port), flow, frame);
             }
             return self.drop(DropReason::Fragment);
         };

@@ -39,8 +39,8 @@ pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
 pub use snapshot::{
-    AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, Rule, RuleAction,
-    Service, Snapshot, SnatRule, DEFAULT_TABLE, MAIN_TABLE,
+    AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, RouteQuery, Rule,
+    RuleAction, RuleDev, RuleSelectors, Service, Snapshot, SnatRule, DEFAULT_TABLE, MAIN_TABLE,
 };
 
 use crate::conn::table::{flags, NO_HOP};
@@ -340,7 +340,7 @@ impl Engine {
             if tcp_or_udp {
                 if let Some(&range) = snap.member_for_mapped(dst, flow.proto, &flow.dst, flow.dport)
                 {
-                    return self.forward_to_member(snap, now, range, *flow, frame);
+                    return self.forward_to_member(snap, (now, port), range, *flow, frame);
                 }
                 return self.forward_to_server(snap, loads, now, flow, frame);
             }
@@ -354,7 +354,7 @@ impl Engine {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
             }
             if let Some(&range) = snap.member_range_of_mapped(flow.proto, &flow.src, flow.sport) {
-                return self.forward_from_member(snap, now, range, *flow, frame);
+                return self.forward_from_member(snap, (now, port), range, *flow, frame);
             }
         }
         // The appliance's own traffic, and link-level multicast and broadcast (routing
@@ -371,7 +371,7 @@ impl Engine {
                     return v;
                 }
             }
-            return self.route_through(snap, now, *flow, frame);
+            return self.route_through(snap, (now, port), *flow, frame);
         }
         self.drop(DropReason::NotOurs)
     }

@@ -132,19 +132,30 @@ impl Engine {
         let dst_word = crate::conn::addr_word(dst);
         // The hop by destination alone serves every connection unless rules make the
         // source matter (towards clients: the VIP).
-        let src = if to_server || !snap.has_rules() {
+        // Towards the client as IPVS reroutes a reply: from the VIP, with its protocol
+        // and ports.
+        let reply = if to_server || !snap.has_rules() {
             None
         } else {
-            self.table.get(id).map(|c| ip_of(&c.vaddr))
+            self.table.get(id).map(|c| RouteQuery {
+                src: Some(ip_of(&c.vaddr)),
+                dst,
+                iif: None,
+                tos: 0,
+                proto: c.proto,
+                sport: c.vport,
+                dport: c.cport,
+            })
         };
-        let by_destination = src.is_none();
+        let by_destination = reply.is_none();
         if let Some(index) = self.dest_hop(dst_word).filter(|_| by_destination) {
             if let Some(&hop) = self.hops.get(usize::from(index)) {
                 self.cache_hop(id, to_server, index);
                 return Ok(hop);
             }
         }
-        let Some((port, hop)) = snap.route_from(src, dst) else {
+        let query = reply.unwrap_or(RouteQuery::output(None, dst));
+        let Some((port, hop)) = snap.route_for(&query) else {
             return Err(self.drop(DropReason::NoRoute));
         };
         let Some(mac) = self.neighbour(snap, hop) else {

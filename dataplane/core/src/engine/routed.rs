@@ -10,7 +10,7 @@ impl Engine {
     pub(super) fn forward_to_member<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        now: u32,
+        (now, port): (u32, u16),
         range: MemberPorts,
         flow: Flow,
         frame: &mut F,
@@ -28,14 +28,14 @@ impl Engine {
             );
         }
         self.counters.member_packets.add(1);
-        self.send_routed(snap, now, &flow, range.member, frame)
+        self.send_routed(snap, (now, port), &flow, range.member, frame)
     }
 
     /// A NAT member's packet from its outgoing range: the VIP becomes its source.
     pub(super) fn forward_from_member<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        now: u32,
+        (now, port): (u32, u16),
         range: MemberPorts,
         flow: Flow,
         frame: &mut F,
@@ -51,7 +51,7 @@ impl Engine {
             flow.sport,
         );
         self.counters.member_packets.add(1);
-        self.send_routed(snap, now, &flow, flow.dst_ip(), frame)
+        self.send_routed(snap, (now, port), &flow, flow.dst_ip(), frame)
     }
 
     /// A packet for neither a VIP nor the appliance, sent to this port's MAC: routed on by
@@ -60,7 +60,7 @@ impl Engine {
     pub(super) fn route_through<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        now: u32,
+        (now, port): (u32, u16),
         flow: Flow,
         frame: &mut F,
     ) -> Verdict {
@@ -69,21 +69,32 @@ impl Engine {
         }
         rewrite_ip_only(frame.bytes_mut(), &flow, Side::Dst, flow.dst);
         self.counters.routed.add(1);
-        self.send_routed(snap, now, &flow, flow.dst_ip(), frame)
+        self.send_routed(snap, (now, port), &flow, flow.dst_ip(), frame)
     }
 
-    /// Out of the port the routes give for `dst` (from the packet's source as it came in,
-    /// as the kernel routes before its source NAT), to its next hop's MAC (the frame waits
+    /// Out of the port the routes give for `dst` (from the packet's source as it came in
+    /// on `in_port`, as the kernel routes before its source NAT, its policy rules seeing
+    /// the flow's DS field, protocol and ports), to its next hop's MAC (the frame waits
     /// for it when unknown); too big for that port: ICMP, as for balanced traffic.
     fn send_routed<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        now: u32,
+        (now, in_port): (u32, u16),
         flow: &Flow,
         dst: IpAddr,
         frame: &mut F,
     ) -> Verdict {
-        let Some((port, hop)) = snap.route_from(Some(flow.src_ip()), dst) else {
+        let with_ports = matches!(flow.proto, proto::TCP | proto::UDP | proto::SCTP);
+        let query = RouteQuery {
+            src: Some(flow.src_ip()),
+            dst,
+            iif: Some(in_port),
+            tos: ds_field(flow, frame.bytes()),
+            proto: flow.proto,
+            sport: if with_ports { flow.sport } else { 0 },
+            dport: if with_ports { flow.dport } else { 0 },
+        };
+        let Some((port, hop)) = snap.route_for(&query) else {
             return self.drop(DropReason::NoRoute);
         };
         let Some((port_mac, mtu)) = snap.ports.get(usize::from(port)).map(|p| (p.mac, p.mtu))
@@ -113,4 +124,15 @@ pub(super) fn sent_to_port(snap: &Snapshot, port: u16, frame: &[u8]) -> bool {
         return false;
     };
     frame.get(..6) == Some(&mac[..]) || frame.get(..6).is_some_and(|d| snap.is_vmac(port, d))
+}
+
+/// The packet's DS field (IPv4's TOS, IPv6's traffic class).
+fn ds_field(flow: &Flow, frame: &[u8]) -> u8 {
+    let at = flow.l3();
+    let byte = |i: usize| frame.get(at + i).copied().unwrap_or(0);
+    if flow.v6 {
+        (byte(0) << 4) | (byte(1) >> 4)
+    } else {
+        byte(1)
+    }
 }

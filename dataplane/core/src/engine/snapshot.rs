@@ -258,8 +258,97 @@ pub enum RuleAction {
     Prohibit,
 }
 
+/// An interface a rule names (`iif`/`dev`, `oif`): the name as written, and the data
+/// port of that name (or whose host twin has it) once resolved; None: an interface of the
+/// host's own (`lo`, or one that is no data port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleDev {
+    name: [u8; 15],
+    len: u8,
+    pub port: Option<u16>,
+}
+
+impl RuleDev {
+    /// A kernel interface name: 1 to 15 bytes, no '/', no blank.
+    pub fn new(name: &str) -> Option<RuleDev> {
+        let ok = (1..=15).contains(&name.len())
+            && !name.contains(['/', ':'])
+            && !name.chars().any(char::is_whitespace);
+        ok.then(|| {
+            let mut bytes = [0; 15];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            RuleDev {
+                name: bytes,
+                len: name.len() as u8,
+                port: None,
+            }
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        std::str::from_utf8(&self.name[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// Whether a lookup from `iif` (None: the appliance's own, the kernel's `lo`) is
+    /// from this interface.
+    fn is(&self, iif: Option<u16>) -> bool {
+        match iif {
+            Some(p) => self.port == Some(p),
+            None => self.name() == "lo",
+        }
+    }
+}
+
+/// What a rule selects besides addresses (`ip rule`'s tos, fwmark, iif, oif, ipproto,
+/// sport, dport); None: any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleSelectors {
+    /// The DS field's DSCP bits (ECN aside).
+    pub tos: Option<u8>,
+    /// Value and mask: rvs marks no packet, so only a value of 0 under the mask selects.
+    pub fwmark: Option<(u32, u32)>,
+    pub iif: Option<RuleDev>,
+    /// rvs's lookups are never bound to an output interface: an `oif` rule selects none.
+    pub oif: Option<RuleDev>,
+    pub ipproto: Option<u8>,
+    pub sport: Option<(u16, u16)>,
+    pub dport: Option<(u16, u16)>,
+}
+
+/// A route lookup's flow as the kernel's policy rules see it: from a data port (a packet
+/// routed through) or from the appliance itself (None: an output lookup, `iif lo`; what
+/// IPVS sends), bound to no output interface, carrying no mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteQuery {
+    /// None: before a source is chosen (only rules for any source select it).
+    pub src: Option<IpAddr>,
+    pub dst: IpAddr,
+    pub iif: Option<u16>,
+    /// The DS field (TOS / traffic class).
+    pub tos: u8,
+    pub proto: u8,
+    /// TCP, UDP and SCTP ports; 0 otherwise.
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl RouteQuery {
+    /// An output lookup with addresses alone (IPVS's towards a real server).
+    pub fn output(src: Option<IpAddr>, dst: IpAddr) -> RouteQuery {
+        RouteQuery {
+            src,
+            dst,
+            iif: None,
+            tos: 0,
+            proto: 0,
+            sport: 0,
+            dport: 0,
+        }
+    }
+}
+
 /// A policy routing rule (`ip rule`): by preference, the first whose selector matches a
-/// packet's source and destination decides which table routes it.
+/// packet's flow decides which table routes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub priority: u32,
@@ -268,6 +357,7 @@ pub struct Rule {
     pub from: Option<(IpAddr, u8)>,
     /// `to PREFIX` (None: all).
     pub to: Option<(IpAddr, u8)>,
+    pub select: RuleSelectors,
     /// `not`: the selector's sense inverted.
     pub invert: bool,
     pub action: RuleAction,
@@ -281,6 +371,7 @@ impl Rule {
             ipv6,
             from: None,
             to: None,
+            select: RuleSelectors::default(),
             invert: false,
             action: RuleAction::Table(table),
         };
@@ -292,8 +383,9 @@ impl Rule {
         ]
     }
 
-    /// The selector and action in `ip rule`'s words, without the preference.
-    pub fn words(&self) -> String {
+    /// The selector and action in `ip rule`'s words, without the preference; interfaces
+    /// by `dev_name` (a data port's: its host twin's).
+    pub fn words_with(&self, dev_name: impl Fn(&RuleDev) -> String) -> String {
         let mut out = String::new();
         if self.invert {
             out.push_str("not ");
@@ -304,6 +396,31 @@ impl Rule {
         }
         if let Some((a, len)) = self.to {
             out.push_str(&format!(" to {a}/{len}"));
+        }
+        let f = &self.select;
+        if let Some(t) = f.tos {
+            out.push_str(&format!(" tos {t:#04x}"));
+        }
+        match f.fwmark {
+            Some((v, u32::MAX)) => out.push_str(&format!(" fwmark {v:#x}")),
+            Some((v, m)) => out.push_str(&format!(" fwmark {v:#x}/{m:#x}")),
+            None => {}
+        }
+        if let Some(d) = &f.iif {
+            out.push_str(&format!(" iif {}", dev_name(d)));
+        }
+        if let Some(d) = &f.oif {
+            out.push_str(&format!(" oif {}", dev_name(d)));
+        }
+        if let Some(p) = f.ipproto {
+            out.push_str(&format!(" ipproto {p}"));
+        }
+        for (word, range) in [("sport", f.sport), ("dport", f.dport)] {
+            match range {
+                Some((a, b)) if a == b => out.push_str(&format!(" {word} {a}")),
+                Some((a, b)) => out.push_str(&format!(" {word} {a}-{b}")),
+                None => {}
+            }
         }
         let action = match self.action {
             RuleAction::Table(t) => format!("table {t}"),
@@ -318,11 +435,27 @@ impl Rule {
         out
     }
 
-    /// Whether the rule selects a packet from `src` (unspecified: a lookup made before a
-    /// source is chosen, which only rules for any source select, as in the kernel) to `dst`.
-    fn selects(&self, src: IpAddr, dst: IpAddr) -> bool {
-        let matched =
-            self.from.is_none_or(|p| within(src, p)) && self.to.is_none_or(|p| within(dst, p));
+    /// [`Rule::words_with`], interfaces by the names written.
+    pub fn words(&self) -> String {
+        self.words_with(|d| d.name().to_string())
+    }
+
+    /// Whether the rule selects a lookup's flow from `src` (unspecified: a lookup made
+    /// before a source is chosen, which only rules for any source select, as in the
+    /// kernel).
+    fn selects(&self, src: IpAddr, q: &RouteQuery) -> bool {
+        let f = &self.select;
+        let in_range =
+            |r: Option<(u16, u16)>, port: u16| r.is_none_or(|(a, b)| (a..=b).contains(&port));
+        let matched = self.from.is_none_or(|p| within(src, p))
+            && self.to.is_none_or(|p| within(q.dst, p))
+            && f.tos.is_none_or(|t| t >> 2 == q.tos >> 2)
+            && f.fwmark.is_none_or(|(v, m)| v & m == 0)
+            && f.iif.is_none_or(|d| d.is(q.iif))
+            && f.oif.is_none()
+            && f.ipproto.is_none_or(|p| p == q.proto)
+            && in_range(f.sport, q.sport)
+            && in_range(f.dport, q.dport);
         matched != self.invert
     }
 }
@@ -936,14 +1069,21 @@ impl Snapshot {
         self.route_from(None, dst)
     }
 
-    /// Out port and next-hop address for a packet from `src` to `dst`: without policy
-    /// rules the main table's longest match; with them, the tables the first selecting
-    /// rules name, in preference order, as the kernel's fib rules.
+    /// Out port and next-hop address for the appliance's own packet from `src` to `dst`
+    /// (an output lookup by addresses alone; see [`Snapshot::route_for`]).
     pub fn route_from(&self, src: Option<IpAddr>, dst: IpAddr) -> Option<(u16, IpAddr)> {
+        self.route_for(&RouteQuery::output(src, dst))
+    }
+
+    /// Out port and next-hop address for a lookup's flow: without policy rules the main
+    /// table's longest match; with them, the tables the first selecting rules name, in
+    /// preference order, as the kernel's fib rules.
+    pub fn route_for(&self, q: &RouteQuery) -> Option<(u16, IpAddr)> {
+        let dst = q.dst;
         if self.rules.is_empty() {
             return self.lookup(MAIN_TABLE, dst);
         }
-        let src = src.unwrap_or(if dst.is_ipv4() {
+        let src = q.src.unwrap_or(if dst.is_ipv4() {
             IpAddr::from([0u8; 4])
         } else {
             IpAddr::from([0u16; 8])
@@ -951,7 +1091,7 @@ impl Snapshot {
         let mut i = 0;
         while let Some(rule) = self.rules.get(i) {
             i += 1;
-            if rule.ipv6 != dst.is_ipv6() || !rule.selects(src, dst) {
+            if rule.ipv6 != dst.is_ipv6() || !rule.selects(src, q) {
                 continue;
             }
             match rule.action {
@@ -1052,6 +1192,7 @@ mod tests {
             ipv6,
             from: from.map(|(a, l)| (ip(a), l)),
             to: None,
+            select: RuleSelectors::default(),
             invert: false,
             action,
         };
@@ -1100,6 +1241,146 @@ mod tests {
         snap.set_rules(Vec::new());
         assert!(!snap.has_rules());
         assert_eq!(snap.route(ip("198.51.100.9")), None);
+    }
+
+    /// The flow selectors as the kernel's: TOS by its DSCP bits, `iif lo` for the
+    /// appliance's own lookups, port ranges inclusive, every selector needed at once.
+    #[test]
+    fn rule_selectors_match_a_lookup_s_flow() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut snap = Snapshot::new(
+            Vec::new(),
+            Vec::new(),
+            vec![
+                Route {
+                    prefix: ip("0.0.0.0"),
+                    len: 0,
+                    gateway: Some(ip("192.0.2.1")),
+                    port: 0,
+                    table: MAIN_TABLE,
+                },
+                Route {
+                    prefix: ip("0.0.0.0"),
+                    len: 0,
+                    gateway: Some(ip("192.0.2.2")),
+                    port: 1,
+                    table: 100,
+                },
+            ],
+            HashMap::new(),
+        );
+        let rule = |select| Rule {
+            priority: 10,
+            ipv6: false,
+            from: None,
+            to: None,
+            select,
+            invert: false,
+            action: RuleAction::Table(100),
+        };
+        let q = RouteQuery {
+            src: Some(ip("10.0.0.2")),
+            dst: ip("198.51.100.7"),
+            iif: Some(2),
+            tos: 0x12,
+            proto: 6,
+            sport: 40000,
+            dport: 443,
+        };
+        let table = |snap: &Snapshot, q: &RouteQuery| snap.route_for(q).map(|(port, _)| port);
+        let lo = {
+            let d = RuleDev::new("lo");
+            assert!(
+                RuleDev::new("a-name-too-long").is_some()
+                    && RuleDev::new("sixteen-bytes-xx").is_none()
+            );
+            d
+        };
+        for (select, selected) in [
+            // 0x12 is DSCP 4 with an ECN bit: tos 0x10 selects it, 0x14 does not.
+            (
+                RuleSelectors {
+                    tos: Some(0x10),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleSelectors {
+                    tos: Some(0x14),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleSelectors {
+                    dport: Some((443, 443)),
+                    sport: Some((32768, 60999)),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleSelectors {
+                    dport: Some((80, 442)),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleSelectors {
+                    ipproto: Some(17),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleSelectors {
+                    iif: lo,
+                    ..Default::default()
+                },
+                false,
+            ),
+        ] {
+            snap.set_rules(vec![rule(select)]);
+            assert_eq!(
+                table(&snap, &q),
+                Some(if selected { 1 } else { 0 }),
+                "{select:?}"
+            );
+        }
+        // The appliance's own lookup (iif lo): the lo rule's; one by protocol is not.
+        snap.set_rules(vec![rule(RuleSelectors {
+            iif: lo,
+            ..Default::default()
+        })]);
+        assert_eq!(
+            snap.route_from(Some(ip("10.0.0.1")), q.dst),
+            Some((1, ip("192.0.2.2")))
+        );
+        snap.set_rules(vec![rule(RuleSelectors {
+            ipproto: Some(6),
+            ..Default::default()
+        })]);
+        assert_eq!(
+            snap.route_from(Some(ip("10.0.0.1")), q.dst),
+            Some((0, ip("192.0.2.1")))
+        );
+        // As `ip rule` words them.
+        let words = rule(RuleSelectors {
+            tos: Some(0x10),
+            fwmark: Some((0x10, 0xff)),
+            iif: lo,
+            ipproto: Some(6),
+            dport: Some((80, 90)),
+            sport: Some((53, 53)),
+            ..Default::default()
+        })
+        .words();
+        assert_eq!(
+            words,
+            "from all tos 0x10 fwmark 0x10/0xff iif lo ipproto 6 sport 53 dport 80-90 table 100"
+        );
     }
 
     /// A new connection takes its family's local addresses without a scan; each family
