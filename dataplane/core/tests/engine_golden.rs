@@ -2670,6 +2670,35 @@ fn policy_rules_route_replies_by_their_vip() {
         replies(&mut lab),
         (Verdict::Forward { port: 0 }, reply(GW_MAC))
     );
+    // By the service's protocol and port (the reply's source port), as IPVS reroutes a
+    // reply with its flow: TCP from port 80 takes table 100; UDP, or port 81, does not;
+    // nor does a rule for what comes in on a port (a reply is the appliance's own).
+    let by_flow = |ipproto, sport, iif: Option<u16>| {
+        let mut r = rule(100, None, None, RuleAction::Table(100));
+        r.select.ipproto = Some(ipproto);
+        r.select.sport = Some((sport, sport));
+        r.select.iif = iif.map(|p| {
+            let mut d = rvs_core::engine::RuleDev::new("lan").unwrap();
+            d.port = Some(p);
+            d
+        });
+        r
+    };
+    for (r, mac) in [
+        (by_flow(6, 80, None), gw2_mac),
+        (by_flow(17, 80, None), GW_MAC),
+        (by_flow(6, 81, None), GW_MAC),
+        (by_flow(6, 80, Some(1)), GW_MAC),
+    ] {
+        lab.snap.set_rules(vec![r]);
+        lab.engine.adopt(&lab.snap);
+        assert_eq!(
+            replies(&mut lab),
+            (Verdict::Forward { port: 0 }, reply(mac)),
+            "{}",
+            r.words()
+        );
+    }
     // Rules gone: the main table.
     lab.snap.set_rules(Vec::new());
     lab.engine.adopt(&lab.snap);
