@@ -407,6 +407,19 @@ pub(crate) fn rule_entry(
         return refused("No action specified for rule".into());
     };
     let ipv6 = family.unwrap_or(false);
+    // The kernel's refusals of a rule's TOS.
+    if let Some(t) = select.tos {
+        if ipv6 && t & 0x03 != 0 {
+            return refused(format!(
+                "TOS value {t:#04x}: ECN bits must be 0 (the kernel refuses it)"
+            ));
+        }
+        if !ipv6 && rvs_core::engine::tos_key(false, t) != t {
+            return refused(format!(
+                "TOS value {t:#04x} is invalid for IPv4 (the kernel takes the bits 0x1c)"
+            ));
+        }
+    }
     let priority = priority.unwrap_or_else(|| {
         let p = &mut next.0[usize::from(ipv6)];
         let given = *p;

@@ -39,8 +39,9 @@ pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
 pub use snapshot::{
-    AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, RouteQuery, Rule,
-    RuleAction, RuleDev, RuleSelectors, Service, Snapshot, SnatRule, DEFAULT_TABLE, MAIN_TABLE,
+    tos_key, AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, RouteQuery,
+    Rule, RuleAction, RuleDev, RuleSelectors, Service, Snapshot, SnatRule, DEFAULT_TABLE,
+    MAIN_TABLE,
 };
 
 use crate::conn::table::{flags, NO_HOP};

@@ -303,7 +303,8 @@ impl RuleDev {
 /// sport, dport); None: any.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RuleSelectors {
-    /// The DS field's DSCP bits (ECN aside).
+    /// The DS field as the kernel takes it for a rule: IPv4's TOS bits (0x1c; what
+    /// [`tos_key`] keeps), IPv6's DSCP (ECN bits 0).
     pub tos: Option<u8>,
     /// Value and mask: rvs marks no packet, so only a value of 0 under the mask selects.
     pub fwmark: Option<(u32, u32)>,
@@ -313,6 +314,16 @@ pub struct RuleSelectors {
     pub ipproto: Option<u8>,
     pub sport: Option<(u16, u16)>,
     pub dport: Option<(u16, u16)>,
+}
+
+/// What of a packet's DS field a rule's `tos` is compared with, as the kernel does: IPv4's
+/// routing TOS bits (IPTOS_RT_MASK), IPv6's DSCP.
+pub fn tos_key(ipv6: bool, ds_field: u8) -> u8 {
+    if ipv6 {
+        ds_field & 0xfc
+    } else {
+        ds_field & 0x1c
+    }
 }
 
 /// A route lookup's flow as the kernel's policy rules see it: from a data port (a packet
@@ -449,7 +460,7 @@ impl Rule {
             |r: Option<(u16, u16)>, port: u16| r.is_none_or(|(a, b)| (a..=b).contains(&port));
         let matched = self.from.is_none_or(|p| within(src, p))
             && self.to.is_none_or(|p| within(q.dst, p))
-            && f.tos.is_none_or(|t| t >> 2 == q.tos >> 2)
+            && f.tos.is_none_or(|t| t == tos_key(self.ipv6, q.tos))
             && f.fwmark.is_none_or(|(v, m)| v & m == 0)
             && f.iif.is_none_or(|d| d.is(q.iif))
             && f.oif.is_none()
@@ -1297,7 +1308,8 @@ mod tests {
             d
         };
         for (select, selected) in [
-            // 0x12 is DSCP 4 with an ECN bit: tos 0x10 selects it, 0x14 does not.
+            // IPv4 compares the TOS bits (0x1c) alone: tos 0x10 selects 0x12, 0x14 does
+            // not (checked against the kernel's `ip route get ... tos`).
             (
                 RuleSelectors {
                     tos: Some(0x10),
