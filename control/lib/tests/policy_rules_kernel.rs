@@ -82,7 +82,11 @@ fn rules_select_as_the_kernel_s_fib_rules() {
     for (table, via, dev, port) in tables {
         let gateway = ip(via);
         let family = if gateway.is_ipv6() { "-6" } else { "-4" };
-        let any = if gateway.is_ipv6() { "::/0" } else { "0.0.0.0/0" };
+        let any = if gateway.is_ipv6() {
+            "::/0"
+        } else {
+            "0.0.0.0/0"
+        };
         assert!(lab.exec(&format!(
             "ip {family} route add {any} via {via} dev {dev} table {table}"
         )));
@@ -145,7 +149,11 @@ fn rules_select_as_the_kernel_s_fib_rules() {
             &[0u8, 0x20, 0x21, 0x60][..],
         ),
     ] {
-        let icmp = if v6 { ("ipproto ipv6-icmp", 58) } else { ("ipproto icmp", 1) };
+        let icmp = if v6 {
+            ("ipproto ipv6-icmp", 58)
+        } else {
+            ("ipproto icmp", 1)
+        };
         for dst in dsts {
             for &tos in tos_values {
                 for &(words, proto, sport, dport) in &flows {
@@ -169,11 +177,7 @@ fn rules_select_as_the_kernel_s_fib_rules() {
                         }
                     }
                     // The appliance's own lookup, before a source is chosen.
-                    ask(
-                        query(None, None),
-                        format!("{dst} tos {tos:#x} {words}"),
-                        v6,
-                    );
+                    ask(query(None, None), format!("{dst} tos {tos:#x} {words}"), v6);
                 }
             }
         }

@@ -177,7 +177,7 @@ fn policy_rules_select_routed_packets_by_their_flow() {
         out[24..26].copy_from_slice(&(s + u16::from(carry)).to_be_bytes());
         (Verdict::Forward { port: 0 }, out)
     };
-    let mut route = |lab: &mut Lab, rules: Vec<Rule>, frame: &[u8]| {
+    let route = |lab: &mut Lab, rules: Vec<Rule>, frame: &[u8]| {
         lab.snap.set_rules(rules);
         lab.engine.adopt(&lab.snap);
         lab.run(1, frame)
