@@ -200,21 +200,16 @@ fn server(s: &Statement) -> Result<SocketAddr, String> {
         .ok_or_else(invalid)
 }
 
-/// The host's name as keepalived takes it: the kernel's node name, canonical by
-/// /etc/hosts (the first name of the line that lists it) where that has it.
+/// The host's name as keepalived takes it: the kernel's node name made canonical by the
+/// resolver (/etc/hosts, DNS); where it resolves nowhere, the node name itself (keepalived
+/// says "[unknown]" then and mails with no sender or HELO name of its own).
 pub fn local_name() -> Option<String> {
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let node = node.trim();
     if node.is_empty() {
         return None;
     }
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let canonical = hosts.lines().find_map(|l| {
-        let l = l.split('#').next().unwrap_or_default();
-        let names: Vec<&str> = l.split_whitespace().skip(1).collect();
-        names.contains(&node).then(|| names[0].to_string())
-    });
-    Some(canonical.unwrap_or_else(|| node.to_string()))
+    Some(rvs_rawsock::canonical_name(node).unwrap_or_else(|| node.to_string()))
 }
 
 /// The name of the user rvs runs as (keepalived's default sender is USER@HOST).

@@ -4,8 +4,10 @@
 //! binds to protocol 0, so it receives nothing); [`PacketSocket::bind_receiving`] also
 //! receives the interface's frames of one EtherType.
 
+mod hostname;
 mod ifaddrs;
 mod udpmeta;
+pub use hostname::canonical_name;
 pub use ifaddrs::{interface_addresses, InterfaceAddresses};
 pub use udpmeta::{recv_udp_meta, want_udp_meta, UdpMeta};
 
