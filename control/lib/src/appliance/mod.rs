@@ -692,6 +692,12 @@ impl Appliance {
                             "warning: its vrrp_instance sections are not applied by load: VRRP is configured when rvs starts (--keepalived-conf, [[vrrp_instance]])\n",
                         );
                     }
+                    let mail = &conf.vrrp_conf.mail;
+                    if mail.server.is_some() && *mail != crate::mail::current().conf() {
+                        r.err.push_str(
+                            "warning: its mail settings are not applied by load: alerts go as the files rvs started or reloaded with say (show mail)\n",
+                        );
+                    }
                     r
                 }
                 Err(e) => Reply::fail(1, e),
@@ -1736,6 +1742,22 @@ mod tests {
         let r = a.console(&format!("load {}", f.display()));
         assert!(r.err.contains(":2: Bad arguments"), "{}", r.err);
         assert_eq!(a.director().services.len(), 0);
+        // A keepalived.conf: its checkers run, its mail settings are said to be left.
+        std::fs::write(
+            &f,
+            "global_defs {\n  smtp_server 127.0.0.1 1\n  notification_email {\n    ops@example.com\n  }\n}\nvirtual_server 10.0.0.3 80 {\n  protocol TCP\n  real_server 10.1.0.3 80 {\n  }\n}\n",
+        )
+        .unwrap();
+        let b = appliance();
+        let r = b.console(&format!("load {}", f.display()));
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(r.out.contains("1 virtual server(s)"), "{}", r.out);
+        assert!(
+            r.err.contains("its mail settings are not applied by load"),
+            "{}",
+            r.err
+        );
+        assert_eq!(b.director().services.len(), 1);
         // A file that loads itself ends.
         std::fs::write(&f, format!("load {}\n", f.display())).unwrap();
         assert!(a

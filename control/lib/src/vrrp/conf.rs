@@ -3931,7 +3931,7 @@ vrrp_instance VI_2 {
                 "30: from all nop",
                 "40: from 10.5.0.0/16 fwmark 0x7 table 100",
                 "41: from 10.6.0.0/16 iif eth0 table 100",
-                "72: from 10.22.0.0/16 oif eth1 ipproto 17 table 100",
+                "72: from 10.22.0.0/16 oif eth1 ipproto udp table 100",
             ]
         );
         let r = &conf.static_rules;
@@ -3994,7 +3994,7 @@ vrrp_instance VI_2 {
         );
         assert_eq!(
             left_out,
-            ["k.conf:26: rule 72: from 10.22.0.0/16 oif eth1 ipproto 17 table 100: WARNING - interface eth1 for rule doesn't exist; not installed"]
+            ["k.conf:26: rule 72: from 10.22.0.0/16 oif eth1 ipproto udp table 100: WARNING - interface eth1 for rule doesn't exist; not installed"]
         );
         let by_iif = conf
             .static_rules

@@ -423,8 +423,15 @@ impl Rule {
         if let Some(d) = &f.oif {
             out.push_str(&format!(" oif {}", dev_name(d)));
         }
-        if let Some(p) = f.ipproto {
-            out.push_str(&format!(" ipproto {p}"));
+        match f.ipproto {
+            // As `ip rule` lists the common ones.
+            Some(1) => out.push_str(" ipproto icmp"),
+            Some(6) => out.push_str(" ipproto tcp"),
+            Some(17) => out.push_str(" ipproto udp"),
+            Some(58) => out.push_str(" ipproto ipv6-icmp"),
+            Some(132) => out.push_str(" ipproto sctp"),
+            Some(p) => out.push_str(&format!(" ipproto {p}")),
+            None => {}
         }
         for (word, range) in [("sport", f.sport), ("dport", f.dport)] {
             match range {
@@ -1391,7 +1398,7 @@ mod tests {
         .words();
         assert_eq!(
             words,
-            "from all tos 0x10 fwmark 0x10/0xff iif lo ipproto 6 sport 53 dport 80-90 table 100"
+            "from all tos 0x10 fwmark 0x10/0xff iif lo ipproto tcp sport 53 dport 80-90 table 100"
         );
     }
 
