@@ -16,6 +16,11 @@ pub const PORT: u16 = 8848;
 pub const HEADER_LEN: usize = 8;
 pub const CONN_V4_LEN: usize = 36;
 pub const CONN_V6_LEN: usize = 72;
+/// The old format (version 0, `net.ipv4.vs.sync_version = 0`): a 4-byte header and IPv4
+/// entries of 24 bytes, 48 with the sequence options.
+pub const HEADER_V0_LEN: usize = 4;
+pub const CONN_V0_LEN: usize = 24;
+pub const CONN_V0_SEQ_LEN: usize = 48;
 /// Entries a worker's queue holds (each way).
 pub const QUEUE_LEN: usize = 8192;
 
@@ -30,6 +35,8 @@ pub mod ipvs_flags {
     pub const INACTIVE: u32 = 0x0100;
     pub const TEMPLATE: u32 = 0x1000;
     pub const ONE_PACKET: u32 = 0x2000;
+    /// In and out sequence adjustments (a version-0 entry then carries them).
+    pub const SEQ_MASK: u32 = 0x0600;
 }
 
 /// One connection (or template) as a sync message carries it. Addresses are 16 bytes,
@@ -46,7 +53,7 @@ pub struct SyncConn {
     pub vport: u16,
     pub dport: u16,
     pub fwmark: u32,
-    /// Seconds.
+    /// Seconds; 0 (a version-0 entry): the state's own timeout.
     pub timeout: u32,
     pub caddr: Addr16,
     pub vaddr: Addr16,
@@ -85,8 +92,6 @@ impl SyncLocal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncError {
     Truncated,
-    /// Not version 1 (version 0, the old format, is not spoken).
-    Version,
     /// Sizes that do not add up.
     Malformed,
 }
@@ -198,18 +203,20 @@ pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
 }
 
 /// A message's sync id and entries (options after an entry's fixed part are skipped).
+/// As the kernel tells them apart: version 1 has a zero first byte, version 1 and zero
+/// spare bytes in its header; anything else is the old format.
 pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
-    if msg.len() < HEADER_LEN {
+    if msg.len() < HEADER_V0_LEN {
         return Err(SyncError::Truncated);
     }
-    let (reserved, syncid, size, count, version) =
-        (msg[0], msg[1], usize::from(get16(msg, 2)), msg[4], msg[5]);
-    if reserved != 0 || version != 1 {
-        return Err(SyncError::Version);
-    }
-    if size != msg.len() {
+    if usize::from(get16(msg, 2)) != msg.len() {
         return Err(SyncError::Malformed);
     }
+    let v1 = msg.len() >= HEADER_LEN && msg[0] == 0 && msg[5] == 1 && get16(msg, 6) == 0;
+    if !v1 {
+        return decode_v0(msg);
+    }
+    let (syncid, count) = (msg[1], msg[4]);
     let mut conns = Vec::with_capacity(usize::from(count));
     let mut at = HEADER_LEN;
     for _ in 0..count {
@@ -260,6 +267,43 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             vaddr: addr_at(msg, addrs + alen, v6),
             daddr: addr_at(msg, addrs + 2 * alen, v6),
             local,
+        });
+        at += len;
+    }
+    Ok((syncid, conns))
+}
+
+/// A version-0 message (an old kernel's, or one set to `sync_version = 0`): IPv4 entries
+/// with 16-bit flags and no timeout, firewall mark or options but the sequence ones
+/// (skipped).
+fn decode_v0(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
+    let (count, syncid) = (msg[0], msg[1]);
+    let mut conns = Vec::with_capacity(usize::from(count));
+    let mut at = HEADER_V0_LEN;
+    for _ in 0..count {
+        let flags = u32::from(get16(msg, at + 20));
+        let len = if flags & ipvs_flags::SEQ_MASK != 0 {
+            CONN_V0_SEQ_LEN
+        } else {
+            CONN_V0_LEN
+        };
+        if at + len > msg.len() {
+            return Err(SyncError::Truncated);
+        }
+        conns.push(SyncConn {
+            proto: msg[at + 1],
+            v6: false,
+            flags: flags & !ipvs_flags::SEQ_MASK,
+            state: get16(msg, at + 22),
+            cport: get16(msg, at + 2),
+            vport: get16(msg, at + 4),
+            dport: get16(msg, at + 6),
+            fwmark: 0,
+            timeout: 0,
+            caddr: addr_at(msg, at + 8, false),
+            vaddr: addr_at(msg, at + 12, false),
+            daddr: addr_at(msg, at + 16, false),
+            local: None,
         });
         at += len;
     }
@@ -358,6 +402,63 @@ mod tests {
         assert_eq!(decode(m).unwrap(), (7, vec![c]));
     }
 
+    /// A version-0 message as the kernel's ip_vs_sync_mesg_v0 and ip_vs_sync_conn_v0 lay
+    /// it out: a NAT connection, one with sequence options (48 bytes, skipped), a DR
+    /// template; no timeout (the backup takes the state's).
+    #[test]
+    fn the_old_format_is_read() {
+        #[rustfmt::skip]
+        let msg: Vec<u8> = vec![
+            3, 9, 0, 100,                         // 3 entries, syncid 9, 100 bytes
+            0, 6, 0x9c, 0x40, 0, 80, 0x1f, 0x90,  // TCP, cport 40000, vport 80, dport 8080
+            10, 0, 0, 10, 10, 0, 0, 100, 10, 0, 0, 11,
+            0, 0, 0, 1,                           // MASQ, ESTABLISHED
+            0, 17, 0x13, 0x88, 0, 53, 0, 53,      // UDP 5000 -> 53
+            10, 0, 0, 12, 10, 0, 0, 100, 10, 0, 0, 13,
+            0x06, 0x00, 0, 0,                     // sequence options follow
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+            0, 6, 0, 0, 0, 80, 0, 80,             // a template: no client port
+            10, 0, 0, 0, 10, 0, 0, 100, 10, 0, 0, 11,
+            0x10, 0x03, 0, 0,                     // TEMPLATE | DROUTE
+        ];
+        let (syncid, conns) = decode(&msg).unwrap();
+        assert_eq!(syncid, 9);
+        let nat = SyncConn {
+            proto: 6,
+            state: 1,
+            cport: 40000,
+            vport: 80,
+            dport: 8080,
+            caddr: v4([10, 0, 0, 10]),
+            vaddr: v4([10, 0, 0, 100]),
+            daddr: v4([10, 0, 0, 11]),
+            ..SyncConn::default()
+        };
+        let udp = SyncConn {
+            proto: 17,
+            cport: 5000,
+            vport: 53,
+            dport: 53,
+            state: 0,
+            caddr: v4([10, 0, 0, 12]),
+            daddr: v4([10, 0, 0, 13]),
+            ..nat
+        };
+        let template = SyncConn {
+            flags: ipvs_flags::TEMPLATE | ipvs_flags::DROUTE,
+            state: 0,
+            cport: 0,
+            dport: 80,
+            caddr: v4([10, 0, 0, 0]),
+            ..nat
+        };
+        assert_eq!(conns, vec![nat, udp, template]);
+        assert_eq!(decode(&msg[..99]), Err(SyncError::Malformed), "size");
+        let mut short = msg[..76].to_vec();
+        short[3] = 76;
+        assert_eq!(decode(&short), Err(SyncError::Truncated), "options cut");
+    }
+
     #[test]
     fn messages_split_by_size_and_count_and_bad_ones_are_refused() {
         let mut c = SyncConn {
@@ -387,10 +488,12 @@ mod tests {
         assert_eq!(m[0].len(), HEADER_LEN + CONN_V6_LEN + CONN_V4_LEN);
         assert_eq!(decode(&m[0]).unwrap().1, vec![v6, c]);
         let good = &m[0];
-        assert_eq!(decode(&good[..5]), Err(SyncError::Truncated));
+        assert_eq!(decode(&good[..3]), Err(SyncError::Truncated));
+        assert_eq!(decode(&good[..5]), Err(SyncError::Malformed), "its size");
+        // Not version 1 in its header: read as the old format, which it does not fit.
         let mut bad = good.clone();
-        bad[5] = 0;
-        assert_eq!(decode(&bad), Err(SyncError::Version));
+        bad[0] = 200;
+        assert_eq!(decode(&bad), Err(SyncError::Truncated));
         let mut bad = good.clone();
         bad[3] += 1;
         assert_eq!(decode(&bad), Err(SyncError::Malformed));

@@ -1619,6 +1619,36 @@ fn synced_connections_continue_on_the_backup() {
     assert!(!backup
         .engine
         .install_synced(&backup.snap, &backup.loads, 1, &stray));
+
+    // The same notes in the old format (version 0: no timeout): the backup gives each its
+    // state's timeout (ESTABLISHED: 900 s), as the kernel's backup does.
+    let mut v0 = vec![notes.len() as u8, 3, 0, 0];
+    for c in &notes {
+        v0.extend([0, c.proto]);
+        for port in [c.cport, c.vport, c.dport] {
+            v0.extend(port.to_be_bytes());
+        }
+        for a in [&c.caddr, &c.vaddr, &c.daddr] {
+            v0.extend(&a[12..]);
+        }
+        v0.extend((c.flags as u16).to_be_bytes());
+        v0.extend(c.state.to_be_bytes());
+    }
+    let size = v0.len() as u16;
+    v0[2..4].copy_from_slice(&size.to_be_bytes());
+    let (syncid, conns) = decode(&v0).unwrap();
+    assert_eq!((syncid, conns.len()), (3, 4));
+    let mut old = Lab::new();
+    for c in &conns {
+        assert_eq!(c.timeout, 0);
+        assert!(old.engine.install_synced(&old.snap, &old.loads, 1, c));
+    }
+    old.engine.expire(300, 1 << 20, &old.loads);
+    assert_eq!(old.engine.table.len(), 2, "alive at 300 s");
+    let (v, out) = old.run(0, &nat_ack);
+    assert_eq!((v, out), (Verdict::Forward { port: 1 }, on_master_nat));
+    old.engine.expire(1000, 1 << 20, &old.loads);
+    assert_eq!(old.engine.table.len(), 0, "gone after 900 s");
 }
 
 /// A long, quiet connection is sent again once half its state's timeout has passed since

@@ -104,6 +104,17 @@ impl Engine {
         }
     }
 
+    /// A synced entry's lifetime in seconds: the master's timeout, or (a version-0 entry
+    /// carries none) the state's own, three minutes for a template, as the kernel's backup.
+    fn synced_timeout(&self, s: &SyncConn, state: u8) -> u32 {
+        let timeout = match s.timeout {
+            0 if s.flags & ipvs_flags::TEMPLATE != 0 => 180,
+            0 => self.timeouts.of(s.proto, state),
+            t => t,
+        };
+        timeout.clamp(1, 31 * 24 * 3600)
+    }
+
     /// Installs (or refreshes) an SNAT entry a master sent (no service to find).
     fn install_synced_snat(&mut self, now: u32, s: &SyncConn, l: SyncLocal) -> bool {
         let key = InKey {
@@ -114,7 +125,7 @@ impl Engine {
             vport: s.vport,
         };
         let state = synced_state(s);
-        let expires = now.saturating_add(s.timeout.clamp(1, 31 * 24 * 3600));
+        let expires = now.saturating_add(self.synced_timeout(s, state));
         if let Some(id) = self.table.lookup_in(&key) {
             if let Some(c) = self.table.get_mut(id) {
                 c.state = state;
@@ -176,7 +187,7 @@ impl Engine {
         };
         let state = synced_state(s);
         let active = state_is_active(s.proto, state);
-        let expires = now.saturating_add(s.timeout.clamp(1, 31 * 24 * 3600));
+        let expires = now.saturating_add(self.synced_timeout(s, state));
         let load = loads.get(server.id);
         if let Some(id) = self.table.lookup_in(&key) {
             let same = self
