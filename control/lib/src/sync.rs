@@ -529,9 +529,18 @@ mod tests {
             accept_message(&m, 5, &channels, &counters);
         }
         assert_eq!(counters.other_syncid.load(Relaxed), 1);
-        accept_message(&[0, 5, 0, 8, 0, 0, 0, 0], 5, &channels, &counters);
-        assert_eq!(counters.bad_messages.load(Relaxed), 1, "version 0 refused");
-        assert_eq!(counters.received_conns.load(Relaxed), 101);
+        accept_message(&[0, 5, 0, 9, 0, 0, 0, 0], 5, &channels, &counters);
+        assert_eq!(
+            counters.bad_messages.load(Relaxed),
+            1,
+            "a size that is not its own"
+        );
+        // The old format (version 0): one UDP entry, syncid 5.
+        let mut v0 = vec![1, 5, 0, 28, 0, 17, 0x13, 0x88, 0, 53, 0, 53];
+        v0.extend([192, 0, 2, 9, 192, 0, 2, 100, 10, 0, 0, 2, 0, 0, 0, 0]);
+        accept_message(&v0, 5, &channels, &counters);
+        assert_eq!(counters.bad_messages.load(Relaxed), 1);
+        assert_eq!(counters.received_conns.load(Relaxed), 102);
     }
 
     #[test]
