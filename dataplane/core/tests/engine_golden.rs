@@ -2729,6 +2729,32 @@ fn policy_rules_route_replies_by_their_vip() {
             r.words()
         );
     }
+    // By the reply's DS field (IPv4's TOS bits), as IPVS reroutes it: TOS 0x10 takes
+    // table 100, 0 does not.
+    let with_tos = |frame: Vec<u8>, tos: u8| {
+        let mut f = frame;
+        f[15] = tos;
+        f[24..26].copy_from_slice(&[0, 0]);
+        let sum = f[14..34]
+            .chunks(2)
+            .fold(0u32, |s, w| s + u32::from(u16::from_be_bytes([w[0], w[1]])));
+        let folded = (sum & 0xffff) + (sum >> 16);
+        f[24..26].copy_from_slice(&(!((folded & 0xffff) + (folded >> 16)) as u16).to_be_bytes());
+        f
+    };
+    let mut by_tos = rule(100, None, None, RuleAction::Table(100));
+    by_tos.select.tos = Some(0x10);
+    lab.snap.set_rules(vec![by_tos]);
+    lab.engine.adopt(&lab.snap);
+    assert_eq!(
+        lab.run(1, &with_tos(reply(PORT1_MAC), 0x10)),
+        (Verdict::Forward { port: 0 }, with_tos(reply(gw2_mac), 0x10))
+    );
+    lab.engine.adopt(&lab.snap);
+    assert_eq!(
+        replies(&mut lab),
+        (Verdict::Forward { port: 0 }, reply(GW_MAC))
+    );
     // Rules gone: the main table.
     lab.snap.set_rules(Vec::new());
     lab.engine.adopt(&lab.snap);

@@ -598,10 +598,11 @@ impl Engine {
             return Verdict::ToHost;
         }
         let daddr = ip_of(&conn.addr);
-        let (out_port, hop_mac, pending) = match self.next_hop(snap, id, daddr, true, now, frame) {
-            Ok(h) => (h.port, h.mac, h.pending),
-            Err(verdict) => return verdict,
-        };
+        let (out_port, hop_mac, pending) =
+            match self.next_hop(snap, (id, 0), daddr, true, now, frame) {
+                Ok(h) => (h.port, h.mac, h.pending),
+                Err(verdict) => return verdict,
+            };
         // Full NAT: the source becomes the local end (after any PROXY header goes in, which
         // moves the datagram's end).
         let shifted;
@@ -733,11 +734,12 @@ impl Engine {
             None => None,
         };
         let towards = client.map_or(flow.dst_ip(), |(a, _)| a);
-        let (out_port, hop_mac, pending) = match self.next_hop(snap, id, towards, false, now, frame)
-        {
-            Ok(h) => (h.port, h.mac, h.pending),
-            Err(verdict) => return verdict,
-        };
+        let ds_field = super::routed::ds_field(flow, frame.bytes());
+        let (out_port, hop_mac, pending) =
+            match self.next_hop(snap, (id, ds_field), towards, false, now, frame) {
+                Ok(h) => (h.port, h.mac, h.pending),
+                Err(verdict) => return verdict,
+            };
         let Some((port_mac, mtu)) = snap
             .ports
             .get(usize::from(out_port))

@@ -97,7 +97,7 @@ impl Engine {
     pub(super) fn next_hop<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        id: crate::conn::ConnId,
+        (id, ds_field): (crate::conn::ConnId, u8),
         dst: IpAddr,
         to_server: bool,
         now: u32,
@@ -114,7 +114,7 @@ impl Engine {
         if let Some(hop) = cached.and_then(|i| self.hops.get(usize::from(i))) {
             return Ok(*hop);
         }
-        self.next_hop_uncached(snap, id, dst, to_server, now, frame)
+        self.next_hop_uncached(snap, (id, ds_field), dst, to_server, now, frame)
     }
 
     /// [`Engine::next_hop`] when the connection has none cached (its first packet that
@@ -123,7 +123,7 @@ impl Engine {
     fn next_hop_uncached<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        id: crate::conn::ConnId,
+        (id, ds_field): (crate::conn::ConnId, u8),
         dst: IpAddr,
         to_server: bool,
         now: u32,
@@ -132,8 +132,8 @@ impl Engine {
         let dst_word = crate::conn::addr_word(dst);
         // The hop by destination alone serves every connection unless rules make the
         // source matter (towards clients: the VIP).
-        // Towards the client as IPVS reroutes a reply: from the VIP, with its protocol
-        // and ports.
+        // Towards the client as IPVS reroutes a reply: from the VIP, with its DS field,
+        // protocol and ports.
         let reply = if to_server || !snap.has_rules() {
             None
         } else {
@@ -141,7 +141,7 @@ impl Engine {
                 src: Some(ip_of(&c.vaddr)),
                 dst,
                 iif: None,
-                tos: 0,
+                tos: ds_field,
                 proto: c.proto,
                 sport: c.vport,
                 dport: c.cport,

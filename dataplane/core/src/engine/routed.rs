@@ -127,7 +127,7 @@ pub(super) fn sent_to_port(snap: &Snapshot, port: u16, frame: &[u8]) -> bool {
 }
 
 /// The packet's DS field (IPv4's TOS, IPv6's traffic class).
-fn ds_field(flow: &Flow, frame: &[u8]) -> u8 {
+pub(super) fn ds_field(flow: &Flow, frame: &[u8]) -> u8 {
     let at = flow.l3();
     let byte = |i: usize| frame.get(at + i).copied().unwrap_or(0);
     if flow.v6 {
