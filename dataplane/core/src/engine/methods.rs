@@ -599,7 +599,7 @@ impl Engine {
         }
         let daddr = ip_of(&conn.addr);
         let (out_port, hop_mac, pending) =
-            match self.next_hop(snap, (id, 0), daddr, true, now, frame) {
+            match self.next_hop(snap, (id, flow), daddr, true, now, frame) {
                 Ok(h) => (h.port, h.mac, h.pending),
                 Err(verdict) => return verdict,
             };
@@ -734,9 +734,8 @@ impl Engine {
             None => None,
         };
         let towards = client.map_or(flow.dst_ip(), |(a, _)| a);
-        let ds_field = super::routed::ds_field(flow, frame.bytes());
         let (out_port, hop_mac, pending) =
-            match self.next_hop(snap, (id, ds_field), towards, false, now, frame) {
+            match self.next_hop(snap, (id, flow), towards, false, now, frame) {
                 Ok(h) => (h.port, h.mac, h.pending),
                 Err(verdict) => return verdict,
             };

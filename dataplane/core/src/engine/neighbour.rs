@@ -91,13 +91,13 @@ impl Engine {
     /// Without one, the packet's verdict: dropped for no route, or (next hop unresolved)
     /// turned into an ARP request / neighbour solicitation (see [`Engine::resolve`]).
     /// Towards the server the route is IPVS's, looked up before a source is chosen;
-    /// towards the client it is looked up from the VIP (IPVS's snat_reroute), which only
-    /// policy rules tell apart.
+    /// towards the client it is looked up from the VIP with `flow`'s DS field, protocol
+    /// and ports (IPVS's snat_reroute), which only policy rules tell apart.
     #[inline]
     pub(super) fn next_hop<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        (id, ds_field): (crate::conn::ConnId, u8),
+        (id, flow): (crate::conn::ConnId, &Flow),
         dst: IpAddr,
         to_server: bool,
         now: u32,
@@ -114,7 +114,7 @@ impl Engine {
         if let Some(hop) = cached.and_then(|i| self.hops.get(usize::from(i))) {
             return Ok(*hop);
         }
-        self.next_hop_uncached(snap, (id, ds_field), dst, to_server, now, frame)
+        self.next_hop_uncached(snap, (id, flow), dst, to_server, now, frame)
     }
 
     /// [`Engine::next_hop`] when the connection has none cached (its first packet that
@@ -123,7 +123,7 @@ impl Engine {
     fn next_hop_uncached<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        (id, ds_field): (crate::conn::ConnId, u8),
+        (id, flow): (crate::conn::ConnId, &Flow),
         dst: IpAddr,
         to_server: bool,
         now: u32,
@@ -141,7 +141,7 @@ impl Engine {
                 src: Some(ip_of(&c.vaddr)),
                 dst,
                 iif: None,
-                tos: ds_field,
+                tos: super::routed::ds_field(flow, frame.bytes()),
                 proto: c.proto,
                 sport: c.vport,
                 dport: c.cport,
