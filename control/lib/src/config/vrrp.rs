@@ -506,7 +506,9 @@ fn static_rule(
     };
     let mut warnings = Vec::new();
     let mut preferences = crate::vrrp::conf::RulePreferences::default();
-    let rule = crate::vrrp::conf::rule_entry(&statement, &mut preferences, &mut warnings);
+    let mut read_past = Vec::new();
+    let rule =
+        crate::vrrp::conf::read_rule(&statement, &mut preferences, &mut warnings, &mut read_past);
     // The warning without its place (the error has it) and without "ignored".
     let reason = |w: &str| {
         let why = w.split_once(": ").map_or(w, |(_, w)| w);
@@ -517,8 +519,9 @@ fn static_rule(
     let Some(rule) = rule else {
         return Err((None, reason(&warnings.join("; "))));
     };
-    if let Some(w) = warnings.iter().find(|w| w.contains("Invalid ipproto")) {
-        return Err((Some("ipproto".into()), reason(w)));
+    if let Some((key, said)) = read_past.first() {
+        return Err((Some(key.to_string()), reason(said)));
     }
-    Ok((rule, warnings))
+    let notes = crate::vrrp::conf::selector_notes(&statement, &rule);
+    Ok((rule, notes))
 }

@@ -180,6 +180,45 @@ pub(crate) fn rule_entry(
     next: &mut RulePreferences,
     warnings: &mut Vec<String>,
 ) -> Option<VrrpRule> {
+    let mut read_past = Vec::new();
+    let rule = read_rule(s, next, warnings, &mut read_past)?;
+    warnings.extend(read_past.into_iter().map(|(_, said)| said));
+    warnings.extend(selector_notes(s, &rule));
+    Some(rule)
+}
+
+/// What a rule's selectors select nothing of in rvs's data plane (its host copy goes in).
+pub(crate) fn selector_notes(s: &Statement, r: &VrrpRule) -> Vec<String> {
+    let line = std::iter::once(s.keyword.as_str())
+        .chain(s.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let select = &r.rule.select;
+    let mut notes = Vec::new();
+    if select.fwmark.is_some_and(|(v, m)| v & m != 0) {
+        notes.push(format!(
+            "{}: rule {line:?}: rvs marks no packet: the rule selects nothing rvs routes (the host's copy is installed)",
+            s.at()
+        ));
+    }
+    if select.oif.is_some() {
+        notes.push(format!(
+            "{}: rule {line:?}: rvs binds no lookup to an output interface: the rule selects nothing rvs routes (the host's copy is installed)",
+            s.at()
+        ));
+    }
+    notes
+}
+
+/// [`rule_entry`]'s reading: refusals and keepalived's own warnings go to `warnings`;
+/// what keepalived says and reads past (the rule kept without it) to `read_past`, by the
+/// selector's key.
+pub(crate) fn read_rule(
+    s: &Statement,
+    next: &mut RulePreferences,
+    warnings: &mut Vec<String>,
+    read_past: &mut Vec<(&'static str, String)>,
+) -> Option<VrrpRule> {
     use rvs_core::engine::{Rule, RuleAction};
     let words: Vec<&str> = std::iter::once(s.keyword.as_str())
         .chain(s.args.iter().map(String::as_str))
@@ -194,8 +233,6 @@ pub(crate) fn rule_entry(
     let mut invert = false;
     let mut goto_target = None;
     let mut select = rvs_core::engine::RuleSelectors::default();
-    // What keepalived says and reads past.
-    let mut said = Vec::new();
     // keepalived's "all" and prefixes; the family agrees with what came before.
     let mut family_of = |ipv6: bool| -> Result<(), String> {
         match family {
@@ -310,10 +347,13 @@ pub(crate) fn rule_entry(
                 i += 1;
                 match value.and_then(crate::iproute::protocol_number) {
                     Some(p) => select.ipproto = Some(p),
-                    None => said.push(format!(
-                        "{}: rule {line:?}: Invalid ipproto {}",
-                        s.at(),
-                        value.unwrap_or("")
+                    None => read_past.push((
+                        "ipproto",
+                        format!(
+                            "{}: rule {line:?}: Invalid ipproto {}",
+                            s.at(),
+                            value.unwrap_or("")
+                        ),
                     )),
                 }
             }
@@ -329,9 +369,12 @@ pub(crate) fn rule_entry(
                     Some(r) => select.dport = Some(r),
                     // keepalived 2.2.7 reads `N-M` only: a single port is said invalid and
                     // the rule goes in without it.
-                    None => said.push(format!(
-                        "{}: rule {line:?}: invalid {w} range {v} (keepalived 2.2.7 reads a range only: write {v}-{v}); the rule selects any {w}",
-                        s.at()
+                    None => read_past.push((
+                        if w == "sport" { "sport" } else { "dport" },
+                        format!(
+                            "{}: rule {line:?}: invalid {w} range {v} (keepalived 2.2.7 reads a range only: write {v}-{v}); the rule selects any {w}",
+                            s.at()
+                        ),
                     )),
                 }
             }
@@ -430,19 +473,6 @@ pub(crate) fn rule_entry(
         ));
         given
     });
-    warnings.extend(said);
-    if select.fwmark.is_some_and(|(v, m)| v & m != 0) {
-        warnings.push(format!(
-            "{}: rule {line:?}: rvs marks no packet: the rule selects nothing rvs routes (the host's copy is installed)",
-            s.at()
-        ));
-    }
-    if select.oif.is_some() {
-        warnings.push(format!(
-            "{}: rule {line:?}: rvs binds no lookup to an output interface: the rule selects nothing rvs routes (the host's copy is installed)",
-            s.at()
-        ));
-    }
     Some(VrrpRule {
         at: s.at(),
         rule: Rule {
