@@ -46,6 +46,9 @@ pub(crate) struct LbContext {
     pub handoff: Handoff,
     /// Which worker took each datagram's first fragment (shared by all workers).
     pub frag_owners: Arc<engine::FragOwners>,
+    /// The TSC reading every worker's clock (seconds, [`Engine`]'s `now`) counts from, so
+    /// that what they share (templates' deadlines) reads the same on each.
+    pub clock_start: u64,
     /// Where worker 0 takes the buffers of the ARP requests / neighbour solicitations it
     /// sends ahead of traffic for real servers and gateways (None: only on demand).
     pub solicit_pool: Option<Mempool>,
@@ -475,11 +478,11 @@ pub(crate) fn run_lb(
     let (me, workers) = (lb.handoff.me, lb.handoff.workers);
     let sync = lb.engine.sync.clone();
     let hz = dpdk::tsc_hz().max(1);
-    let start = dpdk::tsc_now();
+    let start = lb.clock_start;
     let mut hops: Vec<(u16, IpAddr)> = Vec::with_capacity(SOLICIT_PER_SECOND);
     let mut solicited_at = 0;
     // A pass is counted when the next one starts (its TSC read ends the last one's time).
-    let (mut pass_start, mut last_busy) = (start, None);
+    let (mut pass_start, mut last_busy) = (dpdk::tsc_now(), None);
     let mut watch = Stopwatch::new(plan.stage_cycles);
     while !stop.load(Ordering::Relaxed) {
         let tsc = dpdk::tsc_now();

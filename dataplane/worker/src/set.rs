@@ -5,7 +5,7 @@
 use crate::{run, run_lb, Handoff, LbContext, RxAssignment, WorkerPlan};
 use dpdk::{Eal, LcoreHandle, Mempool, TxQueue};
 use rvs_core::conn::ConnTable;
-use rvs_core::engine::{Counters, Engine, EngineConfig};
+use rvs_core::engine::{Counters, Engine, EngineConfig, SharedTemplates};
 use rvs_core::publish::{SnapshotCell, SnapshotReader};
 use rvs_core::sched::DestLoad;
 use rvs_core::{ForwardMode, WorkerCounters, WorkerStats, WorkerView};
@@ -56,6 +56,10 @@ struct EngineSeed {
     loads: Arc<Vec<DestLoad>>,
     handoff: Handoff,
     frag_owners: Arc<rvs_core::engine::FragOwners>,
+    /// The persistence templates' shared choices (several workers only).
+    templates: Option<Arc<SharedTemplates>>,
+    /// The TSC reading all workers count their seconds from.
+    clock_start: u64,
     solicit_pool: Option<Mempool>,
     pool: Option<Mempool>,
     capture: Option<Arc<rvs_core::capture::Capture>>,
@@ -67,6 +71,9 @@ impl EngineSeed {
         let mut engine = Engine::new(self.config, 1);
         engine.set_owner(index, workers);
         engine.sync = self.sync;
+        if let Some(board) = self.templates {
+            engine.share_templates(board);
+        }
         engine.set_holding(self.holding);
         // Each server's shared counts change once a pass, not per connection.
         engine.hold_loads(self.loads.len());
@@ -77,6 +84,7 @@ impl EngineSeed {
             loads: self.loads,
             handoff: self.handoff,
             frag_owners: self.frag_owners,
+            clock_start: self.clock_start,
             solicit_pool: self.solicit_pool,
             pool: self.pool,
             capture: self.capture,
@@ -150,6 +158,12 @@ impl WorkerSet {
         };
         let mut mesh = mesh.into_iter();
         let frag_owners = Arc::new(rvs_core::engine::FragOwners::default());
+        // Every worker's template table can hold a connection's worth of templates; so can
+        // the board its entries share.
+        let templates = lb
+            .filter(|_| n > 1)
+            .map(|lb| Arc::new(SharedTemplates::new(lb.engine.conn_capacity)));
+        let clock_start = dpdk::tsc_now();
         for (index, q) in queues.into_iter().enumerate() {
             let plan = WorkerPlan {
                 mode: set.mode.clone(),
@@ -171,6 +185,8 @@ impl WorkerSet {
                 loads: lb.loads.clone(),
                 handoff: mesh.next().unwrap_or_default(),
                 frag_owners: frag_owners.clone(),
+                templates: templates.clone(),
+                clock_start,
                 solicit_pool: lb.solicit_pool.filter(|_| index == 0),
                 pool: lb.solicit_pool,
                 capture: lb.capture.clone(),

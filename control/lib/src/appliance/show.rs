@@ -22,7 +22,7 @@ impl Appliance {
                 );
             }
         }
-        all
+        merge_templates(all)
     }
 
     pub(super) fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
@@ -467,4 +467,26 @@ impl Appliance {
         }
         out
     }
+}
+
+/// A client's template that several workers hold (their connections share its choice) is
+/// one template, as in IPVS: listed once, with the most time left.
+fn merge_templates(all: Vec<(rvs_core::conn::Conn, u32)>) -> Vec<(rvs_core::conn::Conn, u32)> {
+    let mut first: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    let mut out: Vec<(rvs_core::conn::Conn, u32)> = Vec::with_capacity(all.len());
+    for (c, left) in all {
+        if !c.is_template() {
+            out.push((c, left));
+            continue;
+        }
+        let key = (c.proto, c.caddr, c.vaddr, c.vport, c.daddr, c.dport);
+        match first.get(&key) {
+            Some(&i) => out[i].1 = out[i].1.max(left),
+            None => {
+                first.insert(key, out.len());
+                out.push((c, left));
+            }
+        }
+    }
+    out
 }

@@ -40,6 +40,9 @@ pub mod flags {
     /// Full NAT: the client's source is replaced by a local address and port (the
     /// table's [`super::Local`] for the entry), which the reply-side key uses.
     pub const FULL_NAT: u8 = 0x40;
+    /// A persistence template taking another worker's choice (the shared board): its
+    /// server counts the template once, on the worker that chose.
+    pub const TEMPLATE_COPY: u8 = 0x80;
 }
 
 /// The local end of a full-NAT (or SNAT) entry, and its PROXY protocol state; kept beside

@@ -28,6 +28,7 @@ mod neighbour;
 mod probe_map;
 mod routed;
 mod session;
+mod shared_templates;
 pub mod snapshot;
 mod sync;
 
@@ -38,6 +39,7 @@ pub use fragments::FragOwners;
 pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
+pub use shared_templates::{BoardKey, SharedTemplates, BOARD_DEST_LIMIT};
 pub use snapshot::{
     tos_key, AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, RouteQuery,
     Rule, RuleAction, RuleDev, RuleSelectors, Service, Snapshot, SnatRule, DEFAULT_TABLE,
@@ -146,6 +148,8 @@ pub struct Engine {
     pub counters: Arc<CounterSlots>,
     /// This worker's queues to and from the connection sync daemon, if it runs one.
     pub sync: Option<Arc<crate::sync::SyncChannel>>,
+    /// The persistence templates' choices all workers share (None: one worker).
+    shared: Option<Arc<SharedTemplates>>,
     /// Where first fragments went, for the later ones.
     frags: FragTable,
     /// Frames waiting for their next hop's MAC.
@@ -211,6 +215,7 @@ impl Engine {
             pending_loads: PendingLoads::default(),
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
+            shared: None,
             embryonic_limit: (cfg.conn_capacity.max(1) * usize::from(cfg.syn_share.clamp(1, 100))
                 / 100)
                 .max(1),
@@ -221,6 +226,12 @@ impl Engine {
             port_cursor: 0,
             local_cursor: 0,
         }
+    }
+
+    /// Shares persistence templates' choices with the other workers through `board`, so
+    /// that a client's connections reach one server whichever worker owns them.
+    pub fn share_templates(&mut self, board: Arc<SharedTemplates>) {
+        self.shared = Some(board);
     }
 
     /// Holds changes to the servers' shared counts (servers `0..servers`) until

@@ -163,16 +163,24 @@ impl Engine {
         released.clear();
         let persistence = &self.persistence;
         let pending = &mut self.pending_loads;
+        let shared = self.shared.as_deref();
         let visited = self
             .table
             .expire(now, budget.min(released.capacity()), |_, c| {
                 if c.is_template() {
                     if c.controls > 0 {
                         let rearm = persistence.get(usize::from(c.service));
-                        return Some(now.saturating_add(rearm.copied().unwrap_or(TEMPLATE_REARM)));
+                        let until = now.saturating_add(rearm.copied().unwrap_or(TEMPLATE_REARM));
+                        // Other workers' new connections keep following it meanwhile.
+                        if let Some(b) = shared {
+                            b.extend(b.key(&c.in_key()), now, c.dest, until);
+                        }
+                        return Some(until);
                     }
-                    if let Some(l) = loads.get(c.dest as usize) {
-                        l.remove_persistent();
+                    if c.flags & flags::TEMPLATE_COPY == 0 {
+                        if let Some(l) = loads.get(c.dest as usize) {
+                            l.remove_persistent();
+                        }
                     }
                     return None;
                 }
@@ -309,6 +317,8 @@ impl Engine {
                 },
                 vport: if svc.group.is_some() { 0 } else { svc.vport },
             };
+            let expires = now.saturating_add(timeout);
+            let board_key = self.shared.as_ref().map(|b| b.key(&tkey));
             if let Some(tid) = self.table.lookup_in(&tkey) {
                 // By address and port: services of one group list the same servers.
                 let dest = self.table.get(tid).map(|t| (t.daddr, t.dport));
@@ -316,13 +326,18 @@ impl Engine {
                     addr16(s.addr) == a && s.port == p
                 };
                 let i = match dest.and_then(|d| svc.servers.iter().position(|s| same(&s, d))) {
-                    Some(i) => i,
+                    Some(i) => {
+                        if let (Some(b), Some(k)) = (&self.shared, board_key) {
+                            b.extend(k, now, svc.servers[i].id as u32, expires);
+                        }
+                        i
+                    }
                     None => {
-                        // Its server was deleted: reschedule and rebind the template (it
-                        // stays in place for the connections it already controls).
-                        let i = self
-                            .schedule(svc, loads, flow, now)
-                            .ok_or(DropReason::NoServer)?;
+                        // Its server was deleted: rebind the template (it stays in place
+                        // for the connections it already controls) to another worker's
+                        // new choice, or reschedule.
+                        let (i, own) =
+                            self.choose_persistent(svc, loads, flow, now, board_key, expires)?;
                         let s = &svc.servers[i];
                         if let Some(t) = self.table.get_mut(tid) {
                             t.dest = s.id as u32;
@@ -330,8 +345,13 @@ impl Engine {
                             t.dport = s.port;
                             t.method = s.method;
                             t.tunnel = s.tunnel;
+                            t.flags = if own {
+                                t.flags & !flags::TEMPLATE_COPY
+                            } else {
+                                t.flags | flags::TEMPLATE_COPY
+                            };
                         }
-                        if let Some(l) = loads.get(s.id) {
+                        if let Some(l) = loads.get(s.id).filter(|_| own) {
                             l.add_persistent();
                         }
                         i
@@ -339,13 +359,11 @@ impl Engine {
                 };
                 template = Some(tid);
                 chosen = Some(i);
-                self.table.set_expires(tid, now.saturating_add(timeout));
+                self.table.set_expires(tid, expires);
                 self.sync_refresh(tid, now, timeout);
             }
             if chosen.is_none() {
-                let i = self
-                    .schedule(svc, loads, flow, now)
-                    .ok_or(DropReason::NoServer)?;
+                let (i, own) = self.choose_persistent(svc, loads, flow, now, board_key, expires)?;
                 let s = &svc.servers[i];
                 let mut t = Conn::new(
                     tkey,
@@ -354,14 +372,15 @@ impl Engine {
                     entry_id,
                     s.id as u32,
                     s.method,
-                    flags::TEMPLATE,
+                    if own {
+                        flags::TEMPLATE
+                    } else {
+                        flags::TEMPLATE | flags::TEMPLATE_COPY
+                    },
                 );
                 t.tunnel = s.tunnel;
-                let tid = self
-                    .table
-                    .insert(t, now.saturating_add(timeout))
-                    .map_err(drop_reason)?;
-                if let Some(l) = loads.get(s.id) {
+                let tid = self.table.insert(t, expires).map_err(drop_reason)?;
+                if let Some(l) = loads.get(s.id).filter(|_| own) {
                     l.add_persistent();
                 }
                 self.sync_note(tid, now);
@@ -455,6 +474,39 @@ impl Engine {
             self.sync_note(id, now);
         }
         Ok(id)
+    }
+
+    /// A persistent client's server where this worker has no template to follow: the one
+    /// another worker's live template chose (the shared board), else the scheduler's,
+    /// offered on the board; a worker that chose for the same key at the same moment may
+    /// have won, and its choice is taken. True: this worker's own choice.
+    fn choose_persistent(
+        &mut self,
+        svc: &Service,
+        loads: &[DestLoad],
+        flow: &Flow,
+        now: u32,
+        board_key: Option<BoardKey>,
+        expires: u32,
+    ) -> Result<(usize, bool), DropReason> {
+        let by_id = |id: u32| svc.servers.iter().position(|s| s.id as u32 == id);
+        if let (Some(b), Some(k)) = (&self.shared, board_key) {
+            if let Some(i) = b.find(k, now).and_then(by_id) {
+                b.extend(k, now, svc.servers[i].id as u32, expires);
+                return Ok((i, false));
+            }
+        }
+        let i = self
+            .schedule(svc, loads, flow, now)
+            .ok_or(DropReason::NoServer)?;
+        let (Some(b), Some(k)) = (&self.shared, board_key) else {
+            return Ok((i, true));
+        };
+        let mine = svc.servers[i].id as u32;
+        match by_id(b.offer(k, now, mine, expires, |d| by_id(d).is_some())) {
+            Some(j) if j != i => Ok((j, false)),
+            _ => Ok((i, true)),
+        }
     }
 
     /// The SYN-flood defence, before a SYN is scheduled: a client address at its

@@ -194,7 +194,27 @@ impl Engine {
                 .table
                 .get(id)
                 .is_some_and(|c| c.dest == server.id as u32);
-            if !same {
+            if !same && template {
+                // Rebound on the master (its server deleted): in place, as the
+                // connections it controls point at it.
+                if let Some(t) = self.table.get_mut(id) {
+                    if t.flags & flags::TEMPLATE_COPY == 0 {
+                        if let Some(l) = loads.get(t.dest as usize) {
+                            l.remove_persistent();
+                        }
+                        if let Some(l) = load {
+                            l.add_persistent();
+                        }
+                    }
+                    t.dest = server.id as u32;
+                    t.daddr = addr16(server.addr);
+                    t.dport = s.dport;
+                    t.method = server.method;
+                    t.tunnel = server.tunnel;
+                }
+                self.table.set_expires(id, expires);
+                return true;
+            } else if !same {
                 // Rebound on the master: start over with the new server.
                 self.release(id, loads);
             } else {
@@ -220,7 +240,10 @@ impl Engine {
                 return true;
             }
         }
-        let mut f = if template {
+        // Every worker gets the master's templates; the first counts them on their servers.
+        let mut f = if template && self.owner.0 > 0 {
+            flags::TEMPLATE | flags::TEMPLATE_COPY
+        } else if template {
             flags::TEMPLATE
         } else if s.flags & ipvs_flags::ONE_PACKET != 0 {
             flags::ONE_PACKET
@@ -266,7 +289,9 @@ impl Engine {
         }
         if let Some(l) = load {
             if template {
-                l.add_persistent();
+                if f & flags::TEMPLATE_COPY == 0 {
+                    l.add_persistent();
+                }
             } else {
                 l.bind();
                 account_active(l, false, active);

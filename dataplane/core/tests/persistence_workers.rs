@@ -1,0 +1,173 @@
+//! Persistence with several workers: each worker has its own connection table, and a
+//! client's connections reach the workers that own their endpoints (RSS); a persistent
+//! service must still give every connection of a client one server, as IPVS's one template
+//! does. The workers here are engines sharing a snapshot, the servers' counts and the
+//! templates' board, each fed the frames its queue would get.
+
+#![allow(clippy::too_many_arguments)]
+
+use rvs_core::engine::{
+    owner_of, Engine, EngineConfig, ForwardMethod, SharedTemplates, Snapshot, Verdict,
+};
+use rvs_core::sched::DestLoad;
+use rvs_testkit::*;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+const VIP: [u8; 4] = [192, 168, 1, 103];
+
+struct Workers {
+    snap: Snapshot,
+    loads: Vec<DestLoad>,
+    engines: Vec<Engine>,
+}
+
+impl Workers {
+    /// `n` workers on `snap`, sharing their templates' choices or not.
+    fn new(n: usize, snap: Snapshot, shared: bool) -> Workers {
+        let board = Arc::new(SharedTemplates::new(1024));
+        let engines = (0..n)
+            .map(|i| {
+                let mut e = Engine::new(
+                    EngineConfig {
+                        conn_capacity: 4096,
+                        ..EngineConfig::default()
+                    },
+                    0,
+                );
+                e.set_owner(i, n);
+                if shared {
+                    e.share_templates(board.clone());
+                }
+                e.adopt(&snap);
+                e
+            })
+            .collect();
+        Workers {
+            snap,
+            loads: (0..32).map(|_| DestLoad::default()).collect(),
+            engines,
+        }
+    }
+
+    /// A SYN from `client`:`sport` to the persistent service (192.168.1.103, all ports, rr,
+    /// -p 360), on the worker that owns it: the server it went to.
+    fn connect(&mut self, now: u32, client: [u8; 4], sport: u16) -> [u8; 4] {
+        let syn = tcp4(
+            CLIENT_MAC, PORT0_MAC, client, VIP, 64, sport, 80, true, false, b"",
+        );
+        let owner = owner_of(IpAddr::from(client), sport, self.engines.len());
+        let mut f = rvs_core::engine::VecFrame::new(&syn);
+        let v = self.engines[owner].process(&self.snap, &self.loads, now, 0, &mut f);
+        assert_eq!(v, Verdict::Forward { port: 1 }, "{client:?}:{sport}");
+        let out = rvs_core::engine::Frame::bytes(&f);
+        [out[30], out[31], out[32], out[33]]
+    }
+
+    fn adopt(&mut self, snap: Snapshot) {
+        self.snap = snap;
+        for e in &mut self.engines {
+            e.adopt(&self.snap);
+        }
+    }
+
+    fn templates(&self) -> usize {
+        self.engines
+            .iter()
+            .map(|e| e.table.iter().filter(|(_, c)| c.is_template()).count())
+            .sum()
+    }
+}
+
+/// Service 5 with three NAT servers: 10.0.0.3 (id 6), 10.0.0.2 (id 5), 10.0.0.4 (id 8).
+fn three_servers(without_first: bool) -> Snapshot {
+    let mut snap = snapshot_with(|services| {
+        let s = &mut services[5];
+        s.servers.push(rs(8, [10, 0, 0, 4], 0, ForwardMethod::Nat));
+        if without_first {
+            s.servers.remove(0);
+        }
+    });
+    snap.neighbours
+        .insert(IpAddr::from([10, 0, 0, 4]), [2, 0xaa, 0, 0, 0, 4]);
+    snap
+}
+
+fn client(i: u32) -> [u8; 4] {
+    Ipv4Addr::from(0xc633_6400 + i).octets() // 198.51.100.0 + i
+}
+
+/// Clients opening connections from many ports, interleaved so that each worker's rr
+/// cursor moves on its own: every client's connections, on whichever worker, reach one
+/// server. Without the shared board the same traffic splits clients (what the test guards).
+#[test]
+fn a_client_keeps_its_server_on_every_worker() {
+    for shared in [true, false] {
+        let mut w = Workers::new(4, three_servers(false), shared);
+        let mut servers_of = vec![std::collections::BTreeSet::new(); 12];
+        for round in 0..8u16 {
+            for (c, seen) in servers_of.iter_mut().enumerate() {
+                let sport = 20_000 + round * 97 + c as u16 * 7;
+                seen.insert(w.connect(1 + u32::from(round), client(c as u32), sport));
+            }
+        }
+        let split = servers_of.iter().filter(|s| s.len() > 1).count();
+        if shared {
+            assert_eq!(split, 0, "{servers_of:?}");
+            // Each client's template counts once on its server, however many workers
+            // hold a copy.
+            let counted: u32 = [5, 6, 8].iter().map(|&d| w.loads[d].persistent()).sum();
+            assert_eq!(counted, 12);
+            assert!(w.templates() > 12, "copies on the other workers");
+        } else {
+            assert!(
+                split > 0,
+                "per-worker templates split clients: {servers_of:?}"
+            );
+        }
+    }
+}
+
+/// A client's server deleted: each worker's template is rebound where its next connection
+/// arrives, and they all rebind to the same new server (the first to choose offers it).
+#[test]
+fn a_deleted_server_is_replaced_by_one_choice_for_all_workers() {
+    let mut w = Workers::new(4, three_servers(false), true);
+    let first: Vec<[u8; 4]> = (0..16u16)
+        .map(|p| w.connect(1, client(1), 30_000 + p))
+        .collect();
+    assert!(first.iter().all(|&d| d == [10, 0, 0, 3]), "{first:?}");
+    // Another client moves some cursors on.
+    w.connect(2, client(2), 40_000);
+    w.adopt(three_servers(true));
+    let after: Vec<[u8; 4]> = (0..16u16)
+        .map(|p| w.connect(3, client(1), 31_000 + p))
+        .collect();
+    assert_ne!(after[0], [10, 0, 0, 3]);
+    assert!(after.iter().all(|&d| d == after[0]), "{after:?}");
+}
+
+/// A template re-armed because it still controls a connection keeps the other workers'
+/// new connections on its server after the persistence timeout, as IPVS's one template.
+#[test]
+fn a_rearmed_template_still_holds_for_the_other_workers() {
+    let mut w = Workers::new(2, three_servers(false), true);
+    for e in &mut w.engines {
+        e.timeouts.tcp[3] = 1000; // SYN_RECV outlives the 360 s template
+    }
+    let port_on = |worker: usize, from: u16| {
+        (from..)
+            .find(|&p| owner_of(IpAddr::from(client(1)), p, 2) == worker)
+            .unwrap()
+    };
+    let held = w.connect(1, client(1), port_on(0, 1000));
+    // Worker 1's cursor moves past that server with other clients.
+    for c in 10..14 {
+        w.connect(2, client(c), port_on(1, 2000));
+    }
+    for e in &mut w.engines {
+        e.expire(362, 256, &w.loads);
+    }
+    let later = w.connect(500, client(1), port_on(1, 3000));
+    assert_eq!(later, held);
+}
