@@ -171,3 +171,42 @@ fn a_rearmed_template_still_holds_for_the_other_workers() {
     let later = w.connect(500, client(1), port_on(1, 3000));
     assert_eq!(later, held);
 }
+
+/// A backup's workers each take the master's template (so that any of them can follow it
+/// after a takeover); its server counts it once. A template the master rebinds (its server
+/// deleted) is rebound in place: the connections it controls point at its slot.
+#[test]
+fn synced_templates_count_once_and_rebind_in_place() {
+    use rvs_core::conn::addr16;
+    use rvs_core::sync::SyncConn;
+    let mut w = Workers::new(3, three_servers(false), true);
+    let template = |server: [u8; 4]| SyncConn {
+        proto: 6,
+        v6: false,
+        flags: 0x1000, // IP_VS_CONN_F_TEMPLATE (masquerading is 0)
+        state: 0,
+        cport: 0,
+        vport: 0,
+        dport: 0,
+        fwmark: 0,
+        timeout: 360,
+        caddr: addr16(IpAddr::from(client(1))),
+        vaddr: addr16(IpAddr::from(VIP)),
+        daddr: addr16(IpAddr::from(server)),
+        local: None,
+    };
+    for e in &mut w.engines {
+        assert!(e.install_synced(&w.snap, &w.loads, 5, &template([10, 0, 0, 3])));
+    }
+    assert_eq!(w.templates(), 3);
+    assert_eq!(w.loads[6].persistent(), 1, "counted once, not per worker");
+    // A connection of the client follows the synced template on whichever worker.
+    assert_eq!(w.connect(6, client(1), 5000), [10, 0, 0, 3]);
+    // The master rebinds the template to 10.0.0.4.
+    for e in &mut w.engines {
+        assert!(e.install_synced(&w.snap, &w.loads, 7, &template([10, 0, 0, 4])));
+    }
+    assert_eq!(w.templates(), 3, "rebound in place, not replaced");
+    assert_eq!((w.loads[6].persistent(), w.loads[8].persistent()), (0, 1));
+    assert_eq!(w.connect(8, client(1), 5001), [10, 0, 0, 4]);
+}

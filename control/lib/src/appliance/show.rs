@@ -490,3 +490,49 @@ fn merge_templates(all: Vec<(rvs_core::conn::Conn, u32)>) -> Vec<(rvs_core::conn
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use rvs_core::conn::{addr16, table::flags, Conn, InKey};
+    use rvs_core::engine::ForwardMethod;
+
+    fn entry(client: &str, cport: u16, server: &str, template: bool) -> Conn {
+        let key = InKey {
+            proto: 6,
+            caddr: addr16(client.parse().unwrap()),
+            cport,
+            vaddr: addr16("192.168.100.100".parse().unwrap()),
+            vport: 80,
+        };
+        let f = if template { flags::TEMPLATE } else { 0 };
+        Conn::new(
+            key,
+            addr16(server.parse().unwrap()),
+            8080,
+            0,
+            1,
+            ForwardMethod::Nat,
+            f,
+        )
+    }
+
+    #[test]
+    fn a_template_held_by_several_workers_is_listed_once() {
+        let t = entry("192.0.2.1", 0, "10.0.0.2", true);
+        let listed = super::merge_templates(vec![
+            (t, 50),
+            (entry("192.0.2.1", 1000, "10.0.0.2", false), 900),
+            (t, 58),
+            (entry("192.0.2.1", 1001, "10.0.0.2", false), 900),
+            (entry("192.0.2.9", 0, "10.0.0.2", true), 10),
+            (t, 40),
+        ]);
+        assert_eq!(listed.len(), 4);
+        assert_eq!(
+            listed[0],
+            (t, 58),
+            "the most time left, in the first one's place"
+        );
+        assert_eq!(listed.iter().filter(|(c, _)| c.is_template()).count(), 2);
+    }
+}
