@@ -348,6 +348,9 @@ pub struct Director {
     pub ip_forward: bool,
     /// Any TCP segment but a RST of an unknown flow opens a connection (IPVS sloppy_tcp).
     pub sloppy_tcp: bool,
+    /// IPVS's expire_nodest_conn and expire_quiescent_template.
+    pub expire_nodest_conn: bool,
+    pub expire_quiescent_template: bool,
     /// Behind ECMP with other nodes: a service's servers are kept sorted by address and
     /// port (not in arrival order), so that every node builds the same mh table.
     pub ecmp: bool,
@@ -382,6 +385,8 @@ impl Director {
             member_ports: Vec::new(),
             ip_forward: false,
             sloppy_tcp: false,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
             ecmp: false,
             full_nat: Vec::new(),
             snat: Vec::new(),
@@ -804,6 +809,8 @@ impl Director {
         self.member_ports = from.member_ports.clone();
         self.ip_forward = from.ip_forward;
         self.sloppy_tcp = from.sloppy_tcp;
+        self.expire_nodest_conn = from.expire_nodest_conn;
+        self.expire_quiescent_template = from.expire_quiescent_template;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
         self.snat = from.snat.clone();
@@ -884,6 +891,8 @@ impl Director {
         snap.set_member_ports(self.member_ports.clone());
         snap.ip_forward = self.ip_forward;
         snap.sloppy_tcp = self.sloppy_tcp;
+        snap.expire_nodest_conn = self.expire_nodest_conn;
+        snap.expire_quiescent_template = self.expire_quiescent_template;
         snap.set_snat(self.snat.clone());
         snap.set_marks(self.mark_selections(&snap.services));
         self.published.set(self.next_version);

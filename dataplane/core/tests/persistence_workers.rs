@@ -79,11 +79,11 @@ impl Workers {
     }
 }
 
-/// Service 5 with three NAT servers: 10.0.0.3 (id 6), 10.0.0.2 (id 5), 10.0.0.4 (id 8).
+/// Service 5 with three NAT servers: 10.0.0.3 (id 6), 10.0.0.2 (id 5), 10.0.0.4 (id 22).
 fn three_servers(without_first: bool) -> Snapshot {
     let mut snap = snapshot_with(|services| {
         let s = &mut services[5];
-        s.servers.push(rs(8, [10, 0, 0, 4], 0, ForwardMethod::Nat));
+        s.servers.push(rs(22, [10, 0, 0, 4], 0, ForwardMethod::Nat));
         if without_first {
             s.servers.remove(0);
         }
@@ -116,7 +116,7 @@ fn a_client_keeps_its_server_on_every_worker() {
             assert_eq!(split, 0, "{servers_of:?}");
             // Each client's template counts once on its server, however many workers
             // hold a copy.
-            let counted: u32 = [5, 6, 8].iter().map(|&d| w.loads[d].persistent()).sum();
+            let counted: u32 = [5, 6, 22].iter().map(|&d| w.loads[d].persistent()).sum();
             assert_eq!(counted, 12);
             assert!(w.templates() > 12, "copies on the other workers");
         } else {
@@ -207,6 +207,6 @@ fn synced_templates_count_once_and_rebind_in_place() {
         assert!(e.install_synced(&w.snap, &w.loads, 7, &template([10, 0, 0, 4])));
     }
     assert_eq!(w.templates(), 3, "rebound in place, not replaced");
-    assert_eq!((w.loads[6].persistent(), w.loads[8].persistent()), (0, 1));
+    assert_eq!((w.loads[6].persistent(), w.loads[22].persistent()), (0, 1));
     assert_eq!(w.connect(8, client(1), 5001), [10, 0, 0, 4]);
 }

@@ -415,6 +415,9 @@ pub struct LbConfig {
     pub ip_forward: bool,
     /// `[dataplane] sloppy_tcp` (or `ecmp`).
     pub sloppy_tcp: bool,
+    /// `[dataplane] expire_nodest_conn`, `expire_quiescent_template`.
+    pub expire_nodest_conn: bool,
+    pub expire_quiescent_template: bool,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
     /// Services with full NAT, in service order.
@@ -818,6 +821,8 @@ impl LbConfig {
         d.member_ports = self.member_ports.clone();
         d.ip_forward = self.ip_forward;
         d.sloppy_tcp = self.sloppy_tcp;
+        d.expire_nodest_conn = self.expire_nodest_conn;
+        d.expire_quiescent_template = self.expire_quiescent_template;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();
         d.snat = self.snat.clone();

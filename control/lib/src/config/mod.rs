@@ -159,6 +159,14 @@ struct RawDataplane {
     /// connection (not only a SYN).
     #[serde(default)]
     sloppy_tcp: bool,
+    /// IPVS's net.ipv4.vs.expire_nodest_conn: a packet of a connection whose server was
+    /// deleted ends it and is scheduled anew (else dropped until the entry times out).
+    #[serde(default)]
+    expire_nodest_conn: bool,
+    /// IPVS's net.ipv4.vs.expire_quiescent_template: a persistence template whose server
+    /// has weight 0 is no longer followed.
+    #[serde(default)]
+    expire_quiescent_template: bool,
     /// One of several load balancers behind ECMP: sloppy TCP, and each service's servers
     /// kept in one order (by address and port) whatever order they came in, so that every
     /// node's mh table is the same and picks the same server for a flow.
@@ -187,6 +195,8 @@ impl Default for RawDataplane {
             syn_per_source: 0,
             ip_forward: false,
             sloppy_tcp: false,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
             ecmp: false,
             full_nat: false,
             services: None,
@@ -364,6 +374,8 @@ impl Config {
         lb.snat = lb::validate_snat(&source, &raw.snat, &names)?;
         lb.ip_forward = raw.dataplane.ip_forward;
         lb.sloppy_tcp = raw.dataplane.sloppy_tcp || raw.dataplane.ecmp;
+        lb.expire_nodest_conn = raw.dataplane.expire_nodest_conn;
+        lb.expire_quiescent_template = raw.dataplane.expire_quiescent_template;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
         let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {

@@ -673,6 +673,10 @@ impl Engine {
                 if let Some(v) = self.forward_fast(snap, now, (id, true, false), flow, frame) {
                     return Some(v);
                 }
+                // A deleted server's connection: the general path drops or reschedules.
+                if self.server_removed(snap, id) {
+                    return None;
+                }
                 Some(self.forward_conn_to_server(snap, loads, now, (id, Tracked::No), flow, frame))
             }
             // A reply: to a client or to a full-NAT/SNAT local end. A server on the

@@ -42,11 +42,14 @@ pub enum DropReason {
     /// mode (keepalived's `no_accept`, its strict mode's default): refused as keepalived's
     /// firewall refuses it.
     NoAccept,
+    /// Of a connection whose real server was deleted (IPVS: no longer available); with
+    /// `expire_nodest_conn` the entry goes instead and the packet is scheduled anew.
+    ServerRemoved,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 19;
-    pub const ALL: [DropReason; 19] = [
+    pub const COUNT: usize = 20;
+    pub const ALL: [DropReason; 20] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -66,6 +69,7 @@ impl DropReason {
         DropReason::Held,
         DropReason::NoLocalPort,
         DropReason::NoAccept,
+        DropReason::ServerRemoved,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +93,7 @@ impl DropReason {
             DropReason::Held => "held for a neighbour",
             DropReason::NoLocalPort => "no local port",
             DropReason::NoAccept => "no accept mode",
+            DropReason::ServerRemoved => "server removed",
         }
     }
 }

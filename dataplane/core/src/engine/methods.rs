@@ -498,6 +498,18 @@ impl Engine {
         })
     }
 
+    /// Whether connection `id`'s real server was deleted. Asked only while the entry has
+    /// no next hop towards its server cached in this epoch (a deletion comes with a new
+    /// snapshot, which ends the epoch), so established packets on the fast lane skip it.
+    #[inline]
+    pub(super) fn server_removed(&self, snap: &Snapshot, id: crate::conn::ConnId) -> bool {
+        self.table.get(id).is_some_and(|c| {
+            (c.hop_epoch != self.hop_epoch || c.hop_to_server == NO_HOP)
+                && c.dest != SNAT_DEST
+                && !snap.has_server(c.dest)
+        })
+    }
+
     /// Client -> real server.
     #[inline(always)]
     pub(super) fn forward_to_server<F: Frame>(
@@ -516,6 +528,15 @@ impl Engine {
         // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection, an INIT on a CLOSED
         // association, starts a new one.
         let reopens = matches!(flow.proto, proto::TCP | proto::SCTP) && opens_connection(flow);
+        // Its server deleted (IPVS: no longer available): dropped, or with
+        // expire_nodest_conn ended now and the packet scheduled anew.
+        if let Some(id) = found.filter(|&id| self.server_removed(snap, id)) {
+            if !snap.expire_nodest_conn {
+                return self.drop(DropReason::ServerRemoved);
+            }
+            self.release(id, loads);
+            found = None;
+        }
         if let (Some(id), true) = (found, reopens) {
             let ended = self.table.get(id).is_some_and(|c| match c.proto {
                 proto::TCP => matches!(

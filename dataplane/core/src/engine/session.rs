@@ -143,6 +143,12 @@ fn drop_reason(e: crate::conn::InsertError) -> DropReason {
     }
 }
 
+/// Whether a persistence template bound to `server` is followed: not with IPVS's
+/// expire_quiescent_template once its weight is 0.
+fn followable(snap: &Snapshot, server: &RealServer) -> bool {
+    server.weight > 0 || !snap.expire_quiescent_template
+}
+
 /// The address a group (firewall mark) persists under in its templates' keys: fd00:: with
 /// the mark as its last four bytes.
 pub(super) fn group_addr(mark: u32) -> [u8; 16] {
@@ -325,7 +331,10 @@ impl Engine {
                 let same = |s: &&RealServer, (a, p): (crate::conn::Addr16, u16)| {
                     addr16(s.addr) == a && s.port == p
                 };
-                let i = match dest.and_then(|d| svc.servers.iter().position(|s| same(&s, d))) {
+                // A quiesced server's template is not followed with expire_quiescent_template.
+                let followed = |i: &usize| followable(snap, &svc.servers[*i]);
+                let found = dest.and_then(|d| svc.servers.iter().position(|s| same(&s, d)));
+                let i = match found.filter(followed) {
                     Some(i) => {
                         if let (Some(b), Some(k)) = (&self.shared, board_key) {
                             b.extend(k, now, svc.servers[i].id as u32, expires);
@@ -333,13 +342,24 @@ impl Engine {
                         i
                     }
                     None => {
-                        // Its server was deleted: rebind the template (it stays in place
-                        // for the connections it already controls) to another worker's
-                        // new choice, or reschedule.
-                        let (i, own) =
-                            self.choose_persistent(svc, loads, flow, now, board_key, expires)?;
+                        // Its server was deleted (or quiesced, above): rebind the template
+                        // (it stays in place for the connections it already controls) to
+                        // another worker's new choice, or reschedule.
+                        let (i, own) = self.choose_persistent(
+                            snap,
+                            svc,
+                            loads,
+                            flow,
+                            now,
+                            (board_key, expires),
+                        )?;
                         let s = &svc.servers[i];
                         if let Some(t) = self.table.get_mut(tid) {
+                            if t.flags & flags::TEMPLATE_COPY == 0 {
+                                if let Some(l) = loads.get(t.dest as usize) {
+                                    l.remove_persistent();
+                                }
+                            }
                             t.dest = s.id as u32;
                             t.daddr = addr16(s.addr);
                             t.dport = s.port;
@@ -363,7 +383,8 @@ impl Engine {
                 self.sync_refresh(tid, now, timeout);
             }
             if chosen.is_none() {
-                let (i, own) = self.choose_persistent(svc, loads, flow, now, board_key, expires)?;
+                let (i, own) =
+                    self.choose_persistent(snap, svc, loads, flow, now, (board_key, expires))?;
                 let s = &svc.servers[i];
                 let mut t = Conn::new(
                     tkey,
@@ -482,14 +503,18 @@ impl Engine {
     /// have won, and its choice is taken. True: this worker's own choice.
     fn choose_persistent(
         &mut self,
+        snap: &Snapshot,
         svc: &Service,
         loads: &[DestLoad],
         flow: &Flow,
         now: u32,
-        board_key: Option<BoardKey>,
-        expires: u32,
+        (board_key, expires): (Option<BoardKey>, u32),
     ) -> Result<(usize, bool), DropReason> {
-        let by_id = |id: u32| svc.servers.iter().position(|s| s.id as u32 == id);
+        let by_id = |id: u32| {
+            svc.servers
+                .iter()
+                .position(|s| s.id as u32 == id && followable(snap, s))
+        };
         if let (Some(b), Some(k)) = (&self.shared, board_key) {
             if let Some(i) = b.find(k, now).and_then(by_id) {
                 b.extend(k, now, svc.servers[i].id as u32, expires);

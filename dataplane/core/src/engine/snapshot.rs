@@ -641,6 +641,15 @@ pub struct Snapshot {
     /// IPVS's sloppy_tcp: a TCP segment other than a RST opens a connection for an unknown
     /// flow (an ECMP peer's flow arriving here mid-stream), not only a SYN.
     pub sloppy_tcp: bool,
+    /// IPVS's expire_nodest_conn: a packet of a connection whose server was deleted ends
+    /// the connection and is scheduled anew (else it is dropped).
+    pub expire_nodest_conn: bool,
+    /// IPVS's expire_quiescent_template: a persistence template whose server has weight 0
+    /// is no longer followed (its clients are scheduled anew).
+    pub expire_quiescent_template: bool,
+    /// By real server id: a server of some service (ids of deleted servers wait for their
+    /// connections to end before they are given out again).
+    live_servers: Vec<bool>,
     /// Some floating address is held without accept mode.
     refusing: bool,
     /// Held addresses answered by a virtual router MAC (`use_vmac`), with its port.
@@ -741,9 +750,28 @@ impl Snapshot {
             vmacs: Vec::new(),
             ip_forward: false,
             sloppy_tcp: false,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            live_servers: Vec::new(),
         };
         snap.note_local_servers();
+        for id in snap
+            .services
+            .iter()
+            .flat_map(|s| s.servers.iter().map(|r| r.id))
+        {
+            if snap.live_servers.len() <= id {
+                snap.live_servers.resize(id + 1, false);
+            }
+            snap.live_servers[id] = true;
+        }
         snap
+    }
+
+    /// Whether real server `id` is a server of some service (not deleted).
+    #[inline]
+    pub fn has_server(&self, id: u32) -> bool {
+        self.live_servers.get(id as usize).copied().unwrap_or(false)
     }
 
     /// Recomputes [`Snapshot::is_local_server`] after the addresses it depends on changed.
