@@ -32,6 +32,7 @@ mod host_vips;
 mod metrics;
 mod reload;
 mod show;
+mod sysctl;
 pub mod verbs;
 
 pub use announce::{Announcer, VipAnnouncement};
@@ -643,6 +644,7 @@ impl Appliance {
                     Err(e) => Reply::fail(REFUSED, format!("fullnat {verb}: {e}")),
                 }
             }
+            ["sysctl", rest @ ..] => self.sysctl_verb(rest),
             ["mark", verb @ ("add" | "del" | "delete"), rest @ ..] => {
                 let rule: crate::director::FwmarkRule = match rest.join(" ").parse() {
                     Ok(r) => r,
@@ -2014,6 +2016,56 @@ mod tests {
             0
         );
         assert_eq!(a.cell().load().snat.len(), 1);
+    }
+
+    /// The IPVS settings by their sysctl names: read, written (any integer, non-zero on),
+    /// published; unknown names and bad values with sysctl(8)'s words, changing nothing.
+    #[test]
+    fn sysctl_names_read_and_set_the_ipvs_settings() {
+        let a = appliance_with_marks(&[]);
+        assert_eq!(
+            a.console("sysctl -a").out,
+            "net.ipv4.ip_forward = 0
+net.ipv4.vs.sloppy_tcp = 0
+\
+             net.ipv4.vs.expire_nodest_conn = 0
+net.ipv4.vs.expire_quiescent_template = 0\n"
+        );
+        let r = a.console(
+            "sysctl -w net.ipv4.vs.expire_nodest_conn=1 net/ipv4/vs/expire_quiescent_template=2",
+        );
+        assert_eq!(
+            (r.status, r.out.as_str()),
+            (
+                0,
+                "net.ipv4.vs.expire_nodest_conn = 1
+net.ipv4.vs.expire_quiescent_template = 2\n"
+            )
+        );
+        let snap = a.cell().load();
+        assert!(snap.expire_nodest_conn && snap.expire_quiescent_template && !snap.sloppy_tcp);
+        assert_eq!(
+            a.console("sysctl net.ipv4.vs.expire_nodest_conn").out,
+            "net.ipv4.vs.expire_nodest_conn = 1\n"
+        );
+        let r = a.console("sysctl net.ipv4.vs.am_droprate");
+        assert_eq!(r.status, REFUSED);
+        assert_eq!(
+            r.err,
+            "sysctl: cannot stat /proc/sys/net/ipv4/vs/am_droprate: No such file or directory\n"
+        );
+        let r = a.console("sysctl -w net.ipv4.vs.sloppy_tcp=yes");
+        assert_eq!(
+            r.err,
+            "sysctl: setting key \"net.ipv4.vs.sloppy_tcp\": Invalid argument\n"
+        );
+        assert!(!a.cell().load().sloppy_tcp);
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.expire_nodest_conn=0")
+                .status,
+            0
+        );
+        assert!(!a.cell().load().expire_nodest_conn);
     }
 
     fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {

@@ -132,6 +132,16 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show config fwd"],
     },
     Verb {
+        usage: "sysctl [-w] [NAME[=VALUE]]...",
+        help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template",
+        phrases: &[
+            "sysctl -w net.ipv4.vs.expire_nodest_conn=",
+            "sysctl -w net.ipv4.vs.expire_quiescent_template=",
+            "sysctl -w net.ipv4.vs.sloppy_tcp=",
+            "sysctl -w net.ipv4.ip_forward=",
+        ],
+    },
+    Verb {
         usage: "set verbose N",
         help: "0 quiet, 1 log every snapshot publication",
         phrases: &["set verbose 1"],

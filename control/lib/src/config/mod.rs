@@ -751,7 +751,7 @@ device = "net_ring1"
     fn router_settings_reach_the_snapshot() {
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         let c = parse(&format!(
-            "{TWO_PORTS}[dataplane]\nip_forward = true\n\
+            "{TWO_PORTS}[dataplane]\nip_forward = true\nexpire_nodest_conn = true\n\
              [[outgoing]]\nvip = \"10.0.0.1\"\nports = \"33000-33999\"\nmember = \"10.1.0.1\"\n\
              [[outgoing]]\nvip = \"10.0.0.1\"\nports = \"34000-34999\"\nmember = \"10.1.0.2\"\nmethod = \"nat\"\n\
              [[vip]]\naddress = \"10.0.0.9\"\nunserved = \"drop\"\n\
@@ -781,6 +781,7 @@ device = "net_ring1"
         let fnat = snap.services[0].full_nat.as_ref().unwrap();
         assert!(fnat.proxy_protocol && fnat.locals().is_empty());
         assert!(snap.ip_forward);
+        assert!(snap.expire_nodest_conn && !snap.expire_quiescent_template);
         assert!(snap.is_vip(ip("10.0.0.1")));
         let m = snap.member_for(6, ip("10.0.0.1"), 34500).unwrap();
         assert_eq!((m.member, m.nat), (ip("10.1.0.2"), true));
