@@ -332,6 +332,10 @@ pub struct Director {
     loads: Arc<Vec<DestLoad>>,
     entry_used: Vec<bool>,
     dest_used: Vec<bool>,
+    /// Deleted servers whose ids are not yet given out again (IPVS's destination trash):
+    /// the same server added back to its service takes its id again, and with it its
+    /// connections, which went on waiting (dropped) meanwhile.
+    trash: Vec<(ServiceKey, IpAddr, u16, usize)>,
     next_version: u64,
     /// The version the last snapshot was built at.
     published: std::cell::Cell<u64>,
@@ -376,6 +380,7 @@ impl Director {
             vrrp_rules: Vec::new(),
             entry_used: vec![false; limits.entries.min(usize::from(u16::MAX))],
             dest_used: vec![false; limits.dests.min(loads.len())],
+            trash: Vec::new(),
             loads,
             next_version: 1,
             published: std::cell::Cell::new(0),
@@ -445,7 +450,20 @@ impl Director {
                 )
             })?;
         self.dest_used[i] = true;
+        // Nothing waits on it any more: it is no one's to take back.
+        self.trash.retain(|t| t.3 != i);
         Ok(i)
+    }
+
+    /// The id a deleted server of the same service, address and port left, if not given
+    /// out since (IPVS's ip_vs_trash_get_dest).
+    fn revive(&mut self, spec: &ServerSpec) -> Option<usize> {
+        let at = self.trash.iter().position(|&(k, a, p, id)| {
+            (k, a, p) == (spec.service, spec.addr, spec.port) && !self.dest_used[id]
+        })?;
+        let id = self.trash.remove(at).3;
+        self.dest_used[id] = true;
+        Some(id)
     }
 
     /// The VIP:port entries of a service key: a firewall-mark service's single-address
@@ -646,6 +664,7 @@ impl Director {
                 svc.version = version;
                 svc.log(version, ListChange::Removed(i), published);
                 self.dest_used[d.id] = false;
+                self.trash.push((*service, d.addr, d.port, d.id));
                 Ok(())
             }
             Command::Clear => {
@@ -725,6 +744,7 @@ impl Director {
         self.release_entries(&svc.entries);
         for d in &svc.dests {
             self.dest_used[d.id] = false;
+            self.trash.push((svc.spec.key, d.addr, d.port, d.id));
         }
     }
 
@@ -755,7 +775,10 @@ impl Director {
         if let Some(r) = &spec.refusal {
             return Err(r.clone());
         }
-        let id = self.alloc_dest()?;
+        let id = match self.revive(spec) {
+            Some(id) => id,
+            None => self.alloc_dest()?,
+        };
         if let Some(l) = self.loads.get(id) {
             l.set_thresholds(thresholds(spec));
         }
@@ -1196,6 +1219,38 @@ mod tests {
         d.loads()[id].unbind(false);
         run(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.3").unwrap();
         assert_eq!(d.services[0].dests[0].id, id);
+    }
+
+    /// IPVS's destination trash: a deleted server added back to its service while its
+    /// connections wait takes its id again (so they go on); another server or service
+    /// does not get it.
+    #[test]
+    fn a_server_added_back_takes_its_id_again() {
+        let mut d = director(4);
+        run(
+            &mut d,
+            "-A -t 1.1.1.1:80\n-A -t 2.2.2.2:80\n-a -t 1.1.1.1:80 -r 10.0.0.1 -m\n-a -t 1.1.1.1:80 -r 10.0.0.2 -m",
+        )
+        .unwrap();
+        let id = d.services[0].dests[1].id;
+        d.loads()[id].bind();
+        run(&mut d, "-d -t 1.1.1.1:80 -r 10.0.0.1").unwrap();
+        run(&mut d, "-a -t 2.2.2.2:80 -r 10.0.0.1 -m").unwrap();
+        assert_ne!(d.services[1].dests[0].id, id, "another service's server");
+        run(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.1:8080 -m").unwrap();
+        assert_ne!(d.services[0].dests[0].id, id, "another port");
+        run(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.1 -m").unwrap();
+        assert_eq!(
+            d.services[0].dests[0].id, id,
+            "the same server: its id back"
+        );
+        // Deleted with its service, then both back.
+        run(
+            &mut d,
+            "-D -t 1.1.1.1:80\n-A -t 1.1.1.1:80\n-a -t 1.1.1.1:80 -r 10.0.0.1 -m",
+        )
+        .unwrap();
+        assert_eq!(d.services.last().unwrap().dests[0].id, id);
     }
 
     #[test]

@@ -101,6 +101,16 @@ fn a_deleted_server_s_connection_is_dropped_then_with_expire_nodest_conn_resched
         lab.engine.counters().drops[DropReason::ServerRemoved as usize],
         2
     );
+    // Added back (its id again, as IPVS takes a destination back from its trash): the
+    // connection goes on where it was.
+    adopt(&mut lab, snapshot_of(false, Some(1), (false, false)));
+    let (v, out) = lab.run(0, &tcp(1000, false));
+    assert_eq!(
+        (v, dst(&out)),
+        (Verdict::Forward { port: 1 }, [10, 0, 0, 3])
+    );
+    adopt(&mut lab, snapshot_of(false, None, (false, false)));
+    assert_eq!(lab.run(0, &tcp(1000, false)).0, removed);
     // With expire_nodest_conn the next packet ends the entry; a segment without SYN opens
     // nothing (IPVS hands it to the local stack, which resets it).
     adopt(&mut lab, snapshot_of(false, None, (true, false)));
