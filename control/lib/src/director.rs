@@ -336,6 +336,8 @@ pub struct Director {
     /// the same server added back to its service takes its id again, and with it its
     /// connections, which went on waiting (dropped) meanwhile.
     trash: Vec<(ServiceKey, IpAddr, u16, usize)>,
+    /// Servers deleted so far (with their services too), for the workers' sweeps.
+    removals: u64,
     next_version: u64,
     /// The version the last snapshot was built at.
     published: std::cell::Cell<u64>,
@@ -381,6 +383,7 @@ impl Director {
             entry_used: vec![false; limits.entries.min(usize::from(u16::MAX))],
             dest_used: vec![false; limits.dests.min(loads.len())],
             trash: Vec::new(),
+            removals: 0,
             loads,
             next_version: 1,
             published: std::cell::Cell::new(0),
@@ -665,6 +668,7 @@ impl Director {
                 svc.log(version, ListChange::Removed(i), published);
                 self.dest_used[d.id] = false;
                 self.trash.push((*service, d.addr, d.port, d.id));
+                self.removals += 1;
                 Ok(())
             }
             Command::Clear => {
@@ -745,6 +749,7 @@ impl Director {
         for d in &svc.dests {
             self.dest_used[d.id] = false;
             self.trash.push((svc.spec.key, d.addr, d.port, d.id));
+            self.removals += 1;
         }
     }
 
@@ -916,6 +921,7 @@ impl Director {
         snap.sloppy_tcp = self.sloppy_tcp;
         snap.expire_nodest_conn = self.expire_nodest_conn;
         snap.expire_quiescent_template = self.expire_quiescent_template;
+        snap.servers_removed = self.removals;
         snap.set_snat(self.snat.clone());
         snap.set_marks(self.mark_selections(&snap.services));
         self.published.set(self.next_version);
@@ -1234,7 +1240,13 @@ mod tests {
         .unwrap();
         let id = d.services[0].dests[1].id;
         d.loads()[id].bind();
+        assert_eq!(d.snapshot().servers_removed, 0);
         run(&mut d, "-d -t 1.1.1.1:80 -r 10.0.0.1").unwrap();
+        assert_eq!(
+            d.snapshot().servers_removed,
+            1,
+            "the workers' sweeps follow it"
+        );
         run(&mut d, "-a -t 2.2.2.2:80 -r 10.0.0.1 -m").unwrap();
         assert_ne!(d.services[1].dests[0].id, id, "another service's server");
         run(&mut d, "-a -t 1.1.1.1:80 -r 10.0.0.1:8080 -m").unwrap();

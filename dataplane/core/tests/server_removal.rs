@@ -36,6 +36,8 @@ fn snapshot_of(persistent: bool, first: Option<u32>, sysctls: (bool, bool)) -> S
         }
     });
     (snap.expire_nodest_conn, snap.expire_quiescent_template) = sysctls;
+    // The director's count of deletions, which the workers' sweeps follow.
+    snap.servers_removed = u64::from(first.is_none());
     snap
 }
 
@@ -195,5 +197,42 @@ fn lab_config() -> rvs_core::engine::EngineConfig {
     rvs_core::engine::EngineConfig {
         conn_capacity: 1024,
         ..Default::default()
+    }
+}
+
+/// With expire_nodest_conn a deletion also ends the server's connections in the background
+/// (kernels since 5.9), a bounded number of table slots a call: the entries go and the
+/// server's counts with them, the other server's stay; without it, nothing is swept.
+#[test]
+fn a_deleted_server_s_connections_are_swept_with_expire_nodest_conn() {
+    for expire in [false, true] {
+        let mut lab = Lab::with(snapshot_of(false, Some(1), (expire, false)), lab_config());
+        let mut to = std::collections::HashMap::new();
+        for port in 2000..2040u16 {
+            let (_, out) = lab.run(0, &tcp(port, true));
+            *to.entry(dst(&out)).or_insert(0) += 1;
+        }
+        assert_eq!(to.len(), 2, "{to:?}");
+        let on_deleted = to[&[10, 0, 0, 3]];
+        assert_eq!(lab.loads[6].inactive() + lab.loads[6].active(), on_deleted);
+        adopt(&mut lab, snapshot_of(false, None, (expire, false)));
+        let mut calls = 0;
+        while lab.engine.sweep_removed(&lab.snap, &lab.loads, 64) {
+            calls += 1;
+            assert!(calls < 100, "the sweep ends");
+        }
+        let left = lab.engine.table.len() as u32;
+        if expire {
+            assert!(calls >= 1024 / 64 - 1, "{calls} calls of 64 slots");
+            assert_eq!(left, 40 - on_deleted);
+            assert_eq!(lab.loads[6].inactive() + lab.loads[6].active(), 0);
+            assert!(lab
+                .engine
+                .table
+                .iter()
+                .all(|(_, c)| c.daddr[12..] == [10, 0, 0, 2]));
+        } else {
+            assert_eq!(left, 40);
+        }
     }
 }

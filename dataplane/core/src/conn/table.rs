@@ -986,6 +986,32 @@ impl ConnTable {
         end.max(from)
     }
 
+    /// The ids of live entries among slots `from..from + max_slots` that `pick` takes, into
+    /// `out` while it has room (it never grows); gives the slot to continue from (the
+    /// table's capacity once every slot was seen).
+    pub fn select_live(
+        &self,
+        from: usize,
+        max_slots: usize,
+        out: &mut Vec<ConnId>,
+        pick: impl Fn(&Conn) -> bool,
+    ) -> usize {
+        let end = from.saturating_add(max_slots).min(self.slots.len());
+        for i in from..end {
+            let Some(c) = self.slots.get(i) else {
+                return i;
+            };
+            if c.wheel_slot == FREE || !pick(c) {
+                continue;
+            }
+            if out.len() == out.capacity() {
+                return i;
+            }
+            out.push(ConnId(i as u32));
+        }
+        end.max(from)
+    }
+
     /// All entries (console, tests): not for the data path.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
         self.slots

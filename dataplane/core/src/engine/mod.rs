@@ -150,6 +150,11 @@ pub struct Engine {
     pub sync: Option<Arc<crate::sync::SyncChannel>>,
     /// The persistence templates' choices all workers share (None: one worker).
     shared: Option<Arc<SharedTemplates>>,
+    /// The snapshots' count of deleted servers last seen, and where the sweep for their
+    /// connections (expire_nodest_conn) has got to, while one runs.
+    removals_seen: u64,
+    nodest_sweep: Option<usize>,
+    swept: Vec<crate::conn::ConnId>,
     /// Where first fragments went, for the later ones.
     frags: FragTable,
     /// Frames waiting for their next hop's MAC.
@@ -216,6 +221,9 @@ impl Engine {
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
             shared: None,
+            removals_seen: 0,
+            nodest_sweep: None,
+            swept: Vec::with_capacity(EXPIRE_BUDGET_MAX),
             embryonic_limit: (cfg.conn_capacity.max(1) * usize::from(cfg.syn_share.clamp(1, 100))
                 / 100)
                 .max(1),
@@ -285,6 +293,12 @@ impl Engine {
         }
         self.timeouts = snap.timeouts;
         self.new_hop_epoch();
+        if snap.servers_removed != self.removals_seen {
+            self.removals_seen = snap.servers_removed;
+            if snap.expire_nodest_conn {
+                self.nodest_sweep = Some(0);
+            }
+        }
     }
 
     /// The engine's counters as they are now.

@@ -204,6 +204,29 @@ impl Engine {
         visited
     }
 
+    /// With `expire_nodest_conn`, after servers were deleted: ends their connections in
+    /// the background, `budget` (<= [`EXPIRE_BUDGET_MAX`]) table slots a call, as kernels
+    /// since 5.9 flush them (templates are left to their next use and their timers). Does
+    /// nothing when no sweep is due. True while one runs.
+    pub fn sweep_removed(&mut self, snap: &Snapshot, loads: &[DestLoad], budget: usize) -> bool {
+        let Some(from) = self.nodest_sweep else {
+            return false;
+        };
+        let mut ids = std::mem::take(&mut self.swept);
+        ids.clear();
+        let next = self
+            .table
+            .select_live(from, budget.min(ids.capacity()), &mut ids, |c| {
+                !c.is_template() && c.dest != SNAT_DEST && !snap.has_server(c.dest)
+            });
+        for &id in &ids {
+            self.release(id, loads);
+        }
+        self.swept = ids;
+        self.nodest_sweep = (next < self.table.capacity()).then_some(next);
+        self.nodest_sweep.is_some()
+    }
+
     /// TCP state and timer upkeep for a packet of a connection (inlined: most packets
     /// change no state and only move the timer).
     #[inline(always)]

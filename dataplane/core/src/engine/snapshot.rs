@@ -650,6 +650,9 @@ pub struct Snapshot {
     /// By real server id: a server of some service (ids of deleted servers wait for their
     /// connections to end before they are given out again).
     live_servers: Vec<bool>,
+    /// How many servers the configuration has deleted so far: a worker that sees it grow
+    /// with `expire_nodest_conn` set ends their connections in the background.
+    pub servers_removed: u64,
     /// Some floating address is held without accept mode.
     refusing: bool,
     /// Held addresses answered by a virtual router MAC (`use_vmac`), with its port.
@@ -753,6 +756,7 @@ impl Snapshot {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             live_servers: Vec::new(),
+            servers_removed: 0,
         };
         snap.note_local_servers();
         for id in snap
