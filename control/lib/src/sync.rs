@@ -11,7 +11,7 @@ use rvs_core::conn::ip_of;
 use rvs_core::sync::{self, SyncChannel, SyncConn};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -124,6 +124,8 @@ pub struct SyncDaemons {
     master: Mutex<Option<Running>>,
     backup: Mutex<Option<Running>>,
     pub counters: Arc<SyncCounters>,
+    /// The format a master sends (`net.ipv4.vs.sync_version`): 1, or 0 for old kernels.
+    version: Arc<AtomicU8>,
 }
 
 impl std::fmt::Debug for SyncDaemons {
@@ -140,7 +142,18 @@ impl SyncDaemons {
             master: Mutex::new(None),
             backup: Mutex::new(None),
             counters: Arc::new(SyncCounters::default()),
+            version: Arc::new(AtomicU8::new(1)),
         }
+    }
+
+    /// The format a master sends: 1 (the default), or 0, which kernels before 2.6.39 read
+    /// (IPv4 only; a running master changes at its next message).
+    pub fn set_version(&self, v: u8) {
+        self.version.store(v.min(1), Relaxed);
+    }
+
+    pub fn version(&self) -> u8 {
+        self.version.load(Relaxed)
     }
 
     fn slot(&self, role: Role) -> &Mutex<Option<Running>> {
@@ -195,10 +208,14 @@ impl SyncDaemons {
         let thread = match role {
             Role::Master => {
                 channels.iter().for_each(|c| c.sending.store(true, Relaxed));
-                let (syncid, max) = (settings.syncid, settings.max_message());
+                let format = (
+                    settings.syncid,
+                    settings.max_message(),
+                    self.version.clone(),
+                );
                 std::thread::Builder::new()
                     .name("rvs-syncd-master".into())
-                    .spawn(move || send_loop(sock, to, syncid, max, channels, counters, s))
+                    .spawn(move || send_loop(sock, to, format, channels, counters, s))
             }
             Role::Backup => {
                 let syncid = settings.syncid;
@@ -380,8 +397,7 @@ fn backup_socket_v6(twin: &str, index: u32, group: Ipv6Addr, port: u16) -> std::
 fn send_loop(
     sock: Socket,
     to: SocketAddr,
-    syncid: u8,
-    max_message: usize,
+    (syncid, max_message, version): (u8, usize, Arc<AtomicU8>),
     channels: Vec<Arc<SyncChannel>>,
     counters: Arc<SyncCounters>,
     stop: Arc<AtomicBool>,
@@ -396,11 +412,17 @@ fn send_loop(
                 batch.push(c);
             }
         }
-        for m in sync::encode(syncid, &batch, max_message) {
+        let (messages, count_at) = match version.load(Relaxed) {
+            0 => (sync::encode_v0(syncid, &batch, max_message), 0),
+            _ => (sync::encode(syncid, &batch, max_message), 4),
+        };
+        for m in messages {
             match sock.send_to(&m, &to) {
                 Ok(_) => {
                     counters.sent_messages.fetch_add(1, Relaxed);
-                    counters.sent_conns.fetch_add(u64::from(m[4]), Relaxed);
+                    counters
+                        .sent_conns
+                        .fetch_add(u64::from(m[count_at]), Relaxed);
                 }
                 Err(_) => {
                     counters.send_errors.fetch_add(1, Relaxed);

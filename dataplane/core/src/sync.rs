@@ -202,6 +202,45 @@ pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// Packs connections into version-0 messages (`net.ipv4.vs.sync_version = 0`, what kernels
+/// before 2.6.39 read) of at most `max_len` bytes (and 255 entries): IPv4 entries only,
+/// with 16-bit flags and no timeout (the backup gives each its state's); one-packet
+/// entries and full-NAT ends, which the format cannot carry, are left out, as the
+/// kernel's version-0 master leaves out what it cannot send.
+pub fn encode_v0(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut msg: Vec<u8> = Vec::new();
+    let sendable = conns
+        .iter()
+        .filter(|c| !c.v6 && c.local.is_none() && c.flags & ipvs_flags::ONE_PACKET == 0);
+    for c in sendable {
+        if msg.len() >= HEADER_V0_LEN && (msg[0] == 255 || msg.len() + CONN_V0_LEN > max_len) {
+            out.push(std::mem::take(&mut msg));
+        }
+        if msg.is_empty() {
+            // count, syncid, size.
+            msg.extend_from_slice(&[0, syncid, 0, 0]);
+        }
+        msg.push(0);
+        msg.push(c.proto);
+        put16(&mut msg, c.cport);
+        put16(&mut msg, c.vport);
+        put16(&mut msg, c.dport);
+        for a in [&c.caddr, &c.vaddr, &c.daddr] {
+            msg.extend_from_slice(a.get(12..).unwrap_or(&[0; 4]));
+        }
+        put16(&mut msg, (c.flags & !ipvs_flags::SEQ_MASK) as u16);
+        put16(&mut msg, c.state);
+        msg[0] += 1;
+        let size = msg.len() as u16;
+        msg[2..4].copy_from_slice(&size.to_be_bytes());
+    }
+    if msg.len() > HEADER_V0_LEN {
+        out.push(msg);
+    }
+    out
+}
+
 /// A message's sync id and entries (options after an entry's fixed part are skipped).
 /// As the kernel tells them apart: version 1 has a zero first byte, version 1 and zero
 /// spare bytes in its header; anything else is the old format.
@@ -457,6 +496,59 @@ mod tests {
         let mut short = msg[..76].to_vec();
         short[3] = 76;
         assert_eq!(decode(&short), Err(SyncError::Truncated), "options cut");
+    }
+
+    /// A version-0 master's messages: the kernel's layout byte for byte (the NAT entry of
+    /// the message above), read back as sent; IPv6, one-packet and full-NAT entries left
+    /// out; split at 255 entries and at the size.
+    #[test]
+    fn the_old_format_is_written() {
+        let nat = SyncConn {
+            proto: 6,
+            state: 1,
+            cport: 40000,
+            vport: 80,
+            dport: 8080,
+            timeout: 900,
+            caddr: v4([10, 0, 0, 10]),
+            vaddr: v4([10, 0, 0, 100]),
+            daddr: v4([10, 0, 0, 11]),
+            ..SyncConn::default()
+        };
+        let v6 = SyncConn { v6: true, ..nat };
+        let one = SyncConn {
+            flags: ipvs_flags::ONE_PACKET,
+            ..nat
+        };
+        let fnat = SyncConn {
+            local: Some(SyncLocal::default()),
+            ..nat
+        };
+        let msgs = encode_v0(9, &[v6, nat, one, fnat], 1472);
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            1, 9, 0, 28,
+            0, 6, 0x9c, 0x40, 0, 80, 0x1f, 0x90,
+            10, 0, 0, 10, 10, 0, 0, 100, 10, 0, 0, 11,
+            0, 0, 0, 1,
+        ];
+        assert_eq!(msgs, vec![want]);
+        let (syncid, back) = decode(&msgs[0]).unwrap();
+        assert_eq!((syncid, back), (9, vec![SyncConn { timeout: 0, ..nat }]));
+        let many: Vec<SyncConn> = (0..600u16).map(|i| SyncConn { cport: i, ..nat }).collect();
+        let msgs = encode_v0(1, &many, 1472);
+        assert_eq!(
+            msgs.iter().map(|m| m[0]).collect::<Vec<_>>(),
+            vec![61, 61, 61, 61, 61, 61, 61, 61, 61, 51]
+        );
+        let msgs = encode_v0(1, &many, 65535);
+        assert_eq!(
+            msgs.iter().map(|m| m[0]).collect::<Vec<_>>(),
+            vec![255, 255, 90]
+        );
+        let back: Vec<SyncConn> = msgs.iter().flat_map(|m| decode(m).unwrap().1).collect();
+        assert_eq!(back.len(), 600);
+        assert!(encode_v0(1, &[v6], 1472).is_empty());
     }
 
     #[test]

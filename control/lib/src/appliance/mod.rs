@@ -2025,11 +2025,9 @@ mod tests {
         let a = appliance_with_marks(&[]);
         assert_eq!(
             a.console("sysctl -a").out,
-            "net.ipv4.ip_forward = 0
-net.ipv4.vs.sloppy_tcp = 0
-\
-             net.ipv4.vs.expire_nodest_conn = 0
-net.ipv4.vs.expire_quiescent_template = 0\n"
+            "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\n\
+             net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
+             net.ipv4.vs.sync_version = 1\n"
         );
         let r = a.console(
             "sysctl -w net.ipv4.vs.expire_nodest_conn=1 net/ipv4/vs/expire_quiescent_template=2",
@@ -2038,8 +2036,7 @@ net.ipv4.vs.expire_quiescent_template = 0\n"
             (r.status, r.out.as_str()),
             (
                 0,
-                "net.ipv4.vs.expire_nodest_conn = 1
-net.ipv4.vs.expire_quiescent_template = 2\n"
+                "net.ipv4.vs.expire_nodest_conn = 1\nnet.ipv4.vs.expire_quiescent_template = 2\n"
             )
         );
         let snap = a.cell().load();
@@ -2066,6 +2063,28 @@ net.ipv4.vs.expire_quiescent_template = 2\n"
             0
         );
         assert!(!a.cell().load().expire_nodest_conn);
+        // sync_version belongs to the sync daemons (none in this appliance): 0 or 1 only.
+        let key = "sysctl: setting key \"net.ipv4.vs.sync_version\"";
+        let r = a.console("sysctl -w net.ipv4.vs.sync_version=0");
+        assert!(
+            r.err
+                .starts_with(&format!("{key}: no connection sync here")),
+            "{}",
+            r.err
+        );
+        a.set_sync(Arc::new(crate::sync::SyncDaemons::new(
+            Vec::new(),
+            Vec::new(),
+        )));
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.sync_version=2").err,
+            format!("{key}: Invalid argument\n")
+        );
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.sync_version=0").out,
+            "net.ipv4.vs.sync_version = 0\n"
+        );
+        assert_eq!(a.sync_daemons().unwrap().version(), 0);
     }
 
     fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {

@@ -6,33 +6,59 @@
 use super::*;
 use crate::director::Director;
 
-/// A setting: its name, how it reads from and writes to the model.
+/// A setting: its name, how it is read and written.
 struct Key {
     name: &'static str,
-    get: fn(&Director) -> bool,
-    set: fn(&mut Director, bool),
+    get: fn(&Appliance) -> i64,
+    /// The value, already parsed; an error in sysctl's words after "setting key".
+    set: fn(&Appliance, i64) -> Result<(), String>,
 }
 
-const KEYS: [Key; 4] = [
+/// A switch of the model (any integer, non-zero on: the kernel's proc_dointvec).
+fn switch(a: &Appliance, field: fn(&mut Director) -> &mut bool, v: i64) -> Result<(), String> {
+    a.change_with(|d| {
+        *field(d) = v != 0;
+        Ok(())
+    })
+}
+
+fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
+    i64::from(field(&a.director.lock()))
+}
+
+const KEYS: [Key; 5] = [
     Key {
         name: "net.ipv4.ip_forward",
-        get: |d| d.ip_forward,
-        set: |d, v| d.ip_forward = v,
+        get: |a| flag(a, |d| d.ip_forward),
+        set: |a, v| switch(a, |d| &mut d.ip_forward, v),
     },
     Key {
         name: "net.ipv4.vs.sloppy_tcp",
-        get: |d| d.sloppy_tcp,
-        set: |d, v| d.sloppy_tcp = v,
+        get: |a| flag(a, |d| d.sloppy_tcp),
+        set: |a, v| switch(a, |d| &mut d.sloppy_tcp, v),
     },
     Key {
         name: "net.ipv4.vs.expire_nodest_conn",
-        get: |d| d.expire_nodest_conn,
-        set: |d, v| d.expire_nodest_conn = v,
+        get: |a| flag(a, |d| d.expire_nodest_conn),
+        set: |a, v| switch(a, |d| &mut d.expire_nodest_conn, v),
     },
     Key {
         name: "net.ipv4.vs.expire_quiescent_template",
-        get: |d| d.expire_quiescent_template,
-        set: |d, v| d.expire_quiescent_template = v,
+        get: |a| flag(a, |d| d.expire_quiescent_template),
+        set: |a, v| switch(a, |d| &mut d.expire_quiescent_template, v),
+    },
+    // 0 or 1 only, as the kernel's proc_do_sync_mode.
+    Key {
+        name: "net.ipv4.vs.sync_version",
+        get: |a| a.sync_daemons().map_or(1, |d| i64::from(d.version())),
+        set: |a, v| match (a.sync_daemons(), u8::try_from(v)) {
+            (Some(d), Ok(v @ (0 | 1))) => {
+                d.set_version(v);
+                Ok(())
+            }
+            (None, _) => Err("no connection sync here (forward = \"lb\" only)".into()),
+            _ => Err("Invalid argument".into()),
+        },
     },
 ];
 
@@ -52,20 +78,16 @@ impl Appliance {
     pub(super) fn sysctl_verb(&self, args: &[&str]) -> Reply {
         let args: Vec<&str> = args.iter().copied().filter(|a| *a != "-w").collect();
         if args.is_empty() || args == ["-a"] {
-            let d = self.director.lock();
             let all: String = KEYS
                 .iter()
-                .map(|k| format!("{} = {}\n", k.name, u8::from((k.get)(&d))))
+                .map(|k| format!("{} = {}\n", k.name, (k.get)(self)))
                 .collect();
             return Reply::ok(all);
         }
         let mut out = String::new();
         for arg in args {
             let result = match arg.split_once('=') {
-                None => key(arg).map(|k| {
-                    let v = (k.get)(&self.director.lock());
-                    format!("{} = {}\n", k.name, u8::from(v))
-                }),
+                None => key(arg).map(|k| format!("{} = {}\n", k.name, (k.get)(self))),
                 Some((name, value)) => self.sysctl_write(name.trim(), value.trim()),
             };
             match result {
@@ -82,15 +104,11 @@ impl Appliance {
 
     fn sysctl_write(&self, name: &str, value: &str) -> Result<String, String> {
         let k = key(name)?;
-        // The kernel's proc_dointvec: any integer, non-zero on.
+        let setting = |e: String| format!("sysctl: setting key \"{}\": {e}", k.name);
         let n: i64 = value
             .parse()
-            .map_err(|_| format!("sysctl: setting key \"{}\": Invalid argument", k.name))?;
-        self.change_with(|d| {
-            (k.set)(d, n != 0);
-            Ok(())
-        })
-        .map_err(|e| format!("sysctl: setting key \"{}\": {e}", k.name))?;
+            .map_err(|_| setting("Invalid argument".into()))?;
+        (k.set)(self, n).map_err(setting)?;
         Ok(format!("{} = {value}\n", k.name))
     }
 }
