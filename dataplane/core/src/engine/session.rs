@@ -377,26 +377,7 @@ impl Engine {
                             (board_key, expires),
                         )?;
                         let s = &svc.servers[i];
-                        if let Some(t) = self.table.get_mut(tid) {
-                            if t.flags & flags::TEMPLATE_COPY == 0 {
-                                if let Some(l) = loads.get(t.dest as usize) {
-                                    l.remove_persistent();
-                                }
-                            }
-                            t.dest = s.id as u32;
-                            t.daddr = addr16(s.addr);
-                            t.dport = s.port;
-                            t.method = s.method;
-                            t.tunnel = s.tunnel;
-                            t.flags = if own {
-                                t.flags & !flags::TEMPLATE_COPY
-                            } else {
-                                t.flags | flags::TEMPLATE_COPY
-                            };
-                        }
-                        if let Some(l) = loads.get(s.id).filter(|_| own) {
-                            l.add_persistent();
-                        }
+                        self.rebind_template(tid, (s, s.port), own, loads);
                         i
                     }
                 };
@@ -518,6 +499,39 @@ impl Engine {
             self.sync_note(id, now);
         }
         Ok(id)
+    }
+
+    /// Binds template `tid` to `server` (at `dport`) in place, as the connections it
+    /// controls point at it; `own`: this worker's choice, counted on its server (the old
+    /// server's count dropped if it was), else a copy of another worker's.
+    pub(super) fn rebind_template(
+        &mut self,
+        tid: crate::conn::ConnId,
+        (server, dport): (&RealServer, u16),
+        own: bool,
+        loads: &[DestLoad],
+    ) {
+        let Some(t) = self.table.get_mut(tid) else {
+            return;
+        };
+        if t.flags & flags::TEMPLATE_COPY == 0 {
+            if let Some(l) = loads.get(t.dest as usize) {
+                l.remove_persistent();
+            }
+        }
+        if let Some(l) = loads.get(server.id).filter(|_| own) {
+            l.add_persistent();
+        }
+        t.dest = server.id as u32;
+        t.daddr = addr16(server.addr);
+        t.dport = dport;
+        t.method = server.method;
+        t.tunnel = server.tunnel;
+        t.flags = if own {
+            t.flags & !flags::TEMPLATE_COPY
+        } else {
+            t.flags | flags::TEMPLATE_COPY
+        };
     }
 
     /// A persistent client's server where this worker has no template to follow: the one

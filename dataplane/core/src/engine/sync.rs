@@ -197,21 +197,11 @@ impl Engine {
             if !same && template {
                 // Rebound on the master (its server deleted): in place, as the
                 // connections it controls point at it.
-                if let Some(t) = self.table.get_mut(id) {
-                    if t.flags & flags::TEMPLATE_COPY == 0 {
-                        if let Some(l) = loads.get(t.dest as usize) {
-                            l.remove_persistent();
-                        }
-                        if let Some(l) = load {
-                            l.add_persistent();
-                        }
-                    }
-                    t.dest = server.id as u32;
-                    t.daddr = addr16(server.addr);
-                    t.dport = s.dport;
-                    t.method = server.method;
-                    t.tunnel = server.tunnel;
-                }
+                let own = self
+                    .table
+                    .get(id)
+                    .is_some_and(|t| t.flags & flags::TEMPLATE_COPY == 0);
+                self.rebind_template(id, (server, s.dport), own, loads);
                 self.table.set_expires(id, expires);
                 return true;
             } else if !same {
