@@ -357,6 +357,8 @@ pub struct Director {
     /// IPVS's expire_nodest_conn and expire_quiescent_template.
     pub expire_nodest_conn: bool,
     pub expire_quiescent_template: bool,
+    /// IPVS's conn_reuse_mode (1 unless set).
+    pub conn_reuse_mode: u8,
     /// Behind ECMP with other nodes: a service's servers are kept sorted by address and
     /// port (not in arrival order), so that every node builds the same mh table.
     pub ecmp: bool,
@@ -395,6 +397,7 @@ impl Director {
             sloppy_tcp: false,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
+            conn_reuse_mode: 1,
             ecmp: false,
             full_nat: Vec::new(),
             snat: Vec::new(),
@@ -839,6 +842,7 @@ impl Director {
         self.sloppy_tcp = from.sloppy_tcp;
         self.expire_nodest_conn = from.expire_nodest_conn;
         self.expire_quiescent_template = from.expire_quiescent_template;
+        self.conn_reuse_mode = from.conn_reuse_mode;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
         self.snat = from.snat.clone();
@@ -921,6 +925,7 @@ impl Director {
         snap.sloppy_tcp = self.sloppy_tcp;
         snap.expire_nodest_conn = self.expire_nodest_conn;
         snap.expire_quiescent_template = self.expire_quiescent_template;
+        snap.conn_reuse_mode = self.conn_reuse_mode;
         snap.servers_removed = self.removals;
         snap.set_snat(self.snat.clone());
         snap.set_marks(self.mark_selections(&snap.services));

@@ -2027,7 +2027,7 @@ mod tests {
             a.console("sysctl -a").out,
             "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\n\
              net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
-             net.ipv4.vs.sync_version = 1\n"
+             net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
         );
         let r = a.console(
             "sysctl -w net.ipv4.vs.expire_nodest_conn=1 net/ipv4/vs/expire_quiescent_template=2",
@@ -2063,6 +2063,11 @@ mod tests {
             0
         );
         assert!(!a.cell().load().expire_nodest_conn);
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.conn_reuse_mode=2").status,
+            0
+        );
+        assert_eq!(a.cell().load().conn_reuse_mode, 2);
         // sync_version belongs to the sync daemons (none in this appliance): 0 or 1 only.
         let key = "sysctl: setting key \"net.ipv4.vs.sync_version\"";
         let r = a.console("sysctl -w net.ipv4.vs.sync_version=0");

@@ -26,7 +26,7 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 5] = [
+const KEYS: [Key; 6] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -46,6 +46,18 @@ const KEYS: [Key; 5] = [
         name: "net.ipv4.vs.expire_quiescent_template",
         get: |a| flag(a, |d| d.expire_quiescent_template),
         set: |a, v| switch(a, |d| &mut d.expire_quiescent_template, v),
+    },
+    // A bitmap (bits 1 and 2 are read).
+    Key {
+        name: "net.ipv4.vs.conn_reuse_mode",
+        get: |a| i64::from(a.director.lock().conn_reuse_mode),
+        set: |a, v| {
+            let v = u8::try_from(v).map_err(|_| "Invalid argument".to_string())?;
+            a.change_with(|d| {
+                d.conn_reuse_mode = v;
+                Ok(())
+            })
+        },
     },
     // 0 or 1 only, as the kernel's proc_do_sync_mode.
     Key {

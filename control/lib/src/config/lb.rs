@@ -418,6 +418,8 @@ pub struct LbConfig {
     /// `[dataplane] expire_nodest_conn`, `expire_quiescent_template`.
     pub expire_nodest_conn: bool,
     pub expire_quiescent_template: bool,
+    /// `[dataplane] conn_reuse_mode`.
+    pub conn_reuse_mode: u8,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
     /// Services with full NAT, in service order.
@@ -823,6 +825,7 @@ impl LbConfig {
         d.sloppy_tcp = self.sloppy_tcp;
         d.expire_nodest_conn = self.expire_nodest_conn;
         d.expire_quiescent_template = self.expire_quiescent_template;
+        d.conn_reuse_mode = self.conn_reuse_mode;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();
         d.snat = self.snat.clone();

@@ -167,6 +167,10 @@ struct RawDataplane {
     /// has weight 0 is no longer followed.
     #[serde(default)]
     expire_quiescent_template: bool,
+    /// IPVS's net.ipv4.vs.conn_reuse_mode (default 1): how a new connection on a finished
+    /// one's ports is treated.
+    #[serde(default = "default_conn_reuse_mode")]
+    conn_reuse_mode: u8,
     /// One of several load balancers behind ECMP: sloppy TCP, and each service's servers
     /// kept in one order (by address and port) whatever order they came in, so that every
     /// node's mh table is the same and picks the same server for a flow.
@@ -176,6 +180,10 @@ struct RawDataplane {
     /// file has a full-NAT service or an SNAT rule; set it to add them at run time).
     #[serde(default)]
     full_nat: bool,
+}
+
+fn default_conn_reuse_mode() -> u8 {
+    1
 }
 
 fn default_idle_sleep() -> u32 {
@@ -197,6 +205,7 @@ impl Default for RawDataplane {
             sloppy_tcp: false,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
+            conn_reuse_mode: default_conn_reuse_mode(),
             ecmp: false,
             full_nat: false,
             services: None,
@@ -376,6 +385,7 @@ impl Config {
         lb.sloppy_tcp = raw.dataplane.sloppy_tcp || raw.dataplane.ecmp;
         lb.expire_nodest_conn = raw.dataplane.expire_nodest_conn;
         lb.expire_quiescent_template = raw.dataplane.expire_quiescent_template;
+        lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
         let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {

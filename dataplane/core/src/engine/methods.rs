@@ -477,6 +477,23 @@ pub(super) fn low4(a: &Addr16) -> [u8; 4] {
     [a[12], a[13], a[14], a[15]]
 }
 
+/// Whether an opening packet on connection `c`'s ports starts a new connection (IPVS's
+/// is_new_conn_expected under conn_reuse_mode, and expire_nodest_conn's weight-0 case).
+fn reused(snap: &Snapshot, c: &Conn) -> bool {
+    if snap.expire_nodest_conn && snap.server_quiesced(c.dest) {
+        return true;
+    }
+    match c.proto {
+        proto::TCP => match TcpState::from_u8(c.state) {
+            TcpState::TimeWait | TcpState::Close => true,
+            // The last state a director that sees no replies (DR, TUN) sees.
+            TcpState::FinWait => snap.conn_reuse_mode & 2 != 0 && c.method != ForwardMethod::Nat,
+            _ => false,
+        },
+        _ => SctpState::from_u8(c.state) == SctpState::Closed,
+    }
+}
+
 impl Engine {
     /// A datagram larger than the out port's MTU: ICMP "fragmentation needed" (IPv4 with
     /// DF) or "packet too big" (IPv6) to its sender, as a router and IPVS do; an IPv4 one
@@ -525,9 +542,10 @@ impl Engine {
             Some(h) => self.table.lookup_in_hashed(&key, h),
             None => self.table.lookup_in(&key),
         };
-        // conn_reuse_mode: a SYN on a TIME_WAIT/CLOSE connection, an INIT on a CLOSED
-        // association, starts a new one.
-        let reopens = matches!(flow.proto, proto::TCP | proto::SCTP) && opens_connection(flow);
+        // conn_reuse_mode: a SYN on a finished connection's ports starts a new one.
+        let reopens = snap.conn_reuse_mode != 0
+            && matches!(flow.proto, proto::TCP | proto::SCTP)
+            && opens_connection(flow);
         // Its server deleted (IPVS: no longer available): dropped, or with
         // expire_nodest_conn ended now and the packet scheduled anew.
         if let Some(id) = found.filter(|&id| self.server_removed(snap, id)) {
@@ -538,13 +556,7 @@ impl Engine {
             found = None;
         }
         if let (Some(id), true) = (found, reopens) {
-            let ended = self.table.get(id).is_some_and(|c| match c.proto {
-                proto::TCP => matches!(
-                    TcpState::from_u8(c.state),
-                    TcpState::TimeWait | TcpState::Close
-                ),
-                _ => SctpState::from_u8(c.state) == SctpState::Closed,
-            });
+            let ended = self.table.get(id).is_some_and(|c| reused(snap, c));
             if ended {
                 self.release(id, loads);
                 found = None;

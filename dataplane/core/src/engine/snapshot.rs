@@ -162,6 +162,10 @@ pub struct MemberPorts {
     pub nat: bool,
 }
 
+/// [`Snapshot`]'s marks of a real server id.
+const SERVER_LIVE: u8 = 1;
+const SERVER_QUIESCED: u8 = 2;
+
 /// A firewall-mark rule (what `iptables -t mangle -A PREROUTING ... -j MARK` does for LVS):
 /// packets of `proto` (None: TCP, UDP or SCTP) to `dst` (a prefix) on a destination port in
 /// `ports`, from `src` when given, belong to the mark's service.
@@ -647,9 +651,15 @@ pub struct Snapshot {
     /// IPVS's expire_quiescent_template: a persistence template whose server has weight 0
     /// is no longer followed (its clients are scheduled anew).
     pub expire_quiescent_template: bool,
-    /// By real server id: a server of some service (ids of deleted servers wait for their
-    /// connections to end before they are given out again).
-    live_servers: Vec<bool>,
+    /// IPVS's conn_reuse_mode: 0, a new connection on a finished one's ports (a SYN on
+    /// TIME_WAIT or CLOSE, an INIT on CLOSED) goes on with it to the same server; else it
+    /// is scheduled anew; bit 2 also on a FIN_WAIT connection that sees no replies (DR,
+    /// TUN); with expire_nodest_conn also on any connection to a server of weight 0.
+    pub conn_reuse_mode: u8,
+    /// By real server id: [`SERVER_LIVE`] for a server of some service (ids of deleted
+    /// servers wait for their connections to end before they are given out again),
+    /// [`SERVER_QUIESCED`] with weight 0 too.
+    live_servers: Vec<u8>,
     /// How many servers the configuration has deleted so far: a worker that sees it grow
     /// with `expire_nodest_conn` set ends their connections in the background.
     pub servers_removed: u64,
@@ -755,19 +765,20 @@ impl Snapshot {
             sloppy_tcp: false,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
+            conn_reuse_mode: 1,
             live_servers: Vec::new(),
             servers_removed: 0,
         };
         snap.note_local_servers();
-        for id in snap
-            .services
-            .iter()
-            .flat_map(|s| s.servers.iter().map(|r| r.id))
-        {
-            if snap.live_servers.len() <= id {
-                snap.live_servers.resize(id + 1, false);
+        for r in snap.services.iter().flat_map(|s| s.servers.iter()) {
+            if snap.live_servers.len() <= r.id {
+                snap.live_servers.resize(r.id + 1, 0);
             }
-            snap.live_servers[id] = true;
+            snap.live_servers[r.id] = if r.weight == 0 {
+                SERVER_LIVE | SERVER_QUIESCED
+            } else {
+                SERVER_LIVE
+            };
         }
         snap
     }
@@ -775,7 +786,17 @@ impl Snapshot {
     /// Whether real server `id` is a server of some service (not deleted).
     #[inline]
     pub fn has_server(&self, id: u32) -> bool {
-        self.live_servers.get(id as usize).copied().unwrap_or(false)
+        self.server_bits(id) & SERVER_LIVE != 0
+    }
+
+    /// Whether real server `id` is a server with weight 0.
+    #[inline]
+    pub fn server_quiesced(&self, id: u32) -> bool {
+        self.server_bits(id) & SERVER_QUIESCED != 0
+    }
+
+    fn server_bits(&self, id: u32) -> u8 {
+        self.live_servers.get(id as usize).copied().unwrap_or(0)
     }
 
     /// Recomputes [`Snapshot::is_local_server`] after the addresses it depends on changed.
