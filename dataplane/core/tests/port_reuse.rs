@@ -120,3 +120,28 @@ fn with_expire_nodest_conn_a_syn_leaves_a_quiesced_server() {
     let (_, out) = l.run(0, &syn(NAT_VIP, 1000));
     assert_eq!(server(NAT_VIP, &out)[2..], [10, 0, 0, 3]);
 }
+
+/// A port's reuse is judged before its server's deletion, as in ip_vs_in: a SYN on a
+/// TIME_WAIT connection to a deleted server is scheduled anew, not dropped.
+#[test]
+fn a_reused_port_of_a_deleted_server_is_scheduled_anew() {
+    let mut l = lab(1, false, 1);
+    let _ = l.run(0, &syn(NAT_VIP, 1000));
+    let (id, _) = l
+        .engine
+        .table
+        .iter()
+        .find(|(_, c)| c.cport == 1000)
+        .unwrap();
+    l.engine.table.get_mut(id).unwrap().state = TcpState::TimeWait as u8;
+    l.snap = snapshot_with(|services| {
+        services[5].persistence = None;
+        services[5].servers.remove(0);
+    });
+    l.engine.adopt(&l.snap);
+    let (v, out) = l.run(0, &syn(NAT_VIP, 1000));
+    assert_eq!(
+        (v, server(NAT_VIP, &out)[2..].to_vec()),
+        (Verdict::Forward { port: 1 }, vec![10, 0, 0, 2])
+    );
+}

@@ -490,7 +490,7 @@ pub(crate) fn run_lb(
             counters.count_pass(busy, tsc.wrapping_sub(pass_start));
         }
         pass_start = tsc;
-        let now = ((tsc - start) / hz) as u32 + 1;
+        let now = (tsc.saturating_sub(start) / hz) as u32 + 1;
         let mut changed = false;
         if lb.snapshot.refresh() {
             lb.engine.adopt(lb.snapshot.get());

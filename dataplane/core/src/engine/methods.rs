@@ -546,21 +546,22 @@ impl Engine {
         let reopens = snap.conn_reuse_mode != 0
             && matches!(flow.proto, proto::TCP | proto::SCTP)
             && opens_connection(flow);
-        // Its server deleted (IPVS: no longer available): dropped, or with
-        // expire_nodest_conn ended now and the packet scheduled anew.
-        if let Some(id) = found.filter(|&id| self.server_removed(snap, id)) {
-            if !snap.expire_nodest_conn {
-                return self.drop(DropReason::ServerRemoved);
-            }
-            self.release(id, loads);
-            found = None;
-        }
         if let (Some(id), true) = (found, reopens) {
             let ended = self.table.get(id).is_some_and(|c| reused(snap, c));
             if ended {
                 self.release(id, loads);
                 found = None;
             }
+        }
+        // Its server deleted (IPVS: no longer available): dropped, or with
+        // expire_nodest_conn ended now and the packet scheduled anew. (A port's reuse,
+        // above, comes first, as in ip_vs_in.)
+        if let Some(id) = found.filter(|&id| self.server_removed(snap, id)) {
+            if !snap.expire_nodest_conn {
+                return self.drop(DropReason::ServerRemoved);
+            }
+            self.release(id, loads);
+            found = None;
         }
         let fresh = found.is_none();
         let id = match found {
