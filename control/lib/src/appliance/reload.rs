@@ -2,7 +2,7 @@
 //! again and their difference applied as one snapshot, as keepalived reloads: services and
 //! real servers that stay the same are left alone (their connections, counters and
 //! scheduler state), changed ones edited, new ones added, gone ones removed (their
-//! established connections stay on their server, as IPVS keeps them). A file with an error
+//! connections' packets are dropped, as IPVS drops them). A file with an error
 //! changes nothing and says where. VRRP is reloaded as keepalived reloads it (see
 //! [`crate::vrrp::reload`]). What only a restart can change ([eal], ports, workers, the
 //! table's size, the socket, lvs_sync_daemon, the log) is read, compared and reported, not
