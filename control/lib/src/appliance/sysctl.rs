@@ -1,7 +1,7 @@
 //! The console's `sysctl`: the kernel settings an LVS director is tuned by, read and
 //! written under sysctl(8)'s names and syntax (`sysctl -w net.ipv4.vs.expire_nodest_conn=1`),
 //! applied to the running configuration at once. A reload takes the files' values again,
-//! as a reboot takes sysctl.conf's.
+//! as a reboot takes sysctl.conf's (sync_version, which no file sets, stays).
 
 use super::*;
 use crate::director::Director;
