@@ -210,3 +210,32 @@ fn synced_templates_count_once_and_rebind_in_place() {
     assert_eq!((w.loads[6].persistent(), w.loads[22].persistent()), (0, 1));
     assert_eq!(w.connect(8, client(1), 5001), [10, 0, 0, 4]);
 }
+
+/// lblc's cache (destination address -> server) is the kernel's one table: with the board
+/// every worker sends the service's destination to one server; with per-worker caches each
+/// worker's first miss is scheduled by wlc on counts the others already moved, so the
+/// destination ends up on several servers (what the test guards).
+#[test]
+fn lblc_keeps_a_destination_on_one_server_across_workers() {
+    for shared in [true, false] {
+        let snap = {
+            let mut s = three_servers(false);
+            s.services[5].persistence = None;
+            s.services[5].sched = rvs_core::sched::SchedKind::Lblc;
+            // Room enough that lblc's overload rule never moves the destination.
+            for r in &mut s.services[5].servers {
+                r.weight = 100;
+            }
+            s
+        };
+        let mut w = Workers::new(4, snap, shared);
+        let servers: std::collections::BTreeSet<[u8; 4]> = (0..40u16)
+            .map(|p| w.connect(1, client(u32::from(p % 7)), 30_000 + p * 13))
+            .collect();
+        if shared {
+            assert_eq!(servers.len(), 1, "{servers:?}");
+        } else {
+            assert!(servers.len() > 1, "per-worker caches split it: {servers:?}");
+        }
+    }
+}

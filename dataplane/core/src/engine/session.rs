@@ -604,6 +604,24 @@ impl Engine {
         flow: &Flow,
         now: u32,
     ) -> Option<usize> {
+        // lblc's cache is one for all workers, as the kernel's one table.
+        if let (sched::SchedKind::Lblc, Some(board)) = (&svc.sched, &self.shared) {
+            let key = board.key(&InKey {
+                // Apart from any template's key (those carry the real protocol).
+                proto: 0x80 | svc.proto,
+                caddr: flow.dst,
+                cport: 0,
+                vaddr: svc.group.map_or(addr16(svc.vaddr), group_addr),
+                vport: svc.vport,
+            });
+            return sched::pick_lblc_shared(
+                &svc.servers,
+                loads,
+                Some(&self.pending_loads),
+                (board, key),
+                now,
+            );
+        }
         let state = self.states.get_mut(usize::from(svc.id))?;
         let req = Request {
             client: flow.src,

@@ -3,10 +3,14 @@
 //! weight while some server has active * 2 < weight); otherwise wlc picks and the cache is
 //! updated. Entries idle 24 h are reaped; over the maximum, those idle 6 min go first.
 //!
-//! rvs keeps one cache per worker, sized at creation; when it is full a new destination is
-//! served without being cached (IPVS grows the table until its next sweep).
+//! With one worker rvs keeps the cache, sized at creation; when it is full a new
+//! destination is served without being cached (IPVS grows the table until its next sweep).
+//! With several, the cache is the workers' shared board ([`pick_shared`]), so that a
+//! destination keeps one server whichever worker its clients reach, as the kernel's one
+//! table keeps it.
 
 use super::{wlc, View};
+use crate::engine::{BoardKey, SharedTemplates};
 use hashbrown::HashMap;
 use std::net::IpAddr;
 
@@ -109,6 +113,30 @@ pub(crate) fn pick(v: &View, cache: &mut LblcCache, dst: IpAddr, now: u64) -> Op
     Some(i)
 }
 
+/// [`pick`] with the cache on the workers' shared board: a live entry for the destination
+/// stands unless its server has weight 0 or is overloaded in lblc's sense; else wlc picks
+/// and offers its choice (a worker that chose for the same destination at the same moment
+/// may have won: its choice is taken). Entries live 24 h from their last use.
+pub(crate) fn pick_shared(
+    v: &View,
+    board: &SharedTemplates,
+    key: BoardKey,
+    now: u32,
+) -> Option<usize> {
+    let usable = |i: &usize| v.weight(*i) > 0 && !lb_overloaded(v, *i);
+    let until = now.saturating_add(EXPIRATION_S as u32);
+    let cached = board.find(key, now).and_then(|d| index_of(v, d as usize));
+    if let Some(i) = cached.filter(usable) {
+        board.extend(key, now, v.dests[i].id as u32, until);
+        return Some(i);
+    }
+    let i = wlc::pick(v)?;
+    let got = board.offer(key, now, v.dests[i].id as u32, until, |d| {
+        index_of(v, d as usize).is_some_and(|j| usable(&j))
+    });
+    Some(index_of(v, got as usize).filter(usable).unwrap_or(i))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
@@ -121,6 +149,65 @@ mod tests {
             dst: crate::conn::v4_mapped(dst),
             now,
         }
+    }
+
+    /// The shared cache follows the same rules as a worker's own: a hit stands until its
+    /// server is lblc-overloaded or at weight 0, then wlc's pick replaces it for everyone.
+    #[test]
+    fn the_shared_cache_keeps_and_moves_a_destination_as_the_worker_s_own() {
+        use crate::engine::SharedTemplates;
+        let board = SharedTemplates::new(1024);
+        let shared = |d: &[RealServer], l: &[DestLoad], b, k, now| {
+            super::pick_shared(&view(d, l), b, k, now)
+        };
+        let mut d = dests(&[2, 2]);
+        let l = loads(2);
+        let key = |dst| board_key(&board, dst);
+        assert_eq!(shared(&d, &l, &board, key([8, 8, 8, 8]), 0), Some(0));
+        l[0].set_counts(2, 0); // wlc would now pick B, the cache keeps A
+        assert_eq!(shared(&d, &l, &board, key([8, 8, 8, 8]), 1), Some(0));
+        assert_eq!(
+            shared(&d, &l, &board, key([9, 9, 9, 9]), 1),
+            Some(1),
+            "new dst: wlc"
+        );
+        l[0].set_counts(3, 0);
+        assert_eq!(
+            shared(&d, &l, &board, key([8, 8, 8, 8]), 2),
+            Some(1),
+            "overloaded"
+        );
+        l[0].set_counts(0, 0);
+        assert_eq!(
+            shared(&d, &l, &board, key([8, 8, 8, 8]), 3),
+            Some(1),
+            "moved for all"
+        );
+        d[1].weight = 0;
+        assert_eq!(
+            shared(&d, &l, &board, key([8, 8, 8, 8]), 4),
+            Some(0),
+            "weight 0"
+        );
+        // Idle 24 h: the entry ends.
+        d[1].weight = 2;
+        l[0].set_counts(0, 5);
+        let later = 4 + super::EXPIRATION_S as u32 + 1;
+        assert_eq!(
+            shared(&d, &l, &board, key([8, 8, 8, 8]), later),
+            Some(1),
+            "ended: wlc"
+        );
+    }
+
+    fn board_key(board: &crate::engine::SharedTemplates, dst: [u8; 4]) -> crate::engine::BoardKey {
+        board.key(&crate::conn::InKey {
+            proto: 0x86,
+            caddr: crate::conn::v4_mapped(dst),
+            cport: 0,
+            vaddr: [0; 16],
+            vport: 80,
+        })
     }
 
     #[test]

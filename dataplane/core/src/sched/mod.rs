@@ -445,6 +445,17 @@ pub fn pick_holding(
     }
 }
 
+/// lblc with its cache on the workers' shared board (see [`lblc::pick_shared`]).
+pub fn pick_lblc_shared(
+    dests: &[RealServer],
+    loads: &[DestLoad],
+    held: Option<&PendingLoads>,
+    (board, key): (&crate::engine::SharedTemplates, crate::engine::BoardKey),
+    now: u32,
+) -> Option<usize> {
+    lblc::pick_shared(&View { dests, loads, held }, board, key, now)
+}
+
 /// The server list with its live counters (and the worker's held changes to them).
 pub(crate) struct View<'a> {
     pub dests: &'a [RealServer],
