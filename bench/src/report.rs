@@ -178,8 +178,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
         if o.reloads > 0 {
             let _ = writeln!(
                 t,
-                "{}: {} hitless reloads of the configuration during the run (each a weight and a fifth server changed), {} packets lost inside rvs ({} the generator drained too late), {} reordered",
-                o.name, o.reloads, o.lost.saturating_sub(o.sink_overflow), o.sink_overflow, o.reordered
+                "{}: {} hitless reloads of the configuration during the run (each a weight and a fifth server changed), {} packets lost inside rvs ({} the generator drained too late; {} dropped on the fifth server's connections while it was deleted, as IPVS drops them), {} reordered",
+                o.name, o.reloads, o.lost_in_rvs(), o.sink_overflow, o.server_removed(), o.reordered
             );
         } else if o.publications > 0 {
             let _ = writeln!(

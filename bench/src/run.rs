@@ -88,6 +88,24 @@ impl Outcome {
     pub fn forward_mode_is_lb(&self) -> bool {
         ["nat", "dr", "tun"].contains(&self.method.as_str())
     }
+
+    /// Packets dropped on the connections of a server the configuration deleted (as IPVS
+    /// drops them): policy, not loss.
+    pub fn server_removed(&self) -> u64 {
+        self.drops
+            .iter()
+            .filter(|(reason, _)| reason == "server removed")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Packets missing that rvs lost: neither the receiver's (drained too late) nor a
+    /// deleted server's connections'.
+    pub fn lost_in_rvs(&self) -> u64 {
+        self.lost
+            .saturating_sub(self.sink_overflow)
+            .saturating_sub(self.server_removed())
+    }
 }
 
 /// One measurement to make.
