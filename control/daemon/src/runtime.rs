@@ -319,6 +319,7 @@ pub fn run(
                 cfg.connections,
                 cfg.full_nat,
                 cfg.syn_per_source > 0,
+                cfg.ftp_ports.iter().any(|&p| p != 0),
             )
             / f64::from(1 << 20);
         println!(
@@ -344,6 +345,7 @@ pub fn run(
                 syn_share: cfg.syn_share,
                 syn_per_source: cfg.syn_per_source,
                 full_nat: cfg.full_nat,
+                ftp_ports: cfg.ftp_ports,
             },
             solicit_pool: Some(ports.pools[0].1),
             ring_prefix: "rvs_ho".into(),

@@ -5,6 +5,7 @@
 //! * [`conn`]: per-worker connection tables and the IPVS TCP state machine.
 //! * [`sched`]: the IPVS schedulers over a snapshot's real servers.
 //! * [`forward`]: testpmd's diagnostic forwarding modes over byte buffers.
+//! * [`ftp`]: FTP's control commands and replies, as IPVS's FTP helper reads them.
 //! * [`publish`]: RCU-style snapshot publication from the control thread to the workers.
 //! * [`rss`]: the Toeplitz hash and redirection table a NIC steers flows by.
 //! * [`stats`]: per-worker counters, written by their worker, read by the control side.
@@ -19,6 +20,7 @@ pub mod capture;
 pub mod conn;
 pub mod engine;
 pub mod forward;
+pub mod ftp;
 pub mod model;
 pub mod publish;
 pub mod rss;

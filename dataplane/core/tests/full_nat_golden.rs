@@ -39,31 +39,6 @@ fn full_nat(locals: &[[u8; 4]], proxy_protocol: bool) -> Option<FullNat> {
     ))
 }
 
-fn seg(
-    macs: ([u8; 6], [u8; 6]),
-    (src, sport): ([u8; 4], u16),
-    (dst, dport): ([u8; 4], u16),
-    ttl: u8,
-    (seq, ack): (u32, Option<u32>),
-    syn: bool,
-    options: &[TcpOptionElement],
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(macs.0, macs.1)
-        .ipv4(src, dst, ttl)
-        .tcp(sport, dport, seq, 64000);
-    if syn {
-        b = b.syn();
-    }
-    if let Some(a) = ack {
-        b = b.ack(a);
-    }
-    let b = b.options(options).unwrap();
-    let mut out = Vec::new();
-    b.write(&mut out, payload).unwrap();
-    out
-}
-
 /// The TCP source port of an IPv4 frame without options in its IP header.
 fn sport_of(frame: &[u8]) -> u16 {
     u16::from_be_bytes([frame[34], frame[35]])
@@ -73,7 +48,7 @@ fn sport_of(frame: &[u8]) -> u16 {
 fn full_nat_replaces_the_client_by_the_ports_own_address_and_back() {
     let mut lab = lab(full_nat(&[], false), Vec::new());
     let client = (CLIENT, 40000);
-    let syn = seg(
+    let syn = segment(
         (GW_MAC, PORT0_MAC),
         client,
         (VIP, 80),
@@ -88,7 +63,7 @@ fn full_nat_replaces_the_client_by_the_ports_own_address_and_back() {
     let lport = sport_of(&out);
     assert!(lport >= 1024, "local port {lport}");
     let local = ([10, 0, 0, 1], lport);
-    let want = seg(
+    let want = segment(
         (PORT1_MAC, RS2_MAC),
         local,
         (RS, 8080),
@@ -100,7 +75,7 @@ fn full_nat_replaces_the_client_by_the_ports_own_address_and_back() {
     );
     assert_eq!(out, want, "from the port's own address towards the server");
     // The server answers its local peer; the client gets it from the VIP.
-    let reply = seg(
+    let reply = segment(
         (RS2_MAC, PORT1_MAC),
         (RS, 8080),
         local,
@@ -110,7 +85,7 @@ fn full_nat_replaces_the_client_by_the_ports_own_address_and_back() {
         &[],
         b"",
     );
-    let want = seg(
+    let want = segment(
         (PORT0_MAC, GW_MAC),
         (VIP, 80),
         client,
@@ -122,7 +97,7 @@ fn full_nat_replaces_the_client_by_the_ports_own_address_and_back() {
     );
     assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, want));
     // A second client gets another local port.
-    let other = seg(
+    let other = segment(
         (GW_MAC, PORT0_MAC),
         (CLIENT, 40001),
         (VIP, 80),
@@ -142,7 +117,7 @@ fn full_nat_replaces_the_client_by_the_ports_own_address_and_back() {
 #[test]
 fn the_seeds_snat_to_the_vip_is_full_nat_from_the_vip() {
     let client = (CLIENT, 40000);
-    let syn = seg(
+    let syn = segment(
         (GW_MAC, PORT0_MAC),
         client,
         (VIP, 80),
@@ -159,7 +134,7 @@ fn the_seeds_snat_to_the_vip_is_full_nat_from_the_vip() {
         let (v, out) = lab.run(0, &syn);
         assert_eq!(v, Verdict::Forward { port: 1 });
         let local = (VIP, sport_of(&out));
-        let want = seg(
+        let want = segment(
             (PORT1_MAC, RS2_MAC),
             local,
             (RS, 8080),
@@ -170,7 +145,7 @@ fn the_seeds_snat_to_the_vip_is_full_nat_from_the_vip() {
             b"",
         );
         assert_eq!(out, want);
-        let reply = seg(
+        let reply = segment(
             (RS2_MAC, PORT1_MAC),
             (RS, 8080),
             local,
@@ -188,7 +163,7 @@ fn the_seeds_snat_to_the_vip_is_full_nat_from_the_vip() {
                 "{workers} workers"
             );
         }
-        let want = seg(
+        let want = segment(
             (PORT0_MAC, GW_MAC),
             (VIP, 80),
             client,
@@ -211,12 +186,12 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
     let (to_server, to_client) = ((PORT1_MAC, RS2_MAC), (PORT0_MAC, GW_MAC));
     let (_, out) = lab.run(
         0,
-        &seg(c, client, (VIP, 80), 64, (1000, None), true, &[], b""),
+        &segment(c, client, (VIP, 80), 64, (1000, None), true, &[], b""),
     );
     let local = ([10, 0, 0, 1], sport_of(&out));
     // The server's MSS is lowered by the header's 28 bytes.
     let mss = |m| [TcpOptionElement::MaximumSegmentSize(m)];
-    let synack = seg(
+    let synack = segment(
         s,
         (RS, 8080),
         local,
@@ -226,7 +201,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         &mss(1460),
         b"",
     );
-    let want = seg(
+    let want = segment(
         to_client,
         (VIP, 80),
         client,
@@ -238,7 +213,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
     );
     assert_eq!(lab.run(1, &synack), (Verdict::Forward { port: 0 }, want));
     // The handshake's ACK passes as it is; the first data gets the header before it.
-    let ack = seg(
+    let ack = segment(
         c,
         client,
         (VIP, 80),
@@ -248,7 +223,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         &[],
         b"",
     );
-    let want = seg(
+    let want = segment(
         to_server,
         local,
         (RS, 8080),
@@ -264,7 +239,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
     header.extend_from_slice(&VIP);
     header.extend_from_slice(&40000u16.to_be_bytes());
     header.extend_from_slice(&80u16.to_be_bytes());
-    let first = seg(
+    let first = segment(
         c,
         client,
         (VIP, 80),
@@ -276,7 +251,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
     );
     let mut with_header = header.clone();
     with_header.extend_from_slice(b"GET /");
-    let want = seg(
+    let want = segment(
         to_server,
         local,
         (RS, 8080),
@@ -293,7 +268,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
     // A retransmission of the first data carries the header again.
     assert_eq!(lab.run(0, &first).1, want);
     // Later data is shifted by 28; the server's acknowledgements (and SACK edges) back.
-    let next = seg(
+    let next = segment(
         c,
         client,
         (VIP, 80),
@@ -303,7 +278,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         &[],
         b"x",
     );
-    let want = seg(
+    let want = segment(
         to_server,
         local,
         (RS, 8080),
@@ -319,7 +294,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         TcpOptionElement::Noop,
         TcpOptionElement::SelectiveAcknowledgement((1035, 1040), [None, None, None]),
     ];
-    let ack_back = seg(
+    let ack_back = segment(
         s,
         (RS, 8080),
         local,
@@ -334,7 +309,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         TcpOptionElement::Noop,
         TcpOptionElement::SelectiveAcknowledgement((1007, 1012), [None, None, None]),
     ];
-    let want = seg(
+    let want = segment(
         to_client,
         (VIP, 80),
         client,
@@ -432,7 +407,7 @@ fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
     };
     let mut lab = lab(None, vec![rule]);
     let client = (CLIENT, 40000);
-    let syn = seg(
+    let syn = segment(
         (GW_MAC, PORT0_MAC),
         client,
         (VIP, 80),
@@ -442,7 +417,7 @@ fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
         &[],
         b"",
     );
-    let want = seg(
+    let want = segment(
         (PORT1_MAC, RS2_MAC),
         (VIP, 40000),
         (RS, 8080),
@@ -453,7 +428,7 @@ fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
         b"",
     );
     assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 1 }, want));
-    let reply = seg(
+    let reply = segment(
         (RS2_MAC, PORT1_MAC),
         (RS, 8080),
         (VIP, 40000),
@@ -463,7 +438,7 @@ fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
         &[],
         b"",
     );
-    let want = seg(
+    let want = segment(
         (PORT0_MAC, GW_MAC),
         (VIP, 80),
         client,
@@ -475,7 +450,7 @@ fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
     );
     assert_eq!(lab.run(1, &reply), (Verdict::Forward { port: 0 }, want));
     // A DR service is not rewritten (the rule is NAT's, as in the kernel).
-    let dr = seg(
+    let dr = segment(
         (GW_MAC, PORT0_MAC),
         client,
         ([192, 168, 1, 101], 80),
@@ -485,7 +460,7 @@ fn an_snat_rule_on_the_servers_prefix_applies_to_balanced_nat_traffic() {
         &[],
         b"",
     );
-    let want = seg(
+    let want = segment(
         (PORT1_MAC, RS3_MAC),
         client,
         ([192, 168, 1, 101], 80),
@@ -538,7 +513,7 @@ fn frag_needed(
 fn icmp_errors_about_full_nat_connections_are_translated_both_ways() {
     let mut lab = lab(full_nat(&[], false), Vec::new());
     let client = (CLIENT, 40000);
-    let syn = seg(
+    let syn = segment(
         (GW_MAC, PORT0_MAC),
         client,
         (VIP, 80),
@@ -624,12 +599,12 @@ fn full_nat_and_snat_connections_continue_on_the_backup() {
     master.engine.sync = Some(ch.clone());
     let client = (CLIENT, 40000);
     let c = (GW_MAC, PORT0_MAC);
-    let syn = seg(c, client, (VIP, 80), 64, (1000, None), true, &[], b"");
+    let syn = segment(c, client, (VIP, 80), 64, (1000, None), true, &[], b"");
     let (_, out) = master.run(0, &syn);
     let local = ([10, 0, 0, 1], sport_of(&out));
     let s = (RS2_MAC, PORT1_MAC);
-    let synack = seg(s, (RS, 8080), local, 64, (5000, Some(1001)), true, &[], b"");
-    let ack = seg(
+    let synack = segment(s, (RS, 8080), local, 64, (5000, Some(1001)), true, &[], b"");
+    let ack = segment(
         c,
         client,
         (VIP, 80),
@@ -639,7 +614,7 @@ fn full_nat_and_snat_connections_continue_on_the_backup() {
         &[],
         b"",
     );
-    let first = seg(
+    let first = segment(
         c,
         client,
         (VIP, 80),
@@ -653,7 +628,7 @@ fn full_nat_and_snat_connections_continue_on_the_backup() {
     for (port, f) in [(1, &synack), (0, &ack), (0, &first), (1, &snat_out)] {
         assert!(matches!(master.run(port, f).0, Verdict::Forward { .. }));
     }
-    let later = seg(
+    let later = segment(
         c,
         client,
         (VIP, 80),
@@ -663,7 +638,7 @@ fn full_nat_and_snat_connections_continue_on_the_backup() {
         &[],
         b"x",
     );
-    let reply = seg(
+    let reply = segment(
         s,
         (RS, 8080),
         local,
@@ -723,7 +698,7 @@ fn a_marked_prefix_takes_its_traffic_and_drops_the_rest() {
     let mut lab = Lab::router();
     let marked = ([192, 168, 2, 7], 443);
     let from = ([198, 51, 100, 7], 40000);
-    let syn = seg(
+    let syn = segment(
         (GW_MAC, PORT0_MAC),
         from,
         marked,
@@ -734,7 +709,7 @@ fn a_marked_prefix_takes_its_traffic_and_drops_the_rest() {
         b"",
     );
     assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
-    let outside_range = seg(
+    let outside_range = segment(
         (GW_MAC, PORT0_MAC),
         from,
         ([192, 168, 2, 7], 2000),
@@ -748,7 +723,7 @@ fn a_marked_prefix_takes_its_traffic_and_drops_the_rest() {
         lab.run(0, &outside_range).0,
         Verdict::Drop(DropReason::NoService)
     );
-    let other_source = seg(
+    let other_source = segment(
         (GW_MAC, PORT0_MAC),
         ([203, 0, 113, 50], 40000),
         marked,

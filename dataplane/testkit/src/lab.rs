@@ -363,6 +363,34 @@ impl Lab {
     }
 }
 
+/// A TCP segment over IPv4 between `macs` (source, destination) with its sequence and
+/// acknowledgement numbers, SYN, options and data.
+#[allow(clippy::too_many_arguments)]
+pub fn segment(
+    macs: ([u8; 6], [u8; 6]),
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    ttl: u8,
+    (seq, ack): (u32, Option<u32>),
+    syn: bool,
+    options: &[etherparse::TcpOptionElement],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(macs.0, macs.1)
+        .ipv4(src, dst, ttl)
+        .tcp(sport, dport, seq, 64000);
+    if syn {
+        b = b.syn();
+    }
+    if let Some(a) = ack {
+        b = b.ack(a);
+    }
+    let b = b.options(options).unwrap();
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
 pub fn tcp4(
     src_mac: [u8; 6],
     dst_mac: [u8; 6],

@@ -196,6 +196,7 @@ impl WorkerSet {
                     lb.engine.conn_capacity,
                     lb.engine.full_nat,
                     lb.engine.syn_per_source > 0,
+                    lb.engine.ftp_ports.iter().any(|&p| p != 0),
                 )
             });
             let stats = Arc::new(WorkerStats::default());

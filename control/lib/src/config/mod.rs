@@ -180,6 +180,36 @@ struct RawDataplane {
     /// file has a full-NAT service or an SNAT rule; set it to add them at run time).
     #[serde(default)]
     full_nat: bool,
+    /// Ports whose NAT connections the FTP helper watches (IPVS's `modprobe ip_vs_ftp
+    /// ports=21`): the passive reply rewritten to the VIP, data connections expected.
+    #[serde(default)]
+    ftp_ports: Option<Spanned<Vec<u16>>>,
+}
+
+/// `[dataplane] ftp_ports`: at most eight distinct ports, none 0.
+fn validate_ftp_ports(
+    source: &Source,
+    ports: Option<&Spanned<Vec<u16>>>,
+) -> Result<[u16; rvs_core::engine::FTP_PORTS_MAX], ConfigError> {
+    let mut out = [0u16; rvs_core::engine::FTP_PORTS_MAX];
+    let Some(ports) = ports else {
+        return Ok(out);
+    };
+    let list = ports.get_ref();
+    let field = "dataplane.ftp_ports";
+    if list.len() > out.len() {
+        return Err(source.error(ports.span(), field, format!("at most {} ports", out.len())));
+    }
+    for (i, &p) in list.iter().enumerate() {
+        if p == 0 {
+            return Err(source.error(ports.span(), field, "port 0 is no FTP port"));
+        }
+        if list[..i].contains(&p) {
+            return Err(source.error(ports.span(), field, format!("port {p} is named twice")));
+        }
+        out[i] = p;
+    }
+    Ok(out)
 }
 
 fn default_conn_reuse_mode() -> u8 {
@@ -208,6 +238,7 @@ impl Default for RawDataplane {
             conn_reuse_mode: default_conn_reuse_mode(),
             ecmp: false,
             full_nat: false,
+            ftp_ports: None,
             services: None,
             servers: None,
         }
@@ -246,6 +277,8 @@ pub struct Config {
     pub syn_per_source: u32,
     /// Room for full-NAT and SNAT entries in the connection tables.
     pub full_nat: bool,
+    /// `[dataplane] ftp_ports`: the FTP helper's ports (0: unused), read at start.
+    pub ftp_ports: [u16; rvs_core::engine::FTP_PORTS_MAX],
     /// Capacity of the live configuration: VIP:port entries and real servers.
     pub limits: crate::director::Limits,
     /// The control socket's path: `[control] socket`, else `RVS_SOCKET`, else the default.
@@ -388,6 +421,7 @@ impl Config {
         lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
+        let ftp_ports = validate_ftp_ports(&source, raw.dataplane.ftp_ports.as_ref())?;
         let capacity = |v: &Option<Spanned<u32>>, field: &str, default: u32, max: u32| match v {
             Some(c) if *c.get_ref() == 0 || *c.get_ref() > max => {
                 Err(source.error(c.span(), field, format!("between 1 and {max}")))
@@ -589,6 +623,7 @@ impl Config {
             syn_share,
             syn_per_source: raw.dataplane.syn_per_source,
             full_nat,
+            ftp_ports,
             limits,
             socket: raw
                 .control

@@ -9,6 +9,6 @@ pub use state::{
     TcpEvent, TcpState, Timeouts,
 };
 pub use table::{
-    addr16, addr_word, ip_of, mapped_v4, proxy, v4_mapped, Addr16, Conn, ConnId, ConnTable, InKey,
-    InsertError, Local, OutKey,
+    addr16, addr_word, ip_of, mapped_v4, proxy, v4_mapped, Addr16, AppState, Conn, ConnId,
+    ConnTable, InKey, InsertError, Local, OutKey,
 };

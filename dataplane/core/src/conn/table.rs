@@ -57,6 +57,21 @@ pub struct Local {
     pub proxy_seq: u32,
 }
 
+/// An application helper's state for a control connection (IPVS's `app_data` and
+/// `out_seq`), kept beside the slab only in a table made for helpers: what the client asked
+/// last, and how the server's sequence numbers shift where the helper changed the length
+/// of a segment it rewrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppState {
+    /// The helper's own mark (FTP: the passive mode asked for).
+    pub mode: u8,
+    /// The original sequence number of the last segment rewritten to another length.
+    pub init_seq: u32,
+    /// The shift of sequence numbers after `init_seq`, and at or before it.
+    pub delta: i32,
+    pub previous_delta: i32,
+}
+
 /// States of [`Local::proxy`].
 pub mod proxy {
     pub const NONE: u8 = 0;
@@ -326,6 +341,8 @@ pub struct ConnTable {
     slots: Vec<Conn>,
     /// Local ends of full-NAT entries by slab index (empty in a table without full NAT).
     locals: Vec<Local>,
+    /// Application helpers' states, by slot (empty unless made for helpers).
+    app: Vec<AppState>,
     free_head: u32,
     len: usize,
     by_in: FlowIndex,
@@ -384,6 +401,7 @@ impl ConnTable {
         ConnTable {
             slots,
             locals: Vec::new(),
+            app: Vec::new(),
             free_head: 0,
             len: 0,
             by_in: FlowIndex::new(capacity),
@@ -404,6 +422,23 @@ impl ConnTable {
     pub fn with_full_nat(mut self) -> ConnTable {
         self.locals = rvs_cpu::huge_page_vec(self.slots.len(), |_| Local::default());
         self
+    }
+
+    /// A table whose entries can carry an application helper's state ([`AppState`]).
+    pub fn with_app_state(mut self) -> ConnTable {
+        self.app = rvs_cpu::huge_page_vec(self.slots.len(), |_| AppState::default());
+        self
+    }
+
+    /// An entry's helper state (fresh when the entry was made); None in a table without.
+    #[inline]
+    pub fn app_state(&self, id: ConnId) -> Option<&AppState> {
+        self.app.get(id.0 as usize)
+    }
+
+    #[inline]
+    pub fn app_state_mut(&mut self, id: ConnId) -> Option<&mut AppState> {
+        self.app.get_mut(id.0 as usize)
     }
 
     /// A table that counts embryonic entries per client address (for a per-source SYN
@@ -575,15 +610,22 @@ impl ConnTable {
             self.slots.len(),
             self.has_full_nat(),
             !self.emb_sources.is_empty(),
+            !self.app.is_empty(),
         )
     }
 
     /// What [`ConnTable::bytes_per_entry`] will be for a table of `capacity` (made
     /// [`ConnTable::with_full_nat`] if `full_nat`, [`ConnTable::with_source_counts`] if
-    /// `source_counts`), before it is made.
-    pub fn bytes_per_entry_of(capacity: usize, full_nat: bool, source_counts: bool) -> f64 {
+    /// `source_counts`, [`ConnTable::with_app_state`] if `app_state`), before it is made.
+    pub fn bytes_per_entry_of(
+        capacity: usize,
+        full_nat: bool,
+        source_counts: bool,
+        app_state: bool,
+    ) -> f64 {
         let capacity = capacity.clamp(1, NIL as usize - 1);
         let locals = if full_nat { capacity } else { 0 };
+        let apps = if app_state { capacity } else { 0 };
         let counters = if source_counts {
             capacity.next_power_of_two()
         } else {
@@ -591,6 +633,7 @@ impl ConnTable {
         };
         let total = std::mem::size_of::<Conn>() * capacity
             + std::mem::size_of::<Local>() * locals
+            + std::mem::size_of::<AppState>() * apps
             + 2 * FlowIndex::bytes_for(capacity)
             + WHEEL_SLOTS * std::mem::size_of::<u32>()
             + counters * std::mem::size_of::<u16>();
@@ -806,6 +849,9 @@ impl ConnTable {
         self.slots[id as usize] = conn;
         if let (Some(l), Some(slot)) = (local, self.locals.get_mut(id as usize)) {
             *slot = l;
+        }
+        if let Some(state) = self.app.get_mut(id as usize) {
+            *state = AppState::default();
         }
         self.wheel_link(id);
         self.len += 1;
@@ -1253,17 +1299,20 @@ mod tests {
     fn memory_per_connection_is_within_144_bytes() {
         let t = ConnTable::new(1 << 20, 0);
         let per = t.bytes_per_entry();
-        assert_eq!(per, ConnTable::bytes_per_entry_of(1 << 20, false, false));
+        assert_eq!(
+            per,
+            ConnTable::bytes_per_entry_of(1 << 20, false, false, false)
+        );
         let full = ConnTable::new(1000, 0).with_full_nat();
         assert_eq!(
             full.bytes_per_entry(),
-            ConnTable::bytes_per_entry_of(1000, true, false)
+            ConnTable::bytes_per_entry_of(1000, true, false, false)
         );
         // A per-source SYN limit's counters: two bytes a power of two of entries.
         let counted = ConnTable::new(1000, 0).with_source_counts();
         assert_eq!(
             counted.bytes_per_entry(),
-            ConnTable::bytes_per_entry_of(1000, false, true)
+            ConnTable::bytes_per_entry_of(1000, false, true, false)
         );
         let more = counted.bytes_per_entry() - ConnTable::new(1000, 0).bytes_per_entry();
         assert!((more - 1024.0 * 2.0 / 1000.0).abs() < 1e-9, "{more}");

@@ -1,7 +1,8 @@
 //! The established fast lane: a packet of an established NAT or DR connection that needs
 //! nothing but its rewrite (its state stays, its next hop is cached and resolved, it fits
 //! the port's MTU, its TTL does not expire) forwarded with the least work. Anything else
-//! (full NAT, one-packet scheduling, a local server, TUN, a state change, a next hop to
+//! (full NAT, one-packet scheduling, a local server, TUN, an FTP control connection, a
+//! state change, a next hop to
 //! find or resolve, a frame over the MTU, TTL 1) declines before any effect and takes the
 //! general path ([`Engine::forward_conn_to_server`], [`Engine::forward_to_client`]), so
 //! both paths leave the same packet, entry, timer and counters.
@@ -23,7 +24,9 @@ impl Engine {
         frame: &mut F,
     ) -> Option<Verdict> {
         let c = self.table.get(id)?;
-        if c.flags & (flags::ONE_PACKET | flags::LOCAL | flags::FULL_NAT) != 0 {
+        if c.flags & (flags::ONE_PACKET | flags::LOCAL | flags::FULL_NAT) != 0
+            || self.ftp_watches(c)
+        {
             return None;
         }
         let (nat, dir) = match (c.method, to_server) {

@@ -10,6 +10,7 @@
 //! and the server's acknowledgements (and SACK edges) back; the server's MSS is lowered by
 //! as much, so the client's segments still fit with the header.
 
+use super::segment::*;
 use super::*;
 use crate::conn::{proxy, Local};
 use rvs_wire::proxy as proxy_v2;
@@ -353,109 +354,6 @@ impl Engine {
     }
 }
 
-mod tcp_option {
-    pub(super) const MSS: u8 = 2;
-    pub(super) const SACK: u8 = 5;
-}
-
-/// `a` is `b` or after it in sequence space.
-fn seq_after_or_eq(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b) < 1 << 31
-}
-
-fn tcp_u32(b: &[u8], flow: &Flow, at: usize) -> Option<u32> {
-    let f = b.get(flow.l4() + at..flow.l4() + at + 4)?;
-    Some(u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
-}
-
-/// The segment's sequence number and where its data starts.
-fn tcp_seq_and_data(b: &[u8], flow: &Flow) -> Option<(u32, usize)> {
-    let seq = tcp_u32(b, flow, 4)?;
-    let doff = usize::from(*b.get(flow.l4() + 12)? >> 4) * 4;
-    Some((seq, (flow.l4() + doff).min(flow.end())))
-}
-
-/// Sets a 32-bit TCP header field (sequence or acknowledgement number), its checksum
-/// updated incrementally.
-fn set_u32_field(b: &mut [u8], flow: &Flow, at: usize, value: u32) {
-    let Some(old) = tcp_u32(b, flow, at) else {
-        return;
-    };
-    set_tcp_bytes(b, flow, at, &old.to_be_bytes(), &value.to_be_bytes());
-}
-
-/// Replaces bytes of the TCP header at `at` (an even offset), the checksum kept right.
-fn set_tcp_bytes(b: &mut [u8], flow: &Flow, at: usize, old: &[u8], new: &[u8]) {
-    let c = flow.l4() + 16;
-    let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) else {
-        return;
-    };
-    if let Some(f) = b.get_mut(flow.l4() + at..flow.l4() + at + new.len()) {
-        f.copy_from_slice(new);
-    }
-    let check = checksum::update_bytes(check, old, new);
-    if let Some(x) = b.get_mut(c..c + 2) {
-        x.copy_from_slice(&check.to_be_bytes());
-    }
-}
-
-/// Lets `each(kind, value)` change the TCP options in place (checksum kept right).
-fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8, &mut [u8])) {
-    let Some(doff) = b.get(flow.l4() + 12).map(|d| usize::from(d >> 4) * 4) else {
-        return;
-    };
-    let mut at = 20;
-    while at + 1 < doff {
-        let kind = b.get(flow.l4() + at).copied().unwrap_or(0);
-        match kind {
-            0 => return,
-            1 => {
-                at += 1;
-                continue;
-            }
-            _ => {}
-        }
-        let len = usize::from(b.get(flow.l4() + at + 1).copied().unwrap_or(0));
-        if len < 2 || at + len > doff {
-            return;
-        }
-        let (from, to) = (flow.l4() + at + 2, flow.l4() + at + len);
-        let mut value = [0u8; 40];
-        let Some(v) = b.get(from..to) else {
-            return;
-        };
-        let n = v.len();
-        value[..n].copy_from_slice(v);
-        let old = value;
-        each(kind, &mut value[..n]);
-        if value[..n] != old[..n] {
-            // Checksummed as 16-bit words from an even offset of the header.
-            let start = (at + 2) & !1;
-            let end = (at + len + 1) & !1;
-            let mut before = [0u8; 42];
-            let mut after = [0u8; 42];
-            let span = end - start;
-            if let Some(orig) = b.get(flow.l4() + start..flow.l4() + end) {
-                before[..span].copy_from_slice(orig);
-            }
-            if let Some(dst) = b.get_mut(from..to) {
-                dst.copy_from_slice(&value[..n]);
-            }
-            if let Some(new) = b.get(flow.l4() + start..flow.l4() + end) {
-                after[..span].copy_from_slice(new);
-            }
-            let c = flow.l4() + 16;
-            if let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) {
-                let check = checksum::update_bytes(check, &before[..span], &after[..span]);
-                if let Some(x) = b.get_mut(c..c + 2) {
-                    x.copy_from_slice(&check.to_be_bytes());
-                }
-            }
-        }
-        at += len;
-    }
-}
-
 /// Puts the PROXY v2 header at `data_at` (the segment's data grows by its length): IP
 /// lengths and checksums, and the TCP checksum computed anew.
 fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize) -> bool {
@@ -480,29 +378,7 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
         return false;
     }
     flow.set_end(new_end);
-    let seg_len = flow.end() - flow.l4();
-    if flow.v6 {
-        let plen = (flow.end() - flow.l3() - ipv6::HEADER_LEN) as u16;
-        if let Some(p) = b.get_mut(flow.l3() + 4..flow.l3() + 6) {
-            p.copy_from_slice(&plen.to_be_bytes());
-        }
-    } else {
-        let total = (flow.end() - flow.l3()) as u16;
-        if let Some(p) = b.get_mut(flow.l3() + 2..flow.l3() + 4) {
-            p.copy_from_slice(&total.to_be_bytes());
-        }
-        if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3()..flow.end()]) {
-            ip.fill_checksum();
-        }
-    }
-    let pseudo = if flow.v6 {
-        checksum::pseudo_v6(flow.src, flow.dst, proto::TCP, seg_len as u32)
-    } else {
-        checksum::pseudo_v4(low4(&flow.src), low4(&flow.dst), proto::TCP, seg_len as u16)
-    };
-    if let Ok(mut t) = TcpPacket::new_checked(&mut b[flow.l4()..flow.end()]) {
-        t.fill_checksum(pseudo);
-    }
+    segment_resized(b, flow);
     true
 }
 

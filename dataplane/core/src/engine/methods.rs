@@ -566,7 +566,10 @@ impl Engine {
         let fresh = found.is_none();
         let id = match found {
             Some(id) => id,
-            None => match self.new_conn(snap, loads, now, key, flow, frame.bytes()) {
+            None => match self
+                .ftp_passive_data(snap, loads, now, key, flow)
+                .unwrap_or_else(|| self.new_conn(snap, loads, now, key, flow, frame.bytes()))
+            {
                 Ok(id) => id,
                 Err(DropReason::NoServer) => {
                     // No server available: drop (counted once), and tell the client (port
@@ -613,6 +616,9 @@ impl Engine {
         };
         if tracked == Tracked::No {
             self.track(id, &conn, client_direction(conn.method), flow, now, loads);
+        }
+        if self.ftp.is_some() {
+            self.ftp_from_client(now, id, flow, frame);
         }
         if conn.flags & flags::ONE_PACKET != 0 {
             if flow.frag == Frag::Whole {
@@ -756,6 +762,18 @@ impl Engine {
             self.frags.note(FragKey::of(flow, fid), id, false, now);
         }
         self.track(id, &conn, Direction::Output, flow, now, loads);
+        // The FTP helper may rewrite a reply to another length.
+        let rewritten;
+        let flow = if self.ftp.is_some() {
+            let mut moved = *flow;
+            if !self.ftp_from_server(now, id, &mut moved, frame) {
+                return self.drop(DropReason::Unsupported);
+            }
+            rewritten = moved;
+            &rewritten
+        } else {
+            flow
+        };
         let bytes = flow.end() - flow.l3();
         self.counters
             .outbound(usize::from(conn.service), conn.dest as usize, bytes);

@@ -19,6 +19,7 @@ mod classify;
 mod counters;
 mod fast_lane;
 mod fragments;
+mod ftp;
 mod full_nat;
 mod held;
 mod icmp_errors;
@@ -27,6 +28,7 @@ mod methods;
 mod neighbour;
 mod probe_map;
 mod routed;
+mod segment;
 mod session;
 mod shared_templates;
 pub mod snapshot;
@@ -36,6 +38,7 @@ pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of, Parsed};
 pub use counters::{CounterSlots, Counters, DropReason, Slot};
 pub use fragments::FragOwners;
+pub use ftp::FTP_PORTS_MAX;
 pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
 pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
@@ -98,6 +101,8 @@ pub struct EngineConfig {
     pub syn_per_source: u32,
     /// Room for full-NAT and SNAT entries (their local ends, beside the table).
     pub full_nat: bool,
+    /// Ports of NAT services the FTP helper watches (IPVS's ip_vs_ftp `ports=`); 0: none.
+    pub ftp_ports: [u16; FTP_PORTS_MAX],
 }
 
 impl Default for EngineConfig {
@@ -110,6 +115,7 @@ impl Default for EngineConfig {
             syn_share: 50,
             syn_per_source: 0,
             full_nat: false,
+            ftp_ports: [0; FTP_PORTS_MAX],
         }
     }
 }
@@ -150,6 +156,8 @@ pub struct Engine {
     pub sync: Option<Arc<crate::sync::SyncChannel>>,
     /// The persistence templates' choices all workers share (None: one worker).
     shared: Option<Arc<SharedTemplates>>,
+    /// The FTP helper, when it watches some port.
+    ftp: Option<ftp::FtpHelper>,
     /// The snapshots' count of deleted servers last seen, and where the sweep for their
     /// connections (expire_nodest_conn) has got to, while one runs.
     removals_seen: u64,
@@ -199,6 +207,10 @@ impl Engine {
         if cfg.syn_per_source > 0 {
             table = table.with_source_counts();
         }
+        let ftp = ftp::FtpHelper::new(cfg.ftp_ports);
+        if ftp.is_some() {
+            table = table.with_app_state();
+        }
         Engine {
             table,
             timeouts: Timeouts::default(),
@@ -221,6 +233,7 @@ impl Engine {
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
             shared: None,
+            ftp,
             removals_seen: 0,
             nodest_sweep: None,
             swept: Vec::with_capacity(EXPIRE_BUDGET_MAX),
@@ -239,6 +252,9 @@ impl Engine {
     /// Shares persistence templates' choices with the other workers through `board`, so
     /// that a client's connections reach one server whichever worker owns them.
     pub fn share_templates(&mut self, board: Arc<SharedTemplates>) {
+        if let Some(h) = &mut self.ftp {
+            h.share(board.clone());
+        }
         self.shared = Some(board);
     }
 
@@ -378,6 +394,9 @@ impl Engine {
         if tcp_or_udp {
             if let Some(id) = self.lookup_reply(flow) {
                 return self.forward_to_client(snap, loads, now, id, flow, frame);
+            }
+            if let Some(v) = self.ftp_active_data(snap, loads, now, flow, frame) {
+                return v;
             }
             if let Some(&range) = snap.member_range_of_mapped(flow.proto, &flow.src, flow.sport) {
                 return self.forward_from_member(snap, (now, port), range, *flow, frame);

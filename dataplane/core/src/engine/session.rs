@@ -131,12 +131,12 @@ pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
 /// The state an opening packet (a SYN, an INIT; with sloppy TCP any segment) gives a new
 /// connection, as tracking it on an entry in no state would.
 #[inline]
-fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
+pub(super) fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
     state_after(client_direction(method), flow, 0).unwrap_or(0)
 }
 
 /// The drop a refused insert counts as.
-fn drop_reason(e: crate::conn::InsertError) -> DropReason {
+pub(super) fn drop_reason(e: crate::conn::InsertError) -> DropReason {
     match e {
         crate::conn::InsertError::Full => DropReason::TableFull,
         crate::conn::InsertError::Clash => DropReason::Clash,
@@ -575,7 +575,7 @@ impl Engine {
     /// `syn_per_source` limit is refused; when embryonic connections hold their share of the
     /// table (or the table is full) the oldest of them makes room, so a flood can neither
     /// lock new clients out nor touch established connections.
-    fn make_room_for_syn(
+    pub(super) fn make_room_for_syn(
         &mut self,
         loads: &[DestLoad],
         caddr: crate::conn::Addr16,

@@ -122,6 +122,18 @@ impl SharedTemplates {
         }
     }
 
+    /// Takes `key`'s live entry off the board and returns its server: one taker gets it,
+    /// however many race for it.
+    pub fn take(&self, key: BoardKey, now: u32) -> Option<u32> {
+        self.ways(key).find_map(|s| {
+            let v = s.load(Relaxed);
+            let won = fp_of(v) == key.fp
+                && live(v, now)
+                && s.compare_exchange(v, 0, Relaxed, Relaxed).is_ok();
+            won.then(|| dest_of(v))
+        })
+    }
+
     fn ways(&self, key: BoardKey) -> impl Iterator<Item = &AtomicU64> {
         self.slots[key.set..key.set + 2].iter()
     }
@@ -289,6 +301,37 @@ mod tests {
         let k = b.key(&key("192.0.2.10", 443));
         b.offer(k, 5, 4, u32::MAX, |_| true);
         assert_eq!(b.find(k, 5 + HORIZON - 1), Some(4));
+    }
+
+    #[test]
+    fn an_entry_is_taken_once_by_racing_takers() {
+        use std::sync::{Arc, Barrier};
+        let b = SharedTemplates::new(1024);
+        let k = b.key(&key("192.0.2.1", 50000));
+        assert_eq!(b.take(k, 10), None);
+        b.offer(k, 10, 7, 130, |_| false);
+        assert_eq!(b.take(k, 131), None, "ended");
+        b.offer(k, 10, 7, 130, |_| false);
+        assert_eq!(b.take(k, 11), Some(7));
+        assert_eq!((b.take(k, 11), b.find(k, 11)), (None, None));
+        for round in 0..50u32 {
+            let b = Arc::new(SharedTemplates::new(1024));
+            b.offer(k, round, 9, round + 120, |_| false);
+            let gate = Arc::new(Barrier::new(4));
+            let taken = (0..4)
+                .map(|_| {
+                    let (b, gate) = (b.clone(), gate.clone());
+                    std::thread::spawn(move || {
+                        gate.wait();
+                        b.take(k, round)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .filter_map(|t| t.join().unwrap())
+                .count();
+            assert_eq!(taken, 1, "round {round}");
+        }
     }
 
     #[test]

@@ -1,0 +1,437 @@
+//! IPVS's FTP helper (`modprobe ip_vs_ftp ports=21`) for NAT connections to the ports
+//! [`EngineConfig::ftp_ports`] names. A client's PASV or EPSV is noted; the server's 227 or
+//! 229 reply is rewritten to name the VIP (and the port) instead of the real server, and
+//! the data connection the client then opens to VIP:port is expected: it goes to the same
+//! server, whatever services the VIP has. A client's PORT or EPRT makes the server's
+//! connection from its port below the control port expected, sent on from the VIP. Where a
+//! rewrite changes the reply's length, the server's later sequence numbers are shifted and
+//! the client's acknowledgements (and SACK edges) shifted back, as long as the control
+//! connection lives.
+//!
+//! Expected connections wait two minutes (the kernel's LISTEN state) on a board all
+//! workers share ([`SharedTemplates`]): a data connection is a different flow from its
+//! control connection and may reach another worker. The first connection that matches
+//! takes the expectation.
+
+use super::segment::*;
+use super::*;
+use crate::ftp::{self, Command, PassiveReply, REPLACEMENT_MAX};
+
+/// Ports the helper can watch (IPVS's IP_VS_APP_MAX_PORTS).
+pub const FTP_PORTS_MAX: usize = 8;
+/// How long an expected data connection waits (seconds).
+const EXPECT_TIMEOUT: u32 = 120;
+/// Board slots of a single worker's own board.
+const OWN_BOARD_SLOTS: usize = 4096;
+/// The protocol byte of the board's keys for expected connections (the lblc cache's have
+/// bit 7 set): passive ones by client, VIP and port; active ones by the client's address
+/// and port and the server's address and port.
+const PASSIVE_KEY: u8 = 0x40 | proto::TCP;
+const ACTIVE_KEY: u8 = 0x20 | proto::TCP;
+
+/// [`AppState::mode`] bits: the passive mode the client asked for and the server has not
+/// answered yet; the kind of the last rewritten reply (its retransmission is rewritten
+/// again); sequence numbers shifted since a rewrite.
+mod mode {
+    pub(super) const ASKED_PASV: u8 = 0x01;
+    pub(super) const ASKED_EPSV: u8 = 0x02;
+    pub(super) const ASKED: u8 = ASKED_PASV | ASKED_EPSV;
+    pub(super) const REWROTE_PASV: u8 = 0x04;
+    pub(super) const REWROTE_EPSV: u8 = 0x08;
+    pub(super) const REWROTE: u8 = REWROTE_PASV | REWROTE_EPSV;
+    pub(super) const SHIFTED: u8 = 0x80;
+}
+
+/// The helper's ports and the board its expected connections wait on.
+#[derive(Debug)]
+pub(super) struct FtpHelper {
+    ports: [u16; FTP_PORTS_MAX],
+    board: Arc<SharedTemplates>,
+}
+
+impl FtpHelper {
+    /// None when `ports` names none.
+    pub(super) fn new(ports: [u16; FTP_PORTS_MAX]) -> Option<FtpHelper> {
+        ports.iter().any(|&p| p != 0).then(|| FtpHelper {
+            ports,
+            board: Arc::new(SharedTemplates::new(OWN_BOARD_SLOTS)),
+        })
+    }
+
+    /// Expected connections go on `board`, which every worker shares.
+    pub(super) fn share(&mut self, board: Arc<SharedTemplates>) {
+        self.board = board;
+    }
+
+    /// Whether `c` is a control connection the helper watches: NAT (not full NAT, not to
+    /// the appliance itself), TCP, to one of its ports.
+    #[inline]
+    fn watches(&self, c: &Conn) -> bool {
+        c.proto == proto::TCP
+            && c.method == ForwardMethod::Nat
+            && c.flags & (flags::TEMPLATE | flags::FULL_NAT | flags::LOCAL) == 0
+            && c.vport != 0
+            && self.ports.contains(&c.vport)
+    }
+}
+
+/// The server an expected connection goes to.
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    id: usize,
+    addr: IpAddr,
+}
+
+/// `a` is after `b` in sequence space.
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// The server (and its service) with id `dest`, if it is still configured.
+fn server_by_id(snap: &Snapshot, dest: u32) -> Option<(&Service, &RealServer)> {
+    snap.services.iter().find_map(|s| {
+        s.servers
+            .iter()
+            .find(|r| r.id as u32 == dest)
+            .map(|r| (s, r))
+    })
+}
+
+impl Engine {
+    /// Whether connection `c` is one the FTP helper watches (the fast lane leaves it).
+    #[inline]
+    pub(super) fn ftp_watches(&self, c: &Conn) -> bool {
+        self.ftp.as_ref().is_some_and(|h| h.watches(c))
+    }
+
+    /// Client -> server on a watched control connection (after its state followed the
+    /// packet): acknowledgements of the server's shifted data shifted back; PASV and EPSV
+    /// noted; a PORT's or EPRT's data connection expected.
+    pub(super) fn ftp_from_client<F: Frame>(
+        &mut self,
+        now: u32,
+        id: crate::conn::ConnId,
+        flow: &Flow,
+        frame: &mut F,
+    ) {
+        let Some(c) = self.table.get(id).filter(|c| self.ftp_watches(c)).copied() else {
+            return;
+        };
+        if flow.frag != Frag::Whole {
+            return;
+        }
+        let app = self.table.app_state(id).copied().unwrap_or_default();
+        if app.mode & mode::SHIFTED != 0 {
+            let unshift = |v: u32| {
+                if seq_after(v, app.init_seq.wrapping_add(app.delta as u32)) {
+                    v.wrapping_sub(app.delta as u32)
+                } else {
+                    v.wrapping_sub(app.previous_delta as u32)
+                }
+            };
+            if flow.tcp_flags & tcp::ACK != 0 {
+                if let Some(ack) = tcp_u32(frame.bytes(), flow, 8) {
+                    set_u32_field(frame.bytes_mut(), flow, 8, unshift(ack));
+                }
+            }
+            adjust_options(frame.bytes_mut(), flow, |kind, value: &mut [u8]| {
+                if kind == tcp_option::SACK {
+                    for edge in value.chunks_exact_mut(4) {
+                        let v = u32::from_be_bytes([edge[0], edge[1], edge[2], edge[3]]);
+                        edge.copy_from_slice(&unshift(v).to_be_bytes());
+                    }
+                }
+            });
+        }
+        if c.state != TcpState::Established as u8 {
+            return;
+        }
+        let Some((_, data_at)) = tcp_seq_and_data(frame.bytes(), flow) else {
+            return;
+        };
+        let data = frame.bytes().get(data_at..flow.end()).unwrap_or_default();
+        let Some(command) = ftp::client_command(data, flow.v6) else {
+            return;
+        };
+        let asked = match command {
+            Command::Passive => mode::ASKED_PASV,
+            Command::ExtendedPassive => mode::ASKED_EPSV,
+            Command::Active(addr, port) => {
+                // The server connects from its port below the control port.
+                let key = InKey {
+                    proto: ACTIVE_KEY,
+                    caddr: addr16(addr),
+                    cport: port,
+                    vaddr: c.daddr,
+                    vport: c.dport.wrapping_sub(1),
+                };
+                self.ftp_expect(&key, now, c.dest);
+                0
+            }
+        };
+        if let Some(a) = self.table.app_state_mut(id) {
+            a.mode = a.mode & !mode::ASKED | asked;
+        }
+    }
+
+    /// Server -> client on a watched control connection: sequence numbers shifted past
+    /// earlier rewrites; the reply to a PASV or EPSV rewritten to name the VIP, its data
+    /// connection expected. `flow.end()` follows a segment that changed length. False when
+    /// the frame cannot take the longer text.
+    pub(super) fn ftp_from_server<F: Frame>(
+        &mut self,
+        now: u32,
+        id: crate::conn::ConnId,
+        flow: &mut Flow,
+        frame: &mut F,
+    ) -> bool {
+        let Some(c) = self.table.get(id).filter(|c| self.ftp_watches(c)).copied() else {
+            return true;
+        };
+        if flow.frag != Frag::Whole {
+            return true;
+        }
+        let Some((seq, data_at)) = tcp_seq_and_data(frame.bytes(), flow) else {
+            return true;
+        };
+        let app = self.table.app_state(id).copied().unwrap_or_default();
+        if app.mode & mode::SHIFTED != 0 {
+            let delta = if seq_after(seq, app.init_seq) {
+                app.delta
+            } else {
+                app.previous_delta
+            };
+            set_u32_field(frame.bytes_mut(), flow, 4, seq.wrapping_add(delta as u32));
+        }
+        if c.state != TcpState::Established as u8 || data_at >= flow.end() {
+            return true;
+        }
+        // A reply asked for, or the retransmission of one rewritten.
+        let again = seq == app.init_seq && app.mode & mode::REWROTE != 0;
+        let extended = if app.mode & mode::ASKED != 0 {
+            app.mode & mode::ASKED_EPSV != 0
+        } else if again {
+            app.mode & mode::REWROTE_EPSV != 0
+        } else {
+            return true;
+        };
+        let data = frame.bytes().get(data_at..flow.end()).unwrap_or_default();
+        let Some(PassiveReply { port, span, .. }) = ftp::passive_reply(data, extended, flow.v6)
+        else {
+            return true;
+        };
+        // The client connects to the VIP it reached, at the server's port.
+        let key = InKey {
+            proto: PASSIVE_KEY,
+            caddr: c.caddr,
+            cport: 0,
+            vaddr: c.vaddr,
+            vport: port,
+        };
+        self.ftp_expect(&key, now, c.dest);
+        let mut text = [0u8; REPLACEMENT_MAX];
+        let vip = match ip_of(&c.vaddr) {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+        };
+        let n = ftp::write_passive(&mut text, extended, vip, port);
+        let (from, to) = (data_at + span.0, data_at + span.1);
+        if !replace_data(frame, flow, (from, to), &text[..n]) {
+            return false;
+        }
+        let diff = n as i32 - (to - from) as i32;
+        if let Some(a) = self.table.app_state_mut(id) {
+            let rewrote = if extended {
+                mode::REWROTE_EPSV
+            } else {
+                mode::REWROTE_PASV
+            };
+            if !again && (a.mode & mode::SHIFTED == 0 || seq_after(seq, a.init_seq)) {
+                a.previous_delta = a.delta;
+                a.delta = a.delta.wrapping_add(diff);
+                a.init_seq = seq;
+                a.mode = (a.mode & !(mode::ASKED | mode::REWROTE)) | rewrote | mode::SHIFTED;
+            } else {
+                a.mode &= !mode::ASKED;
+            }
+        }
+        true
+    }
+
+    /// Puts an expected connection for `key` to server `dest` on the board.
+    fn ftp_expect(&self, key: &InKey, now: u32, dest: u32) {
+        if let Some(h) = &self.ftp {
+            let k = h.board.key(key);
+            h.board
+                .offer(k, now, dest, now.saturating_add(EXPECT_TIMEOUT), |_| false);
+        }
+    }
+
+    /// The expectation of `key` taken off the board: its server, still configured, and
+    /// the server's service.
+    fn ftp_take(&self, snap: &Snapshot, key: &InKey, now: u32) -> Option<(u16, Expected)> {
+        let h = self.ftp.as_ref()?;
+        let dest = h.board.take(h.board.key(key), now)?;
+        server_by_id(snap, dest).map(|(s, r)| {
+            (
+                s.id,
+                Expected {
+                    id: r.id,
+                    addr: r.addr,
+                },
+            )
+        })
+    }
+
+    /// A client's SYN to VIP:port a 227 or 229 reply named: the passive data connection,
+    /// to the control connection's server at that port. None: not expected.
+    pub(super) fn ftp_passive_data(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        key: InKey,
+        flow: &Flow,
+    ) -> Option<Result<crate::conn::ConnId, DropReason>> {
+        if self.ftp.is_none() || flow.proto != proto::TCP || !opens_connection(flow) {
+            return None;
+        }
+        let expected = InKey {
+            proto: PASSIVE_KEY,
+            cport: 0,
+            ..key
+        };
+        let (service, server) = self.ftp_take(snap, &expected, now)?;
+        Some(self.open_data_conn(loads, now, (key, service), (server, key.vport), flow))
+    }
+
+    /// A server's SYN from its port below the control port to the address and port a
+    /// PORT or EPRT named: the active data connection, sent on from the VIP. None: not
+    /// expected.
+    pub(super) fn ftp_active_data<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        if self.ftp.is_none()
+            || flow.proto != proto::TCP
+            || flow.tcp_flags & (tcp::SYN | tcp::ACK) != tcp::SYN
+        {
+            return None;
+        }
+        let expected = InKey {
+            proto: ACTIVE_KEY,
+            caddr: flow.dst,
+            cport: flow.dport,
+            vaddr: flow.src,
+            vport: flow.sport,
+        };
+        let (service, server) = self.ftp_take(snap, &expected, now)?;
+        let svc = snap.services.iter().find(|s| s.id == service)?;
+        if addr16(server.addr) != flow.src
+            || svc.vaddr.is_unspecified()
+            || svc.vaddr.is_ipv4() != server.addr.is_ipv4()
+        {
+            return None;
+        }
+        // The VIP's port below the control port (the server's when the service has none).
+        let vport = match svc.vport {
+            0 => flow.sport,
+            p => p.wrapping_sub(1),
+        };
+        let key = InKey {
+            proto: proto::TCP,
+            caddr: flow.dst,
+            cport: flow.dport,
+            vaddr: addr16(svc.vaddr),
+            vport,
+        };
+        let id = match self.open_data_conn(loads, now, (key, service), (server, flow.sport), flow) {
+            Ok(id) => id,
+            Err(r) => return Some(self.drop(r)),
+        };
+        Some(self.forward_to_client(snap, loads, now, id, flow, frame))
+    }
+
+    /// A data connection `key` of `service` to `server` at `dport` (NAT), in the state its
+    /// opening packet gives it: a client's SYN here, a server's SYN when the reply
+    /// direction tracks it.
+    fn open_data_conn(
+        &mut self,
+        loads: &[DestLoad],
+        now: u32,
+        (key, service): (InKey, u16),
+        (server, dport): (Expected, u16),
+        flow: &Flow,
+    ) -> Result<crate::conn::ConnId, DropReason> {
+        let from_client = key.caddr == flow.src;
+        if from_client {
+            self.make_room_for_syn(loads, flow.src)?;
+        }
+        let state = if from_client {
+            opening_state(flow, ForwardMethod::Nat)
+        } else {
+            0
+        };
+        let active = state_is_active(proto::TCP, state);
+        let mut f = flags::REPLY_INDEXED;
+        if active {
+            f |= flags::ACTIVE;
+        }
+        let mut c = Conn::new(
+            key,
+            addr16(server.addr),
+            dport,
+            service,
+            server.id as u32,
+            ForwardMethod::Nat,
+            f,
+        );
+        c.state = state;
+        let expires = now.saturating_add(self.timeouts.of(proto::TCP, state));
+        let id = self.table.insert(c, expires).map_err(drop_reason)?;
+        if from_client && state != TcpState::Established as u8 {
+            self.table.mark_embryonic(id);
+        }
+        self.pending_loads.open(loads, server.id, active);
+        self.counters.connection(usize::from(service), server.id);
+        self.sync_note(id, now);
+        Ok(id)
+    }
+}
+
+/// Replaces the segment data at `from..to` with `text`, the frame grown or cut to fit:
+/// lengths and checksums made anew, `flow.end()` moved. False when it cannot grow.
+fn replace_data<F: Frame>(
+    frame: &mut F,
+    flow: &mut Flow,
+    (from, to): (usize, usize),
+    text: &[u8],
+) -> bool {
+    let end = flow.end();
+    let Some(new_end) = (end + text.len()).checked_sub(to - from) else {
+        return false;
+    };
+    let Ok(new_end16) = u16::try_from(new_end) else {
+        return false;
+    };
+    frame.truncate(end);
+    if new_end > end && !frame.append(new_end - end) {
+        return false;
+    }
+    let b = frame.bytes_mut();
+    if b.len() < new_end.max(end) {
+        return false;
+    }
+    b.copy_within(to..end, from + text.len());
+    b[from..from + text.len()].copy_from_slice(text);
+    if new_end < end {
+        frame.truncate(new_end);
+    }
+    flow.set_end(new_end16);
+    segment_resized(frame.bytes_mut(), flow);
+    true
+}

@@ -1,0 +1,322 @@
+//! IPVS's FTP helper on a NAT service at port 21 (golden packets): the server's 227 reply
+//! to PASV rewritten to name the VIP, the server's later sequence numbers shifted by the
+//! longer text and the client's acknowledgements shifted back, the passive data connection
+//! to VIP:port sent to the control connection's server (once), a retransmitted reply
+//! rewritten alike, EPSV's 229, PORT's active data connection from the server's port 20
+//! sent on from VIP:20, the expectation seen by another worker through the shared board;
+//! and without the helper none of it.
+
+use rvs_core::engine::{
+    EngineConfig, ForwardMethod, Service, SharedTemplates, Snapshot, Verdict, FTP_PORTS_MAX,
+};
+use rvs_core::sched::SchedKind;
+use rvs_testkit::*;
+use std::sync::Arc;
+
+const VIP: [u8; 4] = [192, 168, 1, 110];
+const RS: [u8; 4] = [10, 0, 0, 2];
+const C: ([u8; 6], [u8; 6]) = (GW_MAC, PORT0_MAC);
+const S: ([u8; 6], [u8; 6]) = (RS2_MAC, PORT1_MAC);
+const TO_SERVER: ([u8; 6], [u8; 6]) = (PORT1_MAC, RS2_MAC);
+const TO_CLIENT: ([u8; 6], [u8; 6]) = (PORT0_MAC, GW_MAC);
+const CONTROL: ([u8; 4], u16) = (CLIENT, 40000);
+
+/// The fixture with an FTP service VIP:21 -> 10.0.0.2:21 (NAT).
+fn ftp_snapshot() -> Snapshot {
+    snapshot_with(|services| {
+        let id = services.len() as u16;
+        services.push(Service::new(
+            id,
+            6,
+            ip(VIP),
+            21,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(20, RS, 21, ForwardMethod::Nat)],
+        ));
+    })
+}
+
+fn config(helper: bool) -> EngineConfig {
+    let mut ftp_ports = [0; FTP_PORTS_MAX];
+    if helper {
+        ftp_ports[0] = 21;
+    }
+    EngineConfig {
+        conn_capacity: 1024,
+        ftp_ports,
+        ..EngineConfig::default()
+    }
+}
+
+/// Client -> VIP:21 and what reaches the server.
+fn from_client(lab: &mut Lab, (seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
+    let input = segment(
+        C,
+        CONTROL,
+        (VIP, 21),
+        64,
+        (seq, Some(ack)),
+        false,
+        &[],
+        data,
+    );
+    let (v, out) = lab.run(0, &input);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    out
+}
+
+/// Server -> client on the control connection and what reaches the client.
+fn from_server(lab: &mut Lab, (seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
+    let input = segment(S, (RS, 21), CONTROL, 64, (seq, Some(ack)), false, &[], data);
+    let (v, out) = lab.run(1, &input);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    out
+}
+
+/// The control connection's handshake (client ISN 1000, server ISN 5000).
+fn connect(lab: &mut Lab) {
+    let syn = segment(C, CONTROL, (VIP, 21), 64, (1000, None), true, &[], b"");
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let synack = segment(S, (RS, 21), CONTROL, 64, (5000, Some(1001)), true, &[], b"");
+    assert_eq!(lab.run(1, &synack).0, Verdict::Forward { port: 0 });
+    from_client(lab, (1001, 5001), b"");
+}
+
+const PASV_REPLY: &[u8] = b"227 Entering Passive Mode (10,0,0,2,195,80).\r\n";
+const PASV_SEEN: &[u8] = b"227 Entering Passive Mode (192,168,1,110,195,80).\r\n";
+/// The rewritten reply is this much longer.
+const SHIFT: u32 = 5;
+
+/// A client SYN from `sport` to VIP:`dport`: its verdict and output.
+fn data_syn(lab: &mut Lab, sport: u16, dport: u16) -> (Verdict, Vec<u8>) {
+    let syn = segment(
+        C,
+        (CLIENT, sport),
+        (VIP, dport),
+        64,
+        (7000, None),
+        true,
+        &[],
+        b"",
+    );
+    lab.run(0, &syn)
+}
+
+#[test]
+fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
+    let mut lab = Lab::with(ftp_snapshot(), config(true));
+    connect(&mut lab);
+    let out = from_client(&mut lab, (1001, 5001), b"PASV\r\n");
+    let want = segment(
+        TO_SERVER,
+        CONTROL,
+        (RS, 21),
+        63,
+        (1001, Some(5001)),
+        false,
+        &[],
+        b"PASV\r\n",
+    );
+    assert_eq!(out, want);
+    // The reply names the VIP (5 bytes longer), lengths and checksums made anew.
+    let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
+    let want = segment(
+        TO_CLIENT,
+        (VIP, 21),
+        CONTROL,
+        63,
+        (5001, Some(1007)),
+        false,
+        &[],
+        PASV_SEEN,
+    );
+    assert_eq!(out, want);
+    let after = 5001 + PASV_REPLY.len() as u32;
+    // The server's next data comes 5 bytes later in the client's sequence space; the
+    // client's acknowledgement of it goes back to the server's numbers.
+    let out = from_server(&mut lab, (after, 1007), b"150 Here comes the data\r\n");
+    let want = segment(
+        TO_CLIENT,
+        (VIP, 21),
+        CONTROL,
+        63,
+        (after + SHIFT, Some(1007)),
+        false,
+        &[],
+        b"150 Here comes the data\r\n",
+    );
+    assert_eq!(out, want);
+    let out = from_client(&mut lab, (1007, after + SHIFT + 25), b"");
+    let want = segment(
+        TO_SERVER,
+        CONTROL,
+        (RS, 21),
+        63,
+        (1007, Some(after + 25)),
+        false,
+        &[],
+        b"",
+    );
+    assert_eq!(out, want);
+    // An acknowledgement of the rewritten reply's start only (before its end) goes back by
+    // the shift before it (none).
+    let out = from_client(&mut lab, (1007, 5001), b"");
+    assert_eq!(&out[42..46], &5001u32.to_be_bytes());
+    // A retransmission of the reply is rewritten alike, at its original place.
+    let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
+    let want = segment(
+        TO_CLIENT,
+        (VIP, 21),
+        CONTROL,
+        63,
+        (5001, Some(1007)),
+        false,
+        &[],
+        PASV_SEEN,
+    );
+    assert_eq!(out, want);
+    // The data connection: VIP:50000 has no service, yet goes to the server's port 50000.
+    let (v, out) = data_syn(&mut lab, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let want = segment(
+        TO_SERVER,
+        (CLIENT, 40001),
+        (RS, 50000),
+        63,
+        (7000, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(out, want);
+    let synack = segment(
+        S,
+        (RS, 50000),
+        (CLIENT, 40001),
+        64,
+        (9000, Some(7001)),
+        true,
+        &[],
+        b"",
+    );
+    let (v, out) = lab.run(1, &synack);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(
+        &out[26..30],
+        &VIP,
+        "the data connection's replies come from the VIP"
+    );
+    // The expectation was taken: another connection to the port is not the server's.
+    let (v, _) = data_syn(&mut lab, 40002, 50000);
+    assert_ne!(v, Verdict::Forward { port: 1 });
+}
+
+#[test]
+fn without_the_helper_the_reply_and_the_data_connection_pass_unhelped() {
+    let mut lab = Lab::with(ftp_snapshot(), config(false));
+    connect(&mut lab);
+    from_client(&mut lab, (1001, 5001), b"PASV\r\n");
+    let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
+    assert!(out.ends_with(PASV_REPLY), "the real server's address leaks");
+    let (v, _) = data_syn(&mut lab, 40001, 50000);
+    assert_ne!(v, Verdict::Forward { port: 1 });
+}
+
+#[test]
+fn an_extended_passive_reply_names_only_the_port() {
+    let mut lab = Lab::with(ftp_snapshot(), config(true));
+    connect(&mut lab);
+    from_client(&mut lab, (1001, 5001), b"EPSV\r\n");
+    let reply = b"229 Entering Extended Passive Mode (|1|10.0.0.2|50001|)\r\n";
+    let out = from_server(&mut lab, (5001, 1007), reply);
+    assert!(
+        out.ends_with(b"229 Entering Extended Passive Mode (|||50001|)\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&out[54..])
+    );
+    let (v, out) = data_syn(&mut lab, 40001, 50001);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS);
+}
+
+#[test]
+fn an_active_data_connection_leaves_from_the_vip_port_20() {
+    let mut lab = Lab::with(ftp_snapshot(), config(true));
+    connect(&mut lab);
+    from_client(&mut lab, (1001, 5001), b"PORT 198,51,100,7,200,10\r\n");
+    // The server connects from its port 20 to the client's 51210.
+    let syn = segment(
+        S,
+        (RS, 20),
+        (CLIENT, 51210),
+        64,
+        (9000, None),
+        true,
+        &[],
+        b"",
+    );
+    let (v, out) = lab.run(1, &syn);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let want = segment(
+        TO_CLIENT,
+        (VIP, 20),
+        (CLIENT, 51210),
+        63,
+        (9000, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_eq!(out, want);
+    // The client's answer goes back to the server's port 20.
+    let synack = segment(
+        C,
+        (CLIENT, 51210),
+        (VIP, 20),
+        64,
+        (3000, Some(9001)),
+        true,
+        &[],
+        b"",
+    );
+    let (v, out) = lab.run(0, &synack);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        (&out[30..34], &out[36..38]),
+        (&RS[..], &20u16.to_be_bytes()[..])
+    );
+    // A server's SYN to a port no PORT named is not sent on from the VIP.
+    let other = segment(
+        S,
+        (RS, 20),
+        (CLIENT, 51211),
+        64,
+        (9000, None),
+        true,
+        &[],
+        b"",
+    );
+    assert_ne!(lab.run(1, &other).0, Verdict::Forward { port: 0 });
+}
+
+#[test]
+fn another_worker_takes_the_data_connection_through_the_shared_board() {
+    let board = Arc::new(SharedTemplates::new(1024));
+    let mut control = Lab::with(ftp_snapshot(), config(true));
+    let mut data = Lab::with(ftp_snapshot(), config(true));
+    control.engine.share_templates(board.clone());
+    data.engine.share_templates(board);
+    connect(&mut control);
+    from_client(&mut control, (1001, 5001), b"PASV\r\n");
+    from_server(&mut control, (5001, 1007), PASV_REPLY);
+    let (v, out) = data_syn(&mut data, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS);
+    // Taken once, by either worker.
+    assert_ne!(
+        data_syn(&mut control, 40003, 50000).0,
+        Verdict::Forward { port: 1 }
+    );
+}
