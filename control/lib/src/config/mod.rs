@@ -854,6 +854,24 @@ device = "net_ring1"
         }
     }
 
+    /// `[dataplane] ftp_ports`: the helper's ports; bad lists name the field and line.
+    #[test]
+    fn ftp_ports_are_read_and_checked() {
+        let c = parse(TWO_PORTS).unwrap();
+        assert_eq!(c.ftp_ports, [0; rvs_core::engine::FTP_PORTS_MAX]);
+        let c = parse(&format!("{TWO_PORTS}[dataplane]\nftp_ports = [21, 2121]\n")).unwrap();
+        assert_eq!(c.ftp_ports[..3], [21, 2121, 0]);
+        for (bad, says) in [
+            ("[21, 0]", "port 0"),
+            ("[21, 21]", "named twice"),
+            ("[1, 2, 3, 4, 5, 6, 7, 8, 9]", "at most 8"),
+        ] {
+            let e = parse(&format!("{TWO_PORTS}[dataplane]\nftp_ports = {bad}\n")).unwrap_err();
+            assert_eq!(e.field, "dataplane.ftp_ports", "{e}");
+            assert!(e.line.is_some() && e.to_string().contains(says), "{e}");
+        }
+    }
+
     /// The TOML VRRP sections mean what keepalived.conf's do; errors name the table.
     #[test]
     fn vrrp_sections_read_as_keepalived_reads_them() {
