@@ -37,6 +37,38 @@ pub mod ipvs_flags {
     pub const ONE_PACKET: u32 = 0x2000;
     /// In and out sequence adjustments (a version-0 entry then carries them).
     pub const SEQ_MASK: u32 = 0x0600;
+    /// The server's sequence numbers are shifted (an application helper rewrote its data).
+    pub const OUT_SEQ: u32 = 0x0200;
+}
+
+/// IPVS's option carrying an entry's sequence adjustments (in, then out).
+pub const OPT_SEQ_DATA: u8 = 1;
+/// Its data: two adjustments of three 32-bit words.
+const SEQ_DATA_LEN: usize = 24;
+
+/// A sequence adjustment as IPVS keeps it (`struct ip_vs_seq`): segments after `init_seq`
+/// are shifted by `delta`, those at or before it by `previous_delta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncSeq {
+    pub init_seq: u32,
+    pub delta: u32,
+    pub previous_delta: u32,
+}
+
+impl SyncSeq {
+    fn put(&self, out: &mut Vec<u8>) {
+        for v in [self.init_seq, self.delta, self.previous_delta] {
+            put32(out, v);
+        }
+    }
+
+    fn at(b: &[u8], at: usize) -> SyncSeq {
+        SyncSeq {
+            init_seq: get32(b, at),
+            delta: get32(b, at + 4),
+            previous_delta: get32(b, at + 8),
+        }
+    }
 }
 
 /// One connection (or template) as a sync message carries it. Addresses are 16 bytes,
@@ -60,6 +92,9 @@ pub struct SyncConn {
     pub daddr: Addr16,
     /// A full-NAT or SNAT entry's local end, carried in rvs's own option.
     pub local: Option<SyncLocal>,
+    /// The server's sequence shift (FTP's rewritten replies), in IPVS's sequence option
+    /// with the `OUT_SEQ` flag.
+    pub out_seq: Option<SyncSeq>,
 }
 
 /// rvs's option after an entry's fixed part: a full-NAT (or SNAT) entry's local end and its
@@ -135,7 +170,17 @@ fn addr_at(b: &[u8], at: usize, v6: bool) -> Addr16 {
 impl SyncConn {
     pub fn wire_len(&self) -> usize {
         let fixed = if self.v6 { CONN_V6_LEN } else { CONN_V4_LEN };
-        fixed + self.local.map_or(0, |_| 2 + SyncLocal::data_len(self.v6))
+        fixed
+            + self.out_seq.map_or(0, |_| 2 + SEQ_DATA_LEN)
+            + self.local.map_or(0, |_| 2 + SyncLocal::data_len(self.v6))
+    }
+
+    /// The flags as sent: `OUT_SEQ` with a sequence shift.
+    fn wire_flags(&self) -> u32 {
+        match self.out_seq {
+            Some(_) => self.flags | ipvs_flags::OUT_SEQ,
+            None => self.flags & !ipvs_flags::SEQ_MASK,
+        }
     }
 
     fn emit(&self, out: &mut Vec<u8>) {
@@ -143,7 +188,7 @@ impl SyncConn {
         out.push(self.proto);
         // Version 0 of the entry in the top 4 bits, its size below.
         put16(out, self.wire_len() as u16 & 0x0fff);
-        put32(out, self.flags);
+        put32(out, self.wire_flags());
         put16(out, self.state);
         put16(out, self.cport);
         put16(out, self.vport);
@@ -159,6 +204,12 @@ impl SyncConn {
         };
         for a in [&self.caddr, &self.vaddr, &self.daddr] {
             addr(out, a);
+        }
+        if let Some(seq) = &self.out_seq {
+            out.push(OPT_SEQ_DATA);
+            out.push(SEQ_DATA_LEN as u8);
+            SyncSeq::default().put(out);
+            seq.put(out);
         }
         if let Some(l) = &self.local {
             out.push(OPT_LOCAL_END);
@@ -214,7 +265,12 @@ pub fn encode_v0(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>>
         .iter()
         .filter(|c| !c.v6 && c.local.is_none() && c.flags & ipvs_flags::ONE_PACKET == 0);
     for c in sendable {
-        if msg.len() >= HEADER_V0_LEN && (msg[0] == 255 || msg.len() + CONN_V0_LEN > max_len) {
+        let len = if c.out_seq.is_some() {
+            CONN_V0_SEQ_LEN
+        } else {
+            CONN_V0_LEN
+        };
+        if msg.len() >= HEADER_V0_LEN && (msg[0] == 255 || msg.len() + len > max_len) {
             out.push(std::mem::take(&mut msg));
         }
         if msg.is_empty() {
@@ -229,8 +285,13 @@ pub fn encode_v0(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>>
         for a in [&c.caddr, &c.vaddr, &c.daddr] {
             msg.extend_from_slice(a.get(12..).unwrap_or(&[0; 4]));
         }
-        put16(&mut msg, (c.flags & !ipvs_flags::SEQ_MASK) as u16);
+        put16(&mut msg, c.wire_flags() as u16);
         put16(&mut msg, c.state);
+        // The sequence adjustments follow the entry when the flags say so.
+        if let Some(seq) = &c.out_seq {
+            SyncSeq::default().put(&mut msg);
+            seq.put(&mut msg);
+        }
         msg[0] += 1;
         let size = msg.len() as u16;
         msg[2..4].copy_from_slice(&size.to_be_bytes());
@@ -268,8 +329,10 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
         }
         let alen = if v6 { 16 } else { 4 };
         let addrs = at + 24;
-        // Options: rvs's local end is read, others (sequence data, PE) skipped.
+        // Options: the sequence shift and rvs's local end are read, others (PE) skipped.
         let mut local = None;
+        let mut out_seq = None;
+        let flags = get32(msg, at + 4);
         let mut o = at + fixed;
         while o < at + len {
             let (kind, olen) = (
@@ -279,6 +342,9 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             let data = o + 2;
             if olen == 0 || data + olen > at + len {
                 return Err(SyncError::Malformed);
+            }
+            if kind == OPT_SEQ_DATA && olen == SEQ_DATA_LEN && flags & ipvs_flags::OUT_SEQ != 0 {
+                out_seq = Some(SyncSeq::at(msg, data + 12));
             }
             if kind == OPT_LOCAL_END && olen == SyncLocal::data_len(v6) {
                 let p = data + alen;
@@ -295,7 +361,7 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
         conns.push(SyncConn {
             proto: msg[at + 1],
             v6,
-            flags: get32(msg, at + 4),
+            flags: flags & !ipvs_flags::SEQ_MASK,
             state: get16(msg, at + 8),
             cport: get16(msg, at + 10),
             vport: get16(msg, at + 12),
@@ -306,6 +372,7 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             vaddr: addr_at(msg, addrs + alen, v6),
             daddr: addr_at(msg, addrs + 2 * alen, v6),
             local,
+            out_seq,
         });
         at += len;
     }
@@ -343,6 +410,7 @@ fn decode_v0(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             vaddr: addr_at(msg, at + 12, false),
             daddr: addr_at(msg, at + 16, false),
             local: None,
+            out_seq: (flags & ipvs_flags::OUT_SEQ != 0).then(|| SyncSeq::at(msg, at + 24 + 12)),
         });
         at += len;
     }
@@ -422,6 +490,7 @@ mod tests {
             vaddr: v4([10, 0, 0, 100]),
             daddr: v4([10, 0, 0, 11]),
             local: None,
+            out_seq: None,
         };
         let msgs = encode(7, &[c], 1472);
         assert_eq!(msgs.len(), 1);
@@ -442,8 +511,8 @@ mod tests {
     }
 
     /// A version-0 message as the kernel's ip_vs_sync_mesg_v0 and ip_vs_sync_conn_v0 lay
-    /// it out: a NAT connection, one with sequence options (48 bytes, skipped), a DR
-    /// template; no timeout (the backup takes the state's).
+    /// it out: a NAT connection, one with sequence options (48 bytes: its out adjustment
+    /// read), a DR template; no timeout (the backup takes the state's).
     #[test]
     fn the_old_format_is_read() {
         #[rustfmt::skip]
@@ -481,6 +550,11 @@ mod tests {
             state: 0,
             caddr: v4([10, 0, 0, 12]),
             daddr: v4([10, 0, 0, 13]),
+            out_seq: Some(SyncSeq {
+                init_seq: 0x0d0e_0f10,
+                delta: 0x1112_1314,
+                previous_delta: 0x1516_1718,
+            }),
             ..nat
         };
         let template = SyncConn {
@@ -599,6 +673,51 @@ mod tests {
         let mut bad = good.clone();
         bad[4] = 3;
         assert!(decode(&bad).is_err(), "more entries than bytes");
+    }
+
+    /// An FTP control connection's sequence shift travels in IPVS's sequence option (type
+    /// 1, the in adjustment then the out one, with the OUT_SEQ flag), in version 1 after
+    /// the fixed part and in version 0 as the 24 bytes after a 48-byte entry.
+    #[test]
+    fn the_sequence_shift_travels_as_the_kernel_sends_it() {
+        let shift = SyncSeq {
+            init_seq: 5001,
+            delta: 5,
+            previous_delta: 0,
+        };
+        let c = SyncConn {
+            proto: 6,
+            state: 1,
+            cport: 40000,
+            vport: 21,
+            dport: 21,
+            timeout: 900,
+            caddr: v4([198, 51, 100, 7]),
+            vaddr: v4([192, 168, 1, 110]),
+            daddr: v4([10, 0, 0, 2]),
+            out_seq: Some(shift),
+            ..SyncConn::default()
+        };
+        let m = &encode(7, &[c], 1472)[0];
+        assert_eq!(m.len(), 8 + 36 + 26);
+        assert_eq!(get16(m, 10), 62, "the entry's size counts the option");
+        assert_eq!(get32(m, 12), ipvs_flags::OUT_SEQ, "MASQ with OUT_SEQ");
+        #[rustfmt::skip]
+        let option: Vec<u8> = vec![
+            1, 24,                                    // IPVS_OPT_SEQ_DATA
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,       // in_seq: none
+            0, 0, 0x13, 0x89, 0, 0, 0, 5, 0, 0, 0, 0, // out_seq: 5001, +5, +0
+        ];
+        assert_eq!(&m[44..], &option[..]);
+        assert_eq!(decode(m).unwrap().1, vec![c]);
+        let m = &encode_v0(7, &[c], 1472)[0];
+        assert_eq!(m.len(), 4 + CONN_V0_SEQ_LEN);
+        assert_eq!(&m[4 + 24..], &option[2..]);
+        assert_eq!(decode(m).unwrap().1, vec![SyncConn { timeout: 0, ..c }]);
+        // Without a shift: no option, no flag.
+        let plain = SyncConn { out_seq: None, ..c };
+        let m = &encode(7, &[plain], 1472)[0];
+        assert_eq!((m.len(), get32(m, 12)), (8 + 36, 0));
     }
 
     /// A full-NAT entry carries its local end in rvs's optional option (type 0x5f, the

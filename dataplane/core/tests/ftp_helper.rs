@@ -75,6 +75,34 @@ fn from_server(lab: &mut Lab, (seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A control-connection segment as the client should see it (from VIP:21).
+fn seen_by_client((seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
+    segment(
+        TO_CLIENT,
+        (VIP, 21),
+        CONTROL,
+        63,
+        (seq, Some(ack)),
+        false,
+        &[],
+        data,
+    )
+}
+
+/// A control-connection segment as the server should see it.
+fn seen_by_server((seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
+    segment(
+        TO_SERVER,
+        CONTROL,
+        (RS, 21),
+        63,
+        (seq, Some(ack)),
+        false,
+        &[],
+        data,
+    )
+}
+
 /// The control connection's handshake (client ISN 1000, server ISN 5000).
 fn connect(lab: &mut Lab) {
     let syn = segment(C, CONTROL, (VIP, 21), 64, (1000, None), true, &[], b"");
@@ -109,56 +137,20 @@ fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
     let mut lab = Lab::with(ftp_snapshot(), config(true));
     connect(&mut lab);
     let out = from_client(&mut lab, (1001, 5001), b"PASV\r\n");
-    let want = segment(
-        TO_SERVER,
-        CONTROL,
-        (RS, 21),
-        63,
-        (1001, Some(5001)),
-        false,
-        &[],
-        b"PASV\r\n",
-    );
+    let want = seen_by_server((1001, 5001), b"PASV\r\n");
     assert_eq!(out, want);
     // The reply names the VIP (5 bytes longer), lengths and checksums made anew.
     let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
-    let want = segment(
-        TO_CLIENT,
-        (VIP, 21),
-        CONTROL,
-        63,
-        (5001, Some(1007)),
-        false,
-        &[],
-        PASV_SEEN,
-    );
+    let want = seen_by_client((5001, 1007), PASV_SEEN);
     assert_eq!(out, want);
     let after = 5001 + PASV_REPLY.len() as u32;
     // The server's next data comes 5 bytes later in the client's sequence space; the
     // client's acknowledgement of it goes back to the server's numbers.
     let out = from_server(&mut lab, (after, 1007), b"150 Here comes the data\r\n");
-    let want = segment(
-        TO_CLIENT,
-        (VIP, 21),
-        CONTROL,
-        63,
-        (after + SHIFT, Some(1007)),
-        false,
-        &[],
-        b"150 Here comes the data\r\n",
-    );
+    let want = seen_by_client((after + SHIFT, 1007), b"150 Here comes the data\r\n");
     assert_eq!(out, want);
     let out = from_client(&mut lab, (1007, after + SHIFT + 25), b"");
-    let want = segment(
-        TO_SERVER,
-        CONTROL,
-        (RS, 21),
-        63,
-        (1007, Some(after + 25)),
-        false,
-        &[],
-        b"",
-    );
+    let want = seen_by_server((1007, after + 25), b"");
     assert_eq!(out, want);
     // An acknowledgement of the rewritten reply's start only (before its end) goes back by
     // the shift before it (none).
@@ -166,16 +158,7 @@ fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
     assert_eq!(&out[42..46], &5001u32.to_be_bytes());
     // A retransmission of the reply is rewritten alike, at its original place.
     let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
-    let want = segment(
-        TO_CLIENT,
-        (VIP, 21),
-        CONTROL,
-        63,
-        (5001, Some(1007)),
-        false,
-        &[],
-        PASV_SEEN,
-    );
+    let want = seen_by_client((5001, 1007), PASV_SEEN);
     assert_eq!(out, want);
     // The data connection: VIP:50000 has no service, yet goes to the server's port 50000.
     let (v, out) = data_syn(&mut lab, 40001, 50000);
@@ -319,4 +302,127 @@ fn another_worker_takes_the_data_connection_through_the_shared_board() {
         data_syn(&mut control, 40003, 50000).0,
         Verdict::Forward { port: 1 }
     );
+}
+
+/// A master's control connection after a rewrite, and its passive and active data
+/// connections, synced to a backup through encoded messages (version 1 and version 0):
+/// the backup shifts the server's sequence numbers and the client's acknowledgements as
+/// the master did, and forwards both data connections as the master does.
+#[test]
+fn ftp_sessions_continue_on_the_backup() {
+    use rvs_core::sync::{decode, encode, encode_v0, SyncChannel};
+    use std::sync::atomic::Ordering;
+    for version in [1, 0] {
+        let mut master = Lab::with(ftp_snapshot(), config(true));
+        let ch = Arc::new(SyncChannel::default());
+        ch.sending.store(true, Ordering::Relaxed);
+        master.engine.sync = Some(ch.clone());
+        connect(&mut master);
+        from_client(&mut master, (1001, 5001), b"PASV\r\n");
+        from_server(&mut master, (5001, 1007), PASV_REPLY);
+        let data = segment(
+            C,
+            (CLIENT, 40001),
+            (VIP, 50000),
+            64,
+            (7000, None),
+            true,
+            &[],
+            b"",
+        );
+        assert_eq!(master.run(0, &data).0, Verdict::Forward { port: 1 });
+        from_client(
+            &mut master,
+            (1007, 5001 + PASV_REPLY.len() as u32 + SHIFT),
+            b"PORT 198,51,100,7,200,10\r\n",
+        );
+        let active = segment(
+            S,
+            (RS, 20),
+            (CLIENT, 51210),
+            64,
+            (9000, None),
+            true,
+            &[],
+            b"",
+        );
+        assert_eq!(master.run(1, &active).0, Verdict::Forward { port: 0 });
+        let mut notes = Vec::new();
+        while let Some(n) = ch.outbox.pop() {
+            notes.push(n);
+        }
+        assert!(
+            notes.iter().any(|n| n.out_seq.is_some()),
+            "the shift was noted"
+        );
+        let messages = if version == 1 {
+            encode(3, &notes, 1472)
+        } else {
+            encode_v0(3, &notes, 1472)
+        };
+        let mut backup = Lab::with(ftp_snapshot(), config(true));
+        for m in messages {
+            for n in decode(&m).unwrap().1 {
+                assert!(
+                    backup
+                        .engine
+                        .install_synced(&backup.snap, &backup.loads, 1, &n),
+                    "version {version}: {n:?}"
+                );
+            }
+        }
+        let after = 5001 + PASV_REPLY.len() as u32;
+        let next = segment(
+            S,
+            (RS, 21),
+            CONTROL,
+            64,
+            (after, Some(1033)),
+            false,
+            &[],
+            b"150 ok\r\n",
+        );
+        let ack = segment(
+            C,
+            CONTROL,
+            (VIP, 21),
+            64,
+            (1033, Some(after + SHIFT + 8)),
+            false,
+            &[],
+            b"",
+        );
+        let data_ack = segment(
+            C,
+            (CLIENT, 40001),
+            (VIP, 50000),
+            64,
+            (7001, Some(9001)),
+            false,
+            &[],
+            b"",
+        );
+        let active_ack = segment(
+            C,
+            (CLIENT, 51210),
+            (VIP, 20),
+            64,
+            (3000, Some(9001)),
+            false,
+            &[],
+            b"",
+        );
+        let frames = [(1, &next), (0, &ack), (0, &data_ack), (0, &active_ack)];
+        let on_master: Vec<_> = frames.iter().map(|(p, f)| master.run(*p, f)).collect();
+        let on_backup: Vec<_> = frames.iter().map(|(p, f)| backup.run(*p, f)).collect();
+        assert_eq!(on_backup, on_master, "version {version}");
+        assert_eq!(
+            on_backup[0].1,
+            seen_by_client((after + SHIFT, 1033), b"150 ok\r\n")
+        );
+        assert_eq!(on_backup[1].1, seen_by_server((1033, after + 8), b""));
+        assert!(on_backup
+            .iter()
+            .all(|(v, _)| matches!(v, Verdict::Forward { .. })));
+    }
 }

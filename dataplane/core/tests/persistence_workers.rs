@@ -194,6 +194,7 @@ fn synced_templates_count_once_and_rebind_in_place() {
         vaddr: addr16(IpAddr::from(VIP)),
         daddr: addr16(IpAddr::from(server)),
         local: None,
+        out_seq: None,
     };
     for e in &mut w.engines {
         assert!(e.install_synced(&w.snap, &w.loads, 5, &template([10, 0, 0, 3])));

@@ -92,6 +92,21 @@ pub fn addr_word(a: IpAddr) -> u128 {
     }
 }
 
+/// A well-mixed 64-bit hash of two addresses and a word of small fields, the same on
+/// every worker and every run (keys shared between workers: the persistence board's, the
+/// fragments' owners).
+#[inline]
+pub fn mix_pair(a: &Addr16, b: &Addr16, tail: u64) -> u64 {
+    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (a, b) = (u128::from_be_bytes(*a), u128::from_be_bytes(*b));
+    let mut h = (a as u64) ^ ((a >> 64) as u64).rotate_left(21);
+    h = h.wrapping_mul(GOLDEN) ^ (b as u64) ^ ((b >> 64) as u64).rotate_left(37);
+    h = h.wrapping_mul(GOLDEN) ^ tail;
+    h ^= h >> 31;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^ (h >> 29)
+}
+
 /// An address as the table keeps it (IPv4 mapped).
 #[inline]
 pub fn addr16(a: IpAddr) -> Addr16 {

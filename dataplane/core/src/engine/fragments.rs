@@ -38,15 +38,8 @@ impl FragKey {
 
     /// A well-mixed hash (the same on every worker).
     fn hash(&self) -> u64 {
-        let a = u128::from_be_bytes(self.src);
-        let b = u128::from_be_bytes(self.dst);
-        let mut h = (a as u64) ^ ((a >> 64) as u64).rotate_left(17);
-        h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (b as u64) ^ ((b >> 64) as u64).rotate_left(29);
-        h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ u64::from(self.id)
-            ^ u64::from(self.proto) << 32;
-        h ^= h >> 31;
-        h.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 29)
+        let tail = u64::from(self.id) ^ u64::from(self.proto) << 32;
+        crate::conn::table::mix_pair(&self.src, &self.dst, tail)
     }
 }
 

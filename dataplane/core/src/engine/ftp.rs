@@ -15,7 +15,9 @@
 
 use super::segment::*;
 use super::*;
+use crate::conn::AppState;
 use crate::ftp::{self, Command, PassiveReply, REPLACEMENT_MAX};
+use crate::sync::{SyncConn, SyncSeq};
 
 /// Ports the helper can watch (IPVS's IP_VS_APP_MAX_PORTS).
 pub const FTP_PORTS_MAX: usize = 8;
@@ -85,6 +87,26 @@ struct Expected {
 /// `a` is after `b` in sequence space.
 fn seq_after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
+}
+
+/// The sequence shift a backup needs to go on with a control connection; None while no
+/// rewrite changed a length.
+pub(super) fn synced_shift(a: &AppState) -> Option<SyncSeq> {
+    (a.mode & mode::SHIFTED != 0).then_some(SyncSeq {
+        init_seq: a.init_seq,
+        delta: a.delta as u32,
+        previous_delta: a.previous_delta as u32,
+    })
+}
+
+/// A control connection's helper state from the shift its master sent.
+pub(super) fn shift_from_sync(seq: &SyncSeq) -> AppState {
+    AppState {
+        mode: mode::SHIFTED,
+        init_seq: seq.init_seq,
+        delta: seq.delta as i32,
+        previous_delta: seq.previous_delta as i32,
+    }
 }
 
 /// The server (and its service) with id `dest`, if it is still configured.
@@ -246,7 +268,8 @@ impl Engine {
             } else {
                 mode::REWROTE_PASV
             };
-            if !again && (a.mode & mode::SHIFTED == 0 || seq_after(seq, a.init_seq)) {
+            let first = !again && (a.mode & mode::SHIFTED == 0 || seq_after(seq, a.init_seq));
+            if first {
                 a.previous_delta = a.delta;
                 a.delta = a.delta.wrapping_add(diff);
                 a.init_seq = seq;
@@ -254,8 +277,36 @@ impl Engine {
             } else {
                 a.mode &= !mode::ASKED;
             }
+            // A backup must shift the same way after a failover.
+            if first && diff != 0 {
+                self.sync_note(id, now);
+            }
         }
         true
+    }
+
+    /// A synced connection no service takes may be an FTP data connection (to a port the
+    /// control connection's reply named, or from the server's port 20): the service at
+    /// the VIP on a watched port with a NAT server at its address, and that server.
+    pub(super) fn ftp_data_server<'s>(
+        &self,
+        snap: &'s Snapshot,
+        s: &SyncConn,
+    ) -> Option<(&'s Service, &'s RealServer)> {
+        let h = self.ftp.as_ref()?;
+        if s.proto != proto::TCP || s.flags & crate::sync::ipvs_flags::FWD_MASK != 0 {
+            return None;
+        }
+        snap.services.iter().find_map(|svc| {
+            let watched = svc.proto == proto::TCP
+                && addr16(svc.vaddr) == s.vaddr
+                && h.ports.contains(&svc.vport);
+            let server = svc
+                .servers
+                .iter()
+                .find(|r| r.method == ForwardMethod::Nat && addr16(r.addr) == s.daddr);
+            server.filter(|_| watched).map(|r| (svc, r))
+        })
     }
 
     /// Puts an expected connection for `key` to server `dest` on the board.

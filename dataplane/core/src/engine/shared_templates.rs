@@ -164,15 +164,8 @@ impl SharedTemplates {
 /// A well-mixed hash of a template key, the same on every worker (not the tables' seeded
 /// hasher).
 fn key_hash(k: &InKey) -> u64 {
-    let a = u128::from_be_bytes(k.caddr);
-    let b = u128::from_be_bytes(k.vaddr);
-    let mut h = (a as u64) ^ ((a >> 64) as u64).rotate_left(21);
-    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (b as u64) ^ ((b >> 64) as u64).rotate_left(37);
-    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ (u64::from(k.proto) << 32 | u64::from(k.cport) << 16 | u64::from(k.vport));
-    h ^= h >> 31;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^ (h >> 29)
+    let tail = u64::from(k.proto) << 32 | u64::from(k.cport) << 16 | u64::from(k.vport);
+    crate::conn::table::mix_pair(&k.caddr, &k.vaddr, tail)
 }
 
 fn word(fp: u64, dest: u32, now: u32, expires: u32) -> u64 {

@@ -21,7 +21,8 @@ impl Engine {
             return;
         };
         let local = self.table.local(id).copied();
-        let Some(note) = self.table.get(id).map(|c| self.sync_conn(c, local)) else {
+        let shift = self.table.app_state(id).and_then(ftp::synced_shift);
+        let Some(note) = self.table.get(id).map(|c| self.sync_conn(c, local, shift)) else {
             return;
         };
         if let Some(c) = self.table.get_mut(id) {
@@ -47,7 +48,12 @@ impl Engine {
         }
     }
 
-    fn sync_conn(&self, c: &Conn, local: Option<crate::conn::Local>) -> SyncConn {
+    fn sync_conn(
+        &self,
+        c: &Conn,
+        local: Option<crate::conn::Local>,
+        out_seq: Option<crate::sync::SyncSeq>,
+    ) -> SyncConn {
         let template = c.is_template();
         let fwd = match c.method {
             _ if c.flags & flags::LOCAL != 0 => ipvs_flags::LOCALNODE,
@@ -101,6 +107,7 @@ impl Engine {
                     proxy: l.proxy,
                     proxy_seq: l.proxy_seq,
                 }),
+            out_seq: out_seq.filter(|_| !template),
         }
     }
 
@@ -169,14 +176,24 @@ impl Engine {
             Some(mark) => snap.services.iter().find(|x| x.group == Some(mark)),
             None => snap.service_for_packet(s.proto, ip_of(&s.caddr), ip_of(&s.vaddr), s.vport),
         };
-        let Some(entry) = entry else { return false };
-        let svc = snap.scheduling_service(entry);
-        let Some(server) = svc
-            .servers
-            .iter()
-            .find(|r| addr16(r.addr) == s.daddr && (r.port == s.dport || r.port == 0))
-        else {
-            return false;
+        let (entry, server) = match entry {
+            Some(entry) => {
+                let svc = snap.scheduling_service(entry);
+                let server = svc
+                    .servers
+                    .iter()
+                    .find(|r| addr16(r.addr) == s.daddr && (r.port == s.dport || r.port == 0));
+                match server {
+                    Some(server) => (entry, server),
+                    None => return false,
+                }
+            }
+            // An FTP data connection (its port no service's).
+            None if !template => match self.ftp_data_server(snap, s) {
+                Some(found) => found,
+                None => return false,
+            },
+            None => return false,
         };
         let key = InKey {
             proto: s.proto,
@@ -221,10 +238,14 @@ impl Engine {
                         };
                     }
                 }
-                // The PROXY header may have gone out since the entry was first sent.
+                // The PROXY header may have gone out since the entry was first sent, or
+                // the FTP helper shifted the server's sequence numbers.
                 if let (Some(l), Some(mine)) = (s.local, self.table.local_mut(id)) {
                     mine.proxy = l.proxy;
                     mine.proxy_seq = l.proxy_seq;
+                }
+                if let (Some(seq), Some(mine)) = (s.out_seq, self.table.app_state_mut(id)) {
+                    *mine = ftp::shift_from_sync(&seq);
                 }
                 self.table.set_expires(id, expires);
                 return true;
@@ -274,8 +295,11 @@ impl Engine {
             ),
             None => self.table.insert(c, expires),
         };
-        if inserted.is_err() {
+        let Ok(id) = inserted else {
             return false;
+        };
+        if let (Some(seq), Some(mine)) = (s.out_seq, self.table.app_state_mut(id)) {
+            *mine = ftp::shift_from_sync(&seq);
         }
         if let Some(l) = load {
             if template {
