@@ -6,49 +6,18 @@
 //! sent on from VIP:20, the expectation seen by another worker through the shared board;
 //! and without the helper none of it.
 
-use rvs_core::engine::{
-    EngineConfig, ForwardMethod, Service, SharedTemplates, Snapshot, Verdict, FTP_PORTS_MAX,
-};
-use rvs_core::sched::SchedKind;
+use proptest::prelude::*;
+use rvs_core::engine::{SharedTemplates, Verdict};
 use rvs_testkit::*;
 use std::sync::Arc;
 
-const VIP: [u8; 4] = [192, 168, 1, 110];
+const VIP: [u8; 4] = FTP_VIP;
 const RS: [u8; 4] = [10, 0, 0, 2];
 const C: ([u8; 6], [u8; 6]) = (GW_MAC, PORT0_MAC);
 const S: ([u8; 6], [u8; 6]) = (RS2_MAC, PORT1_MAC);
 const TO_SERVER: ([u8; 6], [u8; 6]) = (PORT1_MAC, RS2_MAC);
 const TO_CLIENT: ([u8; 6], [u8; 6]) = (PORT0_MAC, GW_MAC);
 const CONTROL: ([u8; 4], u16) = (CLIENT, 40000);
-
-/// The fixture with an FTP service VIP:21 -> 10.0.0.2:21 (NAT).
-fn ftp_snapshot() -> Snapshot {
-    snapshot_with(|services| {
-        let id = services.len() as u16;
-        services.push(Service::new(
-            id,
-            6,
-            ip(VIP),
-            21,
-            None,
-            SchedKind::Rr,
-            None,
-            vec![rs(20, RS, 21, ForwardMethod::Nat)],
-        ));
-    })
-}
-
-fn config(helper: bool) -> EngineConfig {
-    let mut ftp_ports = [0; FTP_PORTS_MAX];
-    if helper {
-        ftp_ports[0] = 21;
-    }
-    EngineConfig {
-        conn_capacity: 1024,
-        ftp_ports,
-        ..EngineConfig::default()
-    }
-}
 
 /// Client -> VIP:21 and what reaches the server.
 fn from_client(lab: &mut Lab, (seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
@@ -134,7 +103,7 @@ fn data_syn(lab: &mut Lab, sport: u16, dport: u16) -> (Verdict, Vec<u8>) {
 
 #[test]
 fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
-    let mut lab = Lab::with(ftp_snapshot(), config(true));
+    let mut lab = ftp_lab(true);
     connect(&mut lab);
     let out = from_client(&mut lab, (1001, 5001), b"PASV\r\n");
     let want = seen_by_server((1001, 5001), b"PASV\r\n");
@@ -198,7 +167,7 @@ fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
 
 #[test]
 fn without_the_helper_the_reply_and_the_data_connection_pass_unhelped() {
-    let mut lab = Lab::with(ftp_snapshot(), config(false));
+    let mut lab = ftp_lab(false);
     connect(&mut lab);
     from_client(&mut lab, (1001, 5001), b"PASV\r\n");
     let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
@@ -209,7 +178,7 @@ fn without_the_helper_the_reply_and_the_data_connection_pass_unhelped() {
 
 #[test]
 fn an_extended_passive_reply_names_only_the_port() {
-    let mut lab = Lab::with(ftp_snapshot(), config(true));
+    let mut lab = ftp_lab(true);
     connect(&mut lab);
     from_client(&mut lab, (1001, 5001), b"EPSV\r\n");
     let reply = b"229 Entering Extended Passive Mode (|1|10.0.0.2|50001|)\r\n";
@@ -226,7 +195,7 @@ fn an_extended_passive_reply_names_only_the_port() {
 
 #[test]
 fn an_active_data_connection_leaves_from_the_vip_port_20() {
-    let mut lab = Lab::with(ftp_snapshot(), config(true));
+    let mut lab = ftp_lab(true);
     connect(&mut lab);
     from_client(&mut lab, (1001, 5001), b"PORT 198,51,100,7,200,10\r\n");
     // The server connects from its port 20 to the client's 51210.
@@ -287,8 +256,8 @@ fn an_active_data_connection_leaves_from_the_vip_port_20() {
 #[test]
 fn another_worker_takes_the_data_connection_through_the_shared_board() {
     let board = Arc::new(SharedTemplates::new(1024));
-    let mut control = Lab::with(ftp_snapshot(), config(true));
-    let mut data = Lab::with(ftp_snapshot(), config(true));
+    let mut control = ftp_lab(true);
+    let mut data = ftp_lab(true);
     control.engine.share_templates(board.clone());
     data.engine.share_templates(board);
     connect(&mut control);
@@ -313,7 +282,7 @@ fn ftp_sessions_continue_on_the_backup() {
     use rvs_core::sync::{decode, encode, encode_v0, SyncChannel};
     use std::sync::atomic::Ordering;
     for version in [1, 0] {
-        let mut master = Lab::with(ftp_snapshot(), config(true));
+        let mut master = ftp_lab(true);
         let ch = Arc::new(SyncChannel::default());
         ch.sending.store(true, Ordering::Relaxed);
         master.engine.sync = Some(ch.clone());
@@ -360,7 +329,7 @@ fn ftp_sessions_continue_on_the_backup() {
         } else {
             encode_v0(3, &notes, 1472)
         };
-        let mut backup = Lab::with(ftp_snapshot(), config(true));
+        let mut backup = ftp_lab(true);
         for m in messages {
             for n in decode(&m).unwrap().1 {
                 assert!(
@@ -424,5 +393,19 @@ fn ftp_sessions_continue_on_the_backup() {
         assert!(on_backup
             .iter()
             .all(|(v, _)| matches!(v, Verdict::Forward { .. })));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any sequence of commands, replies, free bytes and retransmissions on a control
+    /// connection: every segment forwarded intact, each side's view of the other's stream
+    /// contiguous (`invariants::ftp_session`, which the fuzz target runs too).
+    #[test]
+    fn any_ftp_session_keeps_both_streams_whole(data in proptest::collection::vec(any::<u8>(), 0..1200)) {
+        if let Err(e) = rvs_testkit::invariants::ftp_session(&data) {
+            prop_assert!(false, "{}", e);
+        }
     }
 }

@@ -612,3 +612,149 @@ pub fn staged_agrees(data: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What a client sends on an FTP control connection in [`ftp_session`]: the commands the
+/// helper reads, then free bytes.
+const FTP_CLIENT_LINES: [&[u8]; 6] = [
+    b"",
+    b"PASV\r\n",
+    b"EPSV\r\n",
+    b"EPSV 1\r\n",
+    b"PORT 198,51,100,7,200,10\r\n",
+    b"EPRT |1|198.51.100.7|51210|\r\n",
+];
+
+/// What a server answers in [`ftp_session`]: the replies the helper rewrites, then free
+/// bytes.
+const FTP_SERVER_LINES: [&[u8]; 6] = [
+    b"",
+    b"227 Entering Passive Mode (10,0,0,2,195,80).\r\n",
+    b"227 =10,0,0,2,4,1\r\n",
+    b"229 Entering Extended Passive Mode (|||50001|)\r\n",
+    b"229 (|1|10.0.0.2|50002|)\r\n",
+    b"150 Opening BINARY mode data connection\r\n",
+];
+
+/// An FTP control connection through the helper driven by raw bytes: each segment, from
+/// the client or the server (or the server's last one again before the client speaks),
+/// carries one of the lines the
+/// helper reads and free bytes. Every segment must be forwarded with right checksums and
+/// lengths; the server's stream the client sees must stay contiguous however the helper
+/// rewrote it (a retransmission seen as the first sending was), the client's stream never
+/// moves, and the client's acknowledgement of all it saw reaches the server as the
+/// server's own next sequence number.
+pub fn ftp_session(data: &[u8]) -> Result<(), String> {
+    let mut lab = ftp_lab(true);
+    let client = (CLIENT, 40000);
+    let (c, s) = ((GW_MAC, PORT0_MAC), (RS2_MAC, PORT1_MAC));
+    let vip = (FTP_VIP, 21);
+    let server = ([10, 0, 0, 2], 21);
+    let run = |lab: &mut Lab, port: u16, f: &[u8]| -> Result<Vec<u8>, String> {
+        let (v, out) = lab.run(port, f);
+        if !matches!(v, Verdict::Forward { .. }) {
+            return Err(format!("a control segment was not forwarded: {v:?}"));
+        }
+        forwarded_frame_ok(&out, false)?;
+        Ok(out)
+    };
+    run(
+        &mut lab,
+        0,
+        &segment(c, client, vip, 64, (1000, None), true, &[], b""),
+    )?;
+    run(
+        &mut lab,
+        1,
+        &segment(s, server, client, 64, (5000, Some(1001)), true, &[], b""),
+    )?;
+    run(
+        &mut lab,
+        0,
+        &segment(c, client, vip, 64, (1001, Some(5001)), false, &[], b""),
+    )?;
+    // Next sequence numbers: the client's; the server's own; the server's as the client
+    // sees them. The server's last segment, and where and how the client saw it.
+    let (mut c_seq, mut s_seq, mut seen) = (1001u32, 5001u32, 5001u32);
+    let mut last: Option<(Vec<u8>, u32, Vec<u8>)> = None;
+    let mut rest = data;
+    for _ in 0..64 {
+        let [head, len, tail @ ..] = rest else {
+            break;
+        };
+        let n = usize::from(*len).min(tail.len()).min(200);
+        let (free, next) = tail.split_at(n);
+        rest = next;
+        let line = usize::from(head >> 2) % FTP_CLIENT_LINES.len();
+        match head & 3 {
+            0 | 3 => {
+                let payload = [FTP_CLIENT_LINES[line], free].concat();
+                let input = segment(
+                    c,
+                    client,
+                    vip,
+                    64,
+                    (c_seq, Some(seen)),
+                    false,
+                    &[],
+                    &payload,
+                );
+                let out = run(&mut lab, 0, &input)?;
+                let (seq, ack) = (u32_at(&out, 38), u32_at(&out, 42));
+                if (seq, ack) != (c_seq, s_seq) {
+                    return Err(format!(
+                        "the server saw seq {seq} ack {ack}, not {c_seq} and its own {s_seq}"
+                    ));
+                }
+                c_seq = c_seq.wrapping_add(payload.len() as u32);
+                // (A server retransmits what the client has not acknowledged: before it
+                // speaks again, here.)
+                last = None;
+            }
+            1 => {
+                let payload = [FTP_SERVER_LINES[line], free].concat();
+                let input = segment(
+                    s,
+                    server,
+                    client,
+                    64,
+                    (s_seq, Some(c_seq)),
+                    false,
+                    &[],
+                    &payload,
+                );
+                let out = run(&mut lab, 1, &input)?;
+                let seq = u32_at(&out, 38);
+                if seq != seen {
+                    return Err(format!(
+                        "the client saw seq {seq} where its stream is at {seen}"
+                    ));
+                }
+                let shown = out.get(54..).unwrap_or_default().to_vec();
+                seen = seen.wrapping_add(shown.len() as u32);
+                s_seq = s_seq.wrapping_add(payload.len() as u32);
+                last = Some((input, seq, shown));
+            }
+            _ => {
+                let Some((input, at, shown)) = &last else {
+                    continue;
+                };
+                let out = run(&mut lab, 1, input)?;
+                let again = (u32_at(&out, 38), out.get(54..).unwrap_or_default());
+                if again != (*at, &shown[..]) {
+                    return Err(format!(
+                        "a retransmission was seen at {} ({} bytes), first at {at} ({} bytes)",
+                        again.0,
+                        again.1.len(),
+                        shown.len()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map_or(0, |x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+}

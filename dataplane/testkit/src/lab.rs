@@ -363,6 +363,43 @@ impl Lab {
     }
 }
 
+/// The FTP service the FTP-helper tests use: VIP 192.168.1.110:21 -> 10.0.0.2:21 (NAT,
+/// server id 20).
+pub const FTP_VIP: [u8; 4] = [192, 168, 1, 110];
+
+/// The fixture with the FTP service added.
+pub fn ftp_snapshot() -> Snapshot {
+    snapshot_with(|services| {
+        let id = services.len() as u16;
+        services.push(Service::new(
+            id,
+            6,
+            ip(FTP_VIP),
+            21,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(20, [10, 0, 0, 2], 21, ForwardMethod::Nat)],
+        ));
+    })
+}
+
+/// A lab on [`ftp_snapshot`], with the FTP helper watching port 21 if `helper`.
+pub fn ftp_lab(helper: bool) -> Lab {
+    let mut ftp_ports = [0; rvs_core::engine::FTP_PORTS_MAX];
+    if helper {
+        ftp_ports[0] = 21;
+    }
+    Lab::with(
+        ftp_snapshot(),
+        EngineConfig {
+            conn_capacity: 1024,
+            ftp_ports,
+            ..EngineConfig::default()
+        },
+    )
+}
+
 /// A TCP segment over IPv4 between `macs` (source, destination) with its sequence and
 /// acknowledgement numbers, SYN, options and data.
 #[allow(clippy::too_many_arguments)]

@@ -228,12 +228,18 @@ impl Engine {
         if c.state != TcpState::Established as u8 || data_at >= flow.end() {
             return true;
         }
-        // A reply asked for, or the retransmission of one rewritten.
-        let again = seq == app.init_seq && app.mode & mode::REWROTE != 0;
-        let extended = if app.mode & mode::ASKED != 0 {
-            app.mode & mode::ASKED_EPSV != 0
-        } else if again {
+        // The retransmission of the reply last rewritten: rewritten as it was. Anything
+        // else from before it is left as it was first sent; after it, a reply the client
+        // asked for is rewritten.
+        let shifted = app.mode & mode::SHIFTED != 0;
+        let again = shifted && seq == app.init_seq && app.mode & mode::REWROTE != 0;
+        if shifted && !again && !seq_after(seq, app.init_seq) {
+            return true;
+        }
+        let extended = if again {
             app.mode & mode::REWROTE_EPSV != 0
+        } else if app.mode & mode::ASKED != 0 {
+            app.mode & mode::ASKED_EPSV != 0
         } else {
             return true;
         };
@@ -268,18 +274,16 @@ impl Engine {
             } else {
                 mode::REWROTE_PASV
             };
-            let first = !again && (a.mode & mode::SHIFTED == 0 || seq_after(seq, a.init_seq));
-            if first {
+            // (A retransmission changes nothing: a reply still asked for stays asked.)
+            if !again {
                 a.previous_delta = a.delta;
                 a.delta = a.delta.wrapping_add(diff);
                 a.init_seq = seq;
                 a.mode = (a.mode & !(mode::ASKED | mode::REWROTE)) | rewrote | mode::SHIFTED;
-            } else {
-                a.mode &= !mode::ASKED;
-            }
-            // A backup must shift the same way after a failover.
-            if first && diff != 0 {
-                self.sync_note(id, now);
+                // A backup must shift the same way after a failover.
+                if diff != 0 {
+                    self.sync_note(id, now);
+                }
             }
         }
         true
