@@ -37,6 +37,9 @@ pub mod ipvs_flags {
     pub const ONE_PACKET: u32 = 0x2000;
     /// In and out sequence adjustments (a version-0 entry then carries them).
     pub const SEQ_MASK: u32 = 0x0600;
+    /// An entry expecting a connection from a client port not known yet (an FTP helper's
+    /// passive data connection).
+    pub const NO_CPORT: u32 = 0x0800;
     /// The server's sequence numbers are shifted (an application helper rewrote its data).
     pub const OUT_SEQ: u32 = 0x0200;
 }

@@ -409,3 +409,68 @@ proptest! {
         }
     }
 }
+
+/// Expected data connections a master announced but no client or server opened yet reach
+/// a backup (the passive one as IPVS's entry without a client port, the active one as a
+/// connection in LISTEN): after a failover the client's data SYN and the server's SYN from
+/// port 20 go through the backup.
+#[test]
+fn expected_data_connections_reach_the_backup() {
+    use rvs_core::sync::{decode, encode, ipvs_flags, SyncChannel};
+    use std::sync::atomic::Ordering;
+    let mut master = ftp_lab(true);
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    master.engine.sync = Some(ch.clone());
+    connect(&mut master);
+    from_client(&mut master, (1001, 5001), b"PASV\r\n");
+    from_server(&mut master, (5001, 1007), PASV_REPLY);
+    let acked = 5001 + PASV_REPLY.len() as u32 + SHIFT;
+    from_client(&mut master, (1007, acked), b"PORT 198,51,100,7,200,10\r\n");
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    let passive: Vec<_> = notes
+        .iter()
+        .filter(|n| n.flags & ipvs_flags::NO_CPORT != 0)
+        .collect();
+    assert_eq!(passive.len(), 1, "{notes:?}");
+    assert_eq!(
+        (passive[0].cport, passive[0].vport, passive[0].dport),
+        (0, 50000, 50000)
+    );
+    assert!(notes
+        .iter()
+        .any(|n| (n.cport, n.vport, n.dport) == (51210, 20, 20)));
+    let mut backup = ftp_lab(true);
+    for m in encode(3, &notes, 1472) {
+        for n in decode(&m).unwrap().1 {
+            assert!(
+                backup
+                    .engine
+                    .install_synced(&backup.snap, &backup.loads, 1, &n),
+                "{n:?}"
+            );
+        }
+    }
+    let (v, out) = data_syn(&mut backup, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS);
+    let syn = segment(
+        S,
+        (RS, 20),
+        (CLIENT, 51210),
+        64,
+        (9000, None),
+        true,
+        &[],
+        b"",
+    );
+    let (v, out) = backup.run(1, &syn);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(
+        (&out[26..30], &out[34..36]),
+        (&VIP[..], &20u16.to_be_bytes()[..])
+    );
+}

@@ -17,7 +17,7 @@ use super::segment::*;
 use super::*;
 use crate::conn::AppState;
 use crate::ftp::{self, Command, PassiveReply, REPLACEMENT_MAX};
-use crate::sync::{SyncConn, SyncSeq};
+use crate::sync::{ipvs_flags, SyncConn, SyncSeq};
 
 /// Ports the helper can watch (IPVS's IP_VS_APP_MAX_PORTS).
 pub const FTP_PORTS_MAX: usize = 8;
@@ -74,6 +74,22 @@ impl FtpHelper {
             && c.flags & (flags::TEMPLATE | flags::FULL_NAT | flags::LOCAL) == 0
             && c.vport != 0
             && self.ports.contains(&c.vport)
+    }
+}
+
+/// A sync note of a connection control connection `c` expects, to be completed: NAT, TCP,
+/// LISTEN (inactive), two minutes, between its client and server.
+fn expected_note(c: &Conn) -> SyncConn {
+    SyncConn {
+        proto: proto::TCP,
+        v6: crate::conn::mapped_v4(&c.caddr).is_none(),
+        flags: ipvs_flags::MASQ | ipvs_flags::INACTIVE,
+        state: TcpState::Listen as u16,
+        timeout: EXPECT_TIMEOUT,
+        caddr: c.caddr,
+        vaddr: c.vaddr,
+        daddr: c.daddr,
+        ..SyncConn::default()
     }
 }
 
@@ -188,6 +204,15 @@ impl Engine {
                     vport: c.dport.wrapping_sub(1),
                 };
                 self.ftp_expect(&key, now, c.dest);
+                // A backup holds it as the kernel's does: a connection in LISTEN from the
+                // VIP's port below the control port.
+                self.sync_expected(SyncConn {
+                    cport: port,
+                    vport: c.vport.wrapping_sub(1),
+                    dport: c.dport.wrapping_sub(1),
+                    caddr: addr16(addr),
+                    ..expected_note(&c)
+                });
                 0
             }
         };
@@ -257,6 +282,13 @@ impl Engine {
             vport: port,
         };
         self.ftp_expect(&key, now, c.dest);
+        // The kernel's entry without a client port.
+        self.sync_expected(SyncConn {
+            flags: expected_note(&c).flags | ipvs_flags::NO_CPORT,
+            vport: port,
+            dport: port,
+            ..expected_note(&c)
+        });
         let mut text = [0u8; REPLACEMENT_MAX];
         let vip = match ip_of(&c.vaddr) {
             IpAddr::V4(v4) => v4,
@@ -320,6 +352,42 @@ impl Engine {
             h.board
                 .offer(k, now, dest, now.saturating_add(EXPECT_TIMEOUT), |_| false);
         }
+    }
+
+    /// Tells a backup of an expected connection, when a master sync daemon runs.
+    fn sync_expected(&self, note: SyncConn) {
+        if let Some(ch) = self.sync.as_deref().filter(|c| c.is_sending()) {
+            ch.note(note);
+        }
+    }
+
+    /// A passive expectation a master sent (IPVS's entry without a client port): put on
+    /// this box's board, to the server the VIP's FTP service has at its address. False
+    /// when there is no such server (or no helper).
+    pub(super) fn install_synced_expectation(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        s: &SyncConn,
+    ) -> bool {
+        let Some((_, server)) = self.ftp_data_server(snap, s) else {
+            return false;
+        };
+        let key = InKey {
+            proto: PASSIVE_KEY,
+            caddr: s.caddr,
+            cport: 0,
+            vaddr: s.vaddr,
+            vport: s.vport,
+        };
+        let dest = server.id as u32;
+        if let Some(h) = &self.ftp {
+            let timeout = s.timeout.clamp(1, EXPECT_TIMEOUT);
+            let k = h.board.key(&key);
+            h.board
+                .offer(k, now, dest, now.saturating_add(timeout), |_| false);
+        }
+        true
     }
 
     /// The expectation of `key` taken off the board: its server, still configured, and

@@ -170,6 +170,9 @@ impl Engine {
         if let Some(l) = s.local.filter(|l| l.snat) {
             return self.install_synced_snat(now, s, l);
         }
+        if s.flags & ipvs_flags::NO_CPORT != 0 {
+            return self.install_synced_expectation(snap, now, s);
+        }
         let template = s.flags & ipvs_flags::TEMPLATE != 0;
         let group = (template && s.fwmark != 0).then_some(s.fwmark);
         let entry = match group {
