@@ -44,6 +44,17 @@ fn from_server(lab: &mut Lab, (seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A SYN (or SYN-ACK with an acknowledgement) without options or data.
+fn syn_segment(
+    macs: ([u8; 6], [u8; 6]),
+    from: ([u8; 4], u16),
+    to: ([u8; 4], u16),
+    ttl: u8,
+    seq_ack: (u32, Option<u32>),
+) -> Vec<u8> {
+    segment(macs, from, to, ttl, seq_ack, true, &[], b"")
+}
+
 /// A control-connection segment as the client should see it (from VIP:21).
 fn seen_by_client((seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
     segment(
@@ -88,16 +99,7 @@ const SHIFT: u32 = 5;
 
 /// A client SYN from `sport` to VIP:`dport`: its verdict and output.
 fn data_syn(lab: &mut Lab, sport: u16, dport: u16) -> (Verdict, Vec<u8>) {
-    let syn = segment(
-        C,
-        (CLIENT, sport),
-        (VIP, dport),
-        64,
-        (7000, None),
-        true,
-        &[],
-        b"",
-    );
+    let syn = syn_segment(C, (CLIENT, sport), (VIP, dport), 64, (7000, None));
     lab.run(0, &syn)
 }
 
@@ -132,27 +134,9 @@ fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
     // The data connection: VIP:50000 has no service, yet goes to the server's port 50000.
     let (v, out) = data_syn(&mut lab, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
-    let want = segment(
-        TO_SERVER,
-        (CLIENT, 40001),
-        (RS, 50000),
-        63,
-        (7000, None),
-        true,
-        &[],
-        b"",
-    );
+    let want = syn_segment(TO_SERVER, (CLIENT, 40001), (RS, 50000), 63, (7000, None));
     assert_eq!(out, want);
-    let synack = segment(
-        S,
-        (RS, 50000),
-        (CLIENT, 40001),
-        64,
-        (9000, Some(7001)),
-        true,
-        &[],
-        b"",
-    );
+    let synack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
     let (v, out) = lab.run(1, &synack);
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(
@@ -199,40 +183,13 @@ fn an_active_data_connection_leaves_from_the_vip_port_20() {
     connect(&mut lab);
     from_client(&mut lab, (1001, 5001), b"PORT 198,51,100,7,200,10\r\n");
     // The server connects from its port 20 to the client's 51210.
-    let syn = segment(
-        S,
-        (RS, 20),
-        (CLIENT, 51210),
-        64,
-        (9000, None),
-        true,
-        &[],
-        b"",
-    );
+    let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
     let (v, out) = lab.run(1, &syn);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    let want = segment(
-        TO_CLIENT,
-        (VIP, 20),
-        (CLIENT, 51210),
-        63,
-        (9000, None),
-        true,
-        &[],
-        b"",
-    );
+    let want = syn_segment(TO_CLIENT, (VIP, 20), (CLIENT, 51210), 63, (9000, None));
     assert_eq!(out, want);
     // The client's answer goes back to the server's port 20.
-    let synack = segment(
-        C,
-        (CLIENT, 51210),
-        (VIP, 20),
-        64,
-        (3000, Some(9001)),
-        true,
-        &[],
-        b"",
-    );
+    let synack = syn_segment(C, (CLIENT, 51210), (VIP, 20), 64, (3000, Some(9001)));
     let (v, out) = lab.run(0, &synack);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(
@@ -240,16 +197,7 @@ fn an_active_data_connection_leaves_from_the_vip_port_20() {
         (&RS[..], &20u16.to_be_bytes()[..])
     );
     // A server's SYN to a port no PORT named is not sent on from the VIP.
-    let other = segment(
-        S,
-        (RS, 20),
-        (CLIENT, 51211),
-        64,
-        (9000, None),
-        true,
-        &[],
-        b"",
-    );
+    let other = syn_segment(S, (RS, 20), (CLIENT, 51211), 64, (9000, None));
     assert_ne!(lab.run(1, &other).0, Verdict::Forward { port: 0 });
 }
 
@@ -289,32 +237,14 @@ fn ftp_sessions_continue_on_the_backup() {
         connect(&mut master);
         from_client(&mut master, (1001, 5001), b"PASV\r\n");
         from_server(&mut master, (5001, 1007), PASV_REPLY);
-        let data = segment(
-            C,
-            (CLIENT, 40001),
-            (VIP, 50000),
-            64,
-            (7000, None),
-            true,
-            &[],
-            b"",
-        );
+        let data = syn_segment(C, (CLIENT, 40001), (VIP, 50000), 64, (7000, None));
         assert_eq!(master.run(0, &data).0, Verdict::Forward { port: 1 });
         from_client(
             &mut master,
             (1007, 5001 + PASV_REPLY.len() as u32 + SHIFT),
             b"PORT 198,51,100,7,200,10\r\n",
         );
-        let active = segment(
-            S,
-            (RS, 20),
-            (CLIENT, 51210),
-            64,
-            (9000, None),
-            true,
-            &[],
-            b"",
-        );
+        let active = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
         assert_eq!(master.run(1, &active).0, Verdict::Forward { port: 0 });
         let mut notes = Vec::new();
         while let Some(n) = ch.outbox.pop() {
@@ -457,16 +387,7 @@ fn expected_data_connections_reach_the_backup() {
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS);
-    let syn = segment(
-        S,
-        (RS, 20),
-        (CLIENT, 51210),
-        64,
-        (9000, None),
-        true,
-        &[],
-        b"",
-    );
+    let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
     let (v, out) = backup.run(1, &syn);
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(
