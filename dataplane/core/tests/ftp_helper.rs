@@ -144,7 +144,10 @@ fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
         &VIP,
         "the data connection's replies come from the VIP"
     );
-    // The expectation was taken: another connection to the port is not the server's.
+    // The expectation was taken (a late retransmission of the reply, rewritten alike,
+    // expects nothing again): another connection to the port is not the server's.
+    let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
+    assert_eq!(out, seen_by_client((5001, 1007), PASV_SEEN));
     let (v, _) = data_syn(&mut lab, 40002, 50000);
     assert_ne!(v, Verdict::Forward { port: 1 });
 }

@@ -281,14 +281,17 @@ impl Engine {
             vaddr: c.vaddr,
             vport: port,
         };
-        self.ftp_expect(&key, now, c.dest);
-        // The kernel's entry without a client port.
-        self.sync_expected(SyncConn {
-            flags: expected_note(&c).flags | ipvs_flags::NO_CPORT,
-            vport: port,
-            dport: port,
-            ..expected_note(&c)
-        });
+        // (A retransmission's data connection was expected already, and may be open.)
+        if !again {
+            self.ftp_expect(&key, now, c.dest);
+            // The kernel's entry without a client port.
+            self.sync_expected(SyncConn {
+                flags: expected_note(&c).flags | ipvs_flags::NO_CPORT,
+                vport: port,
+                dport: port,
+                ..expected_note(&c)
+            });
+        }
         let mut text = [0u8; REPLACEMENT_MAX];
         let vip = match ip_of(&c.vaddr) {
             IpAddr::V4(v4) => v4,
