@@ -93,6 +93,17 @@ fn expected_note(c: &Conn) -> SyncConn {
     }
 }
 
+/// The board key of a passive data connection from `caddr` (any port) to `vaddr:port`.
+fn passive_key(caddr: crate::conn::Addr16, vaddr: crate::conn::Addr16, port: u16) -> InKey {
+    InKey {
+        proto: PASSIVE_KEY,
+        caddr,
+        cport: 0,
+        vaddr,
+        vport: port,
+    }
+}
+
 /// The server an expected connection goes to.
 #[derive(Debug, Clone, Copy)]
 struct Expected {
@@ -203,7 +214,7 @@ impl Engine {
                     vaddr: c.daddr,
                     vport: c.dport.wrapping_sub(1),
                 };
-                self.ftp_expect(&key, now, c.dest);
+                self.ftp_expect(&key, now, c.dest, EXPECT_TIMEOUT);
                 // A backup holds it as the kernel's does: a connection in LISTEN from the
                 // VIP's port below the control port.
                 self.sync_expected(SyncConn {
@@ -274,16 +285,10 @@ impl Engine {
             return true;
         };
         // The client connects to the VIP it reached, at the server's port.
-        let key = InKey {
-            proto: PASSIVE_KEY,
-            caddr: c.caddr,
-            cport: 0,
-            vaddr: c.vaddr,
-            vport: port,
-        };
+        let key = passive_key(c.caddr, c.vaddr, port);
         // (A retransmission's data connection was expected already, and may be open.)
         if !again {
-            self.ftp_expect(&key, now, c.dest);
+            self.ftp_expect(&key, now, c.dest, EXPECT_TIMEOUT);
             // The kernel's entry without a client port.
             self.sync_expected(SyncConn {
                 flags: expected_note(&c).flags | ipvs_flags::NO_CPORT,
@@ -348,12 +353,13 @@ impl Engine {
         })
     }
 
-    /// Puts an expected connection for `key` to server `dest` on the board.
-    fn ftp_expect(&self, key: &InKey, now: u32, dest: u32) {
+    /// Puts an expected connection for `key` to server `dest` on the board for `timeout`
+    /// seconds.
+    fn ftp_expect(&self, key: &InKey, now: u32, dest: u32, timeout: u32) {
         if let Some(h) = &self.ftp {
             let k = h.board.key(key);
             h.board
-                .offer(k, now, dest, now.saturating_add(EXPECT_TIMEOUT), |_| false);
+                .offer(k, now, dest, now.saturating_add(timeout), |_| false);
         }
     }
 
@@ -376,20 +382,9 @@ impl Engine {
         let Some((_, server)) = self.ftp_data_server(snap, s) else {
             return false;
         };
-        let key = InKey {
-            proto: PASSIVE_KEY,
-            caddr: s.caddr,
-            cport: 0,
-            vaddr: s.vaddr,
-            vport: s.vport,
-        };
-        let dest = server.id as u32;
-        if let Some(h) = &self.ftp {
-            let timeout = s.timeout.clamp(1, EXPECT_TIMEOUT);
-            let k = h.board.key(&key);
-            h.board
-                .offer(k, now, dest, now.saturating_add(timeout), |_| false);
-        }
+        let key = passive_key(s.caddr, s.vaddr, s.vport);
+        let timeout = s.timeout.clamp(1, EXPECT_TIMEOUT);
+        self.ftp_expect(&key, now, server.id as u32, timeout);
         true
     }
 
@@ -422,11 +417,7 @@ impl Engine {
         if self.ftp.is_none() || flow.proto != proto::TCP || !opens_connection(flow) {
             return None;
         }
-        let expected = InKey {
-            proto: PASSIVE_KEY,
-            cport: 0,
-            ..key
-        };
+        let expected = passive_key(key.caddr, key.vaddr, key.vport);
         let (service, server) = self.ftp_take(snap, &expected, now)?;
         Some(self.open_data_conn(loads, now, (key, service), (server, key.vport), flow))
     }
