@@ -398,3 +398,95 @@ fn expected_data_connections_reach_the_backup() {
         (&VIP[..], &20u16.to_be_bytes()[..])
     );
 }
+
+/// A long transfer over a quiet control connection (IPVS's `n_control`): the control
+/// connection outlives its own timeout while its data connection carries data (on the
+/// same worker or another one sharing the board), so the server's 226 after the transfer
+/// still reaches the client; a minute or two after the data connection's end it goes.
+#[test]
+fn a_control_connection_lives_while_its_data_connection_does() {
+    for shared in [false, true] {
+        let mut control = ftp_lab(true);
+        let mut other = ftp_lab(true);
+        if shared {
+            let board = Arc::new(SharedTemplates::new(1024));
+            control.engine.share_templates(board.clone());
+            other.engine.share_templates(board);
+        }
+        connect(&mut control);
+        from_client(&mut control, (1001, 5001), b"PASV\r\n");
+        from_server(&mut control, (5001, 1007), PASV_REPLY);
+        let after = 5001 + PASV_REPLY.len() as u32;
+        from_client(&mut control, (1007, after + SHIFT), b"RETR big\r\n");
+        from_server(&mut control, (after, 1017), b"150 ok\r\n");
+        let data_lab = if shared { &mut other } else { &mut control };
+        let (v, _) = data_syn(data_lab, 40001, 50000);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        let synack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
+        assert_eq!(data_lab.run(1, &synack).0, Verdict::Forward { port: 0 });
+        let ack = segment(
+            C,
+            (CLIENT, 40001),
+            (VIP, 50000),
+            64,
+            (7001, Some(9001)),
+            false,
+            &[],
+            b"",
+        );
+        assert_eq!(data_lab.run(0, &ack).0, Verdict::Forward { port: 1 });
+        // Half an hour of data every five minutes; the control connection says nothing.
+        let mut seq = 9001;
+        for now in (10..=1800).step_by(10) {
+            if now % 300 == 0 {
+                let lab = if shared { &mut other } else { &mut control };
+                let chunk = segment(
+                    S,
+                    (RS, 50000),
+                    (CLIENT, 40001),
+                    64,
+                    (seq, Some(7001)),
+                    false,
+                    &[],
+                    &[7; 100],
+                );
+                assert_eq!(lab.run_at(now, 1, &chunk).0, Verdict::Forward { port: 0 });
+                seq += 100;
+            }
+            control.engine.expire(now, 1 << 16, &control.loads);
+            other.engine.expire(now, 1 << 16, &other.loads);
+        }
+        let done = b"226 Transfer complete\r\n";
+        let input = segment(
+            S,
+            (RS, 21),
+            CONTROL,
+            64,
+            (after + 8, Some(1017)),
+            false,
+            &[],
+            done,
+        );
+        let (v, out) = control.run_at(1800, 1, &input);
+        assert_eq!(v, Verdict::Forward { port: 0 }, "shared board: {shared}");
+        assert_eq!(out, seen_by_client((after + SHIFT + 8, 1017), done));
+        // The data connection ends with its timer (15 minutes after its last data); the
+        // control connection goes within two minutes of it.
+        for now in (1810..=2900).step_by(10) {
+            control.engine.expire(now, 1 << 16, &control.loads);
+            other.engine.expire(now, 1 << 16, &other.loads);
+        }
+        let late = segment(
+            S,
+            (RS, 21),
+            CONTROL,
+            64,
+            (after + 31, Some(1017)),
+            false,
+            &[],
+            done,
+        );
+        let (v, _) = control.run_at(2900, 1, &late);
+        assert_ne!(v, Verdict::Forward { port: 0 }, "shared board: {shared}");
+    }
+}

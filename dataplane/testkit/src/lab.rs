@@ -355,10 +355,15 @@ impl Lab {
     }
 
     pub fn run(&mut self, port: u16, input: &[u8]) -> (Verdict, Vec<u8>) {
+        self.run_at(1, port, input)
+    }
+
+    /// [`Lab::run`] at second `now` of the engine's clock.
+    pub fn run_at(&mut self, now: u32, port: u16, input: &[u8]) -> (Verdict, Vec<u8>) {
         let mut f = VecFrame::new(input);
         let v = self
             .engine
-            .process(&self.snap, &self.loads, 1, port, &mut f);
+            .process(&self.snap, &self.loads, now, port, &mut f);
         (v, f.bytes().to_vec())
     }
 }

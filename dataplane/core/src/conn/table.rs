@@ -984,8 +984,20 @@ impl ConnTable {
     pub fn expire(
         &mut self,
         now: u32,
+        budget: usize,
+        on_expire: impl FnMut(ConnId, &Conn) -> Option<u32>,
+    ) -> usize {
+        self.expire_watching(now, budget, on_expire, |_, _| {})
+    }
+
+    /// [`ConnTable::expire`], and in a table with helper state each entry found alive
+    /// (its deadline moved on since it was linked) goes to `on_alive` with its state.
+    pub fn expire_watching(
+        &mut self,
+        now: u32,
         mut budget: usize,
         mut on_expire: impl FnMut(ConnId, &Conn) -> Option<u32>,
+        mut on_alive: impl FnMut(&Conn, &AppState),
     ) -> usize {
         let mut visited = 0;
         loop {
@@ -1011,6 +1023,9 @@ impl ConnTable {
             };
             if conn.expires > now {
                 self.wheel_link(id);
+                if let Some(app) = self.app.get(id as usize) {
+                    on_alive(&conn, app);
+                }
                 continue;
             }
             match on_expire(ConnId(id), &conn) {

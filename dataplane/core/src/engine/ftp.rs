@@ -12,6 +12,12 @@
 //! workers share ([`SharedTemplates`]): a data connection is a different flow from its
 //! control connection and may reach another worker. The first connection that matches
 //! takes the expectation.
+//!
+//! A control connection does not expire while its data connections (or expected ones)
+//! live: it is kept a minute at a time (the kernel's `n_control`), so the server's reply
+//! after a long transfer over a quiet control connection still reaches the client. Data
+//! connections note their deadlines on the board whenever their timers find them alive,
+//! under a key of their client's address, the VIP and the server.
 
 use super::segment::*;
 use super::*;
@@ -30,6 +36,11 @@ const OWN_BOARD_SLOTS: usize = 4096;
 /// and port and the server's address and port.
 const PASSIVE_KEY: u8 = 0x40 | proto::TCP;
 const ACTIVE_KEY: u8 = 0x20 | proto::TCP;
+/// The protocol byte of the key data connections hold their control connection under.
+const LINK_KEY: u8 = 0x10 | proto::TCP;
+/// How long a control connection due to expire is kept while its data connections live
+/// (the kernel's re-armed timer, seconds).
+const CONTROL_KEPT: u32 = 60;
 
 /// [`AppState::mode`] bits: the passive mode the client asked for and the server has not
 /// answered yet; the kind of the last rewritten reply (its retransmission is rewritten
@@ -41,6 +52,8 @@ mod mode {
     pub(super) const REWROTE_PASV: u8 = 0x04;
     pub(super) const REWROTE_EPSV: u8 = 0x08;
     pub(super) const REWROTE: u8 = REWROTE_PASV | REWROTE_EPSV;
+    /// A data connection (its control connection is held while it lives).
+    pub(super) const DATA: u8 = 0x10;
     pub(super) const SHIFTED: u8 = 0x80;
 }
 
@@ -74,6 +87,47 @@ impl FtpHelper {
             && c.flags & (flags::TEMPLATE | flags::FULL_NAT | flags::LOCAL) == 0
             && c.vport != 0
             && self.ports.contains(&c.vport)
+    }
+
+    /// Holds the control connection between `caddr` and `vaddr` to server `dest` until
+    /// `until` (a later hold wins).
+    fn hold_control(&self, (caddr, vaddr): Link, dest: u32, now: u32, until: u32) {
+        let k = self.board.key(&link_key((caddr, vaddr), dest));
+        self.board.extend(k, now, dest, until);
+    }
+
+    /// A watched control connection due to expire while one of its data connections (or
+    /// an expected one) lives: kept another minute; its new deadline.
+    pub(super) fn control_kept(&self, c: &Conn, now: u32) -> Option<u32> {
+        if !self.watches(c) {
+            return None;
+        }
+        let k = self.board.key(&link_key((c.caddr, c.vaddr), c.dest));
+        (self.board.find(k, now) == Some(c.dest)).then(|| now.saturating_add(CONTROL_KEPT))
+    }
+
+    /// A connection its timer found alive: a data connection holds its control
+    /// connection past its own deadline.
+    pub(super) fn found_alive(&self, c: &Conn, app: &AppState, now: u32) {
+        if app.mode & mode::DATA != 0 {
+            let until = c.expires.saturating_add(CONTROL_KEPT);
+            self.hold_control((c.caddr, c.vaddr), c.dest, now, until);
+        }
+    }
+}
+
+/// A control connection's client address and VIP.
+type Link = (crate::conn::Addr16, crate::conn::Addr16);
+
+/// The board key data connections hold their control connection under: its client's
+/// address, the VIP and the server.
+fn link_key((caddr, vaddr): Link, dest: u32) -> InKey {
+    InKey {
+        proto: LINK_KEY,
+        caddr,
+        cport: (dest >> 16) as u16,
+        vaddr,
+        vport: dest as u16,
     }
 }
 
@@ -214,7 +268,7 @@ impl Engine {
                     vaddr: c.daddr,
                     vport: c.dport.wrapping_sub(1),
                 };
-                self.ftp_expect(&key, now, c.dest, EXPECT_TIMEOUT);
+                self.ftp_expect(&key, (c.caddr, c.vaddr), now, c.dest, EXPECT_TIMEOUT);
                 // A backup holds it as the kernel's does: a connection in LISTEN from the
                 // VIP's port below the control port.
                 self.sync_expected(SyncConn {
@@ -288,7 +342,7 @@ impl Engine {
         let key = passive_key(c.caddr, c.vaddr, port);
         // (A retransmission's data connection was expected already, and may be open.)
         if !again {
-            self.ftp_expect(&key, now, c.dest, EXPECT_TIMEOUT);
+            self.ftp_expect(&key, (c.caddr, c.vaddr), now, c.dest, EXPECT_TIMEOUT);
             // The kernel's entry without a client port.
             self.sync_expected(SyncConn {
                 flags: expected_note(&c).flags | ipvs_flags::NO_CPORT,
@@ -354,12 +408,28 @@ impl Engine {
     }
 
     /// Puts an expected connection for `key` to server `dest` on the board for `timeout`
-    /// seconds.
-    fn ftp_expect(&self, key: &InKey, now: u32, dest: u32, timeout: u32) {
+    /// seconds; the control connection of `link` is held meanwhile.
+    fn ftp_expect(&self, key: &InKey, link: Link, now: u32, dest: u32, timeout: u32) {
         if let Some(h) = &self.ftp {
             let k = h.board.key(key);
-            h.board
-                .offer(k, now, dest, now.saturating_add(timeout), |_| false);
+            let until = now.saturating_add(timeout);
+            h.board.offer(k, now, dest, until, |_| false);
+            h.hold_control(link, dest, now, until);
+        }
+    }
+
+    /// Connection `id` (expiring at `expires`) is an FTP data connection: its control
+    /// connection is held while it lives.
+    pub(super) fn ftp_data_opened(&mut self, id: crate::conn::ConnId, now: u32, expires: u32) {
+        let Some(h) = &self.ftp else {
+            return;
+        };
+        if let Some(c) = self.table.get(id) {
+            let until = expires.saturating_add(CONTROL_KEPT);
+            h.hold_control((c.caddr, c.vaddr), c.dest, now, until);
+        }
+        if let Some(a) = self.table.app_state_mut(id) {
+            a.mode = mode::DATA;
         }
     }
 
@@ -384,7 +454,7 @@ impl Engine {
         };
         let key = passive_key(s.caddr, s.vaddr, s.vport);
         let timeout = s.timeout.clamp(1, EXPECT_TIMEOUT);
-        self.ftp_expect(&key, now, server.id as u32, timeout);
+        self.ftp_expect(&key, (s.caddr, s.vaddr), now, server.id as u32, timeout);
         true
     }
 
@@ -515,6 +585,7 @@ impl Engine {
         }
         self.pending_loads.open(loads, server.id, active);
         self.counters.connection(usize::from(service), server.id);
+        self.ftp_data_opened(id, now, expires);
         self.sync_note(id, now);
         Ok(id)
     }

@@ -147,6 +147,8 @@ pub struct Engine {
     dest_hops: Box<[DestHop; DEST_HOPS]>,
     hop_epoch: u32,
     released: Vec<u32>,
+    /// FTP control connections an expiry pass kept for their data connections.
+    kept: Vec<u32>,
     /// Changes to the servers' shared counts held until the end of the burst (none held
     /// unless the worker asks, see [`Engine::hold_loads`]).
     pending_loads: PendingLoads,
@@ -229,6 +231,7 @@ impl Engine {
             dest_hops: Box::new([DestHop::EMPTY; DEST_HOPS]),
             hop_epoch: 1,
             released: Vec::with_capacity(EXPIRE_BUDGET_MAX),
+            kept: Vec::with_capacity(EXPIRE_BUDGET_MAX),
             pending_loads: PendingLoads::default(),
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,

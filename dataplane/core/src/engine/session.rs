@@ -170,9 +170,19 @@ impl Engine {
         let persistence = &self.persistence;
         let pending = &mut self.pending_loads;
         let shared = self.shared.as_deref();
-        let visited = self
-            .table
-            .expire(now, budget.min(released.capacity()), |_, c| {
+        let ftp = self.ftp.as_ref();
+        // FTP control connections kept for their data connections (a backup is told).
+        let kept = &mut self.kept;
+        kept.clear();
+        let budget = budget.min(released.capacity()).min(kept.capacity());
+        let visited = self.table.expire_watching(
+            now,
+            budget,
+            |id, c| {
+                if let Some(later) = ftp.and_then(|h| h.control_kept(c, now)) {
+                    kept.push(id.0);
+                    return Some(later);
+                }
                 if c.is_template() {
                     if c.controls > 0 {
                         let rearm = persistence.get(usize::from(c.service));
@@ -195,11 +205,20 @@ impl Engine {
                     released.push(t.0);
                 }
                 None
-            });
+            },
+            |c, app| {
+                if let Some(h) = ftp {
+                    h.found_alive(c, app, now);
+                }
+            },
+        );
         for &t in &self.released {
             if let Some(t) = self.table.get_mut(crate::conn::ConnId(t)) {
                 t.controls = t.controls.saturating_sub(1);
             }
+        }
+        for i in 0..self.kept.len() {
+            self.sync_note(crate::conn::ConnId(self.kept[i]), now);
         }
         visited
     }

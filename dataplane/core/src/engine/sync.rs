@@ -175,6 +175,7 @@ impl Engine {
         }
         let template = s.flags & ipvs_flags::TEMPLATE != 0;
         let group = (template && s.fwmark != 0).then_some(s.fwmark);
+        let mut ftp_data = false;
         let entry = match group {
             Some(mark) => snap.services.iter().find(|x| x.group == Some(mark)),
             None => snap.service_for_packet(s.proto, ip_of(&s.caddr), ip_of(&s.vaddr), s.vport),
@@ -193,7 +194,10 @@ impl Engine {
             }
             // An FTP data connection (its port no service's).
             None if !template => match self.ftp_data_server(snap, s) {
-                Some(found) => found,
+                Some(found) => {
+                    ftp_data = true;
+                    found
+                }
                 None => return false,
             },
             None => return false,
@@ -303,6 +307,9 @@ impl Engine {
         };
         if let (Some(seq), Some(mine)) = (s.out_seq, self.table.app_state_mut(id)) {
             *mine = ftp::shift_from_sync(&seq);
+        }
+        if ftp_data {
+            self.ftp_data_opened(id, now, expires);
         }
         if let Some(l) = load {
             if template {
