@@ -413,6 +413,9 @@ fn a_control_connection_lives_while_its_data_connection_does() {
             control.engine.share_templates(board.clone());
             other.engine.share_templates(board);
         }
+        let ch = Arc::new(rvs_core::sync::SyncChannel::default());
+        ch.sending.store(true, std::sync::atomic::Ordering::Relaxed);
+        control.engine.sync = Some(ch.clone());
         connect(&mut control);
         from_client(&mut control, (1001, 5001), b"PASV\r\n");
         from_server(&mut control, (5001, 1007), PASV_REPLY);
@@ -435,6 +438,7 @@ fn a_control_connection_lives_while_its_data_connection_does() {
             b"",
         );
         assert_eq!(data_lab.run(0, &ack).0, Verdict::Forward { port: 1 });
+        while ch.outbox.pop().is_some() {}
         // Half an hour of data every five minutes; the control connection says nothing.
         let mut seq = 9001;
         for now in (10..=1800).step_by(10) {
@@ -456,6 +460,12 @@ fn a_control_connection_lives_while_its_data_connection_does() {
             control.engine.expire(now, 1 << 16, &control.loads);
             other.engine.expire(now, 1 << 16, &other.loads);
         }
+        // Each time it is kept, a backup is told (the kernel's expire_later syncs too).
+        let mut kept = 0;
+        while let Some(n) = ch.outbox.pop() {
+            kept += usize::from((n.cport, n.vport) == (CONTROL.1, 21));
+        }
+        assert!(kept >= 10, "{kept} notes of the kept control connection");
         let done = b"226 Transfer complete\r\n";
         let input = segment(
             S,
