@@ -236,3 +236,47 @@ fn a_deleted_server_s_connections_are_swept_with_expire_nodest_conn() {
         }
     }
 }
+
+/// The sweep takes a deleted server's templates too, as the kernel's flush deletes a
+/// connection's template once it controls no other: a persistent client's template goes
+/// with its connections; another client's, on the live server, stays with its own.
+#[test]
+fn the_sweep_takes_a_deleted_server_s_templates_with_its_connections() {
+    let mut lab = Lab::with(snapshot_of(true, Some(1), (true, false)), lab_config());
+    let other: [u8; 4] = [198, 51, 100, 9];
+    for (client, ports) in [(CLIENT, 2000..2020u16), (other, 3000..3010)] {
+        for port in ports {
+            let syn = tcp4(
+                CLIENT_MAC, PORT0_MAC, client, VIP, 64, port, 80, true, false, b"",
+            );
+            assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+        }
+    }
+    let templates = |lab: &Lab| {
+        let mut t: Vec<[u8; 4]> = lab
+            .engine
+            .table
+            .iter()
+            .filter(|(_, c)| c.is_template())
+            .map(|(_, c)| [c.daddr[12], c.daddr[13], c.daddr[14], c.daddr[15]])
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(templates(&lab), vec![[10, 0, 0, 2], [10, 0, 0, 3]]);
+    assert_eq!(lab.loads[6].persistent(), 1);
+    adopt(&mut lab, snapshot_of(true, None, (true, false)));
+    let mut calls = 0;
+    while lab.engine.sweep_removed(&lab.snap, &lab.loads, 64) {
+        calls += 1;
+        assert!(calls < 100, "the sweep ends");
+    }
+    assert_eq!(templates(&lab), vec![[10, 0, 0, 2]]);
+    assert_eq!(
+        lab.engine.table.len(),
+        11,
+        "the other client's template and connections"
+    );
+    assert_eq!(lab.loads[6].persistent(), 0);
+    assert_eq!(lab.loads[5].persistent(), 1);
+}

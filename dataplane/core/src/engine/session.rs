@@ -225,21 +225,38 @@ impl Engine {
 
     /// With `expire_nodest_conn`, after servers were deleted: ends their connections in
     /// the background, `budget` (<= [`EXPIRE_BUDGET_MAX`]) table slots a call, as kernels
-    /// since 5.9 flush them (templates are left to their next use and their timers). Does
-    /// nothing when no sweep is due. True while one runs.
+    /// since 5.9 flush them: with each connection its template once that controls no
+    /// other, and templates found controlling none. Does nothing when no sweep is due.
+    /// True while one runs.
     pub fn sweep_removed(&mut self, snap: &Snapshot, loads: &[DestLoad], budget: usize) -> bool {
         let Some(from) = self.nodest_sweep else {
             return false;
         };
         let mut ids = std::mem::take(&mut self.swept);
         ids.clear();
+        let removed = |c: &Conn| c.dest != SNAT_DEST && !snap.has_server(c.dest);
         let next = self
             .table
             .select_live(from, budget.min(ids.capacity()), &mut ids, |c| {
-                !c.is_template() && c.dest != SNAT_DEST && !snap.has_server(c.dest)
+                removed(c) && (!c.is_template() || c.controls == 0)
             });
         for &id in &ids {
+            let Some(c) = self.table.get(id).copied() else {
+                continue;
+            };
+            if c.is_template() {
+                self.release_template(id, loads);
+                continue;
+            }
             self.release(id, loads);
+            let idle = c.template_id().filter(|&t| {
+                self.table
+                    .get(t)
+                    .is_some_and(|t| t.is_template() && t.controls == 0 && removed(t))
+            });
+            if let Some(t) = idle {
+                self.release_template(t, loads);
+            }
         }
         self.swept = ids;
         self.nodest_sweep = (next < self.table.capacity()).then_some(next);
@@ -301,6 +318,16 @@ impl Engine {
     }
 
     /// A connection ends before its timer (rescheduled SYN): counters and template.
+    /// Removes template `id`; this worker's own leaves its server's persistent count.
+    fn release_template(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
+        let taken = self.table.remove_with(id, |c| (c.dest, c.flags));
+        if let Some((dest, _)) = taken.filter(|(_, f)| f & flags::TEMPLATE_COPY == 0) {
+            if let Some(l) = loads.get(dest as usize) {
+                l.remove_persistent();
+            }
+        }
+    }
+
     pub(super) fn release(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
         let taken = self
             .table
