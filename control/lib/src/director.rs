@@ -929,6 +929,7 @@ impl Director {
         snap.servers_removed = self.removals;
         snap.set_snat(self.snat.clone());
         snap.set_marks(self.mark_selections(&snap.services));
+        snap.set_route_marks(self.marks.iter().map(|m| m.engine_rule()).collect());
         self.published.set(self.next_version);
         snap
     }

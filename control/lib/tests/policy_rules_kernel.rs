@@ -1,7 +1,7 @@
 //! Policy rules as the kernel's fib rules select: a static_rules block read by rvs, its
 //! host copies put in a namespace whose tables hold one default route each, then every
 //! lookup of a grid (input from each port and output, sources, destinations, DS fields,
-//! protocols and ports) asked of the kernel (`ip route get`) and of rvs's data plane
+//! protocols and ports, firewall marks) asked of the kernel (`ip route get`) and of rvs's data plane
 //! (`Snapshot::route_for`): the same next hop each time. Needs root.
 
 use rvs_control::keepalived::KeepalivedConf;
@@ -157,32 +157,36 @@ fn rules_select_as_the_kernel_s_fib_rules() {
         for dst in dsts {
             for &tos in tos_values {
                 for &(words, proto, sport, dport) in &flows {
-                    let (words, proto) = if proto == 1 { icmp } else { (words, proto) };
-                    let query = |src: Option<&str>, iif: Option<u16>| RouteQuery {
-                        src: src.map(ip),
-                        dst: ip(dst),
-                        iif,
-                        tos,
-                        proto,
-                        sport,
-                        dport,
-                    };
-                    for src in srcs {
-                        for (port, name) in PORTS.iter().enumerate() {
-                            ask(
-                                query(Some(src), Some(port as u16)),
-                                format!("{dst} from {src} iif {name} tos {tos:#x} {words}"),
-                                v6,
-                            );
+                    for mark in [0u32, 1, 0x100, 0x101] {
+                        let (words, proto) = if proto == 1 { icmp } else { (words, proto) };
+                        let query = |src: Option<&str>, iif: Option<u16>| RouteQuery {
+                            src: src.map(ip),
+                            dst: ip(dst),
+                            iif,
+                            tos,
+                            proto,
+                            sport,
+                            dport,
+                            mark,
+                        };
+                        let words = format!("tos {tos:#x} mark {mark:#x} {words}");
+                        for src in srcs {
+                            for (port, name) in PORTS.iter().enumerate() {
+                                ask(
+                                    query(Some(src), Some(port as u16)),
+                                    format!("{dst} from {src} iif {name} {words}"),
+                                    v6,
+                                );
+                            }
                         }
+                        // The appliance's own lookup, before a source is chosen.
+                        ask(query(None, None), format!("{dst} {words}"), v6);
                     }
-                    // The appliance's own lookup, before a source is chosen.
-                    ask(query(None, None), format!("{dst} tos {tos:#x} {words}"), v6);
                 }
             }
         }
     }
-    assert!(asked >= 400, "{asked}");
+    assert!(asked >= 1600, "{asked}");
     // Every table's next hop was some lookup's answer.
     assert_eq!(hops.len(), 5, "{hops:?}");
     assert!(

@@ -145,6 +145,8 @@ impl Engine {
                 proto: c.proto,
                 sport: c.vport,
                 dport: c.cport,
+                // The reply's mark as it came in from the server.
+                mark: snap.route_mark(flow.proto, flow.src_ip(), flow.dst_ip(), flow.dport),
             })
         };
         let by_destination = reply.is_none();

@@ -310,7 +310,8 @@ pub struct RuleSelectors {
     /// The DS field as the kernel takes it for a rule: IPv4's TOS bits (0x1c; what
     /// [`tos_key`] keeps), IPv6's DSCP (ECN bits 0).
     pub tos: Option<u8>,
-    /// Value and mask: rvs marks no packet, so only a value of 0 under the mask selects.
+    /// Value and mask: selects a packet whose mark (its `[[fwmark]]` rules') agrees with
+    /// the value under the mask.
     pub fwmark: Option<(u32, u32)>,
     pub iif: Option<RuleDev>,
     /// rvs's lookups are never bound to an output interface: an `oif` rule selects none.
@@ -332,7 +333,7 @@ pub fn tos_key(ipv6: bool, ds_field: u8) -> u8 {
 
 /// A route lookup's flow as the kernel's policy rules see it: from a data port (a packet
 /// routed through) or from the appliance itself (None: an output lookup, `iif lo`; what
-/// IPVS sends), bound to no output interface, carrying no mark.
+/// IPVS sends), bound to no output interface, with the packet's firewall mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteQuery {
     /// None: before a source is chosen (only rules for any source select it).
@@ -345,6 +346,8 @@ pub struct RouteQuery {
     /// TCP, UDP and SCTP ports; 0 otherwise.
     pub sport: u16,
     pub dport: u16,
+    /// The firewall mark (0: none).
+    pub mark: u32,
 }
 
 impl RouteQuery {
@@ -358,6 +361,7 @@ impl RouteQuery {
             proto: 0,
             sport: 0,
             dport: 0,
+            mark: 0,
         }
     }
 }
@@ -472,7 +476,7 @@ impl Rule {
         let matched = self.from.is_none_or(|p| within(src, p))
             && self.to.is_none_or(|p| within(q.dst, p))
             && f.tos.is_none_or(|t| t == tos_key(self.ipv6, q.tos))
-            && f.fwmark.is_none_or(|(v, m)| v & m == 0)
+            && f.fwmark.is_none_or(|(v, m)| (q.mark ^ v) & m == 0)
             && f.iif.is_none_or(|d| d.is(q.iif))
             && f.oif.is_none()
             && f.ipproto.is_none_or(|p| p == q.proto)
@@ -639,6 +643,10 @@ pub struct Snapshot {
     marks: Vec<(MarkRule, usize)>,
     /// Destination prefixes of mark rules wider than one address: their addresses are VIPs.
     mark_prefixes: Vec<(IpAddr, u8)>,
+    /// Every firewall-mark rule in order, services or not: the marks policy rules see.
+    route_marks: Vec<MarkRule>,
+    /// Whether a policy rule selects by mark (a routed packet's mark is then found).
+    rules_by_mark: bool,
     /// Whether traffic for neither a VIP nor the appliance is routed between the ports
     /// (Linux's ip_forward), with TTL and ICMP as a router; else it is dropped.
     pub ip_forward: bool,
@@ -758,6 +766,8 @@ impl Snapshot {
             snat: Vec::new(),
             marks: Vec::new(),
             mark_prefixes: Vec::new(),
+            route_marks: Vec::new(),
+            rules_by_mark: false,
             refusing: false,
             answer_macs: HashMap::new(),
             vmacs: Vec::new(),
@@ -832,6 +842,31 @@ impl Snapshot {
             }
         }
         self.marks = rules;
+    }
+
+    /// Sets the firewall-mark rules that mark packets for policy rules: all of them, in
+    /// order, whether their mark has a service or not (iptables' MARK rules in mangle).
+    pub fn set_route_marks(&mut self, rules: Vec<MarkRule>) {
+        self.route_marks = rules;
+    }
+
+    /// A packet's firewall mark as policy rules see it: the last matching rule's, 0 when
+    /// none matches or no rule selects by mark (then it makes no difference).
+    #[inline]
+    pub fn route_mark(&self, proto: u8, src: IpAddr, dst: IpAddr, dport: u16) -> u32 {
+        if !self.rules_by_mark {
+            return 0;
+        }
+        self.route_mark_of(proto, src, dst, dport)
+    }
+
+    #[inline(never)]
+    fn route_mark_of(&self, proto: u8, src: IpAddr, dst: IpAddr, dport: u16) -> u32 {
+        self.route_marks
+            .iter()
+            .rev()
+            .find(|r| r.matches(proto, src, dst, dport))
+            .map_or(0, |r| r.mark)
     }
 
     /// The firewall-mark rules.
@@ -1197,6 +1232,7 @@ impl Snapshot {
     /// the main table alone routes.
     pub fn set_rules(&mut self, rules: Vec<Rule>) {
         self.rules.clear();
+        self.rules_by_mark = rules.iter().any(|r| r.select.fwmark.is_some());
         if rules.is_empty() {
             return;
         }
@@ -1357,6 +1393,7 @@ mod tests {
             proto: 6,
             sport: 40000,
             dport: 443,
+            mark: 0x17,
         };
         let table = |snap: &Snapshot, q: &RouteQuery| snap.route_for(q).map(|(port, _)| port);
         let lo = {
@@ -1409,6 +1446,35 @@ mod tests {
             (
                 RuleSelectors {
                     iif: lo,
+                    ..Default::default()
+                },
+                false,
+            ),
+            // The mark agrees under the mask (the kernel's (mark ^ value) & mask == 0).
+            (
+                RuleSelectors {
+                    fwmark: Some((0x17, u32::MAX)),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleSelectors {
+                    fwmark: Some((0x07, 0x0f)),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                RuleSelectors {
+                    fwmark: Some((0x18, u32::MAX)),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                RuleSelectors {
+                    fwmark: Some((0, 0xff)),
                     ..Default::default()
                 },
                 false,
