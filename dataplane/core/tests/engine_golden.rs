@@ -2755,6 +2755,32 @@ fn policy_rules_route_replies_by_their_vip() {
         replies(&mut lab),
         (Verdict::Forward { port: 0 }, reply(GW_MAC))
     );
+    // By the reply's firewall mark as it came in from the server (the last matching
+    // [[fwmark]] rule's, iptables' mangle MARK; no service needed): `fwmark 5` takes
+    // table 100 for the server's traffic marked 5, not for a mark of 6.
+    let mut by_mark = rule(100, None, None, RuleAction::Table(100));
+    by_mark.select.fwmark = Some((5, u32::MAX));
+    for (mark, mac) in [(5, gw2_mac), (6, GW_MAC)] {
+        let from_rs9 = |mark| rvs_core::engine::MarkRule {
+            mark,
+            proto: Some(6),
+            dst: (IpAddr::from([0u8; 4]), 0),
+            ports: (0, u16::MAX),
+            src: Some((IpAddr::from([10, 0, 0, 9]), 32)),
+        };
+        // Another server's rule marks nothing here; the last matching rule decides.
+        let mut other = from_rs9(5);
+        other.src = Some((IpAddr::from([10, 0, 0, 8]), 32));
+        lab.snap
+            .set_route_marks(vec![from_rs9(7), from_rs9(mark), other]);
+        lab.snap.set_rules(vec![by_mark]);
+        lab.engine.adopt(&lab.snap);
+        assert_eq!(
+            replies(&mut lab),
+            (Verdict::Forward { port: 0 }, reply(mac)),
+            "mark {mark}"
+        );
+    }
     // Rules gone: the main table.
     lab.snap.set_rules(Vec::new());
     lab.engine.adopt(&lab.snap);

@@ -132,9 +132,9 @@ fn a_routed_packet_out_of_ttl_gets_time_exceeded_from_the_port_it_came_in_by() {
 }
 
 /// Policy rules select routed packets by the port they came in on (`iif`), their protocol
-/// and ports, as the kernel's fib rules select forwarded ones; an `iif lo` rule is the
-/// appliance's own lookups', an `oif` or a firewall mark rvs never sets selects none, and
-/// `not` inverts the whole selector.
+/// and ports, and their firewall mark (the `[[fwmark]]` rules'), as the kernel's fib rules
+/// select forwarded ones; an `iif lo` rule is the appliance's own lookups', an `oif` or a
+/// mark no rule sets selects none, and `not` inverts the whole selector.
 #[test]
 fn policy_rules_select_routed_packets_by_their_flow() {
     use rvs_core::engine::{Route, Rule, RuleAction, RuleDev, RuleSelectors};
@@ -252,5 +252,35 @@ fn policy_rules_select_routed_packets_by_their_flow() {
     assert_eq!(
         route(&mut lab, vec![rule(unmarked, false)], &dns),
         via(gw2_mac, &dns)
+    );
+    // The servers' UDP to port 53 marked 7 by a [[fwmark]] rule (its mark has no
+    // service: only routing sees it): `fwmark 7` sends it by table 100, not their TCP;
+    // marked packets no longer match the unmarked rule.
+    lab.snap.set_route_marks(vec![rvs_core::engine::MarkRule {
+        mark: 7,
+        proto: Some(17),
+        dst: (ip([0, 0, 0, 0]), 0),
+        ports: (53, 53),
+        src: Some((ip([10, 0, 0, 0]), 24)),
+    }]);
+    let marked = RuleSelectors {
+        fwmark: Some((7, u32::MAX)),
+        ..Default::default()
+    };
+    assert_eq!(
+        route(&mut lab, vec![rule(marked, false)], &dns),
+        via(gw2_mac, &dns)
+    );
+    assert_eq!(
+        route(&mut lab, vec![rule(marked, false)], &tcp),
+        via(GW_MAC, &tcp)
+    );
+    assert_eq!(
+        route(&mut lab, vec![rule(unmarked, false)], &dns),
+        via(GW_MAC, &dns)
+    );
+    assert_eq!(
+        route(&mut lab, vec![rule(unmarked, false)], &tcp),
+        via(gw2_mac, &tcp)
     );
 }
