@@ -281,8 +281,8 @@ fn routes_as_keepalived_installs_them() {
     }
     assert!(!ours.iter().any(|r| r.contains("10.10.0.0")), "{ours:#?}");
     for (rule, said) in [
-        ("10.5.0.0/16", "rvs marks no packet"),
-        ("10.6.0.0/16", "rvs marks no packet"),
+        ("10.5.0.0/16", "the marks of its [[fwmark]] rules alone"),
+        ("10.6.0.0/16", "the marks of its [[fwmark]] rules alone"),
         ("10.7.0.0/16", "rvs binds no lookup to an output interface"),
         ("10.8.0.0/16", "invalid sport range 53"),
         (

@@ -197,7 +197,7 @@ pub(crate) fn selector_notes(s: &Statement, r: &VrrpRule) -> Vec<String> {
     let mut notes = Vec::new();
     if select.fwmark.is_some_and(|(v, m)| v & m != 0) {
         notes.push(format!(
-            "{}: rule {line:?}: rvs marks no packet: the rule selects nothing rvs routes (the host's copy is installed)",
+            "{}: rule {line:?}: rvs's packets carry the marks of its [[fwmark]] rules alone (iptables' MARK rules do not see them): the rule selects what those mark (the host's copy is installed)",
             s.at()
         ));
     }
@@ -3987,7 +3987,7 @@ vrrp_instance VI_2 {
             [
                 "rule \"to 10.1.0.0/16 lookup main\": Rule has no preference specified - setting to 16384. This is probably not what you want.",
                 "rule \"from 2001:db8::/32 table 100\": Rule has no preference specified - setting to 16384. This is probably not what you want.",
-                "rule \"from 10.5.0.0/16 priority 40 table 100 fwmark 7\": rvs marks no packet: the rule selects nothing rvs routes (the host's copy is installed)",
+                "rule \"from 10.5.0.0/16 priority 40 table 100 fwmark 7\": rvs's packets carry the marks of its [[fwmark]] rules alone (iptables' MARK rules do not see them): the rule selects what those mark (the host's copy is installed)",
                 "rule \"from 10.7.0.0/16 priority 50\": No action specified for rule; ignored",
                 "rule \"from 10.8.0.0/16 to 2001:db8::1 priority 51 table 100\": rule specification has mixed IPv4 and IPv6; ignored",
                 "rule \"from 10.9.0.0/16 priority 60 goto 60\": Invalid rule - preference 60 >= goto target 60; ignored",
