@@ -317,7 +317,6 @@ impl Engine {
         self.sync_note(id, now);
     }
 
-    /// A connection ends before its timer (rescheduled SYN): counters and template.
     /// Removes template `id`; this worker's own leaves its server's persistent count.
     fn release_template(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
         let taken = self.table.remove_with(id, |c| (c.dest, c.flags));
@@ -328,6 +327,7 @@ impl Engine {
         }
     }
 
+    /// A connection ends before its timer (rescheduled SYN): counters and template.
     pub(super) fn release(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
         let taken = self
             .table
