@@ -35,6 +35,8 @@ pub struct VirtualService {
     pub version: u64,
     /// Changes of the server list and scheduler for the workers' scheduler states.
     pub sched_log: Vec<SchedEvent>,
+    /// The version at which the scheduler was last bound (set or changed).
+    pub bound: u64,
 }
 
 /// Most scheduler events a service keeps (a worker further behind binds afresh).
@@ -606,6 +608,7 @@ impl Director {
                 if rebind {
                     let cw = WrrConsts::new(&svc.dests).mw;
                     svc.log(version, ListChange::Bind { cw }, published);
+                    svc.bound = version;
                 }
                 Ok(())
             }
@@ -734,6 +737,7 @@ impl Director {
             entries,
             version,
             sched_log: Vec::new(),
+            bound: version,
         };
         vs.log(version, ListChange::Bind { cw: 0 }, self.published.get());
         self.services.push(vs);
@@ -893,6 +897,7 @@ impl Director {
                     servers.clone(),
                 );
                 s.version = vs.version;
+                s.sched_epoch = vs.bound as u16;
                 s.sched_log = sched_log.clone();
                 s.caches = caches.clone();
                 s.one_packet = vs.spec.one_packet;
@@ -1122,6 +1127,30 @@ mod tests {
             table_of(false, &[1, 2, 3, 4], None),
             table_of(false, &[4, 2, 3, 1], None)
         );
+    }
+
+    /// A scheduler set anew (changed, or changed and back) is a new binding in the
+    /// snapshot's epoch (lblc's shared table starts empty); a server's weight is not.
+    #[test]
+    fn a_scheduler_change_is_a_new_binding() {
+        let mut d = director(4);
+        run(
+            &mut d,
+            "ipvsadm -A -t 192.0.2.80:80 -s lblc\nipvsadm -a -t 192.0.2.80:80 -r 10.0.0.1:80 -m",
+        )
+        .unwrap();
+        let epoch = |d: &mut Director| d.snapshot().services[0].sched_epoch;
+        let first = epoch(&mut d);
+        run(&mut d, "ipvsadm -e -t 192.0.2.80:80 -r 10.0.0.1:80 -m -w 5").unwrap();
+        assert_eq!(epoch(&mut d), first, "a weight changes no binding");
+        run(&mut d, "ipvsadm -E -t 192.0.2.80:80 -s lblc").unwrap();
+        assert_eq!(epoch(&mut d), first, "the same scheduler is no new binding");
+        run(&mut d, "ipvsadm -E -t 192.0.2.80:80 -s rr").unwrap();
+        let rr = epoch(&mut d);
+        assert_ne!(rr, first);
+        run(&mut d, "ipvsadm -E -t 192.0.2.80:80 -s lblc").unwrap();
+        let again = epoch(&mut d);
+        assert!(again != first && again != rr, "{first} {rr} {again}");
     }
 
     #[test]

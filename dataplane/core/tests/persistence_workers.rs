@@ -240,3 +240,42 @@ fn lblc_keeps_a_destination_on_one_server_across_workers() {
         }
     }
 }
+
+/// A scheduler bound anew (changed and back, `ipvsadm -E -s rr` then `-s lblc`) starts
+/// lblc with an empty table, as the kernel's: the workers' shared entries of the earlier
+/// binding no longer send the destination where they did; within one binding they do.
+#[test]
+fn lblc_forgets_its_shared_entries_when_bound_anew() {
+    let snap = {
+        let mut s = three_servers(false);
+        s.services[5].persistence = None;
+        s.services[5].sched = rvs_core::sched::SchedKind::Lblc;
+        for r in &mut s.services[5].servers {
+            r.weight = 100;
+        }
+        s
+    };
+    let mut w = Workers::new(4, snap.clone(), true);
+    let first = w.connect(1, client(1), 30_000);
+    let id_of = |snap: &Snapshot, addr: [u8; 4]| {
+        snap.services[5]
+            .servers
+            .iter()
+            .find(|r| r.addr == IpAddr::from(addr))
+            .unwrap()
+            .id
+    };
+    // The chosen server busy (not overloaded in lblc's sense): the entry holds.
+    for r in &w.snap.services[5].servers {
+        w.loads[r.id].set_counts(0, 0);
+    }
+    w.loads[id_of(&snap, first)].set_counts(60, 0);
+    assert_eq!(w.connect(2, client(1), 30_013), first);
+    // Bound anew: wlc's choice, another server.
+    let mut rebound = snap;
+    rebound.services[5].sched_epoch += 1;
+    w.adopt(rebound);
+    let second = w.connect(3, client(1), 30_026);
+    assert_ne!(second, first);
+    assert_eq!(w.connect(4, client(1), 30_039), second);
+}

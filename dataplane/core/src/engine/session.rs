@@ -650,13 +650,14 @@ impl Engine {
         flow: &Flow,
         now: u32,
     ) -> Option<usize> {
-        // lblc's cache is one for all workers, as the kernel's one table.
+        // lblc's cache is one for all workers, as the kernel's one table (made anew with
+        // each binding of the scheduler).
         if let (sched::SchedKind::Lblc, Some(board)) = (&svc.sched, &self.shared) {
             let key = board.key(&InKey {
                 // Apart from any template's key (those carry the real protocol).
                 proto: 0x80 | svc.proto,
                 caddr: flow.dst,
-                cport: 0,
+                cport: svc.sched_epoch,
                 vaddr: svc.group.map_or(addr16(svc.vaddr), group_addr),
                 vport: svc.vport,
             });

@@ -36,6 +36,9 @@ pub struct Service {
     pub leader: usize,
     /// Changes with any change of the service (unique across services).
     pub version: u64,
+    /// Changes each time its scheduler is bound anew (set, or changed and back): the
+    /// workers' shared lblc entries of an earlier binding are not this one's.
+    pub sched_epoch: u16,
     /// The recent changes of the server list and scheduler, oldest first: a worker applies
     /// those after the last it applied (see [`crate::sched::SchedState::apply`]).
     pub sched_log: Arc<[SchedEvent]>,
@@ -139,6 +142,7 @@ impl Service {
             table,
             leader: 0,
             version: 0,
+            sched_epoch: 0,
             sched_log,
             caches: None,
             full_nat: None,
