@@ -279,3 +279,53 @@ fn lblc_forgets_its_shared_entries_when_bound_anew() {
     assert_ne!(second, first);
     assert_eq!(w.connect(4, client(1), 30_039), second);
 }
+
+/// lblcr's sets (destination address -> servers) are the kernel's one table: with the
+/// board every worker sends the service's destination to its set's server; with
+/// per-worker sets each worker's first miss is scheduled by wlc on counts the others
+/// already moved, so the destination ends up on several servers (what the test guards).
+/// An overloaded member makes the set grow on one worker and the others use the new one.
+#[test]
+fn lblcr_keeps_a_destination_s_set_across_workers() {
+    for shared in [true, false] {
+        let snap = {
+            let mut s = three_servers(false);
+            s.services[5].persistence = None;
+            s.services[5].sched = rvs_core::sched::SchedKind::Lblcr;
+            for r in &mut s.services[5].servers {
+                r.weight = 100;
+            }
+            s
+        };
+        let mut w = Workers::new(4, snap, shared);
+        let servers: std::collections::BTreeSet<[u8; 4]> = (0..40u16)
+            .map(|p| w.connect(1, client(u32::from(p % 7)), 30_000 + p * 13))
+            .collect();
+        if !shared {
+            assert!(servers.len() > 1, "per-worker sets split it: {servers:?}");
+            continue;
+        }
+        assert_eq!(servers.len(), 1, "{servers:?}");
+        let first = *servers.iter().next().unwrap();
+        // The member overloaded (active over its weight while others are idle): the next
+        // connection, on whichever worker, adds another server to the set, and every
+        // worker then uses it.
+        let id = w.snap.services[5]
+            .servers
+            .iter()
+            .find(|r| r.addr == IpAddr::from(first))
+            .unwrap()
+            .id;
+        for r in &w.snap.services[5].servers {
+            w.loads[r.id].set_counts(0, 0);
+        }
+        w.loads[id].set_counts(150, 0);
+        let second = w.connect(2, client(1), 40_000);
+        assert_ne!(second, first);
+        let after: std::collections::BTreeSet<[u8; 4]> = (0..20u16)
+            .map(|p| w.connect(3, client(u32::from(p % 7)), 41_000 + p * 13))
+            .collect();
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(after.into_iter().next(), Some(second));
+    }
+}

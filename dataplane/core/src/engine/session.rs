@@ -669,6 +669,29 @@ impl Engine {
                 now,
             );
         }
+        // So are lblcr's sets: a slot per member and the set's stamp.
+        if let (sched::SchedKind::Lblcr, Some(board)) = (&svc.sched, &self.shared) {
+            let key = |slot: usize| {
+                board.key(&InKey {
+                    proto: 0xc0 | svc.proto,
+                    caddr: flow.dst,
+                    cport: (svc.sched_epoch << 4) | slot as u16,
+                    vaddr: svc.group.map_or(addr16(svc.vaddr), group_addr),
+                    vport: svc.vport,
+                })
+            };
+            let set = sched::lblcr::SharedSet {
+                members: std::array::from_fn(&key),
+                stamp: key(sched::lblcr::SHARED_MEMBERS),
+            };
+            return sched::pick_lblcr_shared(
+                &svc.servers,
+                loads,
+                Some(&self.pending_loads),
+                (board, &set),
+                now,
+            );
+        }
         let state = self.states.get_mut(usize::from(svc.id))?;
         let req = Request {
             client: flow.src,

@@ -122,6 +122,21 @@ impl SharedTemplates {
         }
     }
 
+    /// Sets `key`'s entry to `value` until `expires`, whatever it held (its own way, else a
+    /// free, ended or sooner-ending one). Gives up if the set keeps changing under it.
+    pub fn put(&self, key: BoardKey, now: u32, value: u32, expires: u32) {
+        if value >= BOARD_DEST_LIMIT {
+            return;
+        }
+        let new = word(key.fp, value, now, expires);
+        for _ in 0..ATTEMPTS {
+            let (slot, cur) = self.way_for(key, now);
+            if slot.compare_exchange(cur, new, Relaxed, Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+
     /// Takes `key`'s live entry off the board and returns its server: one taker gets it,
     /// however many race for it.
     pub fn take(&self, key: BoardKey, now: u32) -> Option<u32> {

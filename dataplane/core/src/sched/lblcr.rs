@@ -6,10 +6,13 @@
 //! Sets are unbounded, as IPVS's (a set never holds a server twice, so it is bounded by
 //! the service's servers): up to 16 members live inline; a set that grows past that moves
 //! to the heap once, the one allocation of a worker, on lblcr's new-connection path with
-//! more than 16 servers. The cache is per worker, as lblc's.
+//! more than 16 servers. With one worker the cache is its own; with several, the sets live
+//! on the workers' shared board ([`pick_shared`]), so that a destination's set is one
+//! whichever worker its clients reach, as the kernel's one table.
 
 use super::lblc::{index_of, lb_overloaded};
 use super::{wlc, View};
+use crate::engine::{BoardKey, SharedTemplates};
 use hashbrown::HashMap;
 use std::net::IpAddr;
 
@@ -141,10 +144,11 @@ impl LblcrCache {
     }
 }
 
-/// The least loaded usable member (first with weight > 0, then strictly better per weight).
-fn set_min(v: &View, set: &DestSet) -> Option<usize> {
+/// The least loaded usable member of `members` (server ids; first with weight > 0, then
+/// strictly better per weight).
+fn set_min(v: &View, members: &[usize]) -> Option<usize> {
     let mut least: Option<(usize, i64)> = None;
-    for &id in set.members() {
+    for &id in members {
         let Some(i) = index_of(v, id) else { continue };
         if v.overloaded(i) {
             continue;
@@ -164,9 +168,9 @@ fn set_min(v: &View, set: &DestSet) -> Option<usize> {
 }
 
 /// The most loaded member with weight > 0.
-fn set_max(v: &View, set: &DestSet) -> Option<usize> {
+fn set_max(v: &View, members: &[usize]) -> Option<usize> {
     let mut most: Option<(usize, i64)> = None;
-    for &id in set.members() {
+    for &id in members {
         let Some(i) = index_of(v, id) else { continue };
         if v.weight(i) <= 0 {
             continue;
@@ -188,9 +192,9 @@ pub(crate) fn pick(v: &View, cache: &mut LblcrCache, dst: IpAddr, now: u64) -> O
     cache.reap(now);
     if let Some(set) = cache.map.get_mut(&dst) {
         set.last_use = now;
-        let chosen = set_min(v, set);
+        let chosen = set_min(v, set.members());
         if set.len() > 1 && now.saturating_sub(set.last_mod) > SET_EXPIRATION_S {
-            if let Some(m) = set_max(v, set) {
+            if let Some(m) = set_max(v, set.members()) {
                 set.erase(v.dests[m].id, now);
             }
         }
@@ -206,6 +210,84 @@ pub(crate) fn pick(v: &View, cache: &mut LblcrCache, dst: IpAddr, now: u64) -> O
     let i = wlc::pick(v)?;
     if cache.map.len() < MAX_ENTRIES {
         cache.map.insert(dst, DestSet::new(v.dests[i].id, now));
+    }
+    Some(i)
+}
+
+/// Members a destination's set holds on the shared board (a set would grow past them only
+/// with every member overloaded in turn; the next is then used uncached).
+pub const SHARED_MEMBERS: usize = 8;
+/// The bits of the clock a set's last-change stamp keeps on the board (12 days, past the
+/// 24 h its age is compared with).
+const STAMP_MASK: u32 = (1 << 20) - 1;
+
+/// Where a destination's set lives on the board: a slot per member, then the set's
+/// last-change stamp. Each entry lives 24 h from the set's last use.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedSet {
+    pub members: [BoardKey; SHARED_MEMBERS],
+    pub stamp: BoardKey,
+}
+
+/// [`pick`] with the sets on the workers' shared board: the same rules, each member in a
+/// slot of its own that workers fill and empty with compare-and-swap (a worker that added
+/// a member at the same moment may have taken the slot: the next free one is tried).
+pub(crate) fn pick_shared(
+    v: &View,
+    board: &SharedTemplates,
+    set: &SharedSet,
+    now: u32,
+) -> Option<usize> {
+    let until = now.saturating_add(super::lblc::EXPIRATION_S as u32);
+    let stamp_now = now & STAMP_MASK;
+    let mut ids = [0usize; SHARED_MEMBERS];
+    let mut slot_of = [0usize; SHARED_MEMBERS];
+    let mut n = 0;
+    for (slot, key) in set.members.iter().enumerate() {
+        if let Some(d) = board.find(*key, now) {
+            ids[n] = d as usize;
+            slot_of[n] = slot;
+            n += 1;
+        }
+    }
+    let (ids, slot_of) = (&ids[..n], &slot_of[..n]);
+    if n == 0 {
+        let i = wlc::pick(v)?;
+        let usable = |d: u32| index_of(v, d as usize).is_some_and(|j| v.weight(j) > 0);
+        let got = board.offer(set.members[0], now, v.dests[i].id as u32, until, usable);
+        board.put(set.stamp, now, stamp_now, until);
+        return Some(index_of(v, got as usize).unwrap_or(i));
+    }
+    // Used: the set lives on.
+    for (&id, &slot) in ids.iter().zip(slot_of) {
+        board.extend(set.members[slot], now, id as u32, until);
+    }
+    let stamp = board.find(set.stamp, now).unwrap_or(stamp_now);
+    board.extend(set.stamp, now, stamp, until);
+    let chosen = set_min(v, ids);
+    let age = stamp_now.wrapping_sub(stamp) & STAMP_MASK;
+    if n > 1 && u64::from(age) > SET_EXPIRATION_S {
+        if let Some(m) = set_max(v, ids) {
+            let k = ids.iter().position(|&id| id == v.dests[m].id);
+            if let Some(k) = k {
+                board.take(set.members[slot_of[k]], now);
+                board.put(set.stamp, now, stamp_now, until);
+            }
+        }
+    }
+    if let Some(i) = chosen.filter(|&i| !lb_overloaded(v, i)) {
+        return Some(i);
+    }
+    let i = wlc::pick(v)?;
+    let id = v.dests[i].id;
+    if !ids.contains(&id) {
+        let free = (0..SHARED_MEMBERS).filter(|s| !slot_of.contains(s));
+        for slot in free {
+            if board.offer(set.members[slot], now, id as u32, until, |_| true) == id as u32 {
+                board.put(set.stamp, now, stamp_now, until);
+                break;
+            }
+        }
     }
     Some(i)
 }
@@ -253,6 +335,65 @@ mod tests {
         );
         assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(later)), Some(1));
         assert_eq!(s.lblcr.as_ref().unwrap().members(dst), vec![1]);
+    }
+
+    /// The workers' shared sets follow the same rules as a worker's own: step for step the
+    /// same choices and the same members (any worker asking the board sees them).
+    #[test]
+    fn shared_sets_grow_and_shed_as_a_worker_s_own() {
+        use crate::engine::SharedTemplates;
+        let board = SharedTemplates::new(1024);
+        let key = |slot: usize| {
+            board.key(&crate::conn::InKey {
+                proto: 0xc6,
+                caddr: crate::conn::v4_mapped([8, 8, 8, 8]),
+                cport: slot as u16,
+                vaddr: crate::conn::v4_mapped([192, 0, 2, 1]),
+                vport: 80,
+            })
+        };
+        let set = super::SharedSet {
+            members: std::array::from_fn(&key),
+            stamp: key(super::SHARED_MEMBERS),
+        };
+        let members = |now: u32| {
+            let mut m: Vec<usize> = set
+                .members
+                .iter()
+                .filter_map(|k| board.find(*k, now).map(|d| d as usize))
+                .collect();
+            m.sort();
+            m
+        };
+        let kind = SchedKind::Lblcr;
+        let d = dests(&[2, 2, 2]);
+        let l = loads(3);
+        let t = build_table(&kind, &d);
+        let mut own = SchedState::new(&kind, &t);
+        let dst = IpAddr::from([8, 8, 8, 8]);
+        let mut step = |now: u64| {
+            let mine = pick(&kind, &t, &mut own, &d, &l, &r(now));
+            let shared = super::pick_shared(&view(&d, &l), &board, &set, now as u32);
+            let mut theirs = own.lblcr.as_ref().unwrap().members(dst);
+            theirs.sort();
+            assert_eq!(shared, mine, "at {now}");
+            assert_eq!(members(now as u32), theirs, "at {now}");
+            shared
+        };
+        assert_eq!(step(0), Some(0));
+        l[0].set_counts(3, 0);
+        assert_eq!(step(1), Some(1), "B joins");
+        l[1].set_counts(1, 0);
+        assert_eq!(step(2), Some(1), "the least loaded member");
+        l[2].set_counts(5, 0);
+        let later = 2 + super::SET_EXPIRATION_S + 1;
+        assert_eq!(step(later - 60), Some(1));
+        assert_eq!(step(later), Some(1), "A leaves after a day");
+        assert_eq!(members(later as u32), vec![1]);
+        // Unused for a day: the set is gone; the next pick starts one.
+        l[1].set_counts(3, 0);
+        let gone = later + super::super::lblc::EXPIRATION_S + 120;
+        assert_eq!(members(gone as u32), Vec::<usize>::new());
     }
 
     /// As in IPVS a set has no size limit: with 20 servers, each overloaded in turn, the

@@ -8,14 +8,14 @@
 //! The list is in IPVS order: newest server first. "Skip" means not a candidate:
 //! overloaded, or weight 0.
 //!
-//! With several workers, each keeps its own rr/wrr cursor and lblc/lblcr cache, so the
-//! sequence of choices is the kernel's per worker, not across workers; load-based schedulers
-//! read the shared counters and agree.
+//! With several workers, each keeps its own rr/wrr cursor, so the sequence of choices is
+//! the kernel's per worker, not across workers; lblc's and lblcr's caches are the workers'
+//! shared board; load-based schedulers read the shared counters and agree.
 
 mod dh;
 mod fo;
 mod lblc;
-mod lblcr;
+pub(crate) mod lblcr;
 mod lc;
 mod load;
 mod mh;
@@ -454,6 +454,17 @@ pub fn pick_lblc_shared(
     now: u32,
 ) -> Option<usize> {
     lblc::pick_shared(&View { dests, loads, held }, board, key, now)
+}
+
+/// lblcr with its sets on the workers' shared board (see [`lblcr::pick_shared`]).
+pub fn pick_lblcr_shared(
+    dests: &[RealServer],
+    loads: &[DestLoad],
+    held: Option<&PendingLoads>,
+    (board, set): (&crate::engine::SharedTemplates, &lblcr::SharedSet),
+    now: u32,
+) -> Option<usize> {
+    lblcr::pick_shared(&View { dests, loads, held }, board, set, now)
 }
 
 /// The server list with its live counters (and the worker's held changes to them).
