@@ -36,10 +36,14 @@ fn from_client(lab: &mut Lab, (seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A control-connection segment as the server sends it.
+fn server_segment((seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
+    segment(S, (RS, 21), CONTROL, 64, (seq, Some(ack)), false, &[], data)
+}
+
 /// Server -> client on the control connection and what reaches the client.
-fn from_server(lab: &mut Lab, (seq, ack): (u32, u32), data: &[u8]) -> Vec<u8> {
-    let input = segment(S, (RS, 21), CONTROL, 64, (seq, Some(ack)), false, &[], data);
-    let (v, out) = lab.run(1, &input);
+fn from_server(lab: &mut Lab, seq_ack: (u32, u32), data: &[u8]) -> Vec<u8> {
+    let (v, out) = lab.run(1, &server_segment(seq_ack, data));
     assert_eq!(v, Verdict::Forward { port: 0 });
     out
 }
@@ -274,16 +278,7 @@ fn ftp_sessions_continue_on_the_backup() {
             }
         }
         let after = 5001 + PASV_REPLY.len() as u32;
-        let next = segment(
-            S,
-            (RS, 21),
-            CONTROL,
-            64,
-            (after, Some(1033)),
-            false,
-            &[],
-            b"150 ok\r\n",
-        );
+        let next = server_segment((after, 1033), b"150 ok\r\n");
         let ack = segment(
             C,
             CONTROL,
@@ -399,6 +394,13 @@ fn expected_data_connections_reach_the_backup() {
     );
 }
 
+/// Both workers' connection timers up to `now`.
+fn run_timers(labs: [&mut Lab; 2], now: u32) {
+    for lab in labs {
+        lab.engine.expire(now, 1 << 16, &lab.loads);
+    }
+}
+
 /// A long transfer over a quiet control connection (IPVS's `n_control`): the control
 /// connection outlives its own timeout while its data connection carries data (on the
 /// same worker or another one sharing the board), so the server's 226 after the transfer
@@ -457,8 +459,7 @@ fn a_control_connection_lives_while_its_data_connection_does() {
                 assert_eq!(lab.run_at(now, 1, &chunk).0, Verdict::Forward { port: 0 });
                 seq += 100;
             }
-            control.engine.expire(now, 1 << 16, &control.loads);
-            other.engine.expire(now, 1 << 16, &other.loads);
+            run_timers([&mut control, &mut other], now);
         }
         // Each time it is kept, a backup is told (the kernel's expire_later syncs too).
         let mut kept = 0;
@@ -467,36 +468,15 @@ fn a_control_connection_lives_while_its_data_connection_does() {
         }
         assert!(kept >= 10, "{kept} notes of the kept control connection");
         let done = b"226 Transfer complete\r\n";
-        let input = segment(
-            S,
-            (RS, 21),
-            CONTROL,
-            64,
-            (after + 8, Some(1017)),
-            false,
-            &[],
-            done,
-        );
-        let (v, out) = control.run_at(1800, 1, &input);
+        let (v, out) = control.run_at(1800, 1, &server_segment((after + 8, 1017), done));
         assert_eq!(v, Verdict::Forward { port: 0 }, "shared board: {shared}");
         assert_eq!(out, seen_by_client((after + SHIFT + 8, 1017), done));
         // The data connection ends with its timer (15 minutes after its last data); the
         // control connection goes within two minutes of it.
         for now in (1810..=2900).step_by(10) {
-            control.engine.expire(now, 1 << 16, &control.loads);
-            other.engine.expire(now, 1 << 16, &other.loads);
+            run_timers([&mut control, &mut other], now);
         }
-        let late = segment(
-            S,
-            (RS, 21),
-            CONTROL,
-            64,
-            (after + 31, Some(1017)),
-            false,
-            &[],
-            done,
-        );
-        let (v, _) = control.run_at(2900, 1, &late);
+        let (v, _) = control.run_at(2900, 1, &server_segment((after + 31, 1017), done));
         assert_ne!(v, Verdict::Forward { port: 0 }, "shared board: {shared}");
     }
 }

@@ -212,6 +212,38 @@ fn synced_templates_count_once_and_rebind_in_place() {
     assert_eq!(w.connect(8, client(1), 5001), [10, 0, 0, 4]);
 }
 
+/// The three servers' service without persistence under `sched`, each server with room
+/// enough (weight 100) that lblc's overload rule never moves a destination by itself.
+fn locality_snapshot(sched: rvs_core::sched::SchedKind) -> Snapshot {
+    let mut s = three_servers(false);
+    s.services[5].persistence = None;
+    s.services[5].sched = sched;
+    for r in &mut s.services[5].servers {
+        r.weight = 100;
+    }
+    s
+}
+
+/// The servers 40 connections of 7 clients reached, over every worker (`at` the clock,
+/// source ports from `base`).
+fn servers_reached(w: &mut Workers, at: u32, base: u16) -> std::collections::BTreeSet<[u8; 4]> {
+    (0..40u16)
+        .map(|p| w.connect(at, client(u32::from(p % 7)), base + p * 13))
+        .collect()
+}
+
+/// Only `busy` (by address) has connections: `active` ones.
+fn only_busy(w: &Workers, busy: [u8; 4], active: u32) {
+    for r in &w.snap.services[5].servers {
+        let n = if r.addr == IpAddr::from(busy) {
+            active
+        } else {
+            0
+        };
+        w.loads[r.id].set_counts(n, 0);
+    }
+}
+
 /// lblc's cache (destination address -> server) is the kernel's one table: with the board
 /// every worker sends the service's destination to one server; with per-worker caches each
 /// worker's first miss is scheduled by wlc on counts the others already moved, so the
@@ -219,20 +251,9 @@ fn synced_templates_count_once_and_rebind_in_place() {
 #[test]
 fn lblc_keeps_a_destination_on_one_server_across_workers() {
     for shared in [true, false] {
-        let snap = {
-            let mut s = three_servers(false);
-            s.services[5].persistence = None;
-            s.services[5].sched = rvs_core::sched::SchedKind::Lblc;
-            // Room enough that lblc's overload rule never moves the destination.
-            for r in &mut s.services[5].servers {
-                r.weight = 100;
-            }
-            s
-        };
+        let snap = locality_snapshot(rvs_core::sched::SchedKind::Lblc);
         let mut w = Workers::new(4, snap, shared);
-        let servers: std::collections::BTreeSet<[u8; 4]> = (0..40u16)
-            .map(|p| w.connect(1, client(u32::from(p % 7)), 30_000 + p * 13))
-            .collect();
+        let servers = servers_reached(&mut w, 1, 30_000);
         if shared {
             assert_eq!(servers.len(), 1, "{servers:?}");
         } else {
@@ -246,30 +267,11 @@ fn lblc_keeps_a_destination_on_one_server_across_workers() {
 /// binding no longer send the destination where they did; within one binding they do.
 #[test]
 fn lblc_forgets_its_shared_entries_when_bound_anew() {
-    let snap = {
-        let mut s = three_servers(false);
-        s.services[5].persistence = None;
-        s.services[5].sched = rvs_core::sched::SchedKind::Lblc;
-        for r in &mut s.services[5].servers {
-            r.weight = 100;
-        }
-        s
-    };
+    let snap = locality_snapshot(rvs_core::sched::SchedKind::Lblc);
     let mut w = Workers::new(4, snap.clone(), true);
     let first = w.connect(1, client(1), 30_000);
-    let id_of = |snap: &Snapshot, addr: [u8; 4]| {
-        snap.services[5]
-            .servers
-            .iter()
-            .find(|r| r.addr == IpAddr::from(addr))
-            .unwrap()
-            .id
-    };
     // The chosen server busy (not overloaded in lblc's sense): the entry holds.
-    for r in &w.snap.services[5].servers {
-        w.loads[r.id].set_counts(0, 0);
-    }
-    w.loads[id_of(&snap, first)].set_counts(60, 0);
+    only_busy(&w, first, 60);
     assert_eq!(w.connect(2, client(1), 30_013), first);
     // Bound anew: wlc's choice, another server.
     let mut rebound = snap;
@@ -288,19 +290,9 @@ fn lblc_forgets_its_shared_entries_when_bound_anew() {
 #[test]
 fn lblcr_keeps_a_destination_s_set_across_workers() {
     for shared in [true, false] {
-        let snap = {
-            let mut s = three_servers(false);
-            s.services[5].persistence = None;
-            s.services[5].sched = rvs_core::sched::SchedKind::Lblcr;
-            for r in &mut s.services[5].servers {
-                r.weight = 100;
-            }
-            s
-        };
+        let snap = locality_snapshot(rvs_core::sched::SchedKind::Lblcr);
         let mut w = Workers::new(4, snap, shared);
-        let servers: std::collections::BTreeSet<[u8; 4]> = (0..40u16)
-            .map(|p| w.connect(1, client(u32::from(p % 7)), 30_000 + p * 13))
-            .collect();
+        let servers = servers_reached(&mut w, 1, 30_000);
         if !shared {
             assert!(servers.len() > 1, "per-worker sets split it: {servers:?}");
             continue;
@@ -310,21 +302,10 @@ fn lblcr_keeps_a_destination_s_set_across_workers() {
         // The member overloaded (active over its weight while others are idle): the next
         // connection, on whichever worker, adds another server to the set, and every
         // worker then uses it.
-        let id = w.snap.services[5]
-            .servers
-            .iter()
-            .find(|r| r.addr == IpAddr::from(first))
-            .unwrap()
-            .id;
-        for r in &w.snap.services[5].servers {
-            w.loads[r.id].set_counts(0, 0);
-        }
-        w.loads[id].set_counts(150, 0);
+        only_busy(&w, first, 150);
         let second = w.connect(2, client(1), 40_000);
         assert_ne!(second, first);
-        let after: std::collections::BTreeSet<[u8; 4]> = (0..20u16)
-            .map(|p| w.connect(3, client(u32::from(p % 7)), 41_000 + p * 13))
-            .collect();
+        let after = servers_reached(&mut w, 3, 41_000);
         assert_eq!(after.len(), 1, "{after:?}");
         assert_eq!(after.into_iter().next(), Some(second));
     }
