@@ -172,6 +172,44 @@ fn a_rearmed_template_still_holds_for_the_other_workers() {
     assert_eq!(later, held);
 }
 
+/// IPVS's one template lives until the persistence timeout after the client's last
+/// connection on any worker: the worker whose template counts (PersistConn) keeps it while
+/// another worker's newer connection keeps the board's entry, then both go.
+#[test]
+fn the_counted_template_lives_as_long_as_another_worker_s_copy() {
+    let mut w = Workers::new(2, three_servers(false), true);
+    let port_on = |worker: usize, from: u16| {
+        (from..)
+            .find(|&p| owner_of(IpAddr::from(client(1)), p, 2) == worker)
+            .unwrap()
+    };
+    let server = w.connect(1, client(1), port_on(0, 1000));
+    assert_eq!(w.connect(200, client(1), port_on(1, 2000)), server);
+    let id = w.snap.services[5]
+        .servers
+        .iter()
+        .find(|r| r.addr == IpAddr::from(server))
+        .unwrap()
+        .id;
+    assert_eq!((w.templates(), w.loads[id].persistent()), (2, 1));
+    // The workers' timers every ten seconds from 200 on, as they run.
+    let mut clock = 200;
+    let mut expire_all = |w: &mut Workers, until: u32| {
+        while clock < until {
+            clock += 10;
+            for e in &mut w.engines {
+                e.expire(clock, 256, &w.loads);
+            }
+        }
+    };
+    // Worker 0's own template is past its 360 s, its connection gone; worker 1's copy
+    // (from second 200) lives: the count stays.
+    expire_all(&mut w, 400);
+    assert_eq!((w.templates(), w.loads[id].persistent()), (2, 1));
+    expire_all(&mut w, 600);
+    assert_eq!((w.templates(), w.loads[id].persistent()), (0, 0));
+}
+
 /// A backup's workers each take the master's template (so that any of them can follow it
 /// after a takeover); its server counts it once. A template the master rebinds (its server
 /// deleted) is rebound in place: the connections it controls point at its slot.

@@ -194,6 +194,15 @@ impl Engine {
                         return Some(until);
                     }
                     if c.flags & flags::TEMPLATE_COPY == 0 {
+                        // Another worker's newer connection of the client keeps IPVS's one
+                        // template alive: the counted one lives as long (without
+                        // extending the board itself).
+                        let elsewhere = shared
+                            .and_then(|b| b.find_until(b.key(&c.in_key()), now))
+                            .filter(|&(dest, until)| dest == c.dest && until > now);
+                        if let Some((_, until)) = elsewhere {
+                            return Some(until);
+                        }
                         if let Some(l) = loads.get(c.dest as usize) {
                             l.remove_persistent();
                         }

@@ -70,6 +70,15 @@ impl SharedTemplates {
         })
     }
 
+    /// The server and deadline of `key`'s live entry.
+    pub fn find_until(&self, key: BoardKey, now: u32) -> Option<(u32, u32)> {
+        self.ways(key).find_map(|s| {
+            let v = s.load(Relaxed);
+            (fp_of(v) == key.fp && live(v, now))
+                .then(|| (dest_of(v), now.saturating_add(ahead(v, now))))
+        })
+    }
+
     /// Offers `dest` for `key` until `expires`: a live entry of the key whose server
     /// `usable` accepts stays and its server is returned (another worker chose first);
     /// otherwise `dest` takes the key's way (or a free, ended or sooner-ending one) and is
