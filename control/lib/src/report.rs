@@ -83,6 +83,13 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.member_packets > 0 {
         let _ = writeln!(out, "  Member-range packets: {}", c.member_packets);
     }
+    if c.ftp_rewrites + c.ftp_data_conns + c.ftp_controls_kept > 0 {
+        let _ = writeln!(
+            out,
+            "  FTP-replies-rewritten: {:<6} FTP-data-conns: {:<10} FTP-controls-kept: {}",
+            c.ftp_rewrites, c.ftp_data_conns, c.ftp_controls_kept
+        );
+    }
     let drops: Vec<String> = DropReason::ALL
         .iter()
         .filter(|r| c.drops[**r as usize] > 0)

@@ -154,6 +154,12 @@ fn a_passive_reply_names_the_vip_and_its_data_connection_reaches_the_server() {
     assert_eq!(out, seen_by_client((5001, 1007), PASV_SEEN));
     let (v, _) = data_syn(&mut lab, 40002, 50000);
     assert_ne!(v, Verdict::Forward { port: 1 });
+    // Counted: the reply and its two retransmissions rewritten, one data connection.
+    let c = lab.engine.counters();
+    assert_eq!(
+        (c.ftp_rewrites, c.ftp_data_conns, c.ftp_controls_kept),
+        (3, 1, 0)
+    );
 }
 
 #[test]
@@ -467,6 +473,7 @@ fn a_control_connection_lives_while_its_data_connection_does() {
             kept += usize::from((n.cport, n.vport) == (CONTROL.1, 21));
         }
         assert!(kept >= 10, "{kept} notes of the kept control connection");
+        assert_eq!(control.engine.counters().ftp_controls_kept, kept as u64);
         let done = b"226 Transfer complete\r\n";
         let (v, out) = control.run_at(1800, 1, &server_segment((after + 8, 1017), done));
         assert_eq!(v, Verdict::Forward { port: 0 }, "shared board: {shared}");

@@ -275,6 +275,22 @@ impl Appliance {
                 f.sample("rvs_worker_drops_total", &labels, e.drops[r as usize]);
             }
         }
+        f.head(
+            "rvs_worker_ftp_total",
+            "counter",
+            "The FTP helper's work: replies rewritten to name the VIP, data connections it opened, control connections kept for their data connections.",
+        );
+        for w in &self.workers {
+            let e = w.stats.read_engine();
+            for (event, n) in [
+                ("reply_rewritten", e.ftp_rewrites),
+                ("data_connection", e.ftp_data_conns),
+                ("control_kept", e.ftp_controls_kept),
+            ] {
+                let labels = [("worker", w.index.to_string()), ("event", event.into())];
+                f.sample("rvs_worker_ftp_total", &labels, n);
+            }
+        }
         // Ports.
         type PortField = fn(&PortCounters) -> u64;
         let port: [(&str, &str, PortField); 6] = [

@@ -128,6 +128,11 @@ pub struct Counters {
     pub member_packets: u64,
     /// SNAT entries made for routed flows.
     pub snat_conns: u64,
+    /// The FTP helper: 227/229 replies rewritten (retransmissions too), data connections
+    /// it opened (passive and active), control connections kept for their data ones.
+    pub ftp_rewrites: u64,
+    pub ftp_data_conns: u64,
+    pub ftp_controls_kept: u64,
 }
 
 /// A counter its worker writes and anyone reads: a relaxed load and store, no locked
@@ -174,6 +179,9 @@ pub struct CounterSlots {
     pub routed: Slot,
     pub member_packets: Slot,
     pub snat_conns: Slot,
+    pub ftp_rewrites: Slot,
+    pub ftp_data_conns: Slot,
+    pub ftp_controls_kept: Slot,
     /// Entries in the worker's connection table.
     pub connections: Slot,
 }
@@ -214,6 +222,9 @@ impl CounterSlots {
             routed: Slot::default(),
             member_packets: Slot::default(),
             snat_conns: Slot::default(),
+            ftp_rewrites: Slot::default(),
+            ftp_data_conns: Slot::default(),
+            ftp_controls_kept: Slot::default(),
             connections: Slot::default(),
         }
     }
@@ -275,6 +286,9 @@ impl CounterSlots {
             routed: self.routed.get(),
             member_packets: self.member_packets.get(),
             snat_conns: self.snat_conns.get(),
+            ftp_rewrites: self.ftp_rewrites.get(),
+            ftp_data_conns: self.ftp_data_conns.get(),
+            ftp_controls_kept: self.ftp_controls_kept.get(),
         }
     }
 }

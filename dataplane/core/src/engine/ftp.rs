@@ -362,6 +362,7 @@ impl Engine {
             return false;
         }
         let diff = n as i32 - (to - from) as i32;
+        self.counters.ftp_rewrites.add(1);
         if let Some(a) = self.table.app_state_mut(id) {
             let rewrote = if extended {
                 mode::REWROTE_EPSV
@@ -585,6 +586,7 @@ impl Engine {
         }
         self.pending_loads.open(loads, server.id, active);
         self.counters.connection(usize::from(service), server.id);
+        self.counters.ftp_data_conns.add(1);
         self.ftp_data_opened(id, now, expires);
         self.sync_note(id, now);
         Ok(id)

@@ -226,6 +226,7 @@ impl Engine {
                 t.controls = t.controls.saturating_sub(1);
             }
         }
+        self.counters.ftp_controls_kept.add(self.kept.len() as u64);
         for i in 0..self.kept.len() {
             self.sync_note(crate::conn::ConnId(self.kept[i]), now);
         }
