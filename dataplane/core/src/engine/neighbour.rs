@@ -146,7 +146,7 @@ impl Engine {
                 sport: c.vport,
                 dport: c.cport,
                 // The reply's mark as it came in from the server.
-                mark: snap.route_mark(flow.proto, flow.src_ip(), flow.dst_ip(), flow.dport),
+                mark: snap.route_mark(flow.proto, &flow.src, &flow.dst, flow.dport),
             })
         };
         let by_destination = reply.is_none();

@@ -94,7 +94,7 @@ impl Engine {
             sport: if with_ports { flow.sport } else { 0 },
             dport: if with_ports { flow.dport } else { 0 },
             // Marked as it came in (iptables' mangle PREROUTING, before any NAT).
-            mark: snap.route_mark(flow.proto, flow.src_ip(), flow.dst_ip(), flow.dport),
+            mark: snap.route_mark(flow.proto, &flow.src, &flow.dst, flow.dport),
         };
         let Some((port, hop)) = snap.route_for(&query) else {
             return self.drop(DropReason::NoRoute);

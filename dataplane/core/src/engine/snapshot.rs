@@ -857,11 +857,11 @@ impl Snapshot {
     /// A packet's firewall mark as policy rules see it: the last matching rule's, 0 when
     /// none matches or no rule selects by mark (then it makes no difference).
     #[inline]
-    pub fn route_mark(&self, proto: u8, src: IpAddr, dst: IpAddr, dport: u16) -> u32 {
+    pub fn route_mark(&self, proto: u8, src: &Addr16, dst: &Addr16, dport: u16) -> u32 {
         if !self.rules_by_mark {
             return 0;
         }
-        self.route_mark_of(proto, src, dst, dport)
+        self.route_mark_of(proto, ip_of(src), ip_of(dst), dport)
     }
 
     #[inline(never)]
