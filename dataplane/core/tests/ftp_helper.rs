@@ -101,6 +101,21 @@ const PASV_SEEN: &[u8] = b"227 Entering Passive Mode (192,168,1,110,195,80).\r\n
 /// The rewritten reply is this much longer.
 const SHIFT: u32 = 5;
 
+/// The client's acknowledgement of the server's SYN-ACK (ISN 9000) on the passive data
+/// connection from port 40001 to VIP:50000.
+fn data_ack_segment() -> Vec<u8> {
+    segment(
+        C,
+        (CLIENT, 40001),
+        (VIP, 50000),
+        64,
+        (7001, Some(9001)),
+        false,
+        &[],
+        b"",
+    )
+}
+
 /// A client SYN from `sport` to VIP:`dport`: its verdict and output.
 fn data_syn(lab: &mut Lab, sport: u16, dport: u16) -> (Verdict, Vec<u8>) {
     let syn = syn_segment(C, (CLIENT, sport), (VIP, dport), 64, (7000, None));
@@ -295,16 +310,7 @@ fn ftp_sessions_continue_on_the_backup() {
             &[],
             b"",
         );
-        let data_ack = segment(
-            C,
-            (CLIENT, 40001),
-            (VIP, 50000),
-            64,
-            (7001, Some(9001)),
-            false,
-            &[],
-            b"",
-        );
+        let data_ack = data_ack_segment();
         let active_ack = segment(
             C,
             (CLIENT, 51210),
@@ -435,16 +441,7 @@ fn a_control_connection_lives_while_its_data_connection_does() {
         assert_eq!(v, Verdict::Forward { port: 1 });
         let synack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
         assert_eq!(data_lab.run(1, &synack).0, Verdict::Forward { port: 0 });
-        let ack = segment(
-            C,
-            (CLIENT, 40001),
-            (VIP, 50000),
-            64,
-            (7001, Some(9001)),
-            false,
-            &[],
-            b"",
-        );
+        let ack = data_ack_segment();
         assert_eq!(data_lab.run(0, &ack).0, Verdict::Forward { port: 1 });
         while ch.outbox.pop().is_some() {}
         // Half an hour of data every five minutes; the control connection says nothing.
