@@ -366,6 +366,14 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
         ),
         Some(0)
     );
+    // The FTP helper's counters are there (no helper here: zero).
+    assert_eq!(
+        metric(
+            &page,
+            "rvs_worker_ftp_total{worker=\"0\",event=\"reply_rewritten\"}"
+        ),
+        Some(0)
+    );
     // `set fwd` at run time: the same worker forwards as testpmd's macswap, then io (to the
     // peer port), then balances again.
     for (mode, swapped) in [(ForwardMode::MacSwap, true), (ForwardMode::Io, false)] {
