@@ -1,5 +1,6 @@
-//! ns per pick for every scheduler at 10 and 1000 servers, the Maglev table build time at
-//! 1000 servers, and the servers' shared load counters under two workers.
+//! ns per pick for every scheduler at 10 and 1000 servers, lblc and lblcr with their
+//! caches on the workers' shared board, the Maglev table build time at 1000 servers, and
+//! the servers' shared load counters under two workers.
 //! `cargo bench -p rvs-core --bench sched`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -51,6 +52,55 @@ fn picks(c: &mut Criterion) {
                 })
             });
         }
+    }
+    group.finish();
+}
+
+/// lblc and lblcr with several workers: the cache on the board they share (what a worker
+/// computes per new connection: the keys, then the pick), the same request stream as
+/// [`picks`].
+fn board_picks(c: &mut Criterion) {
+    use rvs_core::conn::InKey;
+    use rvs_core::engine::SharedTemplates;
+    use rvs_core::sched::{pick_lblc_shared, pick_lblcr_shared, SharedSet, SHARED_MEMBERS};
+    let mut group = c.benchmark_group("board_pick");
+    for n in [10usize, 1000] {
+        let d = dests(n);
+        let loads: Vec<DestLoad> = (0..n).map(|_| DestLoad::default()).collect();
+        for (i, l) in loads.iter().enumerate() {
+            l.set_counts((i % 13) as u32, (i % 29) as u32);
+        }
+        let board = SharedTemplates::new(1 << 20);
+        let key = |proto: u8, dst: [u8; 4], slot: usize| {
+            board.key(&InKey {
+                proto,
+                caddr: v4_mapped(dst),
+                cport: slot as u16,
+                vaddr: v4_mapped([192, 0, 2, 1]),
+                vport: 80,
+            })
+        };
+        let mut x: u32 = 0x9e37_79b9;
+        let mut next_dst = move || {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            [192, 168, (x >> 24) as u8, (x >> 16) as u8]
+        };
+        group.bench_with_input(BenchmarkId::new("lblc", n), &n, |b, _| {
+            b.iter(|| {
+                let k = key(0x86, next_dst(), 0);
+                black_box(pick_lblc_shared(&d, &loads, None, (&board, k), 1))
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("lblcr", n), &n, |b, _| {
+            b.iter(|| {
+                let dst = next_dst();
+                let set = SharedSet {
+                    members: std::array::from_fn(|slot| key(0xc6, dst, slot)),
+                    stamp: key(0xc6, dst, SHARED_MEMBERS),
+                };
+                black_box(pick_lblcr_shared(&d, &loads, None, (&board, &set), 1))
+            })
+        });
     }
     group.finish();
 }
@@ -128,5 +178,5 @@ fn dest_load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, picks, maglev_build, dest_load);
+criterion_group!(benches, picks, board_picks, maglev_build, dest_load);
 criterion_main!(benches);

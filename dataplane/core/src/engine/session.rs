@@ -690,9 +690,9 @@ impl Engine {
                     vport: svc.vport,
                 })
             };
-            let set = sched::lblcr::SharedSet {
+            let set = sched::SharedSet {
                 members: std::array::from_fn(&key),
-                stamp: key(sched::lblcr::SHARED_MEMBERS),
+                stamp: key(sched::SHARED_MEMBERS),
             };
             return sched::pick_lblcr_shared(
                 &svc.servers,

@@ -15,7 +15,7 @@
 mod dh;
 mod fo;
 mod lblc;
-pub(crate) mod lblcr;
+mod lblcr;
 mod lc;
 mod load;
 mod mh;
@@ -29,7 +29,7 @@ mod wlc;
 mod wrr;
 
 pub use lblc::LblcCache;
-pub use lblcr::LblcrCache;
+pub use lblcr::{LblcrCache, SharedSet, SHARED_MEMBERS};
 pub use load::{DestLoad, Thresholds};
 pub use mh::{hsiphash_u32, MH_PRIMES};
 pub use pending::PendingLoads;
@@ -461,7 +461,7 @@ pub fn pick_lblcr_shared(
     dests: &[RealServer],
     loads: &[DestLoad],
     held: Option<&PendingLoads>,
-    (board, set): (&crate::engine::SharedTemplates, &lblcr::SharedSet),
+    (board, set): (&crate::engine::SharedTemplates, &SharedSet),
     now: u32,
 ) -> Option<usize> {
     lblcr::pick_shared(&View { dests, loads, held }, board, set, now)
