@@ -660,48 +660,48 @@ impl Engine {
         flow: &Flow,
         now: u32,
     ) -> Option<usize> {
-        // lblc's cache is one for all workers, as the kernel's one table (made anew with
-        // each binding of the scheduler).
-        if let (sched::SchedKind::Lblc, Some(board)) = (&svc.sched, &self.shared) {
-            let key = board.key(&InKey {
-                // Apart from any template's key (those carry the real protocol).
-                proto: 0x80 | svc.proto,
+        // lblc's cache and lblcr's sets are one for all workers, as the kernel's one table
+        // (made anew with each binding of the scheduler): keys apart from any template's
+        // (those carry the real protocol) by the destination and the service.
+        let Some(board) = self.shared.as_deref() else {
+            return self.schedule_own(svc, loads, flow, now);
+        };
+        let key = |tag: u8, cport: u16| {
+            board.key(&InKey {
+                proto: tag | svc.proto,
                 caddr: flow.dst,
-                cport: svc.sched_epoch,
+                cport,
                 vaddr: svc.group.map_or(addr16(svc.vaddr), group_addr),
                 vport: svc.vport,
-            });
-            return sched::pick_lblc_shared(
-                &svc.servers,
-                loads,
-                Some(&self.pending_loads),
-                (board, key),
-                now,
-            );
+            })
+        };
+        let held = Some(&self.pending_loads);
+        match svc.sched {
+            sched::SchedKind::Lblc => {
+                let k = key(0x80, svc.sched_epoch);
+                sched::pick_lblc_shared(&svc.servers, loads, held, (board, k), now)
+            }
+            // A slot per member, then the set's stamp.
+            sched::SchedKind::Lblcr => {
+                let slot = |i: usize| key(0xc0, (svc.sched_epoch << 4) | i as u16);
+                let set = sched::SharedSet {
+                    members: std::array::from_fn(slot),
+                    stamp: slot(sched::SHARED_MEMBERS),
+                };
+                sched::pick_lblcr_shared(&svc.servers, loads, held, (board, &set), now)
+            }
+            _ => self.schedule_own(svc, loads, flow, now),
         }
-        // So are lblcr's sets: a slot per member and the set's stamp.
-        if let (sched::SchedKind::Lblcr, Some(board)) = (&svc.sched, &self.shared) {
-            let key = |slot: usize| {
-                board.key(&InKey {
-                    proto: 0xc0 | svc.proto,
-                    caddr: flow.dst,
-                    cport: (svc.sched_epoch << 4) | slot as u16,
-                    vaddr: svc.group.map_or(addr16(svc.vaddr), group_addr),
-                    vport: svc.vport,
-                })
-            };
-            let set = sched::SharedSet {
-                members: std::array::from_fn(&key),
-                stamp: key(sched::SHARED_MEMBERS),
-            };
-            return sched::pick_lblcr_shared(
-                &svc.servers,
-                loads,
-                Some(&self.pending_loads),
-                (board, &set),
-                now,
-            );
-        }
+    }
+
+    /// [`Engine::schedule`] with the worker's own scheduler state.
+    fn schedule_own(
+        &mut self,
+        svc: &Service,
+        loads: &[DestLoad],
+        flow: &Flow,
+        now: u32,
+    ) -> Option<usize> {
         let state = self.states.get_mut(usize::from(svc.id))?;
         let req = Request {
             client: flow.src,
