@@ -48,6 +48,8 @@ struct Listing {
     buf: Vec<Conn>,
     now: u32,
     done: bool,
+    /// The entries outside the table were copied.
+    others_copied: bool,
 }
 
 /// A worker as the control side sees it: its place and its statistics block.
@@ -214,13 +216,20 @@ impl WorkerStats {
 
     /// Worker side: copies the next slice of `table` (at most [`LISTING_SLOTS_PER_PASS`]
     /// slots, never beyond the lent buffer's room, so nothing is allocated) with the
-    /// worker's clock `now`; hands the buffer back when it is full or the table is done.
-    pub fn list_slice(&self, table: &ConnTable, now: u32) {
+    /// worker's clock `now`, `others` (entries kept outside the table: the FTP helper's
+    /// expected connections) first; hands the buffer back when it is full or the table is
+    /// done.
+    pub fn list_slice(&self, table: &ConnTable, others: impl Iterator<Item = Conn>, now: u32) {
         let Some(mut l) = self.listing.try_lock() else {
             return;
         };
         let l = &mut *l;
         l.now = now;
+        if !l.others_copied {
+            l.others_copied = true;
+            let room = l.buf.capacity() - l.buf.len();
+            l.buf.extend(others.take(room));
+        }
         l.cursor = table.copy_live(l.cursor, LISTING_SLOTS_PER_PASS, &mut l.buf);
         l.done = l.cursor >= table.capacity();
         if l.done || l.buf.len() == l.buf.capacity() {
@@ -293,7 +302,8 @@ mod tests {
     use std::net::IpAddr;
 
     /// A worker thread taking a listing slice per pass while the control side walks its
-    /// table: every entry arrives, each pass copied at most its share.
+    /// table: every entry arrives, each pass copied at most its share; the entries kept
+    /// outside the table arrive once.
     #[test]
     fn a_listing_arrives_whole_a_slice_per_pass() {
         let mut table = ConnTable::new(5000, 0);
@@ -308,6 +318,14 @@ mod tests {
             let conn = Conn::new(key, key.vaddr, 80, 0, 7, ForwardMethod::Dr, 0);
             table.insert(conn, 100).unwrap();
         }
+        let listen = InKey {
+            proto: 6,
+            caddr: addr16(IpAddr::from([10, 0, 0, 5])),
+            cport: 0,
+            vaddr: addr16(IpAddr::from([192, 0, 2, 1])),
+            vport: 50000,
+        };
+        let outside = Conn::new(listen, [0; 16], 50000, 0, 9, ForwardMethod::Nat, 0);
         let stats = Arc::new(WorkerStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let worker = {
@@ -316,7 +334,7 @@ mod tests {
                 let mut passes = 0u64;
                 while !stop.load(Relaxed) {
                     if stats.listing_wanted() {
-                        stats.list_slice(&table, 42);
+                        stats.list_slice(&table, [outside; 2].into_iter(), 42);
                         passes += 1;
                     }
                     std::thread::yield_now();
@@ -329,8 +347,9 @@ mod tests {
             .expect("the worker answered");
         stop.store(true, Relaxed);
         let passes = worker.join().unwrap();
-        assert_eq!((now, conns.len()), (42, 3000));
-        assert!(conns.iter().all(|c| c.dest == 7));
+        assert_eq!((now, conns.len()), (42, 3002));
+        assert_eq!(conns.iter().filter(|c| c.dest == 7).count(), 3000);
+        assert_eq!(conns[..2], [outside; 2], "the others first, once");
         assert!(passes >= (5000 / LISTING_SLOTS_PER_PASS) as u64, "{passes}");
         let limited = stats.request_connections(700, 10, Duration::from_millis(1));
         assert!(

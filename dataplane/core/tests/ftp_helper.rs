@@ -394,6 +394,9 @@ fn expected_data_connections_reach_the_backup() {
             );
         }
     }
+    // The backup lists the passive one as the master does.
+    let listed: Vec<_> = backup.engine.ftp_expected(1).map(|c| c.vport).collect();
+    assert_eq!(listed, [50000]);
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS);
@@ -404,6 +407,65 @@ fn expected_data_connections_reach_the_backup() {
         (&out[26..30], &out[34..36]),
         (&VIP[..], &20u16.to_be_bytes()[..])
     );
+}
+
+/// Expected connections are listed as the kernel's LISTEN entries (`-L -c`) and counted
+/// inactive on their server until their data connection takes them, on this worker or
+/// another sharing the board, or they expire after two minutes.
+#[test]
+fn expected_data_connections_are_listed_and_counted_until_taken() {
+    use rvs_core::conn::{addr16, state_name};
+    let board = Arc::new(SharedTemplates::new(1024));
+    let mut control = ftp_lab(true);
+    let mut data = ftp_lab(true);
+    control.engine.share_templates(board.clone());
+    data.engine.share_templates(board);
+    connect(&mut control);
+    from_client(&mut control, (1001, 5001), b"PASV\r\n");
+    from_server(&mut control, (5001, 1007), PASV_REPLY);
+    let acked = 5001 + PASV_REPLY.len() as u32 + SHIFT;
+    from_client(&mut control, (1007, acked), b"PORT 198,51,100,7,200,10\r\n");
+    let listed: Vec<_> = control.engine.ftp_expected(1).collect();
+    let shown: Vec<_> = listed
+        .iter()
+        .map(|c| {
+            (
+                state_name(c.proto, c.state),
+                (c.caddr, c.cport),
+                (c.vaddr, c.vport),
+                (c.daddr, c.dport),
+                c.expires,
+                c.dest,
+            )
+        })
+        .collect();
+    let (client, vip, rs) = (addr16(ip(CLIENT)), addr16(ip(VIP)), addr16(ip(RS)));
+    let port_client = addr16(ip([198, 51, 100, 7]));
+    assert_eq!(
+        shown,
+        [
+            ("LISTEN", (client, 0), (vip, 50000), (rs, 50000), 121, 20),
+            ("LISTEN", (port_client, 51210), (vip, 20), (rs, 20), 121, 20),
+        ]
+    );
+    assert!(data.engine.ftp_expected(1).next().is_none(), "listed once");
+    let inactive = |lab: &mut Lab, now: u32| {
+        lab.engine.expire(now, 1 << 16, &lab.loads);
+        lab.engine.flush_loads(&lab.loads);
+        lab.loads[20].inactive()
+    };
+    assert_eq!(inactive(&mut control, 2), 2, "both counted inactive");
+    // The passive one taken on the other worker: no longer listed, counted off within a
+    // second.
+    let (v, _) = data_syn(&mut data, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let ports: Vec<_> = control.engine.ftp_expected(2).map(|c| c.vport).collect();
+    assert_eq!(ports, [20]);
+    assert_eq!(inactive(&mut control, 3), 1);
+    // The active one expires unused.
+    assert_eq!(control.engine.ftp_expected(120).count(), 1);
+    assert_eq!(control.engine.ftp_expected(121).count(), 0);
+    assert_eq!(inactive(&mut control, 121), 0);
 }
 
 /// Both workers' connection timers up to `now`.

@@ -701,7 +701,7 @@ pub(crate) fn run_lb(
             .set(lb.engine.table.len() as u64);
         if stats.listing_wanted() {
             let t = dpdk::tsc_now();
-            stats.list_slice(&lb.engine.table, now);
+            stats.list_slice(&lb.engine.table, lb.engine.ftp_expected(now), now);
             let took = dpdk::tsc_now().wrapping_sub(t);
             counters.listing_slices += 1;
             counters.listing_cycles += took;

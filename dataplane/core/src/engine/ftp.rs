@@ -41,6 +41,9 @@ const LINK_KEY: u8 = 0x10 | proto::TCP;
 /// How long a control connection due to expire is kept while its data connections live
 /// (the kernel's re-armed timer, seconds).
 const CONTROL_KEPT: u32 = 60;
+/// Expected connections a worker lists and counts at once (those it made or a master
+/// sent it); more still wait on the board, unlisted and uncounted.
+const EXPECTED_LISTED: usize = 256;
 
 /// [`AppState::mode`] bits: the passive mode the client asked for and the server has not
 /// answered yet; the kind of the last rewritten reply (its retransmission is rewritten
@@ -62,6 +65,21 @@ mod mode {
 pub(super) struct FtpHelper {
     ports: [u16; FTP_PORTS_MAX],
     board: Arc<SharedTemplates>,
+    /// The expected connections this worker made, as `-L -c` lists them (the kernel's
+    /// LISTEN entries) until taken or expired; each counts as an inactive connection of
+    /// its server meanwhile.
+    expected: Vec<ExpectedEntry>,
+    /// When `expected` was last looked over (seconds).
+    looked_at: u32,
+}
+
+/// An expected connection as listed, its place on the board and whether its server's
+/// inactive count includes it yet.
+#[derive(Debug, Clone, Copy)]
+struct ExpectedEntry {
+    listed: Conn,
+    key: BoardKey,
+    counted: bool,
 }
 
 impl FtpHelper {
@@ -70,6 +88,8 @@ impl FtpHelper {
         ports.iter().any(|&p| p != 0).then(|| FtpHelper {
             ports,
             board: Arc::new(SharedTemplates::new(OWN_BOARD_SLOTS)),
+            expected: Vec::with_capacity(EXPECTED_LISTED),
+            looked_at: 0,
         })
     }
 
@@ -104,6 +124,64 @@ impl FtpHelper {
         }
         let k = self.board.key(&link_key((c.caddr, c.vaddr), c.dest));
         (self.board.find(k, now) == Some(c.dest)).then(|| now.saturating_add(CONTROL_KEPT))
+    }
+
+    /// Whether expected connection `e` still waits on the board.
+    fn waits(&self, e: &ExpectedEntry, now: u32) -> bool {
+        e.listed.expires > now && self.board.find(e.key, now) == Some(e.listed.dest)
+    }
+
+    /// The expected connections still waiting, as `-L -c` lists them.
+    pub(super) fn waiting(&self, now: u32) -> impl Iterator<Item = Conn> + '_ {
+        self.expected
+            .iter()
+            .filter(move |e| self.waits(e, now))
+            .map(|e| e.listed)
+    }
+
+    /// Notes expected connection `listed` (on the board at `key`): one of the same key is
+    /// replaced; with no room it stays unlisted.
+    fn note_expected(&mut self, listed: Conn, key: BoardKey) {
+        if let Some(e) = self.expected.iter_mut().find(|e| e.key == key) {
+            if e.listed.dest == listed.dest {
+                e.listed = listed;
+                return;
+            }
+        }
+        if self.expected.len() < self.expected.capacity() {
+            self.expected.push(ExpectedEntry {
+                listed,
+                key,
+                counted: false,
+            });
+        }
+    }
+
+    /// Once a second: expected connections noted since are counted inactive on their
+    /// servers; those taken by their data connection (on any worker) or expired are
+    /// counted off and forgotten.
+    fn look_over(&mut self, now: u32, pending: &mut PendingLoads, loads: &[DestLoad]) {
+        if now == self.looked_at {
+            return;
+        }
+        self.looked_at = now;
+        let mut i = 0;
+        while i < self.expected.len() {
+            let e = self.expected[i];
+            let dest = e.listed.dest as usize;
+            if self.waits(&e, now) {
+                if !e.counted {
+                    pending.open(loads, dest, false);
+                    self.expected[i].counted = true;
+                }
+                i += 1;
+                continue;
+            }
+            if e.counted {
+                pending.closed(loads, dest, false);
+            }
+            self.expected.swap_remove(i);
+        }
     }
 
     /// A connection its timer found alive: a data connection holds its control
@@ -145,6 +223,26 @@ fn expected_note(c: &Conn) -> SyncConn {
         daddr: c.daddr,
         ..SyncConn::default()
     }
+}
+
+/// An expected connection as `-L -c` lists it (the kernel's entry in LISTEN, inactive):
+/// NAT, TCP, of `service` to server `dest`, from client to VIP to server.
+fn expected_entry(
+    (service, dest): (u16, u32),
+    (caddr, cport): (crate::conn::Addr16, u16),
+    (vaddr, vport): (crate::conn::Addr16, u16),
+    (daddr, dport): (crate::conn::Addr16, u16),
+) -> Conn {
+    let key = InKey {
+        proto: proto::TCP,
+        caddr,
+        cport,
+        vaddr,
+        vport,
+    };
+    let mut c = Conn::new(key, daddr, dport, service, dest, ForwardMethod::Nat, 0);
+    c.state = TcpState::Listen as u8;
+    c
 }
 
 /// The board key of a passive data connection from `caddr` (any port) to `vaddr:port`.
@@ -268,7 +366,16 @@ impl Engine {
                     vaddr: c.daddr,
                     vport: c.dport.wrapping_sub(1),
                 };
-                self.ftp_expect(&key, (c.caddr, c.vaddr), now, c.dest, EXPECT_TIMEOUT);
+                // Listed as the kernel's entry: from the client's address and port to the
+                // VIP's port below the control port.
+                let listed = expected_entry(
+                    (c.service, c.dest),
+                    (addr16(addr), port),
+                    (c.vaddr, c.vport.wrapping_sub(1)),
+                    (c.daddr, c.dport.wrapping_sub(1)),
+                );
+                let link = (c.caddr, c.vaddr);
+                self.ftp_expect(&key, link, listed, now, EXPECT_TIMEOUT);
                 // A backup holds it as the kernel's does: a connection in LISTEN from the
                 // VIP's port below the control port.
                 self.sync_expected(SyncConn {
@@ -342,7 +449,14 @@ impl Engine {
         let key = passive_key(c.caddr, c.vaddr, port);
         // (A retransmission's data connection was expected already, and may be open.)
         if !again {
-            self.ftp_expect(&key, (c.caddr, c.vaddr), now, c.dest, EXPECT_TIMEOUT);
+            // Listed as the kernel's entry without a client port.
+            let listed = expected_entry(
+                (c.service, c.dest),
+                (c.caddr, 0),
+                (c.vaddr, port),
+                (c.daddr, port),
+            );
+            self.ftp_expect(&key, (c.caddr, c.vaddr), listed, now, EXPECT_TIMEOUT);
             // The kernel's entry without a client port.
             self.sync_expected(SyncConn {
                 flags: expected_note(&c).flags | ipvs_flags::NO_CPORT,
@@ -408,14 +522,30 @@ impl Engine {
         })
     }
 
-    /// Puts an expected connection for `key` to server `dest` on the board for `timeout`
-    /// seconds; the control connection of `link` is held meanwhile.
-    fn ftp_expect(&self, key: &InKey, link: Link, now: u32, dest: u32, timeout: u32) {
-        if let Some(h) = &self.ftp {
+    /// Puts an expected connection for `key` to `listed`'s server on the board for
+    /// `timeout` seconds, listed as `listed`; the control connection of `link` is held
+    /// meanwhile.
+    fn ftp_expect(&mut self, key: &InKey, link: Link, mut listed: Conn, now: u32, timeout: u32) {
+        if let Some(h) = &mut self.ftp {
             let k = h.board.key(key);
             let until = now.saturating_add(timeout);
-            h.board.offer(k, now, dest, until, |_| false);
-            h.hold_control(link, dest, now, until);
+            h.board.offer(k, now, listed.dest, until, |_| false);
+            h.hold_control(link, listed.dest, now, until);
+            listed.expires = until;
+            h.note_expected(listed, k);
+        }
+    }
+
+    /// The expected connections this worker made that still wait, as `-L -c` lists them.
+    pub fn ftp_expected(&self, now: u32) -> impl Iterator<Item = Conn> + '_ {
+        self.ftp.iter().flat_map(move |h| h.waiting(now))
+    }
+
+    /// Once a second: the expected connections' counts on their servers brought up to
+    /// date (their data connections may have come on another worker).
+    pub(super) fn ftp_look_over(&mut self, now: u32, loads: &[DestLoad]) {
+        if let Some(h) = &mut self.ftp {
+            h.look_over(now, &mut self.pending_loads, loads);
         }
     }
 
@@ -450,12 +580,18 @@ impl Engine {
         now: u32,
         s: &SyncConn,
     ) -> bool {
-        let Some((_, server)) = self.ftp_data_server(snap, s) else {
+        let Some((service, server)) = self.ftp_data_server(snap, s) else {
             return false;
         };
         let key = passive_key(s.caddr, s.vaddr, s.vport);
         let timeout = s.timeout.clamp(1, EXPECT_TIMEOUT);
-        self.ftp_expect(&key, (s.caddr, s.vaddr), now, server.id as u32, timeout);
+        let listed = expected_entry(
+            (service.id, server.id as u32),
+            (s.caddr, 0),
+            (s.vaddr, s.vport),
+            (addr16(server.addr), s.dport),
+        );
+        self.ftp_expect(&key, (s.caddr, s.vaddr), listed, now, timeout);
         true
     }
 

@@ -230,6 +230,7 @@ impl Engine {
         for i in 0..self.kept.len() {
             self.sync_note(crate::conn::ConnId(self.kept[i]), now);
         }
+        self.ftp_look_over(now, loads);
         visited
     }
 
