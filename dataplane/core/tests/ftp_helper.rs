@@ -229,8 +229,8 @@ fn an_active_data_connection_leaves_from_the_vip_port_20() {
     assert_ne!(lab.run(1, &other).0, Verdict::Forward { port: 0 });
 }
 
-#[test]
-fn another_worker_takes_the_data_connection_through_the_shared_board() {
+/// Two workers sharing a board; on the first a control connection's PASV answered.
+fn passive_on_two_workers() -> (Lab, Lab) {
     let board = Arc::new(SharedTemplates::new(1024));
     let mut control = ftp_lab(true);
     let mut data = ftp_lab(true);
@@ -239,6 +239,12 @@ fn another_worker_takes_the_data_connection_through_the_shared_board() {
     connect(&mut control);
     from_client(&mut control, (1001, 5001), b"PASV\r\n");
     from_server(&mut control, (5001, 1007), PASV_REPLY);
+    (control, data)
+}
+
+#[test]
+fn another_worker_takes_the_data_connection_through_the_shared_board() {
+    let (mut control, mut data) = passive_on_two_workers();
     let (v, out) = data_syn(&mut data, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS);
@@ -415,14 +421,7 @@ fn expected_data_connections_reach_the_backup() {
 #[test]
 fn expected_data_connections_are_listed_and_counted_until_taken() {
     use rvs_core::conn::{addr16, state_name};
-    let board = Arc::new(SharedTemplates::new(1024));
-    let mut control = ftp_lab(true);
-    let mut data = ftp_lab(true);
-    control.engine.share_templates(board.clone());
-    data.engine.share_templates(board);
-    connect(&mut control);
-    from_client(&mut control, (1001, 5001), b"PASV\r\n");
-    from_server(&mut control, (5001, 1007), PASV_REPLY);
+    let (mut control, mut data) = passive_on_two_workers();
     let acked = 5001 + PASV_REPLY.len() as u32 + SHIFT;
     from_client(&mut control, (1007, acked), b"PORT 198,51,100,7,200,10\r\n");
     let listed: Vec<_> = control.engine.ftp_expected(1).collect();
