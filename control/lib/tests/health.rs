@@ -389,9 +389,11 @@ httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
 httpd.serve_forever()
 '"#;
 
-/// The top-level SSL block as keepalived uses it: SSL_GET presents its certificate to a
-/// server that requires one (without the block that server is down); an encrypted key
-/// or a missing file refuses the configuration, naming file and line.
+/// The top-level SSL block as keepalived uses it: SSL_GET presents its certificate
+/// (version 3 or 1) to a server that requires one (without the block that server is
+/// down), its key read plain or opened with the block's `password` (PKCS#8 or OpenSSL's
+/// traditional encryption); a key of another pair, an encrypted key without its password
+/// or with a wrong one, or a missing file refuses the configuration, naming file and line.
 #[test]
 fn ssl_get_presents_the_ssl_block_s_client_certificate() {
     let mut lab = lab();
@@ -403,7 +405,8 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
          && printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' >client.ext \
          && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -extfile client.ext -out client.pem -days 2 2>/dev/null \
          && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client-v1.pem -days 2 2>/dev/null \
-         && openssl pkey -in client.key -aes256 -passout pass:secret -out client-enc.key"
+         && openssl pkey -in client.key -aes256 -passout pass:secret -out client-enc.key \
+         && openssl rsa -in client.key -aes128 -traditional -passout pass:secret -out client-trad.key 2>/dev/null"
     )));
     std::fs::write(lab.dir.join("index.html"), "mtls\n").unwrap();
     lab.start("mtls", MTLS);
@@ -443,17 +446,45 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
         || saved(&a).contains(&present),
     );
     a.stop_health();
+    // An X.509 version 1 certificate (no extensions) is presented as OpenSSL presents it.
+    let a = run(&block.replace("client.pem", "client-v1.pem"), true);
+    wait_for(
+        "the server up with a version 1 certificate",
+        Duration::from_secs(15),
+        || saved(&a).contains(&present),
+    );
+    a.stop_health();
+    // The key encrypted (PKCS#8, AES-256), opened with the block's password.
+    let encrypted = block.replace("client.key\n", "client-enc.key\n password secret\n");
+    let a = run(&encrypted, true);
+    wait_for(
+        "the server up with the encrypted key",
+        Duration::from_secs(15),
+        || saved(&a).contains(&present),
+    );
+    a.stop_health();
     let refused =
         |ssl: String| KeepalivedConf::parse("s.conf", &format!("{ssl}{service}")).unwrap_err();
+    // OpenSSL's traditional encryption (AES-128-CBC) opens too.
+    let traditional = encrypted.replace("client-enc.key", "client-trad.key");
+    KeepalivedConf::parse("s.conf", &format!("{traditional}{service}")).unwrap();
     let e = refused(block.replace("client.key", "client-enc.key"));
-    assert!(
-        e.starts_with("s.conf:3: SSL certificate and key: an encrypted key"),
-        "{e}"
+    assert_eq!(
+        e,
+        "s.conf:3: SSL certificate and key: an encrypted key needs the SSL block's password"
     );
-    let e = refused(block.replace("client.pem", "client-v1.pem"));
-    assert!(
-        e.starts_with("s.conf:3: SSL certificate and key: ") && e.contains("X.509 v3"),
-        "{e}"
+    for wrong in [&encrypted, &traditional] {
+        let e = refused(wrong.replace("password secret", "password guess"));
+        assert_eq!(
+            e,
+            "s.conf:3: SSL certificate and key: the SSL block's password does not open the encrypted key"
+        );
+    }
+    // A key of another pair (the server's) is refused, as OpenSSL refuses it.
+    let e = refused(block.replace("client.key", "key.pem"));
+    assert_eq!(
+        e,
+        "s.conf:3: SSL certificate and key: the key is not the certificate's (their public keys differ)"
     );
     let e = refused(block.replace("ca.pem", "gone.pem"));
     assert!(

@@ -181,13 +181,10 @@ fn tls_connector(client: Option<&TlsClient>) -> io::Result<tokio_rustls::TlsConn
         .with_safe_default_protocol_versions()
         .map_err(io::Error::other)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)));
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())));
     let config = match client {
         Some(c) => {
-            let (chain, key) = c.parts().map_err(io::Error::other)?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(io::Error::other)?
+            builder.with_client_cert_resolver(c.resolver(&provider).map_err(io::Error::other)?)
         }
         None => builder.with_no_client_auth(),
     };

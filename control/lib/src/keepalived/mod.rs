@@ -6,6 +6,7 @@
 //! Settings inherit virtual server -> real server -> checker, with keepalived's defaults.
 
 pub mod syntax;
+mod tls_key;
 
 use crate::ipvsadm::{Command, ForwardMethod, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::sched::SchedKind;
@@ -2170,11 +2171,12 @@ pub fn server_port(key: ServiceKey, method: ForwardMethod, port: u16) -> u16 {
 }
 
 /// A client certificate chain and its key, PEM as read from the `SSL` block's files
-/// (checked when the file is loaded).
+/// (checked when the file is loaded), and the block's password for an encrypted key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TlsClient {
     pub certificate: Vec<u8>,
     pub key: Vec<u8>,
+    pub password: Option<String>,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -2201,26 +2203,73 @@ impl TlsClient {
         if chain.is_empty() {
             return Err("no certificate in it".into());
         }
-        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| {
-            if self.key.windows(9).any(|w| w == b"ENCRYPTED") {
-                "an encrypted key: rvs reads plain PEM keys (openssl pkey -in KEY -out PLAIN)"
-                    .to_string()
-            } else {
-                format!("no private key in it ({e})")
-            }
-        })?;
+        let key = match tls_key::open(&self.key, self.password.as_deref())? {
+            Some(key) => key,
+            None => rustls::pki_types::PrivateKeyDer::from_pem_slice(&self.key)
+                .map_err(|e| format!("no private key in it ({e})"))?,
+        };
         Ok((chain, key))
+    }
+
+    /// What a rustls client presents to a server that asks: the chain, signed for by the
+    /// key, which must be the end-entity certificate's (their public keys compared, as
+    /// OpenSSL compares them when keepalived loads the key). The certificate is read here,
+    /// so a version 1 certificate, which rustls's own check refuses, is presented too.
+    pub fn resolver(
+        &self,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<std::sync::Arc<dyn rustls::client::ResolvesClientCert>, String> {
+        let (chain, key) = self.parts()?;
+        let signing = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| format!("a key rvs cannot sign with ({e})"))?;
+        let spki = chain
+            .first()
+            .and_then(|c| tls_key::certificate_spki(c))
+            .ok_or("the first certificate is not one rvs can read")?;
+        match signing.public_key() {
+            Some(k) if k.as_ref() == spki => {}
+            Some(_) => {
+                return Err("the key is not the certificate's (their public keys differ)".into())
+            }
+            None => {
+                return Err(
+                    "a key whose public half rvs cannot compare with the certificate's".into(),
+                )
+            }
+        }
+        let certified = rustls::sign::CertifiedKey::new(chain, signing);
+        Ok(std::sync::Arc::new(Present(std::sync::Arc::new(certified))))
+    }
+}
+
+/// A client certificate presented whatever the server asks.
+#[derive(Debug)]
+struct Present(std::sync::Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Present {
+    fn resolve(
+        &self,
+        _: &[&[u8]],
+        _: &[rustls::SignatureScheme],
+    ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 
 /// The top-level `SSL { password; ca; certificate; key }` block as keepalived's check_ssl.c
 /// uses it: the certificate chain and key are presented to servers that ask (SSL_GET),
 /// `ca` is loaded but verifies nothing (keepalived never enforces it), `password` opens an
-/// encrypted key, which rvs cannot read (said). A file that cannot be read or parsed
-/// refuses the configuration (keepalived's checker process terminates).
+/// encrypted key. A file that cannot be read or parsed, or a key the password does not
+/// open, refuses the configuration (keepalived's checker process terminates).
 fn ssl_block(s: &Statement, warnings: &mut Vec<String>) -> Result<Option<TlsClient>, String> {
     use rustls::pki_types::pem::PemObject;
-    let (mut certificate, mut key) = (None, None);
+    let (mut certificate, mut key, mut password) = (None, None, None);
     for c in s.children() {
         let read = |what: &str| {
             let path = c.arg(0)?;
@@ -2242,28 +2291,22 @@ fn ssl_block(s: &Statement, warnings: &mut Vec<String>) -> Result<Option<TlsClie
                     ));
                 }
             }
-            "password" => {}
+            "password" => password = Some(c.arg(0)?.to_string()),
             k => warnings.push(format!("{}: SSL: unknown keyword {k:?} ignored", c.at())),
         }
     }
     match (certificate, key) {
         (Some((certificate, at)), Some((key, _))) => {
-            let client = TlsClient { certificate, key };
-            let refused = |e: String| format!("{at}: SSL certificate and key: {e}");
-            let (chain, key) = client.parts().map_err(refused)?;
-            // What the checkers will build, built once now: a certificate rustls cannot
-            // take (X.509 v1, a key of another pair) refuses the file here.
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| refused(e.to_string()))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| {
-                    refused(format!(
-                        "{e} (rvs's TLS takes X.509 v3 certificates and their own key)"
-                    ))
-                })?;
+            let client = TlsClient {
+                certificate,
+                key,
+                password,
+            };
+            // What the checkers will present, made once now: a key that is not the
+            // certificate's refuses the file here.
+            client
+                .resolver(&rustls::crypto::ring::default_provider())
+                .map_err(|e| format!("{at}: SSL certificate and key: {e}"))?;
             Ok(Some(client))
         }
         (None, None) => Ok(None),
