@@ -18,6 +18,7 @@ mod announce;
 mod eal;
 pub mod lb;
 mod ports;
+pub(crate) use ports::parse_hex;
 mod source;
 mod vrrp;
 mod workers;

@@ -191,7 +191,8 @@ pub(super) fn is_pci_address(s: &str) -> bool {
     }
 }
 
-pub(super) fn parse_hex(s: &str) -> Option<Vec<u8>> {
+/// Hex octets, `:` and spaces between them ignored.
+pub(crate) fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let s: String = s.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
     if !s.len().is_multiple_of(2) {
         return None;

@@ -89,7 +89,8 @@ pub fn open(pem: &[u8], password: Option<&str>) -> Result<Option<PrivateKeyDer<'
     }
     let dek = header("DEK-Info").ok_or("an encrypted key without its DEK-Info header")?;
     let (cipher, iv) = dek.split_once(',').unwrap_or((dek, ""));
-    let iv = hex(iv.trim()).ok_or(format!("an encrypted key whose IV {iv:?} is not hex"))?;
+    let iv = crate::config::parse_hex(iv.trim())
+        .ok_or(format!("an encrypted key whose IV {iv:?} is not hex"))?;
     let plain = decrypt(cipher.trim(), password.as_bytes(), &iv, der)?;
     Ok(Some(match block.label {
         "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(plain)),
@@ -208,16 +209,6 @@ fn bytes_to_key(password: &[u8], salt: &[u8], len: usize) -> Vec<u8> {
     key
 }
 
-fn hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +218,7 @@ mod tests {
         // `openssl enc -aes-256-cbc -md md5 -pass pass:secret -S 0102030405060708 -P`:
         // the key, then the IV, from the same derivation.
         let derived = bytes_to_key(b"secret", &[1, 2, 3, 4, 5, 6, 7, 8], 48);
-        let want = hex(concat!(
+        let want = crate::config::parse_hex(concat!(
             "C9E5A1BD216DBE1317E230CEF48F38EE7F0E17AD64022144BCCEC4A1AA2879AB",
             "E24B32BBBC4EF02ECBCB6576523AD893"
         ))
