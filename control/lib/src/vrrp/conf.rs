@@ -71,6 +71,56 @@ pub struct VirtualAddress {
     pub no_track: bool,
 }
 
+/// `use_ipvlan`'s words as keepalived reads them: `bridge`, `private` or `vepa` (the mode
+/// between ipvlans of one port: nothing to rvs), an address (with its prefix length), an
+/// interface name; a second of a kind is ignored with keepalived's message.
+fn use_ipvlan(c: &Statement, name: &str, warnings: &mut Vec<String>) -> Ipvlan {
+    let mut v = Ipvlan {
+        name: None,
+        address: None,
+    };
+    let mut mode_given = false;
+    let mut said = |what: String| warnings.push(format!("{}: vrrp_instance {name}: {what}", c.at()));
+    for w in &c.args {
+        match w.as_str() {
+            "bridge" | "private" | "vepa" if mode_given => {
+                said(format!("ipvlan type already specified - ignoring '{w}'"))
+            }
+            "bridge" | "private" | "vepa" => mode_given = true,
+            _ => match address(c, w) {
+                Ok(_) if v.address.is_some() => {
+                    said(format!("ipvlan address already specified - ignoring '{w}'"))
+                }
+                Ok((addr, len)) => {
+                    v.address = Some(VirtualAddress {
+                        at: c.at(),
+                        addr,
+                        len,
+                        dev: None,
+                        label: None,
+                        no_track: false,
+                    })
+                }
+                Err(_) if v.name.is_some() => {
+                    said(format!("IPVLAN interface already specified - ignoring '{w}'"))
+                }
+                Err(_) if w.len() >= 16 => {
+                    said(format!("IPVLAN interface name '{w}' too long - ignoring"))
+                }
+                Err(_) => v.name = Some(w.clone()),
+            },
+        }
+    }
+    v
+}
+
+/// An instance's `use_ipvlan`: the interface's name and its address, if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipvlan {
+    pub name: Option<String>,
+    pub address: Option<VirtualAddress>,
+}
+
 /// A `static_routes` or `virtual_routes` entry as rvs's data plane installs it: a
 /// destination prefix through a gateway, out of a data port, in a routing table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -638,6 +688,11 @@ pub struct Instance {
     pub vmac: Option<[u8; 6]>,
     /// `use_vmac`'s interface name (keepalived's macvlan; rvs makes none: shown only).
     pub vmac_name: Option<String>,
+    /// `use_ipvlan [NAME] [ADDRESS] [bridge|private|vepa]`: keepalived's L2 ipvlan shares
+    /// the port's MAC, so its addresses are answered as without it; its ADDRESS is on the
+    /// interface while rvs runs (a static address) and the adverts' source unless one is
+    /// configured. The interface's name (rvs makes none: shown only), if given.
+    pub ipvlan: Option<Ipvlan>,
     /// `vmac_xmit_base`: adverts leave from the interface's own MAC.
     pub vmac_xmit_base: bool,
     /// `garp_extra_if [all] SECONDS` (global_defs' `vrrp_garp_extra_if`): while MASTER,
@@ -1507,6 +1562,12 @@ impl VrrpConf {
                 "vrrp_instance" => {
                     let mut i = instance(s, &d, &mut preferences, &mut conf.warnings)?;
                     inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfd_instances);
+                    // The ipvlan's address is on the interface whatever the state.
+                    let ipvlan_address = i.ipvlan.as_ref().and_then(|v| v.address.clone());
+                    conf.static_addresses.extend(ipvlan_address.map(|a| VirtualAddress {
+                        dev: Some(i.interface.clone()),
+                        ..a
+                    }));
                     conf.instances.push(i);
                 }
                 // Read with the top-level track_file definitions (and BFD's apart).
@@ -2109,6 +2170,7 @@ fn instance(
         down_timer_adverts: d.down_timer_adverts,
         vmac: None,
         vmac_name: None,
+        ipvlan: None,
         vmac_xmit_base: false,
         garp_extra_if: d.garp_extra_if,
         old_checksum: OldChecksum::Auto,
@@ -2383,6 +2445,11 @@ fn instance(
                 use_vmac = Some((mac, c.at()));
             }
             "vmac_xmit_base" => i.vmac_xmit_base = true,
+            "use_ipvlan" if i.ipvlan.is_some() => warnings.push(format!(
+                "{}: vrrp_instance {name}: use_ipvlan already specified",
+                c.at()
+            )),
+            "use_ipvlan" => i.ipvlan = Some(use_ipvlan(c, &name, warnings)),
             "accept" => accept = Some((true, c.at())),
             "no_accept" => accept = Some((false, c.at())),
             "down_timer_adverts" => match down_timer_adverts(c) {
@@ -2493,6 +2560,33 @@ fn instance(
         i.advert_cs = (v * 100.0).round() as u16;
     }
     strict_mode(&mut i, s, warnings)?;
+    if let Some(v) = &i.ipvlan {
+        // keepalived's source: the ipvlan's address unless one is configured; an IPv4
+        // instance without it, or one of the other family, is in FAULT.
+        match &v.address {
+            Some(a) if a.addr.is_ipv6() != i.is_ipv6() => {
+                i.config_fault = Some(
+                    "IPv4 ipvlan address family does not match instance. setting instance to fault state".into(),
+                )
+            }
+            Some(a) => {
+                i.unicast_src.get_or_insert(a.addr);
+            }
+            None if !i.is_ipv6() => {
+                i.config_fault = Some(
+                    "IPv4 ipvlan requires a source ip address to be configured. setting instance to fault state".into(),
+                )
+            }
+            None => {}
+        }
+        if i.promote_secondaries {
+            warnings.push(format!(
+                "{}: vrrp_instance {name}: promote_secondaries is automatically set for vmacs - ignoring",
+                s.at()
+            ));
+            i.promote_secondaries = false;
+        }
+    }
     if let Some((mac, at)) = use_vmac {
         let mut mac = mac;
         if i.strict && mac.is_some() {
@@ -3215,6 +3309,84 @@ vrrp_instance VI_4 {
             (i.vmac, i.vmac_xmit_base),
             (Some([0, 0, 0x5e, 0, 1, 40]), false)
         );
+    }
+
+    /// use_ipvlan as keepalived reads it: mode, address and name in any order, a second of
+    /// a kind ignored with keepalived's message; the address a static address of the
+    /// instance's interface and the adverts' source unless one is configured; an IPv4
+    /// instance without it, or one whose address is of the other family, in FAULT;
+    /// promote_secondaries reset.
+    #[test]
+    fn use_ipvlan_as_keepalived_reads_it() {
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        let instance = |n: u8, body: &str| {
+            format!("vrrp_instance V{n} {{\ninterface lan\nvirtual_router_id {n}\n{body}\n}}\n")
+        };
+        let text = [
+            instance(
+                50,
+                "use_ipvlan ipvl50 10.0.0.50/24 private vepa 10.0.0.51\npromote_secondaries\nvirtual_ipaddress { 10.0.0.100 }",
+            ),
+            instance(
+                51,
+                "mcast_src_ip 10.0.0.2\nuse_ipvlan 10.0.0.52\nuse_ipvlan 10.0.0.53\nvirtual_ipaddress { 10.0.0.101 }",
+            ),
+            instance(52, "use_ipvlan bridge\nvirtual_ipaddress { 10.0.0.102 }"),
+            instance(53, "use_ipvlan\nvirtual_ipaddress { 2001:db8::53 }"),
+            instance(
+                54,
+                "use_ipvlan 2001:db8::54/64 averyveryverylongname\nvirtual_ipaddress { 10.0.0.104 }",
+            ),
+        ]
+        .concat();
+        let k = KeepalivedConf::parse("k.conf", &text).unwrap();
+        let i = &k.vrrp_conf.instances;
+        let v = i[0].ipvlan.as_ref().unwrap();
+        assert_eq!(v.name.as_deref(), Some("ipvl50"));
+        let a = v.address.as_ref().unwrap();
+        assert_eq!((a.addr, a.len), (ip("10.0.0.50"), 24));
+        assert_eq!(i[0].unicast_src, Some(ip("10.0.0.50")), "the ipvlan's address sends");
+        assert!(!i[0].promote_secondaries);
+        assert_eq!(i[1].unicast_src, Some(ip("10.0.0.2")), "a configured source wins");
+        let statics: Vec<_> = k
+            .vrrp_conf
+            .static_addresses
+            .iter()
+            .map(|a| (a.addr, a.len, a.dev.as_deref()))
+            .collect();
+        assert_eq!(
+            statics,
+            [
+                (ip("10.0.0.50"), 24, Some("lan")),
+                (ip("10.0.0.52"), 32, Some("lan")),
+                (ip("2001:db8::54"), 64, Some("lan")),
+            ]
+        );
+        let faults: Vec<_> = i.iter().map(|i| i.config_fault.as_deref()).collect();
+        assert_eq!(
+            faults,
+            [
+                None,
+                None,
+                Some("IPv4 ipvlan requires a source ip address to be configured. setting instance to fault state"),
+                None,
+                Some("IPv4 ipvlan address family does not match instance. setting instance to fault state"),
+            ]
+        );
+        for said in [
+            "vrrp_instance V50: ipvlan type already specified - ignoring 'vepa'",
+            "vrrp_instance V50: ipvlan address already specified - ignoring '10.0.0.51'",
+            "vrrp_instance V50: promote_secondaries is automatically set for vmacs - ignoring",
+            "vrrp_instance V51: use_ipvlan already specified",
+            "vrrp_instance V54: IPVLAN interface name 'averyveryverylongname' too long - ignoring",
+        ] {
+            assert!(
+                k.warnings.iter().any(|w| w.contains(said)),
+                "{said:?} in {:#?}",
+                k.warnings
+            );
+        }
+        assert!(!k.warnings.iter().any(|w| w.contains("unknown keyword")));
     }
 
     /// Gratuitous ARP pacing as keepalived reads it: global_defs' intervals for every
