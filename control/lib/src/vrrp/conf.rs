@@ -80,7 +80,8 @@ fn use_ipvlan(c: &Statement, name: &str, warnings: &mut Vec<String>) -> Ipvlan {
         address: None,
     };
     let mut mode_given = false;
-    let mut said = |what: String| warnings.push(format!("{}: vrrp_instance {name}: {what}", c.at()));
+    let mut said =
+        |what: String| warnings.push(format!("{}: vrrp_instance {name}: {what}", c.at()));
     for w in &c.args {
         match w.as_str() {
             "bridge" | "private" | "vepa" if mode_given => {
@@ -101,9 +102,9 @@ fn use_ipvlan(c: &Statement, name: &str, warnings: &mut Vec<String>) -> Ipvlan {
                         no_track: false,
                     })
                 }
-                Err(_) if v.name.is_some() => {
-                    said(format!("IPVLAN interface already specified - ignoring '{w}'"))
-                }
+                Err(_) if v.name.is_some() => said(format!(
+                    "IPVLAN interface already specified - ignoring '{w}'"
+                )),
                 Err(_) if w.len() >= 16 => {
                     said(format!("IPVLAN interface name '{w}' too long - ignoring"))
                 }
@@ -1564,10 +1565,11 @@ impl VrrpConf {
                     inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfd_instances);
                     // The ipvlan's address is on the interface whatever the state.
                     let ipvlan_address = i.ipvlan.as_ref().and_then(|v| v.address.clone());
-                    conf.static_addresses.extend(ipvlan_address.map(|a| VirtualAddress {
-                        dev: Some(i.interface.clone()),
-                        ..a
-                    }));
+                    conf.static_addresses
+                        .extend(ipvlan_address.map(|a| VirtualAddress {
+                            dev: Some(i.interface.clone()),
+                            ..a
+                        }));
                     conf.instances.push(i);
                 }
                 // Read with the top-level track_file definitions (and BFD's apart).
@@ -3345,9 +3347,17 @@ vrrp_instance VI_4 {
         assert_eq!(v.name.as_deref(), Some("ipvl50"));
         let a = v.address.as_ref().unwrap();
         assert_eq!((a.addr, a.len), (ip("10.0.0.50"), 24));
-        assert_eq!(i[0].unicast_src, Some(ip("10.0.0.50")), "the ipvlan's address sends");
+        assert_eq!(
+            i[0].unicast_src,
+            Some(ip("10.0.0.50")),
+            "the ipvlan's address sends"
+        );
         assert!(!i[0].promote_secondaries);
-        assert_eq!(i[1].unicast_src, Some(ip("10.0.0.2")), "a configured source wins");
+        assert_eq!(
+            i[1].unicast_src,
+            Some(ip("10.0.0.2")),
+            "a configured source wins"
+        );
         let statics: Vec<_> = k
             .vrrp_conf
             .static_addresses
