@@ -77,10 +77,13 @@ pub fn open(pem: &[u8], password: Option<&str>) -> Result<Option<PrivateKeyDer<'
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
             .map_err(|e| format!("an encrypted key rvs cannot read ({e})"))?;
         let plain = info.decrypt(password).map_err(|e| match e {
-            // (pkcs5 reports the padding a wrong key leaves as either.)
+            // A wrong key leaves bad padding (pkcs5 reports it as either), or, one time in
+            // about 256, good padding around bytes that are no PKCS#8 key.
             pkcs8::Error::EncryptedPrivateKey(
                 pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
-            ) => WRONG_PASSWORD.to_string(),
+            )
+            | pkcs8::Error::Asn1(_)
+            | pkcs8::Error::KeyMalformed => WRONG_PASSWORD.to_string(),
             e => format!("an encrypted key rvs cannot open ({e})"),
         })?;
         return Ok(Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -255,6 +258,28 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// A wrong password leaves good padding about one time in 256: those too are told as
+    /// a wrong password, not as a malformed key (this set of passwords has such cases).
+    #[test]
+    fn every_wrong_password_is_told_as_one() {
+        let pem = include_str!("testdata/ec-p8.key");
+        let der = der_of(pem);
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).unwrap();
+        let mut good_padding = 0;
+        for n in 0..1000 {
+            let password = format!("wrong{n}");
+            if matches!(info.decrypt(&password), Err(pkcs8::Error::Asn1(_))) {
+                good_padding += 1;
+            }
+            assert_eq!(
+                open(pem.as_bytes(), Some(&password)).unwrap_err(),
+                WRONG_PASSWORD,
+                "{password}"
+            );
+        }
+        assert!(good_padding > 0, "no wrong password passed the padding");
     }
 
     #[test]
