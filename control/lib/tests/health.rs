@@ -439,30 +439,25 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
     let block = format!(
         "SSL {{\n ca {dir}/ca.pem\n certificate {dir}/client.pem\n key {dir}/client.key\n}}\n"
     );
-    let a = run(&block, true);
-    wait_for(
-        "the server up with the certificate",
-        Duration::from_secs(15),
-        || saved(&a).contains(&present),
-    );
-    a.stop_health();
+    // Each SSL block below brings the server (alpha: down at first) up.
+    let comes_up = |ssl: &str, with: &str| {
+        let a = run(ssl, true);
+        wait_for(
+            &format!("the server up with {with}"),
+            Duration::from_secs(15),
+            || saved(&a).contains(&present),
+        );
+        a.stop_health();
+    };
+    comes_up(&block, "the certificate");
     // An X.509 version 1 certificate (no extensions) is presented as OpenSSL presents it.
-    let a = run(&block.replace("client.pem", "client-v1.pem"), true);
-    wait_for(
-        "the server up with a version 1 certificate",
-        Duration::from_secs(15),
-        || saved(&a).contains(&present),
+    comes_up(
+        &block.replace("client.pem", "client-v1.pem"),
+        "a version 1 certificate",
     );
-    a.stop_health();
     // The key encrypted (PKCS#8, AES-256), opened with the block's password.
     let encrypted = block.replace("client.key\n", "client-enc.key\n password secret\n");
-    let a = run(&encrypted, true);
-    wait_for(
-        "the server up with the encrypted key",
-        Duration::from_secs(15),
-        || saved(&a).contains(&present),
-    );
-    a.stop_health();
+    comes_up(&encrypted, "the encrypted key");
     let refused =
         |ssl: String| KeepalivedConf::parse("s.conf", &format!("{ssl}{service}")).unwrap_err();
     // OpenSSL's traditional encryption (AES-128-CBC) opens too.
