@@ -462,7 +462,13 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
         |ssl: String| KeepalivedConf::parse("s.conf", &format!("{ssl}{service}")).unwrap_err();
     // OpenSSL's traditional encryption (AES-128-CBC) opens too.
     let traditional = encrypted.replace("client-enc.key", "client-trad.key");
-    KeepalivedConf::parse("s.conf", &format!("{traditional}{service}")).unwrap();
+    let k = KeepalivedConf::parse("s.conf", &format!("{traditional}{service}")).unwrap();
+    // Kept opened: the checks do not decrypt it again.
+    let client = k.ssl_client.unwrap();
+    assert!(client.password.is_none());
+    assert!(
+        String::from_utf8_lossy(&client.key).starts_with("-----BEGIN RSA PRIVATE KEY-----\nMII")
+    );
     let e = refused(block.replace("client.key", "client-enc.key"));
     assert_eq!(
         e,

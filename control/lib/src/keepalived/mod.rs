@@ -2211,6 +2211,19 @@ impl TlsClient {
         Ok((chain, key))
     }
 
+    /// The same with its key opened (unencrypted PEM), so that checks present it without
+    /// decrypting it each time (scrypt takes tens of milliseconds).
+    fn opened(self) -> Result<TlsClient, String> {
+        Ok(match tls_key::open(&self.key, self.password.as_deref())? {
+            Some(key) => TlsClient {
+                key: tls_key::pem_of(&key),
+                password: None,
+                ..self
+            },
+            None => self,
+        })
+    }
+
     /// What a rustls client presents to a server that asks: the chain, signed for by the
     /// key, which must be the end-entity certificate's (their public keys compared, as
     /// OpenSSL compares them when keepalived loads the key). The certificate is read here,
@@ -2297,16 +2310,19 @@ fn ssl_block(s: &Statement, warnings: &mut Vec<String>) -> Result<Option<TlsClie
     }
     match (certificate, key) {
         (Some((certificate, at)), Some((key, _))) => {
+            let refused = |e: String| format!("{at}: SSL certificate and key: {e}");
             let client = TlsClient {
                 certificate,
                 key,
                 password,
-            };
+            }
+            .opened()
+            .map_err(refused)?;
             // What the checkers will present, made once now: a key that is not the
             // certificate's refuses the file here.
             client
                 .resolver(&rustls::crypto::ring::default_provider())
-                .map_err(|e| format!("{at}: SSL certificate and key: {e}"))?;
+                .map_err(refused)?;
             Ok(Some(client))
         }
         (None, None) => Ok(None),

@@ -103,6 +103,23 @@ pub fn open(pem: &[u8], password: Option<&str>) -> Result<Option<PrivateKeyDer<'
     }))
 }
 
+/// `key` as unencrypted PEM (what the plain reader reads back).
+pub fn pem_of(key: &PrivateKeyDer<'_>) -> Vec<u8> {
+    let label = match key {
+        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+        _ => "PRIVATE KEY",
+    };
+    let text = <base64ct::Base64 as base64ct::Encoding>::encode_string(key.secret_der());
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem.into_bytes()
+}
+
 /// `data` decrypted by `cipher` (an OpenSSL name) with the key derived from `password`.
 fn decrypt(cipher: &str, password: &[u8], iv: &[u8], mut data: Vec<u8>) -> Result<Vec<u8>, String> {
     let (key_len, iv_len) = match cipher {
@@ -250,6 +267,10 @@ mod tests {
         ] {
             let key = open(pem.as_bytes(), Some("secret")).unwrap().expect(name);
             assert_eq!(key.secret_der(), &plain[..], "{name}");
+            // Kept opened as plain PEM, read back as it was.
+            use rustls::pki_types::pem::PemObject;
+            let again = PrivateKeyDer::from_pem_slice(&pem_of(&key)).unwrap();
+            assert_eq!(again, key, "{name}");
             let traditional = !name.starts_with("pkcs8");
             assert_eq!(matches!(key, PrivateKeyDer::Sec1(_)), traditional, "{name}");
             assert_eq!(
