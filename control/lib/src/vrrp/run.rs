@@ -470,7 +470,6 @@ impl VrrpRuntime {
         let status = Arc::new(Mutex::new(Vec::new()));
         let fifos = Arc::new(Fifos::open(&conf.fifos));
         let carried = Carried::default();
-        clear_left_rules(&conf);
         launch(
             conf,
             links,
@@ -1306,15 +1305,6 @@ fn host_rule_preferences(wanted: bool) -> Vec<(bool, u32)> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// At start (not at a reload), as keepalived's first start forces every instance's
-/// restore: the instances' `virtual_rules` a killed run may have left in the host's rules
-/// are taken out; each comes back while its instance is MASTER.
-fn clear_left_rules(conf: &VrrpConf) {
-    for r in conf.instances.iter().flat_map(|i| &i.rules) {
-        host_rule(r, false);
-    }
 }
 
 /// Puts a VRRP rule in the host's policy rules (or takes it out), as keepalived does, so
