@@ -83,6 +83,13 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.member_packets > 0 {
         let _ = writeln!(out, "  Member-range packets: {}", c.member_packets);
     }
+    if c.fragmented > 0 {
+        let _ = writeln!(
+            out,
+            "  Fragmented: {:<13} Fragments-sent: {}",
+            c.fragmented, c.fragments_sent
+        );
+    }
     if c.ftp_rewrites + c.ftp_data_conns + c.ftp_controls_kept > 0 {
         let _ = writeln!(
             out,

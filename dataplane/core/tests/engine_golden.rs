@@ -296,6 +296,61 @@ fn sip_persistence_follows_the_call_id() {
     );
 }
 
+/// A datagram without DF that fills the client side's MTU: wrapped, its outer header (no
+/// DF, a fresh identification each) is one MTU too long, so it leaves in two outer
+/// fragments, as the kernel's output sends IPVS's tunnelled packets. Each worker numbers
+/// its outer headers apart from the others.
+#[test]
+fn tun_without_df_over_the_mtu_leaves_in_outer_fragments() {
+    for (me, workers, first_ident) in [(0, 1, 1u16), (1, 2, 3)] {
+        let mut lab = Lab::new();
+        lab.engine.set_owner(me, workers);
+        let mut input = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(CLIENT, [192, 168, 1, 102], 64)
+            .udp(5353, 53)
+            .write(&mut input, &[7u8; 1472])
+            .unwrap();
+        input[20] &= !0x40; // no DF
+        input[24..26].fill(0);
+        let sum = ones_complement(&input[14..34]);
+        input[24..26].copy_from_slice(&sum.to_be_bytes());
+        for n in 0..2u16 {
+            let (v, out) = lab.run(0, &input);
+            assert_eq!(v, Verdict::Fragment { port: 1, mtu: 1500 });
+            let ident = first_ident + n * workers as u16;
+            let mut pieces = Vec::new();
+            rvs_wire::fragment::fragment_ipv4(&out, 1500, |h, p| {
+                pieces.push([h, p].concat());
+                true
+            })
+            .unwrap();
+            let want = fragments4(
+                (PORT1_MAC, RS2_MAC),
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+                64,
+                4,
+                ident,
+                &input[14..],
+                1500,
+            );
+            assert_eq!(want.len(), 2);
+            assert_eq!(pieces, want, "outer fragments, identification {ident}");
+        }
+    }
+    // With DF the sender hears of the MTU instead (below); with a larger MTU it fits.
+    let mut lab = Lab::new();
+    lab.snap.ports[1].mtu = 1520;
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 102], 64)
+        .udp(5353, 53)
+        .write(&mut input, &[7u8; 1472])
+        .unwrap();
+    assert_eq!(lab.run(0, &input).0, Verdict::Forward { port: 1 });
+}
+
 #[test]
 fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     let mut lab = Lab::new();
@@ -335,8 +390,8 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
 }
 
 /// NAT and DR respect the out port's MTU: a DF datagram too big gets "fragmentation
-/// needed" with the MTU, one without DF is dropped (rvs does not fragment); a datagram that
-/// fits is forwarded.
+/// needed" with the MTU, one without DF leaves in fragments (rewritten first); a datagram
+/// that fits is forwarded.
 #[test]
 fn nat_and_dr_respect_the_mtu() {
     for vip in [[192, 168, 1, 100], [192, 168, 1, 101]] {
@@ -379,9 +434,44 @@ fn nat_and_dr_respect_the_mtu() {
         );
         let mut lab = Lab::new();
         lab.snap.ports[1].mtu = 576;
+        let input = frame(1000, false);
+        let (v, out) = lab.run(0, &input);
+        assert_eq!(v, Verdict::Fragment { port: 1, mtu: 576 }, "{vip:?}");
+        // Rewritten as a datagram that fits would be (NAT: to the server; DR: the MACs).
+        let server = if vip == [192, 168, 1, 100] {
+            [10, 0, 0, 2]
+        } else {
+            vip
+        };
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+        assert_eq!((ip.destination(), ip.total_len()), (server, 1040));
+        assert_eq!(&out[6..12], &PORT1_MAC);
+        let mut pieces = Vec::new();
+        rvs_wire::fragment::fragment_ipv4(&out, 576, |h, p| {
+            pieces.push([h, p].concat());
+            true
+        })
+        .unwrap();
+        let l4 = &out[34..];
+        let macs = (PORT1_MAC, out[..6].try_into().unwrap());
+        let want = fragments4(
+            macs,
+            CLIENT,
+            server,
+            ip.ttl(),
+            6,
+            ip.identification(),
+            l4,
+            576,
+        );
         assert_eq!(
-            lab.run(0, &frame(1000, false)).0,
-            Verdict::Drop(DropReason::TooBig)
+            pieces, want,
+            "{vip:?}: the fragments of the rewritten datagram"
+        );
+        assert_eq!(
+            lab.engine.counters().drops,
+            [0; DropReason::COUNT],
+            "nothing dropped"
         );
         assert_eq!(
             lab.run(0, &frame(500, true)).0,
@@ -2257,7 +2347,8 @@ fn packets_wait_for_an_unresolved_neighbour() {
     assert_eq!(lab.run(0, &syn(41001)).0, Verdict::Drop(DropReason::Held));
     assert_eq!(lab.engine.held_len(), 2);
     let mut sent = Vec::new();
-    lab.engine.release_held(&lab.snap, 1, |p, f| {
+    lab.engine.release_held(&lab.snap, 1, |p, f, split| {
+        assert_eq!(split, None, "whole frames");
         sent.push((p, f.to_vec()));
         true
     });
@@ -2271,7 +2362,8 @@ fn packets_wait_for_an_unresolved_neighbour() {
     reply.extend_from_slice(&PORT1_MAC);
     reply.extend_from_slice(&[10, 0, 0, 1]);
     let _ = lab.run(1, &reply);
-    lab.engine.release_held(&lab.snap, 1, |p, f| {
+    lab.engine.release_held(&lab.snap, 1, |p, f, split| {
+        assert_eq!(split, None, "whole frames");
         sent.push((p, f.to_vec()));
         true
     });
@@ -2305,7 +2397,7 @@ fn packets_wait_for_an_unresolved_neighbour() {
     lab.engine.release_held(
         &lab.snap,
         1 + rvs_core::engine::HELD_TIMEOUT_S + 1,
-        |_, _| panic!("nothing to send"),
+        |_, _, _| panic!("nothing to send"),
     );
     assert_eq!(lab.engine.held_len(), 0);
     assert_eq!(
@@ -2355,7 +2447,8 @@ fn neighbours_go_stale_then_fail_as_linux_s() {
     // It answers again: the waiting SYN leaves, the others hear of it.
     let _ = at(&mut lab, 68, 1, &rs9_is_at());
     let mut sent = Vec::new();
-    lab.engine.release_held(&lab.snap, 68, |p, f| {
+    lab.engine.release_held(&lab.snap, 68, |p, f, split| {
+        assert_eq!(split, None, "whole frames");
         sent.push((p, f.to_vec()));
         true
     });

@@ -19,6 +19,7 @@ pub mod arp;
 pub mod checksum;
 pub mod emit;
 pub mod ethernet;
+pub mod fragment;
 pub mod frame;
 pub mod icmp;
 pub mod icmpv6;

@@ -203,6 +203,7 @@ fn process_burst(
     watch: &mut Stopwatch,
 ) {
     let (engine, snap, loads) = (&mut lb.engine, &**lb.snapshot.get(), &lb.loads[..]);
+    let pool = lb.pool;
     let n = burst.len().min(BURST);
     // While a capture of sent frames runs: its filter and clock, once for the burst.
     let tx_capture = lb
@@ -244,6 +245,30 @@ fn process_burst(
                     enqueue(queued, o.tx.get_mut(p), m, counters);
                 }
             }
+            // Copied into fragments, each from a buffer of the pool (the slow path: a
+            // datagram over the MTU); the original is freed with the dropped ones.
+            engine::Verdict::Fragment { port, mtu } => {
+                let p = usize::from(port);
+                let sent = match (pool, o.out.get_mut(p)) {
+                    (Some(pool), Some(queued)) => send_fragments(pool, m.data(), mtu, |f| {
+                        if let Some((c, filter, at)) = &tx_capture {
+                            if c.wants(port, capture::TX) && filter.matches(f.data()) {
+                                c.offer(port, true, f.data(), *at);
+                            }
+                        }
+                        enqueue(queued, o.tx.get_mut(p), f, counters);
+                    }),
+                    _ => None,
+                };
+                match sent {
+                    Some(n) => {
+                        engine.counters.fragmented.add(1);
+                        engine.counters.fragments_sent.add(n);
+                    }
+                    None => engine.counters.dropped(engine::DropReason::TooBig),
+                }
+                let _ = dead.push(m);
+            }
             // The host's share leaves by the receiving port's twin, if it has one;
             // otherwise it is dropped (counted as to-host all the same).
             engine::Verdict::ToHost => {
@@ -262,6 +287,37 @@ fn process_burst(
     });
 }
 
+/// Copies the IPv4 datagram of `frame` into fragments of at most `mtu` bytes, each in a
+/// buffer of `pool`, and hands each to `send`; the count sent, None when it could not be
+/// fragmented or a buffer ran out (the fragments already sent are lost with the rest).
+fn send_fragments(
+    pool: Mempool,
+    frame: &[u8],
+    mtu: u16,
+    mut send: impl FnMut(dpdk::Mbuf),
+) -> Option<u64> {
+    let mut complete = true;
+    let sent = rvs_wire::fragment::fragment_ipv4(frame, usize::from(mtu), |head, payload| {
+        let Some(mut m) = pool.alloc() else {
+            complete = false;
+            return false;
+        };
+        let mut f = MbufFrame(&mut m);
+        if !f.append(head.len() + payload.len()) {
+            complete = false;
+            return false;
+        }
+        let b = f.bytes_mut();
+        let (h, p) = b.split_at_mut(head.len());
+        h.copy_from_slice(head);
+        p.copy_from_slice(payload);
+        send(m);
+        true
+    })
+    .ok()?;
+    complete.then_some(sent as u64)
+}
+
 /// Sends the frames whose neighbour answered (each from a buffer of `pool`).
 fn release_held(
     lb: &mut LbContext,
@@ -275,7 +331,20 @@ fn release_held(
         return;
     }
     let snap = &**lb.snapshot.get();
-    lb.engine.release_held(snap, now, |port, bytes| {
+    let (mut fragmented, mut fragments) = (0, 0);
+    lb.engine.release_held(snap, now, |port, bytes, split| {
+        let p = usize::from(port);
+        let Some(queued) = out.get_mut(p) else {
+            return false;
+        };
+        if let Some(mtu) = split {
+            let sent = send_fragments(pool, bytes, mtu, |m| {
+                enqueue(queued, tx.get_mut(p), m, counters);
+            });
+            fragmented += u64::from(sent.is_some());
+            fragments += sent.unwrap_or(0);
+            return sent.is_some();
+        }
         let Some(mut m) = pool.alloc() else {
             return false;
         };
@@ -284,15 +353,11 @@ fn release_held(
             return false;
         }
         f.bytes_mut().copy_from_slice(bytes);
-        let p = usize::from(port);
-        match out.get_mut(p) {
-            Some(queued) => {
-                enqueue(queued, tx.get_mut(p), m, counters);
-                true
-            }
-            None => false,
-        }
+        enqueue(queued, tx.get_mut(p), m, counters);
+        true
     });
+    lb.engine.counters.fragmented.add(fragmented);
+    lb.engine.counters.fragments_sent.add(fragments);
 }
 
 /// Sends ARP requests / neighbour solicitations for the real servers and gateways whose

@@ -276,6 +276,18 @@ impl Appliance {
             }
         }
         f.head(
+            "rvs_worker_fragmented_total",
+            "counter",
+            "IPv4 datagrams larger than their out port's MTU (without DF) the worker sent in fragments, and the fragments it sent for them.",
+        );
+        for w in &self.workers {
+            let e = w.stats.read_engine();
+            for (what, n) in [("datagrams", e.fragmented), ("fragments", e.fragments_sent)] {
+                let labels = [("worker", w.index.to_string()), ("count", what.into())];
+                f.sample("rvs_worker_fragmented_total", &labels, n);
+            }
+        }
+        f.head(
             "rvs_worker_ftp_total",
             "counter",
             "The FTP helper's work: replies rewritten to name the VIP, data connections it opened, control connections kept for their data connections.",

@@ -17,8 +17,9 @@ pub enum DropReason {
     NotOurs,
     /// A non-SYN segment (or a reply) of no known connection.
     NoConnection,
-    /// Larger than the out port's MTU (a tunnel's too) without DF (IPVS would fragment; rvs
-    /// does not).
+    /// Larger than the out port's MTU (a tunnel's too) and not sent in fragments: an IPv6
+    /// tunnel's outer header (rvs fragments IPv4 only), no buffer for the fragments, an
+    /// MTU without room for them.
     TooBig,
     Unsupported,
     /// For an address VRRP holds elsewhere: this box is BACKUP or FAULT for it.
@@ -133,6 +134,10 @@ pub struct Counters {
     pub ftp_rewrites: u64,
     pub ftp_data_conns: u64,
     pub ftp_controls_kept: u64,
+    /// IPv4 datagrams sent in fragments (larger than their out port's MTU, without DF),
+    /// and the fragments sent for them (Linux's FragOKs and FragCreates).
+    pub fragmented: u64,
+    pub fragments_sent: u64,
 }
 
 /// A counter its worker writes and anyone reads: a relaxed load and store, no locked
@@ -182,6 +187,8 @@ pub struct CounterSlots {
     pub ftp_rewrites: Slot,
     pub ftp_data_conns: Slot,
     pub ftp_controls_kept: Slot,
+    pub fragmented: Slot,
+    pub fragments_sent: Slot,
     /// Entries in the worker's connection table.
     pub connections: Slot,
 }
@@ -225,6 +232,8 @@ impl CounterSlots {
             ftp_rewrites: Slot::default(),
             ftp_data_conns: Slot::default(),
             ftp_controls_kept: Slot::default(),
+            fragmented: Slot::default(),
+            fragments_sent: Slot::default(),
             connections: Slot::default(),
         }
     }
@@ -289,6 +298,8 @@ impl CounterSlots {
             ftp_rewrites: self.ftp_rewrites.get(),
             ftp_data_conns: self.ftp_data_conns.get(),
             ftp_controls_kept: self.ftp_controls_kept.get(),
+            fragmented: self.fragmented.get(),
+            fragments_sent: self.fragments_sent.get(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub const HELD_TIMEOUT_S: u32 = 3;
 struct Waiting {
     hop: IpAddr,
     port: u16,
+    fit: Fit,
     len: u16,
     since: u32,
 }
@@ -44,7 +45,7 @@ impl HeldFrames {
 
     /// Keeps a copy of `bytes` for `hop` out of `port`; false when it cannot (disabled,
     /// too large, the hop or the arena full).
-    fn keep(&mut self, port: u16, hop: IpAddr, bytes: &[u8], now: u32) -> bool {
+    fn keep(&mut self, (port, fit): (u16, Fit), hop: IpAddr, bytes: &[u8], now: u32) -> bool {
         if !self.enabled || bytes.len() > HELD_BYTES || self.count == HELD_FRAMES {
             return false;
         }
@@ -69,6 +70,7 @@ impl HeldFrames {
         *slot = Some(Waiting {
             hop,
             port,
+            fit,
             len: bytes.len() as u16,
             since: now,
         });
@@ -101,11 +103,11 @@ impl Engine {
         &mut self,
         snap: &Snapshot,
         now: u32,
-        port: u16,
+        (port, fit): (u16, Fit),
         hop: IpAddr,
         frame: &mut F,
     ) -> Verdict {
-        if !self.held.keep(port, hop, frame.bytes(), now) {
+        if !self.held.keep((port, fit), hop, frame.bytes(), now) {
             return self.resolve(snap, now, port, hop, frame);
         }
         if self.solicit(snap, now, port, hop, frame) {
@@ -116,14 +118,14 @@ impl Engine {
         }
     }
 
-    /// Sends (through `emit(port, frame)`, false if it could not) the frames whose
-    /// neighbour is now known, with its MAC; drops those that waited too long. Cheap when
-    /// nothing waits.
+    /// Sends (through `emit(port, frame, split)`, false if it could not) the frames whose
+    /// neighbour is now known, with its MAC (`split`: in IPv4 fragments of at most that
+    /// many bytes); drops those that waited too long. Cheap when nothing waits.
     pub fn release_held(
         &mut self,
         snap: &Snapshot,
         now: u32,
-        mut emit: impl FnMut(u16, &[u8]) -> bool,
+        mut emit: impl FnMut(u16, &[u8], Option<u16>) -> bool,
     ) {
         if self.held.count == 0 {
             return;
@@ -143,7 +145,11 @@ impl Engine {
                     if let Some(dst) = frame.get_mut(..6) {
                         dst.copy_from_slice(&mac);
                     }
-                    emit(w.port, frame)
+                    let split = match w.fit {
+                        Fit::Whole => None,
+                        Fit::Split(mtu) => Some(mtu),
+                    };
+                    emit(w.port, frame, split)
                 }
                 _ => false,
             };

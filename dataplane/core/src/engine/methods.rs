@@ -263,7 +263,7 @@ pub(super) fn encapsulate<F: Frame>(
     flow: &Flow,
     (src, dst): (IpAddr, IpAddr),
     (hop_mac, port_mac): ([u8; 6], [u8; 6]),
-    tunnel: Tunnel,
+    (tunnel, ident): (Tunnel, u16),
     offload: bool,
 ) -> bool {
     if let (IpAddr::V4(s), IpAddr::V4(d), false, TunnelKind::Ipip) =
@@ -275,6 +275,7 @@ pub(super) fn encapsulate<F: Frame>(
                 flow,
                 (s.octets(), d.octets()),
                 (hop_mac, port_mac),
+                ident,
                 offload,
             );
         }
@@ -284,7 +285,7 @@ pub(super) fn encapsulate<F: Frame>(
         flow,
         (src, dst),
         (hop_mac, port_mac),
-        tunnel,
+        (tunnel, ident),
         offload,
     )
 }
@@ -295,7 +296,7 @@ fn encapsulate_any<F: Frame>(
     flow: &Flow,
     (src, dst): (IpAddr, IpAddr),
     (hop_mac, port_mac): ([u8; 6], [u8; 6]),
-    tunnel: Tunnel,
+    (tunnel, ident): (Tunnel, u16),
     offload: bool,
 ) -> bool {
     // The outer header is the server's family (IPVS tunnels IPv4 in IPv6 and back).
@@ -351,7 +352,7 @@ fn encapsulate_any<F: Frame>(
             protocol,
             payload_len,
             ttl: 64,
-            ident: 0,
+            ident,
             dont_fragment: flow.df && !flow.v6,
             dscp_ecn: 0,
         }
@@ -416,6 +417,7 @@ fn ipip4<F: Frame>(
     flow: &Flow,
     (src, dst): ([u8; 4], [u8; 4]),
     (hop_mac, port_mac): ([u8; 6], [u8; 6]),
+    ident: u16,
     offload: bool,
 ) -> bool {
     const L3: usize = ethernet::HEADER_LEN;
@@ -433,7 +435,7 @@ fn ipip4<F: Frame>(
             protocol: proto::IPIP,
             payload_len: inner_len as u16,
             ttl: 64,
-            ident: 0,
+            ident,
             dont_fragment: flow.df,
             dscp_ecn: 0,
         }
@@ -477,6 +479,23 @@ pub(super) fn low4(a: &Addr16) -> [u8; 4] {
     [a[12], a[13], a[14], a[15]]
 }
 
+/// Whether a datagram leaves whole or in fragments of at most the MTU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fit {
+    Whole,
+    Split(u16),
+}
+
+impl Fit {
+    /// The verdict that sends the frame out of `port` this way.
+    pub(super) fn out(self, port: u16) -> Verdict {
+        match self {
+            Fit::Whole => Verdict::Forward { port },
+            Fit::Split(mtu) => Verdict::Fragment { port, mtu },
+        }
+    }
+}
+
 /// Whether an opening packet on connection `c`'s ports starts a new connection (IPVS's
 /// is_new_conn_expected under conn_reuse_mode, and expire_nodest_conn's weight-0 case).
 fn reused(snap: &Snapshot, c: &Conn) -> bool {
@@ -495,24 +514,36 @@ fn reused(snap: &Snapshot, c: &Conn) -> bool {
 }
 
 impl Engine {
-    /// A datagram larger than the out port's MTU: ICMP "fragmentation needed" (IPv4 with
-    /// DF) or "packet too big" (IPv6) to its sender, as a router and IPVS do; an IPv4 one
-    /// without DF is dropped (rvs does not fragment). None when it fits.
-    pub(super) fn over_mtu<F: Frame>(
+    /// How a datagram leaves a port of MTU `mtu`: whole when it fits; larger, in
+    /// fragments when it is IPv4 without DF, else (IPv4 with DF, IPv6) not at all: ICMP
+    /// "fragmentation needed" / "packet too big" goes to its sender (the `Err`), as a
+    /// router and IPVS do.
+    pub(super) fn fit_mtu<F: Frame>(
         &mut self,
         snap: &Snapshot,
         flow: &Flow,
         mtu: u16,
         frame: &mut F,
-    ) -> Option<Verdict> {
+    ) -> Result<Fit, Verdict> {
         if flow.end() - flow.l3() <= usize::from(mtu) {
-            return None;
-        }
-        Some(if flow.v6 || flow.df {
-            self.icmp_error(snap, *flow, IcmpError::TooBig(usize::from(mtu)), frame)
+            Ok(Fit::Whole)
+        } else if flow.v6 || flow.df {
+            Err(self.icmp_error(snap, *flow, IcmpError::TooBig(usize::from(mtu)), frame))
         } else {
-            self.drop(DropReason::TooBig)
-        })
+            Ok(Fit::Split(mtu))
+        }
+    }
+
+    /// The identification for an outer IPv4 header: 0 with DF (an atomic datagram, RFC
+    /// 6864), else the worker's next; the workers take turns (worker `i` of `n` the
+    /// numbers `k * n + i`), so none repeats another's before they wrap.
+    pub(super) fn outer_ident(&mut self, df: bool) -> u16 {
+        if df {
+            return 0;
+        }
+        let (me, workers) = self.owner;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        (usize::from(self.next_ident) * workers + me) as u16
     }
 
     /// Whether connection `id`'s real server was deleted. Asked only while the entry has
@@ -669,7 +700,10 @@ impl Engine {
         );
         match (pending, verdict) {
             (Some(hop), Verdict::Forward { port }) => {
-                self.hold_and_solicit(snap, now, port, hop, frame)
+                self.hold_and_solicit(snap, now, (port, Fit::Whole), hop, frame)
+            }
+            (Some(hop), Verdict::Fragment { port, mtu }) => {
+                self.hold_and_solicit(snap, now, (port, Fit::Split(mtu)), hop, frame)
             }
             _ => verdict,
         }
@@ -692,11 +726,13 @@ impl Engine {
             return self.drop(DropReason::NoRoute);
         };
         let port_mac = port_info.mac;
-        if method != ForwardMethod::Tun {
-            if let Some(v) = self.over_mtu(snap, flow, port_info.mtu, frame) {
-                return v;
-            }
-        }
+        let fit = match method {
+            ForwardMethod::Tun => Fit::Whole,
+            _ => match self.fit_mtu(snap, flow, port_info.mtu, frame) {
+                Ok(fit) => fit,
+                Err(verdict) => return verdict,
+            },
+        };
         match method {
             ForwardMethod::Nat => {
                 if flow.ttl <= 1 {
@@ -707,11 +743,11 @@ impl Engine {
                     rewrite_keeping_ttl(frame.bytes_mut(), flow, Side::Src, addr16(addr), port);
                 }
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
-                Verdict::Forward { port: out_port }
+                fit.out(out_port)
             }
             ForwardMethod::Dr => {
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
-                Verdict::Forward { port: out_port }
+                fit.out(out_port)
             }
             ForwardMethod::Tun => {
                 let Some(src) = snap.local_addr(out_port, daddr) else {
@@ -723,24 +759,31 @@ impl Engine {
                     ipv4::MIN_HEADER_LEN
                 } + conn.tunnel.header_len();
                 let inner_len = flow.end() - flow.l3();
+                let mut fit = Fit::Whole;
                 if inner_len + outer > usize::from(port_info.mtu) {
                     if flow.v6 || flow.df {
                         let mtu = usize::from(port_info.mtu) - outer;
                         return self.icmp_error(snap, *flow, IcmpError::TooBig(mtu), frame);
                     }
-                    return self.drop(DropReason::TooBig);
+                    // The outer IPv4 header (without DF, as the inner) is fragmented, as
+                    // the kernel's output does after IPVS; rvs fragments no IPv6.
+                    if daddr.is_ipv6() {
+                        return self.drop(DropReason::TooBig);
+                    }
+                    fit = Fit::Split(port_info.mtu);
                 }
+                let ident = self.outer_ident(flow.df && !flow.v6);
                 if !encapsulate(
                     frame,
                     flow,
                     (src, daddr),
                     (hop_mac, port_mac),
-                    conn.tunnel,
-                    port_info.ip_checksum_offload && offload,
+                    (conn.tunnel, ident),
+                    port_info.ip_checksum_offload && offload && fit == Fit::Whole,
                 ) {
                     return self.drop(DropReason::Unsupported);
                 }
-                Verdict::Forward { port: out_port }
+                fit.out(out_port)
             }
         }
     }
@@ -798,9 +841,10 @@ impl Engine {
         else {
             return self.drop(DropReason::NoRoute);
         };
-        if let Some(v) = self.over_mtu(snap, flow, mtu, frame) {
-            return v;
-        }
+        let fit = match self.fit_mtu(snap, flow, mtu, frame) {
+            Ok(fit) => fit,
+            Err(verdict) => return verdict,
+        };
         if client.is_some() {
             self.proxy_towards_client(id, flow, frame);
         }
@@ -810,8 +854,8 @@ impl Engine {
         }
         set_macs(frame.bytes_mut(), hop_mac, port_mac);
         match pending {
-            Some(hop) => self.hold_and_solicit(snap, now, out_port, hop, frame),
-            None => Verdict::Forward { port: out_port },
+            Some(hop) => self.hold_and_solicit(snap, now, (out_port, fit), hop, frame),
+            None => fit.out(out_port),
         }
     }
 }
@@ -905,7 +949,7 @@ mod tests {
             client in any::<[u8; 4]>(), vip in any::<[u8; 4]>(),
             own in any::<[u8; 4]>(), server in any::<[u8; 4]>(),
             macs in any::<([u8; 6], [u8; 6])>(), udp in any::<bool>(), df in any::<bool>(),
-            offload in any::<bool>(),
+            offload in any::<bool>(), ident in any::<u16>(),
             payload in proptest::collection::vec(any::<u8>(), 0..64), padding in 0usize..8,
         ) {
             let mut frame = ipv4_frame((client, vip), (12345, 80), (64, df, udp), &payload);
@@ -914,8 +958,8 @@ mod tests {
             prop_assert_eq!(flow.df, df);
             let ends = (IpAddr::from(own), IpAddr::from(server));
             let (mut fast, mut general) = (VecFrame::new(&frame), VecFrame::new(&frame));
-            let done = ipip4(&mut fast, &flow, (own, server), macs, offload);
-            let tunnel = Tunnel::default();
+            let done = ipip4(&mut fast, &flow, (own, server), macs, ident, offload);
+            let tunnel = (Tunnel::default(), ident);
             prop_assert!(done && encapsulate_any(&mut general, &flow, ends, macs, tunnel, offload));
             prop_assert_eq!(fast, general);
         }

@@ -81,6 +81,13 @@ pub enum Verdict {
     Forward {
         port: u16,
     },
+    /// Send the (rewritten) frame out of this port in IPv4 fragments of at most `mtu`
+    /// bytes (an IPv4 datagram without DF longer than the port's MTU, which a router and
+    /// IPVS fragment): [`rvs_wire::fragment::fragment_ipv4`].
+    Fragment {
+        port: u16,
+        mtu: u16,
+    },
     /// For the host kernel (exception path).
     ToHost,
     Drop(DropReason),
@@ -176,6 +183,9 @@ pub struct Engine {
     owner: (usize, usize),
     port_cursor: u32,
     local_cursor: u32,
+    /// How many outer IPv4 headers without DF this worker has sent (a tunnel's: each
+    /// datagram's identification must differ, as its fragments need).
+    next_ident: u16,
 }
 
 impl std::fmt::Debug for Engine {
@@ -249,6 +259,7 @@ impl Engine {
             owner: (0, 1),
             port_cursor: 0,
             local_cursor: 0,
+            next_ident: 0,
         }
     }
 

@@ -103,17 +103,18 @@ impl Engine {
         else {
             return self.drop(DropReason::NoRoute);
         };
-        if let Some(v) = self.over_mtu(snap, flow, mtu, frame) {
-            return v;
-        }
+        let fit = match self.fit_mtu(snap, flow, mtu, frame) {
+            Ok(fit) => fit,
+            Err(verdict) => return verdict,
+        };
         match self.neighbour(snap, hop) {
             Some(mac) => {
                 set_macs(frame.bytes_mut(), mac, port_mac);
-                Verdict::Forward { port }
+                fit.out(port)
             }
             None if self.held_room() => {
                 set_macs(frame.bytes_mut(), [0; 6], port_mac);
-                self.hold_and_solicit(snap, now, port, hop, frame)
+                self.hold_and_solicit(snap, now, (port, fit), hop, frame)
             }
             None => self.resolve(snap, now, port, hop, frame),
         }
