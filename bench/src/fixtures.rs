@@ -10,7 +10,7 @@
 //! ```
 
 use dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, PortConf};
-use rvs_core::engine::{DropReason, EngineConfig, Verdict};
+use rvs_core::engine::{DropReason, EngineConfig};
 use rvs_core::publish::SnapshotCell;
 use rvs_core::sched::DestLoad;
 use rvs_core::ForwardMode;
@@ -78,6 +78,7 @@ pub fn check(eal: &Eal, pool: Mempool, lcore: u32) -> Result<usize, String> {
             ..EngineConfig::default()
         },
         solicit_pool: None,
+        pool: Some(pool),
         ring_prefix: "fixture_ho".into(),
         socket: -1,
         sync: Vec::new(),
@@ -106,12 +107,11 @@ pub fn check(eal: &Eal, pool: Mempool, lcore: u32) -> Result<usize, String> {
                     return Err(fail("the ring refused the frame".into()));
                 }
                 let out = collect(&mut bench_rx, &stats, before);
-                let want: Vec<(usize, Vec<u8>)> = match (step.verdict, &step.output) {
-                    (Verdict::Forward { port }, Some(frame)) => {
-                        vec![(usize::from(port), frame.clone())]
-                    }
-                    _ => Vec::new(),
-                };
+                let want: Vec<(usize, Vec<u8>)> = step
+                    .frames_out()
+                    .into_iter()
+                    .map(|(port, frame)| (usize::from(port), frame))
+                    .collect();
                 if out != want {
                     return Err(fail(format!("got {out:02x?}, want {want:02x?}")));
                 }

@@ -671,6 +671,7 @@ fn lb_setup(run: u32, s: &Scenario, macs: [[u8; 6]; 2]) -> Result<(Director, LbS
             ..EngineConfig::default()
         },
         solicit_pool: None,
+        pool: None,
         ring_prefix: format!("bench_ho_{run}"),
         socket: -1,
         sync: Vec::new(),

@@ -348,6 +348,7 @@ pub fn run(
                 ftp_ports: cfg.ftp_ports,
             },
             solicit_pool: Some(ports.pools[0].1),
+            pool: Some(ports.pools[0].1),
             ring_prefix: "rvs_ho".into(),
             socket: ports.main_socket,
             sync: sync_channels.clone(),

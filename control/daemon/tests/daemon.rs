@@ -437,7 +437,11 @@ fn lb_mode_runs_the_fixture_table_through_the_binary() {
     let table = cases(&Net::one_port(port_mac));
     let steps: Vec<_> = table.iter().flat_map(|c| &c.steps).collect();
     let input: Vec<Vec<u8>> = steps.iter().map(|s| s.input.clone()).collect();
-    let expected: Vec<Vec<u8>> = steps.iter().filter_map(|s| s.output.clone()).collect();
+    let expected: Vec<Vec<u8>> = steps
+        .iter()
+        .flat_map(|s| s.frames_out())
+        .map(|(_, f)| f)
+        .collect();
     let (_, path, tx) = lb_on_pcap("pcap-lb", &input);
     let stdout = run_until(&path, || read_pcap(&tx).len() >= expected.len());
     assert!(stdout.contains("MAC 02:70:63:61:70:00"), "{stdout}");
@@ -446,9 +450,14 @@ fn lb_mode_runs_the_fixture_table_through_the_binary() {
     for (i, (got, want)) in output.iter().zip(&expected).enumerate() {
         assert_eq!(got, want, "output frame {i}");
     }
-    // NAT, DR, TUN, and the SYN whose TTL ran out: as in IPVS, the connection is made
-    // before the transmit path finds the TTL spent.
+    // NAT, DR, TUN (its datagram sent in fragments later goes by the same connection),
+    // and the SYN whose TTL ran out: as in IPVS, the connection is made before the
+    // transmit path finds the TTL spent.
     let new_conns = 4;
+    assert!(
+        stdout.contains("Fragmented: 1 ") && stdout.contains("Fragments-sent: 2"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!("New-conns: {new_conns} ")),
         "{stdout}"

@@ -128,6 +128,7 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
             ..EngineConfig::default()
         },
         solicit_pool: None,
+        pool: None,
         ring_prefix: "live_ho".into(),
         socket: -1,
         sync: Vec::new(),

@@ -25,6 +25,16 @@ fn the_fixture_table_on_the_engine() {
             if let Some(want) = &step.output {
                 assert_eq!(&out, want, "{}: step {i}", case.name);
             }
+            if let Verdict::Fragment { mtu, .. } = verdict {
+                let mut pieces = Vec::new();
+                rvs_wire::fragment::fragment_ipv4(&out, usize::from(mtu), |h, p| {
+                    pieces.push([h, p].concat());
+                    true
+                })
+                .unwrap();
+                let want: Vec<Vec<u8>> = step.frames_out().into_iter().map(|(_, f)| f).collect();
+                assert_eq!(pieces, want, "{}: step {i}: the fragments", case.name);
+            }
         }
         for r in DropReason::ALL {
             let want = drops(&case.steps, r);

@@ -63,8 +63,68 @@ pub struct Step {
     pub port: u16,
     pub input: Vec<u8>,
     pub verdict: Verdict,
-    /// The frame that leaves by the verdict's port (None: nothing leaves a data port).
+    /// The frame that leaves by the verdict's port (None: nothing leaves a data port); with
+    /// [`Verdict::Fragment`] the datagram before it is cut.
     pub output: Option<Vec<u8>>,
+}
+
+impl Step {
+    /// The frames that leave a data port, with their port: the output, or its fragments.
+    pub fn frames_out(&self) -> Vec<(u16, Vec<u8>)> {
+        match (self.verdict, &self.output) {
+            (Verdict::Forward { port }, Some(f)) => vec![(port, f.clone())],
+            (Verdict::Fragment { port, mtu }, Some(f)) => fragments(f, usize::from(mtu))
+                .into_iter()
+                .map(|f| (port, f))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// An untagged Ethernet frame's IPv4 datagram (without options) cut as RFC 791 cuts it:
+/// pieces of the largest multiple of 8 bytes that fits `mtu` after the header, MF on all
+/// but the last, the header's length, offset and checksum set for each.
+pub fn fragments(frame: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let (head, payload) = frame.split_at(34);
+    let step = (mtu - 20) / 8 * 8;
+    let total = usize::from(u16::from_be_bytes([head[16], head[17]])) - 20;
+    let payload = &payload[..total];
+    let mut out = Vec::new();
+    for (n, piece) in payload.chunks(step).enumerate() {
+        let mut f = head.to_vec();
+        f[16..18].copy_from_slice(&((20 + piece.len()) as u16).to_be_bytes());
+        let more = if (n + 1) * step < payload.len() {
+            0x2000
+        } else {
+            0
+        };
+        f[20..22].copy_from_slice(&(more | (n * step / 8) as u16).to_be_bytes());
+        f[24..26].fill(0);
+        let mut sum: u32 = f[14..34]
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        f.extend_from_slice(piece);
+        out.push(f);
+    }
+    out
+}
+
+/// `frame`'s IPv4 header with DF cleared (its checksum updated).
+fn without_df(mut frame: Vec<u8>) -> Vec<u8> {
+    if let Some(h) = frame.get(14..34) {
+        if let Ok(mut ip) = etherparse::Ipv4Header::from_slice(h).map(|(ip, _)| ip) {
+            ip.dont_fragment = false;
+            ip.header_checksum = ip.calc_header_checksum();
+            frame.splice(14..34, ip.to_bytes());
+        }
+    }
+    frame
 }
 
 /// Steps that run in order on one fresh appliance.
@@ -249,6 +309,43 @@ pub fn cases(net: &Net) -> Vec<Case> {
                     .write(&mut out, IpNumber(4), input.get(14..).unwrap_or_default())
                     .unwrap_or_default();
                 vec![forward(c, input, s, out)]
+            },
+        },
+        Case {
+            name: "TUN IPv4: a datagram without DF that fills the MTU leaves in two outer \
+                   fragments (no DF, identification 1)",
+            steps: {
+                let input = without_df(udp4(
+                    (CLIENT_MAC, cmac),
+                    CLIENT,
+                    [192, 168, 1, 102],
+                    64,
+                    (5353, 53),
+                    &[0x5a; 1472],
+                ));
+                let mut outer = etherparse::Ipv4Header::new(
+                    1500,
+                    64,
+                    IpNumber(4),
+                    net.tun_source,
+                    [10, 0, 0, 2],
+                )
+                .unwrap_or_default();
+                outer.dont_fragment = false;
+                outer.identification = 1;
+                outer.header_checksum = outer.calc_header_checksum();
+                let mut out = Vec::new();
+                out.extend_from_slice(&RS2_MAC);
+                out.extend_from_slice(&smac);
+                out.extend_from_slice(&[0x08, 0x00]);
+                out.extend_from_slice(&outer.to_bytes());
+                out.extend_from_slice(input.get(14..).unwrap_or_default());
+                vec![step(
+                    c,
+                    input,
+                    Verdict::Fragment { port: s, mtu: 1500 },
+                    Some(out),
+                )]
             },
         },
         Case {

@@ -52,8 +52,8 @@ pub(crate) struct LbContext {
     /// Where worker 0 takes the buffers of the ARP requests / neighbour solicitations it
     /// sends ahead of traffic for real servers and gateways (None: only on demand).
     pub solicit_pool: Option<Mempool>,
-    /// Where every worker takes the buffers of frames that waited for a neighbour (None:
-    /// nothing waits; the first packet to an unresolved neighbour is lost).
+    /// Where every worker takes the buffers of the frames it makes: IPv4 fragments, frames
+    /// that waited for a neighbour (None: a datagram to fragment is dropped as too big).
     pub pool: Option<Mempool>,
     /// The packet capture the control side may start.
     pub capture: Option<Arc<Capture>>,

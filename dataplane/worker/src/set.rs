@@ -33,8 +33,13 @@ pub struct LbShared {
     pub cell: Arc<SnapshotCell>,
     pub loads: Arc<Vec<DestLoad>>,
     pub engine: EngineConfig,
-    /// Worker 0 sends ARP requests / solicitations ahead of traffic from this pool.
+    /// Worker 0 sends ARP requests / solicitations ahead of traffic from this pool, and
+    /// with it every worker keeps frames for unresolved neighbours.
     pub solicit_pool: Option<Mempool>,
+    /// Where the workers take the buffers of frames they make: IPv4 fragments, frames
+    /// that waited for a neighbour (None: the solicitations' pool, if any; without a pool
+    /// a datagram to fragment is dropped as too big).
+    pub pool: Option<Mempool>,
     /// Hand-off rings are named `{ring_prefix}_{from}_{to}` (unique per EAL).
     pub ring_prefix: String,
     pub socket: i32,
@@ -188,7 +193,7 @@ impl WorkerSet {
                 templates: templates.clone(),
                 clock_start,
                 solicit_pool: lb.solicit_pool.filter(|_| index == 0),
-                pool: lb.solicit_pool,
+                pool: lb.pool.or(lb.solicit_pool),
                 capture: lb.capture.clone(),
             });
             let bytes_per_entry = lb.map(|lb| {
