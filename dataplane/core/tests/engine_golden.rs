@@ -2323,6 +2323,70 @@ fn fragmented_ipv6_follows_its_first_fragment() {
     );
 }
 
+/// A datagram to fragment that waits for its neighbour is kept whole, rewritten, and
+/// released with the MTU to cut it to.
+#[test]
+fn a_datagram_to_fragment_waits_for_its_neighbour_whole() {
+    let server_mac = [2, 0xaa, 0, 0, 0, 9];
+    let mut lab = Lab::new();
+    lab.snap.ports[1].mtu = 576;
+    lab.engine.set_holding(true);
+    let mut input = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 105],
+        64,
+        41000,
+        80,
+        true,
+        false,
+        &[3u8; 1000],
+    );
+    input[20] &= !0x40;
+    input[24..26].fill(0);
+    let sum = ones_complement(&input[14..34]);
+    input[24..26].copy_from_slice(&sum.to_be_bytes());
+    let (v, out) = lab.run(0, &input);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        &out[12..14],
+        &[0x08, 0x06],
+        "the ARP request went in its place"
+    );
+    assert_eq!(lab.engine.held_len(), 1);
+    let mut reply = server_mac.to_vec();
+    reply.extend_from_slice(&PORT1_MAC);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&server_mac);
+    reply.extend_from_slice(&[10, 0, 0, 9]);
+    reply.extend_from_slice(&PORT1_MAC);
+    reply.extend_from_slice(&[10, 0, 0, 1]);
+    let _ = lab.run(1, &reply);
+    let mut sent = Vec::new();
+    lab.engine.release_held(&lab.snap, 1, |p, f, split| {
+        sent.push((p, f.to_vec(), split));
+        true
+    });
+    let mut whole = tcp4(
+        PORT1_MAC,
+        server_mac,
+        CLIENT,
+        [10, 0, 0, 9],
+        63,
+        41000,
+        80,
+        true,
+        false,
+        &[3u8; 1000],
+    );
+    whole[20] &= !0x40;
+    whole[24..26].fill(0);
+    let sum = ones_complement(&whole[14..34]);
+    whole[24..26].copy_from_slice(&sum.to_be_bytes());
+    assert_eq!(sent, vec![(1, whole, Some(576))]);
+}
+
 /// The first packets to a real server whose MAC is not known yet are not lost: they wait
 /// (rewritten) while the ARP request goes out, and leave with the MAC once it answers;
 /// unanswered, they are dropped after a few seconds and counted once.

@@ -103,6 +103,43 @@ fn with_ip_forward_traffic_for_neither_is_routed_as_a_router_does() {
     assert_eq!(lab.run(1, &flooded).0, Verdict::Drop(DropReason::NotOurs));
 }
 
+/// A routed datagram larger than the out port's MTU: with DF the sender is told the MTU;
+/// without, it leaves in fragments (TTL decremented first), as a router sends it.
+#[test]
+fn a_routed_datagram_over_the_mtu_is_fragmented_unless_df() {
+    let mut lab = Lab::new();
+    lab.snap.ip_forward = true;
+    lab.snap.ports[0].mtu = 1280;
+    let big = |df: bool, ttl: u8, macs: ([u8; 6], [u8; 6])| {
+        let mut out = Vec::new();
+        let mut b = PacketBuilder::ethernet2(macs.0, macs.1).ipv4([10, 0, 0, 2], REMOTE, ttl);
+        if !df {
+            b = PacketBuilder::ethernet2(macs.0, macs.1).ip(etherparse::IpHeaders::Ipv4(
+                {
+                    let mut h =
+                        etherparse::Ipv4Header::new(0, ttl, 17.into(), [10, 0, 0, 2], REMOTE)
+                            .unwrap();
+                    h.dont_fragment = false;
+                    h
+                },
+                Default::default(),
+            ));
+        }
+        b.udp(5000, 53).write(&mut out, &[9u8; 1400]).unwrap();
+        out
+    };
+    let (v, _) = lab.run(1, &big(true, 64, (RS2_MAC, PORT1_MAC)));
+    assert_eq!(
+        v,
+        Verdict::Forward { port: 1 },
+        "frag needed, back to the sender"
+    );
+    let (v, out) = lab.run(1, &big(false, 64, (RS2_MAC, PORT1_MAC)));
+    assert_eq!(v, Verdict::Fragment { port: 0, mtu: 1280 });
+    assert_eq!(out, big(false, 63, (PORT0_MAC, GW_MAC)));
+    assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
+}
+
 #[test]
 fn a_routed_packet_out_of_ttl_gets_time_exceeded_from_the_port_it_came_in_by() {
     let mut lab = Lab::new();
