@@ -834,6 +834,78 @@ impl Director {
         Ok(())
     }
 
+    /// What [`Director::take_settings`] would change in this director, a line each, as a
+    /// reload reports it (the rules' changes are its ipvsadm lines).
+    pub fn settings_changes(&self, to: &Director) -> Vec<String> {
+        let mut out = Vec::new();
+        let on = |b: bool| if b { "on" } else { "off" };
+        let mut count = |what: &str, (old, new): (usize, usize), same: bool| {
+            if !same {
+                out.push(format!("{what}: {old} -> {new}"));
+            }
+        };
+        count(
+            "routes",
+            (self.routes.len(), to.routes.len()),
+            self.routes == to.routes,
+        );
+        count(
+            "static neighbours",
+            (self.neighbours.len(), to.neighbours.len()),
+            self.neighbours == to.neighbours,
+        );
+        count(
+            "[[outgoing]] member ranges",
+            (self.member_ports.len(), to.member_ports.len()),
+            self.member_ports == to.member_ports,
+        );
+        count(
+            "[[vip]] unserved = \"drop\" addresses",
+            (self.unserved_drop.len(), to.unserved_drop.len()),
+            self.unserved_drop == to.unserved_drop,
+        );
+        count(
+            "full NAT services",
+            (self.full_nat.len(), to.full_nat.len()),
+            self.full_nat == to.full_nat,
+        );
+        count(
+            "[[snat]] rules",
+            (self.snat.len(), to.snat.len()),
+            self.snat == to.snat,
+        );
+        for (name, old, new) in [
+            ("ip_forward", self.ip_forward, to.ip_forward),
+            ("sloppy_tcp", self.sloppy_tcp, to.sloppy_tcp),
+            (
+                "expire_nodest_conn",
+                self.expire_nodest_conn,
+                to.expire_nodest_conn,
+            ),
+            (
+                "expire_quiescent_template",
+                self.expire_quiescent_template,
+                to.expire_quiescent_template,
+            ),
+            ("ecmp", self.ecmp, to.ecmp),
+        ] {
+            if old != new {
+                out.push(format!("{name} {}", on(new)));
+            }
+        }
+        if self.conn_reuse_mode != to.conn_reuse_mode {
+            out.push(format!("conn_reuse_mode {}", to.conn_reuse_mode));
+        }
+        if self.timeouts != to.timeouts {
+            let t = &to.timeouts;
+            out.push(format!(
+                "timeouts (tcp tcpfin udp) {} {} {}",
+                t.tcp[1], t.tcp[4], t.udp
+            ));
+        }
+        out
+    }
+
     /// Takes `from`'s settings beside the services and marks (routes, neighbours, VIP
     /// handling, member ranges, forwarding, sloppy TCP and ECMP order, full NAT, SNAT,
     /// timeouts): what a reload applies once the rules are.

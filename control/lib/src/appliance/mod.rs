@@ -1407,6 +1407,57 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A reload applies and reports the settings beside the rules: member ranges, a VIP's
+    /// unserved traffic, forwarding, routes, timeouts; each a line of the report.
+    #[test]
+    fn reload_applies_and_reports_the_settings() {
+        let dir = std::env::temp_dir().join(format!("rvs-reload-set-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rvs.toml");
+        let base = RELOAD_BASE.replace("forward = \"lb\"\n", "forward = \"lb\"\nFORWARD\n");
+        let service = "\n[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.10\"\nport = 80\n\n[[service.server]]\naddress = \"10.0.0.1\"\nmethod = \"nat\"\n";
+        let first = format!("{}{service}", base.replace("FORWARD", ""));
+        std::fs::write(&path, &first).unwrap();
+        let a = reloadable(&path, None);
+        let second = format!(
+            "{}{service}\n[[vip]]\naddress = \"192.0.2.10\"\nunserved = \"drop\"\n\n[[outgoing]]\nvip = \"192.0.2.10\"\nports = \"33000-33999\"\nmember = \"10.0.0.1\"\n\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\nvia = \"192.0.2.1\"\n\n[timeouts]\ntcp = 600\n",
+            base.replace("FORWARD", "ip_forward = true")
+        );
+        std::fs::write(&path, &second).unwrap();
+        let g = a.cell().generation();
+        let r = a.console("reload");
+        assert_eq!(r.status, 0, "{}", r.err);
+        for line in [
+            "reload: 5 change(s)",
+            "  routes: 0 -> 1\n",
+            "  [[outgoing]] member ranges: 0 -> 1\n",
+            "  [[vip]] unserved = \"drop\" addresses: 0 -> 1\n",
+            "  ip_forward on\n",
+            "  timeouts (tcp tcpfin udp) 600 120 300\n",
+        ] {
+            assert!(r.out.contains(line), "{line:?} in {}", r.out);
+        }
+        assert_eq!(a.cell().generation(), g + 1, "one snapshot");
+        {
+            let d = a.director.lock();
+            assert_eq!(d.member_ports.len(), 1);
+            assert_eq!(
+                d.unserved_drop,
+                vec!["192.0.2.10".parse::<std::net::IpAddr>().unwrap()]
+            );
+            assert!(d.ip_forward);
+        }
+        let snap = a.cell().load();
+        assert!(snap.ip_forward, "in the workers' snapshot");
+        // And back: each goes again.
+        std::fs::write(&path, &first).unwrap();
+        let r = a.console("reload");
+        assert!(r.out.starts_with("reload: 5 change(s)"), "{}", r.out);
+        assert!(r.out.contains("  ip_forward off\n"), "{}", r.out);
+        assert!(a.director.lock().member_ports.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The capture verbs' answers: usage, ports, filters, one capture at a time.
     #[test]
     fn capture_verbs() {

@@ -171,6 +171,7 @@ impl Appliance {
             .filter(|m| !current.marks.contains(m))
             .copied()
             .collect();
+        let settings = current.settings_changes(&desired);
         // The checkers of the old keepalived.conf stop before their services change.
         let checkers = conf
             .is_some()
@@ -197,7 +198,7 @@ impl Appliance {
         crate::mail::use_conf(&vrrp.mail);
         let mut report = format!(
             "reload: {} change(s) from {}{}\n",
-            lines.len() + gone.len() + new.len(),
+            lines.len() + gone.len() + new.len() + settings.len(),
             source.config.display(),
             source
                 .keepalived
@@ -213,6 +214,9 @@ impl Appliance {
         }
         for m in &new {
             report.push_str(&format!("  mark add {m}\n"));
+        }
+        for s in &settings {
+            report.push_str(&format!("  {s}\n"));
         }
         if let Some(conf) = &conf {
             // Live servers the file no longer has are notified as keepalived notifies them.
