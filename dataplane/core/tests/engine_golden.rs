@@ -2248,6 +2248,109 @@ fn fragmented_udp_follows_its_first_fragment_both_ways() {
     );
 }
 
+/// A datagram whose fragments come last first (as some stacks send them, or reordered on
+/// the way): the later ones are kept until the first has gone through, then taken in
+/// again and follow it (IPVS reassembles, so the order is nothing to it); one whose first
+/// never comes is dropped and counted once it has waited its time.
+#[test]
+fn fragments_before_their_first_wait_for_it() {
+    let mut lab = Lab::new();
+    lab.engine.set_keeping_early_fragments(true);
+    let vip = [192, 168, 1, 110];
+    let rs = [10, 0, 0, 2];
+    let query: Vec<u8> = (0..3000u32).map(|i| (i * 11) as u8).collect();
+    let input = fragments4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        17,
+        0x2345,
+        &udp4_l4(CLIENT, vip, 40002, 53, &query),
+        1500,
+    );
+    let expected = fragments4(
+        (PORT1_MAC, RS2_MAC),
+        CLIENT,
+        rs,
+        63,
+        17,
+        0x2345,
+        &udp4_l4(CLIENT, rs, 40002, 5353, &query),
+        1500,
+    );
+    let mut out = Vec::new();
+    let mut release = |lab: &mut Lab, now: u32| {
+        let mut again = Vec::new();
+        lab.engine.release_early_fragments(
+            now,
+            |_| false,
+            |port, f| {
+                again.push((port, f.to_vec()));
+                true
+            },
+        );
+        again
+    };
+    // The last, then the middle: kept, not counted, nothing to release yet.
+    for i in [2, 1] {
+        assert_eq!(lab.run(0, &input[i]).0, Verdict::Drop(DropReason::Held));
+    }
+    assert_eq!(lab.engine.early_fragments(), 2);
+    assert!(release(&mut lab, 1).is_empty());
+    // The first goes through; the two kept come out in arrival slots, and follow it.
+    assert_eq!(
+        lab.run(0, &input[0]),
+        (Verdict::Forward { port: 1 }, expected[0].clone())
+    );
+    for (port, f) in release(&mut lab, 1) {
+        assert_eq!(port, 0, "the port they arrived on");
+        out.push(lab.run(port, &f));
+    }
+    out.sort_by_key(|(_, f)| u16::from_be_bytes([f[20], f[21]]) & 0x1fff);
+    assert_eq!(
+        out,
+        vec![
+            (Verdict::Forward { port: 1 }, expected[1].clone()),
+            (Verdict::Forward { port: 1 }, expected[2].clone()),
+        ]
+    );
+    assert_eq!(lab.engine.early_fragments(), 0);
+    assert_eq!(lab.engine.counters().drops, [0; DropReason::COUNT]);
+    // An orphan waits its two seconds, then is dropped and counted.
+    let orphan = fragments4(
+        (CLIENT_MAC, PORT0_MAC),
+        CLIENT,
+        vip,
+        64,
+        17,
+        0x4321,
+        &udp4_l4(CLIENT, vip, 40001, 53, &query),
+        1500,
+    );
+    assert_eq!(lab.run(0, &orphan[1]).0, Verdict::Drop(DropReason::Held));
+    assert!(release(&mut lab, 3).is_empty());
+    assert_eq!(lab.engine.early_fragments(), 1);
+    assert!(release(&mut lab, 4).is_empty());
+    assert_eq!(lab.engine.early_fragments(), 0);
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::Fragment as usize],
+        1
+    );
+    // Another worker took the first: handed over at once.
+    assert_eq!(lab.run(0, &orphan[2]).0, Verdict::Drop(DropReason::Held));
+    let mut elsewhere = Vec::new();
+    lab.engine.release_early_fragments(
+        5,
+        |_| true,
+        |p, f| {
+            elsewhere.push((p, f.to_vec()));
+            true
+        },
+    );
+    assert_eq!(elsewhere, vec![(0, orphan[2].clone())]);
+}
+
 /// IPv6 fragments (fragment header) of a TCP segment through a NAT service that changes
 /// the port: the first carries the rewritten port and checksum, the later ones follow.
 #[test]

@@ -318,6 +318,55 @@ fn send_fragments(
     complete.then_some(sent as u64)
 }
 
+/// Sends the frames of `away` to their owners' rings (a full ring's are dropped, counted).
+fn hand_off(lb: &mut LbContext, away: &mut [MbufBurst<BURST>], counters: &mut WorkerCounters) {
+    for (o, b) in away.iter_mut().enumerate() {
+        if b.is_empty() {
+            continue;
+        }
+        if let Some(Some(ring)) = lb.handoff.to.get_mut(o) {
+            counters.handoffs += ring.enqueue_burst(b) as u64;
+        }
+        counters.handoff_drops += b.len() as u64;
+        b.clear();
+    }
+}
+
+/// The later fragments the engine kept whose first has come, each copied into a buffer
+/// of `pool` with the port it arrived on: into `mine` when this worker took the first,
+/// else onto `away` for the worker that did.
+fn take_early_fragments(
+    lb: &mut LbContext,
+    pool: Mempool,
+    now: u32,
+    mine: &mut MbufBurst<BURST>,
+    away: &mut [MbufBurst<BURST>],
+) {
+    let (me, workers) = (lb.handoff.me, lb.handoff.workers);
+    let (engine, snap, frags) = (&mut lb.engine, &**lb.snapshot.get(), &*lb.frag_owners);
+    let owner = |bytes: &[u8]| engine::flow_owner(snap, bytes, workers, frags).filter(|&o| o != me);
+    engine.release_early_fragments(
+        now,
+        |bytes| owner(bytes).is_some(),
+        |port, bytes| {
+            let Some(mut m) = pool.alloc() else {
+                return false;
+            };
+            let mut f = MbufFrame(&mut m);
+            if !f.append(bytes.len()) {
+                return false;
+            }
+            f.bytes_mut().copy_from_slice(bytes);
+            m.set_in_port(port);
+            let to = match owner(bytes) {
+                Some(o) => away.get_mut(o),
+                None => Some(&mut *mine),
+            };
+            to.is_some_and(|b| b.push(m).is_ok())
+        },
+    );
+}
+
 /// Sends the frames whose neighbour answered (each from a buffer of `pool`).
 fn release_held(
     lb: &mut LbContext,
@@ -672,16 +721,7 @@ pub(crate) fn run_lb(
                     }
                 });
             }
-            for (o, b) in away.iter_mut().enumerate() {
-                if b.is_empty() {
-                    continue;
-                }
-                if let Some(Some(ring)) = lb.handoff.to.get_mut(o) {
-                    counters.handoffs += ring.enqueue_burst(b) as u64;
-                }
-                counters.handoff_drops += b.len() as u64;
-                b.clear();
-            }
+            hand_off(&mut lb, &mut away, &mut counters);
             watch.lap(&mut counters.stage_cycles[stage::STEER]);
             let mut o = Outputs {
                 tx: &mut plan.tx,
@@ -727,6 +767,31 @@ pub(crate) fn run_lb(
                 &mut watch,
             );
             watch.lap(&mut counters.stage_cycles[stage::ENGINE]);
+        }
+        // Later fragments that came before their first: those whose first has come go
+        // through (here, or handed to the worker that took the first).
+        if let (Some(pool), true) = (lb.pool, lb.engine.early_fragments() > 0) {
+            take_early_fragments(&mut lb, pool, now, &mut rx, &mut away);
+            hand_off(&mut lb, &mut away, &mut counters);
+            if !rx.is_empty() {
+                let mut o = Outputs {
+                    tx: &mut plan.tx,
+                    out: &mut out,
+                    host: &mut plan.host,
+                    host_out: &mut host_out,
+                };
+                process_burst(
+                    &mut rx,
+                    &mut parsed,
+                    false,
+                    &mut lb,
+                    |m| m.in_port(),
+                    now,
+                    &mut o,
+                    &mut counters,
+                    &mut watch,
+                );
+            }
         }
         watch.start();
         for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {

@@ -80,6 +80,7 @@ impl EngineSeed {
             engine.share_templates(board);
         }
         engine.set_holding(self.holding);
+        engine.set_keeping_early_fragments(self.pool.is_some());
         // Each server's shared counts change once a pass, not per connection.
         engine.hold_loads(self.loads.len());
         engine.adopt(self.snapshot.get());

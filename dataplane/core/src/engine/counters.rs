@@ -35,7 +35,8 @@ pub enum DropReason {
     /// A later IP fragment whose first was not seen (or is too old): nothing to follow.
     Fragment,
     /// Not dropped: kept until its next hop answers (the request for its MAC went out this
-    /// second already). Counted as a drop only if the neighbour never answers.
+    /// second already), or a later fragment kept until its first comes. Counted as a drop
+    /// only if that never happens.
     Held,
     /// Full NAT or SNAT found no free local port this worker owns (the pool is exhausted).
     NoLocalPort,

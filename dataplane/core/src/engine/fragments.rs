@@ -4,7 +4,10 @@
 //! destination, protocol and identification, with the same addresses, next hop or tunnel.
 //! Each worker remembers where first fragments went in a small direct-mapped table (a
 //! colliding datagram takes the slot over: memory stays fixed), for a few seconds. A later
-//! fragment arriving before its first, or after its slot was taken, is dropped and counted.
+//! fragment arriving before its first (reordered on the way, or sent last first) is kept a
+//! moment, a copy in a small arena, and goes through once its first has (IPVS reassembles,
+//! so it does not care about the order); one whose first never comes, or arriving after
+//! its slot was taken, is dropped and counted.
 //!
 //! With several workers, the first fragment's owner is noted in [`FragOwners`], which every
 //! worker reads to hand the later fragments (no ports to hash) to the same owner.
@@ -87,6 +90,67 @@ impl FragTable {
     }
 }
 
+/// Later fragments one worker keeps for their first at most.
+pub const EARLY_FRAGMENTS: usize = 32;
+/// The largest later fragment kept (bytes); a larger one is dropped as before.
+pub const EARLY_BYTES: usize = 2048;
+/// How long a later fragment waits for its first (seconds).
+pub const EARLY_TIMEOUT_S: u32 = 2;
+
+#[derive(Debug, Clone, Copy)]
+struct Early {
+    key: FragKey,
+    port: u16,
+    len: u16,
+    since: u32,
+}
+
+/// Later fragments that came before their first (copies, a fixed arena per worker).
+#[derive(Debug)]
+pub(super) struct EarlyFragments {
+    enabled: bool,
+    waiting: Vec<Option<Early>>,
+    bufs: Vec<[u8; EARLY_BYTES]>,
+    count: usize,
+}
+
+impl EarlyFragments {
+    pub(super) fn new() -> EarlyFragments {
+        EarlyFragments {
+            enabled: false,
+            waiting: vec![None; EARLY_FRAGMENTS],
+            bufs: vec![[0u8; EARLY_BYTES]; EARLY_FRAGMENTS],
+            count: 0,
+        }
+    }
+
+    /// Keeps a copy of `bytes`, received on `port`; false when it cannot (disabled, too
+    /// large, the arena full).
+    fn keep(&mut self, key: FragKey, port: u16, bytes: &[u8], now: u32) -> bool {
+        if !self.enabled || bytes.len() > EARLY_BYTES || self.count == EARLY_FRAGMENTS {
+            return false;
+        }
+        let Some(i) = self.waiting.iter().position(Option::is_none) else {
+            return false;
+        };
+        let (Some(slot), Some(buf)) = (self.waiting.get_mut(i), self.bufs.get_mut(i)) else {
+            return false;
+        };
+        let Some(dst) = buf.get_mut(..bytes.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(bytes);
+        *slot = Some(Early {
+            key,
+            port,
+            len: bytes.len() as u16,
+            since: now,
+        });
+        self.count += 1;
+        true
+    }
+}
+
 /// Which worker took each datagram's first fragment, shared by all workers: slot = hash,
 /// value = the hash's high 32 bits and the owner. Written by whichever worker classifies a
 /// first fragment, read by any for the later ones; a lost race misroutes one datagram's
@@ -120,6 +184,57 @@ impl FragOwners {
 }
 
 impl Engine {
+    /// Lets this engine keep later fragments that come before their first (its worker can
+    /// send them again later from buffers of its own: [`Engine::release_early_fragments`]).
+    pub fn set_keeping_early_fragments(&mut self, on: bool) {
+        self.early.enabled = on;
+    }
+
+    /// Later fragments waiting for their first now.
+    pub fn early_fragments(&self) -> usize {
+        self.early.count
+    }
+
+    /// The later fragments kept whose first has come since (to this worker, or, says
+    /// `elsewhere(frame)`, to another) go to `emit(port, frame)`, the port they arrived
+    /// on, to be taken in again (false: it could not); those kept past
+    /// [`EARLY_TIMEOUT_S`] are dropped as "fragment without its first". Cheap when none
+    /// waits.
+    pub fn release_early_fragments(
+        &mut self,
+        now: u32,
+        mut elsewhere: impl FnMut(&[u8]) -> bool,
+        mut emit: impl FnMut(u16, &[u8]) -> bool,
+    ) {
+        if self.early.count == 0 {
+            return;
+        }
+        for i in 0..EARLY_FRAGMENTS {
+            let Some(w) = self.early.waiting.get(i).copied().flatten() else {
+                continue;
+            };
+            let Some(bytes) = self
+                .early
+                .bufs
+                .get(i)
+                .and_then(|b| b.get(..usize::from(w.len)))
+            else {
+                continue;
+            };
+            let ready = self.frags.find(&w.key, now).is_some() || elsewhere(bytes);
+            if !ready && now.saturating_sub(w.since) <= EARLY_TIMEOUT_S {
+                continue;
+            }
+            if !(ready && emit(w.port, bytes)) {
+                self.counters.dropped(DropReason::Fragment);
+            }
+            if let Some(slot) = self.early.waiting.get_mut(i) {
+                *slot = None;
+            }
+            self.early.count -= 1;
+        }
+    }
+
     /// A fragment at a non-zero offset: through the connection its first fragment took.
     #[inline(never)]
     pub(super) fn later_fragment<F: Frame>(
@@ -142,6 +257,13 @@ impl Engine {
             let ours = dst.is_vip() || dst.is_local() || dst.is_standby();
             if snap.ip_forward && !ours && super::routed::sent_to_port(snap, port, frame.bytes()) {
                 return self.route_through(snap, (now, port), flow, frame);
+            }
+            // Perhaps before its first: kept a moment (the frame's buffer is free).
+            if self
+                .early
+                .keep(FragKey::of(&flow, id), port, frame.bytes(), now)
+            {
+                return Verdict::Drop(DropReason::Held);
             }
             return self.drop(DropReason::Fragment);
         };

@@ -176,6 +176,8 @@ pub struct Engine {
     frags: FragTable,
     /// Frames waiting for their next hop's MAC.
     held: HeldFrames,
+    /// Later fragments waiting for their first.
+    early: EarlyFragments,
     /// Most embryonic TCP connections ([`EngineConfig::syn_share`] of the table).
     embryonic_limit: usize,
     syn_per_source: u32,
@@ -256,6 +258,7 @@ impl Engine {
             syn_per_source: cfg.syn_per_source,
             frags: FragTable::new(),
             held: HeldFrames::new(),
+            early: EarlyFragments::new(),
             owner: (0, 1),
             port_cursor: 0,
             local_cursor: 0,
