@@ -2280,7 +2280,7 @@ fn fragments_before_their_first_wait_for_it() {
         1500,
     );
     let mut out = Vec::new();
-    let mut release = |lab: &mut Lab, now: u32| {
+    let release = |lab: &mut Lab, now: u32| {
         let mut again = Vec::new();
         lab.engine.release_early_fragments(
             now,
