@@ -748,6 +748,12 @@ mod tests {
         assert_eq!(opt, &[0x5f, 12, 10, 0, 0, 1, 0x9c, 0x41, 0, 2, 1, 2, 3, 4]);
         assert_eq!(opt[0] & 0x40, 0x40, "IPVS_OPT_F_PARAM: a kernel skips it");
         assert_eq!(decode(m).unwrap().1, vec![c]);
+        // The text version's mark travels with the state.
+        let mut v1 = c;
+        if let Some(l) = &mut v1.local {
+            l.proxy = 0x12;
+        }
+        assert_eq!(decode(&encode(1, &[v1], 1472)[0]).unwrap().1, vec![v1]);
         // A kernel's sequence option before ours is skipped.
         let mut with_seq = m.clone();
         let entry = HEADER_LEN;

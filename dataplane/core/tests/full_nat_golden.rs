@@ -179,7 +179,33 @@ fn the_seeds_snat_to_the_vip_is_full_nat_from_the_vip() {
 
 #[test]
 fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
-    let mut lab = lab(full_nat(&[], true), Vec::new());
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    header.extend_from_slice(&CLIENT);
+    header.extend_from_slice(&VIP);
+    header.extend_from_slice(&40000u16.to_be_bytes());
+    header.extend_from_slice(&80u16.to_be_bytes());
+    proxy_protocol_case(full_nat(&[], true), &header);
+}
+
+/// Version 1, the text form (Postfix's postscreen, Dovecot, stunnel and older backends
+/// read only it): its length follows the addresses, and the shifts with it.
+#[test]
+fn proxy_protocol_v1_goes_before_the_first_data_and_shifts_sequence_numbers() {
+    let header = format!(
+        "PROXY TCP4 {} {} 40000 80\r\n",
+        std::net::Ipv4Addr::from(CLIENT),
+        std::net::Ipv4Addr::from(VIP)
+    );
+    let fnat = full_nat(&[], true).map(|f| f.with_proxy_v1(true));
+    proxy_protocol_case(fnat, header.as_bytes());
+}
+
+/// A connection through `fnat`, whose PROXY header is `header`: the header before the
+/// first data (and its retransmission), the client's later sequence numbers shifted by its
+/// length, the server's MSS, acknowledgements and SACK edges back.
+fn proxy_protocol_case(fnat: Option<FullNat>, header: &[u8]) {
+    let delta = header.len() as u32;
+    let mut lab = lab(fnat, Vec::new());
     let client = (CLIENT, 40000);
     let c = (GW_MAC, PORT0_MAC);
     let s = (RS2_MAC, PORT1_MAC);
@@ -189,7 +215,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         &segment(c, client, (VIP, 80), 64, (1000, None), true, &[], b""),
     );
     let local = ([10, 0, 0, 1], sport_of(&out));
-    // The server's MSS is lowered by the header's 28 bytes.
+    // The server's MSS is lowered by the header's length.
     let mss = |m| [TcpOptionElement::MaximumSegmentSize(m)];
     let synack = segment(
         s,
@@ -208,7 +234,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         63,
         (5000, Some(1001)),
         true,
-        &mss(1432),
+        &mss(1460 - delta as u16),
         b"",
     );
     assert_eq!(lab.run(1, &synack), (Verdict::Forward { port: 0 }, want));
@@ -234,11 +260,6 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         b"",
     );
     assert_eq!(lab.run(0, &ack).1, want);
-    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
-    header.extend_from_slice(&CLIENT);
-    header.extend_from_slice(&VIP);
-    header.extend_from_slice(&40000u16.to_be_bytes());
-    header.extend_from_slice(&80u16.to_be_bytes());
     let first = segment(
         c,
         client,
@@ -249,7 +270,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         &[],
         b"GET /",
     );
-    let mut with_header = header.clone();
+    let mut with_header = header.to_vec();
     with_header.extend_from_slice(b"GET /");
     let want = segment(
         to_server,
@@ -267,7 +288,8 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
     );
     // A retransmission of the first data carries the header again.
     assert_eq!(lab.run(0, &first).1, want);
-    // Later data is shifted by 28; the server's acknowledgements (and SACK edges) back.
+    // Later data is shifted by the header's length; the server's acknowledgements (and
+    // SACK edges) back.
     let next = segment(
         c,
         client,
@@ -283,7 +305,7 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
         local,
         (RS, 8080),
         63,
-        (1034, Some(5001)),
+        (1006 + delta, Some(5001)),
         false,
         &[],
         b"x",
@@ -292,14 +314,17 @@ fn proxy_protocol_v2_goes_before_the_first_data_and_shifts_sequence_numbers() {
     let sack = [
         TcpOptionElement::Noop,
         TcpOptionElement::Noop,
-        TcpOptionElement::SelectiveAcknowledgement((1035, 1040), [None, None, None]),
+        TcpOptionElement::SelectiveAcknowledgement(
+            (1007 + delta, 1012 + delta),
+            [None, None, None],
+        ),
     ];
     let ack_back = segment(
         s,
         (RS, 8080),
         local,
         64,
-        (5001, Some(1035)),
+        (5001, Some(1007 + delta)),
         false,
         &sack,
         b"",
@@ -590,10 +615,40 @@ fn icmp_errors_about_snat_flows_reach_the_inside_host() {
 /// ends, the same shifted sequence numbers.
 #[test]
 fn full_nat_and_snat_connections_continue_on_the_backup() {
+    continue_on_the_backup(false);
+}
+
+/// The same with the PROXY header in version 1: the backup shifts by the text's length.
+#[test]
+fn full_nat_connections_with_proxy_v1_continue_on_the_backup() {
+    continue_on_the_backup(true);
+}
+
+/// [`Lab::router`], its full-NAT service's PROXY header in version 1 with `v1`.
+fn router(v1: bool) -> Lab {
+    let mut lab = Lab::router();
+    if v1 {
+        let f = lab.snap.services[0].full_nat.take();
+        lab.snap.services[0].full_nat = f.map(|f| f.with_proxy_v1(true));
+    }
+    lab
+}
+
+fn continue_on_the_backup(v1: bool) {
     use rvs_core::sync::{decode, encode, SyncChannel};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
-    let mut master = Lab::router();
+    let delta = if v1 {
+        format!(
+            "PROXY TCP4 {} {} 40000 80\r\n",
+            std::net::Ipv4Addr::from(CLIENT),
+            std::net::Ipv4Addr::from(VIP)
+        )
+        .len() as u32
+    } else {
+        28
+    };
+    let mut master = router(v1);
     let ch = Arc::new(SyncChannel::default());
     ch.sending.store(true, Ordering::Relaxed);
     master.engine.sync = Some(ch.clone());
@@ -643,7 +698,7 @@ fn full_nat_and_snat_connections_continue_on_the_backup() {
         (RS, 8080),
         local,
         64,
-        (5001, Some(1035)),
+        (5001, Some(1007 + delta)),
         false,
         &[],
         b"ok",
@@ -663,14 +718,16 @@ fn full_nat_and_snat_connections_continue_on_the_backup() {
         notes.push(n);
     }
     assert!(
-        notes.iter().any(|n| n.local.is_some_and(|l| l.proxy == 2)),
+        notes.iter().any(|n| n
+            .local
+            .is_some_and(|l| l.proxy == if v1 { 0x12 } else { 2 })),
         "the header's going out was noted"
     );
     assert!(
         notes.iter().any(|n| n.local.is_some_and(|l| l.snat)),
         "{notes:?}"
     );
-    let mut backup = Lab::router();
+    let mut backup = router(v1);
     for m in encode(3, &notes, 1472) {
         for n in decode(&m).unwrap().1 {
             assert!(

@@ -1,6 +1,8 @@
-//! The PROXY protocol version 2 header (HAProxy's binary format, which nginx, HAProxy and
-//! others read): a 12-byte signature, version and command, family and transport, the
-//! address block length, then the client's and the server-side addresses and ports.
+//! The PROXY protocol headers (HAProxy's proxy-protocol.txt, which nginx, HAProxy, Postfix,
+//! Dovecot and others read). Version 2, binary: a 12-byte signature, version and command,
+//! family and transport, the address block length, then the client's and the server-side
+//! addresses and ports. Version 1, text: `PROXY TCP4 SRC DST SPORT DPORT\r\n` (`TCP6` for
+//! IPv6), the addresses in their usual text forms.
 
 use std::net::IpAddr;
 
@@ -63,9 +65,72 @@ pub fn emit_tcp(out: &mut [u8], (src, sport): (IpAddr, u16), (dst, dport): (IpAd
     len
 }
 
+/// The longest version 1 header the specification allows (bytes, CRLF included).
+pub const MAX_V1: usize = 107;
+
+/// Writes a version 1 header for a TCP stream from `src` to `dst` at the start of `out`;
+/// returns its length, or 0 when `out` is too short or the families differ.
+pub fn emit_tcp_v1(
+    out: &mut [u8],
+    (src, sport): (IpAddr, u16),
+    (dst, dport): (IpAddr, u16),
+) -> usize {
+    use std::io::Write;
+    let family = match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => "TCP4",
+        (IpAddr::V6(_), IpAddr::V6(_)) => "TCP6",
+        _ => return 0,
+    };
+    let mut text = [0u8; MAX_V1];
+    let mut rest = &mut text[..];
+    if write!(rest, "PROXY {family} {src} {dst} {sport} {dport}\r\n").is_err() {
+        return 0;
+    }
+    let len = MAX_V1 - rest.len();
+    match (out.get_mut(..len), text.get(..len)) {
+        (Some(o), Some(t)) => {
+            o.copy_from_slice(t);
+            len
+        }
+        _ => 0,
+    }
+}
+
+/// The length of [`emit_tcp_v1`]'s header for these ends (0: families differ).
+pub fn v1_len(src: (IpAddr, u16), dst: (IpAddr, u16)) -> usize {
+    emit_tcp_v1(&mut [0u8; MAX_V1], src, dst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Section 2.1's form, for both families at their longest and shortest.
+    #[test]
+    fn version_1_headers_are_the_specified_text() {
+        let mut b = [0u8; MAX_V1];
+        let v4 = (
+            ("198.51.100.7".parse().unwrap(), 40000),
+            ("192.0.2.1".parse().unwrap(), 80),
+        );
+        let n = emit_tcp_v1(&mut b, v4.0, v4.1);
+        assert_eq!(&b[..n], b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n");
+        assert_eq!(v1_len(v4.0, v4.1), n);
+        let long: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        let n = emit_tcp_v1(&mut b, (long, 65535), (long, 65535));
+        assert_eq!(n, 104, "the longest TCP6 header");
+        assert!(b[..n].starts_with(b"PROXY TCP6 ffff:"));
+        assert!(b[..n].ends_with(b" 65535 65535\r\n"));
+        let n = emit_tcp_v1(
+            &mut b,
+            ("2001:db8::7".parse().unwrap(), 1),
+            ("2001:db8::1".parse().unwrap(), 443),
+        );
+        assert_eq!(&b[..n], b"PROXY TCP6 2001:db8::7 2001:db8::1 1 443\r\n");
+        // Too short a buffer, or mixed families: nothing.
+        assert_eq!(emit_tcp_v1(&mut b[..20], v4.0, v4.1), 0);
+        assert_eq!(v1_len(v4.0, ("::1".parse().unwrap(), 2)), 0);
+    }
 
     /// The layout of HAProxy's proxy-protocol.txt, section 2.2, byte by byte.
     #[test]

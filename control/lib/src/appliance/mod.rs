@@ -804,14 +804,15 @@ fn parse_snat(words: &[&str], port_names: &[String]) -> Result<rvs_core::engine:
     crate::director::snat_rule(proto, source, destination, out_port, to, ports)
 }
 
-/// `fullnat on|off SERVICE [laddr ADDR[,ADDR]] [proxy]`, SERVICE `tcp|udp|sctp VIP:PORT` or
-/// `fwmark N [v6]`: the service's key and (on) its full NAT.
+/// `fullnat on|off SERVICE [laddr ADDR[,ADDR]] [proxy|proxy-v1]`, SERVICE `tcp|udp|sctp
+/// VIP:PORT` or `fwmark N [v6]`: the service's key and (on) its full NAT (`proxy`: the
+/// PROXY header in version 2, `proxy-v1` in version 1).
 fn parse_full_nat(
     words: &[&str],
     on: bool,
 ) -> Result<(ServiceKey, Option<rvs_core::engine::FullNat>), String> {
     let usage =
-        "SERVICE is tcp|udp|sctp VIP:PORT or fwmark N [v6]; then [laddr ADDR[,ADDR]] [proxy]";
+        "SERVICE is tcp|udp|sctp VIP:PORT or fwmark N [v6]; then [laddr ADDR[,ADDR]] [proxy|proxy-v1]";
     let (key, rest) = match words {
         ["fwmark", n, "v6", rest @ ..] | ["fwmark", n, rest @ ..] => {
             let mark = n.parse().ok().filter(|&m| m > 0).ok_or(usage)?;
@@ -833,11 +834,12 @@ fn parse_full_nat(
         };
     }
     let mut locals = Vec::new();
-    let mut proxy_protocol = false;
+    let (mut proxy_protocol, mut proxy_v1) = (false, false);
     let mut i = 0;
     while i < rest.len() {
         match rest[i] {
-            "proxy" => proxy_protocol = true,
+            "proxy" => (proxy_protocol, proxy_v1) = (true, false),
+            "proxy-v1" => (proxy_protocol, proxy_v1) = (true, true),
             "laddr" => {
                 let list = rest.get(i + 1).ok_or(usage)?;
                 for a in list.split(',') {
@@ -854,7 +856,7 @@ fn parse_full_nat(
     }
     Ok((
         key,
-        Some(rvs_core::engine::FullNat::new(locals, proxy_protocol)),
+        Some(rvs_core::engine::FullNat::new(locals, proxy_protocol).with_proxy_v1(proxy_v1)),
     ))
 }
 

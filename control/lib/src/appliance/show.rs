@@ -428,7 +428,11 @@ impl Appliance {
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            let proxy = if f.proxy_protocol { ", PROXY v2" } else { "" };
+            let proxy = match (f.proxy_protocol, f.proxy_v1) {
+                (false, _) => "",
+                (true, false) => ", PROXY v2",
+                (true, true) => ", PROXY v1",
+            };
             out.push_str(&format!("{service}: from {locals}{proxy}\n"));
         }
         out

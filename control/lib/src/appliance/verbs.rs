@@ -102,8 +102,8 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show fullnat"],
     },
     Verb {
-        usage: "fullnat on|off SERVICE [laddr A[,B]] [proxy]",
-        help: "full NAT for a service (tcp|udp|sctp VIP:PORT or fwmark N [v6]); proxy: PROXY v2",
+        usage: "fullnat on|off SERVICE [laddr A[,B]] [proxy|proxy-v1]",
+        help: "full NAT for a service (tcp|udp|sctp VIP:PORT or fwmark N [v6]); proxy: PROXY v2, proxy-v1: PROXY v1",
         phrases: &["fullnat on ", "fullnat off "],
     },
     Verb {

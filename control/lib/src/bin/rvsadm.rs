@@ -5,7 +5,7 @@
 //! rvs's additions: `rvsadm --vrrp` shows the VRRP instances; `rvsadm --marks` lists the
 //! firewall-mark rules, `rvsadm --mark add|del MARK PROTO DEST[/LEN][:PORTS] [from SRC]`
 //! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS);
-//! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy]]` shows or sets full NAT;
+//! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy|proxy-v1]]` shows or sets full NAT;
 //! `rvsadm --snat [add|del KEY VALUE...]` shows or changes the source NAT rules;
 //! `rvsadm -L -n --json` lists the services, their real servers and counters as JSON;
 //! `rvsadm --completion bash` prints a bash completion (ipvsadm's options and rvs's);

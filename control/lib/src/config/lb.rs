@@ -41,11 +41,20 @@ pub(crate) struct RawService {
     full_nat: bool,
     #[serde(default)]
     local_addresses: Vec<Spanned<String>>,
-    /// PROXY protocol v2 before the first data (TCP; implies full NAT).
+    /// A PROXY protocol header before the first data (TCP; implies full NAT): `true` or
+    /// "v2" for version 2, "v1" for the text version.
     #[serde(default)]
-    proxy_protocol: bool,
+    proxy_protocol: Option<Spanned<ProxyProtocol>>,
     #[serde(default, rename = "server")]
     servers: Vec<RawServer>,
+}
+
+/// `proxy_protocol`'s value: a switch (version 2) or the version's name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ProxyProtocol {
+    On(bool),
+    Version(String),
 }
 
 /// A source NAT rule for routed traffic (`iptables -t nat -A POSTROUTING -s SOURCE -d
@@ -634,7 +643,22 @@ impl LbConfig {
                     tunnel,
                 });
             }
-            if s.full_nat || s.proxy_protocol || !s.local_addresses.is_empty() {
+            let (proxy, proxy_v1) = match s.proxy_protocol.as_ref().map(|p| (p.get_ref(), p)) {
+                None | Some((ProxyProtocol::On(false), _)) => (false, false),
+                Some((ProxyProtocol::On(true), _)) => (true, false),
+                Some((ProxyProtocol::Version(v), at)) => match v.as_str() {
+                    "v2" => (true, false),
+                    "v1" => (true, true),
+                    _ => {
+                        return Err(source.error(
+                            at.span(),
+                            f("proxy_protocol"),
+                            format!("{v:?}: \"v1\", \"v2\", true or false"),
+                        ))
+                    }
+                },
+            };
+            if s.full_nat || proxy || !s.local_addresses.is_empty() {
                 let mut locals = Vec::new();
                 for (j, a) in s.local_addresses.iter().enumerate() {
                     let a = parse_ip(source, a, &f(&format!("local_addresses[{j}]")))?;
@@ -652,7 +676,7 @@ impl LbConfig {
                 };
                 if !out.full_nat.iter().any(|(k, _)| *k == key) {
                     out.full_nat
-                        .push((key, FullNat::new(locals, s.proxy_protocol)));
+                        .push((key, FullNat::new(locals, proxy).with_proxy_v1(proxy_v1)));
                 }
             }
             out.services.push(ServiceConfig {

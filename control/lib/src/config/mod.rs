@@ -825,7 +825,26 @@ device = "net_ring1"
             .service_for_packet(17, ip("192.0.3.9"), ip("10.3.44.1"), 1500)
             .is_none());
         let fnat = snap.services[0].full_nat.as_ref().unwrap();
-        assert!(fnat.proxy_protocol && fnat.locals().is_empty());
+        assert!(fnat.proxy_protocol && !fnat.proxy_v1 && fnat.locals().is_empty());
+        // The version by name; another value is refused at its field.
+        let with = |v: &str| {
+            parse(&format!(
+                "{TWO_PORTS}[[service]]\naddress = \"10.0.0.1\"\nport = 25\nproxy_protocol = {v}\n[[service.server]]\naddress = \"10.1.0.5\"\n"
+            ))
+        };
+        let v1 = with("\"v1\"").unwrap().lb.snapshot(Vec::new());
+        let fnat = v1.services[0].full_nat.as_ref().unwrap();
+        assert!(fnat.proxy_protocol && fnat.proxy_v1);
+        let v2 = with("\"v2\"").unwrap().lb.snapshot(Vec::new());
+        assert!(!v2.services[0].full_nat.as_ref().unwrap().proxy_v1);
+        assert!(with("false").unwrap().lb.snapshot(Vec::new()).services[0]
+            .full_nat
+            .is_none());
+        let e = with("\"v3\"").unwrap_err().to_string();
+        assert!(
+            e.contains("service[0].proxy_protocol") && e.contains("\"v3\""),
+            "{e}"
+        );
         assert!(snap.ip_forward);
         assert!(snap.expire_nodest_conn && !snap.expire_quiescent_template);
         assert!(snap.is_vip(ip("10.0.0.1")));

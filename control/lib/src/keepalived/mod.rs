@@ -971,7 +971,7 @@ impl KeepalivedConf {
         };
         let mut fnat = false;
         let mut laddr_group: Option<(String, String)> = None;
-        let mut proxy_protocol = false;
+        let (mut proxy_protocol, mut proxy_v1) = (false, false);
         let mut inh = Inherited {
             delay_loop: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
@@ -1011,11 +1011,12 @@ impl KeepalivedConf {
                 }
                 "laddr_group_name" => laddr_group = Some((c.arg(0)?.to_string(), c.at())),
                 "proxy_protocol" => match c.arg(0)? {
-                    "v2" => proxy_protocol = true,
+                    "v1" => (proxy_protocol, proxy_v1) = (true, true),
+                    "v2" => (proxy_protocol, proxy_v1) = (true, false),
                     "disable" => proxy_protocol = false,
                     v => {
                         return Err(format!(
-                            "{}: proxy_protocol {v:?}: rvs writes version 2 (v2) or none (disable)",
+                            "{}: proxy_protocol {v:?}: rvs writes version 1 (v1), 2 (v2) or none (disable)",
                             c.at()
                         ))
                     }
@@ -1184,7 +1185,9 @@ impl KeepalivedConf {
                     })?,
                 None => Vec::new(),
             };
-            vs.full_nat = Some(rvs_core::engine::FullNat::new(locals, proxy_protocol));
+            vs.full_nat = Some(
+                rvs_core::engine::FullNat::new(locals, proxy_protocol).with_proxy_v1(proxy_v1),
+            );
         }
         vs.sched = sched;
         vs.method = default_method;
@@ -3144,16 +3147,21 @@ mod tests {
              virtual_server 192.0.2.10 80 {\n  protocol TCP\n  lb_kind FNAT\n  laddr_group_name laddr_g1\n  proxy_protocol v2\n\
                real_server 10.0.0.2 8080 {\n  }\n}\n\
              virtual_server 192.0.2.10 443 {\n  protocol TCP\n  lb_kind FNAT\n  real_server 10.0.0.2 443 {\n  }\n}\n\
+             virtual_server 192.0.2.10 25 {\n  protocol TCP\n  lb_kind FNAT\n  proxy_protocol v1\n  real_server 10.0.0.2 25 {\n  }\n}\n\
              virtual_server 192.0.2.10 53 {\n  protocol UDP\n  lb_kind NAT\n  real_server 10.0.0.2 53 {\n  }\n}\n",
         )
         .unwrap();
         assert!(k.warnings.is_empty(), "{:?}", k.warnings);
         let f = k.full_nat();
-        assert_eq!(f.len(), 2);
+        assert_eq!(f.len(), 3);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(f[0].1.locals(), &[ip("10.0.0.201"), ip("10.0.0.202")]);
-        assert!(f[0].1.proxy_protocol);
+        assert!(f[0].1.proxy_protocol && !f[0].1.proxy_v1);
         assert!(f[1].1.locals().is_empty() && !f[1].1.proxy_protocol);
+        assert!(
+            f[2].1.proxy_protocol && f[2].1.proxy_v1,
+            "proxy_protocol v1"
+        );
         assert_eq!(
             k.virtual_servers[0].real_servers[0].method,
             ForwardMethod::Nat

@@ -51,7 +51,8 @@ pub mod flags {
 pub struct Local {
     pub addr: Addr16,
     pub port: u16,
-    /// PROXY protocol v2 towards the server: [`proxy::NONE`], `PENDING` or `SENT`.
+    /// PROXY protocol towards the server: [`proxy::NONE`], `PENDING` or `SENT`, with
+    /// [`proxy::V1`] for the text version (else version 2).
     pub proxy: u8,
     /// The sequence number of the client's first data byte (the header goes before it).
     pub proxy_seq: u32,
@@ -78,6 +79,14 @@ pub mod proxy {
     /// Wanted, not yet put before the first data segment.
     pub const PENDING: u8 = 1;
     pub const SENT: u8 = 2;
+    /// The state's bits; [`V1`] beside them marks the text version (synced with them).
+    pub const STATE: u8 = 0x0f;
+    pub const V1: u8 = 0x10;
+
+    /// Whether the header has gone out.
+    pub fn sent(proxy: u8) -> bool {
+        proxy & STATE == SENT
+    }
 }
 
 /// Addresses are stored as 16 bytes; IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).

@@ -104,7 +104,7 @@ impl Engine {
         (server, dport): (IpAddr, u16),
     ) -> Result<Local, DropReason> {
         let proxy = if fnat.proxy_protocol && proto_num == proto::TCP {
-            proxy::PENDING
+            proxy::PENDING | if fnat.proxy_v1 { proxy::V1 } else { 0 }
         } else {
             proxy::NONE
         };
@@ -283,23 +283,35 @@ impl Engine {
             return true;
         }
         let first = local.proxy_seq;
-        let delta = proxy_v2::header_len(flow.v6) as u32;
+        let v1 = local.proxy & proxy::V1 != 0;
         if has_data && seq == first {
-            if !insert_proxy_header(frame, flow, data_at) {
+            if !insert_proxy_header(frame, flow, data_at, v1) {
                 return false;
             }
             if let Some(l) = self.table.local_mut(id) {
-                let first_time = l.proxy != proxy::SENT;
-                l.proxy = proxy::SENT;
+                let first_time = !proxy::sent(l.proxy);
+                l.proxy = (l.proxy & !proxy::STATE) | proxy::SENT;
                 // A backup must shift sequence numbers from now on too.
                 if first_time {
                     self.sync_note(id, now);
                 }
             }
-        } else if local.proxy == proxy::SENT && seq_after_or_eq(seq, first) {
+        } else if proxy::sent(local.proxy) && seq_after_or_eq(seq, first) {
+            let delta = self.proxy_header_len(id, local.proxy, flow.v6);
             set_u32_field(frame.bytes_mut(), flow, 4, seq.wrapping_add(delta));
         }
         true
+    }
+
+    /// The length of connection `id`'s PROXY header: version 2's for the family, version
+    /// 1's text for its client and VIP.
+    fn proxy_header_len(&self, id: crate::conn::ConnId, proxy: u8, v6: bool) -> u32 {
+        if proxy & proxy::V1 == 0 {
+            return proxy_v2::header_len(v6) as u32;
+        }
+        self.table.get(id).map_or(0, |c| {
+            proxy_v2::v1_len((ip_of(&c.caddr), c.cport), (ip_of(&c.vaddr), c.vport)) as u32
+        })
     }
 
     /// Server -> client under full NAT with PROXY protocol: acknowledgements and SACK
@@ -316,9 +328,9 @@ impl Engine {
         if local.proxy == proxy::NONE || flow.proto != proto::TCP || flow.frag != Frag::Whole {
             return;
         }
-        let delta = proxy_v2::header_len(flow.v6) as u32;
+        let delta = self.proxy_header_len(id, local.proxy, flow.v6);
         let unshift = |v: u32| {
-            if local.proxy != proxy::SENT || !seq_after_or_eq(v, local.proxy_seq) {
+            if !proxy::sent(local.proxy) || !seq_after_or_eq(v, local.proxy_seq) {
                 v
             } else if seq_after_or_eq(v, local.proxy_seq.wrapping_add(delta)) {
                 v.wrapping_sub(delta)
@@ -354,10 +366,15 @@ impl Engine {
     }
 }
 
-/// Puts the PROXY v2 header at `data_at` (the segment's data grows by its length): IP
-/// lengths and checksums, and the TCP checksum computed anew.
-fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize) -> bool {
-    let n = proxy_v2::header_len(flow.v6);
+/// Puts the PROXY header (version 1 with `v1`, else 2) at `data_at` (the segment's data
+/// grows by its length): IP lengths and checksums, and the TCP checksum computed anew.
+fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize, v1: bool) -> bool {
+    let ends = ((flow.src_ip(), flow.sport), (flow.dst_ip(), flow.dport));
+    let n = if v1 {
+        proxy_v2::v1_len(ends.0, ends.1)
+    } else {
+        proxy_v2::header_len(flow.v6)
+    };
     // (A frame stays within 64 KiB.)
     let Ok(new_end) = u16::try_from(flow.end() + n) else {
         return false;
@@ -369,11 +386,12 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize)
     let b = frame.bytes_mut();
     let end = flow.end();
     b.copy_within(data_at..end, data_at + n);
-    let written = proxy_v2::emit_tcp(
-        b.get_mut(data_at..data_at + n).unwrap_or_default(),
-        (flow.src_ip(), flow.sport),
-        (flow.dst_ip(), flow.dport),
-    );
+    let at = b.get_mut(data_at..data_at + n).unwrap_or_default();
+    let written = if v1 {
+        proxy_v2::emit_tcp_v1(at, ends.0, ends.1)
+    } else {
+        proxy_v2::emit_tcp(at, ends.0, ends.1)
+    };
     if written != n {
         return false;
     }

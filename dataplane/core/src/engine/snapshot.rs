@@ -60,6 +60,8 @@ pub struct FullNat {
     /// How many of `locals` are IPv4.
     v4: usize,
     pub proxy_protocol: bool,
+    /// The PROXY header in version 1 (text) instead of 2.
+    pub proxy_v1: bool,
 }
 
 impl FullNat {
@@ -70,7 +72,14 @@ impl FullNat {
             v4: locals.iter().filter(|a| a.is_ipv4()).count(),
             locals: locals.into(),
             proxy_protocol,
+            proxy_v1: false,
         }
+    }
+
+    /// The same with the PROXY header (if any) in version 1.
+    pub fn with_proxy_v1(mut self, v1: bool) -> FullNat {
+        self.proxy_v1 = v1;
+        self
     }
 
     /// Every local address (IPv4 first).
