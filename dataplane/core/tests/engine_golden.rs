@@ -2282,14 +2282,10 @@ fn fragments_before_their_first_wait_for_it() {
     let mut out = Vec::new();
     let release = |lab: &mut Lab, now: u32| {
         let mut again = Vec::new();
-        lab.engine.release_early_fragments(
-            now,
-            |_| false,
-            |port, f| {
-                again.push((port, f.to_vec()));
-                true
-            },
-        );
+        lab.engine.release_early_fragments(now, None, |port, f| {
+            again.push((port, f.to_vec()));
+            true
+        });
         again
     };
     // The last, then the middle: kept, not counted, nothing to release yet.
@@ -2337,17 +2333,32 @@ fn fragments_before_their_first_wait_for_it() {
         lab.engine.counters().drops[DropReason::Fragment as usize],
         1
     );
-    // Another worker took the first: handed over at once.
+    // Another worker (of four) took the first: handed over once its owner is noted.
     assert_eq!(lab.run(0, &orphan[2]).0, Verdict::Drop(DropReason::Held));
+    let owners = rvs_core::engine::FragOwners::default();
     let mut elsewhere = Vec::new();
-    lab.engine.release_early_fragments(
-        5,
-        |_| true,
-        |p, f| {
-            elsewhere.push((p, f.to_vec()));
-            true
-        },
+    let mut take = |lab: &mut Lab, now: u32, me: usize| {
+        lab.engine
+            .release_early_fragments(now, Some((&owners, me)), |p, f| {
+                elsewhere.push((p, f.to_vec()));
+                true
+            })
+    };
+    take(&mut lab, 2, 0);
+    assert_eq!(lab.engine.early_fragments(), 1, "no owner yet");
+    use rvs_core::engine::flow_owner;
+    let first_owner = flow_owner(&lab.snap, &orphan[0], 4, &owners).unwrap();
+    assert_eq!(
+        flow_owner(&lab.snap, &orphan[2], 4, &owners),
+        Some(first_owner)
     );
+    take(&mut lab, 2, first_owner);
+    assert_eq!(
+        lab.engine.early_fragments(),
+        1,
+        "its own first: not elsewhere"
+    );
+    take(&mut lab, 3, (first_owner + 1) % 4);
     assert_eq!(elsewhere, vec![(0, orphan[2].clone())]);
 }
 

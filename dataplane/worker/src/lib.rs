@@ -345,26 +345,22 @@ fn take_early_fragments(
     let (me, workers) = (lb.handoff.me, lb.handoff.workers);
     let (engine, snap, frags) = (&mut lb.engine, &**lb.snapshot.get(), &*lb.frag_owners);
     let owner = |bytes: &[u8]| engine::flow_owner(snap, bytes, workers, frags).filter(|&o| o != me);
-    engine.release_early_fragments(
-        now,
-        |bytes| owner(bytes).is_some(),
-        |port, bytes| {
-            let Some(mut m) = pool.alloc() else {
-                return false;
-            };
-            let mut f = MbufFrame(&mut m);
-            if !f.append(bytes.len()) {
-                return false;
-            }
-            f.bytes_mut().copy_from_slice(bytes);
-            m.set_in_port(port);
-            let to = match owner(bytes) {
-                Some(o) => away.get_mut(o),
-                None => Some(&mut *mine),
-            };
-            to.is_some_and(|b| b.push(m).is_ok())
-        },
-    );
+    engine.release_early_fragments(now, (workers > 1).then_some((frags, me)), |port, bytes| {
+        let Some(mut m) = pool.alloc() else {
+            return false;
+        };
+        let mut f = MbufFrame(&mut m);
+        if !f.append(bytes.len()) {
+            return false;
+        }
+        f.bytes_mut().copy_from_slice(bytes);
+        m.set_in_port(port);
+        let to = match owner(bytes) {
+            Some(o) => away.get_mut(o),
+            None => Some(&mut *mine),
+        };
+        to.is_some_and(|b| b.push(m).is_ok())
+    });
 }
 
 /// Sends the frames whose neighbour answered (each from a buffer of `pool`).

@@ -59,12 +59,15 @@ struct FragEntry {
 #[derive(Debug)]
 pub(super) struct FragTable {
     slots: Vec<FragEntry>,
+    /// First fragments noted so far (the later ones waiting look again when it moves).
+    noted: u64,
 }
 
 impl FragTable {
     pub(super) fn new() -> FragTable {
         FragTable {
             slots: vec![FragEntry::default(); FRAG_SLOTS],
+            noted: 0,
         }
     }
 
@@ -73,6 +76,7 @@ impl FragTable {
     }
 
     pub(super) fn note(&mut self, key: FragKey, conn: ConnId, to_server: bool, now: u32) {
+        self.noted = self.noted.wrapping_add(1);
         if let Some(e) = self.slots.get_mut(Self::slot(&key)) {
             *e = FragEntry {
                 key,
@@ -112,6 +116,9 @@ pub(super) struct EarlyFragments {
     waiting: Vec<Option<Early>>,
     bufs: Vec<[u8; EARLY_BYTES]>,
     count: usize,
+    /// What the last look saw: this worker's first fragments noted, all workers' owners
+    /// noted, the second. Nothing moved: no look (a flood of orphans costs a compare).
+    looked: (u64, u64, u32),
 }
 
 impl EarlyFragments {
@@ -121,6 +128,7 @@ impl EarlyFragments {
             waiting: vec![None; EARLY_FRAGMENTS],
             bufs: vec![[0u8; EARLY_BYTES]; EARLY_FRAGMENTS],
             count: 0,
+            looked: (0, 0, 0),
         }
     }
 
@@ -158,18 +166,22 @@ impl EarlyFragments {
 #[derive(Debug)]
 pub struct FragOwners {
     slots: Box<[AtomicU64]>,
+    /// Owners noted so far (a worker holding later fragments looks again when it moves).
+    noted: AtomicU64,
 }
 
 impl Default for FragOwners {
     fn default() -> Self {
         FragOwners {
             slots: (0..FRAG_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            noted: AtomicU64::new(0),
         }
     }
 }
 
 impl FragOwners {
     pub(super) fn note(&self, key: &FragKey, owner: usize) {
+        self.noted.fetch_add(1, Relaxed);
         let h = key.hash();
         if let Some(s) = self.slots.get(h as usize & (FRAG_SLOTS - 1)) {
             s.store((h >> 32) << 32 | (owner as u64 & 0xffff_ffff), Relaxed);
@@ -195,20 +207,29 @@ impl Engine {
         self.early.count
     }
 
-    /// The later fragments kept whose first has come since (to this worker, or, says
-    /// `elsewhere(frame)`, to another) go to `emit(port, frame)`, the port they arrived
-    /// on, to be taken in again (false: it could not); those kept past
+    /// The later fragments kept whose first has come since (to this worker, or to
+    /// another of `owners`, where this one is `me`) go to `emit(port, frame)`, the port
+    /// they arrived on, to be taken in again (false: it could not); those kept past
     /// [`EARLY_TIMEOUT_S`] are dropped as "fragment without its first". Cheap when none
-    /// waits.
+    /// waits, or when no first fragment was noted since the last look in this second.
     pub fn release_early_fragments(
         &mut self,
         now: u32,
-        mut elsewhere: impl FnMut(&[u8]) -> bool,
+        owners: Option<(&FragOwners, usize)>,
         mut emit: impl FnMut(u16, &[u8]) -> bool,
     ) {
         if self.early.count == 0 {
             return;
         }
+        let others = owners.map_or(0, |(o, _)| o.noted.load(Relaxed));
+        let seen = (self.frags.noted, others, now);
+        if seen == self.early.looked {
+            return;
+        }
+        self.early.looked = seen;
+        let elsewhere = |key: &FragKey| {
+            owners.is_some_and(|(o, me)| o.owner(key).is_some_and(|owner| owner != me))
+        };
         for i in 0..EARLY_FRAGMENTS {
             let Some(w) = self.early.waiting.get(i).copied().flatten() else {
                 continue;
@@ -221,7 +242,7 @@ impl Engine {
             else {
                 continue;
             };
-            let ready = self.frags.find(&w.key, now).is_some() || elsewhere(bytes);
+            let ready = self.frags.find(&w.key, now).is_some() || elsewhere(&w.key);
             if !ready && now.saturating_sub(w.since) <= EARLY_TIMEOUT_S {
                 continue;
             }
