@@ -38,6 +38,7 @@ impl Engine {
     /// replies are steered to it.
     pub fn set_owner(&mut self, index: usize, workers: usize) {
         self.owner = (index, workers.max(1));
+        self.next_ident = index as u16;
     }
 
     /// The local end of a full-NAT (or SNAT) entry.

@@ -541,9 +541,8 @@ impl Engine {
         if df {
             return 0;
         }
-        let (me, workers) = self.owner;
-        self.next_ident = self.next_ident.wrapping_add(1);
-        (usize::from(self.next_ident) * workers + me) as u16
+        self.next_ident = self.next_ident.wrapping_add(self.owner.1 as u16);
+        self.next_ident
     }
 
     /// Whether connection `id`'s real server was deleted. Asked only while the entry has

@@ -185,8 +185,9 @@ pub struct Engine {
     owner: (usize, usize),
     port_cursor: u32,
     local_cursor: u32,
-    /// How many outer IPv4 headers without DF this worker has sent (a tunnel's: each
-    /// datagram's identification must differ, as its fragments need).
+    /// The identification of the last outer IPv4 header without DF this worker sent (a
+    /// tunnel's: each datagram's must differ, as its fragments need); it steps by the
+    /// number of workers from the worker's index.
     next_ident: u16,
 }
 
