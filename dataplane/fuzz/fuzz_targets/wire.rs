@@ -1,6 +1,8 @@
 //! Raw bytes through the engine and every wire view: nothing may panic, and a frame the
 //! engine forwards from an intact one keeps valid checksums. The same bytes complete partial
-//! checksums (idempotent) and, cut into instructions, make a capture filter program.
+//! checksums (idempotent), cut into instructions, make a capture filter program, and are
+//! fragmented to an MTU the first byte picks: each fragment fits it with a valid header,
+//! and their payloads join to the datagram's.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -57,5 +59,34 @@ fuzz_target!(|data: &[u8]| {
         if let Err(e) = forwarded_frame_ok(f.bytes(), f.ipv4_checksum_offload.is_some()) {
             panic!("{e}");
         }
+    }
+    let mtu = 68 + usize::from(port) * 6;
+    let mut pieces = Vec::new();
+    let fragmented = rvs_wire::fragment::fragment_ipv4(frame, mtu, |head, payload| {
+        pieces.push((head.to_vec(), payload.to_vec()));
+        true
+    });
+    if fragmented.is_ok() {
+        // The IPv4 header's place, found here apart: after up to two VLAN tags.
+        let mut l3 = 14;
+        while l3 < 22 && matches!(frame.get(l3 - 2..l3), Some([0x81, 0x00] | [0x88, 0xa8])) {
+            l3 += 4;
+        }
+        let mut data = Vec::new();
+        for (head, payload) in &pieces {
+            assert_eq!(&head[..l3], &frame[..l3], "the link header repeated");
+            let ip = &head[l3..];
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            assert!(total <= mtu, "a fragment of {total} bytes over {mtu}");
+            assert_eq!(total, ip.len() + payload.len(), "total length");
+            assert_eq!(rvs_wire::checksum::checksum(ip), 0, "header checksum");
+            data.extend_from_slice(payload);
+        }
+        let whole = Ipv4Packet::new_checked(&frame[l3..]).expect("fragmented: IPv4");
+        assert_eq!(
+            data,
+            whole.payload(),
+            "the pieces join to the datagram's payload"
+        );
     }
 });
