@@ -83,11 +83,11 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.member_packets > 0 {
         let _ = writeln!(out, "  Member-range packets: {}", c.member_packets);
     }
-    if c.fragmented > 0 {
+    if c.fragmented + c.fragments_waited > 0 {
         let _ = writeln!(
             out,
-            "  Fragmented: {:<13} Fragments-sent: {}",
-            c.fragmented, c.fragments_sent
+            "  Fragmented: {:<13} Fragments-sent: {:<10} Fragments-waited: {}",
+            c.fragmented, c.fragments_sent, c.fragments_waited
         );
     }
     if c.ftp_rewrites + c.ftp_data_conns + c.ftp_controls_kept > 0 {

@@ -2293,6 +2293,7 @@ fn fragments_before_their_first_wait_for_it() {
         assert_eq!(lab.run(0, &input[i]).0, Verdict::Drop(DropReason::Held));
     }
     assert_eq!(lab.engine.early_fragments(), 2);
+    assert_eq!(lab.engine.counters().fragments_waited, 2);
     assert!(release(&mut lab, 1).is_empty());
     // The first goes through; the two kept come out in arrival slots, and follow it.
     assert_eq!(

@@ -278,11 +278,15 @@ impl Appliance {
         f.head(
             "rvs_worker_fragmented_total",
             "counter",
-            "IPv4 datagrams larger than their out port's MTU (without DF) the worker sent in fragments, and the fragments it sent for them.",
+            "IPv4 datagrams larger than their out port's MTU (without DF) the worker sent in fragments, the fragments it sent for them, and later fragments it kept until their first came.",
         );
         for w in &self.workers {
             let e = w.stats.read_engine();
-            for (what, n) in [("datagrams", e.fragmented), ("fragments", e.fragments_sent)] {
+            for (what, n) in [
+                ("datagrams", e.fragmented),
+                ("fragments", e.fragments_sent),
+                ("waited_for_first", e.fragments_waited),
+            ] {
                 let labels = [("worker", w.index.to_string()), ("count", what.into())];
                 f.sample("rvs_worker_fragmented_total", &labels, n);
             }

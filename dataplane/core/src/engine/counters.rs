@@ -139,6 +139,8 @@ pub struct Counters {
     /// and the fragments sent for them (Linux's FragOKs and FragCreates).
     pub fragmented: u64,
     pub fragments_sent: u64,
+    /// Later fragments kept until their first came (or was dropped after waiting).
+    pub fragments_waited: u64,
 }
 
 /// A counter its worker writes and anyone reads: a relaxed load and store, no locked
@@ -190,6 +192,7 @@ pub struct CounterSlots {
     pub ftp_controls_kept: Slot,
     pub fragmented: Slot,
     pub fragments_sent: Slot,
+    pub fragments_waited: Slot,
     /// Entries in the worker's connection table.
     pub connections: Slot,
 }
@@ -235,6 +238,7 @@ impl CounterSlots {
             ftp_controls_kept: Slot::default(),
             fragmented: Slot::default(),
             fragments_sent: Slot::default(),
+            fragments_waited: Slot::default(),
             connections: Slot::default(),
         }
     }
@@ -301,6 +305,7 @@ impl CounterSlots {
             ftp_controls_kept: self.ftp_controls_kept.get(),
             fragmented: self.fragmented.get(),
             fragments_sent: self.fragments_sent.get(),
+            fragments_waited: self.fragments_waited.get(),
         }
     }
 }

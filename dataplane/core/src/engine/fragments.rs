@@ -284,6 +284,7 @@ impl Engine {
                 .early
                 .keep(FragKey::of(&flow, id), port, frame.bytes(), now)
             {
+                self.counters.fragments_waited.add(1);
                 return Verdict::Drop(DropReason::Held);
             }
             return self.drop(DropReason::Fragment);
