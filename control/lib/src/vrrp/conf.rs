@@ -1563,6 +1563,36 @@ impl VrrpConf {
                 "vrrp_instance" => {
                     let mut i = instance(s, &d, &mut preferences, &mut conf.warnings)?;
                     inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfd_instances);
+                    // A VMAC's or ipvlan's name an earlier instance uses is ignored, as
+                    // keepalived ignores it (the instance then gets a name of its own).
+                    let taken = |n: &str| {
+                        conf.instances
+                            .iter()
+                            .find(|o| {
+                                o.vmac_name.as_deref() == Some(n)
+                                    || o.ipvlan.as_ref().and_then(|v| v.name.as_deref()) == Some(n)
+                            })
+                            .map(|o| o.name.clone())
+                    };
+                    let vmac_taken = i
+                        .vmac_name
+                        .as_deref()
+                        .and_then(|n| taken(n).map(|o| (n, o)));
+                    let ipvlan_name = i.ipvlan.as_ref().and_then(|v| v.name.as_deref());
+                    let ipvlan_taken = ipvlan_name.and_then(|n| taken(n).map(|o| (n, o)));
+                    for (n, other) in vmac_taken.iter().chain(&ipvlan_taken) {
+                        conf.warnings.push(format!(
+                            "{}: ({}) VRRP instance {other} is already using {n} - ignoring name",
+                            s.at(),
+                            i.name
+                        ));
+                    }
+                    if vmac_taken.is_some() {
+                        i.vmac_name = None;
+                    }
+                    if let (true, Some(v)) = (ipvlan_taken.is_some(), i.ipvlan.as_mut()) {
+                        v.name = None;
+                    }
                     // The ipvlan's address is on the interface whatever the state.
                     let ipvlan_address = i.ipvlan.as_ref().and_then(|v| v.address.clone());
                     conf.static_addresses
@@ -3318,6 +3348,41 @@ vrrp_instance VI_4 {
     /// instance's interface and the adverts' source unless one is configured; an IPv4
     /// instance without it, or one whose address is of the other family, in FAULT;
     /// promote_secondaries reset.
+    /// A VMAC's or ipvlan's name an earlier instance took is ignored with keepalived's
+    /// message (the names are one namespace); the instance keeps its VMAC or ipvlan.
+    #[test]
+    fn a_vmac_or_ipvlan_name_in_use_is_ignored() {
+        let instance = |n: u8, body: &str| {
+            format!("vrrp_instance V{n} {{\ninterface lan\nvirtual_router_id {n}\n{body}\nvirtual_ipaddress {{ 10.0.0.{n} }}\n}}\n")
+        };
+        let text = [
+            instance(60, "use_vmac vm60"),
+            instance(61, "use_ipvlan vm60 10.0.0.161/24"),
+            instance(62, "use_vmac vm60"),
+            instance(63, "use_ipvlan ipv63 10.0.0.163/24"),
+            instance(64, "use_vmac ipv63"),
+        ]
+        .concat();
+        let k = KeepalivedConf::parse("k.conf", &text).unwrap();
+        let i = &k.vrrp_conf.instances;
+        assert_eq!(i[0].vmac_name.as_deref(), Some("vm60"));
+        let v = i[1].ipvlan.as_ref().unwrap();
+        assert!(v.name.is_none() && v.address.is_some(), "{v:?}");
+        assert!(i[2].vmac_name.is_none());
+        assert_eq!(i[3].ipvlan.as_ref().unwrap().name.as_deref(), Some("ipv63"));
+        assert!(i[4].vmac_name.is_none());
+        let w = &k.warnings;
+        for (me, other, name) in [
+            ("V61", "V60", "vm60"),
+            ("V62", "V60", "vm60"),
+            ("V64", "V63", "ipv63"),
+        ] {
+            let said =
+                format!("({me}) VRRP instance {other} is already using {name} - ignoring name");
+            assert!(w.iter().any(|l| l.contains(&said)), "{said:?} in {w:?}");
+        }
+    }
+
     #[test]
     fn use_ipvlan_as_keepalived_reads_it() {
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
