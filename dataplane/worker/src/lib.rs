@@ -738,13 +738,27 @@ pub(crate) fn run_lb(
             );
             watch.lap(&mut counters.stage_cycles[stage::ENGINE]);
         }
-        // Frames other workers handed over (their in_port is in the mbuf).
-        for i in 0..lb.handoff.from.len() {
-            if lb.handoff.from[i].dequeue_burst(&mut rx) == 0 {
-                continue;
+        // Frames other workers handed over (their in_port is in the mbuf); then the later
+        // fragments that came before their first, once it has come (here, or handed to
+        // the worker that took it).
+        let rings = lb.handoff.from.len();
+        for i in 0..=rings {
+            if let Some(ring) = lb.handoff.from.get_mut(i) {
+                if ring.dequeue_burst(&mut rx) == 0 {
+                    continue;
+                }
+                busy = true;
+            } else {
+                let Some(pool) = lb.pool.filter(|_| lb.engine.early_fragments() > 0) else {
+                    continue;
+                };
+                take_early_fragments(&mut lb, pool, now, &mut rx, &mut away);
+                hand_off(&mut lb, &mut away, &mut counters);
+                if rx.is_empty() {
+                    continue;
+                }
             }
             watch.start();
-            busy = true;
             let mut o = Outputs {
                 tx: &mut plan.tx,
                 out: &mut out,
@@ -763,31 +777,6 @@ pub(crate) fn run_lb(
                 &mut watch,
             );
             watch.lap(&mut counters.stage_cycles[stage::ENGINE]);
-        }
-        // Later fragments that came before their first: those whose first has come go
-        // through (here, or handed to the worker that took the first).
-        if let (Some(pool), true) = (lb.pool, lb.engine.early_fragments() > 0) {
-            take_early_fragments(&mut lb, pool, now, &mut rx, &mut away);
-            hand_off(&mut lb, &mut away, &mut counters);
-            if !rx.is_empty() {
-                let mut o = Outputs {
-                    tx: &mut plan.tx,
-                    out: &mut out,
-                    host: &mut plan.host,
-                    host_out: &mut host_out,
-                };
-                process_burst(
-                    &mut rx,
-                    &mut parsed,
-                    false,
-                    &mut lb,
-                    |m| m.in_port(),
-                    now,
-                    &mut o,
-                    &mut counters,
-                    &mut watch,
-                );
-            }
         }
         watch.start();
         for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {
