@@ -2248,6 +2248,81 @@ fn fragmented_udp_follows_its_first_fragment_both_ways() {
     );
 }
 
+/// A NAT member's outgoing range (CommuniGate's outgoing connections) with fragmented
+/// datagrams both ways: the later fragments follow their first, by the range its port was
+/// in (they carry no port of their own).
+#[test]
+fn fragments_of_a_members_outgoing_range_follow_their_first() {
+    let mut lab = Lab::new();
+    let (vip, member, remote) = ([192, 168, 1, 120], [10, 0, 0, 2], [203, 0, 113, 9]);
+    lab.snap
+        .set_member_ports(vec![rvs_core::engine::MemberPorts {
+            proto: 17,
+            vip: IpAddr::from(vip),
+            first: 33000,
+            last: 33999,
+            member: IpAddr::from(member),
+            nat: true,
+        }]);
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 5) as u8).collect();
+    let out = fragments4(
+        (RS2_MAC, PORT1_MAC),
+        member,
+        remote,
+        64,
+        17,
+        0x5151,
+        &udp4_l4(member, remote, 33007, 53, &payload),
+        1500,
+    );
+    let want_out = fragments4(
+        (PORT0_MAC, GW_MAC),
+        vip,
+        remote,
+        63,
+        17,
+        0x5151,
+        &udp4_l4(vip, remote, 33007, 53, &payload),
+        1500,
+    );
+    for (i, (f, want)) in out.iter().zip(&want_out).enumerate() {
+        assert_eq!(
+            lab.run(1, f),
+            (Verdict::Forward { port: 0 }, want.clone()),
+            "out {i}"
+        );
+    }
+    let back = fragments4(
+        (GW_MAC, PORT0_MAC),
+        remote,
+        vip,
+        60,
+        17,
+        0x6161,
+        &udp4_l4(remote, vip, 53, 33007, &payload),
+        1500,
+    );
+    let want_back = fragments4(
+        (PORT1_MAC, RS2_MAC),
+        remote,
+        member,
+        59,
+        17,
+        0x6161,
+        &udp4_l4(remote, member, 53, 33007, &payload),
+        1500,
+    );
+    for (i, (f, want)) in back.iter().zip(&want_back).enumerate() {
+        assert_eq!(
+            lab.run(0, f),
+            (Verdict::Forward { port: 1 }, want.clone()),
+            "back {i}"
+        );
+    }
+    assert_eq!(lab.engine.counters().member_packets, 6);
+    assert_eq!(lab.engine.counters().drops, [0; DropReason::COUNT]);
+}
+
 /// A datagram whose fragments come last first (as some stacks send them, or reordered on
 /// the way): the later ones are kept until the first has gone through, then taken in
 /// again and follow it (IPVS reassembles, so the order is nothing to it); one whose first

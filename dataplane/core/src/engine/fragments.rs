@@ -16,6 +16,10 @@ use super::*;
 use crate::conn::ConnId;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// A noted first fragment's "connection" when it was of a member's outgoing range (no
+/// connection: the range, by the port kept in the low bits, is the state).
+const MEMBER_RANGE: u32 = 0x8000_0000;
+
 /// Datagrams in flight one worker remembers.
 pub const FRAG_SLOTS: usize = 4096;
 /// How long after its first fragment a datagram's later ones are taken (seconds).
@@ -86,6 +90,12 @@ impl FragTable {
                 used: true,
             };
         }
+    }
+
+    /// A first fragment of a member's outgoing range went to (`to_member`) or came from
+    /// its member: the later ones follow by the range of `port` (its own port).
+    pub(super) fn note_member(&mut self, key: FragKey, port: u16, to_member: bool, now: u32) {
+        self.note(key, ConnId(MEMBER_RANGE | u32::from(port)), to_member, now);
     }
 
     pub(super) fn find(&self, key: &FragKey, now: u32) -> Option<(ConnId, bool)> {
@@ -268,6 +278,20 @@ impl Engine {
         frame: &mut F,
     ) -> Verdict {
         let found = self.frags.find(&FragKey::of(&flow, id), now);
+        // A member's outgoing range: the range the first fragment's port was in.
+        if let Some((ConnId(c), to_member)) = found.filter(|(c, _)| c.0 & MEMBER_RANGE != 0) {
+            let port16 = c as u16;
+            let range = if to_member {
+                snap.member_for(flow.proto, flow.dst_ip(), port16)
+            } else {
+                snap.member_range_of(flow.proto, flow.src_ip(), port16)
+            };
+            return match (range.copied(), to_member) {
+                (Some(r), true) => self.forward_to_member(snap, (now, port), r, flow, frame),
+                (Some(r), false) => self.forward_from_member(snap, (now, port), r, flow, frame),
+                (None, _) => self.drop(DropReason::Fragment),
+            };
+        }
         let Some((conn, to_server)) = found else {
             // Not of a balanced datagram: the appliance's own, or not ours.
             let dst = snap.class_of_mapped(&flow.dst);

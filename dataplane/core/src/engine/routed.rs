@@ -15,6 +15,10 @@ impl Engine {
         flow: Flow,
         frame: &mut F,
     ) -> Verdict {
+        if let Frag::First(fid) = flow.frag {
+            self.frags
+                .note_member(FragKey::of(&flow, fid), flow.dport, true, now);
+        }
         if range.nat {
             if flow.ttl <= 1 {
                 return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
@@ -40,6 +44,10 @@ impl Engine {
         flow: Flow,
         frame: &mut F,
     ) -> Verdict {
+        if let Frag::First(fid) = flow.frag {
+            self.frags
+                .note_member(FragKey::of(&flow, fid), flow.sport, false, now);
+        }
         if flow.ttl <= 1 {
             return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
         }
