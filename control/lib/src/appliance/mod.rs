@@ -2025,6 +2025,15 @@ mod tests {
             assert_ne!(r.status, 0, "{bad}");
             assert!(fnat().is_some(), "{bad} changed nothing");
         }
+        // Version 1 by its word; shown as such.
+        let r = a.console("fullnat on tcp 10.1.1.1:80 proxy-v1");
+        assert_eq!(r.status, 0, "{}", r.err);
+        let f = fnat().unwrap();
+        assert!(f.proxy_protocol && f.proxy_v1);
+        assert_eq!(
+            a.console("show fullnat").out,
+            "tcp 10.1.1.1:80: from the out port's own address, PROXY v1\n"
+        );
         assert_eq!(a.console("fullnat off tcp 10.1.1.1:80").status, 0);
         assert_eq!(fnat(), None);
     }
