@@ -298,24 +298,28 @@ fn send_fragments(
 ) -> Option<u64> {
     let mut complete = true;
     let sent = rvs_wire::fragment::fragment_ipv4(frame, usize::from(mtu), |head, payload| {
-        let Some(mut m) = pool.alloc() else {
+        let Some(m) = mbuf_of(pool, head, payload) else {
             complete = false;
             return false;
         };
-        let mut f = MbufFrame(&mut m);
-        if !f.append(head.len() + payload.len()) {
-            complete = false;
-            return false;
-        }
-        let b = f.bytes_mut();
-        let (h, p) = b.split_at_mut(head.len());
-        h.copy_from_slice(head);
-        p.copy_from_slice(payload);
         send(m);
         true
     })
     .ok()?;
     complete.then_some(sent as u64)
+}
+
+/// A buffer of `pool` holding `head` then `rest` (None: the pool is empty).
+fn mbuf_of(pool: Mempool, head: &[u8], rest: &[u8]) -> Option<dpdk::Mbuf> {
+    let mut m = pool.alloc()?;
+    let mut f = MbufFrame(&mut m);
+    if !f.append(head.len() + rest.len()) {
+        return None;
+    }
+    let (h, r) = f.bytes_mut().split_at_mut(head.len());
+    h.copy_from_slice(head);
+    r.copy_from_slice(rest);
+    Some(m)
 }
 
 /// Sends the frames of `away` to their owners' rings (a full ring's are dropped, counted).
@@ -346,14 +350,9 @@ fn take_early_fragments(
     let (engine, snap, frags) = (&mut lb.engine, &**lb.snapshot.get(), &*lb.frag_owners);
     let owner = |bytes: &[u8]| engine::flow_owner(snap, bytes, workers, frags).filter(|&o| o != me);
     engine.release_early_fragments(now, (workers > 1).then_some((frags, me)), |port, bytes| {
-        let Some(mut m) = pool.alloc() else {
+        let Some(mut m) = mbuf_of(pool, bytes, &[]) else {
             return false;
         };
-        let mut f = MbufFrame(&mut m);
-        if !f.append(bytes.len()) {
-            return false;
-        }
-        f.bytes_mut().copy_from_slice(bytes);
         m.set_in_port(port);
         let to = match owner(bytes) {
             Some(o) => away.get_mut(o),
@@ -390,14 +389,9 @@ fn release_held(
             fragments += sent.unwrap_or(0);
             return sent.is_some();
         }
-        let Some(mut m) = pool.alloc() else {
+        let Some(m) = mbuf_of(pool, bytes, &[]) else {
             return false;
         };
-        let mut f = MbufFrame(&mut m);
-        if !f.append(bytes.len()) {
-            return false;
-        }
-        f.bytes_mut().copy_from_slice(bytes);
         enqueue(queued, tx.get_mut(p), m, counters);
         true
     });
