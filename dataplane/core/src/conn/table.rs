@@ -520,8 +520,14 @@ impl ConnTable {
         if self.emb_sources.is_empty() {
             return usize::MAX;
         }
-        // As one word (an array hashes as a slice: its length, then its bytes).
-        self.hash(&u128::from_ne_bytes(*caddr)) as usize & (self.emb_sources.len() - 1)
+        // As one word (an array hashes as a slice: its length, then its bytes). The map's
+        // hasher leaves its low bits poorly mixed for addresses a byte apart (half of 20
+        // once shared a slot): the slot is taken from the top of a multiplied hash.
+        let h = self
+            .hash(&u128::from_ne_bytes(*caddr))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bits = self.emb_sources.len().trailing_zeros();
+        (h >> (64 - bits).min(63)) as usize & (self.emb_sources.len() - 1)
     }
 
     /// The oldest embryonic entry, the first to go when SYNs crowd the table.
