@@ -308,6 +308,13 @@ pub fn parse_prefix(text: &str) -> Result<(IpAddr, u8), String> {
     Ok((addr, len))
 }
 
+/// The range of `ranges` that `r` overlaps (the same protocol and VIP, a port in common).
+pub fn overlapping_member_range(ranges: &[MemberPorts], r: &MemberPorts) -> Option<usize> {
+    ranges.iter().position(|o| {
+        o.proto == r.proto && o.vip == r.vip && o.first <= r.last && r.first <= o.last
+    })
+}
+
 /// Fixed sizes: service entries and real servers the data plane was started with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -505,6 +512,47 @@ impl Director {
                 }
                 v
             }
+        }
+    }
+
+    /// Adds a member's outgoing range (`[[outgoing]]`, `outgoing add`); one overlapping a
+    /// range of the same VIP and protocol is refused.
+    pub fn add_member_ports(&mut self, r: MemberPorts) -> Result<(), String> {
+        if r.vip.is_ipv4() != r.member.is_ipv4() {
+            return Err(format!("member {} is not of the VIP's family", r.member));
+        }
+        if let Some(i) = overlapping_member_range(&self.member_ports, &r) {
+            let o = &self.member_ports[i];
+            return Err(format!(
+                "{}-{} overlaps the range {}-{} of {} to {}",
+                r.first, r.last, o.first, o.last, o.vip, o.member
+            ));
+        }
+        self.member_ports.push(r);
+        Ok(())
+    }
+
+    /// Removes the outgoing range `first-last` of `vip` and `proto`.
+    pub fn delete_member_ports(
+        &mut self,
+        proto: u8,
+        vip: IpAddr,
+        (first, last): (u16, u16),
+    ) -> Result<MemberPorts, String> {
+        let i = self
+            .member_ports
+            .iter()
+            .position(|r| r.proto == proto && r.vip == vip && (r.first, r.last) == (first, last))
+            .ok_or_else(|| format!("no outgoing range {first}-{last} of {vip}"))?;
+        Ok(self.member_ports.remove(i))
+    }
+
+    /// Sets what becomes of `vip`'s traffic that no service takes: dropped, or (the
+    /// default) the host's.
+    pub fn set_unserved_drop(&mut self, vip: IpAddr, drop: bool) {
+        self.unserved_drop.retain(|a| *a != vip);
+        if drop {
+            self.unserved_drop.push(vip);
         }
     }
 
@@ -1043,6 +1091,21 @@ impl Director {
     /// addresses or a loopback address.
     pub fn is_local(&self, a: IpAddr) -> bool {
         a.is_loopback() || self.ports.iter().any(|p| p.addrs.contains(&a))
+    }
+
+    /// Every VIP: the addresses of services (a mark's single addresses too) and of members'
+    /// outgoing ranges, in order.
+    pub fn vips(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .services
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.addr))
+            .chain(self.member_ports.iter().map(|r| r.vip))
+            .filter(|a| !a.is_unspecified())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// VIPs the host's stack must own: those served by a local server, and every VIP whose

@@ -599,6 +599,43 @@ impl Appliance {
             ["show", "mark" | "marks"] => Reply::ok(self.show_marks()),
             ["show", "fullnat"] => Reply::ok(self.show_full_nat()),
             ["show", "snat"] => Reply::ok(self.show_snat()),
+            ["show", "outgoing"] => Reply::ok(self.show_outgoing()),
+            ["show", "vip" | "vips"] => Reply::ok(self.show_vips()),
+            ["outgoing", verb @ ("add" | "del" | "delete"), rest @ ..] => {
+                let change = match parse_outgoing(rest, *verb == "add") {
+                    Ok(c) => c,
+                    Err(e) => return Reply::fail(2, format!("outgoing {verb}: {e}")),
+                };
+                match self.change_with(|d| match change {
+                    OutgoingChange::Add(r) => d.add_member_ports(r),
+                    OutgoingChange::Delete(proto, vip, ports) => {
+                        d.delete_member_ports(proto, vip, ports).map(drop)
+                    }
+                }) {
+                    Ok(()) => Reply::ok(""),
+                    Err(e) => Reply::fail(REFUSED, format!("outgoing {verb}: {e}")),
+                }
+            }
+            ["vip", addr, "unserved", how @ ("host" | "drop")] => {
+                let Ok(vip) = addr.parse::<std::net::IpAddr>() else {
+                    return Reply::fail(2, format!("vip: {addr:?} is not an IP address"));
+                };
+                match self.change_with(|d| {
+                    d.set_unserved_drop(vip, *how == "drop");
+                    Ok(())
+                }) {
+                    Ok(()) => {
+                        let mut r = Reply::ok("");
+                        if !self.director.lock().vips().contains(&vip) {
+                            r.err = format!(
+                                "warning: {vip} is no VIP yet (no service or member range has it); the setting waits for one\n"
+                            );
+                        }
+                        r
+                    }
+                    Err(e) => Reply::fail(REFUSED, format!("vip: {e}")),
+                }
+            }
             ["snat", verb @ ("add" | "del" | "delete"), rest @ ..] => {
                 let names: Vec<String> =
                     self.ports.lock().iter().map(|p| p.name.clone()).collect();
@@ -802,6 +839,57 @@ fn parse_snat(words: &[&str], port_names: &[String]) -> Result<rvs_core::engine:
         }
     }
     crate::director::snat_rule(proto, source, destination, out_port, to, ports)
+}
+
+/// What `outgoing add|del` asks for.
+enum OutgoingChange {
+    Add(rvs_core::engine::MemberPorts),
+    /// The protocol, VIP and port range of the range to remove.
+    Delete(u8, std::net::IpAddr, (u16, u16)),
+}
+
+/// `outgoing add PROTO VIP FIRST-LAST MEMBER [dr|nat]` / `outgoing del PROTO VIP
+/// FIRST-LAST`, as `[[outgoing]]` writes a member's range.
+fn parse_outgoing(words: &[&str], add: bool) -> Result<OutgoingChange, String> {
+    let usage = if add {
+        "PROTO VIP FIRST-LAST MEMBER [dr|nat]"
+    } else {
+        "PROTO VIP FIRST-LAST"
+    };
+    let (proto, vip, ports, rest) = match words {
+        [proto, vip, ports, rest @ ..] => (proto, vip, ports, rest),
+        _ => return Err(usage.into()),
+    };
+    let proto = crate::ipvsadm::Protocol::from_word(proto)
+        .ok_or_else(|| format!("protocol {proto:?}: tcp, udp or sctp"))?
+        .number();
+    let vip: std::net::IpAddr = vip
+        .parse()
+        .map_err(|_| format!("{vip:?} is not an IP address"))?;
+    let (first, last) = crate::director::parse_port_range(ports)
+        .ok_or_else(|| format!("{ports:?}: a range such as 33000-33999"))?;
+    if !add {
+        return match rest {
+            [] => Ok(OutgoingChange::Delete(proto, vip, (first, last))),
+            _ => Err(usage.into()),
+        };
+    }
+    let (member, nat) = match rest {
+        [m] | [m, "dr"] => (m, false),
+        [m, "nat"] => (m, true),
+        _ => return Err(usage.into()),
+    };
+    let member: std::net::IpAddr = member
+        .parse()
+        .map_err(|_| format!("member {member:?} is not an IP address"))?;
+    Ok(OutgoingChange::Add(rvs_core::engine::MemberPorts {
+        proto,
+        vip,
+        first,
+        last,
+        member,
+        nat,
+    }))
 }
 
 /// `fullnat on|off SERVICE [laddr ADDR[,ADDR]] [proxy|proxy-v1]`, SERVICE `tcp|udp|sctp
@@ -2078,6 +2166,110 @@ mod tests {
             0
         );
         assert_eq!(a.cell().load().snat.len(), 1);
+    }
+
+    /// Members' outgoing ranges and a VIP's unserved traffic changed at run time (`rvsadm
+    /// --outgoing`, `--vip`), listed as written and in the workers' snapshot; bad lines
+    /// (overlaps, another family, no such range) change nothing.
+    #[test]
+    fn member_ranges_and_vip_settings_change_at_run_time() {
+        let a = appliance_with_marks(&[]);
+        let vip: std::net::IpAddr = "10.1.1.1".parse().unwrap();
+        let ok = |l: &str| {
+            let r = a.console(l);
+            assert_eq!(r.status, 0, "{l}: {}", r.err);
+            r
+        };
+        ok("-A -t 10.1.1.1:80 -s rr");
+        ok("-a -t 10.1.1.1:80 -r 10.0.0.2:80 -g");
+        assert_eq!(a.console("show outgoing").out, "No member ranges\n");
+        ok("outgoing add tcp 10.1.1.1 33000-33999 10.0.0.2");
+        ok("outgoing add tcp 10.1.1.1 34000-34999 10.0.0.3 nat");
+        ok("outgoing add udp 10.1.1.5 33000-33999 10.0.0.3 nat");
+        assert_eq!(
+            a.console("show outgoing").out,
+            "outgoing tcp 10.1.1.1 33000-33999 10.0.0.2 dr\n\
+             outgoing tcp 10.1.1.1 34000-34999 10.0.0.3 nat\n\
+             outgoing udp 10.1.1.5 33000-33999 10.0.0.3 nat\n"
+        );
+        let member = |proto: u8, vip: &str, port: u16| {
+            a.cell()
+                .load()
+                .member_for(proto, vip.parse().unwrap(), port)
+                .map(|r| (r.member.to_string(), r.nat))
+        };
+        assert_eq!(
+            member(6, "10.1.1.1", 33500),
+            Some(("10.0.0.2".into(), false))
+        );
+        assert_eq!(
+            member(6, "10.1.1.1", 34999),
+            Some(("10.0.0.3".into(), true))
+        );
+        assert_eq!(
+            member(17, "10.1.1.5", 33000),
+            Some(("10.0.0.3".into(), true))
+        );
+        assert_eq!(member(6, "10.1.1.5", 33000), None);
+        assert!(a.cell().load().is_vip("10.1.1.5".parse().unwrap()));
+        for bad in [
+            "outgoing add tcp 10.1.1.1 33999-34000 10.0.0.4",
+            "outgoing add tcp 10.1.1.1 35000-35999 2001:db8::4",
+            "outgoing add tcp 10.1.1.1 35000-34999 10.0.0.4",
+            "outgoing add icmp 10.1.1.1 35000-35999 10.0.0.4",
+            "outgoing add tcp 10.1.1.1 35000-35999 10.0.0.4 tun",
+            "outgoing add tcp 10.1.1.1 35000-35999",
+            "outgoing del tcp 10.1.1.1 33000-33998",
+            "outgoing del tcp 10.1.1.1 33000-33999 10.0.0.2",
+        ] {
+            let r = a.console(bad);
+            assert_ne!(r.status, 0, "{bad}");
+            assert!(r.err.starts_with("outgoing "), "{bad}: {}", r.err);
+            assert_eq!(
+                a.director.lock().member_ports.len(),
+                3,
+                "{bad} changed nothing"
+            );
+        }
+        ok("outgoing del tcp 10.1.1.1 33000-33999");
+        assert_eq!(member(6, "10.1.1.1", 33500), None);
+        assert_eq!(
+            member(6, "10.1.1.1", 34000),
+            Some(("10.0.0.3".into(), true))
+        );
+
+        // Unserved traffic: the host's by default, dropped when set, back again.
+        assert!(!a.cell().load().drops_unserved(vip));
+        let r = ok("vip 10.1.1.1 unserved drop");
+        assert_eq!(r.err, "");
+        assert!(a.cell().load().drops_unserved(vip));
+        let r = ok("vip 10.9.9.9 unserved drop");
+        assert!(r.err.contains("10.9.9.9 is no VIP yet"), "{}", r.err);
+        let shown = a.console("show vip").out;
+        let rows: Vec<Vec<&str>> = shown
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec!["VIP", "Services", "Ranges", "Unserved", "VRRP", "Host-twin"],
+                vec!["10.1.1.1", "1", "1", "drop", "-", "no"],
+                vec!["10.1.1.5", "0", "1", "host", "-", "no"],
+                vec!["10.9.9.9", "0", "0", "drop", "-", "no"],
+            ],
+            "{shown}"
+        );
+        ok("vip 10.1.1.1 unserved host");
+        assert!(!a.cell().load().drops_unserved(vip));
+        for bad in ["vip 10.1.1 unserved drop", "vip 10.1.1.1 unserved reject"] {
+            let r = a.console(bad);
+            assert_ne!(r.status, 0, "{bad}");
+            assert!(
+                !a.cell().load().drops_unserved(vip),
+                "{bad} changed nothing"
+            );
+        }
     }
 
     /// The IPVS settings by their sysctl names: read, written (any integer, non-zero on),

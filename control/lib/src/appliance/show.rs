@@ -438,6 +438,66 @@ impl Appliance {
         out
     }
 
+    /// `show outgoing`: the members' outgoing ranges, as `outgoing add` takes them.
+    pub(super) fn show_outgoing(&self) -> String {
+        let d = self.director.lock();
+        if d.member_ports.is_empty() {
+            return "No member ranges\n".into();
+        }
+        let mut out = String::new();
+        for r in &d.member_ports {
+            let proto = crate::ipvsadm::Protocol::from_number(r.proto).map_or("?", |p| p.word());
+            let method = if r.nat { "nat" } else { "dr" };
+            out.push_str(&format!(
+                "outgoing {proto} {} {}-{} {} {method}\n",
+                r.vip, r.first, r.last, r.member
+            ));
+        }
+        out
+    }
+
+    /// `show vip`: each VIP with its services, member ranges, what becomes of its unserved
+    /// traffic, its VRRP state and whether the host twin holds it; then `[[vip]]` settings
+    /// of addresses that are no VIP (yet).
+    pub(super) fn show_vips(&self) -> String {
+        let d = self.director.lock();
+        let vips = d.vips();
+        let on_twin = self.host_vips.lock().clone();
+        let mut out = format!(
+            "{:<40} {:>8} {:>6} {:<8} {:<11} {}\n",
+            "VIP", "Services", "Ranges", "Unserved", "VRRP", "Host-twin"
+        );
+        let waiting = d.unserved_drop.iter().filter(|a| !vips.contains(a));
+        for vip in vips.iter().chain(waiting) {
+            let services = d
+                .services
+                .iter()
+                .filter(|s| s.entries.iter().any(|e| e.addr == *vip))
+                .count();
+            let ranges = d.member_ports.iter().filter(|r| r.vip == *vip).count();
+            let unserved = if d.unserved_drop.contains(vip) {
+                "drop"
+            } else {
+                "host"
+            };
+            let vrrp = match d.floating.iter().find(|f| f.addr == *vip) {
+                Some(f) if f.held => "held",
+                Some(_) => "not held",
+                None => "-",
+            };
+            let twin = if on_twin.contains(vip) || vrrp == "held" && !self.twins.is_empty() {
+                "yes"
+            } else {
+                "no"
+            };
+            out.push_str(&format!(
+                "{:<40} {services:>8} {ranges:>6} {unserved:<8} {vrrp:<11} {twin}\n",
+                vip.to_string()
+            ));
+        }
+        out
+    }
+
     /// `show snat`: the SNAT rules in order, as `snat add` takes them.
     pub(super) fn show_snat(&self) -> String {
         let d = self.director.lock();

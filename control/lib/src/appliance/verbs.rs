@@ -117,6 +117,26 @@ pub const VERBS: &[Verb] = &[
         phrases: &["snat add ", "snat del "],
     },
     Verb {
+        usage: "show outgoing",
+        help: "members' outgoing port ranges ([[outgoing]]): VIP, ports, member, method",
+        phrases: &["show outgoing"],
+    },
+    Verb {
+        usage: "outgoing add PROTO VIP FIRST-LAST MEMBER [dr|nat] | outgoing del PROTO VIP FIRST-LAST",
+        help: "add / remove a member's outgoing port range at run time",
+        phrases: &["outgoing add ", "outgoing del "],
+    },
+    Verb {
+        usage: "show vip",
+        help: "VIPs: services, member ranges, unserved traffic (host or drop), VRRP, on the host twin",
+        phrases: &["show vip"],
+    },
+    Verb {
+        usage: "vip ADDR unserved host|drop",
+        help: "what becomes of a VIP's traffic no service takes ([[vip]] unserved)",
+        phrases: &["vip "],
+    },
+    Verb {
         usage: "start | stop",
         help: "resume / pause forwarding (stop prints the statistics since start)",
         phrases: &["start", "stop"],

@@ -7,6 +7,9 @@
 //! changes them at run time (what `iptables -t mangle ... -j MARK` does for LVS);
 //! `rvsadm --full-nat [on|off SERVICE [laddr A,B] [proxy|proxy-v1]]` shows or sets full NAT;
 //! `rvsadm --snat [add|del KEY VALUE...]` shows or changes the source NAT rules;
+//! `rvsadm --outgoing [add|del PROTO VIP FIRST-LAST [MEMBER [dr|nat]]]` shows or changes
+//! the members' outgoing port ranges; `rvsadm --vip [ADDR unserved host|drop]` lists the
+//! VIPs or sets what becomes of a VIP's traffic no service takes;
 //! `rvsadm -L -n --json` lists the services, their real servers and counters as JSON;
 //! `rvsadm --completion bash` prints a bash completion (ipvsadm's options and rvs's);
 //! `rvsadm --capture start PORT|all [rx|tx|both] [FILTER...] FILE` / `--capture stop`
@@ -39,6 +42,10 @@ fn main() {
         Some("--snat") if args.len() == 1 => Some("show snat".to_string()),
         Some("--snat") => Some(format!("snat {}", args[1..].join(" "))),
         Some("--full-nat") => Some(format!("fullnat {}", args[1..].join(" "))),
+        Some("--outgoing") if args.len() == 1 => Some("show outgoing".to_string()),
+        Some("--outgoing") => Some(format!("outgoing {}", args[1..].join(" "))),
+        Some("--vip") if args.len() == 1 => Some("show vip".to_string()),
+        Some("--vip") => Some(format!("vip {}", args[1..].join(" "))),
         Some("--capture") if args.len() == 1 => Some("show capture".to_string()),
         Some("--capture") => Some(format!("capture {}", args[1..].join(" "))),
         _ => None,

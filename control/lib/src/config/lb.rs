@@ -3,7 +3,9 @@
 //! errors), turned into the engine's [`Snapshot`] by [`LbConfig::snapshot`].
 
 use super::{ConfigError, Source};
-use crate::director::{parse_port_range, snat_rule, Director, FwmarkRule, Limits};
+use crate::director::{
+    overlapping_member_range, parse_port_range, snat_rule, Director, FwmarkRule, Limits,
+};
 use crate::ipvsadm::{Command, Protocol, ServerSpec, ServiceKey, ServiceSpec};
 use rvs_core::engine::{
     self, ForwardMethod, FullNat, MemberPorts, PortInfo, Route, Snapshot, SnatRule,
@@ -337,24 +339,22 @@ pub(crate) fn validate_outgoing(
                 return Err(source.error(o.method.span(), f("method"), format!("{m:?}: dr or nat")))
             }
         };
-        if let Some(j) = out
-            .iter()
-            .position(|r| r.proto == proto && r.vip == vip && r.first <= last && first <= r.last)
-        {
-            return Err(source.error(
-                o.ports.span(),
-                f("ports"),
-                format!("overlaps outgoing[{j}]'s {}-{}", out[j].first, out[j].last),
-            ));
-        }
-        out.push(MemberPorts {
+        let range = MemberPorts {
             proto,
             vip,
             first,
             last,
             member,
             nat,
-        });
+        };
+        if let Some(j) = overlapping_member_range(&out, &range) {
+            return Err(source.error(
+                o.ports.span(),
+                f("ports"),
+                format!("overlaps outgoing[{j}]'s {}-{}", out[j].first, out[j].last),
+            ));
+        }
+        out.push(range);
     }
     Ok(out)
 }

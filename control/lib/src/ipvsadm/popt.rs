@@ -140,7 +140,7 @@ const TABLE: &[(&str, Option<char>, Value, Opt)] = &[
 /// A bash completion for `program` from the option table: every long and short option,
 /// the schedulers after `-s`, the tunnel types after `--tun-type`, sync roles after the
 /// daemon commands; rvs's own additions (`--json`, `--vrrp`, `--marks`, `--mark`,
-/// `--routes`, `--full-nat`, `--snat`, `--capture`) too.
+/// `--routes`, `--full-nat`, `--snat`, `--outgoing`, `--vip`, `--capture`) too.
 pub fn bash_completion(program: &str, schedulers: &[&str]) -> String {
     let mut words: Vec<String> = TABLE
         .iter()
@@ -158,6 +158,8 @@ pub fn bash_completion(program: &str, schedulers: &[&str]) -> String {
             "--routes",
             "--full-nat",
             "--snat",
+            "--outgoing",
+            "--vip",
             "--capture",
         ]
         .map(String::from),
