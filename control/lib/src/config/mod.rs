@@ -688,6 +688,29 @@ name = "b"
 device = "net_ring1"
 "#;
 
+    /// The TOML's VRRP instances are read as keepalived.conf's: a VMAC name an earlier
+    /// instance took is ignored with keepalived's message.
+    #[test]
+    fn a_toml_instances_vmac_name_in_use_is_ignored() {
+        let instance = |n: u8| {
+            format!("[[vrrp_instance]]\nname = \"V{n}\"\ninterface = \"a\"\nvirtual_router_id = {n}\nuse_vmac = \"vm60\"\nvirtual_ipaddress = [\"10.0.0.{n}\"]\n")
+        };
+        let ports = TWO_PORTS.replace("rx_queues = 2\n", "rx_queues = 2\npromiscuous = true\n");
+        let text = format!("{ports}{}{}", instance(60), instance(61));
+        let vrrp = parse(&text).unwrap().vrrp;
+        assert_eq!(vrrp.instances[0].vmac_name.as_deref(), Some("vm60"));
+        assert!(vrrp.instances[0].vmac.is_some());
+        assert!(vrrp.instances[1].vmac.is_some(), "the VMAC stays");
+        assert_eq!(vrrp.instances[1].vmac_name, None, "its name does not");
+        assert!(
+            vrrp.warnings.len() == 1
+                && vrrp.warnings[0]
+                    .ends_with("(V61) VRRP instance V60 is already using vm60 - ignoring name"),
+            "{:?}",
+            vrrp.warnings
+        );
+    }
+
     /// A port hashes the end its traffic comes from unless told otherwise, so that both
     /// directions of a flow reach the queue of its owner.
     #[test]
