@@ -616,12 +616,18 @@ impl Appliance {
                     Err(e) => Reply::fail(REFUSED, format!("outgoing {verb}: {e}")),
                 }
             }
-            ["vip", addr, "unserved", how @ ("host" | "drop")] => {
-                let Ok(vip) = addr.parse::<std::net::IpAddr>() else {
-                    return Reply::fail(2, format!("vip: {addr:?} is not an IP address"));
+            ["vip", rest @ ..] => {
+                let (vip, drop) = match rest {
+                    [addr, "unserved", how @ ("host" | "drop")] => match addr.parse() {
+                        Ok(vip) => (vip, *how == "drop"),
+                        Err(_) => {
+                            return Reply::fail(2, format!("vip: {addr:?} is not an IP address"))
+                        }
+                    },
+                    _ => return Reply::fail(2, "vip: ADDR unserved host|drop"),
                 };
                 match self.change_with(|d| {
-                    d.set_unserved_drop(vip, *how == "drop");
+                    d.set_unserved_drop(vip, drop);
                     Ok(())
                 }) {
                     Ok(()) => {
@@ -1042,9 +1048,27 @@ mod tests {
     /// The reload tests' TOML: one port, load balancing.
     const RELOAD_BASE: &str = "[eal]\nlcores = \"0,1\"\n\n[dataplane]\nforward = \"lb\"\n\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n";
 
+    /// The process has one mailer: a start or reload from files sets it, and checkers
+    /// alert through it, so the tests that start appliances from files take turns.
+    static MAILER_TESTS: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
+    /// [`reloadable`]'s appliance, holding the mailer's turn while it lives.
+    struct Reloadable {
+        appliance: Arc<Appliance>,
+        _turn: parking_lot::MutexGuard<'static, ()>,
+    }
+
+    impl std::ops::Deref for Reloadable {
+        type Target = Arc<Appliance>;
+        fn deref(&self) -> &Arc<Appliance> {
+            &self.appliance
+        }
+    }
+
     /// An appliance started as the daemon starts one from the TOML at `toml` (and the
     /// keepalived.conf at `keepalived`, its checkers running), which `reload` reads again.
-    fn reloadable(toml: &std::path::Path, keepalived: Option<&std::path::Path>) -> Arc<Appliance> {
+    fn reloadable(toml: &std::path::Path, keepalived: Option<&std::path::Path>) -> Reloadable {
+        let turn = MAILER_TESTS.lock();
         let cfg = crate::config::Config::load(toml).unwrap();
         let loads = Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
         let d = cfg.lb.director(cfg.limits, loads, Vec::new()).unwrap();
@@ -1061,7 +1085,10 @@ mod tests {
             fixed: restart_only(&cfg),
             keepalived_text,
         });
-        a
+        Reloadable {
+            appliance: a,
+            _turn: turn,
+        }
     }
 
     /// A reload whose VRRP cannot run (an instance on an interface that is no port with a
@@ -1188,13 +1215,9 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// The process's one mailer: tests that set it take turns.
-    static MAILER_TESTS: parking_lot::Mutex<()> = parking_lot::const_mutex(());
-
     /// Mail settings a reload brings are in use at once, and restart nothing else.
     #[test]
     fn a_reload_takes_new_mail_settings_into_use() {
-        let _turn = MAILER_TESTS.lock();
         let dir = std::env::temp_dir().join(format!("rvs-reload-mail-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let toml = dir.join("rvs.toml");
@@ -1245,7 +1268,6 @@ mod tests {
     /// checkers included (its quorum carried, not gained anew).
     #[test]
     fn a_reload_notifies_what_it_removes() {
-        let _turn = MAILER_TESTS.lock();
         let dir = std::env::temp_dir().join(format!("rvs-reload-gone-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
