@@ -54,9 +54,15 @@ pub struct Local {
     /// PROXY protocol towards the server: [`proxy::NONE`], `PENDING` or `SENT`, with
     /// [`proxy::V1`] for the text version (else version 2).
     pub proxy: u8,
+    /// The PROXY header's length (its version's, for this connection's client and VIP),
+    /// fixed when the entry is made: sequence numbers shift by it.
+    pub proxy_len: u8,
     /// The sequence number of the client's first data byte (the header goes before it).
     pub proxy_seq: u32,
 }
+
+// The header's length sits in what was padding: a local end stays 24 bytes.
+const _: () = assert!(std::mem::size_of::<Local>() == 24);
 
 /// An application helper's state for a control connection (IPVS's `app_data` and
 /// `out_seq`), kept beside the slab only in a table made for helpers: what the client asked

@@ -101,14 +101,19 @@ impl Engine {
         &mut self,
         snap: &Snapshot,
         fnat: &FullNat,
-        proto_num: u8,
+        flow: &Flow,
         (server, dport): (IpAddr, u16),
     ) -> Result<Local, DropReason> {
-        let proxy = if fnat.proxy_protocol && proto_num == proto::TCP {
+        let proxy = if fnat.proxy_protocol && flow.proto == proto::TCP {
             proxy::PENDING | if fnat.proxy_v1 { proxy::V1 } else { 0 }
         } else {
             proxy::NONE
         };
+        let proxy_len = proxy_header_len(
+            proxy,
+            (flow.src_ip(), flow.sport),
+            (flow.dst_ip(), flow.dport),
+        );
         let same_family = fnat.locals_of(server.is_ipv4());
         let n = same_family.len();
         let own = if fnat.locals().is_empty() {
@@ -126,11 +131,12 @@ impl Engine {
                 }
             };
             let to = (addr16(server), dport);
-            if let Some(port) = self.local_port(proto_num, addr, to, FULL_NAT_PORTS, None) {
+            if let Some(port) = self.local_port(flow.proto, addr, to, FULL_NAT_PORTS, None) {
                 return Ok(Local {
                     addr: addr16(addr),
                     port,
                     proxy,
+                    proxy_len,
                     proxy_seq: 0,
                 });
             }
@@ -298,21 +304,10 @@ impl Engine {
                 }
             }
         } else if proxy::sent(local.proxy) && seq_after_or_eq(seq, first) {
-            let delta = self.proxy_header_len(id, local.proxy, flow.v6);
+            let delta = u32::from(local.proxy_len);
             set_u32_field(frame.bytes_mut(), flow, 4, seq.wrapping_add(delta));
         }
         true
-    }
-
-    /// The length of connection `id`'s PROXY header: version 2's for the family, version
-    /// 1's text for its client and VIP.
-    fn proxy_header_len(&self, id: crate::conn::ConnId, proxy: u8, v6: bool) -> u32 {
-        if proxy & proxy::V1 == 0 {
-            return proxy_v2::header_len(v6) as u32;
-        }
-        self.table.get(id).map_or(0, |c| {
-            proxy_v2::v1_len((ip_of(&c.caddr), c.cport), (ip_of(&c.vaddr), c.vport)) as u32
-        })
     }
 
     /// Server -> client under full NAT with PROXY protocol: acknowledgements and SACK
@@ -329,7 +324,7 @@ impl Engine {
         if local.proxy == proxy::NONE || flow.proto != proto::TCP || flow.frag != Frag::Whole {
             return;
         }
-        let delta = self.proxy_header_len(id, local.proxy, flow.v6);
+        let delta = u32::from(local.proxy_len);
         let unshift = |v: u32| {
             if !proxy::sent(local.proxy) || !seq_after_or_eq(v, local.proxy_seq) {
                 v
@@ -365,6 +360,19 @@ impl Engine {
             },
         );
     }
+}
+
+/// The length of the PROXY header `proxy` ([`Local::proxy`]) asks for between `client`
+/// and `vip`: version 2's for the family, version 1's text (at most 104 bytes); 0 for none.
+pub(crate) fn proxy_header_len(proxy: u8, client: (IpAddr, u16), vip: (IpAddr, u16)) -> u8 {
+    let n = if proxy == proxy::NONE {
+        0
+    } else if proxy & proxy::V1 != 0 {
+        proxy_v2::v1_len(client, vip)
+    } else {
+        proxy_v2::header_len(client.0.is_ipv6())
+    };
+    n as u8
 }
 
 /// Puts the PROXY header (version 1 with `v1`, else 2) at `data_at` (the segment's data

@@ -523,7 +523,7 @@ impl Engine {
         let nat = s.method == ForwardMethod::Nat && f & flags::LOCAL == 0;
         let id = match full_nat {
             Some(fnat) => {
-                let local = self.full_nat_local(snap, fnat, flow.proto, (s.addr, dport))?;
+                let local = self.full_nat_local(snap, fnat, flow, (s.addr, dport))?;
                 self.table.insert_full_nat(c, local, expires)
             }
             // SNAT rules see balanced NAT traffic too, after its destination is rewritten

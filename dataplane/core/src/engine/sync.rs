@@ -296,6 +296,11 @@ impl Engine {
                     addr: l.addr,
                     port: l.port,
                     proxy: l.proxy,
+                    proxy_len: super::full_nat::proxy_header_len(
+                        l.proxy,
+                        (ip_of(&s.caddr), s.cport),
+                        (ip_of(&s.vaddr), s.vport),
+                    ),
                     proxy_seq: l.proxy_seq,
                 },
                 expires,
