@@ -368,6 +368,8 @@ pub struct Director {
     pub expire_quiescent_template: bool,
     /// IPVS's conn_reuse_mode (1 unless set).
     pub conn_reuse_mode: u8,
+    /// IPVS's pmtu_disc (on unless set): off, tunnelled IPv4 ignores DF.
+    pub pmtu_disc: bool,
     /// Behind ECMP with other nodes: a service's servers are kept sorted by address and
     /// port (not in arrival order), so that every node builds the same mh table.
     pub ecmp: bool,
@@ -407,6 +409,7 @@ impl Director {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: 1,
+            pmtu_disc: true,
             ecmp: false,
             full_nat: Vec::new(),
             snat: Vec::new(),
@@ -935,6 +938,7 @@ impl Director {
                 self.expire_quiescent_template,
                 to.expire_quiescent_template,
             ),
+            ("pmtu_disc", self.pmtu_disc, to.pmtu_disc),
             ("ecmp", self.ecmp, to.ecmp),
         ] {
             if old != new {
@@ -967,6 +971,7 @@ impl Director {
         self.expire_nodest_conn = from.expire_nodest_conn;
         self.expire_quiescent_template = from.expire_quiescent_template;
         self.conn_reuse_mode = from.conn_reuse_mode;
+        self.pmtu_disc = from.pmtu_disc;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
         self.snat = from.snat.clone();
@@ -1050,6 +1055,7 @@ impl Director {
         snap.sloppy_tcp = self.sloppy_tcp;
         snap.expire_nodest_conn = self.expire_nodest_conn;
         snap.expire_quiescent_template = self.expire_quiescent_template;
+        snap.pmtu_disc = self.pmtu_disc;
         snap.conn_reuse_mode = self.conn_reuse_mode;
         snap.servers_removed = self.removals;
         snap.set_snat(self.snat.clone());

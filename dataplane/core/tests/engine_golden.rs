@@ -361,6 +361,70 @@ fn tun_without_df_over_the_mtu_leaves_in_outer_fragments() {
     assert_eq!(lab.run(0, &input).0, Verdict::Forward { port: 1 });
 }
 
+/// IPVS's pmtu_disc off: a tunnelled IPv4 datagram's DF is not copied to the outer header,
+/// which takes an identification and is fragmented where too big (the kernel fragments
+/// rather than send "fragmentation needed"); the inner header keeps its DF. IPv6 is not
+/// concerned (it gets "packet too big" either way).
+#[test]
+fn tun_with_pmtu_disc_off_fragments_the_outer_header_despite_df() {
+    let mut lab = Lab::new();
+    lab.snap.pmtu_disc = false;
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 102], 64)
+        .udp(5353, 53)
+        .write(&mut input, &[7u8; 1472])
+        .unwrap();
+    assert_ne!(input[20] & 0x40, 0, "the client's datagram has DF");
+    let (v, out) = lab.run(0, &input);
+    assert_eq!(v, Verdict::Fragment { port: 1, mtu: 1500 });
+    let mut pieces = Vec::new();
+    rvs_wire::fragment::fragment_ipv4(&out, 1500, |h, p| {
+        pieces.push([h, p].concat());
+        true
+    })
+    .unwrap();
+    let want = fragments4(
+        (PORT1_MAC, RS2_MAC),
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        64,
+        4,
+        1,
+        &input[14..],
+        1500,
+    );
+    assert_eq!(
+        pieces, want,
+        "two outer fragments of the datagram with its DF inside"
+    );
+    // One that fits leaves whole, its outer header without DF, numbered.
+    let mut small = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 102], 64)
+        .udp(5354, 53)
+        .write(&mut small, &[7u8; 100])
+        .unwrap();
+    let (v, out) = lab.run(0, &small);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(out[20] & 0x40, 0, "outer without DF");
+    assert_eq!(
+        u16::from_be_bytes([out[18], out[19]]),
+        2,
+        "its identification"
+    );
+    assert_ne!(out[34 + 6] & 0x40, 0, "the inner keeps DF");
+    // pmtu_disc on (the default): "fragmentation needed", as below.
+    lab.snap.pmtu_disc = true;
+    let (v, out) = lab.run(0, &input);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(
+        (out[23], out[34]),
+        (1, 3),
+        "ICMP destination unreachable to the client"
+    );
+}
+
 #[test]
 fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     let mut lab = Lab::new();

@@ -26,7 +26,7 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 6] = [
+const KEYS: [Key; 7] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -46,6 +46,11 @@ const KEYS: [Key; 6] = [
         name: "net.ipv4.vs.expire_quiescent_template",
         get: |a| flag(a, |d| d.expire_quiescent_template),
         set: |a, v| switch(a, |d| &mut d.expire_quiescent_template, v),
+    },
+    Key {
+        name: "net.ipv4.vs.pmtu_disc",
+        get: |a| flag(a, |d| d.pmtu_disc),
+        set: |a, v| switch(a, |d| &mut d.pmtu_disc, v),
     },
     // A bitmap (bits 1 and 2 are read).
     Key {

@@ -429,6 +429,8 @@ pub struct LbConfig {
     pub expire_quiescent_template: bool,
     /// `[dataplane] conn_reuse_mode`.
     pub conn_reuse_mode: u8,
+    /// `[dataplane] pmtu_disc = false`.
+    pub pmtu_disc_off: bool,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
     /// Services with full NAT, in service order.
@@ -850,6 +852,7 @@ impl LbConfig {
         d.expire_nodest_conn = self.expire_nodest_conn;
         d.expire_quiescent_template = self.expire_quiescent_template;
         d.conn_reuse_mode = self.conn_reuse_mode;
+        d.pmtu_disc = !self.pmtu_disc_off;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();
         d.snat = self.snat.clone();

@@ -172,6 +172,11 @@ struct RawDataplane {
     /// one's ports is treated.
     #[serde(default = "default_conn_reuse_mode")]
     conn_reuse_mode: u8,
+    /// IPVS's net.ipv4.vs.pmtu_disc (default on): off, an IPv4 datagram with DF for a
+    /// tunnel server over the MTU is fragmented in its outer header (which has no DF)
+    /// rather than answered with "fragmentation needed".
+    #[serde(default = "ports::yes")]
+    pmtu_disc: bool,
     /// One of several load balancers behind ECMP: sloppy TCP, and each service's servers
     /// kept in one order (by address and port) whatever order they came in, so that every
     /// node's mh table is the same and picks the same server for a flow.
@@ -237,6 +242,7 @@ impl Default for RawDataplane {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: default_conn_reuse_mode(),
+            pmtu_disc: true,
             ecmp: false,
             full_nat: false,
             ftp_ports: None,
@@ -420,6 +426,7 @@ impl Config {
         lb.expire_nodest_conn = raw.dataplane.expire_nodest_conn;
         lb.expire_quiescent_template = raw.dataplane.expire_quiescent_template;
         lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
+        lb.pmtu_disc_off = !raw.dataplane.pmtu_disc;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
         let ftp_ports = validate_ftp_ports(&source, raw.dataplane.ftp_ports.as_ref())?;

@@ -139,7 +139,7 @@ impl Engine {
             // DR/TUN: the real server owns the VIP too; deliver the error unchanged.
             if method == ForwardMethod::Tun {
                 let src = snap.local_addr(out_port, next)?;
-                let t = (conn.tunnel, self.outer_ident(flow.df && !flow.v6));
+                let t = (conn.tunnel, self.outer_fragmentation(outer_df(snap, flow)));
                 if !encapsulate(frame, flow, (src, next), (hop_mac, port_mac), t, false) {
                     return Some(self.drop(DropReason::Unsupported));
                 }

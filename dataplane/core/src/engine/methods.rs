@@ -263,7 +263,7 @@ pub(super) fn encapsulate<F: Frame>(
     flow: &Flow,
     (src, dst): (IpAddr, IpAddr),
     (hop_mac, port_mac): ([u8; 6], [u8; 6]),
-    (tunnel, ident): (Tunnel, u16),
+    (tunnel, outer_frag): (Tunnel, OuterFragmentation),
     offload: bool,
 ) -> bool {
     if let (IpAddr::V4(s), IpAddr::V4(d), false, TunnelKind::Ipip) =
@@ -275,7 +275,7 @@ pub(super) fn encapsulate<F: Frame>(
                 flow,
                 (s.octets(), d.octets()),
                 (hop_mac, port_mac),
-                ident,
+                outer_frag,
                 offload,
             );
         }
@@ -285,7 +285,7 @@ pub(super) fn encapsulate<F: Frame>(
         flow,
         (src, dst),
         (hop_mac, port_mac),
-        (tunnel, ident),
+        (tunnel, outer_frag),
         offload,
     )
 }
@@ -296,7 +296,7 @@ fn encapsulate_any<F: Frame>(
     flow: &Flow,
     (src, dst): (IpAddr, IpAddr),
     (hop_mac, port_mac): ([u8; 6], [u8; 6]),
-    (tunnel, ident): (Tunnel, u16),
+    (tunnel, outer_frag): (Tunnel, OuterFragmentation),
     offload: bool,
 ) -> bool {
     // The outer header is the server's family (IPVS tunnels IPv4 in IPv6 and back).
@@ -352,8 +352,8 @@ fn encapsulate_any<F: Frame>(
             protocol,
             payload_len,
             ttl: 64,
-            ident,
-            dont_fragment: flow.df && !flow.v6,
+            ident: outer_frag.ident,
+            dont_fragment: outer_frag.dont_fragment,
             dscp_ecn: 0,
         }
         .emit(&mut b[l3..]);
@@ -417,7 +417,7 @@ fn ipip4<F: Frame>(
     flow: &Flow,
     (src, dst): ([u8; 4], [u8; 4]),
     (hop_mac, port_mac): ([u8; 6], [u8; 6]),
-    ident: u16,
+    outer_frag: OuterFragmentation,
     offload: bool,
 ) -> bool {
     const L3: usize = ethernet::HEADER_LEN;
@@ -435,8 +435,8 @@ fn ipip4<F: Frame>(
             protocol: proto::IPIP,
             payload_len: inner_len as u16,
             ttl: 64,
-            ident,
-            dont_fragment: flow.df,
+            ident: outer_frag.ident,
+            dont_fragment: outer_frag.dont_fragment,
             dscp_ecn: 0,
         }
         .emit(ip);
@@ -447,6 +447,13 @@ fn ipip4<F: Frame>(
         }
     }
     true
+}
+
+/// Whether a tunnel's outer IPv4 header has DF: the inner IPv4 header's, unless IPVS's
+/// pmtu_disc is off (the kernel then leaves it clear and fragments).
+#[inline]
+pub(super) fn outer_df(snap: &Snapshot, flow: &Flow) -> bool {
+    flow.df && !flow.v6 && snap.pmtu_disc
 }
 
 /// The frame's destination and source MACs (the first 12 bytes, tagged or not: a frame the
@@ -477,6 +484,13 @@ pub(super) fn addr_bytes4(a: IpAddr) -> [u8; 4] {
 #[inline]
 pub(super) fn low4(a: &Addr16) -> [u8; 4] {
     [a[12], a[13], a[14], a[15]]
+}
+
+/// An outer IPv4 header's fragmentation fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct OuterFragmentation {
+    pub dont_fragment: bool,
+    pub ident: u16,
 }
 
 /// Whether a datagram leaves whole or in fragments of at most the MTU.
@@ -534,15 +548,21 @@ impl Engine {
         }
     }
 
-    /// The identification for an outer IPv4 header: 0 with DF (an atomic datagram, RFC
-    /// 6864), else the worker's next; the workers take turns (worker `i` of `n` the
+    /// An outer IPv4 header's DF and identification: with DF, 0 (an atomic datagram, RFC
+    /// 6864); else the worker's next; the workers take turns (worker `i` of `n` the
     /// numbers `k * n + i`), so none repeats another's before they wrap.
-    pub(super) fn outer_ident(&mut self, df: bool) -> u16 {
+    pub(super) fn outer_fragmentation(&mut self, df: bool) -> OuterFragmentation {
         if df {
-            return 0;
+            return OuterFragmentation {
+                dont_fragment: true,
+                ident: 0,
+            };
         }
         self.next_ident = self.next_ident.wrapping_add(self.owner.1 as u16);
-        self.next_ident
+        OuterFragmentation {
+            dont_fragment: false,
+            ident: self.next_ident,
+        }
     }
 
     /// Whether connection `id`'s real server was deleted. Asked only while the entry has
@@ -758,26 +778,28 @@ impl Engine {
                     ipv4::MIN_HEADER_LEN
                 } + conn.tunnel.header_len();
                 let inner_len = flow.end() - flow.l3();
+                // The outer IPv4 header copies the inner DF, unless pmtu_disc is off.
+                let df = outer_df(snap, flow);
                 let mut fit = Fit::Whole;
                 if inner_len + outer > usize::from(port_info.mtu) {
-                    if flow.v6 || flow.df {
+                    if flow.v6 || df {
                         let mtu = usize::from(port_info.mtu) - outer;
                         return self.icmp_error(snap, *flow, IcmpError::TooBig(mtu), frame);
                     }
-                    // The outer IPv4 header (without DF, as the inner) is fragmented, as
-                    // the kernel's output does after IPVS; rvs fragments no IPv6.
+                    // The outer IPv4 header (without DF) is fragmented, as the kernel's
+                    // output does after IPVS; rvs fragments no IPv6.
                     if daddr.is_ipv6() {
                         return self.drop(DropReason::TooBig);
                     }
                     fit = Fit::Split(port_info.mtu);
                 }
-                let ident = self.outer_ident(flow.df && !flow.v6);
+                let outer_frag = self.outer_fragmentation(df);
                 if !encapsulate(
                     frame,
                     flow,
                     (src, daddr),
                     (hop_mac, port_mac),
-                    (conn.tunnel, ident),
+                    (conn.tunnel, outer_frag),
                     port_info.ip_checksum_offload && offload && fit == Fit::Whole,
                 ) {
                     return self.drop(DropReason::Unsupported);
@@ -948,7 +970,7 @@ mod tests {
             client in any::<[u8; 4]>(), vip in any::<[u8; 4]>(),
             own in any::<[u8; 4]>(), server in any::<[u8; 4]>(),
             macs in any::<([u8; 6], [u8; 6])>(), udp in any::<bool>(), df in any::<bool>(),
-            offload in any::<bool>(), ident in any::<u16>(),
+            offload in any::<bool>(), ident in any::<u16>(), outer_df in any::<bool>(),
             payload in proptest::collection::vec(any::<u8>(), 0..64), padding in 0usize..8,
         ) {
             let mut frame = ipv4_frame((client, vip), (12345, 80), (64, df, udp), &payload);
@@ -957,8 +979,9 @@ mod tests {
             prop_assert_eq!(flow.df, df);
             let ends = (IpAddr::from(own), IpAddr::from(server));
             let (mut fast, mut general) = (VecFrame::new(&frame), VecFrame::new(&frame));
-            let done = ipip4(&mut fast, &flow, (own, server), macs, ident, offload);
-            let tunnel = (Tunnel::default(), ident);
+            let outer = OuterFragmentation { dont_fragment: outer_df, ident };
+            let done = ipip4(&mut fast, &flow, (own, server), macs, outer, offload);
+            let tunnel = (Tunnel::default(), outer);
             prop_assert!(done && encapsulate_any(&mut general, &flow, ends, macs, tunnel, offload));
             prop_assert_eq!(fast, general);
         }

@@ -672,6 +672,10 @@ pub struct Snapshot {
     /// IPVS's expire_quiescent_template: a persistence template whose server has weight 0
     /// is no longer followed (its clients are scheduled anew).
     pub expire_quiescent_template: bool,
+    /// IPVS's pmtu_disc (default on): off, an IPv4 datagram with DF for a tunnel server is
+    /// wrapped in an outer header without DF and fragmented where it is too big, instead
+    /// of answered with "fragmentation needed".
+    pub pmtu_disc: bool,
     /// IPVS's conn_reuse_mode: 0, a new connection on a finished one's ports (a SYN on
     /// TIME_WAIT or CLOSE, an INIT on CLOSED) goes on with it to the same server; else it
     /// is scheduled anew; bit 2 also on a FIN_WAIT connection that sees no replies (DR,
@@ -788,6 +792,7 @@ impl Snapshot {
             sloppy_tcp: false,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
+            pmtu_disc: true,
             conn_reuse_mode: 1,
             live_servers: Vec::new(),
             servers_removed: 0,
