@@ -361,8 +361,10 @@ pub struct Director {
     pub member_ports: Vec<MemberPorts>,
     /// Routing between the ports for traffic for neither a VIP nor the appliance.
     pub ip_forward: bool,
-    /// Any TCP segment but a RST of an unknown flow opens a connection (IPVS sloppy_tcp).
+    /// Any TCP segment but a RST of an unknown flow opens a connection (IPVS sloppy_tcp);
+    /// any SCTP packet but an ABORT (sloppy_sctp).
     pub sloppy_tcp: bool,
+    pub sloppy_sctp: bool,
     /// IPVS's expire_nodest_conn and expire_quiescent_template.
     pub expire_nodest_conn: bool,
     pub expire_quiescent_template: bool,
@@ -406,6 +408,7 @@ impl Director {
             member_ports: Vec::new(),
             ip_forward: false,
             sloppy_tcp: false,
+            sloppy_sctp: false,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: 1,
@@ -928,6 +931,7 @@ impl Director {
         for (name, old, new) in [
             ("ip_forward", self.ip_forward, to.ip_forward),
             ("sloppy_tcp", self.sloppy_tcp, to.sloppy_tcp),
+            ("sloppy_sctp", self.sloppy_sctp, to.sloppy_sctp),
             (
                 "expire_nodest_conn",
                 self.expire_nodest_conn,
@@ -968,6 +972,7 @@ impl Director {
         self.member_ports = from.member_ports.clone();
         self.ip_forward = from.ip_forward;
         self.sloppy_tcp = from.sloppy_tcp;
+        self.sloppy_sctp = from.sloppy_sctp;
         self.expire_nodest_conn = from.expire_nodest_conn;
         self.expire_quiescent_template = from.expire_quiescent_template;
         self.conn_reuse_mode = from.conn_reuse_mode;
@@ -1053,6 +1058,7 @@ impl Director {
         snap.set_member_ports(self.member_ports.clone());
         snap.ip_forward = self.ip_forward;
         snap.sloppy_tcp = self.sloppy_tcp;
+        snap.sloppy_sctp = self.sloppy_sctp;
         snap.expire_nodest_conn = self.expire_nodest_conn;
         snap.expire_quiescent_template = self.expire_quiescent_template;
         snap.pmtu_disc = self.pmtu_disc;

@@ -2897,6 +2897,63 @@ fn sloppy_tcp_takes_over_mid_flow() {
     );
 }
 
+/// IPVS's sloppy_sctp (behind ECMP): a DATA chunk of an association this node never saw
+/// opens an ESTABLISHED one and is forwarded; an ABORT opens nothing; without it, only an
+/// INIT opens.
+#[test]
+fn sloppy_sctp_takes_over_mid_association() {
+    const ABORT: u8 = 6;
+    let data = |sport: u16, chunk: u8| {
+        sctp4(
+            (CLIENT_MAC, PORT0_MAC),
+            CLIENT,
+            [192, 168, 1, 108],
+            64,
+            &sctp_packet(sport, 5000, 7, chunk, &[0x44; 20]),
+        )
+    };
+    let mut strict = Lab::new();
+    assert_eq!(
+        strict.run(0, &data(40000, 0)).0,
+        Verdict::Drop(DropReason::NoConnection)
+    );
+    let mut snap = snapshot();
+    snap.sloppy_sctp = true;
+    let mut lab = Lab::with(snap, Default::default());
+    let (v, out) = lab.run(0, &data(40000, 0));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let want = sctp4(
+        (PORT1_MAC, RS2_MAC),
+        CLIENT,
+        [10, 0, 0, 2],
+        63,
+        &sctp_packet(40000, 5001, 7, 0, &[0x44; 20]),
+    );
+    assert_eq!(out, want, "NAT to the server's port, CRC32c computed anew");
+    let c = lab
+        .engine
+        .table
+        .iter()
+        .map(|(_, c)| *c)
+        .find(|c| c.proto == 132 && c.cport == 40000)
+        .expect("an association for the DATA chunk");
+    assert_eq!(rvs_core::conn::state_name(c.proto, c.state), "ESTABLISHED");
+    rvs_testkit::invariants::loads_match_table(&lab).unwrap();
+    assert_eq!(
+        lab.run(0, &data(40001, ABORT)).0,
+        Verdict::Drop(DropReason::NoConnection),
+        "an ABORT opens nothing"
+    );
+    // sloppy TCP does not make SCTP sloppy.
+    let mut snap = snapshot();
+    snap.sloppy_tcp = true;
+    let mut tcp_only = Lab::with(snap, Default::default());
+    assert_eq!(
+        tcp_only.run(0, &data(40002, 0)).0,
+        Verdict::Drop(DropReason::NoConnection)
+    );
+}
+
 /// A worker holding its changes to the servers' counts until the end of its pass: its own
 /// scheduler sees them at once (lc spreads one pass's new connections), the shared counts
 /// at the flush.

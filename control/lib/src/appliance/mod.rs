@@ -2307,7 +2307,7 @@ mod tests {
         let a = appliance_with_marks(&[]);
         assert_eq!(
             a.console("sysctl -a").out,
-            "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\n\
+            "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\nnet.ipv4.vs.sloppy_sctp = 0\n\
              net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
              net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
         );
@@ -2316,6 +2316,9 @@ mod tests {
         assert!(!a.cell().load().pmtu_disc);
         assert_eq!(a.console("sysctl -w net.ipv4.vs.pmtu_disc=1").status, 0);
         assert!(a.cell().load().pmtu_disc);
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.sloppy_sctp=1").status, 0);
+        assert!(a.cell().load().sloppy_sctp && !a.cell().load().sloppy_tcp);
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.sloppy_sctp=0").status, 0);
         let r = a.console(
             "sysctl -w net.ipv4.vs.expire_nodest_conn=1 net/ipv4/vs/expire_quiescent_template=2",
         );

@@ -26,7 +26,7 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 7] = [
+const KEYS: [Key; 8] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -36,6 +36,11 @@ const KEYS: [Key; 7] = [
         name: "net.ipv4.vs.sloppy_tcp",
         get: |a| flag(a, |d| d.sloppy_tcp),
         set: |a, v| switch(a, |d| &mut d.sloppy_tcp, v),
+    },
+    Key {
+        name: "net.ipv4.vs.sloppy_sctp",
+        get: |a| flag(a, |d| d.sloppy_sctp),
+        set: |a, v| switch(a, |d| &mut d.sloppy_sctp, v),
     },
     Key {
         name: "net.ipv4.vs.expire_nodest_conn",

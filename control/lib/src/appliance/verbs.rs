@@ -153,11 +153,12 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         usage: "sysctl [-w] [NAME[=VALUE]]...",
-        help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.sync_version",
+        help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.sloppy_sctp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.sync_version",
         phrases: &[
             "sysctl -w net.ipv4.vs.expire_nodest_conn=",
             "sysctl -w net.ipv4.vs.expire_quiescent_template=",
             "sysctl -w net.ipv4.vs.sloppy_tcp=",
+            "sysctl -w net.ipv4.vs.sloppy_sctp=",
             "sysctl -w net.ipv4.ip_forward=",
             "sysctl -w net.ipv4.vs.conn_reuse_mode=",
             "sysctl -w net.ipv4.vs.pmtu_disc=",

@@ -422,8 +422,9 @@ pub struct LbConfig {
     pub member_ports: Vec<MemberPorts>,
     /// `[dataplane] ip_forward`.
     pub ip_forward: bool,
-    /// `[dataplane] sloppy_tcp` (or `ecmp`).
+    /// `[dataplane] sloppy_tcp`, `sloppy_sctp` (or `ecmp`, both).
     pub sloppy_tcp: bool,
+    pub sloppy_sctp: bool,
     /// `[dataplane] expire_nodest_conn`, `expire_quiescent_template`.
     pub expire_nodest_conn: bool,
     pub expire_quiescent_template: bool,
@@ -849,6 +850,7 @@ impl LbConfig {
         d.member_ports = self.member_ports.clone();
         d.ip_forward = self.ip_forward;
         d.sloppy_tcp = self.sloppy_tcp;
+        d.sloppy_sctp = self.sloppy_sctp;
         d.expire_nodest_conn = self.expire_nodest_conn;
         d.expire_quiescent_template = self.expire_quiescent_template;
         d.conn_reuse_mode = self.conn_reuse_mode;

@@ -160,6 +160,10 @@ struct RawDataplane {
     /// connection (not only a SYN).
     #[serde(default)]
     sloppy_tcp: bool,
+    /// IPVS's net.ipv4.vs.sloppy_sctp: any SCTP packet but an ABORT of an unknown flow
+    /// opens an association (not only an INIT).
+    #[serde(default)]
+    sloppy_sctp: bool,
     /// IPVS's net.ipv4.vs.expire_nodest_conn: a packet of a connection whose server was
     /// deleted ends it and is scheduled anew (else dropped until the entry times out).
     #[serde(default)]
@@ -239,6 +243,7 @@ impl Default for RawDataplane {
             syn_per_source: 0,
             ip_forward: false,
             sloppy_tcp: false,
+            sloppy_sctp: false,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: default_conn_reuse_mode(),
@@ -423,6 +428,7 @@ impl Config {
         lb.snat = lb::validate_snat(&source, &raw.snat, &names)?;
         lb.ip_forward = raw.dataplane.ip_forward;
         lb.sloppy_tcp = raw.dataplane.sloppy_tcp || raw.dataplane.ecmp;
+        lb.sloppy_sctp = raw.dataplane.sloppy_sctp || raw.dataplane.ecmp;
         lb.expire_nodest_conn = raw.dataplane.expire_nodest_conn;
         lb.expire_quiescent_template = raw.dataplane.expire_quiescent_template;
         lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
@@ -694,6 +700,22 @@ rx_queues = 2
 name = "b"
 device = "net_ring1"
 "#;
+
+    /// `ecmp` makes TCP and SCTP sloppy (a node takes over flows another node had);
+    /// `sloppy_sctp` alone only SCTP; `pmtu_disc` is on unless set off.
+    #[test]
+    fn ecmp_makes_tcp_and_sctp_sloppy() {
+        let with = |dataplane: &str| {
+            let lb = parse(&format!("[dataplane]\n{dataplane}\n{TWO_PORTS}"))
+                .unwrap()
+                .lb;
+            (lb.sloppy_tcp, lb.sloppy_sctp, !lb.pmtu_disc_off)
+        };
+        assert_eq!(with(""), (false, false, true));
+        assert_eq!(with("ecmp = true"), (true, true, true));
+        assert_eq!(with("sloppy_sctp = true"), (false, true, true));
+        assert_eq!(with("pmtu_disc = false"), (false, false, false));
+    }
 
     /// The TOML's VRRP instances are read as keepalived.conf's: a VMAC name an earlier
     /// instance took is ignored with keepalived's message.

@@ -128,7 +128,7 @@ pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
     }
 }
 
-/// The state an opening packet (a SYN, an INIT; with sloppy TCP any segment) gives a new
+/// The state an opening packet (a SYN, an INIT; sloppily any segment or chunk) gives a new
 /// connection, as tracking it on an entry in no state would.
 #[inline]
 pub(super) fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
@@ -368,8 +368,17 @@ impl Engine {
         let entry_id = entry.id;
         let svc = snap.scheduling_service(entry);
         // Only an opening packet schedules: a TCP SYN, an SCTP INIT; with sloppy TCP any
-        // segment but a RST.
-        let sloppy = snap.sloppy_tcp && flow.proto == proto::TCP && flow.tcp_flags & tcp::RST == 0;
+        // segment but a RST, with sloppy SCTP any packet whose first chunk is no ABORT.
+        let sloppy = match flow.proto {
+            proto::TCP => snap.sloppy_tcp && flow.tcp_flags & tcp::RST == 0,
+            proto::SCTP => {
+                snap.sloppy_sctp
+                    && flow
+                        .sctp_chunk
+                        .is_some_and(|c| c != rvs_wire::sctp::chunk::ABORT)
+            }
+            _ => false,
+        };
         if !opens_connection(flow) && !sloppy {
             return Err(DropReason::NoConnection);
         }

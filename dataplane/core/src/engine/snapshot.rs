@@ -666,6 +666,9 @@ pub struct Snapshot {
     /// IPVS's sloppy_tcp: a TCP segment other than a RST opens a connection for an unknown
     /// flow (an ECMP peer's flow arriving here mid-stream), not only a SYN.
     pub sloppy_tcp: bool,
+    /// IPVS's sloppy_sctp: an SCTP packet whose first chunk is any but an ABORT opens an
+    /// association for an unknown flow, not only an INIT.
+    pub sloppy_sctp: bool,
     /// IPVS's expire_nodest_conn: a packet of a connection whose server was deleted ends
     /// the connection and is scheduled anew (else it is dropped).
     pub expire_nodest_conn: bool,
@@ -790,6 +793,7 @@ impl Snapshot {
             vmacs: Vec::new(),
             ip_forward: false,
             sloppy_tcp: false,
+            sloppy_sctp: false,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             pmtu_disc: true,
