@@ -270,6 +270,70 @@ fn tun_ipv4_service_to_an_ipv6_server() {
     assert_eq!(lab.run(0, &input), (Verdict::Forward { port: 1 }, expected));
 }
 
+/// IPv4 in IPv6 over the MTU: without DF (or with DF and pmtu_disc off) the wrapped
+/// datagram leaves in IPv6 fragments, as the kernel's output sends IPVS's; with DF the
+/// client hears "fragmentation needed" with the MTU less the outer header. The fragment
+/// headers' identifications follow the worker's turn.
+#[test]
+fn tun_ipv4_in_ipv6_over_the_mtu_is_fragmented_unless_df() {
+    let datagram = |df: bool| {
+        let mut input = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(CLIENT, [192, 168, 1, 102], 64)
+            .udp(5353, 53)
+            .write(&mut input, &[9u8; 1472])
+            .unwrap();
+        if !df {
+            input[20] &= !0x40;
+            input[24..26].fill(0);
+            let sum = ones_complement(&input[14..34]);
+            input[24..26].copy_from_slice(&sum.to_be_bytes());
+        }
+        input
+    };
+    let mut lab = Lab::new();
+    lab.snap.services[2].servers[0].addr = IpAddr::from(RS6);
+    let input = datagram(false);
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT1_MAC, RS6_MAC)
+        .ipv6(DIP6_IN, RS6, 64)
+        .write(&mut expected, IpNumber(4), &input[14..])
+        .unwrap();
+    assert_eq!(
+        lab.run(0, &input),
+        (Verdict::Fragment { port: 1, mtu: 1500 }, expected.clone()),
+        "the whole outer datagram, to be cut by the worker"
+    );
+    let mut pieces = Vec::new();
+    rvs_wire::fragment::fragment(&expected, 1500, 7, |h, p| {
+        pieces.push([h, p].concat());
+        true
+    })
+    .unwrap();
+    assert_eq!(
+        pieces.iter().map(Vec::len).collect::<Vec<_>>(),
+        [14 + 1496, 14 + 48 + 1500 - 1448],
+        "1,540 bytes of IPv6 in two fragments"
+    );
+    // With DF: the MTU less the outer IPv6 header.
+    let (v, out) = lab.run(0, &datagram(true));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!((out[23], out[34], out[35]), (1, 3, 4), "fragmentation needed");
+    assert_eq!(u16::from_be_bytes([out[40], out[41]]), 1460);
+    // pmtu_disc off: fragmented all the same.
+    lab.snap.pmtu_disc = false;
+    assert_eq!(
+        lab.run(0, &datagram(true)).0,
+        Verdict::Fragment { port: 1, mtu: 1500 }
+    );
+    // Identifications: worker 1 of 2 numbers 3, 5, ...
+    lab.engine.set_owner(1, 2);
+    assert_eq!(
+        (lab.engine.fragment_ident6(), lab.engine.fragment_ident6()),
+        (3, 5)
+    );
+}
+
 /// ipvsadm --pe sip: a SIP dialog's datagrams reach one server whatever client address they
 /// come from (the template follows the Call-ID); another Call-ID is scheduled anew.
 #[test]
@@ -2638,7 +2702,7 @@ fn a_datagram_to_fragment_waits_for_its_neighbour_whole() {
     whole[24..26].fill(0);
     let sum = ones_complement(&whole[14..34]);
     whole[24..26].copy_from_slice(&sum.to_be_bytes());
-    assert_eq!(sent, vec![(1, whole, Some(576))]);
+    assert_eq!(sent, vec![(1, whole, Some((576, 1)))], "its IPv6 identification unused");
 }
 
 /// The first packets to a real server whose MAC is not known yet are not lost: they wait

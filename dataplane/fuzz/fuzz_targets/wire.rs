@@ -1,8 +1,8 @@
 //! Raw bytes through the engine and every wire view: nothing may panic, and a frame the
 //! engine forwards from an intact one keeps valid checksums. The same bytes complete partial
 //! checksums (idempotent), cut into instructions, make a capture filter program, and are
-//! fragmented to an MTU the first byte picks: each fragment fits it with a valid header,
-//! and their payloads join to the datagram's.
+//! fragmented (IPv4 and IPv6) to an MTU the first byte picks: each fragment fits it with a
+//! valid header, and their payloads join to the datagram's.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -86,6 +86,37 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             data,
             whole.payload(),
+            "the pieces join to the datagram's payload"
+        );
+    }
+    // IPv6: each piece fits, a fragment header's offset is where its payload goes, and the
+    // pieces join to the payload after the fixed header.
+    let mut pieces = Vec::new();
+    let fragmented = rvs_wire::fragment::fragment_ipv6(frame, mtu, 0x5eed, |head, payload| {
+        pieces.push((head.to_vec(), payload.to_vec()));
+        true
+    });
+    if fragmented.is_ok() {
+        let mut l3 = 14;
+        while l3 < 22 && matches!(frame.get(l3 - 2..l3), Some([0x81, 0x00] | [0x88, 0xa8])) {
+            l3 += 4;
+        }
+        let whole_len = usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
+        let mut data = Vec::new();
+        for (head, payload) in &pieces {
+            assert_eq!(&head[..l3 + 4], &frame[..l3 + 4], "link and IPv6 header repeated");
+            let len = usize::from(u16::from_be_bytes([head[l3 + 4], head[l3 + 5]]));
+            assert_eq!(len, head.len() - l3 - 40 + payload.len(), "payload length");
+            assert!(40 + len <= mtu || pieces.len() == 1, "a fragment over {mtu}");
+            if pieces.len() > 1 {
+                let offset = u16::from_be_bytes([head[l3 + 42], head[l3 + 43]]) & !7;
+                assert_eq!(usize::from(offset), data.len(), "fragment offset");
+            }
+            data.extend_from_slice(payload);
+        }
+        assert_eq!(
+            &data[..],
+            &frame[l3 + 40..l3 + 40 + whole_len],
             "the pieces join to the datagram's payload"
         );
     }

@@ -249,15 +249,18 @@ fn process_burst(
             // datagram over the MTU); the original is freed with the dropped ones.
             engine::Verdict::Fragment { port, mtu } => {
                 let p = usize::from(port);
+                let ident6 = engine.fragment_ident6();
                 let sent = match (pool, o.out.get_mut(p)) {
-                    (Some(pool), Some(queued)) => send_fragments(pool, m.data(), mtu, |f| {
-                        if let Some((c, filter, at)) = &tx_capture {
-                            if c.wants(port, capture::TX) && filter.matches(f.data()) {
-                                c.offer(port, true, f.data(), *at);
+                    (Some(pool), Some(queued)) => {
+                        send_fragments(pool, m.data(), (mtu, ident6), |f| {
+                            if let Some((c, filter, at)) = &tx_capture {
+                                if c.wants(port, capture::TX) && filter.matches(f.data()) {
+                                    c.offer(port, true, f.data(), *at);
+                                }
                             }
-                        }
-                        enqueue(queued, o.tx.get_mut(p), f, counters);
-                    }),
+                            enqueue(queued, o.tx.get_mut(p), f, counters);
+                        })
+                    }
                     _ => None,
                 };
                 match sent {
@@ -287,17 +290,18 @@ fn process_burst(
     });
 }
 
-/// Copies the IPv4 datagram of `frame` into fragments of at most `mtu` bytes, each in a
-/// buffer of `pool`, and hands each to `send`; the count sent, None when it could not be
-/// fragmented or a buffer ran out (the fragments already sent are lost with the rest).
+/// Copies the IP datagram of `frame` into fragments of at most `mtu` bytes (IPv6 ones with
+/// fragment headers of identification `ident6`), each in a buffer of `pool`, and hands
+/// each to `send`; the count sent, None when it could not be fragmented or a buffer ran
+/// out (the fragments already sent are lost with the rest).
 fn send_fragments(
     pool: Mempool,
     frame: &[u8],
-    mtu: u16,
+    (mtu, ident6): (u16, u32),
     mut send: impl FnMut(dpdk::Mbuf),
 ) -> Option<u64> {
     let mut complete = true;
-    let sent = rvs_wire::fragment::fragment_ipv4(frame, usize::from(mtu), |head, payload| {
+    let sent = rvs_wire::fragment::fragment(frame, usize::from(mtu), ident6, |head, payload| {
         let Some(m) = mbuf_of(pool, head, payload) else {
             complete = false;
             return false;
@@ -381,8 +385,8 @@ fn release_held(
         let Some(queued) = out.get_mut(p) else {
             return false;
         };
-        if let Some(mtu) = split {
-            let sent = send_fragments(pool, bytes, mtu, |m| {
+        if let Some(split) = split {
+            let sent = send_fragments(pool, bytes, split, |m| {
                 enqueue(queued, tx.get_mut(p), m, counters);
             });
             fragmented += u64::from(sent.is_some());

@@ -39,6 +39,14 @@ impl Engine {
     pub fn set_owner(&mut self, index: usize, workers: usize) {
         self.owner = (index, workers.max(1));
         self.next_ident = index as u16;
+        self.next_ident6 = index as u32;
+    }
+
+    /// The identification for the next IPv6 datagram this worker fragments (the workers
+    /// take turns as with IPv4's, over 32 bits).
+    pub fn fragment_ident6(&mut self) -> u32 {
+        self.next_ident6 = self.next_ident6.wrapping_add(self.owner.1 as u32);
+        self.next_ident6
     }
 
     /// The local end of a full-NAT (or SNAT) entry.

@@ -119,13 +119,14 @@ impl Engine {
     }
 
     /// Sends (through `emit(port, frame, split)`, false if it could not) the frames whose
-    /// neighbour is now known, with its MAC (`split`: in IPv4 fragments of at most that
-    /// many bytes); drops those that waited too long. Cheap when nothing waits.
+    /// neighbour is now known, with its MAC (`split`: in fragments of at most that many
+    /// bytes, and the identification an IPv6 datagram's fragment headers take); drops those
+    /// that waited too long. Cheap when nothing waits.
     pub fn release_held(
         &mut self,
         snap: &Snapshot,
         now: u32,
-        mut emit: impl FnMut(u16, &[u8], Option<u16>) -> bool,
+        mut emit: impl FnMut(u16, &[u8], Option<(u16, u32)>) -> bool,
     ) {
         if self.held.count == 0 {
             return;
@@ -139,16 +140,16 @@ impl Engine {
             if mac.is_none() && !expired {
                 continue;
             }
+            let split = match w.fit {
+                Fit::Whole => None,
+                Fit::Split(mtu) => Some((mtu, self.fragment_ident6())),
+            };
             let sent = match (mac, self.held.bufs.get_mut(i)) {
                 (Some(mac), Some(buf)) => {
                     let frame = &mut buf[..usize::from(w.len)];
                     if let Some(dst) = frame.get_mut(..6) {
                         dst.copy_from_slice(&mac);
                     }
-                    let split = match w.fit {
-                        Fit::Whole => None,
-                        Fit::Split(mtu) => Some(mtu),
-                    };
                     emit(w.port, frame, split)
                 }
                 _ => false,

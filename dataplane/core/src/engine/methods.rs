@@ -786,11 +786,8 @@ impl Engine {
                         let mtu = usize::from(port_info.mtu) - outer;
                         return self.icmp_error(snap, *flow, IcmpError::TooBig(mtu), frame);
                     }
-                    // The outer IPv4 header (without DF) is fragmented, as the kernel's
-                    // output does after IPVS; rvs fragments no IPv6.
-                    if daddr.is_ipv6() {
-                        return self.drop(DropReason::TooBig);
-                    }
+                    // The outer header (IPv4 without DF, or IPv6 around IPv4 without DF)
+                    // is fragmented, as the kernel's output does after IPVS.
                     fit = Fit::Split(port_info.mtu);
                 }
                 let outer_frag = self.outer_fragmentation(df);

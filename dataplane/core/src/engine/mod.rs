@@ -81,9 +81,10 @@ pub enum Verdict {
     Forward {
         port: u16,
     },
-    /// Send the (rewritten) frame out of this port in IPv4 fragments of at most `mtu`
-    /// bytes (an IPv4 datagram without DF longer than the port's MTU, which a router and
-    /// IPVS fragment): [`rvs_wire::fragment::fragment_ipv4`].
+    /// Send the (rewritten) frame out of this port in fragments of at most `mtu` bytes: an
+    /// IPv4 datagram without DF longer than the port's MTU, which a router and IPVS
+    /// fragment, or a tunnel's outer IPv6 header around one ([`rvs_wire::fragment::fragment`],
+    /// IPv6 fragment headers numbered by [`Engine::fragment_ident6`]).
     Fragment {
         port: u16,
         mtu: u16,
@@ -189,6 +190,9 @@ pub struct Engine {
     /// tunnel's: each datagram's must differ, as its fragments need); it steps by the
     /// number of workers from the worker's index.
     next_ident: u16,
+    /// The identification of the last IPv6 fragment headers this worker sent (numbered as
+    /// `next_ident`).
+    next_ident6: u32,
 }
 
 impl std::fmt::Debug for Engine {
@@ -264,6 +268,7 @@ impl Engine {
             port_cursor: 0,
             local_cursor: 0,
             next_ident: 0,
+            next_ident6: 0,
         }
     }
 
