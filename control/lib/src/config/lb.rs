@@ -602,13 +602,6 @@ impl LbConfig {
             for (j, r) in s.servers.iter().enumerate() {
                 let g = |name: &str| format!("service[{i}].server[{j}].{name}");
                 let raddr = parse_ip(source, &r.address, &g("address"))?;
-                if raddr.is_ipv4() != addr.is_ipv4() {
-                    return Err(source.error(
-                        r.address.span(),
-                        g("address"),
-                        "the server's family differs from the service's",
-                    ));
-                }
                 let method = match r.method.get_ref().as_str() {
                     "nat" | "masq" => ForwardMethod::Nat,
                     "dr" | "route" | "gatewaying" => ForwardMethod::Dr,
@@ -621,6 +614,14 @@ impl LbConfig {
                         ))
                     }
                 };
+                // Only a tunnel carries one family in the other, as IPVS allows.
+                if raddr.is_ipv4() != addr.is_ipv4() && method != ForwardMethod::Tun {
+                    return Err(source.error(
+                        r.address.span(),
+                        g("address"),
+                        "the server's family differs from the service's (only a tun server's may)",
+                    ));
+                }
                 if r.weight > 65535 {
                     return Err(source.error(
                         r.address.span(),

@@ -701,6 +701,32 @@ name = "b"
 device = "net_ring1"
 "#;
 
+    /// A tunnel carries IPv4 to an IPv6 server (IPVS allows it, so does keepalived); any
+    /// other method with a server of the other family is refused at the field.
+    #[test]
+    fn only_a_tun_server_may_be_of_the_other_family() {
+        let service = |method: &str| {
+            format!("{TWO_PORTS}\n[[service]]\nprotocol = \"udp\"\naddress = \"192.0.2.1\"\nport = 9001\n\n[[service.server]]\naddress = \"2001:db8::12\"\nmethod = \"{method}\"\n")
+        };
+        let c = parse(&service("tun")).unwrap();
+        let loads = (0..c.limits.dests)
+            .map(|_| rvs_core::sched::DestLoad::default())
+            .collect();
+        let d = c
+            .lb
+            .director(c.limits, std::sync::Arc::new(loads), Vec::new())
+            .unwrap();
+        assert!(d.services[0].has_mixed_family());
+        for method in ["nat", "dr"] {
+            let e = parse(&service(method)).unwrap_err();
+            assert!(
+                e.to_string().contains("service[0].server[0].address")
+                    && e.to_string().contains("only a tun server's may"),
+                "{e}"
+            );
+        }
+    }
+
     /// `ecmp` makes TCP and SCTP sloppy (a node takes over flows another node had);
     /// `sloppy_sctp` alone only SCTP; `pmtu_disc` is on unless set off.
     #[test]
