@@ -318,7 +318,11 @@ fn tun_ipv4_in_ipv6_over_the_mtu_is_fragmented_unless_df() {
     // With DF: the MTU less the outer IPv6 header.
     let (v, out) = lab.run(0, &datagram(true));
     assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!((out[23], out[34], out[35]), (1, 3, 4), "fragmentation needed");
+    assert_eq!(
+        (out[23], out[34], out[35]),
+        (1, 3, 4),
+        "fragmentation needed"
+    );
     assert_eq!(u16::from_be_bytes([out[40], out[41]]), 1460);
     // pmtu_disc off: fragmented all the same.
     lab.snap.pmtu_disc = false;
@@ -2702,7 +2706,11 @@ fn a_datagram_to_fragment_waits_for_its_neighbour_whole() {
     whole[24..26].fill(0);
     let sum = ones_complement(&whole[14..34]);
     whole[24..26].copy_from_slice(&sum.to_be_bytes());
-    assert_eq!(sent, vec![(1, whole, Some((576, 1)))], "its IPv6 identification unused");
+    assert_eq!(
+        sent,
+        vec![(1, whole, Some((576, 1)))],
+        "its IPv6 identification unused"
+    );
 }
 
 /// The first packets to a real server whose MAC is not known yet are not lost: they wait

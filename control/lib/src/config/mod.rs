@@ -712,10 +712,9 @@ device = "net_ring1"
         let loads = (0..c.limits.dests)
             .map(|_| rvs_core::sched::DestLoad::default())
             .collect();
-        let d = c
-            .lb
-            .director(c.limits, std::sync::Arc::new(loads), Vec::new())
-            .unwrap();
+        let d =
+            c.lb.director(c.limits, std::sync::Arc::new(loads), Vec::new())
+                .unwrap();
         assert!(d.services[0].has_mixed_family());
         for method in ["nat", "dr"] {
             let e = parse(&service(method)).unwrap_err();
