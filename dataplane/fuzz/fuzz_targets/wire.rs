@@ -67,11 +67,7 @@ fuzz_target!(|data: &[u8]| {
         true
     });
     if fragmented.is_ok() {
-        // The IPv4 header's place, found here apart: after up to two VLAN tags.
-        let mut l3 = 14;
-        while l3 < 22 && matches!(frame.get(l3 - 2..l3), Some([0x81, 0x00] | [0x88, 0xa8])) {
-            l3 += 4;
-        }
+        let l3 = network_header(frame);
         let mut data = Vec::new();
         for (head, payload) in &pieces {
             assert_eq!(&head[..l3], &frame[..l3], "the link header repeated");
@@ -97,10 +93,7 @@ fuzz_target!(|data: &[u8]| {
         true
     });
     if fragmented.is_ok() {
-        let mut l3 = 14;
-        while l3 < 22 && matches!(frame.get(l3 - 2..l3), Some([0x81, 0x00] | [0x88, 0xa8])) {
-            l3 += 4;
-        }
+        let l3 = network_header(frame);
         let whole_len = usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
         let mut data = Vec::new();
         for (head, payload) in &pieces {
@@ -121,3 +114,13 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+/// The IP header's place, found here apart from the code under test: after up to two VLAN
+/// tags.
+fn network_header(frame: &[u8]) -> usize {
+    let mut l3 = 14;
+    while l3 < 22 && matches!(frame.get(l3 - 2..l3), Some([0x81, 0x00] | [0x88, 0xa8])) {
+        l3 += 4;
+    }
+    l3
+}

@@ -33,18 +33,23 @@ pub enum FragmentError {
     ExtensionHeaders,
 }
 
-/// The frame's IPv4 header offset and its header and total lengths.
-fn locate(frame: &[u8]) -> Option<(usize, usize, usize)> {
+/// Where the frame's IP header starts (after up to two VLAN tags), and its EtherType.
+fn network_header(frame: &[u8]) -> (usize, u16) {
     let mut at = 12;
     for _ in 0..2 {
         if matches!(get_u16(frame, at), 0x8100 | 0x88a8) {
             at += 4;
         }
     }
-    if get_u16(frame, at) != EtherType::IPV4 {
+    (at + 2, get_u16(frame, at))
+}
+
+/// The frame's IPv4 header offset and its header and total lengths.
+fn locate(frame: &[u8]) -> Option<(usize, usize, usize)> {
+    let (l3, ether_type) = network_header(frame);
+    if ether_type != EtherType::IPV4 {
         return None;
     }
-    let l3 = at + 2;
     let first = get_u8(frame, l3);
     let ihl = usize::from(first & 0x0f) * 4;
     let total = usize::from(get_u16(frame, l3 + 2));
@@ -159,16 +164,10 @@ pub fn fragment_ipv4(
 
 /// The frame's IPv6 header offset and the datagram's end.
 fn locate6(frame: &[u8]) -> Option<(usize, usize)> {
-    let mut at = 12;
-    for _ in 0..2 {
-        if matches!(get_u16(frame, at), 0x8100 | 0x88a8) {
-            at += 4;
-        }
-    }
-    if get_u16(frame, at) != EtherType::IPV6 {
+    let (l3, ether_type) = network_header(frame);
+    if ether_type != EtherType::IPV6 {
         return None;
     }
-    let l3 = at + 2;
     let end = l3 + IPV6_HEADER_LEN + usize::from(get_u16(frame, l3 + 4));
     (get_u8(frame, l3) >> 4 == 6 && frame.len() >= end).then_some((l3, end))
 }
