@@ -2300,6 +2300,61 @@ mod tests {
         }
     }
 
+    /// `sysctl -p FILE` loads an LVS director's sysctl.conf as sysctl(8) does: comments and
+    /// blank lines skipped, each setting echoed and applied, a name rvs does not have
+    /// reported (status 1) and the rest still loaded; `-e` and a leading `-` keep quiet about
+    /// it, `-q` echoes nothing; a missing file is named.
+    #[test]
+    fn sysctl_p_loads_a_directors_sysctl_conf() {
+        let a = appliance_with_marks(&[]);
+        let dir = std::env::temp_dir().join(format!("rvs-sysctl-p-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ipvs.conf");
+        std::fs::write(
+            &file,
+            "# LVS director\n; tuned\n\nnet.ipv4.vs.conn_reuse_mode = 0\n net.ipv4.vs.expire_nodest_conn=1 \n\
+             net.core.somaxconn = 4096\n-net.ipv4.vs.am_droprate = 10\nnet.ipv4.vs.sloppy_tcp = yes\n\
+             net.ipv4.ip_forward = 1\n",
+        )
+        .unwrap();
+        let f = file.display().to_string();
+        let r = a.console(&format!("sysctl -p {f}"));
+        assert_eq!(r.status, 1, "two lines failed");
+        assert_eq!(
+            r.out,
+            "net.ipv4.vs.conn_reuse_mode = 0\nnet.ipv4.vs.expire_nodest_conn = 1\nnet.ipv4.ip_forward = 1\n"
+        );
+        assert_eq!(
+            r.err,
+            "sysctl: cannot stat /proc/sys/net/core/somaxconn: No such file or directory\n\
+             sysctl: setting key \"net.ipv4.vs.sloppy_tcp\": Invalid argument\n"
+        );
+        let snap = a.cell().load();
+        assert!(snap.expire_nodest_conn && snap.ip_forward && !snap.sloppy_tcp);
+        assert_eq!(snap.conn_reuse_mode, 0);
+        // -e: unknown names quiet (a bad value is still an error); -q: nothing echoed.
+        let r = a.console(&format!("sysctl -e -q -p {f}"));
+        assert_eq!((r.status, r.out.as_str()), (1, ""));
+        assert_eq!(
+            r.err,
+            "sysctl: setting key \"net.ipv4.vs.sloppy_tcp\": Invalid argument\n"
+        );
+        let r = a.console(&format!("sysctl --load={f}.missing"));
+        assert_eq!(r.status, 1);
+        assert!(
+            r.err
+                .starts_with(&format!("sysctl: cannot open \"{f}.missing\": ")),
+            "{}",
+            r.err
+        );
+        // Plain reads and writes are unchanged.
+        assert_eq!(
+            a.console("sysctl net.ipv4.vs.conn_reuse_mode").out,
+            "net.ipv4.vs.conn_reuse_mode = 0\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The IPVS settings by their sysctl names: read, written (any integer, non-zero on),
     /// published; unknown names and bad values with sysctl(8)'s words, changing nothing.
     #[test]

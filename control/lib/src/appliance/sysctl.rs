@@ -94,10 +94,109 @@ fn key(name: &str) -> Result<&'static Key, String> {
     })
 }
 
+/// What `sysctl -p` was asked: its files (none: /etc/sysctl.conf), `-e`, `-q`.
+struct Load<'a> {
+    files: Vec<&'a str>,
+    ignore_unknown: bool,
+    quiet: bool,
+}
+
+/// `sysctl [-e] [-q] -p [FILE]...` (also `-pFILE`, `--load[=FILE]`, `-f`): None when the
+/// line loads no file.
+fn load_args<'a>(args: &[&'a str]) -> Option<Load<'a>> {
+    let mut load = Load {
+        files: Vec::new(),
+        ignore_unknown: false,
+        quiet: false,
+    };
+    let mut loading = false;
+    for &a in args {
+        match a {
+            "-e" | "--ignore" => load.ignore_unknown = true,
+            "-q" | "--quiet" => load.quiet = true,
+            "-w" | "--write" => {}
+            "-p" | "-f" | "--load" => loading = true,
+            _ => match ["--load=", "-p", "-f"]
+                .iter()
+                .find_map(|flag| a.strip_prefix(flag))
+            {
+                Some(file) => {
+                    loading = true;
+                    load.files.push(file);
+                }
+                None if loading => load.files.push(a),
+                None => return None,
+            },
+        }
+    }
+    loading.then_some(load)
+}
+
 impl Appliance {
+    /// `sysctl -p FILE`: each `NAME = VALUE` line of the files set, in order, as sysctl(8)
+    /// loads sysctl.conf (`#` and `;` comments, blank lines; a line starting with `-` may
+    /// fail quietly); a name rvs does not have is reported and skipped (`-e`: silently),
+    /// so an LVS director's /etc/sysctl.d file loads whole; each setting set is echoed
+    /// (`-q`: not). Status 1 when a line failed, as sysctl's.
+    fn sysctl_load(&self, load: &Load) -> Reply {
+        let (mut out, mut err, mut failed) = (String::new(), String::new(), false);
+        let files = if load.files.is_empty() {
+            vec!["/etc/sysctl.conf"]
+        } else {
+            load.files.clone()
+        };
+        for file in files {
+            let text = match read_command_file(file) {
+                Ok(t) => t,
+                Err(e) => {
+                    err.push_str(&format!("sysctl: cannot open \"{file}\": {e}\n"));
+                    failed = true;
+                    continue;
+                }
+            };
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                    continue;
+                }
+                let (quiet_failure, line) = match line.strip_prefix('-') {
+                    Some(rest) => (true, rest.trim_start()),
+                    None => (false, line),
+                };
+                let Some((name, value)) = line.split_once('=') else {
+                    err.push_str(&format!(
+                        "sysctl: {file}: line \"{line}\": missing '=' after the name\n"
+                    ));
+                    failed = true;
+                    continue;
+                };
+                let name = name.trim();
+                let unknown = key(name).is_err();
+                match self.sysctl_write(name, value.trim()) {
+                    Ok(set) if !load.quiet => out.push_str(&set),
+                    Ok(_) => {}
+                    Err(_) if quiet_failure || (unknown && load.ignore_unknown) => {}
+                    Err(e) => {
+                        err.push_str(&e);
+                        err.push('\n');
+                        failed = true;
+                    }
+                }
+            }
+        }
+        Reply {
+            status: if failed { 1 } else { 0 },
+            out,
+            err,
+        }
+    }
+
     /// `sysctl [-a]`, `sysctl NAME...`, `sysctl [-w] NAME=VALUE...`: each setting read or
     /// written is echoed as `NAME = VALUE`; the first unknown name or bad value stops there.
+    /// `sysctl -p FILE` loads a sysctl.conf ([`Appliance::sysctl_load`]).
     pub(super) fn sysctl_verb(&self, args: &[&str]) -> Reply {
+        if let Some(load) = load_args(args) {
+            return self.sysctl_load(&load);
+        }
         let args: Vec<&str> = args.iter().copied().filter(|a| *a != "-w").collect();
         if args.is_empty() || args == ["-a"] {
             let all: String = KEYS
