@@ -135,6 +135,22 @@ pub(super) fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
     state_after(client_direction(method), flow, 0).unwrap_or(0)
 }
 
+/// Whether a packet that is no opening one opens all the same: IPVS's sloppy_tcp (any
+/// segment but a RST), sloppy_sctp (any first chunk but an ABORT).
+#[inline]
+fn sloppy_opens(snap: &Snapshot, flow: &Flow) -> bool {
+    match flow.proto {
+        proto::TCP => snap.sloppy_tcp && flow.tcp_flags & tcp::RST == 0,
+        proto::SCTP => {
+            snap.sloppy_sctp
+                && flow
+                    .sctp_chunk
+                    .is_some_and(|c| c != rvs_wire::sctp::chunk::ABORT)
+        }
+        _ => false,
+    }
+}
+
 /// The drop a refused insert counts as.
 pub(super) fn drop_reason(e: crate::conn::InsertError) -> DropReason {
     match e {
@@ -369,17 +385,7 @@ impl Engine {
         let svc = snap.scheduling_service(entry);
         // Only an opening packet schedules: a TCP SYN, an SCTP INIT; with sloppy TCP any
         // segment but a RST, with sloppy SCTP any packet whose first chunk is no ABORT.
-        let sloppy = match flow.proto {
-            proto::TCP => snap.sloppy_tcp && flow.tcp_flags & tcp::RST == 0,
-            proto::SCTP => {
-                snap.sloppy_sctp
-                    && flow
-                        .sctp_chunk
-                        .is_some_and(|c| c != rvs_wire::sctp::chunk::ABORT)
-            }
-            _ => false,
-        };
-        if !opens_connection(flow) && !sloppy {
+        if !opens_connection(flow) && !sloppy_opens(snap, flow) {
             return Err(DropReason::NoConnection);
         }
         if flow.proto == proto::TCP {
