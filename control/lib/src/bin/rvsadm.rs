@@ -13,7 +13,9 @@
 //! `rvsadm -L -n --json` lists the services, their real servers and counters as JSON;
 //! `rvsadm --completion bash` prints a bash completion (ipvsadm's options and rvs's);
 //! `rvsadm --capture start PORT|all [rx|tx|both] [FILTER...] FILE` / `--capture stop`
-//! captures frames into a pcapng file (written by the daemon: give an absolute path).
+//! captures frames into a pcapng file (written by the daemon: give an absolute path);
+//! `rvsadm --console LINE...` runs one console line on the running rvs (`show fwd stats`,
+//! `sysctl -w ...`), and `rvsadm --console` alone each line of its standard input in turn.
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -48,6 +50,8 @@ fn main() {
         Some("--vip") => Some(format!("vip {}", args[1..].join(" "))),
         Some("--capture") if args.len() == 1 => Some("show capture".to_string()),
         Some("--capture") => Some(format!("capture {}", args[1..].join(" "))),
+        Some("--console") if args.len() > 1 => Some(args[1..].join(" ")),
+        Some("--console") => console_lines(),
         _ => None,
     };
     if let Some(line) = console {
@@ -94,6 +98,53 @@ fn main() {
     talk(&req);
 }
 
+/// `rvsadm --console` without a line: each line of standard input (blank ones and `#`
+/// comments skipped) is a console line sent in turn, its answer printed; exits with the
+/// last failure's status (0 when none failed).
+fn console_lines() -> ! {
+    let path = client_path();
+    let mut status = 0;
+    for line in std::io::stdin().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("rvsadm: reading console lines from stdin: {e}");
+                std::process::exit(2);
+            }
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let req = Request {
+            version: PROTOCOL_VERSION,
+            kind: "console".into(),
+            args: vec![line.to_string()],
+            stdin: String::new(),
+        };
+        match request(&path, &req) {
+            Ok(resp) => {
+                let _ = std::io::stdout().write_all(resp.stdout.as_bytes());
+                let _ = std::io::stderr().write_all(resp.stderr.as_bytes());
+                if resp.status != 0 {
+                    status = resp.status;
+                }
+            }
+            Err(e) => unreachable_daemon(&path, &e),
+        }
+    }
+    std::process::exit(status);
+}
+
+/// The words rvsadm leaves with when the daemon does not answer.
+fn unreachable_daemon(path: &std::path::Path, e: &std::io::Error) -> ! {
+    eprintln!(
+        "rvsadm: cannot talk to rvs at {}: {e}\nIs the rvs daemon running (and is RVS_SOCKET right)?",
+        path.display()
+    );
+    std::process::exit(1);
+}
+
 /// Sends the request, prints the answer and exits with its status.
 fn talk(req: &Request) -> ! {
     let path = client_path();
@@ -103,12 +154,6 @@ fn talk(req: &Request) -> ! {
             let _ = std::io::stderr().write_all(resp.stderr.as_bytes());
             std::process::exit(resp.status);
         }
-        Err(e) => {
-            eprintln!(
-                "rvsadm: cannot talk to rvs at {}: {e}\nIs the rvs daemon running (and is RVS_SOCKET right)?",
-                path.display()
-            );
-            std::process::exit(1);
-        }
+        Err(e) => unreachable_daemon(&path, &e),
     }
 }

@@ -140,7 +140,7 @@ const TABLE: &[(&str, Option<char>, Value, Opt)] = &[
 /// A bash completion for `program` from the option table: every long and short option,
 /// the schedulers after `-s`, the tunnel types after `--tun-type`, sync roles after the
 /// daemon commands; rvs's own additions (`--json`, `--vrrp`, `--marks`, `--mark`,
-/// `--routes`, `--full-nat`, `--snat`, `--outgoing`, `--vip`, `--capture`) too.
+/// `--routes`, `--full-nat`, `--snat`, `--outgoing`, `--vip`, `--capture`, `--console`) too.
 pub fn bash_completion(program: &str, schedulers: &[&str]) -> String {
     let mut words: Vec<String> = TABLE
         .iter()
@@ -161,6 +161,7 @@ pub fn bash_completion(program: &str, schedulers: &[&str]) -> String {
             "--outgoing",
             "--vip",
             "--capture",
+            "--console",
         ]
         .map(String::from),
     );
