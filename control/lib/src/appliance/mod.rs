@@ -2288,6 +2288,31 @@ mod tests {
             ],
             "{shown}"
         );
+        // VRRP's addresses: a VIP's state, and a floating gateway listed after the VIPs.
+        a.change_with(|d| {
+            d.floating = vec![
+                rvs_core::engine::Floating::held(vip),
+                rvs_core::engine::Floating::held("10.1.1.254".parse().unwrap()),
+            ];
+            Ok(())
+        })
+        .unwrap();
+        let shown = a.console("show vip").out;
+        let rows: Vec<Vec<&str>> = shown
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec!["10.1.1.1", "1", "1", "drop", "held", "no"],
+                vec!["10.1.1.5", "0", "1", "host", "-", "no"],
+                vec!["10.9.9.9", "0", "0", "drop", "-", "no"],
+                vec!["10.1.1.254", "0", "0", "-", "held", "no"],
+            ],
+            "{shown}"
+        );
         ok("vip 10.1.1.1 unserved host");
         assert!(!a.cell().load().drops_unserved(vip));
         for bad in ["vip 10.1.1 unserved drop", "vip 10.1.1.1 unserved reject"] {

@@ -458,7 +458,8 @@ impl Appliance {
 
     /// `show vip`: each VIP with its services, member ranges, what becomes of its unserved
     /// traffic, its VRRP state and whether the host twin holds it; then `[[vip]]` settings
-    /// of addresses that are no VIP (yet).
+    /// of addresses that are no VIP (yet), and VRRP's other addresses (a floating gateway:
+    /// the appliance's own while held, so "Unserved" does not apply).
     pub(super) fn show_vips(&self) -> String {
         let d = self.director.lock();
         let vips = d.vips();
@@ -467,8 +468,19 @@ impl Appliance {
             "{:<40} {:>8} {:>6} {:<8} {:<11} {}\n",
             "VIP", "Services", "Ranges", "Unserved", "VRRP", "Host-twin"
         );
-        let waiting = d.unserved_drop.iter().filter(|a| !vips.contains(a));
-        for vip in vips.iter().chain(waiting) {
+        let waiting: Vec<std::net::IpAddr> = d
+            .unserved_drop
+            .iter()
+            .copied()
+            .filter(|a| !vips.contains(a))
+            .collect();
+        let gateways = d
+            .floating
+            .iter()
+            .map(|f| f.addr)
+            .filter(|a| !vips.contains(a) && !waiting.contains(a));
+        let listed: Vec<std::net::IpAddr> = vips.iter().chain(&waiting).copied().collect();
+        for vip in listed.iter().chain(gateways.collect::<Vec<_>>().iter()) {
             let services = d
                 .services
                 .iter()
@@ -477,8 +489,10 @@ impl Appliance {
             let ranges = d.member_ports.iter().filter(|r| r.vip == *vip).count();
             let unserved = if d.unserved_drop.contains(vip) {
                 "drop"
-            } else {
+            } else if listed.contains(vip) {
                 "host"
+            } else {
+                "-"
             };
             let vrrp = match d.floating.iter().find(|f| f.addr == *vip) {
                 Some(f) if f.held => "held",
