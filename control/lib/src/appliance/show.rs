@@ -474,13 +474,14 @@ impl Appliance {
             .copied()
             .filter(|a| !vips.contains(a))
             .collect();
-        let gateways = d
+        let listed: Vec<std::net::IpAddr> = vips.iter().chain(&waiting).copied().collect();
+        let gateways: Vec<std::net::IpAddr> = d
             .floating
             .iter()
             .map(|f| f.addr)
-            .filter(|a| !vips.contains(a) && !waiting.contains(a));
-        let listed: Vec<std::net::IpAddr> = vips.iter().chain(&waiting).copied().collect();
-        for vip in listed.iter().chain(gateways.collect::<Vec<_>>().iter()) {
+            .filter(|a| !listed.contains(a))
+            .collect();
+        for vip in listed.iter().chain(&gateways) {
             let services = d
                 .services
                 .iter()
