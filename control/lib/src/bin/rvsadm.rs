@@ -99,11 +99,21 @@ fn main() {
 }
 
 /// `rvsadm --console` without a line: each line of standard input (blank ones and `#`
-/// comments skipped) is a console line sent in turn, its answer printed; exits with the
-/// last failure's status (0 when none failed).
+/// comments skipped) is a console line sent in turn, its answer printed, until its end or
+/// `quit` (which leaves the session, never the daemon); on a terminal each line is asked
+/// for with the console's `rvs> ` prompt. Exits with the last failure's status (0 when none
+/// failed).
 fn console_lines() -> ! {
+    use std::io::IsTerminal;
     let path = client_path();
     let mut status = 0;
+    let prompt = || {
+        if std::io::stdin().is_terminal() {
+            print!("rvs> ");
+            let _ = std::io::stdout().flush();
+        }
+    };
+    prompt();
     for line in std::io::stdin().lines() {
         let line = match line {
             Ok(l) => l,
@@ -113,7 +123,11 @@ fn console_lines() -> ! {
             }
         };
         let line = line.trim();
+        if matches!(line, "quit" | "exit") {
+            break;
+        }
         if line.is_empty() || line.starts_with('#') {
+            prompt();
             continue;
         }
         let req = Request {
@@ -132,6 +146,7 @@ fn console_lines() -> ! {
             }
             Err(e) => unreachable_daemon(&path, &e),
         }
+        prompt();
     }
     std::process::exit(status);
 }
