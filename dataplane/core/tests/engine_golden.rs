@@ -26,12 +26,7 @@ fn the_fixture_table_on_the_engine() {
                 assert_eq!(&out, want, "{}: step {i}", case.name);
             }
             if let Verdict::Fragment { mtu, .. } = verdict {
-                let mut pieces = Vec::new();
-                rvs_wire::fragment::fragment_ipv4(&out, usize::from(mtu), |h, p| {
-                    pieces.push([h, p].concat());
-                    true
-                })
-                .unwrap();
+                let pieces = cut_ipv4(&out, usize::from(mtu));
                 let want: Vec<Vec<u8>> = step.frames_out().into_iter().map(|(_, f)| f).collect();
                 assert_eq!(pieces, want, "{}: step {i}: the fragments", case.name);
             }
@@ -284,10 +279,7 @@ fn tun_ipv4_in_ipv6_over_the_mtu_is_fragmented_unless_df() {
             .write(&mut input, &[9u8; 1472])
             .unwrap();
         if !df {
-            input[20] &= !0x40;
-            input[24..26].fill(0);
-            let sum = ones_complement(&input[14..34]);
-            input[24..26].copy_from_slice(&sum.to_be_bytes());
+            clear_df(&mut input);
         }
         input
     };
@@ -389,20 +381,12 @@ fn tun_without_df_over_the_mtu_leaves_in_outer_fragments() {
             .udp(5353, 53)
             .write(&mut input, &[7u8; 1472])
             .unwrap();
-        input[20] &= !0x40; // no DF
-        input[24..26].fill(0);
-        let sum = ones_complement(&input[14..34]);
-        input[24..26].copy_from_slice(&sum.to_be_bytes());
+        clear_df(&mut input);
         for n in 0..2u16 {
             let (v, out) = lab.run(0, &input);
             assert_eq!(v, Verdict::Fragment { port: 1, mtu: 1500 });
             let ident = first_ident + n * workers as u16;
-            let mut pieces = Vec::new();
-            rvs_wire::fragment::fragment_ipv4(&out, 1500, |h, p| {
-                pieces.push([h, p].concat());
-                true
-            })
-            .unwrap();
+            let pieces = cut_ipv4(&out, 1500);
             let want = fragments4(
                 (PORT1_MAC, RS2_MAC),
                 [10, 0, 0, 1],
@@ -446,12 +430,7 @@ fn tun_with_pmtu_disc_off_fragments_the_outer_header_despite_df() {
     assert_ne!(input[20] & 0x40, 0, "the client's datagram has DF");
     let (v, out) = lab.run(0, &input);
     assert_eq!(v, Verdict::Fragment { port: 1, mtu: 1500 });
-    let mut pieces = Vec::new();
-    rvs_wire::fragment::fragment_ipv4(&out, 1500, |h, p| {
-        pieces.push([h, p].concat());
-        true
-    })
-    .unwrap();
+    let pieces = cut_ipv4(&out, 1500);
     let want = fragments4(
         (PORT1_MAC, RS2_MAC),
         [10, 0, 0, 1],
@@ -553,10 +532,7 @@ fn nat_and_dr_respect_the_mtu() {
                 &vec![1u8; len],
             );
             if !df {
-                f[20] &= !0x40; // clear DF, then fix the IPv4 header checksum
-                f[24..26].fill(0);
-                let sum = ones_complement(&f[14..34]);
-                f[24..26].copy_from_slice(&sum.to_be_bytes());
+                clear_df(&mut f);
             }
             f
         };
@@ -588,12 +564,7 @@ fn nat_and_dr_respect_the_mtu() {
         let ip = etherparse::Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
         assert_eq!((ip.destination(), ip.total_len()), (server, 1040));
         assert_eq!(&out[6..12], &PORT1_MAC);
-        let mut pieces = Vec::new();
-        rvs_wire::fragment::fragment_ipv4(&out, 576, |h, p| {
-            pieces.push([h, p].concat());
-            true
-        })
-        .unwrap();
+        let pieces = cut_ipv4(&out, 576);
         let l4 = &out[34..];
         let macs = (PORT1_MAC, out[..6].try_into().unwrap());
         let want = fragments4(
@@ -1942,6 +1913,25 @@ fn crc32c_bitwise(data: &[u8]) -> u32 {
     !crc
 }
 
+/// `frame`'s IPv4 header without DF, its checksum made again.
+fn clear_df(frame: &mut [u8]) {
+    frame[20] &= !0x40;
+    frame[24..26].fill(0);
+    let sum = ones_complement(&frame[14..34]);
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The IPv4 fragments `fragment_ipv4` cuts `frame` into for `mtu`, each whole.
+fn cut_ipv4(frame: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    rvs_wire::fragment::fragment_ipv4(frame, mtu, |h, p| {
+        pieces.push([h, p].concat());
+        true
+    })
+    .unwrap();
+    pieces
+}
+
 /// An SCTP packet (common header, tag, one chunk of `chunk_type` with `body`) with its
 /// checksum.
 fn sctp_packet(sport: u16, dport: u16, tag: u32, chunk_type: u8, body: &[u8]) -> Vec<u8> {
@@ -2665,10 +2655,7 @@ fn a_datagram_to_fragment_waits_for_its_neighbour_whole() {
         false,
         &[3u8; 1000],
     );
-    input[20] &= !0x40;
-    input[24..26].fill(0);
-    let sum = ones_complement(&input[14..34]);
-    input[24..26].copy_from_slice(&sum.to_be_bytes());
+    clear_df(&mut input);
     let (v, out) = lab.run(0, &input);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(
@@ -2702,10 +2689,7 @@ fn a_datagram_to_fragment_waits_for_its_neighbour_whole() {
         false,
         &[3u8; 1000],
     );
-    whole[20] &= !0x40;
-    whole[24..26].fill(0);
-    let sum = ones_complement(&whole[14..34]);
-    whole[24..26].copy_from_slice(&sum.to_be_bytes());
+    clear_df(&mut whole);
     assert_eq!(
         sent,
         vec![(1, whole, Some((576, 1)))],
