@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 /// A listening mail server; what each connection wrote, in order of arrival.
 pub struct Sink {
     pub addr: SocketAddr,
-    mails: Arc<Mutex<Vec<String>>>,
+    /// Finished conversations by the order their connections were accepted (a later
+    /// conversation's thread may finish first).
+    mails: Arc<Mutex<Vec<(usize, String)>>>,
 }
 
 impl Sink {
@@ -25,11 +27,13 @@ impl Sink {
         let mails = Arc::new(Mutex::new(Vec::new()));
         let kept = mails.clone();
         std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
+            for (arrival, conn) in listener.incoming().flatten().enumerate() {
                 let kept = kept.clone();
                 std::thread::spawn(move || {
                     let text = serve(conn, rcpt);
-                    kept.lock().unwrap().push(text);
+                    let mut mails = kept.lock().unwrap();
+                    let at = mails.partition_point(|(a, _)| *a < arrival);
+                    mails.insert(at, (arrival, text));
                 });
             }
         });
@@ -38,7 +42,8 @@ impl Sink {
 
     /// Every finished conversation so far.
     pub fn mails(&self) -> Vec<String> {
-        self.mails.lock().unwrap().clone()
+        let mails = self.mails.lock().unwrap();
+        mails.iter().map(|(_, text)| text.clone()).collect()
     }
 
     /// Waits (at most `within`) for `n` conversations; gives those there are.
@@ -104,4 +109,36 @@ fn serve(mut conn: TcpStream, rcpt: u16) -> String {
         let _ = out.write_all(reply);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn converse(conn: &mut TcpStream, subject: &str) {
+        let lines = format!(
+            "HELO t\r\nMAIL FROM:<a@t>\r\nRCPT TO:<b@t>\r\nDATA\r\nSubject: {subject}\r\n\r\nx\r\n.\r\nQUIT\r\n"
+        );
+        conn.write_all(lines.as_bytes()).unwrap();
+    }
+
+    /// Conversations are kept in the order their connections came, whichever ends first.
+    #[test]
+    fn mails_keep_the_order_of_their_connections() {
+        let sink = Sink::start("127.0.0.1:0");
+        let mut first = TcpStream::connect(sink.addr).unwrap();
+        let mut second = TcpStream::connect(sink.addr).unwrap();
+        converse(&mut second, "second");
+        assert_eq!(
+            sink.wait_for(1, Duration::from_secs(10))
+                .iter()
+                .map(|m| subject(m))
+                .collect::<Vec<_>>(),
+            ["second"]
+        );
+        converse(&mut first, "first");
+        let mails = sink.wait_for(2, Duration::from_secs(10));
+        let subjects: Vec<&str> = mails.iter().map(|m| subject(m)).collect();
+        assert_eq!(subjects, ["first", "second"]);
+    }
 }
