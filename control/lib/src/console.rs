@@ -81,41 +81,46 @@ impl Highlighter for ConsoleHelper {}
 impl Validator for ConsoleHelper {}
 impl Helper for ConsoleHelper {}
 
-/// Runs the prompt until `quit` or end of input (Ctrl-D); then sets `stop`. Ctrl-C only
-/// cancels the line.
-pub fn run(appliance: &Arc<Appliance>, stop: &AtomicBool) {
-    // Tab lists the choices (testpmd's habit) rather than cycling through them.
+/// The console's line editor on a terminal: the `rvs> ` prompt, history and tab completion
+/// (Tab lists the choices, testpmd's habit). Gives each line to `each` until the end of
+/// input (Ctrl-D) or `each` answers false; Ctrl-C only cancels the line being typed. Lines
+/// pasted at once (bracketed paste keeps them in one edit) are given one by one.
+pub fn edit_lines(mut each: impl FnMut(&str) -> bool) -> Result<(), String> {
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .build();
-    let mut editor: Editor<ConsoleHelper, DefaultHistory> = match Editor::with_config(config) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("rvs: console unavailable: {e}");
-            return;
-        }
-    };
+    let mut editor: Editor<ConsoleHelper, DefaultHistory> =
+        Editor::with_config(config).map_err(|e| e.to_string())?;
     editor.set_helper(Some(ConsoleHelper));
-    println!("rvs: interactive console; \"help\" lists the commands, \"quit\" stops rvs");
-    while !stop.load(Ordering::Relaxed) && !appliance.quit.load(Ordering::Relaxed) {
+    loop {
         match editor.readline(PROMPT) {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                let reply = appliance.console(&line);
-                print!("{}", reply.out);
-                eprint!("{}", reply.err);
-                let _ = std::io::stdout().flush();
+                if !line.lines().all(&mut each) {
+                    return Ok(());
+                }
             }
-            // Ctrl-C cancels the line being typed; `quit` (or Ctrl-D) leaves.
             Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(e) => {
-                eprintln!("rvs: console: {e}");
-                break;
-            }
+            Err(ReadlineError::Eof) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Runs the prompt until `quit` or end of input (Ctrl-D); then sets `stop`.
+pub fn run(appliance: &Arc<Appliance>, stop: &AtomicBool) {
+    println!("rvs: interactive console; \"help\" lists the commands, \"quit\" stops rvs");
+    let ran = edit_lines(|line| {
+        let reply = appliance.console(line);
+        print!("{}", reply.out);
+        eprint!("{}", reply.err);
+        let _ = std::io::stdout().flush();
+        !stop.load(Ordering::Relaxed) && !appliance.quit.load(Ordering::Relaxed)
+    });
+    if let Err(e) = ran {
+        eprintln!("rvs: console: {e}");
     }
     stop.store(true, Ordering::Relaxed);
 }

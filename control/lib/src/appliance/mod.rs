@@ -2372,6 +2372,18 @@ mod tests {
             "{}",
             r.err
         );
+        // --system: this machine's sysctl.d files and sysctl.conf, the kernel's names in
+        // them skipped without a word.
+        let r = a.console("sysctl --system");
+        assert_eq!(r.status, 0, "{}", r.err);
+        assert!(
+            r.out
+                .lines()
+                .all(|l| l.starts_with("* Applying ") || l.contains(" = ")),
+            "{}",
+            r.out
+        );
+        assert!(a.console("sysctl -q --system").out.is_empty());
         // Plain reads and writes are unchanged.
         assert_eq!(
             a.console("sysctl net.ipv4.vs.conn_reuse_mode").out,

@@ -94,18 +94,62 @@ fn key(name: &str) -> Result<&'static Key, String> {
     })
 }
 
-/// What `sysctl -p` was asked: its files (none: /etc/sysctl.conf), `-e`, `-q`.
-struct Load<'a> {
-    files: Vec<&'a str>,
+/// The directories `sysctl --system` reads `*.conf` files from, in procps's order, and the
+/// file it reads last.
+const SYSTEM_DIRS: [&str; 5] = [
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
+const SYSCTL_CONF: &str = "/etc/sysctl.conf";
+
+/// The files `sysctl --system` loads: the `*.conf` files of `dirs` in the order of their
+/// names (a name in an earlier directory masks the same name in later ones), then `last`
+/// if it exists.
+fn system_files(dirs: &[&str], last: &str) -> Vec<String> {
+    let mut by_name: Vec<(String, String)> = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".conf"))
+            .collect();
+        names.sort();
+        for name in names {
+            if !by_name.iter().any(|(n, _)| *n == name) {
+                let path = std::path::Path::new(dir).join(&name);
+                by_name.push((name, path.display().to_string()));
+            }
+        }
+    }
+    by_name.sort();
+    let mut files: Vec<String> = by_name.into_iter().map(|(_, path)| path).collect();
+    if std::path::Path::new(last).exists() {
+        files.push(last.to_string());
+    }
+    files
+}
+
+/// What `sysctl -p` was asked: its files (none: /etc/sysctl.conf), `-e`, `-q`; with
+/// `--system` the system's files, each announced.
+struct Load {
+    files: Vec<String>,
+    system: bool,
     ignore_unknown: bool,
     quiet: bool,
 }
 
-/// `sysctl [-e] [-q] -p [FILE]...` (also `-pFILE`, `--load[=FILE]`, `-f`): None when the
-/// line loads no file.
-fn load_args<'a>(args: &[&'a str]) -> Option<Load<'a>> {
+/// `sysctl [-e] [-q] -p [FILE]...` (also `-pFILE`, `--load[=FILE]`, `-f`) or `sysctl
+/// --system`: None when the line loads no file.
+fn load_args(args: &[&str]) -> Option<Load> {
     let mut load = Load {
         files: Vec::new(),
+        system: false,
         ignore_unknown: false,
         quiet: false,
     };
@@ -116,15 +160,17 @@ fn load_args<'a>(args: &[&'a str]) -> Option<Load<'a>> {
             "-q" | "--quiet" => load.quiet = true,
             "-w" | "--write" => {}
             "-p" | "-f" | "--load" => loading = true,
+            // As procps: --system implies --ignore.
+            "--system" => (loading, load.system, load.ignore_unknown) = (true, true, true),
             _ => match ["--load=", "-p", "-f"]
                 .iter()
                 .find_map(|flag| a.strip_prefix(flag))
             {
                 Some(file) => {
                     loading = true;
-                    load.files.push(file);
+                    load.files.push(file.to_string());
                 }
-                None if loading => load.files.push(a),
+                None if loading => load.files.push(a.to_string()),
                 None => return None,
             },
         }
@@ -137,15 +183,21 @@ impl Appliance {
     /// loads sysctl.conf (`#` and `;` comments, blank lines; a line starting with `-` may
     /// fail quietly); a name rvs does not have is reported and skipped (`-e`: silently),
     /// so an LVS director's /etc/sysctl.d file loads whole; each setting set is echoed
-    /// (`-q`: not). Status 1 when a line failed, as sysctl's.
+    /// (`-q`: not). Status 1 when a line failed, as sysctl's. `--system` loads the files
+    /// of [`system_files`], each announced as procps does (`* Applying FILE ...`).
     fn sysctl_load(&self, load: &Load) -> Reply {
         let (mut out, mut err, mut failed) = (String::new(), String::new(), false);
-        let files = if load.files.is_empty() {
-            vec!["/etc/sysctl.conf"]
+        let files = if load.system {
+            system_files(&SYSTEM_DIRS, SYSCTL_CONF)
+        } else if load.files.is_empty() {
+            vec![SYSCTL_CONF.to_string()]
         } else {
             load.files.clone()
         };
-        for file in files {
+        for file in &files {
+            if load.system && !load.quiet {
+                out.push_str(&format!("* Applying {file} ...\n"));
+            }
             let text = match read_command_file(file) {
                 Ok(t) => t,
                 Err(e) => {
@@ -231,5 +283,61 @@ impl Appliance {
             .map_err(|_| setting("Invalid argument".into()))?;
         (k.set)(self, n).map_err(setting)?;
         Ok(format!("{} = {value}\n", k.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--system` reads the directories' `*.conf` files by name, an earlier directory's
+    /// masking a later one's of the same name, and the last file only if it exists.
+    #[test]
+    fn system_files_follow_procps_order() {
+        let root = std::env::temp_dir().join(format!("rvs-sysctl-system-{}", std::process::id()));
+        let (etc, lib) = (root.join("etc"), root.join("lib"));
+        for d in [&etc, &lib] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        for f in [
+            etc.join("60-ipvs.conf"),
+            etc.join("README"),
+            lib.join("60-ipvs.conf"),
+            lib.join("50-pid-max.conf"),
+            lib.join("99-z.conf"),
+            root.join("sysctl.conf"),
+        ] {
+            std::fs::write(f, "").unwrap();
+        }
+        let path = |p: std::path::PathBuf| p.display().to_string();
+        let (etc_s, lib_s) = (path(etc.clone()), path(lib.clone()));
+        let last = path(root.join("sysctl.conf"));
+        let missing = path(root.join("missing"));
+        assert_eq!(
+            system_files(&[&etc_s, &missing, &lib_s], &last),
+            [
+                path(lib.join("50-pid-max.conf")),
+                path(etc.join("60-ipvs.conf")),
+                path(lib.join("99-z.conf")),
+                last.clone(),
+            ]
+        );
+        assert_eq!(
+            system_files(&[&lib_s], &missing),
+            [
+                path(lib.join("50-pid-max.conf")),
+                path(lib.join("60-ipvs.conf")),
+                path(lib.join("99-z.conf")),
+            ]
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn system_implies_ignore() {
+        let load = load_args(&["--system"]).unwrap();
+        assert!(load.system && load.ignore_unknown && !load.quiet);
+        assert!(load_args(&["-q", "--system"]).unwrap().quiet);
+        assert!(load_args(&["net.ipv4.vs.pmtu_disc"]).is_none());
     }
 }

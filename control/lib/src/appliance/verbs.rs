@@ -152,7 +152,7 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show config fwd"],
     },
     Verb {
-        usage: "sysctl [-w] [NAME[=VALUE]]... | sysctl [-e] [-q] -p FILE",
+        usage: "sysctl [-w] [NAME[=VALUE]]... | sysctl [-e] [-q] -p FILE | sysctl --system",
         help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.sloppy_sctp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.sync_version",
         phrases: &[
             "sysctl -w net.ipv4.vs.expire_nodest_conn=",
@@ -164,6 +164,7 @@ pub const VERBS: &[Verb] = &[
             "sysctl -w net.ipv4.vs.pmtu_disc=",
             "sysctl -w net.ipv4.vs.sync_version=",
             "sysctl -p ",
+            "sysctl --system",
         ],
     },
     Verb {

@@ -15,7 +15,8 @@
 //! `rvsadm --capture start PORT|all [rx|tx|both] [FILTER...] FILE` / `--capture stop`
 //! captures frames into a pcapng file (written by the daemon: give an absolute path);
 //! `rvsadm --console LINE...` runs one console line on the running rvs (`show fwd stats`,
-//! `sysctl -w ...`), and `rvsadm --console` alone each line of its standard input in turn.
+//! `sysctl -w ...`), and `rvsadm --console` alone each line of its standard input in turn
+//! (on a terminal: the console's prompt, line editing, history and completion).
 
 use rvs_control::ipvsadm::{parse_command, usage, version, Command};
 use rvs_control::socket::{client_path, request, Request, PROTOCOL_VERSION};
@@ -100,35 +101,20 @@ fn main() {
 
 /// `rvsadm --console` without a line: each line of standard input (blank ones and `#`
 /// comments skipped) is a console line sent in turn, its answer printed, until its end or
-/// `quit` (which leaves the session, never the daemon); on a terminal each line is asked
-/// for with the console's `rvs> ` prompt. Exits with the last failure's status (0 when none
-/// failed).
+/// `quit` (which leaves the session, never the daemon). On a terminal the lines are typed
+/// at the console's own editor: its `rvs> ` prompt, history and tab completion. Exits with
+/// the last failure's status (0 when none failed).
 fn console_lines() -> ! {
     use std::io::IsTerminal;
     let path = client_path();
     let mut status = 0;
-    let prompt = || {
-        if std::io::stdin().is_terminal() {
-            print!("rvs> ");
-            let _ = std::io::stdout().flush();
-        }
-    };
-    prompt();
-    for line in std::io::stdin().lines() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("rvsadm: reading console lines from stdin: {e}");
-                std::process::exit(2);
-            }
-        };
+    let mut each = |line: &str| {
         let line = line.trim();
         if matches!(line, "quit" | "exit") {
-            break;
+            return false;
         }
         if line.is_empty() || line.starts_with('#') {
-            prompt();
-            continue;
+            return true;
         }
         let req = Request {
             version: PROTOCOL_VERSION,
@@ -139,14 +125,34 @@ fn console_lines() -> ! {
         match request(&path, &req) {
             Ok(resp) => {
                 let _ = std::io::stdout().write_all(resp.stdout.as_bytes());
+                let _ = std::io::stdout().flush();
                 let _ = std::io::stderr().write_all(resp.stderr.as_bytes());
                 if resp.status != 0 {
                     status = resp.status;
                 }
+                true
             }
             Err(e) => unreachable_daemon(&path, &e),
         }
-        prompt();
+    };
+    if std::io::stdin().is_terminal() {
+        if let Err(e) = rvs_control::console::edit_lines(&mut each) {
+            eprintln!("rvsadm: console: {e}");
+            std::process::exit(2);
+        }
+    } else {
+        for line in std::io::stdin().lines() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("rvsadm: reading console lines from stdin: {e}");
+                    std::process::exit(2);
+                }
+            };
+            if !each(&line) {
+                break;
+            }
+        }
     }
     std::process::exit(status);
 }
