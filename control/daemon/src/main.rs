@@ -31,6 +31,11 @@ struct Args {
     #[arg(long)]
     bird_config: bool,
 
+    /// Print the FRR configuration (frr.conf: zebra, bgpd, bfdd) that announces the VIPs of
+    /// `[announce]` by BGP, and exit.
+    #[arg(long, conflicts_with = "bird_config")]
+    frr_config: bool,
+
     /// Take off the XDP programs a killed rvs left on the configuration's AF_XDP
     /// interfaces (which keep them from the kernel until rvs starts again), and exit.
     #[arg(long)]
@@ -103,7 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.bird_config {
+    if args.bird_config || args.frr_config {
         let Some(announce) = &cfg.announce else {
             eprintln!("rvs: error: {}: no [announce] section", config.display());
             return ExitCode::from(2);
@@ -113,7 +118,12 @@ fn main() -> ExitCode {
             .iter()
             .copied()
             .find(|a| a.is_ipv4());
-        return match announce.bird_config(router_id) {
+        let text = if args.frr_config {
+            announce.frr_config(router_id)
+        } else {
+            announce.bird_config(router_id)
+        };
+        return match text {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
