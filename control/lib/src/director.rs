@@ -372,6 +372,8 @@ pub struct Director {
     pub conn_reuse_mode: u8,
     /// IPVS's pmtu_disc (on unless set): off, tunnelled IPv4 ignores DF.
     pub pmtu_disc: bool,
+    /// IPVS's nat_icmp_send: "port unreachable" for a NAT server's stray packet.
+    pub nat_icmp_send: bool,
     /// Behind ECMP with other nodes: a service's servers are kept sorted by address and
     /// port (not in arrival order), so that every node builds the same mh table.
     pub ecmp: bool,
@@ -413,6 +415,7 @@ impl Director {
             expire_quiescent_template: false,
             conn_reuse_mode: 1,
             pmtu_disc: true,
+            nat_icmp_send: false,
             ecmp: false,
             full_nat: Vec::new(),
             snat: Vec::new(),
@@ -943,6 +946,7 @@ impl Director {
                 to.expire_quiescent_template,
             ),
             ("pmtu_disc", self.pmtu_disc, to.pmtu_disc),
+            ("nat_icmp_send", self.nat_icmp_send, to.nat_icmp_send),
             ("ecmp", self.ecmp, to.ecmp),
         ] {
             if old != new {
@@ -977,6 +981,7 @@ impl Director {
         self.expire_quiescent_template = from.expire_quiescent_template;
         self.conn_reuse_mode = from.conn_reuse_mode;
         self.pmtu_disc = from.pmtu_disc;
+        self.nat_icmp_send = from.nat_icmp_send;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
         self.snat = from.snat.clone();
@@ -1062,6 +1067,7 @@ impl Director {
         snap.expire_nodest_conn = self.expire_nodest_conn;
         snap.expire_quiescent_template = self.expire_quiescent_template;
         snap.pmtu_disc = self.pmtu_disc;
+        snap.nat_icmp_send = self.nat_icmp_send;
         snap.conn_reuse_mode = self.conn_reuse_mode;
         snap.servers_removed = self.removals;
         snap.set_snat(self.snat.clone());

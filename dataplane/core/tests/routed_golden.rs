@@ -321,3 +321,98 @@ fn policy_rules_select_routed_packets_by_their_flow() {
         via(gw2_mac, &tcp)
     );
 }
+
+/// IPVS's nat_icmp_send: a NAT real server's segment from its service port that belongs
+/// to no connection (the director forgot it: expired, or a failover without sync) gets
+/// "port unreachable" from the appliance instead of leaving with the server's own
+/// address; a RST, another port, another server and a connection's own replies go on as
+/// before; off (the default), routed.
+#[test]
+fn nat_icmp_send_tells_a_nat_server_its_connection_is_gone() {
+    let mut lab = Lab::new();
+    lab.snap.ip_forward = true;
+    let from_server = |src: [u8; 4], sport: u16, ttl: u8, macs: ([u8; 6], [u8; 6])| {
+        tcp4(
+            macs.0, macs.1, src, CLIENT, ttl, sport, 40000, false, true, b"late",
+        )
+    };
+    let inbound = (RS2_MAC, PORT1_MAC);
+    let stray = from_server([10, 0, 0, 2], 8080, 64, inbound);
+    let routed = (
+        Verdict::Forward { port: 0 },
+        from_server([10, 0, 0, 2], 8080, 63, (PORT0_MAC, GW_MAC)),
+    );
+    assert_eq!(lab.run(1, &stray), routed, "off: routed as any packet");
+    lab.snap.nat_icmp_send = true;
+    let (v, out) = lab.run(1, &stray);
+    assert_eq!(v, Verdict::Forward { port: 1 }, "back to the server");
+    let h = etherparse::PacketHeaders::from_ethernet_slice(&out).unwrap();
+    let Some(etherparse::LinkHeader::Ethernet2(eth)) = &h.link else {
+        panic!("{h:?}")
+    };
+    assert_eq!((eth.source, eth.destination), (PORT1_MAC, RS2_MAC));
+    let Some(etherparse::NetHeaders::Ipv4(ip4, _)) = &h.net else {
+        panic!("{h:?}")
+    };
+    assert_eq!(
+        (ip4.source, ip4.destination),
+        ([10, 0, 0, 1], [10, 0, 0, 2])
+    );
+    let Some(etherparse::TransportHeader::Icmpv4(icmp)) = &h.transport else {
+        panic!("{h:?}")
+    };
+    assert_eq!(
+        icmp.icmp_type,
+        Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
+    );
+    assert_eq!(
+        icmp.checksum,
+        icmp.icmp_type.calc_checksum(h.payload.slice())
+    );
+    assert_eq!(
+        h.payload.slice(),
+        &stray[14..14 + 28],
+        "its header + 8 bytes quoted"
+    );
+    assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
+    // Without ip_forward too (rvs's NAT needs none; the server is told all the same).
+    lab.snap.ip_forward = false;
+    assert_eq!(lab.run(1, &stray).0, Verdict::Forward { port: 1 });
+    lab.snap.ip_forward = true;
+    // A RST is let through, as IPVS's; so are another port and a DR server's segment.
+    let mut rst = Vec::new();
+    PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC)
+        .ipv4([10, 0, 0, 2], CLIENT, 64)
+        .tcp(8080, 40000, 1000, 0)
+        .rst()
+        .write(&mut rst, b"")
+        .unwrap();
+    assert_eq!(lab.run(1, &rst).0, Verdict::Forward { port: 0 });
+    assert_eq!(
+        lab.run(1, &from_server([10, 0, 0, 2], 8081, 64, inbound)),
+        (
+            Verdict::Forward { port: 0 },
+            from_server([10, 0, 0, 2], 8081, 63, (PORT0_MAC, GW_MAC))
+        )
+    );
+    let dr = from_server([10, 0, 0, 3], 8080, 64, (RS3_MAC, PORT1_MAC));
+    assert_eq!(lab.run(1, &dr).0, Verdict::Forward { port: 0 });
+    // A connection's own reply is the connection's: back to the client from the VIP.
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        CLIENT,
+        [192, 168, 1, 100],
+        64,
+        40000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let (v, out) = lab.run(1, &stray);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[26..30], &[192, 168, 1, 100], "from the VIP");
+    assert_eq!(lab.engine.counters().icmp_errors_sent, 2);
+}

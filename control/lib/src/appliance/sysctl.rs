@@ -26,7 +26,7 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 8] = [
+const KEYS: [Key; 9] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -56,6 +56,11 @@ const KEYS: [Key; 8] = [
         name: "net.ipv4.vs.pmtu_disc",
         get: |a| flag(a, |d| d.pmtu_disc),
         set: |a, v| switch(a, |d| &mut d.pmtu_disc, v),
+    },
+    Key {
+        name: "net.ipv4.vs.nat_icmp_send",
+        get: |a| flag(a, |d| d.nat_icmp_send),
+        set: |a, v| switch(a, |d| &mut d.nat_icmp_send, v),
     },
     // A bitmap (bits 1 and 2 are read).
     Key {

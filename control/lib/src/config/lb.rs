@@ -432,6 +432,8 @@ pub struct LbConfig {
     pub conn_reuse_mode: u8,
     /// `[dataplane] pmtu_disc = false`.
     pub pmtu_disc_off: bool,
+    /// `[dataplane] nat_icmp_send`.
+    pub nat_icmp_send: bool,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
     /// Services with full NAT, in service order.
@@ -856,6 +858,7 @@ impl LbConfig {
         d.expire_quiescent_template = self.expire_quiescent_template;
         d.conn_reuse_mode = self.conn_reuse_mode;
         d.pmtu_disc = !self.pmtu_disc_off;
+        d.nat_icmp_send = self.nat_icmp_send;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();
         d.snat = self.snat.clone();

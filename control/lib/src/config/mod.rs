@@ -181,6 +181,10 @@ struct RawDataplane {
     /// rather than answered with "fragmentation needed".
     #[serde(default = "ports::yes")]
     pmtu_disc: bool,
+    /// IPVS's net.ipv4.vs.nat_icmp_send: a NAT real server's packet that belongs to no
+    /// connection is answered with "port unreachable" (not routed).
+    #[serde(default)]
+    nat_icmp_send: bool,
     /// One of several load balancers behind ECMP: sloppy TCP, and each service's servers
     /// kept in one order (by address and port) whatever order they came in, so that every
     /// node's mh table is the same and picks the same server for a flow.
@@ -248,6 +252,7 @@ impl Default for RawDataplane {
             expire_quiescent_template: false,
             conn_reuse_mode: default_conn_reuse_mode(),
             pmtu_disc: true,
+            nat_icmp_send: false,
             ecmp: false,
             full_nat: false,
             ftp_ports: None,
@@ -433,6 +438,7 @@ impl Config {
         lb.expire_quiescent_template = raw.dataplane.expire_quiescent_template;
         lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
         lb.pmtu_disc_off = !raw.dataplane.pmtu_disc;
+        lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
         let ftp_ports = validate_ftp_ports(&source, raw.dataplane.ftp_ports.as_ref())?;

@@ -433,6 +433,12 @@ impl Engine {
         if dst.is_standby() {
             return self.drop(DropReason::Standby);
         }
+        if tcp_or_udp
+            && snap.nat_icmp_send
+            && stray_from_nat_server(snap, port, flow, frame.bytes())
+        {
+            return self.icmp_error(snap, *flow, IcmpError::PortUnreachable, frame);
+        }
         if snap.ip_forward && sent_to_port(snap, port, frame.bytes()) {
             if tcp_or_udp && !snap.snat.is_empty() {
                 if let Some(v) = self.source_nat(snap, loads, now, *flow, frame) {

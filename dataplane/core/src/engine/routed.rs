@@ -137,6 +137,20 @@ pub(super) fn sent_to_port(snap: &Snapshot, port: u16, frame: &[u8]) -> bool {
     frame.get(..6) == Some(&mac[..]) || frame.get(..6).is_some_and(|d| snap.is_vmac(port, d))
 }
 
+/// A packet sent to this port from a NAT real server's address and port that no
+/// connection took, and no TCP RST or SCTP ABORT: what IPVS's nat_icmp_send answers with
+/// "port unreachable".
+pub(super) fn stray_from_nat_server(snap: &Snapshot, port: u16, flow: &Flow, frame: &[u8]) -> bool {
+    let ends = match flow.proto {
+        proto::TCP => flow.tcp_flags & tcp::RST != 0,
+        proto::SCTP => flow.sctp_chunk == Some(rvs_wire::sctp::chunk::ABORT),
+        _ => false,
+    };
+    !ends
+        && snap.is_nat_server(flow.proto, &flow.src, flow.sport)
+        && sent_to_port(snap, port, frame)
+}
+
 /// The packet's DS field (IPv4's TOS, IPv6's traffic class).
 pub(super) fn ds_field(flow: &Flow, frame: &[u8]) -> u8 {
     let at = flow.l3();

@@ -4,7 +4,7 @@
 
 use super::probe_map::ProbeMap;
 use crate::conn::{addr16, addr_word, ip_of, Addr16, Timeouts};
-use crate::model::RealServer;
+use crate::model::{ForwardMethod, RealServer};
 use crate::sched::{build_table, CachePool, SchedEvent, SchedKind, SchedTable};
 use hashbrown::HashMap;
 use std::net::IpAddr;
@@ -684,6 +684,14 @@ pub struct Snapshot {
     /// is scheduled anew; bit 2 also on a FIN_WAIT connection that sees no replies (DR,
     /// TUN); with expire_nodest_conn also on any connection to a server of weight 0.
     pub conn_reuse_mode: u8,
+    /// IPVS's nat_icmp_send: a packet from a NAT real server's address and port (of a
+    /// service's protocol, any for a firewall-mark service) that belongs to no connection
+    /// is answered with "port unreachable" (a TCP RST or SCTP ABORT excepted) instead of
+    /// routed, so the server learns its connection is gone.
+    pub nat_icmp_send: bool,
+    /// The NAT real servers' (protocol, address, port); protocol 0 for a firewall-mark
+    /// service's (any protocol).
+    nat_servers: hashbrown::HashSet<(u8, Addr16, u16)>,
     /// By real server id: [`SERVER_LIVE`] for a server of some service (ids of deleted
     /// servers wait for their connections to end before they are given out again),
     /// [`SERVER_QUIESCED`] with weight 0 too.
@@ -798,10 +806,22 @@ impl Snapshot {
             expire_quiescent_template: false,
             pmtu_disc: true,
             conn_reuse_mode: 1,
+            nat_icmp_send: false,
+            nat_servers: hashbrown::HashSet::new(),
             live_servers: Vec::new(),
             servers_removed: 0,
         };
         snap.note_local_servers();
+        for svc in &snap.services {
+            let proto = if svc.group.is_some() { 0 } else { svc.proto };
+            for r in svc
+                .servers
+                .iter()
+                .filter(|r| r.method == ForwardMethod::Nat)
+            {
+                snap.nat_servers.insert((proto, addr16(r.addr), r.port));
+            }
+        }
         for r in snap.services.iter().flat_map(|s| s.servers.iter()) {
             if snap.live_servers.len() <= r.id {
                 snap.live_servers.resize(r.id + 1, 0);
@@ -813,6 +833,14 @@ impl Snapshot {
             };
         }
         snap
+    }
+
+    /// Whether `addr`:`port` is a NAT real server of a service of `proto` (or of a
+    /// firewall-mark service): IPVS's ip_vs_has_real_service.
+    pub(super) fn is_nat_server(&self, proto: u8, addr: &Addr16, port: u16) -> bool {
+        !self.nat_servers.is_empty()
+            && (self.nat_servers.contains(&(proto, *addr, port))
+                || self.nat_servers.contains(&(0, *addr, port)))
     }
 
     /// Whether real server `id` is a server of some service (not deleted).
