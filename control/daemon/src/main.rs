@@ -119,7 +119,27 @@ fn main() -> ExitCode {
             .copied()
             .find(|a| a.is_ipv4());
         let text = if args.frr_config {
-            announce.frr_config(router_id)
+            // The announced VIPs the host twin holds (FRR cannot announce those).
+            let loads = Arc::new(
+                (0..cfg.limits.dests)
+                    .map(|_| rvs_core::sched::DestLoad::default())
+                    .collect(),
+            );
+            let on_twin: Vec<std::net::IpAddr> =
+                match cfg.lb.director(cfg.limits, loads, Vec::new()) {
+                    Ok(d) => {
+                        let held = d.local_vips();
+                        d.announced_vips(announce.vips.as_deref())
+                            .into_iter()
+                            .filter(|v| held.contains(v))
+                            .collect()
+                    }
+                    Err(e) => {
+                        eprintln!("rvs: error: {}: {e}", config.display());
+                        return ExitCode::from(2);
+                    }
+                };
+            announce.frr_config(router_id, &on_twin)
         } else {
             announce.bird_config(router_id)
         };

@@ -1126,6 +1126,24 @@ impl Director {
         v
     }
 
+    /// The VIPs `[announce]` considers: `vips`, else every VIP a service listens on.
+    pub fn announced_vips(&self, vips: Option<&[IpAddr]>) -> Vec<IpAddr> {
+        let mut all: Vec<IpAddr> = match vips {
+            Some(v) => v.to_vec(),
+            None => self
+                .services
+                .iter()
+                .filter_map(|s| match s.spec.key {
+                    ServiceKey::Addr(_, a) => Some(a.ip()),
+                    ServiceKey::Fwmark { .. } => None,
+                })
+                .collect(),
+        };
+        all.sort();
+        all.dedup();
+        all
+    }
+
     /// VIPs the host's stack must own: those served by a local server, and every VIP whose
     /// traffic for no service goes to the host (not the appliance's own addresses, which
     /// the host has already).

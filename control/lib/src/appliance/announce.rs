@@ -74,19 +74,7 @@ impl Appliance {
         stalled: Option<&str>,
     ) -> Vec<(IpAddr, Option<String>)> {
         let d = self.director.lock();
-        let mut all: Vec<IpAddr> = match vips {
-            Some(v) => v.to_vec(),
-            None => d
-                .services
-                .iter()
-                .filter_map(|s| match s.spec.key {
-                    ServiceKey::Addr(_, a) => Some(a.ip()),
-                    ServiceKey::Fwmark { .. } => None,
-                })
-                .collect(),
-        };
-        all.sort();
-        all.dedup();
+        let all = d.announced_vips(vips);
         let forwarding = self.forwarding.load(Ordering::Relaxed);
         all.into_iter()
             .map(|vip| {

@@ -247,14 +247,28 @@ impl AnnounceConfig {
     /// An FRR configuration (zebra, bgpd and, with BFD, bfdd; integrated frr.conf, FRR 8)
     /// announcing what rvs puts in its table: zebra imports the table (`ip import-table`,
     /// IPv4 only in FRR 8), bgpd redistributes it and sends only it (nothing is imported
-    /// from the neighbour), with the communities and MED, next hop this node.
-    pub fn frr_config(&self, router_id: Option<IpAddr>) -> Result<String, String> {
+    /// from the neighbour), with the communities and MED, next hop this node. `on_twin`:
+    /// announced VIPs the host twin holds (`[[vip]] unserved = "host"`), which FRR takes
+    /// for connected routes that always win over the imported ones: refused, as FRR would
+    /// never announce them.
+    pub fn frr_config(
+        &self,
+        router_id: Option<IpAddr>,
+        on_twin: &[IpAddr],
+    ) -> Result<String, String> {
         let bgp = self.session()?;
         if bgp.neighbor.is_ipv6() {
             return Err(
                 "FRR imports only IPv4 kernel tables (ip import-table): use --bird-config for an IPv6 session"
                     .into(),
             );
+        }
+        if !on_twin.is_empty() {
+            let list: Vec<String> = on_twin.iter().map(IpAddr::to_string).collect();
+            return Err(format!(
+                "{} held on the host twin (unserved traffic goes to the host, the default): FRR takes such an address for a connected route, which always wins over the imported one, so it would never announce it; set [[vip]] unserved = \"drop\" for it, or use --bird-config",
+                list.join(", ")
+            ));
         }
         let n = bgp.neighbor;
         let mut out = format!(
@@ -274,7 +288,9 @@ impl AnnounceConfig {
                 "bfd\n profile rvs\n  transmit-interval 100\n  receive-interval 100\n  detect-multiplier 3\n exit\nexit\n!\n",
             );
         }
-        out.push_str("route-map rvs-export permit 10\n");
+        // Origin IGP, as BIRD's (a redistributed route is "incomplete" otherwise): the
+        // router's multipath needs the nodes' routes equal.
+        out.push_str("route-map rvs-export permit 10\n set origin igp\n");
         if !bgp.communities.is_empty() {
             let list: Vec<String> = bgp
                 .communities
@@ -347,11 +363,20 @@ mod tests {
     fn frr_config_imports_rvss_table_and_exports_only_it() {
         let c = parse("port = \"lan\"\ntable = 77\nlocal_as = 65001\nneighbor = \"10.0.0.1\"\nneighbor_as = 65000\ncommunities = [\"65001:100\", \"65001:7\"]\nmed = 10\nbfd = true\n").unwrap();
         let a = c.announce.unwrap();
-        let text = a.frr_config(Some("10.0.0.11".parse().unwrap())).unwrap();
+        let text = a
+            .frr_config(Some("10.0.0.11".parse().unwrap()), &[])
+            .unwrap();
+        // A VIP the host twin holds would never be announced: refused, named.
+        let vip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let e = a.frr_config(None, &[vip]).unwrap_err();
+        assert!(
+            e.starts_with("192.0.2.1 held on the host twin") && e.contains("unserved = \"drop\""),
+            "{e}"
+        );
         for want in [
             "ip import-table 77\n",
             " profile rvs\n  transmit-interval 100\n  receive-interval 100\n  detect-multiplier 3\n",
-            "route-map rvs-export permit 10\n set community 65001:100 65001:7\n set metric 10\nexit\n",
+            "route-map rvs-export permit 10\n set origin igp\n set community 65001:100 65001:7\n set metric 10\nexit\n",
             "route-map rvs-import deny 10\n",
             "router bgp 65001\n bgp router-id 10.0.0.11\n",
             " neighbor 10.0.0.1 remote-as 65000\n",
@@ -366,7 +391,7 @@ mod tests {
         }
         // Without BFD, communities or MED: none of them; hold time 0: no keepalives.
         let c = parse("port = \"lan\"\nlocal_as = 65001\nneighbor = \"10.0.0.1\"\nneighbor_as = 65000\nhold_time = 0\n").unwrap();
-        let plain = c.announce.unwrap().frr_config(None).unwrap();
+        let plain = c.announce.unwrap().frr_config(None, &[]).unwrap();
         for absent in ["bfd", "set community", "set metric", "router-id"] {
             assert!(!plain.contains(absent), "{absent} in:\n{plain}");
         }
@@ -376,7 +401,7 @@ mod tests {
             "port = \"lan\"\nlocal_as = 65001\nneighbor = \"fd00::1\"\nneighbor_as = 65000\n",
         )
         .unwrap();
-        let e = c.announce.unwrap().frr_config(None).unwrap_err();
+        let e = c.announce.unwrap().frr_config(None, &[]).unwrap_err();
         assert!(e.contains("--bird-config"), "{e}");
         // FRR itself accepts both (vtysh's dry run, where FRR is installed).
         let dir = std::env::temp_dir().join(format!("rvs-frr-{}", std::process::id()));
