@@ -355,6 +355,8 @@ pub struct Director {
     /// A connection sync daemon runs: the sync protocol cannot carry a server of the other
     /// family, so the kernel refuses one (and a daemon while one exists).
     pub sync_running: bool,
+    /// A backup sync daemon runs (with `backup_only`, the director function is off).
+    pub sync_backup: bool,
     /// VIPs whose traffic for no service is dropped; the others' goes to the host.
     pub unserved_drop: Vec<IpAddr>,
     /// Members' outgoing port ranges on VIPs.
@@ -374,6 +376,9 @@ pub struct Director {
     pub pmtu_disc: bool,
     /// IPVS's nat_icmp_send: "port unreachable" for a NAT server's stray packet.
     pub nat_icmp_send: bool,
+    /// IPVS's backup_only: while a backup sync daemon runs, the VIPs' traffic is not
+    /// balanced but the host's (a backup director that is its master's real server).
+    pub backup_only: bool,
     /// Behind ECMP with other nodes: a service's servers are kept sorted by address and
     /// port (not in arrival order), so that every node builds the same mh table.
     pub ecmp: bool,
@@ -406,6 +411,7 @@ impl Director {
             published: std::cell::Cell::new(0),
             workers: 1,
             sync_running: false,
+            sync_backup: false,
             unserved_drop: Vec::new(),
             member_ports: Vec::new(),
             ip_forward: false,
@@ -416,6 +422,7 @@ impl Director {
             conn_reuse_mode: 1,
             pmtu_disc: true,
             nat_icmp_send: false,
+            backup_only: false,
             ecmp: false,
             full_nat: Vec::new(),
             snat: Vec::new(),
@@ -947,6 +954,7 @@ impl Director {
             ),
             ("pmtu_disc", self.pmtu_disc, to.pmtu_disc),
             ("nat_icmp_send", self.nat_icmp_send, to.nat_icmp_send),
+            ("backup_only", self.backup_only, to.backup_only),
             ("ecmp", self.ecmp, to.ecmp),
         ] {
             if old != new {
@@ -982,6 +990,7 @@ impl Director {
         self.conn_reuse_mode = from.conn_reuse_mode;
         self.pmtu_disc = from.pmtu_disc;
         self.nat_icmp_send = from.nat_icmp_send;
+        self.backup_only = from.backup_only;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
         self.snat = from.snat.clone();
@@ -1068,6 +1077,7 @@ impl Director {
         snap.expire_quiescent_template = self.expire_quiescent_template;
         snap.pmtu_disc = self.pmtu_disc;
         snap.nat_icmp_send = self.nat_icmp_send;
+        snap.director_paused = self.backup_only && self.sync_backup;
         snap.conn_reuse_mode = self.conn_reuse_mode;
         snap.servers_removed = self.removals;
         snap.set_snat(self.snat.clone());

@@ -416,3 +416,44 @@ fn nat_icmp_send_tells_a_nat_server_its_connection_is_gone() {
     assert_eq!(&out[26..30], &[192, 168, 1, 100], "from the VIP");
     assert_eq!(lab.engine.counters().icmp_errors_sent, 2);
 }
+
+/// IPVS's backup_only in effect (a backup sync daemon runs): a VIP's traffic is the
+/// host's, a connection's (synced or not) included, or dropped where the VIP drops
+/// unserved traffic; members' ranges still work; once the director resumes, the
+/// connection goes on to its server.
+#[test]
+fn a_paused_director_hands_vip_traffic_to_the_host() {
+    let mut lab = lab_with_members();
+    let vip = [192, 168, 1, 100];
+    let seg = |syn: bool, sport: u16| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, sport, 80, syn, !syn, b"",
+        )
+    };
+    assert_eq!(
+        lab.run(0, &seg(true, 40000)).0,
+        Verdict::Forward { port: 1 }
+    );
+    lab.snap.director_paused = true;
+    assert_eq!(lab.run(0, &seg(false, 40000)).0, Verdict::ToHost);
+    assert_eq!(lab.run(0, &seg(true, 40001)).0, Verdict::ToHost);
+    assert_eq!(
+        lab.engine.counters().new_conns,
+        1,
+        "nothing scheduled while paused"
+    );
+    // A member's range is no service: still the member's.
+    let to_member = syn_ack((GW_MAC, PORT0_MAC), REMOTE, VIP, 60, (25, 33007));
+    assert_eq!(lab.run(0, &to_member).0, Verdict::Forward { port: 1 });
+    lab.snap.set_unserved_drop([ip(vip)]);
+    assert_eq!(
+        lab.run(0, &seg(false, 40000)).0,
+        Verdict::Drop(DropReason::NoService)
+    );
+    lab.snap.set_unserved_drop(Vec::<std::net::IpAddr>::new());
+    lab.snap.director_paused = false;
+    assert_eq!(
+        lab.run(0, &seg(false, 40000)).0,
+        Verdict::Forward { port: 1 }
+    );
+}

@@ -233,11 +233,21 @@ impl Appliance {
         }
         match d.start(role, settings) {
             Ok(()) => {
-                self.director.lock().sync_running = true;
+                self.note_sync_roles(&d);
                 Reply::ok("")
             }
             Err(e) => Reply::fail(REFUSED, e),
         }
+    }
+
+    /// The daemons' roles into the model and the workers' snapshot (IPVS's backup_only
+    /// follows a backup daemon). The caller holds `changing`.
+    fn note_sync_roles(&self, d: &crate::sync::SyncDaemons) {
+        use crate::sync::Role;
+        let mut next = self.director.lock().clone();
+        next.sync_running = d.running(Role::Master) || d.running(Role::Backup);
+        next.sync_backup = d.running(Role::Backup);
+        self.commit(next);
     }
 
     pub fn stop_sync(&self, role: crate::sync::Role) -> Reply {
@@ -247,8 +257,7 @@ impl Appliance {
         let _one_at_a_time = self.changing.lock();
         match d.stop(role) {
             Ok(()) => {
-                self.director.lock().sync_running =
-                    d.running(crate::sync::Role::Master) || d.running(crate::sync::Role::Backup);
+                self.note_sync_roles(&d);
                 Reply::ok("")
             }
             Err(e) => Reply::fail(REFUSED, e),

@@ -2406,7 +2406,7 @@ mod tests {
             a.console("sysctl -a").out,
             "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\nnet.ipv4.vs.sloppy_sctp = 0\n\
              net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
-             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
+             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
         );
         assert!(a.cell().load().pmtu_disc, "on by default, as the kernel's");
         assert_eq!(a.console("sysctl -w net.ipv4.vs.pmtu_disc=0").status, 0);
@@ -2483,6 +2483,65 @@ mod tests {
             "net.ipv4.vs.sync_version = 0\n"
         );
         assert_eq!(a.sync_daemons().unwrap().version(), 0);
+    }
+
+    /// IPVS's backup_only: set, the workers' snapshot pauses the director while a backup
+    /// sync daemon runs (ipvsadm's --start-daemon backup, or keepalived's lvs_sync_daemon
+    /// in BACKUP), and only then.
+    #[test]
+    fn backup_only_pauses_the_director_while_a_backup_daemon_runs() {
+        let a = appliance_with_marks(&[]);
+        let lo = crate::vrrp::Link {
+            name: "lo".into(),
+            port: 0,
+            twin: "lo".into(),
+            mac: [0; 6],
+            addr: Some(std::net::Ipv4Addr::LOCALHOST),
+            router: false,
+        };
+        a.set_sync(Arc::new(crate::sync::SyncDaemons::new(
+            vec![Arc::new(rvs_core::sync::SyncChannel::default())],
+            vec![lo],
+        )));
+        // A unicast "group" on lo (as keepalived's lvs_sync_daemon may name one; ipvsadm
+        // takes multicast only), a port of its own: nothing else hears it.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        use crate::sync::{DaemonSettings, Role};
+        let settings = DaemonSettings {
+            group: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            port: Some(port),
+            ..DaemonSettings::new("lo", 0)
+        };
+        let start = |role| {
+            let r = a.start_sync(role, settings.clone());
+            assert_eq!(r.status, 0, "{}", r.err);
+        };
+        let stop = |role| assert_eq!(a.stop_sync(role).status, 0);
+        let paused = || a.cell().load().director_paused;
+        start(Role::Backup);
+        assert!(!paused(), "backup_only is off by default");
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.backup_only=1").out,
+            "net.ipv4.vs.backup_only = 1\n"
+        );
+        assert!(paused(), "set while a backup daemon runs");
+        assert_eq!(a.ipvsadm(&["--stop-daemon", "backup"], "").status, 0);
+        assert!(!paused(), "no backup daemon");
+        start(Role::Master);
+        assert!(!paused(), "a master daemon does not pause it");
+        start(Role::Backup);
+        assert!(
+            paused(),
+            "a backup beside the master does, as IPVS's sync_state"
+        );
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.backup_only=0").status, 0);
+        assert!(!paused());
+        stop(Role::Master);
+        stop(Role::Backup);
     }
 
     fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {

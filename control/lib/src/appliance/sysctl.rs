@@ -26,7 +26,7 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 9] = [
+const KEYS: [Key; 10] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -56,6 +56,11 @@ const KEYS: [Key; 9] = [
         name: "net.ipv4.vs.pmtu_disc",
         get: |a| flag(a, |d| d.pmtu_disc),
         set: |a, v| switch(a, |d| &mut d.pmtu_disc, v),
+    },
+    Key {
+        name: "net.ipv4.vs.backup_only",
+        get: |a| flag(a, |d| d.backup_only),
+        set: |a, v| switch(a, |d| &mut d.backup_only, v),
     },
     Key {
         name: "net.ipv4.vs.nat_icmp_send",

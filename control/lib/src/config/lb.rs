@@ -432,8 +432,9 @@ pub struct LbConfig {
     pub conn_reuse_mode: u8,
     /// `[dataplane] pmtu_disc = false`.
     pub pmtu_disc_off: bool,
-    /// `[dataplane] nat_icmp_send`.
+    /// `[dataplane] nat_icmp_send`, `backup_only`.
     pub nat_icmp_send: bool,
+    pub backup_only: bool,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
     /// Services with full NAT, in service order.
@@ -859,6 +860,7 @@ impl LbConfig {
         d.conn_reuse_mode = self.conn_reuse_mode;
         d.pmtu_disc = !self.pmtu_disc_off;
         d.nat_icmp_send = self.nat_icmp_send;
+        d.backup_only = self.backup_only;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();
         d.snat = self.snat.clone();

@@ -185,6 +185,10 @@ struct RawDataplane {
     /// connection is answered with "port unreachable" (not routed).
     #[serde(default)]
     nat_icmp_send: bool,
+    /// IPVS's net.ipv4.vs.backup_only: while a backup sync daemon runs, the VIPs'
+    /// traffic is the host's, not balanced.
+    #[serde(default)]
+    backup_only: bool,
     /// One of several load balancers behind ECMP: sloppy TCP, and each service's servers
     /// kept in one order (by address and port) whatever order they came in, so that every
     /// node's mh table is the same and picks the same server for a flow.
@@ -253,6 +257,7 @@ impl Default for RawDataplane {
             conn_reuse_mode: default_conn_reuse_mode(),
             pmtu_disc: true,
             nat_icmp_send: false,
+            backup_only: false,
             ecmp: false,
             full_nat: false,
             ftp_ports: None,
@@ -439,6 +444,7 @@ impl Config {
         lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
         lb.pmtu_disc_off = !raw.dataplane.pmtu_disc;
         lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
+        lb.backup_only = raw.dataplane.backup_only;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
         let ftp_ports = validate_ftp_ports(&source, raw.dataplane.ftp_ports.as_ref())?;

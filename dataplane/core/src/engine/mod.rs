@@ -407,6 +407,9 @@ impl Engine {
                 {
                     return self.forward_to_member(snap, (now, port), range, *flow, frame);
                 }
+                if snap.director_paused {
+                    return self.unserved(snap, flow, DropReason::NoService);
+                }
                 return self.forward_to_server(snap, loads, now, flow, frame);
             }
             if flow.frag == Frag::Whole && is_echo_request(frame.bytes(), flow) {

@@ -689,6 +689,11 @@ pub struct Snapshot {
     /// is answered with "port unreachable" (a TCP RST or SCTP ABORT excepted) instead of
     /// routed, so the server learns its connection is gone.
     pub nat_icmp_send: bool,
+    /// IPVS's backup_only in effect (set, and a backup sync daemon runs): traffic for a
+    /// VIP is not balanced, connections synced or not, but goes where a VIP's traffic no
+    /// service takes goes (the host, or dropped with `unserved = "drop"`); members'
+    /// ranges still work.
+    pub director_paused: bool,
     /// The NAT real servers' (protocol, address, port); protocol 0 for a firewall-mark
     /// service's (any protocol).
     nat_servers: hashbrown::HashSet<(u8, Addr16, u16)>,
@@ -807,6 +812,7 @@ impl Snapshot {
             pmtu_disc: true,
             conn_reuse_mode: 1,
             nat_icmp_send: false,
+            director_paused: false,
             nat_servers: hashbrown::HashSet::new(),
             live_servers: Vec::new(),
             servers_removed: 0,
