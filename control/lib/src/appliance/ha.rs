@@ -367,8 +367,15 @@ impl Appliance {
     }
 
     pub(super) fn show_sync(&self) -> String {
-        self.sync_daemons()
-            .map(|d| d.show())
-            .unwrap_or_else(|| "no connection sync here (forward = \"lb\" only)\n".into())
+        let Some(d) = self.sync_daemons() else {
+            return "no connection sync here (forward = \"lb\" only)\n".into();
+        };
+        let mut out = d.show();
+        if self.cell.load().director_paused {
+            out.push_str(
+                "backup_only: the director is paused while the backup daemon runs (VIP traffic goes to the host)\n",
+            );
+        }
+        out
     }
 }

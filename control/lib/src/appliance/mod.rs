@@ -2529,8 +2529,16 @@ mod tests {
             "net.ipv4.vs.backup_only = 1\n"
         );
         assert!(paused(), "set while a backup daemon runs");
+        assert!(
+            a.console("show sync")
+                .out
+                .contains("backup_only: the director is paused"),
+            "{}",
+            a.console("show sync").out
+        );
         assert_eq!(a.ipvsadm(&["--stop-daemon", "backup"], "").status, 0);
         assert!(!paused(), "no backup daemon");
+        assert!(!a.console("show sync").out.contains("paused"));
         start(Role::Master);
         assert!(!paused(), "a master daemon does not pause it");
         start(Role::Backup);
