@@ -435,6 +435,16 @@ fn a_paused_director_hands_vip_traffic_to_the_host() {
         Verdict::Forward { port: 1 }
     );
     lab.snap.director_paused = true;
+    // Through a worker's staged burst (parsed and hashed first: the established
+    // connections' lane), then the general path.
+    let established = seg(false, 40000);
+    let parsed = lab.engine.parse(&lab.snap, &established);
+    let mut f = rvs_core::engine::VecFrame::new(&established);
+    assert_eq!(
+        lab.engine
+            .process_parsed(&lab.snap, &lab.loads, 1, 0, &parsed, &mut f),
+        Verdict::ToHost
+    );
     assert_eq!(lab.run(0, &seg(false, 40000)).0, Verdict::ToHost);
     assert_eq!(lab.run(0, &seg(true, 40001)).0, Verdict::ToHost);
     assert_eq!(

@@ -663,6 +663,7 @@ impl Engine {
             KeyHash::In(h) => {
                 let dst = flow.dst_class?;
                 if dst.turned_away()
+                    || snap.director_paused
                     || snap
                         .member_for_mapped(dst, flow.proto, &flow.dst, flow.dport)
                         .is_some()
