@@ -561,15 +561,28 @@ pub fn fast_lane_agrees(data: &[u8]) -> Result<usize, String> {
 /// `process`, and in bursts of up to eight through the worker's stages (every frame
 /// parsed and its key hashed, then every entry prefetched, then `process_parsed` one
 /// after another, as a burst sees the table change under it); the verdicts and frames
-/// must be the same.
+/// must be the same. With the first byte's second bit, the director is paused (IPVS's
+/// backup_only) for the second half, the replay of connections the first half opened:
+/// each path must hand them to the host alike.
 pub fn staged_agrees(data: &[u8]) -> Result<(), String> {
     let (router, specs) = conversation(data);
     let lab = || if router { Lab::router() } else { Lab::new() };
     let (mut one, mut staged) = (lab(), lab());
+    let pause_at = match data.first() {
+        Some(b) if b & 2 != 0 => specs.len() / 2,
+        _ => usize::MAX,
+    };
+    let mut done = 0;
     let mut now = 1;
     // Bursts end where time moves (expiry runs between passes).
     for burst in specs.chunk_by(|_, b| b.wait == 0) {
         for chunk in burst.chunks(8) {
+            if done >= pause_at && !one.snap.director_paused {
+                for lab in [&mut one, &mut staged] {
+                    lab.snap.director_paused = true;
+                }
+            }
+            done += chunk.len();
             if chunk[0].wait > 0 {
                 now += u32::from(chunk[0].wait);
                 one.engine.expire(now, 1 << 16, &one.loads);
