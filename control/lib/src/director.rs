@@ -376,6 +376,8 @@ pub struct Director {
     pub pmtu_disc: bool,
     /// IPVS's nat_icmp_send: "port unreachable" for a NAT server's stray packet.
     pub nat_icmp_send: bool,
+    /// IPVS's schedule_icmp: an ICMP error about a flow without a connection schedules it.
+    pub schedule_icmp: bool,
     /// IPVS's backup_only: while a backup sync daemon runs, the VIPs' traffic is not
     /// balanced but the host's (a backup director that is its master's real server).
     pub backup_only: bool,
@@ -422,6 +424,7 @@ impl Director {
             conn_reuse_mode: 1,
             pmtu_disc: true,
             nat_icmp_send: false,
+            schedule_icmp: false,
             backup_only: false,
             ecmp: false,
             full_nat: Vec::new(),
@@ -954,6 +957,7 @@ impl Director {
             ),
             ("pmtu_disc", self.pmtu_disc, to.pmtu_disc),
             ("nat_icmp_send", self.nat_icmp_send, to.nat_icmp_send),
+            ("schedule_icmp", self.schedule_icmp, to.schedule_icmp),
             ("backup_only", self.backup_only, to.backup_only),
             ("ecmp", self.ecmp, to.ecmp),
         ] {
@@ -990,6 +994,7 @@ impl Director {
         self.conn_reuse_mode = from.conn_reuse_mode;
         self.pmtu_disc = from.pmtu_disc;
         self.nat_icmp_send = from.nat_icmp_send;
+        self.schedule_icmp = from.schedule_icmp;
         self.backup_only = from.backup_only;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
@@ -1077,6 +1082,7 @@ impl Director {
         snap.expire_quiescent_template = self.expire_quiescent_template;
         snap.pmtu_disc = self.pmtu_disc;
         snap.nat_icmp_send = self.nat_icmp_send;
+        snap.schedule_icmp = self.schedule_icmp;
         snap.director_paused = self.backup_only && self.sync_backup;
         snap.conn_reuse_mode = self.conn_reuse_mode;
         snap.servers_removed = self.removals;

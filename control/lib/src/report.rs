@@ -83,6 +83,9 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.member_packets > 0 {
         let _ = writeln!(out, "  Member-range packets: {}", c.member_packets);
     }
+    if c.icmp_scheduled > 0 {
+        let _ = writeln!(out, "  ICMP-errors-scheduled: {}", c.icmp_scheduled);
+    }
     if c.fragmented + c.fragments_waited > 0 {
         let _ = writeln!(
             out,

@@ -5,7 +5,10 @@
 #![allow(clippy::too_many_arguments)]
 
 use etherparse::{IpNumber, PacketBuilder};
-use rvs_core::engine::{DropReason, Floating, Frame, VecFrame, Verdict};
+use rvs_core::engine::{
+    DropReason, EngineConfig, Floating, ForwardMethod, Frame, Service, VecFrame, Verdict,
+};
+use rvs_core::sched::SchedKind;
 use rvs_testkit::fixtures::{cases, drops, Net};
 use rvs_testkit::*;
 use std::net::IpAddr;
@@ -974,6 +977,209 @@ fn neighbour_solicitation_for_a_vip_is_answered() {
     other[14 + 40 + 8 + 10] ^= 1; // another address (VIP6 ^ ::100 is a VIP too)
     let (v, _) = lab.run(0, &other);
     assert_eq!(v, Verdict::ToHost);
+}
+
+fn icmp4(
+    (smac, dmac): ([u8; 6], [u8; 6]),
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    t: etherparse::Icmpv4Type,
+    quote: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(src, dst, ttl)
+        .icmpv4(t)
+        .write(&mut v, quote)
+        .unwrap();
+    v
+}
+
+/// IPVS's schedule_icmp: an ICMP error about a reply this node has no connection for (its
+/// flow went through another node behind ECMP, or expired here) is scheduled as the flow it
+/// quotes would be and reaches that flow's server (NAT rewritten, DR and TUN unchanged);
+/// off, it is the host's. The connection it makes lives 3 s unless the flow's packets come.
+#[test]
+fn schedule_icmp_takes_an_error_about_an_unknown_flow_to_the_flow_s_server() {
+    use etherparse::{icmpv4::DestUnreachableHeader, Icmpv4Type};
+    let frag_needed =
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1400,
+        });
+    let router = [203, 0, 113, 1];
+    // NAT: a router reports the reply VIP:80 -> client:40000 too big.
+    let vip = [192, 168, 1, 100];
+    let reply = tcp4(
+        PORT0_MAC, GW_MAC, vip, CLIENT, 63, 80, 40000, false, true, b"",
+    );
+    let input = icmp4(
+        (GW_MAC, PORT0_MAC),
+        router,
+        vip,
+        64,
+        frag_needed.clone(),
+        &reply[14..42],
+    );
+    let as_server_sent = tcp4(
+        PORT0_MAC,
+        GW_MAC,
+        [10, 0, 0, 2],
+        CLIENT,
+        63,
+        8080,
+        40000,
+        false,
+        true,
+        b"",
+    );
+    let expected = icmp4(
+        (PORT1_MAC, RS2_MAC),
+        router,
+        [10, 0, 0, 2],
+        63,
+        frag_needed.clone(),
+        &as_server_sent[14..42],
+    );
+    let ack = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40000, 80, false, true, b"",
+    );
+    let mut lab = Lab::new();
+    assert_eq!(lab.run(0, &input).0, Verdict::ToHost, "off: the host's");
+    assert_eq!(lab.run(0, &ack).0, Verdict::Drop(DropReason::NoConnection));
+    lab.snap.schedule_icmp = true;
+    assert_eq!(
+        lab.run_at(10, 0, &input),
+        (Verdict::Forward { port: 1 }, expected.clone())
+    );
+    let c = lab.engine.counters();
+    assert_eq!((c.icmp_scheduled, c.new_conns), (1, 1));
+    assert_eq!((lab.loads[0].active(), lab.loads[0].inactive()), (0, 1));
+    // Its connection lives 3 s without packets of its own.
+    lab.engine.expire(12, 64, &lab.loads);
+    assert_eq!(lab.engine.table.len(), 1);
+    lab.engine.expire(14, 64, &lab.loads);
+    assert_eq!(lab.engine.table.len(), 0, "gone after 3 s");
+    assert_eq!(
+        lab.run_at(14, 0, &ack).0,
+        Verdict::Drop(DropReason::NoConnection)
+    );
+    // Made again, the flow's own segment follows it.
+    assert_eq!(
+        lab.run_at(20, 0, &input),
+        (Verdict::Forward { port: 1 }, expected)
+    );
+    assert_eq!(lab.run_at(21, 0, &ack).0, Verdict::Forward { port: 1 });
+    // A director paused (backup_only), a port no service has: not scheduled.
+    let mut other = Lab::new();
+    other.snap.schedule_icmp = true;
+    other.snap.director_paused = true;
+    assert_eq!(other.run(0, &input).0, Verdict::ToHost, "paused");
+    other.snap.director_paused = false;
+    let reply_81 = tcp4(
+        PORT0_MAC, GW_MAC, vip, CLIENT, 63, 81, 40000, false, true, b"",
+    );
+    let no_service = icmp4(
+        (GW_MAC, PORT0_MAC),
+        router,
+        vip,
+        64,
+        frag_needed.clone(),
+        &reply_81[14..42],
+    );
+    assert_eq!(other.run(0, &no_service).0, Verdict::ToHost, "no service");
+    assert_eq!(other.engine.counters().icmp_scheduled, 0);
+
+    // DR behind ECMP with mh: whichever node gets the error sends it to the server the
+    // flow's own node chose, unchanged but for the MACs. TUN: in IPIP to the server.
+    let dr_vip = [192, 168, 1, 101];
+    let ecmp = || {
+        let snap = snapshot_with(|services| {
+            services[1]
+                .servers
+                .push(rs(21, [10, 0, 0, 2], 0, ForwardMethod::Dr));
+            let mh = SchedKind::Mh {
+                fallback: false,
+                port: true,
+                size: 251,
+            };
+            services[1] = Service::new(
+                1,
+                6,
+                ip(dr_vip),
+                80,
+                None,
+                mh,
+                None,
+                services[1].servers.clone(),
+            );
+        });
+        let mut lab = Lab::with(
+            snap,
+            EngineConfig {
+                conn_capacity: 1024,
+                ..EngineConfig::default()
+            },
+        );
+        lab.snap.schedule_icmp = true;
+        lab
+    };
+    let (mut flow_node, mut error_node) = (ecmp(), ecmp());
+    let mut servers_seen = std::collections::BTreeSet::new();
+    for cport in 40000..40016 {
+        let syn = tcp4(
+            CLIENT_MAC, PORT0_MAC, CLIENT, dr_vip, 64, cport, 80, true, false, b"",
+        );
+        let (v, out) = flow_node.run(0, &syn);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        let server_mac: [u8; 6] = out[..6].try_into().unwrap();
+        servers_seen.insert(server_mac);
+        let reply = tcp4(
+            PORT0_MAC, GW_MAC, dr_vip, CLIENT, 63, 80, cport, true, true, b"",
+        );
+        let input = icmp4(
+            (GW_MAC, PORT0_MAC),
+            router,
+            dr_vip,
+            64,
+            frag_needed.clone(),
+            &reply[14..42],
+        );
+        let mut expected = input.clone();
+        expected[..6].copy_from_slice(&server_mac);
+        expected[6..12].copy_from_slice(&PORT1_MAC);
+        assert_eq!(
+            error_node.run(0, &input),
+            (Verdict::Forward { port: 1 }, expected),
+            "{cport}"
+        );
+    }
+    assert_eq!(servers_seen.len(), 2, "both servers chosen over the ports");
+    let tun_vip = [192, 168, 1, 102];
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2(PORT0_MAC, GW_MAC)
+        .ipv4(tun_vip, CLIENT, 63)
+        .udp(53, 5353)
+        .write(&mut reply, b"answer")
+        .unwrap();
+    let unreach = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
+    let input = icmp4(
+        (GW_MAC, PORT0_MAC),
+        CLIENT,
+        tun_vip,
+        64,
+        unreach,
+        &reply[14..42],
+    );
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(PORT1_MAC, RS2_MAC)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .write(&mut expected, IpNumber(4), &input[14..])
+        .unwrap();
+    assert_eq!(
+        error_node.run(0, &input),
+        (Verdict::Forward { port: 1 }, expected)
+    );
 }
 
 #[test]

@@ -292,6 +292,18 @@ impl Appliance {
             }
         }
         f.head(
+            "rvs_worker_icmp_scheduled_total",
+            "counter",
+            "Connections made for ICMP errors about flows the worker had none for (schedule_icmp).",
+        );
+        for w in &self.workers {
+            f.sample(
+                "rvs_worker_icmp_scheduled_total",
+                &[("worker", w.index.to_string())],
+                w.stats.read_engine().icmp_scheduled,
+            );
+        }
+        f.head(
             "rvs_worker_ftp_total",
             "counter",
             "The FTP helper's work: replies rewritten to name the VIP, data connections it opened, control connections kept for their data connections.",

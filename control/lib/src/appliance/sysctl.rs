@@ -26,7 +26,7 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 10] = [
+const KEYS: [Key; 11] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -66,6 +66,11 @@ const KEYS: [Key; 10] = [
         name: "net.ipv4.vs.nat_icmp_send",
         get: |a| flag(a, |d| d.nat_icmp_send),
         set: |a, v| switch(a, |d| &mut d.nat_icmp_send, v),
+    },
+    Key {
+        name: "net.ipv4.vs.schedule_icmp",
+        get: |a| flag(a, |d| d.schedule_icmp),
+        set: |a, v| switch(a, |d| &mut d.schedule_icmp, v),
     },
     // A bitmap (bits 1 and 2 are read).
     Key {

@@ -434,6 +434,8 @@ pub struct LbConfig {
     pub pmtu_disc_off: bool,
     /// `[dataplane] nat_icmp_send`, `backup_only`.
     pub nat_icmp_send: bool,
+    /// `[dataplane] schedule_icmp`.
+    pub schedule_icmp: bool,
     pub backup_only: bool,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
@@ -860,6 +862,7 @@ impl LbConfig {
         d.conn_reuse_mode = self.conn_reuse_mode;
         d.pmtu_disc = !self.pmtu_disc_off;
         d.nat_icmp_send = self.nat_icmp_send;
+        d.schedule_icmp = self.schedule_icmp;
         d.backup_only = self.backup_only;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();

@@ -185,6 +185,10 @@ struct RawDataplane {
     /// connection is answered with "port unreachable" (not routed).
     #[serde(default)]
     nat_icmp_send: bool,
+    /// IPVS's net.ipv4.vs.schedule_icmp: an ICMP error about a reply of a flow no
+    /// connection holds (one another node behind ECMP balanced) schedules that flow.
+    #[serde(default)]
+    schedule_icmp: bool,
     /// IPVS's net.ipv4.vs.backup_only: while a backup sync daemon runs, the VIPs'
     /// traffic is the host's, not balanced.
     #[serde(default)]
@@ -257,6 +261,7 @@ impl Default for RawDataplane {
             conn_reuse_mode: default_conn_reuse_mode(),
             pmtu_disc: true,
             nat_icmp_send: false,
+            schedule_icmp: false,
             backup_only: false,
             ecmp: false,
             full_nat: false,
@@ -444,6 +449,7 @@ impl Config {
         lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
         lb.pmtu_disc_off = !raw.dataplane.pmtu_disc;
         lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
+        lb.schedule_icmp = raw.dataplane.schedule_icmp;
         lb.backup_only = raw.dataplane.backup_only;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();

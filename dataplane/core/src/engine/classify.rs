@@ -126,6 +126,26 @@ impl Flow {
             _ => None,
         }
     }
+
+    /// The client's flow whose reply an ICMP error quotes (the quoted datagram went VIP ->
+    /// client, this flow goes client -> VIP), as IPVS's schedule_icmp schedules it: no TCP
+    /// flags or SCTP chunk, so it opens no state; the offsets stay the error's.
+    pub(super) fn quoted_reversed(&self, emb: &super::icmp_errors::Embedded) -> Flow {
+        Flow {
+            proto: emb.proto,
+            src: addr16(emb.dst),
+            dst: addr16(emb.src),
+            sport: emb.dport,
+            dport: emb.sport,
+            tcp_flags: 0,
+            sctp_chunk: None,
+            frag: Frag::Whole,
+            key_hash: 0,
+            key_side: KeySide::None,
+            dst_class: None,
+            ..*self
+        }
+    }
 }
 
 pub(super) fn is_echo_request(b: &[u8], flow: &Flow) -> bool {

@@ -130,6 +130,8 @@ pub struct Counters {
     pub member_packets: u64,
     /// SNAT entries made for routed flows.
     pub snat_conns: u64,
+    /// Connections ICMP errors made (IPVS's schedule_icmp).
+    pub icmp_scheduled: u64,
     /// The FTP helper: 227/229 replies rewritten (retransmissions too), data connections
     /// it opened (passive and active), control connections kept for their data ones.
     pub ftp_rewrites: u64,
@@ -187,6 +189,7 @@ pub struct CounterSlots {
     pub routed: Slot,
     pub member_packets: Slot,
     pub snat_conns: Slot,
+    pub icmp_scheduled: Slot,
     pub ftp_rewrites: Slot,
     pub ftp_data_conns: Slot,
     pub ftp_controls_kept: Slot,
@@ -233,6 +236,7 @@ impl CounterSlots {
             routed: Slot::default(),
             member_packets: Slot::default(),
             snat_conns: Slot::default(),
+            icmp_scheduled: Slot::default(),
             ftp_rewrites: Slot::default(),
             ftp_data_conns: Slot::default(),
             ftp_controls_kept: Slot::default(),
@@ -300,6 +304,7 @@ impl CounterSlots {
             routed: self.routed.get(),
             member_packets: self.member_packets.get(),
             snat_conns: self.snat_conns.get(),
+            icmp_scheduled: self.icmp_scheduled.get(),
             ftp_rewrites: self.ftp_rewrites.get(),
             ftp_data_conns: self.ftp_data_conns.get(),
             ftp_controls_kept: self.ftp_controls_kept.get(),

@@ -78,11 +78,16 @@ impl Engine {
     pub(super) fn icmp_error_about_conn<F: Frame>(
         &mut self,
         snap: &Snapshot,
+        (loads, now): (&[DestLoad], u32),
         flow: &Flow,
         frame: &mut F,
     ) -> Option<Verdict> {
         let emb = embedded(frame.bytes(), flow)?;
         let (id, towards_server) = if snap.is_vip(emb.src) {
+            // A paused director (backup_only) leaves what comes to its VIPs to the host.
+            if snap.director_paused {
+                return None;
+            }
             let key = InKey {
                 proto: emb.proto,
                 caddr: addr16(emb.dst),
@@ -90,7 +95,17 @@ impl Engine {
                 vaddr: addr16(emb.src),
                 vport: emb.sport,
             };
-            (self.table.lookup_in(&key)?, true)
+            let id = match self.table.lookup_in(&key) {
+                Some(id) => id,
+                None if snap.schedule_icmp => {
+                    match self.schedule_quoted_flow(snap, (loads, now), flow, &emb, key)? {
+                        Ok(id) => id,
+                        Err(reason) => return Some(self.drop(reason)),
+                    }
+                }
+                None => return None,
+            };
+            (id, true)
         } else {
             let key = OutKey {
                 proto: emb.proto,
@@ -104,6 +119,10 @@ impl Engine {
         let conn = *self.table.get(id)?;
         if flow.ttl <= 1 {
             return Some(self.drop(DropReason::Ttl));
+        }
+        // A server on the appliance itself: the host's stack has the connection.
+        if towards_server && conn.flags & flags::LOCAL != 0 {
+            return Some(Verdict::ToHost);
         }
         let method = conn.method;
         // Full NAT (and SNAT): the other end knows the connection by its local end.
@@ -247,6 +266,39 @@ impl Engine {
         }
         set_macs(b, hop_mac, port_mac);
         Some(Verdict::Forward { port: out_port })
+    }
+
+    /// IPVS's schedule_icmp: an ICMP error about a reply this node has no connection for
+    /// (ECMP gave the flow to another node, or it expired here) schedules the client's flow
+    /// it quotes, as a new connection would be, so the error reaches the server that flow
+    /// goes to (with `mh` behind ECMP, the one every node picks). The connection lives a
+    /// few seconds unless the flow's own packets come. None: no service takes the flow (the
+    /// error is the host's, as any unserved traffic); Err: it cannot be scheduled.
+    fn schedule_quoted_flow(
+        &mut self,
+        snap: &Snapshot,
+        (loads, now): (&[DestLoad], u32),
+        flow: &Flow,
+        emb: &Embedded,
+        key: InKey,
+    ) -> Option<Result<crate::conn::ConnId, DropReason>> {
+        // A VIP VRRP holds elsewhere: that node schedules.
+        if snap.class_of_mapped(&flow.dst).is_standby() {
+            return None;
+        }
+        let quoted = flow.quoted_reversed(emb);
+        // (Not the error's payload: a SIP Call-ID is read from a client's own datagram.)
+        let made = self.new_conn(snap, loads, (now, Opener::IcmpError), key, &quoted, &[]);
+        match made {
+            Ok(id) => {
+                self.table
+                    .set_expires(id, now.saturating_add(ICMP_OPENED_TIMEOUT));
+                self.counters.icmp_scheduled.add(1);
+                Some(Ok(id))
+            }
+            Err(DropReason::NoService) => None,
+            Err(reason) => Some(Err(reason)),
+        }
     }
 
     /// Turns the frame into an ICMP error for the client, from the VIP it addressed (as the

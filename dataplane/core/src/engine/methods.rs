@@ -618,8 +618,10 @@ impl Engine {
             Some(id) => id,
             None => match self
                 .ftp_passive_data(snap, loads, now, key, flow)
-                .unwrap_or_else(|| self.new_conn(snap, loads, now, key, flow, frame.bytes()))
-            {
+                .unwrap_or_else(|| {
+                    let opener = (now, Opener::Packet);
+                    self.new_conn(snap, loads, opener, key, flow, frame.bytes())
+                }) {
                 Ok(id) => id,
                 Err(DropReason::NoServer) => {
                     // No server available: drop (counted once), and tell the client (port

@@ -388,7 +388,7 @@ impl Engine {
         }
         // (Only ICMP can be an error about a connection.)
         if !tcp_or_udp {
-            if let Some(v) = self.icmp_error_about_conn(snap, flow, frame) {
+            if let Some(v) = self.icmp_error_about_conn(snap, (loads, now), flow, frame) {
                 return v;
             }
         }

@@ -88,6 +88,19 @@ pub(super) fn call_id_addr(call_id: &[u8]) -> [u8; 16] {
     out
 }
 
+/// What opens a connection: a client's packet (an opening one; with sloppy TCP or SCTP
+/// any but a RST or ABORT), or an ICMP error that quotes a reply of a flow this node has
+/// no connection for (IPVS's schedule_icmp: scheduled whatever it quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opener {
+    Packet,
+    IcmpError,
+}
+
+/// How long a connection an ICMP error made lives without packets of its own (IPVS's
+/// initial timeout of a new connection, which no state change replaced).
+pub(super) const ICMP_OPENED_TIMEOUT: u32 = 3;
+
 /// Whether a packet's state change has been made on its connection already (the opening
 /// packet's is, as [`Engine::new_conn`] makes the entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,7 +385,7 @@ impl Engine {
         &mut self,
         snap: &Snapshot,
         loads: &[DestLoad],
-        now: u32,
+        (now, opener): (u32, Opener),
         key: InKey,
         flow: &Flow,
         frame: &[u8],
@@ -385,7 +398,7 @@ impl Engine {
         let svc = snap.scheduling_service(entry);
         // Only an opening packet schedules: a TCP SYN, an SCTP INIT; with sloppy TCP any
         // segment but a RST, with sloppy SCTP any packet whose first chunk is no ABORT.
-        if !opens_connection(flow) && !sloppy_opens(snap, flow) {
+        if opener == Opener::Packet && !opens_connection(flow) && !sloppy_opens(snap, flow) {
             return Err(DropReason::NoConnection);
         }
         if flow.proto == proto::TCP {
@@ -566,8 +579,10 @@ impl Engine {
         }
         self.pending_loads.open(loads, s.id, active);
         self.counters.connection(usize::from(entry_id), s.id);
-        // TCP and SCTP are noted once they have a state (as at any later change).
-        if first != 0 || (flow.proto != proto::TCP && flow.proto != proto::SCTP) {
+        // TCP and SCTP are noted once they have a state (as at any later change); one an
+        // ICMP error made is not (IPVS syncs on a packet's state change).
+        let stateful = flow.proto == proto::TCP || flow.proto == proto::SCTP;
+        if opener == Opener::Packet && (first != 0 || !stateful) {
             self.sync_note(id, now);
         }
         Ok(id)

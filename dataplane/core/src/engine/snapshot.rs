@@ -689,6 +689,10 @@ pub struct Snapshot {
     /// is answered with "port unreachable" (a TCP RST or SCTP ABORT excepted) instead of
     /// routed, so the server learns its connection is gone.
     pub nat_icmp_send: bool,
+    /// IPVS's schedule_icmp: an ICMP error about a reply of a flow no connection holds
+    /// (behind ECMP, one another node balanced) schedules the client's flow it quotes, so
+    /// it reaches the server the flow goes to.
+    pub schedule_icmp: bool,
     /// IPVS's backup_only in effect (set, and a backup sync daemon runs): traffic for a
     /// VIP is not balanced, connections synced or not, but goes where a VIP's traffic no
     /// service takes goes (the host, or dropped with `unserved = "drop"`); members'
@@ -812,6 +816,7 @@ impl Snapshot {
             pmtu_disc: true,
             conn_reuse_mode: 1,
             nat_icmp_send: false,
+            schedule_icmp: false,
             director_paused: false,
             nat_servers: hashbrown::HashSet::new(),
             live_servers: Vec::new(),
