@@ -449,7 +449,7 @@ impl Config {
         lb.conn_reuse_mode = raw.dataplane.conn_reuse_mode;
         lb.pmtu_disc_off = !raw.dataplane.pmtu_disc;
         lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
-        lb.schedule_icmp = raw.dataplane.schedule_icmp;
+        lb.schedule_icmp = raw.dataplane.schedule_icmp || raw.dataplane.ecmp;
         lb.backup_only = raw.dataplane.backup_only;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
@@ -744,20 +744,27 @@ device = "net_ring1"
         }
     }
 
-    /// `ecmp` makes TCP and SCTP sloppy (a node takes over flows another node had);
-    /// `sloppy_sctp` alone only SCTP; `pmtu_disc` is on unless set off.
+    /// `ecmp` makes TCP and SCTP sloppy (a node takes over flows another node had) and
+    /// schedules ICMP errors (one about a flow another node carries); `sloppy_sctp` alone
+    /// only SCTP; `pmtu_disc` is on unless set off.
     #[test]
-    fn ecmp_makes_tcp_and_sctp_sloppy() {
+    fn ecmp_makes_tcp_and_sctp_sloppy_and_schedules_icmp() {
         let with = |dataplane: &str| {
             let lb = parse(&format!("[dataplane]\n{dataplane}\n{TWO_PORTS}"))
                 .unwrap()
                 .lb;
-            (lb.sloppy_tcp, lb.sloppy_sctp, !lb.pmtu_disc_off)
+            (
+                lb.sloppy_tcp,
+                lb.sloppy_sctp,
+                !lb.pmtu_disc_off,
+                lb.schedule_icmp,
+            )
         };
-        assert_eq!(with(""), (false, false, true));
-        assert_eq!(with("ecmp = true"), (true, true, true));
-        assert_eq!(with("sloppy_sctp = true"), (false, true, true));
-        assert_eq!(with("pmtu_disc = false"), (false, false, false));
+        assert_eq!(with(""), (false, false, true, false));
+        assert_eq!(with("ecmp = true"), (true, true, true, true));
+        assert_eq!(with("sloppy_sctp = true"), (false, true, true, false));
+        assert_eq!(with("pmtu_disc = false"), (false, false, false, false));
+        assert_eq!(with("schedule_icmp = true"), (false, false, true, true));
     }
 
     /// The TOML's VRRP instances are read as keepalived.conf's: a VMAC name an earlier
