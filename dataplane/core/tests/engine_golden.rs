@@ -1089,6 +1089,27 @@ fn schedule_icmp_takes_an_error_about_an_unknown_flow_to_the_flow_s_server() {
     );
     assert_eq!(other.run(0, &no_service).0, Verdict::ToHost, "no service");
     assert_eq!(other.engine.counters().icmp_scheduled, 0);
+    // IPv6: "packet too big" about VIP6:80 -> client, to the NAT server with both headers
+    // rewritten.
+    let router6 = [0x20, 1, 0xd, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let too_big = |smac, dmac, dst, hop, quote: &[u8]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(smac, dmac)
+            .ipv6(router6, dst, hop)
+            .icmpv6(etherparse::Icmpv6Type::PacketTooBig { mtu: 1400 })
+            .write(&mut v, quote)
+            .unwrap();
+        v
+    };
+    let reply6 = tcp6(PORT0_MAC, GW6_MAC, VIP6, CLIENT6, 63, 80, 40000, b"");
+    let from_server6 = tcp6(PORT0_MAC, GW6_MAC, RS6, CLIENT6, 63, 8080, 40000, b"");
+    let input6 = too_big(GW6_MAC, PORT0_MAC, VIP6, 64, &reply6[14..62]);
+    let expected6 = too_big(PORT1_MAC, RS6_MAC, RS6, 63, &from_server6[14..62]);
+    assert_eq!(
+        other.run(0, &input6),
+        (Verdict::Forward { port: 1 }, expected6)
+    );
+    assert_eq!(other.engine.counters().icmp_scheduled, 1);
 
     // DR behind ECMP with mh: whichever node gets the error sends it to the server the
     // flow's own node chose, unchanged but for the MACs. TUN: in IPIP to the server.
