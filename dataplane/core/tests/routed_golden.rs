@@ -397,6 +397,14 @@ fn nat_icmp_send_tells_a_nat_server_its_connection_is_gone() {
     );
     let dr = from_server([10, 0, 0, 3], 8080, 64, (RS3_MAC, PORT1_MAC));
     assert_eq!(lab.run(1, &dr).0, Verdict::Forward { port: 0 });
+    // The server's port serves TCP: a UDP datagram from it is no stray of a service.
+    let mut udp = Vec::new();
+    PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC)
+        .ipv4([10, 0, 0, 2], CLIENT, 64)
+        .udp(8080, 40000)
+        .write(&mut udp, b"late")
+        .unwrap();
+    assert_eq!(lab.run(1, &udp).0, Verdict::Forward { port: 0 });
     // A connection's own reply is the connection's: back to the client from the VIP.
     let syn = tcp4(
         CLIENT_MAC,

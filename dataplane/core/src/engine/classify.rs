@@ -356,6 +356,17 @@ pub(super) fn opens_connection(flow: &Flow) -> bool {
     }
 }
 
+/// A packet that ends its association at once: a TCP RST, an SCTP packet whose first
+/// chunk is an ABORT.
+#[inline]
+pub(super) fn aborts(flow: &Flow) -> bool {
+    match flow.proto {
+        proto::TCP => flow.tcp_flags & tcp::RST != 0,
+        proto::SCTP => flow.sctp_chunk == Some(rvs_wire::sctp::chunk::ABORT),
+        _ => false,
+    }
+}
+
 /// Protocols balanced by port: TCP, UDP, SCTP.
 #[inline]
 pub(super) fn has_ports(proto_num: u8) -> bool {

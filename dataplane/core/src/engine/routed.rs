@@ -141,12 +141,7 @@ pub(super) fn sent_to_port(snap: &Snapshot, port: u16, frame: &[u8]) -> bool {
 /// connection took, and no TCP RST or SCTP ABORT: what IPVS's nat_icmp_send answers with
 /// "port unreachable".
 pub(super) fn stray_from_nat_server(snap: &Snapshot, port: u16, flow: &Flow, frame: &[u8]) -> bool {
-    let ends = match flow.proto {
-        proto::TCP => flow.tcp_flags & tcp::RST != 0,
-        proto::SCTP => flow.sctp_chunk == Some(rvs_wire::sctp::chunk::ABORT),
-        _ => false,
-    };
-    !ends
+    !aborts(flow)
         && snap.is_nat_server(flow.proto, &flow.src, flow.sport)
         && sent_to_port(snap, port, frame)
 }

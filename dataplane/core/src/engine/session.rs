@@ -152,16 +152,13 @@ pub(super) fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
 /// segment but a RST), sloppy_sctp (any first chunk but an ABORT).
 #[inline]
 fn sloppy_opens(snap: &Snapshot, flow: &Flow) -> bool {
-    match flow.proto {
-        proto::TCP => snap.sloppy_tcp && flow.tcp_flags & tcp::RST == 0,
-        proto::SCTP => {
-            snap.sloppy_sctp
-                && flow
-                    .sctp_chunk
-                    .is_some_and(|c| c != rvs_wire::sctp::chunk::ABORT)
-        }
+    let sloppy = match flow.proto {
+        proto::TCP => snap.sloppy_tcp,
+        // (An SCTP packet without chunks opens nothing.)
+        proto::SCTP => snap.sloppy_sctp && flow.sctp_chunk.is_some(),
         _ => false,
-    }
+    };
+    sloppy && !aborts(flow)
 }
 
 /// The drop a refused insert counts as.

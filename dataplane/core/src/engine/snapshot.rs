@@ -179,6 +179,16 @@ pub struct MemberPorts {
 const SERVER_LIVE: u8 = 1;
 const SERVER_QUIESCED: u8 = 2;
 
+/// A protocol's bit in the NAT servers' map (TCP, UDP, SCTP; nothing for another).
+fn nat_protocol_bit(proto_num: u8) -> u8 {
+    match proto_num {
+        rvs_wire::proto::TCP => 1,
+        rvs_wire::proto::UDP => 2,
+        rvs_wire::proto::SCTP => 4,
+        _ => 0,
+    }
+}
+
 /// A firewall-mark rule (what `iptables -t mangle -A PREROUTING ... -j MARK` does for LVS):
 /// packets of `proto` (None: TCP, UDP or SCTP) to `dst` (a prefix) on a destination port in
 /// `ports`, from `src` when given, belong to the mark's service.
@@ -698,9 +708,9 @@ pub struct Snapshot {
     /// service takes goes (the host, or dropped with `unserved = "drop"`); members'
     /// ranges still work.
     pub director_paused: bool,
-    /// The NAT real servers' (protocol, address, port); protocol 0 for a firewall-mark
-    /// service's (any protocol).
-    nat_servers: hashbrown::HashSet<(u8, Addr16, u16)>,
+    /// The NAT real servers' (address, port), each with the protocols of its services
+    /// ([`nat_protocol_bit`]; every bit for a firewall-mark service's: any protocol).
+    nat_servers: hashbrown::HashMap<(Addr16, u16), u8>,
     /// By real server id: [`SERVER_LIVE`] for a server of some service (ids of deleted
     /// servers wait for their connections to end before they are given out again),
     /// [`SERVER_QUIESCED`] with weight 0 too.
@@ -818,19 +828,26 @@ impl Snapshot {
             nat_icmp_send: false,
             schedule_icmp: false,
             director_paused: false,
-            nat_servers: hashbrown::HashSet::new(),
+            nat_servers: hashbrown::HashMap::new(),
             live_servers: Vec::new(),
             servers_removed: 0,
         };
         snap.note_local_servers();
         for svc in &snap.services {
-            let proto = if svc.group.is_some() { 0 } else { svc.proto };
+            let protocols = if svc.group.is_some() {
+                u8::MAX
+            } else {
+                nat_protocol_bit(svc.proto)
+            };
             for r in svc
                 .servers
                 .iter()
                 .filter(|r| r.method == ForwardMethod::Nat)
             {
-                snap.nat_servers.insert((proto, addr16(r.addr), r.port));
+                *snap
+                    .nat_servers
+                    .entry((addr16(r.addr), r.port))
+                    .or_default() |= protocols;
             }
         }
         for r in snap.services.iter().flat_map(|s| s.servers.iter()) {
@@ -850,8 +867,10 @@ impl Snapshot {
     /// firewall-mark service): IPVS's ip_vs_has_real_service.
     pub(super) fn is_nat_server(&self, proto: u8, addr: &Addr16, port: u16) -> bool {
         !self.nat_servers.is_empty()
-            && (self.nat_servers.contains(&(proto, *addr, port))
-                || self.nat_servers.contains(&(0, *addr, port)))
+            && self
+                .nat_servers
+                .get(&(*addr, port))
+                .is_some_and(|&protocols| protocols & nat_protocol_bit(proto) != 0)
     }
 
     /// Whether real server `id` is a server of some service (not deleted).
