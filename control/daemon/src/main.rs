@@ -7,7 +7,7 @@ mod runtime;
 
 use clap::{Parser, Subcommand};
 use runtime::RunError;
-use rvs_control::config::Config;
+use rvs_control::config::{Config, RoutingDaemon};
 use rvs_control::keepalived::KeepalivedConf;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,40 +109,12 @@ fn main() -> ExitCode {
         }
     };
     if args.bird_config || args.frr_config {
-        let Some(announce) = &cfg.announce else {
-            eprintln!("rvs: error: {}: no [announce] section", config.display());
-            return ExitCode::from(2);
-        };
-        let router_id = cfg.ports[announce.port]
-            .addresses
-            .iter()
-            .copied()
-            .find(|a| a.is_ipv4());
-        let text = if args.frr_config {
-            // The announced VIPs the host twin holds (FRR cannot announce those).
-            let loads = Arc::new(
-                (0..cfg.limits.dests)
-                    .map(|_| rvs_core::sched::DestLoad::default())
-                    .collect(),
-            );
-            let on_twin: Vec<std::net::IpAddr> =
-                match cfg.lb.director(cfg.limits, loads, Vec::new()) {
-                    Ok(d) => {
-                        let held = d.local_vips();
-                        d.announced_vips(announce.vips.as_deref())
-                            .into_iter()
-                            .filter(|v| held.contains(v))
-                            .collect()
-                    }
-                    Err(e) => {
-                        eprintln!("rvs: error: {}: {e}", config.display());
-                        return ExitCode::from(2);
-                    }
-                };
-            announce.frr_config(router_id, &on_twin)
+        let daemon = if args.frr_config {
+            RoutingDaemon::Frr
         } else {
-            announce.bird_config(router_id)
+            RoutingDaemon::Bird
         };
+        let text = cfg.routing_daemon_config(daemon);
         return match text {
             Ok(text) => {
                 print!("{text}");

@@ -6,6 +6,43 @@
 use super::*;
 use std::net::IpAddr;
 
+/// The routing daemons rvs writes a configuration for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingDaemon {
+    Bird,
+    Frr,
+}
+
+impl Config {
+    /// What `rvs --bird-config` or `--frr-config` prints: the daemon's side of
+    /// `[announce]`, its router id the announcing port's first IPv4 address. Err: no such
+    /// section, or what the daemon cannot do (for FRR, an announced VIP the host twin holds).
+    pub fn routing_daemon_config(&self, daemon: RoutingDaemon) -> Result<String, String> {
+        let announce = self.announce.as_ref().ok_or("no [announce] section")?;
+        let router_id = self.ports[announce.port]
+            .addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4());
+        match daemon {
+            RoutingDaemon::Bird => announce.bird_config(router_id),
+            RoutingDaemon::Frr => {
+                // The director's own rule for the VIPs the host twin holds.
+                let loads = std::sync::Arc::new(
+                    (0..self.limits.dests)
+                        .map(|_| rvs_core::sched::DestLoad::default())
+                        .collect(),
+                );
+                let d = self.lb.director(self.limits, loads, Vec::new())?;
+                let held = d.local_vips();
+                let mut on_twin = d.announced_vips(announce.vips.as_deref());
+                on_twin.retain(|v| held.contains(v));
+                announce.frr_config(router_id, &on_twin)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAnnounce {
@@ -329,7 +366,7 @@ impl AnnounceConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, Source};
+    use crate::config::{Config, RoutingDaemon, Source};
 
     fn parse(announce: &str) -> Result<Config, crate::config::ConfigError> {
         let text = format!(
@@ -357,6 +394,37 @@ mod tests {
         let a = c.announce.unwrap();
         assert_eq!((a.iface.as_str(), a.table, a.stall_ms), ("t0-h", 250, 1000));
         assert!(a.bird_config(None).is_err(), "no BGP session to generate");
+    }
+
+    /// `rvs --bird-config` / `--frr-config` from a whole file: the router id from the port,
+    /// FRR refused for a service's VIP the host twin holds and accepted once it drops
+    /// unserved traffic; BIRD takes both.
+    #[test]
+    fn a_files_routing_daemon_config_knows_which_vips_the_twin_holds() {
+        let session =
+            "port = \"lan\"\nlocal_as = 65001\nneighbor = \"10.0.0.1\"\nneighbor_as = 65000\n";
+        let service = "\n[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.1\"\nport = 80\n\n[[service.server]]\naddress = \"10.0.0.21\"\nmethod = \"dr\"\n";
+        let held = parse(&format!("{session}{service}")).unwrap();
+        let e = held.routing_daemon_config(RoutingDaemon::Frr).unwrap_err();
+        assert!(e.starts_with("192.0.2.1 held on the host twin"), "{e}");
+        let bird = held.routing_daemon_config(RoutingDaemon::Bird).unwrap();
+        assert!(bird.contains("router id 10.0.0.11;"), "{bird}");
+        let dropped = parse(&format!(
+            "{session}{service}\n[[vip]]\naddress = \"192.0.2.1\"\nunserved = \"drop\"\n"
+        ))
+        .unwrap();
+        let frr = dropped.routing_daemon_config(RoutingDaemon::Frr).unwrap();
+        assert!(frr.contains(" bgp router-id 10.0.0.11\n"), "{frr}");
+        // Announcing only another address: the held VIP is not FRR's concern.
+        let other = parse(&format!("vips = [\"192.0.2.9\"]\n{session}{service}")).unwrap();
+        assert!(other.routing_daemon_config(RoutingDaemon::Frr).is_ok());
+        let none = Config::parse(Source {
+            file: "n.toml".into(),
+            text: "[eal]\nlcores = \"0,1\"\nhugepages = false\n\n[[port]]\nname = \"lan\"\ndevice = \"net_tap0,iface=t0\"\n".into(),
+        })
+        .unwrap();
+        let e = none.routing_daemon_config(RoutingDaemon::Bird).unwrap_err();
+        assert_eq!(e, "no [announce] section");
     }
 
     #[test]

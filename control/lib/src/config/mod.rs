@@ -23,7 +23,7 @@ mod source;
 mod vrrp;
 mod workers;
 use announce::*;
-pub use announce::{AnnounceConfig, BgpPeer};
+pub use announce::{AnnounceConfig, BgpPeer, RoutingDaemon};
 
 use eal::*;
 pub use eal::{parse_lcore_list, EalConfig, Hugepages, LOG_LEVELS};
