@@ -319,7 +319,7 @@ fn macswap_forwarding_swaps_addresses_and_drops_runts() {
 #[test]
 fn shipped_example_configs_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    let mut checked = 0;
+    let (mut checked, mut announcing) = (0, 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
@@ -338,7 +338,25 @@ fn shipped_example_configs_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
         checked += 1;
+        // A node of an ECMP group: both routing daemons' sides generate.
+        if std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\n[announce]")
+        {
+            for flag in ["--bird-config", "--frr-config"] {
+                let out = rvs().arg("--config").arg(&path).arg(flag).output().unwrap();
+                assert!(
+                    out.status.success()
+                        && (out.stdout.starts_with(b"# BIRD") || out.stdout.starts_with(b"! FRR")),
+                    "{} {flag}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            announcing += 1;
+        }
     }
+    assert!(announcing >= 1, "no example of an ECMP node");
     assert!(
         checked >= 3,
         "only {checked} configs found in {}",
