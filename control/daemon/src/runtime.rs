@@ -237,6 +237,13 @@ fn host_twin(
     log.quietly(|| twin.start())
         .map_err(|e| err(e.to_string()))?;
     ip(&["link", "set", "dev", name, "up"]).map_err(err)?;
+    // The host's ARP requests name the twin's own address in the target's subnet, never a
+    // VIP the host holds (an LVS real server's arp_announce=2): a BACKUP whose host serves
+    // a VIP (a local real server) must not move the VIP to itself in its neighbours' caches.
+    let announce = format!("/proc/sys/net/ipv4/conf/{name}/arp_announce");
+    if let Err(e) = std::fs::write(&announce, "2") {
+        println!("rvs: warning: cannot set {announce} to 2: {e}");
+    }
     for (a, len) in p.addresses.iter().zip(&p.prefix_lens) {
         ip(&["addr", "replace", &format!("{a}/{len}"), "dev", name]).map_err(err)?;
     }

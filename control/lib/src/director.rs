@@ -1160,6 +1160,20 @@ impl Director {
         all
     }
 
+    /// VIPs a service of which has the appliance itself among its servers: the host serves
+    /// them as a real server (LVS's VIP on lo), VRRP BACKUP or not.
+    pub fn vips_served_here(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .services
+            .iter()
+            .filter(|s| s.dests.iter().any(|d| self.is_local(d.addr)))
+            .flat_map(|s| s.entries.iter().map(|e| e.addr))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// VIPs the host's stack must own: those served by a local server, and every VIP whose
     /// traffic for no service goes to the host (not the appliance's own addresses, which
     /// the host has already).

@@ -24,7 +24,7 @@ impl Host for VrrpHost {
         next.floating = addrs;
         next.vrrp_routes = routes;
         next.vrrp_rules = rules;
-        a.sync_host_vips(next.local_vips(), &next.floating);
+        a.sync_host_vips(HostVips::of(&next));
         a.commit(next);
     }
 

@@ -29,6 +29,7 @@ mod figures;
 mod ha;
 mod health;
 mod host_vips;
+use host_vips::HostVips;
 mod metrics;
 mod reload;
 mod show;
@@ -358,7 +359,7 @@ impl Appliance {
         let mut next = self.director.lock().clone();
         edit(&mut next)?;
         // A local server's VIP is on the host before traffic for it can arrive there.
-        self.sync_host_vips(next.local_vips(), &next.floating);
+        self.sync_host_vips(HostVips::of(&next));
         self.commit(next);
         Ok(())
     }
@@ -444,7 +445,7 @@ impl Appliance {
                 }
             }
         }
-        self.sync_host_vips(next.local_vips(), &next.floating);
+        self.sync_host_vips(HostVips::of(&next));
         self.commit(next);
         reply
     }

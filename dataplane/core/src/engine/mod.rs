@@ -400,6 +400,12 @@ impl Engine {
         }
         if dst.is_vip() {
             if dst.is_standby() {
+                // A BACKUP that is its master's real server (the LVS HOWTO's two-box
+                // set-up) serves what the master sent it through its host, with the
+                // director paused by backup_only, as IPVS leaves it to the local stack.
+                if snap.director_paused && tcp_or_udp && snap.served_here(flow) {
+                    return Verdict::ToHost;
+                }
                 return self.drop(DropReason::Standby);
             }
             if tcp_or_udp {

@@ -903,6 +903,16 @@ impl Snapshot {
         self.local_servers = local;
     }
 
+    /// Whether the service a client's packet is for has the appliance itself among its
+    /// servers (whose host then holds the VIP).
+    pub(super) fn served_here(&self, flow: &super::Flow) -> bool {
+        self.service_for_mapped(flow.proto, &flow.src, &flow.dst, flow.dport)
+            .is_some_and(|e| {
+                let svc = self.scheduling_service(e);
+                svc.servers.iter().any(|s| self.is_local_server(s))
+            })
+    }
+
     /// Whether real server `s` is the appliance itself (its connections are LOCALNODE).
     #[inline]
     pub fn is_local_server(&self, s: &RealServer) -> bool {
