@@ -3,7 +3,7 @@
 //! (`ip_forward`): input frame, expected output frame, verdict; frames built with etherparse.
 
 use etherparse::{icmpv4, Icmpv4Type, PacketBuilder};
-use rvs_core::engine::{DropReason, MemberPorts, Verdict};
+use rvs_core::engine::{DropReason, EngineConfig, Floating, ForwardMethod, MemberPorts, Verdict};
 use rvs_testkit::*;
 
 const VIP: [u8; 4] = [192, 168, 1, 120];
@@ -423,6 +423,48 @@ fn nat_icmp_send_tells_a_nat_server_its_connection_is_gone() {
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(&out[26..30], &[192, 168, 1, 100], "from the VIP");
     assert_eq!(lab.engine.counters().icmp_errors_sent, 2);
+}
+
+/// The LVS HOWTO's two-box cluster: a VRRP BACKUP that is one of its master's real servers
+/// (a local server of the service) gets what the master sends it for the standby VIP. With
+/// its director paused (backup_only) its host serves it; otherwise, and for a service
+/// without a local server, it is dropped as standby traffic.
+#[test]
+fn a_paused_backup_hands_its_masters_traffic_to_its_host() {
+    let dr_vip = [192, 168, 1, 101];
+    let snap = snapshot_with(|services| {
+        services[1]
+            .servers
+            .push(rs(22, [10, 0, 0, 1], 0, ForwardMethod::Dr));
+    });
+    let mut lab = Lab::with(
+        snap,
+        EngineConfig {
+            conn_capacity: 1024,
+            ..EngineConfig::default()
+        },
+    );
+    lab.snap.set_floating([
+        Floating::standby(ip(dr_vip)),
+        Floating::standby(ip([192, 168, 1, 100])),
+    ]);
+    let syn = |vip: [u8; 4]| {
+        tcp4(
+            GW_MAC, PORT0_MAC, CLIENT, vip, 63, 40000, 80, true, false, b"",
+        )
+    };
+    assert_eq!(
+        lab.run(0, &syn(dr_vip)).0,
+        Verdict::Drop(DropReason::Standby)
+    );
+    lab.snap.director_paused = true;
+    assert_eq!(lab.run(0, &syn(dr_vip)).0, Verdict::ToHost, "served here");
+    assert_eq!(
+        lab.run(0, &syn([192, 168, 1, 100])).0,
+        Verdict::Drop(DropReason::Standby),
+        "no local server"
+    );
+    assert_eq!(lab.engine.counters().new_conns, 0);
 }
 
 /// IPVS's backup_only in effect (a backup sync daemon runs): a VIP's traffic is the

@@ -73,7 +73,10 @@ impl Appliance {
         }
         // A served VIP VRRP does not hold here: VRRP's entry may have taken the host's
         // with it (the same address and prefix); `replace` puts it back or leaves it.
-        for vip in want.iter().filter(|a| have.contains(a) && managed(a) && !held(a)) {
+        for vip in want
+            .iter()
+            .filter(|a| have.contains(a) && managed(a) && !held(a))
+        {
             self.twins.iter().for_each(|t| ip("replace", vip, t));
         }
         for vip in have.iter().filter(|a| !want.contains(a) && !held(a)) {
