@@ -132,6 +132,9 @@ host_tap = "{twin}"
         "{}",
         log_text()
     );
+    // The host never names a VIP it holds in an ARP request (arp_announce 2).
+    let announce = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{twin}/arp_announce"));
+    assert_eq!(announce.unwrap_or_default().trim(), "2");
     // The wire's kernel side goes into the namespace, with a MAC of its own.
     for c in [
         format!("ip link set {wire} netns {ns}"),
