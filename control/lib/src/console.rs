@@ -12,6 +12,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -81,22 +82,84 @@ impl Highlighter for ConsoleHelper {}
 impl Validator for ConsoleHelper {}
 impl Helper for ConsoleHelper {}
 
-/// The console's line editor on a terminal: the `rvs> ` prompt, history and tab completion
-/// (Tab lists the choices, testpmd's habit). Gives each line to `each` until the end of
-/// input (Ctrl-D) or `each` answers false; Ctrl-C only cancels the line being typed. Lines
-/// pasted at once (bracketed paste keeps them in one edit) are given one by one.
-pub fn edit_lines(mut each: impl FnMut(&str) -> bool) -> Result<(), String> {
+/// Lines of history the editor offers (the last of the file's, as bash's HISTSIZE).
+const HISTORY_LINES: usize = 1000;
+
+/// The console's history file, kept across sessions (`rvs -i` and `rvsadm --console`
+/// share it): `$RVS_HISTFILE`, else `~/.rvs_history`; none when that is empty or there is
+/// no home.
+pub fn history_file() -> Option<PathBuf> {
+    match std::env::var_os("RVS_HISTFILE") {
+        Some(f) if f.is_empty() => None,
+        Some(f) => Some(PathBuf::from(f)),
+        None => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| Path::new(&h).join(".rvs_history")),
+    }
+}
+
+/// The history a session starts with: the file's last [`HISTORY_LINES`] lines (none when
+/// it cannot be read). A file grown past twice that is cut back to them.
+fn load_history(editor: &mut Editor<ConsoleHelper, DefaultHistory>, file: &Path) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let kept = &lines[lines.len().saturating_sub(HISTORY_LINES)..];
+    for line in kept {
+        let _ = editor.add_history_entry(*line);
+    }
+    if lines.len() > 2 * HISTORY_LINES {
+        let _ = std::fs::write(file, kept.join("\n") + "\n");
+    }
+}
+
+/// Appends a line typed to the history file (created readable by its owner only).
+fn remember(file: &Path, line: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(file);
+    if let Ok(mut f) = opened {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// An editor with the console's completion and history length.
+fn new_editor() -> Result<Editor<ConsoleHelper, DefaultHistory>, String> {
     let config = Config::builder()
         .completion_type(CompletionType::List)
+        .max_history_size(HISTORY_LINES)
+        .map_err(|e| e.to_string())?
         .build();
-    let mut editor: Editor<ConsoleHelper, DefaultHistory> =
-        Editor::with_config(config).map_err(|e| e.to_string())?;
+    let mut editor = Editor::with_config(config).map_err(|e| e.to_string())?;
     editor.set_helper(Some(ConsoleHelper));
+    Ok(editor)
+}
+
+/// The console's line editor on a terminal: the `rvs> ` prompt, history (kept in `history`
+/// across sessions, when given) and tab completion (Tab lists the choices, testpmd's
+/// habit). Gives each line to `each` until the end of input (Ctrl-D) or `each` answers
+/// false; Ctrl-C only cancels the line being typed. Lines pasted at once (bracketed paste
+/// keeps them in one edit) are given one by one.
+pub fn edit_lines(
+    history: Option<&Path>,
+    mut each: impl FnMut(&str) -> bool,
+) -> Result<(), String> {
+    let mut editor = new_editor()?;
+    if let Some(file) = history {
+        load_history(&mut editor, file);
+    }
     loop {
         match editor.readline(PROMPT) {
             Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
+                for typed in line.lines().filter(|l| !l.trim().is_empty()) {
+                    let _ = editor.add_history_entry(typed);
+                    if let Some(file) = history {
+                        remember(file, typed);
+                    }
                 }
                 if !line.lines().all(&mut each) {
                     return Ok(());
@@ -112,7 +175,7 @@ pub fn edit_lines(mut each: impl FnMut(&str) -> bool) -> Result<(), String> {
 /// Runs the prompt until `quit` or end of input (Ctrl-D); then sets `stop`.
 pub fn run(appliance: &Arc<Appliance>, stop: &AtomicBool) {
     println!("rvs: interactive console; \"help\" lists the commands, \"quit\" stops rvs");
-    let ran = edit_lines(|line| {
+    let ran = edit_lines(history_file().as_deref(), |line| {
         let reply = appliance.console(line);
         print!("{}", reply.out);
         eprint!("{}", reply.err);
@@ -128,6 +191,51 @@ pub fn run(appliance: &Arc<Appliance>, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The history file: its last lines start a session, each line typed is appended (one
+    /// a line when pasted together), the file private to its owner, cut back when it grew
+    /// past twice the lines kept; RVS_HISTFILE names it.
+    #[test]
+    fn history_is_kept_across_sessions() {
+        use rustyline::history::{History, SearchDirection};
+        let dir = std::env::temp_dir().join(format!("rvs-history-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("history");
+        remember(&file, "show port stats");
+        remember(&file, "sysctl -w net.ipv4.vs.pmtu_disc=0");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&file).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        let editor = || {
+            let mut e = new_editor().unwrap();
+            load_history(&mut e, &file);
+            e
+        };
+        let entries = |e: &Editor<ConsoleHelper, DefaultHistory>| -> Vec<String> {
+            let h = e.history();
+            (0..h.len())
+                .filter_map(|i| h.get(i, SearchDirection::Forward).ok().flatten())
+                .map(|r| r.entry.into_owned())
+                .collect()
+        };
+        let e = editor();
+        assert_eq!(
+            entries(&e),
+            ["show port stats", "sysctl -w net.ipv4.vs.pmtu_disc=0"]
+        );
+        let many: String = (0..2 * HISTORY_LINES + 5)
+            .map(|i| format!("show {i}\n"))
+            .collect();
+        std::fs::write(&file, many).unwrap();
+        let e = editor();
+        assert_eq!(e.history().len(), HISTORY_LINES);
+        assert_eq!(entries(&e).first().map(String::as_str), Some("show 1005"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().count(), HISTORY_LINES, "cut back");
+        assert!(text.ends_with("show 2004\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn completion_offers_the_next_word() {

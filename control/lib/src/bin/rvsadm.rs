@@ -136,7 +136,10 @@ fn console_lines() -> ! {
         }
     };
     if std::io::stdin().is_terminal() {
-        if let Err(e) = rvs_control::console::edit_lines(&mut each) {
+        if let Err(e) = rvs_control::console::edit_lines(
+            rvs_control::console::history_file().as_deref(),
+            &mut each,
+        ) {
             eprintln!("rvsadm: console: {e}");
             std::process::exit(2);
         }
