@@ -400,13 +400,7 @@ impl Engine {
         }
         if dst.is_vip() {
             if dst.is_standby() {
-                // A BACKUP that is its master's real server (the LVS HOWTO's two-box
-                // set-up) serves what the master sent it through its host, with the
-                // director paused by backup_only, as IPVS leaves it to the local stack.
-                if snap.director_paused && tcp_or_udp && snap.served_here(flow) {
-                    return Verdict::ToHost;
-                }
-                return self.drop(DropReason::Standby);
+                return self.standby_vip(snap, flow);
             }
             if tcp_or_udp {
                 if let Some(&range) = snap.member_for_mapped(dst, flow.proto, &flow.dst, flow.dport)
@@ -457,6 +451,19 @@ impl Engine {
             return self.route_through(snap, (now, port), *flow, frame);
         }
         self.drop(DropReason::NotOurs)
+    }
+
+    /// Traffic for a VIP VRRP holds on the other box: dropped, but for a BACKUP that is its
+    /// master's real server (the LVS HOWTO's two-box set-up), which serves what the master
+    /// sent it through its host while backup_only pauses its director, as IPVS leaves it to
+    /// the local stack.
+    #[cold]
+    #[inline(never)]
+    fn standby_vip(&mut self, snap: &Snapshot, flow: &Flow) -> Verdict {
+        if snap.director_paused && has_ports(flow.proto) && snap.served_here(flow) {
+            return Verdict::ToHost;
+        }
+        self.drop(DropReason::Standby)
     }
 
     /// The connection a reply-side packet belongs to (its key hashed once per packet).
