@@ -378,6 +378,8 @@ pub struct Director {
     pub nat_icmp_send: bool,
     /// IPVS's schedule_icmp: an ICMP error about a flow without a connection schedules it.
     pub schedule_icmp: bool,
+    /// IPVS's sync_persist_mode: only the templates of persistent services are synced.
+    pub sync_persist_mode: bool,
     /// IPVS's backup_only: while a backup sync daemon runs, the VIPs' traffic is not
     /// balanced but the host's (a backup director that is its master's real server).
     pub backup_only: bool,
@@ -425,6 +427,7 @@ impl Director {
             pmtu_disc: true,
             nat_icmp_send: false,
             schedule_icmp: false,
+            sync_persist_mode: false,
             backup_only: false,
             ecmp: false,
             full_nat: Vec::new(),
@@ -958,6 +961,11 @@ impl Director {
             ("pmtu_disc", self.pmtu_disc, to.pmtu_disc),
             ("nat_icmp_send", self.nat_icmp_send, to.nat_icmp_send),
             ("schedule_icmp", self.schedule_icmp, to.schedule_icmp),
+            (
+                "sync_persist_mode",
+                self.sync_persist_mode,
+                to.sync_persist_mode,
+            ),
             ("backup_only", self.backup_only, to.backup_only),
             ("ecmp", self.ecmp, to.ecmp),
         ] {
@@ -995,6 +1003,7 @@ impl Director {
         self.pmtu_disc = from.pmtu_disc;
         self.nat_icmp_send = from.nat_icmp_send;
         self.schedule_icmp = from.schedule_icmp;
+        self.sync_persist_mode = from.sync_persist_mode;
         self.backup_only = from.backup_only;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
@@ -1083,6 +1092,7 @@ impl Director {
         snap.pmtu_disc = self.pmtu_disc;
         snap.nat_icmp_send = self.nat_icmp_send;
         snap.schedule_icmp = self.schedule_icmp;
+        snap.sync_persist_mode = self.sync_persist_mode;
         snap.director_paused = self.backup_only && self.sync_backup;
         snap.conn_reuse_mode = self.conn_reuse_mode;
         snap.servers_removed = self.removals;

@@ -2124,6 +2124,44 @@ fn long_connections_are_synced_again() {
     assert_eq!(drain(), 0);
 }
 
+/// IPVS's sync_persist_mode: a persistent service's connections are not synced, only their
+/// templates (a backup with sloppy TCP follows the template after a failover); a service
+/// without persistence is synced as before.
+#[test]
+fn sync_persist_mode_syncs_only_a_persistent_services_templates() {
+    use rvs_core::sync::{ipvs_flags, SyncChannel};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let run = |templates_only: bool| {
+        let mut lab = Lab::new();
+        lab.snap.sync_persist_mode = templates_only;
+        lab.engine.adopt(&lab.snap);
+        let ch = Arc::new(SyncChannel::default());
+        ch.sending.store(true, Ordering::Relaxed);
+        lab.engine.sync = Some(ch.clone());
+        let mut notes = Vec::new();
+        // The persistent service (192.168.1.103, any port), then the DR one.
+        for (vip, cport) in [([192, 168, 1, 103], 40000), ([192, 168, 1, 101], 40001)] {
+            for syn in [true, false] {
+                let f = tcp4(
+                    CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, cport, 80, syn, !syn, b"x",
+                );
+                assert!(matches!(lab.run(0, &f).0, Verdict::Forward { .. }));
+            }
+            let mut these = Vec::new();
+            while let Some(n) = ch.outbox.pop() {
+                these.push(n.flags & ipvs_flags::TEMPLATE != 0);
+            }
+            notes.push(these);
+        }
+        notes
+    };
+    // Off: the template, the connection in SYN_RECV and ESTABLISHED; the DR connection twice.
+    assert_eq!(run(false), [vec![true, false, false], vec![false, false]]);
+    // On: the template alone; the DR service (no persistence) as before.
+    assert_eq!(run(true), [vec![true], vec![false, false]]);
+}
+
 /// CRC32c one bit at a time (independent of the engine's table-driven one).
 fn crc32c_bitwise(data: &[u8]) -> u32 {
     let mut crc = !0u32;

@@ -1536,7 +1536,7 @@ mod tests {
             "{}{service}\n[[vip]]\naddress = \"192.0.2.10\"\nunserved = \"drop\"\n\n[[outgoing]]\nvip = \"192.0.2.10\"\nports = \"33000-33999\"\nmember = \"10.0.0.1\"\n\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\nvia = \"192.0.2.1\"\n\n[timeouts]\ntcp = 600\n",
             base.replace(
                 "FORWARD",
-                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true"
+                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\nsync_persist_mode = true"
             )
         );
         std::fs::write(&path, &second).unwrap();
@@ -1544,10 +1544,11 @@ mod tests {
         let r = a.console("reload");
         assert_eq!(r.status, 0, "{}", r.err);
         for line in [
-            "reload: 8 change(s)",
+            "reload: 9 change(s)",
             "  pmtu_disc off\n",
             "  nat_icmp_send on\n",
             "  schedule_icmp on\n",
+            "  sync_persist_mode on\n",
             "  routes: 0 -> 1\n",
             "  [[outgoing]] member ranges: 0 -> 1\n",
             "  [[vip]] unserved = \"drop\" addresses: 0 -> 1\n",
@@ -1574,7 +1575,7 @@ mod tests {
         // And back: each goes again.
         std::fs::write(&path, &first).unwrap();
         let r = a.console("reload");
-        assert!(r.out.starts_with("reload: 8 change(s)"), "{}", r.out);
+        assert!(r.out.starts_with("reload: 9 change(s)"), "{}", r.out);
         assert!(r.out.contains("  nat_icmp_send off\n"), "{}", r.out);
         assert!(r.out.contains("  schedule_icmp off\n"), "{}", r.out);
         assert!(r.out.contains("  ip_forward off\n"), "{}", r.out);
@@ -2409,7 +2410,7 @@ mod tests {
             a.console("sysctl -a").out,
             "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\nnet.ipv4.vs.sloppy_sctp = 0\n\
              net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
-             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
+             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.sync_persist_mode = 0\nnet.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
         );
         assert!(a.cell().load().pmtu_disc, "on by default, as the kernel's");
         assert_eq!(a.console("sysctl -w net.ipv4.vs.pmtu_disc=0").status, 0);
@@ -2425,6 +2426,12 @@ mod tests {
         assert!(!a.cell().load().schedule_icmp, "off by default");
         assert_eq!(a.console("sysctl -w net.ipv4.vs.schedule_icmp=1").status, 0);
         assert!(a.cell().load().schedule_icmp);
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.sync_persist_mode=1")
+                .status,
+            0
+        );
+        assert!(a.cell().load().sync_persist_mode);
         assert_eq!(a.console("sysctl -w net.ipv4.vs.sloppy_sctp=1").status, 0);
         assert!(a.cell().load().sloppy_sctp && !a.cell().load().sloppy_tcp);
         assert_eq!(a.console("sysctl -w net.ipv4.vs.sloppy_sctp=0").status, 0);

@@ -26,7 +26,7 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 11] = [
+const KEYS: [Key; 12] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -71,6 +71,11 @@ const KEYS: [Key; 11] = [
         name: "net.ipv4.vs.schedule_icmp",
         get: |a| flag(a, |d| d.schedule_icmp),
         set: |a, v| switch(a, |d| &mut d.schedule_icmp, v),
+    },
+    Key {
+        name: "net.ipv4.vs.sync_persist_mode",
+        get: |a| flag(a, |d| d.sync_persist_mode),
+        set: |a, v| switch(a, |d| &mut d.sync_persist_mode, v),
     },
     // A bitmap (bits 1 and 2 are read).
     Key {

@@ -434,8 +434,9 @@ pub struct LbConfig {
     pub pmtu_disc_off: bool,
     /// `[dataplane] nat_icmp_send`, `backup_only`.
     pub nat_icmp_send: bool,
-    /// `[dataplane] schedule_icmp`.
+    /// `[dataplane] schedule_icmp`, `sync_persist_mode`.
     pub schedule_icmp: bool,
+    pub sync_persist_mode: bool,
     pub backup_only: bool,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
@@ -863,6 +864,7 @@ impl LbConfig {
         d.pmtu_disc = !self.pmtu_disc_off;
         d.nat_icmp_send = self.nat_icmp_send;
         d.schedule_icmp = self.schedule_icmp;
+        d.sync_persist_mode = self.sync_persist_mode;
         d.backup_only = self.backup_only;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();

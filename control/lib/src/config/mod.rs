@@ -189,6 +189,10 @@ struct RawDataplane {
     /// connection holds (one another node behind ECMP balanced) schedules that flow.
     #[serde(default)]
     schedule_icmp: bool,
+    /// IPVS's net.ipv4.vs.sync_persist_mode: a persistent service's connections are not
+    /// synced, only its templates.
+    #[serde(default)]
+    sync_persist_mode: bool,
     /// IPVS's net.ipv4.vs.backup_only: while a backup sync daemon runs, the VIPs'
     /// traffic is the host's, not balanced.
     #[serde(default)]
@@ -262,6 +266,7 @@ impl Default for RawDataplane {
             pmtu_disc: true,
             nat_icmp_send: false,
             schedule_icmp: false,
+            sync_persist_mode: false,
             backup_only: false,
             ecmp: false,
             full_nat: false,
@@ -450,6 +455,7 @@ impl Config {
         lb.pmtu_disc_off = !raw.dataplane.pmtu_disc;
         lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
         lb.schedule_icmp = raw.dataplane.schedule_icmp || raw.dataplane.ecmp;
+        lb.sync_persist_mode = raw.dataplane.sync_persist_mode;
         lb.backup_only = raw.dataplane.backup_only;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();

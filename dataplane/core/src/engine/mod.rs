@@ -164,6 +164,9 @@ pub struct Engine {
     pub counters: Arc<CounterSlots>,
     /// This worker's queues to and from the connection sync daemon, if it runs one.
     pub sync: Option<Arc<crate::sync::SyncChannel>>,
+    /// IPVS's sync_persist_mode, from the last snapshot adopted: a persistent service's
+    /// connections are not synced, only their templates.
+    sync_templates_only: bool,
     /// The persistence templates' choices all workers share (None: one worker).
     shared: Option<Arc<SharedTemplates>>,
     /// The FTP helper, when it watches some port.
@@ -252,6 +255,7 @@ impl Engine {
             pending_loads: PendingLoads::default(),
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
+            sync_templates_only: false,
             shared: None,
             ftp,
             removals_seen: 0,
@@ -331,6 +335,7 @@ impl Engine {
             }
         }
         self.timeouts = snap.timeouts;
+        self.sync_templates_only = snap.sync_persist_mode;
         self.new_hop_epoch();
         if snap.servers_removed != self.removals_seen {
             self.removals_seen = snap.servers_removed;

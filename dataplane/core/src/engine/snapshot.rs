@@ -703,6 +703,9 @@ pub struct Snapshot {
     /// (behind ECMP, one another node balanced) schedules the client's flow it quotes, so
     /// it reaches the server the flow goes to.
     pub schedule_icmp: bool,
+    /// IPVS's sync_persist_mode: the connections of persistent services are not synced,
+    /// their templates are (a backup with sloppy TCP follows them after a failover).
+    pub sync_persist_mode: bool,
     /// IPVS's backup_only in effect (set, and a backup sync daemon runs): traffic for a
     /// VIP is not balanced, connections synced or not, but goes where a VIP's traffic no
     /// service takes goes (the host, or dropped with `unserved = "drop"`); members'
@@ -827,6 +830,7 @@ impl Snapshot {
             conn_reuse_mode: 1,
             nat_icmp_send: false,
             schedule_icmp: false,
+            sync_persist_mode: false,
             director_paused: false,
             nat_servers: hashbrown::HashMap::new(),
             live_servers: Vec::new(),

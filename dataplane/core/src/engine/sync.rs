@@ -22,9 +22,14 @@ impl Engine {
         };
         let local = self.table.local(id).copied();
         let shift = self.table.app_state(id).and_then(ftp::synced_shift);
-        let Some(note) = self.table.get(id).map(|c| self.sync_conn(c, local, shift)) else {
+        let Some(c) = self.table.get(id) else {
             return;
         };
+        // sync_persist_mode: a backup with sloppy TCP/SCTP follows the template instead.
+        if self.sync_templates_only && !c.is_template() && c.template_id().is_some() {
+            return;
+        }
+        let note = self.sync_conn(c, local, shift);
         if let Some(c) = self.table.get_mut(id) {
             c.synced_at = now;
         }
