@@ -1000,6 +1000,167 @@ impl VrrpConf {
     }
 }
 
+/// `lvs_sync_daemon` as read, before the instances are known.
+struct PendingSyncDaemon {
+    settings: crate::sync::DaemonSettings,
+    instance: Option<String>,
+    /// `id` given (else the instance's virtual_router_id, as keepalived).
+    syncid: Option<u8>,
+    /// From an instance's deprecated `lvs_sync_daemon_interface` (sync id 0, as keepalived).
+    from_instance: bool,
+}
+
+impl PendingSyncDaemon {
+    /// keepalived's end of configuration: the daemon follows its instance, its sync id
+    /// that instance's virtual_router_id unless given; an instance no vrrp_instance has
+    /// clears it with keepalived's message, and none named runs no daemon.
+    fn resolve(self, instances: &[Instance], warnings: &mut Vec<String>) -> Option<SyncDaemonConf> {
+        let Some(name) = self.instance else {
+            warnings.push(format!(
+                "lvs_sync_daemon {}: no vrrp instance named - no sync daemon runs",
+                self.settings.interface
+            ));
+            return None;
+        };
+        let Some(i) = instances.iter().find(|i| i.name == name) else {
+            warnings.push(format!(
+                "Unable to find vrrp instance {name} for lvs_syncd - clearing lvs_syncd config"
+            ));
+            return None;
+        };
+        let mut settings = self.settings;
+        settings.syncid = match (self.syncid, self.from_instance) {
+            (Some(id), _) => id,
+            (None, true) => 0,
+            (None, false) => i.vrid,
+        };
+        Some(SyncDaemonConf {
+            instance: name,
+            settings,
+        })
+    }
+}
+
+/// `global_defs lvs_sync_daemon IF [inst INSTANCE] [id N] [maxlen L] [port P] [ttl T]
+/// [group G]`, or the older `lvs_sync_daemon IF INSTANCE [N]`, read as keepalived 2.2.7
+/// reads it: a bad or unknown option is ignored with its warning.
+fn global_sync_daemon(
+    s: &Statement,
+    warnings: &mut Vec<String>,
+) -> Result<PendingSyncDaemon, String> {
+    let Some(interface) = s.args.first() else {
+        return Err(format!("{}: lvs_sync_daemon requires interface", s.at()));
+    };
+    let mut p = PendingSyncDaemon {
+        settings: crate::sync::DaemonSettings::new(interface, 0),
+        instance: None,
+        syncid: None,
+        from_instance: false,
+    };
+    let mut warn = |m: String| warnings.push(format!("{}: {m}", s.at()));
+    let mut i = 1;
+    while let Some(w) = s.args.get(i) {
+        let value = s.args.get(i + 1).map(String::as_str);
+        let option = matches!(
+            w.as_str(),
+            "inst" | "id" | "maxlen" | "port" | "ttl" | "group"
+        );
+        match (w.as_str(), value) {
+            (_, None) if option => {
+                warn(format!(
+                    "No value specified for lvs_sync_daemon {w} - ignoring"
+                ));
+                i += 1;
+                continue;
+            }
+            ("inst", Some(v)) => match &p.instance {
+                Some(had) => warn(format!(
+                    "lvs_sync_daemon vrrp instance has already been specified as {had} - ignoring"
+                )),
+                None => p.instance = Some(v.to_string()),
+            },
+            ("id", Some(v)) => match v.parse::<u8>() {
+                Ok(id) => p.syncid = Some(id),
+                Err(_) => warn(format!("Invalid syncid ({v}) - defaulting to vrid")),
+            },
+            ("maxlen", Some(v)) => match v.parse::<u16>() {
+                Ok(l) if (1..=65535 - 28).contains(&l) => p.settings.maxlen = Some(l),
+                _ => warn(format!("Invalid lvs_sync_daemon maxlen ({v}) - ignoring")),
+            },
+            ("port", Some(v)) => match v.parse::<u16>() {
+                Ok(port) if port > 0 => p.settings.port = Some(port),
+                _ => warn(format!("Invalid lvs_sync_daemon port ({v}) - ignoring")),
+            },
+            ("ttl", Some(v)) => match v.parse::<u8>() {
+                Ok(t) if t > 0 => p.settings.ttl = Some(t),
+                _ => warn(format!("Invalid lvs_sync_daemon ttl ({v}) - ignoring")),
+            },
+            ("group", Some(v)) => match v.parse::<std::net::IpAddr>() {
+                Ok(g) if g.is_multicast() => p.settings.group = Some(g),
+                Ok(_) => warn(format!(
+                    "lvs_sync_daemon group address {v} is not multicast - ignoring"
+                )),
+                Err(_) => warn(format!("Invalid lvs_sync_daemon group ({v}) - ignoring")),
+            },
+            // The older positional form: the instance, then the sync id.
+            (other, _) if i == 1 => {
+                p.instance = Some(other.to_string());
+                i += 1;
+                continue;
+            }
+            (other, _) if i == 2 => {
+                match other.parse::<u8>() {
+                    Ok(id) => {
+                        warn("Please use keyword \"id\" before lvs_sync_daemon SYNCID".into());
+                        p.syncid = Some(id);
+                    }
+                    Err(_) => warn(format!("Invalid syncid ({other}) - defaulting to vrid")),
+                }
+                i += 1;
+                continue;
+            }
+            (other, _) => {
+                warn(format!(
+                    "Unknown option {other} specified for lvs_sync_daemon"
+                ));
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    Ok(p)
+}
+
+/// An instance's deprecated `lvs_sync_daemon_interface IF` (keepalived before 1.2.20): the
+/// daemon follows that instance (sync id 0), unless global_defs named one already.
+fn instance_sync_daemon(
+    c: &Statement,
+    instance: &str,
+    sync_daemon: &mut Option<PendingSyncDaemon>,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    warnings.push(format!(
+        "{}: ({instance}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated. Please use global lvs_sync_daemon",
+        c.at()
+    ));
+    if let Some(had) = sync_daemon {
+        warnings.push(format!(
+            "{}: ({instance}) lvs_sync_daemon_interface has already been specified as {} - ignoring",
+            c.at(),
+            had.settings.interface
+        ));
+        return Ok(());
+    }
+    *sync_daemon = Some(PendingSyncDaemon {
+        settings: crate::sync::DaemonSettings::new(c.arg(0)?, 0),
+        instance: Some(instance.to_string()),
+        syncid: None,
+        from_instance: true,
+    });
+    Ok(())
+}
+
 fn num<T: std::str::FromStr>(s: &Statement, i: usize, what: &str) -> Result<T, String> {
     let a = s.arg(i)?;
     a.parse()
@@ -1465,30 +1626,17 @@ impl VrrpConf {
                         d.group4 = Some(a);
                     }
                 }
-                "lvs_sync_daemon" | "lvs_sync_daemon_interface" => {
-                    let mut settings = crate::sync::DaemonSettings::new(s.arg(0)?, 0);
-                    let mut i = 2;
-                    while let Some(w) = s.args.get(i) {
-                        match w.as_str() {
-                            "id" => settings.syncid = num(s, i + 1, "a sync id (0-255)")?,
-                            "maxlen" => settings.maxlen = Some(num(s, i + 1, "a length")?),
-                            "port" => settings.port = Some(num(s, i + 1, "a port")?),
-                            "ttl" => settings.ttl = Some(num(s, i + 1, "a TTL (1-255)")?),
-                            "group" => settings.group = Some(num(s, i + 1, "an IP address")?),
-                            other => {
-                                return Err(format!(
-                                    "{}: lvs_sync_daemon: unknown option {other:?}",
-                                    s.at()
-                                ))
-                            }
-                        }
-                        i += 2;
-                    }
-                    sync_daemon = Some(SyncDaemonConf {
-                        instance: s.arg(1)?.to_string(),
-                        settings,
-                    });
-                }
+                "lvs_sync_daemon" => match &sync_daemon {
+                    Some(PendingSyncDaemon {
+                        settings, instance, ..
+                    }) => conf.warnings.push(format!(
+                        "{}: lvs_sync_daemon has already been specified as {} {} - ignoring",
+                        s.at(),
+                        settings.interface,
+                        instance.as_deref().unwrap_or("")
+                    )),
+                    None => sync_daemon = Some(global_sync_daemon(s, &mut conf.warnings)?),
+                },
                 _ => {}
             }
         }
@@ -1562,6 +1710,13 @@ impl VrrpConf {
                 },
                 "vrrp_instance" => {
                     let mut i = instance(s, &d, &mut preferences, &mut conf.warnings)?;
+                    if let Some(c) = s
+                        .children()
+                        .iter()
+                        .find(|c| c.keyword == "lvs_sync_daemon_interface")
+                    {
+                        instance_sync_daemon(c, &i.name, &mut sync_daemon, &mut conf.warnings)?;
+                    }
                     inherit_bfd_reverse(s, &mut i.track_bfds, &conf.bfd_instances);
                     // A VMAC's or ipvlan's name an earlier instance uses is ignored, as
                     // keepalived ignores it (the instance then gets a name of its own).
@@ -1629,7 +1784,7 @@ impl VrrpConf {
                     .push(format!("{}: {k}: not supported, ignored", s.at())),
             }
         }
-        conf.sync_daemon = sync_daemon;
+        conf.sync_daemon = sync_daemon.and_then(|p| p.resolve(&conf.instances, &mut conf.warnings));
         // An instance's own, else its sync group's, else the global one.
         for k in 0..conf.instances.len() {
             let group = conf.group_of(&conf.instances[k].name);
@@ -1950,14 +2105,6 @@ impl VrrpConf {
                         g.name, o.name
                     ));
                 }
-            }
-        }
-        if let Some(d) = &self.sync_daemon {
-            if !self.instances.iter().any(|i| i.name == d.instance) {
-                return Err(format!(
-                    "global_defs lvs_sync_daemon: {:?}: no vrrp_instance of that name",
-                    d.instance
-                ));
             }
         }
         Ok(())
@@ -2451,6 +2598,8 @@ fn instance(
                 }
             }
             "garp_master_delay" => i.garp_master_delay = seconds(c, 3600.0)?,
+            // The sync daemon's (read by the caller, which knows the global one).
+            "lvs_sync_daemon_interface" => {}
             "garp_master_repeat" => i.garp_master_repeat = num(c, 0, "a count")?,
             "garp_master_refresh" => i.garp_refresh = whole_seconds(c)?,
             "garp_master_refresh_repeat" => {
@@ -3093,6 +3242,89 @@ mod tests {
 
     fn parse(text: &str) -> Result<VrrpConf, String> {
         KeepalivedConf::parse("k.conf", text).map(|k| k.vrrp_conf)
+    }
+
+    /// lvs_sync_daemon as keepalived 2.2.7 reads it: the sync id defaults to the instance's
+    /// virtual_router_id; `inst`, the older positional form and every option; a bad option
+    /// or an instance no vrrp_instance has are warnings (the latter clears it); an
+    /// instance's deprecated lvs_sync_daemon_interface (sync id 0) unless global_defs has one.
+    #[test]
+    fn lvs_sync_daemon_reads_as_keepalived() {
+        let with = |global: &str, in_instance: &str| {
+            KeepalivedConf::parse("k.conf", &format!(
+                "global_defs {{\n{global}\n}}\n\
+                 vrrp_instance VI_1 {{\n interface lan\n virtual_router_id 51\n{in_instance}\n virtual_ipaddress {{ 10.0.0.1 }}\n}}\n"
+            ))
+            .unwrap()
+        };
+        let daemon = |c: &KeepalivedConf| {
+            c.vrrp_conf
+                .sync_daemon
+                .as_ref()
+                .map(|d| (d.instance.clone(), d.settings.clone()))
+        };
+        let c = with("lvs_sync_daemon lan VI_1", "");
+        let (name, d) = daemon(&c).unwrap();
+        assert_eq!(
+            (name.as_str(), d.interface.as_str(), d.syncid),
+            ("VI_1", "lan", 51)
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = with(
+            "lvs_sync_daemon lan inst VI_1 id 9 maxlen 1400 port 8849 ttl 2 group 224.0.0.99",
+            "",
+        );
+        let (_, d) = daemon(&c).unwrap();
+        assert_eq!(
+            (d.syncid, d.maxlen, d.port, d.ttl, d.group),
+            (
+                9,
+                Some(1400),
+                Some(8849),
+                Some(2),
+                Some("224.0.0.99".parse().unwrap())
+            )
+        );
+        let c = with("lvs_sync_daemon lan VI_1 5", "");
+        assert_eq!(daemon(&c).unwrap().1.syncid, 5);
+        assert_eq!(
+            reasons(&c.warnings),
+            ["Please use keyword \"id\" before lvs_sync_daemon SYNCID"]
+        );
+        let c = with("lvs_sync_daemon lan VI_1 id 300 group 10.0.0.9 weird", "");
+        let (_, d) = daemon(&c).unwrap();
+        assert_eq!((d.syncid, d.group), (51, None));
+        assert_eq!(
+            reasons(&c.warnings),
+            [
+                "Invalid syncid (300) - defaulting to vrid",
+                "lvs_sync_daemon group address 10.0.0.9 is not multicast - ignoring",
+                "Unknown option weird specified for lvs_sync_daemon",
+            ]
+        );
+        let c = with("lvs_sync_daemon lan VI_X", "");
+        assert!(daemon(&c).is_none());
+        assert!(
+            c.warnings.iter().any(|w| w
+                == "Unable to find vrrp instance VI_X for lvs_syncd - clearing lvs_syncd config"),
+            "{:?}",
+            c.warnings
+        );
+        // The deprecated form in the instance.
+        let c = with("", " lvs_sync_daemon_interface eth1");
+        let (name, d) = daemon(&c).unwrap();
+        assert_eq!(
+            (name.as_str(), d.interface.as_str(), d.syncid),
+            ("VI_1", "eth1", 0)
+        );
+        assert!(reasons(&c.warnings)[0].ends_with("Please use global lvs_sync_daemon"));
+        let c = with(
+            "lvs_sync_daemon lan VI_1 id 3",
+            " lvs_sync_daemon_interface eth1",
+        );
+        let (_, d) = daemon(&c).unwrap();
+        assert_eq!((d.interface.as_str(), d.syncid), ("lan", 3));
+        assert!(reasons(&c.warnings)[1].ends_with("already been specified as lan - ignoring"));
     }
 
     /// notify_priority_changes: the instance's own, else its sync group's, else
