@@ -20,16 +20,16 @@ impl Engine {
         let Some(ch) = self.sync.as_deref() else {
             return;
         };
-        let local = self.table.local(id).copied();
-        let shift = self.table.app_state(id).and_then(ftp::synced_shift);
-        let Some(c) = self.table.get(id) else {
-            return;
-        };
         // sync_persist_mode: a backup with sloppy TCP/SCTP follows the template instead.
-        if self.sync_templates_only && !c.is_template() && c.template_id().is_some() {
+        let controlled = |c: &Conn| !c.is_template() && c.template_id().is_some();
+        if self.sync_templates_only && self.table.get(id).is_some_and(controlled) {
             return;
         }
-        let note = self.sync_conn(c, local, shift);
+        let local = self.table.local(id).copied();
+        let shift = self.table.app_state(id).and_then(ftp::synced_shift);
+        let Some(note) = self.table.get(id).map(|c| self.sync_conn(c, local, shift)) else {
+            return;
+        };
         if let Some(c) = self.table.get_mut(id) {
             c.synced_at = now;
         }
