@@ -1008,19 +1008,24 @@ fn schedule_icmp_takes_an_error_about_an_unknown_flow_to_the_flow_s_server() {
             next_hop_mtu: 1400,
         });
     let router = [203, 0, 113, 1];
-    // NAT: a router reports the reply VIP:80 -> client:40000 too big.
+    // A router's "fragmentation needed" about the reply VIP:vport -> client:cport.
+    let too_big = |vip: [u8; 4], vport: u16, cport: u16| {
+        let reply = tcp4(
+            PORT0_MAC, GW_MAC, vip, CLIENT, 63, vport, cport, false, true, b"",
+        );
+        let quote = &reply[14..42];
+        icmp4(
+            (GW_MAC, PORT0_MAC),
+            router,
+            vip,
+            64,
+            frag_needed.clone(),
+            quote,
+        )
+    };
+    // NAT: the reply VIP:80 -> client:40000.
     let vip = [192, 168, 1, 100];
-    let reply = tcp4(
-        PORT0_MAC, GW_MAC, vip, CLIENT, 63, 80, 40000, false, true, b"",
-    );
-    let input = icmp4(
-        (GW_MAC, PORT0_MAC),
-        router,
-        vip,
-        64,
-        frag_needed.clone(),
-        &reply[14..42],
-    );
+    let input = too_big(vip, 80, 40000);
     let as_server_sent = tcp4(
         PORT0_MAC,
         GW_MAC,
@@ -1076,23 +1081,13 @@ fn schedule_icmp_takes_an_error_about_an_unknown_flow_to_the_flow_s_server() {
     other.snap.director_paused = true;
     assert_eq!(other.run(0, &input).0, Verdict::ToHost, "paused");
     other.snap.director_paused = false;
-    let reply_81 = tcp4(
-        PORT0_MAC, GW_MAC, vip, CLIENT, 63, 81, 40000, false, true, b"",
-    );
-    let no_service = icmp4(
-        (GW_MAC, PORT0_MAC),
-        router,
-        vip,
-        64,
-        frag_needed.clone(),
-        &reply_81[14..42],
-    );
+    let no_service = too_big(vip, 81, 40000);
     assert_eq!(other.run(0, &no_service).0, Verdict::ToHost, "no service");
     assert_eq!(other.engine.counters().icmp_scheduled, 0);
     // IPv6: "packet too big" about VIP6:80 -> client, to the NAT server with both headers
     // rewritten.
     let router6 = [0x20, 1, 0xd, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-    let too_big = |smac, dmac, dst, hop, quote: &[u8]| {
+    let too_big6 = |smac, dmac, dst, hop, quote: &[u8]| {
         let mut v = Vec::new();
         PacketBuilder::ethernet2(smac, dmac)
             .ipv6(router6, dst, hop)
@@ -1103,8 +1098,8 @@ fn schedule_icmp_takes_an_error_about_an_unknown_flow_to_the_flow_s_server() {
     };
     let reply6 = tcp6(PORT0_MAC, GW6_MAC, VIP6, CLIENT6, 63, 80, 40000, b"");
     let from_server6 = tcp6(PORT0_MAC, GW6_MAC, RS6, CLIENT6, 63, 8080, 40000, b"");
-    let input6 = too_big(GW6_MAC, PORT0_MAC, VIP6, 64, &reply6[14..62]);
-    let expected6 = too_big(PORT1_MAC, RS6_MAC, RS6, 63, &from_server6[14..62]);
+    let input6 = too_big6(GW6_MAC, PORT0_MAC, VIP6, 64, &reply6[14..62]);
+    let expected6 = too_big6(PORT1_MAC, RS6_MAC, RS6, 63, &from_server6[14..62]);
     assert_eq!(
         other.run(0, &input6),
         (Verdict::Forward { port: 1 }, expected6)
@@ -1155,17 +1150,7 @@ fn schedule_icmp_takes_an_error_about_an_unknown_flow_to_the_flow_s_server() {
         assert_eq!(v, Verdict::Forward { port: 1 });
         let server_mac: [u8; 6] = out[..6].try_into().unwrap();
         servers_seen.insert(server_mac);
-        let reply = tcp4(
-            PORT0_MAC, GW_MAC, dr_vip, CLIENT, 63, 80, cport, true, true, b"",
-        );
-        let input = icmp4(
-            (GW_MAC, PORT0_MAC),
-            router,
-            dr_vip,
-            64,
-            frag_needed.clone(),
-            &reply[14..42],
-        );
+        let input = too_big(dr_vip, 80, cport);
         let mut expected = input.clone();
         expected[..6].copy_from_slice(&server_mac);
         expected[6..12].copy_from_slice(&PORT1_MAC);
