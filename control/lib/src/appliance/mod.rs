@@ -2517,12 +2517,19 @@ mod tests {
             vec![lo],
         )));
         // A unicast "group" on lo (as keepalived's lvs_sync_daemon may name one; ipvsadm
-        // takes multicast only), a port of its own: nothing else hears it.
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
+        // takes multicast only), a port of its own: nothing else hears it. The port stays
+        // held (shared as the backup daemons share it) so that no socket of this or another
+        // test is given it between a daemon's stop and the next start.
+        let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        held.set_reuse_address(true).unwrap();
+        held.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], 0)).into())
+            .unwrap();
+        let port = held
             .local_addr()
             .unwrap()
-            .port();
+            .as_socket()
+            .map(|a| a.port())
+            .unwrap();
         use crate::sync::{DaemonSettings, Role};
         let settings = DaemonSettings {
             group: Some(std::net::Ipv4Addr::LOCALHOST.into()),
@@ -2563,6 +2570,7 @@ mod tests {
         assert!(!paused());
         stop(Role::Master);
         stop(Role::Backup);
+        drop(held);
     }
 
     fn appliance_with_marks(marks: &[(u32, u16)]) -> Arc<Appliance> {
