@@ -1084,6 +1084,11 @@ fn schedule_icmp_takes_an_error_about_an_unknown_flow_to_the_flow_s_server() {
     let no_service = too_big(vip, 81, 40000);
     assert_eq!(other.run(0, &no_service).0, Verdict::ToHost, "no service");
     assert_eq!(other.engine.counters().icmp_scheduled, 0);
+    // Full NAT: the server knows the flow by a local end this node would not give again.
+    let mut fnat = Lab::router();
+    fnat.snap.schedule_icmp = true;
+    assert_eq!(fnat.run(0, &input).0, Verdict::ToHost, "full NAT");
+    assert_eq!(fnat.engine.counters().new_conns, 0);
     // IPv6: "packet too big" about VIP6:80 -> client, to the NAT server with both headers
     // rewritten.
     let router6 = [0x20, 1, 0xd, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];

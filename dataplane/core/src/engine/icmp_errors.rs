@@ -272,8 +272,9 @@ impl Engine {
     /// (ECMP gave the flow to another node, or it expired here) schedules the client's flow
     /// it quotes, as a new connection would be, so the error reaches the server that flow
     /// goes to (with `mh` behind ECMP, the one every node picks). The connection lives a
-    /// few seconds unless the flow's own packets come. None: no service takes the flow (the
-    /// error is the host's, as any unserved traffic); Err: it cannot be scheduled.
+    /// few seconds unless the flow's own packets come. None: no service takes the flow, or
+    /// a full-NAT one (the error is the host's, as any unserved traffic); Err: it cannot be
+    /// scheduled.
     fn schedule_quoted_flow(
         &mut self,
         snap: &Snapshot,
@@ -287,6 +288,13 @@ impl Engine {
             return None;
         }
         let quoted = flow.quoted_reversed(emb);
+        // A full-NAT flow's server knows it by a local end this node would not give again.
+        let full_nat = snap
+            .service_for_mapped(quoted.proto, &quoted.src, &quoted.dst, quoted.dport)
+            .is_some_and(|e| snap.scheduling_service(e).full_nat.is_some());
+        if full_nat {
+            return None;
+        }
         // (Not the error's payload: a SIP Call-ID is read from a client's own datagram.)
         let made = self.new_conn(snap, loads, (now, Opener::IcmpError), key, &quoted, &[]);
         match made {
