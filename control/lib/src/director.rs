@@ -1170,13 +1170,18 @@ impl Director {
         all
     }
 
+    /// Whether the appliance itself is among the service's real servers.
+    fn has_local_server(&self, s: &VirtualService) -> bool {
+        s.dests.iter().any(|d| self.is_local(d.addr))
+    }
+
     /// VIPs a service of which has the appliance itself among its servers: the host serves
     /// them as a real server (LVS's VIP on lo), VRRP BACKUP or not.
     pub fn vips_served_here(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self
             .services
             .iter()
-            .filter(|s| s.dests.iter().any(|d| self.is_local(d.addr)))
+            .filter(|s| self.has_local_server(s))
             .flat_map(|s| s.entries.iter().map(|e| e.addr))
             .collect();
         v.sort();
@@ -1192,7 +1197,7 @@ impl Director {
             .services
             .iter()
             .flat_map(|s| {
-                let local = s.dests.iter().any(|d| self.is_local(d.addr));
+                let local = self.has_local_server(s);
                 s.entries
                     .iter()
                     .map(|e| e.addr)

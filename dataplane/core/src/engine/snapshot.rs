@@ -657,6 +657,9 @@ pub struct Snapshot {
     /// address, one VRRP holds here, or loopback. Kept with the addresses it depends on, so
     /// a new connection asks one flag instead of an address lookup.
     local_servers: Vec<bool>,
+    /// By service index: whether the appliance itself is among its servers (the two-box
+    /// set-up's standby VIP, [`Snapshot::served_here`]).
+    services_served_here: Vec<bool>,
     /// Members' outgoing port ranges on VIPs.
     member_ports: Vec<MemberPorts>,
     /// Source NAT for routed traffic, in order.
@@ -804,6 +807,7 @@ impl Snapshot {
             next_hops,
             port_sources,
             local_servers: Vec::new(),
+            services_served_here: Vec::new(),
             services,
             by_key,
             classes,
@@ -905,16 +909,18 @@ impl Snapshot {
             }
         }
         self.local_servers = local;
+        self.services_served_here = self
+            .services
+            .iter()
+            .map(|svc| svc.servers.iter().any(|s| self.is_local_server(s)))
+            .collect();
     }
 
     /// Whether the service a client's packet is for has the appliance itself among its
     /// servers (whose host then holds the VIP).
     pub(super) fn served_here(&self, flow: &super::Flow) -> bool {
         self.service_for_mapped(flow.proto, &flow.src, &flow.dst, flow.dport)
-            .is_some_and(|e| {
-                let svc = self.scheduling_service(e);
-                svc.servers.iter().any(|s| self.is_local_server(s))
-            })
+            .is_some_and(|e| self.services_served_here.get(e.leader) == Some(&true))
     }
 
     /// Whether real server `s` is the appliance itself (its connections are LOCALNODE).
