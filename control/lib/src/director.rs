@@ -380,6 +380,8 @@ pub struct Director {
     pub schedule_icmp: bool,
     /// IPVS's sync_persist_mode: only the templates of persistent services are synced.
     pub sync_persist_mode: bool,
+    /// IPVS's lblc_expiration and lblcr_expiration.
+    pub cache_expiration: rvs_core::sched::CacheExpiration,
     /// IPVS's backup_only: while a backup sync daemon runs, the VIPs' traffic is not
     /// balanced but the host's (a backup director that is its master's real server).
     pub backup_only: bool,
@@ -428,6 +430,7 @@ impl Director {
             nat_icmp_send: false,
             schedule_icmp: false,
             sync_persist_mode: false,
+            cache_expiration: Default::default(),
             backup_only: false,
             ecmp: false,
             full_nat: Vec::new(),
@@ -976,6 +979,15 @@ impl Director {
         if self.conn_reuse_mode != to.conn_reuse_mode {
             out.push(format!("conn_reuse_mode {}", to.conn_reuse_mode));
         }
+        let (old, new) = (self.cache_expiration, to.cache_expiration);
+        for (name, old, new) in [
+            ("lblc_expiration", old.lblc, new.lblc),
+            ("lblcr_expiration", old.lblcr, new.lblcr),
+        ] {
+            if old != new {
+                out.push(format!("{name} {new} s"));
+            }
+        }
         if self.timeouts != to.timeouts {
             let t = &to.timeouts;
             out.push(format!(
@@ -1004,6 +1016,7 @@ impl Director {
         self.nat_icmp_send = from.nat_icmp_send;
         self.schedule_icmp = from.schedule_icmp;
         self.sync_persist_mode = from.sync_persist_mode;
+        self.cache_expiration = from.cache_expiration;
         self.backup_only = from.backup_only;
         self.ecmp = from.ecmp;
         self.full_nat = from.full_nat.clone();
@@ -1093,6 +1106,7 @@ impl Director {
         snap.nat_icmp_send = self.nat_icmp_send;
         snap.schedule_icmp = self.schedule_icmp;
         snap.sync_persist_mode = self.sync_persist_mode;
+        snap.cache_expiration = self.cache_expiration;
         snap.director_paused = self.backup_only && self.sync_backup;
         snap.conn_reuse_mode = self.conn_reuse_mode;
         snap.servers_removed = self.removals;

@@ -47,6 +47,7 @@ fn picks(c: &mut Criterion) {
                         client_port: x as u16,
                         dst: v4_mapped([192, 168, (x >> 24) as u8, (x >> 16) as u8]),
                         now: 0,
+                        expiration: Default::default(),
                     };
                     black_box(pick(&kind, &table, &mut state, &d, &loads, &req))
                 })
@@ -88,7 +89,7 @@ fn board_picks(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("lblc", n), &n, |b, _| {
             b.iter(|| {
                 let k = key(0x86, next_dst(), 0);
-                black_box(pick_lblc_shared(&d, &loads, None, (&board, k), 1))
+                black_box(pick_lblc_shared(&d, &loads, None, (&board, k), (1, 86_400)))
             })
         });
         group.bench_with_input(BenchmarkId::new("lblcr", n), &n, |b, _| {
@@ -98,7 +99,13 @@ fn board_picks(c: &mut Criterion) {
                     members: std::array::from_fn(|slot| key(0xc6, dst, slot)),
                     stamp: key(0xc6, dst, SHARED_MEMBERS),
                 };
-                black_box(pick_lblcr_shared(&d, &loads, None, (&board, &set), 1))
+                black_box(pick_lblcr_shared(
+                    &d,
+                    &loads,
+                    None,
+                    (&board, &set),
+                    (1, 86_400),
+                ))
             })
         });
     }

@@ -300,6 +300,29 @@ fn lblc_keeps_a_destination_on_one_server_across_workers() {
     }
 }
 
+/// The snapshot's lblc_expiration (IPVS's sysctl) reaches the workers' scheduler: an
+/// entry unused for 120 s ends, on the shared board and in a lone worker's own cache,
+/// where the default (24 h) keeps it.
+#[test]
+fn lblc_expiration_from_the_snapshot_ends_an_unused_entry() {
+    for (shared, workers) in [(true, 4), (false, 1)] {
+        for (expiration, kept) in [(120, false), (86_400, true)] {
+            let mut snap = locality_snapshot(rvs_core::sched::SchedKind::Lblc);
+            snap.cache_expiration.lblc = expiration;
+            let mut w = Workers::new(workers, snap, shared);
+            let first = w.connect(1, client(1), 30_000);
+            only_busy(&w, first, 60);
+            assert_eq!(w.connect(100, client(1), 30_013), first, "used at 100 s");
+            let later = w.connect(221, client(1), 30_026);
+            assert_eq!(
+                later == first,
+                kept,
+                "{expiration} s, shared {shared}: {first:?} then {later:?}"
+            );
+        }
+    }
+}
+
 /// A scheduler bound anew (changed and back, `ipvsadm -E -s rr` then `-s lblc`) starts
 /// lblc with an empty table, as the kernel's: the workers' shared entries of the earlier
 /// binding no longer send the destination where they did; within one binding they do.

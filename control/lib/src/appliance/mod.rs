@@ -1536,7 +1536,7 @@ mod tests {
             "{}{service}\n[[vip]]\naddress = \"192.0.2.10\"\nunserved = \"drop\"\n\n[[outgoing]]\nvip = \"192.0.2.10\"\nports = \"33000-33999\"\nmember = \"10.0.0.1\"\n\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\nvia = \"192.0.2.1\"\n\n[timeouts]\ntcp = 600\n",
             base.replace(
                 "FORWARD",
-                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\nsync_persist_mode = true"
+                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\nsync_persist_mode = true\nlblc_expiration = 3600"
             )
         );
         std::fs::write(&path, &second).unwrap();
@@ -1544,7 +1544,8 @@ mod tests {
         let r = a.console("reload");
         assert_eq!(r.status, 0, "{}", r.err);
         for line in [
-            "reload: 9 change(s)",
+            "reload: 10 change(s)",
+            "  lblc_expiration 3600 s\n",
             "  pmtu_disc off\n",
             "  nat_icmp_send on\n",
             "  schedule_icmp on\n",
@@ -1572,10 +1573,12 @@ mod tests {
             snap.ip_forward && !snap.pmtu_disc && snap.nat_icmp_send && snap.schedule_icmp,
             "in the workers' snapshot"
         );
+        assert_eq!(snap.cache_expiration.lblc, 3600);
         // And back: each goes again.
         std::fs::write(&path, &first).unwrap();
         let r = a.console("reload");
-        assert!(r.out.starts_with("reload: 9 change(s)"), "{}", r.out);
+        assert!(r.out.starts_with("reload: 10 change(s)"), "{}", r.out);
+        assert!(r.out.contains("  lblc_expiration 86400 s\n"), "{}", r.out);
         assert!(r.out.contains("  nat_icmp_send off\n"), "{}", r.out);
         assert!(r.out.contains("  schedule_icmp off\n"), "{}", r.out);
         assert!(r.out.contains("  ip_forward off\n"), "{}", r.out);
@@ -2410,7 +2413,33 @@ mod tests {
             a.console("sysctl -a").out,
             "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\nnet.ipv4.vs.sloppy_sctp = 0\n\
              net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
-             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.sync_persist_mode = 0\nnet.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
+             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.sync_persist_mode = 0\n\
+             net.ipv4.vs.lblc_expiration = 86400\nnet.ipv4.vs.lblcr_expiration = 86400\n\
+             net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
+        );
+        // Seconds, as the kernel's (proc_dointvec_jiffies); a value out of range changes
+        // nothing.
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.lblc_expiration=600 net.ipv4.vs.lblcr_expiration=900")
+                .status,
+            0
+        );
+        let snap = a.cell().load();
+        assert_eq!(
+            (snap.cache_expiration.lblc, snap.cache_expiration.lblcr),
+            (600, 900)
+        );
+        for bad in ["-1", "1000001", "1h"] {
+            let r = a.console(&format!("sysctl -w net.ipv4.vs.lblc_expiration={bad}"));
+            assert_eq!(
+                r.err, "sysctl: setting key \"net.ipv4.vs.lblc_expiration\": Invalid argument\n",
+                "{bad}"
+            );
+        }
+        assert_eq!(a.cell().load().cache_expiration.lblc, 600);
+        assert_eq!(
+            a.console("sysctl net.ipv4.vs.lblc_expiration").out,
+            "net.ipv4.vs.lblc_expiration = 600\n"
         );
         assert!(a.cell().load().pmtu_disc, "on by default, as the kernel's");
         assert_eq!(a.console("sysctl -w net.ipv4.vs.pmtu_disc=0").status, 0);

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::director::Director;
+use rvs_core::sched::CacheExpiration;
 
 /// A setting: its name, how it is read and written.
 struct Key {
@@ -26,7 +27,20 @@ fn flag(a: &Appliance, field: fn(&Director) -> bool) -> i64 {
     i64::from(field(&a.director.lock()))
 }
 
-const KEYS: [Key; 12] = [
+/// Seconds of the model (the kernel's proc_dointvec_jiffies, here 0 to
+/// [`CacheExpiration::MAX_S`]).
+fn seconds(a: &Appliance, field: fn(&mut Director) -> &mut u32, v: i64) -> Result<(), String> {
+    let v = u32::try_from(v)
+        .ok()
+        .filter(|v| *v <= CacheExpiration::MAX_S)
+        .ok_or_else(|| "Invalid argument".to_string())?;
+    a.change_with(|d| {
+        *field(d) = v;
+        Ok(())
+    })
+}
+
+const KEYS: [Key; 14] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -76,6 +90,16 @@ const KEYS: [Key; 12] = [
         name: "net.ipv4.vs.sync_persist_mode",
         get: |a| flag(a, |d| d.sync_persist_mode),
         set: |a, v| switch(a, |d| &mut d.sync_persist_mode, v),
+    },
+    Key {
+        name: "net.ipv4.vs.lblc_expiration",
+        get: |a| i64::from(a.director.lock().cache_expiration.lblc),
+        set: |a, v| seconds(a, |d| &mut d.cache_expiration.lblc, v),
+    },
+    Key {
+        name: "net.ipv4.vs.lblcr_expiration",
+        get: |a| i64::from(a.director.lock().cache_expiration.lblcr),
+        set: |a, v| seconds(a, |d| &mut d.cache_expiration.lblcr, v),
     },
     // A bitmap (bits 1 and 2 are read).
     Key {

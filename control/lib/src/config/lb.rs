@@ -438,6 +438,8 @@ pub struct LbConfig {
     pub schedule_icmp: bool,
     pub sync_persist_mode: bool,
     pub backup_only: bool,
+    /// `[dataplane] lblc_expiration`, `lblcr_expiration`.
+    pub cache_expiration: rvs_core::sched::CacheExpiration,
     /// `[dataplane] ecmp`: servers in one canonical order.
     pub ecmp: bool,
     /// Services with full NAT, in service order.
@@ -865,6 +867,7 @@ impl LbConfig {
         d.nat_icmp_send = self.nat_icmp_send;
         d.schedule_icmp = self.schedule_icmp;
         d.sync_persist_mode = self.sync_persist_mode;
+        d.cache_expiration = self.cache_expiration;
         d.backup_only = self.backup_only;
         d.ecmp = self.ecmp;
         d.full_nat = self.full_nat.clone();

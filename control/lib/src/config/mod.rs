@@ -6,6 +6,7 @@
 //! the file, the line and the field. One file per section: `eal`, `ports`, `workers`, `lb`
 //! (services, routes, neighbours, marks); `source` turns spans into lines and fields.
 
+use rvs_core::sched::CacheExpiration;
 use rvs_core::ForwardMode;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -193,6 +194,11 @@ struct RawDataplane {
     /// synced, only its templates.
     #[serde(default)]
     sync_persist_mode: bool,
+    /// IPVS's net.ipv4.vs.lblc_expiration and lblcr_expiration (seconds, 24 h unless
+    /// set): how long an lblc entry or an lblcr set lives unused (and an lblcr set
+    /// unchanged before it sheds a member).
+    lblc_expiration: Option<Spanned<u32>>,
+    lblcr_expiration: Option<Spanned<u32>>,
     /// IPVS's net.ipv4.vs.backup_only: while a backup sync daemon runs, the VIPs'
     /// traffic is the host's, not balanced.
     #[serde(default)]
@@ -267,6 +273,8 @@ impl Default for RawDataplane {
             nat_icmp_send: false,
             schedule_icmp: false,
             sync_persist_mode: false,
+            lblc_expiration: None,
+            lblcr_expiration: None,
             backup_only: false,
             ecmp: false,
             full_nat: false,
@@ -456,6 +464,22 @@ impl Config {
         lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
         lb.schedule_icmp = raw.dataplane.schedule_icmp || raw.dataplane.ecmp;
         lb.sync_persist_mode = raw.dataplane.sync_persist_mode;
+        let expiration = |field: &str, value: &Option<Spanned<u32>>| match value {
+            Some(v) if *v.get_ref() > CacheExpiration::MAX_S => Err(source.error(
+                v.span(),
+                field,
+                format!("seconds, at most {}", CacheExpiration::MAX_S),
+            )),
+            Some(v) => Ok(*v.get_ref()),
+            None => Ok(CacheExpiration::DEFAULT_S),
+        };
+        lb.cache_expiration = CacheExpiration {
+            lblc: expiration("dataplane.lblc_expiration", &raw.dataplane.lblc_expiration)?,
+            lblcr: expiration(
+                "dataplane.lblcr_expiration",
+                &raw.dataplane.lblcr_expiration,
+            )?,
+        };
         lb.backup_only = raw.dataplane.backup_only;
         lb.ecmp = raw.dataplane.ecmp;
         let full_nat = raw.dataplane.full_nat || !lb.full_nat.is_empty() || !lb.snat.is_empty();
@@ -748,6 +772,24 @@ device = "net_ring1"
                 "{e}"
             );
         }
+    }
+
+    /// IPVS's lblc_expiration and lblcr_expiration: seconds, 24 h unless set; past rvs's
+    /// limit an error names the field and its line.
+    #[test]
+    fn lblc_and_lblcr_expiration_are_seconds_up_to_a_limit() {
+        let lb = parse(&format!("[dataplane]\nlblc_expiration = 60\n{TWO_PORTS}"))
+            .unwrap()
+            .lb;
+        assert_eq!(
+            (lb.cache_expiration.lblc, lb.cache_expiration.lblcr),
+            (60, 86_400)
+        );
+        let bad = format!("[dataplane]\nlblcr_expiration = 1000001\n{TWO_PORTS}");
+        let e = parse(&bad).unwrap_err();
+        assert_eq!(e.field, "dataplane.lblcr_expiration", "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.contains("at most 1000000"), "{e}");
     }
 
     /// `ecmp` makes TCP and SCTP sloppy (a node takes over flows another node had) and

@@ -167,6 +167,8 @@ pub struct Engine {
     /// IPVS's sync_persist_mode, from the last snapshot adopted: a persistent service's
     /// connections are not synced, only their templates.
     sync_templates_only: bool,
+    /// IPVS's lblc_expiration and lblcr_expiration, from the last snapshot adopted.
+    cache_expiration: crate::sched::CacheExpiration,
     /// The persistence templates' choices all workers share (None: one worker).
     shared: Option<Arc<SharedTemplates>>,
     /// The FTP helper, when it watches some port.
@@ -256,6 +258,7 @@ impl Engine {
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
             sync_templates_only: false,
+            cache_expiration: crate::sched::CacheExpiration::default(),
             shared: None,
             ftp,
             removals_seen: 0,
@@ -336,6 +339,7 @@ impl Engine {
         }
         self.timeouts = snap.timeouts;
         self.sync_templates_only = snap.sync_persist_mode;
+        self.cache_expiration = snap.cache_expiration;
         self.new_hop_epoch();
         if snap.servers_removed != self.removals_seen {
             self.removals_seen = snap.servers_removed;

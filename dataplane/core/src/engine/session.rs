@@ -707,7 +707,8 @@ impl Engine {
         match svc.sched {
             sched::SchedKind::Lblc => {
                 let k = key(0x80, svc.sched_epoch);
-                sched::pick_lblc_shared(&svc.servers, loads, held, (board, k), now)
+                let expiration = (now, self.cache_expiration.lblc);
+                sched::pick_lblc_shared(&svc.servers, loads, held, (board, k), expiration)
             }
             // A slot per member, then the set's stamp.
             sched::SchedKind::Lblcr => {
@@ -716,7 +717,8 @@ impl Engine {
                     members: std::array::from_fn(slot),
                     stamp: slot(sched::SHARED_MEMBERS),
                 };
-                sched::pick_lblcr_shared(&svc.servers, loads, held, (board, &set), now)
+                let expiration = (now, self.cache_expiration.lblcr);
+                sched::pick_lblcr_shared(&svc.servers, loads, held, (board, &set), expiration)
             }
             _ => self.schedule_own(svc, loads, flow, now),
         }
@@ -736,6 +738,7 @@ impl Engine {
             client_port: flow.sport,
             dst: flow.dst,
             now: u64::from(now),
+            expiration: self.cache_expiration,
         };
         sched::pick_holding(
             &svc.sched,

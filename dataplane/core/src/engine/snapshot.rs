@@ -706,6 +706,8 @@ pub struct Snapshot {
     /// (behind ECMP, one another node balanced) schedules the client's flow it quotes, so
     /// it reaches the server the flow goes to.
     pub schedule_icmp: bool,
+    /// IPVS's lblc_expiration and lblcr_expiration.
+    pub cache_expiration: crate::sched::CacheExpiration,
     /// IPVS's sync_persist_mode: the connections of persistent services are not synced,
     /// their templates are (a backup with sloppy TCP follows them after a failover).
     pub sync_persist_mode: bool,
@@ -834,6 +836,7 @@ impl Snapshot {
             conn_reuse_mode: 1,
             nat_icmp_send: false,
             schedule_icmp: false,
+            cache_expiration: crate::sched::CacheExpiration::default(),
             sync_persist_mode: false,
             director_paused: false,
             nat_servers: hashbrown::HashMap::new(),

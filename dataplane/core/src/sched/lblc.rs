@@ -1,7 +1,8 @@
 //! lblc (locality-based least-connection): a per-destination-address cache. A hit is used
 //! unless that server is unavailable, weight 0, or overloaded in lblc's sense (active >
 //! weight while some server has active * 2 < weight); otherwise wlc picks and the cache is
-//! updated. Entries idle 24 h are reaped; over the maximum, those idle 6 min go first.
+//! updated. Entries idle 24 h (`lblc_expiration`) are reaped; over the maximum, those idle
+//! 6 min go first.
 //!
 //! With one worker rvs keeps the cache, sized at creation; when it is full a new
 //! destination is served without being cached (IPVS grows the table until its next sweep).
@@ -15,7 +16,6 @@ use hashbrown::HashMap;
 use std::net::IpAddr;
 
 pub const MAX_ENTRIES: usize = 16384;
-pub const EXPIRATION_S: u64 = 24 * 3600;
 pub const IDLE_WHEN_FULL_S: u64 = 6 * 60;
 pub const CHECK_INTERVAL_S: u64 = 60;
 
@@ -60,14 +60,14 @@ impl LblcCache {
         self.map.is_empty()
     }
 
-    /// The periodic sweep (at most once a minute).
-    fn reap(&mut self, now: u64) {
+    /// The periodic sweep (at most once a minute): entries unused for `expiration` go.
+    fn reap(&mut self, (now, expiration): (u64, u64)) {
         if now < self.next_check {
             return;
         }
         self.next_check = now + CHECK_INTERVAL_S;
         self.map
-            .retain(|_, e| now.saturating_sub(e.last_use) < EXPIRATION_S);
+            .retain(|_, e| now.saturating_sub(e.last_use) < expiration);
         if self.map.len() >= MAX_ENTRIES {
             self.map
                 .retain(|_, e| now.saturating_sub(e.last_use) < IDLE_WHEN_FULL_S);
@@ -96,8 +96,13 @@ pub(crate) fn index_of(v: &View, id: usize) -> Option<usize> {
     v.dests.iter().position(|d| d.id == id)
 }
 
-pub(crate) fn pick(v: &View, cache: &mut LblcCache, dst: IpAddr, now: u64) -> Option<usize> {
-    cache.reap(now);
+pub(crate) fn pick(
+    v: &View,
+    cache: &mut LblcCache,
+    dst: IpAddr,
+    (now, expiration): (u64, u64),
+) -> Option<usize> {
+    cache.reap((now, expiration));
     if let Some(e) = cache.map.get_mut(&dst) {
         e.last_use = now;
         // As the kernel: a hit stands unless the server has weight 0 or is overloaded in
@@ -116,15 +121,15 @@ pub(crate) fn pick(v: &View, cache: &mut LblcCache, dst: IpAddr, now: u64) -> Op
 /// [`pick`] with the cache on the workers' shared board: a live entry for the destination
 /// stands unless its server has weight 0 or is overloaded in lblc's sense; else wlc picks
 /// and offers its choice (a worker that chose for the same destination at the same moment
-/// may have won: its choice is taken). Entries live 24 h from their last use.
+/// may have won: its choice is taken). Entries live `expiration` seconds from their last use.
 pub(crate) fn pick_shared(
     v: &View,
     board: &SharedTemplates,
     key: BoardKey,
-    now: u32,
+    (now, expiration): (u32, u32),
 ) -> Option<usize> {
     let usable = |i: &usize| v.weight(*i) > 0 && !lb_overloaded(v, *i);
-    let until = now.saturating_add(EXPIRATION_S as u32);
+    let until = now.saturating_add(expiration);
     let cached = board.find(key, now).and_then(|d| index_of(v, d as usize));
     if let Some(i) = cached.filter(usable) {
         board.extend(key, now, v.dests[i].id as u32, until);
@@ -148,6 +153,7 @@ mod tests {
             client_port: 1,
             dst: crate::conn::v4_mapped(dst),
             now,
+            expiration: CacheExpiration::default(),
         }
     }
 
@@ -158,7 +164,7 @@ mod tests {
         use crate::engine::SharedTemplates;
         let board = SharedTemplates::new(1024);
         let shared = |d: &[RealServer], l: &[DestLoad], b, k, now| {
-            super::pick_shared(&view(d, l), b, k, now)
+            super::pick_shared(&view(d, l), b, k, (now, CacheExpiration::DEFAULT_S))
         };
         let mut d = dests(&[2, 2]);
         let l = loads(2);
@@ -192,12 +198,53 @@ mod tests {
         // Idle 24 h: the entry ends.
         d[1].weight = 2;
         l[0].set_counts(0, 5);
-        let later = 4 + super::EXPIRATION_S as u32 + 1;
+        let later = 4 + CacheExpiration::DEFAULT_S + 1;
         assert_eq!(
             shared(&d, &l, &board, key([8, 8, 8, 8]), later),
             Some(1),
             "ended: wlc"
         );
+    }
+
+    /// lblc_expiration: an entry unused that long goes (the next sweep), in a worker's
+    /// own cache and on the shared board alike; the default keeps it.
+    #[test]
+    fn an_entry_unused_for_lblc_expiration_ends() {
+        use crate::engine::SharedTemplates;
+        let kind = SchedKind::Lblc;
+        for (expiration, kept) in [(120, false), (CacheExpiration::DEFAULT_S, true)] {
+            let d = dests(&[2, 2]);
+            let l = loads(2);
+            let t = build_table(&kind, &d);
+            let mut s = SchedState::new(&kind, &t);
+            let board = SharedTemplates::new(1024);
+            let key = board_key(&board, [8, 8, 8, 8]);
+            let at = |now: u64| Request {
+                expiration: CacheExpiration {
+                    lblc: expiration,
+                    lblcr: CacheExpiration::DEFAULT_S,
+                },
+                ..r([8, 8, 8, 8], now)
+            };
+            let shared =
+                |now: u32| super::pick_shared(&view(&d, &l), &board, key, (now, expiration));
+            assert_eq!(pick(&kind, &t, &mut s, &d, &l, &at(0)), Some(0));
+            assert_eq!(shared(0), Some(0));
+            l[0].set_counts(2, 0); // wlc would pick B now
+            assert_eq!(
+                pick(&kind, &t, &mut s, &d, &l, &at(100)),
+                Some(0),
+                "used at 100 s"
+            );
+            assert_eq!(shared(100), Some(0));
+            let want = if kept { Some(0) } else { Some(1) };
+            assert_eq!(
+                pick(&kind, &t, &mut s, &d, &l, &at(221)),
+                want,
+                "{expiration}"
+            );
+            assert_eq!(shared(221), want, "{expiration}");
+        }
     }
 
     fn board_key(board: &crate::engine::SharedTemplates, dst: [u8; 4]) -> crate::engine::BoardKey {
@@ -283,7 +330,7 @@ mod tests {
             Some(0)
         );
         assert_eq!(s.lblc.as_ref().unwrap().len(), 2);
-        let later = 2 + super::EXPIRATION_S + super::CHECK_INTERVAL_S;
+        let later = 2 + u64::from(CacheExpiration::DEFAULT_S) + super::CHECK_INTERVAL_S;
         assert_eq!(
             pick(&kind, &t, &mut s, &d, &l, &r([9, 9, 9, 9], later)),
             Some(0)

@@ -1,7 +1,8 @@
 //! lblcr (lblc with replication): each destination address maps to a set of servers. Pick
 //! the least loaded member (wlc rule); when it is overloaded (lblc's sense) or none is
 //! usable, add wlc's choice over the whole service to the set and use it. A set unchanged
-//! for 24 h sheds its most loaded member.
+//! for 24 h (`lblcr_expiration`, which also reaps a set unused that long) sheds its most
+//! loaded member.
 //!
 //! Sets are unbounded, as IPVS's (a set never holds a server twice, so it is bounded by
 //! the service's servers): up to 16 members live inline; a set that grows past that moves
@@ -17,7 +18,6 @@ use hashbrown::HashMap;
 use std::net::IpAddr;
 
 pub const MAX_ENTRIES: usize = 16384;
-pub const SET_EXPIRATION_S: u64 = 24 * 3600;
 const INLINE: usize = 16;
 
 #[derive(Debug, Clone)]
@@ -130,13 +130,13 @@ impl LblcrCache {
             .unwrap_or_default()
     }
 
-    fn reap(&mut self, now: u64) {
+    fn reap(&mut self, (now, expiration): (u64, u64)) {
         if now < self.next_check {
             return;
         }
         self.next_check = now + super::lblc::CHECK_INTERVAL_S;
         self.map
-            .retain(|_, s| now.saturating_sub(s.last_use) < super::lblc::EXPIRATION_S);
+            .retain(|_, s| now.saturating_sub(s.last_use) < expiration);
         if self.map.len() >= MAX_ENTRIES {
             self.map
                 .retain(|_, s| now.saturating_sub(s.last_use) < super::lblc::IDLE_WHEN_FULL_S);
@@ -188,12 +188,17 @@ fn set_max(v: &View, members: &[usize]) -> Option<usize> {
     most.map(|(i, _)| i)
 }
 
-pub(crate) fn pick(v: &View, cache: &mut LblcrCache, dst: IpAddr, now: u64) -> Option<usize> {
-    cache.reap(now);
+pub(crate) fn pick(
+    v: &View,
+    cache: &mut LblcrCache,
+    dst: IpAddr,
+    (now, expiration): (u64, u64),
+) -> Option<usize> {
+    cache.reap((now, expiration));
     if let Some(set) = cache.map.get_mut(&dst) {
         set.last_use = now;
         let chosen = set_min(v, set.members());
-        if set.len() > 1 && now.saturating_sub(set.last_mod) > SET_EXPIRATION_S {
+        if set.len() > 1 && now.saturating_sub(set.last_mod) > expiration {
             if let Some(m) = set_max(v, set.members()) {
                 set.erase(v.dests[m].id, now);
             }
@@ -218,11 +223,11 @@ pub(crate) fn pick(v: &View, cache: &mut LblcrCache, dst: IpAddr, now: u64) -> O
 /// with every member overloaded in turn; the next is then used uncached).
 pub const SHARED_MEMBERS: usize = 8;
 /// The bits of the clock a set's last-change stamp keeps on the board (12 days, past the
-/// 24 h its age is compared with).
+/// expiration its age is compared with, at most [`super::CacheExpiration::MAX_S`]).
 const STAMP_MASK: u32 = (1 << 20) - 1;
 
 /// Where a destination's set lives on the board: a slot per member, then the set's
-/// last-change stamp. Each entry lives 24 h from the set's last use.
+/// last-change stamp. Each entry lives `lblcr_expiration` from the set's last use.
 #[derive(Debug, Clone, Copy)]
 pub struct SharedSet {
     pub members: [BoardKey; SHARED_MEMBERS],
@@ -236,9 +241,9 @@ pub(crate) fn pick_shared(
     v: &View,
     board: &SharedTemplates,
     set: &SharedSet,
-    now: u32,
+    (now, expiration): (u32, u32),
 ) -> Option<usize> {
-    let until = now.saturating_add(super::lblc::EXPIRATION_S as u32);
+    let until = now.saturating_add(expiration);
     let stamp_now = now & STAMP_MASK;
     let mut ids = [0usize; SHARED_MEMBERS];
     let mut slot_of = [0usize; SHARED_MEMBERS];
@@ -266,7 +271,7 @@ pub(crate) fn pick_shared(
     board.extend(set.stamp, now, stamp, until);
     let chosen = set_min(v, ids);
     let age = stamp_now.wrapping_sub(stamp) & STAMP_MASK;
-    if n > 1 && u64::from(age) > SET_EXPIRATION_S {
+    if n > 1 && age > expiration {
         if let Some(m) = set_max(v, ids) {
             let k = ids.iter().position(|&id| id == v.dests[m].id);
             if let Some(k) = k {
@@ -304,11 +309,27 @@ mod tests {
             client_port: 1,
             dst: crate::conn::v4_mapped([8, 8, 8, 8]),
             now,
+            expiration: CacheExpiration::default(),
         }
     }
 
+    /// Grows under overload; sheds its most loaded member once unchanged for
+    /// lblcr_expiration (a day by default, or as set).
     #[test]
-    fn grows_the_set_under_overload_and_sheds_after_a_day() {
+    fn grows_the_set_under_overload_and_sheds_after_its_expiration() {
+        for expiration in [CacheExpiration::DEFAULT_S, 300] {
+            grows_and_sheds_after(expiration);
+        }
+    }
+
+    fn grows_and_sheds_after(expiration: u32) {
+        let r = |now| Request {
+            expiration: CacheExpiration {
+                lblc: CacheExpiration::DEFAULT_S,
+                lblcr: expiration,
+            },
+            ..r(now)
+        };
         let kind = SchedKind::Lblcr;
         let d = dests(&[2, 2, 2]);
         let l = loads(3);
@@ -323,15 +344,15 @@ mod tests {
         // The least loaded member is used while it is fine.
         l[1].set_counts(1, 0);
         assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(2)), Some(1));
-        // A day later, the most loaded member (A) leaves.
+        // The expiration later, the most loaded member (A) leaves.
         // Keep C busy so B stays the best choice (and the cache entry fresh).
         l[2].set_counts(5, 0);
-        let later = 2 + super::SET_EXPIRATION_S + 1;
+        let later = 2 + u64::from(expiration) + 1;
         assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(later - 60)), Some(1));
         assert_eq!(
             s.lblcr.as_ref().unwrap().members(dst),
             vec![1, 0],
-            "not yet a day"
+            "not yet unchanged for {expiration} s"
         );
         assert_eq!(pick(&kind, &t, &mut s, &d, &l, &r(later)), Some(1));
         assert_eq!(s.lblcr.as_ref().unwrap().members(dst), vec![1]);
@@ -373,7 +394,12 @@ mod tests {
         let dst = IpAddr::from([8, 8, 8, 8]);
         let mut step = |now: u64| {
             let mine = pick(&kind, &t, &mut own, &d, &l, &r(now));
-            let shared = super::pick_shared(&view(&d, &l), &board, &set, now as u32);
+            let shared = super::pick_shared(
+                &view(&d, &l),
+                &board,
+                &set,
+                (now as u32, CacheExpiration::DEFAULT_S),
+            );
             let mut theirs = own.lblcr.as_ref().unwrap().members(dst);
             theirs.sort();
             assert_eq!(shared, mine, "at {now}");
@@ -386,13 +412,13 @@ mod tests {
         l[1].set_counts(1, 0);
         assert_eq!(step(2), Some(1), "the least loaded member");
         l[2].set_counts(5, 0);
-        let later = 2 + super::SET_EXPIRATION_S + 1;
+        let later = 2 + u64::from(CacheExpiration::DEFAULT_S) + 1;
         assert_eq!(step(later - 60), Some(1));
         assert_eq!(step(later), Some(1), "A leaves after a day");
         assert_eq!(members(later as u32), vec![1]);
         // Unused for a day: the set is gone; the next pick starts one.
         l[1].set_counts(3, 0);
-        let gone = later + super::super::lblc::EXPIRATION_S + 120;
+        let gone = later + u64::from(CacheExpiration::DEFAULT_S) + 120;
         assert_eq!(members(gone as u32), Vec::<usize>::new());
     }
 
@@ -421,7 +447,7 @@ mod tests {
         assert_eq!(s.lblcr.as_ref().unwrap().members(dst).len(), 20);
         // A day unchanged: the most loaded member leaves the spilled set.
         l[chosen[5]].set_counts(9, 0);
-        let later = 19 + super::SET_EXPIRATION_S + 1;
+        let later = 19 + u64::from(CacheExpiration::DEFAULT_S) + 1;
         pick(&kind, &t, &mut s, &d, &l, &r(later));
         let after = s.lblcr.as_ref().unwrap().members(dst);
         assert_eq!(after.len(), 19);

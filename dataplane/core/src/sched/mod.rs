@@ -369,6 +369,33 @@ pub struct Request {
     pub dst: Addr16,
     /// Seconds, monotonic (lblc/lblcr cache ageing).
     pub now: u64,
+    /// How long lblc's entries and lblcr's sets live.
+    pub expiration: CacheExpiration,
+}
+
+/// IPVS's `lblc_expiration` and `lblcr_expiration` (seconds): how long an lblc entry, or
+/// an lblcr set, lives unused; lblcr's also how long a set stays unchanged before it sheds
+/// its most loaded member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheExpiration {
+    pub lblc: u32,
+    pub lblcr: u32,
+}
+
+impl CacheExpiration {
+    /// The kernel's default, 24 h each.
+    pub const DEFAULT_S: u32 = 24 * 3600;
+    /// The longest rvs takes (lblcr's shared sets keep 20 bits of the clock).
+    pub const MAX_S: u32 = 1_000_000;
+}
+
+impl Default for CacheExpiration {
+    fn default() -> Self {
+        CacheExpiration {
+            lblc: Self::DEFAULT_S,
+            lblcr: Self::DEFAULT_S,
+        }
+    }
 }
 
 /// Picks a server for a new connection: the index into `dests`, or None when no server
@@ -434,11 +461,13 @@ pub fn pick_holding(
         }
         (SchedKind::Lblc, _) => {
             let cache = state.lblc.get_or_insert_with(LblcCache::new);
-            lblc::pick(&view, cache, ip_of(&req.dst), req.now)
+            let expiration = u64::from(req.expiration.lblc);
+            lblc::pick(&view, cache, ip_of(&req.dst), (req.now, expiration))
         }
         (SchedKind::Lblcr, _) => {
             let cache = state.lblcr.get_or_insert_with(LblcrCache::new);
-            lblcr::pick(&view, cache, ip_of(&req.dst), req.now)
+            let expiration = u64::from(req.expiration.lblcr);
+            lblcr::pick(&view, cache, ip_of(&req.dst), (req.now, expiration))
         }
         // A table of the wrong kind: the snapshot builder never makes one.
         _ => None,
@@ -451,9 +480,9 @@ pub fn pick_lblc_shared(
     loads: &[DestLoad],
     held: Option<&PendingLoads>,
     (board, key): (&crate::engine::SharedTemplates, crate::engine::BoardKey),
-    now: u32,
+    (now, expiration): (u32, u32),
 ) -> Option<usize> {
-    lblc::pick_shared(&View { dests, loads, held }, board, key, now)
+    lblc::pick_shared(&View { dests, loads, held }, board, key, (now, expiration))
 }
 
 /// lblcr with its sets on the workers' shared board (see [`lblcr::pick_shared`]).
@@ -462,9 +491,9 @@ pub fn pick_lblcr_shared(
     loads: &[DestLoad],
     held: Option<&PendingLoads>,
     (board, set): (&crate::engine::SharedTemplates, &SharedSet),
-    now: u32,
+    (now, expiration): (u32, u32),
 ) -> Option<usize> {
-    lblcr::pick_shared(&View { dests, loads, held }, board, set, now)
+    lblcr::pick_shared(&View { dests, loads, held }, board, set, (now, expiration))
 }
 
 /// The server list with its live counters (and the worker's held changes to them).
@@ -596,6 +625,7 @@ pub(crate) mod testutil {
             client_port: port,
             dst: crate::conn::v4_mapped([10, 0, 0, 100]),
             now: 0,
+            expiration: CacheExpiration::default(),
         }
     }
 }
