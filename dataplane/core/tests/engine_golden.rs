@@ -2377,6 +2377,96 @@ fn sctp_dr_forwards_unchanged_and_tracks_the_client_side() {
     }
 }
 
+/// The flood defence for UDP: a flood of spoofed datagrams (each a flow of one datagram)
+/// five times the table takes no more than the embryonic share of it, the oldest making
+/// room, so new clients (UDP and TCP) still get in; flows whose client sent a second
+/// datagram and established TCP connections are never touched.
+#[test]
+fn a_udp_flood_evicts_single_datagram_flows_only() {
+    use rvs_core::engine::{Engine, EngineConfig};
+    let dns = |src: [u8; 4], sport: u16| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(src, [192, 168, 1, 110], 64)
+            .udp(sport, 53)
+            .write(&mut f, b"query")
+            .unwrap();
+        f
+    };
+    let web = [192, 168, 1, 100];
+    let syn = |sport| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, CLIENT, web, 64, sport, 80, true, false, b"",
+        )
+    };
+    let ack = |sport| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, CLIENT, web, 64, sport, 80, false, true, b"x",
+        )
+    };
+    let mut lab = Lab::new();
+    lab.engine = Engine::new(
+        EngineConfig {
+            conn_capacity: 1024,
+            ..EngineConfig::default()
+        },
+        0,
+    );
+    lab.engine.adopt(&lab.snap);
+    let forwarded = Verdict::Forward { port: 1 };
+    // 50 UDP flows of two datagrams each and 50 established TCP connections first.
+    for p in 0..50u16 {
+        assert_eq!(lab.run(0, &dns(CLIENT, 20000 + p)).0, forwarded);
+        assert_eq!(lab.run(0, &dns(CLIENT, 20000 + p)).0, forwarded);
+        assert_eq!(lab.run(0, &syn(21000 + p)).0, forwarded);
+        assert_eq!(lab.run(0, &ack(21000 + p)).0, forwarded);
+    }
+    assert_eq!(
+        lab.engine.table.embryonic_len(),
+        0,
+        "all past their first packet"
+    );
+    let before = lab.engine.counters().new_conns;
+    // 5,000 spoofed sources, one datagram each; a new client's query every 50 of them.
+    let mut queries = 0u16;
+    for n in 0..5000u32 {
+        let src = [10, 200 + (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        assert_eq!(
+            lab.run(0, &dns(src, 1024)).0,
+            forwarded,
+            "flood datagram {n}"
+        );
+        if n % 50 == 0 {
+            let v = lab.run(0, &dns([203, 0, 113, 5], 30000 + queries)).0;
+            assert_eq!(v, forwarded, "query {queries}");
+            queries += 1;
+        }
+        assert!(lab.engine.table.embryonic_len() <= 512);
+    }
+    // A new TCP client too.
+    assert_eq!(lab.run(0, &syn(22000)).0, forwarded);
+    assert_eq!(lab.run(0, &ack(22000)).0, forwarded);
+    let c = lab.engine.counters();
+    assert_eq!(c.drops[DropReason::TableFull as usize], 0);
+    assert_eq!(c.new_conns - before, 5000 + u64::from(queries) + 1);
+    // The two-datagram flows and the TCP connections are still theirs: no new connection.
+    for p in 0..50u16 {
+        assert_eq!(lab.run(0, &dns(CLIENT, 20000 + p)).0, forwarded, "flow {p}");
+        assert_eq!(lab.run(0, &ack(21000 + p)).0, forwarded, "established {p}");
+    }
+    let c = lab.engine.counters();
+    assert_eq!(
+        c.new_conns - before,
+        5000 + u64::from(queries) + 1,
+        "none made again"
+    );
+    // The flood's entries held the share; the new SYN took the oldest's place.
+    assert_eq!(c.udp_evictions, 5000 + u64::from(queries) - 512);
+    assert_eq!(c.syn_evictions, 1);
+    assert_eq!(lab.engine.table.embryonic_len(), 511);
+    assert_eq!(lab.engine.table.len(), 101 + 511);
+}
+
 /// The SYN-flood defence: a spoofed flood larger than the table neither locks a new client
 /// out nor touches an established connection; embryonic entries stay within their share and
 /// the oldest make room. A per-source limit stops a single flooding address.

@@ -292,6 +292,18 @@ impl Appliance {
             }
         }
         f.head(
+            "rvs_worker_evictions_total",
+            "counter",
+            "Embryonic connections (TCP before its handshake ends, UDP before the client's second datagram) the flood defence evicted to make room for a new SYN or a new UDP flow.",
+        );
+        for w in &self.workers {
+            let e = w.stats.read_engine();
+            for (opening, n) in [("syn", e.syn_evictions), ("udp", e.udp_evictions)] {
+                let labels = [("worker", w.index.to_string()), ("for", opening.into())];
+                f.sample("rvs_worker_evictions_total", &labels, n);
+            }
+        }
+        f.head(
             "rvs_worker_icmp_scheduled_total",
             "counter",
             "Connections made for ICMP errors about flows the worker had none for (schedule_icmp).",

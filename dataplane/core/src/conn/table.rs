@@ -7,11 +7,11 @@
 //! deadline moved is relinked, others expire. [`ConnTable::expire`] works through due slots
 //! with a budget, so there is never a full-table scan.
 //!
-//! Embryonic connections (a TCP SYN seen, not yet ESTABLISHED) are also kept in arrival
-//! order, with a count per client address (hashed into one 16-bit counter per entry of
-//! capacity; addresses sharing a counter share its count), so that a SYN flood can be met
-//! by evicting the oldest of them instead of refusing every newcomer (see the engine's SYN
-//! defence).
+//! Embryonic connections (a TCP SYN seen, not yet ESTABLISHED; a UDP flow's first
+//! datagram, not yet its second) are also kept in arrival order, TCP ones with a count per
+//! client address (hashed into one 16-bit counter per entry of capacity; addresses sharing
+//! a counter share its count), so that a flood can be met by evicting the oldest of them
+//! instead of refusing every newcomer (see the engine's flood defence).
 
 use super::index::{FlowIndex, Refused};
 use crate::model::ForwardMethod;
@@ -35,7 +35,7 @@ pub mod flags {
     pub const ONE_PACKET: u8 = 0x08;
     /// Its server is the appliance itself (IPVS's "Local"): packets go to the host.
     pub const LOCAL: u8 = 0x10;
-    /// On the embryonic list (TCP, not yet established).
+    /// On the embryonic list (TCP not yet established, UDP before a second datagram).
     pub const EMBRYONIC: u8 = 0x20;
     /// Full NAT: the client's source is replaced by a local address and port (the
     /// table's [`super::Local`] for the entry), which the reply-side key uses.
@@ -585,13 +585,17 @@ impl ConnTable {
         c.flags |= flags::EMBRYONIC;
         c.emb_prev = tail;
         c.emb_next = NIL;
-        let caddr = c.caddr;
+        let (caddr, proto) = (c.caddr, c.proto);
         match self.get_mut(ConnId(tail)) {
             Some(t) => t.emb_next = id.0,
             None => self.emb_head = id.0,
         }
         self.emb_tail = id.0;
         self.emb_len += 1;
+        // (Per source only SYNs are limited: a UDP entry is not counted.)
+        if proto != rvs_wire::proto::TCP {
+            return;
+        }
         let i = self.source_slot(&caddr);
         if let Some(n) = self.emb_sources.get_mut(i) {
             *n = n.saturating_add(1);
@@ -610,7 +614,7 @@ impl ConnTable {
             return;
         }
         c.flags &= !flags::EMBRYONIC;
-        let (next, prev, caddr) = (c.emb_next, c.emb_prev, c.caddr);
+        let (next, prev, caddr, proto) = (c.emb_next, c.emb_prev, c.caddr, c.proto);
         c.emb_next = NIL;
         c.emb_prev = NIL;
         match self.get_mut(ConnId(prev)) {
@@ -622,6 +626,9 @@ impl ConnTable {
             None => self.emb_tail = prev,
         }
         self.emb_len -= 1;
+        if proto != rvs_wire::proto::TCP {
+            return;
+        }
         let i = source.unwrap_or_else(|| self.source_slot(&caddr));
         if let Some(n) = self.emb_sources.get_mut(i) {
             *n = n.saturating_sub(1);

@@ -122,8 +122,9 @@ pub struct Counters {
     pub to_host: u64,
     /// ARP requests and neighbour solicitations sent to resolve next hops.
     pub neighbour_requests: u64,
-    /// Embryonic TCP connections evicted to make room for a new SYN.
+    /// Embryonic connections evicted to make room for a new SYN, and for a new UDP flow.
     pub syn_evictions: u64,
+    pub udp_evictions: u64,
     /// Packets routed between the ports (ip_forward), and to or from members' outgoing
     /// port ranges.
     pub routed: u64,
@@ -186,6 +187,7 @@ pub struct CounterSlots {
     pub to_host: Slot,
     pub neighbour_requests: Slot,
     pub syn_evictions: Slot,
+    pub udp_evictions: Slot,
     pub routed: Slot,
     pub member_packets: Slot,
     pub snat_conns: Slot,
@@ -233,6 +235,7 @@ impl CounterSlots {
             to_host: Slot::default(),
             neighbour_requests: Slot::default(),
             syn_evictions: Slot::default(),
+            udp_evictions: Slot::default(),
             routed: Slot::default(),
             member_packets: Slot::default(),
             snat_conns: Slot::default(),
@@ -301,6 +304,7 @@ impl CounterSlots {
             to_host: self.to_host.get(),
             neighbour_requests: self.neighbour_requests.get(),
             syn_evictions: self.syn_evictions.get(),
+            udp_evictions: self.udp_evictions.get(),
             routed: self.routed.get(),
             member_packets: self.member_packets.get(),
             snat_conns: self.snat_conns.get(),

@@ -97,6 +97,13 @@ pub(super) enum Opener {
     IcmpError,
 }
 
+/// What a new connection that may evict an embryonic one opens with (for the counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opening {
+    Syn,
+    Datagram,
+}
+
 /// How long a connection an ICMP error made lives without packets of its own (IPVS's
 /// initial timeout of a new connection, which no state change replaced).
 pub(super) const ICMP_OPENED_TIMEOUT: u32 = 3;
@@ -398,8 +405,10 @@ impl Engine {
         if opener == Opener::Packet && !opens_connection(flow) && !sloppy_opens(snap, flow) {
             return Err(DropReason::NoConnection);
         }
-        if flow.proto == proto::TCP {
-            self.make_room_for_syn(loads, flow.src)?;
+        match flow.proto {
+            proto::TCP => self.make_room_for_syn(loads, flow.src)?,
+            proto::UDP if !svc.one_packet => self.make_room(loads, Opening::Datagram),
+            _ => {}
         }
         // Persistence: a template per (masked client, service or group).
         let mut template = None;
@@ -571,7 +580,10 @@ impl Engine {
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
         }
-        if flow.proto == proto::TCP && first != TcpState::Established as u8 {
+        // Not yet established: a TCP connection before its handshake ends, a UDP one
+        // before the client's second datagram (what a flood of either leaves behind).
+        let udp = flow.proto == proto::UDP && f & flags::ONE_PACKET == 0;
+        if udp || (flow.proto == proto::TCP && first != TcpState::Established as u8) {
             self.table.mark_embryonic(id);
         }
         self.pending_loads.open(loads, s.id, active);
@@ -656,9 +668,7 @@ impl Engine {
     }
 
     /// The SYN-flood defence, before a SYN is scheduled: a client address at its
-    /// `syn_per_source` limit is refused; when embryonic connections hold their share of the
-    /// table (or the table is full) the oldest of them makes room, so a flood can neither
-    /// lock new clients out nor touch established connections.
+    /// `syn_per_source` limit is refused; then [`Engine::make_room`].
     pub(super) fn make_room_for_syn(
         &mut self,
         loads: &[DestLoad],
@@ -667,18 +677,31 @@ impl Engine {
         if self.syn_per_source > 0 && self.table.embryonic_from(&caddr) >= self.syn_per_source {
             return Err(DropReason::SynLimit);
         }
+        self.make_room(loads, Opening::Syn);
+        Ok(())
+    }
+
+    /// The flood defence, before a new TCP or UDP connection is scheduled: when embryonic
+    /// connections (TCP before its handshake ends, UDP before the client's second
+    /// datagram) hold their share of the table, or the table is full, the oldest of them
+    /// makes room, so a flood of SYNs or of spoofed datagrams can neither lock new
+    /// clients out nor touch established connections.
+    pub(super) fn make_room(&mut self, loads: &[DestLoad], opening: Opening) {
         // A template may be needed as well as the connection: room for two.
         let crowded = self.table.embryonic_len() >= self.embryonic_limit
             || self.table.len() + 2 > self.table.capacity();
-        if crowded {
-            if let Some(oldest) = self.table.oldest_embryonic() {
-                self.release(oldest, loads);
-                self.counters.syn_evictions.add(1);
-                // The next SYN evicts the next oldest: its misses start now.
-                self.table.prefetch_oldest_embryonic();
-            }
+        if !crowded {
+            return;
         }
-        Ok(())
+        if let Some(oldest) = self.table.oldest_embryonic() {
+            self.release(oldest, loads);
+            match opening {
+                Opening::Syn => self.counters.syn_evictions.add(1),
+                Opening::Datagram => self.counters.udp_evictions.add(1),
+            }
+            // The next one evicts the next oldest: its misses start now.
+            self.table.prefetch_oldest_embryonic();
+        }
     }
 
     pub(super) fn schedule(
