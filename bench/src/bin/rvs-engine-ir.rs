@@ -109,7 +109,9 @@ fn prepare(lab: &mut Lab, scenario: &str) -> Vec<(u16, Vec<u8>)> {
                 }
             }
             "tun" => {
+                // Established: past its second datagram (off the embryonic list).
                 let datagram = udp4(c, [192, 168, 1, 102], sport, 53);
+                opened(lab, 0, &datagram);
                 opened(lab, 0, &datagram);
                 frames.push((0, datagram));
             }

@@ -304,6 +304,12 @@ pub fn sctp_transition(dir: Direction, state: SctpState, chunk_type: u8) -> Sctp
     table[sctp_event(chunk_type)][state as usize]
 }
 
+/// A UDP entry's state until its client's second datagram (0 after, and for one made by
+/// sync or one-packet scheduling): UDP has no states of its own (listed "UDP", its one
+/// timeout, never active, synced as 0); this one keeps a flow on the embryonic list, which
+/// a flood of spoofed datagrams fills.
+pub const UDP_FIRST_DATAGRAM: u8 = 1;
+
 /// Whether a stored state counts the connection active (TCP: ESTABLISHED, SYN_SENT,
 /// SYN_RECV, SYNACK; SCTP: ESTABLISHED; UDP never).
 pub fn state_is_active(proto_num: u8, state: u8) -> bool {

@@ -24,8 +24,7 @@ impl Engine {
         frame: &mut F,
     ) -> Option<Verdict> {
         let c = self.table.get(id)?;
-        // (Embryonic: a UDP flow's second datagram takes it off the list.)
-        if c.flags & (flags::ONE_PACKET | flags::LOCAL | flags::FULL_NAT | flags::EMBRYONIC) != 0
+        if c.flags & (flags::ONE_PACKET | flags::LOCAL | flags::FULL_NAT) != 0
             || self.ftp_watches(c)
         {
             return None;

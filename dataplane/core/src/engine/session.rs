@@ -144,7 +144,9 @@ pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
         proto::SCTP => flow
             .sctp_chunk
             .map(|chunk| sctp_transition(dir, SctpState::from_u8(from), chunk) as u8),
-        _ => Some(from),
+        // A datagram from the client leaves UDP's first-datagram state (off the embryonic
+        // list); other protocols here have no state but 0.
+        _ => Some(if dir == Direction::Output { from } else { 0 }),
     }
 }
 
@@ -343,7 +345,8 @@ impl Engine {
         now: u32,
         loads: &[DestLoad],
     ) {
-        if proto_num == proto::TCP && to == TcpState::Established as u8 {
+        let udp = proto_num == proto::UDP;
+        if udp || (proto_num == proto::TCP && to == TcpState::Established as u8) {
             self.table.clear_embryonic(id);
         }
         let active = state_is_active(proto_num, to);
@@ -358,7 +361,10 @@ impl Engine {
                 c.flags & !flags::ACTIVE
             };
         }
-        self.sync_note(id, now);
+        // (A UDP flow leaving the embryonic list is nothing a backup needs.)
+        if !udp {
+            self.sync_note(id, now);
+        }
     }
 
     /// Removes template `id`; this worker's own leaves its server's persistent count.
@@ -525,7 +531,12 @@ impl Engine {
         }
         // The opening packet's own state change is made here, with the entry (the caller
         // does not track this packet again).
-        let first = opening_state(flow, s.method);
+        let udp_embryonic = flow.proto == proto::UDP && f & flags::ONE_PACKET == 0;
+        let first = if udp_embryonic {
+            crate::conn::UDP_FIRST_DATAGRAM
+        } else {
+            opening_state(flow, s.method)
+        };
         let active = state_is_active(flow.proto, first);
         if active {
             f |= flags::ACTIVE;
@@ -582,8 +593,7 @@ impl Engine {
         }
         // Not yet established: a TCP connection before its handshake ends, a UDP one
         // before the client's second datagram (what a flood of either leaves behind).
-        let udp = flow.proto == proto::UDP && f & flags::ONE_PACKET == 0;
-        if udp || (flow.proto == proto::TCP && first != TcpState::Established as u8) {
+        if udp_embryonic || (flow.proto == proto::TCP && first != TcpState::Established as u8) {
             self.table.mark_embryonic(id);
         }
         self.pending_loads.open(loads, s.id, active);

@@ -93,7 +93,12 @@ impl Engine {
             proto: c.proto,
             v6: crate::conn::mapped_v4(&c.caddr).is_none(),
             flags: f,
-            state: u16::from(c.state),
+            // (UDP's embryonic mark is this node's: IPVS's UDP has one state.)
+            state: if c.proto == proto::UDP {
+                0
+            } else {
+                u16::from(c.state)
+            },
             cport: c.cport,
             vport: c.vport,
             dport: c.dport,
