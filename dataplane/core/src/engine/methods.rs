@@ -668,10 +668,6 @@ impl Engine {
         };
         if tracked == Tracked::No {
             self.track(id, &conn, client_direction(conn.method), flow, now, loads);
-            // The client's second datagram: the UDP flow is no flood's leftover.
-            if conn.flags & flags::EMBRYONIC != 0 && flow.proto == proto::UDP {
-                self.table.clear_embryonic(id);
-            }
         }
         if self.ftp.is_some() {
             self.ftp_from_client(now, id, flow, frame);
