@@ -2393,6 +2393,16 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
             .unwrap();
         f
     };
+    // The server's answer (NAT, from its port 5353).
+    let answer = |dst: [u8; 4], dport: u16| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC)
+            .ipv4([10, 0, 0, 2], dst, 64)
+            .udp(5353, dport)
+            .write(&mut f, b"answer")
+            .unwrap();
+        f
+    };
     let web = [192, 168, 1, 100];
     let syn = |sport| {
         tcp4(
@@ -2427,7 +2437,8 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
         "all past their first packet"
     );
     let before = lab.engine.counters().new_conns;
-    // 5,000 spoofed sources, one datagram each; a new client's query every 50 of them.
+    // 5,000 spoofed sources, one datagram each, which the server answers (an answer takes
+    // no flow off the list); a new client's query every 50 of them.
     let mut queries = 0u16;
     for n in 0..5000u32 {
         let src = [10, 200 + (n >> 16) as u8, (n >> 8) as u8, n as u8];
@@ -2436,6 +2447,8 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
             forwarded,
             "flood datagram {n}"
         );
+        let v = lab.run(1, &answer(src, 1024)).0;
+        assert_eq!(v, Verdict::Forward { port: 0 }, "answer {n}");
         if n % 50 == 0 {
             let v = lab.run(0, &dns([203, 0, 113, 5], 30000 + queries)).0;
             assert_eq!(v, forwarded, "query {queries}");
