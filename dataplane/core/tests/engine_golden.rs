@@ -2069,6 +2069,30 @@ fn synced_connections_continue_on_the_backup() {
     assert_eq!((v, out), (Verdict::Forward { port: 1 }, on_master_nat));
     old.engine.expire(1000, 1 << 20, &old.loads);
     assert_eq!(old.engine.table.len(), 0, "gone after 900 s");
+
+    // A UDP flow's first datagram: embryonic on the master (the flood defence's mark, its
+    // own), synced in IPVS's one UDP state, 0; the backup's copy is no embryonic entry.
+    let mut dns = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 110], 64)
+        .udp(40002, 53)
+        .write(&mut dns, b"query")
+        .unwrap();
+    assert!(matches!(master.run(0, &dns).0, Verdict::Forward { .. }));
+    assert_eq!(master.engine.table.embryonic_len(), 1);
+    let note = ch.outbox.pop().expect("the UDP flow noted");
+    assert_eq!((note.proto, note.state), (17, 0));
+    let mut udp_backup = Lab::new();
+    assert!(udp_backup
+        .engine
+        .install_synced(&udp_backup.snap, &udp_backup.loads, 1, &note));
+    assert_eq!(
+        (
+            udp_backup.engine.table.len(),
+            udp_backup.engine.table.embryonic_len()
+        ),
+        (1, 0)
+    );
 }
 
 /// A long, quiet connection is sent again once half its state's timeout has passed since
