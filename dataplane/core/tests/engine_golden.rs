@@ -2239,6 +2239,77 @@ fn sctp4(macs: ([u8; 6], [u8; 6]), src: [u8; 4], dst: [u8; 4], ttl: u8, l4: &[u8
     f
 }
 
+/// The flood defence for SCTP: a flood of spoofed INITs twice the table holds no more than
+/// the embryonic share, the oldest making room; an association that is up is never touched
+/// and a new client's association still comes up.
+#[test]
+fn an_sctp_init_flood_evicts_associations_not_yet_up() {
+    use rvs_core::engine::{Engine, EngineConfig};
+    const INIT: u8 = 1;
+    const INIT_ACK: u8 = 2;
+    const COOKIE_ECHO: u8 = 10;
+    const COOKIE_ACK: u8 = 11;
+    let vip = [192, 168, 1, 108];
+    let rs = [10, 0, 0, 2];
+    let mut lab = Lab::new();
+    lab.engine = Engine::new(
+        EngineConfig {
+            conn_capacity: 1024,
+            ..EngineConfig::default()
+        },
+        0,
+    );
+    lab.engine.adopt(&lab.snap);
+    let from_client = |src: [u8; 4], sport: u16, chunk: u8, body: &[u8]| {
+        let l4 = sctp_packet(sport, 5000, 7, chunk, body);
+        sctp4((CLIENT_MAC, PORT0_MAC), src, vip, 64, &l4)
+    };
+    let from_server = |dst: [u8; 4], dport: u16, chunk: u8| {
+        let l4 = sctp_packet(5001, dport, 7, chunk, &[0x22; 16]);
+        sctp4((RS2_MAC, PORT1_MAC), rs, dst, 64, &l4)
+    };
+    // An association up: INIT, INIT-ACK, COOKIE-ECHO, COOKIE-ACK.
+    let associate = |lab: &mut Lab, src: [u8; 4], sport: u16| {
+        assert_eq!(
+            lab.run(0, &from_client(src, sport, INIT, &[0x11; 16])).0,
+            Verdict::Forward { port: 1 }
+        );
+        assert_eq!(
+            lab.run(1, &from_server(src, sport, INIT_ACK)).0,
+            Verdict::Forward { port: 0 }
+        );
+        assert_eq!(
+            lab.run(0, &from_client(src, sport, COOKIE_ECHO, &[0x33; 8]))
+                .0,
+            Verdict::Forward { port: 1 }
+        );
+        assert_eq!(
+            lab.run(1, &from_server(src, sport, COOKIE_ACK)).0,
+            Verdict::Forward { port: 0 }
+        );
+    };
+    associate(&mut lab, CLIENT, 40000);
+    assert_eq!(lab.engine.table.embryonic_len(), 0, "up: off the list");
+    for n in 0..2048u32 {
+        let src = [10, 200, (n >> 8) as u8, n as u8];
+        let v = lab.run(0, &from_client(src, 1024, INIT, &[0x11; 16])).0;
+        assert_eq!(v, Verdict::Forward { port: 1 }, "INIT {n}");
+        assert!(lab.engine.table.embryonic_len() <= 512);
+    }
+    associate(&mut lab, [203, 0, 113, 5], 40001);
+    let data = from_client(CLIENT, 40000, 0, &[0x44; 20]);
+    assert_eq!(
+        lab.run(0, &data).0,
+        Verdict::Forward { port: 1 },
+        "the first one"
+    );
+    let c = lab.engine.counters();
+    assert_eq!(c.drops[DropReason::TableFull as usize], 0);
+    assert_eq!(c.syn_evictions, 2048 + 1 - 512);
+    assert_eq!(lab.engine.table.embryonic_len(), 511);
+    assert_eq!(lab.engine.table.len(), 2 + 511);
+}
+
 /// An SCTP association through a NAT service that maps port 5000 to 5001: every packet
 /// rewritten with a valid CRC32c, IPVS's states from INIT to CLOSED (active only while
 /// ESTABLISHED), and a new INIT on the closed association scheduled afresh.

@@ -7,8 +7,8 @@
 //! deadline moved is relinked, others expire. [`ConnTable::expire`] works through due slots
 //! with a budget, so there is never a full-table scan.
 //!
-//! Embryonic connections (a TCP SYN seen, not yet ESTABLISHED; a UDP flow's first
-//! datagram, not yet its second) are also kept in arrival order, TCP ones with a count per
+//! Embryonic connections (a TCP SYN seen, not yet ESTABLISHED; an SCTP association not yet
+//! up; a UDP flow's first datagram, not yet its second) are also kept in arrival order, TCP ones with a count per
 //! client address (hashed into one 16-bit counter per entry of capacity; addresses sharing
 //! a counter share its count), so that a flood can be met by evicting the oldest of them
 //! instead of refusing every newcomer (see the engine's flood defence).
@@ -35,7 +35,8 @@ pub mod flags {
     pub const ONE_PACKET: u8 = 0x08;
     /// Its server is the appliance itself (IPVS's "Local"): packets go to the host.
     pub const LOCAL: u8 = 0x10;
-    /// On the embryonic list (TCP not yet established, UDP before a second datagram).
+    /// On the embryonic list (TCP or SCTP not yet established, UDP before a second
+    /// datagram).
     pub const EMBRYONIC: u8 = 0x20;
     /// Full NAT: the client's source is replaced by a local address and port (the
     /// table's [`super::Local`] for the entry), which the reply-side key uses.

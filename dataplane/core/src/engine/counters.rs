@@ -122,7 +122,8 @@ pub struct Counters {
     pub to_host: u64,
     /// ARP requests and neighbour solicitations sent to resolve next hops.
     pub neighbour_requests: u64,
-    /// Embryonic connections evicted to make room for a new SYN, and for a new UDP flow.
+    /// Embryonic connections evicted to make room for a new SYN (or SCTP INIT), and for a
+    /// new UDP flow.
     pub syn_evictions: u64,
     pub udp_evictions: u64,
     /// Packets routed between the ports (ip_forward), and to or from members' outgoing

@@ -100,7 +100,9 @@ pub(super) enum Opener {
 /// What a new connection that may evict an embryonic one opens with (for the counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Opening {
+    /// A TCP SYN or an SCTP INIT.
     Syn,
+    /// A UDP flow's first datagram.
     Datagram,
 }
 
@@ -346,7 +348,12 @@ impl Engine {
         loads: &[DestLoad],
     ) {
         let udp = proto_num == proto::UDP;
-        if udp || (proto_num == proto::TCP && to == TcpState::Established as u8) {
+        let established = match proto_num {
+            proto::TCP => to == TcpState::Established as u8,
+            proto::SCTP => to == SctpState::Established as u8,
+            _ => udp,
+        };
+        if established {
             self.table.clear_embryonic(id);
         }
         let active = state_is_active(proto_num, to);
@@ -413,6 +420,7 @@ impl Engine {
         }
         match flow.proto {
             proto::TCP => self.make_room_for_syn(loads, flow.src)?,
+            proto::SCTP => self.make_room(loads, Opening::Syn),
             proto::UDP if !svc.one_packet => self.make_room(loads, Opening::Datagram),
             _ => {}
         }
@@ -591,9 +599,15 @@ impl Engine {
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
         }
-        // Not yet established: a TCP connection before its handshake ends, a UDP one
-        // before the client's second datagram (what a flood of either leaves behind).
-        if udp_embryonic || (flow.proto == proto::TCP && first != TcpState::Established as u8) {
+        // Not yet established: a TCP connection before its handshake ends, an SCTP one
+        // before its association is up, a UDP one before the client's second datagram
+        // (what a flood of any leaves behind).
+        let established = match flow.proto {
+            proto::TCP => first == TcpState::Established as u8,
+            proto::SCTP => first == SctpState::Established as u8,
+            _ => !udp_embryonic,
+        };
+        if !established {
             self.table.mark_embryonic(id);
         }
         self.pending_loads.open(loads, s.id, active);
@@ -691,9 +705,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The flood defence, before a new TCP or UDP connection is scheduled: when embryonic
-    /// connections (TCP before its handshake ends, UDP before the client's second
-    /// datagram) hold their share of the table, or the table is full, the oldest of them
+    /// The flood defence, before a new TCP, SCTP or UDP connection is scheduled: when
+    /// embryonic connections (TCP before its handshake ends, SCTP before its association
+    /// is up, UDP before the client's second datagram) hold their share of the table, or the table is full, the oldest of them
     /// makes room, so a flood of SYNs or of spoofed datagrams can neither lock new
     /// clients out nor touch established connections.
     pub(super) fn make_room(&mut self, loads: &[DestLoad], opening: Opening) {
