@@ -294,7 +294,7 @@ impl Appliance {
         f.head(
             "rvs_worker_evictions_total",
             "counter",
-            "Embryonic connections (TCP before its handshake ends, UDP before the client's second datagram) the flood defence evicted to make room for a new SYN or a new UDP flow.",
+            "Embryonic connections (TCP before its handshake ends, SCTP before its association is up, UDP before the client's second datagram) the flood defence evicted to make room for a new SYN or SCTP INIT (for=\"syn\") or a new UDP flow (for=\"udp\").",
         );
         for w in &self.workers {
             let e = w.stats.read_engine();

@@ -1667,6 +1667,10 @@ mod tests {
         assert!(page.contains("keepalived_vrrp_state{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\",ip_address=\"192.0.2.1\"} 2\n"), "{page}");
         assert!(page.contains("node_ipvs_connections_total 0\n"));
         assert!(page.contains("rvs_worker_rx_packets_total{worker=\"0\"} 0\n"));
+        for made_by in ["syn", "udp"] {
+            let line = format!("rvs_worker_evictions_total{{worker=\"0\",for=\"{made_by}\"}} 0\n");
+            assert!(page.contains(&line), "{line} in {page}");
+        }
         // Every line is a comment or `name{labels} value`.
         for l in page.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = l.rsplit_once(' ').unwrap();
