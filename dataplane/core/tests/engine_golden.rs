@@ -2575,6 +2575,69 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
     assert_eq!(lab.engine.table.len(), 101 + 511);
 }
 
+/// The flood defence on a persistent service: each spoofed source's SYN makes a template
+/// too, which its connection's eviction takes with it (it controls nothing else), so the
+/// templates cannot fill the table; a legitimate client's template, which controls its
+/// established connection, stays and keeps it on its server.
+#[test]
+fn a_syn_flood_on_a_persistent_service_takes_its_templates_away() {
+    use rvs_core::engine::{Engine, EngineConfig};
+    let vip = [192, 168, 1, 106];
+    let syn = |src: [u8; 4], sport: u16| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, src, vip, 64, sport, 80, true, false, b"",
+        )
+    };
+    let ack = |src: [u8; 4], sport: u16| {
+        tcp4(
+            CLIENT_MAC, PORT0_MAC, src, vip, 64, sport, 80, false, true, b"x",
+        )
+    };
+    let mut lab = Lab::new();
+    lab.engine = Engine::new(
+        EngineConfig {
+            conn_capacity: 1024,
+            ..EngineConfig::default()
+        },
+        0,
+    );
+    lab.engine.adopt(&lab.snap);
+    let forwarded = Verdict::Forward { port: 1 };
+    assert_eq!(lab.run(0, &syn(CLIENT, 20000)).0, forwarded);
+    let (v, first) = lab.run(0, &ack(CLIENT, 20000));
+    assert_eq!(v, forwarded);
+    for n in 0..5000u32 {
+        let src = [10, 200 + (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        assert_eq!(lab.run(0, &syn(src, 1024)).0, forwarded, "flood SYN {n}");
+        // Each SYN's entry and template: the share holds connections, not templates.
+        assert!(lab.engine.table.len() <= 2 + 2 * 512, "{n}");
+    }
+    let c = lab.engine.counters();
+    assert_eq!(c.drops[DropReason::TableFull as usize], 0);
+    // The servers' persistent counts follow the templates left.
+    let templates = lab
+        .engine
+        .table
+        .iter()
+        .filter(|(_, c)| c.is_template())
+        .count() as u32;
+    assert_eq!(templates, 1 + lab.engine.table.embryonic_len() as u32);
+    assert_eq!(
+        lab.loads[10].persistent() + lab.loads[11].persistent(),
+        templates
+    );
+    // The established connection, and a second one of the same client on its server.
+    let (v, again) = lab.run(0, &ack(CLIENT, 20000));
+    assert_eq!((v, &again), (forwarded, &first));
+    assert_eq!(lab.run(0, &syn(CLIENT, 20001)).0, forwarded);
+    let (_, second) = lab.run(0, &ack(CLIENT, 20001));
+    assert_eq!(
+        second[..12],
+        first[..12],
+        "the same server's MAC (persistence)"
+    );
+}
+
 /// The SYN-flood defence: a spoofed flood larger than the table neither locks a new client
 /// out nor touches an established connection; embryonic entries stay within their share and
 /// the oldest make room. A per-source limit stops a single flooding address.

@@ -718,7 +718,18 @@ impl Engine {
             return;
         }
         if let Some(oldest) = self.table.oldest_embryonic() {
+            let template = self.table.get(oldest).and_then(|c| c.template_id());
             self.release(oldest, loads);
+            // Its persistence template goes too when it controls nothing else: each
+            // spoofed source makes one, which would otherwise fill the table.
+            let idle = template.filter(|&t| {
+                self.table
+                    .get(t)
+                    .is_some_and(|t| t.is_template() && t.controls == 0)
+            });
+            if let Some(t) = idle {
+                self.release_template(t, loads);
+            }
             match opening {
                 Opening::Syn => self.counters.syn_evictions.add(1),
                 Opening::Datagram => self.counters.udp_evictions.add(1),
