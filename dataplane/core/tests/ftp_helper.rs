@@ -273,6 +273,11 @@ fn ftp_sessions_continue_on_the_backup() {
         from_server(&mut master, (5001, 1007), PASV_REPLY);
         let data = syn_segment(C, (CLIENT, 40001), (VIP, 50000), 64, (7000, None));
         assert_eq!(master.run(0, &data).0, Verdict::Forward { port: 1 });
+        // Its handshake ends: synced once ESTABLISHED (as IPVS; a SYN alone is not).
+        let syn_ack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
+        assert_eq!(master.run(1, &syn_ack).0, Verdict::Forward { port: 0 });
+        let data_ack = data_ack_segment();
+        assert_eq!(master.run(0, &data_ack).0, Verdict::Forward { port: 1 });
         from_client(
             &mut master,
             (1007, 5001 + PASV_REPLY.len() as u32 + SHIFT),
@@ -316,7 +321,6 @@ fn ftp_sessions_continue_on_the_backup() {
             &[],
             b"",
         );
-        let data_ack = data_ack_segment();
         let active_ack = segment(
             C,
             (CLIENT, 51210),

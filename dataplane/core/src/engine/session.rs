@@ -368,10 +368,8 @@ impl Engine {
                 c.flags & !flags::ACTIVE
             };
         }
-        // (A UDP flow leaving the embryonic list is nothing a backup needs.)
-        if !udp {
-            self.sync_note(id, now);
-        }
+        // (A UDP flow leaving the embryonic list is synced for the first time.)
+        self.sync_note(id, now);
     }
 
     /// Removes template `id`; this worker's own leaves its server's persistent count.
@@ -513,7 +511,7 @@ impl Engine {
                 if let Some(l) = loads.get(s.id).filter(|_| own) {
                     l.add_persistent();
                 }
-                self.sync_note(tid, now);
+                // (Synced with its first connection that is.)
                 template = Some(tid);
                 chosen = Some(i);
             }

@@ -17,21 +17,40 @@ impl Engine {
 
     #[inline(never)]
     fn sync_note_now(&mut self, id: crate::conn::ConnId, now: u32) {
+        let Some(c) = self.table.get(id) else {
+            return;
+        };
+        // Not while embryonic (as IPVS, which syncs a TCP connection from ESTABLISHED on):
+        // a flood's entries never reach a backup. A template goes with its first
+        // connection that does.
+        if c.flags & flags::EMBRYONIC != 0 {
+            return;
+        }
+        let template = c.template_id().filter(|_| !c.is_template());
+        if let Some(t) = template {
+            if self.table.get(t).is_some_and(|t| t.synced_at == 0) {
+                self.sync_one(t, now);
+            }
+        }
+        // sync_persist_mode: a backup with sloppy TCP/SCTP follows the template instead.
+        if self.sync_templates_only && template.is_some() {
+            return;
+        }
+        self.sync_one(id, now);
+    }
+
+    /// Sends entry `id` (noted as sent at `now`; never 0, which means not yet sent).
+    fn sync_one(&mut self, id: crate::conn::ConnId, now: u32) {
         let Some(ch) = self.sync.as_deref() else {
             return;
         };
-        // sync_persist_mode: a backup with sloppy TCP/SCTP follows the template instead.
-        let controlled = |c: &Conn| !c.is_template() && c.template_id().is_some();
-        if self.sync_templates_only && self.table.get(id).is_some_and(controlled) {
-            return;
-        }
         let local = self.table.local(id).copied();
         let shift = self.table.app_state(id).and_then(ftp::synced_shift);
         let Some(note) = self.table.get(id).map(|c| self.sync_conn(c, local, shift)) else {
             return;
         };
         if let Some(c) = self.table.get_mut(id) {
-            c.synced_at = now;
+            c.synced_at = now.max(1);
         }
         ch.note(note);
     }
