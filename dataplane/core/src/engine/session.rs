@@ -708,13 +708,20 @@ impl Engine {
     /// is up, UDP before the client's second datagram) hold their share of the table, or the table is full, the oldest of them
     /// makes room, so a flood of SYNs or of spoofed datagrams can neither lock new
     /// clients out nor touch established connections.
+    #[inline]
     pub(super) fn make_room(&mut self, loads: &[DestLoad], opening: Opening) {
         // A template may be needed as well as the connection: room for two.
         let crowded = self.table.embryonic_len() >= self.embryonic_limit
             || self.table.len() + 2 > self.table.capacity();
-        if !crowded {
-            return;
+        if crowded {
+            self.evict_oldest_embryonic(loads, opening);
         }
+    }
+
+    /// [`Engine::make_room`]'s eviction (out of line: the common new connection finds
+    /// room).
+    #[inline(never)]
+    fn evict_oldest_embryonic(&mut self, loads: &[DestLoad], opening: Opening) {
         if let Some(oldest) = self.table.oldest_embryonic() {
             let template = self.table.get(oldest).and_then(|c| c.template_id());
             self.release(oldest, loads);
