@@ -2268,22 +2268,17 @@ fn sctp4(macs: ([u8; 6], [u8; 6]), src: [u8; 4], dst: [u8; 4], ttl: u8, l4: &[u8
 /// and a new client's association still comes up.
 #[test]
 fn an_sctp_init_flood_evicts_associations_not_yet_up() {
-    use rvs_core::engine::{Engine, EngineConfig};
+    use rvs_core::engine::EngineConfig;
     const INIT: u8 = 1;
     const INIT_ACK: u8 = 2;
     const COOKIE_ECHO: u8 = 10;
     const COOKIE_ACK: u8 = 11;
     let vip = [192, 168, 1, 108];
     let rs = [10, 0, 0, 2];
-    let mut lab = Lab::new();
-    lab.engine = Engine::new(
-        EngineConfig {
-            conn_capacity: 1024,
-            ..EngineConfig::default()
-        },
-        0,
-    );
-    lab.engine.adopt(&lab.snap);
+    let mut lab = lab_with(EngineConfig {
+        conn_capacity: 1024,
+        ..EngineConfig::default()
+    });
     let from_client = |src: [u8; 4], sport: u16, chunk: u8, body: &[u8]| {
         let l4 = sctp_packet(sport, 5000, 7, chunk, body);
         sctp4((CLIENT_MAC, PORT0_MAC), src, vip, 64, &l4)
@@ -2496,13 +2491,21 @@ fn sctp_dr_forwards_unchanged_and_tracks_the_client_side() {
     }
 }
 
+/// The fixture lab with an engine made by `cfg` (a small table for the flood tests).
+fn lab_with(cfg: rvs_core::engine::EngineConfig) -> Lab {
+    let mut lab = Lab::new();
+    lab.engine = rvs_core::engine::Engine::new(cfg, 0);
+    lab.engine.adopt(&lab.snap);
+    lab
+}
+
 /// The flood defence for UDP: a flood of spoofed datagrams (each a flow of one datagram)
 /// five times the table takes no more than the embryonic share of it, the oldest making
 /// room, so new clients (UDP and TCP) still get in; flows whose client sent a second
 /// datagram and established TCP connections are never touched.
 #[test]
 fn a_udp_flood_evicts_single_datagram_flows_only() {
-    use rvs_core::engine::{Engine, EngineConfig};
+    use rvs_core::engine::EngineConfig;
     let dns = |src: [u8; 4], sport: u16| {
         let mut f = Vec::new();
         PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
@@ -2533,15 +2536,10 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
             CLIENT_MAC, PORT0_MAC, CLIENT, web, 64, sport, 80, false, true, b"x",
         )
     };
-    let mut lab = Lab::new();
-    lab.engine = Engine::new(
-        EngineConfig {
-            conn_capacity: 1024,
-            ..EngineConfig::default()
-        },
-        0,
-    );
-    lab.engine.adopt(&lab.snap);
+    let mut lab = lab_with(EngineConfig {
+        conn_capacity: 1024,
+        ..EngineConfig::default()
+    });
     let forwarded = Verdict::Forward { port: 1 };
     // 50 UDP flows of two datagrams each and 50 established TCP connections first.
     for p in 0..50u16 {
@@ -2605,7 +2603,7 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
 /// established connection, stays and keeps it on its server.
 #[test]
 fn a_syn_flood_on_a_persistent_service_takes_its_templates_away() {
-    use rvs_core::engine::{Engine, EngineConfig};
+    use rvs_core::engine::EngineConfig;
     let vip = [192, 168, 1, 106];
     let syn = |src: [u8; 4], sport: u16| {
         tcp4(
@@ -2617,15 +2615,10 @@ fn a_syn_flood_on_a_persistent_service_takes_its_templates_away() {
             CLIENT_MAC, PORT0_MAC, src, vip, 64, sport, 80, false, true, b"x",
         )
     };
-    let mut lab = Lab::new();
-    lab.engine = Engine::new(
-        EngineConfig {
-            conn_capacity: 1024,
-            ..EngineConfig::default()
-        },
-        0,
-    );
-    lab.engine.adopt(&lab.snap);
+    let mut lab = lab_with(EngineConfig {
+        conn_capacity: 1024,
+        ..EngineConfig::default()
+    });
     let forwarded = Verdict::Forward { port: 1 };
     assert_eq!(lab.run(0, &syn(CLIENT, 20000)).0, forwarded);
     let (v, first) = lab.run(0, &ack(CLIENT, 20000));
@@ -2667,7 +2660,7 @@ fn a_syn_flood_on_a_persistent_service_takes_its_templates_away() {
 /// the oldest make room. A per-source limit stops a single flooding address.
 #[test]
 fn a_syn_flood_evicts_embryonic_connections_only() {
-    use rvs_core::engine::{Engine, EngineConfig};
+    use rvs_core::engine::EngineConfig;
     let vip = [192, 168, 1, 100];
     let syn = |src: [u8; 4], sport: u16| {
         tcp4(
@@ -2679,18 +2672,13 @@ fn a_syn_flood_evicts_embryonic_connections_only() {
             CLIENT_MAC, PORT0_MAC, src, vip, 64, sport, 80, false, true, b"data",
         )
     };
-    let mut lab = Lab::new();
-    lab.engine = Engine::new(
-        EngineConfig {
-            conn_capacity: 1024,
-            // Counters are per hashed address: a limit well above the few spoofed
-            // addresses that share one.
-            syn_per_source: 16,
-            ..EngineConfig::default()
-        },
-        0,
-    );
-    lab.engine.adopt(&lab.snap);
+    let mut lab = lab_with(EngineConfig {
+        conn_capacity: 1024,
+        // Counters are per hashed address: a limit well above the few spoofed
+        // addresses that share one.
+        syn_per_source: 16,
+        ..EngineConfig::default()
+    });
     let forwarded = Verdict::Forward { port: 1 };
     // 100 established connections before the flood.
     for p in 0..100u16 {
