@@ -705,9 +705,9 @@ impl Engine {
 
     /// The flood defence, before a new TCP, SCTP or UDP connection is scheduled: when
     /// embryonic connections (TCP before its handshake ends, SCTP before its association
-    /// is up, UDP before the client's second datagram) hold their share of the table, or the table is full, the oldest of them
-    /// makes room, so a flood of SYNs or of spoofed datagrams can neither lock new
-    /// clients out nor touch established connections.
+    /// is up, UDP before the client's second datagram) hold their share of the table, or
+    /// the table is full, the oldest of them makes room, so a flood of SYNs or of spoofed
+    /// datagrams can neither lock new clients out nor touch established connections.
     #[inline]
     pub(super) fn make_room(&mut self, loads: &[DestLoad], opening: Opening) {
         // A template may be needed as well as the connection: room for two.
