@@ -310,6 +310,18 @@ pub fn sctp_transition(dir: Direction, state: SctpState, chunk_type: u8) -> Sctp
 /// a flood of spoofed datagrams fills.
 pub const UDP_FIRST_DATAGRAM: u8 = 1;
 
+/// Whether a connection in `state` is past its embryonic stage (what the flood defence
+/// evicts): TCP and SCTP once ESTABLISHED, UDP from the client's second datagram, any
+/// other protocol at once. A connection leaves that stage once and never returns.
+pub fn leaves_embryonic(proto_num: u8, state: u8) -> bool {
+    match proto_num {
+        proto::TCP => state == TcpState::Established as u8,
+        proto::SCTP => state == SctpState::Established as u8,
+        proto::UDP => state != UDP_FIRST_DATAGRAM,
+        _ => true,
+    }
+}
+
 /// Whether a stored state counts the connection active (TCP: ESTABLISHED, SYN_SENT,
 /// SYN_RECV, SYNACK; SCTP: ESTABLISHED; UDP never).
 pub fn state_is_active(proto_num: u8, state: u8) -> bool {
@@ -423,6 +435,20 @@ mod tests {
         }
     }
     use rvs_wire::tcp::{ACK, FIN, PSH, RST, SYN};
+
+    /// Only ESTABLISHED ends a TCP or SCTP connection's embryonic stage, only UDP's
+    /// first-datagram state keeps a UDP flow in it, and other protocols are never in it.
+    #[test]
+    fn the_embryonic_stage_ends_at_established_or_the_second_datagram() {
+        for b in 0..=u8::MAX {
+            let tcp = TcpState::from_u8(b) == TcpState::Established;
+            assert_eq!(leaves_embryonic(proto::TCP, b), tcp, "TCP {b}");
+            let sctp = SctpState::from_u8(b) == SctpState::Established;
+            assert_eq!(leaves_embryonic(proto::SCTP, b), sctp, "SCTP {b}");
+            assert_eq!(leaves_embryonic(proto::UDP, b), b != UDP_FIRST_DATAGRAM);
+            assert!(leaves_embryonic(proto::ICMP, b));
+        }
+    }
 
     #[test]
     fn sctp_states_as_ipvs_walks_them() {

@@ -347,13 +347,7 @@ impl Engine {
         now: u32,
         loads: &[DestLoad],
     ) {
-        let udp = proto_num == proto::UDP;
-        let established = match proto_num {
-            proto::TCP => to == TcpState::Established as u8,
-            proto::SCTP => to == SctpState::Established as u8,
-            _ => udp,
-        };
-        if established {
+        if crate::conn::leaves_embryonic(proto_num, to) {
             self.table.clear_embryonic(id);
         }
         let active = state_is_active(proto_num, to);
@@ -600,12 +594,7 @@ impl Engine {
         // Not yet established: a TCP connection before its handshake ends, an SCTP one
         // before its association is up, a UDP one before the client's second datagram
         // (what a flood of any leaves behind).
-        let established = match flow.proto {
-            proto::TCP => first == TcpState::Established as u8,
-            proto::SCTP => first == SctpState::Established as u8,
-            _ => !udp_embryonic,
-        };
-        if !established {
+        if !crate::conn::leaves_embryonic(flow.proto, first) {
             self.table.mark_embryonic(id);
         }
         self.pending_loads.open(loads, s.id, active);
