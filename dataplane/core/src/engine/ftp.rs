@@ -613,6 +613,8 @@ impl Engine {
 
     /// A client's SYN to VIP:port a 227 or 229 reply named: the passive data connection,
     /// to the control connection's server at that port. None: not expected.
+    /// (Inlined: without an FTP service, as most connections, only its first test.)
+    #[inline(always)]
     pub(super) fn ftp_passive_data(
         &mut self,
         snap: &Snapshot,
@@ -621,7 +623,22 @@ impl Engine {
         key: InKey,
         flow: &Flow,
     ) -> Option<Result<crate::conn::ConnId, DropReason>> {
-        if self.ftp.is_none() || flow.proto != proto::TCP || !opens_connection(flow) {
+        if self.ftp.is_none() {
+            return None;
+        }
+        self.ftp_passive_data_expected(snap, loads, now, key, flow)
+    }
+
+    #[inline(never)]
+    fn ftp_passive_data_expected(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        key: InKey,
+        flow: &Flow,
+    ) -> Option<Result<crate::conn::ConnId, DropReason>> {
+        if flow.proto != proto::TCP || !opens_connection(flow) {
             return None;
         }
         let expected = passive_key(key.caddr, key.vaddr, key.vport);
