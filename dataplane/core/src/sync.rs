@@ -226,7 +226,16 @@ impl SyncConn {
     }
 }
 
-/// Packs connections into version-1 messages of at most `max_len` bytes (and 255 entries).
+/// The zero bytes before a version-1 entry that would start `offset` bytes into its
+/// message: as the kernel's sender, each entry starts on a 32-bit boundary (an entry with
+/// the sequence option is 62 bytes), and its receiver steps over the entry's size rounded
+/// up to 4. (The size field counts the entry alone.)
+fn entry_padding(offset: usize) -> usize {
+    offset.wrapping_neg() & 3
+}
+
+/// Packs connections into version-1 messages of at most `max_len` bytes (and 255 entries),
+/// each entry 32-bit aligned.
 pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut msg: Vec<u8> = Vec::new();
@@ -240,7 +249,8 @@ pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
         }
     };
     for c in conns {
-        if count == 255 || (count > 0 && msg.len() + c.wire_len() > max_len) {
+        let pad = entry_padding(msg.len());
+        if count == 255 || (count > 0 && msg.len() + pad + c.wire_len() > max_len) {
             finish(&mut msg, count, &mut out);
             count = 0;
         }
@@ -248,6 +258,8 @@ pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
             msg.clear();
             // reserved 0, syncid, size, count, version 1, spare.
             msg.extend_from_slice(&[0, syncid, 0, 0, 0, 1, 0, 0]);
+        } else {
+            msg.resize(msg.len() + pad, 0);
         }
         c.emit(&mut msg);
         count += 1;
@@ -377,7 +389,8 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             local,
             out_seq,
         });
-        at += len;
+        // The next entry starts on a 32-bit boundary.
+        at += len + entry_padding(len);
     }
     Ok((syncid, conns))
 }
@@ -721,6 +734,70 @@ mod tests {
         let plain = SyncConn { out_seq: None, ..c };
         let m = &encode(7, &[plain], 1472)[0];
         assert_eq!((m.len(), get32(m, 12)), (8 + 36, 0));
+    }
+
+    /// Entries start on 32-bit boundaries, as the kernel writes and reads them: after a
+    /// 62-byte FTP entry (the sequence option) two zero bytes, not counted in its size,
+    /// then the next entry; a kernel master's message so padded is read whole.
+    #[test]
+    fn entries_are_aligned_as_the_kernel_sends_and_reads_them() {
+        let ftp = SyncConn {
+            proto: 6,
+            state: 1,
+            cport: 40000,
+            vport: 21,
+            dport: 21,
+            timeout: 900,
+            caddr: v4([198, 51, 100, 7]),
+            vaddr: v4([192, 168, 1, 110]),
+            daddr: v4([10, 0, 0, 2]),
+            out_seq: Some(SyncSeq {
+                init_seq: 5001,
+                delta: 5,
+                previous_delta: 0,
+            }),
+            ..SyncConn::default()
+        };
+        let plain = SyncConn {
+            out_seq: None,
+            cport: 40001,
+            ..ftp
+        };
+        // The kernel's bytes: the header, the FTP entry, its padding, the plain entry.
+        #[rustfmt::skip]
+        let mut kernel: Vec<u8> = vec![
+            0, 9, 0, 108, 2, 1, 0, 0,                 // syncid 9, 108 bytes, 2 entries
+            0, 6, 0, 62, 0, 0, 2, 0, 0, 1,            // IPv4 TCP, size 62, OUT_SEQ, ESTABLISHED
+            0x9c, 0x40, 0, 21, 0, 21, 0, 0, 0, 0, 0, 0, 3, 0x84,
+            198, 51, 100, 7, 192, 168, 1, 110, 10, 0, 0, 2,
+            1, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0x13, 0x89, 0, 0, 0, 5, 0, 0, 0, 0,
+            0, 0,                                     // padding to 32 bits
+            0, 6, 0, 36, 0, 0, 0, 0, 0, 1,            // size 36, MASQ
+            0x9c, 0x41, 0, 21, 0, 21, 0, 0, 0, 0, 0, 0, 3, 0x84,
+            198, 51, 100, 7, 192, 168, 1, 110, 10, 0, 0, 2,
+        ];
+        assert_eq!(kernel.len(), 108);
+        assert_eq!(decode(&kernel).unwrap(), (9, vec![ftp, plain]));
+        assert_eq!(encode(9, &[ftp, plain], 1472), vec![kernel.clone()]);
+        // A full-NAT entry (50 bytes) is padded the same way; the last entry is not.
+        let fnat = SyncConn {
+            local: Some(SyncLocal {
+                addr: v4([10, 0, 0, 1]),
+                port: 40_002,
+                ..SyncLocal::default()
+            }),
+            ..plain
+        };
+        let m = &encode(9, &[plain, fnat, plain, fnat], 1472)[0];
+        assert_eq!(m.len(), 8 + 36 + 52 + 36 + 50);
+        assert_eq!(&m[8 + 36 + 50..8 + 36 + 52], &[0, 0]);
+        assert_eq!(get16(m, 8 + 36 + 52 + 2), 36, "the third entry's size");
+        assert_eq!(decode(m).unwrap().1, vec![plain, fnat, plain, fnat]);
+        // A message cut inside the padding's next entry is refused.
+        kernel.truncate(8 + 64 + 10);
+        kernel[2..4].copy_from_slice(&82u16.to_be_bytes());
+        assert!(decode(&kernel).is_err());
     }
 
     /// A full-NAT entry carries its local end in rvs's optional option (type 0x5f, the
