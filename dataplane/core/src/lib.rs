@@ -25,6 +25,7 @@ pub mod model;
 pub mod publish;
 pub mod rss;
 pub mod sched;
+pub mod sip;
 pub mod stats;
 pub mod sync;
 

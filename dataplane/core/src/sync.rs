@@ -48,6 +48,12 @@ pub mod ipvs_flags {
 pub const OPT_SEQ_DATA: u8 = 1;
 /// Its data: two adjustments of three 32-bit words.
 const SEQ_DATA_LEN: usize = 24;
+/// IPVS's options carrying a template's persistence-engine data (SIP: the Call-ID) and
+/// the engine's name (at most 16 bytes), and the flag of an option a backup may skip.
+pub const OPT_PE_DATA: u8 = 2;
+pub const OPT_PE_NAME: u8 = 3;
+const PE_NAME_MAX: usize = 16;
+pub const OPT_F_PARAM: u8 = 0x40;
 
 /// A sequence adjustment as IPVS keeps it (`struct ip_vs_seq`): segments after `init_seq`
 /// are shifted by `delta`, those at or before it by `previous_delta`.
@@ -103,7 +109,7 @@ pub struct SyncConn {
 /// rvs's option after an entry's fixed part: a full-NAT (or SNAT) entry's local end and its
 /// PROXY protocol state. Its type has IPVS's optional-parameter flag (0x40) set, so a
 /// kernel backup skips it and takes the entry as it would without it.
-pub const OPT_LOCAL_END: u8 = 0x40 | 0x1f;
+pub const OPT_LOCAL_END: u8 = OPT_F_PARAM | 0x1f;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncLocal {
@@ -317,7 +323,8 @@ pub fn encode_v0(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>>
     out
 }
 
-/// A message's sync id and entries (options after an entry's fixed part are skipped).
+/// A message's sync id and entries (a SIP template's Call-ID read into its key; entries
+/// the kernel's backup would leave out are left out).
 /// As the kernel tells them apart: version 1 has a zero first byte, version 1 and zero
 /// spare bytes in its header; anything else is the old format.
 pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
@@ -344,9 +351,13 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
         }
         let alen = if v6 { 16 } else { 4 };
         let addrs = at + 24;
-        // Options: the sequence shift and rvs's local end are read, others (PE) skipped.
+        // Options: the sequence shift, the persistence engine's data and name, rvs's local
+        // end; other optional ones skipped. As the kernel's backup, an unknown mandatory
+        // option or persistence engine leaves the entry out.
         let mut local = None;
         let mut out_seq = None;
+        let (mut pe_data, mut pe_name): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+        let mut left_out = false;
         let flags = get32(msg, at + 4);
         let mut o = at + fixed;
         while o < at + len {
@@ -357,6 +368,15 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             let data = o + 2;
             if olen == 0 || data + olen > at + len {
                 return Err(SyncError::Malformed);
+            }
+            let bytes = &msg[data..data + olen];
+            match kind & !OPT_F_PARAM {
+                OPT_PE_DATA if pe_data.is_none() => pe_data = Some(bytes),
+                OPT_PE_NAME if pe_name.is_none() && olen <= PE_NAME_MAX => pe_name = Some(bytes),
+                OPT_PE_DATA | OPT_PE_NAME => return Err(SyncError::Malformed),
+                OPT_SEQ_DATA => {}
+                _ if kind & OPT_F_PARAM == 0 => left_out = true,
+                _ => {}
             }
             if kind == OPT_SEQ_DATA && olen == SEQ_DATA_LEN && flags & ipvs_flags::OUT_SEQ != 0 {
                 out_seq = Some(SyncSeq::at(msg, data + 12));
@@ -373,6 +393,20 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             }
             o = data + olen;
         }
+        let mut caddr = addr_at(msg, addrs, v6);
+        if let Some(call_id) = pe_data {
+            // SIP's Call-ID (the one engine there is): a template's key, as rvs keeps it.
+            left_out |= pe_name != Some(b"sip");
+            if flags & ipvs_flags::TEMPLATE != 0 {
+                caddr = crate::sip::template_addr(call_id, &caddr);
+            }
+        }
+        // The next entry starts on a 32-bit boundary.
+        let next = at + len + entry_padding(len);
+        if left_out {
+            at = next;
+            continue;
+        }
         conns.push(SyncConn {
             proto: msg[at + 1],
             v6,
@@ -383,14 +417,13 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             dport: get16(msg, at + 14),
             fwmark: get32(msg, at + 16),
             timeout: get32(msg, at + 20),
-            caddr: addr_at(msg, addrs, v6),
+            caddr,
             vaddr: addr_at(msg, addrs + alen, v6),
             daddr: addr_at(msg, addrs + 2 * alen, v6),
             local,
             out_seq,
         });
-        // The next entry starts on a 32-bit boundary.
-        at += len + entry_padding(len);
+        at = next;
     }
     Ok((syncid, conns))
 }
@@ -798,6 +831,61 @@ mod tests {
         kernel.truncate(8 + 64 + 10);
         kernel[2..4].copy_from_slice(&82u16.to_be_bytes());
         assert!(decode(&kernel).is_err());
+    }
+
+    /// A kernel master's SIP template (`--pe sip`): the Call-ID in the persistence-engine
+    /// data option, "sip" in the name option, the client's masked address as caddr. Read
+    /// into the key rvs gives the same call from the same client; an entry naming an
+    /// engine there is none of, or carrying an unknown mandatory option, is left out and
+    /// the rest read, as the kernel's backup does.
+    #[test]
+    fn a_kernel_masters_sip_template_is_keyed_by_its_call_id() {
+        #[rustfmt::skip]
+        let entry = |name: &[u8], extra: &[u8]| -> Vec<u8> {
+            let mut e: Vec<u8> = vec![
+                0, 17, 0, 0, 0, 0, 0x10, 0, 0, 0,     // IPv4 UDP, size below, TEMPLATE|MASQ
+                0, 0, 0x13, 0xc4, 0x13, 0xc4,         // cport 0, vport 5060, dport 5060
+                0, 0, 0, 0, 0, 0, 1, 0x68,            // fwmark 0, timeout 360
+                198, 51, 100, 1, 192, 168, 1, 107, 10, 0, 0, 3,
+                2, 8,                                 // IPVS_OPT_PE_DATA
+            ];
+            e.extend_from_slice(b"abc@host");
+            e.extend_from_slice(&[3, name.len() as u8]); // IPVS_OPT_PE_NAME
+            e.extend_from_slice(name);
+            e.extend_from_slice(extra);
+            let size = e.len() as u16;
+            e[2..4].copy_from_slice(&size.to_be_bytes());
+            e
+        };
+        let mut msg = vec![0, 1, 0, 0, 3, 1, 0, 0];
+        for e in [
+            entry(b"sip", &[]),
+            entry(b"xyz", &[]),
+            entry(b"sip", &[9, 2, 0, 0]),
+        ] {
+            msg.resize(msg.len() + entry_padding(msg.len()), 0);
+            msg.extend(e);
+        }
+        let size = msg.len() as u16;
+        msg[2..4].copy_from_slice(&size.to_be_bytes());
+        let (_, conns) = decode(&msg).unwrap();
+        assert_eq!(conns.len(), 1, "{conns:?}");
+        let t = conns[0];
+        assert_eq!(
+            t.caddr,
+            crate::sip::template_addr(b"abc@host", &v4([198, 51, 100, 1]))
+        );
+        assert_eq!(
+            (t.vaddr, t.daddr),
+            (v4([192, 168, 1, 107]), v4([10, 0, 0, 3]))
+        );
+        assert_eq!((t.proto, t.vport, t.timeout), (17, 5060, 360));
+        // The name given twice spoils the message, as the kernel's backup drops it.
+        let mut twice = vec![0, 1, 0, 0, 1, 1, 0, 0];
+        twice.extend(entry(b"sip", &[3, 3, b's', b'i', b'p']));
+        let size = twice.len() as u16;
+        twice[2..4].copy_from_slice(&size.to_be_bytes());
+        assert_eq!(decode(&twice), Err(SyncError::Malformed));
     }
 
     /// A full-NAT entry carries its local end in rvs's optional option (type 0x5f, the

@@ -333,40 +333,127 @@ fn tun_ipv4_in_ipv6_over_the_mtu_is_fragmented_unless_df() {
     );
 }
 
-/// ipvsadm --pe sip: a SIP dialog's datagrams reach one server whatever client address they
-/// come from (the template follows the Call-ID); another Call-ID is scheduled anew.
+/// A SIP INVITE of `call_id` from `client:sport` to the SIP VIP (ipvsadm --pe sip).
+fn sip_invite(client: [u8; 4], sport: u16, call_id: &str) -> Vec<u8> {
+    let msg = format!(
+        "INVITE sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\ni: {call_id}\r\nCSeq: 1 INVITE\r\n\r\n"
+    );
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(client, [192, 168, 1, 107], 64)
+        .udp(sport, 5060)
+        .write(&mut f, msg.as_bytes())
+        .unwrap();
+    f
+}
+
+/// The real server a NAT'd frame was sent to (its IPv4 destination).
+fn nat_server(out: &[u8]) -> [u8; 4] {
+    [out[30], out[31], out[32], out[33]]
+}
+
+/// ipvsadm --pe sip, as the kernel's ip_vs_pe_sip matches templates: a dialog's datagrams
+/// from one client reach one server whatever port they come from; the same Call-ID from
+/// another client is that client's own call (scheduled anew) unless the persistence mask
+/// joins the two (`-M 0.0.0.0`: the Call-ID alone).
 #[test]
 fn sip_persistence_follows_the_call_id() {
+    let (one, two) = ([198, 51, 100, 1], [203, 0, 113, 9]);
     let mut lab = Lab::new();
-    let sip = |client: [u8; 4], sport: u16, call_id: &str| {
-        let msg = format!(
-            "INVITE sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\ni: {call_id}\r\nCSeq: 1 INVITE\r\n\r\n"
-        );
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
-            .ipv4(client, [192, 168, 1, 107], 64)
-            .udp(sport, 5060)
-            .write(&mut f, msg.as_bytes())
-            .unwrap();
-        f
-    };
-    let server = |out: &[u8]| [out[30], out[31], out[32], out[33]];
-    let (v, a) = lab.run(0, &sip([198, 51, 100, 1], 5060, "abc@host"));
+    let (v, a) = lab.run(0, &sip_invite(one, 5060, "abc@host"));
     assert_eq!(v, Verdict::Forward { port: 1 });
-    // The same Call-ID from another address and port: the same server.
-    let (_, b) = lab.run(0, &sip([203, 0, 113, 9], 5070, "abc@host"));
-    assert_eq!(server(&a), server(&b));
-    // A new Call-ID from the first client: rr's next server (no address persistence).
-    let (_, c) = lab.run(0, &sip([198, 51, 100, 1], 5062, " other-call "));
-    assert_ne!(server(&a), server(&c));
+    let (_, again) = lab.run(0, &sip_invite(one, 5062, "abc@host"));
     assert_eq!(
-        rvs_core::engine::sip_call_id(b"SIP/2.0 200 OK\r\nCall-ID:  x1 \r\n\r\n"),
-        Some(&b"x1"[..])
+        nat_server(&a),
+        nat_server(&again),
+        "the call from another port"
     );
-    assert_eq!(
-        rvs_core::engine::sip_call_id(b"GET / HTTP/1.1\r\ni: x\r\n\r\n"),
-        None
+    let (_, b) = lab.run(0, &sip_invite(two, 5070, "abc@host"));
+    assert_ne!(
+        nat_server(&a),
+        nat_server(&b),
+        "another client's call: rr's next"
     );
+    let (_, b2) = lab.run(0, &sip_invite(two, 5072, "abc@host"));
+    assert_eq!(nat_server(&b), nat_server(&b2));
+    // -M 0.0.0.0: one template per Call-ID whoever sends it.
+    let mut lab = Lab::new();
+    if let Some(sip) = lab.snap.services.iter_mut().find(|s| s.pe_sip) {
+        sip.persistence = sip.persistence.map(|(timeout, _)| (timeout, 0));
+    }
+    let (_, a) = lab.run(0, &sip_invite(one, 5060, "abc@host"));
+    let (_, b) = lab.run(0, &sip_invite(two, 5070, "abc@host"));
+    assert_eq!(nat_server(&a), nat_server(&b));
+    let (_, c) = lab.run(0, &sip_invite(one, 5062, " other-call "));
+    assert_ne!(nat_server(&a), nat_server(&c), "a new Call-ID: rr's next");
+}
+
+/// A SIP template reaches the backup and keeps its calls there: from an rvs master
+/// (with the call's second datagram) and from a kernel master (its Call-ID in the
+/// persistence-engine options); a call the backup never heard of is scheduled anew.
+#[test]
+fn sip_templates_are_synced() {
+    use rvs_core::sync::{decode, encode, SyncChannel};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let client = [198, 51, 100, 1];
+    let mut master = Lab::new();
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    master.engine.sync = Some(ch.clone());
+    // rr: "warm-up" takes the first server, "abc@host" the second.
+    let (_, warm) = master.run(0, &sip_invite(client, 5060, "warm-up"));
+    let invite = sip_invite(client, 5062, "abc@host");
+    let (_, on_master) = master.run(0, &invite);
+    assert_ne!(nat_server(&warm), nat_server(&on_master));
+    // The flow's second datagram: the flow and its template are sent.
+    master.run(0, &invite);
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    let mut backup = Lab::new();
+    for m in encode(3, &notes, 1472) {
+        for c in decode(&m).unwrap().1 {
+            assert!(backup
+                .engine
+                .install_synced(&backup.snap, &backup.loads, 1, &c));
+        }
+    }
+    // The call from a new port (a new flow): the template's server.
+    let (_, on_backup) = backup.run(0, &sip_invite(client, 5064, "abc@host"));
+    assert_eq!(nat_server(&on_backup), nat_server(&on_master));
+    // A kernel master's template for another call, to the first server.
+    let first = nat_server(&warm);
+    // (IPv4 UDP, TEMPLATE|MASQ, cport 0, vport 5060, dport the server's as the fixture
+    // lists it: 0, the service's.)
+    let mut entry: Vec<u8> = vec![0, 17, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x13, 0xc4, 0, 0];
+    entry.extend([0, 0, 0, 0, 0, 0, 1, 0x68]);
+    entry.extend(client.iter().chain(&[192, 168, 1, 107]).chain(&first));
+    entry.extend([2, 8]);
+    entry.extend(b"k-call@x");
+    entry.extend([3, 3]);
+    entry.extend(b"sip");
+    let size = entry.len() as u16;
+    entry[2..4].copy_from_slice(&size.to_be_bytes());
+    let mut msg = vec![0, 3, 0, 0, 1, 1, 0, 0];
+    msg.extend(entry);
+    let size = msg.len() as u16;
+    msg[2..4].copy_from_slice(&size.to_be_bytes());
+    let mut fresh = Lab::new();
+    for c in decode(&msg).unwrap().1 {
+        assert!(fresh
+            .engine
+            .install_synced(&fresh.snap, &fresh.loads, 1, &c));
+    }
+    // rr alone would give a first call the first server: the template says so too, and
+    // the second call goes by rr to the other, then the kernel's call to its template's.
+    let (_, other) = fresh.run(0, &sip_invite(client, 5070, "new-call"));
+    assert_eq!(nat_server(&other), first);
+    let (_, kernel_call) = fresh.run(0, &sip_invite(client, 5072, "k-call@x"));
+    assert_eq!(nat_server(&kernel_call), first);
+    let (_, next) = fresh.run(0, &sip_invite(client, 5074, "next-call"));
+    assert_ne!(nat_server(&next), first);
 }
 
 /// A datagram without DF that fills the client side's MTU: wrapped, its outer header (no

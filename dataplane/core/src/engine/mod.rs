@@ -41,7 +41,7 @@ pub use fragments::FragOwners;
 pub use ftp::FTP_PORTS_MAX;
 pub use held::HELD_TIMEOUT_S;
 pub use rvs_wire::{Frame, VecFrame};
-pub use session::{sip_call_id, EXPIRE_BUDGET_MAX};
+pub use session::EXPIRE_BUDGET_MAX;
 pub use shared_templates::{BoardKey, SharedTemplates, BOARD_DEST_LIMIT};
 pub use snapshot::{
     tos_key, AddrClass, Floating, FullNat, MarkRule, MemberPorts, PortInfo, Route, RouteQuery,

@@ -39,55 +39,6 @@ pub const EXPIRE_BUDGET_MAX: usize = 256;
 /// How long a template of a service no longer known lives on while it controls connections.
 pub(super) const TEMPLATE_REARM: u32 = 60;
 
-/// The Call-ID of a SIP message (`Call-ID:` or its compact form `i:`, any case, at a line
-/// start), trimmed; None when the payload is not a SIP message with one.
-pub fn sip_call_id(payload: &[u8]) -> Option<&[u8]> {
-    let mut rest = payload;
-    // The start line: a request (METHOD uri SIP/2.0) or a response (SIP/2.0 code).
-    let first_end = rest.windows(2).position(|w| w == b"\r\n")?;
-    let first = &rest[..first_end];
-    if !first.windows(7).any(|w| w == b"SIP/2.0") {
-        return None;
-    }
-    rest = &rest[first_end + 2..];
-    while !rest.is_empty() {
-        let end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .unwrap_or(rest.len());
-        let line = &rest[..end];
-        if line.is_empty() {
-            return None; // end of headers
-        }
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            let name = line[..colon].trim_ascii();
-            if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-                let value = line[colon + 1..].trim_ascii();
-                return (!value.is_empty()).then_some(value);
-            }
-        }
-        rest = rest.get(end + 2..).unwrap_or(&[]);
-    }
-    None
-}
-
-/// A persistence template's client address for a SIP Call-ID: a marker byte and 15 bytes
-/// of the Call-ID's hash (templates of one service share a Call-ID, whoever sends it).
-pub(super) fn call_id_addr(call_id: &[u8]) -> [u8; 16] {
-    let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x84222325_cbf29ce4);
-    for &c in call_id {
-        a = (a ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3);
-        b = (b ^ u64::from(c))
-            .wrapping_mul(0x0000_0100_0000_01b3)
-            .rotate_left(29);
-    }
-    let mut out = [0u8; 16];
-    out[0] = 0xfe;
-    out[1..8].copy_from_slice(&a.to_be_bytes()[1..]);
-    out[8..].copy_from_slice(&b.to_be_bytes());
-    out
-}
-
 /// What opens a connection: a client's packet (an opening one; with sloppy TCP or SCTP
 /// any but a RST or ABORT), or an ICMP error that quotes a reply of a flow this node has
 /// no connection for (IPVS's schedule_icmp: scheduled whatever it quotes).
@@ -423,18 +374,23 @@ impl Engine {
             // With the SIP persistence engine the template follows the Call-ID (any client
             // address); a datagram without one persists by address as usual.
             let call_id = if svc.pe_sip && flow.proto == proto::UDP {
-                frame.get(flow.l4() + 8..flow.end()).and_then(sip_call_id)
+                frame
+                    .get(flow.l4() + 8..flow.end())
+                    .and_then(crate::sip::call_id)
             } else {
                 None
             };
             let tkey = InKey {
                 proto: flow.proto,
-                caddr: match call_id {
-                    Some(id) => call_id_addr(id),
-                    None => match (flow.src_ip(), svc.persist_mask_v4) {
+                caddr: {
+                    let client = match (flow.src_ip(), svc.persist_mask_v4) {
                         (IpAddr::V4(v), Some(m)) => addr16(IpAddr::V4((u32::from(v) & m).into())),
                         _ => addr16(masked(flow.src_ip(), mask)),
-                    },
+                    };
+                    match call_id {
+                        Some(id) => crate::sip::template_addr(id, &client),
+                        None => client,
+                    }
                 },
                 cport: 0,
                 vaddr: match svc.group {
