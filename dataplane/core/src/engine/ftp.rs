@@ -623,9 +623,7 @@ impl Engine {
         key: InKey,
         flow: &Flow,
     ) -> Option<Result<crate::conn::ConnId, DropReason>> {
-        if self.ftp.is_none() {
-            return None;
-        }
+        self.ftp.as_ref()?;
         self.ftp_passive_data_expected(snap, loads, now, key, flow)
     }
 
