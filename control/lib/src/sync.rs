@@ -108,6 +108,9 @@ pub struct SyncCounters {
     pub bad_messages: AtomicU64,
     /// Messages of another sync id.
     pub other_syncid: AtomicU64,
+    /// Received entries left out as the kernel's backup leaves them out: an unknown
+    /// mandatory option or persistence engine.
+    pub left_out: AtomicU64,
     /// Received entries lost to a full worker queue.
     pub queue_full: AtomicU64,
 }
@@ -291,6 +294,7 @@ impl SyncDaemons {
             ("received_messages", c.received_messages.load(Relaxed)),
             ("received_connections", c.received_conns.load(Relaxed)),
             ("refused_messages", c.bad_messages.load(Relaxed)),
+            ("left_out_connections", c.left_out.load(Relaxed)),
             (
                 "installed_connections",
                 sum(|ch| ch.installed.load(Relaxed)),
@@ -313,8 +317,9 @@ impl SyncDaemons {
         }
         out.push_str(&format!(
             "sent: {} message(s), {} connection(s), {} error(s); notes lost to full queues {}\n\
-             received: {} message(s), {} connection(s); refused messages {}, other sync id {}; \
-             installed {}, refused {}, lost to full queues {}\n",
+             received: {} message(s), {} connection(s); refused messages {}, other sync id {}, \
+             entries left out (unknown option or engine) {}; installed {}, refused {}, lost to \
+             full queues {}\n",
             c.sent_messages.load(Relaxed),
             c.sent_conns.load(Relaxed),
             c.send_errors.load(Relaxed),
@@ -323,6 +328,7 @@ impl SyncDaemons {
             c.received_conns.load(Relaxed),
             c.bad_messages.load(Relaxed),
             c.other_syncid.load(Relaxed),
+            c.left_out.load(Relaxed),
             installed,
             refused,
             c.queue_full.load(Relaxed),
@@ -468,13 +474,14 @@ pub fn accept_message(
     channels: &[Arc<SyncChannel>],
     counters: &SyncCounters,
 ) {
-    match sync::decode(msg) {
-        Ok((id, conns)) => {
+    match sync::decode_counting(msg) {
+        Ok((id, conns, left_out)) => {
             if syncid != 0 && id != syncid {
                 counters.other_syncid.fetch_add(1, Relaxed);
                 return;
             }
             counters.received_messages.fetch_add(1, Relaxed);
+            counters.left_out.fetch_add(left_out as u64, Relaxed);
             counters
                 .received_conns
                 .fetch_add(conns.len() as u64, Relaxed);
@@ -563,6 +570,21 @@ mod tests {
         accept_message(&v0, 5, &channels, &counters);
         assert_eq!(counters.bad_messages.load(Relaxed), 1);
         assert_eq!(counters.received_conns.load(Relaxed), 102);
+        // An entry with an option the kernel does not know and must not skip (type 9, no
+        // 0x40 flag) is left out and counted; the other one of its message goes on.
+        let mut m = sync::encode(5, &[conn(7, false), conn(8, false)], MAX_MESSAGE).remove(0);
+        let first = sync::HEADER_LEN;
+        m.splice(
+            first + sync::CONN_V4_LEN..first + sync::CONN_V4_LEN,
+            [9, 2, 0, 0],
+        );
+        m[first + 3] += 4;
+        let size = m.len() as u16;
+        m[2..4].copy_from_slice(&size.to_be_bytes());
+        accept_message(&m, 5, &channels, &counters);
+        assert_eq!(counters.left_out.load(Relaxed), 1);
+        assert_eq!(counters.received_conns.load(Relaxed), 103);
+        assert_eq!(counters.bad_messages.load(Relaxed), 1);
     }
 
     #[test]

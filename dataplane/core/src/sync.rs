@@ -328,6 +328,11 @@ pub fn encode_v0(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>>
 /// As the kernel tells them apart: version 1 has a zero first byte, version 1 and zero
 /// spare bytes in its header; anything else is the old format.
 pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
+    decode_counting(msg).map(|(syncid, conns, _)| (syncid, conns))
+}
+
+/// [`decode`], and how many entries were left out.
+pub fn decode_counting(msg: &[u8]) -> Result<(u8, Vec<SyncConn>, usize), SyncError> {
     if msg.len() < HEADER_V0_LEN {
         return Err(SyncError::Truncated);
     }
@@ -336,10 +341,11 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
     }
     let v1 = msg.len() >= HEADER_LEN && msg[0] == 0 && msg[5] == 1 && get16(msg, 6) == 0;
     if !v1 {
-        return decode_v0(msg);
+        return decode_v0(msg).map(|(syncid, conns)| (syncid, conns, 0));
     }
     let (syncid, count) = (msg[1], msg[4]);
     let mut conns = Vec::with_capacity(usize::from(count));
+    let mut skipped = 0;
     let mut at = HEADER_LEN;
     for _ in 0..count {
         let kind = *msg.get(at).ok_or(SyncError::Truncated)?;
@@ -404,6 +410,7 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
         // The next entry starts on a 32-bit boundary.
         let next = at + len + entry_padding(len);
         if left_out {
+            skipped += 1;
             at = next;
             continue;
         }
@@ -425,7 +432,7 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
         });
         at = next;
     }
-    Ok((syncid, conns))
+    Ok((syncid, conns, skipped))
 }
 
 /// A version-0 message (an old kernel's, or one set to `sync_version = 0`): IPv4 entries
@@ -868,8 +875,8 @@ mod tests {
         }
         let size = msg.len() as u16;
         msg[2..4].copy_from_slice(&size.to_be_bytes());
-        let (_, conns) = decode(&msg).unwrap();
-        assert_eq!(conns.len(), 1, "{conns:?}");
+        let (_, conns, left_out) = decode_counting(&msg).unwrap();
+        assert_eq!((conns.len(), left_out), (1, 2), "{conns:?}");
         let t = conns[0];
         assert_eq!(
             t.caddr,
