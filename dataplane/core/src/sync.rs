@@ -731,17 +731,10 @@ mod tests {
         assert!(decode(&bad).is_err(), "more entries than bytes");
     }
 
-    /// An FTP control connection's sequence shift travels in IPVS's sequence option (type
-    /// 1, the in adjustment then the out one, with the OUT_SEQ flag), in version 1 after
-    /// the fixed part and in version 0 as the 24 bytes after a 48-byte entry.
-    #[test]
-    fn the_sequence_shift_travels_as_the_kernel_sends_it() {
-        let shift = SyncSeq {
-            init_seq: 5001,
-            delta: 5,
-            previous_delta: 0,
-        };
-        let c = SyncConn {
+    /// An established FTP control connection whose server's sequence numbers the helper
+    /// shifted by 5 after 5001.
+    fn ftp_control() -> SyncConn {
+        SyncConn {
             proto: 6,
             state: 1,
             cport: 40000,
@@ -751,9 +744,21 @@ mod tests {
             caddr: v4([198, 51, 100, 7]),
             vaddr: v4([192, 168, 1, 110]),
             daddr: v4([10, 0, 0, 2]),
-            out_seq: Some(shift),
+            out_seq: Some(SyncSeq {
+                init_seq: 5001,
+                delta: 5,
+                previous_delta: 0,
+            }),
             ..SyncConn::default()
-        };
+        }
+    }
+
+    /// An FTP control connection's sequence shift travels in IPVS's sequence option (type
+    /// 1, the in adjustment then the out one, with the OUT_SEQ flag), in version 1 after
+    /// the fixed part and in version 0 as the 24 bytes after a 48-byte entry.
+    #[test]
+    fn the_sequence_shift_travels_as_the_kernel_sends_it() {
+        let c = ftp_control();
         let m = &encode(7, &[c], 1472)[0];
         assert_eq!(m.len(), 8 + 36 + 26);
         assert_eq!(get16(m, 10), 62, "the entry's size counts the option");
@@ -781,23 +786,7 @@ mod tests {
     /// then the next entry; a kernel master's message so padded is read whole.
     #[test]
     fn entries_are_aligned_as_the_kernel_sends_and_reads_them() {
-        let ftp = SyncConn {
-            proto: 6,
-            state: 1,
-            cport: 40000,
-            vport: 21,
-            dport: 21,
-            timeout: 900,
-            caddr: v4([198, 51, 100, 7]),
-            vaddr: v4([192, 168, 1, 110]),
-            daddr: v4([10, 0, 0, 2]),
-            out_seq: Some(SyncSeq {
-                init_seq: 5001,
-                delta: 5,
-                previous_delta: 0,
-            }),
-            ..SyncConn::default()
-        };
+        let ftp = ftp_control();
         let plain = SyncConn {
             out_seq: None,
             cport: 40001,
