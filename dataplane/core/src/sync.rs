@@ -110,6 +110,7 @@ pub struct SyncConn {
 /// PROXY protocol state. Its type has IPVS's optional-parameter flag (0x40) set, so a
 /// kernel backup skips it and takes the entry as it would without it.
 pub const OPT_LOCAL_END: u8 = OPT_F_PARAM | 0x1f;
+const LOCAL_END_TYPE: u8 = OPT_LOCAL_END & !OPT_F_PARAM;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncLocal {
@@ -376,26 +377,30 @@ pub fn decode_counting(msg: &[u8]) -> Result<(u8, Vec<SyncConn>, usize), SyncErr
                 return Err(SyncError::Malformed);
             }
             let bytes = &msg[data..data + olen];
+            // As the kernel, by type without the optional flag.
+            let optional = kind & OPT_F_PARAM != 0;
             match kind & !OPT_F_PARAM {
+                OPT_SEQ_DATA => {
+                    if olen == SEQ_DATA_LEN && flags & ipvs_flags::OUT_SEQ != 0 {
+                        out_seq = Some(SyncSeq::at(msg, data + 12));
+                    }
+                }
                 OPT_PE_DATA if pe_data.is_none() => pe_data = Some(bytes),
                 OPT_PE_NAME if pe_name.is_none() && olen <= PE_NAME_MAX => pe_name = Some(bytes),
                 OPT_PE_DATA | OPT_PE_NAME => return Err(SyncError::Malformed),
-                OPT_SEQ_DATA => {}
-                _ if kind & OPT_F_PARAM == 0 => left_out = true,
-                _ => {}
-            }
-            if kind == OPT_SEQ_DATA && olen == SEQ_DATA_LEN && flags & ipvs_flags::OUT_SEQ != 0 {
-                out_seq = Some(SyncSeq::at(msg, data + 12));
-            }
-            if kind == OPT_LOCAL_END && olen == SyncLocal::data_len(v6) {
-                let p = data + alen;
-                local = Some(SyncLocal {
-                    addr: addr_at(msg, data, v6),
-                    port: get16(msg, p),
-                    snat: msg[p + 2] & 1 != 0,
-                    proxy: msg[p + 3],
-                    proxy_seq: get32(msg, p + 4),
-                });
+                LOCAL_END_TYPE if optional => {
+                    if olen == SyncLocal::data_len(v6) {
+                        let p = data + alen;
+                        local = Some(SyncLocal {
+                            addr: addr_at(msg, data, v6),
+                            port: get16(msg, p),
+                            snat: msg[p + 2] & 1 != 0,
+                            proxy: msg[p + 3],
+                            proxy_seq: get32(msg, p + 4),
+                        });
+                    }
+                }
+                _ => left_out |= !optional,
             }
             o = data + olen;
         }
@@ -771,6 +776,10 @@ mod tests {
         ];
         assert_eq!(&m[44..], &option[..]);
         assert_eq!(decode(m).unwrap().1, vec![c]);
+        // The kernel takes the option by its type without the optional flag.
+        let mut flagged = m.clone();
+        flagged[44] |= OPT_F_PARAM;
+        assert_eq!(decode(&flagged).unwrap().1, vec![c]);
         let m = &encode_v0(7, &[c], 1472)[0];
         assert_eq!(m.len(), 4 + CONN_V0_SEQ_LEN);
         assert_eq!(&m[4 + 24..], &option[2..]);
