@@ -2742,6 +2742,80 @@ fn a_syn_flood_on_a_persistent_service_takes_its_templates_away() {
     );
 }
 
+/// A returning client's template stays when a flood evicts its new attempt: it controls
+/// nothing at that moment (its connection has ended), but it once had an established
+/// connection, so the client's next SYN still goes to its server.
+#[test]
+fn a_flood_evicting_a_returning_clients_attempt_keeps_its_template() {
+    use rvs_core::engine::EngineConfig;
+    let vip = [192, 168, 1, 106];
+    let tcp = |src: [u8; 4], sport: u16, syn: bool, fin: bool| {
+        let b = PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(src, vip, 64)
+            .tcp(sport, 80, 1000, 64000);
+        let b = match (syn, fin) {
+            (true, _) => b.syn(),
+            (false, true) => b.fin().ack(5000),
+            (false, false) => b.ack(5000),
+        };
+        let mut out = Vec::new();
+        b.write(&mut out, b"").unwrap();
+        out
+    };
+    let mut lab = lab_with(EngineConfig {
+        conn_capacity: 1024,
+        ..EngineConfig::default()
+    });
+    let forwarded = Verdict::Forward { port: 1 };
+    let client_template = |lab: &Lab| {
+        lab.engine
+            .table
+            .iter()
+            .filter(|(_, c)| c.is_template() && c.caddr[12..] == CLIENT)
+            .count()
+    };
+    assert_eq!(
+        lab.run_at(1, 0, &tcp(CLIENT, 20000, true, false)).0,
+        forwarded
+    );
+    let (v, first) = lab.run_at(1, 0, &tcp(CLIENT, 20000, false, false));
+    assert_eq!(v, forwarded);
+    // The client closes; its connection's entry goes, the template (360 s) stays.
+    assert_eq!(
+        lab.run_at(2, 0, &tcp(CLIENT, 20000, false, true)).0,
+        forwarded
+    );
+    let loads = std::mem::take(&mut lab.loads);
+    lab.engine.expire(200, usize::MAX, &loads);
+    lab.loads = loads;
+    assert_eq!(lab.engine.table.len(), 1, "the template alone");
+    // It comes back at 200 s: the attempt is embryonic, then a flood evicts it.
+    assert_eq!(
+        lab.run_at(200, 0, &tcp(CLIENT, 20001, true, false)).0,
+        forwarded
+    );
+    for n in 0..600u32 {
+        let src = [10, 200, (n >> 8) as u8, n as u8];
+        assert_eq!(
+            lab.run_at(200, 0, &tcp(src, 1024, true, false)).0,
+            forwarded
+        );
+    }
+    assert!(lab.engine.counters().syn_evictions >= 88);
+    assert_eq!(
+        lab.run_at(200, 0, &tcp(CLIENT, 20001, false, false)).0,
+        Verdict::Drop(DropReason::NoConnection),
+        "the attempt was evicted"
+    );
+    assert_eq!(client_template(&lab), 1, "the client's template stayed");
+    assert_eq!(
+        lab.run_at(200, 0, &tcp(CLIENT, 20002, true, false)).0,
+        forwarded
+    );
+    let (_, again) = lab.run_at(200, 0, &tcp(CLIENT, 20002, false, false));
+    assert_eq!(again[..12], first[..12], "the same server's MAC");
+}
+
 /// The SYN-flood defence: a spoofed flood larger than the table neither locks a new client
 /// out nor touches an established connection; embryonic entries stay within their share and
 /// the oldest make room. A per-source limit stops a single flooding address.

@@ -300,6 +300,10 @@ impl Engine {
     ) {
         if crate::conn::leaves_embryonic(proto_num, to) {
             self.table.clear_embryonic(id);
+            let template = self.table.get(id).and_then(|c| c.template_id());
+            if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
+                t.proven = true;
+            }
         }
         let active = state_is_active(proto_num, to);
         let was_active = state_is_active(proto_num, from);
@@ -544,13 +548,15 @@ impl Engine {
             },
         }
         .map_err(drop_reason)?;
-        if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
-            t.controls += 1;
-        }
         // Not yet established: a TCP connection before its handshake ends, an SCTP one
         // before its association is up, a UDP one before the client's second datagram
         // (what a flood of any leaves behind).
-        if !crate::conn::leaves_embryonic(flow.proto, first) {
+        let established = crate::conn::leaves_embryonic(flow.proto, first);
+        if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
+            t.controls += 1;
+            t.proven |= established;
+        }
+        if !established {
             self.table.mark_embryonic(id);
         }
         self.pending_loads.open(loads, s.id, active);
@@ -667,15 +673,24 @@ impl Engine {
     /// room).
     #[inline(never)]
     fn evict_oldest_embryonic(&mut self, loads: &[DestLoad], opening: Opening) {
+        self.evict_one_embryonic(loads, opening);
+        // A proven template stays with its evicted attempt: one entry freed of two needed.
+        if self.table.len() + 2 > self.table.capacity() {
+            self.evict_one_embryonic(loads, opening);
+        }
+    }
+
+    fn evict_one_embryonic(&mut self, loads: &[DestLoad], opening: Opening) {
         if let Some(oldest) = self.table.oldest_embryonic() {
             let template = self.table.get(oldest).and_then(|c| c.template_id());
             self.release(oldest, loads);
-            // Its persistence template goes too when it controls nothing else: each
-            // spoofed source makes one, which would otherwise fill the table.
+            // Its persistence template goes too when it controls nothing else and never
+            // saw an established connection: each spoofed source makes one, which would
+            // otherwise fill the table; a returning client's stays.
             let idle = template.filter(|&t| {
                 self.table
                     .get(t)
-                    .is_some_and(|t| t.is_template() && t.controls == 0)
+                    .is_some_and(|t| t.is_template() && t.controls == 0 && !t.proven)
             });
             if let Some(t) = idle {
                 self.release_template(t, loads);

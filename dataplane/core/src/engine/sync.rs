@@ -262,6 +262,7 @@ impl Engine {
                 self.release(id, loads);
             } else {
                 if let Some(c) = self.table.get_mut(id) {
+                    c.proven |= template;
                     if !template && c.state != state {
                         if let Some(l) = load {
                             account_active(l, state_is_active(c.proto, c.state), active);
@@ -315,6 +316,8 @@ impl Engine {
             f,
         );
         c.tunnel = server.tunnel;
+        // A master sends a template with its first established connection.
+        c.proven = template;
         if !template {
             c.state = state;
         }
