@@ -446,6 +446,13 @@ fn sip_templates_are_synced() {
             .engine
             .install_synced(&fresh.snap, &fresh.loads, 1, &c));
     }
+    // A master sends a template with an established connection: a flood's eviction of
+    // a later attempt leaves it.
+    assert!(fresh
+        .engine
+        .table
+        .iter()
+        .all(|(_, c)| c.is_template() && c.proven));
     // rr alone would give a first call the first server: the template says so too, and
     // the second call goes by rr to the other, then the kernel's call to its template's.
     let (_, other) = fresh.run(0, &sip_invite(client, 5070, "new-call"));
