@@ -106,26 +106,21 @@ impl FragTable {
 
 /// Later fragments one worker keeps for their first at most.
 pub const EARLY_FRAGMENTS: usize = 32;
-/// The largest later fragment kept (bytes); a larger one is dropped as before.
-pub const EARLY_BYTES: usize = 2048;
 /// How long a later fragment waits for its first (seconds).
 pub const EARLY_TIMEOUT_S: u32 = 2;
 
+/// What a later fragment kept waits for.
 #[derive(Debug, Clone, Copy)]
-struct Early {
+pub(super) struct Early {
     key: FragKey,
     port: u16,
-    len: u16,
     since: u32,
 }
 
 /// Later fragments that came before their first (copies, a fixed arena per worker).
 #[derive(Debug)]
 pub(super) struct EarlyFragments {
-    enabled: bool,
-    waiting: Vec<Option<Early>>,
-    bufs: Vec<[u8; EARLY_BYTES]>,
-    count: usize,
+    kept: super::frame_arena::FrameArena<Early>,
     /// What the last look saw: this worker's first fragments noted, all workers' owners
     /// noted, the second. Nothing moved: no look (a flood of orphans costs a compare).
     looked: (u64, u64, u32),
@@ -134,38 +129,9 @@ pub(super) struct EarlyFragments {
 impl EarlyFragments {
     pub(super) fn new() -> EarlyFragments {
         EarlyFragments {
-            enabled: false,
-            waiting: vec![None; EARLY_FRAGMENTS],
-            bufs: vec![[0u8; EARLY_BYTES]; EARLY_FRAGMENTS],
-            count: 0,
+            kept: super::frame_arena::FrameArena::new(EARLY_FRAGMENTS),
             looked: (0, 0, 0),
         }
-    }
-
-    /// Keeps a copy of `bytes`, received on `port`; false when it cannot (disabled, too
-    /// large, the arena full).
-    fn keep(&mut self, key: FragKey, port: u16, bytes: &[u8], now: u32) -> bool {
-        if !self.enabled || bytes.len() > EARLY_BYTES || self.count == EARLY_FRAGMENTS {
-            return false;
-        }
-        let Some(i) = self.waiting.iter().position(Option::is_none) else {
-            return false;
-        };
-        let (Some(slot), Some(buf)) = (self.waiting.get_mut(i), self.bufs.get_mut(i)) else {
-            return false;
-        };
-        let Some(dst) = buf.get_mut(..bytes.len()) else {
-            return false;
-        };
-        dst.copy_from_slice(bytes);
-        *slot = Some(Early {
-            key,
-            port,
-            len: bytes.len() as u16,
-            since: now,
-        });
-        self.count += 1;
-        true
     }
 }
 
@@ -209,12 +175,12 @@ impl Engine {
     /// Lets this engine keep later fragments that come before their first (its worker can
     /// send them again later from buffers of its own: [`Engine::release_early_fragments`]).
     pub fn set_keeping_early_fragments(&mut self, on: bool) {
-        self.early.enabled = on;
+        self.early.kept.enabled = on;
     }
 
     /// Later fragments waiting for their first now.
     pub fn early_fragments(&self) -> usize {
-        self.early.count
+        self.early.kept.len()
     }
 
     /// The later fragments kept whose first has come since (to this worker, or to
@@ -228,7 +194,7 @@ impl Engine {
         owners: Option<(&FragOwners, usize)>,
         mut emit: impl FnMut(u16, &[u8]) -> bool,
     ) {
-        if self.early.count == 0 {
+        if self.early.kept.len() == 0 {
             return;
         }
         let others = owners.map_or(0, |(o, _)| o.noted.load(Relaxed));
@@ -240,29 +206,24 @@ impl Engine {
         let elsewhere = |key: &FragKey| {
             owners.is_some_and(|(o, me)| o.owner(key).is_some_and(|owner| owner != me))
         };
-        for i in 0..EARLY_FRAGMENTS {
-            let Some(w) = self.early.waiting.get(i).copied().flatten() else {
-                continue;
-            };
-            let Some(bytes) = self
-                .early
-                .bufs
-                .get(i)
-                .and_then(|b| b.get(..usize::from(w.len)))
-            else {
+        for i in 0..self.early.kept.slots() {
+            let Some(w) = self.early.kept.get(i) else {
                 continue;
             };
             let ready = self.frags.find(&w.key, now).is_some() || elsewhere(&w.key);
             if !ready && now.saturating_sub(w.since) <= EARLY_TIMEOUT_S {
                 continue;
             }
-            if !(ready && emit(w.port, bytes)) {
+            let sent = ready
+                && self
+                    .early
+                    .kept
+                    .frame_mut(i)
+                    .is_some_and(|f| emit(w.port, f));
+            if !sent {
                 self.counters.dropped(DropReason::Fragment);
             }
-            if let Some(slot) = self.early.waiting.get_mut(i) {
-                *slot = None;
-            }
-            self.early.count -= 1;
+            self.early.kept.free(i);
         }
     }
 
@@ -304,10 +265,12 @@ impl Engine {
                 return self.route_through(snap, (now, port), flow, frame);
             }
             // Perhaps before its first: kept a moment (the frame's buffer is free).
-            if self
-                .early
-                .keep(FragKey::of(&flow, id), port, frame.bytes(), now)
-            {
+            let early = Early {
+                key: FragKey::of(&flow, id),
+                port,
+                since: now,
+            };
+            if self.early.kept.keep(early, frame.bytes()) {
                 self.counters.fragments_waited.add(1);
                 return Verdict::Drop(DropReason::Held);
             }

@@ -11,72 +11,40 @@ use super::*;
 pub const HELD_FRAMES: usize = 32;
 /// Frames kept per next hop (Linux's historical unres_qlen).
 pub const HELD_PER_HOP: usize = 3;
-/// The largest frame kept (bytes); a larger one is dropped as before.
-pub const HELD_BYTES: usize = 2048;
 /// How long a frame waits for its neighbour (seconds).
 pub const HELD_TIMEOUT_S: u32 = 3;
 
+/// What a held frame waits for.
 #[derive(Debug, Clone, Copy)]
-struct Waiting {
+pub(super) struct Waiting {
     hop: IpAddr,
     port: u16,
     fit: Fit,
-    len: u16,
     since: u32,
 }
 
-#[derive(Debug)]
-pub(super) struct HeldFrames {
-    enabled: bool,
-    waiting: Vec<Option<Waiting>>,
-    bufs: Vec<[u8; HELD_BYTES]>,
-    count: usize,
-}
+pub(super) type HeldFrames = super::frame_arena::FrameArena<Waiting>;
 
-impl HeldFrames {
-    pub(super) fn new() -> HeldFrames {
-        HeldFrames {
-            enabled: false,
-            waiting: vec![None; HELD_FRAMES],
-            bufs: vec![[0u8; HELD_BYTES]; HELD_FRAMES],
-            count: 0,
-        }
-    }
-
-    /// Keeps a copy of `bytes` for `hop` out of `port`; false when it cannot (disabled,
-    /// too large, the hop or the arena full).
-    fn keep(&mut self, (port, fit): (u16, Fit), hop: IpAddr, bytes: &[u8], now: u32) -> bool {
-        if !self.enabled || bytes.len() > HELD_BYTES || self.count == HELD_FRAMES {
-            return false;
-        }
-        let for_hop = self
-            .waiting
-            .iter()
-            .flatten()
-            .filter(|w| w.hop == hop)
-            .count();
-        if for_hop >= HELD_PER_HOP {
-            return false;
-        }
-        let Some(i) = self.waiting.iter().position(Option::is_none) else {
-            return false;
-        };
-        let (Some(slot), Some(buf)) = (self.waiting.get_mut(i), self.bufs.get_mut(i)) else {
-            return false;
-        };
-        if let Some(dst) = buf.get_mut(..bytes.len()) {
-            dst.copy_from_slice(bytes);
-        }
-        *slot = Some(Waiting {
-            hop,
-            port,
-            fit,
-            len: bytes.len() as u16,
-            since: now,
-        });
-        self.count += 1;
-        true
-    }
+/// Keeps a copy of `bytes` for `hop` out of `port`; false when it cannot (disabled, too
+/// large, the hop or the arena full).
+fn keep(
+    held: &mut HeldFrames,
+    (port, fit): (u16, Fit),
+    hop: IpAddr,
+    bytes: &[u8],
+    now: u32,
+) -> bool {
+    let for_hop = held.waiting().filter(|w| w.hop == hop).count();
+    for_hop < HELD_PER_HOP
+        && held.keep(
+            Waiting {
+                hop,
+                port,
+                fit,
+                since: now,
+            },
+            bytes,
+        )
 }
 
 impl Engine {
@@ -88,12 +56,12 @@ impl Engine {
 
     /// Whether a frame could wait for its neighbour now.
     pub(super) fn held_room(&self) -> bool {
-        self.held.enabled && self.held.count < HELD_FRAMES
+        self.held.has_room()
     }
 
     /// Frames waiting for a neighbour now.
     pub fn held_len(&self) -> usize {
-        self.held.count
+        self.held.len()
     }
 
     /// The frame (rewritten, its destination MAC still to fill) waits for `hop`; the frame
@@ -107,7 +75,7 @@ impl Engine {
         hop: IpAddr,
         frame: &mut F,
     ) -> Verdict {
-        if !self.held.keep((port, fit), hop, frame.bytes(), now) {
+        if !keep(&mut self.held, (port, fit), hop, frame.bytes(), now) {
             return self.resolve(snap, now, port, hop, frame);
         }
         if self.solicit(snap, now, port, hop, frame) {
@@ -128,11 +96,11 @@ impl Engine {
         now: u32,
         mut emit: impl FnMut(u16, &[u8], Option<(u16, u32)>) -> bool,
     ) {
-        if self.held.count == 0 {
+        if self.held.len() == 0 {
             return;
         }
-        for i in 0..HELD_FRAMES {
-            let Some(w) = self.held.waiting.get(i).copied().flatten() else {
+        for i in 0..self.held.slots() {
+            let Some(w) = self.held.get(i) else {
                 continue;
             };
             let mac = self.neighbour(snap, w.hop);
@@ -144,9 +112,8 @@ impl Engine {
                 Fit::Whole => None,
                 Fit::Split(mtu) => Some((mtu, self.fragment_ident6())),
             };
-            let sent = match (mac, self.held.bufs.get_mut(i)) {
-                (Some(mac), Some(buf)) => {
-                    let frame = &mut buf[..usize::from(w.len)];
+            let sent = match (mac, self.held.frame_mut(i)) {
+                (Some(mac), Some(frame)) => {
                     if let Some(dst) = frame.get_mut(..6) {
                         dst.copy_from_slice(&mac);
                     }
@@ -157,10 +124,7 @@ impl Engine {
             if !sent {
                 self.counters.dropped(DropReason::NoNeighbour);
             }
-            if let Some(slot) = self.held.waiting.get_mut(i) {
-                *slot = None;
-            }
-            self.held.count -= 1;
+            self.held.free(i);
         }
     }
 }

@@ -19,6 +19,7 @@ mod classify;
 mod counters;
 mod fast_lane;
 mod fragments;
+mod frame_arena;
 mod ftp;
 mod full_nat;
 mod held;
@@ -269,7 +270,7 @@ impl Engine {
                 .max(1),
             syn_per_source: cfg.syn_per_source,
             frags: FragTable::new(),
-            held: HeldFrames::new(),
+            held: HeldFrames::new(HELD_FRAMES),
             early: EarlyFragments::new(),
             owner: (0, 1),
             port_cursor: 0,
