@@ -4,6 +4,7 @@
 //! each call stays on one.
 
 use crate::conn::Addr16;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// The longest Call-ID the engine takes (the kernel's `IP_VS_PEDATA_MAXLEN`); a datagram
 /// with a longer one persists by its address alone, as the kernel's does.
@@ -63,6 +64,178 @@ pub fn template_addr(call_id: &[u8], client: &Addr16) -> Addr16 {
     out
 }
 
+/// A SIP template's client (masked) and Call-ID: what the kernel's template holds, which
+/// its sync messages and connection listing carry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SipCall {
+    pub client: Addr16,
+    len: u8,
+    bytes: [u8; CALL_ID_MAX],
+}
+
+impl SipCall {
+    /// None for an empty Call-ID or one longer than [`CALL_ID_MAX`].
+    pub fn new(client: Addr16, call_id: &[u8]) -> Option<SipCall> {
+        if call_id.is_empty() || call_id.len() > CALL_ID_MAX {
+            return None;
+        }
+        let mut bytes = [0u8; CALL_ID_MAX];
+        bytes[..call_id.len()].copy_from_slice(call_id);
+        Some(SipCall {
+            client,
+            len: call_id.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn call_id(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The template key the call has (see [`template_addr`]).
+    pub fn key(&self) -> Addr16 {
+        template_addr(self.call_id(), &self.client)
+    }
+}
+
+impl std::fmt::Debug for SipCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipCall")
+            .field("client", &std::net::Ipv6Addr::from(self.client))
+            .field("call_id", &String::from_utf8_lossy(self.call_id()))
+            .finish()
+    }
+}
+
+/// The Call-IDs an appliance keeps by default: its live SIP templates' (a slot each).
+pub const SIP_CALL_SLOTS: usize = 4096;
+/// Slots a key may take (the oldest of them gives way).
+const WAYS: usize = 4;
+const CALL_WORDS: usize = CALL_ID_MAX.div_ceil(8);
+/// Key (2 words), client (2), Call-ID length and the second it was written (1), Call-ID.
+const WORDS: usize = 5 + CALL_WORDS;
+
+#[derive(Debug)]
+struct CallSlot {
+    /// 0: free; odd: being written; else the version written last.
+    seq: AtomicU64,
+    words: [AtomicU64; WORDS],
+}
+
+/// SIP templates' calls by template key, shared by the workers (which note a template's
+/// call when they make it) and the control thread (which sends them in sync messages as
+/// the kernel's persistence-engine options, writes those a master sends, and lists them).
+/// Slots are written under a version (a writer that finds one being written gives up);
+/// readers copy a slot and keep it if its version did not move. Nothing is allocated after
+/// it is made; a set full of other keys loses the key written longest ago.
+#[derive(Debug)]
+pub struct SipCalls {
+    slots: Box<[CallSlot]>,
+}
+
+fn words_of(a: &Addr16) -> [u64; 2] {
+    let (hi, lo) = a.split_at(8);
+    [hi, lo].map(|h| u64::from_ne_bytes(h.try_into().unwrap_or_default()))
+}
+
+fn addr_of(w: [u64; 2]) -> Addr16 {
+    let mut a = [0u8; 16];
+    a[..8].copy_from_slice(&w[0].to_ne_bytes());
+    a[8..].copy_from_slice(&w[1].to_ne_bytes());
+    a
+}
+
+impl SipCalls {
+    /// A store of at least `slots` slots (a power of two, [`WAYS`] at least).
+    pub fn new(slots: usize) -> SipCalls {
+        let n = slots.clamp(WAYS, 1 << 24).next_power_of_two();
+        SipCalls {
+            slots: (0..n)
+                .map(|_| CallSlot {
+                    seq: AtomicU64::new(0),
+                    words: std::array::from_fn(|_| AtomicU64::new(0)),
+                })
+                .collect(),
+        }
+    }
+
+    fn set(&self, key: &Addr16) -> &[CallSlot] {
+        // The key is a hash already (its first byte the mark).
+        let start = (words_of(key)[1] as usize) & (self.slots.len() - 1) & !(WAYS - 1);
+        self.slots.get(start..start + WAYS).unwrap_or(&[])
+    }
+
+    fn key_in(slot: &CallSlot) -> [u64; 2] {
+        [0, 1].map(|i| slot.words[i].load(Ordering::Relaxed))
+    }
+
+    /// Notes `call` for the template keyed `key` at second `now`; false when a concurrent
+    /// writer had its slot.
+    pub fn keep(&self, key: &Addr16, call: &SipCall, now: u32) -> bool {
+        let set = self.set(key);
+        let want = words_of(key);
+        let age = |s: &CallSlot| now.wrapping_sub((s.words[4].load(Ordering::Relaxed) >> 32) as u32);
+        let slot = set
+            .iter()
+            .find(|s| s.seq.load(Ordering::Acquire) != 0 && Self::key_in(s) == want)
+            .or_else(|| set.iter().find(|s| s.seq.load(Ordering::Acquire) == 0))
+            .or_else(|| set.iter().max_by_key(|s| age(s)));
+        let Some(slot) = slot else {
+            return false;
+        };
+        let seq = slot.seq.load(Ordering::Relaxed);
+        if seq & 1 == 1
+            || slot
+                .seq
+                .compare_exchange(seq, seq | 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        let client = words_of(&call.client);
+        let mut id = [0u8; CALL_WORDS * 8];
+        id[..CALL_ID_MAX].copy_from_slice(&call.bytes);
+        let head = [
+            want[0],
+            want[1],
+            client[0],
+            client[1],
+            u64::from(call.len) | u64::from(now) << 32,
+        ];
+        let body = id
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()));
+        for (w, v) in slot.words.iter().zip(head.into_iter().chain(body)) {
+            w.store(v, Ordering::Relaxed);
+        }
+        slot.seq.store((seq | 1) + 1, Ordering::Release);
+        true
+    }
+
+    /// The call of the template keyed `key`, if kept.
+    pub fn find(&self, key: &Addr16) -> Option<SipCall> {
+        let want = words_of(key);
+        self.set(key).iter().find_map(|slot| {
+            let seq = slot.seq.load(Ordering::Acquire);
+            if seq == 0 || seq & 1 == 1 || Self::key_in(slot) != want {
+                return None;
+            }
+            let words: [u64; WORDS] =
+                std::array::from_fn(|i| slot.words[i].load(Ordering::Relaxed));
+            fence(Ordering::Acquire);
+            if slot.seq.load(Ordering::Relaxed) != seq || Self::key_in(slot) != want {
+                return None;
+            }
+            let mut id = [0u8; CALL_WORDS * 8];
+            for (c, w) in id.chunks_exact_mut(8).zip(&words[5..]) {
+                c.copy_from_slice(&w.to_ne_bytes());
+            }
+            let len = usize::from(words[4] as u8).min(CALL_ID_MAX);
+            SipCall::new(addr_of([words[2], words[3]]), &id[..len])
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +263,70 @@ mod tests {
         );
         let most = format!("SIP/2.0 200 OK\r\nCall-ID: {}\r\n\r\n", "c".repeat(255));
         assert_eq!(call_id(most.as_bytes()).map(<[u8]>::len), Some(255));
+    }
+
+    fn mapped(last: u8) -> Addr16 {
+        let mut a = [0u8; 16];
+        a[10..12].copy_from_slice(&[0xff, 0xff]);
+        a[12..].copy_from_slice(&[198, 51, 100, last]);
+        a
+    }
+
+    #[test]
+    fn calls_are_kept_by_template_key_and_the_oldest_of_a_set_gives_way() {
+        let calls = SipCalls::new(4);
+        let call = |n: u8| SipCall::new(mapped(n), format!("call-{n}@x").as_bytes()).unwrap();
+        let longest = SipCall::new(mapped(9), &[b'z'; CALL_ID_MAX]).unwrap();
+        assert_eq!(calls.find(&call(1).key()), None);
+        for (n, now) in [(1, 10), (2, 11), (3, 12)] {
+            assert!(calls.keep(&call(n).key(), &call(n), now));
+        }
+        assert!(calls.keep(&longest.key(), &longest, 13));
+        assert_eq!(calls.find(&longest.key()), Some(longest));
+        assert_eq!(calls.find(&call(2).key()), Some(call(2)));
+        assert_eq!(calls.find(&call(2).key()).unwrap().call_id(), b"call-2@x");
+        // Kept again: the same slot, written anew.
+        assert!(calls.keep(&call(1).key(), &call(1), 20));
+        // The set is full: the one written longest ago (call-2, at 11) gives way.
+        assert!(calls.keep(&call(4).key(), &call(4), 21));
+        assert_eq!(calls.find(&call(2).key()), None);
+        for n in [1, 3, 4] {
+            assert_eq!(calls.find(&call(n).key()), Some(call(n)), "{n}");
+        }
+        assert_eq!(SipCall::new(mapped(1), b""), None);
+        assert_eq!(SipCall::new(mapped(1), &[b'z'; CALL_ID_MAX + 1]), None);
+    }
+
+    /// Two writers rewrite one key's slot with calls of different lengths while a reader
+    /// reads it: the reader sees a whole call each time, never a mix of two.
+    #[test]
+    fn a_reader_never_sees_a_call_half_written() {
+        let calls = std::sync::Arc::new(SipCalls::new(4));
+        let a = SipCall::new(mapped(1), &[b'a'; 200]).unwrap();
+        let b = SipCall::new(mapped(2), b"b").unwrap();
+        let key = a.key();
+        let writers: Vec<_> = [a, b]
+            .into_iter()
+            .map(|call| {
+                let calls = calls.clone();
+                std::thread::spawn(move || {
+                    for now in 0..20_000 {
+                        calls.keep(&key, &call, now);
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        for _ in 0..20_000 {
+            if let Some(c) = calls.find(&key) {
+                assert!(c == a || c == b, "{c:?}");
+                seen += 1;
+            }
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(seen > 0 || calls.find(&key).is_some());
     }
 
     #[test]
