@@ -314,9 +314,11 @@ pub fn run(
     director.ports = ports.infos(cfg);
     let cell = Arc::new(SnapshotCell::new(director.snapshot()));
     let loads = director.loads().clone();
-    // One queue pair per worker for the connection sync daemon (idle until one runs).
+    // One queue pair per worker for the connection sync daemon (idle until one runs), and
+    // one store of SIP templates' calls for all.
+    let sip_calls = Arc::new(rvs_core::sip::SipCalls::new(rvs_core::sip::SIP_CALL_SLOTS));
     let sync_channels: Vec<Arc<SyncChannel>> = (0..cfg.workers.len())
-        .map(|_| Arc::new(SyncChannel::default()))
+        .map(|_| Arc::new(SyncChannel::sharing(sip_calls.clone())))
         .collect();
     // The capture the console and the socket start: 4,096 frames of room to the writer.
     let capture = rvs_core::capture::Capture::new(CAPTURE_SLOTS);

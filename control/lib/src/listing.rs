@@ -695,8 +695,13 @@ fn virtual_text(c: &Conn) -> String {
 }
 
 /// `ipvsadm -L -c [-n] [--persistent-conn]`: `conns` holds each entry with its seconds
-/// left.
-pub fn connections(conns: &[(Conn, u32)], numeric: bool, persistent_conn: bool) -> String {
+/// left; a SIP template whose call `calls` holds is listed as the kernel lists it: its
+/// client (port 0), and with `--persistent-conn` the engine's name and the Call-ID.
+pub fn connections(
+    conns: &[(Conn, u32)],
+    (numeric, persistent_conn): (bool, bool),
+    calls: Option<&rvs_core::sip::SipCalls>,
+) -> String {
     let mut out = String::from("IPVS connection entries\n");
     if persistent_conn {
         let _ = writeln!(
@@ -726,13 +731,28 @@ pub fn connections(conns: &[(Conn, u32)], numeric: bool, persistent_conn: bool) 
             name(&c.vaddr, c.vport)
         };
         let expire = format!("{:02}:{:02}", left / 60, left % 60);
-        let _ = writeln!(
-            out,
-            "{proto:<3} {expire:<6} {state:<11} {:<18} {:<18} {}",
-            name(&c.caddr, c.cport),
-            vname,
-            name(&c.daddr, c.dport),
-        );
+        let call = calls
+            .filter(|_| c.is_template() && c.caddr[0] == rvs_core::sip::TEMPLATE_MARK)
+            .and_then(|k| k.find(&c.caddr));
+        let source = name(call.as_ref().map_or(&c.caddr, |k| &k.client), c.cport);
+        match call.filter(|_| persistent_conn) {
+            Some(k) => {
+                let _ = writeln!(
+                    out,
+                    "{proto:<3} {expire:<6} {state:<11} {source:<18} {vname:<18} {:<16} {:<18} {}",
+                    name(&c.daddr, c.dport),
+                    "sip",
+                    String::from_utf8_lossy(k.call_id()),
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{proto:<3} {expire:<6} {state:<11} {source:<18} {vname:<18} {}",
+                    name(&c.daddr, c.dport),
+                );
+            }
+        }
     }
     out
 }
@@ -1026,7 +1046,7 @@ FWM  10 rr persistent 600
             0,
         );
         c.state = TcpState::Established as u8;
-        let text = connections(&[(c, 899), (c, 9000)], true, false);
+        let text = connections(&[(c, 899), (c, 9000)], (true, false), None);
         assert_eq!(
             text.lines().nth(2).unwrap(),
             "TCP 14:59  ESTABLISHED 10.0.0.9:40000     192.168.1.100:80   10.0.0.1:80"
@@ -1036,10 +1056,42 @@ FWM  10 rr persistent 600
             text.lines().nth(3).unwrap(),
             "TCP 150:00 ESTABLISHED 10.0.0.9:40000     192.168.1.100:80   10.0.0.1:80"
         );
-        let pe = connections(&[], true, true);
+        let pe = connections(&[], (true, true), None);
         assert_eq!(
             pe.lines().nth(1).unwrap(),
             "pro expire state       source             virtual            destination        pe name          pe_data"
+        );
+        // A SIP template: its client and, with --persistent-conn, "sip" and the Call-ID
+        // (ipvsadm's columns as it prints them: the destination in 16, the name in 18).
+        let client = rvs_core::conn::addr16("198.51.100.7".parse().unwrap());
+        let call = rvs_core::sip::SipCall::new(client, b"a84b4c76e66710@pc33").unwrap();
+        let calls = rvs_core::sip::SipCalls::new(16);
+        assert!(calls.keep(&call.key(), &call));
+        let key = rvs_core::conn::InKey {
+            proto: 17,
+            caddr: call.key(),
+            cport: 0,
+            vaddr: rvs_core::conn::addr16("192.168.1.107".parse().unwrap()),
+            vport: 5060,
+        };
+        let t = Conn::new(
+            key,
+            rvs_core::conn::addr16("10.0.0.3".parse().unwrap()),
+            5060,
+            0,
+            0,
+            rvs_core::ForwardMethod::Nat,
+            rvs_core::conn::table::flags::TEMPLATE,
+        );
+        let text = connections(&[(t, 299)], (true, true), Some(&calls));
+        assert_eq!(
+            text.lines().nth(2).unwrap(),
+            "UDP 04:59  NONE        198.51.100.7:0     192.168.1.107:5060 10.0.0.3:5060    sip                a84b4c76e66710@pc33"
+        );
+        let text = connections(&[(t, 299)], (true, false), Some(&calls));
+        assert_eq!(
+            text.lines().nth(2).unwrap(),
+            "UDP 04:59  NONE        198.51.100.7:0     192.168.1.107:5060 10.0.0.3:5060"
         );
     }
 }

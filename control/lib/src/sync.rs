@@ -149,6 +149,14 @@ impl SyncDaemons {
         }
     }
 
+    /// The SIP templates' calls the workers and the daemons share.
+    pub fn sip_calls(&self) -> Arc<rvs_core::sip::SipCalls> {
+        self.channels.first().map_or_else(
+            || Arc::new(rvs_core::sip::SipCalls::new(0)),
+            |c| c.sip_calls.clone(),
+        )
+    }
+
     /// The format a master sends: 1 (the default), or 0, which kernels before 2.6.39 read
     /// (IPv4 only; a running master changes at its next message).
     pub fn set_version(&self, v: u8) {
@@ -420,7 +428,10 @@ fn send_loop(
         }
         let (messages, count_at) = match version.load(Relaxed) {
             0 => (sync::encode_v0(syncid, &batch, max_message), 0),
-            _ => (sync::encode(syncid, &batch, max_message), 4),
+            _ => {
+                let calls = channels.first().map(|c| &*c.sip_calls);
+                (sync::encode_with(syncid, &batch, max_message, calls), 4)
+            }
         };
         for m in messages {
             match sock.send_to(&m, &to) {
@@ -474,7 +485,11 @@ pub fn accept_message(
     channels: &[Arc<SyncChannel>],
     counters: &SyncCounters,
 ) {
-    match sync::decode_counting(msg) {
+    // A SIP template's call is kept for the listing and for sending it on as master (a
+    // message of another sync id keeps nothing).
+    let ours = syncid == 0 || msg.get(1) == Some(&syncid);
+    let calls = channels.first().map(|c| &*c.sip_calls).filter(|_| ours);
+    match sync::decode_keeping(msg, calls) {
         Ok((id, conns, left_out)) => {
             if syncid != 0 && id != syncid {
                 counters.other_syncid.fetch_add(1, Relaxed);

@@ -112,7 +112,7 @@ pub const SIP_CALL_SLOTS: usize = 4096;
 /// Slots a key may take (the oldest of them gives way).
 const WAYS: usize = 4;
 const CALL_WORDS: usize = CALL_ID_MAX.div_ceil(8);
-/// Key (2 words), client (2), Call-ID length and the second it was written (1), Call-ID.
+/// Key (2 words), client (2), Call-ID length and the write's number (1), Call-ID.
 const WORDS: usize = 5 + CALL_WORDS;
 
 #[derive(Debug)]
@@ -131,6 +131,8 @@ struct CallSlot {
 #[derive(Debug)]
 pub struct SipCalls {
     slots: Box<[CallSlot]>,
+    /// Writes so far: each slot's last write number orders a set's slots by age.
+    writes: AtomicU64,
 }
 
 fn words_of(a: &Addr16) -> [u64; 2] {
@@ -156,6 +158,7 @@ impl SipCalls {
                     words: std::array::from_fn(|_| AtomicU64::new(0)),
                 })
                 .collect(),
+            writes: AtomicU64::new(0),
         }
     }
 
@@ -169,11 +172,12 @@ impl SipCalls {
         [0, 1].map(|i| slot.words[i].load(Ordering::Relaxed))
     }
 
-    /// Notes `call` for the template keyed `key` at second `now`; false when a concurrent
-    /// writer had its slot.
-    pub fn keep(&self, key: &Addr16, call: &SipCall, now: u32) -> bool {
+    /// Notes `call` for the template keyed `key`; false when a concurrent writer had its
+    /// slot.
+    pub fn keep(&self, key: &Addr16, call: &SipCall) -> bool {
         let set = self.set(key);
         let want = words_of(key);
+        let now = self.writes.fetch_add(1, Ordering::Relaxed) as u32;
         let age =
             |s: &CallSlot| now.wrapping_sub((s.words[4].load(Ordering::Relaxed) >> 32) as u32);
         let slot = set
@@ -279,17 +283,17 @@ mod tests {
         let call = |n: u8| SipCall::new(mapped(n), format!("call-{n}@x").as_bytes()).unwrap();
         let longest = SipCall::new(mapped(9), &[b'z'; CALL_ID_MAX]).unwrap();
         assert_eq!(calls.find(&call(1).key()), None);
-        for (n, now) in [(1, 10), (2, 11), (3, 12)] {
-            assert!(calls.keep(&call(n).key(), &call(n), now));
+        for n in 1..=3 {
+            assert!(calls.keep(&call(n).key(), &call(n)));
         }
-        assert!(calls.keep(&longest.key(), &longest, 13));
+        assert!(calls.keep(&longest.key(), &longest));
         assert_eq!(calls.find(&longest.key()), Some(longest));
         assert_eq!(calls.find(&call(2).key()), Some(call(2)));
         assert_eq!(calls.find(&call(2).key()).unwrap().call_id(), b"call-2@x");
         // Kept again: the same slot, written anew.
-        assert!(calls.keep(&call(1).key(), &call(1), 20));
-        // The set is full: the one written longest ago (call-2, at 11) gives way.
-        assert!(calls.keep(&call(4).key(), &call(4), 21));
+        assert!(calls.keep(&call(1).key(), &call(1)));
+        // The set is full: the one written longest ago (call-2) gives way.
+        assert!(calls.keep(&call(4).key(), &call(4)));
         assert_eq!(calls.find(&call(2).key()), None);
         for n in [1, 3, 4] {
             assert_eq!(calls.find(&call(n).key()), Some(call(n)), "{n}");
@@ -316,7 +320,7 @@ mod tests {
                     if done.load(Ordering::Relaxed) {
                         break;
                     }
-                    calls.keep(&key, if now % 2 == 0 { &a } else { &b }, now);
+                    calls.keep(&key, if now % 2 == 0 { &a } else { &b });
                     for _ in 0..20 {
                         std::hint::spin_loop();
                     }

@@ -6,8 +6,10 @@
 //! never block a worker.
 
 use crate::conn::Addr16;
+use crate::sip::{SipCall, SipCalls, SIP_CALL_SLOTS};
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// The LVS sync group and port.
 pub const GROUP_V4: [u8; 4] = [224, 0, 0, 81];
@@ -185,6 +187,11 @@ impl SyncConn {
             + self.local.map_or(0, |_| 2 + SyncLocal::data_len(self.v6))
     }
 
+    /// The entry's size with `pe`'s persistence-engine options.
+    fn entry_len(&self, pe: Option<&SipCall>) -> usize {
+        self.wire_len() + pe.map_or(0, |k| 2 + k.call_id().len() + 2 + PE_SIP.len())
+    }
+
     /// The flags as sent: `OUT_SEQ` with a sequence shift.
     fn wire_flags(&self) -> u32 {
         match self.out_seq {
@@ -193,11 +200,13 @@ impl SyncConn {
         }
     }
 
-    fn emit(&self, out: &mut Vec<u8>) {
+    /// Writes the entry (version 1), with `pe`'s options after the sequence option as the
+    /// kernel's master writes them: its data, then its name.
+    fn emit(&self, out: &mut Vec<u8>, pe: Option<&SipCall>) {
         out.push(if self.v6 { 1 } else { 0 });
         out.push(self.proto);
         // Version 0 of the entry in the top 4 bits, its size below.
-        put16(out, self.wire_len() as u16 & 0x0fff);
+        put16(out, self.entry_len(pe) as u16 & 0x0fff);
         put32(out, self.wire_flags());
         put16(out, self.state);
         put16(out, self.cport);
@@ -221,6 +230,14 @@ impl SyncConn {
             SyncSeq::default().put(out);
             seq.put(out);
         }
+        if let Some(k) = pe {
+            out.push(OPT_PE_DATA);
+            out.push(k.call_id().len() as u8);
+            out.extend_from_slice(k.call_id());
+            out.push(OPT_PE_NAME);
+            out.push(PE_SIP.len() as u8);
+            out.extend_from_slice(PE_SIP);
+        }
         if let Some(l) = &self.local {
             out.push(OPT_LOCAL_END);
             out.push(SyncLocal::data_len(self.v6) as u8);
@@ -231,6 +248,19 @@ impl SyncConn {
             put32(out, l.proxy_seq);
         }
     }
+}
+
+/// The persistence engine's name in sync messages.
+const PE_SIP: &[u8] = b"sip";
+
+/// A SIP template's call, when `calls` holds it.
+fn sip_call_of(c: &SyncConn, calls: &SipCalls) -> Option<SipCall> {
+    let sip_template =
+        c.flags & ipvs_flags::TEMPLATE != 0 && c.caddr[0] == crate::sip::TEMPLATE_MARK;
+    sip_template
+        .then(|| calls.find(&c.caddr))
+        .flatten()
+        .filter(|k| k.key() == c.caddr)
 }
 
 /// The zero bytes before a version-1 entry that would start `offset` bytes into its
@@ -244,6 +274,18 @@ fn entry_padding(offset: usize) -> usize {
 /// Packs connections into version-1 messages of at most `max_len` bytes (and 255 entries),
 /// each entry 32-bit aligned.
 pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
+    encode_with(syncid, conns, max_len, None)
+}
+
+/// [`encode`]; a SIP template whose call `calls` holds goes as the kernel's master sends
+/// one: its client's address, and the Call-ID and the engine's name in the
+/// persistence-engine options (without it, under its key, which only an rvs backup reads).
+pub fn encode_with(
+    syncid: u8,
+    conns: &[SyncConn],
+    max_len: usize,
+    calls: Option<&SipCalls>,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut msg: Vec<u8> = Vec::new();
     let mut count = 0u8;
@@ -256,8 +298,18 @@ pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
         }
     };
     for c in conns {
+        let pe = calls.and_then(|k| sip_call_of(c, k));
+        let wire = match &pe {
+            Some(k) => SyncConn {
+                v6: crate::conn::mapped_v4(&k.client).is_none(),
+                caddr: k.client,
+                ..*c
+            },
+            None => *c,
+        };
+        let c = &wire;
         let pad = entry_padding(msg.len());
-        if count == 255 || (count > 0 && msg.len() + pad + c.wire_len() > max_len) {
+        if count == 255 || (count > 0 && msg.len() + pad + c.entry_len(pe.as_ref()) > max_len) {
             finish(&mut msg, count, &mut out);
             count = 0;
         }
@@ -268,7 +320,7 @@ pub fn encode(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>> {
         } else {
             msg.resize(msg.len() + pad, 0);
         }
-        c.emit(&mut msg);
+        c.emit(&mut msg, pe.as_ref());
         count += 1;
     }
     finish(&mut msg, count, &mut out);
@@ -334,6 +386,15 @@ pub fn decode(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
 
 /// [`decode`], and how many entries were left out.
 pub fn decode_counting(msg: &[u8]) -> Result<(u8, Vec<SyncConn>, usize), SyncError> {
+    decode_keeping(msg, None)
+}
+
+/// [`decode_counting`]; the calls of SIP templates a kernel master sent go in `calls`
+/// under the templates' keys, as this box's own templates' do.
+pub fn decode_keeping(
+    msg: &[u8],
+    calls: Option<&SipCalls>,
+) -> Result<(u8, Vec<SyncConn>, usize), SyncError> {
     if msg.len() < HEADER_V0_LEN {
         return Err(SyncError::Truncated);
     }
@@ -405,11 +466,18 @@ pub fn decode_counting(msg: &[u8]) -> Result<(u8, Vec<SyncConn>, usize), SyncErr
             o = data + olen;
         }
         let mut caddr = addr_at(msg, addrs, v6);
+        // A SIP template's key is no address: such an entry is noted as an IPv6 one.
+        let mut keyed = false;
         if let Some(call_id) = pe_data {
             // SIP's Call-ID (the one engine there is): a template's key, as rvs keeps it.
-            left_out |= pe_name != Some(b"sip");
+            left_out |= pe_name != Some(PE_SIP);
             if flags & ipvs_flags::TEMPLATE != 0 {
+                let call = SipCall::new(caddr, call_id);
                 caddr = crate::sip::template_addr(call_id, &caddr);
+                keyed = true;
+                if let (Some(calls), Some(call), false) = (calls, call, left_out) {
+                    calls.keep(&caddr, &call);
+                }
             }
         }
         // The next entry starts on a 32-bit boundary.
@@ -421,7 +489,7 @@ pub fn decode_counting(msg: &[u8]) -> Result<(u8, Vec<SyncConn>, usize), SyncErr
         }
         conns.push(SyncConn {
             proto: msg[at + 1],
-            v6,
+            v6: v6 || keyed,
             flags: flags & !ipvs_flags::SEQ_MASK,
             state: get16(msg, at + 8),
             cport: get16(msg, at + 10),
@@ -492,10 +560,20 @@ pub struct SyncChannel {
     /// full).
     pub installed: AtomicU64,
     pub refused: AtomicU64,
+    /// SIP templates' calls, shared by all workers' channels (the sync daemon sends a
+    /// template's call with it, as the kernel's master does).
+    pub sip_calls: Arc<SipCalls>,
 }
 
 impl Default for SyncChannel {
     fn default() -> Self {
+        SyncChannel::sharing(Arc::new(SipCalls::new(SIP_CALL_SLOTS)))
+    }
+}
+
+impl SyncChannel {
+    /// A worker's channel whose SIP calls go in `sip_calls` (the appliance's one store).
+    pub fn sharing(sip_calls: Arc<SipCalls>) -> SyncChannel {
         SyncChannel {
             outbox: ArrayQueue::new(QUEUE_LEN),
             inbox: ArrayQueue::new(QUEUE_LEN),
@@ -503,6 +581,7 @@ impl Default for SyncChannel {
             out_dropped: AtomicU64::new(0),
             installed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            sip_calls,
         }
     }
 }
@@ -885,6 +964,23 @@ mod tests {
             (v4([192, 168, 1, 107]), v4([10, 0, 0, 3]))
         );
         assert_eq!((t.proto, t.vport, t.timeout), (17, 5060, 360));
+        // Its call kept by its key; sent on as the kernel sent it, byte for byte.
+        let calls = SipCalls::new(16);
+        decode_keeping(&msg, Some(&calls)).unwrap();
+        let call = calls.find(&t.caddr).unwrap();
+        assert_eq!(
+            (call.client, call.call_id()),
+            (v4([198, 51, 100, 1]), &b"abc@host"[..])
+        );
+        let mut kernels = vec![0, 1, 0, 0, 1, 1, 0, 0];
+        kernels.extend(entry(b"sip", &[]));
+        let size = kernels.len() as u16;
+        kernels[2..4].copy_from_slice(&size.to_be_bytes());
+        assert_eq!(encode_with(1, &[t], 1472, Some(&calls)), vec![kernels]);
+        // Without its call: under its key, an IPv6 entry only rvs reads.
+        let m = &encode_with(1, &[t], 1472, Some(&SipCalls::new(16)))[0];
+        assert_eq!((m[8], get16(m, 10)), (1, 72));
+        assert_eq!(decode(m).unwrap().1, vec![t]);
         // The name given twice spoils the message, as the kernel's backup drops it.
         let mut twice = vec![0, 1, 0, 0, 1, 1, 0, 0];
         twice.extend(entry(b"sip", &[3, 3, b's', b'i', b'p']));

@@ -393,7 +393,7 @@ fn sip_persistence_follows_the_call_id() {
 /// persistence-engine options); a call the backup never heard of is scheduled anew.
 #[test]
 fn sip_templates_are_synced() {
-    use rvs_core::sync::{decode, encode, SyncChannel};
+    use rvs_core::sync::{decode, decode_keeping, encode_with, SyncChannel};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     let client = [198, 51, 100, 1];
@@ -412,14 +412,41 @@ fn sip_templates_are_synced() {
     while let Some(n) = ch.outbox.pop() {
         notes.push(n);
     }
+    // The template goes as the kernel's master sends one: an IPv4 entry for the client,
+    // the Call-ID and "sip" in the persistence-engine options.
+    let messages = encode_with(3, &notes, 1472, Some(&ch.sip_calls));
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    let mut pe = vec![2, 8];
+    pe.extend_from_slice(b"abc@host");
+    pe.extend_from_slice(&[3, 3, b's', b'i', b'p']);
+    let at = m
+        .windows(pe.len())
+        .position(|w| w == &pe[..])
+        .expect("PE options");
+    let entry = at - 36;
+    assert_eq!(m[entry], 0, "an IPv4 entry");
+    assert_eq!(m[entry + 24..entry + 28], client, "the client's address");
+    assert_eq!(m[entry + 2..entry + 4], [0, 36 + 10 + 5], "its size");
+    let backup_ch = Arc::new(SyncChannel::default());
     let mut backup = Lab::new();
-    for m in encode(3, &notes, 1472) {
-        for c in decode(&m).unwrap().1 {
-            assert!(backup
-                .engine
-                .install_synced(&backup.snap, &backup.loads, 1, &c));
-        }
+    backup.engine.sync = Some(backup_ch.clone());
+    for c in decode_keeping(m, Some(&backup_ch.sip_calls)).unwrap().1 {
+        assert!(backup
+            .engine
+            .install_synced(&backup.snap, &backup.loads, 1, &c));
     }
+    // The backup holds the call too (to list it, and to send it on as master).
+    let key = rvs_core::sip::template_addr(b"abc@host", &{
+        let mut a = [0u8; 16];
+        a[10..12].copy_from_slice(&[0xff, 0xff]);
+        a[12..].copy_from_slice(&client);
+        a
+    });
+    assert_eq!(
+        backup_ch.sip_calls.find(&key).map(|c| c.call_id().to_vec()),
+        Some(b"abc@host".to_vec())
+    );
     // The call from a new port (a new flow): the template's server.
     let (_, on_backup) = backup.run(0, &sip_invite(client, 5064, "abc@host"));
     assert_eq!(nat_server(&on_backup), nat_server(&on_master));

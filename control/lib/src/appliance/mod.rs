@@ -458,10 +458,11 @@ impl Appliance {
             return Reply::ok(listing::timeouts(&self.director.lock().timeouts));
         }
         if opts.connections {
+            let calls = self.sync_daemons().map(|d| d.sip_calls());
             return Reply::ok(listing::connections(
                 &self.connections(),
-                opts.numeric,
-                opts.persistent_conn,
+                (opts.numeric, opts.persistent_conn),
+                calls.as_deref(),
             ));
         }
         let fig = self.figures();

@@ -248,7 +248,12 @@ impl Appliance {
             let a = rvs_core::conn::addr16(addr);
             conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
         }
-        Reply::ok(listing::connections(&conns, true, false))
+        let calls = self.sync_daemons().map(|d| d.sip_calls());
+        Reply::ok(listing::connections(
+            &conns,
+            (true, false),
+            calls.as_deref(),
+        ))
     }
 
     pub(super) fn show_neighbours(&self) -> String {

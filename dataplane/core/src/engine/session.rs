@@ -384,17 +384,15 @@ impl Engine {
             } else {
                 None
             };
+            let client = match (flow.src_ip(), svc.persist_mask_v4) {
+                (IpAddr::V4(v), Some(m)) => addr16(IpAddr::V4((u32::from(v) & m).into())),
+                _ => addr16(masked(flow.src_ip(), mask)),
+            };
             let tkey = InKey {
                 proto: flow.proto,
-                caddr: {
-                    let client = match (flow.src_ip(), svc.persist_mask_v4) {
-                        (IpAddr::V4(v), Some(m)) => addr16(IpAddr::V4((u32::from(v) & m).into())),
-                        _ => addr16(masked(flow.src_ip(), mask)),
-                    };
-                    match call_id {
-                        Some(id) => crate::sip::template_addr(id, &client),
-                        None => client,
-                    }
+                caddr: match call_id {
+                    Some(id) => crate::sip::template_addr(id, &client),
+                    None => client,
                 },
                 cport: 0,
                 vaddr: match svc.group {
@@ -404,6 +402,9 @@ impl Engine {
                 vport: if svc.group.is_some() { 0 } else { svc.vport },
             };
             let expires = now.saturating_add(timeout);
+            if let Some(id) = call_id {
+                self.keep_sip_call(&tkey.caddr, client, id);
+            }
             let board_key = self.shared.as_ref().map(|b| b.key(&tkey));
             if let Some(tid) = self.table.lookup_in(&tkey) {
                 // By address and port: services of one group list the same servers.
@@ -637,6 +638,20 @@ impl Engine {
         match by_id(b.offer(k, now, mine, expires, |d| by_id(d).is_some())) {
             Some(j) if j != i => Ok((j, false)),
             _ => Ok((i, true)),
+        }
+    }
+
+    /// Notes a SIP template's call for the sync daemon and the listing (once; again if the
+    /// store let it go).
+    #[inline(never)]
+    fn keep_sip_call(&self, key: &crate::conn::Addr16, client: crate::conn::Addr16, id: &[u8]) {
+        let Some(calls) = self.sync.as_deref().map(|c| &*c.sip_calls) else {
+            return;
+        };
+        if calls.find(key).is_none() {
+            if let Some(call) = crate::sip::SipCall::new(client, id) {
+                calls.keep(key, &call);
+            }
         }
     }
 
