@@ -719,7 +719,10 @@ pub fn connections(
             132 => ("SCTP", Some("sctp")),
             _ => ("IP", None),
         };
-        let state = if c.is_template() {
+        // A template's state is IPVS's: ASSURED once a connection it controls was.
+        let state = if c.is_template() && c.assured {
+            "ASSURED"
+        } else if c.is_template() {
             "NONE"
         } else {
             rvs_core::conn::state_name(c.proto, c.state)
@@ -1092,6 +1095,14 @@ FWM  10 rr persistent 600
         assert_eq!(
             text.lines().nth(2).unwrap(),
             "UDP 04:59  NONE        198.51.100.7:0     192.168.1.107:5060 10.0.0.3:5060"
+        );
+        // Its server answered: ASSURED, as the kernel's template state.
+        let mut assured = t;
+        assured.assured = true;
+        let text = connections(&[(assured, 299)], (true, false), Some(&calls));
+        assert_eq!(
+            text.lines().nth(2).unwrap(),
+            "UDP 04:59  ASSURED     198.51.100.7:0     192.168.1.107:5060 10.0.0.3:5060"
         );
     }
 }

@@ -473,13 +473,12 @@ fn sip_templates_are_synced() {
             .engine
             .install_synced(&fresh.snap, &fresh.loads, 1, &c));
     }
-    // A master sends a template with an established connection: a flood's eviction of
-    // a later attempt leaves it.
+    // (A UDP template is assured by its server's answer, which none of these had.)
     assert!(fresh
         .engine
         .table
         .iter()
-        .all(|(_, c)| c.is_template() && c.proven));
+        .all(|(_, c)| c.is_template() && !c.assured));
     // rr alone would give a first call the first server: the template says so too, and
     // the second call goes by rr to the other, then the kernel's call to its template's.
     let (_, other) = fresh.run(0, &sip_invite(client, 5070, "new-call"));
@@ -731,6 +730,80 @@ fn syn_to_persistent_service() -> Vec<u8> {
         false,
         b"",
     )
+}
+
+/// IPVS's ASSURED template state: a TCP template's once a connection it controls is
+/// established, a UDP template's once its server answers; synced as the template's state
+/// (a backup takes it), and what keeps a template when a flood evicts a later attempt.
+#[test]
+fn templates_are_assured_as_ipvs_assures_them() {
+    use rvs_core::sync::{decode, encode, SyncChannel};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let mut lab = Lab::new();
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    lab.engine.sync = Some(ch.clone());
+    let template = |lab: &Lab, vip: [u8; 4]| {
+        let t = lab
+            .engine
+            .table
+            .iter()
+            .find(|(_, c)| c.is_template() && c.vaddr[12..] == vip);
+        t.map(|(_, c)| c.assured)
+    };
+    let tcp_vip = [192, 168, 1, 103];
+    lab.run(0, &syn_to_persistent_service());
+    assert_eq!(template(&lab, tcp_vip), Some(false), "after the SYN");
+    let ack = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, tcp_vip, 64, 1000, 80, false, true, b"",
+    );
+    assert_eq!(lab.run(0, &ack).0, Verdict::Forward { port: 1 });
+    assert_eq!(template(&lab, tcp_vip), Some(true), "established");
+    // Sent with its first established connection, as ASSURED (state 1).
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    let sent = notes
+        .iter()
+        .find(|n| n.flags & rvs_core::sync::ipvs_flags::TEMPLATE != 0);
+    assert_eq!(sent.map(|t| t.state), Some(1));
+    let mut backup = Lab::new();
+    for m in encode(3, &notes, 1472) {
+        for c in decode(&m).unwrap().1 {
+            assert!(backup
+                .engine
+                .install_synced(&backup.snap, &backup.loads, 1, &c));
+        }
+    }
+    assert_eq!(template(&backup, tcp_vip), Some(true), "on the backup");
+    // UDP (the SIP service, NAT): the client's datagrams leave it unassured, the server's
+    // answer assures it.
+    let sip_vip = [192, 168, 1, 107];
+    let (_, out) = lab.run(0, &sip_invite(CLIENT, 5060, "call@x"));
+    lab.run(0, &sip_invite(CLIENT, 5060, "call@x"));
+    assert_eq!(
+        template(&lab, sip_vip),
+        Some(false),
+        "two datagrams, no answer"
+    );
+    let server = nat_server(&out);
+    let server_mac = if server == [10, 0, 0, 2] {
+        RS2_MAC
+    } else {
+        RS3_MAC
+    };
+    let mut answer = Vec::new();
+    PacketBuilder::ethernet2(server_mac, PORT1_MAC)
+        .ipv4(server, CLIENT, 64)
+        .udp(5060, 5060)
+        .write(&mut answer, b"SIP/2.0 200 OK\r\ni: call@x\r\n\r\n")
+        .unwrap();
+    assert_eq!(lab.run(1, &answer).0, Verdict::Forward { port: 0 });
+    assert_eq!(template(&lab, sip_vip), Some(true), "answered");
+    // Its flow's later answers take the fast lane again (the mark is set once).
+    assert_eq!(lab.run(1, &answer).0, Verdict::Forward { port: 0 });
 }
 
 #[test]

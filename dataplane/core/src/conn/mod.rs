@@ -5,8 +5,9 @@ pub mod state;
 pub mod table;
 
 pub use state::{
-    account_active, leaves_embryonic, sctp_transition, state_is_active, state_name, transition,
-    Direction, SctpState, TcpEvent, TcpState, Timeouts, UDP_FIRST_DATAGRAM,
+    account_active, assures, leaves_embryonic, sctp_transition, state_is_active, state_name,
+    transition, Direction, SctpState, TcpEvent, TcpState, Timeouts, UDP_ANSWERED,
+    UDP_FIRST_DATAGRAM,
 };
 pub use table::{
     addr16, addr_word, ip_of, mapped_v4, proxy, v4_mapped, Addr16, AppState, Conn, ConnId,

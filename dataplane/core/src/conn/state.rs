@@ -309,6 +309,9 @@ pub fn sctp_transition(dir: Direction, state: SctpState, chunk_type: u8) -> Sctp
 /// timeout, never active, synced as 0); this one keeps a flow on the embryonic list, which
 /// a flood of spoofed datagrams fills.
 pub const UDP_FIRST_DATAGRAM: u8 = 1;
+/// A UDP entry's mark once its server answered (a NAT reply), beside
+/// [`UDP_FIRST_DATAGRAM`]: it assures the flow's persistence template, as IPVS's UDP does.
+pub const UDP_ANSWERED: u8 = 2;
 
 /// Whether a connection in `state` is past its embryonic stage (what the flood defence
 /// evicts): TCP and SCTP once ESTABLISHED, UDP from the client's second datagram, any
@@ -317,8 +320,19 @@ pub fn leaves_embryonic(proto_num: u8, state: u8) -> bool {
     match proto_num {
         proto::TCP => state == TcpState::Established as u8,
         proto::SCTP => state == SctpState::Established as u8,
-        proto::UDP => state != UDP_FIRST_DATAGRAM,
+        proto::UDP => state & UDP_FIRST_DATAGRAM == 0,
         _ => true,
+    }
+}
+
+/// Whether a connection's move `from` -> `to` assures its persistence template (IPVS's
+/// ASSURED): TCP and SCTP reaching ESTABLISHED, UDP's first answer from its server.
+pub fn assures(proto_num: u8, from: u8, to: u8) -> bool {
+    match proto_num {
+        proto::TCP => to == TcpState::Established as u8 && from != to,
+        proto::SCTP => to == SctpState::Established as u8 && from != to,
+        proto::UDP => to & UDP_ANSWERED != 0 && from & UDP_ANSWERED == 0,
+        _ => false,
     }
 }
 
@@ -445,7 +459,7 @@ mod tests {
             assert_eq!(leaves_embryonic(proto::TCP, b), tcp, "TCP {b}");
             let sctp = SctpState::from_u8(b) == SctpState::Established;
             assert_eq!(leaves_embryonic(proto::SCTP, b), sctp, "SCTP {b}");
-            assert_eq!(leaves_embryonic(proto::UDP, b), b != UDP_FIRST_DATAGRAM);
+            assert_eq!(leaves_embryonic(proto::UDP, b), b & UDP_FIRST_DATAGRAM == 0);
             assert!(leaves_embryonic(proto::ICMP, b));
         }
     }

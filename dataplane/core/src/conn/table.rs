@@ -235,9 +235,10 @@ pub struct Conn {
     pub synced_at: u32,
     /// The timer-wheel slot it is linked in, or [`FREE`] (every lookup reads it: hot).
     wheel_slot: u16,
-    /// Templates: a connection they controlled got established (or the template came by
-    /// sync): the eviction of a later embryonic attempt leaves it in place.
-    pub proven: bool,
+    /// Templates: IPVS's ASSURED state: a connection they controlled got established (UDP:
+    /// its server answered), or a master said so; a forced removal of a later attempt (a
+    /// flood's eviction) leaves it in place. Listed and synced as the template's state.
+    pub assured: bool,
     /// Slab index of the persistence template controlling this connection, or NIL.
     pub template: u32,
     /// Templates: connections they control.
@@ -290,7 +291,7 @@ impl Conn {
             wheel_next: NIL,
             wheel_prev: NIL,
             wheel_slot: UNLINKED,
-            proven: false,
+            assured: false,
         }
     }
 

@@ -98,8 +98,13 @@ pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
             .sctp_chunk
             .map(|chunk| sctp_transition(dir, SctpState::from_u8(from), chunk) as u8),
         // A datagram from the client leaves UDP's first-datagram state (off the embryonic
-        // list); other protocols here have no state but 0.
-        _ => Some(if dir == Direction::Output { from } else { 0 }),
+        // list); one from its server marks it answered.
+        proto::UDP => Some(match dir {
+            Direction::Output => from | crate::conn::UDP_ANSWERED,
+            _ => from & !crate::conn::UDP_FIRST_DATAGRAM,
+        }),
+        // Other protocols here have no state but 0.
+        _ => Some(0),
     }
 }
 
@@ -300,9 +305,11 @@ impl Engine {
     ) {
         if crate::conn::leaves_embryonic(proto_num, to) {
             self.table.clear_embryonic(id);
+        }
+        if crate::conn::assures(proto_num, from, to) {
             let template = self.table.get(id).and_then(|c| c.template_id());
             if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
-                t.proven = true;
+                t.assured = true;
             }
         }
         let active = state_is_active(proto_num, to);
@@ -555,7 +562,7 @@ impl Engine {
         let established = crate::conn::leaves_embryonic(flow.proto, first);
         if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
             t.controls += 1;
-            t.proven |= established;
+            t.assured |= crate::conn::assures(flow.proto, 0, first);
         }
         if !established {
             self.table.mark_embryonic(id);
@@ -689,7 +696,7 @@ impl Engine {
     #[inline(never)]
     fn evict_oldest_embryonic(&mut self, loads: &[DestLoad], opening: Opening) {
         self.evict_one_embryonic(loads, opening);
-        // A proven template stays with its evicted attempt: one entry freed of two needed.
+        // An assured template stays with its evicted attempt: one entry freed of two needed.
         if self.table.len() + 2 > self.table.capacity() {
             self.evict_one_embryonic(loads, opening);
         }
@@ -705,7 +712,7 @@ impl Engine {
             let idle = template.filter(|&t| {
                 self.table
                     .get(t)
-                    .is_some_and(|t| t.is_template() && t.controls == 0 && !t.proven)
+                    .is_some_and(|t| t.is_template() && t.controls == 0 && !t.assured)
             });
             if let Some(t) = idle {
                 self.release_template(t, loads);

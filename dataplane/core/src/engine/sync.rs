@@ -112,8 +112,11 @@ impl Engine {
             proto: c.proto,
             v6: crate::conn::mapped_v4(&c.caddr).is_none(),
             flags: f,
-            // (UDP's embryonic mark is this node's: IPVS's UDP has one state.)
-            state: if c.proto == proto::UDP {
+            // A template's is IPVS's template state (ASSURED or not); UDP's marks are
+            // this node's (IPVS's UDP has one state).
+            state: if template {
+                u16::from(c.assured)
+            } else if c.proto == proto::UDP {
                 0
             } else {
                 u16::from(c.state)
@@ -262,7 +265,7 @@ impl Engine {
                 self.release(id, loads);
             } else {
                 if let Some(c) = self.table.get_mut(id) {
-                    c.proven |= template;
+                    c.assured |= template && s.state & TEMPLATE_ASSURED != 0;
                     if !template && c.state != state {
                         if let Some(l) = load {
                             account_active(l, state_is_active(c.proto, c.state), active);
@@ -316,8 +319,7 @@ impl Engine {
             f,
         );
         c.tunnel = server.tunnel;
-        // A master sends a template with its first established connection.
-        c.proven = template;
+        c.assured = template && s.state & TEMPLATE_ASSURED != 0;
         if !template {
             c.state = state;
         }
@@ -363,6 +365,9 @@ impl Engine {
 }
 
 /// A synced entry's state; one the protocol does not have reads as NONE.
+/// IPVS's template state bit ASSURED (`IP_VS_CTPL_S_ASSURED`).
+const TEMPLATE_ASSURED: u16 = 1;
+
 fn synced_state(s: &SyncConn) -> u8 {
     match s.proto {
         proto::TCP => TcpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
