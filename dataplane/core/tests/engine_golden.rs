@@ -800,8 +800,13 @@ fn templates_are_assured_as_ipvs_assures_them() {
         .udp(5060, 5060)
         .write(&mut answer, b"SIP/2.0 200 OK\r\ni: call@x\r\n\r\n")
         .unwrap();
+    while ch.outbox.pop().is_some() {}
     assert_eq!(lab.run(1, &answer).0, Verdict::Forward { port: 0 });
     assert_eq!(template(&lab, sip_vip), Some(true), "answered");
+    // Sent again, ASSURED now, with the flow.
+    let resent = std::iter::from_fn(|| ch.outbox.pop())
+        .find(|n| n.flags & rvs_core::sync::ipvs_flags::TEMPLATE != 0);
+    assert_eq!(resent.map(|t| t.state), Some(1));
     // Its flow's later answers take the fast lane again (the mark is set once).
     assert_eq!(lab.run(1, &answer).0, Verdict::Forward { port: 0 });
 }

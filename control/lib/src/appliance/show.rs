@@ -565,7 +565,11 @@ fn merge_templates(all: Vec<(rvs_core::conn::Conn, u32)>) -> Vec<(rvs_core::conn
         }
         let key = (c.proto, c.caddr, c.vaddr, c.vport, c.daddr, c.dport);
         match first.get(&key) {
-            Some(&i) => out[i].1 = out[i].1.max(left),
+            // One template for the box, as IPVS's: ASSURED if any worker's copy is.
+            Some(&i) => {
+                out[i].1 = out[i].1.max(left);
+                out[i].0.assured |= c.assured;
+            }
             None => {
                 first.insert(key, out.len());
                 out.push((c, left));
@@ -618,5 +622,10 @@ mod tests {
             "the most time left, in the first one's place"
         );
         assert_eq!(listed.iter().filter(|(c, _)| c.is_template()).count(), 2);
+        // ASSURED when one worker's copy is.
+        let mut assured = t;
+        assured.assured = true;
+        let listed = super::merge_templates(vec![(t, 50), (assured, 40), (t, 30)]);
+        assert_eq!(listed, vec![(assured, 50)]);
     }
 }

@@ -310,6 +310,8 @@ impl Engine {
             let template = self.table.get(id).and_then(|c| c.template_id());
             if let Some(t) = template.and_then(|t| self.table.get_mut(t)) {
                 t.assured = true;
+                // Sent again (with this connection) so that a backup has it ASSURED too.
+                t.synced_at = 0;
             }
         }
         let active = state_is_active(proto_num, to);
