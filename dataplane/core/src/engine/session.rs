@@ -708,9 +708,10 @@ impl Engine {
         if let Some(oldest) = self.table.oldest_embryonic() {
             let template = self.table.get(oldest).and_then(|c| c.template_id());
             self.release(oldest, loads);
-            // Its persistence template goes too when it controls nothing else and never
-            // saw an established connection: each spoofed source makes one, which would
-            // otherwise fill the table; a returning client's stays.
+            // Its persistence template goes too when it controls nothing else and is not
+            // ASSURED, as IPVS drops such a template with a connection it removes: each
+            // spoofed source makes one, which would otherwise fill the table; a returning
+            // client's stays.
             let idle = template.filter(|&t| {
                 self.table
                     .get(t)
