@@ -89,6 +89,9 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.udp_evictions > 0 {
         let _ = writeln!(out, "  UDP-evictions: {}", c.udp_evictions);
     }
+    if c.reply_key_takeovers > 0 {
+        let _ = writeln!(out, "  Reply-key-takeovers: {}", c.reply_key_takeovers);
+    }
     if c.fragmented + c.fragments_waited > 0 {
         let _ = writeln!(
             out,

@@ -2854,6 +2854,74 @@ fn a_syn_flood_on_a_persistent_service_takes_its_templates_away() {
     );
 }
 
+/// A client picks its ports per destination, so a new connection through another VIP or
+/// port may reuse the client port of a finished one to the same server: the new one takes
+/// the reply side (IPVS's newest entry shadows the old); a live one keeps it.
+#[test]
+fn a_finished_connection_gives_its_reply_side_to_a_new_one() {
+    use rvs_core::engine::{ForwardMethod, Service};
+    use rvs_core::sched::SchedKind;
+    let vip = [192, 168, 1, 100];
+    let snap = snapshot_with(|services| {
+        services.push(Service::new(
+            30,
+            6,
+            ip(vip),
+            81,
+            None,
+            SchedKind::Rr,
+            None,
+            vec![rs(23, [10, 0, 0, 2], 8080, ForwardMethod::Nat)],
+        ));
+    });
+    let mut lab = Lab::with(snap, rvs_core::engine::EngineConfig::default());
+    let seg = |sport: u16, dport: u16, flags: &str| {
+        let b = PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(CLIENT, vip, 64)
+            .tcp(sport, dport, 1000, 64000);
+        let b = match flags {
+            "syn" => b.syn(),
+            "rst" => b.rst(),
+            _ => b.ack(5000),
+        };
+        let mut out = Vec::new();
+        b.write(&mut out, b"").unwrap();
+        out
+    };
+    let forwarded = Verdict::Forward { port: 1 };
+    assert_eq!(lab.run(0, &seg(40000, 80, "syn")).0, forwarded);
+    assert_eq!(lab.run(0, &seg(40000, 80, "ack")).0, forwarded);
+    assert_eq!(lab.run(0, &seg(40000, 80, "rst")).0, forwarded, "CLOSE");
+    // The same client port to :81, the same server 10.0.0.2:8080.
+    assert_eq!(lab.run(0, &seg(40000, 81, "syn")).0, forwarded);
+    assert_eq!(lab.engine.counters().reply_key_takeovers, 1);
+    assert_eq!(lab.engine.table.len(), 1, "the old connection ended");
+    // The server's reply is the new connection's: from VIP:81.
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC)
+        .ipv4([10, 0, 0, 2], CLIENT, 64)
+        .tcp(8080, 40000, 7000, 64000)
+        .syn()
+        .ack(1001)
+        .write(&mut reply, b"")
+        .unwrap();
+    let (v, out) = lab.run(1, &reply);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let tcp = etherparse::TcpHeaderSlice::from_slice(&out[34..]).unwrap();
+    assert_eq!(
+        (out[26..30].to_vec(), tcp.source_port()),
+        (vip.to_vec(), 81)
+    );
+    // A live connection keeps its side: the server could not tell the two apart.
+    assert_eq!(lab.run(0, &seg(40001, 80, "syn")).0, forwarded);
+    assert_eq!(lab.run(0, &seg(40001, 80, "ack")).0, forwarded);
+    assert_eq!(
+        lab.run(0, &seg(40001, 81, "syn")).0,
+        Verdict::Drop(DropReason::Clash)
+    );
+    assert_eq!(lab.engine.counters().reply_key_takeovers, 1);
+}
+
 /// A returning client's template stays when a flood evicts its new attempt: it controls
 /// nothing at that moment (its connection has ended), but it once had an established
 /// connection, so the client's next SYN still goes to its server.

@@ -304,6 +304,18 @@ impl Appliance {
             }
         }
         f.head(
+            "rvs_worker_reply_key_takeovers_total",
+            "counter",
+            "Finished connections (TCP TIME_WAIT or CLOSE, SCTP CLOSED, UDP flows) ended for a new connection from the same client port to the same server through another VIP or port, whose reply-side key they held.",
+        );
+        for w in &self.workers {
+            f.sample(
+                "rvs_worker_reply_key_takeovers_total",
+                &[("worker", w.index.to_string())],
+                w.stats.read_engine().reply_key_takeovers,
+            );
+        }
+        f.head(
             "rvs_worker_icmp_scheduled_total",
             "counter",
             "Connections made for ICMP errors about flows the worker had none for (schedule_icmp).",

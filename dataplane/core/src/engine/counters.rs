@@ -126,6 +126,10 @@ pub struct Counters {
     /// new UDP flow.
     pub syn_evictions: u64,
     pub udp_evictions: u64,
+    /// Finished connections (TIME_WAIT, CLOSE; UDP flows) ended for a new connection of
+    /// the same client port and server through another VIP or port, whose reply-side key
+    /// they held.
+    pub reply_key_takeovers: u64,
     /// Packets routed between the ports (ip_forward), and to or from members' outgoing
     /// port ranges.
     pub routed: u64,
@@ -189,6 +193,7 @@ pub struct CounterSlots {
     pub neighbour_requests: Slot,
     pub syn_evictions: Slot,
     pub udp_evictions: Slot,
+    pub reply_key_takeovers: Slot,
     pub routed: Slot,
     pub member_packets: Slot,
     pub snat_conns: Slot,
@@ -237,6 +242,7 @@ impl CounterSlots {
             neighbour_requests: Slot::default(),
             syn_evictions: Slot::default(),
             udp_evictions: Slot::default(),
+            reply_key_takeovers: Slot::default(),
             routed: Slot::default(),
             member_packets: Slot::default(),
             snat_conns: Slot::default(),
@@ -306,6 +312,7 @@ impl CounterSlots {
             neighbour_requests: self.neighbour_requests.get(),
             syn_evictions: self.syn_evictions.get(),
             udp_evictions: self.udp_evictions.get(),
+            reply_key_takeovers: self.reply_key_takeovers.get(),
             routed: self.routed.get(),
             member_packets: self.member_packets.get(),
             snat_conns: self.snat_conns.get(),

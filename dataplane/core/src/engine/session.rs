@@ -551,11 +551,19 @@ impl Engine {
             }
             // The caller looked the key up and found nothing; only a template made here
             // (a client port 0 can give it the same key) could clash since.
-            None => match flow.in_hash() {
-                Some(h) if template.is_none() => self.table.insert_absent(c, h, expires),
-                Some(h) => self.table.insert_hashed(c, h, expires),
-                None => self.table.insert(c, expires),
-            },
+            None => {
+                let insert = |table: &mut crate::conn::ConnTable| match flow.in_hash() {
+                    Some(h) if template.is_none() => table.insert_absent(c, h, expires),
+                    Some(h) => table.insert_hashed(c, h, expires),
+                    None => table.insert(c, expires),
+                };
+                match insert(&mut self.table) {
+                    Err(crate::conn::InsertError::Clash) if self.end_reply_clash(&c, loads) => {
+                        insert(&mut self.table)
+                    }
+                    done => done,
+                }
+            }
         }
         .map_err(drop_reason)?;
         // Not yet established: a TCP connection before its handshake ends, an SCTP one
@@ -648,6 +656,36 @@ impl Engine {
             Some(j) if j != i => Ok((j, false)),
             _ => Ok((i, true)),
         }
+    }
+
+    /// A new NAT connection's reply-side key (server and client endpoints) is taken: by a
+    /// finished connection of the same client port through another VIP or port (a client
+    /// picks its ports per destination), which ends now so the new one takes its key, as
+    /// the newest IPVS entry shadows an old one for replies. A live one (the server could
+    /// not tell the two apart) keeps it; false then.
+    #[inline(never)]
+    fn end_reply_clash(&mut self, c: &Conn, loads: &[DestLoad]) -> bool {
+        let Some(old) = self.table.lookup_out(&c.out_key()) else {
+            return false;
+        };
+        let finished = self.table.get(old).is_some_and(|o| {
+            !o.is_template()
+                && match o.proto {
+                    proto::TCP => matches!(
+                        TcpState::from_u8(o.state),
+                        TcpState::TimeWait | TcpState::Close
+                    ),
+                    proto::SCTP => SctpState::from_u8(o.state) == SctpState::Closed,
+                    // A UDP flow has no end: the newest takes the replies.
+                    proto::UDP => true,
+                    _ => false,
+                }
+        });
+        if finished {
+            self.release(old, loads);
+            self.counters.reply_key_takeovers.add(1);
+        }
+        finished
     }
 
     /// Notes a SIP template's call for the sync daemon and the listing (once; again if the
