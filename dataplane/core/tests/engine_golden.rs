@@ -2859,10 +2859,18 @@ fn a_syn_flood_on_a_persistent_service_takes_its_templates_away() {
 /// the reply side (IPVS's newest entry shadows the old); a live one keeps it.
 #[test]
 fn a_finished_connection_gives_its_reply_side_to_a_new_one() {
-    use rvs_core::engine::{ForwardMethod, Service};
+    // Without SNAT rules, and with one that balanced traffic does not match (the servers'
+    // own connections masqueraded), which takes another way to the table.
+    for snat in [false, true] {
+        finished_connection_gives_its_reply_side(snat);
+    }
+}
+
+fn finished_connection_gives_its_reply_side(snat: bool) {
+    use rvs_core::engine::{ForwardMethod, Service, SnatRule};
     use rvs_core::sched::SchedKind;
     let vip = [192, 168, 1, 100];
-    let snap = snapshot_with(|services| {
+    let mut snap = snapshot_with(|services| {
         services.push(Service::new(
             30,
             6,
@@ -2874,6 +2882,16 @@ fn a_finished_connection_gives_its_reply_side_to_a_new_one() {
             vec![rs(23, [10, 0, 0, 2], 8080, ForwardMethod::Nat)],
         ));
     });
+    if snat {
+        snap.set_snat(vec![SnatRule {
+            proto: None,
+            source: (IpAddr::from([10, 9, 0, 0]), 16),
+            destination: (IpAddr::from([0, 0, 0, 0]), 0),
+            out_port: Some(0),
+            to_source: None,
+            ports: (1024, 65535),
+        }]);
+    }
     let mut lab = Lab::with(snap, rvs_core::engine::EngineConfig::default());
     let seg = |sport: u16, dport: u16, flags: &str| {
         let b = PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)

@@ -536,22 +536,21 @@ impl Engine {
             .as_ref()
             .filter(|_| s.method == ForwardMethod::Nat && f & flags::LOCAL == 0);
         let nat = s.method == ForwardMethod::Nat && f & flags::LOCAL == 0;
-        let id = match full_nat {
-            Some(fnat) => {
+        // SNAT rules see balanced NAT traffic too, after its destination is rewritten
+        // (iptables' POSTROUTING after IPVS): the seed's `-d LAN -j SNAT --to VIP`.
+        let snat = match full_nat {
+            None if nat && !snap.snat.is_empty() => self.snat_local(snap, flow, (s.addr, dport))?,
+            _ => None,
+        };
+        let id = match (full_nat, snat) {
+            (Some(fnat), _) => {
                 let local = self.full_nat_local(snap, fnat, flow, (s.addr, dport))?;
                 self.table.insert_full_nat(c, local, expires)
             }
-            // SNAT rules see balanced NAT traffic too, after its destination is rewritten
-            // (iptables' POSTROUTING after IPVS): the seed's `-d LAN -j SNAT --to VIP`.
-            None if nat && !snap.snat.is_empty() => {
-                match self.snat_local(snap, flow, (s.addr, dport))? {
-                    Some(local) => self.table.insert_full_nat(c, local, expires),
-                    None => self.table.insert(c, expires),
-                }
-            }
+            (None, Some(local)) => self.table.insert_full_nat(c, local, expires),
             // The caller looked the key up and found nothing; only a template made here
             // (a client port 0 can give it the same key) could clash since.
-            None => {
+            (None, None) => {
                 let insert = |table: &mut crate::conn::ConnTable| match flow.in_hash() {
                     Some(h) if template.is_none() => table.insert_absent(c, h, expires),
                     Some(h) => table.insert_hashed(c, h, expires),
