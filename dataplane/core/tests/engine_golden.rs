@@ -2892,7 +2892,10 @@ fn finished_connection_gives_its_reply_side(snat: bool) {
             ports: (1024, 65535),
         }]);
     }
-    let mut lab = Lab::with(snap, rvs_core::engine::EngineConfig::default());
+    let mut lab = Lab::with(snap.clone(), rvs_core::engine::EngineConfig::default());
+    let ch = std::sync::Arc::new(rvs_core::sync::SyncChannel::default());
+    ch.sending.store(true, std::sync::atomic::Ordering::Relaxed);
+    lab.engine.sync = Some(ch.clone());
     let seg = |sport: u16, dport: u16, flags: &str| {
         let b = PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
             .ipv4(CLIENT, vip, 64)
@@ -2930,6 +2933,26 @@ fn finished_connection_gives_its_reply_side(snat: bool) {
         (out[26..30].to_vec(), tcp.source_port()),
         (vip.to_vec(), 81)
     );
+    // A backup given the same story by sync ends the old connection as the master did.
+    assert_eq!(lab.run(0, &seg(40000, 81, "ack")).0, forwarded);
+    let notes: Vec<_> = std::iter::from_fn(|| ch.outbox.pop()).collect();
+    let mut backup = Lab::with(snap, rvs_core::engine::EngineConfig::default());
+    for n in &notes {
+        assert!(
+            backup
+                .engine
+                .install_synced(&backup.snap, &backup.loads, 1, n),
+            "{n:?}"
+        );
+    }
+    let on_backup: Vec<_> = backup
+        .engine
+        .table
+        .iter()
+        .map(|(_, c)| (c.cport, c.vport))
+        .collect();
+    assert_eq!(on_backup, vec![(40000, 81)]);
+    assert_eq!(backup.engine.counters().reply_key_takeovers, 1);
     // A live connection keeps its side: the server could not tell the two apart.
     assert_eq!(lab.run(0, &seg(40001, 80, "syn")).0, forwarded);
     assert_eq!(lab.run(0, &seg(40001, 80, "ack")).0, forwarded);

@@ -663,7 +663,7 @@ impl Engine {
     /// the newest IPVS entry shadows an old one for replies. A live one (the server could
     /// not tell the two apart) keeps it; false then.
     #[inline(never)]
-    fn end_reply_clash(&mut self, c: &Conn, loads: &[DestLoad]) -> bool {
+    pub(super) fn end_reply_clash(&mut self, c: &Conn, loads: &[DestLoad]) -> bool {
         let Some(old) = self.table.lookup_out(&c.out_key()) else {
             return false;
         };

@@ -339,7 +339,15 @@ impl Engine {
                 },
                 expires,
             ),
-            None => self.table.insert(c, expires),
+            // As on the master: a finished connection holding the reply side gives it up.
+            None => match self.table.insert(c, expires) {
+                Err(crate::conn::InsertError::Clash)
+                    if !template && self.end_reply_clash(&c, loads) =>
+                {
+                    self.table.insert(c, expires)
+                }
+                done => done,
+            },
         };
         let Ok(id) = inserted else {
             return false;
