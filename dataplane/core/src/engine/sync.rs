@@ -372,10 +372,10 @@ impl Engine {
     }
 }
 
-/// A synced entry's state; one the protocol does not have reads as NONE.
 /// IPVS's template state bit ASSURED (`IP_VS_CTPL_S_ASSURED`).
 const TEMPLATE_ASSURED: u16 = 1;
 
+/// A synced entry's state; one the protocol does not have reads as NONE.
 fn synced_state(s: &SyncConn) -> u8 {
     match s.proto {
         proto::TCP => TcpState::ALL.get(usize::from(s.state)).map(|&t| t as u8),
