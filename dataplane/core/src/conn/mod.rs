@@ -5,8 +5,8 @@ pub mod state;
 pub mod table;
 
 pub use state::{
-    account_active, assures, leaves_embryonic, sctp_transition, state_is_active, state_name,
-    transition, Direction, SctpState, TcpEvent, TcpState, Timeouts, UDP_ANSWERED,
+    account_active, assures, leaves_embryonic, sctp_transition, state_is_active, state_is_finished,
+    state_name, transition, Direction, SctpState, TcpEvent, TcpState, Timeouts, UDP_ANSWERED,
     UDP_FIRST_DATAGRAM,
 };
 pub use table::{

@@ -325,6 +325,19 @@ pub fn leaves_embryonic(proto_num: u8, state: u8) -> bool {
     }
 }
 
+/// Whether a TCP or SCTP connection in `state` is over (TIME_WAIT or CLOSE; CLOSED): a new
+/// connection may take its ports.
+pub fn state_is_finished(proto_num: u8, state: u8) -> bool {
+    match proto_num {
+        proto::TCP => matches!(
+            TcpState::from_u8(state),
+            TcpState::TimeWait | TcpState::Close
+        ),
+        proto::SCTP => SctpState::from_u8(state) == SctpState::Closed,
+        _ => false,
+    }
+}
+
 /// Whether a connection's move `from` -> `to` assures its persistence template (IPVS's
 /// ASSURED): TCP and SCTP reaching ESTABLISHED, UDP's first answer from its server.
 pub fn assures(proto_num: u8, from: u8, to: u8) -> bool {

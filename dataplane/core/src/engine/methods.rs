@@ -516,15 +516,12 @@ fn reused(snap: &Snapshot, c: &Conn) -> bool {
     if snap.expire_nodest_conn && snap.server_quiesced(c.dest) {
         return true;
     }
-    match c.proto {
-        proto::TCP => match TcpState::from_u8(c.state) {
-            TcpState::TimeWait | TcpState::Close => true,
-            // The last state a director that sees no replies (DR, TUN) sees.
-            TcpState::FinWait => snap.conn_reuse_mode & 2 != 0 && c.method != ForwardMethod::Nat,
-            _ => false,
-        },
-        _ => SctpState::from_u8(c.state) == SctpState::Closed,
-    }
+    // Besides a finished one, the last state a director that sees no replies (DR, TUN) sees.
+    crate::conn::state_is_finished(c.proto, c.state)
+        || (c.proto == proto::TCP
+            && TcpState::from_u8(c.state) == TcpState::FinWait
+            && snap.conn_reuse_mode & 2 != 0
+            && c.method != ForwardMethod::Nat)
 }
 
 impl Engine {

@@ -668,17 +668,9 @@ impl Engine {
             return false;
         };
         let finished = self.table.get(old).is_some_and(|o| {
+            // A UDP flow has no end: the newest takes the replies.
             !o.is_template()
-                && match o.proto {
-                    proto::TCP => matches!(
-                        TcpState::from_u8(o.state),
-                        TcpState::TimeWait | TcpState::Close
-                    ),
-                    proto::SCTP => SctpState::from_u8(o.state) == SctpState::Closed,
-                    // A UDP flow has no end: the newest takes the replies.
-                    proto::UDP => true,
-                    _ => false,
-                }
+                && (o.proto == proto::UDP || crate::conn::state_is_finished(o.proto, o.state))
         });
         if finished {
             self.release(old, loads);
