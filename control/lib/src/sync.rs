@@ -290,7 +290,6 @@ impl SyncDaemons {
         out
     }
 
-    /// The counters, for `show sync`.
     /// The running totals, named for the metrics page (`rvs_sync_<name>_total`).
     pub fn totals(&self) -> Vec<(&'static str, u64)> {
         let c = &self.counters;
@@ -308,8 +307,12 @@ impl SyncDaemons {
                 sum(|ch| ch.installed.load(Relaxed)),
             ),
             ("refused_connections", sum(|ch| ch.refused.load(Relaxed))),
+            ("sip_calls_replaced", self.sip_calls().replaced()),
+            ("sip_calls_not_kept", self.sip_calls().not_kept()),
         ]
     }
+
+    /// The counters, for `show sync`.
 
     pub fn show(&self) -> String {
         let c = &self.counters;
@@ -340,6 +343,14 @@ impl SyncDaemons {
             installed,
             refused,
             c.queue_full.load(Relaxed),
+        ));
+        let calls = self.sip_calls();
+        out.push_str(&format!(
+            "SIP calls: {} held of {} slots, {} replaced by newer calls, {} not kept (slot busy)\n",
+            calls.held(),
+            calls.capacity(),
+            calls.replaced(),
+            calls.not_kept(),
         ));
         out
     }

@@ -133,6 +133,10 @@ pub struct SipCalls {
     slots: Box<[CallSlot]>,
     /// Writes so far: each slot's last write number orders a set's slots by age.
     writes: AtomicU64,
+    /// Calls written over another template's call (a full set loses its oldest).
+    replaced: AtomicU64,
+    /// Calls not kept: another writer held the slot.
+    not_kept: AtomicU64,
 }
 
 fn words_of(a: &Addr16) -> [u64; 2] {
@@ -159,7 +163,33 @@ impl SipCalls {
                 })
                 .collect(),
             writes: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
+            not_kept: AtomicU64::new(0),
         }
+    }
+
+    /// Slots in all.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Calls held now (a scan of every slot: for `show sync`).
+    pub fn held(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.seq.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+
+    /// Calls written over another template's call so far.
+    pub fn replaced(&self) -> u64 {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
+    /// Calls not kept so far (a concurrent writer held their slot); their templates go in
+    /// the rvs-only form.
+    pub fn not_kept(&self) -> u64 {
+        self.not_kept.load(Ordering::Relaxed)
     }
 
     fn set(&self, key: &Addr16) -> &[CallSlot] {
@@ -180,12 +210,13 @@ impl SipCalls {
         let now = self.writes.fetch_add(1, Ordering::Relaxed) as u32;
         let age =
             |s: &CallSlot| now.wrapping_sub((s.words[4].load(Ordering::Relaxed) >> 32) as u32);
-        let slot = set
+        let same = set
             .iter()
-            .find(|s| s.seq.load(Ordering::Acquire) != 0 && Self::key_in(s) == want)
-            .or_else(|| set.iter().find(|s| s.seq.load(Ordering::Acquire) == 0))
-            .or_else(|| set.iter().max_by_key(|s| age(s)));
-        let Some(slot) = slot else {
+            .find(|s| s.seq.load(Ordering::Acquire) != 0 && Self::key_in(s) == want);
+        let free = || set.iter().find(|s| s.seq.load(Ordering::Acquire) == 0);
+        let slot = same.or_else(free);
+        let displaces = slot.is_none();
+        let Some(slot) = slot.or_else(|| set.iter().max_by_key(|s| age(s))) else {
             return false;
         };
         let seq = slot.seq.load(Ordering::Relaxed);
@@ -195,7 +226,11 @@ impl SipCalls {
                 .compare_exchange(seq, seq | 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
         {
+            self.not_kept.fetch_add(1, Ordering::Relaxed);
             return false;
+        }
+        if displaces {
+            self.replaced.fetch_add(1, Ordering::Relaxed);
         }
         let client = words_of(&call.client);
         let mut id = [0u8; CALL_WORDS * 8];
@@ -298,6 +333,23 @@ mod tests {
         for n in [1, 3, 4] {
             assert_eq!(calls.find(&call(n).key()), Some(call(n)), "{n}");
         }
+        assert_eq!(
+            (calls.held(), calls.capacity(), calls.replaced()),
+            (4, 4, 1)
+        );
+        // A slot another writer holds: the call is not kept, and counted.
+        let busy = calls
+            .slots
+            .iter()
+            .find(|s| SipCalls::key_in(s) == words_of(&call(3).key()));
+        let busy = busy.unwrap();
+        let seq = busy.seq.load(Ordering::Relaxed);
+        busy.seq.store(seq | 1, Ordering::Relaxed);
+        assert!(!calls.keep(&call(3).key(), &call(3)));
+        assert_eq!(calls.find(&call(3).key()), None, "being written");
+        busy.seq.store(seq, Ordering::Relaxed);
+        assert_eq!((calls.not_kept(), calls.replaced()), (1, 1));
+        assert_eq!(calls.find(&call(3).key()), Some(call(3)));
         assert_eq!(SipCall::new(mapped(1), b""), None);
         assert_eq!(SipCall::new(mapped(1), &[b'z'; CALL_ID_MAX + 1]), None);
     }

@@ -257,10 +257,7 @@ const PE_SIP: &[u8] = b"sip";
 fn sip_call_of(c: &SyncConn, calls: &SipCalls) -> Option<SipCall> {
     let sip_template =
         c.flags & ipvs_flags::TEMPLATE != 0 && c.caddr[0] == crate::sip::TEMPLATE_MARK;
-    sip_template
-        .then(|| calls.find(&c.caddr))
-        .flatten()
-        .filter(|k| k.key() == c.caddr)
+    sip_template.then(|| calls.find(&c.caddr)).flatten()
 }
 
 /// The zero bytes before a version-1 entry that would start `offset` bytes into its

@@ -16,7 +16,8 @@ pub enum RoutingDaemon {
 impl Config {
     /// What `rvs --bird-config` or `--frr-config` prints: the daemon's side of
     /// `[announce]`, its router id the announcing port's first IPv4 address. Err: no such
-    /// section, or what the daemon cannot do (for FRR, an announced VIP the host twin holds).
+    /// section, or what the daemon cannot do (a VIP of a family no session carries; for
+    /// FRR, an IPv6 VIP or session, or an announced VIP the host twin holds).
     pub fn routing_daemon_config(&self, daemon: RoutingDaemon) -> Result<String, String> {
         let announce = self.announce.as_ref().ok_or("no [announce] section")?;
         let router_id = self.ports[announce.port]
@@ -24,20 +25,24 @@ impl Config {
             .iter()
             .copied()
             .find(|a| a.is_ipv4());
+        // The director's own rules for the VIPs announced and those the host twin holds.
+        let loads = std::sync::Arc::new(
+            (0..self.limits.dests)
+                .map(|_| rvs_core::sched::DestLoad::default())
+                .collect(),
+        );
+        let d = self.lb.director(self.limits, loads, Vec::new())?;
+        let announced = d.announced_vips(announce.vips.as_deref());
         match daemon {
-            RoutingDaemon::Bird => announce.bird_config(router_id),
+            RoutingDaemon::Bird => announce.bird_config(router_id, &announced),
             RoutingDaemon::Frr => {
-                // The director's own rule for the VIPs the host twin holds.
-                let loads = std::sync::Arc::new(
-                    (0..self.limits.dests)
-                        .map(|_| rvs_core::sched::DestLoad::default())
-                        .collect(),
-                );
-                let d = self.lb.director(self.limits, loads, Vec::new())?;
                 let held = d.local_vips();
-                let mut on_twin = d.announced_vips(announce.vips.as_deref());
-                on_twin.retain(|v| held.contains(v));
-                announce.frr_config(router_id, &on_twin)
+                let on_twin: Vec<IpAddr> = announced
+                    .iter()
+                    .copied()
+                    .filter(|v| held.contains(v))
+                    .collect();
+                announce.frr_config(router_id, &announced, &on_twin)
             }
         }
     }
@@ -56,8 +61,11 @@ pub(super) struct RawAnnounce {
     stall_ms: Option<Spanned<u32>>,
     /// For the generated BIRD or FRR configuration.
     local_as: Option<Spanned<u32>>,
-    neighbor: Option<Spanned<String>>,
-    neighbor_as: Option<Spanned<u32>>,
+    /// One address, or a list: a session each (two top-of-rack routers, or one router by
+    /// IPv4 and IPv6: a session carries its own family's VIPs).
+    neighbor: Option<Spanned<OneOrList<String>>>,
+    /// One AS for every neighbour, or one each.
+    neighbor_as: Option<Spanned<OneOrList<u32>>>,
     #[serde(default)]
     communities: Vec<Spanned<String>>,
     med: Option<u32>,
@@ -65,6 +73,23 @@ pub(super) struct RawAnnounce {
     /// BFD on the session (100 ms, 3 missed): a dead node is noticed in 0.3 s.
     #[serde(default)]
     bfd: bool,
+}
+
+/// A value given alone or as a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrList<T> {
+    One(T),
+    List(Vec<T>),
+}
+
+impl<T> OneOrList<T> {
+    fn items(&self) -> &[T] {
+        match self {
+            OneOrList::One(v) => std::slice::from_ref(v),
+            OneOrList::List(v) => v,
+        }
+    }
 }
 
 /// A validated `[announce]`.
@@ -79,12 +104,12 @@ pub struct AnnounceConfig {
     pub bgp: Option<BgpPeer>,
 }
 
-/// The BGP side of the generated BIRD configuration.
+/// The BGP side of the generated BIRD or FRR configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpPeer {
     pub local_as: u32,
-    pub neighbor: IpAddr,
-    pub neighbor_as: u32,
+    /// Each neighbour and its AS, in the file's order (a session each).
+    pub neighbors: Vec<(IpAddr, u32)>,
     pub communities: Vec<(u16, u16)>,
     pub med: Option<u32>,
     pub hold_time: u32,
@@ -154,14 +179,49 @@ pub(super) fn validate_announce(
     let bgp = match (&raw.local_as, &raw.neighbor, &raw.neighbor_as) {
         (None, None, None) => None,
         (Some(local), Some(neighbor), Some(remote)) => {
-            let addr = neighbor.get_ref().parse::<IpAddr>().map_err(|_| {
-                source.error(
+            let mut addrs: Vec<IpAddr> = Vec::new();
+            for a in neighbor.get_ref().items() {
+                let addr = a.parse::<IpAddr>().map_err(|_| {
+                    source.error(
+                        neighbor.span(),
+                        "announce.neighbor",
+                        format!("{a:?} is not an address"),
+                    )
+                })?;
+                let addr = source.unmapped(neighbor.span(), "announce.neighbor", addr)?;
+                if addrs.contains(&addr) {
+                    return Err(source.error(
+                        neighbor.span(),
+                        "announce.neighbor",
+                        format!("{addr} is named twice"),
+                    ));
+                }
+                addrs.push(addr);
+            }
+            if addrs.is_empty() {
+                return Err(source.error(
                     neighbor.span(),
                     "announce.neighbor",
-                    format!("{:?} is not an address", neighbor.get_ref()),
-                )
-            })?;
-            let addr = source.unmapped(neighbor.span(), "announce.neighbor", addr)?;
+                    "no address: one, or a list (a session each)",
+                ));
+            }
+            let neighbors = match remote.get_ref().items() {
+                [one] => addrs.iter().map(|&a| (a, *one)).collect(),
+                each if each.len() == addrs.len() => {
+                    addrs.iter().copied().zip(each.iter().copied()).collect()
+                }
+                each => {
+                    return Err(source.error(
+                        remote.span(),
+                        "announce.neighbor_as",
+                        format!(
+                            "{} AS number(s) for {} neighbour(s): one for all, or one each",
+                            each.len(),
+                            addrs.len()
+                        ),
+                    ))
+                }
+            };
             let mut communities = Vec::new();
             for c in &raw.communities {
                 let parsed = c
@@ -192,8 +252,7 @@ pub(super) fn validate_announce(
             };
             Some(BgpPeer {
                 local_as: *local.get_ref(),
-                neighbor: addr,
-                neighbor_as: *remote.get_ref(),
+                neighbors,
                 communities,
                 med: raw.med,
                 hold_time,
@@ -232,13 +291,45 @@ impl AnnounceConfig {
         })
     }
 
-    /// A BIRD 2 configuration announcing what rvs puts in its table: the kernel protocol
-    /// learns the table (rescanned every second), the BGP session exports only those
-    /// routes, with the communities and MED, next hop this node.
-    pub fn bird_config(&self, router_id: Option<IpAddr>) -> Result<String, String> {
+    /// Refuses `announced` VIPs of a family no session carries: they would never leave
+    /// this node.
+    fn check_families(bgp: &BgpPeer, announced: &[IpAddr]) -> Result<(), String> {
+        // There is a session: the VIPs left out are all of the other family.
+        let carried = |v: &&IpAddr| {
+            bgp.neighbors
+                .iter()
+                .any(|(a, _)| a.is_ipv6() == v.is_ipv6())
+        };
+        let stranded: Vec<&IpAddr> = announced.iter().filter(|v| !carried(v)).collect();
+        let Some(first) = stranded.first() else {
+            return Ok(());
+        };
+        let list: Vec<String> = stranded.iter().map(|v| v.to_string()).collect();
+        Err(format!(
+            "{} announced, but no {} neighbor: a session carries its own family's routes; add one to announce.neighbor (a list), or leave the VIP out of announce.vips",
+            list.join(", "),
+            if first.is_ipv6() { "IPv6" } else { "IPv4" }
+        ))
+    }
+
+    /// A BIRD 2 configuration announcing what rvs puts in its table: a kernel protocol per
+    /// family of the sessions learns the table (rescanned every second), each BGP session
+    /// exports only those routes of its family, with the communities and MED, next hop
+    /// this node. `announced`: the VIPs rvs may put there (each must have a session of its
+    /// family).
+    pub fn bird_config(
+        &self,
+        router_id: Option<IpAddr>,
+        announced: &[IpAddr],
+    ) -> Result<String, String> {
         let bgp = self.session()?;
-        let v6 = bgp.neighbor.is_ipv6();
-        let family = if v6 { "ipv6" } else { "ipv4" };
+        Self::check_families(bgp, announced)?;
+        let families: Vec<(&str, &str)> =
+            [(false, "ipv4", "rvs_vips"), (true, "ipv6", "rvs_vips6")]
+                .into_iter()
+                .filter(|(v6, ..)| bgp.neighbors.iter().any(|(a, _)| a.is_ipv6() == *v6))
+                .map(|(_, family, name)| (family, name))
+                .collect();
         let mut out = String::new();
         out.push_str(&format!(
             "# BIRD 2 configuration generated by `rvs --bird-config`: BGP announces the VIPs rvs\n\
@@ -251,11 +342,20 @@ impl AnnounceConfig {
             out.push_str(&format!("router id {id};\n"));
         }
         out.push_str("\nprotocol device {\n    scan time 1;\n}\n\n");
+        for (family, name) in &families {
+            out.push_str(&format!(
+                "protocol kernel {name} {{\n    kernel table {};\n    learn;\n    scan time 1;\n    {family} {{\n        import all;\n        export none;\n    }};\n}}\n\n",
+                self.table
+            ));
+        }
+        let from_rvs: Vec<String> = families
+            .iter()
+            .map(|(_, name)| format!("proto != \"{name}\""))
+            .collect();
         out.push_str(&format!(
-            "protocol kernel rvs_vips {{\n    kernel table {};\n    learn;\n    scan time 1;\n    {family} {{\n        import all;\n        export none;\n    }};\n}}\n\n",
-            self.table
+            "filter rvs_export {{\n    if {} then reject;\n",
+            from_rvs.join(" && ")
         ));
-        out.push_str("filter rvs_export {\n    if proto != \"rvs_vips\" then reject;\n");
         for (a, b) in &bgp.communities {
             out.push_str(&format!("    bgp_community.add(({a},{b}));\n"));
         }
@@ -274,32 +374,55 @@ impl AnnounceConfig {
             0 => String::new(),
             h => format!("    keepalive time {};\n", (h / 3).max(1)),
         };
-        out.push_str(&format!(
-            "protocol bgp rvs_uplink {{\n    local as {};\n    neighbor {} as {};\n    hold time {};\n{keepalive}{bfd}    connect retry time 1;\n    error wait time 1, 5;\n    {family} {{\n        import none;\n        export filter rvs_export;\n        next hop self;\n    }};\n}}\n",
-            bgp.local_as, bgp.neighbor, bgp.neighbor_as, bgp.hold_time
-        ));
+        for (i, (neighbor, remote_as)) in bgp.neighbors.iter().enumerate() {
+            let name = match bgp.neighbors.len() {
+                1 => "rvs_uplink".to_string(),
+                _ => format!("rvs_uplink{}", i + 1),
+            };
+            let family = if neighbor.is_ipv6() { "ipv6" } else { "ipv4" };
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&format!(
+                "protocol bgp {name} {{\n    local as {};\n    neighbor {neighbor} as {remote_as};\n    hold time {};\n{keepalive}{bfd}    connect retry time 1;\n    error wait time 1, 5;\n    {family} {{\n        import none;\n        export filter rvs_export;\n        next hop self;\n    }};\n}}\n",
+                bgp.local_as, bgp.hold_time
+            ));
+        }
         Ok(out)
     }
 
     /// An FRR configuration (zebra, bgpd and, with BFD, bfdd; integrated frr.conf, FRR 8)
     /// announcing what rvs puts in its table: zebra imports the table (`ip import-table`,
-    /// IPv4 only in FRR 8), bgpd redistributes it and sends only it (nothing is imported
-    /// from the neighbour), with the communities and MED, next hop this node. `on_twin`:
-    /// announced VIPs the host twin holds (`[[vip]] unserved = "host"`), which FRR takes
-    /// for connected routes that always win over the imported ones: refused, as FRR would
-    /// never announce them.
+    /// IPv4 only in FRR 8), bgpd redistributes it and sends only it to each neighbour
+    /// (nothing is imported), with the communities and MED, next hop this node.
+    /// `announced`: the VIPs rvs may put there (IPv6 ones refused, as FRR 8 could not
+    /// import them). `on_twin`: announced VIPs the host twin holds (`[[vip]] unserved =
+    /// "host"`), which FRR takes for connected routes that always win over the imported
+    /// ones: refused, as FRR would never announce them.
     pub fn frr_config(
         &self,
         router_id: Option<IpAddr>,
+        announced: &[IpAddr],
         on_twin: &[IpAddr],
     ) -> Result<String, String> {
         let bgp = self.session()?;
-        if bgp.neighbor.is_ipv6() {
-            return Err(
-                "FRR imports only IPv4 kernel tables (ip import-table): use --bird-config for an IPv6 session"
-                    .into(),
-            );
+        let v6: Vec<String> = announced
+            .iter()
+            .filter(|v| v.is_ipv6())
+            .map(IpAddr::to_string)
+            .collect();
+        if !v6.is_empty() {
+            return Err(format!(
+                "{} announced: FRR 8 imports only IPv4 kernel tables (ip import-table); use --bird-config for IPv6 VIPs, or leave them out of announce.vips",
+                v6.join(", ")
+            ));
         }
+        if let Some((n, _)) = bgp.neighbors.iter().find(|(a, _)| a.is_ipv6()) {
+            return Err(format!(
+                "neighbor {n}: FRR 8 imports only IPv4 kernel tables (ip import-table), so an IPv6 session would carry nothing; use --bird-config for IPv6"
+            ));
+        }
+        Self::check_families(bgp, announced)?;
         if !on_twin.is_empty() {
             let list: Vec<String> = on_twin.iter().map(IpAddr::to_string).collect();
             return Err(format!(
@@ -307,7 +430,6 @@ impl AnnounceConfig {
                 list.join(", ")
             ));
         }
-        let n = bgp.neighbor;
         let mut out = format!(
             "! FRR configuration generated by `rvs --frr-config` (zebra, bgpd{}): BGP announces\n\
              ! the VIPs rvs puts in kernel table {} (through its host twin {}); a VIP leaves the\n\
@@ -349,17 +471,25 @@ impl AnnounceConfig {
             0 => "0 0".to_string(),
             h => format!("{keepalive} {h}"),
         };
-        out.push_str(&format!(
-            " no bgp default ipv4-unicast\n neighbor {n} remote-as {}\n neighbor {n} timers {timers}\n neighbor {n} timers connect 1\n",
-            bgp.neighbor_as
-        ));
-        if bgp.bfd {
-            out.push_str(&format!(" neighbor {n} bfd profile rvs\n"));
+        out.push_str(" no bgp default ipv4-unicast\n");
+        for (n, remote_as) in &bgp.neighbors {
+            out.push_str(&format!(
+                " neighbor {n} remote-as {remote_as}\n neighbor {n} timers {timers}\n neighbor {n} timers connect 1\n"
+            ));
+            if bgp.bfd {
+                out.push_str(&format!(" neighbor {n} bfd profile rvs\n"));
+            }
         }
         out.push_str(&format!(
-            " !\n address-family ipv4 unicast\n  redistribute table {}\n  neighbor {n} activate\n  neighbor {n} next-hop-self\n  neighbor {n} route-map rvs-import in\n  neighbor {n} route-map rvs-export out\n exit-address-family\nexit\n",
+            " !\n address-family ipv4 unicast\n  redistribute table {}\n",
             self.table
         ));
+        for (n, _) in &bgp.neighbors {
+            out.push_str(&format!(
+                "  neighbor {n} activate\n  neighbor {n} next-hop-self\n  neighbor {n} route-map rvs-import in\n  neighbor {n} route-map rvs-export out\n"
+            ));
+        }
+        out.push_str(" exit-address-family\nexit\n");
         Ok(out)
     }
 }
@@ -367,6 +497,7 @@ impl AnnounceConfig {
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, RoutingDaemon, Source};
+    use std::net::IpAddr;
 
     fn parse(announce: &str) -> Result<Config, crate::config::ConfigError> {
         let text = format!(
@@ -393,7 +524,51 @@ mod tests {
         let c = parse("port = \"lan\"\nvips = [\"192.0.2.1\"]\n").unwrap();
         let a = c.announce.unwrap();
         assert_eq!((a.iface.as_str(), a.table, a.stall_ms), ("t0-h", 250, 1000));
-        assert!(a.bird_config(None).is_err(), "no BGP session to generate");
+        assert!(
+            a.bird_config(None, &[]).is_err(),
+            "no BGP session to generate"
+        );
+        // Neighbours: one or a list; their AS numbers one for all or one each.
+        let c = parse("port = \"lan\"\nlocal_as = 1\nneighbor = [\"10.0.0.1\", \"fd00::1\"]\nneighbor_as = 2\n").unwrap();
+        let bgp = c.announce.unwrap().bgp.unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(bgp.neighbors, vec![(ip("10.0.0.1"), 2), (ip("fd00::1"), 2)]);
+        let c = parse("port = \"lan\"\nlocal_as = 1\nneighbor = [\"10.0.0.1\", \"10.0.0.2\"]\nneighbor_as = [2, 3]\n").unwrap();
+        let bgp = c.announce.unwrap().bgp.unwrap();
+        assert_eq!(
+            bgp.neighbors,
+            vec![(ip("10.0.0.1"), 2), (ip("10.0.0.2"), 3)]
+        );
+        for (text, field, line, says) in [
+            (
+                "neighbor = [\"10.0.0.1\", \"10.0.0.2\"]\nneighbor_as = [2, 3, 4]\n",
+                "announce.neighbor_as",
+                15,
+                "3 AS number(s) for 2",
+            ),
+            (
+                "neighbor = [\"10.0.0.1\", \"10.0.0.1\"]\nneighbor_as = 2\n",
+                "announce.neighbor",
+                14,
+                "10.0.0.1 is named twice",
+            ),
+            (
+                "neighbor = []\nneighbor_as = 2\n",
+                "announce.neighbor",
+                14,
+                "no address",
+            ),
+            (
+                "neighbor = [\"10.0.0.1\", \"x\"]\nneighbor_as = 2\n",
+                "announce.neighbor",
+                14,
+                "\"x\" is not an address",
+            ),
+        ] {
+            let e = parse(&format!("port = \"lan\"\nlocal_as = 1\n{text}")).unwrap_err();
+            assert_eq!((e.field.as_str(), e.line), (field, Some(line)), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
     }
 
     /// `rvs --bird-config` / `--frr-config` from a whole file: the router id from the port,
@@ -415,6 +590,26 @@ mod tests {
         .unwrap();
         let frr = dropped.routing_daemon_config(RoutingDaemon::Frr).unwrap();
         assert!(frr.contains(" bgp router-id 10.0.0.11\n"), "{frr}");
+        // An IPv6 VIP with an IPv4 session alone would never be announced: both refuse,
+        // naming it; BIRD takes it with an IPv6 neighbour, FRR 8 never (no IPv6 import).
+        let service6 = "\n[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8::1\"\nport = 80\n\n[[service.server]]\naddress = \"fd00::21\"\nmethod = \"dr\"\n\n[[vip]]\naddress = \"2001:db8::1\"\nunserved = \"drop\"\n";
+        let v6 = parse(&format!("{session}{service6}")).unwrap();
+        for daemon in [RoutingDaemon::Bird, RoutingDaemon::Frr] {
+            let e = v6.routing_daemon_config(daemon).unwrap_err();
+            assert!(e.starts_with("2001:db8::1 announced"), "{e}");
+        }
+        assert!(v6
+            .routing_daemon_config(RoutingDaemon::Bird)
+            .unwrap_err()
+            .contains("no IPv6 neighbor"));
+        let dual = parse(&format!(
+            "port = \"lan\"\nlocal_as = 65001\nneighbor = [\"10.0.0.1\", \"fd00::1\"]\nneighbor_as = 65000\n{service}{service6}"
+        ))
+        .unwrap();
+        let bird = dual.routing_daemon_config(RoutingDaemon::Bird).unwrap();
+        assert!(bird.contains("protocol kernel rvs_vips6 {"), "{bird}");
+        let e = dual.routing_daemon_config(RoutingDaemon::Frr).unwrap_err();
+        assert!(e.contains("FRR 8 imports only IPv4"), "{e}");
         // Announcing only another address: the held VIP is not FRR's concern.
         let other = parse(&format!("vips = [\"192.0.2.9\"]\n{session}{service}")).unwrap();
         assert!(other.routing_daemon_config(RoutingDaemon::Frr).is_ok());
@@ -432,11 +627,11 @@ mod tests {
         let c = parse("port = \"lan\"\ntable = 77\nlocal_as = 65001\nneighbor = \"10.0.0.1\"\nneighbor_as = 65000\ncommunities = [\"65001:100\", \"65001:7\"]\nmed = 10\nbfd = true\n").unwrap();
         let a = c.announce.unwrap();
         let text = a
-            .frr_config(Some("10.0.0.11".parse().unwrap()), &[])
+            .frr_config(Some("10.0.0.11".parse().unwrap()), &[], &[])
             .unwrap();
         // A VIP the host twin holds would never be announced: refused, named.
         let vip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
-        let e = a.frr_config(None, &[vip]).unwrap_err();
+        let e = a.frr_config(None, &[vip], &[vip]).unwrap_err();
         assert!(
             e.starts_with("192.0.2.1 held on the host twin") && e.contains("unserved = \"drop\""),
             "{e}"
@@ -459,7 +654,7 @@ mod tests {
         }
         // Without BFD, communities or MED: none of them; hold time 0: no keepalives.
         let c = parse("port = \"lan\"\nlocal_as = 65001\nneighbor = \"10.0.0.1\"\nneighbor_as = 65000\nhold_time = 0\n").unwrap();
-        let plain = c.announce.unwrap().frr_config(None, &[]).unwrap();
+        let plain = c.announce.unwrap().frr_config(None, &[], &[]).unwrap();
         for absent in ["bfd", "set community", "set metric", "router-id"] {
             assert!(!plain.contains(absent), "{absent} in:\n{plain}");
         }
@@ -469,12 +664,29 @@ mod tests {
             "port = \"lan\"\nlocal_as = 65001\nneighbor = \"fd00::1\"\nneighbor_as = 65000\n",
         )
         .unwrap();
-        let e = c.announce.unwrap().frr_config(None, &[]).unwrap_err();
+        let e = c.announce.unwrap().frr_config(None, &[], &[]).unwrap_err();
         assert!(e.contains("--bird-config"), "{e}");
+        // Two routers (a top-of-rack pair): a session each, both sent only rvs's routes.
+        let c = parse("port = \"lan\"\nlocal_as = 65001\nneighbor = [\"10.0.0.1\", \"10.0.0.2\"]\nneighbor_as = [65000, 65002]\nbfd = true\n").unwrap();
+        let pair = c.announce.unwrap().frr_config(None, &[vip], &[]).unwrap();
+        for (n, remote_as) in [("10.0.0.1", 65000), ("10.0.0.2", 65002)] {
+            for want in [
+                format!(" neighbor {n} remote-as {remote_as}\n"),
+                format!(" neighbor {n} bfd profile rvs\n"),
+                format!("  neighbor {n} activate\n"),
+                format!("  neighbor {n} route-map rvs-export out\n"),
+            ] {
+                assert!(pair.contains(&want), "{want} missing from:\n{pair}");
+            }
+        }
         // FRR itself accepts both (vtysh's dry run, where FRR is installed).
         let dir = std::env::temp_dir().join(format!("rvs-frr-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for (name, conf) in [("bfd.conf", &text), ("plain.conf", &plain)] {
+        for (name, conf) in [
+            ("bfd.conf", &text),
+            ("plain.conf", &plain),
+            ("pair.conf", &pair),
+        ] {
             let path = dir.join(name);
             std::fs::write(&path, conf).unwrap();
             if let Ok(out) = std::process::Command::new("vtysh")
@@ -499,7 +711,7 @@ mod tests {
         let text = c
             .announce
             .unwrap()
-            .bird_config(Some("10.0.0.11".parse().unwrap()))
+            .bird_config(Some("10.0.0.11".parse().unwrap()), &[])
             .unwrap();
         for want in [
             "router id 10.0.0.11;",
@@ -520,21 +732,44 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} missing from:\n{text}");
         }
-        // BIRD itself accepts it (where it is installed).
+        // Dual stack: a kernel protocol per family, a session per neighbour, each its
+        // family's channel; the filter passes both kernel protocols' routes.
+        let c = parse("port = \"lan\"\nlocal_as = 65001\nneighbor = [\"10.0.0.1\", \"fd00::1\"]\nneighbor_as = [65000, 65010]\n").unwrap();
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let dual = c.announce.unwrap().bird_config(None, &[v4, v6]).unwrap();
+        for want in [
+            "protocol kernel rvs_vips {\n    kernel table 250;\n    learn;\n    scan time 1;\n    ipv4 {",
+            "protocol kernel rvs_vips6 {\n    kernel table 250;\n    learn;\n    scan time 1;\n    ipv6 {",
+            "if proto != \"rvs_vips\" && proto != \"rvs_vips6\" then reject;",
+            "protocol bgp rvs_uplink1 {\n    local as 65001;\n    neighbor 10.0.0.1 as 65000;",
+            "protocol bgp rvs_uplink2 {\n    local as 65001;\n    neighbor fd00::1 as 65010;",
+        ] {
+            assert!(dual.contains(want), "{want} missing from:\n{dual}");
+        }
+        let uplink2 = &dual[dual.find("protocol bgp rvs_uplink2").unwrap()..];
+        assert!(
+            uplink2.contains("    ipv6 {\n        import none;\n        export filter rvs_export;"),
+            "{uplink2}"
+        );
+        assert!(!dual.contains("protocol bgp rvs_uplink {"), "{dual}");
+        // BIRD itself accepts both (where it is installed).
         let dir = std::env::temp_dir().join(format!("rvs-bird-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("bird.conf");
-        std::fs::write(&path, &text).unwrap();
-        if let Ok(out) = std::process::Command::new("bird")
-            .args(["-p", "-c"])
-            .arg(&path)
-            .output()
-        {
-            assert!(
-                out.status.success(),
-                "bird -p: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        for (name, conf) in [("bird.conf", &text), ("dual.conf", &dual)] {
+            let path = dir.join(name);
+            std::fs::write(&path, conf).unwrap();
+            if let Ok(out) = std::process::Command::new("bird")
+                .args(["-p", "-c"])
+                .arg(&path)
+                .output()
+            {
+                assert!(
+                    out.status.success(),
+                    "bird -p {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
