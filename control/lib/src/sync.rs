@@ -313,7 +313,6 @@ impl SyncDaemons {
     }
 
     /// The counters, for `show sync`.
-
     pub fn show(&self) -> String {
         let c = &self.counters;
         let (mut noted_lost, mut installed, mut refused) = (0, 0, 0);
