@@ -92,6 +92,13 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.reply_key_takeovers > 0 {
         let _ = writeln!(out, "  Reply-key-takeovers: {}", c.reply_key_takeovers);
     }
+    if c.neighbours_ignored > 0 {
+        let _ = writeln!(
+            out,
+            "  Neighbours-ignored: {} (ARP/ND about a next hop heard on another port than its route's)",
+            c.neighbours_ignored
+        );
+    }
     if c.fragmented + c.fragments_waited > 0 {
         let _ = writeln!(
             out,

@@ -1101,6 +1101,59 @@ fn spoofed_arps_do_not_crowd_out_real_servers() {
     assert_eq!(&out[12..14], &[0x08, 0x00]);
 }
 
+/// A real server's address claimed by an ARP on the clients' segment (port 0) is not
+/// learned: the server's segment is port 1's. Its connections still ask for it there, and
+/// its own ARP there is learned.
+#[test]
+fn a_neighbour_is_learned_only_on_its_own_segment() {
+    let mut lab = Lab::new();
+    let arp_from = |sha: [u8; 6], spa: [u8; 4]| {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&[10, 0, 0, 1]);
+        f
+    };
+    let spoofer = [2, 0xee, 0, 0, 0, 66];
+    let _ = lab.run(0, &arp_from(spoofer, [10, 0, 0, 9]));
+    assert_eq!(lab.engine.counters().neighbours_ignored, 1);
+    let syn = |port: u16| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            CLIENT,
+            [192, 168, 1, 105],
+            64,
+            port,
+            80,
+            true,
+            false,
+            b"",
+        )
+    };
+    // Held: what leaves is the ARP request for the server on port 1.
+    let (v, out) = lab.run(0, &syn(40000));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        (&out[..6], &out[12..14]),
+        (&[0xff; 6][..], &[0x08, 0x06][..])
+    );
+    let server_mac = [2, 0xaa, 0, 0, 0, 9];
+    let _ = lab.run(1, &arp_from(server_mac, [10, 0, 0, 9]));
+    assert_eq!(lab.engine.counters().neighbours_ignored, 1);
+    let (v, out) = lab.run(0, &syn(40001));
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[..6], &server_mac, "learned on its own segment");
+    // Heard again on the wrong port, the learned entry stays.
+    let _ = lab.run(0, &arp_from(spoofer, [10, 0, 0, 9]));
+    assert_eq!(lab.engine.counters().neighbours_ignored, 2);
+    let (_, out) = lab.run(0, &syn(40002));
+    assert_eq!(&out[..6], &server_mac);
+}
+
 /// An ARP request for a VIP in VLAN 100: the reply keeps the tag, its body after it.
 #[test]
 fn arp_replies_keep_the_request_s_vlan_tag() {

@@ -316,6 +316,18 @@ impl Appliance {
             );
         }
         f.head(
+            "rvs_worker_neighbours_ignored_total",
+            "counter",
+            "ARP and neighbour discovery messages about a next hop heard on another port than the one its routes lead out of (not learned).",
+        );
+        for w in &self.workers {
+            f.sample(
+                "rvs_worker_neighbours_ignored_total",
+                &[("worker", w.index.to_string())],
+                w.stats.read_engine().neighbours_ignored,
+            );
+        }
+        f.head(
             "rvs_worker_icmp_scheduled_total",
             "counter",
             "Connections made for ICMP errors about flows the worker had none for (schedule_icmp).",

@@ -130,6 +130,9 @@ pub struct Counters {
     /// the same client port and server through another VIP or port, whose reply-side key
     /// they held.
     pub reply_key_takeovers: u64,
+    /// ARP and neighbour discovery messages about a next hop heard on another port than
+    /// the one its routes lead out of: not learned.
+    pub neighbours_ignored: u64,
     /// Packets routed between the ports (ip_forward), and to or from members' outgoing
     /// port ranges.
     pub routed: u64,
@@ -194,6 +197,7 @@ pub struct CounterSlots {
     pub syn_evictions: Slot,
     pub udp_evictions: Slot,
     pub reply_key_takeovers: Slot,
+    pub neighbours_ignored: Slot,
     pub routed: Slot,
     pub member_packets: Slot,
     pub snat_conns: Slot,
@@ -243,6 +247,7 @@ impl CounterSlots {
             syn_evictions: Slot::default(),
             udp_evictions: Slot::default(),
             reply_key_takeovers: Slot::default(),
+            neighbours_ignored: Slot::default(),
             routed: Slot::default(),
             member_packets: Slot::default(),
             snat_conns: Slot::default(),
@@ -313,6 +318,7 @@ impl CounterSlots {
             syn_evictions: self.syn_evictions.get(),
             udp_evictions: self.udp_evictions.get(),
             reply_key_takeovers: self.reply_key_takeovers.get(),
+            neighbours_ignored: self.neighbours_ignored.get(),
             routed: self.routed.get(),
             member_packets: self.member_packets.get(),
             snat_conns: self.snat_conns.get(),

@@ -21,7 +21,7 @@ impl Engine {
             return self.drop(DropReason::Malformed);
         };
         let (op, sha, spa, tpa) = (p.op(), p.sender_mac(), p.sender_ip(), p.target_ip());
-        self.learn(snap, now, IpAddr::from(spa), sha);
+        self.learn(snap, now, port, IpAddr::from(spa), sha);
         let target = IpAddr::from(tpa);
         if snap.is_standby(target) {
             return self.drop(DropReason::Standby);
@@ -68,7 +68,7 @@ impl Engine {
         match kind {
             icmpv6::NEIGHBOR_ADVERT => {
                 if let Some(mac) = m.nd_lladdr(icmpv6::OPT_TARGET_LL) {
-                    self.learn(snap, now, IpAddr::from(target), mac);
+                    self.learn(snap, now, port, IpAddr::from(target), mac);
                 }
                 return Some(Verdict::ToHost);
             }
@@ -78,7 +78,7 @@ impl Engine {
         let requester_mac = m.nd_lladdr(icmpv6::OPT_SOURCE_LL);
         let unspecified = flow.src == [0u8; 16];
         if let (Some(mac), false) = (requester_mac, unspecified) {
-            self.learn(snap, now, flow.src_ip(), mac);
+            self.learn(snap, now, port, flow.src_ip(), mac);
         }
         let target_ip = IpAddr::from(target);
         if snap.is_standby(target_ip) {

@@ -202,12 +202,18 @@ impl Engine {
             .or_else(|| self.learned.get(&ip).map(|e| e.0))
     }
 
-    /// Learns a neighbour from an ARP or ND message, as a router does: only one it asked
-    /// for or a next hop the configuration needs (a real server, a gateway), so that
-    /// anyone's spoofed ARPs fill nothing. When the table is full, the oldest entry that is
-    /// no configured next hop makes room for a wanted one.
-    pub(super) fn learn(&mut self, snap: &Snapshot, now: u32, ip: IpAddr, mac: [u8; 6]) {
+    /// Learns a neighbour from an ARP or ND message heard on `port`, as a router does:
+    /// only one it asked for or a next hop the configuration needs (a real server, a
+    /// gateway), so that anyone's spoofed ARPs fill nothing, and only on the segment the
+    /// routes lead to it through (as a kernel keeps neighbours per interface). When the
+    /// table is full, the oldest entry that is no configured next hop makes room for a
+    /// wanted one.
+    pub(super) fn learn(&mut self, snap: &Snapshot, now: u32, port: u16, ip: IpAddr, mac: [u8; 6]) {
         if !(self.requested.contains_key(&ip) || snap.is_next_hop(ip)) {
+            return;
+        }
+        if !snap.neighbour_on(port, ip) {
+            self.counters.neighbours_ignored.add(1);
             return;
         }
         if let Some(e) = self.learned.get_mut(&ip) {

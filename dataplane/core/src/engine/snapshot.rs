@@ -1323,6 +1323,24 @@ impl Snapshot {
         None
     }
 
+    /// Whether neighbour `ip` lives on `port`'s segment: in some table the longest match
+    /// for it leads out of `port` on-link, or a route there names it as its gateway. ARP
+    /// and neighbour discovery heard on another port teach nothing about it (a spoofed
+    /// reply on the clients' segment cannot take a server's or a gateway's traffic).
+    pub fn neighbour_on(&self, port: u16, ip: IpAddr) -> bool {
+        self.routes.iter().enumerate().any(|(i, r)| {
+            r.port == port
+                && (r.gateway == Some(ip)
+                    || (r.gateway.is_none()
+                        && r.contains(ip)
+                        && !self
+                            .routes
+                            .iter()
+                            .take(i)
+                            .any(|q| q.table == r.table && q.contains(ip))))
+        })
+    }
+
     /// The longest match for `dst` in one table.
     fn lookup(&self, table: u32, dst: IpAddr) -> Option<(u16, IpAddr)> {
         self.routes
