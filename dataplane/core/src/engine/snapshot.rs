@@ -1402,6 +1402,57 @@ fn service_key(proto: u8, vaddr: u128, vport: u16) -> (u128, u32) {
 mod tests {
     use super::*;
 
+    /// A neighbour's segment: the port of its longest on-link match in any table, or the
+    /// port of a route naming it as gateway; never another.
+    #[test]
+    fn a_neighbour_lives_where_its_routes_lead() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let route = |p: &str, len, gw: Option<&str>, port, table| Route {
+            prefix: ip(p),
+            len,
+            gateway: gw.map(ip),
+            port,
+            table,
+        };
+        let snap = Snapshot::new(
+            Vec::new(),
+            Vec::new(),
+            vec![
+                route("192.168.1.0", 24, None, 0, MAIN_TABLE),
+                route("10.0.0.0", 24, None, 1, MAIN_TABLE),
+                // A host route elsewhere wins over the subnet's (longest match).
+                route("10.0.0.77", 32, Some("10.9.9.9"), 2, MAIN_TABLE),
+                route("0.0.0.0", 0, Some("192.168.1.254"), 0, MAIN_TABLE),
+                route("0.0.0.0", 0, Some("fe80::1"), 3, 100),
+                route("172.16.0.0", 16, None, 4, 100),
+                route("fd00::", 64, None, 1, MAIN_TABLE),
+            ],
+            HashMap::new(),
+        );
+        for (port, addr, on) in [
+            (1, "10.0.0.9", true),
+            (0, "10.0.0.9", false),
+            (0, "192.168.1.5", true),
+            (0, "192.168.1.254", true),
+            (1, "192.168.1.254", false),
+            (1, "10.0.0.77", false),
+            (2, "10.9.9.9", true),
+            (3, "fe80::1", true),
+            (4, "172.16.3.3", true),
+            (0, "172.16.3.3", false),
+            (1, "fd00::2", true),
+            (0, "fd00::2", false),
+            // Behind a gateway, never a neighbour.
+            (0, "198.51.100.7", false),
+        ] {
+            assert_eq!(
+                snap.neighbour_on(port, ip(addr)),
+                on,
+                "{addr} on port {port}"
+            );
+        }
+    }
+
     /// The kernel's fib rules: by preference, a rule's table when it has a route, else on;
     /// main then default after the others; a rule of the other family never applies; no
     /// rules at all: main alone (another table unused).
