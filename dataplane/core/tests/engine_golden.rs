@@ -2187,6 +2187,88 @@ fn use_vmac_answers_with_the_virtual_router_mac() {
     );
 }
 
+/// Connection sync over IPv6: a NAT and a DR connection of IPv6 VIPs go through the wire
+/// format (IPv6 entries) into a backup, whose packets of them, mid-flow, leave as the
+/// master's did; the server's reply through the NAT one too.
+#[test]
+fn ipv6_connections_continue_on_the_backup() {
+    use rvs_core::sync::{decode, encode, SyncChannel};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let segment =
+        |macs: ([u8; 6], [u8; 6]), ends: ([u8; 16], [u8; 16]), ports: (u16, u16), syn: bool| {
+            let mut out = Vec::new();
+            let tcp = PacketBuilder::ethernet2(macs.0, macs.1)
+                .ipv6(ends.0, ends.1, 64)
+                .tcp(ports.0, ports.1, 1000, 64000);
+            let tcp = if syn { tcp.syn() } else { tcp.ack(5000) };
+            tcp.write(&mut out, if syn { b"" } else { b"data" })
+                .unwrap();
+            out
+        };
+    let mut master = Lab::new();
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    master.engine.sync = Some(ch.clone());
+    let from_client =
+        |vip, port, syn| segment((CLIENT_MAC, PORT0_MAC), (CLIENT6, vip), (port, 80), syn);
+    let nat_ack = from_client(VIP6, 41000, false);
+    let dr_ack = from_client(VIP6_DR, 41001, false);
+    let reply = segment((RS6_MAC, PORT1_MAC), (RS6, CLIENT6), (8080, 41000), false);
+    for f in [
+        from_client(VIP6, 41000, true),
+        from_client(VIP6_DR, 41001, true),
+        nat_ack.clone(),
+        dr_ack.clone(),
+    ] {
+        assert!(matches!(master.run(0, &f).0, Verdict::Forward { .. }));
+    }
+    let on_master = [
+        master.run(0, &nat_ack),
+        master.run(0, &dr_ack),
+        master.run(1, &reply),
+    ];
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.iter().all(|n| n.v6), "IPv6 entries: {notes:?}");
+    let mut backup = Lab::new();
+    assert_eq!(
+        backup.run(0, &nat_ack).0,
+        Verdict::Drop(DropReason::NoConnection)
+    );
+    for m in encode(3, &notes, 1472) {
+        for c in &decode(&m).unwrap().1 {
+            assert!(backup
+                .engine
+                .install_synced(&backup.snap, &backup.loads, 1, c));
+        }
+    }
+    assert_eq!(backup.engine.table.len(), 2);
+    let on_backup = [
+        backup.run(0, &nat_ack),
+        backup.run(0, &dr_ack),
+        backup.run(1, &reply),
+    ];
+    for (i, what) in [
+        "NAT to the server",
+        "DR to the server",
+        "NAT reply to the client",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            matches!(on_master[i].0, Verdict::Forward { .. }),
+            "{what}: {:?}",
+            on_master[i].0
+        );
+        assert_eq!(on_backup[i], on_master[i], "{what} as on the master");
+    }
+}
+
 /// Connection sync: what a master's engine notes (a NAT connection, a DR one, in their
 /// TCP states) installs on a backup's engine, whose packets of those connections then go
 /// to the same servers, mid-flow (an ACK, no SYN), rewritten exactly as on the master.
