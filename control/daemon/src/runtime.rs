@@ -236,14 +236,33 @@ fn host_twin(
         .map_err(|e| err(e.to_string()))?;
     log.quietly(|| twin.start())
         .map_err(|e| err(e.to_string()))?;
-    ip(&["link", "set", "dev", name, "up"]).map_err(err)?;
     // The host's ARP requests name the twin's own address in the target's subnet, never a
     // VIP the host holds (an LVS real server's arp_announce=2): a BACKUP whose host serves
     // a VIP (a local real server) must not move the VIP to itself in its neighbours' caches.
-    let announce = format!("/proc/sys/net/ipv4/conf/{name}/arp_announce");
-    if let Err(e) = std::fs::write(&announce, "2") {
-        println!("rvs: warning: cannot set {announce} to 2: {e}");
+    // The twin's routes are rvs's (never a default route): a router advertisement or a
+    // redirect heard on a data segment (anyone's, on the clients' side) must not change
+    // the host's routing. Set before the link is up, so none is heard first.
+    let ipv6 = std::path::Path::new(&format!("/proc/sys/net/ipv6/conf/{name}")).exists();
+    for (key, value) in [
+        (format!("/proc/sys/net/ipv4/conf/{name}/arp_announce"), "2"),
+        (
+            format!("/proc/sys/net/ipv4/conf/{name}/accept_redirects"),
+            "0",
+        ),
+        (format!("/proc/sys/net/ipv6/conf/{name}/accept_ra"), "0"),
+        (
+            format!("/proc/sys/net/ipv6/conf/{name}/accept_redirects"),
+            "0",
+        ),
+    ] {
+        if key.starts_with("/proc/sys/net/ipv6/") && !ipv6 {
+            continue;
+        }
+        if let Err(e) = std::fs::write(&key, value) {
+            println!("rvs: warning: cannot set {key} to {value}: {e}");
+        }
     }
+    ip(&["link", "set", "dev", name, "up"]).map_err(err)?;
     for (a, len) in p.addresses.iter().zip(&p.prefix_lens) {
         ip(&["addr", "replace", &format!("{a}/{len}"), "dev", name]).map_err(err)?;
     }

@@ -135,6 +135,16 @@ host_tap = "{twin}"
     // The host never names a VIP it holds in an ARP request (arp_announce 2).
     let announce = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{twin}/arp_announce"));
     assert_eq!(announce.unwrap_or_default().trim(), "2");
+    // Nothing heard on the segment changes the host's routes: no router advertisements,
+    // no redirects.
+    for key in [
+        format!("/proc/sys/net/ipv4/conf/{twin}/accept_redirects"),
+        format!("/proc/sys/net/ipv6/conf/{twin}/accept_ra"),
+        format!("/proc/sys/net/ipv6/conf/{twin}/accept_redirects"),
+    ] {
+        let value = std::fs::read_to_string(&key).unwrap_or_default();
+        assert_eq!(value.trim(), "0", "{key}");
+    }
     // The wire's kernel side goes into the namespace, with a MAC of its own.
     for c in [
         format!("ip link set {wire} netns {ns}"),
