@@ -1055,21 +1055,23 @@ fn vlan_tagged(frame: &[u8]) -> Vec<u8> {
     f
 }
 
+/// A broadcast ARP request from `sha`/`spa` for the appliance's inside address.
+fn arp_from(sha: [u8; 6], spa: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&spa);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f
+}
+
 /// 4,200 spoofed ARPs from hosts nobody asked about fill nothing: a real server's ARP is
 /// still learned, and its connections go straight to it.
 #[test]
 fn spoofed_arps_do_not_crowd_out_real_servers() {
     let mut lab = Lab::new();
-    let arp_from = |sha: [u8; 6], spa: [u8; 4]| {
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&spa);
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&[10, 0, 0, 1]);
-        f
-    };
     for i in 0..4200u32 {
         let b = i.to_be_bytes();
         let _ = lab.run(
@@ -1107,16 +1109,6 @@ fn spoofed_arps_do_not_crowd_out_real_servers() {
 #[test]
 fn a_neighbour_is_learned_only_on_its_own_segment() {
     let mut lab = Lab::new();
-    let arp_from = |sha: [u8; 6], spa: [u8; 4]| {
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&spa);
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&[10, 0, 0, 1]);
-        f
-    };
     let spoofer = [2, 0xee, 0, 0, 0, 66];
     let _ = lab.run(0, &arp_from(spoofer, [10, 0, 0, 9]));
     assert_eq!(lab.engine.counters().neighbours_ignored, 1);
