@@ -77,7 +77,10 @@ pub(super) struct RawAnnounce {
 
 /// A value given alone or as a list.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "one value or a list of them, one per neighbor (neighbor = \"10.0.0.1\" or [\"10.0.0.1\", \"fd00::1\"]; neighbor_as = 65000 or [65000, 65010])"
+)]
 pub(super) enum OneOrList<T> {
     One(T),
     List(Vec<T>),
@@ -563,6 +566,18 @@ mod tests {
                 "announce.neighbor",
                 14,
                 "\"x\" is not an address",
+            ),
+            (
+                "neighbor = 5\nneighbor_as = 2\n",
+                "announce.neighbor",
+                14,
+                "one value or a list of them, one per neighbor",
+            ),
+            (
+                "neighbor = \"10.0.0.1\"\nneighbor_as = [\"x\"]\n",
+                "announce.neighbor_as",
+                15,
+                "neighbor_as = 65000 or [65000, 65010]",
             ),
         ] {
             let e = parse(&format!("port = \"lan\"\nlocal_as = 1\n{text}")).unwrap_err();
