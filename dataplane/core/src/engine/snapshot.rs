@@ -1328,16 +1328,9 @@ impl Snapshot {
     /// and neighbour discovery heard on another port teach nothing about it (a spoofed
     /// reply on the clients' segment cannot take a server's or a gateway's traffic).
     pub fn neighbour_on(&self, port: u16, ip: IpAddr) -> bool {
-        self.routes.iter().enumerate().any(|(i, r)| {
+        self.routes.iter().any(|r| {
             r.port == port
-                && (r.gateway == Some(ip)
-                    || (r.gateway.is_none()
-                        && r.contains(ip)
-                        && !self
-                            .routes
-                            .iter()
-                            .take(i)
-                            .any(|q| q.table == r.table && q.contains(ip))))
+                && (r.gateway == Some(ip) || self.lookup(r.table, ip) == Some((port, ip)))
         })
     }
 
