@@ -6,7 +6,7 @@
 //! route goes; if rvs dies, the twin and its routes vanish with it.
 
 use super::*;
-use crate::config::AnnounceConfig;
+use crate::config::{AnnounceConfig, MAIN_TABLE_PROTO};
 use crate::iproute::ip;
 use crate::log::{log, Level};
 use std::net::IpAddr;
@@ -39,6 +39,8 @@ impl Drop for Announcer {
 
 const TICK: Duration = Duration::from_millis(200);
 
+/// Adds (`replace`) or removes (`del`) `vip`'s route in rvs's table, and with
+/// `ipv6_main_table` an IPv6 VIP's in the main table too.
 fn route(action: &str, vip: IpAddr, conf: &AnnounceConfig) -> Result<(), String> {
     let prefix = match vip {
         IpAddr::V4(_) => format!("{vip}/32"),
@@ -55,13 +57,47 @@ fn route(action: &str, vip: IpAddr, conf: &AnnounceConfig) -> Result<(), String>
         args.extend(["dev", &conf.iface, "proto", "static"]);
     }
     args.extend(["table", &table]);
-    ip(&args)
+    let own = gone_is_fine(action, ip(&args));
+    if !(vip.is_ipv6() && conf.ipv6_main_table) {
+        return own;
+    }
+    // The main table's copy (`ipv6_main_table`), which FRR's zebra learns; --frr-config's
+    // bgpd takes host routes at metric `table` from there.
+    let proto = MAIN_TABLE_PROTO.to_string();
+    let mut args = vec!["-6", "route", action, &prefix, "dev", &conf.iface];
+    if action != "del" {
+        args.extend(["proto", &proto]);
+    }
+    args.extend(["metric", &table, "table", "main"]);
+    own.and(gone_is_fine(action, ip(&args)))
+}
+
+/// A route to remove that is not there (gone with its twin, or never added) is removed.
+fn gone_is_fine(action: &str, result: Result<(), String>) -> Result<(), String> {
+    match result {
+        Err(e) if action == "del" && e.ends_with("No such process") => Ok(()),
+        other => other,
+    }
 }
 
 /// Empties rvs's table (what an earlier run may have left while its twin lived on).
 fn flush(conf: &AnnounceConfig) {
     for family in ["-4", "-6"] {
         let _ = ip(&[family, "route", "flush", "table", &conf.table.to_string()]);
+    }
+    if conf.ipv6_main_table {
+        let proto = MAIN_TABLE_PROTO.to_string();
+        let _ = ip(&[
+            "-6",
+            "route",
+            "flush",
+            "table",
+            "main",
+            "proto",
+            &proto,
+            "dev",
+            &conf.iface,
+        ]);
     }
 }
 

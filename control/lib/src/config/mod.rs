@@ -24,7 +24,7 @@ mod source;
 mod vrrp;
 mod workers;
 use announce::*;
-pub use announce::{AnnounceConfig, BgpPeer, RoutingDaemon};
+pub use announce::{AnnounceConfig, BgpPeer, RoutingDaemon, MAIN_TABLE_PROTO};
 
 use eal::*;
 pub use eal::{parse_lcore_list, EalConfig, Hugepages, LOG_LEVELS};
