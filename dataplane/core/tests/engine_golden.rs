@@ -633,6 +633,79 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
 }
 
+/// "Fragmentation needed" to a client whose next hop's MAC is not known yet (TUN sends
+/// it nothing else, so nothing learned it): the error waits while an ARP request goes out,
+/// and leaves as it would have once the gateway answers; a worker that cannot hold frames
+/// at least asks.
+#[test]
+fn an_icmp_error_waits_for_its_neighbour() {
+    let gw = ip([192, 168, 1, 254]);
+    let too_big = {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(CLIENT, [192, 168, 1, 102], 64)
+            .udp(5353, 53)
+            .write(&mut f, &[7u8; 1472])
+            .unwrap();
+        f
+    };
+    let mut sent_at_once = None;
+    for holding in [false, true] {
+        let mut lab = Lab::new();
+        lab.engine.set_holding(holding);
+        let (v, first) = lab.run(0, &too_big);
+        if holding {
+            // With the MAC known, as it leaves at once.
+            sent_at_once = Some(first.clone());
+        }
+        let mut snap = lab.snap.clone();
+        snap.neighbours.remove(&gw);
+        let mut lab = Lab::with(
+            snap,
+            EngineConfig {
+                conn_capacity: 1024,
+                ..EngineConfig::default()
+            },
+        );
+        lab.engine.set_holding(holding);
+        assert_eq!(v, Verdict::Forward { port: 0 });
+        let (v, out) = lab.run(0, &too_big);
+        assert_eq!(v, Verdict::Forward { port: 0 }, "holding {holding}");
+        assert_eq!(
+            &out[12..14],
+            &[0x08, 0x06],
+            "the frame became the ARP request"
+        );
+        assert_eq!(&out[38..42], &[192, 168, 1, 254]);
+        let no_neighbour = lab.engine.counters().drops[DropReason::NoNeighbour as usize];
+        assert_eq!(
+            (lab.engine.held_len(), no_neighbour),
+            if holding { (1, 0) } else { (0, 1) }
+        );
+        if !holding {
+            continue;
+        }
+        let mut reply = PORT0_MAC.to_vec();
+        reply.extend_from_slice(&GW_MAC);
+        reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+        reply.extend_from_slice(&GW_MAC);
+        reply.extend_from_slice(&[192, 168, 1, 254]);
+        reply.extend_from_slice(&PORT0_MAC);
+        reply.extend_from_slice(&[192, 168, 1, 1]);
+        let _ = lab.run(0, &reply);
+        let mut sent = Vec::new();
+        lab.engine.release_held(&lab.snap, 1, |p, f, split| {
+            assert_eq!(split, None);
+            sent.push((p, f.to_vec()));
+            true
+        });
+        let want = sent_at_once.clone().unwrap();
+        assert_eq!(want[23], 1, "an ICMP message");
+        assert_eq!(sent, vec![(0, want)]);
+        assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
+    }
+}
+
 /// NAT and DR respect the out port's MTU: a DF datagram too big gets "fragmentation
 /// needed" with the MTU, one without DF leaves in fragments (rewritten first); a datagram
 /// that fits is forwarded.

@@ -311,14 +311,17 @@ impl Engine {
 
     /// Turns the frame into an ICMP error for the client, from the VIP it addressed (as the
     /// kernel's icmp_send does for a local destination), quoting the start of the datagram.
+    /// To a sender whose MAC is not known yet (a TUN or DR client, whom rvs never sends
+    /// anything else), the error waits while a request for it goes out, as a router's.
     pub(super) fn icmp_error<F: Frame>(
         &mut self,
         snap: &Snapshot,
+        now: u32,
         flow: Flow,
         kind: IcmpError,
         frame: &mut F,
     ) -> Verdict {
-        match self.build_icmp_error(snap, flow, kind, frame) {
+        match self.build_icmp_error(snap, now, flow, kind, frame) {
             Ok(v) => v,
             Err(r) => self.drop(r),
         }
@@ -328,6 +331,7 @@ impl Engine {
     pub(super) fn build_icmp_error<F: Frame>(
         &mut self,
         snap: &Snapshot,
+        now: u32,
         flow: Flow,
         kind: IcmpError,
         frame: &mut F,
@@ -335,9 +339,11 @@ impl Engine {
         let Some((out_port, hop)) = snap.route(flow.src_ip()) else {
             return Err(DropReason::NoRoute);
         };
-        let Some(hop_mac) = self.neighbour(snap, hop) else {
-            return Err(DropReason::NoNeighbour);
-        };
+        let hop_mac = self.neighbour(snap, hop);
+        if hop_mac.is_none() && !self.held_room() {
+            // Nowhere to wait: the frame asks for the MAC instead (the error is lost).
+            return Ok(self.resolve(snap, now, out_port, hop, frame));
+        }
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return Err(DropReason::NoRoute);
         };
@@ -373,7 +379,7 @@ impl Engine {
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        set_macs(b, hop_mac, port_mac);
+        set_macs(b, hop_mac.unwrap_or_default(), port_mac);
         let l4 = l3 + ip_len;
         let icmp_len = 8 + quote_len;
         if flow.v6 {
@@ -432,6 +438,9 @@ impl Engine {
             }
         }
         self.counters.icmp_errors_sent.add(1);
+        if hop_mac.is_none() {
+            return Ok(self.hold_and_solicit(snap, now, (out_port, Fit::Whole), hop, frame));
+        }
         Ok(Verdict::Forward { port: out_port })
     }
 }

@@ -532,6 +532,7 @@ impl Engine {
     pub(super) fn fit_mtu<F: Frame>(
         &mut self,
         snap: &Snapshot,
+        now: u32,
         flow: &Flow,
         mtu: u16,
         frame: &mut F,
@@ -539,7 +540,7 @@ impl Engine {
         if flow.end() - flow.l3() <= usize::from(mtu) {
             Ok(Fit::Whole)
         } else if flow.v6 || flow.df {
-            Err(self.icmp_error(snap, *flow, IcmpError::TooBig(usize::from(mtu)), frame))
+            Err(self.icmp_error(snap, now, *flow, IcmpError::TooBig(usize::from(mtu)), frame))
         } else {
             Ok(Fit::Split(mtu))
         }
@@ -625,7 +626,7 @@ impl Engine {
                     // unreachable) when the error can go out.
                     self.counters.dropped(DropReason::NoServer);
                     return self
-                        .build_icmp_error(snap, *flow, IcmpError::PortUnreachable, frame)
+                        .build_icmp_error(snap, now, *flow, IcmpError::PortUnreachable, frame)
                         .unwrap_or(Verdict::Drop(DropReason::NoServer));
                 }
                 Err(DropReason::NoService) => {
@@ -710,9 +711,9 @@ impl Engine {
         let offload = pending.is_none();
         let verdict = self.rewrite_towards_server(
             snap,
-            &conn,
+            now,
+            (&conn, local),
             (out_port, hop_mac, offload),
-            local,
             flow,
             frame,
         );
@@ -727,14 +728,14 @@ impl Engine {
         }
     }
 
-    /// The rewrite towards a real server by the connection's method, out of `out_port` to
-    /// `hop_mac`.
+    /// The rewrite towards a real server by the connection's method (full NAT's from its
+    /// `local` end), out of `out_port` to `hop_mac`.
     fn rewrite_towards_server<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        conn: &Binding,
+        now: u32,
+        (conn, local): (&Binding, Option<(IpAddr, u16)>),
         (out_port, hop_mac, offload): (u16, [u8; 6], bool),
-        local: Option<(IpAddr, u16)>,
         flow: &Flow,
         frame: &mut F,
     ) -> Verdict {
@@ -746,7 +747,7 @@ impl Engine {
         let port_mac = port_info.mac;
         let fit = match method {
             ForwardMethod::Tun => Fit::Whole,
-            _ => match self.fit_mtu(snap, flow, port_info.mtu, frame) {
+            _ => match self.fit_mtu(snap, now, flow, port_info.mtu, frame) {
                 Ok(fit) => fit,
                 Err(verdict) => return verdict,
             },
@@ -783,7 +784,7 @@ impl Engine {
                 if inner_len + outer > usize::from(port_info.mtu) {
                     if flow.v6 || df {
                         let mtu = usize::from(port_info.mtu) - outer;
-                        return self.icmp_error(snap, *flow, IcmpError::TooBig(mtu), frame);
+                        return self.icmp_error(snap, now, *flow, IcmpError::TooBig(mtu), frame);
                     }
                     // The outer header (IPv4 without DF, or IPv6 around IPv4 without DF)
                     // is fragmented, as the kernel's output does after IPVS.
@@ -858,7 +859,7 @@ impl Engine {
         else {
             return self.drop(DropReason::NoRoute);
         };
-        let fit = match self.fit_mtu(snap, flow, mtu, frame) {
+        let fit = match self.fit_mtu(snap, now, flow, mtu, frame) {
             Ok(fit) => fit,
             Err(verdict) => return verdict,
         };

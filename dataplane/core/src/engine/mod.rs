@@ -450,7 +450,7 @@ impl Engine {
             && snap.nat_icmp_send
             && stray_from_nat_server(snap, port, flow, frame.bytes())
         {
-            return self.icmp_error(snap, *flow, IcmpError::PortUnreachable, frame);
+            return self.icmp_error(snap, now, *flow, IcmpError::PortUnreachable, frame);
         }
         if snap.ip_forward && sent_to_port(snap, port, frame.bytes()) {
             if tcp_or_udp && !snap.snat.is_empty() {

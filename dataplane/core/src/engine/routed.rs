@@ -21,7 +21,7 @@ impl Engine {
         }
         if range.nat {
             if flow.ttl <= 1 {
-                return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
+                return self.icmp_error(snap, now, flow, IcmpError::TimeExceeded, frame);
             }
             rewrite(
                 frame.bytes_mut(),
@@ -49,7 +49,7 @@ impl Engine {
                 .note_member(FragKey::of(&flow, fid), flow.sport, false, now);
         }
         if flow.ttl <= 1 {
-            return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
+            return self.icmp_error(snap, now, flow, IcmpError::TimeExceeded, frame);
         }
         rewrite(
             frame.bytes_mut(),
@@ -73,7 +73,7 @@ impl Engine {
         frame: &mut F,
     ) -> Verdict {
         if flow.ttl <= 1 {
-            return self.icmp_error(snap, flow, IcmpError::TimeExceeded, frame);
+            return self.icmp_error(snap, now, flow, IcmpError::TimeExceeded, frame);
         }
         rewrite_ip_only(frame.bytes_mut(), &flow, Side::Dst, flow.dst);
         self.counters.routed.add(1);
@@ -111,7 +111,7 @@ impl Engine {
         else {
             return self.drop(DropReason::NoRoute);
         };
-        let fit = match self.fit_mtu(snap, flow, mtu, frame) {
+        let fit = match self.fit_mtu(snap, now, flow, mtu, frame) {
             Ok(fit) => fit,
             Err(verdict) => return verdict,
         };
