@@ -185,6 +185,22 @@ proptest! {
     }
 }
 
+/// The inputs fuzzing found a fault with (dataplane/fuzz/seeds/engine, where each run of
+/// the fuzz target starts too) hold every invariant, here in every test run.
+#[test]
+fn inputs_fuzzing_broke_once_hold() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/engine");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        rvs_testkit::invariants::run_bytes(&data).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        rvs_testkit::invariants::staged_agrees(&data).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        n += 1;
+    }
+    assert!(n > 0, "no input in {dir:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(160))]
 

@@ -323,11 +323,31 @@ impl Engine {
     ) -> Verdict {
         match self.build_icmp_error(snap, now, flow, kind, frame) {
             Ok(v) => v,
+            Err(DropReason::NoNeighbour) => {
+                self.counters.dropped(DropReason::NoNeighbour);
+                self.ask_for_sender(snap, now, &flow, frame)
+                    .unwrap_or(Verdict::Drop(DropReason::NoNeighbour))
+            }
             Err(r) => self.drop(r),
         }
     }
 
-    /// As [`Engine::icmp_error`], without counting: why it could not be sent.
+    /// An ICMP error that could not wait for its sender's MAC: the frame asks for the MAC
+    /// instead (the error is lost), unless a request went out this second.
+    pub(super) fn ask_for_sender<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Option<Verdict> {
+        let (port, hop) = snap.route(flow.src_ip())?;
+        self.solicit(snap, now, port, hop, frame)
+            .then_some(Verdict::Forward { port })
+    }
+
+    /// As [`Engine::icmp_error`], without counting: why it could not be sent (the frame
+    /// unchanged then).
     pub(super) fn build_icmp_error<F: Frame>(
         &mut self,
         snap: &Snapshot,
@@ -341,8 +361,8 @@ impl Engine {
         };
         let hop_mac = self.neighbour(snap, hop);
         if hop_mac.is_none() && !self.held_room() {
-            // Nowhere to wait: the frame asks for the MAC instead (the error is lost).
-            return Ok(self.resolve(snap, now, out_port, hop, frame));
+            // Nowhere to wait (the frame unchanged: see `ask_for_sender`).
+            return Err(DropReason::NoNeighbour);
         }
         let Some(port_mac) = snap.ports.get(usize::from(out_port)).map(|p| p.mac) else {
             return Err(DropReason::NoRoute);

@@ -625,9 +625,15 @@ impl Engine {
                     // No server available: drop (counted once), and tell the client (port
                     // unreachable) when the error can go out.
                     self.counters.dropped(DropReason::NoServer);
-                    return self
-                        .build_icmp_error(snap, now, *flow, IcmpError::PortUnreachable, frame)
-                        .unwrap_or(Verdict::Drop(DropReason::NoServer));
+                    let error =
+                        self.build_icmp_error(snap, now, *flow, IcmpError::PortUnreachable, frame);
+                    return match error {
+                        Ok(v) => v,
+                        Err(DropReason::NoNeighbour) => self
+                            .ask_for_sender(snap, now, flow, frame)
+                            .unwrap_or(Verdict::Drop(DropReason::NoServer)),
+                        Err(_) => Verdict::Drop(DropReason::NoServer),
+                    };
                 }
                 Err(DropReason::NoService) => {
                     return self.unserved(snap, flow, DropReason::NoService)
