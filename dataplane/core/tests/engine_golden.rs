@@ -706,6 +706,74 @@ fn an_icmp_error_waits_for_its_neighbour() {
     }
 }
 
+/// A NAT server's "port unreachable" for a client whose next hop's MAC is not known yet
+/// waits for it as the connection's own packets would, and leaves as it would have.
+#[test]
+fn a_relayed_icmp_error_waits_for_its_neighbour() {
+    let gw = ip([192, 168, 1, 254]);
+    let mut query = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(CLIENT, [192, 168, 1, 110], 64)
+        .udp(40000, 53)
+        .write(&mut query, b"query")
+        .unwrap();
+    // The server's error about the datagram as it reached it.
+    let error_from_server = |forwarded: &[u8]| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(RS2_MAC, PORT1_MAC)
+            .ipv4([10, 0, 0, 2], CLIENT, 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(&mut f, &forwarded[14..14 + 28])
+            .unwrap();
+        f
+    };
+    let mut lab = Lab::new();
+    let (v, forwarded) = lab.run(0, &query);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let (v, at_once) = lab.run(1, &error_from_server(&forwarded));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&at_once[0..6], &GW_MAC);
+    let mut snap = lab.snap.clone();
+    snap.neighbours.remove(&gw);
+    let mut lab = Lab::with(
+        snap,
+        EngineConfig {
+            conn_capacity: 1024,
+            ..EngineConfig::default()
+        },
+    );
+    lab.engine.set_holding(true);
+    let (_, forwarded) = lab.run(0, &query);
+    let (v, out) = lab.run(1, &error_from_server(&forwarded));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(
+        &out[12..14],
+        &[0x08, 0x06],
+        "the frame became the ARP request"
+    );
+    assert_eq!(lab.engine.held_len(), 1);
+    let mut reply = PORT0_MAC.to_vec();
+    reply.extend_from_slice(&GW_MAC);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&GW_MAC);
+    reply.extend_from_slice(&[192, 168, 1, 254]);
+    reply.extend_from_slice(&PORT0_MAC);
+    reply.extend_from_slice(&[192, 168, 1, 1]);
+    let _ = lab.run(0, &reply);
+    let mut sent = Vec::new();
+    lab.engine.release_held(&lab.snap, 1, |p, f, _| {
+        sent.push((p, f.to_vec()));
+        true
+    });
+    assert_eq!(sent, vec![(0, at_once)]);
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::NoNeighbour as usize],
+        0
+    );
+}
+
 /// NAT and DR respect the out port's MTU: a DF datagram too big gets "fragmentation
 /// needed" with the MTU, one without DF leaves in fragments (rewritten first); a datagram
 /// that fits is forwarded.

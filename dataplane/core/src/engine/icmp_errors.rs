@@ -150,10 +150,22 @@ impl Engine {
         let Some((out_port, hop)) = snap.route_from(from, next) else {
             return Some(self.drop(DropReason::NoRoute));
         };
-        let Some(hop_mac) = self.neighbour(snap, hop) else {
-            return Some(self.drop(DropReason::NoNeighbour));
-        };
+        // A next hop not known yet (a client rvs has sent nothing to): the error waits for
+        // it, as a packet of the connection would.
+        let known = self.neighbour(snap, hop);
+        let pending = known.is_none();
+        if pending && !self.held_room() {
+            return Some(self.resolve(snap, now, out_port, hop, frame));
+        }
+        let hop_mac = known.unwrap_or_default();
         let port_mac = snap.ports.get(usize::from(out_port))?.mac;
+        let sent = |engine: &mut Engine, frame: &mut F| {
+            Some(if pending {
+                engine.hold_and_solicit(snap, now, (out_port, Fit::Whole), hop, frame)
+            } else {
+                Verdict::Forward { port: out_port }
+            })
+        };
         if towards_server && method != ForwardMethod::Nat {
             // DR/TUN: the real server owns the VIP too; deliver the error unchanged.
             if method == ForwardMethod::Tun {
@@ -165,7 +177,7 @@ impl Engine {
             } else {
                 set_macs(frame.bytes_mut(), hop_mac, port_mac);
             }
-            return Some(Verdict::Forward { port: out_port });
+            return sent(self, frame);
         }
         if !towards_server && method != ForwardMethod::Nat {
             return None;
@@ -265,7 +277,7 @@ impl Engine {
             }
         }
         set_macs(b, hop_mac, port_mac);
-        Some(Verdict::Forward { port: out_port })
+        sent(self, frame)
     }
 
     /// IPVS's schedule_icmp: an ICMP error about a reply this node has no connection for
