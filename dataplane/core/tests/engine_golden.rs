@@ -633,13 +633,41 @@ fn tun_too_big_with_df_sends_frag_needed_to_the_client() {
     assert_eq!(lab.engine.counters().icmp_errors_sent, 1);
 }
 
+/// The lab with the clients' gateway (192.168.1.254) not resolved yet; `holding`: frames
+/// may wait for it.
+fn lab_without_gateway(holding: bool) -> Lab {
+    let mut snap = snapshot();
+    snap.neighbours.remove(&ip([192, 168, 1, 254]));
+    let mut lab = Lab::with(
+        snap,
+        EngineConfig {
+            conn_capacity: 1024,
+            ..EngineConfig::default()
+        },
+    );
+    lab.engine.set_holding(holding);
+    lab
+}
+
+/// The gateway answers rvs's ARP request: the frames that waited for it, as they leave.
+fn gateway_answers(lab: &mut Lab) -> Vec<(u16, Vec<u8>)> {
+    let reply = arp_answer((GW_MAC, [192, 168, 1, 254]), (PORT0_MAC, [192, 168, 1, 1]));
+    let _ = lab.run(0, &reply);
+    let mut sent = Vec::new();
+    lab.engine.release_held(&lab.snap, 1, |p, f, split| {
+        assert_eq!(split, None, "whole frames");
+        sent.push((p, f.to_vec()));
+        true
+    });
+    sent
+}
+
 /// "Fragmentation needed" to a client whose next hop's MAC is not known yet (TUN sends
 /// it nothing else, so nothing learned it): the error waits while an ARP request goes out,
 /// and leaves as it would have once the gateway answers; a worker that cannot hold frames
 /// at least asks.
 #[test]
 fn an_icmp_error_waits_for_its_neighbour() {
-    let gw = ip([192, 168, 1, 254]);
     let too_big = {
         let mut f = Vec::new();
         PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
@@ -658,16 +686,7 @@ fn an_icmp_error_waits_for_its_neighbour() {
             // With the MAC known, as it leaves at once.
             sent_at_once = Some(first.clone());
         }
-        let mut snap = lab.snap.clone();
-        snap.neighbours.remove(&gw);
-        let mut lab = Lab::with(
-            snap,
-            EngineConfig {
-                conn_capacity: 1024,
-                ..EngineConfig::default()
-            },
-        );
-        lab.engine.set_holding(holding);
+        let mut lab = lab_without_gateway(holding);
         assert_eq!(v, Verdict::Forward { port: 0 });
         let (v, out) = lab.run(0, &too_big);
         assert_eq!(v, Verdict::Forward { port: 0 }, "holding {holding}");
@@ -685,20 +704,7 @@ fn an_icmp_error_waits_for_its_neighbour() {
         if !holding {
             continue;
         }
-        let mut reply = PORT0_MAC.to_vec();
-        reply.extend_from_slice(&GW_MAC);
-        reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-        reply.extend_from_slice(&GW_MAC);
-        reply.extend_from_slice(&[192, 168, 1, 254]);
-        reply.extend_from_slice(&PORT0_MAC);
-        reply.extend_from_slice(&[192, 168, 1, 1]);
-        let _ = lab.run(0, &reply);
-        let mut sent = Vec::new();
-        lab.engine.release_held(&lab.snap, 1, |p, f, split| {
-            assert_eq!(split, None);
-            sent.push((p, f.to_vec()));
-            true
-        });
+        let sent = gateway_answers(&mut lab);
         let want = sent_at_once.clone().unwrap();
         assert_eq!(want[23], 1, "an ICMP message");
         assert_eq!(sent, vec![(0, want)]);
@@ -710,7 +716,6 @@ fn an_icmp_error_waits_for_its_neighbour() {
 /// waits for it as the connection's own packets would, and leaves as it would have.
 #[test]
 fn a_relayed_icmp_error_waits_for_its_neighbour() {
-    let gw = ip([192, 168, 1, 254]);
     let mut query = Vec::new();
     PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
         .ipv4(CLIENT, [192, 168, 1, 110], 64)
@@ -735,16 +740,7 @@ fn a_relayed_icmp_error_waits_for_its_neighbour() {
     let (v, at_once) = lab.run(1, &error_from_server(&forwarded));
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(&at_once[0..6], &GW_MAC);
-    let mut snap = lab.snap.clone();
-    snap.neighbours.remove(&gw);
-    let mut lab = Lab::with(
-        snap,
-        EngineConfig {
-            conn_capacity: 1024,
-            ..EngineConfig::default()
-        },
-    );
-    lab.engine.set_holding(true);
+    let mut lab = lab_without_gateway(true);
     let (_, forwarded) = lab.run(0, &query);
     let (v, out) = lab.run(1, &error_from_server(&forwarded));
     assert_eq!(v, Verdict::Forward { port: 0 });
@@ -754,19 +750,7 @@ fn a_relayed_icmp_error_waits_for_its_neighbour() {
         "the frame became the ARP request"
     );
     assert_eq!(lab.engine.held_len(), 1);
-    let mut reply = PORT0_MAC.to_vec();
-    reply.extend_from_slice(&GW_MAC);
-    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-    reply.extend_from_slice(&GW_MAC);
-    reply.extend_from_slice(&[192, 168, 1, 254]);
-    reply.extend_from_slice(&PORT0_MAC);
-    reply.extend_from_slice(&[192, 168, 1, 1]);
-    let _ = lab.run(0, &reply);
-    let mut sent = Vec::new();
-    lab.engine.release_held(&lab.snap, 1, |p, f, _| {
-        sent.push((p, f.to_vec()));
-        true
-    });
+    let sent = gateway_answers(&mut lab);
     assert_eq!(sent, vec![(0, at_once)]);
     assert_eq!(
         lab.engine.counters().drops[DropReason::NoNeighbour as usize],
@@ -1812,14 +1796,18 @@ fn rs9_is_at() -> Vec<u8> {
 
 /// 10.0.0.9's ARP answer, from `mac`.
 fn rs9_answers_from(mac: [u8; 6]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&PORT1_MAC);
-    f.extend_from_slice(&mac);
+    arp_answer((mac, [10, 0, 0, 9]), (PORT1_MAC, [10, 0, 0, 1]))
+}
+
+/// An ARP reply: `from` (its MAC and address) tells `to` (rvs's port).
+fn arp_answer(from: ([u8; 6], [u8; 4]), to: ([u8; 6], [u8; 4])) -> Vec<u8> {
+    let mut f = to.0.to_vec();
+    f.extend_from_slice(&from.0);
     f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&[10, 0, 0, 9]);
-    f.extend_from_slice(&PORT1_MAC);
-    f.extend_from_slice(&[10, 0, 0, 1]);
+    f.extend_from_slice(&from.0);
+    f.extend_from_slice(&from.1);
+    f.extend_from_slice(&to.0);
+    f.extend_from_slice(&to.1);
     f
 }
 
@@ -3842,14 +3830,7 @@ fn a_datagram_to_fragment_waits_for_its_neighbour_whole() {
         "the ARP request went in its place"
     );
     assert_eq!(lab.engine.held_len(), 1);
-    let mut reply = server_mac.to_vec();
-    reply.extend_from_slice(&PORT1_MAC);
-    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-    reply.extend_from_slice(&server_mac);
-    reply.extend_from_slice(&[10, 0, 0, 9]);
-    reply.extend_from_slice(&PORT1_MAC);
-    reply.extend_from_slice(&[10, 0, 0, 1]);
-    let _ = lab.run(1, &reply);
+    let _ = lab.run(1, &rs9_answers_from(server_mac));
     let mut sent = Vec::new();
     lab.engine.release_held(&lab.snap, 1, |p, f, split| {
         sent.push((p, f.to_vec(), split));
@@ -3916,14 +3897,7 @@ fn packets_wait_for_an_unresolved_neighbour() {
     });
     assert!(sent.is_empty(), "nothing before the answer");
     // The server answers the request.
-    let mut reply = server_mac.to_vec();
-    reply.extend_from_slice(&PORT1_MAC);
-    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-    reply.extend_from_slice(&server_mac);
-    reply.extend_from_slice(&[10, 0, 0, 9]);
-    reply.extend_from_slice(&PORT1_MAC);
-    reply.extend_from_slice(&[10, 0, 0, 1]);
-    let _ = lab.run(1, &reply);
+    let _ = lab.run(1, &rs9_answers_from(server_mac));
     lab.engine.release_held(&lab.snap, 1, |p, f, split| {
         assert_eq!(split, None, "whole frames");
         sent.push((p, f.to_vec()));
