@@ -255,6 +255,87 @@ fn another_worker_takes_the_data_connection_through_the_shared_board() {
     );
 }
 
+/// A 227 reply naming another host than the server (a server's `pasv_address`, say): as
+/// the kernel, the data connection goes to the host it named (through any worker), counted
+/// as the control connection's server's; listed and synced with that address. A later
+/// reply at the same port naming the server itself sends its data connection to the server.
+#[test]
+fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
+    use rvs_core::conn::addr16;
+    use rvs_core::sync::SyncChannel;
+    use std::sync::atomic::Ordering;
+    const OTHER: [u8; 4] = [10, 0, 0, 3];
+    let board = Arc::new(SharedTemplates::new(1024));
+    let mut control = ftp_lab(true);
+    let mut data = ftp_lab(true);
+    control.engine.share_templates(board.clone());
+    data.engine.share_templates(board);
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    control.engine.sync = Some(ch.clone());
+    connect(&mut control);
+    from_client(&mut control, (1001, 5001), b"PASV\r\n");
+    let reply = b"227 Entering Passive Mode (10,0,0,3,195,80).\r\n";
+    let out = from_server(&mut control, (5001, 1007), reply);
+    assert_eq!(out, seen_by_client((5001, 1007), PASV_SEEN));
+    let listed: Vec<_> = control
+        .engine
+        .ftp_expected(1)
+        .map(|c| (c.daddr, c.dport, c.dest))
+        .collect();
+    assert_eq!(listed, [(addr16(ip(OTHER)), 50000, 20)]);
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    assert!(
+        notes
+            .iter()
+            .any(|n| (n.vport, n.daddr, n.dport) == (50000, addr16(ip(OTHER)), 50000)),
+        "{notes:?}"
+    );
+    // The data connection, on the other worker: to 10.0.0.3, its replies from the VIP.
+    let (v, out) = data_syn(&mut data, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let to_other = (PORT1_MAC, RS3_MAC);
+    let want = syn_segment(to_other, (CLIENT, 40001), (OTHER, 50000), 63, (7000, None));
+    assert_eq!(out, want);
+    let from_other = (RS3_MAC, PORT1_MAC);
+    let synack = syn_segment(
+        from_other,
+        (OTHER, 50000),
+        (CLIENT, 40001),
+        64,
+        (9000, Some(7001)),
+    );
+    let (v, out) = data.run(1, &synack);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let want = syn_segment(
+        TO_CLIENT,
+        (VIP, 50000),
+        (CLIENT, 40001),
+        63,
+        (9000, Some(7001)),
+    );
+    assert_eq!(out, want);
+    data.engine.expire(1, 1 << 16, &data.loads);
+    data.engine.flush_loads(&data.loads);
+    let load = &data.loads[20];
+    assert_eq!(
+        load.active() + load.inactive(),
+        1,
+        "counted on the control's server"
+    );
+    // The next reply names the server itself, at the same port.
+    let after = 5001 + reply.len() as u32;
+    from_client(&mut control, (1007, after + SHIFT), b"PASV\r\n");
+    from_server(&mut control, (after, 1013), PASV_REPLY);
+    let (v, out) = data_syn(&mut data, 40002, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS);
+    assert_eq!(data.engine.counters().ftp_data_conns, 2);
+}
+
 /// A master's control connection after a rewrite, and its passive and active data
 /// connections, synced to a backup through encoded messages (version 1 and version 0):
 /// the backup shifts the server's sequence numbers and the client's acknowledgements as

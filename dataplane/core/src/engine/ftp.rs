@@ -38,6 +38,9 @@ const PASSIVE_KEY: u8 = 0x40 | proto::TCP;
 const ACTIVE_KEY: u8 = 0x20 | proto::TCP;
 /// The protocol byte of the key data connections hold their control connection under.
 const LINK_KEY: u8 = 0x10 | proto::TCP;
+/// The protocol byte of the keys of the address a 227 or 229 reply named when it is not
+/// the server's own: 16 bits of it per key (a board entry holds 20 bits).
+const NAMED_KEY: u8 = 0x08 | proto::TCP;
 /// How long a control connection due to expire is kept while its data connections live
 /// (the kernel's re-armed timer, seconds).
 const CONTROL_KEPT: u32 = 60;
@@ -256,7 +259,28 @@ fn passive_key(caddr: crate::conn::Addr16, vaddr: crate::conn::Addr16, port: u16
     }
 }
 
-/// The server an expected connection goes to.
+/// The key of part `part` (16 bits, from the first) of the address a passive reply named
+/// for the data connection of `passive` (a [`passive_key`]).
+fn named_key(passive: &InKey, part: u16) -> InKey {
+    InKey {
+        proto: NAMED_KEY,
+        cport: part,
+        ..*passive
+    }
+}
+
+/// The 16-bit parts of an address the board holds for a family: IPv4's last two of its
+/// mapped form, IPv6's eight.
+fn named_parts(v6: bool) -> std::ops::Range<u16> {
+    if v6 {
+        0..8
+    } else {
+        6..8
+    }
+}
+
+/// The server an expected connection goes to: its id, and the address the data connection
+/// goes to (the server's, or the one its reply named).
 #[derive(Debug, Clone, Copy)]
 struct Expected {
     id: usize,
@@ -441,12 +465,15 @@ impl Engine {
             return true;
         };
         let data = frame.bytes().get(data_at..flow.end()).unwrap_or_default();
-        let Some(PassiveReply { port, span, .. }) = ftp::passive_reply(data, extended, flow.v6)
+        let Some(PassiveReply { addr, port, span }) = ftp::passive_reply(data, extended, flow.v6)
         else {
             return true;
         };
-        // The client connects to the VIP it reached, at the server's port.
+        // The client connects to the VIP it reached, at the server's port; the data
+        // connection goes to the address the reply named (the server's, as a rule), still
+        // counted as the control connection's server's (the kernel's binding).
         let key = passive_key(c.caddr, c.vaddr, port);
+        let daddr = addr.map_or(c.daddr, addr16);
         // (A retransmission's data connection was expected already, and may be open.)
         if !again {
             // Listed as the kernel's entry without a client port.
@@ -454,14 +481,16 @@ impl Engine {
                 (c.service, c.dest),
                 (c.caddr, 0),
                 (c.vaddr, port),
-                (c.daddr, port),
+                (daddr, port),
             );
             self.ftp_expect(&key, (c.caddr, c.vaddr), listed, now, EXPECT_TIMEOUT);
+            self.ftp_note_named(&key, (daddr != c.daddr).then_some(daddr), flow.v6, now);
             // The kernel's entry without a client port.
             self.sync_expected(SyncConn {
                 flags: expected_note(&c).flags | ipvs_flags::NO_CPORT,
                 vport: port,
                 dport: port,
+                daddr,
                 ..expected_note(&c)
             });
         }
@@ -534,6 +563,50 @@ impl Engine {
             listed.expires = until;
             h.note_expected(listed, k);
         }
+    }
+
+    /// Notes on the board the address `named` (None: the server's own) a passive reply
+    /// gave for the data connection of `passive`, for as long as it is expected.
+    fn ftp_note_named(
+        &self,
+        passive: &InKey,
+        named: Option<crate::conn::Addr16>,
+        v6: bool,
+        now: u32,
+    ) {
+        let Some(h) = &self.ftp else {
+            return;
+        };
+        let Some(named) = named else {
+            // An older reply's address, if any, is not this one's (its parts are read only
+            // with the first).
+            let first = named_parts(v6).start;
+            h.board.take(h.board.key(&named_key(passive, first)), now);
+            return;
+        };
+        let until = now.saturating_add(EXPECT_TIMEOUT);
+        for part in named_parts(v6) {
+            let at = usize::from(part) * 2;
+            let bits = u16::from_be_bytes([named[at], named[at + 1]]);
+            let k = h.board.key(&named_key(passive, part));
+            h.board.put(k, now, u32::from(bits), until);
+        }
+    }
+
+    /// The address a passive reply named for the data connection of `passive`, taken off
+    /// the board; None when it was the server's own (or a part of it was lost).
+    fn ftp_take_named(&self, passive: &InKey, v6: bool, now: u32) -> Option<IpAddr> {
+        let h = self.ftp.as_ref()?;
+        let mut addr = addr16(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let mut whole = true;
+        for part in named_parts(v6) {
+            let at = usize::from(part) * 2;
+            match h.board.take(h.board.key(&named_key(passive, part)), now) {
+                Some(bits) => addr[at..at + 2].copy_from_slice(&(bits as u16).to_be_bytes()),
+                None => whole = false,
+            }
+        }
+        whole.then(|| ip_of(&addr))
     }
 
     /// The expected connections this worker made that still wait, as `-L -c` lists them.
@@ -640,7 +713,10 @@ impl Engine {
             return None;
         }
         let expected = passive_key(key.caddr, key.vaddr, key.vport);
-        let (service, server) = self.ftp_take(snap, &expected, now)?;
+        let (service, mut server) = self.ftp_take(snap, &expected, now)?;
+        if let Some(named) = self.ftp_take_named(&expected, flow.v6, now) {
+            server.addr = named;
+        }
         Some(self.open_data_conn(loads, now, (key, service), (server, key.vport), flow))
     }
 
