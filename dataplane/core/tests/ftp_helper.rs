@@ -333,7 +333,21 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
     let (v, out) = data_syn(&mut data, 40002, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS);
-    assert_eq!(data.engine.counters().ftp_data_conns, 2);
+    // A reply naming the other host whose data connection never came, then one naming the
+    // server at the same port: the earlier address is not taken for the later.
+    let mut seq = (1013, after + PASV_REPLY.len() as u32);
+    for named in [&b"10,0,0,3"[..], &b"10,0,0,2"[..]] {
+        let mut reply = b"227 Entering Passive Mode (".to_vec();
+        reply.extend_from_slice(named);
+        reply.extend_from_slice(b",195,81).\r\n");
+        from_client(&mut control, (seq.0, seq.1), b"PASV\r\n");
+        from_server(&mut control, (seq.1, seq.0 + 6), &reply);
+        seq = (seq.0 + 6, seq.1 + reply.len() as u32);
+    }
+    let (v, out) = data_syn(&mut data, 40003, 50001);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS);
+    assert_eq!(data.engine.counters().ftp_data_conns, 3);
 }
 
 /// A master's control connection after a rewrite, and its passive and active data
