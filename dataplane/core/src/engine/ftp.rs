@@ -852,3 +852,39 @@ fn replace_data<F: Frame>(
     segment_resized(frame.bytes_mut(), flow);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address a passive reply named goes on the board in 16-bit parts and comes back
+    /// whole, once; a later reply naming the server itself leaves none to take.
+    #[test]
+    fn a_named_address_round_trips_through_the_board() {
+        let mut ftp_ports = [0; FTP_PORTS_MAX];
+        ftp_ports[0] = 21;
+        let cfg = EngineConfig {
+            conn_capacity: 1024,
+            ftp_ports,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(cfg, 0);
+        for (named, vip) in [("10.0.0.3", "192.0.2.1"), ("2001:db8:2::3", "2001:db8::1")] {
+            let (named, vip): (IpAddr, IpAddr) = (named.parse().unwrap(), vip.parse().unwrap());
+            let v6 = named.is_ipv6();
+            let key = passive_key(addr16(vip), addr16(vip), 50000);
+            engine.ftp_note_named(&key, Some(addr16(named)), v6, 1);
+            assert_eq!(engine.ftp_take_named(&key, v6, 2), Some(named));
+            assert_eq!(engine.ftp_take_named(&key, v6, 2), None, "taken once");
+            engine.ftp_note_named(&key, Some(addr16(named)), v6, 1);
+            engine.ftp_note_named(&key, None, v6, 3);
+            assert_eq!(engine.ftp_take_named(&key, v6, 4), None);
+            engine.ftp_note_named(&key, Some(addr16(named)), v6, 5);
+            assert_eq!(
+                engine.ftp_take_named(&key, v6, 6 + EXPECT_TIMEOUT),
+                None,
+                "expired"
+            );
+        }
+    }
+}
