@@ -257,12 +257,13 @@ fn another_worker_takes_the_data_connection_through_the_shared_board() {
 
 /// A 227 reply naming another host than the server (a server's `pasv_address`, say): as
 /// the kernel, the data connection goes to the host it named (through any worker), counted
-/// as the control connection's server's; listed and synced with that address. A later
+/// as the control connection's server's; listed and synced with that address (a backup
+/// sends the expected and the established data connection there too). A later
 /// reply at the same port naming the server itself sends its data connection to the server.
 #[test]
 fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
     use rvs_core::conn::addr16;
-    use rvs_core::sync::SyncChannel;
+    use rvs_core::sync::{decode, encode, SyncChannel};
     use std::sync::atomic::Ordering;
     const OTHER: [u8; 4] = [10, 0, 0, 3];
     let board = Arc::new(SharedTemplates::new(1024));
@@ -294,7 +295,18 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
             .any(|n| (n.vport, n.daddr, n.dport) == (50000, addr16(ip(OTHER)), 50000)),
         "{notes:?}"
     );
+    // A backup given the expectation sends its data connection to the named host too.
+    let mut backup = ftp_lab(true);
+    for n in decode(&encode(3, &notes, 1472)[0]).unwrap().1 {
+        assert!(backup
+            .engine
+            .install_synced(&backup.snap, &backup.loads, 1, &n));
+    }
+    let (v, out) = data_syn(&mut backup, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &OTHER, "the backup's data connection");
     // The data connection, on the other worker: to 10.0.0.3, its replies from the VIP.
+    data.engine.sync = Some(ch.clone());
     let (v, out) = data_syn(&mut data, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     let to_other = (PORT1_MAC, RS3_MAC);
@@ -318,6 +330,23 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
         (9000, Some(7001)),
     );
     assert_eq!(out, want);
+    // Established, it is synced: a backup sends its packets to the named host.
+    assert_eq!(
+        data.run(0, &data_ack_segment()).0,
+        Verdict::Forward { port: 1 }
+    );
+    let mut backup = ftp_lab(true);
+    let mut synced = 0;
+    while let Some(n) = ch.outbox.pop() {
+        synced += 1;
+        assert!(backup
+            .engine
+            .install_synced(&backup.snap, &backup.loads, 1, &n));
+    }
+    assert_eq!(synced, 1);
+    let (v, out) = backup.run(0, &data_ack_segment());
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &OTHER, "the synced data connection");
     data.engine.expire(1, 1 << 16, &data.loads);
     data.engine.flush_loads(&data.loads);
     let load = &data.loads[20];

@@ -529,7 +529,10 @@ impl Engine {
 
     /// A synced connection no service takes may be an FTP data connection (to a port the
     /// control connection's reply named, or from the server's port 20): the service at
-    /// the VIP on a watched port with a NAT server at its address, and that server.
+    /// the VIP on a watched port with a NAT server at its address, and that server. One to
+    /// a host that is no server went where a passive reply named: it is counted on the
+    /// first NAT server of the VIP's watched service (the message does not say whose
+    /// control connection it was).
     pub(super) fn ftp_data_server<'s>(
         &self,
         snap: &'s Snapshot,
@@ -539,16 +542,24 @@ impl Engine {
         if s.proto != proto::TCP || s.flags & crate::sync::ipvs_flags::FWD_MASK != 0 {
             return None;
         }
-        snap.services.iter().find_map(|svc| {
-            let watched = svc.proto == proto::TCP
-                && addr16(svc.vaddr) == s.vaddr
-                && h.ports.contains(&svc.vport);
+        let watched = || {
+            snap.services.iter().filter(|svc| {
+                svc.proto == proto::TCP
+                    && addr16(svc.vaddr) == s.vaddr
+                    && h.ports.contains(&svc.vport)
+            })
+        };
+        let nat = |r: &&RealServer| r.method == ForwardMethod::Nat;
+        let at_daddr = watched().find_map(|svc| {
             let server = svc
                 .servers
                 .iter()
-                .find(|r| r.method == ForwardMethod::Nat && addr16(r.addr) == s.daddr);
-            server.filter(|_| watched).map(|r| (svc, r))
-        })
+                .filter(nat)
+                .find(|r| addr16(r.addr) == s.daddr);
+            server.map(|r| (svc, r))
+        });
+        at_daddr
+            .or_else(|| watched().find_map(|svc| svc.servers.iter().find(nat).map(|r| (svc, r))))
     }
 
     /// Puts an expected connection for `key` to `listed`'s server on the board for
@@ -662,9 +673,11 @@ impl Engine {
             (service.id, server.id as u32),
             (s.caddr, 0),
             (s.vaddr, s.vport),
-            (addr16(server.addr), s.dport),
+            (s.daddr, s.dport),
         );
         self.ftp_expect(&key, (s.caddr, s.vaddr), listed, now, timeout);
+        let named = (s.daddr != addr16(server.addr)).then_some(s.daddr);
+        self.ftp_note_named(&key, named, s.v6, now);
         true
     }
 

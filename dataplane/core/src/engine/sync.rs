@@ -309,9 +309,15 @@ impl Engine {
         if !template && active {
             f |= flags::ACTIVE;
         }
+        // (An FTP data connection may go to another host than its server.)
+        let daddr = if ftp_data {
+            s.daddr
+        } else {
+            addr16(server.addr)
+        };
         let mut c = Conn::new(
             key,
-            addr16(server.addr),
+            daddr,
             s.dport,
             entry.id,
             server.id as u32,
