@@ -229,6 +229,81 @@ fn an_active_data_connection_leaves_from_the_vip_port_20() {
     assert_ne!(lab.run(1, &other).0, Verdict::Forward { port: 0 });
 }
 
+/// The FTP service as a firewall mark's (`ipvsadm -A -f 21`) whose rule covers a prefix and
+/// ports 20-21, so the service has no address of its own.
+fn fwmark_ftp_lab() -> Lab {
+    use rvs_core::engine::{EngineConfig, ForwardMethod, MarkRule, Service};
+    use rvs_core::sched::SchedKind;
+    let mut index = 0;
+    let mut snap = snapshot_with(|services| {
+        index = services.len();
+        services.push(Service::new(
+            index as u16,
+            6,
+            ip([0, 0, 0, 0]),
+            0,
+            Some(21),
+            SchedKind::Rr,
+            None,
+            vec![rs(20, RS, 21, ForwardMethod::Nat)],
+        ));
+    });
+    snap.set_marks(vec![(
+        MarkRule {
+            mark: 21,
+            proto: Some(6),
+            dst: (ip([192, 168, 1, 110]), 31),
+            ports: (20, 21),
+            src: None,
+        },
+        index,
+    )]);
+    let mut ftp_ports = [0; rvs_core::engine::FTP_PORTS_MAX];
+    ftp_ports[0] = 21;
+    Lab::with(
+        snap,
+        EngineConfig {
+            conn_capacity: 1024,
+            ftp_ports,
+            ..EngineConfig::default()
+        },
+    )
+}
+
+/// As the kernel's helper on a firewall-mark service (it binds by the connection's port):
+/// the 227 reply names the VIP, and a PORT's active data connection leaves from the
+/// control connection's VIP, port 20, though the service has no address of its own.
+#[test]
+fn a_firewall_mark_service_is_helped_both_ways() {
+    let mut lab = fwmark_ftp_lab();
+    connect(&mut lab);
+    from_client(&mut lab, (1001, 5001), b"PASV\r\n");
+    let out = from_server(&mut lab, (5001, 1007), PASV_REPLY);
+    assert_eq!(out, seen_by_client((5001, 1007), PASV_SEEN));
+    let (v, out) = data_syn(&mut lab, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS);
+    let after = 5001 + PASV_REPLY.len() as u32;
+    from_client(
+        &mut lab,
+        (1007, after + SHIFT),
+        b"PORT 198,51,100,7,200,10\r\n",
+    );
+    let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
+    let (v, out) = lab.run(1, &syn);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let want = syn_segment(TO_CLIENT, (VIP, 20), (CLIENT, 51210), 63, (9000, None));
+    assert_eq!(out, want);
+    let synack = syn_segment(C, (CLIENT, 51210), (VIP, 20), 64, (3000, Some(9001)));
+    let (v, out) = lab.run(0, &synack);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        (&out[30..34], &out[36..38]),
+        (&RS[..], &20u16.to_be_bytes()[..])
+    );
+    assert_eq!(lab.engine.counters().ftp_data_conns, 2);
+}
+
 /// Two workers sharing a board; on the first a control connection's PASV answered.
 fn passive_on_two_workers() -> (Lab, Lab) {
     let board = Arc::new(SharedTemplates::new(1024));

@@ -38,9 +38,10 @@ const PASSIVE_KEY: u8 = 0x40 | proto::TCP;
 const ACTIVE_KEY: u8 = 0x20 | proto::TCP;
 /// The protocol byte of the key data connections hold their control connection under.
 const LINK_KEY: u8 = 0x10 | proto::TCP;
-/// The protocol byte of the keys of the address a 227 or 229 reply named when it is not
-/// the server's own: 16 bits of it per key (a board entry holds 20 bits).
-const NAMED_KEY: u8 = 0x08 | proto::TCP;
+/// The protocol byte of the keys of an address an expectation carries (the host a 227 or
+/// 229 reply named when it is not the server, an active one's VIP), 16 bits of it per key
+/// (a board entry holds 20 bits): this, or'ed with the part's number (0 to 7).
+const NAMED_KEY: u8 = 0x08;
 /// How long a control connection due to expire is kept while its data connections live
 /// (the kernel's re-armed timer, seconds).
 const CONTROL_KEPT: u32 = 60;
@@ -259,13 +260,12 @@ fn passive_key(caddr: crate::conn::Addr16, vaddr: crate::conn::Addr16, port: u16
     }
 }
 
-/// The key of part `part` (16 bits, from the first) of the address a passive reply named
-/// for the data connection of `passive` (a [`passive_key`]).
-fn named_key(passive: &InKey, part: u16) -> InKey {
+/// The key of part `part` (16 bits, from the first; 0 to 7) of the address expectation
+/// `expected` carries.
+fn named_key(expected: &InKey, part: u16) -> InKey {
     InKey {
-        proto: NAMED_KEY,
-        cport: part,
-        ..*passive
+        proto: NAMED_KEY | (part & 7) as u8,
+        ..*expected
     }
 }
 
@@ -400,6 +400,9 @@ impl Engine {
                 );
                 let link = (c.caddr, c.vaddr);
                 self.ftp_expect(&key, link, listed, now, EXPECT_TIMEOUT);
+                // It leaves from the control connection's VIP (a service by firewall mark
+                // may have no address of its own).
+                self.ftp_note_named(&key, Some(c.vaddr), flow.v6, now);
                 // A backup holds it as the kernel's does: a connection in LISTEN from the
                 // VIP's port below the control port.
                 self.sync_expected(SyncConn {
@@ -576,8 +579,8 @@ impl Engine {
         }
     }
 
-    /// Notes on the board the address `named` (None: the server's own) a passive reply
-    /// gave for the data connection of `passive`, for as long as it is expected.
+    /// Notes on the board the address `named` (None: none) the data connection of
+    /// `passive` (a passive or active expectation) carries, for as long as it is expected.
     fn ftp_note_named(
         &self,
         passive: &InKey,
@@ -604,8 +607,8 @@ impl Engine {
         }
     }
 
-    /// The address a passive reply named for the data connection of `passive`, taken off
-    /// the board; None when it was the server's own (or a part of it was lost).
+    /// The address the data connection of `passive` carries, taken off the board; None when
+    /// it carries none (or a part of it was lost).
     fn ftp_take_named(&self, passive: &InKey, v6: bool, now: u32) -> Option<IpAddr> {
         let h = self.ftp.as_ref()?;
         let mut addr = addr16(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
@@ -759,10 +762,10 @@ impl Engine {
         };
         let (service, server) = self.ftp_take(snap, &expected, now)?;
         let svc = snap.services.iter().find(|s| s.id == service)?;
-        if addr16(server.addr) != flow.src
-            || svc.vaddr.is_unspecified()
-            || svc.vaddr.is_ipv4() != server.addr.is_ipv4()
-        {
+        let own_vip = (!svc.vaddr.is_unspecified()).then_some(svc.vaddr);
+        let vip = self.ftp_take_named(&expected, flow.v6, now).or(own_vip);
+        let vip = vip.filter(|v| v.is_ipv4() == server.addr.is_ipv4())?;
+        if addr16(server.addr) != flow.src {
             return None;
         }
         // The VIP's port below the control port (the server's when the service has none).
@@ -774,7 +777,7 @@ impl Engine {
             proto: proto::TCP,
             caddr: flow.dst,
             cport: flow.dport,
-            vaddr: addr16(svc.vaddr),
+            vaddr: addr16(vip),
             vport,
         };
         let id = match self.open_data_conn(loads, now, (key, service), (server, flow.sport), flow) {
