@@ -304,6 +304,50 @@ fn a_firewall_mark_service_is_helped_both_ways() {
     assert_eq!(lab.engine.counters().ftp_data_conns, 2);
 }
 
+/// A backup of a firewall-mark FTP service without an address takes both expectations
+/// from its master and sends their data connections as the master would.
+#[test]
+fn a_firewall_mark_services_expectations_reach_the_backup() {
+    use rvs_core::sync::{decode, encode, SyncChannel};
+    use std::sync::atomic::Ordering;
+    let mut master = fwmark_ftp_lab();
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    master.engine.sync = Some(ch.clone());
+    connect(&mut master);
+    from_client(&mut master, (1001, 5001), b"PASV\r\n");
+    from_server(&mut master, (5001, 1007), PASV_REPLY);
+    let after = 5001 + PASV_REPLY.len() as u32;
+    from_client(
+        &mut master,
+        (1007, after + SHIFT),
+        b"PORT 198,51,100,7,200,10\r\n",
+    );
+    let mut notes = Vec::new();
+    while let Some(n) = ch.outbox.pop() {
+        notes.push(n);
+    }
+    let mut backup = fwmark_ftp_lab();
+    for m in encode(3, &notes, 1472) {
+        for n in decode(&m).unwrap().1 {
+            assert!(
+                backup
+                    .engine
+                    .install_synced(&backup.snap, &backup.loads, 1, &n),
+                "{n:?}"
+            );
+        }
+    }
+    let (v, out) = data_syn(&mut backup, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS);
+    let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
+    let (v, out) = backup.run(1, &syn);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let want = syn_segment(TO_CLIENT, (VIP, 20), (CLIENT, 51210), 63, (9000, None));
+    assert_eq!(out, want);
+}
+
 /// Two workers sharing a board; on the first a control connection's PASV answered.
 fn passive_on_two_workers() -> (Lab, Lab) {
     let board = Arc::new(SharedTemplates::new(1024));

@@ -545,11 +545,22 @@ impl Engine {
         if s.proto != proto::TCP || s.flags & crate::sync::ipvs_flags::FWD_MASK != 0 {
             return None;
         }
+        // A firewall mark's service without an address of its own watches the VIP if
+        // the mark takes the VIP at a watched port.
+        let by_mark = |svc: &Service| {
+            svc.vaddr.is_unspecified()
+                && h.ports.iter().any(|&p| {
+                    p != 0
+                        && snap
+                            .service_for_mapped(proto::TCP, &s.caddr, &s.vaddr, p)
+                            .is_some_and(|m| m.id == svc.id)
+                })
+        };
         let watched = || {
-            snap.services.iter().filter(|svc| {
+            snap.services.iter().filter(move |svc| {
                 svc.proto == proto::TCP
-                    && addr16(svc.vaddr) == s.vaddr
-                    && h.ports.contains(&svc.vport)
+                    && ((addr16(svc.vaddr) == s.vaddr && h.ports.contains(&svc.vport))
+                        || by_mark(svc))
             })
         };
         let nat = |r: &&RealServer| r.method == ForwardMethod::Nat;

@@ -212,19 +212,18 @@ impl Engine {
             Some(mark) => snap.services.iter().find(|x| x.group == Some(mark)),
             None => snap.service_for_packet(s.proto, ip_of(&s.caddr), ip_of(&s.vaddr), s.vport),
         };
-        let (entry, server) = match entry {
-            Some(entry) => {
-                let svc = snap.scheduling_service(entry);
-                let server = svc
-                    .servers
-                    .iter()
-                    .find(|r| addr16(r.addr) == s.daddr && (r.port == s.dport || r.port == 0));
-                match server {
-                    Some(server) => (entry, server),
-                    None => return false,
-                }
-            }
-            // An FTP data connection (its port no service's).
+        let of_service = entry.and_then(|entry| {
+            let svc = snap.scheduling_service(entry);
+            let server = svc
+                .servers
+                .iter()
+                .find(|r| addr16(r.addr) == s.daddr && (r.port == s.dport || r.port == 0));
+            server.map(|server| (entry, server))
+        });
+        let (entry, server) = match of_service {
+            Some(found) => found,
+            // An FTP data connection (its port no service's, or a firewall mark's that
+            // takes it as well).
             None if !template => match self.ftp_data_server(snap, s) {
                 Some(found) => {
                     ftp_data = true;
