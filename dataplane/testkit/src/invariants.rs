@@ -639,12 +639,14 @@ const FTP_CLIENT_LINES: [&[u8]; 6] = [
 
 /// What a server answers in [`ftp_session`]: the replies the helper rewrites, then free
 /// bytes.
-const FTP_SERVER_LINES: [&[u8]; 6] = [
+const FTP_SERVER_LINES: [&[u8]; 8] = [
     b"",
     b"227 Entering Passive Mode (10,0,0,2,195,80).\r\n",
     b"227 =10,0,0,2,4,1\r\n",
     b"229 Entering Extended Passive Mode (|||50001|)\r\n",
     b"229 (|1|10.0.0.2|50002|)\r\n",
+    b"227 Entering Passive Mode (10,0,0,3,195,83).\r\n",
+    b"229 (|1|10.0.0.3|50004|)\r\n",
     b"150 Opening BINARY mode data connection\r\n",
 ];
 
