@@ -346,7 +346,7 @@ pub fn run(
             * rvs_core::conn::ConnTable::bytes_per_entry_of(
                 cfg.connections,
                 cfg.full_nat,
-                cfg.syn_per_source > 0,
+                cfg.syn_per_source > 0 || cfg.udp_per_source > 0,
                 cfg.ftp_ports.iter().any(|&p| p != 0),
             )
             / f64::from(1 << 20);
@@ -372,6 +372,7 @@ pub fn run(
                 neighbour_capacity: 4096,
                 syn_share: cfg.syn_share,
                 syn_per_source: cfg.syn_per_source,
+                udp_per_source: cfg.udp_per_source,
                 full_nat: cfg.full_nat,
                 ftp_ports: cfg.ftp_ports,
             },

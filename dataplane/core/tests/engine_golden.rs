@@ -3052,6 +3052,85 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
     assert_eq!(lab.engine.table.len(), 101 + 511);
 }
 
+/// `udp_per_source`: one address opening flow after flow from new ports (no spoofing) is
+/// held to its limit of new flows ("UDP limit"), counted apart from its SYNs
+/// (`syn_per_source`); a flow its client keeps up (a second datagram) leaves the count, and
+/// other addresses are not touched.
+#[test]
+fn one_address_opening_udp_flows_is_held_to_its_limit() {
+    use rvs_core::conn::addr16;
+    use rvs_core::engine::EngineConfig;
+    let dns = |src: [u8; 4], sport: u16| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+            .ipv4(src, [192, 168, 1, 110], 64)
+            .udp(sport, 53)
+            .write(&mut f, b"query")
+            .unwrap();
+        f
+    };
+    let syn = |src: [u8; 4], sport: u16| {
+        tcp4(
+            CLIENT_MAC,
+            PORT0_MAC,
+            src,
+            [192, 168, 1, 100],
+            64,
+            sport,
+            80,
+            true,
+            false,
+            b"",
+        )
+    };
+    let mut lab = lab_with(EngineConfig {
+        conn_capacity: 1024,
+        syn_per_source: 8,
+        udp_per_source: 8,
+        ..EngineConfig::default()
+    });
+    let forwarded = Verdict::Forward { port: 1 };
+    let flooder = [198, 18, 0, 1];
+    let mut refused = 0;
+    for p in 0..20u16 {
+        match lab.run(0, &dns(flooder, 1000 + p)).0 {
+            v if p < 8 => assert_eq!(v, forwarded, "flow {p}"),
+            Verdict::Drop(DropReason::UdpLimit) => refused += 1,
+            v => panic!("flow {p}: {v:?}"),
+        }
+    }
+    assert_eq!(refused, 12);
+    assert_eq!(
+        lab.engine.counters().drops[DropReason::UdpLimit as usize],
+        12
+    );
+    assert_eq!(lab.engine.table.embryonic_from(&addr16(ip(flooder)), 17), 8);
+    // Its SYNs have a count of their own.
+    for p in 0..8u16 {
+        assert_eq!(lab.run(0, &syn(flooder, 2000 + p)).0, forwarded, "SYN {p}");
+    }
+    assert_eq!(
+        lab.run(0, &syn(flooder, 2008)).0,
+        Verdict::Drop(DropReason::SynLimit)
+    );
+    // A flow kept up (its second datagram) leaves the count: one more may open.
+    assert_eq!(lab.run(0, &dns(flooder, 1000)).0, forwarded);
+    assert_eq!(lab.run(0, &dns(flooder, 1100)).0, forwarded);
+    assert_eq!(
+        lab.run(0, &dns(flooder, 1101)).0,
+        Verdict::Drop(DropReason::UdpLimit)
+    );
+    // Another address, its counter not shared with the flooder's (counts are per hashed
+    // address), opens flows as before.
+    let other = (1..=50u8)
+        .map(|n| [203, 0, 113, n])
+        .find(|a| lab.engine.table.embryonic_from(&addr16(ip(*a)), 17) == 0)
+        .expect("an address with a counter of its own");
+    for p in 0..8u16 {
+        assert_eq!(lab.run(0, &dns(other, 3000 + p)).0, forwarded);
+    }
+}
+
 /// The flood defence on a persistent service: each spoofed source's SYN makes a template
 /// too, which its connection's eviction takes with it (it controls nothing else), so the
 /// templates cannot fill the table; a legitimate client's template, which controls its

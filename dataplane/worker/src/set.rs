@@ -201,7 +201,7 @@ impl WorkerSet {
                 ConnTable::bytes_per_entry_of(
                     lb.engine.conn_capacity,
                     lb.engine.full_nat,
-                    lb.engine.syn_per_source > 0,
+                    lb.engine.syn_per_source > 0 || lb.engine.udp_per_source > 0,
                     lb.engine.ftp_ports.iter().any(|&p| p != 0),
                 )
             });

@@ -28,7 +28,7 @@ pub struct ReloadSource {
 /// The parts of a configuration a reload cannot change, in one comparable text.
 pub fn restart_only(cfg: &Config) -> String {
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         cfg.eal,
         cfg.ports,
         cfg.workers,
@@ -36,6 +36,7 @@ pub fn restart_only(cfg: &Config) -> String {
         cfg.connections,
         cfg.limits,
         cfg.full_nat,
+        (cfg.syn_share, cfg.syn_per_source, cfg.udp_per_source),
         cfg.ftp_ports,
         cfg.socket,
         cfg.metrics_listen,
@@ -278,7 +279,7 @@ impl Appliance {
             report.push_str(&format!("  {line}\n"));
         }
         if restart_only(&cfg) != source.fixed {
-            report.push_str("reload: notice: [eal], ports, workers, table sizes, ftp_ports, the control socket or metrics changed: they take effect at the next restart\n");
+            report.push_str("reload: notice: [eal], ports, workers, table sizes, the flood defence (syn_share, syn_per_source, udp_per_source), ftp_ports, the control socket or metrics changed: they take effect at the next restart\n");
         }
         Ok(report)
     }

@@ -153,6 +153,8 @@ struct RawDataplane {
     syn_share: Option<Spanned<u32>>,
     #[serde(default)]
     syn_per_source: u32,
+    #[serde(default)]
+    udp_per_source: u32,
     /// Route traffic for neither a VIP nor the appliance between the ports (the real
     /// servers' gateway), as Linux's net.ipv4.ip_forward; off by default.
     #[serde(default)]
@@ -263,6 +265,7 @@ impl Default for RawDataplane {
             stage_cycles: false,
             syn_share: None,
             syn_per_source: 0,
+            udp_per_source: 0,
             ip_forward: false,
             sloppy_tcp: false,
             sloppy_sctp: false,
@@ -312,9 +315,10 @@ pub struct Config {
     pub idle_sleep_max_us: u32,
     /// Workers count cycles per stage of a pass.
     pub stage_cycles: bool,
-    /// The SYN-flood defence (`[dataplane] syn_share`, `syn_per_source`).
+    /// The flood defence (`[dataplane] syn_share`, `syn_per_source`, `udp_per_source`).
     pub syn_share: u8,
     pub syn_per_source: u32,
+    pub udp_per_source: u32,
     /// Room for full-NAT and SNAT entries in the connection tables.
     pub full_nat: bool,
     /// `[dataplane] ftp_ports`: the FTP helper's ports (0: unused), read at start.
@@ -684,6 +688,7 @@ impl Config {
             stage_cycles: raw.dataplane.stage_cycles,
             syn_share,
             syn_per_source: raw.dataplane.syn_per_source,
+            udp_per_source: raw.dataplane.udp_per_source,
             full_nat,
             ftp_ports,
             limits,

@@ -477,8 +477,9 @@ impl ConnTable {
         self.app.get_mut(id.0 as usize)
     }
 
-    /// A table that counts embryonic entries per client address (for a per-source SYN
-    /// limit): without it nothing is counted, and a SYN touches no counter.
+    /// A table that counts embryonic entries per client address, TCP and UDP apart (for the
+    /// per-source SYN and UDP limits): without it nothing is counted, and a SYN touches no
+    /// counter.
     pub fn with_source_counts(mut self) -> ConnTable {
         self.emb_sources = rvs_cpu::huge_page_vec(self.slots.len().next_power_of_two(), |_| 0);
         self
@@ -518,17 +519,23 @@ impl ConnTable {
         self.emb_len
     }
 
-    /// Embryonic entries from one client address (and any sharing its counter); 0 when
-    /// sources are not counted.
-    pub fn embryonic_from(&self, caddr: &Addr16) -> u32 {
-        let i = self.source_slot(caddr);
+    /// Embryonic entries of protocol `proto` (TCP or UDP) from one client address (and any
+    /// sharing its counter); 0 when sources are not counted.
+    pub fn embryonic_from(&self, caddr: &Addr16, proto: u8) -> u32 {
+        let i = self.source_slot(caddr, proto);
         self.emb_sources.get(i).map_or(0, |&n| u32::from(n))
     }
 
-    /// The counter slot of a client address; past the end (no slot) when sources are not
-    /// counted.
+    /// The counter slot of a client address's embryonic entries of `proto`: TCP and UDP are
+    /// counted apart (the address's slot differs by protocol); past the end (no slot) for
+    /// other protocols, or when sources are not counted.
     #[inline]
-    fn source_slot(&self, caddr: &Addr16) -> usize {
+    fn source_slot(&self, caddr: &Addr16, proto: u8) -> usize {
+        let salt = match proto {
+            rvs_wire::proto::TCP => 0,
+            rvs_wire::proto::UDP => u128::MAX,
+            _ => return usize::MAX,
+        };
         if self.emb_sources.is_empty() {
             return usize::MAX;
         }
@@ -536,7 +543,7 @@ impl ConnTable {
         // hasher leaves its low bits poorly mixed for addresses a byte apart (half of 20
         // once shared a slot): the slot is taken from the top of a multiplied hash.
         let h = self
-            .hash(&u128::from_ne_bytes(*caddr))
+            .hash(&(u128::from_ne_bytes(*caddr) ^ salt))
             .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let bits = self.emb_sources.len().trailing_zeros();
         (h >> (64 - bits).min(63)) as usize & (self.emb_sources.len() - 1)
@@ -569,7 +576,7 @@ impl ConnTable {
                 rvs_cpu::prefetch_first(e, std::mem::size_of::<Conn>());
             }
         }
-        let source = self.source_slot(&c.caddr);
+        let source = self.source_slot(&c.caddr, c.proto);
         if let Some(n) = self.emb_sources.get(source) {
             rvs_cpu::prefetch(n);
         }
@@ -598,11 +605,8 @@ impl ConnTable {
         }
         self.emb_tail = id.0;
         self.emb_len += 1;
-        // (Per source only SYNs are limited: a UDP entry is not counted.)
-        if proto != rvs_wire::proto::TCP {
-            return;
-        }
-        let i = self.source_slot(&caddr);
+        // (Per source, SYNs and new UDP flows are counted; SCTP's INITs are not.)
+        let i = self.source_slot(&caddr, proto);
         if let Some(n) = self.emb_sources.get_mut(i) {
             *n = n.saturating_add(1);
         }
@@ -632,10 +636,7 @@ impl ConnTable {
             None => self.emb_tail = prev,
         }
         self.emb_len -= 1;
-        if proto != rvs_wire::proto::TCP {
-            return;
-        }
-        let i = source.unwrap_or_else(|| self.source_slot(&caddr));
+        let i = source.unwrap_or_else(|| self.source_slot(&caddr, proto));
         if let Some(n) = self.emb_sources.get_mut(i) {
             *n = n.saturating_sub(1);
         }
@@ -1430,7 +1431,10 @@ mod tests {
                 t.prefetch_oldest_embryonic();
                 match op {
                     Op::Insert(k, ttl) => {
-                        let r = t.insert(nat(key(u32::from(k), 1), k), now + ttl);
+                        // Odd keys are UDP flows: counted apart from TCP's.
+                        let mut ik = key(u32::from(k), 1);
+                        ik.proto = if k % 2 == 1 { 17 } else { 6 };
+                        let r = t.insert(nat(ik, k), now + ttl);
                         match (model.contains_key(&k), model.len() >= 64, r) {
                             (true, _, Err(_)) | (false, true, Err(_)) => {}
                             (false, false, Ok(id)) => { model.insert(k, (id, now + ttl)); }
@@ -1487,8 +1491,8 @@ mod tests {
                 // Each key is a client address of its own: its counter holds at least it,
                 // and all the counters hold exactly the embryonic entries (none uncounted).
                 for k in &embryonic {
-                    let caddr = t.get(model[k].0).unwrap().caddr;
-                    prop_assert_eq!(t.embryonic_from(&caddr) >= 1, counted);
+                    let c = t.get(model[k].0).unwrap();
+                    prop_assert_eq!(t.embryonic_from(&c.caddr, c.proto) >= 1, counted);
                 }
                 let held: usize = t.emb_sources.iter().map(|&n| usize::from(n)).sum();
                 prop_assert_eq!(held, if counted { embryonic.len() } else { 0 });
@@ -1497,7 +1501,8 @@ mod tests {
                 prop_assert_eq!(t.by_in.occupied(), model.len());
                 prop_assert_eq!(t.by_out.occupied(), model.len());
                 for (k, (id, _)) in &model {
-                    let ik = key(u32::from(*k), 1);
+                    let mut ik = key(u32::from(*k), 1);
+                    ik.proto = if k % 2 == 1 { 17 } else { 6 };
                     prop_assert_eq!(t.lookup_in(&ik), Some(*id));
                     let ok = t.get(*id).unwrap().out_key();
                     prop_assert_eq!(t.lookup_out(&ok), Some(*id));

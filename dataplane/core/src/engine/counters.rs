@@ -32,6 +32,8 @@ pub enum DropReason {
     Clash,
     /// A SYN from a client address already holding `syn_per_source` embryonic connections.
     SynLimit,
+    /// A new UDP flow from a client address already holding `udp_per_source` new flows.
+    UdpLimit,
     /// A later IP fragment whose first was not seen (or is too old): nothing to follow.
     Fragment,
     /// Not dropped: kept until its next hop answers (the request for its MAC went out this
@@ -50,8 +52,8 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 20;
-    pub const ALL: [DropReason; 20] = [
+    pub const COUNT: usize = 21;
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -67,6 +69,7 @@ impl DropReason {
         DropReason::Martian,
         DropReason::Clash,
         DropReason::SynLimit,
+        DropReason::UdpLimit,
         DropReason::Fragment,
         DropReason::Held,
         DropReason::NoLocalPort,
@@ -91,6 +94,7 @@ impl DropReason {
             DropReason::Martian => "martian",
             DropReason::Clash => "key clash",
             DropReason::SynLimit => "SYN limit",
+            DropReason::UdpLimit => "UDP limit",
             DropReason::Fragment => "fragment without its first",
             DropReason::Held => "held for a neighbour",
             DropReason::NoLocalPort => "no local port",

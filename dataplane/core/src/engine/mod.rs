@@ -106,8 +106,11 @@ pub struct EngineConfig {
     /// rest is kept for established ones. A SYN finding it full (or the table full) evicts
     /// the oldest embryonic connection.
     pub syn_share: u8,
-    /// Most embryonic connections from one client address (0: no limit).
+    /// Most embryonic TCP connections from one client address (0: no limit).
     pub syn_per_source: u32,
+    /// Most new UDP flows (before their client's second datagram) from one client address
+    /// (0: no limit).
+    pub udp_per_source: u32,
     /// Room for full-NAT and SNAT entries (their local ends, beside the table).
     pub full_nat: bool,
     /// Ports of NAT services the FTP helper watches (IPVS's ip_vs_ftp `ports=`); 0: none.
@@ -123,6 +126,7 @@ impl Default for EngineConfig {
             neighbour_capacity: 4096,
             syn_share: 50,
             syn_per_source: 0,
+            udp_per_source: 0,
             full_nat: false,
             ftp_ports: [0; FTP_PORTS_MAX],
         }
@@ -188,6 +192,7 @@ pub struct Engine {
     /// Most embryonic TCP connections ([`EngineConfig::syn_share`] of the table).
     embryonic_limit: usize,
     syn_per_source: u32,
+    udp_per_source: u32,
     /// This worker's index and the number of workers (local ports are given out by it).
     owner: (usize, usize),
     port_cursor: u32,
@@ -229,7 +234,7 @@ impl Engine {
         if cfg.full_nat {
             table = table.with_full_nat();
         }
-        if cfg.syn_per_source > 0 {
+        if cfg.syn_per_source > 0 || cfg.udp_per_source > 0 {
             table = table.with_source_counts();
         }
         let ftp = ftp::FtpHelper::new(cfg.ftp_ports);
@@ -269,6 +274,7 @@ impl Engine {
                 / 100)
                 .max(1),
             syn_per_source: cfg.syn_per_source,
+            udp_per_source: cfg.udp_per_source,
             frags: FragTable::new(),
             held: HeldFrames::new(HELD_FRAMES),
             early: EarlyFragments::new(),

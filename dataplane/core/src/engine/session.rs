@@ -377,7 +377,7 @@ impl Engine {
         match flow.proto {
             proto::TCP => self.make_room_for_syn(loads, flow.src)?,
             proto::SCTP => self.make_room(loads, Opening::Syn),
-            proto::UDP if !svc.one_packet => self.make_room(loads, Opening::Datagram),
+            proto::UDP if !svc.one_packet => self.make_room_for_datagram(loads, flow.src)?,
             _ => {}
         }
         // Persistence: a template per (masked client, service or group).
@@ -700,10 +700,26 @@ impl Engine {
         loads: &[DestLoad],
         caddr: crate::conn::Addr16,
     ) -> Result<(), DropReason> {
-        if self.syn_per_source > 0 && self.table.embryonic_from(&caddr) >= self.syn_per_source {
+        let limit = self.syn_per_source;
+        if limit > 0 && self.table.embryonic_from(&caddr, proto::TCP) >= limit {
             return Err(DropReason::SynLimit);
         }
         self.make_room(loads, Opening::Syn);
+        Ok(())
+    }
+
+    /// The UDP-flood defence, before a new UDP flow is scheduled: a client address holding
+    /// `udp_per_source` new flows is refused; then [`Engine::make_room`].
+    fn make_room_for_datagram(
+        &mut self,
+        loads: &[DestLoad],
+        caddr: crate::conn::Addr16,
+    ) -> Result<(), DropReason> {
+        let limit = self.udp_per_source;
+        if limit > 0 && self.table.embryonic_from(&caddr, proto::UDP) >= limit {
+            return Err(DropReason::UdpLimit);
+        }
+        self.make_room(loads, Opening::Datagram);
         Ok(())
     }
 
