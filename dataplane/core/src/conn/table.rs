@@ -8,9 +8,9 @@
 //! with a budget, so there is never a full-table scan.
 //!
 //! Embryonic connections (a TCP SYN seen, not yet ESTABLISHED; an SCTP association not yet
-//! up; a UDP flow's first datagram, not yet its second) are also kept in arrival order, TCP ones with a count per
-//! client address (hashed into one 16-bit counter per entry of capacity; addresses sharing
-//! a counter share its count), so that a flood can be met by evicting the oldest of them
+//! up; a UDP flow's first datagram, not yet its second) are also kept in arrival order, TCP
+//! and UDP ones with a count per client address and protocol (hashed into one 16-bit
+//! counter per entry of capacity; addresses sharing a counter share its count), so that a flood can be met by evicting the oldest of them
 //! instead of refusing every newcomer (see the engine's flood defence).
 
 use super::index::{FlowIndex, Refused};
@@ -531,14 +531,14 @@ impl ConnTable {
     /// other protocols, or when sources are not counted.
     #[inline]
     fn source_slot(&self, caddr: &Addr16, proto: u8) -> usize {
+        if self.emb_sources.is_empty() {
+            return usize::MAX;
+        }
         let salt = match proto {
             rvs_wire::proto::TCP => 0,
             rvs_wire::proto::UDP => u128::MAX,
             _ => return usize::MAX,
         };
-        if self.emb_sources.is_empty() {
-            return usize::MAX;
-        }
         // As one word (an array hashes as a slice: its length, then its bytes). The map's
         // hasher leaves its low bits poorly mixed for addresses a byte apart (half of 20
         // once shared a slot): the slot is taken from the top of a multiplied hash.
@@ -589,6 +589,7 @@ impl ConnTable {
     }
 
     /// Puts an entry at the end of the embryonic list (once).
+    #[inline]
     pub fn mark_embryonic(&mut self, id: ConnId) {
         let tail = self.emb_tail;
         let Some(c) = self.get_mut(id) else { return };
