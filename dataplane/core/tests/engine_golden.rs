@@ -2784,6 +2784,49 @@ fn an_sctp_init_flood_evicts_associations_not_yet_up() {
     assert_eq!(lab.engine.table.len(), 2 + 511);
 }
 
+/// `syn_per_source` holds one address's SCTP INITs too (associations not yet up), counted
+/// apart from its SYNs.
+#[test]
+fn one_address_sending_inits_is_held_to_its_limit() {
+    use rvs_core::engine::EngineConfig;
+    let mut lab = lab_with(EngineConfig {
+        conn_capacity: 1024,
+        syn_per_source: 4,
+        ..EngineConfig::default()
+    });
+    let flooder = [198, 18, 0, 9];
+    let init = |sport: u16| {
+        let l4 = sctp_packet(sport, 5000, 7, 1, &[0x11; 16]);
+        sctp4(
+            (CLIENT_MAC, PORT0_MAC),
+            flooder,
+            [192, 168, 1, 108],
+            64,
+            &l4,
+        )
+    };
+    let verdicts: Vec<_> = (0..6u16).map(|p| lab.run(0, &init(1000 + p)).0).collect();
+    let forwarded = Verdict::Forward { port: 1 };
+    let limited = Verdict::Drop(DropReason::SynLimit);
+    assert_eq!(
+        verdicts,
+        [forwarded, forwarded, forwarded, forwarded, limited, limited]
+    );
+    let syn = tcp4(
+        CLIENT_MAC,
+        PORT0_MAC,
+        flooder,
+        [192, 168, 1, 100],
+        64,
+        2000,
+        80,
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(lab.run(0, &syn).0, forwarded, "its SYNs counted apart");
+}
+
 /// An SCTP association through a NAT service that maps port 5000 to 5001: every packet
 /// rewritten with a valid CRC32c, IPVS's states from INIT to CLOSED (active only while
 /// ESTABLISHED), and a new INIT on the closed association scheduled afresh.

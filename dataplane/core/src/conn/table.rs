@@ -8,8 +8,8 @@
 //! with a budget, so there is never a full-table scan.
 //!
 //! Embryonic connections (a TCP SYN seen, not yet ESTABLISHED; an SCTP association not yet
-//! up; a UDP flow's first datagram, not yet its second) are also kept in arrival order, TCP
-//! and UDP ones with a count per client address and protocol (hashed into one 16-bit
+//! up; a UDP flow's first datagram, not yet its second) are also kept in arrival order, with
+//! a count per client address and protocol (hashed into one 16-bit
 //! counter per entry of capacity; addresses sharing a counter share its count), so that a flood can be met by evicting the oldest of them
 //! instead of refusing every newcomer (see the engine's flood defence).
 
@@ -477,7 +477,7 @@ impl ConnTable {
         self.app.get_mut(id.0 as usize)
     }
 
-    /// A table that counts embryonic entries per client address, TCP and UDP apart (for the
+    /// A table that counts embryonic entries per client address, TCP, UDP and SCTP apart (for the
     /// per-source SYN and UDP limits): without it nothing is counted, and a SYN touches no
     /// counter.
     pub fn with_source_counts(mut self) -> ConnTable {
@@ -519,16 +519,16 @@ impl ConnTable {
         self.emb_len
     }
 
-    /// Embryonic entries of protocol `proto` (TCP or UDP) from one client address (and any
-    /// sharing its counter); 0 when sources are not counted.
+    /// Embryonic entries of protocol `proto` (TCP, UDP or SCTP) from one client address (and
+    /// any sharing its counter); 0 when sources are not counted.
     pub fn embryonic_from(&self, caddr: &Addr16, proto: u8) -> u32 {
         let i = self.source_slot(caddr, proto);
         self.emb_sources.get(i).map_or(0, |&n| u32::from(n))
     }
 
-    /// The counter slot of a client address's embryonic entries of `proto`: TCP and UDP are
-    /// counted apart (the address's slot differs by protocol); past the end (no slot) for
-    /// other protocols, or when sources are not counted.
+    /// The counter slot of a client address's embryonic entries of `proto`: TCP, UDP and
+    /// SCTP are counted apart (the address's slot differs by protocol); past the end (no
+    /// slot) for other protocols, or when sources are not counted.
     #[inline]
     fn source_slot(&self, caddr: &Addr16, proto: u8) -> usize {
         if self.emb_sources.is_empty() {
@@ -537,6 +537,7 @@ impl ConnTable {
         let salt = match proto {
             rvs_wire::proto::TCP => 0,
             rvs_wire::proto::UDP => u128::MAX,
+            rvs_wire::proto::SCTP => u128::MAX >> 1,
             _ => return usize::MAX,
         };
         // As one word (an array hashes as a slice: its length, then its bytes). The map's
@@ -606,7 +607,7 @@ impl ConnTable {
         }
         self.emb_tail = id.0;
         self.emb_len += 1;
-        // (Per source, SYNs and new UDP flows are counted; SCTP's INITs are not.)
+        // (Per source and protocol: SYNs, SCTP INITs and new UDP flows.)
         let i = self.source_slot(&caddr, proto);
         if let Some(n) = self.emb_sources.get_mut(i) {
             *n = n.saturating_add(1);

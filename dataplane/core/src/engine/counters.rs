@@ -30,7 +30,8 @@ pub enum DropReason {
     /// A new connection whose keys are taken (through another VIP, the same client and
     /// server endpoints: the server could not tell the two apart).
     Clash,
-    /// A SYN from a client address already holding `syn_per_source` embryonic connections.
+    /// A SYN (or SCTP INIT) from a client address already holding `syn_per_source`
+    /// embryonic connections of its protocol.
     SynLimit,
     /// A new UDP flow from a client address already holding `udp_per_source` new flows.
     UdpLimit,

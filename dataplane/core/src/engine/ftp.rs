@@ -811,7 +811,7 @@ impl Engine {
     ) -> Result<crate::conn::ConnId, DropReason> {
         let from_client = key.caddr == flow.src;
         if from_client {
-            self.make_room_for_syn(loads, flow.src)?;
+            self.make_room_for_syn(loads, flow.src, proto::TCP)?;
         }
         let state = if from_client {
             opening_state(flow, ForwardMethod::Nat)

@@ -375,8 +375,8 @@ impl Engine {
             return Err(DropReason::NoConnection);
         }
         match flow.proto {
-            proto::TCP => self.make_room_for_syn(loads, flow.src)?,
-            proto::SCTP => self.make_room(loads, Opening::Syn),
+            proto::TCP => self.make_room_for_syn(loads, flow.src, proto::TCP)?,
+            proto::SCTP => self.make_room_for_syn(loads, flow.src, proto::SCTP)?,
             proto::UDP if !svc.one_packet => self.make_room_for_datagram(loads, flow.src)?,
             _ => {}
         }
@@ -693,15 +693,17 @@ impl Engine {
         }
     }
 
-    /// The SYN-flood defence, before a SYN is scheduled: a client address at its
-    /// `syn_per_source` limit is refused; then [`Engine::make_room`].
+    /// The SYN-flood defence, before a SYN (or an SCTP INIT, `proto`) is scheduled: a
+    /// client address at its `syn_per_source` limit of the protocol is refused; then
+    /// [`Engine::make_room`].
     pub(super) fn make_room_for_syn(
         &mut self,
         loads: &[DestLoad],
         caddr: crate::conn::Addr16,
+        proto: u8,
     ) -> Result<(), DropReason> {
         let limit = self.syn_per_source;
-        if limit > 0 && self.table.embryonic_from(&caddr, proto::TCP) >= limit {
+        if limit > 0 && self.table.embryonic_from(&caddr, proto) >= limit {
             return Err(DropReason::SynLimit);
         }
         self.make_room(loads, Opening::Syn);
