@@ -308,7 +308,8 @@ impl Lab {
     /// The lab as its servers' router: full NAT with PROXY v2 on the NAT service
     /// 192.168.1.100:80, SNAT of the servers' LAN out of port 0, routing between the ports,
     /// a member's outgoing ports on 192.168.1.120 and a firewall mark by prefix, port range
-    /// and source; the table made for full NAT.
+    /// and source; the table made for full NAT, counting embryonic entries per source
+    /// (limits no test reaches).
     pub fn router() -> Lab {
         use rvs_core::engine::{FullNat, MarkRule, MemberPorts, SnatRule};
         let mut snap = snapshot_with(|services| {
@@ -349,6 +350,8 @@ impl Lab {
             EngineConfig {
                 conn_capacity: 1024,
                 full_nat: true,
+                syn_per_source: 1000,
+                udp_per_source: 1000,
                 ..EngineConfig::default()
             },
         )
