@@ -591,10 +591,10 @@ impl Engine {
     }
 
     /// Notes on the board the address `named` (None: none) the data connection of
-    /// `passive` (a passive or active expectation) carries, for as long as it is expected.
+    /// `expected` (a passive or active expectation's key) carries, while it is expected.
     fn ftp_note_named(
         &self,
-        passive: &InKey,
+        expected: &InKey,
         named: Option<crate::conn::Addr16>,
         v6: bool,
         now: u32,
@@ -606,27 +606,27 @@ impl Engine {
             // An older reply's address, if any, is not this one's (its parts are read only
             // with the first).
             let first = named_parts(v6).start;
-            h.board.take(h.board.key(&named_key(passive, first)), now);
+            h.board.take(h.board.key(&named_key(expected, first)), now);
             return;
         };
         let until = now.saturating_add(EXPECT_TIMEOUT);
         for part in named_parts(v6) {
             let at = usize::from(part) * 2;
             let bits = u16::from_be_bytes([named[at], named[at + 1]]);
-            let k = h.board.key(&named_key(passive, part));
+            let k = h.board.key(&named_key(expected, part));
             h.board.put(k, now, u32::from(bits), until);
         }
     }
 
-    /// The address the data connection of `passive` carries, taken off the board; None when
-    /// it carries none (or a part of it was lost).
-    fn ftp_take_named(&self, passive: &InKey, v6: bool, now: u32) -> Option<IpAddr> {
+    /// The address the data connection of `expected` carries, taken off the board; None
+    /// when it carries none (or a part of it was lost).
+    fn ftp_take_named(&self, expected: &InKey, v6: bool, now: u32) -> Option<IpAddr> {
         let h = self.ftp.as_ref()?;
         let mut addr = addr16(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let mut whole = true;
         for part in named_parts(v6) {
             let at = usize::from(part) * 2;
-            match h.board.take(h.board.key(&named_key(passive, part)), now) {
+            match h.board.take(h.board.key(&named_key(expected, part)), now) {
                 Some(bits) => addr[at..at + 2].copy_from_slice(&(bits as u16).to_be_bytes()),
                 None => whole = false,
             }
