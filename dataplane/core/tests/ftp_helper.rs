@@ -229,6 +229,40 @@ fn an_active_data_connection_leaves_from_the_vip_port_20() {
     assert_ne!(lab.run(1, &other).0, Verdict::Forward { port: 0 });
 }
 
+/// A passive reply naming a host no data connection may go to (a martian address, a VIP,
+/// the appliance's own address): the data connection goes to the server, as before the
+/// helper followed named hosts.
+#[test]
+fn a_passive_reply_naming_no_host_leaves_the_data_connection_with_the_server() {
+    let mut lab = ftp_lab(true);
+    connect(&mut lab);
+    let (mut c_seq, mut s_seq) = (1001u32, 5001u32);
+    for (n, named) in [
+        "127,0,0,1",
+        "224,0,0,5",
+        "192,168,1,110",
+        "10,0,0,1",
+        "0,0,0,0",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let port = 50010 + n as u16;
+        let reply = format!(
+            "227 Entering Passive Mode ({named},{},{}).\r\n",
+            port >> 8,
+            port & 0xff
+        );
+        from_client(&mut lab, (c_seq, s_seq), b"PASV\r\n");
+        c_seq += 6;
+        from_server(&mut lab, (s_seq, c_seq), reply.as_bytes());
+        s_seq += reply.len() as u32;
+        let (v, out) = data_syn(&mut lab, 41000 + n as u16, port);
+        assert_eq!(v, Verdict::Forward { port: 1 }, "{named}");
+        assert_eq!(&out[30..34], &RS, "{named}");
+    }
+}
+
 /// The FTP service as a firewall mark's (`ipvsadm -A -f 21`) whose rule covers a prefix and
 /// ports 20-21, so the service has no address of its own.
 fn fwmark_ftp_lab() -> Lab {

@@ -426,6 +426,7 @@ impl Engine {
     /// the frame cannot take the longer text.
     pub(super) fn ftp_from_server<F: Frame>(
         &mut self,
+        snap: &Snapshot,
         now: u32,
         id: crate::conn::ConnId,
         flow: &mut Flow,
@@ -476,7 +477,15 @@ impl Engine {
         // connection goes to the address the reply named (the server's, as a rule), still
         // counted as the control connection's server's (the kernel's binding).
         let key = passive_key(c.caddr, c.vaddr, port);
-        let daddr = addr.map_or(c.daddr, addr16);
+        // (Never a host no data connection may go to: a martian address, a VIP or the
+        // appliance's own; the server's is taken instead.)
+        let daddr = addr
+            .map(addr16)
+            .filter(|a| {
+                let class = snap.class_of_mapped(a);
+                !martian_mapped(a) && !class.is_vip() && !class.is_local()
+            })
+            .unwrap_or(c.daddr);
         // (A retransmission's data connection was expected already, and may be open.)
         if !again {
             // Listed as the kernel's entry without a client port.

@@ -833,7 +833,7 @@ impl Engine {
         let rewritten;
         let flow = if self.ftp.is_some() {
             let mut moved = *flow;
-            if !self.ftp_from_server(now, id, &mut moved, frame) {
+            if !self.ftp_from_server(snap, now, id, &mut moved, frame) {
                 return self.drop(DropReason::Unsupported);
             }
             rewritten = moved;
