@@ -261,6 +261,31 @@ fn a_passive_reply_naming_no_host_leaves_the_data_connection_with_the_server() {
         assert_eq!(v, Verdict::Forward { port: 1 }, "{named}");
         assert_eq!(&out[30..34], &RS, "{named}");
     }
+    // A master (a kernel, say) naming such a host: its backup keeps the server too.
+    use rvs_core::conn::addr16;
+    use rvs_core::sync::SyncChannel;
+    use std::sync::atomic::Ordering;
+    let mut master = ftp_lab(true);
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    master.engine.sync = Some(ch.clone());
+    connect(&mut master);
+    from_client(&mut master, (1001, 5001), b"PASV\r\n");
+    from_server(
+        &mut master,
+        (5001, 1007),
+        b"227 Entering Passive Mode (10,0,0,3,195,80).\r\n",
+    );
+    let mut backup = ftp_lab(true);
+    while let Some(mut n) = ch.outbox.pop() {
+        n.daddr = addr16(ip([127, 0, 0, 1]));
+        assert!(backup
+            .engine
+            .install_synced(&backup.snap, &backup.loads, 1, &n));
+    }
+    let (v, out) = data_syn(&mut backup, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(&out[30..34], &RS, "the backup's");
 }
 
 /// The FTP service as a firewall mark's (`ipvsadm -A -f 21`) whose rule covers a prefix and

@@ -279,6 +279,13 @@ fn named_parts(v6: bool) -> std::ops::Range<u16> {
     }
 }
 
+/// Whether a data connection may go to `a`, a host a passive reply (or a master) named:
+/// never a martian address, a VIP or the appliance's own (the server's is taken instead).
+fn may_take_data(snap: &Snapshot, a: &crate::conn::Addr16) -> bool {
+    let class = snap.class_of_mapped(a);
+    !martian_mapped(a) && !class.is_vip() && !class.is_local()
+}
+
 /// The server an expected connection goes to: its id, and the address the data connection
 /// goes to (the server's, or the one its reply named).
 #[derive(Debug, Clone, Copy)]
@@ -477,14 +484,9 @@ impl Engine {
         // connection goes to the address the reply named (the server's, as a rule), still
         // counted as the control connection's server's (the kernel's binding).
         let key = passive_key(c.caddr, c.vaddr, port);
-        // (Never a host no data connection may go to: a martian address, a VIP or the
-        // appliance's own; the server's is taken instead.)
         let daddr = addr
             .map(addr16)
-            .filter(|a| {
-                let class = snap.class_of_mapped(a);
-                !martian_mapped(a) && !class.is_vip() && !class.is_local()
-            })
+            .filter(|a| may_take_data(snap, a))
             .unwrap_or(c.daddr);
         // (A retransmission's data connection was expected already, and may be open.)
         if !again {
@@ -537,6 +539,18 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// Where a synced FTP data connection to server `server` goes: the host its master
+    /// named, unless no data connection may go there.
+    pub(super) fn ftp_data_host(
+        snap: &Snapshot,
+        s: &SyncConn,
+        server: &RealServer,
+    ) -> crate::conn::Addr16 {
+        Some(s.daddr)
+            .filter(|a| may_take_data(snap, a))
+            .unwrap_or(addr16(server.addr))
     }
 
     /// A synced connection no service takes may be an FTP data connection (to a port the
@@ -692,14 +706,15 @@ impl Engine {
         };
         let key = passive_key(s.caddr, s.vaddr, s.vport);
         let timeout = s.timeout.clamp(1, EXPECT_TIMEOUT);
+        let daddr = Self::ftp_data_host(snap, s, server);
         let listed = expected_entry(
             (service.id, server.id as u32),
             (s.caddr, 0),
             (s.vaddr, s.vport),
-            (s.daddr, s.dport),
+            (daddr, s.dport),
         );
         self.ftp_expect(&key, (s.caddr, s.vaddr), listed, now, timeout);
-        let named = (s.daddr != addr16(server.addr)).then_some(s.daddr);
+        let named = (daddr != addr16(server.addr)).then_some(daddr);
         self.ftp_note_named(&key, named, s.v6, now);
         true
     }

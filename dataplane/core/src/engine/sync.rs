@@ -310,7 +310,7 @@ impl Engine {
         }
         // (An FTP data connection may go to another host than its server.)
         let daddr = if ftp_data {
-            s.daddr
+            Self::ftp_data_host(snap, s, server)
         } else {
             addr16(server.addr)
         };
