@@ -2997,6 +2997,18 @@ fn lab_with(cfg: rvs_core::engine::EngineConfig) -> Lab {
     lab
 }
 
+/// A client's DNS query from `src:sport` to 192.168.1.110:53 (the fixture's UDP NAT
+/// service).
+fn dns_query(src: [u8; 4], sport: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
+        .ipv4(src, [192, 168, 1, 110], 64)
+        .udp(sport, 53)
+        .write(&mut f, b"query")
+        .unwrap();
+    f
+}
+
 /// The flood defence for UDP: a flood of spoofed datagrams (each a flow of one datagram)
 /// five times the table takes no more than the embryonic share of it, the oldest making
 /// room, so new clients (UDP and TCP) still get in; flows whose client sent a second
@@ -3004,15 +3016,7 @@ fn lab_with(cfg: rvs_core::engine::EngineConfig) -> Lab {
 #[test]
 fn a_udp_flood_evicts_single_datagram_flows_only() {
     use rvs_core::engine::EngineConfig;
-    let dns = |src: [u8; 4], sport: u16| {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
-            .ipv4(src, [192, 168, 1, 110], 64)
-            .udp(sport, 53)
-            .write(&mut f, b"query")
-            .unwrap();
-        f
-    };
+    let dns = dns_query;
     // The server's answer (NAT, from its port 5353).
     let answer = |dst: [u8; 4], dport: u16| {
         let mut f = Vec::new();
@@ -3103,15 +3107,7 @@ fn a_udp_flood_evicts_single_datagram_flows_only() {
 fn one_address_opening_udp_flows_is_held_to_its_limit() {
     use rvs_core::conn::addr16;
     use rvs_core::engine::EngineConfig;
-    let dns = |src: [u8; 4], sport: u16| {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(CLIENT_MAC, PORT0_MAC)
-            .ipv4(src, [192, 168, 1, 110], 64)
-            .udp(sport, 53)
-            .write(&mut f, b"query")
-            .unwrap();
-        f
-    };
+    let dns = dns_query;
     let syn = |src: [u8; 4], sport: u16| {
         tcp4(
             CLIENT_MAC,

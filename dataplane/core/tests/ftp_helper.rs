@@ -8,7 +8,9 @@
 
 use proptest::prelude::*;
 use rvs_core::engine::{SharedTemplates, Verdict};
+use rvs_core::sync::{decode, encode, SyncChannel, SyncConn};
 use rvs_testkit::*;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const VIP: [u8; 4] = FTP_VIP;
@@ -116,6 +118,39 @@ fn data_ack_segment() -> Vec<u8> {
     )
 }
 
+/// `lab` as a sync master: the channel its notes go to.
+fn master_channel(lab: &mut Lab) -> Arc<SyncChannel> {
+    let ch = Arc::new(SyncChannel::default());
+    ch.sending.store(true, Ordering::Relaxed);
+    lab.engine.sync = Some(ch.clone());
+    ch
+}
+
+/// The notes waiting in `ch`, in order.
+fn notes_of(ch: &SyncChannel) -> Vec<SyncConn> {
+    std::iter::from_fn(|| ch.outbox.pop()).collect()
+}
+
+/// `notes` as a backup reads them from version 1 messages.
+fn through_the_wire(notes: &[SyncConn]) -> Vec<SyncConn> {
+    encode(3, notes, 1472)
+        .iter()
+        .flat_map(|m| decode(m).unwrap().1)
+        .collect()
+}
+
+/// Installs every note on `backup` (each must be taken).
+fn install_all(backup: &mut Lab, notes: Vec<SyncConn>) {
+    for n in notes {
+        assert!(
+            backup
+                .engine
+                .install_synced(&backup.snap, &backup.loads, 1, &n),
+            "{n:?}"
+        );
+    }
+}
+
 /// A client SYN from `sport` to VIP:`dport`: its verdict and output.
 fn data_syn(lab: &mut Lab, sport: u16, dport: u16) -> (Verdict, Vec<u8>) {
     let syn = syn_segment(C, (CLIENT, sport), (VIP, dport), 64, (7000, None));
@@ -205,18 +240,15 @@ fn an_extended_passive_reply_names_only_the_port() {
     assert_eq!(&out[30..34], &RS);
 }
 
-#[test]
-fn an_active_data_connection_leaves_from_the_vip_port_20() {
-    let mut lab = ftp_lab(true);
-    connect(&mut lab);
-    from_client(&mut lab, (1001, 5001), b"PORT 198,51,100,7,200,10\r\n");
-    // The server connects from its port 20 to the client's 51210.
+/// After a client's `PORT 198,51,100,7,200,10`: the server's SYN from its port 20 to the
+/// client's 51210 leaves from VIP:20, and the client's answer goes back to the server's
+/// port 20.
+fn active_data_connection_from_vip_20(lab: &mut Lab) {
     let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
     let (v, out) = lab.run(1, &syn);
     assert_eq!(v, Verdict::Forward { port: 0 });
     let want = syn_segment(TO_CLIENT, (VIP, 20), (CLIENT, 51210), 63, (9000, None));
     assert_eq!(out, want);
-    // The client's answer goes back to the server's port 20.
     let synack = syn_segment(C, (CLIENT, 51210), (VIP, 20), 64, (3000, Some(9001)));
     let (v, out) = lab.run(0, &synack);
     assert_eq!(v, Verdict::Forward { port: 1 });
@@ -224,6 +256,14 @@ fn an_active_data_connection_leaves_from_the_vip_port_20() {
         (&out[30..34], &out[36..38]),
         (&RS[..], &20u16.to_be_bytes()[..])
     );
+}
+
+#[test]
+fn an_active_data_connection_leaves_from_the_vip_port_20() {
+    let mut lab = ftp_lab(true);
+    connect(&mut lab);
+    from_client(&mut lab, (1001, 5001), b"PORT 198,51,100,7,200,10\r\n");
+    active_data_connection_from_vip_20(&mut lab);
     // A server's SYN to a port no PORT named is not sent on from the VIP.
     let other = syn_segment(S, (RS, 20), (CLIENT, 51211), 64, (9000, None));
     assert_ne!(lab.run(1, &other).0, Verdict::Forward { port: 0 });
@@ -263,12 +303,8 @@ fn a_passive_reply_naming_no_host_leaves_the_data_connection_with_the_server() {
     }
     // A master (a kernel, say) naming such a host: its backup keeps the server too.
     use rvs_core::conn::addr16;
-    use rvs_core::sync::SyncChannel;
-    use std::sync::atomic::Ordering;
     let mut master = ftp_lab(true);
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    master.engine.sync = Some(ch.clone());
+    let ch = master_channel(&mut master);
     connect(&mut master);
     from_client(&mut master, (1001, 5001), b"PASV\r\n");
     from_server(
@@ -277,12 +313,11 @@ fn a_passive_reply_naming_no_host_leaves_the_data_connection_with_the_server() {
         b"227 Entering Passive Mode (10,0,0,3,195,80).\r\n",
     );
     let mut backup = ftp_lab(true);
-    while let Some(mut n) = ch.outbox.pop() {
+    let mut notes = notes_of(&ch);
+    for n in &mut notes {
         n.daddr = addr16(ip([127, 0, 0, 1]));
-        assert!(backup
-            .engine
-            .install_synced(&backup.snap, &backup.loads, 1, &n));
     }
+    install_all(&mut backup, notes);
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS, "the backup's");
@@ -348,18 +383,7 @@ fn a_firewall_mark_service_is_helped_both_ways() {
         (1007, after + SHIFT),
         b"PORT 198,51,100,7,200,10\r\n",
     );
-    let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
-    let (v, out) = lab.run(1, &syn);
-    assert_eq!(v, Verdict::Forward { port: 0 });
-    let want = syn_segment(TO_CLIENT, (VIP, 20), (CLIENT, 51210), 63, (9000, None));
-    assert_eq!(out, want);
-    let synack = syn_segment(C, (CLIENT, 51210), (VIP, 20), 64, (3000, Some(9001)));
-    let (v, out) = lab.run(0, &synack);
-    assert_eq!(v, Verdict::Forward { port: 1 });
-    assert_eq!(
-        (&out[30..34], &out[36..38]),
-        (&RS[..], &20u16.to_be_bytes()[..])
-    );
+    active_data_connection_from_vip_20(&mut lab);
     assert_eq!(lab.engine.counters().ftp_data_conns, 2);
 }
 
@@ -367,12 +391,8 @@ fn a_firewall_mark_service_is_helped_both_ways() {
 /// from its master and sends their data connections as the master would.
 #[test]
 fn a_firewall_mark_services_expectations_reach_the_backup() {
-    use rvs_core::sync::{decode, encode, SyncChannel};
-    use std::sync::atomic::Ordering;
     let mut master = fwmark_ftp_lab();
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    master.engine.sync = Some(ch.clone());
+    let ch = master_channel(&mut master);
     connect(&mut master);
     from_client(&mut master, (1001, 5001), b"PASV\r\n");
     from_server(&mut master, (5001, 1007), PASV_REPLY);
@@ -382,29 +402,13 @@ fn a_firewall_mark_services_expectations_reach_the_backup() {
         (1007, after + SHIFT),
         b"PORT 198,51,100,7,200,10\r\n",
     );
-    let mut notes = Vec::new();
-    while let Some(n) = ch.outbox.pop() {
-        notes.push(n);
-    }
+    let notes = notes_of(&ch);
     let mut backup = fwmark_ftp_lab();
-    for m in encode(3, &notes, 1472) {
-        for n in decode(&m).unwrap().1 {
-            assert!(
-                backup
-                    .engine
-                    .install_synced(&backup.snap, &backup.loads, 1, &n),
-                "{n:?}"
-            );
-        }
-    }
+    install_all(&mut backup, through_the_wire(&notes));
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS);
-    let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
-    let (v, out) = backup.run(1, &syn);
-    assert_eq!(v, Verdict::Forward { port: 0 });
-    let want = syn_segment(TO_CLIENT, (VIP, 20), (CLIENT, 51210), 63, (9000, None));
-    assert_eq!(out, want);
+    active_data_connection_from_vip_20(&mut backup);
 }
 
 /// Two workers sharing a board; on the first a control connection's PASV answered.
@@ -441,17 +445,13 @@ fn another_worker_takes_the_data_connection_through_the_shared_board() {
 #[test]
 fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
     use rvs_core::conn::addr16;
-    use rvs_core::sync::{decode, encode, SyncChannel};
-    use std::sync::atomic::Ordering;
     const OTHER: [u8; 4] = [10, 0, 0, 3];
     let board = Arc::new(SharedTemplates::new(1024));
     let mut control = ftp_lab(true);
     let mut data = ftp_lab(true);
     control.engine.share_templates(board.clone());
     data.engine.share_templates(board);
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    control.engine.sync = Some(ch.clone());
+    let ch = master_channel(&mut control);
     connect(&mut control);
     from_client(&mut control, (1001, 5001), b"PASV\r\n");
     let reply = b"227 Entering Passive Mode (10,0,0,3,195,80).\r\n";
@@ -463,10 +463,7 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
         .map(|c| (c.daddr, c.dport, c.dest))
         .collect();
     assert_eq!(listed, [(addr16(ip(OTHER)), 50000, 20)]);
-    let mut notes = Vec::new();
-    while let Some(n) = ch.outbox.pop() {
-        notes.push(n);
-    }
+    let notes = notes_of(&ch);
     assert!(
         notes
             .iter()
@@ -475,11 +472,7 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
     );
     // A backup given the expectation sends its data connection to the named host too.
     let mut backup = ftp_lab(true);
-    for n in decode(&encode(3, &notes, 1472)[0]).unwrap().1 {
-        assert!(backup
-            .engine
-            .install_synced(&backup.snap, &backup.loads, 1, &n));
-    }
+    install_all(&mut backup, through_the_wire(&notes));
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &OTHER, "the backup's data connection");
@@ -514,14 +507,9 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
         Verdict::Forward { port: 1 }
     );
     let mut backup = ftp_lab(true);
-    let mut synced = 0;
-    while let Some(n) = ch.outbox.pop() {
-        synced += 1;
-        assert!(backup
-            .engine
-            .install_synced(&backup.snap, &backup.loads, 1, &n));
-    }
-    assert_eq!(synced, 1);
+    let notes = notes_of(&ch);
+    assert_eq!(notes.len(), 1);
+    install_all(&mut backup, notes);
     let (v, out) = backup.run(0, &data_ack_segment());
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &OTHER, "the synced data connection");
@@ -563,13 +551,10 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
 /// the master did, and forwards both data connections as the master does.
 #[test]
 fn ftp_sessions_continue_on_the_backup() {
-    use rvs_core::sync::{decode, encode, encode_v0, SyncChannel};
-    use std::sync::atomic::Ordering;
+    use rvs_core::sync::encode_v0;
     for version in [1, 0] {
         let mut master = ftp_lab(true);
-        let ch = Arc::new(SyncChannel::default());
-        ch.sending.store(true, Ordering::Relaxed);
-        master.engine.sync = Some(ch.clone());
+        let ch = master_channel(&mut master);
         connect(&mut master);
         from_client(&mut master, (1001, 5001), b"PASV\r\n");
         from_server(&mut master, (5001, 1007), PASV_REPLY);
@@ -587,10 +572,7 @@ fn ftp_sessions_continue_on_the_backup() {
         );
         let active = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
         assert_eq!(master.run(1, &active).0, Verdict::Forward { port: 0 });
-        let mut notes = Vec::new();
-        while let Some(n) = ch.outbox.pop() {
-            notes.push(n);
-        }
+        let notes = notes_of(&ch);
         assert!(
             notes.iter().any(|n| n.out_seq.is_some()),
             "the shift was noted"
@@ -668,21 +650,15 @@ proptest! {
 /// port 20 go through the backup.
 #[test]
 fn expected_data_connections_reach_the_backup() {
-    use rvs_core::sync::{decode, encode, ipvs_flags, SyncChannel};
-    use std::sync::atomic::Ordering;
+    use rvs_core::sync::ipvs_flags;
     let mut master = ftp_lab(true);
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    master.engine.sync = Some(ch.clone());
+    let ch = master_channel(&mut master);
     connect(&mut master);
     from_client(&mut master, (1001, 5001), b"PASV\r\n");
     from_server(&mut master, (5001, 1007), PASV_REPLY);
     let acked = 5001 + PASV_REPLY.len() as u32 + SHIFT;
     from_client(&mut master, (1007, acked), b"PORT 198,51,100,7,200,10\r\n");
-    let mut notes = Vec::new();
-    while let Some(n) = ch.outbox.pop() {
-        notes.push(n);
-    }
+    let notes = notes_of(&ch);
     let passive: Vec<_> = notes
         .iter()
         .filter(|n| n.flags & ipvs_flags::NO_CPORT != 0)
@@ -696,29 +672,14 @@ fn expected_data_connections_reach_the_backup() {
         .iter()
         .any(|n| (n.cport, n.vport, n.dport) == (51210, 20, 20)));
     let mut backup = ftp_lab(true);
-    for m in encode(3, &notes, 1472) {
-        for n in decode(&m).unwrap().1 {
-            assert!(
-                backup
-                    .engine
-                    .install_synced(&backup.snap, &backup.loads, 1, &n),
-                "{n:?}"
-            );
-        }
-    }
+    install_all(&mut backup, through_the_wire(&notes));
     // The backup lists the passive one as the master does.
     let listed: Vec<_> = backup.engine.ftp_expected(1).map(|c| c.vport).collect();
     assert_eq!(listed, [50000]);
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS);
-    let syn = syn_segment(S, (RS, 20), (CLIENT, 51210), 64, (9000, None));
-    let (v, out) = backup.run(1, &syn);
-    assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(
-        (&out[26..30], &out[34..36]),
-        (&VIP[..], &20u16.to_be_bytes()[..])
-    );
+    active_data_connection_from_vip_20(&mut backup);
 }
 
 /// Expected connections are listed as the kernel's LISTEN entries (`-L -c`) and counted
@@ -794,9 +755,7 @@ fn a_control_connection_lives_while_its_data_connection_does() {
             control.engine.share_templates(board.clone());
             other.engine.share_templates(board);
         }
-        let ch = Arc::new(rvs_core::sync::SyncChannel::default());
-        ch.sending.store(true, std::sync::atomic::Ordering::Relaxed);
-        control.engine.sync = Some(ch.clone());
+        let ch = master_channel(&mut control);
         connect(&mut control);
         from_client(&mut control, (1001, 5001), b"PASV\r\n");
         from_server(&mut control, (5001, 1007), PASV_REPLY);
