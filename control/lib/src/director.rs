@@ -380,6 +380,8 @@ pub struct Director {
     pub schedule_icmp: bool,
     /// IPVS's sync_persist_mode: only the templates of persistent services are synced.
     pub sync_persist_mode: bool,
+    /// IPVS's sync_refresh_period (seconds, 0: unset).
+    pub sync_refresh_period: u32,
     /// IPVS's lblc_expiration and lblcr_expiration.
     pub cache_expiration: rvs_core::sched::CacheExpiration,
     /// IPVS's backup_only: while a backup sync daemon runs, the VIPs' traffic is not
@@ -430,6 +432,7 @@ impl Director {
             nat_icmp_send: false,
             schedule_icmp: false,
             sync_persist_mode: false,
+            sync_refresh_period: 0,
             cache_expiration: Default::default(),
             backup_only: false,
             ecmp: false,
@@ -979,6 +982,9 @@ impl Director {
         if self.conn_reuse_mode != to.conn_reuse_mode {
             out.push(format!("conn_reuse_mode {}", to.conn_reuse_mode));
         }
+        if self.sync_refresh_period != to.sync_refresh_period {
+            out.push(format!("sync_refresh_period {} s", to.sync_refresh_period));
+        }
         let (old, new) = (self.cache_expiration, to.cache_expiration);
         for (name, old, new) in [
             ("lblc_expiration", old.lblc, new.lblc),
@@ -1016,6 +1022,7 @@ impl Director {
         self.nat_icmp_send = from.nat_icmp_send;
         self.schedule_icmp = from.schedule_icmp;
         self.sync_persist_mode = from.sync_persist_mode;
+        self.sync_refresh_period = from.sync_refresh_period;
         self.cache_expiration = from.cache_expiration;
         self.backup_only = from.backup_only;
         self.ecmp = from.ecmp;
@@ -1106,6 +1113,7 @@ impl Director {
         snap.nat_icmp_send = self.nat_icmp_send;
         snap.schedule_icmp = self.schedule_icmp;
         snap.sync_persist_mode = self.sync_persist_mode;
+        snap.sync_refresh_period = self.sync_refresh_period;
         snap.cache_expiration = self.cache_expiration;
         snap.director_paused = self.backup_only && self.sync_backup;
         snap.conn_reuse_mode = self.conn_reuse_mode;

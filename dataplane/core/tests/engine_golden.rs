@@ -2617,6 +2617,47 @@ fn long_connections_are_synced_again() {
     assert_eq!(drain(), 0);
 }
 
+/// IPVS's sync_refresh_period: a connection is sent again once that period has passed since
+/// it was last sent (ESTABLISHED's 900 s would wait 450 s); a period above half the timeout
+/// leaves half the timeout.
+#[test]
+fn sync_refresh_period_sends_connections_again_sooner() {
+    use rvs_core::sync::SyncChannel;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let vip = [192, 168, 1, 101];
+    let syn = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40001, 80, true, false, b"",
+    );
+    let ack = tcp4(
+        CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40001, 80, false, true, b"x",
+    );
+    // The times (from 2 s, when it was first sent) at which acknowledgements each second
+    // up to `until` send it again.
+    let resent = |period: u32, until: u32| {
+        let mut lab = Lab::new();
+        lab.snap.sync_refresh_period = period;
+        lab.engine.adopt(&lab.snap);
+        let ch = Arc::new(SyncChannel::default());
+        ch.sending.store(true, Ordering::Relaxed);
+        lab.engine.sync = Some(ch.clone());
+        let mut at = |now: u32, frame: &[u8]| {
+            let mut f = VecFrame::new(frame);
+            lab.engine.process(&lab.snap, &lab.loads, now, 0, &mut f);
+            std::iter::from_fn(|| ch.outbox.pop()).count()
+        };
+        at(1, &syn);
+        assert_eq!(at(2, &ack), 1, "once ESTABLISHED");
+        (3..=until)
+            .filter(|&now| at(now, &ack) > 0)
+            .collect::<Vec<u32>>()
+    };
+    assert_eq!(resent(30, 100), [32, 62, 92]);
+    assert_eq!(resent(5, 20), [7, 12, 17]);
+    assert_eq!(resent(1000, 1000), [452, 902], "half the timeout if sooner");
+    assert_eq!(resent(0, 1000), [452, 902], "unset: half the timeout");
+}
+
 /// IPVS's sync_persist_mode: a persistent service's connections are not synced, only their
 /// templates (a backup with sloppy TCP follows the template after a failover); a service
 /// without persistence is synced as before.

@@ -1537,7 +1537,7 @@ mod tests {
             "{}{service}\n[[vip]]\naddress = \"192.0.2.10\"\nunserved = \"drop\"\n\n[[outgoing]]\nvip = \"192.0.2.10\"\nports = \"33000-33999\"\nmember = \"10.0.0.1\"\n\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\nvia = \"192.0.2.1\"\n\n[timeouts]\ntcp = 600\n",
             base.replace(
                 "FORWARD",
-                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\nsync_persist_mode = true\nlblc_expiration = 3600"
+                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\nsync_persist_mode = true\nsync_refresh_period = 30\nlblc_expiration = 3600"
             )
         );
         std::fs::write(&path, &second).unwrap();
@@ -1545,7 +1545,8 @@ mod tests {
         let r = a.console("reload");
         assert_eq!(r.status, 0, "{}", r.err);
         for line in [
-            "reload: 10 change(s)",
+            "reload: 11 change(s)",
+            "  sync_refresh_period 30 s\n",
             "  lblc_expiration 3600 s\n",
             "  pmtu_disc off\n",
             "  nat_icmp_send on\n",
@@ -1575,10 +1576,12 @@ mod tests {
             "in the workers' snapshot"
         );
         assert_eq!(snap.cache_expiration.lblc, 3600);
+        assert_eq!(snap.sync_refresh_period, 30);
         // And back: each goes again.
         std::fs::write(&path, &first).unwrap();
         let r = a.console("reload");
-        assert!(r.out.starts_with("reload: 10 change(s)"), "{}", r.out);
+        assert!(r.out.starts_with("reload: 11 change(s)"), "{}", r.out);
+        assert!(r.out.contains("  sync_refresh_period 0 s\n"), "{}", r.out);
         assert!(r.out.contains("  lblc_expiration 86400 s\n"), "{}", r.out);
         assert!(r.out.contains("  nat_icmp_send off\n"), "{}", r.out);
         assert!(r.out.contains("  schedule_icmp off\n"), "{}", r.out);
@@ -2419,7 +2422,7 @@ mod tests {
             "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\nnet.ipv4.vs.sloppy_sctp = 0\n\
              net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
              net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.sync_persist_mode = 0\n\
-             net.ipv4.vs.lblc_expiration = 86400\nnet.ipv4.vs.lblcr_expiration = 86400\n\
+             net.ipv4.vs.sync_refresh_period = 0\nnet.ipv4.vs.lblc_expiration = 86400\nnet.ipv4.vs.lblcr_expiration = 86400\n\
              net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
         );
         // Seconds, as the kernel's (proc_dointvec_jiffies); a value out of range changes
@@ -2466,6 +2469,13 @@ mod tests {
             0
         );
         assert!(a.cell().load().sync_persist_mode);
+        assert_eq!(a.cell().load().sync_refresh_period, 0, "unset by default");
+        let r = a.console("sysctl -w net.ipv4.vs.sync_refresh_period=30");
+        assert_eq!(
+            (r.status, r.out.as_str()),
+            (0, "net.ipv4.vs.sync_refresh_period = 30\n")
+        );
+        assert_eq!(a.cell().load().sync_refresh_period, 30);
         assert_eq!(a.console("sysctl -w net.ipv4.vs.sloppy_sctp=1").status, 0);
         assert!(a.cell().load().sloppy_sctp && !a.cell().load().sloppy_tcp);
         assert_eq!(a.console("sysctl -w net.ipv4.vs.sloppy_sctp=0").status, 0);

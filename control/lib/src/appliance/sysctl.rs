@@ -40,7 +40,7 @@ fn seconds(a: &Appliance, field: fn(&mut Director) -> &mut u32, v: i64) -> Resul
     })
 }
 
-const KEYS: [Key; 14] = [
+const KEYS: [Key; 15] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -90,6 +90,11 @@ const KEYS: [Key; 14] = [
         name: "net.ipv4.vs.sync_persist_mode",
         get: |a| flag(a, |d| d.sync_persist_mode),
         set: |a, v| switch(a, |d| &mut d.sync_persist_mode, v),
+    },
+    Key {
+        name: "net.ipv4.vs.sync_refresh_period",
+        get: |a| i64::from(a.director.lock().sync_refresh_period),
+        set: |a, v| seconds(a, |d| &mut d.sync_refresh_period, v),
     },
     Key {
         name: "net.ipv4.vs.lblc_expiration",

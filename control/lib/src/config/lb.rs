@@ -437,6 +437,8 @@ pub struct LbConfig {
     /// `[dataplane] schedule_icmp`, `sync_persist_mode`.
     pub schedule_icmp: bool,
     pub sync_persist_mode: bool,
+    /// `[dataplane] sync_refresh_period` (seconds, 0: unset).
+    pub sync_refresh_period: u32,
     pub backup_only: bool,
     /// `[dataplane] lblc_expiration`, `lblcr_expiration`.
     pub cache_expiration: rvs_core::sched::CacheExpiration,
@@ -867,6 +869,7 @@ impl LbConfig {
         d.nat_icmp_send = self.nat_icmp_send;
         d.schedule_icmp = self.schedule_icmp;
         d.sync_persist_mode = self.sync_persist_mode;
+        d.sync_refresh_period = self.sync_refresh_period;
         d.cache_expiration = self.cache_expiration;
         d.backup_only = self.backup_only;
         d.ecmp = self.ecmp;

@@ -196,6 +196,10 @@ struct RawDataplane {
     /// synced, only its templates.
     #[serde(default)]
     sync_persist_mode: bool,
+    /// IPVS's net.ipv4.vs.sync_refresh_period (seconds, 0 unless set): a master sends a
+    /// connection again at most this long after it last did.
+    #[serde(default)]
+    sync_refresh_period: Option<Spanned<u32>>,
     /// IPVS's net.ipv4.vs.lblc_expiration and lblcr_expiration (seconds, 24 h unless
     /// set): how long an lblc entry or an lblcr set lives unused (and an lblcr set
     /// unchanged before it sheds a member).
@@ -276,6 +280,7 @@ impl Default for RawDataplane {
             nat_icmp_send: false,
             schedule_icmp: false,
             sync_persist_mode: false,
+            sync_refresh_period: None,
             lblc_expiration: None,
             lblcr_expiration: None,
             backup_only: false,
@@ -483,6 +488,11 @@ impl Config {
                 "dataplane.lblcr_expiration",
                 &raw.dataplane.lblcr_expiration,
             )?,
+        };
+        let refresh = &raw.dataplane.sync_refresh_period;
+        lb.sync_refresh_period = match refresh {
+            Some(_) => expiration("dataplane.sync_refresh_period", refresh)?,
+            None => 0,
         };
         lb.backup_only = raw.dataplane.backup_only;
         lb.ecmp = raw.dataplane.ecmp;

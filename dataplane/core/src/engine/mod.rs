@@ -172,6 +172,8 @@ pub struct Engine {
     /// IPVS's sync_persist_mode, from the last snapshot adopted: a persistent service's
     /// connections are not synced, only their templates.
     sync_templates_only: bool,
+    /// IPVS's sync_refresh_period (0: unset), from the last snapshot adopted.
+    sync_refresh_period: u32,
     /// IPVS's lblc_expiration and lblcr_expiration, from the last snapshot adopted.
     cache_expiration: crate::sched::CacheExpiration,
     /// The persistence templates' choices all workers share (None: one worker).
@@ -264,6 +266,7 @@ impl Engine {
             counters: Arc::new(CounterSlots::new(cfg.max_services, cfg.max_dests)),
             sync: None,
             sync_templates_only: false,
+            sync_refresh_period: 0,
             cache_expiration: crate::sched::CacheExpiration::default(),
             shared: None,
             ftp,
@@ -346,6 +349,7 @@ impl Engine {
         }
         self.timeouts = snap.timeouts;
         self.sync_templates_only = snap.sync_persist_mode;
+        self.sync_refresh_period = snap.sync_refresh_period;
         self.cache_expiration = snap.cache_expiration;
         self.new_hop_epoch();
         if snap.servers_removed != self.removals_seen {

@@ -711,6 +711,10 @@ pub struct Snapshot {
     /// IPVS's sync_persist_mode: the connections of persistent services are not synced,
     /// their templates are (a backup with sloppy TCP follows them after a failover).
     pub sync_persist_mode: bool,
+    /// IPVS's sync_refresh_period (seconds, 0: unset): a master sends a connection again
+    /// once this long has passed since it last did, or half its timeout (counted as 10 s
+    /// at least) if that is sooner; unset, once half its timeout has passed.
+    pub sync_refresh_period: u32,
     /// IPVS's backup_only in effect (set, and a backup sync daemon runs): traffic for a
     /// VIP is not balanced, connections synced or not, but goes where a VIP's traffic no
     /// service takes goes (the host, or dropped with `unserved = "drop"`); members'
@@ -838,6 +842,7 @@ impl Snapshot {
             schedule_icmp: false,
             cache_expiration: crate::sched::CacheExpiration::default(),
             sync_persist_mode: false,
+            sync_refresh_period: 0,
             director_paused: false,
             nat_servers: hashbrown::HashMap::new(),
             live_servers: Vec::new(),

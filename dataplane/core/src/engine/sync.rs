@@ -57,16 +57,23 @@ impl Engine {
 
     /// A packet refreshed connection `id`'s timer: a master sends it again once half of
     /// `timeout` has passed since it last did, so a backup never lets a long, quiet
-    /// connection expire (IPVS resends on a packet count; rvs on time).
+    /// connection expire (IPVS resends on a packet count unless sync_refresh_period is
+    /// set; rvs on time), or with sync_refresh_period once that period has passed, if
+    /// sooner (half the timeout counted as 10 s at least, as the kernel counts it).
     #[inline]
     pub(super) fn sync_refresh(&mut self, id: crate::conn::ConnId, now: u32, timeout: u32) {
         if !self.sync.as_deref().is_some_and(|c| c.is_sending()) {
             return;
         }
+        let half = timeout / 2;
+        let every = match self.sync_refresh_period {
+            0 => half.max(1),
+            period => period.min(half.max(10)),
+        };
         let due = self
             .table
             .get(id)
-            .is_some_and(|c| now.wrapping_sub(c.synced_at) >= (timeout / 2).max(1));
+            .is_some_and(|c| now.wrapping_sub(c.synced_at) >= every);
         if due {
             self.sync_note_now(id, now);
         }
