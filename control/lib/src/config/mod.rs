@@ -807,6 +807,21 @@ device = "net_ring1"
         assert!(e.message.contains("at most 1000000"), "{e}");
     }
 
+    /// IPVS's sync_refresh_period: seconds, unset (0) unless given, up to the same limit.
+    #[test]
+    fn sync_refresh_period_is_seconds_up_to_a_limit() {
+        let read = |dataplane: &str| parse(&format!("[dataplane]\n{dataplane}\n{TWO_PORTS}"));
+        assert_eq!(read("").unwrap().lb.sync_refresh_period, 0);
+        let lb = read("sync_refresh_period = 30").unwrap().lb;
+        assert_eq!(lb.sync_refresh_period, 30);
+        let e = read("\nsync_refresh_period = 1000001").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("dataplane.sync_refresh_period", Some(3)),
+            "{e}"
+        );
+    }
+
     /// `ecmp` makes TCP and SCTP sloppy (a node takes over flows another node had) and
     /// schedules ICMP errors (one about a flow another node carries); `sloppy_sctp` alone
     /// only SCTP; `pmtu_disc` is on unless set off.
