@@ -231,8 +231,18 @@ pub fn serve(
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound and listening under a name of its own, made private, then linked into place
+    // (which fails if another daemon got there first) and the first name removed: a client,
+    // or a script waiting for the file, never finds it before it is listening.
+    let mut fresh = path.as_os_str().to_owned();
+    fresh.push(format!(".{}", std::process::id()));
+    let fresh = PathBuf::from(fresh);
+    let _ = std::fs::remove_file(&fresh);
+    let listener = UnixListener::bind(&fresh)?;
+    let placed = std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::hard_link(&fresh, path));
+    let _ = std::fs::remove_file(&fresh);
+    placed?;
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

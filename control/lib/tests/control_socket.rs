@@ -62,6 +62,18 @@ fn the_socket_keeps_its_limits() {
 
     let a = appliance();
     let server = serve(&path, a.clone(), stop.clone()).unwrap();
+    // In place, listening and private as soon as it is there (it was bound under another
+    // name, which is gone); a second daemon on the same path is refused.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["rvs.sock"]);
+    let e = serve(&path, appliance(), stop.clone()).unwrap_err();
+    assert!(e.to_string().contains("another rvs answers"), "{e}");
     // quit is not taken remotely; load refuses what is not a regular file.
     let r = console(&path, "quit");
     assert_eq!(r.status, 1);

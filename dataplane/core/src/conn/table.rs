@@ -9,9 +9,10 @@
 //!
 //! Embryonic connections (a TCP SYN seen, not yet ESTABLISHED; an SCTP association not yet
 //! up; a UDP flow's first datagram, not yet its second) are also kept in arrival order, with
-//! a count per client address and protocol (hashed into one 16-bit
-//! counter per entry of capacity; addresses sharing a counter share its count), so that a flood can be met by evicting the oldest of them
-//! instead of refusing every newcomer (see the engine's flood defence).
+//! a count per client address and protocol (hashed into one 16-bit counter per entry of
+//! capacity; addresses sharing a counter share its count), so that a flood can be met by
+//! evicting the oldest of them instead of refusing every newcomer (see the engine's flood
+//! defence).
 
 use super::index::{FlowIndex, Refused};
 use crate::model::ForwardMethod;
@@ -477,9 +478,9 @@ impl ConnTable {
         self.app.get_mut(id.0 as usize)
     }
 
-    /// A table that counts embryonic entries per client address, TCP, UDP and SCTP apart (for the
-    /// per-source SYN and UDP limits): without it nothing is counted, and a SYN touches no
-    /// counter.
+    /// A table that counts embryonic entries per client address, TCP, UDP and SCTP apart
+    /// (for the per-source SYN and UDP limits): without it nothing is counted, and a SYN
+    /// touches no counter.
     pub fn with_source_counts(mut self) -> ConnTable {
         self.emb_sources = rvs_cpu::huge_page_vec(self.slots.len().next_power_of_two(), |_| 0);
         self
