@@ -341,6 +341,7 @@ impl Engine {
     /// noted; a PORT's or EPRT's data connection expected.
     pub(super) fn ftp_from_client<F: Frame>(
         &mut self,
+        snap: &Snapshot,
         now: u32,
         id: crate::conn::ConnId,
         flow: &Flow,
@@ -407,9 +408,16 @@ impl Engine {
                 );
                 let link = (c.caddr, c.vaddr);
                 self.ftp_expect(&key, link, listed, now, EXPECT_TIMEOUT);
-                // It leaves from the control connection's VIP (a service by firewall mark
-                // may have no address of its own).
-                self.ftp_note_named(&key, Some(c.vaddr), flow.v6, now);
+                // It leaves from the control connection's VIP, which a service by firewall
+                // mark may not have (only then is it noted: it takes board slots).
+                let addressless = snap
+                    .services
+                    .iter()
+                    .find(|s| s.id == c.service)
+                    .is_none_or(|s| s.vaddr.is_unspecified());
+                if addressless {
+                    self.ftp_note_named(&key, Some(c.vaddr), flow.v6, now);
+                }
                 // A backup holds it as the kernel's does: a connection in LISTEN from the
                 // VIP's port below the control port.
                 self.sync_expected(SyncConn {

@@ -674,7 +674,7 @@ impl Engine {
             self.track(id, &conn, client_direction(conn.method), flow, now, loads);
         }
         if self.ftp.is_some() {
-            self.ftp_from_client(now, id, flow, frame);
+            self.ftp_from_client(snap, now, id, flow, frame);
         }
         if conn.flags & flags::ONE_PACKET != 0 {
             if flow.frag == Frag::Whole {
