@@ -394,13 +394,11 @@ fn sip_persistence_follows_the_call_id() {
 #[test]
 fn sip_templates_are_synced() {
     use rvs_core::sync::{decode, decode_keeping, encode_with, SyncChannel};
-    use std::sync::atomic::Ordering;
+
     use std::sync::Arc;
     let client = [198, 51, 100, 1];
     let mut master = Lab::new();
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    master.engine.sync = Some(ch.clone());
+    let ch = master.sync_master();
     // rr: "warm-up" takes the first server, "abc@host" the second.
     let (_, warm) = master.run(0, &sip_invite(client, 5060, "warm-up"));
     let invite = sip_invite(client, 5062, "abc@host");
@@ -862,13 +860,10 @@ fn syn_to_persistent_service() -> Vec<u8> {
 /// (a backup takes it), and what keeps a template when a flood evicts a later attempt.
 #[test]
 fn templates_are_assured_as_ipvs_assures_them() {
-    use rvs_core::sync::{decode, encode, SyncChannel};
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
+    use rvs_core::sync::{decode, encode};
+
     let mut lab = Lab::new();
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    lab.engine.sync = Some(ch.clone());
+    let ch = lab.sync_master();
     let template = |lab: &Lab, vip: [u8; 4]| {
         let t = lab
             .engine
@@ -2313,9 +2308,8 @@ fn use_vmac_answers_with_the_virtual_router_mac() {
 /// master's did; the server's reply through the NAT one too.
 #[test]
 fn ipv6_connections_continue_on_the_backup() {
-    use rvs_core::sync::{decode, encode, SyncChannel};
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
+    use rvs_core::sync::{decode, encode};
+
     let segment =
         |macs: ([u8; 6], [u8; 6]), ends: ([u8; 16], [u8; 16]), ports: (u16, u16), syn: bool| {
             let mut out = Vec::new();
@@ -2328,9 +2322,7 @@ fn ipv6_connections_continue_on_the_backup() {
             out
         };
     let mut master = Lab::new();
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    master.engine.sync = Some(ch.clone());
+    let ch = master.sync_master();
     let from_client =
         |vip, port, syn| segment((CLIENT_MAC, PORT0_MAC), (CLIENT6, vip), (port, 80), syn);
     let nat_ack = from_client(VIP6, 41000, false);
@@ -2395,13 +2387,10 @@ fn ipv6_connections_continue_on_the_backup() {
 /// to the same servers, mid-flow (an ACK, no SYN), rewritten exactly as on the master.
 #[test]
 fn synced_connections_continue_on_the_backup() {
-    use rvs_core::sync::{decode, encode, SyncChannel};
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
+    use rvs_core::sync::{decode, encode};
+
     let mut master = Lab::new();
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    master.engine.sync = Some(ch.clone());
+    let ch = master.sync_master();
     let nat_syn = tcp4(
         CLIENT_MAC,
         PORT0_MAC,
@@ -2578,13 +2567,10 @@ fn synced_connections_continue_on_the_backup() {
 /// the master last sent it, so the backup's copy never runs out while it lives.
 #[test]
 fn long_connections_are_synced_again() {
-    use rvs_core::sync::SyncChannel;
     use std::sync::atomic::Ordering;
-    use std::sync::Arc;
+
     let mut lab = Lab::new();
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    lab.engine.sync = Some(ch.clone());
+    let ch = lab.sync_master();
     let vip = [192, 168, 1, 101];
     let syn = tcp4(
         CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40001, 80, true, false, b"",
@@ -2622,9 +2608,6 @@ fn long_connections_are_synced_again() {
 /// leaves half the timeout.
 #[test]
 fn sync_refresh_period_sends_connections_again_sooner() {
-    use rvs_core::sync::SyncChannel;
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
     let vip = [192, 168, 1, 101];
     let syn = tcp4(
         CLIENT_MAC, PORT0_MAC, CLIENT, vip, 64, 40001, 80, true, false, b"",
@@ -2638,9 +2621,7 @@ fn sync_refresh_period_sends_connections_again_sooner() {
         let mut lab = Lab::new();
         lab.snap.sync_refresh_period = period;
         lab.engine.adopt(&lab.snap);
-        let ch = Arc::new(SyncChannel::default());
-        ch.sending.store(true, Ordering::Relaxed);
-        lab.engine.sync = Some(ch.clone());
+        let ch = lab.sync_master();
         let mut at = |now: u32, frame: &[u8]| {
             let mut f = VecFrame::new(frame);
             lab.engine.process(&lab.snap, &lab.loads, now, 0, &mut f);
@@ -2663,16 +2644,13 @@ fn sync_refresh_period_sends_connections_again_sooner() {
 /// without persistence is synced as before.
 #[test]
 fn sync_persist_mode_syncs_only_a_persistent_services_templates() {
-    use rvs_core::sync::{ipvs_flags, SyncChannel};
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
+    use rvs_core::sync::ipvs_flags;
+
     let run = |templates_only: bool| {
         let mut lab = Lab::new();
         lab.snap.sync_persist_mode = templates_only;
         lab.engine.adopt(&lab.snap);
-        let ch = Arc::new(SyncChannel::default());
-        ch.sending.store(true, Ordering::Relaxed);
-        lab.engine.sync = Some(ch.clone());
+        let ch = lab.sync_master();
         let mut notes = Vec::new();
         // The persistent service (192.168.1.103, any port), then the DR one.
         for (vip, cport) in [([192, 168, 1, 103], 40000), ([192, 168, 1, 101], 40001)] {

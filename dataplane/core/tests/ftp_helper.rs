@@ -10,7 +10,6 @@ use proptest::prelude::*;
 use rvs_core::engine::{SharedTemplates, Verdict};
 use rvs_core::sync::{decode, encode, SyncChannel, SyncConn};
 use rvs_testkit::*;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const VIP: [u8; 4] = FTP_VIP;
@@ -116,14 +115,6 @@ fn data_ack_segment() -> Vec<u8> {
         &[],
         b"",
     )
-}
-
-/// `lab` as a sync master: the channel its notes go to.
-fn master_channel(lab: &mut Lab) -> Arc<SyncChannel> {
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    lab.engine.sync = Some(ch.clone());
-    ch
 }
 
 /// The notes waiting in `ch`, in order.
@@ -304,7 +295,7 @@ fn a_passive_reply_naming_no_host_leaves_the_data_connection_with_the_server() {
     // A master (a kernel, say) naming such a host: its backup keeps the server too.
     use rvs_core::conn::addr16;
     let mut master = ftp_lab(true);
-    let ch = master_channel(&mut master);
+    let ch = master.sync_master();
     connect(&mut master);
     from_client(&mut master, (1001, 5001), b"PASV\r\n");
     from_server(
@@ -392,7 +383,7 @@ fn a_firewall_mark_service_is_helped_both_ways() {
 #[test]
 fn a_firewall_mark_services_expectations_reach_the_backup() {
     let mut master = fwmark_ftp_lab();
-    let ch = master_channel(&mut master);
+    let ch = master.sync_master();
     connect(&mut master);
     from_client(&mut master, (1001, 5001), b"PASV\r\n");
     from_server(&mut master, (5001, 1007), PASV_REPLY);
@@ -451,7 +442,7 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
     let mut data = ftp_lab(true);
     control.engine.share_templates(board.clone());
     data.engine.share_templates(board);
-    let ch = master_channel(&mut control);
+    let ch = control.sync_master();
     connect(&mut control);
     from_client(&mut control, (1001, 5001), b"PASV\r\n");
     let reply = b"227 Entering Passive Mode (10,0,0,3,195,80).\r\n";
@@ -554,7 +545,7 @@ fn ftp_sessions_continue_on_the_backup() {
     use rvs_core::sync::encode_v0;
     for version in [1, 0] {
         let mut master = ftp_lab(true);
-        let ch = master_channel(&mut master);
+        let ch = master.sync_master();
         connect(&mut master);
         from_client(&mut master, (1001, 5001), b"PASV\r\n");
         from_server(&mut master, (5001, 1007), PASV_REPLY);
@@ -652,7 +643,7 @@ proptest! {
 fn expected_data_connections_reach_the_backup() {
     use rvs_core::sync::ipvs_flags;
     let mut master = ftp_lab(true);
-    let ch = master_channel(&mut master);
+    let ch = master.sync_master();
     connect(&mut master);
     from_client(&mut master, (1001, 5001), b"PASV\r\n");
     from_server(&mut master, (5001, 1007), PASV_REPLY);
@@ -755,7 +746,7 @@ fn a_control_connection_lives_while_its_data_connection_does() {
             control.engine.share_templates(board.clone());
             other.engine.share_templates(board);
         }
-        let ch = master_channel(&mut control);
+        let ch = control.sync_master();
         connect(&mut control);
         from_client(&mut control, (1001, 5001), b"PASV\r\n");
         from_server(&mut control, (5001, 1007), PASV_REPLY);

@@ -635,9 +635,8 @@ fn router(v1: bool) -> Lab {
 }
 
 fn continue_on_the_backup(v1: bool) {
-    use rvs_core::sync::{decode, encode, SyncChannel};
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
+    use rvs_core::sync::{decode, encode};
+
     let delta = if v1 {
         format!(
             "PROXY TCP4 {} {} 40000 80\r\n",
@@ -649,9 +648,7 @@ fn continue_on_the_backup(v1: bool) {
         28
     };
     let mut master = router(v1);
-    let ch = Arc::new(SyncChannel::default());
-    ch.sending.store(true, Ordering::Relaxed);
-    master.engine.sync = Some(ch.clone());
+    let ch = master.sync_master();
     let client = (CLIENT, 40000);
     let c = (GW_MAC, PORT0_MAC);
     let syn = segment(c, client, (VIP, 80), 64, (1000, None), true, &[], b"");

@@ -357,6 +357,14 @@ impl Lab {
         )
     }
 
+    /// This lab as a connection-sync master: the channel its notes go to.
+    pub fn sync_master(&mut self) -> std::sync::Arc<rvs_core::sync::SyncChannel> {
+        let ch = std::sync::Arc::new(rvs_core::sync::SyncChannel::default());
+        ch.sending.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.engine.sync = Some(ch.clone());
+        ch
+    }
+
     pub fn run(&mut self, port: u16, input: &[u8]) -> (Verdict, Vec<u8>) {
         self.run_at(1, port, input)
     }
