@@ -378,6 +378,9 @@ pub struct Director {
     pub nat_icmp_send: bool,
     /// IPVS's schedule_icmp: an ICMP error about a flow without a connection schedules it.
     pub schedule_icmp: bool,
+    /// IPVS's cache_bypass: a firewall-mark service's flow with no server available goes
+    /// on to its own destination.
+    pub cache_bypass: bool,
     /// IPVS's sync_persist_mode: only the templates of persistent services are synced.
     pub sync_persist_mode: bool,
     /// IPVS's sync_refresh_period (seconds, 0: unset).
@@ -431,6 +434,7 @@ impl Director {
             pmtu_disc: true,
             nat_icmp_send: false,
             schedule_icmp: false,
+            cache_bypass: false,
             sync_persist_mode: false,
             sync_refresh_period: 0,
             cache_expiration: Default::default(),
@@ -967,6 +971,7 @@ impl Director {
             ("pmtu_disc", self.pmtu_disc, to.pmtu_disc),
             ("nat_icmp_send", self.nat_icmp_send, to.nat_icmp_send),
             ("schedule_icmp", self.schedule_icmp, to.schedule_icmp),
+            ("cache_bypass", self.cache_bypass, to.cache_bypass),
             (
                 "sync_persist_mode",
                 self.sync_persist_mode,
@@ -1021,6 +1026,7 @@ impl Director {
         self.pmtu_disc = from.pmtu_disc;
         self.nat_icmp_send = from.nat_icmp_send;
         self.schedule_icmp = from.schedule_icmp;
+        self.cache_bypass = from.cache_bypass;
         self.sync_persist_mode = from.sync_persist_mode;
         self.sync_refresh_period = from.sync_refresh_period;
         self.cache_expiration = from.cache_expiration;
@@ -1112,6 +1118,7 @@ impl Director {
         snap.pmtu_disc = self.pmtu_disc;
         snap.nat_icmp_send = self.nat_icmp_send;
         snap.schedule_icmp = self.schedule_icmp;
+        snap.cache_bypass = self.cache_bypass;
         snap.sync_persist_mode = self.sync_persist_mode;
         snap.sync_refresh_period = self.sync_refresh_period;
         snap.cache_expiration = self.cache_expiration;

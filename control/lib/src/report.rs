@@ -86,6 +86,9 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.icmp_scheduled > 0 {
         let _ = writeln!(out, "  ICMP-errors-scheduled: {}", c.icmp_scheduled);
     }
+    if c.bypass_conns > 0 {
+        let _ = writeln!(out, "  Cache-bypass-conns: {}", c.bypass_conns);
+    }
     if c.udp_evictions > 0 {
         let _ = writeln!(out, "  UDP-evictions: {}", c.udp_evictions);
     }

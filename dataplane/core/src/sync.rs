@@ -33,6 +33,8 @@ pub mod ipvs_flags {
     pub const LOCALNODE: u32 = 0x0001;
     pub const TUNNEL: u32 = 0x0002;
     pub const DROUTE: u32 = 0x0003;
+    /// Sent on to its own destination, no server (cache_bypass).
+    pub const BYPASS: u32 = 0x0004;
     pub const SYNC: u32 = 0x0020;
     pub const INACTIVE: u32 = 0x0100;
     pub const TEMPLATE: u32 = 0x1000;

@@ -8,7 +8,7 @@
 
 use proptest::prelude::*;
 use rvs_core::engine::{SharedTemplates, Verdict};
-use rvs_core::sync::{decode, encode, SyncChannel, SyncConn};
+use rvs_core::sync::{decode, encode};
 use rvs_testkit::*;
 use std::sync::Arc;
 
@@ -115,31 +115,6 @@ fn data_ack_segment() -> Vec<u8> {
         &[],
         b"",
     )
-}
-
-/// The notes waiting in `ch`, in order.
-fn notes_of(ch: &SyncChannel) -> Vec<SyncConn> {
-    std::iter::from_fn(|| ch.outbox.pop()).collect()
-}
-
-/// `notes` as a backup reads them from version 1 messages.
-fn through_the_wire(notes: &[SyncConn]) -> Vec<SyncConn> {
-    encode(3, notes, 1472)
-        .iter()
-        .flat_map(|m| decode(m).unwrap().1)
-        .collect()
-}
-
-/// Installs every note on `backup` (each must be taken).
-fn install_all(backup: &mut Lab, notes: Vec<SyncConn>) {
-    for n in notes {
-        assert!(
-            backup
-                .engine
-                .install_synced(&backup.snap, &backup.loads, 1, &n),
-            "{n:?}"
-        );
-    }
 }
 
 /// A client SYN from `sport` to VIP:`dport`: its verdict and output.
@@ -308,7 +283,7 @@ fn a_passive_reply_naming_no_host_leaves_the_data_connection_with_the_server() {
     for n in &mut notes {
         n.daddr = addr16(ip([127, 0, 0, 1]));
     }
-    install_all(&mut backup, notes);
+    backup.install_all(notes);
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS, "the backup's");
@@ -395,7 +370,7 @@ fn a_firewall_mark_services_expectations_reach_the_backup() {
     );
     let notes = notes_of(&ch);
     let mut backup = fwmark_ftp_lab();
-    install_all(&mut backup, through_the_wire(&notes));
+    backup.install_all(through_the_wire(&notes));
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &RS);
@@ -463,7 +438,7 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
     );
     // A backup given the expectation sends its data connection to the named host too.
     let mut backup = ftp_lab(true);
-    install_all(&mut backup, through_the_wire(&notes));
+    backup.install_all(through_the_wire(&notes));
     let (v, out) = data_syn(&mut backup, 40001, 50000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &OTHER, "the backup's data connection");
@@ -500,7 +475,7 @@ fn a_passive_reply_naming_another_host_sends_the_data_connection_there() {
     let mut backup = ftp_lab(true);
     let notes = notes_of(&ch);
     assert_eq!(notes.len(), 1);
-    install_all(&mut backup, notes);
+    backup.install_all(notes);
     let (v, out) = backup.run(0, &data_ack_segment());
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(&out[30..34], &OTHER, "the synced data connection");
@@ -663,7 +638,7 @@ fn expected_data_connections_reach_the_backup() {
         .iter()
         .any(|n| (n.cport, n.vport, n.dport) == (51210, 20, 20)));
     let mut backup = ftp_lab(true);
-    install_all(&mut backup, through_the_wire(&notes));
+    backup.install_all(through_the_wire(&notes));
     // The backup lists the passive one as the master does.
     let listed: Vec<_> = backup.engine.ftp_expected(1).map(|c| c.vport).collect();
     assert_eq!(listed, [50000]);

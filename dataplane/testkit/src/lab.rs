@@ -365,6 +365,16 @@ impl Lab {
         ch
     }
 
+    /// Installs every sync note on this lab, as a backup (each must be taken).
+    pub fn install_all(&mut self, notes: Vec<rvs_core::sync::SyncConn>) {
+        for n in notes {
+            assert!(
+                self.engine.install_synced(&self.snap, &self.loads, 1, &n),
+                "{n:?}"
+            );
+        }
+    }
+
     pub fn run(&mut self, port: u16, input: &[u8]) -> (Verdict, Vec<u8>) {
         self.run_at(1, port, input)
     }
@@ -488,4 +498,17 @@ pub fn tcp6(
         .write(&mut out, payload)
         .unwrap();
     out
+}
+
+/// The sync notes waiting in `ch`, in order.
+pub fn notes_of(ch: &rvs_core::sync::SyncChannel) -> Vec<rvs_core::sync::SyncConn> {
+    std::iter::from_fn(|| ch.outbox.pop()).collect()
+}
+
+/// `notes` as a backup reads them from version 1 messages.
+pub fn through_the_wire(notes: &[rvs_core::sync::SyncConn]) -> Vec<rvs_core::sync::SyncConn> {
+    rvs_core::sync::encode(3, notes, 1472)
+        .iter()
+        .flat_map(|m| rvs_core::sync::decode(m).unwrap().1)
+        .collect()
 }

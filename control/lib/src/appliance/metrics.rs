@@ -340,6 +340,18 @@ impl Appliance {
             );
         }
         f.head(
+            "rvs_worker_cache_bypass_conns_total",
+            "counter",
+            "Connections of firewall-mark services with no server available sent on to their own destination (cache_bypass).",
+        );
+        for w in &self.workers {
+            f.sample(
+                "rvs_worker_cache_bypass_conns_total",
+                &[("worker", w.index.to_string())],
+                w.stats.read_engine().bypass_conns,
+            );
+        }
+        f.head(
             "rvs_worker_ftp_total",
             "counter",
             "The FTP helper's work: replies rewritten to name the VIP, data connections it opened, control connections kept for their data connections.",

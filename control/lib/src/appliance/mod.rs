@@ -1537,7 +1537,7 @@ mod tests {
             "{}{service}\n[[vip]]\naddress = \"192.0.2.10\"\nunserved = \"drop\"\n\n[[outgoing]]\nvip = \"192.0.2.10\"\nports = \"33000-33999\"\nmember = \"10.0.0.1\"\n\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\nvia = \"192.0.2.1\"\n\n[timeouts]\ntcp = 600\n",
             base.replace(
                 "FORWARD",
-                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\nsync_persist_mode = true\nsync_refresh_period = 30\nlblc_expiration = 3600"
+                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\ncache_bypass = true\nsync_persist_mode = true\nsync_refresh_period = 30\nlblc_expiration = 3600"
             )
         );
         std::fs::write(&path, &second).unwrap();
@@ -1545,12 +1545,13 @@ mod tests {
         let r = a.console("reload");
         assert_eq!(r.status, 0, "{}", r.err);
         for line in [
-            "reload: 11 change(s)",
+            "reload: 12 change(s)",
             "  sync_refresh_period 30 s\n",
             "  lblc_expiration 3600 s\n",
             "  pmtu_disc off\n",
             "  nat_icmp_send on\n",
             "  schedule_icmp on\n",
+            "  cache_bypass on\n",
             "  sync_persist_mode on\n",
             "  routes: 0 -> 1\n",
             "  [[outgoing]] member ranges: 0 -> 1\n",
@@ -1572,7 +1573,11 @@ mod tests {
         }
         let snap = a.cell().load();
         assert!(
-            snap.ip_forward && !snap.pmtu_disc && snap.nat_icmp_send && snap.schedule_icmp,
+            snap.ip_forward
+                && !snap.pmtu_disc
+                && snap.nat_icmp_send
+                && snap.schedule_icmp
+                && snap.cache_bypass,
             "in the workers' snapshot"
         );
         assert_eq!(snap.cache_expiration.lblc, 3600);
@@ -1580,7 +1585,8 @@ mod tests {
         // And back: each goes again.
         std::fs::write(&path, &first).unwrap();
         let r = a.console("reload");
-        assert!(r.out.starts_with("reload: 11 change(s)"), "{}", r.out);
+        assert!(r.out.starts_with("reload: 12 change(s)"), "{}", r.out);
+        assert!(r.out.contains("  cache_bypass off\n"), "{}", r.out);
         assert!(r.out.contains("  sync_refresh_period 0 s\n"), "{}", r.out);
         assert!(r.out.contains("  lblc_expiration 86400 s\n"), "{}", r.out);
         assert!(r.out.contains("  nat_icmp_send off\n"), "{}", r.out);
@@ -2421,7 +2427,8 @@ mod tests {
             a.console("sysctl -a").out,
             "net.ipv4.ip_forward = 0\nnet.ipv4.vs.sloppy_tcp = 0\nnet.ipv4.vs.sloppy_sctp = 0\n\
              net.ipv4.vs.expire_nodest_conn = 0\nnet.ipv4.vs.expire_quiescent_template = 0\n\
-             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.sync_persist_mode = 0\n\
+             net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.cache_bypass = 0\n\
+             net.ipv4.vs.sync_persist_mode = 0\n\
              net.ipv4.vs.sync_refresh_period = 0\nnet.ipv4.vs.lblc_expiration = 86400\nnet.ipv4.vs.lblcr_expiration = 86400\n\
              net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
         );
@@ -2463,6 +2470,9 @@ mod tests {
         assert!(!a.cell().load().schedule_icmp, "off by default");
         assert_eq!(a.console("sysctl -w net.ipv4.vs.schedule_icmp=1").status, 0);
         assert!(a.cell().load().schedule_icmp);
+        assert!(!a.cell().load().cache_bypass, "off by default");
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.cache_bypass=1").status, 0);
+        assert!(a.cell().load().cache_bypass);
         assert_eq!(
             a.console("sysctl -w net.ipv4.vs.sync_persist_mode=1")
                 .status,

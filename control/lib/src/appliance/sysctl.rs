@@ -40,7 +40,7 @@ fn seconds(a: &Appliance, field: fn(&mut Director) -> &mut u32, v: i64) -> Resul
     })
 }
 
-const KEYS: [Key; 15] = [
+const KEYS: [Key; 16] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -85,6 +85,11 @@ const KEYS: [Key; 15] = [
         name: "net.ipv4.vs.schedule_icmp",
         get: |a| flag(a, |d| d.schedule_icmp),
         set: |a, v| switch(a, |d| &mut d.schedule_icmp, v),
+    },
+    Key {
+        name: "net.ipv4.vs.cache_bypass",
+        get: |a| flag(a, |d| d.cache_bypass),
+        set: |a, v| switch(a, |d| &mut d.cache_bypass, v),
     },
     Key {
         name: "net.ipv4.vs.sync_persist_mode",

@@ -434,8 +434,9 @@ pub struct LbConfig {
     pub pmtu_disc_off: bool,
     /// `[dataplane] nat_icmp_send`, `backup_only`.
     pub nat_icmp_send: bool,
-    /// `[dataplane] schedule_icmp`, `sync_persist_mode`.
+    /// `[dataplane] schedule_icmp`, `cache_bypass`, `sync_persist_mode`.
     pub schedule_icmp: bool,
+    pub cache_bypass: bool,
     pub sync_persist_mode: bool,
     /// `[dataplane] sync_refresh_period` (seconds, 0: unset).
     pub sync_refresh_period: u32,
@@ -868,6 +869,7 @@ impl LbConfig {
         d.pmtu_disc = !self.pmtu_disc_off;
         d.nat_icmp_send = self.nat_icmp_send;
         d.schedule_icmp = self.schedule_icmp;
+        d.cache_bypass = self.cache_bypass;
         d.sync_persist_mode = self.sync_persist_mode;
         d.sync_refresh_period = self.sync_refresh_period;
         d.cache_expiration = self.cache_expiration;

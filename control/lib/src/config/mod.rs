@@ -192,6 +192,10 @@ struct RawDataplane {
     /// connection holds (one another node behind ECMP balanced) schedules that flow.
     #[serde(default)]
     schedule_icmp: bool,
+    /// IPVS's net.ipv4.vs.cache_bypass: a firewall-mark service's new connection with no
+    /// server available goes on to its own destination (a transparent cache's origin).
+    #[serde(default)]
+    cache_bypass: bool,
     /// IPVS's net.ipv4.vs.sync_persist_mode: a persistent service's connections are not
     /// synced, only its templates.
     #[serde(default)]
@@ -279,6 +283,7 @@ impl Default for RawDataplane {
             pmtu_disc: true,
             nat_icmp_send: false,
             schedule_icmp: false,
+            cache_bypass: false,
             sync_persist_mode: false,
             sync_refresh_period: None,
             lblc_expiration: None,
@@ -472,6 +477,7 @@ impl Config {
         lb.pmtu_disc_off = !raw.dataplane.pmtu_disc;
         lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
         lb.schedule_icmp = raw.dataplane.schedule_icmp || raw.dataplane.ecmp;
+        lb.cache_bypass = raw.dataplane.cache_bypass;
         lb.sync_persist_mode = raw.dataplane.sync_persist_mode;
         let expiration = |field: &str, value: &Option<Spanned<u32>>| match value {
             Some(v) if *v.get_ref() > CacheExpiration::MAX_S => Err(source.error(

@@ -146,6 +146,9 @@ pub struct Counters {
     pub snat_conns: u64,
     /// Connections ICMP errors made (IPVS's schedule_icmp).
     pub icmp_scheduled: u64,
+    /// Connections sent on to their own destination with no server available (IPVS's
+    /// cache_bypass).
+    pub bypass_conns: u64,
     /// The FTP helper: 227/229 replies rewritten (retransmissions too), data connections
     /// it opened (passive and active), control connections kept for their data ones.
     pub ftp_rewrites: u64,
@@ -207,6 +210,7 @@ pub struct CounterSlots {
     pub member_packets: Slot,
     pub snat_conns: Slot,
     pub icmp_scheduled: Slot,
+    pub bypass_conns: Slot,
     pub ftp_rewrites: Slot,
     pub ftp_data_conns: Slot,
     pub ftp_controls_kept: Slot,
@@ -257,6 +261,7 @@ impl CounterSlots {
             member_packets: Slot::default(),
             snat_conns: Slot::default(),
             icmp_scheduled: Slot::default(),
+            bypass_conns: Slot::default(),
             ftp_rewrites: Slot::default(),
             ftp_data_conns: Slot::default(),
             ftp_controls_kept: Slot::default(),
@@ -328,6 +333,7 @@ impl CounterSlots {
             member_packets: self.member_packets.get(),
             snat_conns: self.snat_conns.get(),
             icmp_scheduled: self.icmp_scheduled.get(),
+            bypass_conns: self.bypass_conns.get(),
             ftp_rewrites: self.ftp_rewrites.get(),
             ftp_data_conns: self.ftp_data_conns.get(),
             ftp_controls_kept: self.ftp_controls_kept.get(),

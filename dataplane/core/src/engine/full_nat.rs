@@ -22,6 +22,15 @@ const FULL_NAT_PORTS: (u16, u16) = (1024, 65535);
 /// The service id and server id of an SNAT entry (no service, no server).
 pub(super) const SNAT_SERVICE: u16 = u16::MAX;
 pub(super) const SNAT_DEST: u32 = u32::MAX;
+/// The server id of a cache-bypass entry (no server: its packets go to their own
+/// destination; service [`SNAT_SERVICE`]).
+pub(super) const BYPASS_DEST: u32 = u32::MAX - 1;
+
+/// Whether an entry's server id names a real server (not an SNAT or cache-bypass entry's).
+#[inline]
+pub(super) fn of_a_server(dest: u32) -> bool {
+    dest < BYPASS_DEST
+}
 
 /// `cursor` one step round `0..span` (a compare, no division; a cursor past a smaller span
 /// starts again at 0): the next candidate's place.

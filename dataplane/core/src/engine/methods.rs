@@ -570,7 +570,7 @@ impl Engine {
     pub(super) fn server_removed(&self, snap: &Snapshot, id: crate::conn::ConnId) -> bool {
         self.table.get(id).is_some_and(|c| {
             (c.hop_epoch != self.hop_epoch || c.hop_to_server == NO_HOP)
-                && c.dest != SNAT_DEST
+                && of_a_server(c.dest)
                 && !snap.has_server(c.dest)
         })
     }
@@ -621,20 +621,29 @@ impl Engine {
                     self.new_conn(snap, loads, opener, key, flow, frame.bytes())
                 }) {
                 Ok(id) => id,
-                Err(DropReason::NoServer) => {
-                    // No server available: drop (counted once), and tell the client (port
-                    // unreachable) when the error can go out.
-                    self.counters.dropped(DropReason::NoServer);
-                    let error =
-                        self.build_icmp_error(snap, now, *flow, IcmpError::PortUnreachable, frame);
-                    return match error {
-                        Ok(v) => v,
-                        Err(DropReason::NoNeighbour) => self
-                            .ask_for_sender(snap, now, flow, frame)
-                            .unwrap_or(Verdict::Drop(DropReason::NoServer)),
-                        Err(_) => Verdict::Drop(DropReason::NoServer),
-                    };
-                }
+                Err(DropReason::NoServer) => match self.cache_bypass(snap, now, key, flow) {
+                    Some(Ok(id)) => id,
+                    Some(Err(reason)) => return self.drop(reason),
+                    None => {
+                        // No server available: drop (counted once), and tell the client
+                        // (port unreachable) when the error can go out.
+                        self.counters.dropped(DropReason::NoServer);
+                        let error = self.build_icmp_error(
+                            snap,
+                            now,
+                            *flow,
+                            IcmpError::PortUnreachable,
+                            frame,
+                        );
+                        return match error {
+                            Ok(v) => v,
+                            Err(DropReason::NoNeighbour) => self
+                                .ask_for_sender(snap, now, flow, frame)
+                                .unwrap_or(Verdict::Drop(DropReason::NoServer)),
+                            Err(_) => Verdict::Drop(DropReason::NoServer),
+                        };
+                    }
+                },
                 Err(DropReason::NoService) => {
                     return self.unserved(snap, flow, DropReason::NoService)
                 }
@@ -672,6 +681,9 @@ impl Engine {
         };
         if tracked == Tracked::No {
             self.track(id, &conn, client_direction(conn.method), flow, now, loads);
+        }
+        if conn.dest == BYPASS_DEST {
+            return self.forward_bypassed(snap, loads, now, (id, conn.flags), flow, frame);
         }
         if self.ftp.is_some() {
             self.ftp_from_client(snap, now, id, flow, frame);

@@ -67,7 +67,7 @@ use std::sync::Arc;
 
 use classify::*;
 use fragments::*;
-use full_nat::{SNAT_DEST, SNAT_SERVICE};
+use full_nat::{of_a_server, BYPASS_DEST, SNAT_DEST, SNAT_SERVICE};
 use held::*;
 use icmp_errors::*;
 use methods::*;
@@ -387,13 +387,14 @@ impl Engine {
         }
         // A source no host can have, or a LAND packet (from a VIP or the appliance itself),
         // is never balanced, answered or relayed; the host's stack judges its own traffic.
-        // What each address is, looked up once.
+        // (An address a firewall mark's prefix covers is someone else's: a transparent
+        // cache's origin answers from one.) What each address is, looked up once.
         let dst = flow
             .dst_class
             .unwrap_or_else(|| snap.class_of_mapped(&flow.dst));
         let src = snap.class_of_mapped(&flow.src);
         let hosts_own = !dst.is_vip() && (dst.is_local() || is_group_address(flow.dst_ip()));
-        if (martian_mapped(&flow.src) || src.is_vip() || src.is_local()) && !hosts_own {
+        if (martian_mapped(&flow.src) || src.is_exact_vip() || src.is_local()) && !hosts_own {
             return self.drop(DropReason::Martian);
         }
         // keepalived's firewall for an instance without accept mode drops what is sent to

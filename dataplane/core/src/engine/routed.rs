@@ -32,7 +32,7 @@ impl Engine {
             );
         }
         self.counters.member_packets.add(1);
-        self.send_routed(snap, (now, port), &flow, range.member, frame)
+        self.send_routed(snap, (now, Some(port)), &flow, range.member, frame)
     }
 
     /// A NAT member's packet from its outgoing range: the VIP becomes its source.
@@ -59,7 +59,7 @@ impl Engine {
             flow.sport,
         );
         self.counters.member_packets.add(1);
-        self.send_routed(snap, (now, port), &flow, flow.dst_ip(), frame)
+        self.send_routed(snap, (now, Some(port)), &flow, flow.dst_ip(), frame)
     }
 
     /// A packet for neither a VIP nor the appliance, sent to this port's MAC: routed on by
@@ -77,17 +77,116 @@ impl Engine {
         }
         rewrite_ip_only(frame.bytes_mut(), &flow, Side::Dst, flow.dst);
         self.counters.routed.add(1);
-        self.send_routed(snap, (now, port), &flow, flow.dst_ip(), frame)
+        self.send_routed(snap, (now, Some(port)), &flow, flow.dst_ip(), frame)
+    }
+
+    /// IPVS's cache_bypass: a new connection of a firewall-mark service with no server
+    /// available, to an address that is neither a VIP of its own nor the appliance's
+    /// (a transparent cache cluster's origin), gets an entry that sends it on to that
+    /// destination unchanged, and keeps sending it there after servers come back, until it
+    /// ends. None: not such a flow (no server: dropped, as before); Err: no entry.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn cache_bypass(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        key: InKey,
+        flow: &Flow,
+    ) -> Option<Result<crate::conn::ConnId, DropReason>> {
+        if !snap.cache_bypass {
+            return None;
+        }
+        let entry = snap.service_for_mapped(flow.proto, &flow.src, &flow.dst, flow.dport)?;
+        let svc = snap.scheduling_service(entry);
+        let dst = snap.class_of_mapped(&flow.dst);
+        let unicast = match flow.dst_ip() {
+            IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+            IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+        };
+        if svc.group.is_none() || dst.is_exact_vip() || dst.is_local() || !unicast {
+            return None;
+        }
+        let one_packet = svc.one_packet && flow.proto == proto::UDP;
+        let first = match flow.proto {
+            proto::UDP if !one_packet => crate::conn::UDP_FIRST_DATAGRAM,
+            _ => opening_state(flow, ForwardMethod::Dr),
+        };
+        let nowhere = if flow.v6 {
+            [0; 16]
+        } else {
+            addr16(IpAddr::from([0, 0, 0, 0]))
+        };
+        // Seen from the client's side only, as a direct-routing entry (input-only states).
+        let mut c = Conn::new(
+            key,
+            nowhere,
+            0,
+            SNAT_SERVICE,
+            BYPASS_DEST,
+            ForwardMethod::Dr,
+            if one_packet { flags::ONE_PACKET } else { 0 },
+        );
+        c.state = first;
+        if state_is_active(flow.proto, first) {
+            c.flags |= flags::ACTIVE;
+        }
+        let expires = now.saturating_add(self.timeouts.of(flow.proto, first));
+        let made = match flow.in_hash() {
+            Some(h) => self.table.insert_hashed(c, h, expires),
+            None => self.table.insert(c, expires),
+        };
+        let id = match made {
+            Ok(id) => id,
+            Err(e) => return Some(Err(drop_reason(e))),
+        };
+        if !crate::conn::leaves_embryonic(flow.proto, first) {
+            self.table.mark_embryonic(id);
+        }
+        self.counters.bypass_conns.add(1);
+        let stateful = flow.proto == proto::TCP || flow.proto == proto::SCTP;
+        if first != 0 || !stateful {
+            self.sync_note(id, now);
+        }
+        Some(Ok(id))
+    }
+
+    /// A packet of cache-bypass entry `id` (with `conn_flags`): routed on to its own
+    /// destination, as the kernel sends it (an output route: no input port for the policy
+    /// rules), its TTL decremented as any routed packet's.
+    pub(super) fn forward_bypassed<F: Frame>(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        (id, conn_flags): (crate::conn::ConnId, u8),
+        flow: &Flow,
+        frame: &mut F,
+    ) -> Verdict {
+        if conn_flags & flags::ONE_PACKET != 0 {
+            if flow.frag == Frag::Whole {
+                self.release(id, loads);
+            } else {
+                self.table.set_expires(id, now.saturating_add(FRAG_TIMEOUT));
+            }
+        }
+        if flow.ttl <= 1 {
+            return self.icmp_error(snap, now, *flow, IcmpError::TimeExceeded, frame);
+        }
+        rewrite_ip_only(frame.bytes_mut(), flow, Side::Dst, flow.dst);
+        self.counters.routed.add(1);
+        self.send_routed(snap, (now, None), flow, flow.dst_ip(), frame)
     }
 
     /// Out of the port the routes give for `dst` (from the packet's source as it came in
     /// on `in_port`, as the kernel routes before its source NAT, its policy rules seeing
-    /// the flow's DS field, protocol and ports), to its next hop's MAC (the frame waits
-    /// for it when unknown); too big for that port: ICMP, as for balanced traffic.
+    /// the flow's DS field, protocol and ports; no port: an output route), to its next
+    /// hop's MAC (the frame waits for it when unknown); too big for that port: ICMP, as
+    /// for balanced traffic.
     fn send_routed<F: Frame>(
         &mut self,
         snap: &Snapshot,
-        (now, in_port): (u32, u16),
+        (now, in_port): (u32, Option<u16>),
         flow: &Flow,
         dst: IpAddr,
         frame: &mut F,
@@ -96,7 +195,7 @@ impl Engine {
         let query = RouteQuery {
             src: Some(flow.src_ip()),
             dst,
-            iif: Some(in_port),
+            iif: in_port,
             tos: ds_field(flow, frame.bytes()),
             proto: flow.proto,
             sport: if with_ports { flow.sport } else { 0 },

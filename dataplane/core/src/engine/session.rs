@@ -238,7 +238,7 @@ impl Engine {
         };
         let mut ids = std::mem::take(&mut self.swept);
         ids.clear();
-        let removed = |c: &Conn| c.dest != SNAT_DEST && !snap.has_server(c.dest);
+        let removed = |c: &Conn| of_a_server(c.dest) && !snap.has_server(c.dest);
         let next = self
             .table
             .select_live(from, budget.min(ids.capacity()), &mut ids, |c| {

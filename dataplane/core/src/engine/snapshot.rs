@@ -706,6 +706,9 @@ pub struct Snapshot {
     /// (behind ECMP, one another node balanced) schedules the client's flow it quotes, so
     /// it reaches the server the flow goes to.
     pub schedule_icmp: bool,
+    /// IPVS's cache_bypass: a firewall-mark service's new connection with no server
+    /// available goes on to its own destination (not a VIP or the appliance's address).
+    pub cache_bypass: bool,
     /// IPVS's lblc_expiration and lblcr_expiration.
     pub cache_expiration: crate::sched::CacheExpiration,
     /// IPVS's sync_persist_mode: the connections of persistent services are not synced,
@@ -840,6 +843,7 @@ impl Snapshot {
             conn_reuse_mode: 1,
             nat_icmp_send: false,
             schedule_icmp: false,
+            cache_bypass: false,
             cache_expiration: crate::sched::CacheExpiration::default(),
             sync_persist_mode: false,
             sync_refresh_period: 0,

@@ -87,6 +87,7 @@ impl Engine {
     ) -> SyncConn {
         let template = c.is_template();
         let fwd = match c.method {
+            _ if c.dest == BYPASS_DEST => ipvs_flags::BYPASS,
             _ if c.flags & flags::LOCAL != 0 => ipvs_flags::LOCALNODE,
             ForwardMethod::Nat => ipvs_flags::MASQ,
             ForwardMethod::Dr => ipvs_flags::DROUTE,
@@ -161,8 +162,9 @@ impl Engine {
         timeout.clamp(1, 31 * 24 * 3600)
     }
 
-    /// Installs (or refreshes) an SNAT entry a master sent (no service to find).
-    fn install_synced_snat(&mut self, now: u32, s: &SyncConn, l: SyncLocal) -> bool {
+    /// Installs (or refreshes) an SNAT entry (`local`) or a cache-bypass entry a master
+    /// sent: no service or server to find.
+    fn install_synced_unbound(&mut self, now: u32, s: &SyncConn, local: Option<SyncLocal>) -> bool {
         let key = InKey {
             proto: s.proto,
             caddr: s.caddr,
@@ -179,6 +181,23 @@ impl Engine {
             self.table.set_expires(id, expires);
             return true;
         }
+        let Some(l) = local else {
+            let one_packet = s.flags & ipvs_flags::ONE_PACKET != 0;
+            let mut c = Conn::new(
+                key,
+                s.daddr,
+                0,
+                SNAT_SERVICE,
+                BYPASS_DEST,
+                ForwardMethod::Dr,
+                if one_packet { flags::ONE_PACKET } else { 0 },
+            );
+            c.state = state;
+            if state_is_active(s.proto, state) {
+                c.flags |= flags::ACTIVE;
+            }
+            return self.table.insert(c, expires).is_ok();
+        };
         let mut c = Conn::new(
             key,
             s.daddr,
@@ -207,12 +226,15 @@ impl Engine {
         s: &SyncConn,
     ) -> bool {
         if let Some(l) = s.local.filter(|l| l.snat) {
-            return self.install_synced_snat(now, s, l);
+            return self.install_synced_unbound(now, s, Some(l));
+        }
+        let template = s.flags & ipvs_flags::TEMPLATE != 0;
+        if !template && s.flags & ipvs_flags::FWD_MASK == ipvs_flags::BYPASS {
+            return self.install_synced_unbound(now, s, None);
         }
         if s.flags & ipvs_flags::NO_CPORT != 0 {
             return self.install_synced_expectation(snap, now, s);
         }
-        let template = s.flags & ipvs_flags::TEMPLATE != 0;
         let group = (template && s.fwmark != 0).then_some(s.fwmark);
         let mut ftp_data = false;
         let entry = match group {
