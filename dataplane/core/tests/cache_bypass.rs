@@ -113,8 +113,8 @@ fn without_cache_bypass_or_outside_a_marked_origin_the_client_is_told_no() {
     assert!(is_port_unreachable(&v, &out), "{v:?}");
     assert_eq!(lab.engine.counters().bypass_conns, 0);
     assert_eq!(lab.engine.table.len(), 0);
-    // On, but a service of an address and port (not a firewall mark's): its server
-    // quiesced, the client is told no, as IPVS only bypasses for firewall marks.
+    // On, but a service of an address and port (not a firewall mark's), its server
+    // quiesced: the client is told no (its VIP is the appliance's own, never sent on).
     let mut lab = cache_lab(0, true);
     let quiesced = tcp4(
         GW_MAC,
