@@ -401,6 +401,34 @@ fn snat_masquerades_routed_traffic_and_translates_the_replies_back() {
     assert_eq!(lab.run(0, &inbound), (Verdict::Forward { port: 1 }, want));
 }
 
+/// A connection from outside to an inside host (routed, no service) is the outside's: the
+/// host's SYN-ACK is routed back unchanged, as Linux's conntrack sees a reply there and
+/// SNAT takes only new connections; the host's own SYN out is masqueraded.
+#[test]
+fn an_inside_hosts_answer_to_a_connection_from_outside_is_not_masqueraded() {
+    let mut lab = lab(None, vec![masquerade((1024, 65535))]);
+    let seg = |macs: ([u8; 6], [u8; 6]), (src, sport), (dst, dport), ttl, ack| {
+        tcp4(macs.0, macs.1, src, dst, ttl, sport, dport, true, ack, b"")
+    };
+    let syn = seg((GW_MAC, PORT0_MAC), (REMOTE, 40000), (RS, 22), 50, false);
+    let want = seg((PORT1_MAC, RS2_MAC), (REMOTE, 40000), (RS, 22), 49, false);
+    assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 1 }, want));
+    let syn_ack = seg((RS2_MAC, PORT1_MAC), (RS, 22), (REMOTE, 40000), 64, true);
+    let want = seg((PORT0_MAC, GW_MAC), (RS, 22), (REMOTE, 40000), 63, true);
+    assert_eq!(lab.run(1, &syn_ack), (Verdict::Forward { port: 0 }, want));
+    assert_eq!(lab.engine.counters().snat_conns, 0);
+    let own_syn = seg((RS2_MAC, PORT1_MAC), (RS, 41000), (REMOTE, 22), 64, false);
+    let want = seg(
+        (PORT0_MAC, GW_MAC),
+        ([192, 168, 1, 1], 41000),
+        (REMOTE, 22),
+        63,
+        false,
+    );
+    assert_eq!(lab.run(1, &own_syn), (Verdict::Forward { port: 0 }, want));
+    assert_eq!(lab.engine.counters().snat_conns, 1);
+}
+
 #[test]
 fn an_exhausted_snat_pool_is_a_counted_drop() {
     let mut lab = lab(None, vec![masquerade((6000, 6000))]);

@@ -213,7 +213,10 @@ impl Engine {
         let id = match self.table.lookup_in(&in_key(&flow)) {
             Some(id) => id,
             None => {
-                if !opens_connection(&flow) || flow.frag != Frag::Whole {
+                // A SYN-ACK answers a connection from the other side (Linux's conntrack
+                // sees a reply, which SNAT leaves): routed unchanged.
+                let answer = flow.proto == proto::TCP && flow.tcp_flags & tcp::ACK != 0;
+                if !opens_connection(&flow) || answer || flow.frag != Frag::Whole {
                     return None;
                 }
                 let (out_port, _) = snap.route(flow.dst_ip())?;
