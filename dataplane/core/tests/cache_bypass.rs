@@ -186,3 +186,52 @@ fn a_bypassed_connection_survives_a_failover() {
     let (syn, _) = to_origin(ORIGIN, 40001, true);
     assert_eq!(backup.run(0, &syn).0, Verdict::Forward { port: 1 });
 }
+
+/// Over IPv6 alike: the entry's destination is `::`.
+#[test]
+fn an_ipv6_flow_goes_on_to_its_origin_too() {
+    let origin6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+    let mut index = 0;
+    let mut snap = snapshot_with(|services| {
+        index = services.len();
+        let mut cache = rs(CACHE_ID, RS6, 0, ForwardMethod::Dr);
+        cache.weight = 0;
+        services.push(Service::new(
+            index as u16,
+            6,
+            ip([0u8; 16]),
+            0,
+            Some(MARK),
+            SchedKind::Rr,
+            None,
+            vec![cache],
+        ));
+    });
+    snap.set_marks(vec![(
+        MarkRule {
+            mark: MARK,
+            proto: Some(6),
+            dst: (
+                ip([0x20, 1, 0xd, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                48,
+            ),
+            ports: (80, 80),
+            src: None,
+        },
+        index,
+    )]);
+    snap.cache_bypass = true;
+    let mut lab = Lab::with(
+        snap,
+        EngineConfig {
+            conn_capacity: 1024,
+            ..EngineConfig::default()
+        },
+    );
+    let syn = tcp6(GW6_MAC, PORT0_MAC, CLIENT6, origin6, 64, 40000, 80, b"");
+    let routed = tcp6(PORT0_MAC, GW6_MAC, CLIENT6, origin6, 63, 40000, 80, b"");
+    assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 0 }, routed));
+    let (_, entry) = lab.engine.table.iter().next().expect("an entry");
+    assert_eq!((entry.daddr, entry.dport), ([0; 16], 0));
+    assert_eq!(lab.engine.counters().bypass_conns, 1);
+}
