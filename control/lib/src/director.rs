@@ -381,6 +381,8 @@ pub struct Director {
     /// IPVS's cache_bypass: a firewall-mark service's flow with no server available goes
     /// on to its own destination.
     pub cache_bypass: bool,
+    /// IPVS's run_estimation (on unless set): off, the rate estimator stands still.
+    pub run_estimation: bool,
     /// IPVS's sync_persist_mode: only the templates of persistent services are synced.
     pub sync_persist_mode: bool,
     /// IPVS's sync_refresh_period (seconds, 0: unset).
@@ -435,6 +437,7 @@ impl Director {
             nat_icmp_send: false,
             schedule_icmp: false,
             cache_bypass: false,
+            run_estimation: true,
             sync_persist_mode: false,
             sync_refresh_period: 0,
             cache_expiration: Default::default(),
@@ -972,6 +975,7 @@ impl Director {
             ("nat_icmp_send", self.nat_icmp_send, to.nat_icmp_send),
             ("schedule_icmp", self.schedule_icmp, to.schedule_icmp),
             ("cache_bypass", self.cache_bypass, to.cache_bypass),
+            ("run_estimation", self.run_estimation, to.run_estimation),
             (
                 "sync_persist_mode",
                 self.sync_persist_mode,
@@ -1027,6 +1031,7 @@ impl Director {
         self.nat_icmp_send = from.nat_icmp_send;
         self.schedule_icmp = from.schedule_icmp;
         self.cache_bypass = from.cache_bypass;
+        self.run_estimation = from.run_estimation;
         self.sync_persist_mode = from.sync_persist_mode;
         self.sync_refresh_period = from.sync_refresh_period;
         self.cache_expiration = from.cache_expiration;

@@ -33,6 +33,15 @@ impl Estimator {
         self.last = Some((at, raw));
     }
 
+    /// A step with the counters at `at`, or with none (run_estimation off): the rates
+    /// stand, and the next step only takes the counters.
+    fn step(&mut self, at: Instant, raw: Option<Figures>) {
+        match raw {
+            Some(raw) => self.tick(at, raw),
+            None => self.last = None,
+        }
+    }
+
     fn rates(v: &[[f64; 5]]) -> Vec<Stats> {
         v.iter()
             .map(|a| Stats::from_fields(a.map(|x| x.round() as u64)))
@@ -96,10 +105,13 @@ impl Appliance {
         }
     }
 
-    /// One estimator step; the runtime calls it every 2 seconds.
+    /// One estimator step; the runtime calls it every 2 seconds. With run_estimation off
+    /// the rates stand still, as IPVS's; turned on again, the first step only takes the
+    /// counters (so no rate spans the pause).
     pub fn estimate(&self) {
-        let raw = self.raw_figures();
-        self.estimator.lock().tick(Instant::now(), raw);
+        let running = self.director.lock().run_estimation;
+        let raw = running.then(|| self.raw_figures());
+        self.estimator.lock().step(Instant::now(), raw);
         self.cell.reclaim();
     }
 
@@ -148,6 +160,33 @@ mod tests {
         // rate 100/s, avg = 0 + (100 - 0) / 4
         assert_eq!(Estimator::rates(&e.entries)[0].conns, 25);
         e.tick(t0 + Duration::from_secs(4), f(400));
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 44);
+    }
+
+    /// run_estimation off: the rates stand still; back on, the first step takes the
+    /// counters only, the next estimates from there (not over the pause).
+    #[test]
+    fn estimation_paused_keeps_its_rates_and_restarts_from_the_counters() {
+        let mut e = Estimator::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let f = |n: u64| Figures {
+            entries: vec![Stats {
+                conns: n,
+                ..Stats::default()
+            }],
+            ..Figures::default()
+        };
+        e.step(at(0), Some(f(0)));
+        e.step(at(2), Some(f(200)));
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 25);
+        e.step(at(4), None);
+        e.step(at(6), None);
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 25, "paused");
+        // 10,000 connections came during the pause: not a rate of 2,500/s.
+        e.step(at(8), Some(f(10_200)));
+        assert_eq!(Estimator::rates(&e.entries)[0].conns, 25);
+        e.step(at(10), Some(f(10_400)));
         assert_eq!(Estimator::rates(&e.entries)[0].conns, 44);
     }
 }

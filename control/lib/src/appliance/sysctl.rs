@@ -40,7 +40,7 @@ fn seconds(a: &Appliance, field: fn(&mut Director) -> &mut u32, v: i64) -> Resul
     })
 }
 
-const KEYS: [Key; 16] = [
+const KEYS: [Key; 17] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -90,6 +90,11 @@ const KEYS: [Key; 16] = [
         name: "net.ipv4.vs.cache_bypass",
         get: |a| flag(a, |d| d.cache_bypass),
         set: |a, v| switch(a, |d| &mut d.cache_bypass, v),
+    },
+    Key {
+        name: "net.ipv4.vs.run_estimation",
+        get: |a| flag(a, |d| d.run_estimation),
+        set: |a, v| switch(a, |d| &mut d.run_estimation, v),
     },
     Key {
         name: "net.ipv4.vs.sync_persist_mode",

@@ -153,7 +153,7 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         usage: "sysctl [-w] [NAME[=VALUE]]... | sysctl [-e] [-q] -p FILE | sysctl --system",
-        help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.sloppy_sctp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.nat_icmp_send, net.ipv4.vs.schedule_icmp, net.ipv4.vs.cache_bypass, net.ipv4.vs.sync_persist_mode, net.ipv4.vs.sync_refresh_period, net.ipv4.vs.lblc_expiration, net.ipv4.vs.lblcr_expiration, net.ipv4.vs.backup_only, net.ipv4.vs.sync_version",
+        help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.sloppy_sctp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.nat_icmp_send, net.ipv4.vs.schedule_icmp, net.ipv4.vs.cache_bypass, net.ipv4.vs.run_estimation, net.ipv4.vs.sync_persist_mode, net.ipv4.vs.sync_refresh_period, net.ipv4.vs.lblc_expiration, net.ipv4.vs.lblcr_expiration, net.ipv4.vs.backup_only, net.ipv4.vs.sync_version",
         phrases: &[
             "sysctl -w net.ipv4.vs.expire_nodest_conn=",
             "sysctl -w net.ipv4.vs.expire_quiescent_template=",
@@ -165,6 +165,7 @@ pub const VERBS: &[Verb] = &[
             "sysctl -w net.ipv4.vs.nat_icmp_send=",
             "sysctl -w net.ipv4.vs.schedule_icmp=",
             "sysctl -w net.ipv4.vs.cache_bypass=",
+            "sysctl -w net.ipv4.vs.run_estimation=",
             "sysctl -w net.ipv4.vs.sync_persist_mode=",
             "sysctl -w net.ipv4.vs.sync_refresh_period=",
             "sysctl -w net.ipv4.vs.lblc_expiration=",

@@ -437,6 +437,8 @@ pub struct LbConfig {
     /// `[dataplane] schedule_icmp`, `cache_bypass`, `sync_persist_mode`.
     pub schedule_icmp: bool,
     pub cache_bypass: bool,
+    /// `[dataplane] run_estimation = false`.
+    pub run_estimation_off: bool,
     pub sync_persist_mode: bool,
     /// `[dataplane] sync_refresh_period` (seconds, 0: unset).
     pub sync_refresh_period: u32,
@@ -870,6 +872,7 @@ impl LbConfig {
         d.nat_icmp_send = self.nat_icmp_send;
         d.schedule_icmp = self.schedule_icmp;
         d.cache_bypass = self.cache_bypass;
+        d.run_estimation = !self.run_estimation_off;
         d.sync_persist_mode = self.sync_persist_mode;
         d.sync_refresh_period = self.sync_refresh_period;
         d.cache_expiration = self.cache_expiration;

@@ -196,6 +196,10 @@ struct RawDataplane {
     /// server available goes on to its own destination (a transparent cache's origin).
     #[serde(default)]
     cache_bypass: bool,
+    /// IPVS's net.ipv4.vs.run_estimation (default on): off, the rates `--rate` shows
+    /// stay as they were.
+    #[serde(default = "ports::yes")]
+    run_estimation: bool,
     /// IPVS's net.ipv4.vs.sync_persist_mode: a persistent service's connections are not
     /// synced, only its templates.
     #[serde(default)]
@@ -284,6 +288,7 @@ impl Default for RawDataplane {
             nat_icmp_send: false,
             schedule_icmp: false,
             cache_bypass: false,
+            run_estimation: true,
             sync_persist_mode: false,
             sync_refresh_period: None,
             lblc_expiration: None,
@@ -478,6 +483,7 @@ impl Config {
         lb.nat_icmp_send = raw.dataplane.nat_icmp_send;
         lb.schedule_icmp = raw.dataplane.schedule_icmp || raw.dataplane.ecmp;
         lb.cache_bypass = raw.dataplane.cache_bypass;
+        lb.run_estimation_off = !raw.dataplane.run_estimation;
         lb.sync_persist_mode = raw.dataplane.sync_persist_mode;
         let expiration = |field: &str, value: &Option<Spanned<u32>>| match value {
             Some(v) if *v.get_ref() > CacheExpiration::MAX_S => Err(source.error(
