@@ -59,7 +59,7 @@ pub struct FrameSpec {
     pub wait: u8,
 }
 
-const VIPS: [[u8; 4]; 9] = [
+const VIPS: [[u8; 4]; 10] = [
     [192, 168, 1, 100],
     [192, 168, 1, 101],
     [192, 168, 1, 102],
@@ -67,9 +67,10 @@ const VIPS: [[u8; 4]; 9] = [
     [192, 168, 1, 104],
     [192, 168, 1, 105],
     [192, 168, 1, 106],
-    // The router lab's member range and marked prefix.
+    // The router lab's member range, marked prefix and cache cluster's origins.
     [192, 168, 1, 120],
     [192, 168, 2, 7],
+    [192, 168, 3, 7],
 ];
 const VIPS6: [[u8; 16]; 3] = [VIP6, VIP6_TUN, VIP6_DR];
 const SERVERS: [[u8; 4]; 3] = [[10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 9]];

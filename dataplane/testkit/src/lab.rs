@@ -307,15 +307,31 @@ impl Lab {
 
     /// The lab as its servers' router: full NAT with PROXY v2 on the NAT service
     /// 192.168.1.100:80, SNAT of the servers' LAN out of port 0, routing between the ports,
-    /// a member's outgoing ports on 192.168.1.120 and a firewall mark by prefix, port range
-    /// and source; the table made for full NAT, counting embryonic entries per source
-    /// (limits no test reaches).
+    /// a member's outgoing ports on 192.168.1.120, a firewall mark by prefix, port range
+    /// and source, and a cache cluster whose only cache is quiesced (firewall mark 11 on
+    /// 192.168.3.0/24) with cache_bypass on; the table made for full NAT, counting
+    /// embryonic entries per source (limits no test reaches).
     pub fn router() -> Lab {
         use rvs_core::engine::{FullNat, MarkRule, MemberPorts, SnatRule};
+        let mut cache_cluster = 0;
         let mut snap = snapshot_with(|services| {
             services[0].full_nat = Some(FullNat::new(Vec::new(), true));
+            cache_cluster = services.len();
+            let mut cache = rs(26, [10, 0, 0, 9], 0, ForwardMethod::Dr);
+            cache.weight = 0;
+            services.push(Service::new(
+                cache_cluster as u16,
+                6,
+                ip([0, 0, 0, 0]),
+                0,
+                Some(11),
+                SchedKind::Lblc,
+                None,
+                vec![cache],
+            ));
         });
         snap.ip_forward = true;
+        snap.cache_bypass = true;
         snap.set_snat(vec![SnatRule {
             proto: None,
             source: (ip([10, 0, 0, 0]), 24),
@@ -334,16 +350,28 @@ impl Lab {
         }]);
         let group = snap.services.iter().position(|s| s.group == Some(10));
         if let Some(i) = group {
-            snap.set_marks(vec![(
-                MarkRule {
-                    mark: 10,
-                    proto: None,
-                    dst: (ip([192, 168, 2, 0]), 24),
-                    ports: (0, 1000),
-                    src: Some((ip([198, 51, 100, 0]), 24)),
-                },
-                i,
-            )]);
+            snap.set_marks(vec![
+                (
+                    MarkRule {
+                        mark: 10,
+                        proto: None,
+                        dst: (ip([192, 168, 2, 0]), 24),
+                        ports: (0, 1000),
+                        src: Some((ip([198, 51, 100, 0]), 24)),
+                    },
+                    i,
+                ),
+                (
+                    MarkRule {
+                        mark: 11,
+                        proto: Some(6),
+                        dst: (ip([192, 168, 3, 0]), 24),
+                        ports: (0, 65535),
+                        src: None,
+                    },
+                    cache_cluster,
+                ),
+            ]);
         }
         Lab::with(
             snap,
