@@ -348,6 +348,7 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"stop\r", b"Done."), (b"stop\r", b"Packet forwarding not started"),
          (b"start\r", b"lb packet forwarding - ports=1"), (b"start\r", b"already started"),
          (b"show port info all\r", b"Promiscuous mode"),
+         (b"show port summary all\r", b"Number of available ports: 1"),
          (b"ipvsadm -h\r", b"--tun-type"),
          (b"ipvsadm -R < " + rules + b"\r", None),
          (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]

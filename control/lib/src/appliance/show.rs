@@ -46,10 +46,14 @@ impl Appliance {
         };
         let ports = self.ports.lock();
         let mut out = String::new();
+        if what == "summary" {
+            out.push_str(&summary_header(ports.len()));
+        }
         for i in ids {
             let p = &ports[i];
             match what {
                 "info" => out.push_str(&port_info(i, &p.name, &p.port.describe())),
+                "summary" => out.push_str(&summary_line(i, &p.name, &p.port.describe())),
                 "stats" => match p.port.counters() {
                     Ok(s) => {
                         out.push_str(&report::port_stats(i as u16, &p.name, &s));
@@ -99,7 +103,10 @@ impl Appliance {
                     Err(e) => return Reply::fail(1, format!("port {i}: {e}")),
                 },
                 other => {
-                    return Reply::fail(2, format!("show port {other}: info, stats or xstats"))
+                    return Reply::fail(
+                        2,
+                        format!("show port {other}: info, summary, stats or xstats"),
+                    )
                 }
             }
         }
@@ -306,22 +313,49 @@ impl Appliance {
     }
 }
 
-/// `show port info`: testpmd's fields, in its order and words.
-fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String {
-    let mac = d
-        .mac
-        .map(|m| {
-            m.iter()
-                .map(|b| format!("{b:02X}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        })
-        .unwrap_or_default();
-    let speed = match d.link_speed_mbps {
+/// `show port summary`'s head, as testpmd's.
+fn summary_header(ports: usize) -> String {
+    format!(
+        "Number of available ports: {ports}\n{:<4} {:<17} {:<12} {:<14} {:<8} Link\n",
+        "Port", "MAC Address", "Name", "Driver", "Status"
+    )
+}
+
+/// A port's line of `show port summary`, as testpmd's.
+fn summary_line(i: usize, name: &str, d: &crate::ports::PortDescription) -> String {
+    format!(
+        "{i:<4} {} {name:<12} {:<14} {:<8} {}\n",
+        mac_text(d.mac),
+        d.driver,
+        if d.link_up { "up" } else { "down" },
+        speed_text(d.link_speed_mbps),
+    )
+}
+
+/// A MAC as testpmd prints one (upper-case hex).
+fn mac_text(mac: Option<[u8; 6]>) -> String {
+    mac.map(|m| {
+        m.iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    })
+    .unwrap_or_else(|| "00:00:00:00:00:00".into())
+}
+
+/// A link speed as DPDK's rte_eth_link_speed_to_str words it.
+fn speed_text(mbps: u32) -> String {
+    match mbps {
         0 => "None".to_string(),
         m if m % 1000 == 0 => format!("{} Gbps", m / 1000),
         m => format!("{m} Mbps"),
-    };
+    }
+}
+
+/// `show port info`: testpmd's fields, in its order and words.
+fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String {
+    let mac = d.mac.map(|m| mac_text(Some(m))).unwrap_or_default();
+    let speed = speed_text(d.link_speed_mbps);
     let on = |b: bool| if b { "enabled" } else { "disabled" };
     let list = |v: &[&str]| {
         if v.is_empty() {
@@ -583,6 +617,32 @@ fn merge_templates(all: Vec<(rvs_core::conn::Conn, u32)>) -> Vec<(rvs_core::conn
 mod tests {
     use rvs_core::conn::{addr16, table::flags, Conn, InKey};
     use rvs_core::engine::ForwardMethod;
+
+    /// testpmd's `show port summary all`, column for column (its printf widths).
+    #[test]
+    fn port_summary_is_testpmds() {
+        let port = |mac, driver: &str, up, mbps| crate::ports::PortDescription {
+            mac,
+            driver: driver.into(),
+            link_up: up,
+            link_speed_mbps: mbps,
+            ..Default::default()
+        };
+        let out = super::summary_header(2)
+            + &super::summary_line(
+                0,
+                "outside",
+                &port(Some([2, 0xde, 0, 0, 1, 0xa]), "net_tap", true, 10_000),
+            )
+            + &super::summary_line(1, "inside", &port(None, "net_memif", false, 0));
+        assert_eq!(
+            out,
+            "Number of available ports: 2\n\
+             Port MAC Address       Name         Driver         Status   Link\n\
+             0    02:DE:00:00:01:0A outside      net_tap        up       10 Gbps\n\
+             1    00:00:00:00:00:00 inside       net_memif      down     None\n"
+        );
+    }
 
     fn entry(client: &str, cport: u16, server: &str, template: bool) -> Conn {
         let key = InKey {

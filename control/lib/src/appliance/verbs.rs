@@ -13,10 +13,11 @@ pub struct Verb {
 
 pub const VERBS: &[Verb] = &[
     Verb {
-        usage: "show port info|stats|xstats all|N",
-        help: "port details, counters, extended counters",
+        usage: "show port info|summary|stats|xstats all|N",
+        help: "port details, one line per port, counters, extended counters",
         phrases: &[
             "show port info all",
+            "show port summary all",
             "show port stats all",
             "show port xstats all",
         ],
