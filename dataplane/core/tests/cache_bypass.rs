@@ -56,13 +56,13 @@ fn cache_lab(weight: u32, cache_bypass: bool) -> Lab {
     )
 }
 
-/// A client's segment to `dst`:80 from `sport` as it reaches the appliance (TTL 64), and
-/// as it leaves towards the default gateway (TTL 63).
+/// A client's segment to `dst`:80 from `sport` as it reaches the appliance, and as it
+/// leaves towards the default gateway (unchanged but for the MACs, as IPVS's bypass).
 fn to_origin(dst: [u8; 4], sport: u16, syn: bool) -> (Vec<u8>, Vec<u8>) {
     let seg = |macs: ([u8; 6], [u8; 6]), ttl| {
         tcp4(macs.0, macs.1, CLIENT, dst, ttl, sport, 80, syn, !syn, b"")
     };
-    (seg((GW_MAC, PORT0_MAC), 64), seg((PORT0_MAC, GW_MAC), 63))
+    (seg((GW_MAC, PORT0_MAC), 64), seg((PORT0_MAC, GW_MAC), 64))
 }
 
 fn is_port_unreachable(v: &Verdict, out: &[u8]) -> bool {
@@ -229,7 +229,7 @@ fn an_ipv6_flow_goes_on_to_its_origin_too() {
         },
     );
     let syn = tcp6(GW6_MAC, PORT0_MAC, CLIENT6, origin6, 64, 40000, 80, b"");
-    let routed = tcp6(PORT0_MAC, GW6_MAC, CLIENT6, origin6, 63, 40000, 80, b"");
+    let routed = tcp6(PORT0_MAC, GW6_MAC, CLIENT6, origin6, 64, 40000, 80, b"");
     assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 0 }, routed));
     let (_, entry) = lab.engine.table.iter().next().expect("an entry");
     assert_eq!((entry.daddr, entry.dport), ([0; 16], 0));

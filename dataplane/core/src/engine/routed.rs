@@ -151,9 +151,10 @@ impl Engine {
         Some(Ok(id))
     }
 
-    /// A packet of cache-bypass entry `id` (with `conn_flags`): routed on to its own
-    /// destination, as the kernel sends it (an output route: no input port for the policy
-    /// rules), its TTL decremented as any routed packet's.
+    /// A packet of cache-bypass entry `id` (with `conn_flags`): sent on to its own
+    /// destination unchanged but for the MACs, as the kernel's bypass sends it (an output
+    /// route: no input port for the policy rules; the TTL left, the packet having been
+    /// taken in as the director's own).
     pub(super) fn forward_bypassed<F: Frame>(
         &mut self,
         snap: &Snapshot,
@@ -170,10 +171,6 @@ impl Engine {
                 self.table.set_expires(id, now.saturating_add(FRAG_TIMEOUT));
             }
         }
-        if flow.ttl <= 1 {
-            return self.icmp_error(snap, now, *flow, IcmpError::TimeExceeded, frame);
-        }
-        rewrite_ip_only(frame.bytes_mut(), flow, Side::Dst, flow.dst);
         self.counters.routed.add(1);
         self.send_routed(snap, (now, None), flow, flow.dst_ip(), frame)
     }
