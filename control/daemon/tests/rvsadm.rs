@@ -344,6 +344,7 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"show ser\x03", None), (b"show port \t\t", b"xstats"), (b"\x03", None),
          (b"set fwd macswap\r", b"Set macswap packet forwarding mode"),
          (b"show config fwd\r", b"macswap packet forwarding - ports=1"),
+         (b"show config cores\r", b"List of forwarding lcores:  1"),
          (b"set fwd lb\r", b"Set lb packet forwarding mode"),
          (b"stop\r", b"Done."), (b"stop\r", b"Packet forwarding not started"),
          (b"start\r", b"lb packet forwarding - ports=1"), (b"start\r", b"already started"),
@@ -372,6 +373,9 @@ for line, token in steps:
     while token not in out[mark:] and time.time() < end:
         r, _, _ = select.select([fd], [], [], 0.2)
         if r: out += os.read(fd, 4096)
+    if token not in out[mark:]:
+        sys.stdout.write(out.decode(errors="replace"))
+        sys.exit("no %r after %r" % (token, line))
 ready()
 os.write(fd, b"quit\r")
 end = time.time() + 30

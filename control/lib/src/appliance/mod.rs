@@ -560,6 +560,7 @@ impl Appliance {
                 Err(e) => Reply::fail(2, e),
             },
             ["show", "config", "fwd"] => Reply::ok(self.fwd_config()),
+            ["show", "config", "cores"] => Reply::ok(self.cores_config()),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);

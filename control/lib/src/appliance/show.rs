@@ -132,6 +132,16 @@ impl Appliance {
 
     /// `show config fwd` (and `start`'s answer): the mode and each worker's streams, as
     /// testpmd prints them.
+    /// `show config cores`: the workers' lcores, as testpmd lists its forwarding ones.
+    pub(super) fn cores_config(&self) -> String {
+        let lcores: String = self
+            .workers
+            .iter()
+            .map(|w| format!(" {:>2}", w.lcore))
+            .collect();
+        format!("List of forwarding lcores:{lcores}\n")
+    }
+
     pub(super) fn fwd_config(&self) -> String {
         let mode = ForwardMode::from_code(self.fwd_mode.load(Ordering::Relaxed));
         let ports = self.ports.lock().len();
