@@ -235,3 +235,49 @@ fn an_ipv6_flow_goes_on_to_its_origin_too() {
     assert_eq!((entry.daddr, entry.dport), ([0; 16], 0));
     assert_eq!(lab.engine.counters().bypass_conns, 1);
 }
+
+/// An ICMP error about the origin's answer (a router on the client's side says it needs
+/// fragmenting) goes to the origin as the connection's packets do: unchanged but for the
+/// MACs, by the origin's route, not towards a server.
+#[test]
+fn an_icmp_error_about_a_bypassed_connection_goes_to_its_origin() {
+    use etherparse::{icmpv4::DestUnreachableHeader, Icmpv4Type};
+    let mut lab = cache_lab(0, true);
+    // The origin behind a router of its own on the inside port.
+    lab.snap.routes.insert(
+        0,
+        rvs_core::engine::Route {
+            prefix: ip([203, 0, 113, 0]),
+            len: 24,
+            gateway: Some(ip([10, 0, 0, 9])),
+            port: 1,
+            table: rvs_core::engine::MAIN_TABLE,
+        },
+    );
+    const ROUTER_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 9];
+    lab.snap.neighbours.insert(ip([10, 0, 0, 9]), ROUTER_MAC);
+    let (syn, _) = to_origin(ORIGIN, 40000, true);
+    assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
+    let answer = tcp4(
+        PORT0_MAC, GW_MAC, ORIGIN, CLIENT, 60, 80, 40000, true, true, b"",
+    );
+    let too_big = |macs| {
+        icmp4(
+            macs,
+            [198, 51, 100, 254],
+            ORIGIN,
+            64,
+            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+                next_hop_mtu: 1400,
+            }),
+            &answer[14..42],
+        )
+    };
+    assert_eq!(
+        lab.run(0, &too_big((GW_MAC, PORT0_MAC))),
+        (
+            Verdict::Forward { port: 1 },
+            too_big((PORT1_MAC, ROUTER_MAC))
+        )
+    );
+}

@@ -1343,23 +1343,6 @@ fn neighbour_solicitation_for_a_vip_is_answered() {
     assert_eq!(v, Verdict::ToHost);
 }
 
-fn icmp4(
-    (smac, dmac): ([u8; 6], [u8; 6]),
-    src: [u8; 4],
-    dst: [u8; 4],
-    ttl: u8,
-    t: etherparse::Icmpv4Type,
-    quote: &[u8],
-) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(smac, dmac)
-        .ipv4(src, dst, ttl)
-        .icmpv4(t)
-        .write(&mut v, quote)
-        .unwrap();
-    v
-}
-
 /// IPVS's schedule_icmp: an ICMP error about a reply this node has no connection for (its
 /// flow went through another node behind ECMP, or expired here) is scheduled as the flow it
 /// quotes would be and reaches that flow's server (NAT rewritten, DR and TUN unchanged);

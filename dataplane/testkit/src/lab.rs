@@ -508,6 +508,24 @@ pub fn tcp4(
     out
 }
 
+/// An ICMPv4 message of type `t` between `macs` (source, destination), quoting `quote`.
+pub fn icmp4(
+    (smac, dmac): ([u8; 6], [u8; 6]),
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    t: etherparse::Icmpv4Type,
+    quote: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(src, dst, ttl)
+        .icmpv4(t)
+        .write(&mut v, quote)
+        .unwrap();
+    v
+}
+
 pub fn tcp6(
     src_mac: [u8; 6],
     dst_mac: [u8; 6],

@@ -1678,6 +1678,7 @@ mod tests {
         assert!(page.contains("keepalived_vrrp_state{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\",ip_address=\"192.0.2.1\"} 2\n"), "{page}");
         assert!(page.contains("node_ipvs_connections_total 0\n"));
         assert!(page.contains("rvs_worker_rx_packets_total{worker=\"0\"} 0\n"));
+        assert!(page.contains("rvs_worker_cache_bypass_conns_total{worker=\"0\"} 0\n"));
         for made_by in ["syn", "udp"] {
             let line = format!("rvs_worker_evictions_total{{worker=\"0\",for=\"{made_by}\"}} 0\n");
             assert!(page.contains(&line), "{line} in {page}");

@@ -120,6 +120,10 @@ impl Engine {
         if flow.ttl <= 1 {
             return Some(self.drop(DropReason::Ttl));
         }
+        // A cache-bypass connection's: on to its destination, as its packets go.
+        if conn.dest == BYPASS_DEST {
+            return Some(self.forward_bypassed(snap, loads, now, (id, 0), flow, frame));
+        }
         // A server on the appliance itself: the host's stack has the connection.
         if towards_server && conn.flags & flags::LOCAL != 0 {
             return Some(Verdict::ToHost);
