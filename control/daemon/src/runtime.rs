@@ -299,6 +299,8 @@ const CAPTURE_SLOTS: usize = 4096;
 
 /// How often the rate estimator runs (IPVS: 2 s).
 const ESTIMATOR_INTERVAL: Duration = Duration::from_secs(2);
+/// IPVS's defence upkeep (its defense_work) runs every second.
+const DEFENCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The starting model: the TOML's services, then its ipvsadm rules file, and timeouts.
 pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, RunError> {
@@ -846,6 +848,12 @@ fn control_side(
         })
         .collect();
     let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);
+    appliance.entry_bytes = rvs_core::conn::ConnTable::bytes_per_entry_of(
+        cfg.connections,
+        cfg.full_nat,
+        cfg.syn_per_source > 0 || cfg.udp_per_source > 0,
+        cfg.ftp_ports.iter().any(|&p| p != 0),
+    );
     appliance.forwarding = workers.forwarding.clone();
     appliance.fwd_mode = workers.mode.clone();
     appliance.balancing = cfg.forward == ForwardMode::Lb;
@@ -966,6 +974,7 @@ fn serve(
     });
     let mut failure = None;
     let mut last_estimate = Instant::now();
+    let mut last_defence = Instant::now();
     while !stop.load(Ordering::Relaxed) && !appliance.quit.load(Ordering::Relaxed) {
         if let Some(w) = workers.stopped_early() {
             failure = Some(RunError::Worker(format!(
@@ -994,6 +1003,10 @@ fn serve(
         if last_estimate.elapsed() >= ESTIMATOR_INTERVAL {
             last_estimate = Instant::now();
             appliance.estimate();
+        }
+        if last_defence.elapsed() >= DEFENCE_INTERVAL {
+            last_defence = Instant::now();
+            appliance.update_defence();
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -383,6 +383,11 @@ pub struct Director {
     pub cache_bypass: bool,
     /// IPVS's run_estimation (on unless set): off, the rate estimator stands still.
     pub run_estimation: bool,
+    /// IPVS's secure_tcp: 0 off, 1 and 2 automatic (on while connection memory is short,
+    /// the value moving between them as the kernel's does), 3 always on.
+    pub secure_tcp: u8,
+    /// IPVS's amemthresh: pages of connection memory left below which it is short.
+    pub amemthresh: u32,
     /// IPVS's sync_persist_mode: only the templates of persistent services are synced.
     pub sync_persist_mode: bool,
     /// IPVS's sync_refresh_period (seconds, 0: unset).
@@ -438,6 +443,8 @@ impl Director {
             schedule_icmp: false,
             cache_bypass: false,
             run_estimation: true,
+            secure_tcp: 0,
+            amemthresh: crate::config::DEFAULT_AMEMTHRESH,
             sync_persist_mode: false,
             sync_refresh_period: 0,
             cache_expiration: Default::default(),
@@ -991,6 +998,13 @@ impl Director {
         if self.conn_reuse_mode != to.conn_reuse_mode {
             out.push(format!("conn_reuse_mode {}", to.conn_reuse_mode));
         }
+        // (1 and 2 are one setting, automatic; the defence moves between them itself.)
+        if defence_setting(self.secure_tcp) != defence_setting(to.secure_tcp) {
+            out.push(format!("secure_tcp {}", to.secure_tcp));
+        }
+        if self.amemthresh != to.amemthresh {
+            out.push(format!("amemthresh {} pages", to.amemthresh));
+        }
         if self.sync_refresh_period != to.sync_refresh_period {
             out.push(format!("sync_refresh_period {} s", to.sync_refresh_period));
         }
@@ -1032,6 +1046,10 @@ impl Director {
         self.schedule_icmp = from.schedule_icmp;
         self.cache_bypass = from.cache_bypass;
         self.run_estimation = from.run_estimation;
+        if defence_setting(self.secure_tcp) != defence_setting(from.secure_tcp) {
+            self.secure_tcp = from.secure_tcp;
+        }
+        self.amemthresh = from.amemthresh;
         self.sync_persist_mode = from.sync_persist_mode;
         self.sync_refresh_period = from.sync_refresh_period;
         self.cache_expiration = from.cache_expiration;
@@ -1124,6 +1142,7 @@ impl Director {
         snap.nat_icmp_send = self.nat_icmp_send;
         snap.schedule_icmp = self.schedule_icmp;
         snap.cache_bypass = self.cache_bypass;
+        snap.secure_tcp = self.secure_tcp >= 2;
         snap.sync_persist_mode = self.sync_persist_mode;
         snap.sync_refresh_period = self.sync_refresh_period;
         snap.cache_expiration = self.cache_expiration;
@@ -1282,6 +1301,26 @@ fn unicast(addr: IpAddr) -> bool {
                 || (a.segments()[0] & 0xffc0) == 0xfe80
                 || a.to_ipv4_mapped().is_some())
         }
+    }
+}
+
+/// An IPVS defence's setting as configured: its automatic modes (1, and 2 while on) are one.
+fn defence_setting(level: u8) -> u8 {
+    if level == 2 {
+        1
+    } else {
+        level
+    }
+}
+
+/// IPVS's update_defense_level for a defence at `level` (0-3) whose resource is `short`:
+/// its automatic modes move 1 -> 2 while short and back once not; 0 and 3 stay. On at 2
+/// and 3.
+pub fn defence_step(level: u8, short: bool) -> u8 {
+    match (level, short) {
+        (1, true) => 2,
+        (2, false) => 1,
+        (l, _) => l,
     }
 }
 

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 mod announce;
 mod capture;
+mod defence;
 mod figures;
 mod ha;
 mod health;
@@ -124,6 +125,8 @@ pub struct Appliance {
     baseline: Mutex<Figures>,
     estimator: Mutex<Estimator>,
     conn_capacity: usize,
+    /// Bytes a worker's connection table holds per entry (IPVS's defences count memory).
+    pub entry_bytes: f64,
     /// Cleared by the console's `stop`: workers leave their queues alone.
     pub forwarding: Arc<AtomicBool>,
     /// The workers' forwarding mode (`set fwd`), a [`ForwardMode::code`].
@@ -234,6 +237,12 @@ impl Appliance {
             baseline: Mutex::new(Figures::default()),
             estimator: Mutex::new(Estimator::default()),
             conn_capacity,
+            entry_bytes: rvs_core::conn::ConnTable::bytes_per_entry_of(
+                conn_capacity,
+                false,
+                false,
+                false,
+            ),
             forwarding: Arc::new(AtomicBool::new(true)),
             fwd_mode: Arc::new(AtomicU8::new(ForwardMode::Lb.code())),
             streams: Vec::new(),
@@ -1538,7 +1547,7 @@ mod tests {
             "{}{service}\n[[vip]]\naddress = \"192.0.2.10\"\nunserved = \"drop\"\n\n[[outgoing]]\nvip = \"192.0.2.10\"\nports = \"33000-33999\"\nmember = \"10.0.0.1\"\n\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\nvia = \"192.0.2.1\"\n\n[timeouts]\ntcp = 600\n",
             base.replace(
                 "FORWARD",
-                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\ncache_bypass = true\nsync_persist_mode = true\nsync_refresh_period = 30\nlblc_expiration = 3600"
+                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\ncache_bypass = true\nsecure_tcp = 3\namemthresh = 2048\nsync_persist_mode = true\nsync_refresh_period = 30\nlblc_expiration = 3600"
             )
         );
         std::fs::write(&path, &second).unwrap();
@@ -1546,13 +1555,15 @@ mod tests {
         let r = a.console("reload");
         assert_eq!(r.status, 0, "{}", r.err);
         for line in [
-            "reload: 12 change(s)",
+            "reload: 14 change(s)",
             "  sync_refresh_period 30 s\n",
             "  lblc_expiration 3600 s\n",
             "  pmtu_disc off\n",
             "  nat_icmp_send on\n",
             "  schedule_icmp on\n",
             "  cache_bypass on\n",
+            "  secure_tcp 3\n",
+            "  amemthresh 2048 pages\n",
             "  sync_persist_mode on\n",
             "  routes: 0 -> 1\n",
             "  [[outgoing]] member ranges: 0 -> 1\n",
@@ -1578,7 +1589,8 @@ mod tests {
                 && !snap.pmtu_disc
                 && snap.nat_icmp_send
                 && snap.schedule_icmp
-                && snap.cache_bypass,
+                && snap.cache_bypass
+                && snap.secure_tcp,
             "in the workers' snapshot"
         );
         assert_eq!(snap.cache_expiration.lblc, 3600);
@@ -1586,7 +1598,8 @@ mod tests {
         // And back: each goes again.
         std::fs::write(&path, &first).unwrap();
         let r = a.console("reload");
-        assert!(r.out.starts_with("reload: 12 change(s)"), "{}", r.out);
+        assert!(r.out.starts_with("reload: 14 change(s)"), "{}", r.out);
+        assert!(r.out.contains("  secure_tcp 0\n"), "{}", r.out);
         assert!(r.out.contains("  cache_bypass off\n"), "{}", r.out);
         assert!(r.out.contains("  sync_refresh_period 0 s\n"), "{}", r.out);
         assert!(r.out.contains("  lblc_expiration 86400 s\n"), "{}", r.out);
@@ -2420,6 +2433,49 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The kernel's update_defense_level for secure_tcp: 1 becomes 2 (on) while memory is
+    /// short and 2 goes back to 1 after; 0 and 3 never move. The workers' snapshot
+    /// follows.
+    #[test]
+    fn secure_tcp_follows_connection_memory() {
+        let a = appliance();
+        let level = |a: &Appliance| {
+            (
+                a.console("sysctl net.ipv4.vs.secure_tcp").out,
+                a.cell().load().secure_tcp,
+            )
+        };
+        let at = |n: u8| (format!("net.ipv4.vs.secure_tcp = {n}\n"), n >= 2);
+        assert_eq!(level(&a), at(0));
+        a.defence_with(true);
+        assert_eq!(level(&a), at(0), "off stays off");
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.secure_tcp=1").status, 0);
+        a.defence_with(false);
+        assert_eq!(level(&a), at(1));
+        a.defence_with(true);
+        assert_eq!(level(&a), at(2), "short: on");
+        a.defence_with(true);
+        assert_eq!(level(&a), at(2));
+        a.defence_with(false);
+        assert_eq!(level(&a), at(1), "room again: off");
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.secure_tcp=3").status, 0);
+        a.defence_with(false);
+        assert_eq!(level(&a), at(3), "always");
+        assert_ne!(a.console("sysctl -w net.ipv4.vs.secure_tcp=4").status, 0);
+        assert_eq!(level(&a), at(3), "a bad value changes nothing");
+        // amemthresh: the one worker's table (1,024 entries) has less than 2^24 pages left
+        // and more than 1: short, then not, as the sysctl writes judge it again.
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.secure_tcp=1").status, 0);
+        assert_eq!(
+            a.console("sysctl -w net.ipv4.vs.amemthresh=16777216")
+                .status,
+            0
+        );
+        assert_eq!(level(&a), at(2));
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.amemthresh=1").status, 0);
+        assert_eq!(level(&a), at(1));
+    }
+
     /// The IPVS settings by their sysctl names: read, written (any integer, non-zero on),
     /// published; unknown names and bad values with sysctl(8)'s words, changing nothing.
     #[test]
@@ -2432,7 +2488,8 @@ mod tests {
              net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.cache_bypass = 0\nnet.ipv4.vs.run_estimation = 1\n\
              net.ipv4.vs.sync_persist_mode = 0\n\
              net.ipv4.vs.sync_refresh_period = 0\nnet.ipv4.vs.lblc_expiration = 86400\nnet.ipv4.vs.lblcr_expiration = 86400\n\
-             net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.sync_version = 1\n"
+             net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.secure_tcp = 0\nnet.ipv4.vs.amemthresh = 1024\n\
+             net.ipv4.vs.sync_version = 1\n"
         );
         // Seconds, as the kernel's (proc_dointvec_jiffies); a value out of range changes
         // nothing.

@@ -40,7 +40,7 @@ fn seconds(a: &Appliance, field: fn(&mut Director) -> &mut u32, v: i64) -> Resul
     })
 }
 
-const KEYS: [Key; 17] = [
+const KEYS: [Key; 19] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -126,6 +126,40 @@ const KEYS: [Key; 17] = [
                 d.conn_reuse_mode = v;
                 Ok(())
             })
+        },
+    },
+    // 0 to 3, as the kernel's proc_do_defense_mode; the defence is judged again at once.
+    Key {
+        name: "net.ipv4.vs.secure_tcp",
+        get: |a| i64::from(a.director.lock().secure_tcp),
+        set: |a, v| {
+            let v = u8::try_from(v)
+                .ok()
+                .filter(|v| *v <= 3)
+                .ok_or_else(|| "Invalid argument".to_string())?;
+            a.change_with(|d| {
+                d.secure_tcp = v;
+                Ok(())
+            })?;
+            a.update_defence();
+            Ok(())
+        },
+    },
+    // Pages.
+    Key {
+        name: "net.ipv4.vs.amemthresh",
+        get: |a| i64::from(a.director.lock().amemthresh),
+        set: |a, v| {
+            let v = u32::try_from(v)
+                .ok()
+                .filter(|v| (1..=crate::config::MAX_AMEMTHRESH).contains(v))
+                .ok_or_else(|| "Invalid argument".to_string())?;
+            a.change_with(|d| {
+                d.amemthresh = v;
+                Ok(())
+            })?;
+            a.update_defence();
+            Ok(())
         },
     },
     // 0 or 1 only, as the kernel's proc_do_sync_mode.

@@ -439,6 +439,9 @@ pub struct LbConfig {
     pub cache_bypass: bool,
     /// `[dataplane] run_estimation = false`.
     pub run_estimation_off: bool,
+    /// `[dataplane] secure_tcp` (0-3), `amemthresh` (pages).
+    pub secure_tcp: u8,
+    pub amemthresh: u32,
     pub sync_persist_mode: bool,
     /// `[dataplane] sync_refresh_period` (seconds, 0: unset).
     pub sync_refresh_period: u32,
@@ -873,6 +876,8 @@ impl LbConfig {
         d.schedule_icmp = self.schedule_icmp;
         d.cache_bypass = self.cache_bypass;
         d.run_estimation = !self.run_estimation_off;
+        d.secure_tcp = self.secure_tcp;
+        d.amemthresh = self.amemthresh;
         d.sync_persist_mode = self.sync_persist_mode;
         d.sync_refresh_period = self.sync_refresh_period;
         d.cache_expiration = self.cache_expiration;

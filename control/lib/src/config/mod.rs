@@ -200,6 +200,11 @@ struct RawDataplane {
     /// stay as they were.
     #[serde(default = "ports::yes")]
     run_estimation: bool,
+    /// IPVS's net.ipv4.vs.secure_tcp (0 off; 1 on while connection memory is short, 2
+    /// the same, on now; 3 always) and amemthresh (pages of connection memory left below
+    /// which it is short, default 1024).
+    secure_tcp: Option<Spanned<u8>>,
+    amemthresh: Option<Spanned<u32>>,
     /// IPVS's net.ipv4.vs.sync_persist_mode: a persistent service's connections are not
     /// synced, only its templates.
     #[serde(default)]
@@ -258,6 +263,10 @@ fn validate_ftp_ports(
     Ok(out)
 }
 
+/// IPVS's amemthresh: its default and the most rvs takes (pages of 4 KiB).
+pub const DEFAULT_AMEMTHRESH: u32 = 1024;
+pub const MAX_AMEMTHRESH: u32 = 1 << 24;
+
 fn default_conn_reuse_mode() -> u8 {
     1
 }
@@ -289,6 +298,8 @@ impl Default for RawDataplane {
             schedule_icmp: false,
             cache_bypass: false,
             run_estimation: true,
+            secure_tcp: None,
+            amemthresh: None,
             sync_persist_mode: false,
             sync_refresh_period: None,
             lblc_expiration: None,
@@ -484,6 +495,28 @@ impl Config {
         lb.schedule_icmp = raw.dataplane.schedule_icmp || raw.dataplane.ecmp;
         lb.cache_bypass = raw.dataplane.cache_bypass;
         lb.run_estimation_off = !raw.dataplane.run_estimation;
+        lb.secure_tcp = match &raw.dataplane.secure_tcp {
+            Some(v) if *v.get_ref() > 3 => {
+                return Err(source.error(
+                    v.span(),
+                    "dataplane.secure_tcp",
+                    "0 (off), 1 or 2 (on while connection memory is short) or 3 (always)",
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => 0,
+        };
+        lb.amemthresh = match &raw.dataplane.amemthresh {
+            Some(v) if *v.get_ref() == 0 || *v.get_ref() > MAX_AMEMTHRESH => {
+                return Err(source.error(
+                    v.span(),
+                    "dataplane.amemthresh",
+                    format!("pages, between 1 and {MAX_AMEMTHRESH}"),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => DEFAULT_AMEMTHRESH,
+        };
         lb.sync_persist_mode = raw.dataplane.sync_persist_mode;
         let expiration = |field: &str, value: &Option<Spanned<u32>>| match value {
             Some(v) if *v.get_ref() > CacheExpiration::MAX_S => Err(source.error(
@@ -817,6 +850,28 @@ device = "net_ring1"
         assert_eq!(e.field, "dataplane.lblcr_expiration", "{e}");
         assert_eq!(e.line, Some(2), "{e}");
         assert!(e.message.contains("at most 1000000"), "{e}");
+    }
+
+    /// IPVS's secure_tcp (0 to 3) and amemthresh (pages): bad values named with their line.
+    #[test]
+    fn secure_tcp_and_amemthresh_are_read_in_range() {
+        let read = |dataplane: &str| parse(&format!("[dataplane]\n{dataplane}\n{TWO_PORTS}"));
+        let lb = read("").unwrap().lb;
+        assert_eq!((lb.secure_tcp, lb.amemthresh), (0, 1024));
+        let lb = read("secure_tcp = 3\namemthresh = 2048").unwrap().lb;
+        assert_eq!((lb.secure_tcp, lb.amemthresh), (3, 2048));
+        let e = read("\nsecure_tcp = 4").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("dataplane.secure_tcp", Some(3)),
+            "{e}"
+        );
+        let e = read("amemthresh = 0").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("dataplane.amemthresh", Some(2)),
+            "{e}"
+        );
     }
 
     /// IPVS's sync_refresh_period: seconds, unset (0) unless given, up to the same limit.

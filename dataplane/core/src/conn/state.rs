@@ -112,7 +112,46 @@ impl TcpEvent {
 
 use TcpState::{
     Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
-    SynRecv as SR, SynSent as SS, TimeWait as TW,
+    SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
+};
+
+/// One set of IPVS's TCP transition tables: input, output and input-only (DR, TUN).
+#[derive(Debug)]
+pub struct TcpTables {
+    input: [[TcpState; 11]; 4],
+    output: [[TcpState; 11]; 4],
+    input_only: [[TcpState; 11]; 4],
+}
+
+/// IPVS's tables.
+pub static TCP_TABLES: TcpTables = TcpTables {
+    input: INPUT,
+    output: OUTPUT,
+    input_only: INPUT_ONLY,
+};
+
+/// IPVS's secure_tcp tables (`tcp_states_dos`): a NAT connection is established only once
+/// the server answered the client's handshake (its SYN-ACK, then a segment of its own), so
+/// a spoofed SYN and ACK leave an embryonic entry; input-only ones pass by SYNACK.
+pub static SECURE_TCP_TABLES: TcpTables = TcpTables {
+    input: [
+        [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SA],
+        [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, SA],
+        [ES, ES, SS, SR, FW, TW, CL, CW, CL, LI, SA],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
+    output: [
+        [SS, ES, SS, SA, SS, SS, SS, SS, SS, LI, SA],
+        [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+        [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+        [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+    ],
+    input_only: [
+        [SA, ES, ES, SR, SA, SA, SA, SA, SA, SA, SA],
+        [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+        [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
 };
 
 /// Rows syn, fin, ack, rst; columns by current state NO ES SS SR FW TW CL CW LA LI SA.
@@ -137,6 +176,11 @@ const INPUT_ONLY: [[TcpState; 11]; 4] = [
 
 /// The state after a segment with `flags` seen in `dir`.
 pub fn transition(dir: Direction, state: TcpState, flags: u8) -> TcpState {
+    transition_by(&TCP_TABLES, dir, state, flags)
+}
+
+/// [`transition`] by `tables` ([`TCP_TABLES`] or [`SECURE_TCP_TABLES`]).
+pub fn transition_by(tables: &TcpTables, dir: Direction, state: TcpState, flags: u8) -> TcpState {
     let Some(event) = TcpEvent::from_flags(flags) else {
         return state;
     };
@@ -147,9 +191,9 @@ pub fn transition(dir: Direction, state: TcpState, flags: u8) -> TcpState {
         TcpEvent::Rst => 3,
     };
     let table = match dir {
-        Direction::Input => &INPUT,
-        Direction::Output => &OUTPUT,
-        Direction::InputOnly => &INPUT_ONLY,
+        Direction::Input => &tables.input,
+        Direction::Output => &tables.output,
+        Direction::InputOnly => &tables.input_only,
     };
     table[row][state as usize]
 }
@@ -549,6 +593,42 @@ mod tests {
         for (dir, flags, want) in steps {
             s = transition(dir, s, flags);
             assert_eq!(s, want, "{dir:?} {flags:#x}");
+        }
+    }
+
+    /// secure_tcp: NAT reaches ESTABLISHED only through the server's answers; a client's
+    /// SYN and ACK alone (a spoofed pair) stay SYN_RECV. DR passes by SYNACK.
+    #[test]
+    fn secure_tcp_waits_for_the_server() {
+        let walk = |dir_flags: &[(Direction, u8)]| {
+            let mut s = TcpState::None;
+            dir_flags
+                .iter()
+                .map(|&(dir, flags)| {
+                    s = transition_by(&SECURE_TCP_TABLES, dir, s, flags);
+                    s
+                })
+                .collect::<Vec<_>>()
+        };
+        use Direction::*;
+        assert_eq!(walk(&[(Input, SYN), (Input, ACK)]), [SR, SR], "spoofed");
+        assert_eq!(
+            walk(&[
+                (Input, SYN),
+                (Output, SYN | ACK),
+                (Input, ACK),
+                (Output, ACK)
+            ]),
+            [SR, SA, SA, ES]
+        );
+        assert_eq!(walk(&[(InputOnly, SYN), (InputOnly, ACK)]), [SA, ES]);
+        // The usual tables take the spoofed pair to ESTABLISHED.
+        assert_eq!(transition(Input, SR, ACK), ES);
+        // Established connections move alike in both (the fast lane's shortcut).
+        for dir in [Input, Output, InputOnly] {
+            for flags in [ACK, PSH | ACK, 0] {
+                assert_eq!(transition_by(&SECURE_TCP_TABLES, dir, ES, flags), ES);
+            }
         }
     }
 

@@ -38,7 +38,7 @@ impl Engine {
         let (state, deadline) = (c.state, c.expires);
         // (An opening packet's state came with the entry: the general path does not track
         // it again either.)
-        let moves = !opened && state_after(dir, flow, state) != Some(state);
+        let moves = !opened && state_after(self.tcp_tables, dir, flow, state) != Some(state);
         if moves || (nat && flow.ttl <= 1) {
             return None;
         }

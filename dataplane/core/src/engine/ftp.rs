@@ -846,7 +846,7 @@ impl Engine {
             self.make_room_for_syn(loads, flow.src, proto::TCP)?;
         }
         let state = if from_client {
-            opening_state(flow, ForwardMethod::Nat)
+            opening_state(self.tcp_tables, flow, ForwardMethod::Nat)
         } else {
             0
         };

@@ -52,8 +52,8 @@ pub use snapshot::{
 
 use crate::conn::table::{flags, NO_HOP};
 use crate::conn::{
-    account_active, addr16, ip_of, mapped_v4, sctp_transition, state_is_active, transition,
-    v4_mapped, Addr16, Conn, ConnTable, Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
+    account_active, addr16, ip_of, mapped_v4, sctp_transition, state_is_active, v4_mapped, Addr16,
+    Conn, ConnTable, Direction, InKey, OutKey, SctpState, TcpState, Timeouts,
 };
 use crate::sched::{self, DestLoad, PendingLoads, Request, SchedState};
 use hashbrown::HashMap;
@@ -174,6 +174,9 @@ pub struct Engine {
     sync_templates_only: bool,
     /// IPVS's sync_refresh_period (0: unset), from the last snapshot adopted.
     sync_refresh_period: u32,
+    /// The TCP transition tables in use: IPVS's, or its secure_tcp ones while that
+    /// defence is on (from the last snapshot adopted).
+    tcp_tables: &'static crate::conn::TcpTables,
     /// IPVS's lblc_expiration and lblcr_expiration, from the last snapshot adopted.
     cache_expiration: crate::sched::CacheExpiration,
     /// The persistence templates' choices all workers share (None: one worker).
@@ -267,6 +270,7 @@ impl Engine {
             sync: None,
             sync_templates_only: false,
             sync_refresh_period: 0,
+            tcp_tables: &crate::conn::TCP_TABLES,
             cache_expiration: crate::sched::CacheExpiration::default(),
             shared: None,
             ftp,
@@ -350,6 +354,11 @@ impl Engine {
         self.timeouts = snap.timeouts;
         self.sync_templates_only = snap.sync_persist_mode;
         self.sync_refresh_period = snap.sync_refresh_period;
+        self.tcp_tables = if snap.secure_tcp {
+            &crate::conn::SECURE_TCP_TABLES
+        } else {
+            &crate::conn::TCP_TABLES
+        };
         self.cache_expiration = snap.cache_expiration;
         self.new_hop_epoch();
         if snap.servers_removed != self.removals_seen {

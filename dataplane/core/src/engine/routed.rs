@@ -110,7 +110,7 @@ impl Engine {
         let one_packet = svc.one_packet && flow.proto == proto::UDP;
         let first = match flow.proto {
             proto::UDP if !one_packet => crate::conn::UDP_FIRST_DATAGRAM,
-            _ => opening_state(flow, ForwardMethod::Dr),
+            _ => opening_state(self.tcp_tables, flow, ForwardMethod::Dr),
         };
         let nowhere = if flow.v6 {
             [0; 16]

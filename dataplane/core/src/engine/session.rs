@@ -83,7 +83,12 @@ pub(super) fn client_direction(method: ForwardMethod) -> Direction {
 /// The state a packet moves a connection in state `from` to; None for an SCTP packet
 /// without chunks, which changes neither state nor timer (as IPVS).
 #[inline(always)]
-pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
+pub(super) fn state_after(
+    tables: &crate::conn::TcpTables,
+    dir: Direction,
+    flow: &Flow,
+    from: u8,
+) -> Option<u8> {
     match flow.proto {
         // The common case, told without the table: an established connection's segment
         // without SYN, FIN or RST keeps its state in every direction's table.
@@ -93,7 +98,12 @@ pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
         {
             Some(from)
         }
-        proto::TCP => Some(transition(dir, TcpState::from_u8(from), flow.tcp_flags) as u8),
+        proto::TCP => {
+            Some(
+                crate::conn::transition_by(tables, dir, TcpState::from_u8(from), flow.tcp_flags)
+                    as u8,
+            )
+        }
         proto::SCTP => flow
             .sctp_chunk
             .map(|chunk| sctp_transition(dir, SctpState::from_u8(from), chunk) as u8),
@@ -111,8 +121,12 @@ pub(super) fn state_after(dir: Direction, flow: &Flow, from: u8) -> Option<u8> {
 /// The state an opening packet (a SYN, an INIT; sloppily any segment or chunk) gives a new
 /// connection, as tracking it on an entry in no state would.
 #[inline]
-pub(super) fn opening_state(flow: &Flow, method: ForwardMethod) -> u8 {
-    state_after(client_direction(method), flow, 0).unwrap_or(0)
+pub(super) fn opening_state(
+    tables: &crate::conn::TcpTables,
+    flow: &Flow,
+    method: ForwardMethod,
+) -> u8 {
+    state_after(tables, client_direction(method), flow, 0).unwrap_or(0)
 }
 
 /// Whether a packet that is no opening one opens all the same: IPVS's sloppy_tcp (any
@@ -280,7 +294,7 @@ impl Engine {
         loads: &[DestLoad],
     ) {
         let from = conn.state;
-        let Some(to) = state_after(dir, flow, from) else {
+        let Some(to) = state_after(self.tcp_tables, dir, flow, from) else {
             return;
         };
         if to != from {
@@ -505,7 +519,7 @@ impl Engine {
         let first = if udp_embryonic {
             crate::conn::UDP_FIRST_DATAGRAM
         } else {
-            opening_state(flow, s.method)
+            opening_state(self.tcp_tables, flow, s.method)
         };
         let active = state_is_active(flow.proto, first);
         if active {

@@ -709,6 +709,9 @@ pub struct Snapshot {
     /// IPVS's cache_bypass: a firewall-mark service's new connection with no server
     /// available goes on to its own destination (not a VIP or the appliance's address).
     pub cache_bypass: bool,
+    /// IPVS's secure_tcp defence on (its sysctl at 2 or 3): TCP follows the secure
+    /// transition tables.
+    pub secure_tcp: bool,
     /// IPVS's lblc_expiration and lblcr_expiration.
     pub cache_expiration: crate::sched::CacheExpiration,
     /// IPVS's sync_persist_mode: the connections of persistent services are not synced,
@@ -844,6 +847,7 @@ impl Snapshot {
             nat_icmp_send: false,
             schedule_icmp: false,
             cache_bypass: false,
+            secure_tcp: false,
             cache_expiration: crate::sched::CacheExpiration::default(),
             sync_persist_mode: false,
             sync_refresh_period: 0,
