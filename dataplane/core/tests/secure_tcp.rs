@@ -23,12 +23,16 @@ fn lab(secure_tcp: bool, capacity: usize) -> Lab {
 
 /// A client's segment to VIP:80 from `client`:`cport` (SYN or ACK).
 fn from_client(client: [u8; 4], cport: u16, syn: bool) -> Vec<u8> {
-    tcp4(GW_MAC, PORT0_MAC, client, VIP, 64, cport, 80, syn, !syn, b"")
+    tcp4(
+        GW_MAC, PORT0_MAC, client, VIP, 64, cport, 80, syn, !syn, b"",
+    )
 }
 
 /// The server's segment back to `client`:`cport` (SYN-ACK or ACK).
 fn from_server(client: [u8; 4], cport: u16, syn: bool) -> Vec<u8> {
-    tcp4(RS2_MAC, PORT1_MAC, RS, client, 64, 8080, cport, syn, true, b"")
+    tcp4(
+        RS2_MAC, PORT1_MAC, RS, client, 64, 8080, cport, syn, true, b"",
+    )
 }
 
 fn state_of(lab: &Lab, cport: u16) -> &'static str {
@@ -96,7 +100,11 @@ fn spoofed_handshakes_do_not_fill_the_table() {
 fn direct_routing_passes_by_synack() {
     let mut lab = lab(true, 1024);
     let dr_vip = [192, 168, 1, 101];
-    let seg = |syn| tcp4(GW_MAC, PORT0_MAC, CLIENT, dr_vip, 64, 40000, 80, syn, !syn, b"");
+    let seg = |syn| {
+        tcp4(
+            GW_MAC, PORT0_MAC, CLIENT, dr_vip, 64, 40000, 80, syn, !syn, b"",
+        )
+    };
     assert_eq!(lab.run(0, &seg(true)).0, Verdict::Forward { port: 1 });
     assert_eq!(state_of(&lab, 40000), "SYNACK");
     lab.run(0, &seg(false));

@@ -2439,7 +2439,7 @@ mod tests {
     #[test]
     fn secure_tcp_follows_connection_memory() {
         let a = appliance();
-        let level = |a: &Appliance| {
+        let level = |a: &Arc<Appliance>| {
             (
                 a.console("sysctl net.ipv4.vs.secure_tcp").out,
                 a.cell().load().secure_tcp,
