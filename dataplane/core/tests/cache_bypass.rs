@@ -15,15 +15,32 @@ const CACHE_ID: usize = 25;
 
 /// The fixture snapshot with the cache cluster: its cache's weight `weight`.
 fn cache_cluster(weight: u32, cache_bypass: bool) -> rvs_core::engine::Snapshot {
+    let origins = (ip([203, 0, 113, 0]), 24);
+    cache_cluster_of(ip(CACHE), origins, weight, cache_bypass)
+}
+
+/// A cache cluster (firewall mark [`MARK`] on TCP port 80 of `origins`) of one cache at
+/// `cache` by direct routing, of weight `weight`, added to the fixture snapshot.
+fn cache_cluster_of(
+    cache: std::net::IpAddr,
+    origins: (std::net::IpAddr, u8),
+    weight: u32,
+    cache_bypass: bool,
+) -> rvs_core::engine::Snapshot {
     let mut index = 0;
     let mut snap = snapshot_with(|services| {
         index = services.len();
-        let mut cache = rs(CACHE_ID, CACHE, 0, ForwardMethod::Dr);
+        let mut cache = rs(CACHE_ID, cache, 0, ForwardMethod::Dr);
         cache.weight = weight;
+        let any = if origins.0.is_ipv4() {
+            ip([0, 0, 0, 0])
+        } else {
+            ip([0u8; 16])
+        };
         services.push(Service::new(
             index as u16,
             6,
-            ip([0, 0, 0, 0]),
+            any,
             0,
             Some(MARK),
             SchedKind::Rr,
@@ -35,7 +52,7 @@ fn cache_cluster(weight: u32, cache_bypass: bool) -> rvs_core::engine::Snapshot 
         MarkRule {
             mark: MARK,
             proto: Some(6),
-            dst: (ip([203, 0, 113, 0]), 24),
+            dst: origins,
             ports: (80, 80),
             src: None,
         },
@@ -47,8 +64,12 @@ fn cache_cluster(weight: u32, cache_bypass: bool) -> rvs_core::engine::Snapshot 
 }
 
 fn cache_lab(weight: u32, cache_bypass: bool) -> Lab {
+    lab_of(cache_cluster(weight, cache_bypass))
+}
+
+fn lab_of(snap: rvs_core::engine::Snapshot) -> Lab {
     Lab::with(
-        cache_cluster(weight, cache_bypass),
+        snap,
         EngineConfig {
             conn_capacity: 1024,
             ..EngineConfig::default()
@@ -151,13 +172,7 @@ fn a_flow_to_the_appliance_itself_is_never_bypassed() {
         },
         snap.services.len() - 1,
     )]);
-    let mut lab = Lab::with(
-        snap,
-        EngineConfig {
-            conn_capacity: 1024,
-            ..EngineConfig::default()
-        },
-    );
+    let mut lab = lab_of(snap);
     let (syn, _) = to_origin([192, 168, 1, 1], 40000, true);
     let (v, out) = lab.run(0, &syn);
     assert!(is_port_unreachable(&v, &out), "{v:?}");
@@ -191,43 +206,9 @@ fn a_bypassed_connection_survives_a_failover() {
 #[test]
 fn an_ipv6_flow_goes_on_to_its_origin_too() {
     let origin6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
-    let mut index = 0;
-    let mut snap = snapshot_with(|services| {
-        index = services.len();
-        let mut cache = rs(CACHE_ID, RS6, 0, ForwardMethod::Dr);
-        cache.weight = 0;
-        services.push(Service::new(
-            index as u16,
-            6,
-            ip([0u8; 16]),
-            0,
-            Some(MARK),
-            SchedKind::Rr,
-            None,
-            vec![cache],
-        ));
-    });
-    snap.set_marks(vec![(
-        MarkRule {
-            mark: MARK,
-            proto: Some(6),
-            dst: (
-                ip([0x20, 1, 0xd, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-                48,
-            ),
-            ports: (80, 80),
-            src: None,
-        },
-        index,
-    )]);
-    snap.cache_bypass = true;
-    let mut lab = Lab::with(
-        snap,
-        EngineConfig {
-            conn_capacity: 1024,
-            ..EngineConfig::default()
-        },
-    );
+    let prefix = ip([0x20, 1, 0xd, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let snap = cache_cluster_of(ip(RS6), (prefix, 48), 0, true);
+    let mut lab = lab_of(snap);
     let syn = tcp6(GW6_MAC, PORT0_MAC, CLIENT6, origin6, 64, 40000, 80, b"");
     let routed = tcp6(PORT0_MAC, GW6_MAC, CLIENT6, origin6, 64, 40000, 80, b"");
     assert_eq!(lab.run(0, &syn), (Verdict::Forward { port: 0 }, routed));

@@ -1558,15 +1558,6 @@ fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
         b"",
     );
     assert_eq!(lab.run(0, &syn).0, Verdict::Forward { port: 1 });
-    let icmp = |smac, dmac, src: [u8; 4], dst: [u8; 4], ttl, t: Icmpv4Type, quote: &[u8]| {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(smac, dmac)
-            .ipv4(src, dst, ttl)
-            .icmpv4(t)
-            .write(&mut v, quote)
-            .unwrap();
-        v
-    };
     // The server answers the SYN (client -> RIP:8080, TTL 63) with port unreachable.
     let seen_by_server = tcp4(
         PORT1_MAC,
@@ -1593,18 +1584,16 @@ fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
         b"",
     );
     let unreach = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
-    let input = icmp(
-        RS2_MAC,
-        PORT1_MAC,
+    let input = icmp4(
+        (RS2_MAC, PORT1_MAC),
         [10, 0, 0, 2],
         CLIENT,
         64,
         unreach.clone(),
         &seen_by_server[14..42],
     );
-    let expected = icmp(
-        PORT0_MAC,
-        GW_MAC,
+    let expected = icmp4(
+        (PORT0_MAC, GW_MAC),
         [192, 168, 1, 100],
         CLIENT,
         63,
@@ -1645,18 +1634,16 @@ fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
     );
     let exceeded =
         Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit);
-    let input = icmp(
-        GW_MAC,
-        PORT0_MAC,
+    let input = icmp4(
+        (GW_MAC, PORT0_MAC),
         [203, 0, 113, 1],
         [192, 168, 1, 100],
         64,
         exceeded.clone(),
         &reply_sent[14..42],
     );
-    let expected = icmp(
-        PORT1_MAC,
-        RS2_MAC,
+    let expected = icmp4(
+        (PORT1_MAC, RS2_MAC),
         [203, 0, 113, 1],
         [10, 0, 0, 2],
         63,
@@ -1682,9 +1669,8 @@ fn icmp_errors_about_a_nat_connection_cross_with_the_quoted_header_rewritten() {
         false,
         b"",
     );
-    let input = icmp(
-        RS2_MAC,
-        PORT1_MAC,
+    let input = icmp4(
+        (RS2_MAC, PORT1_MAC),
         [10, 0, 0, 2],
         [198, 51, 100, 8],
         64,
