@@ -117,20 +117,7 @@ impl Engine {
         } else {
             addr16(IpAddr::from([0, 0, 0, 0]))
         };
-        // Seen from the client's side only, as a direct-routing entry (input-only states).
-        let mut c = Conn::new(
-            key,
-            nowhere,
-            0,
-            SNAT_SERVICE,
-            BYPASS_DEST,
-            ForwardMethod::Dr,
-            if one_packet { flags::ONE_PACKET } else { 0 },
-        );
-        c.state = first;
-        if state_is_active(flow.proto, first) {
-            c.flags |= flags::ACTIVE;
-        }
+        let c = bypass_entry(key, nowhere, first, one_packet);
         let expires = now.saturating_add(self.timeouts.of(flow.proto, first));
         let made = match flow.in_hash() {
             Some(h) => self.table.insert_hashed(c, h, expires),
@@ -251,4 +238,24 @@ pub(super) fn ds_field(flow: &Flow, frame: &[u8]) -> u8 {
     } else {
         byte(1)
     }
+}
+
+/// A cache-bypass entry for `key` in `state` (destination `nowhere`, the unspecified
+/// address): no service or server, seen from the client's side only, as a direct-routing
+/// entry (input-only states).
+pub(super) fn bypass_entry(key: InKey, nowhere: Addr16, state: u8, one_packet: bool) -> Conn {
+    let mut c = Conn::new(
+        key,
+        nowhere,
+        0,
+        SNAT_SERVICE,
+        BYPASS_DEST,
+        ForwardMethod::Dr,
+        if one_packet { flags::ONE_PACKET } else { 0 },
+    );
+    c.state = state;
+    if state_is_active(key.proto, state) {
+        c.flags |= flags::ACTIVE;
+    }
+    c
 }

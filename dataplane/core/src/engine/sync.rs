@@ -183,19 +183,7 @@ impl Engine {
         }
         let Some(l) = local else {
             let one_packet = s.flags & ipvs_flags::ONE_PACKET != 0;
-            let mut c = Conn::new(
-                key,
-                s.daddr,
-                0,
-                SNAT_SERVICE,
-                BYPASS_DEST,
-                ForwardMethod::Dr,
-                if one_packet { flags::ONE_PACKET } else { 0 },
-            );
-            c.state = state;
-            if state_is_active(s.proto, state) {
-                c.flags |= flags::ACTIVE;
-            }
+            let c = super::routed::bypass_entry(key, s.daddr, state, one_packet);
             return self.table.insert(c, expires).is_ok();
         };
         let mut c = Conn::new(
