@@ -388,6 +388,13 @@ pub struct Director {
     pub secure_tcp: u8,
     /// IPVS's amemthresh: pages of connection memory left below which it is short.
     pub amemthresh: u32,
+    /// IPVS's drop_entry and drop_packet, in secure_tcp's modes (0 off, 1 and 2 automatic,
+    /// 3 always on), and am_droprate (drop_packet's rate at 3).
+    pub drop_entry: u8,
+    pub drop_packet: u8,
+    pub am_droprate: u32,
+    /// drop_packet's rate while at 2, from how short memory is (not a setting).
+    pub drop_rate: u32,
     /// IPVS's sync_persist_mode: only the templates of persistent services are synced.
     pub sync_persist_mode: bool,
     /// IPVS's sync_refresh_period (seconds, 0: unset).
@@ -445,6 +452,10 @@ impl Director {
             run_estimation: true,
             secure_tcp: 0,
             amemthresh: crate::config::DEFAULT_AMEMTHRESH,
+            drop_entry: 0,
+            drop_packet: 0,
+            am_droprate: crate::config::DEFAULT_AM_DROPRATE,
+            drop_rate: 0,
             sync_persist_mode: false,
             sync_refresh_period: 0,
             cache_expiration: Default::default(),
@@ -1002,8 +1013,19 @@ impl Director {
         if defence_setting(self.secure_tcp) != defence_setting(to.secure_tcp) {
             out.push(format!("secure_tcp {}", to.secure_tcp));
         }
+        for (name, old, new) in [
+            ("drop_entry", self.drop_entry, to.drop_entry),
+            ("drop_packet", self.drop_packet, to.drop_packet),
+        ] {
+            if defence_setting(old) != defence_setting(new) {
+                out.push(format!("{name} {new}"));
+            }
+        }
         if self.amemthresh != to.amemthresh {
             out.push(format!("amemthresh {} pages", to.amemthresh));
+        }
+        if self.am_droprate != to.am_droprate {
+            out.push(format!("am_droprate {}", to.am_droprate));
         }
         if self.sync_refresh_period != to.sync_refresh_period {
             out.push(format!("sync_refresh_period {} s", to.sync_refresh_period));
@@ -1049,7 +1071,14 @@ impl Director {
         if defence_setting(self.secure_tcp) != defence_setting(from.secure_tcp) {
             self.secure_tcp = from.secure_tcp;
         }
+        if defence_setting(self.drop_entry) != defence_setting(from.drop_entry) {
+            self.drop_entry = from.drop_entry;
+        }
+        if defence_setting(self.drop_packet) != defence_setting(from.drop_packet) {
+            self.drop_packet = from.drop_packet;
+        }
         self.amemthresh = from.amemthresh;
+        self.am_droprate = from.am_droprate;
         self.sync_persist_mode = from.sync_persist_mode;
         self.sync_refresh_period = from.sync_refresh_period;
         self.cache_expiration = from.cache_expiration;
@@ -1143,6 +1172,12 @@ impl Director {
         snap.schedule_icmp = self.schedule_icmp;
         snap.cache_bypass = self.cache_bypass;
         snap.secure_tcp = self.secure_tcp >= 2;
+        snap.drop_entry = self.drop_entry >= 2;
+        snap.drop_rate = match self.drop_packet {
+            2 => self.drop_rate,
+            3 => self.am_droprate,
+            _ => 0,
+        };
         snap.sync_persist_mode = self.sync_persist_mode;
         snap.sync_refresh_period = self.sync_refresh_period;
         snap.cache_expiration = self.cache_expiration;

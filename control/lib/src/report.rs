@@ -89,6 +89,9 @@ pub fn engine_stats(c: &rvs_core::engine::Counters) -> String {
     if c.bypass_conns > 0 {
         let _ = writeln!(out, "  Cache-bypass-conns: {}", c.bypass_conns);
     }
+    if c.dropped_entries > 0 {
+        let _ = writeln!(out, "  Drop-entry-conns: {}", c.dropped_entries);
+    }
     if c.udp_evictions > 0 {
         let _ = writeln!(out, "  UDP-evictions: {}", c.udp_evictions);
     }

@@ -804,6 +804,8 @@ pub(crate) fn run_lb(
         });
         lb.engine.expire(now, 64, &lb.loads);
         lb.engine.sweep_removed(lb.snapshot.get(), &lb.loads, 256);
+        lb.engine
+            .drop_entries(lb.snapshot.get(), &lb.loads, now, 256);
         // The pass's changes to the servers' shared counts, one step a server.
         lb.engine.flush_loads(&lb.loads);
         last_busy = Some(busy);

@@ -352,6 +352,18 @@ impl Appliance {
             );
         }
         f.head(
+            "rvs_worker_dropped_entries_total",
+            "counter",
+            "Connection entries IPVS's drop_entry defence dropped while connection memory was short.",
+        );
+        for w in &self.workers {
+            f.sample(
+                "rvs_worker_dropped_entries_total",
+                &[("worker", w.index.to_string())],
+                w.stats.read_engine().dropped_entries,
+            );
+        }
+        f.head(
             "rvs_worker_ftp_total",
             "counter",
             "The FTP helper's work: replies rewritten to name the VIP, data connections it opened, control connections kept for their data connections.",

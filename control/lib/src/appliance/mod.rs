@@ -1547,7 +1547,7 @@ mod tests {
             "{}{service}\n[[vip]]\naddress = \"192.0.2.10\"\nunserved = \"drop\"\n\n[[outgoing]]\nvip = \"192.0.2.10\"\nports = \"33000-33999\"\nmember = \"10.0.0.1\"\n\n[[route]]\nprefix = \"0.0.0.0/0\"\nport = \"a\"\nvia = \"192.0.2.1\"\n\n[timeouts]\ntcp = 600\n",
             base.replace(
                 "FORWARD",
-                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\ncache_bypass = true\nsecure_tcp = 3\namemthresh = 2048\nsync_persist_mode = true\nsync_refresh_period = 30\nlblc_expiration = 3600"
+                "ip_forward = true\npmtu_disc = false\nnat_icmp_send = true\nschedule_icmp = true\ncache_bypass = true\nsecure_tcp = 3\ndrop_entry = 3\ndrop_packet = 3\nam_droprate = 5\namemthresh = 2048\nsync_persist_mode = true\nsync_refresh_period = 30\nlblc_expiration = 3600"
             )
         );
         std::fs::write(&path, &second).unwrap();
@@ -1555,7 +1555,10 @@ mod tests {
         let r = a.console("reload");
         assert_eq!(r.status, 0, "{}", r.err);
         for line in [
-            "reload: 14 change(s)",
+            "reload: 17 change(s)",
+            "  drop_entry 3\n",
+            "  drop_packet 3\n",
+            "  am_droprate 5\n",
             "  sync_refresh_period 30 s\n",
             "  lblc_expiration 3600 s\n",
             "  pmtu_disc off\n",
@@ -1595,10 +1598,13 @@ mod tests {
         );
         assert_eq!(snap.cache_expiration.lblc, 3600);
         assert_eq!(snap.sync_refresh_period, 30);
+        assert!(snap.drop_entry);
+        assert_eq!(snap.drop_rate, 5, "drop_packet 3: am_droprate");
         // And back: each goes again.
         std::fs::write(&path, &first).unwrap();
         let r = a.console("reload");
-        assert!(r.out.starts_with("reload: 14 change(s)"), "{}", r.out);
+        assert!(r.out.starts_with("reload: 17 change(s)"), "{}", r.out);
+        assert!(r.out.contains("  drop_packet 0\n"), "{}", r.out);
         assert!(r.out.contains("  secure_tcp 0\n"), "{}", r.out);
         assert!(r.out.contains("  cache_bypass off\n"), "{}", r.out);
         assert!(r.out.contains("  sync_refresh_period 0 s\n"), "{}", r.out);
@@ -1692,6 +1698,7 @@ mod tests {
         assert!(page.contains("node_ipvs_connections_total 0\n"));
         assert!(page.contains("rvs_worker_rx_packets_total{worker=\"0\"} 0\n"));
         assert!(page.contains("rvs_worker_cache_bypass_conns_total{worker=\"0\"} 0\n"));
+        assert!(page.contains("rvs_worker_dropped_entries_total{worker=\"0\"} 0\n"));
         for made_by in ["syn", "udp"] {
             let line = format!("rvs_worker_evictions_total{{worker=\"0\",for=\"{made_by}\"}} 0\n");
             assert!(page.contains(&line), "{line} in {page}");
@@ -2379,7 +2386,7 @@ mod tests {
         std::fs::write(
             &file,
             "# LVS director\n; tuned\n\nnet.ipv4.vs.conn_reuse_mode = 0\n net.ipv4.vs.expire_nodest_conn=1 \n\
-             net.core.somaxconn = 4096\n-net.ipv4.vs.am_droprate = 10\nnet.ipv4.vs.sloppy_tcp = yes\n\
+             net.core.somaxconn = 4096\n-net.ipv4.vs.sync_retries = 0\nnet.ipv4.vs.sloppy_tcp = yes\n\
              net.ipv4.ip_forward = 1\n",
         )
         .unwrap();
@@ -2447,19 +2454,19 @@ mod tests {
         };
         let at = |n: u8| (format!("net.ipv4.vs.secure_tcp = {n}\n"), n >= 2);
         assert_eq!(level(&a), at(0));
-        a.defence_with(true);
+        a.defence_with(0);
         assert_eq!(level(&a), at(0), "off stays off");
         assert_eq!(a.console("sysctl -w net.ipv4.vs.secure_tcp=1").status, 0);
-        a.defence_with(false);
+        a.defence_with(u64::MAX);
         assert_eq!(level(&a), at(1));
-        a.defence_with(true);
+        a.defence_with(0);
         assert_eq!(level(&a), at(2), "short: on");
-        a.defence_with(true);
+        a.defence_with(0);
         assert_eq!(level(&a), at(2));
-        a.defence_with(false);
+        a.defence_with(u64::MAX);
         assert_eq!(level(&a), at(1), "room again: off");
         assert_eq!(a.console("sysctl -w net.ipv4.vs.secure_tcp=3").status, 0);
-        a.defence_with(false);
+        a.defence_with(u64::MAX);
         assert_eq!(level(&a), at(3), "always");
         assert_ne!(a.console("sysctl -w net.ipv4.vs.secure_tcp=4").status, 0);
         assert_eq!(level(&a), at(3), "a bad value changes nothing");
@@ -2476,6 +2483,62 @@ mod tests {
         assert_eq!(level(&a), at(1));
     }
 
+    /// IPVS's drop_entry and drop_packet move as secure_tcp does; drop_packet's rate at 2
+    /// is amemthresh / (amemthresh - pages left), at 3 am_droprate.
+    #[test]
+    fn drop_defences_follow_connection_memory() {
+        let a = appliance();
+        let state = |a: &Arc<Appliance>| {
+            let snap = a.cell().load();
+            (
+                a.console("sysctl net.ipv4.vs.drop_entry net.ipv4.vs.drop_packet")
+                    .out,
+                snap.drop_entry,
+                snap.drop_rate,
+            )
+        };
+        let at = |entry: u8, packet: u8, on: bool, rate: u32| {
+            (
+                format!("net.ipv4.vs.drop_entry = {entry}\nnet.ipv4.vs.drop_packet = {packet}\n"),
+                on,
+                rate,
+            )
+        };
+        assert_eq!(state(&a), at(0, 0, false, 0));
+        a.defence_with(0);
+        assert_eq!(state(&a), at(0, 0, false, 0), "off stays off");
+        let w = a.console("sysctl -w net.ipv4.vs.drop_entry=1 net.ipv4.vs.drop_packet=1");
+        assert_eq!(w.status, 0, "{}", w.err);
+        a.defence_with(u64::MAX);
+        assert_eq!(state(&a), at(1, 1, false, 0));
+        // amemthresh 1024: 1023 pages left drops 1 in 1024, none left every one.
+        a.defence_with(1023);
+        assert_eq!(state(&a), at(2, 2, true, 1024));
+        a.defence_with(512);
+        assert_eq!(state(&a), at(2, 2, true, 2));
+        a.defence_with(0);
+        assert_eq!(state(&a), at(2, 2, true, 1));
+        a.defence_with(1024);
+        assert_eq!(state(&a), at(1, 1, false, 0), "room again: off");
+        // 3: always, at am_droprate (10 unless set). (A write judges memory again: this
+        // 1,024-entry table is short of 1,024 pages, not of 1.)
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.amemthresh=1").status, 0);
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.drop_packet=3").status, 0);
+        assert_eq!(state(&a), at(1, 3, false, 10));
+        assert_eq!(a.console("sysctl -w net.ipv4.vs.am_droprate=7").status, 0);
+        assert_eq!(state(&a), at(1, 3, false, 7));
+        for bad in ["drop_packet=4", "drop_entry=-1", "am_droprate=-1"] {
+            let r = a.console(&format!("sysctl -w net.ipv4.vs.{bad}"));
+            assert_ne!(r.status, 0, "{bad}");
+            assert!(r.err.contains("Invalid argument"), "{}", r.err);
+        }
+        assert_eq!(state(&a), at(1, 3, false, 7), "a bad value changes nothing");
+        // A step that changes nothing publishes nothing.
+        let g = a.cell().generation();
+        a.defence_with(u64::MAX);
+        assert_eq!(a.cell().generation(), g);
+    }
+
     /// The IPVS settings by their sysctl names: read, written (any integer, non-zero on),
     /// published; unknown names and bad values with sysctl(8)'s words, changing nothing.
     #[test]
@@ -2488,7 +2551,8 @@ mod tests {
              net.ipv4.vs.pmtu_disc = 1\nnet.ipv4.vs.backup_only = 0\nnet.ipv4.vs.nat_icmp_send = 0\nnet.ipv4.vs.schedule_icmp = 0\nnet.ipv4.vs.cache_bypass = 0\nnet.ipv4.vs.run_estimation = 1\n\
              net.ipv4.vs.sync_persist_mode = 0\n\
              net.ipv4.vs.sync_refresh_period = 0\nnet.ipv4.vs.lblc_expiration = 86400\nnet.ipv4.vs.lblcr_expiration = 86400\n\
-             net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.secure_tcp = 0\nnet.ipv4.vs.amemthresh = 1024\n\
+             net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.secure_tcp = 0\nnet.ipv4.vs.drop_entry = 0\n\
+             net.ipv4.vs.drop_packet = 0\nnet.ipv4.vs.am_droprate = 10\nnet.ipv4.vs.amemthresh = 1024\n\
              net.ipv4.vs.sync_version = 1\n"
         );
         // Seconds, as the kernel's (proc_dointvec_jiffies); a value out of range changes
@@ -2564,11 +2628,11 @@ mod tests {
             a.console("sysctl net.ipv4.vs.expire_nodest_conn").out,
             "net.ipv4.vs.expire_nodest_conn = 1\n"
         );
-        let r = a.console("sysctl net.ipv4.vs.am_droprate");
+        let r = a.console("sysctl net.ipv4.vs.sync_retries");
         assert_eq!(r.status, REFUSED);
         assert_eq!(
             r.err,
-            "sysctl: cannot stat /proc/sys/net/ipv4/vs/am_droprate: No such file or directory\n"
+            "sysctl: cannot stat /proc/sys/net/ipv4/vs/sync_retries: No such file or directory\n"
         );
         let r = a.console("sysctl -w net.ipv4.vs.sloppy_tcp=yes");
         assert_eq!(

@@ -40,7 +40,22 @@ fn seconds(a: &Appliance, field: fn(&mut Director) -> &mut u32, v: i64) -> Resul
     })
 }
 
-const KEYS: [Key; 19] = [
+/// A defence's mode: 0 to 3, as the kernel's proc_do_defense_mode; the defences are judged
+/// again at once.
+fn defence(a: &Appliance, field: fn(&mut Director) -> &mut u8, v: i64) -> Result<(), String> {
+    let v = u8::try_from(v)
+        .ok()
+        .filter(|v| *v <= 3)
+        .ok_or_else(|| "Invalid argument".to_string())?;
+    a.change_with(|d| {
+        *field(d) = v;
+        Ok(())
+    })?;
+    a.update_defence();
+    Ok(())
+}
+
+const KEYS: [Key; 22] = [
     Key {
         name: "net.ipv4.ip_forward",
         get: |a| flag(a, |d| d.ip_forward),
@@ -128,21 +143,34 @@ const KEYS: [Key; 19] = [
             })
         },
     },
-    // 0 to 3, as the kernel's proc_do_defense_mode; the defence is judged again at once.
     Key {
         name: "net.ipv4.vs.secure_tcp",
         get: |a| i64::from(a.director.lock().secure_tcp),
+        set: |a, v| defence(a, |d| &mut d.secure_tcp, v),
+    },
+    Key {
+        name: "net.ipv4.vs.drop_entry",
+        get: |a| i64::from(a.director.lock().drop_entry),
+        set: |a, v| defence(a, |d| &mut d.drop_entry, v),
+    },
+    Key {
+        name: "net.ipv4.vs.drop_packet",
+        get: |a| i64::from(a.director.lock().drop_packet),
+        set: |a, v| defence(a, |d| &mut d.drop_packet, v),
+    },
+    // drop_packet's rate at 3 (0: none dropped).
+    Key {
+        name: "net.ipv4.vs.am_droprate",
+        get: |a| i64::from(a.director.lock().am_droprate),
         set: |a, v| {
-            let v = u8::try_from(v)
+            let v = u32::try_from(v)
                 .ok()
-                .filter(|v| *v <= 3)
+                .filter(|v| *v <= i32::MAX as u32)
                 .ok_or_else(|| "Invalid argument".to_string())?;
             a.change_with(|d| {
-                d.secure_tcp = v;
+                d.am_droprate = v;
                 Ok(())
-            })?;
-            a.update_defence();
-            Ok(())
+            })
         },
     },
     // Pages.

@@ -159,7 +159,7 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         usage: "sysctl [-w] [NAME[=VALUE]]... | sysctl [-e] [-q] -p FILE | sysctl --system",
-        help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.sloppy_sctp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.nat_icmp_send, net.ipv4.vs.schedule_icmp, net.ipv4.vs.cache_bypass, net.ipv4.vs.run_estimation, net.ipv4.vs.sync_persist_mode, net.ipv4.vs.sync_refresh_period, net.ipv4.vs.lblc_expiration, net.ipv4.vs.lblcr_expiration, net.ipv4.vs.backup_only, net.ipv4.vs.secure_tcp, net.ipv4.vs.amemthresh, net.ipv4.vs.sync_version",
+        help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.sloppy_sctp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.nat_icmp_send, net.ipv4.vs.schedule_icmp, net.ipv4.vs.cache_bypass, net.ipv4.vs.run_estimation, net.ipv4.vs.sync_persist_mode, net.ipv4.vs.sync_refresh_period, net.ipv4.vs.lblc_expiration, net.ipv4.vs.lblcr_expiration, net.ipv4.vs.backup_only, net.ipv4.vs.secure_tcp, net.ipv4.vs.drop_entry, net.ipv4.vs.drop_packet, net.ipv4.vs.am_droprate, net.ipv4.vs.amemthresh, net.ipv4.vs.sync_version",
         phrases: &[
             "sysctl -w net.ipv4.vs.expire_nodest_conn=",
             "sysctl -w net.ipv4.vs.expire_quiescent_template=",
@@ -178,6 +178,9 @@ pub const VERBS: &[Verb] = &[
             "sysctl -w net.ipv4.vs.lblcr_expiration=",
             "sysctl -w net.ipv4.vs.backup_only=",
             "sysctl -w net.ipv4.vs.secure_tcp=",
+            "sysctl -w net.ipv4.vs.drop_entry=",
+            "sysctl -w net.ipv4.vs.drop_packet=",
+            "sysctl -w net.ipv4.vs.am_droprate=",
             "sysctl -w net.ipv4.vs.amemthresh=",
             "sysctl -w net.ipv4.vs.sync_version=",
             "sysctl -p ",

@@ -442,6 +442,10 @@ pub struct LbConfig {
     /// `[dataplane] secure_tcp` (0-3), `amemthresh` (pages).
     pub secure_tcp: u8,
     pub amemthresh: u32,
+    /// `[dataplane] drop_entry`, `drop_packet` (0-3), `am_droprate`.
+    pub drop_entry: u8,
+    pub drop_packet: u8,
+    pub am_droprate: u32,
     pub sync_persist_mode: bool,
     /// `[dataplane] sync_refresh_period` (seconds, 0: unset).
     pub sync_refresh_period: u32,
@@ -878,6 +882,9 @@ impl LbConfig {
         d.run_estimation = !self.run_estimation_off;
         d.secure_tcp = self.secure_tcp;
         d.amemthresh = self.amemthresh;
+        d.drop_entry = self.drop_entry;
+        d.drop_packet = self.drop_packet;
+        d.am_droprate = self.am_droprate;
         d.sync_persist_mode = self.sync_persist_mode;
         d.sync_refresh_period = self.sync_refresh_period;
         d.cache_expiration = self.cache_expiration;

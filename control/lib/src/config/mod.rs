@@ -205,6 +205,11 @@ struct RawDataplane {
     /// which it is short, default 1024).
     secure_tcp: Option<Spanned<u8>>,
     amemthresh: Option<Spanned<u32>>,
+    /// IPVS's drop_entry and drop_packet (secure_tcp's modes) and am_droprate (drop_packet's
+    /// rate at 3: one in this many new connections dropped, default 10, 0 none).
+    drop_entry: Option<Spanned<u8>>,
+    drop_packet: Option<Spanned<u8>>,
+    am_droprate: Option<Spanned<u32>>,
     /// IPVS's net.ipv4.vs.sync_persist_mode: a persistent service's connections are not
     /// synced, only its templates.
     #[serde(default)]
@@ -266,6 +271,8 @@ fn validate_ftp_ports(
 /// IPVS's amemthresh: its default and the most rvs takes (pages of 4 KiB).
 pub const DEFAULT_AMEMTHRESH: u32 = 1024;
 pub const MAX_AMEMTHRESH: u32 = 1 << 24;
+/// IPVS's am_droprate default.
+pub const DEFAULT_AM_DROPRATE: u32 = 10;
 
 fn default_conn_reuse_mode() -> u8 {
     1
@@ -300,6 +307,9 @@ impl Default for RawDataplane {
             run_estimation: true,
             secure_tcp: None,
             amemthresh: None,
+            drop_entry: None,
+            drop_packet: None,
+            am_droprate: None,
             sync_persist_mode: false,
             sync_refresh_period: None,
             lblc_expiration: None,
@@ -495,16 +505,28 @@ impl Config {
         lb.schedule_icmp = raw.dataplane.schedule_icmp || raw.dataplane.ecmp;
         lb.cache_bypass = raw.dataplane.cache_bypass;
         lb.run_estimation_off = !raw.dataplane.run_estimation;
-        lb.secure_tcp = match &raw.dataplane.secure_tcp {
-            Some(v) if *v.get_ref() > 3 => {
+        let defence = |field: &str, value: &Option<Spanned<u8>>| match value {
+            Some(v) if *v.get_ref() > 3 => Err(source.error(
+                v.span(),
+                field,
+                "0 (off), 1 or 2 (on while connection memory is short) or 3 (always)",
+            )),
+            Some(v) => Ok(*v.get_ref()),
+            None => Ok(0),
+        };
+        lb.secure_tcp = defence("dataplane.secure_tcp", &raw.dataplane.secure_tcp)?;
+        lb.drop_entry = defence("dataplane.drop_entry", &raw.dataplane.drop_entry)?;
+        lb.drop_packet = defence("dataplane.drop_packet", &raw.dataplane.drop_packet)?;
+        lb.am_droprate = match &raw.dataplane.am_droprate {
+            Some(v) if *v.get_ref() > i32::MAX as u32 => {
                 return Err(source.error(
                     v.span(),
-                    "dataplane.secure_tcp",
-                    "0 (off), 1 or 2 (on while connection memory is short) or 3 (always)",
+                    "dataplane.am_droprate",
+                    "one new connection in N dropped (0: none), N at most 2147483647",
                 ))
             }
             Some(v) => *v.get_ref(),
-            None => 0,
+            None => DEFAULT_AM_DROPRATE,
         };
         lb.amemthresh = match &raw.dataplane.amemthresh {
             Some(v) if *v.get_ref() == 0 || *v.get_ref() > MAX_AMEMTHRESH => {
@@ -872,6 +894,20 @@ device = "net_ring1"
             ("dataplane.amemthresh", Some(2)),
             "{e}"
         );
+        // drop_entry and drop_packet in the same modes; am_droprate at least 1.
+        assert_eq!((lb.drop_entry, lb.drop_packet, lb.am_droprate), (0, 0, 10));
+        let lb = read("drop_entry = 1\ndrop_packet = 3\nam_droprate = 5")
+            .unwrap()
+            .lb;
+        assert_eq!((lb.drop_entry, lb.drop_packet, lb.am_droprate), (1, 3, 5));
+        for (bad, field) in [
+            ("drop_entry = 4", "dataplane.drop_entry"),
+            ("drop_packet = 9", "dataplane.drop_packet"),
+            ("am_droprate = 3000000000", "dataplane.am_droprate"),
+        ] {
+            let e = read(bad).unwrap_err();
+            assert_eq!((e.field.as_str(), e.line), (field, Some(2)), "{e}");
+        }
     }
 
     /// IPVS's sync_refresh_period: seconds, unset (0) unless given, up to the same limit.

@@ -236,6 +236,9 @@ pub struct Conn {
     pub synced_at: u32,
     /// The timer-wheel slot it is linked in, or [`FREE`] (every lookup reads it: hot).
     wheel_slot: u16,
+    /// Client packets seen, up to [`crate::engine::IN_PKTS_KEPT`] (IPVS's in_pkts, which its
+    /// drop_entry defence reads).
+    pub in_pkts: u8,
     /// Templates: IPVS's ASSURED state: a connection they controlled got established (UDP:
     /// its server answered), or a master said so; a forced removal of a later attempt (a
     /// flood's eviction) leaves it in place. Listed and synced as the template's state.
@@ -252,8 +255,9 @@ pub struct Conn {
 
 /// The leading bytes of a [`Conn`] an established connection's packet touches: its keys,
 /// what forwarding copies out ([`Conn::method`] .. [`Conn::dest`]), its deadline, cached
-/// next hops, sync time and whether the entry is in use (which a lookup checks).
-pub const HOT_BYTES: usize = std::mem::offset_of!(Conn, wheel_slot) + 2;
+/// next hops, sync time, whether the entry is in use (which a lookup checks) and its
+/// client packets.
+pub const HOT_BYTES: usize = std::mem::offset_of!(Conn, in_pkts) + 1;
 
 impl Conn {
     #[allow(clippy::too_many_arguments)]
@@ -292,6 +296,7 @@ impl Conn {
             wheel_next: NIL,
             wheel_prev: NIL,
             wheel_slot: UNLINKED,
+            in_pkts: 0,
             assured: false,
         }
     }
@@ -950,6 +955,14 @@ impl ConnTable {
         Some(taken)
     }
 
+    /// One more client packet on an entry (counted up to [`crate::engine::IN_PKTS_KEPT`]).
+    #[inline]
+    pub fn count_in_packet(&mut self, id: ConnId) {
+        if let Some(c) = self.get_mut(id) {
+            c.in_pkts = c.in_pkts.saturating_add(1).min(crate::engine::IN_PKTS_KEPT);
+        }
+    }
+
     /// Moves an entry's deadline. A later deadline is applied lazily (the entry stays in its
     /// slot and is relinked when the slot comes round); an earlier one relinks now.
     #[inline]
@@ -1348,6 +1361,7 @@ mod tests {
             offset_of!(Conn, hop_to_client) + 2,
             offset_of!(Conn, synced_at) + 4,
             offset_of!(Conn, wheel_slot) + size_of_val(&c.wheel_slot),
+            offset_of!(Conn, in_pkts) + 1,
         ];
         assert_eq!(ends.into_iter().max(), Some(HOT_BYTES));
         for cold in [

@@ -50,11 +50,13 @@ pub enum DropReason {
     /// Of a connection whose real server was deleted (IPVS: no longer available); with
     /// `expire_nodest_conn` the entry goes instead and the packet is scheduled anew.
     ServerRemoved,
+    /// IPVS's drop_packet defence took this packet, which would have opened a connection.
+    Defence,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 21;
-    pub const ALL: [DropReason; 21] = [
+    pub const COUNT: usize = 22;
+    pub const ALL: [DropReason; 22] = [
         DropReason::Malformed,
         DropReason::NoService,
         DropReason::NoServer,
@@ -76,6 +78,7 @@ impl DropReason {
         DropReason::NoLocalPort,
         DropReason::NoAccept,
         DropReason::ServerRemoved,
+        DropReason::Defence,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +104,7 @@ impl DropReason {
             DropReason::NoLocalPort => "no local port",
             DropReason::NoAccept => "no accept mode",
             DropReason::ServerRemoved => "server removed",
+            DropReason::Defence => "drop_packet defence",
         }
     }
 }
@@ -149,6 +153,8 @@ pub struct Counters {
     /// Connections sent on to their own destination with no server available (IPVS's
     /// cache_bypass).
     pub bypass_conns: u64,
+    /// Entries IPVS's drop_entry defence dropped.
+    pub dropped_entries: u64,
     /// The FTP helper: 227/229 replies rewritten (retransmissions too), data connections
     /// it opened (passive and active), control connections kept for their data ones.
     pub ftp_rewrites: u64,
@@ -211,6 +217,7 @@ pub struct CounterSlots {
     pub snat_conns: Slot,
     pub icmp_scheduled: Slot,
     pub bypass_conns: Slot,
+    pub dropped_entries: Slot,
     pub ftp_rewrites: Slot,
     pub ftp_data_conns: Slot,
     pub ftp_controls_kept: Slot,
@@ -262,6 +269,7 @@ impl CounterSlots {
             snat_conns: Slot::default(),
             icmp_scheduled: Slot::default(),
             bypass_conns: Slot::default(),
+            dropped_entries: Slot::default(),
             ftp_rewrites: Slot::default(),
             ftp_data_conns: Slot::default(),
             ftp_controls_kept: Slot::default(),
@@ -334,6 +342,7 @@ impl CounterSlots {
             snat_conns: self.snat_conns.get(),
             icmp_scheduled: self.icmp_scheduled.get(),
             bypass_conns: self.bypass_conns.get(),
+            dropped_entries: self.dropped_entries.get(),
             ftp_rewrites: self.ftp_rewrites.get(),
             ftp_data_conns: self.ftp_data_conns.get(),
             ftp_controls_kept: self.ftp_controls_kept.get(),

@@ -35,7 +35,7 @@ impl Engine {
             (ForwardMethod::Dr, true) => (false, client_direction(ForwardMethod::Dr)),
             _ => return None,
         };
-        let (state, deadline) = (c.state, c.expires);
+        let (state, deadline, in_pkts) = (c.state, c.expires, c.in_pkts);
         // (An opening packet's state came with the entry: the general path does not track
         // it again either.)
         let moves = !opened && state_after(self.tcp_tables, dir, flow, state) != Some(state);
@@ -72,6 +72,9 @@ impl Engine {
                 self.table.set_expires(id, expires);
             }
             self.sync_refresh(id, now, timeout);
+            if to_server && in_pkts < IN_PKTS_KEPT {
+                self.table.count_in_packet(id);
+            }
         }
         if to_server {
             self.counters.inbound(service, dest, bytes);

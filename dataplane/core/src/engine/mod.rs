@@ -17,6 +17,7 @@
 
 mod classify;
 mod counters;
+mod defence;
 mod fast_lane;
 mod fragments;
 mod frame_arena;
@@ -38,6 +39,7 @@ mod sync;
 pub use crate::model::{ForwardMethod, RealServer};
 pub use classify::{flow_owner, masked, owner_of, Parsed};
 pub use counters::{CounterSlots, Counters, DropReason, Slot};
+pub use defence::IN_PKTS_KEPT;
 pub use fragments::FragOwners;
 pub use ftp::FTP_PORTS_MAX;
 pub use held::HELD_TIMEOUT_S;
@@ -188,6 +190,8 @@ pub struct Engine {
     removals_seen: u64,
     nodest_sweep: Option<usize>,
     swept: Vec<crate::conn::ConnId>,
+    /// IPVS's drop_packet and drop_entry, as the last snapshot adopted has them.
+    defence: defence::MemoryDefence,
     /// Where first fragments went, for the later ones.
     frags: FragTable,
     /// Frames waiting for their next hop's MAC.
@@ -277,6 +281,7 @@ impl Engine {
             removals_seen: 0,
             nodest_sweep: None,
             swept: Vec::with_capacity(EXPIRE_BUDGET_MAX),
+            defence: defence::MemoryDefence::new(u64::from(now) ^ 0x9e37_79b9_7f4a_7c15),
             embryonic_limit: (cfg.conn_capacity.max(1) * usize::from(cfg.syn_share.clamp(1, 100))
                 / 100)
                 .max(1),
@@ -360,6 +365,7 @@ impl Engine {
             &crate::conn::TCP_TABLES
         };
         self.cache_expiration = snap.cache_expiration;
+        self.defence.adopt(snap.drop_rate);
         self.new_hop_epoch();
         if snap.servers_removed != self.removals_seen {
             self.removals_seen = snap.servers_removed;

@@ -303,6 +303,9 @@ impl Engine {
         let timeout = self.timeouts.of(flow.proto, to);
         self.table.set_expires(id, now.saturating_add(timeout));
         self.sync_refresh(id, now, timeout);
+        if dir != Direction::Output {
+            self.table.count_in_packet(id);
+        }
     }
 
     /// A connection's state moves `from` -> `to`: embryonic no more once established, its
@@ -345,7 +348,7 @@ impl Engine {
     }
 
     /// Removes template `id`; this worker's own leaves its server's persistent count.
-    fn release_template(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
+    pub(super) fn release_template(&mut self, id: crate::conn::ConnId, loads: &[DestLoad]) {
         let taken = self.table.remove_with(id, |c| (c.dest, c.flags));
         if let Some((dest, _)) = taken.filter(|(_, f)| f & flags::TEMPLATE_COPY == 0) {
             if let Some(l) = loads.get(dest as usize) {
@@ -387,6 +390,10 @@ impl Engine {
         // segment but a RST, with sloppy SCTP any packet whose first chunk is no ABORT.
         if opener == Opener::Packet && !opens_connection(flow) && !sloppy_opens(snap, flow) {
             return Err(DropReason::NoConnection);
+        }
+        // IPVS's drop_packet, where its schedulers would take the packet.
+        if opener == Opener::Packet && self.defence.drops_packet() {
+            return Err(DropReason::Defence);
         }
         match flow.proto {
             proto::TCP => self.make_room_for_syn(loads, flow.src, proto::TCP)?,
@@ -536,6 +543,7 @@ impl Engine {
         );
         c.tunnel = s.tunnel;
         c.state = first;
+        c.in_pkts = u8::from(opener == Opener::Packet);
         if let Some(t) = template {
             c.template = t.0;
         }

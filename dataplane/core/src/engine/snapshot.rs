@@ -712,6 +712,11 @@ pub struct Snapshot {
     /// IPVS's secure_tcp defence on (its sysctl at 2 or 3): TCP follows the secure
     /// transition tables.
     pub secure_tcp: bool,
+    /// IPVS's drop_packet: one in this many packets that would open a connection is
+    /// dropped (0: off).
+    pub drop_rate: u32,
+    /// IPVS's drop_entry on: the workers drop entries that cost little to lose.
+    pub drop_entry: bool,
     /// IPVS's lblc_expiration and lblcr_expiration.
     pub cache_expiration: crate::sched::CacheExpiration,
     /// IPVS's sync_persist_mode: the connections of persistent services are not synced,
@@ -848,6 +853,8 @@ impl Snapshot {
             schedule_icmp: false,
             cache_bypass: false,
             secure_tcp: false,
+            drop_rate: 0,
+            drop_entry: false,
             cache_expiration: crate::sched::CacheExpiration::default(),
             sync_persist_mode: false,
             sync_refresh_period: 0,

@@ -1,0 +1,278 @@
+//! IPVS's memory defences on a worker's table: drop_packet (one in `drop_rate` packets that
+//! would open a connection is dropped) and drop_entry (every second 1/32 of the table,
+//! from a random slot, is looked over and entries that cost little to lose go: TCP and
+//! SCTP handshakes, unassured templates, and entries idle a minute that saw 1 to 8 client
+//! packets, those with fewer first). The control thread turns them on and off
+//! (`update_defense_level`); the snapshot carries the rate and the switch.
+
+use super::*;
+
+/// Client packets past which an entry is never dropped (its count stops there).
+pub const IN_PKTS_KEPT: u8 = 9;
+
+/// Idle seconds before drop_entry may take an entry that is not a handshake.
+const IDLE_BEFORE_DROP: u32 = 60;
+
+/// A worker's state of the two defences.
+#[derive(Debug, Default)]
+pub(super) struct MemoryDefence {
+    /// drop_packet: one in `rate` opening packets dropped (0: off); `countdown` to the next.
+    rate: u32,
+    countdown: u32,
+    /// drop_entry: the second of the last look started, and the look under way (next
+    /// slot, slots left).
+    looked_at: Option<u32>,
+    look: Option<(usize, usize)>,
+    /// Per client-packet count 1..=8: entries to pass over before the next is dropped (an
+    /// entry with n packets goes one time in n).
+    countdowns: [u8; 8],
+    random: u64,
+    picked: Vec<crate::conn::ConnId>,
+}
+
+impl MemoryDefence {
+    pub(super) fn new(seed: u64) -> MemoryDefence {
+        MemoryDefence {
+            random: seed | 1,
+            picked: Vec::with_capacity(EXPIRE_BUDGET_MAX),
+            ..MemoryDefence::default()
+        }
+    }
+
+    /// A snapshot's drop rate; a new one starts its count again.
+    pub(super) fn adopt(&mut self, rate: u32) {
+        if rate != self.rate {
+            self.rate = rate;
+            self.countdown = rate;
+        }
+    }
+
+    /// drop_packet: whether this opening packet is the one dropped.
+    #[inline]
+    pub(super) fn drops_packet(&mut self) -> bool {
+        if self.rate == 0 {
+            return false;
+        }
+        self.countdown = self.countdown.saturating_sub(1);
+        if self.countdown > 0 {
+            return false;
+        }
+        self.countdown = self.rate;
+        true
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64
+        let mut x = self.random;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random = x;
+        x
+    }
+
+    /// IPVS's todrop_entry for an entry with `in_pkts` client packets, already found idle.
+    fn takes(&mut self, in_pkts: u8) -> bool {
+        let Some(i) = usize::from(in_pkts).checked_sub(1).filter(|&i| i < 8) else {
+            return false;
+        };
+        self.countdowns[i] = self.countdowns[i].saturating_sub(1);
+        if self.countdowns[i] > 0 {
+            return false;
+        }
+        self.countdowns[i] = i as u8 + 1;
+        true
+    }
+}
+
+/// What drop_entry makes of an entry: dropped outright, dropped by the rate of its client
+/// packets, or kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Drop,
+    ByRate,
+    Keep,
+}
+
+fn fate(c: &Conn, timeouts: &Timeouts, now: u32) -> Fate {
+    if c.is_template() {
+        // One that controls connections stays; one none of whose connections got
+        // established goes.
+        return if c.controls == 0 && !c.assured {
+            Fate::Drop
+        } else {
+            Fate::Keep
+        };
+    }
+    let idle = || {
+        let since = c.expires.saturating_sub(timeouts.of(c.proto, c.state));
+        now >= since.saturating_add(IDLE_BEFORE_DROP)
+    };
+    let by_rate = || if idle() { Fate::ByRate } else { Fate::Keep };
+    match c.proto {
+        proto::TCP => match c.state {
+            s if s == TcpState::SynRecv as u8 || s == TcpState::SynAck as u8 => Fate::Drop,
+            s if s == TcpState::Established as u8 => by_rate(),
+            _ => Fate::Keep,
+        },
+        proto::SCTP => match c.state {
+            s if s == SctpState::Init1 as u8 || s == SctpState::Init as u8 => Fate::Drop,
+            s if s == SctpState::Established as u8 => by_rate(),
+            _ => Fate::Keep,
+        },
+        _ => by_rate(),
+    }
+}
+
+impl Engine {
+    /// drop_entry's upkeep, `budget` (<= [`EXPIRE_BUDGET_MAX`]) slots a call: while the
+    /// snapshot has it on, a look over 1/32 of the table from a random slot starts each
+    /// second. Returns how many entries went.
+    pub fn drop_entries(
+        &mut self,
+        snap: &Snapshot,
+        loads: &[DestLoad],
+        now: u32,
+        budget: usize,
+    ) -> usize {
+        let d = &mut self.defence;
+        if !snap.drop_entry {
+            d.look = None;
+            return 0;
+        }
+        let capacity = self.table.capacity();
+        if d.look.is_none() && d.looked_at != Some(now) && capacity > 0 {
+            d.looked_at = Some(now);
+            let from = (d.next_random() % capacity as u64) as usize;
+            d.look = Some((from, (capacity / 32).max(1)));
+        }
+        let Some((from, left)) = d.look else {
+            return 0;
+        };
+        let mut picked = std::mem::take(&mut d.picked);
+        picked.clear();
+        let span = left.min(budget).min(picked.capacity());
+        let timeouts = self.timeouts;
+        let next = self.table.select_live(from, span, &mut picked, |c| {
+            fate(c, &timeouts, now) != Fate::Keep
+        });
+        let seen = next - from;
+        let left = left.saturating_sub(seen.max(1));
+        self.defence.look = (left > 0).then_some((if next >= capacity { 0 } else { next }, left));
+        let mut dropped = 0;
+        for &id in &picked {
+            let Some(c) = self.table.get(id).copied() else {
+                continue;
+            };
+            let go = match fate(&c, &timeouts, now) {
+                Fate::Drop => true,
+                Fate::ByRate => self.defence.takes(c.in_pkts),
+                Fate::Keep => false,
+            };
+            if !go {
+                continue;
+            }
+            if c.is_template() {
+                self.release_template(id, loads);
+            } else {
+                self.release(id, loads);
+            }
+            dropped += 1;
+        }
+        self.defence.picked = picked;
+        self.counters.dropped_entries.add(dropped as u64);
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(proto_num: u8, state: u8, in_pkts: u8, last: u32, timeouts: &Timeouts) -> Conn {
+        let key = InKey {
+            proto: proto_num,
+            caddr: [0; 16],
+            cport: 1,
+            vaddr: [0; 16],
+            vport: 80,
+        };
+        let mut c = Conn::new(key, [0; 16], 80, 0, 0, ForwardMethod::Nat, 0);
+        c.state = state;
+        c.in_pkts = in_pkts;
+        c.expires = last + timeouts.of(proto_num, state);
+        c
+    }
+
+    /// IPVS's ip_vs_random_dropentry: handshakes go at once; established TCP and SCTP
+    /// and any UDP by rate once idle a minute with 1 to 8 client packets; templates
+    /// unless they control connections or are assured; other states stay.
+    #[test]
+    fn what_drop_entry_takes() {
+        let t = Timeouts::default();
+        let (tcp, sctp, udp) = (proto::TCP, proto::SCTP, proto::UDP);
+        let est = TcpState::Established as u8;
+        let cases = [
+            (conn(tcp, TcpState::SynRecv as u8, 1, 100, &t), Fate::Drop),
+            (conn(tcp, TcpState::SynAck as u8, 2, 100, &t), Fate::Drop),
+            (conn(tcp, est, 3, 100, &t), Fate::Keep),
+            (conn(tcp, est, 3, 40, &t), Fate::ByRate),
+            (conn(tcp, TcpState::FinWait as u8, 3, 0, &t), Fate::Keep),
+            (conn(tcp, TcpState::TimeWait as u8, 1, 0, &t), Fate::Keep),
+            (conn(sctp, SctpState::Init1 as u8, 1, 100, &t), Fate::Drop),
+            (
+                conn(sctp, SctpState::Established as u8, 1, 0, &t),
+                Fate::ByRate,
+            ),
+            (
+                conn(sctp, SctpState::CookieEchoed as u8, 1, 0, &t),
+                Fate::Keep,
+            ),
+            (conn(udp, 1, 1, 41, &t), Fate::Keep),
+            (conn(udp, 1, 1, 40, &t), Fate::ByRate),
+        ];
+        for (i, (c, want)) in cases.iter().enumerate() {
+            assert_eq!(fate(c, &t, 100), *want, "case {i}: {c:?}");
+        }
+        let mut template = conn(tcp, 0, 0, 100, &t);
+        template.flags = crate::conn::table::flags::TEMPLATE;
+        assert_eq!(
+            fate(&template, &t, 100),
+            Fate::Drop,
+            "unassured, controls none"
+        );
+        template.controls = 1;
+        assert_eq!(fate(&template, &t, 100), Fate::Keep);
+        template.controls = 0;
+        template.assured = true;
+        assert_eq!(fate(&template, &t, 100), Fate::Keep);
+    }
+
+    /// Of entries with n client packets, one in n goes (the first looked at among them);
+    /// none with 0 or more than 8.
+    #[test]
+    fn the_rate_prefers_entries_with_fewer_packets() {
+        let mut d = MemoryDefence::new(1);
+        for n in 1..=8u8 {
+            let taken: Vec<bool> = (0..2 * usize::from(n)).map(|_| d.takes(n)).collect();
+            let at: Vec<usize> = (0..taken.len()).filter(|&i| taken[i]).collect();
+            assert_eq!(at, [0, usize::from(n)], "{n} packets");
+        }
+        assert!((0..20).all(|_| !d.takes(0) && !d.takes(IN_PKTS_KEPT)));
+    }
+
+    /// drop_packet: one in `rate`, the count starting again with a new rate.
+    #[test]
+    fn drop_packet_counts_down() {
+        let mut d = MemoryDefence::new(1);
+        assert!((0..10).all(|_| !d.drops_packet()), "off");
+        d.adopt(4);
+        let dropped: Vec<usize> = (0..12).filter(|_| d.drops_packet()).collect();
+        assert_eq!(dropped.len(), 3);
+        d.adopt(4);
+        assert!(!d.drops_packet() && !d.drops_packet() && !d.drops_packet());
+        assert!(d.drops_packet(), "the same rate keeps its count");
+        d.adopt(1);
+        assert!(d.drops_packet() && d.drops_packet());
+    }
+}
