@@ -3,7 +3,7 @@
 
 use crate::kernel_port;
 use dpdk::{Port, PortStats, RssField};
-use rvs_control::ports::{PortCounters, PortDescription, PortDevice};
+use rvs_control::ports::{PortCounters, PortDescription, PortDevice, QueueSettings};
 
 /// A started DPDK port, shared with the command layer while rvs runs; `kernel` names the
 /// Linux interface behind an AF_XDP or AF_PACKET port.
@@ -61,7 +61,17 @@ impl PortDevice for DataPort {
             max_tx_queues: info.max_tx_queues,
             min_mtu: info.min_mtu,
             max_mtu: info.max_mtu,
+            rx_offloads: self.0.offloads().0,
+            tx_offloads: self.0.offloads().1,
+            rxq: queue_settings(self.0.rx_queue_settings(0)),
+            txq: queue_settings(self.0.tx_queue_settings(0)),
+            burst: dpdk::BURST as u16,
         }
+    }
+
+    fn set_promiscuous(&self, on: bool) -> Result<(), String> {
+        // The driver's reason alone, as testpmd prints it.
+        self.0.set_promiscuous(on).map_err(|e| e.reason())
     }
 
     fn counters(&self) -> Result<PortCounters, String> {
@@ -86,6 +96,18 @@ impl PortDevice for DataPort {
 /// DPDK's RSS fields for the configuration's names (validated by the config loader).
 pub fn rss_fields(names: &[String]) -> Vec<RssField> {
     names.iter().filter_map(|n| RssField::parse(n)).collect()
+}
+
+fn queue_settings(q: dpdk::QueueSettings) -> QueueSettings {
+    QueueSettings {
+        desc: q.desc,
+        free_thresh: q.free_thresh,
+        pthresh: q.pthresh,
+        hthresh: q.hthresh,
+        wthresh: q.wthresh,
+        offloads: q.offloads,
+        rs_thresh: q.rs_thresh,
+    }
 }
 
 #[cfg(test)]

@@ -845,6 +845,7 @@ fn control_side(
         .map(|(p, port)| PortView {
             name: p.name.clone(),
             port: port.clone(),
+            twin: p.host_tap.clone(),
         })
         .collect();
     let mut appliance = Appliance::new(director, cell, views, port_views, cfg.connections);

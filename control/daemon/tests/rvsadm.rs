@@ -350,6 +350,12 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"start\r", b"lb packet forwarding - ports=1"), (b"start\r", b"already started"),
          (b"show port info all\r", b"Promiscuous mode"),
          (b"show port summary all\r", b"Number of available ports: 1"),
+         (b"show config rxtx\r", b"TX RS bit threshold="),
+         # net_pcap keeps promiscuous mode: testpmd's message, the mode unchanged.
+         (b"set promisc all off\r",
+          b"Error during disabling promiscuous mode for port 0: Operation not supported - ignore"),
+         (b"set promisc 0 on\r", None),
+         (b"show port info 0\r", b"Promiscuous mode: enabled"),
          (b"ipvsadm -h\r", b"--tun-type"),
          (b"ipvsadm -R < " + rules + b"\r", None),
          (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]

@@ -42,6 +42,26 @@ pub struct PortDescription {
     pub max_tx_queues: u16,
     pub min_mtu: u16,
     pub max_mtu: u16,
+    /// The port's rx and tx offloads as configured; its first queues' settings.
+    pub rx_offloads: u64,
+    pub tx_offloads: u64,
+    pub rxq: QueueSettings,
+    pub txq: QueueSettings,
+    /// Packets a worker takes or sends per call.
+    pub burst: u16,
+}
+
+/// A queue's ring settings (testpmd's `show config rxtx`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub desc: u16,
+    pub free_thresh: u16,
+    pub pthresh: u8,
+    pub hthresh: u8,
+    pub wthresh: u8,
+    pub offloads: u64,
+    /// Tx only.
+    pub rs_thresh: u16,
 }
 
 /// A data port as commands see it; errors are the device's own words.
@@ -51,4 +71,6 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     /// The driver's extended counters, by name.
     fn extended_counters(&self) -> Result<Vec<(String, u64)>, String>;
     fn reset_counters(&self) -> Result<(), String>;
+    /// Takes every frame (on) or only its own, broadcast and multicast ones (off).
+    fn set_promiscuous(&self, on: bool) -> Result<(), String>;
 }

@@ -142,6 +142,48 @@ pub struct DevInfo {
     pub rx_offload_capa: u64,
     pub tx_offload_capa: u64,
     pub socket: i32,
+    /// The settings a queue set up with the device's defaults gets (rx, tx).
+    pub default_rxq: QueueSettings,
+    pub default_txq: QueueSettings,
+}
+
+/// A queue's ring settings, as testpmd's `show config rxtx` prints them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub desc: u16,
+    pub free_thresh: u16,
+    pub pthresh: u8,
+    pub hthresh: u8,
+    pub wthresh: u8,
+    pub offloads: u64,
+    /// Tx only: the RS bit threshold.
+    pub rs_thresh: u16,
+}
+
+impl QueueSettings {
+    fn of_rx(c: &dpdk_sys::rte_eth_rxconf, desc: u16) -> QueueSettings {
+        QueueSettings {
+            desc,
+            free_thresh: c.rx_free_thresh,
+            pthresh: c.rx_thresh.pthresh,
+            hthresh: c.rx_thresh.hthresh,
+            wthresh: c.rx_thresh.wthresh,
+            offloads: c.offloads,
+            rs_thresh: 0,
+        }
+    }
+
+    fn of_tx(c: &dpdk_sys::rte_eth_txconf, desc: u16) -> QueueSettings {
+        QueueSettings {
+            desc,
+            free_thresh: c.tx_free_thresh,
+            pthresh: c.tx_thresh.pthresh,
+            hthresh: c.tx_thresh.hthresh,
+            wthresh: c.tx_thresh.wthresh,
+            offloads: c.offloads,
+            rs_thresh: c.tx_rs_thresh,
+        }
+    }
 }
 
 /// Basic counters (`rte_eth_stats`).
@@ -191,6 +233,8 @@ pub struct Port {
     desc_counts: (u16, u16),
     rss_hash_fields: u64,
     tx_ipv4_checksum: bool,
+    /// The port's rx and tx offloads as configured.
+    offloads: (u64, u64),
     token: Arc<QueueToken>,
     queues: Option<(Vec<RxQueue>, Vec<TxQueue>)>,
     started: bool,
@@ -228,6 +272,8 @@ impl Port {
             rx_offload_capa: raw.rx_offload_capa,
             tx_offload_capa: raw.tx_offload_capa,
             socket,
+            default_rxq: QueueSettings::of_rx(&raw.default_rxconf, 0),
+            default_txq: QueueSettings::of_tx(&raw.default_txconf, 0),
         })
     }
 
@@ -366,6 +412,7 @@ impl Port {
             desc_counts: (rx_desc, tx_desc),
             rss_hash_fields,
             tx_ipv4_checksum,
+            offloads: (raw.rxmode.offloads, raw.txmode.offloads),
             token,
             queues: Some((rx, tx)),
             started: false,
@@ -393,6 +440,42 @@ impl Port {
 
     pub fn info(&self) -> &DevInfo {
         &self.info
+    }
+
+    /// The port's rx and tx offloads as configured.
+    pub fn offloads(&self) -> (u64, u64) {
+        self.offloads
+    }
+
+    /// Rx queue `q`'s settings as the driver reports them, or (a driver that does not say)
+    /// the device's defaults it was set up with.
+    pub fn rx_queue_settings(&self, q: u16) -> QueueSettings {
+        let mut raw = dpdk_sys::rte_eth_rxq_info::default();
+        // SAFETY: raw is a writable rte_eth_rxq_info; the port is configured.
+        let ret = unsafe { dpdk_sys::rte_eth_rx_queue_info_get(self.id.0, q, &mut raw) };
+        if ret == 0 {
+            QueueSettings::of_rx(&raw.conf, raw.nb_desc)
+        } else {
+            QueueSettings {
+                desc: self.desc_counts.0,
+                ..self.info.default_rxq
+            }
+        }
+    }
+
+    /// Tx queue `q`'s settings, as [`Port::rx_queue_settings`].
+    pub fn tx_queue_settings(&self, q: u16) -> QueueSettings {
+        let mut raw = dpdk_sys::rte_eth_txq_info::default();
+        // SAFETY: raw is a writable rte_eth_txq_info; the port is configured.
+        let ret = unsafe { dpdk_sys::rte_eth_tx_queue_info_get(self.id.0, q, &mut raw) };
+        if ret == 0 {
+            QueueSettings::of_tx(&raw.conf, raw.nb_desc)
+        } else {
+            QueueSettings {
+                desc: self.desc_counts.1,
+                ..self.info.default_txq
+            }
+        }
     }
 
     /// The RSS hash fields in force (0 when the port does not hash).

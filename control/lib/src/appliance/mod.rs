@@ -48,6 +48,8 @@ use figures::*;
 pub struct PortView {
     pub name: String,
     pub port: Arc<dyn PortDevice>,
+    /// Its host twin's interface name, if it has one.
+    pub twin: Option<String>,
 }
 
 /// The answer to one command: what goes to stdout and stderr, and the exit status
@@ -570,6 +572,8 @@ impl Appliance {
             },
             ["show", "config", "fwd"] => Reply::ok(self.fwd_config()),
             ["show", "config", "cores"] => Reply::ok(self.cores_config()),
+            ["show", "config", "rxtx"] => Reply::ok(self.rxtx_config()),
+            ["set", "promisc", which, on] => self.set_promisc(which, on),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);
@@ -988,6 +992,123 @@ mod tests {
             stats: Arc::new(rvs_core::WorkerStats::default()),
         }];
         Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
+    }
+
+    /// A port as the console sees one, its promiscuous mode a switch (`refuse`: the
+    /// device's error for any change).
+    #[derive(Debug, Default)]
+    struct FakePort {
+        promiscuous: std::sync::atomic::AtomicBool,
+        refuse: bool,
+    }
+
+    impl PortDevice for FakePort {
+        fn describe(&self) -> crate::ports::PortDescription {
+            crate::ports::PortDescription {
+                promiscuous: self.promiscuous.load(Ordering::Relaxed),
+                rx_queues: 1,
+                tx_queues: 1,
+                burst: 32,
+                ..Default::default()
+            }
+        }
+        fn counters(&self) -> Result<crate::ports::PortCounters, String> {
+            Ok(Default::default())
+        }
+        fn extended_counters(&self) -> Result<Vec<(String, u64)>, String> {
+            Ok(Vec::new())
+        }
+        fn reset_counters(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn set_promiscuous(&self, on: bool) -> Result<(), String> {
+            if self.refuse {
+                return Err("Operation not supported".into());
+            }
+            self.promiscuous.store(on, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    /// testpmd's `set promisc`: all ports or one, on and off, quiet on success; a device's
+    /// refusal in testpmd's words; a port a use_vmac VRRP instance speaks on (by its name
+    /// or its twin's) stays on; `show config rxtx` lists each port.
+    #[test]
+    fn promiscuous_mode_by_port_except_under_a_vmac() {
+        let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
+        let d = Director::new(
+            Limits {
+                entries: 8,
+                dests: 8,
+            },
+            loads,
+        );
+        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+        let lan = Arc::new(FakePort::default());
+        let wan = Arc::new(FakePort::default());
+        let odd = Arc::new(FakePort {
+            refuse: true,
+            ..Default::default()
+        });
+        let views = vec![
+            PortView {
+                name: "lan".into(),
+                port: lan.clone(),
+                twin: Some("rvs-lan".into()),
+            },
+            PortView {
+                name: "wan".into(),
+                port: wan.clone(),
+                twin: None,
+            },
+            PortView {
+                name: "odd".into(),
+                port: odd,
+                twin: None,
+            },
+        ];
+        let a = Appliance::new(d, cell, Vec::new(), views, 1024).shared();
+        let on = |p: &FakePort| p.promiscuous.load(Ordering::Relaxed);
+        let r = a.console("set promisc 1 on");
+        assert_eq!((r.status, r.out.as_str(), r.err.as_str()), (0, "", ""));
+        assert!(on(&wan) && !on(&lan));
+        let r = a.console("set promisc all on");
+        assert_eq!(r.status, 1);
+        assert_eq!(
+            r.err,
+            "Error during enabling promiscuous mode for port 2: Operation not supported - ignore\n"
+        );
+        assert!(on(&lan) && on(&wan), "the others still done");
+        assert_eq!(a.console("set promisc 0 off").status, 0);
+        assert!(!on(&lan));
+        for bad in ["set promisc 3 on", "set promisc 0 maybe"] {
+            assert_eq!(a.console(bad).status, 2, "{bad}");
+        }
+        // A use_vmac instance on lan's twin: lan stays promiscuous, wan may go.
+        assert_eq!(a.console("set promisc 0 on").status, 0);
+        let rows = vec![crate::vrrp::InstanceStatus {
+            name: "VI_1".into(),
+            interface: "rvs-lan".into(),
+            vmac: Some(([0, 0, 0x5e, 0, 1, 51], false)),
+            ..Default::default()
+        }];
+        *a.vrrp.lock() = Some(Arc::new(Mutex::new(rows)));
+        let r = a.console("set promisc all off");
+        assert_eq!(r.status, 1);
+        assert_eq!(
+            r.err,
+            "port 0 (lan): vrrp_instance VI_1 uses a VMAC (use_vmac), whose frames need promiscuous mode: left on\n"
+        );
+        assert!(on(&lan) && on(&wan), "refused before any change");
+        assert_eq!(a.console("set promisc 1 off").status, 0);
+        assert!(on(&lan) && !on(&wan));
+        let rxtx = a.console("show config rxtx").out;
+        assert!(rxtx.contains("nb forwarding ports=3\n"), "{rxtx}");
+        assert_eq!(
+            rxtx.matches("RX queue number: 1 Tx queue number: 1")
+                .count(),
+            3
+        );
     }
 
     /// A VIP is announced while a service of it has a server of weight above 0 and the

@@ -130,8 +130,57 @@ impl Appliance {
         Reply::ok(out)
     }
 
-    /// `show config fwd` (and `start`'s answer): the mode and each worker's streams, as
-    /// testpmd prints them.
+    /// testpmd's `set promisc (port_id|all) (on|off)`. A port a use_vmac VRRP instance
+    /// speaks on stays promiscuous: frames to its virtual router MAC need it (the
+    /// configuration's check at start and reload, kept at run time).
+    pub(super) fn set_promisc(&self, which: &str, on: &str) -> Reply {
+        let on = match on {
+            "on" => true,
+            "off" => false,
+            _ => return Reply::fail(2, format!("Bad argument {on:?}: on or off")),
+        };
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        if !on {
+            let rows = self.vrrp.lock().clone();
+            let rows = rows.map(|r| r.lock().clone()).unwrap_or_default();
+            for &i in &ids {
+                let p = &ports[i];
+                let speaks_on = |r: &&crate::vrrp::InstanceStatus| {
+                    r.vmac.is_some()
+                        && (r.interface == p.name || p.twin.as_ref() == Some(&r.interface))
+                };
+                if let Some(r) = rows.iter().find(speaks_on) {
+                    return Reply::fail(
+                        1,
+                        format!(
+                            "port {i} ({}): vrrp_instance {} uses a VMAC (use_vmac), whose frames need promiscuous mode: left on",
+                            p.name, r.name
+                        ),
+                    );
+                }
+            }
+        }
+        let mut err = String::new();
+        for i in ids {
+            if let Err(e) = ports[i].port.set_promiscuous(on) {
+                let _ = writeln!(
+                    err,
+                    "Error during {} promiscuous mode for port {i}: {e} - ignore",
+                    if on { "enabling" } else { "disabling" }
+                );
+            }
+        }
+        Reply {
+            status: i32::from(!err.is_empty()),
+            out: String::new(),
+            err,
+        }
+    }
+
     /// `show config cores`: the workers' lcores, as testpmd lists its forwarding ones.
     pub(super) fn cores_config(&self) -> String {
         let lcores: String = self
@@ -142,6 +191,18 @@ impl Appliance {
         format!("List of forwarding lcores:{lcores}\n")
     }
 
+    /// `show config rxtx`: the mode and burst, then each port's queues and its first
+    /// queues' ring settings and offloads, in testpmd's words.
+    pub(super) fn rxtx_config(&self) -> String {
+        let mode = ForwardMode::from_code(self.fwd_mode.load(Ordering::Relaxed));
+        let ports = self.ports.lock();
+        let described: Vec<crate::ports::PortDescription> =
+            ports.iter().map(|p| p.port.describe()).collect();
+        rxtx_text(&mode.to_string(), self.workers.len(), &described)
+    }
+
+    /// `show config fwd` (and `start`'s answer): the mode and each worker's streams, as
+    /// testpmd prints them.
     pub(super) fn fwd_config(&self) -> String {
         let mode = ForwardMode::from_code(self.fwd_mode.load(Ordering::Relaxed));
         let ports = self.ports.lock().len();
@@ -321,6 +382,45 @@ impl Appliance {
         }
         out
     }
+}
+
+/// `show config rxtx`'s text, as testpmd prints it (its first queues only, as testpmd's).
+fn rxtx_text(mode: &str, cores: usize, ports: &[crate::ports::PortDescription]) -> String {
+    let burst = ports.first().map_or(0, |p| p.burst);
+    let mut out = format!(
+        "  {mode} packet forwarding packets/burst={burst}\n  nb forwarding cores={cores} - nb forwarding ports={}\n",
+        ports.len()
+    );
+    for (i, p) in ports.iter().enumerate() {
+        let (rx, tx) = (&p.rxq, &p.txq);
+        let _ = write!(
+            out,
+            "  port {i}: RX queue number: {} Tx queue number: {}\n    Rx offloads={:#x} Tx offloads={:#x}\n\
+             \x20   RX queue: 0\n      RX desc={} - RX free threshold={}\n\
+             \x20     RX threshold registers: pthresh={} hthresh={}  wthresh={}\n      RX Offloads={:#x}\n\
+             \x20   TX queue: 0\n      TX desc={} - TX free threshold={}\n\
+             \x20     TX threshold registers: pthresh={} hthresh={}  wthresh={}\n\
+             \x20     TX offloads={:#x} - TX RS bit threshold={}\n",
+            p.rx_queues,
+            p.tx_queues,
+            p.rx_offloads,
+            p.tx_offloads,
+            rx.desc,
+            rx.free_thresh,
+            rx.pthresh,
+            rx.hthresh,
+            rx.wthresh,
+            rx.offloads,
+            tx.desc,
+            tx.free_thresh,
+            tx.pthresh,
+            tx.hthresh,
+            tx.wthresh,
+            tx.offloads,
+            tx.rs_thresh,
+        );
+    }
+    out
 }
 
 /// `show port summary`'s head, as testpmd's.
@@ -627,6 +727,48 @@ fn merge_templates(all: Vec<(rvs_core::conn::Conn, u32)>) -> Vec<(rvs_core::conn
 mod tests {
     use rvs_core::conn::{addr16, table::flags, Conn, InKey};
     use rvs_core::engine::ForwardMethod;
+
+    /// testpmd's `show config rxtx`, line for line (its double space before wthresh too).
+    #[test]
+    fn rxtx_config_is_testpmds() {
+        let port = crate::ports::PortDescription {
+            rx_queues: 2,
+            tx_queues: 3,
+            tx_offloads: 0x2,
+            rxq: crate::ports::QueueSettings {
+                desc: 1024,
+                free_thresh: 32,
+                pthresh: 8,
+                hthresh: 8,
+                ..Default::default()
+            },
+            txq: crate::ports::QueueSettings {
+                desc: 512,
+                free_thresh: 32,
+                pthresh: 32,
+                offloads: 0x2,
+                rs_thresh: 32,
+                ..Default::default()
+            },
+            burst: 32,
+            ..Default::default()
+        };
+        assert_eq!(
+            super::rxtx_text("io", 1, &[port]),
+            "  io packet forwarding packets/burst=32\n\
+             \x20 nb forwarding cores=1 - nb forwarding ports=1\n\
+             \x20 port 0: RX queue number: 2 Tx queue number: 3\n\
+             \x20   Rx offloads=0x0 Tx offloads=0x2\n\
+             \x20   RX queue: 0\n\
+             \x20     RX desc=1024 - RX free threshold=32\n\
+             \x20     RX threshold registers: pthresh=8 hthresh=8  wthresh=0\n\
+             \x20     RX Offloads=0x0\n\
+             \x20   TX queue: 0\n\
+             \x20     TX desc=512 - TX free threshold=32\n\
+             \x20     TX threshold registers: pthresh=32 hthresh=0  wthresh=0\n\
+             \x20     TX offloads=0x2 - TX RS bit threshold=32\n"
+        );
+    }
 
     /// testpmd's `show port summary all`, column for column (its printf widths).
     #[test]

@@ -158,6 +158,16 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show config cores"],
     },
     Verb {
+        usage: "show config rxtx",
+        help: "each port's queues, ring settings and offloads (testpmd's)",
+        phrases: &["show config rxtx"],
+    },
+    Verb {
+        usage: "set promisc all|N on|off",
+        help: "a port's promiscuous mode (one a use_vmac VRRP instance speaks on stays on)",
+        phrases: &["set promisc all on", "set promisc all off"],
+    },
+    Verb {
         usage: "sysctl [-w] [NAME[=VALUE]]... | sysctl [-e] [-q] -p FILE | sysctl --system",
         help: "read / set, as sysctl(8) names them: net.ipv4.ip_forward, net.ipv4.vs.sloppy_tcp, net.ipv4.vs.sloppy_sctp, net.ipv4.vs.expire_nodest_conn, net.ipv4.vs.expire_quiescent_template, net.ipv4.vs.conn_reuse_mode, net.ipv4.vs.pmtu_disc, net.ipv4.vs.nat_icmp_send, net.ipv4.vs.schedule_icmp, net.ipv4.vs.cache_bypass, net.ipv4.vs.run_estimation, net.ipv4.vs.sync_persist_mode, net.ipv4.vs.sync_refresh_period, net.ipv4.vs.lblc_expiration, net.ipv4.vs.lblcr_expiration, net.ipv4.vs.backup_only, net.ipv4.vs.secure_tcp, net.ipv4.vs.drop_entry, net.ipv4.vs.drop_packet, net.ipv4.vs.am_droprate, net.ipv4.vs.amemthresh, net.ipv4.vs.sync_version",
         phrases: &[
