@@ -479,7 +479,7 @@ fn sessions(data: &[u8]) -> Vec<FrameSpec> {
 /// established packet whose next hop is cached takes the engine's fast lane), the other
 /// with every connection's cached next hop made stale before each packet (so every packet
 /// takes the general path); the verdicts, frames, counters and connection entries (state,
-/// flags, deadline) must be the same after every packet, also across a shortened timeout. How many packets the lane could
+/// flags, deadline, client packets) must be the same after every packet, also across a shortened timeout. How many packets the lane could
 /// have taken (forwarded established ones) is returned, for the caller to require some.
 pub fn fast_lane_agrees(data: &[u8]) -> Result<usize, String> {
     let specs = sessions(data);
@@ -490,7 +490,10 @@ pub fn fast_lane_agrees(data: &[u8]) -> Result<usize, String> {
             .engine
             .table
             .iter()
-            .map(|(id, c)| (id.0, c.state, c.flags, c.expires, c.dest, c.daddr, c.dport))
+            .map(|(id, c)| {
+                let what = (c.state, c.flags, c.expires, c.dest, c.daddr, c.dport);
+                (id.0, what, c.in_pkts)
+            })
             .collect();
         v.sort();
         v
