@@ -14,7 +14,7 @@
 use crate::lab::*;
 use arbitrary::{Arbitrary, Unstructured};
 use etherparse::PacketBuilder;
-use rvs_core::engine::{DropReason, Frame, VecFrame, Verdict};
+use rvs_core::engine::{DropReason, Frame, VecFrame, Verdict, EXPIRE_BUDGET_MAX};
 use rvs_wire::checksum::{accumulate, finish};
 use rvs_wire::{proto, EthernetFrame, Ipv4Packet, Ipv6Packet};
 
@@ -290,6 +290,8 @@ pub fn step(lab: &mut Lab, now: &mut u32, spec: &FrameSpec) -> Result<Verdict, S
     if spec.wait > 0 {
         *now += u32::from(spec.wait);
         lab.engine.expire(*now, 1 << 16, &lab.loads);
+        lab.engine
+            .drop_entries(&lab.snap, &lab.loads, *now, EXPIRE_BUDGET_MAX);
     }
     let input = spec.build();
     let drops = |lab: &Lab| lab.engine.counters().drops.iter().sum::<u64>();

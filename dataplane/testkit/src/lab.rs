@@ -309,7 +309,8 @@ impl Lab {
     /// 192.168.1.100:80, SNAT of the servers' LAN out of port 0, routing between the ports,
     /// a member's outgoing ports on 192.168.1.120, a firewall mark by prefix, port range
     /// and source, and a cache cluster whose only cache is quiesced (firewall mark 11 on
-    /// 192.168.3.0/24) with cache_bypass on; the table made for full NAT, counting
+    /// 192.168.3.0/24) with cache_bypass on; IPVS's drop_entry on (each wait looks over
+    /// part of the table); the table made for full NAT, counting
     /// embryonic entries per source (limits no test reaches).
     pub fn router() -> Lab {
         use rvs_core::engine::{FullNat, MarkRule, MemberPorts, SnatRule};
@@ -332,6 +333,7 @@ impl Lab {
         });
         snap.ip_forward = true;
         snap.cache_bypass = true;
+        snap.drop_entry = true;
         snap.set_snat(vec![SnatRule {
             proto: None,
             source: (ip([10, 0, 0, 0]), 24),
