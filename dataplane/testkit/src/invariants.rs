@@ -290,8 +290,11 @@ pub fn step(lab: &mut Lab, now: &mut u32, spec: &FrameSpec) -> Result<Verdict, S
     if spec.wait > 0 {
         *now += u32::from(spec.wait);
         lab.engine.expire(*now, 1 << 16, &lab.loads);
-        lab.engine
-            .drop_entries(&lab.snap, &lab.loads, *now, EXPIRE_BUDGET_MAX);
+        // drop_entry's look of each second waited (the router lab has it on).
+        for second in *now + 1 - u32::from(spec.wait)..=*now {
+            lab.engine
+                .drop_entries(&lab.snap, &lab.loads, second, EXPIRE_BUDGET_MAX);
+        }
     }
     let input = spec.build();
     let drops = |lab: &Lab| lab.engine.counters().drops.iter().sum::<u64>();
