@@ -129,3 +129,32 @@ fn drop_entry_takes_handshakes_and_idle_connections_with_few_packets() {
         }
     }
 }
+
+/// A backup counts a connection its master sent as 3 client packets (IPVS's
+/// sync_threshold, as its backup sets it), whatever the master had: drop_entry takes it
+/// once idle a minute, as the kernel's backup would.
+#[test]
+fn a_synced_connection_counts_as_the_sync_threshold() {
+    let mut master = lab(1024, |_| {});
+    let ch = master.sync_master();
+    let client = [198, 51, 100, 9];
+    master.run_at(1, 0, &from_client(client, 40005, true));
+    for _ in 0..12 {
+        master.run_at(1, 0, &from_client(client, 40005, false));
+    }
+    assert_eq!(
+        entry_of(&master, 40005).map(|c| c.in_pkts),
+        Some(rvs_core::engine::IN_PKTS_KEPT)
+    );
+    let notes = through_the_wire(&notes_of(&ch));
+    assert!(!notes.is_empty());
+    let mut backup = lab(64, |s| s.drop_entry = true);
+    backup.install_all(notes);
+    assert_eq!(entry_of(&backup, 40005).map(|c| c.in_pkts), Some(3));
+    for now in 2..3000 {
+        backup
+            .engine
+            .drop_entries(&backup.snap, &backup.loads, now, 256);
+    }
+    assert!(entry_of(&backup, 40005).is_none(), "dropped once idle");
+}

@@ -10,6 +10,10 @@ use super::*;
 /// Client packets past which an entry is never dropped (its count stops there).
 pub const IN_PKTS_KEPT: u8 = 9;
 
+/// The client packets a backup counts for a connection a master sent: IPVS's default
+/// sync_threshold, which its backup sets (`ip_vs_proc_conn`).
+pub const SYNCED_IN_PKTS: u8 = 3;
+
 /// Idle seconds before drop_entry may take an entry that is not a handshake.
 const IDLE_BEFORE_DROP: u32 = 60;
 

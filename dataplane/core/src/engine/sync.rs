@@ -177,13 +177,15 @@ impl Engine {
         if let Some(id) = self.table.lookup_in(&key) {
             if let Some(c) = self.table.get_mut(id) {
                 c.state = state;
+                c.in_pkts = super::defence::SYNCED_IN_PKTS;
             }
             self.table.set_expires(id, expires);
             return true;
         }
         let Some(l) = local else {
             let one_packet = s.flags & ipvs_flags::ONE_PACKET != 0;
-            let c = super::routed::bypass_entry(key, s.daddr, state, one_packet);
+            let mut c = super::routed::bypass_entry(key, s.daddr, state, one_packet);
+            c.in_pkts = super::defence::SYNCED_IN_PKTS;
             return self.table.insert(c, expires).is_ok();
         };
         let mut c = Conn::new(
@@ -196,6 +198,7 @@ impl Engine {
             flags::REPLY_INDEXED,
         );
         c.state = state;
+        c.in_pkts = super::defence::SYNCED_IN_PKTS;
         let local = crate::conn::Local {
             addr: l.addr,
             port: l.port,
@@ -281,6 +284,7 @@ impl Engine {
                 self.release(id, loads);
             } else {
                 if let Some(c) = self.table.get_mut(id) {
+                    c.in_pkts = super::defence::SYNCED_IN_PKTS;
                     c.assured |= template && s.state & TEMPLATE_ASSURED != 0;
                     if !template && c.state != state {
                         if let Some(l) = load {
@@ -341,6 +345,7 @@ impl Engine {
             f,
         );
         c.tunnel = server.tunnel;
+        c.in_pkts = super::defence::SYNCED_IN_PKTS;
         c.assured = template && s.state & TEMPLATE_ASSURED != 0;
         if !template {
             c.state = state;
