@@ -29,13 +29,7 @@ impl PortDevice for DataPort {
     fn describe(&self) -> PortDescription {
         let info = self.0.info();
         let link = self.0.link().ok();
-        let names = |bits: u64| -> Vec<&'static str> {
-            RssField::ALL
-                .into_iter()
-                .filter(|f| bits & f.bits() == f.bits() && f.bits() != 0)
-                .map(RssField::name)
-                .collect()
-        };
+        let names = rss_names;
         let (rx_queues, tx_queues) = self.0.queue_counts();
         let (rx_desc, tx_desc) = self.0.desc_counts();
         PortDescription {
@@ -49,6 +43,7 @@ impl PortDevice for DataPort {
             socket: info.socket,
             mtu: self.0.mtu().ok(),
             promiscuous: self.0.promiscuous(),
+            allmulticast: self.0.allmulticast(),
             hash_key_size: info.hash_key_size,
             reta_size: info.reta_size,
             rss_supported: names(info.rss_offloads),
@@ -74,6 +69,15 @@ impl PortDevice for DataPort {
         self.0.set_promiscuous(on).map_err(|e| e.reason())
     }
 
+    fn set_allmulticast(&self, on: bool) -> Result<(), String> {
+        self.0.set_allmulticast(on).map_err(|e| e.reason())
+    }
+
+    fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String> {
+        let (bits, key) = self.0.rss_hash_conf().map_err(|e| e.reason())?;
+        Ok((rss_names(bits), key))
+    }
+
     fn counters(&self) -> Result<PortCounters, String> {
         self.0.stats().map(counters).map_err(|e| e.to_string())
     }
@@ -96,6 +100,15 @@ impl PortDevice for DataPort {
 /// DPDK's RSS fields for the configuration's names (validated by the config loader).
 pub fn rss_fields(names: &[String]) -> Vec<RssField> {
     names.iter().filter_map(|n| RssField::parse(n)).collect()
+}
+
+/// The configuration's names of the RSS fields whole in `bits`.
+fn rss_names(bits: u64) -> Vec<&'static str> {
+    RssField::ALL
+        .into_iter()
+        .filter(|f| bits & f.bits() == f.bits() && f.bits() != 0)
+        .map(RssField::name)
+        .collect()
 }
 
 fn queue_settings(q: dpdk::QueueSettings) -> QueueSettings {

@@ -610,6 +610,16 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
         }
         log.quietly(|| port.start())
             .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
+        // Not promiscuous: multicast (VRRP adverts, IPv6 neighbour discovery) still arrives.
+        if !p.promiscuous {
+            if let Err(e) = port.set_allmulticast(true) {
+                eprintln!(
+                    "rvs: notice: port {:?}: all-multicast mode: {} (VRRP adverts and IPv6 neighbour discovery arrive only if the device delivers multicast anyway)",
+                    p.name,
+                    e.reason()
+                );
+            }
+        }
         if p.rx_queues > 1 && port.rss_hash_fields() != 0 && cfg.forward == ForwardMode::Lb {
             steer_like_the_owners(cfg, i, &port);
         }

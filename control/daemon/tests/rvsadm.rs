@@ -355,7 +355,10 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"set promisc all off\r",
           b"Error during disabling promiscuous mode for port 0: Operation not supported - ignore"),
          (b"set promisc 0 on\r", None),
-         (b"show port info 0\r", b"Promiscuous mode: enabled"),
+         (b"show port info 0\r", b"Promiscuous mode: enabled\r\nAllmulticast mode: "),
+         (b"set allmulti 0 on\r", None),
+         # net_pcap has no RSS.
+         (b"show port 0 rss-hash key\r", b"dev_info did not provide a valid hash key size"),
          (b"ipvsadm -h\r", b"--tun-type"),
          (b"ipvsadm -R < " + rules + b"\r", None),
          (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]

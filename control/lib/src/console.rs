@@ -242,7 +242,8 @@ mod tests {
         assert_eq!(complete("sh").1, vec!["show"]);
         let (start, words) = complete("show port ");
         assert_eq!(start, 10);
-        assert_eq!(words, vec!["info", "summary", "stats", "xstats"]);
+        // (A port number: `show port N rss-hash`.)
+        assert_eq!(words, vec!["info", "summary", "stats", "xstats", "0"]);
         assert_eq!(complete("show port st").1, vec!["stats"]);
         assert_eq!(complete("ipvsadm -L -n --s").1, vec!["--stats"]);
         assert!(complete("nothing").1.is_empty());

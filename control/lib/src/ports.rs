@@ -29,6 +29,7 @@ pub struct PortDescription {
     pub socket: i32,
     pub mtu: Option<u16>,
     pub promiscuous: bool,
+    pub allmulticast: bool,
     pub hash_key_size: u8,
     pub reta_size: u16,
     /// The RSS fields the device can hash and those it hashes now (configuration names).
@@ -73,4 +74,9 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn reset_counters(&self) -> Result<(), String>;
     /// Takes every frame (on) or only its own, broadcast and multicast ones (off).
     fn set_promiscuous(&self, on: bool) -> Result<(), String>;
+    /// Takes every multicast frame (on) or only the groups it joined (off).
+    fn set_allmulticast(&self, on: bool) -> Result<(), String>;
+    /// The RSS hash fields the device uses now (configuration names; none: it does not
+    /// hash) and its key.
+    fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String>;
 }

@@ -594,6 +594,39 @@ impl Port {
         unsafe { dpdk_sys::rte_eth_promiscuous_get(self.id.0) == 1 }
     }
 
+    pub fn set_allmulticast(&self, on: bool) -> Result<()> {
+        // SAFETY: plain control call on a valid port.
+        let ret = unsafe {
+            if on {
+                dpdk_sys::rte_eth_allmulticast_enable(self.id.0)
+            } else {
+                dpdk_sys::rte_eth_allmulticast_disable(self.id.0)
+            }
+        };
+        check(ret, || format!("port {}: all-multicast mode", self.id)).map(|_| ())
+    }
+
+    pub fn allmulticast(&self) -> bool {
+        // SAFETY: plain query of a valid port.
+        unsafe { dpdk_sys::rte_eth_allmulticast_get(self.id.0) == 1 }
+    }
+
+    /// The RSS hash fields and key the device uses now.
+    pub fn rss_hash_conf(&self) -> Result<(u64, Vec<u8>)> {
+        let mut key = vec![0u8; usize::from(self.info.hash_key_size.max(1))];
+        let mut conf = dpdk_sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: key.len() as u8,
+            ..Default::default()
+        };
+        // SAFETY: conf points at a writable key buffer of rss_key_len bytes that outlives
+        // the call; the port is configured.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.id.0, &mut conf) };
+        check(ret, || format!("port {}: RSS hash configuration", self.id))?;
+        key.truncate(usize::from(conf.rss_key_len));
+        Ok((conf.rss_hf, key))
+    }
+
     pub fn mtu(&self) -> Result<u16> {
         let mut mtu = 0u16;
         check(

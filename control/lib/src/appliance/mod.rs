@@ -573,7 +573,11 @@ impl Appliance {
             ["show", "config", "fwd"] => Reply::ok(self.fwd_config()),
             ["show", "config", "cores"] => Reply::ok(self.cores_config()),
             ["show", "config", "rxtx"] => Reply::ok(self.rxtx_config()),
-            ["set", "promisc", which, on] => self.set_promisc(which, on),
+            ["set", mode @ ("promisc" | "allmulti"), which, on] => {
+                self.set_port_mode(mode, which, on)
+            }
+            ["show", "port", which, "rss-hash"] => self.show_rss_hash(which, false),
+            ["show", "port", which, "rss-hash", "key"] => self.show_rss_hash(which, true),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);
@@ -999,13 +1003,18 @@ mod tests {
     #[derive(Debug, Default)]
     struct FakePort {
         promiscuous: std::sync::atomic::AtomicBool,
+        allmulticast: std::sync::atomic::AtomicBool,
         refuse: bool,
+        /// The RSS fields it hashes and its key (none: a device without RSS).
+        rss: Option<(Vec<&'static str>, Vec<u8>)>,
     }
 
     impl PortDevice for FakePort {
         fn describe(&self) -> crate::ports::PortDescription {
             crate::ports::PortDescription {
                 promiscuous: self.promiscuous.load(Ordering::Relaxed),
+                allmulticast: self.allmulticast.load(Ordering::Relaxed),
+                hash_key_size: self.rss.as_ref().map_or(0, |r| r.1.len() as u8),
                 rx_queues: 1,
                 tx_queues: 1,
                 burst: 32,
@@ -1028,11 +1037,25 @@ mod tests {
             self.promiscuous.store(on, Ordering::Relaxed);
             Ok(())
         }
+        fn set_allmulticast(&self, on: bool) -> Result<(), String> {
+            if self.refuse {
+                return Err("Operation not supported".into());
+            }
+            self.allmulticast.store(on, Ordering::Relaxed);
+            Ok(())
+        }
+        fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String> {
+            self.rss
+                .clone()
+                .ok_or_else(|| "Operation not supported".into())
+        }
     }
 
-    /// testpmd's `set promisc`: all ports or one, on and off, quiet on success; a device's
-    /// refusal in testpmd's words; a port a use_vmac VRRP instance speaks on (by its name
-    /// or its twin's) stays on; `show config rxtx` lists each port.
+    /// testpmd's `set promisc` and `set allmulti`: all ports or one, on and off, quiet on
+    /// success; a device's refusal in testpmd's words; a port leaving promiscuous mode
+    /// takes all-multicast mode, which it keeps while not promiscuous; a port a use_vmac
+    /// VRRP instance speaks on (by its name or its twin's) stays promiscuous; `show config
+    /// rxtx` lists each port; `show port N rss-hash [key]` as testpmd's.
     #[test]
     fn promiscuous_mode_by_port_except_under_a_vmac() {
         let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
@@ -1044,8 +1067,14 @@ mod tests {
             loads,
         );
         let cell = Arc::new(SnapshotCell::new(d.snapshot()));
-        let lan = Arc::new(FakePort::default());
-        let wan = Arc::new(FakePort::default());
+        let lan = Arc::new(FakePort {
+            rss: Some((vec!["ip", "tcp"], vec![0x6d, 0x5a, 0x56, 0xda])),
+            ..Default::default()
+        });
+        let wan = Arc::new(FakePort {
+            rss: Some((Vec::new(), vec![0; 40])),
+            ..Default::default()
+        });
         let odd = Arc::new(FakePort {
             refuse: true,
             ..Default::default()
@@ -1079,8 +1108,49 @@ mod tests {
             "Error during enabling promiscuous mode for port 2: Operation not supported - ignore\n"
         );
         assert!(on(&lan) && on(&wan), "the others still done");
-        assert_eq!(a.console("set promisc 0 off").status, 0);
-        assert!(!on(&lan));
+        let r = a.console("set promisc 0 off");
+        assert_eq!(
+            (r.status, r.out.as_str()),
+            (
+                0,
+                "port 0: all-multicast mode on (VRRP adverts and IPv6 neighbour discovery are multicast)\n"
+            )
+        );
+        let multi = |p: &FakePort| p.allmulticast.load(Ordering::Relaxed);
+        assert!(!on(&lan) && multi(&lan));
+        let r = a.console("set allmulti 0 off");
+        assert_eq!(r.status, 1);
+        assert_eq!(
+            r.err,
+            "port 0 (lan): not promiscuous, so VRRP adverts and IPv6 neighbour discovery need all-multicast mode: left on\n"
+        );
+        assert!(multi(&lan));
+        assert_eq!(a.console("set allmulti 1 on").status, 0);
+        assert_eq!(
+            a.console("set allmulti 1 off").status,
+            0,
+            "promiscuous: may go"
+        );
+        assert!(!multi(&wan));
+        let info = a.console("show port info 0").out;
+        assert!(
+            info.contains("Promiscuous mode: disabled\nAllmulticast mode: enabled\n"),
+            "{info}"
+        );
+        assert_eq!(
+            a.console("show port 0 rss-hash key").out,
+            "RSS functions:\n ip tcp \nRSS key:\n6D5A56DA\n"
+        );
+        assert_eq!(
+            a.console("show port 0 rss-hash").out,
+            "RSS functions:\n ip tcp \n"
+        );
+        assert_eq!(a.console("show port 1 rss-hash").out, "RSS disabled\n");
+        let r = a.console("show port 2 rss-hash");
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (1, "dev_info did not provide a valid hash key size\n")
+        );
         for bad in ["set promisc 3 on", "set promisc 0 maybe"] {
             assert_eq!(a.console(bad).status, 2, "{bad}");
         }

@@ -130,10 +130,12 @@ impl Appliance {
         Reply::ok(out)
     }
 
-    /// testpmd's `set promisc (port_id|all) (on|off)`. A port a use_vmac VRRP instance
-    /// speaks on stays promiscuous: frames to its virtual router MAC need it (the
-    /// configuration's check at start and reload, kept at run time).
-    pub(super) fn set_promisc(&self, which: &str, on: &str) -> Reply {
+    /// testpmd's `set promisc|allmulti (port_id|all) (on|off)`. Multicast (VRRP adverts,
+    /// IPv6 neighbour discovery) must still arrive: a port that leaves promiscuous mode
+    /// takes all-multicast mode, one that is not promiscuous keeps it, and one a use_vmac
+    /// VRRP instance speaks on stays promiscuous (frames to its virtual router MAC).
+    pub(super) fn set_port_mode(&self, mode: &str, which: &str, on: &str) -> Reply {
+        let promisc = mode == "promisc";
         let on = match on {
             "on" => true,
             "off" => false,
@@ -153,31 +155,98 @@ impl Appliance {
                     r.vmac.is_some()
                         && (r.interface == p.name || p.twin.as_ref() == Some(&r.interface))
                 };
-                if let Some(r) = rows.iter().find(speaks_on) {
-                    return Reply::fail(
-                        1,
-                        format!(
-                            "port {i} ({}): vrrp_instance {} uses a VMAC (use_vmac), whose frames need promiscuous mode: left on",
-                            p.name, r.name
-                        ),
-                    );
+                let refusal = match rows.iter().find(speaks_on) {
+                    Some(r) if promisc => Some(format!(
+                        "vrrp_instance {} uses a VMAC (use_vmac), whose frames need promiscuous mode",
+                        r.name
+                    )),
+                    _ if !promisc && !p.port.describe().promiscuous => Some(
+                        "not promiscuous, so VRRP adverts and IPv6 neighbour discovery need all-multicast mode"
+                            .to_string(),
+                    ),
+                    _ => None,
+                };
+                if let Some(why) = refusal {
+                    return Reply::fail(1, format!("port {i} ({}): {why}: left on", p.name));
                 }
             }
         }
-        let mut err = String::new();
+        let (mut out, mut err) = (String::new(), String::new());
+        // testpmd's words; all-multicast taken on with promiscuous mode off is enabling.
+        let mut failed = |what: &str, i: usize, e: String| {
+            let verb = if on || what != "promiscuous" && promisc {
+                "enabling"
+            } else {
+                "disabling"
+            };
+            let _ = writeln!(
+                err,
+                "Error during {verb} {what} mode for port {i}: {e} - ignore"
+            );
+        };
         for i in ids {
-            if let Err(e) = ports[i].port.set_promiscuous(on) {
-                let _ = writeln!(
-                    err,
-                    "Error during {} promiscuous mode for port {i}: {e} - ignore",
-                    if on { "enabling" } else { "disabling" }
-                );
+            let port = &ports[i].port;
+            if !promisc {
+                if let Err(e) = port.set_allmulticast(on) {
+                    failed("all-multicast", i, e);
+                }
+                continue;
+            }
+            if let Err(e) = port.set_promiscuous(on) {
+                failed("promiscuous", i, e);
+                continue;
+            }
+            if !on && !port.describe().allmulticast {
+                match port.set_allmulticast(true) {
+                    Ok(()) => {
+                        let _ = writeln!(
+                            out,
+                            "port {i}: all-multicast mode on (VRRP adverts and IPv6 neighbour discovery are multicast)"
+                        );
+                    }
+                    Err(e) => failed("all-multicast", i, e),
+                }
             }
         }
         Reply {
             status: i32::from(!err.is_empty()),
-            out: String::new(),
+            out,
             err,
+        }
+    }
+
+    /// testpmd's `show port N rss-hash [key]`: the hash fields in use (rvs's names for
+    /// them), and the key.
+    pub(super) fn show_rss_hash(&self, which: &str, key: bool) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) if v.len() == 1 => v,
+            Ok(_) => return Reply::fail(2, "one port: show port N rss-hash [key]"),
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let port = &ports[ids[0]].port;
+        if port.describe().hash_key_size == 0 {
+            return Reply::fail(1, "dev_info did not provide a valid hash key size");
+        }
+        match port.rss_hash() {
+            Err(e) => Reply::fail(1, format!("operation failed - {e}")),
+            Ok((fields, _)) if fields.is_empty() => Reply::ok("RSS disabled\n"),
+            Ok((fields, bytes)) => {
+                let mut out = String::from("RSS functions:\n ");
+                for f in fields {
+                    out.push_str(f);
+                    out.push(' ');
+                }
+                out.push('\n');
+                if key {
+                    out.push_str("RSS key:\n");
+                    for b in bytes {
+                        let _ = write!(out, "{b:02X}");
+                    }
+                    out.push('\n');
+                }
+                Reply::ok(out)
+            }
         }
     }
 
@@ -488,6 +557,7 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
          Autoneg status: {}\n\
          MTU: {}\n\
          Promiscuous mode: {}\n\
+         Allmulticast mode: {}\n\
          Hash key size in bytes: {}\n\
          Redirection table size: {}\n\
          Supported RSS offload flow types:\n  {}\n\
@@ -511,6 +581,7 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
         if d.autoneg { "On" } else { "Off" },
         d.mtu.map_or("unknown".to_string(), |m| m.to_string()),
         on(d.promiscuous),
+        on(d.allmulticast),
         d.hash_key_size,
         d.reta_size,
         list(&d.rss_supported),

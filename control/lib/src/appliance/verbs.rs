@@ -163,9 +163,19 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show config rxtx"],
     },
     Verb {
-        usage: "set promisc all|N on|off",
-        help: "a port's promiscuous mode (one a use_vmac VRRP instance speaks on stays on)",
-        phrases: &["set promisc all on", "set promisc all off"],
+        usage: "set promisc|allmulti all|N on|off",
+        help: "a port's promiscuous or all-multicast mode (multicast keeps arriving: promiscuous off takes all-multicast on; a use_vmac VRRP instance's port stays promiscuous)",
+        phrases: &[
+            "set promisc all on",
+            "set promisc all off",
+            "set allmulti all on",
+            "set allmulti all off",
+        ],
+    },
+    Verb {
+        usage: "show port N rss-hash [key]",
+        help: "the RSS hash fields a port uses, and its key",
+        phrases: &["show port 0 rss-hash", "show port 0 rss-hash key"],
     },
     Verb {
         usage: "sysctl [-w] [NAME[=VALUE]]... | sysctl [-e] [-q] -p FILE | sysctl --system",
