@@ -2,7 +2,7 @@
 //! opening packets dropped; handshakes, and entries idle a minute with few client
 //! packets, dropped from the table a slice a second, the rest kept.
 
-use rvs_core::engine::{DropReason, EngineConfig, Verdict};
+use rvs_core::engine::{DropReason, Verdict};
 use rvs_testkit::*;
 
 const VIP: [u8; 4] = [192, 168, 1, 100];
@@ -10,13 +10,7 @@ const VIP: [u8; 4] = [192, 168, 1, 100];
 fn lab(capacity: usize, edit: impl FnOnce(&mut rvs_core::engine::Snapshot)) -> Lab {
     let mut snap = snapshot();
     edit(&mut snap);
-    Lab::with(
-        snap,
-        EngineConfig {
-            conn_capacity: capacity,
-            ..EngineConfig::default()
-        },
-    )
+    Lab::with_capacity(snap, capacity)
 }
 
 /// A client's segment to VIP:80 from `client`:`cport` (SYN or ACK).

@@ -3,7 +3,7 @@
 //! embryonic (and are evicted for new clients) where the usual tables would let them fill
 //! the table with established entries no flood defence may take.
 
-use rvs_core::engine::{DropReason, EngineConfig, Verdict};
+use rvs_core::engine::{DropReason, Verdict};
 use rvs_testkit::*;
 
 const VIP: [u8; 4] = [192, 168, 1, 100];
@@ -12,13 +12,7 @@ const RS: [u8; 4] = [10, 0, 0, 2];
 fn lab(secure_tcp: bool, capacity: usize) -> Lab {
     let mut snap = snapshot();
     snap.secure_tcp = secure_tcp;
-    Lab::with(
-        snap,
-        EngineConfig {
-            conn_capacity: capacity,
-            ..EngineConfig::default()
-        },
-    )
+    Lab::with_capacity(snap, capacity)
 }
 
 /// A client's segment to VIP:80 from `client`:`cport` (SYN or ACK).

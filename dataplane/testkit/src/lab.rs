@@ -294,6 +294,17 @@ impl Lab {
         )
     }
 
+    /// A lab on `snap` with a table of `capacity` connections.
+    pub fn with_capacity(snap: Snapshot, capacity: usize) -> Lab {
+        Lab::with(
+            snap,
+            EngineConfig {
+                conn_capacity: capacity,
+                ..EngineConfig::default()
+            },
+        )
+    }
+
     /// A lab on `snap` with a fresh engine of `cfg`.
     pub fn with(snap: Snapshot, cfg: EngineConfig) -> Lab {
         let mut engine = Engine::new(cfg, 0);

@@ -981,6 +981,11 @@ mod tests {
     use rvs_core::sched::DestLoad;
 
     fn appliance() -> Arc<Appliance> {
+        appliance_with_ports(Vec::new())
+    }
+
+    /// An appliance of one worker over `ports`.
+    fn appliance_with_ports(ports: Vec<PortView>) -> Arc<Appliance> {
         let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
         let d = Director::new(
             Limits {
@@ -995,7 +1000,7 @@ mod tests {
             lcore: 1,
             stats: Arc::new(rvs_core::WorkerStats::default()),
         }];
-        Appliance::new(d, cell, workers, Vec::new(), 1024).shared()
+        Appliance::new(d, cell, workers, ports, 1024).shared()
     }
 
     /// A port as the console sees one, its promiscuous mode a switch (`refuse`: the
@@ -1058,15 +1063,6 @@ mod tests {
     /// rxtx` lists each port; `show port N rss-hash [key]` as testpmd's.
     #[test]
     fn promiscuous_mode_by_port_except_under_a_vmac() {
-        let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
-        let d = Director::new(
-            Limits {
-                entries: 8,
-                dests: 8,
-            },
-            loads,
-        );
-        let cell = Arc::new(SnapshotCell::new(d.snapshot()));
         let lan = Arc::new(FakePort {
             rss: Some((vec!["ip", "tcp"], vec![0x6d, 0x5a, 0x56, 0xda])),
             ..Default::default()
@@ -1096,7 +1092,7 @@ mod tests {
                 twin: None,
             },
         ];
-        let a = Appliance::new(d, cell, Vec::new(), views, 1024).shared();
+        let a = appliance_with_ports(views);
         let on = |p: &FakePort| p.promiscuous.load(Ordering::Relaxed);
         let r = a.console("set promisc 1 on");
         assert_eq!((r.status, r.out.as_str(), r.err.as_str()), (0, "", ""));

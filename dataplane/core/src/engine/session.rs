@@ -15,6 +15,8 @@ pub(super) struct Binding {
     pub(super) dest: u32,
     pub(super) addr: crate::conn::Addr16,
     pub(super) port: u16,
+    /// Its client packets so far (up to [`IN_PKTS_KEPT`]).
+    pub(super) in_pkts: u8,
 }
 
 impl Binding {
@@ -29,6 +31,7 @@ impl Binding {
             dest: c.dest,
             addr,
             port,
+            in_pkts: c.in_pkts,
         }
     }
 }
@@ -303,7 +306,7 @@ impl Engine {
         let timeout = self.timeouts.of(flow.proto, to);
         self.table.set_expires(id, now.saturating_add(timeout));
         self.sync_refresh(id, now, timeout);
-        if dir != Direction::Output {
+        if dir != Direction::Output && conn.in_pkts < IN_PKTS_KEPT {
             self.table.count_in_packet(id);
         }
     }
