@@ -955,11 +955,29 @@ impl ConnTable {
         Some(taken)
     }
 
-    /// One more client packet on an entry (counted up to [`crate::engine::IN_PKTS_KEPT`]).
+    /// One more client packet on a live entry whose count is below
+    /// [`crate::engine::IN_PKTS_KEPT`] (the caller read it).
     #[inline]
     pub fn count_in_packet(&mut self, id: ConnId) {
-        if let Some(c) = self.get_mut(id) {
-            c.in_pkts = c.in_pkts.saturating_add(1).min(crate::engine::IN_PKTS_KEPT);
+        if let Some(c) = self.slots.get_mut(id.0 as usize) {
+            c.in_pkts = c.in_pkts.wrapping_add(1);
+        }
+    }
+
+    /// A packet on an entry: its deadline moved (as [`ConnTable::set_expires`]) and, with
+    /// `client`, one more client packet counted (the caller saw fewer than
+    /// [`crate::engine::IN_PKTS_KEPT`]), the entry looked up once for both.
+    #[inline]
+    pub fn touch(&mut self, id: ConnId, expires: u32, client: bool) {
+        let now = self.wheel_now;
+        let Some(c) = self.get_mut(id) else { return };
+        if client {
+            c.in_pkts = c.in_pkts.wrapping_add(1);
+        }
+        let earlier = expires < c.expires;
+        c.expires = expires.max(now);
+        if earlier {
+            self.relink(id.0);
         }
     }
 

@@ -66,15 +66,16 @@ impl Engine {
         if !opened {
             let timeout = self.timeouts.of(flow.proto, state);
             let expires = now.saturating_add(timeout);
-            // Within the second of the last packet the deadline stands, and the entry's
-            // line is left clean (no write back to memory when it is evicted).
+            // Within the second of the last packet the deadline stands and, once its
+            // client packets are counted out, the entry's line is left clean (no write
+            // back to memory when it is evicted).
             if expires != deadline {
                 self.table.set_expires(id, expires);
             }
-            self.sync_refresh(id, now, timeout);
             if to_server && in_pkts < IN_PKTS_KEPT {
                 self.table.count_in_packet(id);
             }
+            self.sync_refresh(id, now, timeout);
         }
         if to_server {
             self.counters.inbound(service, dest, bytes);

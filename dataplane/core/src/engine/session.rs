@@ -304,11 +304,9 @@ impl Engine {
             self.change_state(id, conn.dest, flow.proto, (from, to), now, loads);
         }
         let timeout = self.timeouts.of(flow.proto, to);
-        self.table.set_expires(id, now.saturating_add(timeout));
+        let client = dir != Direction::Output && conn.in_pkts < IN_PKTS_KEPT;
+        self.table.touch(id, now.saturating_add(timeout), client);
         self.sync_refresh(id, now, timeout);
-        if dir != Direction::Output && conn.in_pkts < IN_PKTS_KEPT {
-            self.table.count_in_packet(id);
-        }
     }
 
     /// A connection's state moves `from` -> `to`: embryonic no more once established, its
