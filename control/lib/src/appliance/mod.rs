@@ -1010,6 +1010,8 @@ mod tests {
         promiscuous: std::sync::atomic::AtomicBool,
         allmulticast: std::sync::atomic::AtomicBool,
         refuse: bool,
+        /// A device with promiscuous mode but no all-multicast mode (AF_XDP's).
+        no_allmulti: bool,
         /// The RSS fields it hashes and its key (none: a device without RSS).
         rss: Option<(Vec<&'static str>, Vec<u8>)>,
     }
@@ -1043,7 +1045,7 @@ mod tests {
             Ok(())
         }
         fn set_allmulticast(&self, on: bool) -> Result<(), String> {
-            if self.refuse {
+            if self.refuse || self.no_allmulti {
                 return Err("Operation not supported".into());
             }
             self.allmulticast.store(on, Ordering::Relaxed);
@@ -1075,6 +1077,10 @@ mod tests {
             refuse: true,
             ..Default::default()
         });
+        let xdp = Arc::new(FakePort {
+            no_allmulti: true,
+            ..Default::default()
+        });
         let views = vec![
             PortView {
                 name: "lan".into(),
@@ -1089,6 +1095,11 @@ mod tests {
             PortView {
                 name: "odd".into(),
                 port: odd,
+                twin: None,
+            },
+            PortView {
+                name: "xdp".into(),
+                port: xdp.clone(),
                 twin: None,
             },
         ];
@@ -1147,7 +1158,7 @@ mod tests {
             (r.status, r.err.as_str()),
             (1, "dev_info did not provide a valid hash key size\n")
         );
-        for bad in ["set promisc 3 on", "set promisc 0 maybe"] {
+        for bad in ["set promisc 4 on", "set promisc 0 maybe"] {
             assert_eq!(a.console(bad).status, 2, "{bad}");
         }
         // A use_vmac instance on lan's twin: lan stays promiscuous, wan may go.
@@ -1169,12 +1180,22 @@ mod tests {
         assert_eq!(a.console("set promisc 1 off").status, 0);
         assert!(on(&lan) && !on(&wan));
         let rxtx = a.console("show config rxtx").out;
-        assert!(rxtx.contains("nb forwarding ports=3\n"), "{rxtx}");
+        assert!(rxtx.contains("nb forwarding ports=4\n"), "{rxtx}");
         assert_eq!(
             rxtx.matches("RX queue number: 1 Tx queue number: 1")
                 .count(),
-            3
+            4
         );
+        // A device without all-multicast mode stays promiscuous.
+        let r = a.console("set promisc 3 off");
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (
+                1,
+                "Error during enabling all-multicast mode for port 3: Operation not supported - promiscuous mode left on (VRRP adverts and IPv6 neighbour discovery are multicast)\n"
+            )
+        );
+        assert!(on(&xdp));
     }
 
     /// A VIP is announced while a service of it has a server of weight above 0 and the

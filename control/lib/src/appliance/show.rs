@@ -172,28 +172,23 @@ impl Appliance {
             }
         }
         let (mut out, mut err) = (String::new(), String::new());
-        // testpmd's words; all-multicast taken on with promiscuous mode off is enabling.
-        let mut failed = |what: &str, i: usize, e: String| {
-            let verb = if on || what != "promiscuous" && promisc {
-                "enabling"
-            } else {
-                "disabling"
-            };
-            let _ = writeln!(
-                err,
-                "Error during {verb} {what} mode for port {i}: {e} - ignore"
-            );
-        };
+        let verb = if on { "enabling" } else { "disabling" };
         for i in ids {
             let port = &ports[i].port;
             if !promisc {
                 if let Err(e) = port.set_allmulticast(on) {
-                    failed("all-multicast", i, e);
+                    let _ = writeln!(
+                        err,
+                        "Error during {verb} all-multicast mode for port {i}: {e} - ignore"
+                    );
                 }
                 continue;
             }
             if let Err(e) = port.set_promiscuous(on) {
-                failed("promiscuous", i, e);
+                let _ = writeln!(
+                    err,
+                    "Error during {verb} promiscuous mode for port {i}: {e} - ignore"
+                );
                 continue;
             }
             if !on && !port.describe().allmulticast {
@@ -204,7 +199,17 @@ impl Appliance {
                             "port {i}: all-multicast mode on (VRRP adverts and IPv6 neighbour discovery are multicast)"
                         );
                     }
-                    Err(e) => failed("all-multicast", i, e),
+                    // A device without the mode keeps taking every frame.
+                    Err(e) => {
+                        let back = port.set_promiscuous(true).map_or_else(
+                            |e| format!("and promiscuous mode did not come back on: {e}"),
+                            |()| "promiscuous mode left on (VRRP adverts and IPv6 neighbour discovery are multicast)".into(),
+                        );
+                        let _ = writeln!(
+                            err,
+                            "Error during enabling all-multicast mode for port {i}: {e} - {back}"
+                        );
+                    }
                 }
             }
         }
