@@ -132,8 +132,9 @@ impl Appliance {
 
     /// testpmd's `set promisc|allmulti (port_id|all) (on|off)`. Multicast (VRRP adverts,
     /// IPv6 neighbour discovery) must still arrive: a port that leaves promiscuous mode
-    /// takes all-multicast mode, one that is not promiscuous keeps it, and one a use_vmac
-    /// VRRP instance speaks on stays promiscuous (frames to its virtual router MAC).
+    /// takes all-multicast mode (or, its device without the mode, stays promiscuous), one
+    /// that is not promiscuous keeps it, and one a use_vmac VRRP instance speaks on stays
+    /// promiscuous (frames to its virtual router MAC).
     pub(super) fn set_port_mode(&self, mode: &str, which: &str, on: &str) -> Reply {
         let promisc = mode == "promisc";
         let on = match on {
