@@ -73,6 +73,10 @@ impl PortDevice for DataPort {
         self.0.set_allmulticast(on).map_err(|e| e.reason())
     }
 
+    fn rss_reta(&self) -> Result<Vec<u16>, String> {
+        self.0.reta().map_err(|e| e.reason())
+    }
+
     fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String> {
         let (bits, key) = self.0.rss_hash_conf().map_err(|e| e.reason())?;
         Ok((rss_names(bits), key))

@@ -359,6 +359,7 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"set allmulti 0 on\r", None),
          # net_pcap has no RSS.
          (b"show port 0 rss-hash key\r", b"dev_info did not provide a valid hash key size"),
+         (b"show port 0 rss reta\r", b"port 0: no RSS redirection table"),
          (b"ipvsadm -h\r", b"--tun-type"),
          (b"ipvsadm -R < " + rules + b"\r", None),
          (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]

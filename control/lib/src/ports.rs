@@ -79,4 +79,6 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     /// The RSS hash fields the device uses now (configuration names; none: it does not
     /// hash) and its key.
     fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String>;
+    /// The RSS redirection table: entry i's queue.
+    fn rss_reta(&self) -> Result<Vec<u16>, String>;
 }

@@ -520,6 +520,34 @@ impl Port {
         .map(|_| ())
     }
 
+    /// The redirection table as the device holds it: entry i's queue.
+    pub fn reta(&self) -> Result<Vec<u16>> {
+        const GROUP: usize = 64;
+        let size = usize::from(self.info.reta_size);
+        let mut groups: Vec<dpdk_sys::rte_eth_rss_reta_entry64> = (0..size.div_ceil(GROUP))
+            .map(|g| dpdk_sys::rte_eth_rss_reta_entry64 {
+                mask: match size - g * GROUP {
+                    n if n >= GROUP => u64::MAX,
+                    n => (1u64 << n) - 1,
+                },
+                reta: [0; GROUP],
+            })
+            .collect();
+        // SAFETY: `groups` holds ceil(reta_size / 64) entries, which is what the call
+        // writes for a table of reta_size; the port is configured.
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_rss_reta_query(
+                self.id.0,
+                groups.as_mut_ptr(),
+                self.info.reta_size,
+            )
+        };
+        check(ret, || {
+            format!("port {} ({}): redirection table", self.id, self.info.driver)
+        })?;
+        Ok(groups.iter().flat_map(|g| g.reta).take(size).collect())
+    }
+
     /// The queue handles, once. Each goes to the one thread that polls it.
     pub fn take_queues(&mut self) -> Option<(Vec<RxQueue>, Vec<TxQueue>)> {
         self.queues.take()

@@ -578,6 +578,9 @@ impl Appliance {
             }
             ["show", "port", which, "rss-hash"] => self.show_rss_hash(which, false),
             ["show", "port", which, "rss-hash", "key"] => self.show_rss_hash(which, true),
+            ["show", "port", which, "rss", "reta", rest @ ..] if rest.len() != 1 => {
+                self.show_rss_reta(which, rest)
+            }
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);
@@ -1022,6 +1025,7 @@ mod tests {
                 promiscuous: self.promiscuous.load(Ordering::Relaxed),
                 allmulticast: self.allmulticast.load(Ordering::Relaxed),
                 hash_key_size: self.rss.as_ref().map_or(0, |r| r.1.len() as u8),
+                reta_size: if self.rss.is_some() { 128 } else { 0 },
                 rx_queues: 1,
                 tx_queues: 1,
                 burst: 32,
@@ -1055,6 +1059,12 @@ mod tests {
             self.rss
                 .clone()
                 .ok_or_else(|| "Operation not supported".into())
+        }
+        fn rss_reta(&self) -> Result<Vec<u16>, String> {
+            match self.rss {
+                Some(_) => Ok((0..128).map(|i| i % 3).collect()),
+                None => Err("Operation not supported".into()),
+            }
         }
     }
 
@@ -1153,6 +1163,21 @@ mod tests {
             "RSS functions:\n ip tcp \n"
         );
         assert_eq!(a.console("show port 1 rss-hash").out, "RSS disabled\n");
+        // The redirection table: whole, or by testpmd's size and masks.
+        let reta = a.console("show port 0 rss reta").out;
+        assert_eq!(reta.lines().count(), 128);
+        assert!(reta.starts_with(
+            "RSS RETA configuration: hash index=0, queue=0\nRSS RETA configuration: hash index=1, queue=1\n"
+        ));
+        assert_eq!(
+            a.console("show port 0 rss reta 128 (0x5,0x1)").out,
+            "RSS RETA configuration: hash index=0, queue=0\n\
+             RSS RETA configuration: hash index=2, queue=2\n\
+             RSS RETA configuration: hash index=64, queue=1\n"
+        );
+        assert_eq!(a.console("show port 0 rss reta 64 (0x1)").status, 1);
+        assert_eq!(a.console("show port 0 rss reta 128 (zz)").status, 2);
+        assert_eq!(a.console("show port 2 rss reta").status, 1);
         let r = a.console("show port 2 rss-hash");
         assert_eq!(
             (r.status, r.err.as_str()),

@@ -221,6 +221,60 @@ impl Appliance {
         }
     }
 
+    /// testpmd's `show port N rss reta [SIZE (MASK[,MASK]...)]`: the redirection table's
+    /// entries (all of them, or those the 64-entry groups' masks select), a line each.
+    pub(super) fn show_rss_reta(&self, which: &str, selection: &[&str]) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) if v.len() == 1 => v,
+            Ok(_) => return Reply::fail(2, "one port: show port N rss reta [SIZE (MASK,...)]"),
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        let port = &ports[ids[0]].port;
+        let size = usize::from(port.describe().reta_size);
+        if size == 0 {
+            return Reply::fail(1, format!("port {}: no RSS redirection table", ids[0]));
+        }
+        let masks: Vec<u64> = match selection {
+            [] => vec![u64::MAX; size.div_ceil(64)],
+            [n, masks] => {
+                if n.parse::<usize>().ok() != Some(size) {
+                    return Reply::fail(
+                        1,
+                        format!("Invalid redirection table size: {n} (the port's: {size})"),
+                    );
+                }
+                let parsed: Result<Vec<u64>, _> = masks
+                    .trim_matches(|c| c == '(' || c == ')')
+                    .split(',')
+                    .map(|m| u64::from_str_radix(m.trim().trim_start_matches("0x"), 16))
+                    .collect();
+                match parsed {
+                    Ok(m) if !m.is_empty() && m.len() <= size.div_ceil(64) => m,
+                    _ => {
+                        return Reply::fail(
+                            2,
+                            format!("Invalid masks {masks:?}: hex, one per 64 entries"),
+                        )
+                    }
+                }
+            }
+            _ => return Reply::fail(2, "show port N rss reta [SIZE (MASK,...)]"),
+        };
+        match port.rss_reta() {
+            Err(e) => Reply::fail(1, format!("Failed to get RSS RETA info: {e}")),
+            Ok(table) => {
+                let mut out = String::new();
+                for (i, q) in table.iter().enumerate() {
+                    if masks.get(i / 64).is_some_and(|m| m & (1 << (i % 64)) != 0) {
+                        let _ = writeln!(out, "RSS RETA configuration: hash index={i}, queue={q}");
+                    }
+                }
+                Reply::ok(out)
+            }
+        }
+    }
+
     /// testpmd's `show port N rss-hash [key]`: the hash fields in use (rvs's names for
     /// them), and the key.
     pub(super) fn show_rss_hash(&self, which: &str, key: bool) -> Reply {

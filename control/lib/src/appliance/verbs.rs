@@ -173,6 +173,11 @@ pub const VERBS: &[Verb] = &[
         ],
     },
     Verb {
+        usage: "show port N rss reta [SIZE (MASK[,MASK]...)]",
+        help: "the RSS redirection table: each hash index's queue (testpmd's)",
+        phrases: &["show port 0 rss reta"],
+    },
+    Verb {
         usage: "show port N rss-hash [key]",
         help: "the RSS hash fields a port uses, and its key",
         phrases: &["show port 0 rss-hash", "show port 0 rss-hash key"],
