@@ -221,19 +221,25 @@ impl Appliance {
         }
     }
 
+    /// The one port `which` names (not `all`), for a command of `usage`.
+    fn one_port(&self, which: &str, usage: &str) -> Result<(usize, Arc<dyn PortDevice>), Reply> {
+        match self.port_indices(which) {
+            Ok(v) if v.len() == 1 => Ok((v[0], self.ports.lock()[v[0]].port.clone())),
+            Ok(_) => Err(Reply::fail(2, format!("one port: {usage}"))),
+            Err(e) => Err(Reply::fail(2, e)),
+        }
+    }
+
     /// testpmd's `show port N rss reta [SIZE (MASK[,MASK]...)]`: the redirection table's
     /// entries (all of them, or those the 64-entry groups' masks select), a line each.
     pub(super) fn show_rss_reta(&self, which: &str, selection: &[&str]) -> Reply {
-        let ids = match self.port_indices(which) {
-            Ok(v) if v.len() == 1 => v,
-            Ok(_) => return Reply::fail(2, "one port: show port N rss reta [SIZE (MASK,...)]"),
-            Err(e) => return Reply::fail(2, e),
+        let (i, port) = match self.one_port(which, "show port N rss reta [SIZE (MASK,...)]") {
+            Ok(p) => p,
+            Err(r) => return r,
         };
-        let ports = self.ports.lock();
-        let port = &ports[ids[0]].port;
         let size = usize::from(port.describe().reta_size);
         if size == 0 {
-            return Reply::fail(1, format!("port {}: no RSS redirection table", ids[0]));
+            return Reply::fail(1, format!("port {i}: no RSS redirection table"));
         }
         let masks: Vec<u64> = match selection {
             [] => vec![u64::MAX; size.div_ceil(64)],
@@ -278,13 +284,10 @@ impl Appliance {
     /// testpmd's `show port N rss-hash [key]`: the hash fields in use (rvs's names for
     /// them), and the key.
     pub(super) fn show_rss_hash(&self, which: &str, key: bool) -> Reply {
-        let ids = match self.port_indices(which) {
-            Ok(v) if v.len() == 1 => v,
-            Ok(_) => return Reply::fail(2, "one port: show port N rss-hash [key]"),
-            Err(e) => return Reply::fail(2, e),
+        let port = match self.one_port(which, "show port N rss-hash [key]") {
+            Ok((_, p)) => p,
+            Err(r) => return r,
         };
-        let ports = self.ports.lock();
-        let port = &ports[ids[0]].port;
         if port.describe().hash_key_size == 0 {
             return Reply::fail(1, "dev_info did not provide a valid hash key size");
         }
