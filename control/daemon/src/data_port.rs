@@ -6,9 +6,24 @@ use dpdk::{Port, PortStats, RssField};
 use rvs_control::ports::{PortCounters, PortDescription, PortDevice, QueueSettings};
 
 /// A started DPDK port, shared with the command layer while rvs runs; `kernel` names the
-/// Linux interface behind an AF_XDP or AF_PACKET port.
+/// Linux interface behind an AF_XDP or AF_PACKET port, whose kernel counters (read-only)
+/// are shown from their values at the last `clear port xstats`.
 #[derive(Debug)]
-pub struct DataPort(pub Port, pub Option<String>);
+pub struct DataPort {
+    pub port: Port,
+    pub kernel: Option<String>,
+    kernel_cleared: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+impl DataPort {
+    pub fn new(port: Port, kernel: Option<String>) -> DataPort {
+        DataPort {
+            port,
+            kernel,
+            kernel_cleared: Default::default(),
+        }
+    }
+}
 
 pub fn counters(s: PortStats) -> PortCounters {
     PortCounters {
@@ -27,13 +42,12 @@ pub fn counters(s: PortStats) -> PortCounters {
 
 impl PortDevice for DataPort {
     fn describe(&self) -> PortDescription {
-        let info = self.0.info();
-        let link = self.0.link().ok();
-        let names = rss_names;
-        let (rx_queues, tx_queues) = self.0.queue_counts();
-        let (rx_desc, tx_desc) = self.0.desc_counts();
+        let info = self.port.info();
+        let link = self.port.link().ok();
+        let (rx_queues, tx_queues) = self.port.queue_counts();
+        let (rx_desc, tx_desc) = self.port.desc_counts();
         PortDescription {
-            mac: self.0.mac_addr().ok(),
+            mac: self.port.mac_addr().ok(),
             driver: info.driver.clone(),
             link: link.as_ref().map(|l| l.text.clone()).unwrap_or_default(),
             link_up: link.as_ref().is_some_and(|l| l.up),
@@ -41,13 +55,13 @@ impl PortDevice for DataPort {
             full_duplex: link.as_ref().is_some_and(|l| l.full_duplex),
             autoneg: link.as_ref().is_some_and(|l| l.autoneg),
             socket: info.socket,
-            mtu: self.0.mtu().ok(),
-            promiscuous: self.0.promiscuous(),
-            allmulticast: self.0.allmulticast(),
+            mtu: self.port.mtu().ok(),
+            promiscuous: self.port.promiscuous(),
+            allmulticast: self.port.allmulticast(),
             hash_key_size: info.hash_key_size,
             reta_size: info.reta_size,
-            rss_supported: names(info.rss_offloads),
-            rss_enabled: names(self.0.rss_hash_fields()),
+            rss_offloads: info.rss_offloads,
+            rss_hf: self.port.rss_hash_fields(),
             rx_queues,
             tx_queues,
             rx_desc,
@@ -56,63 +70,75 @@ impl PortDevice for DataPort {
             max_tx_queues: info.max_tx_queues,
             min_mtu: info.min_mtu,
             max_mtu: info.max_mtu,
-            rx_offloads: self.0.offloads().0,
-            tx_offloads: self.0.offloads().1,
-            rxq: queue_settings(self.0.rx_queue_settings(0)),
-            txq: queue_settings(self.0.tx_queue_settings(0)),
+            rx_offloads: self.port.offloads().0,
+            tx_offloads: self.port.offloads().1,
+            rxq: queue_settings(self.port.rx_queue_settings(0)),
+            txq: queue_settings(self.port.tx_queue_settings(0)),
             burst: dpdk::BURST as u16,
         }
     }
 
     fn set_promiscuous(&self, on: bool) -> Result<(), String> {
         // The driver's reason alone, as testpmd prints it.
-        self.0.set_promiscuous(on).map_err(|e| e.reason())
+        self.port.set_promiscuous(on).map_err(|e| e.reason())
     }
 
     fn set_allmulticast(&self, on: bool) -> Result<(), String> {
-        self.0.set_allmulticast(on).map_err(|e| e.reason())
+        self.port.set_allmulticast(on).map_err(|e| e.reason())
     }
 
     fn rss_reta(&self) -> Result<Vec<u16>, String> {
-        self.0.reta().map_err(|e| e.reason())
+        self.port.reta().map_err(|e| e.reason())
     }
 
-    fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String> {
-        let (bits, key) = self.0.rss_hash_conf().map_err(|e| e.reason())?;
-        Ok((rss_names(bits), key))
+    fn rss_hash(&self) -> Result<(u64, Vec<u8>), String> {
+        self.port.rss_hash_conf().map_err(|e| e.reason())
     }
 
     fn counters(&self) -> Result<PortCounters, String> {
-        self.0.stats().map(counters).map_err(|e| e.to_string())
+        self.port.stats().map(counters).map_err(|e| e.to_string())
     }
 
     fn extended_counters(&self) -> Result<Vec<(String, u64)>, String> {
-        let x = self.0.xstats().map_err(|e| e.to_string())?;
+        let x = self.port.xstats().map_err(|e| e.to_string())?;
         let mut all: Vec<(String, u64)> = x.into_iter().map(|x| (x.name, x.value)).collect();
         // Frames the kernel dropped before rvs saw them (DPDK counts only its own rings).
-        if let Some(iface) = &self.1 {
-            all.extend(kernel_port::kernel_counters(iface));
+        if let Some(iface) = &self.kernel {
+            let cleared = self.kernel_cleared.lock().map_err(|e| e.to_string())?;
+            all.extend(since_cleared(kernel_port::kernel_counters(iface), &cleared));
         }
         Ok(all)
     }
 
     fn reset_counters(&self) -> Result<(), String> {
-        self.0.reset_stats().map_err(|e| e.to_string())
+        self.port.reset_stats().map_err(|e| e.to_string())
     }
+
+    fn reset_extended_counters(&self) -> Result<(), String> {
+        self.port.reset_xstats().map_err(|e| e.reason())?;
+        if let Some(iface) = &self.kernel {
+            *self.kernel_cleared.lock().map_err(|e| e.to_string())? =
+                kernel_port::kernel_counters(iface);
+        }
+        Ok(())
+    }
+}
+
+/// Kernel counters from their values at the last clear (a counter the kernel reset since
+/// reads from zero).
+fn since_cleared(now: Vec<(String, u64)>, cleared: &[(String, u64)]) -> Vec<(String, u64)> {
+    now.into_iter()
+        .map(|(name, v)| {
+            let then = cleared.iter().find(|(n, _)| *n == name).map_or(0, |c| c.1);
+            let v = if v >= then { v - then } else { v };
+            (name, v)
+        })
+        .collect()
 }
 
 /// DPDK's RSS fields for the configuration's names (validated by the config loader).
 pub fn rss_fields(names: &[String]) -> Vec<RssField> {
     names.iter().filter_map(|n| RssField::parse(n)).collect()
-}
-
-/// The configuration's names of the RSS fields whole in `bits`.
-fn rss_names(bits: u64) -> Vec<&'static str> {
-    RssField::ALL
-        .into_iter()
-        .filter(|f| bits & f.bits() == f.bits() && f.bits() != 0)
-        .map(RssField::name)
-        .collect()
 }
 
 fn queue_settings(q: dpdk::QueueSettings) -> QueueSettings {
@@ -139,6 +165,15 @@ mod tests {
             assert!(RssField::parse(n).is_some(), "{n}");
         }
         assert_eq!(RSS_FIELDS.len(), RssField::ALL.len());
+        // The console names DPDK's bits by testpmd's table: the same bits by the same name.
+        for f in RssField::ALL {
+            assert_eq!(
+                rvs_control::rss_types::bits(f.name()),
+                Some(f.bits()),
+                "{}",
+                f.name()
+            );
+        }
         for n in LOG_LEVELS {
             assert_eq!(Level::parse(n).map(|l| l.name()), Some(n));
         }

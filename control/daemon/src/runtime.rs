@@ -401,7 +401,7 @@ pub fn run(
         .ports
         .drain(..)
         .zip(&cfg.ports)
-        .map(|(p, c)| Arc::new(DataPort(p, c.kernel.as_ref().map(|k| k.iface.clone()))))
+        .map(|(p, c)| Arc::new(DataPort::new(p, c.kernel.as_ref().map(|k| k.iface.clone()))))
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
     appliance.set_reload_source(reload);
@@ -1059,10 +1059,10 @@ fn shutdown(
     let finals = workers.stop_and_join();
     println!("\nrvs: stopping; final statistics");
     for (p, port) in cfg.ports.iter().zip(&ports) {
-        match port.0.stats() {
+        match port.port.stats() {
             Ok(s) => print!(
                 "{}",
-                report::port_stats(port.0.id().0, &p.name, &data_port::counters(s))
+                report::port_stats(port.port.id().0, &p.name, &data_port::counters(s))
             ),
             Err(e) => eprintln!("rvs: port {:?}: {e}", p.name),
         }
@@ -1078,7 +1078,7 @@ fn shutdown(
     }
     for (p, port) in cfg.ports.iter().zip(ports) {
         // The command layer has let go of its handles; a port still shared is left open.
-        let Ok(DataPort(port, _)) = Arc::try_unwrap(port) else {
+        let Ok(DataPort { port, .. }) = Arc::try_unwrap(port) else {
             continue;
         };
         if let Err(e) = port.close() {

@@ -360,6 +360,8 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          # net_pcap has no RSS.
          (b"show port 0 rss-hash key\r", b"dev_info did not provide a valid hash key size"),
          (b"show port 0 rss reta\r", b"port 0: no RSS redirection table"),
+         (b"clear port xstats all\r", None), (b"clear fwd stats all\r", None),
+         (b"show fwd stats\r", b"Accumulated forward statistics for all workers"),
          (b"ipvsadm -h\r", b"--tun-type"),
          (b"ipvsadm -R < " + rules + b"\r", None),
          (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]

@@ -27,6 +27,7 @@ pub mod metrics_http;
 pub mod ports;
 pub mod preview;
 pub mod report;
+pub mod rss_types;
 pub mod scripts;
 pub mod socket;
 pub mod sync;

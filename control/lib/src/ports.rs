@@ -32,9 +32,10 @@ pub struct PortDescription {
     pub allmulticast: bool,
     pub hash_key_size: u8,
     pub reta_size: u16,
-    /// The RSS fields the device can hash and those it hashes now (configuration names).
-    pub rss_supported: Vec<&'static str>,
-    pub rss_enabled: Vec<&'static str>,
+    /// The RSS hash types the device can use and those it uses now (DPDK's `rss_hf`
+    /// bits; [`crate::rss_types`] names them).
+    pub rss_offloads: u64,
+    pub rss_hf: u64,
     pub rx_queues: u16,
     pub tx_queues: u16,
     pub rx_desc: u16,
@@ -72,13 +73,15 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     /// The driver's extended counters, by name.
     fn extended_counters(&self) -> Result<Vec<(String, u64)>, String>;
     fn reset_counters(&self) -> Result<(), String>;
+    /// The extended counters (testpmd's `clear port xstats`).
+    fn reset_extended_counters(&self) -> Result<(), String>;
     /// Takes every frame (on) or only its own, broadcast and multicast ones (off).
     fn set_promiscuous(&self, on: bool) -> Result<(), String>;
     /// Takes every multicast frame (on) or only the groups it joined (off).
     fn set_allmulticast(&self, on: bool) -> Result<(), String>;
     /// The RSS hash fields the device uses now (configuration names; none: it does not
     /// hash) and its key.
-    fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String>;
+    fn rss_hash(&self) -> Result<(u64, Vec<u8>), String>;
     /// The RSS redirection table: entry i's queue.
     fn rss_reta(&self) -> Result<Vec<u16>, String>;
 }

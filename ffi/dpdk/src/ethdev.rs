@@ -695,10 +695,15 @@ impl Port {
     pub fn reset_stats(&self) -> Result<()> {
         // SAFETY: plain control call on a valid port.
         let ret = unsafe { dpdk_sys::rte_eth_stats_reset(self.id.0) };
-        check(ret, || format!("port {}: reset stats", self.id))?;
-        // SAFETY: as above. Not every PMD has extended stats; that is not an error.
-        let _ = unsafe { dpdk_sys::rte_eth_xstats_reset(self.id.0) };
-        Ok(())
+        check(ret, || format!("port {}: reset stats", self.id)).map(drop)
+    }
+
+    /// Zeroes the extended counters (ethdev falls back to the basic ones where the driver
+    /// has no extended reset of its own).
+    pub fn reset_xstats(&self) -> Result<()> {
+        // SAFETY: plain control call on a valid port.
+        let ret = unsafe { dpdk_sys::rte_eth_xstats_reset(self.id.0) };
+        check(ret, || format!("port {}: reset xstats", self.id)).map(drop)
     }
 
     pub fn xstats(&self) -> Result<Vec<XStat>> {

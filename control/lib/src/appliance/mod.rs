@@ -135,8 +135,9 @@ pub struct Appliance {
     pub fwd_mode: Arc<AtomicU8>,
     /// What each worker forwards (`show config fwd`).
     pub streams: Vec<FwdStream>,
-    /// The workers' counters at the last `start`: `show fwd stats` counts from there.
-    fwd_since: Mutex<Vec<rvs_core::WorkerCounters>>,
+    /// Each worker's counters (its own and its engine's) at the last `start` or `clear
+    /// fwd stats`: `show fwd stats` counts from there.
+    fwd_since: Mutex<Vec<(rvs_core::WorkerCounters, rvs_core::engine::Counters)>>,
     verbose: AtomicU32,
     /// Nesting of `load` (a file that loads itself stops here).
     load_depth: AtomicU32,
@@ -547,7 +548,7 @@ impl Appliance {
                 if self.forwarding.swap(true, Ordering::Relaxed) {
                     return Reply::ok("Packet forwarding already started\n");
                 }
-                *self.fwd_since.lock() = self.workers.iter().map(|w| w.stats.read()).collect();
+                self.clear_fwd_stats();
                 Reply::ok(self.fwd_config())
             }
             ["stop"] => {
@@ -605,6 +606,11 @@ impl Appliance {
             }
             ["show", "port", what, which] => self.show_port(what, which),
             ["clear", "port", "stats", which] => self.clear_port_stats(which),
+            ["clear", "port", "xstats", which] => self.clear_port_xstats(which),
+            ["clear", "fwd", "stats"] | ["clear", "fwd", "stats", "all"] => {
+                self.clear_fwd_stats();
+                Reply::ok("")
+            }
             ["show", "fwd", "stats"] | ["show", "fwd", "stats", "all"] => {
                 Reply::ok(self.fwd_stats())
             }
@@ -1015,8 +1021,8 @@ mod tests {
         refuse: bool,
         /// A device with promiscuous mode but no all-multicast mode (AF_XDP's).
         no_allmulti: bool,
-        /// The RSS fields it hashes and its key (none: a device without RSS).
-        rss: Option<(Vec<&'static str>, Vec<u8>)>,
+        /// The RSS hash types it uses and its key (none: a device without RSS).
+        rss: Option<(u64, Vec<u8>)>,
     }
 
     impl PortDevice for FakePort {
@@ -1026,6 +1032,13 @@ mod tests {
                 allmulticast: self.allmulticast.load(Ordering::Relaxed),
                 hash_key_size: self.rss.as_ref().map_or(0, |r| r.1.len() as u8),
                 reta_size: if self.rss.is_some() { 128 } else { 0 },
+                // ipv4, ipv4-tcp, ipv4-udp and l3-src-only where it has RSS.
+                rss_offloads: if self.rss.is_some() {
+                    (1 << 2) | (1 << 4) | (1 << 5) | (1 << 63)
+                } else {
+                    0
+                },
+                rss_hf: self.rss.as_ref().map_or(0, |r| r.0),
                 rx_queues: 1,
                 tx_queues: 1,
                 burst: 32,
@@ -1039,6 +1052,12 @@ mod tests {
             Ok(Vec::new())
         }
         fn reset_counters(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn reset_extended_counters(&self) -> Result<(), String> {
+            if self.refuse {
+                return Err("Operation not supported".into());
+            }
             Ok(())
         }
         fn set_promiscuous(&self, on: bool) -> Result<(), String> {
@@ -1055,7 +1074,7 @@ mod tests {
             self.allmulticast.store(on, Ordering::Relaxed);
             Ok(())
         }
-        fn rss_hash(&self) -> Result<(Vec<&'static str>, Vec<u8>), String> {
+        fn rss_hash(&self) -> Result<(u64, Vec<u8>), String> {
             self.rss
                 .clone()
                 .ok_or_else(|| "Operation not supported".into())
@@ -1073,14 +1092,79 @@ mod tests {
     /// takes all-multicast mode, which it keeps while not promiscuous; a port a use_vmac
     /// VRRP instance speaks on (by its name or its twin's) stays promiscuous; `show config
     /// rxtx` lists each port; `show port N rss-hash [key]` as testpmd's.
+    /// testpmd's `clear fwd stats all`: `show fwd stats` counts from then, the engine's
+    /// counters with the worker's; `start` does the same.
+    #[test]
+    fn clear_fwd_stats_counts_from_now() {
+        let a = appliance();
+        let stats = a.workers[0].stats.clone();
+        let engine = Arc::new(rvs_core::engine::CounterSlots::new(8, 8));
+        stats.attach_engine(engine.clone());
+        let mut c = rvs_core::WorkerCounters {
+            rx_packets: 10,
+            tx_packets: 9,
+            ..Default::default()
+        };
+        stats.publish(&c);
+        engine.new_conns.add(4);
+        engine.dropped(rvs_core::engine::DropReason::NoService);
+        let before = a.console("show fwd stats all").out;
+        assert!(before.contains("RX-packets: 10 "), "{before}");
+        assert!(before.contains("New-conns: 4 "), "{before}");
+        let cleared = a.console("clear fwd stats all");
+        assert_eq!((cleared.status, cleared.out.as_str()), (0, ""));
+        let zero = a.console("show fwd stats");
+        assert!(zero.out.contains("RX-packets: 0 "), "{}", zero.out);
+        assert!(zero.out.contains("New-conns: 0 "), "{}", zero.out);
+        c.rx_packets = 15;
+        c.tx_packets = 13;
+        stats.publish(&c);
+        engine.new_conns.add(1);
+        let after = a.console("show fwd stats").out;
+        assert!(after.contains("RX-packets: 5 "), "{after}");
+        assert!(after.contains("TX-packets: 4 "), "{after}");
+        assert!(after.contains("New-conns: 1 "), "{after}");
+        // The ports' and ipvsadm's counters are not the console's to clear.
+        assert_eq!(engine.read().new_conns, 5);
+        assert_eq!(a.console("clear fwd stats").status, 0);
+        assert!(a.console("show fwd stats").out.contains("New-conns: 0 "));
+    }
+
+    /// testpmd's `clear port xstats all|N`: quiet; a driver's refusal in testpmd's words.
+    #[test]
+    fn clear_port_xstats_is_quiet_or_the_drivers_refusal() {
+        let views = ["lan", "odd"]
+            .into_iter()
+            .map(|name| PortView {
+                name: name.into(),
+                port: Arc::new(FakePort {
+                    refuse: name == "odd",
+                    ..Default::default()
+                }),
+                twin: None,
+            })
+            .collect();
+        let a = appliance_with_ports(views);
+        let r = a.console("clear port xstats 0");
+        assert_eq!((r.status, r.out.as_str(), r.err.as_str()), (0, "", ""));
+        let r = a.console("clear port xstats all");
+        assert_eq!(r.status, 1);
+        assert_eq!(
+            r.err.trim_end(),
+            "nic_xstats_clear: Error: failed to reset xstats (port 1): Operation not supported"
+        );
+        assert_eq!(a.console("clear port xstats 7").status, 2);
+    }
+
     #[test]
     fn promiscuous_mode_by_port_except_under_a_vmac() {
+        let bits = |name| crate::rss_types::bits(name).unwrap();
         let lan = Arc::new(FakePort {
-            rss: Some((vec!["ip", "tcp"], vec![0x6d, 0x5a, 0x56, 0xda])),
+            rss: Some((bits("ip") | bits("tcp"), vec![0x6d, 0x5a, 0x56, 0xda])),
             ..Default::default()
         });
         let wan = Arc::new(FakePort {
-            rss: Some((Vec::new(), vec![0; 40])),
+            rss: Some((0, vec![0; 40])),
             ..Default::default()
         });
         let odd = Arc::new(FakePort {
@@ -1089,6 +1173,10 @@ mod tests {
         });
         let xdp = Arc::new(FakePort {
             no_allmulti: true,
+            rss: Some((
+                bits("ipv4-udp") | bits("l3-src-only") | bits("l4-src-only"),
+                vec![0; 40],
+            )),
             ..Default::default()
         });
         let views = vec![
@@ -1154,13 +1242,30 @@ mod tests {
             info.contains("Promiscuous mode: disabled\nAllmulticast mode: enabled\n"),
             "{info}"
         );
-        assert_eq!(
-            a.console("show port 0 rss-hash key").out,
-            "RSS functions:\n ip tcp \nRSS key:\n6D5A56DA\n"
+        // testpmd's type names, one a line; rvs's line of those in use.
+        assert!(
+            info.contains(
+                "Supported RSS offload flow types:\n  ipv4\n  ipv4-tcp\n  ipv4-udp\n  \
+                 l3-src-only\nRSS hash types in use:\n  ipv4 ipv4-frag ipv4-tcp ipv4-other \
+                 ipv6 ipv6-frag ipv6-tcp ipv6-other ipv6-ex ipv6-tcp-ex ip tcp\n"
+            ),
+            "{info}"
+        );
+        let info = a.console("show port info 2").out;
+        assert!(
+            info.contains(
+                "No RSS offload flow type is supported.\nRSS hash types in use:\n  none\n"
+            ),
+            "{info}"
         );
         assert_eq!(
-            a.console("show port 0 rss-hash").out,
-            "RSS functions:\n ip tcp \n"
+            a.console("show port 0 rss-hash key").out,
+            "RSS functions:\n ipv4 ipv4-frag ipv4-tcp ipv4-other ipv6 ipv6-frag ipv6-tcp \
+             ipv6-other ipv6-ex ipv6-tcp-ex ip tcp \nRSS key:\n6D5A56DA\n"
+        );
+        assert_eq!(
+            a.console("show port 3 rss-hash").out,
+            "RSS functions:\n ipv4-udp l3-src-only l4-src-only \n"
         );
         assert_eq!(a.console("show port 1 rss-hash").out, "RSS disabled\n");
         // The redirection table: whole, or by testpmd's size and masks.

@@ -130,6 +130,25 @@ impl Appliance {
         Reply::ok(out)
     }
 
+    /// testpmd's `clear port xstats all|N`: quiet, a driver's refusal in testpmd's words.
+    pub(super) fn clear_port_xstats(&self, which: &str) -> Reply {
+        let ids = match self.port_indices(which) {
+            Ok(v) => v,
+            Err(e) => return Reply::fail(2, e),
+        };
+        let ports = self.ports.lock();
+        for i in ids {
+            if let Err(e) = ports[i].port.reset_extended_counters() {
+                return Reply::fail(
+                    1,
+                    format!("nic_xstats_clear: Error: failed to reset xstats (port {i}): {e}"),
+                );
+            }
+            self.last_port_show.lock().remove(&i);
+        }
+        Reply::ok("")
+    }
+
     /// testpmd's `set promisc|allmulti (port_id|all) (on|off)`. Multicast (VRRP adverts,
     /// IPv6 neighbour discovery) must still arrive: a port that leaves promiscuous mode
     /// takes all-multicast mode (or, its device without the mode, stays promiscuous), one
@@ -281,8 +300,8 @@ impl Appliance {
         }
     }
 
-    /// testpmd's `show port N rss-hash [key]`: the hash fields in use (rvs's names for
-    /// them), and the key.
+    /// testpmd's `show port N rss-hash [key]`: the hash types in use (testpmd's names,
+    /// groups too), and the key.
     pub(super) fn show_rss_hash(&self, which: &str, key: bool) -> Reply {
         let port = match self.one_port(which, "show port N rss-hash [key]") {
             Ok((_, p)) => p,
@@ -293,10 +312,10 @@ impl Appliance {
         }
         match port.rss_hash() {
             Err(e) => Reply::fail(1, format!("operation failed - {e}")),
-            Ok((fields, _)) if fields.is_empty() => Reply::ok("RSS disabled\n"),
-            Ok((fields, bytes)) => {
+            Ok((0, _)) => Reply::ok("RSS disabled\n"),
+            Ok((hf, bytes)) => {
                 let mut out = String::from("RSS functions:\n ");
-                for f in fields {
+                for f in crate::rss_types::in_use(hf) {
                     out.push_str(f);
                     out.push(' ');
                 }
@@ -375,18 +394,31 @@ impl Appliance {
         out
     }
 
-    /// `show fwd stats`: the workers' counters since the last `start`.
+    /// testpmd's `clear fwd stats all` (and its `start`): `show fwd stats` counts from
+    /// now. The ports' counters, Prometheus' and `ipvsadm --stats` keep theirs.
+    pub(super) fn clear_fwd_stats(&self) {
+        *self.fwd_since.lock() = self
+            .workers
+            .iter()
+            .map(|w| (w.stats.read(), w.stats.read_engine()))
+            .collect();
+    }
+
+    /// `show fwd stats`: the workers' counters since the last `start` or `clear fwd stats`.
     pub(super) fn fwd_stats(&self) -> String {
         let mut out = String::new();
         let mut total = rvs_core::WorkerCounters::default();
         let since = self.fwd_since.lock().clone();
         for (i, w) in self.workers.iter().enumerate() {
-            let c = match since.get(i) {
-                Some(base) => w.stats.read().since(base),
-                None => w.stats.read(),
+            let (c, e) = match since.get(i) {
+                Some((worker, engine)) => (
+                    w.stats.read().since(worker),
+                    w.stats.read_engine().since(engine),
+                ),
+                None => (w.stats.read(), w.stats.read_engine()),
             };
             out.push_str(&report::worker_stats(w.index, w.lcore, &c));
-            out.push_str(&report::engine_stats(&w.stats.read_engine()));
+            out.push_str(&report::engine_stats(&e));
             total.rx_packets += c.rx_packets;
             total.tx_packets += c.tx_packets;
             total.tx_dropped += c.tx_dropped;
@@ -599,12 +631,16 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
     let mac = d.mac.map(|m| mac_text(Some(m))).unwrap_or_default();
     let speed = speed_text(d.link_speed_mbps);
     let on = |b: bool| if b { "enabled" } else { "disabled" };
-    let list = |v: &[&str]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(" ")
+    let supported = match crate::rss_types::supported(d.rss_offloads) {
+        v if v.is_empty() => "No RSS offload flow type is supported.\n".to_string(),
+        v => {
+            let lines: String = v.iter().map(|t| format!("  {t}\n")).collect();
+            format!("Supported RSS offload flow types:\n{lines}")
         }
+    };
+    let in_use = match crate::rss_types::in_use(d.rss_hf) {
+        v if v.is_empty() => "none".to_string(),
+        v => v.join(" "),
     };
     let mut out = String::new();
     let _ = write!(
@@ -623,8 +659,8 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
          Allmulticast mode: {}\n\
          Hash key size in bytes: {}\n\
          Redirection table size: {}\n\
-         Supported RSS offload flow types:\n  {}\n\
-         RSS hash fields in use:\n  {}\n\
+         {supported}\
+         RSS hash types in use:\n  {in_use}\n\
          Current number of RX queues: {}\n\
          Max possible RX queues: {}\n\
          Number of RXDs per queue: {}\n\
@@ -647,8 +683,6 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
         on(d.allmulticast),
         d.hash_key_size,
         d.reta_size,
-        list(&d.rss_supported),
-        list(&d.rss_enabled),
         d.rx_queues,
         d.max_rx_queues,
         d.rx_desc,

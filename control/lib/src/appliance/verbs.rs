@@ -23,14 +23,19 @@ pub const VERBS: &[Verb] = &[
         ],
     },
     Verb {
-        usage: "clear port stats all|N",
-        help: "zero port counters",
-        phrases: &["clear port stats all"],
+        usage: "clear port stats|xstats all|N",
+        help: "zero port counters (stats: the basic ones, xstats: the extended ones)",
+        phrases: &["clear port stats all", "clear port xstats all"],
     },
     Verb {
         usage: "show fwd stats",
-        help: "forwarding counters per worker and in total",
+        help: "forwarding counters per worker and in total, since start or clear fwd stats",
         phrases: &["show fwd stats all"],
+    },
+    Verb {
+        usage: "clear fwd stats",
+        help: "show fwd stats counts from now (ports, ipvsadm and Prometheus keep theirs)",
+        phrases: &["clear fwd stats all"],
     },
     Verb {
         usage: "show worker",

@@ -168,6 +168,59 @@ pub struct Counters {
     pub fragments_waited: u64,
 }
 
+impl Counters {
+    /// What was counted since `base`, an earlier reading of the same worker's counters
+    /// (a counter zeroed since, as a new service's, reads from zero).
+    pub fn since(&self, base: &Counters) -> Counters {
+        fn each(now: &[u64], then: &[u64]) -> Vec<u64> {
+            let at = |i: usize| then.get(i).copied().unwrap_or(0);
+            now.iter()
+                .enumerate()
+                .map(|(i, &v)| v.saturating_sub(at(i)))
+                .collect()
+        }
+        fn pairs(now: &[(u64, u64)], then: &[(u64, u64)]) -> Vec<(u64, u64)> {
+            let at = |i: usize| then.get(i).copied().unwrap_or((0, 0));
+            now.iter()
+                .enumerate()
+                .map(|(i, &(p, b))| (p.saturating_sub(at(i).0), b.saturating_sub(at(i).1)))
+                .collect()
+        }
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        Counters {
+            new_conns: d(self.new_conns, base.new_conns),
+            drops: std::array::from_fn(|i| d(self.drops[i], base.drops[i])),
+            svc_in: pairs(&self.svc_in, &base.svc_in),
+            svc_out: pairs(&self.svc_out, &base.svc_out),
+            svc_conns: each(&self.svc_conns, &base.svc_conns),
+            dest_conns: each(&self.dest_conns, &base.dest_conns),
+            dest_in: pairs(&self.dest_in, &base.dest_in),
+            dest_out: pairs(&self.dest_out, &base.dest_out),
+            arp_replies: d(self.arp_replies, base.arp_replies),
+            icmp_replies: d(self.icmp_replies, base.icmp_replies),
+            icmp_errors_sent: d(self.icmp_errors_sent, base.icmp_errors_sent),
+            to_host: d(self.to_host, base.to_host),
+            neighbour_requests: d(self.neighbour_requests, base.neighbour_requests),
+            syn_evictions: d(self.syn_evictions, base.syn_evictions),
+            udp_evictions: d(self.udp_evictions, base.udp_evictions),
+            reply_key_takeovers: d(self.reply_key_takeovers, base.reply_key_takeovers),
+            neighbours_ignored: d(self.neighbours_ignored, base.neighbours_ignored),
+            routed: d(self.routed, base.routed),
+            member_packets: d(self.member_packets, base.member_packets),
+            snat_conns: d(self.snat_conns, base.snat_conns),
+            icmp_scheduled: d(self.icmp_scheduled, base.icmp_scheduled),
+            bypass_conns: d(self.bypass_conns, base.bypass_conns),
+            dropped_entries: d(self.dropped_entries, base.dropped_entries),
+            ftp_rewrites: d(self.ftp_rewrites, base.ftp_rewrites),
+            ftp_data_conns: d(self.ftp_data_conns, base.ftp_data_conns),
+            ftp_controls_kept: d(self.ftp_controls_kept, base.ftp_controls_kept),
+            fragmented: d(self.fragmented, base.fragmented),
+            fragments_sent: d(self.fragments_sent, base.fragments_sent),
+            fragments_waited: d(self.fragments_waited, base.fragments_waited),
+        }
+    }
+}
+
 /// A counter its worker writes and anyone reads: a relaxed load and store, no locked
 /// instruction (the worker is the only writer), so bumping it costs what a plain add does.
 #[derive(Debug, Default)]
@@ -350,5 +403,46 @@ impl CounterSlots {
             fragments_sent: self.fragments_sent.get(),
             fragments_waited: self.fragments_waited.get(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_counts_from_a_reading() {
+        let slots = CounterSlots::new(2, 2);
+        slots.new_conns.add(5);
+        slots.dropped(DropReason::Defence);
+        slots.inbound(1, 0, 100);
+        slots.dropped_entries.add(2);
+        let base = slots.read();
+        slots.new_conns.add(3);
+        slots.dropped(DropReason::Defence);
+        slots.dropped(DropReason::NoService);
+        slots.inbound(1, 0, 60);
+        let c = slots.read().since(&base);
+        assert_eq!(c.new_conns, 3);
+        assert_eq!(c.drops[DropReason::Defence as usize], 1);
+        assert_eq!(c.drops[DropReason::NoService as usize], 1);
+        assert_eq!(c.svc_in, vec![(0, 0), (1, 60)]);
+        assert_eq!(c.dest_in, vec![(1, 60), (0, 0)]);
+        assert_eq!(c.dropped_entries, 0);
+        // A reading against itself is all zero; against a later one, too (never wraps).
+        let now = slots.read();
+        assert_eq!(
+            now.since(&now),
+            Counters {
+                svc_in: vec![(0, 0); 2],
+                svc_out: vec![(0, 0); 2],
+                svc_conns: vec![0; 2],
+                dest_conns: vec![0; 2],
+                dest_in: vec![(0, 0); 2],
+                dest_out: vec![(0, 0); 2],
+                ..Counters::default()
+            }
+        );
+        assert_eq!(base.since(&now).new_conns, 0);
     }
 }
