@@ -160,6 +160,29 @@ mod tests {
     use rvs_control::config::{DEFAULT_RSS_FIELDS, LOG_LEVELS, RSS_FIELDS};
 
     #[test]
+    fn kernel_counters_read_from_their_last_clear() {
+        let named = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+            v.iter().map(|&(n, c)| (n.to_string(), c)).collect()
+        };
+        let cleared = named(&[("kernel_rx_dropped", 7), ("kernel_tx_dropped", 2)]);
+        let now = named(&[
+            ("kernel_rx_dropped", 10),
+            ("kernel_tx_dropped", 1),
+            ("kernel_rx_fifo_errors", 4),
+        ]);
+        // A counter below its cleared value was reset by the kernel (the interface came
+        // back): it reads whole.
+        assert_eq!(
+            since_cleared(now, &cleared),
+            named(&[
+                ("kernel_rx_dropped", 3),
+                ("kernel_tx_dropped", 1),
+                ("kernel_rx_fifo_errors", 4)
+            ])
+        );
+    }
+
+    #[test]
     fn every_configuration_name_is_dpdks() {
         for n in RSS_FIELDS.iter().chain(&DEFAULT_RSS_FIELDS) {
             assert!(RssField::parse(n).is_some(), "{n}");
