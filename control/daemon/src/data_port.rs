@@ -3,7 +3,9 @@
 
 use crate::kernel_port;
 use dpdk::{Port, PortStats, RssField};
-use rvs_control::ports::{PortCounters, PortDescription, PortDevice, QueueSettings};
+use rvs_control::ports::{
+    PortCounters, PortDescription, PortDevice, QueueInfo, QueueSettings, Refusal,
+};
 
 /// A started DPDK port, shared with the command layer while rvs runs; `kernel` names the
 /// Linux interface behind an AF_XDP or AF_PACKET port, whose kernel counters (read-only)
@@ -89,6 +91,25 @@ impl PortDevice for DataPort {
 
     fn rss_reta(&self) -> Result<Vec<u16>, String> {
         self.port.reta().map_err(|e| e.reason())
+    }
+
+    fn queue_info(&self, rx: bool, queue: u16) -> Result<QueueInfo, Refusal> {
+        let info = if rx {
+            self.port.rx_queue_info(queue)
+        } else {
+            self.port.tx_queue_info(queue)
+        };
+        let i = info.map_err(|e| (e.reason(), e.errno))?;
+        Ok(QueueInfo {
+            settings: queue_settings(i.settings),
+            mempool: i.mempool,
+            drop_en: i.drop_en,
+            deferred_start: i.deferred_start,
+            scattered: i.scattered,
+            state: i.state,
+            buf_size: i.buf_size,
+            burst_mode: i.burst_mode,
+        })
     }
 
     fn rss_hash(&self) -> Result<(u64, Vec<u8>), String> {

@@ -66,6 +66,25 @@ pub struct QueueSettings {
     pub rs_thresh: u16,
 }
 
+/// A queue as its driver describes it (testpmd's `show rxq|txq info`); the rx-only
+/// fields stay empty for a tx queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub settings: QueueSettings,
+    pub mempool: Option<String>,
+    pub drop_en: bool,
+    pub deferred_start: bool,
+    pub scattered: bool,
+    /// DPDK's queue state: 0 stopped, 1 started, 2 hairpin.
+    pub state: u8,
+    pub buf_size: u16,
+    /// The driver's burst function in its words (None: the driver does not say).
+    pub burst_mode: Option<String>,
+}
+
+/// A driver's refusal: its reason (strerror) and errno.
+pub type Refusal = (String, i32);
+
 /// A data port as commands see it; errors are the device's own words.
 pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> PortDescription;
@@ -84,4 +103,6 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn rss_hash(&self) -> Result<(u64, Vec<u8>), String>;
     /// The RSS redirection table: entry i's queue.
     fn rss_reta(&self) -> Result<Vec<u16>, String>;
+    /// Rx or tx queue `queue` (`rx`: which) as its driver describes it.
+    fn queue_info(&self, rx: bool, queue: u16) -> Result<QueueInfo, Refusal>;
 }

@@ -160,6 +160,43 @@ pub struct QueueSettings {
     pub rs_thresh: u16,
 }
 
+/// A queue as its driver describes it (`rte_eth_rxq_info` / `rte_eth_txq_info` and the
+/// burst mode); the rx-only fields stay empty for a tx queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub settings: QueueSettings,
+    pub mempool: Option<String>,
+    pub drop_en: bool,
+    pub deferred_start: bool,
+    pub scattered: bool,
+    /// DPDK's queue state: 0 stopped, 1 started, 2 hairpin.
+    pub state: u8,
+    pub buf_size: u16,
+    /// The driver's burst function in its words, " (per queue)" added where it says so;
+    /// None where the driver has no such call.
+    pub burst_mode: Option<String>,
+}
+
+fn c_chars(chars: &[std::os::raw::c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn burst_mode_text(mode: &dpdk_sys::rte_eth_burst_mode) -> String {
+    // RTE_ETH_BURST_FLAG_PER_QUEUE (a function-like macro bindgen does not expand).
+    let per_queue = mode.flags & 1 != 0;
+    let info = c_chars(&mode.info);
+    if per_queue {
+        format!("{info} (per queue)")
+    } else {
+        info
+    }
+}
+
 impl QueueSettings {
     fn of_rx(c: &dpdk_sys::rte_eth_rxconf, desc: u16) -> QueueSettings {
         QueueSettings {
@@ -461,6 +498,51 @@ impl Port {
                 ..self.info.default_rxq
             }
         }
+    }
+
+    /// Rx queue `q` as its driver describes it (testpmd's `show rxq info`).
+    pub fn rx_queue_info(&self, q: u16) -> Result<QueueInfo> {
+        let mut raw = dpdk_sys::rte_eth_rxq_info::default();
+        // SAFETY: raw is a writable rte_eth_rxq_info; the port is configured.
+        let ret = unsafe { dpdk_sys::rte_eth_rx_queue_info_get(self.id.0, q, &mut raw) };
+        check(ret, || format!("port {}: rx queue {q} info", self.id))?;
+        let mempool = (!raw.mp.is_null()).then(|| {
+            // SAFETY: the driver's pointer to the queue's pool, which lives as long as the
+            // port; its name is NUL-terminated within the array.
+            let name = unsafe { &(*raw.mp).name };
+            c_chars(name)
+        });
+        let mut mode = dpdk_sys::rte_eth_burst_mode::default();
+        // SAFETY: mode is a writable rte_eth_burst_mode; a driver without the call says so.
+        let burst = unsafe { dpdk_sys::rte_eth_rx_burst_mode_get(self.id.0, q, &mut mode) };
+        Ok(QueueInfo {
+            settings: QueueSettings::of_rx(&raw.conf, raw.nb_desc),
+            mempool,
+            drop_en: raw.conf.rx_drop_en != 0,
+            deferred_start: raw.conf.rx_deferred_start != 0,
+            scattered: raw.scattered_rx != 0,
+            state: raw.queue_state,
+            buf_size: raw.rx_buf_size,
+            burst_mode: (burst == 0).then(|| burst_mode_text(&mode)),
+        })
+    }
+
+    /// Tx queue `q` as its driver describes it (testpmd's `show txq info`).
+    pub fn tx_queue_info(&self, q: u16) -> Result<QueueInfo> {
+        let mut raw = dpdk_sys::rte_eth_txq_info::default();
+        // SAFETY: raw is a writable rte_eth_txq_info; the port is configured.
+        let ret = unsafe { dpdk_sys::rte_eth_tx_queue_info_get(self.id.0, q, &mut raw) };
+        check(ret, || format!("port {}: tx queue {q} info", self.id))?;
+        let mut mode = dpdk_sys::rte_eth_burst_mode::default();
+        // SAFETY: as in rx_queue_info.
+        let burst = unsafe { dpdk_sys::rte_eth_tx_burst_mode_get(self.id.0, q, &mut mode) };
+        Ok(QueueInfo {
+            settings: QueueSettings::of_tx(&raw.conf, raw.nb_desc),
+            deferred_start: raw.conf.tx_deferred_start != 0,
+            state: raw.queue_state,
+            burst_mode: (burst == 0).then(|| burst_mode_text(&mode)),
+            ..Default::default()
+        })
     }
 
     /// Tx queue `q`'s settings, as [`Port::rx_queue_settings`].

@@ -577,6 +577,9 @@ impl Appliance {
             ["set", mode @ ("promisc" | "allmulti"), which, on] => {
                 self.set_port_mode(mode, which, on)
             }
+            ["show", q @ ("rxq" | "txq"), "info", which, queue] => {
+                self.show_queue_info(*q == "rxq", which, queue)
+            }
             ["show", "port", which, "rss-hash"] => self.show_rss_hash(which, false),
             ["show", "port", which, "rss-hash", "key"] => self.show_rss_hash(which, true),
             ["show", "port", which, "rss", "reta", rest @ ..] if rest.len() != 1 => {
@@ -1085,6 +1088,83 @@ mod tests {
                 None => Err("Operation not supported".into()),
             }
         }
+        fn queue_info(
+            &self,
+            rx: bool,
+            queue: u16,
+        ) -> Result<crate::ports::QueueInfo, crate::ports::Refusal> {
+            if self.refuse {
+                return Err(("Operation not supported".into(), 95));
+            }
+            if queue > 0 {
+                return Err(("Invalid argument".into(), 22));
+            }
+            let settings = crate::ports::QueueSettings {
+                desc: 1024,
+                free_thresh: 32,
+                wthresh: if rx { 0 } else { 1 },
+                rs_thresh: if rx { 0 } else { 32 },
+                ..Default::default()
+            };
+            Ok(crate::ports::QueueInfo {
+                settings,
+                mempool: rx.then(|| "rvs_pool_0".to_string()),
+                state: 1,
+                buf_size: if rx { 2048 } else { 0 },
+                burst_mode: Some("Vector AVX2".into()),
+                ..Default::default()
+            })
+        }
+    }
+
+    /// testpmd's `show rxq|txq info N QUEUE`: the driver's description in testpmd's words,
+    /// its refusal as testpmd reports it.
+    #[test]
+    fn queue_info_is_testpmds() {
+        let views = ["lan", "odd"]
+            .into_iter()
+            .map(|name| PortView {
+                name: name.into(),
+                port: Arc::new(FakePort {
+                    refuse: name == "odd",
+                    ..Default::default()
+                }),
+                twin: None,
+            })
+            .collect();
+        let a = appliance_with_ports(views);
+        assert_eq!(
+            a.console("show rxq info 0 0").out,
+            "\n********************* Infos for port 0 , RX queue 0  *********************\n\
+             Mempool: rvs_pool_0\nRX prefetch threshold: 0\nRX host threshold: 0\n\
+             RX writeback threshold: 0\nRX free threshold: 32\nRX drop packets: off\n\
+             RX deferred start: off\nRX scattered packets: off\nRx queue state: started\n\
+             RX buffer size: 2048\nNumber of RXDs: 1024\nBurst mode: Vector AVX2\n"
+        );
+        assert_eq!(
+            a.console("show txq info 0 0").out,
+            "\n********************* Infos for port 0 , TX queue 0  *********************\n\
+             TX prefetch threshold: 0\nTX host threshold: 0\nTX writeback threshold: 1\n\
+             TX RS threshold: 32\nTX free threshold: 32\nTX deferred start: off\n\
+             Number of TXDs: 1024\nTx queue state: started\nBurst mode: Vector AVX2\n"
+        );
+        let r = a.console("show rxq info 0 3");
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (
+                1,
+                "Failed to retrieve information for port: 0, RX queue: 3\nerror desc: Invalid argument(-22)\n"
+            )
+        );
+        let r = a.console("show txq info 1 0");
+        assert!(
+            r.err
+                .ends_with("TX queue: 0\nerror desc: Operation not supported(-95)\n"),
+            "{}",
+            r.err
+        );
+        assert_eq!(a.console("show rxq info 5 0").status, 2);
+        assert_eq!(a.console("show rxq info 0 x").status, 2);
     }
 
     /// testpmd's `set promisc` and `set allmulti`: all ports or one, on and off, quiet on

@@ -249,6 +249,29 @@ impl Appliance {
         }
     }
 
+    /// testpmd's `show rxq|txq info N QUEUE`: the queue as its driver describes it, in
+    /// testpmd's words; a driver's refusal as testpmd reports it.
+    pub(super) fn show_queue_info(&self, rx: bool, which: &str, queue: &str) -> Reply {
+        let usage = "show rxq|txq info N QUEUE";
+        let (i, port) = match self.one_port(which, usage) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let Ok(q) = queue.parse::<u16>() else {
+            return Reply::fail(2, format!("{usage}: {queue:?} is not a queue number"));
+        };
+        let kind = if rx { "RX" } else { "TX" };
+        match port.queue_info(rx, q) {
+            Ok(info) => Reply::ok(queue_info_text(i, q, rx, &info)),
+            Err((reason, errno)) => Reply::fail(
+                1,
+                format!(
+                    "Failed to retrieve information for port: {i}, {kind} queue: {q}\nerror desc: {reason}(-{errno})"
+                ),
+            ),
+        }
+    }
+
     /// testpmd's `show port N rss reta [SIZE (MASK[,MASK]...)]`: the redirection table's
     /// entries (all of them, or those the 64-entry groups' masks select), a line each.
     pub(super) fn show_rss_reta(&self, which: &str, selection: &[&str]) -> Reply {
@@ -624,6 +647,71 @@ fn speed_text(mbps: u32) -> String {
         m if m % 1000 == 0 => format!("{} Gbps", m / 1000),
         m => format!("{m} Mbps"),
     }
+}
+
+/// testpmd's `show rxq|txq info` text for queue `q` of port `i`.
+fn queue_info_text(i: usize, q: u16, rx: bool, info: &crate::ports::QueueInfo) -> String {
+    let border = "*********************";
+    let on = |b: bool| if b { "on" } else { "off" };
+    let state = match info.state {
+        0 => "stopped",
+        1 => "started",
+        2 => "hairpin",
+        _ => "unknown",
+    };
+    let s = &info.settings;
+    let mut out = String::new();
+    if rx {
+        let _ = write!(
+            out,
+            "\n{border} Infos for port {i:<2}, RX queue {q:<2} {border}\n\
+             Mempool: {}\n\
+             RX prefetch threshold: {}\n\
+             RX host threshold: {}\n\
+             RX writeback threshold: {}\n\
+             RX free threshold: {}\n\
+             RX drop packets: {}\n\
+             RX deferred start: {}\n\
+             RX scattered packets: {}\n\
+             Rx queue state: {state}\n",
+            info.mempool.as_deref().unwrap_or("NULL"),
+            s.pthresh,
+            s.hthresh,
+            s.wthresh,
+            s.free_thresh,
+            on(info.drop_en),
+            on(info.deferred_start),
+            on(info.scattered),
+        );
+        if info.buf_size != 0 {
+            let _ = writeln!(out, "RX buffer size: {}", info.buf_size);
+        }
+        let _ = writeln!(out, "Number of RXDs: {}", s.desc);
+    } else {
+        let _ = write!(
+            out,
+            "\n{border} Infos for port {i:<2}, TX queue {q:<2} {border}\n\
+             TX prefetch threshold: {}\n\
+             TX host threshold: {}\n\
+             TX writeback threshold: {}\n\
+             TX RS threshold: {}\n\
+             TX free threshold: {}\n\
+             TX deferred start: {}\n\
+             Number of TXDs: {}\n\
+             Tx queue state: {state}\n",
+            s.pthresh,
+            s.hthresh,
+            s.wthresh,
+            s.rs_thresh,
+            s.free_thresh,
+            on(info.deferred_start),
+            s.desc,
+        );
+    }
+    if let Some(mode) = &info.burst_mode {
+        let _ = writeln!(out, "Burst mode: {mode}");
+    }
+    out
 }
 
 /// `show port info`: testpmd's fields, in its order and words.

@@ -168,6 +168,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show config rxtx"],
     },
     Verb {
+        usage: "show rxq|txq info N QUEUE",
+        help: "a queue as its driver describes it: thresholds, ring, state, burst function (testpmd's)",
+        phrases: &["show rxq info 0 0", "show txq info 0 0"],
+    },
+    Verb {
         usage: "set promisc|allmulti all|N on|off",
         help: "a port's promiscuous or all-multicast mode (multicast keeps arriving: promiscuous off takes all-multicast on; a use_vmac VRRP instance's port stays promiscuous)",
         phrases: &[
