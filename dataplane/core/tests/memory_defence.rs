@@ -152,3 +152,55 @@ fn a_synced_connection_counts_as_the_sync_threshold() {
     }
     assert!(entry_of(&backup, 40005).is_none(), "dropped once idle");
 }
+
+/// A one-packet (`-o`) UDP service's persistence template controls no connection (none is
+/// kept) and is never assured: IPVS takes such templates by their client packet rate
+/// (`ip_vs_conn_ops_mode`), which is 0 for a master's own, so drop_entry keeps them (an
+/// unassured template of another service goes; the unit tests show both rules).
+#[test]
+fn drop_entry_keeps_a_one_packet_services_templates() {
+    use rvs_core::engine::{ForwardMethod, Service};
+    use rvs_core::sched::SchedKind;
+    let mut snap = snapshot_with(|services| {
+        let mut ops = Service::new(
+            11,
+            17,
+            ip([192, 168, 1, 107]),
+            53,
+            None,
+            SchedKind::Rr,
+            Some((300, 32)),
+            vec![
+                rs(27, [10, 0, 0, 3], 0, ForwardMethod::Dr),
+                rs(28, [10, 0, 0, 2], 0, ForwardMethod::Dr),
+            ],
+        );
+        ops.one_packet = true;
+        services.push(ops);
+    });
+    snap.drop_entry = true;
+    let mut lab = Lab::with_capacity(snap, 64);
+    let mut q = Vec::new();
+    etherparse::PacketBuilder::ethernet2(GW_MAC, PORT0_MAC)
+        .ipv4([198, 51, 100, 11], [192, 168, 1, 107], 64)
+        .udp(5353, 53)
+        .write(&mut q, b"query")
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(lab.run_at(1, 0, &q).0, Verdict::Forward { port: 1 });
+    }
+    let templates = |lab: &Lab| {
+        lab.engine
+            .table
+            .iter()
+            .filter(|(_, c)| c.is_template())
+            .count()
+    };
+    assert_eq!(lab.engine.table.len(), 1, "the template alone");
+    assert_eq!(templates(&lab), 1);
+    let mut dropped = 0;
+    for now in 2..3000 {
+        dropped += lab.engine.drop_entries(&lab.snap, &lab.loads, now, 256);
+    }
+    assert_eq!((dropped, templates(&lab)), (0, 1));
+}

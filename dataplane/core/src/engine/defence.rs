@@ -2,7 +2,7 @@
 //! would open a connection is dropped) and drop_entry (every second 1/32 of the table,
 //! from a random slot, is looked over and entries that cost little to lose go: TCP and
 //! SCTP handshakes, unassured templates, and entries idle a minute that saw 1 to 8 client
-//! packets, those with fewer first). The control thread turns them on and off
+//! packets, those with fewer first, one-packet services' templates among them). The control thread turns them on and off
 //! (`update_defense_level`); the snapshot carries the rate and the switch.
 
 use super::*;
@@ -98,21 +98,59 @@ enum Fate {
     Keep,
 }
 
-fn fate(c: &Conn, timeouts: &Timeouts, now: u32) -> Fate {
+/// A template's service as drop_entry sees it: one-packet scheduling (`-o`), and the
+/// persistence timeout its templates are armed with.
+#[derive(Debug, Clone, Copy)]
+struct TemplateService {
+    one_packet: bool,
+    timeout: u32,
+}
+
+impl TemplateService {
+    /// Template `c`'s service, by the engine's per-service settings.
+    fn of(c: &Conn, one_packet: &[bool], persistence: &[u32]) -> TemplateService {
+        let i = usize::from(c.service);
+        TemplateService {
+            one_packet: one_packet.get(i).copied().unwrap_or(false),
+            timeout: persistence.get(i).copied().unwrap_or(TEMPLATE_REARM),
+        }
+    }
+}
+
+/// IPVS's ip_vs_random_dropentry for entry `c` (`service`: a template's service).
+fn fate(c: &Conn, timeouts: &Timeouts, now: u32, service: TemplateService) -> Fate {
+    // Idle a minute: its deadline was last moved at least a minute ago.
+    let idle = |timeout: u32| {
+        now >= c
+            .expires
+            .saturating_sub(timeout)
+            .saturating_add(IDLE_BEFORE_DROP)
+    };
     if c.is_template() {
-        // One that controls connections stays; one none of whose connections got
-        // established goes.
-        return if c.controls == 0 && !c.assured {
+        // One that controls connections stays. A one-packet service's goes by rate (its
+        // client packet count, 0 but on a backup, keeps most); another's goes when none
+        // of its connections got established.
+        return if c.controls > 0 {
+            Fate::Keep
+        } else if service.one_packet {
+            if idle(service.timeout) {
+                Fate::ByRate
+            } else {
+                Fate::Keep
+            }
+        } else if !c.assured {
             Fate::Drop
         } else {
             Fate::Keep
         };
     }
-    let idle = || {
-        let since = c.expires.saturating_sub(timeouts.of(c.proto, c.state));
-        now >= since.saturating_add(IDLE_BEFORE_DROP)
+    let by_rate = || {
+        if idle(timeouts.of(c.proto, c.state)) {
+            Fate::ByRate
+        } else {
+            Fate::Keep
+        }
     };
-    let by_rate = || if idle() { Fate::ByRate } else { Fate::Keep };
     match c.proto {
         proto::TCP => match c.state {
             s if s == TcpState::SynRecv as u8 || s == TcpState::SynAck as u8 => Fate::Drop,
@@ -157,8 +195,10 @@ impl Engine {
         picked.clear();
         let span = left.min(budget).min(picked.capacity());
         let timeouts = self.timeouts;
+        let (one_packet, persistence) = (&self.one_packet, &self.persistence);
         let next = self.table.select_live(from, span, &mut picked, |c| {
-            fate(c, &timeouts, now) != Fate::Keep
+            let service = TemplateService::of(c, one_packet, persistence);
+            fate(c, &timeouts, now, service) != Fate::Keep
         });
         let seen = next - from;
         let left = left.saturating_sub(seen.max(1));
@@ -168,7 +208,8 @@ impl Engine {
             let Some(c) = self.table.get(id).copied() else {
                 continue;
             };
-            let go = match fate(&c, &timeouts, now) {
+            let service = TemplateService::of(&c, &self.one_packet, &self.persistence);
+            let go = match fate(&c, &timeouts, now, service) {
                 Fate::Drop => true,
                 Fate::ByRate => self.defence.takes(c.in_pkts),
                 Fate::Keep => false,
@@ -214,6 +255,10 @@ mod tests {
     #[test]
     fn what_drop_entry_takes() {
         let t = Timeouts::default();
+        let other = TemplateService {
+            one_packet: false,
+            timeout: 300,
+        };
         let (tcp, sctp, udp) = (proto::TCP, proto::SCTP, proto::UDP);
         let est = TcpState::Established as u8;
         let cases = [
@@ -236,20 +281,38 @@ mod tests {
             (conn(udp, 1, 1, 40, &t), Fate::ByRate),
         ];
         for (i, (c, want)) in cases.iter().enumerate() {
-            assert_eq!(fate(c, &t, 100), *want, "case {i}: {c:?}");
+            assert_eq!(fate(c, &t, 100, other), *want, "case {i}: {c:?}");
         }
         let mut template = conn(tcp, 0, 0, 100, &t);
         template.flags = crate::conn::table::flags::TEMPLATE;
         assert_eq!(
-            fate(&template, &t, 100),
+            fate(&template, &t, 100, other),
             Fate::Drop,
             "unassured, controls none"
         );
         template.controls = 1;
-        assert_eq!(fate(&template, &t, 100), Fate::Keep);
+        assert_eq!(fate(&template, &t, 100, other), Fate::Keep);
         template.controls = 0;
         template.assured = true;
-        assert_eq!(fate(&template, &t, 100), Fate::Keep);
+        assert_eq!(fate(&template, &t, 100, other), Fate::Keep);
+        // A one-packet (-o) service's template, assured or not, goes by rate once idle a
+        // minute (its 300 s deadline last moved at 40), as IPVS's ip_vs_conn_ops_mode
+        // ones; its client packet count (0, 3 from a master) sets the rate.
+        let ops = TemplateService {
+            one_packet: true,
+            timeout: 300,
+        };
+        template.assured = false;
+        template.expires = 340;
+        assert_eq!(fate(&template, &t, 100, ops), Fate::ByRate);
+        assert_eq!(fate(&template, &t, 99, ops), Fate::Keep, "idle 59 s");
+        template.controls = 1;
+        assert_eq!(fate(&template, &t, 100, ops), Fate::Keep);
+        let mut d = MemoryDefence::new(1);
+        assert!(
+            !d.takes(0),
+            "a master's own template, no client packet counted"
+        );
     }
 
     /// Of entries with n client packets, one in n goes (the first looked at among them);

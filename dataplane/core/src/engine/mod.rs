@@ -144,6 +144,8 @@ pub struct Engine {
     /// Each service's persistence timeout (seconds): a template that still controls
     /// connections when it runs out is re-armed for that long, as IPVS does.
     persistence: Vec<u32>,
+    /// Each service's one-packet scheduling (`-o`): drop_entry takes its templates by rate.
+    one_packet: Vec<bool>,
     /// Neighbours learned, with when (seconds) they last answered or spoke.
     learned: HashMap<IpAddr, ([u8; 6], u32)>,
     /// When an ARP / neighbour solicitation was last sent for an address (seconds).
@@ -258,6 +260,7 @@ impl Engine {
                 .collect(),
             state_versions: vec![0; cfg.max_services],
             persistence: vec![TEMPLATE_REARM; cfg.max_services],
+            one_packet: vec![false; cfg.max_services],
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
@@ -354,6 +357,9 @@ impl Engine {
             }
             if let Some(p) = self.persistence.get_mut(i) {
                 *p = svc.persistence.map_or(TEMPLATE_REARM, |(t, _)| t.max(1));
+            }
+            if let Some(o) = self.one_packet.get_mut(i) {
+                *o = snap.scheduling_service(svc).one_packet;
             }
         }
         self.timeouts = snap.timeouts;
