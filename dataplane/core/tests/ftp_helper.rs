@@ -776,3 +776,61 @@ fn a_control_connection_lives_while_its_data_connection_does() {
         assert_ne!(v, Verdict::Forward { port: 0 }, "shared board: {shared}");
     }
 }
+
+/// drop_entry leaves a control connection alone while its data connection lives (IPVS
+/// skips an entry that controls others, `n_control`): a quiet control connection of four
+/// client packets, idle half an hour, outlasts the looks that take idle entries by rate.
+#[test]
+fn drop_entry_keeps_a_control_connection_while_its_data_connection_lives() {
+    let mut lab = ftp_lab(true);
+    lab.snap.drop_entry = true;
+    lab.engine.adopt(&lab.snap);
+    connect(&mut lab);
+    from_client(&mut lab, (1001, 5001), b"PASV\r\n");
+    from_server(&mut lab, (5001, 1007), PASV_REPLY);
+    let after = 5001 + PASV_REPLY.len() as u32;
+    from_client(&mut lab, (1007, after + SHIFT), b"RETR big\r\n");
+    from_server(&mut lab, (after, 1017), b"150 ok\r\n");
+    assert_eq!(
+        data_syn(&mut lab, 40001, 50000).0,
+        Verdict::Forward { port: 1 }
+    );
+    let synack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
+    assert_eq!(lab.run(1, &synack).0, Verdict::Forward { port: 0 });
+    assert_eq!(
+        lab.run(0, &data_ack_segment()).0,
+        Verdict::Forward { port: 1 }
+    );
+    let control = |lab: &Lab| {
+        lab.engine
+            .table
+            .iter()
+            .any(|(_, c)| (c.cport, c.vport) == (CONTROL.1, 21))
+    };
+    let mut seq = 9001;
+    let mut dropped = 0;
+    for now in (10..=1800).step_by(10) {
+        let chunk = segment(
+            S,
+            (RS, 50000),
+            (CLIENT, 40001),
+            64,
+            (seq, Some(7001)),
+            false,
+            &[],
+            &[7; 100],
+        );
+        assert_eq!(lab.run_at(now, 1, &chunk).0, Verdict::Forward { port: 0 });
+        seq += 100;
+        for second in now - 9..=now {
+            dropped += lab.engine.drop_entries(&lab.snap, &lab.loads, second, 256);
+        }
+        lab.engine.expire(now, 1 << 16, &lab.loads);
+    }
+    assert!(control(&lab), "the control connection was dropped");
+    assert_eq!(dropped, 0);
+    let done = b"226 Transfer complete\r\n";
+    let (v, out) = lab.run_at(1800, 1, &server_segment((after + 8, 1017), done));
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(out, seen_by_client((after + SHIFT + 8, 1017), done));
+}

@@ -208,6 +208,15 @@ impl Engine {
             let Some(c) = self.table.get(id).copied() else {
                 continue;
             };
+            // An FTP control connection whose data connection lives controls it: IPVS
+            // passes over entries with `n_control` before any rate is counted.
+            if self
+                .ftp
+                .as_ref()
+                .is_some_and(|h| h.control_kept(&c, now).is_some())
+            {
+                continue;
+            }
             let service = TemplateService::of(&c, &self.one_packet, &self.persistence);
             let go = match fate(&c, &timeouts, now, service) {
                 Fate::Drop => true,
