@@ -139,6 +139,8 @@ pub struct Appliance {
     /// fwd stats`: `show fwd stats` counts from there.
     fwd_since: Mutex<Vec<(rvs_core::WorkerCounters, rvs_core::engine::Counters)>>,
     verbose: AtomicU32,
+    /// testpmd's `set xstats-hide-zero`: `show port xstats` leaves out zero counters.
+    xstats_hide_zero: AtomicBool,
     /// Nesting of `load` (a file that loads itself stops here).
     load_depth: AtomicU32,
     /// Set by the console's `quit`.
@@ -251,6 +253,7 @@ impl Appliance {
             streams: Vec::new(),
             fwd_since: Mutex::new(Vec::new()),
             verbose: AtomicU32::new(0),
+            xstats_hide_zero: AtomicBool::new(false),
             load_depth: AtomicU32::new(0),
             quit: Arc::new(AtomicBool::new(false)),
             balancing: true,
@@ -585,6 +588,13 @@ impl Appliance {
             ["show", "port", which, "rss", "reta", rest @ ..] if rest.len() != 1 => {
                 self.show_rss_reta(which, rest)
             }
+            ["set", "xstats-hide-zero", on] => match *on {
+                "on" | "off" => {
+                    self.xstats_hide_zero.store(*on == "on", Ordering::Relaxed);
+                    Reply::ok("")
+                }
+                _ => Reply::fail(2, "set xstats-hide-zero on|off"),
+            },
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);
@@ -1052,7 +1062,7 @@ mod tests {
             Ok(Default::default())
         }
         fn extended_counters(&self) -> Result<Vec<(String, u64)>, String> {
-            Ok(Vec::new())
+            Ok(vec![("rx_good_packets".into(), 7), ("rx_errors".into(), 0)])
         }
         fn reset_counters(&self) -> Result<(), String> {
             Ok(())
@@ -1234,6 +1244,17 @@ mod tests {
             "nic_xstats_clear: Error: failed to reset xstats (port 1): Operation not supported"
         );
         assert_eq!(a.console("clear port xstats 7").status, 2);
+        // testpmd's set xstats-hide-zero.
+        let all = "###### NIC extended statistics for port 0 \nrx_good_packets: 7\nrx_errors: 0\n";
+        assert_eq!(a.console("show port xstats 0").out, all);
+        assert_eq!(a.console("set xstats-hide-zero on").status, 0);
+        assert_eq!(
+            a.console("show port xstats 0").out,
+            "###### NIC extended statistics for port 0 \nrx_good_packets: 7\n"
+        );
+        assert_eq!(a.console("set xstats-hide-zero off").status, 0);
+        assert_eq!(a.console("show port xstats 0").out, all);
+        assert_eq!(a.console("set xstats-hide-zero maybe").status, 2);
     }
 
     #[test]

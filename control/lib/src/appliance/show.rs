@@ -95,8 +95,9 @@ impl Appliance {
                 },
                 "xstats" => match p.port.extended_counters() {
                     Ok(v) => {
-                        let _ = writeln!(out, "###### NIC extended statistics for port {i} ");
-                        for (name, value) in v {
+                        let _ = writeln!(out, "###### NIC extended statistics for port {i:<2}");
+                        let hide_zero = self.xstats_hide_zero.load(Ordering::Relaxed);
+                        for (name, value) in v.iter().filter(|(_, v)| *v != 0 || !hide_zero) {
                             let _ = writeln!(out, "{name}: {value}");
                         }
                     }

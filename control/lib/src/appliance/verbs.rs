@@ -28,6 +28,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["clear port stats all", "clear port xstats all"],
     },
     Verb {
+        usage: "set xstats-hide-zero on|off",
+        help: "show port xstats without (on) or with (off) the counters at zero",
+        phrases: &["set xstats-hide-zero on", "set xstats-hide-zero off"],
+    },
+    Verb {
         usage: "show fwd stats",
         help: "forwarding counters per worker and in total, since start or clear fwd stats",
         phrases: &["show fwd stats all"],
