@@ -4,7 +4,8 @@
 use crate::kernel_port;
 use dpdk::{Port, PortStats, RssField};
 use rvs_control::ports::{
-    PortCounters, PortDescription, PortDevice, QueueInfo, QueueSettings, Refusal,
+    DescLimits, PortCounters, PortDescription, PortDevice, PortLimits, QueueInfo, QueueSettings,
+    Refusal,
 };
 
 /// A started DPDK port, shared with the command layer while rvs runs; `kernel` names the
@@ -15,15 +16,43 @@ pub struct DataPort {
     pub port: Port,
     pub kernel: Option<String>,
     kernel_cleared: std::sync::Mutex<Vec<(String, u64)>>,
+    /// The device's arguments as the configuration gave them (`iface=...`).
+    devargs: Option<String>,
 }
 
 impl DataPort {
-    pub fn new(port: Port, kernel: Option<String>) -> DataPort {
+    /// Port `port` of configuration device `device` (`net_tap0,iface=...`).
+    pub fn new(port: Port, kernel: Option<String>, device: &str) -> DataPort {
         DataPort {
             port,
             kernel,
             kernel_cleared: Default::default(),
+            devargs: device
+                .split_once(',')
+                .map(|(_, args)| args.to_string())
+                .filter(|a| !a.is_empty()),
         }
+    }
+}
+
+fn port_limits(l: &dpdk::DevLimits) -> PortLimits {
+    let desc = |d: dpdk::DescLimits| DescLimits {
+        max: d.max,
+        min: d.min,
+        align: d.align,
+        seg_max: d.seg_max,
+        mtu_seg_max: d.mtu_seg_max,
+    };
+    PortLimits {
+        max_mac_addrs: l.max_mac_addrs,
+        max_hash_mac_addrs: l.max_hash_mac_addrs,
+        min_rx_bufsize: l.min_rx_bufsize,
+        max_rx_pktlen: l.max_rx_pktlen,
+        max_lro_pkt_size: l.max_lro_pkt_size,
+        max_vfs: l.max_vfs,
+        max_vmdq_pools: l.max_vmdq_pools,
+        rx_desc: desc(l.rx_desc),
+        tx_desc: desc(l.tx_desc),
     }
 }
 
@@ -60,6 +89,16 @@ impl PortDevice for DataPort {
             mtu: self.port.mtu().ok(),
             promiscuous: self.port.promiscuous(),
             allmulticast: self.port.allmulticast(),
+            fw_version: self.port.fw_version(),
+            devargs: self.devargs.clone(),
+            vlan_offload: self.port.vlan_offload(),
+            limits: port_limits(&info.limits),
+            dev_capa: info.limits.dev_capa,
+            capabilities: (0..64)
+                .map(|b| 1u64 << b)
+                .filter(|b| info.limits.dev_capa & b != 0)
+                .map(dpdk::capability_name)
+                .collect(),
             hash_key_size: info.hash_key_size,
             reta_size: info.reta_size,
             rss_offloads: info.rss_offloads,

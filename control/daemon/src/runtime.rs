@@ -401,7 +401,10 @@ pub fn run(
         .ports
         .drain(..)
         .zip(&cfg.ports)
-        .map(|(p, c)| Arc::new(DataPort::new(p, c.kernel.as_ref().map(|k| k.iface.clone()))))
+        .map(|(p, c)| {
+            let kernel = c.kernel.as_ref().map(|k| k.iface.clone());
+            Arc::new(DataPort::new(p, kernel, &c.device))
+        })
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
     appliance.set_reload_source(reload);

@@ -357,12 +357,15 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"set promisc 0 on\r", None),
          (b"show port info 0\r", b"Promiscuous mode: enabled\r\nAllmulticast mode: "),
          (b"set allmulti 0 on\r", None),
+         # testpmd's fields from the driver: net_pcap tells no firmware version.
+         (b"show port info 0\r", b"Firmware-version: not available\r\nDevargs: "),
+         (b"show port info 0\r", b"Max segment number per MTU/TSO: "),
          # net_pcap has no RSS.
          (b"show port 0 rss-hash key\r", b"dev_info did not provide a valid hash key size"),
          (b"show port 0 rss reta\r", b"port 0: no RSS redirection table"),
          (b"clear port xstats all\r", None), (b"clear fwd stats all\r", None),
          (b"set xstats-hide-zero on\r", None),
-         (b"show port xstats 0\r", b"###### NIC extended statistics for port 0"),
+         (b"show port xstats 0\r", b"NIC extended statistics for port 0"),
          # net_pcap does not describe its queues: testpmd's report of the refusal.
          (b"show rxq info 0 0\r",
           b"Failed to retrieve information for port: 0, RX queue: 0\r\nerror desc: Operation not supported(-95)"),

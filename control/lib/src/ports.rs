@@ -32,6 +32,16 @@ pub struct PortDescription {
     pub allmulticast: bool,
     pub hash_key_size: u8,
     pub reta_size: u16,
+    /// The driver's firmware version (None: it does not tell), the device's arguments
+    /// (`iface=...`), the VLAN offloads on (`RTE_ETH_VLAN_*_OFFLOAD` bits; None: the
+    /// driver does not say).
+    pub fw_version: Option<String>,
+    pub devargs: Option<String>,
+    pub vlan_offload: Option<u32>,
+    pub limits: PortLimits,
+    /// The device's capabilities (`RTE_ETH_DEV_CAPA_*` bits) and ethdev's names for them.
+    pub dev_capa: u64,
+    pub capabilities: Vec<String>,
     /// The RSS hash types the device can use and those it uses now (DPDK's `rss_hf`
     /// bits; [`crate::rss_types`] names them).
     pub rss_offloads: u64,
@@ -51,6 +61,30 @@ pub struct PortDescription {
     pub txq: QueueSettings,
     /// Packets a worker takes or sends per call.
     pub burst: u16,
+}
+
+/// The device's limits testpmd's `show port info` lists (`rte_eth_dev_info`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortLimits {
+    pub max_mac_addrs: u32,
+    pub max_hash_mac_addrs: u32,
+    pub min_rx_bufsize: u32,
+    pub max_rx_pktlen: u32,
+    pub max_lro_pkt_size: u32,
+    pub max_vfs: u16,
+    pub max_vmdq_pools: u16,
+    pub rx_desc: DescLimits,
+    pub tx_desc: DescLimits,
+}
+
+/// A queue's descriptor limits (`rte_eth_desc_lim`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DescLimits {
+    pub max: u16,
+    pub min: u16,
+    pub align: u16,
+    pub seg_max: u16,
+    pub mtu_seg_max: u16,
 }
 
 /// A queue's ring settings (testpmd's `show config rxtx`).

@@ -145,6 +145,56 @@ pub struct DevInfo {
     /// The settings a queue set up with the device's defaults gets (rx, tx).
     pub default_rxq: QueueSettings,
     pub default_txq: QueueSettings,
+    pub limits: DevLimits,
+}
+
+/// The device's limits and capabilities testpmd's `show port info` lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DevLimits {
+    pub max_mac_addrs: u32,
+    pub max_hash_mac_addrs: u32,
+    pub min_rx_bufsize: u32,
+    pub max_rx_pktlen: u32,
+    pub max_lro_pkt_size: u32,
+    pub max_vfs: u16,
+    pub max_vmdq_pools: u16,
+    pub rx_desc: DescLimits,
+    pub tx_desc: DescLimits,
+    /// `RTE_ETH_DEV_CAPA_*` bits.
+    pub dev_capa: u64,
+}
+
+/// A queue's descriptor limits (`rte_eth_desc_lim`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DescLimits {
+    pub max: u16,
+    pub min: u16,
+    pub align: u16,
+    pub seg_max: u16,
+    pub mtu_seg_max: u16,
+}
+
+impl DescLimits {
+    fn of(l: &dpdk_sys::rte_eth_desc_lim) -> DescLimits {
+        DescLimits {
+            max: l.nb_max,
+            min: l.nb_min,
+            align: l.nb_align,
+            seg_max: l.nb_seg_max,
+            mtu_seg_max: l.nb_mtu_seg_max,
+        }
+    }
+}
+
+/// ethdev's name for one `RTE_ETH_DEV_CAPA_*` bit ("unknown" for a bit it does not know).
+pub fn capability_name(bit: u64) -> String {
+    // SAFETY: returns a static string (or NULL) for any value.
+    let p = unsafe { dpdk_sys::rte_eth_dev_capability_name(bit) };
+    if p.is_null() {
+        return "unknown".into();
+    }
+    // SAFETY: a static NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 /// A queue's ring settings, as testpmd's `show config rxtx` prints them.
@@ -311,6 +361,18 @@ impl Port {
             socket,
             default_rxq: QueueSettings::of_rx(&raw.default_rxconf, 0),
             default_txq: QueueSettings::of_tx(&raw.default_txconf, 0),
+            limits: DevLimits {
+                max_mac_addrs: raw.max_mac_addrs,
+                max_hash_mac_addrs: raw.max_hash_mac_addrs,
+                min_rx_bufsize: raw.min_rx_bufsize,
+                max_rx_pktlen: raw.max_rx_pktlen,
+                max_lro_pkt_size: raw.max_lro_pkt_size,
+                max_vfs: raw.max_vfs,
+                max_vmdq_pools: raw.max_vmdq_pools,
+                rx_desc: DescLimits::of(&raw.rx_desc_lim),
+                tx_desc: DescLimits::of(&raw.tx_desc_lim),
+                dev_capa: raw.dev_capa,
+            },
         })
     }
 
@@ -498,6 +560,23 @@ impl Port {
                 ..self.info.default_rxq
             }
         }
+    }
+
+    /// The device's firmware version, where its driver tells it.
+    pub fn fw_version(&self) -> Option<String> {
+        let mut buf = [0 as std::os::raw::c_char; 64];
+        // SAFETY: buf is writable for its length; the driver writes a NUL-terminated
+        // string or returns the size it needs (> 0) or an error (< 0).
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_fw_version_get(self.id.0, buf.as_mut_ptr(), buf.len()) };
+        (ret == 0).then(|| c_chars(&buf))
+    }
+
+    /// The VLAN offloads on (`RTE_ETH_VLAN_*_OFFLOAD` bits), where the driver says.
+    pub fn vlan_offload(&self) -> Option<u32> {
+        // SAFETY: plain query of a valid port.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_vlan_offload(self.id.0) };
+        u32::try_from(ret).ok()
     }
 
     /// Rx queue `q` as its driver describes it (testpmd's `show rxq info`).

@@ -731,35 +731,28 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
         v if v.is_empty() => "none".to_string(),
         v => v.join(" "),
     };
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "\n********************* Infos for port {i}  *********************\n\
+    let l = &d.limits;
+    let socket = d.socket.max(0);
+    let mut out = format!(
+        "\n********************* Infos for port {i:<2} *********************\n\
          MAC address: {mac}\n\
          Device name: {name}\n\
          Driver name: {}\n\
-         Connect to socket: {}\n\
+         Firmware-version: {}\n",
+        d.driver,
+        d.fw_version.as_deref().unwrap_or("not available"),
+    );
+    if let Some(args) = &d.devargs {
+        let _ = writeln!(out, "Devargs: {args}");
+    }
+    let _ = write!(
+        out,
+        "Connect to socket: {socket}\n\
+         memory allocation on the socket: {socket}\n\
          Link status: {}\n\
          Link speed: {speed}\n\
          Link duplex: {}\n\
-         Autoneg status: {}\n\
-         MTU: {}\n\
-         Promiscuous mode: {}\n\
-         Allmulticast mode: {}\n\
-         Hash key size in bytes: {}\n\
-         Redirection table size: {}\n\
-         {supported}\
-         RSS hash types in use:\n  {in_use}\n\
-         Current number of RX queues: {}\n\
-         Max possible RX queues: {}\n\
-         Number of RXDs per queue: {}\n\
-         Current number of TX queues: {}\n\
-         Max possible TX queues: {}\n\
-         Number of TXDs per queue: {}\n\
-         Minimum MTU: {}\n\
-         Maximum MTU: {}\n",
-        d.driver,
-        d.socket.max(0),
+         Autoneg status: {}\n",
         if d.link_up { "up" } else { "down" },
         if d.full_duplex {
             "full-duplex"
@@ -767,19 +760,92 @@ fn port_info(i: usize, name: &str, d: &crate::ports::PortDescription) -> String 
             "half-duplex"
         },
         if d.autoneg { "On" } else { "Off" },
-        d.mtu.map_or("unknown".to_string(), |m| m.to_string()),
+    );
+    if let Some(mtu) = d.mtu {
+        let _ = writeln!(out, "MTU: {mtu}");
+    }
+    let _ = write!(
+        out,
+        "Promiscuous mode: {}\n\
+         Allmulticast mode: {}\n\
+         Maximum number of MAC addresses: {}\n\
+         Maximum number of MAC addresses of hash filtering: {}\n",
         on(d.promiscuous),
         on(d.allmulticast),
-        d.hash_key_size,
-        d.reta_size,
+        l.max_mac_addrs,
+        l.max_hash_mac_addrs,
+    );
+    if let Some(v) = d.vlan_offload {
+        let flag =
+            |bit: u32, what: &str| format!("{what} {}", if v & bit != 0 { "on" } else { "off" });
+        let _ = writeln!(
+            out,
+            "VLAN offload: \n  {}, {}, {}, {}",
+            flag(1, "strip"),
+            flag(2, "filter"),
+            flag(4, "extend"),
+            flag(8, "qinq strip")
+        );
+    }
+    if d.hash_key_size > 0 {
+        let _ = writeln!(out, "Hash key size in bytes: {}", d.hash_key_size);
+    }
+    if d.reta_size > 0 {
+        let _ = writeln!(out, "Redirection table size: {}", d.reta_size);
+    }
+    out.push_str(&supported);
+    let _ = write!(
+        out,
+        "Minimum size of RX buffer: {}\n\
+         Maximum configurable length of RX packet: {}\n\
+         Maximum configurable size of LRO aggregated packet: {}\n",
+        l.min_rx_bufsize, l.max_rx_pktlen, l.max_lro_pkt_size,
+    );
+    if l.max_vfs > 0 {
+        let _ = writeln!(out, "Maximum number of VFs: {}", l.max_vfs);
+    }
+    if l.max_vmdq_pools > 0 {
+        let _ = writeln!(out, "Maximum number of VMDq pools: {}", l.max_vmdq_pools);
+    }
+    let capabilities: String = d.capabilities.iter().map(|c| format!(" {c}")).collect();
+    let _ = write!(
+        out,
+        "Current number of RX queues: {}\n\
+         Max possible RX queues: {}\n\
+         Max possible number of RXDs per queue: {}\n\
+         Min possible number of RXDs per queue: {}\n\
+         RXDs number alignment: {}\n\
+         Current number of TX queues: {}\n\
+         Max possible TX queues: {}\n\
+         Max possible number of TXDs per queue: {}\n\
+         Min possible number of TXDs per queue: {}\n\
+         TXDs number alignment: {}\n\
+         Max segment number per packet: {}\n\
+         Max segment number per MTU/TSO: {}\n\
+         Device capabilities: {:#x}({capabilities} )\n",
         d.rx_queues,
         d.max_rx_queues,
-        d.rx_desc,
+        l.rx_desc.max,
+        l.rx_desc.min,
+        l.rx_desc.align,
         d.tx_queues,
         d.max_tx_queues,
-        d.tx_desc,
-        d.min_mtu,
-        d.max_mtu,
+        l.tx_desc.max,
+        l.tx_desc.min,
+        l.tx_desc.align,
+        l.tx_desc.seg_max,
+        l.tx_desc.mtu_seg_max,
+        d.dev_capa,
+    );
+    // rvs's own lines after testpmd's.
+    let _ = write!(
+        out,
+        "RSS hash types in use:\n  {in_use}\n\
+         Number of RXDs per queue: {}\n\
+         Number of TXDs per queue: {}\n\
+         Minimum MTU: {}\n\
+         Maximum MTU: {}\n",
+        d.rx_desc, d.tx_desc, d.min_mtu, d.max_mtu,
     );
     out
 }
