@@ -701,6 +701,44 @@ fn expected_data_connections_are_listed_and_counted_until_taken() {
 }
 
 /// Both workers' connection timers up to `now`.
+/// A passive RETR on a new control connection (the 227 reply, the request, the 150
+/// reply); the server's sequence number after the 227 reply.
+fn passive_retr(lab: &mut Lab) -> u32 {
+    connect(lab);
+    from_client(lab, (1001, 5001), b"PASV\r\n");
+    from_server(lab, (5001, 1007), PASV_REPLY);
+    let after = 5001 + PASV_REPLY.len() as u32;
+    from_client(lab, (1007, after + SHIFT), b"RETR big\r\n");
+    from_server(lab, (after, 1017), b"150 ok\r\n");
+    after
+}
+
+/// The passive data connection (client 40001 -> VIP:50000) through its handshake.
+fn open_data_connection(lab: &mut Lab) {
+    let (v, _) = data_syn(lab, 40001, 50000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let synack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
+    assert_eq!(lab.run(1, &synack).0, Verdict::Forward { port: 0 });
+    assert_eq!(
+        lab.run(0, &data_ack_segment()).0,
+        Verdict::Forward { port: 1 }
+    );
+}
+
+/// The server's 100 bytes at `seq` on the passive data connection.
+fn data_chunk(seq: u32) -> Vec<u8> {
+    segment(
+        S,
+        (RS, 50000),
+        (CLIENT, 40001),
+        64,
+        (seq, Some(7001)),
+        false,
+        &[],
+        &[7; 100],
+    )
+}
+
 fn run_timers(labs: [&mut Lab; 2], now: u32) {
     for lab in labs {
         lab.engine.expire(now, 1 << 16, &lab.loads);
@@ -722,35 +760,15 @@ fn a_control_connection_lives_while_its_data_connection_does() {
             other.engine.share_templates(board);
         }
         let ch = control.sync_master();
-        connect(&mut control);
-        from_client(&mut control, (1001, 5001), b"PASV\r\n");
-        from_server(&mut control, (5001, 1007), PASV_REPLY);
-        let after = 5001 + PASV_REPLY.len() as u32;
-        from_client(&mut control, (1007, after + SHIFT), b"RETR big\r\n");
-        from_server(&mut control, (after, 1017), b"150 ok\r\n");
-        let data_lab = if shared { &mut other } else { &mut control };
-        let (v, _) = data_syn(data_lab, 40001, 50000);
-        assert_eq!(v, Verdict::Forward { port: 1 });
-        let synack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
-        assert_eq!(data_lab.run(1, &synack).0, Verdict::Forward { port: 0 });
-        let ack = data_ack_segment();
-        assert_eq!(data_lab.run(0, &ack).0, Verdict::Forward { port: 1 });
+        let after = passive_retr(&mut control);
+        open_data_connection(if shared { &mut other } else { &mut control });
         while ch.outbox.pop().is_some() {}
         // Half an hour of data every five minutes; the control connection says nothing.
         let mut seq = 9001;
         for now in (10..=1800).step_by(10) {
             if now % 300 == 0 {
                 let lab = if shared { &mut other } else { &mut control };
-                let chunk = segment(
-                    S,
-                    (RS, 50000),
-                    (CLIENT, 40001),
-                    64,
-                    (seq, Some(7001)),
-                    false,
-                    &[],
-                    &[7; 100],
-                );
+                let chunk = data_chunk(seq);
                 assert_eq!(lab.run_at(now, 1, &chunk).0, Verdict::Forward { port: 0 });
                 seq += 100;
             }
@@ -785,22 +803,8 @@ fn drop_entry_keeps_a_control_connection_while_its_data_connection_lives() {
     let mut lab = ftp_lab(true);
     lab.snap.drop_entry = true;
     lab.engine.adopt(&lab.snap);
-    connect(&mut lab);
-    from_client(&mut lab, (1001, 5001), b"PASV\r\n");
-    from_server(&mut lab, (5001, 1007), PASV_REPLY);
-    let after = 5001 + PASV_REPLY.len() as u32;
-    from_client(&mut lab, (1007, after + SHIFT), b"RETR big\r\n");
-    from_server(&mut lab, (after, 1017), b"150 ok\r\n");
-    assert_eq!(
-        data_syn(&mut lab, 40001, 50000).0,
-        Verdict::Forward { port: 1 }
-    );
-    let synack = syn_segment(S, (RS, 50000), (CLIENT, 40001), 64, (9000, Some(7001)));
-    assert_eq!(lab.run(1, &synack).0, Verdict::Forward { port: 0 });
-    assert_eq!(
-        lab.run(0, &data_ack_segment()).0,
-        Verdict::Forward { port: 1 }
-    );
+    let after = passive_retr(&mut lab);
+    open_data_connection(&mut lab);
     let control = |lab: &Lab| {
         lab.engine
             .table
@@ -810,16 +814,7 @@ fn drop_entry_keeps_a_control_connection_while_its_data_connection_lives() {
     let mut seq = 9001;
     let mut dropped = 0;
     for now in (10..=1800).step_by(10) {
-        let chunk = segment(
-            S,
-            (RS, 50000),
-            (CLIENT, 40001),
-            64,
-            (seq, Some(7001)),
-            false,
-            &[],
-            &[7; 100],
-        );
+        let chunk = data_chunk(seq);
         assert_eq!(lab.run_at(now, 1, &chunk).0, Verdict::Forward { port: 0 });
         seq += 100;
         for second in now - 9..=now {

@@ -1155,10 +1155,8 @@ mod tests {
         }
     }
 
-    /// testpmd's `show rxq|txq info N QUEUE`: the driver's description in testpmd's words,
-    /// its refusal as testpmd reports it.
-    #[test]
-    fn queue_info_is_testpmds() {
+    /// An appliance over two fake ports: `lan` (0), and `odd` (1), whose device refuses.
+    fn lan_and_refusing_port() -> Arc<Appliance> {
         let views = ["lan", "odd"]
             .into_iter()
             .map(|name| PortView {
@@ -1170,7 +1168,14 @@ mod tests {
                 twin: None,
             })
             .collect();
-        let a = appliance_with_ports(views);
+        appliance_with_ports(views)
+    }
+
+    /// testpmd's `show rxq|txq info N QUEUE`: the driver's description in testpmd's words,
+    /// its refusal as testpmd reports it.
+    #[test]
+    fn queue_info_is_testpmds() {
+        let a = lan_and_refusing_port();
         assert_eq!(
             a.console("show rxq info 0 0").out,
             "\n********************* Infos for port 0 , RX queue 0  *********************\n\
@@ -1251,18 +1256,7 @@ mod tests {
     /// testpmd's `clear port xstats all|N`: quiet; a driver's refusal in testpmd's words.
     #[test]
     fn clear_port_xstats_is_quiet_or_the_drivers_refusal() {
-        let views = ["lan", "odd"]
-            .into_iter()
-            .map(|name| PortView {
-                name: name.into(),
-                port: Arc::new(FakePort {
-                    refuse: name == "odd",
-                    ..Default::default()
-                }),
-                twin: None,
-            })
-            .collect();
-        let a = appliance_with_ports(views);
+        let a = lan_and_refusing_port();
         let r = a.console("clear port xstats 0");
         assert_eq!((r.status, r.out.as_str(), r.err.as_str()), (0, "", ""));
         let r = a.console("clear port xstats all");
