@@ -318,18 +318,23 @@ fn console_on_a_pseudo_terminal() {
         Some("-A -u 192.168.1.100:53 -s rr\n-a -u 192.168.1.100:53 -r 10.0.0.2:53 -m -w 1\n"),
     );
     let script = r#"
-import os, pty, select, sys, time
+import os, pty, select, signal, sys, time
 rvs, cfg = sys.argv[1], sys.argv[2]
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(rvs, [rvs, "-i", "--config", cfg])
 out = b""
+def give_up(why):
+    # The daemon is not left running after a failed step.
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    sys.exit(why)
 def until(token, secs=30):
     global out
     end = time.time() + secs
     while token not in out:
         if time.time() > end:
-            sys.stdout.write(out.decode(errors="replace")); sys.exit("timed out waiting for %r" % token)
+            sys.stdout.write(out.decode(errors="replace")); give_up("timed out waiting for %r" % token)
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
@@ -395,7 +400,7 @@ for line, token in steps:
         if r: out += os.read(fd, 4096)
     if token not in out[mark:]:
         sys.stdout.write(out.decode(errors="replace"))
-        sys.exit("no %r after %r" % (token, line))
+        give_up("no %r after %r" % (token, line))
 ready()
 os.write(fd, b"quit\r")
 end = time.time() + 30
