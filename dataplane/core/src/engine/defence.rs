@@ -2,8 +2,9 @@
 //! would open a connection is dropped) and drop_entry (every second 1/32 of the table,
 //! from a random slot, is looked over and entries that cost little to lose go: TCP and
 //! SCTP handshakes, unassured templates, and entries idle a minute that saw 1 to 8 client
-//! packets, those with fewer first, one-packet services' templates among them). The control thread turns them on and off
-//! (`update_defense_level`); the snapshot carries the rate and the switch.
+//! packets, those with fewer first, one-packet services' templates among them). The
+//! control thread turns them on and off (`update_defense_level`); the snapshot carries the
+//! rate and the switch.
 
 use super::*;
 
@@ -98,25 +99,6 @@ enum Fate {
     Keep,
 }
 
-/// A template's service as drop_entry sees it: one-packet scheduling (`-o`), and the
-/// persistence timeout its templates are armed with.
-#[derive(Debug, Clone, Copy)]
-struct TemplateService {
-    one_packet: bool,
-    timeout: u32,
-}
-
-impl TemplateService {
-    /// Template `c`'s service, by the engine's per-service settings.
-    fn of(c: &Conn, one_packet: &[bool], persistence: &[u32]) -> TemplateService {
-        let i = usize::from(c.service);
-        TemplateService {
-            one_packet: one_packet.get(i).copied().unwrap_or(false),
-            timeout: persistence.get(i).copied().unwrap_or(TEMPLATE_REARM),
-        }
-    }
-}
-
 /// IPVS's ip_vs_random_dropentry for entry `c` (`service`: a template's service).
 fn fate(c: &Conn, timeouts: &Timeouts, now: u32, service: TemplateService) -> Fate {
     // Idle a minute: its deadline was last moved at least a minute ago.
@@ -195,10 +177,9 @@ impl Engine {
         picked.clear();
         let span = left.min(budget).min(picked.capacity());
         let timeouts = self.timeouts;
-        let (one_packet, persistence) = (&self.one_packet, &self.persistence);
+        let templates = &self.templates;
         let next = self.table.select_live(from, span, &mut picked, |c| {
-            let service = TemplateService::of(c, one_packet, persistence);
-            fate(c, &timeouts, now, service) != Fate::Keep
+            fate(c, &timeouts, now, TemplateService::of(templates, c.service)) != Fate::Keep
         });
         let seen = next - from;
         let left = left.saturating_sub(seen.max(1));
@@ -217,7 +198,7 @@ impl Engine {
             {
                 continue;
             }
-            let service = TemplateService::of(&c, &self.one_packet, &self.persistence);
+            let service = TemplateService::of(&self.templates, c.service);
             let go = match fate(&c, &timeouts, now, service) {
                 Fate::Drop => true,
                 Fate::ByRate => self.defence.takes(c.in_pkts),

@@ -141,11 +141,8 @@ pub struct Engine {
     states: Vec<SchedState>,
     /// The version of the last scheduler event each state applied.
     state_versions: Vec<u64>,
-    /// Each service's persistence timeout (seconds): a template that still controls
-    /// connections when it runs out is re-armed for that long, as IPVS does.
-    persistence: Vec<u32>,
-    /// Each service's one-packet scheduling (`-o`): drop_entry takes its templates by rate.
-    one_packet: Vec<bool>,
+    /// Each service's templates, by service id.
+    templates: Vec<TemplateService>,
     /// Neighbours learned, with when (seconds) they last answered or spoke.
     learned: HashMap<IpAddr, ([u8; 6], u32)>,
     /// When an ARP / neighbour solicitation was last sent for an address (seconds).
@@ -239,6 +236,31 @@ fn martian_mapped(a: &Addr16) -> bool {
     }
 }
 
+/// A service's persistence templates as the engine treats them: the persistence timeout
+/// (seconds; a template that still controls connections when it runs out is re-armed for
+/// that long, as IPVS does), and one-packet scheduling (`-o`: drop_entry takes its
+/// templates by rate).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TemplateService {
+    pub(super) timeout: u32,
+    pub(super) one_packet: bool,
+}
+
+impl TemplateService {
+    const DEFAULT: TemplateService = TemplateService {
+        timeout: TEMPLATE_REARM,
+        one_packet: false,
+    };
+
+    /// Service `id`'s, from the engine's table of them.
+    pub(super) fn of(templates: &[TemplateService], id: u16) -> TemplateService {
+        templates
+            .get(usize::from(id))
+            .copied()
+            .unwrap_or(TemplateService::DEFAULT)
+    }
+}
+
 impl Engine {
     pub fn new(cfg: EngineConfig, now: u32) -> Engine {
         let mut table = ConnTable::new(cfg.conn_capacity, now);
@@ -259,8 +281,7 @@ impl Engine {
                 .map(|_| SchedState::default())
                 .collect(),
             state_versions: vec![0; cfg.max_services],
-            persistence: vec![TEMPLATE_REARM; cfg.max_services],
-            one_packet: vec![false; cfg.max_services],
+            templates: vec![TemplateService::DEFAULT; cfg.max_services],
             learned: HashMap::with_capacity(cfg.neighbour_capacity),
             requested: HashMap::with_capacity(cfg.neighbour_capacity),
             neighbour_capacity: cfg.neighbour_capacity,
@@ -355,11 +376,11 @@ impl Engine {
                     *seen = newest;
                 }
             }
-            if let Some(p) = self.persistence.get_mut(i) {
-                *p = svc.persistence.map_or(TEMPLATE_REARM, |(t, _)| t.max(1));
-            }
-            if let Some(o) = self.one_packet.get_mut(i) {
-                *o = snap.scheduling_service(svc).one_packet;
+            if let Some(t) = self.templates.get_mut(i) {
+                *t = TemplateService {
+                    timeout: svc.persistence.map_or(TEMPLATE_REARM, |(t, _)| t.max(1)),
+                    one_packet: snap.scheduling_service(svc).one_packet,
+                };
             }
         }
         self.timeouts = snap.timeouts;

@@ -177,7 +177,7 @@ impl Engine {
         // Templates that lost a connection (kept across calls: no per-poll zeroing).
         let released = &mut self.released;
         released.clear();
-        let persistence = &self.persistence;
+        let templates = &self.templates;
         let pending = &mut self.pending_loads;
         let shared = self.shared.as_deref();
         let ftp = self.ftp.as_ref();
@@ -195,8 +195,8 @@ impl Engine {
                 }
                 if c.is_template() {
                     if c.controls > 0 {
-                        let rearm = persistence.get(usize::from(c.service));
-                        let until = now.saturating_add(rearm.copied().unwrap_or(TEMPLATE_REARM));
+                        let rearm = TemplateService::of(templates, c.service).timeout;
+                        let until = now.saturating_add(rearm);
                         // Other workers' new connections keep following it meanwhile.
                         if let Some(b) = shared {
                             b.extend(b.key(&c.in_key()), now, c.dest, until);

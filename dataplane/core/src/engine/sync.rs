@@ -109,10 +109,7 @@ impl Engine {
             _ => (c.vaddr, 0),
         };
         let timeout = if template {
-            self.persistence
-                .get(usize::from(c.service))
-                .copied()
-                .unwrap_or(TEMPLATE_REARM)
+            TemplateService::of(&self.templates, c.service).timeout
         } else {
             self.timeouts.of(c.proto, c.state)
         };
