@@ -1,7 +1,7 @@
 use crate::error::{Error, Result};
 use crate::ethdev::PortId;
 use crate::log;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -147,15 +147,7 @@ impl Eal {
         let mut buf = [0 as c_char; 64];
         // SAFETY: buf is RTE_DEV_NAME_MAX_LEN (64) bytes as the API requires.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(port.0, buf.as_mut_ptr()) };
-        if ret != 0 {
-            return None;
-        }
-        // SAFETY: on success DPDK wrote a NUL-terminated name into buf.
-        Some(
-            unsafe { CStr::from_ptr(buf.as_ptr()) }
-                .to_string_lossy()
-                .into_owned(),
-        )
+        (ret == 0).then(|| crate::ethdev::c_chars(&buf))
     }
 }
 

@@ -227,7 +227,9 @@ pub struct QueueInfo {
     pub burst_mode: Option<String>,
 }
 
-fn c_chars(chars: &[std::os::raw::c_char]) -> String {
+/// The text of a C string DPDK wrote into a fixed array: up to its NUL or the array's end
+/// (so a missing NUL reads nothing beyond).
+pub(crate) fn c_chars(chars: &[std::os::raw::c_char]) -> String {
     let bytes: Vec<u8> = chars
         .iter()
         .take_while(|&&c| c != 0)
@@ -887,11 +889,9 @@ fn link_of(id: PortId) -> Result<LinkStatus> {
         || format!("port {id}: link status"),
     )?;
     let mut buf = [0 as std::os::raw::c_char; 128];
-    // SAFETY: buf is writable for its length and rte_eth_link_to_str NUL-terminates.
-    let text = unsafe {
-        dpdk_sys::rte_eth_link_to_str(buf.as_mut_ptr(), buf.len(), &link);
-        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
-    };
+    // SAFETY: buf is writable for its length; rte_eth_link_to_str writes within it.
+    unsafe { dpdk_sys::rte_eth_link_to_str(buf.as_mut_ptr(), buf.len(), &link) };
+    let text = c_chars(&buf);
     Ok(LinkStatus {
         up: link.link_status() != 0,
         speed_mbps: link.link_speed,
@@ -937,10 +937,8 @@ fn xstats_of(id: PortId) -> Result<Vec<XStat>> {
         .iter()
         .filter_map(|v| {
             let name = names.get(v.id as usize)?;
-            // SAFETY: DPDK NUL-terminates names within RTE_ETH_XSTATS_NAME_SIZE.
-            let name = unsafe { CStr::from_ptr(name.name.as_ptr()) };
             Some(XStat {
-                name: name.to_string_lossy().into_owned(),
+                name: c_chars(&name.name),
                 value: v.value,
             })
         })
