@@ -379,6 +379,16 @@ impl Appliance {
                 f.sample("rvs_worker_ftp_total", &labels, n);
             }
         }
+        f.head(
+            "rvs_snapshot_adoption_timeouts_total",
+            "counter",
+            "Changes that returned before every worker ran them (a worker stalled or not polling).",
+        );
+        f.sample(
+            "rvs_snapshot_adoption_timeouts_total",
+            &[],
+            self.adoption_timeouts(),
+        );
         // Ports.
         type PortField = fn(&PortCounters) -> u64;
         let port: [(&str, &str, PortField); 6] = [

@@ -162,6 +162,8 @@ pub struct Appliance {
     changing: Mutex<()>,
     /// Changes the checkers applied.
     health_changes: std::sync::atomic::AtomicU64,
+    /// Changes that returned before every worker ran them (`ADOPTION_LIMIT` passed).
+    adoption_timeouts: std::sync::atomic::AtomicU64,
     /// The host TAP twins' interface names, and the VIPs put on them for local servers.
     pub twins: Vec<String>,
     host_vips: Mutex<Vec<std::net::IpAddr>>,
@@ -265,6 +267,7 @@ impl Appliance {
             capture_run: Mutex::new(None),
             changing: Mutex::new(()),
             health_changes: std::sync::atomic::AtomicU64::new(0),
+            adoption_timeouts: std::sync::atomic::AtomicU64::new(0),
             twins: Vec::new(),
             host_vips: Mutex::new(Vec::new()),
             vrrp: Mutex::new(None),
@@ -302,10 +305,27 @@ impl Appliance {
 
     /// Publishes a changed model; ids newly taken into use start from zero counters.
     /// Returns once the workers run it (as an ipvsadm change is in force when ipvsadm
-    /// returns), or after `ADOPTION_LIMIT` if one of them does not poll.
+    /// returns), or after `ADOPTION_LIMIT` if one of them does not poll: that is counted
+    /// and logged, as packets may meet the old rules after the change returned.
     fn commit(&self, next: Director) {
         let generation = self.publish_model(&mut self.director.lock(), next);
-        self.cell.wait_adopted(generation, ADOPTION_LIMIT);
+        if !self.cell.wait_adopted(generation, ADOPTION_LIMIT) {
+            self.adoption_timeouts.fetch_add(1, Ordering::Relaxed);
+            crate::log::log(
+                crate::log::Level::Warning,
+                "snapshot",
+                None,
+                format_args!(
+                    "change {generation} returned before every worker took it ({} ms): a worker is stalled or not polling",
+                    ADOPTION_LIMIT.as_millis()
+                ),
+            );
+        }
+    }
+
+    /// Changes that returned before every worker ran them.
+    pub fn adoption_timeouts(&self) -> u64 {
+        self.adoption_timeouts.load(Ordering::Relaxed)
     }
 
     fn publish_model(&self, current: &mut Director, next: Director) -> u64 {
@@ -2293,6 +2313,10 @@ mod tests {
             0
         );
         assert!(t.elapsed() >= ADOPTION_LIMIT && t.elapsed() < ADOPTION_LIMIT * 20);
+        assert_eq!(a.adoption_timeouts(), 1, "the late change is counted");
+        assert!(a
+            .metrics()
+            .contains("\nrvs_snapshot_adoption_timeouts_total 1\n"));
         drop(stalled);
     }
 
