@@ -53,6 +53,7 @@ fn port_limits(l: &dpdk::DevLimits) -> PortLimits {
         max_vmdq_pools: l.max_vmdq_pools,
         rx_desc: desc(l.rx_desc),
         tx_desc: desc(l.tx_desc),
+        rx_burst_size: l.rx_burst_size,
     }
 }
 
@@ -115,7 +116,6 @@ impl PortDevice for DataPort {
             tx_offloads: self.port.offloads().1,
             rxq: queue_settings(self.port.rx_queue_settings(0)),
             txq: queue_settings(self.port.tx_queue_settings(0)),
-            burst: dpdk::BURST as u16,
         }
     }
 

@@ -870,6 +870,8 @@ fn control_side(
     );
     appliance.forwarding = workers.forwarding.clone();
     appliance.fwd_mode = workers.mode.clone();
+    appliance.burst = workers.burst.clone();
+    appliance.max_burst = dpdk::BURST as u16;
     appliance.balancing = cfg.forward == ForwardMode::Lb;
     // Worker w transmits on queue w of every port.
     appliance.streams = cfg

@@ -59,8 +59,6 @@ pub struct PortDescription {
     pub tx_offloads: u64,
     pub rxq: QueueSettings,
     pub txq: QueueSettings,
-    /// Packets a worker takes or sends per call.
-    pub burst: u16,
 }
 
 /// The device's limits testpmd's `show port info` lists (`rte_eth_dev_info`).
@@ -75,6 +73,8 @@ pub struct PortLimits {
     pub max_vmdq_pools: u16,
     pub rx_desc: DescLimits,
     pub tx_desc: DescLimits,
+    /// The driver's preferred rx burst (0: it has none).
+    pub rx_burst_size: u16,
 }
 
 /// A queue's descriptor limits (`rte_eth_desc_lim`).

@@ -19,7 +19,7 @@ use rvs_core::sched::DestLoad;
 use rvs_core::stats::{stage, WorkerCounters, WorkerStats};
 use rvs_wire::partial;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// One rx queue the worker polls and the port its frames leave by.
@@ -473,6 +473,8 @@ pub(crate) struct WorkerPlan {
     pub tx: Vec<TxQueue>,
     /// Cleared by the console's `stop`: the worker leaves its rx queues alone.
     pub forwarding: Arc<AtomicBool>,
+    /// Frames taken from an rx queue at a time, 1..=BURST (the console's `set burst`).
+    pub burst: Arc<AtomicU16>,
     /// By data port: this worker's tx queue on the port's host TAP twin (the exception
     /// path), if it has one.
     pub host: Vec<Option<TxQueue>>,
@@ -532,8 +534,9 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
         let mut busy = false;
         let polling = plan.forwarding.load(Ordering::Relaxed);
         let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
+        let most = usize::from(plan.burst.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
-            let n = assignment.rx.rx_burst(&mut burst);
+            let n = assignment.rx.rx_burst_up_to(&mut burst, most);
             if n == 0 {
                 continue;
             }
@@ -630,9 +633,10 @@ pub(crate) fn run_lb(
         let mut busy = false;
         let polling = plan.forwarding.load(Ordering::Relaxed);
         let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
+        let most = usize::from(plan.burst.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
             watch.start();
-            let n = assignment.rx.rx_burst(&mut rx);
+            let n = assignment.rx.rx_burst_up_to(&mut rx, most);
             if n == 0 {
                 continue;
             }

@@ -9,7 +9,7 @@ use rvs_core::engine::{Counters, Engine, EngineConfig, SharedTemplates};
 use rvs_core::publish::{SnapshotCell, SnapshotReader};
 use rvs_core::sched::DestLoad;
 use rvs_core::{ForwardMode, WorkerCounters, WorkerStats, WorkerView};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// One worker's queues: what it polls and where its frames leave.
@@ -134,6 +134,9 @@ pub struct WorkerSet {
     pub forwarding: Arc<AtomicBool>,
     /// The forwarding mode ([`ForwardMode::code`]), set by the console's `set fwd`.
     pub mode: Arc<AtomicU8>,
+    /// Frames a worker takes from an rx queue at a time, 1..=[`dpdk::BURST`] (the
+    /// console's `set burst`).
+    pub burst: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
 }
 
@@ -152,6 +155,7 @@ impl WorkerSet {
             workers: Vec::with_capacity(queues.len()),
             forwarding: Arc::new(AtomicBool::new(true)),
             mode: Arc::new(AtomicU8::new(mode.code())),
+            burst: Arc::new(AtomicU16::new(dpdk::BURST as u16)),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let n = queues.len();
@@ -176,6 +180,7 @@ impl WorkerSet {
                 rx: q.rx,
                 tx: q.tx,
                 forwarding: set.forwarding.clone(),
+                burst: set.burst.clone(),
                 host: q.host,
                 backoff: crate::idle::Backoff::new(q.idle_sleep_max_us),
                 stage_cycles: q.stage_cycles,

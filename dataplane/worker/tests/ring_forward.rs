@@ -1,5 +1,6 @@
 //! 100,000 packets through a real worker lcore between two `net_ring` ports, checked
-//! byte for byte and against the ports' statistics.
+//! byte for byte and against the ports' statistics; the second half with the worker's
+//! burst set to 4 (the console's `set burst 4`), which it then takes at most per poll.
 //!
 //! A `net_ring` port loops its tx queue i to its rx queue i. The test thread (main lcore)
 //! sends on port A's tx queue 0, the worker polls A's rx queue 0 and sends on its own tx
@@ -8,10 +9,13 @@
 use dpdk::{Eal, EalArgs, Mbuf, MbufBurst, Mempool, Port, PortConf};
 use rvs_core::ForwardMode;
 use rvs_worker::{RxAssignment, WorkerQueues, WorkerSet};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const PACKETS: u64 = 100_000;
 const IN_FLIGHT: u64 = 512;
+/// The second half's burst.
+const SMALL_BURST: u16 = 4;
 
 /// A frame of 60..=1514 bytes whose contents depend on its sequence number.
 fn frame(seq: u64) -> Vec<u8> {
@@ -81,13 +85,31 @@ fn hundred_thousand_packets_arrive_byte_identical() {
     let (mut sent, mut received) = (0u64, 0u64);
     let mut out: MbufBurst = MbufBurst::new();
     let mut back: MbufBurst = MbufBurst::new();
+    // The worker's counters once its burst is small (None: the first half).
+    let mut small_from = None;
     while received < PACKETS {
         assert!(
             Instant::now() < deadline,
             "timed out: sent {sent}, received {received}, worker {:?}",
             stats.read()
         );
-        while sent < PACKETS && sent - received < IN_FLIGHT && !out.is_full() {
+        if received == PACKETS / 2 && small_from.is_none() {
+            // Nothing in flight: the next passes find no frame, so once two have passed
+            // the worker polls with the small burst.
+            workers.burst.store(SMALL_BURST, Ordering::Relaxed);
+            let polls = stats.read().polls;
+            while stats.read().polls < polls + 2 {
+                assert!(Instant::now() < deadline, "the worker stopped polling");
+                std::thread::yield_now();
+            }
+            small_from = Some(stats.read());
+        }
+        let half = if small_from.is_some() {
+            PACKETS
+        } else {
+            PACKETS / 2
+        };
+        while sent < half && sent - received < IN_FLIGHT && !out.is_full() {
             out.push(mbuf_of(&pool, &frame(sent))).unwrap();
             sent += 1;
         }
@@ -111,6 +133,16 @@ fn hundred_thousand_packets_arrive_byte_identical() {
     let outcome = workers.stop_and_join().remove(0);
     assert_eq!(outcome.failure, None, "worker ran without panicking");
     let counters = outcome.counters;
+    let small_from = small_from.expect("the second half ran");
+    let (frames, busy) = (
+        counters.rx_packets - small_from.rx_packets,
+        counters.busy_polls - small_from.busy_polls,
+    );
+    assert_eq!(frames, PACKETS / 2);
+    assert!(
+        frames <= busy * u64::from(SMALL_BURST),
+        "{frames} frames in {busy} polls that found some: more than {SMALL_BURST} a poll"
+    );
     assert_eq!(counters.rx_packets, PACKETS);
     assert_eq!(counters.tx_packets, PACKETS);
     assert_eq!(counters.tx_dropped + counters.malformed, 0);

@@ -162,6 +162,8 @@ pub struct DevLimits {
     pub tx_desc: DescLimits,
     /// `RTE_ETH_DEV_CAPA_*` bits.
     pub dev_capa: u64,
+    /// The driver's preferred rx burst (`default_rxportconf.burst_size`; 0: none).
+    pub rx_burst_size: u16,
 }
 
 /// A queue's descriptor limits (`rte_eth_desc_lim`).
@@ -374,6 +376,7 @@ impl Port {
                 rx_desc: DescLimits::of(&raw.rx_desc_lim),
                 tx_desc: DescLimits::of(&raw.tx_desc_lim),
                 dev_capa: raw.dev_capa,
+                rx_burst_size: raw.default_rxportconf.burst_size,
             },
         })
     }
@@ -965,7 +968,18 @@ impl RxQueue {
     /// Receives into the burst's free slots; returns how many arrived.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
-        let spare = burst.spare();
+        self.rx_burst_up_to(burst, N)
+    }
+
+    /// Receives at most `most` frames into the burst's free slots (testpmd's `set burst`);
+    /// returns how many arrived.
+    #[inline]
+    pub fn rx_burst_up_to<const N: usize>(
+        &mut self,
+        burst: &mut MbufBurst<N>,
+        most: usize,
+    ) -> usize {
+        let spare = burst.spare().min(most);
         if spare == 0 {
             return 0;
         }

@@ -19,7 +19,7 @@ use rvs_core::ForwardMode;
 pub use rvs_core::WorkerView;
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,6 +111,9 @@ fn failure(f: ipvsadm::Failure) -> Reply {
     }
 }
 
+/// The workers' burst where the daemon does not say (tests): DPDK's wrapper's.
+const DEFAULT_BURST: u16 = 32;
+
 /// Most connections one worker lists for `-L -c` / `show conn`.
 pub const CONN_LISTING_LIMIT: usize = 1 << 20;
 
@@ -133,6 +136,10 @@ pub struct Appliance {
     pub forwarding: Arc<AtomicBool>,
     /// The workers' forwarding mode (`set fwd`), a [`ForwardMode::code`].
     pub fwd_mode: Arc<AtomicU8>,
+    /// Frames a worker takes from an rx queue at a time (`set burst`), and the most it can
+    /// (the size of its burst arrays).
+    pub burst: Arc<AtomicU16>,
+    pub max_burst: u16,
     /// What each worker forwards (`show config fwd`).
     pub streams: Vec<FwdStream>,
     /// Each worker's counters (its own and its engine's) at the last `start` or `clear
@@ -252,6 +259,8 @@ impl Appliance {
             ),
             forwarding: Arc::new(AtomicBool::new(true)),
             fwd_mode: Arc::new(AtomicU8::new(ForwardMode::Lb.code())),
+            burst: Arc::new(AtomicU16::new(DEFAULT_BURST)),
+            max_burst: DEFAULT_BURST,
             streams: Vec::new(),
             fwd_since: Mutex::new(Vec::new()),
             verbose: AtomicU32::new(0),
@@ -320,6 +329,46 @@ impl Appliance {
                     ADOPTION_LIMIT.as_millis()
                 ),
             );
+        }
+    }
+
+    /// testpmd's `set burst N`: frames a worker takes from an rx queue at a time, at most
+    /// the size of its burst arrays (testpmd's 512 is rvs's 32); in force at its next poll.
+    /// 0 takes the first port's driver's preferred burst, as testpmd's `port config all
+    /// burst 0`.
+    fn set_burst(&self, n: &str) -> Reply {
+        let most = self.max_burst;
+        match n.parse::<u16>() {
+            Ok(0) => {
+                let preferred = self
+                    .ports
+                    .lock()
+                    .first()
+                    .map_or(0, |p| p.port.describe().limits.rx_burst_size);
+                if preferred == 0 {
+                    Reply::fail(
+                        2,
+                        format!("PMD does not recommend a burst size.\nUser provided value must be between 1 and {most}"),
+                    )
+                } else if preferred > most {
+                    Reply::fail(
+                        2,
+                        format!("PMD recommended burst size of {preferred} exceeds maximum value of {most}"),
+                    )
+                } else {
+                    self.burst.store(preferred, Ordering::Relaxed);
+                    Reply::ok(format!("Using PMD-provided burst value of {preferred}\n"))
+                }
+            }
+            Ok(n) if n > most => Reply::fail(
+                2,
+                format!("nb pkt per burst: {n} > {most} (maximum packet per burst)  ignored"),
+            ),
+            Ok(n) => {
+                self.burst.store(n, Ordering::Relaxed);
+                Reply::ok(format!("Number of packets per burst set to {n}\n"))
+            }
+            Err(_) => Reply::fail(2, format!("set burst N: N is 1 to {most}, not {n:?}")),
         }
     }
 
@@ -615,6 +664,7 @@ impl Appliance {
                 }
                 _ => Reply::fail(2, "set xstats-hide-zero on|off"),
             },
+            ["set", "burst", n] => self.set_burst(n),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);
@@ -1056,6 +1106,8 @@ mod tests {
         no_allmulti: bool,
         /// The RSS hash types it uses and its key (none: a device without RSS).
         rss: Option<(u64, Vec<u8>)>,
+        /// The driver's preferred rx burst (0: none).
+        rx_burst_size: u16,
     }
 
     impl PortDevice for FakePort {
@@ -1093,6 +1145,7 @@ mod tests {
                         seg_max: 40,
                         mtu_seg_max: 8,
                     },
+                    rx_burst_size: self.rx_burst_size,
                     ..Default::default()
                 },
                 dev_capa: 0x3,
@@ -1102,7 +1155,6 @@ mod tests {
                 ],
                 rx_queues: 1,
                 tx_queues: 1,
-                burst: 32,
                 ..Default::default()
             }
         }
@@ -1176,6 +1228,63 @@ mod tests {
     }
 
     /// An appliance over two fake ports: `lan` (0), and `odd` (1), whose device refuses.
+    #[test]
+    fn set_burst_takes_1_to_the_most_or_the_drivers_preference() {
+        let with_preference = |size| {
+            let port = Arc::new(FakePort {
+                rx_burst_size: size,
+                ..Default::default()
+            });
+            let view = PortView {
+                name: "lan".into(),
+                port,
+                twin: None,
+            };
+            appliance_with_ports(vec![view])
+        };
+        let a = with_preference(0);
+        let burst = |a: &Appliance| a.burst.load(Ordering::Relaxed);
+        assert_eq!(burst(&a), 32);
+        let r = a.console("set burst 8");
+        assert_eq!(
+            (r.status, r.out.as_str()),
+            (0, "Number of packets per burst set to 8\n")
+        );
+        assert_eq!(burst(&a), 8);
+        let rxtx = a.console("show config rxtx").out;
+        assert!(
+            rxtx.starts_with("  lb packet forwarding packets/burst=8\n"),
+            "{rxtx}"
+        );
+        // Refused, leaving 8: more than the workers' arrays, not a number, no preference.
+        for (line, err) in [
+            (
+                "set burst 33",
+                "nb pkt per burst: 33 > 32 (maximum packet per burst)  ignored\n",
+            ),
+            ("set burst many", "set burst N: N is 1 to 32, not \"many\"\n"),
+            (
+                "set burst 0",
+                "PMD does not recommend a burst size.\nUser provided value must be between 1 and 32\n",
+            ),
+        ] {
+            let r = a.console(line);
+            assert_eq!((r.status, r.err.as_str()), (2, err), "{line}");
+            assert_eq!(burst(&a), 8, "{line}");
+        }
+        let a = with_preference(16);
+        let r = a.console("set burst 0");
+        assert_eq!(r.out, "Using PMD-provided burst value of 16\n");
+        assert_eq!(burst(&a), 16);
+        let a = with_preference(64);
+        let r = a.console("set burst 0");
+        assert_eq!(
+            r.err,
+            "PMD recommended burst size of 64 exceeds maximum value of 32\n"
+        );
+        assert_eq!(burst(&a), 32);
+    }
+
     fn lan_and_refusing_port() -> Arc<Appliance> {
         let views = ["lan", "odd"]
             .into_iter()

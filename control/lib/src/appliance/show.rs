@@ -373,7 +373,8 @@ impl Appliance {
         let ports = self.ports.lock();
         let described: Vec<crate::ports::PortDescription> =
             ports.iter().map(|p| p.port.describe()).collect();
-        rxtx_text(&mode.to_string(), self.workers.len(), &described)
+        let burst = self.burst.load(Ordering::Relaxed);
+        rxtx_text(&mode.to_string(), burst, self.workers.len(), &described)
     }
 
     /// `show config fwd` (and `start`'s answer): the mode and each worker's streams, as
@@ -573,8 +574,12 @@ impl Appliance {
 }
 
 /// `show config rxtx`'s text, as testpmd prints it (its first queues only, as testpmd's).
-fn rxtx_text(mode: &str, cores: usize, ports: &[crate::ports::PortDescription]) -> String {
-    let burst = ports.first().map_or(0, |p| p.burst);
+fn rxtx_text(
+    mode: &str,
+    burst: u16,
+    cores: usize,
+    ports: &[crate::ports::PortDescription],
+) -> String {
     let mut out = format!(
         "  {mode} packet forwarding packets/burst={burst}\n  nb forwarding cores={cores} - nb forwarding ports={}\n",
         ports.len()
@@ -1073,11 +1078,10 @@ mod tests {
                 rs_thresh: 32,
                 ..Default::default()
             },
-            burst: 32,
             ..Default::default()
         };
         assert_eq!(
-            super::rxtx_text("io", 1, &[port]),
+            super::rxtx_text("io", 32, 1, &[port]),
             "  io packet forwarding packets/burst=32\n\
              \x20 nb forwarding cores=1 - nb forwarding ports=1\n\
              \x20 port 0: RX queue number: 2 Tx queue number: 3\n\

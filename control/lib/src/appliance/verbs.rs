@@ -158,6 +158,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["set fwd io", "set fwd macswap", "set fwd 5tswap", "set fwd lb"],
     },
     Verb {
+        usage: "set burst N",
+        help: "frames a worker takes from an rx queue at a time, 1 to 32 (0: the driver's preference)",
+        phrases: &["set burst 32"],
+    },
+    Verb {
         usage: "show config fwd",
         help: "the forwarding mode and each worker's rx queues and tx ports",
         phrases: &["show config fwd"],
