@@ -356,6 +356,11 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"show port info all\r", b"Promiscuous mode"),
          (b"show port summary all\r", b"Number of available ports: 1"),
          (b"show config rxtx\r", b"TX RS bit threshold="),
+         (b"set burst 8\r", b"Number of packets per burst set to 8"),
+         (b"show config rxtx\r", b"lb packet forwarding packets/burst=8"),
+         # net_pcap states no preferred burst.
+         (b"set burst 0\r", b"PMD does not recommend a burst size."),
+         (b"set burst 33\r", b"nb pkt per burst: 33 > 32 (maximum packet per burst)  ignored"),
          # net_pcap keeps promiscuous mode: testpmd's message, the mode unchanged.
          (b"set promisc all off\r",
           b"Error during disabling promiscuous mode for port 0: Operation not supported - ignore"),
