@@ -1073,7 +1073,10 @@ fn shutdown(
         }
     }
     for w in &finals {
-        print!("{}", report::worker_stats(w.index, w.lcore, &w.counters));
+        print!(
+            "{}",
+            report::worker_stats(w.index, w.lcore, &w.counters, false)
+        );
         if let Some(e) = &w.engine {
             print!("{}", report::engine_stats(e));
         }

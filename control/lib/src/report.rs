@@ -31,7 +31,7 @@ pub fn port_stats(port: u16, name: &str, s: &PortCounters) -> String {
 }
 
 /// A worker's forwarding counters, framed like testpmd's forward statistics.
-pub fn worker_stats(worker: usize, lcore: u32, c: &WorkerCounters) -> String {
+pub fn worker_stats(worker: usize, lcore: u32, c: &WorkerCounters, bursts: bool) -> String {
     let mut out = String::new();
     let title = format!(" Forward statistics for worker {worker} (lcore {lcore}) ");
     let _ = writeln!(out, "\n  {:-^76}", title);
@@ -61,8 +61,51 @@ pub fn worker_stats(worker: usize, lcore: u32, c: &WorkerCounters) -> String {
             c.handoffs, c.handoff_drops
         );
     }
+    if bursts {
+        for (label, spread) in [("RX", &c.rx_bursts), ("TX", &c.tx_bursts)] {
+            if let Some(line) = burst_line(label, spread) {
+                out.push_str(&line);
+            }
+        }
+    }
     let _ = writeln!(out, "  {}", "-".repeat(76));
     out
+}
+
+/// testpmd's burst line (`set record-burst-stats on`): how many bursts, and the shares of
+/// empty ones and of the two most frequent sizes (the smaller size first on a tie), the
+/// rest as "other"; shares are cut to whole percents and the last one shown takes what
+/// remains to 100%. None when there was no burst.
+pub fn burst_line(label: &str, s: &rvs_core::stats::BurstSpread) -> Option<String> {
+    let total = s.bursts();
+    if total == 0 {
+        return None;
+    }
+    // (size, count): empty bursts always, then the two most frequent sizes.
+    let mut top = [(0usize, s.0[0]), (0, 0), (0, 0)];
+    for (size, &count) in s.0.iter().enumerate().skip(1) {
+        if count > top[1].1 {
+            top[2] = top[1];
+            top[1] = (size, count);
+        } else if count > top[2].1 {
+            top[2] = (size, count);
+        }
+    }
+    let mut line = format!("  {label}-bursts : {total} [");
+    let (mut counted, mut shown) = (0u64, 0u64);
+    for (size, count) in top {
+        counted += count;
+        if counted == total {
+            let _ = writeln!(line, "{}% of {size} pkts]", 100 - shown);
+            return Some(line);
+        }
+        // In floating point, as testpmd (29 of 100 reads 28%).
+        let share = (count as f64 / total as f64 * 100.0) as u64;
+        let _ = write!(line, "{share}% of {size} pkts + ");
+        shown += share;
+    }
+    let _ = writeln!(line, "{}% of other]", 100 - shown);
+    Some(line)
 }
 
 /// The load-balancing engine's counters of one worker: new connections, replies it made,
@@ -161,6 +204,46 @@ mod tests {
     }
 
     #[test]
+    fn burst_lines_as_testpmd() {
+        use rvs_core::stats::BurstSpread;
+        let spread = |counts: &[(usize, u64)]| {
+            let mut s = BurstSpread::default();
+            for &(size, n) in counts {
+                s.0[size] = n;
+            }
+            s
+        };
+        assert_eq!(burst_line("RX", &BurstSpread::default()), None);
+        let line = |counts: &[(usize, u64)]| burst_line("RX", &spread(counts)).unwrap();
+        assert_eq!(line(&[(0, 7)]), "  RX-bursts : 7 [100% of 0 pkts]\n");
+        assert_eq!(
+            line(&[(32, 3)]),
+            "  RX-bursts : 3 [0% of 0 pkts + 100% of 32 pkts]\n"
+        );
+        // The two most frequent sizes, the rest as other; 29 of 100 is 28% in floating point.
+        assert_eq!(
+            line(&[(0, 29), (1, 30), (2, 20), (3, 21)]),
+            "  RX-bursts : 100 [28% of 0 pkts + 30% of 1 pkts + 21% of 3 pkts + 21% of other]\n"
+        );
+        // A tie keeps the smaller size first.
+        assert_eq!(
+            line(&[(0, 1), (4, 2), (8, 2)]),
+            "  RX-bursts : 5 [20% of 0 pkts + 40% of 4 pkts + 40% of 8 pkts]\n"
+        );
+        let c = WorkerCounters {
+            tx_bursts: spread(&[(32, 2), (1, 1)]),
+            ..WorkerCounters::default()
+        };
+        let text = worker_stats(0, 1, &c, true);
+        assert!(
+            text.contains("  TX-bursts : 3 [0% of 0 pkts + 66% of 32 pkts + 34% of 1 pkts]\n"),
+            "{text}"
+        );
+        assert!(!text.contains("RX-bursts"), "no rx burst counted: {text}");
+        assert!(!worker_stats(0, 1, &c, false).contains("bursts"));
+    }
+
+    #[test]
     fn worker_block_shows_busy_share() {
         let c = WorkerCounters {
             polls: 4,
@@ -173,7 +256,7 @@ mod tests {
             handoff_drops: 0,
             ..WorkerCounters::default()
         };
-        let text = worker_stats(0, 1, &c);
+        let text = worker_stats(0, 1, &c, false);
         assert!(text.contains("Forward statistics for worker 0 (lcore 1)"));
         assert!(text.contains("TX-dropped: 1"));
         assert!(text.contains("Busy: 25.0%"));

@@ -33,6 +33,10 @@ pub struct WorkerStats {
     sleeps: AtomicU64,
     slept_us: AtomicU64,
     stage_cycles: [AtomicU64; STAGES.len()],
+    /// The sizes of the worker's rx and tx bursts, published while `recording_bursts`.
+    rx_bursts: AtomicSpread,
+    tx_bursts: AtomicSpread,
+    recording_bursts: AtomicBool,
     /// Load balancing: the engine's counters (its own slots, read in place) and the
     /// connection listing handed over a slice per pass on request.
     engine: OnceLock<Arc<CounterSlots>>,
@@ -58,6 +62,65 @@ pub struct WorkerView {
     pub index: usize,
     pub lcore: u32,
     pub stats: Arc<WorkerStats>,
+}
+
+/// Burst sizes counted: 0 (an empty poll) to 32 frames, a worker's largest burst.
+pub const BURST_SIZES: usize = 33;
+
+/// How many bursts had each size, 0 to 32 frames (testpmd's `set record-burst-stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BurstSpread(pub [u64; BURST_SIZES]);
+
+impl Default for BurstSpread {
+    fn default() -> Self {
+        BurstSpread([0; BURST_SIZES])
+    }
+}
+
+impl BurstSpread {
+    /// Counts a burst of `n` frames.
+    #[inline]
+    pub fn record(&mut self, n: usize) {
+        if let Some(count) = self.0.get_mut(n) {
+            *count += 1;
+        }
+    }
+
+    pub fn since(&self, base: &BurstSpread) -> BurstSpread {
+        BurstSpread(std::array::from_fn(|i| self.0[i].saturating_sub(base.0[i])))
+    }
+
+    /// Bursts of every size.
+    pub fn bursts(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Frames in all the bursts.
+    pub fn frames(&self) -> u64 {
+        self.0.iter().enumerate().map(|(n, &c)| n as u64 * c).sum()
+    }
+}
+
+/// A [`BurstSpread`] the control side reads while its worker writes it.
+#[derive(Debug)]
+struct AtomicSpread([AtomicU64; BURST_SIZES]);
+
+impl Default for AtomicSpread {
+    fn default() -> Self {
+        AtomicSpread(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl AtomicSpread {
+    fn store(&self, s: &BurstSpread) {
+        for (slot, &v) in self.0.iter().zip(&s.0) {
+            slot.store(v, Relaxed);
+        }
+    }
+
+    fn load(&self) -> BurstSpread {
+        BurstSpread(std::array::from_fn(|i| self.0[i].load(Relaxed)))
+    }
 }
 
 /// A plain copy of a worker's counters.
@@ -95,6 +158,10 @@ pub struct WorkerCounters {
     pub slept_us: u64,
     /// TSC cycles spent in each of [`STAGES`], counted per burst that had packets.
     pub stage_cycles: [u64; STAGES.len()],
+    /// Its rx calls by the frames they brought (empty polls too) and its tx calls by the
+    /// frames they sent; published only while the control side records them.
+    pub rx_bursts: BurstSpread,
+    pub tx_bursts: BurstSpread,
 }
 
 /// The stages of a load-balancing worker's pass, as [`WorkerCounters::stage_cycles`] counts
@@ -138,6 +205,8 @@ impl WorkerCounters {
             stage_cycles: std::array::from_fn(|i| {
                 self.stage_cycles[i].saturating_sub(base.stage_cycles[i])
             }),
+            rx_bursts: self.rx_bursts.since(&base.rx_bursts),
+            tx_bursts: self.tx_bursts.since(&base.tx_bursts),
             ..*self
         }
     }
@@ -192,6 +261,21 @@ impl WorkerStats {
         for (slot, &v) in self.stage_cycles.iter().zip(&c.stage_cycles) {
             slot.store(v, Relaxed);
         }
+        // 66 more stores a pass: only while someone looks.
+        if self.recording_bursts.load(Relaxed) {
+            self.rx_bursts.store(&c.rx_bursts);
+            self.tx_bursts.store(&c.tx_bursts);
+        }
+    }
+
+    /// Control side: the worker publishes its burst sizes from its next pass on (on), or
+    /// leaves the last ones published (off).
+    pub fn set_recording_bursts(&self, on: bool) {
+        self.recording_bursts.store(on, Relaxed);
+    }
+
+    pub fn recording_bursts(&self) -> bool {
+        self.recording_bursts.load(Relaxed)
     }
 
     /// Shares the engine's counters (once, before the worker starts).
@@ -290,6 +374,8 @@ impl WorkerStats {
             sleeps: self.sleeps.load(Relaxed),
             slept_us: self.slept_us.load(Relaxed),
             stage_cycles: std::array::from_fn(|i| self.stage_cycles[i].load(Relaxed)),
+            rx_bursts: self.rx_bursts.load(),
+            tx_bursts: self.tx_bursts.load(),
         }
     }
 }

@@ -158,13 +158,22 @@ fn enqueue(
     counters: &mut WorkerCounters,
 ) {
     if queued.is_full() {
-        if let Some(q) = q {
-            counters.tx_packets += q.tx_burst(queued) as u64;
-        }
-        counters.tx_dropped += queued.len() as u64;
-        queued.clear();
+        transmit(q, queued, counters);
     }
     let _ = queued.push(m);
+}
+
+/// Sends the burst out of `q` (none: the frames are dropped), counting what left and what
+/// the queue did not take (freed); the burst is empty after.
+#[inline]
+fn transmit(q: Option<&mut TxQueue>, burst: &mut MbufBurst<BURST>, counters: &mut WorkerCounters) {
+    if let Some(q) = q {
+        let sent = q.tx_burst(burst);
+        counters.tx_packets += sent as u64;
+        counters.tx_bursts.record(sent);
+    }
+    counters.tx_dropped += burst.len() as u64;
+    burst.clear();
 }
 
 /// Where a worker's frames go: per port, its tx queue and the burst being filled; per data
@@ -537,6 +546,7 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
         let most = usize::from(plan.burst.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
             let n = assignment.rx.rx_burst_up_to(&mut burst, most);
+            counters.rx_bursts.record(n);
             if n == 0 {
                 continue;
             }
@@ -547,14 +557,11 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
                 counters.malformed +=
                     burst.retain(|m| forward::apply(mode, m.data_mut()) == Verdict::Forward) as u64;
             }
-            let Some(tx) = plan.tx.get_mut(assignment.out_port) else {
-                counters.tx_dropped += burst.len() as u64;
-                burst.clear();
-                continue;
-            };
-            counters.tx_packets += tx.tx_burst(&mut burst) as u64;
-            counters.tx_dropped += burst.len() as u64;
-            burst.clear();
+            transmit(
+                plan.tx.get_mut(assignment.out_port),
+                &mut burst,
+                &mut counters,
+            );
         }
         let end = dpdk::tsc_now();
         counters.count_pass(busy, end.wrapping_sub(pass_start));
@@ -637,6 +644,7 @@ pub(crate) fn run_lb(
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
             watch.start();
             let n = assignment.rx.rx_burst_up_to(&mut rx, most);
+            counters.rx_bursts.record(n);
             if n == 0 {
                 continue;
             }
@@ -783,16 +791,12 @@ pub(crate) fn run_lb(
         watch.start();
         for (q, burst) in plan.tx.iter_mut().zip(out.iter_mut()) {
             if !burst.is_empty() {
-                counters.tx_packets += q.tx_burst(burst) as u64;
-                counters.tx_dropped += burst.len() as u64;
-                burst.clear();
+                transmit(Some(q), burst, &mut counters);
             }
         }
         for (q, burst) in plan.host.iter_mut().zip(host_out.iter_mut()) {
             if let (Some(q), false) = (q, burst.is_empty()) {
-                counters.tx_packets += q.tx_burst(burst) as u64;
-                counters.tx_dropped += burst.len() as u64;
-                burst.clear();
+                transmit(Some(q), burst, &mut counters);
             }
         }
         if busy {

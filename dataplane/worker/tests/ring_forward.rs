@@ -1,6 +1,7 @@
 //! 100,000 packets through a real worker lcore between two `net_ring` ports, checked
 //! byte for byte and against the ports' statistics; the second half with the worker's
-//! burst set to 4 (the console's `set burst 4`), which it then takes at most per poll.
+//! burst set to 4 (the console's `set burst 4`), which it then takes at most per poll, as
+//! its burst sizes (`set record-burst-stats on`) show.
 //!
 //! A `net_ring` port loops its tx queue i to its rx queue i. The test thread (main lcore)
 //! sends on port A's tx queue 0, the worker polls A's rx queue 0 and sends on its own tx
@@ -80,6 +81,7 @@ fn hundred_thousand_packets_arrive_byte_identical() {
     let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Io, queues, None);
     launched.unwrap();
     let stats = workers.workers[0].stats.clone();
+    stats.set_recording_bursts(true);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut sent, mut received) = (0u64, 0u64);
@@ -142,6 +144,22 @@ fn hundred_thousand_packets_arrive_byte_identical() {
     assert!(
         frames <= busy * u64::from(SMALL_BURST),
         "{frames} frames in {busy} polls that found some: more than {SMALL_BURST} a poll"
+    );
+    // Every poll's rx call by its size (empty ones too), every frame sent by its tx call.
+    let (rx, tx) = (counters.rx_bursts, counters.tx_bursts);
+    assert_eq!((rx.bursts(), rx.frames()), (counters.polls, PACKETS));
+    assert_eq!(tx.frames(), PACKETS);
+    let small = rx.since(&small_from.rx_bursts);
+    assert_eq!(small.frames(), PACKETS / 2);
+    assert!(
+        small.0[usize::from(SMALL_BURST) + 1..]
+            .iter()
+            .all(|&n| n == 0),
+        "bursts over {SMALL_BURST} frames: {small:?}"
+    );
+    assert!(
+        rx.0[usize::from(SMALL_BURST) + 1..].iter().any(|&n| n > 0),
+        "the first half's bursts were never over {SMALL_BURST} frames: {rx:?}"
     );
     assert_eq!(counters.rx_packets, PACKETS);
     assert_eq!(counters.tx_packets, PACKETS);

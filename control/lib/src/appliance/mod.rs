@@ -690,6 +690,13 @@ impl Appliance {
             ["show", "port", what, which] => self.show_port(what, which),
             ["clear", "port", "stats", which] => self.clear_port_stats(which),
             ["clear", "port", "xstats", which] => self.clear_port_xstats(which),
+            ["set", "record-burst-stats", on] => match *on {
+                "on" | "off" => {
+                    self.record_burst_stats(*on == "on");
+                    Reply::ok("")
+                }
+                _ => Reply::fail(2, "set record-burst-stats on|off"),
+            },
             ["clear", "fwd", "stats"] | ["clear", "fwd", "stats", "all"] => {
                 self.clear_fwd_stats();
                 Reply::ok("")
@@ -1380,6 +1387,48 @@ mod tests {
         assert_eq!(engine.read().new_conns, 5);
         assert_eq!(a.console("clear fwd stats").status, 0);
         assert!(a.console("show fwd stats").out.contains("New-conns: 0 "));
+    }
+
+    #[test]
+    fn record_burst_stats_counts_from_on() {
+        let a = appliance();
+        let stats = a.workers[0].stats.clone();
+        let mut c = rvs_core::WorkerCounters::default();
+        c.rx_bursts.0[0] = 50;
+        c.rx_bursts.0[32] = 10;
+        // A polling worker with bursts counted before recording starts.
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (stats, stop, mut c) = (stats.clone(), stop.clone(), c);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    c.polls += 1;
+                    stats.publish(&c);
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+                c
+            })
+        };
+        assert!(!a.console("show fwd stats").out.contains("bursts"));
+        let r = a.console("set record-burst-stats on");
+        assert_eq!((r.status, r.out.as_str()), (0, ""));
+        stop.store(true, Ordering::Relaxed);
+        c = worker.join().unwrap();
+        c.rx_bursts.0[0] += 6;
+        c.rx_bursts.0[32] += 3;
+        c.rx_bursts.0[5] += 1;
+        c.tx_bursts.0[32] += 3;
+        stats.publish(&c);
+        let text = a.console("show fwd stats").out;
+        assert!(
+            text.contains(
+                "  RX-bursts : 10 [60% of 0 pkts + 30% of 32 pkts + 10% of 5 pkts]\n  TX-bursts : 3 [0% of 0 pkts + 100% of 32 pkts]\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(a.console("set record-burst-stats off").status, 0);
+        assert!(!a.console("show fwd stats").out.contains("bursts"));
+        assert_eq!(a.console("set record-burst-stats maybe").status, 2);
     }
 
     /// testpmd's `clear port xstats all|N`: quiet; a driver's refusal in testpmd's words.

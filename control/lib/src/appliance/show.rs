@@ -429,6 +429,39 @@ impl Appliance {
             .collect();
     }
 
+    /// testpmd's `set record-burst-stats on|off`: `show fwd stats` shows each worker's burst
+    /// sizes, counted from now (once each worker has published them; one that does not
+    /// poll is not waited for longer than a change is).
+    pub(super) fn record_burst_stats(&self, on: bool) {
+        for w in &self.workers {
+            w.stats.set_recording_bursts(on);
+        }
+        if !on {
+            return;
+        }
+        let polls: Vec<u64> = self.workers.iter().map(|w| w.stats.read().polls).collect();
+        let deadline = Instant::now() + super::ADOPTION_LIMIT;
+        let published = || {
+            self.workers
+                .iter()
+                .zip(&polls)
+                .all(|(w, &p)| w.stats.read().polls >= p + 2)
+        };
+        while !published() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let mut since = self.fwd_since.lock();
+        if since.len() != self.workers.len() {
+            // Never started nor cleared: the other counters still count from boot.
+            *since = vec![Default::default(); self.workers.len()];
+        }
+        for (w, (base, _)) in self.workers.iter().zip(since.iter_mut()) {
+            let now = w.stats.read();
+            base.rx_bursts = now.rx_bursts;
+            base.tx_bursts = now.tx_bursts;
+        }
+    }
+
     /// `show fwd stats`: the workers' counters since the last `start` or `clear fwd stats`.
     pub(super) fn fwd_stats(&self) -> String {
         let mut out = String::new();
@@ -442,7 +475,8 @@ impl Appliance {
                 ),
                 None => (w.stats.read(), w.stats.read_engine()),
             };
-            out.push_str(&report::worker_stats(w.index, w.lcore, &c));
+            let bursts = w.stats.recording_bursts();
+            out.push_str(&report::worker_stats(w.index, w.lcore, &c, bursts));
             out.push_str(&report::engine_stats(&e));
             total.rx_packets += c.rx_packets;
             total.tx_packets += c.tx_packets;
