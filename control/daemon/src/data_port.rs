@@ -119,6 +119,10 @@ impl PortDevice for DataPort {
         }
     }
 
+    fn set_link(&self, up: bool) -> Result<(), String> {
+        self.port.set_link(up).map_err(|e| e.reason())
+    }
+
     fn set_promiscuous(&self, on: bool) -> Result<(), String> {
         // The driver's reason alone, as testpmd prints it.
         self.port.set_promiscuous(on).map_err(|e| e.reason())

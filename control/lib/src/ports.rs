@@ -132,6 +132,8 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn set_promiscuous(&self, on: bool) -> Result<(), String>;
     /// Takes every multicast frame (on) or only the groups it joined (off).
     fn set_allmulticast(&self, on: bool) -> Result<(), String>;
+    /// Brings the link up or down, where the driver can (the driver's reason).
+    fn set_link(&self, up: bool) -> Result<(), String>;
     /// The RSS hash fields the device uses now (configuration names; none: it does not
     /// hash) and its key.
     fn rss_hash(&self) -> Result<(u64, Vec<u8>), String>;

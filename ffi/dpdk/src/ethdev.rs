@@ -854,6 +854,20 @@ impl Port {
         link_of(self.id)
     }
 
+    /// Brings the link up or down (testpmd's `set link-up|link-down port N`), where the
+    /// driver can.
+    pub fn set_link(&self, up: bool) -> Result<()> {
+        // SAFETY: plain control call on a valid port.
+        let ret = unsafe {
+            if up {
+                dpdk_sys::rte_eth_dev_set_link_up(self.id.0)
+            } else {
+                dpdk_sys::rte_eth_dev_set_link_down(self.id.0)
+            }
+        };
+        check(ret, || format!("port {}: set link", self.id)).map(drop)
+    }
+
     pub fn stats(&self) -> Result<PortStats> {
         stats_of(self.id)
     }

@@ -182,6 +182,10 @@ fn ports(eal: &Eal) {
     assert!(port.take_queues().is_none());
     port.start().unwrap();
     assert!(port.link().unwrap().up);
+    port.set_link(false).unwrap();
+    assert!(!port.link().unwrap().up, "set link down");
+    port.set_link(true).unwrap();
+    assert!(port.link().unwrap().up, "set link up");
     // A net_ring port loops tx queue i to rx queue i.
     let mut burst: MbufBurst = MbufBurst::new();
     for i in 0..5u8 {

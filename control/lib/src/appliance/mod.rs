@@ -646,6 +646,9 @@ impl Appliance {
             ["show", "config", "fwd"] => Reply::ok(self.fwd_config()),
             ["show", "config", "cores"] => Reply::ok(self.cores_config()),
             ["show", "config", "rxtx"] => Reply::ok(self.rxtx_config()),
+            ["set", updown @ ("link-up" | "link-down"), "port", which] => {
+                self.set_link(*updown == "link-up", which)
+            }
             ["set", mode @ ("promisc" | "allmulti"), which, on] => {
                 self.set_port_mode(mode, which, on)
             }
@@ -1115,6 +1118,7 @@ mod tests {
         rss: Option<(u64, Vec<u8>)>,
         /// The driver's preferred rx burst (0: none).
         rx_burst_size: u16,
+        link_down: std::sync::atomic::AtomicBool,
     }
 
     impl PortDevice for FakePort {
@@ -1132,6 +1136,11 @@ mod tests {
                 },
                 rss_hf: self.rss.as_ref().map_or(0, |r| r.0),
                 driver: "net_fake".into(),
+                link: if self.link_down.load(Ordering::Relaxed) {
+                    "down".into()
+                } else {
+                    "up at 10 Gbps FDX".into()
+                },
                 mtu: Some(1500),
                 devargs: Some("iface=fake0".into()),
                 vlan_offload: Some(1),
@@ -1185,6 +1194,13 @@ mod tests {
                 return Err("Operation not supported".into());
             }
             self.promiscuous.store(on, Ordering::Relaxed);
+            Ok(())
+        }
+        fn set_link(&self, up: bool) -> Result<(), String> {
+            if self.refuse {
+                return Err("Operation not supported".into());
+            }
+            self.link_down.store(!up, Ordering::Relaxed);
             Ok(())
         }
         fn set_allmulticast(&self, on: bool) -> Result<(), String> {
@@ -1290,6 +1306,38 @@ mod tests {
             "PMD recommended burst size of 64 exceeds maximum value of 32\n"
         );
         assert_eq!(burst(&a), 32);
+    }
+
+    #[test]
+    fn set_link_down_is_what_vrrp_tracks() {
+        use crate::vrrp::Host;
+        let a = lan_and_refusing_port();
+        let host = ha::VrrpHost(a.clone());
+        assert!(host.link_up(0));
+        let r = a.console("set link-down port 0");
+        assert_eq!((r.status, r.out.as_str(), r.err.as_str()), (0, "", ""));
+        assert!(!host.link_up(0), "VRRP sees the link down");
+        assert!(a
+            .console("show port info 0")
+            .out
+            .contains("Link status: down"));
+        assert_eq!(a.console("set link-up port 0").status, 0);
+        assert!(host.link_up(0));
+        let r = a.console("set link-down port 1");
+        assert_eq!(
+            (r.status, r.err.as_str()),
+            (
+                1,
+                "\nSet link down fail.\nport 1 (odd): Operation not supported\n"
+            )
+        );
+        for bad in ["all", "2", "x"] {
+            let r = a.console(&format!("set link-up port {bad}"));
+            assert_eq!(
+                (r.status, r.err),
+                (2, format!("Invalid port {bad} (ports: 0..1)\n"))
+            );
+        }
     }
 
     fn lan_and_refusing_port() -> Arc<Appliance> {

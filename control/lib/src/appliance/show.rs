@@ -155,6 +155,32 @@ impl Appliance {
     /// takes all-multicast mode (or, its device without the mode, stays promiscuous), one
     /// that is not promiscuous keeps it, and one a use_vmac VRRP instance speaks on stays
     /// promiscuous (frames to its virtual router MAC).
+    /// testpmd's `set link-up|link-down port N`: quiet, or testpmd's failure line and the
+    /// driver's reason. A VRRP instance on a port whose link is down goes to FAULT, as
+    /// keepalived's on an interface that goes down.
+    pub(super) fn set_link(&self, up: bool, which: &str) -> Reply {
+        // One port (testpmd's takes no `all`).
+        let ports = self.ports.lock();
+        let i = match which.parse::<usize>() {
+            Ok(i) if i < ports.len() => i,
+            _ => {
+                let last = ports.len().saturating_sub(1);
+                return Reply::fail(2, format!("Invalid port {which} (ports: 0..{last})"));
+            }
+        };
+        match ports[i].port.set_link(up) {
+            Ok(()) => Reply::ok(""),
+            Err(e) => Reply::fail(
+                1,
+                format!(
+                    "\nSet link {} fail.\nport {i} ({}): {e}",
+                    if up { "up" } else { "down" },
+                    ports[i].name
+                ),
+            ),
+        }
+    }
+
     pub(super) fn set_port_mode(&self, mode: &str, which: &str, on: &str) -> Reply {
         let promisc = mode == "promisc";
         let on = match on {

@@ -163,6 +163,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["set fwd io", "set fwd macswap", "set fwd 5tswap", "set fwd lb"],
     },
     Verb {
+        usage: "set link-up|link-down port N",
+        help: "bring a port's link up or down, where its driver can (testpmd's); VRRP on it goes to FAULT while down",
+        phrases: &["set link-up port 0", "set link-down port 0"],
+    },
+    Verb {
         usage: "set burst N",
         help: "frames a worker takes from an rx queue at a time, 1 to 32 (0: the driver's preference)",
         phrases: &["set burst 32"],
