@@ -872,6 +872,7 @@ fn control_side(
     appliance.fwd_mode = workers.mode.clone();
     appliance.burst = workers.burst.clone();
     appliance.max_burst = dpdk::BURST as u16;
+    appliance.tsc_hz = dpdk::tsc_hz();
     appliance.balancing = cfg.forward == ForwardMode::Lb;
     // Worker w transmits on queue w of every port.
     appliance.streams = cfg

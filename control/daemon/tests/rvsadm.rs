@@ -387,6 +387,8 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          (b"set record-burst-stats on\r", None), (b"", None),
          (b"show fwd stats\r", b"  RX-bursts : "),
          (b"set record-burst-stats off\r", None),
+         (b"set record-core-cycles on\r", None),
+         (b"show fwd stats\r", b"Accumulated forward statistics for all workers"),
          (b"ipvsadm -h\r", b"--tun-type"),
          (b"ipvsadm -R < " + rules + b"\r", None),
          (b"ipvsadm -L -n -t 192.168.1.100:82\r", b"192.168.1.100:82 wrr")]

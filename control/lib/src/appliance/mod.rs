@@ -140,6 +140,10 @@ pub struct Appliance {
     /// (the size of its burst arrays).
     pub burst: Arc<AtomicU16>,
     pub max_burst: u16,
+    /// testpmd's `set record-core-cycles`: `show fwd stats` ends with cycles per packet.
+    record_core_cycles: AtomicBool,
+    /// The workers' TSC frequency (their cycle counts' clock).
+    pub tsc_hz: u64,
     /// What each worker forwards (`show config fwd`).
     pub streams: Vec<FwdStream>,
     /// Each worker's counters (its own and its engine's) at the last `start` or `clear
@@ -261,6 +265,8 @@ impl Appliance {
             fwd_mode: Arc::new(AtomicU8::new(ForwardMode::Lb.code())),
             burst: Arc::new(AtomicU16::new(DEFAULT_BURST)),
             max_burst: DEFAULT_BURST,
+            record_core_cycles: AtomicBool::new(false),
+            tsc_hz: 0,
             streams: Vec::new(),
             fwd_since: Mutex::new(Vec::new()),
             verbose: AtomicU32::new(0),
@@ -693,6 +699,13 @@ impl Appliance {
             ["show", "port", what, which] => self.show_port(what, which),
             ["clear", "port", "stats", which] => self.clear_port_stats(which),
             ["clear", "port", "xstats", which] => self.clear_port_xstats(which),
+            ["set", "record-core-cycles", on] => match *on {
+                "on" | "off" => {
+                    self.record_core_cycles.store(*on == "on", Ordering::Relaxed);
+                    Reply::ok("")
+                }
+                _ => Reply::fail(2, "set record-core-cycles on|off"),
+            },
             ["set", "record-burst-stats", on] => match *on {
                 "on" | "off" => {
                     self.record_burst_stats(*on == "on");
@@ -1435,6 +1448,32 @@ mod tests {
         assert_eq!(engine.read().new_conns, 5);
         assert_eq!(a.console("clear fwd stats").status, 0);
         assert!(a.console("show fwd stats").out.contains("New-conns: 0 "));
+    }
+
+    #[test]
+    fn record_core_cycles_ends_show_fwd_stats_with_cycles_per_packet() {
+        let mut a = appliance();
+        Arc::get_mut(&mut a).unwrap().tsc_hz = 2_100_000_000;
+        a.workers[0].stats.publish(&rvs_core::WorkerCounters {
+            rx_packets: 40,
+            tx_packets: 38,
+            busy_cycles: 12_346,
+            cycles: 99_999,
+            ..Default::default()
+        });
+        assert!(!a.console("show fwd stats").out.contains("CPU cycles"));
+        let r = a.console("set record-core-cycles on");
+        assert_eq!((r.status, r.out.as_str()), (0, ""));
+        let text = a.console("show fwd stats").out;
+        assert!(
+            text.ends_with("++\n\n  CPU cycles/packet=308.65 (total cycles=12346 / total lb packets=40) at 2100 MHz Clock\n"),
+            "{text}"
+        );
+        // Nothing received nor sent since the last clear: no line.
+        assert_eq!(a.console("clear fwd stats").status, 0);
+        assert!(!a.console("show fwd stats").out.contains("CPU cycles"));
+        assert_eq!(a.console("set record-core-cycles off").status, 0);
+        assert_eq!(a.console("set record-core-cycles yes").status, 2);
     }
 
     #[test]

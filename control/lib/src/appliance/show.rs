@@ -507,6 +507,7 @@ impl Appliance {
             total.rx_packets += c.rx_packets;
             total.tx_packets += c.tx_packets;
             total.tx_dropped += c.tx_dropped;
+            total.busy_cycles += c.busy_cycles;
         }
         let _ = writeln!(
             out,
@@ -517,6 +518,19 @@ impl Appliance {
             total.tx_dropped,
             "+".repeat(76)
         );
+        // testpmd's record-core-cycles: the cycles of the passes that found frames, per
+        // frame received.
+        let received = total.rx_packets;
+        if self.record_core_cycles.load(Ordering::Relaxed) && received + total.tx_packets > 0 {
+            let mode = ForwardMode::from_code(self.fwd_mode.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "\n  CPU cycles/packet={:.2} (total cycles={} / total {mode} packets={received}) at {} MHz Clock",
+                total.busy_cycles as f64 / received as f64,
+                total.busy_cycles,
+                self.tsc_hz / 1_000_000
+            );
+        }
         out
     }
 

@@ -43,6 +43,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["clear fwd stats all"],
     },
     Verb {
+        usage: "set record-core-cycles on|off",
+        help: "show fwd stats ends with the workers' cycles per packet (testpmd's)",
+        phrases: &["set record-core-cycles on", "set record-core-cycles off"],
+    },
+    Verb {
         usage: "set record-burst-stats on|off",
         help: "show fwd stats shows each worker's rx and tx burst sizes, counted from on (testpmd's)",
         phrases: &["set record-burst-stats on", "set record-burst-stats off"],
