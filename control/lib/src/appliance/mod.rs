@@ -102,6 +102,17 @@ fn read_command_file(path: &str) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "not text (UTF-8)".to_string())
 }
 
+/// A console switch (`set WHAT on|off`): quiet, as testpmd's.
+fn switch(what: &str, on: &str, set: impl FnOnce(bool)) -> Reply {
+    match on {
+        "on" | "off" => {
+            set(on == "on");
+            Reply::ok("")
+        }
+        _ => Reply::fail(2, format!("set {what} on|off")),
+    }
+}
+
 /// ipvsadm's answer to a line it cannot take.
 fn failure(f: ipvsadm::Failure) -> Reply {
     Reply {
@@ -666,13 +677,9 @@ impl Appliance {
             ["show", "port", which, "rss", "reta", rest @ ..] if rest.len() != 1 => {
                 self.show_rss_reta(which, rest)
             }
-            ["set", "xstats-hide-zero", on] => match *on {
-                "on" | "off" => {
-                    self.xstats_hide_zero.store(*on == "on", Ordering::Relaxed);
-                    Reply::ok("")
-                }
-                _ => Reply::fail(2, "set xstats-hide-zero on|off"),
-            },
+            ["set", what @ "xstats-hide-zero", on] => switch(what, on, |on| {
+                self.xstats_hide_zero.store(on, Ordering::Relaxed)
+            }),
             ["set", "burst", n] => self.set_burst(n),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
@@ -699,20 +706,12 @@ impl Appliance {
             ["show", "port", what, which] => self.show_port(what, which),
             ["clear", "port", "stats", which] => self.clear_port_stats(which),
             ["clear", "port", "xstats", which] => self.clear_port_xstats(which),
-            ["set", "record-core-cycles", on] => match *on {
-                "on" | "off" => {
-                    self.record_core_cycles.store(*on == "on", Ordering::Relaxed);
-                    Reply::ok("")
-                }
-                _ => Reply::fail(2, "set record-core-cycles on|off"),
-            },
-            ["set", "record-burst-stats", on] => match *on {
-                "on" | "off" => {
-                    self.record_burst_stats(*on == "on");
-                    Reply::ok("")
-                }
-                _ => Reply::fail(2, "set record-burst-stats on|off"),
-            },
+            ["set", what @ "record-core-cycles", on] => switch(what, on, |on| {
+                self.record_core_cycles.store(on, Ordering::Relaxed)
+            }),
+            ["set", what @ "record-burst-stats", on] => {
+                switch(what, on, |on| self.record_burst_stats(on))
+            }
             ["clear", "fwd", "stats"] | ["clear", "fwd", "stats", "all"] => {
                 self.clear_fwd_stats();
                 Reply::ok("")
