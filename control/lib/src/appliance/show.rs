@@ -150,11 +150,6 @@ impl Appliance {
         Reply::ok("")
     }
 
-    /// testpmd's `set promisc|allmulti (port_id|all) (on|off)`. Multicast (VRRP adverts,
-    /// IPv6 neighbour discovery) must still arrive: a port that leaves promiscuous mode
-    /// takes all-multicast mode (or, its device without the mode, stays promiscuous), one
-    /// that is not promiscuous keeps it, and one a use_vmac VRRP instance speaks on stays
-    /// promiscuous (frames to its virtual router MAC).
     /// testpmd's `set link-up|link-down port N`: quiet, or testpmd's failure line and the
     /// driver's reason. A VRRP instance on a port whose link is down goes to FAULT, as
     /// keepalived's on an interface that goes down.
@@ -181,6 +176,11 @@ impl Appliance {
         }
     }
 
+    /// testpmd's `set promisc|allmulti (port_id|all) (on|off)`. Multicast (VRRP adverts,
+    /// IPv6 neighbour discovery) must still arrive: a port that leaves promiscuous mode
+    /// takes all-multicast mode (or, its device without the mode, stays promiscuous), one
+    /// that is not promiscuous keeps it, and one a use_vmac VRRP instance speaks on stays
+    /// promiscuous (frames to its virtual router MAC).
     pub(super) fn set_port_mode(&self, mode: &str, which: &str, on: &str) -> Reply {
         let promisc = mode == "promisc";
         let on = match on {
@@ -519,9 +519,9 @@ impl Appliance {
             "+".repeat(76)
         );
         // testpmd's record-core-cycles: the cycles of the passes that found frames, per
-        // frame received.
+        // frame received (none received: no line, where testpmd's would divide by zero).
         let received = total.rx_packets;
-        if self.record_core_cycles.load(Ordering::Relaxed) && received + total.tx_packets > 0 {
+        if self.record_core_cycles.load(Ordering::Relaxed) && received > 0 {
             let mode = ForwardMode::from_code(self.fwd_mode.load(Ordering::Relaxed));
             let _ = writeln!(
                 out,
