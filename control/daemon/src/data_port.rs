@@ -18,6 +18,8 @@ pub struct DataPort {
     kernel_cleared: std::sync::Mutex<Vec<(String, u64)>>,
     /// The device's arguments as the configuration gave them (`iface=...`).
     devargs: Option<String>,
+    /// A TAP port's interface name (`net_tap0,iface=NAME`).
+    tap_iface: Option<String>,
 }
 
 impl DataPort {
@@ -31,8 +33,23 @@ impl DataPort {
                 .split_once(',')
                 .map(|(_, args)| args.to_string())
                 .filter(|a| !a.is_empty()),
+            tap_iface: tap_iface(device),
         }
     }
+}
+
+/// A TAP device's interface name (`net_tap0,iface=NAME`).
+fn tap_iface(device: &str) -> Option<String> {
+    device
+        .starts_with("net_tap")
+        .then(|| device.split(',').find_map(|a| a.strip_prefix("iface=")))
+        .flatten()
+        .map(str::to_string)
+}
+
+/// Whether interface `name` is not in this network namespace (sysfs is this namespace's).
+fn elsewhere(name: &str) -> bool {
+    !std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
 fn port_limits(l: &dpdk::DevLimits) -> PortLimits {
@@ -83,6 +100,8 @@ impl PortDevice for DataPort {
             driver: info.driver.clone(),
             link: link.as_ref().map(|l| l.text.clone()).unwrap_or_default(),
             link_up: link.as_ref().is_some_and(|l| l.up),
+            // The TAP driver finds its interface by name in this namespace only.
+            link_unknown: link.is_none() || self.tap_iface.as_deref().is_some_and(elsewhere),
             link_speed_mbps: link.as_ref().map_or(0, |l| l.speed_mbps),
             full_duplex: link.as_ref().is_some_and(|l| l.full_duplex),
             autoneg: link.as_ref().is_some_and(|l| l.autoneg),
@@ -222,6 +241,22 @@ mod tests {
     use super::*;
     use dpdk::log::Level;
     use rvs_control::config::{DEFAULT_RSS_FIELDS, LOG_LEVELS, RSS_FIELDS};
+
+    #[test]
+    fn a_tap_moved_to_another_namespace_has_no_readable_link() {
+        assert_eq!(
+            tap_iface("net_tap0,iface=rvsl-dr").as_deref(),
+            Some("rvsl-dr")
+        );
+        assert_eq!(
+            tap_iface("net_tap1,remote=eth0,iface=t1").as_deref(),
+            Some("t1")
+        );
+        assert_eq!(tap_iface("net_tap0"), None);
+        assert_eq!(tap_iface("net_af_xdp0,iface=veth0"), None);
+        assert!(!elsewhere("lo"), "lo is in every namespace");
+        assert!(elsewhere("rvs-no-such-if"));
+    }
 
     #[test]
     fn kernel_counters_read_from_their_last_clear() {

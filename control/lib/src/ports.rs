@@ -23,6 +23,10 @@ pub struct PortDescription {
     pub driver: String,
     pub link: String,
     pub link_up: bool,
+    /// The driver cannot tell the link: its status unreadable, or a TAP whose interface
+    /// was moved to another network namespace (the TAP driver's ioctls look it up by name
+    /// in rvs's own and report it down).
+    pub link_unknown: bool,
     pub link_speed_mbps: u32,
     pub full_duplex: bool,
     pub autoneg: bool,

@@ -163,6 +163,9 @@ fn enqueue(
     let _ = queued.push(m);
 }
 
+// Every burst size has its slot in the counted spreads.
+const _: () = assert!(BURST < rvs_core::stats::BURST_SIZES);
+
 /// Sends the burst out of `q` (none: the frames are dropped), counting what left and what
 /// the queue did not take (freed); the burst is empty after.
 #[inline]

@@ -28,12 +28,12 @@ impl Host for VrrpHost {
         a.commit(next);
     }
 
+    /// The port's link as its driver reports it; one the driver cannot tell counts as up.
     fn link_up(&self, port: usize) -> bool {
-        self.0
-            .ports
-            .lock()
-            .get(port)
-            .is_none_or(|p| !p.port.describe().link.starts_with("down"))
+        self.0.ports.lock().get(port).is_none_or(|p| {
+            let d = p.port.describe();
+            d.link_up || d.link_unknown
+        })
     }
 
     fn state_changed(&self, instance: &str, state: State) {

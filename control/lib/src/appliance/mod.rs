@@ -1149,10 +1149,11 @@ mod tests {
                 rss_hf: self.rss.as_ref().map_or(0, |r| r.0),
                 driver: "net_fake".into(),
                 link: if self.link_down.load(Ordering::Relaxed) {
-                    "down".into()
+                    "Link down".into()
                 } else {
-                    "up at 10 Gbps FDX".into()
+                    "Link up at 10 Gbps FDX Autoneg".into()
                 },
+                link_up: !self.link_down.load(Ordering::Relaxed),
                 mtu: Some(1500),
                 devargs: Some("iface=fake0".into()),
                 vlan_offload: Some(1),
@@ -1326,6 +1327,10 @@ mod tests {
         let a = lan_and_refusing_port();
         let host = ha::VrrpHost(a.clone());
         assert!(host.link_up(0));
+        assert!(a
+            .console("show port info 0")
+            .out
+            .contains("Link status: up"));
         let r = a.console("set link-down port 0");
         assert_eq!((r.status, r.out.as_str(), r.err.as_str()), (0, "", ""));
         assert!(!host.link_up(0), "VRRP sees the link down");
@@ -1544,7 +1549,7 @@ mod tests {
     }
 
     /// `show port info 0` of the fake `lan` port below.
-    const PORT_INFO_GOLDEN: &str = "\n********************* Infos for port 0  *********************\nMAC address: \nDevice name: lan\nDriver name: net_fake\nFirmware-version: not available\nDevargs: iface=fake0\nConnect to socket: 0\nmemory allocation on the socket: 0\nLink status: down\nLink speed: None\nLink duplex: half-duplex\nAutoneg status: Off\nMTU: 1500\nPromiscuous mode: disabled\nAllmulticast mode: enabled\nMaximum number of MAC addresses: 1\nMaximum number of MAC addresses of hash filtering: 0\nVLAN offload: \n  strip on, filter off, extend off, qinq strip off\nHash key size in bytes: 4\nRedirection table size: 128\nSupported RSS offload flow types:\n  ipv4\n  ipv4-tcp\n  ipv4-udp\n  l3-src-only\nMinimum size of RX buffer: 64\nMaximum configurable length of RX packet: 9018\nMaximum configurable size of LRO aggregated packet: 0\nCurrent number of RX queues: 1\nMax possible RX queues: 0\nMax possible number of RXDs per queue: 4096\nMin possible number of RXDs per queue: 64\nRXDs number alignment: 32\nCurrent number of TX queues: 1\nMax possible TX queues: 0\nMax possible number of TXDs per queue: 4096\nMin possible number of TXDs per queue: 64\nTXDs number alignment: 32\nMax segment number per packet: 40\nMax segment number per MTU/TSO: 8\nDevice capabilities: 0x3( RUNTIME_RX_QUEUE_SETUP RUNTIME_TX_QUEUE_SETUP )\nRSS hash types in use:\n  ipv4 ipv4-frag ipv4-tcp ipv4-other ipv6 ipv6-frag ipv6-tcp ipv6-other ipv6-ex ipv6-tcp-ex ip tcp\nNumber of RXDs per queue: 0\nNumber of TXDs per queue: 0\nMinimum MTU: 0\nMaximum MTU: 0\n";
+    const PORT_INFO_GOLDEN: &str = "\n********************* Infos for port 0  *********************\nMAC address: \nDevice name: lan\nDriver name: net_fake\nFirmware-version: not available\nDevargs: iface=fake0\nConnect to socket: 0\nmemory allocation on the socket: 0\nLink status: up\nLink speed: None\nLink duplex: half-duplex\nAutoneg status: Off\nMTU: 1500\nPromiscuous mode: disabled\nAllmulticast mode: enabled\nMaximum number of MAC addresses: 1\nMaximum number of MAC addresses of hash filtering: 0\nVLAN offload: \n  strip on, filter off, extend off, qinq strip off\nHash key size in bytes: 4\nRedirection table size: 128\nSupported RSS offload flow types:\n  ipv4\n  ipv4-tcp\n  ipv4-udp\n  l3-src-only\nMinimum size of RX buffer: 64\nMaximum configurable length of RX packet: 9018\nMaximum configurable size of LRO aggregated packet: 0\nCurrent number of RX queues: 1\nMax possible RX queues: 0\nMax possible number of RXDs per queue: 4096\nMin possible number of RXDs per queue: 64\nRXDs number alignment: 32\nCurrent number of TX queues: 1\nMax possible TX queues: 0\nMax possible number of TXDs per queue: 4096\nMin possible number of TXDs per queue: 64\nTXDs number alignment: 32\nMax segment number per packet: 40\nMax segment number per MTU/TSO: 8\nDevice capabilities: 0x3( RUNTIME_RX_QUEUE_SETUP RUNTIME_TX_QUEUE_SETUP )\nRSS hash types in use:\n  ipv4 ipv4-frag ipv4-tcp ipv4-other ipv6 ipv6-frag ipv6-tcp ipv6-other ipv6-ex ipv6-tcp-ex ip tcp\nNumber of RXDs per queue: 0\nNumber of TXDs per queue: 0\nMinimum MTU: 0\nMaximum MTU: 0\n";
 
     #[test]
     fn promiscuous_mode_by_port_except_under_a_vmac() {
