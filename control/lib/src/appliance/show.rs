@@ -26,12 +26,17 @@ impl Appliance {
     }
 
     pub(super) fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
-        let n = self.ports.lock().len();
         if which == "all" {
-            return Ok((0..n).collect());
+            return Ok((0..self.ports.lock().len()).collect());
         }
+        self.port_index(which).map(|i| vec![i])
+    }
+
+    /// One port by its number.
+    fn port_index(&self, which: &str) -> Result<usize, String> {
+        let n = self.ports.lock().len();
         match which.parse::<usize>() {
-            Ok(i) if i < n => Ok(vec![i]),
+            Ok(i) if i < n => Ok(i),
             _ => Err(format!(
                 "Invalid port {which} (ports: 0..{})",
                 n.saturating_sub(1)
@@ -155,14 +160,11 @@ impl Appliance {
     /// keepalived's on an interface that goes down.
     pub(super) fn set_link(&self, up: bool, which: &str) -> Reply {
         // One port (testpmd's takes no `all`).
-        let ports = self.ports.lock();
-        let i = match which.parse::<usize>() {
-            Ok(i) if i < ports.len() => i,
-            _ => {
-                let last = ports.len().saturating_sub(1);
-                return Reply::fail(2, format!("Invalid port {which} (ports: 0..{last})"));
-            }
+        let i = match self.port_index(which) {
+            Ok(i) => i,
+            Err(e) => return Reply::fail(2, e),
         };
+        let ports = self.ports.lock();
         match ports[i].port.set_link(up) {
             Ok(()) => Reply::ok(""),
             Err(e) => Reply::fail(
