@@ -2,7 +2,8 @@
 //! own (`[announce] table`), through the data port's host twin, which a routing daemon
 //! learns and announces by BGP (the BIRD configuration: `rvs --bird-config`). Every 200 ms a
 //! VIP is kept announced while one of its services has a live server (weight above 0), the
-//! workers are forwarding and none has stalled; otherwise its route goes. At a stop every
+//! workers are forwarding and none has stalled, and no data port's link is down (as its
+//! driver tells); otherwise its route goes. At a stop every
 //! route goes; if rvs dies, the twin and its routes vanish with it.
 
 use super::*;
@@ -109,6 +110,11 @@ impl Appliance {
         vips: Option<&[IpAddr]>,
         stalled: Option<&str>,
     ) -> Vec<(IpAddr, Option<String>)> {
+        // A data port whose link is down (as its driver tells): the node cannot serve.
+        let link_down = self.ports.lock().iter().enumerate().find_map(|(i, p)| {
+            let d = p.port.describe();
+            (!d.link_up && !d.link_unknown).then(|| format!("port {i} ({}): link down", p.name))
+        });
         let d = self.director.lock();
         let all = d.announced_vips(vips);
         let forwarding = self.forwarding.load(Ordering::Relaxed);
@@ -121,6 +127,8 @@ impl Appliance {
                     .collect();
                 let why = if !forwarding {
                     Some("forwarding stopped".to_string())
+                } else if let Some(down) = &link_down {
+                    Some(down.clone())
                 } else if let Some(s) = stalled {
                     Some(s.to_string())
                 } else if services.is_empty() {

@@ -1783,6 +1783,38 @@ mod tests {
         assert!(a.console("show announce").out.contains("nothing announced"));
     }
 
+    /// A node whose data port's link is down withdraws its VIPs; one whose link its driver
+    /// cannot tell keeps them.
+    #[test]
+    fn announce_plan_withdraws_while_a_port_link_is_down() {
+        let a = lan_and_refusing_port();
+        assert_eq!(
+            a.ipvsadm(&["-A", "-t", "192.0.2.1:80", "-s", "mh"], "")
+                .status,
+            0
+        );
+        let add = [
+            "-a",
+            "-t",
+            "192.0.2.1:80",
+            "-r",
+            "10.0.0.2",
+            "-g",
+            "-w",
+            "1",
+        ];
+        assert_eq!(a.ipvsadm(&add, "").status, 0);
+        let vip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(a.announce_plan(None, None), vec![(vip, None)]);
+        assert_eq!(a.console("set link-down port 0").status, 0);
+        assert_eq!(
+            a.announce_plan(None, None),
+            vec![(vip, Some("port 0 (lan): link down".into()))]
+        );
+        assert_eq!(a.console("set link-up port 0").status, 0);
+        assert_eq!(a.announce_plan(None, None), vec![(vip, None)]);
+    }
+
     /// The reload tests' TOML: one port, load balancing.
     const RELOAD_BASE: &str = "[eal]\nlcores = \"0,1\"\n\n[dataplane]\nforward = \"lb\"\n\n[[port]]\nname = \"a\"\ndevice = \"net_ring0\"\n";
 
