@@ -138,6 +138,13 @@ impl PortDevice for DataPort {
         }
     }
 
+    fn link_up(&self) -> Option<bool> {
+        if self.tap_iface.as_deref().is_some_and(elsewhere) {
+            return None;
+        }
+        self.port.link().ok().map(|l| l.up)
+    }
+
     fn set_link(&self, up: bool) -> Result<(), String> {
         self.port.set_link(up).map_err(|e| e.reason())
     }

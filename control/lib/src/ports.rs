@@ -126,6 +126,9 @@ pub type Refusal = (String, i32);
 /// A data port as commands see it; errors are the device's own words.
 pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> PortDescription;
+    /// Whether the link is up as the driver tells; None where it cannot tell (see
+    /// [`PortDescription::link_unknown`]). One query, for the checks made every second.
+    fn link_up(&self) -> Option<bool>;
     fn counters(&self) -> Result<PortCounters, String>;
     /// The driver's extended counters, by name.
     fn extended_counters(&self) -> Result<Vec<(String, u64)>, String>;

@@ -112,8 +112,7 @@ impl Appliance {
     ) -> Vec<(IpAddr, Option<String>)> {
         // A data port whose link is down (as its driver tells): the node cannot serve.
         let link_down = self.ports.lock().iter().enumerate().find_map(|(i, p)| {
-            let d = p.port.describe();
-            (!d.link_up && !d.link_unknown).then(|| format!("port {i} ({}): link down", p.name))
+            (p.port.link_up() == Some(false)).then(|| format!("port {i} ({}): link down", p.name))
         });
         let d = self.director.lock();
         let all = d.announced_vips(vips);

@@ -30,10 +30,11 @@ impl Host for VrrpHost {
 
     /// The port's link as its driver reports it; one the driver cannot tell counts as up.
     fn link_up(&self, port: usize) -> bool {
-        self.0.ports.lock().get(port).is_none_or(|p| {
-            let d = p.port.describe();
-            d.link_up || d.link_unknown
-        })
+        self.0
+            .ports
+            .lock()
+            .get(port)
+            .is_none_or(|p| p.port.link_up() != Some(false))
     }
 
     fn state_changed(&self, instance: &str, state: State) {

@@ -1134,6 +1134,10 @@ mod tests {
     }
 
     impl PortDevice for FakePort {
+        fn link_up(&self) -> Option<bool> {
+            Some(!self.link_down.load(Ordering::Relaxed))
+        }
+
         fn describe(&self) -> crate::ports::PortDescription {
             crate::ports::PortDescription {
                 promiscuous: self.promiscuous.load(Ordering::Relaxed),
