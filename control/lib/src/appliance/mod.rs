@@ -1092,6 +1092,8 @@ fn parse_full_nat(
 mod tests {
     use super::*;
     use crate::director::Limits;
+
+    mod console_input;
     use rvs_core::sched::DestLoad;
 
     fn appliance() -> Arc<Appliance> {
