@@ -583,12 +583,17 @@ impl Appliance {
     }
 
     pub(super) fn show_conn(&self, filter: &[&str]) -> Reply {
+        // The filter judged before the workers are asked (a listing may wait for them).
+        let only = match filter {
+            [] => None,
+            [f] => match f.parse::<std::net::IpAddr>() {
+                Ok(addr) => Some(rvs_core::conn::addr16(addr)),
+                Err(_) => return Reply::fail(2, format!("show conn: {f:?} is not an address")),
+            },
+            _ => return Reply::fail(2, "show conn: one address at most (show conn [ADDR])"),
+        };
         let mut conns = self.connections();
-        if let Some(f) = filter.first() {
-            let Ok(addr) = f.parse::<std::net::IpAddr>() else {
-                return Reply::fail(2, format!("show conn: {f:?} is not an address"));
-            };
-            let a = rvs_core::conn::addr16(addr);
+        if let Some(a) = only {
             conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
         }
         let calls = self.sync_daemons().map(|d| d.sip_calls());
