@@ -223,3 +223,18 @@ proptest! {
         prop_assert_eq!(a.console("ipvsadm -L -n").status, 0);
     }
 }
+
+#[test]
+fn show_conn_takes_one_address_at_most() {
+    let a = lan_and_refusing_port();
+    let r = a.console("show conn nonsense");
+    assert_eq!(
+        (r.status, r.err.as_str()),
+        (2, "show conn: \"nonsense\" is not an address\n")
+    );
+    let r = a.console("show conn 10.0.0.1 10.0.0.2");
+    assert_eq!(
+        (r.status, r.err.as_str()),
+        (2, "show conn: one address at most (show conn [ADDR])\n")
+    );
+}
