@@ -560,11 +560,15 @@ impl Appliance {
         }
         if opts.connections {
             let calls = self.sync_daemons().map(|d| d.sip_calls());
-            return Reply::ok(listing::connections(
-                &self.connections(),
-                (opts.numeric, opts.persistent_conn),
-                calls.as_deref(),
-            ));
+            let (conns, lacking) = self.connections();
+            return Reply {
+                err: lacking,
+                ..Reply::ok(listing::connections(
+                    &conns,
+                    (opts.numeric, opts.persistent_conn),
+                    calls.as_deref(),
+                ))
+            };
         }
         let fig = self.figures();
         let d = self.director.lock();

@@ -6,23 +6,39 @@ use super::*;
 impl Appliance {
     /// Connection entries of all workers (at most [`CONN_LISTING_LIMIT`] each), each with
     /// its seconds left. Workers hand them over a slice of their table per pass.
-    pub(super) fn connections(&self) -> Vec<(rvs_core::conn::Conn, u32)> {
+    /// What the listing lacks goes to the second part: a worker that did not answer (not
+    /// polling), one whose entries passed the limit.
+    pub(super) fn connections(&self) -> (Vec<(rvs_core::conn::Conn, u32)>, String) {
         let mut all = Vec::new();
+        let mut lacking = String::new();
         for w in &self.workers {
             let listed = w.stats.request_connections(
                 CONN_LISTING_CHUNK,
                 CONN_LISTING_LIMIT,
                 Duration::from_secs(1),
             );
-            if let Some((now, conns)) = listed {
-                all.extend(
-                    conns
-                        .into_iter()
-                        .map(|c| (c, c.expires.saturating_sub(now))),
+            let Some((now, conns)) = listed else {
+                let _ = writeln!(
+                    lacking,
+                    "worker {} (lcore {}) did not answer within 1 s: its connections are not listed",
+                    w.index, w.lcore
+                );
+                continue;
+            };
+            if conns.len() >= CONN_LISTING_LIMIT {
+                let _ = writeln!(
+                    lacking,
+                    "worker {} (lcore {}): its first {CONN_LISTING_LIMIT} entries listed, not all",
+                    w.index, w.lcore
                 );
             }
+            all.extend(
+                conns
+                    .into_iter()
+                    .map(|c| (c, c.expires.saturating_sub(now))),
+            );
         }
-        merge_templates(all)
+        (merge_templates(all), lacking)
     }
 
     pub(super) fn port_indices(&self, which: &str) -> Result<Vec<usize>, String> {
@@ -592,16 +608,19 @@ impl Appliance {
             },
             _ => return Reply::fail(2, "show conn: one address at most (show conn [ADDR])"),
         };
-        let mut conns = self.connections();
+        let (mut conns, lacking) = self.connections();
         if let Some(a) = only {
             conns.retain(|(c, _)| c.caddr == a || c.vaddr == a || c.daddr == a);
         }
         let calls = self.sync_daemons().map(|d| d.sip_calls());
-        Reply::ok(listing::connections(
-            &conns,
-            (true, false),
-            calls.as_deref(),
-        ))
+        Reply {
+            err: lacking,
+            ..Reply::ok(listing::connections(
+                &conns,
+                (true, false),
+                calls.as_deref(),
+            ))
+        }
     }
 
     pub(super) fn show_neighbours(&self) -> String {

@@ -238,3 +238,16 @@ fn show_conn_takes_one_address_at_most() {
         (2, "show conn: one address at most (show conn [ADDR])\n")
     );
 }
+
+/// A worker that does not answer a listing (stalled, not polling) is named, not left out
+/// silently.
+#[test]
+fn a_listing_names_the_worker_that_did_not_answer() {
+    let a = lan_and_refusing_port();
+    let lacking = "worker 0 (lcore 1) did not answer within 1 s: its connections are not listed\n";
+    let r = a.console("ipvsadm -L -c -n");
+    assert_eq!((r.status, r.err.as_str()), (0, lacking));
+    assert!(r.out.starts_with("IPVS connection entries\n"), "{}", r.out);
+    let r = a.console("show conn");
+    assert_eq!((r.status, r.err.as_str()), (0, lacking));
+}
