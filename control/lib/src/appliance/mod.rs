@@ -1798,22 +1798,12 @@ mod tests {
     #[test]
     fn announce_plan_withdraws_while_a_port_link_is_down() {
         let a = lan_and_refusing_port();
-        assert_eq!(
-            a.ipvsadm(&["-A", "-t", "192.0.2.1:80", "-s", "mh"], "")
-                .status,
-            0
-        );
-        let add = [
-            "-a",
-            "-t",
-            "192.0.2.1:80",
-            "-r",
-            "10.0.0.2",
-            "-g",
-            "-w",
-            "1",
-        ];
-        assert_eq!(a.ipvsadm(&add, "").status, 0);
+        for line in [
+            "ipvsadm -A -t 192.0.2.1:80 -s mh",
+            "ipvsadm -a -t 192.0.2.1:80 -r 10.0.0.2 -g -w 1",
+        ] {
+            assert_eq!(a.console(line).status, 0, "{line}");
+        }
         let vip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(a.announce_plan(None, None), vec![(vip, None)]);
         assert_eq!(a.console("set link-down port 0").status, 0);
