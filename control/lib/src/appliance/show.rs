@@ -28,7 +28,7 @@ impl Appliance {
             if conns.len() >= CONN_LISTING_LIMIT {
                 let _ = writeln!(
                     lacking,
-                    "worker {} (lcore {}): its first {CONN_LISTING_LIMIT} entries listed, not all",
+                    "worker {} (lcore {}): listed up to the limit, {CONN_LISTING_LIMIT} entries; any beyond are not",
                     w.index, w.lcore
                 );
             }
