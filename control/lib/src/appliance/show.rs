@@ -5,18 +5,28 @@ use super::*;
 
 impl Appliance {
     /// Connection entries of all workers (at most [`CONN_LISTING_LIMIT`] each), each with
-    /// its seconds left. Workers hand them over a slice of their table per pass.
+    /// its seconds left. Workers hand them over a slice of their table per pass; all are
+    /// asked at once, so stalled ones cost one wait, not one each.
     /// What the listing lacks goes to the second part: a worker that did not answer (not
     /// polling), one whose entries passed the limit.
     pub(super) fn connections(&self) -> (Vec<(rvs_core::conn::Conn, u32)>, String) {
         let mut all = Vec::new();
         let mut lacking = String::new();
-        for w in &self.workers {
-            let listed = w.stats.request_connections(
-                CONN_LISTING_CHUNK,
-                CONN_LISTING_LIMIT,
-                Duration::from_secs(1),
-            );
+        let answers: Vec<_> = std::thread::scope(|s| {
+            let asked: Vec<_> = (self.workers.iter())
+                .map(|w| {
+                    s.spawn(|| {
+                        w.stats.request_connections(
+                            CONN_LISTING_CHUNK,
+                            CONN_LISTING_LIMIT,
+                            Duration::from_secs(1),
+                        )
+                    })
+                })
+                .collect();
+            asked.into_iter().map(|a| a.join().ok().flatten()).collect()
+        });
+        for (w, listed) in self.workers.iter().zip(answers) {
             let Some((now, conns)) = listed else {
                 let _ = writeln!(
                     lacking,

@@ -251,3 +251,39 @@ fn a_listing_names_the_worker_that_did_not_answer() {
     let r = a.console("show conn");
     assert_eq!((r.status, r.err.as_str()), (0, lacking));
 }
+
+/// Stalled workers are asked at once: three cost one wait of a second, not three.
+#[test]
+fn stalled_workers_cost_one_wait() {
+    let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
+    let d = Director::new(
+        Limits {
+            entries: 8,
+            dests: 8,
+        },
+        loads,
+    );
+    let cell = Arc::new(SnapshotCell::new(d.snapshot()));
+    let workers = (0..3)
+        .map(|index| WorkerView {
+            index,
+            lcore: index as u32 + 1,
+            stats: Arc::new(rvs_core::WorkerStats::default()),
+        })
+        .collect();
+    let a = Appliance::new(d, cell, workers, Vec::new(), 1024).shared();
+    let t0 = std::time::Instant::now();
+    let r = a.console("ipvsadm -L -c -n");
+    let waited = t0.elapsed();
+    assert_eq!(r.err.lines().count(), 3, "{}", r.err);
+    assert!(
+        r.err.contains("worker 2 (lcore 3) did not answer"),
+        "{}",
+        r.err
+    );
+    // One after another they would take at least 3 s.
+    assert!(
+        waited < std::time::Duration::from_millis(2500),
+        "{waited:?}"
+    );
+}
