@@ -1106,6 +1106,11 @@ mod tests {
 
     /// An appliance of one worker over `ports`.
     fn appliance_with_ports(ports: Vec<PortView>) -> Arc<Appliance> {
+        appliance_with(ports, 1)
+    }
+
+    /// An appliance with these ports and `workers` fake workers (lcores 1..), which never poll.
+    fn appliance_with(ports: Vec<PortView>, workers: usize) -> Arc<Appliance> {
         let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
         let d = Director::new(
             Limits {
@@ -1115,11 +1120,13 @@ mod tests {
             loads,
         );
         let cell = Arc::new(SnapshotCell::new(d.snapshot()));
-        let workers = vec![WorkerView {
-            index: 0,
-            lcore: 1,
-            stats: Arc::new(rvs_core::WorkerStats::default()),
-        }];
+        let workers = (0..workers)
+            .map(|index| WorkerView {
+                index,
+                lcore: index as u32 + 1,
+                stats: Arc::new(rvs_core::WorkerStats::default()),
+            })
+            .collect();
         Appliance::new(d, cell, workers, ports, 1024).shared()
     }
 

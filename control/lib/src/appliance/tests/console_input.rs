@@ -255,23 +255,7 @@ fn a_listing_names_the_worker_that_did_not_answer() {
 /// Stalled workers are asked at once: three cost one wait of a second, not three.
 #[test]
 fn stalled_workers_cost_one_wait() {
-    let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
-    let d = Director::new(
-        Limits {
-            entries: 8,
-            dests: 8,
-        },
-        loads,
-    );
-    let cell = Arc::new(SnapshotCell::new(d.snapshot()));
-    let workers = (0..3)
-        .map(|index| WorkerView {
-            index,
-            lcore: index as u32 + 1,
-            stats: Arc::new(rvs_core::WorkerStats::default()),
-        })
-        .collect();
-    let a = Appliance::new(d, cell, workers, Vec::new(), 1024).shared();
+    let a = appliance_with(Vec::new(), 3);
     let t0 = std::time::Instant::now();
     let r = a.console("ipvsadm -L -c -n");
     let waited = t0.elapsed();
