@@ -153,12 +153,8 @@ impl Program {
         let load = |at: u32, size: u16| -> Option<u32> {
             let at = at as usize;
             match size {
-                W => frame
-                    .get(at..at.checked_add(4)?)
-                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-                H => frame
-                    .get(at..at.checked_add(2)?)
-                    .map(|b| u32::from(u16::from_be_bytes([b[0], b[1]]))),
+                W => rvs_wire::array_at(frame, at).map(u32::from_be_bytes),
+                H => rvs_wire::array_at(frame, at).map(|b| u32::from(u16::from_be_bytes(b))),
                 _ => frame.get(at).map(|&b| u32::from(b)),
             }
         };
@@ -184,7 +180,7 @@ impl Program {
                         },
                         IMM => k,
                         LEN => wire_len,
-                        _ => mem[slot],
+                        _ => mem.get(slot).copied().unwrap_or(0),
                     }
                 }
                 LDX => {
@@ -195,11 +191,14 @@ impl Program {
                             Some(v) => (v & 0x0f) << 2,
                             None => return 0,
                         },
-                        _ => mem[slot],
+                        _ => mem.get(slot).copied().unwrap_or(0),
                     }
                 }
-                ST => mem[slot] = a,
-                STX => mem[slot] = x,
+                ST | STX => {
+                    if let Some(m) = mem.get_mut(slot) {
+                        *m = if c & CLASS == ST { a } else { x };
+                    }
+                }
                 ALU => {
                     let v = if c & SRC_X != 0 { x } else { k };
                     a = match c & OP {

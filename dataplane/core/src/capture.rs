@@ -127,8 +127,10 @@ impl Capture {
             self.dropped.fetch_add(1, Relaxed);
             return;
         };
-        let len = frame.len().min(SNAPLEN);
-        slot.data[..len].copy_from_slice(&frame[..len]);
+        let len = frame.len().min(SNAPLEN).min(slot.data.len());
+        if let (Some(to), Some(from)) = (slot.data.get_mut(..len), frame.get(..len)) {
+            to.copy_from_slice(from);
+        }
         slot.len = len;
         slot.orig_len = frame.len();
         slot.at_ns = at_ns;

@@ -103,8 +103,7 @@ pub fn five_tuple_swap(frame: &mut [u8]) -> Verdict {
         return Verdict::DropMalformed;
     }
     let mut at = 12;
-    let ethertype =
-        |f: &[u8], at: usize| f.get(at..at + 2).map(|t| u16::from_be_bytes([t[0], t[1]]));
+    let ethertype = |f: &[u8], at: usize| rvs_wire::array_at(f, at).map(u16::from_be_bytes);
     let mut kind = ethertype(frame, at);
     while matches!(kind, Some(0x8100 | 0x88a8)) {
         at += 4;
@@ -116,18 +115,18 @@ pub fn five_tuple_swap(frame: &mut [u8]) -> Verdict {
             let Some(ihl) = frame.get(l3).map(|b| usize::from(b & 0x0f) * 4) else {
                 return Verdict::Forward;
             };
-            if frame.len() < l3 + 20 {
+            let Some(addrs) = frame.get_mut(l3 + 12..l3 + 20) else {
                 return Verdict::Forward;
-            }
-            swap_halves(&mut frame[l3 + 12..l3 + 20]);
-            (frame[l3 + 9], l3 + ihl.max(20))
+            };
+            swap_halves(addrs);
+            (frame.get(l3 + 9).copied().unwrap_or(0), l3 + ihl.max(20))
         }
         Some(0x86dd) => {
-            if frame.len() < l3 + 40 {
+            let Some(addrs) = frame.get_mut(l3 + 8..l3 + 40) else {
                 return Verdict::Forward;
-            }
-            swap_halves(&mut frame[l3 + 8..l3 + 40]);
-            (frame[l3 + 6], l3 + 40)
+            };
+            swap_halves(addrs);
+            (frame.get(l3 + 6).copied().unwrap_or(0), l3 + 40)
         }
         _ => return Verdict::Forward,
     };

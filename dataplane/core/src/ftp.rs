@@ -35,7 +35,7 @@ pub const REPLACEMENT_MAX: usize = 24;
 /// `v6` (PASV and PORT are IPv4's only, EPSV and EPRT must name the connection's family).
 pub fn client_command(data: &[u8], v6: bool) -> Option<Command> {
     for at in 0..data.len().saturating_sub(5) {
-        let rest = &data[at..];
+        let rest = data.get(at..).unwrap_or_default();
         if !v6 && starts_with_ignoring_case(rest, b"PASV\r\n") {
             return Some(Command::Passive);
         }
@@ -120,19 +120,15 @@ impl Writer<'_> {
     }
 
     fn number(&mut self, n: u16) {
+        // Five digits, the leading zeros skipped (one kept for 0).
         let mut digits = [0u8; 5];
-        let mut count = 0;
         let mut v = n;
-        loop {
-            digits[count] = b'0' + (v % 10) as u8;
-            count += 1;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
             v /= 10;
-            if v == 0 {
-                break;
-            }
         }
-        digits[..count].reverse();
-        self.bytes(&digits[..count]);
+        let first = digits.iter().position(|&d| d != b'0').unwrap_or(4);
+        self.bytes(digits.get(first..).unwrap_or_default());
     }
 }
 
@@ -169,8 +165,9 @@ fn plain_address(data: &[u8], pattern: &[u8], skip: u8) -> Option<(Ipv4Addr, u16
     for (at, &c) in data.iter().enumerate().skip(start) {
         match c {
             b'0'..=b'9' => {
-                numbers[i] = numbers[i] * 10 + u16::from(c - b'0');
-                if numbers[i] > 255 {
+                let n = numbers.get_mut(i)?;
+                *n = *n * 10 + u16::from(c - b'0');
+                if *n > 255 {
                     return None;
                 }
             }
@@ -219,7 +216,7 @@ fn extended_address(
         }
         at += 2;
         let len = data.get(at..)?.iter().position(|&c| c == delim)?;
-        let text = std::str::from_utf8(&data[at..at + len]).ok()?;
+        let text = std::str::from_utf8(data.get(at..at + len)?).ok()?;
         let addr = if v6 {
             IpAddr::V6(text.parse::<Ipv6Addr>().ok()?)
         } else {

@@ -60,9 +60,8 @@ pub fn tuple(src: IpAddr, dst: IpAddr, ports: Option<(u16, u16)>) -> Option<([u8
         _ => return None,
     };
     if let Some((sp, dp)) = ports {
-        t[n..n + 2].copy_from_slice(&sp.to_be_bytes());
-        t[n + 2..n + 4].copy_from_slice(&dp.to_be_bytes());
-        n += 4;
+        n = put(&mut t, n, &sp.to_be_bytes());
+        n = put(&mut t, n, &dp.to_be_bytes());
     }
     Some((t, n))
 }
@@ -73,7 +72,18 @@ pub const STEERING_RETA: usize = 128;
 /// Input bytes [`client_hash`] covers: an IPv6 address and a port.
 const CLIENT_INPUT: usize = 18;
 
+/// Writes `bytes` into `t` at `at`; where they end.
+fn put(t: &mut [u8], at: usize, bytes: &[u8]) -> usize {
+    let end = at + bytes.len();
+    if let Some(to) = t.get_mut(at..end) {
+        to.copy_from_slice(bytes);
+    }
+    end
+}
+
 /// Bit `n` of `key` (most significant first); 0 past its end.
+// Evaluated when compiled (an index out of range would fail the build).
+#[allow(clippy::indexing_slicing)]
 const fn key_bit(key: &[u8; 40], n: usize) -> u32 {
     if n / 8 >= key.len() {
         0
@@ -95,6 +105,8 @@ const fn key_window(key: &[u8; 40], n: usize) -> u32 {
 
 /// The Toeplitz hash is linear in its input: per input byte position, what each byte value
 /// XORs into the hash.
+// Evaluated when compiled (an index out of range would fail the build).
+#[allow(clippy::indexing_slicing)]
 const fn byte_tables(key: &[u8; 40]) -> [[u32; 256]; CLIENT_INPUT] {
     let mut t = [[0u32; 256]; CLIENT_INPUT];
     let mut pos = 0;
@@ -116,25 +128,18 @@ static CLIENT_TABLES: [[u32; 256]; CLIENT_INPUT] = byte_tables(&VERIFICATION_KEY
 /// packet from `addr`:`port`, or hashing the destination only for one towards it.
 #[inline]
 pub fn client_hash(addr: IpAddr, port: u16) -> u32 {
-    let t = &CLIENT_TABLES;
-    let p = port.to_be_bytes();
+    // Each input byte's contribution from its position's table (a byte always indexes
+    // within 256 entries: no check remains).
+    let xor_in = |positions: &[[u32; 256]], bytes: &[u8]| {
+        let each = positions.iter().zip(bytes);
+        each.fold(0, |h, (t, &b)| {
+            h ^ t.get(usize::from(b)).copied().unwrap_or(0)
+        })
+    };
+    let (t, p) = (&CLIENT_TABLES, port.to_be_bytes());
     match addr {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            t[0][usize::from(o[0])]
-                ^ t[1][usize::from(o[1])]
-                ^ t[2][usize::from(o[2])]
-                ^ t[3][usize::from(o[3])]
-                ^ t[4][usize::from(p[0])]
-                ^ t[5][usize::from(p[1])]
-        }
-        IpAddr::V6(a) => {
-            let mut h = t[16][usize::from(p[0])] ^ t[17][usize::from(p[1])];
-            for (i, b) in a.octets().into_iter().enumerate() {
-                h ^= t[i][usize::from(b)];
-            }
-            h
-        }
+        IpAddr::V4(a) => xor_in(t, &a.octets()) ^ xor_in(t.get(4..).unwrap_or_default(), &p),
+        IpAddr::V6(a) => xor_in(t, &a.octets()) ^ xor_in(t.get(16..).unwrap_or_default(), &p),
     }
 }
 
@@ -211,8 +216,8 @@ pub fn one_end(addr: IpAddr, port: u16) -> ([u8; 18], usize) {
             16
         }
     };
-    t[n..n + 2].copy_from_slice(&port.to_be_bytes());
-    (t, n + 2)
+    let n = put(&mut t, n, &port.to_be_bytes());
+    (t, n)
 }
 
 /// A redirection table: entry `hash % len` (the low bits, as NICs index it with a

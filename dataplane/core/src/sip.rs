@@ -21,24 +21,25 @@ pub fn call_id(payload: &[u8]) -> Option<&[u8]> {
     let mut rest = payload;
     // The start line: a request (METHOD uri SIP/2.0) or a response (SIP/2.0 code).
     let first_end = rest.windows(2).position(|w| w == b"\r\n")?;
-    let first = &rest[..first_end];
+    let first = rest.get(..first_end)?;
     if !first.windows(7).any(|w| w == b"SIP/2.0") {
         return None;
     }
-    rest = &rest[first_end + 2..];
+    rest = rest.get(first_end + 2..)?;
     while !rest.is_empty() {
         let end = rest
             .windows(2)
             .position(|w| w == b"\r\n")
             .unwrap_or(rest.len());
-        let line = &rest[..end];
+        let line = rest.get(..end).unwrap_or(rest);
         if line.is_empty() {
             return None; // end of headers
         }
         if let Some(colon) = line.iter().position(|&b| b == b':') {
-            let name = line[..colon].trim_ascii();
+            let (name, value) = (line.get(..colon)?, line.get(colon + 1..)?);
+            let name = name.trim_ascii();
             if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-                let value = line[colon + 1..].trim_ascii();
+                let value = value.trim_ascii();
                 return (!value.is_empty() && value.len() <= CALL_ID_MAX).then_some(value);
             }
         }
@@ -80,7 +81,7 @@ impl SipCall {
             return None;
         }
         let mut bytes = [0u8; CALL_ID_MAX];
-        bytes[..call_id.len()].copy_from_slice(call_id);
+        bytes.get_mut(..call_id.len())?.copy_from_slice(call_id);
         Some(SipCall {
             client,
             len: call_id.len() as u8,
@@ -89,7 +90,7 @@ impl SipCall {
     }
 
     pub fn call_id(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 
     /// The template key the call has (see [`template_addr`]).
@@ -199,7 +200,8 @@ impl SipCalls {
     }
 
     fn key_in(slot: &CallSlot) -> [u64; 2] {
-        [0, 1].map(|i| slot.words[i].load(Ordering::Relaxed))
+        let [a, b, ..] = &slot.words;
+        [a, b].map(|w| w.load(Ordering::Relaxed))
     }
 
     /// Notes `call` for the template keyed `key`; false when a concurrent writer had its
@@ -260,8 +262,7 @@ impl SipCalls {
             if seq == 0 || seq & 1 == 1 || Self::key_in(slot) != want {
                 return None;
             }
-            let words: [u64; WORDS] =
-                std::array::from_fn(|i| slot.words[i].load(Ordering::Relaxed));
+            let words: [u64; WORDS] = slot.words.each_ref().map(|w| w.load(Ordering::Relaxed));
             fence(Ordering::Acquire);
             if slot.seq.load(Ordering::Relaxed) != seq || Self::key_in(slot) != want {
                 return None;
@@ -271,7 +272,7 @@ impl SipCalls {
                 c.copy_from_slice(&w.to_ne_bytes());
             }
             let len = usize::from(words[4] as u8).min(CALL_ID_MAX);
-            SipCall::new(addr_of([words[2], words[3]]), &id[..len])
+            SipCall::new(addr_of([words[2], words[3]]), id.get(..len)?)
         })
     }
 }

@@ -87,7 +87,7 @@ impl BurstSpread {
     }
 
     pub fn since(&self, base: &BurstSpread) -> BurstSpread {
-        BurstSpread(std::array::from_fn(|i| self.0[i].saturating_sub(base.0[i])))
+        BurstSpread(since(self.0, &base.0))
     }
 
     /// Bursts of every size.
@@ -119,7 +119,7 @@ impl AtomicSpread {
     }
 
     fn load(&self) -> BurstSpread {
-        BurstSpread(std::array::from_fn(|i| self.0[i].load(Relaxed)))
+        BurstSpread(self.0.each_ref().map(|c| c.load(Relaxed)))
     }
 }
 
@@ -202,9 +202,7 @@ impl WorkerCounters {
             listing_cycles: self.listing_cycles.saturating_sub(base.listing_cycles),
             sleeps: self.sleeps.saturating_sub(base.sleeps),
             slept_us: self.slept_us.saturating_sub(base.slept_us),
-            stage_cycles: std::array::from_fn(|i| {
-                self.stage_cycles[i].saturating_sub(base.stage_cycles[i])
-            }),
+            stage_cycles: since(self.stage_cycles, &base.stage_cycles),
             rx_bursts: self.rx_bursts.since(&base.rx_bursts),
             tx_bursts: self.tx_bursts.since(&base.tx_bursts),
             ..*self
@@ -373,11 +371,19 @@ impl WorkerStats {
             max_listing_cycles: self.max_listing_cycles.load(Relaxed),
             sleeps: self.sleeps.load(Relaxed),
             slept_us: self.slept_us.load(Relaxed),
-            stage_cycles: std::array::from_fn(|i| self.stage_cycles[i].load(Relaxed)),
+            stage_cycles: self.stage_cycles.each_ref().map(|c| c.load(Relaxed)),
             rx_bursts: self.rx_bursts.load(),
             tx_bursts: self.tx_bursts.load(),
         }
     }
+}
+
+/// Each counter of `now` less its value in `then` (0 where it went back).
+pub fn since<const N: usize>(mut now: [u64; N], then: &[u64; N]) -> [u64; N] {
+    for (n, t) in now.iter_mut().zip(then) {
+        *n = n.saturating_sub(*t);
+    }
+    now
 }
 
 #[cfg(test)]

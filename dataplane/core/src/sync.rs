@@ -153,6 +153,18 @@ fn put32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
 }
 
+/// Byte `at` (0 past the end: lengths are checked before fields are read).
+fn get8(b: &[u8], at: usize) -> u8 {
+    b.get(at).copied().unwrap_or(0)
+}
+
+/// Writes `v` at `at` where the message has room (the caller made it).
+fn set(b: &mut [u8], at: usize, v: &[u8]) {
+    if let Some(to) = b.get_mut(at..at + v.len()) {
+        to.copy_from_slice(v);
+    }
+}
+
 fn get16(b: &[u8], at: usize) -> u16 {
     match b.get(at..at + 2) {
         Some(&[x, y]) => u16::from_be_bytes([x, y]),
@@ -291,8 +303,8 @@ pub fn encode_with(
     let finish = |msg: &mut Vec<u8>, count: u8, out: &mut Vec<Vec<u8>>| {
         if count > 0 {
             let size = msg.len() as u16;
-            msg[2..4].copy_from_slice(&size.to_be_bytes());
-            msg[4] = count;
+            set(msg, 2, &size.to_be_bytes());
+            set(msg, 4, &[count]);
             out.push(std::mem::take(msg));
         }
     };
@@ -343,7 +355,7 @@ pub fn encode_v0(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>>
         } else {
             CONN_V0_LEN
         };
-        if msg.len() >= HEADER_V0_LEN && (msg[0] == 255 || msg.len() + len > max_len) {
+        if msg.len() >= HEADER_V0_LEN && (get8(&msg, 0) == 255 || msg.len() + len > max_len) {
             out.push(std::mem::take(&mut msg));
         }
         if msg.is_empty() {
@@ -365,9 +377,9 @@ pub fn encode_v0(syncid: u8, conns: &[SyncConn], max_len: usize) -> Vec<Vec<u8>>
             SyncSeq::default().put(&mut msg);
             seq.put(&mut msg);
         }
-        msg[0] += 1;
-        let size = msg.len() as u16;
-        msg[2..4].copy_from_slice(&size.to_be_bytes());
+        let (count, size) = (get8(&msg, 0) + 1, msg.len() as u16);
+        set(&mut msg, 0, &[count]);
+        set(&mut msg, 2, &size.to_be_bytes());
     }
     if msg.len() > HEADER_V0_LEN {
         out.push(msg);
@@ -400,11 +412,12 @@ pub fn decode_keeping(
     if usize::from(get16(msg, 2)) != msg.len() {
         return Err(SyncError::Malformed);
     }
-    let v1 = msg.len() >= HEADER_LEN && msg[0] == 0 && msg[5] == 1 && get16(msg, 6) == 0;
+    let v1 =
+        msg.len() >= HEADER_LEN && get8(msg, 0) == 0 && get8(msg, 5) == 1 && get16(msg, 6) == 0;
     if !v1 {
         return decode_v0(msg).map(|(syncid, conns)| (syncid, conns, 0));
     }
-    let (syncid, count) = (msg[1], msg[4]);
+    let (syncid, count) = (get8(msg, 1), get8(msg, 4));
     let mut conns = Vec::with_capacity(usize::from(count));
     let mut skipped = 0;
     let mut at = HEADER_LEN;
@@ -429,14 +442,14 @@ pub fn decode_keeping(
         let mut o = at + fixed;
         while o < at + len {
             let (kind, olen) = (
-                msg[o],
+                get8(msg, o),
                 usize::from(*msg.get(o + 1).ok_or(SyncError::Truncated)?),
             );
             let data = o + 2;
             if olen == 0 || data + olen > at + len {
                 return Err(SyncError::Malformed);
             }
-            let bytes = &msg[data..data + olen];
+            let bytes = msg.get(data..data + olen).ok_or(SyncError::Malformed)?;
             // As the kernel, by type without the optional flag.
             let optional = kind & OPT_F_PARAM != 0;
             match kind & !OPT_F_PARAM {
@@ -454,8 +467,8 @@ pub fn decode_keeping(
                         local = Some(SyncLocal {
                             addr: addr_at(msg, data, v6),
                             port: get16(msg, p),
-                            snat: msg[p + 2] & 1 != 0,
-                            proxy: msg[p + 3],
+                            snat: get8(msg, p + 2) & 1 != 0,
+                            proxy: get8(msg, p + 3),
                             proxy_seq: get32(msg, p + 4),
                         });
                     }
@@ -487,7 +500,7 @@ pub fn decode_keeping(
             continue;
         }
         conns.push(SyncConn {
-            proto: msg[at + 1],
+            proto: get8(msg, at + 1),
             v6: v6 || keyed,
             flags: flags & !ipvs_flags::SEQ_MASK,
             state: get16(msg, at + 8),
@@ -511,7 +524,7 @@ pub fn decode_keeping(
 /// with 16-bit flags and no timeout, firewall mark or options but the sequence ones
 /// (skipped).
 fn decode_v0(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
-    let (count, syncid) = (msg[0], msg[1]);
+    let (count, syncid) = (get8(msg, 0), get8(msg, 1));
     let mut conns = Vec::with_capacity(usize::from(count));
     let mut at = HEADER_V0_LEN;
     for _ in 0..count {
@@ -525,7 +538,7 @@ fn decode_v0(msg: &[u8]) -> Result<(u8, Vec<SyncConn>), SyncError> {
             return Err(SyncError::Truncated);
         }
         conns.push(SyncConn {
-            proto: msg[at + 1],
+            proto: get8(msg, at + 1),
             v6: false,
             flags: flags & !ipvs_flags::SEQ_MASK,
             state: get16(msg, at + 22),

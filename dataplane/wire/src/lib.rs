@@ -97,6 +97,12 @@ pub(crate) fn get_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// `N` bytes of `b` from `at` as a fixed-size array (None when they are not all there).
+#[inline]
+pub fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 /// `N` bytes of `b` from `at` as a fixed-size array to write through (None when they are
 /// not all there): one bounds check, then constant offsets.
 #[inline]

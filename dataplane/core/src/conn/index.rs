@@ -40,14 +40,43 @@ fn tag_of(hash: u64) -> u32 {
 /// The ways of `bucket` holding `tag`, lowest first (all eight compared at once).
 #[inline]
 fn ways_with(bucket: &Bucket, tag: u32) -> impl Iterator<Item = usize> {
-    let mut mask = rvs_cpu::lanes_equal(&bucket.tags, tag);
+    ways_of(rvs_cpu::lanes_equal(&bucket.tags, tag))
+}
+
+/// The ways whose bits are set in `mask`, lowest first; always below [`WAYS`].
+#[inline]
+fn ways_of(mut mask: u32) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         (mask != 0).then(|| {
-            let w = mask.trailing_zeros() as usize;
+            let w = mask.trailing_zeros() as usize & (WAYS - 1);
             mask &= mask - 1;
             w
         })
     })
+}
+
+impl Bucket {
+    #[inline]
+    fn id(&self, way: usize) -> Option<u32> {
+        self.ids.get(way).copied()
+    }
+
+    /// Writes a way; the ways [`ways_of`] gives are always in range.
+    #[inline]
+    fn set(&mut self, way: usize, tag: u32, id: u32) {
+        if let (Some(t), Some(i)) = (self.tags.get_mut(way), self.ids.get_mut(way)) {
+            (*t, *i) = (tag, id);
+        }
+    }
+
+    /// Exchanges a way's tag and id with `tag` and `id`.
+    #[inline]
+    fn swap(&mut self, way: usize, tag: &mut u32, id: &mut u32) {
+        if let (Some(t), Some(i)) = (self.tags.get_mut(way), self.ids.get_mut(way)) {
+            std::mem::swap(tag, t);
+            std::mem::swap(id, i);
+        }
+    }
 }
 
 impl FlowIndex {
@@ -106,20 +135,17 @@ impl FlowIndex {
     /// the lookup will read the key's second bucket (the key is absent, as for a new
     /// connection, or was placed there when its first was full): that line is asked for.
     #[inline]
-    pub fn candidates(&self, hash: u64, mut each: impl FnMut(u32)) {
+    pub fn candidates(&self, hash: u64, each: impl FnMut(u32)) {
         let tag = tag_of(hash);
         let first = self.first(hash);
         let Some(b) = self.buckets.get(first) else {
             return;
         };
-        let mut mask = rvs_cpu::lanes_equal(&b.tags, tag);
+        let mask = rvs_cpu::lanes_equal(&b.tags, tag);
         if mask == 0 {
             return self.prefetch_second(first, tag);
         }
-        while mask != 0 {
-            each(b.ids[mask.trailing_zeros() as usize]);
-            mask &= mask - 1;
-        }
+        ways_of(mask).filter_map(|w| b.id(w)).for_each(each);
     }
 
     #[cold]
@@ -135,10 +161,12 @@ impl FlowIndex {
         let tag = tag_of(hash);
         let first = self.first(hash);
         for b in [first, self.other(first, tag)] {
-            let bucket = &self.buckets[b];
-            for w in ways_with(bucket, tag) {
-                if is_key(bucket.ids[w]) {
-                    return Some(bucket.ids[w]);
+            let Some(bucket) = self.buckets.get(b) else {
+                continue;
+            };
+            for id in ways_with(bucket, tag).filter_map(|w| bucket.id(w)) {
+                if is_key(id) {
+                    return Some(id);
                 }
             }
         }
@@ -158,19 +186,19 @@ impl FlowIndex {
         let first = self.first(hash);
         let mut free = None;
         for b in [first, self.other(first, tag)] {
-            let bucket = &self.buckets[b];
-            if ways_with(bucket, tag).any(|w| is_key(bucket.ids[w])) {
+            let Some(bucket) = self.buckets.get(b) else {
+                continue;
+            };
+            if ways_with(bucket, tag).any(|w| bucket.id(w).is_some_and(&mut is_key)) {
                 return Err(Refused::Present);
             }
             if free.is_none() {
                 free = ways_with(bucket, EMPTY).next().map(|w| (b, w));
             }
         }
-        match free {
-            Some((b, w)) => {
-                let bucket = &mut self.buckets[b];
-                bucket.tags[w] = tag;
-                bucket.ids[w] = id;
+        match free.and_then(|(b, w)| Some((self.buckets.get_mut(b)?, w))) {
+            Some((bucket, w)) => {
+                bucket.set(w, tag, id);
                 Ok(())
             }
             None => self.insert_moving(first, tag, id),
@@ -199,32 +227,36 @@ impl FlowIndex {
     fn insert_moving(&mut self, first: usize, tag: u32, id: u32) -> Result<(), Refused> {
         let mut path = [(0usize, 0u8); MAX_MOVES];
         let (mut tag, mut id, mut b) = (tag, id, first);
+        let mut moved = 0;
         for (step, way) in path.iter_mut().enumerate() {
             let w = (tag as usize ^ step) % WAYS;
-            let bucket = &mut self.buckets[b];
-            std::mem::swap(&mut tag, &mut bucket.tags[w]);
-            std::mem::swap(&mut id, &mut bucket.ids[w]);
+            let Some(bucket) = self.buckets.get_mut(b) else {
+                break;
+            };
+            bucket.swap(w, &mut tag, &mut id);
             *way = (b, w as u8);
+            moved += 1;
             b = self.other(b, tag);
             if self.place(b, tag, id) {
                 return Ok(());
             }
         }
-        for &(b, w) in path.iter().rev() {
-            let bucket = &mut self.buckets[b];
-            std::mem::swap(&mut tag, &mut bucket.tags[usize::from(w)]);
-            std::mem::swap(&mut id, &mut bucket.ids[usize::from(w)]);
+        for &(b, w) in path.iter().take(moved).rev() {
+            if let Some(bucket) = self.buckets.get_mut(b) {
+                bucket.swap(usize::from(w), &mut tag, &mut id);
+            }
         }
         Err(Refused::Full)
     }
 
     #[inline]
     fn place(&mut self, b: usize, tag: u32, id: u32) -> bool {
-        let bucket = &mut self.buckets[b];
+        let Some(bucket) = self.buckets.get_mut(b) else {
+            return false;
+        };
         match ways_with(bucket, EMPTY).next() {
             Some(w) => {
-                bucket.tags[w] = tag;
-                bucket.ids[w] = id;
+                bucket.set(w, tag, id);
                 true
             }
             None => false,
@@ -251,11 +283,13 @@ impl FlowIndex {
             return false;
         };
         let m = rvs_cpu::lanes_equal(&bucket.ids, id) & rvs_cpu::lanes_equal(&bucket.tags, tag);
-        if m == 0 {
-            return false;
+        match ways_of(m).next().and_then(|w| bucket.tags.get_mut(w)) {
+            Some(t) => {
+                *t = EMPTY;
+                true
+            }
+            None => false,
         }
-        bucket.tags[m.trailing_zeros() as usize] = EMPTY;
-        true
     }
 }
 

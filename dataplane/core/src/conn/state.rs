@@ -195,7 +195,9 @@ pub fn transition_by(tables: &TcpTables, dir: Direction, state: TcpState, flags:
         Direction::Output => &tables.output,
         Direction::InputOnly => &tables.input_only,
     };
-    table[row][state as usize]
+    // In range by construction (a row per event, a column per state): no check remains.
+    let next = table.get(row).and_then(|r| r.get(state as usize));
+    next.copied().unwrap_or(state)
 }
 
 /// SCTP association states as IPVS names them (as seen by the real server).
@@ -261,7 +263,7 @@ impl SctpState {
             "REJECTED",
             "CLOSED",
         ];
-        NAMES[self as usize]
+        NAMES.get(self as usize).copied().unwrap_or("NONE")
     }
 
     /// Only an established association counts active.
@@ -345,7 +347,10 @@ pub fn sctp_transition(dir: Direction, state: SctpState, chunk_type: u8) -> Sctp
         Direction::Output => &sctp_tables::OUTPUT,
         Direction::InputOnly => &sctp_tables::INPUT_ONLY,
     };
-    table[sctp_event(chunk_type)][state as usize]
+    let next = table
+        .get(sctp_event(chunk_type))
+        .and_then(|r| r.get(state as usize));
+    next.copied().unwrap_or(state)
 }
 
 /// A UDP entry's state until its client's second datagram (0 after, and for one made by
@@ -444,17 +449,17 @@ impl Default for Timeouts {
 
 impl Timeouts {
     pub fn tcp_state(&self, s: TcpState) -> u32 {
-        self.tcp[s as usize]
+        self.tcp.get(s as usize).copied().unwrap_or(self.tcp[0])
     }
 
     /// The timeout of a connection of `proto` in stored state `state`.
     #[inline]
     pub fn of(&self, proto_num: u8, state: u8) -> u32 {
         // A state byte is its state's index (an unknown one reads as NONE, as `from_u8`).
-        let by_index = |table: &[u32]| table.get(usize::from(state)).copied().unwrap_or(table[0]);
+        let by_index = |table: &[u32]| table.get(usize::from(state)).or(table.first()).copied();
         match proto_num {
-            proto::TCP => by_index(&self.tcp),
-            proto::SCTP => by_index(&self.sctp),
+            proto::TCP => by_index(&self.tcp).unwrap_or(0),
+            proto::SCTP => by_index(&self.sctp).unwrap_or(0),
             _ => self.udp,
         }
     }
@@ -467,12 +472,13 @@ impl Timeouts {
             tcpfin.min(MAX_TIMEOUT),
             udp.min(MAX_TIMEOUT),
         );
-        if tcp != 0 {
-            self.tcp[TcpState::Established as usize] = tcp;
-        }
-        if tcpfin != 0 {
-            self.tcp[TcpState::FinWait as usize] = tcpfin;
-        }
+        let mut put = |state: TcpState, value: u32| {
+            if let Some(t) = self.tcp.get_mut(state as usize).filter(|_| value != 0) {
+                *t = value;
+            }
+        };
+        put(TcpState::Established, tcp);
+        put(TcpState::FinWait, tcpfin);
         if udp != 0 {
             self.udp = udp;
         }

@@ -904,7 +904,9 @@ impl ConnTable {
         conn.wheel_next = NIL;
         conn.wheel_prev = NIL;
         conn.wheel_slot = UNLINKED;
-        self.slots[id as usize] = conn;
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            *slot = conn;
+        }
         if let (Some(l), Some(slot)) = (local, self.locals.get_mut(id as usize)) {
             *slot = l;
         }
@@ -947,11 +949,12 @@ impl ConnTable {
             self.by_out.remove(out_hash, id.0);
         }
         // Freed by its two fields (a free entry's others are never read).
-        let slot = &mut self.slots[id.0 as usize];
-        slot.wheel_slot = FREE;
-        slot.wheel_next = self.free_head;
-        self.free_head = id.0;
-        self.len -= 1;
+        if let Some(slot) = self.slots.get_mut(id.0 as usize) {
+            slot.wheel_slot = FREE;
+            slot.wheel_next = self.free_head;
+            self.free_head = id.0;
+            self.len -= 1;
+        }
         Some(taken)
     }
 
@@ -1006,7 +1009,9 @@ impl ConnTable {
             return;
         };
         let slot = c.expires as usize % WHEEL_SLOTS;
-        let head = self.wheel[slot];
+        let Some(&head) = self.wheel.get(slot) else {
+            return;
+        };
         if let Some(h) = self.get_mut(ConnId(head)) {
             h.wheel_prev = id;
         }
@@ -1015,7 +1020,9 @@ impl ConnTable {
             c.wheel_prev = NIL;
             c.wheel_slot = slot as u16;
         }
-        self.wheel[slot] = id;
+        if let Some(h) = self.wheel.get_mut(slot) {
+            *h = id;
+        }
     }
 
     /// Takes an entry out of its slot list, or out of the chain being swept.
@@ -1031,8 +1038,8 @@ impl ConnTable {
             if let Some(p) = self.get_mut(ConnId(prev)) {
                 p.wheel_next = next;
             }
-        } else if self.wheel.get(slot) == Some(&id) {
-            self.wheel[slot] = next;
+        } else if let Some(h) = self.wheel.get_mut(slot).filter(|h| **h == id) {
+            *h = next;
         } else if self.sweep == id {
             self.sweep = next;
         }
@@ -1076,7 +1083,10 @@ impl ConnTable {
                 }
                 // Detach the slot of this second; it is swept across calls if need be.
                 let slot = self.wheel_now as usize % WHEEL_SLOTS;
-                self.sweep = std::mem::replace(&mut self.wheel[slot], NIL);
+                self.sweep = self
+                    .wheel
+                    .get_mut(slot)
+                    .map_or(NIL, |h| std::mem::replace(h, NIL));
                 self.wheel_now += 1;
                 continue;
             }

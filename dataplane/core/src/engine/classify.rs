@@ -228,17 +228,21 @@ pub(super) fn parse_flow(
         // A first fragment must hold the whole L4 header (RFC 1858's tiny fragments are
         // malformed); the length fields span the datagram, not this fragment.
         (Frag::First(_), proto::TCP) => {
-            let h = l4b
-                .get(..tcp::MIN_HEADER_LEN)
-                .ok_or(DropReason::Malformed)?;
-            let port = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-            (port(0), port(2), h[13])
+            let h: [u8; tcp::MIN_HEADER_LEN] =
+                rvs_wire::array_at(l4b, 0).ok_or(DropReason::Malformed)?;
+            let [s0, s1, d0, d1, ..] = h;
+            (
+                u16::from_be_bytes([s0, s1]),
+                u16::from_be_bytes([d0, d1]),
+                h[13],
+            )
         }
         (Frag::First(_), proto::UDP) => {
-            let h = l4b.get(..8).ok_or(DropReason::Malformed)?;
+            let h: [u8; 8] = rvs_wire::array_at(l4b, 0).ok_or(DropReason::Malformed)?;
+            let [s0, s1, d0, d1, ..] = h;
             (
-                u16::from_be_bytes([h[0], h[1]]),
-                u16::from_be_bytes([h[2], h[3]]),
+                u16::from_be_bytes([s0, s1]),
+                u16::from_be_bytes([d0, d1]),
                 0,
             )
         }
@@ -279,7 +283,7 @@ fn plain_ipv4(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> Option<()> 
     const L3: usize = ethernet::HEADER_LEN;
     const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
     let h: &[u8; L4] = b.get(..L4)?.try_into().ok()?;
-    let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let word = |at: usize| rvs_wire::array_at(h, at).map_or(0, u16::from_be_bytes);
     // IPv4 ethertype, version 4 with a 20-byte header, no MF flag nor offset.
     let flags_frag = word(L3 + 6);
     if word(12) != EtherType::IPV4 || h[L3] != 0x45 || flags_frag & 0x3fff != 0 {
@@ -297,7 +301,7 @@ fn plain_ipv4(b: &[u8], ip_checksum_good: bool, out: &mut Parsed) -> Option<()> 
         return None;
     }
     let (sport, dport, tcp_flags) = l4_fields(b.get(L4..end)?, proto_num, &mut None).ok()?;
-    let addr = |at: usize| v4_mapped([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let addr = |at: usize| v4_mapped(rvs_wire::array_at(h, at).unwrap_or_default());
     *out = Parsed(Parse::Ip(Flow {
         v6: false,
         l3_at: L3 as u16,

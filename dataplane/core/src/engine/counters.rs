@@ -189,7 +189,7 @@ impl Counters {
         let d = |now: u64, then: u64| now.saturating_sub(then);
         Counters {
             new_conns: d(self.new_conns, base.new_conns),
-            drops: std::array::from_fn(|i| d(self.drops[i], base.drops[i])),
+            drops: crate::stats::since(self.drops, &base.drops),
             svc_in: pairs(&self.svc_in, &base.svc_in),
             svc_out: pairs(&self.svc_out, &base.svc_out),
             svc_conns: each(&self.svc_conns, &base.svc_conns),

@@ -78,14 +78,15 @@ impl MemoryDefence {
 
     /// IPVS's todrop_entry for an entry with `in_pkts` client packets, already found idle.
     fn takes(&mut self, in_pkts: u8) -> bool {
-        let Some(i) = usize::from(in_pkts).checked_sub(1).filter(|&i| i < 8) else {
+        let i = usize::from(in_pkts).wrapping_sub(1);
+        let Some(countdown) = self.countdowns.get_mut(i) else {
             return false;
         };
-        self.countdowns[i] = self.countdowns[i].saturating_sub(1);
-        if self.countdowns[i] > 0 {
+        *countdown = countdown.saturating_sub(1);
+        if *countdown > 0 {
             return false;
         }
-        self.countdowns[i] = i as u8 + 1;
+        *countdown = i as u8 + 1;
         true
     }
 }

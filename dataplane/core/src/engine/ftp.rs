@@ -170,13 +170,14 @@ impl FtpHelper {
         }
         self.looked_at = now;
         let mut i = 0;
-        while i < self.expected.len() {
-            let e = self.expected[i];
+        while let Some(&e) = self.expected.get(i) {
             let dest = e.listed.dest as usize;
             if self.waits(&e, now) {
                 if !e.counted {
                     pending.open(loads, dest, false);
-                    self.expected[i].counted = true;
+                    if let Some(e) = self.expected.get_mut(i) {
+                        e.counted = true;
+                    }
                 }
                 i += 1;
                 continue;
@@ -369,9 +370,8 @@ impl Engine {
             }
             adjust_options(frame.bytes_mut(), flow, |kind, value: &mut [u8]| {
                 if kind == tcp_option::SACK {
-                    for edge in value.chunks_exact_mut(4) {
-                        let v = u32::from_be_bytes([edge[0], edge[1], edge[2], edge[3]]);
-                        edge.copy_from_slice(&unshift(v).to_be_bytes());
+                    for edge in value.as_chunks_mut::<4>().0 {
+                        *edge = unshift(u32::from_be_bytes(*edge)).to_be_bytes();
                     }
                 }
             });
@@ -523,7 +523,10 @@ impl Engine {
         };
         let n = ftp::write_passive(&mut text, extended, vip, port);
         let (from, to) = (data_at + span.0, data_at + span.1);
-        if !replace_data(frame, flow, (from, to), &text[..n]) {
+        let Some(text) = text.get(..n) else {
+            return false;
+        };
+        if !replace_data(frame, flow, (from, to), text) {
             return false;
         }
         let diff = n as i32 - (to - from) as i32;
@@ -643,7 +646,7 @@ impl Engine {
         let until = now.saturating_add(EXPECT_TIMEOUT);
         for part in named_parts(v6) {
             let at = usize::from(part) * 2;
-            let bits = u16::from_be_bytes([named[at], named[at + 1]]);
+            let bits = rvs_wire::array_at(&named, at).map_or(0, u16::from_be_bytes);
             let k = h.board.key(&named_key(expected, part));
             h.board.put(k, now, u32::from(bits), until);
         }
@@ -658,7 +661,11 @@ impl Engine {
         for part in named_parts(v6) {
             let at = usize::from(part) * 2;
             match h.board.take(h.board.key(&named_key(expected, part)), now) {
-                Some(bits) => addr[at..at + 2].copy_from_slice(&(bits as u16).to_be_bytes()),
+                Some(bits) => {
+                    if let Some(to) = rvs_wire::array_mut::<2>(&mut addr, at) {
+                        *to = (bits as u16).to_be_bytes();
+                    }
+                }
                 None => whole = false,
             }
         }
@@ -903,7 +910,10 @@ fn replace_data<F: Frame>(
         return false;
     }
     b.copy_within(to..end, from + text.len());
-    b[from..from + text.len()].copy_from_slice(text);
+    let Some(replaced) = b.get_mut(from..from + text.len()) else {
+        return false;
+    };
+    replaced.copy_from_slice(text);
     if new_end < end {
         frame.truncate(new_end);
     }

@@ -364,16 +364,14 @@ impl Engine {
             flow,
             |kind, value: &mut [u8]| match kind {
                 tcp_option::MSS if flow.tcp_flags & tcp::SYN != 0 => {
-                    if let Some(v) = value.get_mut(..2) {
-                        let mss = u16::from_be_bytes([v[0], v[1]]);
-                        let lower = mss.saturating_sub(delta as u16).max(536);
-                        v.copy_from_slice(&lower.to_be_bytes());
+                    if let Some(v) = rvs_wire::array_mut::<2>(value, 0) {
+                        let lower = u16::from_be_bytes(*v).saturating_sub(delta as u16).max(536);
+                        *v = lower.to_be_bytes();
                     }
                 }
                 tcp_option::SACK => {
-                    for edge in value.chunks_exact_mut(4) {
-                        let v = u32::from_be_bytes([edge[0], edge[1], edge[2], edge[3]]);
-                        edge.copy_from_slice(&unshift(v).to_be_bytes());
+                    for edge in value.as_chunks_mut::<4>().0 {
+                        *edge = unshift(u32::from_be_bytes(*edge)).to_be_bytes();
                     }
                 }
                 _ => {}

@@ -50,21 +50,22 @@ pub(super) fn embedded(b: &[u8], flow: &Flow) -> Option<Embedded> {
         if v >> 4 != 4 || ihl < 20 || q.len() < ihl {
             return None;
         }
-        let src: [u8; 4] = q[12..16].try_into().ok()?;
-        let dst: [u8; 4] = q[16..20].try_into().ok()?;
-        (ihl, q[9], IpAddr::from(src), IpAddr::from(dst))
+        let h: [u8; 20] = rvs_wire::array_at(q, 0)?;
+        let src: [u8; 4] = h[12..16].try_into().ok()?;
+        let dst: [u8; 4] = h[16..20].try_into().ok()?;
+        (ihl, h[9], IpAddr::from(src), IpAddr::from(dst))
     };
     if !matches!(proto_num, proto::TCP | proto::UDP | proto::SCTP) {
         return None;
     }
-    let ports = q.get(ihl..ihl + 4)?;
+    let [s0, s1, d0, d1] = rvs_wire::array_at(q, ihl)?;
     Some(Embedded {
         ihl,
         proto: proto_num,
         src,
         dst,
-        sport: u16::from_be_bytes([ports[0], ports[1]]),
-        dport: u16::from_be_bytes([ports[2], ports[3]]),
+        sport: u16::from_be_bytes([s0, s1]),
+        dport: u16::from_be_bytes([d0, d1]),
     })
 }
 
@@ -227,34 +228,32 @@ impl Engine {
         }
         // A quoted UDP header carries its checksum: kept right for the rewritten fields.
         let udp_check = e + emb.ihl + 6;
-        for &(is_src, addr, port) in &fields[..n] {
+        for &(is_src, addr, port) in fields.iter().take(n) {
             let (at, new): (usize, &[u8]) = if flow.v6 {
                 (if is_src { e + 8 } else { e + 24 }, &addr16(addr)[..])
             } else {
                 (e + if is_src { 12 } else { 16 }, &addr_bytes4(addr)[..])
             };
             let port_at = e + emb.ihl + if is_src { 0 } else { 2 };
-            let mut old = [0u8; 18];
             let len = new.len();
-            if let (Some(a), Some(p)) = (b.get(at..at + len), b.get(port_at..port_at + 2)) {
-                old[..len].copy_from_slice(a);
-                old[len..len + 2].copy_from_slice(p);
+            let mut saved = [0u8; 16];
+            let old_addr = saved.get_mut(..len).unwrap_or_default();
+            if let Some(a) = b.get(at..at + len) {
+                old_addr.copy_from_slice(a);
             }
+            let old_port = rvs_wire::array_at(b, port_at).map_or(0, u16::from_be_bytes);
             if let Some(a) = b.get_mut(at..at + len) {
                 a.copy_from_slice(new);
             }
             if let Some(p) = b.get_mut(port_at..port_at + 2) {
                 p.copy_from_slice(&port.to_be_bytes());
             }
-            let check = b
-                .get(udp_check..udp_check + 2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            let check = rvs_wire::array_at(b, udp_check)
+                .map(u16::from_be_bytes)
                 .filter(|&c| emb.proto == proto::UDP && c != 0);
             if let Some(c) = check {
-                let mut new_fields = [0u8; 18];
-                new_fields[..len].copy_from_slice(new);
-                new_fields[len..len + 2].copy_from_slice(&port.to_be_bytes());
-                let c = checksum::update_bytes(c, &old[..len + 2], &new_fields[..len + 2]);
+                let c = checksum::update_bytes(c, old_addr, new);
+                let c = checksum::update16(c, old_port, port);
                 let c = if c == 0 { 0xffff } else { c };
                 if let Some(x) = b.get_mut(udp_check..udp_check + 2) {
                     x.copy_from_slice(&c.to_be_bytes());
@@ -263,9 +262,13 @@ impl Engine {
         }
         if !flow.v6 {
             if let Some(h) = b.get_mut(e..e + emb.ihl) {
-                h[10..12].copy_from_slice(&[0, 0]);
+                if let Some(check) = rvs_wire::array_mut::<2>(h, 10) {
+                    *check = [0, 0];
+                }
                 let c = checksum::checksum(h);
-                h[10..12].copy_from_slice(&c.to_be_bytes());
+                if let Some(check) = rvs_wire::array_mut::<2>(h, 10) {
+                    *check = c.to_be_bytes();
+                }
             }
         }
         // The ICMP checksum, recomputed over the whole message.
@@ -398,8 +401,14 @@ impl Engine {
         } else {
             (flow.l4() - flow.l3() + 8).min(flow.end() - flow.l3())
         };
-        let mut quote = [0u8; 1232];
-        quote[..quote_len].copy_from_slice(&frame.bytes()[flow.l3()..flow.l3() + quote_len]);
+        let mut quote_buf = [0u8; 1232];
+        let (Some(quote), Some(quoted)) = (
+            quote_buf.get_mut(..quote_len),
+            frame.bytes().get(flow.l3()..flow.l3() + quote_len),
+        ) else {
+            return Err(DropReason::Malformed);
+        };
+        quote.copy_from_slice(quoted);
         let ip_len = if flow.v6 {
             ipv6::HEADER_LEN
         } else {
@@ -418,6 +427,17 @@ impl Engine {
         set_macs(b, hop_mac.unwrap_or_default(), port_mac);
         let l4 = l3 + ip_len;
         let icmp_len = 8 + quote_len;
+        // The message: its header, then the quote.
+        let (Some(head), Some(message)) =
+            b.split_at_mut_checked(l4).map_or((None, None), |(h, m)| {
+                (h.get_mut(l3..), m.get_mut(..icmp_len))
+            })
+        else {
+            return Err(DropReason::Unsupported);
+        };
+        if let Some(body) = message.get_mut(8..) {
+            body.copy_from_slice(quote);
+        }
         if flow.v6 {
             ipv6::Ipv6Repr {
                 src: addr16(me),
@@ -428,7 +448,7 @@ impl Engine {
                 traffic_class: 0,
                 flow_label: 0,
             }
-            .emit(&mut b[l3..]);
+            .emit(head);
             let (t, code, rest) = match kind {
                 IcmpError::TooBig(mtu) => (icmpv6::PACKET_TOO_BIG, 0, (mtu as u32).to_be_bytes()),
                 IcmpError::PortUnreachable => (
@@ -438,10 +458,9 @@ impl Engine {
                 ),
                 IcmpError::TimeExceeded => (icmpv6::TIME_EXCEEDED, 0, [0; 4]),
             };
-            icmp::emit_header(&mut b[l4..], t, code, rest);
-            b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
+            icmp::emit_header(message, t, code, rest);
             let pseudo = checksum::pseudo_v6(addr16(me), flow.src, proto::ICMPV6, icmp_len as u32);
-            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[l4..l4 + icmp_len]) {
+            if let Ok(mut m) = Icmpv6Packet::new_checked(message) {
                 m.fill_checksum(pseudo);
             }
         } else {
@@ -455,7 +474,7 @@ impl Engine {
                 dont_fragment: false,
                 dscp_ecn: 0,
             }
-            .emit(&mut b[l3..]);
+            .emit(head);
             let (t, code, rest) = match kind {
                 IcmpError::TooBig(mtu) => (
                     icmp::DEST_UNREACHABLE,
@@ -467,9 +486,8 @@ impl Engine {
                 }
                 IcmpError::TimeExceeded => (icmp::TIME_EXCEEDED, 0, [0; 4]),
             };
-            icmp::emit_header(&mut b[l4..], t, code, rest);
-            b[l4 + 8..l4 + 8 + quote_len].copy_from_slice(&quote[..quote_len]);
-            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[l4..l4 + icmp_len]) {
+            icmp::emit_header(message, t, code, rest);
+            if let Ok(mut m) = IcmpPacket::new_checked(message) {
                 m.fill_checksum();
             }
         }

@@ -113,7 +113,8 @@ impl Engine {
         // answer: it is built after them, then the MACs move in front.
         let mut tags = [0u8; 16];
         let tag_len = flow.l3().saturating_sub(ethernet::HEADER_LEN).min(14);
-        tags[..tag_len + 2].copy_from_slice(frame.bytes().get(12..14 + tag_len)?);
+        tags.get_mut(..tag_len + 2)?
+            .copy_from_slice(frame.bytes().get(12..14 + tag_len)?);
         let total = flow.l3() + ipv6::HEADER_LEN + 32;
         let have = frame.bytes().len();
         if have < total && !frame.append(total - have) {
@@ -121,12 +122,19 @@ impl Engine {
         }
         frame.truncate(total);
         let b = frame.bytes_mut();
-        icmpv6::emit_nd_frame(&mut b[tag_len..], dst_mac, port_mac, target, dst_ip, |m| {
-            icmpv6::emit_neighbor_advert(m, target, port_mac, flags)
-        });
+        icmpv6::emit_nd_frame(
+            b.get_mut(tag_len..).unwrap_or_default(),
+            dst_mac,
+            port_mac,
+            target,
+            dst_ip,
+            |m| icmpv6::emit_neighbor_advert(m, target, port_mac, flags),
+        );
         if tag_len > 0 {
             b.copy_within(tag_len..tag_len + 12, 0);
-            b[12..14 + tag_len].copy_from_slice(&tags[..tag_len + 2]);
+            if let (Some(to), Some(from)) = (b.get_mut(12..14 + tag_len), tags.get(..tag_len + 2)) {
+                to.copy_from_slice(from);
+            }
         }
         self.counters.arp_replies.add(1);
         Some(Verdict::Forward { port })
@@ -155,23 +163,31 @@ impl Engine {
         // A fresh TTL (a host's reply, not the request's remainder), and the ICMP checksum
         // computed anew (an incremental update can give 0x0000 where 0xffff is right).
         if flow.v6 {
-            if let Ok(mut ip) = Ipv6Packet::new_checked(&mut b[flow.l3()..flow.end()]) {
+            if let Ok(mut ip) =
+                Ipv6Packet::new_checked(b.get_mut(flow.l3()..flow.end()).unwrap_or_default())
+            {
                 ip.set_src(flow.dst);
                 ip.set_dst(flow.src);
                 ip.set_hop_limit(REPLY_TTL);
             }
-            if let Ok(mut m) = Icmpv6Packet::new_checked(&mut b[flow.l4()..flow.end()]) {
+            if let Ok(mut m) =
+                Icmpv6Packet::new_checked(b.get_mut(flow.l4()..flow.end()).unwrap_or_default())
+            {
                 m.set_type(icmpv6::ECHO_REPLY);
                 let len = (flow.end() - flow.l4()) as u32;
                 m.fill_checksum(checksum::pseudo_v6(flow.dst, flow.src, proto::ICMPV6, len));
             }
         } else {
-            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut b[flow.l3()..flow.end()]) {
+            if let Ok(mut ip) =
+                Ipv4Packet::new_checked(b.get_mut(flow.l3()..flow.end()).unwrap_or_default())
+            {
                 ip.set_src(low4(&flow.dst));
                 ip.set_dst(low4(&flow.src));
                 ip.set_ttl(REPLY_TTL);
             }
-            if let Ok(mut m) = IcmpPacket::new_checked(&mut b[flow.l4()..flow.end()]) {
+            if let Ok(mut m) =
+                IcmpPacket::new_checked(b.get_mut(flow.l4()..flow.end()).unwrap_or_default())
+            {
                 m.set_type(icmp::ECHO_REPLY);
                 m.fill_checksum();
             }

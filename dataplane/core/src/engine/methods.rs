@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::{Tunnel, TunnelCsum, TunnelKind};
-use rvs_wire::{array_mut, checksum};
+use rvs_wire::{array_at, array_mut, checksum};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Side {
@@ -127,7 +127,8 @@ fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16, ho
         Side::Src => (12, 0),
         Side::Dst => (16, 2),
     };
-    let word = |h: &[u8], at: usize| u32::from(u16::from_ne_bytes([h[at], h[at + 1]]));
+    let word =
+        |h: &[u8], at: usize| array_at(h, at).map_or(0, |w| u32::from(u16::from_ne_bytes(w)));
     let (old, new) = (u32::from_ne_bytes(old), u32::from_ne_bytes(new));
     // ~m + m' for the address's two words.
     let addr_sum = (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
@@ -137,11 +138,15 @@ fn rewrite_v4(b: &mut [u8], flow: &Flow, side: Side, addr: Addr16, port: u16, ho
         ip[8] = flow.ttl.saturating_sub(1);
         ip_sum += (!ttl_word & 0xffff) + word(ip, 8);
     }
-    ip[addr_at..addr_at + 4].copy_from_slice(&new.to_ne_bytes());
+    if let Some(a) = array_mut::<4>(ip, addr_at) {
+        *a = new.to_ne_bytes();
+    }
     let ip_check = checksum::adjust(word(ip, 10) as u16, ip_sum);
     ip[10..12].copy_from_slice(&ip_check.to_ne_bytes());
     let old_port = word(ports, port_at);
-    ports[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    if let Some(p) = array_mut::<2>(ports, port_at) {
+        *p = port.to_be_bytes();
+    }
     let l4_sum = addr_sum + (!old_port & 0xffff) + word(ports, port_at);
     if !tcp {
         // UDP over IPv4 may carry none (zero), which stays none; a computed zero is sent
@@ -175,11 +180,10 @@ fn rewrite_first_fragment(
         _ => return,
     };
     let port_at = if side == Side::Dst { 2 } else { 0 };
-    let (Some(p), Some(c)) = (l4b.get(port_at..port_at + 2), l4b.get(at..at + 2)) else {
+    let (Some(p), Some(c)) = (array_at(l4b, port_at), array_at(l4b, at)) else {
         return;
     };
-    let old_port = u16::from_be_bytes([p[0], p[1]]);
-    let check = u16::from_be_bytes([c[0], c[1]]);
+    let (old_port, check) = (u16::from_be_bytes(p), u16::from_be_bytes(c));
     if let Some(p) = l4b.get_mut(port_at..port_at + 2) {
         p.copy_from_slice(&port.to_be_bytes());
     }
@@ -239,13 +243,17 @@ fn gue_source_port(flow: &Flow) -> u16 {
     .into_iter()
     .chain(
         flow.src
-            .chunks(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+            .as_chunks()
+            .0
+            .iter()
+            .map(|&c| u32::from_be_bytes(c)),
     )
     .chain(
         flow.dst
-            .chunks(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+            .as_chunks()
+            .0
+            .iter()
+            .map(|&c| u32::from_be_bytes(c)),
     ) {
         h = (h ^ v).wrapping_mul(0x0100_0193).rotate_left(13);
     }
@@ -334,6 +342,9 @@ fn encapsulate_any<F: Frame>(
     ethernet::emit_header(b, hop_mac, port_mac, et);
     let l3 = ethernet::HEADER_LEN;
     let payload_len = (tun_len + inner_len) as u16;
+    let Some(outer_ip) = b.get_mut(l3..) else {
+        return false;
+    };
     if outer_v6 {
         ipv6::Ipv6Repr {
             src: addr16(src),
@@ -344,7 +355,7 @@ fn encapsulate_any<F: Frame>(
             traffic_class: 0,
             flow_label: 0,
         }
-        .emit(&mut b[l3..]);
+        .emit(outer_ip);
     } else {
         ipv4::Ipv4Repr {
             src: addr_bytes4(src),
@@ -356,7 +367,7 @@ fn encapsulate_any<F: Frame>(
             dont_fragment: outer_frag.dont_fragment,
             dscp_ecn: 0,
         }
-        .emit(&mut b[l3..]);
+        .emit(outer_ip);
     }
     let t = l3 + ip_len;
     let csum = tunnel.csum != TunnelCsum::NoCsum;
@@ -365,11 +376,15 @@ fn encapsulate_any<F: Frame>(
         TunnelKind::Gue => {
             // UDP, then GUE version 0 without options: the inner protocol in proto/ctype.
             let udp_len = payload_len;
-            b[t..t + 2].copy_from_slice(&gue_source_port(flow).to_be_bytes());
-            b[t + 2..t + 4].copy_from_slice(&tunnel.port.to_be_bytes());
-            b[t + 4..t + 6].copy_from_slice(&udp_len.to_be_bytes());
-            b[t + 6..t + 8].fill(0);
-            b[t + 8..t + 12].copy_from_slice(&[0, inner_proto, 0, 0]);
+            let Some(header) = array_mut::<12>(b, t) else {
+                return false;
+            };
+            let ([s0, s1], [d0, d1]) = (
+                gue_source_port(flow).to_be_bytes(),
+                tunnel.port.to_be_bytes(),
+            );
+            let [l0, l1] = udp_len.to_be_bytes();
+            *header = [s0, s1, d0, d1, l0, l1, 0, 0, 0, inner_proto, 0, 0];
             if csum {
                 let pseudo = if outer_v6 {
                     checksum::pseudo_v6(addr16(src), addr16(dst), proto::UDP, u32::from(udp_len))
@@ -377,9 +392,12 @@ fn encapsulate_any<F: Frame>(
                     checksum::pseudo_v4(addr_bytes4(src), addr_bytes4(dst), proto::UDP, udp_len)
                 };
                 let end = t + usize::from(udp_len);
-                let sum = checksum::finish(checksum::accumulate(pseudo, &b[t..end]));
+                let datagram = b.get(t..end).unwrap_or_default();
+                let sum = checksum::finish(checksum::accumulate(pseudo, datagram));
                 let sum = if sum == 0 { 0xffff } else { sum };
-                b[t + 6..t + 8].copy_from_slice(&sum.to_be_bytes());
+                if let Some(check) = array_mut::<2>(b, t + 6) {
+                    *check = sum.to_be_bytes();
+                }
             }
         }
         TunnelKind::Gre => {
@@ -389,13 +407,21 @@ fn encapsulate_any<F: Frame>(
             } else {
                 0
             };
-            b[t..t + 2].copy_from_slice(&flags.to_be_bytes());
-            b[t + 2..t + 4].copy_from_slice(&gre_proto.to_be_bytes());
+            let Some(header) = array_mut::<4>(b, t) else {
+                return false;
+            };
+            let ([f0, f1], [p0, p1]) = (flags.to_be_bytes(), gre_proto.to_be_bytes());
+            *header = [f0, f1, p0, p1];
+            // The checksum and reserved fields follow only with a checksum.
             if tunnel.csum == TunnelCsum::Csum {
-                b[t + 4..t + 8].fill(0);
+                if let Some(fields) = array_mut::<4>(b, t + 4) {
+                    *fields = [0; 4];
+                }
                 let end = t + usize::from(payload_len);
-                let sum = checksum::checksum(&b[t..end]);
-                b[t + 4..t + 6].copy_from_slice(&sum.to_be_bytes());
+                let sum = checksum::checksum(b.get(t..end).unwrap_or_default());
+                if let Some(check) = array_mut::<2>(b, t + 4) {
+                    *check = sum.to_be_bytes();
+                }
             }
         }
     }

@@ -365,8 +365,9 @@ impl Engine {
                         .position(|e| e.after == *seen)
                         .or_else(|| log.first().filter(|e| is_bind(e)).map(|_| 0));
                     match from {
-                        Some(from) => log[from..]
+                        Some(from) => log
                             .iter()
+                            .skip(from)
                             .for_each(|e| st.apply(&svc.sched, e, caches)),
                         None => {
                             let fresh = sched::SchedEvent::bind(newest, &svc.servers);

@@ -65,7 +65,7 @@ impl Engine {
     /// The hop index this epoch found towards `dst`, if still cached.
     #[inline]
     pub(super) fn dest_hop(&self, dst: u128) -> Option<u16> {
-        let e = self.dest_hops[DestHop::slot(dst)];
+        let e = self.dest_hops.get(DestHop::slot(dst))?;
         (e.addr == dst && e.index != NO_HOP).then_some(e.index)
     }
 
@@ -185,11 +185,13 @@ impl Engine {
             }
             None => return Ok(next),
         };
-        if by_destination {
-            self.dest_hops[DestHop::slot(dst_word)] = DestHop {
-                addr: dst_word,
-                index,
-            };
+        if let Some(e) = self.dest_hops.get_mut(DestHop::slot(dst_word)) {
+            if by_destination {
+                *e = DestHop {
+                    addr: dst_word,
+                    index,
+                };
+            }
         }
         self.cache_hop(id, to_server, index);
         Ok(next)

@@ -76,8 +76,8 @@ impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
         let mut i = self.home(k);
         // Never full (at most a quarter), so an empty slot ends every probe.
         loop {
-            match &self.slots[i] {
-                Some((key, _)) if *key != k => i = (i + 1) & mask,
+            match self.slots.get(i) {
+                Some(Some((key, _))) if *key != k => i = (i + 1) & mask,
                 _ => return i,
             }
         }
@@ -85,9 +85,9 @@ impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
 
     #[inline]
     pub(super) fn get(&self, k: &K) -> Option<&V> {
-        match &self.slots[self.slot_of(*k)] {
-            Some((_, v)) => Some(v),
-            None => None,
+        match self.slots.get(self.slot_of(*k)) {
+            Some(Some((_, v))) => Some(v),
+            _ => None,
         }
     }
 
@@ -99,9 +99,10 @@ impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
     /// Changes `k`'s value by `change`, or inserts `new` when `k` is absent.
     pub(super) fn update(&mut self, k: K, new: V, change: impl FnOnce(&mut V)) {
         let i = self.slot_of(k);
-        match &mut self.slots[i] {
-            Some((_, v)) => change(v),
-            empty => {
+        match self.slots.get_mut(i) {
+            Some(Some((_, v))) => change(v),
+            None => {}
+            Some(empty) => {
                 *empty = Some((k, new));
                 self.len += 1;
                 if self.len * 4 > self.slots.len() {
@@ -133,8 +134,10 @@ impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
         let mut map = Self::with_slots(n);
         for (k, v) in entries {
             let i = map.slot_of(k);
-            map.slots[i] = Some((k, v));
-            map.len += 1;
+            if let Some(slot) = map.slots.get_mut(i) {
+                *slot = Some((k, v));
+                map.len += 1;
+            }
         }
         map
     }

@@ -15,8 +15,7 @@ pub(super) fn seq_after_or_eq(a: u32, b: u32) -> bool {
 }
 
 pub(super) fn tcp_u32(b: &[u8], flow: &Flow, at: usize) -> Option<u32> {
-    let f = b.get(flow.l4() + at..flow.l4() + at + 4)?;
-    Some(u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
+    rvs_wire::array_at(b, flow.l4() + at).map(u32::from_be_bytes)
 }
 
 /// The segment's sequence number and where its data starts.
@@ -38,7 +37,7 @@ pub(super) fn set_u32_field(b: &mut [u8], flow: &Flow, at: usize, value: u32) {
 /// Replaces bytes of the TCP header at `at` (an even offset), the checksum kept right.
 pub(super) fn set_tcp_bytes(b: &mut [u8], flow: &Flow, at: usize, old: &[u8], new: &[u8]) {
     let c = flow.l4() + 16;
-    let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) else {
+    let Some(check) = rvs_wire::array_at(b, c).map(u16::from_be_bytes) else {
         return;
     };
     if let Some(f) = b.get_mut(flow.l4() + at..flow.l4() + at + new.len()) {
@@ -71,33 +70,36 @@ pub(super) fn adjust_options(b: &mut [u8], flow: &Flow, mut each: impl FnMut(u8,
             return;
         }
         let (from, to) = (flow.l4() + at + 2, flow.l4() + at + len);
-        let mut value = [0u8; 40];
-        let Some(v) = b.get(from..to) else {
+        // An option's value is at most 38 bytes (the options end 60 bytes in).
+        let mut buf = [0u8; 40];
+        let (Some(v), Some(value)) = (b.get(from..to), buf.get_mut(..to - from)) else {
             return;
         };
-        let n = v.len();
-        value[..n].copy_from_slice(v);
-        let old = value;
-        each(kind, &mut value[..n]);
-        if value[..n] != old[..n] {
+        value.copy_from_slice(v);
+        each(kind, value);
+        if value != v {
             // Checksummed as 16-bit words from an even offset of the header.
             let start = (at + 2) & !1;
             let end = (at + len + 1) & !1;
-            let mut before = [0u8; 42];
-            let mut after = [0u8; 42];
-            let span = end - start;
-            if let Some(orig) = b.get(flow.l4() + start..flow.l4() + end) {
-                before[..span].copy_from_slice(orig);
+            let span = flow.l4() + start..flow.l4() + end;
+            let (mut before, mut after) = ([0u8; 42], [0u8; 42]);
+            let (Some(before), Some(after)) =
+                (before.get_mut(..end - start), after.get_mut(..end - start))
+            else {
+                return;
+            };
+            if let Some(orig) = b.get(span.clone()) {
+                before.copy_from_slice(orig);
             }
             if let Some(dst) = b.get_mut(from..to) {
-                dst.copy_from_slice(&value[..n]);
+                dst.copy_from_slice(value);
             }
-            if let Some(new) = b.get(flow.l4() + start..flow.l4() + end) {
-                after[..span].copy_from_slice(new);
+            if let Some(new) = b.get(span) {
+                after.copy_from_slice(new);
             }
             let c = flow.l4() + 16;
-            if let Some(check) = b.get(c..c + 2).map(|x| u16::from_be_bytes([x[0], x[1]])) {
-                let check = checksum::update_bytes(check, &before[..span], &after[..span]);
+            if let Some(check) = rvs_wire::array_at(b, c).map(u16::from_be_bytes) {
+                let check = checksum::update_bytes(check, before, after);
                 if let Some(x) = b.get_mut(c..c + 2) {
                     x.copy_from_slice(&check.to_be_bytes());
                 }

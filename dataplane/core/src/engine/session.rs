@@ -238,7 +238,9 @@ impl Engine {
         }
         self.counters.ftp_controls_kept.add(self.kept.len() as u64);
         for i in 0..self.kept.len() {
-            self.sync_note(crate::conn::ConnId(self.kept[i]), now);
+            if let Some(&id) = self.kept.get(i) {
+                self.sync_note(crate::conn::ConnId(id), now);
+            }
         }
         self.ftp_look_over(now, loads);
         visited
@@ -444,12 +446,14 @@ impl Engine {
                     addr16(s.addr) == a && s.port == p
                 };
                 // A quiesced server's template is not followed with expire_quiescent_template.
-                let followed = |i: &usize| followable(snap, &svc.servers[*i]);
+                let followed = |i: &usize| svc.servers.get(*i).is_some_and(|s| followable(snap, s));
                 let found = dest.and_then(|d| svc.servers.iter().position(|s| same(&s, d)));
                 let i = match found.filter(followed) {
                     Some(i) => {
-                        if let (Some(b), Some(k)) = (&self.shared, board_key) {
-                            b.extend(k, now, svc.servers[i].id as u32, expires);
+                        if let (Some(b), Some(k), Some(s)) =
+                            (&self.shared, board_key, svc.servers.get(i))
+                        {
+                            b.extend(k, now, s.id as u32, expires);
                         }
                         i
                     }
@@ -465,7 +469,7 @@ impl Engine {
                             now,
                             (board_key, expires),
                         )?;
-                        let s = &svc.servers[i];
+                        let s = svc.servers.get(i).ok_or(DropReason::NoServer)?;
                         self.rebind_template(tid, (s, s.port), own, loads);
                         i
                     }
@@ -478,7 +482,7 @@ impl Engine {
             if chosen.is_none() {
                 let (i, own) =
                     self.choose_persistent(snap, svc, loads, flow, now, (board_key, expires))?;
-                let s = &svc.servers[i];
+                let s = svc.servers.get(i).ok_or(DropReason::NoServer)?;
                 let mut t = Conn::new(
                     tkey,
                     addr16(s.addr),
@@ -508,7 +512,7 @@ impl Engine {
                 .schedule(svc, loads, flow, now)
                 .ok_or(DropReason::NoServer)?,
         };
-        let s = &svc.servers[i];
+        let s = svc.servers.get(i).ok_or(DropReason::NoServer)?;
         let dport = if s.port == 0 { flow.dport } else { s.port };
         let mut f = if svc.one_packet && flow.proto == proto::UDP {
             flags::ONE_PACKET
@@ -662,8 +666,8 @@ impl Engine {
                 .position(|s| s.id as u32 == id && followable(snap, s))
         };
         if let (Some(b), Some(k)) = (&self.shared, board_key) {
-            if let Some(i) = b.find(k, now).and_then(by_id) {
-                b.extend(k, now, svc.servers[i].id as u32, expires);
+            if let Some((id, i)) = b.find(k, now).and_then(|id| Some((id, by_id(id)?))) {
+                b.extend(k, now, id, expires);
                 return Ok((i, false));
             }
         }
@@ -673,7 +677,7 @@ impl Engine {
         let (Some(b), Some(k)) = (&self.shared, board_key) else {
             return Ok((i, true));
         };
-        let mine = svc.servers[i].id as u32;
+        let mine = svc.servers.get(i).ok_or(DropReason::NoServer)?.id as u32;
         match by_id(b.offer(k, now, mine, expires, |d| by_id(d).is_some())) {
             Some(j) if j != i => Ok((j, false)),
             _ => Ok((i, true)),

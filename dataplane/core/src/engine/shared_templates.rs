@@ -29,7 +29,8 @@ const ATTEMPTS: usize = 4;
 /// The templates' shared choices (see the module's notes).
 #[derive(Debug)]
 pub struct SharedTemplates {
-    slots: Box<[AtomicU64]>,
+    /// Sets of two ways.
+    sets: Box<[[AtomicU64; 2]]>,
 }
 
 /// A template key's place on the board: the same on every worker.
@@ -44,12 +45,12 @@ impl SharedTemplates {
     pub fn new(slots: usize) -> SharedTemplates {
         let n = slots.clamp(1024, 1 << 26).next_power_of_two();
         SharedTemplates {
-            slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            sets: (0..n / 2).map(|_| Default::default()).collect(),
         }
     }
 
     pub fn slots(&self) -> usize {
-        self.slots.len()
+        self.sets.len() * 2
     }
 
     /// Where a template's key sits.
@@ -57,7 +58,7 @@ impl SharedTemplates {
         let h = key_hash(k);
         let fp = (h >> FP_SHIFT).max(1);
         BoardKey {
-            set: (h as usize) & (self.slots.len() - 1) & !1,
+            set: (h as usize) & (self.sets.len() - 1),
             fp,
         }
     }
@@ -96,7 +97,9 @@ impl SharedTemplates {
         }
         let new = word(key.fp, dest, now, expires);
         for _ in 0..ATTEMPTS {
-            let (slot, cur) = self.way_for(key, now);
+            let Some((slot, cur)) = self.way_for(key, now) else {
+                break;
+            };
             if fp_of(cur) == key.fp && live(cur, now) && usable(dest_of(cur)) {
                 return dest_of(cur);
             }
@@ -116,7 +119,9 @@ impl SharedTemplates {
         }
         let new = word(key.fp, dest, now, expires);
         for _ in 0..ATTEMPTS {
-            let (slot, cur) = self.way_for(key, now);
+            let Some((slot, cur)) = self.way_for(key, now) else {
+                return;
+            };
             let mine = fp_of(cur) == key.fp && dest_of(cur) == dest;
             let free = cur == 0 || !live(cur, now);
             if mine && ahead(cur, now) >= ahead(new, now) && live(cur, now) {
@@ -139,7 +144,9 @@ impl SharedTemplates {
         }
         let new = word(key.fp, value, now, expires);
         for _ in 0..ATTEMPTS {
-            let (slot, cur) = self.way_for(key, now);
+            let Some((slot, cur)) = self.way_for(key, now) else {
+                return;
+            };
             if slot.compare_exchange(cur, new, Relaxed, Relaxed).is_ok() {
                 return;
             }
@@ -159,29 +166,29 @@ impl SharedTemplates {
     }
 
     fn ways(&self, key: BoardKey) -> impl Iterator<Item = &AtomicU64> {
-        self.slots[key.set..key.set + 2].iter()
+        self.sets.get(key.set).into_iter().flatten()
     }
 
     /// The way `key` should use and what it holds: the key's own, else a free or ended
     /// one, else the one that ends sooner.
-    fn way_for(&self, key: BoardKey, now: u32) -> (&AtomicU64, u64) {
-        let [a, b] = [&self.slots[key.set], &self.slots[key.set + 1]];
+    fn way_for(&self, key: BoardKey, now: u32) -> Option<(&AtomicU64, u64)> {
+        let [a, b] = self.sets.get(key.set)?;
         let (va, vb) = (a.load(Relaxed), b.load(Relaxed));
         for (s, v) in [(a, va), (b, vb)] {
             if fp_of(v) == key.fp {
-                return (s, v);
+                return Some((s, v));
             }
         }
         for (s, v) in [(a, va), (b, vb)] {
             if v == 0 || !live(v, now) {
-                return (s, v);
+                return Some((s, v));
             }
         }
-        if ahead(va, now) <= ahead(vb, now) {
+        Some(if ahead(va, now) <= ahead(vb, now) {
             (a, va)
         } else {
             (b, vb)
-        }
+        })
     }
 }
 

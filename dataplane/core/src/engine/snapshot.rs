@@ -89,10 +89,11 @@ impl FullNat {
 
     /// The local addresses of one family, without a scan (a new connection's lookup).
     pub fn locals_of(&self, ipv4: bool) -> &[IpAddr] {
+        let (v4, v6) = self.locals.split_at_checked(self.v4).unwrap_or_default();
         if ipv4 {
-            &self.locals[..self.v4]
+            v4
         } else {
-            &self.locals[self.v4..]
+            v6
         }
     }
 }
@@ -303,7 +304,9 @@ impl RuleDev {
             && !name.chars().any(char::is_whitespace);
         ok.then(|| {
             let mut bytes = [0; 15];
-            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            for (b, n) in bytes.iter_mut().zip(name.as_bytes()) {
+                *b = *n;
+            }
             RuleDev {
                 name: bytes,
                 len: name.len() as u8,
@@ -313,7 +316,8 @@ impl RuleDev {
     }
 
     pub fn name(&self) -> &str {
-        std::str::from_utf8(&self.name[..usize::from(self.len)]).unwrap_or("")
+        let name = self.name.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(name).unwrap_or("")
     }
 
     /// Whether a lookup from `iif` (None: the appliance's own, the kernel's `lo`) is
@@ -885,11 +889,13 @@ impl Snapshot {
             if snap.live_servers.len() <= r.id {
                 snap.live_servers.resize(r.id + 1, 0);
             }
-            snap.live_servers[r.id] = if r.weight == 0 {
-                SERVER_LIVE | SERVER_QUIESCED
-            } else {
-                SERVER_LIVE
-            };
+            if let Some(live) = snap.live_servers.get_mut(r.id) {
+                *live = if r.weight == 0 {
+                    SERVER_LIVE | SERVER_QUIESCED
+                } else {
+                    SERVER_LIVE
+                };
+            }
         }
         snap
     }
@@ -928,7 +934,9 @@ impl Snapshot {
                 if local.len() <= s.id {
                     local.resize(s.id + 1, false);
                 }
-                local[s.id] = true;
+                if let Some(l) = local.get_mut(s.id) {
+                    *l = true;
+                }
             }
         }
         self.local_servers = local;
@@ -1390,7 +1398,12 @@ impl Snapshot {
     /// The port's own address of the family of `like`.
     #[inline]
     pub fn local_addr(&self, port: u16, like: IpAddr) -> Option<IpAddr> {
-        self.port_sources.get(usize::from(port))?[usize::from(like.is_ipv6())]
+        let [v4, v6] = self.port_sources.get(usize::from(port))?;
+        if like.is_ipv6() {
+            *v6
+        } else {
+            *v4
+        }
     }
 }
 

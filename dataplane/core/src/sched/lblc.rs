@@ -114,7 +114,7 @@ pub(crate) fn pick(
         }
     }
     let i = wlc::pick(v)?;
-    cache.insert(dst, v.dests[i].id, now);
+    cache.insert(dst, v.id(i)?, now);
     Some(i)
 }
 
@@ -131,12 +131,13 @@ pub(crate) fn pick_shared(
     let usable = |i: &usize| v.weight(*i) > 0 && !lb_overloaded(v, *i);
     let until = now.saturating_add(expiration);
     let cached = board.find(key, now).and_then(|d| index_of(v, d as usize));
+    let id_of = |i: usize| v.id(i).map(|id| id as u32);
     if let Some(i) = cached.filter(usable) {
-        board.extend(key, now, v.dests[i].id as u32, until);
+        board.extend(key, now, id_of(i)?, until);
         return Some(i);
     }
     let i = wlc::pick(v)?;
-    let got = board.offer(key, now, v.dests[i].id as u32, until, |d| {
+    let got = board.offer(key, now, id_of(i)?, until, |d| {
         index_of(v, d as usize).is_some_and(|j| usable(&j))
     });
     Some(index_of(v, got as usize).filter(usable).unwrap_or(i))

@@ -46,7 +46,7 @@ impl DestSet {
 
     fn members(&self) -> &[usize] {
         if self.spilled.is_empty() {
-            &self.inline[..self.len]
+            self.inline.get(..self.len).unwrap_or_default()
         } else {
             &self.spilled
         }
@@ -67,7 +67,8 @@ impl DestSet {
         } else {
             if self.spilled.is_empty() {
                 self.spilled.reserve(2 * INLINE);
-                self.spilled.extend_from_slice(&self.inline[..self.len]);
+                let inline = self.inline.get(..self.len).unwrap_or_default();
+                self.spilled.extend_from_slice(inline);
             }
             self.spilled.insert(0, id);
         }
@@ -199,8 +200,8 @@ pub(crate) fn pick(
         set.last_use = now;
         let chosen = set_min(v, set.members());
         if set.len() > 1 && now.saturating_sub(set.last_mod) > expiration {
-            if let Some(m) = set_max(v, set.members()) {
-                set.erase(v.dests[m].id, now);
+            if let Some(id) = set_max(v, set.members()).and_then(|m| v.id(m)) {
+                set.erase(id, now);
             }
         }
         if let Some(i) = chosen {
@@ -209,12 +210,12 @@ pub(crate) fn pick(
             }
         }
         let i = wlc::pick(v)?;
-        set.insert(v.dests[i].id, now);
+        set.insert(v.id(i)?, now);
         return Some(i);
     }
     let i = wlc::pick(v)?;
     if cache.map.len() < MAX_ENTRIES {
-        cache.map.insert(dst, DestSet::new(v.dests[i].id, now));
+        cache.map.insert(dst, DestSet::new(v.id(i)?, now));
     }
     Some(i)
 }
@@ -249,46 +250,49 @@ pub(crate) fn pick_shared(
     let mut slot_of = [0usize; SHARED_MEMBERS];
     let mut n = 0;
     for (slot, key) in set.members.iter().enumerate() {
-        if let Some(d) = board.find(*key, now) {
-            ids[n] = d as usize;
-            slot_of[n] = slot;
+        let Some(d) = board.find(*key, now) else {
+            continue;
+        };
+        if let (Some(id), Some(s)) = (ids.get_mut(n), slot_of.get_mut(n)) {
+            (*id, *s) = (d as usize, slot);
             n += 1;
         }
     }
-    let (ids, slot_of) = (&ids[..n], &slot_of[..n]);
+    let ids = ids.get(..n).unwrap_or_default();
+    let slot_of = slot_of.get(..n).unwrap_or_default();
+    let member = |slot: usize| set.members.get(slot).copied();
     if n == 0 {
         let i = wlc::pick(v)?;
         let usable = |d: u32| index_of(v, d as usize).is_some_and(|j| v.weight(j) > 0);
-        let got = board.offer(set.members[0], now, v.dests[i].id as u32, until, usable);
+        let got = board.offer(set.members[0], now, v.id(i)? as u32, until, usable);
         board.put(set.stamp, now, stamp_now, until);
         return Some(index_of(v, got as usize).unwrap_or(i));
     }
     // Used: the set lives on.
-    for (&id, &slot) in ids.iter().zip(slot_of) {
-        board.extend(set.members[slot], now, id as u32, until);
+    for (&id, key) in ids.iter().zip(slot_of.iter().filter_map(|&s| member(s))) {
+        board.extend(key, now, id as u32, until);
     }
     let stamp = board.find(set.stamp, now).unwrap_or(stamp_now);
     board.extend(set.stamp, now, stamp, until);
     let chosen = set_min(v, ids);
     let age = stamp_now.wrapping_sub(stamp) & STAMP_MASK;
     if n > 1 && age > expiration {
-        if let Some(m) = set_max(v, ids) {
-            let k = ids.iter().position(|&id| id == v.dests[m].id);
-            if let Some(k) = k {
-                board.take(set.members[slot_of[k]], now);
-                board.put(set.stamp, now, stamp_now, until);
-            }
+        let max = set_max(v, ids).and_then(|m| v.id(m));
+        let k = max.and_then(|max| ids.iter().position(|&id| id == max));
+        if let Some(key) = k.and_then(|k| slot_of.get(k)).and_then(|&s| member(s)) {
+            board.take(key, now);
+            board.put(set.stamp, now, stamp_now, until);
         }
     }
     if let Some(i) = chosen.filter(|&i| !lb_overloaded(v, i)) {
         return Some(i);
     }
     let i = wlc::pick(v)?;
-    let id = v.dests[i].id;
+    let id = v.id(i)?;
     if !ids.contains(&id) {
         let free = (0..SHARED_MEMBERS).filter(|s| !slot_of.contains(s));
-        for slot in free {
-            if board.offer(set.members[slot], now, id as u32, until, |_| true) == id as u32 {
+        for key in free.filter_map(member) {
+            if board.offer(key, now, id as u32, until, |_| true) == id as u32 {
                 board.put(set.stamp, now, stamp_now, until);
                 break;
             }

@@ -130,14 +130,16 @@ pub(crate) fn build(dests: &[RealServer], size: u32) -> Vec<Option<u32>> {
         for (i, s) in setup.iter_mut().enumerate() {
             for _ in 0..s.turns {
                 let mut c = s.perm;
-                while table[c as usize].is_some() {
+                while table.get(c as usize).is_some_and(Option::is_some) {
                     s.perm += s.skip;
                     if s.perm >= size {
                         s.perm -= size;
                     }
                     c = s.perm;
                 }
-                table[c as usize] = Some(i as u32);
+                if let Some(t) = table.get_mut(c as usize) {
+                    *t = Some(i as u32);
+                }
                 filled += 1;
                 if filled == m {
                     return table;

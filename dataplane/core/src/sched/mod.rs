@@ -508,12 +508,18 @@ impl View<'_> {
         self.dests.len()
     }
 
+    /// Server `i`'s id (None past the list).
+    pub fn id(&self, i: usize) -> Option<usize> {
+        self.dests.get(i).map(|d| d.id)
+    }
+
+    /// Server `i`'s weight (0 past the list).
     pub fn weight(&self, i: usize) -> i64 {
-        i64::from(self.dests[i].weight)
+        self.dests.get(i).map_or(0, |d| i64::from(d.weight))
     }
 
     fn load(&self, i: usize) -> Option<&DestLoad> {
-        self.loads.get(self.dests[i].id)
+        self.loads.get(self.id(i)?)
     }
 
     pub fn overloaded(&self, i: usize) -> bool {
@@ -521,7 +527,10 @@ impl View<'_> {
     }
 
     fn held(&self, i: usize) -> (i64, i64) {
-        self.held.map_or((0, 0), |h| h.held(self.dests[i].id))
+        match (self.held, self.id(i)) {
+            (Some(h), Some(id)) => h.held(id),
+            _ => (0, 0),
+        }
     }
 
     pub fn active(&self, i: usize) -> i64 {
@@ -541,7 +550,7 @@ impl View<'_> {
 
     /// Not a candidate: overloaded or weight 0.
     pub fn unavailable(&self, i: usize) -> bool {
-        self.overloaded(i) || self.dests[i].weight == 0
+        self.overloaded(i) || self.weight(i) == 0
     }
 }
 
@@ -557,9 +566,8 @@ pub fn fold_addr(addr: IpAddr) -> u32 {
     match addr {
         IpAddr::V4(a) => u32::from(a),
         IpAddr::V6(a) => {
-            let o = a.octets();
-            let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
-            w(0) ^ w(4) ^ w(8) ^ w(12)
+            let x = u128::from(a);
+            (x >> 96) as u32 ^ (x >> 64) as u32 ^ (x >> 32) as u32 ^ x as u32
         }
     }
 }

@@ -11,17 +11,11 @@ pub(crate) fn build(dests: &[RealServer], bits: u8) -> Vec<Option<u32>> {
     if dests.is_empty() {
         return vec![None; size];
     }
-    let mut out = Vec::with_capacity(size);
-    let (mut d, mut count) = (0usize, 0u32);
-    for _ in 0..size {
-        out.push(Some(d as u32));
-        count += 1;
-        if count >= dests[d].weight {
-            d = (d + 1) % dests.len();
-            count = 0;
-        }
-    }
-    out
+    // Each server in turn takes as many buckets as its weight (one at weight 0).
+    let turns = dests.iter().enumerate().cycle();
+    let buckets = turns
+        .flat_map(|(d, dest)| std::iter::repeat_n(Some(d as u32), dest.weight.max(1) as usize));
+    buckets.take(size).collect()
 }
 
 fn key(addr: IpAddr, port: u16, bits: u8) -> usize {
