@@ -160,17 +160,19 @@ impl FlowIndex {
     pub fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = tag_of(hash);
         let first = self.first(hash);
-        for b in [first, self.other(first, tag)] {
-            let Some(bucket) = self.buckets.get(b) else {
-                continue;
-            };
-            for id in ways_with(bucket, tag).filter_map(|w| bucket.id(w)) {
-                if is_key(id) {
-                    return Some(id);
-                }
-            }
+        // The second bucket only when the first has no match.
+        match self.find_in(first, tag, &mut is_key) {
+            None => self.find_in(self.other(first, tag), tag, &mut is_key),
+            found => found,
         }
-        None
+    }
+
+    #[inline(always)]
+    fn find_in(&self, b: usize, tag: u32, is_key: &mut impl FnMut(u32) -> bool) -> Option<u32> {
+        let bucket = self.buckets.get(b)?;
+        ways_with(bucket, tag)
+            .filter_map(|w| bucket.id(w))
+            .find(|&id| is_key(id))
     }
 
     /// Places `id` under `hash` unless an id for which `is_key` holds is there: the check
