@@ -85,9 +85,14 @@ impl<K: ProbeKey, V: Copy> ProbeMap<K, V> {
 
     #[inline]
     pub(super) fn get(&self, k: &K) -> Option<&V> {
-        match self.slots.get(self.slot_of(*k)) {
-            Some(Some((_, v))) => Some(v),
-            _ => None,
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(*k);
+        loop {
+            match self.slots.get(i)? {
+                Some((key, v)) if key == k => return Some(v),
+                Some(_) => i = (i + 1) & mask,
+                None => return None,
+            }
         }
     }
 
