@@ -1398,12 +1398,8 @@ impl Snapshot {
     /// The port's own address of the family of `like`.
     #[inline]
     pub fn local_addr(&self, port: u16, like: IpAddr) -> Option<IpAddr> {
-        let [v4, v6] = self.port_sources.get(usize::from(port))?;
-        if like.is_ipv6() {
-            *v6
-        } else {
-            *v4
-        }
+        let sources = self.port_sources.get(usize::from(port))?;
+        sources.get(usize::from(like.is_ipv6())).copied().flatten()
     }
 }
 
