@@ -97,6 +97,22 @@ pub(crate) fn get_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// Copies `b[src]` to `dest` within `b`, as `copy_within`, or nothing (false) where
+/// either span would leave `b`: no panic path.
+#[inline]
+pub fn move_within(b: &mut [u8], src: std::ops::Range<usize>, dest: usize) -> bool {
+    let (start, end) = (src.start, src.end);
+    let Some(count) = end.checked_sub(start) else {
+        return false;
+    };
+    // The same conditions `copy_within` asserts, so no assertion is left in it.
+    if end > b.len() || dest > b.len() - count {
+        return false;
+    }
+    b.copy_within(start..end, dest);
+    true
+}
+
 /// `N` bytes of `b` from `at` as a fixed-size array (None when they are not all there).
 #[inline]
 pub fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {

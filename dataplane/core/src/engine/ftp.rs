@@ -909,7 +909,9 @@ fn replace_data<F: Frame>(
     if b.len() < new_end.max(end) {
         return false;
     }
-    b.copy_within(to..end, from + text.len());
+    if !rvs_wire::move_within(b, to..end, from + text.len()) {
+        return false;
+    }
     let Some(replaced) = b.get_mut(from..from + text.len()) else {
         return false;
     };

@@ -412,7 +412,9 @@ fn insert_proxy_header<F: Frame>(frame: &mut F, flow: &mut Flow, data_at: usize,
     }
     let b = frame.bytes_mut();
     let end = flow.end();
-    b.copy_within(data_at..end, data_at + n);
+    if !rvs_wire::move_within(b, data_at..end, data_at + n) {
+        return false;
+    }
     let at = b.get_mut(data_at..data_at + n).unwrap_or_default();
     let written = if v1 {
         proxy_v2::emit_tcp_v1(at, ends.0, ends.1)

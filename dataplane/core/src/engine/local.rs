@@ -131,7 +131,7 @@ impl Engine {
             |m| icmpv6::emit_neighbor_advert(m, target, port_mac, flags),
         );
         if tag_len > 0 {
-            b.copy_within(tag_len..tag_len + 12, 0);
+            rvs_wire::move_within(b, tag_len..tag_len + 12, 0);
             if let (Some(to), Some(from)) = (b.get_mut(12..14 + tag_len), tags.get(..tag_len + 2)) {
                 to.copy_from_slice(from);
             }

@@ -325,12 +325,10 @@ fn encapsulate_any<F: Frame>(
         return false;
     }
     let b = frame.bytes_mut();
-    if shrink > 0 {
-        // More link header than needed (two VLAN tags on IPv4): move the datagram down.
-        b.copy_within(
-            flow.l3()..flow.l3() + inner_len,
-            ethernet::HEADER_LEN + outer,
-        );
+    // More link header than needed (two VLAN tags on IPv4): move the datagram down.
+    let inner = flow.l3()..flow.l3() + inner_len;
+    if shrink > 0 && !rvs_wire::move_within(b, inner, ethernet::HEADER_LEN + outer) {
+        return false;
     }
     let inner_proto = if flow.v6 { proto::IPV6 } else { proto::IPIP };
     let protocol = match tunnel.kind {

@@ -80,9 +80,12 @@ impl DestSet {
             return;
         };
         if self.spilled.is_empty() {
-            self.inline.copy_within(p + 1..self.len, p);
-            self.len -= 1;
-        } else {
+            // The members after it move up one.
+            if let Some(from_it) = self.inline.get_mut(p..self.len) {
+                from_it.rotate_left(1.min(from_it.len()));
+                self.len -= 1;
+            }
+        } else if p < self.spilled.len() {
             self.spilled.remove(p);
         }
         self.last_mod = now;
