@@ -2,6 +2,16 @@
 //! pure forwarding core. Per packet it neither allocates, locks, logs nor makes syscalls.
 //! The only crate that sees both DPDK and the core.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 pub mod idle;
 mod mbuf_frame;
 mod set;
@@ -127,8 +137,12 @@ impl Handoff {
             for b in (0..workers).filter(|&b| b != a) {
                 let name = format!("{prefix}_{a}_{b}");
                 let (p, c) = dpdk::mbuf_ring(eal, &name, HANDOFF_RING, socket)?;
-                mesh[a].to[b] = Some(p);
-                mesh[b].from.push(c);
+                if let Some(to) = mesh.get_mut(a).and_then(|h| h.to.get_mut(b)) {
+                    *to = Some(p);
+                }
+                if let Some(h) = mesh.get_mut(b) {
+                    h.from.push(c);
+                }
             }
         }
         Ok(mesh)
@@ -227,12 +241,12 @@ fn process_burst(
         burst.prefetch();
         // Every frame's headers first (short, independent reads), then every key.
         parse_headers(burst, parsed);
-        for p in &mut parsed[..n] {
+        for p in parsed.iter_mut().take(n) {
             engine.hash_key(snap, p);
         }
         watch.lap(&mut counters.stage_cycles[stage::PARSE]);
     }
-    for p in &parsed[..n] {
+    for p in parsed.iter().take(n) {
         engine.prefetch_entry(p);
     }
     watch.lap(&mut counters.stage_cycles[stage::PREFETCH]);

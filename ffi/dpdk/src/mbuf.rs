@@ -1,3 +1,6 @@
+// Bursts are per-packet code: no index that may panic.
+#![deny(clippy::indexing_slicing)]
+
 use std::ptr::NonNull;
 
 /// Default burst size, as testpmd's.
@@ -255,10 +258,10 @@ impl<const N: usize> MbufBurst<N> {
     /// Appends an mbuf; gives it back when the burst is full.
     #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == N {
+        let Some(slot) = self.ptrs.get_mut(self.len) else {
             return Err(m);
-        }
-        self.ptrs[self.len] = m.0.as_ptr();
+        };
+        *slot = m.0.as_ptr();
         std::mem::forget(m);
         self.len += 1;
         Ok(())
@@ -270,7 +273,7 @@ impl<const N: usize> MbufBurst<N> {
             return None;
         }
         self.len -= 1;
-        NonNull::new(self.ptrs[self.len]).map(Mbuf)
+        NonNull::new(*self.ptrs.get(self.len)?).map(Mbuf)
     }
 
     /// Frees the mbufs from index `keep` on.
@@ -293,13 +296,18 @@ impl<const N: usize> MbufBurst<N> {
     pub fn retain(&mut self, mut keep: impl FnMut(&mut Mbuf) -> bool) -> usize {
         let mut kept = 0;
         for i in 0..self.len {
+            let Some(&p) = self.ptrs.get(i) else {
+                break;
+            };
             // SAFETY: slot i < len holds an owned mbuf; it is either moved to slot kept
-            // (kept <= i) or freed, so each mbuf stays owned exactly once.
-            let mut m = Mbuf(unsafe { NonNull::new_unchecked(self.ptrs[i]) });
+            // (kept <= i, so in range) or freed, so each mbuf stays owned exactly once.
+            let mut m = Mbuf(unsafe { NonNull::new_unchecked(p) });
             if keep(&mut m) {
-                self.ptrs[kept] = m.0.as_ptr();
-                std::mem::forget(m);
-                kept += 1;
+                if let Some(slot) = self.ptrs.get_mut(kept) {
+                    *slot = m.0.as_ptr();
+                    std::mem::forget(m);
+                    kept += 1;
+                }
             }
         }
         let freed = self.len - kept;
