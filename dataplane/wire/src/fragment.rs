@@ -114,7 +114,10 @@ pub fn fragment_ipv4(
     let later_options = later_options
         .get_mut(..ihl - MIN_HEADER_LEN)
         .unwrap_or(&mut []);
-    later_options.copy_from_slice(head_in.get(l3 + MIN_HEADER_LEN..).unwrap_or(&[]));
+    crate::copy_exact(
+        later_options,
+        head_in.get(l3 + MIN_HEADER_LEN..).unwrap_or(&[]),
+    );
     options_for_later_fragments(later_options)?;
     let base = usize::from(flags & 0x1fff) * 8;
     let kept_flags = flags & !(MORE_FRAGMENTS | 0x1fff);
@@ -141,7 +144,7 @@ pub fn fragment_ipv4(
         };
         if n == 1 {
             if let Some(options) = head.get_mut(l3 + MIN_HEADER_LEN..) {
-                options.copy_from_slice(later_options);
+                crate::copy_exact(options, later_options);
             }
         }
         let ip = head.get_mut(l3..).unwrap_or(&mut []);
@@ -210,8 +213,10 @@ pub fn fragment_ipv6(
     let Some(head) = head.get_mut(..l3 + IPV6_HEADER_LEN + IPV6_FRAGMENT_HEADER_LEN) else {
         return Err(FragmentError::NotIpv6);
     };
-    let (ip_head, fragment_header) = head.split_at_mut(l3 + IPV6_HEADER_LEN);
-    ip_head.copy_from_slice(head_in);
+    let Some((ip_head, fragment_header)) = head.split_at_mut_checked(l3 + IPV6_HEADER_LEN) else {
+        return Err(FragmentError::NotIpv6);
+    };
+    crate::copy_exact(ip_head, head_in);
     if let Some(n) = ip_head.get_mut(l3 + 6) {
         *n = IPV6_FRAGMENT;
     }

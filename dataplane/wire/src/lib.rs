@@ -97,19 +97,38 @@ pub(crate) fn get_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
-/// Copies `b[src]` to `dest` within `b`, as `copy_within`, or nothing (false) where
-/// either span would leave `b`: no panic path.
+/// Copies `from` into `to` when their lengths are equal (false, nothing copied, when not),
+/// as `copy_from_slice` without its panic.
+#[inline]
+pub fn copy_exact(to: &mut [u8], from: &[u8]) -> bool {
+    if to.len() != from.len() {
+        return false;
+    }
+    to.copy_from_slice(from);
+    true
+}
+
+/// Moves `b[src]` to start at `dest`, or nothing (false) where either span would leave
+/// `b`. The bytes it leaves behind hold what it moved over (no panic path, unlike
+/// `copy_within`, whose assertion the compiler keeps after the same checks): the span
+/// the two cover is rotated.
 #[inline]
 pub fn move_within(b: &mut [u8], src: std::ops::Range<usize>, dest: usize) -> bool {
     let (start, end) = (src.start, src.end);
     let Some(count) = end.checked_sub(start) else {
         return false;
     };
-    // The same conditions `copy_within` asserts, so no assertion is left in it.
-    if end > b.len() || dest > b.len() - count {
-        return false;
+    if dest >= start {
+        let Some(span) = dest.checked_add(count).and_then(|e| b.get_mut(start..e)) else {
+            return false;
+        };
+        span.rotate_right((dest - start).min(span.len()));
+    } else {
+        let Some(span) = b.get_mut(dest..end) else {
+            return false;
+        };
+        span.rotate_left((start - dest).min(span.len()));
     }
-    b.copy_within(start..end, dest);
     true
 }
 
@@ -151,5 +170,49 @@ pub(crate) fn set_u32(b: &mut [u8], at: usize, v: u32) {
 pub(crate) fn set_bytes(b: &mut [u8], at: usize, v: &[u8]) {
     if let Some(dst) = b.get_mut(at..at + v.len()) {
         dst.copy_from_slice(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `move_within` moves what `copy_within` moves, and refuses (touching nothing)
+        /// exactly the spans `copy_within` would panic on.
+        #[test]
+        fn move_within_moves_as_copy_within(
+            len in 0usize..64,
+            start in 0usize..70,
+            count in 0usize..70,
+            dest in 0usize..70,
+        ) {
+            let original: Vec<u8> = (0..len as u8).collect();
+            let end = start + count;
+            let fits = end <= len && dest + count <= len;
+            let mut moved = original.clone();
+            prop_assert_eq!(move_within(&mut moved, start..end, dest), fits);
+            if fits {
+                let mut copied = original.clone();
+                copied.copy_within(start..end, dest);
+                prop_assert_eq!(&moved[dest..dest + count], &copied[dest..dest + count]);
+                // Outside the two spans nothing changes.
+                let (lo, hi) = (start.min(dest), end.max(dest + count));
+                prop_assert_eq!(&moved[..lo], &original[..lo]);
+                prop_assert_eq!(&moved[hi..], &original[hi..]);
+            } else {
+                prop_assert_eq!(moved, original);
+            }
+        }
+    }
+
+    #[test]
+    fn copy_exact_copies_only_equal_lengths() {
+        let mut to = [0u8; 3];
+        assert!(!copy_exact(&mut to, &[1, 2]));
+        assert_eq!(to, [0, 0, 0]);
+        assert!(copy_exact(&mut to, &[1, 2, 3]));
+        assert_eq!(to, [1, 2, 3]);
     }
 }

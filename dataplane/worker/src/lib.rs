@@ -346,10 +346,9 @@ fn mbuf_of(pool: Mempool, head: &[u8], rest: &[u8]) -> Option<dpdk::Mbuf> {
     if !f.append(head.len() + rest.len()) {
         return None;
     }
-    let (h, r) = f.bytes_mut().split_at_mut(head.len());
-    h.copy_from_slice(head);
-    r.copy_from_slice(rest);
-    Some(m)
+    let (h, r) = f.bytes_mut().split_at_mut_checked(head.len())?;
+    let whole = rvs_wire::copy_exact(h, head) && rvs_wire::copy_exact(r, rest);
+    whole.then_some(m)
 }
 
 /// Sends the frames of `away` to their owners' rings (a full ring's are dropped, counted).

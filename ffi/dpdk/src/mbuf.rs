@@ -247,7 +247,7 @@ impl<const N: usize> MbufBurst<N> {
     /// overlap (a ring-fed worker sees mbufs another core just wrote).
     #[inline]
     pub fn prefetch(&self) {
-        for &p in &self.ptrs[..self.len] {
+        for &p in self.ptrs.iter().take(self.len) {
             crate::eal::prefetch_addr(p.cast_const().cast());
         }
         for m in self.as_slice() {
@@ -318,7 +318,7 @@ impl<const N: usize> MbufBurst<N> {
     /// Hands every mbuf, in order, to `f` and leaves the burst empty.
     pub fn drain_each(&mut self, mut f: impl FnMut(Mbuf)) {
         let n = std::mem::replace(&mut self.len, 0);
-        for &p in &self.ptrs[..n] {
+        for &p in self.ptrs.iter().take(n) {
             // SAFETY: slots ..n held owned, non-null mbufs; the length is already 0, so
             // each is handed out exactly once (a panic in f leaks the rest, never frees twice).
             f(Mbuf(unsafe { NonNull::new_unchecked(p) }));
@@ -334,8 +334,11 @@ impl<const N: usize> MbufBurst<N> {
     /// Forgets the first `n` mbufs, whose ownership went to DPDK (a tx queue or a ring),
     /// and moves the rest to the front.
     pub(crate) fn consumed_front(&mut self, n: usize) {
-        let n = n.min(self.len);
-        self.ptrs.copy_within(n..self.len, 0);
+        let Some(live) = self.ptrs.get_mut(..self.len) else {
+            return;
+        };
+        let n = n.min(live.len());
+        live.copy_within(n.., 0);
         self.len -= n;
     }
 

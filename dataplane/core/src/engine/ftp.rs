@@ -185,7 +185,9 @@ impl FtpHelper {
             if e.counted {
                 pending.closed(loads, dest, false);
             }
-            self.expected.swap_remove(i);
+            if i < self.expected.len() {
+                self.expected.swap_remove(i);
+            }
         }
     }
 
