@@ -74,11 +74,8 @@ const CLIENT_INPUT: usize = 18;
 
 /// Writes `bytes` into `t` at `at`; where they end.
 fn put(t: &mut [u8], at: usize, bytes: &[u8]) -> usize {
-    let end = at + bytes.len();
-    if let Some(to) = t.get_mut(at..end) {
-        to.copy_from_slice(bytes);
-    }
-    end
+    rvs_wire::set_bytes(t, at, bytes);
+    at + bytes.len()
 }
 
 /// Bit `n` of `key` (most significant first); 0 past its end.

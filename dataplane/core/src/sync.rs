@@ -10,6 +10,9 @@ use crate::sip::{SipCall, SipCalls, SIP_CALL_SLOTS};
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+// Fields read as 0 past the end (lengths are checked before fields are read); written
+// where the message has room (the caller made it).
+use rvs_wire::{get_u16 as get16, get_u32 as get32, get_u8 as get8, set_bytes as set};
 
 /// The LVS sync group and port.
 pub const GROUP_V4: [u8; 4] = [224, 0, 0, 81];
@@ -151,32 +154,6 @@ fn put16(b: &mut Vec<u8>, v: u16) {
 
 fn put32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
-}
-
-/// Byte `at` (0 past the end: lengths are checked before fields are read).
-fn get8(b: &[u8], at: usize) -> u8 {
-    b.get(at).copied().unwrap_or(0)
-}
-
-/// Writes `v` at `at` where the message has room (the caller made it).
-fn set(b: &mut [u8], at: usize, v: &[u8]) {
-    if let Some(to) = b.get_mut(at..at + v.len()) {
-        to.copy_from_slice(v);
-    }
-}
-
-fn get16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => u16::from_be_bytes([x, y]),
-        _ => 0,
-    }
-}
-
-fn get32(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(&[a, c, d, e]) => u32::from_be_bytes([a, c, d, e]),
-        _ => 0,
-    }
 }
 
 fn addr_at(b: &[u8], at: usize, v6: bool) -> Addr16 {

@@ -67,21 +67,24 @@ pub mod proto {
     pub const ICMPV6: u8 = 58;
 }
 
+/// Byte `at` of `b` (0 past its end).
 #[inline]
-pub(crate) fn get_u8(b: &[u8], at: usize) -> u8 {
+pub fn get_u8(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
+/// The big-endian 16 bits at `at` (0 where they are not all there).
 #[inline]
-pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
+pub fn get_u16(b: &[u8], at: usize) -> u16 {
     match b.get(at..at + 2) {
         Some(&[x, y]) => u16::from_be_bytes([x, y]),
         _ => 0,
     }
 }
 
+/// The big-endian 32 bits at `at` (0 where they are not all there).
 #[inline]
-pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
+pub fn get_u32(b: &[u8], at: usize) -> u32 {
     match b.get(at..at + 4) {
         Some(&[a, c, d, e]) => u32::from_be_bytes([a, c, d, e]),
         _ => 0,
@@ -166,8 +169,9 @@ pub(crate) fn set_u32(b: &mut [u8], at: usize, v: u32) {
     }
 }
 
+/// Writes `v` at `at` where `b` has room for all of it (nothing otherwise).
 #[inline]
-pub(crate) fn set_bytes(b: &mut [u8], at: usize, v: &[u8]) {
+pub fn set_bytes(b: &mut [u8], at: usize, v: &[u8]) {
     if let Some(dst) = b.get_mut(at..at + v.len()) {
         dst.copy_from_slice(v);
     }
