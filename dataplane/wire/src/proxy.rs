@@ -4,7 +4,7 @@
 //! addresses and ports. Version 1, text: `PROXY TCP4 SRC DST SPORT DPORT\r\n` (`TCP6` for
 //! IPv6), the addresses in their usual text forms.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The signature every version 2 header starts with.
 pub const SIGNATURE: [u8; 12] = [
@@ -75,24 +75,135 @@ pub fn emit_tcp_v1(
     (src, sport): (IpAddr, u16),
     (dst, dport): (IpAddr, u16),
 ) -> usize {
-    use std::io::Write;
-    let family = match (src, dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => "TCP4",
-        (IpAddr::V6(_), IpAddr::V6(_)) => "TCP6",
-        _ => return 0,
+    let mut text = Text {
+        out: &mut [0u8; MAX_V1],
+        len: 0,
+        fits: true,
     };
-    let mut text = [0u8; MAX_V1];
-    let mut rest = &mut text[..];
-    if write!(rest, "PROXY {family} {src} {dst} {sport} {dport}\r\n").is_err() {
-        return 0;
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            text.bytes(b"PROXY TCP4 ");
+            text.ipv4(s);
+            text.bytes(b" ");
+            text.ipv4(d);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            text.bytes(b"PROXY TCP6 ");
+            text.ipv6(s);
+            text.bytes(b" ");
+            text.ipv6(d);
+        }
+        _ => return 0,
     }
-    let len = MAX_V1 - rest.len();
-    match (out.get_mut(..len), text.get(..len)) {
-        (Some(o), Some(t)) => {
+    text.bytes(b" ");
+    text.decimal(sport);
+    text.bytes(b" ");
+    text.decimal(dport);
+    text.bytes(b"\r\n");
+    let len = text.len;
+    match (text.fits, out.get_mut(..len), text.out.get(..len)) {
+        (true, Some(o), Some(t)) => {
             o.copy_from_slice(t);
             len
         }
         _ => 0,
+    }
+}
+
+/// Text written into a fixed buffer by hand: the per-packet path has no formatting
+/// machinery (which can fail and panic). Writes what fits and remembers whether all did.
+struct Text<'a> {
+    out: &'a mut [u8],
+    len: usize,
+    fits: bool,
+}
+
+impl Text<'_> {
+    fn bytes(&mut self, s: &[u8]) {
+        match self
+            .out
+            .get_mut(self.len..)
+            .and_then(|r| r.get_mut(..s.len()))
+        {
+            Some(d) => {
+                d.copy_from_slice(s);
+                self.len += s.len();
+            }
+            None => self.fits = false,
+        }
+    }
+
+    /// `v` in `radix` (10 or 16, lowercase), without leading zeros.
+    fn number(&mut self, v: u16, radix: u16) {
+        let mut digits = [0u8; 5];
+        let mut n = v;
+        let mut used = 0;
+        for d in digits.iter_mut().rev() {
+            let x = (n % radix) as u8;
+            *d = if x < 10 { b'0' + x } else { b'a' + x - 10 };
+            n /= radix;
+            used += 1;
+            if n == 0 {
+                break;
+            }
+        }
+        self.bytes(digits.get(digits.len() - used..).unwrap_or_default());
+    }
+
+    fn decimal(&mut self, v: u16) {
+        self.number(v, 10);
+    }
+
+    /// Dotted decimal.
+    fn ipv4(&mut self, a: Ipv4Addr) {
+        for (i, octet) in a.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.bytes(b".");
+            }
+            self.decimal(u16::from(octet));
+        }
+    }
+
+    /// RFC 5952's form: lowercase, no leading zeros, the longest run of two or more zero
+    /// groups (the first of equals) as `::`; IPv4-mapped addresses as `::ffff:a.b.c.d`.
+    fn ipv6(&mut self, a: Ipv6Addr) {
+        if let Some(v4) = a.to_ipv4_mapped() {
+            self.bytes(b"::ffff:");
+            self.ipv4(v4);
+            return;
+        }
+        let groups = a.segments();
+        let (mut run_at, mut run_len) = (0, 0);
+        let (mut zeros_at, mut zeros_len) = (0, 0);
+        for (i, &g) in groups.iter().enumerate() {
+            if g != 0 {
+                run_len = 0;
+                continue;
+            }
+            if run_len == 0 {
+                run_at = i;
+            }
+            run_len += 1;
+            if run_len > zeros_len {
+                (zeros_at, zeros_len) = (run_at, run_len);
+            }
+        }
+        if zeros_len < 2 {
+            (zeros_at, zeros_len) = (0, 0);
+        }
+        let zeros = zeros_at..zeros_at + zeros_len;
+        for (i, &g) in groups.iter().enumerate() {
+            if zeros.contains(&i) {
+                if i == zeros.start {
+                    self.bytes(b"::");
+                }
+                continue;
+            }
+            if i > 0 && i != zeros.end {
+                self.bytes(b":");
+            }
+            self.number(g, 16);
+        }
     }
 }
 
@@ -130,6 +241,46 @@ mod tests {
         // Too short a buffer, or mixed families: nothing.
         assert_eq!(emit_tcp_v1(&mut b[..20], v4.0, v4.1), 0);
         assert_eq!(v1_len(v4.0, ("::1".parse().unwrap(), 2)), 0);
+    }
+
+    /// Groups drawn mostly from 0 and 1, so zero runs of every length and position occur.
+    fn group() -> impl proptest::strategy::Strategy<Value = u16> {
+        use proptest::prelude::*;
+        prop_oneof![4 => Just(0u16), 1 => Just(1u16), 2 => any::<u16>()]
+    }
+
+    fn address() -> impl proptest::strategy::Strategy<Value = IpAddr> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            proptest::array::uniform8(group()).prop_map(IpAddr::from),
+            any::<[u8; 4]>().prop_map(|o| IpAddr::from(Ipv4Addr::from(o).to_ipv6_mapped())),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The hand-written text is what the standard library's formatting writes (RFC 5952
+        /// for IPv6), and mixed families write nothing.
+        #[test]
+        fn version_1_text_matches_standard_formatting(
+            src in address(), dst in address(), sport: u16, dport: u16
+        ) {
+            let mut b = [0u8; MAX_V1];
+            let n = emit_tcp_v1(&mut b, (src, sport), (dst, dport));
+            let expected = match (src, dst) {
+                (IpAddr::V4(_), IpAddr::V4(_)) => format!("PROXY TCP4 {src} {dst} {sport} {dport}\r\n"),
+                (IpAddr::V6(_), IpAddr::V6(_)) => format!("PROXY TCP6 {src} {dst} {sport} {dport}\r\n"),
+                _ => String::new(),
+            };
+            proptest::prop_assert_eq!(std::str::from_utf8(&b[..n]).unwrap(), expected.as_str());
+            proptest::prop_assert_eq!(v1_len((src, sport), (dst, dport)), n);
+            if n > 0 {
+                // One byte short: nothing written.
+                let mut short = vec![0u8; n - 1];
+                proptest::prop_assert_eq!(emit_tcp_v1(&mut short, (src, sport), (dst, dport)), 0);
+                proptest::prop_assert!(short.iter().all(|&x| x == 0));
+            }
+        }
     }
 
     /// The layout of HAProxy's proxy-protocol.txt, section 2.2, byte by byte.
