@@ -62,7 +62,8 @@ impl SnapshotCell {
     /// `limit`; true when they all do. A packet a reader takes after this returns true
     /// is handled by the published rules.
     pub fn wait_adopted(&self, generation: u64, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
+        // None: a limit past what an Instant holds, so no deadline.
+        let deadline = Instant::now().checked_add(limit);
         let mut pause = Duration::from_micros(20);
         loop {
             let behind = {
@@ -76,7 +77,7 @@ impl SnapshotCell {
             if !behind {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
             std::thread::sleep(pause);
