@@ -169,9 +169,51 @@ fn new_connections(c: &mut Criterion) {
     group.finish();
 }
 
+/// The PROXY v1 header a full-NAT connection's first segment carries: written by hand (as
+/// rvs does) against the standard library's formatting of the same text (as it did).
+fn proxy_v1_header(c: &mut Criterion) {
+    use rvs_wire::proxy::{emit_tcp_v1, MAX_V1};
+    let mut group = c.benchmark_group("proxy_v1");
+    type End = (IpAddr, u16);
+    let ends: [(&str, End, End); 2] = [
+        (
+            "ipv4",
+            ([198, 51, 100, 7].into(), 40000),
+            ([192, 0, 2, 1].into(), 80),
+        ),
+        (
+            "ipv6",
+            ("2001:db8::7".parse().unwrap(), 40000),
+            ("2001:db8:0:1::1".parse().unwrap(), 443),
+        ),
+    ];
+    for (family, src, dst) in ends {
+        group.bench_function(BenchmarkId::new("by_hand", family), |b| {
+            let mut out = [0u8; MAX_V1];
+            b.iter(|| emit_tcp_v1(&mut out, black_box(src), black_box(dst)))
+        });
+        group.bench_function(BenchmarkId::new("std_write", family), |b| {
+            let mut out = [0u8; MAX_V1];
+            b.iter(|| {
+                use std::io::Write;
+                let (src, dst) = (black_box(src), black_box(dst));
+                let name = if src.0.is_ipv4() { "TCP4" } else { "TCP6" };
+                let mut rest = &mut out[..];
+                let _ = write!(
+                    rest,
+                    "PROXY {name} {} {} {} {}\r\n",
+                    src.0, dst.0, src.1, dst.1
+                );
+                MAX_V1 - rest.len()
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = established, new_connections
+    targets = established, new_connections, proxy_v1_header
 }
 criterion_main!(benches);
