@@ -4,7 +4,8 @@
 //! processes `vrrp_track_process` tracks; `run` drives the
 //! machines with sockets on the data ports' host twins and hands the addresses' ownership
 //! to the appliance, which publishes it to the workers (only MASTER answers ARP for them
-//! and forwards their traffic).
+//! and forwards their traffic); its parts: `run::sockets`, `run::frames` (what it sends
+//! as whole frames), `run::host` (the twins' addresses, routes and rules), `run::scripts`.
 
 pub mod ah;
 pub mod conf;

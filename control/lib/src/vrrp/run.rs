@@ -31,6 +31,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod frames;
+mod host;
+mod scripts;
+mod sockets;
+
+use frames::*;
+pub use frames::{advert_frame_v4, advert_frame_v6, gratuitous_arp, unsolicited_na};
+use host::*;
+pub use host::{add_static_addresses, host_rule, twin_route};
+pub use scripts::run_waited;
+pub(super) use scripts::spawn;
+use scripts::*;
+use sockets::*;
+
 /// What the runtime needs from the appliance.
 pub trait Host: Send + Sync {
     /// Every VRRP-managed address, whether this box holds it now and takes its traffic,
@@ -254,26 +268,6 @@ pub struct VrrpRuntime {
     promoted: Vec<String>,
 }
 
-/// Turns `promote_secondaries` on for the twins of instances that ask for it (or use
-/// use_vmac, as keepalived sets it on its VMAC), once; `promoted` lists those rvs changed.
-fn promote_secondaries(conf: &VrrpConf, links: &[Link], promoted: &mut Vec<String>) {
-    for (i, l) in conf
-        .instances
-        .iter()
-        .filter_map(|i| Some((i, &links[link_for(i, links).ok()?])))
-    {
-        if !(i.promote_secondaries || i.vmac.is_some()) || promoted.contains(&l.twin) {
-            continue;
-        }
-        let path = format!("/proc/sys/net/ipv4/conf/{}/promote_secondaries", l.twin);
-        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "0")
-            && std::fs::write(&path, "1").is_ok()
-        {
-            promoted.push(l.twin.clone());
-        }
-    }
-}
-
 impl std::fmt::Debug for VrrpRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "VrrpRuntime({} instances)", self.status.lock().len())
@@ -292,52 +286,6 @@ pub fn all_standby(conf: &VrrpConf) -> Vec<Floating> {
         .collect()
 }
 
-/// The twin a `static_ipaddress` entry goes on: its `dev`'s, else the first data port's
-/// with a twin (keepalived's default interface).
-fn static_twin<'a>(links: &'a [Link], a: &VirtualAddress) -> Option<&'a Link> {
-    match &a.dev {
-        Some(d) => links.iter().find(|l| l.is_named(d)),
-        None => links.first(),
-    }
-}
-
-/// Puts the `static_ipaddress` entries on their twins: the host owns them from the start,
-/// as keepalived adds them.
-pub fn add_static_addresses(conf: &VrrpConf, links: &[Link]) {
-    for a in &conf.static_addresses {
-        if let Some(l) = static_twin(links, a) {
-            twin_address(&l.twin, a, true);
-        }
-    }
-}
-
-/// Adds (or deletes) an address on a twin, as keepalived does on its interface: an IPv6
-/// one without duplicate address detection, a label when it names that interface.
-fn twin_address(twin: &str, a: &VirtualAddress, add: bool) {
-    let mut cmd = Command::new("ip");
-    cmd.args([
-        "addr",
-        if add { "add" } else { "del" },
-        &format!("{}/{}", a.addr, a.len),
-        "dev",
-        twin,
-    ]);
-    if add && a.addr.is_ipv6() {
-        // As keepalived: a VIP is not probed for duplicates (it would sit
-        // tentative, unusable, for a second).
-        cmd.arg("nodad");
-    }
-    if let (true, Some(label)) = (add, &a.label) {
-        if label.starts_with(twin) {
-            cmd.args(["label", label]);
-        }
-    }
-    let _ = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-}
-
 /// The link an instance's `interface` names, or an error naming the instance.
 pub fn link_for(i: &Instance, links: &[Link]) -> Result<usize, String> {
     links
@@ -353,43 +301,6 @@ pub fn link_for(i: &Instance, links: &[Link]) -> Result<usize, String> {
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
             )
         })
-}
-
-/// A raw VRRP socket on the link's twin: `send` is bound to the source address (version
-/// 3's checksum covers it); the receiving one is not, since a bound raw socket gets only
-/// packets to its own address, not to the group (which [`join_group`] joins).
-fn open_socket(link: &Link, src: Ipv4Addr, send: bool) -> std::io::Result<Socket> {
-    let s = Socket::new(
-        Domain::IPV4,
-        Type::RAW,
-        Some(Protocol::from(i32::from(vrrp::PROTO))),
-    )?;
-    s.bind_device(Some(link.twin.as_bytes()))?;
-    if send {
-        // A configured source the twin lacks (track_src_ip: the instance waits in FAULT
-        // until it is there) can still be bound.
-        s.set_freebind(true)?;
-        // The bound device already sends multicast out of the twin; naming the source's
-        // interface fails while it lacks the address.
-        let _ = s.set_multicast_if_v4(&src);
-        s.set_multicast_ttl_v4(255)?;
-        s.set_ttl(255)?;
-        s.set_multicast_loop_v4(false)?;
-        s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())?;
-    } else {
-        s.set_read_timeout(Some(Duration::from_millis(200)))?;
-    }
-    Ok(s)
-}
-
-/// Joins an instance's IPv4 group on a receiving socket (once per group and socket), on
-/// the twin by its index (its source address may be missing: track_src_ip).
-fn join_group(s: &Socket, group: IpAddr, twin: u32) -> std::io::Result<()> {
-    let IpAddr::V4(g) = group else { return Ok(()) };
-    match s.join_multicast_v4_n(&g, &socket2::InterfaceIndexOrAddress::Index(twin)) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(()),
-        r => r,
-    }
 }
 
 impl VrrpRuntime {
@@ -922,69 +833,6 @@ fn launch(
     })
 }
 
-fn receive(link: usize, s: Socket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
-    crate::datagrams::receive_until(s, 2048, &stop, |bytes| {
-        // A full queue (a flood) drops here, never blocks the controller.
-        let _ = tx.try_send(Event::Packet {
-            link,
-            bytes: bytes.to_vec(),
-        });
-    });
-}
-
-/// A raw AH socket on the link's twin whose packets carry their own IPv4 header (the ICV
-/// covers it), multicast from `src`, TTL 255.
-fn open_ah(link: &Link, src: Ipv4Addr) -> std::io::Result<Socket> {
-    let s = Socket::new(
-        Domain::IPV4,
-        Type::RAW,
-        Some(Protocol::from(i32::from(ah::PROTO))),
-    )?;
-    s.bind_device(Some(link.twin.as_bytes()))?;
-    s.set_header_included_v4(true)?;
-    s.set_multicast_if_v4(&src)?;
-    s.set_multicast_loop_v4(false)?;
-    Ok(s)
-}
-
-/// A raw AH socket receiving on the link's twin (its instances' groups joined).
-fn open_ah_receiving(link: &Link) -> std::io::Result<Socket> {
-    let s = Socket::new(
-        Domain::IPV4,
-        Type::RAW,
-        Some(Protocol::from(i32::from(ah::PROTO))),
-    )?;
-    s.bind_device(Some(link.twin.as_bytes()))?;
-    s.set_read_timeout(Some(Duration::from_millis(200)))?;
-    Ok(s)
-}
-
-/// A raw IPv6 VRRP socket on the link's twin for unicast adverts from `src` (a link-local
-/// source carries the twin's `scope`), hop limit `hops`; the checksum is written by rvs.
-fn open_unicast6(link: &Link, src: Ipv6Addr, hops: u8, scope: u32) -> std::io::Result<Socket> {
-    let s = Socket::new(
-        Domain::IPV6,
-        Type::RAW,
-        Some(Protocol::from(i32::from(vrrp::PROTO))),
-    )?;
-    s.bind_device(Some(link.twin.as_bytes()))?;
-    s.set_unicast_hops_v6(u32::from(hops))?;
-    // The port's address may still be tentative on the twin (duplicate address detection).
-    s.set_freebind_ipv6(true)?;
-    s.bind(&SocketAddr::V6(scoped(src, scope)).into())?;
-    Ok(s)
-}
-
-/// `addr` as a socket address: a link-local one in `scope`.
-fn scoped(addr: Ipv6Addr, scope: u32) -> std::net::SocketAddrV6 {
-    let scope = if addr.is_unicast_link_local() {
-        scope
-    } else {
-        0
-    };
-    std::net::SocketAddrV6::new(addr, 0, 0, scope)
-}
-
 /// The IPv4 addresses an instance's adverts go to: its unicast peers, or its group.
 fn ipv4_targets(conf: &Instance) -> Vec<Ipv4Addr> {
     let all: Vec<IpAddr> = if conf.unicast_peers.is_empty() {
@@ -1000,234 +848,7 @@ fn ipv4_targets(conf: &Instance) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// Reads IPv6 frames from a twin's link-layer socket until told to stop, handing on those
-/// that carry VRRP (the rest of the twin's IPv6 traffic is dropped here).
-fn receive_frames(link: usize, s: PacketSocket, tx: Sender<Event>, stop: Arc<AtomicBool>) {
-    let mut buf = vec![0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
-        match s.recv(&mut buf) {
-            Ok(n) => {
-                let frame = buf.get(..n).unwrap_or(&[]);
-                if ipv6_vrrp(frame).is_some() {
-                    let _ = tx.try_send(Event::Frame {
-                        link,
-                        bytes: frame.to_vec(),
-                    });
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
 const ETHERTYPE_IPV6: u16 = 0x86dd;
-
-/// What an IPv6 VRRP frame carries.
-#[derive(Debug, PartialEq, Eq)]
-struct Advert6<'a> {
-    hop_limit: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
-    /// The VRRP message.
-    body: &'a [u8],
-}
-
-/// An IPv6 VRRP frame's hop limit, addresses and message (untagged Ethernet, no extension
-/// headers: what RFC 5798 sends), or None.
-fn ipv6_vrrp(frame: &[u8]) -> Option<Advert6<'_>> {
-    if frame.get(12..14)? != ETHERTYPE_IPV6.to_be_bytes() {
-        return None;
-    }
-    let ip = frame.get(14..54)?;
-    if ip[0] >> 4 != 6 || ip[6] != vrrp::PROTO {
-        return None;
-    }
-    let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-    let body = frame.get(54..54 + len)?;
-    Some(Advert6 {
-        hop_limit: ip[7],
-        src: ip[8..24].try_into().ok()?,
-        dst: ip[24..40].try_into().ok()?,
-        body,
-    })
-}
-
-/// One thread per vrrp_script: runs it every interval, applies fall and rise, and reports
-/// changes of its result.
-fn start_trackers(
-    scripts: &[TrackScript],
-    initial: &[bool],
-    tx: &Sender<Event>,
-    stop: &Arc<AtomicBool>,
-) -> Result<Vec<JoinHandle<()>>, String> {
-    let mut out = Vec::new();
-    for (index, t) in scripts.iter().enumerate() {
-        let (t, tx, stop) = (t.clone(), tx.clone(), stop.clone());
-        let first = initial.get(index).copied().unwrap_or(true);
-        out.push(
-            std::thread::Builder::new()
-                .name("rvs-vrrp-script".into())
-                .spawn(move || {
-                    let (mut ok, mut run) = (first, 0u32);
-                    while !stop.load(Ordering::Relaxed) {
-                        let result = run_tracked(&t.script, t.timeout, &stop);
-                        if result == ok {
-                            run = 0;
-                        } else {
-                            run += 1;
-                            let need = if ok { t.fall } else { t.rise };
-                            if run >= need {
-                                ok = result;
-                                run = 0;
-                                let _ = tx.send(Event::Script { index, ok });
-                            }
-                        }
-                        let until = Instant::now() + t.interval;
-                        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
-                    }
-                })
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    Ok(out)
-}
-
-/// Runs a tracking script; true when it exits 0 within `timeout`.
-fn run_tracked(s: &Script, timeout: Duration, stop: &AtomicBool) -> bool {
-    let Some(mut child) = spawn(s, &[]) else {
-        return false;
-    };
-    let until = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return st.success(),
-            Ok(None) if Instant::now() < until && !stop.load(Ordering::Relaxed) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-        }
-    }
-}
-
-/// uid and gid of a user, from /etc/passwd.
-fn user_ids(name: &str) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&name))
-            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
-    })
-}
-
-fn quote(w: &str) -> String {
-    format!("'{}'", w.replace('\'', r"'\''"))
-}
-
-/// A start-up or shut-down script (global_defs' `startup_script`, `shutdown_script`),
-/// waited for at most `timeout` and killed then, as keepalived; a failure is logged, never
-/// fatal.
-pub fn run_waited(s: &Script, timeout: Duration, what: &str) {
-    let Some(mut child) = spawn_grouped(s, &[], true) else {
-        return;
-    };
-    let until = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) if st.success() => return,
-            Ok(Some(st)) => {
-                log(
-                    Level::Warning,
-                    "scripts",
-                    Some(&s.command),
-                    format_args!("{what} {:?} failed, status {st}", s.command),
-                );
-                return;
-            }
-            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                // The script and what it started, as keepalived kills its group.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .stderr(std::process::Stdio::null())
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                log(
-                    Level::Warning,
-                    "scripts",
-                    Some(&s.command),
-                    format_args!(
-                        "{what} {:?} still ran after {} s: killed",
-                        s.command,
-                        timeout.as_secs()
-                    ),
-                );
-                return;
-            }
-        }
-    }
-}
-
-/// Starts a script (through the shell, with `args` quoted), as its user.
-pub(super) fn spawn(s: &Script, args: &[&str]) -> Option<Child> {
-    spawn_grouped(s, args, false)
-}
-
-/// As [`spawn`]; with `own_group`, in a process group of its own (what it forks can be
-/// stopped with it).
-fn spawn_grouped(s: &Script, args: &[&str], own_group: bool) -> Option<Child> {
-    use std::os::unix::process::CommandExt;
-    let mut line = s.command.clone();
-    for a in args {
-        line.push(' ');
-        line.push_str(&quote(a));
-    }
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(line);
-    cmd.stdin(std::process::Stdio::null());
-    if own_group {
-        cmd.process_group(0);
-    }
-    if let Some(u) = &s.user {
-        match user_ids(u) {
-            Some((uid, gid)) => {
-                cmd.gid(gid).uid(uid);
-            }
-            None => {
-                log(
-                    Level::Warning,
-                    "vrrp",
-                    Some(&s.command),
-                    format_args!("script {:?}: no user {u:?}; not run", s.command),
-                );
-                return None;
-            }
-        }
-    }
-    cmd.spawn()
-        .map_err(|e| {
-            log(
-                Level::Warning,
-                "vrrp",
-                Some(&s.command),
-                format_args!("script {:?}: {e}", s.command),
-            )
-        })
-        .ok()
-}
 
 /// The gratuitous ARP bursts (when, how many each) an instance sends on hearing a lower
 /// priority as MASTER: `garp_lower_prio_repeat` now and again after
@@ -1238,89 +859,6 @@ fn lower_prio_bursts(conf: &Instance, now: Instant) -> Vec<(Instant, u32)> {
         (0, _) => Vec::new(),
         (_, true) => vec![(now, count)],
         _ => vec![(now, count), (now + delay, count)],
-    }
-}
-
-/// Puts a VRRP route on the host twin of its data port (or takes it off), so the host's
-/// own connections follow it as they follow keepalived's kernel routes; the main table's
-/// default route is left to the host (its management access), as the configuration's
-/// routes are (another table's is used by the rules that name it only).
-pub fn twin_route(links: &[Link], r: &VrrpRoute, add: bool) {
-    let Some(link) = links
-        .iter()
-        .find(|l| Some(l.port) == r.port.map(usize::from))
-    else {
-        return;
-    };
-    if !on_twin(r) {
-        return;
-    }
-    let main = r.table == rvs_core::engine::MAIN_TABLE;
-    let mut cmd = Command::new("ip");
-    let prefix = format!("{}/{}", r.prefix, r.len);
-    let family = if r.prefix.is_ipv6() { "-6" } else { "-4" };
-    cmd.args([
-        family,
-        "route",
-        if add { "replace" } else { "del" },
-        &prefix,
-    ]);
-    if let Some(g) = r.via {
-        cmd.args(["via", &g.to_string()]);
-    }
-    cmd.args(["dev", &link.twin]);
-    if !main {
-        cmd.args(["table", &r.table.to_string()]);
-    }
-    let _ = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-}
-
-/// The host's policy rules of keepalived's protocol (rvs's and keepalived's own), as
-/// (IPv6, preference); none looked for unless `wanted`.
-fn host_rule_preferences(wanted: bool) -> Vec<(bool, u32)> {
-    if !wanted {
-        return Vec::new();
-    }
-    [("-4", false), ("-6", true)]
-        .iter()
-        .flat_map(|(family, ipv6)| {
-            let out = Command::new("ip")
-                .args([*family, "rule", "show"])
-                .stderr(std::process::Stdio::null())
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            out.lines()
-                .filter(|l| {
-                    let l = l.trim_end();
-                    l.ends_with(" proto keepalived") || l.ends_with(" proto 18")
-                })
-                .filter_map(|l| l.split(':').next()?.trim().parse().ok())
-                .map(|p| (*ipv6, p))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Puts a VRRP rule in the host's policy rules (or takes it out), as keepalived does, so
-/// the host's own connections (from a VIP, through the twins) are routed as the data
-/// plane routes: `ip rule add` refuses a rule already there, `del` one not there.
-pub fn host_rule(r: &VrrpRule, add: bool) {
-    let args = r.ip_args(if add { "add" } else { "del" });
-    if let Err(e) = crate::iproute::ip(&args.iter().map(String::as_str).collect::<Vec<_>>()) {
-        if !(e.contains("File exists") || e.contains("No such file")) {
-            log(
-                Level::Warning,
-                "vrrp",
-                None,
-                format_args!("rule {r} ({}): {e}", r.at),
-            );
-        }
     }
 }
 
@@ -3032,140 +2570,6 @@ struct TrackedFiles<'a> {
     /// The BFD sessions VRRP hears of, and whether one is up.
     bfds: &'a [crate::bfd::BfdInstance],
     bfd_up: &'a dyn Fn(&str) -> bool,
-}
-
-fn kernel_link_up(ifname: &str) -> bool {
-    std::fs::read_to_string(format!("/sys/class/net/{ifname}/operstate"))
-        .is_ok_and(|s| matches!(s.trim(), "up" | "unknown"))
-}
-
-/// keepalived's gratuitous ARP: a broadcast request whose sender and target are both the
-/// address, sent from the port's MAC, padded to the Ethernet minimum.
-pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 60] {
-    let mut f = [0u8; 60];
-    f[..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&[0x08, 0x06]);
-    rvs_wire::ArpRepr {
-        op: rvs_wire::arp::OP_REQUEST,
-        sender_mac: mac,
-        sender_ip: addr.octets(),
-        target_mac: [0xff; 6],
-        target_ip: addr.octets(),
-    }
-    .emit(&mut f[14..42]);
-    f
-}
-
-/// An IPv6 advert as a whole frame into `buf`: to `group` (ff02::12 unless mcast_dst_ip
-/// says otherwise; its MAC 33:33 and the group's last 32 bits) from `mac` and `src`, hop
-/// limit 255, the message with its pseudo-header checksum. Returns the frame's length (0:
-/// the message does not fit).
-/// The source MAC of an instance's adverts sent as whole frames: the virtual router's
-/// (use_vmac) unless `vmac_xmit_base`, else the link's.
-fn advert_mac(conf: &Instance, link: &Link) -> [u8; 6] {
-    match conf.vmac {
-        Some(vmac) if !conf.vmac_xmit_base => vmac,
-        _ => link.mac,
-    }
-}
-
-/// The Ethernet address of an IPv4 multicast group (RFC 1112).
-fn group_mac_v4(g: [u8; 4]) -> [u8; 6] {
-    [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]]
-}
-
-/// An IPv4 advert as a whole frame (an instance whose adverts leave from its virtual
-/// router MAC): to the group's multicast MAC, TTL 255, TOS 0xc0 (keepalived's network
-/// control precedence).
-pub fn advert_frame_v4(
-    buf: &mut [u8],
-    mac: [u8; 6],
-    src: Ipv4Addr,
-    group: Ipv4Addr,
-    ident: u16,
-    repr: &VrrpRepr,
-    addrs: &[&[u8]],
-) -> usize {
-    const L4: usize = 14 + 20;
-    let g = group.octets();
-    let Some(body) = buf.get_mut(L4..) else {
-        return 0;
-    };
-    let n = repr.emit(body, addrs, &src.octets(), &g);
-    if n == 0 {
-        return 0;
-    }
-    rvs_wire::ethernet::emit_header(buf, group_mac_v4(g), mac, rvs_wire::EtherType::IPV4);
-    rvs_wire::ipv4::Ipv4Repr {
-        src: src.octets(),
-        dst: g,
-        protocol: vrrp::PROTO,
-        payload_len: n as u16,
-        ttl: 255,
-        ident,
-        dont_fragment: false,
-        dscp_ecn: 0xc0,
-    }
-    .emit(&mut buf[14..L4]);
-    L4 + n
-}
-
-pub fn advert_frame_v6(
-    buf: &mut [u8],
-    mac: [u8; 6],
-    src: Ipv6Addr,
-    group: Ipv6Addr,
-    repr: &VrrpRepr,
-    addrs: &[&[u8]],
-) -> usize {
-    const L4: usize = 14 + 40;
-    let group = group.octets();
-    let Some(body) = buf.get_mut(L4..) else {
-        return 0;
-    };
-    let n = repr.emit(body, addrs, &src.octets(), &group);
-    if n == 0 {
-        return 0;
-    }
-    rvs_wire::ethernet::emit_header(
-        buf,
-        [0x33, 0x33, group[12], group[13], group[14], group[15]],
-        mac,
-        rvs_wire::EtherType::IPV6,
-    );
-    rvs_wire::ipv6::Ipv6Repr {
-        src: src.octets(),
-        dst: group,
-        next_header: vrrp::PROTO,
-        payload_len: n as u16,
-        hop_limit: 255,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut buf[14..L4]);
-    L4 + n
-}
-
-/// keepalived's unsolicited neighbour advertisement for a VIP: from the VIP to all nodes
-/// (ff02::1), Override set (Router too when the appliance forwards), the port's MAC as the
-/// target link-layer address.
-pub fn unsolicited_na(
-    buf: &mut [u8; icmpv6::ND_FRAME_LEN],
-    mac: [u8; 6],
-    vip: Ipv6Addr,
-    router: bool,
-) {
-    let all_nodes = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-    let flags = icmpv6::NA_OVERRIDE | if router { icmpv6::NA_ROUTER } else { 0 };
-    icmpv6::emit_nd_frame(
-        buf,
-        [0x33, 0x33, 0, 0, 0, 1],
-        mac,
-        vip.octets(),
-        all_nodes,
-        |m| icmpv6::emit_neighbor_advert(m, vip.octets(), mac, flags),
-    );
 }
 
 #[cfg(test)]
