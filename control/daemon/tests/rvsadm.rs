@@ -361,6 +361,9 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          # net_pcap states no preferred burst.
          (b"set burst 0\r", b"PMD does not recommend a burst size."),
          (b"set burst 33\r", b"nb pkt per burst: 33 > 32 (maximum packet per burst)  ignored"),
+         (b"port config all burst 33\r", b"burst must be >= 1 && <= 32"),
+         (b"port config all burst 16\r", None),
+         (b"show config rxtx\r", b"lb packet forwarding packets/burst=16"),
          # net_pcap cannot take its link down: testpmd's line and the driver's reason.
          (b"set link-down port 0\r", b"Set link down fail.\r\nport 0 (wire): Operation not supported"),
          # net_pcap keeps promiscuous mode: testpmd's message, the mode unchanged.

@@ -389,6 +389,25 @@ impl Appliance {
         }
     }
 
+    /// testpmd's `port config all burst N`, in its words: as `set burst N`, silent when
+    /// taken. testpmd asks for its ports stopped first; rvs's workers take the new size at
+    /// their next poll, so it applies at once.
+    fn port_config_burst(&self, n: &str) -> Reply {
+        let most = self.max_burst;
+        match n.parse::<u16>() {
+            Ok(0) => self.set_burst(n),
+            Ok(n) if n > most => Reply::fail(2, format!("burst must be >= 1 && <= {most}")),
+            Ok(n) => {
+                self.burst.store(n, Ordering::Relaxed);
+                Reply::ok(String::new())
+            }
+            Err(_) => Reply::fail(
+                2,
+                format!("port config all burst N: N is 0 to {most}, not {n:?}"),
+            ),
+        }
+    }
+
     /// Changes that returned before every worker ran them.
     pub fn adoption_timeouts(&self) -> u64 {
         self.adoption_timeouts.load(Ordering::Relaxed)
@@ -685,6 +704,7 @@ impl Appliance {
                 self.xstats_hide_zero.store(on, Ordering::Relaxed)
             }),
             ["set", "burst", n] => self.set_burst(n),
+            ["port", "config", "all", "burst", n] => self.port_config_burst(n),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);
@@ -1327,6 +1347,24 @@ mod tests {
         }
         let a = with_preference(16);
         let r = a.console("set burst 0");
+        assert_eq!(r.out, "Using PMD-provided burst value of 16\n");
+        assert_eq!(burst(&a), 16);
+        // testpmd's other spelling: silent when taken, its own words when not.
+        let r = a.console("port config all burst 4");
+        assert_eq!((r.status, r.out.as_str(), r.err.as_str()), (0, "", ""));
+        assert_eq!(burst(&a), 4);
+        for (line, err) in [
+            ("port config all burst 33", "burst must be >= 1 && <= 32\n"),
+            (
+                "port config all burst -1",
+                "port config all burst N: N is 0 to 32, not \"-1\"\n",
+            ),
+        ] {
+            let r = a.console(line);
+            assert_eq!((r.status, r.err.as_str()), (2, err), "{line}");
+            assert_eq!(burst(&a), 4, "{line}");
+        }
+        let r = a.console("port config all burst 0");
         assert_eq!(r.out, "Using PMD-provided burst value of 16\n");
         assert_eq!(burst(&a), 16);
         let a = with_preference(64);

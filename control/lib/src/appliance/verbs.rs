@@ -178,6 +178,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["set burst 32"],
     },
     Verb {
+        usage: "port config all burst N",
+        help: "as set burst N, in testpmd's other words (applied at once: no ports to stop first)",
+        phrases: &["port config all burst 32"],
+    },
+    Verb {
         usage: "show config fwd",
         help: "the forwarding mode and each worker's rx queues and tx ports",
         phrases: &["show config fwd"],
