@@ -169,11 +169,15 @@ pub(crate) fn set_u32(b: &mut [u8], at: usize, v: u32) {
     }
 }
 
-/// Writes `v` at `at` where `b` has room for all of it (nothing otherwise).
+/// Writes `v` at `at` where `b` has room for all of it (nothing otherwise); whether it did.
 #[inline]
-pub fn set_bytes(b: &mut [u8], at: usize, v: &[u8]) {
-    if let Some(dst) = b.get_mut(at..at + v.len()) {
-        dst.copy_from_slice(v);
+pub fn set_bytes(b: &mut [u8], at: usize, v: &[u8]) -> bool {
+    match b.get_mut(at..at + v.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(v);
+            true
+        }
+        None => false,
     }
 }
 

@@ -120,16 +120,10 @@ struct Text<'a> {
 
 impl Text<'_> {
     fn bytes(&mut self, s: &[u8]) {
-        match self
-            .out
-            .get_mut(self.len..)
-            .and_then(|r| r.get_mut(..s.len()))
-        {
-            Some(d) => {
-                d.copy_from_slice(s);
-                self.len += s.len();
-            }
-            None => self.fits = false,
+        if crate::set_bytes(self.out, self.len, s) {
+            self.len += s.len();
+        } else {
+            self.fits = false;
         }
     }
 
