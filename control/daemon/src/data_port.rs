@@ -2,11 +2,13 @@
 //! configuration names onto DPDK's RSS fields (the log levels' names are EAL's own).
 
 use crate::kernel_port;
-use dpdk::{Port, PortStats, RssField};
+use dpdk::{Port, PortStats, PortsQuiet, RssField};
 use rvs_control::ports::{
     DescLimits, PortCounters, PortDescription, PortDevice, PortLimits, QueueInfo, QueueSettings,
     Refusal,
 };
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A started DPDK port, shared with the command layer while rvs runs; `kernel` names the
 /// Linux interface behind an AF_XDP or AF_PACKET port, whose kernel counters (read-only)
@@ -20,14 +22,30 @@ pub struct DataPort {
     devargs: Option<String>,
     /// A TAP port's interface name (`net_tap0,iface=NAME`).
     tap_iface: Option<String>,
+    /// The workers' confirmation that they left their queues (`port stop|start`).
+    quiet: Arc<PortsQuiet>,
+    /// The redirection table when the port was stopped, set again when it starts (a
+    /// driver may reset it to its own).
+    stopped_reta: std::sync::Mutex<Option<Vec<u16>>>,
 }
 
+/// How long `port stop|start` waits for every worker to confirm it left its queues.
+const QUIET_WAIT: Duration = Duration::from_secs(2);
+
 impl DataPort {
-    /// Port `port` of configuration device `device` (`net_tap0,iface=...`).
-    pub fn new(port: Port, kernel: Option<String>, device: &str) -> DataPort {
+    /// Port `port` of configuration device `device` (`net_tap0,iface=...`), its queues
+    /// polled by the workers `quiet` answers for.
+    pub fn new(
+        port: Port,
+        kernel: Option<String>,
+        device: &str,
+        quiet: Arc<PortsQuiet>,
+    ) -> DataPort {
         DataPort {
             port,
             kernel,
+            quiet,
+            stopped_reta: Default::default(),
             kernel_cleared: Default::default(),
             devargs: device
                 .split_once(',')
@@ -183,6 +201,37 @@ impl PortDevice for DataPort {
 
     fn rss_hash(&self) -> Result<(u64, Vec<u8>), String> {
         self.port.rss_hash_conf().map_err(|e| e.reason())
+    }
+
+    fn started(&self) -> bool {
+        self.port.is_started()
+    }
+
+    fn stop(&self) -> Result<(), String> {
+        let idle = self.quiet.idle(QUIET_WAIT)?;
+        // The table rvs programmed (flows to their owners' queues), where the device has one.
+        let reta = (self.port.queue_counts().0 > 1)
+            .then(|| self.port.reta().ok())
+            .flatten();
+        *self.stopped_reta.lock().map_err(|e| e.to_string())? = reta;
+        self.port.stop_idle(&idle).map_err(|e| e.reason())
+    }
+
+    fn start(&self) -> Result<(), String> {
+        let idle = self.quiet.idle(QUIET_WAIT)?;
+        self.port.start_idle(&idle).map_err(|e| e.reason())?;
+        let saved = self.stopped_reta.lock().map_err(|e| e.to_string())?.take();
+        match saved {
+            Some(table) if self.port.reta().ok().as_ref() != Some(&table) => {
+                self.port.set_reta(&table).map_err(|e| {
+                    format!(
+                        "its redirection table could not be set again ({}): flows it puts on another worker's queue cross a hand-off ring",
+                        e.reason()
+                    )
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn counters(&self) -> Result<PortCounters, String> {

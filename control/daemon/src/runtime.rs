@@ -403,7 +403,7 @@ pub fn run(
         .zip(&cfg.ports)
         .map(|(p, c)| {
             let kernel = c.kernel.as_ref().map(|k| k.iface.clone());
-            Arc::new(DataPort::new(p, kernel, &c.device))
+            Arc::new(DataPort::new(p, kernel, &c.device, workers.quiet.clone()))
         })
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);

@@ -407,6 +407,44 @@ fn ten_thousand_changes_under_traffic_lose_and_misroute_nothing() {
     workers
         .mode
         .store(ForwardMode::Lb.code(), std::sync::atomic::Ordering::Relaxed);
+    // testpmd's `stop`, `port stop all`, `port start all`, `start` under the balancing
+    // worker: it confirms it left its queues, the ports stop (links down) and start, and
+    // a new connection's SYN goes to a server again.
+    workers
+        .forwarding
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    {
+        let idle = workers
+            .quiet
+            .idle(Duration::from_secs(2))
+            .expect("the worker left its queues");
+        for p in [&a, &b] {
+            p.stop_idle(&idle).unwrap();
+            assert!(!p.link().unwrap().up, "a stopped port's link is down");
+        }
+        for p in [&a, &b] {
+            p.start_idle(&idle).unwrap();
+        }
+    }
+    workers
+        .forwarding
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    out.push(mbuf_of(
+        &pool,
+        &tcp_frame(a_mac, [172, 18, 0, 2], 30_001, true, 0),
+    ))
+    .unwrap();
+    test_tx.tx_burst(&mut out);
+    let until = Instant::now() + Duration::from_secs(10);
+    while back.is_empty() && Instant::now() < until {
+        test_rx.rx_burst(&mut back);
+    }
+    let restarted = back.as_slice().first().map(|m| decode(m.data()));
+    assert!(
+        matches!(restarted, Some(Some(((c, 30_001), _))) if c == Ipv4Addr::new(172, 18, 0, 2)),
+        "after the ports' restart: {restarted:?}"
+    );
+    back.clear();
     let (servers_ever, change_time) = changer.join().expect("every change accepted");
     std::thread::sleep(Duration::from_millis(100));
     let outcome = workers.stop_and_join().remove(0);

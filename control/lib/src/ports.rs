@@ -148,4 +148,11 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn rss_reta(&self) -> Result<Vec<u16>, String>;
     /// Rx or tx queue `queue` (`rx`: which) as its driver describes it.
     fn queue_info(&self, rx: bool, queue: u16) -> Result<QueueInfo, Refusal>;
+    /// Whether the port is started (testpmd's `port start|stop`).
+    fn started(&self) -> bool;
+    /// Stops the port once the workers confirm they left their queues (forwarding is
+    /// off): the device takes no frame and its link goes down. The reason where not.
+    fn stop(&self) -> Result<(), String>;
+    /// Starts a stopped port again as it was set up, its redirection table included.
+    fn start(&self) -> Result<(), String>;
 }

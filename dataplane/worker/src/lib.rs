@@ -19,7 +19,7 @@ mod set;
 pub use set::{LbShared, RunningWorker, WorkerOutcome, WorkerQueues, WorkerSet};
 
 use crossbeam::queue::ArrayQueue;
-use dpdk::{MbufBurst, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
+use dpdk::{MbufBurst, Mempool, PortsQuiet, RingConsumer, RingProducer, RxQueue, TxQueue, BURST};
 pub use mbuf_frame::MbufFrame;
 use rvs_core::capture::{self, Capture};
 use rvs_core::engine::{self, Counters, Engine, Frame, Parsed};
@@ -496,8 +496,11 @@ pub(crate) struct WorkerPlan {
     pub rx: Vec<RxAssignment>,
     /// This worker's own tx queue on every port, by port index.
     pub tx: Vec<TxQueue>,
-    /// Cleared by the console's `stop`: the worker leaves its rx queues alone.
-    pub forwarding: Arc<AtomicBool>,
+    /// This worker's place in its set.
+    pub index: usize,
+    /// The console's `stop` switches forwarding off: the worker then leaves every queue
+    /// alone, and says so when asked.
+    pub quiet: Arc<PortsQuiet>,
     /// Frames taken from an rx queue at a time, 1..=BURST (the console's `set burst`).
     pub burst: Arc<AtomicU16>,
     /// By data port: this worker's tx queue on the port's host TAP twin (the exception
@@ -557,7 +560,7 @@ pub(crate) fn run(mut plan: WorkerPlan, stop: &AtomicBool, stats: &WorkerStats) 
     let mut pass_start = dpdk::tsc_now();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
-        let polling = plan.forwarding.load(Ordering::Relaxed);
+        let polling = plan.quiet.io_allowed(plan.index);
         let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
         let most = usize::from(plan.burst.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
@@ -625,6 +628,9 @@ pub(crate) fn run_lb(
         }
         pass_start = tsc;
         let now = (tsc.saturating_sub(start) / hz) as u32 + 1;
+        // Forwarding stopped: no queue is touched in this pass (frames handed over wait in
+        // their rings, held ones in their slots).
+        let polling = plan.quiet.io_allowed(plan.index);
         let mut changed = false;
         if lb.snapshot.refresh() {
             lb.engine.adopt(lb.snapshot.get());
@@ -638,10 +644,10 @@ pub(crate) fn run_lb(
         if let Some(ch) = &sync {
             install_synced(ch, &mut lb, now);
         }
-        if let Some(pool) = lb.pool {
+        if let (Some(pool), true) = (lb.pool, polling) {
             release_held(&mut lb, pool, now, &mut out, &mut plan.tx, &mut counters);
         }
-        if let (Some(pool), true) = (lb.solicit_pool, changed || now != solicited_at) {
+        if let (Some(pool), true) = (lb.solicit_pool, polling && (changed || now != solicited_at)) {
             solicited_at = now;
             solicit_ahead(
                 &mut lb,
@@ -654,7 +660,6 @@ pub(crate) fn run_lb(
             );
         }
         let mut busy = false;
-        let polling = plan.forwarding.load(Ordering::Relaxed);
         let mode = ForwardMode::from_code(plan.mode.load(Ordering::Relaxed));
         let most = usize::from(plan.burst.load(Ordering::Relaxed));
         for assignment in plan.rx.iter_mut().filter(|_| polling) {
@@ -768,7 +773,7 @@ pub(crate) fn run_lb(
         // fragments that came before their first, once it has come (here, or handed to
         // the worker that took it).
         let rings = lb.handoff.from.len();
-        for i in 0..=rings {
+        for i in (0..=rings).filter(|_| polling) {
             if let Some(ring) = lb.handoff.from.get_mut(i) {
                 if ring.dequeue_burst(&mut rx) == 0 {
                     continue;

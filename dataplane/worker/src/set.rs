@@ -3,7 +3,7 @@
 //! readers and statistics blocks are made here and nowhere else.
 
 use crate::{run, run_lb, Handoff, LbContext, RxAssignment, WorkerPlan};
-use dpdk::{Eal, LcoreHandle, Mempool, TxQueue};
+use dpdk::{Eal, LcoreHandle, Mempool, PortsQuiet, TxQueue};
 use rvs_core::conn::ConnTable;
 use rvs_core::engine::{Counters, Engine, EngineConfig, SharedTemplates};
 use rvs_core::publish::{SnapshotCell, SnapshotReader};
@@ -130,8 +130,10 @@ pub struct WorkerOutcome {
 #[derive(Debug)]
 pub struct WorkerSet {
     pub workers: Vec<RunningWorker>,
-    /// Cleared by the console's `stop`: workers leave their rx queues alone.
+    /// Cleared by the console's `stop`: workers leave their queues alone.
     pub forwarding: Arc<AtomicBool>,
+    /// The workers' confirmation that they left their queues (`port stop|start`).
+    pub quiet: Arc<PortsQuiet>,
     /// The forwarding mode ([`ForwardMode::code`]), set by the console's `set fwd`.
     pub mode: Arc<AtomicU8>,
     /// Frames a worker takes from an rx queue at a time, 1..=[`dpdk::BURST`] (the
@@ -151,9 +153,11 @@ impl WorkerSet {
         queues: Vec<WorkerQueues>,
         lb: Option<&LbShared>,
     ) -> (WorkerSet, Result<(), String>) {
+        let forwarding = Arc::new(AtomicBool::new(true));
         let mut set = WorkerSet {
             workers: Vec::with_capacity(queues.len()),
-            forwarding: Arc::new(AtomicBool::new(true)),
+            quiet: Arc::new(PortsQuiet::new(forwarding.clone(), queues.len())),
+            forwarding,
             mode: Arc::new(AtomicU8::new(mode.code())),
             burst: Arc::new(AtomicU16::new(dpdk::BURST as u16)),
             stop: Arc::new(AtomicBool::new(false)),
@@ -179,7 +183,8 @@ impl WorkerSet {
                 mode: set.mode.clone(),
                 rx: q.rx,
                 tx: q.tx,
-                forwarding: set.forwarding.clone(),
+                index,
+                quiet: set.quiet.clone(),
                 burst: set.burst.clone(),
                 host: q.host,
                 backoff: crate::idle::Backoff::new(q.idle_sleep_max_us),

@@ -4,6 +4,7 @@ use crate::mempool::Mempool;
 use crate::Eal;
 use std::ffi::CStr;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// An ethdev port number.
@@ -328,9 +329,15 @@ pub struct Port {
     offloads: (u64, u64),
     token: Arc<QueueToken>,
     queues: Option<(Vec<RxQueue>, Vec<TxQueue>)>,
-    started: bool,
+    started: AtomicBool,
     closed: bool,
 }
+
+/// Proof that no thread calls a burst function on any queue handle of any port while it
+/// lives, made only by [`crate::PortsQuiet::idle`]: a port may then be stopped and
+/// started again with its queues out ([`Port::stop_idle`], [`Port::start_idle`]).
+#[derive(Debug)]
+pub struct QueuesIdle(pub(crate) ());
 
 impl Port {
     /// Reads a port's capabilities.
@@ -519,7 +526,7 @@ impl Port {
             offloads: (raw.rxmode.offloads, raw.txmode.offloads),
             token,
             queues: Some((rx, tx)),
-            started: false,
+            started: AtomicBool::new(false),
             closed: false,
         };
         if conf.promiscuous {
@@ -732,7 +739,41 @@ impl Port {
         // SAFETY: the port is configured with all its queues set up.
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) };
         check(ret, || format!("port {}: start", self.id))?;
-        self.started = true;
+        self.started.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the port is started (its queues pass frames).
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Stops a started port whose queues are out but idle (testpmd's `port stop`): the
+    /// device drops what arrives and its link goes down; the queues keep their setup.
+    pub fn stop_idle(&self, _idle: &QueuesIdle) -> Result<()> {
+        if self.closed || !self.is_started() {
+            return Ok(());
+        }
+        // SAFETY: the port is configured and started; `_idle` proves that no queue of it
+        // is polled or sent on meanwhile.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) };
+        check(ret, || format!("port {}: stop", self.id))?;
+        self.started.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Starts again a port [`Port::stop_idle`] stopped (testpmd's `port start`). DPDK
+    /// restores its MAC addresses, promiscuous and all-multicast modes; a driver may reset
+    /// its redirection table, which the caller sets again.
+    pub fn start_idle(&self, _idle: &QueuesIdle) -> Result<()> {
+        if self.closed || self.is_started() {
+            return Ok(());
+        }
+        // SAFETY: the port is configured with all its queues set up and stopped; `_idle`
+        // proves that no queue of it is polled or sent on meanwhile.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) };
+        check(ret, || format!("port {}: start", self.id))?;
+        self.started.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -744,11 +785,11 @@ impl Port {
                 libc::EBUSY,
             ));
         }
-        if self.started {
+        if self.is_started() {
             // SAFETY: no other thread holds a queue of this port (checked above).
             let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) };
             check(ret, || format!("port {}: stop", self.id))?;
-            self.started = false;
+            self.started.store(false, Ordering::Relaxed);
         }
         Ok(())
     }

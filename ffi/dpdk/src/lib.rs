@@ -5,6 +5,8 @@
 //! * [`Mempool`], [`Mbuf`], [`MbufBurst`]: packet buffers, freed on drop, bulk alloc/free.
 //! * [`Port`], [`RxQueue`], [`TxQueue`]: ethdev configuration, statistics and bursts.
 //!   Each queue handle has one owner, so DPDK's "one thread per queue" rule holds by type.
+//! * [`PortsQuiet`]: the workers' confirmation that they left their queues, so that a
+//!   port can be stopped and started under them (`port stop|start`).
 //! * [`mbuf_ring`]: single-producer/single-consumer `rte_ring` of mbufs for hand-offs.
 //! * [`log`]: EAL's log lines routed to a Rust sink.
 //!
@@ -20,6 +22,7 @@ mod lcore;
 pub mod log;
 mod mbuf;
 mod mempool;
+mod quiet;
 mod ring;
 
 pub use eal::{prefetch, tsc_hz, tsc_now, Eal};
@@ -27,9 +30,10 @@ pub use eal_args::EalArgs;
 pub use error::{Error, Result};
 pub use ethdev::{
     capability_name, DescLimits, DevInfo, DevLimits, LinkStatus, Port, PortConf, PortId, PortStats,
-    QueueInfo, QueueSettings, RssConf, RssField, RxQueue, TxQueue, XStat,
+    QueueInfo, QueueSettings, QueuesIdle, RssConf, RssField, RxQueue, TxQueue, XStat,
 };
 pub use lcore::{current_lcore, register_thread, LcoreHandle, LcorePanic, ThreadRegistration};
 pub use mbuf::{Mbuf, MbufBurst, BURST};
 pub use mempool::Mempool;
+pub use quiet::PortsQuiet;
 pub use ring::{mbuf_ring, RingConsumer, RingProducer};

@@ -32,6 +32,7 @@ mod health;
 mod host_vips;
 use host_vips::HostVips;
 mod metrics;
+mod port_state;
 mod reload;
 mod show;
 mod sysctl;
@@ -656,13 +657,7 @@ impl Appliance {
                 Reply::ok("")
             }
             // testpmd's answers.
-            ["start"] => {
-                if self.forwarding.swap(true, Ordering::Relaxed) {
-                    return Reply::ok("Packet forwarding already started\n");
-                }
-                self.clear_fwd_stats();
-                Reply::ok(self.fwd_config())
-            }
+            ["start"] => self.start_forwarding(),
             ["stop"] => {
                 if !self.forwarding.swap(false, Ordering::Relaxed) {
                     return Reply::ok("Packet forwarding not started\n");
@@ -705,6 +700,8 @@ impl Appliance {
             }),
             ["set", "burst", n] => self.set_burst(n),
             ["port", "config", "all", "burst", n] => self.port_config_burst(n),
+            ["port", "config", "all", q @ ("rxq" | "txq"), n] => self.port_config_queues(q, n),
+            ["port", op @ ("start" | "stop"), which] => self.port_start_stop(*op == "start", which),
             ["set", "verbose", n] => match n.parse::<u32>() {
                 Ok(v) => {
                     let old = self.verbose.swap(v, Ordering::Relaxed);

@@ -746,7 +746,7 @@ fn summary_line(i: usize, name: &str, d: &crate::ports::PortDescription) -> Stri
 }
 
 /// A MAC as testpmd prints one (upper-case hex).
-fn mac_text(mac: Option<[u8; 6]>) -> String {
+pub(super) fn mac_text(mac: Option<[u8; 6]>) -> String {
     mac.map(|m| {
         m.iter()
             .map(|b| format!("{b:02X}"))

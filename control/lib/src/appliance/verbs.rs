@@ -183,6 +183,16 @@ pub const VERBS: &[Verb] = &[
         phrases: &["port config all burst 32"],
     },
     Verb {
+        usage: "port stop|start N|all",
+        help: "stop a port (forwarding stopped first: its link goes down, VRRP on it to FAULT) or start it again (testpmd's); start waits for every port",
+        phrases: &["port stop all", "port start all"],
+    },
+    Verb {
+        usage: "port config all rxq|txq N",
+        help: "testpmd's, with every port stopped: the queue counts rvs started with (rx: the workers' rx lists, tx: one per worker) are kept, others are refused",
+        phrases: &["port config all rxq 1", "port config all txq 1"],
+    },
+    Verb {
         usage: "show config fwd",
         help: "the forwarding mode and each worker's rx queues and tx ports",
         phrases: &["show config fwd"],

@@ -48,6 +48,7 @@ struct FakePort {
     /// The driver's preferred rx burst (0: none).
     rx_burst_size: u16,
     link_down: std::sync::atomic::AtomicBool,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl PortDevice for FakePort {
@@ -105,8 +106,26 @@ impl PortDevice for FakePort {
             ],
             rx_queues: 1,
             tx_queues: 1,
+            max_rx_queues: 4,
+            max_tx_queues: 4,
             ..Default::default()
         }
+    }
+    fn started(&self) -> bool {
+        !self.stopped.load(Ordering::Relaxed)
+    }
+    fn stop(&self) -> Result<(), String> {
+        if self.refuse {
+            return Err("worker 0 did not confirm within 2000 ms that it left its queues".into());
+        }
+        self.stopped.store(true, Ordering::Relaxed);
+        self.link_down.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+    fn start(&self) -> Result<(), String> {
+        self.stopped.store(false, Ordering::Relaxed);
+        self.link_down.store(false, Ordering::Relaxed);
+        Ok(())
     }
     fn counters(&self) -> Result<crate::ports::PortCounters, String> {
         Ok(Default::default())
@@ -296,6 +315,137 @@ fn set_link_down_is_what_vrrp_tracks() {
             (r.status, r.err),
             (2, format!("Invalid port {bad} (ports: 0..1)\n"))
         );
+    }
+}
+
+/// testpmd's `port stop|start`: only with forwarding stopped, in its words; a stopped
+/// port's link is down (VRRP goes to FAULT) and forwarding waits for every port.
+#[test]
+fn port_stop_and_start_are_testpmds() {
+    use crate::vrrp::Host;
+    let a = lan_and_refusing_port();
+    let host = ha::VrrpHost(a.clone());
+    let up = "Link up at 10 Gbps FDX Autoneg";
+    let forwarding = |a: &Appliance| a.forwarding.load(Ordering::Relaxed);
+    let r = a.console("port stop all");
+    assert_eq!(
+        (r.status, r.out.as_str(), r.err.as_str()),
+        (
+            1,
+            "",
+            "Stopping ports...\n\
+             Please remove port 0 from forwarding configuration.\n\
+             Please remove port 1 from forwarding configuration.\n\
+             (every rvs port forwards: stop packet forwarding first, with `stop`)\n\
+             Done\n"
+        )
+    );
+    assert!(host.link_up(0) && forwarding(&a));
+    assert_eq!(a.console("stop").status, 0);
+    let r = a.console("port stop 0");
+    assert_eq!((r.status, r.err.as_str()), (0, ""), "{}", r.err);
+    assert_eq!(
+        r.out,
+        format!(
+            "Stopping ports...\nChecking link statuses...\nPort 0 Link down\nPort 1 {up}\nDone\n"
+        )
+    );
+    assert!(!host.link_up(0), "VRRP sees the link down");
+    let r = a.console("start");
+    assert_eq!(
+        (r.status, r.err.as_str()),
+        (1, "Not all ports were started\n")
+    );
+    assert!(!forwarding(&a));
+    // A port that cannot be stopped says why and stays started.
+    let r = a.console("port stop 1");
+    assert_eq!(
+        (r.status, r.out.as_str(), r.err.as_str()),
+        (
+            1,
+            "",
+            "Stopping ports...\n\
+             Port 1 can not be set into stopped: worker 0 did not confirm within 2000 ms that it left its queues\n\
+             Done\n"
+        )
+    );
+    let r = a.console("port start all");
+    assert_eq!((r.status, r.out.as_str()), (1, ""));
+    assert_eq!(
+        r.err,
+        format!("Port 0: 00:00:00:00:00:00\nPort 1 is now not stopped\nChecking link statuses...\nPort 0 {up}\nPort 1 {up}\nDone\n")
+    );
+    assert!(host.link_up(0));
+    let r = a.console("port start 0");
+    assert_eq!(
+        (r.status, r.out.as_str(), r.err.as_str()),
+        (
+            1,
+            "",
+            "Port 0 is now not stopped\nPlease stop the ports first\nDone\n"
+        )
+    );
+    let r = a.console("start");
+    assert_eq!(r.status, 0, "{}", r.err);
+    assert!(forwarding(&a));
+    for bad in ["2", "x"] {
+        let r = a.console(&format!("port start {bad}"));
+        assert_eq!(
+            (r.status, r.err),
+            (2, format!("Invalid port {bad} (ports: 0..1)\n"))
+        );
+    }
+}
+
+/// testpmd's `port config all rxq|txq N`: with every port stopped, the count rvs was
+/// started with is taken; another is refused with where it is set.
+#[test]
+fn port_queue_counts_are_the_configurations() {
+    let view = PortView {
+        name: "lan".into(),
+        port: Arc::new(FakePort::default()),
+        twin: None,
+    };
+    let a = appliance_with_ports(vec![view]);
+    let r = a.console("port config all rxq 1");
+    assert_eq!(
+        (r.status, r.err.as_str()),
+        (1, "Please stop all ports first\n")
+    );
+    assert_eq!(a.console("stop").status, 0);
+    assert_eq!(a.console("port stop all").status, 0);
+    for line in ["port config all rxq 1", "port config all txq 1"] {
+        let r = a.console(line);
+        assert_eq!(
+            (r.status, r.out.as_str(), r.err.as_str()),
+            (0, "", ""),
+            "{line}"
+        );
+    }
+    for (line, status, err) in [
+        (
+            "port config all rxq 2",
+            1,
+            "port 0 (lan) has 1 rx queue(s), set when rvs starts (ports[].rx_queues, each queue polled by the worker whose rx list names it): change the configuration and restart rvs\n",
+        ),
+        (
+            "port config all txq 3",
+            1,
+            "port 0 (lan) has 1 tx queue(s), set when rvs starts (one per worker): change the configuration and restart rvs\n",
+        ),
+        (
+            "port config all rxq 5",
+            1,
+            "Fail: input rxq (5) can't be greater than max_rx_queues (4) of port 0\n",
+        ),
+        (
+            "port config all txq many",
+            2,
+            "Bad arguments: port config all txq N (a queue count)\n",
+        ),
+    ] {
+        let r = a.console(line);
+        assert_eq!((r.status, r.err.as_str()), (status, err), "{line}");
     }
 }
 
@@ -491,7 +641,7 @@ fn clear_port_xstats_is_quiet_or_the_drivers_refusal() {
 }
 
 /// `show port info 0` of the fake `lan` port below.
-const PORT_INFO_GOLDEN: &str = "\n********************* Infos for port 0  *********************\nMAC address: \nDevice name: lan\nDriver name: net_fake\nFirmware-version: not available\nDevargs: iface=fake0\nConnect to socket: 0\nmemory allocation on the socket: 0\nLink status: up\nLink speed: None\nLink duplex: half-duplex\nAutoneg status: Off\nMTU: 1500\nPromiscuous mode: disabled\nAllmulticast mode: enabled\nMaximum number of MAC addresses: 1\nMaximum number of MAC addresses of hash filtering: 0\nVLAN offload: \n  strip on, filter off, extend off, qinq strip off\nHash key size in bytes: 4\nRedirection table size: 128\nSupported RSS offload flow types:\n  ipv4\n  ipv4-tcp\n  ipv4-udp\n  l3-src-only\nMinimum size of RX buffer: 64\nMaximum configurable length of RX packet: 9018\nMaximum configurable size of LRO aggregated packet: 0\nCurrent number of RX queues: 1\nMax possible RX queues: 0\nMax possible number of RXDs per queue: 4096\nMin possible number of RXDs per queue: 64\nRXDs number alignment: 32\nCurrent number of TX queues: 1\nMax possible TX queues: 0\nMax possible number of TXDs per queue: 4096\nMin possible number of TXDs per queue: 64\nTXDs number alignment: 32\nMax segment number per packet: 40\nMax segment number per MTU/TSO: 8\nDevice capabilities: 0x3( RUNTIME_RX_QUEUE_SETUP RUNTIME_TX_QUEUE_SETUP )\nRSS hash types in use:\n  ipv4 ipv4-frag ipv4-tcp ipv4-other ipv6 ipv6-frag ipv6-tcp ipv6-other ipv6-ex ipv6-tcp-ex ip tcp\nNumber of RXDs per queue: 0\nNumber of TXDs per queue: 0\nMinimum MTU: 0\nMaximum MTU: 0\n";
+const PORT_INFO_GOLDEN: &str = "\n********************* Infos for port 0  *********************\nMAC address: \nDevice name: lan\nDriver name: net_fake\nFirmware-version: not available\nDevargs: iface=fake0\nConnect to socket: 0\nmemory allocation on the socket: 0\nLink status: up\nLink speed: None\nLink duplex: half-duplex\nAutoneg status: Off\nMTU: 1500\nPromiscuous mode: disabled\nAllmulticast mode: enabled\nMaximum number of MAC addresses: 1\nMaximum number of MAC addresses of hash filtering: 0\nVLAN offload: \n  strip on, filter off, extend off, qinq strip off\nHash key size in bytes: 4\nRedirection table size: 128\nSupported RSS offload flow types:\n  ipv4\n  ipv4-tcp\n  ipv4-udp\n  l3-src-only\nMinimum size of RX buffer: 64\nMaximum configurable length of RX packet: 9018\nMaximum configurable size of LRO aggregated packet: 0\nCurrent number of RX queues: 1\nMax possible RX queues: 4\nMax possible number of RXDs per queue: 4096\nMin possible number of RXDs per queue: 64\nRXDs number alignment: 32\nCurrent number of TX queues: 1\nMax possible TX queues: 4\nMax possible number of TXDs per queue: 4096\nMin possible number of TXDs per queue: 64\nTXDs number alignment: 32\nMax segment number per packet: 40\nMax segment number per MTU/TSO: 8\nDevice capabilities: 0x3( RUNTIME_RX_QUEUE_SETUP RUNTIME_TX_QUEUE_SETUP )\nRSS hash types in use:\n  ipv4 ipv4-frag ipv4-tcp ipv4-other ipv6 ipv6-frag ipv6-tcp ipv6-other ipv6-ex ipv6-tcp-ex ip tcp\nNumber of RXDs per queue: 0\nNumber of TXDs per queue: 0\nMinimum MTU: 0\nMaximum MTU: 0\n";
 
 #[test]
 fn promiscuous_mode_by_port_except_under_a_vmac() {
