@@ -101,6 +101,8 @@ fn ports_stop_and_start_under_a_running_worker() {
     let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Io, queues, None);
     launched.unwrap();
     let stats = workers.workers[0].stats.clone();
+    // Every rx call published, an empty one too.
+    stats.set_recording_bursts(true);
     round(&pool, &mut test_tx, &mut test_rx, 0).unwrap();
 
     let wait = Duration::from_secs(2);
