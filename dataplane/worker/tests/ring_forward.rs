@@ -3,15 +3,17 @@
 //! burst set to 4 (the console's `set burst 4`), which it then takes at most per poll, as
 //! its burst sizes (`set record-burst-stats on`) show.
 //!
-//! A `net_ring` port loops its tx queue i to its rx queue i. The test thread (main lcore)
-//! sends on port A's tx queue 0, the worker polls A's rx queue 0 and sends on its own tx
-//! queue 0 of port B, and the test thread reads B's rx queue 0.
+//! The wiring is `support::RingWire`: the test thread (main lcore) sends on port A, the
+//! worker forwards to port B, whose frames the test thread reads.
 
-use dpdk::{Eal, EalArgs, Mbuf, MbufBurst, Mempool, Port, PortConf};
+mod support;
+
+use dpdk::{Eal, EalArgs, MbufBurst, Mempool};
 use rvs_core::ForwardMode;
-use rvs_worker::{RxAssignment, WorkerQueues, WorkerSet};
+use rvs_worker::WorkerSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use support::{mbuf_of, RingWire};
 
 const PACKETS: u64 = 100_000;
 const IN_FLIGHT: u64 = 512;
@@ -32,53 +34,12 @@ fn frame(seq: u64) -> Vec<u8> {
     f
 }
 
-fn mbuf_of(pool: &Mempool, bytes: &[u8]) -> Mbuf {
-    let mut m = pool.alloc().expect("mbuf");
-    m.append(bytes.len() as u16)
-        .expect("tailroom")
-        .copy_from_slice(bytes);
-    m
-}
-
 #[test]
 fn hundred_thousand_packets_arrive_byte_identical() {
     let eal = Eal::init(&EalArgs::scratch("0,1", "test-ringfwd", 256).to_vec()).expect("EAL init");
     let pool = Mempool::new(&eal, "fwd_pool", 8191, 256, 2048 + 128, 0).unwrap();
-    let a_id = eal.attach("net_ring0").unwrap()[0];
-    let b_id = eal.attach("net_ring1").unwrap()[0];
-    let mut a = Port::configure(
-        &eal,
-        a_id,
-        &PortConf {
-            tx_queues: 2,
-            ..PortConf::default()
-        },
-        pool,
-    )
-    .unwrap();
-    let mut b = Port::configure(&eal, b_id, &PortConf::default(), pool).unwrap();
-    let (mut a_rx, mut a_tx) = a.take_queues().unwrap();
-    let (mut b_rx, mut b_tx) = b.take_queues().unwrap();
-    a.start().unwrap();
-    b.start().unwrap();
-
-    let mut test_tx = a_tx.remove(0);
-    let mut test_rx = b_rx.remove(0);
-    let queues = vec![WorkerQueues {
-        lcore: 1,
-        rx: vec![RxAssignment {
-            rx: a_rx.remove(0),
-            out_port: 1,
-            in_port: 0,
-            from_host: false,
-            complete_checksums: false,
-        }],
-        tx: vec![a_tx.remove(0), b_tx.remove(0)],
-        host: Vec::new(),
-        idle_sleep_max_us: rvs_worker::idle::DEFAULT_SLEEP_MAX_US,
-        stage_cycles: true,
-    }];
-    let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Io, queues, None);
+    let (mut wire, queues) = RingWire::open(&eal, pool, true);
+    let (workers, launched) = WorkerSet::launch(&eal, ForwardMode::Io, vec![queues], None);
     launched.unwrap();
     let stats = workers.workers[0].stats.clone();
     stats.set_recording_bursts(true);
@@ -115,11 +76,11 @@ fn hundred_thousand_packets_arrive_byte_identical() {
             out.push(mbuf_of(&pool, &frame(sent))).unwrap();
             sent += 1;
         }
-        test_tx.tx_burst(&mut out);
+        wire.tx.tx_burst(&mut out);
         // What the ring did not take stays in `out` and goes first next time; the sequence
         // numbers are already counted, so order is kept.
         back.clear();
-        test_rx.rx_burst(&mut back);
+        wire.rx.rx_burst(&mut back);
         for m in back.as_slice() {
             assert_eq!(m.data(), &frame(received)[..], "packet {received} differs");
             received += 1;
@@ -130,7 +91,7 @@ fn hundred_thousand_packets_arrive_byte_identical() {
     }
     assert!(out.is_empty());
     back.clear();
-    assert_eq!(test_rx.rx_burst(&mut back), 0, "no extra packets");
+    assert_eq!(wire.rx.rx_burst(&mut back), 0, "no extra packets");
 
     let outcome = workers.stop_and_join().remove(0);
     assert_eq!(outcome.failure, None, "worker ran without panicking");
@@ -170,7 +131,7 @@ fn hundred_thousand_packets_arrive_byte_identical() {
         "published counters are the final ones"
     );
 
-    let (sa, sb) = (a.stats().unwrap(), b.stats().unwrap());
+    let (sa, sb) = (wire.a.stats().unwrap(), wire.b.stats().unwrap());
     assert_eq!(
         (sa.opackets, sa.ipackets),
         (PACKETS, PACKETS),
@@ -186,8 +147,6 @@ fn hundred_thousand_packets_arrive_byte_identical() {
         0
     );
 
-    drop((test_tx, test_rx, a_rx, a_tx, b_rx, b_tx));
-    a.close().unwrap();
-    b.close().unwrap();
+    wire.close();
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
 }
