@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use runtime::RunError;
 use rvs_control::config::{Config, RoutingDaemon};
 use rvs_control::keepalived::KeepalivedConf;
+use rvs_core::ForwardMode;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -45,6 +46,16 @@ struct Args {
     #[arg(short, long)]
     interactive: bool,
 
+    /// testpmd's: the workers' forwarding mode, in place of the configuration's
+    /// `dataplane.forward` (io, macswap, 5tswap, lb).
+    #[arg(long, value_name = "MODE", value_parser = forward_mode)]
+    forward_mode: Option<ForwardMode>,
+
+    /// testpmd's: frames a worker takes from an rx queue at a time, 1 to 32 (0: the
+    /// driver's preferred burst); the console's `set burst` changes it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=32))]
+    burst: Option<u16>,
+
     /// A keepalived.conf: its virtual servers join the configuration and its health
     /// checkers run (vrrp sections are read and kept).
     #[arg(long, value_name = "FILE")]
@@ -79,6 +90,10 @@ fn read_input(path: &Path) -> Result<String, String> {
 }
 
 const SKIP_DISPATCHER: &str = "LIBXDP_SKIP_DISPATCHER";
+
+fn forward_mode(s: &str) -> Result<ForwardMode, String> {
+    s.parse()
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -154,6 +169,10 @@ fn main() -> ExitCode {
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok()),
     };
+    // After what a reload compares with: the file's own mode stays the reference.
+    if let Some(mode) = args.forward_mode {
+        cfg.forward = mode;
+    }
     let keepalived = match &args.keepalived_conf {
         Some(path) => match KeepalivedConf::load(path) {
             Ok(k) => {
@@ -234,14 +253,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let signals = runtime::Signals { stop, hup };
-    match runtime::run(
-        &cfg,
-        signals,
-        args.interactive,
-        keepalived.as_ref(),
-        &vrrp,
-        reload,
-    ) {
+    let options = runtime::RunOptions {
+        interactive: args.interactive,
+        burst: args.burst,
+    };
+    match runtime::run(&cfg, signals, options, keepalived.as_ref(), &vrrp, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ RunError::Config(_)) => {
             eprintln!("rvs: error: {e}");

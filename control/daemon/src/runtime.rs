@@ -313,18 +313,27 @@ pub struct Signals {
     pub hup: Arc<AtomicBool>,
 }
 
+/// What the command line asks of the run besides the configuration.
+pub struct RunOptions {
+    /// An `rvs> ` prompt on the terminal.
+    pub interactive: bool,
+    /// testpmd's `--burst=N`: the workers' first burst (0: the driver's preference).
+    pub burst: Option<u16>,
+}
+
 /// Runs the daemon until SIGINT/SIGTERM, the console's `quit` (with `interactive`, an
 /// `rvs> ` prompt on the terminal) or `stop`, and prints final statistics. Each step
 /// below is one function: EAL, ports, host twins, workers, the control side, shutdown.
 pub fn run(
     cfg: &Config,
     signals: Signals,
-    interactive: bool,
+    options: RunOptions,
     keepalived: Option<&KeepalivedConf>,
     vrrp: &VrrpConf,
     reload: rvs_control::appliance::ReloadSource,
 ) -> Result<(), RunError> {
     let Signals { stop, hup } = signals;
+    let RunOptions { interactive, burst } = options;
     let mut director = build_director(cfg, Vec::new())?;
     // Until VRRP says MASTER, its addresses are the peer's.
     director.floating = vrrp::all_standby(vrrp);
@@ -408,6 +417,12 @@ pub fn run(
         .collect();
     let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
     appliance.set_reload_source(reload);
+    if let Some(n) = burst {
+        // As the console's `set burst N` takes it, in its words.
+        let r = appliance.console(&format!("set burst {n}"));
+        print!("rvs: --burst={n}: {}", r.out);
+        eprint!("{}", r.err);
+    }
     if cfg.forward == ForwardMode::Lb {
         appliance.set_capture(capture);
     }

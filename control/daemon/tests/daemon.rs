@@ -223,11 +223,11 @@ fn frames(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs rvs over a net_pcap port until `expected` packets are in the output file (or 30 s
-/// passed), stops it with `signal` and returns (output packets, stdout).
+/// Runs rvs (with `args`) over a net_pcap port until `expected` packets are in the output
+/// file (or 30 s passed), stops it with `signal` and returns (output packets, stdout).
 fn pcap_run(
     name: &str,
-    forward: &str,
+    (forward, args): (&str, &[&str]),
     input: &[Vec<u8>],
     expected: usize,
     signal: &str,
@@ -245,6 +245,7 @@ fn pcap_run(
     let child = rvs()
         .arg("--config")
         .arg(&path)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -273,7 +274,7 @@ fn pcap_run(
 #[test]
 fn io_forwarding_copies_a_pcap_packet_for_packet() {
     let input = frames(500);
-    let (output, stdout) = pcap_run("pcap-io", "io", &input, input.len(), "-INT");
+    let (output, stdout) = pcap_run("pcap-io", ("io", &[]), &input, input.len(), "-INT");
     assert_eq!(output.len(), input.len());
     for (i, (a, b)) in input.iter().zip(&output).enumerate() {
         assert_eq!(a, b, "packet {i} differs");
@@ -297,6 +298,7 @@ fn io_forwarding_copies_a_pcap_packet_for_packet() {
     assert!(stdout.contains("rvs: bye"), "{stdout}");
 }
 
+/// The mode and burst from testpmd's options, over the configuration's io.
 #[test]
 fn macswap_forwarding_swaps_addresses_and_drops_runts() {
     let mut input = frames(200);
@@ -311,9 +313,15 @@ fn macswap_forwarding_swaps_addresses_and_drops_runts() {
             g
         })
         .collect();
-    let (output, stdout) = pcap_run("pcap-macswap", "macswap", &input, expected.len(), "-TERM");
+    let options = ("io", &["--forward-mode=macswap", "--burst", "4"][..]);
+    let (output, stdout) = pcap_run("pcap-macswap", options, &input, expected.len(), "-TERM");
     assert_eq!(output, expected);
     assert!(stdout.contains("Malformed: 1 "), "{stdout}");
+    assert!(
+        stdout.contains("rvs: --burst=4: Number of packets per burst set to 4\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("forward macswap"), "{stdout}");
 }
 
 #[test]
