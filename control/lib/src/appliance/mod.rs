@@ -699,6 +699,7 @@ impl Appliance {
                 self.xstats_hide_zero.store(on, Ordering::Relaxed)
             }),
             ["set", "burst", n] => self.set_burst(n),
+            ["set", "nbcore", n] => self.set_nbcore(n),
             ["port", "config", "all", "burst", n] => self.port_config_burst(n),
             ["port", "config", "all", q @ ("rxq" | "txq"), n] => self.port_config_queues(q, n),
             ["port", op @ ("start" | "stop"), which] => self.port_start_stop(*op == "start", which),

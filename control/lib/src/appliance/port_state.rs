@@ -1,5 +1,5 @@
-//! testpmd's `port stop|start (port_id|all)` and `port config all rxq|txq N` on the
-//! running appliance, and `start`'s check that every port is started.
+//! testpmd's `port stop|start (port_id|all)`, `port config all rxq|txq N` and `set
+//! nbcore N` on the running appliance, and `start`'s check that every port is started.
 //!
 //! A port is stopped only while forwarding is (testpmd asks for its forwarding ports to
 //! be taken out first, and every rvs port forwards); the device then drops what arrives
@@ -100,6 +100,37 @@ impl Appliance {
         } else {
             Reply::ok(text)
         }
+    }
+
+    /// testpmd's `set nbcore N`, in its words. Every rvs worker owns the flows the NIC
+    /// puts on its queues (its connection table), so all of them forward: their number is
+    /// taken, a smaller one refused with where it is set.
+    pub(super) fn set_nbcore(&self, n: &str) -> Reply {
+        let Ok(n) = n.parse::<usize>() else {
+            return Reply::fail(
+                2,
+                format!("Bad arguments: set nbcore N (a core count), not {n:?}"),
+            );
+        };
+        if self.forwarding.load(Ordering::Relaxed) {
+            return Reply::fail(1, "Please stop forwarding first");
+        }
+        let workers = self.workers.len();
+        if n > workers {
+            return Reply::fail(
+                1,
+                format!(
+                    "nb fwd cores {n} > {workers} (max. number of configured lcores) - ignored"
+                ),
+            );
+        }
+        if n < workers {
+            return Reply::fail(
+                1,
+                format!("rvs forwards on all its {workers} worker(s): each owns the flows the NIC puts on its queues (its connection table); fewer need fewer workers in the configuration (eal.lcores, [[worker]]) and a restart"),
+            );
+        }
+        Reply::ok(format!("Number of forwarding cores set to {n}\n"))
     }
 
     /// testpmd's `port config all rxq|txq N`. rvs's queues are fixed when it starts

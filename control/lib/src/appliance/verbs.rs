@@ -183,6 +183,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["port config all burst 32"],
     },
     Verb {
+        usage: "set nbcore N",
+        help: "testpmd's, forwarding stopped: every worker forwards (each owns its queues' flows), so their number is taken and a smaller one refused",
+        phrases: &["set nbcore 1"],
+    },
+    Verb {
         usage: "port stop|start N|all",
         help: "stop a port (forwarding stopped first: its link goes down, VRRP on it to FAULT) or start it again (testpmd's); start waits for every port",
         phrases: &["port stop all", "port start all"],

@@ -397,6 +397,43 @@ fn port_stop_and_start_are_testpmds() {
     }
 }
 
+/// testpmd's `set nbcore N`: forwarding stopped first; every worker forwards.
+#[test]
+fn set_nbcore_takes_the_workers() {
+    let a = appliance_with(Vec::new(), 2);
+    let r = a.console("set nbcore 2");
+    assert_eq!(
+        (r.status, r.err.as_str()),
+        (1, "Please stop forwarding first\n")
+    );
+    assert_eq!(a.console("stop").status, 0);
+    let r = a.console("set nbcore 2");
+    assert_eq!(
+        (r.status, r.out.as_str()),
+        (0, "Number of forwarding cores set to 2\n")
+    );
+    for (line, status, err) in [
+        (
+            "set nbcore 3",
+            1,
+            "nb fwd cores 3 > 2 (max. number of configured lcores) - ignored\n",
+        ),
+        (
+            "set nbcore 1",
+            1,
+            "rvs forwards on all its 2 worker(s): each owns the flows the NIC puts on its queues (its connection table); fewer need fewer workers in the configuration (eal.lcores, [[worker]]) and a restart\n",
+        ),
+        (
+            "set nbcore x",
+            2,
+            "Bad arguments: set nbcore N (a core count), not \"x\"\n",
+        ),
+    ] {
+        let r = a.console(line);
+        assert_eq!((r.status, r.err.as_str()), (status, err), "{line}");
+    }
+}
+
 /// testpmd's `port config all rxq|txq N`: with every port stopped, the count rvs was
 /// started with is taken; another is refused with where it is set.
 #[test]
