@@ -356,6 +356,7 @@ steps = [(b"show service\r", b"InActConn"), (b"show wor\t\r", b"hand-offs"),
          # testpmd's port stop and start, under the running worker.
          (b"port stop all\r", b"Checking link statuses...\r\nPort 0 Link down\r\nDone"),
          (b"start\r", b"Not all ports were started"),
+         (b"set nbcore 1\r", b"Number of forwarding cores set to 1"),
          # net_pcap has one rx queue at most; the count rvs has is taken.
          (b"port config all rxq 2\r", b"can't be greater than max_rx_queues (1) of port 0"),
          (b"port config all rxq 1\r", None),
