@@ -417,18 +417,55 @@ impl Appliance {
                 |c| c.ierrors,
             ),
         ];
-        let counters: Vec<(String, PortCounters)> = self
+        let (counters, states): (Vec<_>, Vec<_>) = self
             .ports
             .lock()
             .iter()
-            .filter_map(|p| Some((p.name.clone(), p.port.counters().ok()?)))
-            .collect();
+            .map(|p| {
+                let c = p.port.counters().ok().map(|c| (p.name.clone(), c));
+                let state = (p.name.clone(), p.port.started(), p.port.link_up());
+                (c, state)
+            })
+            .unzip();
+        let counters: Vec<(String, PortCounters)> = counters.into_iter().flatten().collect();
         for (name, help, field) in port {
             f.head(name, "counter", help);
             for (port, c) in &counters {
                 f.sample(name, &[("port", port.clone())], field(c));
             }
         }
+        f.head(
+            "rvs_port_started",
+            "gauge",
+            "1 while the port is started (the console's port stop|start).",
+        );
+        for (port, started, _) in &states {
+            f.sample(
+                "rvs_port_started",
+                &[("port", port.clone())],
+                u8::from(*started),
+            );
+        }
+        f.head(
+            "rvs_port_link_up",
+            "gauge",
+            "1 while the port's link is up, as VRRP sees it (absent where the driver cannot tell).",
+        );
+        for (port, _, up) in &states {
+            if let Some(up) = up {
+                f.sample("rvs_port_link_up", &[("port", port.clone())], u8::from(*up));
+            }
+        }
+        f.head(
+            "rvs_forwarding",
+            "gauge",
+            "1 while packet forwarding runs (the console's start and stop).",
+        );
+        f.sample(
+            "rvs_forwarding",
+            &[],
+            u8::from(self.forwarding.load(Ordering::Relaxed)),
+        );
         // Connection sync, when its daemons run.
         if let Some(sync) = self.sync_daemons() {
             for (name, v) in sync.totals() {

@@ -397,6 +397,42 @@ fn port_stop_and_start_are_testpmds() {
     }
 }
 
+/// The metrics' gauges follow `stop`, `port stop|start` and the links.
+#[test]
+fn port_and_forwarding_gauges_follow_the_console() {
+    let a = lan_and_refusing_port();
+    let gauges = |a: &Appliance| {
+        a.metrics()
+            .lines()
+            .filter(|l| {
+                ["rvs_port_started{", "rvs_port_link_up{", "rvs_forwarding "]
+                    .iter()
+                    .any(|g| l.starts_with(g))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        gauges(&a),
+        "rvs_port_started{port=\"lan\"} 1\nrvs_port_started{port=\"odd\"} 1\n\
+         rvs_port_link_up{port=\"lan\"} 1\nrvs_port_link_up{port=\"odd\"} 1\n\
+         rvs_forwarding 1"
+    );
+    assert!(a.metrics().contains("# TYPE rvs_port_started gauge\n"));
+    assert_eq!(a.console("stop").status, 0);
+    assert_eq!(a.console("port stop 0").status, 0);
+    assert_eq!(
+        gauges(&a),
+        "rvs_port_started{port=\"lan\"} 0\nrvs_port_started{port=\"odd\"} 1\n\
+         rvs_port_link_up{port=\"lan\"} 0\nrvs_port_link_up{port=\"odd\"} 1\n\
+         rvs_forwarding 0"
+    );
+    assert_eq!(a.console("port start 0").status, 0);
+    assert_eq!(a.console("start").status, 0);
+    assert!(gauges(&a).ends_with("rvs_port_link_up{port=\"odd\"} 1\nrvs_forwarding 1"));
+    assert!(gauges(&a).starts_with("rvs_port_started{port=\"lan\"} 1\n"));
+}
+
 /// testpmd's `set nbcore N`: forwarding stopped first; every worker forwards.
 #[test]
 fn set_nbcore_takes_the_workers() {
