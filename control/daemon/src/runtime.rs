@@ -224,24 +224,17 @@ fn host_twin(
     let id = log
         .quietly(|| eal.attach(&devargs))
         .map_err(|e| err(e.to_string()))?[0];
-    let conf = PortConf {
-        rx_queues: 1,
-        tx_queues: cfg.workers.len() as u16,
-        mtu: p.mtu,
-        promiscuous: false,
-        ..PortConf::default()
-    };
-    let mut twin = log
-        .quietly(|| Port::configure(eal, id, &conf, pool))
-        .map_err(|e| err(e.to_string()))?;
-    log.quietly(|| twin.start())
-        .map_err(|e| err(e.to_string()))?;
     // The host's ARP requests name the twin's own address in the target's subnet, never a
     // VIP the host holds (an LVS real server's arp_announce=2): a BACKUP whose host serves
     // a VIP (a local real server) must not move the VIP to itself in its neighbours' caches.
     // The twin's routes are rvs's (never a default route): a router advertisement or a
     // redirect heard on a data segment (anyone's, on the clients' side) must not change
-    // the host's routing. Set before the link is up, so none is heard first.
+    // the host's routing. Set before the port starts (the tap PMD sets the link up then), so
+    // none is heard first.
+    // No duplicate address detection on the twin: its addresses are the data port's, which
+    // rvs answers for on the wire. Detection would keep them tentative for a second or two
+    // after every start, and a routing daemon connecting meanwhile gets the link-local
+    // source (FRR's bgpd refuses such a session and backs off for up to two minutes).
     let ipv6 = std::path::Path::new(&format!("/proc/sys/net/ipv6/conf/{name}")).exists();
     for (key, value) in [
         (format!("/proc/sys/net/ipv4/conf/{name}/arp_announce"), "2"),
@@ -254,6 +247,7 @@ fn host_twin(
             format!("/proc/sys/net/ipv6/conf/{name}/accept_redirects"),
             "0",
         ),
+        (format!("/proc/sys/net/ipv6/conf/{name}/accept_dad"), "0"),
     ] {
         if key.starts_with("/proc/sys/net/ipv6/") && !ipv6 {
             continue;
@@ -262,6 +256,18 @@ fn host_twin(
             println!("rvs: warning: cannot set {key} to {value}: {e}");
         }
     }
+    let conf = PortConf {
+        rx_queues: 1,
+        tx_queues: cfg.workers.len() as u16,
+        mtu: p.mtu,
+        promiscuous: false,
+        ..PortConf::default()
+    };
+    let mut twin = log
+        .quietly(|| Port::configure(eal, id, &conf, pool))
+        .map_err(|e| err(e.to_string()))?;
+    log.quietly(|| twin.start())
+        .map_err(|e| err(e.to_string()))?;
     ip(&["link", "set", "dev", name, "up"]).map_err(err)?;
     for (a, len) in p.addresses.iter().zip(&p.prefix_lens) {
         ip(&["addr", "replace", &format!("{a}/{len}"), "dev", name]).map_err(err)?;

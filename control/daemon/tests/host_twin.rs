@@ -102,7 +102,7 @@ listen = "127.0.0.1:{metrics_port}"
 [[port]]
 name = "wire"
 device = "net_tap{},iface={wire}"
-addresses = ["10.214.0.1/24"]
+addresses = ["10.214.0.1/24", "fd00:214::1/64"]
 host_tap = "{twin}"
 "#,
             socket.display(),
@@ -141,10 +141,19 @@ host_tap = "{twin}"
         format!("/proc/sys/net/ipv4/conf/{twin}/accept_redirects"),
         format!("/proc/sys/net/ipv6/conf/{twin}/accept_ra"),
         format!("/proc/sys/net/ipv6/conf/{twin}/accept_redirects"),
+        format!("/proc/sys/net/ipv6/conf/{twin}/accept_dad"),
     ] {
         let value = std::fs::read_to_string(&key).unwrap_or_default();
         assert_eq!(value.trim(), "0", "{key}");
     }
+    // The twin's IPv6 addresses are usable at once (no detection keeps them tentative, so
+    // a routing daemon's session never starts from the link-local address alone).
+    let v6 = String::from_utf8_lossy(&run(&format!("ip -6 -o addr show dev {twin}")).stdout)
+        .into_owned();
+    assert!(
+        v6.contains("fd00:214::1/64") && v6.contains("fe80::") && !v6.contains("tentative"),
+        "{v6}"
+    );
     // The wire's kernel side goes into the namespace, with a MAC of its own.
     for c in [
         format!("ip link set {wire} netns {ns}"),
