@@ -736,10 +736,27 @@ impl Port {
     }
 
     pub fn start(&mut self) -> Result<()> {
-        // SAFETY: the port is configured with all its queues set up.
+        self.start_unpolled()
+    }
+
+    /// The driver's start, recorded. Every caller has the port configured with all its
+    /// queues set up, and no queue of it polled or sent on meanwhile (`&mut self` before
+    /// the queues are handed out, or a [`QueuesIdle`]).
+    fn start_unpolled(&self) -> Result<()> {
+        // SAFETY: as the callers guarantee (above).
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) };
         check(ret, || format!("port {}: start", self.id))?;
         self.started.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The driver's stop, recorded. Every caller has the port started, and no queue of it
+    /// polled or sent on meanwhile (no queue handle out, or a [`QueuesIdle`]).
+    fn stop_unpolled(&self) -> Result<()> {
+        // SAFETY: as the callers guarantee (above).
+        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) };
+        check(ret, || format!("port {}: stop", self.id))?;
+        self.started.store(false, Ordering::Relaxed);
         Ok(())
     }
 
@@ -754,12 +771,7 @@ impl Port {
         if self.closed || !self.is_started() {
             return Ok(());
         }
-        // SAFETY: the port is configured and started; `_idle` proves that no queue of it
-        // is polled or sent on meanwhile.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) };
-        check(ret, || format!("port {}: stop", self.id))?;
-        self.started.store(false, Ordering::Relaxed);
-        Ok(())
+        self.stop_unpolled()
     }
 
     /// Starts again a port [`Port::stop_idle`] stopped (testpmd's `port start`). DPDK
@@ -769,12 +781,7 @@ impl Port {
         if self.closed || self.is_started() {
             return Ok(());
         }
-        // SAFETY: the port is configured with all its queues set up and stopped; `_idle`
-        // proves that no queue of it is polled or sent on meanwhile.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) };
-        check(ret, || format!("port {}: start", self.id))?;
-        self.started.store(true, Ordering::Relaxed);
-        Ok(())
+        self.start_unpolled()
     }
 
     /// Stops the port; refused while a queue handle is out (a worker may still poll it).
@@ -786,10 +793,8 @@ impl Port {
             ));
         }
         if self.is_started() {
-            // SAFETY: no other thread holds a queue of this port (checked above).
-            let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) };
-            check(ret, || format!("port {}: stop", self.id))?;
-            self.started.store(false, Ordering::Relaxed);
+            // No other thread holds a queue of this port (checked above).
+            self.stop_unpolled()?;
         }
         Ok(())
     }

@@ -417,21 +417,30 @@ impl Appliance {
                 |c| c.ierrors,
             ),
         ];
-        let (counters, states): (Vec<_>, Vec<_>) = self
+        /// One port as the metrics read it (counters absent where the driver fails).
+        struct PortRow {
+            name: String,
+            counters: Option<PortCounters>,
+            started: bool,
+            link_up: Option<bool>,
+        }
+        let rows: Vec<PortRow> = self
             .ports
             .lock()
             .iter()
-            .map(|p| {
-                let c = p.port.counters().ok().map(|c| (p.name.clone(), c));
-                let state = (p.name.clone(), p.port.started(), p.port.link_up());
-                (c, state)
+            .map(|p| PortRow {
+                name: p.name.clone(),
+                counters: p.port.counters().ok(),
+                started: p.port.started(),
+                link_up: p.port.link_up(),
             })
-            .unzip();
-        let counters: Vec<(String, PortCounters)> = counters.into_iter().flatten().collect();
+            .collect();
         for (name, help, field) in port {
             f.head(name, "counter", help);
-            for (port, c) in &counters {
-                f.sample(name, &[("port", port.clone())], field(c));
+            for row in &rows {
+                if let Some(c) = &row.counters {
+                    f.sample(name, &[("port", row.name.clone())], field(c));
+                }
             }
         }
         f.head(
@@ -439,11 +448,11 @@ impl Appliance {
             "gauge",
             "1 while the port is started (the console's port stop|start).",
         );
-        for (port, started, _) in &states {
+        for row in &rows {
             f.sample(
                 "rvs_port_started",
-                &[("port", port.clone())],
-                u8::from(*started),
+                &[("port", row.name.clone())],
+                u8::from(row.started),
             );
         }
         f.head(
@@ -451,9 +460,13 @@ impl Appliance {
             "gauge",
             "1 while the port's link is up, as VRRP sees it (absent where the driver cannot tell).",
         );
-        for (port, _, up) in &states {
-            if let Some(up) = up {
-                f.sample("rvs_port_link_up", &[("port", port.clone())], u8::from(*up));
+        for row in &rows {
+            if let Some(up) = row.link_up {
+                f.sample(
+                    "rvs_port_link_up",
+                    &[("port", row.name.clone())],
+                    u8::from(up),
+                );
             }
         }
         f.head(
