@@ -801,15 +801,17 @@ impl ConnTable {
 
     /// Inserts an entry expiring at `expires`. Refused when the table is full or the key
     /// (either of them) is already present.
+    #[inline]
     pub fn insert(&mut self, conn: Conn, expires: u32) -> Result<ConnId, InsertError> {
-        self.insert_with_local(conn, None, expires, InHash::Unknown)
+        self.insert_with_local(&conn, None, expires, InHash::Unknown)
     }
 
     /// As [`ConnTable::insert`], with the client-side key's hash a burst's first stage
     /// computed ([`ConnTable::hash_in`] of `conn.in_key()`).
+    #[inline]
     pub fn insert_hashed(
         &mut self,
-        conn: Conn,
+        conn: &Conn,
         in_hash: u64,
         expires: u32,
     ) -> Result<ConnId, InsertError> {
@@ -820,9 +822,10 @@ impl ConnTable {
     /// As [`ConnTable::insert_hashed`] for a client-side key the caller looked up under
     /// `in_hash` and found absent, inserting nothing since: that index is not checked for
     /// a clash again (the reply-side one is).
+    #[inline]
     pub fn insert_absent(
         &mut self,
-        conn: Conn,
+        conn: &Conn,
         in_hash: u64,
         expires: u32,
     ) -> Result<ConnId, InsertError> {
@@ -835,20 +838,21 @@ impl ConnTable {
     /// here; refused as full by a table made without full NAT).
     pub fn insert_full_nat(
         &mut self,
-        mut conn: Conn,
+        conn: &Conn,
         local: Local,
         expires: u32,
     ) -> Result<ConnId, InsertError> {
         if !self.has_full_nat() {
             return Err(InsertError::Full);
         }
-        conn.flags |= flags::FULL_NAT | flags::REPLY_INDEXED;
         self.insert_with_local(conn, Some(local), expires, InHash::Unknown)
     }
 
+    /// Places `conn` in the free slot at the head of the free list; with `local`, a
+    /// full-NAT entry (its flags set here), without, never one.
     fn insert_with_local(
         &mut self,
-        mut conn: Conn,
+        conn: &Conn,
         local: Option<Local>,
         expires: u32,
         in_hash: InHash,
@@ -858,19 +862,20 @@ impl ConnTable {
         }
         let id = self.free_head;
         let mut out_key = conn.out_key();
-        if let Some(l) = &local {
+        let conn_flags = if let Some(l) = &local {
             out_key.caddr = l.addr;
             out_key.cport = l.port;
+            conn.flags | flags::FULL_NAT | flags::REPLY_INDEXED
         } else {
-            conn.flags &= !flags::FULL_NAT;
-        }
+            conn.flags & !flags::FULL_NAT
+        };
         let in_key = conn.in_key();
         let (in_hash, known_absent) = match in_hash {
             InHash::Unknown => (self.hash(&in_key), false),
             InHash::Known(h) => (h, false),
             InHash::Absent(h) => (h, true),
         };
-        let indexed_out = conn.flags & flags::REPLY_INDEXED != 0;
+        let indexed_out = conn_flags & flags::REPLY_INDEXED != 0;
         let next = match self.slots.get(id as usize) {
             Some(c) if c.wheel_slot == FREE => c.wheel_next,
             _ => return Err(InsertError::Full),
@@ -897,15 +902,16 @@ impl ConnTable {
             }
         }
         self.free_head = next;
-        conn.flags &= !flags::EMBRYONIC;
-        conn.emb_next = NIL;
-        conn.emb_prev = NIL;
-        conn.expires = expires.max(self.wheel_now);
-        conn.wheel_next = NIL;
-        conn.wheel_prev = NIL;
-        conn.wheel_slot = UNLINKED;
+        let expires = expires.max(self.wheel_now);
         if let Some(slot) = self.slots.get_mut(id as usize) {
-            *slot = conn;
+            *slot = *conn;
+            slot.flags = conn_flags & !flags::EMBRYONIC;
+            slot.emb_next = NIL;
+            slot.emb_prev = NIL;
+            slot.expires = expires;
+            slot.wheel_next = NIL;
+            slot.wheel_prev = NIL;
+            slot.wheel_slot = UNLINKED;
         }
         if let (Some(l), Some(slot)) = (local, self.locals.get_mut(id as usize)) {
             *slot = l;

@@ -270,7 +270,7 @@ impl Engine {
         let expires = now.saturating_add(self.timeouts.of(flow.proto, 0));
         let id = self
             .table
-            .insert_full_nat(conn, local, expires)
+            .insert_full_nat(&conn, local, expires)
             .map_err(|e| match e {
                 crate::conn::InsertError::Full => DropReason::TableFull,
                 crate::conn::InsertError::Clash => DropReason::Clash,

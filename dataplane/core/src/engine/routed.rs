@@ -120,7 +120,7 @@ impl Engine {
         let c = bypass_entry(key, nowhere, first, one_packet);
         let expires = now.saturating_add(self.timeouts.of(flow.proto, first));
         let made = match flow.in_hash() {
-            Some(h) => self.table.insert_hashed(c, h, expires),
+            Some(h) => self.table.insert_hashed(&c, h, expires),
             None => self.table.insert(c, expires),
         };
         let id = match made {

@@ -572,15 +572,15 @@ impl Engine {
         let id = match (full_nat, snat) {
             (Some(fnat), _) => {
                 let local = self.full_nat_local(snap, fnat, flow, (s.addr, dport))?;
-                self.table.insert_full_nat(c, local, expires)
+                self.table.insert_full_nat(&c, local, expires)
             }
-            (None, Some(local)) => self.table.insert_full_nat(c, local, expires),
+            (None, Some(local)) => self.table.insert_full_nat(&c, local, expires),
             // The caller looked the key up and found nothing; only a template made here
             // (a client port 0 can give it the same key) could clash since.
             (None, None) => {
                 let insert = |table: &mut crate::conn::ConnTable| match flow.in_hash() {
-                    Some(h) if template.is_none() => table.insert_absent(c, h, expires),
-                    Some(h) => table.insert_hashed(c, h, expires),
+                    Some(h) if template.is_none() => table.insert_absent(&c, h, expires),
+                    Some(h) => table.insert_hashed(&c, h, expires),
                     None => table.insert(c, expires),
                 };
                 match insert(&mut self.table) {

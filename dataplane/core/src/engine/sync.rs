@@ -201,7 +201,7 @@ impl Engine {
             port: l.port,
             ..crate::conn::Local::default()
         };
-        self.table.insert_full_nat(c, local, expires).is_ok()
+        self.table.insert_full_nat(&c, local, expires).is_ok()
     }
 
     /// Installs (or refreshes) a connection a master sent. False when this box has no such
@@ -349,7 +349,7 @@ impl Engine {
         }
         let inserted = match s.local.filter(|_| !template) {
             Some(l) => self.table.insert_full_nat(
-                c,
+                &c,
                 crate::conn::Local {
                     addr: l.addr,
                     port: l.port,
