@@ -315,7 +315,7 @@ impl Engine {
             return None;
         }
         // (Not the error's payload: a SIP Call-ID is read from a client's own datagram.)
-        let made = self.new_conn(snap, loads, (now, Opener::IcmpError), key, &quoted, &[]);
+        let made = self.new_conn(snap, loads, (now, Opener::IcmpError), &key, &quoted, &[]);
         match made {
             Ok(id) => {
                 self.table

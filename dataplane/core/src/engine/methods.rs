@@ -642,7 +642,7 @@ impl Engine {
                 .ftp_passive_data(snap, loads, now, key, flow)
                 .unwrap_or_else(|| {
                     let opener = (now, Opener::Packet);
-                    self.new_conn(snap, loads, opener, key, flow, frame.bytes())
+                    self.new_conn(snap, loads, opener, &key, flow, frame.bytes())
                 }) {
                 Ok(id) => id,
                 Err(DropReason::NoServer) => match self.cache_bypass(snap, now, key, flow) {

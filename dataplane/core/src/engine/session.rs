@@ -379,7 +379,7 @@ impl Engine {
         snap: &Snapshot,
         loads: &[DestLoad],
         (now, opener): (u32, Opener),
-        key: InKey,
+        key: &InKey,
         flow: &Flow,
         frame: &[u8],
     ) -> Result<crate::conn::ConnId, DropReason> {
@@ -538,7 +538,7 @@ impl Engine {
             f |= flags::ACTIVE;
         }
         let mut c = Conn::new(
-            key,
+            *key,
             addr16(s.addr),
             dport,
             entry_id,
