@@ -842,6 +842,7 @@ fn spawn_reloads(
             config: path.clone(),
             keepalived: None,
             fixed: rvs_control::appliance::restart_only(&first),
+            nb_cores: None,
             keepalived_text: None,
         });
         let gap = over.mul_f64(0.9) / n as u32;

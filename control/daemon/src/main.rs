@@ -56,6 +56,11 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=32))]
     burst: Option<u16>,
 
+    /// testpmd's: forwarding cores, the first N worker lcores of `eal.lcores` (the queues
+    /// spread over them; the rest stay idle); with `[[worker]]` sections, their count only.
+    #[arg(long, value_name = "N")]
+    nb_cores: Option<usize>,
+
     /// A keepalived.conf: its virtual servers join the configuration and its health
     /// checkers run (vrrp sections are read and kept).
     #[arg(long, value_name = "FILE")]
@@ -116,7 +121,7 @@ fn main() -> ExitCode {
         eprintln!("rvs: error: --config FILE is required (see rvs --help)");
         return ExitCode::from(2);
     };
-    let mut cfg = match Config::load(&config) {
+    let mut cfg = match Config::load_with_cores(&config, args.nb_cores) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("rvs: error: {e}");
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
         config: config.clone(),
         keepalived: args.keepalived_conf.clone(),
         fixed: rvs_control::appliance::restart_only(&cfg),
+        nb_cores: args.nb_cores,
         keepalived_text: args
             .keepalived_conf
             .as_ref()

@@ -893,6 +893,7 @@ fn control_side(
     appliance.fwd_mode = workers.mode.clone();
     appliance.burst = workers.burst.clone();
     appliance.max_burst = dpdk::BURST as u16;
+    appliance.worker_lcores = cfg.eal.lcores.len().saturating_sub(1);
     appliance.tsc_hz = dpdk::tsc_hz();
     appliance.balancing = cfg.forward == ForwardMode::Lb;
     // Worker w transmits on queue w of every port.

@@ -172,6 +172,55 @@ fn check_mode_validates_without_starting() {
         .contains("configuration OK (1 port(s), 1 worker(s), forward io, 0 VRRP instance(s))"));
 }
 
+/// testpmd's `--nb-cores` on the command line: the workers `--check` counts, and its
+/// bound, named as testpmd names it.
+#[test]
+fn nb_cores_sets_the_forwarding_cores() {
+    let dir = scratch_dir("nb-cores");
+    let path = dir.join("rvs.toml");
+    let text = BASE.replace("lcores = \"0,1\"", "lcores = \"0-3\"");
+    std::fs::write(
+        &path,
+        format!("{text}device = \"net_ring0\"\nrx_queues = 3\n"),
+    )
+    .unwrap();
+    let check = |extra: &[&str]| {
+        rvs()
+            .arg("--config")
+            .arg(&path)
+            .arg("--check")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for (extra, workers) in [
+        (&[][..], 3),
+        (&["--nb-cores=2"][..], 2),
+        (&["--nb-cores", "1"][..], 1),
+    ] {
+        let out = check(extra);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains(&format!("1 port(s), {workers} worker(s)")),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = check(&["--nb-cores=4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("rvs.toml:2: eal.lcores: --nb-cores=4: nb-cores should be > 0 and <= 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `--check` reads the VRRP sections (the seed's level-1 file, which it used to drop
 /// silently) and refuses an instance on a port without a host twin, naming it.
 #[test]

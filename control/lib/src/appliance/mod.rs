@@ -152,6 +152,9 @@ pub struct Appliance {
     /// (the size of its burst arrays).
     pub burst: Arc<AtomicU16>,
     pub max_burst: u16,
+    /// The EAL's lcores besides the main one (testpmd's bound for `set nbcore`); at least
+    /// the workers (fewer forward with `--nb-cores`).
+    pub worker_lcores: usize,
     /// testpmd's `set record-core-cycles`: `show fwd stats` ends with cycles per packet.
     record_core_cycles: AtomicBool,
     /// The workers' TSC frequency (their cycle counts' clock).
@@ -258,6 +261,7 @@ impl Appliance {
         ports: Vec<PortView>,
         conn_capacity: usize,
     ) -> Appliance {
+        let worker_lcores = workers.len();
         Appliance {
             director: Mutex::new(director),
             cell,
@@ -277,6 +281,7 @@ impl Appliance {
             fwd_mode: Arc::new(AtomicU8::new(ForwardMode::Lb.code())),
             burst: Arc::new(AtomicU16::new(DEFAULT_BURST)),
             max_burst: DEFAULT_BURST,
+            worker_lcores,
             record_core_cycles: AtomicBool::new(false),
             tsc_hz: 0,
             streams: Vec::new(),

@@ -116,18 +116,17 @@ impl Appliance {
             return Reply::fail(1, "Please stop forwarding first");
         }
         let workers = self.workers.len();
-        if n > workers {
+        let lcores = self.worker_lcores.max(workers);
+        if n > lcores {
             return Reply::fail(
                 1,
-                format!(
-                    "nb fwd cores {n} > {workers} (max. number of configured lcores) - ignored"
-                ),
+                format!("nb fwd cores {n} > {lcores} (max. number of configured lcores) - ignored"),
             );
         }
-        if n < workers {
+        if n != workers {
             return Reply::fail(
                 1,
-                format!("rvs forwards on all its {workers} worker(s): each owns the flows the NIC puts on its queues (its connection table); fewer need fewer workers in the configuration (eal.lcores, [[worker]]) and a restart"),
+                format!("rvs forwards on all its {workers} worker(s): each owns the flows the NIC puts on its queues (its connection table); another count needs other workers (eal.lcores, [[worker]], or the command line's --nb-cores) and a restart"),
             );
         }
         Reply::ok(format!("Number of forwarding cores set to {n}\n"))

@@ -20,6 +20,8 @@ pub struct ReloadSource {
     pub keepalived: Option<PathBuf>,
     /// The restart-only parts of the configuration rvs started with.
     pub fixed: String,
+    /// testpmd's `--nb-cores` rvs started with: the file is read again under it.
+    pub nb_cores: Option<usize>,
     /// The keepalived.conf's text as its checkers run it: while it stays the same, its
     /// services and their servers are the checkers' (a reload leaves them alone).
     pub keepalived_text: Option<String>,
@@ -60,8 +62,8 @@ impl Appliance {
             .lock()
             .clone()
             .ok_or("reload: rvs was not started from a configuration file")?;
-        let cfg =
-            Config::load(&source.config).map_err(|e| format!("reload: {e} (nothing changed)"))?;
+        let cfg = Config::load_with_cores(&source.config, source.nb_cores)
+            .map_err(|e| format!("reload: {e} (nothing changed)"))?;
         // A keepalived.conf whose text changed is taken anew; its checkers configured as
         // before keep their state.
         let conf_text = match &source.keepalived {

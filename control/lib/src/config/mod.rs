@@ -420,6 +420,14 @@ impl Config {
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_cores(path, None)
+    }
+
+    /// As [`Config::load`], with testpmd's `--nb-cores=N` when given: the first `N` worker
+    /// lcores of `eal.lcores` forward, the queues spread over them as over all of them
+    /// without it (the others stay idle, as testpmd's); with `[[worker]]` sections, only
+    /// their own count is taken.
+    pub fn load_with_cores(path: &Path, nb_cores: Option<usize>) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
@@ -427,11 +435,19 @@ impl Config {
             field: String::new(),
             message: format!("cannot read the config file: {e}"),
         })?;
-        Config::parse(Source { file, text })
+        Config::parse_with_cores(Source { file, text }, nb_cores)
     }
 
     /// Parses and validates config text.
     pub fn parse(source: Source) -> Result<Config, ConfigError> {
+        Config::parse_with_cores(source, None)
+    }
+
+    /// As [`Config::parse`], with `--nb-cores` (see [`Config::load_with_cores`]).
+    pub fn parse_with_cores(
+        source: Source,
+        nb_cores: Option<usize>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(&source.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             ConfigError {
@@ -441,11 +457,21 @@ impl Config {
                 message: e.message().trim().to_string(),
             }
         })?;
-        Config::from_raw(source, raw)
+        Config::from_raw(source, raw, nb_cores)
     }
 
-    fn from_raw(source: Source, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn from_raw(
+        source: Source,
+        raw: RawConfig,
+        nb_cores: Option<usize>,
+    ) -> Result<Config, ConfigError> {
+        let lcores_span = raw.eal.lcores.as_ref().map_or(0..0, |l| l.span());
         let eal = validate_eal(&source, raw.eal)?;
+        let worker_lcores = eal.lcores.len().saturating_sub(1);
+        let forwarding = match nb_cores {
+            None => worker_lcores,
+            Some(n) => check_nb_cores(&source, lcores_span, &raw.workers, n, worker_lcores)?,
+        };
         let forward_given = raw.dataplane.forward.span() != (0..0);
         let wants_lb = !raw.services.is_empty()
             || !raw.fwmarks.is_empty()
@@ -473,9 +499,9 @@ impl Config {
                 message: "no [[port]] defined: rvs needs at least one data port".into(),
             });
         }
-        let worker_lcores = eal.lcores.len().saturating_sub(1) as u16;
-        let ports = validate_ports(&source, &raw.ports, worker_lcores)?;
-        let workers = validate_workers(&source, &eal, &ports, &raw.ports, raw.workers)?;
+        let ports = validate_ports(&source, &raw.ports, forwarding as u16)?;
+        let workers =
+            validate_workers(&source, (&eal, forwarding), &ports, &raw.ports, raw.workers)?;
         check_af_xdp_pairs(&source, &raw.ports, &ports, workers.len())?;
         let announce = match &raw.announce {
             Some(a) => Some(validate_announce(&source, a, &ports)?),

@@ -729,6 +729,71 @@ fn af_xdp_ports_take_their_shape_from_the_workers() {
     assert_eq!(e.field, "port[0].device");
 }
 
+fn parse_with_cores(text: &str, n: usize) -> Result<Config, ConfigError> {
+    Config::parse_with_cores(
+        Source {
+            file: "t.toml".into(),
+            text: text.into(),
+        },
+        Some(n),
+    )
+}
+
+/// testpmd's `--nb-cores`: the queues spread over the first N worker lcores; AF_XDP ports
+/// take their queue count from them; out of range, or against [[worker]] sections, refused
+/// with the line of what sets the cores.
+#[test]
+fn nb_cores_forward_on_the_first_worker_lcores() {
+    let workers = |c: &Config| -> Vec<(u32, Vec<(usize, u16)>)> {
+        c.workers.iter().map(|w| (w.lcore, w.rx.clone())).collect()
+    };
+    let all = parse(TWO_PORTS).unwrap();
+    assert_eq!(
+        workers(&all),
+        vec![(1, vec![(0, 0), (1, 0)]), (2, vec![(0, 1)])]
+    );
+    let one = parse_with_cores(TWO_PORTS, 1).unwrap();
+    assert_eq!(workers(&one), vec![(1, vec![(0, 0), (0, 1), (1, 0)])]);
+    assert_eq!(
+        workers(&parse_with_cores(TWO_PORTS, 2).unwrap()),
+        workers(&all)
+    );
+    // The EAL keeps every lcore (the others idle, as testpmd's).
+    assert_eq!(one.eal.lcores, vec![0, 1, 2]);
+
+    for n in [0, 3] {
+        let e = parse_with_cores(TWO_PORTS, n).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("t.toml:3: eal.lcores: --nb-cores={n}: nb-cores should be > 0 and <= 2 (the worker lcores here; the first lcore is the main one)")
+        );
+    }
+
+    let af_xdp = "[eal]\nlcores = \"0-2\"\nhugepages = false\n\n[[port]]\nname = \"out\"\ndevice = \"af_xdp:eth1\"\n";
+    let c = parse_with_cores(af_xdp, 1).unwrap();
+    assert_eq!(c.ports[0].rx_queues, 1);
+    assert_eq!(
+        c.ports[0].device,
+        "net_af_xdp0,iface=eth1,start_queue=0,queue_count=1"
+    );
+    assert_eq!(parse(af_xdp).unwrap().ports[0].rx_queues, 2);
+
+    let listed = format!(
+        "{TWO_PORTS}\n[[worker]]\nlcore = 1\nrx = [\"a\"]\n[[worker]]\nlcore = 2\nrx = [\"b:0\"]\n"
+    );
+    assert_eq!(
+        workers(&parse_with_cores(&listed, 2).unwrap()),
+        workers(&parse(&listed).unwrap())
+    );
+    let e = parse_with_cores(&listed, 1).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (Some(16), "worker"));
+    assert!(
+        e.message
+            .starts_with("--nb-cores=1: the [[worker]] sections give 2 forwarding core(s)"),
+        "{e}"
+    );
+}
+
 #[test]
 fn explicit_workers_must_cover_every_queue_once() {
     let ok = format!(

@@ -16,18 +16,52 @@ pub struct WorkerConfig {
     pub rx: Vec<(usize, u16)>,
 }
 
+/// testpmd's `--nb-cores=N` against the configuration: `N` forwarding cores out of the
+/// `available` worker lcores; with `[[worker]]` sections, their own count only. Returns `N`.
+pub(super) fn check_nb_cores(
+    source: &Source,
+    lcores_span: std::ops::Range<usize>,
+    raw: &[RawWorker],
+    n: usize,
+    available: usize,
+) -> Result<usize, ConfigError> {
+    if n == 0 || n > available {
+        return Err(source.error(
+            lcores_span,
+            "eal.lcores",
+            format!(
+                "--nb-cores={n}: nb-cores should be > 0 and <= {available} (the worker lcores here; the first lcore is the main one)"
+            ),
+        ));
+    }
+    if let Some(first) = raw.first().filter(|_| n != raw.len()) {
+        return Err(source.error(
+            first.lcore.span(),
+            "worker",
+            format!(
+                "--nb-cores={n}: the [[worker]] sections give {} forwarding core(s), each with its queues; with them --nb-cores takes that count only (without them the queues spread over the first N worker lcores)",
+                raw.len()
+            ),
+        ));
+    }
+    Ok(n)
+}
+
+/// `forwarding`: how many of the worker lcores (after the main one) forward when the
+/// workers are not listed (`--nb-cores`; all of them by default).
 pub(super) fn validate_workers(
     source: &Source,
-    eal: &EalConfig,
+    (eal, forwarding): (&EalConfig, usize),
     ports: &[PortConfig],
     raw_ports: &[RawPort],
     raw: Vec<RawWorker>,
 ) -> Result<Vec<WorkerConfig>, ConfigError> {
     let worker_lcores = &eal.lcores[1..];
     if raw.is_empty() {
-        // Every rx queue, round robin over the worker lcores.
+        // Every rx queue, round robin over the forwarding lcores.
         let mut workers: Vec<WorkerConfig> = worker_lcores
             .iter()
+            .take(forwarding)
             .map(|&lcore| WorkerConfig {
                 lcore,
                 rx: Vec::new(),

@@ -15,6 +15,12 @@ fn appliance_with_ports(ports: Vec<PortView>) -> Arc<Appliance> {
 
 /// An appliance with these ports and `workers` fake workers (lcores 1..), which never poll.
 fn appliance_with(ports: Vec<PortView>, workers: usize) -> Arc<Appliance> {
+    appliance_with_lcores(ports, workers, workers)
+}
+
+/// As [`appliance_with`], the EAL having `lcores` lcores besides the main one (more than
+/// the workers under `--nb-cores`).
+fn appliance_with_lcores(ports: Vec<PortView>, workers: usize, lcores: usize) -> Arc<Appliance> {
     let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
     let d = Director::new(
         Limits {
@@ -31,7 +37,9 @@ fn appliance_with(ports: Vec<PortView>, workers: usize) -> Arc<Appliance> {
             stats: Arc::new(rvs_core::WorkerStats::default()),
         })
         .collect();
-    Appliance::new(d, cell, workers, ports, 1024).shared()
+    let mut a = Appliance::new(d, cell, workers, ports, 1024);
+    a.worker_lcores = lcores;
+    a.shared()
 }
 
 /// A port as the console sees one, its promiscuous mode a switch (`refuse`: the
@@ -457,7 +465,7 @@ fn set_nbcore_takes_the_workers() {
         (
             "set nbcore 1",
             1,
-            "rvs forwards on all its 2 worker(s): each owns the flows the NIC puts on its queues (its connection table); fewer need fewer workers in the configuration (eal.lcores, [[worker]]) and a restart\n",
+            "rvs forwards on all its 2 worker(s): each owns the flows the NIC puts on its queues (its connection table); another count needs other workers (eal.lcores, [[worker]], or the command line's --nb-cores) and a restart\n",
         ),
         (
             "set nbcore x",
@@ -468,6 +476,20 @@ fn set_nbcore_takes_the_workers() {
         let r = a.console(line);
         assert_eq!((r.status, r.err.as_str()), (status, err), "{line}");
     }
+    // Two workers of three lcores (--nb-cores=2): testpmd's bound is the lcores.
+    let b = appliance_with_lcores(Vec::new(), 2, 3);
+    assert_eq!(b.console("stop").status, 0);
+    let r = b.console("set nbcore 4");
+    assert_eq!(
+        r.err,
+        "nb fwd cores 4 > 3 (max. number of configured lcores) - ignored\n"
+    );
+    let r = b.console("set nbcore 3");
+    assert!(
+        r.status == 1 && r.err.starts_with("rvs forwards on all its 2 worker(s)"),
+        "{}",
+        r.err
+    );
 }
 
 /// testpmd's `port config all rxq|txq N`: with every port stopped, the count rvs was
@@ -993,8 +1015,17 @@ impl std::ops::Deref for Reloadable {
 /// An appliance started as the daemon starts one from the TOML at `toml` (and the
 /// keepalived.conf at `keepalived`, its checkers running), which `reload` reads again.
 fn reloadable(toml: &std::path::Path, keepalived: Option<&std::path::Path>) -> Reloadable {
+    reloadable_with_cores(toml, keepalived, None)
+}
+
+/// As [`reloadable`], started with the command line's `--nb-cores`.
+fn reloadable_with_cores(
+    toml: &std::path::Path,
+    keepalived: Option<&std::path::Path>,
+    nb_cores: Option<usize>,
+) -> Reloadable {
     let turn = MAILER_TESTS.lock();
-    let cfg = crate::config::Config::load(toml).unwrap();
+    let cfg = crate::config::Config::load_with_cores(toml, nb_cores).unwrap();
     let loads = Arc::new((0..cfg.limits.dests).map(|_| DestLoad::default()).collect());
     let d = cfg.lb.director(cfg.limits, loads, Vec::new()).unwrap();
     let cell = Arc::new(SnapshotCell::new(d.snapshot()));
@@ -1008,6 +1039,7 @@ fn reloadable(toml: &std::path::Path, keepalived: Option<&std::path::Path>) -> R
         config: toml.to_path_buf(),
         keepalived: keepalived.map(std::path::Path::to_path_buf),
         fixed: restart_only(&cfg),
+        nb_cores,
         keepalived_text,
     });
     Reloadable {
@@ -1137,6 +1169,35 @@ fn checker_lines(global: &str, first: &str) {
         !fifo.exists() && !all.exists(),
         "a FIFO rvs made outlived its checkers"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A reload reads the file under the `--nb-cores` rvs started with: the same file changes
+/// nothing that needs a restart; one with too few lcores for it is refused whole.
+#[test]
+fn a_reload_reads_the_file_under_the_command_lines_nb_cores() {
+    let dir = std::env::temp_dir().join(format!("rvs-reload-cores-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("rvs.toml");
+    let with_lcores = |l: &str| {
+        RELOAD_BASE.replace("lcores = \"0,1\"", &format!("lcores = \"{l}\"")) + "rx_queues = 3\n"
+    };
+    std::fs::write(&toml, with_lcores("0-3")).unwrap();
+    let a = reloadable_with_cores(&toml, None, Some(2));
+    let r = a.console("reload");
+    assert_eq!(r.status, 0, "{}", r.err);
+    assert!(!r.out.contains("next restart"), "{}", r.out);
+    std::fs::write(&toml, with_lcores("0-1")).unwrap();
+    let r = a.console("reload");
+    assert_ne!(r.status, 0);
+    assert!(
+        r.err
+            .contains("--nb-cores=2: nb-cores should be > 0 and <= 1")
+            && r.err.contains("(nothing changed)"),
+        "{}",
+        r.err
+    );
+    drop(a);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
