@@ -740,8 +740,9 @@ impl Port {
     }
 
     /// The driver's start, recorded. Every caller has the port configured with all its
-    /// queues set up, and no queue of it polled or sent on meanwhile (`&mut self` before
-    /// the queues are handed out, or a [`QueuesIdle`]).
+    /// queues set up, and none of them polled or sent on meanwhile: [`Port::start`] starts
+    /// a port before its queues are polled (at set-up), [`Port::start_idle`] holds a
+    /// [`QueuesIdle`].
     fn start_unpolled(&self) -> Result<()> {
         // SAFETY: as the callers guarantee (above).
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id.0) };
@@ -750,8 +751,9 @@ impl Port {
         Ok(())
     }
 
-    /// The driver's stop, recorded. Every caller has the port started, and no queue of it
-    /// polled or sent on meanwhile (no queue handle out, or a [`QueuesIdle`]).
+    /// The driver's stop, recorded. Every caller has the port started, and none of its
+    /// queues polled or sent on meanwhile: [`Port::stop`] has no queue handle out,
+    /// [`Port::stop_idle`] holds a [`QueuesIdle`].
     fn stop_unpolled(&self) -> Result<()> {
         // SAFETY: as the callers guarantee (above).
         let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) };
