@@ -104,7 +104,7 @@ impl Appliance {
 
     /// testpmd's `set nbcore N`, in its words. Every rvs worker owns the flows the NIC
     /// puts on its queues (its connection table), so all of them forward: their number is
-    /// taken, a smaller one refused with where it is set.
+    /// taken, another (up to the EAL's lcores) refused with where it is set.
     pub(super) fn set_nbcore(&self, n: &str) -> Reply {
         let Ok(n) = n.parse::<usize>() else {
             return Reply::fail(
