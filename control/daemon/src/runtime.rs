@@ -412,6 +412,12 @@ pub fn run(
             describe_rx(cfg, w.index)
         );
     }
+    let sockets = NumaSockets {
+        ports: ports.sockets.clone(),
+        workers: (workers.workers.iter())
+            .map(|w| eal.lcore_socket(w.lcore))
+            .collect(),
+    };
     let shared: Vec<Arc<DataPort>> = ports
         .ports
         .drain(..)
@@ -421,7 +427,23 @@ pub fn run(
             Arc::new(DataPort::new(p, kernel, &c.device, workers.quiet.clone()))
         })
         .collect();
-    let appliance = control_side(cfg, director, cell, &workers, &shared, &twins.ports);
+    let appliance = control_side(
+        cfg,
+        director,
+        cell,
+        &workers,
+        &shared,
+        &twins.ports,
+        sockets,
+    );
+    let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    for n in rvs_control::appliance::remote_numa_notices(
+        &appliance.streams,
+        &appliance.worker_sockets,
+        &names,
+    ) {
+        eprintln!("rvs: warning: {n}");
+    }
     appliance.set_reload_source(reload);
     if let Some(n) = burst {
         // As the console's `set burst N` takes it, in its words.
@@ -500,6 +522,8 @@ struct DataPorts {
     ports: Vec<Port>,
     macs: Vec<[u8; 6]>,
     offloads: Vec<bool>,
+    /// Each port's NUMA socket (None: the device does not say).
+    sockets: Vec<Option<u32>>,
     pools: Vec<(i32, Mempool)>,
     main_socket: i32,
 }
@@ -534,6 +558,7 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
         ports: Vec::new(),
         macs: Vec::new(),
         offloads: Vec::new(),
+        sockets: Vec::new(),
         pools: Vec::new(),
         main_socket,
     };
@@ -650,6 +675,7 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
         let mac = port.mac_addr().unwrap_or_default();
         dp.macs.push(mac);
         dp.offloads.push(port.tx_ipv4_checksum());
+        dp.sockets.push(u32::try_from(info.socket).ok());
         let link = port
             .link()
             .map(|l| l.text)
@@ -862,6 +888,12 @@ fn start_vrrp(
     Ok(())
 }
 
+/// The NUMA sockets of the ports (None: the device does not say) and of the workers' lcores.
+struct NumaSockets {
+    ports: Vec<Option<u32>>,
+    workers: Vec<u32>,
+}
+
 /// The command layer over the running workers and ports.
 fn control_side(
     cfg: &Config,
@@ -870,6 +902,7 @@ fn control_side(
     workers: &WorkerSet,
     ports: &[Arc<DataPort>],
     twins: &[(String, Port)],
+    sockets: NumaSockets,
 ) -> Arc<Appliance> {
     let views = workers.views();
     let port_views = cfg
@@ -903,18 +936,23 @@ fn control_side(
         .enumerate()
         .flat_map(|(w, wc)| {
             let lcore = wc.lcore;
-            wc.rx
-                .iter()
-                .map(move |&(p, q)| rvs_control::appliance::FwdStream {
+            let socket = |p: usize| sockets.ports.get(p).copied().flatten();
+            wc.rx.iter().map(move |&(p, q)| {
+                let tx = cfg.ports[p].peer;
+                rvs_control::appliance::FwdStream {
                     worker: w,
                     lcore,
                     rx_port: p as u16,
                     rx_queue: q,
-                    tx_port: cfg.ports[p].peer as u16,
+                    rx_socket: socket(p),
+                    tx_port: tx as u16,
                     tx_queue: w as u16,
-                })
+                    tx_socket: socket(tx),
+                }
+            })
         })
         .collect();
+    appliance.worker_sockets = sockets.workers;
     appliance.twins = twins.iter().map(|(name, _)| name.clone()).collect();
     let appliance = appliance.shared();
     appliance.refresh_host_vips();

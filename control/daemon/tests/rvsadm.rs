@@ -480,8 +480,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
     );
     for want in [
         "Set macswap packet forwarding mode",
-        "macswap packet forwarding - ports=1 - cores=1 - streams=1",
-        "RX P=0/Q=0 -> TX P=0/Q=0",
+        "macswap packet forwarding - ports=1 - cores=1 - streams=1 - NUMA support enabled, MP allocation mode: native",
+        "Logical Core 1 (socket 0) forwards packets on 1 streams:",
+        "RX P=0/Q=0 (socket 0) -> TX P=0/Q=0 (socket 0)",
         "Packet forwarding not started",
         "Packet forwarding already started",
         "Promiscuous mode: enabled",

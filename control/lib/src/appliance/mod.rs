@@ -161,6 +161,8 @@ pub struct Appliance {
     pub tsc_hz: u64,
     /// What each worker forwards (`show config fwd`).
     pub streams: Vec<FwdStream>,
+    /// Each worker's lcore's NUMA socket.
+    pub worker_sockets: Vec<u32>,
     /// Each worker's counters (its own and its engine's) at the last `start` or `clear
     /// fwd stats`: `show fwd stats` counts from there.
     fwd_since: Mutex<Vec<(rvs_core::WorkerCounters, rvs_core::engine::Counters)>>,
@@ -211,15 +213,57 @@ impl std::fmt::Debug for Appliance {
     }
 }
 
-/// One worker's rx queue and where its frames go (the diagnostic modes' peer port).
+/// One worker's rx queue and where its frames go (the diagnostic modes' peer port), with
+/// the ports' NUMA sockets (None: the device does not say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FwdStream {
     pub worker: usize,
     pub lcore: u32,
     pub rx_port: u16,
     pub rx_queue: u16,
+    pub rx_socket: Option<u32>,
     pub tx_port: u16,
     pub tx_queue: u16,
+    pub tx_socket: Option<u32>,
+}
+
+/// A line for each worker that polls a port attached to another NUMA socket than its
+/// lcore's (every frame it takes then crosses the sockets' link, as does the port's memory
+/// pool); `worker_sockets`: each worker's lcore's socket; `names`: the ports' names.
+pub fn remote_numa_notices(
+    streams: &[FwdStream],
+    worker_sockets: &[u32],
+    names: &[String],
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut lines = Vec::new();
+    for s in streams {
+        let Some(&lcore_socket) = worker_sockets.get(s.worker) else {
+            continue;
+        };
+        let Some(socket) = s.rx_socket.filter(|&p| p != lcore_socket) else {
+            continue;
+        };
+        if seen.contains(&(s.worker, s.rx_port)) {
+            continue;
+        }
+        seen.push((s.worker, s.rx_port));
+        let queues: Vec<String> = streams
+            .iter()
+            .filter(|o| o.worker == s.worker && o.rx_port == s.rx_port)
+            .map(|o| o.rx_queue.to_string())
+            .collect();
+        let name = names.get(usize::from(s.rx_port)).map_or("", String::as_str);
+        lines.push(format!(
+            "port {} ({name:?}) is on NUMA socket {socket}, polled (rx queue {}) by worker {} on lcore {} of socket {}: performance will not be optimal (give it lcores of socket {socket})",
+            s.rx_port,
+            queues.join(", "),
+            s.worker,
+            s.lcore,
+            lcore_socket,
+        ));
+    }
+    lines
 }
 
 /// ipvsadm's exit status when the kernel refuses a change ("Service not defined", "No such
@@ -285,6 +329,7 @@ impl Appliance {
             record_core_cycles: AtomicBool::new(false),
             tsc_hz: 0,
             streams: Vec::new(),
+            worker_sockets: Vec::new(),
             fwd_since: Mutex::new(Vec::new()),
             verbose: AtomicU32::new(0),
             xstats_hide_zero: AtomicBool::new(false),

@@ -436,8 +436,9 @@ impl Appliance {
     pub(super) fn fwd_config(&self) -> String {
         let mode = ForwardMode::from_code(self.fwd_mode.load(Ordering::Relaxed));
         let ports = self.ports.lock().len();
+        // NUMA support as testpmd's: each port's pool and rings on its own socket.
         let mut out = format!(
-            "{mode} packet forwarding - ports={ports} - cores={} - streams={}\n",
+            "{mode} packet forwarding - ports={ports} - cores={} - streams={} - NUMA support enabled, MP allocation mode: native\n",
             self.workers.len(),
             self.streams.len()
         );
@@ -447,21 +448,24 @@ impl Appliance {
                 .iter()
                 .filter(|s| s.worker == w.index)
                 .collect();
+            let socket = self.worker_sockets.get(w.index).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
-                "Logical Core {} (worker {}) forwards packets on {} streams:",
+                "Logical Core {} (socket {socket}) forwards packets on {} streams:",
                 w.lcore,
-                w.index,
                 mine.len()
             );
             for s in mine {
+                // A device that does not say is shown on socket 0, as testpmd shows it.
                 let _ = writeln!(
                     out,
-                    "  RX P={}/Q={} -> TX P={}/Q={}{}",
+                    "  RX P={}/Q={} (socket {}) -> TX P={}/Q={} (socket {}){}",
                     s.rx_port,
                     s.rx_queue,
+                    s.rx_socket.unwrap_or(0),
                     s.tx_port,
                     s.tx_queue,
+                    s.tx_socket.unwrap_or(0),
                     if mode == ForwardMode::Lb {
                         " (lb: each frame leaves by its verdict's port)"
                     } else {

@@ -21,6 +21,13 @@ fn appliance_with(ports: Vec<PortView>, workers: usize) -> Arc<Appliance> {
 /// As [`appliance_with`], the EAL having `lcores` lcores besides the main one (more than
 /// the workers under `--nb-cores`).
 fn appliance_with_lcores(ports: Vec<PortView>, workers: usize, lcores: usize) -> Arc<Appliance> {
+    let mut a = unshared_appliance(ports, workers);
+    a.worker_lcores = lcores;
+    a.shared()
+}
+
+/// An appliance with `workers` workers on lcores 1, 2..., its fields still to be set.
+fn unshared_appliance(ports: Vec<PortView>, workers: usize) -> Appliance {
     let loads = Arc::new((0..8).map(|_| DestLoad::default()).collect());
     let d = Director::new(
         Limits {
@@ -37,9 +44,7 @@ fn appliance_with_lcores(ports: Vec<PortView>, workers: usize, lcores: usize) ->
             stats: Arc::new(rvs_core::WorkerStats::default()),
         })
         .collect();
-    let mut a = Appliance::new(d, cell, workers, ports, 1024);
-    a.worker_lcores = lcores;
-    a.shared()
+    Appliance::new(d, cell, workers, ports, 1024)
 }
 
 /// A port as the console sees one, its promiscuous mode a switch (`refuse`: the
@@ -542,6 +547,55 @@ fn port_queue_counts_are_the_configurations() {
         let r = a.console(line);
         assert_eq!((r.status, r.err.as_str()), (status, err), "{line}");
     }
+}
+
+#[test]
+fn show_config_fwd_gives_the_numa_sockets_and_a_remote_port_is_warned_of() {
+    let views = ["lan", "wan"]
+        .into_iter()
+        .map(|name| PortView {
+            name: name.into(),
+            port: Arc::new(FakePort::default()),
+            twin: None,
+        })
+        .collect();
+    let mut a = unshared_appliance(views, 2);
+    // Port 0 on socket 1, port 1 on a device that does not say; worker 0 on socket 0.
+    let stream = |worker: usize, rx: u16, q: u16, tx: u16| FwdStream {
+        worker,
+        lcore: worker as u32 + 1,
+        rx_port: rx,
+        rx_queue: q,
+        rx_socket: [Some(1), None][usize::from(rx)],
+        tx_port: tx,
+        tx_queue: worker as u16,
+        tx_socket: [Some(1), None][usize::from(tx)],
+    };
+    a.streams = vec![
+        stream(0, 0, 0, 1),
+        stream(0, 0, 2, 1),
+        stream(0, 1, 0, 0),
+        stream(1, 0, 1, 1),
+    ];
+    a.worker_sockets = vec![0, 1];
+    let names = ["lan".to_string(), "wan".to_string()];
+    assert_eq!(
+        remote_numa_notices(&a.streams, &a.worker_sockets, &names),
+        ["port 0 (\"lan\") is on NUMA socket 1, polled (rx queue 0, 2) by worker 0 on lcore 1 of socket 0: performance will not be optimal (give it lcores of socket 1)"]
+    );
+    let a = a.shared();
+    assert_eq!(a.console("set fwd io").status, 0);
+    let r = a.console("show config fwd");
+    assert_eq!(
+        r.out,
+        "io packet forwarding - ports=2 - cores=2 - streams=4 - NUMA support enabled, MP allocation mode: native\n\
+         Logical Core 1 (socket 0) forwards packets on 3 streams:\n\
+         \x20 RX P=0/Q=0 (socket 1) -> TX P=1/Q=0 (socket 0)\n\
+         \x20 RX P=0/Q=2 (socket 1) -> TX P=1/Q=0 (socket 0)\n\
+         \x20 RX P=1/Q=0 (socket 0) -> TX P=0/Q=0 (socket 1)\n\
+         Logical Core 2 (socket 1) forwards packets on 1 streams:\n\
+         \x20 RX P=0/Q=1 (socket 1) -> TX P=1/Q=1 (socket 0)\n"
+    );
 }
 
 fn lan_and_refusing_port() -> Arc<Appliance> {
