@@ -180,6 +180,11 @@ impl PortDevice for DataPort {
         self.port.reta().map_err(|e| e.reason())
     }
 
+    fn supported_ptypes(&self, layer: u32) -> Result<Vec<String>, String> {
+        let types = self.port.supported_ptypes(layer).map_err(|e| e.reason())?;
+        Ok(types.into_iter().map(dpdk::ptype_name).collect())
+    }
+
     fn queue_info(&self, rx: bool, queue: u16) -> Result<QueueInfo, Refusal> {
         let info = if rx {
             self.port.rx_queue_info(queue)

@@ -657,6 +657,11 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
                 );
             }
         }
+        // rvs parses each frame itself, reading the bytes the NIC's packet type would spare
+        // it: a driver that can skips classifying (testpmd's default at start).
+        if log.quietly(|| port.set_ptypes(0)).is_err() {
+            eprintln!("rvs: notice: Port {id}: Failed to disable Ptype parsing");
+        }
         log.quietly(|| port.start())
             .map_err(|e| cfg.port_error(i, "device", e.to_string()))?;
         // Not promiscuous: multicast (VRRP adverts, IPv6 neighbour discovery) still arrives.

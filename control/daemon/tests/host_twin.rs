@@ -194,6 +194,30 @@ host_tap = "{twin}"
             .eq(["10.215.0.0/24", "10.214.0.2", "wire"])),
         "{routes}"
     );
+    // testpmd's `show port N ptypes`: what the tap driver can classify (rvs asked it at
+    // start to classify nothing; the driver has no such switch, and said so by success).
+    // DPDK's names end in a space, which testpmd prints too.
+    let ptypes = Command::new(rvs_testkit::bins::sibling(
+        env!("CARGO_BIN_EXE_rvs"),
+        "rvsadm",
+    ))
+    .args(["--console", "show", "port", "0", "ptypes"])
+    .env("RVS_SOCKET", &socket)
+    .output()
+    .unwrap();
+    let ptypes = String::from_utf8_lossy(&ptypes.stdout);
+    assert!(
+        ptypes.starts_with("Supported L2 ptypes:\nL2_ETHER \n")
+            && ptypes.contains("Supported L3 ptypes:\nL3_IPV4 \n")
+            && ptypes.contains("\nL4_TCP \n")
+            && ptypes.contains("Tunnel ptypes unsupported\n"),
+        "{ptypes}"
+    );
+    assert!(
+        !log_text().contains("Failed to disable Ptype parsing"),
+        "{}",
+        log_text()
+    );
     let kernel = run("ip route show 10.215.0.0/24");
     assert!(
         String::from_utf8_lossy(&kernel.stdout).contains(&format!("via 10.214.0.2 dev {twin}")),

@@ -123,6 +123,17 @@ pub struct QueueInfo {
 /// A driver's refusal: its reason (strerror) and errno.
 pub type Refusal = (String, i32);
 
+/// The packet-type layers testpmd's `show port N ptypes` lists, by mask.
+pub const PTYPE_LAYERS: [(u32, &str); 7] = [
+    (0x0000_000f, "L2"),
+    (0x0000_00f0, "L3"),
+    (0x0000_0f00, "L4"),
+    (0x0000_f000, "Tunnel"),
+    (0x000f_0000, "Inner L2"),
+    (0x00f0_0000, "Inner L3"),
+    (0x0f00_0000, "Inner L4"),
+];
+
 /// A data port as commands see it; errors are the device's own words.
 pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> PortDescription;
@@ -146,6 +157,9 @@ pub trait PortDevice: Send + Sync + std::fmt::Debug {
     fn rss_hash(&self) -> Result<(u64, Vec<u8>), String>;
     /// The RSS redirection table: entry i's queue.
     fn rss_reta(&self) -> Result<Vec<u16>, String>;
+    /// The names of the packet types the driver can classify within one layer's mask
+    /// ([`PTYPE_LAYERS`]).
+    fn supported_ptypes(&self, layer: u32) -> Result<Vec<String>, String>;
     /// Rx or tx queue `queue` (`rx`: which) as its driver describes it.
     fn queue_info(&self, rx: bool, queue: u16) -> Result<QueueInfo, Refusal>;
     /// Whether the port is started (testpmd's `port start|stop`).

@@ -200,6 +200,21 @@ pub fn capability_name(bit: u64) -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
+/// A packet type's name as DPDK spells it (`L2_ETHER`, `L3_IPV4_EXT_UNKNOWN`...), several
+/// layers' names space-separated.
+pub fn ptype_name(ptype: u32) -> String {
+    let mut buf = [0 as std::ffi::c_char; 256];
+    // SAFETY: buf is writable for its length; the call NUL-terminates what it writes.
+    let ret = unsafe { dpdk_sys::rte_get_ptype_name(ptype, buf.as_mut_ptr(), buf.len()) };
+    if ret < 0 {
+        return format!("{ptype:#x}");
+    }
+    // SAFETY: NUL-terminated within buf (above).
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// A queue's ring settings, as testpmd's `show config rxtx` prints them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueSettings {
@@ -867,6 +882,35 @@ impl Port {
         check(ret, || format!("port {}: RSS hash configuration", self.id))?;
         key.truncate(usize::from(conf.rss_key_len));
         Ok((conf.rss_hf, key))
+    }
+
+    /// The packet types the driver can classify within `layer` (one layer's mask, as
+    /// `RTE_PTYPE_L2_MASK`), whether or not it classifies them now.
+    pub fn supported_ptypes(&self, layer: u32) -> Result<Vec<u32>> {
+        // SAFETY: a null array with length 0 asks only for the count.
+        let n = unsafe {
+            dpdk_sys::rte_eth_dev_get_supported_ptypes(self.id.0, layer, std::ptr::null_mut(), 0)
+        };
+        check(n, || format!("port {}: supported packet types", self.id))?;
+        let mut types = vec![0u32; n.max(0) as usize];
+        // SAFETY: `types` has room for the `n` entries the call may write.
+        let got = unsafe {
+            dpdk_sys::rte_eth_dev_get_supported_ptypes(self.id.0, layer, types.as_mut_ptr(), n)
+        };
+        check(got, || format!("port {}: supported packet types", self.id))?;
+        types.truncate(got.max(0) as usize);
+        Ok(types)
+    }
+
+    /// Tells the driver which packet types rvs reads from its mbufs (`mask`: layers'
+    /// masks; 0, none: a driver that can then skips classifying each frame, as testpmd
+    /// asks at start). Made before the port starts.
+    pub fn set_ptypes(&self, mask: u32) -> Result<()> {
+        // SAFETY: a null array with length 0: the driver reports nothing back.
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_set_ptypes(self.id.0, mask, std::ptr::null_mut(), 0) };
+        check(ret, || format!("port {}: set packet types", self.id))?;
+        Ok(())
     }
 
     pub fn mtu(&self) -> Result<u16> {

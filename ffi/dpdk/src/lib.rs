@@ -29,8 +29,9 @@ pub use eal::{prefetch, tsc_hz, tsc_now, Eal};
 pub use eal_args::EalArgs;
 pub use error::{Error, Result};
 pub use ethdev::{
-    capability_name, DescLimits, DevInfo, DevLimits, LinkStatus, Port, PortConf, PortId, PortStats,
-    QueueInfo, QueueSettings, QueuesIdle, RssConf, RssField, RxQueue, TxQueue, XStat,
+    capability_name, ptype_name, DescLimits, DevInfo, DevLimits, LinkStatus, Port, PortConf,
+    PortId, PortStats, QueueInfo, QueueSettings, QueuesIdle, RssConf, RssField, RxQueue, TxQueue,
+    XStat,
 };
 pub use lcore::{current_lcore, register_thread, LcoreHandle, LcorePanic, ThreadRegistration};
 pub use mbuf::{Mbuf, MbufBurst, BURST};

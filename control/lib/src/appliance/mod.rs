@@ -741,6 +741,7 @@ impl Appliance {
                 self.show_queue_info(*q == "rxq", which, queue)
             }
             ["show", "port", which, "rss-hash"] => self.show_rss_hash(which, false),
+            ["show", "port", which, "ptypes"] => self.show_ptypes(which),
             ["show", "port", which, "rss-hash", "key"] => self.show_rss_hash(which, true),
             ["show", "port", which, "rss", "reta", rest @ ..] if rest.len() != 1 => {
                 self.show_rss_reta(which, rest)

@@ -378,6 +378,32 @@ impl Appliance {
         }
     }
 
+    /// testpmd's `show port N ptypes`: the packet types the driver can classify, layer by
+    /// layer. rvs reads none of them (it parses each frame itself) and asks the driver at
+    /// start to classify none, so these are what it could, not what it does.
+    pub(super) fn show_ptypes(&self, which: &str) -> Reply {
+        let port = match self.one_port(which, "show port N ptypes") {
+            Ok((_, p)) => p,
+            Err(r) => return r,
+        };
+        let mut out = String::new();
+        for (mask, layer) in crate::ports::PTYPE_LAYERS {
+            match port.supported_ptypes(mask) {
+                Ok(names) if !names.is_empty() => {
+                    let _ = writeln!(out, "Supported {layer} ptypes:");
+                    for n in names {
+                        let _ = writeln!(out, "{n}");
+                    }
+                }
+                Ok(_) => {
+                    let _ = writeln!(out, "{layer} ptypes unsupported");
+                }
+                Err(e) => return Reply::fail(1, format!("{e}\n")),
+            }
+        }
+        Reply::ok(out)
+    }
+
     /// testpmd's `show port N rss-hash [key]`: the hash types in use (testpmd's names,
     /// groups too), and the key.
     pub(super) fn show_rss_hash(&self, which: &str, key: bool) -> Reply {

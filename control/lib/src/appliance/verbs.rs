@@ -233,6 +233,11 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show port 0 rss reta"],
     },
     Verb {
+        usage: "show port N ptypes",
+        help: "the packet types a port's driver can classify, layer by layer (testpmd's; rvs asks it to classify none: it parses each frame itself)",
+        phrases: &["show port 0 ptypes"],
+    },
+    Verb {
         usage: "show port N rss-hash [key]",
         help: "the RSS hash fields a port uses, and its key",
         phrases: &["show port 0 rss-hash", "show port 0 rss-hash key"],

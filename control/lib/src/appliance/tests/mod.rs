@@ -187,6 +187,15 @@ impl PortDevice for FakePort {
             None => Err("Operation not supported".into()),
         }
     }
+    fn supported_ptypes(&self, layer: u32) -> Result<Vec<String>, String> {
+        let names: &[&str] = match layer {
+            0x0f if !self.refuse => &["L2_ETHER", "L2_ETHER_ARP"],
+            0xf0 if !self.refuse => &["L3_IPV4", "L3_IPV6_EXT_UNKNOWN"],
+            0xf00 => &["L4_TCP"],
+            _ => &[],
+        };
+        Ok(names.iter().map(|n| n.to_string()).collect())
+    }
     fn queue_info(
         &self,
         rx: bool,
@@ -614,6 +623,24 @@ fn lan_and_refusing_port() -> Arc<Appliance> {
 }
 
 /// testpmd's `show rxq|txq info N QUEUE`: the driver's description in testpmd's words,
+/// testpmd's `show port N ptypes`: each layer's types, or that it has none.
+#[test]
+fn show_port_ptypes_lists_each_layer_as_testpmd() {
+    let a = lan_and_refusing_port();
+    assert_eq!(
+        a.console("show port 0 ptypes").out,
+        "Supported L2 ptypes:\nL2_ETHER\nL2_ETHER_ARP\nSupported L3 ptypes:\nL3_IPV4\n\
+         L3_IPV6_EXT_UNKNOWN\nSupported L4 ptypes:\nL4_TCP\nTunnel ptypes unsupported\n\
+         Inner L2 ptypes unsupported\nInner L3 ptypes unsupported\nInner L4 ptypes unsupported\n"
+    );
+    assert!(a
+        .console("show port 1 ptypes")
+        .out
+        .starts_with("L2 ptypes unsupported\nL3 ptypes unsupported\nSupported L4 ptypes:\n"));
+    let r = a.console("show port 7 ptypes");
+    assert_eq!(r.status, 2, "{r:?}");
+}
+
 /// its refusal as testpmd reports it.
 #[test]
 fn queue_info_is_testpmds() {
