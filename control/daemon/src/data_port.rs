@@ -362,3 +362,61 @@ mod tests {
         }
     }
 }
+
+/// The EAL's memory for the console's `dump` commands and the pools' metrics.
+#[derive(Debug)]
+pub struct EalMemoryView {
+    memory: dpdk::MemoryView,
+    /// The data ports' mbuf pools, by name and NUMA socket.
+    pools: Vec<(String, i32, dpdk::Mempool)>,
+}
+
+impl EalMemoryView {
+    pub fn new(memory: dpdk::MemoryView, pools: Vec<(String, i32, dpdk::Mempool)>) -> Self {
+        EalMemoryView { memory, pools }
+    }
+}
+
+impl rvs_control::ports::EalMemory for EalMemoryView {
+    fn dump(
+        &self,
+        what: rvs_control::ports::DumpObject,
+        name: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        use rvs_control::ports::DumpObject as D;
+        let what = match what {
+            D::Mempool => dpdk::Dump::Mempool,
+            D::Ring => dpdk::Dump::Ring,
+            D::Memzone => dpdk::Dump::Memzone,
+            D::Physmem => dpdk::Dump::Physmem,
+            D::Lcores => dpdk::Dump::Lcores,
+            D::Devargs => dpdk::Dump::Devargs,
+            D::LogTypes => dpdk::Dump::LogTypes,
+        };
+        self.memory.dump(what, name).map_err(|e| e.to_string())
+    }
+
+    fn socket_memory(&self) -> Vec<rvs_control::ports::SocketMemory> {
+        (self.memory.socket_heaps().into_iter())
+            .map(|h| rvs_control::ports::SocketMemory {
+                socket: h.socket,
+                total_bytes: h.total_bytes,
+                alloc_bytes: h.alloc_bytes,
+                free_bytes: h.free_bytes,
+                alloc_count: h.alloc_count,
+                free_count: h.free_count,
+            })
+            .collect()
+    }
+
+    fn pools(&self) -> Vec<rvs_control::ports::PoolFill> {
+        (self.pools.iter())
+            .map(|(name, socket, pool)| rvs_control::ports::PoolFill {
+                name: name.clone(),
+                socket: *socket,
+                size: pool.size(),
+                available: pool.available(),
+            })
+            .collect()
+    }
+}

@@ -412,11 +412,17 @@ pub fn run(
             describe_rx(cfg, w.index)
         );
     }
-    let sockets = NumaSockets {
-        ports: ports.sockets.clone(),
-        workers: (workers.workers.iter())
+    let machine = Machine {
+        port_sockets: ports.sockets.clone(),
+        worker_sockets: (workers.workers.iter())
             .map(|w| eal.lcore_socket(w.lcore))
             .collect(),
+        memory: data_port::EalMemoryView::new(
+            eal.memory_view(),
+            (ports.pools.iter())
+                .map(|&(socket, pool)| (pool_name(socket), socket, pool))
+                .collect(),
+        ),
     };
     let shared: Vec<Arc<DataPort>> = ports
         .ports
@@ -434,7 +440,7 @@ pub fn run(
         &workers,
         &shared,
         &twins.ports,
-        sockets,
+        machine,
     );
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     for n in rvs_control::appliance::remote_numa_notices(
@@ -528,6 +534,11 @@ struct DataPorts {
     main_socket: i32,
 }
 
+/// A data pool's name on NUMA `socket`.
+fn pool_name(socket: i32) -> String {
+    format!("rvs_mbufs_s{socket}")
+}
+
 impl DataPorts {
     /// What the engine knows of each port.
     fn infos(&self, cfg: &Config) -> Vec<PortInfo> {
@@ -594,7 +605,7 @@ fn open_ports(eal: &Eal, log: &EalLog, cfg: &Config) -> Result<DataPorts, RunErr
             None => {
                 let pool = Mempool::new(
                     eal,
-                    &format!("rvs_mbufs_s{socket}"),
+                    &pool_name(socket),
                     pool_size(cfg),
                     cfg.mbuf_cache,
                     data_room(cfg),
@@ -893,10 +904,12 @@ fn start_vrrp(
     Ok(())
 }
 
-/// The NUMA sockets of the ports (None: the device does not say) and of the workers' lcores.
-struct NumaSockets {
-    ports: Vec<Option<u32>>,
-    workers: Vec<u32>,
+/// What the EAL tells of the machine: the NUMA sockets of the ports (None: the device does
+/// not say) and of the workers' lcores, and its memory.
+struct Machine {
+    port_sockets: Vec<Option<u32>>,
+    worker_sockets: Vec<u32>,
+    memory: data_port::EalMemoryView,
 }
 
 /// The command layer over the running workers and ports.
@@ -907,7 +920,7 @@ fn control_side(
     workers: &WorkerSet,
     ports: &[Arc<DataPort>],
     twins: &[(String, Port)],
-    sockets: NumaSockets,
+    machine: Machine,
 ) -> Arc<Appliance> {
     let views = workers.views();
     let port_views = cfg
@@ -941,7 +954,7 @@ fn control_side(
         .enumerate()
         .flat_map(|(w, wc)| {
             let lcore = wc.lcore;
-            let socket = |p: usize| sockets.ports.get(p).copied().flatten();
+            let socket = |p: usize| machine.port_sockets.get(p).copied().flatten();
             wc.rx.iter().map(move |&(p, q)| {
                 let tx = cfg.ports[p].peer;
                 rvs_control::appliance::FwdStream {
@@ -957,7 +970,8 @@ fn control_side(
             })
         })
         .collect();
-    appliance.worker_sockets = sockets.workers;
+    appliance.worker_sockets = machine.worker_sockets;
+    appliance.memory = Some(Arc::new(machine.memory));
     appliance.twins = twins.iter().map(|(name, _)| name.clone()).collect();
     let appliance = appliance.shared();
     appliance.refresh_host_vips();

@@ -218,6 +218,20 @@ host_tap = "{twin}"
         "{}",
         log_text()
     );
+    // testpmd's `dump mempool`: DPDK's own dump of the data pool.
+    let dump = Command::new(rvs_testkit::bins::sibling(
+        env!("CARGO_BIN_EXE_rvs"),
+        "rvsadm",
+    ))
+    .args(["--console", "dump", "mempool", "rvs_mbufs_s0"])
+    .env("RVS_SOCKET", &socket)
+    .output()
+    .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    assert!(
+        dump.starts_with("mempool <rvs_mbufs_s0>@") && dump.contains("\n  size="),
+        "{dump}"
+    );
     let kernel = run("ip route show 10.215.0.0/24");
     assert!(
         String::from_utf8_lossy(&kernel.stdout).contains(&format!("via 10.214.0.2 dev {twin}")),
@@ -436,6 +450,21 @@ host_tap = "{twin}"
     );
     assert!(
         value("rvs_port_rx_packets_total{port=\"wire\"}") >= 3,
+        "{page}"
+    );
+    // The data pool: its size as `dump mempool` gives it, the tap's rx ring holding
+    // buffers from it, the rest free.
+    let pool = "{pool=\"rvs_mbufs_s0\",socket=\"0\"}";
+    let size = value(&format!("rvs_mbuf_pool_size{pool}"));
+    let in_use = value(&format!("rvs_mbuf_pool_in_use{pool}"));
+    assert!(
+        dump.contains(&format!("\n  size={size}\n")),
+        "{size}: {dump}"
+    );
+    assert!(in_use > 0 && in_use < size, "{page}");
+    assert_eq!(
+        value(&format!("rvs_mbuf_pool_available{pool}")) + in_use,
+        size,
         "{page}"
     );
     assert!(scrape("/nothing").starts_with("HTTP/1.1 404"));

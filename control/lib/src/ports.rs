@@ -123,6 +123,51 @@ pub struct QueueInfo {
 /// A driver's refusal: its reason (strerror) and errno.
 pub type Refusal = (String, i32);
 
+/// What testpmd's `dump` shows in DPDK's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpObject {
+    Mempool,
+    Ring,
+    Memzone,
+    Physmem,
+    Lcores,
+    Devargs,
+    LogTypes,
+}
+
+/// One NUMA socket's heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SocketMemory {
+    pub socket: u32,
+    pub total_bytes: u64,
+    pub alloc_bytes: u64,
+    pub free_bytes: u64,
+    pub alloc_count: u32,
+    pub free_count: u32,
+}
+
+/// An mbuf pool's fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolFill {
+    pub name: String,
+    /// Its NUMA socket (-1: any).
+    pub socket: i32,
+    pub size: u32,
+    /// Free mbufs, the per-lcore caches' included.
+    pub available: u32,
+}
+
+/// The EAL's memory as commands see it.
+pub trait EalMemory: Send + Sync + std::fmt::Debug {
+    /// DPDK's dump of `what`: all mempools or rings, or the one called `name`; None when
+    /// none has that name.
+    fn dump(&self, what: DumpObject, name: Option<&str>) -> Result<Option<String>, String>;
+    /// Each NUMA socket's heap (sockets without one left out).
+    fn socket_memory(&self) -> Vec<SocketMemory>;
+    /// The packet-buffer pools.
+    fn pools(&self) -> Vec<PoolFill>;
+}
+
 /// The packet-type layers testpmd's `show port N ptypes` lists, by mask.
 pub const PTYPE_LAYERS: [(u32, &str); 7] = [
     (0x0000_000f, "L2"),

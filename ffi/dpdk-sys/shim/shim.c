@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <stdlib.h>
 #include "shim.h"
 
 int rvs_errno(void) { return rte_errno; }
@@ -104,6 +105,51 @@ uint64_t rvs_rss_bits(enum rvs_rss_set s)
 	case RVS_RSS_L4_DST_ONLY: return RTE_ETH_RSS_L4_DST_ONLY;
 	}
 	return 0;
+}
+
+long rvs_dump(enum rvs_dump what, const char *name, char **out)
+{
+	size_t len = 0;
+	*out = NULL;
+	FILE *f = open_memstream(out, &len);
+	if (f == NULL)
+		return -2;
+	long found = 0;
+	switch (what) {
+	case RVS_DUMP_MEMPOOL:
+		if (name == NULL) {
+			rte_mempool_list_dump(f);
+		} else {
+			struct rte_mempool *mp = rte_mempool_lookup(name);
+			if (mp != NULL)
+				rte_mempool_dump(f, mp);
+			else
+				found = -1;
+		}
+		break;
+	case RVS_DUMP_RING:
+		if (name == NULL) {
+			rte_ring_list_dump(f);
+		} else {
+			struct rte_ring *r = rte_ring_lookup(name);
+			if (r != NULL)
+				rte_ring_dump(f, r);
+			else
+				found = -1;
+		}
+		break;
+	case RVS_DUMP_MEMZONE: rte_memzone_dump(f); break;
+	case RVS_DUMP_PHYSMEM: rte_dump_physmem_layout(f); break;
+	case RVS_DUMP_LCORES: rte_lcore_dump(f); break;
+	case RVS_DUMP_DEVARGS: rte_devargs_dump(f); break;
+	case RVS_DUMP_LOG_TYPES: rte_log_dump(f); break;
+	}
+	if (fclose(f) != 0 || *out == NULL) {
+		free(*out);
+		*out = NULL;
+		return -2;
+	}
+	return found < 0 ? found : (long)len;
 }
 
 static ssize_t rvs_cookie_write(void *cookie, const char *buf, size_t size)

@@ -15,6 +15,7 @@
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 #include <rte_cycles.h>
+#include <rte_malloc.h>
 
 int rvs_errno(void);
 unsigned rvs_lcore_id(void);
@@ -63,6 +64,14 @@ size_t rvs_sizeof(enum rvs_layout_type t);
 enum rvs_rss_set { RVS_RSS_IP, RVS_RSS_TCP, RVS_RSS_UDP, RVS_RSS_SCTP, RVS_RSS_L3_SRC_ONLY,
 	RVS_RSS_L3_DST_ONLY, RVS_RSS_L4_SRC_ONLY, RVS_RSS_L4_DST_ONLY };
 uint64_t rvs_rss_bits(enum rvs_rss_set s);
+
+/* testpmd's `dump` objects, written by DPDK's own dump functions. */
+enum rvs_dump { RVS_DUMP_MEMPOOL, RVS_DUMP_RING, RVS_DUMP_MEMZONE, RVS_DUMP_PHYSMEM,
+	RVS_DUMP_LCORES, RVS_DUMP_DEVARGS, RVS_DUMP_LOG_TYPES };
+/* Writes dump `what` (of the mempool or ring called `name` only, where not NULL) into a
+ * buffer in *out, which the caller frees with free(); its length, -1 when no mempool or
+ * ring has that name, -2 when the buffer could not be had. */
+long rvs_dump(enum rvs_dump what, const char *name, char **out);
 
 /* A stdio stream whose writes go to `write` (fopencookie), for rte_openlog_stream. */
 typedef long (*rvs_log_write_fn)(const char *buf, size_t size);

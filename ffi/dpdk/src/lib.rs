@@ -21,6 +21,7 @@ mod ethdev;
 mod lcore;
 pub mod log;
 mod mbuf;
+mod memory;
 mod mempool;
 mod quiet;
 mod ring;
@@ -35,6 +36,7 @@ pub use ethdev::{
 };
 pub use lcore::{current_lcore, register_thread, LcoreHandle, LcorePanic, ThreadRegistration};
 pub use mbuf::{Mbuf, MbufBurst, BURST};
+pub use memory::{Dump, MemoryView, SocketHeap};
 pub use mempool::Mempool;
 pub use quiet::PortsQuiet;
 pub use ring::{mbuf_ring, RingConsumer, RingProducer};

@@ -63,6 +63,12 @@ impl Mempool {
         true
     }
 
+    /// Mbufs the pool holds in all.
+    pub fn size(&self) -> u32 {
+        // SAFETY: valid pool pointer; `size` is set at creation and never written after.
+        unsafe { (*self.0.as_ptr()).size }
+    }
+
     /// Mbufs free in the pool (including per-lcore caches).
     pub fn available(&self) -> u32 {
         // SAFETY: valid pool pointer.

@@ -469,6 +469,35 @@ impl Appliance {
                 );
             }
         }
+        // The packet-buffer pools: one that runs dry drops what arrives (rx_nombuf).
+        let pools = self.memory.as_ref().map(|m| m.pools()).unwrap_or_default();
+        type PoolGauge = (
+            &'static str,
+            &'static str,
+            fn(&crate::ports::PoolFill) -> u32,
+        );
+        let gauges: [PoolGauge; 3] = [
+            ("rvs_mbuf_pool_size", "Mbufs the pool holds in all.", |p| {
+                p.size
+            }),
+            (
+                "rvs_mbuf_pool_available",
+                "Mbufs free in the pool, its per-lcore caches' included.",
+                |p| p.available,
+            ),
+            (
+                "rvs_mbuf_pool_in_use",
+                "Mbufs taken from the pool: in rx rings, in flight, waiting in the workers.",
+                |p| p.size.saturating_sub(p.available),
+            ),
+        ];
+        for (name, help, value) in gauges.iter().filter(|_| !pools.is_empty()) {
+            f.head(name, "gauge", help);
+            for p in &pools {
+                let labels = [("pool", p.name.clone()), ("socket", p.socket.to_string())];
+                f.sample(name, &labels, value(p));
+            }
+        }
         f.head(
             "rvs_forwarding",
             "gauge",

@@ -163,6 +163,11 @@ pub struct Appliance {
     pub streams: Vec<FwdStream>,
     /// Each worker's lcore's NUMA socket.
     pub worker_sockets: Vec<u32>,
+    /// The EAL's memory (testpmd's `dump` commands, the mbuf pools' metrics); None
+    /// without an EAL.
+    pub memory: Option<Arc<dyn crate::ports::EalMemory>>,
+    /// `dump socket_mem`'s totals at its last call (testpmd prints the change since).
+    socket_mem_last: Mutex<Option<(u64, u64)>>,
     /// Each worker's counters (its own and its engine's) at the last `start` or `clear
     /// fwd stats`: `show fwd stats` counts from there.
     fwd_since: Mutex<Vec<(rvs_core::WorkerCounters, rvs_core::engine::Counters)>>,
@@ -330,6 +335,8 @@ impl Appliance {
             tsc_hz: 0,
             streams: Vec::new(),
             worker_sockets: Vec::new(),
+            memory: None,
+            socket_mem_last: Mutex::new(None),
             fwd_since: Mutex::new(Vec::new()),
             verbose: AtomicU32::new(0),
             xstats_hide_zero: AtomicBool::new(false),
@@ -742,6 +749,8 @@ impl Appliance {
             }
             ["show", "port", which, "rss-hash"] => self.show_rss_hash(which, false),
             ["show", "port", which, "ptypes"] => self.show_ptypes(which),
+            ["dump", "socket_mem"] => self.dump_socket_mem(),
+            ["dump", what, name @ ..] if name.len() <= 1 => self.dump_eal(what, name.first()),
             ["show", "port", which, "rss-hash", "key"] => self.show_rss_hash(which, true),
             ["show", "port", which, "rss", "reta", rest @ ..] if rest.len() != 1 => {
                 self.show_rss_reta(which, rest)

@@ -404,6 +404,46 @@ impl Appliance {
         Reply::ok(out)
     }
 
+    /// testpmd's `dump mempool|ring [NAME]`, `dump memzone|physmem|lcores|devargs|log_types`:
+    /// DPDK's own dump of the object, as testpmd prints it.
+    pub(super) fn dump_eal(&self, what: &str, name: Option<&&str>) -> Reply {
+        use crate::ports::DumpObject;
+        let (object, named) = match what {
+            "mempool" => (DumpObject::Mempool, true),
+            "ring" => (DumpObject::Ring, true),
+            "memzone" => (DumpObject::Memzone, false),
+            "physmem" => (DumpObject::Physmem, false),
+            "lcores" => (DumpObject::Lcores, false),
+            "devargs" => (DumpObject::Devargs, false),
+            "log_types" => (DumpObject::LogTypes, false),
+            _ => return Reply::fail(2, format!("Bad arguments: {DUMP_USAGE}, not {what:?}\n")),
+        };
+        if name.is_some() && !named {
+            return Reply::fail(2, format!("Bad arguments: {DUMP_USAGE}\n"));
+        }
+        let Some(memory) = &self.memory else {
+            return Reply::fail(1, "no EAL in this process: nothing to dump\n");
+        };
+        match memory.dump(object, name.copied()) {
+            Ok(Some(text)) => Reply::ok(text),
+            Ok(None) => Reply::fail(1, format!("Cannot find {what}\n")),
+            Err(e) => Reply::fail(1, format!("{e}\n")),
+        }
+    }
+
+    /// testpmd's `dump socket_mem`: each NUMA socket's heap and their total, in MiB, and
+    /// from the second call on the change since the last.
+    pub(super) fn dump_socket_mem(&self) -> Reply {
+        let Some(memory) = &self.memory else {
+            return Reply::fail(1, "no EAL in this process: nothing to dump\n");
+        };
+        let heaps = memory.socket_memory();
+        let mut last = self.socket_mem_last.lock();
+        let (text, totals) = socket_mem_text(&heaps, *last);
+        *last = Some(totals);
+        Reply::ok(text)
+    }
+
     /// testpmd's `show port N rss-hash [key]`: the hash types in use (testpmd's names,
     /// groups too), and the key.
     pub(super) fn show_rss_hash(&self, which: &str, key: bool) -> Reply {
@@ -796,6 +836,60 @@ fn speed_text(mbps: u32) -> String {
 }
 
 /// testpmd's `show rxq|txq info` text for queue `q` of port `i`.
+/// `dump`'s objects, for its usage line.
+const DUMP_USAGE: &str =
+    "dump mempool|ring [NAME] | dump memzone|physmem|lcores|devargs|log_types|socket_mem";
+
+/// testpmd's `dump socket_mem` text for `heaps`, with the change since `last` (the total
+/// and allocated bytes then); and the totals now.
+fn socket_mem_text(
+    heaps: &[crate::ports::SocketMemory],
+    last: Option<(u64, u64)>,
+) -> (String, (u64, u64)) {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let line = |head: &str, total: u64, alloc: u64, free: u64, counts: (u32, u32)| {
+        let share = if total == 0 {
+            0.0
+        } else {
+            alloc as f64 * 100.0 / total as f64
+        };
+        format!(
+            "{head}: size(M) total: {:.6} alloc: {:.6}({share:.3}%) free: {:.6} \tcount alloc: {:<4} free: {}\n",
+            total as f64 / MIB,
+            alloc as f64 / MIB,
+            free as f64 / MIB,
+            counts.0,
+            counts.1,
+        )
+    };
+    let mut out = String::new();
+    let (mut total, mut alloc, mut free, mut n_alloc, mut n_free) = (0u64, 0u64, 0u64, 0u32, 0u32);
+    for h in heaps {
+        total += h.total_bytes;
+        alloc += h.alloc_bytes;
+        free += h.free_bytes;
+        n_alloc = n_alloc.wrapping_add(h.alloc_count);
+        n_free = n_free.wrapping_add(h.free_count);
+        out.push_str(&line(
+            &format!("Socket {}", h.socket),
+            h.total_bytes,
+            h.alloc_bytes,
+            h.free_bytes,
+            (h.alloc_count, h.free_count),
+        ));
+    }
+    out.push_str(&line("Total   ", total, alloc, free, (n_alloc, n_free)));
+    if let Some((last_total, last_alloc)) = last.filter(|&(_, a)| a != 0) {
+        let _ = writeln!(
+            out,
+            "Memory total change: {:.6}(M), allocation change: {:.6}(M)",
+            (total as f64 - last_total as f64) / MIB,
+            (alloc as f64 - last_alloc as f64) / MIB
+        );
+    }
+    (out, (total, alloc))
+}
+
 fn queue_info_text(i: usize, q: u16, rx: bool, info: &crate::ports::QueueInfo) -> String {
     let border = "*********************";
     let on = |b: bool| if b { "on" } else { "off" };

@@ -233,6 +233,20 @@ pub const VERBS: &[Verb] = &[
         phrases: &["show port 0 rss reta"],
     },
     Verb {
+        usage: "dump mempool|ring [NAME] | dump memzone|physmem|lcores|devargs|log_types|socket_mem",
+        help: "DPDK's own dump of its mbuf pools, rings, memzones, memory segments, lcores, devices' arguments or log types, or each NUMA socket's heap (testpmd's)",
+        phrases: &[
+            "dump mempool",
+            "dump ring",
+            "dump memzone",
+            "dump physmem",
+            "dump lcores",
+            "dump devargs",
+            "dump log_types",
+            "dump socket_mem",
+        ],
+    },
+    Verb {
         usage: "show port N ptypes",
         help: "the packet types a port's driver can classify, layer by layer (testpmd's; rvs asks it to classify none: it parses each frame itself)",
         phrases: &["show port 0 ptypes"],

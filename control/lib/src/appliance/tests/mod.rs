@@ -623,6 +623,107 @@ fn lan_and_refusing_port() -> Arc<Appliance> {
 }
 
 /// testpmd's `show rxq|txq info N QUEUE`: the driver's description in testpmd's words,
+/// The EAL's memory as a test gives it: one pool, two sockets' heaps, the second growing
+/// by 1 MiB at each read.
+#[derive(Debug, Default)]
+struct FakeMemory {
+    reads: Mutex<u64>,
+}
+
+impl crate::ports::EalMemory for FakeMemory {
+    fn dump(
+        &self,
+        what: crate::ports::DumpObject,
+        name: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        Ok(match (what, name) {
+            (crate::ports::DumpObject::Mempool, None | Some("pool_a")) => {
+                Some("mempool <pool_a>@0x1\n  size=4095\n".into())
+            }
+            (crate::ports::DumpObject::Mempool, Some(_)) => None,
+            (other, _) => Some(format!("{other:?}\n")),
+        })
+    }
+    fn socket_memory(&self) -> Vec<crate::ports::SocketMemory> {
+        let mut reads = self.reads.lock();
+        *reads += 1;
+        let mib = 1024 * 1024;
+        vec![
+            crate::ports::SocketMemory {
+                socket: 0,
+                total_bytes: 256 * mib,
+                alloc_bytes: 64 * mib,
+                free_bytes: 192 * mib,
+                alloc_count: 40,
+                free_count: 1,
+            },
+            crate::ports::SocketMemory {
+                socket: 1,
+                total_bytes: 128 * mib,
+                alloc_bytes: *reads * mib,
+                free_bytes: (128 - *reads) * mib,
+                alloc_count: 3,
+                free_count: 0,
+            },
+        ]
+    }
+    fn pools(&self) -> Vec<crate::ports::PoolFill> {
+        vec![crate::ports::PoolFill {
+            name: "pool_a".into(),
+            socket: 1,
+            size: 4095,
+            available: 4000,
+        }]
+    }
+}
+
+/// testpmd's `dump` commands: DPDK's own text passed on, testpmd's words where a name
+/// matches nothing, each socket's heap and the change since the last call; the pools'
+/// gauges on the metrics page.
+#[test]
+fn dump_commands_and_the_pools_metrics() {
+    let bare = appliance();
+    assert_eq!(
+        bare.console("dump mempool").err,
+        "no EAL in this process: nothing to dump\n"
+    );
+    assert!(!bare.metrics().contains("rvs_mbuf_pool"));
+    let mut a = unshared_appliance(Vec::new(), 1);
+    a.memory = Some(Arc::new(FakeMemory::default()));
+    let a = a.shared();
+    let r = a.console("dump mempool pool_a");
+    assert_eq!(
+        (r.status, r.out.as_str()),
+        (0, "mempool <pool_a>@0x1\n  size=4095\n")
+    );
+    let r = a.console("dump mempool other");
+    assert_eq!((r.status, r.err.as_str()), (1, "Cannot find mempool\n"));
+    assert_eq!(a.console("dump log_types").out, "LogTypes\n");
+    for bad in ["dump memzone x", "dump nothing", "dump"] {
+        assert_eq!(a.console(bad).status, 2, "{bad}");
+    }
+    let first = a.console("dump socket_mem").out;
+    assert_eq!(
+        first,
+        "Socket 0: size(M) total: 256.000000 alloc: 64.000000(25.000%) free: 192.000000 \tcount alloc: 40   free: 1\n\
+         Socket 1: size(M) total: 128.000000 alloc: 1.000000(0.781%) free: 127.000000 \tcount alloc: 3    free: 0\n\
+         Total   : size(M) total: 384.000000 alloc: 65.000000(16.927%) free: 319.000000 \tcount alloc: 43   free: 1\n"
+    );
+    let second = a.console("dump socket_mem").out;
+    assert!(
+        second.ends_with("Memory total change: 0.000000(M), allocation change: 1.000000(M)\n"),
+        "{second}"
+    );
+    let page = a.metrics();
+    for line in [
+        "rvs_mbuf_pool_size{pool=\"pool_a\",socket=\"1\"} 4095\n",
+        "rvs_mbuf_pool_available{pool=\"pool_a\",socket=\"1\"} 4000\n",
+        "rvs_mbuf_pool_in_use{pool=\"pool_a\",socket=\"1\"} 95\n",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
+}
+
 /// testpmd's `show port N ptypes`: each layer's types, or that it has none.
 #[test]
 fn show_port_ptypes_lists_each_layer_as_testpmd() {
