@@ -176,20 +176,26 @@ impl Appliance {
             }
             let _ = writeln!(
                 out,
-                "  adverts sent {} (priority 0: {}), received {} (priority 0: {}); became master {}; gratuitous ARPs and unsolicited NAs {}",
+                "  adverts sent {} (priority 0: {}), received {} (priority 0: {}); became master {}, released master {}; gratuitous ARPs and unsolicited NAs {}",
                 s.adverts_sent,
                 s.priority_zero_sent,
                 s.adverts_received,
                 s.priority_zero_received,
                 s.became_master,
+                s.released_master,
                 s.garps_sent
             );
             let _ = writeln!(
                 out,
-                "  dropped adverts: ttl {}, version {}, authentication {}, checksum {}, interval {}, not a unicast peer {}, another address list {}",
+                "  dropped adverts: length {}, ttl {}, version {}, type {}, authentication {} (invalid type {}, type mismatch {}, failure {}), checksum {}, interval {}, not a unicast peer {}, another address list {}",
+                s.bad_length,
                 s.bad_ttl,
                 s.bad_version,
-                s.bad_auth,
+                s.bad_type,
+                s.auth_invalid_type + s.auth_type_mismatch + s.auth_failure,
+                s.auth_invalid_type,
+                s.auth_type_mismatch,
+                s.auth_failure,
                 s.bad_checksum,
                 s.bad_interval,
                 s.bad_source,

@@ -15,6 +15,7 @@ pub mod pacing;
 pub mod process;
 pub mod reload;
 pub mod run;
+pub mod vet;
 
 pub use conf::{VrrpConf, VrrpRoute};
 pub use machine::State;

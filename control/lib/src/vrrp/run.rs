@@ -16,13 +16,14 @@ use super::machine::{Action, Machine, Params, State};
 use super::pacing::Pacer;
 use super::process::ProcessStatus;
 use super::reload::{self, Carried, CarriedInstance, InstanceKey};
+use super::vet;
 use crate::log::{log, Level};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use rvs_core::engine::Floating;
 use rvs_rawsock::PacketSocket;
 use rvs_wire::icmpv6;
-use rvs_wire::vrrp::{self, VrrpPacket, VrrpRepr};
+use rvs_wire::vrrp::{self, VrrpRepr};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Child, Command};
@@ -144,11 +145,19 @@ pub struct InstanceStatus {
     pub priority_zero_sent: u64,
     pub priority_zero_received: u64,
     pub became_master: u64,
+    /// Left MASTER (for BACKUP or FAULT).
+    pub released_master: u64,
     pub garps_sent: u64,
-    /// Dropped adverts: TTL not 255, wrong version, authentication, checksum, interval.
+    /// Dropped adverts: shorter than their address count says, TTL not 255, wrong
+    /// version, not an advertisement, authentication (a type VRRP has not, another type
+    /// than configured, a wrong password or AH), checksum, interval.
+    pub bad_length: u64,
     pub bad_ttl: u64,
     pub bad_version: u64,
-    pub bad_auth: u64,
+    pub bad_type: u64,
+    pub auth_invalid_type: u64,
+    pub auth_type_mismatch: u64,
+    pub auth_failure: u64,
     pub bad_checksum: u64,
     pub bad_interval: u64,
     /// Unicast adverts from no `unicast_peer` (`check_unicast_src`).
@@ -167,16 +176,40 @@ impl InstanceStatus {
             priority_zero_sent: self.priority_zero_sent,
             priority_zero_received: self.priority_zero_received,
             became_master: self.became_master,
+            released_master: self.released_master,
             garps_sent: self.garps_sent,
+            bad_length: self.bad_length,
             bad_ttl: self.bad_ttl,
             bad_version: self.bad_version,
-            bad_auth: self.bad_auth,
+            bad_type: self.bad_type,
+            auth_invalid_type: self.auth_invalid_type,
+            auth_type_mismatch: self.auth_type_mismatch,
+            auth_failure: self.auth_failure,
             bad_checksum: self.bad_checksum,
             bad_interval: self.bad_interval,
             bad_source: self.bad_source,
             address_mismatch: self.address_mismatch,
             ..fresh
         }
+    }
+
+    /// An advert dropped before the state machine heard it, counted by why.
+    fn refused(&mut self, why: vet::Refusal) {
+        use vet::Refusal as R;
+        let counter = match why {
+            R::NotAPeer => &mut self.bad_source,
+            R::Length => &mut self.bad_length,
+            R::Ttl => &mut self.bad_ttl,
+            R::Version => &mut self.bad_version,
+            R::Type => &mut self.bad_type,
+            R::AuthInvalidType => &mut self.auth_invalid_type,
+            R::AuthTypeMismatch => &mut self.auth_type_mismatch,
+            R::AuthFailure => &mut self.auth_failure,
+            R::Checksum => &mut self.bad_checksum,
+            R::Interval => &mut self.bad_interval,
+            R::Stranger => return,
+        };
+        *counter += 1;
     }
 
     /// An advert left (with `priority`).
@@ -1652,7 +1685,8 @@ impl Controller {
         body: &[u8],
         ah: Option<&[u8]>,
     ) {
-        let Ok(p) = VrrpPacket::new_checked(body, src.len()) else {
+        // The instance by the VRID, as keepalived finds it before any other check.
+        let Some(&vrid) = body.get(1) else {
             return;
         };
         let from = match (<[u8; 4]>::try_from(src), <[u8; 16]>::try_from(src)) {
@@ -1661,16 +1695,15 @@ impl Controller {
             _ => return,
         };
         let Some(i) = self.insts.iter().position(|x| {
-            x.link == link && x.conf.vrid == p.vrid() && x.src.is_ipv6() == from.is_ipv6()
+            x.link == link && x.conf.vrid == vrid && x.src.is_ipv6() == from.is_ipv6()
         }) else {
             if self.log_unknown_vrids {
                 log(
                     Level::Info,
                     "vrrp",
-                    Some(&format!("unknown vrid {}", p.vrid())),
+                    Some(&format!("unknown vrid {vrid}")),
                     format_args!(
-                        "Unknown VRID({}) received on interface({}) from {from}. ignoring...",
-                        p.vrid(),
+                        "Unknown VRID({vrid}) received on interface({}) from {from}. ignoring...",
                         self.links[link].twin
                     ),
                 );
@@ -1681,86 +1714,28 @@ impl Controller {
         if from == inst.src {
             return;
         }
-        let st = &mut inst.status;
-        if !inst.conf.source_ok(from) {
-            st.bad_source += 1;
-            return;
-        }
-        // RFC 3768/5798's TTL (hop limit) of 255; keepalived does not ask it of unicast
-        // adverts (its IPv6 ones leave with the kernel's default hop limit, 64), only that
-        // it lies within the peer's min_ttl and max_ttl.
-        if (ttl != 255 && inst.conf.unicast_peers.is_empty()) || !inst.conf.peer_ttl_ok(from, ttl) {
-            st.bad_ttl += 1;
-            return;
-        }
-        if p.version() != inst.conf.version {
-            st.bad_version += 1;
-            return;
-        }
-        // keepalived 1.3.6's unicast VRRPv3 checksum (the group in the pseudo-header):
-        // verified so once in use; by default an advert that passes only so switches to it.
-        let group = inst.conf.old_checksum_group.octets();
-        let old_unicast = src.len() == 4 && !inst.conf.unicast_peers.is_empty();
-        let summed_ok = if old_unicast && inst.old_checksum {
-            p.checksum_ok(src, &group)
-        } else if p.checksum_ok(src, dst) {
-            true
-        } else if old_unicast
-            && inst.conf.old_checksum == OldChecksum::Auto
-            && p.checksum_ok(src, &group)
-        {
-            inst.old_checksum = true;
-            log(
-                Level::Notice,
-                "vrrp",
-                None,
-                format_args!(
-                    "({}) Setting unicast VRRPv3 checksum to old version",
-                    inst.conf.name
-                ),
-            );
-            true
-        } else {
-            false
+        let heard = vet::Heard {
+            from,
+            ttl,
+            src,
+            dst,
+            body,
+            ah,
         };
-        if !summed_ok {
-            st.bad_checksum += 1;
-            return;
-        }
-        if inst.conf.version == 2 {
-            let key = inst.conf.auth_pass.as_deref().map(vrrp::pass_bytes);
-            let authentic = match (inst.conf.auth_ah, ah, key) {
-                // AH: the ICV and SPI, then a sequence number past the last (no replay).
-                (true, Some(packet), Some(key)) => {
-                    let unicast = !inst.conf.unicast_peers.is_empty();
-                    match ah::check(packet, &key, unicast) {
-                        Ok(c)
-                            if p.auth_type() == ah::AUTH_TYPE && c.sequence > inst.ah_sequence =>
-                        {
-                            inst.ah_sequence = c.sequence;
-                            true
-                        }
-                        _ => false,
-                    }
-                }
-                (false, None, want) => {
-                    let got = (p.auth_type() == vrrp::AUTH_PASS).then(|| p.auth_data());
-                    p.auth_type() <= vrrp::AUTH_PASS && want == got
-                }
-                _ => false,
-            };
-            if !authentic {
-                st.bad_auth += 1;
+        let mut cont = vet::Continuity {
+            old_checksum: inst.old_checksum,
+            ah_sequence: inst.ah_sequence,
+        };
+        let checked = vet::vet(&inst.conf, &mut cont, &heard);
+        (inst.old_checksum, inst.ah_sequence) = (cont.old_checksum, cont.ah_sequence);
+        let st = &mut inst.status;
+        let p = match checked {
+            Ok(p) => p,
+            Err(why) => {
+                st.refused(why);
                 return;
             }
-            if p.interval_cs() != inst.conf.advert_cs {
-                st.bad_interval += 1;
-                return;
-            }
-        }
-        if !inst.conf.unicast_peers.is_empty() && !inst.conf.unicast_peers.contains(&from) {
-            return;
-        }
+        };
         st.adverts_received += 1;
         // As keepalived (and RFC 3768's "MAY verify"): an advert listing other addresses
         // than ours is dropped, in any state; with skip_check_adv_addr a BACKUP trusts the
@@ -2010,6 +1985,9 @@ impl Controller {
     fn entered(&mut self, i: usize, state: State, now: Instant) {
         {
             let inst = &mut self.insts[i];
+            if inst.status.state == State::Master.name() && state != State::Master {
+                inst.status.released_master += 1;
+            }
             inst.status.state = state.name().into();
             inst.status.since = Some(now);
             if state == State::Master {

@@ -1,4 +1,5 @@
 use super::*;
+use rvs_wire::vrrp::VrrpPacket;
 
 const NO_FILES: TrackedFiles = TrackedFiles {
     defs: &[],
