@@ -61,6 +61,11 @@ struct Args {
     #[arg(long, value_name = "N")]
     nb_cores: Option<usize>,
 
+    /// keepalived's: print the signal number of STOP, RELOAD, DATA, STATS, STATS_CLEAR or
+    /// JSON, and exit (`kill -s $(rvs --signum=STATS) PID`).
+    #[arg(long, value_name = "SIGFUNC")]
+    signum: Option<String>,
+
     /// A keepalived.conf: its virtual servers join the configuration and its health
     /// checkers run (vrrp sections are read and kept).
     #[arg(long, value_name = "FILE")]
@@ -100,8 +105,33 @@ fn forward_mode(s: &str) -> Result<ForwardMode, String> {
     s.parse()
 }
 
+/// keepalived's signals by function, as its `--signum` names them (rvs answers the same).
+fn signum(function: &str) -> Option<i32> {
+    Some(match function {
+        "STOP" => libc::SIGTERM,
+        "RELOAD" => libc::SIGHUP,
+        "DATA" => libc::SIGUSR1,
+        "STATS" => libc::SIGUSR2,
+        "STATS_CLEAR" => libc::SIGRTMAX() - 1,
+        "JSON" => libc::SIGRTMIN() + 2,
+        _ => return None,
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(function) = &args.signum {
+        return match signum(function) {
+            Some(n) => {
+                println!("{n}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("Unknown sigfunc {function}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Some(Cmd::Preview { rules, clients }) = &args.command {
         let result = read_input(rules)
             .and_then(|r| read_input(clients).map(|c| (r, c)))
@@ -258,7 +288,28 @@ fn main() -> ExitCode {
         eprintln!("rvs: error: cannot handle SIGHUP: {e}");
         return ExitCode::FAILURE;
     }
-    let signals = runtime::Signals { stop, hup };
+    // keepalived's STATS (SIGUSR2) and STATS_CLEAR; its DATA (SIGUSR1) and JSON, which rvs
+    // answers with a notice rather than be ended by (their default action).
+    let dumps: Vec<(i32, Arc<AtomicBool>)> = ["STATS", "STATS_CLEAR", "DATA", "JSON"]
+        .iter()
+        .filter_map(|f| signum(f))
+        .map(|n| (n, Arc::new(AtomicBool::new(false))))
+        .collect();
+    for (n, flag) in &dumps {
+        if let Err(e) = signal_hook::flag::register(*n, flag.clone()) {
+            eprintln!("rvs: error: cannot handle signal {n}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let flag = |i: usize| dumps[i].1.clone();
+    let signals = runtime::Signals {
+        stop,
+        hup,
+        stats: flag(0),
+        stats_clear: flag(1),
+        data: flag(2),
+        json: flag(3),
+    };
     let options = runtime::RunOptions {
         interactive: args.interactive,
         burst: args.burst,

@@ -313,10 +313,15 @@ pub fn build_director(cfg: &Config, ports: Vec<PortInfo>) -> Result<Director, Ru
     cfg.director(ports).map_err(RunError::Config)
 }
 
-/// What the signal handlers set: stop (SIGINT/SIGTERM), reload (SIGHUP).
+/// What the signal handlers set: stop (SIGINT/SIGTERM), reload (SIGHUP), keepalived's
+/// STATS (SIGUSR2) and STATS_CLEAR, DATA (SIGUSR1) and JSON.
 pub struct Signals {
     pub stop: Arc<AtomicBool>,
     pub hup: Arc<AtomicBool>,
+    pub stats: Arc<AtomicBool>,
+    pub stats_clear: Arc<AtomicBool>,
+    pub data: Arc<AtomicBool>,
+    pub json: Arc<AtomicBool>,
 }
 
 /// What the command line asks of the run besides the configuration.
@@ -338,7 +343,6 @@ pub fn run(
     vrrp: &VrrpConf,
     reload: rvs_control::appliance::ReloadSource,
 ) -> Result<(), RunError> {
-    let Signals { stop, hup } = signals;
     let RunOptions { interactive, burst } = options;
     let mut director = build_director(cfg, Vec::new())?;
     // Until VRRP says MASTER, its addresses are the peer's.
@@ -483,7 +487,7 @@ pub fn run(
                 cfg,
                 &appliance,
                 &workers,
-                (&stop, &hup),
+                &signals,
                 interactive,
                 keepalived,
             );
@@ -978,16 +982,55 @@ fn control_side(
     appliance
 }
 
+/// keepalived's dump signals: STATS and STATS_CLEAR write its stats file; DATA and JSON,
+/// whose files rvs does not write, get a notice saying where the same state is shown.
+fn answer_dumps(appliance: &Appliance, signals: &Signals) {
+    use rvs_control::log::{log, Level};
+    for (flag, clear) in [(&signals.stats, false), (&signals.stats_clear, true)] {
+        if flag.swap(false, Ordering::Relaxed) {
+            match appliance.write_vrrp_stats(clear) {
+                Ok(path) => log(
+                    Level::Notice,
+                    "vrrp",
+                    None,
+                    format_args!(
+                        "statistics written to {}{}",
+                        path.display(),
+                        if clear { " and cleared" } else { "" }
+                    ),
+                ),
+                Err(e) => log(Level::Error, "vrrp", None, format_args!("{e}")),
+            }
+        }
+    }
+    for (flag, what) in [
+        (&signals.data, "DATA (SIGUSR1): keepalived.data"),
+        (&signals.json, "JSON: keepalived.json"),
+    ] {
+        if flag.swap(false, Ordering::Relaxed) {
+            log(
+                Level::Notice,
+                "vrrp",
+                None,
+                format_args!(
+                    "{what} is not written by rvs; `rvsadm --console 'show vrrp'`, `rvsadm -L -n` and `rvsadm --console 'show health'` show that state"
+                ),
+            );
+        }
+    }
+}
+
 /// Health checks, the control socket and the console, then the wait for a stop; returns
 /// what ended it if that was a failure.
 fn serve(
     cfg: &Config,
     appliance: &Arc<Appliance>,
     workers: &WorkerSet,
-    (stop, hup): (&Arc<AtomicBool>, &Arc<AtomicBool>),
+    signals: &Signals,
     interactive: bool,
     keepalived: Option<&KeepalivedConf>,
 ) -> Option<RunError> {
+    let stop = &signals.stop;
     if let Some(conf) = keepalived {
         match appliance.load_keepalived(conf) {
             Ok(_) => println!(
@@ -1079,7 +1122,8 @@ fn serve(
             )));
             break;
         }
-        if hup.swap(false, Ordering::Relaxed) {
+        answer_dumps(appliance, signals);
+        if signals.hup.swap(false, Ordering::Relaxed) {
             use rvs_control::log::{log, Level};
             match appliance.reload() {
                 Ok(report) => log(

@@ -117,6 +117,8 @@ host_tap = "{twin}"
             .arg(&config)
             .arg("--keepalived-conf")
             .arg(&keepalived)
+            // keepalived's dump files (its STATS signal) go here.
+            .env("TMPDIR", &dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -468,6 +470,67 @@ host_tap = "{twin}"
         "{page}"
     );
     assert!(scrape("/nothing").starts_with("HTTP/1.1 404"));
+
+    // keepalived's STATS signal (SIGUSR2): its stats file in $TMPDIR, VK having advertised
+    // as master; STATS_CLEAR writes it, then the counts start again; DATA (SIGUSR1) gets a
+    // notice, and rvs runs on.
+    let pid = lab.rvs.as_ref().unwrap().id().to_string();
+    let stats_file = dir.join("keepalived.stats");
+    let signal = |name: &str| {
+        let n = String::from_utf8_lossy(
+            &Command::new(env!("CARGO_BIN_EXE_rvs"))
+                .arg(format!("--signum={name}"))
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        let _ = std::fs::remove_file(&stats_file);
+        assert!(Command::new("kill")
+            .args(["-s", &n, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let sent = |text: &str| -> u64 {
+        let vk = text.split("VRRP Instance: ").find(|s| s.starts_with("VK\n")).unwrap_or("");
+        vk.lines()
+            .find_map(|l| l.strip_prefix("    Sent: "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("VK's Sent in {text}"))
+    };
+    let read_stats = || {
+        let mut text = String::new();
+        wait_for("the stats file", Duration::from_secs(5), || {
+            text = std::fs::read_to_string(&stats_file).unwrap_or_default();
+            text.contains("VRRP Instance: VK2\n")
+        });
+        text
+    };
+    // Until VK has been master for a few adverts (it waits out Master_Down_Interval first).
+    let mut stats = String::new();
+    wait_for("VK to advertise as master", Duration::from_secs(15), || {
+        signal("STATS");
+        stats = read_stats();
+        sent(&stats) >= 3
+    });
+    assert!(
+        stats.contains("VRRP Instance: VK\n  Advertisements:\n    Received: 0\n")
+            && stats.contains("  Became master: 1\n  Released master: 0\n"),
+        "{stats}"
+    );
+    let before = sent(&stats);
+    signal("STATS_CLEAR");
+    assert!(sent(&read_stats()) >= before);
+    signal("STATS");
+    let after = sent(&read_stats());
+    assert!(after < before, "{after} adverts since the clear, {before} before");
+    signal("DATA");
+    wait_for("DATA's notice", Duration::from_secs(5), || {
+        log_text().contains("DATA (SIGUSR1): keepalived.data is not written by rvs")
+    });
+    assert!(lab.rvs.as_mut().unwrap().try_wait().unwrap().is_none());
 
     // SIGHUP reloads both files: a service added to the TOML appears, the keepalived.conf's
     // stays, the one added with rvsadm (in neither file) goes, as keepalived reloads.

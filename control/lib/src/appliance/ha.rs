@@ -78,6 +78,20 @@ impl Appliance {
         Ok(rt)
     }
 
+    /// keepalived's STATS signal (SIGUSR2; STATS_CLEAR with `clear`): each instance's
+    /// counters in keepalived's stats file, `$TMPDIR` (else /tmp) `/keepalived.stats`, then
+    /// with `clear` from 0 again. Returns the file's path.
+    pub fn write_vrrp_stats(&self, clear: bool) -> Result<std::path::PathBuf, String> {
+        let statuses = match self.vrrp_runtime.lock().as_ref() {
+            Some(rt) => rt.stats(clear),
+            None => Vec::new(),
+        };
+        let path = crate::vrrp::tmp_dir().join("keepalived.stats");
+        std::fs::write(&path, crate::vrrp::keepalived_stats(&statuses))
+            .map_err(|e| format!("Can't open {} ({e})", path.display()))?;
+        Ok(path)
+    }
+
     /// Stops VRRP cleanly (masters advertise priority 0, addresses are released).
     pub fn stop_vrrp(&self) {
         let rt = self.vrrp_runtime.lock().take();

@@ -238,6 +238,12 @@ enum Event {
     },
     /// A tracked BFD session went up or down.
     Bfd,
+    /// The instances' status for keepalived's stats file, their counters zeroed after
+    /// with `clear` (keepalived's STATS_CLEAR).
+    Stats {
+        clear: bool,
+        reply: Sender<Vec<InstanceStatus>>,
+    },
     Stop,
     /// A reload: the instances `keep` lacks are deleted, the others handed over.
     Handover {
@@ -482,6 +488,18 @@ impl VrrpRuntime {
 
     pub fn status(&self) -> Vec<InstanceStatus> {
         self.status.lock().clone()
+    }
+
+    /// The instances' status with their counters as they are now; with `clear`, the
+    /// counters start again from 0 (keepalived's STATS and STATS_CLEAR signals).
+    pub fn stats(&self, clear: bool) -> Vec<InstanceStatus> {
+        let (tx, rx) = channel::bounded(1);
+        match self.events.send(Event::Stats { clear, reply: tx }) {
+            Ok(()) => rx
+                .recv_timeout(Duration::from_secs(2))
+                .unwrap_or_else(|_| self.status()),
+            Err(_) => self.status(),
+        }
     }
 
     /// The shared status, for the appliance's `show vrrp`.
@@ -1350,6 +1368,17 @@ impl Controller {
                     self.retrack(Instant::now());
                 }
                 Ok(Event::Bfd) => self.retrack(Instant::now()),
+                Ok(Event::Stats { clear, reply }) => {
+                    self.publish_status();
+                    let _ = reply.send(self.insts.iter().map(|i| i.status.clone()).collect());
+                    if clear {
+                        for inst in &mut self.insts {
+                            let status = std::mem::take(&mut inst.status);
+                            inst.status = InstanceStatus::default().counters_into(status);
+                        }
+                        self.publish_status();
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
