@@ -483,14 +483,7 @@ pub fn run(
     }) {
         Err(e) => Some(e),
         Ok(()) => {
-            let failure = serve(
-                cfg,
-                &appliance,
-                &workers,
-                &signals,
-                interactive,
-                keepalived,
-            );
+            let failure = serve(cfg, &appliance, &workers, &signals, interactive, keepalived);
             // While the workers still carry its priority-0 adverts to the wire.
             appliance.stop_vrrp();
             failure

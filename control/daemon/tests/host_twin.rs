@@ -494,7 +494,10 @@ host_tap = "{twin}"
             .success());
     };
     let sent = |text: &str| -> u64 {
-        let vk = text.split("VRRP Instance: ").find(|s| s.starts_with("VK\n")).unwrap_or("");
+        let vk = text
+            .split("VRRP Instance: ")
+            .find(|s| s.starts_with("VK\n"))
+            .unwrap_or("");
         vk.lines()
             .find_map(|l| l.strip_prefix("    Sent: "))
             .and_then(|n| n.parse().ok())
@@ -525,7 +528,10 @@ host_tap = "{twin}"
     assert!(sent(&read_stats()) >= before);
     signal("STATS");
     let after = sent(&read_stats());
-    assert!(after < before, "{after} adverts since the clear, {before} before");
+    assert!(
+        after < before,
+        "{after} adverts since the clear, {before} before"
+    );
     signal("DATA");
     wait_for("DATA's notice", Duration::from_secs(5), || {
         log_text().contains("DATA (SIGUSR1): keepalived.data is not written by rvs")

@@ -19,9 +19,9 @@ pub mod stats;
 pub mod vet;
 
 pub use conf::{VrrpConf, VrrpRoute};
-pub use stats::{keepalived_stats, tmp_dir};
 pub use machine::State;
 pub use run::{
     add_static_addresses, all_standby, run_waited, twin_route, Host, InstanceStatus, Link,
     VrrpRuntime,
 };
+pub use stats::{keepalived_stats, tmp_dir};

@@ -110,7 +110,10 @@ fn checksum_ok(conf: &Instance, cont: &mut Continuity, h: &Heard, p: &VrrpPacket
             Level::Notice,
             "vrrp",
             None,
-            format_args!("({}) Setting unicast VRRPv3 checksum to old version", conf.name),
+            format_args!(
+                "({}) Setting unicast VRRPv3 checksum to old version",
+                conf.name
+            ),
         );
         return true;
     }
@@ -139,13 +142,15 @@ fn authenticate(
     }
     let authentic = match (h.ah, key) {
         // AH: the ICV and SPI, then a sequence number past the last (no replay).
-        (Some(packet), Some(key)) => match ah::check(packet, &key, !conf.unicast_peers.is_empty()) {
-            Ok(c) if c.sequence > cont.ah_sequence => {
-                cont.ah_sequence = c.sequence;
-                true
+        (Some(packet), Some(key)) => {
+            match ah::check(packet, &key, !conf.unicast_peers.is_empty()) {
+                Ok(c) if c.sequence > cont.ah_sequence => {
+                    cont.ah_sequence = c.sequence;
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        },
+        }
         (Some(_), None) => false,
         (None, key) => key.is_none() || key == Some(p.auth_data()),
     };
@@ -212,14 +217,20 @@ mod tests {
         assert_eq!(check(&plain, &good, 255), Ok(()));
         assert_eq!(check(&plain, &good, 64), Err(Refusal::Ttl));
         assert_eq!(check(&plain, &good[..10], 255), Err(Refusal::Length));
-        assert_eq!(check(&plain, &advert(3, 1, None), 255), Err(Refusal::Version));
+        assert_eq!(
+            check(&plain, &advert(3, 1, None), 255),
+            Err(Refusal::Version)
+        );
         let mut not_advert = good.clone();
         not_advert[0] = 0x22;
         assert_eq!(check(&plain, &not_advert, 255), Err(Refusal::Type));
         let mut summed_wrong = good.clone();
         summed_wrong[6] ^= 0xff;
         assert_eq!(check(&plain, &summed_wrong, 255), Err(Refusal::Checksum));
-        assert_eq!(check(&plain, &advert(2, 3, None), 255), Err(Refusal::Interval));
+        assert_eq!(
+            check(&plain, &advert(2, 3, None), 255),
+            Err(Refusal::Interval)
+        );
         // Authentication: a type VRRP has not, another than configured, a wrong password.
         let mut type_9 = good.clone();
         type_9[4] = 9;
@@ -228,7 +239,10 @@ mod tests {
         type_9[6..8].copy_from_slice(&sum.to_be_bytes());
         assert_eq!(check(&plain, &type_9, 255), Err(Refusal::AuthInvalidType));
         let with_pass = advert(2, 1, Some("secret"));
-        assert_eq!(check(&plain, &with_pass, 255), Err(Refusal::AuthTypeMismatch));
+        assert_eq!(
+            check(&plain, &with_pass, 255),
+            Err(Refusal::AuthTypeMismatch)
+        );
         let pass = instance(" authentication {\n auth_type PASS\n auth_pass secret\n }\n");
         assert_eq!(check(&pass, &with_pass, 255), Ok(()));
         assert_eq!(check(&pass, &good, 255), Err(Refusal::AuthTypeMismatch));
@@ -243,7 +257,17 @@ mod tests {
         let key = vrrp::pass_bytes("secret");
         let packet = |sequence: u32, key: &[u8; 8]| {
             let mut buf = vec![0u8; 128];
-            let n = ah::emit(&mut buf, PEER, vrrp::GROUP_V4, 255, 1, sequence, key, &ah_advert, false);
+            let n = ah::emit(
+                &mut buf,
+                PEER,
+                vrrp::GROUP_V4,
+                255,
+                1,
+                sequence,
+                key,
+                &ah_advert,
+                false,
+            );
             buf.truncate(n);
             buf
         };
@@ -261,9 +285,17 @@ mod tests {
             vet(&ah_conf, &mut cont, &heard(&ah_advert, 255, Some(&forged))).map(|_| ()),
             Err(Refusal::AuthFailure)
         );
-        assert_eq!(check(&ah_conf, &ah_advert, 255), Err(Refusal::AuthTypeMismatch));
         assert_eq!(
-            vet(&plain, &mut Continuity::default(), &heard(&good, 255, Some(&first))).map(|_| ()),
+            check(&ah_conf, &ah_advert, 255),
+            Err(Refusal::AuthTypeMismatch)
+        );
+        assert_eq!(
+            vet(
+                &plain,
+                &mut Continuity::default(),
+                &heard(&good, 255, Some(&first))
+            )
+            .map(|_| ()),
             Err(Refusal::AuthTypeMismatch),
             "AH's header where none is wanted"
         );
