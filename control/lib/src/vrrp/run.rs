@@ -494,10 +494,9 @@ impl VrrpRuntime {
     /// counters start again from 0 (keepalived's STATS and STATS_CLEAR signals).
     pub fn stats(&self, clear: bool) -> Vec<InstanceStatus> {
         let (tx, rx) = channel::bounded(1);
-        match self.events.send(Event::Stats { clear, reply: tx }) {
-            Ok(()) => rx
-                .recv_timeout(Duration::from_secs(2))
-                .unwrap_or_else(|_| self.status()),
+        let wait = Duration::from_secs(2);
+        match self.events.send_timeout(Event::Stats { clear, reply: tx }, wait) {
+            Ok(()) => rx.recv_timeout(wait).unwrap_or_else(|_| self.status()),
             Err(_) => self.status(),
         }
     }
