@@ -495,7 +495,10 @@ impl VrrpRuntime {
     pub fn stats(&self, clear: bool) -> Vec<InstanceStatus> {
         let (tx, rx) = channel::bounded(1);
         let wait = Duration::from_secs(2);
-        match self.events.send_timeout(Event::Stats { clear, reply: tx }, wait) {
+        match self
+            .events
+            .send_timeout(Event::Stats { clear, reply: tx }, wait)
+        {
             Ok(()) => rx.recv_timeout(wait).unwrap_or_else(|_| self.status()),
             Err(_) => self.status(),
         }
