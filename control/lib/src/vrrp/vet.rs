@@ -1,5 +1,7 @@
-//! An advert's checks before an instance's state machine hears it, in keepalived's order,
-//! each refusal named as keepalived counts it (the stats file `SIGUSR2` writes).
+//! An advert's checks before an instance's state machine hears it, each refusal named as
+//! keepalived counts it (the stats file `SIGUSR2` writes). An advert that fails more than
+//! one check may be counted under another than keepalived's: keepalived checks the length
+//! before the TTL, and authentication and the interval before the type and the checksum.
 
 use super::ah;
 use super::conf::{Instance, OldChecksum};
